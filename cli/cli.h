@@ -1,0 +1,39 @@
+/* cli/cli.h — the datamesh command: subcommand table and shared helpers.
+ *
+ * Exit codes of every subcommand: 0 ok, 1 the operation failed, 2 bad usage
+ * (or not implemented yet).
+ */
+#ifndef DM_CLI_CLI_H
+#define DM_CLI_CLI_H
+
+#include <stdbool.h>
+
+#define DM_EXIT_OK 0
+#define DM_EXIT_FAILED 1
+#define DM_EXIT_USAGE 2
+
+typedef struct dm_cli_command {
+    const char *name;
+    const char *summary; /* one line for `datamesh --help` */
+    const char *usage;   /* full text for `datamesh NAME --help` */
+    /* Runs the command with argv[0] = its name. NULL = not implemented yet. */
+    int (*run)(int argc, char **argv);
+} dm_cli_command_t;
+
+/* The table of subcommands, in the order --help lists them (cli/commands.c). */
+extern const dm_cli_command_t dm_cli_commands[];
+extern const int dm_cli_n_commands;
+
+/* Entry point of the datamesh binary. */
+int dm_cli_main(int argc, char **argv);
+
+/* True when argv holds -h or --help (before a "--"). */
+bool dm_cli_wants_help(int argc, char **argv);
+
+/* Prints "datamesh NAME: message" to stderr. */
+void dm_cli_errorf(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Subcommands implemented so far. */
+int dm_cmd_up(int argc, char **argv);
+
+#endif

@@ -1,0 +1,59 @@
+/* cli/cmd_up.c — `datamesh up`: the controller and workers in one process. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "control/controller.h"
+#include "core/log.h"
+
+int dm_cmd_up(int argc, char **argv)
+{
+    dm_controller_options_t opt = {.data_dir = "./.datamesh", .listen = "127.0.0.1:8080"};
+    static const struct option longopts[] = {{"data", required_argument, NULL, 'd'},
+                                             {"listen", required_argument, NULL, 'l'},
+                                             {"demo", no_argument, NULL, 'D'},
+                                             {NULL, 0, NULL, 0}};
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'd': opt.data_dir = optarg; break;
+        case 'l': opt.listen = optarg; break;
+        case 'D': opt.demo = true; break;
+        default: return DM_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        dm_cli_errorf("up", "unexpected argument '%s'", argv[optind]);
+        return DM_EXIT_USAGE;
+    }
+
+    /* Block the stop signals in every thread; this one waits for them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    dm_error_t err = {0};
+    dm_controller_t *c = dm_controller_start(&opt, &err);
+    if (!c) {
+        dm_cli_errorf("up", "%s", err.message);
+        return DM_EXIT_FAILED;
+    }
+    if (opt.demo)
+        DM_WARN("control", "demo: the demo pipeline needs the control plane's pipelines, which "
+                           "are not implemented yet; serving the API only");
+    printf("datamesh up: serving http://%s (data %s); Ctrl-C stops\n", opt.listen, opt.data_dir);
+    fflush(stdout);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    DM_INFO("control", "signal=%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    dm_controller_stop(c);
+    return DM_EXIT_OK;
+}

@@ -1,0 +1,48 @@
+/* cli/commands.c — the one list of datamesh subcommands. Adding a command is
+ * one entry here plus its cli/cmd_<name>.c. */
+#include "cli/cli.h"
+
+#include <stddef.h>
+
+const dm_cli_command_t dm_cli_commands[] = {
+    {"up", "start the controller and workers on this machine",
+     "usage: datamesh up [--data DIR] [--listen HOST:PORT] [--demo]\n"
+     "\n"
+     "Starts the control plane (API, catalog, schema registry) and the workers in one\n"
+     "process. State lives in the data directory. SIGINT or SIGTERM stops it cleanly.\n"
+     "\n"
+     "  --data DIR          data directory (default ./.datamesh)\n"
+     "  --listen HOST:PORT  API and UI address (default 127.0.0.1:8080)\n"
+     "  --demo              load the demo sources and pipeline\n",
+     dm_cmd_up},
+    {"apply", "create or update sources, pipelines, processors and sinks from specs",
+     "usage: datamesh apply -f FILE|DIR [--dry-run] [--server URL]\n", NULL},
+    {"get", "list objects of a kind", "usage: datamesh get KIND [NAME] [-o table|json|yaml]\n",
+     NULL},
+    {"describe", "show one object in detail, with its status",
+     "usage: datamesh describe KIND NAME\n", NULL},
+    {"delete", "delete an object", "usage: datamesh delete KIND NAME\n", NULL},
+    {"produce", "send JSON records to a source", "usage: datamesh produce SOURCE < records.jsonl\n",
+     NULL},
+    {"consume", "print a source's records as JSON lines",
+     "usage: datamesh consume SOURCE [--from-beginning] [-n N] [-f] [-o json]\n", NULL},
+    {"sql", "run a streaming SQL statement", "usage: datamesh sql \"SELECT ...\"\n", NULL},
+    {"lineage", "show which pipelines read and write which sources and fields",
+     "usage: datamesh lineage SOURCE|PIPELINE [--fields]\n", NULL},
+    {"schema", "register, check and inspect Avro schemas",
+     "usage: datamesh schema compat --level LEVEL NEW.avsc OLD.avsc [OLDER.avsc ...]\n"
+     "       datamesh schema fingerprint FILE.avsc\n"
+     "       datamesh schema register|check|list|show ...\n",
+     NULL},
+    {"avro", "read and write Avro container files",
+     "usage: datamesh avro cat FILE.avro\n"
+     "       datamesh avro write --schema S.avsc [--codec C] < records.jsonl > out.avro\n",
+     NULL},
+    {"log", "inspect the embedded log's data directory without a controller",
+     "usage: datamesh log topics|describe|dump --data DIR ...\n", NULL},
+    {"bench", "run a built-in benchmark", "usage: datamesh bench NAME\n", NULL},
+    {"worker", "run tasks for a remote controller (distributed mode)",
+     "usage: datamesh worker --controller URL\n", NULL},
+};
+
+const int dm_cli_n_commands = (int)(sizeof(dm_cli_commands) / sizeof(dm_cli_commands[0]));

@@ -1,0 +1,116 @@
+/* control/controller.c — the control plane process. */
+#include "control/controller.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "control/http.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+struct dm_controller {
+    char *data_dir;
+    int lock_fd;
+    dm_http_server_t *http;
+    int64_t started_ms;
+    _Atomic bool ready;
+};
+
+/* GET /healthz — 200 once the controller serves, 503 before. */
+static void on_healthz(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    dm_controller_t *c = ctx;
+    if (!atomic_load(&c->ready)) {
+        dm_http_error(res, 503, 50300, "controller is starting");
+        return;
+    }
+    dm_http_json(res, 200,
+                 json_pack("{s:s, s:s, s:I}", "status", "ok", "version", DM_VERSION, "uptime_ms",
+                           (json_int_t)(dm_wall_ms() - c->started_ms)));
+}
+
+static dm_err_t make_dirs(const char *path, dm_error_t *err)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return dm_error_set(err, DM_ERR_INVALID, "data directory path too long");
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) && errno != EEXIST)
+            return dm_error_set(err, DM_ERR_IO, "data directory %s: cannot create %s: %s", path,
+                                buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) && errno != EEXIST)
+        return dm_error_set(err, DM_ERR_IO, "data directory %s: %s", path, strerror(errno));
+    return DM_OK;
+}
+
+static dm_err_t lock_data_dir(dm_controller_t *c, dm_error_t *err)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/controller.lock", c->data_dir);
+    c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (c->lock_fd < 0)
+        return dm_error_set(err, DM_ERR_IO, "data directory %s: cannot open lock file: %s",
+                            c->data_dir, strerror(errno));
+    if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        return dm_error_set(err, DM_ERR_EXISTS,
+                            "data directory %s is in use by another datamesh controller",
+                            c->data_dir);
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(c->lock_fd, 0) == 0 && write(c->lock_fd, pid, (size_t)n) < 0) {
+        /* The pid is informational; the flock is what protects the directory. */
+    }
+    return DM_OK;
+}
+
+dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_error_t *err)
+{
+    dm_controller_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        dm_error_set(err, DM_ERR_NOMEM, "controller: out of memory");
+        return NULL;
+    }
+    c->lock_fd = -1;
+    c->started_ms = dm_wall_ms();
+    c->data_dir = strdup(opt->data_dir ? opt->data_dir : "./.datamesh");
+    if (!c->data_dir || make_dirs(c->data_dir, err) || lock_data_dir(c, err)) goto fail;
+
+    dm_http_options_t hopt = {.listen = opt->listen ? opt->listen : "127.0.0.1:8080"};
+    c->http = dm_http_server_new(&hopt, err);
+    if (!c->http) goto fail;
+    if (dm_http_route(c->http, "GET", "/healthz", on_healthz, c) ||
+        dm_http_server_start(c->http, err))
+        goto fail;
+    atomic_store(&c->ready, true);
+    DM_INFO("control", "listen=%s data=%s: controller ready", hopt.listen, c->data_dir);
+    return c;
+fail:
+    dm_controller_stop(c);
+    return NULL;
+}
+
+uint16_t dm_controller_port(const dm_controller_t *c)
+{
+    return dm_http_server_port(c->http);
+}
+
+void dm_controller_stop(dm_controller_t *c)
+{
+    if (!c) return;
+    dm_http_server_free(c->http);
+    if (c->lock_fd >= 0) close(c->lock_fd);
+    free(c->data_dir);
+    free(c);
+}

@@ -1,0 +1,34 @@
+/* control/controller.h — the control plane process: data directory, HTTP API.
+ *
+ * Grows with the control plane issue (specs, reconciler, catalog, registry API);
+ * today it owns the data directory (locked against a second controller) and
+ * serves the fixed endpoint GET /healthz.
+ */
+#ifndef DM_CONTROL_CONTROLLER_H
+#define DM_CONTROL_CONTROLLER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef struct dm_controller dm_controller_t;
+
+typedef struct dm_controller_options {
+    const char *data_dir; /* default ./.datamesh */
+    const char *listen;   /* default 127.0.0.1:8080 */
+    bool demo;
+} dm_controller_options_t;
+
+/* Creates the data directory if needed, takes its lock and starts serving.
+ * NULL with err set when the directory is unusable or locked by another
+ * controller, or the address cannot be bound. */
+dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_error_t *err);
+
+/* The HTTP port in use. */
+uint16_t dm_controller_port(const dm_controller_t *c);
+
+/* Stops serving, releases the lock and frees the controller. */
+void dm_controller_stop(dm_controller_t *c);
+
+#endif
