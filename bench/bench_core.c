@@ -16,7 +16,7 @@
 
 #define BATCHES 20000
 #define RECORDS 1000
-#define VALUES 3
+#define VALUES  3
 
 static size_t sizes[RECORDS * VALUES];
 
@@ -29,7 +29,8 @@ static double run_malloc(void)
             ptrs[i] = malloc(sizes[i]);
             memset(ptrs[i], i, 8);
         }
-        for (int i = 0; i < RECORDS * VALUES; i++) free(ptrs[i]);
+        for (int i = 0; i < RECORDS * VALUES; i++)
+            free(ptrs[i]);
     }
     return (double)BATCHES * RECORDS / ((double)(dm_now_ns() - t0) / 1e9);
 }

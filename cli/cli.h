@@ -8,9 +8,9 @@
 
 #include <stdbool.h>
 
-#define DM_EXIT_OK 0
+#define DM_EXIT_OK     0
 #define DM_EXIT_FAILED 1
-#define DM_EXIT_USAGE 2
+#define DM_EXIT_USAGE  2
 
 typedef struct dm_cli_command {
     const char *name;

@@ -7,8 +7,9 @@
 
 static void print_help(FILE *out)
 {
-    fprintf(out, "datamesh %s — data movement and processing platform\n\n"
-                 "usage: datamesh [--help] [--version] COMMAND [ARGS]\n\ncommands:\n",
+    fprintf(out,
+            "datamesh %s — data movement and processing platform\n\n"
+            "usage: datamesh [--help] [--version] COMMAND [ARGS]\n\ncommands:\n",
             DM_VERSION);
     for (int i = 0; i < dm_cli_n_commands; i++)
         fprintf(out, "  %-10s %s%s\n", dm_cli_commands[i].name, dm_cli_commands[i].summary,

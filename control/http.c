@@ -13,7 +13,7 @@
 
 #include "core/log.h"
 
-#define MAX_ROUTES 256
+#define MAX_ROUTES   256
 #define MAX_SEGMENTS 16
 
 typedef struct route {
@@ -235,9 +235,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, dm_http_respon
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     dm_http_server_t *s = cls;
     pending_t *p = *con_cls;
@@ -271,8 +270,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return ret;
     }
 
-    dm_http_request_t req = {.method = method, .path = url, .conn = conn,
-                             .body = p->body.data, .body_len = p->body.len};
+    dm_http_request_t req = {
+        .method = method, .path = url, .conn = conn, .body = p->body.data, .body_len = p->body.len};
     bool path_known = false;
     const route_t *found = NULL;
     for (size_t i = 0; i < s->n_routes && !found; i++) {
@@ -284,7 +283,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             found = r;
             req = probe;
         } else {
-            for (size_t k = 0; k < probe.n_params; k++) free(probe.param_values[k]);
+            for (size_t k = 0; k < probe.n_params; k++)
+                free(probe.param_values[k]);
         }
     }
     if (found) {
@@ -294,7 +294,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     } else {
         dm_http_error(&res, 404, 40400, "no such endpoint: %s %s", method, url);
     }
-    for (size_t k = 0; k < req.n_params; k++) free(req.param_values[k]);
+    for (size_t k = 0; k < req.n_params; k++)
+        free(req.param_values[k]);
     enum MHD_Result ret = send_response(conn, &res);
     dm_buf_free(&res.body);
     return ret;
@@ -316,7 +317,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t n = strlen(msg);
-    while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
     DM_DEBUG("http", "%s", msg);
 }
 
@@ -353,6 +355,7 @@ void dm_http_server_free(dm_http_server_t *s)
 {
     if (!s) return;
     if (s->daemon) MHD_stop_daemon(s->daemon);
-    for (size_t i = 0; i < s->n_routes; i++) free(s->routes[i].pattern);
+    for (size_t i = 0; i < s->n_routes; i++)
+        free(s->routes[i].pattern);
     free(s);
 }

@@ -39,13 +39,14 @@ typedef struct dm_http_response {
 } dm_http_response_t;
 
 /* Handles one request; fills res (status defaults to 200). Runs on a server thread. */
-typedef void (*dm_http_handler_fn)(void *ctx, const dm_http_request_t *req, dm_http_response_t *res);
+typedef void (*dm_http_handler_fn)(void *ctx, const dm_http_request_t *req,
+                                   dm_http_response_t *res);
 
 typedef struct dm_http_options {
-    const char *listen;      /* "127.0.0.1:8080", "[::1]:8080" or ":8080" */
-    size_t max_body;         /* bytes; 0 = 16 MiB */
-    unsigned threads;        /* 0 = 4 */
-    unsigned timeout_s;      /* idle connection timeout; 0 = 30 */
+    const char *listen;       /* "127.0.0.1:8080", "[::1]:8080" or ":8080" */
+    size_t max_body;          /* bytes; 0 = 16 MiB */
+    unsigned threads;         /* 0 = 4 */
+    unsigned timeout_s;       /* idle connection timeout; 0 = 30 */
     unsigned max_connections; /* 0 = 1024 */
 } dm_http_options_t;
 

@@ -99,7 +99,8 @@ void dm_arena_reset(dm_arena_t *a)
         /* The last cycle needed several chunks: replace them with one that holds
          * it all, so the next cycle of the same size stays in one chunk. */
         size_t total = 0;
-        for (dm_arena_chunk_t *it = c; it; it = it->next) total += it->size;
+        for (dm_arena_chunk_t *it = c; it; it = it->next)
+            total += it->size;
         dm_arena_chunk_t *it = c;
         while (it) {
             dm_arena_chunk_t *next = it->next;

@@ -18,7 +18,10 @@ typedef struct dm_buf {
     size_t cap;
 } dm_buf_t;
 
-#define DM_BUF_INIT {NULL, 0, 0}
+#define DM_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Makes room for at least extra more bytes. DM_ERR_NOMEM on failure, and the
  * buffer is left as it was. */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FIELD(obj, f, type) ((type *)((char *)(obj) + (f)->offset))
+#define FIELD(obj, f, type)  ((type *)((char *)(obj) + (f)->offset))
 #define CFIELD(obj, f, type) ((const type *)((const char *)(obj) + (f)->offset))
 
 const char *dm_cfg_type_name(dm_cfg_type_t type)
@@ -36,13 +36,15 @@ typedef struct unit {
 
 static dm_err_t parse_scaled(const char *text, const unit_t *units, size_t n_units, int64_t *out)
 {
-    while (isspace((unsigned char)*text)) text++;
+    while (isspace((unsigned char)*text))
+        text++;
     if (!*text) return DM_ERR_INVALID;
     errno = 0;
     char *end;
     double v = strtod(text, &end);
     if (end == text || errno || !isfinite(v) || v < 0) return DM_ERR_INVALID;
-    while (isspace((unsigned char)*end)) end++;
+    while (isspace((unsigned char)*end))
+        end++;
     double scale = 0;
     for (size_t i = 0; i < n_units; i++)
         if (strcmp(end, units[i].suffix) == 0) {
@@ -58,16 +60,27 @@ static dm_err_t parse_scaled(const char *text, const unit_t *units, size_t n_uni
 
 dm_err_t dm_parse_duration_ms(const char *text, int64_t *out)
 {
-    static const unit_t units[] = {{"", 1}, {"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}, {"d", 86400e3}};
+    static const unit_t units[] = {{"", 1},     {"ms", 1},     {"s", 1e3},
+                                   {"m", 60e3}, {"h", 3600e3}, {"d", 86400e3}};
     return parse_scaled(text, units, sizeof(units) / sizeof(units[0]), out);
 }
 
 dm_err_t dm_parse_size(const char *text, int64_t *out)
 {
-    static const unit_t units[] = {{"", 1},           {"B", 1},           {"KiB", 1024.0},    {"MiB", 1048576.0},
-                 {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}, {"KB", 1e3}, {"MB", 1e6},
-                 {"GB", 1e9},       {"TB", 1e12},       {"k", 1024.0},      {"K", 1024.0},
-                 {"M", 1048576.0},  {"G", 1073741824.0}};
+    static const unit_t units[] = {{"", 1},
+                                   {"B", 1},
+                                   {"KiB", 1024.0},
+                                   {"MiB", 1048576.0},
+                                   {"GiB", 1073741824.0},
+                                   {"TiB", 1099511627776.0},
+                                   {"KB", 1e3},
+                                   {"MB", 1e6},
+                                   {"GB", 1e9},
+                                   {"TB", 1e12},
+                                   {"k", 1024.0},
+                                   {"K", 1024.0},
+                                   {"M", 1048576.0},
+                                   {"G", 1073741824.0}};
     return parse_scaled(text, units, sizeof(units) / sizeof(units[0]), out);
 }
 
@@ -118,7 +131,8 @@ static void free_field(const dm_config_field_t *f, void *obj)
         *s = NULL;
     } else if (f->type == DM_CFG_STRING_LIST) {
         dm_strlist_t *l = FIELD(obj, f, dm_strlist_t);
-        for (size_t i = 0; i < l->n; i++) free(l->items[i]);
+        for (size_t i = 0; i < l->n; i++)
+            free(l->items[i]);
         free(l->items);
         l->items = NULL;
         l->n = 0;
@@ -141,7 +155,8 @@ static dm_err_t set_from_text(const dm_config_field_t *f, void *obj, const char 
     switch (f->type) {
     case DM_CFG_BOOL: {
         bool v;
-        if (!strcmp(text, "true") || !strcmp(text, "1") || !strcmp(text, "yes") || !strcmp(text, "on"))
+        if (!strcmp(text, "true") || !strcmp(text, "1") || !strcmp(text, "yes") ||
+            !strcmp(text, "on"))
             v = true;
         else if (!strcmp(text, "false") || !strcmp(text, "0") || !strcmp(text, "no") ||
                  !strcmp(text, "off"))
@@ -198,8 +213,8 @@ static dm_err_t set_from_text(const dm_config_field_t *f, void *obj, const char 
     case DM_CFG_DURATION:
     case DM_CFG_SIZE: {
         int64_t v;
-        dm_err_t rc = f->type == DM_CFG_DURATION ? dm_parse_duration_ms(text, &v)
-                                                  : dm_parse_size(text, &v);
+        dm_err_t rc =
+            f->type == DM_CFG_DURATION ? dm_parse_duration_ms(text, &v) : dm_parse_size(text, &v);
         if (rc)
             return dm_error_set(err, DM_ERR_CONFIG_TYPE,
                                 f->type == DM_CFG_DURATION
@@ -217,13 +232,16 @@ static dm_err_t set_from_text(const dm_config_field_t *f, void *obj, const char 
         while (*p) {
             const char *comma = strchr(p, ',');
             size_t n = comma ? (size_t)(comma - p) : strlen(p);
-            while (n && isspace((unsigned char)*p)) p++, n--;
-            while (n && isspace((unsigned char)p[n - 1])) n--;
+            while (n && isspace((unsigned char)*p))
+                p++, n--;
+            while (n && isspace((unsigned char)p[n - 1]))
+                n--;
             char **items = realloc(l.items, (l.n + 1) * sizeof(char *));
             char *item = items ? strndup(p, n) : NULL;
             if (!item) {
                 if (items) l.items = items;
-                for (size_t i = 0; i < l.n; i++) free(l.items[i]);
+                for (size_t i = 0; i < l.n; i++)
+                    free(l.items[i]);
                 free(l.items);
                 return dm_error_set(err, DM_ERR_NOMEM, "%s: out of memory", at);
             }
@@ -295,7 +313,8 @@ static dm_err_t apply_value(const dm_config_field_t *f, void *obj, const json_t 
         for (size_t i = 0; i < n; i++) {
             const json_t *item = json_array_get(v, i);
             if (!json_is_string(item)) {
-                for (size_t j = 0; j < l.n; j++) free(l.items[j]);
+                for (size_t j = 0; j < l.n; j++)
+                    free(l.items[j]);
                 free(l.items);
                 return dm_error_set(err, DM_ERR_CONFIG_TYPE, "%s[%zu]: expected a string", at, i);
             }
@@ -305,9 +324,7 @@ static dm_err_t apply_value(const dm_config_field_t *f, void *obj, const json_t 
         *FIELD(obj, f, dm_strlist_t) = l;
         return DM_OK;
     }
-    case JSON_NULL:
-        free_field(f, obj);
-        return DM_OK;
+    case JSON_NULL: free_field(f, obj); return DM_OK;
     case JSON_OBJECT: break;
     }
     return dm_error_set(err, DM_ERR_CONFIG_TYPE, "%s: expected %s", at, dm_cfg_type_name(f->type));
@@ -383,7 +400,8 @@ dm_err_t dm_config_set_text(const dm_config_table_t *t, void *obj, const char *n
 
 void dm_config_free(const dm_config_table_t *t, void *obj)
 {
-    for (size_t i = 0; i < t->n_fields; i++) free_field(&t->fields[i], obj);
+    for (size_t i = 0; i < t->n_fields; i++)
+        free_field(&t->fields[i], obj);
 }
 
 static json_t *value_json(const dm_config_field_t *f, const void *obj)
@@ -403,7 +421,8 @@ static json_t *value_json(const dm_config_field_t *f, const void *obj)
     case DM_CFG_STRING_LIST: {
         const dm_strlist_t *l = CFIELD(obj, f, dm_strlist_t);
         json_t *a = json_array();
-        for (size_t i = 0; i < l->n; i++) json_array_append_new(a, json_string(l->items[i]));
+        for (size_t i = 0; i < l->n; i++)
+            json_array_append_new(a, json_string(l->items[i]));
         return a;
     }
     }
@@ -453,10 +472,12 @@ dm_err_t dm_config_describe_markdown(const dm_config_table_t *t, dm_buf_t *out)
             list_enum(f, range, sizeof(range));
         else if (has_bounds(f))
             snprintf(range, sizeof(range), "%.17g … %.17g", f->min, f->max);
-        rc = dm_buf_printf(out, "| `%s` | %s | %s | %s | %s |\n", f->name,
-                           dm_cfg_type_name(f->type),
-                           f->flags & DM_CFG_REQUIRED ? "required" : f->def ? f->def : "",
-                           range, f->help ? f->help : "");
+        rc =
+            dm_buf_printf(out, "| `%s` | %s | %s | %s | %s |\n", f->name, dm_cfg_type_name(f->type),
+                          f->flags & DM_CFG_REQUIRED ? "required"
+                          : f->def                   ? f->def
+                                                     : "",
+                          range, f->help ? f->help : "");
     }
     return rc;
 }

@@ -29,14 +29,14 @@
 #include "core/error.h"
 
 typedef enum {
-    DM_CFG_BOOL,        /* bool */
-    DM_CFG_INT,         /* int64_t */
-    DM_CFG_DOUBLE,      /* double */
-    DM_CFG_STRING,      /* char * (owned by the struct; freed by dm_config_free) */
-    DM_CFG_SECRET,      /* char *, never echoed by describe/dump or in errors */
-    DM_CFG_ENUM,        /* int: index into enum_values */
-    DM_CFG_DURATION,    /* int64_t milliseconds; "250ms", "5s", "2m", "1h", "1d" or a number of ms */
-    DM_CFG_SIZE,        /* int64_t bytes; "512", "64KiB", "16MiB", "1GiB", "1GB" */
+    DM_CFG_BOOL,     /* bool */
+    DM_CFG_INT,      /* int64_t */
+    DM_CFG_DOUBLE,   /* double */
+    DM_CFG_STRING,   /* char * (owned by the struct; freed by dm_config_free) */
+    DM_CFG_SECRET,   /* char *, never echoed by describe/dump or in errors */
+    DM_CFG_ENUM,     /* int: index into enum_values */
+    DM_CFG_DURATION, /* int64_t milliseconds; "250ms", "5s", "2m", "1h", "1d" or a number of ms */
+    DM_CFG_SIZE,     /* int64_t bytes; "512", "64KiB", "16MiB", "1GiB", "1GB" */
     DM_CFG_STRING_LIST, /* dm_strlist_t; a JSON array of strings or comma-separated text */
 } dm_cfg_type_t;
 
@@ -52,10 +52,10 @@ typedef struct dm_strlist {
 typedef struct dm_config_field {
     const char *name;
     dm_cfg_type_t type;
-    size_t offset;                   /* offsetof the member in the target struct */
-    const char *def;                 /* default as text; NULL = no value (or required) */
-    double min, max;                 /* bounds for numbers, durations and sizes; both 0 = none */
-    const char *const *enum_values;  /* NULL-terminated, for DM_CFG_ENUM */
+    size_t offset;                  /* offsetof the member in the target struct */
+    const char *def;                /* default as text; NULL = no value (or required) */
+    double min, max;                /* bounds for numbers, durations and sizes; both 0 = none */
+    const char *const *enum_values; /* NULL-terminated, for DM_CFG_ENUM */
     const char *help;
     unsigned flags;
 } dm_config_field_t;

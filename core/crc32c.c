@@ -13,11 +13,13 @@ static void table_init(void)
 {
     for (uint32_t n = 0; n < 256; n++) {
         uint32_t c = n;
-        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ POLY : c >> 1;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ POLY : c >> 1;
         table[0][n] = c;
     }
     for (uint32_t n = 0; n < 256; n++)
-        for (int t = 1; t < 8; t++) table[t][n] = (table[t - 1][n] >> 8) ^ table[0][table[t - 1][n] & 0xff];
+        for (int t = 1; t < 8; t++)
+            table[t][n] = (table[t - 1][n] >> 8) ^ table[0][table[t - 1][n] & 0xff];
 }
 
 uint32_t dm_crc32c_sw(uint32_t crc, const void *buf, size_t len)
@@ -30,12 +32,13 @@ uint32_t dm_crc32c_sw(uint32_t crc, const void *buf, size_t len)
         memcpy(&w, p, 8); /* little-endian hosts only, like the rest of the log format */
         w ^= crc;
         crc = table[7][w & 0xff] ^ table[6][(w >> 8) & 0xff] ^ table[5][(w >> 16) & 0xff] ^
-              table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^
-              table[2][(w >> 40) & 0xff] ^ table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
+              table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^ table[2][(w >> 40) & 0xff] ^
+              table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
         p += 8;
         len -= 8;
     }
-    while (len--) crc = (crc >> 8) ^ table[0][(crc ^ *p++) & 0xff];
+    while (len--)
+        crc = (crc >> 8) ^ table[0][(crc ^ *p++) & 0xff];
     return ~crc;
 }
 
@@ -56,7 +59,8 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
         p += 8;
         len -= 8;
     }
-    while (len--) c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+    while (len--)
+        c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
     return ~(uint32_t)c;
 }
 

@@ -18,16 +18,16 @@ typedef enum {
 
     /* generic: -1 .. -99 */
     DM_ERR_NOMEM = -1,
-    DM_ERR_INVALID = -2,     /* bad argument or malformed input */
+    DM_ERR_INVALID = -2, /* bad argument or malformed input */
     DM_ERR_NOT_FOUND = -3,
     DM_ERR_EXISTS = -4,
     DM_ERR_IO = -5,
-    DM_ERR_CORRUPT = -6,     /* bytes fail a checksum or structural check */
-    DM_ERR_TRUNCATED = -7,   /* input ended in the middle of a value */
-    DM_ERR_RANGE = -8,       /* value or offset out of range */
+    DM_ERR_CORRUPT = -6,   /* bytes fail a checksum or structural check */
+    DM_ERR_TRUNCATED = -7, /* input ended in the middle of a value */
+    DM_ERR_RANGE = -8,     /* value or offset out of range */
     DM_ERR_UNSUPPORTED = -9,
     DM_ERR_TIMEOUT = -10,
-    DM_ERR_AGAIN = -11,      /* retriable: try again later */
+    DM_ERR_AGAIN = -11, /* retriable: try again later */
     DM_ERR_CLOSED = -12,
     DM_ERR_INTERNAL = -13,
     DM_ERR_PERMISSION = -14,

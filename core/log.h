@@ -47,7 +47,7 @@ void dm_logv(dm_log_level_t level, const char *component, const char *fmt, va_li
 #define DM_INFO(component, ...)  dm_log(DM_LOG_INFO, component, __VA_ARGS__)
 #define DM_DEBUG(component, ...)                                                                   \
     do {                                                                                           \
-        if (dm_log_enabled(DM_LOG_DEBUG)) dm_log(DM_LOG_DEBUG, component, __VA_ARGS__);           \
+        if (dm_log_enabled(DM_LOG_DEBUG)) dm_log(DM_LOG_DEBUG, component, __VA_ARGS__);            \
     } while (0)
 
 #endif

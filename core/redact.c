@@ -8,8 +8,8 @@
 
 static bool is_secret_key(const char *k, size_t n)
 {
-    static const char *keys[] = {"password", "passwd", "pwd", "token", "secret", "api_key",
-                                 "apikey", "sslpassword"};
+    static const char *keys[] = {"password", "passwd",  "pwd",    "token",
+                                 "secret",   "api_key", "apikey", "sslpassword"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (strlen(keys[i]) == n && strncasecmp(k, keys[i], n) == 0) return true;
     return false;
@@ -17,7 +17,8 @@ static bool is_secret_key(const char *k, size_t n)
 
 static void put(char *out, size_t cap, size_t *o, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n && *o + 1 < cap; i++) out[(*o)++] = s[i];
+    for (size_t i = 0; i < n && *o + 1 < cap; i++)
+        out[(*o)++] = s[i];
 }
 
 char *dm_redact_dsn(const char *dsn, char *out, size_t cap)
@@ -44,11 +45,13 @@ char *dm_redact_dsn(const char *dsn, char *out, size_t cap)
                 put(out, cap, &o, p, 1);
                 const char *k = p + 1;
                 const char *eq = k;
-                while (*eq && *eq != '=' && *eq != '&') eq++;
+                while (*eq && *eq != '=' && *eq != '&')
+                    eq++;
                 put(out, cap, &o, k, (size_t)(eq - k));
                 if (*eq == '=') {
                     const char *v = eq + 1, *ve = v;
-                    while (*ve && *ve != '&') ve++;
+                    while (*ve && *ve != '&')
+                        ve++;
                     put(out, cap, &o, "=", 1);
                     if (is_secret_key(k, (size_t)(eq - k)))
                         put(out, cap, &o, "***", 3);
@@ -74,14 +77,17 @@ char *dm_redact_dsn(const char *dsn, char *out, size_t cap)
             continue;
         }
         const char *k = p;
-        while (*p && *p != '=' && !isspace((unsigned char)*p)) p++;
+        while (*p && *p != '=' && !isspace((unsigned char)*p))
+            p++;
         size_t klen = (size_t)(p - k);
         put(out, cap, &o, k, klen);
-        while (isspace((unsigned char)*p)) p++;
+        while (isspace((unsigned char)*p))
+            p++;
         if (*p != '=') continue;
         put(out, cap, &o, "=", 1);
         p++;
-        while (isspace((unsigned char)*p)) p++;
+        while (isspace((unsigned char)*p))
+            p++;
         const char *v = p;
         if (*p == '\'') {
             p++;
@@ -91,7 +97,8 @@ char *dm_redact_dsn(const char *dsn, char *out, size_t cap)
             }
             if (*p == '\'') p++;
         } else {
-            while (*p && !isspace((unsigned char)*p)) p++;
+            while (*p && !isspace((unsigned char)*p))
+                p++;
         }
         if (is_secret_key(k, klen))
             put(out, cap, &o, "***", 3);

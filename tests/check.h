@@ -54,7 +54,7 @@ static void check_fail(const char *file, int line, const char *what)
         unsigned long long check_a_ = (unsigned long long)(a), check_b_ = (unsigned long long)(b); \
         if (check_a_ != check_b_) {                                                                \
             char check_msg_[256];                                                                  \
-            snprintf(check_msg_, sizeof(check_msg_), "%s == %s: 0x%llx != 0x%llx", #a, #b,        \
+            snprintf(check_msg_, sizeof(check_msg_), "%s == %s: 0x%llx != 0x%llx", #a, #b,         \
                      check_a_, check_b_);                                                          \
             check_fail(__FILE__, __LINE__, check_msg_);                                            \
         }                                                                                          \
@@ -77,7 +77,7 @@ static void check_fail(const char *file, int line, const char *what)
         const char *check_h_ = (haystack), *check_n_ = (needle);                                   \
         if (!check_h_ || !strstr(check_h_, check_n_)) {                                            \
             char check_msg_[1024];                                                                 \
-            snprintf(check_msg_, sizeof(check_msg_), "\"%s\" contains \"%s\"",                    \
+            snprintf(check_msg_, sizeof(check_msg_), "\"%s\" contains \"%s\"",                     \
                      check_h_ ? check_h_ : "(null)", check_n_);                                    \
             check_fail(__FILE__, __LINE__, check_msg_);                                            \
         }                                                                                          \

@@ -39,7 +39,8 @@ static void test_produce_and_consume(void)
     create_topic("harness", 3);
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK);
+    REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) ==
+            RD_KAFKA_CONF_OK);
     rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr));
     rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     REQUIRE(p);
@@ -47,7 +48,8 @@ static void test_produce_and_consume(void)
         char v[32];
         int n = snprintf(v, sizeof(v), "record-%d", i);
         CHECK(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("harness"), RD_KAFKA_V_PARTITION(i % 3),
-                                RD_KAFKA_V_VALUE(v, (size_t)n), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_VALUE(v, (size_t)n),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR);
     }
     CHECK(rd_kafka_flush(p, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -61,7 +63,8 @@ static void test_produce_and_consume(void)
     REQUIRE(c);
     rd_kafka_poll_set_consumer(c);
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(3);
-    for (int i = 0; i < 3; i++) rd_kafka_topic_partition_list_add(parts, "harness", i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    for (int i = 0; i < 3; i++)
+        rd_kafka_topic_partition_list_add(parts, "harness", i)->offset = RD_KAFKA_OFFSET_BEGINNING;
     CHECK(rd_kafka_assign(c, parts) == RD_KAFKA_RESP_ERR_NO_ERROR);
     rd_kafka_topic_partition_list_destroy(parts);
     int got = 0;

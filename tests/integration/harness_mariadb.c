@@ -28,8 +28,9 @@ static void test_connects_with_password(void)
     REQUIRE(host && port);
     db = mysql_init(NULL);
     REQUIRE(db);
-    MYSQL *ok = mysql_real_connect(db, host, getenv("DM_MARIADB_USER"),
-                                   getenv("DM_MARIADB_PASSWORD"), NULL, (unsigned)atoi(port), NULL, 0);
+    MYSQL *ok =
+        mysql_real_connect(db, host, getenv("DM_MARIADB_USER"), getenv("DM_MARIADB_PASSWORD"), NULL,
+                           (unsigned)atoi(port), NULL, 0);
     if (!ok) printf("    connect: %s\n", mysql_error(db));
     REQUIRE(ok);
 }

@@ -27,7 +27,8 @@ static void test_logical_replication_enabled(void)
     REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
     CHECK_STR_EQ(PQgetvalue(r, 0, 0), "logical");
     PQclear(r);
-    r = PQexec(conn, "SELECT slot_name FROM pg_create_logical_replication_slot('dm_probe', 'pgoutput')");
+    r = PQexec(conn,
+               "SELECT slot_name FROM pg_create_logical_replication_slot('dm_probe', 'pgoutput')");
     CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
     PQclear(r);
     r = PQexec(conn, "SELECT pg_drop_replication_slot('dm_probe')");

@@ -63,7 +63,8 @@ static void test_arena_reset_reaches_steady_state(void)
     dm_arena_t a;
     dm_arena_init(&a, 4096);
     /* First cycle needs several chunks. */
-    for (int i = 0; i < 1000; i++) REQUIRE(dm_arena_alloc(&a, 100));
+    for (int i = 0; i < 1000; i++)
+        REQUIRE(dm_arena_alloc(&a, 100));
     uint64_t after_first = a.mallocs;
     CHECK(after_first > 1);
     dm_arena_reset(&a);
@@ -71,7 +72,8 @@ static void test_arena_reset_reaches_steady_state(void)
     uint64_t after_reset = a.mallocs;
     /* Every later cycle of the same size fits in the coalesced chunk. */
     for (int cycle = 0; cycle < 10; cycle++) {
-        for (int i = 0; i < 1000; i++) REQUIRE(dm_arena_alloc(&a, 100));
+        for (int i = 0; i < 1000; i++)
+            REQUIRE(dm_arena_alloc(&a, 100));
         dm_arena_reset(&a);
     }
     CHECK_EQ_U64(a.mallocs, after_reset);
@@ -81,7 +83,8 @@ static void test_arena_reset_reaches_steady_state(void)
     CHECK_STR_EQ(f, "p-7");
     int *z = dm_arena_calloc(&a, 16, sizeof(int));
     REQUIRE(z);
-    for (int i = 0; i < 16; i++) CHECK_EQ_INT(z[i], 0);
+    for (int i = 0; i < 16; i++)
+        CHECK_EQ_INT(z[i], 0);
     CHECK(dm_arena_calloc(&a, SIZE_MAX / 2, 4) == NULL); /* overflow refused */
     dm_arena_destroy(&a);
 }
@@ -89,7 +92,8 @@ static void test_arena_reset_reaches_steady_state(void)
 static void test_buf_append_and_detach(void)
 {
     dm_buf_t b = DM_BUF_INIT;
-    for (int i = 0; i < 10000; i++) REQUIRE(dm_buf_append_u8(&b, (uint8_t)i) == DM_OK);
+    for (int i = 0; i < 10000; i++)
+        REQUIRE(dm_buf_append_u8(&b, (uint8_t)i) == DM_OK);
     CHECK_EQ_INT(b.len, 10000);
     CHECK_EQ_INT(b.data[9999], (uint8_t)9999);
     dm_buf_reset(&b);
@@ -108,9 +112,24 @@ static void test_buf_append_and_detach(void)
 
 static void test_varint_edges(void)
 {
-    const int64_t values[] = {0, 1, -1, 63, -64, 64, -65, 127, 128, 16383, 16384,
-                              INT32_MAX, INT32_MIN, (int64_t)INT32_MAX + 1, INT64_MAX, INT64_MIN,
-                              INT64_MAX - 1, INT64_MIN + 1};
+    const int64_t values[] = {0,
+                              1,
+                              -1,
+                              63,
+                              -64,
+                              64,
+                              -65,
+                              127,
+                              128,
+                              16383,
+                              16384,
+                              INT32_MAX,
+                              INT32_MIN,
+                              (int64_t)INT32_MAX + 1,
+                              INT64_MAX,
+                              INT64_MIN,
+                              INT64_MAX - 1,
+                              INT64_MIN + 1};
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         uint8_t buf[DM_VARINT_MAX];
         size_t n = dm_varint_encode_i64(values[i], buf);
@@ -119,7 +138,8 @@ static void test_varint_edges(void)
         CHECK_EQ_INT(dm_varint_decode_i64(buf, buf + n, &back), (int)n);
         CHECK_EQ_INT(back, values[i]);
         /* Every shorter prefix is reported as truncated, never over-read. */
-        for (size_t cut = 0; cut < n; cut++) CHECK_EQ_INT(dm_varint_decode_i64(buf, buf + cut, &back), 0);
+        for (size_t cut = 0; cut < n; cut++)
+            CHECK_EQ_INT(dm_varint_decode_i64(buf, buf + cut, &back), 0);
     }
     /* Avro's examples: zigzag 0,-1,1,-2,2 → 0,1,2,3,4; 64 → 0x80 0x01. */
     CHECK_EQ_U64(dm_zigzag_encode64(-1), 1);
@@ -154,18 +174,20 @@ static void test_crc32c_rfc3720_vectors(void)
     memset(buf, 0xff, 32);
     CHECK_EQ_U64(dm_crc32c(0, buf, 32), 0x62A8AB43);
     CHECK_EQ_U64(dm_crc32c_sw(0, buf, 32), 0x62A8AB43);
-    for (int i = 0; i < 32; i++) buf[i] = (uint8_t)i;
+    for (int i = 0; i < 32; i++)
+        buf[i] = (uint8_t)i;
     CHECK_EQ_U64(dm_crc32c(0, buf, 32), 0x46DD794E);
     CHECK_EQ_U64(dm_crc32c_sw(0, buf, 32), 0x46DD794E);
-    for (int i = 0; i < 32; i++) buf[i] = (uint8_t)(31 - i);
+    for (int i = 0; i < 32; i++)
+        buf[i] = (uint8_t)(31 - i);
     CHECK_EQ_U64(dm_crc32c(0, buf, 32), 0x113FDB5C);
     CHECK_EQ_U64(dm_crc32c_sw(0, buf, 32), 0x113FDB5C);
     /* The iSCSI read command PDU of RFC 3720 B.4. */
-    static const uint8_t pdu[48] = {
-        0x01, 0xc0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00,
-        0x00, 0x00, 0x00, 0x14, 0x00, 0x00, 0x00, 0x18, 0x28, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+    static const uint8_t pdu[48] = {0x01, 0xc0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x14, 0x00, 0x00, 0x00,
+                                    0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x14, 0x00, 0x00,
+                                    0x00, 0x18, 0x28, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                    0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
     CHECK_EQ_U64(dm_crc32c(0, pdu, 48), 0xD9963A56);
     CHECK_EQ_U64(dm_crc32c(0, "123456789", 9), 0xE3069283);
 }
@@ -225,7 +247,8 @@ static void test_log_format_and_level(void)
     dm_log_set_sink(capture, NULL);
     dm_log_set_level(DM_LOG_INFO);
     DM_INFO("log", "topic=%s partition=%d: recovered, cut %d bytes", "plays", 2, 112);
-    CHECK_CONTAINS(captured, " INFO component=log topic=plays partition=2: recovered, cut 112 bytes");
+    CHECK_CONTAINS(captured,
+                   " INFO component=log topic=plays partition=2: recovered, cut 112 bytes");
     int before = captured_lines;
     DM_DEBUG("log", "hidden");
     CHECK_EQ_INT(captured_lines, before);
@@ -246,8 +269,8 @@ static void test_redact_dsn(void)
                  "host=127.0.0.1 port=5432 user=cdc password=*** dbname=shop");
     CHECK_STR_EQ(dm_redact_dsn("host=x password='a b\\'c' user=u", out, sizeof(out)),
                  "host=x password=*** user=u");
-    CHECK_STR_EQ(dm_redact_dsn("postgres://cdc:s3cret@db:5432/shop?sslmode=require&password=x",
-                               out, sizeof(out)),
+    CHECK_STR_EQ(dm_redact_dsn("postgres://cdc:s3cret@db:5432/shop?sslmode=require&password=x", out,
+                               sizeof(out)),
                  "postgres://cdc:***@db:5432/shop?sslmode=require&password=***");
     CHECK_STR_EQ(dm_redact_dsn("kafka://broker:9092", out, sizeof(out)), "kafka://broker:9092");
     char tiny[8];

@@ -20,22 +20,44 @@ typedef struct {
 static const char *const formats[] = {"jsonl", "avro", NULL};
 
 static const dm_config_field_t fields[] = {
-    {.name = "rate", .type = DM_CFG_INT, .offset = offsetof(conf_t, rate), .def = "1000",
-     .min = 1, .max = 1000000, .help = "events per second"},
-    {.name = "ratio", .type = DM_CFG_DOUBLE, .offset = offsetof(conf_t, ratio), .def = "0.5",
-     .min = 0, .max = 1, .help = "share of updates"},
+    {.name = "rate",
+     .type = DM_CFG_INT,
+     .offset = offsetof(conf_t, rate),
+     .def = "1000",
+     .min = 1,
+     .max = 1000000,
+     .help = "events per second"},
+    {.name = "ratio",
+     .type = DM_CFG_DOUBLE,
+     .offset = offsetof(conf_t, ratio),
+     .def = "0.5",
+     .min = 0,
+     .max = 1,
+     .help = "share of updates"},
     {.name = "follow", .type = DM_CFG_BOOL, .offset = offsetof(conf_t, follow), .def = "false"},
     {.name = "path", .type = DM_CFG_STRING, .offset = offsetof(conf_t, path), .def = "out.jsonl"},
     {.name = "password", .type = DM_CFG_SECRET, .offset = offsetof(conf_t, password)},
-    {.name = "format", .type = DM_CFG_ENUM, .offset = offsetof(conf_t, format), .def = "jsonl",
+    {.name = "format",
+     .type = DM_CFG_ENUM,
+     .offset = offsetof(conf_t, format),
+     .def = "jsonl",
      .enum_values = formats},
-    {.name = "flush", .type = DM_CFG_DURATION, .offset = offsetof(conf_t, flush_ms), .def = "5s",
-     .min = 1, .max = 3600000},
-    {.name = "max_bytes", .type = DM_CFG_SIZE, .offset = offsetof(conf_t, max_bytes),
+    {.name = "flush",
+     .type = DM_CFG_DURATION,
+     .offset = offsetof(conf_t, flush_ms),
+     .def = "5s",
+     .min = 1,
+     .max = 3600000},
+    {.name = "max_bytes",
+     .type = DM_CFG_SIZE,
+     .offset = offsetof(conf_t, max_bytes),
      .def = "64MiB"},
     {.name = "tables", .type = DM_CFG_STRING_LIST, .offset = offsetof(conf_t, tables)},
-    {.name = "dsn", .type = DM_CFG_STRING, .offset = offsetof(conf_t, dsn),
-     .flags = DM_CFG_REQUIRED, .help = "libpq connection string"},
+    {.name = "dsn",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(conf_t, dsn),
+     .flags = DM_CFG_REQUIRED,
+     .help = "libpq connection string"},
 };
 DM_CONFIG_TABLE(table, "test connector", fields);
 
@@ -135,7 +157,8 @@ static void test_required_missing(void)
     conf_t c;
     dm_error_t err = {0};
     CHECK_EQ_INT(apply(&c, "{\"rate\": 5}", &err), DM_ERR_CONFIG_MISSING);
-    CHECK_CONTAINS(err.message, "spec.config.dsn: required key 'dsn' is missing (libpq connection string)");
+    CHECK_CONTAINS(err.message,
+                   "spec.config.dsn: required key 'dsn' is missing (libpq connection string)");
     dm_config_free(&table, &c);
 }
 
@@ -151,7 +174,8 @@ static void test_set_text_and_units(void)
     CHECK_EQ_INT(c.tables.n, 3);
     CHECK_STR_EQ(c.tables.items[1], "public.b");
     CHECK(dm_config_set_text(&table, &c, "password", "nope", &err) == DM_OK);
-    CHECK_EQ_INT(dm_config_set_text(&table, &c, "format", "secret-format", &err), DM_ERR_CONFIG_RANGE);
+    CHECK_EQ_INT(dm_config_set_text(&table, &c, "format", "secret-format", &err),
+                 DM_ERR_CONFIG_RANGE);
     CHECK_EQ_INT(dm_config_set_text(&table, &c, "nope", "1", &err), DM_ERR_CONFIG_UNKNOWN_KEY);
     CHECK_CONTAINS(err.message, "unknown key 'nope'");
     int64_t v;
