@@ -89,10 +89,12 @@ dm_err_t dm_parse_size(const char *text, int64_t *out)
 static void where(const dm_config_source_t *src, const json_t *node, const char *key, char *out,
                   size_t cap)
 {
-    char loc[256] = "";
-    if (src && src->locate && node) src->locate(src->locate_ctx, node, loc, sizeof(loc));
+    (void)node;
+    char loc[256] = "", full[512];
     const char *path = src && src->path ? src->path : "";
-    snprintf(out, cap, "%s%s%s%s%s", loc, loc[0] ? ": " : "", path, path[0] ? "." : "", key);
+    snprintf(full, sizeof(full), "%s%s%s", path, path[0] && key[0] ? "." : "", key);
+    if (src && src->locate) src->locate(src->locate_ctx, full, loc, sizeof(loc));
+    snprintf(out, cap, "%s%s%s", loc, loc[0] ? ": " : "", full);
 }
 
 static void list_allowed(const dm_config_table_t *t, char *out, size_t cap)
@@ -336,8 +338,6 @@ dm_err_t dm_config_apply_json(const dm_config_table_t *t, void *obj, const json_
     char at[512];
     if (json && !json_is_object(json)) {
         where(src, json, "", at, sizeof(at));
-        size_t n = strlen(at);
-        if (n && at[n - 1] == '.') at[n - 1] = '\0';
         return dm_error_set(err, DM_ERR_CONFIG_TYPE, "%s: %s settings must be an object", at,
                             t->name);
     }

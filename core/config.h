@@ -70,9 +70,11 @@ typedef struct dm_config_table {
     static const dm_config_table_t var = {label, fields_array,                                     \
                                           sizeof(fields_array) / sizeof((fields_array)[0])}
 
-/* Tells where a JSON node came from ("specs/a.yaml:12:5"), so errors can point
- * at the spec text. Writes an empty string when it does not know. */
-typedef void (*dm_config_locate_fn)(void *ctx, const json_t *node, char *out, size_t cap);
+/* Tells where the value at a field path ("spec.config.rate") came from
+ * ("specs/a.yaml:12:5"), so errors can point at the spec text; for a path that
+ * is absent it may name its nearest present parent. Writes an empty string
+ * when it does not know. */
+typedef void (*dm_config_locate_fn)(void *ctx, const char *path, char *out, size_t cap);
 
 typedef struct dm_config_source {
     const char *path;           /* field path of the object, e.g. "spec.config" ("" = top) */

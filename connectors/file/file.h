@@ -1,0 +1,30 @@
+/* connectors/file/file.h — JSON lines and Avro container files, as a source
+ * (read once or followed) and as a sink (rolled by size or time). */
+#ifndef DM_CONNECTORS_FILE_H
+#define DM_CONNECTORS_FILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+
+enum { DM_FILE_JSONL = 0, DM_FILE_AVRO = 1 };
+
+typedef struct dm_file_source_config {
+    char *path;
+    int format;
+    bool follow; /* keep reading as the file grows */
+} dm_file_source_config_t;
+
+typedef struct dm_file_sink_config {
+    char *path;
+    int format;
+    int64_t roll_bytes; /* start a new file past this size */
+    int64_t roll_ms;    /* start a new file after this long */
+    int codec;          /* Avro container codec: null, deflate, snappy, zstandard */
+} dm_file_sink_config_t;
+
+extern const dm_config_table_t dm_file_source_config_table;
+extern const dm_config_table_t dm_file_sink_config_table;
+
+#endif

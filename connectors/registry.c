@@ -1,0 +1,69 @@
+/* connectors/registry.c — the one list of connectors and sink types. Adding
+ * one is a line here plus its folder. */
+#include <stdio.h>
+#include <string.h>
+
+#include "connectors/connector.h"
+#include "connectors/datagen/datagen.h"
+#include "connectors/file/file.h"
+#include "connectors/ingest/ingest.h"
+#include "connectors/postgres/postgres.h"
+
+const char *const dm_source_connector_names[] = {"postgres", "mysql", "cockroachdb", "ingest",
+                                                 "datagen",  "file",  NULL};
+
+const char *const dm_sink_type_names[] = {"topic",    "kafka", "iceberg", "elasticsearch",
+                                          "postgres", "file",  NULL};
+
+static const dm_connector_def_t sources[] = {
+    {"datagen", "synthetic events from the source's schema", &dm_datagen_config_table,
+     sizeof(dm_datagen_config_t), true},
+    {"ingest", "events POSTed to /api/v1/sources/{name}/events", &dm_ingest_config_table,
+     sizeof(dm_ingest_config_t), true},
+    {"file", "JSON lines or Avro container files", &dm_file_source_config_table,
+     sizeof(dm_file_source_config_t), true},
+    {"postgres", "change data capture through logical replication", &dm_postgres_config_table,
+     sizeof(dm_postgres_config_t), false},
+};
+
+static const dm_connector_def_t sinks[] = {
+    {"file", "JSON lines or Avro container files, rolled by size or time",
+     &dm_file_sink_config_table, sizeof(dm_file_sink_config_t), false},
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const dm_connector_def_t *find(const dm_connector_def_t *defs, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(defs[i].name, name)) return &defs[i];
+    return NULL;
+}
+
+const dm_connector_def_t *dm_source_connector_find(const char *name)
+{
+    return find(sources, N(sources), name);
+}
+
+const dm_connector_def_t *dm_sink_type_find(const char *name)
+{
+    return find(sinks, N(sinks), name);
+}
+
+static void names(const dm_connector_def_t *defs, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && o < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? ", " : "", defs[i].name);
+}
+
+void dm_source_connectors_available(char *out, size_t cap)
+{
+    names(sources, N(sources), out, cap);
+}
+
+void dm_sink_types_available(char *out, size_t cap)
+{
+    names(sinks, N(sinks), out, cap);
+}

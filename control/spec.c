@@ -1,0 +1,541 @@
+/* control/spec.c — validation of spec documents. */
+#include "control/spec.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "connectors/connector.h"
+#include "core/redact.h"
+
+static const char *const kind_names[] = {"Source", "Pipeline", "Processor", "Sink"};
+static const char *const kind_plurals[] = {"sources", "pipelines", "processors", "sinks"};
+
+const char *dm_kind_name(dm_kind_t kind)
+{
+    return kind < DM_KIND_COUNT ? kind_names[kind] : "?";
+}
+
+const char *dm_kind_plural(dm_kind_t kind)
+{
+    return kind < DM_KIND_COUNT ? kind_plurals[kind] : "?";
+}
+
+int dm_kind_parse(const char *text)
+{
+    for (int i = 0; i < DM_KIND_COUNT; i++)
+        if (!strcasecmp(text, kind_names[i]) || !strcasecmp(text, kind_plurals[i])) return i;
+    return -1;
+}
+
+int dm_spec_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && ((i == 0 || i == n - 1) || (c != '-' && c != '_' && c != '.'))) return 0;
+    }
+    return strstr(s, "..") == NULL;
+}
+
+/* ---- validation context ---- */
+
+typedef struct vctx {
+    const dm_spec_doc_t *doc;
+    dm_error_t *err;
+} vctx_t;
+
+static dm_err_t fail(vctx_t *v, dm_err_t code, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static dm_err_t fail(vctx_t *v, dm_err_t code, const char *path, const char *fmt, ...)
+{
+    char loc[300], msg[700];
+    dm_spec_locate((void *)v->doc, path, loc, sizeof(loc));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return dm_error_set(v->err, code, "%s: %s: %s", loc, path[0] ? path : "(document)", msg);
+}
+
+static const char *type_of(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: return "a mapping";
+    case JSON_ARRAY: return "a list";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "?";
+}
+
+static void join_list(const char *const *items, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; items[i] && o < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? ", " : "", items[i]);
+}
+
+/* Checks obj is a mapping whose keys are all in allowed (NULL-terminated). */
+static dm_err_t check_keys(vctx_t *v, const json_t *obj, const char *path,
+                           const char *const *allowed)
+{
+    if (!json_is_object(obj))
+        return fail(v, DM_ERR_CONFIG_TYPE, path, "expected a mapping, got %s", type_of(obj));
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)obj, key, val)
+    {
+        bool ok = false;
+        for (size_t i = 0; allowed[i] && !ok; i++)
+            ok = !strcmp(key, allowed[i]);
+        if (!ok) {
+            char p[512], list[512];
+            snprintf(p, sizeof(p), "%s%s%s", path, path[0] ? "." : "", key);
+            join_list(allowed, list, sizeof(list));
+            return fail(v, DM_ERR_CONFIG_UNKNOWN_KEY, p, "unknown key '%s'; allowed: %s", key,
+                        list);
+        }
+    }
+    return DM_OK;
+}
+
+static dm_err_t need_string(vctx_t *v, const json_t *obj, const char *key, const char *path,
+                            bool required, const char **out)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s%s%s", path, path[0] ? "." : "", key);
+    const json_t *s = json_object_get(obj, key);
+    if (!s) {
+        if (required) return fail(v, DM_ERR_CONFIG_MISSING, p, "required key '%s' is missing", key);
+        if (out) *out = NULL;
+        return DM_OK;
+    }
+    if (!json_is_string(s))
+        return fail(v, DM_ERR_CONFIG_TYPE, p, "expected a string, got %s", type_of(s));
+    if (required && !json_string_length(s))
+        return fail(v, DM_ERR_CONFIG_RANGE, p, "must not be empty");
+    if (out) *out = json_string_value(s);
+    return DM_OK;
+}
+
+static dm_err_t need_string_list(vctx_t *v, const json_t *list, const char *path, bool nonempty)
+{
+    if (!json_is_array(list))
+        return fail(v, DM_ERR_CONFIG_TYPE, path, "expected a list of strings, got %s",
+                    type_of(list));
+    if (nonempty && !json_array_size(list))
+        return fail(v, DM_ERR_CONFIG_RANGE, path, "must list at least one item");
+    size_t i;
+    json_t *it;
+    json_array_foreach(list, i, it)
+    {
+        char p[512];
+        snprintf(p, sizeof(p), "%s[%zu]", path, i);
+        if (!json_is_string(it) || !json_string_length(it))
+            return fail(v, DM_ERR_CONFIG_TYPE, p, "expected a non-empty string, got %s",
+                        type_of(it));
+    }
+    return DM_OK;
+}
+
+static dm_err_t need_name(vctx_t *v, const char *name, const char *path)
+{
+    if (!dm_spec_name_valid(name))
+        return fail(v, DM_ERR_CONFIG_RANGE, path,
+                    "'%s' is not a valid name: use 1-63 of a-z 0-9 - _ . starting and ending "
+                    "with a letter or digit",
+                    name);
+    return DM_OK;
+}
+
+/* Validates settings against a connector's config table. The settings are the
+ * mapping at path, minus the keys in skip (e.g. "type" of an inline sink). */
+static dm_err_t check_config(vctx_t *v, const dm_connector_def_t *def, const json_t *settings,
+                             const char *path, const char *skip)
+{
+    json_t *copy = json_deep_copy(settings);
+    if (!copy) return fail(v, DM_ERR_NOMEM, path, "out of memory");
+    if (skip) json_object_del(copy, skip);
+    void *scratch = calloc(1, def->config_size);
+    dm_config_source_t src = {.path = path, .locate = dm_spec_locate, .locate_ctx = (void *)v->doc};
+    dm_err_t rc = scratch ? dm_config_defaults(def->config, scratch, v->err) : DM_ERR_NOMEM;
+    if (!rc) rc = dm_config_apply_json(def->config, scratch, copy, &src, v->err);
+    /* A DSN must not carry the password: it belongs in password_env/_file. */
+    const json_t *dsn = json_object_get(copy, "dsn");
+    if (!rc && json_is_string(dsn)) {
+        char red[1024];
+        dm_redact_dsn(json_string_value(dsn), red, sizeof(red));
+        if (strcmp(red, json_string_value(dsn)) != 0) {
+            char p[512];
+            snprintf(p, sizeof(p), "%s.dsn", path);
+            rc = fail(v, DM_ERR_CONFIG, p,
+                      "the DSN holds a password (%s); give it through password_env or "
+                      "password_file instead",
+                      red);
+        }
+    }
+    if (scratch) dm_config_free(def->config, scratch);
+    free(scratch);
+    json_decref(copy);
+    return rc;
+}
+
+/* ---- kinds ---- */
+
+static dm_err_t check_inline_schema(vctx_t *v, const json_t *schema, const json_t *key)
+{
+    if (!json_is_object(schema))
+        return fail(v, DM_ERR_CONFIG_TYPE, "spec.schema",
+                    "expected an Avro record schema (a mapping), got %s", type_of(schema));
+    if (json_object_get(schema, "file") && json_object_size(schema) == 1)
+        return fail(v, DM_ERR_CONFIG, "spec.schema.file",
+                    "schema files are read by `datamesh apply -f`; over the API send the "
+                    "schema inline");
+    const json_t *type = json_object_get(schema, "type");
+    if (!json_is_string(type) || strcmp(json_string_value(type), "record") != 0)
+        return fail(v, DM_ERR_CONFIG, "spec.schema.type",
+                    "a source's schema must be an Avro record (type: record)");
+    const json_t *fields = json_object_get(schema, "fields");
+    if (!json_is_array(fields))
+        return fail(v, DM_ERR_CONFIG, "spec.schema.fields", "an Avro record needs a fields list");
+    size_t i;
+    json_t *f;
+    json_array_foreach(fields, i, f)
+    {
+        char p[64];
+        snprintf(p, sizeof(p), "spec.schema.fields[%zu]", i);
+        if (!json_is_object(f) || !json_is_string(json_object_get(f, "name")))
+            return fail(v, DM_ERR_CONFIG, p, "each field needs a name");
+        if (!json_object_get(f, "type"))
+            return fail(v, DM_ERR_CONFIG, p, "field '%s' needs a type",
+                        json_string_value(json_object_get(f, "name")));
+    }
+    if (!key) return DM_OK;
+    json_t *k;
+    json_array_foreach(key, i, k)
+    {
+        bool found = false;
+        size_t j;
+        json_array_foreach(fields, j, f) if (!strcmp(json_string_value(json_object_get(f, "name")),
+                                                     json_string_value(k))) found = true;
+        if (!found) {
+            char p[64];
+            snprintf(p, sizeof(p), "spec.key[%zu]", i);
+            return fail(v, DM_ERR_CONFIG, p, "key field '%s' is not a field of the schema",
+                        json_string_value(k));
+        }
+    }
+    return DM_OK;
+}
+
+static dm_err_t check_source(vctx_t *v, const json_t *spec)
+{
+    static const char *const keys[] = {"connector", "schema", "key", "partitions", "config", NULL};
+    dm_err_t rc = check_keys(v, spec, "spec", keys);
+    if (rc) return rc;
+    const char *connector;
+    if ((rc = need_string(v, spec, "connector", "spec", true, &connector))) return rc;
+    bool known = false;
+    for (size_t i = 0; dm_source_connector_names[i]; i++)
+        known |= !strcmp(dm_source_connector_names[i], connector);
+    if (!known) {
+        char list[256];
+        join_list(dm_source_connector_names, list, sizeof(list));
+        return fail(v, DM_ERR_CONFIG_RANGE, "spec.connector", "'%s' is not one of: %s", connector,
+                    list);
+    }
+    const dm_connector_def_t *def = dm_source_connector_find(connector);
+    if (!def) {
+        char list[256];
+        dm_source_connectors_available(list, sizeof(list));
+        return fail(v, DM_ERR_UNSUPPORTED, "spec.connector",
+                    "connector '%s' is not available in this version yet (available: %s)",
+                    connector, list);
+    }
+    const json_t *key = json_object_get(spec, "key");
+    if (key && (rc = need_string_list(v, key, "spec.key", true))) return rc;
+    const json_t *parts = json_object_get(spec, "partitions");
+    if (parts && (!json_is_integer(parts) || json_integer_value(parts) < 1 ||
+                  json_integer_value(parts) > 1024))
+        return fail(v, DM_ERR_CONFIG_RANGE, "spec.partitions",
+                    "expected an integer from 1 to 1024, got %s",
+                    json_is_integer(parts) ? "a value out of range" : type_of(parts));
+    const json_t *schema = json_object_get(spec, "schema");
+    if (!schema && def->needs_schema)
+        return fail(v, DM_ERR_CONFIG_MISSING, "spec.schema",
+                    "required key 'schema' is missing: a %s source needs an Avro record schema",
+                    connector);
+    if (schema && (rc = check_inline_schema(v, schema, key))) return rc;
+    const json_t *config = json_object_get(spec, "config");
+    json_t *none = config ? NULL : json_object();
+    rc = check_config(v, def, config ? config : none, "spec.config", NULL);
+    json_decref(none);
+    return rc;
+}
+
+static dm_err_t check_sink_settings(vctx_t *v, const json_t *sink, const char *path)
+{
+    if (!json_is_object(sink))
+        return fail(v, DM_ERR_CONFIG_TYPE, path, "expected a mapping with a type, got %s",
+                    type_of(sink));
+    const char *type;
+    dm_err_t rc = need_string(v, sink, "type", path, true, &type);
+    if (rc) return rc;
+    char p[512];
+    snprintf(p, sizeof(p), "%s.type", path);
+    bool known = false;
+    for (size_t i = 0; dm_sink_type_names[i]; i++)
+        known |= !strcmp(dm_sink_type_names[i], type);
+    if (!known) {
+        char list[256];
+        join_list(dm_sink_type_names, list, sizeof(list));
+        return fail(v, DM_ERR_CONFIG_RANGE, p, "'%s' is not one of: %s", type, list);
+    }
+    if (!strcmp(type, "topic"))
+        return fail(v, DM_ERR_CONFIG, p, "publish to a topic with `- source: NAME` in `to`");
+    const dm_connector_def_t *def = dm_sink_type_find(type);
+    if (!def) {
+        char list[256];
+        dm_sink_types_available(list, sizeof(list));
+        return fail(v, DM_ERR_UNSUPPORTED, p,
+                    "sink type '%s' is not available in this version yet (available: %s)", type,
+                    list);
+    }
+    return check_config(v, def, sink, path, "type");
+}
+
+static dm_err_t check_step(vctx_t *v, const json_t *step, size_t i)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "spec.steps[%zu]", i);
+    static const char *const kinds[] = {"filter", "project", "enrich", "sql", "processor", NULL};
+    if (!json_is_object(step) || json_object_size(step) != 1) {
+        char list[128];
+        join_list(kinds, list, sizeof(list));
+        return fail(v, DM_ERR_CONFIG, path, "each step is a mapping with one key, one of: %s",
+                    list);
+    }
+    dm_err_t rc = check_keys(v, step, path, kinds);
+    if (rc) return rc;
+    const char *kind = json_object_iter_key(json_object_iter((json_t *)step));
+    const json_t *arg = json_object_get(step, kind);
+    char p[128];
+    snprintf(p, sizeof(p), "%s.%s", path, kind);
+    if (!strcmp(kind, "filter") || !strcmp(kind, "sql")) {
+        if (!json_is_string(arg) || !json_string_length(arg))
+            return fail(v, DM_ERR_CONFIG_TYPE, p, "expected %s as a non-empty string, got %s",
+                        !strcmp(kind, "sql") ? "a SQL statement" : "an expression", type_of(arg));
+        return DM_OK;
+    }
+    if (!strcmp(kind, "project")) return need_string_list(v, arg, p, true);
+    if (!strcmp(kind, "enrich")) {
+        static const char *const keys[] = {"with", "on", "fields", NULL};
+        if ((rc = check_keys(v, arg, p, keys))) return rc;
+        const char *with;
+        if ((rc = need_string(v, arg, "with", p, true, &with))) return rc;
+        char wp[160];
+        snprintf(wp, sizeof(wp), "%s.with", p);
+        if ((rc = need_name(v, with, wp))) return rc;
+        const json_t *on = json_object_get(arg, "on");
+        char op[160];
+        snprintf(op, sizeof(op), "%s.on", p);
+        if (!on) return fail(v, DM_ERR_CONFIG_MISSING, op, "required key 'on' is missing");
+        if (!json_is_string(on) && (rc = need_string_list(v, on, op, true))) return rc;
+        const json_t *fields = json_object_get(arg, "fields");
+        snprintf(op, sizeof(op), "%s.fields", p);
+        if (fields && (rc = need_string_list(v, fields, op, true))) return rc;
+        return DM_OK;
+    }
+    /* processor */
+    static const char *const keys[] = {"name", "config", NULL};
+    if ((rc = check_keys(v, arg, p, keys))) return rc;
+    const char *name;
+    if ((rc = need_string(v, arg, "name", p, true, &name))) return rc;
+    const json_t *config = json_object_get(arg, "config");
+    if (config && !json_is_object(config)) {
+        char cp[160];
+        snprintf(cp, sizeof(cp), "%s.config", p);
+        return fail(v, DM_ERR_CONFIG_TYPE, cp, "expected a mapping, got %s", type_of(config));
+    }
+    return DM_OK;
+}
+
+static dm_err_t check_pipeline(vctx_t *v, const json_t *spec)
+{
+    static const char *const keys[] = {"from", "steps", "to", NULL};
+    dm_err_t rc = check_keys(v, spec, "spec", keys);
+    if (rc) return rc;
+    const json_t *from = json_object_get(spec, "from");
+    if (!from) return fail(v, DM_ERR_CONFIG_MISSING, "spec.from", "required key 'from' is missing");
+    if (json_is_string(from)) {
+        if ((rc = need_name(v, json_string_value(from), "spec.from"))) return rc;
+    } else {
+        if ((rc = need_string_list(v, from, "spec.from", true))) return rc;
+        size_t i;
+        json_t *it;
+        json_array_foreach(from, i, it)
+        {
+            char p[64];
+            snprintf(p, sizeof(p), "spec.from[%zu]", i);
+            if ((rc = need_name(v, json_string_value(it), p))) return rc;
+        }
+    }
+    const json_t *steps = json_object_get(spec, "steps");
+    if (steps) {
+        if (!json_is_array(steps))
+            return fail(v, DM_ERR_CONFIG_TYPE, "spec.steps", "expected a list, got %s",
+                        type_of(steps));
+        size_t i;
+        json_t *step;
+        json_array_foreach(steps, i, step) if ((rc = check_step(v, step, i))) return rc;
+    }
+    const json_t *to = json_object_get(spec, "to");
+    if (!to) return fail(v, DM_ERR_CONFIG_MISSING, "spec.to", "required key 'to' is missing");
+    if (!json_is_array(to) || !json_array_size(to))
+        return fail(v, DM_ERR_CONFIG_TYPE, "spec.to", "expected a non-empty list of outputs");
+    size_t i;
+    json_t *out;
+    json_array_foreach(to, i, out)
+    {
+        char p[64];
+        snprintf(p, sizeof(p), "spec.to[%zu]", i);
+        static const char *const out_keys[] = {"source", "sink", NULL};
+        if ((rc = check_keys(v, out, p, out_keys))) return rc;
+        if (json_object_size(out) != 1)
+            return fail(v, DM_ERR_CONFIG, p,
+                        "each output is either `source: NAME` or `sink: {type: ...}`");
+        const json_t *src = json_object_get(out, "source");
+        char q[96];
+        if (src) {
+            snprintf(q, sizeof(q), "%s.source", p);
+            if (!json_is_string(src))
+                return fail(v, DM_ERR_CONFIG_TYPE, q, "expected a source name, got %s",
+                            type_of(src));
+            if ((rc = need_name(v, json_string_value(src), q))) return rc;
+            continue;
+        }
+        const json_t *sink = json_object_get(out, "sink");
+        snprintf(q, sizeof(q), "%s.sink", p);
+        if (json_is_string(sink)) {
+            if ((rc = need_name(v, json_string_value(sink), q))) return rc;
+            continue;
+        }
+        if ((rc = check_sink_settings(v, sink, q))) return rc;
+    }
+    return DM_OK;
+}
+
+static dm_err_t check_processor(vctx_t *v, const json_t *spec)
+{
+    static const char *const keys[] = {"library", "symbol", "config", NULL};
+    dm_err_t rc = check_keys(v, spec, "spec", keys);
+    if (rc) return rc;
+    if ((rc = need_string(v, spec, "library", "spec", true, NULL))) return rc;
+    if ((rc = need_string(v, spec, "symbol", "spec", false, NULL))) return rc;
+    const json_t *config = json_object_get(spec, "config");
+    if (config && !json_is_object(config))
+        return fail(v, DM_ERR_CONFIG_TYPE, "spec.config", "expected a mapping, got %s",
+                    type_of(config));
+    return DM_OK;
+}
+
+static dm_err_t check_metadata(vctx_t *v, const json_t *md, const char **name)
+{
+    static const char *const keys[] = {"name", "owner", "description", "labels", NULL};
+    if (!md)
+        return fail(v, DM_ERR_CONFIG_MISSING, "metadata", "required key 'metadata' is missing");
+    dm_err_t rc = check_keys(v, md, "metadata", keys);
+    if (rc) return rc;
+    if ((rc = need_string(v, md, "name", "metadata", true, name))) return rc;
+    if ((rc = need_name(v, *name, "metadata.name"))) return rc;
+    if ((rc = need_string(v, md, "owner", "metadata", false, NULL))) return rc;
+    if ((rc = need_string(v, md, "description", "metadata", false, NULL))) return rc;
+    const json_t *labels = json_object_get(md, "labels");
+    if (!labels) return DM_OK;
+    if (!json_is_object(labels))
+        return fail(v, DM_ERR_CONFIG_TYPE, "metadata.labels", "expected a mapping, got %s",
+                    type_of(labels));
+    const char *k;
+    json_t *val;
+    json_object_foreach((json_t *)labels, k, val)
+    {
+        char p[512];
+        snprintf(p, sizeof(p), "metadata.labels.%s", k);
+        if (!json_is_string(val))
+            return fail(v, DM_ERR_CONFIG_TYPE, p, "label values are strings, got %s", type_of(val));
+    }
+    return DM_OK;
+}
+
+dm_err_t dm_spec_validate(const dm_spec_doc_t *doc, dm_spec_t *out, dm_error_t *err)
+{
+    vctx_t v = {doc, err};
+    memset(out, 0, sizeof(*out));
+    const json_t *root = doc->root;
+    static const char *const top[] = {"kind", "metadata", "spec", NULL};
+    dm_err_t rc = check_keys(&v, root, "", top);
+    if (rc) return rc;
+    const char *kind;
+    if ((rc = need_string(&v, root, "kind", "", true, &kind))) return rc;
+    int k = -1;
+    for (int i = 0; i < DM_KIND_COUNT; i++)
+        if (!strcmp(kind, kind_names[i])) k = i;
+    if (k < 0)
+        return fail(&v, DM_ERR_CONFIG_RANGE, "kind", "'%s' is not one of: %s", kind,
+                    "Source, Pipeline, Processor, Sink");
+    const char *name;
+    if ((rc = check_metadata(&v, json_object_get(root, "metadata"), &name))) return rc;
+    const json_t *spec = json_object_get(root, "spec");
+    if (!spec) return fail(&v, DM_ERR_CONFIG_MISSING, "spec", "required key 'spec' is missing");
+    switch ((dm_kind_t)k) {
+    case DM_KIND_SOURCE: rc = check_source(&v, spec); break;
+    case DM_KIND_PIPELINE: rc = check_pipeline(&v, spec); break;
+    case DM_KIND_PROCESSOR: rc = check_processor(&v, spec); break;
+    case DM_KIND_SINK: rc = check_sink_settings(&v, spec, "spec"); break;
+    case DM_KIND_COUNT: break;
+    }
+    if (rc) return rc;
+    out->kind = (dm_kind_t)k;
+    out->doc = json_incref((json_t *)root);
+    out->name = json_string_value(json_object_get(json_object_get(out->doc, "metadata"), "name"));
+    return DM_OK;
+}
+
+void dm_spec_clear(dm_spec_t *spec)
+{
+    json_decref(spec->doc);
+    memset(spec, 0, sizeof(*spec));
+}
+
+json_t *dm_spec_pipeline_inputs(const json_t *doc)
+{
+    const json_t *from = json_object_get(json_object_get(doc, "spec"), "from");
+    if (json_is_string(from)) return json_pack("[O]", from);
+    return json_is_array(from) ? json_deep_copy(from) : json_array();
+}
+
+json_t *dm_spec_pipeline_outputs(const json_t *doc)
+{
+    json_t *names = json_array();
+    const json_t *to = json_object_get(json_object_get(doc, "spec"), "to");
+    size_t i;
+    json_t *out;
+    json_array_foreach(to, i, out)
+    {
+        const json_t *src = json_object_get(out, "source");
+        if (json_is_string(src)) json_array_append(names, (json_t *)src);
+    }
+    return names;
+}

@@ -1,0 +1,57 @@
+/* control/spec.h — the user's contract (DESIGN.md "Specs"): validation of
+ * Source, Pipeline, Processor and Sink documents.
+ *
+ * Validation is strict: unknown keys are errors that list the allowed keys,
+ * enumerations list their values, and every message starts with the
+ * file:line:column of the offending text and its field path. Connector and sink
+ * settings are checked against the connector's declared config table.
+ */
+#ifndef DM_CONTROL_SPEC_H
+#define DM_CONTROL_SPEC_H
+
+#include <jansson.h>
+
+#include "control/yaml.h"
+#include "core/error.h"
+
+typedef enum {
+    DM_KIND_SOURCE = 0,
+    DM_KIND_PIPELINE = 1,
+    DM_KIND_PROCESSOR = 2,
+    DM_KIND_SINK = 3,
+    DM_KIND_COUNT
+} dm_kind_t;
+
+/* "Source", "Pipeline", … */
+const char *dm_kind_name(dm_kind_t kind);
+
+/* "sources", "pipelines", … as in /api/v1/<plural>. */
+const char *dm_kind_plural(dm_kind_t kind);
+
+/* Accepts "Source", "source", "sources" (any case); -1 when none. */
+int dm_kind_parse(const char *text);
+
+typedef struct dm_spec {
+    dm_kind_t kind;
+    const char *name; /* points into doc */
+    json_t *doc;      /* the whole document {kind, metadata, spec}; owned */
+} dm_spec_t;
+
+/* Validates one loaded document. On success out holds a new reference to the
+ * document. Errors name file:line:col and the field path. */
+dm_err_t dm_spec_validate(const dm_spec_doc_t *doc, dm_spec_t *out, dm_error_t *err);
+
+/* Releases out->doc. */
+void dm_spec_clear(dm_spec_t *spec);
+
+/* The names of the sources a pipeline reads (spec.from), as a new JSON array. */
+json_t *dm_spec_pipeline_inputs(const json_t *pipeline_doc);
+
+/* The names of the sources a pipeline publishes (to[].source), new JSON array. */
+json_t *dm_spec_pipeline_outputs(const json_t *pipeline_doc);
+
+/* True when name is a valid object name: 1–63 characters of a-z, 0-9, '-',
+ * '_' and '.', starting and ending with a letter or digit. */
+int dm_spec_name_valid(const char *name);
+
+#endif

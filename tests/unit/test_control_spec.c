@@ -1,0 +1,292 @@
+/* Unit tests for control/yaml and control/spec: loading YAML/JSON documents
+ * with positions, and the validation messages users see for bad specs. */
+#include "check.h"
+#include "control/spec.h"
+#include "control/yaml.h"
+
+#define GOOD_SOURCE                                                                                \
+    "kind: Source\n"                                                                               \
+    "metadata: {name: plays, owner: playback, description: every play, labels: {tier: gold}}\n"    \
+    "spec:\n"                                                                                      \
+    "  connector: datagen\n"                                                                       \
+    "  schema: {type: record, name: Play, fields: [{name: id, type: long}, {name: country, "       \
+    "type: string}]}\n"                                                                            \
+    "  key: [id]\n"                                                                                \
+    "  partitions: 4\n"                                                                            \
+    "  config: {rate: 1000, seed: 7}\n"
+
+static dm_err_t validate_text(const char *text, dm_spec_t *spec, dm_error_t *err)
+{
+    dm_spec_doc_t *docs;
+    size_t n;
+    dm_err_t rc = dm_spec_load("t.yaml", text, strlen(text), &docs, &n, err);
+    if (rc) return rc;
+    if (n != 1) {
+        dm_spec_docs_free(docs, n);
+        return dm_error_set(err, DM_ERR_INVALID, "expected one document, got %zu", n);
+    }
+    rc = dm_spec_validate(&docs[0], spec, err);
+    dm_spec_docs_free(docs, n);
+    return rc;
+}
+
+static void test_good_specs(void)
+{
+    dm_error_t err = {0};
+    dm_spec_t s;
+    REQUIRE(validate_text(GOOD_SOURCE, &s, &err) == DM_OK);
+    CHECK_EQ_INT(s.kind, DM_KIND_SOURCE);
+    CHECK_STR_EQ(s.name, "plays");
+    dm_spec_clear(&s);
+    const char *pipeline = "kind: Pipeline\n"
+                           "metadata: {name: us-plays, owner: growth}\n"
+                           "spec:\n"
+                           "  from: [plays]\n"
+                           "  steps:\n"
+                           "    - filter: \"country = 'US' AND amount > 0\"\n"
+                           "    - project: [id, movie_id, \"amount * 100 AS cents\"]\n"
+                           "    - enrich: {with: movies, on: movie_id, fields: [title]}\n"
+                           "  to:\n"
+                           "    - source: us-plays\n"
+                           "    - sink: {type: file, path: out/us-plays.jsonl, format: jsonl}\n";
+    REQUIRE(validate_text(pipeline, &s, &err) == DM_OK);
+    json_t *in = dm_spec_pipeline_inputs(s.doc), *out = dm_spec_pipeline_outputs(s.doc);
+    CHECK_STR_EQ(json_string_value(json_array_get(in, 0)), "plays");
+    CHECK_STR_EQ(json_string_value(json_array_get(out, 0)), "us-plays");
+    json_decref(in);
+    json_decref(out);
+    dm_spec_clear(&s);
+    /* JSON is accepted as it is. */
+    REQUIRE(validate_text("{\"kind\": \"Sink\", \"metadata\": {\"name\": \"archive\"}, \"spec\": "
+                          "{\"type\": \"file\", \"path\": \"/tmp/a.avro\", \"format\": \"avro\"}}",
+                          &s, &err) == DM_OK);
+    CHECK_EQ_INT(s.kind, DM_KIND_SINK);
+    dm_spec_clear(&s);
+    REQUIRE(validate_text("kind: Source\nmetadata: {name: orders}\nspec:\n  connector: postgres\n"
+                          "  config: {dsn: \"host=127.0.0.1 dbname=shop user=cdc\", "
+                          "password_env: PGPASS, tables: [public.orders], snapshot: initial}\n",
+                          &s, &err) == DM_OK);
+    dm_spec_clear(&s);
+}
+
+static void test_multi_document_positions(void)
+{
+    const char *text = "kind: Source\nmetadata: {name: a}\nspec: {connector: ingest, schema: "
+                       "{type: record, name: A, fields: [{name: x, type: int}]}}\n"
+                       "---\n"
+                       "---\n"
+                       "kind: Pipeline\n"
+                       "metadata:\n"
+                       "  name: p\n"
+                       "spec:\n"
+                       "  from: a\n"
+                       "  to:\n"
+                       "    - sink: {type: file, path: x}\n";
+    dm_spec_doc_t *docs;
+    size_t n;
+    dm_error_t err = {0};
+    REQUIRE(dm_spec_load("multi.yaml", text, strlen(text), &docs, &n, &err) == DM_OK);
+    CHECK_EQ_INT(n, 2); /* the empty document is skipped */
+    char loc[128];
+    dm_spec_locate(&docs[1], "metadata.name", loc, sizeof(loc));
+    CHECK_STR_EQ(loc, "multi.yaml:8:9");
+    dm_spec_locate(&docs[1], "spec.to[0].sink.path", loc, sizeof(loc));
+    CHECK_STR_EQ(loc, "multi.yaml:12:32");
+    dm_spec_locate(&docs[1], "spec.nothing.here", loc, sizeof(loc));
+    CHECK_STR_EQ(loc, "multi.yaml:10:3"); /* nearest present parent: spec's value */
+    dm_spec_docs_free(docs, n);
+}
+
+/* Each bad spec and the message it must produce (a substring). */
+static const struct {
+    const char *text;
+    const char *want;
+} bad[] = {
+    /* text-level */
+    {"kind: [unclosed", "t.yaml:2:1: did not find expected ',' or ']'"},
+    {"kind: Source\nkind: Sink\n", "t.yaml:2:1: kind: duplicate key"},
+    {"- a\n- b\n", "(document): expected a mapping, got a list"},
+    {"{\"kind\": \"Source\",}", "t.yaml:1:"},
+    {"a: &x [1]\nb: *y\n", "t.yaml:2:"},
+    /* top level */
+    {"kind: Source\nmetadata: {name: a}\nspec: {}\nstatus: {}\n",
+     "t.yaml:4:9: status: unknown key 'status'; allowed: kind, metadata, spec"},
+    {"metadata: {name: a}\nspec: {}\n", "kind: required key 'kind' is missing"},
+    {"kind: Table\nmetadata: {name: a}\nspec: {}\n",
+     "t.yaml:1:7: kind: 'Table' is not one of: Source, Pipeline, Processor, Sink"},
+    {"kind: 7\nmetadata: {name: a}\nspec: {}\n", "kind: expected a string, got an integer"},
+    {"kind: Source\nspec: {}\n", "metadata: required key 'metadata' is missing"},
+    {"kind: Source\nmetadata: {name: a}\n", "spec: required key 'spec' is missing"},
+    /* metadata */
+    {"kind: Source\nmetadata: {owner: x}\nspec: {}\n",
+     "metadata.name: required key 'name' is missing"},
+    {"kind: Source\nmetadata: {name: Plays}\nspec: {}\n",
+     "t.yaml:2:18: metadata.name: 'Plays' is not a valid name"},
+    {"kind: Source\nmetadata: {name: ../etc}\nspec: {}\n", "'../etc' is not a valid name"},
+    {"kind: Source\nmetadata: {name: a/b}\nspec: {}\n", "'a/b' is not a valid name"},
+    {"kind: Source\nmetadata: {name: a, team: x}\nspec: {}\n",
+     "metadata.team: unknown key 'team'; allowed: name, owner, description, labels"},
+    {"kind: Source\nmetadata: {name: a, labels: [x]}\nspec: {}\n",
+     "metadata.labels: expected a mapping, got a list"},
+    {"kind: Source\nmetadata: {name: a, labels: {tier: 1}}\nspec: {}\n",
+     "metadata.labels.tier: label values are strings, got an integer"},
+    /* sources */
+    {"kind: Source\nmetadata: {name: a}\nspec: {}\n",
+     "spec.connector: required key 'connector' is missing"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {connector: oracle}\n",
+     "t.yaml:3:19: spec.connector: 'oracle' is not one of: postgres, mysql, cockroachdb, "
+     "ingest, datagen, file"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {connector: mysql}\n",
+     "connector 'mysql' is not available in this version yet (available: datagen"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {connector: datagen}\n",
+     "spec.schema: required key 'schema' is missing: a datagen source needs an Avro record"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {connector: datagen, schema: {type: string}}\n",
+     "spec.schema.type: a source's schema must be an Avro record"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {connector: datagen, schema: {file: a.avsc}}\n",
+     "spec.schema.file: schema files are read by `datamesh apply -f`"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {connector: datagen, schema: {type: record, "
+     "name: A, fields: [{name: x, type: int}]}, key: [y]}\n",
+     "spec.key[0]: key field 'y' is not a field of the schema"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {connector: datagen, schema: {type: record, "
+     "name: A, fields: [{type: int}]}}\n",
+     "spec.schema.fields[0]: each field needs a name"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {connector: datagen, partitions: 0, schema: "
+     "{type: record, name: A, fields: []}}\n",
+     "spec.partitions: expected an integer from 1 to 1024"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {connector: datagen, replicas: 3}\n",
+     "spec.replicas: unknown key 'replicas'; allowed: connector, schema, key, partitions, config"},
+    {"kind: Source\nmetadata: {name: a}\nspec:\n  connector: datagen\n  schema: {type: record, "
+     "name: A, fields: []}\n  config: {rate: 0}\n",
+     "t.yaml:6:18: spec.config.rate: 0 is out of range [1, 10000000]"},
+    {"kind: Source\nmetadata: {name: a}\nspec:\n  connector: datagen\n  schema: {type: record, "
+     "name: A, fields: []}\n  config: {speed: 5}\n",
+     "t.yaml:6:19: spec.config.speed: unknown key 'speed' for datagen connector; allowed: rate, "
+     "seed, max_events, keys"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {connector: postgres, config: {tables: [t]}}\n",
+     "spec.config.dsn: required key 'dsn' is missing"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {connector: postgres, config: {dsn: \"host=x "
+     "password=hunter2\", tables: [t]}}\n",
+     "the DSN holds a password (host=x password=***)"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {connector: postgres, config: {dsn: x, tables: "
+     "[t], snapshot: sometimes}}\n",
+     "spec.config.snapshot: 'sometimes' is not one of: initial, never, on_demand"},
+    /* pipelines */
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {to: [{source: b}]}\n",
+     "spec.from: required key 'from' is missing"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a]}\n",
+     "spec.to: required key 'to' is missing"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [], to: [{source: b}]}\n",
+     "spec.from: must list at least one item"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{map: x}], to: [{source: "
+     "b}]}\n",
+     "spec.steps[0].map: unknown key 'map'; allowed: filter, project, enrich, sql, processor"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{filter: x, project: [a]}], "
+     "to: [{source: b}]}\n",
+     "spec.steps[0]: each step is a mapping with one key"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{filter: 3}], to: [{source: "
+     "b}]}\n",
+     "spec.steps[0].filter: expected an expression as a non-empty string, got an integer"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{project: []}], to: "
+     "[{source: b}]}\n",
+     "spec.steps[0].project: must list at least one item"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{enrich: {with: m}}], to: "
+     "[{source: b}]}\n",
+     "spec.steps[0].enrich.on: required key 'on' is missing"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], to: [{source: b, sink: {type: "
+     "file}}]}\n",
+     "spec.to[0]: each output is either `source: NAME` or `sink: {type: ...}`"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], to: [{sink: {type: s3}}]}\n",
+     "spec.to[0].sink.type: 's3' is not one of: topic, kafka, iceberg, elasticsearch, postgres, "
+     "file"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], to: [{sink: {type: file, path: x, "
+     "format: csv}}]}\n",
+     "spec.to[0].sink.format: 'csv' is not one of: jsonl, avro"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], to: [{sink: {type: file}}]}\n",
+     "spec.to[0].sink.path: required key 'path' is missing"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], to: [{sink: {type: file, path: x, "
+     "roll_size: 10}}]}\n",
+     "spec.to[0].sink.roll_size: 10 is out of range"},
+    /* processors and sinks */
+    {"kind: Processor\nmetadata: {name: scorer}\nspec: {}\n",
+     "spec.library: required key 'library' is missing"},
+    {"kind: Sink\nmetadata: {name: s}\nspec: {type: elasticsearch}\n",
+     "sink type 'elasticsearch' is not available in this version yet"},
+};
+
+static void test_bad_specs(void)
+{
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        dm_error_t err = {0};
+        dm_spec_t s;
+        dm_err_t rc = validate_text(bad[i].text, &s, &err);
+        if (rc == DM_OK) {
+            printf("    case %zu: accepted, wanted: %s\n", i, bad[i].want);
+            dm_spec_clear(&s);
+            CHECK(rc != DM_OK);
+            continue;
+        }
+        if (!strstr(err.message, bad[i].want)) {
+            printf("    case %zu: got: %s\n             wanted: %s\n", i, err.message, bad[i].want);
+            CHECK(!"message mismatch");
+        }
+    }
+    CHECK(sizeof(bad) / sizeof(bad[0]) >= 30);
+}
+
+static void test_hostile_yaml_is_bounded(void)
+{
+    /* Alias expansion ("billion laughs") stops at the node limit. */
+    const char *bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                       "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                       "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                       "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                       "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+                       "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+                       "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n";
+    dm_spec_doc_t *docs;
+    size_t n;
+    dm_error_t err = {0};
+    CHECK(dm_spec_load("bomb.yaml", bomb, strlen(bomb), &docs, &n, &err) != DM_OK);
+    CHECK_CONTAINS(err.message, "document too large");
+    char deep[400];
+    memset(deep, '[', 200);
+    memset(deep + 200, ']', 200);
+    CHECK(dm_spec_load("deep.yaml", deep, sizeof(deep), &docs, &n, &err) != DM_OK);
+    CHECK_CONTAINS(err.message, "nested deeper than");
+    /* Binary garbage is an error with a position, not a crash. */
+    char junk[256];
+    for (int i = 0; i < 256; i++)
+        junk[i] = (char)(i * 37);
+    CHECK(dm_spec_load("junk.bin", junk, sizeof(junk), &docs, &n, &err) != DM_OK);
+    CHECK_CONTAINS(err.message, "junk.bin:");
+}
+
+static void test_scalar_types(void)
+{
+    const char *text = "a: 12\nb: -3.5\nc: true\nd: ~\ne: '12'\nf: 0x1f\ng: yes\nh: \"\"\n";
+    dm_spec_doc_t *docs;
+    size_t n;
+    dm_error_t err = {0};
+    REQUIRE(dm_spec_load("s.yaml", text, strlen(text), &docs, &n, &err) == DM_OK);
+    json_t *r = docs[0].root;
+    CHECK(json_is_integer(json_object_get(r, "a")) &&
+          json_integer_value(json_object_get(r, "a")) == 12);
+    CHECK(json_is_real(json_object_get(r, "b")));
+    CHECK(json_is_true(json_object_get(r, "c")));
+    CHECK(json_is_null(json_object_get(r, "d")));
+    CHECK_STR_EQ(json_string_value(json_object_get(r, "e")), "12");
+    CHECK_EQ_INT(json_integer_value(json_object_get(r, "f")), 31);
+    CHECK_STR_EQ(json_string_value(json_object_get(r, "g")), "yes"); /* YAML 1.2: not a boolean */
+    CHECK_STR_EQ(json_string_value(json_object_get(r, "h")), "");
+    dm_spec_docs_free(docs, n);
+}
+
+int main(void)
+{
+    RUN(test_good_specs);
+    RUN(test_multi_document_positions);
+    RUN(test_bad_specs);
+    RUN(test_hostile_yaml_is_bounded);
+    RUN(test_scalar_types);
+    return check_summary();
+}
