@@ -1,0 +1,1136 @@
+/* schema/codec.c — compiled Avro binary codecs (dm_avro_codec_*, dm_avro_decode,
+ * dm_avro_encode, dm_avro_skip).
+ *
+ * dm_avro_codec_new turns (writer, reader, projection) into a graph of plan
+ * steps, once. Each record step already knows the reader slot a writer field
+ * lands in (or that it is skipped), each enum knows its symbol map, each union
+ * branch its target branch, and reader defaults are decoded ahead of time, so
+ * decoding a record is a walk over arrays with no name lookups. Recursive
+ * schemas give cyclic plans: compilation memoizes (writer, reader, projection)
+ * triples.
+ *
+ * Every read is bounds-checked against the input's end; counts are checked
+ * against the bytes left before anything is allocated, and nesting depth is
+ * capped, so hostile input fails with an error instead of exhausting memory
+ * or the stack.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/varint.h"
+#include "schema/internal.h"
+
+#define MAX_DEPTH           512
+#define MAX_ZERO_SIZE_ITEMS (1u << 20)
+
+enum {
+    P_NULL,
+    P_BOOL,
+    P_INT,
+    P_LONG,
+    P_FLOAT,
+    P_DOUBLE,
+    P_BYTES,
+    P_STRING,
+    P_FIXED,
+    P_ENUM,
+    P_RECORD,
+    P_ARRAY,
+    P_MAP,
+    P_UNION,    /* writer is a union */
+    P_TO_UNION, /* writer is not a union, reader is */
+    P_INT_LONG,
+    P_INT_FLOAT,
+    P_INT_DOUBLE,
+    P_LONG_FLOAT,
+    P_LONG_DOUBLE,
+    P_FLOAT_DOUBLE,
+    P_STRING_BYTES,
+    P_BYTES_STRING,
+    P_SKIP,
+};
+
+typedef struct plan plan_t;
+
+typedef struct step {
+    const plan_t *plan; /* NULL: skip writer field of type w */
+    const dm_avro_node_t *w;
+    int32_t slot;
+    const char *name; /* for error paths */
+} step_t;
+
+typedef struct fill {
+    int32_t slot;
+    dm_avro_value_t value;
+} fill_t;
+
+typedef struct proj {
+    const char *name;
+    struct proj *kids;
+    uint32_t n_kids, cap_kids;
+    bool all;
+} proj_t;
+
+struct plan {
+    uint8_t op;
+    uint8_t out_type;
+    bool projected; /* record with slots left absent */
+    bool failed;
+    const dm_avro_node_t *w, *r;
+    const proj_t *proj;
+    uint32_t n_out;
+    uint32_t n_steps;
+    step_t *steps;
+    fill_t *fills;
+    uint32_t n_fills;
+    const plan_t *items;
+    size_t item_min; /* fewest bytes one writer item can take */
+    const plan_t **branches;
+    uint32_t n_branches;
+    const plan_t *inner;
+    int32_t inner_branch;
+    int32_t *enum_map;
+    uint32_t n_enum;
+    uint32_t size;
+};
+
+typedef struct memo {
+    const dm_avro_node_t *w, *r;
+    const proj_t *proj;
+    plan_t *plan;
+} memo_t;
+
+struct dm_avro_codec {
+    dm_arena_t arena;
+    const dm_avro_schema_t *writer, *reader;
+    const dm_avro_node_t *rroot;
+    plan_t *root;
+    memo_t *memo;
+    size_t n_memo, cap_memo;
+    dm_error_t *err;
+    char path[512];
+    size_t plen;
+};
+
+/* ---- decoding context ------------------------------------------------------- */
+
+typedef struct dctx {
+    const uint8_t *start, *p, *end;
+    dm_arena_t *arena;
+    int depth;
+    dm_err_t code;
+    const char *msg;
+    size_t pos;
+    const char *trail[16];
+    int n_trail;
+} dctx_t;
+
+static int fail(dctx_t *c, dm_err_t code, const char *msg)
+{
+    c->code = code;
+    c->msg = msg;
+    c->pos = (size_t)(c->p - c->start);
+    return -1;
+}
+
+static void trail(dctx_t *c, const char *name)
+{
+    if (c->n_trail < (int)(sizeof(c->trail) / sizeof(c->trail[0]))) c->trail[c->n_trail++] = name;
+}
+
+static dm_err_t report(dctx_t *c, dm_error_t *err)
+{
+    char path[256] = "$";
+    size_t n = 1;
+    for (int i = c->n_trail - 1; i >= 0 && n < sizeof(path); i--) {
+        int k = snprintf(path + n, sizeof(path) - n, ".%s", c->trail[i]);
+        if (k > 0) n += (size_t)k;
+    }
+    return dm_error_set(err, c->code, "at byte %zu (%s): %s", c->pos, path, c->msg);
+}
+
+static inline int rd_long(dctx_t *c, int64_t *v)
+{
+    const uint8_t *p = c->p;
+    if (c->end - p >= 1 && !(p[0] & 0x80)) { /* one-byte fast path */
+        *v = dm_zigzag_decode64(p[0]);
+        c->p = p + 1;
+        return 0;
+    }
+    int n = dm_varint_decode_i64(p, c->end, v);
+    if (n <= 0)
+        return fail(c, n == 0 ? DM_ERR_TRUNCATED : DM_ERR_SCHEMA_MISMATCH,
+                    n == 0 ? "input ends inside a varint" : "varint longer than 10 bytes");
+    c->p += n;
+    return 0;
+}
+
+static inline int rd_int(dctx_t *c, int32_t *v)
+{
+    int64_t l;
+    if (rd_long(c, &l)) return -1;
+    if (l < INT32_MIN || l > INT32_MAX) return fail(c, DM_ERR_SCHEMA_MISMATCH, "int out of range");
+    *v = (int32_t)l;
+    return 0;
+}
+
+static inline int rd_len(dctx_t *c, const uint8_t **ptr, uint32_t *len)
+{
+    int64_t l;
+    if (rd_long(c, &l)) return -1;
+    if (l < 0) return fail(c, DM_ERR_SCHEMA_MISMATCH, "negative length");
+    if (l > c->end - c->p) return fail(c, DM_ERR_TRUNCATED, "length runs past the end of input");
+    if (l > UINT32_MAX) return fail(c, DM_ERR_SCHEMA_MISMATCH, "length over 4 GiB");
+    *ptr = c->p;
+    *len = (uint32_t)l;
+    c->p += l;
+    return 0;
+}
+
+static inline int rd_raw(dctx_t *c, void *dst, size_t n)
+{
+    if ((size_t)(c->end - c->p) < n) return fail(c, DM_ERR_TRUNCATED, "input ends inside a value");
+    memcpy(dst, c->p, n);
+    c->p += n;
+    return 0;
+}
+
+/* Reads an array or map block header: the item count, checked against the
+ * bytes left (items of at least min bytes each). */
+static int rd_block(dctx_t *c, size_t min, uint64_t have, uint64_t *count)
+{
+    int64_t n;
+    if (rd_long(c, &n)) return -1;
+    if (n < 0) {
+        if (n == INT64_MIN) return fail(c, DM_ERR_SCHEMA_MISMATCH, "bad block count");
+        n = -n;
+        int64_t bytes;
+        if (rd_long(c, &bytes)) return -1;
+        if (bytes < 0) return fail(c, DM_ERR_SCHEMA_MISMATCH, "negative block size");
+    }
+    uint64_t left = (uint64_t)(c->end - c->p);
+    if (min ? (uint64_t)n > left / min : have + (uint64_t)n > MAX_ZERO_SIZE_ITEMS)
+        return fail(c, min ? DM_ERR_TRUNCATED : DM_ERR_SCHEMA_MISMATCH,
+                    "block count larger than the input can hold");
+    *count = (uint64_t)n;
+    return 0;
+}
+
+/* ---- skipping by writer schema ----------------------------------------------- */
+
+static size_t min_size(const dm_avro_node_t *n, int depth)
+{
+    if (depth > 8) return 0;
+    switch (n->type) {
+    case DM_AVRO_NULL: return 0;
+    case DM_AVRO_FLOAT: return 4;
+    case DM_AVRO_DOUBLE: return 8;
+    case DM_AVRO_FIXED: return n->size;
+    case DM_AVRO_RECORD: {
+        size_t s = 0;
+        for (uint32_t i = 0; i < n->n_fields; i++)
+            s += min_size(n->fields[i].type, depth + 1);
+        return s;
+    }
+    default: return 1;
+    }
+}
+
+static int skip(dctx_t *c, const dm_avro_node_t *n)
+{
+    int64_t l;
+    const uint8_t *ptr;
+    uint32_t len;
+    switch (n->type) {
+    case DM_AVRO_NULL: return 0;
+    case DM_AVRO_BOOLEAN:
+        if (c->p >= c->end) return fail(c, DM_ERR_TRUNCATED, "input ends inside a boolean");
+        if (*c->p > 1) return fail(c, DM_ERR_SCHEMA_MISMATCH, "boolean byte is not 0 or 1");
+        c->p++;
+        return 0;
+    case DM_AVRO_INT: {
+        int32_t i;
+        return rd_int(c, &i);
+    }
+    case DM_AVRO_LONG: return rd_long(c, &l);
+    case DM_AVRO_FLOAT:
+    case DM_AVRO_DOUBLE:
+    case DM_AVRO_FIXED: {
+        size_t sz = n->type == DM_AVRO_FLOAT ? 4 : n->type == DM_AVRO_DOUBLE ? 8 : n->size;
+        if ((size_t)(c->end - c->p) < sz) return fail(c, DM_ERR_TRUNCATED, "input ends early");
+        c->p += sz;
+        return 0;
+    }
+    case DM_AVRO_BYTES:
+    case DM_AVRO_STRING: return rd_len(c, &ptr, &len);
+    case DM_AVRO_ENUM:
+        if (rd_long(c, &l)) return -1;
+        if (l < 0 || l >= n->n_symbols)
+            return fail(c, DM_ERR_SCHEMA_MISMATCH, "enum index out of range");
+        return 0;
+    case DM_AVRO_RECORD:
+        if (++c->depth > MAX_DEPTH) return fail(c, DM_ERR_SCHEMA_MISMATCH, "nesting too deep");
+        for (uint32_t i = 0; i < n->n_fields; i++) {
+            if (skip(c, n->fields[i].type)) {
+                trail(c, n->fields[i].name);
+                return -1;
+            }
+        }
+        c->depth--;
+        return 0;
+    case DM_AVRO_ARRAY:
+    case DM_AVRO_MAP: {
+        if (++c->depth > MAX_DEPTH) return fail(c, DM_ERR_SCHEMA_MISMATCH, "nesting too deep");
+        size_t min = min_size(n->items, 0) + (n->type == DM_AVRO_MAP);
+        uint64_t total = 0;
+        for (;;) {
+            int64_t cnt;
+            if (rd_long(c, &cnt)) return -1;
+            if (cnt == 0) break;
+            if (cnt < 0) {
+                if (cnt == INT64_MIN) return fail(c, DM_ERR_SCHEMA_MISMATCH, "bad block count");
+                int64_t bytes;
+                if (rd_long(c, &bytes)) return -1;
+                if (bytes < 0) return fail(c, DM_ERR_SCHEMA_MISMATCH, "negative block size");
+                if (bytes > c->end - c->p) return fail(c, DM_ERR_TRUNCATED, "block runs past end");
+                c->p += bytes; /* the block size lets us jump over it whole */
+                continue;
+            }
+            uint64_t left = (uint64_t)(c->end - c->p);
+            total += (uint64_t)cnt;
+            if (min ? (uint64_t)cnt > left / min : total > MAX_ZERO_SIZE_ITEMS)
+                return fail(c, DM_ERR_TRUNCATED, "block count larger than the input can hold");
+            for (int64_t i = 0; i < cnt; i++) {
+                if (n->type == DM_AVRO_MAP && rd_len(c, &ptr, &len)) return -1;
+                if (skip(c, n->items)) return -1;
+            }
+        }
+        c->depth--;
+        return 0;
+    }
+    case DM_AVRO_UNION:
+        if (rd_long(c, &l)) return -1;
+        if (l < 0 || l >= n->n_branches)
+            return fail(c, DM_ERR_SCHEMA_MISMATCH, "union branch index out of range");
+        return skip(c, n->branches[l]);
+    default: return fail(c, DM_ERR_INTERNAL, "unknown type");
+    }
+}
+
+dm_err_t dm_avro_skip(const dm_avro_node_t *node, const uint8_t *buf, size_t len, size_t *consumed,
+                      dm_error_t *err)
+{
+    dctx_t c = {.start = buf, .p = buf, .end = buf + len};
+    if (skip(&c, node)) return report(&c, err);
+    if (consumed) *consumed = (size_t)(c.p - buf);
+    return DM_OK;
+}
+
+/* ---- decoding by plan ------------------------------------------------------------ */
+
+static int dec(dctx_t *c, const plan_t *pl, dm_avro_value_t *out);
+
+static int dec_array(dctx_t *c, const plan_t *pl, dm_avro_value_t *out, bool map)
+{
+    dm_avro_value_t *items = NULL;
+    uint64_t total = 0;
+    unsigned per = map ? 2 : 1;
+    for (;;) {
+        uint64_t cnt;
+        if (rd_block(c, pl->item_min, total, &cnt)) return -1;
+        if (cnt == 0) break;
+        if (total + cnt > UINT32_MAX / 2) return fail(c, DM_ERR_SCHEMA_MISMATCH, "too many items");
+        dm_avro_value_t *grown = dm_arena_alloc(c->arena, (total + cnt) * per * sizeof(*grown));
+        if (!grown) return fail(c, DM_ERR_NOMEM, "out of memory");
+        if (total) memcpy(grown, items, total * per * sizeof(*grown));
+        items = grown;
+        dm_avro_value_t *it = items + total * per;
+        for (uint64_t i = 0; i < cnt; i++) {
+            if (map) {
+                it->type = DM_AVRO_STRING;
+                it->flags = 0;
+                it->branch = 0;
+                if (rd_len(c, &it->u.p, &it->len)) return -1;
+                it++;
+            }
+            if (dec(c, pl->items, it)) return -1;
+            it++;
+        }
+        total += cnt;
+    }
+    out->type = map ? DM_AVRO_MAP : DM_AVRO_ARRAY;
+    out->len = (uint32_t)total;
+    out->u.v = items;
+    return 0;
+}
+
+static int dec(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
+{
+    int64_t l;
+    int32_t i;
+    out->flags = 0;
+    out->branch = 0;
+    switch (pl->op) {
+    case P_NULL: out->type = DM_AVRO_NULL; return 0;
+    case P_BOOL:
+        if (c->p >= c->end) return fail(c, DM_ERR_TRUNCATED, "input ends inside a boolean");
+        if (*c->p > 1) return fail(c, DM_ERR_SCHEMA_MISMATCH, "boolean byte is not 0 or 1");
+        out->type = DM_AVRO_BOOLEAN;
+        out->u.b = *c->p++;
+        return 0;
+    case P_INT: out->type = DM_AVRO_INT; return rd_int(c, &out->u.i);
+    case P_LONG: out->type = DM_AVRO_LONG; return rd_long(c, &out->u.l);
+    case P_FLOAT: out->type = DM_AVRO_FLOAT; return rd_raw(c, &out->u.f, 4);
+    case P_DOUBLE: out->type = DM_AVRO_DOUBLE; return rd_raw(c, &out->u.d, 8);
+    case P_BYTES:
+    case P_STRING_BYTES: out->type = DM_AVRO_BYTES; return rd_len(c, &out->u.p, &out->len);
+    case P_STRING:
+    case P_BYTES_STRING: out->type = DM_AVRO_STRING; return rd_len(c, &out->u.p, &out->len);
+    case P_FIXED:
+        if ((size_t)(c->end - c->p) < pl->size) return fail(c, DM_ERR_TRUNCATED, "fixed cut");
+        out->type = DM_AVRO_FIXED;
+        out->u.p = c->p;
+        out->len = pl->size;
+        c->p += pl->size;
+        return 0;
+    case P_ENUM:
+        if (rd_long(c, &l)) return -1;
+        if (l < 0 || l >= pl->n_enum)
+            return fail(c, DM_ERR_SCHEMA_MISMATCH, "enum index out of range");
+        out->type = DM_AVRO_ENUM;
+        out->u.i = pl->enum_map ? pl->enum_map[l] : (int32_t)l;
+        if (out->u.i < 0)
+            return fail(c, DM_ERR_SCHEMA_MISMATCH,
+                        "writer enum symbol is unknown to the reader, which has no default");
+        return 0;
+    case P_RECORD: {
+        if (++c->depth > MAX_DEPTH) return fail(c, DM_ERR_SCHEMA_MISMATCH, "nesting too deep");
+        dm_avro_value_t *v = dm_arena_alloc(c->arena, (pl->n_out ? pl->n_out : 1) * sizeof(*v));
+        if (!v) return fail(c, DM_ERR_NOMEM, "out of memory");
+        if (pl->projected)
+            for (uint32_t k = 0; k < pl->n_out; k++)
+                v[k].type = DM_AVRO_ABSENT, v[k].flags = 0, v[k].branch = 0, v[k].len = 0;
+        const step_t *s = pl->steps;
+        for (uint32_t k = 0; k < pl->n_steps; k++, s++) {
+            int rc = s->slot >= 0 ? dec(c, s->plan, &v[s->slot]) : skip(c, s->w);
+            if (rc) {
+                trail(c, s->name);
+                return -1;
+            }
+        }
+        for (uint32_t k = 0; k < pl->n_fills; k++)
+            v[pl->fills[k].slot] = pl->fills[k].value;
+        out->type = DM_AVRO_RECORD;
+        out->len = pl->n_out;
+        out->u.v = v;
+        c->depth--;
+        return 0;
+    }
+    case P_ARRAY:
+    case P_MAP: {
+        if (++c->depth > MAX_DEPTH) return fail(c, DM_ERR_SCHEMA_MISMATCH, "nesting too deep");
+        int rc = dec_array(c, pl, out, pl->op == P_MAP);
+        c->depth--;
+        return rc;
+    }
+    case P_UNION: {
+        if (rd_long(c, &l)) return -1;
+        if (l < 0 || l >= pl->n_branches)
+            return fail(c, DM_ERR_SCHEMA_MISMATCH, "union branch index out of range");
+        const plan_t *b = pl->branches[l];
+        if (!b)
+            return fail(c, DM_ERR_SCHEMA_MISMATCH,
+                        "writer union branch has no match in the reader schema");
+        /* A reader union's branch is set by the P_TO_UNION step below b. */
+        return dec(c, b, out);
+    }
+    case P_TO_UNION:
+        if (dec(c, pl->inner, out)) return -1;
+        out->branch = (uint16_t)pl->inner_branch;
+        return 0;
+    case P_INT_LONG:
+    case P_INT_FLOAT:
+    case P_INT_DOUBLE:
+        if (rd_int(c, &i)) return -1;
+        if (pl->op == P_INT_LONG)
+            out->type = DM_AVRO_LONG, out->u.l = i;
+        else if (pl->op == P_INT_FLOAT)
+            out->type = DM_AVRO_FLOAT, out->u.f = (float)i;
+        else
+            out->type = DM_AVRO_DOUBLE, out->u.d = i;
+        return 0;
+    case P_LONG_FLOAT:
+    case P_LONG_DOUBLE:
+        if (rd_long(c, &l)) return -1;
+        if (pl->op == P_LONG_FLOAT)
+            out->type = DM_AVRO_FLOAT, out->u.f = (float)l;
+        else
+            out->type = DM_AVRO_DOUBLE, out->u.d = (double)l;
+        return 0;
+    case P_FLOAT_DOUBLE: {
+        float f;
+        if (rd_raw(c, &f, 4)) return -1;
+        out->type = DM_AVRO_DOUBLE;
+        out->u.d = f;
+        return 0;
+    }
+    case P_SKIP: out->type = DM_AVRO_ABSENT; return skip(c, pl->w);
+    default: return fail(c, DM_ERR_INTERNAL, "bad plan");
+    }
+}
+
+dm_err_t dm_avro_decode(const dm_avro_codec_t *codec, const uint8_t *buf, size_t len,
+                        size_t *consumed, dm_arena_t *arena, dm_avro_value_t *out, dm_error_t *err)
+{
+    dctx_t c = {.start = buf, .p = buf, .end = buf + len, .arena = arena};
+    if (dec(&c, codec->root, out)) return report(&c, err);
+    if (consumed) *consumed = (size_t)(c.p - buf);
+    return DM_OK;
+}
+
+/* ---- compiling -------------------------------------------------------------------- */
+
+static dm_err_t cerr(dm_avro_codec_t *c, dm_err_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static dm_err_t cerr(dm_avro_codec_t *c, dm_err_t code, const char *fmt, ...)
+{
+    char msg[DM_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return dm_error_set(c->err, code, "%s: %s", c->plen ? c->path : "$", msg);
+}
+
+static size_t cpath_push(dm_avro_codec_t *c, const char *name)
+{
+    size_t old = c->plen;
+    int n = snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "%s.%s", old ? "" : "$", name);
+    if (n > 0) c->plen += (size_t)n;
+    if (c->plen >= sizeof(c->path)) c->plen = sizeof(c->path) - 1;
+    return old;
+}
+
+static void cpath_pop(dm_avro_codec_t *c, size_t old)
+{
+    c->plen = old;
+    c->path[old] = '\0';
+}
+
+static const char *node_desc(const dm_avro_node_t *n)
+{
+    return n->fullname ? n->fullname : dm_avro_type_name(n->type);
+}
+
+static dm_err_t compile(dm_avro_codec_t *c, const dm_avro_node_t *w, const dm_avro_node_t *r,
+                        const proj_t *proj, const plan_t **out);
+
+static const proj_t *proj_kid(const proj_t *p, const char *name)
+{
+    for (uint32_t i = 0; i < p->n_kids; i++)
+        if (strcmp(p->kids[i].name, name) == 0) return &p->kids[i];
+    return NULL;
+}
+
+static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_node_t *w,
+                               const dm_avro_node_t *r, const proj_t *proj)
+{
+    if (proj) {
+        for (uint32_t i = 0; i < proj->n_kids; i++)
+            if (dm_avro_field_index(r, proj->kids[i].name) < 0)
+                return cerr(c, DM_ERR_INVALID, "projection: record %s has no field \"%s\"",
+                            r->fullname, proj->kids[i].name);
+    }
+    pl->op = P_RECORD;
+    pl->n_out = r->n_fields;
+    pl->n_steps = w->n_fields;
+    pl->steps = dm_arena_calloc(&c->arena, w->n_fields ? w->n_fields : 1, sizeof(step_t));
+    pl->fills = dm_arena_calloc(&c->arena, r->n_fields ? r->n_fields : 1, sizeof(fill_t));
+    bool *matched = dm_arena_calloc(&c->arena, r->n_fields ? r->n_fields : 1, sizeof(bool));
+    if (!pl->steps || !pl->fills || !matched) return DM_ERR_NOMEM;
+    dm_err_t rc;
+    for (uint32_t i = 0; i < w->n_fields; i++) {
+        const dm_avro_field_t *wf = &w->fields[i];
+        step_t *s = &pl->steps[i];
+        s->w = wf->type;
+        s->name = wf->name;
+        s->slot = -1;
+        int ri = -1;
+        for (uint32_t k = 0; k < r->n_fields && ri < 0; k++)
+            if (strcmp(r->fields[k].name, wf->name) == 0) ri = (int)k;
+        for (uint32_t k = 0; k < r->n_fields && ri < 0; k++)
+            for (uint32_t a = 0; a < r->fields[k].n_aliases; a++)
+                if (strcmp(r->fields[k].aliases[a], wf->name) == 0) ri = (int)k;
+        if (ri < 0) continue;
+        matched[ri] = true;
+        const proj_t *sub = NULL;
+        if (proj) {
+            sub = proj_kid(proj, r->fields[ri].name);
+            if (!sub) {
+                pl->projected = true;
+                continue;
+            }
+            if (sub->all) sub = NULL;
+        }
+        size_t mark = cpath_push(c, r->fields[ri].name);
+        rc = compile(c, wf->type, r->fields[ri].type, sub, &s->plan);
+        if (rc) return rc;
+        cpath_pop(c, mark);
+        s->slot = ri;
+    }
+    for (uint32_t k = 0; k < r->n_fields; k++) {
+        if (matched[k]) continue;
+        const dm_avro_field_t *rf = &r->fields[k];
+        if (proj && !proj_kid(proj, rf->name)) {
+            pl->projected = true;
+            continue;
+        }
+        if (!rf->has_default)
+            return cerr(c, DM_ERR_SCHEMA_INCOMPATIBLE,
+                        "reader field \"%s\" of %s is missing from the writer and has no default",
+                        rf->name, r->fullname);
+        const plan_t *dp;
+        if ((rc = compile(c, rf->type, rf->type, NULL, &dp))) return rc;
+        fill_t *f = &pl->fills[pl->n_fills++];
+        f->slot = (int32_t)k;
+        dctx_t d = {.start = rf->default_bin,
+                    .p = rf->default_bin,
+                    .end = rf->default_bin + rf->default_len,
+                    .arena = &c->arena};
+        if (dec(&d, dp, &f->value)) return cerr(c, DM_ERR_INTERNAL, "bad default");
+    }
+    return DM_OK;
+}
+
+static int find_reader_branch(const dm_avro_node_t *w, const dm_avro_node_t *r, bool exact)
+{
+    for (uint32_t i = 0; i < r->n_branches; i++) {
+        const dm_avro_node_t *b = r->branches[i];
+        bool named =
+            w->type == DM_AVRO_RECORD || w->type == DM_AVRO_ENUM || w->type == DM_AVRO_FIXED;
+        if (exact) {
+            if (b->type != w->type) continue;
+            if (named && strcmp(b->fullname, w->fullname) != 0) continue;
+            return (int)i;
+        }
+        if (named) {
+            if (b->type == w->type && dm_avro_names_match(w, b)) return (int)i;
+        } else if (dm_avro_promotable(w->type, b->type)) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static dm_err_t compile(dm_avro_codec_t *c, const dm_avro_node_t *w, const dm_avro_node_t *r,
+                        const proj_t *proj, const plan_t **out)
+{
+    for (size_t i = 0; i < c->n_memo; i++) {
+        memo_t *m = &c->memo[i];
+        if (m->w == w && m->r == r && m->proj == proj) {
+            if (m->plan->failed)
+                return cerr(c, DM_ERR_SCHEMA_INCOMPATIBLE, "%s cannot be read as %s", node_desc(w),
+                            node_desc(r));
+            *out = m->plan;
+            return DM_OK;
+        }
+    }
+    if (c->n_memo == c->cap_memo) {
+        size_t cap = c->cap_memo ? c->cap_memo * 2 : 32;
+        memo_t *m = realloc(c->memo, cap * sizeof(*m));
+        if (!m) return DM_ERR_NOMEM;
+        c->memo = m;
+        c->cap_memo = cap;
+    }
+    plan_t *pl = dm_arena_calloc(&c->arena, 1, sizeof(*pl));
+    if (!pl) return DM_ERR_NOMEM;
+    pl->w = w;
+    pl->r = r;
+    pl->proj = proj;
+    c->memo[c->n_memo++] = (memo_t){w, r, proj, pl};
+    *out = pl;
+    dm_err_t rc = DM_OK;
+
+    if (w->type == DM_AVRO_UNION) {
+        pl->op = P_UNION;
+        pl->n_branches = w->n_branches;
+        pl->branches = dm_arena_calloc(&c->arena, w->n_branches + 1, sizeof(plan_t *));
+        if (!pl->branches) return DM_ERR_NOMEM;
+        bool any = false;
+        dm_error_t first = {0};
+        for (uint32_t i = 0; i < w->n_branches; i++) {
+            const plan_t *b;
+            dm_error_t *saved = c->err;
+            dm_error_t tmp = {0};
+            c->err = &tmp;
+            rc = compile(c, w->branches[i], r, proj, &b);
+            c->err = saved;
+            if (rc == DM_ERR_SCHEMA_INCOMPATIBLE) {
+                if (!first.code) first = tmp;
+                continue; /* only an error if a record takes this branch */
+            }
+            if (rc) {
+                if (c->err) *c->err = tmp;
+                return rc;
+            }
+            pl->branches[i] = b;
+            any = true;
+        }
+        if (!any) {
+            pl->failed = true;
+            if (c->err) *c->err = first;
+            return DM_ERR_SCHEMA_INCOMPATIBLE;
+        }
+        return DM_OK;
+    }
+    if (r->type == DM_AVRO_UNION) {
+        int bi = find_reader_branch(w, r, true);
+        if (bi < 0) bi = find_reader_branch(w, r, false);
+        if (bi < 0) {
+            pl->failed = true;
+            return cerr(c, DM_ERR_SCHEMA_INCOMPATIBLE,
+                        "writer type %s matches no branch of the reader union", node_desc(w));
+        }
+        pl->op = P_TO_UNION;
+        pl->inner_branch = bi;
+        rc = compile(c, w, r->branches[bi], proj, &pl->inner);
+        if (rc) pl->failed = true;
+        return rc;
+    }
+    bool ok = true;
+    switch (w->type) {
+    case DM_AVRO_NULL: ok = r->type == DM_AVRO_NULL, pl->op = P_NULL; break;
+    case DM_AVRO_BOOLEAN: ok = r->type == DM_AVRO_BOOLEAN, pl->op = P_BOOL; break;
+    case DM_AVRO_INT:
+        pl->op = r->type == DM_AVRO_INT      ? P_INT
+                 : r->type == DM_AVRO_LONG   ? P_INT_LONG
+                 : r->type == DM_AVRO_FLOAT  ? P_INT_FLOAT
+                 : r->type == DM_AVRO_DOUBLE ? P_INT_DOUBLE
+                                             : (ok = false, 0);
+        break;
+    case DM_AVRO_LONG:
+        pl->op = r->type == DM_AVRO_LONG     ? P_LONG
+                 : r->type == DM_AVRO_FLOAT  ? P_LONG_FLOAT
+                 : r->type == DM_AVRO_DOUBLE ? P_LONG_DOUBLE
+                                             : (ok = false, 0);
+        break;
+    case DM_AVRO_FLOAT:
+        pl->op = r->type == DM_AVRO_FLOAT    ? P_FLOAT
+                 : r->type == DM_AVRO_DOUBLE ? P_FLOAT_DOUBLE
+                                             : (ok = false, 0);
+        break;
+    case DM_AVRO_DOUBLE: ok = r->type == DM_AVRO_DOUBLE, pl->op = P_DOUBLE; break;
+    case DM_AVRO_BYTES:
+        pl->op = r->type == DM_AVRO_BYTES    ? P_BYTES
+                 : r->type == DM_AVRO_STRING ? P_BYTES_STRING
+                                             : (ok = false, 0);
+        break;
+    case DM_AVRO_STRING:
+        pl->op = r->type == DM_AVRO_STRING  ? P_STRING
+                 : r->type == DM_AVRO_BYTES ? P_STRING_BYTES
+                                            : (ok = false, 0);
+        break;
+    case DM_AVRO_FIXED:
+        ok = r->type == DM_AVRO_FIXED && dm_avro_names_match(w, r) && w->size == r->size;
+        pl->op = P_FIXED;
+        pl->size = w->size;
+        break;
+    case DM_AVRO_ENUM:
+        ok = r->type == DM_AVRO_ENUM && dm_avro_names_match(w, r);
+        pl->op = P_ENUM;
+        pl->n_enum = w->n_symbols;
+        if (ok && w != r) {
+            pl->enum_map = dm_arena_calloc(&c->arena, w->n_symbols + 1, sizeof(int32_t));
+            if (!pl->enum_map) return DM_ERR_NOMEM;
+            for (uint32_t i = 0; i < w->n_symbols; i++) {
+                pl->enum_map[i] = r->enum_default;
+                for (uint32_t k = 0; k < r->n_symbols; k++)
+                    if (strcmp(w->symbols[i], r->symbols[k]) == 0) pl->enum_map[i] = (int32_t)k;
+            }
+        }
+        break;
+    case DM_AVRO_RECORD:
+        ok = r->type == DM_AVRO_RECORD && dm_avro_names_match(w, r);
+        if (ok) rc = compile_record(c, pl, w, r, proj);
+        break;
+    case DM_AVRO_ARRAY:
+    case DM_AVRO_MAP:
+        ok = r->type == w->type;
+        pl->op = w->type == DM_AVRO_ARRAY ? P_ARRAY : P_MAP;
+        pl->item_min = min_size(w->items, 0) + (w->type == DM_AVRO_MAP);
+        if (ok) {
+            size_t mark = cpath_push(c, w->type == DM_AVRO_ARRAY ? "[]" : "{}");
+            rc = compile(c, w->items, r->items, proj, &pl->items);
+            if (!rc) cpath_pop(c, mark);
+        }
+        break;
+    default: ok = false; break;
+    }
+    if (!ok) {
+        pl->failed = true;
+        if (w->type == r->type && w->type == DM_AVRO_FIXED && dm_avro_names_match(w, r))
+            return cerr(c, DM_ERR_SCHEMA_INCOMPATIBLE,
+                        "fixed %s has size %u in the writer, %u in the reader", w->fullname,
+                        w->size, r->size);
+        if (w->type == r->type && w->fullname)
+            return cerr(c, DM_ERR_SCHEMA_INCOMPATIBLE,
+                        "writer type %s and reader type %s have different names", w->fullname,
+                        r->fullname);
+        return cerr(c, DM_ERR_SCHEMA_INCOMPATIBLE, "writer type %s cannot be read as %s",
+                    node_desc(w), node_desc(r));
+    }
+    if (rc) pl->failed = true;
+    return rc;
+}
+
+static dm_err_t proj_add(dm_avro_codec_t *c, proj_t *root, const char *path)
+{
+    proj_t *cur = root;
+    const char *s = path;
+    for (;;) {
+        const char *dot = strchr(s, '.');
+        size_t n = dot ? (size_t)(dot - s) : strlen(s);
+        if (n == 0) return cerr(c, DM_ERR_INVALID, "projection path \"%s\" is malformed", path);
+        proj_t *kid = NULL;
+        for (uint32_t i = 0; i < cur->n_kids; i++)
+            if (strlen(cur->kids[i].name) == n && strncmp(cur->kids[i].name, s, n) == 0)
+                kid = &cur->kids[i];
+        if (!kid) {
+            if (cur->n_kids == cur->cap_kids) {
+                uint32_t cap = cur->cap_kids ? cur->cap_kids * 2 : 4;
+                proj_t *k = dm_arena_calloc(&c->arena, cap, sizeof(*k));
+                if (!k) return DM_ERR_NOMEM;
+                if (cur->n_kids) memcpy(k, cur->kids, cur->n_kids * sizeof(*k));
+                cur->kids = k;
+                cur->cap_kids = cap;
+            }
+            kid = &cur->kids[cur->n_kids++];
+            memset(kid, 0, sizeof(*kid));
+            kid->name = dm_arena_strndup(&c->arena, s, n);
+        }
+        if (!dot) {
+            kid->all = true;
+            return DM_OK;
+        }
+        cur = kid;
+        s = dot + 1;
+    }
+}
+
+dm_err_t dm_avro_codec_new(const dm_avro_schema_t *writer, const dm_avro_schema_t *reader,
+                           const char *const *paths, size_t n_paths, dm_avro_codec_t **out,
+                           dm_error_t *err)
+{
+    *out = NULL;
+    dm_avro_codec_t *c = calloc(1, sizeof(*c));
+    if (!c) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    dm_arena_init(&c->arena, 8192);
+    c->writer = writer;
+    c->reader = reader ? reader : writer;
+    c->rroot = c->reader->root;
+    c->err = err;
+    dm_err_t rc = DM_OK;
+    proj_t *proj = NULL;
+    if (n_paths) {
+        proj = dm_arena_calloc(&c->arena, 1, sizeof(*proj));
+        if (!proj) rc = DM_ERR_NOMEM;
+        for (size_t i = 0; !rc && i < n_paths; i++)
+            rc = proj_add(c, proj, paths[i]);
+    }
+    const plan_t *root = NULL;
+    if (!rc) rc = compile(c, writer->root, c->rroot, proj, &root);
+    free(c->memo);
+    c->memo = NULL;
+    c->err = NULL;
+    if (rc) {
+        if (rc == DM_ERR_NOMEM) dm_error_set(err, rc, "out of memory");
+        dm_avro_codec_free(c);
+        return rc;
+    }
+    c->root = (plan_t *)root;
+    *out = c;
+    return DM_OK;
+}
+
+void dm_avro_codec_free(dm_avro_codec_t *c)
+{
+    if (!c) return;
+    free(c->memo);
+    dm_arena_destroy(&c->arena);
+    free(c);
+}
+
+const dm_avro_node_t *dm_avro_codec_reader(const dm_avro_codec_t *c)
+{
+    return c->rroot;
+}
+
+/* ---- encoding ----------------------------------------------------------------------- */
+
+typedef struct ectx {
+    dm_buf_t *out;
+    const char *trail[16];
+    int n_trail;
+    const char *msg;
+    dm_err_t code;
+} ectx_t;
+
+static int efail(ectx_t *e, dm_err_t code, const char *msg)
+{
+    e->code = code;
+    e->msg = msg;
+    return -1;
+}
+
+static inline int put_long(ectx_t *e, int64_t v)
+{
+    dm_buf_t *b = e->out;
+    if (b->cap - b->len < DM_VARINT_MAX && dm_buf_reserve(b, DM_VARINT_MAX))
+        return efail(e, DM_ERR_NOMEM, "out of memory");
+    b->len += dm_varint_encode_i64(v, b->data + b->len);
+    return 0;
+}
+
+static inline int put_raw(ectx_t *e, const void *p, size_t n)
+{
+    return dm_buf_append(e->out, p, n) ? efail(e, DM_ERR_NOMEM, "out of memory") : 0;
+}
+
+static int enc(ectx_t *e, const dm_avro_node_t *n, const dm_avro_value_t *v)
+{
+    if (n->type == DM_AVRO_UNION) {
+        if (v->branch >= n->n_branches)
+            return efail(e, DM_ERR_SCHEMA_MISMATCH, "union branch index out of range");
+        if (put_long(e, v->branch)) return -1;
+        n = n->branches[v->branch];
+    }
+    if (v->type != n->type) {
+        e->code = DM_ERR_SCHEMA_MISMATCH;
+        e->msg = dm_avro_type_name(n->type);
+        return -2; /* the message is the expected type */
+    }
+    switch (n->type) {
+    case DM_AVRO_NULL: return 0;
+    case DM_AVRO_BOOLEAN: {
+        uint8_t b = v->u.b ? 1 : 0;
+        return put_raw(e, &b, 1);
+    }
+    case DM_AVRO_INT: return put_long(e, v->u.i);
+    case DM_AVRO_LONG: return put_long(e, v->u.l);
+    case DM_AVRO_FLOAT: return put_raw(e, &v->u.f, 4);
+    case DM_AVRO_DOUBLE: return put_raw(e, &v->u.d, 8);
+    case DM_AVRO_BYTES:
+    case DM_AVRO_STRING:
+        if (put_long(e, v->len)) return -1;
+        return put_raw(e, v->u.p, v->len);
+    case DM_AVRO_FIXED:
+        if (v->len != n->size) return efail(e, DM_ERR_SCHEMA_MISMATCH, "fixed has the wrong size");
+        return put_raw(e, v->u.p, v->len);
+    case DM_AVRO_ENUM:
+        if (v->u.i < 0 || (uint32_t)v->u.i >= n->n_symbols)
+            return efail(e, DM_ERR_SCHEMA_MISMATCH, "enum symbol index out of range");
+        return put_long(e, v->u.i);
+    case DM_AVRO_RECORD:
+        if (v->len != n->n_fields)
+            return efail(e, DM_ERR_SCHEMA_MISMATCH, "record has the wrong number of fields");
+        for (uint32_t i = 0; i < n->n_fields; i++) {
+            int rc = enc(e, n->fields[i].type, &v->u.v[i]);
+            if (rc) {
+                if (e->n_trail < 16) e->trail[e->n_trail++] = n->fields[i].name;
+                return rc;
+            }
+        }
+        return 0;
+    case DM_AVRO_ARRAY:
+    case DM_AVRO_MAP: {
+        if (v->len) {
+            if (put_long(e, v->len)) return -1;
+            bool map = n->type == DM_AVRO_MAP;
+            for (uint32_t i = 0; i < v->len; i++) {
+                const dm_avro_value_t *it = map ? &v->u.v[2 * i] : &v->u.v[i];
+                if (map) {
+                    if (it->type != DM_AVRO_STRING)
+                        return efail(e, DM_ERR_SCHEMA_MISMATCH, "map key is not a string");
+                    if (put_long(e, it->len) || put_raw(e, it->u.p, it->len)) return -1;
+                    it++;
+                }
+                int rc = enc(e, n->items, it);
+                if (rc) return rc;
+            }
+        }
+        return put_long(e, 0);
+    }
+    default: return efail(e, DM_ERR_INTERNAL, "bad schema node");
+    }
+}
+
+dm_err_t dm_avro_encode(const dm_avro_node_t *node, const dm_avro_value_t *v, dm_buf_t *out,
+                        dm_error_t *err)
+{
+    ectx_t e = {.out = out};
+    size_t start = out->len;
+    int rc = enc(&e, node, v);
+    if (!rc) return DM_OK;
+    out->len = start;
+    char path[256] = "$";
+    size_t n = 1;
+    for (int i = e.n_trail - 1; i >= 0 && n < sizeof(path); i--) {
+        int k = snprintf(path + n, sizeof(path) - n, ".%s", e.trail[i]);
+        if (k > 0) n += (size_t)k;
+    }
+    if (rc == -2) return dm_error_set(err, e.code, "%s: expected a value of type %s", path, e.msg);
+    return dm_error_set(err, e.code, "%s: %s", path, e.msg);
+}
+
+/* ---- equality ------------------------------------------------------------------------ */
+
+bool dm_avro_value_equal(const dm_avro_node_t *n, const dm_avro_value_t *a,
+                         const dm_avro_value_t *b)
+{
+    if (a->type != b->type) return false;
+    if (n->type == DM_AVRO_UNION) {
+        if (a->branch != b->branch || a->branch >= n->n_branches) return false;
+        n = n->branches[a->branch];
+    }
+    switch (a->type) {
+    case DM_AVRO_ABSENT:
+    case DM_AVRO_NULL: return true;
+    case DM_AVRO_BOOLEAN: return !a->u.b == !b->u.b;
+    case DM_AVRO_INT:
+    case DM_AVRO_ENUM: return a->u.i == b->u.i;
+    case DM_AVRO_LONG: return a->u.l == b->u.l;
+    case DM_AVRO_FLOAT: return memcmp(&a->u.f, &b->u.f, 4) == 0;
+    case DM_AVRO_DOUBLE: return memcmp(&a->u.d, &b->u.d, 8) == 0;
+    case DM_AVRO_BYTES:
+    case DM_AVRO_STRING:
+    case DM_AVRO_FIXED: return a->len == b->len && (!a->len || memcmp(a->u.p, b->u.p, a->len) == 0);
+    case DM_AVRO_RECORD:
+        if (a->len != b->len || a->len != n->n_fields) return false;
+        for (uint32_t i = 0; i < a->len; i++)
+            if (!dm_avro_value_equal(n->fields[i].type, &a->u.v[i], &b->u.v[i])) return false;
+        return true;
+    case DM_AVRO_ARRAY:
+    case DM_AVRO_MAP: {
+        if (a->len != b->len) return false;
+        bool map = a->type == DM_AVRO_MAP;
+        for (uint32_t i = 0; i < a->len; i++) {
+            if (map) {
+                const dm_avro_value_t *ka = &a->u.v[2 * i], *kb = &b->u.v[2 * i];
+                if (ka->len != kb->len || memcmp(ka->u.p, kb->u.p, ka->len) != 0) return false;
+                if (!dm_avro_value_equal(n->items, ka + 1, kb + 1)) return false;
+            } else if (!dm_avro_value_equal(n->items, &a->u.v[i], &b->u.v[i])) {
+                return false;
+            }
+        }
+        return true;
+    }
+    default: return false;
+    }
+}
+
+/* ---- decoding by schema node (no plan) ------------------------------------------------- */
+
+static int decn(dctx_t *c, const dm_avro_node_t *n, dm_avro_value_t *out)
+{
+    int64_t l;
+    out->flags = 0;
+    out->branch = 0;
+    out->type = (uint8_t)n->type;
+    switch (n->type) {
+    case DM_AVRO_NULL: return 0;
+    case DM_AVRO_BOOLEAN:
+        if (c->p >= c->end) return fail(c, DM_ERR_TRUNCATED, "input ends inside a boolean");
+        if (*c->p > 1) return fail(c, DM_ERR_SCHEMA_MISMATCH, "boolean byte is not 0 or 1");
+        out->u.b = *c->p++;
+        return 0;
+    case DM_AVRO_INT: return rd_int(c, &out->u.i);
+    case DM_AVRO_LONG: return rd_long(c, &out->u.l);
+    case DM_AVRO_FLOAT: return rd_raw(c, &out->u.f, 4);
+    case DM_AVRO_DOUBLE: return rd_raw(c, &out->u.d, 8);
+    case DM_AVRO_BYTES:
+    case DM_AVRO_STRING: return rd_len(c, &out->u.p, &out->len);
+    case DM_AVRO_FIXED:
+        if ((size_t)(c->end - c->p) < n->size) return fail(c, DM_ERR_TRUNCATED, "fixed cut");
+        out->u.p = c->p;
+        out->len = n->size;
+        c->p += n->size;
+        return 0;
+    case DM_AVRO_ENUM:
+        if (rd_long(c, &l)) return -1;
+        if (l < 0 || l >= n->n_symbols)
+            return fail(c, DM_ERR_SCHEMA_MISMATCH, "enum index out of range");
+        out->u.i = (int32_t)l;
+        return 0;
+    case DM_AVRO_RECORD: {
+        if (++c->depth > MAX_DEPTH) return fail(c, DM_ERR_SCHEMA_MISMATCH, "nesting too deep");
+        dm_avro_value_t *v = dm_arena_alloc(c->arena, (n->n_fields ? n->n_fields : 1) * sizeof(*v));
+        if (!v) return fail(c, DM_ERR_NOMEM, "out of memory");
+        for (uint32_t i = 0; i < n->n_fields; i++) {
+            if (decn(c, n->fields[i].type, &v[i])) {
+                trail(c, n->fields[i].name);
+                return -1;
+            }
+        }
+        out->len = n->n_fields;
+        out->u.v = v;
+        c->depth--;
+        return 0;
+    }
+    case DM_AVRO_ARRAY:
+    case DM_AVRO_MAP: {
+        if (++c->depth > MAX_DEPTH) return fail(c, DM_ERR_SCHEMA_MISMATCH, "nesting too deep");
+        bool map = n->type == DM_AVRO_MAP;
+        size_t min = min_size(n->items, 0) + map;
+        dm_avro_value_t *items = NULL;
+        uint64_t total = 0;
+        unsigned per = map ? 2 : 1;
+        for (;;) {
+            uint64_t cnt;
+            if (rd_block(c, min, total, &cnt)) return -1;
+            if (cnt == 0) break;
+            if (total + cnt > UINT32_MAX / 2)
+                return fail(c, DM_ERR_SCHEMA_MISMATCH, "too many items");
+            dm_avro_value_t *g = dm_arena_alloc(c->arena, (total + cnt) * per * sizeof(*g));
+            if (!g) return fail(c, DM_ERR_NOMEM, "out of memory");
+            if (total) memcpy(g, items, total * per * sizeof(*g));
+            items = g;
+            dm_avro_value_t *it = items + total * per;
+            for (uint64_t i = 0; i < cnt; i++) {
+                if (map) {
+                    it->type = DM_AVRO_STRING;
+                    it->flags = 0;
+                    it->branch = 0;
+                    if (rd_len(c, &it->u.p, &it->len)) return -1;
+                    it++;
+                }
+                if (decn(c, n->items, it++)) return -1;
+            }
+            total += cnt;
+        }
+        out->len = (uint32_t)total;
+        out->u.v = items;
+        c->depth--;
+        return 0;
+    }
+    case DM_AVRO_UNION:
+        if (rd_long(c, &l)) return -1;
+        if (l < 0 || l >= n->n_branches)
+            return fail(c, DM_ERR_SCHEMA_MISMATCH, "union branch index out of range");
+        if (decn(c, n->branches[l], out)) return -1;
+        out->branch = (uint16_t)l;
+        return 0;
+    default: return fail(c, DM_ERR_INTERNAL, "unknown type");
+    }
+}
+
+dm_err_t dm_avro_decode_node(const dm_avro_node_t *node, const uint8_t *buf, size_t len,
+                             size_t *consumed, dm_arena_t *arena, dm_avro_value_t *out,
+                             dm_error_t *err)
+{
+    dctx_t c = {.start = buf, .p = buf, .end = buf + len, .arena = arena};
+    if (decn(&c, node, out)) return report(&c, err);
+    if (consumed) *consumed = (size_t)(c.p - buf);
+    return DM_OK;
+}
