@@ -35,5 +35,9 @@ void dm_cli_errorf(const char *cmd, const char *fmt, ...) __attribute__((format(
 
 /* Subcommands implemented so far. */
 int dm_cmd_up(int argc, char **argv);
+int dm_cmd_apply(int argc, char **argv);
+int dm_cmd_get(int argc, char **argv);
+int dm_cmd_describe(int argc, char **argv);
+int dm_cmd_delete(int argc, char **argv);
 
 #endif

@@ -16,12 +16,22 @@ const dm_cli_command_t dm_cli_commands[] = {
      "  --demo              load the demo sources and pipeline\n",
      dm_cmd_up},
     {"apply", "create or update sources, pipelines, processors and sinks from specs",
-     "usage: datamesh apply -f FILE|DIR [--dry-run] [--server URL]\n", NULL},
-    {"get", "list objects of a kind", "usage: datamesh get KIND [NAME] [-o table|json|yaml]\n",
-     NULL},
+     "usage: datamesh apply -f FILE|DIR [-f ...] [--dry-run] [--server URL]\n"
+     "\n"
+     "Validates the spec documents locally (errors name file:line:column), then applies\n"
+     "them all or none. --dry-run prints the plan and changes nothing. The server is\n"
+     "--server, else $DATAMESH_SERVER, else http://127.0.0.1:8080.\n",
+     dm_cmd_apply},
+    {"get", "list objects of a kind",
+     "usage: datamesh get KIND [NAME] [-o table|json|yaml] [--server URL]\n"
+     "KIND: sources, pipelines, processors, sinks\n",
+     dm_cmd_get},
     {"describe", "show one object in detail, with its status",
-     "usage: datamesh describe KIND NAME\n", NULL},
-    {"delete", "delete an object", "usage: datamesh delete KIND NAME\n", NULL},
+     "usage: datamesh describe KIND NAME [-o yaml|json] [--server URL]\n", dm_cmd_describe},
+    {"delete", "delete an object",
+     "usage: datamesh delete KIND NAME [--server URL]\n"
+     "A source that pipelines read is refused with their names.\n",
+     dm_cmd_delete},
     {"produce", "send JSON records to a source", "usage: datamesh produce SOURCE < records.jsonl\n",
      NULL},
     {"consume", "print a source's records as JSON lines",

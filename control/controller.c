@@ -12,7 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "control/api.h"
 #include "control/http.h"
+#include "control/store.h"
 #include "core/clock.h"
 #include "core/log.h"
 
@@ -20,6 +22,7 @@ struct dm_controller {
     char *data_dir;
     int lock_fd;
     dm_http_server_t *http;
+    dm_store_t *store;
     int64_t started_ms;
     _Atomic bool ready;
 };
@@ -87,11 +90,16 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
     c->data_dir = strdup(opt->data_dir ? opt->data_dir : "./.datamesh");
     if (!c->data_dir || make_dirs(c->data_dir, err) || lock_data_dir(c, err)) goto fail;
 
+    char db[4200];
+    snprintf(db, sizeof(db), "%s/controller.db", c->data_dir);
+    c->store = dm_store_open(db, err);
+    if (!c->store) goto fail;
+
     dm_http_options_t hopt = {.listen = opt->listen ? opt->listen : "127.0.0.1:8080"};
     c->http = dm_http_server_new(&hopt, err);
     if (!c->http) goto fail;
     if (dm_http_route(c->http, "GET", "/healthz", on_healthz, c) ||
-        dm_http_server_start(c->http, err))
+        dm_api_register(c->http, c->store) || dm_http_server_start(c->http, err))
         goto fail;
     atomic_store(&c->ready, true);
     DM_INFO("control", "listen=%s data=%s: controller ready", hopt.listen, c->data_dir);
@@ -109,7 +117,8 @@ uint16_t dm_controller_port(const dm_controller_t *c)
 void dm_controller_stop(dm_controller_t *c)
 {
     if (!c) return;
-    dm_http_server_free(c->http);
+    dm_http_server_free(c->http); /* first: no handler runs after this */
+    dm_store_close(c->store);
     if (c->lock_fd >= 0) close(c->lock_fd);
     free(c->data_dir);
     free(c);

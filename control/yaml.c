@@ -176,7 +176,8 @@ dm_err_t dm_spec_load(const char *file, const char *text, size_t len, dm_spec_do
     *n_out = 0;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)(text ? text : ""),
+                                 text ? len : 0);
     dm_spec_doc_t *docs = NULL;
     size_t n = 0, cap = 0;
     dm_err_t rc = DM_OK;

@@ -1,0 +1,217 @@
+/* control/api.c — /api/v1: apply, list, get, delete, catalog search.
+ *
+ * Every answer is JSON; errors are {"error_code": N, "message": "..."}. Secrets
+ * never leave: DSNs are redacted and any password/token/secret value is "***".
+ */
+#include "control/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "control/reconcile.h"
+#include "control/yaml.h"
+#include "core/redact.h"
+
+int dm_api_status(dm_err_t code)
+{
+    switch (code) {
+    case DM_OK: return 200;
+    case DM_ERR_NOT_FOUND: return 404;
+    case DM_ERR_EXISTS: return 409;
+    case DM_ERR_NOMEM:
+    case DM_ERR_IO:
+    case DM_ERR_INTERNAL:
+    case DM_ERR_CORRUPT: return 500;
+    case DM_ERR_TIMEOUT:
+    case DM_ERR_AGAIN: return 503;
+    default: return code <= DM_ERR_CONFIG && code > DM_ERR_SCHEMA ? 422 : 400;
+    }
+}
+
+static void reply_error(dm_http_response_t *res, const dm_error_t *err)
+{
+    int status = dm_api_status(err->code);
+    dm_http_error(res, status, status * 100 + (-(int)err->code % 100), "%s", err->message);
+}
+
+/* Replaces secrets in place, recursively. */
+static void redact(json_t *j, int depth)
+{
+    if (depth > 64) return;
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) redact(v, depth + 1);
+        return;
+    }
+    if (!json_is_object(j)) return;
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v)
+    {
+        if (json_is_string(v) &&
+            (strcasestr(k, "password") || strcasestr(k, "token") || strcasestr(k, "secret") ||
+             strcasestr(k, "api_key")) &&
+            !strstr(k, "_env") && !strstr(k, "_file")) {
+            json_object_set_new(j, k, json_string("***"));
+        } else if (json_is_string(v) && (!strcasecmp(k, "dsn") || !strcasecmp(k, "url"))) {
+            char red[2048];
+            dm_redact_dsn(json_string_value(v), red, sizeof(red));
+            json_object_set_new(j, k, json_string(red));
+        } else {
+            redact(v, depth + 1);
+        }
+    }
+}
+
+static int kind_of(const dm_http_request_t *req, dm_http_response_t *res)
+{
+    const char *plural = dm_http_param(req, "kind");
+    int k = plural ? dm_kind_parse(plural) : -1;
+    if (k < 0)
+        dm_http_error(res, 404, 40400,
+                      "unknown kind '%s'; kinds: sources, pipelines, processors, sinks",
+                      plural ? plural : "");
+    return k;
+}
+
+static bool query_true(const dm_http_request_t *req, const char *name)
+{
+    const char *v = dm_http_query(req, name);
+    return v && (!strcmp(v, "true") || !strcmp(v, "1") || !*v);
+}
+
+/* POST /api/v1/apply[?dry_run=true] with YAML or JSON documents. */
+static void on_apply(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    dm_store_t *store = ctx;
+    dm_error_t err = {0};
+    dm_spec_doc_t *docs = NULL;
+    size_t n = 0;
+    const char *file = dm_http_query(req, "file");
+    const char *text = req->body ? (const char *)req->body : "";
+    if (dm_spec_load(file && *file ? file : "<request>", text, req->body_len, &docs, &n, &err)) {
+        reply_error(res, &err);
+        return;
+    }
+    if (n == 0) {
+        dm_spec_docs_free(docs, n);
+        dm_http_error(res, 400, 40000, "the request holds no spec document");
+        return;
+    }
+    dm_spec_t *specs = calloc(n, sizeof(*specs));
+    dm_err_t rc = specs ? DM_OK : DM_ERR_NOMEM;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = dm_spec_validate(&docs[i], &specs[i], &err);
+    json_t *plan = NULL;
+    bool dry = query_true(req, "dry_run");
+    if (!rc) rc = dm_reconcile_apply(store, specs, n, dry, &plan, &err);
+    if (rc) {
+        if (!err.message[0]) dm_error_set(&err, rc, "apply failed");
+        reply_error(res, &err);
+    } else {
+        dm_http_json(res, 200, json_pack("{s:b, s:o}", "dry_run", dry, "plan", plan));
+    }
+    for (size_t i = 0; specs && i < n; i++)
+        dm_spec_clear(&specs[i]);
+    free(specs);
+    dm_spec_docs_free(docs, n);
+}
+
+/* GET /api/v1/{kind} */
+static void on_list(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    int k = kind_of(req, res);
+    if (k < 0) return;
+    dm_error_t err = {0};
+    json_t *items;
+    dm_err_t rc = k == DM_KIND_SOURCE ? dm_catalog_sources(ctx, &items, &err)
+                                      : dm_store_list(ctx, (dm_kind_t)k, &items, &err);
+    if (rc) {
+        reply_error(res, &err);
+        return;
+    }
+    redact(items, 0);
+    dm_http_json(res, 200, json_pack("{s:o}", "items", items));
+}
+
+/* GET /api/v1/{kind}/{name} */
+static void on_get(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    int k = kind_of(req, res);
+    if (k < 0) return;
+    const char *name = dm_http_param(req, "name");
+    dm_error_t err = {0};
+    json_t *obj = NULL;
+    if (k == DM_KIND_SOURCE) {
+        /* Sources come from the catalog: declared or derived. */
+        json_t *all;
+        if (dm_catalog_sources(ctx, &all, &err)) {
+            reply_error(res, &err);
+            return;
+        }
+        size_t i;
+        json_t *s;
+        json_array_foreach(all, i, s)
+        {
+            const char *n =
+                json_string_value(json_object_get(json_object_get(s, "metadata"), "name"));
+            if (n && !strcmp(n, name)) obj = json_incref(s);
+        }
+        json_decref(all);
+        if (!obj) dm_error_set(&err, DM_ERR_NOT_FOUND, "Source '%s' not found", name);
+    } else {
+        dm_store_get(ctx, (dm_kind_t)k, name, &obj, &err);
+    }
+    if (!obj) {
+        reply_error(res, &err);
+        return;
+    }
+    redact(obj, 0);
+    dm_http_json(res, 200, obj);
+}
+
+/* DELETE /api/v1/{kind}/{name} */
+static void on_delete(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    int k = kind_of(req, res);
+    if (k < 0) return;
+    const char *name = dm_http_param(req, "name");
+    dm_error_t err = {0};
+    if (dm_reconcile_delete(ctx, (dm_kind_t)k, name, &err)) {
+        reply_error(res, &err);
+        return;
+    }
+    dm_http_json(
+        res, 200,
+        json_pack("{s:s, s:s, s:s}", "action", "delete", "kind", dm_kind_name(k), "name", name));
+}
+
+/* GET /api/v1/catalog?q=TEXT — search sources. */
+static void on_catalog(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    const char *q = dm_http_query(req, "q");
+    dm_error_t err = {0};
+    json_t *items;
+    dm_err_t rc =
+        q && *q ? dm_catalog_search(ctx, q, &items, &err) : dm_catalog_sources(ctx, &items, &err);
+    if (rc) {
+        reply_error(res, &err);
+        return;
+    }
+    redact(items, 0);
+    dm_http_json(res, 200, json_pack("{s:o}", "items", items));
+}
+
+dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store)
+{
+    dm_err_t rc = DM_OK;
+    rc = rc ? rc : dm_http_route(http, "POST", "/api/v1/apply", on_apply, store);
+    rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/catalog", on_catalog, store);
+    rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/{kind}", on_list, store);
+    rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/{kind}/{name}", on_get, store);
+    rc = rc ? rc : dm_http_route(http, "DELETE", "/api/v1/{kind}/{name}", on_delete, store);
+    return rc;
+}

@@ -1,0 +1,394 @@
+/* control/reconcile.c — apply, delete and the catalog view of sources. */
+#include "control/reconcile.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *meta_name(const json_t *doc)
+{
+    return json_string_value(json_object_get(json_object_get(doc, "metadata"), "name"));
+}
+
+static bool array_has(const json_t *a, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i,
+                       v) if (json_is_string(v) && !strcmp(json_string_value(v), s)) return true;
+    return false;
+}
+
+/* Sources a pipeline reads: spec.from plus enrich tables. */
+static json_t *pipeline_reads(const json_t *doc)
+{
+    json_t *names = dm_spec_pipeline_inputs(doc);
+    const json_t *steps = json_object_get(json_object_get(doc, "spec"), "steps");
+    size_t i;
+    json_t *step;
+    json_array_foreach(steps, i, step)
+    {
+        const json_t *with = json_object_get(json_object_get(step, "enrich"), "with");
+        if (json_is_string(with) && !array_has(names, json_string_value(with)))
+            json_array_append(names, (json_t *)with);
+    }
+    return names;
+}
+
+/* Desired view: stored objects with the new documents laid over them. */
+typedef struct view {
+    json_t *by_kind[DM_KIND_COUNT]; /* name → doc */
+} view_t;
+
+static dm_err_t view_load(dm_store_t *store, view_t *v, dm_error_t *err)
+{
+    for (int k = 0; k < DM_KIND_COUNT; k++) {
+        v->by_kind[k] = json_object();
+        json_t *list;
+        dm_err_t rc = dm_store_list(store, (dm_kind_t)k, &list, err);
+        if (rc) return rc;
+        size_t i;
+        json_t *o;
+        json_array_foreach(list, i, o)
+        {
+            json_object_del(o, "status");
+            json_object_set(v->by_kind[k], meta_name(o), o);
+        }
+        json_decref(list);
+    }
+    return DM_OK;
+}
+
+static void view_free(view_t *v)
+{
+    for (int k = 0; k < DM_KIND_COUNT; k++)
+        json_decref(v->by_kind[k]);
+}
+
+/* Who publishes a derived source name, or NULL. */
+static const char *publisher_of(const view_t *v, const char *source, const char *except)
+{
+    const char *pname;
+    json_t *p;
+    json_object_foreach(v->by_kind[DM_KIND_PIPELINE], pname, p)
+    {
+        if (except && !strcmp(pname, except)) continue;
+        json_t *outs = dm_spec_pipeline_outputs(p);
+        bool hit = array_has(outs, source);
+        json_decref(outs);
+        if (hit) return pname;
+    }
+    return NULL;
+}
+
+static dm_err_t check_references(const view_t *v, dm_error_t *err)
+{
+    const char *pname;
+    json_t *p;
+    json_object_foreach(v->by_kind[DM_KIND_PIPELINE], pname, p)
+    {
+        json_t *reads = pipeline_reads(p);
+        size_t i;
+        json_t *src;
+        json_array_foreach(reads, i, src)
+        {
+            const char *s = json_string_value(src);
+            if (!json_object_get(v->by_kind[DM_KIND_SOURCE], s) && !publisher_of(v, s, NULL)) {
+                dm_error_set(err, DM_ERR_NOT_FOUND,
+                             "pipeline %s reads source '%s', which does not exist (apply it "
+                             "first or in the same request)",
+                             pname, s);
+                json_decref(reads);
+                return DM_ERR_NOT_FOUND;
+            }
+        }
+        json_decref(reads);
+        json_t *outs = dm_spec_pipeline_outputs(p);
+        json_array_foreach(outs, i, src)
+        {
+            const char *s = json_string_value(src);
+            const char *other = publisher_of(v, s, pname);
+            dm_err_t rc = DM_OK;
+            if (json_object_get(v->by_kind[DM_KIND_SOURCE], s))
+                rc = dm_error_set(err, DM_ERR_EXISTS,
+                                  "pipeline %s publishes source '%s', but a Source of that name "
+                                  "is declared with a connector",
+                                  pname, s);
+            else if (other)
+                rc = dm_error_set(err, DM_ERR_EXISTS,
+                                  "pipeline %s publishes source '%s', which pipeline %s already "
+                                  "publishes",
+                                  pname, s, other);
+            if (rc) {
+                json_decref(outs);
+                return rc;
+            }
+        }
+        json_decref(outs);
+        const json_t *to = json_object_get(json_object_get(p, "spec"), "to");
+        json_t *out;
+        json_array_foreach(to, i, out)
+        {
+            const json_t *sink = json_object_get(out, "sink");
+            if (json_is_string(sink) &&
+                !json_object_get(v->by_kind[DM_KIND_SINK], json_string_value(sink)))
+                return dm_error_set(err, DM_ERR_NOT_FOUND,
+                                    "pipeline %s writes to sink '%s', which does not exist", pname,
+                                    json_string_value(sink));
+        }
+    }
+    return DM_OK;
+}
+
+dm_err_t dm_reconcile_apply(dm_store_t *store, const dm_spec_t *specs, size_t n, bool dry_run,
+                            json_t **plan, dm_error_t *err)
+{
+    *plan = NULL;
+    dm_err_t rc = dm_store_begin(store, err);
+    if (rc) return rc;
+    view_t v = {{0}};
+    json_t *steps = json_array();
+    if ((rc = view_load(store, &v, err))) goto out;
+
+    /* The same object twice in one request is ambiguous. */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (specs[i].kind == specs[j].kind && !strcmp(specs[i].name, specs[j].name)) {
+                rc = dm_error_set(err, DM_ERR_INVALID, "%s %s appears twice in one apply",
+                                  dm_kind_name(specs[i].kind), specs[i].name);
+                goto out;
+            }
+
+    for (size_t i = 0; i < n; i++) {
+        const dm_spec_t *s = &specs[i];
+        json_t *old = json_object_get(v.by_kind[s->kind], s->name);
+        const char *action = !old ? "create" : json_equal(old, s->doc) ? "unchanged" : "update";
+        json_t *item = json_pack("{s:s, s:s, s:s}", "action", action, "kind", dm_kind_name(s->kind),
+                                 "name", s->name);
+        if (s->kind == DM_KIND_PIPELINE) {
+            /* Derived sources it starts publishing. */
+            json_t *outs = dm_spec_pipeline_outputs(s->doc);
+            json_t *old_outs = old ? dm_spec_pipeline_outputs(old) : json_array();
+            size_t k;
+            json_t *o;
+            json_array_foreach(outs, k, o) if (!array_has(old_outs, json_string_value(o)))
+                json_array_append_new(steps, json_pack("{s:s, s:s, s:O, s:s+}", "action", "create",
+                                                       "kind", "Source", "name", o, "detail",
+                                                       "derived: published by pipeline ", s->name));
+            json_decref(outs);
+            json_decref(old_outs);
+        }
+        json_array_append_new(steps, item);
+        json_object_set(v.by_kind[s->kind], s->name, s->doc);
+    }
+    if ((rc = check_references(&v, err))) goto out;
+    if (!dry_run)
+        for (size_t i = 0; i < n && !rc; i++) {
+            json_t *old;
+            if (dm_store_get(store, specs[i].kind, specs[i].name, &old, NULL) == DM_OK) {
+                json_object_del(old, "status");
+                bool same = json_equal(old, specs[i].doc);
+                json_decref(old);
+                if (same) continue;
+            }
+            rc = dm_store_put(store, specs[i].kind, specs[i].name, specs[i].doc, err);
+        }
+out:
+    view_free(&v);
+    if (rc || dry_run) {
+        dm_store_rollback(store);
+    } else {
+        rc = dm_store_commit(store, err);
+    }
+    if (rc)
+        json_decref(steps);
+    else
+        *plan = steps;
+    return rc;
+}
+
+dm_err_t dm_reconcile_delete(dm_store_t *store, dm_kind_t kind, const char *name, dm_error_t *err)
+{
+    dm_err_t rc = dm_store_begin(store, err);
+    if (rc) return rc;
+    view_t v = {{0}};
+    if ((rc = view_load(store, &v, err))) goto out;
+    if (kind == DM_KIND_SOURCE && !json_object_get(v.by_kind[kind], name)) {
+        const char *pub = publisher_of(&v, name, NULL);
+        if (pub) {
+            rc = dm_error_set(err, DM_ERR_INVALID,
+                              "source '%s' is derived: it is published by pipeline %s; delete "
+                              "or change that pipeline",
+                              name, pub);
+            goto out;
+        }
+    }
+    if (!json_object_get(v.by_kind[kind], name)) {
+        rc = dm_error_set(err, DM_ERR_NOT_FOUND, "%s '%s' not found", dm_kind_name(kind), name);
+        goto out;
+    }
+    if (kind == DM_KIND_SOURCE || kind == DM_KIND_SINK || kind == DM_KIND_PIPELINE) {
+        /* Who still uses it? For a pipeline: who reads what it publishes. */
+        char users[1024] = "";
+        size_t o = 0;
+        json_t *targets = kind == DM_KIND_PIPELINE
+                              ? dm_spec_pipeline_outputs(json_object_get(v.by_kind[kind], name))
+                              : json_pack("[s]", name);
+        const char *pname;
+        json_t *p;
+        json_object_foreach(v.by_kind[DM_KIND_PIPELINE], pname, p)
+        {
+            if (kind == DM_KIND_PIPELINE && !strcmp(pname, name)) continue;
+            bool uses = false;
+            if (kind == DM_KIND_SINK) {
+                const json_t *to = json_object_get(json_object_get(p, "spec"), "to");
+                size_t i;
+                json_t *out;
+                json_array_foreach(to, i, out)
+                {
+                    const json_t *sink = json_object_get(out, "sink");
+                    uses |= json_is_string(sink) && !strcmp(json_string_value(sink), name);
+                }
+            } else {
+                json_t *reads = pipeline_reads(p);
+                size_t i;
+                json_t *t;
+                json_array_foreach(targets, i, t) uses |= array_has(reads, json_string_value(t));
+                json_decref(reads);
+            }
+            if (uses && o < sizeof(users))
+                o += (size_t)snprintf(users + o, sizeof(users) - o, "%s%s", o ? ", " : "", pname);
+        }
+        json_decref(targets);
+        if (o) {
+            rc = dm_error_set(err, DM_ERR_EXISTS, "%s '%s' is still used by pipelines: %s",
+                              dm_kind_name(kind), name, users);
+            goto out;
+        }
+    }
+    rc = dm_store_delete(store, kind, name, err);
+out:
+    view_free(&v);
+    if (rc)
+        dm_store_rollback(store);
+    else
+        rc = dm_store_commit(store, err);
+    return rc;
+}
+
+dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err)
+{
+    *out = NULL;
+    json_t *sources, *pipelines;
+    dm_err_t rc = dm_store_list(store, DM_KIND_SOURCE, &sources, err);
+    if (rc) return rc;
+    if ((rc = dm_store_list(store, DM_KIND_PIPELINE, &pipelines, err))) {
+        json_decref(sources);
+        return rc;
+    }
+    /* Derived sources, owned by their pipeline's owner. */
+    size_t i;
+    json_t *p;
+    json_array_foreach(pipelines, i, p)
+    {
+        json_t *outs = dm_spec_pipeline_outputs(p);
+        size_t k;
+        json_t *o;
+        json_t *md = json_object_get(p, "metadata");
+        json_array_foreach(outs, k, o)
+        {
+            json_t *meta = json_pack("{s:O}", "name", o);
+            if (json_object_get(md, "owner"))
+                json_object_set(meta, "owner", json_object_get(md, "owner"));
+            json_object_set_new(meta, "description",
+                                json_pack("s+", "published by pipeline ", meta_name(p)));
+            json_array_append_new(sources, json_pack("{s:s, s:o, s:{s:s, s:s}}", "kind", "Source",
+                                                     "metadata", meta, "spec", "connector",
+                                                     "derived", "derived_from", meta_name(p)));
+        }
+        json_decref(outs);
+    }
+    /* Producers and consumers of each. */
+    json_t *s;
+    json_array_foreach(sources, i, s)
+    {
+        const char *name = meta_name(s);
+        json_t *producers = json_array(), *consumers = json_array();
+        const json_t *spec = json_object_get(s, "spec");
+        const char *derived = json_string_value(json_object_get(spec, "derived_from"));
+        if (derived)
+            json_array_append_new(producers, json_pack("s+", "pipeline:", derived));
+        else
+            json_array_append_new(producers,
+                                  json_pack("s+", "connector:",
+                                            json_string_value(json_object_get(spec, "connector"))));
+        size_t k;
+        json_array_foreach(pipelines, k, p)
+        {
+            json_t *reads = pipeline_reads(p);
+            if (array_has(reads, name))
+                json_array_append_new(consumers, json_pack("s+", "pipeline:", meta_name(p)));
+            json_decref(reads);
+        }
+        json_object_set_new(s, "producers", producers);
+        json_object_set_new(s, "consumers", consumers);
+    }
+    json_decref(pipelines);
+    *out = sources;
+    return DM_OK;
+}
+
+static bool contains_ci(const char *hay, const char *needle)
+{
+    return hay && strcasestr(hay, needle) != NULL;
+}
+
+/* Field names anywhere in an Avro schema (nested records included). */
+static bool schema_has_field(const json_t *schema, const char *q, int depth)
+{
+    if (depth > 32) return false;
+    if (json_is_array(schema)) {
+        size_t i;
+        json_t *b;
+        json_array_foreach(schema, i, b) if (schema_has_field(b, q, depth + 1)) return true;
+        return false;
+    }
+    if (!json_is_object(schema)) return false;
+    const json_t *fields = json_object_get(schema, "fields");
+    size_t i;
+    json_t *f;
+    json_array_foreach(fields, i, f)
+    {
+        if (contains_ci(json_string_value(json_object_get(f, "name")), q)) return true;
+        if (schema_has_field(json_object_get(f, "type"), q, depth + 1)) return true;
+    }
+    return schema_has_field(json_object_get(schema, "items"), q, depth + 1) ||
+           schema_has_field(json_object_get(schema, "values"), q, depth + 1);
+}
+
+dm_err_t dm_catalog_search(dm_store_t *store, const char *q, json_t **out, dm_error_t *err)
+{
+    json_t *all;
+    dm_err_t rc = dm_catalog_sources(store, &all, err);
+    if (rc) return rc;
+    json_t *hits = json_array();
+    size_t i;
+    json_t *s;
+    json_array_foreach(all, i, s)
+    {
+        const json_t *md = json_object_get(s, "metadata");
+        bool hit = contains_ci(json_string_value(json_object_get(md, "name")), q) ||
+                   contains_ci(json_string_value(json_object_get(md, "description")), q) ||
+                   contains_ci(json_string_value(json_object_get(md, "owner")), q);
+        const char *k;
+        json_t *val;
+        json_object_foreach((json_t *)json_object_get(md, "labels"), k, val) hit |=
+            contains_ci(k, q) || contains_ci(json_string_value(val), q);
+        hit |= schema_has_field(json_object_get(json_object_get(s, "spec"), "schema"), q, 0);
+        if (hit) json_array_append(hits, s);
+    }
+    json_decref(all);
+    *out = hits;
+    return DM_OK;
+}

@@ -1,0 +1,37 @@
+/* control/reconcile.h — applying specs: desired state against stored state.
+ *
+ * dm_reconcile_apply validates every document first and checks references
+ * across them and the store (a pipeline's inputs exist, a named sink exists,
+ * a derived source has one publisher and does not shadow a connector source);
+ * then, unless dry_run, it stores all of them in one transaction: all or
+ * nothing. Applying the same documents again changes nothing ("unchanged").
+ */
+#ifndef DM_CONTROL_RECONCILE_H
+#define DM_CONTROL_RECONCILE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "control/spec.h"
+#include "control/store.h"
+
+/* Plans and (unless dry_run) applies specs. *plan receives a new JSON array of
+ * {action: create|update|unchanged, kind, name[, detail]}. On error nothing
+ * is applied and err says which object and why. */
+dm_err_t dm_reconcile_apply(dm_store_t *store, const dm_spec_t *specs, size_t n, bool dry_run,
+                            json_t **plan, dm_error_t *err);
+
+/* Deletes an object. A source that pipelines read, or a sink they write to, is
+ * refused with their names (DM_ERR_EXISTS); a derived source is deleted by
+ * deleting the pipeline that publishes it (DM_ERR_INVALID). */
+dm_err_t dm_reconcile_delete(dm_store_t *store, dm_kind_t kind, const char *name, dm_error_t *err);
+
+/* The catalog of sources: declared ones from the store plus the ones
+ * pipelines publish (derived), each with producers and consumers. New array. */
+dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err);
+
+/* Sources whose name, description, owner, labels or schema field names
+ * contain q (case-insensitive). New array. */
+dm_err_t dm_catalog_search(dm_store_t *store, const char *q, json_t **out, dm_error_t *err);
+
+#endif

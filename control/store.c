@@ -1,0 +1,266 @@
+/* control/store.c — controller state in SQLite. */
+#include "control/store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+
+struct dm_store {
+    sqlite3 *db;
+    char *path;
+    pthread_mutex_t mu;
+    pthread_t owner; /* thread holding an open transaction */
+    bool in_txn;
+};
+
+#define SCHEMA_VERSION 1
+
+static dm_err_t sql_fail(dm_store_t *s, dm_error_t *err, const char *what)
+{
+    return dm_error_set(err, DM_ERR_IO, "controller state %s: %s: %s", s->path, what,
+                        sqlite3_errmsg(s->db));
+}
+
+static dm_err_t exec(dm_store_t *s, const char *sql, dm_error_t *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        dm_error_set(err, DM_ERR_IO, "controller state %s: %s", s->path,
+                     msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return DM_ERR_IO;
+    }
+    return DM_OK;
+}
+
+dm_store_t *dm_store_open(const char *path, dm_error_t *err)
+{
+    dm_store_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    s->path = strdup(path);
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        sql_fail(s, err, "cannot open");
+        dm_store_close(s);
+        return NULL;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    /* user_version tells a datamesh store from any other SQLite file. */
+    sqlite3_stmt *st;
+    int version = -1;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    else {
+        sql_fail(s, err, "not a readable SQLite database");
+        sqlite3_finalize(st);
+        dm_store_close(s);
+        return NULL;
+    }
+    sqlite3_finalize(st);
+    if (version != 0 && version != SCHEMA_VERSION) {
+        dm_error_set(err, DM_ERR_CORRUPT,
+                     "controller state %s: schema version %d, this datamesh knows %d", path,
+                     version, SCHEMA_VERSION);
+        dm_store_close(s);
+        return NULL;
+    }
+    if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err) ||
+        exec(s,
+             "CREATE TABLE IF NOT EXISTS objects ("
+             " kind TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL,"
+             " generation INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+             " updated_ms INTEGER NOT NULL, PRIMARY KEY (kind, name));"
+             "PRAGMA user_version = 1;",
+             err)) {
+        dm_store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void dm_store_close(dm_store_t *s)
+{
+    if (!s) return;
+    if (s->db) sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->mu);
+    free(s->path);
+    free(s);
+}
+
+/* Locks unless the calling thread holds the transaction. Returns whether it locked. */
+static bool lock(dm_store_t *s)
+{
+    if (s->in_txn && pthread_equal(s->owner, pthread_self())) return false;
+    pthread_mutex_lock(&s->mu);
+    return true;
+}
+
+static void unlock(dm_store_t *s, bool locked)
+{
+    if (locked) pthread_mutex_unlock(&s->mu);
+}
+
+dm_err_t dm_store_begin(dm_store_t *s, dm_error_t *err)
+{
+    pthread_mutex_lock(&s->mu);
+    if (exec(s, "BEGIN IMMEDIATE", err)) {
+        pthread_mutex_unlock(&s->mu);
+        return DM_ERR_IO;
+    }
+    s->owner = pthread_self();
+    s->in_txn = true;
+    return DM_OK;
+}
+
+dm_err_t dm_store_commit(dm_store_t *s, dm_error_t *err)
+{
+    dm_err_t rc = exec(s, "COMMIT", err);
+    if (rc) exec(s, "ROLLBACK", NULL);
+    s->in_txn = false;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+void dm_store_rollback(dm_store_t *s)
+{
+    exec(s, "ROLLBACK", NULL);
+    s->in_txn = false;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static json_t *row_object(sqlite3_stmt *st)
+{
+    json_t *doc = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+    if (!doc) return NULL;
+    json_object_set_new(doc, "status",
+                        json_pack("{s:I, s:I, s:I}", "generation",
+                                  (json_int_t)sqlite3_column_int64(st, 1), "created_ms",
+                                  (json_int_t)sqlite3_column_int64(st, 2), "updated_ms",
+                                  (json_int_t)sqlite3_column_int64(st, 3)));
+    return doc;
+}
+
+dm_err_t dm_store_get(dm_store_t *s, dm_kind_t kind, const char *name, json_t **out,
+                      dm_error_t *err)
+{
+    *out = NULL;
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc = DM_OK;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT doc, generation, created_ms, updated_ms FROM objects "
+                           "WHERE kind = ?1 AND name = ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(s, err, "get");
+        unlock(s, locked);
+        return rc;
+    }
+    sqlite3_bind_text(st, 1, dm_kind_name(kind), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        *out = row_object(st);
+        if (!*out)
+            rc = dm_error_set(err, DM_ERR_CORRUPT,
+                              "controller state %s: %s %s: stored "
+                              "document is not JSON",
+                              s->path, dm_kind_name(kind), name);
+    } else if (r == SQLITE_DONE) {
+        rc = dm_error_set(err, DM_ERR_NOT_FOUND, "%s '%s' not found", dm_kind_name(kind), name);
+    } else {
+        rc = sql_fail(s, err, "get");
+    }
+    sqlite3_finalize(st);
+    unlock(s, locked);
+    return rc;
+}
+
+dm_err_t dm_store_list(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err)
+{
+    *out = NULL;
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT doc, generation, created_ms, updated_ms FROM objects "
+                           "WHERE kind = ?1 ORDER BY name",
+                           -1, &st, NULL) != SQLITE_OK) {
+        dm_err_t rc = sql_fail(s, err, "list");
+        unlock(s, locked);
+        return rc;
+    }
+    sqlite3_bind_text(st, 1, dm_kind_name(kind), -1, SQLITE_STATIC);
+    json_t *a = json_array();
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *o = row_object(st);
+        if (o) json_array_append_new(a, o);
+    }
+    dm_err_t rc = r == SQLITE_DONE ? DM_OK : sql_fail(s, err, "list");
+    sqlite3_finalize(st);
+    unlock(s, locked);
+    if (rc)
+        json_decref(a);
+    else
+        *out = a;
+    return rc;
+}
+
+dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const json_t *doc,
+                      dm_error_t *err)
+{
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc = DM_OK;
+    int64_t now = dm_wall_ms();
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO objects (kind, name, doc, generation, created_ms, "
+                           "updated_ms) VALUES (?1, ?2, ?3, 1, ?4, ?4) "
+                           "ON CONFLICT (kind, name) DO UPDATE SET doc = excluded.doc, "
+                           "generation = generation + 1, updated_ms = excluded.updated_ms",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(s, err, "put");
+    } else {
+        sqlite3_bind_text(st, 1, dm_kind_name(kind), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 4, now);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = sql_fail(s, err, "put");
+        sqlite3_finalize(st);
+    }
+    unlock(s, locked);
+    free(text);
+    return rc;
+}
+
+dm_err_t dm_store_delete(dm_store_t *s, dm_kind_t kind, const char *name, dm_error_t *err)
+{
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc = DM_OK;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM objects WHERE kind = ?1 AND name = ?2", -1, &st,
+                           NULL) != SQLITE_OK) {
+        rc = sql_fail(s, err, "delete");
+    } else {
+        sqlite3_bind_text(st, 1, dm_kind_name(kind), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = sql_fail(s, err, "delete");
+        else if (sqlite3_changes(s->db) == 0)
+            rc = dm_error_set(err, DM_ERR_NOT_FOUND, "%s '%s' not found", dm_kind_name(kind), name);
+        sqlite3_finalize(st);
+    }
+    unlock(s, locked);
+    return rc;
+}
