@@ -530,6 +530,23 @@ static int conv(jctx_t *c, const dm_avro_node_t *n, const json_t *j, dm_avro_val
         if (!json_is_object(j)) return jfail(c, n, j, NULL);
         dm_avro_value_t *v = dm_arena_alloc(c->arena, (n->n_fields ? n->n_fields : 1) * sizeof(*v));
         if (!v) return jfail(c, n, j, "(out of memory)");
+        if (c->mode != DM_AVRO_JSON_DEFAULT) {
+            const char *key;
+            json_t *val;
+            json_object_foreach((json_t *)j, key, val)
+            {
+                bool known = false;
+                for (uint32_t i = 0; i < n->n_fields && !known; i++)
+                    known = strcmp(n->fields[i].name, key) == 0;
+                if (!known) {
+                    if (!c->quiet)
+                        dm_error_set(c->err, DM_ERR_SCHEMA_MISMATCH,
+                                     "%s.%s: record %s has no field \"%s\"",
+                                     c->plen ? c->path : "$", key, n->fullname, key);
+                    return -1;
+                }
+            }
+        }
         for (uint32_t i = 0; i < n->n_fields; i++) {
             const dm_avro_field_t *f = &n->fields[i];
             json_t *fj = json_object_get(j, f->name);
@@ -548,23 +565,6 @@ static int conv(jctx_t *c, const dm_avro_node_t *n, const json_t *j, dm_avro_val
                 return -1;
             }
             jpop(c, mark);
-        }
-        if (c->mode != DM_AVRO_JSON_DEFAULT) {
-            const char *key;
-            json_t *val;
-            json_object_foreach((json_t *)j, key, val)
-            {
-                bool known = false;
-                for (uint32_t i = 0; i < n->n_fields && !known; i++)
-                    known = strcmp(n->fields[i].name, key) == 0;
-                if (!known) {
-                    if (!c->quiet)
-                        dm_error_set(c->err, DM_ERR_SCHEMA_MISMATCH,
-                                     "%s.%s: record %s has no field \"%s\"",
-                                     c->plen ? c->path : "$", key, n->fullname, key);
-                    return -1;
-                }
-            }
         }
         out->type = DM_AVRO_RECORD;
         out->len = n->n_fields;
@@ -615,6 +615,9 @@ static void put_string(dm_buf_t *out, const uint8_t *p, size_t len, bool latin1)
         uint8_t ch = p[i];
         if (ch == '"' || ch == '\\') {
             uint8_t esc[2] = {'\\', ch};
+            dm_buf_append(out, esc, 2);
+        } else if (ch == '\n' || ch == '\t' || ch == '\r') {
+            uint8_t esc[2] = {'\\', ch == '\n' ? 'n' : ch == '\t' ? 't' : 'r'};
             dm_buf_append(out, esc, 2);
         } else if (ch < 0x20 || ch == 0x7f || (latin1 && ch >= 0x80)) {
             char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
