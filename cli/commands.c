@@ -43,11 +43,11 @@ const dm_cli_command_t dm_cli_commands[] = {
      "usage: datamesh schema compat --level LEVEL NEW.avsc OLD.avsc [OLDER.avsc ...]\n"
      "       datamesh schema fingerprint FILE.avsc\n"
      "       datamesh schema register|check|list|show ...\n",
-     NULL},
+     dm_cmd_schema},
     {"avro", "read and write Avro container files",
      "usage: datamesh avro cat FILE.avro\n"
      "       datamesh avro write --schema S.avsc [--codec C] < records.jsonl > out.avro\n",
-     NULL},
+     dm_cmd_avro},
     {"log", "inspect the embedded log's data directory without a controller",
      "usage: datamesh log topics|describe|dump --data DIR ...\n", NULL},
     {"bench", "run a built-in benchmark", "usage: datamesh bench NAME\n", NULL},

@@ -369,10 +369,12 @@ dm_err_t dm_avro_file_reader_new(const uint8_t *data, size_t len, dm_avro_file_r
         }
         for (int64_t i = 0; i < cnt; i++) {
             int64_t kl, vl;
-            if (rd_long(&p, r->end, &kl) <= 0 || kl < 0 || kl > r->end - p) goto bad_entry;
+            if (rd_long(&p, r->end, &kl) <= 0 || kl < 0) goto bad_entry;
+            if (kl > r->end - p) goto cut;
             const uint8_t *key = p;
             p += kl;
-            if (rd_long(&p, r->end, &vl) <= 0 || vl < 0 || vl > r->end - p) goto bad_entry;
+            if (rd_long(&p, r->end, &vl) <= 0 || vl < 0) goto bad_entry;
+            if (vl > r->end - p) goto cut;
             if (r->n_meta == cap) {
                 cap = cap ? cap * 2 : 8;
                 meta_t *m = realloc(r->meta, cap * sizeof(*m));
@@ -417,6 +419,11 @@ dm_err_t dm_avro_file_reader_new(const uint8_t *data, size_t len, dm_avro_file_r
     if ((rc = dm_avro_codec_new(r->schema, NULL, NULL, 0, &r->codec_plan, err))) goto fail;
     *rp = r;
     return DM_OK;
+cut:
+    rc = dm_error_set(err, DM_ERR_TRUNCATED,
+                      "header metadata at byte %zu: the file is truncated inside the header",
+                      (size_t)(p - data));
+    goto fail;
 bad_entry:
     rc = dm_error_set(err, DM_ERR_CORRUPT, "header metadata at byte %zu: bad entry",
                       (size_t)(p - data));
