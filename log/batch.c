@@ -1,0 +1,317 @@
+/* log/batch.c — encoding and decoding of record batches (format in log/batch.h).
+ *
+ * The host is assumed little-endian (x86-64, aarch64), so the fixed header is
+ * read and written with memcpy.
+ */
+#include "log/batch.h"
+
+#include <lz4.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "core/crc32c.h"
+#include "core/varint.h"
+
+/* ---- encoding ------------------------------------------------------------------ */
+
+static size_t record_max_size(const dm_log_record_t *r)
+{
+    size_t s = 4 * DM_VARINT_MAX;
+    if (r->key_len > 0) s += (size_t)r->key_len;
+    if (r->value_len > 0) s += (size_t)r->value_len;
+    for (uint32_t i = 0; i < r->n_headers; i++) {
+        s += 2 * DM_VARINT_MAX + r->headers[i].key_len;
+        if (r->headers[i].value_len > 0) s += (size_t)r->headers[i].value_len;
+    }
+    return s;
+}
+
+static uint8_t *put_bytes(uint8_t *w, const void *p, int64_t len)
+{
+    w += dm_varint_encode_i64(len < 0 ? -1 : len, w);
+    if (len > 0) {
+        memcpy(w, p, (size_t)len);
+        w += len;
+    }
+    return w;
+}
+
+/* Writes the records section into out (appending); returns the bytes written. */
+static dm_err_t encode_records(dm_buf_t *out, const dm_log_record_t *records, size_t n,
+                               const int64_t *ts, const int64_t *rel, int64_t first_ts)
+{
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++)
+        need += record_max_size(&records[i]);
+    if (dm_buf_reserve(out, need)) return DM_ERR_NOMEM;
+    uint8_t *w = out->data + out->len;
+    for (size_t i = 0; i < n; i++) {
+        const dm_log_record_t *r = &records[i];
+        w += dm_varint_encode_i64(ts[i] - first_ts, w);
+        w += dm_varint_encode_u64((uint64_t)rel[i], w);
+        w = put_bytes(w, r->key, r->key ? r->key_len : -1);
+        w = put_bytes(w, r->value, r->value ? r->value_len : -1);
+        w += dm_varint_encode_u64(r->n_headers, w);
+        for (uint32_t j = 0; j < r->n_headers; j++) {
+            const dm_log_header_t *hd = &r->headers[j];
+            w = put_bytes(w, hd->key, hd->key_len);
+            w = put_bytes(w, hd->value, hd->value ? hd->value_len : -1);
+        }
+    }
+    out->len = (size_t)(w - out->data);
+    return DM_OK;
+}
+
+static dm_err_t encode_common(dm_buf_t *out, dm_buf_t *scratch, int64_t base_offset,
+                              const dm_log_record_t *records, size_t n, const int64_t *rel,
+                              dm_batch_comp_t comp, uint64_t txn_id, int64_t now_ms,
+                              dm_error_t *err)
+{
+    if (n == 0 || n > UINT32_MAX)
+        return dm_error_set(err, DM_ERR_INVALID, "batch of %zu records", n);
+    /* Timestamps: small on-stack array for typical batches, scratch memory otherwise. */
+    int64_t first = INT64_MAX, last = INT64_MIN;
+    int64_t stack_ts[256], *ts = stack_ts;
+    int64_t *heap_ts = NULL;
+    if (n > 256) {
+        heap_ts = malloc(n * sizeof(int64_t));
+        if (!heap_ts) return dm_error_set(err, DM_ERR_NOMEM, "batch timestamps");
+        ts = heap_ts;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ts[i] = records[i].timestamp > 0 ? records[i].timestamp : now_ms;
+        if (ts[i] < first) first = ts[i];
+        if (ts[i] > last) last = ts[i];
+    }
+    size_t hdr_at = out->len;
+    dm_err_t rc = dm_buf_reserve(out, DM_BATCH_HEADER_SIZE);
+    if (rc) goto fail_nomem;
+    memset(out->data + hdr_at, 0, DM_BATCH_HEADER_SIZE);
+    out->len += DM_BATCH_HEADER_SIZE;
+    size_t payload_len;
+    if (comp == DM_BATCH_COMP_NONE) {
+        if (encode_records(out, records, n, ts, rel, first)) goto fail_nomem;
+        payload_len = out->len - hdr_at - DM_BATCH_HEADER_SIZE;
+    } else {
+        dm_buf_reset(scratch);
+        if (encode_records(scratch, records, n, ts, rel, first)) goto fail_nomem;
+        payload_len = scratch->len;
+        size_t bound = comp == DM_BATCH_COMP_ZSTD ? ZSTD_compressBound(payload_len)
+                                                  : (size_t)LZ4_compressBound((int)payload_len);
+        if (dm_buf_reserve(out, bound)) goto fail_nomem;
+        size_t clen;
+        if (comp == DM_BATCH_COMP_ZSTD) {
+            clen = ZSTD_compress(out->data + out->len, bound, scratch->data, payload_len, 1);
+            if (ZSTD_isError(clen)) {
+                out->len = hdr_at;
+                free(heap_ts);
+                return dm_error_set(err, DM_ERR_INTERNAL, "zstd: %s", ZSTD_getErrorName(clen));
+            }
+        } else {
+            int c = LZ4_compress_default((const char *)scratch->data, (char *)out->data + out->len,
+                                         (int)payload_len, (int)bound);
+            if (c <= 0) {
+                out->len = hdr_at;
+                free(heap_ts);
+                return dm_error_set(err, DM_ERR_INTERNAL, "lz4 compression failed");
+            }
+            clen = (size_t)c;
+        }
+        out->len += clen;
+    }
+    free(heap_ts);
+    size_t length = out->len - hdr_at;
+    if (length > DM_BATCH_MAX_BYTES) {
+        out->len = hdr_at;
+        return dm_error_set(err, DM_ERR_RANGE, "batch of %zu bytes exceeds the %u byte limit",
+                            length, DM_BATCH_MAX_BYTES);
+    }
+    uint8_t *h = out->data + hdr_at;
+    dm_wr64(h, (uint64_t)base_offset);
+    dm_wr32(h + 8, (uint32_t)length);
+    h[16] = DM_BATCH_MAGIC;
+    h[17] = (uint8_t)comp | (txn_id ? DM_BATCH_ATTR_TXN : 0);
+    dm_wr32(h + 20, (uint32_t)n);
+    dm_wr64(h + 24, (uint64_t)first);
+    dm_wr64(h + 32, (uint64_t)last);
+    dm_wr64(h + 40, txn_id);
+    dm_wr32(h + 48, (uint32_t)payload_len);
+    dm_wr32(h + 52, (uint32_t)rel[n - 1]);
+    dm_wr32(h + 12, dm_crc32c(0, h + 16, length - 16));
+    return DM_OK;
+fail_nomem:
+    free(heap_ts);
+    out->len = hdr_at;
+    return dm_error_set(err, DM_ERR_NOMEM, "encoding a batch of %zu records", n);
+}
+
+dm_err_t dm_batch_encode(dm_buf_t *out, dm_buf_t *scratch, const dm_log_record_t *records, size_t n,
+                         dm_batch_comp_t comp, uint64_t txn_id, int64_t now_ms, dm_error_t *err)
+{
+    int64_t stack_rel[256] = {0}, *rel = stack_rel;
+    if (n > 256) {
+        rel = malloc(n * sizeof(int64_t));
+        if (!rel) return dm_error_set(err, DM_ERR_NOMEM, "batch offsets");
+    }
+    for (size_t i = 0; i < n; i++)
+        rel[i] = (int64_t)i;
+    dm_err_t rc = encode_common(out, scratch, 0, records, n, rel, comp, txn_id, now_ms, err);
+    if (rel != stack_rel) free(rel);
+    return rc;
+}
+
+dm_err_t dm_batch_encode_at(dm_buf_t *out, dm_buf_t *scratch, int64_t base_offset,
+                            const dm_log_record_t *records, size_t n, dm_batch_comp_t comp,
+                            uint64_t txn_id, dm_error_t *err)
+{
+    int64_t *rel = malloc((n ? n : 1) * sizeof(int64_t));
+    if (!rel) return dm_error_set(err, DM_ERR_NOMEM, "batch offsets");
+    for (size_t i = 0; i < n; i++)
+        rel[i] = records[i].offset - base_offset;
+    dm_err_t rc = encode_common(out, scratch, base_offset, records, n, rel, comp, txn_id, 1, err);
+    free(rel);
+    return rc;
+}
+
+/* ---- decoding ------------------------------------------------------------------ */
+
+dm_err_t dm_batch_parse_header(const uint8_t *p, size_t avail, dm_batch_hdr_t *h)
+{
+    if (avail < DM_BATCH_HEADER_SIZE) return DM_ERR_TRUNCATED;
+    h->base_offset = (int64_t)dm_rd64(p);
+    h->length = dm_rd32(p + 8);
+    h->crc = dm_rd32(p + 12);
+    h->magic = p[16];
+    h->attributes = p[17];
+    h->count = dm_rd32(p + 20);
+    h->first_ts = (int64_t)dm_rd64(p + 24);
+    h->last_ts = (int64_t)dm_rd64(p + 32);
+    h->txn_id = dm_rd64(p + 40);
+    h->payload_len = dm_rd32(p + 48);
+    h->last_offset_delta = dm_rd32(p + 52);
+    if (h->magic != DM_BATCH_MAGIC || h->length < DM_BATCH_HEADER_SIZE ||
+        h->length > DM_BATCH_MAX_BYTES || h->base_offset < 0 || h->count == 0 ||
+        (h->attributes & DM_BATCH_COMP_MASK) > DM_BATCH_COMP_LZ4)
+        return DM_ERR_CORRUPT;
+    return DM_OK;
+}
+
+bool dm_batch_crc_ok(const uint8_t *p, const dm_batch_hdr_t *h)
+{
+    return dm_crc32c(0, p + 16, h->length - 16) == h->crc;
+}
+
+void dm_batch_set_base_offset(uint8_t *p, int64_t base_offset)
+{
+    dm_wr64(p, (uint64_t)base_offset);
+}
+
+static int get_bytes(const uint8_t **r, const uint8_t *end, const uint8_t **out, int32_t *len)
+{
+    int64_t l;
+    int k = dm_varint_decode_i64(*r, end, &l);
+    if (k <= 0 || l < -1 || l > end - *r - k) return -1;
+    *r += k;
+    *out = l < 0 ? NULL : *r;
+    *len = (int32_t)l;
+    if (l > 0) *r += l;
+    return 0;
+}
+
+dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_offset,
+                         dm_arena_t *arena, dm_log_record_t **recs, size_t *n, size_t *cap,
+                         dm_error_t *err)
+{
+    const uint8_t *payload = p + DM_BATCH_HEADER_SIZE;
+    size_t stored = h->length - DM_BATCH_HEADER_SIZE;
+    int comp = h->attributes & DM_BATCH_COMP_MASK;
+    if (comp != DM_BATCH_COMP_NONE) {
+        uint8_t *dst = dm_arena_alloc(arena, h->payload_len ? h->payload_len : 1);
+        if (!dst) return dm_error_set(err, DM_ERR_NOMEM, "decompression buffer");
+        if (comp == DM_BATCH_COMP_ZSTD) {
+            size_t r = ZSTD_decompress(dst, h->payload_len, payload, stored);
+            if (ZSTD_isError(r) || r != h->payload_len)
+                return dm_error_set(err, DM_ERR_CORRUPT,
+                                    "offset %lld: zstd payload does not decompress",
+                                    (long long)h->base_offset);
+        } else {
+            int r = LZ4_decompress_safe((const char *)payload, (char *)dst, (int)stored,
+                                        (int)h->payload_len);
+            if (r < 0 || (uint32_t)r != h->payload_len)
+                return dm_error_set(err, DM_ERR_CORRUPT,
+                                    "offset %lld: lz4 payload does not decompress",
+                                    (long long)h->base_offset);
+        }
+        payload = dst;
+        stored = h->payload_len;
+    }
+    if (*n + h->count > *cap) {
+        size_t ncap = *cap ? *cap : 1024;
+        while (ncap < *n + h->count)
+            ncap *= 2;
+        dm_log_record_t *nr = dm_arena_alloc(arena, ncap * sizeof(*nr));
+        if (!nr) return dm_error_set(err, DM_ERR_NOMEM, "record array");
+        if (*n) memcpy(nr, *recs, *n * sizeof(*nr));
+        *recs = nr;
+        *cap = ncap;
+    }
+    const uint8_t *r = payload, *end = payload + stored;
+    for (uint32_t i = 0; i < h->count; i++) {
+        dm_log_record_t *rec = &(*recs)[*n];
+        int64_t tsd;
+        uint64_t od, nh;
+        int k = dm_varint_decode_i64(r, end, &tsd);
+        if (k <= 0) goto corrupt;
+        r += k;
+        k = dm_varint_decode_u64(r, end, &od);
+        if (k <= 0) goto corrupt;
+        r += k;
+        if (get_bytes(&r, end, &rec->key, &rec->key_len)) goto corrupt;
+        if (get_bytes(&r, end, &rec->value, &rec->value_len)) goto corrupt;
+        k = dm_varint_decode_u64(r, end, &nh);
+        if (k <= 0 || nh > (uint64_t)(end - r)) goto corrupt;
+        r += k;
+        rec->headers = NULL;
+        rec->n_headers = (uint32_t)nh;
+        if (nh) {
+            dm_log_header_t *hs = dm_arena_alloc(arena, nh * sizeof(*hs));
+            if (!hs) return dm_error_set(err, DM_ERR_NOMEM, "record headers");
+            for (uint64_t j = 0; j < nh; j++) {
+                const uint8_t *kp;
+                int32_t kl;
+                if (get_bytes(&r, end, &kp, &kl) || kl < 0) goto corrupt;
+                hs[j].key = (const char *)kp;
+                hs[j].key_len = (uint32_t)kl;
+                if (get_bytes(&r, end, &hs[j].value, &hs[j].value_len)) goto corrupt;
+            }
+            rec->headers = hs;
+        }
+        rec->offset = h->base_offset + (int64_t)od;
+        rec->timestamp = h->first_ts + tsd;
+        if (rec->offset >= min_offset) (*n)++;
+    }
+    if (r != end) goto corrupt;
+    return DM_OK;
+corrupt:
+    return dm_error_set(err, DM_ERR_CORRUPT, "offset %lld: records of the batch do not parse",
+                        (long long)h->base_offset);
+}
+
+const char *dm_batch_comp_name(dm_batch_comp_t c)
+{
+    switch (c) {
+    case DM_BATCH_COMP_NONE: return "none";
+    case DM_BATCH_COMP_ZSTD: return "zstd";
+    case DM_BATCH_COMP_LZ4: return "lz4";
+    }
+    return "?";
+}
+
+int dm_batch_comp_parse(const char *name)
+{
+    if (!strcmp(name, "none")) return DM_BATCH_COMP_NONE;
+    if (!strcmp(name, "zstd")) return DM_BATCH_COMP_ZSTD;
+    if (!strcmp(name, "lz4")) return DM_BATCH_COMP_LZ4;
+    return -1;
+}

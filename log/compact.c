@@ -1,0 +1,320 @@
+/* log/compact.c — compaction by key: keep the latest record per key in sealed segments.
+ *
+ * Runs on the background thread. Pass one reads the sealed, fully committed segments and
+ * maps hash(key) -> latest offset; pass two rewrites each segment that loses records into
+ * <base>.log.cleaned / <base>.idx.cleaned (same base, offsets kept, so offsets get gaps)
+ * and renames them over the originals. Tombstones (null values) are kept until they are
+ * delete_retention_ms old, then dropped. Writers never wait: they only touch the active
+ * segment, and the segment array is locked only for the pointer swap. A crash leaves either
+ * the old or the new file under each name; leftover .cleaned files are removed on open.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/hash.h"
+#include "core/log.h"
+#include "log/internal.h"
+
+typedef struct keymap {
+    uint64_t *keys; /* 0 = empty slot (a real hash of 0 is stored as 1) */
+    int64_t *offs;
+    size_t cap, n;
+} keymap_t;
+
+static uint64_t key_hash(const dm_log_record_t *r)
+{
+    uint64_t h = dm_hash64(r->key, (size_t)r->key_len);
+    return h ? h : 1;
+}
+
+static int keymap_put(keymap_t *m, uint64_t k, int64_t off)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 1024;
+        uint64_t *nk = calloc(ncap, sizeof(*nk));
+        int64_t *no = malloc(ncap * sizeof(*no));
+        if (!nk || !no) {
+            free(nk);
+            free(no);
+            return -1;
+        }
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->keys[i]) {
+                size_t j = m->keys[i] & (ncap - 1);
+                while (nk[j])
+                    j = (j + 1) & (ncap - 1);
+                nk[j] = m->keys[i];
+                no[j] = m->offs[i];
+            }
+        free(m->keys);
+        free(m->offs);
+        m->keys = nk;
+        m->offs = no;
+        m->cap = ncap;
+    }
+    size_t j = k & (m->cap - 1);
+    while (m->keys[j] && m->keys[j] != k)
+        j = (j + 1) & (m->cap - 1);
+    if (!m->keys[j]) {
+        m->keys[j] = k;
+        m->n++;
+    }
+    m->offs[j] = off;
+    return 0;
+}
+
+static int64_t keymap_get(const keymap_t *m, uint64_t k)
+{
+    size_t j = k & (m->cap - 1);
+    while (m->keys[j]) {
+        if (m->keys[j] == k) return m->offs[j];
+        j = (j + 1) & (m->cap - 1);
+    }
+    return -1;
+}
+
+/* Reads a whole segment into memory (compaction only touches sealed segments). */
+static uint8_t *read_all(dm_log_t *log, dm_segment_t *s)
+{
+    if (dm_fdcache_pin(&log->fdcache, s, NULL)) return NULL;
+    uint8_t *b = malloc(s->size ? s->size : 1);
+    size_t got = 0;
+    while (b && got < s->size) {
+        ssize_t r = pread(s->fd, b + got, s->size - got, (off_t)got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    dm_fdcache_unpin(&log->fdcache, s);
+    if (b && got != s->size) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* Calls fn for every batch of data[0..size) that parses and passes its CRC. */
+typedef int (*batch_fn)(void *ctx, const uint8_t *p, const dm_batch_hdr_t *h);
+static int for_batches(const uint8_t *data, uint64_t size, batch_fn fn, void *ctx)
+{
+    for (uint64_t pos = 0; pos + DM_BATCH_HEADER_SIZE <= size;) {
+        dm_batch_hdr_t h;
+        if (dm_batch_parse_header(data + pos, size - pos, &h) || pos + h.length > size ||
+            !dm_batch_crc_ok(data + pos, &h))
+            return -1;
+        if (fn(ctx, data + pos, &h)) return -1;
+        pos += h.length;
+    }
+    return 0;
+}
+
+typedef struct pass1 {
+    keymap_t *map;
+    dm_arena_t arena;
+} pass1_t;
+
+static int map_batch(void *ctx, const uint8_t *p, const dm_batch_hdr_t *h)
+{
+    pass1_t *c = ctx;
+    dm_log_record_t *recs = NULL;
+    size_t n = 0, cap = 0;
+    dm_arena_reset(&c->arena);
+    if (dm_batch_decode(p, h, 0, &c->arena, &recs, &n, &cap, NULL)) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].key && keymap_put(c->map, key_hash(&recs[i]), recs[i].offset)) return -1;
+    return 0;
+}
+
+typedef struct pass2 {
+    const keymap_t *map;
+    dm_arena_t arena;
+    dm_buf_t out, scratch, idx;
+    dm_batch_comp_t comp;
+    int64_t tomb_cutoff;
+    size_t dropped;
+    uint64_t since_idx, interval;
+    int64_t max_ts;
+    uint32_t n_idx;
+    int64_t seg_base;
+} pass2_t;
+
+static int rewrite_batch(void *ctx, const uint8_t *p, const dm_batch_hdr_t *h)
+{
+    pass2_t *c = ctx;
+    dm_log_record_t *recs = NULL;
+    size_t n = 0, cap = 0, k = 0;
+    dm_arena_reset(&c->arena);
+    if (dm_batch_decode(p, h, 0, &c->arena, &recs, &n, &cap, NULL)) return -1;
+    for (size_t i = 0; i < n; i++) {
+        dm_log_record_t *r = &recs[i];
+        bool keep = !r->key || keymap_get(c->map, key_hash(r)) == r->offset;
+        if (keep && !r->value && r->timestamp < c->tomb_cutoff) keep = false;
+        if (keep)
+            recs[k++] = *r;
+        else
+            c->dropped++;
+    }
+    if (!k) return 0;
+    size_t at = c->out.len;
+    if (dm_batch_encode_at(&c->out, &c->scratch, recs[0].offset, recs, k, c->comp, h->txn_id, NULL))
+        return -1;
+    int64_t last_ts = (int64_t)dm_rd64(c->out.data + at + 32);
+    if (last_ts > c->max_ts) c->max_ts = last_ts;
+    if (c->n_idx == 0 || c->since_idx >= c->interval) {
+        uint8_t e[DM_IDX_ENTRY_SIZE];
+        dm_wr32(e, (uint32_t)(recs[0].offset - c->seg_base));
+        dm_wr32(e + 4, (uint32_t)at);
+        dm_wr64(e + 8, (uint64_t)c->max_ts);
+        dm_buf_append(&c->idx, e, sizeof(e));
+        c->n_idx++;
+        c->since_idx = 0;
+    }
+    c->since_idx += c->out.len - at;
+    return 0;
+}
+
+static int write_file(const char *path, const uint8_t *d, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, d + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    int rc = done == len && fdatasync(fd) == 0 ? 0 : -1;
+    close(fd);
+    if (rc) unlink(path);
+    return rc;
+}
+
+/* Rewrites s without the records the map supersedes. Returns 1 when rewritten. */
+static int rewrite_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, pass2_t *c)
+{
+    uint8_t *data = read_all(log, s);
+    if (!data) return 0;
+    dm_buf_reset(&c->out);
+    dm_buf_reset(&c->idx);
+    c->dropped = 0;
+    c->since_idx = 0;
+    c->n_idx = 0;
+    c->max_ts = INT64_MIN;
+    c->seg_base = s->base;
+    int bad = for_batches(data, s->size, rewrite_batch, c);
+    free(data);
+    if (bad || c->dropped == 0) return 0;
+    char lpath[4096], ipath[4096], lclean[4200], iclean[4200];
+    dm_segment_path(s, "log", lpath, sizeof(lpath));
+    dm_segment_path(s, "idx", ipath, sizeof(ipath));
+    snprintf(lclean, sizeof(lclean), "%s.cleaned", lpath);
+    snprintf(iclean, sizeof(iclean), "%s.cleaned", ipath);
+    if (write_file(lclean, c->out.data ? c->out.data : (const uint8_t *)"", c->out.len) ||
+        write_file(iclean, c->idx.data ? c->idx.data : (const uint8_t *)"", c->idx.len)) {
+        unlink(lclean);
+        DM_WARN("log", "topic=%s partition=%d segment=%" PRId64 ": compaction write failed: %s",
+                p->topic->name, p->id, s->base, strerror(errno));
+        return 0;
+    }
+    dm_segment_t *ns = dm_segment_new(p, s->base);
+    if (!ns) {
+        unlink(lclean);
+        unlink(iclean);
+        return 0;
+    }
+    ns->size = c->out.len;
+    ns->next_offset = s->next_offset;
+    ns->max_ts = c->max_ts;
+    ns->created_ms = s->created_ms;
+    ns->sealed = true;
+    ns->idx_loaded = false; /* loaded (and checked) on first use */
+    pthread_rwlock_wrlock(&p->seg_lock);
+    size_t i = 0;
+    while (i < p->n_segs && p->segs[i] != s)
+        i++;
+    bool found = i < p->n_segs;
+    if (found) {
+        if (rename(iclean, ipath) == 0 && rename(lclean, lpath) == 0) {
+            p->segs[i] = ns;
+        } else {
+            found = false;
+        }
+    }
+    pthread_rwlock_unlock(&p->seg_lock);
+    if (!found) {
+        unlink(lclean);
+        unlink(iclean);
+        free(ns);
+        return 0;
+    }
+    /* The old struct's files were replaced by rename: it must not unlink them. */
+    dm_segment_unref(log, s);
+    DM_INFO("log",
+            "topic=%s partition=%d segment=%" PRId64 ": compacted, dropped %zu records (%" PRIu64
+            " bytes left)",
+            p->topic->name, p->id, ns->base, c->dropped, ns->size);
+    return 1;
+}
+
+int dm_compact_partition(dm_log_t *log, dm_partition_t *p, int64_t now_ms)
+{
+    if (dm_partition_ensure_open(log, p, NULL)) return 0;
+    pthread_mutex_lock(&p->mu);
+    int64_t stable = p->stable;
+    pthread_mutex_unlock(&p->mu);
+    pthread_rwlock_rdlock(&p->seg_lock);
+    size_t n = 0;
+    dm_segment_t **segs = NULL;
+    if (p->n_segs > 1) segs = malloc((p->n_segs - 1) * sizeof(*segs));
+    for (size_t i = 0; segs && i + 1 < p->n_segs && p->segs[i + 1]->base <= stable; i++) {
+        segs[n++] = p->segs[i];
+        dm_segment_ref(p->segs[i]);
+    }
+    pthread_rwlock_unlock(&p->seg_lock);
+    int rewritten = 0;
+    if (n == 0) {
+        free(segs);
+        return 0;
+    }
+    keymap_t map = {0};
+    pass1_t c1 = {.map = &map};
+    dm_arena_init(&c1.arena, 0);
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        uint8_t *data = read_all(log, segs[i]);
+        ok = data && for_batches(data, segs[i]->size, map_batch, &c1) == 0;
+        free(data);
+    }
+    dm_arena_destroy(&c1.arena);
+    if (ok && map.n) {
+        pass2_t c2 = {.map = &map,
+                      .out = DM_BUF_INIT,
+                      .scratch = DM_BUF_INIT,
+                      .idx = DM_BUF_INIT,
+                      .comp = p->topic->conf.compression,
+                      .tomb_cutoff = now_ms - p->topic->conf.delete_retention_ms,
+                      .interval = (uint64_t)log->opt.index_interval_bytes};
+        dm_arena_init(&c2.arena, 0);
+        for (size_t i = 0; i < n; i++)
+            rewritten += rewrite_segment(log, p, segs[i], &c2);
+        dm_arena_destroy(&c2.arena);
+        dm_buf_free(&c2.out);
+        dm_buf_free(&c2.scratch);
+        dm_buf_free(&c2.idx);
+    } else if (!ok) {
+        DM_WARN("log", "topic=%s partition=%d: compaction skipped: a sealed segment is unreadable",
+                p->topic->name, p->id);
+    }
+    free(map.keys);
+    free(map.offs);
+    for (size_t i = 0; i < n; i++)
+        dm_segment_unref(log, segs[i]);
+    free(segs);
+    return rewritten;
+}

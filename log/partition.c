@@ -1,0 +1,631 @@
+/* log/partition.c — one partition: its segments, appends, committed reads, waiting
+ * readers, recovery to the journal's end offset, retention.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "log/internal.h"
+
+#define TP     "topic=%s partition=%d"
+#define TPA(p) (p)->topic->name, (p)->id
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+static dm_err_t push_segment(dm_partition_t *p, dm_segment_t *s)
+{
+    if (p->n_segs == p->cap_segs) {
+        size_t ncap = p->cap_segs ? p->cap_segs * 2 : 4;
+        dm_segment_t **n = realloc(p->segs, ncap * sizeof(*n));
+        if (!n) return DM_ERR_NOMEM;
+        p->segs = n;
+        p->cap_segs = ncap;
+    }
+    p->segs[p->n_segs++] = s;
+    return DM_OK;
+}
+
+/* ==== opening and recovery ============================================================ */
+
+dm_err_t dm_partition_scan(dm_log_t *log, dm_partition_t *p, dm_error_t *err)
+{
+    if (p->n_segs || p->crc_end >= 0) return DM_OK; /* scanned already */
+    p->next = 0;
+    p->crc_end = 0;
+    DIR *d = opendir(p->dir);
+    if (!d) {
+        if (errno == ENOENT) return DM_OK;
+        return dm_error_set(err, DM_ERR_IO, "opendir %s: %s", p->dir, strerror(errno));
+    }
+    int64_t *bases = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l > 8 && !strcmp(de->d_name + l - 8, ".cleaned")) {
+            /* leftover of a compaction that did not finish: the original is intact */
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", p->dir, de->d_name);
+            unlink(path);
+            continue;
+        }
+        if (l != 24 || strcmp(de->d_name + 20, ".log")) continue;
+        char *end;
+        long long b = strtoll(de->d_name, &end, 10);
+        if (end != de->d_name + 20 || b < 0) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            int64_t *nb = realloc(bases, cap * sizeof(*nb));
+            if (!nb) {
+                free(bases);
+                closedir(d);
+                return dm_error_set(err, DM_ERR_NOMEM, "segment list");
+            }
+            bases = nb;
+        }
+        bases[n++] = b;
+    }
+    closedir(d);
+    qsort(bases, n, sizeof(*bases), cmp_i64);
+    dm_err_t rc = DM_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        dm_segment_t *s = dm_segment_new(p, bases[i]);
+        if (!s || push_segment(p, s)) {
+            free(s);
+            rc = dm_error_set(err, DM_ERR_NOMEM, "segment");
+            break;
+        }
+        char path[4096];
+        struct stat st;
+        dm_segment_path(s, "log", path, sizeof(path));
+        if (stat(path, &st) == 0) {
+            s->size = (uint64_t)st.st_size;
+            s->created_ms = (int64_t)st.st_mtime * 1000;
+        }
+        s->sealed = i + 1 < n;
+        if (i + 1 < n) s->next_offset = bases[i + 1];
+    }
+    free(bases);
+    if (rc) return rc;
+    if (p->n_segs) {
+        dm_segment_t *last = p->segs[p->n_segs - 1];
+        rc = dm_fdcache_pin(&log->fdcache, last, err);
+        if (rc) return dm_error_prefix(err, TP, TPA(p));
+        rc = dm_segment_recover(log, last, &p->crc_end, err);
+        dm_fdcache_unpin(&log->fdcache, last);
+        if (rc) return dm_error_prefix(err, TP, TPA(p));
+        p->next = last->next_offset;
+        if (last->size == 0 && p->n_segs == 1) p->crc_end = p->next = last->base;
+    }
+    return DM_OK;
+}
+
+/* Removes every record from offset on: whole segments starting at or past it, the tail of
+ * the one holding it. Caller holds open_mu or commit_mu (and no seg_lock). */
+static dm_err_t cut_from(dm_log_t *log, dm_partition_t *p, int64_t offset, dm_error_t *err)
+{
+    while (p->n_segs > 0 && p->segs[p->n_segs - 1]->base >= offset) {
+        pthread_rwlock_wrlock(&p->seg_lock);
+        dm_segment_t *s = p->segs[--p->n_segs];
+        pthread_rwlock_unlock(&p->seg_lock);
+        s->unlink_on_free = true;
+        dm_segment_unref(log, s);
+    }
+    if (!p->n_segs) return DM_OK;
+    dm_segment_t *s = p->segs[p->n_segs - 1];
+    dm_err_t rc = dm_fdcache_pin(&log->fdcache, s, err);
+    if (rc) return rc;
+    pthread_rwlock_wrlock(&p->seg_lock);
+    rc = dm_segment_truncate_at(log, s, offset, err);
+    s->sealed = false;
+    pthread_rwlock_unlock(&p->seg_lock);
+    if (!rc && (fdatasync(s->fd) || fdatasync(s->idx_fd)))
+        rc = dm_error_set(err, DM_ERR_IO, "fsync: %s", strerror(errno));
+    dm_fdcache_unpin(&log->fdcache, s);
+    return rc;
+}
+
+dm_err_t dm_partition_ensure_open(dm_log_t *log, dm_partition_t *p, dm_error_t *err)
+{
+    if (__atomic_load_n(&p->opened, __ATOMIC_ACQUIRE)) return DM_OK;
+    pthread_mutex_lock(&p->open_mu);
+    dm_err_t rc = DM_OK;
+    if (p->opened) goto out;
+    rc = dm_partition_scan(log, p, err);
+    if (rc) goto out;
+    int64_t end = p->journal_end;
+    if (p->next > end) {
+        uint64_t before = 0, after = 0;
+        for (size_t i = 0; i < p->n_segs; i++)
+            before += p->segs[i]->size;
+        rc = cut_from(log, p, end, err);
+        if (rc) {
+            dm_error_prefix(err, TP ": cutting uncommitted data", TPA(p));
+            goto out;
+        }
+        for (size_t i = 0; i < p->n_segs; i++)
+            after += p->segs[i]->size;
+        DM_WARN("log",
+                TP ": recovery cut %" PRIu64 " bytes of uncommitted data (offsets %" PRId64
+                   "..%" PRId64 ")",
+                TPA(p), before - after, end, p->next - 1);
+        p->next = end;
+        if (p->crc_end > end) p->crc_end = end;
+        fsync_dir(p->dir);
+    } else if (p->next < end) {
+        DM_ERROR("log",
+                 TP ": committed offsets %" PRId64 "..%" PRId64
+                    " are missing from the segments; continuing from %" PRId64,
+                 TPA(p), p->next, end - 1, p->next);
+        end = p->next;
+    }
+    if (p->crc_end < end)
+        DM_ERROR("log",
+                 TP ": the committed batch at offset %" PRId64
+                    " fails its CRC; reads of it will report the damage",
+                 TPA(p), p->crc_end);
+    p->journal_end = end;
+    pthread_mutex_lock(&p->mu);
+    p->stable = end;
+    pthread_mutex_unlock(&p->mu);
+    __atomic_store_n(&p->opened, true, __ATOMIC_RELEASE);
+out:
+    pthread_mutex_unlock(&p->open_mu);
+    return rc;
+}
+
+/* ==== writing ========================================================================= */
+
+static dm_err_t new_segment(dm_log_t *log, dm_partition_t *p, int64_t base, dm_error_t *err)
+{
+    char tdir[4096];
+    snprintf(tdir, sizeof(tdir), "%s/topics", log->dir);
+    if (mkdir(p->dir, 0755) == 0)
+        fsync_dir(tdir);
+    else if (errno != EEXIST)
+        return dm_error_set(err, errno == ENOSPC ? DM_ERR_NO_SPACE : DM_ERR_IO, "mkdir %s: %s",
+                            p->dir, strerror(errno));
+    dm_segment_t *s = dm_segment_new(p, base);
+    if (!s) return dm_error_set(err, DM_ERR_NOMEM, "segment");
+    dm_err_t rc = dm_segment_create_files(log, s, err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    fsync_dir(p->dir);
+    pthread_rwlock_wrlock(&p->seg_lock);
+    rc = push_segment(p, s);
+    pthread_rwlock_unlock(&p->seg_lock);
+    if (rc) {
+        s->unlink_on_free = true;
+        dm_segment_unref(log, s);
+        return dm_error_set(err, rc, "segment list");
+    }
+    return DM_OK;
+}
+
+dm_err_t dm_partition_append(dm_log_t *log, dm_partition_t *p, uint8_t *data, size_t len,
+                             int64_t *first, dm_error_t *err)
+{
+    const dm_log_topic_conf_t *c = &p->topic->conf;
+    /* Assign offsets. */
+    int64_t next = p->next, count = 0;
+    for (size_t off = 0; off < len;) {
+        dm_batch_hdr_t h;
+        dm_batch_parse_header(data + off, len - off, &h);
+        dm_batch_set_base_offset(data + off, next);
+        next += (int64_t)h.last_offset_delta + 1;
+        count += (int64_t)h.last_offset_delta + 1;
+        off += h.length;
+    }
+    dm_segment_t *a = p->n_segs ? p->segs[p->n_segs - 1] : NULL;
+    bool roll = !a || (a->size > 0 && (a->size + len > (uint64_t)c->segment_bytes ||
+                                       dm_wall_ms() - a->created_ms > c->segment_ms ||
+                                       next - a->base > (int64_t)(UINT32_MAX / 2)));
+    dm_err_t rc;
+    if (roll) {
+        if (a && a->size > 0) {
+            rc = dm_fdcache_pin(&log->fdcache, a, err);
+            if (!rc) {
+                rc = dm_segment_seal(log, a, err);
+                dm_fdcache_unpin(&log->fdcache, a);
+            }
+            if (rc) return dm_error_prefix(err, TP, TPA(p));
+            rc = new_segment(log, p, p->next, err);
+        } else if (!a) {
+            rc = new_segment(log, p, p->next, err);
+        } else {
+            rc = DM_OK;
+        }
+        if (rc) return dm_error_prefix(err, TP, TPA(p));
+        a = p->segs[p->n_segs - 1];
+    }
+    rc = dm_fdcache_pin(&log->fdcache, a, err);
+    if (rc) return dm_error_prefix(err, TP, TPA(p));
+    rc = dm_segment_append(log, a, data, len, err);
+    dm_fdcache_unpin(&log->fdcache, a);
+    if (rc) return rc;
+    if (first) *first = p->next;
+    p->next = next;
+    if (!p->dirty) {
+        p->dirty = true;
+        p->dirty_ns = dm_now_ns();
+        p->dirty_next = log->dirty_head;
+        log->dirty_head = p;
+    }
+    (void)count;
+    return DM_OK;
+}
+
+dm_err_t dm_partition_truncate(dm_log_t *log, dm_partition_t *p, int64_t offset, dm_error_t *err)
+{
+    dm_err_t rc = cut_from(log, p, offset, err);
+    if (!rc) p->next = offset;
+    return rc;
+}
+
+void dm_partition_publish(dm_partition_t *p, int64_t end)
+{
+    pthread_mutex_lock(&p->mu);
+    if (end > p->stable) {
+        /* Readers stop at the first batch at or past stable, so later uncommitted batches
+         * in the same segment stay invisible. */
+        p->stable = end;
+        pthread_cond_broadcast(&p->cond);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+dm_err_t dm_partition_fsync(dm_log_t *log, dm_partition_t *p, dm_error_t *err)
+{
+    pthread_rwlock_rdlock(&p->seg_lock);
+    dm_segment_t *s = p->n_segs ? p->segs[p->n_segs - 1] : NULL;
+    if (s) dm_segment_ref(s);
+    pthread_rwlock_unlock(&p->seg_lock);
+    if (!s) return DM_OK;
+    dm_err_t rc = dm_fdcache_pin(&log->fdcache, s, err);
+    if (!rc) {
+        if (fdatasync(s->fd))
+            rc = dm_error_set(err, DM_ERR_IO, TP ": fsync: %s", TPA(p), strerror(errno));
+        dm_fdcache_unpin(&log->fdcache, s);
+    }
+    dm_segment_unref(log, s);
+    return rc;
+}
+
+/* ==== reading ========================================================================= */
+
+/* Index of the last segment with base <= offset, or -1. Caller holds seg_lock. */
+static long find_segment(const dm_partition_t *p, int64_t offset)
+{
+    long lo = 0, hi = (long)p->n_segs;
+    while (lo < hi) {
+        long mid = (lo + hi) / 2;
+        if (p->segs[mid]->base <= offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo - 1;
+}
+
+static dm_err_t read_exact(int fd, dm_buf_t *b, size_t at, uint64_t pos, size_t len)
+{
+    if (dm_buf_reserve(b, at + len - b->len)) return DM_ERR_NOMEM;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, b->data + at + got, len - got, (off_t)(pos + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return DM_ERR_IO;
+        got += (size_t)r;
+    }
+    if (at + len > b->len) b->len = at + len;
+    return DM_OK;
+}
+
+/* Reads committed batches of segment s from the index position before offset, decoding
+ * records >= offset into f. Records point into f->buf (one pread, no copy per record), so
+ * once records are decoded the buffer is never refilled: the read stops instead.
+ * *more = the segment ended before anything was decoded or the byte budget used. */
+static dm_err_t read_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, int64_t offset,
+                             int64_t stable, uint64_t limit, size_t max_bytes, dm_log_fetch_t *f,
+                             bool *more, dm_error_t *err)
+{
+    *more = false;
+    uint64_t pos = dm_segment_lookup(s, offset);
+    size_t used = 0;
+    bool checked_entry = false;
+    for (;;) {
+        size_t want = max_bytes < DM_BATCH_HEADER_SIZE ? DM_BATCH_HEADER_SIZE : max_bytes;
+        if (pos + want > limit) want = (size_t)(limit - pos);
+        if (want < DM_BATCH_HEADER_SIZE) {
+            *more = f->n == 0;
+            return DM_OK;
+        }
+        f->buf.len = 0;
+        if (read_exact(s->fd, &f->buf, 0, pos, want))
+            return dm_error_set(err, DM_ERR_IO, TP ": read segment %" PRId64 " at %" PRIu64 ": %s",
+                                TPA(p), s->base, pos, strerror(errno));
+        size_t off = 0;
+        bool restart = false;
+        while (off + DM_BATCH_HEADER_SIZE <= f->buf.len) {
+            dm_batch_hdr_t h;
+            if (dm_batch_parse_header(f->buf.data + off, f->buf.len - off, &h))
+                return dm_error_set(err, DM_ERR_LOG_CORRUPT,
+                                    TP ": segment %" PRId64 " byte %" PRIu64
+                                       ": bad batch header (reading offset %" PRId64 ")",
+                                    TPA(p), s->base, pos + off, offset);
+            if (!checked_entry) {
+                checked_entry = true;
+                if (h.base_offset > offset && pos > 0) {
+                    /* the index pointed past the offset: it is damaged; scan from the start */
+                    DM_WARN("log", TP ": segment %" PRId64 ": index entry is wrong, scanning",
+                            TPA(p), s->base);
+                    pos = 0;
+                    restart = true;
+                    break;
+                }
+            }
+            if (h.base_offset >= stable) return DM_OK;
+            if (off + h.length > f->buf.len) {
+                if (off > 0) {
+                    if (f->n > 0) return DM_OK; /* budget used; the rest comes next fetch */
+                    break;                      /* only skipped batches so far: refill */
+                }
+                if (pos + h.length > limit)
+                    return dm_error_set(err, DM_ERR_LOG_CORRUPT,
+                                        TP ": batch at offset %" PRId64
+                                           " runs past the end of segment %" PRId64,
+                                        TPA(p), h.base_offset, s->base);
+                if (read_exact(s->fd, &f->buf, f->buf.len, pos + f->buf.len, h.length - f->buf.len))
+                    return dm_error_set(err, DM_ERR_IO, TP ": read: %s", TPA(p), strerror(errno));
+                continue;
+            }
+            int64_t last = h.base_offset + h.last_offset_delta;
+            if (last >= offset) {
+                if (!dm_batch_crc_ok(f->buf.data + off, &h))
+                    return dm_error_set(err, DM_ERR_LOG_CORRUPT,
+                                        TP ": batch at offsets %" PRId64 "..%" PRId64
+                                           " (segment %" PRId64 " byte %" PRIu64 ") fails its CRC",
+                                        TPA(p), h.base_offset, last, s->base, pos + off);
+                dm_err_t rc = dm_batch_decode(f->buf.data + off, &h, offset, &f->arena, &f->records,
+                                              &f->n, &f->cap, err);
+                if (rc) return dm_error_prefix(err, TP, TPA(p));
+                f->next_offset = last + 1;
+                used += h.length;
+            }
+            off += h.length;
+            if (used >= max_bytes) return DM_OK;
+        }
+        if (restart) continue;
+        if (f->n > 0) return DM_OK;
+        pos += off;
+    }
+}
+
+dm_err_t dm_partition_read(dm_log_t *log, dm_partition_t *p, int64_t offset, size_t max_bytes,
+                           int timeout_ms, dm_log_fetch_t *f, dm_error_t *err)
+{
+    f->n = 0;
+    f->cap = 0;
+    f->records = NULL;
+    dm_arena_reset(&f->arena);
+    dm_err_t rc = dm_partition_ensure_open(log, p, err);
+    if (rc) return rc;
+    pthread_mutex_lock(&p->mu);
+    if (offset == p->stable && timeout_ms != 0) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        if (timeout_ms > 0) {
+            dl.tv_sec += timeout_ms / 1000;
+            dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+            if (dl.tv_nsec >= 1000000000L) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000L;
+            }
+        }
+        p->waiters++;
+        while (offset == p->stable && !log->stopping) {
+            if (timeout_ms < 0)
+                pthread_cond_wait(&p->cond, &p->mu);
+            else if (pthread_cond_timedwait(&p->cond, &p->mu, &dl) == ETIMEDOUT)
+                break;
+        }
+        p->waiters--;
+    }
+    int64_t stable = p->stable;
+    pthread_mutex_unlock(&p->mu);
+    f->high_watermark = stable;
+    f->next_offset = offset;
+    if (offset > stable || offset < 0)
+        return dm_error_set(err, DM_ERR_LOG_OFFSET_RANGE,
+                            TP ": offset %" PRId64 " is past the end (%" PRId64 ")", TPA(p), offset,
+                            stable);
+    if (offset == stable) return DM_OK;
+    pthread_rwlock_rdlock(&p->seg_lock);
+    long i = find_segment(p, offset);
+    if (i < 0) {
+        int64_t start = p->n_segs ? p->segs[0]->base : stable;
+        pthread_rwlock_unlock(&p->seg_lock);
+        return dm_error_set(err, DM_ERR_LOG_OFFSET_RANGE,
+                            TP ": offset %" PRId64 " is before the start (%" PRId64 ")", TPA(p),
+                            offset, start);
+    }
+    if (max_bytes < 1024) max_bytes = 1024;
+    for (; (size_t)i < p->n_segs && f->n == 0; i++) {
+        dm_segment_t *s = p->segs[i];
+        if (s->base >= stable) break;
+        rc = dm_fdcache_pin(&log->fdcache, s, err);
+        if (rc) break;
+        rc = dm_segment_load_index(log, s, err);
+        bool more = false;
+        if (!rc) rc = read_segment(log, p, s, offset, stable, s->size, max_bytes, f, &more, err);
+        dm_fdcache_unpin(&log->fdcache, s);
+        if (rc || !more) break;
+        if ((size_t)i + 1 < p->n_segs && f->n == 0) offset = p->segs[i + 1]->base;
+    }
+    pthread_rwlock_unlock(&p->seg_lock);
+    if (!rc && f->n == 0 && f->next_offset < stable) {
+        /* compaction left a gap up to the end of the committed data */
+        f->next_offset = offset > f->next_offset ? offset : f->next_offset;
+    }
+    return rc;
+}
+
+dm_err_t dm_partition_offset_for_time(dm_log_t *log, dm_partition_t *p, int64_t ts, int64_t *offset,
+                                      dm_error_t *err)
+{
+    dm_err_t rc = dm_partition_ensure_open(log, p, err);
+    if (rc) return rc;
+    pthread_mutex_lock(&p->mu);
+    int64_t stable = p->stable;
+    pthread_mutex_unlock(&p->mu);
+    *offset = stable;
+    pthread_rwlock_rdlock(&p->seg_lock);
+    dm_log_fetch_t f;
+    dm_log_fetch_init(&f);
+    for (size_t i = 0; i < p->n_segs; i++) {
+        dm_segment_t *s = p->segs[i];
+        if (s->base >= stable) break;
+        rc = dm_fdcache_pin(&log->fdcache, s, err);
+        if (rc) break;
+        rc = dm_segment_load_index(log, s, err);
+        if (rc || (s->sealed && s->max_ts < ts)) {
+            dm_fdcache_unpin(&log->fdcache, s);
+            if (rc) break;
+            continue;
+        }
+        /* Decode from the index position before ts until a record reaches ts. */
+        uint64_t pos = dm_segment_lookup_time(s, ts);
+        int64_t from = s->base;
+        uint8_t hb[DM_BATCH_HEADER_SIZE];
+        dm_batch_hdr_t h;
+        if (pread(s->fd, hb, sizeof(hb), (off_t)pos) == (ssize_t)sizeof(hb) &&
+            dm_batch_parse_header(hb, sizeof(hb), &h) == DM_OK)
+            from = h.base_offset;
+        bool found = false;
+        while (!found && from < stable) {
+            bool more = false;
+            f.n = 0;
+            f.cap = 0;
+            dm_arena_reset(&f.arena);
+            rc = read_segment(log, p, s, from, stable, s->size, 1 << 20, &f, &more, err);
+            if (rc) break;
+            for (size_t k = 0; k < f.n; k++)
+                if (f.records[k].timestamp >= ts) {
+                    *offset = f.records[k].offset;
+                    found = true;
+                    break;
+                }
+            if (f.n == 0) break;
+            from = f.next_offset;
+        }
+        dm_fdcache_unpin(&log->fdcache, s);
+        if (rc || found) break;
+    }
+    dm_log_fetch_free(&f);
+    pthread_rwlock_unlock(&p->seg_lock);
+    return rc;
+}
+
+/* ==== retention and info ================================================================ */
+
+int dm_partition_retention(dm_log_t *log, dm_partition_t *p, int64_t now_ms)
+{
+    const dm_log_topic_conf_t *c = &p->topic->conf;
+    if (c->retention_ms < 0 && c->retention_bytes < 0) return 0;
+    if (dm_partition_ensure_open(log, p, NULL)) return 0;
+    pthread_mutex_lock(&p->mu);
+    int64_t stable = p->stable;
+    pthread_mutex_unlock(&p->mu);
+    int deleted = 0;
+    for (;;) {
+        pthread_rwlock_rdlock(&p->seg_lock);
+        bool del = false;
+        dm_segment_t *s = NULL;
+        if (p->n_segs > 1 && p->segs[1]->base <= stable) {
+            s = p->segs[0];
+            uint64_t total = 0;
+            for (size_t i = 0; i < p->n_segs; i++)
+                total += p->segs[i]->size;
+            if (c->retention_bytes >= 0 && total - s->size >= (uint64_t)c->retention_bytes)
+                del = true;
+            if (!del && c->retention_ms >= 0) {
+                if (!s->idx_loaded && dm_fdcache_pin(&log->fdcache, s, NULL) == DM_OK) {
+                    dm_segment_load_index(log, s, NULL);
+                    dm_fdcache_unpin(&log->fdcache, s);
+                }
+                if (s->idx_loaded && s->max_ts < now_ms - c->retention_ms) del = true;
+            }
+        }
+        pthread_rwlock_unlock(&p->seg_lock);
+        if (!del) break;
+        pthread_rwlock_wrlock(&p->seg_lock);
+        if (p->segs[0] == s) {
+            memmove(p->segs, p->segs + 1, (p->n_segs - 1) * sizeof(*p->segs));
+            p->n_segs--;
+            s->unlink_on_free = true;
+            deleted++;
+            DM_INFO("log", TP ": retention deleted segment %" PRId64 " (%" PRIu64 " bytes)", TPA(p),
+                    s->base, s->size);
+        } else {
+            s = NULL;
+        }
+        pthread_rwlock_unlock(&p->seg_lock);
+        if (s) dm_segment_unref(log, s);
+    }
+    return deleted;
+}
+
+void dm_partition_info(dm_log_t *log, dm_partition_t *p, dm_log_partition_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->partition = p->id;
+    if (dm_partition_ensure_open(log, p, NULL)) return;
+    pthread_mutex_lock(&p->mu);
+    out->end_offset = p->stable;
+    pthread_mutex_unlock(&p->mu);
+    pthread_rwlock_rdlock(&p->seg_lock);
+    out->start_offset = p->n_segs ? p->segs[0]->base : out->end_offset;
+    if (out->start_offset > out->end_offset) out->start_offset = out->end_offset;
+    out->segments = (int32_t)p->n_segs;
+    for (size_t i = 0; i < p->n_segs; i++)
+        out->size_bytes += (int64_t)p->segs[i]->size;
+    pthread_rwlock_unlock(&p->seg_lock);
+}
+
+void dm_partition_destroy(dm_log_t *log, dm_partition_t *p)
+{
+    for (size_t i = 0; i < p->n_segs; i++)
+        dm_segment_unref(log, p->segs[i]);
+    free(p->segs);
+    p->segs = NULL;
+    p->n_segs = p->cap_segs = 0;
+    free(p->dir);
+    pthread_mutex_destroy(&p->open_mu);
+    pthread_rwlock_destroy(&p->seg_lock);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cond);
+}
