@@ -17,12 +17,15 @@
 #include "control/store.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 struct dm_controller {
     char *data_dir;
     int lock_fd;
     dm_http_server_t *http;
     dm_store_t *store;
+    dm_metrics_t *metrics;
+    dm_metric_t *objects[DM_KIND_COUNT];
     int64_t started_ms;
     _Atomic bool ready;
 };
@@ -38,6 +41,23 @@ static void on_healthz(void *ctx, const dm_http_request_t *req, dm_http_response
     dm_http_json(res, 200,
                  json_pack("{s:s, s:s, s:I}", "status", "ok", "version", DM_VERSION, "uptime_ms",
                            (json_int_t)(dm_wall_ms() - c->started_ms)));
+}
+
+/* GET /metrics — Prometheus text format. */
+static void on_metrics(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    dm_controller_t *c = ctx;
+    for (int k = 0; k < DM_KIND_COUNT; k++) {
+        json_t *list;
+        if (dm_store_list(c->store, (dm_kind_t)k, &list, NULL) == DM_OK) {
+            dm_metric_set(c->objects[k], (int64_t)json_array_size(list));
+            json_decref(list);
+        }
+    }
+    res->status = 200;
+    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    if (dm_metrics_render(c->metrics, &res->body))
+        dm_http_error(res, 500, 50000, "out of memory rendering metrics");
 }
 
 static dm_err_t make_dirs(const char *path, dm_error_t *err)
@@ -95,10 +115,28 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
     c->store = dm_store_open(db, err);
     if (!c->store) goto fail;
 
-    dm_http_options_t hopt = {.listen = opt->listen ? opt->listen : "127.0.0.1:8080"};
+    c->metrics = dm_metrics_new();
+    if (!c->metrics) {
+        dm_error_set(err, DM_ERR_NOMEM, "controller: out of memory");
+        goto fail;
+    }
+    for (int k = 0; k < DM_KIND_COUNT; k++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "kind=\"%s\"", dm_kind_name((dm_kind_t)k));
+        c->objects[k] =
+            dm_metrics_gauge(c->metrics, "datamesh_objects", "applied objects, by kind", labels);
+    }
+    dm_metric_set(dm_metrics_gauge(c->metrics, "datamesh_build_info",
+                                   "datamesh version (value is always 1)",
+                                   "version=\"" DM_VERSION "\""),
+                  1);
+
+    dm_http_options_t hopt = {.listen = opt->listen ? opt->listen : "127.0.0.1:8080",
+                              .metrics = c->metrics};
     c->http = dm_http_server_new(&hopt, err);
     if (!c->http) goto fail;
     if (dm_http_route(c->http, "GET", "/healthz", on_healthz, c) ||
+        dm_http_route(c->http, "GET", "/metrics", on_metrics, c) ||
         dm_api_register(c->http, c->store) || dm_http_server_start(c->http, err))
         goto fail;
     atomic_store(&c->ready, true);
@@ -119,6 +157,7 @@ void dm_controller_stop(dm_controller_t *c)
     if (!c) return;
     dm_http_server_free(c->http); /* first: no handler runs after this */
     dm_store_close(c->store);
+    dm_metrics_free(c->metrics);
     if (c->lock_fd >= 0) close(c->lock_fd);
     free(c->data_dir);
     free(c);

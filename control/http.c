@@ -30,6 +30,7 @@ struct dm_http_server {
     struct MHD_Daemon *daemon;
     route_t routes[MAX_ROUTES];
     size_t n_routes;
+    dm_metric_t *by_class[6]; /* requests by status class 1xx..5xx */
 };
 
 /* Per-request state while the body arrives. */
@@ -94,6 +95,13 @@ dm_http_server_t *dm_http_server_new(const dm_http_options_t *opt, dm_error_t *e
         free(s);
         return NULL;
     }
+    if (s->opt.metrics)
+        for (int c = 1; c <= 5; c++) {
+            char labels[32];
+            snprintf(labels, sizeof(labels), "code=\"%dxx\"", c);
+            s->by_class[c] = dm_metrics_counter(s->opt.metrics, "datamesh_http_requests_total",
+                                                "HTTP requests answered, by status class", labels);
+        }
     return s;
 }
 
@@ -221,8 +229,11 @@ void dm_http_error(dm_http_response_t *res, int status, int code, const char *fm
     dm_http_json(res, status, json_pack("{s:i, s:s}", "error_code", code, "message", msg));
 }
 
-static enum MHD_Result send_response(struct MHD_Connection *conn, dm_http_response_t *res)
+static enum MHD_Result send_response(dm_http_server_t *s, struct MHD_Connection *conn,
+                                     dm_http_response_t *res)
 {
+    int cls = res->status / 100;
+    if (cls >= 1 && cls <= 5 && s->by_class[cls]) dm_metric_add(s->by_class[cls], 1);
     struct MHD_Response *r =
         MHD_create_response_from_buffer(res->body.len, res->body.data, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
@@ -265,7 +276,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     dm_http_response_t res = {.status = 200, .content_type = "application/json"};
     if (p->too_large) {
         dm_http_error(&res, 413, 41300, "request body larger than %zu bytes", s->opt.max_body);
-        enum MHD_Result ret = send_response(conn, &res);
+        enum MHD_Result ret = send_response(s, conn, &res);
         dm_buf_free(&res.body);
         return ret;
     }
@@ -296,7 +307,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     for (size_t k = 0; k < req.n_params; k++)
         free(req.param_values[k]);
-    enum MHD_Result ret = send_response(conn, &res);
+    enum MHD_Result ret = send_response(s, conn, &res);
     dm_buf_free(&res.body);
     return ret;
 }

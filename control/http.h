@@ -15,6 +15,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/metrics.h"
 
 typedef struct dm_http_server dm_http_server_t;
 
@@ -48,6 +49,7 @@ typedef struct dm_http_options {
     unsigned threads;         /* 0 = 4 */
     unsigned timeout_s;       /* idle connection timeout; 0 = 30 */
     unsigned max_connections; /* 0 = 1024 */
+    dm_metrics_t *metrics;    /* optional: requests counted by status class */
 } dm_http_options_t;
 
 /* Creates a server (not yet listening). NULL on bad options, with err set. */

@@ -77,6 +77,12 @@ check empty_body_400 0 'no spec document' -- curl -s -X POST "$DATAMESH_SERVER/a
 check binary_body_400 0 'error_code' -- bash -c "head -c 4096 /dev/urandom | curl -s -X POST --data-binary @- '$DATAMESH_SERVER/api/v1/apply'"
 check unknown_path_404 0 '"error_code":40400' -- curl -s "$DATAMESH_SERVER/api/v1/sources/plays/nothing/here"
 
+# Metrics: Prometheus text that promtool accepts, with the default series.
+curl -s "$DATAMESH_SERVER/metrics" >"$data/metrics.txt"
+if promtool check metrics <"$data/metrics.txt" >"$data/promtool.txt" 2>&1; then ok metrics_promtool; else bad metrics_promtool "$(cat "$data/promtool.txt")"; fi
+check metrics_objects 0 'datamesh_objects\{kind="Pipeline"\} 1' -- cat "$data/metrics.txt"
+check metrics_requests 0 'datamesh_http_requests_total\{code="4xx"\} [1-9]' -- cat "$data/metrics.txt"
+
 # Restart: everything applied is still there.
 stop; start
 check restart_keeps_state 0 'unchanged Pipeline us-plays' -- "$bin" apply -f "$data/demo2.yaml"

@@ -1,0 +1,90 @@
+/* core/metrics.h — counters, gauges and histograms, rendered in the
+ * Prometheus text format for GET /metrics.
+ *
+ * A metric is registered once (name, help, labels) and returns a handle; the
+ * hot path only does relaxed atomic adds on it, from any thread. Registration
+ * and rendering take the registry's lock. Names follow Prometheus rules
+ * (datamesh_<component>_<what>_<unit>); labels are fixed at registration
+ * ("pipeline=\"us-plays\",processor=\"filter\"").
+ */
+#ifndef DM_CORE_METRICS_H
+#define DM_CORE_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+
+typedef enum { DM_METRIC_COUNTER, DM_METRIC_GAUGE, DM_METRIC_HISTOGRAM } dm_metric_kind_t;
+
+#define DM_HIST_BUCKETS 16
+
+typedef struct dm_metric {
+    dm_metric_kind_t kind;
+    char *name;
+    char *help;
+    char *labels;                              /* rendered label pairs without braces, may be "" */
+    _Atomic uint64_t count;                    /* counter value; histogram observation count */
+    _Atomic int64_t gauge;                     /* gauge value */
+    _Atomic uint64_t buckets[DM_HIST_BUCKETS]; /* histogram: observations <= bound[i] */
+    _Atomic uint64_t sum;                      /* histogram: sum of observations (integer units) */
+    const double *bounds;                      /* histogram upper bounds, ascending */
+    size_t n_bounds;
+    double scale; /* histogram: rendered value = stored / scale (e.g. µs → s) */
+    struct dm_metric *next;
+} dm_metric_t;
+
+typedef struct dm_metrics dm_metrics_t;
+
+/* A new, empty registry. */
+dm_metrics_t *dm_metrics_new(void);
+
+/* Frees the registry and every metric in it. */
+void dm_metrics_free(dm_metrics_t *m);
+
+/* Registers (or returns the existing) metric with this name and labels.
+ * labels is NULL or "k=\"v\",k2=\"v2\"". NULL when out of memory or when name
+ * is already registered with another kind. */
+dm_metric_t *dm_metrics_counter(dm_metrics_t *m, const char *name, const char *help,
+                                const char *labels);
+dm_metric_t *dm_metrics_gauge(dm_metrics_t *m, const char *name, const char *help,
+                              const char *labels);
+
+/* A histogram of integer observations (e.g. microseconds) with the given
+ * upper bounds in rendered units; scale converts observations to those units
+ * (1e6 for µs rendered as seconds). At most DM_HIST_BUCKETS bounds. */
+dm_metric_t *dm_metrics_histogram(dm_metrics_t *m, const char *name, const char *help,
+                                  const char *labels, const double *bounds, size_t n_bounds,
+                                  double scale);
+
+/* Removes and frees every metric whose labels contain match (e.g. when a
+ * pipeline is deleted). Callers must no longer use those handles. */
+void dm_metrics_remove_matching(dm_metrics_t *m, const char *match);
+
+static inline void dm_metric_add(dm_metric_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(&c->count, n, memory_order_relaxed);
+}
+
+static inline void dm_metric_set(dm_metric_t *g, int64_t v)
+{
+    atomic_store_explicit(&g->gauge, v, memory_order_relaxed);
+}
+
+static inline void dm_metric_gauge_add(dm_metric_t *g, int64_t v)
+{
+    atomic_fetch_add_explicit(&g->gauge, v, memory_order_relaxed);
+}
+
+/* Records one observation (in the histogram's integer unit). */
+void dm_metric_observe(dm_metric_t *h, uint64_t v);
+
+/* Appends every metric in the Prometheus text exposition format (0.0.4). */
+dm_err_t dm_metrics_render(dm_metrics_t *m, dm_buf_t *out);
+
+/* Escapes a label value (backslash, quote, newline) into out. */
+void dm_metrics_escape(const char *value, char *out, size_t cap);
+
+#endif
