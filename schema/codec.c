@@ -54,10 +54,15 @@ enum {
 
 typedef struct plan plan_t;
 
+enum { SK_NONE, SK_VARINT, SK_FIXED, SK_LEN, SK_NODE };
+
 typedef struct step {
     const plan_t *plan; /* NULL: skip writer field of type w */
     const dm_avro_node_t *w;
     int32_t slot;
+    uint8_t op;       /* plan->op, copied here so the record loop inlines primitives */
+    uint8_t skip;     /* SK_*: how to skip the writer field when slot < 0 */
+    uint32_t size;    /* SK_FIXED: bytes to skip */
     const char *name; /* for error paths */
 } step_t;
 
@@ -82,6 +87,8 @@ struct plan {
     const proj_t *proj;
     uint32_t n_out;
     uint32_t n_steps;
+    uint32_t n_needed;       /* steps up to the last one that fills a slot */
+    dm_avro_value_t *absent; /* projected record: n_out values, all DM_AVRO_ABSENT */
     step_t *steps;
     fill_t *fills;
     uint32_t n_fills;
@@ -120,6 +127,7 @@ typedef struct dctx {
     const uint8_t *start, *p, *end;
     dm_arena_t *arena;
     int depth;
+    bool lazy_tail; /* the caller knows the record's end: stop after the last wanted field */
     dm_err_t code;
     const char *msg;
     size_t pos;
@@ -151,13 +159,23 @@ static dm_err_t report(dctx_t *c, dm_error_t *err)
     return dm_error_set(err, c->code, "at byte %zu (%s): %s", c->pos, path, c->msg);
 }
 
-static inline int rd_long(dctx_t *c, int64_t *v)
+static inline __attribute__((always_inline)) int rd_long(dctx_t *c, int64_t *v)
 {
     const uint8_t *p = c->p;
-    if (c->end - p >= 1 && !(p[0] & 0x80)) { /* one-byte fast path */
-        *v = dm_zigzag_decode64(p[0]);
-        c->p = p + 1;
-        return 0;
+    if (__builtin_expect(c->end - p >= DM_VARINT_MAX, 1)) {
+        /* enough bytes left for any varint: no bounds check per byte */
+        uint64_t r = 0;
+        for (int i = 0, shift = 0; i < DM_VARINT_MAX; i++, shift += 7) {
+            uint8_t b = p[i];
+            r |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80)) {
+                if (i == DM_VARINT_MAX - 1 && b > 1) break;
+                *v = dm_zigzag_decode64(r);
+                c->p = p + i + 1;
+                return 0;
+            }
+        }
+        return fail(c, DM_ERR_SCHEMA_MISMATCH, "varint longer than 10 bytes");
     }
     int n = dm_varint_decode_i64(p, c->end, v);
     if (n <= 0)
@@ -167,7 +185,7 @@ static inline int rd_long(dctx_t *c, int64_t *v)
     return 0;
 }
 
-static inline int rd_int(dctx_t *c, int32_t *v)
+static inline __attribute__((always_inline)) int rd_int(dctx_t *c, int32_t *v)
 {
     int64_t l;
     if (rd_long(c, &l)) return -1;
@@ -176,7 +194,8 @@ static inline int rd_int(dctx_t *c, int32_t *v)
     return 0;
 }
 
-static inline int rd_len(dctx_t *c, const uint8_t **ptr, uint32_t *len)
+static inline __attribute__((always_inline)) int rd_len(dctx_t *c, const uint8_t **ptr,
+                                                        uint32_t *len)
 {
     int64_t l;
     if (rd_long(c, &l)) return -1;
@@ -189,7 +208,7 @@ static inline int rd_len(dctx_t *c, const uint8_t **ptr, uint32_t *len)
     return 0;
 }
 
-static inline int rd_raw(dctx_t *c, void *dst, size_t n)
+static inline __attribute__((always_inline)) int rd_raw(dctx_t *c, void *dst, size_t n)
 {
     if ((size_t)(c->end - c->p) < n) return fail(c, DM_ERR_TRUNCATED, "input ends inside a value");
     memcpy(dst, c->p, n);
@@ -409,12 +428,53 @@ static int dec(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
         if (++c->depth > MAX_DEPTH) return fail(c, DM_ERR_SCHEMA_MISMATCH, "nesting too deep");
         dm_avro_value_t *v = dm_arena_alloc(c->arena, (pl->n_out ? pl->n_out : 1) * sizeof(*v));
         if (!v) return fail(c, DM_ERR_NOMEM, "out of memory");
-        if (pl->projected)
-            for (uint32_t k = 0; k < pl->n_out; k++)
-                v[k].type = DM_AVRO_ABSENT, v[k].flags = 0, v[k].branch = 0, v[k].len = 0;
+        if (pl->projected) memcpy(v, pl->absent, pl->n_out * sizeof(*v));
         const step_t *s = pl->steps;
-        for (uint32_t k = 0; k < pl->n_steps; k++, s++) {
-            int rc = s->slot >= 0 ? dec(c, s->plan, &v[s->slot]) : skip(c, s->w);
+        uint32_t n_steps = c->lazy_tail && c->depth == 1 ? pl->n_needed : pl->n_steps;
+        for (uint32_t k = 0; k < n_steps; k++, s++) {
+            int rc;
+            int64_t l;
+            const uint8_t *ptr;
+            uint32_t len;
+            dm_avro_value_t *o = s->slot >= 0 ? &v[s->slot] : NULL;
+            if (!o) {
+                switch (s->skip) {
+                case SK_VARINT: rc = rd_long(c, &l); break;
+                case SK_LEN: rc = rd_len(c, &ptr, &len); break;
+                case SK_FIXED:
+                    if ((size_t)(c->end - c->p) < s->size) {
+                        rc = fail(c, DM_ERR_TRUNCATED, "input ends early");
+                    } else {
+                        c->p += s->size;
+                        rc = 0;
+                    }
+                    break;
+                default: rc = skip(c, s->w); break;
+                }
+            } else {
+                /* primitives inline; everything else through dec */
+                o->flags = 0;
+                o->branch = 0;
+                switch (s->op) {
+                case P_INT:
+                    o->type = DM_AVRO_INT;
+                    rc = rd_int(c, &o->u.i);
+                    break;
+                case P_LONG:
+                    o->type = DM_AVRO_LONG;
+                    rc = rd_long(c, &o->u.l);
+                    break;
+                case P_DOUBLE:
+                    o->type = DM_AVRO_DOUBLE;
+                    rc = rd_raw(c, &o->u.d, 8);
+                    break;
+                case P_STRING:
+                    o->type = DM_AVRO_STRING;
+                    rc = rd_len(c, &o->u.p, &o->len);
+                    break;
+                default: rc = dec(c, s->plan, o); break;
+                }
+            }
             if (rc) {
                 trail(c, s->name);
                 return -1;
@@ -443,7 +503,11 @@ static int dec(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
         if (!b)
             return fail(c, DM_ERR_SCHEMA_MISMATCH,
                         "writer union branch has no match in the reader schema");
-        /* A reader union's branch is set by the P_TO_UNION step below b. */
+        if (b->op == P_TO_UNION) { /* both sides unions: one step instead of two */
+            if (dec(c, b->inner, out)) return -1;
+            out->branch = (uint16_t)b->inner_branch;
+            return 0;
+        }
         return dec(c, b, out);
     }
     case P_TO_UNION:
@@ -484,7 +548,7 @@ static int dec(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
 dm_err_t dm_avro_decode(const dm_avro_codec_t *codec, const uint8_t *buf, size_t len,
                         size_t *consumed, dm_arena_t *arena, dm_avro_value_t *out, dm_error_t *err)
 {
-    dctx_t c = {.start = buf, .p = buf, .end = buf + len, .arena = arena};
+    dctx_t c = {.start = buf, .p = buf, .end = buf + len, .arena = arena, .lazy_tail = !consumed};
     if (dec(&c, codec->root, out)) return report(&c, err);
     if (consumed) *consumed = (size_t)(c.p - buf);
     return DM_OK;
@@ -557,6 +621,24 @@ static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_nod
         s->w = wf->type;
         s->name = wf->name;
         s->slot = -1;
+        s->op = P_SKIP;
+        switch (wf->type->type) {
+        case DM_AVRO_INT:
+        case DM_AVRO_LONG: s->skip = SK_VARINT; break;
+        case DM_AVRO_BYTES:
+        case DM_AVRO_STRING: s->skip = SK_LEN; break;
+        case DM_AVRO_NULL:
+        case DM_AVRO_FLOAT:
+        case DM_AVRO_DOUBLE:
+        case DM_AVRO_FIXED:
+            s->skip = SK_FIXED;
+            s->size = wf->type->type == DM_AVRO_FIXED    ? wf->type->size
+                      : wf->type->type == DM_AVRO_FLOAT  ? 4
+                      : wf->type->type == DM_AVRO_DOUBLE ? 8
+                                                         : 0;
+            break;
+        default: s->skip = SK_NODE; break;
+        }
         int ri = -1;
         for (uint32_t k = 0; k < r->n_fields && ri < 0; k++)
             if (strcmp(r->fields[k].name, wf->name) == 0) ri = (int)k;
@@ -579,6 +661,15 @@ static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_nod
         if (rc) return rc;
         cpath_pop(c, mark);
         s->slot = ri;
+        s->op = s->plan->op;
+        pl->n_needed = i + 1;
+    }
+    if (pl->projected || proj) {
+        pl->absent =
+            dm_arena_calloc(&c->arena, r->n_fields ? r->n_fields : 1, sizeof(dm_avro_value_t));
+        if (!pl->absent) return DM_ERR_NOMEM;
+        for (uint32_t k = 0; k < r->n_fields; k++)
+            pl->absent[k].type = DM_AVRO_ABSENT;
     }
     for (uint32_t k = 0; k < r->n_fields; k++) {
         if (matched[k]) continue;

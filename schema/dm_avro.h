@@ -198,7 +198,10 @@ void dm_avro_codec_free(dm_avro_codec_t *c);
 const dm_avro_node_t *dm_avro_codec_reader(const dm_avro_codec_t *c);
 
 /* Decodes one value from [buf, buf+len) into *out, allocating in arena.
- * *consumed (may be NULL) gets the bytes read. Bounds-checked: bytes that end
+ * *consumed gets the bytes read. consumed may be NULL when the caller knows
+ * where the record ends (a topic record, a container block entry): the decoder
+ * then stops after the last field the codec wants and neither reads nor checks
+ * the top-level fields after it (what makes projections cheap). Bounds-checked: bytes that end
  * early give DM_ERR_TRUNCATED, bytes that cannot be this schema give
  * DM_ERR_SCHEMA_MISMATCH; both messages name the byte offset and field path. */
 dm_err_t dm_avro_decode(const dm_avro_codec_t *c, const uint8_t *buf, size_t len, size_t *consumed,
