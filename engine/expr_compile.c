@@ -730,8 +730,7 @@ static node_t *parse_primary(parser_t *ps)
         if (n && !ps->failed) {
             n->type = (dm_expr_type_t)target;
             n->op = target;
-            n->nullable =
-                true; /* a failed conversion of a value is an error, but NULL stays NULL */
+            n->nullable = n->kids[0]->nullable; /* a failed conversion is an error, not NULL */
             coerce_literal(ps, n->kids[0], (dm_expr_type_t)target);
         }
         return n;

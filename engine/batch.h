@@ -1,0 +1,51 @@
+/* engine/batch.h — decoded records flowing through a fused chain.
+ *
+ * A batch owns an arena; every record's decoded value, and whatever the
+ * processors of the chain build, lives there until the batch is reset. Values
+ * may also point into the input bytes the batch was decoded from (strings are
+ * not copied), which the task keeps alive for the batch's lifetime.
+ * A batch belongs to one task thread.
+ */
+#ifndef DM_ENGINE_BATCH_H
+#define DM_ENGINE_BATCH_H
+
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/error.h"
+#include "schema/dm_avro.h"
+
+enum {
+    DM_RECORD_TOMBSTONE = 1 << 0, /* a delete marker: key without value */
+};
+
+typedef struct dm_record {
+    dm_avro_value_t value; /* a record of the batch's schema */
+    const uint8_t *key;    /* key bytes as stored (Avro, wire format), may be NULL */
+    uint32_t key_len;
+    uint32_t flags;
+    int64_t timestamp; /* event time, ms since the epoch */
+    int32_t partition; /* input position, for dead letters; -1 when made here */
+    int64_t offset;
+} dm_record_t;
+
+typedef struct dm_batch {
+    dm_arena_t arena;
+    const dm_avro_node_t *schema; /* the record schema of every value */
+    dm_record_t *records;
+    uint32_t n, cap;
+} dm_batch_t;
+
+/* Prepares an empty batch of records of schema. */
+void dm_batch_init(dm_batch_t *b, const dm_avro_node_t *schema);
+
+/* Appends a record slot (zeroed, partition -1) and returns it; NULL when out of memory. */
+dm_record_t *dm_batch_push(dm_batch_t *b);
+
+/* Forgets the records and everything in the arena; keeps the memory. */
+void dm_batch_reset(dm_batch_t *b);
+
+/* Frees everything. */
+void dm_batch_free(dm_batch_t *b);
+
+#endif
