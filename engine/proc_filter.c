@@ -31,7 +31,7 @@ static size_t filter_paths(const dm_proc_t *p, const char *const **paths)
     return dm_expr_paths(p->state, paths);
 }
 
-static dm_err_t filter_process(dm_proc_t *p, const dm_batch_t *in, dm_batch_t *out,
+static dm_err_t filter_process(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *out,
                                dm_dead_letters_t *dead, dm_error_t *err)
 {
     dm_error_t rec_err;
@@ -43,7 +43,7 @@ static dm_err_t filter_process(dm_proc_t *p, const dm_batch_t *in, dm_batch_t *o
             continue;
         }
         if (!keep) continue;
-        dm_record_t *r = dm_batch_push(out);
+        dm_row_t *r = dm_rows_push(out);
         if (!r) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         *r = in->records[i];
     }

@@ -322,13 +322,13 @@ static void expr_to_avro(const dm_expr_value_t *v, bool nullable, dm_avro_value_
     }
 }
 
-static dm_err_t project_process(dm_proc_t *p, const dm_batch_t *in, dm_batch_t *out,
+static dm_err_t project_process(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *out,
                                 dm_dead_letters_t *dead, dm_error_t *err)
 {
     const project_t *pr = p->state;
     dm_error_t rec_err;
     for (uint32_t i = 0; i < in->n; i++) {
-        const dm_record_t *src = &in->records[i];
+        const dm_row_t *src = &in->records[i];
         dm_avro_value_t *vals = dm_arena_alloc(&out->arena, pr->n * sizeof(*vals));
         if (!vals) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         bool failed = false;
@@ -365,7 +365,7 @@ static dm_err_t project_process(dm_proc_t *p, const dm_batch_t *in, dm_batch_t *
                 return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
             continue;
         }
-        dm_record_t *r = dm_batch_push(out);
+        dm_row_t *r = dm_rows_push(out);
         if (!r) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         *r = *src;
         r->value = (dm_avro_value_t){.type = DM_AVRO_RECORD, .len = (uint32_t)pr->n, .u.v = vals};

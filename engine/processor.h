@@ -17,7 +17,7 @@
 #include <jansson.h>
 
 #include "core/error.h"
-#include "engine/batch.h"
+#include "engine/rows.h"
 #include "schema/dm_avro.h"
 
 typedef struct dm_proc dm_proc_t;
@@ -51,8 +51,8 @@ typedef struct dm_proc_ops {
     size_t (*read_paths)(const dm_proc_t *p, const char *const **paths);
     /* Processes in, appending to out (whose schema is the output schema).
      * Per-record failures go to dead; a returned error stops the task. */
-    dm_err_t (*process)(dm_proc_t *p, const dm_batch_t *in, dm_batch_t *out,
-                        dm_dead_letters_t *dead, dm_error_t *err);
+    dm_err_t (*process)(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *out, dm_dead_letters_t *dead,
+                        dm_error_t *err);
     void (*close)(dm_proc_t *p);
 } dm_proc_ops_t;
 

@@ -29,11 +29,11 @@ static const char *rows[] = {
 
 static dm_avro_schema_t *schema;
 
-static void load(dm_batch_t *b)
+static void load(dm_rows_t *b)
 {
-    dm_batch_init(b, schema->root);
+    dm_rows_init(b, schema->root);
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        dm_record_t *r = dm_batch_push(b);
+        dm_row_t *r = dm_rows_push(b);
         dm_error_t err = {0};
         if (dm_avro_from_json_text(schema->root, rows[i], strlen(rows[i]), DM_AVRO_JSON_PLAIN,
                                    &b->arena, &r->value, &err))
@@ -44,7 +44,7 @@ static void load(dm_batch_t *b)
 
 /* Encodes each output record with the output schema, decodes it back and
  * renders it as plain JSON lines. */
-static void render(const dm_avro_node_t *node, const dm_batch_t *b, char *out, size_t cap)
+static void render(const dm_avro_node_t *node, const dm_rows_t *b, char *out, size_t cap)
 {
     size_t o = 0;
     out[0] = '\0';
@@ -78,17 +78,17 @@ static void test_filter(void)
     const char *const *paths;
     size_t n = p->ops->read_paths(p, &paths);
     CHECK_EQ_INT(n, 2);
-    dm_batch_t in, out;
+    dm_rows_t in, out;
     load(&in);
-    dm_batch_init(&out, schema->root);
+    dm_rows_init(&out, schema->root);
     dm_dead_letters_t dead = {0};
     REQUIRE(p->ops->process(p, &in, &out, &dead, &err) == DM_OK);
     CHECK_EQ_INT(out.n, 2);
     CHECK_EQ_INT(out.records[0].offset, 0);
     CHECK_EQ_INT(out.records[1].offset, 3);
     CHECK_EQ_INT(dead.n, 0);
-    dm_batch_free(&in);
-    dm_batch_free(&out);
+    dm_rows_free(&in);
+    dm_rows_free(&out);
     dm_dead_letters_free(&dead);
     dm_proc_close(p);
     json_decref(conf);
@@ -121,9 +121,9 @@ static void test_project_schema_and_values(void)
     const char *const *paths;
     size_t n = p->ops->read_paths(p, &paths);
     CHECK_EQ_INT(n, 7); /* id movie_id amount device.os device.kind country ts */
-    dm_batch_t in, out;
+    dm_rows_t in, out;
     load(&in);
-    dm_batch_init(&out, p->output->root);
+    dm_rows_init(&out, p->output->root);
     dm_dead_letters_t dead = {0};
     REQUIRE(p->ops->process(p, &in, &out, &dead, &err) == DM_OK);
     REQUIRE(out.n == 4);
@@ -134,8 +134,8 @@ static void test_project_schema_and_values(void)
     CHECK_CONTAINS(text, "{\"id\":2,\"movie\":11,\"cents\":100.0,\"os\":null,\"kind\":null,\"tag\":"
                          "\"FR-1970-01-01T00:00:02.000Z\"}\n");
     CHECK_CONTAINS(text, "\"os\":\"ios\",\"kind\":\"PHONE\"");
-    dm_batch_free(&in);
-    dm_batch_free(&out);
+    dm_rows_free(&in);
+    dm_rows_free(&out);
     dm_dead_letters_free(&dead);
     dm_proc_close(p);
     json_decref(conf);
@@ -152,9 +152,9 @@ static void test_project_star_drop_and_dead_letters(void)
     CHECK_EQ_INT(p->output->root->n_fields, 6);
     CHECK_STR_EQ(p->output->root->fields[4].name, "ts");
     CHECK_EQ_INT(p->output->root->fields[4].type->logical, DM_AVRO_LT_TIMESTAMP_MILLIS);
-    dm_batch_t in, out;
+    dm_rows_t in, out;
     load(&in);
-    dm_batch_init(&out, p->output->root);
+    dm_rows_init(&out, p->output->root);
     dm_dead_letters_t dead = {0};
     REQUIRE(p->ops->process(p, &in, &out, &dead, &err) == DM_OK);
     /* amount / movie_id: 4.0 / 0 → division by zero, the 4th record is a dead letter */
@@ -162,8 +162,8 @@ static void test_project_star_drop_and_dead_letters(void)
     REQUIRE(dead.n == 1);
     CHECK_EQ_INT(dead.items[0].index, 3);
     CHECK_CONTAINS(dead.items[0].reason, "division by zero");
-    dm_batch_free(&in);
-    dm_batch_free(&out);
+    dm_rows_free(&in);
+    dm_rows_free(&out);
     dm_dead_letters_free(&dead);
     dm_proc_close(p);
     json_decref(conf);

@@ -1,4 +1,4 @@
-/* engine/batch.h — decoded records flowing through a fused chain.
+/* engine/rows.h — decoded records flowing through a fused chain.
  *
  * A batch owns an arena; every record's decoded value, and whatever the
  * processors of the chain build, lives there until the batch is reset. Values
@@ -6,8 +6,8 @@
  * not copied), which the task keeps alive for the batch's lifetime.
  * A batch belongs to one task thread.
  */
-#ifndef DM_ENGINE_BATCH_H
-#define DM_ENGINE_BATCH_H
+#ifndef DM_ENGINE_ROWS_H
+#define DM_ENGINE_ROWS_H
 
 #include <stdint.h>
 
@@ -16,10 +16,10 @@
 #include "schema/dm_avro.h"
 
 enum {
-    DM_RECORD_TOMBSTONE = 1 << 0, /* a delete marker: key without value */
+    DM_ROW_TOMBSTONE = 1 << 0, /* a delete marker: key without value */
 };
 
-typedef struct dm_record {
+typedef struct dm_row {
     dm_avro_value_t value; /* a record of the batch's schema */
     const uint8_t *key;    /* key bytes as stored (Avro, wire format), may be NULL */
     uint32_t key_len;
@@ -27,25 +27,25 @@ typedef struct dm_record {
     int64_t timestamp; /* event time, ms since the epoch */
     int32_t partition; /* input position, for dead letters; -1 when made here */
     int64_t offset;
-} dm_record_t;
+} dm_row_t;
 
-typedef struct dm_batch {
+typedef struct dm_rows {
     dm_arena_t arena;
     const dm_avro_node_t *schema; /* the record schema of every value */
-    dm_record_t *records;
+    dm_row_t *records;
     uint32_t n, cap;
-} dm_batch_t;
+} dm_rows_t;
 
 /* Prepares an empty batch of records of schema. */
-void dm_batch_init(dm_batch_t *b, const dm_avro_node_t *schema);
+void dm_rows_init(dm_rows_t *b, const dm_avro_node_t *schema);
 
 /* Appends a record slot (zeroed, partition -1) and returns it; NULL when out of memory. */
-dm_record_t *dm_batch_push(dm_batch_t *b);
+dm_row_t *dm_rows_push(dm_rows_t *b);
 
 /* Forgets the records and everything in the arena; keeps the memory. */
-void dm_batch_reset(dm_batch_t *b);
+void dm_rows_reset(dm_rows_t *b);
 
 /* Frees everything. */
-void dm_batch_free(dm_batch_t *b);
+void dm_rows_free(dm_rows_t *b);
 
 #endif
