@@ -448,10 +448,12 @@ dm_err_t dm_segment_recover(dm_log_t *log, dm_segment_t *s, int64_t *crc_end, dm
         return dm_error_set(err, DM_ERR_IO, "truncate index: %s", strerror(errno));
     rc = idx_write_from(s, 0, err);
     if (rc) return rc;
+    if (file_end > s->size && ftruncate(s->fd, (off_t)s->size))
+        return dm_error_set(err, DM_ERR_IO, "truncate torn tail: %s", strerror(errno));
     if (file_end > s->size)
         DM_WARN("log",
                 "topic=%s partition=%d segment=%" PRId64 ": %" PRIu64
-                " bytes after the last whole batch (offset %" PRId64 ") are torn",
+                " bytes after the last whole batch (offset %" PRId64 ") are torn; cut",
                 s->part->topic->name, s->part->id, s->base, file_end - s->size, s->next_offset);
     s->idx_loaded = true;
     s->created_ms = (int64_t)st.st_mtime * 1000;
