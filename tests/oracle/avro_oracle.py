@@ -1,0 +1,72 @@
+#!/usr/bin/python3
+"""python3-avro as an oracle for datamesh (driven by tests/oracle/avro_oracle.c).
+
+usage: avro_oracle.py DIR CASES
+
+For every case c in DIR: c.avsc (schema), c.bin (records, each a 4-byte
+little-endian length and the Avro binary datamesh wrote), c.py-in.avro (the same
+records in a container file datamesh wrote). Checks that python3-avro decodes
+each record and re-encodes it to the same bytes, and reads datamesh's container
+file to the same records; then writes c.py-out.avro (its own container file of
+the records) for datamesh to read back. Prints one line per failure and a
+summary; exits 1 when anything failed.
+"""
+import io
+import struct
+import sys
+
+import avro.datafile
+import avro.io
+import avro.schema
+
+
+def encode(schema, datum):
+    buf = io.BytesIO()
+    avro.io.DatumWriter(schema).write(datum, avro.io.BinaryEncoder(buf))
+    return buf.getvalue()
+
+
+def main():
+    d, cases = sys.argv[1], int(sys.argv[2])
+    failed = 0
+    for c in range(cases):
+        try:
+            with open(f"{d}/c{c}.avsc") as f:
+                schema = avro.schema.parse(f.read())
+            recs = []
+            with open(f"{d}/c{c}.bin", "rb") as f:
+                raw = f.read()
+            pos = 0
+            while pos < len(raw):
+                (n,) = struct.unpack_from("<I", raw, pos)
+                recs.append(raw[pos + 4 : pos + 4 + n])
+                pos += 4 + n
+            datums = []
+            reader = avro.io.DatumReader(schema)
+            for i, rec in enumerate(recs):
+                datum = reader.read(avro.io.BinaryDecoder(io.BytesIO(rec)))
+                again = encode(schema, datum)
+                if again != rec:
+                    raise AssertionError(f"record {i} re-encodes differently: {rec.hex()} vs {again.hex()}")
+                datums.append(datum)
+            with open(f"{d}/c{c}.py-in.avro", "rb") as f:
+                got = [encode(schema, x) for x in avro.datafile.DataFileReader(f, avro.io.DatumReader())]
+            if got != recs:
+                raise AssertionError("our container file reads back differently")
+            with open(f"{d}/c{c}.py-out.avro", "wb") as f:
+                w = avro.datafile.DataFileWriter(f, avro.io.DatumWriter(), schema,
+                                                 codec="deflate" if c % 2 else "null")
+                for x in datums:
+                    w.append(x)
+                w.close()
+        except Exception as e:  # report and go on: one line per failing case
+            failed += 1
+            print(f"FAIL python3-avro case {c}: {type(e).__name__}: {e}")
+            if failed > 20:
+                break
+    print(f"python3-avro: {cases - failed}/{cases} cases identical")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
