@@ -231,7 +231,7 @@ static dm_err_t project_open(dm_proc_t *p, const json_t *config, const dm_avro_n
         trim_in_place(expr);
         column_t c = {0};
         if (is_path(expr)) {
-            const dm_avro_node_t *leaf;
+            const dm_avro_node_t *leaf = NULL;
             if ((rc = resolve(input, expr, &c, &leaf, err))) goto out;
             const char *dot = strrchr(expr, '.');
             c.name = strdup(alias ? alias : dot ? dot + 1 : expr);
