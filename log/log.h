@@ -36,8 +36,8 @@ typedef struct dm_log dm_log_t;
 typedef struct dm_log_txn dm_log_txn_t;
 
 typedef enum {
-    DM_LOG_FSYNC_ALWAYS = 0,   /* fsync before a commit returns (group commit) */
-    DM_LOG_FSYNC_INTERVAL = 1, /* fsync at most flush_ms after a commit */
+    DM_LOG_FSYNC_INTERVAL = 0, /* fsync at most flush_ms after a commit (the default) */
+    DM_LOG_FSYNC_ALWAYS = 1,   /* fsync before a commit returns (group commit) */
     DM_LOG_FSYNC_NEVER = 2,    /* leave it to the OS (and to checkpoints and close) */
 } dm_log_fsync_t;
 

@@ -40,8 +40,8 @@ typedef dm_log_record_t dm_record_t;
 typedef dm_log_header_t dm_record_header_t;
 
 typedef enum {
-    DM_TRANSPORT_FSYNC_ALWAYS = 0,   /* durable before produce/commit returns */
-    DM_TRANSPORT_FSYNC_INTERVAL = 1, /* durable within flush_ms */
+    DM_TRANSPORT_FSYNC_INTERVAL = 0, /* durable within flush_ms (the default) */
+    DM_TRANSPORT_FSYNC_ALWAYS = 1,   /* durable before produce/commit returns */
     DM_TRANSPORT_FSYNC_NEVER = 2,    /* left to the OS */
 } dm_transport_fsync_t;
 

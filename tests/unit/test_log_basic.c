@@ -232,7 +232,7 @@ static void *wait_thread(void *arg)
     waiter_t *w = arg;
     dm_log_fetch_t f;
     dm_log_fetch_init(&f);
-    if (dm_log_read(w->log, "w", 0, 0, 1 << 20, 5000, &f, NULL) == 0) {
+    if (dm_log_read(w->log, "w", 0, 1, 1 << 20, 5000, &f, NULL) == 0) {
         w->got_ns = (int64_t)dm_now_ns();
         w->n = f.n;
     }
@@ -255,6 +255,8 @@ static void test_wakeup_latency(void)
     CHECK_EQ_INT(f.n, 0);
     CHECK(dm_now_ns() - t0 >= 45000000ull);
     dm_log_fetch_free(&f);
+    dm_log_record_t r0 = {.value = (const uint8_t *)"0", .value_len = 1, .key_len = -1};
+    REQUIRE(dm_log_produce(log, "w", 0, &r0, 1, NULL, &err) == 0);
     waiter_t w = {.log = log};
     pthread_t th;
     pthread_create(&th, NULL, wait_thread, &w);
