@@ -43,6 +43,7 @@ typedef struct dm_segment {
     uint64_t last_pos;  /* position of the last batch (for the seal entry) */
     int64_t last_base;  /* base offset of the last batch */
     bool sealed;
+    bool needs_sync; /* sealed with data not yet fsynced (commit_mu) */
     /* fd cache (log->fdcache.mu) */
     int fd, idx_fd;
     int pins;
@@ -195,7 +196,7 @@ dm_err_t dm_partition_read(dm_log_t *log, dm_partition_t *p, int64_t offset, siz
                            int timeout_ms, dm_log_fetch_t *f, dm_error_t *err);
 dm_err_t dm_partition_offset_for_time(dm_log_t *log, dm_partition_t *p, int64_t ts, int64_t *offset,
                                       dm_error_t *err);
-/* fsyncs the active segment's data and index. */
+/* fsyncs the data of the active segment and of sealed segments not yet synced. */
 dm_err_t dm_partition_fsync(dm_log_t *log, dm_partition_t *p, dm_error_t *err);
 /* Deletes segments past retention. Returns how many. Background thread. */
 int dm_partition_retention(dm_log_t *log, dm_partition_t *p, int64_t now_ms);

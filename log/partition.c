@@ -298,20 +298,40 @@ void dm_partition_publish(dm_partition_t *p, int64_t end)
     pthread_mutex_unlock(&p->mu);
 }
 
-dm_err_t dm_partition_fsync(dm_log_t *log, dm_partition_t *p, dm_error_t *err)
+static dm_err_t fsync_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, dm_error_t *err)
 {
-    pthread_rwlock_rdlock(&p->seg_lock);
-    dm_segment_t *s = p->n_segs ? p->segs[p->n_segs - 1] : NULL;
-    if (s) dm_segment_ref(s);
-    pthread_rwlock_unlock(&p->seg_lock);
-    if (!s) return DM_OK;
     dm_err_t rc = dm_fdcache_pin(&log->fdcache, s, err);
     if (!rc) {
         if (fdatasync(s->fd))
-            rc = dm_error_set(err, DM_ERR_IO, TP ": fsync: %s", TPA(p), strerror(errno));
+            rc = dm_error_set(err, DM_ERR_IO, TP ": fsync segment %" PRId64 ": %s", TPA(p), s->base,
+                              strerror(errno));
         dm_fdcache_unpin(&log->fdcache, s);
     }
-    dm_segment_unref(log, s);
+    return rc;
+}
+
+dm_err_t dm_partition_fsync(dm_log_t *log, dm_partition_t *p, dm_error_t *err)
+{
+    /* Sealed segments that still need a sync sit just before the active one. */
+    dm_segment_t *todo[8];
+    size_t n = 0;
+    pthread_rwlock_rdlock(&p->seg_lock);
+    for (size_t i = p->n_segs; i > 0 && n < 8; i--) {
+        dm_segment_t *s = p->segs[i - 1];
+        if (i < p->n_segs && !__atomic_load_n(&s->needs_sync, __ATOMIC_ACQUIRE)) break;
+        dm_segment_ref(s);
+        todo[n++] = s;
+    }
+    pthread_rwlock_unlock(&p->seg_lock);
+    dm_err_t rc = DM_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (!rc) {
+            bool sealed = i > 0;
+            rc = fsync_segment(log, p, todo[i], err);
+            if (!rc && sealed) __atomic_store_n(&todo[i]->needs_sync, false, __ATOMIC_RELEASE);
+        }
+        dm_segment_unref(log, todo[i]);
+    }
     return rc;
 }
 
