@@ -1,0 +1,76 @@
+/* engine/task.h — a task: one input partition through a fused chain of
+ * processors into an output topic, exactly once.
+ *
+ * Each step fetches a batch of committed records from the input partition,
+ * decodes only the fields the chain reads, runs every processor on the batch
+ * in memory (no serialization between them), encodes the outputs in the
+ * Confluent wire format and commits, in one transport transaction, the output
+ * records, the dead letters and the group's next input offset. A crash at any
+ * point leaves either all of a step or none of it, so a restarted task resumes
+ * exactly where the last commit left it.
+ *
+ * Threads: a task is stepped by one thread at a time.
+ */
+#ifndef DM_ENGINE_TASK_H
+#define DM_ENGINE_TASK_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/metrics.h"
+#include "engine/processor.h"
+#include "schema/dm_avro.h"
+#include "transport/transport.h"
+
+typedef struct dm_task_step_spec {
+    const dm_proc_ops_t *ops;
+    const json_t *config;
+} dm_task_step_spec_t;
+
+typedef struct dm_task_config {
+    const char *name;  /* for logs and metrics: "us-plays/0" */
+    const char *group; /* consumer group holding the input offset */
+    const char *input_topic;
+    int32_t input_partition;
+    const dm_avro_schema_t *input_schema; /* writer schema of the input values */
+    uint32_t input_schema_id;             /* the id input values carry */
+    const char *output_topic;             /* NULL: the chain's output is not written */
+    uint32_t output_schema_id;            /* the id written with output values */
+    const char *dead_letter_topic;        /* required: failed records go there */
+    const dm_task_step_spec_t *steps;
+    size_t n_steps;
+    size_t max_batch_bytes; /* per fetch; 0 = 1 MiB */
+    dm_metrics_t *metrics;  /* optional */
+} dm_task_config_t;
+
+typedef struct dm_task dm_task_t;
+
+/* Opens the chain's processors against the input schema and compiles the
+ * decoder for the fields they read. Errors name the step and the problem.
+ * Borrows transport, config strings and schemas, which must outlive the task. */
+dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t **out,
+                     dm_error_t *err);
+
+/* The schema of the chain's output records (the input's when no processor
+ * changes it). */
+const dm_avro_node_t *dm_task_output_schema(const dm_task_t *task);
+
+/* Runs one batch: waits up to timeout_ms for input, processes and commits.
+ * *processed gets the number of input records consumed (0 when none came). */
+dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_error_t *err);
+
+/* The next input offset the task will read. */
+int64_t dm_task_position(const dm_task_t *task);
+
+void dm_task_free(dm_task_t *task);
+
+/* Header names on dead letters. */
+#define DM_DLQ_REASON    "dm.error.reason"
+#define DM_DLQ_PROCESSOR "dm.error.processor"
+#define DM_DLQ_TOPIC     "dm.input.topic"
+#define DM_DLQ_PARTITION "dm.input.partition"
+#define DM_DLQ_OFFSET    "dm.input.offset"
+
+#endif
