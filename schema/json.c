@@ -214,7 +214,7 @@ static bool parse_decimal(const char *s, int scale, __int128 *out)
         v = v * 10 + (*s - '0');
         if (frac >= 0) frac++;
     }
-    if (!digits) return false;
+    if (!digits || digits + scale - (frac < 0 ? 0 : frac) > 38) return false;
     for (int f = frac < 0 ? 0 : frac; f < scale; f++)
         v *= 10;
     *out = neg ? -v : v;
@@ -248,11 +248,12 @@ static uint8_t *decimal_bytes(jctx_t *c, __int128 v, uint32_t fixed, uint32_t *l
 
 static void fmt_decimal(dm_buf_t *out, const uint8_t *p, uint32_t len, int scale)
 {
-    __int128 v = (len && (p[0] & 0x80)) ? -1 : 0;
+    /* two's complement, big-endian, sign-extended to 128 bits */
+    unsigned __int128 raw = (len && (p[0] & 0x80)) ? ~(unsigned __int128)0 : 0;
     for (uint32_t i = 0; i < len; i++)
-        v = (v << 8) | p[i];
-    bool neg = v < 0;
-    unsigned __int128 u = neg ? (unsigned __int128)(-(v + 1)) + 1 : (unsigned __int128)v;
+        raw = (raw << 8) | p[i];
+    bool neg = len && (p[0] & 0x80);
+    unsigned __int128 u = neg ? ~raw + 1 : raw;
     char digits[64];
     int n = 0;
     do {
