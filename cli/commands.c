@@ -49,7 +49,7 @@ const dm_cli_command_t dm_cli_commands[] = {
      "       datamesh avro write --schema S.avsc [--codec C] < records.jsonl > out.avro\n",
      dm_cmd_avro},
     {"log", "inspect the embedded log's data directory without a controller",
-     "usage: datamesh log topics|describe|dump --data DIR ...\n", NULL},
+     "usage: datamesh log topics|describe|dump --data DIR ...\n", dm_cmd_log},
     {"bench", "run a built-in benchmark", "usage: datamesh bench NAME\n", NULL},
     {"worker", "run tasks for a remote controller (distributed mode)",
      "usage: datamesh worker --controller URL\n", NULL},

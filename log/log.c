@@ -425,6 +425,7 @@ struct dm_log_txn {
     txn_call_t *calls;
     size_t n_calls, cap_calls;
     dm_buf_t scratch;
+    bool plain; /* a single produce: its batch is not marked transactional */
 };
 
 /* One cached transaction per thread keeps its buffers warm across commits. */
@@ -479,6 +480,7 @@ dm_err_t dm_log_txn_begin(dm_log_t *log, dm_log_txn_t **out, dm_error_t *err)
     else if (!(t = calloc(1, sizeof(*t))))
         return dm_error_set(err, DM_ERR_NOMEM, "transaction");
     t->log = log;
+    t->plain = false;
     t->id = __atomic_fetch_add(&log->next_txn, 1, __ATOMIC_RELAXED);
     *out = t;
     return DM_OK;
@@ -524,7 +526,7 @@ dm_err_t dm_log_txn_produce(dm_log_txn_t *txn, const char *topic, int32_t partit
     }
     size_t at = txn->parts[k].data.len;
     dm_err_t rc = dm_batch_encode(&txn->parts[k].data, &txn->scratch, records, n,
-                                  t->conf.compression, txn->id, dm_wall_ms(), err);
+                                  t->conf.compression, txn->plain ? 0 : txn->id, dm_wall_ms(), err);
     if (rc) return dm_error_prefix(err, "topic=%s partition=%d", topic, partition);
     txn->calls[txn->n_calls++] = (txn_call_t){(uint32_t)k, at};
     return DM_OK;
@@ -660,6 +662,7 @@ dm_err_t dm_log_produce(dm_log_t *log, const char *topic, int32_t partition,
     dm_log_txn_t *txn;
     dm_err_t rc = dm_log_txn_begin(log, &txn, err);
     if (rc) return rc;
+    txn->plain = true;
     rc = dm_log_txn_produce(txn, topic, partition, records, n, err);
     if (rc) {
         dm_log_txn_abort(txn);

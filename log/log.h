@@ -92,12 +92,14 @@ typedef struct dm_log_topic_info {
 typedef struct dm_log_fetch {
     dm_log_record_t *records;
     size_t n;
-    int64_t next_offset;    /* where the next read should start */
-    int64_t high_watermark; /* the partition's last stable offset when read */
+    int64_t next_offset;     /* where the next read should start */
+    int64_t high_watermark;  /* the partition's last stable offset when read */
+    dm_batch_hdr_t *batches; /* the headers of the batches the records came from */
+    size_t n_batches;
     /* internal */
     dm_buf_t buf;
     dm_arena_t arena;
-    size_t cap;
+    size_t cap, cap_batches;
 } dm_log_fetch_t;
 
 /* Opens (creating it when absent) the data directory dir and recovers it: replays the

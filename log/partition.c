@@ -433,6 +433,15 @@ static dm_err_t read_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, 
                 dm_err_t rc = dm_batch_decode(f->buf.data + off, &h, offset, &f->arena, &f->records,
                                               &f->n, &f->cap, err);
                 if (rc) return dm_error_prefix(err, TP, TPA(p));
+                if (f->n_batches == f->cap_batches) {
+                    size_t ncap = f->cap_batches ? f->cap_batches * 2 : 16;
+                    dm_batch_hdr_t *nb = dm_arena_alloc(&f->arena, ncap * sizeof(*nb));
+                    if (!nb) return dm_error_set(err, DM_ERR_NOMEM, "fetch");
+                    if (f->n_batches) memcpy(nb, f->batches, f->n_batches * sizeof(*nb));
+                    f->batches = nb;
+                    f->cap_batches = ncap;
+                }
+                f->batches[f->n_batches++] = h;
                 f->next_offset = last + 1;
                 used += h.length;
             }
@@ -451,6 +460,8 @@ dm_err_t dm_partition_read(dm_log_t *log, dm_partition_t *p, int64_t offset, siz
     f->n = 0;
     f->cap = 0;
     f->records = NULL;
+    f->n_batches = f->cap_batches = 0;
+    f->batches = NULL;
     dm_arena_reset(&f->arena);
     dm_err_t rc = dm_partition_ensure_open(log, p, err);
     if (rc) return rc;
@@ -550,6 +561,7 @@ dm_err_t dm_partition_offset_for_time(dm_log_t *log, dm_partition_t *p, int64_t 
             bool more = false;
             f.n = 0;
             f.cap = 0;
+            f.n_batches = f.cap_batches = 0;
             dm_arena_reset(&f.arena);
             rc = read_segment(log, p, s, from, stable, s->size, 1 << 20, &f, &more, err);
             if (rc) break;
