@@ -79,6 +79,7 @@ struct dm_partition {
     bool dirty;
     uint64_t dirty_ns;
     dm_partition_t *dirty_next;
+    int dir_dirty; /* 1: new segment files' directory entries not synced; 2: also the topics dir */
     /* from the journal: the committed end to recover to */
     int64_t journal_end;
     int64_t crc_end; /* recovery: one past the last offset whose batches pass the CRC */
@@ -128,6 +129,8 @@ struct dm_log {
     bool syncing;
     uint64_t durable_lsn;
     dm_err_t sync_error;
+    dm_partition_t **sync_buf; /* the dirty partitions of the round in progress */
+    size_t sync_cap;
     /* groups */
     pthread_mutex_t groups_mu;
     dm_group_off_t **gbuckets;

@@ -298,9 +298,47 @@ dm_err_t dm_log_group_offset(dm_log_t *log, const char *group, const char *topic
 
 /* ==== group commit ========================================================================== */
 
+/* Takes the dirty list into log->sync_buf. Caller holds commit_mu. */
+static size_t take_dirty(dm_log_t *log)
+{
+    size_t n = 0;
+    for (dm_partition_t *p = log->dirty_head; p; p = p->dirty_next)
+        n++;
+    if (n > log->sync_cap) {
+        dm_partition_t **nb = realloc(log->sync_buf, n * sizeof(*nb));
+        if (!nb) return SIZE_MAX;
+        log->sync_buf = nb;
+        log->sync_cap = n;
+    }
+    n = 0;
+    for (dm_partition_t *p = log->dirty_head; p; p = p->dirty_next) {
+        p->dirty = false;
+        log->sync_buf[n++] = p;
+    }
+    log->dirty_head = NULL;
+    return n;
+}
+
+/* fsyncs the partitions taken by take_dirty. Past a few dozen files one syncfs(2) of the
+ * file system is much cheaper than a fdatasync per file. Caller owns log->syncing. */
+static dm_err_t sync_partitions(dm_log_t *log, size_t n, dm_error_t *err)
+{
+    if (n > 32) {
+        if (syncfs(log->journal_fd))
+            return dm_error_set(err, DM_ERR_IO, "syncfs %s: %s", log->dir, strerror(errno));
+        return DM_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        dm_err_t rc = dm_partition_fsync(log, log->sync_buf[i], err);
+        if (rc) return rc;
+    }
+    return DM_OK;
+}
+
 /* Makes every journal record up to lsn durable, fsyncing the data of every dirty partition
- * first: one caller fsyncs for all who wait meanwhile. Any thread; takes commit_mu briefly. */
-static dm_err_t wait_durable(dm_log_t *log, uint64_t lsn, dm_error_t *err)
+ * first: one caller fsyncs for all who wait meanwhile (group commit). force: run a round
+ * even when lsn is durable (dirty data without a journal record). Any thread. */
+static dm_err_t wait_durable_ex(dm_log_t *log, uint64_t lsn, bool force, dm_error_t *err)
 {
     for (;;) {
         pthread_mutex_lock(&log->sync_mu);
@@ -310,7 +348,7 @@ static dm_err_t wait_durable(dm_log_t *log, uint64_t lsn, dm_error_t *err)
             return dm_error_set(err, e, "an earlier fsync of %s failed; the log is read-only",
                                 log->dir);
         }
-        if (log->durable_lsn >= lsn) {
+        if (log->durable_lsn >= lsn && !force) {
             pthread_mutex_unlock(&log->sync_mu);
             return DM_OK;
         }
@@ -322,24 +360,20 @@ static dm_err_t wait_durable(dm_log_t *log, uint64_t lsn, dm_error_t *err)
         pthread_mutex_unlock(&log->sync_mu);
         pthread_mutex_lock(&log->commit_mu);
         pthread_mutex_lock(&log->sync_mu);
-        if (log->syncing || log->durable_lsn >= lsn) {
+        if (log->syncing || (log->durable_lsn >= lsn && !force)) {
             pthread_mutex_unlock(&log->sync_mu);
             pthread_mutex_unlock(&log->commit_mu);
             continue;
         }
         log->syncing = true;
         uint64_t target = log->lsn;
-        dm_partition_t *list = log->dirty_head;
-        log->dirty_head = NULL;
-        for (dm_partition_t *p = list; p; p = p->dirty_next)
-            p->dirty = false;
+        size_t n = take_dirty(log);
         int jfd = log->journal_fd;
         pthread_mutex_unlock(&log->sync_mu);
         pthread_mutex_unlock(&log->commit_mu);
 
-        dm_err_t rc = DM_OK;
-        for (dm_partition_t *p = list; p && !rc; p = p->dirty_next)
-            rc = dm_partition_fsync(log, p, err);
+        dm_err_t rc = n == SIZE_MAX ? dm_error_set(err, DM_ERR_NOMEM, "sync list")
+                                    : sync_partitions(log, n, err);
         if (!rc && fdatasync(jfd))
             rc = dm_error_set(err, DM_ERR_IO, "fsync %s/journal: %s", log->dir, strerror(errno));
 
@@ -351,8 +385,13 @@ static dm_err_t wait_durable(dm_log_t *log, uint64_t lsn, dm_error_t *err)
             log->durable_lsn = target;
         pthread_cond_broadcast(&log->sync_cond);
         pthread_mutex_unlock(&log->sync_mu);
-        if (rc) return rc;
+        return rc;
     }
+}
+
+static dm_err_t wait_durable(dm_log_t *log, uint64_t lsn, dm_error_t *err)
+{
+    return wait_durable_ex(log, lsn, false, err);
 }
 
 dm_err_t dm_log_sync_all(dm_log_t *log, dm_error_t *err)
@@ -361,14 +400,7 @@ dm_err_t dm_log_sync_all(dm_log_t *log, dm_error_t *err)
     uint64_t lsn = log->lsn;
     bool dirty = log->dirty_head != NULL;
     pthread_mutex_unlock(&log->commit_mu);
-    if (!dirty && lsn <= log->durable_lsn) return DM_OK;
-    if (lsn <= log->durable_lsn) {
-        /* dirty data but no new journal record (cannot happen today); force a round */
-        pthread_mutex_lock(&log->sync_mu);
-        log->durable_lsn = lsn - (lsn > 0);
-        pthread_mutex_unlock(&log->sync_mu);
-    }
-    return wait_durable(log, lsn, err);
+    return wait_durable_ex(log, lsn, dirty, err);
 }
 
 /* Rewrites the journal as a snapshot. Caller holds commit_mu. */
@@ -379,13 +411,9 @@ static dm_err_t checkpoint_locked(dm_log_t *log, dm_error_t *err)
         pthread_cond_wait(&log->sync_cond, &log->sync_mu);
     log->syncing = true;
     pthread_mutex_unlock(&log->sync_mu);
-    dm_partition_t *list = log->dirty_head;
-    log->dirty_head = NULL;
-    dm_err_t rc = DM_OK;
-    for (dm_partition_t *p = list; p; p = p->dirty_next) {
-        p->dirty = false;
-        if (!rc) rc = dm_partition_fsync(log, p, err);
-    }
+    size_t n = take_dirty(log);
+    dm_err_t rc =
+        n == SIZE_MAX ? dm_error_set(err, DM_ERR_NOMEM, "sync list") : sync_partitions(log, n, err);
     if (!rc) rc = dm_journal_checkpoint(log, err);
     pthread_mutex_lock(&log->sync_mu);
     log->syncing = false;
@@ -1006,6 +1034,7 @@ static void log_free(dm_log_t *log)
             free(g);
         }
     free(log->gbuckets);
+    free(log->sync_buf);
     if (log->journal_fd >= 0) close(log->journal_fd);
     if (log->lock_fd >= 0) close(log->lock_fd);
     dm_buf_free(&log->jbuf);
