@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const dm_proc_ops_t *const builtins[] = {&dm_proc_filter, &dm_proc_project};
+static const dm_proc_ops_t *const builtins[] = {&dm_proc_filter, &dm_proc_project, &dm_proc_enrich};
 
 const dm_proc_ops_t *dm_proc_find(const char *name)
 {
@@ -15,13 +15,14 @@ const dm_proc_ops_t *dm_proc_find(const char *name)
     return NULL;
 }
 
-dm_err_t dm_proc_open(const dm_proc_ops_t *ops, const json_t *config, const dm_avro_node_t *input,
-                      dm_proc_t **out, dm_error_t *err)
+dm_err_t dm_proc_open(const dm_proc_ops_t *ops, const dm_proc_env_t *env, const json_t *config,
+                      const dm_avro_node_t *input, dm_proc_t **out, dm_error_t *err)
 {
     *out = NULL;
     dm_proc_t *p = calloc(1, sizeof(*p));
     if (!p) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     p->ops = ops;
+    p->env = env;
     p->input = input;
     dm_err_t rc = ops->open(p, config, input, &p->output, err);
     if (rc) {

@@ -21,6 +21,16 @@
 #include "schema/dm_avro.h"
 
 typedef struct dm_proc dm_proc_t;
+typedef struct dm_table dm_table_t;
+
+/* What the engine offers processors beyond their input: the materialized
+ * tables of sources (for enrich). */
+typedef struct dm_proc_env {
+    /* The table of source name, kept up to date by the engine; NULL with err
+     * set when there is none. */
+    dm_table_t *(*table)(void *ctx, const char *source, dm_error_t *err);
+    void *ctx;
+} dm_proc_env_t;
 
 /* Records a processor could not handle: input index in the batch and why. */
 typedef struct dm_dead_letter {
@@ -58,6 +68,7 @@ typedef struct dm_proc_ops {
 
 struct dm_proc {
     const dm_proc_ops_t *ops;
+    const dm_proc_env_t *env; /* may be NULL */
     void *state;
     const dm_avro_node_t *input;
     dm_avro_schema_t *output;
@@ -66,15 +77,16 @@ struct dm_proc {
 /* The built-in processor called name, or NULL. */
 const dm_proc_ops_t *dm_proc_find(const char *name);
 
-/* Opens a processor instance. On success *out is ready for process(); free it
- * with dm_proc_close. */
-dm_err_t dm_proc_open(const dm_proc_ops_t *ops, const json_t *config, const dm_avro_node_t *input,
-                      dm_proc_t **out, dm_error_t *err);
+/* Opens a processor instance (env may be NULL). On success *out is ready for
+ * process(); free it with dm_proc_close. */
+dm_err_t dm_proc_open(const dm_proc_ops_t *ops, const dm_proc_env_t *env, const json_t *config,
+                      const dm_avro_node_t *input, dm_proc_t **out, dm_error_t *err);
 
 void dm_proc_close(dm_proc_t *p);
 
 /* Built-ins. */
 extern const dm_proc_ops_t dm_proc_filter;
 extern const dm_proc_ops_t dm_proc_project;
+extern const dm_proc_ops_t dm_proc_enrich;
 
 #endif

@@ -151,7 +151,8 @@ dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t 
     const dm_avro_node_t *schema = conf->input_schema->root;
     dm_rows_init(&task->rows[0], schema);
     for (size_t i = 0; i < conf->n_steps; i++) {
-        rc = dm_proc_open(conf->steps[i].ops, conf->steps[i].config, schema, &task->procs[i], err);
+        rc = dm_proc_open(conf->steps[i].ops, conf->env, conf->steps[i].config, schema,
+                          &task->procs[i], err);
         if (rc) {
             dm_error_prefix(err, "task %s: step %zu", conf->name, i + 1);
             goto fail;

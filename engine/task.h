@@ -41,8 +41,9 @@ typedef struct dm_task_config {
     const char *dead_letter_topic;        /* required: failed records go there */
     const dm_task_step_spec_t *steps;
     size_t n_steps;
-    size_t max_batch_bytes; /* per fetch; 0 = 1 MiB */
-    dm_metrics_t *metrics;  /* optional */
+    size_t max_batch_bytes;   /* per fetch; 0 = 1 MiB */
+    dm_metrics_t *metrics;    /* optional */
+    const dm_proc_env_t *env; /* optional: tables for enrich */
 } dm_task_config_t;
 
 typedef struct dm_task dm_task_t;

@@ -73,7 +73,7 @@ static void test_filter(void)
     json_t *conf = json_pack("{s:s}", "expr", "country = 'US' AND amount > 0");
     dm_proc_t *p;
     dm_error_t err = {0};
-    REQUIRE(dm_proc_open(&dm_proc_filter, conf, schema->root, &p, &err) == DM_OK);
+    REQUIRE(dm_proc_open(&dm_proc_filter, NULL, conf, schema->root, &p, &err) == DM_OK);
     CHECK(p->output == NULL); /* same schema as the input */
     const char *const *paths;
     size_t n = p->ops->read_paths(p, &paths);
@@ -101,7 +101,7 @@ static void test_project_schema_and_values(void)
                              "upper(country) || '-' || CAST(ts AS string) AS tag");
     dm_proc_t *p;
     dm_error_t err = {0};
-    if (dm_proc_open(&dm_proc_project, conf, schema->root, &p, &err))
+    if (dm_proc_open(&dm_proc_project, NULL, conf, schema->root, &p, &err))
         printf("    %s\n", err.message);
     REQUIRE(p);
     REQUIRE(p->output);
@@ -146,7 +146,7 @@ static void test_project_star_drop_and_dead_letters(void)
     json_t *conf = json_pack("{s:[s,s,s]}", "columns", "*", "-device", "amount / movie_id AS per");
     dm_proc_t *p;
     dm_error_t err = {0};
-    if (dm_proc_open(&dm_proc_project, conf, schema->root, &p, &err))
+    if (dm_proc_open(&dm_proc_project, NULL, conf, schema->root, &p, &err))
         printf("    %s\n", err.message);
     REQUIRE(p);
     CHECK_EQ_INT(p->output->root->n_fields, 6);
@@ -194,7 +194,7 @@ static void test_open_errors(void)
         json_t *conf = json_loads(cases[i].conf, 0, NULL);
         dm_proc_t *p = NULL;
         dm_error_t err = {0};
-        dm_err_t rc = dm_proc_open(cases[i].ops, conf, schema->root, &p, &err);
+        dm_err_t rc = dm_proc_open(cases[i].ops, NULL, conf, schema->root, &p, &err);
         CHECK(rc != DM_OK);
         if (!strstr(err.message, cases[i].want)) {
             printf("    case %zu: got %s\n      want %s\n", i, err.message, cases[i].want);
