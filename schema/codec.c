@@ -54,7 +54,7 @@ enum {
 
 typedef struct plan plan_t;
 
-enum { SK_NONE, SK_VARINT, SK_FIXED, SK_LEN, SK_NODE };
+enum { SK_NONE, SK_VARINT, SK_FIXED, SK_LEN, SK_BOOL, SK_UNION, SK_NODE };
 
 typedef struct step {
     const plan_t *plan; /* NULL: skip writer field of type w */
@@ -162,6 +162,24 @@ static dm_err_t report(dctx_t *c, dm_error_t *err)
 static inline __attribute__((always_inline)) int rd_long(dctx_t *c, int64_t *v)
 {
     const uint8_t *p = c->p;
+    if (__builtin_expect(c->end - p >= 8, 1)) {
+        /* varints of up to 8 bytes without a loop: find the last byte from
+         * the cleared top bits of one 64-bit load, then squeeze out the
+         * continuation bits 7 at a time in three steps */
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t stop = ~w & 0x8080808080808080ULL;
+        if (__builtin_expect(stop != 0, 1)) {
+            int len = (__builtin_ctzll(stop) >> 3) + 1;
+            uint64_t x = len == 8 ? w : w & ((1ULL << (8 * len)) - 1);
+            x = ((x & 0x7f007f007f007f00ULL) >> 1) | (x & 0x007f007f007f007fULL);
+            x = ((x & 0x3fff00003fff0000ULL) >> 2) | (x & 0x00003fff00003fffULL);
+            x = ((x & 0x0fffffff00000000ULL) >> 4) | (x & 0x000000000fffffffULL);
+            *v = dm_zigzag_decode64(x);
+            c->p = p + len;
+            return 0;
+        }
+    }
     if (__builtin_expect(c->end - p >= DM_VARINT_MAX, 1)) {
         /* enough bytes left for any varint: no bounds check per byte */
         uint64_t r = 0;
@@ -385,6 +403,97 @@ static int dec_array(dctx_t *c, const plan_t *pl, dm_avro_value_t *out, bool map
     return 0;
 }
 
+/* A record: the plan's steps in writer order, primitives inline. */
+static int dec_record(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
+{
+    if (++c->depth > MAX_DEPTH) return fail(c, DM_ERR_SCHEMA_MISMATCH, "nesting too deep");
+    dm_avro_value_t *v = dm_arena_alloc(c->arena, (pl->n_out ? pl->n_out : 1) * sizeof(*v));
+    if (!v) return fail(c, DM_ERR_NOMEM, "out of memory");
+    if (pl->projected) memcpy(v, pl->absent, pl->n_out * sizeof(*v));
+    const step_t *s = pl->steps;
+    uint32_t n_steps = c->lazy_tail && c->depth == 1 ? pl->n_needed : pl->n_steps;
+    for (uint32_t k = 0; k < n_steps; k++, s++) {
+        int rc;
+        int64_t l;
+        const uint8_t *ptr;
+        uint32_t len;
+        dm_avro_value_t *o = s->slot >= 0 ? &v[s->slot] : NULL;
+        if (!o) {
+            switch (s->skip) {
+            case SK_VARINT: rc = rd_long(c, &l); break;
+            case SK_LEN: rc = rd_len(c, &ptr, &len); break;
+            case SK_FIXED:
+                if ((size_t)(c->end - c->p) < s->size) {
+                    rc = fail(c, DM_ERR_TRUNCATED, "input ends early");
+                } else {
+                    c->p += s->size;
+                    rc = 0;
+                }
+                break;
+            case SK_BOOL:
+                if (c->p >= c->end)
+                    rc = fail(c, DM_ERR_TRUNCATED, "input ends inside a boolean");
+                else if (*c->p > 1)
+                    rc = fail(c, DM_ERR_SCHEMA_MISMATCH, "boolean byte is not 0 or 1");
+                else
+                    c->p++, rc = 0;
+                break;
+            case SK_UNION:
+                /* the branch index, then the branch: primitives inline */
+                if ((rc = rd_long(c, &l))) break;
+                if (l < 0 || l >= s->w->n_branches) {
+                    rc = fail(c, DM_ERR_SCHEMA_MISMATCH, "union branch index out of range");
+                    break;
+                }
+                switch (s->w->branches[l]->type) {
+                case DM_AVRO_NULL: break;
+                case DM_AVRO_INT:
+                case DM_AVRO_LONG: rc = rd_long(c, &l); break;
+                case DM_AVRO_STRING:
+                case DM_AVRO_BYTES: rc = rd_len(c, &ptr, &len); break;
+                default: rc = skip(c, s->w->branches[l]); break;
+                }
+                break;
+            default: rc = skip(c, s->w); break;
+            }
+        } else {
+            /* primitives inline; everything else through dec */
+            o->flags = 0;
+            o->branch = 0;
+            switch (s->op) {
+            case P_INT:
+                o->type = DM_AVRO_INT;
+                rc = rd_int(c, &o->u.i);
+                break;
+            case P_LONG:
+                o->type = DM_AVRO_LONG;
+                rc = rd_long(c, &o->u.l);
+                break;
+            case P_DOUBLE:
+                o->type = DM_AVRO_DOUBLE;
+                rc = rd_raw(c, &o->u.d, 8);
+                break;
+            case P_STRING:
+                o->type = DM_AVRO_STRING;
+                rc = rd_len(c, &o->u.p, &o->len);
+                break;
+            default: rc = dec(c, s->plan, o); break;
+            }
+        }
+        if (rc) {
+            trail(c, s->name);
+            return -1;
+        }
+    }
+    for (uint32_t k = 0; k < pl->n_fills; k++)
+        v[pl->fills[k].slot] = pl->fills[k].value;
+    out->type = DM_AVRO_RECORD;
+    out->len = pl->n_out;
+    out->u.v = v;
+    c->depth--;
+    return 0;
+}
+
 static int dec(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
 {
     int64_t l;
@@ -424,70 +533,7 @@ static int dec(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
             return fail(c, DM_ERR_SCHEMA_MISMATCH,
                         "writer enum symbol is unknown to the reader, which has no default");
         return 0;
-    case P_RECORD: {
-        if (++c->depth > MAX_DEPTH) return fail(c, DM_ERR_SCHEMA_MISMATCH, "nesting too deep");
-        dm_avro_value_t *v = dm_arena_alloc(c->arena, (pl->n_out ? pl->n_out : 1) * sizeof(*v));
-        if (!v) return fail(c, DM_ERR_NOMEM, "out of memory");
-        if (pl->projected) memcpy(v, pl->absent, pl->n_out * sizeof(*v));
-        const step_t *s = pl->steps;
-        uint32_t n_steps = c->lazy_tail && c->depth == 1 ? pl->n_needed : pl->n_steps;
-        for (uint32_t k = 0; k < n_steps; k++, s++) {
-            int rc;
-            int64_t l;
-            const uint8_t *ptr;
-            uint32_t len;
-            dm_avro_value_t *o = s->slot >= 0 ? &v[s->slot] : NULL;
-            if (!o) {
-                switch (s->skip) {
-                case SK_VARINT: rc = rd_long(c, &l); break;
-                case SK_LEN: rc = rd_len(c, &ptr, &len); break;
-                case SK_FIXED:
-                    if ((size_t)(c->end - c->p) < s->size) {
-                        rc = fail(c, DM_ERR_TRUNCATED, "input ends early");
-                    } else {
-                        c->p += s->size;
-                        rc = 0;
-                    }
-                    break;
-                default: rc = skip(c, s->w); break;
-                }
-            } else {
-                /* primitives inline; everything else through dec */
-                o->flags = 0;
-                o->branch = 0;
-                switch (s->op) {
-                case P_INT:
-                    o->type = DM_AVRO_INT;
-                    rc = rd_int(c, &o->u.i);
-                    break;
-                case P_LONG:
-                    o->type = DM_AVRO_LONG;
-                    rc = rd_long(c, &o->u.l);
-                    break;
-                case P_DOUBLE:
-                    o->type = DM_AVRO_DOUBLE;
-                    rc = rd_raw(c, &o->u.d, 8);
-                    break;
-                case P_STRING:
-                    o->type = DM_AVRO_STRING;
-                    rc = rd_len(c, &o->u.p, &o->len);
-                    break;
-                default: rc = dec(c, s->plan, o); break;
-                }
-            }
-            if (rc) {
-                trail(c, s->name);
-                return -1;
-            }
-        }
-        for (uint32_t k = 0; k < pl->n_fills; k++)
-            v[pl->fills[k].slot] = pl->fills[k].value;
-        out->type = DM_AVRO_RECORD;
-        out->len = pl->n_out;
-        out->u.v = v;
-        c->depth--;
-        return 0;
-    }
+    case P_RECORD: return dec_record(c, pl, out);
     case P_ARRAY:
     case P_MAP: {
         if (++c->depth > MAX_DEPTH) return fail(c, DM_ERR_SCHEMA_MISMATCH, "nesting too deep");
@@ -627,6 +673,8 @@ static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_nod
         case DM_AVRO_LONG: s->skip = SK_VARINT; break;
         case DM_AVRO_BYTES:
         case DM_AVRO_STRING: s->skip = SK_LEN; break;
+        case DM_AVRO_BOOLEAN: s->skip = SK_BOOL; break;
+        case DM_AVRO_UNION: s->skip = SK_UNION; break;
         case DM_AVRO_NULL:
         case DM_AVRO_FLOAT:
         case DM_AVRO_DOUBLE:
