@@ -14,6 +14,7 @@
 
 #include "control/api.h"
 #include "control/http.h"
+#include "control/registry_api.h"
 #include "control/store.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -24,6 +25,7 @@ struct dm_controller {
     int lock_fd;
     dm_http_server_t *http;
     dm_store_t *store;
+    dm_registry_api_t *registry;
     dm_metrics_t *metrics;
     dm_metric_t *objects[DM_KIND_COUNT];
     int64_t started_ms;
@@ -114,6 +116,9 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
     snprintf(db, sizeof(db), "%s/controller.db", c->data_dir);
     c->store = dm_store_open(db, err);
     if (!c->store) goto fail;
+    char reg_db[4200], reg_mode[4200];
+    snprintf(reg_db, sizeof(reg_db), "%s/registry.db", c->data_dir);
+    snprintf(reg_mode, sizeof(reg_mode), "%s/registry.mode", c->data_dir);
 
     c->metrics = dm_metrics_new();
     if (!c->metrics) {
@@ -137,7 +142,9 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
     if (!c->http) goto fail;
     if (dm_http_route(c->http, "GET", "/healthz", on_healthz, c) ||
         dm_http_route(c->http, "GET", "/metrics", on_metrics, c) ||
-        dm_api_register(c->http, c->store) || dm_http_server_start(c->http, err))
+        dm_api_register(c->http, c->store) ||
+        dm_registry_api_new(c->http, reg_db, reg_mode, &c->registry, err) ||
+        dm_http_server_start(c->http, err))
         goto fail;
     atomic_store(&c->ready, true);
     DM_INFO("control", "listen=%s data=%s: controller ready", hopt.listen, c->data_dir);
@@ -157,6 +164,7 @@ void dm_controller_stop(dm_controller_t *c)
     if (!c) return;
     dm_http_server_free(c->http); /* first: no handler runs after this */
     dm_store_close(c->store);
+    dm_registry_api_free(c->registry);
     dm_metrics_free(c->metrics);
     if (c->lock_fd >= 0) close(c->lock_fd);
     free(c->data_dir);

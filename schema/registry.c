@@ -229,8 +229,11 @@ dm_err_t dm_schema_registry_register(dm_schema_registry_t *r, const char *subjec
     if ((rc = find_version(r, subject, canon, id, version, &found, err))) goto rollback;
     if (found) goto commit;
     if ((rc = check_locked(r, subject, schema, report, err))) goto rollback;
+    /* Insert only a new canonical form: an upsert that does nothing would still
+     * advance the AUTOINCREMENT sequence and leave gaps in the ids. */
     sqlite3_stmt *st = prep(r, "INSERT INTO schemas(canonical, fingerprint, schema) "
-                               "VALUES (?1, ?2, ?3) ON CONFLICT(canonical) DO NOTHING");
+                               "SELECT ?1, ?2, ?3 WHERE NOT EXISTS "
+                               "(SELECT 1 FROM schemas WHERE canonical = ?1)");
     if (!st) {
         rc = sql_err(r, err, "storing the schema");
         goto rollback;
