@@ -401,12 +401,54 @@ static void test_encode_mismatch_names_path(void)
     dm_avro_schema_free(s);
 }
 
+static void test_projection_with_resolution_and_lazy_tail(void)
+{
+    dm_avro_schema_t *w =
+        parse("{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"},"
+              "{\"name\":\"b\",\"type\":[\"null\",\"string\"]},{\"name\":\"c\",\"type\":"
+              "{\"type\":\"array\",\"items\":\"long\"}}]}");
+    dm_avro_schema_t *r =
+        parse("{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"c\",\"type\":"
+              "{\"type\":\"array\",\"items\":\"double\"}},{\"name\":\"a\",\"type\":\"long\"},"
+              "{\"name\":\"d\",\"type\":\"string\",\"default\":\"dflt\"}]}");
+    REQUIRE(w && r);
+    uint8_t b[64];
+    size_t n = to_bin(w, "{\"a\":7,\"b\":{\"string\":\"x\"},\"c\":[1,2]}", DM_AVRO_JSON_AVRO, b,
+                      sizeof(b));
+    REQUIRE(n != (size_t)-1);
+    const char *pa[] = {"a", "d"};
+    CHECK_STR_EQ(decode_json(w, r, pa, 2, b, n, DM_AVRO_JSON_PLAIN), "{\"a\":7,\"d\":\"dflt\"}");
+    const char *pc[] = {"c"};
+    CHECK_STR_EQ(decode_json(w, r, pc, 1, b, n, DM_AVRO_JSON_PLAIN), "{\"c\":[1.0,2.0]}");
+    /* with the record's end known (consumed == NULL) the decoder stops after
+     * "a": garbage after it is not even read */
+    dm_avro_codec_t *c;
+    REQUIRE(dm_avro_codec_new(w, r, pa, 1, &c, NULL) == DM_OK);
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    dm_avro_value_t v;
+    uint8_t cut[3] = {b[0], 0x55, 0x55};
+    CHECK_EQ_INT(dm_avro_decode(c, cut, sizeof(cut), NULL, &a, &v, NULL), DM_OK);
+    CHECK_EQ_INT(v.u.v[1].u.l, 7);
+    CHECK_EQ_INT(v.u.v[0].type, DM_AVRO_ABSENT);
+    size_t used;
+    CHECK(dm_avro_decode(c, cut, sizeof(cut), &used, &a, &v, NULL) != DM_OK);
+    CHECK_EQ_INT(dm_avro_skip(w->root, b, n, &used, NULL), DM_OK);
+    CHECK_EQ_INT(used, n);
+    CHECK_EQ_INT(dm_avro_skip(w->root, b, n - 1, &used, NULL), DM_ERR_TRUNCATED);
+    dm_arena_destroy(&a);
+    dm_avro_codec_free(c);
+    dm_avro_schema_free(w);
+    dm_avro_schema_free(r);
+}
+
 int main(void)
 {
     RUN(test_spec_encoding_examples);
     RUN(test_round_trip_all_types);
     RUN(test_projection);
     RUN(test_resolution);
+    RUN(test_projection_with_resolution_and_lazy_tail);
     RUN(test_plain_json);
     RUN(test_garbage_bytes);
     RUN(test_encode_mismatch_names_path);
