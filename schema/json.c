@@ -453,6 +453,24 @@ static int conv(jctx_t *c, const dm_avro_node_t *n, const json_t *j, dm_avro_val
     }
     case DM_AVRO_BYTES:
     case DM_AVRO_FIXED:
+        if (n->logical == DM_AVRO_LT_DURATION && c->mode == DM_AVRO_JSON_PLAIN &&
+            json_is_object(j)) {
+            /* {"months": m, "days": d, "millis": ms}: three little-endian u32 */
+            static const char *const parts[] = {"months", "days", "millis"};
+            uint8_t *b = dm_arena_alloc(c->arena, 12);
+            if (!b) return jfail(c, n, j, "(out of memory)");
+            for (int i = 0; i < 3; i++) {
+                json_t *pj = json_object_get(j, parts[i]);
+                json_int_t x = pj ? json_integer_value(pj) : 0;
+                if ((pj && !json_is_integer(pj)) || x < 0 || x > UINT32_MAX)
+                    return jfail(c, n, j, "(duration {months, days, millis} of unsigned ints)");
+                for (int k = 0; k < 4; k++)
+                    b[4 * i + k] = (uint8_t)((uint64_t)x >> (8 * k));
+            }
+            out->u.p = b;
+            out->len = 12;
+            return 0;
+        }
         if (n->logical == DM_AVRO_LT_DECIMAL && c->mode == DM_AVRO_JSON_PLAIN &&
             (json_is_number(j) || json_is_string(j))) {
             char tmp[64];
@@ -700,10 +718,17 @@ static int emit(const dm_avro_node_t *n, const dm_avro_value_t *v, dm_avro_json_
     case DM_AVRO_DOUBLE: put_double(out, v->u.d, false); return 0;
     case DM_AVRO_BYTES:
     case DM_AVRO_FIXED:
-        if (plain && n->logical == DM_AVRO_LT_DECIMAL && v->len <= 16)
+        if (plain && n->logical == DM_AVRO_LT_DECIMAL && v->len <= 16) {
             fmt_decimal(out, v->u.p, v->len, n->scale);
-        else
+        } else if (plain && n->logical == DM_AVRO_LT_DURATION && v->len == 12) {
+            uint32_t x[3];
+            for (int i = 0; i < 3; i++)
+                x[i] = (uint32_t)v->u.p[4 * i] | (uint32_t)v->u.p[4 * i + 1] << 8 |
+                       (uint32_t)v->u.p[4 * i + 2] << 16 | (uint32_t)v->u.p[4 * i + 3] << 24;
+            dm_buf_printf(out, "{\"months\":%u,\"days\":%u,\"millis\":%u}", x[0], x[1], x[2]);
+        } else {
             put_string(out, v->u.p, v->len, true);
+        }
         return 0;
     case DM_AVRO_STRING: put_string(out, v->u.p, v->len, false); return 0;
     case DM_AVRO_ENUM:

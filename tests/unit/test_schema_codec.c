@@ -442,6 +442,28 @@ static void test_projection_with_resolution_and_lazy_tail(void)
     dm_avro_schema_free(r);
 }
 
+static void test_plain_json_duration_and_fixed_decimal(void)
+{
+    dm_avro_schema_t *s =
+        parse("{\"type\":\"record\",\"name\":\"T\",\"fields\":[{\"name\":\"du\",\"type\":"
+              "{\"type\":\"fixed\",\"name\":\"Dur\",\"size\":12,\"logicalType\":\"duration\"}},"
+              "{\"name\":\"px\",\"type\":{\"type\":\"fixed\",\"name\":\"Px\",\"size\":8,"
+              "\"logicalType\":\"decimal\",\"precision\":18,\"scale\":3}},"
+              "{\"name\":\"ts\",\"type\":{\"type\":\"long\",\"logicalType\":"
+              "\"local-timestamp-micros\"}}]}");
+    REQUIRE(s);
+    uint8_t b[64];
+    size_t n = to_bin(s,
+                      "{\"du\":{\"months\":1,\"days\":2,\"millis\":3000},\"px\":-0.5,"
+                      "\"ts\":\"1969-12-31T23:59:59.999999\"}",
+                      DM_AVRO_JSON_PLAIN, b, sizeof(b));
+    REQUIRE(n != (size_t)-1);
+    CHECK_STR_EQ(decode_json(s, NULL, NULL, 0, b, n, DM_AVRO_JSON_PLAIN),
+                 "{\"du\":{\"months\":1,\"days\":2,\"millis\":3000},\"px\":\"-0.500\","
+                 "\"ts\":\"1969-12-31T23:59:59.999999\"}");
+    dm_avro_schema_free(s);
+}
+
 int main(void)
 {
     RUN(test_spec_encoding_examples);
@@ -450,6 +472,7 @@ int main(void)
     RUN(test_resolution);
     RUN(test_projection_with_resolution_and_lazy_tail);
     RUN(test_plain_json);
+    RUN(test_plain_json_duration_and_fixed_decimal);
     RUN(test_garbage_bytes);
     RUN(test_encode_mismatch_names_path);
     return check_summary();
