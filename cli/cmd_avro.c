@@ -1,6 +1,8 @@
 /* cli/cmd_avro.c — `datamesh avro`: Avro container files without a controller.
  *
- *   avro cat FILE.avro          one plain-JSON object per record
+ *   avro cat [--reader-schema S.avsc] [--fields a,b.c] [--avro-json] FILE.avro
+ *                               one plain-JSON object per record (read as S,
+ *                               only the fields listed, or in Avro's JSON)
  *   avro write --schema S.avsc [--codec C] < records.jsonl > out.avro
  */
 #include <errno.h>
@@ -32,22 +34,72 @@ static int read_file(const char *path, dm_buf_t *out)
     return 0;
 }
 
+/* Splits "a,b.c" into paths (pointing into the modified string). */
+static size_t split_fields(char *list, const char **paths, size_t max)
+{
+    size_t n = 0;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && n < max;
+         tok = strtok_r(NULL, ",", &save))
+        paths[n++] = tok;
+    return n;
+}
+
 static int cmd_cat(int argc, char **argv)
 {
-    if (argc != 2) {
-        dm_cli_errorf("avro", "usage: datamesh avro cat FILE.avro");
+    const char *reader_path = NULL;
+    char *fields = NULL;
+    bool avro_json = false;
+    static const struct option longopts[] = {{"reader-schema", required_argument, NULL, 'r'},
+                                             {"fields", required_argument, NULL, 'f'},
+                                             {"avro-json", no_argument, NULL, 'a'},
+                                             {NULL, 0, NULL, 0}};
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (ch == 'r')
+            reader_path = optarg;
+        else if (ch == 'f')
+            fields = optarg;
+        else if (ch == 'a')
+            avro_json = true;
+        else
+            return DM_EXIT_USAGE;
+    }
+    if (optind != argc - 1) {
+        dm_cli_errorf("avro", "usage: datamesh avro cat [--reader-schema S.avsc] [--fields a,b.c] "
+                              "[--avro-json] FILE.avro");
+        return DM_EXIT_USAGE;
+    }
+    const char *path = argv[optind];
+    dm_error_t err = {0};
+    dm_avro_schema_t *reader_schema = NULL;
+    if (reader_path && dm_avro_schema_parse_file(reader_path, &reader_schema, &err)) {
+        dm_cli_errorf("avro", "%s", err.message);
         return DM_EXIT_USAGE;
     }
     dm_buf_t data = DM_BUF_INIT;
-    if (read_file(argv[1], &data)) return DM_EXIT_FAILED;
-    dm_avro_file_reader_t *r;
-    dm_error_t err = {0};
-    if (dm_avro_file_reader_new(data.data ? data.data : (const uint8_t *)"", data.len, &r, &err)) {
-        dm_cli_errorf("avro", "%s: %s", argv[1], err.message);
-        dm_buf_free(&data);
+    if (read_file(path, &data)) {
+        dm_avro_schema_free(reader_schema);
         return DM_EXIT_FAILED;
     }
-    const dm_avro_node_t *root = dm_avro_file_reader_schema(r)->root;
+    dm_avro_file_reader_t *r;
+    if (dm_avro_file_reader_new(data.data ? data.data : (const uint8_t *)"", data.len, &r, &err)) {
+        dm_cli_errorf("avro", "%s: %s", path, err.message);
+        dm_buf_free(&data);
+        dm_avro_schema_free(reader_schema);
+        return DM_EXIT_FAILED;
+    }
+    const char *paths[64];
+    size_t n_paths = fields ? split_fields(fields, paths, 64) : 0;
+    if ((reader_schema || n_paths) &&
+        dm_avro_file_reader_set_reader(r, reader_schema, paths, n_paths, &err)) {
+        dm_cli_errorf("avro", "%s: %s", path, err.message);
+        dm_avro_file_reader_free(r);
+        dm_buf_free(&data);
+        dm_avro_schema_free(reader_schema);
+        return DM_EXIT_FAILED;
+    }
+    const dm_avro_node_t *root = dm_avro_file_reader_value_node(r);
     dm_arena_t arena;
     dm_arena_init(&arena, 0);
     dm_buf_t line = DM_BUF_INIT;
@@ -57,13 +109,14 @@ static int cmd_cat(int argc, char **argv)
         bool got;
         if (dm_avro_file_reader_next(r, &arena, &v, &got, &err)) {
             fflush(stdout);
-            dm_cli_errorf("avro", "%s: %s", argv[1], err.message);
+            dm_cli_errorf("avro", "%s: %s", path, err.message);
             rc = DM_EXIT_FAILED;
             break;
         }
         if (!got) break;
         dm_buf_reset(&line);
-        if (dm_avro_to_json(root, &v, DM_AVRO_JSON_PLAIN, &line, &err) == DM_OK) {
+        if (dm_avro_to_json(root, &v, avro_json ? DM_AVRO_JSON_AVRO : DM_AVRO_JSON_PLAIN, &line,
+                            &err) == DM_OK) {
             dm_buf_append_u8(&line, '\n');
             fwrite(line.data, 1, line.len, stdout);
         }
@@ -73,6 +126,7 @@ static int cmd_cat(int argc, char **argv)
     dm_arena_destroy(&arena);
     dm_avro_file_reader_free(r);
     dm_buf_free(&data);
+    dm_avro_schema_free(reader_schema);
     if (fflush(stdout) != 0) rc = DM_EXIT_FAILED;
     return rc;
 }

@@ -45,7 +45,7 @@ const dm_cli_command_t dm_cli_commands[] = {
      "       datamesh schema register|check|list|show ...\n",
      dm_cmd_schema},
     {"avro", "read and write Avro container files",
-     "usage: datamesh avro cat FILE.avro\n"
+     "usage: datamesh avro cat [--reader-schema S.avsc] [--fields a,b.c] [--avro-json] FILE.avro\n"
      "       datamesh avro write --schema S.avsc [--codec C] < records.jsonl > out.avro\n",
      dm_cmd_avro},
     {"log", "inspect the embedded log's data directory without a controller",

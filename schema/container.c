@@ -464,6 +464,22 @@ const uint8_t *dm_avro_file_reader_meta(const dm_avro_file_reader_t *r, const ch
     return NULL;
 }
 
+dm_err_t dm_avro_file_reader_set_reader(dm_avro_file_reader_t *r, const dm_avro_schema_t *reader,
+                                        const char *const *paths, size_t n_paths, dm_error_t *err)
+{
+    dm_avro_codec_t *c;
+    dm_err_t rc = dm_avro_codec_new(r->schema, reader, paths, n_paths, &c, err);
+    if (rc) return rc;
+    dm_avro_codec_free(r->codec_plan);
+    r->codec_plan = c;
+    return DM_OK;
+}
+
+const dm_avro_node_t *dm_avro_file_reader_value_node(const dm_avro_file_reader_t *r)
+{
+    return dm_avro_codec_reader(r->codec_plan);
+}
+
 /* Moves to the next non-empty block; false at the end of the file. */
 static dm_err_t next_block(dm_avro_file_reader_t *r, bool *have, dm_error_t *err)
 {

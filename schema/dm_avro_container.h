@@ -78,6 +78,16 @@ dm_avro_file_codec_t dm_avro_file_reader_codec(const dm_avro_file_reader_t *r);
 const uint8_t *dm_avro_file_reader_meta(const dm_avro_file_reader_t *r, const char *key,
                                         size_t *len);
 
+/* Makes dm_avro_file_reader_next decode records as reader (NULL = the file's
+ * schema; resolved per the spec) and only the given field paths (n_paths = 0:
+ * all). reader is borrowed and must outlive r. Errors as dm_avro_codec_new;
+ * on error the reader keeps its previous plan. */
+dm_err_t dm_avro_file_reader_set_reader(dm_avro_file_reader_t *r, const dm_avro_schema_t *reader,
+                                        const char *const *paths, size_t n_paths, dm_error_t *err);
+
+/* The node values from dm_avro_file_reader_next conform to. */
+const dm_avro_node_t *dm_avro_file_reader_value_node(const dm_avro_file_reader_t *r);
+
 /* Decodes the next record into *out (allocated in arena) and sets *got; at
  * the end of the file *got is false and DM_OK is returned. Strings and bytes
  * in *out point into the reader's current block: they stay valid until the

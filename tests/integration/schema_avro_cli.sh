@@ -49,6 +49,12 @@ r = avro.datafile.DataFileReader(open(sys.argv[1], 'rb'), avro.io.DatumReader())
 print(sum(1 for _ in r))" "$tmp/deflate.avro")
   [[ $n == 2 ]] && ok "python3-avro reads our deflate file" || bad "python3-avro reads our deflate file"
 fi
+"$bin" avro cat --fields country,id "$tmp/deflate.avro" >"$tmp/proj.jsonl"
+[[ $(head -1 "$tmp/proj.jsonl") == '{"id":1,"country":"US"}' ]] && ok "avro cat --fields" || bad "avro cat --fields"
+"$bin" avro cat --reader-schema "$tmp/v3.avsc" "$tmp/deflate.avro" >"$tmp/res.jsonl"
+grep -q '"device":"web"' "$tmp/res.jsonl" && ok "avro cat --reader-schema fills defaults" || bad "avro cat --reader-schema fills defaults"
+expect_rc "avro cat --reader-schema incompatible exits 1" 1 "$bin" avro cat --reader-schema "$tmp/v2.avsc" "$tmp/deflate.avro"
+grep -q 'device' "$tmp/err" && ok "resolution error names the field" || bad "resolution error names the field"
 printf '{"id":"x"}\n' >"$tmp/bad.jsonl"
 expect_rc "avro write rejects a mismatched record" 1 "$bin" avro write --schema "$tmp/v1.avsc" <"$tmp/bad.jsonl"
 grep -q 'line 1: \$.id: expected long' "$tmp/err" && ok "error names line and field" || bad "error names line and field"
