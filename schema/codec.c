@@ -477,6 +477,51 @@ static int dec_record(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
                 o->type = DM_AVRO_STRING;
                 rc = rd_len(c, &o->u.p, &o->len);
                 break;
+            case P_BOOL:
+                if (c->p >= c->end) {
+                    rc = fail(c, DM_ERR_TRUNCATED, "input ends inside a boolean");
+                } else if (*c->p > 1) {
+                    rc = fail(c, DM_ERR_SCHEMA_MISMATCH, "boolean byte is not 0 or 1");
+                } else {
+                    o->type = DM_AVRO_BOOLEAN;
+                    o->u.b = *c->p++;
+                    rc = 0;
+                }
+                break;
+            case P_UNION: {
+                /* the common nullable field: branch index, then null or a
+                 * primitive, without two calls of dec */
+                const plan_t *pl_u = s->plan, *b;
+                if ((rc = rd_long(c, &l))) break;
+                if (l < 0 || l >= pl_u->n_branches) {
+                    rc = fail(c, DM_ERR_SCHEMA_MISMATCH, "union branch index out of range");
+                    break;
+                }
+                if (!(b = pl_u->branches[l])) {
+                    rc = fail(c, DM_ERR_SCHEMA_MISMATCH,
+                              "writer union branch has no match in the reader schema");
+                    break;
+                }
+                uint16_t branch = 0;
+                if (b->op == P_TO_UNION) {
+                    branch = (uint16_t)b->inner_branch;
+                    b = b->inner;
+                }
+                switch (b->op) {
+                case P_NULL: o->type = DM_AVRO_NULL; break;
+                case P_LONG:
+                    o->type = DM_AVRO_LONG;
+                    rc = rd_long(c, &o->u.l);
+                    break;
+                case P_STRING:
+                    o->type = DM_AVRO_STRING;
+                    rc = rd_len(c, &o->u.p, &o->len);
+                    break;
+                default: rc = dec(c, b, o); break;
+                }
+                o->branch = branch;
+                break;
+            }
             default: rc = dec(c, s->plan, o); break;
             }
         }
@@ -594,7 +639,15 @@ static int dec(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
 dm_err_t dm_avro_decode(const dm_avro_codec_t *codec, const uint8_t *buf, size_t len,
                         size_t *consumed, dm_arena_t *arena, dm_avro_value_t *out, dm_error_t *err)
 {
-    dctx_t c = {.start = buf, .p = buf, .end = buf + len, .arena = arena, .lazy_tail = !consumed};
+    /* not a designated initializer: that would zero the error trail on every
+     * record, and this runs once per record */
+    dctx_t c;
+    c.start = c.p = buf;
+    c.end = buf + len;
+    c.arena = arena;
+    c.depth = 0;
+    c.lazy_tail = !consumed;
+    c.n_trail = 0;
     if (dec(&c, codec->root, out)) return report(&c, err);
     if (consumed) *consumed = (size_t)(c.p - buf);
     return DM_OK;
@@ -1108,7 +1161,9 @@ static int enc(ectx_t *e, const dm_avro_node_t *n, const dm_avro_value_t *v)
 dm_err_t dm_avro_encode(const dm_avro_node_t *node, const dm_avro_value_t *v, dm_buf_t *out,
                         dm_error_t *err)
 {
-    ectx_t e = {.out = out};
+    ectx_t e; /* not zeroed: the trail is only read after a failure */
+    e.out = out;
+    e.n_trail = 0;
     size_t start = out->len;
     int rc = enc(&e, node, v);
     if (!rc) return DM_OK;

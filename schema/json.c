@@ -179,8 +179,12 @@ static int64_t floordiv(int64_t a, int64_t b)
 
 static void fmt_timestamp(dm_buf_t *out, int64_t us, bool zone)
 {
-    int64_t days = floordiv(us, 86400000000LL);
-    int64_t tod = us - days * 86400000000LL;
+    /* floor division without overflow, even at INT64_MIN */
+    int64_t days = us / 86400000000LL, tod = us % 86400000000LL;
+    if (tod < 0) {
+        tod += 86400000000LL;
+        days -= 1;
+    }
     int64_t y;
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);

@@ -464,6 +464,17 @@ static void test_plain_json_duration_and_fixed_decimal(void)
     dm_avro_schema_free(s);
 }
 
+static void test_extreme_timestamps(void)
+{
+    dm_avro_schema_t *s = parse("{\"type\":\"long\",\"logicalType\":\"timestamp-micros\"}");
+    REQUIRE(s);
+    static const uint8_t min[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    CHECK_CONTAINS(decode_json(s, NULL, NULL, 0, min, sizeof(min), DM_AVRO_JSON_PLAIN), "-");
+    static const uint8_t max[] = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    CHECK_CONTAINS(decode_json(s, NULL, NULL, 0, max, sizeof(max), DM_AVRO_JSON_PLAIN), "Z");
+    dm_avro_schema_free(s);
+}
+
 int main(void)
 {
     RUN(test_spec_encoding_examples);
@@ -475,5 +486,6 @@ int main(void)
     RUN(test_plain_json_duration_and_fixed_decimal);
     RUN(test_garbage_bytes);
     RUN(test_encode_mismatch_names_path);
+    RUN(test_extreme_timestamps);
     return check_summary();
 }
