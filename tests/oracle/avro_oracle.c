@@ -12,11 +12,16 @@
  *     reads; avro-c writes, datamesh reads), with every codec both support;
  *   - every case is handed to python3-avro, which decodes and re-encodes each
  *     record (bytes must be identical), reads datamesh's container file and
- *     writes its own, which datamesh then reads back.
+ *     writes its own, which datamesh then reads back;
+ *   - schema resolution: the writer schema is evolved into a reader schema
+ *     (promotions, dropped and added fields); datamesh and
+ *     python3-avro each read the records with it and re-encode them with the
+ *     reader schema, and the bytes must be identical.
  * The summary line is "N passed, N failed" like every other test.
  */
 #include <avro.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -586,6 +591,116 @@ static bool avroc_containers(int c, const char *dir, avro_schema_t as, avro_valu
     return ok;
 }
 
+/* ---- reader schemas for resolution ---------------------------------------------- */
+
+static int evolved; /* cases whose reader schema differs from the writer's */
+
+/* Evolves a writer schema into a reader schema the spec says can read it:
+ * promotes int/long/float fields, drops primitive fields, adds fields with
+ * defaults. Named types keep their names and stay defined before their uses
+ * (python3-avro needs that), so fields are not reordered. */
+static void mutate(json_t *j, int *added)
+{
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(j, i, e) mutate(e, added);
+        return;
+    }
+    if (!json_is_object(j)) return;
+    json_t *items = json_object_get(j, "items"), *values = json_object_get(j, "values");
+    if (items) mutate(items, added);
+    if (values) mutate(values, added);
+    const char *type = json_string_value(json_object_get(j, "type"));
+    json_t *fields = json_object_get(j, "fields");
+    if (!type || strcmp(type, "record") != 0 || !json_is_array(fields)) return;
+    size_t i;
+    json_t *f;
+    json_array_foreach(fields, i, f)
+    {
+        json_t *t = json_object_get(f, "type");
+        const char *ts = json_string_value(t);
+        if (ts && strcmp(ts, "int") == 0 && rnd(3) == 0)
+            json_object_set_new(f, "type", json_string(rnd(2) ? "long" : "double"));
+        else if (ts && (strcmp(ts, "long") == 0 || strcmp(ts, "float") == 0) && rnd(3) == 0)
+            json_object_set_new(f, "type", json_string("double"));
+        else
+            mutate(t, added);
+    }
+    if (rnd(3) == 0) { /* drop a primitive-typed field */
+        size_t n = json_array_size(fields);
+        for (size_t k = 0; k < n; k++) {
+            const char *ts = json_string_value(json_object_get(json_array_get(fields, k), "type"));
+            if (ts && (strcmp(ts, "int") == 0 || strcmp(ts, "string") == 0 ||
+                       strcmp(ts, "double") == 0 || strcmp(ts, "boolean") == 0)) {
+                json_array_remove(fields, k);
+                break;
+            }
+        }
+    }
+    if (rnd(3) == 0) { /* a new field the writer never wrote */
+        char name[32];
+        snprintf(name, sizeof(name), "added%d", (*added)++);
+        json_t *nf =
+            rnd(2)
+                ? json_pack("{s:s, s:s, s:s}", "name", name, "type", "string", "default", "zz")
+                : json_pack("{s:s, s:[s,s], s:n}", "name", name, "type", "null", "long", "default");
+        json_array_insert_new(fields, rnd((unsigned)json_array_size(fields) + 1), nf);
+    }
+}
+
+/* Decodes the case's records with (writer, reader) and re-encodes them with
+ * reader into out (4-byte length + bytes each); writes the reader schema's
+ * JSON to *reader_json (malloc'd). False when the resolution fails. */
+static bool resolve_case(int c, const dm_avro_schema_t *w, const dm_buf_t *json,
+                         const dm_buf_t *bins, const size_t *offs, int n, char **reader_json,
+                         dm_buf_t *out)
+{
+    json_t *j = json_loadb((const char *)json->data, json->len, 0, NULL);
+    if (!j) return false;
+    int added = 0;
+    char *before = json_dumps(j, JSON_COMPACT);
+    mutate(j, &added);
+    *reader_json = json_dumps(j, JSON_COMPACT);
+    if (before && *reader_json && strcmp(before, *reader_json) != 0) evolved++;
+    free(before);
+    json_decref(j);
+    dm_avro_schema_t *r;
+    dm_error_t err = {0};
+    if (dm_avro_schema_parse(*reader_json, strlen(*reader_json), &r, &err)) {
+        failf(c, "evolved reader schema does not parse: %s\n    %s", err.message, *reader_json);
+        return false;
+    }
+    dm_avro_codec_t *codec = NULL;
+    bool ok = true;
+    if (dm_avro_codec_new(w, r, NULL, 0, &codec, &err)) {
+        failf(c, "cannot resolve writer to evolved reader: %s\n    %s", err.message, *reader_json);
+        ok = false;
+    }
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    for (int i = 0; ok && i < n; i++) {
+        dm_avro_value_t v;
+        size_t used;
+        uint32_t len = 0;
+        size_t at = out->len;
+        dm_buf_append(out, &len, 4);
+        if (dm_avro_decode(codec, bins->data + offs[i], offs[i + 1] - offs[i], &used, &a, &v,
+                           &err) ||
+            dm_avro_encode(r->root, &v, out, &err)) {
+            failf(c, "resolved decode failed: %s", err.message);
+            ok = false;
+            break;
+        }
+        len = (uint32_t)(out->len - at - 4);
+        memcpy(out->data + at, &len, 4);
+    }
+    dm_arena_destroy(&a);
+    dm_avro_codec_free(codec);
+    dm_avro_schema_free(r);
+    return ok;
+}
+
 /* ---- the run -------------------------------------------------------------------------- */
 
 static bool read_file(const char *path, dm_buf_t *out)
@@ -670,8 +785,27 @@ int main(int argc, char **argv)
             avro_schema_decref(as);
         }
 
-        /* for python: the schema, the records, and our container file */
+        /* resolution: our reading of the records with an evolved reader
+         * schema, for python to compare with its own */
         char path[512];
+        char *reader_json = NULL;
+        dm_buf_t resolved = DM_BUF_INIT;
+        if (resolve_case(c, s, &json, &bins, offs, VALUES_PER_CASE, &reader_json, &resolved)) {
+            snprintf(path, sizeof(path), "%s/c%d.reader.avsc", dir, c);
+            FILE *rf = fopen(path, "wb");
+            fputs(reader_json, rf);
+            fclose(rf);
+            snprintf(path, sizeof(path), "%s/c%d.resolved.bin", dir, c);
+            rf = fopen(path, "wb");
+            fwrite(resolved.data, 1, resolved.len, rf);
+            fclose(rf);
+        } else {
+            ok = false;
+        }
+        free(reader_json);
+        dm_buf_free(&resolved);
+
+        /* for python: the schema, the records, and our container file */
         snprintf(path, sizeof(path), "%s/c%d.avsc", dir, c);
         FILE *f = fopen(path, "wb");
         fwrite(json.data, 1, json.len, f);
@@ -702,6 +836,8 @@ int main(int argc, char **argv)
     }
     printf("avro-c: %d/%d cases identical, %d container round trips\n", avroc_ok, cases,
            containers_ok);
+    printf("resolution: %d cases read with an evolved reader schema (compared by python3-avro)\n",
+           evolved);
 
     /* python3-avro over the whole directory */
     char cmd[2048];

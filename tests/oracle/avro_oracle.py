@@ -6,7 +6,9 @@ usage: avro_oracle.py DIR CASES
 For every case c in DIR: c.avsc (schema), c.bin (records, each a 4-byte
 little-endian length and the Avro binary datamesh wrote), c.py-in.avro (the same
 records in a container file datamesh wrote). Checks that python3-avro decodes
-each record and re-encodes it to the same bytes, and reads datamesh's container
+each record and re-encodes it to the same bytes, reads the records with the
+evolved reader schema c.reader.avsc and re-encodes them as datamesh did
+(c.resolved.bin), and reads datamesh's container
 file to the same records; then writes c.py-out.avro (its own container file of
 the records) for datamesh to read back. Prints one line per failure and a
 summary; exits 1 when anything failed.
@@ -49,6 +51,22 @@ def main():
                 if again != rec:
                     raise AssertionError(f"record {i} re-encodes differently: {rec.hex()} vs {again.hex()}")
                 datums.append(datum)
+            try:
+                with open(f"{d}/c{c}.reader.avsc") as f:
+                    rschema = avro.schema.parse(f.read())
+                with open(f"{d}/c{c}.resolved.bin", "rb") as f:
+                    ours = f.read()
+            except FileNotFoundError:
+                rschema = None
+            if rschema is not None:
+                rreader = avro.io.DatumReader(schema, rschema)
+                theirs = b""
+                for rec in recs:
+                    datum = rreader.read(avro.io.BinaryDecoder(io.BytesIO(rec)))
+                    enc = encode(rschema, datum)
+                    theirs += struct.pack("<I", len(enc)) + enc
+                if theirs != ours:
+                    raise AssertionError(f"resolution differs: ours {ours.hex()} theirs {theirs.hex()}")
             with open(f"{d}/c{c}.py-in.avro", "rb") as f:
                 got = [encode(schema, x) for x in avro.datafile.DataFileReader(f, avro.io.DatumReader())]
             if got != recs:
