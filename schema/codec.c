@@ -1128,7 +1128,22 @@ static int enc(ectx_t *e, const dm_avro_node_t *n, const dm_avro_value_t *v)
         if (v->len != n->n_fields)
             return efail(e, DM_ERR_SCHEMA_MISMATCH, "record has the wrong number of fields");
         for (uint32_t i = 0; i < n->n_fields; i++) {
-            int rc = enc(e, n->fields[i].type, &v->u.v[i]);
+            const dm_avro_node_t *ft = n->fields[i].type;
+            const dm_avro_value_t *fv = &v->u.v[i];
+            int rc;
+            /* the common primitives inline, the rest through enc */
+            if (fv->type != ft->type)
+                rc = enc(e, ft, fv);
+            else if (ft->type == DM_AVRO_LONG)
+                rc = put_long(e, fv->u.l);
+            else if (ft->type == DM_AVRO_INT)
+                rc = put_long(e, fv->u.i);
+            else if (ft->type == DM_AVRO_STRING)
+                rc = put_long(e, fv->len) || put_raw(e, fv->u.p, fv->len) ? -1 : 0;
+            else if (ft->type == DM_AVRO_DOUBLE)
+                rc = put_raw(e, &fv->u.d, 8);
+            else
+                rc = enc(e, ft, fv);
             if (rc) {
                 if (e->n_trail < 16) e->trail[e->n_trail++] = n->fields[i].name;
                 return rc;
