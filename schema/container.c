@@ -207,7 +207,21 @@ dm_err_t dm_avro_file_writer_new(FILE *out, const dm_avro_schema_t *schema,
                                  dm_avro_file_codec_t codec, size_t block_bytes,
                                  dm_avro_file_writer_t **wp, dm_error_t *err)
 {
+    return dm_avro_file_writer_new_meta(out, schema, codec, block_bytes, NULL, 0, wp, err);
+}
+
+dm_err_t dm_avro_file_writer_new_meta(FILE *out, const dm_avro_schema_t *schema,
+                                      dm_avro_file_codec_t codec, size_t block_bytes,
+                                      const dm_avro_file_meta_t *meta, size_t n_meta,
+                                      dm_avro_file_writer_t **wp, dm_error_t *err)
+{
     *wp = NULL;
+    if ((unsigned)codec > DM_AVRO_FILE_ZSTD)
+        return dm_error_set(err, DM_ERR_UNSUPPORTED, "unknown codec %d", (int)codec);
+    for (size_t i = 0; i < n_meta; i++)
+        if (strncmp(meta[i].key, "avro.", 5) == 0)
+            return dm_error_set(err, DM_ERR_INVALID, "metadata key \"%s\" is reserved",
+                                meta[i].key);
     dm_avro_file_writer_t *w = calloc(1, sizeof(*w));
     if (!w) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     w->out = out;
@@ -223,11 +237,15 @@ dm_err_t dm_avro_file_writer_new(FILE *out, const dm_avro_schema_t *schema,
     }
     dm_buf_t h = DM_BUF_INIT;
     dm_buf_append(&h, MAGIC, 4);
-    put_long(&h, 2);
+    put_long(&h, 2 + (int64_t)n_meta);
     put_bytes(&h, "avro.schema", 11);
     put_bytes(&h, schema->json, schema->json_len);
     put_bytes(&h, "avro.codec", 10);
     put_bytes(&h, codec_names[codec], strlen(codec_names[codec]));
+    for (size_t i = 0; i < n_meta; i++) {
+        put_bytes(&h, meta[i].key, strlen(meta[i].key));
+        put_bytes(&h, meta[i].value, meta[i].len);
+    }
     put_long(&h, 0);
     dm_buf_append(&h, w->sync, SYNC_SIZE);
     bool ok = fwrite(h.data, 1, h.len, out) == h.len;

@@ -41,6 +41,21 @@ dm_err_t dm_avro_file_writer_new(FILE *out, const dm_avro_schema_t *schema,
                                  dm_avro_file_codec_t codec, size_t block_bytes,
                                  dm_avro_file_writer_t **w, dm_error_t *err);
 
+/* User metadata for the file header; keys starting with "avro." are the
+ * spec's and cannot be set this way. */
+typedef struct dm_avro_file_meta {
+    const char *key;
+    const uint8_t *value;
+    size_t len;
+} dm_avro_file_meta_t;
+
+/* Like dm_avro_file_writer_new, with n_meta extra header entries (copied).
+ * DM_ERR_INVALID for a reserved key. */
+dm_err_t dm_avro_file_writer_new_meta(FILE *out, const dm_avro_schema_t *schema,
+                                      dm_avro_file_codec_t codec, size_t block_bytes,
+                                      const dm_avro_file_meta_t *meta, size_t n_meta,
+                                      dm_avro_file_writer_t **w, dm_error_t *err);
+
 /* Encodes v (a value of the writer's schema) into the current block. */
 dm_err_t dm_avro_file_writer_append(dm_avro_file_writer_t *w, const dm_avro_value_t *v,
                                     dm_error_t *err);

@@ -158,11 +158,50 @@ static void test_corruption(void)
     free(data);
 }
 
+static void test_user_metadata(void)
+{
+    dm_avro_schema_t *s = NULL;
+    REQUIRE(dm_avro_schema_parse("\"int\"", 5, &s, NULL) == DM_OK);
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    dm_avro_file_meta_t meta[] = {{"origin", (const uint8_t *)"datamesh", 8},
+                                  {"empty", (const uint8_t *)"", 0}};
+    dm_avro_file_writer_t *w;
+    REQUIRE(dm_avro_file_writer_new_meta(f, s, DM_AVRO_FILE_ZSTD, 0, meta, 2, &w, NULL) == DM_OK);
+    dm_avro_value_t v = {.type = DM_AVRO_INT};
+    v.u.i = 42;
+    CHECK_EQ_INT(dm_avro_file_writer_append(w, &v, NULL), DM_OK);
+    CHECK_EQ_INT(dm_avro_file_writer_close(w, NULL), DM_OK);
+    fclose(f);
+    dm_avro_file_reader_t *r;
+    REQUIRE(dm_avro_file_reader_new((const uint8_t *)buf, size, &r, NULL) == DM_OK);
+    size_t len;
+    const uint8_t *m = dm_avro_file_reader_meta(r, "origin", &len);
+    CHECK(m && len == 8 && memcmp(m, "datamesh", 8) == 0);
+    CHECK(dm_avro_file_reader_meta(r, "empty", &len) && len == 0);
+    CHECK(!dm_avro_file_reader_meta(r, "missing", &len));
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    bool got;
+    CHECK_EQ_INT(dm_avro_file_reader_next(r, &a, &v, &got, NULL), DM_OK);
+    CHECK(got && v.u.i == 42);
+    dm_arena_destroy(&a);
+    dm_avro_file_reader_free(r);
+    free(buf);
+    dm_avro_file_meta_t bad[] = {{"avro.codec", (const uint8_t *)"x", 1}};
+    dm_error_t err = {0};
+    CHECK_EQ_INT(dm_avro_file_writer_new_meta(stdout, s, DM_AVRO_FILE_NULL, 0, bad, 1, &w, &err),
+                 DM_ERR_INVALID);
+    dm_avro_schema_free(s);
+}
+
 int main(void)
 {
     RUN(test_round_trip_every_codec);
     RUN(test_empty_file);
     RUN(test_truncated_last_block);
     RUN(test_corruption);
+    RUN(test_user_metadata);
     return check_summary();
 }
