@@ -159,13 +159,18 @@ static dm_err_t report(dctx_t *c, dm_error_t *err)
     return dm_error_set(err, c->code, "at byte %zu (%s): %s", c->pos, path, c->msg);
 }
 
-static inline __attribute__((always_inline)) int rd_long(dctx_t *c, int64_t *v)
+/* A varint at *pp, for the record loop, which keeps its position in a
+ * register: 0 ok, 1 the input ends inside it, 2 longer than 10 bytes. */
+static inline __attribute__((always_inline)) int pv_long(const uint8_t **pp, const uint8_t *end,
+                                                         int64_t *v)
 {
-    const uint8_t *p = c->p;
-    if (__builtin_expect(c->end - p >= 8, 1)) {
-        /* varints of up to 8 bytes without a loop: find the last byte from
-         * the cleared top bits of one 64-bit load, then squeeze out the
-         * continuation bits 7 at a time in three steps */
+    const uint8_t *p = *pp;
+    if (p < end && !(*p & 0x80)) { /* one byte: most lengths, small numbers */
+        *v = dm_zigzag_decode64(*p);
+        *pp = p + 1;
+        return 0;
+    }
+    if (__builtin_expect(end - p >= 8, 1)) {
         uint64_t w;
         memcpy(&w, p, 8);
         uint64_t stop = ~w & 0x8080808080808080ULL;
@@ -176,31 +181,22 @@ static inline __attribute__((always_inline)) int rd_long(dctx_t *c, int64_t *v)
             x = ((x & 0x3fff00003fff0000ULL) >> 2) | (x & 0x00003fff00003fffULL);
             x = ((x & 0x0fffffff00000000ULL) >> 4) | (x & 0x000000000fffffffULL);
             *v = dm_zigzag_decode64(x);
-            c->p = p + len;
+            *pp = p + len;
             return 0;
         }
     }
-    if (__builtin_expect(c->end - p >= DM_VARINT_MAX, 1)) {
-        /* enough bytes left for any varint: no bounds check per byte */
-        uint64_t r = 0;
-        for (int i = 0, shift = 0; i < DM_VARINT_MAX; i++, shift += 7) {
-            uint8_t b = p[i];
-            r |= (uint64_t)(b & 0x7f) << shift;
-            if (!(b & 0x80)) {
-                if (i == DM_VARINT_MAX - 1 && b > 1) break;
-                *v = dm_zigzag_decode64(r);
-                c->p = p + i + 1;
-                return 0;
-            }
-        }
-        return fail(c, DM_ERR_SCHEMA_MISMATCH, "varint longer than 10 bytes");
-    }
-    int n = dm_varint_decode_i64(p, c->end, v);
-    if (n <= 0)
-        return fail(c, n == 0 ? DM_ERR_TRUNCATED : DM_ERR_SCHEMA_MISMATCH,
-                    n == 0 ? "input ends inside a varint" : "varint longer than 10 bytes");
-    c->p += n;
+    int n = dm_varint_decode_i64(p, end, v);
+    if (n <= 0) return n == 0 ? 1 : 2;
+    *pp = p + n;
     return 0;
+}
+
+static inline __attribute__((always_inline)) int rd_long(dctx_t *c, int64_t *v)
+{
+    int e = pv_long(&c->p, c->end, v);
+    if (__builtin_expect(e == 0, 1)) return 0;
+    return fail(c, e == 1 ? DM_ERR_TRUNCATED : DM_ERR_SCHEMA_MISMATCH,
+                e == 1 ? "input ends inside a varint" : "varint longer than 10 bytes");
 }
 
 static inline __attribute__((always_inline)) int rd_int(dctx_t *c, int32_t *v)
@@ -403,7 +399,10 @@ static int dec_array(dctx_t *c, const plan_t *pl, dm_avro_value_t *out, bool map
     return 0;
 }
 
-/* A record: the plan's steps in writer order, primitives inline. */
+/* A record: the plan's steps in writer order. Primitives and simple skips
+ * run inline with the input position in a local (a position kept in memory
+ * costs a store-to-load round trip per field); anything else syncs it back
+ * to c and goes through dec or skip. */
 static int dec_record(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
 {
     if (++c->depth > MAX_DEPTH) return fail(c, DM_ERR_SCHEMA_MISMATCH, "nesting too deep");
@@ -412,131 +411,175 @@ static int dec_record(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
     if (pl->projected) memcpy(v, pl->absent, pl->n_out * sizeof(*v));
     const step_t *s = pl->steps;
     uint32_t n_steps = c->lazy_tail && c->depth == 1 ? pl->n_needed : pl->n_steps;
+    const uint8_t *p = c->p, *const end = c->end;
+    dm_err_t ecode = DM_OK;
+    const char *emsg = NULL;
+    int e;
+    int64_t l;
     for (uint32_t k = 0; k < n_steps; k++, s++) {
-        int rc;
-        int64_t l;
-        const uint8_t *ptr;
-        uint32_t len;
         dm_avro_value_t *o = s->slot >= 0 ? &v[s->slot] : NULL;
         if (!o) {
             switch (s->skip) {
-            case SK_VARINT: rc = rd_long(c, &l); break;
-            case SK_LEN: rc = rd_len(c, &ptr, &len); break;
+            case SK_VARINT:
+                if ((e = pv_long(&p, end, &l))) goto varint_error;
+                break;
+            case SK_LEN:
+                if ((e = pv_long(&p, end, &l))) goto varint_error;
+                if (l < 0) goto negative_length;
+                if (l > end - p) goto length_past_end;
+                p += l;
+                break;
             case SK_FIXED:
-                if ((size_t)(c->end - c->p) < s->size) {
-                    rc = fail(c, DM_ERR_TRUNCATED, "input ends early");
-                } else {
-                    c->p += s->size;
-                    rc = 0;
-                }
+                if ((size_t)(end - p) < s->size) goto truncated;
+                p += s->size;
                 break;
             case SK_BOOL:
-                if (c->p >= c->end)
-                    rc = fail(c, DM_ERR_TRUNCATED, "input ends inside a boolean");
-                else if (*c->p > 1)
-                    rc = fail(c, DM_ERR_SCHEMA_MISMATCH, "boolean byte is not 0 or 1");
-                else
-                    c->p++, rc = 0;
+                if (p >= end) goto truncated;
+                if (*p > 1) goto bad_boolean;
+                p++;
                 break;
-            case SK_UNION:
-                /* the branch index, then the branch: primitives inline */
-                if ((rc = rd_long(c, &l))) break;
-                if (l < 0 || l >= s->w->n_branches) {
-                    rc = fail(c, DM_ERR_SCHEMA_MISMATCH, "union branch index out of range");
+            case SK_UNION: {
+                if ((e = pv_long(&p, end, &l))) goto varint_error;
+                if (l < 0 || l >= s->w->n_branches) goto bad_branch;
+                const dm_avro_node_t *b = s->w->branches[l];
+                if (b->type == DM_AVRO_NULL) break;
+                if (b->type == DM_AVRO_INT || b->type == DM_AVRO_LONG) {
+                    if ((e = pv_long(&p, end, &l))) goto varint_error;
                     break;
                 }
-                switch (s->w->branches[l]->type) {
-                case DM_AVRO_NULL: break;
-                case DM_AVRO_INT:
-                case DM_AVRO_LONG: rc = rd_long(c, &l); break;
-                case DM_AVRO_STRING:
-                case DM_AVRO_BYTES: rc = rd_len(c, &ptr, &len); break;
-                default: rc = skip(c, s->w->branches[l]); break;
-                }
-                break;
-            default: rc = skip(c, s->w); break;
-            }
-        } else {
-            /* primitives inline; everything else through dec */
-            o->flags = 0;
-            o->branch = 0;
-            switch (s->op) {
-            case P_INT:
-                o->type = DM_AVRO_INT;
-                rc = rd_int(c, &o->u.i);
-                break;
-            case P_LONG:
-                o->type = DM_AVRO_LONG;
-                rc = rd_long(c, &o->u.l);
-                break;
-            case P_DOUBLE:
-                o->type = DM_AVRO_DOUBLE;
-                rc = rd_raw(c, &o->u.d, 8);
-                break;
-            case P_STRING:
-                o->type = DM_AVRO_STRING;
-                rc = rd_len(c, &o->u.p, &o->len);
-                break;
-            case P_BOOL:
-                if (c->p >= c->end) {
-                    rc = fail(c, DM_ERR_TRUNCATED, "input ends inside a boolean");
-                } else if (*c->p > 1) {
-                    rc = fail(c, DM_ERR_SCHEMA_MISMATCH, "boolean byte is not 0 or 1");
-                } else {
-                    o->type = DM_AVRO_BOOLEAN;
-                    o->u.b = *c->p++;
-                    rc = 0;
-                }
-                break;
-            case P_UNION: {
-                /* the common nullable field: branch index, then null or a
-                 * primitive, without two calls of dec */
-                const plan_t *pl_u = s->plan, *b;
-                if ((rc = rd_long(c, &l))) break;
-                if (l < 0 || l >= pl_u->n_branches) {
-                    rc = fail(c, DM_ERR_SCHEMA_MISMATCH, "union branch index out of range");
-                    break;
-                }
-                if (!(b = pl_u->branches[l])) {
-                    rc = fail(c, DM_ERR_SCHEMA_MISMATCH,
-                              "writer union branch has no match in the reader schema");
-                    break;
-                }
-                uint16_t branch = 0;
-                if (b->op == P_TO_UNION) {
-                    branch = (uint16_t)b->inner_branch;
-                    b = b->inner;
-                }
-                switch (b->op) {
-                case P_NULL: o->type = DM_AVRO_NULL; break;
-                case P_LONG:
-                    o->type = DM_AVRO_LONG;
-                    rc = rd_long(c, &o->u.l);
-                    break;
-                case P_STRING:
-                    o->type = DM_AVRO_STRING;
-                    rc = rd_len(c, &o->u.p, &o->len);
-                    break;
-                default: rc = dec(c, b, o); break;
-                }
-                o->branch = branch;
+                c->p = p;
+                if (skip(c, b)) goto failed;
+                p = c->p;
                 break;
             }
-            default: rc = dec(c, s->plan, o); break;
+            default:
+                c->p = p;
+                if (skip(c, s->w)) goto failed;
+                p = c->p;
+                break;
             }
+            continue;
         }
-        if (rc) {
-            trail(c, s->name);
-            return -1;
+        o->flags = 0;
+        o->branch = 0;
+        switch (s->op) {
+        case P_INT:
+            if ((e = pv_long(&p, end, &l))) goto varint_error;
+            if (l < INT32_MIN || l > INT32_MAX) goto int_range;
+            o->type = DM_AVRO_INT;
+            o->u.i = (int32_t)l;
+            break;
+        case P_LONG:
+            if ((e = pv_long(&p, end, &o->u.l))) goto varint_error;
+            o->type = DM_AVRO_LONG;
+            break;
+        case P_DOUBLE:
+            if (end - p < 8) goto truncated;
+            memcpy(&o->u.d, p, 8);
+            p += 8;
+            o->type = DM_AVRO_DOUBLE;
+            break;
+        case P_STRING:
+            if ((e = pv_long(&p, end, &l))) goto varint_error;
+            if (l < 0) goto negative_length;
+            if (l > end - p) goto length_past_end;
+            if (l > UINT32_MAX) goto too_long;
+            o->type = DM_AVRO_STRING;
+            o->u.p = p;
+            o->len = (uint32_t)l;
+            p += l;
+            break;
+        case P_BOOL:
+            if (p >= end) goto truncated;
+            if (*p > 1) goto bad_boolean;
+            o->type = DM_AVRO_BOOLEAN;
+            o->u.b = *p++;
+            break;
+        case P_UNION: {
+            /* the common nullable field: branch index, then null or a
+             * primitive, without two calls of dec */
+            const plan_t *pu = s->plan, *b;
+            if ((e = pv_long(&p, end, &l))) goto varint_error;
+            if (l < 0 || l >= pu->n_branches) goto bad_branch;
+            if (!(b = pu->branches[l])) goto no_match;
+            uint16_t branch = 0;
+            if (b->op == P_TO_UNION) {
+                branch = (uint16_t)b->inner_branch;
+                b = b->inner;
+            }
+            if (b->op == P_NULL) {
+                o->type = DM_AVRO_NULL;
+            } else if (b->op == P_STRING) {
+                if ((e = pv_long(&p, end, &l))) goto varint_error;
+                if (l < 0) goto negative_length;
+                if (l > end - p) goto length_past_end;
+                if (l > UINT32_MAX) goto too_long;
+                o->type = DM_AVRO_STRING;
+                o->u.p = p;
+                o->len = (uint32_t)l;
+                p += l;
+            } else if (b->op == P_LONG) {
+                if ((e = pv_long(&p, end, &o->u.l))) goto varint_error;
+                o->type = DM_AVRO_LONG;
+            } else {
+                c->p = p;
+                if (dec(c, b, o)) goto failed;
+                p = c->p;
+            }
+            o->branch = branch;
+            break;
+        }
+        default:
+            c->p = p;
+            if (dec(c, s->plan, o)) goto failed;
+            p = c->p;
+            break;
         }
     }
+    c->p = p;
     for (uint32_t k = 0; k < pl->n_fills; k++)
         v[pl->fills[k].slot] = pl->fills[k].value;
     out->type = DM_AVRO_RECORD;
+    out->flags = 0;
+    out->branch = 0;
     out->len = pl->n_out;
     out->u.v = v;
     c->depth--;
     return 0;
+
+varint_error:
+    ecode = e == 1 ? DM_ERR_TRUNCATED : DM_ERR_SCHEMA_MISMATCH;
+    emsg = e == 1 ? "input ends inside a varint" : "varint longer than 10 bytes";
+    goto report_error;
+negative_length:
+    ecode = DM_ERR_SCHEMA_MISMATCH, emsg = "negative length";
+    goto report_error;
+length_past_end:
+    ecode = DM_ERR_TRUNCATED, emsg = "length runs past the end of input";
+    goto report_error;
+too_long:
+    ecode = DM_ERR_SCHEMA_MISMATCH, emsg = "length over 4 GiB";
+    goto report_error;
+truncated:
+    ecode = DM_ERR_TRUNCATED, emsg = "input ends inside a value";
+    goto report_error;
+bad_boolean:
+    ecode = DM_ERR_SCHEMA_MISMATCH, emsg = "boolean byte is not 0 or 1";
+    goto report_error;
+bad_branch:
+    ecode = DM_ERR_SCHEMA_MISMATCH, emsg = "union branch index out of range";
+    goto report_error;
+no_match:
+    ecode = DM_ERR_SCHEMA_MISMATCH, emsg = "writer union branch has no match in the reader schema";
+    goto report_error;
+int_range:
+    ecode = DM_ERR_SCHEMA_MISMATCH, emsg = "int out of range";
+report_error:
+    c->p = p;
+    fail(c, ecode, emsg);
+failed:
+    trail(c, s->name);
+    return -1;
 }
 
 static int dec(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
