@@ -1173,20 +1173,36 @@ static int enc(ectx_t *e, const dm_avro_node_t *n, const dm_avro_value_t *v)
         for (uint32_t i = 0; i < n->n_fields; i++) {
             const dm_avro_node_t *ft = n->fields[i].type;
             const dm_avro_value_t *fv = &v->u.v[i];
-            int rc;
-            /* the common primitives inline, the rest through enc */
-            if (fv->type != ft->type)
+            int rc = 0;
+            dm_buf_t *b = e->out;
+            /* the common primitives inline, writing through a local pointer
+             * into room reserved up front; the rest through enc */
+            if (fv->type == ft->type &&
+                (ft->type == DM_AVRO_LONG || ft->type == DM_AVRO_INT ||
+                 ft->type == DM_AVRO_DOUBLE || ft->type == DM_AVRO_STRING)) {
+                size_t need = DM_VARINT_MAX + (ft->type == DM_AVRO_STRING ? fv->len : 0);
+                if (b->cap - b->len < need && dm_buf_reserve(b, need)) {
+                    rc = efail(e, DM_ERR_NOMEM, "out of memory");
+                } else {
+                    uint8_t *w = b->data + b->len;
+                    switch (ft->type) {
+                    case DM_AVRO_LONG: w += dm_varint_encode_i64(fv->u.l, w); break;
+                    case DM_AVRO_INT: w += dm_varint_encode_i64(fv->u.i, w); break;
+                    case DM_AVRO_DOUBLE:
+                        memcpy(w, &fv->u.d, 8);
+                        w += 8;
+                        break;
+                    default:
+                        w += dm_varint_encode_i64(fv->len, w);
+                        if (fv->len) memcpy(w, fv->u.p, fv->len);
+                        w += fv->len;
+                        break;
+                    }
+                    b->len = (size_t)(w - b->data);
+                }
+            } else {
                 rc = enc(e, ft, fv);
-            else if (ft->type == DM_AVRO_LONG)
-                rc = put_long(e, fv->u.l);
-            else if (ft->type == DM_AVRO_INT)
-                rc = put_long(e, fv->u.i);
-            else if (ft->type == DM_AVRO_STRING)
-                rc = put_long(e, fv->len) || put_raw(e, fv->u.p, fv->len) ? -1 : 0;
-            else if (ft->type == DM_AVRO_DOUBLE)
-                rc = put_raw(e, &fv->u.d, 8);
-            else
-                rc = enc(e, ft, fv);
+            }
             if (rc) {
                 if (e->n_trail < 16) e->trail[e->n_trail++] = n->fields[i].name;
                 return rc;
