@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "schema/dm_avro_container.h"
+#include "schema/dm_schema_compat.h"
 
 #define VALUES_PER_CASE 3
 
@@ -649,6 +650,112 @@ static void mutate(json_t *j, int *added)
     }
 }
 
+/* Evolves a schema any way, compatible or not: the changes of mutate plus
+ * narrowed and changed field types, required fields added, enum symbols
+ * removed, fixed sizes changed. For comparing compatibility verdicts. */
+static void mutate_any(json_t *j, int *added)
+{
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(j, i, e) mutate_any(e, added);
+        return;
+    }
+    if (!json_is_object(j)) return;
+    json_t *items = json_object_get(j, "items"), *values = json_object_get(j, "values");
+    if (items) mutate_any(items, added);
+    if (values) mutate_any(values, added);
+    const char *type = json_string_value(json_object_get(j, "type"));
+    if (!type) return;
+    if (strcmp(type, "enum") == 0 && rnd(3) == 0) {
+        json_t *syms = json_object_get(j, "symbols");
+        const char *def = json_string_value(json_object_get(j, "default"));
+        size_t n = json_array_size(syms);
+        const char *last = n ? json_string_value(json_array_get(syms, n - 1)) : NULL;
+        if (n >= 2 && (!def || strcmp(def, last) != 0)) json_array_remove(syms, n - 1);
+        return;
+    }
+    if (strcmp(type, "fixed") == 0 && rnd(4) == 0) {
+        json_object_set_new(j, "size",
+                            json_integer(json_integer_value(json_object_get(j, "size")) + 1));
+        return;
+    }
+    json_t *fields = json_object_get(j, "fields");
+    if (strcmp(type, "record") != 0 || !json_is_array(fields)) return;
+    size_t i;
+    json_t *f;
+    json_array_foreach(fields, i, f)
+    {
+        json_t *t = json_object_get(f, "type");
+        const char *ts = json_string_value(t);
+        unsigned k = rnd(8);
+        if (ts && strcmp(ts, "int") == 0 && k == 0)
+            json_object_set_new(f, "type", json_string("long"));
+        else if (ts && strcmp(ts, "long") == 0 && k == 0)
+            json_object_set_new(f, "type", json_string("int"));
+        else if (ts && strcmp(ts, "double") == 0 && k == 0)
+            json_object_set_new(f, "type", json_string("float"));
+        else if (ts && strcmp(ts, "string") == 0 && k == 0)
+            json_object_set_new(f, "type", json_string(rnd(2) ? "bytes" : "int"));
+        else
+            mutate_any(t, added);
+    }
+    if (rnd(4) == 0) { /* drop a primitive-typed field */
+        size_t n = json_array_size(fields);
+        for (size_t k = 0; k < n; k++) {
+            const char *ts = json_string_value(json_object_get(json_array_get(fields, k), "type"));
+            if (ts && (strcmp(ts, "int") == 0 || strcmp(ts, "string") == 0 ||
+                       strcmp(ts, "long") == 0 || strcmp(ts, "boolean") == 0)) {
+                json_array_remove(fields, k);
+                break;
+            }
+        }
+    }
+    if (rnd(4) == 0) { /* a new field, required or defaulted */
+        char name[32];
+        snprintf(name, sizeof(name), "added%d", (*added)++);
+        json_t *nf = rnd(2)
+                         ? json_pack("{s:s, s:s}", "name", name, "type", "int")
+                         : json_pack("{s:s, s:s, s:i}", "name", name, "type", "int", "default", 1);
+        json_array_insert_new(fields, rnd((unsigned)json_array_size(fields) + 1), nf);
+    }
+}
+
+/* Our compatibility verdicts between the writer schema and an arbitrarily
+ * evolved one, both ways, for python3-avro's checker to confirm: writes
+ * c.compat.avsc and c.compat.txt ("<evolved reads original> <original reads
+ * evolved>", 1 = compatible). */
+static int compat_cases, compat_incompatible;
+static void compat_case(int c, const char *dir, const dm_avro_schema_t *orig, const dm_buf_t *json)
+{
+    json_t *j = json_loadb((const char *)json->data, json->len, 0, NULL);
+    if (!j) return;
+    int added = 0;
+    mutate_any(j, &added);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    dm_avro_schema_t *m;
+    if (!text || dm_avro_schema_parse(text, strlen(text), &m, NULL)) {
+        free(text); /* e.g. a default no longer valid: not a case */
+        return;
+    }
+    bool fwd = dm_schema_can_read(m->root, orig->root, NULL, NULL);
+    bool bwd = dm_schema_can_read(orig->root, m->root, NULL, NULL);
+    compat_cases++;
+    compat_incompatible += !fwd || !bwd;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/c%d.compat.avsc", dir, c);
+    FILE *f = fopen(path, "wb");
+    fputs(text, f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/c%d.compat.txt", dir, c);
+    f = fopen(path, "wb");
+    fprintf(f, "%d %d\n", fwd, bwd);
+    fclose(f);
+    free(text);
+    dm_avro_schema_free(m);
+}
+
 /* Decodes the case's records with (writer, reader) and re-encodes them with
  * reader into out (4-byte length + bytes each); writes the reader schema's
  * JSON to *reader_json (malloc'd). False when the resolution fails. */
@@ -805,6 +912,8 @@ int main(int argc, char **argv)
         free(reader_json);
         dm_buf_free(&resolved);
 
+        compat_case(c, dir, s, &json);
+
         /* for python: the schema, the records, and our container file */
         snprintf(path, sizeof(path), "%s/c%d.avsc", dir, c);
         FILE *f = fopen(path, "wb");
@@ -838,6 +947,9 @@ int main(int argc, char **argv)
            containers_ok);
     printf("resolution: %d cases read with an evolved reader schema (compared by python3-avro)\n",
            evolved);
+    printf("compatibility: %d evolved schemas (%d incompatible one way or both), verdicts "
+           "compared with python3-avro's checker\n",
+           compat_cases, compat_incompatible);
 
     /* python3-avro over the whole directory */
     char cmd[2048];

@@ -8,7 +8,9 @@ little-endian length and the Avro binary datamesh wrote), c.py-in.avro (the same
 records in a container file datamesh wrote). Checks that python3-avro decodes
 each record and re-encodes it to the same bytes, reads the records with the
 evolved reader schema c.reader.avsc and re-encodes them as datamesh did
-(c.resolved.bin), and reads datamesh's container
+(c.resolved.bin), checks datamesh's compatibility verdicts for an arbitrarily
+evolved schema c.compat.avsc (c.compat.txt) with its own checker, and reads
+datamesh's container
 file to the same records; then writes c.py-out.avro (its own container file of
 the records) for datamesh to read back. Prints one line per failure and a
 summary; exits 1 when anything failed.
@@ -17,6 +19,7 @@ import io
 import struct
 import sys
 
+import avro.compatibility
 import avro.datafile
 import avro.io
 import avro.schema
@@ -67,6 +70,22 @@ def main():
                     theirs += struct.pack("<I", len(enc)) + enc
                 if theirs != ours:
                     raise AssertionError(f"resolution differs: ours {ours.hex()} theirs {theirs.hex()}")
+            try:
+                with open(f"{d}/c{c}.compat.avsc") as f:
+                    evolved = avro.schema.parse(f.read())
+                with open(f"{d}/c{c}.compat.txt") as f:
+                    fwd, bwd = (int(x) for x in f.read().split())
+            except FileNotFoundError:
+                evolved = None
+            if evolved is not None:
+                ok = avro.compatibility.SchemaCompatibilityType.compatible
+                checker = avro.compatibility.ReaderWriterCompatibilityChecker
+                py_fwd = checker().get_compatibility(evolved, schema).compatibility is ok
+                py_bwd = checker().get_compatibility(schema, evolved).compatibility is ok
+                if (py_fwd, py_bwd) != (bool(fwd), bool(bwd)):
+                    raise AssertionError(
+                        f"compatibility verdicts differ: ours (evolved reads original, original "
+                        f"reads evolved) = {bool(fwd), bool(bwd)}, python3-avro = {py_fwd, py_bwd}")
             with open(f"{d}/c{c}.py-in.avro", "rb") as f:
                 got = [encode(schema, x) for x in avro.datafile.DataFileReader(f, avro.io.DatumReader())]
             if got != recs:
