@@ -141,6 +141,7 @@ typedef struct pass2 {
     int64_t max_ts;
     uint32_t n_idx;
     int64_t seg_base;
+    int64_t tomb_min_ts;
 } pass2_t;
 
 static int rewrite_batch(void *ctx, const uint8_t *p, const dm_batch_hdr_t *h)
@@ -153,7 +154,12 @@ static int rewrite_batch(void *ctx, const uint8_t *p, const dm_batch_hdr_t *h)
     for (size_t i = 0; i < n; i++) {
         dm_log_record_t *r = &recs[i];
         bool keep = !r->key || keymap_get(c->map, key_hash(r)) == r->offset;
-        if (keep && !r->value && r->timestamp < c->tomb_cutoff) keep = false;
+        if (keep && !r->value) {
+            if (r->timestamp < c->tomb_cutoff)
+                keep = false;
+            else if (r->timestamp < c->tomb_min_ts)
+                c->tomb_min_ts = r->timestamp;
+        }
         if (keep)
             recs[k++] = *r;
         else
@@ -278,7 +284,14 @@ int dm_compact_partition(dm_log_t *log, dm_partition_t *p, int64_t now_ms)
     }
     pthread_rwlock_unlock(&p->seg_lock);
     int rewritten = 0;
-    if (n == 0) {
+    /* Nothing new since the last pass and no kept tombstone due: skip. */
+    int64_t sealed_to = n ? segs[n - 1]->next_offset : 0;
+    int64_t tomb_due = p->tomb_min_ts == INT64_MAX
+                           ? INT64_MAX
+                           : p->tomb_min_ts + p->topic->conf.delete_retention_ms;
+    if (n == 0 || (sealed_to <= p->compacted_to && now_ms < tomb_due)) {
+        for (size_t i = 0; i < n; i++)
+            dm_segment_unref(log, segs[i]);
         free(segs);
         return 0;
     }
@@ -299,11 +312,14 @@ int dm_compact_partition(dm_log_t *log, dm_partition_t *p, int64_t now_ms)
                       .idx = DM_BUF_INIT,
                       .comp = p->topic->conf.compression,
                       .tomb_cutoff = now_ms - p->topic->conf.delete_retention_ms,
-                      .interval = (uint64_t)log->opt.index_interval_bytes};
+                      .interval = (uint64_t)log->opt.index_interval_bytes,
+                      .tomb_min_ts = INT64_MAX};
         dm_arena_init(&c2.arena, 0);
         for (size_t i = 0; i < n; i++)
             rewritten += rewrite_segment(log, p, segs[i], &c2);
         dm_arena_destroy(&c2.arena);
+        p->compacted_to = sealed_to;
+        p->tomb_min_ts = c2.tomb_min_ts;
         dm_buf_free(&c2.out);
         dm_buf_free(&c2.scratch);
         dm_buf_free(&c2.idx);

@@ -83,6 +83,9 @@ struct dm_partition {
     /* from the journal: the committed end to recover to */
     int64_t journal_end;
     int64_t crc_end; /* recovery: one past the last offset whose batches pass the CRC */
+    /* compaction (background thread) */
+    int64_t compacted_to; /* sealed data below this was compacted by the last pass */
+    int64_t tomb_min_ts;  /* oldest tombstone the last pass kept (INT64_MAX: none) */
 };
 
 struct dm_topic {

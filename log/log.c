@@ -142,6 +142,7 @@ dm_topic_t *dm_log_topic_add(dm_log_t *log, uint32_t id, const dm_log_topic_conf
         p->topic = t;
         p->id = i;
         p->crc_end = -1;
+        p->tomb_min_ts = INT64_MAX;
         if (asprintf(&p->dir, "%s/topics/%s.%u-%d", log->dir, t->name, id, i) < 0) {
             p->dir = NULL;
             goto fail;
