@@ -31,6 +31,7 @@ typedef struct pctx {
     pending_default_t *defs;
     size_t n_defs, cap_defs;
     size_t cap_named;
+    const char **first_use; /* per named type: JSON path of its first use */
 } pctx_t;
 
 static const char *const type_names[] = {
@@ -134,6 +135,9 @@ static dm_avro_node_t *add_named(pctx_t *p, const char *fullname)
         dm_avro_node_t **n = realloc(s->named, cap * sizeof(*n));
         if (!n) return NULL;
         s->named = n;
+        const char **u = realloc(p->first_use, cap * sizeof(*u));
+        if (!u) return NULL;
+        p->first_use = u;
         p->cap_named = cap;
     }
     dm_avro_node_t *node = dm_arena_calloc(&s->arena, 1, sizeof(*node));
@@ -143,6 +147,7 @@ static dm_avro_node_t *add_named(pctx_t *p, const char *fullname)
     node->name = dot ? dot + 1 : fullname;
     node->space = dot ? dm_arena_strndup(&s->arena, fullname, (size_t)(dot - fullname)) : "";
     node->enum_default = -1;
+    p->first_use[s->n_named] = dm_arena_strdup(&s->arena, p->path);
     s->named[s->n_named++] = node;
     return node;
 }
@@ -598,13 +603,14 @@ dm_err_t dm_avro_schema_parse(const char *json, size_t len, dm_avro_schema_t **o
     for (uint32_t i = 0; !rc && i < s->n_named; i++) {
         if (!s->named[i]->defined) {
             path_pop(&p, 0);
-            path_push(&p, "$");
+            path_push(&p, "%s", p.first_use[i] ? p.first_use[i] : "$");
             rc = perr(&p, "type \"%s\" is used but never defined", s->named[i]->fullname);
         }
     }
     if (!rc) rc = check_unions_all(&p, s->root);
     if (!rc) rc = check_defaults(&p);
     free(p.defs);
+    free(p.first_use);
     json_decref(root);
     if (rc) {
         if (rc == DM_ERR_NOMEM) dm_error_set(err, DM_ERR_NOMEM, "out of memory");

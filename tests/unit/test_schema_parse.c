@@ -210,6 +210,10 @@ static void test_bad_schemas(void)
 {
     CHECK_CONTAINS(parse_error("{\"type\":"), "line 1");
     CHECK_CONTAINS(parse_error("\"nosuch\""), "never defined");
+    CHECK_CONTAINS(
+        parse_error("{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":"
+                    "{\"type\":\"map\",\"values\":\"Nope\"}}]}"),
+        "$.fields[0].type.values: type \"Nope\" is used but never defined");
     CHECK_CONTAINS(parse_error("{\"type\":\"record\",\"name\":\"R\"}"), "\"fields\"");
     CHECK_CONTAINS(parse_error("{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\","
                                "\"type\":\"int\",\"default\":\"x\"}]}"),
