@@ -138,7 +138,7 @@ static dm_err_t encode_common(dm_buf_t *out, dm_buf_t *scratch, int64_t base_off
     dm_wr64(h + 40, txn_id);
     dm_wr32(h + 48, (uint32_t)payload_len);
     dm_wr32(h + 52, (uint32_t)rel[n - 1]);
-    dm_wr32(h + 12, dm_crc32c(0, h + 16, length - 16));
+    dm_wr32(h + 12, dm_batch_crc32c(0, h + 16, length - 16));
     return DM_OK;
 fail_nomem:
     free(heap_ts);
@@ -199,7 +199,7 @@ dm_err_t dm_batch_parse_header(const uint8_t *p, size_t avail, dm_batch_hdr_t *h
 
 bool dm_batch_crc_ok(const uint8_t *p, const dm_batch_hdr_t *h)
 {
-    return dm_crc32c(0, p + 16, h->length - 16) == h->crc;
+    return dm_batch_crc32c(0, p + 16, h->length - 16) == h->crc;
 }
 
 void dm_batch_set_base_offset(uint8_t *p, int64_t base_offset)
@@ -207,12 +207,33 @@ void dm_batch_set_base_offset(uint8_t *p, int64_t base_offset)
     dm_wr64(p, (uint64_t)base_offset);
 }
 
-static int get_bytes(const uint8_t **r, const uint8_t *end, const uint8_t **out, int32_t *len)
+/* Varint with a one-byte fast path: almost every length and delta in a batch is < 128. */
+static inline int rd_u64(const uint8_t **r, const uint8_t *end, uint64_t *v)
+{
+    if (*r < end && **r < 0x80) {
+        *v = **r;
+        (*r)++;
+        return 0;
+    }
+    int k = dm_varint_decode_u64(*r, end, v);
+    if (k <= 0) return -1;
+    *r += k;
+    return 0;
+}
+
+static inline int rd_i64(const uint8_t **r, const uint8_t *end, int64_t *v)
+{
+    uint64_t u;
+    if (rd_u64(r, end, &u)) return -1;
+    *v = dm_zigzag_decode64(u);
+    return 0;
+}
+
+static inline int get_bytes(const uint8_t **r, const uint8_t *end, const uint8_t **out,
+                            int32_t *len)
 {
     int64_t l;
-    int k = dm_varint_decode_i64(*r, end, &l);
-    if (k <= 0 || l < -1 || l > end - *r - k) return -1;
-    *r += k;
+    if (rd_i64(r, end, &l) || l < -1 || l > end - *r) return -1;
     *out = l < 0 ? NULL : *r;
     *len = (int32_t)l;
     if (l > 0) *r += l;
@@ -261,17 +282,10 @@ dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_
         dm_log_record_t *rec = &(*recs)[*n];
         int64_t tsd;
         uint64_t od, nh;
-        int k = dm_varint_decode_i64(r, end, &tsd);
-        if (k <= 0) goto corrupt;
-        r += k;
-        k = dm_varint_decode_u64(r, end, &od);
-        if (k <= 0) goto corrupt;
-        r += k;
+        if (rd_i64(&r, end, &tsd) || rd_u64(&r, end, &od)) goto corrupt;
         if (get_bytes(&r, end, &rec->key, &rec->key_len)) goto corrupt;
         if (get_bytes(&r, end, &rec->value, &rec->value_len)) goto corrupt;
-        k = dm_varint_decode_u64(r, end, &nh);
-        if (k <= 0 || nh > (uint64_t)(end - r)) goto corrupt;
-        r += k;
+        if (rd_u64(&r, end, &nh) || nh > (uint64_t)(end - r)) goto corrupt;
         rec->headers = NULL;
         rec->n_headers = (uint32_t)nh;
         if (nh) {

@@ -44,8 +44,11 @@ typedef struct dm_segment {
     int64_t last_base;  /* base offset of the last batch */
     bool sealed;
     bool needs_sync; /* sealed with data not yet fsynced (commit_mu) */
-    /* fd cache (log->fdcache.mu) */
+    /* fd cache (log->fdcache.mu): open fds and a read-only mapping of the data file, so
+     * reads point into the page cache without copying */
     int fd, idx_fd;
+    uint8_t *map;
+    size_t map_len;
     int pins;
     struct dm_segment *lru_prev, *lru_next;
     bool in_lru;
@@ -200,6 +203,8 @@ dm_err_t dm_partition_truncate(dm_log_t *log, dm_partition_t *p, int64_t offset,
 void dm_partition_publish(dm_partition_t *p, int64_t end);
 dm_err_t dm_partition_read(dm_log_t *log, dm_partition_t *p, int64_t offset, size_t max_bytes,
                            int timeout_ms, dm_log_fetch_t *f, dm_error_t *err);
+/* Drops what a fetch holds from its last read. */
+void dm_partition_fetch_release(dm_log_fetch_t *f);
 dm_err_t dm_partition_offset_for_time(dm_log_t *log, dm_partition_t *p, int64_t ts, int64_t *offset,
                                       dm_error_t *err);
 /* fsyncs the data of the active segment and of sealed segments not yet synced. */

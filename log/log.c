@@ -861,6 +861,7 @@ void dm_log_fetch_init(dm_log_fetch_t *f)
 
 void dm_log_fetch_free(dm_log_fetch_t *f)
 {
+    dm_partition_fetch_release(f);
     dm_buf_free(&f->buf);
     dm_arena_destroy(&f->arena);
     f->records = NULL;

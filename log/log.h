@@ -100,6 +100,8 @@ typedef struct dm_log_fetch {
     dm_buf_t buf;
     dm_arena_t arena;
     size_t cap, cap_batches;
+    void *seg; /* the segment whose mapping the records point into (pinned) */
+    dm_log_t *log;
 } dm_log_fetch_t;
 
 /* Opens (creating it when absent) the data directory dir and recovers it: replays the
@@ -176,7 +178,7 @@ dm_err_t dm_log_group_offset(dm_log_t *log, const char *group, const char *topic
 /* Prepares a fetch for use; nothing is allocated until the first read. */
 void dm_log_fetch_init(dm_log_fetch_t *f);
 
-/* Releases a fetch's buffers. */
+/* Releases a fetch's buffers and the segment it holds. Call it before dm_log_close. */
 void dm_log_fetch_free(dm_log_fetch_t *f);
 
 /* Reads committed records of topic/partition from offset, about max_bytes of batches (at

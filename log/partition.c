@@ -387,33 +387,46 @@ static dm_err_t read_exact(int fd, dm_buf_t *b, size_t at, uint64_t pos, size_t 
 }
 
 /* Reads committed batches of segment s from the index position before offset, decoding
- * records >= offset into f. Records point into f->buf (one pread, no copy per record), so
- * once records are decoded the buffer is never refilled: the read stops instead.
- * *more = the segment ended before anything was decoded or the byte budget used. */
+ * records >= offset into f. Records point into the segment's mapping (no copy at all) or,
+ * when it has none, into f->buf (one pread); either way never one copy per record. Once
+ * records are decoded the pread buffer is never refilled: the read stops instead.
+ * *mapped = the records point into s->map. *more = the segment ended before anything was
+ * decoded or the byte budget used. Caller holds seg_lock and a pin on s. */
 static dm_err_t read_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, int64_t offset,
                              int64_t stable, uint64_t limit, size_t max_bytes, dm_log_fetch_t *f,
-                             bool *more, dm_error_t *err)
+                             bool *more, bool *mapped, dm_error_t *err)
 {
     *more = false;
+    *mapped = s->map && limit <= s->map_len;
     uint64_t pos = dm_segment_lookup(s, offset);
     size_t used = 0;
     bool checked_entry = false;
     for (;;) {
-        size_t want = max_bytes < DM_BATCH_HEADER_SIZE ? DM_BATCH_HEADER_SIZE : max_bytes;
-        if (pos + want > limit) want = (size_t)(limit - pos);
-        if (want < DM_BATCH_HEADER_SIZE) {
+        const uint8_t *win;
+        size_t win_len;
+        if (pos + DM_BATCH_HEADER_SIZE > limit) {
             *more = f->n == 0;
             return DM_OK;
         }
-        f->buf.len = 0;
-        if (read_exact(s->fd, &f->buf, 0, pos, want))
-            return dm_error_set(err, DM_ERR_IO, TP ": read segment %" PRId64 " at %" PRIu64 ": %s",
-                                TPA(p), s->base, pos, strerror(errno));
+        if (*mapped) {
+            win = s->map + pos;
+            win_len = (size_t)(limit - pos);
+        } else {
+            size_t want = max_bytes < DM_BATCH_HEADER_SIZE ? DM_BATCH_HEADER_SIZE : max_bytes;
+            if (pos + want > limit) want = (size_t)(limit - pos);
+            f->buf.len = 0;
+            if (read_exact(s->fd, &f->buf, 0, pos, want))
+                return dm_error_set(err, DM_ERR_IO,
+                                    TP ": read segment %" PRId64 " at %" PRIu64 ": %s", TPA(p),
+                                    s->base, pos, strerror(errno));
+            win = f->buf.data;
+            win_len = f->buf.len;
+        }
         size_t off = 0;
         bool restart = false;
-        while (off + DM_BATCH_HEADER_SIZE <= f->buf.len) {
+        while (off + DM_BATCH_HEADER_SIZE <= win_len) {
             dm_batch_hdr_t h;
-            if (dm_batch_parse_header(f->buf.data + off, f->buf.len - off, &h))
+            if (dm_batch_parse_header(win + off, win_len - off, &h))
                 return dm_error_set(err, DM_ERR_LOG_CORRUPT,
                                     TP ": segment %" PRId64 " byte %" PRIu64
                                        ": bad batch header (reading offset %" PRId64 ")",
@@ -430,29 +443,32 @@ static dm_err_t read_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, 
                 }
             }
             if (h.base_offset >= stable) return DM_OK;
-            if (off + h.length > f->buf.len) {
-                if (off > 0) {
+            if (off + h.length > win_len) {
+                if (off > 0 && !*mapped) {
                     if (f->n > 0) return DM_OK; /* budget used; the rest comes next fetch */
                     break;                      /* only skipped batches so far: refill */
                 }
-                if (pos + h.length > limit)
+                if (*mapped || pos + h.length > limit)
                     return dm_error_set(err, DM_ERR_LOG_CORRUPT,
                                         TP ": batch at offset %" PRId64
                                            " runs past the end of segment %" PRId64,
                                         TPA(p), h.base_offset, s->base);
+                /* one batch larger than the read: read all of it */
                 if (read_exact(s->fd, &f->buf, f->buf.len, pos + f->buf.len, h.length - f->buf.len))
                     return dm_error_set(err, DM_ERR_IO, TP ": read: %s", TPA(p), strerror(errno));
+                win = f->buf.data;
+                win_len = f->buf.len;
                 continue;
             }
             int64_t last = h.base_offset + h.last_offset_delta;
             if (last >= offset) {
-                if (!dm_batch_crc_ok(f->buf.data + off, &h))
+                if (!dm_batch_crc_ok(win + off, &h))
                     return dm_error_set(err, DM_ERR_LOG_CORRUPT,
                                         TP ": batch at offsets %" PRId64 "..%" PRId64
                                            " (segment %" PRId64 " byte %" PRIu64 ") fails its CRC",
                                         TPA(p), h.base_offset, last, s->base, pos + off);
-                dm_err_t rc = dm_batch_decode(f->buf.data + off, &h, offset, &f->arena, &f->records,
-                                              &f->n, &f->cap, err);
+                dm_err_t rc = dm_batch_decode(win + off, &h, offset, &f->arena, &f->records, &f->n,
+                                              &f->cap, err);
                 if (rc) return dm_error_prefix(err, TP, TPA(p));
                 if (f->n_batches == f->cap_batches) {
                     size_t ncap = f->cap_batches ? f->cap_batches * 2 : 16;
@@ -472,7 +488,26 @@ static dm_err_t read_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, 
         if (restart) continue;
         if (f->n > 0) return DM_OK;
         pos += off;
+        if (*mapped) {
+            *more = true;
+            return DM_OK;
+        }
     }
+}
+
+/* Drops the segment pin a fetch holds for its records. */
+static void fetch_release(dm_log_fetch_t *f)
+{
+    if (f->seg) {
+        dm_fdcache_unpin(&f->log->fdcache, f->seg);
+        dm_segment_unref(f->log, f->seg);
+        f->seg = NULL;
+    }
+}
+
+void dm_partition_fetch_release(dm_log_fetch_t *f)
+{
+    fetch_release(f);
 }
 
 dm_err_t dm_partition_read(dm_log_t *log, dm_partition_t *p, int64_t offset, size_t max_bytes,
@@ -483,6 +518,7 @@ dm_err_t dm_partition_read(dm_log_t *log, dm_partition_t *p, int64_t offset, siz
     f->records = NULL;
     f->n_batches = f->cap_batches = 0;
     f->batches = NULL;
+    fetch_release(f);
     dm_arena_reset(&f->arena);
     dm_err_t rc = dm_partition_ensure_open(log, p, err);
     if (rc) return rc;
@@ -532,9 +568,18 @@ dm_err_t dm_partition_read(dm_log_t *log, dm_partition_t *p, int64_t offset, siz
         rc = dm_fdcache_pin(&log->fdcache, s, err);
         if (rc) break;
         rc = dm_segment_load_index(log, s, err);
-        bool more = false;
-        if (!rc) rc = read_segment(log, p, s, offset, stable, s->size, max_bytes, f, &more, err);
-        dm_fdcache_unpin(&log->fdcache, s);
+        bool more = false, mapped = false;
+        if (!rc)
+            rc =
+                read_segment(log, p, s, offset, stable, s->size, max_bytes, f, &more, &mapped, err);
+        if (!rc && mapped && f->n > 0) {
+            /* the records point into the mapping: keep it until the next fetch */
+            dm_segment_ref(s);
+            f->seg = s;
+            f->log = log;
+        } else {
+            dm_fdcache_unpin(&log->fdcache, s);
+        }
         if (rc || !more) break;
         if ((size_t)i + 1 < p->n_segs && f->n == 0) offset = p->segs[i + 1]->base;
     }
@@ -579,12 +624,12 @@ dm_err_t dm_partition_offset_for_time(dm_log_t *log, dm_partition_t *p, int64_t 
             from = h.base_offset;
         bool found = false;
         while (!found && from < stable) {
-            bool more = false;
+            bool more = false, mapped = false;
             f.n = 0;
             f.cap = 0;
             f.n_batches = f.cap_batches = 0;
             dm_arena_reset(&f.arena);
-            rc = read_segment(log, p, s, from, stable, s->size, 1 << 20, &f, &more, err);
+            rc = read_segment(log, p, s, from, stable, s->size, 1 << 20, &f, &more, &mapped, err);
             if (rc) break;
             for (size_t k = 0; k < f.n; k++)
                 if (f.records[k].timestamp >= ts) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,6 +61,11 @@ static void lru_push_head(dm_fdcache_t *c, dm_segment_t *s)
 
 static void close_fds(dm_fdcache_t *c, dm_segment_t *s)
 {
+    if (s->map) {
+        munmap(s->map, s->map_len);
+        s->map = NULL;
+        s->map_len = 0;
+    }
     if (s->fd >= 0) {
         close(s->fd);
         c->n_open--;
@@ -111,6 +117,24 @@ dm_err_t dm_fdcache_pin(dm_fdcache_t *c, dm_segment_t *s, dm_error_t *err)
             return dm_error_set(err, DM_ERR_IO, "open %s: %s", path, strerror(e));
         }
         c->n_open++;
+        /* Map as much as the segment may grow to (address space only); reads past the
+         * mapping fall back to pread. */
+        struct stat st;
+        if (fstat(s->fd, &st) == 0) {
+            size_t want = (size_t)st.st_size;
+            if (!s->sealed) {
+                size_t grow = (size_t)s->part->topic->conf.segment_bytes + (16u << 20);
+                if (want < grow) want = grow;
+            }
+            want = (want + 4095) & ~(size_t)4095;
+            if (want) {
+                void *m = mmap(NULL, want, PROT_READ, MAP_SHARED, s->fd, 0);
+                if (m != MAP_FAILED) {
+                    s->map = m;
+                    s->map_len = want;
+                }
+            }
+        }
     }
     lru_remove(c, s);
     lru_push_head(c, s);

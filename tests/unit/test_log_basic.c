@@ -4,6 +4,7 @@
 
 #include "check.h"
 #include "core/clock.h"
+#include "core/crc32c.h"
 #include "log/log.h"
 #include "test_log_util.h"
 
@@ -84,6 +85,22 @@ static void test_batch_roundtrip(void)
         dm_arena_destroy(&a);
         dm_buf_free(&out);
         dm_buf_free(&scratch);
+    }
+}
+
+static void test_batch_crc_matches_core(void)
+{
+    static uint8_t buf[100000];
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        buf[i] = (uint8_t)x;
+    }
+    size_t lens[] = {0, 1, 7, 4096, 12287, 12288, 12289, 24576 + 5, 65536, 99999, 100000};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        CHECK_EQ_U64(dm_batch_crc32c(0, buf, lens[i]), dm_crc32c(0, buf, lens[i]));
+        CHECK_EQ_U64(dm_batch_crc32c(0x12345678, buf + 3, lens[i] - (lens[i] > 3 ? 3 : lens[i])),
+                     dm_crc32c(0x12345678, buf + 3, lens[i] - (lens[i] > 3 ? 3 : lens[i])));
     }
 }
 
@@ -362,6 +379,7 @@ static void test_delete_topic(void)
 int main(void)
 {
     RUN(test_batch_roundtrip);
+    RUN(test_batch_crc_matches_core);
     RUN(test_topic_names);
     RUN(test_produce_read_restart);
     RUN(test_txn_atomic);
