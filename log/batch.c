@@ -27,9 +27,23 @@ static size_t record_max_size(const dm_log_record_t *r)
     return s;
 }
 
-static uint8_t *put_bytes(uint8_t *w, const void *p, int64_t len)
+static inline uint8_t *put_varint(uint8_t *w, uint64_t v)
 {
-    w += dm_varint_encode_i64(len < 0 ? -1 : len, w);
+    if (v < 0x80) {
+        *w = (uint8_t)v;
+        return w + 1;
+    }
+    if (v < 0x4000) {
+        w[0] = (uint8_t)(v | 0x80);
+        w[1] = (uint8_t)(v >> 7);
+        return w + 2;
+    }
+    return w + dm_varint_encode_u64(v, w);
+}
+
+static inline uint8_t *put_bytes(uint8_t *w, const void *p, int64_t len)
+{
+    w = put_varint(w, dm_zigzag_encode64(len < 0 ? -1 : len));
     if (len > 0) {
         memcpy(w, p, (size_t)len);
         w += len;
@@ -48,11 +62,11 @@ static dm_err_t encode_records(dm_buf_t *out, const dm_log_record_t *records, si
     uint8_t *w = out->data + out->len;
     for (size_t i = 0; i < n; i++) {
         const dm_log_record_t *r = &records[i];
-        w += dm_varint_encode_i64(ts[i] - first_ts, w);
-        w += dm_varint_encode_u64((uint64_t)rel[i], w);
+        w = put_varint(w, dm_zigzag_encode64(ts[i] - first_ts));
+        w = put_varint(w, (uint64_t)rel[i]);
         w = put_bytes(w, r->key, r->key ? r->key_len : -1);
         w = put_bytes(w, r->value, r->value ? r->value_len : -1);
-        w += dm_varint_encode_u64(r->n_headers, w);
+        w = put_varint(w, r->n_headers);
         for (uint32_t j = 0; j < r->n_headers; j++) {
             const dm_log_header_t *hd = &r->headers[j];
             w = put_bytes(w, hd->key, hd->key_len);
