@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "core/clock.h"
@@ -224,6 +225,11 @@ int dm_cmd_log(int argc, char **argv)
     if (optind < argc) {
         dm_cli_errorf("log", "unexpected argument '%s'", argv[optind]);
         return DM_EXIT_USAGE;
+    }
+    struct stat st;
+    if (stat(data, &st) || !S_ISDIR(st.st_mode)) {
+        dm_cli_errorf("log", "%s is not a data directory", data);
+        return DM_EXIT_FAILED;
     }
     dm_log_t *log;
     dm_error_t err = {0};

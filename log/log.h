@@ -112,7 +112,8 @@ typedef struct dm_log_fetch {
 dm_err_t dm_log_open(const char *dir, const dm_log_options_t *opt, dm_log_t **out, dm_error_t *err);
 
 /* Stops the background thread, fsyncs everything, checkpoints the journal and frees the
- * log. No other call may run concurrently or afterwards. */
+ * log. No other call may run concurrently or afterwards, and every fetch must have been
+ * freed before (a fetch's records point into segment mappings the log owns). */
 void dm_log_close(dm_log_t *log);
 
 /* Same as close, without the final fsync and checkpoint (tests: as if the process died

@@ -88,7 +88,7 @@ dm_err_t dm_partition_scan(dm_log_t *log, dm_partition_t *p, dm_error_t *err)
         bases[n++] = b;
     }
     closedir(d);
-    qsort(bases, n, sizeof(*bases), cmp_i64);
+    if (n) qsort(bases, n, sizeof(*bases), cmp_i64);
     dm_err_t rc = DM_OK;
     for (size_t i = 0; i < n && !rc; i++) {
         dm_segment_t *s = dm_segment_new(p, bases[i]);

@@ -145,7 +145,9 @@ extern const dm_transport_ops_t dm_transport_embedded;
  * Kafka backend exists). Free with dm_transport_close. */
 dm_err_t dm_transport_open(const char *url, dm_transport_t **out, dm_error_t *err);
 
-/* Closes the backend (flushing what it must) and frees t. No call may run concurrently. */
+/* Closes the backend (flushing what it must) and frees t. No call may run concurrently, and
+ * every batch must have been released with dm_transport_batch_free before (the embedded
+ * backend's batches point into the log's segment mappings). */
 void dm_transport_close(dm_transport_t *t);
 
 /* Name of the backend ("embedded"). */

@@ -100,6 +100,8 @@ static void test_usage(void)
     CHECK_EQ_INT(run("topics", out, sizeof(out)), 2);
     CHECK_CONTAINS(out, "--data DIR is required");
     CHECK_EQ_INT(run("frobnicate --data /nonexistent", out, sizeof(out)), 2);
+    CHECK_EQ_INT(run("topics --data /nonexistent/dm", out, sizeof(out)), 1);
+    CHECK_CONTAINS(out, "is not a data directory");
 }
 
 int main(void)
