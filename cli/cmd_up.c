@@ -45,9 +45,6 @@ int dm_cmd_up(int argc, char **argv)
         dm_cli_errorf("up", "%s", err.message);
         return DM_EXIT_FAILED;
     }
-    if (opt.demo)
-        DM_WARN("control", "demo: the demo pipeline needs the control plane's pipelines, which "
-                           "are not implemented yet; serving the API only");
     printf("datamesh up: serving http://%s (data %s); Ctrl-C stops\n", opt.listen, opt.data_dir);
     fflush(stdout);
 

@@ -35,7 +35,12 @@ const dm_cli_command_t dm_cli_commands[] = {
     {"produce", "send JSON records to a source", "usage: datamesh produce SOURCE < records.jsonl\n",
      NULL},
     {"consume", "print a source's records as JSON lines",
-     "usage: datamesh consume SOURCE [--from-beginning] [-n N] [-f] [-o json]\n", NULL},
+     "usage: datamesh consume SOURCE [--from-beginning] [-n N] [-f] [-o json] [--with-metadata]\n"
+     "\n"
+     "Prints one JSON object per record (Avro decoded to plain JSON). Without\n"
+     "--from-beginning it starts at the end; -f keeps following; -n stops after N.\n"
+     "--with-metadata prints {partition, offset, timestamp, key, value}.\n",
+     dm_cmd_consume},
     {"sql", "run a streaming SQL statement", "usage: datamesh sql \"SELECT ...\"\n", NULL},
     {"lineage", "show which pipelines read and write which sources and fields",
      "usage: datamesh lineage SOURCE|PIPELINE [--fields]\n", NULL},

@@ -11,8 +11,14 @@
 #include <strings.h>
 
 #include "control/reconcile.h"
+#include "control/runtime.h"
 #include "control/yaml.h"
 #include "core/redact.h"
+
+typedef struct api {
+    dm_store_t *store;
+    dm_runtime_t *rt;
+} api_t;
 
 int dm_api_status(dm_err_t code)
 {
@@ -30,7 +36,7 @@ int dm_api_status(dm_err_t code)
     }
 }
 
-static void reply_error(dm_http_response_t *res, const dm_error_t *err)
+void dm_api_reply_error(dm_http_response_t *res, const dm_error_t *err)
 {
     int status = dm_api_status(err->code);
     dm_http_error(res, status, status * 100 + (-(int)err->code % 100), "%s", err->message);
@@ -86,14 +92,15 @@ static bool query_true(const dm_http_request_t *req, const char *name)
 /* POST /api/v1/apply[?dry_run=true] with YAML or JSON documents. */
 static void on_apply(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
-    dm_store_t *store = ctx;
+    api_t *api = ctx;
+    dm_store_t *store = api->store;
     dm_error_t err = {0};
     dm_spec_doc_t *docs = NULL;
     size_t n = 0;
     const char *file = dm_http_query(req, "file");
     const char *text = req->body ? (const char *)req->body : "";
     if (dm_spec_load(file && *file ? file : "<request>", text, req->body_len, &docs, &n, &err)) {
-        reply_error(res, &err);
+        dm_api_reply_error(res, &err);
         return;
     }
     if (n == 0) {
@@ -105,12 +112,20 @@ static void on_apply(void *ctx, const dm_http_request_t *req, dm_http_response_t
     dm_err_t rc = specs ? DM_OK : DM_ERR_NOMEM;
     for (size_t i = 0; i < n && !rc; i++)
         rc = dm_spec_validate(&docs[i], &specs[i], &err);
+    if (!rc && api->rt) {
+        const json_t **docs_j = calloc(n, sizeof(*docs_j));
+        for (size_t i = 0; docs_j && i < n; i++)
+            docs_j[i] = specs[i].doc;
+        rc = docs_j ? dm_runtime_check(api->rt, docs_j, n, &err) : DM_ERR_NOMEM;
+        free(docs_j);
+    }
     json_t *plan = NULL;
     bool dry = query_true(req, "dry_run");
     if (!rc) rc = dm_reconcile_apply(store, specs, n, dry, &plan, &err);
+    if (!rc && !dry && api->rt) rc = dm_runtime_sync(api->rt, &err);
     if (rc) {
         if (!err.message[0]) dm_error_set(&err, rc, "apply failed");
-        reply_error(res, &err);
+        dm_api_reply_error(res, &err);
     } else {
         dm_http_json(res, 200, json_pack("{s:b, s:o}", "dry_run", dry, "plan", plan));
     }
@@ -127,10 +142,11 @@ static void on_list(void *ctx, const dm_http_request_t *req, dm_http_response_t 
     if (k < 0) return;
     dm_error_t err = {0};
     json_t *items;
-    dm_err_t rc = k == DM_KIND_SOURCE ? dm_catalog_sources(ctx, &items, &err)
-                                      : dm_store_list(ctx, (dm_kind_t)k, &items, &err);
+    api_t *api = ctx;
+    dm_err_t rc = k == DM_KIND_SOURCE ? dm_catalog_sources(api->store, &items, &err)
+                                      : dm_store_list(api->store, (dm_kind_t)k, &items, &err);
     if (rc) {
-        reply_error(res, &err);
+        dm_api_reply_error(res, &err);
         return;
     }
     redact(items, 0);
@@ -148,8 +164,8 @@ static void on_get(void *ctx, const dm_http_request_t *req, dm_http_response_t *
     if (k == DM_KIND_SOURCE) {
         /* Sources come from the catalog: declared or derived. */
         json_t *all;
-        if (dm_catalog_sources(ctx, &all, &err)) {
-            reply_error(res, &err);
+        if (dm_catalog_sources(((api_t *)ctx)->store, &all, &err)) {
+            dm_api_reply_error(res, &err);
             return;
         }
         size_t i;
@@ -163,10 +179,10 @@ static void on_get(void *ctx, const dm_http_request_t *req, dm_http_response_t *
         json_decref(all);
         if (!obj) dm_error_set(&err, DM_ERR_NOT_FOUND, "Source '%s' not found", name);
     } else {
-        dm_store_get(ctx, (dm_kind_t)k, name, &obj, &err);
+        dm_store_get(((api_t *)ctx)->store, (dm_kind_t)k, name, &obj, &err);
     }
     if (!obj) {
-        reply_error(res, &err);
+        dm_api_reply_error(res, &err);
         return;
     }
     redact(obj, 0);
@@ -180,8 +196,10 @@ static void on_delete(void *ctx, const dm_http_request_t *req, dm_http_response_
     if (k < 0) return;
     const char *name = dm_http_param(req, "name");
     dm_error_t err = {0};
-    if (dm_reconcile_delete(ctx, (dm_kind_t)k, name, &err)) {
-        reply_error(res, &err);
+    api_t *api = ctx;
+    if (dm_reconcile_delete(api->store, (dm_kind_t)k, name, &err) ||
+        (api->rt && dm_runtime_sync(api->rt, &err))) {
+        dm_api_reply_error(res, &err);
         return;
     }
     dm_http_json(
@@ -195,23 +213,47 @@ static void on_catalog(void *ctx, const dm_http_request_t *req, dm_http_response
     const char *q = dm_http_query(req, "q");
     dm_error_t err = {0};
     json_t *items;
-    dm_err_t rc =
-        q && *q ? dm_catalog_search(ctx, q, &items, &err) : dm_catalog_sources(ctx, &items, &err);
+    dm_err_t rc = q && *q ? dm_catalog_search(((api_t *)ctx)->store, q, &items, &err)
+                          : dm_catalog_sources(((api_t *)ctx)->store, &items, &err);
     if (rc) {
-        reply_error(res, &err);
+        dm_api_reply_error(res, &err);
         return;
     }
     redact(items, 0);
     dm_http_json(res, 200, json_pack("{s:o}", "items", items));
 }
 
-dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store)
+/* GET /api/v1/{kind}/{name}/status */
+static void on_status(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
-    dm_err_t rc = DM_OK;
-    rc = rc ? rc : dm_http_route(http, "POST", "/api/v1/apply", on_apply, store);
-    rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/catalog", on_catalog, store);
-    rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/{kind}", on_list, store);
-    rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/{kind}/{name}", on_get, store);
-    rc = rc ? rc : dm_http_route(http, "DELETE", "/api/v1/{kind}/{name}", on_delete, store);
+    api_t *api = ctx;
+    int k = kind_of(req, res);
+    if (k < 0) return;
+    const char *name = dm_http_param(req, "name");
+    json_t *obj;
+    dm_error_t err = {0};
+    if (k != DM_KIND_SOURCE && dm_store_get(api->store, (dm_kind_t)k, name, &obj, &err)) {
+        dm_api_reply_error(res, &err);
+        return;
+    }
+    if (k != DM_KIND_SOURCE) json_decref(obj);
+    json_t *st = api->rt ? dm_runtime_status(api->rt, dm_kind_name((dm_kind_t)k), name)
+                         : json_pack("{s:s, s:[]}", "state", "pending", "units");
+    json_object_set_new(st, "kind", json_string(dm_kind_name((dm_kind_t)k)));
+    json_object_set_new(st, "name", json_string(name));
+    dm_http_json(res, 200, st);
+}
+
+dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt)
+{
+    static api_t api;
+    api = (api_t){store, rt};
+    dm_err_t rc = dm_api_data_register(http, store, rt);
+    rc = rc ? rc : dm_http_route(http, "POST", "/api/v1/apply", on_apply, &api);
+    rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/catalog", on_catalog, &api);
+    rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/{kind}", on_list, &api);
+    rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/{kind}/{name}", on_get, &api);
+    rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/{kind}/{name}/status", on_status, &api);
+    rc = rc ? rc : dm_http_route(http, "DELETE", "/api/v1/{kind}/{name}", on_delete, &api);
     return rc;
 }

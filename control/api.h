@@ -3,11 +3,20 @@
 #define DM_CONTROL_API_H
 
 #include "control/http.h"
+#include "control/runtime.h"
 #include "control/store.h"
 
-/* Registers the /api/v1 routes on the server; handlers use store (which must
- * outlive the server). */
-dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store);
+/* Registers the /api/v1 routes on the server; handlers use store and rt
+ * (rt may be NULL: specs are stored but nothing runs), which must outlive the
+ * server. One API per process. */
+dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt);
+
+/* The data routes (control/api_data.c): reading a source's records and
+ * ingesting events into it. */
+dm_err_t dm_api_data_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt);
+
+/* Replies with err as {"error_code", "message"} and the status for its code. */
+void dm_api_reply_error(dm_http_response_t *res, const dm_error_t *err);
 
 /* The HTTP status for an error code (400, 404, 409, 500, …). */
 int dm_api_status(dm_err_t code);

@@ -13,8 +13,11 @@
 #include <unistd.h>
 
 #include "control/api.h"
+#include "control/demo.h"
+#include "control/reconcile.h"
 #include "control/http.h"
 #include "control/registry_api.h"
+#include "control/runtime.h"
 #include "control/store.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -26,6 +29,7 @@ struct dm_controller {
     dm_http_server_t *http;
     dm_store_t *store;
     dm_registry_api_t *registry;
+    dm_runtime_t *runtime;
     dm_metrics_t *metrics;
     dm_metric_t *objects[DM_KIND_COUNT];
     int64_t started_ms;
@@ -60,6 +64,39 @@ static void on_metrics(void *ctx, const dm_http_request_t *req, dm_http_response
     res->content_type = "text/plain; version=0.0.4; charset=utf-8";
     if (dm_metrics_render(c->metrics, &res->body))
         dm_http_error(res, 500, 50000, "out of memory rendering metrics");
+}
+
+/* Applies the demo specs (again: applying is idempotent). */
+static dm_err_t load_demo(dm_controller_t *c, dm_error_t *err)
+{
+    dm_buf_t text = DM_BUF_INIT;
+    dm_spec_doc_t *docs = NULL;
+    size_t n = 0;
+    dm_spec_t specs[8] = {0};
+    json_t *plan = NULL;
+    dm_err_t rc = dm_demo_specs(c->data_dir, &text);
+    if (!rc) rc = dm_spec_load("<demo>", (const char *)text.data, text.len, &docs, &n, err);
+    /* Only what is missing: a user's changes to the demo objects stay. */
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < 8 && !rc; i++) {
+        rc = dm_spec_validate(&docs[i], &specs[k], err);
+        json_t *existing = NULL;
+        if (!rc && dm_store_get(c->store, specs[k].kind, specs[k].name, &existing, NULL) == DM_OK) {
+            json_decref(existing);
+            dm_spec_clear(&specs[k]);
+            continue;
+        }
+        if (!rc) k++;
+    }
+    if (!rc && k) rc = dm_reconcile_apply(c->store, specs, k, false, &plan, err);
+    if (!rc) rc = dm_runtime_sync(c->runtime, err);
+    if (!rc) DM_INFO("control", "demo: sources movies and plays, pipeline us-plays loaded");
+    json_decref(plan);
+    for (size_t i = 0; i < 8; i++)
+        dm_spec_clear(&specs[i]);
+    dm_spec_docs_free(docs, n);
+    dm_buf_free(&text);
+    return rc;
 }
 
 static dm_err_t make_dirs(const char *path, dm_error_t *err)
@@ -136,16 +173,19 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
                                    "version=\"" DM_VERSION "\""),
                   1);
 
+    if (dm_runtime_new(c->data_dir, c->store, c->metrics, &c->runtime, err)) goto fail;
+
     dm_http_options_t hopt = {.listen = opt->listen ? opt->listen : "127.0.0.1:8080",
                               .metrics = c->metrics};
     c->http = dm_http_server_new(&hopt, err);
     if (!c->http) goto fail;
     if (dm_http_route(c->http, "GET", "/healthz", on_healthz, c) ||
         dm_http_route(c->http, "GET", "/metrics", on_metrics, c) ||
-        dm_api_register(c->http, c->store) ||
+        dm_api_register(c->http, c->store, c->runtime) ||
         dm_registry_api_new(c->http, reg_db, reg_mode, &c->registry, err) ||
         dm_http_server_start(c->http, err))
         goto fail;
+    if (opt->demo && load_demo(c, err)) goto fail;
     atomic_store(&c->ready, true);
     DM_INFO("control", "listen=%s data=%s: controller ready", hopt.listen, c->data_dir);
     return c;
@@ -163,6 +203,7 @@ void dm_controller_stop(dm_controller_t *c)
 {
     if (!c) return;
     dm_http_server_free(c->http); /* first: no handler runs after this */
+    dm_runtime_free(c->runtime);  /* stops every unit; each commits what it finished */
     dm_store_close(c->store);
     dm_registry_api_free(c->registry);
     dm_metrics_free(c->metrics);

@@ -484,7 +484,8 @@ dm_err_t dm_spec_validate(const dm_spec_doc_t *doc, dm_spec_t *out, dm_error_t *
     vctx_t v = {doc, err};
     memset(out, 0, sizeof(*out));
     const json_t *root = doc->root;
-    static const char *const top[] = {"kind", "metadata", "spec", NULL};
+    /* "status" is what `get -o yaml` shows; applying such output again works. */
+    static const char *const top[] = {"kind", "metadata", "spec", "status", NULL};
     dm_err_t rc = check_keys(&v, root, "", top);
     if (rc) return rc;
     const char *kind;
@@ -508,7 +509,8 @@ dm_err_t dm_spec_validate(const dm_spec_doc_t *doc, dm_spec_t *out, dm_error_t *
     }
     if (rc) return rc;
     out->kind = (dm_kind_t)k;
-    out->doc = json_incref((json_t *)root);
+    out->doc = json_deep_copy(root);
+    json_object_del(out->doc, "status");
     out->name = json_string_value(json_object_get(json_object_get(out->doc, "metadata"), "name"));
     return DM_OK;
 }

@@ -32,6 +32,7 @@ struct dm_task {
     dm_dead_letters_t dead;
     dm_transport_batch_t fetch;
     int64_t position;
+    int64_t lag;
     int32_t out_partitions, dlq_partitions;
     /* per step, reused */
     dm_buf_t out_bytes;
@@ -207,6 +208,16 @@ const dm_avro_node_t *dm_task_output_schema(const dm_task_t *task)
 int64_t dm_task_position(const dm_task_t *task)
 {
     return task->position;
+}
+
+int64_t dm_task_lag(const dm_task_t *task)
+{
+    return task->lag;
+}
+
+void dm_task_set_output_schema_id(dm_task_t *task, uint32_t id)
+{
+    task->conf.output_schema_id = id;
 }
 
 /* Index in the fetch of the record at offset (records are in offset order). */
@@ -423,7 +434,9 @@ dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_err
         return dm_error_prefix(err, "task %s: reading %s/%d at offset %lld", task->conf.name,
                                task->conf.input_topic, task->conf.input_partition,
                                (long long)task->position);
-    if (task->m_lag) dm_metric_set(task->m_lag, task->fetch.high_watermark - task->position);
+    task->lag = task->fetch.high_watermark - task->fetch.next_offset;
+    if (task->lag < 0) task->lag = 0;
+    if (task->m_lag) dm_metric_set(task->m_lag, task->lag);
     if (task->fetch.n == 0 && task->fetch.next_offset <= task->position) return DM_OK;
     uint64_t t0 = dm_now_ns();
     for (size_t i = 0; i <= task->conf.n_steps; i++)

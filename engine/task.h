@@ -58,12 +58,19 @@ dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t 
  * changes it). */
 const dm_avro_node_t *dm_task_output_schema(const dm_task_t *task);
 
+/* Sets the schema id written with output values (when it is known only after
+ * the output schema is registered). */
+void dm_task_set_output_schema_id(dm_task_t *task, uint32_t id);
+
 /* Runs one batch: waits up to timeout_ms for input, processes and commits.
  * *processed gets the number of input records consumed (0 when none came). */
 dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_error_t *err);
 
 /* The next input offset the task will read. */
 int64_t dm_task_position(const dm_task_t *task);
+
+/* Input records committed but not yet read, as of the last fetch. */
+int64_t dm_task_lag(const dm_task_t *task);
 
 void dm_task_free(dm_task_t *task);
 

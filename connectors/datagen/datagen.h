@@ -45,4 +45,26 @@ uint64_t dm_datagen_count(const dm_datagen_t *g);
 
 void dm_datagen_free(dm_datagen_t *g);
 
+/* A datagen source running into a topic. */
+struct dm_transport;
+struct dm_unit_status;
+typedef struct dm_datagen_source {
+    struct dm_transport *transport;
+    const char *topic;
+    int32_t partitions;
+    const struct dm_avro_schema *schema; /* value schema */
+    uint32_t schema_id;
+    const struct dm_avro_schema *key_schema; /* record of the key fields, or NULL */
+    uint32_t key_schema_id;
+    const dm_strlist_t *key_fields;
+    dm_datagen_config_t conf;
+} dm_datagen_source_t;
+
+/* Produces events until status->stop is set or max_events are out: batches
+ * every 100 ms at the configured rate, each committed together with the
+ * generator's sequence number (as the offset of group "connector.TOPIC"), so
+ * a restart continues the same sequence with no gap and no duplicate. Runs on
+ * the unit's thread; errors are retried and shown in status. */
+void dm_datagen_source_run(const dm_datagen_source_t *src, struct dm_unit_status *status);
+
 #endif

@@ -27,4 +27,26 @@ typedef struct dm_file_sink_config {
 extern const dm_config_table_t dm_file_source_config_table;
 extern const dm_config_table_t dm_file_sink_config_table;
 
+struct dm_transport;
+struct dm_unit_status;
+struct dm_avro_schema;
+
+/* A file sink reading a topic. */
+typedef struct dm_file_sink {
+    struct dm_transport *transport;
+    const char *topic;
+    int32_t partitions;
+    const char *group; /* where its read offsets are committed */
+    const struct dm_avro_schema *schema;
+    uint32_t schema_id;
+    const dm_file_sink_config_t *conf;
+} dm_file_sink_t;
+
+/* Writes the topic's records to conf->path until status->stop: JSON lines
+ * (one plain-JSON object per record) or an Avro container file. After each
+ * batch the file is flushed and fsynced, then the offsets are committed
+ * (at-least-once: after a crash the last batch may be written again). Files
+ * roll to PATH.N by size or age. Runs on the unit's thread. */
+void dm_file_sink_run(const dm_file_sink_t *sink, struct dm_unit_status *status);
+
 #endif

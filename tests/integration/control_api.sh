@@ -67,8 +67,8 @@ check missing_schema_file 1 "spec.schema.file: .*nope.avsc: No such file" -- bas
 out=$(curl -s -X POST --data-binary $'kind: Source\nmetadata: {name: pg}\nspec: {connector: postgres, config: {dsn: "host=db user=cdc password=hunter2", tables: [public.t]}}' "$DATAMESH_SERVER/api/v1/apply")
 [[ $out == *'error_code'* && $out == *'password=***'* && $out != *hunter2* ]] && ok secret_in_dsn_refused || bad secret_in_dsn_refused "$out"
 printf 'kind: Source\nmetadata: {name: pg}\nspec: {connector: postgres, config: {dsn: "host=db user=cdc", password_env: PGPASS, tables: [public.t]}}\n' >"$data/pg.yaml"
-check postgres_source 0 'create +Source pg' -- "$bin" apply -f "$data/pg.yaml"
-check postgres_source_get 0 'password_env: PGPASS' -- "$bin" get sources pg -o yaml
+check postgres_not_runnable 1 "connector 'postgres' validates but cannot run in this version yet" -- "$bin" apply -f "$data/pg.yaml"
+check postgres_not_stored 1 "Source 'pg' not found" -- "$bin" get sources pg
 grep -q hunter2 "$data/out.log" && bad secret_not_logged "found in log" || ok secret_not_logged
 
 # Hostile requests.

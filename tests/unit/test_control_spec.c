@@ -109,8 +109,8 @@ static const struct {
     {"{\"kind\": \"Source\",}", "t.yaml:1:"},
     {"a: &x [1]\nb: *y\n", "t.yaml:2:"},
     /* top level */
-    {"kind: Source\nmetadata: {name: a}\nspec: {}\nstatus: {}\n",
-     "t.yaml:4:9: status: unknown key 'status'; allowed: kind, metadata, spec"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {}\nstate: {}\n",
+     "t.yaml:4:8: state: unknown key 'state'; allowed: kind, metadata, spec, status"},
     {"metadata: {name: a}\nspec: {}\n", "kind: required key 'kind' is missing"},
     {"kind: Table\nmetadata: {name: a}\nspec: {}\n",
      "t.yaml:1:7: kind: 'Table' is not one of: Source, Pipeline, Processor, Sink"},

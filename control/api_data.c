@@ -1,0 +1,306 @@
+/* control/api_data.c — a source's records through the API: reading them
+ * (`datamesh consume`) and ingesting application events.
+ *
+ *   GET  /api/v1/sources/{name}/records?from=earliest|latest&positions=P:O,…
+ *        &limit=N&timeout_ms=T  → {"records": [{partition, offset, timestamp,
+ *        key, value}], "positions": {"P": next offset, …}}; values as plain JSON
+ *   POST /api/v1/sources/{name}/events  with a JSON array of records (or one
+ *        object) → validated against the source's schema, all written or none
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connectors/ingest/ingest.h"
+#include "control/api.h"
+#include "control/reconcile.h"
+#include "core/clock.h"
+#include "core/hash.h"
+#include "schema/dm_avro.h"
+#include "schema/wire.h"
+
+typedef struct data_api {
+    dm_store_t *store;
+    dm_runtime_t *rt;
+} data_api_t;
+
+#define MAX_LIMIT      10000
+#define MAX_TIMEOUT_MS 30000
+
+/* The catalog entry of a source (declared or derived), or NULL (reply sent). */
+static json_t *find_source(data_api_t *api, const char *name, dm_http_response_t *res)
+{
+    json_t *all;
+    dm_error_t err = {0};
+    if (dm_catalog_sources(api->store, &all, &err)) {
+        dm_api_reply_error(res, &err);
+        return NULL;
+    }
+    json_t *found = NULL;
+    size_t i;
+    json_t *s;
+    json_array_foreach(all, i, s)
+    {
+        const char *n = json_string_value(json_object_get(json_object_get(s, "metadata"), "name"));
+        if (n && !strcmp(n, name)) found = json_incref(s);
+    }
+    json_decref(all);
+    if (!found) dm_http_error(res, 404, 40401, "source '%s' not found", name);
+    return found;
+}
+
+/* Renders a wire-format value as plain JSON (or null / a note when it is not one). */
+static json_t *render(data_api_t *api, const uint8_t *p, int32_t len, dm_arena_t *arena,
+                      dm_buf_t *tmp)
+{
+    if (len < 0) return json_null();
+    uint32_t id;
+    dm_error_t err = {0};
+    if (dm_wire_get_header(p, (size_t)len, &id)) return json_stringn((const char *)p, (size_t)len);
+    const dm_avro_schema_t *s = dm_runtime_schema(api->rt, id, &err);
+    dm_avro_value_t v;
+    dm_buf_reset(tmp);
+    if (!s ||
+        dm_avro_decode_node(s->root, p + DM_WIRE_HEADER, (size_t)len - DM_WIRE_HEADER, NULL, arena,
+                            &v, &err) ||
+        dm_avro_to_json(s->root, &v, DM_AVRO_JSON_PLAIN, tmp, &err))
+        return json_pack("{s:s}", "undecodable", err.message);
+    json_t *j = json_loadb((const char *)tmp->data, tmp->len, JSON_DECODE_ANY, NULL);
+    return j ? j : json_null();
+}
+
+static void on_records(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    data_api_t *api = ctx;
+    const char *name = dm_http_param(req, "name");
+    json_t *src = find_source(api, name, res);
+    if (!src) return;
+    json_decref(src);
+    dm_transport_t *t = dm_runtime_transport(api->rt);
+    dm_topic_description_t d;
+    dm_error_t err = {0};
+    if (dm_transport_describe_topic(t, name, &d, &err)) {
+        dm_http_error(res, 409, 40900,
+                      "source '%s' has no topic yet (its producer has not started)", name);
+        return;
+    }
+    int32_t parts = d.n_partitions;
+    dm_transport_description_free(&d);
+    const char *from = dm_http_query(req, "from");
+    const char *limit_s = dm_http_query(req, "limit"),
+               *timeout_s = dm_http_query(req, "timeout_ms");
+    long limit = limit_s ? strtol(limit_s, NULL, 10) : 100;
+    long timeout = timeout_s ? strtol(timeout_s, NULL, 10) : 0;
+    if (limit < 1 || limit > MAX_LIMIT) limit = limit < 1 ? 1 : MAX_LIMIT;
+    if (timeout < 0 || timeout > MAX_TIMEOUT_MS) timeout = timeout < 0 ? 0 : MAX_TIMEOUT_MS;
+    int64_t *pos = calloc((size_t)parts, sizeof(int64_t));
+    for (int32_t p = 0; p < parts; p++) {
+        int64_t start, end;
+        dm_transport_offsets(t, name, p, &start, &end, &err);
+        pos[p] = from && !strcmp(from, "latest") ? end : start;
+    }
+    /* positions=P:O,P:O continues a previous read. */
+    const char *given = dm_http_query(req, "positions");
+    for (const char *s = given; s && *s;) {
+        char *end;
+        long p = strtol(s, &end, 10);
+        if (*end != ':') break;
+        long long o = strtoll(end + 1, &end, 10);
+        if (p >= 0 && p < parts && o >= 0) pos[p] = o;
+        s = *end == ',' ? end + 1 : end;
+        if (!*end) break;
+    }
+    json_t *records = json_array();
+    dm_transport_batch_t b = {0};
+    dm_arena_t arena;
+    dm_arena_init(&arena, 0);
+    dm_buf_t tmp = DM_BUF_INIT;
+    uint64_t deadline = dm_now_ns() + (uint64_t)timeout * 1000000;
+    for (;;) {
+        for (int32_t p = 0; p < parts && (long)json_array_size(records) < limit; p++) {
+            uint64_t now = dm_now_ns();
+            int wait = now < deadline ? (int)((deadline - now) / 1000000 / (uint64_t)parts) : 0;
+            if (dm_transport_fetch(t, name, p, pos[p], 256 * 1024,
+                                   json_array_size(records) ? 0 : wait, &b, &err))
+                continue;
+            for (size_t i = 0; i < b.n && (long)json_array_size(records) < limit; i++) {
+                const dm_record_t *r = &b.records[i];
+                dm_arena_reset(&arena);
+                json_t *key = render(api, r->key, r->key_len, &arena, &tmp);
+                json_t *value = render(api, r->value, r->value_len, &arena, &tmp);
+                json_array_append_new(records, json_pack("{s:i, s:I, s:I, s:o, s:o}", "partition",
+                                                         p, "offset", (json_int_t)r->offset,
+                                                         "timestamp", (json_int_t)r->timestamp,
+                                                         "key", key, "value", value));
+                pos[p] = r->offset + 1;
+            }
+            if (b.n && (long)json_array_size(records) < limit) pos[p] = b.next_offset;
+        }
+        if (json_array_size(records) || dm_now_ns() >= deadline) break;
+    }
+    json_t *positions = json_object();
+    for (int32_t p = 0; p < parts; p++) {
+        char k[16];
+        snprintf(k, sizeof(k), "%d", p);
+        json_object_set_new(positions, k, json_integer(pos[p]));
+    }
+    dm_transport_batch_free(t, &b);
+    dm_arena_destroy(&arena);
+    dm_buf_free(&tmp);
+    free(pos);
+    dm_http_json(res, 200, json_pack("{s:o, s:o}", "records", records, "positions", positions));
+}
+
+static void on_events(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    data_api_t *api = ctx;
+    const char *name = dm_http_param(req, "name");
+    json_t *src = find_source(api, name, res);
+    if (!src) return;
+    const json_t *spec = json_object_get(src, "spec");
+    const char *connector = json_string_value(json_object_get(spec, "connector"));
+    if (!connector || strcmp(connector, "ingest") != 0) {
+        dm_http_error(res, 409, 40901,
+                      "source '%s' is filled by its %s %s; only ingest sources take events", name,
+                      connector && strcmp(connector, "derived") ? connector : "pipeline",
+                      connector && strcmp(connector, "derived") ? "connector" : "");
+        json_decref(src);
+        return;
+    }
+    dm_error_t err = {0};
+    dm_ingest_config_t conf;
+    dm_config_defaults(&dm_ingest_config_table, &conf, &err);
+    dm_config_apply_json(&dm_ingest_config_table, &conf, json_object_get(spec, "config"), NULL,
+                         &err);
+    if ((int64_t)req->body_len > conf.max_bytes) {
+        dm_http_error(res, 413, 41300,
+                      "request body larger than %lld bytes (the source's max_bytes)",
+                      (long long)conf.max_bytes);
+        json_decref(src);
+        return;
+    }
+    json_error_t jerr;
+    json_t *body =
+        req->body_len ? json_loadb((const char *)req->body, req->body_len, 0, &jerr) : NULL;
+    if (!body) {
+        dm_http_error(res, 400, 40000, "body is not JSON: line %d column %d: %s",
+                      req->body_len ? jerr.line : 1, req->body_len ? jerr.column : 1,
+                      req->body_len ? jerr.text : "empty body");
+        json_decref(src);
+        return;
+    }
+    if (json_is_object(body)) body = json_pack("[o]", body);
+    size_t n = json_array_size(body);
+    if (!json_is_array(body) || n == 0 || (int64_t)n > conf.max_records) {
+        dm_http_error(res, 400, 40000, "send a JSON array of 1 to %lld records",
+                      (long long)conf.max_records);
+        json_decref(body);
+        json_decref(src);
+        return;
+    }
+    char subject[300];
+    int64_t vid = 0, kid = 0;
+    snprintf(subject, sizeof(subject), "%s-value", name);
+    const dm_avro_schema_t *vs = NULL, *ks = NULL;
+    if (!dm_runtime_subject_id(api->rt, subject, &vid, &err))
+        vs = dm_runtime_schema(api->rt, vid, &err);
+    snprintf(subject, sizeof(subject), "%s-key", name);
+    dm_error_t kerr = {0};
+    if (!dm_runtime_subject_id(api->rt, subject, &kid, &kerr))
+        ks = dm_runtime_schema(api->rt, kid, &kerr);
+    dm_transport_t *t = dm_runtime_transport(api->rt);
+    dm_topic_description_t d;
+    int32_t parts = 0;
+    if (vs && !dm_transport_describe_topic(t, name, &d, &err)) {
+        parts = d.n_partitions;
+        dm_transport_description_free(&d);
+    }
+    if (!vs || parts <= 0) {
+        dm_http_error(res, 503, 50300, "source '%s' is not ready: %s", name, err.message);
+        json_decref(body);
+        json_decref(src);
+        return;
+    }
+    /* Validate and encode every record before writing any. */
+    dm_arena_t arena;
+    dm_arena_init(&arena, 0);
+    dm_buf_t bytes = DM_BUF_INIT;
+    size_t *kst = calloc(n, sizeof(size_t)), *vst = calloc(n, sizeof(size_t));
+    dm_err_t rc = DM_OK;
+    size_t i;
+    for (i = 0; i < n && !rc; i++) {
+        char *text = json_dumps(json_array_get(body, i), JSON_COMPACT | JSON_ENCODE_ANY);
+        dm_avro_value_t v;
+        rc = dm_avro_from_json_text(vs->root, text, strlen(text), DM_AVRO_JSON_PLAIN, &arena, &v,
+                                    &err);
+        free(text);
+        if (rc) break;
+        kst[i] = bytes.len;
+        if (ks) {
+            dm_avro_value_t kf[16];
+            uint32_t nk = ks->root->n_fields > 16 ? 16 : ks->root->n_fields;
+            for (uint32_t f = 0; f < nk; f++)
+                kf[f] = v.u.v[dm_avro_field_index(vs->root, ks->root->fields[f].name)];
+            dm_avro_value_t key = {.type = DM_AVRO_RECORD, .len = nk, .u.v = kf};
+            if ((rc = dm_wire_put_header(&bytes, (uint32_t)kid)) ||
+                (rc = dm_avro_encode(ks->root, &key, &bytes, &err)))
+                break;
+        }
+        vst[i] = bytes.len;
+        if ((rc = dm_wire_put_header(&bytes, (uint32_t)vid)) ||
+            (rc = dm_avro_encode(vs->root, &v, &bytes, &err)))
+            break;
+    }
+    if (rc) {
+        dm_http_error(res, 400, 40001, "record %zu: %s", i, err.message);
+    } else {
+        dm_record_t *recs = calloc(n, sizeof(*recs)), *group = calloc(n, sizeof(*group));
+        int64_t now = dm_wall_ms();
+        for (i = 0; i < n; i++) {
+            size_t vend = i + 1 < n ? kst[i + 1] : bytes.len;
+            recs[i] = (dm_record_t){.timestamp = now,
+                                    .key = ks ? bytes.data + kst[i] : NULL,
+                                    .key_len = ks ? (int32_t)(vst[i] - kst[i]) : -1,
+                                    .value = bytes.data + vst[i],
+                                    .value_len = (int32_t)(vend - vst[i])};
+        }
+        dm_transport_txn_t *txn;
+        rc = dm_transport_txn_begin(t, &txn, &err);
+        for (int32_t p = 0; p < parts && !rc; p++) {
+            size_t k = 0;
+            for (i = 0; i < n; i++) {
+                int32_t part = recs[i].key
+                                   ? (int32_t)(dm_hash64(recs[i].key, (size_t)recs[i].key_len) %
+                                               (uint64_t)parts)
+                                   : (int32_t)(i % (size_t)parts);
+                if (part == p) group[k++] = recs[i];
+            }
+            if (k) rc = dm_transport_txn_produce(txn, name, p, group, k, &err);
+        }
+        if (!rc)
+            rc = dm_transport_txn_commit(txn, &err);
+        else if (txn)
+            dm_transport_txn_abort(txn);
+        if (rc)
+            dm_http_error(res, 503, 50301, "writing to source '%s': %s", name, err.message);
+        else
+            dm_http_json(res, 200, json_pack("{s:I}", "accepted", (json_int_t)n));
+        free(recs);
+        free(group);
+    }
+    free(kst);
+    free(vst);
+    dm_buf_free(&bytes);
+    dm_arena_destroy(&arena);
+    json_decref(body);
+    json_decref(src);
+}
+
+dm_err_t dm_api_data_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt)
+{
+    static data_api_t api;
+    api = (data_api_t){store, rt};
+    if (!rt) return DM_OK;
+    dm_err_t rc = dm_http_route(http, "GET", "/api/v1/sources/{name}/records", on_records, &api);
+    return rc ? rc : dm_http_route(http, "POST", "/api/v1/sources/{name}/events", on_events, &api);
+}

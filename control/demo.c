@@ -1,0 +1,61 @@
+/* control/demo.c — two datagen sources (movies, plays), a pipeline that
+ * filters plays, projects them and enriches them with the movie title into a
+ * derived source, and a file sink. */
+#include "control/demo.h"
+
+static const char demo[] =
+    "kind: Source\n"
+    "metadata: {name: movies, owner: catalog-team, description: \"the movie catalog\", labels: "
+    "{tier: gold, demo: \"true\"}}\n"
+    "spec:\n"
+    "  connector: datagen\n"
+    "  key: [movie_id]\n"
+    "  schema:\n"
+    "    type: record\n"
+    "    name: Movie\n"
+    "    namespace: demo\n"
+    "    fields:\n"
+    "      - {name: movie_id, type: long}\n"
+    "      - {name: title, type: string, arg.properties: {options: [Heat, Alien, Amelie, Ran, "
+    "Vertigo, Metropolis, Stalker, Psycho, Up, Jaws]}}\n"
+    "      - {name: year, type: int, arg.properties: {range: {min: 1927, max: 2024}}}\n"
+    "  config: {rate: 1000, seed: 1, max_events: 50}\n"
+    "---\n"
+    "kind: Source\n"
+    "metadata: {name: plays, owner: playback-team, description: \"every play event\", labels: "
+    "{tier: gold, demo: \"true\"}}\n"
+    "spec:\n"
+    "  connector: datagen\n"
+    "  key: [id]\n"
+    "  partitions: 2\n"
+    "  schema:\n"
+    "    type: record\n"
+    "    name: Play\n"
+    "    namespace: demo\n"
+    "    fields:\n"
+    "      - {name: id, type: long}\n"
+    "      - {name: movie_id, type: long, arg.properties: {range: {min: 0, max: 49}}}\n"
+    "      - {name: country, type: string, arg.properties: {options: [US, FR, JP, BR]}}\n"
+    "      - {name: amount, type: double, arg.properties: {options: [0.0, 1.99, 3.99, 5.49]}}\n"
+    "      - {name: device, type: [\"null\", string], default: null, arg.properties: {options: "
+    "[tv, phone, web]}}\n"
+    "      - {name: ts, type: {type: long, logicalType: timestamp-millis}}\n"
+    "  config: {rate: 20, seed: 7}\n"
+    "---\n"
+    "kind: Pipeline\n"
+    "metadata: {name: us-plays, owner: growth, description: \"paid plays from the US, with the "
+    "movie title\"}\n"
+    "spec:\n"
+    "  from: [plays]\n"
+    "  steps:\n"
+    "    - filter: \"country = 'US' AND amount > 0\"\n"
+    "    - project: [id, movie_id, \"amount * 100 AS cents\", device, ts]\n"
+    "    - enrich: {with: movies, on: movie_id, fields: [title]}\n"
+    "  to:\n"
+    "    - source: us-plays\n"
+    "    - sink: {type: file, path: \"%s/out/us-plays.jsonl\", format: jsonl}\n";
+
+dm_err_t dm_demo_specs(const char *data_dir, dm_buf_t *out)
+{
+    return dm_buf_printf(out, demo, data_dir);
+}

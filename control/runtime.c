@@ -1,0 +1,1006 @@
+/* control/runtime.c — stored specs to running units. */
+#include "control/runtime.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connectors/connector.h"
+#include "connectors/datagen/datagen.h"
+#include "connectors/file/file.h"
+#include "connectors/unit.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "engine/schema_out.h"
+#include "engine/table.h"
+#include "engine/task.h"
+#include "schema/dm_schema_registry.h"
+
+typedef enum { U_DATAGEN, U_TASK, U_TABLE, U_SINK } unit_kind_t;
+
+static const char *const unit_kinds[] = {"connector", "task", "table", "sink"};
+
+typedef struct unit {
+    unit_kind_t kind;
+    char owner[160]; /* "Source/plays", "Pipeline/us-plays" */
+    char name[256];
+    dm_unit_status_t st;
+    pthread_t th;
+    bool started;
+    dm_runtime_t *rt;
+    /* datagen */
+    dm_datagen_source_t dg;
+    /* task */
+    dm_task_t *task;
+    /* table reader */
+    dm_table_t *table;
+    char topic[256];
+    int32_t partitions;
+    /* file sink */
+    dm_file_sink_t sink;
+    dm_file_sink_config_t sink_conf;
+    char group[300];
+    json_t *owned;          /* JSON the unit's config strings point into */
+    _Atomic bool ready;     /* table: caught up with its topic once */
+    struct unit *tables[8]; /* task: the tables its enrich steps read */
+    int n_tables;
+    struct unit *next;
+} unit_t;
+
+typedef struct schema_entry {
+    int64_t id;
+    dm_avro_schema_t *schema;
+    struct schema_entry *next;
+} schema_entry_t;
+
+struct dm_runtime {
+    char *data_dir;
+    dm_store_t *store;
+    dm_metrics_t *metrics;
+    dm_transport_t *t;
+    dm_schema_registry_t *reg;
+    pthread_mutex_t mu;
+    unit_t *units;
+    schema_entry_t *schemas; /* parsed once, kept for the runtime's life */
+    json_t *running;         /* "Kind/name" → the document its units run */
+    dm_proc_env_t env;
+};
+
+/* ---- schemas ---------------------------------------------------------------- */
+
+/* The parsed schema of a registry id (cached). Lock held. */
+static dm_avro_schema_t *schema_of(dm_runtime_t *rt, int64_t id, dm_error_t *err)
+{
+    for (schema_entry_t *e = rt->schemas; e; e = e->next)
+        if (e->id == id) return e->schema;
+    char *text = NULL;
+    if (dm_schema_registry_get_by_id(rt->reg, id, &text, err)) return NULL;
+    dm_avro_schema_t *s = NULL;
+    dm_err_t rc = dm_avro_schema_parse(text, strlen(text), &s, err);
+    free(text);
+    if (rc) return NULL;
+    schema_entry_t *e = calloc(1, sizeof(*e));
+    if (!e) {
+        dm_avro_schema_free(s);
+        dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    e->id = id;
+    e->schema = s;
+    e->next = rt->schemas;
+    rt->schemas = e;
+    return s;
+}
+
+/* Registers text under subject; returns the parsed schema and its id. */
+static dm_avro_schema_t *register_schema(dm_runtime_t *rt, const char *subject, const char *text,
+                                         int64_t *id, dm_error_t *err)
+{
+    dm_schema_compat_report_t report = {0};
+    dm_err_t rc = dm_schema_registry_register(rt->reg, subject, text, id, NULL, &report, err);
+    if (rc == DM_ERR_SCHEMA_INCOMPATIBLE) {
+        char msg[900] = "";
+        size_t o = 0;
+        for (size_t i = 0; i < report.n && o < sizeof(msg); i++)
+            o += (size_t)snprintf(msg + o, sizeof(msg) - o, "%s%s", i ? "; " : "",
+                                  report.messages[i]);
+        dm_error_set(err, rc, "schema of %s is incompatible with its earlier versions: %s", subject,
+                     msg);
+    }
+    dm_schema_compat_report_free(&report);
+    return rc ? NULL : schema_of(rt, *id, err);
+}
+
+dm_err_t dm_runtime_source_schema(dm_runtime_t *rt, const char *source, char **schema, int64_t *id,
+                                  dm_error_t *err)
+{
+    char subject[300];
+    snprintf(subject, sizeof(subject), "%s-value", source);
+    pthread_mutex_lock(&rt->mu);
+    dm_err_t rc = dm_schema_registry_get_version(rt->reg, subject, -1, id, NULL, schema, err);
+    pthread_mutex_unlock(&rt->mu);
+    return rc;
+}
+
+dm_err_t dm_runtime_subject_id(dm_runtime_t *rt, const char *subject, int64_t *id, dm_error_t *err)
+{
+    pthread_mutex_lock(&rt->mu);
+    dm_err_t rc = dm_schema_registry_get_version(rt->reg, subject, -1, id, NULL, NULL, err);
+    pthread_mutex_unlock(&rt->mu);
+    return rc;
+}
+
+const dm_avro_schema_t *dm_runtime_schema(dm_runtime_t *rt, int64_t id, dm_error_t *err)
+{
+    pthread_mutex_lock(&rt->mu);
+    const dm_avro_schema_t *s = schema_of(rt, id, err);
+    pthread_mutex_unlock(&rt->mu);
+    return s;
+}
+
+dm_err_t dm_runtime_schema_by_id(dm_runtime_t *rt, int64_t id, char **schema, dm_error_t *err)
+{
+    pthread_mutex_lock(&rt->mu);
+    dm_err_t rc = dm_schema_registry_get_by_id(rt->reg, id, schema, err);
+    pthread_mutex_unlock(&rt->mu);
+    return rc;
+}
+
+dm_transport_t *dm_runtime_transport(dm_runtime_t *rt)
+{
+    return rt->t;
+}
+
+/* ---- topics ------------------------------------------------------------------- */
+
+static dm_err_t ensure_topic(dm_runtime_t *rt, const char *name, int32_t partitions,
+                             const char *subject, dm_error_t *err)
+{
+    dm_topic_description_t d;
+    dm_error_t e2 = {0};
+    if (dm_transport_describe_topic(rt->t, name, &d, &e2) == DM_OK) {
+        dm_transport_description_free(&d);
+        return DM_OK;
+    }
+    dm_topic_config_t conf = {.name = name,
+                              .partitions = partitions > 0 ? partitions : 1,
+                              .fsync = DM_TRANSPORT_FSYNC_INTERVAL,
+                              .flush_ms = 1000,
+                              .schema_subject = subject};
+    return dm_transport_create_topic(rt->t, &conf, err);
+}
+
+static int32_t topic_partitions(dm_runtime_t *rt, const char *name)
+{
+    dm_topic_description_t d;
+    if (dm_transport_describe_topic(rt->t, name, &d, NULL)) return 0;
+    int32_t n = d.n_partitions;
+    dm_transport_description_free(&d);
+    return n;
+}
+
+/* ---- units ---------------------------------------------------------------------- */
+
+static void *datagen_main(void *arg)
+{
+    unit_t *u = arg;
+    dm_datagen_source_run(&u->dg, &u->st);
+    return NULL;
+}
+
+static void *sink_main(void *arg)
+{
+    unit_t *u = arg;
+    dm_file_sink_run(&u->sink, &u->st);
+    return NULL;
+}
+
+static void *task_main(void *arg)
+{
+    unit_t *u = arg;
+    dm_error_t err = {0};
+    int64_t backoff = 100;
+    /* A stream–table join starts once its tables hold what their sources had. */
+    for (int i = 0; i < u->n_tables; i++) {
+        if (!atomic_load(&u->tables[i]->ready))
+            dm_unit_set(&u->st, "starting", "waiting for table %s to load", u->tables[i]->topic);
+        while (!atomic_load(&u->tables[i]->ready) && !atomic_load(&u->st.stop))
+            dm_unit_sleep(&u->st, 20);
+    }
+    dm_unit_set(&u->st, "running", NULL);
+    while (!atomic_load(&u->st.stop)) {
+        size_t n;
+        if (dm_task_step(u->task, 200, &n, &err)) {
+            dm_unit_set(&u->st, "retrying", "%s", err.message);
+            DM_WARN("engine", "%s: %s; retrying in %lld ms", u->name, err.message,
+                    (long long)backoff);
+            if (dm_unit_sleep(&u->st, backoff)) break;
+            if (backoff < 10000) backoff *= 2;
+            continue;
+        }
+        if (backoff != 100) dm_unit_set(&u->st, "running", NULL);
+        backoff = 100;
+        atomic_store(&u->st.position, dm_task_position(u->task));
+        atomic_store(&u->st.lag, dm_task_lag(u->task));
+    }
+    dm_unit_set(&u->st, "stopped", NULL);
+    return NULL;
+}
+
+/* Keeps a table up to date with every partition of its source's topic. */
+static void *table_main(void *arg)
+{
+    unit_t *u = arg;
+    dm_transport_t *t = u->rt->t;
+    int64_t *pos = calloc((size_t)u->partitions, sizeof(int64_t));
+    dm_transport_batch_t b = {0};
+    dm_error_t err = {0};
+    for (int32_t p = 0; p < u->partitions; p++) {
+        int64_t end;
+        dm_transport_offsets(t, u->topic, p, &pos[p], &end, &err);
+    }
+    dm_unit_set(&u->st, "running", NULL);
+    while (!atomic_load(&u->st.stop)) {
+        int64_t lag = 0;
+        for (int32_t p = 0; p < u->partitions && !atomic_load(&u->st.stop); p++) {
+            if (dm_transport_fetch(t, u->topic, p, pos[p], 1 << 20, u->partitions == 1 ? 200 : 50,
+                                   &b, &err)) {
+                dm_unit_set(&u->st, "retrying", "%s", err.message);
+                dm_unit_sleep(&u->st, 500);
+                continue;
+            }
+            for (size_t i = 0; i < b.n; i++)
+                if (dm_table_apply(u->table, &b.records[i], &err))
+                    DM_WARN("engine", "%s: skipped offset %lld: %s", u->name,
+                            (long long)b.records[i].offset, err.message);
+            if (b.next_offset > pos[p]) pos[p] = b.next_offset;
+            lag += b.high_watermark - pos[p];
+        }
+        atomic_store(&u->st.position, (int64_t)dm_table_size(u->table));
+        atomic_store(&u->st.lag, lag);
+        if (lag == 0) atomic_store(&u->ready, true);
+    }
+    dm_transport_batch_free(t, &b);
+    free(pos);
+    dm_unit_set(&u->st, "stopped", NULL);
+    return NULL;
+}
+
+static unit_t *unit_new(dm_runtime_t *rt, unit_kind_t kind, const char *owner, const char *name)
+{
+    unit_t *u = calloc(1, sizeof(*u));
+    if (!u) return NULL;
+    u->kind = kind;
+    u->rt = rt;
+    snprintf(u->owner, sizeof(u->owner), "%s", owner);
+    snprintf(u->name, sizeof(u->name), "%s", name);
+    dm_unit_init(&u->st);
+    u->next = rt->units;
+    rt->units = u;
+    return u;
+}
+
+static void unit_start(unit_t *u)
+{
+    void *(*fn)(void *) = u->kind == U_DATAGEN ? datagen_main
+                          : u->kind == U_TASK  ? task_main
+                          : u->kind == U_TABLE ? table_main
+                                               : sink_main;
+    if (pthread_create(&u->th, NULL, fn, u) == 0)
+        u->started = true;
+    else
+        dm_unit_set(&u->st, "failed", "cannot start a thread");
+}
+
+static void unit_free(unit_t *u)
+{
+    if (u->kind == U_TASK) dm_task_free(u->task);
+    if (u->kind == U_TABLE) dm_table_free(u->table);
+    if (u->kind == U_SINK) dm_config_free(&dm_file_sink_config_table, &u->sink_conf);
+    if (u->kind == U_DATAGEN && u->dg.key_fields) {
+        dm_strlist_t *k = (dm_strlist_t *)u->dg.key_fields;
+        free(k->items);
+        free(k);
+    }
+    json_decref(u->owned);
+    dm_unit_destroy(&u->st);
+    free(u);
+}
+
+/* Stops (and frees) the units of owner; all units when owner is NULL. */
+static void stop_units(dm_runtime_t *rt, const char *owner)
+{
+    for (unit_t *u = rt->units; u; u = u->next)
+        if (!owner || !strcmp(u->owner, owner)) atomic_store(&u->st.stop, true);
+    unit_t **pp = &rt->units;
+    while (*pp) {
+        unit_t *u = *pp;
+        if (owner && strcmp(u->owner, owner)) {
+            pp = &u->next;
+            continue;
+        }
+        if (u->started) pthread_join(u->th, NULL);
+        *pp = u->next;
+        unit_free(u);
+    }
+}
+
+/* A failed unit that only carries the reason, so status shows it. */
+static void unit_failed(dm_runtime_t *rt, const char *owner, const char *what, const char *msg)
+{
+    unit_t *u = unit_new(rt, U_TASK, owner, what);
+    if (u) dm_unit_set(&u->st, "failed", "%s", msg);
+    DM_ERROR("control", "%s: %s: %s", owner, what, msg);
+}
+
+/* ---- sources -------------------------------------------------------------------- */
+
+static const char *meta_name(const json_t *doc)
+{
+    return json_string_value(json_object_get(json_object_get(doc, "metadata"), "name"));
+}
+
+/* The JSON of a record holding the key fields of a value schema. */
+static char *key_schema_json(const dm_avro_schema_t *s, const json_t *key)
+{
+    json_t *seen = json_object(), *fields = json_array();
+    size_t i;
+    json_t *k;
+    json_array_foreach(key, i, k)
+    {
+        int idx = dm_avro_field_index(s->root, json_string_value(k));
+        if (idx < 0) continue;
+        json_array_append_new(fields,
+                              json_pack("{s:s, s:o}", "name", json_string_value(k), "type",
+                                        dm_schema_type_json(s->root->fields[idx].type, seen)));
+    }
+    char name[300];
+    snprintf(name, sizeof(name), "%sKey", s->root->name);
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:o}", "type", "record", "name", name, "namespace",
+                            s->root->space ? s->root->space : "", "fields", fields);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    json_decref(seen);
+    return text;
+}
+
+static void start_source(dm_runtime_t *rt, const json_t *doc)
+{
+    const char *name = meta_name(doc);
+    char owner[160];
+    snprintf(owner, sizeof(owner), "Source/%s", name);
+    const json_t *spec = json_object_get(doc, "spec");
+    const char *connector = json_string_value(json_object_get(spec, "connector"));
+    const json_t *parts = json_object_get(spec, "partitions");
+    int32_t partitions = json_is_integer(parts) ? (int32_t)json_integer_value(parts) : 1;
+    dm_error_t err = {0};
+    char subject[300], key_subject[300];
+    snprintf(subject, sizeof(subject), "%s-value", name);
+    snprintf(key_subject, sizeof(key_subject), "%s-key", name);
+    char *text = json_dumps(json_object_get(spec, "schema"), JSON_COMPACT);
+    int64_t id = 0, key_id = 0;
+    dm_avro_schema_t *schema = text ? register_schema(rt, subject, text, &id, &err) : NULL;
+    free(text);
+    if (!schema) return unit_failed(rt, owner, "schema", err.message);
+    const json_t *key = json_object_get(spec, "key");
+    dm_avro_schema_t *key_schema = NULL;
+    if (json_array_size(key)) {
+        char *kt = key_schema_json(schema, key);
+        key_schema = kt ? register_schema(rt, key_subject, kt, &key_id, &err) : NULL;
+        free(kt);
+        if (!key_schema) return unit_failed(rt, owner, "key schema", err.message);
+    }
+    if (ensure_topic(rt, name, partitions, subject, &err))
+        return unit_failed(rt, owner, "topic", err.message);
+    if (strcmp(connector, "datagen") != 0) return; /* ingest: filled through the API */
+    char uname[300];
+    snprintf(uname, sizeof(uname), "%s/connector/datagen", name);
+    unit_t *u = unit_new(rt, U_DATAGEN, owner, uname);
+    if (!u) return;
+    dm_config_defaults(&dm_datagen_config_table, &u->dg.conf, &err);
+    const json_t *config = json_object_get(spec, "config");
+    if (config && dm_config_apply_json(&dm_datagen_config_table, &u->dg.conf, config, NULL, &err)) {
+        dm_unit_set(&u->st, "failed", "%s", err.message);
+        return;
+    }
+    u->owned = json_deep_copy(key ? key : json_null());
+    dm_strlist_t *keys = calloc(1, sizeof(*keys));
+    keys->n = json_array_size(u->owned);
+    keys->items = calloc(keys->n ? keys->n : 1, sizeof(char *));
+    for (size_t i = 0; i < keys->n; i++)
+        keys->items[i] = (char *)json_string_value(json_array_get(u->owned, i));
+    snprintf(u->topic, sizeof(u->topic), "%s", name);
+    dm_datagen_config_t conf = u->dg.conf; /* read before u->dg is overwritten */
+    u->dg = (dm_datagen_source_t){.transport = rt->t,
+                                  .topic = u->topic,
+                                  .partitions = topic_partitions(rt, name),
+                                  .schema = schema,
+                                  .schema_id = (uint32_t)id,
+                                  .key_schema = key_schema,
+                                  .key_schema_id = (uint32_t)key_id,
+                                  .key_fields = keys,
+                                  .conf = conf};
+    unit_start(u);
+}
+
+/* ---- pipelines ------------------------------------------------------------------- */
+
+/* The table an enrich step reads (found among the running table units). */
+static dm_table_t *env_table(void *ctx, const char *source, dm_error_t *err)
+{
+    dm_runtime_t *rt = ctx;
+    for (unit_t *u = rt->units; u; u = u->next)
+        if (u->kind == U_TABLE && !strcmp(dm_table_name(u->table), source)) return u->table;
+    dm_error_set(err, DM_ERR_NOT_FOUND, "no table for source '%s'", source);
+    return NULL;
+}
+
+/* Starts a table reader for an enrich source of pipeline owner. */
+static dm_err_t start_table(dm_runtime_t *rt, const char *owner, const char *source,
+                            const json_t *stored_sources, unit_t **table_unit, dm_error_t *err)
+{
+    for (unit_t *u = rt->units; u; u = u->next)
+        if (u->kind == U_TABLE && !strcmp(u->owner, owner) &&
+            !strcmp(dm_table_name(u->table), source)) {
+            *table_unit = u;
+            return DM_OK;
+        }
+    const json_t *src = json_object_get(stored_sources, source);
+    const json_t *key = json_object_get(json_object_get(src, "spec"), "key");
+    if (!json_array_size(key))
+        return dm_error_set(err, DM_ERR_INVALID,
+                            "enrich with %s: the source has no key (spec.key) to look up by",
+                            source);
+    char subject[300];
+    snprintf(subject, sizeof(subject), "%s-value", source);
+    int64_t id;
+    if (dm_schema_registry_get_version(rt->reg, subject, -1, &id, NULL, NULL, err))
+        return err->code;
+    dm_avro_schema_t *schema = schema_of(rt, id, err);
+    if (!schema) return err->code;
+    char uname[300];
+    snprintf(uname, sizeof(uname), "%s/table/%s", owner + strlen("Pipeline/"), source);
+    unit_t *u = unit_new(rt, U_TABLE, owner, uname);
+    if (!u) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    dm_err_t rc =
+        dm_table_new(source, schema, json_string_value(json_array_get(key, 0)), &u->table, err);
+    if (rc) {
+        dm_unit_set(&u->st, "failed", "%s", err->message);
+        u->kind = U_TASK; /* nothing to free but the status */
+        return rc;
+    }
+    snprintf(u->topic, sizeof(u->topic), "%s", source);
+    u->partitions = topic_partitions(rt, source);
+    unit_start(u);
+    *table_unit = u;
+    return DM_OK;
+}
+
+static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
+                           const json_t *stored_sinks)
+{
+    const char *name = meta_name(doc);
+    char owner[160];
+    snprintf(owner, sizeof(owner), "Pipeline/%s", name);
+    const json_t *spec = json_object_get(doc, "spec");
+    const json_t *from = json_object_get(spec, "from");
+    const char *input =
+        json_is_string(from) ? json_string_value(from) : json_string_value(json_array_get(from, 0));
+    dm_error_t err = {0};
+    char subject[300];
+    snprintf(subject, sizeof(subject), "%s-value", input);
+    int64_t in_id;
+    if (dm_schema_registry_get_version(rt->reg, subject, -1, &in_id, NULL, NULL, &err))
+        return unit_failed(rt, owner, "input",
+                           "the input source has no registered schema yet (is it running?)");
+    dm_avro_schema_t *in_schema = schema_of(rt, in_id, &err);
+    int32_t in_parts = topic_partitions(rt, input);
+    if (!in_schema || in_parts <= 0) return unit_failed(rt, owner, "input", err.message);
+
+    /* Steps: spec syntax to processor settings. */
+    const json_t *steps = json_object_get(spec, "steps");
+    size_t n_steps = json_array_size(steps);
+    dm_task_step_spec_t *specs = calloc(n_steps ? n_steps : 1, sizeof(*specs));
+    json_t *configs = json_array();
+    unit_t *tables[8];
+    int n_tables = 0;
+    for (size_t i = 0; i < n_steps; i++) {
+        const json_t *step = json_array_get(steps, i);
+        const char *kind = json_object_iter_key(json_object_iter((json_t *)step));
+        const json_t *arg = json_object_get(step, kind);
+        json_t *conf = !strcmp(kind, "filter")    ? json_pack("{s:O}", "expr", arg)
+                       : !strcmp(kind, "project") ? json_pack("{s:O}", "columns", arg)
+                                                  : json_deep_copy(arg);
+        json_array_append_new(configs, conf);
+        specs[i] = (dm_task_step_spec_t){dm_proc_find(kind), conf};
+        unit_t *tu = NULL;
+        if (!strcmp(kind, "enrich") &&
+            start_table(rt, owner, json_string_value(json_object_get(arg, "with")), stored_sources,
+                        &tu, &err)) {
+            free(specs);
+            json_decref(configs);
+            return unit_failed(rt, owner, "enrich", err.message);
+        }
+        if (tu && n_tables < 8) tables[n_tables++] = tu;
+    }
+    /* Output topic: the derived source, else one of the pipeline's own. */
+    char out_topic[300] = "", dlq[300];
+    const json_t *to = json_object_get(spec, "to");
+    size_t i;
+    json_t *o;
+    json_array_foreach(to, i, o) if (json_is_string(json_object_get(o, "source"))) snprintf(
+        out_topic, sizeof(out_topic), "%s", json_string_value(json_object_get(o, "source")));
+    bool derived = out_topic[0] != '\0';
+    if (!derived) snprintf(out_topic, sizeof(out_topic), "pipeline.%s.out", name);
+    snprintf(dlq, sizeof(dlq), "pipeline.%s.dlq", name);
+    char out_subject[320];
+    snprintf(out_subject, sizeof(out_subject), "%s-value", out_topic);
+    if (ensure_topic(rt, out_topic, in_parts, out_subject, &err) ||
+        ensure_topic(rt, dlq, 1, NULL, &err)) {
+        free(specs);
+        json_decref(configs);
+        return unit_failed(rt, owner, "topics", err.message);
+    }
+    int64_t out_id = 0;
+    dm_avro_schema_t *out_schema = NULL;
+    char group[300];
+    snprintf(group, sizeof(group), "pipeline.%s", name);
+    for (int32_t p = 0; p < in_parts; p++) {
+        char uname[300];
+        snprintf(uname, sizeof(uname), "%s/task/%d", name, p);
+        unit_t *u = unit_new(rt, U_TASK, owner, uname);
+        if (!u) break;
+        /* The unit keeps the strings its task borrows. */
+        u->owned = json_pack("{s:O, s:s, s:s}", "configs", configs, "out", out_topic, "dlq", dlq);
+        snprintf(u->topic, sizeof(u->topic), "%s", input);
+        snprintf(u->group, sizeof(u->group), "%s", group);
+        dm_task_config_t tc = {.name = u->name,
+                               .group = u->group,
+                               .input_topic = u->topic,
+                               .input_partition = p,
+                               .input_schema = in_schema,
+                               .input_schema_id = (uint32_t)in_id,
+                               .output_topic = json_string_value(json_object_get(u->owned, "out")),
+                               .dead_letter_topic =
+                                   json_string_value(json_object_get(u->owned, "dlq")),
+                               .steps = specs,
+                               .n_steps = n_steps,
+                               .metrics = rt->metrics,
+                               .env = &rt->env};
+        if (dm_task_new(rt->t, &tc, &u->task, &err)) {
+            dm_unit_set(&u->st, "failed", "%s", err.message);
+            break;
+        }
+        if (!out_schema) {
+            /* Register what the chain writes (the derived source's schema). */
+            char *text =
+                dm_task_output_schema(u->task) == in_schema->root ? strdup(in_schema->json) : NULL;
+            if (!text) {
+                json_t *seen = json_object();
+                json_t *j = dm_schema_type_json(dm_task_output_schema(u->task), seen);
+                text = json_dumps(j, JSON_COMPACT);
+                json_decref(j);
+                json_decref(seen);
+            }
+            out_schema = register_schema(rt, out_subject, text, &out_id, &err);
+            free(text);
+            if (!out_schema) {
+                dm_unit_set(&u->st, "failed", "paused: %s", err.message);
+                break;
+            }
+        }
+        dm_task_set_output_schema_id(u->task, (uint32_t)out_id);
+        memcpy(u->tables, tables, sizeof(tables));
+        u->n_tables = n_tables;
+        unit_start(u);
+    }
+    free(specs); /* tasks opened their processors; the settings live in u->owned */
+    json_decref(configs);
+    if (!out_schema) return;
+    /* Sinks read the output topic. */
+    size_t k = 0;
+    json_array_foreach(to, i, o)
+    {
+        const json_t *sink = json_object_get(o, "sink");
+        if (!sink) continue;
+        if (json_is_string(sink))
+            sink = json_object_get(json_object_get(stored_sinks, json_string_value(sink)), "spec");
+        char uname[300];
+        snprintf(uname, sizeof(uname), "%s/sink/%zu", name, k++);
+        unit_t *u = unit_new(rt, U_SINK, owner, uname);
+        if (!u) break;
+        json_t *settings = json_deep_copy(sink);
+        json_object_del(settings, "type");
+        dm_config_defaults(&dm_file_sink_config_table, &u->sink_conf, &err);
+        if (dm_config_apply_json(&dm_file_sink_config_table, &u->sink_conf, settings, NULL, &err)) {
+            json_decref(settings);
+            dm_unit_set(&u->st, "failed", "%s", err.message);
+            continue;
+        }
+        json_decref(settings);
+        snprintf(u->topic, sizeof(u->topic), "%s", out_topic);
+        snprintf(u->group, sizeof(u->group), "sink.%s.%zu", name, k - 1);
+        u->sink = (dm_file_sink_t){.transport = rt->t,
+                                   .topic = u->topic,
+                                   .partitions = topic_partitions(rt, out_topic),
+                                   .group = u->group,
+                                   .schema = out_schema,
+                                   .schema_id = (uint32_t)out_id,
+                                   .conf = &u->sink_conf};
+        unit_start(u);
+    }
+}
+
+/* ---- sync ------------------------------------------------------------------------- */
+
+static json_t *by_name(json_t *list)
+{
+    json_t *o = json_object();
+    size_t i;
+    json_t *d;
+    json_array_foreach(list, i, d)
+    {
+        json_object_del(d, "status");
+        json_object_set(o, meta_name(d), d);
+    }
+    return o;
+}
+
+dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
+{
+    json_t *lists[DM_KIND_COUNT] = {0};
+    for (int k = 0; k < DM_KIND_COUNT; k++)
+        if (dm_store_list(rt->store, (dm_kind_t)k, &lists[k], err)) {
+            for (int j = 0; j < k; j++)
+                json_decref(lists[j]);
+            return err->code;
+        }
+    json_t *sources = by_name(lists[DM_KIND_SOURCE]), *pipelines = by_name(lists[DM_KIND_PIPELINE]);
+    json_t *sinks = by_name(lists[DM_KIND_SINK]);
+    pthread_mutex_lock(&rt->mu);
+    /* Which objects changed (or went away) since their units started? A changed
+     * source restarts the pipelines that read it, so they pick up its schema. */
+    const char *n;
+    json_t *d;
+    json_t *stale = json_array();
+    const char *key;
+    json_t *was;
+    json_object_foreach(rt->running, key, was)
+    {
+        const json_t *now = !strncmp(key, "Source/", 7) ? json_object_get(sources, key + 7)
+                                                        : json_object_get(pipelines, key + 9);
+        if (!now || !json_equal(now, was)) json_array_append_new(stale, json_string(key));
+    }
+    json_object_foreach(pipelines, n, d)
+    {
+        char pk[200];
+        snprintf(pk, sizeof(pk), "Pipeline/%s", n);
+        json_t *reads = dm_spec_pipeline_inputs(d);
+        size_t i;
+        json_t *s;
+        json_array_foreach(reads, i, s)
+        {
+            char sk[200];
+            snprintf(sk, sizeof(sk), "Source/%s", json_string_value(s));
+            size_t j;
+            json_t *x;
+            json_array_foreach(stale, j, x) if (!strcmp(json_string_value(x), sk))
+                json_array_append_new(stale, json_string(pk));
+        }
+        json_decref(reads);
+    }
+    size_t i;
+    json_t *x;
+    json_array_foreach(stale, i, x)
+    {
+        stop_units(rt, json_string_value(x));
+        json_object_del(rt->running, json_string_value(x));
+    }
+    /* Start what is not running: sources first, then pipelines whose input
+     * exists (a pipeline may read another's derived source). */
+    json_object_foreach(sources, n, d)
+    {
+        char sk[200];
+        snprintf(sk, sizeof(sk), "Source/%s", n);
+        if (json_object_get(rt->running, sk)) continue;
+        start_source(rt, d);
+        json_object_set(rt->running, sk, d);
+    }
+    /* Let new datagen sources commit their first batch before the pipelines
+     * that read them (and the tables enrich keeps) start: a table then starts
+     * with its rows instead of filling while the first events pass. */
+    for (int waited = 0; waited < 150; waited++) {
+        bool pending = false;
+        for (unit_t *u = rt->units; u; u = u->next) {
+            if (u->kind != U_DATAGEN || !u->started) continue;
+            char state[32], error[8];
+            dm_unit_get(&u->st, state, sizeof(state), error, sizeof(error));
+            if (atomic_load(&u->st.position) == 0 &&
+                (!strcmp(state, "starting") || !strcmp(state, "running")))
+                pending = true;
+        }
+        if (!pending) break;
+        dm_sleep_ms(20);
+    }
+    for (int round = 0; round < 16; round++) {
+        bool progress = false;
+        json_object_foreach(pipelines, n, d)
+        {
+            char pk[200];
+            snprintf(pk, sizeof(pk), "Pipeline/%s", n);
+            if (json_object_get(rt->running, pk)) continue;
+            json_t *reads = dm_spec_pipeline_inputs(d);
+            const char *input = json_string_value(json_array_get(reads, 0));
+            bool ready = input && topic_partitions(rt, input) > 0;
+            json_decref(reads);
+            if (!ready && round < 15) continue;
+            start_pipeline(rt, d, sources, sinks);
+            json_object_set(rt->running, pk, d);
+            progress = true;
+        }
+        if (!progress) break;
+    }
+    pthread_mutex_unlock(&rt->mu);
+    json_decref(stale);
+    json_decref(sources);
+    json_decref(pipelines);
+    json_decref(sinks);
+    for (int k = 0; k < DM_KIND_COUNT; k++)
+        json_decref(lists[k]);
+    return DM_OK;
+}
+
+static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
+{
+    (void)rt;
+    const char *kind = json_string_value(json_object_get(doc, "kind"));
+    const char *name = meta_name(doc);
+    const json_t *spec = json_object_get(doc, "spec");
+    if (!strcmp(kind, "Source")) {
+        const char *c = json_string_value(json_object_get(spec, "connector"));
+        if (strcmp(c, "datagen") && strcmp(c, "ingest"))
+            return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                                "Source %s: connector '%s' validates but cannot run in this "
+                                "version yet (running connectors: datagen, ingest)",
+                                name, c);
+        if (!json_object_get(spec, "schema"))
+            return dm_error_set(err, DM_ERR_CONFIG, "Source %s: needs a schema", name);
+        return DM_OK;
+    }
+    if (strcmp(kind, "Pipeline")) return DM_OK;
+    const json_t *from = json_object_get(spec, "from");
+    if (json_is_array(from) && json_array_size(from) > 1)
+        return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                            "Pipeline %s: reading several sources (a union) is not available in "
+                            "this version yet",
+                            name);
+    size_t i;
+    json_t *step;
+    json_array_foreach(json_object_get(spec, "steps"), i, step)
+    {
+        const char *k = json_object_iter_key(json_object_iter(step));
+        if (!dm_proc_find(k))
+            return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                                "Pipeline %s: spec.steps[%zu]: step '%s' is not available in this "
+                                "version yet (available: filter, project, enrich)",
+                                name, i, k);
+    }
+    int derived = 0;
+    json_t *o;
+    json_array_foreach(json_object_get(spec, "to"), i, o) derived +=
+        json_object_get(o, "source") != NULL;
+    if (derived > 1)
+        return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                            "Pipeline %s: publishing more than one derived source is not available "
+                            "in this version yet",
+                            name);
+    return DM_OK;
+}
+
+/* What a dry open of a pipeline's chain needs: source schemas and keys from
+ * the request being applied, else from the registry and the store. */
+typedef struct check_ctx {
+    dm_runtime_t *rt;
+    const json_t *batch; /* name → Source document in this apply */
+    dm_avro_schema_t *owned[16];
+    dm_table_t *tables[8];
+    int n_owned, n_tables;
+} check_ctx_t;
+
+static const dm_avro_schema_t *check_schema(check_ctx_t *c, const char *source, const json_t **key,
+                                            dm_error_t *err)
+{
+    const json_t *doc = json_object_get(c->batch, source);
+    json_t *stored = NULL;
+    if (!doc && dm_store_get(c->rt->store, DM_KIND_SOURCE, source, &stored, NULL) == DM_OK)
+        doc = stored;
+    *key = json_object_get(json_object_get(doc, "spec"), "key");
+    const json_t *schema = json_object_get(json_object_get(doc, "spec"), "schema");
+    const dm_avro_schema_t *out = NULL;
+    if (schema && json_object_get(c->batch, source) && c->n_owned < 16) {
+        char *text = json_dumps(schema, JSON_COMPACT);
+        if (text && dm_avro_schema_parse(text, strlen(text), &c->owned[c->n_owned], err) == DM_OK)
+            out = c->owned[c->n_owned++];
+        free(text);
+    } else {
+        char subject[300];
+        int64_t id;
+        snprintf(subject, sizeof(subject), "%s-value", source);
+        if (dm_schema_registry_get_version(c->rt->reg, subject, -1, &id, NULL, NULL, err) == DM_OK)
+            out = schema_of(c->rt, id, err);
+    }
+    json_decref(stored); /* key points into it only while it lives: callers copy at once */
+    if (stored) *key = NULL;
+    return out;
+}
+
+static dm_table_t *check_table(void *ctx, const char *source, dm_error_t *err)
+{
+    check_ctx_t *c = ctx;
+    const json_t *key;
+    json_t *stored = NULL;
+    const dm_avro_schema_t *s = check_schema(c, source, &key, err);
+    if (!s) {
+        if (!err->message[0])
+            dm_error_set(err, DM_ERR_NOT_FOUND, "source '%s' has no schema yet", source);
+        return NULL;
+    }
+    if (!key && dm_store_get(c->rt->store, DM_KIND_SOURCE, source, &stored, NULL) == DM_OK)
+        key = json_object_get(json_object_get(stored, "spec"), "key");
+    const char *k = json_string_value(json_array_get(key, 0));
+    dm_table_t *t = NULL;
+    if (!k)
+        dm_error_set(err, DM_ERR_INVALID,
+                     "enrich with %s: the source has no key (spec.key) to look up by", source);
+    else if (c->n_tables < 8 && dm_table_new(source, s, k, &t, err) == DM_OK)
+        c->tables[c->n_tables++] = t;
+    json_decref(stored);
+    return t;
+}
+
+/* Opens the pipeline's processors once against its input schema, so that a
+ * bad expression or field is refused when the spec is applied. */
+static dm_err_t check_chain(dm_runtime_t *rt, const json_t *doc, const json_t *batch,
+                            dm_error_t *err)
+{
+    const json_t *spec = json_object_get(doc, "spec");
+    const json_t *from = json_object_get(spec, "from");
+    const char *input =
+        json_is_string(from) ? json_string_value(from) : json_string_value(json_array_get(from, 0));
+    check_ctx_t c = {.rt = rt, .batch = batch};
+    const json_t *key;
+    dm_error_t ignore = {0};
+    const dm_avro_schema_t *s = input ? check_schema(&c, input, &key, &ignore) : NULL;
+    dm_err_t rc = DM_OK;
+    if (s) {
+        dm_proc_env_t env = {check_table, &c};
+        const dm_avro_node_t *node = s->root;
+        dm_proc_t *procs[64] = {0};
+        size_t n = 0, i;
+        json_t *step;
+        json_array_foreach(json_object_get(spec, "steps"), i, step)
+        {
+            if (n == 64) break;
+            const char *kind = json_object_iter_key(json_object_iter(step));
+            const json_t *arg = json_object_get(step, kind);
+            json_t *conf = !strcmp(kind, "filter")    ? json_pack("{s:O}", "expr", arg)
+                           : !strcmp(kind, "project") ? json_pack("{s:O}", "columns", arg)
+                                                      : json_deep_copy(arg);
+            rc = dm_proc_open(dm_proc_find(kind), &env, conf, node, &procs[n], err);
+            json_decref(conf);
+            if (rc) {
+                dm_error_prefix(err, "Pipeline %s: spec.steps[%zu].%s", meta_name(doc), i, kind);
+                break;
+            }
+            if (procs[n]->output) node = procs[n]->output->root;
+            n++;
+        }
+        for (size_t k = 0; k < n; k++)
+            dm_proc_close(procs[k]);
+    }
+    for (int k = 0; k < c.n_tables; k++)
+        dm_table_free(c.tables[k]);
+    for (int k = 0; k < c.n_owned; k++)
+        dm_avro_schema_free(c.owned[k]);
+    return rc;
+}
+
+dm_err_t dm_runtime_check(dm_runtime_t *rt, const json_t *const *docs, size_t n, dm_error_t *err)
+{
+    json_t *batch = json_object();
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(json_string_value(json_object_get(docs[i], "kind")), "Source"))
+            json_object_set(batch, meta_name(docs[i]), (json_t *)docs[i]);
+    dm_err_t rc = DM_OK;
+    pthread_mutex_lock(&rt->mu);
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = check_one(rt, docs[i], err);
+        if (!rc && !strcmp(json_string_value(json_object_get(docs[i], "kind")), "Pipeline"))
+            rc = check_chain(rt, docs[i], batch, err);
+    }
+    pthread_mutex_unlock(&rt->mu);
+    json_decref(batch);
+    return rc;
+}
+
+json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
+{
+    char owner[200];
+    snprintf(owner, sizeof(owner), "%s/%s", kind, name);
+    json_t *units = json_array();
+    const char *overall = "idle";
+    int failed = 0, retrying = 0, running = 0;
+    pthread_mutex_lock(&rt->mu);
+    for (unit_t *u = rt->units; u; u = u->next) {
+        if (strcmp(u->owner, owner)) continue;
+        char state[32], error[512];
+        dm_unit_get(&u->st, state, sizeof(state), error, sizeof(error));
+        failed += !strcmp(state, "failed");
+        retrying += !strcmp(state, "retrying");
+        running += !strcmp(state, "running");
+        json_t *j =
+            json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", u->name, "kind", unit_kinds[u->kind],
+                      "state", state, "position", (json_int_t)atomic_load(&u->st.position), "lag",
+                      (json_int_t)atomic_load(&u->st.lag));
+        if (error[0]) json_object_set_new(j, "error", json_string(error));
+        json_array_append_new(units, j);
+    }
+    bool known = json_object_get(rt->running, owner) != NULL;
+    pthread_mutex_unlock(&rt->mu);
+    overall = failed     ? "failed"
+              : retrying ? "degraded"
+              : running  ? "running"
+              : known    ? "ready"
+                         : "pending";
+    return json_pack("{s:s, s:o}", "state", overall, "units", units);
+}
+
+/* ---- life --------------------------------------------------------------------------- */
+
+dm_err_t dm_runtime_new(const char *data_dir, dm_store_t *store, dm_metrics_t *metrics,
+                        dm_runtime_t **out, dm_error_t *err)
+{
+    *out = NULL;
+    dm_runtime_t *rt = calloc(1, sizeof(*rt));
+    if (!rt) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&rt->mu, NULL);
+    rt->data_dir = strdup(data_dir);
+    rt->store = store;
+    rt->metrics = metrics;
+    rt->running = json_object();
+    rt->env = (dm_proc_env_t){env_table, rt};
+    char path[4200];
+    snprintf(path, sizeof(path), "embedded:%s/log", data_dir);
+    dm_err_t rc = dm_transport_open(path, &rt->t, err);
+    if (!rc) {
+        snprintf(path, sizeof(path), "%s/registry.db", data_dir);
+        rc = dm_schema_registry_open(path, &rt->reg, err);
+    }
+    if (!rc) rc = dm_runtime_sync(rt, err);
+    if (rc) {
+        dm_runtime_free(rt);
+        return rc;
+    }
+    *out = rt;
+    return DM_OK;
+}
+
+void dm_runtime_free(dm_runtime_t *rt)
+{
+    if (!rt) return;
+    pthread_mutex_lock(&rt->mu);
+    stop_units(rt, NULL);
+    pthread_mutex_unlock(&rt->mu);
+    for (schema_entry_t *e = rt->schemas, *next; e; e = next) {
+        next = e->next;
+        dm_avro_schema_free(e->schema);
+        free(e);
+    }
+    if (rt->t) dm_transport_close(rt->t);
+    dm_schema_registry_close(rt->reg);
+    json_decref(rt->running);
+    pthread_mutex_destroy(&rt->mu);
+    free(rt->data_dir);
+    free(rt);
+}

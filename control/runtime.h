@@ -1,0 +1,68 @@
+/* control/runtime.h — what runs: the data plane inside `datamesh up`.
+ *
+ * The runtime turns the stored specs into running units: a topic and a
+ * registered schema per source, a connector thread per datagen source, a task
+ * per input partition of each pipeline (a fused chain, exactly once), a table
+ * reader per source that enrich looks up in, and a sink thread per sink. It
+ * owns the transport (the embedded log in DATA/log) and its own handle on the
+ * schema registry.
+ *
+ * dm_runtime_sync brings the running units in line with the store after every
+ * apply or delete: units whose spec changed are stopped and started again;
+ * every position (task offsets, connector sequence, sink offsets) is durable
+ * in the transport, so a restart resumes where the unit stopped.
+ *
+ * Threads: sync, status and free are called from API threads under the
+ * runtime's lock; units run on their own threads.
+ */
+#ifndef DM_CONTROL_RUNTIME_H
+#define DM_CONTROL_RUNTIME_H
+
+#include <jansson.h>
+
+#include "control/store.h"
+#include "core/error.h"
+#include "core/metrics.h"
+#include "transport/transport.h"
+
+typedef struct dm_runtime dm_runtime_t;
+
+/* Opens the transport and the registry under data_dir and starts everything
+ * the store holds. */
+dm_err_t dm_runtime_new(const char *data_dir, dm_store_t *store, dm_metrics_t *metrics,
+                        dm_runtime_t **out, dm_error_t *err);
+
+/* Reconciles running units with the store. Errors of individual units show
+ * in their status; an error here means the runtime itself failed. */
+dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err);
+
+/* Checks, before specs are stored, what only the runtime can: that the
+ * connectors, sinks and steps can run here, and that every pipeline's chain
+ * opens against its input schema (expressions, fields, enrich tables). docs
+ * are the documents of one apply. */
+dm_err_t dm_runtime_check(dm_runtime_t *rt, const json_t *const *docs, size_t n, dm_error_t *err);
+
+/* Status of an object: {state, units: [{name, state, error, position, lag}]}. */
+json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name);
+
+/* The transport, for reading and writing sources through the API. */
+dm_transport_t *dm_runtime_transport(dm_runtime_t *rt);
+
+/* The latest registered value schema of a source: JSON text (malloc'd) and id. */
+dm_err_t dm_runtime_source_schema(dm_runtime_t *rt, const char *source, char **schema, int64_t *id,
+                                  dm_error_t *err);
+
+/* The latest id registered under subject. */
+dm_err_t dm_runtime_subject_id(dm_runtime_t *rt, const char *subject, int64_t *id, dm_error_t *err);
+
+/* The parsed schema of a registry id, cached for the runtime's life (the
+ * pointer stays valid until dm_runtime_free). */
+const struct dm_avro_schema *dm_runtime_schema(dm_runtime_t *rt, int64_t id, dm_error_t *err);
+
+/* The schema text for a registry id (malloc'd). */
+dm_err_t dm_runtime_schema_by_id(dm_runtime_t *rt, int64_t id, char **schema, dm_error_t *err);
+
+/* Stops every unit (each commits what it finished) and closes the transport. */
+void dm_runtime_free(dm_runtime_t *rt);
+
+#endif
