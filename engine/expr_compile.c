@@ -609,6 +609,20 @@ static int cast_target(const tok_t *t)
     return -1;
 }
 
+/* A THEN or ELSE value of CASE: the branches' types must meet. */
+static node_t *parse_case_branch(parser_t *ps, int *type, bool *nullable)
+{
+    node_t *v = parse_expr(ps);
+    if (ps->failed) return v;
+    int u = unify((dm_expr_type_t)*type, v->type);
+    if (u < 0)
+        fail(ps, v->col, "CASE branches mix %s and %s", dm_expr_type_name((dm_expr_type_t)*type),
+             dm_expr_type_name(v->type));
+    *type = u;
+    *nullable |= v->nullable;
+    return v;
+}
+
 static node_t *parse_primary(parser_t *ps)
 {
     tok_t t = ps->t;
@@ -683,27 +697,15 @@ static node_t *parse_primary(parser_t *ps)
                 fail(ps, c->col, "WHEN needs a boolean condition, got %s",
                      dm_expr_type_name(c->type));
             expect_kw(ps, "then");
-            node_t *v = parse_expr(ps);
+            node_t *v = parse_case_branch(ps, &type, &nullable);
             if (ps->failed) return n;
-            int u = unify((dm_expr_type_t)type, v->type);
-            if (u < 0)
-                fail(ps, v->col, "CASE branches mix %s and %s",
-                     dm_expr_type_name((dm_expr_type_t)type), dm_expr_type_name(v->type));
-            type = u;
-            nullable |= v->nullable;
             add_kid(ps, n, c);
             add_kid(ps, n, v);
         }
         if (n && !n->n_kids && !ps->failed) fail(ps, ps->t.col, "CASE needs at least one WHEN");
         if (accept_kw(ps, "else")) {
-            node_t *v = parse_expr(ps);
+            node_t *v = parse_case_branch(ps, &type, &nullable);
             if (ps->failed) return n;
-            int u = unify((dm_expr_type_t)type, v->type);
-            if (u < 0)
-                fail(ps, v->col, "CASE branches mix %s and %s",
-                     dm_expr_type_name((dm_expr_type_t)type), dm_expr_type_name(v->type));
-            type = u;
-            nullable |= v->nullable;
             add_kid(ps, n, v);
             has_else = true;
         }

@@ -5,7 +5,7 @@
 # secrets never echoed, hostile requests, and state surviving a restart.
 set -u
 bin=${DM_BIN:?}
-specs=$(cd "$(dirname "$0")/specs" && pwd)
+src_specs=$(cd "$(dirname "$0")/specs" && pwd)
 pass=0 fail=0
 ok() { echo "ok   $1"; pass=$((pass+1)); }
 bad() { echo "FAIL $1: ${2:0:400}"; fail=$((fail+1)); }
@@ -26,6 +26,11 @@ start() {
 }
 stop() { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }
 trap 'kill -9 $pid 2>/dev/null; rm -rf "$data"' EXIT
+# The specs, with the file sink writing inside the test's directory.
+specs=$data/specs
+mkdir -p "$specs"
+cp "$src_specs"/* "$specs/"
+sed -i "s|path: out/us-plays.jsonl|path: $data/out/us-plays.jsonl|" "$specs/demo.yaml"
 start
 
 check dry_run_plan 0 '\(dry run\) create +Source us-plays — derived: published by pipeline us-plays' -- "$bin" apply -f "$specs/demo.yaml" --dry-run
