@@ -43,5 +43,6 @@ int dm_cmd_get(int argc, char **argv);
 int dm_cmd_describe(int argc, char **argv);
 int dm_cmd_delete(int argc, char **argv);
 int dm_cmd_consume(int argc, char **argv);
+int dm_cmd_produce(int argc, char **argv);
 
 #endif

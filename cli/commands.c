@@ -32,8 +32,12 @@ const dm_cli_command_t dm_cli_commands[] = {
      "usage: datamesh delete KIND NAME [--server URL]\n"
      "A source that pipelines read is refused with their names.\n",
      dm_cmd_delete},
-    {"produce", "send JSON records to a source", "usage: datamesh produce SOURCE < records.jsonl\n",
-     NULL},
+    {"produce", "send JSON records to an ingest source",
+     "usage: datamesh produce SOURCE [--batch N] [--server URL] < records.jsonl\n"
+     "\n"
+     "Reads one JSON object per line and writes them to an ingest source, N per\n"
+     "request (default 500); each request is validated and written all or nothing.\n",
+     dm_cmd_produce},
     {"consume", "print a source's records as JSON lines",
      "usage: datamesh consume SOURCE [--from-beginning] [-n N] [-f] [-o json] [--with-metadata]\n"
      "\n"

@@ -73,6 +73,13 @@ r=$(curl -s -w ' %{http_code}' -X POST --data '[]' "$DATAMESH_SERVER/api/v1/sour
 [[ $r == *'filled by its datagen connector'*' 409' ]] && ok ingest_refused_on_datagen || bad ingest_refused_on_datagen "$r"
 n=$("$bin" consume clicks --from-beginning -n 100 | wc -l)
 [[ $n -eq 3 ]] && ok ingest_nothing_partial || bad ingest_nothing_partial "$n records"
+for i in $(seq 1 1200); do echo "{\"user\":\"u$i\",\"page\":\"/p\",\"ms\":$i}"; done >"$data/clicks.jsonl"
+r=$("$bin" produce clicks <"$data/clicks.jsonl" 2>&1)
+[[ $r == *'1200 record(s) written to clicks'* ]] && ok produce_cli || bad produce_cli "$r"
+r=$(printf '{"user":"x","page":"/","ms":1}\n{"user":"y"}\n' | "$bin" produce clicks 2>&1)
+[[ $r == *'lines 1-2: record 1: '* ]] && ok produce_cli_names_line || bad produce_cli_names_line "$r"
+n=$("$bin" consume clicks --from-beginning -n 5000 | wc -l)
+[[ $n -eq 1203 ]] && ok produce_all_or_nothing || bad produce_all_or_nothing "$n records"
 
 # Restart: positions resume; the derived source has each play once.
 stop
