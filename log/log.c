@@ -719,7 +719,7 @@ dm_err_t dm_log_group_commit(dm_log_t *log, const char *group, const char *topic
 
 /* ==== topics API ============================================================================== */
 
-dm_err_t dm_log_topic_create(dm_log_t *log, const dm_log_topic_conf_t *conf, dm_error_t *err)
+static dm_err_t conf_check(const dm_log_topic_conf_t *conf, dm_error_t *err)
 {
     dm_err_t rc = dm_log_topic_name_check(conf->name, err);
     if (rc) return rc;
@@ -728,28 +728,53 @@ dm_err_t dm_log_topic_create(dm_log_t *log, const dm_log_topic_conf_t *conf, dm_
                             conf->partitions);
     if (conf->schema_subject && strlen(conf->schema_subject) > DM_LOG_SUBJECT_MAX)
         return dm_error_set(err, DM_ERR_INVALID, "topic=%s: schema subject too long", conf->name);
+    return DM_OK;
+}
+
+dm_err_t dm_log_topic_create_many(dm_log_t *log, const dm_log_topic_conf_t *confs, size_t n,
+                                  dm_error_t *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        dm_err_t rc = conf_check(&confs[i], err);
+        if (rc) return rc;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(confs[i].name, confs[j].name))
+                return dm_error_set(err, DM_ERR_LOG_TOPIC_EXISTS, "topic=%s: named twice",
+                                    confs[i].name);
+    }
     pthread_mutex_lock(&log->commit_mu);
-    if (find_topic(log, conf->name, NULL)) {
-        pthread_mutex_unlock(&log->commit_mu);
-        return dm_error_set(err, DM_ERR_LOG_TOPIC_EXISTS, "topic=%s: already exists", conf->name);
-    }
-    uint32_t id = log->n_ids ? log->n_ids : 1;
-    dm_topic_t *t = dm_log_topic_add(log, id, conf, dm_wall_ms());
-    if (!t) {
-        pthread_mutex_unlock(&log->commit_mu);
-        return dm_error_set(err, DM_ERR_NOMEM, "topic=%s", conf->name);
-    }
-    dm_buf_reset(&log->jbuf);
-    dm_journal_enc_create(&log->jbuf, t);
-    rc = dm_journal_write(log, log->jbuf.data, log->jbuf.len, err);
-    if (rc) {
-        dm_log_topic_unlink(log, t); /* stays in by_id as deleted; freed at close */
-        pthread_mutex_unlock(&log->commit_mu);
-        return dm_error_prefix(err, "topic=%s", conf->name);
+    for (size_t i = 0; i < n; i++)
+        if (find_topic(log, confs[i].name, NULL)) {
+            pthread_mutex_unlock(&log->commit_mu);
+            return dm_error_set(err, DM_ERR_LOG_TOPIC_EXISTS, "topic=%s: already exists",
+                                confs[i].name);
+        }
+    dm_err_t rc = DM_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint32_t id = log->n_ids ? log->n_ids : 1;
+        dm_topic_t *t = dm_log_topic_add(log, id, &confs[i], dm_wall_ms());
+        if (!t) {
+            rc = dm_error_set(err, DM_ERR_NOMEM, "topic=%s", confs[i].name);
+            break;
+        }
+        dm_buf_reset(&log->jbuf);
+        dm_journal_enc_create(&log->jbuf, t);
+        rc = dm_journal_write(log, log->jbuf.data, log->jbuf.len, err);
+        if (rc) {
+            dm_log_topic_unlink(log, t); /* stays in by_id as deleted; freed at close */
+            dm_error_prefix(err, "topic=%s", confs[i].name);
+        }
     }
     uint64_t lsn = log->lsn;
     pthread_mutex_unlock(&log->commit_mu);
-    return wait_durable(log, lsn, err);
+    /* one fsync for all of them (and for the ones written before a failure) */
+    dm_err_t src = wait_durable(log, lsn, rc ? NULL : err);
+    return rc ? rc : src;
+}
+
+dm_err_t dm_log_topic_create(dm_log_t *log, const dm_log_topic_conf_t *conf, dm_error_t *err)
+{
+    return dm_log_topic_create_many(log, conf, 1, err);
 }
 
 static void remove_tree(const char *path)

@@ -126,6 +126,11 @@ dm_err_t dm_log_topic_name_check(const char *name, dm_error_t *err);
 /* Creates a topic; its definition is durable when this returns. DM_ERR_LOG_TOPIC_EXISTS. */
 dm_err_t dm_log_topic_create(dm_log_t *log, const dm_log_topic_conf_t *conf, dm_error_t *err);
 
+/* Creates confs[0..n) with one fsync for all (a reconciler applying many specs, tests).
+ * Checks every name first; on an error part of them may exist. */
+dm_err_t dm_log_topic_create_many(dm_log_t *log, const dm_log_topic_conf_t *confs, size_t n,
+                                  dm_error_t *err);
+
 /* Deletes a topic and its data. The caller makes sure no other thread uses the topic. */
 dm_err_t dm_log_topic_delete(dm_log_t *log, const char *name, dm_error_t *err);
 
