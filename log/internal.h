@@ -38,6 +38,7 @@ typedef struct dm_segment {
     int64_t created_ms;
     dm_index_entry_t *idx; /* in memory once loaded */
     uint32_t n_idx, cap_idx;
+    uint32_t idx_flushed; /* entries written to the .idx file */
     bool idx_loaded;
     uint64_t since_idx; /* data bytes appended since the last index entry */
     uint64_t last_pos;  /* position of the last batch (for the seal entry) */
@@ -180,6 +181,8 @@ dm_err_t dm_segment_truncate_at(dm_log_t *log, dm_segment_t *s, int64_t offset, 
  * segment is cut back to its old size. Adds index entries. Caller holds commit_mu, pins. */
 dm_err_t dm_segment_append(dm_log_t *log, dm_segment_t *s, const uint8_t *data, size_t len,
                            dm_error_t *err);
+/* Writes index entries not yet in the file. Caller holds commit_mu and a pin. */
+dm_err_t dm_segment_flush_index(dm_segment_t *s, dm_error_t *err);
 /* Writes the final index entry so max_ts of a sealed segment is its last entry's. */
 dm_err_t dm_segment_seal(dm_log_t *log, dm_segment_t *s, dm_error_t *err);
 /* Position of the index entry at or before offset (0 when none). Caller holds seg_lock. */
@@ -207,6 +210,8 @@ dm_err_t dm_partition_read(dm_log_t *log, dm_partition_t *p, int64_t offset, siz
 void dm_partition_fetch_release(dm_log_fetch_t *f);
 dm_err_t dm_partition_offset_for_time(dm_log_t *log, dm_partition_t *p, int64_t ts, int64_t *offset,
                                       dm_error_t *err);
+/* Writes the active segment's pending index entries. Caller holds commit_mu. */
+void dm_partition_flush_index(dm_log_t *log, dm_partition_t *p);
 /* fsyncs the data of the active segment and of sealed segments not yet synced. */
 dm_err_t dm_partition_fsync(dm_log_t *log, dm_partition_t *p, dm_error_t *err);
 /* Deletes segments past retention. Returns how many. Background thread. */

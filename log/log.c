@@ -314,6 +314,7 @@ static size_t take_dirty(dm_log_t *log)
     n = 0;
     for (dm_partition_t *p = log->dirty_head; p; p = p->dirty_next) {
         p->dirty = false;
+        dm_partition_flush_index(log, p);
         log->sync_buf[n++] = p;
     }
     log->dirty_head = NULL;

@@ -308,6 +308,16 @@ void dm_partition_publish(dm_partition_t *p, int64_t end)
     pthread_mutex_unlock(&p->mu);
 }
 
+void dm_partition_flush_index(dm_log_t *log, dm_partition_t *p)
+{
+    dm_segment_t *s = p->n_segs ? p->segs[p->n_segs - 1] : NULL;
+    if (!s || s->idx_flushed == s->n_idx) return;
+    if (dm_fdcache_pin(&log->fdcache, s, NULL)) return;
+    dm_error_t err = {0};
+    if (dm_segment_flush_index(s, &err)) DM_WARN("log", TP ": %s", TPA(p), err.message);
+    dm_fdcache_unpin(&log->fdcache, s);
+}
+
 static dm_err_t fsync_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, dm_error_t *err)
 {
     dm_err_t rc = dm_fdcache_pin(&log->fdcache, s, err);

@@ -262,7 +262,10 @@ static dm_err_t idx_push(dm_segment_t *s, uint32_t rel, uint32_t pos, int64_t ma
 
 static dm_err_t idx_write_from(dm_segment_t *s, uint32_t from, dm_error_t *err)
 {
-    if (from >= s->n_idx) return DM_OK;
+    if (from >= s->n_idx) {
+        s->idx_flushed = s->n_idx;
+        return DM_OK;
+    }
     size_t n = s->n_idx - from;
     uint8_t stack[DM_IDX_ENTRY_SIZE * 8];
     uint8_t *b = n <= 8 ? stack : malloc(n * DM_IDX_ENTRY_SIZE);
@@ -275,6 +278,7 @@ static dm_err_t idx_write_from(dm_segment_t *s, uint32_t from, dm_error_t *err)
     }
     ssize_t w = pwrite(s->idx_fd, b, n * DM_IDX_ENTRY_SIZE, (off_t)from * DM_IDX_ENTRY_SIZE);
     if (b != stack) free(b);
+    if (w == (ssize_t)(n * DM_IDX_ENTRY_SIZE)) s->idx_flushed = s->n_idx;
     if (w != (ssize_t)(n * DM_IDX_ENTRY_SIZE)) {
         char path[4096];
         dm_segment_path(s, "idx", path, sizeof(path));
@@ -385,6 +389,7 @@ static dm_err_t index_read(dm_segment_t *s, dm_error_t *err)
         s->idx[i] = (dm_index_entry_t){dm_rd32(b + i * 16), dm_rd32(b + i * 16 + 4),
                                        (int64_t)dm_rd64(b + i * 16 + 8)};
     s->n_idx = (uint32_t)n;
+    s->idx_flushed = s->n_idx;
     free(b);
     return DM_OK;
 }
@@ -574,19 +579,21 @@ dm_err_t dm_segment_append(dm_log_t *log, dm_segment_t *s, const uint8_t *data, 
     s->max_ts = max_ts;
     s->size = at + len;
     pthread_rwlock_unlock(&s->part->seg_lock);
-    /* The index is a hint rebuilt on damage, so a failed index write only costs speed;
-     * still report it, as a full disk shows up here first. */
-    dm_err_t rc = idx_write_from(s, first_new, err);
-    if (rc) {
-        if (ftruncate(s->fd, (off_t)at)) {
-        }
-        pthread_rwlock_wrlock(&s->part->seg_lock);
-        s->size = at;
-        s->n_idx = first_new;
-        pthread_rwlock_unlock(&s->part->seg_lock);
-        return rc;
+    /* Index entries reach the file in groups (and at seal and sync time): the index is a
+     * hint that recovery completes from the data, so a lost tail costs a scan, not data. */
+    (void)first_new;
+    if (s->n_idx - s->idx_flushed >= 64) {
+        dm_error_t ierr = {0};
+        if (idx_write_from(s, s->idx_flushed, &ierr))
+            DM_WARN("log", "topic=%s partition=%d: %s", s->part->topic->name, s->part->id,
+                    ierr.message);
     }
     return DM_OK;
+}
+
+dm_err_t dm_segment_flush_index(dm_segment_t *s, dm_error_t *err)
+{
+    return idx_write_from(s, s->idx_flushed, err);
 }
 
 dm_err_t dm_segment_seal(dm_log_t *log, dm_segment_t *s, dm_error_t *err)
@@ -597,9 +604,9 @@ dm_err_t dm_segment_seal(dm_log_t *log, dm_segment_t *s, dm_error_t *err)
             idx_push(s, (uint32_t)(s->last_base - s->base), (uint32_t)s->last_pos, s->max_ts);
         pthread_rwlock_unlock(&s->part->seg_lock);
         if (rc) return dm_error_set(err, rc, "index");
-        rc = idx_write_from(s, s->n_idx - 1, err);
-        if (rc) return rc;
     }
+    dm_err_t rc = idx_write_from(s, s->idx_flushed, err);
+    if (rc) return rc;
     /* No fsync here: the next sync of the partition covers it (needs_sync), so a roll
      * costs no more than the topic's fsync policy asks for. */
     s->needs_sync = true;
