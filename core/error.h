@@ -49,13 +49,13 @@ typedef enum {
 
     /* log: -300 .. -399 */
     DM_ERR_LOG = -300,
-    DM_ERR_LOG_CORRUPT = -301,         /* a segment, index or batch fails its checks */
-    DM_ERR_LOG_OFFSET_RANGE = -302,    /* offset below the start or past the end */
+    DM_ERR_LOG_CORRUPT = -301,      /* a segment, index or batch fails its checks */
+    DM_ERR_LOG_OFFSET_RANGE = -302, /* offset below the start or past the end */
     DM_ERR_LOG_TOPIC_NOT_FOUND = -303,
     DM_ERR_LOG_TOPIC_EXISTS = -304,
-    DM_ERR_LOG_BAD_NAME = -305,        /* topic or group name not allowed */
-    DM_ERR_LOG_META = -306,            /* journal (metadata) corrupt or missing */
-    DM_ERR_LOG_PARTITION = -307,       /* no such partition */
+    DM_ERR_LOG_BAD_NAME = -305,  /* topic or group name not allowed */
+    DM_ERR_LOG_META = -306,      /* journal (metadata) corrupt or missing */
+    DM_ERR_LOG_PARTITION = -307, /* no such partition */
 
     /* transport: -400 .. -499 */
     DM_ERR_TRANSPORT = -400,
