@@ -1,6 +1,7 @@
 /* Unit tests for engine/task: a filter→project chain topic→topic on the
  * embedded log, with dead letters, resume after restart, and exactly-once
  * output when the process running the task is killed at random moments. */
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -228,6 +229,8 @@ static void test_chain_dead_letters_and_resume(void)
 }
 
 /* The child runs the task forever over a growing input; the parent kills it. */
+static int notify_fd = -1; /* the child writes a byte here after each commit */
+
 static void child_loop(void)
 {
     dm_transport_t *t = open_transport();
@@ -238,6 +241,7 @@ static void child_loop(void)
     for (;;) {
         size_t n;
         if (dm_task_step(task, 10, &n, &err)) _exit(5);
+        if (n && notify_fd >= 0 && write(notify_fd, "x", 1) < 0) notify_fd = -1;
     }
 }
 
@@ -257,7 +261,35 @@ static void test_exactly_once_under_sigkill(void)
     srand((unsigned)seed);
     int64_t last = 0;
     int progressed = 0;
-    for (int it = 0; it < iterations; it++) {
+    /* Calibrate: how long does a worker take to commit its first batch here
+     * (sanitizer builds are many times slower)? Kills then land anywhere from
+     * before that moment to well after it. */
+    uint64_t window_ms = 4;
+    {
+        t = open_transport();
+        REQUIRE(t);
+        produce(t, 0, per, false);
+        dm_transport_close(t);
+        int fds[2];
+        REQUIRE(pipe(fds) == 0);
+        uint64_t t0 = dm_now_ns();
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            close(fds[0]);
+            notify_fd = fds[1];
+            child_loop();
+        }
+        close(fds[1]);
+        struct pollfd pfd = {fds[0], POLLIN, 0};
+        poll(&pfd, 1, 10000); /* the first commit, or 10 s */
+        window_ms = 2 * (dm_now_ns() - t0) / 1000000 + 2;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(fds[0]);
+    }
+    printf("    kill window %llu ms\n", (unsigned long long)window_ms);
+    for (int it = 1; it < iterations; it++) {
         /* More input arrives; a worker starts, works a little and is killed. */
         t = open_transport();
         REQUIRE(t);
@@ -266,7 +298,7 @@ static void test_exactly_once_under_sigkill(void)
         pid_t pid = fork();
         REQUIRE(pid >= 0);
         if (pid == 0) child_loop();
-        dm_sleep_ms((uint64_t)(rand() % 4));
+        dm_sleep_ms((uint64_t)rand() % window_ms);
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);
