@@ -24,7 +24,10 @@ start() {
   for _ in $(seq 100); do curl -fs "$DATAMESH_SERVER/healthz" >/dev/null 2>&1 && return; sleep 0.05; done
   echo "controller did not start"; cat "$data/out.log"
 }
-stop() { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }
+stop() { # a clean stop: exit 0 and no sanitizer report in the log
+  kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; local rc=$?
+  if [[ $rc -ne 0 ]] || grep -q "Sanitizer" "$data/out.log"; then bad clean_stop "exit $rc: $(grep -A5 Sanitizer "$data/out.log" | head -20)"; fi
+}
 trap 'kill -9 $pid 2>/dev/null; rm -rf "$data"' EXIT
 # The specs, with the file sink writing inside the test's directory.
 specs=$data/specs
