@@ -152,6 +152,7 @@ dm_topic_t *dm_log_topic_add(dm_log_t *log, uint32_t id, const dm_log_topic_conf
         pthread_mutex_init(&p->mu, NULL);
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* timeouts ignore clock jumps */
         pthread_cond_init(&p->cond, &ca);
         pthread_condattr_destroy(&ca);
     }

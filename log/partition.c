@@ -535,7 +535,7 @@ dm_err_t dm_partition_read(dm_log_t *log, dm_partition_t *p, int64_t offset, siz
     pthread_mutex_lock(&p->mu);
     if (offset == p->stable && timeout_ms != 0) {
         struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
+        clock_gettime(CLOCK_MONOTONIC, &dl);
         if (timeout_ms > 0) {
             dl.tv_sec += timeout_ms / 1000;
             dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
