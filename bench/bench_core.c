@@ -69,6 +69,7 @@ int main(void)
     size_t n = 64 << 20;
     unsigned char *buf = malloc(n);
     memset(buf, 0xa5, n);
+    dm_crc32c(0, buf, 1 << 16); /* builds the tables of the long-input path */
     uint64_t t0 = dm_now_ns();
     uint32_t c1 = dm_crc32c(0, buf, n);
     double hw = (double)n / ((double)(dm_now_ns() - t0) / 1e9) / 1e9;

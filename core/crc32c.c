@@ -43,14 +43,71 @@ uint32_t dm_crc32c_sw(uint32_t crc, const void *buf, size_t len)
 }
 
 #if defined(__x86_64__)
+/* Long inputs (log batches, checksummed on every produce and read) run three
+ * independent crc32 chains over consecutive 4 KiB blocks: one chain is bound by
+ * the instruction's 3-cycle latency, three keep the unit busy. CRC is linear,
+ * crc(A||B) = shift_|B|(crc(A)) ^ crc0(B), so the chains are joined with
+ * tables that "append BLK zero bytes" to a CRC. */
+#define BLK 4096
+
+static uint32_t shift1[4][256], shift2[4][256]; /* append BLK / 2*BLK zero bytes */
+static pthread_once_t shift_once = PTHREAD_ONCE_INIT;
+
+__attribute__((target("sse4.2"))) static uint32_t raw_zeros(uint32_t c, size_t n)
+{
+    uint64_t r = c;
+    for (size_t i = 0; i < n / 8; i++)
+        r = __builtin_ia32_crc32di(r, 0);
+    return (uint32_t)r;
+}
+
+static void make_shift(uint32_t t[4][256], size_t n)
+{
+    uint32_t basis[32];
+    for (int j = 0; j < 32; j++)
+        basis[j] = raw_zeros(1u << j, n);
+    for (int k = 0; k < 4; k++)
+        for (int b = 0; b < 256; b++) {
+            uint32_t v = 0;
+            for (int bit = 0; bit < 8; bit++)
+                if (b & (1 << bit)) v ^= basis[8 * k + bit];
+            t[k][b] = v;
+        }
+}
+
+static void shift_init(void)
+{
+    make_shift(shift1, BLK);
+    make_shift(shift2, 2 * BLK);
+}
+
+static inline uint32_t shift(uint32_t t[4][256], uint32_t c)
+{
+    return t[0][c & 0xff] ^ t[1][(c >> 8) & 0xff] ^ t[2][(c >> 16) & 0xff] ^ t[3][c >> 24];
+}
+
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const void *buf,
                                                             size_t len)
 {
     const uint8_t *p = buf;
     uint64_t c = ~crc;
-    while (len && ((uintptr_t)p & 7)) {
-        c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
-        len--;
+    if (len >= 3 * BLK) {
+        pthread_once(&shift_once, shift_init);
+        while (len >= 3 * BLK) {
+            uint64_t a = c, b = 0, d = 0;
+            for (size_t i = 0; i < BLK; i += 8) {
+                uint64_t wa, wb, wd;
+                memcpy(&wa, p + i, 8);
+                memcpy(&wb, p + BLK + i, 8);
+                memcpy(&wd, p + 2 * BLK + i, 8);
+                a = __builtin_ia32_crc32di(a, wa);
+                b = __builtin_ia32_crc32di(b, wb);
+                d = __builtin_ia32_crc32di(d, wd);
+            }
+            c = shift(shift2, (uint32_t)a) ^ shift(shift1, (uint32_t)b) ^ (uint32_t)d;
+            p += 3 * BLK;
+            len -= 3 * BLK;
+        }
     }
     while (len >= 8) {
         uint64_t w;

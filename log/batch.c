@@ -152,7 +152,7 @@ static dm_err_t encode_common(dm_buf_t *out, dm_buf_t *scratch, int64_t base_off
     dm_wr64(h + 40, txn_id);
     dm_wr32(h + 48, (uint32_t)payload_len);
     dm_wr32(h + 52, (uint32_t)rel[n - 1]);
-    dm_wr32(h + 12, dm_batch_crc32c(0, h + 16, length - 16));
+    dm_wr32(h + 12, dm_crc32c(0, h + 16, length - 16));
     return DM_OK;
 fail_nomem:
     free(heap_ts);
@@ -213,7 +213,7 @@ dm_err_t dm_batch_parse_header(const uint8_t *p, size_t avail, dm_batch_hdr_t *h
 
 bool dm_batch_crc_ok(const uint8_t *p, const dm_batch_hdr_t *h)
 {
-    return dm_batch_crc32c(0, p + 16, h->length - 16) == h->crc;
+    return dm_crc32c(0, p + 16, h->length - 16) == h->crc;
 }
 
 void dm_batch_set_base_offset(uint8_t *p, int64_t base_offset)

@@ -112,9 +112,6 @@ dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_
                          dm_arena_t *arena, dm_log_record_t **recs, size_t *n, size_t *cap,
                          dm_error_t *err);
 
-/* CRC-32C, the same function as dm_crc32c, faster on long inputs (log/crc.c). Thread-safe. */
-uint32_t dm_batch_crc32c(uint32_t crc, const void *buf, size_t len);
-
 /* Name of a compression ("none", "zstd", "lz4"); parse returns -1 for unknown names. */
 const char *dm_batch_comp_name(dm_batch_comp_t c);
 int dm_batch_comp_parse(const char *name);
