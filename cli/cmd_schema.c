@@ -104,14 +104,18 @@ static int cmd_fingerprint(int argc, char **argv)
 int dm_cmd_schema(int argc, char **argv)
 {
     if (argc < 2) {
-        dm_cli_errorf("schema", "missing subcommand (compat, fingerprint)");
+        dm_cli_errorf("schema",
+                      "missing subcommand (compat, fingerprint, register, check, list, show)");
         return DM_EXIT_USAGE;
     }
     if (strcmp(argv[1], "compat") == 0) return cmd_compat(argc - 1, argv + 1);
     if (strcmp(argv[1], "fingerprint") == 0) return cmd_fingerprint(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "register") || !strcmp(argv[1], "check") || !strcmp(argv[1], "list") ||
+        !strcmp(argv[1], "show"))
+        return dm_cmd_schema_registry(argc, argv);
     dm_cli_errorf("schema",
-                  "unknown subcommand '%s' (offline: compat, fingerprint; registry "
-                  "subcommands need the controller's registry API)",
+                  "unknown subcommand '%s' (offline: compat, fingerprint; with the controller: "
+                  "register, check, list, show)",
                   argv[1]);
     return DM_EXIT_USAGE;
 }

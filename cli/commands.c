@@ -51,7 +51,11 @@ const dm_cli_command_t dm_cli_commands[] = {
     {"schema", "register, check and inspect Avro schemas",
      "usage: datamesh schema compat --level LEVEL NEW.avsc OLD.avsc [OLDER.avsc ...]\n"
      "       datamesh schema fingerprint FILE.avsc\n"
-     "       datamesh schema register|check|list|show ...\n",
+     "       datamesh schema register SUBJECT FILE.avsc [--server URL]\n"
+     "       datamesh schema check SUBJECT FILE.avsc   (exit 0 compatible, 1 not)\n"
+     "       datamesh schema list\n"
+     "       datamesh schema show SUBJECT [VERSION]\n"
+     "compat and fingerprint work offline; the others use the controller's registry.\n",
      dm_cmd_schema},
     {"avro", "read and write Avro container files",
      "usage: datamesh avro cat [--reader-schema S.avsc] [--fields a,b.c] [--avro-json] FILE.avro\n"

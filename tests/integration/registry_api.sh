@@ -63,6 +63,22 @@ expect subjects_after '^\["t-value"\]' -- "$S/subjects"
 expect subjects_deleted '"u-value"' -- "$S/subjects?deleted=true"
 expect id_still_resolves '"schema":' -- "$S/schemas/ids/1"
 
+# The CLI on the same registry.
+printf '{"type":"record","name":"C","fields":[{"name":"a","type":"int"}]}' >"$data/c1.avsc"
+printf '{"type":"record","name":"C","fields":[{"name":"a","type":"string"}]}' >"$data/c2.avsc"
+out=$("$bin" schema register c-value "$data/c1.avsc" --server "$S" 2>&1)
+[[ $out == 'registered c-value: id '* ]] && ok cli_register || bad cli_register "$out"
+out=$("$bin" schema list --server "$S" 2>&1)
+[[ $out == *c-value* ]] && ok cli_list || bad cli_list "$out"
+out=$("$bin" schema show c-value --server "$S" 2>&1)
+[[ $out == *'version: 1'* && $out == *'"name": "C"'* ]] && ok cli_show || bad cli_show "$out"
+out=$("$bin" schema check c-value "$data/c2.avsc" --server "$S" 2>&1); rc=$?
+[[ $rc -eq 1 && $out == incompatible* ]] && ok cli_check_incompatible || bad cli_check_incompatible "$rc $out"
+out=$("$bin" schema check c-value "$data/c1.avsc" --server "$S" 2>&1); rc=$?
+[[ $rc -eq 0 && $out == compatible* ]] && ok cli_check_compatible || bad cli_check_compatible "$rc $out"
+out=$("$bin" schema show nope --server "$S" 2>&1); rc=$?
+[[ $rc -eq 1 && $out == *"Subject 'nope' not found"* ]] && ok cli_show_missing || bad cli_show_missing "$rc $out"
+
 # The npm client, as applications use it.
 npm_dir=${DM_BINARY_DIR:-/tmp}/registry_client
 mkdir -p "$npm_dir"
