@@ -123,7 +123,7 @@ static void test_produce_fetch_tail(void)
            (double)(x.woke_ns - sent) / 1000.0);
     /* A tailing fetch wakes on the commit, not on a poll; the < 1 ms target is
      * measured by bench/run log. Here only a lost wake-up (a timeout) fails. */
-    CHECK(x.woke_ns - sent < 1000000000ull);
+    CHECK(x.woke_ns - sent < 1000000000LL);
     int64_t off;
     REQUIRE(dm_transport_offset_for_time(t, "events", 0, 5500, &off, &err) == 0);
     CHECK_EQ_INT(off, 1);
