@@ -141,6 +141,87 @@ static dm_err_t check_references(const view_t *v, dm_error_t *err)
     return DM_OK;
 }
 
+static void step_add(json_t *steps, const char *action, const char *kind, const char *name,
+                     const char *detail)
+{
+    json_array_append_new(steps, json_pack("{s:s, s:s, s:s, s:s}", "action", action, "kind", kind,
+                                           "name", name, "detail", detail));
+}
+
+/* What a created or updated object means for the data plane: topics, schemas,
+ * tasks, and whether positions carry over. */
+static void plan_data_plane(json_t *steps, const view_t *v, const dm_spec_t *s, const json_t *old)
+{
+    char name[320], detail[600];
+    const json_t *spec = json_object_get(s->doc, "spec");
+    if (s->kind == DM_KIND_SOURCE) {
+        const json_t *parts = json_object_get(spec, "partitions");
+        snprintf(name, sizeof(name), "%s-value", s->name);
+        if (!old) {
+            snprintf(detail, sizeof(detail), "%lld partition(s)",
+                     json_is_integer(parts) ? (long long)json_integer_value(parts) : 1LL);
+            step_add(steps, "create", "Topic", s->name, detail);
+            step_add(steps, "register", "Schema", name, "version 1 of the source's schema");
+            if (json_array_size(json_object_get(spec, "key"))) {
+                snprintf(name, sizeof(name), "%s-key", s->name);
+                step_add(steps, "register", "Schema", name, "the key fields");
+            }
+            return;
+        }
+        const json_t *old_spec = json_object_get(old, "spec");
+        if (!json_equal(json_object_get(spec, "schema"), json_object_get(old_spec, "schema")))
+            step_add(steps, "register", "Schema", name,
+                     "a new version, checked for compatibility with the earlier ones");
+        /* Pipelines reading it restart with its new schema, keeping their position. */
+        const char *pname;
+        json_t *p;
+        json_object_foreach(v->by_kind[DM_KIND_PIPELINE], pname, p)
+        {
+            json_t *reads = pipeline_reads(p);
+            if (array_has(reads, s->name)) {
+                snprintf(detail, sizeof(detail), "reads the updated source %s; keeps its position",
+                         s->name);
+                step_add(steps, "restart", "Pipeline", pname, detail);
+            }
+            json_decref(reads);
+        }
+        return;
+    }
+    if (s->kind != DM_KIND_PIPELINE) return;
+    json_t *in = dm_spec_pipeline_inputs(s->doc);
+    const char *input = json_string_value(json_array_get(in, 0));
+    if (!old) {
+        snprintf(name, sizeof(name), "pipeline.%s.dlq", s->name);
+        step_add(steps, "create", "Topic", name, "dead letters, with the reason in headers");
+        json_t *outs = dm_spec_pipeline_outputs(s->doc);
+        if (!json_array_size(outs)) {
+            snprintf(name, sizeof(name), "pipeline.%s.out", s->name);
+            step_add(steps, "create", "Topic", name, "the pipeline's output, which its sinks read");
+        }
+        json_decref(outs);
+        snprintf(detail, sizeof(detail),
+                 "one per partition of %s, fused, reading from the start of %s",
+                 input ? input : "?", input ? input : "?");
+        step_add(steps, "create", "Tasks", s->name, detail);
+    } else {
+        json_t *old_in = dm_spec_pipeline_inputs(old);
+        const char *was = json_string_value(json_array_get(old_in, 0));
+        if (was && input && strcmp(was, input) != 0)
+            snprintf(detail, sizeof(detail),
+                     "the input changed from %s to %s: positions in %s do not apply, the tasks "
+                     "read %s from its start",
+                     was, input, was, input);
+        else
+            snprintf(detail, sizeof(detail),
+                     "restarted with the new steps; they keep their "
+                     "position in %s",
+                     input ? input : "?");
+        step_add(steps, "restart", "Tasks", s->name, detail);
+        json_decref(old_in);
+    }
+    json_decref(in);
+}
+
 dm_err_t dm_reconcile_apply(dm_store_t *store, const dm_spec_t *specs, size_t n, bool dry_run,
                             json_t **plan, dm_error_t *err)
 {
@@ -180,6 +261,7 @@ dm_err_t dm_reconcile_apply(dm_store_t *store, const dm_spec_t *specs, size_t n,
             json_decref(old_outs);
         }
         json_array_append_new(steps, item);
+        if (strcmp(action, "unchanged") != 0) plan_data_plane(steps, &v, s, old);
         json_object_set(v.by_kind[s->kind], s->name, s->doc);
     }
     if ((rc = check_references(&v, err))) goto out;

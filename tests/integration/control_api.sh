@@ -37,6 +37,9 @@ sed -i "s|path: out/us-plays.jsonl|path: $data/out/us-plays.jsonl|" "$specs/demo
 start
 
 check dry_run_plan 0 '\(dry run\) create +Source us-plays — derived: published by pipeline us-plays' -- "$bin" apply -f "$specs/demo.yaml" --dry-run
+check dry_run_topics 0 'create +Topic plays — 4 partition\(s\)' -- "$bin" apply -f "$specs/demo.yaml" --dry-run
+check dry_run_schemas 0 'register +Schema plays-key — the key fields' -- "$bin" apply -f "$specs/demo.yaml" --dry-run
+check dry_run_tasks 0 'create +Tasks us-plays — one per partition of plays' -- "$bin" apply -f "$specs/demo.yaml" --dry-run
 check dry_run_changes_nothing 0 '^NAME' -- "$bin" get sources
 [[ $("$bin" get sources | wc -l) -eq 1 ]] && ok dry_run_empty || bad dry_run_empty "$("$bin" get sources)"
 check apply_creates 0 'create +Pipeline us-plays' -- "$bin" apply -f "$specs/demo.yaml"
@@ -56,7 +59,7 @@ check search_owner 0 'catalog-team' -- curl -s "$DATAMESH_SERVER/api/v1/catalog?
 
 sed 's/every play event/every play, worldwide/' "$specs/demo.yaml" >"$data/demo2.yaml"
 cp "$specs/play.avsc" "$data/"
-check apply_update 0 'update +Source plays' -- "$bin" apply -f "$data/demo2.yaml"
+check apply_update 0 'restart +Pipeline us-plays — reads the updated source plays; keeps its position' -- "$bin" apply -f "$data/demo2.yaml"
 check generation_bumped 0 '"generation": 2' -- "$bin" get sources plays -o json
 
 check delete_refused 1 "Source 'plays' is still used by pipelines: us-plays" -- "$bin" delete sources plays
