@@ -23,3 +23,19 @@ dm_service_tmpdir() {
   if [[ $(id -u) -eq 0 ]]; then chown "$user" "$dir"; fi
   echo "$dir"
 }
+
+# Starts `$DM_BIN up` on 127.0.0.1:$2 with data directory $1 (more arguments are
+# passed on), logging to $3, and waits until /healthz answers. Sets dm_pid.
+dm_controller_start() {
+  local data=$1 port=$2 log=$3
+  shift 3
+  "${DM_BIN:?}" up --data "$data" --listen "127.0.0.1:$port" "$@" >>"$log" 2>&1 &
+  dm_pid=$!
+  for _ in $(seq 200); do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$dm_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "controller did not start:"; cat "$log"
+  return 1
+}

@@ -5,6 +5,7 @@
 # secrets never echoed, hostile requests, and state surviving a restart.
 set -u
 bin=${DM_BIN:?}
+source "$(dirname "$0")/../harness/lib.sh"
 src_specs=$(cd "$(dirname "$0")/specs" && pwd)
 pass=0 fail=0
 ok() { echo "ok   $1"; pass=$((pass+1)); }
@@ -15,15 +16,10 @@ check() { # check NAME WANT_RC PATTERN -- CMD...
   if [[ $rc -eq $want ]] && grep -qE -- "$pat" <<<"$out"; then ok "$name"; else bad "$name" "exit $rc: $out"; fi
 }
 data=$(mktemp -d)
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(dm_free_port)
 export DATAMESH_SERVER=http://127.0.0.1:$port
 pid=
-start() {
-  "$bin" up --data "$data" --listen "127.0.0.1:$port" >>"$data/out.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 100); do curl -fs "$DATAMESH_SERVER/healthz" >/dev/null 2>&1 && return; sleep 0.05; done
-  echo "controller did not start"; cat "$data/out.log"
-}
+start() { dm_controller_start "$data" "$port" "$data/out.log"; pid=$dm_pid; }
 stop() { # a clean stop: exit 0 and no sanitizer report in the log
   kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; local rc=$?
   if [[ $rc -ne 0 ]] || grep -q "Sanitizer" "$data/out.log"; then bad clean_stop "exit $rc: $(grep -A5 Sanitizer "$data/out.log" | head -20)"; fi

@@ -5,19 +5,15 @@
 # duplicate; an updated pipeline keeps its position.
 set -u
 bin=${DM_BIN:?}
+source "$(dirname "$0")/../harness/lib.sh"
 pass=0 fail=0
 ok() { echo "ok   $1"; pass=$((pass+1)); }
 bad() { echo "FAIL $1: ${2:0:600}"; fail=$((fail+1)); }
 data=$(mktemp -d)
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(dm_free_port)
 export DATAMESH_SERVER=http://127.0.0.1:$port
 pid=
-start() {
-  "$bin" up --demo --data "$data" --listen "127.0.0.1:$port" >>"$data/up.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 200); do curl -fs "$DATAMESH_SERVER/healthz" >/dev/null 2>&1 && return; sleep 0.05; done
-  echo "controller did not start"; cat "$data/up.log"
-}
+start() { dm_controller_start "$data" "$port" "$data/up.log" --demo; pid=$dm_pid; }
 stop() { # a clean stop: exit 0 and no sanitizer report in the log
   kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; local rc=$?
   if [[ $rc -ne 0 ]] || grep -q "Sanitizer" "$data/up.log"; then bad clean_stop "exit $rc: $(grep -A5 Sanitizer "$data/up.log" | head -20)"; fi

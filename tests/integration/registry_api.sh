@@ -4,6 +4,7 @@
 # from the npm registry into the build directory) registers, encodes, decodes.
 set -u
 bin=${DM_BIN:?}
+source "$(dirname "$0")/../harness/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 pass=0 fail=0
 ok() { echo "ok   $1"; pass=$((pass+1)); }
@@ -14,12 +15,11 @@ expect() { # expect NAME PATTERN -- curl args...
   if grep -qE -- "$pat" <<<"$out"; then ok "$name"; else bad "$name" "$out"; fi
 }
 data=$(mktemp -d)
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(dm_free_port)
 S=http://127.0.0.1:$port
-"$bin" up --data "$data" --listen "127.0.0.1:$port" >"$data/out.log" 2>&1 &
-pid=$!
-trap 'kill -9 $pid 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 100); do curl -fs "$S/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+trap 'kill -9 $dm_pid 2>/dev/null; rm -rf "$data"' EXIT
+dm_controller_start "$data" "$port" "$data/out.log"
+pid=$dm_pid
 J='Content-Type: application/vnd.schemaregistry.v1+json'
 V1='{"schema": "{\"type\":\"record\",\"name\":\"T\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}"}'
 V2='{"schema": "{\"type\":\"record\",\"name\":\"T\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"string\",\"default\":\"x\"}]}"}'

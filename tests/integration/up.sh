@@ -4,15 +4,15 @@
 # body, and stops cleanly on SIGTERM.
 set -u
 bin=${DM_BIN:?}
+source "$(dirname "$0")/../harness/lib.sh"
 pass=0 fail=0
 ok() { echo "ok   $1"; pass=$((pass+1)); }
 bad() { echo "FAIL $1: $2"; fail=$((fail+1)); }
 data=$(mktemp -d)
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$bin" up --data "$data" --listen "127.0.0.1:$port" >"$data/out.log" 2>&1 &
-pid=$!
-trap 'kill -9 $pid 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+port=$(dm_free_port)
+trap 'kill -9 $dm_pid 2>/dev/null; rm -rf "$data"' EXIT
+dm_controller_start "$data" "$port" "$data/out.log"
+pid=$dm_pid
 
 body=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$port/healthz")
 [[ $body == *'"status":"ok"'*' 200' ]] && ok healthz || bad healthz "$body"
