@@ -20,6 +20,7 @@
 #include "control/runtime.h"
 #include "control/store.h"
 #include "core/clock.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -99,24 +100,6 @@ static dm_err_t load_demo(dm_controller_t *c, dm_error_t *err)
     return rc;
 }
 
-static dm_err_t make_dirs(const char *path, dm_error_t *err)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return dm_error_set(err, DM_ERR_INVALID, "data directory path too long");
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) && errno != EEXIST)
-            return dm_error_set(err, DM_ERR_IO, "data directory %s: cannot create %s: %s", path,
-                                buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) && errno != EEXIST)
-        return dm_error_set(err, DM_ERR_IO, "data directory %s: %s", path, strerror(errno));
-    return DM_OK;
-}
-
 static dm_err_t lock_data_dir(dm_controller_t *c, dm_error_t *err)
 {
     char path[4096];
@@ -147,7 +130,15 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
     c->lock_fd = -1;
     c->started_ms = dm_wall_ms();
     c->data_dir = strdup(opt->data_dir ? opt->data_dir : "./.datamesh");
-    if (!c->data_dir || make_dirs(c->data_dir, err) || lock_data_dir(c, err)) goto fail;
+    if (!c->data_dir) {
+        dm_error_set(err, DM_ERR_NOMEM, "controller: out of memory");
+        goto fail;
+    }
+    if (dm_mkdirs(c->data_dir, false, err)) {
+        dm_error_prefix(err, "data directory %s", c->data_dir);
+        goto fail;
+    }
+    if (lock_data_dir(c, err)) goto fail;
 
     char db[4200];
     snprintf(db, sizeof(db), "%s/controller.db", c->data_dir);

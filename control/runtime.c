@@ -424,6 +424,18 @@ static void start_source(dm_runtime_t *rt, const json_t *doc)
     unit_start(u);
 }
 
+/* A pipeline step of the spec ({"filter": "expr"}, {"project": [...]},
+ * {"enrich": {...}}) as its processor's settings (new reference); *kind gets
+ * the step's name. */
+static json_t *step_config(const json_t *step, const char **kind)
+{
+    *kind = json_object_iter_key(json_object_iter((json_t *)step));
+    const json_t *arg = json_object_get(step, *kind);
+    if (!strcmp(*kind, "filter")) return json_pack("{s:O}", "expr", arg);
+    if (!strcmp(*kind, "project")) return json_pack("{s:O}", "columns", arg);
+    return json_deep_copy(arg);
+}
+
 /* ---- pipelines ------------------------------------------------------------------- */
 
 /* The table an enrich step reads (found among the running table units). */
@@ -507,11 +519,9 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
     int n_tables = 0;
     for (size_t i = 0; i < n_steps; i++) {
         const json_t *step = json_array_get(steps, i);
-        const char *kind = json_object_iter_key(json_object_iter((json_t *)step));
+        const char *kind;
+        json_t *conf = step_config(step, &kind);
         const json_t *arg = json_object_get(step, kind);
-        json_t *conf = !strcmp(kind, "filter")    ? json_pack("{s:O}", "expr", arg)
-                       : !strcmp(kind, "project") ? json_pack("{s:O}", "columns", arg)
-                                                  : json_deep_copy(arg);
         json_array_append_new(configs, conf);
         specs[i] = (dm_task_step_spec_t){dm_proc_find(kind), conf};
         unit_t *tu = NULL;
@@ -882,11 +892,8 @@ static dm_err_t check_chain(dm_runtime_t *rt, const json_t *doc, const json_t *b
         json_array_foreach(json_object_get(spec, "steps"), i, step)
         {
             if (n == 64) break;
-            const char *kind = json_object_iter_key(json_object_iter(step));
-            const json_t *arg = json_object_get(step, kind);
-            json_t *conf = !strcmp(kind, "filter")    ? json_pack("{s:O}", "expr", arg)
-                           : !strcmp(kind, "project") ? json_pack("{s:O}", "columns", arg)
-                                                      : json_deep_copy(arg);
+            const char *kind;
+            json_t *conf = step_config(step, &kind);
             rc = dm_proc_open(dm_proc_find(kind), &env, conf, node, &procs[n], err);
             json_decref(conf);
             if (rc) {

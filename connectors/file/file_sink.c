@@ -9,6 +9,7 @@
 #include "connectors/file/file.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "schema/dm_avro.h"
 #include "schema/dm_avro_container.h"
@@ -21,21 +22,6 @@ typedef struct out_file {
     int64_t opened_ms;
     int64_t bytes;
 } out_file_t;
-
-static dm_err_t make_parent(const char *path, dm_error_t *err)
-{
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) && errno != EEXIST)
-            return dm_error_set(err, DM_ERR_IO, "file sink %s: cannot create %s: %s", path, buf,
-                                strerror(errno));
-        *p = '/';
-    }
-    return DM_OK;
-}
 
 /* Moves PATH aside to the first free PATH.N. */
 static void roll_aside(const char *path)
@@ -54,7 +40,8 @@ static void roll_aside(const char *path)
 
 static dm_err_t open_out(const dm_file_sink_t *s, out_file_t *o, dm_error_t *err)
 {
-    dm_err_t rc = make_parent(s->conf->path, err);
+    dm_err_t rc = dm_mkdirs(s->conf->path, true, err);
+    if (rc) dm_error_prefix(err, "file sink %s", s->conf->path);
     if (rc) return rc;
     /* An Avro container cannot be appended to without its sync marker: start
      * a new file and keep the old one as PATH.N. */

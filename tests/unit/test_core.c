@@ -6,6 +6,7 @@
 #include "core/clock.h"
 #include "core/crc32c.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/redact.h"
@@ -285,6 +286,29 @@ static void test_redact_dsn(void)
     CHECK(strstr(tiny, "abc") == NULL);
 }
 
+static void test_mkdirs(void)
+{
+    char dir[] = "/tmp/dm-core-fs-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof(path), "%s/a/b/c", dir);
+    CHECK(dm_mkdirs(path, false, NULL) == DM_OK);
+    CHECK(dm_mkdirs(path, false, NULL) == DM_OK); /* existing is fine */
+    snprintf(path, sizeof(path), "%s/x/y/file.txt", dir);
+    CHECK(dm_mkdirs(path, true, NULL) == DM_OK);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) fclose(f);
+    /* A file in the way is an error naming the directory. */
+    snprintf(path, sizeof(path), "%s/x/y/file.txt/z", dir);
+    dm_error_t err = {0};
+    CHECK_EQ_INT(dm_mkdirs(path, false, &err), DM_ERR_IO);
+    CHECK_CONTAINS(err.message, "file.txt");
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
     RUN(test_error_set_and_prefix);
@@ -298,5 +322,6 @@ int main(void)
     RUN(test_clock_and_iso8601);
     RUN(test_log_format_and_level);
     RUN(test_redact_dsn);
+    RUN(test_mkdirs);
     return check_summary();
 }
