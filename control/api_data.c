@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "connectors/emit.h"
 #include "connectors/ingest/ingest.h"
 #include "control/api.h"
 #include "control/reconcile.h"
@@ -224,8 +225,14 @@ static void on_events(void *ctx, const dm_http_request_t *req, dm_http_response_
     /* Validate and encode every record before writing any. */
     dm_arena_t arena;
     dm_arena_init(&arena, 0);
-    dm_buf_t bytes = DM_BUF_INIT;
-    size_t *kst = calloc(n, sizeof(size_t)), *vst = calloc(n, sizeof(size_t));
+    dm_emit_t emit = {.t = t,
+                      .topic = name,
+                      .partitions = parts,
+                      .schema = vs,
+                      .schema_id = (uint32_t)vid,
+                      .key_schema = ks,
+                      .key_schema_id = (uint32_t)kid};
+    dm_emit_init(&emit);
     dm_err_t rc = DM_OK;
     size_t i;
     for (i = 0; i < n && !rc; i++) {
@@ -234,63 +241,15 @@ static void on_events(void *ctx, const dm_http_request_t *req, dm_http_response_
         rc = dm_avro_from_json_text(vs->root, text, strlen(text), DM_AVRO_JSON_PLAIN, &arena, &v,
                                     &err);
         free(text);
-        if (rc) break;
-        kst[i] = bytes.len;
-        if (ks) {
-            dm_avro_value_t kf[16];
-            uint32_t nk = ks->root->n_fields > 16 ? 16 : ks->root->n_fields;
-            for (uint32_t f = 0; f < nk; f++)
-                kf[f] = v.u.v[dm_avro_field_index(vs->root, ks->root->fields[f].name)];
-            dm_avro_value_t key = {.type = DM_AVRO_RECORD, .len = nk, .u.v = kf};
-            if ((rc = dm_wire_put_header(&bytes, (uint32_t)kid)) ||
-                (rc = dm_avro_encode(ks->root, &key, &bytes, &err)))
-                break;
-        }
-        vst[i] = bytes.len;
-        if ((rc = dm_wire_put_header(&bytes, (uint32_t)vid)) ||
-            (rc = dm_avro_encode(vs->root, &v, &bytes, &err)))
-            break;
+        if (!rc) rc = dm_emit_add(&emit, &v, 0, &err);
     }
-    if (rc) {
-        dm_http_error(res, 400, 40001, "record %zu: %s", i, err.message);
-    } else {
-        dm_record_t *recs = calloc(n, sizeof(*recs)), *group = calloc(n, sizeof(*group));
-        int64_t now = dm_wall_ms();
-        for (i = 0; i < n; i++) {
-            size_t vend = i + 1 < n ? kst[i + 1] : bytes.len;
-            recs[i] = (dm_record_t){.timestamp = now,
-                                    .key = ks ? bytes.data + kst[i] : NULL,
-                                    .key_len = ks ? (int32_t)(vst[i] - kst[i]) : -1,
-                                    .value = bytes.data + vst[i],
-                                    .value_len = (int32_t)(vend - vst[i])};
-        }
-        dm_transport_txn_t *txn;
-        rc = dm_transport_txn_begin(t, &txn, &err);
-        for (int32_t p = 0; p < parts && !rc; p++) {
-            size_t k = 0;
-            for (i = 0; i < n; i++) {
-                int32_t part = recs[i].key
-                                   ? (int32_t)(dm_hash64(recs[i].key, (size_t)recs[i].key_len) %
-                                               (uint64_t)parts)
-                                   : (int32_t)(i % (size_t)parts);
-                if (part == p) group[k++] = recs[i];
-            }
-            if (k) rc = dm_transport_txn_produce(txn, name, p, group, k, &err);
-        }
-        if (!rc)
-            rc = dm_transport_txn_commit(txn, &err);
-        else if (txn)
-            dm_transport_txn_abort(txn);
-        if (rc)
-            dm_http_error(res, 503, 50301, "writing to source '%s': %s", name, err.message);
-        else
-            dm_http_json(res, 200, json_pack("{s:I}", "accepted", (json_int_t)n));
-        free(recs);
-        free(group);
-    }
-    free(kst);
-    free(vst);
-    dm_buf_free(&bytes);
+    if (rc)
+        dm_http_error(res, 400, 40001, "record %zu: %s", i - 1, err.message);
+    else if (dm_emit_commit(&emit, NULL, 0, &err))
+        dm_http_error(res, 503, 50301, "writing to source '%s': %s", name, err.message);
+    else
+        dm_http_json(res, 200, json_pack("{s:I}", "accepted", (json_int_t)n));
+    dm_emit_free(&emit);
     dm_arena_destroy(&arena);
     json_decref(body);
     json_decref(src);

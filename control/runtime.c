@@ -17,9 +17,9 @@
 #include "engine/task.h"
 #include "schema/dm_schema_registry.h"
 
-typedef enum { U_DATAGEN, U_TASK, U_TABLE, U_SINK } unit_kind_t;
+typedef enum { U_DATAGEN, U_TASK, U_TABLE, U_SINK, U_FILE_SOURCE } unit_kind_t;
 
-static const char *const unit_kinds[] = {"connector", "task", "table", "sink"};
+static const char *const unit_kinds[] = {"connector", "task", "table", "sink", "connector"};
 
 typedef struct unit {
     unit_kind_t kind;
@@ -37,6 +37,9 @@ typedef struct unit {
     dm_table_t *table;
     char topic[256];
     int32_t partitions;
+    /* file source */
+    dm_file_source_t fsrc;
+    dm_file_source_config_t fsrc_conf;
     /* file sink */
     dm_file_sink_t sink;
     dm_file_sink_config_t sink_conf;
@@ -189,6 +192,13 @@ static void *datagen_main(void *arg)
     return NULL;
 }
 
+static void *file_source_main(void *arg)
+{
+    unit_t *u = arg;
+    dm_file_source_run(&u->fsrc, &u->st);
+    return NULL;
+}
+
 static void *sink_main(void *arg)
 {
     unit_t *u = arg;
@@ -283,10 +293,11 @@ static unit_t *unit_new(dm_runtime_t *rt, unit_kind_t kind, const char *owner, c
 
 static void unit_start(unit_t *u)
 {
-    void *(*fn)(void *) = u->kind == U_DATAGEN ? datagen_main
-                          : u->kind == U_TASK  ? task_main
-                          : u->kind == U_TABLE ? table_main
-                                               : sink_main;
+    void *(*fn)(void *) = u->kind == U_DATAGEN       ? datagen_main
+                          : u->kind == U_TASK        ? task_main
+                          : u->kind == U_TABLE       ? table_main
+                          : u->kind == U_FILE_SOURCE ? file_source_main
+                                                     : sink_main;
     if (pthread_create(&u->th, NULL, fn, u) == 0)
         u->started = true;
     else
@@ -298,6 +309,7 @@ static void unit_free(unit_t *u)
     if (u->kind == U_TASK) dm_task_free(u->task);
     if (u->kind == U_TABLE) dm_table_free(u->table);
     if (u->kind == U_SINK) dm_config_free(&dm_file_sink_config_table, &u->sink_conf);
+    if (u->kind == U_FILE_SOURCE) dm_config_free(&dm_file_source_config_table, &u->fsrc_conf);
     if (u->kind == U_DATAGEN && u->dg.key_fields) {
         dm_strlist_t *k = (dm_strlist_t *)u->dg.key_fields;
         free(k->items);
@@ -365,6 +377,39 @@ static char *key_schema_json(const dm_avro_schema_t *s, const json_t *key)
     return text;
 }
 
+/* A file connector: its dead-letter topic, then a unit reading the file. */
+static void start_file_source(dm_runtime_t *rt, const char *owner, const char *name,
+                              const json_t *spec, const dm_avro_schema_t *schema, int64_t id,
+                              const dm_avro_schema_t *key_schema, int64_t key_id)
+{
+    dm_error_t err = {0};
+    char dlq[300], uname[300];
+    snprintf(dlq, sizeof(dlq), "source.%s.dlq", name);
+    if (ensure_topic(rt, dlq, 1, NULL, &err))
+        return unit_failed(rt, owner, "dead-letter topic", err.message);
+    snprintf(uname, sizeof(uname), "%s/connector/file", name);
+    unit_t *u = unit_new(rt, U_FILE_SOURCE, owner, uname);
+    if (!u) return;
+    dm_config_defaults(&dm_file_source_config_table, &u->fsrc_conf, &err);
+    if (dm_config_apply_json(&dm_file_source_config_table, &u->fsrc_conf,
+                             json_object_get(spec, "config"), NULL, &err)) {
+        dm_unit_set(&u->st, "failed", "%s", err.message);
+        return;
+    }
+    snprintf(u->topic, sizeof(u->topic), "%s", name);
+    snprintf(u->group, sizeof(u->group), "%s", dlq);
+    u->fsrc = (dm_file_source_t){.transport = rt->t,
+                                 .topic = u->topic,
+                                 .partitions = topic_partitions(rt, name),
+                                 .schema = schema,
+                                 .schema_id = (uint32_t)id,
+                                 .key_schema = key_schema,
+                                 .key_schema_id = (uint32_t)key_id,
+                                 .dead_letter_topic = u->group,
+                                 .conf = &u->fsrc_conf};
+    unit_start(u);
+}
+
 static void start_source(dm_runtime_t *rt, const json_t *doc)
 {
     const char *name = meta_name(doc);
@@ -393,6 +438,8 @@ static void start_source(dm_runtime_t *rt, const json_t *doc)
     }
     if (ensure_topic(rt, name, partitions, subject, &err))
         return unit_failed(rt, owner, "topic", err.message);
+    if (!strcmp(connector, "file"))
+        return start_file_source(rt, owner, name, spec, schema, id, key_schema, key_id);
     if (strcmp(connector, "datagen") != 0) return; /* ingest: filled through the API */
     char uname[300];
     snprintf(uname, sizeof(uname), "%s/connector/datagen", name);
@@ -769,10 +816,10 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
     const json_t *spec = json_object_get(doc, "spec");
     if (!strcmp(kind, "Source")) {
         const char *c = json_string_value(json_object_get(spec, "connector"));
-        if (strcmp(c, "datagen") && strcmp(c, "ingest"))
+        if (strcmp(c, "datagen") && strcmp(c, "ingest") && strcmp(c, "file"))
             return dm_error_set(err, DM_ERR_UNSUPPORTED,
                                 "Source %s: connector '%s' validates but cannot run in this "
-                                "version yet (running connectors: datagen, ingest)",
+                                "version yet (running connectors: datagen, ingest, file)",
                                 name, c);
         if (!json_object_get(spec, "schema"))
             return dm_error_set(err, DM_ERR_CONFIG, "Source %s: needs a schema", name);

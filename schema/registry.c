@@ -1,11 +1,19 @@
 /* schema/registry.c — the schema registry store (dm_schema_registry_*).
  *
- * Three tables: schemas (global id, canonical form, original text), versions
+ * Three tables: schemas (global id, identity, original text), versions
  * (subject, version, schema id, deleted flag) and config (compatibility level
  * per subject, '' for the global one). A registration runs in one IMMEDIATE
  * transaction so concurrent registrations on the same file cannot hand out the
  * same version twice.
+ *
+ * A schema's identity (column "canonical") is its JSON with sorted keys and no
+ * spaces, as Confluent's registry compares schemas: two schemas that differ
+ * only in a default or a doc are different schemas (a reader resolves with
+ * the defaults it was registered with). Stores written by earlier versions
+ * kept the Parsing Canonical Form there; opening one rewrites the column once
+ * (PRAGMA user_version 2).
  */
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +44,8 @@ static dm_err_t sql_err(dm_schema_registry_t *r, dm_error_t *err, const char *wh
     return dm_error_set(err, DM_ERR_IO, "schema registry: %s: %s", what, sqlite3_errmsg(r->db));
 }
 
+static dm_err_t migrate_identity(dm_schema_registry_t *r, dm_error_t *err);
+
 dm_err_t dm_schema_registry_open(const char *path, dm_schema_registry_t **out, dm_error_t *err)
 {
     *out = NULL;
@@ -50,6 +60,11 @@ dm_err_t dm_schema_registry_open(const char *path, dm_schema_registry_t **out, d
     sqlite3_busy_timeout(r->db, 5000);
     if (sqlite3_exec(r->db, migration, NULL, NULL, NULL) != SQLITE_OK) {
         dm_err_t rc = sql_err(r, err, "creating tables");
+        dm_schema_registry_close(r);
+        return rc;
+    }
+    dm_err_t rc = migrate_identity(r, err);
+    if (rc) {
         dm_schema_registry_close(r);
         return rc;
     }
@@ -79,24 +94,68 @@ static char *dup_col(sqlite3_stmt *st, int col)
     return strdup(t ? (const char *)t : "");
 }
 
-/* Parses schema_json and computes its canonical form (malloc'd, NUL-ended). */
+/* The identity of a schema text: its JSON with sorted keys, compact (malloc'd). */
+static char *identity_of(const char *schema_json)
+{
+    json_t *j = json_loads(schema_json, JSON_DECODE_ANY, NULL);
+    char *id = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+    json_decref(j);
+    return id;
+}
+
+/* Parses schema_json; *canon gets its identity (malloc'd) and *fp the Rabin
+ * fingerprint of its Parsing Canonical Form. */
 static dm_err_t canonical_of(const char *schema_json, dm_avro_schema_t **schema, char **canon,
                              uint64_t *fp, dm_error_t *err)
 {
     dm_err_t rc = dm_avro_schema_parse(schema_json, strlen(schema_json), schema, err);
     if (rc) return rc;
     dm_buf_t b = DM_BUF_INIT;
-    const char *c;
-    if (dm_avro_canonical((*schema)->root, &b) || dm_buf_cstr(&b, &c)) {
+    *canon = identity_of(schema_json);
+    if (!*canon || dm_avro_canonical((*schema)->root, &b)) {
+        free(*canon);
         dm_buf_free(&b);
         dm_avro_schema_free(*schema);
         *schema = NULL;
         return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     }
     *fp = dm_avro_rabin64(b.data, b.len);
-    size_t len;
-    *canon = (char *)dm_buf_detach(&b, &len);
+    dm_buf_free(&b);
     return DM_OK;
+}
+
+/* Rewrites the identity column of a store from an earlier version. */
+static dm_err_t migrate_identity(dm_schema_registry_t *r, dm_error_t *err)
+{
+    sqlite3_stmt *v = prep(r, "PRAGMA user_version");
+    int version = v && sqlite3_step(v) == SQLITE_ROW ? sqlite3_column_int(v, 0) : 0;
+    sqlite3_finalize(v);
+    if (version >= 2) return DM_OK;
+    sqlite3_stmt *sel = NULL, *upd = NULL;
+    dm_err_t rc = sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
+                      ? DM_OK
+                      : sql_err(r, err, "migrating");
+    if (!rc) {
+        sel = prep(r, "SELECT id, schema FROM schemas");
+        upd = prep(r, "UPDATE schemas SET canonical = ?1 WHERE id = ?2");
+        if (!sel || !upd) rc = sql_err(r, err, "migrating");
+    }
+    while (!rc && sqlite3_step(sel) == SQLITE_ROW) {
+        char *id = identity_of((const char *)sqlite3_column_text(sel, 1));
+        if (!id) continue; /* unparsable text keeps its old identity */
+        sqlite3_bind_text(upd, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(upd, 2, sqlite3_column_int64(sel, 0));
+        if (sqlite3_step(upd) != SQLITE_DONE) rc = sql_err(r, err, "migrating a schema");
+        sqlite3_reset(upd);
+        free(id);
+    }
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    if (!rc &&
+        sqlite3_exec(r->db, "PRAGMA user_version = 2; COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = sql_err(r, err, "migrating");
+    if (rc) sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
 }
 
 dm_err_t dm_schema_registry_get_level(dm_schema_registry_t *r, const char *subject,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "connectors/datagen/datagen.h"
+#include "connectors/emit.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
 #include "core/hash.h"
@@ -14,84 +15,23 @@
 
 #define TICK_MS 100
 
-/* Encodes the key record (the key fields of v) with its wire header. */
-static dm_err_t encode_key(const dm_datagen_source_t *src, const dm_avro_value_t *v, dm_buf_t *out,
-                           dm_error_t *err)
-{
-    const dm_avro_node_t *kr = src->key_schema->root;
-    dm_avro_value_t fields[16];
-    if (kr->n_fields > 16) return dm_error_set(err, DM_ERR_RANGE, "more than 16 key fields");
-    for (uint32_t i = 0; i < kr->n_fields; i++)
-        fields[i] = v->u.v[dm_avro_field_index(src->schema->root, kr->fields[i].name)];
-    dm_avro_value_t key = {.type = DM_AVRO_RECORD, .len = kr->n_fields, .u.v = fields};
-    dm_err_t rc = dm_wire_put_header(out, src->key_schema_id);
-    return rc ? rc : dm_avro_encode(kr, &key, out, err);
-}
-
 /* One batch of n events: generated, encoded, produced and committed with the
  * new sequence number. */
 static dm_err_t produce_batch(const dm_datagen_source_t *src, dm_datagen_t *g, size_t n,
-                              dm_arena_t *arena, dm_buf_t *bytes, dm_error_t *err)
+                              dm_arena_t *arena, dm_emit_t *emit, dm_error_t *err)
 {
-    size_t *vstart = calloc(n, sizeof(size_t)), *kstart = calloc(n, sizeof(size_t));
-    int32_t *part = calloc(n, sizeof(int32_t));
-    dm_record_t *recs = calloc(n, sizeof(dm_record_t)), *group = calloc(n, sizeof(dm_record_t));
-    dm_err_t rc = vstart && kstart && part && recs && group ? DM_OK : DM_ERR_NOMEM;
-    if (rc) dm_error_set(err, rc, "out of memory");
-    dm_buf_reset(bytes);
     dm_arena_reset(arena);
+    dm_emit_clear(emit);
     int64_t now = dm_wall_ms();
-    for (size_t i = 0; i < n && !rc; i++) {
+    for (size_t i = 0; i < n; i++) {
         dm_avro_value_t v;
-        if ((rc = dm_datagen_next(g, arena, &v, err))) break;
-        kstart[i] = bytes->len;
-        if (src->key_schema && (rc = encode_key(src, &v, bytes, err))) break;
-        vstart[i] = bytes->len;
-        if ((rc = dm_wire_put_header(bytes, src->schema_id)) ||
-            (rc = dm_avro_encode(src->schema->root, &v, bytes, err)))
-            break;
+        dm_err_t rc = dm_datagen_next(g, arena, &v, err);
+        if (!rc) rc = dm_emit_add(emit, &v, now, err);
+        if (rc) return rc;
     }
-    for (size_t i = 0; i < n && !rc; i++) {
-        size_t vend = i + 1 < n ? kstart[i + 1] : bytes->len;
-        recs[i] = (dm_record_t){.timestamp = now,
-                                .key_len = -1,
-                                .value = bytes->data + vstart[i],
-                                .value_len = (int32_t)(vend - vstart[i])};
-        if (src->key_schema) {
-            recs[i].key = bytes->data + kstart[i];
-            recs[i].key_len = (int32_t)(vstart[i] - kstart[i]);
-            part[i] = (int32_t)(dm_hash64(recs[i].key, (size_t)recs[i].key_len) %
-                                (uint64_t)src->partitions);
-        } else {
-            part[i] = (int32_t)((dm_datagen_count(g) - n + i) % (uint64_t)src->partitions);
-        }
-    }
-    dm_transport_txn_t *txn = NULL;
-    if (!rc) rc = dm_transport_txn_begin(src->transport, &txn, err);
-    for (int32_t p = 0; p < src->partitions && !rc; p++) {
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (part[i] == p) group[k++] = recs[i];
-        if (k) rc = dm_transport_txn_produce(txn, src->topic, p, group, k, err);
-    }
-    if (!rc) {
-        char gname[300];
-        snprintf(gname, sizeof(gname), "connector.%s", src->topic);
-        dm_tp_offset_t seq = {src->topic, 0, (int64_t)dm_datagen_count(g)};
-        rc = dm_transport_txn_offsets(txn, gname, &seq, 1, err);
-    }
-    if (txn) {
-        if (rc)
-            dm_transport_txn_abort(txn);
-        else
-            rc = dm_transport_txn_commit(txn, err);
-    }
-    free(vstart);
-    free(kstart);
-    free(part);
-    free(recs);
-    free(group);
-    return rc;
+    char gname[300];
+    snprintf(gname, sizeof(gname), "connector.%s", src->topic);
+    return dm_emit_commit(emit, gname, (int64_t)dm_datagen_count(g), err);
 }
 
 void dm_datagen_source_run(const dm_datagen_source_t *src, dm_unit_status_t *status)
@@ -104,7 +44,14 @@ void dm_datagen_source_run(const dm_datagen_source_t *src, dm_unit_status_t *sta
     }
     dm_arena_t arena;
     dm_arena_init(&arena, 0);
-    dm_buf_t bytes = DM_BUF_INIT;
+    dm_emit_t emit = {.t = src->transport,
+                      .topic = src->topic,
+                      .partitions = src->partitions,
+                      .schema = src->schema,
+                      .schema_id = src->schema_id,
+                      .key_schema = src->key_schema,
+                      .key_schema_id = src->key_schema_id};
+    dm_emit_init(&emit);
     /* Resume the sequence where the last commit left it. */
     char gname[300];
     snprintf(gname, sizeof(gname), "connector.%s", src->topic);
@@ -133,7 +80,7 @@ void dm_datagen_source_run(const dm_datagen_source_t *src, dm_unit_status_t *sta
             break;
         }
         uint64_t before = dm_datagen_count(g);
-        if (produce_batch(src, g, (size_t)n, &arena, &bytes, &err)) {
+        if (produce_batch(src, g, (size_t)n, &arena, &emit, &err)) {
             /* Nothing was committed: rewind so the next try makes the same events. */
             dm_datagen_free(g);
             dm_datagen_new(src->schema, &src->conf, src->key_fields, &g, &e2);
@@ -161,7 +108,7 @@ void dm_datagen_source_run(const dm_datagen_source_t *src, dm_unit_status_t *sta
         }
     }
     if (!strcmp(status->state, "running")) dm_unit_set(status, "stopped", NULL);
-    dm_buf_free(&bytes);
+    dm_emit_free(&emit);
     dm_arena_destroy(&arena);
     dm_datagen_free(g);
 }

@@ -31,6 +31,26 @@ struct dm_transport;
 struct dm_unit_status;
 struct dm_avro_schema;
 
+/* A file source writing a source's topic. */
+typedef struct dm_file_source {
+    struct dm_transport *transport;
+    const char *topic;
+    int32_t partitions;
+    const struct dm_avro_schema *schema; /* value schema */
+    uint32_t schema_id;
+    const struct dm_avro_schema *key_schema; /* record of the key fields, or NULL */
+    uint32_t key_schema_id;
+    const char *dead_letter_topic; /* lines that are not records of the schema */
+    const dm_file_source_config_t *conf;
+} dm_file_source_t;
+
+/* Reads conf->path into the topic until the end (state "done") or, when
+ * following, until status->stop. Records commit in batches with the position
+ * (group "connector.<topic>"), so a restart resumes after the last committed
+ * record. Avro files are resolved to the source's schema; JSON lines are plain
+ * JSON objects of it. Runs on the unit's thread. */
+void dm_file_source_run(const dm_file_source_t *src, struct dm_unit_status *status);
+
 /* A file sink reading a topic. */
 typedef struct dm_file_sink {
     struct dm_transport *transport;

@@ -1,4 +1,5 @@
-/* Unit tests for schema/registry.c: ids deduplicated by canonical form,
+/* Unit tests for schema/registry.c: ids deduplicated by the schema's JSON
+ * (key order and whitespace do not count; defaults and docs do),
  * versions, compatibility levels per subject and global, soft and hard
  * deletes, persistence across reopen. */
 #include <unistd.h>
@@ -8,9 +9,12 @@
 
 static const char *v1 = "{\"type\":\"record\",\"name\":\"P\",\"fields\":[{\"name\":\"id\","
                         "\"type\":\"long\"}]}";
-/* same canonical form as v1: doc and whitespace do not count */
-static const char *v1b = "{ \"type\": \"record\", \"name\": \"P\", \"doc\": \"play\", \"fields\": "
-                         "[ {\"name\": \"id\", \"type\": \"long\"} ] }";
+/* the same schema as v1: key order and whitespace do not count */
+static const char *v1b = "{ \"name\": \"P\", \"type\": \"record\", \"fields\": "
+                         "[ {\"type\": \"long\", \"name\": \"id\"} ] }";
+/* v1 with a doc: the same Parsing Canonical Form, but another schema */
+static const char *v1doc = "{\"type\":\"record\",\"name\":\"P\",\"doc\":\"play\",\"fields\":[{"
+                           "\"name\":\"id\",\"type\":\"long\"}]}";
 static const char *v2 =
     "{\"type\":\"record\",\"name\":\"P\",\"fields\":[{\"name\":\"id\","
     "\"type\":\"long\"},{\"name\":\"c\",\"type\":\"string\",\"default\":\"\"}]}";
@@ -31,6 +35,11 @@ static void test_register_and_dedup(void)
                  DM_OK);
     CHECK_EQ_INT(id1b, id1);
     CHECK_EQ_INT(ver, 1);
+    /* a doc (or a default) makes another schema, as in Confluent's registry */
+    int64_t idd;
+    CHECK_EQ_INT(dm_schema_registry_register(r, "zdoc-value", v1doc, &idd, &ver, NULL, NULL),
+                 DM_OK);
+    CHECK(idd != id1);
     CHECK_EQ_INT(dm_schema_registry_register(r, "plays-value", v2, &id2, &ver, NULL, NULL), DM_OK);
     CHECK_EQ_INT(ver, 2);
     CHECK(id2 != id1);
@@ -56,7 +65,7 @@ static void test_register_and_dedup(void)
     char **subjects;
     size_t n;
     REQUIRE(dm_schema_registry_subjects(r, false, &subjects, &n, NULL) == DM_OK);
-    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(n, 3);
     CHECK_STR_EQ(subjects[0], "other-value");
     dm_schema_registry_free_list(subjects, n);
     CHECK_EQ_INT(dm_schema_registry_register(r, "x", "{\"type\":", &id, &ver, NULL, &err),
