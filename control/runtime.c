@@ -12,6 +12,7 @@
 #include "connectors/unit.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "engine/pool.h"
 #include "engine/schema_out.h"
 #include "engine/table.h"
 #include "engine/task.h"
@@ -28,6 +29,9 @@ typedef struct unit {
     dm_unit_status_t st;
     pthread_t th;
     bool started;
+    dm_job_t *job;          /* task: its job in the worker pool (no thread of its own) */
+    int64_t backoff;        /* task: ms before the next try after a failed step */
+    int32_t task_partition; /* task: the input partition it reads */
     dm_runtime_t *rt;
     /* datagen */
     dm_datagen_source_t dg;
@@ -67,6 +71,7 @@ struct dm_runtime {
     unit_t *units;
     schema_entry_t *schemas; /* parsed once, kept for the runtime's life */
     json_t *running;         /* "Kind/name" → the document its units run */
+    dm_pool_t *pool;         /* runs the task units */
     dm_proc_env_t env;
 };
 
@@ -206,36 +211,38 @@ static void *sink_main(void *arg)
     return NULL;
 }
 
-static void *task_main(void *arg)
+/* One step of a task unit on a pool worker: a batch when there is input,
+ * else a wait for its input partition (woken by the commit that fills it). */
+static dm_job_next_t task_step(void *arg, dm_job_wait_t *w)
 {
     unit_t *u = arg;
     dm_error_t err = {0};
-    int64_t backoff = 100;
+    if (atomic_load(&u->st.stop)) return DM_JOB_DONE;
     /* A stream–table join starts once its tables hold what their sources had. */
-    for (int i = 0; i < u->n_tables; i++) {
-        if (!atomic_load(&u->tables[i]->ready))
+    for (int i = 0; i < u->n_tables; i++)
+        if (!atomic_load(&u->tables[i]->ready)) {
             dm_unit_set(&u->st, "starting", "waiting for table %s to load", u->tables[i]->topic);
-        while (!atomic_load(&u->tables[i]->ready) && !atomic_load(&u->st.stop))
-            dm_unit_sleep(&u->st, 20);
-    }
-    dm_unit_set(&u->st, "running", NULL);
-    while (!atomic_load(&u->st.stop)) {
-        size_t n;
-        if (dm_task_step(u->task, 200, &n, &err)) {
-            dm_unit_set(&u->st, "retrying", "%s", err.message);
-            DM_WARN("engine", "%s: %s; retrying in %lld ms", u->name, err.message,
-                    (long long)backoff);
-            if (dm_unit_sleep(&u->st, backoff)) break;
-            if (backoff < 10000) backoff *= 2;
-            continue;
+            w->sleep_ms = 20;
+            return DM_JOB_SLEEP;
         }
-        if (backoff != 100) dm_unit_set(&u->st, "running", NULL);
-        backoff = 100;
-        atomic_store(&u->st.position, dm_task_position(u->task));
-        atomic_store(&u->st.lag, dm_task_lag(u->task));
+    size_t n = 0;
+    if (dm_task_step(u->task, 0, &n, &err)) {
+        dm_unit_set(&u->st, "retrying", "%s", err.message);
+        DM_WARN("engine", "%s: %s; retrying in %lld ms", u->name, err.message,
+                (long long)u->backoff);
+        w->sleep_ms = u->backoff;
+        if (u->backoff < 10000) u->backoff *= 2;
+        return DM_JOB_SLEEP;
     }
-    dm_unit_set(&u->st, "stopped", NULL);
-    return NULL;
+    if (u->backoff != 100 || strcmp(u->st.state, "running")) dm_unit_set(&u->st, "running", NULL);
+    u->backoff = 100;
+    atomic_store(&u->st.position, dm_task_position(u->task));
+    atomic_store(&u->st.lag, dm_task_lag(u->task));
+    if (n) return DM_JOB_AGAIN;
+    w->inputs[0] = (dm_tp_offset_t){u->topic, u->task_partition, dm_task_position(u->task)};
+    w->n_inputs = 1;
+    w->sleep_ms = 0; /* caught up (lag 0): nothing to do until a commit wakes it */
+    return DM_JOB_WAIT;
 }
 
 /* Keeps a table up to date with every partition of its source's topic. */
@@ -293,8 +300,16 @@ static unit_t *unit_new(dm_runtime_t *rt, unit_kind_t kind, const char *owner, c
 
 static void unit_start(unit_t *u)
 {
+    if (u->kind == U_TASK) {
+        u->backoff = 100;
+        u->job = dm_pool_add(u->rt->pool, u->name, task_step, u);
+        if (u->job)
+            u->started = true;
+        else
+            dm_unit_set(&u->st, "failed", "out of memory");
+        return;
+    }
     void *(*fn)(void *) = u->kind == U_DATAGEN       ? datagen_main
-                          : u->kind == U_TASK        ? task_main
                           : u->kind == U_TABLE       ? table_main
                           : u->kind == U_FILE_SOURCE ? file_source_main
                                                      : sink_main;
@@ -332,7 +347,12 @@ static void stop_units(dm_runtime_t *rt, const char *owner)
             pp = &u->next;
             continue;
         }
-        if (u->started) pthread_join(u->th, NULL);
+        if (u->job) {
+            dm_pool_remove(rt->pool, u->job);
+            dm_unit_set(&u->st, "stopped", NULL);
+        } else if (u->started) {
+            pthread_join(u->th, NULL);
+        }
         *pp = u->next;
         unit_free(u);
     }
@@ -612,6 +632,7 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
         u->owned = json_pack("{s:O, s:s, s:s}", "configs", configs, "out", out_topic, "dlq", dlq);
         snprintf(u->topic, sizeof(u->topic), "%s", input);
         snprintf(u->group, sizeof(u->group), "%s", group);
+        u->task_partition = p;
         dm_task_config_t tc = {.name = u->name,
                                .group = u->group,
                                .input_topic = u->topic,
@@ -1027,6 +1048,7 @@ dm_err_t dm_runtime_new(const char *data_dir, dm_store_t *store, dm_metrics_t *m
     char path[4200];
     snprintf(path, sizeof(path), "embedded:%s/log", data_dir);
     dm_err_t rc = dm_transport_open(path, &rt->t, err);
+    if (!rc) rc = dm_pool_new(rt->t, 0, &rt->pool, err);
     if (!rc) {
         snprintf(path, sizeof(path), "%s/registry.db", data_dir);
         rc = dm_schema_registry_open(path, &rt->reg, err);
@@ -1051,6 +1073,7 @@ void dm_runtime_free(dm_runtime_t *rt)
         dm_avro_schema_free(e->schema);
         free(e);
     }
+    dm_pool_free(rt->pool);
     if (rt->t) dm_transport_close(rt->t);
     dm_schema_registry_close(rt->reg);
     json_decref(rt->running);

@@ -78,6 +78,7 @@ struct dm_partition {
     pthread_cond_t cond;
     int64_t stable; /* last stable offset: one past the last committed record */
     int waiters;
+    struct dm_log_watch *watches; /* one-shot wake-ups past an offset (dm_log_watch) */
     /* writer state (log->commit_mu) */
     int64_t next; /* next offset to assign */
     bool dirty;
@@ -204,6 +205,22 @@ dm_err_t dm_partition_append(dm_log_t *log, dm_partition_t *p, uint8_t *data, si
 dm_err_t dm_partition_truncate(dm_log_t *log, dm_partition_t *p, int64_t offset, dm_error_t *err);
 /* Makes [.., end) visible and wakes readers. */
 void dm_partition_publish(dm_partition_t *p, int64_t end);
+
+/* A registered wake-up (dm_log_watch). */
+typedef struct dm_log_watch {
+    dm_log_wake_fn fn;
+    void *ctx;
+    uint64_t id;
+    int64_t offset;
+    struct dm_log_watch *next;
+} dm_log_watch_t;
+
+dm_err_t dm_partition_watch(dm_log_t *log, dm_partition_t *p, int64_t offset, dm_log_wake_fn fn,
+                            void *ctx, uint64_t id, bool *ready, dm_error_t *err);
+void dm_partition_unwatch(dm_partition_t *p, dm_log_wake_fn fn, void *ctx, uint64_t id);
+
+/* Runs every wake-up of p (its topic is going away) and wakes blocked readers. */
+void dm_partition_wake_all(dm_partition_t *p);
 dm_err_t dm_partition_read(dm_log_t *log, dm_partition_t *p, int64_t offset, size_t max_bytes,
                            int timeout_ms, dm_log_fetch_t *f, dm_error_t *err);
 /* Drops what a fetch holds from its last read. */

@@ -832,9 +832,7 @@ dm_err_t dm_log_topic_delete(dm_log_t *log, const char *name, dm_error_t *err)
         p->opened = true;
         pthread_mutex_unlock(&p->open_mu);
         remove_tree(p->dir);
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_broadcast(&p->cond);
-        pthread_mutex_unlock(&p->mu);
+        dm_partition_wake_all(p);
     }
     pthread_mutex_unlock(&log->bg_mu);
     return rc;
@@ -922,6 +920,21 @@ dm_err_t dm_log_offsets(dm_log_t *log, const char *topic, int32_t partition, int
     if (start) *start = info.start_offset;
     if (end) *end = info.end_offset;
     return DM_OK;
+}
+
+dm_err_t dm_log_watch(dm_log_t *log, const char *topic, int32_t partition, int64_t offset,
+                      dm_log_wake_fn fn, void *ctx, uint64_t id, bool *ready, dm_error_t *err)
+{
+    dm_partition_t *p = find_partition(log, topic, partition, err);
+    if (!p) return err ? err->code : DM_ERR_NOT_FOUND;
+    return dm_partition_watch(log, p, offset, fn, ctx, id, ready, err);
+}
+
+void dm_log_unwatch(dm_log_t *log, const char *topic, int32_t partition, dm_log_wake_fn fn,
+                    void *ctx, uint64_t id)
+{
+    dm_partition_t *p = find_partition(log, topic, partition, NULL);
+    if (p) dm_partition_unwatch(p, fn, ctx, id);
 }
 
 int dm_log_open_files(dm_log_t *log)

@@ -199,6 +199,22 @@ dm_err_t dm_log_read(dm_log_t *log, const char *topic, int32_t partition, int64_
 dm_err_t dm_log_offset_for_time(dm_log_t *log, const char *topic, int32_t partition, int64_t ts_ms,
                                 int64_t *offset, dm_error_t *err);
 
+/* A wake-up: fn(ctx, id) runs once, on the committing thread and without log
+ * locks held, when the partition's stable end passes offset (or the topic is
+ * deleted). */
+typedef void (*dm_log_wake_fn)(void *ctx, uint64_t id);
+
+/* Registers a wake-up for records at offset and later. When some are already
+ * committed nothing is registered and *ready is true: read them now. A second
+ * watch with the same (fn, ctx, id) replaces the first. Lets one thread serve
+ * many idle readers instead of a thread blocked in dm_log_read each. */
+dm_err_t dm_log_watch(dm_log_t *log, const char *topic, int32_t partition, int64_t offset,
+                      dm_log_wake_fn fn, void *ctx, uint64_t id, bool *ready, dm_error_t *err);
+
+/* Removes a wake-up that has not run (nothing when there is none). */
+void dm_log_unwatch(dm_log_t *log, const char *topic, int32_t partition, dm_log_wake_fn fn,
+                    void *ctx, uint64_t id);
+
 /* Start offset and last stable (end) offset of a partition. */
 dm_err_t dm_log_offsets(dm_log_t *log, const char *topic, int32_t partition, int64_t *start,
                         int64_t *end, dm_error_t *err);

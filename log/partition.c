@@ -296,14 +296,88 @@ dm_err_t dm_partition_truncate(dm_log_t *log, dm_partition_t *p, int64_t offset,
     return rc;
 }
 
+/* Takes the watches that end (or, when all, every watch) wakes off the list. Lock held. */
+static dm_log_watch_t *take_watches(dm_partition_t *p, int64_t end, bool all)
+{
+    dm_log_watch_t *due = NULL, **pp = &p->watches;
+    while (*pp) {
+        dm_log_watch_t *w = *pp;
+        if (all || w->offset < end) {
+            *pp = w->next;
+            w->next = due;
+            due = w;
+        } else {
+            pp = &w->next;
+        }
+    }
+    return due;
+}
+
+static void run_watches(dm_log_watch_t *due)
+{
+    while (due) {
+        dm_log_watch_t *w = due;
+        due = w->next;
+        w->fn(w->ctx, w->id);
+        free(w);
+    }
+}
+
 void dm_partition_publish(dm_partition_t *p, int64_t end)
 {
+    dm_log_watch_t *due = NULL;
     pthread_mutex_lock(&p->mu);
     if (end > p->stable) {
         /* Readers stop at the first batch at or past stable, so later uncommitted batches
          * in the same segment stay invisible. */
         p->stable = end;
         pthread_cond_broadcast(&p->cond);
+        if (p->watches) due = take_watches(p, end, false);
+    }
+    pthread_mutex_unlock(&p->mu);
+    run_watches(due);
+}
+
+void dm_partition_wake_all(dm_partition_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    dm_log_watch_t *due = take_watches(p, 0, true);
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+    run_watches(due);
+}
+
+dm_err_t dm_partition_watch(dm_log_t *log, dm_partition_t *p, int64_t offset, dm_log_wake_fn fn,
+                            void *ctx, uint64_t id, bool *ready, dm_error_t *err)
+{
+    dm_err_t rc = dm_partition_ensure_open(log, p, err); /* stable is known once open */
+    if (rc) return rc;
+    dm_partition_unwatch(p, fn, ctx, id);
+    pthread_mutex_lock(&p->mu);
+    *ready = p->stable > offset;
+    if (!*ready) {
+        dm_log_watch_t *w = malloc(sizeof(*w));
+        if (!w) {
+            pthread_mutex_unlock(&p->mu);
+            return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        }
+        *w = (dm_log_watch_t){fn, ctx, id, offset, p->watches};
+        p->watches = w;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return DM_OK;
+}
+
+void dm_partition_unwatch(dm_partition_t *p, dm_log_wake_fn fn, void *ctx, uint64_t id)
+{
+    pthread_mutex_lock(&p->mu);
+    for (dm_log_watch_t **pp = &p->watches; *pp; pp = &(*pp)->next) {
+        dm_log_watch_t *w = *pp;
+        if (w->fn == fn && w->ctx == ctx && w->id == id) {
+            *pp = w->next;
+            free(w);
+            break;
+        }
     }
     pthread_mutex_unlock(&p->mu);
 }
@@ -734,6 +808,10 @@ void dm_partition_destroy(dm_log_t *log, dm_partition_t *p)
     free(p->dir);
     pthread_mutex_destroy(&p->open_mu);
     pthread_rwlock_destroy(&p->seg_lock);
+    for (dm_log_watch_t *w = p->watches, *next; w; w = next) { /* the log is closing */
+        next = w->next;
+        free(w);
+    }
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cond);
 }

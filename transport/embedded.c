@@ -139,6 +139,19 @@ static void emb_batch_free(void *state, dm_transport_batch_t *b)
     memset(b, 0, sizeof(*b));
 }
 
+static dm_err_t emb_watch(void *state, const char *topic, int32_t partition, int64_t offset,
+                          dm_transport_wake_fn fn, void *ctx, uint64_t id, bool *ready,
+                          dm_error_t *err)
+{
+    return dm_log_watch(state, topic, partition, offset, fn, ctx, id, ready, err);
+}
+
+static void emb_unwatch(void *state, const char *topic, int32_t partition, dm_transport_wake_fn fn,
+                        void *ctx, uint64_t id)
+{
+    dm_log_unwatch(state, topic, partition, fn, ctx, id);
+}
+
 static dm_err_t emb_offsets(void *state, const char *topic, int32_t partition, int64_t *start,
                             int64_t *end, dm_error_t *err)
 {
@@ -216,6 +229,8 @@ const dm_transport_ops_t dm_transport_embedded = {
     .fetch = emb_fetch,
     .batch_free = emb_batch_free,
     .offsets = emb_offsets,
+    .watch = emb_watch,
+    .unwatch = emb_unwatch,
     .offset_for_time = emb_offset_for_time,
     .group_commit = emb_group_commit,
     .group_offset = emb_group_offset,

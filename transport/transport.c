@@ -120,6 +120,23 @@ dm_err_t dm_transport_offsets(dm_transport_t *t, const char *topic, int32_t part
     return t->ops->offsets(t->state, topic, partition, start, end, err);
 }
 
+dm_err_t dm_transport_watch(dm_transport_t *t, const char *topic, int32_t partition, int64_t offset,
+                            dm_transport_wake_fn fn, void *ctx, uint64_t id, bool *ready,
+                            dm_error_t *err)
+{
+    *ready = false;
+    if (!t->ops->watch)
+        return dm_error_set(err, DM_ERR_UNSUPPORTED, "the %s transport cannot wake readers",
+                            t->ops->name);
+    return t->ops->watch(t->state, topic, partition, offset, fn, ctx, id, ready, err);
+}
+
+void dm_transport_unwatch(dm_transport_t *t, const char *topic, int32_t partition,
+                          dm_transport_wake_fn fn, void *ctx, uint64_t id)
+{
+    if (t->ops->unwatch) t->ops->unwatch(t->state, topic, partition, fn, ctx, id);
+}
+
 dm_err_t dm_transport_offset_for_time(dm_transport_t *t, const char *topic, int32_t partition,
                                       int64_t ts_ms, int64_t *offset, dm_error_t *err)
 {

@@ -97,6 +97,10 @@ typedef struct dm_tp_offset {
     int64_t offset;
 } dm_tp_offset_t;
 
+/* A wake-up for an idle reader: called once, from whatever thread made the
+ * records visible and without transport locks held. */
+typedef void (*dm_transport_wake_fn)(void *ctx, uint64_t id);
+
 /* A backend: one const struct of callbacks (STYLE.md habit 4). state is what open made;
  * txn what txn_begin made. Semantics are those of the dm_transport_* functions below. */
 typedef struct dm_transport_ops {
@@ -132,6 +136,12 @@ typedef struct dm_transport_ops {
                             const dm_tp_offset_t *offsets, size_t n, dm_error_t *err);
     dm_err_t (*txn_commit)(void *state, void *txn, dm_error_t *err); /* frees txn */
     void (*txn_abort)(void *state, void *txn);                       /* frees txn */
+    /* optional (NULL: readers poll) */
+    dm_err_t (*watch)(void *state, const char *topic, int32_t partition, int64_t offset,
+                      dm_transport_wake_fn fn, void *ctx, uint64_t id, bool *ready,
+                      dm_error_t *err);
+    void (*unwatch)(void *state, const char *topic, int32_t partition, dm_transport_wake_fn fn,
+                    void *ctx, uint64_t id);
 } dm_transport_ops_t;
 
 typedef struct dm_transport dm_transport_t;
@@ -188,6 +198,19 @@ void dm_transport_batch_free(dm_transport_t *t, dm_transport_batch_t *batch);
 /* First stored offset and end (last stable) offset of a partition. */
 dm_err_t dm_transport_offsets(dm_transport_t *t, const char *topic, int32_t partition,
                               int64_t *start, int64_t *end, dm_error_t *err);
+
+/* Asks for fn(ctx, id) once records at offset or later are committed, so an
+ * idle reader needs no thread of its own. *ready true: they already are and
+ * nothing was registered. DM_ERR_UNSUPPORTED when the backend cannot (the
+ * reader then polls with dm_transport_fetch's wait). A new watch with the same
+ * (fn, ctx, id) replaces the old one. */
+dm_err_t dm_transport_watch(dm_transport_t *t, const char *topic, int32_t partition, int64_t offset,
+                            dm_transport_wake_fn fn, void *ctx, uint64_t id, bool *ready,
+                            dm_error_t *err);
+
+/* Cancels a watch that has not fired. */
+void dm_transport_unwatch(dm_transport_t *t, const char *topic, int32_t partition,
+                          dm_transport_wake_fn fn, void *ctx, uint64_t id);
 
 /* First offset with a timestamp >= ts_ms (the end offset when none): consume from a time. */
 dm_err_t dm_transport_offset_for_time(dm_transport_t *t, const char *topic, int32_t partition,
