@@ -66,24 +66,45 @@ static void view_free(view_t *v)
         json_decref(v->by_kind[k]);
 }
 
-/* Who publishes a derived source name, or NULL. */
-static const char *publisher_of(const view_t *v, const char *source, const char *except)
+/* derived source name → the pipeline publishing it (new reference). A second
+ * publisher of one name is an error, reported once here. */
+static json_t *publishers(const view_t *v, dm_error_t *err)
 {
+    json_t *map = json_object();
     const char *pname;
     json_t *p;
     json_object_foreach(v->by_kind[DM_KIND_PIPELINE], pname, p)
     {
-        if (except && !strcmp(pname, except)) continue;
         json_t *outs = dm_spec_pipeline_outputs(p);
-        bool hit = array_has(outs, source);
+        size_t i;
+        json_t *o;
+        json_array_foreach(outs, i, o)
+        {
+            const char *s = json_string_value(o);
+            const json_t *other = json_object_get(map, s);
+            if (other) {
+                dm_error_set(err, DM_ERR_EXISTS,
+                             "pipeline %s publishes source '%s', which pipeline %s already "
+                             "publishes",
+                             pname, s, json_string_value(other));
+                json_decref(outs);
+                json_decref(map);
+                return NULL;
+            }
+            json_object_set_new(map, s, json_string(pname));
+        }
         json_decref(outs);
-        if (hit) return pname;
     }
-    return NULL;
+    return map;
 }
 
+/* Every pipeline reads sources that exist, publishes names no one else
+ * declares, and writes to sinks that exist: one pass, with lookups. */
 static dm_err_t check_references(const view_t *v, dm_error_t *err)
 {
+    json_t *pub = publishers(v, err);
+    if (!pub) return err->code;
+    dm_err_t rc = DM_OK;
     const char *pname;
     json_t *p;
     json_object_foreach(v->by_kind[DM_KIND_PIPELINE], pname, p)
@@ -94,36 +115,22 @@ static dm_err_t check_references(const view_t *v, dm_error_t *err)
         json_array_foreach(reads, i, src)
         {
             const char *s = json_string_value(src);
-            if (!json_object_get(v->by_kind[DM_KIND_SOURCE], s) && !publisher_of(v, s, NULL)) {
-                dm_error_set(err, DM_ERR_NOT_FOUND,
-                             "pipeline %s reads source '%s', which does not exist (apply it "
-                             "first or in the same request)",
-                             pname, s);
-                json_decref(reads);
-                return DM_ERR_NOT_FOUND;
-            }
+            if (!rc && !json_object_get(v->by_kind[DM_KIND_SOURCE], s) && !json_object_get(pub, s))
+                rc = dm_error_set(err, DM_ERR_NOT_FOUND,
+                                  "pipeline %s reads source '%s', which does not exist (apply it "
+                                  "first or in the same request)",
+                                  pname, s);
         }
         json_decref(reads);
         json_t *outs = dm_spec_pipeline_outputs(p);
         json_array_foreach(outs, i, src)
         {
             const char *s = json_string_value(src);
-            const char *other = publisher_of(v, s, pname);
-            dm_err_t rc = DM_OK;
-            if (json_object_get(v->by_kind[DM_KIND_SOURCE], s))
+            if (!rc && json_object_get(v->by_kind[DM_KIND_SOURCE], s))
                 rc = dm_error_set(err, DM_ERR_EXISTS,
                                   "pipeline %s publishes source '%s', but a Source of that name "
                                   "is declared with a connector",
                                   pname, s);
-            else if (other)
-                rc = dm_error_set(err, DM_ERR_EXISTS,
-                                  "pipeline %s publishes source '%s', which pipeline %s already "
-                                  "publishes",
-                                  pname, s, other);
-            if (rc) {
-                json_decref(outs);
-                return rc;
-            }
         }
         json_decref(outs);
         const json_t *to = json_object_get(json_object_get(p, "spec"), "to");
@@ -131,14 +138,16 @@ static dm_err_t check_references(const view_t *v, dm_error_t *err)
         json_array_foreach(to, i, out)
         {
             const json_t *sink = json_object_get(out, "sink");
-            if (json_is_string(sink) &&
+            if (!rc && json_is_string(sink) &&
                 !json_object_get(v->by_kind[DM_KIND_SINK], json_string_value(sink)))
-                return dm_error_set(err, DM_ERR_NOT_FOUND,
-                                    "pipeline %s writes to sink '%s', which does not exist", pname,
-                                    json_string_value(sink));
+                rc = dm_error_set(err, DM_ERR_NOT_FOUND,
+                                  "pipeline %s writes to sink '%s', which does not exist", pname,
+                                  json_string_value(sink));
         }
+        if (rc) break;
     }
-    return DM_OK;
+    json_decref(pub);
+    return rc;
 }
 
 static void step_add(json_t *steps, const char *action, const char *kind, const char *name,
@@ -233,13 +242,17 @@ dm_err_t dm_reconcile_apply(dm_store_t *store, const dm_spec_t *specs, size_t n,
     if ((rc = view_load(store, &v, err))) goto out;
 
     /* The same object twice in one request is ambiguous. */
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = i + 1; j < n; j++)
-            if (specs[i].kind == specs[j].kind && !strcmp(specs[i].name, specs[j].name)) {
-                rc = dm_error_set(err, DM_ERR_INVALID, "%s %s appears twice in one apply",
-                                  dm_kind_name(specs[i].kind), specs[i].name);
-                goto out;
-            }
+    json_t *seen = json_object();
+    for (size_t i = 0; i < n && !rc; i++) {
+        char key[600];
+        snprintf(key, sizeof(key), "%s/%s", dm_kind_name(specs[i].kind), specs[i].name);
+        if (json_object_get(seen, key))
+            rc = dm_error_set(err, DM_ERR_INVALID, "%s %s appears twice in one apply",
+                              dm_kind_name(specs[i].kind), specs[i].name);
+        json_object_set_new(seen, key, json_true());
+    }
+    json_decref(seen);
+    if (rc) goto out;
 
     for (size_t i = 0; i < n; i++) {
         const dm_spec_t *s = &specs[i];
@@ -297,14 +310,15 @@ dm_err_t dm_reconcile_delete(dm_store_t *store, dm_kind_t kind, const char *name
     view_t v = {{0}};
     if ((rc = view_load(store, &v, err))) goto out;
     if (kind == DM_KIND_SOURCE && !json_object_get(v.by_kind[kind], name)) {
-        const char *pub = publisher_of(&v, name, NULL);
-        if (pub) {
+        json_t *pubs = publishers(&v, err);
+        const char *pub = json_string_value(json_object_get(pubs, name));
+        if (pub)
             rc = dm_error_set(err, DM_ERR_INVALID,
                               "source '%s' is derived: it is published by pipeline %s; delete "
                               "or change that pipeline",
                               name, pub);
-            goto out;
-        }
+        json_decref(pubs);
+        if (rc) goto out;
     }
     if (!json_object_get(v.by_kind[kind], name)) {
         rc = dm_error_set(err, DM_ERR_NOT_FOUND, "%s '%s' not found", dm_kind_name(kind), name);
@@ -391,12 +405,32 @@ dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err)
         }
         json_decref(outs);
     }
+    /* Consumers of every source, from one pass over the pipelines. */
+    json_t *consumers_of = json_object();
+    json_array_foreach(pipelines, i, p)
+    {
+        json_t *reads = pipeline_reads(p);
+        size_t k;
+        json_t *r;
+        json_array_foreach(reads, k, r)
+        {
+            json_t *list = json_object_get(consumers_of, json_string_value(r));
+            if (!list) {
+                list = json_array();
+                json_object_set_new(consumers_of, json_string_value(r), list);
+            }
+            json_array_append_new(list, json_pack("s+", "pipeline:", meta_name(p)));
+        }
+        json_decref(reads);
+    }
     /* Producers and consumers of each. */
     json_t *s;
     json_array_foreach(sources, i, s)
     {
         const char *name = meta_name(s);
-        json_t *producers = json_array(), *consumers = json_array();
+        json_t *producers = json_array();
+        json_t *consumers = json_object_get(consumers_of, name);
+        consumers = consumers ? json_incref(consumers) : json_array();
         const json_t *spec = json_object_get(s, "spec");
         const char *derived = json_string_value(json_object_get(spec, "derived_from"));
         if (derived)
@@ -405,17 +439,10 @@ dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err)
             json_array_append_new(producers,
                                   json_pack("s+", "connector:",
                                             json_string_value(json_object_get(spec, "connector"))));
-        size_t k;
-        json_array_foreach(pipelines, k, p)
-        {
-            json_t *reads = pipeline_reads(p);
-            if (array_has(reads, name))
-                json_array_append_new(consumers, json_pack("s+", "pipeline:", meta_name(p)));
-            json_decref(reads);
-        }
         json_object_set_new(s, "producers", producers);
         json_object_set_new(s, "consumers", consumers);
     }
+    json_decref(consumers_of);
     json_decref(pipelines);
     *out = sources;
     return DM_OK;

@@ -58,6 +58,10 @@ dm_err_t dm_schema_registry_open(const char *path, dm_schema_registry_t **out, d
         return rc;
     }
     sqlite3_busy_timeout(r->db, 5000);
+    /* WAL: a registration appends to one file instead of creating, syncing and
+     * deleting a rollback journal; NORMAL: a process crash loses nothing (the
+     * OS has the pages), only a power cut can lose the newest registrations. */
+    sqlite3_exec(r->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
     if (sqlite3_exec(r->db, migration, NULL, NULL, NULL) != SQLITE_OK) {
         dm_err_t rc = sql_err(r, err, "creating tables");
         dm_schema_registry_close(r);
