@@ -1,0 +1,749 @@
+/* connectors/pgsink/pgsink.c — rows into a PostgreSQL table (see pgsink.h).
+ *
+ * One batch is one transaction: the rows go by COPY into a temporary staging
+ * table and are merged into the target (INSERT … ON CONFLICT DO UPDATE by the
+ * key; DELETE … USING for deletes), then the offsets table gets the batch's end
+ * offsets, then COMMIT. After a crash the sink starts from the offsets in the
+ * table, so every record lands exactly once. Within a batch only the last
+ * event of each key matters (a later upsert or delete replaces it). A batch
+ * the server refuses for its data (SQLSTATE classes 22 and 23) is written again
+ * record by record under savepoints, so only the records that fail become dead
+ * letters, each with the server's message.
+ */
+#include "connectors/pgsink/pgsink.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/redact.h"
+#include "schema/dm_avro.h"
+
+typedef struct pgsink {
+    const dm_pgsink_config_t *conf;
+    const dm_sink_env_t *env;
+    PGconn *conn;
+    char password[256];
+    char *schema_q, *table_q, *target; /* quoted identifiers; target = schema.table */
+    char *schema_lit, *table_lit;      /* as literals, for the catalog query */
+    char *offsets_q;
+    const dm_avro_node_t *ensured; /* the row schema the table has columns for */
+    char **keys;                   /* key column names */
+    size_t n_keys;
+    int *key_idx; /* per key: index in the ensured row schema */
+    dm_buf_t sql, copy, del, keybuf;
+    dm_arena_t arena;   /* for the sink's life */
+    dm_arena_t scratch; /* reset every write */
+    char sqlstate[6];   /* of the last failed statement */
+    int32_t *slot;      /* dedup hash table: batch index + 1 */
+    size_t n_slot;
+} pgsink_t;
+
+/* ---- connection ------------------------------------------------------------------ */
+
+static dm_err_t read_password(pgsink_t *s, dm_error_t *err)
+{
+    const dm_pgsink_config_t *c = s->conf;
+    s->password[0] = '\0';
+    if (c->password_env) {
+        const char *v = getenv(c->password_env);
+        if (!v)
+            return dm_error_set(err, DM_ERR_CONFIG,
+                                "postgres sink: environment variable %s is not set",
+                                c->password_env);
+        snprintf(s->password, sizeof(s->password), "%s", v);
+    } else if (c->password_file) {
+        FILE *f = fopen(c->password_file, "r");
+        if (!f)
+            return dm_error_set(err, DM_ERR_IO, "postgres sink: cannot read password file %s: %s",
+                                c->password_file, strerror(errno));
+        if (!fgets(s->password, sizeof(s->password), f)) s->password[0] = '\0';
+        fclose(f);
+        s->password[strcspn(s->password, "\r\n")] = '\0';
+    }
+    return DM_OK;
+}
+
+/* The server's words, without secrets, into err. */
+static dm_err_t pg_error(pgsink_t *s, const char *what, dm_error_t *err)
+{
+    char msg[600];
+    dm_redact_dsn(PQerrorMessage(s->conn), msg, sizeof(msg));
+    msg[strcspn(msg, "\n")] = '\0';
+    if (s->password[0]) {
+        char *p = strstr(msg, s->password);
+        if (p) memset(p, '*', strlen(s->password));
+    }
+    return dm_error_set(err, DM_ERR_CONNECTOR, "postgres sink: %s: %s", what, msg);
+}
+
+static dm_err_t exec(pgsink_t *s, const char *sql, const char *what, dm_error_t *err)
+{
+    PGresult *r = PQexec(s->conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    dm_err_t rc = DM_OK;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", code ? code : "");
+        rc = pg_error(s, what, err);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static dm_err_t connect_db(pgsink_t *s, dm_error_t *err)
+{
+    if (s->conn && PQstatus(s->conn) == CONNECTION_OK) {
+        if (PQtransactionStatus(s->conn) != PQTRANS_IDLE) PQclear(PQexec(s->conn, "ROLLBACK"));
+        if (PQtransactionStatus(s->conn) == PQTRANS_IDLE) return DM_OK;
+    }
+    if (s->conn) PQfinish(s->conn);
+    s->ensured = NULL;
+    dm_err_t rc = read_password(s, err);
+    if (rc) return rc;
+    const char *keys[] = {"dbname", "password", "application_name", "connect_timeout", NULL};
+    const char *vals[] = {s->conf->dsn, s->password[0] ? s->password : NULL, "datamesh-sink", "10",
+                          NULL};
+    if (!s->password[0]) keys[1] = "application_name", vals[1] = "datamesh-sink", keys[2] = NULL;
+    s->conn = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        char dsn[512];
+        pg_error(s, "connecting", err);
+        dm_redact_dsn(s->conf->dsn, dsn, sizeof(dsn));
+        dm_error_prefix(err, "%s", dsn);
+        err->retriable = true;
+        return err->code;
+    }
+    PQclear(PQexec(s->conn, "SET client_min_messages = warning"));
+    char sql[1200];
+    snprintf(sql, sizeof(sql),
+             "CREATE TABLE IF NOT EXISTS %s (sink text NOT NULL, topic text NOT NULL, "
+             "partition integer NOT NULL, next_offset bigint NOT NULL, "
+             "PRIMARY KEY (sink, topic, partition))",
+             s->offsets_q);
+    return exec(s, sql, "creating the offsets table", err);
+}
+
+/* ---- types ------------------------------------------------------------------------ */
+
+/* T of a [null, T] union (or of T itself); NULL for other unions. */
+static const dm_avro_node_t *nonnull(const dm_avro_node_t *t)
+{
+    if (t->type != DM_AVRO_UNION) return t;
+    const dm_avro_node_t *only = NULL;
+    for (uint32_t i = 0; i < t->n_branches; i++) {
+        if (t->branches[i]->type == DM_AVRO_NULL) continue;
+        if (only) return NULL;
+        only = t->branches[i];
+    }
+    return only;
+}
+
+/* The column type of an Avro field type. */
+static void column_type(const dm_avro_node_t *field, char *out, size_t cap)
+{
+    const dm_avro_node_t *t = nonnull(field);
+    const char *name = "jsonb";
+    if (!t) {
+        snprintf(out, cap, "%s", name);
+        return;
+    }
+    switch (t->logical) {
+    case DM_AVRO_LT_DECIMAL: snprintf(out, cap, "numeric(%d,%d)", t->precision, t->scale); return;
+    case DM_AVRO_LT_UUID: name = "uuid"; break;
+    case DM_AVRO_LT_DATE: name = "date"; break;
+    case DM_AVRO_LT_TIME_MILLIS:
+    case DM_AVRO_LT_TIME_MICROS: name = "time"; break;
+    case DM_AVRO_LT_TIMESTAMP_MILLIS:
+    case DM_AVRO_LT_TIMESTAMP_MICROS: name = "timestamptz"; break;
+    case DM_AVRO_LT_LOCAL_TIMESTAMP_MILLIS:
+    case DM_AVRO_LT_LOCAL_TIMESTAMP_MICROS: name = "timestamp"; break;
+    case DM_AVRO_LT_DURATION: name = "bytea"; break;
+    default:
+        switch (t->type) {
+        case DM_AVRO_BOOLEAN: name = "boolean"; break;
+        case DM_AVRO_INT: name = "integer"; break;
+        case DM_AVRO_LONG: name = "bigint"; break;
+        case DM_AVRO_FLOAT: name = "real"; break;
+        case DM_AVRO_DOUBLE: name = "double precision"; break;
+        case DM_AVRO_STRING:
+        case DM_AVRO_ENUM: name = "text"; break;
+        case DM_AVRO_BYTES:
+        case DM_AVRO_FIXED: name = "bytea"; break;
+        default: name = "jsonb"; break; /* records, arrays, maps, wider unions */
+        }
+    }
+    snprintf(out, cap, "%s", name);
+}
+
+/* ---- values as COPY text ------------------------------------------------------------ */
+
+static dm_err_t copy_escaped(dm_buf_t *o, const uint8_t *p, size_t n)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = p[i] == '\\'   ? "\\\\"
+                        : p[i] == '\t' ? "\\t"
+                        : p[i] == '\n' ? "\\n"
+                        : p[i] == '\r' ? "\\r"
+                                       : NULL;
+        if (!e) continue;
+        if (dm_buf_append(o, p + start, i - start) || dm_buf_append_str(o, e)) return DM_ERR_NOMEM;
+        start = i + 1;
+    }
+    return dm_buf_append(o, p + start, n - start);
+}
+
+/* Appends one field's value in COPY text format. */
+static dm_err_t copy_value(pgsink_t *s, const dm_avro_node_t *node, const dm_avro_value_t *v,
+                           dm_buf_t *o, dm_error_t *err)
+{
+    if (v->type == DM_AVRO_NULL || v->type == DM_AVRO_ABSENT) return dm_buf_append_str(o, "\\N");
+    const dm_avro_node_t *t = node;
+    if (t->type == DM_AVRO_UNION && v->branch < t->n_branches && nonnull(node))
+        t = t->branches[v->branch];
+    char num[64];
+    if (t->logical == DM_AVRO_LT_NONE) {
+        switch (t->type) {
+        case DM_AVRO_BOOLEAN: return dm_buf_append_str(o, v->u.b ? "t" : "f");
+        case DM_AVRO_INT:
+            snprintf(num, sizeof(num), "%d", v->u.i);
+            return dm_buf_append_str(o, num);
+        case DM_AVRO_LONG:
+            snprintf(num, sizeof(num), "%lld", (long long)v->u.l);
+            return dm_buf_append_str(o, num);
+        case DM_AVRO_FLOAT:
+        case DM_AVRO_DOUBLE: {
+            double d = t->type == DM_AVRO_FLOAT ? v->u.f : v->u.d;
+            if (isnan(d)) return dm_buf_append_str(o, "NaN");
+            if (isinf(d)) return dm_buf_append_str(o, d > 0 ? "Infinity" : "-Infinity");
+            snprintf(num, sizeof(num), t->type == DM_AVRO_FLOAT ? "%.9g" : "%.17g", d);
+            return dm_buf_append_str(o, num);
+        }
+        case DM_AVRO_STRING: return copy_escaped(o, v->u.p, v->len);
+        case DM_AVRO_ENUM:
+            return (uint32_t)v->u.i < t->n_symbols ? dm_buf_append_str(o, t->symbols[v->u.i])
+                                                   : dm_buf_append_str(o, "\\N");
+        case DM_AVRO_BYTES:
+        case DM_AVRO_FIXED: {
+            /* bytea hex input, its backslash escaped for COPY */
+            static const char hex[] = "0123456789abcdef";
+            if (dm_buf_append_str(o, "\\\\x") || dm_buf_reserve(o, 2 * (size_t)v->len))
+                return DM_ERR_NOMEM;
+            for (uint32_t i = 0; i < v->len; i++) {
+                o->data[o->len++] = (uint8_t)hex[v->u.p[i] >> 4];
+                o->data[o->len++] = (uint8_t)hex[v->u.p[i] & 15];
+            }
+            return DM_OK;
+        }
+        default: break;
+        }
+    }
+    /* Logical types (ISO-8601 text, decimal digits, uuid) and nested values
+     * (jsonb) through the plain JSON conversion. */
+    s->keybuf.len = 0;
+    dm_err_t rc = dm_avro_to_json(t, v, DM_AVRO_JSON_PLAIN, &s->keybuf, err);
+    if (rc) return rc;
+    const uint8_t *p = s->keybuf.data;
+    size_t n = s->keybuf.len;
+    bool json = t->type == DM_AVRO_RECORD || t->type == DM_AVRO_ARRAY || t->type == DM_AVRO_MAP ||
+                t->type == DM_AVRO_UNION || t->logical == DM_AVRO_LT_DURATION;
+    if (!json && n >= 2 && p[0] == '"') p++, n -= 2;
+    return copy_escaped(o, p, n);
+}
+
+/* ---- the table -------------------------------------------------------------------- */
+
+static bool is_key(const pgsink_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_keys; i++)
+        if (!strcmp(s->keys[i], name)) return true;
+    return false;
+}
+
+static char *quote(dm_arena_t *a, const char *name, char q);
+
+/* A quoted identifier, valid until the next write. */
+static char *quote_ident(pgsink_t *s, const char *name)
+{
+    return quote(&s->scratch, name, '"');
+}
+
+/* Creates the table for row schema t, or adds the columns it lacks. */
+static dm_err_t ensure_table(pgsink_t *s, const dm_avro_node_t *t, dm_error_t *err)
+{
+    if (s->ensured == t) return DM_OK;
+    for (size_t k = 0; k < s->n_keys; k++) {
+        int idx = dm_avro_field_index(t, s->keys[k]);
+        if (idx < 0)
+            return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH,
+                                "postgres sink: key column %s is not a field of %s", s->keys[k],
+                                t->fullname);
+        s->key_idx[k] = idx;
+    }
+    dm_buf_t *q = &s->sql;
+    q->len = 0;
+    dm_buf_printf(q,
+                  "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND "
+                  "table_name = %s",
+                  s->schema_lit, s->table_lit);
+    const char *sql;
+    if (dm_buf_cstr(q, &sql)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    PGresult *r = PQexec(s->conn, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return pg_error(s, "reading the table's columns", err);
+    }
+    int have = PQntuples(r);
+    q->len = 0;
+    char type[64];
+    if (have == 0) {
+        dm_buf_printf(q, "CREATE TABLE IF NOT EXISTS %s (", s->target);
+        for (uint32_t i = 0; i < t->n_fields; i++) {
+            column_type(t->fields[i].type, type, sizeof(type));
+            bool key = is_key(s, t->fields[i].name);
+            dm_buf_printf(q, "%s%s %s%s", i ? ", " : "", quote_ident(s, t->fields[i].name), type,
+                          key ? " NOT NULL" : "");
+        }
+        for (size_t k = 0; k < s->n_keys; k++)
+            dm_buf_printf(q, "%s%s", k ? ", " : ", PRIMARY KEY (", quote_ident(s, s->keys[k]));
+        dm_buf_append_str(q, s->n_keys ? "))" : ")");
+    } else {
+        /* Compatible evolution: new fields become new (nullable) columns;
+         * dropped fields keep their column and get NULL. */
+        for (uint32_t i = 0; i < t->n_fields; i++) {
+            bool found = false;
+            for (int j = 0; j < have && !found; j++)
+                found = !strcmp(PQgetvalue(r, j, 0), t->fields[i].name);
+            if (found) continue;
+            column_type(t->fields[i].type, type, sizeof(type));
+            dm_buf_printf(q, "%sALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", q->len ? "; " : "",
+                          s->target, quote_ident(s, t->fields[i].name), type);
+            DM_INFO("sink", "%s sink=postgres: adding column %s %s to %s", s->env->name,
+                    t->fields[i].name, type, s->conf->table);
+        }
+    }
+    PQclear(r);
+    if (q->len) {
+        if (dm_buf_cstr(q, &sql)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        dm_err_t rc = exec(s, sql, "creating or evolving the table", err);
+        if (rc) return rc;
+    }
+    s->ensured = t;
+    return DM_OK;
+}
+
+/* ---- a run of records with one row schema ------------------------------------------- */
+
+/* The text of record i's key (for dedup), or -1 when it has none. */
+static int key_text(pgsink_t *s, const dm_sink_record_t *it, dm_buf_t *o, dm_error_t *err)
+{
+    const dm_avro_node_t *t = s->ensured;
+    for (size_t k = 0; k < s->n_keys; k++) {
+        const dm_avro_value_t *v = NULL;
+        const dm_avro_node_t *node = NULL;
+        if (it->row && it->row_schema == t) {
+            v = &it->row->u.v[s->key_idx[k]];
+            node = t->fields[s->key_idx[k]].type;
+        } else if (it->key) {
+            int idx = dm_avro_field_index(it->key_schema, s->keys[k]);
+            if (idx < 0) return -1;
+            v = &it->key->u.v[idx];
+            node = it->key_schema->fields[idx].type;
+        } else {
+            return -1;
+        }
+        if (v->type == DM_AVRO_NULL) return -1;
+        if (k) dm_buf_append_u8(o, '\t');
+        if (copy_value(s, node, v, o, err)) return -1;
+    }
+    return 0;
+}
+
+static dm_err_t copy_in(pgsink_t *s, const char *table, const dm_buf_t *data, dm_error_t *err)
+{
+    char sql[600];
+    snprintf(sql, sizeof(sql), "COPY %s FROM STDIN", table);
+    PGresult *r = PQexec(s->conn, sql);
+    bool ok = PQresultStatus(r) == PGRES_COPY_IN;
+    PQclear(r);
+    if (!ok) return pg_error(s, "starting COPY", err);
+    for (size_t o = 0; o < data->len && ok; o += 1 << 20) {
+        size_t n = data->len - o < (1 << 20) ? data->len - o : (1 << 20);
+        ok = PQputCopyData(s->conn, (const char *)data->data + o, (int)n) == 1;
+    }
+    if (PQputCopyEnd(s->conn, ok ? NULL : "client error") != 1) ok = false;
+    while ((r = PQgetResult(s->conn))) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", code ? code : "");
+            ok = false;
+        }
+        PQclear(r);
+    }
+    return ok ? DM_OK : pg_error(s, "COPY into staging", err);
+}
+
+/* Stages and merges records [from, to) with row schema s->ensured, keeping
+ * the last event per key; only indexes for which take() is true. */
+static dm_err_t merge_run(pgsink_t *s, const dm_sink_batch_t *b, size_t from, size_t to,
+                          const dm_sink_rejects_t *rj, dm_error_t *err)
+{
+    const dm_avro_node_t *t = s->ensured;
+    size_t n = to - from;
+    /* Dedup: for each key the last index in the run. */
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    if (cap > s->n_slot) {
+        free(s->slot);
+        s->slot = calloc(cap, sizeof(int32_t));
+        s->n_slot = s->slot ? cap : 0;
+        if (!s->slot) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    } else {
+        memset(s->slot, 0, cap * sizeof(int32_t));
+    }
+    size_t *kstart = calloc(n + 1, sizeof(size_t)), *kend = calloc(n + 1, sizeof(size_t));
+    bool *last = calloc(n, sizeof(bool));
+    dm_buf_t keys = DM_BUF_INIT;
+    dm_err_t rc = DM_OK;
+    if (!kstart || !kend || !last) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n && !rc; i++) {
+        kstart[i] = kend[i] = keys.len;
+        last[i] = !dm_sink_rejected(rj, from + i);
+        if (!last[i] || !s->n_keys) continue;
+        if (key_text(s, &b->records[from + i], &keys, err)) {
+            last[i] = false; /* check_records rejected it already */
+            keys.len = kstart[i];
+            continue;
+        }
+        kend[i] = keys.len;
+        size_t len = kend[i] - kstart[i];
+        uint64_t h = dm_hash64(keys.data + kstart[i], len);
+        for (size_t j = h & (cap - 1);; j = (j + 1) & (cap - 1)) {
+            int32_t at = s->slot[j];
+            if (!at) {
+                s->slot[j] = (int32_t)i + 1;
+                break;
+            }
+            size_t o = kstart[at - 1], l = kend[at - 1] - o;
+            if (l == len && !memcmp(keys.data + o, keys.data + kstart[i], len)) {
+                last[at - 1] = false; /* a later event of the same key wins */
+                s->slot[j] = (int32_t)i + 1;
+                break;
+            }
+        }
+    }
+    s->copy.len = 0;
+    s->del.len = 0;
+    size_t n_up = 0, n_del = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (!last[i]) continue;
+        const dm_sink_record_t *it = &b->records[from + i];
+        if (it->is_delete) {
+            if (!s->n_keys) continue; /* rejected by the caller's check before */
+            rc = dm_buf_append(&s->del, keys.data + kstart[i], kend[i] - kstart[i]);
+            if (!rc) rc = dm_buf_append_u8(&s->del, '\n');
+            n_del++;
+            continue;
+        }
+        for (uint32_t f = 0; f < t->n_fields && !rc; f++) {
+            if (f) rc = dm_buf_append_u8(&s->copy, '\t');
+            if (!rc) rc = copy_value(s, t->fields[f].type, &it->row->u.v[f], &s->copy, err);
+        }
+        if (!rc) rc = dm_buf_append_u8(&s->copy, '\n');
+        n_up++;
+    }
+    free(kstart);
+    free(kend);
+    free(last);
+    dm_buf_free(&keys);
+    if (rc) return rc;
+
+    dm_buf_t *q = &s->sql;
+    const char *sql;
+    if (n_up) {
+        q->len = 0;
+        /* Made again each time: the table may have gained columns. */
+        dm_buf_printf(q,
+                      "DROP TABLE IF EXISTS dm_stage; CREATE TEMP TABLE dm_stage (LIKE %s) ON "
+                      "COMMIT DROP",
+                      s->target);
+        if (dm_buf_cstr(q, &sql)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        if ((rc = exec(s, sql, "creating the staging table", err))) return rc;
+        dm_buf_t cols = DM_BUF_INIT;
+        for (uint32_t f = 0; f < t->n_fields; f++)
+            dm_buf_printf(&cols, "%s%s", f ? ", " : "", quote_ident(s, t->fields[f].name));
+        const char *c;
+        if (dm_buf_cstr(&cols, &c)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        char *into = dm_arena_printf(&s->scratch, "dm_stage (%s)", c);
+        q->len = 0;
+        dm_buf_printf(q, "INSERT INTO %s (%s) SELECT %s FROM dm_stage", s->target, c, c);
+        dm_buf_free(&cols);
+        if (!into) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        if ((rc = copy_in(s, into, &s->copy, err))) return rc;
+        if (s->n_keys) {
+            dm_buf_append_str(q, " ON CONFLICT (");
+            for (size_t k = 0; k < s->n_keys; k++)
+                dm_buf_printf(q, "%s%s", k ? ", " : "", quote_ident(s, s->keys[k]));
+            size_t before = q->len;
+            dm_buf_append_str(q, ") DO UPDATE SET ");
+            size_t sets = 0;
+            for (uint32_t f = 0; f < t->n_fields; f++) {
+                if (is_key(s, t->fields[f].name)) continue;
+                const char *c = quote_ident(s, t->fields[f].name);
+                dm_buf_printf(q, "%s%s = EXCLUDED.%s", sets++ ? ", " : "", c, c);
+            }
+            if (!sets) {
+                q->len = before;
+                dm_buf_append_str(q, ") DO NOTHING");
+            }
+        }
+        if (dm_buf_cstr(q, &sql)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        if ((rc = exec(s, sql, "merging into the table", err))) return rc;
+    }
+    if (n_del) {
+        q->len = 0;
+        dm_buf_append_str(
+            q, "DROP TABLE IF EXISTS dm_del; CREATE TEMP TABLE dm_del ON COMMIT DROP AS SELECT ");
+        for (size_t k = 0; k < s->n_keys; k++)
+            dm_buf_printf(q, "%s%s", k ? ", " : "", quote_ident(s, s->keys[k]));
+        dm_buf_printf(q, " FROM %s WITH NO DATA", s->target);
+        if (dm_buf_cstr(q, &sql)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        if ((rc = exec(s, sql, "creating the staging table for deletes", err))) return rc;
+        if ((rc = copy_in(s, "dm_del", &s->del, err))) return rc;
+        q->len = 0;
+        dm_buf_printf(q, "DELETE FROM %s t USING dm_del d WHERE ", s->target);
+        for (size_t k = 0; k < s->n_keys; k++) {
+            const char *c = quote_ident(s, s->keys[k]);
+            dm_buf_printf(q, "%st.%s = d.%s", k ? " AND " : "", c, c);
+        }
+        if (dm_buf_cstr(q, &sql)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        if ((rc = exec(s, sql, "deleting from the table", err))) return rc;
+    }
+    return DM_OK;
+}
+
+/* Rejects what can never be written here (no row schema to make columns from,
+ * deletes without a key). */
+static void check_records(pgsink_t *s, const dm_sink_batch_t *b, dm_sink_rejects_t *rj)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const dm_sink_record_t *it = &b->records[i];
+        if (dm_sink_rejected(rj, i)) continue;
+        if (it->is_delete && !s->n_keys)
+            dm_sink_reject(rj, i, "postgres sink: a delete needs key columns (set key:)");
+    }
+}
+
+/* The row record of a topic's value schema (an envelope's after). */
+static const dm_avro_node_t *topic_row(const dm_avro_node_t *root)
+{
+    if (root->type != DM_AVRO_RECORD) return NULL;
+    int after = dm_avro_field_index(root, "after");
+    const dm_avro_node_t *t = after >= 0 ? nonnull(root->fields[after].type) : NULL;
+    return dm_avro_field_index(root, "op") >= 0 && t && t->type == DM_AVRO_RECORD ? t : root;
+}
+
+/* Writes every run of the batch; SQLSTATE class of the first failure in *state. */
+static dm_err_t write_runs(pgsink_t *s, const dm_sink_batch_t *b, dm_sink_rejects_t *rj,
+                           size_t from, size_t to, dm_error_t *err)
+{
+    size_t i = from;
+    while (i < to) {
+        /* a run: records whose rows share a schema (deletes go with any) */
+        const dm_avro_node_t *t = NULL;
+        size_t j = i;
+        for (; j < to; j++) {
+            const dm_sink_record_t *it = &b->records[j];
+            if (dm_sink_rejected(rj, j) || !it->row_schema || (it->is_delete && !it->row)) continue;
+            if (t && it->row_schema != t) break;
+            t = it->row_schema;
+        }
+        if (!t) t = s->ensured ? s->ensured : topic_row(s->env->value_schema->root);
+        if (!t)
+            return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH,
+                                "postgres sink: the topic's schema is not a record");
+        dm_err_t rc = ensure_table(s, t, err);
+        if (!rc) rc = merge_run(s, b, i, j, rj, err);
+        if (rc) return rc;
+        i = j;
+    }
+    return DM_OK;
+}
+
+/* Writes record by record under savepoints: those the server refuses become
+ * dead letters with its message. */
+static dm_err_t write_one_by_one(pgsink_t *s, const dm_sink_batch_t *b, dm_sink_rejects_t *rj,
+                                 dm_error_t *err)
+{
+    dm_err_t rc = exec(s, "BEGIN", "starting a transaction", err);
+    for (size_t i = 0; i < b->n && !rc; i++) {
+        if (dm_sink_rejected(rj, i)) continue;
+        if ((rc = exec(s, "SAVEPOINT dm_one", "savepoint", err))) break;
+        dm_error_t one = {0};
+        if (write_runs(s, b, rj, i, i + 1, &one)) {
+            if (PQstatus(s->conn) != CONNECTION_OK)
+                return dm_error_set(err, one.code, "%s", one.message);
+            s->ensured = NULL; /* the rollback may have undone its DDL */
+            rc = exec(s, "ROLLBACK TO SAVEPOINT dm_one", "rollback to savepoint", err);
+            dm_sink_reject(rj, i, "%s", one.message);
+        }
+    }
+    return rc;
+}
+
+/* ---- ops ---------------------------------------------------------------------------- */
+
+static dm_err_t pg_write(void *state, const dm_sink_batch_t *b, dm_sink_rejects_t *rj,
+                         dm_error_t *err)
+{
+    pgsink_t *s = state;
+    dm_err_t rc = connect_db(s, err);
+    if (rc) return rc;
+    dm_arena_reset(&s->scratch);
+    s->sqlstate[0] = '\0';
+    check_records(s, b, rj);
+    if ((rc = exec(s, "BEGIN", "starting a transaction", err))) return rc;
+    rc = write_runs(s, b, rj, 0, b->n, err);
+    if (!rc) return DM_OK;
+    /* Refused for its data (SQLSTATE classes 22, 23)? Then find the records. */
+    bool data = !strncmp(s->sqlstate, "22", 2) || !strncmp(s->sqlstate, "23", 2);
+    PQclear(PQexec(s->conn, "ROLLBACK"));
+    s->ensured = NULL;
+    if (!data || PQstatus(s->conn) != CONNECTION_OK) return rc;
+    DM_WARN("sink", "%s sink=postgres: %s; writing the batch record by record", s->env->name,
+            err->message);
+    return write_one_by_one(s, b, rj, err);
+}
+
+/* Records the batch's end offsets and commits the transaction. */
+static dm_err_t pg_flush(void *state, const dm_sink_batch_t *b, dm_error_t *err)
+{
+    pgsink_t *s = state;
+    dm_buf_t *q = &s->sql;
+    q->len = 0;
+    dm_buf_printf(q, "INSERT INTO %s (sink, topic, partition, next_offset) VALUES ", s->offsets_q);
+    char *sink = PQescapeLiteral(s->conn, s->env->group, strlen(s->env->group));
+    char *topic = PQescapeLiteral(s->conn, s->env->topic, strlen(s->env->topic));
+    for (size_t i = 0; i < b->n_offsets; i++)
+        dm_buf_printf(q, "%s(%s, %s, %d, %lld)", i ? ", " : "", sink, topic,
+                      b->offsets[i].partition, (long long)b->offsets[i].offset);
+    PQfreemem(sink);
+    PQfreemem(topic);
+    dm_buf_append_str(q, " ON CONFLICT (sink, topic, partition) DO UPDATE SET next_offset = "
+                         "EXCLUDED.next_offset");
+    const char *sql;
+    if (dm_buf_cstr(q, &sql)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    dm_err_t rc = exec(s, sql, "storing offsets", err);
+    if (!rc) rc = exec(s, "COMMIT", "committing", err);
+    if (rc) {
+        PQclear(PQexec(s->conn, "ROLLBACK"));
+        s->ensured = NULL;
+    }
+    return rc;
+}
+
+static dm_err_t pg_positions(void *state, int64_t *next, dm_error_t *err)
+{
+    pgsink_t *s = state;
+    dm_err_t rc = connect_db(s, err);
+    if (rc) return rc;
+    const char *params[2] = {s->env->group, s->env->topic};
+    char sql[600];
+    snprintf(sql, sizeof(sql),
+             "SELECT partition, next_offset FROM %s WHERE sink = $1 AND topic = $2", s->offsets_q);
+    PGresult *r = PQexecParams(s->conn, sql, 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return pg_error(s, "reading stored offsets", err);
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        int p = atoi(PQgetvalue(r, i, 0));
+        if (p >= 0 && p < s->env->partitions) next[p] = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+    }
+    PQclear(r);
+    return DM_OK;
+}
+
+static void pg_close(void *state)
+{
+    pgsink_t *s = state;
+    if (!s) return;
+    if (s->conn) PQfinish(s->conn);
+    memset(s->password, 0, sizeof(s->password));
+    dm_buf_free(&s->sql);
+    dm_buf_free(&s->copy);
+    dm_buf_free(&s->del);
+    dm_buf_free(&s->keybuf);
+    free(s->slot);
+    free(s->key_idx);
+    dm_arena_destroy(&s->arena);
+    dm_arena_destroy(&s->scratch);
+    free(s);
+}
+
+/* Quotes without a connection (identifiers: double quotes doubled). */
+static char *quote(dm_arena_t *a, const char *name, char q)
+{
+    size_t n = strlen(name);
+    char *o = dm_arena_alloc(a, 2 * n + 3), *p = o;
+    if (!o) return NULL;
+    *p++ = q;
+    for (size_t i = 0; i < n; i++) {
+        if (name[i] == q) *p++ = q;
+        *p++ = name[i];
+    }
+    *p++ = q;
+    *p = '\0';
+    return o;
+}
+
+static dm_err_t pg_open(const void *conf, const dm_sink_env_t *env, void **state, dm_error_t *err)
+{
+    const dm_pgsink_config_t *c = conf;
+    pgsink_t *s = calloc(1, sizeof(*s));
+    if (!s) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    s->conf = c;
+    s->env = env;
+    dm_arena_init(&s->arena, 0);
+    dm_arena_init(&s->scratch, 0);
+    s->sql = s->copy = s->del = s->keybuf = (dm_buf_t)DM_BUF_INIT;
+    const char *dot = strchr(c->table, '.');
+    char *schema = dot ? dm_arena_strndup(&s->arena, c->table, (size_t)(dot - c->table))
+                       : dm_arena_strdup(&s->arena, "public");
+    const char *table = dot ? dot + 1 : c->table;
+    s->schema_q = quote(&s->arena, schema, '"');
+    s->table_q = quote(&s->arena, table, '"');
+    s->schema_lit = quote(&s->arena, schema, '\'');
+    s->table_lit = quote(&s->arena, table, '\'');
+    s->target = dm_arena_printf(&s->arena, "%s.%s", s->schema_q, s->table_q);
+    s->offsets_q = quote(&s->arena, c->offsets_table, '"');
+    const dm_strlist_t *keys = c->key.n ? &c->key : env->key_fields;
+    s->n_keys = keys ? keys->n : 0;
+    s->keys = keys ? keys->items : NULL;
+    s->key_idx = calloc(s->n_keys + 1, sizeof(int));
+    if (!s->target || !s->offsets_q || !s->key_idx) {
+        pg_close(s);
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    *state = s;
+    return DM_OK;
+}
+
+const dm_sink_ops_t dm_pgsink_ops = {.name = "postgres",
+                                     .config = &dm_pgsink_config_table,
+                                     .config_size = sizeof(dm_pgsink_config_t),
+                                     .open = pg_open,
+                                     .positions = pg_positions,
+                                     .write = pg_write,
+                                     .flush = pg_flush,
+                                     .close = pg_close};
