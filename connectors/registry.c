@@ -5,6 +5,7 @@
 
 #include "connectors/connector.h"
 #include "connectors/datagen/datagen.h"
+#include "connectors/essink/essink.h"
 #include "connectors/file/file.h"
 #include "connectors/ingest/ingest.h"
 #include "connectors/pgsink/pgsink.h"
@@ -33,11 +34,14 @@ static const dm_connector_def_t sinks[] = {
      &dm_file_sink_config_table, sizeof(dm_file_sink_config_t), false},
     {"postgres", "rows upserted by key into a table it creates and evolves, exactly once",
      &dm_pgsink_config_table, sizeof(dm_pgsink_config_t), false},
+    {"elasticsearch", "documents indexed by key through the _bulk API", &dm_essink_config_table,
+     sizeof(dm_essink_config_t), false},
 };
 
 /* Sink types that run on the common runner (connectors/sink.h); file has its own. */
 static const dm_sink_ops_t *const sink_ops[] = {
     &dm_pgsink_ops,
+    &dm_essink_ops,
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

@@ -1,6 +1,7 @@
 /* connectors/sink.c — the common sink runner (see sink.h). */
 #include "connectors/sink.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,24 @@
 #include "engine/task.h"
 #include "schema/dm_avro.h"
 #include "schema/wire.h"
+
+dm_err_t dm_sink_read_secret(const char *env, const char *file, char *out, size_t cap,
+                             dm_error_t *err)
+{
+    out[0] = '\0';
+    if (env) {
+        const char *v = getenv(env);
+        if (!v) return dm_error_set(err, DM_ERR_CONFIG, "environment variable %s is not set", env);
+        snprintf(out, cap, "%s", v);
+    } else if (file) {
+        FILE *f = fopen(file, "r");
+        if (!f) return dm_error_set(err, DM_ERR_IO, "cannot read %s: %s", file, strerror(errno));
+        if (!fgets(out, (int)cap, f)) out[0] = '\0';
+        fclose(f);
+        out[strcspn(out, "\r\n")] = '\0';
+    }
+    return DM_OK;
+}
 
 /* ---- rejects ------------------------------------------------------------------- */
 

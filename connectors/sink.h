@@ -151,6 +151,12 @@ typedef struct dm_sink_ops {
     void (*close)(void *state);
 } dm_sink_ops_t;
 
+/* Reads a secret (password, API key) from the environment variable env or,
+ * when env is NULL, from file (first line); out gets "" when both are NULL.
+ * Errors name the variable or file, never the value. */
+dm_err_t dm_sink_read_secret(const char *env, const char *file, char *out, size_t cap,
+                             dm_error_t *err);
+
 /* The sink type called name, or NULL (the list is in connectors/registry.c). */
 const dm_sink_ops_t *dm_sink_ops_find(const char *name);
 

@@ -12,7 +12,6 @@
  */
 #include "connectors/pgsink/pgsink.h"
 
-#include <errno.h>
 #include <libpq-fe.h>
 #include <math.h>
 #include <stdio.h>
@@ -51,25 +50,9 @@ typedef struct pgsink {
 
 static dm_err_t read_password(pgsink_t *s, dm_error_t *err)
 {
-    const dm_pgsink_config_t *c = s->conf;
-    s->password[0] = '\0';
-    if (c->password_env) {
-        const char *v = getenv(c->password_env);
-        if (!v)
-            return dm_error_set(err, DM_ERR_CONFIG,
-                                "postgres sink: environment variable %s is not set",
-                                c->password_env);
-        snprintf(s->password, sizeof(s->password), "%s", v);
-    } else if (c->password_file) {
-        FILE *f = fopen(c->password_file, "r");
-        if (!f)
-            return dm_error_set(err, DM_ERR_IO, "postgres sink: cannot read password file %s: %s",
-                                c->password_file, strerror(errno));
-        if (!fgets(s->password, sizeof(s->password), f)) s->password[0] = '\0';
-        fclose(f);
-        s->password[strcspn(s->password, "\r\n")] = '\0';
-    }
-    return DM_OK;
+    dm_err_t rc = dm_sink_read_secret(s->conf->password_env, s->conf->password_file, s->password,
+                                      sizeof(s->password), err);
+    return rc ? dm_error_prefix(err, "postgres sink: password") : DM_OK;
 }
 
 /* The server's words, without secrets, into err. */
