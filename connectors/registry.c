@@ -8,6 +8,7 @@
 #include "connectors/essink/essink.h"
 #include "connectors/file/file.h"
 #include "connectors/ingest/ingest.h"
+#include "connectors/kafkasink/kafkasink.h"
 #include "connectors/pgsink/pgsink.h"
 #include "connectors/postgres/postgres.h"
 #include "connectors/sink.h"
@@ -42,6 +43,7 @@ static const dm_connector_def_t sinks[] = {
 static const dm_sink_ops_t *const sink_ops[] = {
     &dm_pgsink_ops,
     &dm_essink_ops,
+    &dm_kafkasink_ops,
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

@@ -198,6 +198,7 @@ static dm_err_t decode_one(runner_t *r, size_t i, char *why, size_t why_cap)
                             (size_t)rec->key_len - DM_WIRE_HEADER, NULL, &r->arena, kv, &err) &&
             kv->type == DM_AVRO_RECORD) {
             it->key_schema = k->schema->root;
+            it->key_schema_id = id;
             it->key = kv;
         }
     }

@@ -88,6 +88,7 @@ typedef struct dm_sink_record {
     const struct dm_avro_node *row_schema;     /* the row's record schema, or NULL */
     const struct dm_avro_value *row; /* flat value, or the envelope's after (before for deletes) */
     const struct dm_avro_node *key_schema; /* the key's record schema, or NULL */
+    uint32_t key_schema_id;                /* its registry id (0: none) */
     const struct dm_avro_value *key;       /* the decoded key, or NULL */
     bool is_delete;                        /* a tombstone or an envelope with op 'd' */
 } dm_sink_record_t;
@@ -125,7 +126,10 @@ typedef struct dm_sink_env {
     const struct dm_avro_schema *value_schema; /* the topic's current value schema */
     uint32_t value_schema_id;
     const dm_strlist_t *key_fields; /* key fields of the input source (may be NULL) */
-    const char *registry_url;       /* the controller's schema registry, when known */
+    /* Copies the controller's schema registry address (http://host:port) into
+     * out, "" while it is not known yet; may be NULL. Any thread. */
+    void (*registry_url)(void *ctx, char *out, size_t cap);
+    void *registry_ctx;
     dm_sink_schema_fn schema_by_id;
     void *schema_ctx;
 } dm_sink_env_t;

@@ -72,6 +72,8 @@ struct dm_runtime {
     schema_entry_t *schemas; /* parsed once, kept for the runtime's life */
     json_t *running;         /* "Kind/name" → the document its units run */
     dm_proc_env_t env;
+    pthread_mutex_t url_mu; /* guards registry_url (sinks read it from their threads) */
+    char registry_url[256]; /* the controller's registry API, for sinks */
 };
 
 /* ---- schemas ---------------------------------------------------------------- */
@@ -301,6 +303,23 @@ static const dm_avro_schema_t *sink_schema_by_id(void *ctx, uint32_t id)
     *e = (schema_entry_t){(int64_t)id, s, u->run_schemas};
     u->run_schemas = e;
     return s;
+}
+
+/* The controller's registry address, for sinks that register schemas
+ * elsewhere (kafka). Any thread. */
+static void sink_registry_url(void *ctx, char *out, size_t cap)
+{
+    unit_t *u = ctx;
+    pthread_mutex_lock(&u->rt->url_mu);
+    snprintf(out, cap, "%s", u->rt->registry_url);
+    pthread_mutex_unlock(&u->rt->url_mu);
+}
+
+void dm_runtime_set_registry_url(dm_runtime_t *rt, const char *url)
+{
+    pthread_mutex_lock(&rt->url_mu);
+    snprintf(rt->registry_url, sizeof(rt->registry_url), "%s", url);
+    pthread_mutex_unlock(&rt->url_mu);
 }
 
 static void free_runner_sink(unit_t *u)
@@ -571,9 +590,10 @@ static dm_err_t setup_runner_sink(dm_runtime_t *rt, unit_t *u, const dm_sink_ops
                                  .value_schema = schema,
                                  .value_schema_id = (uint32_t)schema_id,
                                  .key_fields = &u->run_keys,
-                                 .registry_url = getenv("DM_REGISTRY_URL"),
+                                 .registry_url = sink_registry_url,
                                  .schema_by_id = sink_schema_by_id,
-                                 .schema_ctx = u};
+                                 .schema_ctx = u,
+                                 .registry_ctx = u};
     return DM_OK;
 }
 
@@ -1074,6 +1094,7 @@ dm_err_t dm_runtime_new(const char *data_dir, dm_store_t *store, dm_metrics_t *m
     dm_runtime_t *rt = calloc(1, sizeof(*rt));
     if (!rt) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&rt->mu, NULL);
+    pthread_mutex_init(&rt->url_mu, NULL);
     rt->data_dir = strdup(data_dir);
     rt->store = store;
     rt->metrics = metrics;
@@ -1110,6 +1131,7 @@ void dm_runtime_free(dm_runtime_t *rt)
     dm_schema_registry_close(rt->reg);
     json_decref(rt->running);
     pthread_mutex_destroy(&rt->mu);
+    pthread_mutex_destroy(&rt->url_mu);
     free(rt->data_dir);
     free(rt);
 }
