@@ -33,6 +33,7 @@ typedef struct pgsink {
     char password[256];
     char *schema_q, *table_q, *target; /* quoted identifiers; target = schema.table */
     char *schema_lit, *table_lit;      /* as literals, for the catalog query */
+    char *target_lit;                  /* schema.table quoted, without the literal quotes */
     char *offsets_q;
     const dm_avro_node_t *ensured; /* the row schema the table has columns for */
     char **keys;                   /* key column names */
@@ -42,6 +43,8 @@ typedef struct pgsink {
     dm_arena_t arena;   /* for the sink's life */
     dm_arena_t scratch; /* reset every write */
     char sqlstate[6];   /* of the last failed statement */
+    bool direct_ok;     /* the table has a unique index on exactly the key columns */
+    int skip_direct;    /* batches to merge before trying a direct COPY again */
     int32_t *slot;      /* dedup hash table: batch index + 1 */
     size_t n_slot;
 } pgsink_t;
@@ -320,6 +323,26 @@ static dm_err_t ensure_table(pgsink_t *s, const dm_avro_node_t *t, dm_error_t *e
         dm_err_t rc = exec(s, sql, "creating or evolving the table", err);
         if (rc) return rc;
     }
+    s->direct_ok = false;
+    if (s->n_keys) {
+        /* Is there a unique index on exactly the key columns? */
+        q->len = 0;
+        dm_buf_printf(
+            q,
+            "SELECT 1 FROM pg_index i WHERE i.indrelid = '%s'::regclass AND "
+            "i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND "
+            "i.indnkeyatts = %zu AND (SELECT array_agg(a.attname::text ORDER BY "
+            "a.attname) FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum "
+            "= ANY(i.indkey::int2[])) = (SELECT array_agg(k ORDER BY k) FROM unnest(ARRAY[",
+            s->target_lit, s->n_keys);
+        for (size_t k = 0; k < s->n_keys; k++)
+            dm_buf_printf(q, "%s%s", k ? ", " : "", quote(&s->scratch, s->keys[k], '\''));
+        dm_buf_append_str(q, "]::text[]) k)");
+        if (dm_buf_cstr(q, &sql)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        r = PQexec(s->conn, sql);
+        s->direct_ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
+        PQclear(r);
+    }
     s->ensured = t;
     return DM_OK;
 }
@@ -373,6 +396,43 @@ static dm_err_t copy_in(pgsink_t *s, const char *table, const dm_buf_t *data, dm
         PQclear(r);
     }
     return ok ? DM_OK : pg_error(s, "COPY into staging", err);
+}
+
+/* Rows whose keys are not in the table yet (the common case: snapshots,
+ * new entities) need no merge: COPY them straight into the table, under a
+ * savepoint. A unique violation means some key exists: roll back to the
+ * savepoint and let the caller merge; after that, merge the next batches
+ * directly for a while (an update-heavy stream would waste the attempt).
+ * The unique index on the key columns makes this safe: a duplicate key can
+ * never slip in. *n_up becomes 0 when the rows are in. */
+static dm_err_t copy_direct(pgsink_t *s, size_t *n_up, dm_error_t *err)
+{
+    if (!s->direct_ok || !s->n_keys) return DM_OK;
+    if (s->skip_direct > 0) {
+        s->skip_direct--;
+        return DM_OK;
+    }
+    const dm_avro_node_t *t = s->ensured;
+    dm_buf_t cols = DM_BUF_INIT;
+    dm_buf_printf(&cols, "%s (", s->target);
+    for (uint32_t f = 0; f < t->n_fields; f++)
+        dm_buf_printf(&cols, "%s%s", f ? ", " : "", quote_ident(s, t->fields[f].name));
+    const char *target;
+    dm_err_t rc = dm_buf_append_str(&cols, ")") || dm_buf_cstr(&cols, &target)
+                      ? dm_error_set(err, DM_ERR_NOMEM, "out of memory")
+                      : exec(s, "SAVEPOINT dm_direct", "savepoint", err);
+    if (!rc) {
+        rc = copy_in(s, target, &s->copy, err);
+        if (!rc) {
+            rc = exec(s, "RELEASE SAVEPOINT dm_direct", "releasing a savepoint", err);
+            if (!rc) *n_up = 0;
+        } else if (!strcmp(s->sqlstate, "23505") && PQstatus(s->conn) == CONNECTION_OK) {
+            rc = exec(s, "ROLLBACK TO SAVEPOINT dm_direct", "rollback to savepoint", err);
+            s->skip_direct = 16;
+        }
+    }
+    dm_buf_free(&cols);
+    return rc;
 }
 
 /* Stages and merges records [from, to) with row schema s->ensured, keeping
@@ -453,6 +513,7 @@ static dm_err_t merge_run(pgsink_t *s, const dm_sink_batch_t *b, size_t from, si
 
     dm_buf_t *q = &s->sql;
     const char *sql;
+    if (n_up && (rc = copy_direct(s, &n_up, err))) return rc;
     if (n_up) {
         q->len = 0;
         /* Made again each time: the table may have gained columns. */
@@ -709,6 +770,12 @@ static dm_err_t pg_open(const void *conf, const dm_sink_env_t *env, void **state
     s->schema_lit = quote(&s->arena, schema, '\'');
     s->table_lit = quote(&s->arena, table, '\'');
     s->target = dm_arena_printf(&s->arena, "%s.%s", s->schema_q, s->table_q);
+    /* 'schema.table' for ::regclass: the quoted identifiers, quotes in it doubled */
+    s->target_lit = s->target ? quote(&s->arena, s->target, '\'') : NULL;
+    if (s->target_lit) {
+        s->target_lit[strlen(s->target_lit) - 1] = '\0';
+        s->target_lit++;
+    }
     s->offsets_q = quote(&s->arena, c->offsets_table, '"');
     const dm_strlist_t *keys = c->key.n ? &c->key : env->key_fields;
     s->n_keys = keys ? keys->n : 0;
