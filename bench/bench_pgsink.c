@@ -184,50 +184,50 @@ int main(int argc, char **argv)
     dm_config_set_text(&dm_pgsink_config_table, &conf, "dsn", dsn, &err);
     dm_config_set_text(&dm_pgsink_config_table, &conf, "table", "orders", &err);
     dm_config_set_text(&dm_pgsink_config_table, &conf, "key", "id", &err);
-    .ops = &dm_pgsink_ops, .conf = &conf, .dead_letter_topic = "dlq", .env = {
-        .name = "bench",
-        .topic = "orders",
-        .partitions = 1,
-        .group = "bench",
-        .value_schema = s,
-        .value_schema_id = 1
-    }
-}
-}
-;
-dm_unit_init(&r.st);
-pthread_t th;
-t0 = dm_now_ns();
-pthread_create(&th, NULL, sink_thread, &r);
-while (atomic_load(&r.st.position) < n)
-    dm_sleep_ms(5);
-double sink_s = (double)(dm_now_ns() - t0) / 1e9;
-atomic_store(&r.st.stop, true);
-pthread_join(th, NULL);
-printf("  datamesh  postgres sink (upsert)  %8.2f s  %10.0f rows/s\n", sink_s, n / sink_s);
+    run_t r = {.c = {.transport = t,
+                     .ops = &dm_pgsink_ops,
+                     .conf = &conf,
+                     .dead_letter_topic = "dlq",
+                     .env = {.name = "bench",
+                             .topic = "orders",
+                             .partitions = 1,
+                             .group = "bench",
+                             .value_schema = s,
+                             .value_schema_id = 1}}};
+    dm_unit_init(&r.st);
+    pthread_t th;
+    t0 = dm_now_ns();
+    pthread_create(&th, NULL, sink_thread, &r);
+    while (atomic_load(&r.st.position) < n)
+        dm_sleep_ms(5);
+    double sink_s = (double)(dm_now_ns() - t0) / 1e9;
+    atomic_store(&r.st.stop, true);
+    pthread_join(th, NULL);
+    printf("  datamesh  postgres sink (upsert)  %8.2f s  %10.0f rows/s\n", sink_s, n / sink_s);
 
-/* the same rows landed */
-PGresult *res = PQexec(db, "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM base), "
-                           "(SELECT count(*) FROM orders o JOIN base b USING (id) WHERE "
-                           "o.customer = b.customer AND o.amount = b.amount AND o.ts = b.ts "
-                           "AND o.paid = b.paid)");
-if (PQresultStatus(res) != PGRES_TUPLES_OK) die("check", PQerrorMessage(db));
-long got = atol(PQgetvalue(res, 0, 0)), want = atol(PQgetvalue(res, 0, 1)),
-     same = atol(PQgetvalue(res, 0, 2));
-PQclear(res);
-if (got != n || want != n || same != n) {
-    fprintf(stderr, "bench_pgsink: tables differ: sink %ld, baseline %ld, equal rows %ld of %ld\n",
-            got, want, same, n);
-    return 1;
-}
-dm_unit_destroy(&r.st);
-dm_config_free(&dm_pgsink_config_table, &conf);
-dm_avro_schema_free(s);
-dm_transport_close(t);
-PQfinish(db);
-snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-if (system(cmd)) {
-}
-printf("pgsink ratio=%.2f target=0.5\n", base_s / sink_s);
-return 0;
+    /* the same rows landed */
+    PGresult *res = PQexec(db, "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM base), "
+                               "(SELECT count(*) FROM orders o JOIN base b USING (id) WHERE "
+                               "o.customer = b.customer AND o.amount = b.amount AND o.ts = b.ts "
+                               "AND o.paid = b.paid)");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) die("check", PQerrorMessage(db));
+    long got = atol(PQgetvalue(res, 0, 0)), want = atol(PQgetvalue(res, 0, 1)),
+         same = atol(PQgetvalue(res, 0, 2));
+    PQclear(res);
+    if (got != n || want != n || same != n) {
+        fprintf(stderr,
+                "bench_pgsink: tables differ: sink %ld, baseline %ld, equal rows %ld of %ld\n", got,
+                want, same, n);
+        return 1;
+    }
+    dm_unit_destroy(&r.st);
+    dm_config_free(&dm_pgsink_config_table, &conf);
+    dm_avro_schema_free(s);
+    dm_transport_close(t);
+    PQfinish(db);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd)) {
+    }
+    printf("pgsink ratio=%.2f target=0.5\n", base_s / sink_s);
+    return 0;
 }
