@@ -198,8 +198,18 @@ int main(int argc, char **argv)
     pthread_t th;
     t0 = dm_now_ns();
     pthread_create(&th, NULL, sink_thread, &r);
-    while (atomic_load(&r.st.position) < n)
+    uint64_t stalled_since = 0;
+    while (atomic_load(&r.st.position) < n) {
+        char state[32], error[512];
+        dm_unit_get(&r.st, state, sizeof(state), error, sizeof(error));
+        /* a sink that cannot write is a failed benchmark, not a hang */
+        if (strcmp(state, "retrying"))
+            stalled_since = 0;
+        else if (!stalled_since)
+            stalled_since = dm_now_ns();
+        if (stalled_since && dm_now_ns() - stalled_since > 60000000000ull) die("sink", error);
         dm_sleep_ms(5);
+    }
     double sink_s = (double)(dm_now_ns() - t0) / 1e9;
     atomic_store(&r.st.stop, true);
     pthread_join(th, NULL);
