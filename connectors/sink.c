@@ -110,8 +110,9 @@ typedef struct runner {
     dm_sink_record_t *items;
     size_t n, cap;
     int64_t bytes;
-    int64_t *pos;   /* next offset to read per partition */
-    int64_t *saved; /* where reading resumes if the batch being filled is dropped */
+    int64_t avg_record; /* bytes per record seen so far, to size fetches */
+    int64_t *pos;       /* next offset to read per partition */
+    int64_t *saved;     /* where reading resumes if the batch being filled is dropped */
     dm_tp_offset_t *offsets;
     dm_sink_rejects_t rejects;     /* this attempt's */
     dm_sink_rejects_t undecodable; /* records that are no rows */
@@ -288,9 +289,13 @@ static dm_err_t fill(runner_t *r, dm_transport_batch_t *b, dm_error_t *err)
             int wait = (int)(cc->linger_ms - waited);
             if (wait > 100 / parts) wait = 100 / parts;
             if (wait < 0 || got) wait = 0;
-            dm_err_t rc =
-                dm_transport_fetch(c->transport, c->env.topic, p, r->pos[p],
-                                   (size_t)(cc->batch_bytes - r->bytes) + 1, wait, b, err);
+            /* Ask for about what the batch still takes: what is fetched past
+             * batch_records is read again for the next batch. */
+            int64_t want = ((int64_t)cc->batch_records - (int64_t)r->n) * r->avg_record * 5 / 4;
+            if (want > cc->batch_bytes - r->bytes) want = cc->batch_bytes - r->bytes;
+            if (want < 65536) want = 65536;
+            dm_err_t rc = dm_transport_fetch(c->transport, c->env.topic, p, r->pos[p], (size_t)want,
+                                             wait, b, err);
             if (rc)
                 return dm_error_prefix(err, "reading %s/%d at offset %lld", c->env.topic, p,
                                        (long long)r->pos[p]);
@@ -494,7 +499,7 @@ static bool deliver(runner_t *r)
 
 void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
 {
-    runner_t r = {.c = c, .status = status};
+    runner_t r = {.c = c, .status = status, .avg_record = 256};
     int32_t parts = c->env.partitions > 0 ? c->env.partitions : 1;
     snprintf(r.label, sizeof(r.label), "%s", c->env.name ? c->env.name : c->env.group);
     dm_arena_init(&r.arena, 1 << 20);
@@ -526,6 +531,7 @@ void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
             continue;
         }
         if (!r.n) continue;
+        r.avg_record = r.bytes / (int64_t)r.n + 16;
         if (!deliver(&r)) break;
         if (!r.running) dm_unit_set(status, "running", NULL);
         r.running = true;

@@ -188,6 +188,19 @@ static dm_err_t copy_escaped(dm_buf_t *o, const uint8_t *p, size_t n)
     return dm_buf_append(o, p + start, n - start);
 }
 
+/* Decimal digits of v (snprintf is much of the cost of a row otherwise). */
+static dm_err_t append_int(dm_buf_t *o, int64_t v)
+{
+    char tmp[24], *p = tmp + sizeof(tmp);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    return dm_buf_append(o, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
 /* Appends one field's value in COPY text format. */
 static dm_err_t copy_value(pgsink_t *s, const dm_avro_node_t *node, const dm_avro_value_t *v,
                            dm_buf_t *o, dm_error_t *err)
@@ -200,12 +213,8 @@ static dm_err_t copy_value(pgsink_t *s, const dm_avro_node_t *node, const dm_avr
     if (t->logical == DM_AVRO_LT_NONE) {
         switch (t->type) {
         case DM_AVRO_BOOLEAN: return dm_buf_append_str(o, v->u.b ? "t" : "f");
-        case DM_AVRO_INT:
-            snprintf(num, sizeof(num), "%d", v->u.i);
-            return dm_buf_append_str(o, num);
-        case DM_AVRO_LONG:
-            snprintf(num, sizeof(num), "%lld", (long long)v->u.l);
-            return dm_buf_append_str(o, num);
+        case DM_AVRO_INT: return append_int(o, v->u.i);
+        case DM_AVRO_LONG: return append_int(o, v->u.l);
         case DM_AVRO_FLOAT:
         case DM_AVRO_DOUBLE: {
             double d = t->type == DM_AVRO_FLOAT ? v->u.f : v->u.d;
@@ -374,19 +383,30 @@ static int key_text(pgsink_t *s, const dm_sink_record_t *it, dm_buf_t *o, dm_err
     return 0;
 }
 
-static dm_err_t copy_in(pgsink_t *s, const char *table, const dm_buf_t *data, dm_error_t *err)
+static dm_err_t copy_begin(pgsink_t *s, const char *table, dm_error_t *err)
 {
-    char sql[600];
+    char sql[2048];
     snprintf(sql, sizeof(sql), "COPY %s FROM STDIN", table);
     PGresult *r = PQexec(s->conn, sql);
     bool ok = PQresultStatus(r) == PGRES_COPY_IN;
     PQclear(r);
-    if (!ok) return pg_error(s, "starting COPY", err);
-    for (size_t o = 0; o < data->len && ok; o += 1 << 20) {
-        size_t n = data->len - o < (1 << 20) ? data->len - o : (1 << 20);
-        ok = PQputCopyData(s->conn, (const char *)data->data + o, (int)n) == 1;
+    return ok ? DM_OK : pg_error(s, "starting COPY", err);
+}
+
+static bool copy_put(pgsink_t *s, const uint8_t *p, size_t len)
+{
+    for (size_t o = 0; o < len; o += 1 << 20) {
+        size_t n = len - o < (1 << 20) ? len - o : (1 << 20);
+        if (PQputCopyData(s->conn, (const char *)p + o, (int)n) != 1) return false;
     }
+    return true;
+}
+
+/* Ends a COPY (aborting it when !ok) and reads its result. */
+static dm_err_t copy_end(pgsink_t *s, bool ok, const char *what, dm_error_t *err)
+{
     if (PQputCopyEnd(s->conn, ok ? NULL : "client error") != 1) ok = false;
+    PGresult *r;
     while ((r = PQgetResult(s->conn))) {
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -395,7 +415,14 @@ static dm_err_t copy_in(pgsink_t *s, const char *table, const dm_buf_t *data, dm
         }
         PQclear(r);
     }
-    return ok ? DM_OK : pg_error(s, "COPY into staging", err);
+    return ok ? DM_OK : pg_error(s, what, err);
+}
+
+static dm_err_t copy_in(pgsink_t *s, const char *table, const dm_buf_t *data, dm_error_t *err)
+{
+    dm_err_t rc = copy_begin(s, table, err);
+    if (rc) return rc;
+    return copy_end(s, copy_put(s, data->data, data->len), "COPY into staging", err);
 }
 
 /* Rows whose keys are not in the table yet (the common case: snapshots,
@@ -405,8 +432,9 @@ static dm_err_t copy_in(pgsink_t *s, const char *table, const dm_buf_t *data, dm
  * directly for a while (an update-heavy stream would waste the attempt).
  * The unique index on the key columns makes this safe: a duplicate key can
  * never slip in. *n_up becomes 0 when the rows are in. */
-static dm_err_t copy_direct(pgsink_t *s, size_t *n_up, dm_error_t *err)
+static dm_err_t direct_begin(pgsink_t *s, bool *started, dm_error_t *err)
 {
+    *started = false;
     if (!s->direct_ok || !s->n_keys) return DM_OK;
     if (s->skip_direct > 0) {
         s->skip_direct--;
@@ -421,17 +449,23 @@ static dm_err_t copy_direct(pgsink_t *s, size_t *n_up, dm_error_t *err)
     dm_err_t rc = dm_buf_append_str(&cols, ")") || dm_buf_cstr(&cols, &target)
                       ? dm_error_set(err, DM_ERR_NOMEM, "out of memory")
                       : exec(s, "SAVEPOINT dm_direct", "savepoint", err);
-    if (!rc) {
-        rc = copy_in(s, target, &s->copy, err);
-        if (!rc) {
-            rc = exec(s, "RELEASE SAVEPOINT dm_direct", "releasing a savepoint", err);
-            if (!rc) *n_up = 0;
-        } else if (!strcmp(s->sqlstate, "23505") && PQstatus(s->conn) == CONNECTION_OK) {
-            rc = exec(s, "ROLLBACK TO SAVEPOINT dm_direct", "rollback to savepoint", err);
-            s->skip_direct = 16;
-        }
-    }
+    if (!rc) rc = copy_begin(s, target, err);
     dm_buf_free(&cols);
+    *started = !rc;
+    return rc;
+}
+
+/* Ends the direct COPY: *n_up becomes 0 when the rows are in. */
+static dm_err_t direct_finish(pgsink_t *s, bool ok, size_t *n_up, dm_error_t *err)
+{
+    dm_err_t rc = copy_end(s, ok, "COPY into the table", err);
+    if (!rc) {
+        rc = exec(s, "RELEASE SAVEPOINT dm_direct", "releasing a savepoint", err);
+        if (!rc) *n_up = 0;
+    } else if (!strcmp(s->sqlstate, "23505") && PQstatus(s->conn) == CONNECTION_OK) {
+        rc = exec(s, "ROLLBACK TO SAVEPOINT dm_direct", "rollback to savepoint", err);
+        s->skip_direct = 16;
+    }
     return rc;
 }
 
@@ -487,7 +521,14 @@ static dm_err_t merge_run(pgsink_t *s, const dm_sink_batch_t *b, size_t from, si
     }
     s->copy.len = 0;
     s->del.len = 0;
-    size_t n_up = 0, n_del = 0;
+    size_t n_up = 0, n_del = 0, sent = 0;
+    /* The direct COPY streams while rows are being formatted: the server
+     * parses one chunk while the next one is made. */
+    bool direct = false, any_up = false;
+    for (size_t i = 0; i < n && !any_up; i++)
+        any_up = last[i] && !b->records[from + i].is_delete;
+    if (!rc && any_up) rc = direct_begin(s, &direct, err);
+    bool put_ok = true;
     for (size_t i = 0; i < n && !rc; i++) {
         if (!last[i]) continue;
         const dm_sink_record_t *it = &b->records[from + i];
@@ -504,6 +545,15 @@ static dm_err_t merge_run(pgsink_t *s, const dm_sink_batch_t *b, size_t from, si
         }
         if (!rc) rc = dm_buf_append_u8(&s->copy, '\n');
         n_up++;
+        if (direct && put_ok && s->copy.len - sent >= (256 << 10)) {
+            put_ok = copy_put(s, s->copy.data + sent, s->copy.len - sent);
+            sent = s->copy.len;
+        }
+    }
+    if (direct) {
+        if (put_ok && !rc) put_ok = copy_put(s, s->copy.data + sent, s->copy.len - sent);
+        dm_err_t drc = direct_finish(s, put_ok && !rc, &n_up, err);
+        if (!rc) rc = drc;
     }
     free(kstart);
     free(kend);
@@ -513,7 +563,6 @@ static dm_err_t merge_run(pgsink_t *s, const dm_sink_batch_t *b, size_t from, si
 
     dm_buf_t *q = &s->sql;
     const char *sql;
-    if (n_up && (rc = copy_direct(s, &n_up, err))) return rc;
     if (n_up) {
         q->len = 0;
         /* Made again each time: the table may have gained columns. */
