@@ -464,6 +464,7 @@ static bool deliver(runner_t *r)
         if (decode_one(r, i, why, sizeof(why))) dm_sink_reject(&r->undecodable, i, "%s", why);
     }
     int64_t backoff = 200;
+    bool written = false;
     while (!atomic_load(&r->status->stop)) {
         uint64_t t0 = dm_now_ns();
         rejects_reset(&r->rejects, r->n);
@@ -483,9 +484,10 @@ static bool deliver(runner_t *r)
             continue;
         }
         if (r->m_latency) dm_metric_observe(r->m_latency, (dm_now_ns() - t0) / 1000);
+        written = true;
         break;
     }
-    if (atomic_load(&r->status->stop)) return false;
+    if (!written) return false; /* stopped first */
     /* Group offsets: where at-least-once sinks resume (exactly-once ones read
      * their own positions first). */
     while (dm_transport_group_commit(c->transport, c->env.group, r->offsets, n_off, &err))
