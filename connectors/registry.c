@@ -37,6 +37,8 @@ static const dm_connector_def_t sinks[] = {
      &dm_pgsink_config_table, sizeof(dm_pgsink_config_t), false},
     {"elasticsearch", "documents indexed by key through the _bulk API", &dm_essink_config_table,
      sizeof(dm_essink_config_t), false},
+    {"kafka", "records onto an external Kafka topic, schemas in its registry",
+     &dm_kafkasink_config_table, sizeof(dm_kafkasink_config_t), false},
 };
 
 /* Sink types that run on the common runner (connectors/sink.h); file has its own. */
