@@ -324,10 +324,18 @@ static dm_err_t fill(runner_t *r, dm_transport_batch_t *b, dm_error_t *err)
 
 /* ---- dead letters ----------------------------------------------------------------- */
 
+static int by_index(const void *a, const void *b)
+{
+    size_t x = ((const reject_t *)a)->index, y = ((const reject_t *)b)->index;
+    return x < y ? -1 : x > y;
+}
+
+/* Sends the rejected records to the dead-letter topic, in input order. */
 static dm_err_t produce_dead(runner_t *r, dm_error_t *err)
 {
     const dm_sink_rejects_t *rj = &r->rejects;
     if (!rj->n) return DM_OK;
+    qsort(rj->items, rj->n, sizeof(reject_t), by_index);
     if (!r->c->dead_letter_topic)
         return dm_error_set(
             err, DM_ERR_CONNECTOR,
