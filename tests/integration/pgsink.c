@@ -306,6 +306,19 @@ static void test_retries_until_the_destination_answers(void)
     CHECK_STR_EQ(query1("SELECT count(*) FROM later"), "50");
     dm_unit_get(&r.st, state, sizeof(state), error, sizeof(error));
     CHECK_STR_EQ(state, "running");
+    /* The server drops the sink's connection: it reconnects and goes on. */
+    PQclear(PQexec(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                       "application_name = 'datamesh-sink'"));
+    for (int i = 50; i < 80; i++) {
+        char v[600], k[64];
+        row_json(v, sizeof(v), i, "after the drop");
+        snprintf(k, sizeof(k), "{\"id\":%d}", i);
+        su_produce(t, "later", 0, key, 2, k, row, 1, v);
+    }
+    CHECK(su_wait_position(&r, 80, 30000));
+    CHECK_STR_EQ(
+        query1("SELECT count(*), count(*) FILTER (WHERE name = 'after the drop') FROM later"),
+        "80|30");
     su_stop(&r);
     free_config(c);
 }
