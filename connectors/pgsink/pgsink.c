@@ -7,7 +7,7 @@
  * table, so every record lands exactly once. Within a batch only the last
  * event of each key matters (a later upsert or delete replaces it). A batch
  * the server refuses for its data (SQLSTATE classes 22 and 23) is written again
- * record by record under savepoints, so only the records that fail become dead
+ * in halves under savepoints, so only the records that fail become dead
  * letters, each with the server's message.
  */
 #include "connectors/pgsink/pgsink.h"
@@ -673,25 +673,39 @@ static dm_err_t write_runs(pgsink_t *s, const dm_sink_batch_t *b, dm_sink_reject
     return DM_OK;
 }
 
-/* Writes record by record under savepoints: those the server refuses become
- * dead letters with its message. */
-static dm_err_t write_one_by_one(pgsink_t *s, const dm_sink_batch_t *b, dm_sink_rejects_t *rj,
-                                 dm_error_t *err)
+static bool data_refused(const pgsink_t *s)
 {
-    dm_err_t rc = exec(s, "BEGIN", "starting a transaction", err);
-    for (size_t i = 0; i < b->n && !rc; i++) {
-        if (dm_sink_rejected(rj, i)) continue;
-        if ((rc = exec(s, "SAVEPOINT dm_one", "savepoint", err))) break;
-        dm_error_t one = {0};
-        if (write_runs(s, b, rj, i, i + 1, &one)) {
-            if (PQstatus(s->conn) != CONNECTION_OK)
-                return dm_error_set(err, one.code, "%s", one.message);
-            s->ensured = NULL; /* the rollback may have undone its DDL */
-            rc = exec(s, "ROLLBACK TO SAVEPOINT dm_one", "rollback to savepoint", err);
-            dm_sink_reject(rj, i, "%s", one.message);
-        }
+    return !strncmp(s->sqlstate, "22", 2) || !strncmp(s->sqlstate, "23", 2);
+}
+
+/* Writes records [from, to) under a savepoint; when the server refuses them
+ * for their data, writes each half the same way, down to single records,
+ * which become dead letters with the server's message. A few bad records in
+ * a large batch cost a few dozen statements, not one per record. */
+static dm_err_t write_bisect(pgsink_t *s, const dm_sink_batch_t *b, dm_sink_rejects_t *rj,
+                             size_t from, size_t to, int depth, dm_error_t *err)
+{
+    char sp[64], sql[128];
+    snprintf(sp, sizeof(sp), "dm_part%d", depth);
+    snprintf(sql, sizeof(sql), "SAVEPOINT %s", sp);
+    dm_err_t rc = exec(s, sql, "savepoint", err);
+    if (rc) return rc;
+    dm_error_t part = {0};
+    s->sqlstate[0] = '\0';
+    if (!write_runs(s, b, rj, from, to, &part)) {
+        snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT %s", sp);
+        return exec(s, sql, "releasing a savepoint", err);
     }
-    return rc;
+    bool data = data_refused(s);
+    if (PQstatus(s->conn) != CONNECTION_OK || !data)
+        return dm_error_set(err, part.code ? part.code : DM_ERR_CONNECTOR, "%s", part.message);
+    s->ensured = NULL; /* the rollback may have undone its DDL */
+    snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT %s; RELEASE SAVEPOINT %s", sp, sp);
+    if ((rc = exec(s, sql, "rollback to savepoint", err))) return rc;
+    if (to - from == 1) return dm_sink_reject(rj, from, "%s", part.message);
+    size_t mid = from + (to - from) / 2;
+    rc = write_bisect(s, b, rj, from, mid, depth + 1, err);
+    return rc ? rc : write_bisect(s, b, rj, mid, to, depth + 1, err);
 }
 
 /* ---- ops ---------------------------------------------------------------------------- */
@@ -709,13 +723,14 @@ static dm_err_t pg_write(void *state, const dm_sink_batch_t *b, dm_sink_rejects_
     rc = write_runs(s, b, rj, 0, b->n, err);
     if (!rc) return DM_OK;
     /* Refused for its data (SQLSTATE classes 22, 23)? Then find the records. */
-    bool data = !strncmp(s->sqlstate, "22", 2) || !strncmp(s->sqlstate, "23", 2);
+    bool data = data_refused(s);
     PQclear(PQexec(s->conn, "ROLLBACK"));
     s->ensured = NULL;
     if (!data || PQstatus(s->conn) != CONNECTION_OK) return rc;
-    DM_WARN("sink", "%s sink=postgres: %s; writing the batch record by record", s->env->name,
+    DM_WARN("sink", "%s sink=postgres: %s; finding the records it refuses", s->env->name,
             err->message);
-    return write_one_by_one(s, b, rj, err);
+    if ((rc = exec(s, "BEGIN", "starting a transaction", err))) return rc;
+    return write_bisect(s, b, rj, 0, b->n, 0, err);
 }
 
 /* Records the batch's end offsets and commits the transaction. */
