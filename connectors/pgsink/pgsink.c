@@ -44,6 +44,8 @@ typedef struct pgsink {
     dm_arena_t scratch; /* reset every write */
     char sqlstate[6];   /* of the last failed statement */
     bool direct_ok;     /* the table has a unique index on exactly the key columns */
+    bool binary;        /* rows go in COPY's binary format (the columns have our types) */
+    int said_binary;    /* what the log said last (-1: nothing yet) */
     int skip_direct;    /* batches to merge before trying a direct COPY again */
     int32_t *slot;      /* dedup hash table: batch index + 1 */
     size_t n_slot;
@@ -255,6 +257,146 @@ static dm_err_t copy_value(pgsink_t *s, const dm_avro_node_t *node, const dm_avr
     return copy_escaped(o, p, n);
 }
 
+/* ---- values in COPY's binary format ------------------------------------------------------
+ *
+ * Binary COPY spares both sides the text: no printf of doubles and
+ * timestamps here, no parsing there. It is used when every column has the
+ * type column_type() gives its field (format_type spelling below); tables
+ * with decimals, uuids or columns of other types go as text. */
+
+#define PG_EPOCH_US   946684800000000LL /* 2000-01-01 in Unix microseconds */
+#define PG_EPOCH_DAYS 10957
+
+/* The type a column must have for its field to go in binary, as
+ * format_type() spells it; NULL when the field goes only as text. */
+static const char *binary_type(const dm_avro_node_t *field)
+{
+    const dm_avro_node_t *t = nonnull(field);
+    if (!t) return "jsonb";
+    switch (t->logical) {
+    case DM_AVRO_LT_NONE: break;
+    case DM_AVRO_LT_DATE: return "date";
+    case DM_AVRO_LT_TIME_MILLIS:
+    case DM_AVRO_LT_TIME_MICROS: return "time without time zone";
+    case DM_AVRO_LT_TIMESTAMP_MILLIS:
+    case DM_AVRO_LT_TIMESTAMP_MICROS: return "timestamp with time zone";
+    case DM_AVRO_LT_LOCAL_TIMESTAMP_MILLIS:
+    case DM_AVRO_LT_LOCAL_TIMESTAMP_MICROS: return "timestamp without time zone";
+    default: return NULL; /* decimal, uuid, duration */
+    }
+    switch (t->type) {
+    case DM_AVRO_BOOLEAN: return "boolean";
+    case DM_AVRO_INT: return "integer";
+    case DM_AVRO_LONG: return "bigint";
+    case DM_AVRO_FLOAT: return "real";
+    case DM_AVRO_DOUBLE: return "double precision";
+    case DM_AVRO_STRING:
+    case DM_AVRO_ENUM: return "text";
+    case DM_AVRO_BYTES:
+    case DM_AVRO_FIXED: return "bytea";
+    default: return "jsonb";
+    }
+}
+
+static dm_err_t put_be(dm_buf_t *o, uint64_t v, int bytes)
+{
+    uint8_t b[8];
+    for (int i = 0; i < bytes; i++)
+        b[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+    return dm_buf_append(o, b, (size_t)bytes);
+}
+
+/* Appends one field: its length, then its bytes. */
+static dm_err_t binary_value(pgsink_t *s, const dm_avro_node_t *node, const dm_avro_value_t *v,
+                             dm_buf_t *o, dm_error_t *err)
+{
+    if (v->type == DM_AVRO_NULL || v->type == DM_AVRO_ABSENT) return put_be(o, 0xffffffffu, 4);
+    const dm_avro_node_t *t = node;
+    if (t->type == DM_AVRO_UNION && v->branch < t->n_branches && nonnull(node))
+        t = t->branches[v->branch];
+    bool json = t->type == DM_AVRO_RECORD || t->type == DM_AVRO_ARRAY || t->type == DM_AVRO_MAP ||
+                t->type == DM_AVRO_UNION;
+    if (json) {
+        /* jsonb: a version byte, then the text */
+        size_t at = o->len;
+        dm_err_t rc = put_be(o, 0, 4);
+        if (!rc) rc = dm_buf_append_u8(o, 1);
+        if (!rc) rc = dm_avro_to_json(t, v, DM_AVRO_JSON_PLAIN, o, err);
+        if (rc) return rc;
+        uint32_t len = (uint32_t)(o->len - at - 4);
+        for (int i = 0; i < 4; i++)
+            o->data[at + (size_t)i] = (uint8_t)(len >> (8 * (3 - i)));
+        return DM_OK;
+    }
+    int64_t us;
+    union {
+        double d;
+        float f;
+        uint64_t u64;
+        uint32_t u32;
+    } bits;
+    switch (t->logical) {
+    case DM_AVRO_LT_DATE:
+        return put_be(o, 4, 4) || put_be(o, (uint32_t)(v->u.i - PG_EPOCH_DAYS), 4);
+    case DM_AVRO_LT_TIME_MILLIS: return put_be(o, 8, 4) || put_be(o, (uint64_t)v->u.i * 1000, 8);
+    case DM_AVRO_LT_TIME_MICROS: return put_be(o, 8, 4) || put_be(o, (uint64_t)v->u.l, 8);
+    case DM_AVRO_LT_TIMESTAMP_MILLIS:
+    case DM_AVRO_LT_LOCAL_TIMESTAMP_MILLIS:
+        us = v->u.l * 1000 - PG_EPOCH_US;
+        return put_be(o, 8, 4) || put_be(o, (uint64_t)us, 8);
+    case DM_AVRO_LT_TIMESTAMP_MICROS:
+    case DM_AVRO_LT_LOCAL_TIMESTAMP_MICROS:
+        us = v->u.l - PG_EPOCH_US;
+        return put_be(o, 8, 4) || put_be(o, (uint64_t)us, 8);
+    default: break;
+    }
+    (void)s;
+    switch (t->type) {
+    case DM_AVRO_BOOLEAN: return put_be(o, 1, 4) || dm_buf_append_u8(o, v->u.b ? 1 : 0);
+    case DM_AVRO_INT: return put_be(o, 4, 4) || put_be(o, (uint32_t)v->u.i, 4);
+    case DM_AVRO_LONG: return put_be(o, 8, 4) || put_be(o, (uint64_t)v->u.l, 8);
+    case DM_AVRO_FLOAT: bits.f = v->u.f; return put_be(o, 4, 4) || put_be(o, bits.u32, 4);
+    case DM_AVRO_DOUBLE: bits.d = v->u.d; return put_be(o, 8, 4) || put_be(o, bits.u64, 8);
+    case DM_AVRO_ENUM: {
+        const char *sym = (uint32_t)v->u.i < t->n_symbols ? t->symbols[v->u.i] : "";
+        return put_be(o, (uint32_t)strlen(sym), 4) || dm_buf_append_str(o, sym);
+    }
+    default: /* string, bytes, fixed: the bytes as they are */
+        return put_be(o, v->len, 4) || dm_buf_append(o, v->u.p, v->len);
+    }
+}
+
+/* True when every field of t can go in binary into the table's columns. */
+static bool columns_take_binary(pgsink_t *s, const dm_avro_node_t *t)
+{
+    char sql[1200];
+    snprintf(sql, sizeof(sql),
+             "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+             "'%s'::regclass AND attnum > 0 AND NOT attisdropped",
+             s->target_lit);
+    PGresult *r = PQexec(s->conn, sql);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    for (uint32_t i = 0; ok && i < t->n_fields; i++) {
+        const char *want = binary_type(t->fields[i].type);
+        bool found = false;
+        for (int j = 0; want && j < PQntuples(r) && !found; j++)
+            found = !strcmp(PQgetvalue(r, j, 0), t->fields[i].name) &&
+                    !strcmp(PQgetvalue(r, j, 1), want);
+        ok = found;
+    }
+    PQclear(r);
+    return ok;
+}
+
+static const uint8_t copy_signature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+
+/* The binary COPY header (signature, flags, header extension length). */
+static dm_err_t binary_header(dm_buf_t *o)
+{
+    return dm_buf_append(o, copy_signature, sizeof(copy_signature)) || put_be(o, 0, 4) ||
+           put_be(o, 0, 4);
+}
+
 /* ---- the table -------------------------------------------------------------------- */
 
 static bool is_key(const pgsink_t *s, const char *name)
@@ -332,6 +474,11 @@ static dm_err_t ensure_table(pgsink_t *s, const dm_avro_node_t *t, dm_error_t *e
         dm_err_t rc = exec(s, sql, "creating or evolving the table", err);
         if (rc) return rc;
     }
+    s->binary = columns_take_binary(s, t);
+    if (s->said_binary != (s->binary ? 1 : 0))
+        DM_INFO("sink", "%s sink=postgres: writing %s by %s COPY", s->env->name, s->conf->table,
+                s->binary ? "binary" : "text");
+    s->said_binary = s->binary ? 1 : 0;
     s->direct_ok = false;
     if (s->n_keys) {
         /* Is there a unique index on exactly the key columns? */
@@ -383,10 +530,10 @@ static int key_text(pgsink_t *s, const dm_sink_record_t *it, dm_buf_t *o, dm_err
     return 0;
 }
 
-static dm_err_t copy_begin(pgsink_t *s, const char *table, dm_error_t *err)
+static dm_err_t copy_begin(pgsink_t *s, const char *table, bool binary, dm_error_t *err)
 {
     char sql[2048];
-    snprintf(sql, sizeof(sql), "COPY %s FROM STDIN", table);
+    snprintf(sql, sizeof(sql), "COPY %s FROM STDIN%s", table, binary ? " (FORMAT binary)" : "");
     PGresult *r = PQexec(s->conn, sql);
     bool ok = PQresultStatus(r) == PGRES_COPY_IN;
     PQclear(r);
@@ -418,9 +565,10 @@ static dm_err_t copy_end(pgsink_t *s, bool ok, const char *what, dm_error_t *err
     return ok ? DM_OK : pg_error(s, what, err);
 }
 
-static dm_err_t copy_in(pgsink_t *s, const char *table, const dm_buf_t *data, dm_error_t *err)
+static dm_err_t copy_in(pgsink_t *s, const char *table, bool binary, const dm_buf_t *data,
+                        dm_error_t *err)
 {
-    dm_err_t rc = copy_begin(s, table, err);
+    dm_err_t rc = copy_begin(s, table, binary, err);
     if (rc) return rc;
     return copy_end(s, copy_put(s, data->data, data->len), "COPY into staging", err);
 }
@@ -449,7 +597,7 @@ static dm_err_t direct_begin(pgsink_t *s, bool *started, dm_error_t *err)
     dm_err_t rc = dm_buf_append_str(&cols, ")") || dm_buf_cstr(&cols, &target)
                       ? dm_error_set(err, DM_ERR_NOMEM, "out of memory")
                       : exec(s, "SAVEPOINT dm_direct", "savepoint", err);
-    if (!rc) rc = copy_begin(s, target, err);
+    if (!rc) rc = copy_begin(s, target, s->binary, err);
     dm_buf_free(&cols);
     *started = !rc;
     return rc;
@@ -521,6 +669,7 @@ static dm_err_t merge_run(pgsink_t *s, const dm_sink_batch_t *b, size_t from, si
     }
     s->copy.len = 0;
     s->del.len = 0;
+    if (s->binary && !rc) rc = binary_header(&s->copy);
     size_t n_up = 0, n_del = 0, sent = 0;
     /* The direct COPY streams while rows are being formatted: the server
      * parses one chunk while the next one is made. */
@@ -539,17 +688,24 @@ static dm_err_t merge_run(pgsink_t *s, const dm_sink_batch_t *b, size_t from, si
             n_del++;
             continue;
         }
-        for (uint32_t f = 0; f < t->n_fields && !rc; f++) {
-            if (f) rc = dm_buf_append_u8(&s->copy, '\t');
-            if (!rc) rc = copy_value(s, t->fields[f].type, &it->row->u.v[f], &s->copy, err);
+        if (s->binary) {
+            rc = put_be(&s->copy, t->n_fields, 2);
+            for (uint32_t f = 0; f < t->n_fields && !rc; f++)
+                rc = binary_value(s, t->fields[f].type, &it->row->u.v[f], &s->copy, err);
+        } else {
+            for (uint32_t f = 0; f < t->n_fields && !rc; f++) {
+                if (f) rc = dm_buf_append_u8(&s->copy, '\t');
+                if (!rc) rc = copy_value(s, t->fields[f].type, &it->row->u.v[f], &s->copy, err);
+            }
+            if (!rc) rc = dm_buf_append_u8(&s->copy, '\n');
         }
-        if (!rc) rc = dm_buf_append_u8(&s->copy, '\n');
         n_up++;
         if (direct && put_ok && s->copy.len - sent >= (256 << 10)) {
             put_ok = copy_put(s, s->copy.data + sent, s->copy.len - sent);
             sent = s->copy.len;
         }
     }
+    if (s->binary && !rc) rc = put_be(&s->copy, 0xffff, 2); /* the trailer */
     if (direct) {
         if (put_ok && !rc) put_ok = copy_put(s, s->copy.data + sent, s->copy.len - sent);
         dm_err_t drc = direct_finish(s, put_ok && !rc, &n_up, err);
@@ -582,7 +738,7 @@ static dm_err_t merge_run(pgsink_t *s, const dm_sink_batch_t *b, size_t from, si
         dm_buf_printf(q, "INSERT INTO %s (%s) SELECT %s FROM dm_stage", s->target, c, c);
         dm_buf_free(&cols);
         if (!into) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-        if ((rc = copy_in(s, into, &s->copy, err))) return rc;
+        if ((rc = copy_in(s, into, s->binary, &s->copy, err))) return rc;
         if (s->n_keys) {
             dm_buf_append_str(q, " ON CONFLICT (");
             for (size_t k = 0; k < s->n_keys; k++)
@@ -612,7 +768,7 @@ static dm_err_t merge_run(pgsink_t *s, const dm_sink_batch_t *b, size_t from, si
         dm_buf_printf(q, " FROM %s WITH NO DATA", s->target);
         if (dm_buf_cstr(q, &sql)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         if ((rc = exec(s, sql, "creating the staging table for deletes", err))) return rc;
-        if ((rc = copy_in(s, "dm_del", &s->del, err))) return rc;
+        if ((rc = copy_in(s, "dm_del", false, &s->del, err))) return rc;
         q->len = 0;
         dm_buf_printf(q, "DELETE FROM %s t USING dm_del d WHERE ", s->target);
         for (size_t k = 0; k < s->n_keys; k++) {
@@ -822,6 +978,7 @@ static dm_err_t pg_open(const void *conf, const dm_sink_env_t *env, void **state
     if (!s) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     s->conf = c;
     s->env = env;
+    s->said_binary = -1;
     dm_arena_init(&s->arena, 0);
     dm_arena_init(&s->scratch, 0);
     s->sql = s->copy = s->del = s->keybuf = (dm_buf_t)DM_BUF_INIT;

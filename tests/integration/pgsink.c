@@ -265,6 +265,55 @@ static void test_refused_rows_become_dead_letters(void)
     free_config(c);
 }
 
+static const char *PLAIN =
+    "{\"type\":\"record\",\"name\":\"Plain\",\"fields\":[{\"name\":\"id\",\"type\":\"long\"},"
+    "{\"name\":\"ts\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-micros\"}},"
+    "{\"name\":\"day\",\"type\":{\"type\":\"int\",\"logicalType\":\"date\"}},"
+    "{\"name\":\"at\",\"type\":{\"type\":\"int\",\"logicalType\":\"time-millis\"}},"
+    "{\"name\":\"f\",\"type\":\"float\"},{\"name\":\"d\",\"type\":\"double\"},"
+    "{\"name\":\"ok\",\"type\":\"boolean\"},{\"name\":\"n\",\"type\":\"int\"},"
+    "{\"name\":\"tags\",\"type\":{\"type\":\"map\",\"values\":\"long\"}},"
+    "{\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"X\",\"Y\"]}},"
+    "{\"name\":\"raw\",\"type\":\"bytes\"},{\"name\":\"note\",\"type\":[\"null\",\"string\"]}]}";
+
+/* A table without decimals or uuids goes by binary COPY: the same values. */
+static void test_binary_copy_types(void)
+{
+    topic("plain", 1);
+    dm_avro_schema_t *plain = su_schema(&schemas, 6, PLAIN);
+    const char *rows[] = {
+        "{\"id\":1,\"ts\":\"1999-12-31T23:59:59.123456Z\",\"day\":\"1969-07-20\",\"at\":"
+        "\"12:34:56.789\",\"f\":1.5,\"d\":-2.25e-300,\"ok\":true,\"n\":-7,\"tags\":{\"a\":1},"
+        "\"e\":\"Y\",\"raw\":\"\\u0001\\u00ff\",\"note\":\"tab\\there\"}",
+        "{\"id\":2,\"ts\":\"2024-02-29T12:00:00Z\",\"day\":\"2024-02-29\",\"at\":\"00:00:00\","
+        "\"f\":0,\"d\":1e308,\"ok\":false,\"n\":2147483647,\"tags\":{},\"e\":\"X\",\"raw\":\"\","
+        "\"note\":null}",
+        "{\"id\":3,\"ts\":\"2024-02-29T12:00:00Z\",\"day\":\"2024-02-29\",\"at\":\"00:00:00\","
+        "\"f\":0,\"d\":0,\"ok\":false,\"n\":0,\"tags\":{},\"e\":\"X\",\"raw\":\"\","
+        "\"note\":\"nul \\u0000\"}",
+    };
+    for (int i = 0; i < 3; i++)
+        su_produce(t, "plain", 0, NULL, 0, NULL, plain, 6, rows[i]);
+    dm_pgsink_config_t *c = config("plain", "key", "id");
+    su_runner_t r;
+    runner(&r, c, "plain", "sink.plain", plain, 6, NULL);
+    su_start(&r);
+    CHECK(su_wait_position(&r, 3, 20000));
+    su_stop(&r);
+    PQclear(PQexec(db, "SET TIME ZONE 'UTC'"));
+    CHECK_STR_EQ(
+        query1("SELECT ts, day, at, f, d, ok, n, tags, e, raw, note FROM plain WHERE id = 1"),
+        "1999-12-31 23:59:59.123456+00|1969-07-20|12:34:56.789|1.5|-2.25e-300|t|-7|"
+        "{\"a\": 1}|Y|\\x01ff|tab\there");
+    CHECK_STR_EQ(query1("SELECT ts, d, n, note FROM plain WHERE id = 2"),
+                 "2024-02-29 12:00:00+00|1e+308|2147483647|NULL");
+    CHECK_STR_EQ(query1("SELECT count(*) FROM plain"), "2"); /* the NUL one is a dead letter */
+    CHECK_STR_EQ(query1("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid "
+                        "= 'plain'::regclass AND attname = 'at'"),
+                 "time without time zone");
+    free_config(c);
+}
+
 static void test_retries_until_the_destination_answers(void)
 {
     topic("later", 1);
@@ -440,6 +489,7 @@ int main(void)
     RUN(test_evolution_adds_columns);
     RUN(test_change_events);
     RUN(test_refused_rows_become_dead_letters);
+    RUN(test_binary_copy_types);
     RUN(test_retries_until_the_destination_answers);
     RUN(test_sigkill_loses_nothing_duplicates_nothing);
     if (t) dm_transport_close(t);
