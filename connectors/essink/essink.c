@@ -202,14 +202,13 @@ static bool doc_id(essink_t *s, const dm_sink_record_t *it, dm_buf_t *out)
         } else {
             return false;
         }
-        size_t at = out->len;
         if (k) dm_buf_append_u8(out, '|');
-        if (dm_avro_to_json(node, v, DM_AVRO_JSON_PLAIN, out, NULL)) return false;
-        /* a string id goes without its quotes */
-        if (out->len - at >= 2 && out->data[at + (k ? 1 : 0)] == '"') {
-            size_t from = at + (k ? 1 : 0);
-            memmove(out->data + from, out->data + from + 1, out->len - from - 2);
-            out->len -= 2;
+        if (v->type == DM_AVRO_NULL) return false;
+        if (v->type == DM_AVRO_STRING) {
+            /* the text itself, not its JSON form */
+            if (dm_buf_append(out, v->u.p, v->len)) return false;
+        } else if (dm_avro_to_json(node, v, DM_AVRO_JSON_PLAIN, out, NULL)) {
+            return false;
         }
     }
     return s->n_keys > 0;
