@@ -336,6 +336,61 @@ static void test_resumes_from_committed_offsets(void)
         CHECK_EQ_INT(mem.ids[i], i);
 }
 
+static void test_reads_every_partition(void)
+{
+    mem_reset();
+    dm_error_t err = {0};
+    for (int i = 0; i < 30; i++) {
+        char j[100];
+        snprintf(j, sizeof(j), "{\"id\":%d,\"s\":\"p\"}", i);
+        dm_arena_t a;
+        dm_arena_init(&a, 0);
+        dm_avro_value_t v;
+        dm_buf_t b = DM_BUF_INIT;
+        dm_wire_put_header(&b, 1);
+        dm_avro_from_json_text(row->root, j, strlen(j), DM_AVRO_JSON_PLAIN, &a, &v, &err);
+        dm_avro_encode(row->root, &v, &b, &err);
+        dm_record_t r = {.key_len = -1, .value = b.data, .value_len = (int32_t)b.len};
+        dm_transport_produce(t, "parts", i % 3, &r, 1, NULL, &err);
+        dm_buf_free(&b);
+        dm_arena_destroy(&a);
+    }
+    runner_t r;
+    memset(&r, 0, sizeof(r));
+    dm_config_defaults(&mem_table, &r.conf, &err);
+    dm_config_set_text(&mem_table, &r.conf, "batch_records", "7", &err);
+    dm_config_set_text(&mem_table, &r.conf, "linger", "10ms", &err);
+    r.c = (dm_sink_run_config_t){.transport = t,
+                                 .ops = &mem_ops,
+                                 .conf = &r.conf,
+                                 .dead_letter_topic = "dlq",
+                                 .env = {.name = "parts",
+                                         .topic = "parts",
+                                         .partitions = 3,
+                                         .group = "parts3",
+                                         .value_schema = row,
+                                         .value_schema_id = 1,
+                                         .schema_by_id = lookup}};
+    dm_unit_init(&r.st);
+    pthread_create(&r.th, NULL, run_main, &r);
+    CHECK(wait_written(30, 5000));
+    dm_sleep_ms(50);
+    stop(&r);
+    CHECK_EQ_INT(written(), 30);
+    int seen[30] = {0};
+    for (int i = 0; i < written(); i++)
+        if (mem.ids[i] >= 0 && mem.ids[i] < 30) seen[mem.ids[i]]++;
+    for (int i = 0; i < 30; i++)
+        CHECK_EQ_INT(seen[i], 1);
+    for (int i = 0; i < mem.n_batches; i++)
+        CHECK(mem.batches[i] <= 7);
+    for (int p = 0; p < 3; p++) {
+        int64_t off = -1;
+        CHECK(!dm_transport_group_offset(t, "parts3", "parts", p, &off, &err));
+        CHECK_EQ_INT(off, 10);
+    }
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -347,6 +402,7 @@ int main(void)
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
         dm_transport_create_topic(t, &(dm_topic_config_t){.name = topics[i], .partitions = 1},
                                   &err);
+    dm_transport_create_topic(t, &(dm_topic_config_t){.name = "parts", .partitions = 3}, &err);
     dm_avro_schema_parse(ROW, strlen(ROW), &row, &err);
     dm_avro_schema_parse(ENV, strlen(ENV), &env_schema, &err);
     RUN(test_batches_by_size);
@@ -354,6 +410,7 @@ int main(void)
     RUN(test_retries_while_down_with_secrets_out);
     RUN(test_dead_letters_and_envelopes);
     RUN(test_resumes_from_committed_offsets);
+    RUN(test_reads_every_partition);
     dm_transport_close(t);
     dm_avro_schema_free(row);
     dm_avro_schema_free(env_schema);
