@@ -5,9 +5,13 @@
 
 #include "connectors/connector.h"
 #include "connectors/datagen/datagen.h"
+#include "connectors/essink/essink.h"
 #include "connectors/file/file.h"
 #include "connectors/ingest/ingest.h"
+#include "connectors/kafkasink/kafkasink.h"
+#include "connectors/pgsink/pgsink.h"
 #include "connectors/postgres/postgres.h"
+#include "connectors/sink.h"
 
 const char *const dm_source_connector_names[] = {"postgres", "mysql", "cockroachdb", "ingest",
                                                  "datagen",  "file",  NULL};
@@ -29,6 +33,19 @@ static const dm_connector_def_t sources[] = {
 static const dm_connector_def_t sinks[] = {
     {"file", "JSON lines or Avro container files, rolled by size or time",
      &dm_file_sink_config_table, sizeof(dm_file_sink_config_t), false},
+    {"postgres", "rows upserted by key into a table it creates and evolves, exactly once",
+     &dm_pgsink_config_table, sizeof(dm_pgsink_config_t), false},
+    {"elasticsearch", "documents indexed by key through the _bulk API", &dm_essink_config_table,
+     sizeof(dm_essink_config_t), false},
+    {"kafka", "records onto an external Kafka topic, schemas in its registry",
+     &dm_kafkasink_config_table, sizeof(dm_kafkasink_config_t), false},
+};
+
+/* Sink types that run on the common runner (connectors/sink.h); file has its own. */
+static const dm_sink_ops_t *const sink_ops[] = {
+    &dm_pgsink_ops,
+    &dm_essink_ops,
+    &dm_kafkasink_ops,
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -48,6 +65,13 @@ const dm_connector_def_t *dm_source_connector_find(const char *name)
 const dm_connector_def_t *dm_sink_type_find(const char *name)
 {
     return find(sinks, N(sinks), name);
+}
+
+const dm_sink_ops_t *dm_sink_ops_find(const char *name)
+{
+    for (size_t i = 0; name && i < N(sink_ops); i++)
+        if (!strcmp(sink_ops[i]->name, name)) return sink_ops[i];
+    return NULL;
 }
 
 static void names(const dm_connector_def_t *defs, size_t n, char *out, size_t cap)

@@ -120,6 +120,18 @@ static dm_err_t lock_data_dir(dm_controller_t *c, dm_error_t *err)
     return DM_OK;
 }
 
+/* Tells the runtime's sinks where this controller's registry API answers. */
+static void set_registry_url(dm_controller_t *c, const char *listen)
+{
+    char host[200] = "127.0.0.1", url[300];
+    const char *colon = strrchr(listen, ':');
+    size_t n = colon ? (size_t)(colon - listen) : 0;
+    if (n && n < sizeof(host) && strncmp(listen, "0.0.0.0", n) && strncmp(listen, "[::]", n))
+        snprintf(host, sizeof(host), "%.*s", (int)n, listen);
+    snprintf(url, sizeof(url), "http://%s:%u", host, dm_http_server_port(c->http));
+    dm_runtime_set_registry_url(c->runtime, url);
+}
+
 dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_error_t *err)
 {
     dm_controller_t *c = calloc(1, sizeof(*c));
@@ -176,6 +188,7 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
         dm_registry_api_new(c->http, reg_db, reg_mode, &c->registry, err) ||
         dm_http_server_start(c->http, err))
         goto fail;
+    set_registry_url(c, hopt.listen);
     if (opt->demo && load_demo(c, err)) goto fail;
     atomic_store(&c->ready, true);
     DM_INFO("control", "listen=%s data=%s: controller ready", hopt.listen, c->data_dir);

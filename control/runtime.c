@@ -9,6 +9,7 @@
 #include "connectors/connector.h"
 #include "connectors/datagen/datagen.h"
 #include "connectors/file/file.h"
+#include "connectors/sink.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -47,6 +48,12 @@ typedef struct unit {
     /* file sink */
     dm_file_sink_t sink;
     dm_file_sink_config_t sink_conf;
+    /* other sink types: the common runner (connectors/sink.h) */
+    dm_sink_run_config_t run;
+    void *run_conf;                   /* the type's config struct */
+    dm_strlist_t run_keys;            /* the input source's key fields */
+    dm_schema_registry_t *run_reg;    /* this thread's registry handle */
+    struct schema_entry *run_schemas; /* schemas it looked up by id */
     char group[300];
     json_t *owned;          /* JSON the unit's config strings point into */
     _Atomic bool ready;     /* table: caught up with its topic once */
@@ -73,6 +80,8 @@ struct dm_runtime {
     json_t *running;         /* "Kind/name" → the document its units run */
     dm_pool_t *pool;         /* runs the task units */
     dm_proc_env_t env;
+    pthread_mutex_t url_mu; /* guards registry_url (sinks read it from their threads) */
+    char registry_url[256]; /* the controller's registry API, for sinks */
 };
 
 /* ---- schemas ---------------------------------------------------------------- */
@@ -207,7 +216,10 @@ static void *file_source_main(void *arg)
 static void *sink_main(void *arg)
 {
     unit_t *u = arg;
-    dm_file_sink_run(&u->sink, &u->st);
+    if (u->run.ops)
+        dm_sink_run(&u->run, &u->st);
+    else
+        dm_file_sink_run(&u->sink, &u->st);
     return NULL;
 }
 
@@ -284,6 +296,63 @@ static void *table_main(void *arg)
     return NULL;
 }
 
+/* ---- sinks on the common runner ---------------------------------------------------- */
+
+/* Schemas of keys and of older values, by id, for a sink unit. Runs on the
+ * sink's thread, with its own registry handle (one per thread). */
+static const dm_avro_schema_t *sink_schema_by_id(void *ctx, uint32_t id)
+{
+    unit_t *u = ctx;
+    for (schema_entry_t *e = u->run_schemas; e; e = e->next)
+        if (e->id == (int64_t)id) return e->schema;
+    char path[4200], *text = NULL;
+    dm_avro_schema_t *s = NULL;
+    snprintf(path, sizeof(path), "%s/registry.db", u->rt->data_dir);
+    if (!u->run_reg && dm_schema_registry_open(path, &u->run_reg, NULL)) return NULL;
+    if (dm_schema_registry_get_by_id(u->run_reg, id, &text, NULL)) return NULL;
+    dm_err_t rc = dm_avro_schema_parse(text, strlen(text), &s, NULL);
+    free(text);
+    schema_entry_t *e = rc ? NULL : calloc(1, sizeof(*e));
+    if (!e) {
+        dm_avro_schema_free(s);
+        return NULL;
+    }
+    *e = (schema_entry_t){(int64_t)id, s, u->run_schemas};
+    u->run_schemas = e;
+    return s;
+}
+
+/* The controller's registry address, for sinks that register schemas
+ * elsewhere (kafka). Any thread. */
+static void sink_registry_url(void *ctx, char *out, size_t cap)
+{
+    unit_t *u = ctx;
+    pthread_mutex_lock(&u->rt->url_mu);
+    snprintf(out, cap, "%s", u->rt->registry_url);
+    pthread_mutex_unlock(&u->rt->url_mu);
+}
+
+void dm_runtime_set_registry_url(dm_runtime_t *rt, const char *url)
+{
+    pthread_mutex_lock(&rt->url_mu);
+    snprintf(rt->registry_url, sizeof(rt->registry_url), "%s", url);
+    pthread_mutex_unlock(&rt->url_mu);
+}
+
+static void free_runner_sink(unit_t *u)
+{
+    dm_config_free(u->run.ops->config, u->run_conf);
+    free(u->run_conf);
+    free(u->run_keys.items);
+    dm_schema_registry_close(u->run_reg);
+    while (u->run_schemas) {
+        schema_entry_t *e = u->run_schemas;
+        u->run_schemas = e->next;
+        dm_avro_schema_free(e->schema);
+        free(e);
+    }
+}
+
 static unit_t *unit_new(dm_runtime_t *rt, unit_kind_t kind, const char *owner, const char *name)
 {
     unit_t *u = calloc(1, sizeof(*u));
@@ -325,6 +394,7 @@ static void unit_free(unit_t *u)
     if (u->kind == U_TABLE) dm_table_free(u->table);
     if (u->kind == U_SINK) dm_config_free(&dm_file_sink_config_table, &u->sink_conf);
     if (u->kind == U_FILE_SOURCE) dm_config_free(&dm_file_source_config_table, &u->fsrc_conf);
+    if (u->kind == U_SINK && u->run.ops) free_runner_sink(u);
     if (u->kind == U_DATAGEN && u->dg.key_fields) {
         dm_strlist_t *k = (dm_strlist_t *)u->dg.key_fields;
         free(k->items);
@@ -556,6 +626,44 @@ static dm_err_t start_table(dm_runtime_t *rt, const char *owner, const char *sou
     return DM_OK;
 }
 
+/* Configures unit u as a sink of type ops reading topic (the pipeline's
+ * output); the unit is started by the caller. settings: the sink's spec
+ * without "type". keys: the input source's key fields (JSON array or NULL). */
+static dm_err_t setup_runner_sink(dm_runtime_t *rt, unit_t *u, const dm_sink_ops_t *ops,
+                                  const json_t *settings, const json_t *keys, const char *topic,
+                                  const dm_avro_schema_t *schema, int64_t schema_id,
+                                  const char *dlq, dm_error_t *err)
+{
+    u->run_conf = calloc(1, ops->config_size);
+    if (!u->run_conf) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    u->run.ops = ops; /* from here on unit_free releases the rest */
+    dm_config_defaults(ops->config, u->run_conf, err);
+    if (dm_config_apply_json(ops->config, u->run_conf, settings, NULL, err)) return err->code;
+    u->owned = json_pack("{s:O, s:s}", "keys", keys ? keys : json_null(), "dlq", dlq);
+    const json_t *k = json_object_get(u->owned, "keys");
+    u->run_keys.n = json_array_size(k);
+    u->run_keys.items = calloc(u->run_keys.n + 1, sizeof(char *));
+    for (size_t i = 0; i < u->run_keys.n; i++)
+        u->run_keys.items[i] = (char *)json_string_value(json_array_get(k, i));
+    snprintf(u->topic, sizeof(u->topic), "%s", topic);
+    u->run.transport = rt->t;
+    u->run.conf = u->run_conf;
+    u->run.dead_letter_topic = json_string_value(json_object_get(u->owned, "dlq"));
+    u->run.metrics = rt->metrics;
+    u->run.env = (dm_sink_env_t){.name = u->name,
+                                 .topic = u->topic,
+                                 .partitions = topic_partitions(rt, topic),
+                                 .group = u->group,
+                                 .value_schema = schema,
+                                 .value_schema_id = (uint32_t)schema_id,
+                                 .key_fields = &u->run_keys,
+                                 .registry_url = sink_registry_url,
+                                 .schema_by_id = sink_schema_by_id,
+                                 .schema_ctx = u,
+                                 .registry_ctx = u};
+    return DM_OK;
+}
+
 static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
                            const json_t *stored_sinks)
 {
@@ -690,6 +798,20 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
         if (!u) break;
         json_t *settings = json_deep_copy(sink);
         json_object_del(settings, "type");
+        const dm_sink_ops_t *ops =
+            dm_sink_ops_find(json_string_value(json_object_get(sink, "type")));
+        if (ops) {
+            /* Every type but file runs on the common runner. */
+            snprintf(u->group, sizeof(u->group), "sink.%s.%zu", name, k - 1);
+            const json_t *src = json_object_get(json_object_get(stored_sources, input), "spec");
+            if (setup_runner_sink(rt, u, ops, settings, json_object_get(src, "key"), out_topic,
+                                  out_schema, out_id, dlq, &err))
+                dm_unit_set(&u->st, "failed", "%s", err.message);
+            else
+                unit_start(u);
+            json_decref(settings);
+            continue;
+        }
         dm_config_defaults(&dm_file_sink_config_table, &u->sink_conf, &err);
         if (dm_config_apply_json(&dm_file_sink_config_table, &u->sink_conf, settings, NULL, &err)) {
             json_decref(settings);
@@ -1040,6 +1162,7 @@ dm_err_t dm_runtime_new(const char *data_dir, dm_store_t *store, dm_metrics_t *m
     dm_runtime_t *rt = calloc(1, sizeof(*rt));
     if (!rt) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&rt->mu, NULL);
+    pthread_mutex_init(&rt->url_mu, NULL);
     rt->data_dir = strdup(data_dir);
     rt->store = store;
     rt->metrics = metrics;
@@ -1078,6 +1201,7 @@ void dm_runtime_free(dm_runtime_t *rt)
     dm_schema_registry_close(rt->reg);
     json_decref(rt->running);
     pthread_mutex_destroy(&rt->mu);
+    pthread_mutex_destroy(&rt->url_mu);
     free(rt->data_dir);
     free(rt);
 }

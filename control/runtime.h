@@ -48,6 +48,10 @@ json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name);
 /* The transport, for reading and writing sources through the API. */
 dm_transport_t *dm_runtime_transport(dm_runtime_t *rt);
 
+/* Tells sinks where the controller's schema registry API answers
+ * ("http://127.0.0.1:8080"); the kafka sink registers there by default. */
+void dm_runtime_set_registry_url(dm_runtime_t *rt, const char *url);
+
 /* The latest registered value schema of a source: JSON text (malloc'd) and id. */
 dm_err_t dm_runtime_source_schema(dm_runtime_t *rt, const char *source, char **schema, int64_t *id,
                                   dm_error_t *err);

@@ -81,9 +81,13 @@ char *dm_redact_dsn(const char *dsn, char *out, size_t cap)
             p++;
         size_t klen = (size_t)(p - k);
         put(out, cap, &o, k, klen);
+        const char *after_key = p;
         while (isspace((unsigned char)*p))
             p++;
-        if (*p != '=') continue;
+        if (*p != '=') {
+            p = after_key; /* a plain word: keep the spaces after it */
+            continue;
+        }
         put(out, cap, &o, "=", 1);
         p++;
         while (isspace((unsigned char)*p))

@@ -209,8 +209,13 @@ static const struct {
     /* processors and sinks */
     {"kind: Processor\nmetadata: {name: scorer}\nspec: {}\n",
      "spec.library: required key 'library' is missing"},
-    {"kind: Sink\nmetadata: {name: s}\nspec: {type: elasticsearch}\n",
-     "sink type 'elasticsearch' is not available in this version yet"},
+    {"kind: Sink\nmetadata: {name: s}\nspec: {type: topic}\n",
+     "publish to a topic with `- source: NAME` in `to`"},
+    {"kind: Sink\nmetadata: {name: s}\nspec: {type: elasticsearch, url: \"http://h:9200\"}\n",
+     "required key 'index' is missing"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], to: [{sink: {type: postgres, dsn: x, "
+     "table: t, linger: 2h}}]}\n",
+     "spec.to[0].sink.linger: "},
 };
 
 static void test_bad_specs(void)

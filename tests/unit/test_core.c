@@ -280,6 +280,10 @@ static void test_redact_dsn(void)
                                sizeof(out)),
                  "postgres://cdc:***@db:5432/shop?sslmode=require&password=***");
     CHECK_STR_EQ(dm_redact_dsn("kafka://broker:9092", out, sizeof(out)), "kafka://broker:9092");
+    /* words between the pairs keep their spaces (error messages that quote a DSN) */
+    CHECK_STR_EQ(
+        dm_redact_dsn("connecting to host=db password=pw failed: no route", out, sizeof(out)),
+        "connecting to host=db password=*** failed: no route");
     char tiny[8];
     dm_redact_dsn("password=abcdefghijkl", tiny, sizeof(tiny));
     CHECK(strlen(tiny) < sizeof(tiny));

@@ -1,0 +1,71 @@
+/* connectors/kafkasink/kafkasink_config.c — the kafka sink's settings. The
+ * SASL password comes from an environment variable or a file, never from the
+ * spec. */
+#include <stddef.h>
+
+#include "connectors/kafkasink/kafkasink.h"
+
+static const char *const codecs[] = {"none", "gzip", "snappy", "lz4", "zstd", NULL};
+
+static const dm_config_field_t fields[] = {
+    DM_SINK_COMMON_FIELDS(dm_kafkasink_config_t),
+    {.name = "brokers",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_kafkasink_config_t, brokers),
+     .flags = DM_CFG_REQUIRED,
+     .help = "bootstrap servers of the external cluster: host:port,…"},
+    {.name = "topic",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_kafkasink_config_t, topic),
+     .flags = DM_CFG_REQUIRED,
+     .help = "topic to write on that cluster (it must exist)"},
+    {.name = "registry_url",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_kafkasink_config_t, registry_url),
+     .help = "Confluent-compatible schema registry (default: the controller's own)"},
+    {.name = "value_subject",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_kafkasink_config_t, value_subject),
+     .help = "subject of the value schema (default: TOPIC-value)"},
+    {.name = "key_subject",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_kafkasink_config_t, key_subject),
+     .help = "subject of the key schema (default: TOPIC-key)"},
+    {.name = "compression",
+     .type = DM_CFG_ENUM,
+     .offset = offsetof(dm_kafkasink_config_t, compression),
+     .def = "lz4",
+     .enum_values = codecs,
+     .help = "compression of produced batches"},
+    {.name = "sasl_mechanism",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_kafkasink_config_t, sasl_mechanism),
+     .help = "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (unset: no SASL)"},
+    {.name = "sasl_username",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_kafkasink_config_t, sasl_username),
+     .help = "SASL user"},
+    {.name = "sasl_password_env",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_kafkasink_config_t, sasl_password_env),
+     .help = "environment variable holding the SASL password"},
+    {.name = "sasl_password_file",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_kafkasink_config_t, sasl_password_file),
+     .help = "file holding the SASL password"},
+    {.name = "tls",
+     .type = DM_CFG_BOOL,
+     .offset = offsetof(dm_kafkasink_config_t, tls),
+     .def = "false",
+     .help = "connect with TLS"},
+    {.name = "timeout",
+     .type = DM_CFG_DURATION,
+     .offset = offsetof(dm_kafkasink_config_t, timeout_ms),
+     .def = "30s",
+     .min = 1000,
+     .max = 600000,
+     .help = "how long a batch may take to be acknowledged before it is retried"},
+};
+
+const dm_config_table_t dm_kafkasink_config_table = {"kafka sink", fields,
+                                                     sizeof(fields) / sizeof(fields[0])};

@@ -1,0 +1,566 @@
+/* connectors/sink.c — the common sink runner (see sink.h). */
+#include "connectors/sink.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connectors/unit.h"
+#include "core/arena.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/redact.h"
+#include "engine/task.h"
+#include "schema/dm_avro.h"
+#include "schema/wire.h"
+
+dm_err_t dm_sink_read_secret(const char *env, const char *file, char *out, size_t cap,
+                             dm_error_t *err)
+{
+    out[0] = '\0';
+    if (env) {
+        const char *v = getenv(env);
+        if (!v) return dm_error_set(err, DM_ERR_CONFIG, "environment variable %s is not set", env);
+        snprintf(out, cap, "%s", v);
+    } else if (file) {
+        FILE *f = fopen(file, "r");
+        if (!f) return dm_error_set(err, DM_ERR_IO, "cannot read %s: %s", file, strerror(errno));
+        if (!fgets(out, (int)cap, f)) out[0] = '\0';
+        fclose(f);
+        out[strcspn(out, "\r\n")] = '\0';
+    }
+    return DM_OK;
+}
+
+/* ---- rejects ------------------------------------------------------------------- */
+
+typedef struct reject {
+    size_t index;
+    char reason[400];
+} reject_t;
+
+struct dm_sink_rejects {
+    reject_t *items;
+    size_t n, cap;
+    bool *marked; /* per batch record */
+    size_t n_marked;
+};
+
+dm_err_t dm_sink_reject(dm_sink_rejects_t *r, size_t index, const char *fmt, ...)
+{
+    if (index >= r->n_marked || r->marked[index]) return DM_OK;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        reject_t *items = realloc(r->items, cap * sizeof(*items));
+        if (!items) return DM_ERR_NOMEM;
+        r->items = items;
+        r->cap = cap;
+    }
+    reject_t *it = &r->items[r->n++];
+    it->index = index;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(it->reason, sizeof(it->reason), fmt, ap);
+    va_end(ap);
+    r->marked[index] = true;
+    return DM_OK;
+}
+
+bool dm_sink_rejected(const dm_sink_rejects_t *r, size_t index)
+{
+    return index < r->n_marked && r->marked[index];
+}
+
+static void rejects_reset(dm_sink_rejects_t *r, size_t n)
+{
+    r->n = 0;
+    if (n > r->n_marked) {
+        free(r->marked);
+        r->marked = calloc(n, sizeof(bool));
+        r->n_marked = r->marked ? n : 0;
+    } else if (r->marked) {
+        memset(r->marked, 0, r->n_marked * sizeof(bool));
+    }
+}
+
+/* ---- schemas ------------------------------------------------------------------- */
+
+typedef struct codec_entry {
+    uint32_t id;
+    const dm_avro_schema_t *schema;
+    dm_avro_codec_t *codec;
+    /* Envelopes: where op / before / after sit, and the row's record schema. */
+    int op_idx, before_idx, after_idx;
+    const dm_avro_node_t *row;
+} codec_entry_t;
+
+typedef struct runner {
+    const dm_sink_run_config_t *c;
+    dm_unit_status_t *status;
+    void *state;
+    codec_entry_t *codecs;
+    size_t n_codecs;
+    /* the batch being assembled */
+    dm_arena_t arena;
+    dm_record_t *recs;
+    int32_t *rec_part;
+    dm_sink_record_t *items;
+    size_t n, cap;
+    int64_t bytes;
+    int64_t avg_record; /* bytes per record seen so far, to size fetches */
+    int64_t *pos;       /* next offset to read per partition */
+    int64_t *saved;     /* where reading resumes if the batch being filled is dropped */
+    dm_tp_offset_t *offsets;
+    dm_sink_rejects_t rejects;     /* this attempt's */
+    dm_sink_rejects_t undecodable; /* records that are no rows */
+    bool running;
+    dm_metric_t *m_records, *m_bytes, *m_retries, *m_dead, *m_latency, *m_lag;
+    char label[200];
+} runner_t;
+
+/* The record schema inside a field type [null, record] or record; NULL otherwise. */
+static const dm_avro_node_t *record_of(const dm_avro_node_t *t)
+{
+    if (t->type == DM_AVRO_RECORD) return t;
+    if (t->type != DM_AVRO_UNION) return NULL;
+    for (uint32_t i = 0; i < t->n_branches; i++)
+        if (t->branches[i]->type == DM_AVRO_RECORD) return t->branches[i];
+    return NULL;
+}
+
+static codec_entry_t *codec_for(runner_t *r, uint32_t id, dm_error_t *err)
+{
+    for (size_t i = 0; i < r->n_codecs; i++)
+        if (r->codecs[i].id == id) return &r->codecs[i];
+    const dm_sink_env_t *env = &r->c->env;
+    const dm_avro_schema_t *s = id == env->value_schema_id ? env->value_schema : NULL;
+    if (!s && env->schema_by_id) s = env->schema_by_id(env->schema_ctx, id);
+    if (!s) {
+        dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "schema id %u is not in the registry", id);
+        return NULL;
+    }
+    codec_entry_t *grown = realloc(r->codecs, (r->n_codecs + 1) * sizeof(*grown));
+    if (!grown) {
+        dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    r->codecs = grown;
+    codec_entry_t *e = &r->codecs[r->n_codecs];
+    *e = (codec_entry_t){.id = id, .schema = s, .op_idx = -1, .before_idx = -1, .after_idx = -1};
+    if (dm_avro_codec_new(s, NULL, NULL, 0, &e->codec, err)) return NULL;
+    r->n_codecs++;
+    e->row = s->root->type == DM_AVRO_RECORD ? s->root : NULL;
+    if (e->row) {
+        int op = dm_avro_field_index(s->root, "op"), after = dm_avro_field_index(s->root, "after");
+        const dm_avro_node_t *row = after >= 0 ? record_of(s->root->fields[after].type) : NULL;
+        if (op >= 0 && row) {
+            e->op_idx = op;
+            e->after_idx = after;
+            e->before_idx = dm_avro_field_index(s->root, "before");
+            e->row = row;
+        }
+    }
+    return e;
+}
+
+/* The record inside a value of a [null, record] field; NULL when null. */
+static const dm_avro_value_t *unwrap_record(const dm_avro_value_t *v)
+{
+    return v->type == DM_AVRO_RECORD ? v : NULL;
+}
+
+/* The op letter of an envelope ('c', 'u', 'd', 'r', 't'); 0 when unreadable. */
+static char op_letter(const dm_avro_node_t *t, const dm_avro_value_t *v)
+{
+    if (v->type == DM_AVRO_STRING && v->len > 0) return (char)v->u.p[0];
+    if (v->type == DM_AVRO_ENUM && t->type == DM_AVRO_ENUM && (uint32_t)v->u.i < t->n_symbols)
+        return t->symbols[v->u.i][0];
+    if (t->type == DM_AVRO_UNION && v->branch < t->n_branches)
+        return op_letter(t->branches[v->branch], v);
+    return 0;
+}
+
+/* Decodes record i of the batch; a reason in why when it cannot be a row. */
+static dm_err_t decode_one(runner_t *r, size_t i, char *why, size_t why_cap)
+{
+    dm_sink_record_t *it = &r->items[i];
+    const dm_record_t *rec = &r->recs[i];
+    dm_error_t err = {0};
+    uint32_t id;
+    *it = (dm_sink_record_t){.rec = rec, .partition = r->rec_part[i]};
+    if (rec->key_len > 0 && !dm_wire_get_header(rec->key, (size_t)rec->key_len, &id)) {
+        codec_entry_t *k = codec_for(r, id, &err);
+        dm_avro_value_t *kv = dm_arena_alloc(&r->arena, sizeof(*kv));
+        if (k && kv &&
+            !dm_avro_decode(k->codec, rec->key + DM_WIRE_HEADER,
+                            (size_t)rec->key_len - DM_WIRE_HEADER, NULL, &r->arena, kv, &err) &&
+            kv->type == DM_AVRO_RECORD) {
+            it->key_schema = k->schema->root;
+            it->key_schema_id = id;
+            it->key = kv;
+        }
+    }
+    if (rec->value_len < 0) {
+        it->is_delete = true;
+        if (it->key) return DM_OK;
+        snprintf(why, why_cap, "a tombstone without a decodable key cannot name what to delete");
+        return DM_ERR_SCHEMA_MISMATCH;
+    }
+    if (dm_wire_get_header(rec->value, (size_t)rec->value_len, &id)) {
+        snprintf(why, why_cap, "value is not in the Confluent wire format");
+        return DM_ERR_SCHEMA_MISMATCH;
+    }
+    codec_entry_t *e = codec_for(r, id, &err);
+    dm_avro_value_t *v = dm_arena_alloc(&r->arena, sizeof(*v));
+    if (!e || !v ||
+        dm_avro_decode(e->codec, rec->value + DM_WIRE_HEADER,
+                       (size_t)rec->value_len - DM_WIRE_HEADER, NULL, &r->arena, v, &err)) {
+        snprintf(why, why_cap, "%s", err.message[0] ? err.message : "out of memory");
+        return DM_ERR_SCHEMA_MISMATCH;
+    }
+    it->value_schema_id = id;
+    it->value_schema = e->schema;
+    it->row_schema = e->row;
+    if (!e->row) {
+        snprintf(why, why_cap, "value is a %s, not a record",
+                 dm_avro_type_name(e->schema->root->type));
+        return DM_ERR_SCHEMA_MISMATCH;
+    }
+    if (e->op_idx < 0) {
+        it->row = v;
+        return DM_OK;
+    }
+    char op = op_letter(e->schema->root->fields[e->op_idx].type, &v->u.v[e->op_idx]);
+    it->is_delete = op == 'd';
+    int idx = it->is_delete ? e->before_idx : e->after_idx;
+    it->row = idx >= 0 ? unwrap_record(&v->u.v[idx]) : NULL;
+    if (it->row || (it->is_delete && it->key)) return DM_OK;
+    snprintf(why, why_cap, "change event with op '%c' has no %s row", op ? op : '?',
+             it->is_delete ? "before" : "after");
+    return DM_ERR_SCHEMA_MISMATCH;
+}
+
+/* ---- reading -------------------------------------------------------------------- */
+
+static dm_err_t add_record(runner_t *r, int32_t p, const dm_record_t *src)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 1024;
+        dm_record_t *recs = realloc(r->recs, cap * sizeof(*recs));
+        if (recs) r->recs = recs;
+        int32_t *parts = realloc(r->rec_part, cap * sizeof(*parts));
+        if (parts) r->rec_part = parts;
+        dm_sink_record_t *items = realloc(r->items, cap * sizeof(*items));
+        if (items) r->items = items;
+        if (!recs || !parts || !items) return DM_ERR_NOMEM;
+        r->cap = cap;
+    }
+    /* The transport's batch is reused by the next fetch: keep our own copy. */
+    dm_record_t *d = &r->recs[r->n];
+    *d = (dm_record_t){.offset = src->offset,
+                       .timestamp = src->timestamp,
+                       .key_len = src->key_len,
+                       .value_len = src->value_len};
+    if (src->key_len > 0 && !(d->key = dm_arena_memdup(&r->arena, src->key, (size_t)src->key_len)))
+        return DM_ERR_NOMEM;
+    if (src->value_len > 0 &&
+        !(d->value = dm_arena_memdup(&r->arena, src->value, (size_t)src->value_len)))
+        return DM_ERR_NOMEM;
+    r->rec_part[r->n++] = p;
+    r->bytes += (src->key_len > 0 ? src->key_len : 0) + (src->value_len > 0 ? src->value_len : 0);
+    return DM_OK;
+}
+
+/* Fills the batch until it is big enough or old enough (or stop). */
+static dm_err_t fill(runner_t *r, dm_transport_batch_t *b, dm_error_t *err)
+{
+    const dm_sink_run_config_t *c = r->c;
+    const dm_sink_common_config_t *cc = c->conf;
+    int32_t parts = c->env.partitions;
+    uint64_t first_ns = 0;
+    while (!atomic_load(&r->status->stop)) {
+        bool got = false;
+        int64_t lag = 0;
+        for (int32_t p = 0; p < parts; p++) {
+            int64_t waited = first_ns ? (int64_t)((dm_now_ns() - first_ns) / 1000000) : 0;
+            int wait = (int)(cc->linger_ms - waited);
+            if (wait > 100 / parts) wait = 100 / parts;
+            if (wait < 0 || got) wait = 0;
+            /* Ask for about what the batch still takes: what is fetched past
+             * batch_records is read again for the next batch. */
+            int64_t want = ((int64_t)cc->batch_records - (int64_t)r->n) * r->avg_record * 5 / 4;
+            if (want > cc->batch_bytes - r->bytes) want = cc->batch_bytes - r->bytes;
+            if (want < 65536) want = 65536;
+            dm_err_t rc = dm_transport_fetch(c->transport, c->env.topic, p, r->pos[p], (size_t)want,
+                                             wait, b, err);
+            if (rc)
+                return dm_error_prefix(err, "reading %s/%d at offset %lld", c->env.topic, p,
+                                       (long long)r->pos[p]);
+            size_t take = b->n;
+            if (take > (size_t)cc->batch_records - r->n) take = (size_t)cc->batch_records - r->n;
+            for (size_t i = 0; i < take; i++)
+                if (add_record(r, p, &b->records[i]))
+                    return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+            /* What was not taken is read again for the next batch. */
+            int64_t next = take < b->n ? b->records[take - 1].offset + 1 : b->next_offset;
+            if (take == 0 && b->n) next = r->pos[p];
+            if (next > r->pos[p]) r->pos[p] = next;
+            lag += b->high_watermark > r->pos[p] ? b->high_watermark - r->pos[p] : 0;
+            if (b->n) got = true;
+            if (r->n && !first_ns) first_ns = dm_now_ns();
+            if (r->n >= (size_t)cc->batch_records || r->bytes >= cc->batch_bytes) break;
+        }
+        atomic_store(&r->status->lag, lag);
+        if (r->m_lag) dm_metric_set(r->m_lag, lag);
+        if (r->n >= (size_t)cc->batch_records || r->bytes >= cc->batch_bytes) return DM_OK;
+        if (first_ns && (int64_t)((dm_now_ns() - first_ns) / 1000000) >= cc->linger_ms)
+            return DM_OK;
+    }
+    return DM_OK;
+}
+
+/* ---- dead letters ----------------------------------------------------------------- */
+
+static int by_index(const void *a, const void *b)
+{
+    size_t x = ((const reject_t *)a)->index, y = ((const reject_t *)b)->index;
+    return x < y ? -1 : x > y;
+}
+
+/* Sends the rejected records to the dead-letter topic, in input order. */
+static dm_err_t produce_dead(runner_t *r, dm_error_t *err)
+{
+    const dm_sink_rejects_t *rj = &r->rejects;
+    if (!rj->n) return DM_OK;
+    qsort(rj->items, rj->n, sizeof(reject_t), by_index);
+    if (!r->c->dead_letter_topic)
+        return dm_error_set(
+            err, DM_ERR_CONNECTOR,
+            "offset %lld was refused for good and there is no dead-letter topic: %s",
+            (long long)r->recs[rj->items[0].index].offset, rj->items[0].reason);
+    char processor[64];
+    snprintf(processor, sizeof(processor), "sink:%s", r->c->ops->name);
+    dm_record_t *recs = calloc(rj->n, sizeof(*recs));
+    dm_record_header_t *hdrs = calloc(rj->n * 5, sizeof(*hdrs));
+    char(*nums)[2][24] = calloc(rj->n, sizeof(*nums));
+    dm_err_t rc = DM_OK;
+    if (!recs || !hdrs || !nums) {
+        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    const char *topic = r->c->env.topic;
+    for (size_t i = 0; i < rj->n; i++) {
+        const reject_t *d = &rj->items[i];
+        const dm_record_t *src = &r->recs[d->index];
+        dm_record_header_t *h = &hdrs[i * 5];
+        int np = snprintf(nums[i][0], sizeof(nums[i][0]), "%d", r->rec_part[d->index]);
+        int no = snprintf(nums[i][1], sizeof(nums[i][1]), "%lld", (long long)src->offset);
+        h[0] = (dm_record_header_t){DM_DLQ_REASON, (uint32_t)strlen(DM_DLQ_REASON),
+                                    (const uint8_t *)d->reason, (int32_t)strlen(d->reason)};
+        h[1] = (dm_record_header_t){DM_DLQ_PROCESSOR, (uint32_t)strlen(DM_DLQ_PROCESSOR),
+                                    (const uint8_t *)processor, (int32_t)strlen(processor)};
+        h[2] = (dm_record_header_t){DM_DLQ_TOPIC, (uint32_t)strlen(DM_DLQ_TOPIC),
+                                    (const uint8_t *)topic, (int32_t)strlen(topic)};
+        h[3] = (dm_record_header_t){DM_DLQ_PARTITION, (uint32_t)strlen(DM_DLQ_PARTITION),
+                                    (const uint8_t *)nums[i][0], np};
+        h[4] = (dm_record_header_t){DM_DLQ_OFFSET, (uint32_t)strlen(DM_DLQ_OFFSET),
+                                    (const uint8_t *)nums[i][1], no};
+        recs[i] = (dm_record_t){.timestamp = src->timestamp,
+                                .key = src->key,
+                                .key_len = src->key_len,
+                                .value = src->value,
+                                .value_len = src->value_len,
+                                .headers = h,
+                                .n_headers = 5};
+    }
+    rc = dm_transport_produce(r->c->transport, r->c->dead_letter_topic, 0, recs, rj->n, NULL, err);
+    if (rc) dm_error_prefix(err, "writing dead letters to %s", r->c->dead_letter_topic);
+out:
+    free(recs);
+    free(hdrs);
+    free(nums);
+    return rc;
+}
+
+/* ---- the loop --------------------------------------------------------------------- */
+
+static void open_metrics(runner_t *r)
+{
+    dm_metrics_t *m = r->c->metrics;
+    if (!m) return;
+    char name[200], labels[300];
+    dm_metrics_escape(r->c->env.name ? r->c->env.name : r->c->env.group, name, sizeof(name));
+    snprintf(labels, sizeof(labels), "sink=\"%s\",type=\"%s\"", name, r->c->ops->name);
+    r->m_records = dm_metrics_counter(m, "datamesh_sink_records_total",
+                                      "records written to the destination", labels);
+    r->m_bytes = dm_metrics_counter(m, "datamesh_sink_bytes_total",
+                                    "bytes read for the destination", labels);
+    r->m_retries = dm_metrics_counter(m, "datamesh_sink_retries_total",
+                                      "failed attempts to write a batch (retried)", labels);
+    r->m_dead = dm_metrics_counter(m, "datamesh_sink_dead_letters_total",
+                                   "records the destination refused, sent to the dead-letter topic",
+                                   labels);
+    r->m_lag = dm_metrics_gauge(m, "datamesh_sink_input_lag_records",
+                                "records in the input topic not yet written", labels);
+    static const double bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                    0.5,   1,     2.5,  5,     10,   30,  60};
+    r->m_latency =
+        dm_metrics_histogram(m, "datamesh_sink_batch_seconds", "time to write and flush one batch",
+                             labels, bounds, sizeof(bounds) / sizeof(bounds[0]), 1e6);
+}
+
+/* Sets "retrying" with the destination's words (secrets out) and waits. */
+static bool retry_wait(runner_t *r, const char *what, const dm_error_t *err, int64_t *backoff)
+{
+    char clean[DM_ERROR_MSG_MAX + 64];
+    dm_redact_dsn(err->message, clean, sizeof(clean));
+    dm_unit_set(r->status, "retrying", "%s: %s", what, clean);
+    r->running = false;
+    DM_WARN("sink", "%s sink=%s: %s: %s; retrying in %lld ms", r->label, r->c->ops->name, what,
+            clean, (long long)*backoff);
+    if (r->m_retries) dm_metric_add(r->m_retries, 1);
+    const dm_sink_common_config_t *cc = r->c->conf;
+    bool stopped = dm_unit_sleep(r->status, *backoff);
+    *backoff = *backoff * 2 > cc->retry_max_ms ? cc->retry_max_ms : *backoff * 2;
+    return stopped;
+}
+
+static void start_positions(runner_t *r)
+{
+    const dm_sink_run_config_t *c = r->c;
+    dm_error_t err = {0};
+    int32_t parts = c->env.partitions;
+    for (int32_t p = 0; p < parts; p++)
+        r->pos[p] = -1;
+    int64_t backoff = 200;
+    while (c->ops->positions && !atomic_load(&r->status->stop)) {
+        if (!c->ops->positions(r->state, r->pos, &err)) break;
+        for (int32_t p = 0; p < parts; p++)
+            r->pos[p] = -1;
+        if (retry_wait(r, "reading the positions stored at the destination", &err, &backoff)) break;
+    }
+    for (int32_t p = 0; p < parts; p++) {
+        int64_t end;
+        if (r->pos[p] >= 0) continue;
+        if (dm_transport_group_offset(c->transport, c->env.group, c->env.topic, p, &r->pos[p],
+                                      &err) &&
+            dm_transport_offsets(c->transport, c->env.topic, p, &r->pos[p], &end, &err))
+            r->pos[p] = 0;
+    }
+}
+
+/* Writes the assembled batch until it is written (or stop). */
+static bool deliver(runner_t *r)
+{
+    const dm_sink_run_config_t *c = r->c;
+    dm_error_t err = {0};
+    size_t n_off = 0;
+    for (int32_t p = 0; p < c->env.partitions; p++)
+        r->offsets[n_off++] = (dm_tp_offset_t){c->env.topic, p, r->pos[p]};
+    dm_sink_batch_t b = {.records = r->items,
+                         .n = r->n,
+                         .offsets = r->offsets,
+                         .n_offsets = n_off,
+                         .bytes = r->bytes};
+    /* Records that cannot be rows are dead letters whatever the destination says. */
+    rejects_reset(&r->undecodable, r->n);
+    for (size_t i = 0; i < r->n; i++) {
+        char why[300];
+        if (decode_one(r, i, why, sizeof(why))) dm_sink_reject(&r->undecodable, i, "%s", why);
+    }
+    int64_t backoff = 200;
+    bool written = false;
+    while (!atomic_load(&r->status->stop)) {
+        uint64_t t0 = dm_now_ns();
+        rejects_reset(&r->rejects, r->n);
+        for (size_t i = 0; i < r->undecodable.n; i++)
+            dm_sink_reject(&r->rejects, r->undecodable.items[i].index, "%s",
+                           r->undecodable.items[i].reason);
+        if (c->ops->write(r->state, &b, &r->rejects, &err)) {
+            if (retry_wait(r, "writing", &err, &backoff)) return false;
+            continue;
+        }
+        if (produce_dead(r, &err)) {
+            if (retry_wait(r, "dead letters", &err, &backoff)) return false;
+            continue;
+        }
+        if (c->ops->flush && c->ops->flush(r->state, &b, &err)) {
+            if (retry_wait(r, "flushing", &err, &backoff)) return false;
+            continue;
+        }
+        if (r->m_latency) dm_metric_observe(r->m_latency, (dm_now_ns() - t0) / 1000);
+        written = true;
+        break;
+    }
+    if (!written) return false; /* stopped first */
+    /* Group offsets: where at-least-once sinks resume (exactly-once ones read
+     * their own positions first). */
+    while (dm_transport_group_commit(c->transport, c->env.group, r->offsets, n_off, &err))
+        if (retry_wait(r, "committing offsets", &err, &backoff)) return false;
+    if (r->m_records) dm_metric_add(r->m_records, r->n - r->rejects.n);
+    if (r->m_bytes) dm_metric_add(r->m_bytes, (uint64_t)r->bytes);
+    if (r->m_dead) dm_metric_add(r->m_dead, r->rejects.n);
+    atomic_fetch_add(&r->status->position, (int64_t)r->n);
+    return true;
+}
+
+void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
+{
+    runner_t r = {.c = c, .status = status, .avg_record = 256};
+    int32_t parts = c->env.partitions > 0 ? c->env.partitions : 1;
+    snprintf(r.label, sizeof(r.label), "%s", c->env.name ? c->env.name : c->env.group);
+    dm_arena_init(&r.arena, 1 << 20);
+    r.pos = calloc((size_t)parts, sizeof(int64_t));
+    r.saved = calloc((size_t)parts, sizeof(int64_t));
+    r.offsets = calloc((size_t)parts, sizeof(dm_tp_offset_t));
+    dm_transport_batch_t b = {0};
+    dm_error_t err = {0};
+    open_metrics(&r);
+    dm_unit_set(status, "starting", NULL);
+    int64_t backoff = 200;
+    while (!atomic_load(&status->stop) && !r.state) {
+        if (!c->ops->open(c->conf, &c->env, &r.state, &err)) break;
+        r.state = NULL;
+        if (retry_wait(&r, "opening", &err, &backoff)) break;
+    }
+    if (r.state) start_positions(&r);
+    if (r.state) dm_unit_set(status, "running", NULL);
+    r.running = true;
+    while (r.state && !atomic_load(&status->stop)) {
+        dm_arena_reset(&r.arena);
+        r.n = 0;
+        r.bytes = 0;
+        memcpy(r.saved, r.pos, (size_t)parts * sizeof(int64_t));
+        if (fill(&r, &b, &err)) {
+            memcpy(r.pos, r.saved, (size_t)parts * sizeof(int64_t));
+            backoff = 200;
+            if (retry_wait(&r, "reading", &err, &backoff)) break;
+            continue;
+        }
+        if (!r.n) continue;
+        r.avg_record = r.bytes / (int64_t)r.n + 16;
+        if (!deliver(&r)) break;
+        if (!r.running) dm_unit_set(status, "running", NULL);
+        r.running = true;
+    }
+    if (r.state) c->ops->close(r.state);
+    dm_transport_batch_free(c->transport, &b);
+    dm_arena_destroy(&r.arena);
+    free(r.recs);
+    free(r.rec_part);
+    free(r.items);
+    free(r.pos);
+    free(r.saved);
+    free(r.offsets);
+    for (size_t i = 0; i < r.n_codecs; i++)
+        dm_avro_codec_free(r.codecs[i].codec);
+    free(r.codecs);
+    free(r.rejects.items);
+    free(r.rejects.marked);
+    free(r.undecodable.items);
+    free(r.undecodable.marked);
+    dm_unit_set(status, "stopped", NULL);
+}

@@ -1,0 +1,422 @@
+/* The common sink runner with a sink that keeps what it is given in memory:
+ * batching by size and by time, retries while the destination is down (with
+ * its words, secrets out), dead letters for refused and undecodable records,
+ * change-event envelopes, metrics. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "connectors/sink.h"
+#include "connectors/unit.h"
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "engine/task.h"
+#include "schema/dm_avro.h"
+#include "schema/wire.h"
+
+/* ---- the memory sink ---------------------------------------------------------------- */
+
+typedef struct mem_conf {
+    dm_sink_common_config_t common;
+} mem_conf_t;
+
+static const dm_config_field_t mem_fields[] = {DM_SINK_COMMON_FIELDS(mem_conf_t)};
+static const dm_config_table_t mem_table = {"memory sink", mem_fields,
+                                            sizeof(mem_fields) / sizeof(mem_fields[0])};
+
+static struct {
+    pthread_mutex_t mu;
+    int fail_next;      /* writes to refuse, as if the destination were down */
+    size_t batches[64]; /* sizes of the batches written */
+    int n_batches;
+    int64_t ids[1024]; /* rows written, in order (-id - 1 for deletes) */
+    int n_ids;
+} mem = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static dm_err_t mem_open(const void *conf, const dm_sink_env_t *env, void **state, dm_error_t *err)
+{
+    (void)conf;
+    (void)env;
+    (void)err;
+    *state = &mem;
+    return DM_OK;
+}
+
+static dm_err_t mem_write(void *state, const dm_sink_batch_t *b, dm_sink_rejects_t *rj,
+                          dm_error_t *err)
+{
+    (void)state;
+    pthread_mutex_lock(&mem.mu);
+    if (mem.fail_next > 0) {
+        mem.fail_next--;
+        pthread_mutex_unlock(&mem.mu);
+        return dm_error_set(err, DM_ERR_CONNECTOR,
+                            "cannot connect: host=db password=hunter2 refused");
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        if (dm_sink_rejected(rj, i)) continue;
+        const dm_sink_record_t *r = &b->records[i];
+        int64_t id = r->row ? r->row->u.v[0].u.l : r->key ? r->key->u.v[0].u.l : -999;
+        if (r->row && r->row->u.v[1].len == 3 && !memcmp(r->row->u.v[1].u.p, "bad", 3)) {
+            dm_sink_reject(rj, i, "the destination refuses 'bad'");
+            continue;
+        }
+        if (mem.n_ids < 1024) mem.ids[mem.n_ids++] = r->is_delete ? -id - 1 : id;
+    }
+    if (mem.n_batches < 64) mem.batches[mem.n_batches++] = b->n;
+    pthread_mutex_unlock(&mem.mu);
+    return DM_OK;
+}
+
+static void mem_close(void *state)
+{
+    (void)state;
+}
+
+static const dm_sink_ops_t mem_ops = {.name = "memory",
+                                      .config = &mem_table,
+                                      .config_size = sizeof(mem_conf_t),
+                                      .open = mem_open,
+                                      .write = mem_write,
+                                      .close = mem_close};
+
+static void mem_reset(void)
+{
+    pthread_mutex_lock(&mem.mu);
+    mem.fail_next = 0;
+    mem.n_batches = 0;
+    mem.n_ids = 0;
+    pthread_mutex_unlock(&mem.mu);
+}
+
+/* ---- the topic and the runner ----------------------------------------------------------- */
+
+static dm_transport_t *t;
+static dm_avro_schema_t *row, *env_schema;
+static char dir[] = "/tmp/dm-test-sink.XXXXXX";
+
+static const char *ROW =
+    "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"id\",\"type\":"
+    "\"long\"},{\"name\":\"s\",\"type\":\"string\"}]}";
+static const char *ENV =
+    "{\"type\":\"record\",\"name\":\"E\",\"fields\":[{\"name\":\"before\",\"type\":[\"null\","
+    "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"id\",\"type\":\"long\"},{\"name\":"
+    "\"s\",\"type\":\"string\"}]}]},{\"name\":\"after\",\"type\":[\"null\",\"R\"]},{\"name\":"
+    "\"op\",\"type\":\"string\"}]}";
+
+static const dm_avro_schema_t *lookup(void *ctx, uint32_t id)
+{
+    (void)ctx;
+    return id == 1 ? row : id == 2 ? env_schema : NULL;
+}
+
+static void produce_json(const char *topic, const dm_avro_schema_t *s, uint32_t id,
+                         const char *json)
+{
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    dm_avro_value_t v;
+    dm_buf_t b = DM_BUF_INIT;
+    dm_error_t err = {0};
+    dm_wire_put_header(&b, id);
+    if (dm_avro_from_json_text(s->root, json, strlen(json), DM_AVRO_JSON_PLAIN, &a, &v, &err) ||
+        dm_avro_encode(s->root, &v, &b, &err))
+        fprintf(stderr, "encode %s: %s\n", json, err.message);
+    dm_record_t r = {.key_len = -1, .value = b.data, .value_len = (int32_t)b.len};
+    dm_transport_produce(t, topic, 0, &r, 1, NULL, &err);
+    dm_buf_free(&b);
+    dm_arena_destroy(&a);
+}
+
+static void produce_rows(const char *topic, int from, int n)
+{
+    for (int i = from; i < from + n; i++) {
+        char j[100];
+        snprintf(j, sizeof(j), "{\"id\":%d,\"s\":\"row\"}", i);
+        produce_json(topic, row, 1, j);
+    }
+}
+
+typedef struct runner {
+    dm_sink_run_config_t c;
+    mem_conf_t conf;
+    dm_unit_status_t st;
+    pthread_t th;
+} runner_t;
+
+static void *run_main(void *arg)
+{
+    runner_t *r = arg;
+    dm_sink_run(&r->c, &r->st);
+    return NULL;
+}
+
+static void start(runner_t *r, const char *topic, const char *batch_records, const char *linger,
+                  dm_metrics_t *metrics)
+{
+    memset(r, 0, sizeof(*r));
+    dm_error_t err = {0};
+    dm_config_defaults(&mem_table, &r->conf, &err);
+    dm_config_set_text(&mem_table, &r->conf, "batch_records", batch_records, &err);
+    dm_config_set_text(&mem_table, &r->conf, "linger", linger, &err);
+    dm_config_set_text(&mem_table, &r->conf, "retry_max", "100ms", &err);
+    r->c = (dm_sink_run_config_t){.transport = t,
+                                  .ops = &mem_ops,
+                                  .conf = &r->conf,
+                                  .dead_letter_topic = "dlq",
+                                  .metrics = metrics,
+                                  .env = {.name = topic,
+                                          .topic = topic,
+                                          .partitions = 1,
+                                          .group = topic,
+                                          .value_schema = row,
+                                          .value_schema_id = 1,
+                                          .schema_by_id = lookup}};
+    dm_unit_init(&r->st);
+    pthread_create(&r->th, NULL, run_main, r);
+}
+
+static void stop(runner_t *r)
+{
+    atomic_store(&r->st.stop, true);
+    pthread_join(r->th, NULL);
+    dm_unit_destroy(&r->st);
+}
+
+static int written(void)
+{
+    pthread_mutex_lock(&mem.mu);
+    int n = mem.n_ids;
+    pthread_mutex_unlock(&mem.mu);
+    return n;
+}
+
+static bool wait_written(int n, int ms)
+{
+    for (int i = 0; i < ms / 10; i++) {
+        if (written() >= n) return true;
+        dm_sleep_ms(10);
+    }
+    return written() >= n;
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void test_batches_by_size(void)
+{
+    mem_reset();
+    produce_rows("size", 0, 250);
+    runner_t r;
+    start(&r, "size", "100", "1h", NULL);
+    CHECK(wait_written(200, 5000));
+    dm_sleep_ms(200); /* the last 50 wait for more (or for the hour to pass) */
+    CHECK_EQ_INT(written(), 200);
+    CHECK_EQ_INT(mem.n_batches, 2);
+    CHECK_EQ_INT(mem.batches[0], 100);
+    CHECK_EQ_INT(mem.batches[1], 100);
+    produce_rows("size", 250, 50);
+    CHECK(wait_written(300, 5000));
+    CHECK_EQ_INT(mem.batches[2], 100);
+    stop(&r);
+    for (int i = 0; i < 300; i++)
+        CHECK_EQ_INT(mem.ids[i], i);
+}
+
+static void test_batches_by_time(void)
+{
+    mem_reset();
+    produce_rows("time", 0, 7);
+    runner_t r;
+    uint64_t t0 = dm_now_ns();
+    start(&r, "time", "1000", "300ms", NULL);
+    CHECK(wait_written(7, 5000));
+    int64_t waited = (int64_t)((dm_now_ns() - t0) / 1000000);
+    CHECK(waited >= 290);
+    CHECK_EQ_INT(mem.n_batches, 1);
+    CHECK_EQ_INT(mem.batches[0], 7);
+    stop(&r);
+}
+
+static void test_retries_while_down_with_secrets_out(void)
+{
+    mem_reset();
+    mem.fail_next = 3;
+    produce_rows("down", 0, 20);
+    dm_metrics_t *m = dm_metrics_new();
+    runner_t r;
+    start(&r, "down", "1000", "10ms", m);
+    char state[32] = "", error[512] = "";
+    for (int i = 0; i < 200 && strcmp(state, "retrying"); i++) {
+        dm_unit_get(&r.st, state, sizeof(state), error, sizeof(error));
+        dm_sleep_ms(5);
+    }
+    CHECK_STR_EQ(state, "retrying");
+    CHECK_CONTAINS(error, "cannot connect");
+    CHECK_CONTAINS(error, "password=***");
+    CHECK(!strstr(error, "hunter2"));
+    CHECK(wait_written(20, 5000));
+    dm_sleep_ms(50);
+    dm_unit_get(&r.st, state, sizeof(state), error, sizeof(error));
+    CHECK_STR_EQ(state, "running");
+    stop(&r);
+    CHECK_EQ_INT(written(), 20); /* each once, in order */
+    for (int i = 0; i < 20; i++)
+        CHECK_EQ_INT(mem.ids[i], i);
+    dm_buf_t text = DM_BUF_INIT;
+    dm_metrics_render(m, &text);
+    dm_buf_append_u8(&text, 0);
+    CHECK_CONTAINS((char *)text.data,
+                   "datamesh_sink_retries_total{sink=\"down\",type=\"memory\"} 3");
+    CHECK_CONTAINS((char *)text.data,
+                   "datamesh_sink_records_total{sink=\"down\",type=\"memory\"} 20");
+    CHECK_CONTAINS((char *)text.data,
+                   "datamesh_sink_batch_seconds_count{sink=\"down\",type=\"memory\"} 1");
+    dm_buf_free(&text);
+    dm_metrics_free(m);
+}
+
+static void test_dead_letters_and_envelopes(void)
+{
+    mem_reset();
+    dm_error_t err = {0};
+    produce_json("mixed", row, 1, "{\"id\":1,\"s\":\"ok\"}");
+    produce_json("mixed", row, 1, "{\"id\":2,\"s\":\"bad\"}");
+    dm_record_t junk = {.key_len = -1, .value = (const uint8_t *)"{not avro}", .value_len = 10};
+    dm_transport_produce(t, "mixed", 0, &junk, 1, NULL, &err);
+    produce_json("mixed", env_schema, 2,
+                 "{\"before\":null,\"after\":{\"id\":3,\"s\":\"x\"},\"op\":\"c\"}");
+    produce_json("mixed", env_schema, 2,
+                 "{\"before\":{\"id\":3,\"s\":\"x\"},\"after\":null,\"op\":\"d\"}");
+    runner_t r;
+    start(&r, "mixed", "1000", "10ms", NULL);
+    CHECK(wait_written(3, 5000));
+    stop(&r);
+    CHECK_EQ_INT(written(), 3);
+    CHECK_EQ_INT(mem.ids[0], 1);
+    CHECK_EQ_INT(mem.ids[1], 3);
+    CHECK_EQ_INT(mem.ids[2], -4); /* delete of 3 */
+    dm_transport_batch_t b = {0};
+    CHECK(!dm_transport_fetch(t, "dlq", 0, 0, 1 << 20, 1000, &b, &err));
+    CHECK_EQ_INT(b.n, 2);
+    const char *want[2][2] = {{"the destination refuses 'bad'", "1"},
+                              {"not in the Confluent wire format", "2"}};
+    for (size_t i = 0; i < b.n && i < 2; i++) {
+        bool reason = false, offset = false, proc = false;
+        for (uint32_t h = 0; h < b.records[i].n_headers; h++) {
+            const dm_record_header_t *hd = &b.records[i].headers[h];
+            char v[300];
+            snprintf(v, sizeof(v), "%.*s", hd->value_len, (const char *)hd->value);
+            if (!strncmp(hd->key, DM_DLQ_REASON, hd->key_len)) reason = strstr(v, want[i][0]);
+            if (!strncmp(hd->key, DM_DLQ_OFFSET, hd->key_len)) offset = !strcmp(v, want[i][1]);
+            if (!strncmp(hd->key, DM_DLQ_PROCESSOR, hd->key_len)) proc = !strcmp(v, "sink:memory");
+        }
+        CHECK(reason);
+        CHECK(offset);
+        CHECK(proc);
+    }
+    dm_transport_batch_free(t, &b);
+}
+
+static void test_resumes_from_committed_offsets(void)
+{
+    mem_reset();
+    produce_rows("resume", 0, 10);
+    runner_t r;
+    start(&r, "resume", "1000", "10ms", NULL);
+    CHECK(wait_written(10, 5000));
+    stop(&r);
+    produce_rows("resume", 10, 5);
+    start(&r, "resume", "1000", "10ms", NULL);
+    CHECK(wait_written(15, 5000));
+    dm_sleep_ms(50);
+    stop(&r);
+    CHECK_EQ_INT(written(), 15);
+    for (int i = 0; i < 15; i++)
+        CHECK_EQ_INT(mem.ids[i], i);
+}
+
+static void test_reads_every_partition(void)
+{
+    mem_reset();
+    dm_error_t err = {0};
+    for (int i = 0; i < 30; i++) {
+        char j[100];
+        snprintf(j, sizeof(j), "{\"id\":%d,\"s\":\"p\"}", i);
+        dm_arena_t a;
+        dm_arena_init(&a, 0);
+        dm_avro_value_t v;
+        dm_buf_t b = DM_BUF_INIT;
+        dm_wire_put_header(&b, 1);
+        dm_avro_from_json_text(row->root, j, strlen(j), DM_AVRO_JSON_PLAIN, &a, &v, &err);
+        dm_avro_encode(row->root, &v, &b, &err);
+        dm_record_t r = {.key_len = -1, .value = b.data, .value_len = (int32_t)b.len};
+        dm_transport_produce(t, "parts", i % 3, &r, 1, NULL, &err);
+        dm_buf_free(&b);
+        dm_arena_destroy(&a);
+    }
+    runner_t r;
+    memset(&r, 0, sizeof(r));
+    dm_config_defaults(&mem_table, &r.conf, &err);
+    dm_config_set_text(&mem_table, &r.conf, "batch_records", "7", &err);
+    dm_config_set_text(&mem_table, &r.conf, "linger", "10ms", &err);
+    r.c = (dm_sink_run_config_t){.transport = t,
+                                 .ops = &mem_ops,
+                                 .conf = &r.conf,
+                                 .dead_letter_topic = "dlq",
+                                 .env = {.name = "parts",
+                                         .topic = "parts",
+                                         .partitions = 3,
+                                         .group = "parts3",
+                                         .value_schema = row,
+                                         .value_schema_id = 1,
+                                         .schema_by_id = lookup}};
+    dm_unit_init(&r.st);
+    pthread_create(&r.th, NULL, run_main, &r);
+    CHECK(wait_written(30, 5000));
+    dm_sleep_ms(50);
+    stop(&r);
+    CHECK_EQ_INT(written(), 30);
+    int seen[30] = {0};
+    for (int i = 0; i < written(); i++)
+        if (mem.ids[i] >= 0 && mem.ids[i] < 30) seen[mem.ids[i]]++;
+    for (int i = 0; i < 30; i++)
+        CHECK_EQ_INT(seen[i], 1);
+    for (int i = 0; i < mem.n_batches; i++)
+        CHECK(mem.batches[i] <= 7);
+    for (int p = 0; p < 3; p++) {
+        int64_t off = -1;
+        CHECK(!dm_transport_group_offset(t, "parts3", "parts", p, &off, &err));
+        CHECK_EQ_INT(off, 10);
+    }
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) return 1;
+    char url[100];
+    snprintf(url, sizeof(url), "embedded:%s", dir);
+    dm_error_t err = {0};
+    if (dm_transport_open(url, &t, &err)) return 1;
+    const char *topics[] = {"dlq", "size", "time", "down", "mixed", "resume"};
+    for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
+        dm_transport_create_topic(t, &(dm_topic_config_t){.name = topics[i], .partitions = 1},
+                                  &err);
+    dm_transport_create_topic(t, &(dm_topic_config_t){.name = "parts", .partitions = 3}, &err);
+    dm_avro_schema_parse(ROW, strlen(ROW), &row, &err);
+    dm_avro_schema_parse(ENV, strlen(ENV), &env_schema, &err);
+    RUN(test_batches_by_size);
+    RUN(test_batches_by_time);
+    RUN(test_retries_while_down_with_secrets_out);
+    RUN(test_dead_letters_and_envelopes);
+    RUN(test_resumes_from_committed_offsets);
+    RUN(test_reads_every_partition);
+    dm_transport_close(t);
+    dm_avro_schema_free(row);
+    dm_avro_schema_free(env_schema);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd)) {
+    }
+    return check_summary();
+}
