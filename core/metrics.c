@@ -6,15 +6,90 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Series are found by (name, labels) in a hash, so registering the metrics of
+ * tens of thousands of tasks stays linear; a family (one name) keeps its kind
+ * in a second hash, to refuse one name with two kinds. */
+typedef struct family {
+    char *name;
+    dm_metric_kind_t kind;
+    size_t series;
+    struct family *hnext;
+} family_t;
+
 struct dm_metrics {
     pthread_mutex_t mu;
     dm_metric_t *head; /* newest first; rendering groups by name */
+    dm_metric_t **buckets;
+    family_t **fbuckets;
+    size_t n_buckets, n; /* n_buckets: a power of two, for both tables */
+    uint64_t created;    /* series ever made: gives each its age */
 };
+
+static uint64_t str_hash(const char *s, uint64_t h)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static size_t series_slot(const dm_metrics_t *m, const char *name, const char *labels)
+{
+    return str_hash(labels, str_hash(name, 14695981039346656037ull) * 31) & (m->n_buckets - 1);
+}
+
+static size_t family_slot(const dm_metrics_t *m, const char *name)
+{
+    return str_hash(name, 14695981039346656037ull) & (m->n_buckets - 1);
+}
+
+/* Rebuilds the series hash at n_buckets (families move too). False: no memory. */
+static bool rehash(dm_metrics_t *m, size_t n_buckets)
+{
+    dm_metric_t **b = calloc(n_buckets, sizeof(*b));
+    family_t **fb = calloc(n_buckets, sizeof(*fb));
+    if (!b || !fb) {
+        free(b);
+        free(fb);
+        return false;
+    }
+    size_t old = m->n_buckets;
+    family_t **ofb = m->fbuckets;
+    free(m->buckets);
+    m->buckets = b;
+    m->fbuckets = fb;
+    m->n_buckets = n_buckets;
+    for (dm_metric_t *x = m->head; x; x = x->next) {
+        size_t i = series_slot(m, x->name, x->labels);
+        x->hnext = b[i];
+        b[i] = x;
+    }
+    for (size_t i = 0; i < old; i++)
+        for (family_t *f = ofb[i], *next; f; f = next) {
+            next = f->hnext;
+            size_t k = family_slot(m, f->name);
+            f->hnext = fb[k];
+            fb[k] = f;
+        }
+    free(ofb);
+    return true;
+}
+
+static family_t *family_of(dm_metrics_t *m, const char *name)
+{
+    for (family_t *f = m->fbuckets[family_slot(m, name)]; f; f = f->hnext)
+        if (!strcmp(f->name, name)) return f;
+    return NULL;
+}
 
 dm_metrics_t *dm_metrics_new(void)
 {
     dm_metrics_t *m = calloc(1, sizeof(*m));
-    if (m) pthread_mutex_init(&m->mu, NULL);
+    if (!m) return NULL;
+    if (!rehash(m, 256)) {
+        free(m);
+        return NULL;
+    }
+    pthread_mutex_init(&m->mu, NULL);
     return m;
 }
 
@@ -33,6 +108,14 @@ void dm_metrics_free(dm_metrics_t *m)
         next = x->next;
         metric_free(x);
     }
+    for (size_t i = 0; i < m->n_buckets; i++)
+        for (family_t *f = m->fbuckets[i], *next; f; f = next) {
+            next = f->hnext;
+            free(f->name);
+            free(f);
+        }
+    free(m->buckets);
+    free(m->fbuckets);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
@@ -43,13 +126,24 @@ static dm_metric_t *get(dm_metrics_t *m, dm_metric_kind_t kind, const char *name
     if (!labels) labels = "";
     pthread_mutex_lock(&m->mu);
     dm_metric_t *found = NULL;
-    bool clash = false;
-    for (dm_metric_t *x = m->head; x; x = x->next) {
-        if (strcmp(x->name, name) != 0) continue;
-        if (x->kind != kind) clash = true;
-        if (!strcmp(x->labels, labels)) found = x;
+    family_t *fam = family_of(m, name);
+    bool clash = fam && fam->kind != kind;
+    for (dm_metric_t *x = m->buckets[series_slot(m, name, labels)]; x && !clash; x = x->hnext)
+        if (!strcmp(x->name, name) && !strcmp(x->labels, labels)) found = x;
+    if (!fam && !clash) {
+        fam = calloc(1, sizeof(*fam));
+        if (fam && !(fam->name = strdup(name))) {
+            free(fam);
+            fam = NULL;
+        }
+        if (fam) {
+            fam->kind = kind;
+            size_t k = family_slot(m, name);
+            fam->hnext = m->fbuckets[k];
+            m->fbuckets[k] = fam;
+        }
     }
-    if (!found && !clash) {
+    if (!found && !clash && fam) {
         dm_metric_t *x = calloc(1, sizeof(*x));
         if (x) {
             x->kind = kind;
@@ -57,13 +151,19 @@ static dm_metric_t *get(dm_metrics_t *m, dm_metric_kind_t kind, const char *name
             x->help = strdup(help ? help : "");
             x->labels = strdup(labels);
             x->scale = 1;
+            x->age = ++m->created;
             if (!x->name || !x->help || !x->labels) {
                 metric_free(x);
                 x = NULL;
             } else {
                 x->next = m->head;
                 m->head = x;
+                size_t i = series_slot(m, name, labels);
+                x->hnext = m->buckets[i];
+                m->buckets[i] = x;
+                fam->series++;
                 found = x;
+                if (++m->n > m->n_buckets) rehash(m, m->n_buckets * 2);
             }
         }
     }
@@ -117,11 +217,15 @@ void dm_metrics_remove_matching(dm_metrics_t *m, const char *match)
         dm_metric_t *x = *pp;
         if (strstr(x->labels, match)) {
             *pp = x->next;
+            family_t *f = family_of(m, x->name);
+            if (f) f->series--;
             metric_free(x);
+            m->n--;
         } else {
             pp = &x->next;
         }
     }
+    rehash(m, m->n_buckets); /* drop the freed series from the chains */
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -176,22 +280,36 @@ static dm_err_t render_one(const dm_metric_t *x, dm_buf_t *out)
     return DM_OK;
 }
 
+/* Orders series by name, newest first within a name. */
+static int by_name_then_age(const void *a, const void *b)
+{
+    const dm_metric_t *x = *(const dm_metric_t *const *)a, *y = *(const dm_metric_t *const *)b;
+    int c = strcmp(x->name, y->name);
+    if (c) return c;
+    return x->age < y->age ? 1 : x->age > y->age ? -1 : 0;
+}
+
 dm_err_t dm_metrics_render(dm_metrics_t *m, dm_buf_t *out)
 {
     static const char *const kinds[] = {"counter", "gauge", "histogram"};
     pthread_mutex_lock(&m->mu);
     dm_err_t rc = DM_OK;
-    /* One HELP/TYPE block per name, all its label sets under it. */
-    for (dm_metric_t *x = m->head; x && !rc; x = x->next) {
-        bool first = true;
-        for (dm_metric_t *y = m->head; y != x; y = y->next)
-            if (!strcmp(y->name, x->name)) first = false;
-        if (!first) continue;
-        rc = dm_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", x->name, x->help, x->name,
-                           kinds[x->kind]);
-        for (dm_metric_t *y = x; y && !rc; y = y->next)
-            if (!strcmp(y->name, x->name)) rc = render_one(y, out);
+    /* One HELP/TYPE block per name, all its label sets under it: the series
+     * sorted by name (stable, so newest first within a name). */
+    dm_metric_t **all = malloc((m->n ? m->n : 1) * sizeof(*all));
+    size_t n = 0;
+    if (!all) rc = DM_ERR_NOMEM;
+    for (dm_metric_t *x = m->head; x && all; x = x->next)
+        all[n++] = x;
+    if (all) qsort(all, n, sizeof(*all), by_name_then_age);
+    for (size_t i = 0; i < n && !rc; i++) {
+        dm_metric_t *x = all[i];
+        if (!i || strcmp(all[i - 1]->name, x->name))
+            rc = dm_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", x->name, x->help, x->name,
+                               kinds[x->kind]);
+        if (!rc) rc = render_one(x, out);
     }
+    free(all);
     pthread_mutex_unlock(&m->mu);
     return rc;
 }

@@ -34,6 +34,8 @@ typedef struct dm_metric {
     size_t n_bounds;
     double scale; /* histogram: rendered value = stored / scale (e.g. µs → s) */
     struct dm_metric *next;
+    struct dm_metric *hnext; /* registry's hash chain (name, labels) */
+    uint64_t age;            /* creation rank: newer series render first */
 } dm_metric_t;
 
 typedef struct dm_metrics dm_metrics_t;
