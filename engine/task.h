@@ -9,6 +9,13 @@
  * point leaves either all of a step or none of it, so a restarted task resumes
  * exactly where the last commit left it.
  *
+ * Processors that keep state have their changes written to the state topic
+ * (compacted; key = step index byte + the processor's key, value = the bytes
+ * or a tombstone) in the same transaction, so state, outputs and offsets move
+ * together; a new task instance reads the state topic back before its first
+ * step. A step that fails after state changed restores that state the same
+ * way before the next step, so retrying a failed step is always safe.
+ *
  * Threads: a task is stepped by one thread at a time.
  */
 #ifndef DM_ENGINE_TASK_H
@@ -44,6 +51,19 @@ typedef struct dm_task_config {
     size_t max_batch_bytes;   /* per fetch; 0 = 1 MiB */
     dm_metrics_t *metrics;    /* optional */
     const dm_proc_env_t *env; /* optional: tables for enrich */
+    /* State: required when a step keeps state (aggregate, dedupe). */
+    const char *state_topic;  /* compacted; partition = input partition */
+    const char *state_dir;    /* where state spills to RocksDB; NULL = memory only */
+    size_t state_spill_bytes; /* memory per processor before spilling; 0 = 64 MiB */
+    /* Event time: a field path of the input (long, or timestamp-millis);
+     * NULL = the records' timestamps. The watermark is the largest event time
+     * read minus out_of_orderness_ms. */
+    const char *event_time;
+    int64_t out_of_orderness_ms;
+    /* Extra outputs (route): rows a processor sends to output i + 1 go to
+     * extra_topics[i], with the same schema id as the main output. */
+    const char *const *extra_topics;
+    size_t n_extra_topics;
 } dm_task_config_t;
 
 typedef struct dm_task dm_task_t;
@@ -62,8 +82,10 @@ const dm_avro_node_t *dm_task_output_schema(const dm_task_t *task);
  * the output schema is registered). */
 void dm_task_set_output_schema_id(dm_task_t *task, uint32_t id);
 
-/* Runs one batch: waits up to timeout_ms for input, processes and commits.
- * *processed gets the number of input records consumed (0 when none came). */
+/* Runs one batch: waits up to timeout_ms for input (less when a processor's
+ * timer is due sooner; 0 never waits), processes and commits. Due
+ * processing-time timers run and commit even without input. *processed gets
+ * the number of input records consumed (0 when none came). */
 dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_error_t *err);
 
 /* The next input offset the task will read. */
@@ -71,6 +93,9 @@ int64_t dm_task_position(const dm_task_t *task);
 
 /* Input records committed but not yet read, as of the last fetch. */
 int64_t dm_task_lag(const dm_task_t *task);
+
+/* The task's event-time watermark (INT64_MIN before any event). */
+int64_t dm_task_watermark(const dm_task_t *task);
 
 void dm_task_free(dm_task_t *task);
 
