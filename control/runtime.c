@@ -45,6 +45,7 @@ typedef struct unit {
     _Atomic bool ready;     /* table: caught up with its topic once */
     struct unit *tables[8]; /* task: the tables its enrich steps read */
     int n_tables;
+    const char *extra[8]; /* task: topics of route outputs (strings in owned) */
     struct unit *next;
 } unit_t;
 
@@ -438,6 +439,55 @@ static json_t *step_config(const json_t *step, const char **kind)
 
 /* ---- pipelines ------------------------------------------------------------------- */
 
+/* The compacted topic a pipeline's stateful steps checkpoint their state to. */
+static dm_err_t ensure_state_topic(dm_runtime_t *rt, const char *name, int32_t partitions,
+                                   dm_error_t *err)
+{
+    dm_topic_description_t d;
+    if (dm_transport_describe_topic(rt->t, name, &d, NULL) == DM_OK) {
+        dm_transport_description_free(&d);
+        return DM_OK;
+    }
+    dm_topic_config_t conf = {.name = name,
+                              .partitions = partitions > 0 ? partitions : 1,
+                              .compact = true,
+                              .fsync = DM_TRANSPORT_FSYNC_INTERVAL,
+                              .flush_ms = 1000};
+    return dm_transport_create_topic(rt->t, &conf, err);
+}
+
+/* What a pipeline's time-based and routing steps need from its tasks: whether
+ * state is kept, the event-time field (the first `time` of a stateful step,
+ * when the pipeline's input has it; else record timestamps are event time)
+ * and the route's output names (new reference, in "extra"). */
+static json_t *pipeline_time_and_outputs(const json_t *steps, const dm_avro_node_t *input)
+{
+    json_t *r = json_pack("{s:b, s:n, s:[]}", "stateful", 0, "time", "extra");
+    size_t i;
+    json_t *step;
+    json_array_foreach(steps, i, step)
+    {
+        const char *kind = json_object_iter_key(json_object_iter(step));
+        const json_t *arg = json_object_get(step, kind);
+        const dm_proc_ops_t *ops = kind ? dm_proc_find(kind) : NULL;
+        if (ops && ops->stateful) {
+            json_object_set_new(r, "stateful", json_true());
+            const char *time = json_string_value(json_object_get(arg, "time"));
+            dm_expr_t *e = NULL;
+            if (time && json_is_null(json_object_get(r, "time")) &&
+                dm_expr_compile(time, input, &e, NULL) == DM_OK)
+                json_object_set_new(r, "time", json_string(time));
+            dm_expr_free(e);
+        }
+        const char *name;
+        json_t *x;
+        if (kind && !strcmp(kind, "route"))
+            json_object_foreach(json_object_get(arg, "outputs"), name, x)
+                json_array_append_new(json_object_get(r, "extra"), json_string(name));
+    }
+    return r;
+}
+
 /* The table an enrich step reads (found among the running table units). */
 static dm_table_t *env_table(void *ctx, const char *source, dm_error_t *err)
 {
@@ -546,10 +596,26 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
     snprintf(dlq, sizeof(dlq), "pipeline.%s.dlq", name);
     char out_subject[320];
     snprintf(out_subject, sizeof(out_subject), "%s-value", out_topic);
-    if (ensure_topic(rt, out_topic, in_parts, out_subject, &err) ||
-        ensure_topic(rt, dlq, 1, NULL, &err)) {
+    json_t *timing = pipeline_time_and_outputs(steps, in_schema->root);
+    json_t *extra = json_object_get(timing, "extra");
+    bool stateful = json_is_true(json_object_get(timing, "stateful"));
+    char state_topic[300];
+    snprintf(state_topic, sizeof(state_topic), "pipeline.%s.state", name);
+    dm_err_t trc = ensure_topic(rt, out_topic, in_parts, out_subject, &err);
+    if (!trc) trc = ensure_topic(rt, dlq, 1, NULL, &err);
+    if (!trc && stateful) trc = ensure_state_topic(rt, state_topic, in_parts, &err);
+    if (!trc && json_array_size(extra) > 8)
+        trc = dm_error_set(&err, DM_ERR_UNSUPPORTED, "a route has more than 8 outputs");
+    for (size_t x = 0; !trc && x < json_array_size(extra); x++) {
+        const char *topic = json_string_value(json_array_get(extra, x));
+        char subj[320];
+        snprintf(subj, sizeof(subj), "%s-value", topic);
+        trc = ensure_topic(rt, topic, in_parts, subj, &err);
+    }
+    if (trc) {
         free(specs);
         json_decref(configs);
+        json_decref(timing);
         return unit_failed(rt, owner, "topics", err.message);
     }
     int64_t out_id = 0;
@@ -562,22 +628,34 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
         unit_t *u = unit_new(rt, U_TASK, owner, uname);
         if (!u) break;
         /* The unit keeps the strings its task borrows. */
-        u->owned = json_pack("{s:O, s:s, s:s}", "configs", configs, "out", out_topic, "dlq", dlq);
+        u->owned = json_pack("{s:O, s:s, s:s, s:O, s:s}", "configs", configs, "out", out_topic,
+                             "dlq", dlq, "timing", timing, "state", state_topic);
+        char sdir[4400];
+        snprintf(sdir, sizeof(sdir), "%s/state/%s/%d", rt->data_dir, name, p);
+        json_object_set_new(u->owned, "state_dir", json_string(sdir));
+        const json_t *ut = json_object_get(u->owned, "timing");
+        for (size_t x = 0; x < json_array_size(extra); x++)
+            u->extra[x] = json_string_value(json_array_get(json_object_get(ut, "extra"), x));
         snprintf(u->topic, sizeof(u->topic), "%s", input);
         snprintf(u->group, sizeof(u->group), "%s", group);
-        dm_task_config_t tc = {.name = u->name,
-                               .group = u->group,
-                               .input_topic = u->topic,
-                               .input_partition = p,
-                               .input_schema = in_schema,
-                               .input_schema_id = (uint32_t)in_id,
-                               .output_topic = json_string_value(json_object_get(u->owned, "out")),
-                               .dead_letter_topic =
-                                   json_string_value(json_object_get(u->owned, "dlq")),
-                               .steps = specs,
-                               .n_steps = n_steps,
-                               .metrics = rt->metrics,
-                               .env = &rt->env};
+        dm_task_config_t tc = {
+            .name = u->name,
+            .group = u->group,
+            .input_topic = u->topic,
+            .input_partition = p,
+            .input_schema = in_schema,
+            .input_schema_id = (uint32_t)in_id,
+            .output_topic = json_string_value(json_object_get(u->owned, "out")),
+            .dead_letter_topic = json_string_value(json_object_get(u->owned, "dlq")),
+            .steps = specs,
+            .n_steps = n_steps,
+            .metrics = rt->metrics,
+            .env = &rt->env,
+            .state_topic = stateful ? json_string_value(json_object_get(u->owned, "state")) : NULL,
+            .state_dir = json_string_value(json_object_get(u->owned, "state_dir")),
+            .event_time = json_string_value(json_object_get(ut, "time")),
+            .extra_topics = u->extra,
+            .n_extra_topics = json_array_size(extra)};
         if (dm_task_new(rt->t, &tc, &u->task, &err)) {
             dm_unit_set(&u->st, "failed", "%s", err.message);
             break;
@@ -594,6 +672,23 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
                 json_decref(seen);
             }
             out_schema = register_schema(rt, out_subject, text, &out_id, &err);
+            /* Route outputs carry the same records: the same schema and id. */
+            for (size_t x = 0; out_schema && x < json_array_size(extra); x++) {
+                char subj[320];
+                int64_t xid = 0;
+                snprintf(subj, sizeof(subj), "%s-value",
+                         json_string_value(json_array_get(extra, x)));
+                if (!register_schema(rt, subj, text, &xid, &err)) {
+                    out_schema = NULL;
+                } else if (xid != out_id) {
+                    dm_error_set(&err, DM_ERR_SCHEMA_INCOMPATIBLE,
+                                 "route output %s already has another schema (id %lld, the "
+                                 "pipeline writes id %lld)",
+                                 json_string_value(json_array_get(extra, x)), (long long)xid,
+                                 (long long)out_id);
+                    out_schema = NULL;
+                }
+            }
             free(text);
             if (!out_schema) {
                 dm_unit_set(&u->st, "failed", "paused: %s", err.message);
@@ -607,6 +702,7 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
     }
     free(specs); /* tasks opened their processors; the settings live in u->owned */
     json_decref(configs);
+    json_decref(timing);
     if (!out_schema) return;
     /* Sinks read the output topic. */
     size_t k = 0;
@@ -793,7 +889,8 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
         if (!dm_proc_find(k))
             return dm_error_set(err, DM_ERR_UNSUPPORTED,
                                 "Pipeline %s: spec.steps[%zu]: step '%s' is not available in this "
-                                "version yet (available: filter, project, enrich)",
+                                "version yet (available: filter, project, enrich, aggregate, "
+                                "dedupe, route)",
                                 name, i, k);
     }
     int derived = 0;
