@@ -198,6 +198,7 @@ static void unlink_entry(dm_state_t *s, entry_t *e)
 dm_err_t dm_state_get(dm_state_t *s, const void *key, size_t klen, const uint8_t **val,
                       size_t *vlen, bool *found, dm_error_t *err)
 {
+    if (!key) key = ""; /* the empty key (a group of everything) */
     *found = false;
     free_last_read(s);
     entry_t *e = find(s, key, klen, dm_hash64(key, klen));
@@ -228,6 +229,7 @@ dm_err_t dm_state_get(dm_state_t *s, const void *key, size_t klen, const uint8_t
 dm_err_t dm_state_put(dm_state_t *s, const void *key, size_t klen, const void *val, size_t vlen,
                       dm_error_t *err)
 {
+    if (!key) key = ""; /* the empty key (a group of everything) */
     free_last_read(s);
     entry_t *e = upsert_entry(s, key, klen);
     if (!e) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
@@ -238,7 +240,7 @@ dm_err_t dm_state_put(dm_state_t *s, const void *key, size_t klen, const void *v
         e->val = v;
         e->vcap = (uint32_t)(vlen ? vlen : 1);
     }
-    if (vlen) memcpy(e->val, val, vlen);
+    if (vlen && val) memcpy(e->val, val, vlen);
     e->vlen = (uint32_t)vlen;
     e->dead = false;
     if (mark_dirty(s, e)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
@@ -247,6 +249,7 @@ dm_err_t dm_state_put(dm_state_t *s, const void *key, size_t klen, const void *v
 
 dm_err_t dm_state_del(dm_state_t *s, const void *key, size_t klen, dm_error_t *err)
 {
+    if (!key) key = ""; /* the empty key (a group of everything) */
     free_last_read(s);
     entry_t *e = find(s, key, klen, dm_hash64(key, klen));
     if (!e) {

@@ -60,7 +60,7 @@ static void run(dm_proc_t *p, const ev_t *evs, size_t n, int64_t wm, dm_rows_t *
         p->watermark = wm;
     }
     dm_dead_letters_free(&d);
-    dm_rows_free(&in);
+    dm_rows_free(&in); /* rows passed through (dedupe, route) pointed into it */
 }
 
 static dm_proc_t *open_proc(const dm_proc_ops_t *ops, const char *config_json)
@@ -380,9 +380,9 @@ static void test_dedupe(void)
     /* a@1000 passes, a@5000 repeats, b@5000 passes, b@500 repeats (out of order),
      * a@11000 is 10 s after the first a: a new window; b@10999 repeats. */
     CHECK_EQ_INT(out.n, 3);
-    CHECK_EQ_INT(out.records[0].value.u.v[4].u.l, 1000);
-    CHECK_EQ_INT(out.records[1].value.u.v[4].u.l, 5000);
-    CHECK_EQ_INT(out.records[2].value.u.v[4].u.l, 11000);
+    CHECK_EQ_INT(out.records[0].timestamp, 1000);
+    CHECK_EQ_INT(out.records[1].timestamp, 5000);
+    CHECK_EQ_INT(out.records[2].timestamp, 11000);
     CHECK_EQ_INT(dead, 0);
     /* The watermark past 15000 forgets b (first at 5000) but not a (11000). */
     run(p, NULL, 0, 16000, &out, &dead);
