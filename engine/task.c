@@ -23,18 +23,28 @@ typedef struct dlq_item {
     const char *processor;
 } dlq_item_t;
 
+/* One input partition: the first is the config's input, more for a union. */
+typedef struct input {
+    const char *topic;
+    int32_t partition;
+    uint32_t schema_id;
+    const dm_avro_schema_t *writer;
+    dm_avro_schema_t *reader; /* union inputs: the primary shape under their name */
+    dm_avro_codec_t *codec;
+    int64_t position, lag;
+} input_t;
+
 struct dm_task {
     dm_transport_t *t;
+    input_t *in;
+    size_t n_in, cur, next_in; /* cur: the input of this step */
     dm_task_config_t conf;
     dm_proc_t **procs;
     proc_metrics_t *pm;
     const dm_avro_node_t *out_schema;
-    dm_avro_codec_t *codec;
     dm_rows_t *rows; /* rows[0]: decoded input; rows[i + 1]: output of procs[i] */
     dm_dead_letters_t dead;
     dm_transport_batch_t fetch;
-    int64_t position;
-    int64_t lag;
     int32_t out_partitions, dlq_partitions;
     /* per step, reused */
     dm_buf_t out_bytes;
@@ -322,6 +332,82 @@ static dm_err_t restore_state(dm_task_t *task, dm_error_t *err)
     return DM_OK;
 }
 
+dm_err_t dm_task_union_reader(const dm_avro_schema_t *primary, const dm_avro_schema_t *other,
+                              dm_avro_schema_t **reader, dm_error_t *err)
+{
+    *reader = NULL;
+    const dm_avro_node_t *o = other->root;
+    if (o->type != DM_AVRO_RECORD || primary->root->type != DM_AVRO_RECORD)
+        return dm_error_set(err, DM_ERR_SCHEMA_INCOMPATIBLE, "a union reads records only");
+    json_error_t je;
+    json_t *doc = json_loads(primary->json, 0, &je);
+    if (!doc) return dm_error_set(err, DM_ERR_INTERNAL, "schema JSON: %s", je.text);
+    json_object_set_new(doc, "name", json_string(o->name));
+    json_object_set_new(doc, "namespace", json_string(o->space ? o->space : ""));
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!text) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    dm_err_t rc = dm_avro_schema_parse(text, strlen(text), reader, err);
+    free(text);
+    if (rc) return rc;
+    dm_avro_codec_t *c;
+    if ((rc = dm_avro_codec_new(other, *reader, NULL, 0, &c, err))) {
+        dm_avro_schema_free(*reader);
+        *reader = NULL;
+        return rc;
+    }
+    dm_avro_codec_free(c);
+    return DM_OK;
+}
+
+/* Compiles each input's decoder: the first reads its own schema, union
+ * inputs read theirs as the first's shape. */
+static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths, dm_error_t *err)
+{
+    const dm_task_config_t *conf = &task->conf;
+    task->n_in = 1 + conf->n_more_inputs;
+    task->in = calloc(task->n_in, sizeof(*task->in));
+    if (!task->in) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    task->in[0] = (input_t){.topic = conf->input_topic,
+                            .partition = conf->input_partition,
+                            .schema_id = conf->input_schema_id,
+                            .writer = conf->input_schema};
+    for (size_t i = 0; i < conf->n_more_inputs; i++)
+        task->in[i + 1] = (input_t){.topic = conf->more_inputs[i].topic,
+                                    .partition = conf->more_inputs[i].partition,
+                                    .schema_id = conf->more_inputs[i].schema_id,
+                                    .writer = conf->more_inputs[i].schema};
+    for (size_t i = 0; i < task->n_in; i++) {
+        input_t *in = &task->in[i];
+        dm_err_t rc = i ? dm_task_union_reader(conf->input_schema, in->writer, &in->reader, err)
+                        : DM_OK;
+        if (!rc) rc = dm_avro_codec_new(in->writer, in->reader, paths, n_paths, &in->codec, err);
+        if (rc)
+            return dm_error_prefix(err, "task %s: input %s cannot be read as %s", conf->name,
+                                   in->topic, conf->input_topic);
+    }
+    return DM_OK;
+}
+
+/* Every input resumes where the group's last commit left it, or at its start. */
+static dm_err_t resume_positions(dm_task_t *task, dm_error_t *err)
+{
+    for (size_t i = 0; i < task->n_in; i++) {
+        input_t *in = &task->in[i];
+        dm_error_t e2 = {0};
+        dm_err_t rc = dm_transport_group_offset(task->t, task->conf.group, in->topic,
+                                                in->partition, &in->position, &e2);
+        if (rc == DM_ERR_NOT_FOUND) {
+            int64_t end;
+            rc = dm_transport_offsets(task->t, in->topic, in->partition, &in->position, &end, err);
+        } else if (rc && err) {
+            *err = e2;
+        }
+        if (rc) return rc;
+    }
+    return DM_OK;
+}
+
 dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t **out,
                      dm_error_t *err)
 {
@@ -362,7 +448,7 @@ dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t 
         dm_error_set(err, rc, "out of memory");
         goto fail;
     }
-    rc = dm_avro_codec_new(conf->input_schema, NULL, paths, n_paths, &task->codec, err);
+    rc = open_inputs(task, paths, n_paths, err);
     free(paths);
     if (rc) goto fail;
     if (conf->output_topic &&
@@ -374,18 +460,7 @@ dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t 
         rc = err ? err->code : DM_ERR_NOT_FOUND;
         goto fail;
     }
-    /* Resume where the group's last commit left off, or at the start. */
-    dm_error_t e2 = {0};
-    rc = dm_transport_group_offset(t, conf->group, conf->input_topic, conf->input_partition,
-                                   &task->position, &e2);
-    if (rc == DM_ERR_NOT_FOUND) {
-        int64_t end;
-        rc = dm_transport_offsets(t, conf->input_topic, conf->input_partition, &task->position,
-                                  &end, err);
-    } else if (rc && err) {
-        *err = e2;
-    }
-    if (rc) goto fail;
+    if ((rc = resume_positions(task, err))) goto fail;
     if ((rc = restore_state(task, err))) goto fail;
     register_metrics(task);
     *out = task;
@@ -402,12 +477,15 @@ const dm_avro_node_t *dm_task_output_schema(const dm_task_t *task)
 
 int64_t dm_task_position(const dm_task_t *task)
 {
-    return task->position;
+    return task->in[0].position;
 }
 
 int64_t dm_task_lag(const dm_task_t *task)
 {
-    return task->lag;
+    int64_t lag = 0;
+    for (size_t i = 0; i < task->n_in; i++)
+        lag += task->in[i].lag;
+    return lag;
 }
 
 int64_t dm_task_watermark(const dm_task_t *task)
@@ -482,15 +560,15 @@ static dm_err_t decode_input(dm_task_t *task, dm_error_t *err)
         if (rc) {
             snprintf(reason, sizeof(reason), "value is not in the Confluent wire format (%s)",
                      rc == DM_ERR_TRUNCATED ? "shorter than 5 bytes" : "magic byte is not 0");
-        } else if (id != task->conf.input_schema_id) {
+        } else if (id != task->in[task->cur].schema_id) {
             snprintf(reason, sizeof(reason), "value has schema id %u, the topic's is %u", id,
-                     task->conf.input_schema_id);
+                     task->in[task->cur].schema_id);
             rc = DM_ERR_SCHEMA_MISMATCH;
         } else {
             dm_row_t *row = dm_rows_push(rows);
             if (!row) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
             dm_error_t derr;
-            rc = dm_avro_decode(task->codec, rec->value + DM_WIRE_HEADER,
+            rc = dm_avro_decode(task->in[task->cur].codec, rec->value + DM_WIRE_HEADER,
                                 (size_t)rec->value_len - DM_WIRE_HEADER, NULL, &rows->arena,
                                 &row->value, &derr);
             if (rc) {
@@ -500,7 +578,7 @@ static dm_err_t decode_input(dm_task_t *task, dm_error_t *err)
                 row->key = rec->key;
                 row->key_len = rec->key_len < 0 ? 0 : (uint32_t)rec->key_len;
                 row->timestamp = rec->timestamp;
-                row->partition = task->conf.input_partition;
+                row->partition = task->in[task->cur].partition;
                 row->offset = rec->offset;
                 if (task->event_time && (rc = event_time(task, row, reason, sizeof(reason))))
                     rows->n--;
@@ -641,15 +719,15 @@ static dm_err_t produce_dead(dm_task_t *task, dm_transport_txn_t *txn, dm_error_
         const dlq_item_t *d = &task->dlq[i];
         const dm_record_t *src = &task->fetch.records[d->fetch_index];
         dm_record_header_t *h = &hdrs[i * 5];
-        int np = snprintf(nums[i][0], sizeof(nums[i][0]), "%d", task->conf.input_partition);
+        const input_t *in = &task->in[task->cur];
+        int np = snprintf(nums[i][0], sizeof(nums[i][0]), "%d", in->partition);
         int no = snprintf(nums[i][1], sizeof(nums[i][1]), "%lld", (long long)src->offset);
         h[0] = (dm_record_header_t){DM_DLQ_REASON, (uint32_t)strlen(DM_DLQ_REASON),
                                     (const uint8_t *)d->reason, (int32_t)strlen(d->reason)};
         h[1] = (dm_record_header_t){DM_DLQ_PROCESSOR, (uint32_t)strlen(DM_DLQ_PROCESSOR),
                                     (const uint8_t *)d->processor, (int32_t)strlen(d->processor)};
         h[2] = (dm_record_header_t){DM_DLQ_TOPIC, (uint32_t)strlen(DM_DLQ_TOPIC),
-                                    (const uint8_t *)task->conf.input_topic,
-                                    (int32_t)strlen(task->conf.input_topic)};
+                                    (const uint8_t *)in->topic, (int32_t)strlen(in->topic)};
         h[3] = (dm_record_header_t){DM_DLQ_PARTITION, (uint32_t)strlen(DM_DLQ_PARTITION),
                                     (const uint8_t *)nums[i][0], np};
         h[4] = (dm_record_header_t){DM_DLQ_OFFSET, (uint32_t)strlen(DM_DLQ_OFFSET),
@@ -744,17 +822,7 @@ static dm_err_t produce_state(dm_task_t *task, dm_transport_txn_t *txn, dm_error
 static dm_err_t recover(dm_task_t *task, dm_error_t *err)
 {
     dm_err_t rc = restore_state(task, err);
-    if (rc) return rc;
-    dm_error_t e2 = {0};
-    rc = dm_transport_group_offset(task->t, task->conf.group, task->conf.input_topic,
-                                   task->conf.input_partition, &task->position, &e2);
-    if (rc == DM_ERR_NOT_FOUND) {
-        int64_t end;
-        rc = dm_transport_offsets(task->t, task->conf.input_topic, task->conf.input_partition,
-                                  &task->position, &end, err);
-    } else if (rc && err) {
-        *err = e2;
-    }
+    if (!rc) rc = resume_positions(task, err);
     if (!rc) task->broken = false;
     return rc;
 }
@@ -785,6 +853,36 @@ static int64_t advance_watermark(dm_task_t *task)
     return wm;
 }
 
+/* Fetches from the inputs in turn, starting after the last one that had
+ * records: the first with records is this step's (task->cur). Only the last
+ * one tried waits, so a step waits at most timeout_ms. */
+static dm_err_t fetch_some(dm_task_t *task, int timeout_ms, bool *input, dm_error_t *err)
+{
+    int64_t lag = 0;
+    for (size_t k = 0; k < task->n_in; k++) {
+        size_t i = (task->next_in + k) % task->n_in;
+        input_t *in = &task->in[i];
+        dm_err_t rc = dm_transport_fetch(task->t, in->topic, in->partition, in->position,
+                                         task->conf.max_batch_bytes,
+                                         k + 1 == task->n_in ? timeout_ms : 0, &task->fetch, err);
+        if (rc)
+            return dm_error_prefix(err, "task %s: reading %s/%d at offset %lld", task->conf.name,
+                                   in->topic, in->partition, (long long)in->position);
+        in->lag = task->fetch.high_watermark - task->fetch.next_offset;
+        if (in->lag < 0) in->lag = 0;
+        task->cur = i;
+        if (task->fetch.n > 0 || task->fetch.next_offset > in->position) {
+            *input = true;
+            task->next_in = (i + 1) % task->n_in;
+            break;
+        }
+    }
+    for (size_t i = 0; i < task->n_in; i++)
+        lag += task->in[i].lag;
+    if (task->m_lag) dm_metric_set(task->m_lag, lag);
+    return DM_OK;
+}
+
 dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_error_t *err)
 {
     *processed = 0;
@@ -796,20 +894,12 @@ dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_err
         if (left < 0) left = 0;
         if (timeout_ms < 0 || left < timeout_ms) timeout_ms = (int)left;
     }
-    rc = dm_transport_fetch(task->t, task->conf.input_topic, task->conf.input_partition,
-                            task->position, task->conf.max_batch_bytes, timeout_ms, &task->fetch,
-                            err);
-    if (rc)
-        return dm_error_prefix(err, "task %s: reading %s/%d at offset %lld", task->conf.name,
-                               task->conf.input_topic, task->conf.input_partition,
-                               (long long)task->position);
-    task->lag = task->fetch.high_watermark - task->fetch.next_offset;
-    if (task->lag < 0) task->lag = 0;
-    if (task->m_lag) dm_metric_set(task->m_lag, task->lag);
+    bool input = false;
+    if ((rc = fetch_some(task, timeout_ms, &input, err))) return rc;
+    input_t *in = &task->in[task->cur];
     int64_t now = due ? dm_wall_ms() : 0;
-    bool input = task->fetch.n > 0 || task->fetch.next_offset > task->position;
     if (!input && !(due && now >= due)) return DM_OK;
-    int64_t next_offset = input ? task->fetch.next_offset : task->position;
+    int64_t next_offset = input ? task->fetch.next_offset : in->position;
     uint64_t t0 = dm_now_ns();
     for (size_t i = 0; i <= task->conf.n_steps; i++)
         dm_rows_reset(&task->rows[i]);
@@ -821,7 +911,7 @@ dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_err
         return rc;
     dm_transport_txn_t *txn;
     if ((rc = dm_transport_txn_begin(task->t, &txn, err))) return rc;
-    dm_tp_offset_t next = {task->conf.input_topic, task->conf.input_partition, next_offset};
+    dm_tp_offset_t next = {in->topic, in->partition, next_offset};
     if ((rc = produce_output(task, txn, err)) || (rc = produce_dead(task, txn, err)) ||
         (rc = produce_state(task, txn, err)) ||
         (rc = dm_transport_txn_offsets(txn, task->conf.group, &next, 1, err))) {
@@ -830,7 +920,7 @@ dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_err
     }
     if ((rc = dm_transport_txn_commit(txn, err)))
         return dm_error_prefix(err, "task %s: commit", task->conf.name);
-    task->position = next_offset;
+    in->position = next_offset;
     task->logged_max_event = task->max_event_time;
     if (task->stateful && (rc = commit_stores(task, err))) return rc;
     task->broken = false;
@@ -855,7 +945,11 @@ void dm_task_free(dm_task_t *task)
         dm_proc_close(task->procs[i]);
     for (size_t i = 0; task->rows && i <= task->conf.n_steps; i++)
         dm_rows_free(&task->rows[i]);
-    dm_avro_codec_free(task->codec);
+    for (size_t i = 0; task->in && i < task->n_in; i++) {
+        dm_avro_codec_free(task->in[i].codec);
+        dm_avro_schema_free(task->in[i].reader);
+    }
+    free(task->in);
     dm_dead_letters_free(&task->dead);
     if (task->fetch.impl) dm_transport_batch_free(task->t, &task->fetch);
     dm_buf_free(&task->out_bytes);

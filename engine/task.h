@@ -36,6 +36,15 @@ typedef struct dm_task_step_spec {
     const json_t *config;
 } dm_task_step_spec_t;
 
+/* A further input of a union: its values are read as the task's input
+ * schema (fields matched by name, per Avro schema resolution). */
+typedef struct dm_task_input {
+    const char *topic;
+    int32_t partition;
+    const dm_avro_schema_t *schema; /* writer schema of its values */
+    uint32_t schema_id;
+} dm_task_input_t;
+
 typedef struct dm_task_config {
     const char *name;  /* for logs and metrics: "us-plays/0" */
     const char *group; /* consumer group holding the input offset */
@@ -64,6 +73,11 @@ typedef struct dm_task_config {
      * extra_topics[i], with the same schema id as the main output. */
     const char *const *extra_topics;
     size_t n_extra_topics;
+    /* Union: more inputs read into the same chain, each with its own offset
+     * in the group; input_topic/partition stays the first. The watermark
+     * follows the fastest input. */
+    const dm_task_input_t *more_inputs;
+    size_t n_more_inputs;
 } dm_task_config_t;
 
 typedef struct dm_task dm_task_t;
@@ -88,10 +102,17 @@ void dm_task_set_output_schema_id(dm_task_t *task, uint32_t id);
  * the number of input records consumed (0 when none came). */
 dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_error_t *err);
 
-/* The next input offset the task will read. */
+/* A reader schema for values written with other that yields values of
+ * primary's shape: primary renamed to other's record name, so that Avro
+ * resolution matches fields by name. Errors name the field path that cannot
+ * be read (DM_ERR_SCHEMA_INCOMPATIBLE). The caller frees *reader. */
+dm_err_t dm_task_union_reader(const dm_avro_schema_t *primary, const dm_avro_schema_t *other,
+                              dm_avro_schema_t **reader, dm_error_t *err);
+
+/* The next input offset the task will read (of its first input). */
 int64_t dm_task_position(const dm_task_t *task);
 
-/* Input records committed but not yet read, as of the last fetch. */
+/* Input records committed but not yet read, as of the last fetches (all inputs). */
 int64_t dm_task_lag(const dm_task_t *task);
 
 /* The task's event-time watermark (INT64_MIN before any event). */

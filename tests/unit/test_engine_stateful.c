@@ -253,6 +253,142 @@ static void test_windows_span_a_restart(void)
     rm_dir();
 }
 
+/* ---- union ------------------------------------------------------------------------------ */
+
+/* Taps: the same fields under another record name, in another order, with
+ * one more; they union with plays. */
+static const char *taps_json =
+    "{\"type\": \"record\", \"name\": \"Tap\", \"namespace\": \"mobile\", \"fields\": ["
+    " {\"name\": \"ts\", \"type\": \"long\"}, {\"name\": \"id\", \"type\": \"long\"},"
+    " {\"name\": \"screen\", \"type\": \"string\"}, {\"name\": \"qty\", \"type\": \"long\"},"
+    " {\"name\": \"amount\", \"type\": \"double\"}, {\"name\": \"country\", \"type\": \"string\"}]}";
+
+static void produce_taps(dm_transport_t *t, const dm_avro_schema_t *taps, int64_t first, int n)
+{
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    for (int i = 0; i < n; i++) {
+        int64_t id = first + i;
+        char json[256];
+        snprintf(json, sizeof(json),
+                 "{\"ts\": %lld, \"id\": %lld, \"screen\": \"home\", \"qty\": 2, \"amount\": 1.0, "
+                 "\"country\": \"US\"}",
+                 (long long)(id * TS_STEP), (long long)id);
+        dm_avro_value_t v;
+        dm_error_t err = {0};
+        dm_buf_t bytes = DM_BUF_INIT;
+        REQUIRE(dm_avro_from_json_text(taps->root, json, strlen(json), DM_AVRO_JSON_PLAIN, &a, &v,
+                                       &err) == DM_OK);
+        dm_wire_put_header(&bytes, 9);
+        REQUIRE(dm_avro_encode(taps->root, &v, &bytes, &err) == DM_OK);
+        dm_record_t rec = {.value = bytes.data, .value_len = (int32_t)bytes.len, .key_len = -1};
+        REQUIRE(dm_transport_produce(t, "taps", 0, &rec, 1, NULL, &err) == DM_OK);
+        dm_buf_free(&bytes);
+    }
+    dm_arena_destroy(&a);
+}
+
+static dm_err_t new_union_task(dm_transport_t *t, const dm_avro_schema_t *taps, dm_task_t **task,
+                               dm_error_t *err)
+{
+    static dm_task_step_spec_t steps[1];
+    steps[0] = (dm_task_step_spec_t){&dm_proc_filter, filter_conf};
+    dm_task_input_t more = {"taps", 0, taps, 9};
+    dm_task_config_t conf = {.name = "union/0",
+                             .group = "pipeline.union",
+                             .input_topic = "plays",
+                             .input_schema = schema,
+                             .input_schema_id = SCHEMA_ID,
+                             .output_topic = "windows",
+                             .output_schema_id = SCHEMA_ID,
+                             .dead_letter_topic = "windows.dlq",
+                             .steps = steps,
+                             .n_steps = 1,
+                             .max_batch_bytes = 1024,
+                             .more_inputs = &more,
+                             .n_more_inputs = 1};
+    return dm_task_new(t, &conf, task, err);
+}
+
+static void drain_union(dm_task_t *task)
+{
+    dm_error_t err = {0};
+    for (int idle = 0; idle < 3;) {
+        size_t n;
+        REQUIRE(dm_task_step(task, 0, &n, &err) == DM_OK);
+        idle = n ? 0 : idle + 1;
+    }
+}
+
+static void test_union_of_two_sources(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/dm-stateful-XXXXXX");
+    REQUIRE(mkdtemp(dir));
+    dm_transport_t *t = open_transport();
+    REQUIRE(t);
+    create_topics(t);
+    dm_error_t err = {0};
+    REQUIRE(dm_transport_create_topic(t, &(dm_topic_config_t){.name = "taps", .partitions = 1},
+                                      &err) == DM_OK);
+    dm_avro_schema_t *taps;
+    REQUIRE(dm_avro_schema_parse(taps_json, strlen(taps_json), &taps, &err) == DM_OK);
+    produce(t, 1, 70); /* 60 from the US */
+    produce_taps(t, taps, 1000, 30);
+    dm_task_t *task;
+    REQUIRE(new_union_task(t, taps, &task, &err) == DM_OK);
+    drain_union(task);
+    dm_task_free(task);
+    /* A restart resumes both inputs at their own committed offsets. */
+    produce(t, 71, 7);
+    produce_taps(t, taps, 1030, 5);
+    REQUIRE(new_union_task(t, taps, &task, &err) == DM_OK);
+    drain_union(task);
+    CHECK_EQ_INT(dm_task_lag(task), 0);
+    dm_task_free(task);
+    int64_t s, end;
+    dm_transport_offsets(t, "windows", 0, &s, &end, &err);
+    CHECK_EQ_INT(end, 60 + 30 + 6 + 5); /* 77 is from FR */
+    /* Every output value decodes as a play (the taps were read as plays). */
+    dm_transport_batch_t b = {0};
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    int taps_seen = 0, bad = 0;
+    for (int64_t off = 0; off < end;) {
+        REQUIRE(dm_transport_fetch(t, "windows", 0, off, 1 << 20, 0, &b, &err) == DM_OK);
+        for (size_t i = 0; i < b.n; i++) {
+            dm_avro_value_t v;
+            if (dm_avro_decode_node(schema->root, b.records[i].value + 5,
+                                    (size_t)b.records[i].value_len - 5, NULL, &a, &v, &err)) {
+                bad++;
+                continue;
+            }
+            if (v.u.v[0].u.l >= 1000) {
+                taps_seen++;
+                if (v.u.v[4].u.l != v.u.v[0].u.l * TS_STEP) bad++;
+            }
+        }
+        off = b.next_offset;
+    }
+    CHECK_EQ_INT(taps_seen, 35);
+    CHECK_EQ_INT(bad, 0);
+    dm_transport_batch_free(t, &b);
+    dm_arena_destroy(&a);
+    /* A source missing a field the union needs is refused, naming the field. */
+    dm_avro_schema_t *narrow, *reader = NULL;
+    const char *narrow_json = "{\"type\": \"record\", \"name\": \"N\", \"fields\": [{\"name\": "
+                              "\"id\", \"type\": \"long\"}, {\"name\": \"country\", \"type\": "
+                              "\"string\"}, {\"name\": \"amount\", \"type\": \"double\"}, "
+                              "{\"name\": \"ts\", \"type\": \"long\"}]}";
+    REQUIRE(dm_avro_schema_parse(narrow_json, strlen(narrow_json), &narrow, &err) == DM_OK);
+    CHECK(dm_task_union_reader(schema, narrow, &reader, &err) == DM_ERR_SCHEMA_INCOMPATIBLE);
+    CHECK_CONTAINS(err.message, "qty");
+    CHECK(reader == NULL);
+    dm_avro_schema_free(narrow);
+    dm_avro_schema_free(taps);
+    dm_transport_close(t);
+    rm_dir();
+}
+
 /* ---- route ------------------------------------------------------------------------------ */
 
 static void test_route_to_several_topics(void)
@@ -490,6 +626,7 @@ int main(void)
         json_loads("{\"outputs\": {\"fr\": \"country = 'FR'\"}, \"default\": \"us\"}", 0, NULL);
     RUN(test_windows_span_a_restart);
     RUN(test_route_to_several_topics);
+    RUN(test_union_of_two_sources);
     RUN(test_processing_time_timer_without_input);
     RUN(test_exactly_once_windows_under_sigkill);
     json_decref(filter_conf);
