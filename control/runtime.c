@@ -559,6 +559,27 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
     dm_avro_schema_t *in_schema = schema_of(rt, in_id, &err);
     int32_t in_parts = topic_partitions(rt, input);
     if (!in_schema || in_parts <= 0) return unit_failed(rt, owner, "input", err.message);
+    /* A union: the other sources, each read as the first one's schema. Task
+     * p reads partition p of the first and partitions q = p, p + n, ... of the others. */
+    size_t n_from = json_is_array(from) ? json_array_size(from) : 1;
+    const dm_avro_schema_t *u_schema[16] = {0};
+    uint32_t u_id[16] = {0};
+    int32_t u_parts[16] = {0};
+    if (n_from > 16) return unit_failed(rt, owner, "input", "a union reads at most 16 sources");
+    for (size_t k = 1; k < n_from; k++) {
+        const char *src = json_string_value(json_array_get(from, k));
+        char subj[300], msg[600];
+        int64_t id = 0;
+        snprintf(subj, sizeof(subj), "%s-value", src);
+        if (dm_schema_registry_get_version(rt->reg, subj, -1, &id, NULL, NULL, &err) == DM_OK)
+            u_schema[k] = schema_of(rt, id, &err);
+        u_id[k] = (uint32_t)id;
+        u_parts[k] = topic_partitions(rt, src);
+        if (!u_schema[k] || u_parts[k] <= 0) {
+            snprintf(msg, sizeof(msg), "source %s has no registered schema or topic yet", src);
+            return unit_failed(rt, owner, "input", msg);
+        }
+    }
 
     /* Steps: spec syntax to processor settings. */
     const json_t *steps = json_object_get(spec, "steps");
@@ -634,28 +655,39 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
         snprintf(sdir, sizeof(sdir), "%s/state/%s/%d", rt->data_dir, name, p);
         json_object_set_new(u->owned, "state_dir", json_string(sdir));
         const json_t *ut = json_object_get(u->owned, "timing");
+        json_object_set_new(u->owned, "from", json_deep_copy(from));
+        const json_t *uf = json_object_get(u->owned, "from");
+        dm_task_input_t more[64];
+        size_t n_more = 0;
+        for (size_t k = 1; k < n_from; k++)
+            for (int32_t q = p; q < u_parts[k] && n_more < 64; q += in_parts)
+                more[n_more++] = (dm_task_input_t){json_string_value(json_array_get(uf, k)), q,
+                                                   u_schema[k], u_id[k]};
         for (size_t x = 0; x < json_array_size(extra); x++)
             u->extra[x] = json_string_value(json_array_get(json_object_get(ut, "extra"), x));
         snprintf(u->topic, sizeof(u->topic), "%s", input);
         snprintf(u->group, sizeof(u->group), "%s", group);
-        dm_task_config_t tc = {
-            .name = u->name,
-            .group = u->group,
-            .input_topic = u->topic,
-            .input_partition = p,
-            .input_schema = in_schema,
-            .input_schema_id = (uint32_t)in_id,
-            .output_topic = json_string_value(json_object_get(u->owned, "out")),
-            .dead_letter_topic = json_string_value(json_object_get(u->owned, "dlq")),
-            .steps = specs,
-            .n_steps = n_steps,
-            .metrics = rt->metrics,
-            .env = &rt->env,
-            .state_topic = stateful ? json_string_value(json_object_get(u->owned, "state")) : NULL,
-            .state_dir = json_string_value(json_object_get(u->owned, "state_dir")),
-            .event_time = json_string_value(json_object_get(ut, "time")),
-            .extra_topics = u->extra,
-            .n_extra_topics = json_array_size(extra)};
+        dm_task_config_t tc = {.name = u->name,
+                               .group = u->group,
+                               .input_topic = u->topic,
+                               .input_partition = p,
+                               .input_schema = in_schema,
+                               .input_schema_id = (uint32_t)in_id,
+                               .output_topic = json_string_value(json_object_get(u->owned, "out")),
+                               .dead_letter_topic =
+                                   json_string_value(json_object_get(u->owned, "dlq")),
+                               .steps = specs,
+                               .n_steps = n_steps,
+                               .metrics = rt->metrics,
+                               .env = &rt->env};
+        /* State, event time, route outputs and union inputs (engine/task.h). */
+        if (stateful) tc.state_topic = json_string_value(json_object_get(u->owned, "state"));
+        tc.state_dir = json_string_value(json_object_get(u->owned, "state_dir"));
+        tc.event_time = json_string_value(json_object_get(ut, "time"));
+        tc.extra_topics = u->extra;
+        tc.n_extra_topics = json_array_size(extra);
+        tc.more_inputs = more;
+        tc.n_more_inputs = n_more;
         if (dm_task_new(rt->t, &tc, &u->task, &err)) {
             dm_unit_set(&u->st, "failed", "%s", err.message);
             break;
@@ -875,12 +907,6 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
         return DM_OK;
     }
     if (strcmp(kind, "Pipeline")) return DM_OK;
-    const json_t *from = json_object_get(spec, "from");
-    if (json_is_array(from) && json_array_size(from) > 1)
-        return dm_error_set(err, DM_ERR_UNSUPPORTED,
-                            "Pipeline %s: reading several sources (a union) is not available in "
-                            "this version yet",
-                            name);
     size_t i;
     json_t *step;
     json_array_foreach(json_object_get(spec, "steps"), i, step)
@@ -980,7 +1006,17 @@ static dm_err_t check_chain(dm_runtime_t *rt, const json_t *doc, const json_t *b
     dm_error_t ignore = {0};
     const dm_avro_schema_t *s = input ? check_schema(&c, input, &key, &ignore) : NULL;
     dm_err_t rc = DM_OK;
-    if (s) {
+    /* A union: every other source must read as the first (fields by name). */
+    for (size_t k = 1; s && json_is_array(from) && k < json_array_size(from) && !rc; k++) {
+        const char *other = json_string_value(json_array_get(from, k));
+        const dm_avro_schema_t *o = check_schema(&c, other, &key, &ignore);
+        dm_avro_schema_t *reader = NULL;
+        if (o && (rc = dm_task_union_reader(s, o, &reader, err)))
+            dm_error_prefix(err, "Pipeline %s: spec.from[%zu]: source %s cannot be read as %s",
+                            meta_name(doc), k, other, input);
+        dm_avro_schema_free(reader);
+    }
+    if (!rc && s) {
         dm_proc_env_t env = {check_table, &c};
         const dm_avro_node_t *node = s->root;
         dm_proc_t *procs[64] = {0};

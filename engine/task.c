@@ -379,8 +379,8 @@ static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths,
                                     .writer = conf->more_inputs[i].schema};
     for (size_t i = 0; i < task->n_in; i++) {
         input_t *in = &task->in[i];
-        dm_err_t rc = i ? dm_task_union_reader(conf->input_schema, in->writer, &in->reader, err)
-                        : DM_OK;
+        dm_err_t rc =
+            i ? dm_task_union_reader(conf->input_schema, in->writer, &in->reader, err) : DM_OK;
         if (!rc) rc = dm_avro_codec_new(in->writer, in->reader, paths, n_paths, &in->codec, err);
         if (rc)
             return dm_error_prefix(err, "task %s: input %s cannot be read as %s", conf->name,
@@ -395,8 +395,8 @@ static dm_err_t resume_positions(dm_task_t *task, dm_error_t *err)
     for (size_t i = 0; i < task->n_in; i++) {
         input_t *in = &task->in[i];
         dm_error_t e2 = {0};
-        dm_err_t rc = dm_transport_group_offset(task->t, task->conf.group, in->topic,
-                                                in->partition, &in->position, &e2);
+        dm_err_t rc = dm_transport_group_offset(task->t, task->conf.group, in->topic, in->partition,
+                                                &in->position, &e2);
         if (rc == DM_ERR_NOT_FOUND) {
             int64_t end;
             rc = dm_transport_offsets(task->t, in->topic, in->partition, &in->position, &end, err);
@@ -486,6 +486,20 @@ int64_t dm_task_lag(const dm_task_t *task)
     for (size_t i = 0; i < task->n_in; i++)
         lag += task->in[i].lag;
     return lag;
+}
+
+size_t dm_task_inputs(const dm_task_t *task, dm_tp_offset_t *out, size_t max)
+{
+    for (size_t i = 0; i < task->n_in && i < max; i++)
+        out[i] = (dm_tp_offset_t){task->in[i].topic, task->in[i].partition, task->in[i].position};
+    return task->n_in;
+}
+
+static int64_t next_timer(const dm_task_t *task);
+
+int64_t dm_task_next_timer(const dm_task_t *task)
+{
+    return next_timer(task);
 }
 
 int64_t dm_task_watermark(const dm_task_t *task)

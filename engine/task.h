@@ -115,6 +115,13 @@ int64_t dm_task_position(const dm_task_t *task);
 /* Input records committed but not yet read, as of the last fetches (all inputs). */
 int64_t dm_task_lag(const dm_task_t *task);
 
+/* What a scheduler needs to park the task until it has work: its inputs at
+ * their next offsets (up to max; returns how many there are) ... */
+size_t dm_task_inputs(const dm_task_t *task, dm_tp_offset_t *out, size_t max);
+
+/* ... and the wall-clock ms of its next processing-time timer (0 = none). */
+int64_t dm_task_next_timer(const dm_task_t *task);
+
 /* The task's event-time watermark (INT64_MIN before any event). */
 int64_t dm_task_watermark(const dm_task_t *task);
 

@@ -261,7 +261,8 @@ static const char *taps_json =
     "{\"type\": \"record\", \"name\": \"Tap\", \"namespace\": \"mobile\", \"fields\": ["
     " {\"name\": \"ts\", \"type\": \"long\"}, {\"name\": \"id\", \"type\": \"long\"},"
     " {\"name\": \"screen\", \"type\": \"string\"}, {\"name\": \"qty\", \"type\": \"long\"},"
-    " {\"name\": \"amount\", \"type\": \"double\"}, {\"name\": \"country\", \"type\": \"string\"}]}";
+    " {\"name\": \"amount\", \"type\": \"double\"}, {\"name\": \"country\", \"type\": "
+    "\"string\"}]}";
 
 static void produce_taps(dm_transport_t *t, const dm_avro_schema_t *taps, int64_t first, int n)
 {
@@ -342,6 +343,11 @@ static void test_union_of_two_sources(void)
     produce(t, 71, 7);
     produce_taps(t, taps, 1030, 5);
     REQUIRE(new_union_task(t, taps, &task, &err) == DM_OK);
+    dm_tp_offset_t ins[4];
+    CHECK_EQ_INT(dm_task_inputs(task, ins, 4), 2);
+    CHECK_STR_EQ(ins[1].topic, "taps");
+    CHECK_EQ_INT(ins[0].offset, 70);
+    CHECK_EQ_INT(ins[1].offset, 30);
     drain_union(task);
     CHECK_EQ_INT(dm_task_lag(task), 0);
     dm_task_free(task);
@@ -492,6 +498,7 @@ static void test_processing_time_timer_without_input(void)
     dm_error_t err = {0};
     REQUIRE(dm_task_new(t, &conf, &task, &err) == DM_OK);
     size_t n;
+    CHECK(dm_task_next_timer(task) > 0);
     CHECK(dm_task_step(task, 0, &n, &err) == DM_OK); /* 0: returns at once, nothing due */
     int64_t s, end = 0;
     dm_transport_offsets(t, "windows", 0, &s, &end, &err);
@@ -503,6 +510,7 @@ static void test_processing_time_timer_without_input(void)
     CHECK_EQ_INT(n, 0);
     dm_transport_offsets(t, "windows", 0, &s, &end, &err);
     CHECK_EQ_INT(end, 1);
+    CHECK_EQ_INT(dm_task_next_timer(task), 0); /* fired, not set again */
     dm_task_free(task);
     dm_transport_close(t);
     rm_dir();
