@@ -100,6 +100,43 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 [[ -n $found ]] && ok late_event_dead_letter || bad late_event_dead_letter "$(grep dead_letters <<<"$m")"
+# Union: taps (another record name and field order) and clicks into one source.
+cat >"$data/union.yaml" <<'YAML'
+kind: Source
+metadata: {name: taps, owner: mobile}
+spec:
+  connector: ingest
+  schema: {type: record, name: Tap, namespace: mobile, fields: [{name: ms, type: long}, {name: page, type: string}, {name: user, type: string}, {name: finger, type: string}]}
+---
+kind: Pipeline
+metadata: {name: all-clicks, owner: web}
+spec:
+  from: [clicks, taps]
+  steps: [{filter: "page != '/err'"}]
+  to: [{source: all-clicks}]
+YAML
+r=$("$bin" apply -f "$data/union.yaml" 2>&1) && ok apply_union || bad apply_union "$r"
+r=$(curl -s -X POST --data '[{"ms":1,"page":"/t","user":"t1","finger":"left"},{"ms":2,"page":"/t","user":"t2","finger":"right"}]' "$DATAMESH_SERVER/api/v1/sources/taps/events")
+[[ $r == '{"accepted":2}' ]] || bad ingest_taps "$r"
+# clicks so far: 8 records, one on /err; taps: 2.
+if wait_count all-clicks 9 20; then ok union_reads_both; else bad union_reads_both "$("$bin" consume all-clicks --from-beginning -n 20 2>&1; tail -5 "$data/up.log")"; fi
+n=$("$bin" consume all-clicks --from-beginning -n 100 | grep -c '"user":"t')
+[[ $n -eq 2 ]] && ok union_taps_as_clicks || bad union_taps_as_clicks "$n"
+cat >"$data/bad-union.yaml" <<'YAML'
+kind: Source
+metadata: {name: pings, owner: mobile}
+spec:
+  connector: ingest
+  schema: {type: record, name: Ping, fields: [{name: ms, type: long}, {name: user, type: string}]}
+---
+kind: Pipeline
+metadata: {name: bad-union, owner: web}
+spec:
+  from: [clicks, pings]
+  to: [{source: bad-union}]
+YAML
+r=$("$bin" apply -f "$data/bad-union.yaml" 2>&1)
+[[ $r == *'spec.from[1]: source pings cannot be read as clicks'*'page'* ]] && ok union_mismatch_named || bad union_mismatch_named "$r"
 st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/page-counts/status")
 [[ $st == *'"state":"running"'* ]] && ok pipeline_running || bad pipeline_running "$st"
 stop
