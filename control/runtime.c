@@ -581,6 +581,31 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
         }
     }
 
+    /* A join as the first step: the partitions of the source it joins with,
+     * task p reading q = p, p + n, ... of them. */
+    const json_t *join0 =
+        json_object_get(json_array_get(json_object_get(spec, "steps"), 0), "join");
+    const char *jwith = json_string_value(json_object_get(join0, "with"));
+    const dm_avro_schema_t *j_schema = NULL;
+    uint32_t j_id = 0;
+    int32_t j_parts = 0;
+    if (jwith) {
+        char subj[300], msg[600];
+        int64_t id = 0;
+        snprintf(subj, sizeof(subj), "%s-value", jwith);
+        if (dm_schema_registry_get_version(rt->reg, subj, -1, &id, NULL, NULL, &err) == DM_OK)
+            j_schema = schema_of(rt, id, &err);
+        j_id = (uint32_t)id;
+        j_parts = topic_partitions(rt, jwith);
+        if (!j_schema || j_parts <= 0) {
+            snprintf(msg, sizeof(msg),
+                     "join with %s: the source has no registered schema or "
+                     "topic yet",
+                     jwith);
+            return unit_failed(rt, owner, "join", msg);
+        }
+    }
+
     /* Steps: spec syntax to processor settings. */
     const json_t *steps = json_object_get(spec, "steps");
     size_t n_steps = json_array_size(steps);
@@ -688,6 +713,14 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
         tc.n_extra_topics = json_array_size(extra);
         tc.more_inputs = more;
         tc.n_more_inputs = n_more;
+        dm_task_input_t other[64];
+        size_t n_other = 0;
+        if (jwith) json_object_set_new(u->owned, "join_with", json_string(jwith));
+        for (int32_t q = p; jwith && q < j_parts && n_other < 64; q += in_parts)
+            other[n_other++] = (dm_task_input_t){
+                json_string_value(json_object_get(u->owned, "join_with")), q, j_schema, j_id};
+        tc.other_inputs = other;
+        tc.n_other_inputs = n_other;
         if (dm_task_new(rt->t, &tc, &u->task, &err)) {
             dm_unit_set(&u->st, "failed", "%s", err.message);
             break;
@@ -916,7 +949,7 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
             return dm_error_set(err, DM_ERR_UNSUPPORTED,
                                 "Pipeline %s: spec.steps[%zu]: step '%s' is not available in this "
                                 "version yet (available: filter, project, enrich, aggregate, "
-                                "dedupe, route)",
+                                "dedupe, route, join)",
                                 name, i, k);
     }
     int derived = 0;
@@ -1027,7 +1060,12 @@ static dm_err_t check_chain(dm_runtime_t *rt, const json_t *doc, const json_t *b
             if (n == 64) break;
             const char *kind;
             json_t *conf = step_config(step, &kind);
-            rc = dm_proc_open(dm_proc_find(kind), &env, conf, node, &procs[n], err);
+            const char *with = json_string_value(json_object_get(conf, "with"));
+            const dm_avro_schema_t *other = n == 0 && !strcmp(kind, "join") && with
+                                                ? check_schema(&c, with, &key, &ignore)
+                                                : NULL;
+            rc = dm_proc_open2(dm_proc_find(kind), &env, conf, node, other ? other->root : NULL,
+                               &procs[n], err);
             json_decref(conf);
             if (rc) {
                 dm_error_prefix(err, "Pipeline %s: spec.steps[%zu].%s", meta_name(doc), i, kind);

@@ -427,12 +427,28 @@ static dm_err_t check_route(vctx_t *v, const json_t *arg, const char *p)
     return def ? need_name(v, def, q) : DM_OK;
 }
 
+/* join: {with: source, on: field, within: 5m, time: field} */
+static dm_err_t check_join(vctx_t *v, const json_t *arg, const char *p)
+{
+    static const char *const keys[] = {"with", "on", "within", "time", NULL};
+    dm_err_t rc = check_keys(v, arg, p, keys);
+    if (rc) return rc;
+    const char *with;
+    if ((rc = need_string(v, arg, "with", p, true, &with))) return rc;
+    char q[200];
+    snprintf(q, sizeof(q), "%s.with", p);
+    if ((rc = need_name(v, with, q))) return rc;
+    if ((rc = need_string(v, arg, "on", p, true, NULL))) return rc;
+    if ((rc = need_duration(v, arg, "within", p, true))) return rc;
+    return need_string(v, arg, "time", p, false, NULL);
+}
+
 static dm_err_t check_step(vctx_t *v, const json_t *step, size_t i)
 {
     char path[64];
     snprintf(path, sizeof(path), "spec.steps[%zu]", i);
-    static const char *const kinds[] = {"filter", "project", "enrich",    "aggregate", "dedupe",
-                                        "route",  "sql",     "processor", NULL};
+    static const char *const kinds[] = {"filter", "project", "enrich", "aggregate", "dedupe",
+                                        "route",  "join",    "sql",    "processor", NULL};
     if (!json_is_object(step) || json_object_size(step) != 1) {
         char list[128];
         join_list(kinds, list, sizeof(list));
@@ -473,6 +489,7 @@ static dm_err_t check_step(vctx_t *v, const json_t *step, size_t i)
     if (!strcmp(kind, "aggregate")) return check_aggregate(v, arg, p);
     if (!strcmp(kind, "dedupe")) return check_dedupe(v, arg, p);
     if (!strcmp(kind, "route")) return check_route(v, arg, p);
+    if (!strcmp(kind, "join")) return check_join(v, arg, p);
     /* processor */
     static const char *const keys[] = {"name", "config", NULL};
     if ((rc = check_keys(v, arg, p, keys))) return rc;

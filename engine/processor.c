@@ -10,8 +10,8 @@
 #include "core/config.h"
 
 static const dm_proc_ops_t *const builtins[] = {
-    &dm_proc_filter,    &dm_proc_project, &dm_proc_enrich,
-    &dm_proc_aggregate, &dm_proc_dedupe,  &dm_proc_route,
+    &dm_proc_filter, &dm_proc_project, &dm_proc_enrich, &dm_proc_aggregate,
+    &dm_proc_dedupe, &dm_proc_route,   &dm_proc_join,
 };
 
 const dm_proc_ops_t *dm_proc_find(const char *name)
@@ -24,12 +24,20 @@ const dm_proc_ops_t *dm_proc_find(const char *name)
 dm_err_t dm_proc_open(const dm_proc_ops_t *ops, const dm_proc_env_t *env, const json_t *config,
                       const dm_avro_node_t *input, dm_proc_t **out, dm_error_t *err)
 {
+    return dm_proc_open2(ops, env, config, input, NULL, out, err);
+}
+
+dm_err_t dm_proc_open2(const dm_proc_ops_t *ops, const dm_proc_env_t *env, const json_t *config,
+                       const dm_avro_node_t *input, const dm_avro_node_t *other, dm_proc_t **out,
+                       dm_error_t *err)
+{
     *out = NULL;
     dm_proc_t *p = calloc(1, sizeof(*p));
     if (!p) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     p->ops = ops;
     p->env = env;
     p->input = input;
+    p->other = other;
     p->watermark = INT64_MIN;
     dm_err_t rc = ops->stateful ? dm_state_new(NULL, 0, &p->kv, err) : DM_OK;
     if (!rc) rc = ops->open(p, config, input, &p->output, err);

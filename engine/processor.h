@@ -91,6 +91,9 @@ typedef struct dm_proc_ops {
     /* Optional: names of the extra outputs a row may go to; a row with
      * output = i + 1 goes to extra output i, output 0 to the main output. */
     size_t (*outputs)(const dm_proc_t *p, const char *const **names);
+    /* Reads a second source too (join): open gets its schema in p->other and
+     * process gets its records marked input = 1. Only a chain's first step. */
+    bool two_inputs;
 } dm_proc_ops_t;
 
 struct dm_proc {
@@ -98,6 +101,7 @@ struct dm_proc {
     const dm_proc_env_t *env; /* may be NULL */
     void *state;
     const dm_avro_node_t *input;
+    const dm_avro_node_t *other; /* two_inputs: the second source's record schema */
     dm_avro_schema_t *output;
     dm_state_t *kv;    /* stateful processors: the keyed store */
     int64_t watermark; /* event time reached so far; INT64_MIN before any */
@@ -111,6 +115,12 @@ const dm_proc_ops_t *dm_proc_find(const char *name);
  * process(); free it with dm_proc_close. */
 dm_err_t dm_proc_open(const dm_proc_ops_t *ops, const dm_proc_env_t *env, const json_t *config,
                       const dm_avro_node_t *input, dm_proc_t **out, dm_error_t *err);
+
+/* Opens a processor that reads two sources (ops->two_inputs): other is the
+ * second one's record schema. Otherwise as dm_proc_open. */
+dm_err_t dm_proc_open2(const dm_proc_ops_t *ops, const dm_proc_env_t *env, const json_t *config,
+                       const dm_avro_node_t *input, const dm_avro_node_t *other, dm_proc_t **out,
+                       dm_error_t *err);
 
 void dm_proc_close(dm_proc_t *p);
 
@@ -130,5 +140,6 @@ extern const dm_proc_ops_t dm_proc_enrich;
 extern const dm_proc_ops_t dm_proc_aggregate;
 extern const dm_proc_ops_t dm_proc_dedupe;
 extern const dm_proc_ops_t dm_proc_route;
+extern const dm_proc_ops_t dm_proc_join;
 
 #endif

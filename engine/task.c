@@ -32,6 +32,7 @@ typedef struct input {
     dm_avro_schema_t *reader; /* union inputs: the primary shape under their name */
     dm_avro_codec_t *codec;
     int64_t position, lag;
+    bool other; /* the join's other source */
 } input_t;
 
 struct dm_task {
@@ -58,11 +59,12 @@ struct dm_task {
     int32_t *extra_partitions;
     /* time and state */
     dm_expr_t *event_time;
-    bool timed;               /* some step reacts to watermarks */
-    bool stateful;            /* some step keeps state */
-    bool broken;              /* a step failed after state changed: restore first */
-    int64_t max_event_time;   /* largest event time read; INT64_MIN before any */
-    int64_t logged_max_event; /* what the state topic holds */
+    dm_expr_t *other_event_time; /* the same field in the join's other source */
+    bool timed;                  /* some step reacts to watermarks */
+    bool stateful;               /* some step keeps state */
+    bool broken;                 /* a step failed after state changed: restore first */
+    int64_t max_event_time;      /* largest event time read; INT64_MIN before any */
+    int64_t logged_max_event;    /* what the state topic holds */
     int64_t watermark;
     dm_buf_t state_bytes;
     dm_record_t *state_recs;
@@ -195,6 +197,11 @@ static dm_err_t open_time_and_state(dm_task_t *task, dm_error_t *err)
                                 "task %s: event time '%s' is a %s; it must be a long (ms since "
                                 "the epoch) or a timestamp",
                                 conf->name, conf->event_time, dm_expr_type_name(ty));
+        if (conf->n_other_inputs &&
+            (rc = dm_expr_compile(conf->event_time, conf->other_inputs[0].schema->root,
+                                  &task->other_event_time, err)))
+            return dm_error_prefix(err, "task %s: event time in %s", conf->name,
+                                   conf->other_inputs[0].topic);
     }
     size_t extra = 0;
     for (size_t i = 0; i < conf->n_steps; i++) {
@@ -365,7 +372,7 @@ dm_err_t dm_task_union_reader(const dm_avro_schema_t *primary, const dm_avro_sch
 static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths, dm_error_t *err)
 {
     const dm_task_config_t *conf = &task->conf;
-    task->n_in = 1 + conf->n_more_inputs;
+    task->n_in = 1 + conf->n_more_inputs + conf->n_other_inputs;
     task->in = calloc(task->n_in, sizeof(*task->in));
     if (!task->in) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     task->in[0] = (input_t){.topic = conf->input_topic,
@@ -377,11 +384,22 @@ static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths,
                                     .partition = conf->more_inputs[i].partition,
                                     .schema_id = conf->more_inputs[i].schema_id,
                                     .writer = conf->more_inputs[i].schema};
+    for (size_t i = 0; i < conf->n_other_inputs; i++)
+        task->in[1 + conf->n_more_inputs + i] =
+            (input_t){.topic = conf->other_inputs[i].topic,
+                      .partition = conf->other_inputs[i].partition,
+                      .schema_id = conf->other_inputs[i].schema_id,
+                      .writer = conf->other_inputs[i].schema,
+                      .other = true};
     for (size_t i = 0; i < task->n_in; i++) {
         input_t *in = &task->in[i];
-        dm_err_t rc =
-            i ? dm_task_union_reader(conf->input_schema, in->writer, &in->reader, err) : DM_OK;
-        if (!rc) rc = dm_avro_codec_new(in->writer, in->reader, paths, n_paths, &in->codec, err);
+        dm_err_t rc = i && !in->other
+                          ? dm_task_union_reader(conf->input_schema, in->writer, &in->reader, err)
+                          : DM_OK;
+        if (!rc && in->other) /* read whole: the join keeps and emits every field */
+            rc = dm_avro_codec_new(in->writer, NULL, NULL, 0, &in->codec, err);
+        else if (!rc)
+            rc = dm_avro_codec_new(in->writer, in->reader, paths, n_paths, &in->codec, err);
         if (rc)
             return dm_error_prefix(err, "task %s: input %s cannot be read as %s", conf->name,
                                    in->topic, conf->input_topic);
@@ -430,9 +448,17 @@ dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t 
     }
     const dm_avro_node_t *schema = conf->input_schema->root;
     dm_rows_init(&task->rows[0], schema);
+    if (conf->n_other_inputs && (!conf->n_steps || !conf->steps[0].ops->two_inputs)) {
+        rc = dm_error_set(err, DM_ERR_INVALID,
+                          "task %s: a second source is read only by a first step that joins",
+                          conf->name);
+        goto fail;
+    }
     for (size_t i = 0; i < conf->n_steps; i++) {
-        rc = dm_proc_open(conf->steps[i].ops, conf->env, conf->steps[i].config, schema,
-                          &task->procs[i], err);
+        const dm_avro_node_t *other =
+            i == 0 && conf->n_other_inputs ? conf->other_inputs[0].schema->root : NULL;
+        rc = dm_proc_open2(conf->steps[i].ops, conf->env, conf->steps[i].config, schema, other,
+                           &task->procs[i], err);
         if (rc) {
             dm_error_prefix(err, "task %s: step %zu", conf->name, i + 1);
             goto fail;
@@ -548,7 +574,8 @@ static dm_err_t event_time(dm_task_t *task, dm_row_t *row, char *reason, size_t 
 {
     dm_expr_value_t v;
     dm_error_t e;
-    if (dm_expr_eval(task->event_time, &row->value, &task->rows[0].arena, &v, &e)) {
+    const dm_expr_t *et = task->in[task->cur].other ? task->other_event_time : task->event_time;
+    if (dm_expr_eval(et, &row->value, &task->rows[0].arena, &v, &e)) {
         snprintf(reason, cap, "%s", e.message);
         return DM_ERR_INVALID;
     }
@@ -564,6 +591,8 @@ static dm_err_t event_time(dm_task_t *task, dm_row_t *row, char *reason, size_t 
 static dm_err_t decode_input(dm_task_t *task, dm_error_t *err)
 {
     dm_rows_t *rows = &task->rows[0];
+    const input_t *in = &task->in[task->cur];
+    rows->schema = in->other ? in->writer->root : task->conf.input_schema->root;
     for (size_t i = 0; i < task->fetch.n; i++) {
         const dm_record_t *rec = &task->fetch.records[i];
         char reason[300];
@@ -594,6 +623,7 @@ static dm_err_t decode_input(dm_task_t *task, dm_error_t *err)
                 row->timestamp = rec->timestamp;
                 row->partition = task->in[task->cur].partition;
                 row->offset = rec->offset;
+                row->input = task->in[task->cur].other;
                 if (task->event_time && (rc = event_time(task, row, reason, sizeof(reason))))
                     rows->n--;
             }
@@ -976,6 +1006,7 @@ void dm_task_free(dm_task_t *task)
     free(task->state_recs);
     dm_buf_free(&task->state_bytes);
     dm_expr_free(task->event_time);
+    dm_expr_free(task->other_event_time);
     free(task->dlq);
     free(task->rows);
     free(task->procs);

@@ -78,6 +78,10 @@ typedef struct dm_task_config {
      * follows the fastest input. */
     const dm_task_input_t *more_inputs;
     size_t n_more_inputs;
+    /* Join: the partitions of the other source the first step (a processor
+     * with two_inputs) reads; all of one schema, decoded as it is. */
+    const dm_task_input_t *other_inputs;
+    size_t n_other_inputs;
 } dm_task_config_t;
 
 typedef struct dm_task dm_task_t;

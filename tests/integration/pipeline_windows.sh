@@ -137,6 +137,35 @@ spec:
 YAML
 r=$("$bin" apply -f "$data/bad-union.yaml" 2>&1)
 [[ $r == *'spec.from[1]: source pings cannot be read as clicks'*'page'* ]] && ok union_mismatch_named || bad union_mismatch_named "$r"
+# Join: clicks with payments of the same user within 10 s of event time.
+cat >"$data/join.yaml" <<'YAML'
+kind: Source
+metadata: {name: payments, owner: shop}
+spec:
+  connector: ingest
+  schema: {type: record, name: Payment, fields: [{name: user, type: string}, {name: paid, type: double}, {name: ms, type: long}]}
+---
+kind: Pipeline
+metadata: {name: paid-clicks, owner: shop}
+spec:
+  from: [clicks]
+  steps:
+    - join: {with: payments, on: user, within: 10s, time: ms}
+    - project: [user, page, paid, "payments_ms - ms AS delay"]
+  to: [{source: paid-clicks}]
+YAML
+r=$("$bin" apply -f "$data/join.yaml" 2>&1) && ok apply_join || bad apply_join "$r"
+r=$(curl -s -X POST --data '[{"user":"e","paid":9.5,"ms":26000},{"user":"a","paid":1,"ms":26000}]' "$DATAMESH_SERVER/api/v1/sources/payments/events")
+[[ $r == '{"accepted":2}' ]] || bad ingest_payments "$r"
+if wait_count paid-clicks 1 20; then ok join_emits; else bad join_emits "$(tail -5 "$data/up.log")"; fi
+sleep 0.5
+"$bin" consume paid-clicks --from-beginning -n 10 >"$data/j" 2>&1
+/usr/bin/python3 -c 'import json,sys
+rows=[json.loads(l) for l in open(sys.argv[1])]
+assert rows==[{"user":"e","page":"/z","paid":9.5,"delay":1000}], rows' "$data/j" 2>"$data/err" && ok join_pairs_within_bound || bad join_pairs_within_bound "$(cat "$data/err")"
+printf 'kind: Pipeline\nmetadata: {name: bad-join}\nspec:\n  from: [clicks]\n  steps: [{filter: "ms > 0"}, {join: {with: payments, on: user, within: 10s}}]\n  to: [{source: bad-join}]\n' >"$data/bad-join.yaml"
+r=$("$bin" apply -f "$data/bad-join.yaml" 2>&1)
+[[ $r == *'first step'* ]] && ok join_first_step_only || bad join_first_step_only "$r"
 st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/page-counts/status")
 [[ $st == *'"state":"running"'* ]] && ok pipeline_running || bad pipeline_running "$st"
 stop

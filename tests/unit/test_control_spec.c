@@ -199,7 +199,10 @@ static const struct {
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{map: x}], to: [{source: "
      "b}]}\n",
      "spec.steps[0].map: unknown key 'map'; allowed: filter, project, enrich, aggregate, dedupe, "
-     "route, sql, processor"},
+     "route, join, sql, processor"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{join: {with: b, on: id}}], "
+     "to: [{source: c}]}\n",
+     "spec.steps[0].join.within: required key 'within' is missing"},
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{aggregate: {window: {type: "
      "sliding, size: 1m}, aggregates: [count(*)]}}], to: [{source: b}]}\n",
      "spec.steps[0].aggregate.window.type: 'sliding' is not one of: tumbling, hopping, session"},

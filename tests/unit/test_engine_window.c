@@ -440,6 +440,96 @@ static void test_route(void)
                    "the default output");
 }
 
+/* ---- join ------------------------------------------------------------------------------- */
+
+static const char *pay_json =
+    "{\"type\": \"record\", \"name\": \"Pay\", \"fields\": [{\"name\": \"user\", \"type\": "
+    "\"string\"}, {\"name\": \"paid\", \"type\": \"double\"}, {\"name\": \"ts\", \"type\": "
+    "\"long\"}]}";
+
+static void run_pay(dm_proc_t *p, const dm_avro_schema_t *pay, const char *user, int64_t ts,
+                    dm_rows_t *out, int *dead)
+{
+    dm_rows_t in;
+    dm_rows_init(&in, pay->root);
+    char json[200];
+    snprintf(json, sizeof(json), "{\"user\": \"%s\", \"paid\": 1.5, \"ts\": %lld}", user,
+             (long long)ts);
+    dm_row_t *r = dm_rows_push(&in);
+    dm_error_t err = {0};
+    CHECK(dm_avro_from_json_text(pay->root, json, strlen(json), DM_AVRO_JSON_PLAIN, &in.arena,
+                                 &r->value, &err) == DM_OK);
+    r->input = 1;
+    dm_dead_letters_t d = {0};
+    uint32_t n0 = out->n;
+    CHECK(p->ops->process(p, &in, out, &d, &err) == DM_OK);
+    *dead += (int)d.n;
+    dm_dead_letters_free(&d);
+    /* Joined rows point into their input batches: render the new ones while
+     * this one lives (the left side's are in the arena of out's rows). */
+    char s[1024];
+    dm_rows_t view = *out;
+    view.records += n0;
+    view.n -= n0;
+    render(p, &view, s, sizeof(s));
+    CHECK(!strchr(s, '[')); /* every joined row encodes with the output schema */
+    if (view.n) CHECK_CONTAINS(s, " 1.5 ");
+    dm_rows_free(&in);
+}
+
+static void test_interval_join(void)
+{
+    dm_avro_schema_t *pay;
+    dm_error_t err = {0};
+    REQUIRE(dm_avro_schema_parse(pay_json, strlen(pay_json), &pay, &err) == DM_OK);
+    json_t *conf = json_loads("{\"with\": \"payments\", \"on\": \"user\", \"within\": \"5s\", "
+                              "\"time\": \"ts\"}",
+                              0, NULL);
+    dm_proc_t *p = NULL;
+    REQUIRE(dm_proc_open2(&dm_proc_join, NULL, conf, schema->root, pay->root, &p, &err) == DM_OK);
+    const dm_avro_node_t *o = p->output->root;
+    REQUIRE(o->n_fields == 7);
+    CHECK_STR_EQ(o->fields[5].name, "paid");
+    CHECK_STR_EQ(o->fields[6].name, "payments_ts");
+    dm_rows_t out;
+    dm_rows_init(&out, o);
+    int dead = 0;
+    ev_t l1[] = {{1000, NULL, "a", 1}, {2000, NULL, "b", 2}};
+    run(p, l1, 2, INT64_MIN, &out, &dead);
+    CHECK_EQ_INT(out.n, 0);
+    run_pay(p, pay, "a", 3000, &out, &dead); /* a@1000 is 2 s away: joins */
+    CHECK_EQ_INT(out.n, 1);
+    CHECK_EQ_INT(out.records[0].timestamp, 3000);
+    run_pay(p, pay, "c", 3000, &out, &dead);
+    CHECK_EQ_INT(out.n, 1);
+    ev_t l2[] = {{9000, NULL, "a", 3}, {7000, NULL, "a", 4}}; /* 6 s and 4 s from the payment */
+    run(p, l2, 2, 9000, &out, &dead);
+    CHECK_EQ_INT(out.n, 2);
+    run_pay(p, pay, "a", 3500, &out, &dead); /* 5.5 s behind the watermark: late */
+    CHECK_EQ_INT(dead, 1);
+    run_pay(p, pay, "a", 8000, &out, &dead); /* joins a@9000 and a@7000 */
+    CHECK_EQ_INT(out.n, 4);
+    /* What the watermark expired is gone: a@1000, b@2000 and the payments at 3000. */
+    int n = 0;
+    CHECK(dm_state_foreach(p->kv, count_entries, &n, &err) == DM_OK);
+    CHECK_EQ_INT(n, 2); /* the stream's a (7000, 9000) and the payments' a (8000) */
+    char e[512];
+    CHECK_CONTAINS(open_error(&dm_proc_join,
+                              "{\"with\": \"payments\", \"on\": \"user\", "
+                              "\"within\": \"5s\"}",
+                              e, sizeof(e)),
+                   "the join be the pipeline's first step");
+    json_t *bad = json_loads("{\"with\": \"payments\", \"on\": \"paid\", \"within\": 10}", 0, NULL);
+    dm_proc_t *q = NULL;
+    CHECK(dm_proc_open2(&dm_proc_join, NULL, bad, schema->root, pay->root, &q, &err) != DM_OK);
+    CHECK_CONTAINS(err.message, "paid");
+    json_decref(bad);
+    dm_rows_free(&out);
+    dm_proc_close(p);
+    json_decref(conf);
+    dm_avro_schema_free(pay);
+}
+
 int main(void)
 {
     dm_error_t err = {0};
@@ -455,6 +545,7 @@ int main(void)
     RUN(test_aggregate_settings_errors);
     RUN(test_dedupe);
     RUN(test_route);
+    RUN(test_interval_join);
     dm_avro_schema_free(schema);
     return check_summary();
 }
