@@ -395,6 +395,117 @@ static void test_union_of_two_sources(void)
     rm_dir();
 }
 
+/* ---- join ------------------------------------------------------------------------------- */
+
+static const char *pays_json = "{\"type\": \"record\", \"name\": \"Pay\", \"fields\": [{\"name\": "
+                               "\"id\", \"type\": \"long\"}, {\"name\": \"paid\", \"type\": "
+                               "\"double\"}, {\"name\": \"ts\", \"type\": \"long\"}]}";
+
+static void produce_pays(dm_transport_t *t, const dm_avro_schema_t *pays, int64_t first, int n)
+{
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    for (int64_t id = first; id < first + n; id += 2) {
+        char json[200];
+        snprintf(json, sizeof(json), "{\"id\": %lld, \"paid\": 2.5, \"ts\": %lld}", (long long)id,
+                 (long long)(id * TS_STEP + 5));
+        dm_avro_value_t v;
+        dm_error_t err = {0};
+        dm_buf_t bytes = DM_BUF_INIT;
+        REQUIRE(dm_avro_from_json_text(pays->root, json, strlen(json), DM_AVRO_JSON_PLAIN, &a, &v,
+                                       &err) == DM_OK);
+        dm_wire_put_header(&bytes, 11);
+        REQUIRE(dm_avro_encode(pays->root, &v, &bytes, &err) == DM_OK);
+        dm_record_t rec = {.value = bytes.data, .value_len = (int32_t)bytes.len, .key_len = -1};
+        REQUIRE(dm_transport_produce(t, "pays", 0, &rec, 1, NULL, &err) == DM_OK);
+        dm_buf_free(&bytes);
+    }
+    dm_arena_destroy(&a);
+}
+
+static dm_err_t new_join_task(dm_transport_t *t, const dm_avro_schema_t *pays, const json_t *conf,
+                              dm_task_t **task, dm_error_t *err)
+{
+    dm_task_step_spec_t steps[] = {{&dm_proc_join, conf}};
+    dm_task_input_t other = {"pays", 0, pays, 11};
+    dm_task_config_t c = {.name = "join/0",
+                          .group = "pipeline.join",
+                          .input_topic = "plays",
+                          .input_schema = schema,
+                          .input_schema_id = SCHEMA_ID,
+                          .output_topic = "windows",
+                          .output_schema_id = OUT_SCHEMA_ID,
+                          .dead_letter_topic = "windows.dlq",
+                          .steps = steps,
+                          .n_steps = 1,
+                          .max_batch_bytes = 1024,
+                          .state_topic = "windows.state",
+                          .event_time = "ts",
+                          .other_inputs = &other,
+                          .n_other_inputs = 1};
+    return dm_task_new(t, &c, task, err);
+}
+
+static void test_join_across_a_restart(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/dm-stateful-XXXXXX");
+    REQUIRE(mkdtemp(dir));
+    dm_transport_t *t = open_transport();
+    REQUIRE(t);
+    create_topics(t);
+    dm_error_t err = {0};
+    REQUIRE(dm_transport_create_topic(t, &(dm_topic_config_t){.name = "pays", .partitions = 1},
+                                      &err) == DM_OK);
+    dm_avro_schema_t *pays;
+    REQUIRE(dm_avro_schema_parse(pays_json, strlen(pays_json), &pays, &err) == DM_OK);
+    json_t *conf = json_pack("{s:s, s:s, s:s, s:s}", "with", "pays", "on", "id", "within", "10s",
+                             "time", "ts");
+    produce(t, 0, 60);
+    produce_pays(t, pays, 0, 100); /* even ids 0..98 */
+    dm_task_t *task;
+    REQUIRE(new_join_task(t, pays, conf, &task, &err) == DM_OK);
+    drain_union(task);
+    dm_task_free(task);
+    /* Plays 60..99 meet payments kept in the state of the instance before. */
+    produce(t, 60, 40);
+    REQUIRE(new_join_task(t, pays, conf, &task, &err) == DM_OK);
+    drain_union(task);
+    const dm_avro_node_t *node = dm_task_output_schema(task);
+    CHECK_EQ_INT(node->n_fields, 7); /* the play's 5, paid, pays_ts */
+    int counts[100] = {0}, bad = 0;
+    int64_t off = 0, s0, end;
+    dm_transport_offsets(t, "windows", 0, &s0, &end, &err);
+    dm_transport_batch_t b = {0};
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    while (off < end) {
+        REQUIRE(dm_transport_fetch(t, "windows", 0, off, 1 << 20, 0, &b, &err) == DM_OK);
+        for (size_t i = 0; i < b.n; i++) {
+            dm_avro_value_t v;
+            if (dm_avro_decode_node(node, b.records[i].value + 5,
+                                    (size_t)b.records[i].value_len - 5, NULL, &a, &v, &err) ||
+                v.u.v[0].u.l < 0 || v.u.v[0].u.l >= 100 || v.u.v[6].u.l != v.u.v[4].u.l + 5) {
+                bad++;
+                continue;
+            }
+            counts[v.u.v[0].u.l]++;
+        }
+        off = b.next_offset;
+    }
+    dm_transport_batch_free(t, &b);
+    dm_arena_destroy(&a);
+    int wrong = 0;
+    for (int id = 0; id < 100; id++)
+        wrong += counts[id] != (id % 2 == 0);
+    CHECK_EQ_INT(wrong, 0);
+    CHECK_EQ_INT(bad, 0);
+    dm_task_free(task);
+    json_decref(conf);
+    dm_avro_schema_free(pays);
+    dm_transport_close(t);
+    rm_dir();
+}
+
 /* ---- route ------------------------------------------------------------------------------ */
 
 static void test_route_to_several_topics(void)
@@ -635,6 +746,7 @@ int main(void)
     RUN(test_windows_span_a_restart);
     RUN(test_route_to_several_topics);
     RUN(test_union_of_two_sources);
+    RUN(test_join_across_a_restart);
     RUN(test_processing_time_timer_without_input);
     RUN(test_exactly_once_windows_under_sigkill);
     json_decref(filter_conf);
