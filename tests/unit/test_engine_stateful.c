@@ -253,6 +253,84 @@ static void test_windows_span_a_restart(void)
     rm_dir();
 }
 
+/* ---- a failed step rolls state back ------------------------------------------------------ */
+
+/* Passes records through but fails every third batch it sees: after the
+ * aggregate before it has changed its state for that batch. */
+static int flaky_calls;
+
+static dm_err_t flaky_open(dm_proc_t *p, const json_t *config, const dm_avro_node_t *input,
+                           dm_avro_schema_t **output, dm_error_t *err)
+{
+    (void)p, (void)config, (void)input, (void)err;
+    *output = NULL;
+    return DM_OK;
+}
+
+static dm_err_t flaky_process(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *out,
+                              dm_dead_letters_t *dead, dm_error_t *err)
+{
+    (void)p, (void)dead;
+    if (++flaky_calls % 3 == 0) return dm_error_set(err, DM_ERR_AGAIN, "flaky: try again");
+    for (uint32_t i = 0; i < in->n; i++) {
+        dm_row_t *r = dm_rows_push(out);
+        if (!r) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        *r = in->records[i];
+    }
+    return DM_OK;
+}
+
+static const dm_proc_ops_t flaky = {
+    .name = "flaky",
+    .open = flaky_open,
+    .process = flaky_process,
+};
+
+static void test_failed_step_restores_state(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/dm-stateful-XXXXXX");
+    REQUIRE(mkdtemp(dir));
+    dm_transport_t *t = open_transport();
+    REQUIRE(t);
+    create_topics(t);
+    for (int i = 0; i < 20; i++) /* 20 log batches: 20 steps */
+        produce(t, i * 50, 50);
+    produce(t, 5000, 1); /* closes windows 0..9 */
+    dm_task_step_spec_t steps[] = {{&dm_proc_filter, filter_conf},
+                                   {&dm_proc_project, project_conf},
+                                   {&dm_proc_aggregate, aggregate_conf},
+                                   {&flaky, NULL}};
+    dm_task_config_t conf = {.name = "flaky/0",
+                             .group = "pipeline.flaky",
+                             .input_topic = "plays",
+                             .input_schema = schema,
+                             .input_schema_id = SCHEMA_ID,
+                             .output_topic = "windows",
+                             .output_schema_id = OUT_SCHEMA_ID,
+                             .dead_letter_topic = "windows.dlq",
+                             .steps = steps,
+                             .n_steps = 4,
+                             .max_batch_bytes = 2048,
+                             .state_topic = "windows.state",
+                             .event_time = "ts"};
+    dm_task_t *task;
+    dm_error_t err = {0};
+    REQUIRE(dm_task_new(t, &conf, &task, &err) == DM_OK);
+    int failures = 0;
+    for (int guard = 0; dm_task_position(task) < 1001 && guard < 10000; guard++) {
+        size_t n;
+        if (dm_task_step(task, 0, &n, &err)) failures++; /* retried as the runtime does */
+    }
+    printf("    %d failed steps retried (%d batches)\n", failures, flaky_calls);
+    CHECK(failures > 3);
+    cell_t cells[10 * 3] = {{0}};
+    read_windows(t, dm_task_output_schema(task), cells, 10);
+    CHECK_EQ_INT(wrong_windows(cells, 10), 0);
+    dm_task_free(task);
+    dm_transport_close(t);
+    rm_dir();
+}
+
 /* ---- union ------------------------------------------------------------------------------ */
 
 /* Taps: the same fields under another record name, in another order, with
@@ -745,6 +823,7 @@ int main(void)
         json_loads("{\"outputs\": {\"fr\": \"country = 'FR'\"}, \"default\": \"us\"}", 0, NULL);
     RUN(test_windows_span_a_restart);
     RUN(test_route_to_several_topics);
+    RUN(test_failed_step_restores_state);
     RUN(test_union_of_two_sources);
     RUN(test_join_across_a_restart);
     RUN(test_processing_time_timer_without_input);
