@@ -848,6 +848,12 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
         char pk[200];
         snprintf(pk, sizeof(pk), "Pipeline/%s", n);
         json_t *reads = dm_spec_pipeline_inputs(d);
+        /* A join reads its other source too: restart when that one changes. */
+        const json_t *jw = json_object_get(
+            json_object_get(json_array_get(json_object_get(json_object_get(d, "spec"), "steps"), 0),
+                            "join"),
+            "with");
+        if (json_is_string(jw)) json_array_append(reads, (json_t *)jw);
         size_t i;
         json_t *s;
         json_array_foreach(reads, i, s)

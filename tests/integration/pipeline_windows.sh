@@ -163,6 +163,13 @@ sleep 0.5
 /usr/bin/python3 -c 'import json,sys
 rows=[json.loads(l) for l in open(sys.argv[1])]
 assert rows==[{"user":"e","page":"/z","paid":9.5,"delay":1000}], rows' "$data/j" 2>"$data/err" && ok join_pairs_within_bound || bad join_pairs_within_bound "$(cat "$data/err")"
+# A compatible change of the joined source restarts the join with its new schema.
+sed -i 's/{name: ms, type: long}]}/{name: ms, type: long}, {name: card, type: ["null", string], default: null}]}/' "$data/join.yaml"
+r=$("$bin" apply -f "$data/join.yaml" 2>&1) || bad reapply_join "$r"
+sleep 1
+r=$(curl -s -X POST --data '[{"user":"e","paid":2,"ms":26500,"card":"visa"}]' "$DATAMESH_SERVER/api/v1/sources/payments/events")
+[[ $r == '{"accepted":1}' ]] || bad ingest_payments_v2 "$r"
+if wait_count paid-clicks 2 20; then ok join_follows_joined_source_schema; else bad join_follows_joined_source_schema "$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/paid-clicks/status"; tail -5 "$data/up.log")"; fi
 printf 'kind: Pipeline\nmetadata: {name: bad-join}\nspec:\n  from: [clicks]\n  steps: [{filter: "ms > 0"}, {join: {with: payments, on: user, within: 10s}}]\n  to: [{source: bad-join}]\n' >"$data/bad-join.yaml"
 r=$("$bin" apply -f "$data/bad-join.yaml" 2>&1)
 [[ $r == *'first step'* ]] && ok join_first_step_only || bad join_first_step_only "$r"
