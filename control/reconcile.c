@@ -32,6 +32,9 @@ static json_t *pipeline_reads(const json_t *doc)
         const json_t *with = json_object_get(json_object_get(step, "enrich"), "with");
         if (json_is_string(with) && !array_has(names, json_string_value(with)))
             json_array_append(names, (json_t *)with);
+        with = json_object_get(json_object_get(step, "join"), "with");
+        if (json_is_string(with) && !array_has(names, json_string_value(with)))
+            json_array_append(names, (json_t *)with);
     }
     return names;
 }

@@ -59,6 +59,7 @@ typedef struct unit {
     _Atomic bool ready;     /* table: caught up with its topic once */
     struct unit *tables[8]; /* task: the tables its enrich steps read */
     int n_tables;
+    const char *extra[8]; /* task: topics of route outputs (strings in owned) */
     struct unit *next;
 } unit_t;
 
@@ -575,6 +576,55 @@ static json_t *step_config(const json_t *step, const char **kind)
 
 /* ---- pipelines ------------------------------------------------------------------- */
 
+/* The compacted topic a pipeline's stateful steps checkpoint their state to. */
+static dm_err_t ensure_state_topic(dm_runtime_t *rt, const char *name, int32_t partitions,
+                                   dm_error_t *err)
+{
+    dm_topic_description_t d;
+    if (dm_transport_describe_topic(rt->t, name, &d, NULL) == DM_OK) {
+        dm_transport_description_free(&d);
+        return DM_OK;
+    }
+    dm_topic_config_t conf = {.name = name,
+                              .partitions = partitions > 0 ? partitions : 1,
+                              .compact = true,
+                              .fsync = DM_TRANSPORT_FSYNC_INTERVAL,
+                              .flush_ms = 1000};
+    return dm_transport_create_topic(rt->t, &conf, err);
+}
+
+/* What a pipeline's time-based and routing steps need from its tasks: whether
+ * state is kept, the event-time field (the first `time` of a stateful step,
+ * when the pipeline's input has it; else record timestamps are event time)
+ * and the route's output names (new reference, in "extra"). */
+static json_t *pipeline_time_and_outputs(const json_t *steps, const dm_avro_node_t *input)
+{
+    json_t *r = json_pack("{s:b, s:n, s:[]}", "stateful", 0, "time", "extra");
+    size_t i;
+    json_t *step;
+    json_array_foreach(steps, i, step)
+    {
+        const char *kind = json_object_iter_key(json_object_iter(step));
+        const json_t *arg = json_object_get(step, kind);
+        const dm_proc_ops_t *ops = kind ? dm_proc_find(kind) : NULL;
+        if (ops && ops->stateful) {
+            json_object_set_new(r, "stateful", json_true());
+            const char *time = json_string_value(json_object_get(arg, "time"));
+            dm_expr_t *e = NULL;
+            if (time && json_is_null(json_object_get(r, "time")) &&
+                dm_expr_compile(time, input, &e, NULL) == DM_OK)
+                json_object_set_new(r, "time", json_string(time));
+            dm_expr_free(e);
+        }
+        const char *name;
+        json_t *x;
+        if (kind && !strcmp(kind, "route"))
+            json_object_foreach(json_object_get(arg, "outputs"), name, x)
+                json_array_append_new(json_object_get(r, "extra"), json_string(name));
+    }
+    return r;
+}
+
 /* The table an enrich step reads (found among the running table units). */
 static dm_table_t *env_table(void *ctx, const char *source, dm_error_t *err)
 {
@@ -684,6 +734,52 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
     dm_avro_schema_t *in_schema = schema_of(rt, in_id, &err);
     int32_t in_parts = topic_partitions(rt, input);
     if (!in_schema || in_parts <= 0) return unit_failed(rt, owner, "input", err.message);
+    /* A union: the other sources, each read as the first one's schema. Task
+     * p reads partition p of the first and partitions q = p, p + n, ... of the others. */
+    size_t n_from = json_is_array(from) ? json_array_size(from) : 1;
+    const dm_avro_schema_t *u_schema[16] = {0};
+    uint32_t u_id[16] = {0};
+    int32_t u_parts[16] = {0};
+    if (n_from > 16) return unit_failed(rt, owner, "input", "a union reads at most 16 sources");
+    for (size_t k = 1; k < n_from; k++) {
+        const char *src = json_string_value(json_array_get(from, k));
+        char subj[300], msg[600];
+        int64_t id = 0;
+        snprintf(subj, sizeof(subj), "%s-value", src);
+        if (dm_schema_registry_get_version(rt->reg, subj, -1, &id, NULL, NULL, &err) == DM_OK)
+            u_schema[k] = schema_of(rt, id, &err);
+        u_id[k] = (uint32_t)id;
+        u_parts[k] = topic_partitions(rt, src);
+        if (!u_schema[k] || u_parts[k] <= 0) {
+            snprintf(msg, sizeof(msg), "source %s has no registered schema or topic yet", src);
+            return unit_failed(rt, owner, "input", msg);
+        }
+    }
+
+    /* A join as the first step: the partitions of the source it joins with,
+     * task p reading q = p, p + n, ... of them. */
+    const json_t *join0 =
+        json_object_get(json_array_get(json_object_get(spec, "steps"), 0), "join");
+    const char *jwith = json_string_value(json_object_get(join0, "with"));
+    const dm_avro_schema_t *j_schema = NULL;
+    uint32_t j_id = 0;
+    int32_t j_parts = 0;
+    if (jwith) {
+        char subj[300], msg[600];
+        int64_t id = 0;
+        snprintf(subj, sizeof(subj), "%s-value", jwith);
+        if (dm_schema_registry_get_version(rt->reg, subj, -1, &id, NULL, NULL, &err) == DM_OK)
+            j_schema = schema_of(rt, id, &err);
+        j_id = (uint32_t)id;
+        j_parts = topic_partitions(rt, jwith);
+        if (!j_schema || j_parts <= 0) {
+            snprintf(msg, sizeof(msg),
+                     "join with %s: the source has no registered schema or "
+                     "topic yet",
+                     jwith);
+            return unit_failed(rt, owner, "join", msg);
+        }
+    }
 
     /* Steps: spec syntax to processor settings. */
     const json_t *steps = json_object_get(spec, "steps");
@@ -721,10 +817,26 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
     snprintf(dlq, sizeof(dlq), "pipeline.%s.dlq", name);
     char out_subject[320];
     snprintf(out_subject, sizeof(out_subject), "%s-value", out_topic);
-    if (ensure_topic(rt, out_topic, in_parts, out_subject, &err) ||
-        ensure_topic(rt, dlq, 1, NULL, &err)) {
+    json_t *timing = pipeline_time_and_outputs(steps, in_schema->root);
+    json_t *extra = json_object_get(timing, "extra");
+    bool stateful = json_is_true(json_object_get(timing, "stateful"));
+    char state_topic[300];
+    snprintf(state_topic, sizeof(state_topic), "pipeline.%s.state", name);
+    dm_err_t trc = ensure_topic(rt, out_topic, in_parts, out_subject, &err);
+    if (!trc) trc = ensure_topic(rt, dlq, 1, NULL, &err);
+    if (!trc && stateful) trc = ensure_state_topic(rt, state_topic, in_parts, &err);
+    if (!trc && json_array_size(extra) > 8)
+        trc = dm_error_set(&err, DM_ERR_UNSUPPORTED, "a route has more than 8 outputs");
+    for (size_t x = 0; !trc && x < json_array_size(extra); x++) {
+        const char *topic = json_string_value(json_array_get(extra, x));
+        char subj[320];
+        snprintf(subj, sizeof(subj), "%s-value", topic);
+        trc = ensure_topic(rt, topic, in_parts, subj, &err);
+    }
+    if (trc) {
         free(specs);
         json_decref(configs);
+        json_decref(timing);
         return unit_failed(rt, owner, "topics", err.message);
     }
     int64_t out_id = 0;
@@ -737,7 +849,22 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
         unit_t *u = unit_new(rt, U_TASK, owner, uname);
         if (!u) break;
         /* The unit keeps the strings its task borrows. */
-        u->owned = json_pack("{s:O, s:s, s:s}", "configs", configs, "out", out_topic, "dlq", dlq);
+        u->owned = json_pack("{s:O, s:s, s:s, s:O, s:s}", "configs", configs, "out", out_topic,
+                             "dlq", dlq, "timing", timing, "state", state_topic);
+        char sdir[4400];
+        snprintf(sdir, sizeof(sdir), "%s/state/%s/%d", rt->data_dir, name, p);
+        json_object_set_new(u->owned, "state_dir", json_string(sdir));
+        const json_t *ut = json_object_get(u->owned, "timing");
+        json_object_set_new(u->owned, "from", json_deep_copy(from));
+        const json_t *uf = json_object_get(u->owned, "from");
+        dm_task_input_t more[64];
+        size_t n_more = 0;
+        for (size_t k = 1; k < n_from; k++)
+            for (int32_t q = p; q < u_parts[k] && n_more < 64; q += in_parts)
+                more[n_more++] = (dm_task_input_t){json_string_value(json_array_get(uf, k)), q,
+                                                   u_schema[k], u_id[k]};
+        for (size_t x = 0; x < json_array_size(extra); x++)
+            u->extra[x] = json_string_value(json_array_get(json_object_get(ut, "extra"), x));
         snprintf(u->topic, sizeof(u->topic), "%s", input);
         snprintf(u->group, sizeof(u->group), "%s", group);
         u->task_partition = p;
@@ -754,6 +881,22 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
                                .n_steps = n_steps,
                                .metrics = rt->metrics,
                                .env = &rt->env};
+        /* State, event time, route outputs and union inputs (engine/task.h). */
+        if (stateful) tc.state_topic = json_string_value(json_object_get(u->owned, "state"));
+        tc.state_dir = json_string_value(json_object_get(u->owned, "state_dir"));
+        tc.event_time = json_string_value(json_object_get(ut, "time"));
+        tc.extra_topics = u->extra;
+        tc.n_extra_topics = json_array_size(extra);
+        tc.more_inputs = more;
+        tc.n_more_inputs = n_more;
+        dm_task_input_t other[64];
+        size_t n_other = 0;
+        if (jwith) json_object_set_new(u->owned, "join_with", json_string(jwith));
+        for (int32_t q = p; jwith && q < j_parts && n_other < 64; q += in_parts)
+            other[n_other++] = (dm_task_input_t){
+                json_string_value(json_object_get(u->owned, "join_with")), q, j_schema, j_id};
+        tc.other_inputs = other;
+        tc.n_other_inputs = n_other;
         if (dm_task_new(rt->t, &tc, &u->task, &err)) {
             dm_unit_set(&u->st, "failed", "%s", err.message);
             break;
@@ -770,6 +913,23 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
                 json_decref(seen);
             }
             out_schema = register_schema(rt, out_subject, text, &out_id, &err);
+            /* Route outputs carry the same records: the same schema and id. */
+            for (size_t x = 0; out_schema && x < json_array_size(extra); x++) {
+                char subj[320];
+                int64_t xid = 0;
+                snprintf(subj, sizeof(subj), "%s-value",
+                         json_string_value(json_array_get(extra, x)));
+                if (!register_schema(rt, subj, text, &xid, &err)) {
+                    out_schema = NULL;
+                } else if (xid != out_id) {
+                    dm_error_set(&err, DM_ERR_SCHEMA_INCOMPATIBLE,
+                                 "route output %s already has another schema (id %lld, the "
+                                 "pipeline writes id %lld)",
+                                 json_string_value(json_array_get(extra, x)), (long long)xid,
+                                 (long long)out_id);
+                    out_schema = NULL;
+                }
+            }
             free(text);
             if (!out_schema) {
                 dm_unit_set(&u->st, "failed", "paused: %s", err.message);
@@ -783,6 +943,7 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
     }
     free(specs); /* tasks opened their processors; the settings live in u->owned */
     json_decref(configs);
+    json_decref(timing);
     if (!out_schema) return;
     /* Sinks read the output topic. */
     size_t k = 0;
@@ -877,6 +1038,12 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
         char pk[200];
         snprintf(pk, sizeof(pk), "Pipeline/%s", n);
         json_t *reads = dm_spec_pipeline_inputs(d);
+        /* A join reads its other source too: restart when that one changes. */
+        const json_t *jw = json_object_get(
+            json_object_get(json_array_get(json_object_get(json_object_get(d, "spec"), "steps"), 0),
+                            "join"),
+            "with");
+        if (json_is_string(jw)) json_array_append(reads, (json_t *)jw);
         size_t i;
         json_t *s;
         json_array_foreach(reads, i, s)
@@ -969,12 +1136,6 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
         return DM_OK;
     }
     if (strcmp(kind, "Pipeline")) return DM_OK;
-    const json_t *from = json_object_get(spec, "from");
-    if (json_is_array(from) && json_array_size(from) > 1)
-        return dm_error_set(err, DM_ERR_UNSUPPORTED,
-                            "Pipeline %s: reading several sources (a union) is not available in "
-                            "this version yet",
-                            name);
     size_t i;
     json_t *step;
     json_array_foreach(json_object_get(spec, "steps"), i, step)
@@ -983,7 +1144,8 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
         if (!dm_proc_find(k))
             return dm_error_set(err, DM_ERR_UNSUPPORTED,
                                 "Pipeline %s: spec.steps[%zu]: step '%s' is not available in this "
-                                "version yet (available: filter, project, enrich)",
+                                "version yet (available: filter, project, enrich, aggregate, "
+                                "dedupe, route, join)",
                                 name, i, k);
     }
     int derived = 0;
@@ -1073,7 +1235,17 @@ static dm_err_t check_chain(dm_runtime_t *rt, const json_t *doc, const json_t *b
     dm_error_t ignore = {0};
     const dm_avro_schema_t *s = input ? check_schema(&c, input, &key, &ignore) : NULL;
     dm_err_t rc = DM_OK;
-    if (s) {
+    /* A union: every other source must read as the first (fields by name). */
+    for (size_t k = 1; s && json_is_array(from) && k < json_array_size(from) && !rc; k++) {
+        const char *other = json_string_value(json_array_get(from, k));
+        const dm_avro_schema_t *o = check_schema(&c, other, &key, &ignore);
+        dm_avro_schema_t *reader = NULL;
+        if (o && (rc = dm_task_union_reader(s, o, &reader, err)))
+            dm_error_prefix(err, "Pipeline %s: spec.from[%zu]: source %s cannot be read as %s",
+                            meta_name(doc), k, other, input);
+        dm_avro_schema_free(reader);
+    }
+    if (!rc && s) {
         dm_proc_env_t env = {check_table, &c};
         const dm_avro_node_t *node = s->root;
         dm_proc_t *procs[64] = {0};
@@ -1084,7 +1256,12 @@ static dm_err_t check_chain(dm_runtime_t *rt, const json_t *doc, const json_t *b
             if (n == 64) break;
             const char *kind;
             json_t *conf = step_config(step, &kind);
-            rc = dm_proc_open(dm_proc_find(kind), &env, conf, node, &procs[n], err);
+            const char *with = json_string_value(json_object_get(conf, "with"));
+            const dm_avro_schema_t *other = n == 0 && !strcmp(kind, "join") && with
+                                                ? check_schema(&c, with, &key, &ignore)
+                                                : NULL;
+            rc = dm_proc_open2(dm_proc_find(kind), &env, conf, node, other ? other->root : NULL,
+                               &procs[n], err);
             json_decref(conf);
             if (rc) {
                 dm_error_prefix(err, "Pipeline %s: spec.steps[%zu].%s", meta_name(doc), i, kind);

@@ -8,8 +8,18 @@
  * serialization in between when processors are fused. A record that fails goes
  * to the dead-letter list with the reason; nothing is dropped silently.
  *
- * Threads: open and close run on the controller's thread; process runs on one
- * task thread at a time for an instance.
+ * Time and state: a processor that keeps state (aggregate, dedupe, join) sets
+ * .stateful and keeps everything that must survive a restart in its keyed
+ * store p->kv. The task writes the store's changes to the pipeline's state
+ * topic in the same transaction as the outputs and input offsets (that is the
+ * snapshot), and after a restart rebuilds the store from that topic and calls
+ * restore() (that is the restore). Event time advances through watermarks:
+ * the task tracks the largest event time it has read minus the allowed
+ * out-of-orderness, and calls on_watermark when that grows; processing-time
+ * timers fire on_timer once the wall clock passes p->timer_at.
+ *
+ * Threads: open and close run on the controller's thread; process and the
+ * callbacks run on one task thread at a time for an instance.
  */
 #ifndef DM_ENGINE_PROCESSOR_H
 #define DM_ENGINE_PROCESSOR_H
@@ -18,6 +28,7 @@
 
 #include "core/error.h"
 #include "engine/rows.h"
+#include "engine/state.h"
 #include "schema/dm_avro.h"
 
 typedef struct dm_proc dm_proc_t;
@@ -64,6 +75,25 @@ typedef struct dm_proc_ops {
     dm_err_t (*process)(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *out, dm_dead_letters_t *dead,
                         dm_error_t *err);
     void (*close)(dm_proc_t *p);
+    /* The engine gives the instance a keyed store (p->kv), checkpointed with
+     * every commit and restored after a restart. */
+    bool stateful;
+    /* Optional: event time reached wm (p->watermark still holds the previous
+     * one); may append rows to out, e.g. the windows that close. */
+    dm_err_t (*on_watermark)(dm_proc_t *p, int64_t wm, dm_rows_t *out, dm_error_t *err);
+    /* Optional: the wall clock (ms since the epoch) passed p->timer_at, which
+     * the engine has reset to 0; may append rows to out and set a new timer. */
+    dm_err_t (*on_timer)(dm_proc_t *p, int64_t now_ms, dm_rows_t *out, dm_error_t *err);
+    /* Optional: p->kv and p->watermark were rebuilt from the state topic;
+     * rebuild what the instance derives from them (its timers), dropping what
+     * it had. */
+    dm_err_t (*restore)(dm_proc_t *p, dm_error_t *err);
+    /* Optional: names of the extra outputs a row may go to; a row with
+     * output = i + 1 goes to extra output i, output 0 to the main output. */
+    size_t (*outputs)(const dm_proc_t *p, const char *const **names);
+    /* Reads a second source too (join): open gets its schema in p->other and
+     * process gets its records marked input = 1. Only a chain's first step. */
+    bool two_inputs;
 } dm_proc_ops_t;
 
 struct dm_proc {
@@ -71,7 +101,11 @@ struct dm_proc {
     const dm_proc_env_t *env; /* may be NULL */
     void *state;
     const dm_avro_node_t *input;
+    const dm_avro_node_t *other; /* two_inputs: the second source's record schema */
     dm_avro_schema_t *output;
+    dm_state_t *kv;    /* stateful processors: the keyed store */
+    int64_t watermark; /* event time reached so far; INT64_MIN before any */
+    int64_t timer_at;  /* wall-clock ms of the processing-time timer; 0 = none */
 };
 
 /* The built-in processor called name, or NULL. */
@@ -82,11 +116,30 @@ const dm_proc_ops_t *dm_proc_find(const char *name);
 dm_err_t dm_proc_open(const dm_proc_ops_t *ops, const dm_proc_env_t *env, const json_t *config,
                       const dm_avro_node_t *input, dm_proc_t **out, dm_error_t *err);
 
+/* Opens a processor that reads two sources (ops->two_inputs): other is the
+ * second one's record schema. Otherwise as dm_proc_open. */
+dm_err_t dm_proc_open2(const dm_proc_ops_t *ops, const dm_proc_env_t *env, const json_t *config,
+                       const dm_avro_node_t *input, const dm_avro_node_t *other, dm_proc_t **out,
+                       dm_error_t *err);
+
 void dm_proc_close(dm_proc_t *p);
+
+/* Gives a stateful instance an empty store that spills to RocksDB in dir past
+ * bytes (dir NULL: memory only), replacing the one it has. */
+dm_err_t dm_proc_reset_state(dm_proc_t *p, const char *dir, size_t bytes, dm_error_t *err);
+
+/* A duration setting: a string ("500ms", "10s", "5m", "1h", "1d") or a number
+ * of milliseconds; absent gives def. Errors name the setting. */
+dm_err_t dm_proc_duration(const json_t *config, const char *name, int64_t def, int64_t *out,
+                          dm_error_t *err);
 
 /* Built-ins. */
 extern const dm_proc_ops_t dm_proc_filter;
 extern const dm_proc_ops_t dm_proc_project;
 extern const dm_proc_ops_t dm_proc_enrich;
+extern const dm_proc_ops_t dm_proc_aggregate;
+extern const dm_proc_ops_t dm_proc_dedupe;
+extern const dm_proc_ops_t dm_proc_route;
+extern const dm_proc_ops_t dm_proc_join;
 
 #endif

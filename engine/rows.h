@@ -26,6 +26,8 @@ typedef struct dm_row {
     uint32_t flags;
     int64_t timestamp; /* event time, ms since the epoch */
     int32_t partition; /* input position, for dead letters; -1 when made here */
+    uint16_t output;   /* which output of the task: 0 the main one, i + 1 extra output i */
+    uint16_t input;    /* 1: a record of a join's other source (of the step's other schema) */
     int64_t offset;
 } dm_row_t;
 

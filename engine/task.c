@@ -1,6 +1,7 @@
 /* engine/task.c — one input partition through a fused chain, exactly once. */
 #include "engine/task.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "core/clock.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "engine/expr.h"
 #include "schema/wire.h"
 
 typedef struct proc_metrics {
@@ -21,18 +23,29 @@ typedef struct dlq_item {
     const char *processor;
 } dlq_item_t;
 
+/* One input partition: the first is the config's input, more for a union. */
+typedef struct input {
+    const char *topic;
+    int32_t partition;
+    uint32_t schema_id;
+    const dm_avro_schema_t *writer;
+    dm_avro_schema_t *reader; /* union inputs: the primary shape under their name */
+    dm_avro_codec_t *codec;
+    int64_t position, lag;
+    bool other; /* the join's other source */
+} input_t;
+
 struct dm_task {
     dm_transport_t *t;
+    input_t *in;
+    size_t n_in, cur, next_in; /* cur: the input of this step */
     dm_task_config_t conf;
     dm_proc_t **procs;
     proc_metrics_t *pm;
     const dm_avro_node_t *out_schema;
-    dm_avro_codec_t *codec;
     dm_rows_t *rows; /* rows[0]: decoded input; rows[i + 1]: output of procs[i] */
     dm_dead_letters_t dead;
     dm_transport_batch_t fetch;
-    int64_t position;
-    int64_t lag;
     int32_t out_partitions, dlq_partitions;
     /* per step, reused */
     dm_buf_t out_bytes;
@@ -42,8 +55,26 @@ struct dm_task {
     int32_t *out_part;
     dlq_item_t *dlq;
     size_t n_dlq, cap_dlq;
-    dm_metric_t *m_in, *m_out, *m_dead, *m_lag, *m_latency;
+    uint16_t *out_which; /* output of each record: 0 main, i + 1 extra_topics[i] */
+    int32_t *extra_partitions;
+    /* time and state */
+    dm_expr_t *event_time;
+    dm_expr_t *other_event_time; /* the same field in the join's other source */
+    bool timed;                  /* some step reacts to watermarks */
+    bool stateful;               /* some step keeps state */
+    bool broken;                 /* a step failed after state changed: restore first */
+    int64_t max_event_time;      /* largest event time read; INT64_MIN before any */
+    int64_t logged_max_event;    /* what the state topic holds */
+    int64_t watermark;
+    dm_buf_t state_bytes;
+    dm_record_t *state_recs;
+    size_t n_state, cap_state;
+    dm_metric_t *m_in, *m_out, *m_dead, *m_lag, *m_latency, *m_wm;
+    dm_metric_t **m_state; /* per step: bytes of state in memory */
 };
+
+/* Key of the task's own record in the state topic (steps use 0..254). */
+#define META_STEP 0xff
 
 static const double latency_bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
 
@@ -64,6 +95,9 @@ static void register_metrics(dm_task_t *task)
     task->m_latency = dm_metrics_histogram(m, "datamesh_task_batch_seconds",
                                            "time to process and commit one batch", labels,
                                            latency_bounds, 10, 1e6);
+    if (task->timed)
+        task->m_wm = dm_metrics_gauge(m, "datamesh_task_watermark_ms",
+                                      "event-time watermark of the task", labels);
     for (size_t i = 0; i < task->conf.n_steps; i++) {
         snprintf(labels, sizeof(labels), "task=\"%s\",processor=\"%s\",step=\"%zu\"", esc,
                  task->procs[i]->ops->name, i);
@@ -73,6 +107,9 @@ static void register_metrics(dm_task_t *task)
                                              "records out of a processor", labels);
         task->pm[i].dead = dm_metrics_counter(m, "datamesh_processor_dead_letters_total",
                                               "records a processor could not handle", labels);
+        if (task->procs[i]->kv && task->m_state)
+            task->m_state[i] = dm_metrics_gauge(m, "datamesh_processor_state_bytes",
+                                                "keyed state held in memory", labels);
     }
 }
 
@@ -117,6 +154,23 @@ static dm_err_t decoder_paths(dm_task_t *task, const char ***paths, size_t *n)
         }
         if (p->output) break;
     }
+    if (task->event_time && *n) {
+        const char *const *ps;
+        size_t k = dm_expr_paths(task->event_time, &ps);
+        for (size_t j = 0; j < k; j++) {
+            bool dup = false;
+            for (size_t q = 0; q < *n && !dup; q++)
+                dup = !strcmp((*paths)[q], ps[j]);
+            if (dup) continue;
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 16;
+                const char **np = realloc(*paths, cap * sizeof(*np));
+                if (!np) return DM_ERR_NOMEM;
+                *paths = np;
+            }
+            (*paths)[(*n)++] = ps[j];
+        }
+    }
     return DM_OK;
 }
 
@@ -127,6 +181,249 @@ static int32_t partitions_of(dm_transport_t *t, const char *topic, dm_error_t *e
     int32_t n = d.n_partitions;
     dm_transport_description_free(&d);
     return n;
+}
+
+/* Event time, state and extra outputs: what the chain's processors need. */
+static dm_err_t open_time_and_state(dm_task_t *task, dm_error_t *err)
+{
+    const dm_task_config_t *conf = &task->conf;
+    dm_err_t rc;
+    if (conf->event_time) {
+        rc = dm_expr_compile(conf->event_time, conf->input_schema->root, &task->event_time, err);
+        if (rc) return dm_error_prefix(err, "task %s: event time", conf->name);
+        dm_expr_type_t ty = dm_expr_result_type(task->event_time);
+        if (ty != DM_EXPR_LONG && ty != DM_EXPR_TIMESTAMP)
+            return dm_error_set(err, DM_ERR_INVALID,
+                                "task %s: event time '%s' is a %s; it must be a long (ms since "
+                                "the epoch) or a timestamp",
+                                conf->name, conf->event_time, dm_expr_type_name(ty));
+        if (conf->n_other_inputs &&
+            (rc = dm_expr_compile(conf->event_time, conf->other_inputs[0].schema->root,
+                                  &task->other_event_time, err)))
+            return dm_error_prefix(err, "task %s: event time in %s", conf->name,
+                                   conf->other_inputs[0].topic);
+    }
+    size_t extra = 0;
+    for (size_t i = 0; i < conf->n_steps; i++) {
+        dm_proc_t *p = task->procs[i];
+        task->timed |= p->ops->on_watermark != NULL;
+        if (p->ops->stateful) {
+            task->stateful = true;
+            if (!conf->state_topic)
+                return dm_error_set(err, DM_ERR_INVALID,
+                                    "task %s: step %zu (%s) keeps state: a state topic is required",
+                                    conf->name, i + 1, p->ops->name);
+            if (i >= META_STEP)
+                return dm_error_set(err, DM_ERR_INVALID, "task %s: too many steps keep state",
+                                    conf->name);
+        }
+        const char *const *names;
+        size_t k = p->ops->outputs ? p->ops->outputs(p, &names) : 0;
+        if (k > extra) extra = k;
+    }
+    if (extra > conf->n_extra_topics)
+        return dm_error_set(
+            err, DM_ERR_INVALID,
+            "task %s: the chain writes %zu extra output(s), the task has %zu topic(s) "
+            "for them",
+            conf->name, extra, conf->n_extra_topics);
+    task->extra_partitions = calloc(conf->n_extra_topics + 1, sizeof(int32_t));
+    task->m_state = calloc(conf->n_steps + 1, sizeof(*task->m_state));
+    if (!task->extra_partitions || !task->m_state)
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < conf->n_extra_topics; i++)
+        if ((task->extra_partitions[i] = partitions_of(task->t, conf->extra_topics[i], err)) <= 0)
+            return err ? err->code : DM_ERR_NOT_FOUND;
+    if (task->stateful) {
+        int32_t n = partitions_of(task->t, conf->state_topic, err);
+        if (n <= 0) return err ? err->code : DM_ERR_NOT_FOUND;
+        if (n <= conf->input_partition)
+            return dm_error_set(err, DM_ERR_INVALID,
+                                "task %s: state topic %s has %d partition(s); input partition %d "
+                                "needs its own",
+                                conf->name, conf->state_topic, n, conf->input_partition);
+    }
+    return DM_OK;
+}
+
+/* Applies one changelog record to the step's store (or the task's own record). */
+static dm_err_t apply_state_record(dm_task_t *task, const dm_record_t *r, dm_error_t *err)
+{
+    if (r->key_len < 1)
+        return dm_error_set(err, DM_ERR_CORRUPT, "state topic %s/%d offset %lld: no key",
+                            task->conf.state_topic, task->conf.input_partition,
+                            (long long)r->offset);
+    uint8_t step = r->key[0];
+    if (step == META_STEP) {
+        if (r->value_len != 8)
+            return dm_error_set(err, DM_ERR_CORRUPT,
+                                "state topic %s/%d offset %lld: task record of %d bytes",
+                                task->conf.state_topic, task->conf.input_partition,
+                                (long long)r->offset, r->value_len);
+        uint64_t v = 0;
+        for (int i = 0; i < 8; i++)
+            v = v << 8 | r->value[i];
+        task->max_event_time = (int64_t)v;
+        return DM_OK;
+    }
+    if (step >= task->conf.n_steps || !task->procs[step]->kv)
+        return dm_error_set(err, DM_ERR_CORRUPT,
+                            "state topic %s/%d offset %lld: state of step %u, which keeps none "
+                            "(did the pipeline's steps change?)",
+                            task->conf.state_topic, task->conf.input_partition,
+                            (long long)r->offset, step + 1);
+    dm_state_t *kv = task->procs[step]->kv;
+    if (r->value_len < 0) return dm_state_del(kv, r->key + 1, (size_t)r->key_len - 1, err);
+    return dm_state_put(kv, r->key + 1, (size_t)r->key_len - 1, r->value, (size_t)r->value_len,
+                        err);
+}
+
+static int64_t watermark_of(const dm_task_t *task, int64_t max_event)
+{
+    if (max_event == INT64_MIN) return INT64_MIN;
+    return max_event - task->conf.out_of_orderness_ms;
+}
+
+static dm_err_t commit_stores(dm_task_t *task, dm_error_t *err)
+{
+    for (size_t i = 0; i < task->conf.n_steps; i++) {
+        dm_proc_t *p = task->procs[i];
+        if (!p->kv) continue;
+        dm_err_t rc = dm_state_commit(p->kv, err);
+        if (rc) return rc;
+        if (task->m_state && task->m_state[i])
+            dm_metric_set(task->m_state[i], (int64_t)dm_state_memory_bytes(p->kv));
+    }
+    return DM_OK;
+}
+
+/* Rebuilds every store from the state topic (fresh ones), then lets the
+ * processors rebuild what they derive from it. */
+static dm_err_t restore_state(dm_task_t *task, dm_error_t *err)
+{
+    task->max_event_time = task->logged_max_event = task->watermark = INT64_MIN;
+    if (!task->stateful) return DM_OK;
+    const dm_task_config_t *conf = &task->conf;
+    dm_err_t rc;
+    for (size_t i = 0; i < conf->n_steps; i++) {
+        char dir[4200];
+        snprintf(dir, sizeof(dir), "%s/%zu", conf->state_dir ? conf->state_dir : "", i);
+        rc = dm_proc_reset_state(task->procs[i], conf->state_dir ? dir : NULL,
+                                 conf->state_spill_bytes, err);
+        if (rc) return rc;
+    }
+    int64_t off, end;
+    rc = dm_transport_offsets(task->t, conf->state_topic, conf->input_partition, &off, &end, err);
+    dm_transport_batch_t b = {0};
+    while (!rc && off < end) {
+        rc = dm_transport_fetch(task->t, conf->state_topic, conf->input_partition, off, 1 << 20, 0,
+                                &b, err);
+        if (rc) break;
+        if (b.n == 0 && b.next_offset <= off) break; /* nothing more committed */
+        for (size_t i = 0; i < b.n && !rc; i++)
+            rc = apply_state_record(task, &b.records[i], err);
+        off = b.next_offset;
+        if (!rc) rc = commit_stores(task, err); /* restored, not new: and may spill */
+    }
+    if (b.impl) dm_transport_batch_free(task->t, &b);
+    if (rc) return dm_error_prefix(err, "task %s: restoring state", conf->name);
+    task->logged_max_event = task->max_event_time;
+    task->watermark = watermark_of(task, task->max_event_time);
+    for (size_t i = 0; i < conf->n_steps; i++) {
+        dm_proc_t *p = task->procs[i];
+        p->watermark = task->watermark;
+        if (p->ops->restore && (rc = p->ops->restore(p, err)))
+            return dm_error_prefix(err, "task %s: step %zu (%s): restoring state", conf->name,
+                                   i + 1, p->ops->name);
+    }
+    return DM_OK;
+}
+
+dm_err_t dm_task_union_reader(const dm_avro_schema_t *primary, const dm_avro_schema_t *other,
+                              dm_avro_schema_t **reader, dm_error_t *err)
+{
+    *reader = NULL;
+    const dm_avro_node_t *o = other->root;
+    if (o->type != DM_AVRO_RECORD || primary->root->type != DM_AVRO_RECORD)
+        return dm_error_set(err, DM_ERR_SCHEMA_INCOMPATIBLE, "a union reads records only");
+    json_error_t je;
+    json_t *doc = json_loads(primary->json, 0, &je);
+    if (!doc) return dm_error_set(err, DM_ERR_INTERNAL, "schema JSON: %s", je.text);
+    json_object_set_new(doc, "name", json_string(o->name));
+    json_object_set_new(doc, "namespace", json_string(o->space ? o->space : ""));
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!text) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    dm_err_t rc = dm_avro_schema_parse(text, strlen(text), reader, err);
+    free(text);
+    if (rc) return rc;
+    dm_avro_codec_t *c;
+    if ((rc = dm_avro_codec_new(other, *reader, NULL, 0, &c, err))) {
+        dm_avro_schema_free(*reader);
+        *reader = NULL;
+        return rc;
+    }
+    dm_avro_codec_free(c);
+    return DM_OK;
+}
+
+/* Compiles each input's decoder: the first reads its own schema, union
+ * inputs read theirs as the first's shape. */
+static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths, dm_error_t *err)
+{
+    const dm_task_config_t *conf = &task->conf;
+    task->n_in = 1 + conf->n_more_inputs + conf->n_other_inputs;
+    task->in = calloc(task->n_in, sizeof(*task->in));
+    if (!task->in) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    task->in[0] = (input_t){.topic = conf->input_topic,
+                            .partition = conf->input_partition,
+                            .schema_id = conf->input_schema_id,
+                            .writer = conf->input_schema};
+    for (size_t i = 0; i < conf->n_more_inputs; i++)
+        task->in[i + 1] = (input_t){.topic = conf->more_inputs[i].topic,
+                                    .partition = conf->more_inputs[i].partition,
+                                    .schema_id = conf->more_inputs[i].schema_id,
+                                    .writer = conf->more_inputs[i].schema};
+    for (size_t i = 0; i < conf->n_other_inputs; i++)
+        task->in[1 + conf->n_more_inputs + i] =
+            (input_t){.topic = conf->other_inputs[i].topic,
+                      .partition = conf->other_inputs[i].partition,
+                      .schema_id = conf->other_inputs[i].schema_id,
+                      .writer = conf->other_inputs[i].schema,
+                      .other = true};
+    for (size_t i = 0; i < task->n_in; i++) {
+        input_t *in = &task->in[i];
+        dm_err_t rc = i && !in->other
+                          ? dm_task_union_reader(conf->input_schema, in->writer, &in->reader, err)
+                          : DM_OK;
+        if (!rc && in->other) /* read whole: the join keeps and emits every field */
+            rc = dm_avro_codec_new(in->writer, NULL, NULL, 0, &in->codec, err);
+        else if (!rc)
+            rc = dm_avro_codec_new(in->writer, in->reader, paths, n_paths, &in->codec, err);
+        if (rc)
+            return dm_error_prefix(err, "task %s: input %s cannot be read as %s", conf->name,
+                                   in->topic, conf->input_topic);
+    }
+    return DM_OK;
+}
+
+/* Every input resumes where the group's last commit left it, or at its start. */
+static dm_err_t resume_positions(dm_task_t *task, dm_error_t *err)
+{
+    for (size_t i = 0; i < task->n_in; i++) {
+        input_t *in = &task->in[i];
+        dm_error_t e2 = {0};
+        dm_err_t rc = dm_transport_group_offset(task->t, task->conf.group, in->topic, in->partition,
+                                                &in->position, &e2);
+        if (rc == DM_ERR_NOT_FOUND) {
+            int64_t end;
+            rc = dm_transport_offsets(task->t, in->topic, in->partition, &in->position, &end, err);
+        } else if (rc && err) {
+            *err = e2;
+        }
+        if (rc) return rc;
+    }
+    return DM_OK;
 }
 
 dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t **out,
@@ -151,9 +448,17 @@ dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t 
     }
     const dm_avro_node_t *schema = conf->input_schema->root;
     dm_rows_init(&task->rows[0], schema);
+    if (conf->n_other_inputs && (!conf->n_steps || !conf->steps[0].ops->two_inputs)) {
+        rc = dm_error_set(err, DM_ERR_INVALID,
+                          "task %s: a second source is read only by a first step that joins",
+                          conf->name);
+        goto fail;
+    }
     for (size_t i = 0; i < conf->n_steps; i++) {
-        rc = dm_proc_open(conf->steps[i].ops, conf->env, conf->steps[i].config, schema,
-                          &task->procs[i], err);
+        const dm_avro_node_t *other =
+            i == 0 && conf->n_other_inputs ? conf->other_inputs[0].schema->root : NULL;
+        rc = dm_proc_open2(conf->steps[i].ops, conf->env, conf->steps[i].config, schema, other,
+                           &task->procs[i], err);
         if (rc) {
             dm_error_prefix(err, "task %s: step %zu", conf->name, i + 1);
             goto fail;
@@ -162,13 +467,14 @@ dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t 
         dm_rows_init(&task->rows[i + 1], schema);
     }
     task->out_schema = schema;
+    if ((rc = open_time_and_state(task, err))) goto fail;
     const char **paths;
     size_t n_paths;
     if ((rc = decoder_paths(task, &paths, &n_paths))) {
         dm_error_set(err, rc, "out of memory");
         goto fail;
     }
-    rc = dm_avro_codec_new(conf->input_schema, NULL, paths, n_paths, &task->codec, err);
+    rc = open_inputs(task, paths, n_paths, err);
     free(paths);
     if (rc) goto fail;
     if (conf->output_topic &&
@@ -180,18 +486,8 @@ dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t 
         rc = err ? err->code : DM_ERR_NOT_FOUND;
         goto fail;
     }
-    /* Resume where the group's last commit left off, or at the start. */
-    dm_error_t e2 = {0};
-    rc = dm_transport_group_offset(t, conf->group, conf->input_topic, conf->input_partition,
-                                   &task->position, &e2);
-    if (rc == DM_ERR_NOT_FOUND) {
-        int64_t end;
-        rc = dm_transport_offsets(t, conf->input_topic, conf->input_partition, &task->position,
-                                  &end, err);
-    } else if (rc && err) {
-        *err = e2;
-    }
-    if (rc) goto fail;
+    if ((rc = resume_positions(task, err))) goto fail;
+    if ((rc = restore_state(task, err))) goto fail;
     register_metrics(task);
     *out = task;
     return DM_OK;
@@ -207,12 +503,34 @@ const dm_avro_node_t *dm_task_output_schema(const dm_task_t *task)
 
 int64_t dm_task_position(const dm_task_t *task)
 {
-    return task->position;
+    return task->in[0].position;
 }
 
 int64_t dm_task_lag(const dm_task_t *task)
 {
-    return task->lag;
+    int64_t lag = 0;
+    for (size_t i = 0; i < task->n_in; i++)
+        lag += task->in[i].lag;
+    return lag;
+}
+
+size_t dm_task_inputs(const dm_task_t *task, dm_tp_offset_t *out, size_t max)
+{
+    for (size_t i = 0; i < task->n_in && i < max; i++)
+        out[i] = (dm_tp_offset_t){task->in[i].topic, task->in[i].partition, task->in[i].position};
+    return task->n_in;
+}
+
+static int64_t next_timer(const dm_task_t *task);
+
+int64_t dm_task_next_timer(const dm_task_t *task)
+{
+    return next_timer(task);
+}
+
+int64_t dm_task_watermark(const dm_task_t *task)
+{
+    return task->watermark;
 }
 
 void dm_task_set_output_schema_id(dm_task_t *task, uint32_t id)
@@ -251,10 +569,30 @@ static dm_err_t add_dead(dm_task_t *task, size_t fetch_idx, const char *processo
     return DM_OK;
 }
 
+/* Sets the row's timestamp from the event-time field; a reason when it cannot. */
+static dm_err_t event_time(dm_task_t *task, dm_row_t *row, char *reason, size_t cap)
+{
+    dm_expr_value_t v;
+    dm_error_t e;
+    const dm_expr_t *et = task->in[task->cur].other ? task->other_event_time : task->event_time;
+    if (dm_expr_eval(et, &row->value, &task->rows[0].arena, &v, &e)) {
+        snprintf(reason, cap, "%s", e.message);
+        return DM_ERR_INVALID;
+    }
+    if (v.null) {
+        snprintf(reason, cap, "event time '%s' is null", task->conf.event_time);
+        return DM_ERR_INVALID;
+    }
+    row->timestamp = v.u.l;
+    return DM_OK;
+}
+
 /* Decodes the fetched records into rows[0]; undecodable ones become dead letters. */
 static dm_err_t decode_input(dm_task_t *task, dm_error_t *err)
 {
     dm_rows_t *rows = &task->rows[0];
+    const input_t *in = &task->in[task->cur];
+    rows->schema = in->other ? in->writer->root : task->conf.input_schema->root;
     for (size_t i = 0; i < task->fetch.n; i++) {
         const dm_record_t *rec = &task->fetch.records[i];
         char reason[300];
@@ -265,15 +603,15 @@ static dm_err_t decode_input(dm_task_t *task, dm_error_t *err)
         if (rc) {
             snprintf(reason, sizeof(reason), "value is not in the Confluent wire format (%s)",
                      rc == DM_ERR_TRUNCATED ? "shorter than 5 bytes" : "magic byte is not 0");
-        } else if (id != task->conf.input_schema_id) {
+        } else if (id != task->in[task->cur].schema_id) {
             snprintf(reason, sizeof(reason), "value has schema id %u, the topic's is %u", id,
-                     task->conf.input_schema_id);
+                     task->in[task->cur].schema_id);
             rc = DM_ERR_SCHEMA_MISMATCH;
         } else {
             dm_row_t *row = dm_rows_push(rows);
             if (!row) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
             dm_error_t derr;
-            rc = dm_avro_decode(task->codec, rec->value + DM_WIRE_HEADER,
+            rc = dm_avro_decode(task->in[task->cur].codec, rec->value + DM_WIRE_HEADER,
                                 (size_t)rec->value_len - DM_WIRE_HEADER, NULL, &rows->arena,
                                 &row->value, &derr);
             if (rc) {
@@ -283,8 +621,11 @@ static dm_err_t decode_input(dm_task_t *task, dm_error_t *err)
                 row->key = rec->key;
                 row->key_len = rec->key_len < 0 ? 0 : (uint32_t)rec->key_len;
                 row->timestamp = rec->timestamp;
-                row->partition = task->conf.input_partition;
+                row->partition = task->in[task->cur].partition;
                 row->offset = rec->offset;
+                row->input = task->in[task->cur].other;
+                if (task->event_time && (rc = event_time(task, row, reason, sizeof(reason))))
+                    rows->n--;
             }
         }
         if (rc && add_dead(task, i, "decode", reason))
@@ -293,13 +634,24 @@ static dm_err_t decode_input(dm_task_t *task, dm_error_t *err)
     return DM_OK;
 }
 
-static dm_err_t run_chain(dm_task_t *task, dm_error_t *err)
+/* Runs each processor on its input, then lets it react to the new watermark
+ * (wm; INT64_MIN when it did not move) and its due timer; what those emit
+ * flows on through the rest of the chain in the same batch. */
+static dm_err_t run_chain(dm_task_t *task, int64_t wm, int64_t now_ms, dm_error_t *err)
 {
     for (size_t i = 0; i < task->conf.n_steps; i++) {
         dm_proc_t *p = task->procs[i];
         dm_rows_t *in = &task->rows[i], *out = &task->rows[i + 1];
         dm_dead_letters_reset(&task->dead);
         dm_err_t rc = p->ops->process(p, in, out, &task->dead, err);
+        if (!rc && wm > p->watermark) {
+            if (p->ops->on_watermark) rc = p->ops->on_watermark(p, wm, out, err);
+            p->watermark = wm;
+        }
+        if (!rc && p->timer_at && now_ms >= p->timer_at && p->ops->on_timer) {
+            p->timer_at = 0;
+            rc = p->ops->on_timer(p, now_ms, out, err);
+        }
         if (rc)
             return dm_error_prefix(err, "task %s: step %zu (%s)", task->conf.name, i + 1,
                                    p->ops->name);
@@ -328,7 +680,9 @@ static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
         if (r) task->out_recs = r;
         int32_t *pp = realloc(task->out_part, cap * sizeof(*pp));
         if (pp) task->out_part = pp;
-        if (!o || !r || !pp) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        uint16_t *w = realloc(task->out_which, cap * sizeof(*w));
+        if (w) task->out_which = w;
+        if (!o || !r || !pp || !w) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         task->out_cap = cap;
     }
     dm_buf_reset(&task->out_bytes);
@@ -352,9 +706,19 @@ static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
             .value_len = (int32_t)(end - task->out_offsets[i]),
         };
         /* Keyed records go by key hash; keyless ones stay on the input's partition. */
-        task->out_part[i] =
-            row->key ? (int32_t)(dm_hash64(row->key, row->key_len) % (uint64_t)task->out_partitions)
-                     : task->conf.input_partition % task->out_partitions;
+        uint16_t which = row->output;
+        if (which > task->conf.n_extra_topics)
+            return dm_error_set(err, DM_ERR_INTERNAL, "task %s: a record went to output %u of %zu",
+                                task->conf.name, which, task->conf.n_extra_topics + 1);
+        int32_t parts = which ? task->extra_partitions[which - 1] : task->out_partitions;
+        task->out_which[i] = which;
+        if (parts <= 0) { /* the main output is not written */
+            task->out_part[i] = -1;
+            continue;
+        }
+        task->out_part[i] = row->key
+                                ? (int32_t)(dm_hash64(row->key, row->key_len) % (uint64_t)parts)
+                                : task->conf.input_partition % parts;
     }
     return DM_OK;
 }
@@ -363,15 +727,21 @@ static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
 static dm_err_t produce_output(dm_task_t *task, dm_transport_txn_t *txn, dm_error_t *err)
 {
     size_t n = task->rows[task->conf.n_steps].n;
-    if (!n || !task->conf.output_topic) return DM_OK;
+    if (!n) return DM_OK;
     dm_record_t *group = malloc(n * sizeof(*group));
     if (!group) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     dm_err_t rc = DM_OK;
-    for (int32_t p = 0; p < task->out_partitions && !rc; p++) {
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (task->out_part[i] == p) group[k++] = task->out_recs[i];
-        if (k) rc = dm_transport_txn_produce(txn, task->conf.output_topic, p, group, k, err);
+    for (size_t w = 0; w <= task->conf.n_extra_topics && !rc; w++) {
+        const char *topic = w ? task->conf.extra_topics[w - 1] : task->conf.output_topic;
+        int32_t parts = w ? task->extra_partitions[w - 1] : task->out_partitions;
+        if (!topic) continue;
+        for (int32_t p = 0; p < parts && !rc; p++) {
+            size_t k = 0;
+            for (size_t i = 0; i < n; i++)
+                if (task->out_part[i] == p && task->out_which[i] == w)
+                    group[k++] = task->out_recs[i];
+            if (k) rc = dm_transport_txn_produce(txn, topic, p, group, k, err);
+        }
     }
     free(group);
     return rc;
@@ -393,15 +763,15 @@ static dm_err_t produce_dead(dm_task_t *task, dm_transport_txn_t *txn, dm_error_
         const dlq_item_t *d = &task->dlq[i];
         const dm_record_t *src = &task->fetch.records[d->fetch_index];
         dm_record_header_t *h = &hdrs[i * 5];
-        int np = snprintf(nums[i][0], sizeof(nums[i][0]), "%d", task->conf.input_partition);
+        const input_t *in = &task->in[task->cur];
+        int np = snprintf(nums[i][0], sizeof(nums[i][0]), "%d", in->partition);
         int no = snprintf(nums[i][1], sizeof(nums[i][1]), "%lld", (long long)src->offset);
         h[0] = (dm_record_header_t){DM_DLQ_REASON, (uint32_t)strlen(DM_DLQ_REASON),
                                     (const uint8_t *)d->reason, (int32_t)strlen(d->reason)};
         h[1] = (dm_record_header_t){DM_DLQ_PROCESSOR, (uint32_t)strlen(DM_DLQ_PROCESSOR),
                                     (const uint8_t *)d->processor, (int32_t)strlen(d->processor)};
         h[2] = (dm_record_header_t){DM_DLQ_TOPIC, (uint32_t)strlen(DM_DLQ_TOPIC),
-                                    (const uint8_t *)task->conf.input_topic,
-                                    (int32_t)strlen(task->conf.input_topic)};
+                                    (const uint8_t *)in->topic, (int32_t)strlen(in->topic)};
         h[3] = (dm_record_header_t){DM_DLQ_PARTITION, (uint32_t)strlen(DM_DLQ_PARTITION),
                                     (const uint8_t *)nums[i][0], np};
         h[4] = (dm_record_header_t){DM_DLQ_OFFSET, (uint32_t)strlen(DM_DLQ_OFFSET),
@@ -424,41 +794,183 @@ out:
     return rc;
 }
 
+/* ---- state in the transaction ------------------------------------------------ */
+
+typedef struct state_ctx {
+    dm_task_t *task;
+    uint8_t step;
+    dm_err_t rc;
+} state_ctx_t;
+
+/* Where a changelog record's key and value start in state_bytes (kept as
+ * offsets while the buffer grows, turned into pointers at the end). */
+static int add_state_record(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val,
+                            size_t vlen)
+{
+    state_ctx_t *c = ctx;
+    dm_task_t *task = c->task;
+    if (task->n_state == task->cap_state) {
+        size_t cap = task->cap_state ? task->cap_state * 2 : 256;
+        dm_record_t *r = realloc(task->state_recs, cap * sizeof(*r));
+        if (!r) return c->rc = DM_ERR_NOMEM;
+        task->state_recs = r;
+        task->cap_state = cap;
+    }
+    size_t koff = task->state_bytes.len;
+    if (dm_buf_append_u8(&task->state_bytes, c->step) ||
+        dm_buf_append(&task->state_bytes, key, klen) ||
+        (val && dm_buf_append(&task->state_bytes, val, vlen)))
+        return c->rc = DM_ERR_NOMEM;
+    task->state_recs[task->n_state++] = (dm_record_t){
+        .key = (const uint8_t *)(uintptr_t)koff, /* offsets for now */
+        .key_len = (int32_t)(klen + 1),
+        .value = (const uint8_t *)(uintptr_t)(koff + 1 + klen),
+        .value_len = val ? (int32_t)vlen : -1,
+    };
+    return 0;
+}
+
+/* Adds the stores' changes and the task's event time to the transaction. */
+static dm_err_t produce_state(dm_task_t *task, dm_transport_txn_t *txn, dm_error_t *err)
+{
+    if (!task->stateful) return DM_OK;
+    dm_buf_reset(&task->state_bytes);
+    task->n_state = 0;
+    state_ctx_t c = {.task = task};
+    for (size_t i = 0; i < task->conf.n_steps && !c.rc; i++) {
+        if (!task->procs[i]->kv) continue;
+        c.step = (uint8_t)i;
+        dm_state_changes(task->procs[i]->kv, add_state_record, &c);
+    }
+    if (!c.rc && task->max_event_time != task->logged_max_event) {
+        uint8_t v[8];
+        uint64_t x = (uint64_t)task->max_event_time;
+        for (int i = 7; i >= 0; i--, x >>= 8)
+            v[i] = (uint8_t)x;
+        c.step = META_STEP;
+        add_state_record(&c, (const uint8_t *)"wm", 2, v, 8);
+    }
+    if (c.rc) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    if (!task->n_state) return DM_OK;
+    for (size_t i = 0; i < task->n_state; i++) {
+        dm_record_t *r = &task->state_recs[i];
+        r->key = task->state_bytes.data + (uintptr_t)r->key;
+        r->value = r->value_len < 0 ? NULL : task->state_bytes.data + (uintptr_t)r->value;
+    }
+    return dm_transport_txn_produce(txn, task->conf.state_topic, task->conf.input_partition,
+                                    task->state_recs, task->n_state, err);
+}
+
+/* After a failed step changed state that was not committed: back to the last
+ * commit (state, event time and input position). */
+static dm_err_t recover(dm_task_t *task, dm_error_t *err)
+{
+    dm_err_t rc = restore_state(task, err);
+    if (!rc) rc = resume_positions(task, err);
+    if (!rc) task->broken = false;
+    return rc;
+}
+
+/* The earliest processing-time timer of the chain, 0 when none. */
+static int64_t next_timer(const dm_task_t *task)
+{
+    int64_t due = 0;
+    for (size_t i = 0; i < task->conf.n_steps; i++) {
+        int64_t at = task->procs[i]->timer_at;
+        if (at && (!due || at < due)) due = at;
+    }
+    return due;
+}
+
+/* The watermark the decoded input brings, INT64_MIN when it does not move. */
+static int64_t advance_watermark(dm_task_t *task)
+{
+    if (!task->timed) return INT64_MIN;
+    const dm_rows_t *in = &task->rows[0];
+    for (uint32_t i = 0; i < in->n; i++)
+        if (in->records[i].timestamp > task->max_event_time)
+            task->max_event_time = in->records[i].timestamp;
+    int64_t wm = watermark_of(task, task->max_event_time);
+    if (wm <= task->watermark) return INT64_MIN;
+    task->watermark = wm;
+    if (task->m_wm) dm_metric_set(task->m_wm, wm);
+    return wm;
+}
+
+/* Fetches from the inputs in turn, starting after the last one that had
+ * records: the first with records is this step's (task->cur). Only the last
+ * one tried waits, so a step waits at most timeout_ms. */
+static dm_err_t fetch_some(dm_task_t *task, int timeout_ms, bool *input, dm_error_t *err)
+{
+    int64_t lag = 0;
+    for (size_t k = 0; k < task->n_in; k++) {
+        size_t i = (task->next_in + k) % task->n_in;
+        input_t *in = &task->in[i];
+        dm_err_t rc = dm_transport_fetch(task->t, in->topic, in->partition, in->position,
+                                         task->conf.max_batch_bytes,
+                                         k + 1 == task->n_in ? timeout_ms : 0, &task->fetch, err);
+        if (rc)
+            return dm_error_prefix(err, "task %s: reading %s/%d at offset %lld", task->conf.name,
+                                   in->topic, in->partition, (long long)in->position);
+        in->lag = task->fetch.high_watermark - task->fetch.next_offset;
+        if (in->lag < 0) in->lag = 0;
+        task->cur = i;
+        if (task->fetch.n > 0 || task->fetch.next_offset > in->position) {
+            *input = true;
+            task->next_in = (i + 1) % task->n_in;
+            break;
+        }
+    }
+    for (size_t i = 0; i < task->n_in; i++)
+        lag += task->in[i].lag;
+    if (task->m_lag) dm_metric_set(task->m_lag, lag);
+    return DM_OK;
+}
+
 dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_error_t *err)
 {
     *processed = 0;
-    dm_err_t rc = dm_transport_fetch(task->t, task->conf.input_topic, task->conf.input_partition,
-                                     task->position, task->conf.max_batch_bytes, timeout_ms,
-                                     &task->fetch, err);
-    if (rc)
-        return dm_error_prefix(err, "task %s: reading %s/%d at offset %lld", task->conf.name,
-                               task->conf.input_topic, task->conf.input_partition,
-                               (long long)task->position);
-    task->lag = task->fetch.high_watermark - task->fetch.next_offset;
-    if (task->lag < 0) task->lag = 0;
-    if (task->m_lag) dm_metric_set(task->m_lag, task->lag);
-    if (task->fetch.n == 0 && task->fetch.next_offset <= task->position) return DM_OK;
+    dm_err_t rc;
+    if (task->broken && (rc = recover(task, err))) return rc;
+    int64_t due = next_timer(task);
+    if (due) {
+        int64_t left = due - dm_wall_ms();
+        if (left < 0) left = 0;
+        if (timeout_ms < 0 || left < timeout_ms) timeout_ms = (int)left;
+    }
+    bool input = false;
+    if ((rc = fetch_some(task, timeout_ms, &input, err))) return rc;
+    input_t *in = &task->in[task->cur];
+    int64_t now = due ? dm_wall_ms() : 0;
+    if (!input && !(due && now >= due)) return DM_OK;
+    int64_t next_offset = input ? task->fetch.next_offset : in->position;
     uint64_t t0 = dm_now_ns();
     for (size_t i = 0; i <= task->conf.n_steps; i++)
         dm_rows_reset(&task->rows[i]);
     task->n_dlq = 0;
-    if ((rc = decode_input(task, err)) || (rc = run_chain(task, err)) ||
+    task->broken = task->stateful; /* until the commit: state may run ahead of the log */
+    if ((rc = decode_input(task, err)) ||
+        (rc = run_chain(task, advance_watermark(task), now, err)) ||
         (rc = encode_output(task, err)))
         return rc;
     dm_transport_txn_t *txn;
     if ((rc = dm_transport_txn_begin(task->t, &txn, err))) return rc;
-    dm_tp_offset_t next = {task->conf.input_topic, task->conf.input_partition,
-                           task->fetch.next_offset};
+    dm_tp_offset_t next = {in->topic, in->partition, next_offset};
     if ((rc = produce_output(task, txn, err)) || (rc = produce_dead(task, txn, err)) ||
+        (rc = produce_state(task, txn, err)) ||
         (rc = dm_transport_txn_offsets(txn, task->conf.group, &next, 1, err))) {
         dm_transport_txn_abort(txn);
         return rc;
     }
     if ((rc = dm_transport_txn_commit(txn, err)))
         return dm_error_prefix(err, "task %s: commit", task->conf.name);
-    task->position = task->fetch.next_offset;
-    *processed = task->fetch.n;
-    add(task->m_in, task->fetch.n);
+    in->position = next_offset;
+    task->logged_max_event = task->max_event_time;
+    if (task->stateful && (rc = commit_stores(task, err))) return rc;
+    task->broken = false;
+    size_t n_in = input ? task->fetch.n : 0;
+    *processed = n_in;
+    add(task->m_in, n_in);
     add(task->m_out, task->rows[task->conf.n_steps].n);
     add(task->m_dead, task->n_dlq);
     if (task->m_latency) dm_metric_observe(task->m_latency, (dm_now_ns() - t0) / 1000);
@@ -477,13 +989,24 @@ void dm_task_free(dm_task_t *task)
         dm_proc_close(task->procs[i]);
     for (size_t i = 0; task->rows && i <= task->conf.n_steps; i++)
         dm_rows_free(&task->rows[i]);
-    dm_avro_codec_free(task->codec);
+    for (size_t i = 0; task->in && i < task->n_in; i++) {
+        dm_avro_codec_free(task->in[i].codec);
+        dm_avro_schema_free(task->in[i].reader);
+    }
+    free(task->in);
     dm_dead_letters_free(&task->dead);
     if (task->fetch.impl) dm_transport_batch_free(task->t, &task->fetch);
     dm_buf_free(&task->out_bytes);
     free(task->out_offsets);
     free(task->out_recs);
     free(task->out_part);
+    free(task->out_which);
+    free(task->extra_partitions);
+    free(task->m_state);
+    free(task->state_recs);
+    dm_buf_free(&task->state_bytes);
+    dm_expr_free(task->event_time);
+    dm_expr_free(task->other_event_time);
     free(task->dlq);
     free(task->rows);
     free(task->procs);

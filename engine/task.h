@@ -9,6 +9,13 @@
  * point leaves either all of a step or none of it, so a restarted task resumes
  * exactly where the last commit left it.
  *
+ * Processors that keep state have their changes written to the state topic
+ * (compacted; key = step index byte + the processor's key, value = the bytes
+ * or a tombstone) in the same transaction, so state, outputs and offsets move
+ * together; a new task instance reads the state topic back before its first
+ * step. A step that fails after state changed restores that state the same
+ * way before the next step, so retrying a failed step is always safe.
+ *
  * Threads: a task is stepped by one thread at a time.
  */
 #ifndef DM_ENGINE_TASK_H
@@ -29,6 +36,15 @@ typedef struct dm_task_step_spec {
     const json_t *config;
 } dm_task_step_spec_t;
 
+/* A further input of a union: its values are read as the task's input
+ * schema (fields matched by name, per Avro schema resolution). */
+typedef struct dm_task_input {
+    const char *topic;
+    int32_t partition;
+    const dm_avro_schema_t *schema; /* writer schema of its values */
+    uint32_t schema_id;
+} dm_task_input_t;
+
 typedef struct dm_task_config {
     const char *name;  /* for logs and metrics: "us-plays/0" */
     const char *group; /* consumer group holding the input offset */
@@ -44,6 +60,28 @@ typedef struct dm_task_config {
     size_t max_batch_bytes;   /* per fetch; 0 = 1 MiB */
     dm_metrics_t *metrics;    /* optional */
     const dm_proc_env_t *env; /* optional: tables for enrich */
+    /* State: required when a step keeps state (aggregate, dedupe). */
+    const char *state_topic;  /* compacted; partition = input partition */
+    const char *state_dir;    /* where state spills to RocksDB; NULL = memory only */
+    size_t state_spill_bytes; /* memory per processor before spilling; 0 = 64 MiB */
+    /* Event time: a field path of the input (long, or timestamp-millis);
+     * NULL = the records' timestamps. The watermark is the largest event time
+     * read minus out_of_orderness_ms. */
+    const char *event_time;
+    int64_t out_of_orderness_ms;
+    /* Extra outputs (route): rows a processor sends to output i + 1 go to
+     * extra_topics[i], with the same schema id as the main output. */
+    const char *const *extra_topics;
+    size_t n_extra_topics;
+    /* Union: more inputs read into the same chain, each with its own offset
+     * in the group; input_topic/partition stays the first. The watermark
+     * follows the fastest input. */
+    const dm_task_input_t *more_inputs;
+    size_t n_more_inputs;
+    /* Join: the partitions of the other source the first step (a processor
+     * with two_inputs) reads; all of one schema, decoded as it is. */
+    const dm_task_input_t *other_inputs;
+    size_t n_other_inputs;
 } dm_task_config_t;
 
 typedef struct dm_task dm_task_t;
@@ -62,15 +100,34 @@ const dm_avro_node_t *dm_task_output_schema(const dm_task_t *task);
  * the output schema is registered). */
 void dm_task_set_output_schema_id(dm_task_t *task, uint32_t id);
 
-/* Runs one batch: waits up to timeout_ms for input, processes and commits.
- * *processed gets the number of input records consumed (0 when none came). */
+/* Runs one batch: waits up to timeout_ms for input (less when a processor's
+ * timer is due sooner; 0 never waits), processes and commits. Due
+ * processing-time timers run and commit even without input. *processed gets
+ * the number of input records consumed (0 when none came). */
 dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_error_t *err);
 
-/* The next input offset the task will read. */
+/* A reader schema for values written with other that yields values of
+ * primary's shape: primary renamed to other's record name, so that Avro
+ * resolution matches fields by name. Errors name the field path that cannot
+ * be read (DM_ERR_SCHEMA_INCOMPATIBLE). The caller frees *reader. */
+dm_err_t dm_task_union_reader(const dm_avro_schema_t *primary, const dm_avro_schema_t *other,
+                              dm_avro_schema_t **reader, dm_error_t *err);
+
+/* The next input offset the task will read (of its first input). */
 int64_t dm_task_position(const dm_task_t *task);
 
-/* Input records committed but not yet read, as of the last fetch. */
+/* Input records committed but not yet read, as of the last fetches (all inputs). */
 int64_t dm_task_lag(const dm_task_t *task);
+
+/* What a scheduler needs to park the task until it has work: its inputs at
+ * their next offsets (up to max; returns how many there are) ... */
+size_t dm_task_inputs(const dm_task_t *task, dm_tp_offset_t *out, size_t max);
+
+/* ... and the wall-clock ms of its next processing-time timer (0 = none). */
+int64_t dm_task_next_timer(const dm_task_t *task);
+
+/* The task's event-time watermark (INT64_MIN before any event). */
+int64_t dm_task_watermark(const dm_task_t *task);
 
 void dm_task_free(dm_task_t *task);
 

@@ -56,6 +56,25 @@ static void test_good_specs(void)
     json_decref(in);
     json_decref(out);
     dm_spec_clear(&s);
+    const char *windows = "kind: Pipeline\n"
+                          "metadata: {name: windows}\n"
+                          "spec:\n"
+                          "  from: [plays]\n"
+                          "  steps:\n"
+                          "    - dedupe: {key: [id], within: 10m, time: ts}\n"
+                          "    - route: {outputs: {big: \"amount > 100\"}, default: rest}\n"
+                          "    - aggregate:\n"
+                          "        window: {type: hopping, size: 10m, slide: 1m, lateness: 30s}\n"
+                          "        time: ts\n"
+                          "        group_by: [country]\n"
+                          "        aggregates: [\"count(*) AS n\", \"sum(amount) AS total\"]\n"
+                          "  to: [{source: per-country}]\n";
+    REQUIRE(validate_text(windows, &s, &err) == DM_OK);
+    out = dm_spec_pipeline_outputs(s.doc);
+    CHECK_EQ_INT(json_array_size(out), 2);
+    CHECK_STR_EQ(json_string_value(json_array_get(out, 1)), "big");
+    json_decref(out);
+    dm_spec_clear(&s);
     /* JSON is accepted as it is. */
     REQUIRE(validate_text("{\"kind\": \"Sink\", \"metadata\": {\"name\": \"archive\"}, \"spec\": "
                           "{\"type\": \"file\", \"path\": \"/tmp/a.avro\", \"format\": \"avro\"}}",
@@ -179,7 +198,36 @@ static const struct {
      "spec.from: must list at least one item"},
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{map: x}], to: [{source: "
      "b}]}\n",
-     "spec.steps[0].map: unknown key 'map'; allowed: filter, project, enrich, sql, processor"},
+     "spec.steps[0].map: unknown key 'map'; allowed: filter, project, enrich, aggregate, dedupe, "
+     "route, join, sql, processor"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{join: {with: b, on: id}}], "
+     "to: [{source: c}]}\n",
+     "spec.steps[0].join.within: required key 'within' is missing"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{aggregate: {window: {type: "
+     "sliding, size: 1m}, aggregates: [count(*)]}}], to: [{source: b}]}\n",
+     "spec.steps[0].aggregate.window.type: 'sliding' is not one of: tumbling, hopping, session"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{aggregate: {window: {type: "
+     "hopping, size: 1m}, aggregates: [count(*)]}}], to: [{source: b}]}\n",
+     "spec.steps[0].aggregate.window.slide: required key 'slide' is missing"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{aggregate: {window: {type: "
+     "session, gap: 5m, size: 1m}, aggregates: [count(*)]}}], to: [{source: b}]}\n",
+     "spec.steps[0].aggregate.window.size: a session window has no size"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{aggregate: {window: {type: "
+     "tumbling, size: soon}, aggregates: [count(*)]}}], to: [{source: b}]}\n",
+     "spec.steps[0].aggregate.window.size: expected a duration"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{aggregate: {window: {type: "
+     "tumbling, size: 1m}}}], to: [{source: b}]}\n",
+     "spec.steps[0].aggregate.aggregates: required key 'aggregates' is missing"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{dedupe: {key: [id]}}], to: "
+     "[{source: b}]}\n",
+     "spec.steps[0].dedupe.within: required key 'within' is missing"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{route: {outputs: {Big: "
+     "\"x > 1\"}}}], to: [{source: b}]}\n",
+     "spec.steps[0].route.outputs.Big: 'Big' is not a valid name"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{route: {outputs: {big: "
+     "3}}}], "
+     "to: [{source: b}]}\n",
+     "spec.steps[0].route.outputs.big: expected an expression, got an integer"},
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{filter: x, project: [a]}], "
      "to: [{source: b}]}\n",
      "spec.steps[0]: each step is a mapping with one key"},
