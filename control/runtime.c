@@ -30,9 +30,8 @@ typedef struct unit {
     dm_unit_status_t st;
     pthread_t th;
     bool started;
-    dm_job_t *job;          /* task: its job in the worker pool (no thread of its own) */
-    int64_t backoff;        /* task: ms before the next try after a failed step */
-    int32_t task_partition; /* task: the input partition it reads */
+    dm_job_t *job;   /* task: its job in the worker pool (no thread of its own) */
+    int64_t backoff; /* task: ms before the next try after a failed step */
     dm_runtime_t *rt;
     /* datagen */
     dm_datagen_source_t dg;
@@ -252,9 +251,11 @@ static dm_job_next_t task_step(void *arg, dm_job_wait_t *w)
     atomic_store(&u->st.position, dm_task_position(u->task));
     atomic_store(&u->st.lag, dm_task_lag(u->task));
     if (n) return DM_JOB_AGAIN;
-    w->inputs[0] = (dm_tp_offset_t){u->topic, u->task_partition, dm_task_position(u->task)};
-    w->n_inputs = 1;
-    w->sleep_ms = 0; /* caught up (lag 0): nothing to do until a commit wakes it */
+    w->n_inputs = dm_task_inputs(u->task, w->inputs, DM_JOB_MAX_INPUTS);
+    /* Caught up: nothing to do until a commit wakes it, or its next timer. */
+    int64_t timer = dm_task_next_timer(u->task);
+    w->sleep_ms = 0;
+    if (timer) w->sleep_ms = timer > dm_wall_ms() ? timer - dm_wall_ms() : 1;
     return DM_JOB_WAIT;
 }
 
@@ -867,7 +868,6 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
             u->extra[x] = json_string_value(json_array_get(json_object_get(ut, "extra"), x));
         snprintf(u->topic, sizeof(u->topic), "%s", input);
         snprintf(u->group, sizeof(u->group), "%s", group);
-        u->task_partition = p;
         dm_task_config_t tc = {.name = u->name,
                                .group = u->group,
                                .input_topic = u->topic,
