@@ -60,6 +60,7 @@ def main():
         apply_s = time.time() - t0
         rss = rss_mib(proc.pid)
         lat = []
+        by_kind = {"get": [], "status": [], "source": []}
         t1 = time.time()
         st, out = req(base, "GET", "/api/v1/pipelines")
         list_ms = (time.time() - t1) * 1000
@@ -67,17 +68,23 @@ def main():
         rnd = random.Random(7)
         for _ in range(2000):
             i = rnd.randrange(pipelines)
-            path = rnd.choice([f"/api/v1/pipelines/p-{i}", f"/api/v1/pipelines/p-{i}/status",
-                               f"/api/v1/sources/src-{i % sources}"])
+            kind, path = rnd.choice([("get", f"/api/v1/pipelines/p-{i}"),
+                                     ("status", f"/api/v1/pipelines/p-{i}/status"),
+                                     ("source", f"/api/v1/sources/src-{i % sources}")])
             t1 = time.perf_counter()
             req(base, "GET", path)
-            lat.append((time.perf_counter() - t1) * 1000)
+            ms = (time.perf_counter() - t1) * 1000
+            lat.append(ms)
+            by_kind[kind].append(ms)
         lat.sort()
         p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
         print(f"applied {sources} sources + {pipelines} pipelines ({topics} topics and their "
               f"dead-letter topics) in {apply_s:.1f} s ({len(docs) / apply_s:.0f} specs/s)")
         print(f"controller RSS after apply: {rss:.0f} MiB (target < 1024)")
         print(f"list of {n_listed} pipelines: {list_ms:.0f} ms")
+        for kind, v in by_kind.items():
+            v.sort()
+            print(f"  {kind}: p50 {v[len(v) // 2]:.2f} ms, p99 {v[int(len(v) * 0.99)]:.2f} ms")
         print(f"get/status API over 2000 requests: p50 {p50:.2f} ms, p99 {p99:.2f} ms (target < 50)")
         print(f"control ratio={60.0 / apply_s:.2f} target=1")
     finally:

@@ -163,21 +163,8 @@ static void on_get(void *ctx, const dm_http_request_t *req, dm_http_response_t *
     json_t *obj = NULL;
     if (k == DM_KIND_SOURCE) {
         /* Sources come from the catalog: declared or derived. */
-        json_t *all;
-        if (dm_catalog_sources(((api_t *)ctx)->store, &all, &err)) {
-            dm_api_reply_error(res, &err);
-            return;
-        }
-        size_t i;
-        json_t *s;
-        json_array_foreach(all, i, s)
-        {
-            const char *n =
-                json_string_value(json_object_get(json_object_get(s, "metadata"), "name"));
-            if (n && !strcmp(n, name)) obj = json_incref(s);
-        }
-        json_decref(all);
-        if (!obj) dm_error_set(&err, DM_ERR_NOT_FOUND, "Source '%s' not found", name);
+        dm_catalog_source(((api_t *)ctx)->store, name, &obj, &err);
+
     } else {
         dm_store_get(((api_t *)ctx)->store, (dm_kind_t)k, name, &obj, &err);
     }

@@ -31,21 +31,12 @@ typedef struct data_api {
 /* The catalog entry of a source (declared or derived), or NULL (reply sent). */
 static json_t *find_source(data_api_t *api, const char *name, dm_http_response_t *res)
 {
-    json_t *all;
+    json_t *found = NULL;
     dm_error_t err = {0};
-    if (dm_catalog_sources(api->store, &all, &err)) {
+    if (dm_catalog_source(api->store, name, &found, &err) && err.code != DM_ERR_NOT_FOUND) {
         dm_api_reply_error(res, &err);
         return NULL;
     }
-    json_t *found = NULL;
-    size_t i;
-    json_t *s;
-    json_array_foreach(all, i, s)
-    {
-        const char *n = json_string_value(json_object_get(json_object_get(s, "metadata"), "name"));
-        if (n && !strcmp(n, name)) found = json_incref(s);
-    }
-    json_decref(all);
     if (!found) dm_http_error(res, 404, 40401, "source '%s' not found", name);
     return found;
 }

@@ -376,17 +376,10 @@ out:
     return rc;
 }
 
-dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err)
+/* Derived sources (what pipelines publish), owned by their pipeline's owner,
+ * appended to sources; only the one called only, when only is not NULL. */
+static void add_derived(json_t *sources, const json_t *pipelines, const char *only)
 {
-    *out = NULL;
-    json_t *sources, *pipelines;
-    dm_err_t rc = dm_store_list(store, DM_KIND_SOURCE, &sources, err);
-    if (rc) return rc;
-    if ((rc = dm_store_list(store, DM_KIND_PIPELINE, &pipelines, err))) {
-        json_decref(sources);
-        return rc;
-    }
-    /* Derived sources, owned by their pipeline's owner. */
     size_t i;
     json_t *p;
     json_array_foreach(pipelines, i, p)
@@ -397,6 +390,7 @@ dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err)
         json_t *md = json_object_get(p, "metadata");
         json_array_foreach(outs, k, o)
         {
+            if (only && strcmp(only, json_string_value(o))) continue;
             json_t *meta = json_pack("{s:O}", "name", o);
             if (json_object_get(md, "owner"))
                 json_object_set(meta, "owner", json_object_get(md, "owner"));
@@ -408,8 +402,14 @@ dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err)
         }
         json_decref(outs);
     }
-    /* Consumers of every source, from one pass over the pipelines. */
+}
+
+/* Sets producers and consumers on each source, from one pass over the pipelines. */
+static void add_lineage(json_t *sources, const json_t *pipelines)
+{
     json_t *consumers_of = json_object();
+    size_t i;
+    json_t *p;
     json_array_foreach(pipelines, i, p)
     {
         json_t *reads = pipeline_reads(p);
@@ -426,29 +426,62 @@ dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err)
         }
         json_decref(reads);
     }
-    /* Producers and consumers of each. */
     json_t *s;
     json_array_foreach(sources, i, s)
     {
-        const char *name = meta_name(s);
-        json_t *producers = json_array();
-        json_t *consumers = json_object_get(consumers_of, name);
-        consumers = consumers ? json_incref(consumers) : json_array();
         const json_t *spec = json_object_get(s, "spec");
         const char *derived = json_string_value(json_object_get(spec, "derived_from"));
-        if (derived)
-            json_array_append_new(producers, json_pack("s+", "pipeline:", derived));
-        else
-            json_array_append_new(producers,
-                                  json_pack("s+", "connector:",
+        json_t *consumers = json_object_get(consumers_of, meta_name(s));
+        json_object_set_new(s, "producers",
+                            derived
+                                ? json_pack("[s+]", "pipeline:", derived)
+                                : json_pack("[s+]", "connector:",
                                             json_string_value(json_object_get(spec, "connector"))));
-        json_object_set_new(s, "producers", producers);
-        json_object_set_new(s, "consumers", consumers);
+        json_object_set_new(s, "consumers", consumers ? json_incref(consumers) : json_array());
     }
     json_decref(consumers_of);
+}
+
+dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err)
+{
+    *out = NULL;
+    json_t *sources, *pipelines;
+    dm_err_t rc = dm_store_list(store, DM_KIND_SOURCE, &sources, err);
+    if (rc) return rc;
+    if ((rc = dm_store_list(store, DM_KIND_PIPELINE, &pipelines, err))) {
+        json_decref(sources);
+        return rc;
+    }
+    add_derived(sources, pipelines, NULL);
+    add_lineage(sources, pipelines);
     json_decref(pipelines);
     *out = sources;
     return DM_OK;
+}
+
+dm_err_t dm_catalog_source(dm_store_t *store, const char *name, json_t **out, dm_error_t *err)
+{
+    *out = NULL;
+    /* Only pipelines that mention the name can read or publish it. */
+    char *quoted = json_dumps(json_string(name), JSON_ENCODE_ANY);
+    json_t *pipelines = NULL, *sources = json_array(), *doc = NULL;
+    dm_err_t rc = quoted
+                      ? dm_store_list_containing(store, DM_KIND_PIPELINE, quoted, &pipelines, err)
+                      : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    free(quoted);
+    if (!rc && dm_store_get(store, DM_KIND_SOURCE, name, &doc, NULL) == DM_OK)
+        json_array_append_new(sources, doc);
+    else if (!rc)
+        add_derived(sources, pipelines, name);
+    if (!rc && !json_array_size(sources))
+        rc = dm_error_set(err, DM_ERR_NOT_FOUND, "Source '%s' not found", name);
+    if (!rc) {
+        add_lineage(sources, pipelines);
+        *out = json_incref(json_array_get(sources, 0));
+    }
+    json_decref(pipelines);
+    json_decref(sources);
+    return rc;
 }
 
 static bool contains_ci(const char *hay, const char *needle)

@@ -30,6 +30,10 @@ dm_err_t dm_reconcile_delete(dm_store_t *store, dm_kind_t kind, const char *name
  * pipelines publish (derived), each with producers and consumers. New array. */
 dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err);
 
+/* One source of the catalog (declared or derived), with its producers and
+ * consumers, without building the whole catalog. */
+dm_err_t dm_catalog_source(dm_store_t *store, const char *name, json_t **out, dm_error_t *err);
+
 /* Sources whose name, description, owner, labels or schema field names
  * contain q (case-insensitive). New array. */
 dm_err_t dm_catalog_search(dm_store_t *store, const char *q, json_t **out, dm_error_t *err);

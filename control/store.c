@@ -187,18 +187,25 @@ dm_err_t dm_store_get(dm_store_t *s, dm_kind_t kind, const char *name, json_t **
 
 dm_err_t dm_store_list(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err)
 {
+    return dm_store_list_containing(s, kind, NULL, out, err);
+}
+
+dm_err_t dm_store_list_containing(dm_store_t *s, dm_kind_t kind, const char *text, json_t **out,
+                                  dm_error_t *err)
+{
     *out = NULL;
     bool locked = lock(s);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
                            "SELECT doc, generation, created_ms, updated_ms FROM objects "
-                           "WHERE kind = ?1 ORDER BY name",
+                           "WHERE kind = ?1 AND (?2 IS NULL OR instr(doc, ?2) > 0) ORDER BY name",
                            -1, &st, NULL) != SQLITE_OK) {
         dm_err_t rc = sql_fail(s, err, "list");
         unlock(s, locked);
         return rc;
     }
     sqlite3_bind_text(st, 1, dm_kind_name(kind), -1, SQLITE_STATIC);
+    if (text) sqlite3_bind_text(st, 2, text, -1, SQLITE_TRANSIENT);
     json_t *a = json_array();
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {

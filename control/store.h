@@ -35,6 +35,11 @@ dm_err_t dm_store_get(dm_store_t *s, dm_kind_t kind, const char *name, json_t **
 /* Every object of a kind, ordered by name, as a new JSON array. */
 dm_err_t dm_store_list(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err);
 
+/* Like dm_store_list, only the objects whose stored JSON contains text (a
+ * cheap filter in SQLite before parsing; callers check what they need). */
+dm_err_t dm_store_list_containing(dm_store_t *s, dm_kind_t kind, const char *text, json_t **out,
+                                  dm_error_t *err);
+
 /* Inserts or replaces an object (its document: kind, metadata, spec); bumps the
  * generation on replace. Inside a transaction. */
 dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const json_t *doc,
