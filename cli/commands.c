@@ -45,6 +45,12 @@ const dm_cli_command_t dm_cli_commands[] = {
      "--from-beginning it starts at the end; -f keeps following; -n stops after N.\n"
      "--with-metadata prints {partition, offset, timestamp, key, value}.\n",
      dm_cmd_consume},
+    {"snapshot", "snapshot a postgres source's tables (DBLog chunks, no locks)",
+     "usage: datamesh snapshot SOURCE [--table SCHEMA.TABLE] [--server URL]\n"
+     "\n"
+     "Asks the running postgres source for a snapshot of one table (default: every\n"
+     "table it captures). Progress shows in `datamesh describe Source SOURCE`.\n",
+     dm_cmd_snapshot},
     {"sql", "run a streaming SQL statement", "usage: datamesh sql \"SELECT ...\"\n", NULL},
     {"lineage", "show which pipelines read and write which sources and fields",
      "usage: datamesh lineage SOURCE|PIPELINE [--fields]\n", NULL},

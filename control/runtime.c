@@ -9,6 +9,7 @@
 #include "connectors/connector.h"
 #include "connectors/datagen/datagen.h"
 #include "connectors/file/file.h"
+#include "connectors/postgres/postgres.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -17,9 +18,9 @@
 #include "engine/task.h"
 #include "schema/dm_schema_registry.h"
 
-typedef enum { U_DATAGEN, U_TASK, U_TABLE, U_SINK } unit_kind_t;
+typedef enum { U_DATAGEN, U_TASK, U_TABLE, U_SINK, U_PGSOURCE } unit_kind_t;
 
-static const char *const unit_kinds[] = {"connector", "task", "table", "sink"};
+static const char *const unit_kinds[] = {"connector", "task", "table", "sink", "connector"};
 
 typedef struct unit {
     unit_kind_t kind;
@@ -40,6 +41,10 @@ typedef struct unit {
     /* file sink */
     dm_file_sink_t sink;
     dm_file_sink_config_t sink_conf;
+    /* postgres source */
+    dm_pg_source_t *pg;
+    dm_postgres_config_t pg_conf;
+    dm_pg_callbacks_t pg_cb;
     char group[300];
     json_t *owned;          /* JSON the unit's config strings point into */
     _Atomic bool ready;     /* table: caught up with its topic once */
@@ -189,6 +194,13 @@ static void *datagen_main(void *arg)
     return NULL;
 }
 
+static void *pg_main(void *arg)
+{
+    unit_t *u = arg;
+    dm_pg_source_run(u->pg, &u->st);
+    return NULL;
+}
+
 static void *sink_main(void *arg)
 {
     unit_t *u = arg;
@@ -283,10 +295,11 @@ static unit_t *unit_new(dm_runtime_t *rt, unit_kind_t kind, const char *owner, c
 
 static void unit_start(unit_t *u)
 {
-    void *(*fn)(void *) = u->kind == U_DATAGEN ? datagen_main
-                          : u->kind == U_TASK  ? task_main
-                          : u->kind == U_TABLE ? table_main
-                                               : sink_main;
+    void *(*fn)(void *) = u->kind == U_DATAGEN    ? datagen_main
+                          : u->kind == U_TASK     ? task_main
+                          : u->kind == U_TABLE    ? table_main
+                          : u->kind == U_PGSOURCE ? pg_main
+                                                  : sink_main;
     if (pthread_create(&u->th, NULL, fn, u) == 0)
         u->started = true;
     else
@@ -298,6 +311,10 @@ static void unit_free(unit_t *u)
     if (u->kind == U_TASK) dm_task_free(u->task);
     if (u->kind == U_TABLE) dm_table_free(u->table);
     if (u->kind == U_SINK) dm_config_free(&dm_file_sink_config_table, &u->sink_conf);
+    if (u->kind == U_PGSOURCE) {
+        dm_pg_source_free(u->pg);
+        dm_config_free(&dm_postgres_config_table, &u->pg_conf);
+    }
     if (u->kind == U_DATAGEN && u->dg.key_fields) {
         dm_strlist_t *k = (dm_strlist_t *)u->dg.key_fields;
         free(k->items);
@@ -365,6 +382,73 @@ static char *key_schema_json(const dm_avro_schema_t *s, const json_t *key)
     return text;
 }
 
+/* ---- postgres sources: the runtime lends topics and the registry ---------------- */
+
+static dm_err_t pg_ensure_topic(void *ctx, const char *topic, int32_t partitions,
+                                const char *subject, dm_error_t *err)
+{
+    unit_t *u = ctx;
+    return ensure_topic(u->rt, topic, partitions, subject, err);
+}
+
+/* Runs on the source's thread while the runtime may hold its lock to stop
+ * this very unit: wait for the lock only while not asked to stop. */
+static dm_err_t pg_register_schema(void *ctx, const char *subject, const char *json, uint32_t *id,
+                                   dm_error_t *err)
+{
+    unit_t *u = ctx;
+    while (pthread_mutex_trylock(&u->rt->mu) != 0) {
+        if (atomic_load(&u->st.stop))
+            return dm_error_set(err, DM_ERR_AGAIN, "stopping while registering %s", subject);
+        dm_sleep_ms(5);
+    }
+    int64_t sid = 0;
+    dm_avro_schema_t *s = register_schema(u->rt, subject, json, &sid, err);
+    pthread_mutex_unlock(&u->rt->mu);
+    *id = (uint32_t)sid;
+    return s ? DM_OK : err->code;
+}
+
+static void start_postgres(dm_runtime_t *rt, const json_t *doc, const char *owner,
+                           int32_t partitions)
+{
+    const char *name = meta_name(doc);
+    char uname[300];
+    snprintf(uname, sizeof(uname), "%s/connector/postgres", name);
+    unit_t *u = unit_new(rt, U_PGSOURCE, owner, uname);
+    if (!u) return;
+    dm_error_t err = {0};
+    dm_config_defaults(&dm_postgres_config_table, &u->pg_conf, &err);
+    const json_t *config = json_object_get(json_object_get(doc, "spec"), "config");
+    u->pg_cb = (dm_pg_callbacks_t){u, pg_ensure_topic, pg_register_schema};
+    if (dm_config_apply_json(&dm_postgres_config_table, &u->pg_conf, config, NULL, &err) ||
+        dm_pg_source_new(rt->t, name, partitions, &u->pg_conf, &u->pg_cb, &u->pg, &err)) {
+        dm_unit_set(&u->st, "failed", "%s", err.message);
+        u->kind = U_TASK; /* nothing to free but the status */
+        dm_config_free(&dm_postgres_config_table, &u->pg_conf);
+        return;
+    }
+    snprintf(u->topic, sizeof(u->topic), "%s", name);
+    unit_start(u);
+}
+
+dm_err_t dm_runtime_source_snapshot(dm_runtime_t *rt, const char *source, const char *table,
+                                    dm_error_t *err)
+{
+    char owner[200];
+    snprintf(owner, sizeof(owner), "Source/%s", source);
+    dm_err_t rc =
+        dm_error_set(err, DM_ERR_NOT_FOUND, "source %s is not a running postgres source", source);
+    pthread_mutex_lock(&rt->mu);
+    for (unit_t *u = rt->units; u; u = u->next)
+        if (u->kind == U_PGSOURCE && !strcmp(u->owner, owner)) {
+            if (err) err->message[0] = '\0';
+            rc = dm_pg_source_request_snapshot(u->pg, table, err);
+        }
+    pthread_mutex_unlock(&rt->mu);
+    return rc;
+}
+
 static void start_source(dm_runtime_t *rt, const json_t *doc)
 {
     const char *name = meta_name(doc);
@@ -375,6 +459,7 @@ static void start_source(dm_runtime_t *rt, const json_t *doc)
     const json_t *parts = json_object_get(spec, "partitions");
     int32_t partitions = json_is_integer(parts) ? (int32_t)json_integer_value(parts) : 1;
     dm_error_t err = {0};
+    if (!strcmp(connector, "postgres")) return start_postgres(rt, doc, owner, partitions);
     char subject[300], key_subject[300];
     snprintf(subject, sizeof(subject), "%s-value", name);
     snprintf(key_subject, sizeof(key_subject), "%s-key", name);
@@ -769,11 +854,12 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
     const json_t *spec = json_object_get(doc, "spec");
     if (!strcmp(kind, "Source")) {
         const char *c = json_string_value(json_object_get(spec, "connector"));
-        if (strcmp(c, "datagen") && strcmp(c, "ingest"))
+        if (strcmp(c, "datagen") && strcmp(c, "ingest") && strcmp(c, "postgres"))
             return dm_error_set(err, DM_ERR_UNSUPPORTED,
                                 "Source %s: connector '%s' validates but cannot run in this "
-                                "version yet (running connectors: datagen, ingest)",
+                                "version yet (running connectors: datagen, ingest, postgres)",
                                 name, c);
+        if (!strcmp(c, "postgres")) return DM_OK; /* its schemas come from the database */
         if (!json_object_get(spec, "schema"))
             return dm_error_set(err, DM_ERR_CONFIG, "Source %s: needs a schema", name);
         return DM_OK;
@@ -951,6 +1037,7 @@ json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
                       "state", state, "position", (json_int_t)atomic_load(&u->st.position), "lag",
                       (json_int_t)atomic_load(&u->st.lag));
         if (error[0]) json_object_set_new(j, "error", json_string(error));
+        if (u->kind == U_PGSOURCE) json_object_set_new(j, "postgres", dm_pg_source_status(u->pg));
         json_array_append_new(units, j);
     }
     bool known = json_object_get(rt->running, owner) != NULL;
