@@ -420,7 +420,7 @@ static void start_postgres(dm_runtime_t *rt, const json_t *doc, const char *owne
     dm_error_t err = {0};
     dm_config_defaults(&dm_postgres_config_table, &u->pg_conf, &err);
     const json_t *config = json_object_get(json_object_get(doc, "spec"), "config");
-    u->pg_cb = (dm_pg_callbacks_t){u, pg_ensure_topic, pg_register_schema};
+    u->pg_cb = (dm_pg_callbacks_t){u, rt->metrics, pg_ensure_topic, pg_register_schema};
     if (dm_config_apply_json(&dm_postgres_config_table, &u->pg_conf, config, NULL, &err) ||
         dm_pg_source_new(rt->t, name, partitions, &u->pg_conf, &u->pg_cb, &u->pg, &err)) {
         dm_unit_set(&u->st, "failed", "%s", err.message);

@@ -99,6 +99,9 @@ struct dm_pg_source {
     uint64_t sent_flush; /* last flush LSN reported to the server */
     uint64_t last_feedback_ns, last_heartbeat_ns;
     int64_t last_commit_ms; /* commit time of the last transaction in the topics */
+
+    /* metrics (NULL without a registry) */
+    struct dm_metric *m_lag_bytes, *m_lag_ms, *m_events, *m_snapshot_rows;
 };
 
 /* pg_source.c */

@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 /* ---- the queue --------------------------------------------------------------------------- */
 
@@ -349,6 +350,7 @@ static dm_err_t finish_chunk(dm_pg_source_t *src, uint64_t lsn, dm_error_t *err)
         emitted++;
     }
     s->rows += emitted;
+    if (src->m_snapshot_rows) dm_metric_add(src->m_snapshot_rows, (uint64_t)emitted);
     s->chunks++;
     if (c->n_rows > 0) {
         json_t *after = json_array();

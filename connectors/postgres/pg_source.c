@@ -23,6 +23,7 @@
 #include "core/clock.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/redact.h"
 
 #define BATCH_EVENTS   10000 /* flush at a transaction's end beyond this */
@@ -714,6 +715,7 @@ static dm_err_t flush(dm_pg_source_t *src, dm_error_t *err)
     free(text);
     free(recs);
     if (rc) return dm_error_prefix(err, "source %s: writing a batch", src->name), rc;
+    if (src->m_events) dm_metric_add(src->m_events, src->n_pend);
     src->durable = src->next;
     src->snaps_dirty = false;
     src->n_pend = 0;
@@ -945,6 +947,7 @@ static dm_err_t heartbeat(dm_pg_source_t *src, dm_error_t *err)
                           2, p, err) == DM_OK) {
         int64_t lag = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
         atomic_store(&src->status->lag, lag);
+        if (src->m_lag_bytes) dm_metric_set(src->m_lag_bytes, lag);
         PQclear(r);
     }
     src->last_heartbeat_ns = dm_now_ns();
@@ -961,6 +964,7 @@ static void update_stats(dm_pg_source_t *src)
     double secs =
         behind && src->last_commit_ms ? (double)(dm_wall_ms() - src->last_commit_ms) / 1e3 : 0.0;
     if (secs < 0) secs = 0;
+    if (src->m_lag_ms) dm_metric_set(src->m_lag_ms, (int64_t)(secs * 1000));
     json_t *snaps = json_array();
     for (int i = 0; i < src->n_snaps; i++) {
         const pg_snap_t *s = &src->snaps[i];
@@ -1198,6 +1202,20 @@ dm_err_t dm_pg_source_new(dm_transport_t *t, const char *name, int32_t partition
     pthread_mutex_init(&src->mu, NULL);
     dm_arena_init(&src->arena, 0);
     src->stats = json_object();
+    if (cb->metrics) {
+        char labels[300], esc[256];
+        dm_metrics_escape(name, esc, sizeof(esc));
+        snprintf(labels, sizeof(labels), "pg_source=\"%s\"", esc);
+        src->m_lag_bytes = dm_metrics_gauge(cb->metrics, "datamesh_postgres_slot_lag_bytes",
+                                            "WAL the slot holds beyond what is confirmed", labels);
+        src->m_lag_ms = dm_metrics_gauge(cb->metrics, "datamesh_postgres_slot_lag_milliseconds",
+                                         "age of the oldest change not yet in the topics", labels);
+        src->m_events = dm_metrics_counter(cb->metrics, "datamesh_postgres_events_total",
+                                           "change events committed to the topics", labels);
+        src->m_snapshot_rows =
+            dm_metrics_counter(cb->metrics, "datamesh_postgres_snapshot_rows_total",
+                               "snapshot rows committed to the topics", labels);
+    }
     *out = src;
     return DM_OK;
 }
@@ -1245,6 +1263,12 @@ json_t *dm_pg_source_status(dm_pg_source_t *src)
 void dm_pg_source_free(dm_pg_source_t *src)
 {
     if (!src) return;
+    if (src->cb.metrics) {
+        char labels[300], esc[256];
+        dm_metrics_escape(src->name, esc, sizeof(esc));
+        snprintf(labels, sizeof(labels), "pg_source=\"%s\"", esc);
+        dm_metrics_remove_matching(src->cb.metrics, labels);
+    }
     session_end(src);
     dm_pg_snapshots_clear(src);
     for (int i = 0; i < src->n_requests; i++)

@@ -37,6 +37,7 @@ struct json_t;
  * busy, and the source retries. */
 typedef struct dm_pg_callbacks {
     void *ctx;
+    struct dm_metrics *metrics; /* where the source's metrics go (may be NULL) */
     dm_err_t (*ensure_topic)(void *ctx, const char *topic, int32_t partitions, const char *subject,
                              dm_error_t *err);
     dm_err_t (*register_schema)(void *ctx, const char *subject, const char *json, uint32_t *id,

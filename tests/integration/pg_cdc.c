@@ -111,7 +111,7 @@ static void fixture_open(fixture_t *f, const char *name, const char *config_json
     if (dm_config_apply_json(&dm_postgres_config_table, &f->conf, c, NULL, &err))
         printf("    config: %s\n", err.message);
     json_decref(c);
-    f->cb = (dm_pg_callbacks_t){f, ensure_topic, register_schema};
+    f->cb = (dm_pg_callbacks_t){f, NULL, ensure_topic, register_schema};
     dm_pg_source_new(f->t, name, 1, &f->conf, &f->cb, &f->src, &err);
 }
 

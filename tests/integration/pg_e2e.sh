@@ -51,6 +51,9 @@ ev=$("$bin" consume orders --from-beginning -n 53 2>&1 | tail -3)
   && ok debezium_envelope || bad debezium_envelope "$ev"
 st=$(curl -s "$DATAMESH_SERVER/api/v1/sources/orders/status")
 [[ $st == *'"slot_lag_bytes"'* && $st == *'"state":"running"'* ]] && ok status_slot_lag || bad status_slot_lag "$st"
+m=$(curl -s "$DATAMESH_SERVER/metrics")
+[[ $m == *'datamesh_postgres_slot_lag_bytes{pg_source="orders"}'* && $m == *'datamesh_postgres_events_total{pg_source="orders"}'* ]] \
+  && ok slot_lag_metrics || bad slot_lag_metrics "$(grep postgres <<<"$m")"
 out=$("$bin" snapshot orders --table public.orders 2>&1) && ok snapshot_cli || bad snapshot_cli "$out"
 wait_count orders 103 30 && ok on_demand_snapshot || bad on_demand_snapshot "$(tail -20 "$data/up.log")"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$DATAMESH_SERVER/api/v1/sources/orders/snapshot?table=public.nope")
