@@ -86,6 +86,7 @@ struct dm_pg_source {
     /* the batch */
     dm_arena_t arena;
     dm_buf_t bytes;
+    dm_buf_t key; /* scratch for one event's key */
     pg_pending_t *pend;
     size_t n_pend, cap_pend;
 

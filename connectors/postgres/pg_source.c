@@ -611,27 +611,24 @@ dm_err_t dm_pg_emit(dm_pg_source_t *src, int table, const dm_pg_event_t *ev, dm_
         src->cap_pend = cap;
     }
     pg_pending_t *p = &src->pend[src->n_pend];
-    dm_buf_t key = DM_BUF_INIT;
-    p->kstart = src->bytes.len;
-    dm_err_t rc = dm_pg_event_encode(&src->tables[table], ev, &src->arena, &key, &p->has_key,
+    dm_buf_t *key = &src->key;
+    dm_buf_reset(key);
+    p->vstart = src->bytes.len;
+    dm_err_t rc = dm_pg_event_encode(&src->tables[table], ev, &src->arena, key, &p->has_key,
                                      &src->bytes, err);
-    if (!rc && p->has_key) rc = dm_buf_append(&src->bytes, key.data, key.len);
+    p->vlen = src->bytes.len - p->vstart;
+    p->kstart = src->bytes.len; /* the key follows the value */
+    if (!rc && p->has_key) rc = dm_buf_append(&src->bytes, key->data, key->len);
     if (rc) {
-        src->bytes.len = p->kstart;
-        dm_buf_free(&key);
+        src->bytes.len = p->vstart;
         return rc;
     }
-    /* The value went first; the key follows it. */
-    p->vstart = p->kstart;
-    p->vlen = src->bytes.len - p->vstart - key.len;
-    p->kstart = p->vstart + p->vlen;
-    p->klen = key.len;
+    p->klen = key->len;
     p->table = table;
     p->partition = ev->op == 't' ? -1
                    : p->has_key
-                       ? (int32_t)(dm_hash64(key.data, key.len) % (uint64_t)src->partitions)
+                       ? (int32_t)(dm_hash64(key->data, key->len) % (uint64_t)src->partitions)
                        : 0;
-    dm_buf_free(&key);
     src->n_pend++;
     return DM_OK;
 }
@@ -1277,6 +1274,7 @@ void dm_pg_source_free(dm_pg_source_t *src)
     free(src->password);
     free(src->pend);
     dm_buf_free(&src->bytes);
+    dm_buf_free(&src->key);
     dm_arena_destroy(&src->arena);
     json_decref(src->stats);
     pthread_mutex_destroy(&src->mu);
