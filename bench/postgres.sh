@@ -8,6 +8,7 @@
 # the other: pg_recvlogical writing to /dev/null without fsync (the floor: the
 # server decoding and sending), datamesh producing Avro change events into
 # its topic with the LSN committed atomically. changes/s = 1 M / drain time.
+# Then the latency from commit to topic at 10k changes/s (p50, p99).
 # Optional, with DM_BENCH_PG_SNAPSHOT=1: a snapshot of a 5 M-row table (rows/s
 # and the controller's peak RSS).
 # Ends with `postgres ratio=X.XX target=0.8` (datamesh / pg_recvlogical).
@@ -83,6 +84,49 @@ printf 'datamesh postgres source (pgoutput -> Avro events in the topic, LSN comm
 last=$(curl -s "$DATAMESH_SERVER/api/v1/sources/bench/records?positions=0:$((rows - 1))&limit=5&timeout_ms=0")
 python3 -c 'import json,sys; r=json.loads(sys.argv[1])["records"]; n=int(sys.argv[2])
 assert len(r)==1 and r[0]["value"]["after"]["id"]==n, "topic does not end with insert %d: %s" % (n, sys.argv[1][:300])' "$last" "$rows"
+
+# Latency: 10k changes/s (100-row transactions every 10 ms) for 5 s; commit
+# time (source.ts_ms) to the record's write time in the topic.
+psql >/dev/null <<SQL
+CREATE TABLE lat (id int PRIMARY KEY, at timestamptz);
+CREATE PROCEDURE paced(total int) LANGUAGE plpgsql AS \$\$
+DECLARE t0 timestamptz := clock_timestamp(); i int := 0;
+BEGIN
+  WHILE i < total LOOP
+    FOR k IN 1..100 LOOP i := i + 1; INSERT INTO lat VALUES (i, now()); END LOOP;
+    COMMIT;
+    PERFORM pg_sleep(GREATEST(0, extract(epoch FROM t0 + i / 10000.0 * interval '1 second' - clock_timestamp())));
+  END LOOP;
+END \$\$;
+SQL
+cat >"$data/lat.yaml" <<YAML
+kind: Source
+metadata: {name: lat, owner: bench}
+spec:
+  connector: postgres
+  config: {dsn: "$DM_PG_DSN", tables: [public.lat], slot: lat, publication: lat, snapshot: never}
+YAML
+"$bin" apply -f "$data/lat.yaml" >/dev/null
+for _ in $(seq 100); do
+  [[ $(curl -s "$DATAMESH_SERVER/api/v1/sources/lat/status") == *'"state":"running"'* ]] && break
+  sleep 0.1
+done
+psql -c "SET synchronous_commit = on" -c "CALL paced(50000)" # the walsender sends flushed WAL only
+python3 - "$DATAMESH_SERVER" <<'PY'
+import json, sys, time, urllib.request
+server, lat, pos, deadline = sys.argv[1], [], 0, time.time() + 60
+while len(lat) < 50000 and time.time() < deadline:
+    with urllib.request.urlopen(f"{server}/api/v1/sources/lat/records?positions=0:{pos}&limit=5000&timeout_ms=500") as r:
+        page = json.load(r)
+    for rec in page["records"]:
+        lat.append(rec["timestamp"] - rec["value"]["source"]["ts_ms"])
+    pos = int(page["positions"]["0"])
+lat.sort()
+if len(lat) < 50000:
+    sys.exit(f"latency run: only {len(lat)} of 50000 events")
+p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
+print(f"latency at 10k changes/s, commit to topic: p50 {p(0.5)} ms, p99 {p(0.99)} ms (target p99 < 50 ms)")
+PY
 
 if [[ ${DM_BENCH_PG_SNAPSHOT:-0} == 1 ]]; then
   psql -c "CREATE TABLE big (id bigint PRIMARY KEY, name text, amount numeric(12,2))" \
