@@ -129,14 +129,15 @@ print(f"latency at 10k changes/s, commit to topic: p50 {p(0.5)} ms, p99 {p(0.99)
 PY
 
 if [[ ${DM_BENCH_PG_SNAPSHOT:-0} == 1 ]]; then
+  snap_rows=${DM_BENCH_PG_SNAP_ROWS:-5000000}
   psql -c "CREATE TABLE big (id bigint PRIMARY KEY, name text, amount numeric(12,2))" \
-       -c "INSERT INTO big SELECT g, 'name ' || g, g % 1000 FROM generate_series(1, 5000000) g" -c "ANALYZE big"
+       -c "INSERT INTO big SELECT g, 'name ' || g, g % 1000 FROM generate_series(1, $snap_rows) g" -c "ANALYZE big"
   cat >"$data/big.yaml" <<YAML
 kind: Source
 metadata: {name: big, owner: bench}
 spec:
   connector: postgres
-  config: {dsn: "$DM_PG_DSN", tables: [public.big], slot: big, publication: big, snapshot: initial}
+  config: {dsn: "$DM_PG_DSN", tables: [public.big], slot: big, publication: big, snapshot: initial, chunk_size: ${DM_BENCH_PG_CHUNK:-32768}}
 YAML
   t0=$(now)
   "$bin" apply -f "$data/big.yaml" >/dev/null
@@ -147,8 +148,8 @@ YAML
   done
   t1=$(now)
   rss=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
-  printf 'snapshot of 5 M rows: %.0f rows/s (target 300000), controller peak RSS %d MiB (target < 200)\n' \
-    "$(echo "5000000 / ($t1 - $t0)" | bc -l)" "$((rss / 1024))"
+  printf 'snapshot of %d rows: %.0f rows/s (target 300000), controller peak RSS %d MiB (target < 200)\n' \
+    "$snap_rows" "$(echo "$snap_rows / ($t1 - $t0)" | bc -l)" "$((rss / 1024))"
 fi
 kill -TERM "$pid"; wait "$pid" || true
 pid=

@@ -4,7 +4,10 @@
  *
  * The text forms assume the session settings both connections of the
  * connector set: DateStyle=ISO, TimeZone=UTC, IntervalStyle=iso_8601,
- * bytea_output=hex, extra_float_digits=3 (DM_PG_SESSION_OPTIONS).
+ * bytea_output=hex, extra_float_digits=3 (DM_PG_SESSION_OPTIONS). They also
+ * commit synchronously: the walsender only sends flushed WAL, so a watermark or
+ * heartbeat committed asynchronously would come back only after the WAL
+ * writer's delay.
  *
  *   smallint, integer      int          real     float
  *   bigint, oid            long         double   double
@@ -33,7 +36,7 @@
 
 #define DM_PG_SESSION_OPTIONS                                                                      \
     "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c bytea_output=hex "              \
-    "-c extra_float_digits=3"
+    "-c extra_float_digits=3 -c synchronous_commit=on"
 
 typedef enum dm_pg_kind {
     DM_PGK_STRING = 0, /* text and anything shown as text */
