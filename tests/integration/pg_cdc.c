@@ -476,7 +476,7 @@ static void check_topic_equals_table(fixture_t *f, const char *table, const char
  */
 
 static const char *crash_config =
-    "{\"tables\": [\"public.crash\"], \"snapshot\": \"initial\", \"chunk_size\": 500, "
+    "{\"tables\": [\"public.crash\"], \"snapshot\": \"initial\", \"chunk_size\": 25, "
     "\"heartbeat\": \"200ms\", \"slot\": \"crash\", \"publication\": \"crash\"}";
 
 /* Child: runs the connector until killed, or (target set) until it is past
@@ -486,6 +486,9 @@ static int child_run(uint64_t target)
     fixture_t f;
     fixture_open(&f, "crash", crash_config);
     fixture_start(&f);
+    /* A snapshot in progress resumes (the request is then a no-op); otherwise
+     * a new one starts, so that every kill can land in one. */
+    if (!target) dm_pg_source_request_snapshot(f.src, "public.crash", NULL);
     int rc = target ? 1 : 0;
     for (int waited = 0; target && waited < 60000; waited += 50) {
         json_t *st = dm_pg_source_status(f.src);
@@ -514,7 +517,7 @@ static void *writer_main(void *arg)
     PGconn *c = PQconnectdb(getenv("DM_PG_DSN"));
     unsigned seed = 7;
     while (!atomic_load(stop)) {
-        int id = (int)(rand_r(&seed) % 12000) + 1;
+        int id = (int)(rand_r(&seed) % 24000) + 1;
         char q[200];
         switch (rand_r(&seed) % 4) {
         case 0:
@@ -536,22 +539,47 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* After a kill: does the committed state still list a snapshot? */
+static int snapshot_in_progress(void)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "embedded:%s/log", dir);
+    dm_transport_t *t;
+    if (dm_transport_open(path, &t, NULL)) return 0;
+    int64_t start = 0, end = 0;
+    int busy = 0;
+    dm_transport_batch_t b = {0};
+    if (!dm_transport_offsets(t, "__dm_pg_state.crash", 0, &start, &end, NULL) && end > start &&
+        !dm_transport_fetch(t, "__dm_pg_state.crash", 0, end - 1, 1 << 16, 0, &b, NULL) && b.n) {
+        json_t *j = json_loadb((const char *)b.records[b.n - 1].value,
+                               (size_t)b.records[b.n - 1].value_len, 0, NULL);
+        busy = json_array_size(json_object_get(j, "snapshots")) > 0;
+        json_decref(j);
+    }
+    dm_transport_batch_free(t, &b);
+    dm_transport_close(t);
+    return busy;
+}
+
 static void test_sigkill_during_snapshot(void)
 {
     sql("CREATE TABLE crash (id int PRIMARY KEY, v text, n int)");
-    sql("INSERT INTO crash SELECT g, 'initial', 0 FROM generate_series(1, 10000) g");
+    sql("INSERT INTO crash SELECT g, 'initial', 0 FROM generate_series(1, 20000) g");
     _Atomic bool stop = false;
     pthread_t w;
     pthread_create(&w, NULL, writer_main, &stop);
     unsigned seed = (unsigned)getpid();
-    int iterations = 20;
+    int iterations = 20, mid_snapshot = 0;
     for (int i = 0; i < iterations; i++) {
         pid_t pid = fork();
         if (pid == 0) _exit(child_run(0));
         dm_sleep_ms(100 + rand_r(&seed) % 500);
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
+        mid_snapshot += snapshot_in_progress();
     }
+    printf("    %d of %d kills hit a snapshot in progress\n", mid_snapshot, iterations);
+    CHECK(mid_snapshot >= iterations / 2);
     atomic_store(&stop, true);
     pthread_join(w, NULL);
     char *lsn = sql_value("SELECT pg_current_wal_lsn()");
