@@ -296,8 +296,9 @@ static void on_events(void *ctx, const dm_http_request_t *req, dm_http_response_
     json_decref(src);
 }
 
-/* POST /api/v1/sources/{name}/snapshot[?table=schema.table]: a snapshot of a
- * postgres source's tables (a body {"table": "..."} works too). */
+/* POST /api/v1/sources/{name}/snapshot[?table=schema.table][&from=K&to=K]: a
+ * snapshot of a postgres source's tables, or of a key range of one (a body
+ * {"table": ..., "from": ..., "to": ...} works too). */
 static void on_snapshot(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
     data_api_t *api = ctx;
@@ -305,9 +306,12 @@ static void on_snapshot(void *ctx, const dm_http_request_t *req, dm_http_respons
     const char *table = dm_http_query(req, "table");
     json_t *body =
         req->body_len ? json_loadb((const char *)req->body, req->body_len, 0, NULL) : NULL;
+    const char *from = dm_http_query(req, "from"), *to = dm_http_query(req, "to");
     if (!table) table = json_string_value(json_object_get(body, "table"));
+    if (!from) from = json_string_value(json_object_get(body, "from"));
+    if (!to) to = json_string_value(json_object_get(body, "to"));
     dm_error_t err = {0};
-    if (dm_runtime_source_snapshot(api->rt, name, table, &err))
+    if (dm_runtime_source_snapshot(api->rt, name, table, from, to, &err))
         dm_api_reply_error(res, &err);
     else
         dm_http_json(res, 202,

@@ -433,7 +433,7 @@ static void start_postgres(dm_runtime_t *rt, const json_t *doc, const char *owne
 }
 
 dm_err_t dm_runtime_source_snapshot(dm_runtime_t *rt, const char *source, const char *table,
-                                    dm_error_t *err)
+                                    const char *from, const char *to, dm_error_t *err)
 {
     char owner[200];
     snprintf(owner, sizeof(owner), "Source/%s", source);
@@ -443,7 +443,7 @@ dm_err_t dm_runtime_source_snapshot(dm_runtime_t *rt, const char *source, const 
     for (unit_t *u = rt->units; u; u = u->next)
         if (u->kind == U_PGSOURCE && !strcmp(u->owner, owner)) {
             if (err) err->message[0] = '\0';
-            rc = dm_pg_source_request_snapshot(u->pg, table, err);
+            rc = dm_pg_source_request_snapshot(u->pg, table, from, to, err);
         }
     pthread_mutex_unlock(&rt->mu);
     return rc;

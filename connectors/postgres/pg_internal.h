@@ -14,8 +14,9 @@
 
 /* A table being snapshotted: where the next chunk starts. */
 typedef struct pg_snap {
-    char *table;   /* "schema.table" */
-    json_t *after; /* key of the last row read (array of text values), NULL at the start */
+    char *table;          /* "schema.table" */
+    json_t *after;        /* key of the last row read (array of text values), NULL at the start */
+    json_t *from, *until; /* the key range asked for (inclusive bounds), NULL: open */
     int64_t rows, chunks, total;
 } pg_snap_t;
 
@@ -62,8 +63,7 @@ struct dm_pg_source {
     dm_unit_status_t *status;
 
     pthread_mutex_t mu; /* requests and stats: shared with the API */
-    char *requests[16];
-    int n_requests;
+    json_t *requests;   /* [{table, from, to}] from the API, for the source's thread */
     json_t *stats;
 
     /* the source's thread only */
@@ -125,6 +125,7 @@ void dm_pg_snapshot_abort(dm_pg_source_t *src);
 json_t *dm_pg_snapshots_json(dm_pg_source_t *src);
 void dm_pg_snapshots_load(dm_pg_source_t *src, const json_t *list);
 void dm_pg_snapshots_clear(dm_pg_source_t *src);
-dm_err_t dm_pg_snapshot_add(dm_pg_source_t *src, const char *table, dm_error_t *err);
+dm_err_t dm_pg_snapshot_add(dm_pg_source_t *src, const char *table, const json_t *from,
+                            const json_t *until, dm_error_t *err);
 
 #endif

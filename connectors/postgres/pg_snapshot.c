@@ -35,6 +35,8 @@ static void snap_remove(dm_pg_source_t *src, int i)
 {
     free(src->snaps[i].table);
     json_decref(src->snaps[i].after);
+    json_decref(src->snaps[i].from);
+    json_decref(src->snaps[i].until);
     memmove(&src->snaps[i], &src->snaps[i + 1], (size_t)(src->n_snaps - i - 1) * sizeof(pg_snap_t));
     src->n_snaps--;
     src->snaps_dirty = true;
@@ -52,12 +54,38 @@ static pg_snap_t *snap_push(dm_pg_source_t *src, const char *table)
     return s;
 }
 
-dm_err_t dm_pg_snapshot_add(dm_pg_source_t *src, const char *table, dm_error_t *err)
+/* A key bound as an array of n text values (a new reference), or NULL. */
+static json_t *key_bound(const json_t *b, int n)
+{
+    if (!b || json_is_null(b)) return NULL;
+    json_t *out = json_array();
+    const json_t *items = json_is_array(b) ? b : NULL;
+    for (int i = 0; i < n; i++) {
+        const json_t *v = items ? json_array_get(items, (size_t)i) : b;
+        char *text = json_is_string(v) ? strdup(json_string_value(v))
+                                       : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        json_array_append_new(out, json_string(text ? text : ""));
+        free(text);
+    }
+    return out;
+}
+
+dm_err_t dm_pg_snapshot_add(dm_pg_source_t *src, const char *table, const json_t *from,
+                            const json_t *until, dm_error_t *err)
 {
     int ti = dm_pg_table_index(src, table);
     if (ti < 0)
         return dm_error_set(err, DM_ERR_NOT_FOUND, "source %s: snapshot of %s: not captured",
                             src->name, table);
+    int n_key = src->tables[ti].n_key;
+    for (int b = 0; b < 2; b++) {
+        const json_t *v = b ? until : from;
+        if (v && json_is_array(v) && json_array_size(v) != (size_t)n_key)
+            return dm_error_set(err, DM_ERR_INVALID,
+                                "source %s: snapshot of %s: the %s bound has %zu values, the key "
+                                "%d columns",
+                                src->name, table, b ? "to" : "from", json_array_size(v), n_key);
+    }
     if (!src->tables[ti].n_key) {
         DM_WARN("connector",
                 "source=%s connector=postgres: table %s has no primary key; snapshots read tables "
@@ -68,6 +96,8 @@ dm_err_t dm_pg_snapshot_add(dm_pg_source_t *src, const char *table, dm_error_t *
     if (snap_index(src, table) >= 0) return DM_OK; /* already under way */
     pg_snap_t *s = snap_push(src, table);
     if (!s) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    s->from = key_bound(from, n_key);
+    s->until = key_bound(until, n_key);
     char o[16];
     snprintf(o, sizeof(o), "%u", src->tables[ti].relid);
     const char *p[1] = {o};
@@ -88,10 +118,11 @@ json_t *dm_pg_snapshots_json(dm_pg_source_t *src)
     json_t *a = json_array();
     for (int i = 0; i < src->n_snaps; i++) {
         const pg_snap_t *s = &src->snaps[i];
-        json_array_append_new(a, json_pack("{s:s, s:O, s:I, s:I, s:I}", "table", s->table, "after",
-                                           s->after ? s->after : json_null(), "rows",
-                                           (json_int_t)s->rows, "chunks", (json_int_t)s->chunks,
-                                           "total", (json_int_t)s->total));
+        json_array_append_new(
+            a, json_pack("{s:s, s:O, s:O, s:O, s:I, s:I, s:I}", "table", s->table, "after",
+                         s->after ? s->after : json_null(), "from", s->from ? s->from : json_null(),
+                         "until", s->until ? s->until : json_null(), "rows", (json_int_t)s->rows,
+                         "chunks", (json_int_t)s->chunks, "total", (json_int_t)s->total));
     }
     return a;
 }
@@ -108,6 +139,9 @@ void dm_pg_snapshots_load(dm_pg_source_t *src, const json_t *list)
         if (!s) return;
         json_t *after = json_object_get(j, "after");
         s->after = json_is_array(after) ? json_incref(after) : NULL;
+        json_t *from = json_object_get(j, "from"), *until = json_object_get(j, "until");
+        s->from = json_is_array(from) ? json_incref(from) : NULL;
+        s->until = json_is_array(until) ? json_incref(until) : NULL;
         s->rows = json_integer_value(json_object_get(j, "rows"));
         s->chunks = json_integer_value(json_object_get(j, "chunks"));
         s->total = json_integer_value(json_object_get(j, "total"));
@@ -246,7 +280,7 @@ static dm_err_t write_signal(dm_pg_source_t *src, const char *id, const char *ki
 static dm_err_t select_chunk(dm_pg_source_t *src, const pg_snap_t *s, const dm_pg_table_t *t,
                              dm_error_t *err)
 {
-    dm_buf_t sql = DM_BUF_INIT, keys = DM_BUF_INIT, params = DM_BUF_INIT;
+    dm_buf_t sql = DM_BUF_INIT, keys = DM_BUF_INIT;
     dm_buf_append_str(&sql, "SELECT ");
     for (int i = 0; i < t->n_cols; i++) {
         char *q = PQescapeIdentifier(src->q, t->cols[i].name, strlen(t->cols[i].name));
@@ -257,26 +291,30 @@ static dm_err_t select_chunk(dm_pg_source_t *src, const pg_snap_t *s, const dm_p
         const char *name = t->cols[t->key[k]].name;
         char *q = PQescapeIdentifier(src->q, name, strlen(name));
         dm_buf_printf(&keys, "%s%s", k ? ", " : "", q);
-        dm_buf_printf(&params, "%s$%d", k ? ", " : "", k + 1);
         PQfreemem(q);
     }
-    const char *kt, *pt;
+    const char *kt;
     dm_buf_cstr(&keys, &kt);
-    dm_buf_cstr(&params, &pt);
     char *qt = PQescapeIdentifier(src->q, t->schema, strlen(t->schema));
     char *qn = PQescapeIdentifier(src->q, t->name, strlen(t->name));
     dm_buf_printf(&sql, " FROM %s.%s", qt, qn);
     PQfreemem(qt);
     PQfreemem(qn);
-    const char *values[64];
-    Oid types[64];
+    /* Keys after the last row read (or from the range's start), up to its end. */
+    const char *values[3 * 32];
+    Oid types[3 * 32];
     int n = 0;
-    if (s->after && json_array_size(s->after) == (size_t)t->n_key && t->n_key <= 64) {
-        dm_buf_printf(&sql, " WHERE (%s) > (%s)", kt, pt);
-        for (n = 0; n < t->n_key; n++) {
-            values[n] = json_string_value(json_array_get(s->after, (size_t)n));
-            types[n] = t->cols[t->key[n]].type_oid;
+    const json_t *bounds[3] = {s->after, s->after ? NULL : s->from, s->until};
+    static const char *const ops[3] = {">", ">=", "<="};
+    for (int b = 0; b < 3; b++) {
+        if (!bounds[b] || json_array_size(bounds[b]) != (size_t)t->n_key || t->n_key > 32) continue;
+        dm_buf_printf(&sql, " %s (%s) %s (", n ? "AND" : "WHERE", kt, ops[b]);
+        for (int k = 0; k < t->n_key; k++, n++) {
+            values[n] = json_string_value(json_array_get(bounds[b], (size_t)k));
+            types[n] = t->cols[t->key[k]].type_oid;
+            dm_buf_printf(&sql, "%s$%d", k ? ", " : "", n + 1);
         }
+        dm_buf_append_str(&sql, ")");
     }
     dm_buf_printf(&sql, " ORDER BY %s LIMIT %lld", kt, (long long)src->conf->chunk_size);
     const char *text;
@@ -284,10 +322,14 @@ static dm_err_t select_chunk(dm_pg_source_t *src, const pg_snap_t *s, const dm_p
     PGresult *r = PQexecParams(src->q, text, n, types, values, NULL, NULL, 0);
     dm_buf_free(&sql);
     dm_buf_free(&keys);
-    dm_buf_free(&params);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        dm_err_t rc = dm_error_set(err, DM_ERR_AGAIN, "source %s: snapshot of %s.%s: %s", src->name,
-                                   t->schema, t->name, PQresultErrorMessage(r));
+        /* A bound that is not a value of the key's type (SQLSTATE class 22) will
+         * not get better by retrying. */
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        dm_err_t rc =
+            dm_error_set(err, state && !strncmp(state, "22", 2) ? DM_ERR_INVALID : DM_ERR_AGAIN,
+                         "source %s: snapshot of %s.%s: %s", src->name, t->schema, t->name,
+                         PQresultErrorMessage(r));
         PQclear(r);
         return rc;
     }
@@ -320,7 +362,10 @@ dm_err_t dm_pg_snapshot_step(dm_pg_source_t *src, dm_error_t *err)
     if (!rc) rc = index_chunk(src, err);
     if (rc) {
         dm_pg_snapshot_abort(src);
-        return rc;
+        if (rc != DM_ERR_INVALID) return rc;
+        DM_WARN("connector", "%s; snapshot dropped", err->message);
+        snap_remove(src, 0);
+        return DM_OK;
     }
     c->active = true;
     return DM_OK;

@@ -966,10 +966,13 @@ static void update_stats(dm_pg_source_t *src)
     for (int i = 0; i < src->n_snaps; i++) {
         const pg_snap_t *s = &src->snaps[i];
         double pct = s->total > 0 ? 100.0 * (double)s->rows / (double)s->total : 0.0;
-        json_array_append_new(
-            snaps, json_pack("{s:s, s:I, s:I, s:I, s:f}", "table", s->table, "rows",
-                             (json_int_t)s->rows, "chunks", (json_int_t)s->chunks, "estimated_rows",
-                             (json_int_t)s->total, "percent", pct > 99.9 ? 99.9 : pct));
+        json_t *j =
+            json_pack("{s:s, s:I, s:I, s:I, s:f}", "table", s->table, "rows", (json_int_t)s->rows,
+                      "chunks", (json_int_t)s->chunks, "estimated_rows", (json_int_t)s->total,
+                      "percent", pct > 99.9 ? 99.9 : pct);
+        if (s->from) json_object_set(j, "from", s->from);
+        if (s->until) json_object_set(j, "to", s->until);
+        json_array_append_new(snaps, j);
     }
     json_t *st =
         json_pack("{s:s, s:s, s:I, s:I, s:f, s:o}", "slot", src->conf->slot, "lsn", lsn,
@@ -985,26 +988,29 @@ static void update_stats(dm_pg_source_t *src)
 static dm_err_t take_requests(dm_pg_source_t *src, dm_error_t *err)
 {
     pthread_mutex_lock(&src->mu);
-    char *reqs[16];
-    int n = src->n_requests;
-    memcpy(reqs, src->requests, sizeof(reqs));
-    src->n_requests = 0;
+    json_t *reqs = src->requests;
+    src->requests = json_array();
     pthread_mutex_unlock(&src->mu);
     dm_err_t rc = DM_OK;
-    for (int i = 0; i < n; i++) {
-        if (!rc) {
-            if (!strcmp(reqs[i], "*")) {
-                for (int t = 0; t < src->n_tables && !rc; t++) {
-                    char q[300];
-                    snprintf(q, sizeof(q), "%s.%s", src->tables[t].schema, src->tables[t].name);
-                    rc = dm_pg_snapshot_add(src, q, err);
-                }
-            } else {
-                rc = dm_pg_snapshot_add(src, reqs[i], err);
+    size_t i;
+    json_t *q;
+    json_array_foreach(reqs, i, q)
+    {
+        const char *table = json_string_value(json_object_get(q, "table"));
+        const json_t *from = json_object_get(q, "from"), *to = json_object_get(q, "to");
+        for (int t = 0; t < src->n_tables && !rc; t++) {
+            char name[300];
+            snprintf(name, sizeof(name), "%s.%s", src->tables[t].schema, src->tables[t].name);
+            if (table && strcmp(table, name)) continue;
+            rc = dm_pg_snapshot_add(src, name, from, to, err);
+            if (rc == DM_ERR_INVALID) { /* a bad range: say so, keep streaming */
+                DM_WARN("connector", "%s; snapshot request dropped", err->message);
+                rc = DM_OK;
             }
         }
-        free(reqs[i]);
+        if (rc) break;
     }
+    json_decref(reqs);
     return rc;
 }
 
@@ -1084,7 +1090,7 @@ static dm_err_t setup(dm_pg_source_t *src, dm_error_t *err)
         for (int i = 0; i < src->n_tables && !rc; i++) {
             char q[300];
             snprintf(q, sizeof(q), "%s.%s", src->tables[i].schema, src->tables[i].name);
-            rc = dm_pg_snapshot_add(src, q, err);
+            rc = dm_pg_snapshot_add(src, q, NULL, NULL, err);
         }
     src->next = src->durable;
     src->sent_flush = 0;
@@ -1199,6 +1205,7 @@ dm_err_t dm_pg_source_new(dm_transport_t *t, const char *name, int32_t partition
     pthread_mutex_init(&src->mu, NULL);
     dm_arena_init(&src->arena, 0);
     src->stats = json_object();
+    src->requests = json_array();
     if (cb->metrics) {
         char labels[300], esc[256];
         dm_metrics_escape(name, esc, sizeof(esc));
@@ -1217,31 +1224,55 @@ dm_err_t dm_pg_source_new(dm_transport_t *t, const char *name, int32_t partition
     return DM_OK;
 }
 
-dm_err_t dm_pg_source_request_snapshot(dm_pg_source_t *src, const char *table, dm_error_t *err)
+/* A key bound from the API: a JSON array for composite keys, else one value. */
+static dm_err_t parse_bound(const char *text, json_t **out, dm_error_t *err)
 {
+    *out = NULL;
+    if (!text || !*text) return DM_OK;
+    if (text[0] != '[') {
+        *out = json_string(text);
+        return DM_OK;
+    }
+    json_error_t je;
+    *out = json_loads(text, 0, &je);
+    return *out ? DM_OK
+                : dm_error_set(err, DM_ERR_INVALID, "key bound '%.60s': not a JSON array: %s", text,
+                               je.text);
+}
+
+dm_err_t dm_pg_source_request_snapshot(dm_pg_source_t *src, const char *table, const char *from,
+                                       const char *to, dm_error_t *err)
+{
+    char qualified[300];
     if (table) {
+        snprintf(qualified, sizeof(qualified), "%s%s", strchr(table, '.') ? "" : "public.", table);
         char *s, *n;
-        split_name(table, &s, &n);
-        bool ok = captured(src, s, n);
+        split_name(qualified, &s, &n);
+        bool ok = captured(src, s, n) && strcmp(n, "*");
         free(s);
         free(n);
         if (!ok)
-            return dm_error_set(err, DM_ERR_NOT_FOUND,
-                                "source %s does not capture table %s (tables: as configured)",
+            return dm_error_set(err, DM_ERR_NOT_FOUND, "source %s does not capture table %s",
                                 src->name, table);
     }
+    json_t *f, *t;
+    dm_err_t rc = parse_bound(from, &f, err);
+    if (!rc) rc = parse_bound(to, &t, err);
+    if (rc) {
+        json_decref(f);
+        return rc;
+    }
+    json_t *req =
+        json_pack("{s:o, s:o, s:o}", "table", table ? json_string(qualified) : json_null(), "from",
+                  f ? f : json_null(), "to", t ? t : json_null());
     pthread_mutex_lock(&src->mu);
-    dm_err_t rc = DM_OK;
-    if (src->n_requests == 16)
+    if (json_array_size(src->requests) >= 64)
         rc = dm_error_set(err, DM_ERR_AGAIN, "source %s: too many snapshot requests waiting",
                           src->name);
-    else if (table && !strchr(table, '.'))
-        rc = asprintf(&src->requests[src->n_requests], "public.%s", table) < 0 ? DM_ERR_NOMEM
-                                                                               : DM_OK;
     else
-        src->requests[src->n_requests] = strdup(table ? table : "*");
-    if (!rc) src->n_requests++;
+        json_array_append(src->requests, req);
     pthread_mutex_unlock(&src->mu);
+    json_decref(req);
     return rc;
 }
 
@@ -1249,9 +1280,7 @@ json_t *dm_pg_source_status(dm_pg_source_t *src)
 {
     pthread_mutex_lock(&src->mu);
     json_t *j = json_deep_copy(src->stats);
-    json_t *waiting = json_array();
-    for (int i = 0; i < src->n_requests; i++)
-        json_array_append_new(waiting, json_string(src->requests[i]));
+    json_t *waiting = json_deep_copy(src->requests);
     pthread_mutex_unlock(&src->mu);
     json_object_set_new(j, "snapshot_requests", waiting);
     return j;
@@ -1268,8 +1297,7 @@ void dm_pg_source_free(dm_pg_source_t *src)
     }
     session_end(src);
     dm_pg_snapshots_clear(src);
-    for (int i = 0; i < src->n_requests; i++)
-        free(src->requests[i]);
+    json_decref(src->requests);
     if (src->password) memset(src->password, 0, strlen(src->password));
     free(src->password);
     free(src->pend);

@@ -61,9 +61,13 @@ dm_err_t dm_pg_source_new(struct dm_transport *t, const char *name, int32_t part
 void dm_pg_source_run(dm_pg_source_t *src, struct dm_unit_status *status);
 
 /* Asks for a snapshot of table ("schema.table", or NULL for every captured
- * table); the running source starts it between two batches. Any thread.
- * DM_ERR_NOT_FOUND when table is not captured by this source. */
-dm_err_t dm_pg_source_request_snapshot(dm_pg_source_t *src, const char *table, dm_error_t *err);
+ * table), optionally of a key range: rows with from <= key <= to (either may
+ * be NULL: open). A bound is the key's value in text form, or for a composite
+ * key a JSON array of them ('[1, "a"]'). The running source starts it between
+ * two batches. Any thread. DM_ERR_NOT_FOUND when table is not captured by this
+ * source, DM_ERR_INVALID for a bound that is not valid JSON. */
+dm_err_t dm_pg_source_request_snapshot(dm_pg_source_t *src, const char *table, const char *from,
+                                       const char *to, dm_error_t *err);
 
 /* The source's details for status (slot lag, position, snapshots), a new
  * JSON reference. Any thread. */

@@ -488,7 +488,7 @@ static int child_run(uint64_t target)
     fixture_start(&f);
     /* A snapshot in progress resumes (the request is then a no-op); otherwise
      * a new one starts, so that every kill can land in one. */
-    if (!target) dm_pg_source_request_snapshot(f.src, "public.crash", NULL);
+    if (!target) dm_pg_source_request_snapshot(f.src, "public.crash", NULL, NULL, NULL);
     int rc = target ? 1 : 0;
     for (int waited = 0; target && waited < 60000; waited += 50) {
         json_t *st = dm_pg_source_status(f.src);

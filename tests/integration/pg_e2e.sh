@@ -56,6 +56,12 @@ m=$(curl -s "$DATAMESH_SERVER/metrics")
   && ok slot_lag_metrics || bad slot_lag_metrics "$(grep postgres <<<"$m")"
 out=$("$bin" snapshot orders --table public.orders 2>&1) && ok snapshot_cli || bad snapshot_cli "$out"
 wait_count orders 103 30 && ok on_demand_snapshot || bad on_demand_snapshot "$(tail -20 "$data/up.log")"
+out=$("$bin" snapshot orders --table public.orders --from 10 --to 19 2>&1) && ok snapshot_key_range_cli || bad snapshot_key_range_cli "$out"
+wait_count orders 113 30 && ok key_range_snapshot || bad key_range_snapshot "$(tail -20 "$data/up.log")"
+sleep 1
+n=$("$bin" consume orders --from-beginning -n 120 2>/dev/null | tail -n +104 | grep -c '"op":"r"')
+range=$("$bin" consume orders --from-beginning -n 113 2>/dev/null | tail -n 10 | grep -o '"after":{"id":[0-9]*' | cut -d: -f3 | sort -n | tr '\n' ' ')
+[[ $n -eq 10 && $range == "10 11 12 13 14 15 16 17 18 19 " ]] && ok key_range_rows || bad key_range_rows "$n: $range"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$DATAMESH_SERVER/api/v1/sources/orders/snapshot?table=public.nope")
 [[ $code == 404 ]] && ok snapshot_unknown_table_404 || bad snapshot_unknown_table_404 "$code"
 sub=$(curl -s "$DATAMESH_SERVER/subjects")
