@@ -243,9 +243,7 @@ void dm_pg_snapshot_saw(dm_pg_source_t *src, int table, const dm_pgoutput_datum_
 {
     pg_chunk_t *c = &src->chunk;
     if (!c->active || !c->window_open || c->table != table || !c->n_rows) return;
-    dm_buf_t tmp = DM_BUF_INIT;
-    uint64_t h = row_hash(src, row, &tmp);
-    dm_buf_free(&tmp);
+    uint64_t h = row_hash(src, row, &src->key); /* the key scratch is free between events */
     if (!h) return;
     for (size_t s = h & (c->n_slots - 1); c->slots[s].hash; s = (s + 1) & (c->n_slots - 1))
         if (c->slots[s].hash == h && same_key(src, c->slots[s].row, row) &&
