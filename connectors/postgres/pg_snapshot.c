@@ -158,7 +158,7 @@ void dm_pg_snapshots_clear(dm_pg_source_t *src)
     src->snaps_dirty = false;
 }
 
-/* ---- a chunk ------------------------------------------------------------------------------- */
+/* ---- a chunk ----------------------------------------------------------------------------- */
 
 void dm_pg_snapshot_abort(dm_pg_source_t *src)
 {

@@ -32,7 +32,7 @@
 #define FEEDBACK_NS    (10ULL * 1000000000ULL)
 #define CHUNK_EVERY_NS (200ULL * 1000000ULL)
 
-/* ---- small helpers ------------------------------------------------------------------ */
+/* ---- small helpers ----------------------------------------------------------------------- */
 
 static uint64_t get_be64(const uint8_t *p)
 {
@@ -127,7 +127,7 @@ static int table_by_relid(dm_pg_source_t *src, uint32_t relid)
     return -1;
 }
 
-/* ---- connections ------------------------------------------------------------------------ */
+/* ---- connections ------------------------------------------------------------------------- */
 
 static dm_err_t read_password(dm_pg_source_t *src, dm_error_t *err)
 {
@@ -183,7 +183,7 @@ static dm_err_t connect_one(dm_pg_source_t *src, bool replication, PGconn **out,
     return DM_OK;
 }
 
-/* ---- types and tables from the catalog ---------------------------------------------------- */
+/* ---- types and tables from the catalog --------------------------------------------------- */
 
 static dm_err_t resolve_type(dm_pg_source_t *src, uint32_t oid, int32_t typmod, int depth,
                              dm_pg_type_t *out, dm_error_t *err)
@@ -404,7 +404,7 @@ static dm_err_t load_tables(dm_pg_source_t *src, dm_error_t *err)
     return DM_OK;
 }
 
-/* ---- setup: signal table, publication, slot -------------------------------------------------- */
+/* ---- setup: signal table, publication, slot ---------------------------------------------- */
 
 static dm_err_t ensure_signal_table(dm_pg_source_t *src, dm_error_t *err)
 {
@@ -561,7 +561,7 @@ static dm_err_t ensure_slot(dm_pg_source_t *src, bool *created, dm_error_t *err)
     return DM_OK;
 }
 
-/* ---- the state record ------------------------------------------------------------------------ */
+/* ---- the state record -------------------------------------------------------------------- */
 
 /* Reads the last state record: the committed position and snapshot progress.
  * *found is false when the source never committed anything. */
@@ -598,8 +598,7 @@ static dm_err_t load_state(dm_pg_source_t *src, bool *found, dm_error_t *err)
     return rc;
 }
 
-/* ---- the batch
- * ----------------------------------------------------------------------------------- */
+/* ---- the batch --------------------------------------------------------------------------- */
 
 dm_err_t dm_pg_emit(dm_pg_source_t *src, int table, const dm_pg_event_t *ev, dm_error_t *err)
 {
@@ -724,8 +723,7 @@ static dm_err_t flush(dm_pg_source_t *src, dm_error_t *err)
     return DM_OK;
 }
 
-/* ---- the stream
- * ------------------------------------------------------------------------------------ */
+/* ---- the stream -------------------------------------------------------------------------- */
 
 static dm_err_t on_relation(dm_pg_source_t *src, const dm_pgoutput_msg_t *m, dm_error_t *err)
 {
@@ -921,8 +919,7 @@ static dm_err_t on_copy_data(dm_pg_source_t *src, const uint8_t *buf, size_t len
                         src->name, len ? buf[0] : 0);
 }
 
-/* ---- heartbeats and status ----------------------------------------------------------------------
- */
+/* ---- heartbeats and status --------------------------------------------------------------- */
 
 static dm_err_t heartbeat(dm_pg_source_t *src, dm_error_t *err)
 {
@@ -1014,8 +1011,7 @@ static dm_err_t take_requests(dm_pg_source_t *src, dm_error_t *err)
     return rc;
 }
 
-/* ---- a session: connect, set up, stream until an error or stop
- * ------------------------------------- */
+/* ---- a session: connect, set up, stream until an error or stop --------------------------- */
 
 static void session_end(dm_pg_source_t *src)
 {
@@ -1185,8 +1181,7 @@ void dm_pg_source_run(dm_pg_source_t *src, dm_unit_status_t *status)
     dm_unit_set(status, "stopped", NULL);
 }
 
-/* ---- life and the API
- * ---------------------------------------------------------------------------- */
+/* ---- life and the API -------------------------------------------------------------------- */
 
 dm_err_t dm_pg_source_new(dm_transport_t *t, const char *name, int32_t partitions,
                           const dm_postgres_config_t *conf, const dm_pg_callbacks_t *cb,

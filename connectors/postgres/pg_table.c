@@ -6,7 +6,7 @@
 
 #include "schema/wire.h"
 
-/* ---- schemas ------------------------------------------------------------------- */
+/* ---- schemas ----------------------------------------------------------------------------- */
 
 /* Appends name as an Avro name: characters outside [A-Za-z0-9_] become '_',
  * and a leading digit gets a '_' in front. */
@@ -106,7 +106,7 @@ fail:
                         t->name);
 }
 
-/* ---- events -------------------------------------------------------------------- */
+/* ---- events ------------------------------------------------------------------------------ */
 
 /* One column's value: plain for key columns, [null, T] for the others. */
 static dm_err_t column_value(const dm_pg_table_t *t, int i, const dm_pgoutput_datum_t *d,
