@@ -404,6 +404,41 @@ static void test_big_txn_and_ddl(void)
     fixture_close(&f);
 }
 
+/* A schema wildcard: a topic per table, tables created later included; an
+ * incompatible ALTER stops the source with the registry's reason. */
+static void test_wildcard_and_incompatible_ddl(void)
+{
+    sql("CREATE SCHEMA shop");
+    sql("CREATE TABLE shop.a (id int PRIMARY KEY, v text)");
+    sql("CREATE TABLE shop.b (id int PRIMARY KEY, v text)");
+    fixture_t f;
+    fixture_open(&f, "shop",
+                 "{\"tables\": [\"shop.*\"], \"snapshot\": \"never\", "
+                 "\"slot\": \"shop\", \"publication\": \"shop\"}");
+    fixture_start(&f);
+    sql("INSERT INTO shop.a VALUES (1, 'a1')");
+    sql("INSERT INTO shop.b VALUES (1, 'b1'), (2, 'b2')");
+    sql("CREATE TABLE shop.c (id int PRIMARY KEY, v text)");
+    sql("INSERT INTO shop.c VALUES (7, 'c7')");
+    CHECK(wait_records(&f, "shop.shop.a", 1, 15000));
+    CHECK(wait_records(&f, "shop.shop.b", 2, 15000));
+    CHECK(wait_records(&f, "shop.shop.c", 1, 15000));
+    json_t *evs = read_topic(&f, "shop.shop.c");
+    CHECK_STR_EQ(field(json_array_get(evs, 0), "after", "v"), "\"c7\"");
+    json_decref(evs);
+    sql("ALTER TABLE shop.a ALTER COLUMN v TYPE int USING length(v)");
+    sql("INSERT INTO shop.a VALUES (2, 5)");
+    char state[32] = "", error[512] = "";
+    for (int waited = 0; waited < 15000 && !strstr(error, "compatible"); waited += 50) {
+        dm_sleep_ms(50);
+        dm_unit_get(&f.st, state, sizeof(state), error, sizeof(error));
+    }
+    CHECK_CONTAINS(error, "compatible");
+    CHECK_CONTAINS(error, "shop.a");
+    CHECK_EQ_INT(topic_size(&f, "shop.shop.a"), 1); /* nothing past the change */
+    fixture_close(&f);
+}
+
 /* The table as id → "v|n" and the topic's events applied by key must match,
  * with no (lsn, key) twice. */
 /* Compares (quiet is false: reports and checks); true when equal. */
@@ -648,6 +683,7 @@ int main(int argc, char **argv)
         RUN(test_types);
         RUN(test_updates_toast_truncate);
         RUN(test_big_txn_and_ddl);
+        RUN(test_wildcard_and_incompatible_ddl);
         RUN(test_sigkill_during_snapshot);
     }
     PQfinish(db);
