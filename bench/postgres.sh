@@ -9,7 +9,7 @@
 # server decoding and sending), datamesh producing Avro change events into
 # its topic with the LSN committed atomically. changes/s = 1 M / drain time.
 # Then the latency from commit to topic at 10k changes/s (p50, p99).
-# Optional, with DM_BENCH_PG_SNAPSHOT=1: a snapshot of a 5 M-row table (rows/s
+# Then (DM_BENCH_PG_SNAPSHOT=0 skips it) a snapshot of a 5 M-row table (rows/s
 # and the controller's peak RSS).
 # Ends with `postgres ratio=X.XX target=0.8` (datamesh / pg_recvlogical).
 set -euo pipefail
@@ -128,7 +128,7 @@ p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
 print(f"latency at 10k changes/s, commit to topic: p50 {p(0.5)} ms, p99 {p(0.99)} ms (target p99 < 50 ms)")
 PY
 
-if [[ ${DM_BENCH_PG_SNAPSHOT:-0} == 1 ]]; then
+if [[ ${DM_BENCH_PG_SNAPSHOT:-1} == 1 ]]; then
   snap_rows=${DM_BENCH_PG_SNAP_ROWS:-5000000}
   psql -c "CREATE TABLE big (id bigint PRIMARY KEY, name text, amount numeric(12,2))" \
        -c "INSERT INTO big SELECT g, 'name ' || g, g % 1000 FROM generate_series(1, $snap_rows) g" -c "ANALYZE big"
