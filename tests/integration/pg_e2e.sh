@@ -56,7 +56,9 @@ m=$(curl -s "$DATAMESH_SERVER/metrics")
   && ok slot_lag_metrics || bad slot_lag_metrics "$(grep postgres <<<"$m")"
 out=$("$bin" snapshot orders --table public.orders 2>&1) && ok snapshot_cli || bad snapshot_cli "$out"
 wait_count orders 103 30 && ok on_demand_snapshot || bad on_demand_snapshot "$(tail -20 "$data/up.log")"
-out=$("$bin" snapshot orders --table public.orders --from 10 --to 19 2>&1) && ok snapshot_key_range_cli || bad snapshot_key_range_cli "$out"
+out=$("$bin" snapshot orders --table public.orders --from 10 --to 19 --wait 2>&1) && [[ $out == *"done"* ]] \
+  && ok snapshot_key_range_cli_wait || bad snapshot_key_range_cli_wait "$out"
+out=$("$bin" snapshot orders --status 2>&1) && [[ $out == *"no snapshot in progress"* ]] && ok snapshot_status_cli || bad snapshot_status_cli "$out"
 wait_count orders 113 30 && ok key_range_snapshot || bad key_range_snapshot "$(tail -20 "$data/up.log")"
 sleep 1
 n=$("$bin" consume orders --from-beginning -n 120 2>/dev/null | tail -n +104 | grep -c '"op":"r"')
