@@ -45,6 +45,15 @@ const dm_cli_command_t dm_cli_commands[] = {
      "--from-beginning it starts at the end; -f keeps following; -n stops after N.\n"
      "--with-metadata prints {partition, offset, timestamp, key, value}.\n",
      dm_cmd_consume},
+    {"snapshot", "snapshot a postgres source's tables (DBLog chunks, no locks)",
+     "usage: datamesh snapshot SOURCE [--table SCHEMA.TABLE [--from KEY] [--to KEY]] "
+     "[--wait | --status] [--server URL]\n"
+     "\n"
+     "Asks the running postgres source for a snapshot of one table (default: every\n"
+     "table it captures), or of the rows with FROM <= key <= TO (a composite key as a\n"
+     "JSON array: --from '[1, \"a\"]'). --wait follows the progress (rows, chunks, %)\n"
+     "until it is done; --status only shows the snapshots in progress.\n",
+     dm_cmd_snapshot},
     {"sql", "run a streaming SQL statement", "usage: datamesh sql \"SELECT ...\"\n", NULL},
     {"lineage", "show which pipelines read and write which sources and fields",
      "usage: datamesh lineage SOURCE|PIPELINE [--fields]\n", NULL},

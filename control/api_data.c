@@ -246,11 +246,37 @@ static void on_events(void *ctx, const dm_http_request_t *req, dm_http_response_
     json_decref(src);
 }
 
+/* POST /api/v1/sources/{name}/snapshot[?table=schema.table][&from=K&to=K]: a
+ * snapshot of a postgres source's tables, or of a key range of one (a body
+ * {"table": ..., "from": ..., "to": ...} works too). */
+static void on_snapshot(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    data_api_t *api = ctx;
+    const char *name = dm_http_param(req, "name");
+    const char *table = dm_http_query(req, "table");
+    json_t *body =
+        req->body_len ? json_loadb((const char *)req->body, req->body_len, 0, NULL) : NULL;
+    const char *from = dm_http_query(req, "from"), *to = dm_http_query(req, "to");
+    if (!table) table = json_string_value(json_object_get(body, "table"));
+    if (!from) from = json_string_value(json_object_get(body, "from"));
+    if (!to) to = json_string_value(json_object_get(body, "to"));
+    dm_error_t err = {0};
+    if (dm_runtime_source_snapshot(api->rt, name, table, from, to, &err))
+        dm_api_reply_error(res, &err);
+    else
+        dm_http_json(res, 202,
+                     json_pack("{s:s, s:s, s:s}", "source", name, "table", table ? table : "*",
+                               "state", "requested"));
+    json_decref(body);
+}
+
 dm_err_t dm_api_data_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt)
 {
     static data_api_t api;
     api = (data_api_t){store, rt};
     if (!rt) return DM_OK;
     dm_err_t rc = dm_http_route(http, "GET", "/api/v1/sources/{name}/records", on_records, &api);
+    rc =
+        rc ? rc : dm_http_route(http, "POST", "/api/v1/sources/{name}/snapshot", on_snapshot, &api);
     return rc ? rc : dm_http_route(http, "POST", "/api/v1/sources/{name}/events", on_events, &api);
 }

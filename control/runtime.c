@@ -9,6 +9,7 @@
 #include "connectors/connector.h"
 #include "connectors/datagen/datagen.h"
 #include "connectors/file/file.h"
+#include "connectors/postgres/postgres.h"
 #include "connectors/sink.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
@@ -19,9 +20,10 @@
 #include "engine/task.h"
 #include "schema/dm_schema_registry.h"
 
-typedef enum { U_DATAGEN, U_TASK, U_TABLE, U_SINK, U_FILE_SOURCE } unit_kind_t;
+typedef enum { U_DATAGEN, U_TASK, U_TABLE, U_SINK, U_FILE_SOURCE, U_PGSOURCE } unit_kind_t;
 
-static const char *const unit_kinds[] = {"connector", "task", "table", "sink", "connector"};
+static const char *const unit_kinds[] = {"connector", "task",      "table",
+                                         "sink",      "connector", "connector"};
 
 typedef struct unit {
     unit_kind_t kind;
@@ -53,6 +55,10 @@ typedef struct unit {
     dm_strlist_t run_keys;            /* the input source's key fields */
     dm_schema_registry_t *run_reg;    /* this thread's registry handle */
     struct schema_entry *run_schemas; /* schemas it looked up by id */
+    /* postgres source */
+    dm_pg_source_t *pg;
+    dm_postgres_config_t pg_conf;
+    dm_pg_callbacks_t pg_cb;
     char group[300];
     json_t *owned;          /* JSON the unit's config strings point into */
     _Atomic bool ready;     /* table: caught up with its topic once */
@@ -203,6 +209,13 @@ static void *datagen_main(void *arg)
 {
     unit_t *u = arg;
     dm_datagen_source_run(&u->dg, &u->st);
+    return NULL;
+}
+
+static void *pg_main(void *arg)
+{
+    unit_t *u = arg;
+    dm_pg_source_run(u->pg, &u->st);
     return NULL;
 }
 
@@ -383,6 +396,7 @@ static void unit_start(unit_t *u)
     void *(*fn)(void *) = u->kind == U_DATAGEN       ? datagen_main
                           : u->kind == U_TABLE       ? table_main
                           : u->kind == U_FILE_SOURCE ? file_source_main
+                          : u->kind == U_PGSOURCE    ? pg_main
                                                      : sink_main;
     if (pthread_create(&u->th, NULL, fn, u) == 0)
         u->started = true;
@@ -397,6 +411,10 @@ static void unit_free(unit_t *u)
     if (u->kind == U_SINK) dm_config_free(&dm_file_sink_config_table, &u->sink_conf);
     if (u->kind == U_FILE_SOURCE) dm_config_free(&dm_file_source_config_table, &u->fsrc_conf);
     if (u->kind == U_SINK && u->run.ops) free_runner_sink(u);
+    if (u->kind == U_PGSOURCE) {
+        dm_pg_source_free(u->pg);
+        dm_config_free(&dm_postgres_config_table, &u->pg_conf);
+    }
     if (u->kind == U_DATAGEN && u->dg.key_fields) {
         dm_strlist_t *k = (dm_strlist_t *)u->dg.key_fields;
         free(k->items);
@@ -502,6 +520,73 @@ static void start_file_source(dm_runtime_t *rt, const char *owner, const char *n
     unit_start(u);
 }
 
+/* ---- postgres sources: the runtime lends topics and the registry ---------------- */
+
+static dm_err_t pg_ensure_topic(void *ctx, const char *topic, int32_t partitions,
+                                const char *subject, dm_error_t *err)
+{
+    unit_t *u = ctx;
+    return ensure_topic(u->rt, topic, partitions, subject, err);
+}
+
+/* Runs on the source's thread while the runtime may hold its lock to stop
+ * this very unit: wait for the lock only while not asked to stop. */
+static dm_err_t pg_register_schema(void *ctx, const char *subject, const char *json, uint32_t *id,
+                                   dm_error_t *err)
+{
+    unit_t *u = ctx;
+    while (pthread_mutex_trylock(&u->rt->mu) != 0) {
+        if (atomic_load(&u->st.stop))
+            return dm_error_set(err, DM_ERR_AGAIN, "stopping while registering %s", subject);
+        dm_sleep_ms(5);
+    }
+    int64_t sid = 0;
+    dm_avro_schema_t *s = register_schema(u->rt, subject, json, &sid, err);
+    pthread_mutex_unlock(&u->rt->mu);
+    *id = (uint32_t)sid;
+    return s ? DM_OK : err->code;
+}
+
+static void start_postgres(dm_runtime_t *rt, const json_t *doc, const char *owner,
+                           int32_t partitions)
+{
+    const char *name = meta_name(doc);
+    char uname[300];
+    snprintf(uname, sizeof(uname), "%s/connector/postgres", name);
+    unit_t *u = unit_new(rt, U_PGSOURCE, owner, uname);
+    if (!u) return;
+    dm_error_t err = {0};
+    dm_config_defaults(&dm_postgres_config_table, &u->pg_conf, &err);
+    const json_t *config = json_object_get(json_object_get(doc, "spec"), "config");
+    u->pg_cb = (dm_pg_callbacks_t){u, rt->metrics, pg_ensure_topic, pg_register_schema};
+    if (dm_config_apply_json(&dm_postgres_config_table, &u->pg_conf, config, NULL, &err) ||
+        dm_pg_source_new(rt->t, name, partitions, &u->pg_conf, &u->pg_cb, &u->pg, &err)) {
+        dm_unit_set(&u->st, "failed", "%s", err.message);
+        u->kind = U_TASK; /* nothing to free but the status */
+        dm_config_free(&dm_postgres_config_table, &u->pg_conf);
+        return;
+    }
+    snprintf(u->topic, sizeof(u->topic), "%s", name);
+    unit_start(u);
+}
+
+dm_err_t dm_runtime_source_snapshot(dm_runtime_t *rt, const char *source, const char *table,
+                                    const char *from, const char *to, dm_error_t *err)
+{
+    char owner[200];
+    snprintf(owner, sizeof(owner), "Source/%s", source);
+    dm_err_t rc =
+        dm_error_set(err, DM_ERR_NOT_FOUND, "source %s is not a running postgres source", source);
+    pthread_mutex_lock(&rt->mu);
+    for (unit_t *u = rt->units; u; u = u->next)
+        if (u->kind == U_PGSOURCE && !strcmp(u->owner, owner)) {
+            if (err) err->message[0] = '\0';
+            rc = dm_pg_source_request_snapshot(u->pg, table, from, to, err);
+        }
+    pthread_mutex_unlock(&rt->mu);
+    return rc;
+}
+
 static void start_source(dm_runtime_t *rt, const json_t *doc)
 {
     const char *name = meta_name(doc);
@@ -512,6 +597,7 @@ static void start_source(dm_runtime_t *rt, const json_t *doc)
     const json_t *parts = json_object_get(spec, "partitions");
     int32_t partitions = json_is_integer(parts) ? (int32_t)json_integer_value(parts) : 1;
     dm_error_t err = {0};
+    if (!strcmp(connector, "postgres")) return start_postgres(rt, doc, owner, partitions);
     char subject[300], key_subject[300];
     snprintf(subject, sizeof(subject), "%s-value", name);
     snprintf(key_subject, sizeof(key_subject), "%s-key", name);
@@ -1126,11 +1212,14 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
     const json_t *spec = json_object_get(doc, "spec");
     if (!strcmp(kind, "Source")) {
         const char *c = json_string_value(json_object_get(spec, "connector"));
-        if (strcmp(c, "datagen") && strcmp(c, "ingest") && strcmp(c, "file"))
+        if (strcmp(c, "datagen") && strcmp(c, "ingest") && strcmp(c, "file") &&
+            strcmp(c, "postgres"))
             return dm_error_set(err, DM_ERR_UNSUPPORTED,
                                 "Source %s: connector '%s' validates but cannot run in this "
-                                "version yet (running connectors: datagen, ingest, file)",
+                                "version yet (running connectors: datagen, ingest, file, "
+                                "postgres)",
                                 name, c);
+        if (!strcmp(c, "postgres")) return DM_OK; /* its schemas come from the database */
         if (!json_object_get(spec, "schema"))
             return dm_error_set(err, DM_ERR_CONFIG, "Source %s: needs a schema", name);
         return DM_OK;
@@ -1318,6 +1407,7 @@ json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
                       "state", state, "position", (json_int_t)atomic_load(&u->st.position), "lag",
                       (json_int_t)atomic_load(&u->st.lag));
         if (error[0]) json_object_set_new(j, "error", json_string(error));
+        if (u->kind == U_PGSOURCE) json_object_set_new(j, "postgres", dm_pg_source_status(u->pg));
         json_array_append_new(units, j);
     }
     bool known = json_object_get(rt->running, owner) != NULL;

@@ -45,6 +45,13 @@ dm_err_t dm_runtime_check(dm_runtime_t *rt, const json_t *const *docs, size_t n,
 /* Status of an object: {state, units: [{name, state, error, position, lag}]}. */
 json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name);
 
+/* Asks the running postgres source to snapshot table ("schema.table"; NULL:
+ * every table it captures), optionally the key range [from, to] (either NULL:
+ * open; see dm_pg_source_request_snapshot). DM_ERR_NOT_FOUND when source is
+ * not a running postgres source or does not capture table. */
+dm_err_t dm_runtime_source_snapshot(dm_runtime_t *rt, const char *source, const char *table,
+                                    const char *from, const char *to, dm_error_t *err);
+
 /* The transport, for reading and writing sources through the API. */
 dm_transport_t *dm_runtime_transport(dm_runtime_t *rt);
 

@@ -1,5 +1,6 @@
 /* connectors/postgres/postgres.h — change data capture from PostgreSQL
- * (logical replication with pgoutput, DBLog snapshots). */
+ * (logical replication with pgoutput, DBLog snapshots). docs/postgres.md
+ * describes topics, events, positions and snapshots for users. */
 #ifndef DM_CONNECTORS_POSTGRES_H
 #define DM_CONNECTORS_POSTGRES_H
 
@@ -18,8 +19,61 @@ typedef struct dm_postgres_config {
     char *publication;
     int snapshot;
     int64_t heartbeat_ms;
+    char *signal_table; /* "schema.table": watermarks and heartbeats */
+    int64_t chunk_size; /* rows per snapshot chunk */
 } dm_postgres_config_t;
 
 extern const dm_config_table_t dm_postgres_config_table;
+
+/* ---- the running source ---------------------------------------------------------- */
+
+struct dm_transport;
+struct dm_unit_status;
+struct json_t;
+
+/* What the runtime lends the source: topic creation and schema registration
+ * (subject <topic>-value / <topic>-key, compatibility-checked). Called on the
+ * source's thread; a callback may fail with DM_ERR_AGAIN when the runtime is
+ * busy, and the source retries. */
+typedef struct dm_pg_callbacks {
+    void *ctx;
+    struct dm_metrics *metrics; /* where the source's metrics go (may be NULL) */
+    dm_err_t (*ensure_topic)(void *ctx, const char *topic, int32_t partitions, const char *subject,
+                             dm_error_t *err);
+    dm_err_t (*register_schema)(void *ctx, const char *subject, const char *json, uint32_t *id,
+                                dm_error_t *err);
+} dm_pg_callbacks_t;
+
+typedef struct dm_pg_source dm_pg_source_t;
+
+/* Makes a source called name (the catalog name: its topic when it captures
+ * one table, the prefix of its topics otherwise) that produces into
+ * transport. conf and cb are borrowed and must outlive the source. */
+dm_err_t dm_pg_source_new(struct dm_transport *t, const char *name, int32_t partitions,
+                          const dm_postgres_config_t *conf, const dm_pg_callbacks_t *cb,
+                          dm_pg_source_t **out, dm_error_t *err);
+
+/* Streams changes (and runs snapshots) until status->stop is set: each batch of
+ * events is committed to the topics in one transaction together with the
+ * position (LSN) and snapshot progress, and only then confirmed to the server.
+ * Connection losses are retried with backoff; the reason is in status. Runs on
+ * the unit's thread. */
+void dm_pg_source_run(dm_pg_source_t *src, struct dm_unit_status *status);
+
+/* Asks for a snapshot of table ("schema.table", or NULL for every captured
+ * table), optionally of a key range: rows with from <= key <= to (either may
+ * be NULL: open). A bound is the key's value in text form, or for a composite
+ * key a JSON array of them ('[1, "a"]'). The running source starts it between
+ * two batches. Any thread. DM_ERR_NOT_FOUND when table is not captured by this
+ * source, DM_ERR_INVALID for a bound that is not valid JSON. */
+dm_err_t dm_pg_source_request_snapshot(dm_pg_source_t *src, const char *table, const char *from,
+                                       const char *to, dm_error_t *err);
+
+/* The source's details for status (slot lag, position, snapshots), a new
+ * JSON reference. Any thread. */
+struct json_t *dm_pg_source_status(dm_pg_source_t *src);
+
+/* Frees the source (after dm_pg_source_run returned). NULL is allowed. */
+void dm_pg_source_free(dm_pg_source_t *src);
 
 #endif

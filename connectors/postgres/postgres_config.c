@@ -49,6 +49,18 @@ static const dm_config_field_t fields[] = {
      .min = 100,
      .max = 3600000,
      .help = "heartbeat interval, so quiet tables do not hold WAL"},
+    {.name = "signal_table",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_postgres_config_t, signal_table),
+     .def = "public.datamesh_signal",
+     .help = "table for snapshot watermarks and heartbeats (created when missing)"},
+    {.name = "chunk_size",
+     .type = DM_CFG_INT,
+     .offset = offsetof(dm_postgres_config_t, chunk_size),
+     .def = "32768",
+     .min = 1,
+     .max = 1000000,
+     .help = "rows per snapshot chunk (memory is bounded by one chunk)"},
 };
 
 const dm_config_table_t dm_postgres_config_table = {"postgres connector", fields,

@@ -73,9 +73,12 @@ check missing_schema_file 1 "spec.schema.file: .*nope.avsc: No such file" -- bas
 # Secrets: a password in a DSN is refused without being echoed; DSNs come back redacted.
 out=$(curl -s -X POST --data-binary $'kind: Source\nmetadata: {name: pg}\nspec: {connector: postgres, config: {dsn: "host=db user=cdc password=hunter2", tables: [public.t]}}' "$DATAMESH_SERVER/api/v1/apply")
 [[ $out == *'error_code'* && $out == *'password=***'* && $out != *hunter2* ]] && ok secret_in_dsn_refused || bad secret_in_dsn_refused "$out"
-printf 'kind: Source\nmetadata: {name: pg}\nspec: {connector: postgres, config: {dsn: "host=db user=cdc", password_env: PGPASS, tables: [public.t]}}\n' >"$data/pg.yaml"
-check postgres_not_runnable 1 "connector 'postgres' validates but cannot run in this version yet" -- "$bin" apply -f "$data/pg.yaml"
-check postgres_not_stored 1 "Source 'pg' not found" -- "$bin" get sources pg
+# A postgres source runs (docs/postgres.md); an unreachable server shows in its status, redacted.
+printf 'kind: Source\nmetadata: {name: pg}\nspec: {connector: postgres, config: {dsn: "host=127.0.0.1 port=1 user=cdc", password_env: PGPASS, tables: [public.t]}}\n' >"$data/pg.yaml"
+PGPASS=hunter2 check postgres_applied 0 "" -- "$bin" apply -f "$data/pg.yaml"
+for _ in $(seq 50); do st=$(curl -s "$DATAMESH_SERVER/api/v1/sources/pg/status"); [[ $st == *PGPASS* ]] && break; sleep 0.1; done
+[[ $st == *'environment variable PGPASS'* && $st != *hunter2* ]] && ok postgres_status_error || bad postgres_status_error "$st"
+check postgres_deleted 0 "deleted Source pg" -- "$bin" delete sources pg
 grep -q hunter2 "$data/out.log" && bad secret_not_logged "found in log" || ok secret_not_logged
 
 # Hostile requests.
