@@ -1,0 +1,197 @@
+/* tests/integration/iceberg_parquet.c — Parquet files from the project's
+ * writer, read back by an independent reader (hyparquet, from npm): every
+ * value, the field ids and the chunk statistics, for each codec, with nulls,
+ * dictionary and PLAIN chunks, several row groups and pages. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "connectors/iceberg/parquet.h"
+
+static char dir[512], readers[512];
+
+static const dm_pq_column_t cols[] = {
+    {.name = "id", .field_id = 1, .type = DM_PQ_INT64},
+    {.name = "name",
+     .field_id = 2,
+     .type = DM_PQ_BYTE_ARRAY,
+     .logical = DM_PQ_LT_STRING,
+     .optional = true},
+    {.name = "amount", .field_id = 3, .type = DM_PQ_DOUBLE},
+    {.name = "flag", .field_id = 4, .type = DM_PQ_BOOLEAN, .optional = true},
+    {.name = "day", .field_id = 5, .type = DM_PQ_INT32, .logical = DM_PQ_LT_DATE},
+    {.name = "ts",
+     .field_id = 6,
+     .type = DM_PQ_INT64,
+     .logical = DM_PQ_LT_TIMESTAMP_UTC,
+     .optional = true},
+    {.name = "blob", .field_id = 7, .type = DM_PQ_BYTE_ARRAY},
+    {.name = "small", .field_id = 8, .type = DM_PQ_INT32, .optional = true},
+};
+#define NCOLS (sizeof(cols) / sizeof(cols[0]))
+
+/* Writes rows of every shape into PATH and the expected JSON lines next to it. */
+static int write_file(const char *path, dm_pq_codec_t codec, int rows, bool dict)
+{
+    FILE *f = fopen(path, "wb");
+    char exp[600];
+    snprintf(exp, sizeof(exp), "%s.jsonl", path);
+    FILE *e = fopen(exp, "w");
+    if (!f || !e) return -1;
+    dm_pq_options_t o = {.codec = codec,
+                         .row_group_bytes = 256 << 10,
+                         .page_bytes = 16 << 10,
+                         .dict_bytes = 64 << 10,
+                         .no_dictionary = !dict};
+    dm_pq_writer_t *w;
+    dm_error_t err = {0};
+    if (dm_pq_writer_new(f, cols, NCOLS, &o, &w, &err)) return -1;
+    for (int i = 0; i < rows; i++) {
+        char name[32], blob[40];
+        int nl = snprintf(name, sizeof(name), "name-%d", (i * 7) % 23);
+        /* Unique blobs overflow the dictionary limit: PLAIN fallback. */
+        int bl = snprintf(blob, sizeof(blob), "blob-%08d-%d", i, i * 31);
+        dm_pq_value_t v[NCOLS] = {0};
+        v[0].u.i64 = (int64_t)i * 1000003 - 5000000;
+        v[1].null = i % 5 == 0;
+        v[1].u.s.p = (const uint8_t *)name, v[1].u.s.len = (uint32_t)nl;
+        v[2].u.d = (i % 100) * 0.25 - 3;
+        v[3].null = i % 3 == 0;
+        v[3].u.b = i % 2;
+        v[4].u.i32 = 19000 + i / 100;
+        v[5].null = i % 7 == 3;
+        v[5].u.i64 = 1700000000000000LL + (int64_t)i * 1000;
+        v[6].u.s.p = (const uint8_t *)blob, v[6].u.s.len = (uint32_t)bl;
+        v[7].null = i < rows / 2; /* a long run of nulls, then values */
+        v[7].u.i32 = i % 4;
+        if (dm_pq_writer_add_row(w, v, &err)) {
+            printf("    add_row: %s\n", err.message);
+            return -1;
+        }
+        fprintf(e, "{\"id\":\"%" PRId64 "\",\"name\":", v[0].u.i64);
+        if (v[1].null)
+            fprintf(e, "null");
+        else
+            fprintf(e, "\"%s\"", name);
+        fprintf(e, ",\"amount\":%.17g,\"flag\":%s,\"day\":%d,\"ts\":", v[2].u.d,
+                v[3].null  ? "null"
+                : v[3].u.b ? "true"
+                           : "false",
+                v[4].u.i32);
+        if (v[5].null)
+            fprintf(e, "null");
+        else
+            fprintf(e, "\"%" PRId64 "\"", v[5].u.i64);
+        fprintf(e, ",\"blob\":\"");
+        for (int k = 0; k < bl; k++)
+            fprintf(e, "%02x", (unsigned char)blob[k]);
+        fprintf(e, "\",\"small\":");
+        if (v[7].null)
+            fprintf(e, "null}\n");
+        else
+            fprintf(e, "%d}\n", v[7].u.i32);
+    }
+    dm_pq_column_stats_t st[NCOLS];
+    int64_t bytes = 0;
+    if (dm_pq_writer_close(w, st, &bytes, &err)) {
+        printf("    close: %s\n", err.message);
+        return -1;
+    }
+    fclose(f);
+    fclose(e);
+    /* File-level statistics for the manifest: id's bounds and the null counts. */
+    int64_t lo, hi;
+    memcpy(&lo, st[0].min, 8), memcpy(&hi, st[0].max, 8);
+    if (!st[0].has_bounds || lo != -5000000 || hi != (int64_t)(rows - 1) * 1000003 - 5000000)
+        return -2;
+    if (st[1].nulls != (rows + 4) / 5 || st[0].values != rows) return -3;
+    if (!st[6].has_bounds || st[6].min_len != 15 || memcmp(st[6].min, "blob-00000000-0", 15))
+        return -4;
+    return 0;
+}
+
+static int read_back(const char *path)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "cd %s && node read_parquet.mjs %s %s.jsonl", readers, path, path);
+    return system(cmd);
+}
+
+static void run_case(const char *name, dm_pq_codec_t codec, int rows, bool dict)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s.parquet", dir, name);
+    CHECK_EQ_INT(write_file(path, codec, rows, dict), 0);
+    CHECK_EQ_INT(read_back(path), 0);
+}
+
+static void test_uncompressed(void)
+{
+    run_case("plain", DM_PQ_UNCOMPRESSED, 20000, true);
+}
+static void test_snappy(void)
+{
+    run_case("snappy", DM_PQ_SNAPPY, 20000, true);
+}
+static void test_zstd(void)
+{
+    run_case("zstd", DM_PQ_ZSTD, 20000, true);
+}
+static void test_no_dictionary(void)
+{
+    run_case("nodict", DM_PQ_ZSTD, 5000, false);
+}
+static void test_one_row(void)
+{
+    run_case("one", DM_PQ_SNAPPY, 1, true);
+}
+
+static void test_null_in_required_refused(void)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/bad.parquet", dir);
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f);
+    dm_pq_options_t o = {0};
+    dm_pq_writer_t *w;
+    dm_error_t err = {0};
+    REQUIRE(dm_pq_writer_new(f, cols, NCOLS, &o, &w, &err) == DM_OK);
+    dm_pq_value_t v[NCOLS] = {0};
+    v[0].null = true;
+    CHECK_EQ_INT(dm_pq_writer_add_row(w, v, &err), DM_ERR_INVALID);
+    CHECK(strstr(err.message, "id") != NULL);
+    dm_pq_writer_abort(w);
+    fclose(f);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof(dir), "%s/iceberg_parquet.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir)) return 1;
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "bash %s/tests/integration/iceberg/readers.sh",
+             getenv("DM_SOURCE_DIR"));
+    FILE *p = popen(cmd, "r");
+    if (!p || !fgets(readers, sizeof(readers), p) || pclose(p) != 0) {
+        printf("FAIL cannot install the npm readers\n");
+        return 1;
+    }
+    readers[strcspn(readers, "\n")] = 0;
+    RUN(test_uncompressed);
+    RUN(test_snappy);
+    RUN(test_zstd);
+    RUN(test_no_dictionary);
+    RUN(test_one_row);
+    RUN(test_null_in_required_refused);
+    int rc = check_summary();
+    if (rc == 0) {
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        if (system(cmd)) {
+        }
+    }
+    return rc;
+}
