@@ -6,6 +6,7 @@
 #include "connectors/connector.h"
 #include "connectors/datagen/datagen.h"
 #include "connectors/file/file.h"
+#include "connectors/iceberg/iceberg.h"
 #include "connectors/ingest/ingest.h"
 #include "connectors/postgres/postgres.h"
 
@@ -29,6 +30,8 @@ static const dm_connector_def_t sources[] = {
 static const dm_connector_def_t sinks[] = {
     {"file", "JSON lines or Avro container files, rolled by size or time",
      &dm_file_sink_config_table, sizeof(dm_file_sink_config_t), false},
+    {"iceberg", "Apache Iceberg v2 tables (Parquet), exactly-once commits, CDC upserts",
+     &dm_iceberg_sink_config_table, sizeof(dm_iceberg_sink_config_t), false},
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

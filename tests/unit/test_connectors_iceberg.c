@@ -2,6 +2,7 @@
  * against hand-computed bytes and the spec's test vectors. */
 #include "check.h"
 #include "connectors/iceberg/parquet.h"
+#include "connectors/iceberg/table.h"
 #include "connectors/iceberg/thrift.h"
 
 static void check_bytes(const dm_buf_t *b, const uint8_t *want, size_t n)
@@ -98,8 +99,115 @@ static void test_rle_hybrid(void)
     dm_buf_free(&b);
 }
 
+static dm_pq_value_t i32(int32_t v)
+{
+    return (dm_pq_value_t){.u.i32 = v};
+}
+static dm_pq_value_t i64(int64_t v)
+{
+    return (dm_pq_value_t){.u.i64 = v};
+}
+static dm_pq_value_t str(const char *s)
+{
+    return (dm_pq_value_t){.u.s = {(const uint8_t *)s, (uint32_t)strlen(s)}};
+}
+
+/* The Iceberg spec's Appendix B hash vectors. */
+static void test_murmur3_spec_vectors(void)
+{
+    dm_pq_value_t v = i32(34);
+    CHECK_EQ_INT(dm_ice_hash_value(DM_ICE_INT, &v), 2017239379);
+    v = i64(34);
+    CHECK_EQ_INT(dm_ice_hash_value(DM_ICE_LONG, &v), 2017239379);
+    v = i32(17486); /* 2017-11-16 */
+    CHECK_EQ_INT(dm_ice_hash_value(DM_ICE_DATE, &v), -653330422);
+    v = i64(1510871468000000LL); /* 2017-11-16T22:31:08 */
+    CHECK_EQ_INT(dm_ice_hash_value(DM_ICE_TIMESTAMPTZ, &v), -2047944441);
+    v = str("iceberg");
+    CHECK_EQ_INT(dm_ice_hash_value(DM_ICE_STRING, &v), 1210000089);
+    static const uint8_t b[4] = {0, 1, 2, 3};
+    v = (dm_pq_value_t){.u.s = {b, 4}};
+    CHECK_EQ_INT(dm_ice_hash_value(DM_ICE_BINARY, &v), -188683207);
+}
+
+static int32_t apply_i32(const char *transform, dm_ice_type_t src, dm_pq_value_t in)
+{
+    dm_ice_part_field_t pf = {0};
+    dm_ice_transform_parse(transform, &pf.transform, &pf.param, NULL);
+    dm_pq_value_t out;
+    dm_ice_transform_apply(&pf, src, &in, &out);
+    return out.u.i32;
+}
+
+static void test_transforms(void)
+{
+    CHECK_EQ_INT(apply_i32("bucket[100]", DM_ICE_INT, i32(34)), 79);
+    CHECK_EQ_INT(apply_i32("bucket[100]", DM_ICE_LONG, i64(34)), 79);
+    /* 2017-12-01 10:12:55.038194 */
+    CHECK_EQ_INT(apply_i32("hour", DM_ICE_TIMESTAMP, i64(1512123175038194LL)), 420034);
+    CHECK_EQ_INT(apply_i32("hour", DM_ICE_TIMESTAMP, i64(-1)), -1);
+    CHECK_EQ_INT(apply_i32("day", DM_ICE_TIMESTAMP, i64(-1)), -1);
+    CHECK_EQ_INT(apply_i32("day", DM_ICE_TIMESTAMPTZ, i64(1512123175038194LL)), 17501);
+    CHECK_EQ_INT(apply_i32("month", DM_ICE_DATE, i32(17486)), 574);
+    CHECK_EQ_INT(apply_i32("year", DM_ICE_DATE, i32(17486)), 47);
+    CHECK_EQ_INT(apply_i32("month", DM_ICE_DATE, i32(-1)), -1);
+    CHECK_EQ_INT(apply_i32("year", DM_ICE_DATE, i32(-1)), -1);
+    CHECK_EQ_INT(apply_i32("truncate[10]", DM_ICE_INT, i32(-1)), -10);
+    CHECK_EQ_INT(apply_i32("truncate[10]", DM_ICE_INT, i32(19)), 10);
+    dm_ice_part_field_t pf = {.transform = DM_ICE_TRUNCATE, .param = 3};
+    dm_pq_value_t in = str("iceberg"), out;
+    dm_ice_transform_apply(&pf, DM_ICE_STRING, &in, &out);
+    CHECK_EQ_INT(out.u.s.len, 3);
+    in = str("\xc3\xa9t\xc3\xa9s"); /* "étés": code points, not bytes */
+    dm_ice_transform_apply(&pf, DM_ICE_STRING, &in, &out);
+    CHECK_EQ_INT(out.u.s.len, 5);
+    dm_ice_transform_t t;
+    int32_t param;
+    CHECK_EQ_INT(dm_ice_transform_parse("bucket[0]", &t, &param, NULL), DM_ERR_UNSUPPORTED);
+    CHECK_EQ_INT(dm_ice_transform_parse("void", &t, &param, NULL), DM_ERR_UNSUPPORTED);
+}
+
+static void test_partition_spec(void)
+{
+    dm_ice_field_t fields[] = {{1, "id", DM_ICE_LONG, 0, true},
+                               {2, "ts", DM_ICE_TIMESTAMPTZ, 0, false},
+                               {3, "name", DM_ICE_STRING, 0, false},
+                               {4, "amount", DM_ICE_DOUBLE, 0, false}};
+    dm_ice_schema_t schema = {.fields = fields, .n = 4};
+    dm_ice_spec_t spec;
+    dm_error_t err = {0};
+    REQUIRE(dm_ice_spec_parse("day(ts), bucket(16, id), truncate(2, name)", &schema, &spec, &err) ==
+            DM_OK);
+    CHECK_EQ_INT(spec.n, 3);
+    CHECK_STR_EQ(spec.fields[0].name, "ts_day");
+    CHECK_EQ_INT(spec.fields[1].field_id, 1001);
+    CHECK_EQ_INT(spec.fields[1].param, 16);
+    dm_pq_value_t vals[3] = {i32(17486), i32(7), str("a/b")};
+    dm_buf_t path = DM_BUF_INIT;
+    CHECK_EQ_INT(dm_ice_partition_path(&spec, &schema, vals, &path), DM_OK);
+    const char *p;
+    dm_buf_cstr(&path, &p);
+    CHECK_STR_EQ(p, "ts_day=2017-11-16/id_bucket=7/name_truncate=a%2Fb");
+    dm_buf_free(&path);
+    json_t *j = dm_ice_spec_to_json(&spec);
+    dm_ice_spec_t back;
+    CHECK_EQ_INT(dm_ice_spec_from_json(j, &back, &err), DM_OK);
+    CHECK_EQ_INT(back.n, 3);
+    CHECK_EQ_INT(back.fields[2].transform, DM_ICE_TRUNCATE);
+    json_decref(j);
+    dm_ice_spec_free(&back);
+    dm_ice_spec_free(&spec);
+    CHECK_EQ_INT(dm_ice_spec_parse("bucket(4, amount)", &schema, &spec, &err), DM_ERR_CONFIG);
+    CHECK_CONTAINS(err.message, "amount");
+    CHECK_EQ_INT(dm_ice_spec_parse("day(nope)", &schema, &spec, &err), DM_ERR_CONFIG);
+    CHECK_CONTAINS(err.message, "nope");
+}
+
 int main(void)
 {
+    RUN(test_murmur3_spec_vectors);
+    RUN(test_transforms);
+    RUN(test_partition_spec);
     RUN(test_thrift_compact);
     RUN(test_thrift_long_forms);
     RUN(test_rle_hybrid);
