@@ -1070,6 +1070,8 @@ void dm_iceberg_sink_run(const dm_iceberg_sink_t *s, dm_unit_status_t *status)
             for (size_t i = 0; i < b.n && !rc; i++) {
                 if (b.records[i].offset < k.pos[p]) continue;
                 if (!(rc = process(&k, &b, i, p, &err))) k.pos[p] = b.records[i].offset + 1;
+                /* A rolled file ends the checkpoint, even mid-batch. */
+                if (!rc && k.n_files && due(&k)) rc = commit(&k, &err);
             }
             if (!rc) {
                 k.pos[p] = b.next_offset;

@@ -449,7 +449,7 @@ static dm_err_t read_avro(const char *path, bool live_only, json_t **out, dm_err
         if ((rc = dm_avro_file_reader_next(r, &arena, &v, &more, err)) || !more) break;
         dm_buf_reset(&text);
         rc = dm_avro_to_json(dm_avro_file_reader_value_node(r), &v, DM_AVRO_JSON_AVRO, &text, err);
-        json_t *e = rc ? NULL : json_loadb((const char *)text.data, text.len, 0, NULL);
+        json_t *e = rc ? NULL : json_loadb((const char *)text.data, text.len, JSON_ALLOW_NUL, NULL);
         if (!rc && !e)
             rc = dm_error_set(err, DM_ERR_CORRUPT, "iceberg: %s: entry is not JSON", path);
         if (e && live_only && json_integer_value(json_object_get(e, "status")) == 2) {

@@ -72,6 +72,7 @@ struct dm_pq_writer {
     int64_t *group_rows, *group_offset;
     size_t n_groups, cap_groups;
     dm_buf_t page, packed, header;
+    char **kv; /* owned copies of opts.kv */
     dm_error_t *err;
 };
 
@@ -715,6 +716,21 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
                                 cols[i].name ? cols[i].name : "?");
         }
     }
+    if (opts->n_kv) {
+        w->kv = calloc(2 * opts->n_kv, sizeof(char *));
+        for (size_t i = 0; w->kv && i < 2 * opts->n_kv; i++)
+            if (!(w->kv[i] = strdup(opts->kv[i] ? opts->kv[i] : ""))) {
+                w->opts.n_kv = i / 2 + 1; /* so abort frees what was copied */
+                w->opts.kv = (const char *const *)w->kv;
+                dm_pq_writer_abort(w);
+                return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
+            }
+        if (!w->kv) {
+            dm_pq_writer_abort(w);
+            return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
+        }
+        w->opts.kv = (const char *const *)w->kv;
+    }
     w->err = err;
     dm_err_t rc = write_out(w, "PAR1", 4);
     if (rc) {
@@ -802,6 +818,9 @@ void dm_pq_writer_abort(dm_pq_writer_t *w)
         free(c->slots);
     }
     free(w->cols);
+    for (size_t i = 0; w->kv && i < 2 * w->opts.n_kv; i++)
+        free(w->kv[i]);
+    free(w->kv);
     free(w->chunks);
     free(w->group_rows);
     free(w->group_offset);

@@ -68,8 +68,8 @@ typedef struct dm_pq_options {
     int64_t dict_bytes;      /* a chunk's dictionary beyond this falls back to PLAIN; 0 = 1 MiB */
     bool no_dictionary;
     int zstd_level; /* 0 = 3 */
-    /* Footer key/value metadata: kv[2i] = key, kv[2i+1] = value, n_kv pairs.
-     * Borrowed: must live until dm_pq_writer_close. */
+    /* Footer key/value metadata: kv[2i] = key, kv[2i+1] = value, n_kv pairs
+     * (copied by dm_pq_writer_new). */
     const char *const *kv;
     size_t n_kv;
 } dm_pq_options_t;
