@@ -28,6 +28,7 @@ typedef struct dm_iceberg_sink_config {
     int64_t row_group_size;
     int64_t commit_interval; /* checkpoint at least this often (ms) */
     int compression;
+    int64_t compression_level; /* zstd level */
 } dm_iceberg_sink_config_t;
 
 extern const dm_config_table_t dm_iceberg_sink_config_table;

@@ -196,7 +196,8 @@ static dm_pq_options_t parquet_options(const sink_t *k)
 {
     static const dm_pq_codec_t codecs[] = {DM_PQ_ZSTD, DM_PQ_SNAPPY, DM_PQ_UNCOMPRESSED};
     dm_pq_options_t o = {.codec = codecs[k->s->conf->compression],
-                         .row_group_bytes = k->s->conf->row_group_size};
+                         .row_group_bytes = k->s->conf->row_group_size,
+                         .zstd_level = (int)k->s->conf->compression_level};
     return o;
 }
 
@@ -344,8 +345,8 @@ static dm_err_t write_row(sink_t *k, const dm_pq_value_t *row, dm_error_t *err)
     dm_pq_value_t part[np + 1];
     dm_err_t rc = partition_of(k, row, part, &k->scratch);
     if (rc) return dm_error_set(err, rc, "iceberg: out of memory");
-    part_writer_t *pw = NULL;
-    for (size_t i = 0; i < k->n_writers; i++)
+    part_writer_t *pw = np == 0 && k->n_writers ? &k->writers[0] : NULL;
+    for (size_t i = 0; !pw && i < k->n_writers; i++)
         if (k->writers[i].key.len == k->scratch.len &&
             !memcmp(k->writers[i].key.data, k->scratch.data, k->scratch.len)) {
             pw = &k->writers[i];

@@ -19,7 +19,8 @@
 #include "core/hash.h"
 #include "core/varint.h"
 
-#define BOUND_MAX 64 /* longest min/max kept in statistics */
+#define BOUND_MAX  64   /* longest min/max kept in statistics */
+#define DICT_PROBE 8192 /* values seen before judging a chunk's dictionary */
 
 enum { ENC_PLAIN = 0, ENC_RLE = 3, ENC_RLE_DICTIONARY = 8 };
 enum { PAGE_DATA = 0, PAGE_DICTIONARY = 2 };
@@ -51,6 +52,7 @@ typedef struct column {
     dm_buf_t dict; /* PLAIN encoding of the dictionary's entries */
     uint32_t *dict_off, dict_n, dict_cap;
     uint32_t *slots; /* open addressing: entry + 1, 0 = empty */
+    uint32_t *tags;  /* the entry's hash per slot: most misses end without touching dict */
     uint32_t n_slots;
     int64_t nulls, nans;
     bound_t bound;
@@ -251,15 +253,20 @@ static void dict_drop(column_t *c)
 {
     c->dict_on = false;
     free(c->slots);
-    c->slots = NULL;
+    free(c->tags);
+    c->slots = c->tags = NULL;
     c->n_slots = 0;
 }
 
 static dm_err_t dict_rehash(column_t *c)
 {
     uint32_t n = c->n_slots ? c->n_slots * 2 : 1024;
-    uint32_t *s = calloc(n, sizeof(*s));
-    if (!s) return DM_ERR_NOMEM;
+    uint32_t *s = calloc(n, sizeof(*s)), *tags = malloc(n * sizeof(*tags));
+    if (!s || !tags) {
+        free(s);
+        free(tags);
+        return DM_ERR_NOMEM;
+    }
     for (uint32_t e = 0; e < c->dict_n; e++) {
         uint32_t end = e + 1 < c->dict_n ? c->dict_off[e + 1] : (uint32_t)c->dict.len;
         uint64_t h = dm_hash64(c->dict.data + c->dict_off[e], end - c->dict_off[e]);
@@ -267,9 +274,12 @@ static dm_err_t dict_rehash(column_t *c)
         while (s[k])
             k = (k + 1) & (n - 1);
         s[k] = e + 1;
+        tags[k] = (uint32_t)(h >> 32);
     }
     free(c->slots);
+    free(c->tags);
     c->slots = s;
+    c->tags = tags;
     c->n_slots = n;
     return DM_OK;
 }
@@ -285,8 +295,9 @@ static dm_err_t dict_add(dm_pq_writer_t *w, column_t *c, const uint8_t *enc, siz
         if (rc) return rc;
     }
     uint64_t h = dm_hash64(enc, len);
-    uint32_t k = (uint32_t)h & (c->n_slots - 1);
+    uint32_t k = (uint32_t)h & (c->n_slots - 1), tag = (uint32_t)(h >> 32);
     for (; c->slots[k]; k = (k + 1) & (c->n_slots - 1)) {
+        if (c->tags[k] != tag) continue;
         uint32_t e = c->slots[k] - 1;
         uint32_t end = e + 1 < c->dict_n ? c->dict_off[e + 1] : (uint32_t)c->dict.len;
         if (end - c->dict_off[e] == len && !memcmp(c->dict.data + c->dict_off[e], enc, len)) {
@@ -305,6 +316,7 @@ static dm_err_t dict_add(dm_pq_writer_t *w, column_t *c, const uint8_t *enc, siz
     if (rc) return rc;
     c->dict_off[c->dict_n] = (uint32_t)(c->dict.len - len);
     c->slots[k] = ++c->dict_n;
+    c->tags[k] = tag;
     *out = c->dict_n - 1;
     return DM_OK;
 }
@@ -345,6 +357,9 @@ static dm_err_t add_value(dm_pq_writer_t *w, column_t *c, const dm_pq_value_t *v
         rc = dict_add(w, c, c->plain.data + start, c->plain.len - start, &c->idx[c->n_vals]);
     if (rc) return rc;
     c->n_vals++;
+    /* Mostly distinct values make a dictionary that costs more than it saves:
+     * give it up early for this chunk. */
+    if (c->dict_on && c->n_vals == DICT_PROBE && c->dict_n > DICT_PROBE / 2) dict_drop(c);
     w->buffered_bytes += (int64_t)(c->plain.len - start) + 1;
     bool nan = (c->def.type == DM_PQ_DOUBLE && isnan(v->u.d)) ||
                (c->def.type == DM_PQ_FLOAT && isnan(v->u.f));
@@ -520,9 +535,7 @@ static void column_reset(column_t *c)
     c->dict_n = 0;
     c->nulls = c->nans = 0;
     memset(&c->bound, 0, sizeof(c->bound));
-    free(c->slots);
-    c->slots = NULL;
-    c->n_slots = 0;
+    dict_drop(c);
     c->dict_on = c->dict_allowed;
 }
 
@@ -816,6 +829,7 @@ void dm_pq_writer_abort(dm_pq_writer_t *w)
         dm_buf_free(&c->dict);
         free(c->dict_off);
         free(c->slots);
+        free(c->tags);
     }
     free(w->cols);
     for (size_t i = 0; w->kv && i < 2 * w->opts.n_kv; i++)
