@@ -770,7 +770,11 @@ static dm_err_t evolve_to(sink_t *k, const dm_avro_schema_t *schema, bool *chang
         int32_t last =
             (int32_t)json_integer_value(json_object_get(k->table->meta, "last-column-id"));
         rc = dm_ice_schema_evolve(&k->table->schema, last, &src, &next, changed, err);
-        if (rc || !*changed) break;
+        if (rc) break;
+        if (!*changed) {
+            dm_ice_schema_free(&next);
+            break;
+        }
         rc = dm_ice_table_set_schema(k->table, &next, err);
         dm_ice_schema_free(&next);
         if (rc != DM_ERR_AGAIN) break;
