@@ -134,4 +134,26 @@ void dm_pq_writer_abort(dm_pq_writer_t *w);
  * (no length prefix). Exposed for tests. */
 dm_err_t dm_pq_rle_encode(const uint32_t *vals, size_t n, int bit_width, dm_buf_t *out);
 
+/* ---- reading --------------------------------------------------------------------- */
+
+/* A Parquet file in memory, for compaction: flat schemas (top-level
+ * primitive columns), v1 data pages, PLAIN / RLE_DICTIONARY values, RLE
+ * definition levels, uncompressed / snappy / zstd pages — what this writer
+ * writes, and what most writers write for flat tables. Anything else is
+ * DM_ERR_UNSUPPORTED naming the file and column; bad bytes DM_ERR_CORRUPT. */
+typedef struct dm_pq_reader dm_pq_reader_t;
+
+dm_err_t dm_pq_reader_open(const char *path, dm_pq_reader_t **r, dm_error_t *err);
+void dm_pq_reader_free(dm_pq_reader_t *r);
+
+int64_t dm_pq_reader_rows(const dm_pq_reader_t *r);
+size_t dm_pq_reader_n_columns(const dm_pq_reader_t *r);
+/* Column i's description (name and field id; type and optional). */
+const dm_pq_column_t *dm_pq_reader_column(const dm_pq_reader_t *r, size_t i);
+
+/* Decodes every value of column i into out (dm_pq_reader_rows entries).
+ * Byte values point into the reader, valid until it is freed. */
+dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t i, dm_pq_value_t *out,
+                                  dm_error_t *err);
+
 #endif
