@@ -63,4 +63,13 @@ typedef struct dm_iceberg_sink {
  * thread. */
 void dm_iceberg_sink_run(const dm_iceberg_sink_t *sink, struct dm_unit_status *status);
 
+/* Compacts the table conf names (datamesh iceberg compact): reads every live
+ * data file, drops the rows its equality deletes remove, writes the rest
+ * into new files of target_file_size and commits them as one "replace"
+ * snapshot in place of all previous files and deletes. *files_in gets the
+ * files read, *rows_out the rows kept. DM_ERR_AGAIN when the table changed
+ * meanwhile (nothing is changed then; run it again). */
+dm_err_t dm_iceberg_compact(const dm_iceberg_sink_config_t *conf, int64_t *files_in,
+                            int64_t *rows_out, dm_error_t *err);
+
 #endif

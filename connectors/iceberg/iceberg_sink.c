@@ -910,13 +910,12 @@ static dm_err_t split_table(const char *full, char **ns, char **name, dm_error_t
     return *ns && *name ? DM_OK : dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
 }
 
-/* Opens catalog and table, decides the mode and the key, and finds where to
- * resume. */
-static dm_err_t start(sink_t *k, dm_error_t *err)
+/* Opens the catalog the settings name and splits the table name. */
+static dm_err_t open_catalog(sink_t *k, char **ns, char **name, dm_error_t *err)
 {
     const dm_iceberg_sink_config_t *c = k->s->conf;
-    char *ns = NULL, *name = NULL, *uri = NULL;
-    dm_err_t rc = split_table(c->table, &ns, &name, err);
+    char *uri = NULL;
+    dm_err_t rc = split_table(c->table, ns, name, err);
     if (!rc && c->catalog == DM_ICEBERG_CATALOG_SQLITE) {
         if (c->catalog_uri && *c->catalog_uri)
             uri = strdup(c->catalog_uri);
@@ -929,6 +928,16 @@ static dm_err_t start(sink_t *k, dm_error_t *err)
                                                                          : DM_ICE_CATALOG_FILE,
                                  uri, c->catalog_name, &k->catalog, err);
     free(uri);
+    return rc;
+}
+
+/* Opens catalog and table, decides the mode and the key, and finds where to
+ * resume. */
+static dm_err_t start(sink_t *k, dm_error_t *err)
+{
+    const dm_iceberg_sink_config_t *c = k->s->conf;
+    char *ns = NULL, *name = NULL;
+    dm_err_t rc = open_catalog(k, &ns, &name, err);
     bool envelope = false;
     const dm_avro_node_t *row = dm_ice_row_node(k->s->schema->root, &envelope);
     k->upsert = c->mode == DM_ICEBERG_MODE_UPSERT || (c->mode == DM_ICEBERG_MODE_AUTO && envelope);
@@ -1110,4 +1119,190 @@ void dm_iceberg_sink_run(const dm_iceberg_sink_t *s, dm_unit_status_t *status)
     dm_transport_batch_free(s->transport, &b);
     sink_free(&k);
     if (strcmp(status->state, "failed")) dm_unit_set(status, "stopped", NULL);
+}
+
+/* ---- compaction --------------------------------------------------------------------- */
+
+static int64_t entry_seq(json_t *e)
+{
+    json_t *s = json_object_get(e, "sequence_number");
+    return json_integer_value(json_is_object(s) ? json_object_get(s, "long") : s);
+}
+
+static json_t *entry_file(json_t *e)
+{
+    return json_object_get(e, "data_file");
+}
+
+/* Reads a file's rows into table order: column index of each file column by
+ * field id (-1 when the table no longer has it). Calls fn for every row. */
+static dm_err_t read_rows(sink_t *k, const char *uri,
+                          dm_err_t (*fn)(sink_t *k, const dm_pq_value_t *row, void *ctx,
+                                         dm_error_t *err),
+                          void *ctx, dm_error_t *err)
+{
+    dm_pq_reader_t *r;
+    dm_err_t rc = dm_pq_reader_open(dm_ice_local_path(uri), &r, err);
+    if (rc) return rc;
+    size_t nc = dm_pq_reader_n_columns(r), nt = k->table->schema.n;
+    int64_t rows = dm_pq_reader_rows(r);
+    dm_pq_value_t **cols = calloc(nc + 1, sizeof(*cols));
+    int *to = calloc(nc + 1, sizeof(int));
+    dm_pq_value_t *row = calloc(nt + 1, sizeof(*row));
+    if (!cols || !to || !row) rc = dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    for (size_t c = 0; !rc && c < nc; c++) {
+        const dm_ice_field_t *f =
+            dm_ice_schema_find_id(&k->table->schema, dm_pq_reader_column(r, c)->field_id);
+        to[c] = f ? (int)(f - k->table->schema.fields) : -1;
+        if (to[c] < 0) continue;
+        cols[c] = malloc(((size_t)rows + 1) * sizeof(dm_pq_value_t));
+        if (!cols[c])
+            rc = dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+        else
+            rc = dm_pq_reader_read_column(r, c, cols[c], err);
+    }
+    for (int64_t i = 0; !rc && i < rows; i++) {
+        for (size_t t = 0; t < nt; t++)
+            row[t] = (dm_pq_value_t){.null = true};
+        for (size_t c = 0; c < nc; c++) {
+            if (to[c] < 0) continue;
+            dm_pq_value_t v = cols[c][i];
+            /* Promoted columns: int files in a long column, float in double. */
+            dm_ice_type_t tt = k->table->schema.fields[to[c]].type;
+            dm_pq_type_t ft = dm_pq_reader_column(r, c)->type;
+            if (!v.null && tt == DM_ICE_LONG && ft == DM_PQ_INT32) v.u.i64 = cols[c][i].u.i32;
+            if (!v.null && tt == DM_ICE_DOUBLE && ft == DM_PQ_FLOAT) v.u.d = cols[c][i].u.f;
+            row[to[c]] = v;
+        }
+        rc = fn(k, row, ctx, err);
+    }
+    for (size_t c = 0; cols && c < nc; c++)
+        free(cols[c]);
+    free(cols);
+    free(to);
+    free(row);
+    dm_pq_reader_free(r);
+    if (rc) dm_error_prefix(err, "compacting %s", uri);
+    return rc;
+}
+
+/* Records the newest delete sequence number per key. */
+static dm_err_t add_delete(sink_t *k, const dm_pq_value_t *row, void *ctx, dm_error_t *err)
+{
+    uint32_t seq = (uint32_t)(uintptr_t)ctx, *v;
+    bool found;
+    dm_err_t rc = encode_key(k, row, &k->scratch, err);
+    if (rc) return rc;
+    if (keymap_find_or_add(&k->deleted, k->scratch.data, k->scratch.len, seq, &v, &found))
+        return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    if (*v < seq) *v = seq;
+    return DM_OK;
+}
+
+typedef struct keep_ctx {
+    uint32_t seq;
+    int64_t kept;
+} keep_ctx_t;
+
+/* Writes a data row unless a newer equality delete removes its key. */
+static dm_err_t keep_row_unless_deleted(sink_t *k, const dm_pq_value_t *row, void *ctx,
+                                        dm_error_t *err)
+{
+    keep_ctx_t *kc = ctx;
+    if (k->n_key && k->deleted.n) {
+        dm_err_t rc = encode_key(k, row, &k->scratch, err);
+        if (rc) return rc;
+        uint32_t h =
+            (uint32_t)dm_hash64(k->scratch.data, k->scratch.len) & (k->deleted.n_slots - 1);
+        for (; k->deleted.slots[h]; h = (h + 1) & (k->deleted.n_slots - 1)) {
+            uint32_t i = k->deleted.slots[h] - 1;
+            if (k->deleted.len[i] == k->scratch.len &&
+                !memcmp(k->deleted.bytes.data + k->deleted.off[i], k->scratch.data,
+                        k->scratch.len)) {
+                if (k->deleted.val[i] > kc->seq) return DM_OK; /* deleted after it was written */
+                break;
+            }
+        }
+    }
+    kc->kept++;
+    return write_row(k, row, err);
+}
+
+dm_err_t dm_iceberg_compact(const dm_iceberg_sink_config_t *conf, int64_t *files_in,
+                            int64_t *rows_out, dm_error_t *err)
+{
+    dm_iceberg_sink_t s = {.conf = conf, .group = "compaction"};
+    sink_t k = {.s = &s};
+    dm_arena_init(&k.rows_arena, 0);
+    dm_arena_init(&k.batch_arena, 0);
+    char *ns = NULL, *name = NULL;
+    json_t *entries = NULL;
+    *files_in = *rows_out = 0;
+    dm_err_t rc = open_catalog(&k, &ns, &name, err);
+    if (!rc)
+        rc = dm_ice_table_open(k.catalog, conf->warehouse, ns, name, NULL, "", NULL, &k.table, err);
+    free(ns);
+    free(name);
+    if (!rc) {
+        k.n_key = k.table->schema.n_keys;
+        k.key_cols = calloc(k.n_key + 1, sizeof(size_t));
+        rc = k.key_cols ? reset_sources(&k, err)
+                        : dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    }
+    if (!rc) rc = dm_ice_table_files(k.table, &entries, err);
+    size_t i;
+    json_t *e;
+    /* Deletes first: the newest sequence number that deleted each key. */
+    json_array_foreach(entries, i, e)
+    {
+        json_t *f = entry_file(e);
+        if (rc || json_integer_value(json_object_get(f, "content")) == DM_ICE_CONTENT_DATA)
+            continue;
+        json_t *ids = json_object_get(json_object_get(f, "equality_ids"), "array");
+        bool same =
+            json_integer_value(json_object_get(f, "content")) == DM_ICE_CONTENT_EQ_DELETES &&
+            json_array_size(ids) == k.n_key;
+        for (size_t j = 0; same && j < k.n_key; j++)
+            if (json_integer_value(json_array_get(ids, j)) != k.table->schema.key_ids[j])
+                same = false;
+        if (!same)
+            rc = dm_error_set(err, DM_ERR_UNSUPPORTED,
+                              "iceberg: compaction applies equality deletes on the table's key "
+                              "only; %s is another kind",
+                              json_string_value(json_object_get(f, "file_path")));
+        else
+            rc = read_rows(&k, json_string_value(json_object_get(f, "file_path")), add_delete,
+                           (void *)(uintptr_t)entry_seq(e), err);
+        (*files_in)++;
+    }
+    json_array_foreach(entries, i, e)
+    {
+        json_t *f = entry_file(e);
+        if (rc || json_integer_value(json_object_get(f, "content")) != DM_ICE_CONTENT_DATA)
+            continue;
+        keep_ctx_t kc = {.seq = (uint32_t)entry_seq(e)};
+        rc = read_rows(&k, json_string_value(json_object_get(f, "file_path")),
+                       keep_row_unless_deleted, &kc, err);
+        *rows_out += kc.kept;
+        (*files_in)++;
+    }
+    while (!rc && k.n_writers) {
+        rc = close_writer(&k, &k.writers[k.n_writers - 1], err);
+        k.n_writers--;
+    }
+    if (!rc && *files_in) {
+        json_t *extra =
+            json_pack("{s:s}", "datamesh.compaction", "rewrote live files, applied deletes");
+        dm_ice_commit_t c = {.data = k.files, .n_data = k.n_files, .replace = true, .extra = extra};
+        rc = dm_ice_table_commit(k.table, &c, err);
+        if (rc == DM_ERR_AGAIN)
+            dm_error_set(err, rc,
+                         "iceberg: %s changed during compaction; nothing was changed, run it again",
+                         conf->table);
+        json_decref(extra);
+    }
+    if (rc) discard_files(&k);
+    json_decref(entries);
+    sink_free(&k);
+    return rc;
 }

@@ -153,7 +153,6 @@ const dm_pq_column_t *dm_pq_reader_column(const dm_pq_reader_t *r, size_t i);
 
 /* Decodes every value of column i into out (dm_pq_reader_rows entries).
  * Byte values point into the reader, valid until it is freed. */
-dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t i, dm_pq_value_t *out,
-                                  dm_error_t *err);
+dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t i, dm_pq_value_t *out, dm_error_t *err);
 
 #endif

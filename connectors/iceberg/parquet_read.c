@@ -41,8 +41,10 @@ static int64_t tr_int(tr_t *t)
 
 static void tr_push(tr_t *t)
 {
-    if (t->depth + 1 >= DM_THRIFT_MAX_DEPTH) t->bad = true;
-    else t->last[++t->depth] = 0;
+    if (t->depth + 1 >= DM_THRIFT_MAX_DEPTH)
+        t->bad = true;
+    else
+        t->last[++t->depth] = 0;
 }
 
 /* The next field of the current struct; false at its end (stop byte). */
@@ -95,7 +97,8 @@ static void tr_skip_struct(tr_t *t, int level)
     int16_t id;
     uint8_t type;
     tr_push(t);
-    while (tr_field(t, &id, &type)) tr_skip(t, type, level + 1);
+    while (tr_field(t, &id, &type))
+        tr_skip(t, type, level + 1);
 }
 
 static void tr_skip(tr_t *t, uint8_t type, int level)
@@ -114,8 +117,10 @@ static void tr_skip(tr_t *t, uint8_t type, int level)
     case DM_THRIFT_I32:
     case DM_THRIFT_I64: tr_varint(t); break;
     case DM_THRIFT_DOUBLE:
-        if (t->end - t->p < 8) t->bad = true;
-        else t->p += 8;
+        if (t->end - t->p < 8)
+            t->bad = true;
+        else
+            t->p += 8;
         break;
     case DM_THRIFT_BINARY: tr_binary(t, &b, &n); break;
     case DM_THRIFT_LIST:
@@ -124,7 +129,8 @@ static void tr_skip(tr_t *t, uint8_t type, int level)
         uint8_t et;
         tr_list(t, &cnt, &et);
         for (uint32_t i = 0; i < cnt && !t->bad; i++)
-            tr_skip(t, et == DM_THRIFT_TRUE || et == DM_THRIFT_FALSE ? DM_THRIFT_BYTE : et, level + 1);
+            tr_skip(t, et == DM_THRIFT_TRUE || et == DM_THRIFT_FALSE ? DM_THRIFT_BYTE : et,
+                    level + 1);
         break;
     }
     case DM_THRIFT_MAP: {
@@ -180,16 +186,22 @@ static void parse_schema_element(tr_t *t, dm_pq_column_t *c, char **name, int32_
     while (tr_field(t, &id, &type)) {
         const uint8_t *b;
         size_t n;
-        if (id == 1 && type == DM_THRIFT_I32) c->type = (dm_pq_type_t)tr_int(t);
-        else if (id == 2 && type == DM_THRIFT_I32) c->fixed_len = (int32_t)tr_int(t);
-        else if (id == 3 && type == DM_THRIFT_I32) c->optional = tr_int(t) == 1;
+        if (id == 1 && type == DM_THRIFT_I32)
+            c->type = (dm_pq_type_t)tr_int(t);
+        else if (id == 2 && type == DM_THRIFT_I32)
+            c->fixed_len = (int32_t)tr_int(t);
+        else if (id == 3 && type == DM_THRIFT_I32)
+            c->optional = tr_int(t) == 1;
         else if (id == 4 && type == DM_THRIFT_BINARY) {
             tr_binary(t, &b, &n);
             free(*name);
             *name = b ? strndup((const char *)b, n) : NULL;
-        } else if (id == 5 && type == DM_THRIFT_I32) *children = (int32_t)tr_int(t);
-        else if (id == 9 && type == DM_THRIFT_I32) c->field_id = (int32_t)tr_int(t);
-        else tr_skip(t, type, 0);
+        } else if (id == 5 && type == DM_THRIFT_I32)
+            *children = (int32_t)tr_int(t);
+        else if (id == 9 && type == DM_THRIFT_I32)
+            c->field_id = (int32_t)tr_int(t);
+        else
+            tr_skip(t, type, 0);
     }
 }
 
@@ -200,12 +212,18 @@ static void parse_column_meta(tr_t *t, chunk_t *ch)
     int64_t data = -1, dict = -1;
     tr_push(t);
     while (tr_field(t, &id, &type)) {
-        if (id == 4 && type == DM_THRIFT_I32) ch->codec = (int)tr_int(t);
-        else if (id == 5 && type == DM_THRIFT_I64) ch->values = tr_int(t);
-        else if (id == 7 && type == DM_THRIFT_I64) ch->len = tr_int(t);
-        else if (id == 9 && type == DM_THRIFT_I64) data = tr_int(t);
-        else if (id == 11 && type == DM_THRIFT_I64) dict = tr_int(t);
-        else tr_skip(t, type, 0);
+        if (id == 4 && type == DM_THRIFT_I32)
+            ch->codec = (int)tr_int(t);
+        else if (id == 5 && type == DM_THRIFT_I64)
+            ch->values = tr_int(t);
+        else if (id == 7 && type == DM_THRIFT_I64)
+            ch->len = tr_int(t);
+        else if (id == 9 && type == DM_THRIFT_I64)
+            data = tr_int(t);
+        else if (id == 11 && type == DM_THRIFT_I64)
+            dict = tr_int(t);
+        else
+            tr_skip(t, type, 0);
     }
     ch->start = dict > 0 && dict < data ? dict : data;
 }
@@ -232,8 +250,10 @@ static void parse_row_group(tr_t *t, dm_pq_reader_t *r, size_t g)
             uint8_t ct;
             tr_push(t);
             while (tr_field(t, &cid, &ct)) {
-                if (cid == 3 && ct == DM_THRIFT_STRUCT) parse_column_meta(t, &r->chunks[g * r->n_cols + c]);
-                else tr_skip(t, ct, 0);
+                if (cid == 3 && ct == DM_THRIFT_STRUCT)
+                    parse_column_meta(t, &r->chunks[g * r->n_cols + c]);
+                else
+                    tr_skip(t, ct, 0);
             }
         }
     }
@@ -253,20 +273,23 @@ static dm_err_t parse_footer(dm_pq_reader_t *r, const uint8_t *p, size_t len, dm
             r->n_cols = n - 1;
             r->cols = calloc(n, sizeof(dm_pq_column_t));
             r->names = calloc(n, sizeof(char *));
-            if (!r->cols || !r->names) return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
+            if (!r->cols || !r->names)
+                return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
             dm_pq_column_t root = {0};
             char *root_name = NULL;
             int32_t children = 0;
             parse_schema_element(&t, &root, &root_name, &children);
             free(root_name);
             if ((uint32_t)children != n - 1)
-                return dm_error_set(err, DM_ERR_UNSUPPORTED, "parquet: %s: nested schemas are not read", r->path);
+                return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                                    "parquet: %s: nested schemas are not read", r->path);
             for (uint32_t i = 0; i + 1 < n && !t.bad; i++) {
                 int32_t ch = 0;
                 parse_schema_element(&t, &r->cols[i], &r->names[i], &ch);
                 r->cols[i].name = r->names[i];
                 if (ch || !r->names[i])
-                    return dm_error_set(err, DM_ERR_UNSUPPORTED, "parquet: %s: nested schemas are not read", r->path);
+                    return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                                        "parquet: %s: nested schemas are not read", r->path);
             }
         } else if (id == 3 && type == DM_THRIFT_I64) {
             r->rows = tr_int(&t);
@@ -277,7 +300,8 @@ static dm_err_t parse_footer(dm_pq_reader_t *r, const uint8_t *p, size_t len, dm
             r->n_groups = n;
             r->chunks = calloc((size_t)n * r->n_cols + 1, sizeof(chunk_t));
             if (!r->chunks) return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
-            for (uint32_t g = 0; g < n && !t.bad; g++) parse_row_group(&t, r, g);
+            for (uint32_t g = 0; g < n && !t.bad; g++)
+                parse_row_group(&t, r, g);
         } else {
             tr_skip(&t, type, 0);
         }
@@ -311,13 +335,17 @@ dm_err_t dm_pq_reader_open(const char *path, dm_pq_reader_t **out, dm_error_t *e
             rc = dm_error_set(err, DM_ERR_IO, "parquet: cannot read %s", path);
     }
     if (f) fclose(f);
-    if (!rc && (r->len < 12 || memcmp(r->data, "PAR1", 4) || memcmp(r->data + r->len - 4, "PAR1", 4)))
+    if (!rc &&
+        (r->len < 12 || memcmp(r->data, "PAR1", 4) || memcmp(r->data + r->len - 4, "PAR1", 4)))
         rc = corrupt(r, "not a Parquet file", err);
     if (!rc) {
         const uint8_t *t = r->data + r->len - 8;
-        uint32_t flen = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
-        if (flen > r->len - 12) rc = corrupt(r, "footer length", err);
-        else rc = parse_footer(r, r->data + r->len - 8 - flen, flen, err);
+        uint32_t flen =
+            (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+        if (flen > r->len - 12)
+            rc = corrupt(r, "footer length", err);
+        else
+            rc = parse_footer(r, r->data + r->len - 8 - flen, flen, err);
     }
     if (rc) {
         dm_pq_reader_free(r);
@@ -330,9 +358,11 @@ dm_err_t dm_pq_reader_open(const char *path, dm_pq_reader_t **out, dm_error_t *e
 void dm_pq_reader_free(dm_pq_reader_t *r)
 {
     if (!r) return;
-    for (size_t i = 0; i < r->n_bufs; i++) free(r->bufs[i]);
+    for (size_t i = 0; i < r->n_bufs; i++)
+        free(r->bufs[i]);
     free(r->bufs);
-    for (size_t i = 0; r->names && i < r->n_cols; i++) free(r->names[i]);
+    for (size_t i = 0; r->names && i < r->n_cols; i++)
+        free(r->names[i]);
     free(r->names);
     free(r->cols);
     free(r->chunks);
@@ -388,9 +418,11 @@ static bool rle_decode(const uint8_t *p, const uint8_t *end, int bw, uint32_t *o
             int vb = (bw + 7) / 8;
             if (vb > t.end - t.p || run == 0) return false;
             uint32_t v = 0;
-            for (int k = 0; k < vb; k++) v |= (uint32_t)t.p[k] << (8 * k);
+            for (int k = 0; k < vb; k++)
+                v |= (uint32_t)t.p[k] << (8 * k);
             t.p += vb;
-            for (uint64_t k = 0; k < run && i < n; k++) out[i++] = v;
+            for (uint64_t k = 0; k < run && i < n; k++)
+                out[i++] = v;
         }
     }
     return true;
@@ -413,7 +445,8 @@ static bool plain_value(const dm_pq_column_t *c, const uint8_t **p, const uint8_
     case DM_PQ_DOUBLE: w = 8; break;
     case DM_PQ_BYTE_ARRAY: {
         if (end - *p < 4) return false;
-        uint32_t n = (uint32_t)(*p)[0] | (uint32_t)(*p)[1] << 8 | (uint32_t)(*p)[2] << 16 | (uint32_t)(*p)[3] << 24;
+        uint32_t n = (uint32_t)(*p)[0] | (uint32_t)(*p)[1] << 8 | (uint32_t)(*p)[2] << 16 |
+                     (uint32_t)(*p)[3] << 24;
         if (n > (size_t)(end - *p) - 4) return false;
         v->u.s.p = *p + 4, v->u.s.len = n;
         *p += 4 + n;
@@ -487,19 +520,26 @@ dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t ci, dm_pq_value_t *o
             uint8_t type;
             int32_t ptype = -1, ulen = -1, clen = -1, nvals = 0, enc = 0;
             while (tr_field(&t, &id, &type)) {
-                if (id == 1 && type == DM_THRIFT_I32) ptype = (int32_t)tr_int(&t);
-                else if (id == 2 && type == DM_THRIFT_I32) ulen = (int32_t)tr_int(&t);
-                else if (id == 3 && type == DM_THRIFT_I32) clen = (int32_t)tr_int(&t);
+                if (id == 1 && type == DM_THRIFT_I32)
+                    ptype = (int32_t)tr_int(&t);
+                else if (id == 2 && type == DM_THRIFT_I32)
+                    ulen = (int32_t)tr_int(&t);
+                else if (id == 3 && type == DM_THRIFT_I32)
+                    clen = (int32_t)tr_int(&t);
                 else if ((id == 5 || id == 7) && type == DM_THRIFT_STRUCT) {
                     int16_t hid;
                     uint8_t ht;
                     tr_push(&t);
                     while (tr_field(&t, &hid, &ht)) {
-                        if (hid == 1 && ht == DM_THRIFT_I32) nvals = (int32_t)tr_int(&t);
-                        else if (hid == 2 && ht == DM_THRIFT_I32) enc = (int32_t)tr_int(&t);
-                        else tr_skip(&t, ht, 0);
+                        if (hid == 1 && ht == DM_THRIFT_I32)
+                            nvals = (int32_t)tr_int(&t);
+                        else if (hid == 2 && ht == DM_THRIFT_I32)
+                            enc = (int32_t)tr_int(&t);
+                        else
+                            tr_skip(&t, ht, 0);
                     }
-                } else tr_skip(&t, type, 0);
+                } else
+                    tr_skip(&t, type, 0);
             }
             if (t.bad || ulen < 0 || clen < 0 || clen > end - t.p || nvals < 0) {
                 rc = corrupt(r, "page header", err);
@@ -517,12 +557,14 @@ dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t ci, dm_pq_value_t *o
                     break;
                 }
                 for (int32_t k = 0; k < nvals; k++)
-                    if (!plain_value(c, &bp, bend, k % 8, &dict[k])) rc = corrupt(r, "dictionary page", err);
+                    if (!plain_value(c, &bp, bend, k % 8, &dict[k]))
+                        rc = corrupt(r, "dictionary page", err);
                 n_dict = (size_t)nvals;
                 continue;
             }
             if (ptype != 0) {
-                rc = dm_error_set(err, DM_ERR_UNSUPPORTED, "parquet: %s: page type %d of column %s", r->path, ptype, c->name);
+                rc = dm_error_set(err, DM_ERR_UNSUPPORTED, "parquet: %s: page type %d of column %s",
+                                  r->path, ptype, c->name);
                 break;
             }
             if (row + nvals > r->rows) {
@@ -541,16 +583,20 @@ dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t ci, dm_pq_value_t *o
                     rc = corrupt(r, "definition levels", err);
                     break;
                 }
-                uint32_t dl = (uint32_t)bp[0] | (uint32_t)bp[1] << 8 | (uint32_t)bp[2] << 16 | (uint32_t)bp[3] << 24;
-                if (dl > (size_t)(bend - bp) - 4 || !rle_decode(bp + 4, bp + 4 + dl, 1, lv, (size_t)nvals)) {
+                uint32_t dl = (uint32_t)bp[0] | (uint32_t)bp[1] << 8 | (uint32_t)bp[2] << 16 |
+                              (uint32_t)bp[3] << 24;
+                if (dl > (size_t)(bend - bp) - 4 ||
+                    !rle_decode(bp + 4, bp + 4 + dl, 1, lv, (size_t)nvals)) {
                     rc = corrupt(r, "definition levels", err);
                     break;
                 }
                 bp += 4 + dl;
                 present = 0;
-                for (int32_t k = 0; k < nvals; k++) present += lv[k] != 0;
+                for (int32_t k = 0; k < nvals; k++)
+                    present += lv[k] != 0;
             } else {
-                for (int32_t k = 0; k < nvals; k++) lv[k] = 1;
+                for (int32_t k = 0; k < nvals; k++)
+                    lv[k] = 1;
             }
             uint32_t *idx = NULL;
             if (enc == 8 || enc == 2) { /* RLE_DICTIONARY, PLAIN_DICTIONARY */
@@ -565,7 +611,8 @@ dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t ci, dm_pq_value_t *o
                     break;
                 }
             } else if (enc != 0) {
-                rc = dm_error_set(err, DM_ERR_UNSUPPORTED, "parquet: %s: encoding %d of column %s", r->path, enc, c->name);
+                rc = dm_error_set(err, DM_ERR_UNSUPPORTED, "parquet: %s: encoding %d of column %s",
+                                  r->path, enc, c->name);
                 break;
             }
             size_t vi = 0;
@@ -577,8 +624,10 @@ dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t ci, dm_pq_value_t *o
                     continue;
                 }
                 if (idx) {
-                    if (idx[vi] >= n_dict) rc = corrupt(r, "dictionary index out of range", err);
-                    else *v = dict[idx[vi]];
+                    if (idx[vi] >= n_dict)
+                        rc = corrupt(r, "dictionary index out of range", err);
+                    else
+                        *v = dict[idx[vi]];
                 } else if (!plain_value(c, &bp, bend, (int)(vi % 8), v)) {
                     rc = corrupt(r, "values", err);
                 }

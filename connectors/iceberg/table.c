@@ -161,10 +161,10 @@ dm_err_t dm_ice_table_open(dm_ice_catalog_t *catalog, const char *warehouse, con
         dm_ice_table_free(t);
         return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
     }
-    dm_err_t rc = dm_mkdirs(t->dir, false, err);
+    dm_err_t rc = schema ? dm_mkdirs(t->dir, false, err) : DM_OK;
     for (int attempt = 0; !rc && attempt < 5; attempt++) {
         rc = dm_ice_table_refresh(t, err);
-        if (rc != DM_ERR_NOT_FOUND) break;
+        if (rc != DM_ERR_NOT_FOUND || !schema) break;
         dm_ice_spec_t spec;
         if ((rc = dm_ice_spec_parse(partition_by, schema, &spec, err))) break;
         json_t *meta = new_metadata(t, schema, &spec, properties);

@@ -246,7 +246,8 @@ typedef struct dm_ice_table {
 
 /* Opens ns.name in warehouse through catalog, creating it (schema, the
  * partition spec parsed from partition_by, properties) when the catalog does
- * not know it. An existing table keeps its own schema and spec. */
+ * not know it (schema NULL: DM_ERR_NOT_FOUND then). An existing table keeps
+ * its own schema and spec. */
 dm_err_t dm_ice_table_open(dm_ice_catalog_t *catalog, const char *warehouse, const char *ns,
                            const char *name, const dm_ice_schema_t *schema,
                            const char *partition_by, json_t *properties, dm_ice_table_t **out,

@@ -335,6 +335,12 @@ static void test_append_evolve_restart(void)
     free(current(&c, cp, sizeof(cp), &after));
     CHECK_EQ_INT(after, before);
     CHECK_EQ_INT(readers_check(&c, expected, "i", 5000), 0);
+    /* The command line's compaction: the same rows, fewer files. */
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "%s/datamesh iceberg compact db.plays warehouse=%s",
+             getenv("DM_BINARY_DIR"), c.warehouse);
+    CHECK_EQ_INT(system(cmd), 0);
+    CHECK_EQ_INT(readers_check(&c, expected, "i", 5000), 0);
     /* The new column got the next field id. */
     char *loc = current(&c, cp, sizeof(cp), NULL);
     json_t *m = json_load_file(dm_ice_local_path(loc), 0, NULL);
@@ -439,6 +445,16 @@ static void test_upsert_cdc(void)
     }
     fclose(e);
     CHECK_EQ_INT(readers_check(&c, expected, "id", -1), 0);
+    /* Compaction: deletes applied, the same rows in new files, no delete files left. */
+    int64_t files_in = 0, kept = 0;
+    long live = 0;
+    for (long id = 0; id < KEYS; id++)
+        live += state[id].live;
+    CHECK_EQ_INT(dm_iceberg_compact(&c, &files_in, &kept, &err), DM_OK);
+    if (err.code) printf("    compact: %s\n", err.message);
+    CHECK(files_in > 2);
+    CHECK_EQ_INT(kept, live);
+    CHECK_EQ_INT(readers_check(&c, expected, "id", live), 0);
     dm_config_free(&dm_iceberg_sink_config_table, &c);
     dm_avro_schema_free(schema);
     dm_transport_close(t);

@@ -136,17 +136,27 @@ static int own_reader(const char *path)
     dm_buf_t b = DM_BUF_INIT;
     for (int64_t i = 0; i < rows; i++) {
         dm_buf_printf(&b, "{\"id\":\"%" PRId64 "\",\"name\":", cv[0][i].u.i64);
-        if (cv[1][i].null) dm_buf_printf(&b, "null");
-        else dm_buf_printf(&b, "\"%.*s\"", (int)cv[1][i].u.s.len, cv[1][i].u.s.p);
+        if (cv[1][i].null)
+            dm_buf_printf(&b, "null");
+        else
+            dm_buf_printf(&b, "\"%.*s\"", (int)cv[1][i].u.s.len, cv[1][i].u.s.p);
         dm_buf_printf(&b, ",\"amount\":%.17g,\"flag\":%s,\"day\":%d,\"ts\":", cv[2][i].u.d,
-                      cv[3][i].null ? "null" : cv[3][i].u.b ? "true" : "false", cv[4][i].u.i32);
-        if (cv[5][i].null) dm_buf_printf(&b, "null");
-        else dm_buf_printf(&b, "\"%" PRId64 "\"", cv[5][i].u.i64);
+                      cv[3][i].null  ? "null"
+                      : cv[3][i].u.b ? "true"
+                                     : "false",
+                      cv[4][i].u.i32);
+        if (cv[5][i].null)
+            dm_buf_printf(&b, "null");
+        else
+            dm_buf_printf(&b, "\"%" PRId64 "\"", cv[5][i].u.i64);
         dm_buf_printf(&b, ",\"blob\":\"");
-        for (uint32_t k = 0; k < cv[6][i].u.s.len; k++) dm_buf_printf(&b, "%02x", cv[6][i].u.s.p[k]);
+        for (uint32_t k = 0; k < cv[6][i].u.s.len; k++)
+            dm_buf_printf(&b, "%02x", cv[6][i].u.s.p[k]);
         dm_buf_printf(&b, "\",\"small\":");
-        if (cv[7][i].null) dm_buf_printf(&b, "null}\n");
-        else dm_buf_printf(&b, "%d}\n", cv[7][i].u.i32);
+        if (cv[7][i].null)
+            dm_buf_printf(&b, "null}\n");
+        else
+            dm_buf_printf(&b, "%d}\n", cv[7][i].u.i32);
     }
     char exp[600];
     snprintf(exp, sizeof(exp), "%s.jsonl", path);
@@ -158,7 +168,8 @@ static int own_reader(const char *path)
     if (rc) printf("    own reader: %zu bytes of rows, expected %zu\n", b.len, n);
     free(want);
     dm_buf_free(&b);
-    for (size_t c = 0; c < NCOLS; c++) free(cv[c]);
+    for (size_t c = 0; c < NCOLS; c++)
+        free(cv[c]);
     dm_pq_reader_free(r);
     return rc;
 }
