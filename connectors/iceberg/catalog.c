@@ -1,7 +1,7 @@
 /* connectors/iceberg/catalog.c — where a table's current metadata file is
  * recorded, and the compare-and-swap that makes a commit atomic.
  *
- * sqlite: the JDBC catalog's layout (iceberg_tables with catalog_name,
+ * sqlite and postgres: the JDBC catalog's layout (iceberg_tables with catalog_name,
  * table_namespace, table_name, metadata_location, previous_metadata_location),
  * so Java's JdbcCatalog and PyIceberg's SqlCatalog open the same tables; the
  * swap is an UPDATE guarded by the expected metadata_location.
@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,11 +23,13 @@
 
 #include "connectors/iceberg/table.h"
 #include "core/fs.h"
+#include "core/redact.h"
 
 struct dm_ice_catalog {
     dm_ice_catalog_kind_t kind;
     char *name;
     sqlite3 *db;
+    PGconn *pg;
 };
 
 void dm_ice_uuid(char out[37])
@@ -106,6 +109,8 @@ dm_err_t dm_ice_read_file(const char *path, char **out, size_t *len, dm_error_t 
     return DM_OK;
 }
 
+static dm_err_t pg_open(dm_ice_catalog_t *c, const char *dsn, dm_error_t *err);
+
 static dm_err_t sql_error(dm_ice_catalog_t *c, const char *what, dm_error_t *err)
 {
     int code = sqlite3_errcode(c->db);
@@ -129,6 +134,13 @@ dm_err_t dm_ice_catalog_open(dm_ice_catalog_kind_t kind, const char *uri, const 
         return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
     }
     c->kind = kind;
+    if (kind == DM_ICE_CATALOG_POSTGRES) {
+        dm_err_t rc = pg_open(c, uri, err);
+        if (rc) {
+            dm_ice_catalog_close(c);
+            return rc;
+        }
+    }
     if (kind == DM_ICE_CATALOG_SQLITE) {
         dm_err_t rc = dm_mkdirs(uri, true, err);
         if (!rc && sqlite3_open(uri, &c->db) != SQLITE_OK)
@@ -164,6 +176,7 @@ void dm_ice_catalog_close(dm_ice_catalog_t *c)
 {
     if (!c) return;
     if (c->db) sqlite3_close(c->db);
+    if (c->pg) PQfinish(c->pg);
     free(c->name);
     free(c);
 }
@@ -317,10 +330,102 @@ static dm_err_t sql_swap(dm_ice_catalog_t *c, const char *ns, const char *name,
     return DM_OK;
 }
 
+/* ---- postgres catalog --------------------------------------------------------------- */
+
+static const char pg_schema[] =
+    "CREATE TABLE IF NOT EXISTS iceberg_tables ("
+    "catalog_name VARCHAR(255) NOT NULL, table_namespace VARCHAR(255) NOT NULL, "
+    "table_name VARCHAR(255) NOT NULL, metadata_location VARCHAR(1000), "
+    "previous_metadata_location VARCHAR(1000), "
+    "PRIMARY KEY (catalog_name, table_namespace, table_name));"
+    "CREATE TABLE IF NOT EXISTS iceberg_namespace_properties ("
+    "catalog_name VARCHAR(255) NOT NULL, namespace VARCHAR(255) NOT NULL, "
+    "property_key VARCHAR(255) NOT NULL, property_value VARCHAR(1000), "
+    "PRIMARY KEY (catalog_name, namespace, property_key));";
+
+/* Errors name the server with its password replaced. */
+static dm_err_t pg_error(dm_ice_catalog_t *c, const char *what, const char *dsn, dm_error_t *err)
+{
+    char safe[512] = "";
+    if (dsn) dm_redact_dsn(dsn, safe, sizeof(safe));
+    bool lost = !c->pg || PQstatus(c->pg) != CONNECTION_OK;
+    return dm_error_set(err, lost ? DM_ERR_AGAIN : DM_ERR_IO,
+                        "iceberg: postgres catalog%s%s: %s: %s", dsn ? " " : "", safe, what,
+                        c->pg ? PQerrorMessage(c->pg) : "out of memory");
+}
+
+static dm_err_t pg_open(dm_ice_catalog_t *c, const char *dsn, dm_error_t *err)
+{
+    c->pg = PQconnectdb(dsn ? dsn : "");
+    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) return pg_error(c, "connect", dsn, err);
+    PGresult *r = PQexec(c->pg, pg_schema);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok ? DM_OK : pg_error(c, "creating iceberg_tables", NULL, err);
+}
+
+static dm_err_t pg_load(dm_ice_catalog_t *c, const char *ns, const char *name, char **location,
+                        dm_error_t *err)
+{
+    const char *params[] = {c->name, ns, name};
+    PGresult *r =
+        PQexecParams(c->pg,
+                     "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = $1 "
+                     "AND table_namespace = $2 AND table_name = $3",
+                     3, NULL, params, NULL, NULL, 0);
+    dm_err_t rc = DM_OK;
+    *location = NULL;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = pg_error(c, "select", NULL, err);
+    else if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) &&
+             !(*location = strdup(PQgetvalue(r, 0, 0))))
+        rc = DM_ERR_NOMEM;
+    PQclear(r);
+    return rc;
+}
+
+static dm_err_t pg_swap(dm_ice_catalog_t *c, const char *ns, const char *name, const char *expected,
+                        const char *location, dm_error_t *err)
+{
+    PGresult *r;
+    if (expected) {
+        const char *params[] = {location, expected, c->name, ns, name};
+        r = PQexecParams(c->pg,
+                         "UPDATE iceberg_tables SET metadata_location = $1, "
+                         "previous_metadata_location = $2 WHERE catalog_name = $3 AND "
+                         "table_namespace = $4 AND table_name = $5 AND metadata_location = $2",
+                         5, NULL, params, NULL, NULL, 0);
+    } else {
+        const char *params[] = {c->name, ns, name, location};
+        r = PQexecParams(c->pg,
+                         "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, "
+                         "metadata_location) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                         4, NULL, params, NULL, NULL, 0);
+    }
+    dm_err_t rc = DM_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = pg_error(c, "swap", NULL, err);
+    else if (strcmp(PQcmdTuples(r), "1"))
+        rc = dm_error_set(err, DM_ERR_AGAIN, "iceberg: %s.%s changed under this commit", ns, name);
+    PQclear(r);
+    if (!rc && !expected) {
+        const char *params[] = {c->name, ns};
+        r = PQexecParams(c->pg,
+                         "INSERT INTO iceberg_namespace_properties VALUES ($1, $2, 'exists', "
+                         "'true') ON CONFLICT DO NOTHING",
+                         2, NULL, params, NULL, NULL, 0);
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* ---- either --------------------------------------------------------------------------- */
+
 dm_err_t dm_ice_catalog_load(dm_ice_catalog_t *c, const char *ns, const char *name,
                              const char *table_dir, char **location, dm_error_t *err)
 {
     if (c->kind == DM_ICE_CATALOG_SQLITE) return sql_load(c, ns, name, location, err);
+    if (c->kind == DM_ICE_CATALOG_POSTGRES) return pg_load(c, ns, name, location, err);
     int64_t v;
     return file_load(table_dir, location, &v, err);
 }
@@ -341,7 +446,9 @@ dm_err_t dm_ice_catalog_commit(dm_ice_catalog_t *c, const char *ns, const char *
     if (rc) return rc;
     char uri[4400];
     snprintf(uri, sizeof(uri), "file://%s", path);
-    if ((rc = sql_swap(c, ns, name, expected, uri, err))) {
+    rc = c->kind == DM_ICE_CATALOG_POSTGRES ? pg_swap(c, ns, name, expected, uri, err)
+                                            : sql_swap(c, ns, name, expected, uri, err);
+    if (rc) {
         unlink(path);
         return rc;
     }

@@ -11,13 +11,18 @@
 
 #include "core/config.h"
 
-enum { DM_ICEBERG_CATALOG_FILE = 0, DM_ICEBERG_CATALOG_SQLITE = 1 };
+enum {
+    DM_ICEBERG_CATALOG_FILE = 0,
+    DM_ICEBERG_CATALOG_SQLITE = 1,
+    DM_ICEBERG_CATALOG_POSTGRES = 2
+};
 enum { DM_ICEBERG_MODE_AUTO = 0, DM_ICEBERG_MODE_APPEND = 1, DM_ICEBERG_MODE_UPSERT = 2 };
 enum { DM_ICEBERG_ZSTD = 0, DM_ICEBERG_SNAPPY = 1, DM_ICEBERG_UNCOMPRESSED = 2 };
 
 typedef struct dm_iceberg_sink_config {
-    int catalog;        /* file (version files) or sqlite (JDBC catalog layout) */
+    int catalog;        /* file (version files), sqlite or postgres (JDBC catalog layout) */
     char *catalog_uri;  /* sqlite: the database file (default WAREHOUSE/catalog.db) */
+    char *catalog_dsn;  /* postgres: libpq connection string (a secret) */
     char *catalog_name; /* the JDBC catalog's catalog_name */
     char *warehouse;    /* directory tables live under: WAREHOUSE/NAMESPACE/TABLE */
     char *table;        /* NAMESPACE.TABLE */

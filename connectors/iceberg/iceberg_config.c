@@ -3,7 +3,7 @@
 
 #include "connectors/iceberg/iceberg.h"
 
-static const char *const catalogs[] = {"file", "sqlite", NULL};
+static const char *const catalogs[] = {"file", "sqlite", "postgres", NULL};
 static const char *const modes[] = {"auto", "append", "upsert", NULL};
 static const char *const codecs[] = {"zstd", "snappy", "none", NULL};
 
@@ -13,12 +13,16 @@ static const dm_config_field_t fields[] = {
      .offset = offsetof(dm_iceberg_sink_config_t, catalog),
      .def = "file",
      .enum_values = catalogs,
-     .help = "file: version files (vN.metadata.json + version-hint.text); sqlite: the JDBC "
-             "catalog's iceberg_tables"},
+     .help = "file: version files (vN.metadata.json + version-hint.text); sqlite or postgres: "
+             "the JDBC catalog's iceberg_tables"},
     {.name = "catalog_uri",
      .type = DM_CFG_STRING,
      .offset = offsetof(dm_iceberg_sink_config_t, catalog_uri),
      .help = "sqlite: the catalog database file (default WAREHOUSE/catalog.db)"},
+    {.name = "catalog_dsn",
+     .type = DM_CFG_SECRET,
+     .offset = offsetof(dm_iceberg_sink_config_t, catalog_dsn),
+     .help = "postgres: libpq connection string of the catalog database"},
     {.name = "catalog_name",
      .type = DM_CFG_STRING,
      .offset = offsetof(dm_iceberg_sink_config_t, catalog_name),

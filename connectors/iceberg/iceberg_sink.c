@@ -923,10 +923,14 @@ static dm_err_t open_catalog(sink_t *k, char **ns, char **name, dm_error_t *err)
             uri = NULL;
         if (!uri) rc = dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
     }
+    if (!rc && c->catalog == DM_ICEBERG_CATALOG_POSTGRES && !(c->catalog_dsn && *c->catalog_dsn))
+        rc = dm_error_set(err, DM_ERR_CONFIG, "iceberg: catalog postgres needs catalog_dsn");
+    static const dm_ice_catalog_kind_t kinds[] = {DM_ICE_CATALOG_FILE, DM_ICE_CATALOG_SQLITE,
+                                                  DM_ICE_CATALOG_POSTGRES};
     if (!rc)
-        rc = dm_ice_catalog_open(c->catalog == DM_ICEBERG_CATALOG_SQLITE ? DM_ICE_CATALOG_SQLITE
-                                                                         : DM_ICE_CATALOG_FILE,
-                                 uri, c->catalog_name, &k->catalog, err);
+        rc = dm_ice_catalog_open(kinds[c->catalog],
+                                 c->catalog == DM_ICEBERG_CATALOG_POSTGRES ? c->catalog_dsn : uri,
+                                 c->catalog_name, &k->catalog, err);
     free(uri);
     return rc;
 }

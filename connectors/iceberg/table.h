@@ -206,11 +206,13 @@ dm_err_t dm_ice_read_file(const char *path, char **out, size_t *len, dm_error_t 
 typedef enum dm_ice_catalog_kind {
     DM_ICE_CATALOG_FILE = 0, /* version files: vN.metadata.json + version-hint.text */
     DM_ICE_CATALOG_SQLITE,   /* the JDBC catalog's iceberg_tables in SQLite */
+    DM_ICE_CATALOG_POSTGRES, /* the same tables in PostgreSQL */
 } dm_ice_catalog_kind_t;
 
 typedef struct dm_ice_catalog dm_ice_catalog_t;
 
-/* Opens a catalog. uri: the SQLite database file (sqlite); unused for file.
+/* Opens a catalog. uri: the SQLite database file (sqlite), a libpq DSN
+ * (postgres; never echoed in errors), unused for file.
  * name: the catalog_name column. */
 dm_err_t dm_ice_catalog_open(dm_ice_catalog_kind_t kind, const char *uri, const char *name,
                              dm_ice_catalog_t **out, dm_error_t *err);
