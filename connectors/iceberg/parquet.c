@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <snappy-c.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,9 @@
 #include "core/hash.h"
 #include "core/varint.h"
 
-#define BOUND_MAX  64   /* longest min/max kept in statistics */
-#define DICT_PROBE 8192 /* values seen before judging a chunk's dictionary */
+#define BOUND_MAX      64        /* longest min/max kept in statistics */
+#define DICT_PROBE     8192      /* values seen before judging a chunk's dictionary */
+#define PARALLEL_BYTES (1 << 20) /* row groups from this size compress on two threads */
 
 enum { ENC_PLAIN = 0, ENC_RLE = 3, ENC_RLE_DICTIONARY = 8 };
 enum { PAGE_DATA = 0, PAGE_DICTIONARY = 2 };
@@ -47,7 +49,7 @@ typedef struct column {
     dm_buf_t plain;
     uint32_t *offs; /* BYTE_ARRAY: start of each value in plain */
     uint32_t *idx;  /* dictionary index of each value, while dict_on */
-    size_t n_vals, cap_vals;
+    size_t n_vals, cap_vals, cap_idx;
     bool dict_on, dict_allowed;
     dm_buf_t dict; /* PLAIN encoding of the dictionary's entries */
     uint32_t *dict_off, dict_n, dict_cap;
@@ -56,10 +58,26 @@ typedef struct column {
     uint32_t n_slots;
     int64_t nulls, nans;
     bound_t bound;
+    bool typed_set; /* typed bounds of numbers, folded into bound at the chunk's end */
+    int64_t imin, imax;
+    double dmin, dmax;
     dm_pq_column_stats_t file;
+    dm_buf_t out; /* the chunk's pages, compressed, until the row group is written */
+    int worker;   /* which scratch compresses it */
     bound_t file_bound;
     bool file_bound_set;
 } column_t;
+
+/* What compressing a chunk needs, one per worker: a row group's chunks are
+ * compressed by two threads (the caller's and one more), then written in
+ * column order. */
+typedef struct scratch {
+    struct dm_pq_writer *w;
+    dm_buf_t page, packed, header;
+    ZSTD_CCtx *zctx; /* reused: a context per page would cost more than small pages */
+    dm_error_t err;
+    dm_err_t rc;
+} scratch_t;
 
 struct dm_pq_writer {
     FILE *out;
@@ -73,7 +91,8 @@ struct dm_pq_writer {
     chunk_meta_t *chunks; /* n_cols per written row group */
     int64_t *group_rows, *group_offset;
     size_t n_groups, cap_groups;
-    dm_buf_t page, packed, header;
+    dm_buf_t header; /* the footer */
+    scratch_t sc[2];
     char **kv; /* owned copies of opts.kv */
     dm_error_t *err;
 };
@@ -321,6 +340,48 @@ static dm_err_t dict_add(dm_pq_writer_t *w, column_t *c, const uint8_t *enc, siz
     return DM_OK;
 }
 
+static inline void typed_int(column_t *c, int64_t x)
+{
+    if (!c->typed_set)
+        c->imin = c->imax = x, c->typed_set = true;
+    else if (x < c->imin)
+        c->imin = x;
+    else if (x > c->imax)
+        c->imax = x;
+}
+
+static inline void typed_real(column_t *c, double x)
+{
+    if (!c->typed_set)
+        c->dmin = c->dmax = x, c->typed_set = true;
+    else if (x < c->dmin)
+        c->dmin = x;
+    else if (x > c->dmax)
+        c->dmax = x;
+}
+
+/* Typed bounds into the chunk's byte bounds. */
+static void typed_to_bound(column_t *c)
+{
+    if (!c->typed_set) return;
+    uint8_t lo[8], hi[8];
+    uint32_t n = c->def.type == DM_PQ_INT64 || c->def.type == DM_PQ_DOUBLE ? 8 : 4;
+    if (c->def.type == DM_PQ_INT32) {
+        int32_t a = (int32_t)c->imin, b = (int32_t)c->imax;
+        memcpy(lo, &a, 4), memcpy(hi, &b, 4);
+    } else if (c->def.type == DM_PQ_INT64) {
+        memcpy(lo, &c->imin, 8), memcpy(hi, &c->imax, 8);
+    } else if (c->def.type == DM_PQ_FLOAT) {
+        float a = (float)c->dmin, b = (float)c->dmax;
+        memcpy(lo, &a, 4), memcpy(hi, &b, 4);
+    } else {
+        memcpy(lo, &c->dmin, 8), memcpy(hi, &c->dmax, 8);
+    }
+    bound_add(c, &c->bound, lo, n);
+    bound_add(c, &c->bound, hi, n);
+    c->typed_set = false;
+}
+
 static dm_err_t add_value(dm_pq_writer_t *w, column_t *c, const dm_pq_value_t *v)
 {
     dm_err_t rc = grow((void **)&c->levels, &c->cap_rows, w->rows + 1, 1);
@@ -332,27 +393,34 @@ static dm_err_t add_value(dm_pq_writer_t *w, column_t *c, const dm_pq_value_t *v
         return DM_OK;
     }
     c->levels[w->rows] = 1;
-    size_t cap = c->cap_vals;
-    rc = grow((void **)&c->offs, &cap, c->n_vals + 1, sizeof(uint32_t));
-    if (!rc && c->dict_on) {
-        cap = c->cap_vals;
-        rc = grow((void **)&c->idx, &cap, c->n_vals + 1, sizeof(uint32_t));
-    }
+    /* Only BYTE_ARRAY values need their offsets kept; fixed widths compute them. */
+    if (!c->width) rc = grow((void **)&c->offs, &c->cap_vals, c->n_vals + 1, sizeof(uint32_t));
+    if (!rc && c->dict_on)
+        rc = grow((void **)&c->idx, &c->cap_idx, c->n_vals + 1, sizeof(uint32_t));
     if (rc) return rc;
-    c->cap_vals = cap;
     uint8_t tmp[8];
     const uint8_t *p;
     size_t len = value_bytes(c, v, tmp, &p);
     size_t start = c->plain.len;
-    if (c->def.type == DM_PQ_BYTE_ARRAY) {
-        uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
-                        (uint8_t)(len >> 24)};
-        rc = dm_buf_append(&c->plain, l, 4);
+    if (c->plain.cap - c->plain.len < len + 4 && (rc = dm_buf_reserve(&c->plain, len + 4)))
+        return rc;
+    if (len == 8 && c->width) {
+        memcpy(c->plain.data + start, p, 8); /* constant sizes: no library call */
+        c->plain.len += 8;
+    } else if (len == 4 && c->width) {
+        memcpy(c->plain.data + start, p, 4);
+        c->plain.len += 4;
+    } else {
+        if (c->def.type == DM_PQ_BYTE_ARRAY) {
+            uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
+                            (uint8_t)(len >> 24)};
+            memcpy(c->plain.data + c->plain.len, l, 4);
+            c->plain.len += 4;
+        }
+        if ((rc = dm_buf_append(&c->plain, p, len))) return rc;
     }
-    if (!rc) rc = dm_buf_append(&c->plain, p, len);
-    if (rc) return rc;
     if (c->plain.len > UINT32_MAX) return DM_ERR_RANGE;
-    c->offs[c->n_vals] = (uint32_t)start;
+    if (!c->width) c->offs[c->n_vals] = (uint32_t)start;
     if (c->dict_on)
         rc = dict_add(w, c, c->plain.data + start, c->plain.len - start, &c->idx[c->n_vals]);
     if (rc) return rc;
@@ -361,12 +429,25 @@ static dm_err_t add_value(dm_pq_writer_t *w, column_t *c, const dm_pq_value_t *v
      * give it up early for this chunk. */
     if (c->dict_on && c->n_vals == DICT_PROBE && c->dict_n > DICT_PROBE / 2) dict_drop(c);
     w->buffered_bytes += (int64_t)(c->plain.len - start) + 1;
-    bool nan = (c->def.type == DM_PQ_DOUBLE && isnan(v->u.d)) ||
-               (c->def.type == DM_PQ_FLOAT && isnan(v->u.f));
-    if (nan)
-        c->nans++;
-    else
-        bound_add(c, &c->bound, p, (uint32_t)len);
+    /* Numbers keep typed bounds (a compare per value is on the hot path);
+     * they become bytes when the chunk is written. */
+    switch (c->def.type) {
+    case DM_PQ_INT32: typed_int(c, v->u.i32); break;
+    case DM_PQ_INT64: typed_int(c, v->u.i64); break;
+    case DM_PQ_DOUBLE:
+        if (isnan(v->u.d))
+            c->nans++;
+        else
+            typed_real(c, v->u.d);
+        break;
+    case DM_PQ_FLOAT:
+        if (isnan(v->u.f))
+            c->nans++;
+        else
+            typed_real(c, v->u.f);
+        break;
+    default: bound_add(c, &c->bound, p, (uint32_t)len);
+    }
     return DM_OK;
 }
 
@@ -380,21 +461,23 @@ static dm_err_t write_out(dm_pq_writer_t *w, const void *p, size_t len)
     return DM_OK;
 }
 
-static dm_err_t compress(dm_pq_writer_t *w, const dm_buf_t *in, dm_buf_t *out)
+static dm_err_t compress(dm_pq_writer_t *w, scratch_t *sc, const dm_buf_t *in, dm_buf_t *out)
 {
     dm_buf_reset(out);
     if (w->opts.codec == DM_PQ_SNAPPY) {
         size_t n = snappy_max_compressed_length(in->len);
         if (dm_buf_reserve(out, n)) return DM_ERR_NOMEM;
         if (snappy_compress((const char *)in->data, in->len, (char *)out->data, &n) != SNAPPY_OK)
-            return dm_error_set(w->err, DM_ERR_INTERNAL, "parquet: snappy compression failed");
+            return dm_error_set(&sc->err, DM_ERR_INTERNAL, "parquet: snappy compression failed");
         out->len = n;
     } else if (w->opts.codec == DM_PQ_ZSTD) {
         size_t n = ZSTD_compressBound(in->len);
         if (dm_buf_reserve(out, n)) return DM_ERR_NOMEM;
-        n = ZSTD_compress(out->data, n, in->data, in->len, w->opts.zstd_level);
+        if (!sc->zctx && !(sc->zctx = ZSTD_createCCtx())) return DM_ERR_NOMEM;
+        n = ZSTD_compressCCtx(sc->zctx, out->data, n, in->data, in->len, w->opts.zstd_level);
         if (ZSTD_isError(n))
-            return dm_error_set(w->err, DM_ERR_INTERNAL, "parquet: zstd: %s", ZSTD_getErrorName(n));
+            return dm_error_set(&sc->err, DM_ERR_INTERNAL, "parquet: zstd: %s",
+                                ZSTD_getErrorName(n));
         out->len = n;
     } else {
         return dm_buf_append(out, in->data, in->len);
@@ -402,20 +485,21 @@ static dm_err_t compress(dm_pq_writer_t *w, const dm_buf_t *in, dm_buf_t *out)
     return DM_OK;
 }
 
-/* Writes w->page as one page: header, then the compressed body. */
-static dm_err_t write_page(dm_pq_writer_t *w, chunk_meta_t *m, int type, int32_t num_values,
-                           int encoding)
+/* Appends sc->page to the chunk as one page: header, then the compressed
+ * body. Offsets are relative to the chunk until the row group is written. */
+static dm_err_t write_page(dm_pq_writer_t *w, scratch_t *sc, column_t *c, chunk_meta_t *m, int type,
+                           int32_t num_values, int encoding)
 {
-    dm_err_t rc = compress(w, &w->page, &w->packed);
+    dm_err_t rc = compress(w, sc, &sc->page, &sc->packed);
     if (rc) return rc;
-    if (w->page.len > INT32_MAX || w->packed.len > INT32_MAX)
-        return dm_error_set(w->err, DM_ERR_RANGE, "parquet: page larger than 2 GiB");
-    dm_buf_reset(&w->header);
+    if (sc->page.len > INT32_MAX || sc->packed.len > INT32_MAX)
+        return dm_error_set(&sc->err, DM_ERR_RANGE, "parquet: page larger than 2 GiB");
+    dm_buf_reset(&sc->header);
     dm_thrift_writer_t t;
-    dm_thrift_writer_init(&t, &w->header);
+    dm_thrift_writer_init(&t, &sc->header);
     dm_thrift_i32(&t, 1, type);
-    dm_thrift_i32(&t, 2, (int32_t)w->page.len);
-    dm_thrift_i32(&t, 3, (int32_t)w->packed.len);
+    dm_thrift_i32(&t, 2, (int32_t)sc->page.len);
+    dm_thrift_i32(&t, 3, (int32_t)sc->packed.len);
     if (type == PAGE_DATA) {
         dm_thrift_struct_begin(&t, 5);
         dm_thrift_i32(&t, 1, num_values);
@@ -430,12 +514,12 @@ static dm_err_t write_page(dm_pq_writer_t *w, chunk_meta_t *m, int type, int32_t
         dm_thrift_struct_end(&t);
     }
     if ((rc = dm_thrift_writer_finish(&t))) return rc;
-    if (type == PAGE_DATA && m->data_offset < 0) m->data_offset = w->pos;
-    if (type == PAGE_DICTIONARY) m->dict_offset = w->pos;
-    if ((rc = write_out(w, w->header.data, w->header.len))) return rc;
-    if ((rc = write_out(w, w->packed.data, w->packed.len))) return rc;
-    m->uncompressed += (int64_t)(w->header.len + w->page.len);
-    m->compressed += (int64_t)(w->header.len + w->packed.len);
+    if (type == PAGE_DATA && m->data_offset < 0) m->data_offset = (int64_t)c->out.len;
+    if (type == PAGE_DICTIONARY) m->dict_offset = (int64_t)c->out.len;
+    if ((rc = dm_buf_append(&c->out, sc->header.data, sc->header.len))) return rc;
+    if ((rc = dm_buf_append(&c->out, sc->packed.data, sc->packed.len))) return rc;
+    m->uncompressed += (int64_t)(sc->header.len + sc->page.len);
+    m->compressed += (int64_t)(sc->header.len + sc->packed.len);
     return DM_OK;
 }
 
@@ -445,10 +529,10 @@ static size_t value_end(const column_t *c, size_t v)
 }
 
 /* One data page for rows [r0, r1) holding values [v0, v1). */
-static dm_err_t data_page(dm_pq_writer_t *w, column_t *c, chunk_meta_t *m, size_t r0, size_t r1,
-                          size_t v0, size_t v1, int bit_width)
+static dm_err_t data_page(dm_pq_writer_t *w, scratch_t *sc, column_t *c, chunk_meta_t *m, size_t r0,
+                          size_t r1, size_t v0, size_t v1, int bit_width)
 {
-    dm_buf_t *pg = &w->page;
+    dm_buf_t *pg = &sc->page;
     dm_buf_reset(pg);
     dm_err_t rc = DM_OK;
     if (c->def.optional) {
@@ -485,40 +569,43 @@ static dm_err_t data_page(dm_pq_writer_t *w, column_t *c, chunk_meta_t *m, size_
         rc = dm_buf_append(pg, c->plain.data + a, b - a);
     }
     if (rc) return rc;
-    return write_page(w, m, PAGE_DATA, (int32_t)(r1 - r0),
+    return write_page(w, sc, c, m, PAGE_DATA, (int32_t)(r1 - r0),
                       m->dict ? ENC_RLE_DICTIONARY : ENC_PLAIN);
 }
 
-static dm_err_t write_chunk(dm_pq_writer_t *w, column_t *c, chunk_meta_t *m)
+static dm_err_t write_chunk(dm_pq_writer_t *w, scratch_t *sc, column_t *c, chunk_meta_t *m)
 {
     memset(m, 0, sizeof(*m));
-    m->offset = w->pos;
+    dm_buf_reset(&c->out);
+    m->offset = 0;
     m->data_offset = m->dict_offset = -1;
     m->values = (int64_t)w->rows;
     m->nulls = c->nulls;
+    typed_to_bound(c);
     m->bound = c->bound;
     int bit_width = bit_width_of(c->dict_n ? c->dict_n - 1 : 0);
     m->dict = c->dict_on && c->dict_n > 0 &&
               c->dict.len + c->n_vals * (size_t)bit_width / 8 < c->plain.len;
     dm_err_t rc;
     if (m->dict) {
-        dm_buf_reset(&w->page);
-        if ((rc = dm_buf_append(&w->page, c->dict.data, c->dict.len))) return rc;
-        if ((rc = write_page(w, m, PAGE_DICTIONARY, (int32_t)c->dict_n, ENC_PLAIN))) return rc;
+        dm_buf_reset(&sc->page);
+        if ((rc = dm_buf_append(&sc->page, c->dict.data, c->dict.len))) return rc;
+        if ((rc = write_page(w, sc, c, m, PAGE_DICTIONARY, (int32_t)c->dict_n, ENC_PLAIN)))
+            return rc;
     }
     size_t r0 = 0, v0 = 0, v = 0;
     int64_t bytes = 0;
     for (size_t r = 0; r < w->rows; r++) {
         if (c->levels[r]) {
-            bytes += m->dict ? 1 : (int64_t)(value_end(c, v) - c->offs[v]);
+            bytes += m->dict ? 1 : c->width ? c->width : (int64_t)(value_end(c, v) - c->offs[v]);
             v++;
         }
         if (bytes >= w->opts.page_bytes || r + 1 == w->rows) {
-            if ((rc = data_page(w, c, m, r0, r + 1, v0, v, bit_width))) return rc;
+            if ((rc = data_page(w, sc, c, m, r0, r + 1, v0, v, bit_width))) return rc;
             r0 = r + 1, v0 = v, bytes = 0;
         }
     }
-    if (w->rows == 0 && (rc = data_page(w, c, m, 0, 0, 0, 0, bit_width))) return rc;
+    if (w->rows == 0 && (rc = data_page(w, sc, c, m, 0, 0, 0, 0, bit_width))) return rc;
     c->file.compressed_bytes += m->compressed;
     c->file.values += m->values;
     c->file.nulls += c->nulls;
@@ -539,6 +626,23 @@ static void column_reset(column_t *c)
     c->dict_on = c->dict_allowed;
 }
 
+/* Compresses the chunks of the current row group assigned to worker k. */
+static void compress_columns(scratch_t *sc, int k)
+{
+    dm_pq_writer_t *w = sc->w;
+    for (size_t i = 0; i < w->n_cols && !sc->rc; i++) {
+        if (w->cols[i].worker != k) continue;
+        sc->rc = write_chunk(w, sc, &w->cols[i], &w->chunks[w->n_groups * w->n_cols + i]);
+        if (sc->rc == DM_ERR_NOMEM) dm_error_set(&sc->err, sc->rc, "parquet: out of memory");
+    }
+}
+
+static void *compress_worker(void *arg)
+{
+    compress_columns(arg, 1);
+    return NULL;
+}
+
 static dm_err_t flush_group(dm_pq_writer_t *w)
 {
     if (w->rows == 0) return DM_OK;
@@ -556,10 +660,38 @@ static dm_err_t flush_group(dm_pq_writer_t *w)
     }
     w->group_offset[g] = w->pos;
     w->group_rows[g] = (int64_t)w->rows;
+    /* Balance the columns over the two workers by their bytes; small row
+     * groups are not worth a thread. */
+    int64_t load[2] = {0, 0};
+    bool two = w->n_cols > 1 && w->buffered_bytes >= PARALLEL_BYTES;
     for (size_t i = 0; i < w->n_cols; i++) {
-        dm_err_t rc = write_chunk(w, &w->cols[i], &w->chunks[g * w->n_cols + i]);
+        column_t *c = &w->cols[i];
+        c->worker = two && load[1] < load[0] ? 1 : 0;
+        load[c->worker] += (int64_t)c->plain.len + (int64_t)w->rows;
+    }
+    w->sc[0].rc = w->sc[1].rc = DM_OK;
+    pthread_t th;
+    bool started = two && pthread_create(&th, NULL, compress_worker, &w->sc[1]) == 0;
+    if (!started)
+        for (size_t i = 0; i < w->n_cols; i++)
+            w->cols[i].worker = 0;
+    compress_columns(&w->sc[0], 0);
+    if (started) pthread_join(th, NULL);
+    for (int k = 0; k < 2; k++)
+        if (w->sc[k].rc) {
+            if (w->err) *w->err = w->sc[k].err;
+            return w->sc[k].rc;
+        }
+    for (size_t i = 0; i < w->n_cols; i++) {
+        column_t *c = &w->cols[i];
+        chunk_meta_t *m = &w->chunks[g * w->n_cols + i];
+        m->offset += w->pos;
+        m->data_offset += w->pos;
+        if (m->dict_offset >= 0) m->dict_offset += w->pos;
+        dm_err_t rc = write_out(w, c->out.data, c->out.len);
         if (rc) return rc;
-        column_reset(&w->cols[i]);
+        dm_buf_reset(&c->out);
+        column_reset(c);
     }
     w->n_groups++;
     w->total_rows += (int64_t)w->rows;
@@ -711,6 +843,7 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
     }
     w->out = out;
     w->n_cols = n_cols;
+    w->sc[0].w = w->sc[1].w = w;
     w->opts = *opts;
     if (!w->opts.row_group_bytes) w->opts.row_group_bytes = 128 << 20;
     if (!w->opts.page_bytes) w->opts.page_bytes = 1 << 20;
@@ -830,16 +963,21 @@ void dm_pq_writer_abort(dm_pq_writer_t *w)
         free(c->dict_off);
         free(c->slots);
         free(c->tags);
+        dm_buf_free(&c->out);
     }
     free(w->cols);
     for (size_t i = 0; w->kv && i < 2 * w->opts.n_kv; i++)
         free(w->kv[i]);
     free(w->kv);
+    for (int k = 0; k < 2; k++) {
+        ZSTD_freeCCtx(w->sc[k].zctx);
+        dm_buf_free(&w->sc[k].page);
+        dm_buf_free(&w->sc[k].packed);
+        dm_buf_free(&w->sc[k].header);
+    }
     free(w->chunks);
     free(w->group_rows);
     free(w->group_offset);
-    dm_buf_free(&w->page);
-    dm_buf_free(&w->packed);
     dm_buf_free(&w->header);
     free(w);
 }

@@ -211,6 +211,42 @@ static void test_one_row(void)
     run_case("one", DM_PQ_SNAPPY, 1, true);
 }
 
+/* A chunk that gives up its dictionary, then a row group that keeps one for
+ * more values than the first held: the index array must grow again. */
+static void test_dictionary_again_after_fallback(void)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/redict.parquet", dir);
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f);
+    dm_pq_column_t col = {
+        .name = "s", .field_id = 1, .type = DM_PQ_BYTE_ARRAY, .logical = DM_PQ_LT_STRING};
+    dm_pq_options_t o = {.codec = DM_PQ_SNAPPY, .row_group_bytes = 400000};
+    dm_pq_writer_t *w;
+    dm_error_t err = {0};
+    REQUIRE(dm_pq_writer_new(f, &col, 1, &o, &w, &err) == DM_OK);
+    enum { N = 60000 };
+    for (int i = 0; i < N; i++) {
+        char b[32];
+        int n = i < 20000 ? snprintf(b, sizeof(b), "unique-%d", i)
+                          : snprintf(b, sizeof(b), "few-%d", i % 7);
+        dm_pq_value_t v = {.u.s = {(const uint8_t *)b, (uint32_t)n}};
+        REQUIRE(dm_pq_writer_add_row(w, &v, &err) == DM_OK);
+    }
+    REQUIRE(dm_pq_writer_close(w, NULL, NULL, &err) == DM_OK);
+    fclose(f);
+    dm_pq_reader_t *r;
+    REQUIRE(dm_pq_reader_open(path, &r, &err) == DM_OK);
+    dm_pq_value_t *v = calloc(N, sizeof(*v));
+    CHECK_EQ_INT(dm_pq_reader_rows(r), N);
+    CHECK_EQ_INT(dm_pq_reader_read_column(r, 0, v, &err), DM_OK);
+    if (err.code) printf("    %s\n", err.message);
+    CHECK(v[19999].u.s.len == 12 && !memcmp(v[19999].u.s.p, "unique-19999", 12));
+    CHECK(v[N - 1].u.s.len == 5 && !memcmp(v[N - 1].u.s.p, "few-", 4));
+    free(v);
+    dm_pq_reader_free(r);
+}
+
 static void test_null_in_required_refused(void)
 {
     char path[600];
@@ -248,6 +284,7 @@ int main(void)
     RUN(test_zstd);
     RUN(test_no_dictionary);
     RUN(test_one_row);
+    RUN(test_dictionary_again_after_fallback);
     RUN(test_null_in_required_refused);
     int rc = check_summary();
     if (rc == 0) {
