@@ -2,7 +2,8 @@
  * produced to an embedded topic, the sink unit writing a table, and the table
  * read back by independent readers — icebird (npm: metadata, manifests,
  * Parquet via hyparquet, equality deletes) for the rows and python3-avro for
- * every manifest list and manifest.
+ * every manifest list and manifest; DuckDB (npm) reads every listed Parquet file
+ * and applies the equality deletes in SQL.
  *   append: partitioned by bucket(4, i), day(ts), file catalog, a schema
  *           evolution half-way, a restart in between, a replay that is a no-op
  *   upsert: change events (c/u/d) into a bucket-partitioned table through the
@@ -210,6 +211,10 @@ static int readers_check(const dm_iceberg_sink_config_t *c, const char *expected
     snprintf(cmd, sizeof(cmd), "cd %s && node read_table.mjs file://%s/%s/%s %s %s %s", readers,
              c->warehouse, ns, name, expected, key, c->catalog ? base : "");
     int rc = system(cmd);
+    /* The same table through DuckDB's Parquet reader, deletes applied in SQL. */
+    snprintf(cmd, sizeof(cmd), "cd %s && node read_duckdb.mjs file://%s/%s/%s %s %s %s", readers,
+             c->warehouse, ns, name, expected, key, c->catalog ? base : "");
+    if (system(cmd)) rc = -1;
     if (data_rows >= 0)
         snprintf(cmd, sizeof(cmd), "cd %s && /usr/bin/python3 -W ignore check_metadata.py %s %ld",
                  readers, loc, data_rows);
