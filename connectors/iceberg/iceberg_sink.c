@@ -870,7 +870,8 @@ static dm_err_t process(sink_t *k, const dm_transport_batch_t *b, size_t at, int
             if ((rc = buffer_delete(k, k->row, err))) goto fail;
         }
         if ((rc = dm_ice_row_convert(src, ts, after, NULL, k->row, err))) goto fail;
-        if (o == 'u' && (rc = buffer_delete(k, k->row, err))) goto fail;
+        /* A snapshot read ('r') may repeat a row an earlier snapshot wrote. */
+        if ((o == 'u' || o == 'r') && (rc = buffer_delete(k, k->row, err))) goto fail;
         if ((rc = buffer_upsert(k, k->row, err))) goto fail;
         return DM_OK;
     case 'd':
