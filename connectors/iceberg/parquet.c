@@ -303,6 +303,22 @@ static dm_err_t dict_rehash(column_t *c)
     return DM_OK;
 }
 
+/* Equal bytes; fixed widths compare inline, not through a library call. */
+static inline bool same_bytes(const uint8_t *a, const uint8_t *b, size_t len)
+{
+    if (len == 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8), memcpy(&y, b, 8);
+        return x == y;
+    }
+    if (len == 4) {
+        uint32_t x, y;
+        memcpy(&x, a, 4), memcpy(&y, b, 4);
+        return x == y;
+    }
+    return !memcmp(a, b, len);
+}
+
 /* Finds or adds the value (given as its PLAIN bytes, prefix included for
  * BYTE_ARRAY) in the chunk's dictionary; gives up the dictionary when it
  * grows past dict_bytes. */
@@ -319,7 +335,7 @@ static dm_err_t dict_add(dm_pq_writer_t *w, column_t *c, const uint8_t *enc, siz
         if (c->tags[k] != tag) continue;
         uint32_t e = c->slots[k] - 1;
         uint32_t end = e + 1 < c->dict_n ? c->dict_off[e + 1] : (uint32_t)c->dict.len;
-        if (end - c->dict_off[e] == len && !memcmp(c->dict.data + c->dict_off[e], enc, len)) {
+        if (end - c->dict_off[e] == len && same_bytes(c->dict.data + c->dict_off[e], enc, len)) {
             *out = e;
             return DM_OK;
         }
