@@ -911,6 +911,25 @@ static dm_err_t split_table(const char *full, char **ns, char **name, dm_error_t
     return *ns && *name ? DM_OK : dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
 }
 
+/* An existing table keeps its partition spec; say so when the settings ask
+ * for another one (spec evolution is not done here). */
+static void warn_spec(const sink_t *k)
+{
+    dm_ice_spec_t want;
+    if (dm_ice_spec_parse(k->s->conf->partition_by, &k->table->schema, &want, NULL)) return;
+    bool same = want.n == k->table->spec.n;
+    for (size_t i = 0; same && i < want.n; i++)
+        same = want.fields[i].source_id == k->table->spec.fields[i].source_id &&
+               want.fields[i].transform == k->table->spec.fields[i].transform &&
+               want.fields[i].param == k->table->spec.fields[i].param;
+    if (!same)
+        DM_WARN("sink",
+                "sink=iceberg table=%s: the table exists with another partition spec; it "
+                "keeps its own (partition_by applies to new tables)",
+                sink_name(k));
+    dm_ice_spec_free(&want);
+}
+
 /* Opens the catalog the settings name and splits the table name. */
 static dm_err_t open_catalog(sink_t *k, char **ns, char **name, dm_error_t *err)
 {
@@ -974,6 +993,7 @@ static dm_err_t start(sink_t *k, dm_error_t *err)
     free(ns);
     free(name);
     if (rc) return rc;
+    warn_spec(k);
     bool changed;
     if ((rc = evolve_to(k, k->s->schema, &changed, err))) return rc;
     k->n_key = k->table->schema.n_keys;
