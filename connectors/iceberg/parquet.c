@@ -61,11 +61,8 @@ typedef struct column {
     bool typed_set; /* typed bounds of numbers, folded into bound at the chunk's end */
     int64_t imin, imax;
     double dmin, dmax;
-    dm_pq_column_stats_t file;
     dm_buf_t out; /* the chunk's pages, compressed, until the row group is written */
     int worker;   /* which scratch compresses it */
-    bound_t file_bound;
-    bool file_bound_set;
 } column_t;
 
 /* What compressing a chunk needs, one per worker: a row group's chunks are
@@ -79,15 +76,27 @@ typedef struct scratch {
     dm_err_t rc;
 } scratch_t;
 
+/* Two sets of column buffers: the caller fills cols while a background
+ * thread compresses and writes the previous row group from back. */
 struct dm_pq_writer {
     FILE *out;
-    int64_t pos;
+    int64_t pos; /* bytes written; advanced by the flushing thread (atomically) */
     dm_pq_options_t opts;
-    column_t *cols;
+    column_t *cols, *back;
+    char **names;
     size_t n_cols;
     size_t rows; /* buffered in the current row group */
     int64_t buffered_bytes;
-    int64_t total_rows;
+    size_t back_rows; /* the row group being flushed */
+    int64_t back_bytes;
+    pthread_t bg;
+    bool bg_running;
+    dm_err_t bg_rc;
+    dm_error_t bg_err;
+    int64_t added_rows;
+    int64_t total_rows; /* written in row groups */
+    dm_pq_column_stats_t *file_stats;
+    bound_t *file_bound;
     chunk_meta_t *chunks; /* n_cols per written row group */
     int64_t *group_rows, *group_offset;
     size_t n_groups, cap_groups;
@@ -469,11 +478,11 @@ static dm_err_t add_value(dm_pq_writer_t *w, column_t *c, const dm_pq_value_t *v
 
 /* ---- writing pages and chunks ------------------------------------------------ */
 
-static dm_err_t write_out(dm_pq_writer_t *w, const void *p, size_t len)
+static dm_err_t write_out(dm_pq_writer_t *w, const void *p, size_t len, dm_error_t *err)
 {
     if (len && fwrite(p, 1, len, w->out) != len)
-        return dm_error_set(w->err, DM_ERR_IO, "parquet: write failed: %s", strerror(errno));
-    w->pos += (int64_t)len;
+        return dm_error_set(err, DM_ERR_IO, "parquet: write failed: %s", strerror(errno));
+    __atomic_fetch_add(&w->pos, (int64_t)len, __ATOMIC_RELAXED);
     return DM_OK;
 }
 
@@ -589,13 +598,14 @@ static dm_err_t data_page(dm_pq_writer_t *w, scratch_t *sc, column_t *c, chunk_m
                       m->dict ? ENC_RLE_DICTIONARY : ENC_PLAIN);
 }
 
-static dm_err_t write_chunk(dm_pq_writer_t *w, scratch_t *sc, column_t *c, chunk_meta_t *m)
+static dm_err_t write_chunk(dm_pq_writer_t *w, scratch_t *sc, column_t *c, chunk_meta_t *m,
+                            size_t rows, size_t col)
 {
     memset(m, 0, sizeof(*m));
     dm_buf_reset(&c->out);
     m->offset = 0;
     m->data_offset = m->dict_offset = -1;
-    m->values = (int64_t)w->rows;
+    m->values = (int64_t)rows;
     m->nulls = c->nulls;
     typed_to_bound(c);
     m->bound = c->bound;
@@ -611,22 +621,23 @@ static dm_err_t write_chunk(dm_pq_writer_t *w, scratch_t *sc, column_t *c, chunk
     }
     size_t r0 = 0, v0 = 0, v = 0;
     int64_t bytes = 0;
-    for (size_t r = 0; r < w->rows; r++) {
+    for (size_t r = 0; r < rows; r++) {
         if (c->levels[r]) {
             bytes += m->dict ? 1 : c->width ? c->width : (int64_t)(value_end(c, v) - c->offs[v]);
             v++;
         }
-        if (bytes >= w->opts.page_bytes || r + 1 == w->rows) {
+        if (bytes >= w->opts.page_bytes || r + 1 == rows) {
             if ((rc = data_page(w, sc, c, m, r0, r + 1, v0, v, bit_width))) return rc;
             r0 = r + 1, v0 = v, bytes = 0;
         }
     }
-    if (w->rows == 0 && (rc = data_page(w, sc, c, m, 0, 0, 0, 0, bit_width))) return rc;
-    c->file.compressed_bytes += m->compressed;
-    c->file.values += m->values;
-    c->file.nulls += c->nulls;
-    c->file.nans += c->nans;
-    bound_merge(c, &c->file_bound, &c->bound);
+    if (rows == 0 && (rc = data_page(w, sc, c, m, 0, 0, 0, 0, bit_width))) return rc;
+    dm_pq_column_stats_t *f = &w->file_stats[col];
+    f->compressed_bytes += m->compressed;
+    f->values += m->values;
+    f->nulls += c->nulls;
+    f->nans += c->nans;
+    bound_merge(c, &w->file_bound[col], &c->bound);
     return DM_OK;
 }
 
@@ -647,8 +658,9 @@ static void compress_columns(scratch_t *sc, int k)
 {
     dm_pq_writer_t *w = sc->w;
     for (size_t i = 0; i < w->n_cols && !sc->rc; i++) {
-        if (w->cols[i].worker != k) continue;
-        sc->rc = write_chunk(w, sc, &w->cols[i], &w->chunks[w->n_groups * w->n_cols + i]);
+        if (w->back[i].worker != k) continue;
+        sc->rc = write_chunk(w, sc, &w->back[i], &w->chunks[w->n_groups * w->n_cols + i],
+                             w->back_rows, i);
         if (sc->rc == DM_ERR_NOMEM) dm_error_set(&sc->err, sc->rc, "parquet: out of memory");
     }
 }
@@ -659,9 +671,11 @@ static void *compress_worker(void *arg)
     return NULL;
 }
 
-static dm_err_t flush_group(dm_pq_writer_t *w)
+/* Compresses and writes the row group in back (on the flushing thread, or
+ * the caller's when it is the last). */
+static dm_err_t flush_back(dm_pq_writer_t *w, dm_error_t *err)
 {
-    if (w->rows == 0) return DM_OK;
+    if (w->back_rows == 0) return DM_OK;
     size_t g = w->n_groups;
     if (g == w->cap_groups) {
         size_t cap = g ? g * 2 : 8;
@@ -671,19 +685,19 @@ static dm_err_t flush_group(dm_pq_writer_t *w)
         if (gr) w->group_rows = gr;
         int64_t *go = realloc(w->group_offset, cap * sizeof(int64_t));
         if (go) w->group_offset = go;
-        if (!ch || !gr || !go) return DM_ERR_NOMEM;
+        if (!ch || !gr || !go) return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
         w->cap_groups = cap;
     }
     w->group_offset[g] = w->pos;
-    w->group_rows[g] = (int64_t)w->rows;
+    w->group_rows[g] = (int64_t)w->back_rows;
     /* Balance the columns over the two workers by their bytes; small row
      * groups are not worth a thread. */
     int64_t load[2] = {0, 0};
-    bool two = w->n_cols > 1 && w->buffered_bytes >= PARALLEL_BYTES;
+    bool two = w->n_cols > 1 && w->back_bytes >= PARALLEL_BYTES;
     for (size_t i = 0; i < w->n_cols; i++) {
-        column_t *c = &w->cols[i];
+        column_t *c = &w->back[i];
         c->worker = two && load[1] < load[0] ? 1 : 0;
-        load[c->worker] += (int64_t)c->plain.len + (int64_t)w->rows;
+        load[c->worker] += (int64_t)c->plain.len + (int64_t)w->back_rows;
     }
     w->sc[0].rc = w->sc[1].rc = DM_OK;
     pthread_t th;
@@ -695,25 +709,62 @@ static dm_err_t flush_group(dm_pq_writer_t *w)
     if (started) pthread_join(th, NULL);
     for (int k = 0; k < 2; k++)
         if (w->sc[k].rc) {
-            if (w->err) *w->err = w->sc[k].err;
+            if (err) *err = w->sc[k].err;
             return w->sc[k].rc;
         }
     for (size_t i = 0; i < w->n_cols; i++) {
-        column_t *c = &w->cols[i];
+        column_t *c = &w->back[i];
         chunk_meta_t *m = &w->chunks[g * w->n_cols + i];
         m->offset += w->pos;
         m->data_offset += w->pos;
         if (m->dict_offset >= 0) m->dict_offset += w->pos;
-        dm_err_t rc = write_out(w, c->out.data, c->out.len);
+        dm_err_t rc = write_out(w, c->out.data, c->out.len, err);
         if (rc) return rc;
         dm_buf_reset(&c->out);
         column_reset(c);
     }
     w->n_groups++;
-    w->total_rows += (int64_t)w->rows;
+    w->total_rows += (int64_t)w->back_rows;
+    w->back_rows = 0;
+    return DM_OK;
+}
+
+static void *flush_main(void *arg)
+{
+    dm_pq_writer_t *w = arg;
+    w->bg_rc = flush_back(w, &w->bg_err);
+    return NULL;
+}
+
+/* Waits for the row group being flushed; its error, if any, is the answer. */
+static dm_err_t join_flush(dm_pq_writer_t *w, dm_error_t *err)
+{
+    if (!w->bg_running) return DM_OK;
+    pthread_join(w->bg, NULL);
+    w->bg_running = false;
+    if (w->bg_rc && err) *err = w->bg_err;
+    return w->bg_rc;
+}
+
+/* Ends the current row group: its buffers become back and are flushed, on a
+ * thread of their own (background) or right here. */
+static dm_err_t cut_group(dm_pq_writer_t *w, bool background, dm_error_t *err)
+{
+    dm_err_t rc = join_flush(w, err);
+    if (rc || w->rows == 0) return rc;
+    column_t *t = w->back;
+    w->back = w->cols;
+    w->cols = t; /* flushed and reset last time: ready to fill */
+    w->back_rows = w->rows;
+    w->back_bytes = w->buffered_bytes;
     w->rows = 0;
     w->buffered_bytes = 0;
-    return DM_OK;
+    w->bg_rc = DM_OK;
+    if (background && pthread_create(&w->bg, NULL, flush_main, w) == 0) {
+        w->bg_running = true;
+        return DM_OK;
+    }
+    return flush_back(w, err);
 }
 
 /* ---- footer ----------------------------------------------------------------- */
@@ -829,7 +880,7 @@ static dm_err_t write_footer(dm_pq_writer_t *w)
     uint8_t tail[8] = {
         (uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24), 'P', 'A', 'R', '1'};
     if ((rc = dm_buf_append(b, tail, 8))) return rc;
-    return write_out(w, b->data, b->len);
+    return write_out(w, b->data, b->len, w->err);
 }
 
 /* ---- public API ------------------------------------------------------------- */
@@ -853,8 +904,15 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
     *wp = NULL;
     if (n_cols == 0) return dm_error_set(err, DM_ERR_INVALID, "parquet: a file needs columns");
     dm_pq_writer_t *w = calloc(1, sizeof(*w));
-    if (!w || !(w->cols = calloc(n_cols, sizeof(column_t)))) {
-        free(w);
+    if (!w) return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
+    w->cols = calloc(n_cols, sizeof(column_t));
+    w->back = calloc(n_cols, sizeof(column_t));
+    w->names = calloc(n_cols, sizeof(char *));
+    w->file_stats = calloc(n_cols, sizeof(dm_pq_column_stats_t));
+    w->file_bound = calloc(n_cols, sizeof(bound_t));
+    w->n_cols = n_cols;
+    if (!w->cols || !w->back || !w->names || !w->file_stats || !w->file_bound) {
+        dm_pq_writer_abort(w);
         return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
     }
     w->out = out;
@@ -866,13 +924,16 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
     if (!w->opts.dict_bytes) w->opts.dict_bytes = 1 << 20;
     if (!w->opts.zstd_level) w->opts.zstd_level = 3;
     for (size_t i = 0; i < n_cols; i++) {
-        column_t *c = &w->cols[i];
-        c->def = cols[i];
-        c->def.name = strdup(cols[i].name ? cols[i].name : "");
-        c->width = plain_width(&cols[i]);
-        c->dict_allowed = !opts->no_dictionary && cols[i].type != DM_PQ_BOOLEAN;
-        c->dict_on = c->dict_allowed;
-        if (!c->def.name || (cols[i].type == DM_PQ_FIXED && cols[i].fixed_len <= 0)) {
+        w->names[i] = strdup(cols[i].name ? cols[i].name : "");
+        for (int set = 0; set < 2; set++) {
+            column_t *c = set ? &w->back[i] : &w->cols[i];
+            c->def = cols[i];
+            c->def.name = w->names[i];
+            c->width = plain_width(&cols[i]);
+            c->dict_allowed = !opts->no_dictionary && cols[i].type != DM_PQ_BOOLEAN;
+            c->dict_on = c->dict_allowed;
+        }
+        if (!w->names[i] || (cols[i].type == DM_PQ_FIXED && cols[i].fixed_len <= 0)) {
             dm_pq_writer_abort(w);
             return dm_error_set(err, DM_ERR_INVALID, "parquet: bad column %zu (%s)", i,
                                 cols[i].name ? cols[i].name : "?");
@@ -894,7 +955,7 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
         w->opts.kv = (const char *const *)w->kv;
     }
     w->err = err;
-    dm_err_t rc = write_out(w, "PAR1", 4);
+    dm_err_t rc = write_out(w, "PAR1", 4, err);
     if (rc) {
         dm_pq_writer_abort(w);
         return rc;
@@ -924,39 +985,41 @@ dm_err_t dm_pq_writer_add_row(dm_pq_writer_t *w, const dm_pq_value_t *vals, dm_e
                                 dm_err_str(rc));
     }
     w->rows++;
-    if (w->buffered_bytes >= w->opts.row_group_bytes) return flush_group(w);
+    w->added_rows++;
+    if (w->buffered_bytes >= w->opts.row_group_bytes) return cut_group(w, true, err);
     return DM_OK;
 }
 
 int64_t dm_pq_writer_rows(const dm_pq_writer_t *w)
 {
-    return w->total_rows + (int64_t)w->rows;
+    return w->added_rows;
 }
 
 int64_t dm_pq_writer_size_estimate(const dm_pq_writer_t *w)
 {
-    return w->pos + w->buffered_bytes;
+    int64_t pos = __atomic_load_n(&w->pos, __ATOMIC_RELAXED);
+    return pos + (w->bg_running ? w->back_bytes : 0) + w->buffered_bytes;
 }
 
 dm_err_t dm_pq_writer_close(dm_pq_writer_t *w, dm_pq_column_stats_t *stats, int64_t *file_bytes,
                             dm_error_t *err)
 {
     w->err = err;
-    dm_err_t rc = flush_group(w);
+    dm_err_t rc = cut_group(w, false, err);
     if (!rc) rc = write_footer(w);
     if (!rc && fflush(w->out))
         rc = dm_error_set(err, DM_ERR_IO, "parquet: flush failed: %s", strerror(errno));
     if (!rc && stats)
         for (size_t i = 0; i < w->n_cols; i++) {
-            column_t *c = &w->cols[i];
-            stats[i] = c->file;
-            stats[i].has_bounds = c->file_bound.set && !c->file_bound.unbounded;
-            stats[i].bounds_truncated = c->file_bound.unbounded;
+            const bound_t *b = &w->file_bound[i];
+            stats[i] = w->file_stats[i];
+            stats[i].has_bounds = b->set && !b->unbounded;
+            stats[i].bounds_truncated = b->unbounded;
             if (stats[i].has_bounds) {
-                memcpy(stats[i].min, c->file_bound.min, c->file_bound.min_len);
-                memcpy(stats[i].max, c->file_bound.max, c->file_bound.max_len);
-                stats[i].min_len = c->file_bound.min_len;
-                stats[i].max_len = c->file_bound.max_len;
+                memcpy(stats[i].min, b->min, b->min_len);
+                memcpy(stats[i].max, b->max, b->max_len);
+                stats[i].min_len = b->min_len;
+                stats[i].max_len = b->max_len;
             }
         }
     if (!rc && file_bytes) *file_bytes = w->pos;
@@ -968,9 +1031,11 @@ dm_err_t dm_pq_writer_close(dm_pq_writer_t *w, dm_pq_column_stats_t *stats, int6
 void dm_pq_writer_abort(dm_pq_writer_t *w)
 {
     if (!w) return;
-    for (size_t i = 0; i < w->n_cols; i++) {
-        column_t *c = &w->cols[i];
-        free((char *)c->def.name);
+    join_flush(w, NULL); /* never free what the flushing thread uses */
+    for (size_t i = 0; i < 2 * w->n_cols; i++) {
+        column_t *c = i < w->n_cols ? (w->cols ? &w->cols[i] : NULL)
+                                    : (w->back ? &w->back[i - w->n_cols] : NULL);
+        if (!c) continue;
         free(c->levels);
         dm_buf_free(&c->plain);
         free(c->offs);
@@ -982,6 +1047,12 @@ void dm_pq_writer_abort(dm_pq_writer_t *w)
         dm_buf_free(&c->out);
     }
     free(w->cols);
+    free(w->back);
+    for (size_t i = 0; w->names && i < w->n_cols; i++)
+        free(w->names[i]);
+    free(w->names);
+    free(w->file_stats);
+    free(w->file_bound);
     for (size_t i = 0; w->kv && i < 2 * w->opts.n_kv; i++)
         free(w->kv[i]);
     free(w->kv);

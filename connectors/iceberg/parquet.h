@@ -11,8 +11,11 @@
  * RLE/bit-packed definition levels for optional columns and compressed with
  * the file's codec (none, snappy, zstd). Chunk statistics (min, max, null
  * count) go into the footer and are handed back for Iceberg's manifests.
+ * A full row group is compressed and written on a background thread (its
+ * chunks split over two threads when large) while the next one fills.
  *
- * Threads: one writer per thread.
+ * Threads: one writer per calling thread; the writer owns its helpers and
+ * joins them in close and abort.
  */
 #ifndef DM_CONNECTORS_ICEBERG_PARQUET_H
 #define DM_CONNECTORS_ICEBERG_PARQUET_H
