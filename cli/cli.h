@@ -38,6 +38,7 @@ int dm_cmd_up(int argc, char **argv);
 int dm_cmd_log(int argc, char **argv); /* cli/cmd_log.c */
 int dm_cmd_schema(int argc, char **argv);
 int dm_cmd_avro(int argc, char **argv);
+int dm_cmd_iceberg(int argc, char **argv); /* cli/cmd_iceberg.c */
 int dm_cmd_apply(int argc, char **argv);
 int dm_cmd_get(int argc, char **argv);
 int dm_cmd_describe(int argc, char **argv);

@@ -70,6 +70,14 @@ const dm_cli_command_t dm_cli_commands[] = {
      "usage: datamesh avro cat [--reader-schema S.avsc] [--fields a,b.c] [--avro-json] FILE.avro\n"
      "       datamesh avro write --schema S.avsc [--codec C] < records.jsonl > out.avro\n",
      dm_cmd_avro},
+    {"iceberg", "maintain Iceberg tables the iceberg sink writes",
+     "usage: datamesh iceberg compact NAMESPACE.TABLE warehouse=DIR [catalog=file|sqlite]\n"
+     "                                [catalog_uri=FILE] [target_file_size=SIZE] [key=value ...]\n"
+     "\n"
+     "Rewrites every live data file of the table with its equality deletes applied,\n"
+     "as one replace snapshot committed through the catalog. Settings are the iceberg\n"
+     "sink's (docs/iceberg.md).\n",
+     dm_cmd_iceberg},
     {"log", "inspect the embedded log's data directory without a controller",
      "usage: datamesh log topics|describe|dump --data DIR ...\n", dm_cmd_log},
     {"bench", "run a built-in benchmark", "usage: datamesh bench NAME\n", NULL},

@@ -7,6 +7,7 @@
 #include "connectors/datagen/datagen.h"
 #include "connectors/essink/essink.h"
 #include "connectors/file/file.h"
+#include "connectors/iceberg/iceberg.h"
 #include "connectors/ingest/ingest.h"
 #include "connectors/kafkasink/kafkasink.h"
 #include "connectors/pgsink/pgsink.h"
@@ -39,6 +40,8 @@ static const dm_connector_def_t sinks[] = {
      sizeof(dm_essink_config_t), false},
     {"kafka", "records onto an external Kafka topic, schemas in its registry",
      &dm_kafkasink_config_table, sizeof(dm_kafkasink_config_t), false},
+    {"iceberg", "Apache Iceberg v2 tables (Parquet), exactly-once commits, CDC upserts",
+     &dm_iceberg_sink_config_table, sizeof(dm_iceberg_sink_config_t), false},
 };
 
 /* Sink types that run on the common runner (connectors/sink.h); file has its own. */

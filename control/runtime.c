@@ -9,6 +9,7 @@
 #include "connectors/connector.h"
 #include "connectors/datagen/datagen.h"
 #include "connectors/file/file.h"
+#include "connectors/iceberg/iceberg.h"
 #include "connectors/postgres/postgres.h"
 #include "connectors/sink.h"
 #include "connectors/unit.h"
@@ -49,6 +50,10 @@ typedef struct unit {
     /* file sink */
     dm_file_sink_t sink;
     dm_file_sink_config_t sink_conf;
+    /* iceberg sink (its own loop: its offsets live in the table) */
+    dm_iceberg_sink_t ice;
+    dm_iceberg_sink_config_t ice_conf;
+    const char *ice_key[16]; /* the source's key fields, borrowed from owned */
     /* other sink types: the common runner (connectors/sink.h) */
     dm_sink_run_config_t run;
     void *run_conf;                   /* the type's config struct */
@@ -231,6 +236,8 @@ static void *sink_main(void *arg)
     unit_t *u = arg;
     if (u->run.ops)
         dm_sink_run(&u->run, &u->st);
+    else if (u->ice.conf)
+        dm_iceberg_sink_run(&u->ice, &u->st);
     else
         dm_file_sink_run(&u->sink, &u->st);
     return NULL;
@@ -411,6 +418,8 @@ static void unit_free(unit_t *u)
     if (u->kind == U_SINK) dm_config_free(&dm_file_sink_config_table, &u->sink_conf);
     if (u->kind == U_FILE_SOURCE) dm_config_free(&dm_file_source_config_table, &u->fsrc_conf);
     if (u->kind == U_SINK && u->run.ops) free_runner_sink(u);
+    if (u->kind == U_SINK && u->ice.conf)
+        dm_config_free(&dm_iceberg_sink_config_table, &u->ice_conf);
     if (u->kind == U_PGSOURCE) {
         dm_pg_source_free(u->pg);
         dm_config_free(&dm_postgres_config_table, &u->pg_conf);
@@ -801,6 +810,56 @@ static dm_err_t setup_runner_sink(dm_runtime_t *rt, unit_t *u, const dm_sink_ops
     return DM_OK;
 }
 
+/* ---- iceberg sinks ------------------------------------------------------------------ */
+
+/* The schema of a registry id, for an iceberg sink meeting a newer version.
+ * Runs on the sink's thread while the runtime may hold its lock to stop this
+ * very unit: wait for the lock only while not asked to stop. */
+static const dm_avro_schema_t *iceberg_schema(void *ctx, uint32_t id)
+{
+    unit_t *u = ctx;
+    while (pthread_mutex_trylock(&u->rt->mu) != 0) {
+        if (atomic_load(&u->st.stop)) return NULL;
+        dm_sleep_ms(5);
+    }
+    dm_error_t err = {0};
+    const dm_avro_schema_t *s = schema_of(u->rt, id, &err);
+    pthread_mutex_unlock(&u->rt->mu);
+    return s; /* parsed schemas live as long as the runtime */
+}
+
+static void start_iceberg_sink(dm_runtime_t *rt, unit_t *u, const json_t *settings,
+                               const json_t *key, const char *out_topic,
+                               const dm_avro_schema_t *out_schema, int64_t out_id, size_t index,
+                               const char *pipeline)
+{
+    dm_error_t err = {0};
+    dm_config_defaults(&dm_iceberg_sink_config_table, &u->ice_conf, &err);
+    if (dm_config_apply_json(&dm_iceberg_sink_config_table, &u->ice_conf, settings, NULL, &err)) {
+        dm_config_free(&dm_iceberg_sink_config_table, &u->ice_conf);
+        dm_unit_set(&u->st, "failed", "%s", err.message);
+        return;
+    }
+    snprintf(u->topic, sizeof(u->topic), "%s", out_topic);
+    snprintf(u->group, sizeof(u->group), "sink.%s.%zu", pipeline, index);
+    u->owned = json_deep_copy(json_is_array(key) ? key : json_array());
+    size_t n = json_array_size(u->owned) < 16 ? json_array_size(u->owned) : 16;
+    for (size_t i = 0; i < n; i++)
+        u->ice_key[i] = json_string_value(json_array_get(u->owned, i));
+    u->ice = (dm_iceberg_sink_t){.transport = rt->t,
+                                 .topic = u->topic,
+                                 .partitions = topic_partitions(rt, out_topic),
+                                 .group = u->group,
+                                 .schema = out_schema,
+                                 .schema_id = (uint32_t)out_id,
+                                 .key = u->ice_key,
+                                 .n_key = n,
+                                 .schema_lookup = iceberg_schema,
+                                 .schema_lookup_ctx = u,
+                                 .conf = &u->ice_conf};
+    unit_start(u);
+}
+
 static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
                            const json_t *stored_sinks)
 {
@@ -1056,6 +1115,13 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
                 dm_unit_set(&u->st, "failed", "%s", err.message);
             else
                 unit_start(u);
+            json_decref(settings);
+            continue;
+        }
+        if (!strcmp(json_string_value(json_object_get(sink, "type")), "iceberg")) {
+            const json_t *src = json_object_get(json_object_get(stored_sources, input), "spec");
+            start_iceberg_sink(rt, u, settings, json_object_get(src, "key"), out_topic, out_schema,
+                               out_id, k - 1, name);
             json_decref(settings);
             continue;
         }

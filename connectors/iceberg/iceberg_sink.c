@@ -1,0 +1,1333 @@
+/* connectors/iceberg/iceberg_sink.c — the Iceberg sink unit.
+ *
+ * One checkpoint at a time: records are converted to table rows and written
+ * to an open Parquet file per partition (append mode), or buffered with their
+ * latest version per key (upsert mode); at the checkpoint (a file reached
+ * target_file_size, or commit_interval passed) the files are closed, delete
+ * files written, and one snapshot is committed through the catalog carrying
+ * the next input offsets in its summary. The table, not the consumer group,
+ * is the source of truth for where to resume: a restart reads the offsets of
+ * this sink's last snapshot, so a crash before the catalog swap rewrites the
+ * checkpoint (its orphan files are never referenced) and a crash after it
+ * does not repeat it.
+ *
+ * Why buffering in upsert mode: an equality delete only applies to data with
+ * a smaller sequence number, so a key inserted and updated within one
+ * checkpoint must be resolved before the files are written; the buffer keeps
+ * the last version of each key (and a delete for the versions in earlier
+ * snapshots).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "connectors/iceberg/iceberg.h"
+#include "connectors/iceberg/rows.h"
+#include "connectors/iceberg/table.h"
+#include "connectors/unit.h"
+#include "core/clock.h"
+#include "core/fs.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "schema/wire.h"
+#include "transport/transport.h"
+
+#define MAX_OPEN_PARTITIONS 512
+#define COMMIT_ATTEMPTS     10
+
+typedef struct part_writer {
+    dm_buf_t key;          /* encoded partition tuple */
+    dm_pq_value_t *values; /* the tuple, bytes owned by key_copy */
+    uint8_t *bytes;        /* copies of byte values */
+    char *path;            /* local path */
+    FILE *f;
+    dm_pq_writer_t *w;
+} part_writer_t;
+
+/* A set of byte strings (encoded keys) mapped to an index. */
+typedef struct keymap {
+    dm_buf_t bytes;
+    uint32_t *off, *len, *val;
+    size_t n, cap;
+    uint32_t *slots, n_slots;
+} keymap_t;
+
+typedef struct sink {
+    const dm_iceberg_sink_t *s;
+    dm_unit_status_t *status;
+    dm_ice_catalog_t *catalog;
+    dm_ice_table_t *table;
+    dm_ice_source_t *sources;
+    size_t n_sources;
+    bool upsert;
+    size_t *key_cols; /* table column index of each primary key column */
+    size_t n_key;
+    size_t *part_cols; /* table column index of each partition source */
+    /* the open checkpoint */
+    part_writer_t *writers;
+    size_t n_writers;
+    dm_ice_data_file_t **files;
+    size_t n_files;
+    dm_arena_t rows_arena; /* upsert: buffered rows and keys */
+    dm_pq_value_t **rows;
+    size_t n_rows, cap_rows;
+    keymap_t row_of_key;      /* key -> buffered row (UINT32_MAX: deleted) */
+    keymap_t deleted;         /* keys whose earlier versions must go */
+    dm_pq_value_t **del_keys; /* their key columns */
+    size_t n_del, cap_del;
+    int64_t buffered_bytes;
+    int64_t *pos, *committed;
+    int64_t opened_ms;
+    bool pending; /* anything to commit (rows, deletes) */
+    dm_arena_t batch_arena;
+    dm_buf_t scratch;
+    dm_pq_value_t *row; /* one converted row */
+    char *schema_kv;    /* the table schema as JSON, for Parquet footers */
+} sink_t;
+
+/* ---- small helpers ----------------------------------------------------------- */
+
+static dm_err_t keymap_find_or_add(keymap_t *m, const uint8_t *k, size_t len, uint32_t val,
+                                   uint32_t **slot_val, bool *found)
+{
+    if ((m->n + 1) * 2 > m->n_slots) {
+        uint32_t ns = m->n_slots ? m->n_slots * 2 : 1024;
+        uint32_t *s = calloc(ns, sizeof(uint32_t));
+        if (!s) return DM_ERR_NOMEM;
+        for (size_t i = 0; i < m->n; i++) {
+            uint32_t h = (uint32_t)dm_hash64(m->bytes.data + m->off[i], m->len[i]) & (ns - 1);
+            while (s[h])
+                h = (h + 1) & (ns - 1);
+            s[h] = (uint32_t)i + 1;
+        }
+        free(m->slots);
+        m->slots = s;
+        m->n_slots = ns;
+    }
+    uint32_t h = (uint32_t)dm_hash64(k, len) & (m->n_slots - 1);
+    for (; m->slots[h]; h = (h + 1) & (m->n_slots - 1)) {
+        uint32_t i = m->slots[h] - 1;
+        if (m->len[i] == len && !memcmp(m->bytes.data + m->off[i], k, len)) {
+            *found = true;
+            *slot_val = &m->val[i];
+            return DM_OK;
+        }
+    }
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 1024;
+        uint32_t *o = realloc(m->off, cap * sizeof(uint32_t));
+        if (o) m->off = o;
+        uint32_t *l = realloc(m->len, cap * sizeof(uint32_t));
+        if (l) m->len = l;
+        uint32_t *v = realloc(m->val, cap * sizeof(uint32_t));
+        if (v) m->val = v;
+        if (!o || !l || !v) return DM_ERR_NOMEM;
+        m->cap = cap;
+    }
+    m->off[m->n] = (uint32_t)m->bytes.len;
+    m->len[m->n] = (uint32_t)len;
+    m->val[m->n] = val;
+    dm_err_t rc = dm_buf_append(&m->bytes, k, len);
+    if (rc) return rc;
+    m->slots[h] = (uint32_t)++m->n;
+    *found = false;
+    *slot_val = &m->val[m->n - 1];
+    return DM_OK;
+}
+
+static void keymap_reset(keymap_t *m)
+{
+    dm_buf_reset(&m->bytes);
+    m->n = 0;
+    if (m->slots) memset(m->slots, 0, m->n_slots * sizeof(uint32_t));
+}
+
+static void keymap_free(keymap_t *m)
+{
+    dm_buf_free(&m->bytes);
+    free(m->off);
+    free(m->len);
+    free(m->val);
+    free(m->slots);
+    memset(m, 0, sizeof(*m));
+}
+
+/* Appends a value's bytes, length-prefixed, to a tuple key. */
+static dm_err_t key_append(dm_buf_t *b, dm_ice_type_t t, const dm_pq_value_t *v)
+{
+    uint8_t bytes[64];
+    uint32_t len = 0;
+    if (v->null) return dm_buf_append_u8(b, 0xff);
+    if (!dm_ice_value_bytes(t, v, bytes, &len)) {
+        /* Longer than bounds allow: the value's bytes, in full. */
+        dm_err_t rc = dm_buf_append(b, &v->u.s.len, 4);
+        return rc ? rc : dm_buf_append(b, v->u.s.p, v->u.s.len);
+    }
+    dm_err_t rc = dm_buf_append(b, &len, 4);
+    return rc ? rc : dm_buf_append(b, bytes, len);
+}
+
+static const char *sink_name(const sink_t *k)
+{
+    return k->s->conf->table;
+}
+
+/* ---- partition writers ----------------------------------------------------------- */
+
+static dm_err_t partition_of(sink_t *k, const dm_pq_value_t *row, dm_pq_value_t *out, dm_buf_t *key)
+{
+    const dm_ice_table_t *t = k->table;
+    dm_buf_reset(key);
+    for (size_t i = 0; i < t->spec.n; i++) {
+        const dm_ice_field_t *src = &t->schema.fields[k->part_cols[i]];
+        dm_ice_transform_apply(&t->spec.fields[i], src->type, &row[k->part_cols[i]], &out[i]);
+        dm_ice_type_t rt;
+        dm_ice_transform_result(t->spec.fields[i].transform, src->type, &rt);
+        dm_err_t rc = key_append(key, rt, &out[i]);
+        if (rc) return rc;
+    }
+    return DM_OK;
+}
+
+static dm_pq_options_t parquet_options(const sink_t *k)
+{
+    static const dm_pq_codec_t codecs[] = {DM_PQ_ZSTD, DM_PQ_SNAPPY, DM_PQ_UNCOMPRESSED};
+    dm_pq_options_t o = {.codec = codecs[k->s->conf->compression],
+                         .row_group_bytes = k->s->conf->row_group_size,
+                         .zstd_level = (int)k->s->conf->compression_level};
+    return o;
+}
+
+/* Opens a Parquet file under data/<partition path>/ with the columns cols. */
+static dm_err_t open_file(sink_t *k, const dm_pq_value_t *part, const dm_pq_column_t *cols,
+                          size_t n_cols, const char *kind, char **path, FILE **f,
+                          dm_pq_writer_t **w, dm_error_t *err)
+{
+    dm_buf_t p = DM_BUF_INIT;
+    char uuid[37];
+    dm_ice_uuid(uuid);
+    dm_err_t rc = dm_buf_printf(&p, "%s/data/", k->table->dir);
+    if (!rc && k->table->spec.n) {
+        rc = dm_ice_partition_path(&k->table->spec, &k->table->schema, part, &p);
+        if (!rc) rc = dm_buf_append_u8(&p, '/');
+    }
+    if (!rc) rc = dm_buf_printf(&p, "%s-%s.parquet", uuid, kind);
+    const char *s;
+    if (!rc) rc = dm_buf_cstr(&p, &s);
+    if (rc) {
+        dm_buf_free(&p);
+        return dm_error_set(err, rc, "iceberg: out of memory");
+    }
+    *path = (char *)dm_buf_detach(&p, NULL);
+    if ((rc = dm_mkdirs(*path, true, err))) return rc;
+    if (!(*f = fopen(*path, "wb")))
+        return dm_error_set(err, DM_ERR_IO, "iceberg: cannot create %s: %s", *path,
+                            strerror(errno));
+    dm_pq_options_t o = parquet_options(k);
+    const char *kv[2] = {"iceberg.schema", k->schema_kv};
+    o.kv = kv;
+    o.n_kv = 1;
+    rc = dm_pq_writer_new(*f, cols, n_cols, &o, w, err);
+    if (rc) {
+        fclose(*f);
+        *f = NULL;
+    }
+    return rc;
+}
+
+/* Closes a Parquet file into a data file description for the manifest. */
+static dm_err_t finish_file(sink_t *k, int content, const dm_pq_value_t *part, char *path, FILE *f,
+                            dm_pq_writer_t *w, const int32_t *col_ids, size_t n_cols,
+                            dm_error_t *err)
+{
+    dm_ice_data_file_t *d = calloc(1, sizeof(*d));
+    dm_pq_column_stats_t *stats = calloc(n_cols, sizeof(*stats));
+    int64_t rows = dm_pq_writer_rows(w), bytes = 0;
+    dm_err_t rc = d && stats ? DM_OK : DM_ERR_NOMEM;
+    if (!rc)
+        rc = dm_pq_writer_close(w, stats, &bytes, err);
+    else
+        dm_pq_writer_abort(w);
+    if (!rc && (fflush(f) || fsync(fileno(f))))
+        rc = dm_error_set(err, DM_ERR_IO, "iceberg: writing %s: %s", path, strerror(errno));
+    fclose(f);
+    size_t np = k->table->spec.n;
+    if (!rc) {
+        d->content = content;
+        d->records = rows;
+        d->bytes = bytes;
+        d->stats = stats;
+        d->n_cols = n_cols;
+        d->col_ids = malloc(n_cols * sizeof(int32_t));
+        d->partition = calloc(np + 1, sizeof(dm_pq_value_t));
+        d->partition_owned = calloc(np + 1, sizeof(bool));
+        d->n_partition = np;
+        if (asprintf(&d->path, "file://%s", path) < 0) d->path = NULL;
+        if (!d->col_ids || !d->partition || !d->partition_owned || !d->path) rc = DM_ERR_NOMEM;
+    }
+    for (size_t i = 0; !rc && i < np; i++) {
+        d->partition[i] = part[i];
+        dm_ice_type_t rt;
+        dm_ice_transform_result(k->table->spec.fields[i].transform,
+                                k->table->schema.fields[k->part_cols[i]].type, &rt);
+        if (part[i].null || rt < DM_ICE_STRING) continue;
+        /* Byte values point into a writer that goes away: copy them. */
+        uint8_t *c = malloc(part[i].u.s.len + 1);
+        if (!c) {
+            rc = DM_ERR_NOMEM;
+            break;
+        }
+        memcpy(c, part[i].u.s.p, part[i].u.s.len);
+        d->partition[i].u.s.p = c;
+        d->partition_owned[i] = true;
+    }
+    if (!rc) memcpy(d->col_ids, col_ids, n_cols * sizeof(int32_t));
+    if (!rc) {
+        dm_ice_data_file_t **fs = realloc(k->files, (k->n_files + 1) * sizeof(*fs));
+        if (!fs)
+            rc = DM_ERR_NOMEM;
+        else {
+            k->files = fs;
+            k->files[k->n_files++] = d;
+            d = NULL;
+            stats = NULL;
+        }
+    }
+    if (rc == DM_ERR_NOMEM) dm_error_set(err, rc, "iceberg: out of memory");
+    if (d) {
+        d->stats = NULL;
+        dm_ice_data_file_free(d);
+    }
+    free(stats);
+    if (rc) unlink(path);
+    free(path);
+    return rc;
+}
+
+static void table_columns(const sink_t *k, dm_pq_column_t *cols, int32_t *ids)
+{
+    for (size_t i = 0; i < k->table->schema.n; i++) {
+        cols[i] = dm_ice_parquet_column(&k->table->schema.fields[i]);
+        ids[i] = k->table->schema.fields[i].id;
+    }
+}
+
+static dm_err_t close_writer(sink_t *k, part_writer_t *pw, dm_error_t *err)
+{
+    size_t n = k->table->schema.n;
+    int32_t *ids = malloc(n * sizeof(int32_t));
+    dm_pq_column_t *cols = malloc(n * sizeof(dm_pq_column_t));
+    dm_err_t rc = ids && cols ? DM_OK : dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    if (!rc) {
+        table_columns(k, cols, ids);
+        rc = finish_file(k, DM_ICE_CONTENT_DATA, pw->values, pw->path, pw->f, pw->w, ids, n, err);
+    } else {
+        dm_pq_writer_abort(pw->w);
+        fclose(pw->f);
+        free(pw->path);
+    }
+    free(ids);
+    free(cols);
+    dm_buf_free(&pw->key);
+    free(pw->values);
+    free(pw->bytes);
+    memset(pw, 0, sizeof(*pw));
+    return rc;
+}
+
+/* Writes one row to its partition's open file, rolling it at target_file_size. */
+static dm_err_t write_row(sink_t *k, const dm_pq_value_t *row, dm_error_t *err)
+{
+    size_t np = k->table->spec.n;
+    dm_pq_value_t part[np + 1];
+    dm_err_t rc = partition_of(k, row, part, &k->scratch);
+    if (rc) return dm_error_set(err, rc, "iceberg: out of memory");
+    part_writer_t *pw = np == 0 && k->n_writers ? &k->writers[0] : NULL;
+    for (size_t i = 0; !pw && i < k->n_writers; i++)
+        if (k->writers[i].key.len == k->scratch.len &&
+            !memcmp(k->writers[i].key.data, k->scratch.data, k->scratch.len)) {
+            pw = &k->writers[i];
+            break;
+        }
+    if (!pw) {
+        if (k->n_writers == MAX_OPEN_PARTITIONS)
+            return dm_error_set(err, DM_ERR_RANGE,
+                                "iceberg: more than %d partitions in one checkpoint; use a coarser "
+                                "partition_by",
+                                MAX_OPEN_PARTITIONS);
+        part_writer_t *ws = realloc(k->writers, (k->n_writers + 1) * sizeof(*ws));
+        if (!ws) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+        k->writers = ws;
+        pw = &ws[k->n_writers];
+        memset(pw, 0, sizeof(*pw));
+        /* Keep a private copy of the tuple: its byte values point into the row. */
+        size_t nbytes = 0;
+        for (size_t i = 0; i < np; i++)
+            if (!part[i].null) nbytes += part[i].u.s.len;
+        pw->values = calloc(np + 1, sizeof(dm_pq_value_t));
+        pw->bytes = malloc(nbytes + 1);
+        if (!pw->values || !pw->bytes || dm_buf_append(&pw->key, k->scratch.data, k->scratch.len)) {
+            free(pw->values);
+            free(pw->bytes);
+            dm_buf_free(&pw->key);
+            return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+        }
+        size_t o = 0;
+        for (size_t i = 0; i < np; i++) {
+            pw->values[i] = part[i];
+            dm_ice_type_t rt;
+            dm_ice_transform_result(k->table->spec.fields[i].transform,
+                                    k->table->schema.fields[k->part_cols[i]].type, &rt);
+            if (!part[i].null && rt >= DM_ICE_STRING) {
+                memcpy(pw->bytes + o, part[i].u.s.p, part[i].u.s.len);
+                pw->values[i].u.s.p = pw->bytes + o;
+                o += part[i].u.s.len;
+            }
+        }
+        size_t n = k->table->schema.n;
+        dm_pq_column_t cols[n];
+        int32_t ids[n];
+        table_columns(k, cols, ids);
+        rc = open_file(k, pw->values, cols, n, "data", &pw->path, &pw->f, &pw->w, err);
+        if (rc) {
+            free(pw->path);
+            free(pw->values);
+            free(pw->bytes);
+            dm_buf_free(&pw->key);
+            return rc;
+        }
+        k->n_writers++;
+    }
+    if ((rc = dm_pq_writer_add_row(pw->w, row, err))) return rc;
+    k->pending = true;
+    if (dm_pq_writer_size_estimate(pw->w) >= k->s->conf->target_file_size) {
+        rc = close_writer(k, pw, err);
+        *pw = k->writers[--k->n_writers];
+    }
+    return rc;
+}
+
+/* ---- upsert buffering and delete files ------------------------------------------ */
+
+static dm_err_t encode_key(sink_t *k, const dm_pq_value_t *row, dm_buf_t *out, dm_error_t *err)
+{
+    dm_buf_reset(out);
+    for (size_t i = 0; i < k->n_key; i++) {
+        const dm_ice_field_t *f = &k->table->schema.fields[k->key_cols[i]];
+        if (row[k->key_cols[i]].null)
+            return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH,
+                                "iceberg: primary key column %s is null", f->name);
+        if (key_append(out, f->type, &row[k->key_cols[i]]))
+            return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    }
+    return DM_OK;
+}
+
+static dm_err_t grow_ptrs(dm_pq_value_t ***a, size_t *cap, size_t n)
+{
+    if (n < *cap) return DM_OK;
+    size_t c = *cap ? *cap * 2 : 1024;
+    dm_pq_value_t **r = realloc(*a, c * sizeof(*r));
+    if (!r) return DM_ERR_NOMEM;
+    *a = r;
+    *cap = c;
+    return DM_OK;
+}
+
+/* Copies a row (or the key columns of one) into the checkpoint's arena. */
+static dm_pq_value_t *keep_row(sink_t *k, const dm_pq_value_t *row, const size_t *cols, size_t n)
+{
+    dm_pq_value_t *out = dm_arena_alloc(&k->rows_arena, (n + 1) * sizeof(*out));
+    if (!out) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t c = cols ? cols[i] : i;
+        out[i] = row[c];
+        if (!row[c].null && k->table->schema.fields[c].type >= DM_ICE_STRING && row[c].u.s.len) {
+            out[i].u.s.p = dm_arena_memdup(&k->rows_arena, row[c].u.s.p, row[c].u.s.len);
+            if (!out[i].u.s.p) return NULL;
+        }
+        k->buffered_bytes += 16 + (int64_t)(out[i].null ? 0 : out[i].u.s.len);
+    }
+    return out;
+}
+
+/* Forgets the buffered version of the row's key and records a delete for
+ * the versions in earlier snapshots. */
+static dm_err_t buffer_delete(sink_t *k, const dm_pq_value_t *row, dm_error_t *err)
+{
+    dm_err_t rc = encode_key(k, row, &k->scratch, err);
+    if (rc) return rc;
+    uint32_t *v;
+    bool found;
+    if (keymap_find_or_add(&k->row_of_key, k->scratch.data, k->scratch.len, UINT32_MAX, &v, &found))
+        return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    if (found && *v != UINT32_MAX) k->rows[*v] = NULL;
+    *v = UINT32_MAX;
+    if (keymap_find_or_add(&k->deleted, k->scratch.data, k->scratch.len, 0, &v, &found))
+        return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    if (!found) {
+        dm_pq_value_t *keyrow = keep_row(k, row, k->key_cols, k->n_key);
+        if (!keyrow || grow_ptrs(&k->del_keys, &k->cap_del, k->n_del))
+            return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+        k->del_keys[k->n_del++] = keyrow;
+    }
+    k->pending = true;
+    return DM_OK;
+}
+
+/* Buffers the row as its key's latest version. */
+static dm_err_t buffer_upsert(sink_t *k, const dm_pq_value_t *row, dm_error_t *err)
+{
+    dm_err_t rc = encode_key(k, row, &k->scratch, err);
+    if (rc) return rc;
+    uint32_t *v;
+    bool found;
+    if (keymap_find_or_add(&k->row_of_key, k->scratch.data, k->scratch.len, UINT32_MAX, &v, &found))
+        return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    if (found && *v != UINT32_MAX) k->rows[*v] = NULL;
+    dm_pq_value_t *copy = keep_row(k, row, NULL, k->table->schema.n);
+    if (!copy || grow_ptrs(&k->rows, &k->cap_rows, k->n_rows))
+        return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    *v = (uint32_t)k->n_rows;
+    k->rows[k->n_rows++] = copy;
+    k->pending = true;
+    return DM_OK;
+}
+
+/* Writes the buffered deletes, one equality delete file per partition (the
+ * partition columns are part of the key, so a key's partition is known). */
+static dm_err_t write_deletes(sink_t *k, dm_error_t *err)
+{
+    size_t nk = k->n_key, np = k->table->spec.n, done = 0;
+    if (!k->n_del) return DM_OK;
+    dm_pq_column_t cols[nk];
+    int32_t ids[nk];
+    for (size_t i = 0; i < nk; i++) {
+        cols[i] = dm_ice_parquet_column(&k->table->schema.fields[k->key_cols[i]]);
+        ids[i] = k->table->schema.fields[k->key_cols[i]].id;
+    }
+    bool *written = calloc(k->n_del, sizeof(bool));
+    size_t ncols = k->table->schema.n;
+    dm_pq_value_t *full = calloc(ncols + 1, sizeof(dm_pq_value_t));
+    dm_pq_value_t part[np + 1], other[np + 1];
+    dm_buf_t pkey = DM_BUF_INIT, okey = DM_BUF_INIT;
+    dm_err_t rc =
+        written && full ? DM_OK : dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    while (!rc && done < k->n_del) {
+        size_t first = 0;
+        while (written[first])
+            first++;
+        /* The partition of this group, from the key columns. */
+        for (size_t i = 0; i < nk; i++)
+            full[k->key_cols[i]] = k->del_keys[first][i];
+        if ((rc = partition_of(k, full, part, &pkey))) break;
+        char *path = NULL;
+        FILE *f = NULL;
+        dm_pq_writer_t *w = NULL;
+        if ((rc = open_file(k, part, cols, nk, "deletes", &path, &f, &w, err))) {
+            free(path);
+            break;
+        }
+        for (size_t d = first; d < k->n_del && !rc; d++) {
+            if (written[d]) continue;
+            for (size_t i = 0; i < nk; i++)
+                full[k->key_cols[i]] = k->del_keys[d][i];
+            if (np && (rc = partition_of(k, full, other, &okey))) break;
+            if (np && (okey.len != pkey.len || memcmp(okey.data, pkey.data, pkey.len))) continue;
+            rc = dm_pq_writer_add_row(w, k->del_keys[d], err);
+            written[d] = true;
+            done++;
+        }
+        if (rc) {
+            dm_pq_writer_abort(w);
+            fclose(f);
+            unlink(path);
+            free(path);
+            break;
+        }
+        rc = finish_file(k, DM_ICE_CONTENT_EQ_DELETES, part, path, f, w, ids, nk, err);
+        if (!rc) {
+            dm_ice_data_file_t *d = k->files[k->n_files - 1];
+            d->eq_ids = malloc(nk * sizeof(int32_t));
+            if (!d->eq_ids)
+                rc = dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+            else
+                memcpy(d->eq_ids, ids, nk * sizeof(int32_t)), d->n_eq = nk;
+        }
+    }
+    dm_buf_free(&pkey);
+    dm_buf_free(&okey);
+    free(written);
+    free(full);
+    return rc;
+}
+
+/* ---- checkpoints ----------------------------------------------------------------- */
+
+/* "P:OFFSET,P:OFFSET": the next offset to read per input partition. */
+static char *checkpoint_text(const sink_t *k)
+{
+    dm_buf_t b = DM_BUF_INIT;
+    for (int32_t p = 0; p < k->s->partitions; p++)
+        dm_buf_printf(&b, "%s%d:%" PRId64, p ? "," : "", p, k->pos[p]);
+    const char *s;
+    if (dm_buf_cstr(&b, &s)) {
+        dm_buf_free(&b);
+        return NULL;
+    }
+    return (char *)dm_buf_detach(&b, NULL);
+}
+
+/* Reads this sink's offsets from the table; false when it has none. */
+static bool table_offsets(const sink_t *k, int64_t *out)
+{
+    const char *cp = dm_ice_table_sink_summary(k->table, k->s->group, "datamesh.checkpoint");
+    if (!cp) return false;
+    for (int32_t p = 0; p < k->s->partitions; p++)
+        out[p] = 0;
+    while (*cp) {
+        char *end;
+        long p = strtol(cp, &end, 10);
+        if (*end != ':') break;
+        long long off = strtoll(end + 1, &end, 10);
+        if (p >= 0 && p < k->s->partitions) out[p] = off;
+        cp = *end == ',' ? end + 1 : end;
+        if (!*end) break;
+    }
+    return true;
+}
+
+/* Drops everything of the open checkpoint (its files are deleted). */
+static void discard(sink_t *k)
+{
+    for (size_t i = 0; i < k->n_writers; i++) {
+        part_writer_t *pw = &k->writers[i];
+        dm_pq_writer_abort(pw->w);
+        fclose(pw->f);
+        unlink(pw->path);
+        free(pw->path);
+        dm_buf_free(&pw->key);
+        free(pw->values);
+        free(pw->bytes);
+    }
+    k->n_writers = 0;
+    for (size_t i = 0; i < k->n_files; i++)
+        dm_ice_data_file_free(k->files[i]);
+    k->n_files = 0;
+    dm_arena_reset(&k->rows_arena);
+    k->n_rows = k->n_del = 0;
+    keymap_reset(&k->row_of_key);
+    keymap_reset(&k->deleted);
+    k->buffered_bytes = 0;
+    k->pending = false;
+    k->opened_ms = dm_wall_ms();
+}
+
+static void discard_files(sink_t *k)
+{
+    for (size_t i = 0; i < k->n_files; i++)
+        unlink(dm_ice_local_path(k->files[i]->path));
+}
+
+/* True when the table already holds this checkpoint (every partition's
+ * committed offset at or past ours): committing again would duplicate it. */
+static bool already_committed(const sink_t *k)
+{
+    int64_t *have = calloc((size_t)k->s->partitions, sizeof(int64_t));
+    bool covered = have && table_offsets(k, have);
+    for (int32_t p = 0; covered && p < k->s->partitions; p++)
+        if (have[p] < k->pos[p]) covered = false;
+    free(have);
+    return covered;
+}
+
+/* Ends the checkpoint: closes the files, writes deletes, commits a snapshot
+ * with the offsets, then (best effort, for lag reporting) the group. */
+static dm_err_t commit(sink_t *k, dm_error_t *err)
+{
+    dm_err_t rc = DM_OK;
+    for (size_t i = 0; i < k->n_rows && !rc; i++)
+        if (k->rows[i]) rc = write_row(k, k->rows[i], err);
+    while (!rc && k->n_writers) {
+        rc = close_writer(k, &k->writers[k->n_writers - 1], err);
+        k->n_writers--;
+    }
+    if (!rc) rc = write_deletes(k, err);
+    if (rc) {
+        discard_files(k);
+        discard(k);
+        return rc;
+    }
+    size_t nd = 0;
+    for (size_t i = 0; i < k->n_files; i++)
+        if (k->files[i]->content == DM_ICE_CONTENT_DATA) nd++;
+    dm_ice_data_file_t **sorted = malloc((k->n_files + 1) * sizeof(*sorted));
+    char *cp = checkpoint_text(k);
+    if (!sorted || !cp) {
+        free(sorted);
+        free(cp);
+        discard_files(k);
+        discard(k);
+        return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    }
+    size_t a = 0, b = nd;
+    for (size_t i = 0; i < k->n_files; i++)
+        sorted[k->files[i]->content == DM_ICE_CONTENT_DATA ? a++ : b++] = k->files[i];
+    json_t *extra =
+        json_pack("{s:s, s:s}", "datamesh.sink", k->s->group, "datamesh.checkpoint", cp);
+    dm_ice_commit_t c = {.data = sorted,
+                         .n_data = nd,
+                         .deletes = sorted + nd,
+                         .n_deletes = k->n_files - nd,
+                         .extra = extra};
+    for (int attempt = 0; attempt < COMMIT_ATTEMPTS; attempt++) {
+        if (already_committed(k)) {
+            /* A replay of a checkpoint the table holds: a no-op. */
+            DM_INFO("sink", "sink=iceberg table=%s: checkpoint %s already committed", sink_name(k),
+                    cp);
+            discard_files(k);
+            rc = DM_OK;
+            break;
+        }
+        rc = dm_ice_table_commit(k->table, &c, err);
+        if (rc != DM_ERR_AGAIN) break;
+        dm_err_t rr = dm_ice_table_refresh(k->table, err);
+        if (rr) {
+            rc = rr;
+            break;
+        }
+    }
+    json_decref(extra);
+    free(sorted);
+    if (rc) {
+        dm_error_prefix(err, "commit of checkpoint %s", cp);
+        discard_files(k);
+    } else {
+        for (int32_t p = 0; p < k->s->partitions; p++) {
+            dm_tp_offset_t o = {k->s->topic, p, k->pos[p]};
+            dm_transport_group_commit(k->s->transport, k->s->group, &o, 1, NULL);
+            k->committed[p] = k->pos[p];
+        }
+    }
+    free(cp);
+    discard(k);
+    return rc;
+}
+
+/* ---- sources and schema evolution --------------------------------------------------- */
+
+static dm_err_t reset_sources(sink_t *k, dm_error_t *err)
+{
+    for (size_t i = 0; i < k->n_sources; i++) {
+        dm_ice_source_t *src = &k->sources[i];
+        uint32_t id = src->id;
+        const dm_avro_schema_t *schema = src->schema;
+        dm_ice_source_free(src);
+        dm_err_t rc = dm_ice_source_init(src, id, schema, &k->table->schema, err);
+        if (rc) return rc;
+    }
+    free(k->row);
+    k->row = calloc(k->table->schema.n + 1, sizeof(dm_pq_value_t));
+    free(k->schema_kv);
+    json_t *sj = dm_ice_schema_to_json(&k->table->schema);
+    k->schema_kv = json_dumps(sj, JSON_COMPACT);
+    json_decref(sj);
+    if (!k->row || !k->schema_kv) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    /* Column positions of the key and of partition sources. */
+    for (size_t i = 0; i < k->n_key; i++) {
+        const dm_ice_field_t *f =
+            dm_ice_schema_find_id(&k->table->schema, k->table->schema.key_ids[i]);
+        k->key_cols[i] = (size_t)(f - k->table->schema.fields);
+    }
+    free(k->part_cols);
+    k->part_cols = calloc(k->table->spec.n + 1, sizeof(size_t));
+    if (!k->part_cols) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    for (size_t i = 0; i < k->table->spec.n; i++) {
+        const dm_ice_field_t *f =
+            dm_ice_schema_find_id(&k->table->schema, k->table->spec.fields[i].source_id);
+        if (!f)
+            return dm_error_set(err, DM_ERR_CORRUPT,
+                                "iceberg: partition field %s has no source column",
+                                k->table->spec.fields[i].name);
+        k->part_cols[i] = (size_t)(f - k->table->schema.fields);
+    }
+    return DM_OK;
+}
+
+/* Brings the table's schema up to a source schema: new columns, widened
+ * types, as a new current schema (committed through the catalog). */
+static dm_err_t evolve_to(sink_t *k, const dm_avro_schema_t *schema, bool *changed, dm_error_t *err)
+{
+    bool env;
+    const dm_avro_node_t *row = dm_ice_row_node(schema->root, &env);
+    dm_ice_schema_t src, next;
+    dm_err_t rc = dm_ice_schema_from_avro(row, 1, &src, err);
+    if (rc) return rc;
+    for (int attempt = 0; attempt < COMMIT_ATTEMPTS; attempt++) {
+        int32_t last =
+            (int32_t)json_integer_value(json_object_get(k->table->meta, "last-column-id"));
+        rc = dm_ice_schema_evolve(&k->table->schema, last, &src, &next, changed, err);
+        if (rc) break;
+        if (!*changed) {
+            dm_ice_schema_free(&next);
+            break;
+        }
+        rc = dm_ice_table_set_schema(k->table, &next, err);
+        dm_ice_schema_free(&next);
+        if (rc != DM_ERR_AGAIN) break;
+        if ((rc = dm_ice_table_refresh(k->table, err))) break;
+    }
+    dm_ice_schema_free(&src);
+    if (!rc && *changed) {
+        DM_INFO("sink", "sink=iceberg table=%s: schema evolved to id %d (%zu columns)",
+                sink_name(k), k->table->schema.id, k->table->schema.n);
+        rc = reset_sources(k, err);
+    }
+    return rc;
+}
+
+/* The prepared source for a schema id, adding (and evolving to) new ones. */
+static dm_err_t source_for(sink_t *k, uint32_t id, const dm_transport_batch_t *b, size_t at,
+                           int32_t p, dm_ice_source_t **out, dm_error_t *err)
+{
+    for (size_t i = 0; i < k->n_sources; i++)
+        if (k->sources[i].id == id) {
+            *out = &k->sources[i];
+            return DM_OK;
+        }
+    const dm_avro_schema_t *schema = id == k->s->schema_id ? k->s->schema : NULL;
+    if (!schema && k->s->schema_lookup) schema = k->s->schema_lookup(k->s->schema_lookup_ctx, id);
+    if (!schema)
+        return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH,
+                            "topic %s partition %d offset %" PRId64 ": unknown schema id %u",
+                            k->s->topic, p, b->records[at].offset, id);
+    /* Rows before this record belong to the old schema's checkpoint. */
+    dm_err_t rc = DM_OK;
+    if (k->pending && (rc = commit(k, err))) return rc;
+    bool changed = false;
+    if ((rc = evolve_to(k, schema, &changed, err))) return rc;
+    dm_ice_source_t *ss = realloc(k->sources, (k->n_sources + 1) * sizeof(*ss));
+    if (!ss) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    k->sources = ss;
+    if ((rc = dm_ice_source_init(&ss[k->n_sources], id, schema, &k->table->schema, err))) return rc;
+    *out = &ss[k->n_sources++];
+    return DM_OK;
+}
+
+/* ---- records ---------------------------------------------------------------------- */
+
+static dm_err_t process(sink_t *k, const dm_transport_batch_t *b, size_t at, int32_t p,
+                        dm_error_t *err)
+{
+    const dm_record_t *r = &b->records[at];
+    if (r->value_len < 0) return DM_OK; /* a tombstone: the delete came as an event before it */
+    uint32_t id;
+    if (dm_wire_get_header(r->value, (size_t)r->value_len, &id))
+        return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH,
+                            "topic %s partition %d offset %" PRId64
+                            ": value is not in the wire format",
+                            k->s->topic, p, r->offset);
+    dm_ice_source_t *src = NULL;
+    dm_err_t rc = source_for(k, id, b, at, p, &src, err);
+    if (rc) return rc;
+    dm_avro_value_t v;
+    rc = dm_avro_decode(src->codec, r->value + DM_WIRE_HEADER,
+                        (size_t)r->value_len - DM_WIRE_HEADER, NULL, &k->batch_arena, &v, err);
+    if (rc)
+        return dm_error_prefix(err, "topic %s partition %d offset %" PRId64, k->s->topic, p,
+                               r->offset);
+    const dm_ice_schema_t *ts = &k->table->schema;
+    if (!src->envelope) {
+        if ((rc = dm_ice_row_convert(src, ts, &v, NULL, k->row, err))) goto fail;
+        return k->upsert ? buffer_upsert(k, k->row, err) : write_row(k, k->row, err);
+    }
+    const dm_avro_value_t *op = &v.u.v[src->op];
+    char o = op->type == DM_AVRO_STRING && op->len >= 1 ? (char)op->u.p[0] : '?';
+    if (op->type == DM_AVRO_ENUM) {
+        const dm_avro_node_t *on = src->schema->root->fields[src->op].type;
+        o = on->type == DM_AVRO_ENUM ? on->symbols[op->u.i][0] : '?';
+    }
+    const dm_avro_value_t *after = &v.u.v[src->after];
+    const dm_avro_value_t *before = src->before >= 0 ? &v.u.v[src->before] : NULL;
+    switch (o) {
+    case 'c':
+    case 'r':
+    case 'u':
+        if (after->type != DM_AVRO_RECORD) {
+            rc = dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "iceberg: op %c without after", o);
+            goto fail;
+        }
+        if (!k->upsert) {
+            if ((rc = dm_ice_row_convert(src, ts, after, NULL, k->row, err))) goto fail;
+            return write_row(k, k->row, err);
+        }
+        /* An update may change the key: the before image's key goes too. */
+        if (o == 'u' && before && before->type == DM_AVRO_RECORD) {
+            if ((rc = dm_ice_row_convert(src, ts, before, NULL, k->row, err))) goto fail;
+            if ((rc = buffer_delete(k, k->row, err))) goto fail;
+        }
+        if ((rc = dm_ice_row_convert(src, ts, after, NULL, k->row, err))) goto fail;
+        /* A snapshot read ('r') may repeat a row an earlier snapshot wrote. */
+        if ((o == 'u' || o == 'r') && (rc = buffer_delete(k, k->row, err))) goto fail;
+        if ((rc = buffer_upsert(k, k->row, err))) goto fail;
+        return DM_OK;
+    case 'd':
+        if (!k->upsert) return DM_OK; /* append mode keeps history only */
+        if (!before || before->type != DM_AVRO_RECORD) {
+            rc =
+                dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "iceberg: delete without a before image");
+            goto fail;
+        }
+        if ((rc = dm_ice_row_convert(src, ts, before, NULL, k->row, err))) goto fail;
+        return buffer_delete(k, k->row, err);
+    case 't':
+        /* A truncate has no key to delete by; it is logged, not applied. */
+        DM_WARN("sink",
+                "sink=iceberg table=%s: truncate at topic %s partition %d offset %" PRId64
+                " is not applied to the table",
+                sink_name(k), k->s->topic, p, r->offset);
+        return DM_OK;
+    default:
+        rc = dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "iceberg: unknown op '%c'", o);
+        goto fail;
+    }
+fail:
+    return dm_error_prefix(err, "topic %s partition %d offset %" PRId64, k->s->topic, p, r->offset);
+}
+
+/* ---- the unit ---------------------------------------------------------------------- */
+
+static dm_err_t split_table(const char *full, char **ns, char **name, dm_error_t *err)
+{
+    const char *dot = strrchr(full, '.');
+    if (!dot || dot == full || !dot[1] || strchr(full, '/'))
+        return dm_error_set(err, DM_ERR_CONFIG, "iceberg: table '%s' must be NAMESPACE.TABLE",
+                            full);
+    *ns = strndup(full, (size_t)(dot - full));
+    *name = strdup(dot + 1);
+    return *ns && *name ? DM_OK : dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+}
+
+/* An existing table keeps its partition spec; say so when the settings ask
+ * for another one (spec evolution is not done here). */
+static void warn_spec(const sink_t *k)
+{
+    dm_ice_spec_t want;
+    if (dm_ice_spec_parse(k->s->conf->partition_by, &k->table->schema, &want, NULL)) return;
+    bool same = want.n == k->table->spec.n;
+    for (size_t i = 0; same && i < want.n; i++)
+        same = want.fields[i].source_id == k->table->spec.fields[i].source_id &&
+               want.fields[i].transform == k->table->spec.fields[i].transform &&
+               want.fields[i].param == k->table->spec.fields[i].param;
+    if (!same)
+        DM_WARN("sink",
+                "sink=iceberg table=%s: the table exists with another partition spec; it "
+                "keeps its own (partition_by applies to new tables)",
+                sink_name(k));
+    dm_ice_spec_free(&want);
+}
+
+/* Opens the catalog the settings name and splits the table name. */
+static dm_err_t open_catalog(sink_t *k, char **ns, char **name, dm_error_t *err)
+{
+    const dm_iceberg_sink_config_t *c = k->s->conf;
+    char *uri = NULL;
+    dm_err_t rc = split_table(c->table, ns, name, err);
+    if (!rc && c->catalog == DM_ICEBERG_CATALOG_SQLITE) {
+        if (c->catalog_uri && *c->catalog_uri)
+            uri = strdup(c->catalog_uri);
+        else if (asprintf(&uri, "%s/catalog.db", c->warehouse) < 0)
+            uri = NULL;
+        if (!uri) rc = dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    }
+    if (!rc && c->catalog == DM_ICEBERG_CATALOG_POSTGRES && !(c->catalog_dsn && *c->catalog_dsn))
+        rc = dm_error_set(err, DM_ERR_CONFIG, "iceberg: catalog postgres needs catalog_dsn");
+    static const dm_ice_catalog_kind_t kinds[] = {DM_ICE_CATALOG_FILE, DM_ICE_CATALOG_SQLITE,
+                                                  DM_ICE_CATALOG_POSTGRES};
+    if (!rc)
+        rc = dm_ice_catalog_open(kinds[c->catalog],
+                                 c->catalog == DM_ICEBERG_CATALOG_POSTGRES ? c->catalog_dsn : uri,
+                                 c->catalog_name, &k->catalog, err);
+    free(uri);
+    return rc;
+}
+
+/* Opens catalog and table, decides the mode and the key, and finds where to
+ * resume. */
+static dm_err_t start(sink_t *k, dm_error_t *err)
+{
+    const dm_iceberg_sink_config_t *c = k->s->conf;
+    char *ns = NULL, *name = NULL;
+    dm_err_t rc = open_catalog(k, &ns, &name, err);
+    bool envelope = false;
+    const dm_avro_node_t *row = dm_ice_row_node(k->s->schema->root, &envelope);
+    k->upsert = c->mode == DM_ICEBERG_MODE_UPSERT || (c->mode == DM_ICEBERG_MODE_AUTO && envelope);
+    dm_ice_schema_t schema = {0};
+    if (!rc) rc = dm_ice_schema_from_avro(row, 1, &schema, err);
+    /* The primary key: configured, or the source's key. */
+    const char *const *key =
+        c->primary_key.n ? (const char *const *)c->primary_key.items : k->s->key;
+    size_t n_key = c->primary_key.n ? c->primary_key.n : k->s->n_key;
+    for (size_t i = 0; !rc && i < n_key; i++) {
+        const dm_ice_field_t *f = dm_ice_schema_find(&schema, key[i]);
+        if (!f)
+            rc = dm_error_set(err, DM_ERR_CONFIG,
+                              "iceberg: primary key column %s is not in the source", key[i]);
+        else if (!f->required && k->upsert)
+            rc = dm_error_set(err, DM_ERR_CONFIG, "iceberg: primary key column %s is nullable",
+                              key[i]);
+        else
+            schema.key_ids[schema.n_keys++] = f->id;
+    }
+    if (!rc && k->upsert && !n_key)
+        rc = dm_error_set(err, DM_ERR_CONFIG,
+                          "iceberg: upserts (change events) need a primary key: "
+                          "set primary_key or the source's key");
+    if (!rc)
+        rc = dm_ice_table_open(k->catalog, c->warehouse, ns, name, &schema, c->partition_by, NULL,
+                               &k->table, err);
+    dm_ice_schema_free(&schema);
+    free(ns);
+    free(name);
+    if (rc) return rc;
+    warn_spec(k);
+    bool changed;
+    if ((rc = evolve_to(k, k->s->schema, &changed, err))) return rc;
+    k->n_key = k->table->schema.n_keys;
+    if (k->upsert && !k->n_key)
+        return dm_error_set(err, DM_ERR_CONFIG,
+                            "iceberg: table %s has no identifier fields to upsert by", c->table);
+    k->key_cols = calloc(k->n_key + 1, sizeof(size_t));
+    if (!k->key_cols) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    if ((rc = reset_sources(k, err))) return rc;
+    /* Deletes are partitioned like data: the partition must follow from the key. */
+    for (size_t i = 0; k->upsert && i < k->table->spec.n; i++) {
+        bool in_key = false;
+        for (size_t j = 0; j < k->n_key; j++)
+            if (k->key_cols[j] == k->part_cols[i]) in_key = true;
+        if (!in_key)
+            return dm_error_set(err, DM_ERR_CONFIG,
+                                "iceberg: upserts into a table partitioned by %s "
+                                "need that column in the primary key",
+                                k->table->spec.fields[i].name);
+    }
+    return DM_OK;
+}
+
+/* Where to read from: this sink's offsets in the table, else the group's,
+ * else the start of the topic. */
+static void resume_positions(sink_t *k)
+{
+    dm_error_t err = {0};
+    if (!table_offsets(k, k->pos))
+        for (int32_t p = 0; p < k->s->partitions; p++) {
+            int64_t end;
+            if (dm_transport_group_offset(k->s->transport, k->s->group, k->s->topic, p, &k->pos[p],
+                                          &err))
+                dm_transport_offsets(k->s->transport, k->s->topic, p, &k->pos[p], &end, &err);
+        }
+    memcpy(k->committed, k->pos, (size_t)k->s->partitions * sizeof(int64_t));
+}
+
+static void sink_free(sink_t *k)
+{
+    discard(k);
+    free(k->writers);
+    free(k->files);
+    free(k->rows);
+    free(k->del_keys);
+    keymap_free(&k->row_of_key);
+    keymap_free(&k->deleted);
+    dm_arena_destroy(&k->rows_arena);
+    dm_arena_destroy(&k->batch_arena);
+    dm_buf_free(&k->scratch);
+    for (size_t i = 0; i < k->n_sources; i++)
+        dm_ice_source_free(&k->sources[i]);
+    free(k->sources);
+    free(k->key_cols);
+    free(k->part_cols);
+    free(k->row);
+    free(k->schema_kv);
+    dm_ice_table_free(k->table);
+    dm_ice_catalog_close(k->catalog);
+    free(k->pos);
+    free(k->committed);
+}
+
+static bool due(const sink_t *k)
+{
+    if (!k->pending) return false;
+    if (k->n_files) return true; /* a file reached target_file_size */
+    if (k->upsert && k->buffered_bytes >= k->s->conf->target_file_size) return true;
+    return dm_wall_ms() - k->opened_ms >= k->s->conf->commit_interval;
+}
+
+void dm_iceberg_sink_run(const dm_iceberg_sink_t *s, dm_unit_status_t *status)
+{
+    sink_t k = {.s = s, .status = status};
+    dm_error_t err = {0};
+    dm_transport_batch_t b = {0};
+    dm_arena_init(&k.rows_arena, 1 << 20);
+    dm_arena_init(&k.batch_arena, 0);
+    k.pos = calloc((size_t)s->partitions, sizeof(int64_t));
+    k.committed = calloc((size_t)s->partitions, sizeof(int64_t));
+    int64_t backoff = 200;
+    bool started = false;
+    while (!atomic_load(&status->stop)) {
+        if (!started) {
+            if (!k.pos || !k.committed) {
+                dm_unit_set(status, "failed", "iceberg: out of memory");
+                break;
+            }
+            if (start(&k, &err)) {
+                bool config = err.code <= DM_ERR_CONFIG && err.code > DM_ERR_SCHEMA;
+                dm_unit_set(status, config ? "failed" : "retrying", "%s", err.message);
+                DM_WARN("sink", "sink=iceberg table=%s: %s", s->conf->table, err.message);
+                sink_free(&k);
+                k = (sink_t){.s = s, .status = status};
+                dm_arena_init(&k.rows_arena, 1 << 20);
+                dm_arena_init(&k.batch_arena, 0);
+                k.pos = calloc((size_t)s->partitions, sizeof(int64_t));
+                k.committed = calloc((size_t)s->partitions, sizeof(int64_t));
+                if (config || dm_unit_sleep(status, backoff)) break;
+                if (backoff < 10000) backoff *= 2;
+                continue;
+            }
+            resume_positions(&k);
+            k.opened_ms = dm_wall_ms();
+            started = true;
+        }
+        dm_err_t rc = DM_OK;
+        for (int32_t p = 0; p < s->partitions && !rc && !atomic_load(&status->stop); p++) {
+            rc = dm_transport_fetch(s->transport, s->topic, p, k.pos[p], 1 << 20,
+                                    s->partitions == 1 ? 200 : 50, &b, &err);
+            if (rc || (b.n == 0 && b.next_offset <= k.pos[p])) continue;
+            dm_arena_reset(&k.batch_arena);
+            for (size_t i = 0; i < b.n && !rc; i++) {
+                if (b.records[i].offset < k.pos[p]) continue;
+                if (!(rc = process(&k, &b, i, p, &err))) k.pos[p] = b.records[i].offset + 1;
+                /* A rolled file ends the checkpoint, even mid-batch. */
+                if (!rc && k.n_files && due(&k)) rc = commit(&k, &err);
+            }
+            if (!rc) {
+                k.pos[p] = b.next_offset;
+                atomic_fetch_add(&status->position, (int64_t)b.n);
+                atomic_store(&status->lag, b.high_watermark - k.pos[p]);
+            }
+            if (!rc && due(&k)) rc = commit(&k, &err);
+        }
+        if (!rc && due(&k)) rc = commit(&k, &err);
+        if (rc) {
+            /* Start the checkpoint over from what the table holds. */
+            dm_unit_set(status, "retrying", "%s", err.message);
+            DM_WARN("sink", "sink=iceberg table=%s: %s", s->conf->table, err.message);
+            discard_files(&k);
+            discard(&k);
+            dm_error_t rerr = {0};
+            if (!dm_ice_table_refresh(k.table, &rerr))
+                resume_positions(&k);
+            else
+                memcpy(k.pos, k.committed, (size_t)s->partitions * sizeof(int64_t));
+            if (dm_unit_sleep(status, backoff)) break;
+            if (backoff < 10000) backoff *= 2;
+            continue;
+        }
+        backoff = 200;
+        dm_unit_set(status, "running", NULL);
+    }
+    /* A clean stop commits what it has, so nothing is read twice. */
+    if (started && k.pending && commit(&k, &err))
+        DM_WARN("sink", "sink=iceberg table=%s: final commit: %s", s->conf->table, err.message);
+    dm_transport_batch_free(s->transport, &b);
+    sink_free(&k);
+    if (strcmp(status->state, "failed")) dm_unit_set(status, "stopped", NULL);
+}
+
+/* ---- compaction --------------------------------------------------------------------- */
+
+static int64_t entry_seq(json_t *e)
+{
+    json_t *s = json_object_get(e, "sequence_number");
+    return json_integer_value(json_is_object(s) ? json_object_get(s, "long") : s);
+}
+
+static json_t *entry_file(json_t *e)
+{
+    return json_object_get(e, "data_file");
+}
+
+/* Reads a file's rows into table order: column index of each file column by
+ * field id (-1 when the table no longer has it). Calls fn for every row. */
+static dm_err_t read_rows(sink_t *k, const char *uri,
+                          dm_err_t (*fn)(sink_t *k, const dm_pq_value_t *row, void *ctx,
+                                         dm_error_t *err),
+                          void *ctx, dm_error_t *err)
+{
+    dm_pq_reader_t *r;
+    dm_err_t rc = dm_pq_reader_open(dm_ice_local_path(uri), &r, err);
+    if (rc) return rc;
+    size_t nc = dm_pq_reader_n_columns(r), nt = k->table->schema.n;
+    int64_t rows = dm_pq_reader_rows(r);
+    dm_pq_value_t **cols = calloc(nc + 1, sizeof(*cols));
+    int *to = calloc(nc + 1, sizeof(int));
+    dm_pq_value_t *row = calloc(nt + 1, sizeof(*row));
+    if (!cols || !to || !row) rc = dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    for (size_t c = 0; !rc && c < nc; c++) {
+        const dm_ice_field_t *f =
+            dm_ice_schema_find_id(&k->table->schema, dm_pq_reader_column(r, c)->field_id);
+        to[c] = f ? (int)(f - k->table->schema.fields) : -1;
+        if (to[c] < 0) continue;
+        cols[c] = malloc(((size_t)rows + 1) * sizeof(dm_pq_value_t));
+        if (!cols[c])
+            rc = dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+        else
+            rc = dm_pq_reader_read_column(r, c, cols[c], err);
+    }
+    for (int64_t i = 0; !rc && i < rows; i++) {
+        for (size_t t = 0; t < nt; t++)
+            row[t] = (dm_pq_value_t){.null = true};
+        for (size_t c = 0; c < nc; c++) {
+            if (to[c] < 0) continue;
+            dm_pq_value_t v = cols[c][i];
+            /* Promoted columns: int files in a long column, float in double. */
+            dm_ice_type_t tt = k->table->schema.fields[to[c]].type;
+            dm_pq_type_t ft = dm_pq_reader_column(r, c)->type;
+            if (!v.null && tt == DM_ICE_LONG && ft == DM_PQ_INT32) v.u.i64 = cols[c][i].u.i32;
+            if (!v.null && tt == DM_ICE_DOUBLE && ft == DM_PQ_FLOAT) v.u.d = cols[c][i].u.f;
+            row[to[c]] = v;
+        }
+        rc = fn(k, row, ctx, err);
+    }
+    for (size_t c = 0; cols && c < nc; c++)
+        free(cols[c]);
+    free(cols);
+    free(to);
+    free(row);
+    dm_pq_reader_free(r);
+    if (rc) dm_error_prefix(err, "compacting %s", uri);
+    return rc;
+}
+
+/* Records the newest delete sequence number per key. */
+static dm_err_t add_delete(sink_t *k, const dm_pq_value_t *row, void *ctx, dm_error_t *err)
+{
+    uint32_t seq = (uint32_t)(uintptr_t)ctx, *v;
+    bool found;
+    dm_err_t rc = encode_key(k, row, &k->scratch, err);
+    if (rc) return rc;
+    if (keymap_find_or_add(&k->deleted, k->scratch.data, k->scratch.len, seq, &v, &found))
+        return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    if (*v < seq) *v = seq;
+    return DM_OK;
+}
+
+typedef struct keep_ctx {
+    uint32_t seq;
+    int64_t kept;
+} keep_ctx_t;
+
+/* Writes a data row unless a newer equality delete removes its key. */
+static dm_err_t keep_row_unless_deleted(sink_t *k, const dm_pq_value_t *row, void *ctx,
+                                        dm_error_t *err)
+{
+    keep_ctx_t *kc = ctx;
+    if (k->n_key && k->deleted.n) {
+        dm_err_t rc = encode_key(k, row, &k->scratch, err);
+        if (rc) return rc;
+        uint32_t h =
+            (uint32_t)dm_hash64(k->scratch.data, k->scratch.len) & (k->deleted.n_slots - 1);
+        for (; k->deleted.slots[h]; h = (h + 1) & (k->deleted.n_slots - 1)) {
+            uint32_t i = k->deleted.slots[h] - 1;
+            if (k->deleted.len[i] == k->scratch.len &&
+                !memcmp(k->deleted.bytes.data + k->deleted.off[i], k->scratch.data,
+                        k->scratch.len)) {
+                if (k->deleted.val[i] > kc->seq) return DM_OK; /* deleted after it was written */
+                break;
+            }
+        }
+    }
+    kc->kept++;
+    return write_row(k, row, err);
+}
+
+dm_err_t dm_iceberg_compact(const dm_iceberg_sink_config_t *conf, int64_t *files_in,
+                            int64_t *rows_out, dm_error_t *err)
+{
+    dm_iceberg_sink_t s = {.conf = conf, .group = "compaction"};
+    sink_t k = {.s = &s};
+    dm_arena_init(&k.rows_arena, 0);
+    dm_arena_init(&k.batch_arena, 0);
+    char *ns = NULL, *name = NULL;
+    json_t *entries = NULL;
+    *files_in = *rows_out = 0;
+    dm_err_t rc = open_catalog(&k, &ns, &name, err);
+    if (!rc)
+        rc = dm_ice_table_open(k.catalog, conf->warehouse, ns, name, NULL, "", NULL, &k.table, err);
+    free(ns);
+    free(name);
+    if (!rc) {
+        k.n_key = k.table->schema.n_keys;
+        k.key_cols = calloc(k.n_key + 1, sizeof(size_t));
+        rc = k.key_cols ? reset_sources(&k, err)
+                        : dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    }
+    if (!rc) rc = dm_ice_table_files(k.table, &entries, err);
+    size_t i;
+    json_t *e;
+    /* Deletes first: the newest sequence number that deleted each key. */
+    json_array_foreach(entries, i, e)
+    {
+        json_t *f = entry_file(e);
+        if (rc || json_integer_value(json_object_get(f, "content")) == DM_ICE_CONTENT_DATA)
+            continue;
+        json_t *ids = json_object_get(json_object_get(f, "equality_ids"), "array");
+        bool same =
+            json_integer_value(json_object_get(f, "content")) == DM_ICE_CONTENT_EQ_DELETES &&
+            json_array_size(ids) == k.n_key;
+        for (size_t j = 0; same && j < k.n_key; j++)
+            if (json_integer_value(json_array_get(ids, j)) != k.table->schema.key_ids[j])
+                same = false;
+        if (!same)
+            rc = dm_error_set(err, DM_ERR_UNSUPPORTED,
+                              "iceberg: compaction applies equality deletes on the table's key "
+                              "only; %s is another kind",
+                              json_string_value(json_object_get(f, "file_path")));
+        else
+            rc = read_rows(&k, json_string_value(json_object_get(f, "file_path")), add_delete,
+                           (void *)(uintptr_t)entry_seq(e), err);
+        (*files_in)++;
+    }
+    json_array_foreach(entries, i, e)
+    {
+        json_t *f = entry_file(e);
+        if (rc || json_integer_value(json_object_get(f, "content")) != DM_ICE_CONTENT_DATA)
+            continue;
+        keep_ctx_t kc = {.seq = (uint32_t)entry_seq(e)};
+        rc = read_rows(&k, json_string_value(json_object_get(f, "file_path")),
+                       keep_row_unless_deleted, &kc, err);
+        *rows_out += kc.kept;
+        (*files_in)++;
+    }
+    while (!rc && k.n_writers) {
+        rc = close_writer(&k, &k.writers[k.n_writers - 1], err);
+        k.n_writers--;
+    }
+    if (!rc && *files_in) {
+        json_t *extra =
+            json_pack("{s:s}", "datamesh.compaction", "rewrote live files, applied deletes");
+        dm_ice_commit_t c = {.data = k.files, .n_data = k.n_files, .replace = true, .extra = extra};
+        rc = dm_ice_table_commit(k.table, &c, err);
+        if (rc == DM_ERR_AGAIN)
+            dm_error_set(err, rc,
+                         "iceberg: %s changed during compaction; nothing was changed, run it again",
+                         conf->table);
+        json_decref(extra);
+    }
+    if (rc) discard_files(&k);
+    json_decref(entries);
+    sink_free(&k);
+    return rc;
+}

@@ -1,0 +1,161 @@
+/* connectors/iceberg/parquet.h — the project's Parquet file writer.
+ *
+ * Flat schemas: every column is a top-level primitive, REQUIRED or OPTIONAL
+ * (nested records are not written as groups; the Iceberg sink maps a source
+ * record's top-level fields to columns and refuses nested types by name).
+ * Each column carries its Iceberg field id in the Parquet schema.
+ *
+ * Rows are buffered per row group (cut when the buffered, uncompressed bytes
+ * reach row_group_bytes). At a cut each column chunk is written as an optional
+ * dictionary page (RLE_DICTIONARY indices) or PLAIN pages, each page holding
+ * RLE/bit-packed definition levels for optional columns and compressed with
+ * the file's codec (none, snappy, zstd). Chunk statistics (min, max, null
+ * count) go into the footer and are handed back for Iceberg's manifests.
+ * A full row group is compressed and written on a background thread (its
+ * chunks split over two threads when large) while the next one fills.
+ *
+ * Threads: one writer per calling thread; the writer owns its helpers and
+ * joins them in close and abort.
+ */
+#ifndef DM_CONNECTORS_ICEBERG_PARQUET_H
+#define DM_CONNECTORS_ICEBERG_PARQUET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+
+/* Physical types, numbered as in parquet.thrift. */
+typedef enum dm_pq_type {
+    DM_PQ_BOOLEAN = 0,
+    DM_PQ_INT32 = 1,
+    DM_PQ_INT64 = 2,
+    DM_PQ_FLOAT = 4,
+    DM_PQ_DOUBLE = 5,
+    DM_PQ_BYTE_ARRAY = 6,
+    DM_PQ_FIXED = 7,
+} dm_pq_type_t;
+
+/* The logical annotations the writer knows. */
+typedef enum dm_pq_logical {
+    DM_PQ_LT_NONE = 0,
+    DM_PQ_LT_STRING,
+    DM_PQ_LT_DATE,
+    DM_PQ_LT_TIMESTAMP_UTC,   /* INT64 microseconds, adjusted to UTC */
+    DM_PQ_LT_TIMESTAMP_LOCAL, /* INT64 microseconds, not adjusted */
+    DM_PQ_LT_UUID,            /* FIXED[16] */
+} dm_pq_logical_t;
+
+/* Page compression, numbered as parquet.thrift's CompressionCodec. */
+typedef enum dm_pq_codec {
+    DM_PQ_UNCOMPRESSED = 0,
+    DM_PQ_SNAPPY = 1,
+    DM_PQ_ZSTD = 6,
+} dm_pq_codec_t;
+
+typedef struct dm_pq_column {
+    const char *name;
+    int32_t field_id; /* Iceberg field id; written into the schema element */
+    dm_pq_type_t type;
+    dm_pq_logical_t logical;
+    int32_t fixed_len; /* DM_PQ_FIXED */
+    bool optional;
+} dm_pq_column_t;
+
+typedef struct dm_pq_options {
+    dm_pq_codec_t codec;
+    int64_t row_group_bytes; /* 0 = 128 MiB */
+    int64_t page_bytes;      /* 0 = 1 MiB */
+    int64_t dict_bytes;      /* a chunk's dictionary beyond this falls back to PLAIN; 0 = 1 MiB */
+    bool no_dictionary;
+    int zstd_level; /* 0 = 3 */
+    /* Footer key/value metadata: kv[2i] = key, kv[2i+1] = value, n_kv pairs
+     * (copied by dm_pq_writer_new). */
+    const char *const *kv;
+    size_t n_kv;
+} dm_pq_options_t;
+
+/* One cell. Strings and bytes are borrowed until dm_pq_writer_add_row returns
+ * (the writer copies them). Timestamps are microseconds, dates days. */
+typedef struct dm_pq_value {
+    bool null;
+    union {
+        bool b;
+        int32_t i32;
+        int64_t i64;
+        float f;
+        double d;
+        struct {
+            const uint8_t *p;
+            uint32_t len;
+        } s;
+    } u;
+} dm_pq_value_t;
+
+/* Per-column results of a whole file, for Iceberg's manifest. Bounds are in
+ * Iceberg's single-value serialization (little-endian numbers, raw bytes). */
+typedef struct dm_pq_column_stats {
+    int64_t compressed_bytes;
+    int64_t values; /* including nulls */
+    int64_t nulls;
+    int64_t nans;
+    bool has_bounds;
+    uint8_t min[64], max[64];
+    uint32_t min_len, max_len;
+    bool bounds_truncated; /* byte arrays longer than 64 bytes get no bounds */
+} dm_pq_column_stats_t;
+
+typedef struct dm_pq_writer dm_pq_writer_t;
+
+/* Starts a file on out (borrowed, not closed) and writes the magic. cols is
+ * copied. DM_ERR_INVALID for an empty schema or a bad column. */
+dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
+                          const dm_pq_options_t *opts, dm_pq_writer_t **w, dm_error_t *err);
+
+/* Adds one row: vals[i] for column i. A null in a required column is
+ * DM_ERR_INVALID naming the column. May write a row group. */
+dm_err_t dm_pq_writer_add_row(dm_pq_writer_t *w, const dm_pq_value_t *vals, dm_error_t *err);
+
+/* Rows added so far. */
+int64_t dm_pq_writer_rows(const dm_pq_writer_t *w);
+
+/* Bytes written to the file plus bytes buffered (uncompressed) — what the
+ * file will roughly weigh. */
+int64_t dm_pq_writer_size_estimate(const dm_pq_writer_t *w);
+
+/* Writes the last row group and the footer, flushes out, and fills stats
+ * (n_cols entries, may be NULL) and *file_bytes (may be NULL). Frees w. */
+dm_err_t dm_pq_writer_close(dm_pq_writer_t *w, dm_pq_column_stats_t *stats, int64_t *file_bytes,
+                            dm_error_t *err);
+
+/* Frees a writer without finishing the file (after an error). NULL allowed. */
+void dm_pq_writer_abort(dm_pq_writer_t *w);
+
+/* Appends the RLE/bit-packed hybrid encoding of n values of bit_width bits
+ * (no length prefix). Exposed for tests. */
+dm_err_t dm_pq_rle_encode(const uint32_t *vals, size_t n, int bit_width, dm_buf_t *out);
+
+/* ---- reading --------------------------------------------------------------------- */
+
+/* A Parquet file in memory, for compaction: flat schemas (top-level
+ * primitive columns), v1 data pages, PLAIN / RLE_DICTIONARY values, RLE
+ * definition levels, uncompressed / snappy / zstd pages — what this writer
+ * writes, and what most writers write for flat tables. Anything else is
+ * DM_ERR_UNSUPPORTED naming the file and column; bad bytes DM_ERR_CORRUPT. */
+typedef struct dm_pq_reader dm_pq_reader_t;
+
+dm_err_t dm_pq_reader_open(const char *path, dm_pq_reader_t **r, dm_error_t *err);
+void dm_pq_reader_free(dm_pq_reader_t *r);
+
+int64_t dm_pq_reader_rows(const dm_pq_reader_t *r);
+size_t dm_pq_reader_n_columns(const dm_pq_reader_t *r);
+/* Column i's description (name and field id; type and optional). */
+const dm_pq_column_t *dm_pq_reader_column(const dm_pq_reader_t *r, size_t i);
+
+/* Decodes every value of column i into out (dm_pq_reader_rows entries).
+ * Byte values point into the reader, valid until it is freed. */
+dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t i, dm_pq_value_t *out, dm_error_t *err);
+
+#endif

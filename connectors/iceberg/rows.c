@@ -1,0 +1,258 @@
+/* connectors/iceberg/rows.c — Avro source rows to Iceberg table rows. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "connectors/iceberg/rows.h"
+
+/* The non-null node of a field type and whether it was a nullable union;
+ * NULL for unions of several non-null branches. */
+static const dm_avro_node_t *unwrap(const dm_avro_node_t *n, bool *nullable)
+{
+    *nullable = false;
+    if (n->type != DM_AVRO_UNION) return n;
+    const dm_avro_node_t *one = NULL;
+    for (uint32_t i = 0; i < n->n_branches; i++) {
+        if (n->branches[i]->type == DM_AVRO_NULL)
+            *nullable = true;
+        else if (one)
+            return NULL;
+        else
+            one = n->branches[i];
+    }
+    return one;
+}
+
+static dm_err_t map_type(const dm_avro_node_t *n, dm_ice_type_t *t, int32_t *fixed_len)
+{
+    *fixed_len = 0;
+    switch (n->type) {
+    case DM_AVRO_BOOLEAN: *t = DM_ICE_BOOLEAN; return DM_OK;
+    case DM_AVRO_INT:
+        if (n->logical == DM_AVRO_LT_DATE)
+            *t = DM_ICE_DATE;
+        else if (n->logical == DM_AVRO_LT_NONE)
+            *t = DM_ICE_INT;
+        else
+            return DM_ERR_UNSUPPORTED;
+        return DM_OK;
+    case DM_AVRO_LONG:
+        switch (n->logical) {
+        case DM_AVRO_LT_NONE: *t = DM_ICE_LONG; return DM_OK;
+        case DM_AVRO_LT_TIMESTAMP_MILLIS:
+        case DM_AVRO_LT_TIMESTAMP_MICROS: *t = DM_ICE_TIMESTAMPTZ; return DM_OK;
+        case DM_AVRO_LT_LOCAL_TIMESTAMP_MILLIS:
+        case DM_AVRO_LT_LOCAL_TIMESTAMP_MICROS: *t = DM_ICE_TIMESTAMP; return DM_OK;
+        default: return DM_ERR_UNSUPPORTED;
+        }
+    case DM_AVRO_FLOAT: *t = DM_ICE_FLOAT; return DM_OK;
+    case DM_AVRO_DOUBLE: *t = DM_ICE_DOUBLE; return DM_OK;
+    case DM_AVRO_STRING:
+    case DM_AVRO_ENUM: *t = DM_ICE_STRING; return DM_OK;
+    case DM_AVRO_BYTES:
+        if (n->logical != DM_AVRO_LT_NONE) return DM_ERR_UNSUPPORTED;
+        *t = DM_ICE_BINARY;
+        return DM_OK;
+    case DM_AVRO_FIXED:
+        if (n->logical != DM_AVRO_LT_NONE) return DM_ERR_UNSUPPORTED;
+        *t = DM_ICE_FIXED, *fixed_len = (int32_t)n->size;
+        return DM_OK;
+    default: return DM_ERR_UNSUPPORTED;
+    }
+}
+
+const dm_avro_node_t *dm_ice_row_node(const dm_avro_node_t *root, bool *envelope)
+{
+    *envelope = false;
+    if (root->type != DM_AVRO_RECORD) return root;
+    int op = dm_avro_field_index(root, "op"), after = dm_avro_field_index(root, "after");
+    if (op < 0 || after < 0) return root;
+    bool nullable;
+    const dm_avro_node_t *a = unwrap(root->fields[after].type, &nullable);
+    if (!a || a->type != DM_AVRO_RECORD) return root;
+    *envelope = true;
+    return a;
+}
+
+dm_err_t dm_ice_schema_from_avro(const dm_avro_node_t *row, int32_t next_id, dm_ice_schema_t *out,
+                                 dm_error_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (row->type != DM_AVRO_RECORD)
+        return dm_error_set(err, DM_ERR_UNSUPPORTED, "iceberg: rows must be records, not %s",
+                            dm_avro_type_name(row->type));
+    out->fields = calloc(row->n_fields + 1, sizeof(dm_ice_field_t));
+    out->key_ids = calloc(row->n_fields + 1, sizeof(int32_t));
+    if (!out->fields || !out->key_ids) {
+        dm_ice_schema_free(out);
+        return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    }
+    for (uint32_t i = 0; i < row->n_fields; i++) {
+        bool nullable;
+        const dm_avro_node_t *n = unwrap(row->fields[i].type, &nullable);
+        dm_ice_field_t *f = &out->fields[i];
+        if (!n || map_type(n, &f->type, &f->fixed_len)) {
+            out->n = i;
+            dm_ice_schema_free(out);
+            return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                                "iceberg: field %s has a type the sink does not map to a column "
+                                "(nested records, arrays, maps, decimals and multi-type unions "
+                                "are not supported)",
+                                row->fields[i].name);
+        }
+        f->id = next_id++;
+        f->name = strdup(row->fields[i].name);
+        f->required = !nullable;
+        out->n = i + 1;
+    }
+    return DM_OK;
+}
+
+static bool widens(dm_ice_type_t from, dm_ice_type_t to)
+{
+    return from == to || (from == DM_ICE_INT && to == DM_ICE_LONG) ||
+           (from == DM_ICE_FLOAT && to == DM_ICE_DOUBLE);
+}
+
+dm_err_t dm_ice_schema_evolve(const dm_ice_schema_t *table, int32_t last_id,
+                              const dm_ice_schema_t *source, dm_ice_schema_t *out, bool *changed,
+                              dm_error_t *err)
+{
+    *changed = false;
+    memset(out, 0, sizeof(*out));
+    dm_err_t rc = dm_ice_schema_copy(table, out);
+    if (rc) return dm_error_set(err, rc, "iceberg: out of memory");
+    for (size_t i = 0; i < source->n; i++) {
+        const dm_ice_field_t *sf = &source->fields[i];
+        dm_ice_field_t *tf = (dm_ice_field_t *)dm_ice_schema_find(out, sf->name);
+        if (tf) {
+            if (tf->type == sf->type && tf->fixed_len == sf->fixed_len) continue;
+            if (!widens(tf->type, sf->type)) {
+                char a[32], b[32];
+                dm_ice_schema_free(out);
+                return dm_error_set(err, DM_ERR_SCHEMA_INCOMPATIBLE,
+                                    "iceberg: column %s is %s in the table and %s in the source",
+                                    sf->name, dm_ice_type_name(tf->type, tf->fixed_len, a),
+                                    dm_ice_type_name(sf->type, sf->fixed_len, b));
+            }
+            tf->type = sf->type; /* promotion: int -> long, float -> double */
+            *changed = true;
+            continue;
+        }
+        dm_ice_field_t *f = realloc(out->fields, (out->n + 1) * sizeof(*f));
+        if (!f) {
+            dm_ice_schema_free(out);
+            return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+        }
+        out->fields = f;
+        f[out->n] = *sf;
+        f[out->n].id = ++last_id;
+        f[out->n].required = false; /* older rows have no value */
+        f[out->n].name = strdup(sf->name);
+        out->n++;
+        *changed = true;
+    }
+    return DM_OK;
+}
+
+dm_err_t dm_ice_source_init(dm_ice_source_t *src, uint32_t id, const dm_avro_schema_t *schema,
+                            const dm_ice_schema_t *table, dm_error_t *err)
+{
+    memset(src, 0, sizeof(*src));
+    src->id = id;
+    src->schema = schema;
+    src->row = dm_ice_row_node(schema->root, &src->envelope);
+    if (src->row->type != DM_AVRO_RECORD)
+        return dm_error_set(err, DM_ERR_UNSUPPORTED, "iceberg: source schema %u is not a record",
+                            id);
+    if (src->envelope) {
+        src->op = dm_avro_field_index(schema->root, "op");
+        src->before = dm_avro_field_index(schema->root, "before");
+        src->after = dm_avro_field_index(schema->root, "after");
+    }
+    src->n_cols = table->n;
+    src->field_of = calloc(table->n + 1, sizeof(int));
+    if (!src->field_of) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    for (size_t i = 0; i < table->n; i++)
+        src->field_of[i] = dm_avro_field_index(src->row, table->fields[i].name);
+    return dm_avro_codec_new(schema, NULL, NULL, 0, &src->codec, err);
+}
+
+void dm_ice_source_free(dm_ice_source_t *src)
+{
+    dm_avro_codec_free(src->codec);
+    free(src->field_of);
+    memset(src, 0, sizeof(*src));
+}
+
+static dm_err_t convert(const dm_ice_field_t *f, const dm_avro_node_t *type,
+                        const dm_avro_value_t *v, dm_arena_t *copy, dm_pq_value_t *out,
+                        dm_error_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (v->type == DM_AVRO_NULL || v->type == DM_AVRO_ABSENT) {
+        out->null = true;
+        if (f->required)
+            return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "iceberg: null for required column %s",
+                                f->name);
+        return DM_OK;
+    }
+    const dm_avro_node_t *n = type->type == DM_AVRO_UNION ? type->branches[v->branch] : type;
+    switch (v->type) {
+    case DM_AVRO_BOOLEAN: out->u.b = v->u.b; break;
+    case DM_AVRO_INT:
+        if (f->type == DM_ICE_LONG)
+            out->u.i64 = v->u.i;
+        else
+            out->u.i32 = v->u.i;
+        break;
+    case DM_AVRO_LONG:
+        out->u.i64 = v->u.l;
+        if (n->logical == DM_AVRO_LT_TIMESTAMP_MILLIS ||
+            n->logical == DM_AVRO_LT_LOCAL_TIMESTAMP_MILLIS)
+            out->u.i64 = v->u.l * 1000;
+        break;
+    case DM_AVRO_FLOAT:
+        if (f->type == DM_ICE_DOUBLE)
+            out->u.d = v->u.f;
+        else
+            out->u.f = v->u.f;
+        break;
+    case DM_AVRO_DOUBLE: out->u.d = v->u.d; break;
+    case DM_AVRO_ENUM: {
+        const char *s = n->symbols[v->u.i];
+        out->u.s.p = (const uint8_t *)s, out->u.s.len = (uint32_t)strlen(s);
+        break;
+    }
+    default:
+        out->u.s.p = v->u.p, out->u.s.len = v->len;
+        if (copy && v->len) {
+            out->u.s.p = dm_arena_memdup(copy, v->u.p, v->len);
+            if (!out->u.s.p) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+        }
+        break;
+    }
+    return DM_OK;
+}
+
+dm_err_t dm_ice_row_convert(const dm_ice_source_t *src, const dm_ice_schema_t *table,
+                            const dm_avro_value_t *row, dm_arena_t *copy_arena, dm_pq_value_t *out,
+                            dm_error_t *err)
+{
+    for (size_t i = 0; i < table->n; i++) {
+        int fi = i < src->n_cols ? src->field_of[i] : -1;
+        const dm_ice_field_t *f = &table->fields[i];
+        if (fi < 0) {
+            memset(&out[i], 0, sizeof(out[i]));
+            out[i].null = true;
+            if (f->required)
+                return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH,
+                                    "iceberg: the source has no value for required column %s",
+                                    f->name);
+            continue;
+        }
+        dm_err_t rc =
+            convert(f, src->row->fields[fi].type, &row->u.v[fi], copy_arena, &out[i], err);
+        if (rc) return rc;
+    }
+    return DM_OK;
+}

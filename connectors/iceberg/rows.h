@@ -1,0 +1,55 @@
+/* connectors/iceberg/rows.h — from Avro source records to table rows: the
+ * Iceberg schema a source schema maps to, schema evolution by name, and the
+ * conversion of decoded values (and Debezium-shaped change events). */
+#ifndef DM_CONNECTORS_ICEBERG_ROWS_H
+#define DM_CONNECTORS_ICEBERG_ROWS_H
+
+#include "connectors/iceberg/table.h"
+#include "core/arena.h"
+#include "schema/dm_avro.h"
+
+/* How one source (writer) schema feeds the table. */
+typedef struct dm_ice_source {
+    uint32_t id;
+    const dm_avro_schema_t *schema;
+    dm_avro_codec_t *codec;
+    const dm_avro_node_t *row; /* the record rows come from (root, or the envelope's after) */
+    bool envelope;             /* op / before / after change events */
+    int op, before, after;     /* envelope field indexes */
+    int *field_of;             /* table column -> row field index, -1 when absent */
+    size_t n_cols;
+} dm_ice_source_t;
+
+/* Builds the Iceberg schema of a source's rows: top-level fields become
+ * columns with ids from next_id (a nullable union is an optional column);
+ * nested types are refused with DM_ERR_UNSUPPORTED naming the field. */
+dm_err_t dm_ice_schema_from_avro(const dm_avro_node_t *row, int32_t next_id, dm_ice_schema_t *out,
+                                 dm_error_t *err);
+
+/* The row record of a source schema, and whether it is a change envelope
+ * (a record with op and a nullable record after). */
+const dm_avro_node_t *dm_ice_row_node(const dm_avro_node_t *root, bool *envelope);
+
+/* Evolves table (by name): columns the source has and the table lacks are
+ * added as optional with fresh ids after last_id; a changed type that is not
+ * a widening (int->long, float->double) is DM_ERR_SCHEMA_INCOMPATIBLE. *out
+ * is the new schema when *changed. */
+dm_err_t dm_ice_schema_evolve(const dm_ice_schema_t *table, int32_t last_id,
+                              const dm_ice_schema_t *source, dm_ice_schema_t *out, bool *changed,
+                              dm_error_t *err);
+
+/* Prepares a source against the table's current schema (codec, column
+ * mapping). Free with dm_ice_source_free. */
+dm_err_t dm_ice_source_init(dm_ice_source_t *src, uint32_t id, const dm_avro_schema_t *schema,
+                            const dm_ice_schema_t *table, dm_error_t *err);
+void dm_ice_source_free(dm_ice_source_t *src);
+
+/* Converts a row record value into table columns (out: table->n cells).
+ * copy_arena: when not NULL, strings are copied there (rows kept past the
+ * batch). A missing or null value in a required column is DM_ERR_SCHEMA_MISMATCH
+ * naming it. */
+dm_err_t dm_ice_row_convert(const dm_ice_source_t *src, const dm_ice_schema_t *table,
+                            const dm_avro_value_t *row, dm_arena_t *copy_arena, dm_pq_value_t *out,
+                            dm_error_t *err);
+
+#endif

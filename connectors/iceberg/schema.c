@@ -1,0 +1,156 @@
+/* connectors/iceberg/schema.c — Iceberg schemas: metadata JSON, Parquet
+ * columns, single-value serialization. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connectors/iceberg/table.h"
+
+static const char *const type_names[] = {"boolean", "int",    "long",      "float",
+                                         "double",  "date",   "timestamp", "timestamptz",
+                                         "string",  "binary", "uuid",      "fixed"};
+
+const char *dm_ice_type_name(dm_ice_type_t t, int32_t fixed_len, char buf[32])
+{
+    if (t == DM_ICE_FIXED)
+        snprintf(buf, 32, "fixed[%d]", fixed_len);
+    else
+        snprintf(buf, 32, "%s", type_names[t]);
+    return buf;
+}
+
+static dm_err_t parse_type(const char *s, dm_ice_type_t *t, int32_t *fixed_len)
+{
+    *fixed_len = 0;
+    for (int i = 0; i < 11; i++)
+        if (!strcmp(s, type_names[i])) {
+            *t = (dm_ice_type_t)i;
+            return DM_OK;
+        }
+    if (sscanf(s, "fixed[%d]", fixed_len) == 1 && *fixed_len > 0) {
+        *t = DM_ICE_FIXED;
+        return DM_OK;
+    }
+    return DM_ERR_UNSUPPORTED;
+}
+
+json_t *dm_ice_schema_to_json(const dm_ice_schema_t *s)
+{
+    json_t *fields = json_array(), *ids = json_array();
+    char tb[32];
+    for (size_t i = 0; i < s->n; i++) {
+        const dm_ice_field_t *f = &s->fields[i];
+        json_array_append_new(fields, json_pack("{s:i, s:s, s:b, s:s}", "id", f->id, "name",
+                                                f->name, "required", f->required, "type",
+                                                dm_ice_type_name(f->type, f->fixed_len, tb)));
+    }
+    for (size_t i = 0; i < s->n_keys; i++)
+        json_array_append_new(ids, json_integer(s->key_ids[i]));
+    return json_pack("{s:s, s:i, s:o, s:o}", "type", "struct", "schema-id", s->id,
+                     "identifier-field-ids", ids, "fields", fields);
+}
+
+dm_err_t dm_ice_schema_from_json(const json_t *j, dm_ice_schema_t *s, dm_error_t *err)
+{
+    memset(s, 0, sizeof(*s));
+    json_t *fields = json_object_get(j, "fields"),
+           *ids = json_object_get(j, "identifier-field-ids");
+    s->id = (int32_t)json_integer_value(json_object_get(j, "schema-id"));
+    size_t n = json_array_size(fields);
+    s->fields = calloc(n ? n : 1, sizeof(dm_ice_field_t));
+    s->key_ids = calloc(json_array_size(ids) + 1, sizeof(int32_t));
+    if (!s->fields || !s->key_ids) {
+        dm_ice_schema_free(s);
+        return DM_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *f = json_array_get(fields, i);
+        const char *name = json_string_value(json_object_get(f, "name"));
+        const char *type = json_string_value(json_object_get(f, "type"));
+        dm_ice_field_t *o = &s->fields[i];
+        if (!name || !type || parse_type(type, &o->type, &o->fixed_len)) {
+            s->n = i;
+            dm_ice_schema_free(s);
+            return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                                "iceberg: table column %s has a type the sink does not write",
+                                name ? name : "?");
+        }
+        o->name = strdup(name);
+        o->id = (int32_t)json_integer_value(json_object_get(f, "id"));
+        o->required = json_is_true(json_object_get(f, "required"));
+        s->n = i + 1;
+    }
+    for (size_t i = 0; i < json_array_size(ids); i++)
+        s->key_ids[s->n_keys++] = (int32_t)json_integer_value(json_array_get(ids, i));
+    return DM_OK;
+}
+
+void dm_ice_schema_free(dm_ice_schema_t *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->fields[i].name);
+    free(s->fields);
+    free(s->key_ids);
+    memset(s, 0, sizeof(*s));
+}
+
+dm_err_t dm_ice_schema_copy(const dm_ice_schema_t *from, dm_ice_schema_t *to)
+{
+    json_t *j = dm_ice_schema_to_json(from);
+    dm_err_t rc = j ? dm_ice_schema_from_json(j, to, NULL) : DM_ERR_NOMEM;
+    json_decref(j);
+    return rc;
+}
+
+const dm_ice_field_t *dm_ice_schema_find(const dm_ice_schema_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->fields[i].name, name)) return &s->fields[i];
+    return NULL;
+}
+
+const dm_ice_field_t *dm_ice_schema_find_id(const dm_ice_schema_t *s, int32_t id)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->fields[i].id == id) return &s->fields[i];
+    return NULL;
+}
+
+dm_pq_column_t dm_ice_parquet_column(const dm_ice_field_t *f)
+{
+    dm_pq_column_t c = {.name = f->name, .field_id = f->id, .optional = !f->required};
+    switch (f->type) {
+    case DM_ICE_BOOLEAN: c.type = DM_PQ_BOOLEAN; break;
+    case DM_ICE_INT: c.type = DM_PQ_INT32; break;
+    case DM_ICE_LONG: c.type = DM_PQ_INT64; break;
+    case DM_ICE_FLOAT: c.type = DM_PQ_FLOAT; break;
+    case DM_ICE_DOUBLE: c.type = DM_PQ_DOUBLE; break;
+    case DM_ICE_DATE: c.type = DM_PQ_INT32, c.logical = DM_PQ_LT_DATE; break;
+    case DM_ICE_TIMESTAMP: c.type = DM_PQ_INT64, c.logical = DM_PQ_LT_TIMESTAMP_LOCAL; break;
+    case DM_ICE_TIMESTAMPTZ: c.type = DM_PQ_INT64, c.logical = DM_PQ_LT_TIMESTAMP_UTC; break;
+    case DM_ICE_STRING: c.type = DM_PQ_BYTE_ARRAY, c.logical = DM_PQ_LT_STRING; break;
+    case DM_ICE_BINARY: c.type = DM_PQ_BYTE_ARRAY; break;
+    case DM_ICE_UUID: c.type = DM_PQ_FIXED, c.fixed_len = 16, c.logical = DM_PQ_LT_UUID; break;
+    case DM_ICE_FIXED: c.type = DM_PQ_FIXED, c.fixed_len = f->fixed_len; break;
+    }
+    return c;
+}
+
+bool dm_ice_value_bytes(dm_ice_type_t t, const dm_pq_value_t *v, uint8_t out[64], uint32_t *len)
+{
+    switch (t) {
+    case DM_ICE_BOOLEAN: out[0] = v->u.b, *len = 1; return true;
+    case DM_ICE_INT:
+    case DM_ICE_DATE: memcpy(out, &v->u.i32, 4), *len = 4; return true;
+    case DM_ICE_FLOAT: memcpy(out, &v->u.f, 4), *len = 4; return true;
+    case DM_ICE_LONG:
+    case DM_ICE_TIMESTAMP:
+    case DM_ICE_TIMESTAMPTZ: memcpy(out, &v->u.i64, 8), *len = 8; return true;
+    case DM_ICE_DOUBLE: memcpy(out, &v->u.d, 8), *len = 8; return true;
+    default:
+        if (v->u.s.len > 64) return false;
+        memcpy(out, v->u.s.p, v->u.s.len);
+        *len = v->u.s.len;
+        return true;
+    }
+}
