@@ -17,8 +17,9 @@ typedef struct kpart {
     char *topic;
     int32_t partition;
     rd_kafka_queue_t *q;
-    int64_t next; /* where the last fetch ended: no seek when the next one starts there */
-    int64_t end;  /* end offset when the consumer last reached it */
+    int64_t next;  /* where the last fetch ended: no seek when the next one starts there */
+    int64_t end;   /* end offset when the consumer last reached it */
+    bool answered; /* the cluster answered since the last assign or seek */
 } kpart_t;
 
 typedef struct kfetch {
@@ -88,6 +89,7 @@ static kpart_t *position(kfetch_t *f, const char *topic, int32_t partition, int6
             return NULL;
         }
         p->next = offset;
+        p->answered = false;
         return p;
     }
     if (f->n_parts == f->cap_parts) {
@@ -241,15 +243,22 @@ dm_err_t dm_kafka_fetch(void *state, const char *topic, int32_t partition, int64
     if (!p) return err ? err->code : DM_ERR_TRANSPORT;
     size_t bytes = 0;
     bool done = false;
-    /* Wait for the first record; reaching the end before it is not an answer yet. */
-    uint64_t deadline = dm_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+    /* Wait for the first record; reaching the end before it is not an answer yet. Right
+     * after an assign or a seek nothing is known locally, so even a caller that does not
+     * want to wait (timeout 0: "what is there now?") waits for the cluster's first answer. */
+    uint64_t now = dm_now_ns();
+    uint64_t deadline = now + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+    uint64_t first = now + (uint64_t)DM_KAFKA_TIMEOUT_MS * 1000000;
     for (;;) {
-        int64_t left = timeout_ms < 0 ? -1 : (int64_t)(deadline - dm_now_ns()) / 1000000;
-        if (timeout_ms >= 0 && (int64_t)(deadline - dm_now_ns()) < 0) left = 0;
-        rd_kafka_message_t *m = rd_kafka_consume_queue(p->q, (int)left);
+        uint64_t until = !p->answered && first > deadline ? first : deadline;
+        now = dm_now_ns();
+        int left = timeout_ms < 0 ? -1 : now >= until ? 0 : (int)((until - now) / 1000000);
+        rd_kafka_message_t *m = rd_kafka_consume_queue(p->q, left);
         if (!m) break;
+        p->answered = true;
         done = false;
-        if ((rc = take(f, p, m, &bytes, &done, err)) || f->n_msgs || left == 0) break;
+        if ((rc = take(f, p, m, &bytes, &done, err)) || f->n_msgs) break;
+        if (timeout_ms >= 0 && dm_now_ns() >= deadline) break;
     }
     rd_kafka_message_t *more[256];
     while (!rc && !done && bytes < max_bytes) {
