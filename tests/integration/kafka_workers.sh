@@ -118,6 +118,26 @@ wb=
 kill -TERM "$pid"; wait "$pid"; rc=$?
 [[ $rc -eq 0 ]] && ok controller_stops_cleanly || bad controller_stops_cleanly "exit $rc: $(tail -20 "$data/up.log")"
 pid=
+# Without --external-workers the controller runs the tasks itself, every topic on Kafka.
+mk_topic plays2 2 && mk_topic us2 2 && mk_topic pipeline.us2.dlq 1 || exit 1
+sed -e 's/name: plays,/name: plays2,/; s/from: \[plays\]/from: [plays2]/; s/name: us,/name: us2,/; s/source: us$/source: us2/' \
+    -e 's/partitions: 4/partitions: 2/; s/max_events: [0-9]*/max_events: 500/' "$data/spec.yaml" >"$data/spec2.yaml"
+mkdir -p "$data/in"
+dm_controller_start "$data/in" "$port" "$data/up2.log" --transport "kafka://$brokers" || exit 1
+pid=$dm_pid
+"$bin" apply -f "$data/spec2.yaml" >"$data/apply2.out" 2>&1 || bad apply_in_process "$(cat "$data/apply2.out")"
+n=
+for _ in $(seq 60); do
+  n=$("$bin" consume us2 --from-beginning 2>/dev/null | py 'import json,sys
+print(len({json.loads(l)["id"] for l in sys.stdin}))')
+  [[ $n == 500 ]] && break
+  sleep 0.5
+done
+st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/us2/status")
+[[ $n == 500 && $st == *'"state":"running"'* ]] && ok up_runs_tasks_on_kafka || bad up_runs_tasks_on_kafka "ids $n; $st; $(tail -20 "$data/up2.log")"
+kill -TERM "$pid"; wait "$pid"; rc=$?
+[[ $rc -eq 0 ]] && ok in_process_stops_cleanly || bad in_process_stops_cleanly "exit $rc: $(tail -20 "$data/up2.log")"
+pid=
 grep -q Sanitizer "$data"/*.log && bad no_sanitizer_reports "$(grep -A10 Sanitizer "$data"/*.log | head -30)"
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
