@@ -23,13 +23,14 @@ typedef struct workers_api {
     json_t *reports; /* worker id → {units, at_ns} */
 } workers_api_t;
 
-#define MAX_WORKER_ID 128
-#define MAX_UNITS     4096
+#define MAX_WORKER_ID   128
+#define MAX_UNITS       4096
+#define WORKER_STALE_NS (30ull * 1000000000) /* reports older than this are not status */
 
 static void on_tasks(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
-    workers_api_t *api = ctx;
-    dm_http_json(res, 200, dm_runtime_worker_tasks(api->rt));
+    workers_api_t *w = ctx;
+    dm_http_json(res, 200, dm_runtime_worker_tasks(w->rt));
 }
 
 static void on_report(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
@@ -77,9 +78,40 @@ static void on_list(void *ctx, const dm_http_request_t *req, dm_http_response_t 
     dm_http_json(res, 200, json_pack("{s:o}", "workers", list));
 }
 
+static workers_api_t api = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+json_t *dm_api_workers_units(const char *pipeline)
+{
+    json_t *units = json_array();
+    uint64_t now = dm_now_ns();
+    pthread_mutex_lock(&api.mu);
+    const char *id;
+    json_t *r;
+    json_object_foreach(api.reports, id, r)
+    {
+        uint64_t at = (uint64_t)json_integer_value(json_object_get(r, "at_ns"));
+        if (now - at > WORKER_STALE_NS) continue; /* a worker that stopped reporting */
+        size_t i;
+        json_t *u;
+        json_array_foreach(json_object_get(r, "units"), i, u)
+        {
+            const char *p = json_string_value(json_object_get(u, "pipeline"));
+            const char *name = json_string_value(json_object_get(u, "name"));
+            /* Failed pipelines are reported by name alone. */
+            if ((p && !strcmp(p, pipeline)) || (!p && name && !strcmp(name, pipeline))) {
+                json_t *c = json_deep_copy(u);
+                json_object_set_new(c, "kind", json_string("task"));
+                json_object_set_new(c, "worker", json_string(id));
+                json_array_append_new(units, c);
+            }
+        }
+    }
+    pthread_mutex_unlock(&api.mu);
+    return units;
+}
+
 dm_err_t dm_api_workers_register(dm_http_server_t *http, dm_runtime_t *rt)
 {
-    static workers_api_t api = {.mu = PTHREAD_MUTEX_INITIALIZER};
     api.rt = rt;
     if (!api.reports) api.reports = json_object();
     dm_err_t rc = dm_http_route(http, "GET", "/api/v1/workers/tasks", on_tasks, &api);
