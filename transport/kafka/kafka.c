@@ -142,6 +142,8 @@ static void kafka_close(void *state)
 
 static dm_err_t kafka_open(const char *location, void **state, dm_error_t *err)
 {
+    dm_error_t local;
+    if (!err) err = &local;
     *state = NULL;
     const char *q = strchr(location, '?');
     size_t blen = q ? (size_t)(q - location) : strlen(location);
@@ -235,44 +237,66 @@ static dm_err_t topic_result(const rd_kafka_topic_result_t *r, const char *what,
     return dm_error_set(err, rc, "%s: %s", what, msg ? msg : rd_kafka_err2str(e));
 }
 
-static dm_err_t set_config(rd_kafka_NewTopic_t *nt, const char *name, int64_t v)
+/* The topic settings Kafka has for the transport's: Kafka's own defaults (the broker's)
+ * for what is zero. False when librdkafka refuses one. */
+static bool topic_settings(rd_kafka_NewTopic_t *nt, const dm_topic_config_t *c)
 {
-    char s[32];
-    snprintf(s, sizeof(s), "%lld", (long long)v);
-    return rd_kafka_NewTopic_set_config(nt, name, s) ? DM_ERR_CONFIG : DM_OK;
+    struct {
+        bool set;
+        const char *name;
+        int64_t value;
+    } nums[] = {
+        {c->retention_ms != 0, "retention.ms", c->retention_ms < 0 ? -1 : c->retention_ms},
+        {c->retention_bytes != 0, "retention.bytes",
+         c->retention_bytes < 0 ? -1 : c->retention_bytes},
+        {c->delete_retention_ms > 0, "delete.retention.ms", c->delete_retention_ms},
+        {c->segment_bytes > 0, "segment.bytes", c->segment_bytes},
+        {c->fsync == DM_TRANSPORT_FSYNC_ALWAYS, "flush.messages", 1}, /* fsync every record */
+    };
+    bool ok = true;
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        char v[32];
+        snprintf(v, sizeof(v), "%lld", (long long)nums[i].value);
+        if (nums[i].set) ok &= !rd_kafka_NewTopic_set_config(nt, nums[i].name, v);
+    }
+    if (c->compact) ok &= !rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    if (c->compression)
+        ok &= !rd_kafka_NewTopic_set_config(
+            nt, "compression.type",
+            c->compression == DM_TRANSPORT_COMPRESSION_ZSTD ? "zstd" : "lz4");
+    return ok;
+}
+
+/* Admin options: the broker waits for a new topic to reach its replicas before it answers.
+ * (The request timeout stays socket.timeout.ms, which the URL may set.) */
+static rd_kafka_AdminOptions_t *admin_options(dm_kafka_t *k, rd_kafka_admin_op_t op)
+{
+    char errstr[256];
+    rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(k->rk, op);
+    rd_kafka_AdminOptions_set_operation_timeout(o, DM_KAFKA_TIMEOUT_MS / 2, errstr, sizeof(errstr));
+    return o;
 }
 
 static dm_err_t kafka_create_topic(void *state, const dm_topic_config_t *c, dm_error_t *err)
 {
     dm_kafka_t *k = state;
+    dm_error_t local;
+    if (!err) err = &local;
     char errstr[512], what[400];
     snprintf(what, sizeof(what), "creating topic %s", c->name);
     rd_kafka_NewTopic_t *nt =
         rd_kafka_NewTopic_new(c->name, c->partitions > 0 ? c->partitions : 1,
                               c->replication > 0 ? c->replication : -1, errstr, sizeof(errstr));
     if (!nt) return dm_error_set(err, DM_ERR_LOG_BAD_NAME, "%s: %s", what, errstr);
-    dm_err_t rc = DM_OK;
-    if (c->retention_ms)
-        rc |= set_config(nt, "retention.ms", c->retention_ms < 0 ? -1 : c->retention_ms);
-    if (c->retention_bytes)
-        rc |= set_config(nt, "retention.bytes", c->retention_bytes < 0 ? -1 : c->retention_bytes);
-    if (c->compact) rc |= rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact") ? -1 : 0;
-    if (c->delete_retention_ms > 0)
-        rc |= set_config(nt, "delete.retention.ms", c->delete_retention_ms);
-    if (c->segment_bytes > 0) rc |= set_config(nt, "segment.bytes", c->segment_bytes);
-    if (c->fsync == DM_TRANSPORT_FSYNC_ALWAYS) rc |= set_config(nt, "flush.messages", 1);
-    if (c->compression)
-        rc |= rd_kafka_NewTopic_set_config(nt, "compression.type",
-                                           c->compression == DM_TRANSPORT_COMPRESSION_ZSTD ? "zstd"
-                                                                                           : "lz4")
-                  ? -1
-                  : 0;
-    if (rc) {
+    if (!topic_settings(nt, c)) {
         rd_kafka_NewTopic_destroy(nt);
         return dm_error_set(err, DM_ERR_CONFIG, "%s: a topic setting was refused", what);
     }
+    dm_err_t rc;
     rd_kafka_queue_t *q = rd_kafka_queue_new(k->rk);
-    rd_kafka_CreateTopics(k->rk, &nt, 1, NULL, q);
+    rd_kafka_AdminOptions_t *o = admin_options(k, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_CreateTopics(k->rk, &nt, 1, o, q);
+    rd_kafka_AdminOptions_destroy(o);
     rd_kafka_NewTopic_destroy(nt);
     rd_kafka_event_t *ev = admin_wait(q, what, err);
     rc = ev ? DM_OK : err->code;
@@ -291,11 +315,15 @@ static dm_err_t kafka_create_topic(void *state, const dm_topic_config_t *c, dm_e
 static dm_err_t kafka_delete_topic(void *state, const char *topic, dm_error_t *err)
 {
     dm_kafka_t *k = state;
+    dm_error_t local;
+    if (!err) err = &local;
     char what[400];
     snprintf(what, sizeof(what), "deleting topic %s", topic);
     rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(topic);
     rd_kafka_queue_t *q = rd_kafka_queue_new(k->rk);
-    rd_kafka_DeleteTopics(k->rk, &dt, 1, NULL, q);
+    rd_kafka_AdminOptions_t *o = admin_options(k, RD_KAFKA_ADMIN_OP_DELETETOPICS);
+    rd_kafka_DeleteTopics(k->rk, &dt, 1, o, q);
+    rd_kafka_AdminOptions_destroy(o);
     rd_kafka_DeleteTopic_destroy(dt);
     rd_kafka_event_t *ev = admin_wait(q, what, err);
     dm_err_t rc = ev ? DM_OK : err->code;

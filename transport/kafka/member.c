@@ -64,6 +64,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 dm_err_t dm_kafka_member_new(dm_transport_t *t, const char *group, const char *topic,
                              dm_kafka_member_t **out, dm_error_t *err)
 {
+    dm_error_t local;
+    if (!err) err = &local;
     *out = NULL;
     if (strcmp(dm_transport_backend(t), "kafka"))
         return dm_error_set(err, DM_ERR_TRANSPORT_BACKEND,
