@@ -57,6 +57,8 @@ pid=$dm_pid
 tasks=$(curl -s "$DATAMESH_SERVER/api/v1/workers/tasks")
 [[ $tasks == *'"pipeline":"us"'* && $tasks == *'"group":"pipeline.us"'* && $tasks == *"\"transport\":\"kafka://$brokers\""* ]] \
   && ok controller_lists_tasks || bad controller_lists_tasks "$tasks"
+code=$(curl -s -o "$data/bad.out" -w '%{http_code}' -X POST --data 'not json' "$DATAMESH_SERVER/api/v1/workers/x/status")
+[[ $code == 400 ]] && grep -q 'units' "$data/bad.out" && ok bad_report_refused || bad bad_report_refused "$code $(cat "$data/bad.out")"
 st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/us/status")
 [[ $st == *'"state":"external"'* ]] && ok tasks_left_to_workers || bad tasks_left_to_workers "$st"
 
