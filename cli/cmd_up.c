@@ -15,6 +15,8 @@ int dm_cmd_up(int argc, char **argv)
     static const struct option longopts[] = {{"data", required_argument, NULL, 'd'},
                                              {"listen", required_argument, NULL, 'l'},
                                              {"demo", no_argument, NULL, 'D'},
+                                             {"transport", required_argument, NULL, 'T'},
+                                             {"external-workers", no_argument, NULL, 'X'},
                                              {NULL, 0, NULL, 0}};
     optind = 1;
     int ch;
@@ -23,11 +25,18 @@ int dm_cmd_up(int argc, char **argv)
         case 'd': opt.data_dir = optarg; break;
         case 'l': opt.listen = optarg; break;
         case 'D': opt.demo = true; break;
+        case 'T': opt.transport = optarg; break;
+        case 'X': opt.external_tasks = true; break;
         default: return DM_EXIT_USAGE;
         }
     }
     if (optind < argc) {
         dm_cli_errorf("up", "unexpected argument '%s'", argv[optind]);
+        return DM_EXIT_USAGE;
+    }
+    if (opt.external_tasks && (!opt.transport || strncmp(opt.transport, "kafka://", 8))) {
+        dm_cli_errorf("up", "--external-workers needs --transport kafka://...: workers share "
+                            "partitions through Kafka consumer groups");
         return DM_EXIT_USAGE;
     }
 
@@ -45,7 +54,8 @@ int dm_cmd_up(int argc, char **argv)
         dm_cli_errorf("up", "%s", err.message);
         return DM_EXIT_FAILED;
     }
-    printf("datamesh up: serving http://%s (data %s); Ctrl-C stops\n", opt.listen, opt.data_dir);
+    printf("datamesh up: serving http://%s (data %s, topics on %s); Ctrl-C stops\n", opt.listen,
+           opt.data_dir, opt.transport ? "kafka" : "the embedded log");
     fflush(stdout);
 
     int sig = 0;

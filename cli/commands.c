@@ -7,13 +7,16 @@
 const dm_cli_command_t dm_cli_commands[] = {
     {"up", "start the controller and workers on this machine",
      "usage: datamesh up [--data DIR] [--listen HOST:PORT] [--demo]\n"
+     "                   [--transport kafka://HOST:PORT[,HOST:PORT...]] [--external-workers]\n"
      "\n"
      "Starts the control plane (API, catalog, schema registry) and the workers in one\n"
      "process. State lives in the data directory. SIGINT or SIGTERM stops it cleanly.\n"
      "\n"
      "  --data DIR          data directory (default ./.datamesh)\n"
      "  --listen HOST:PORT  API and UI address (default 127.0.0.1:8080)\n"
-     "  --demo              load the demo sources and pipeline\n",
+     "  --demo              load the demo sources and pipeline\n"
+     "  --transport URL     run every topic on Kafka (default: the embedded log)\n"
+     "  --external-workers  leave pipeline tasks to `datamesh worker` processes\n",
      dm_cmd_up},
     {"apply", "create or update sources, pipelines, processors and sinks from specs",
      "usage: datamesh apply -f FILE|DIR [-f ...] [--dry-run] [--server URL]\n"
@@ -82,7 +85,19 @@ const dm_cli_command_t dm_cli_commands[] = {
      "usage: datamesh log topics|describe|dump --data DIR ...\n", dm_cmd_log},
     {"bench", "run a built-in benchmark", "usage: datamesh bench NAME\n", NULL},
     {"worker", "run tasks for a remote controller (distributed mode)",
-     "usage: datamesh worker --controller URL\n", NULL},
+     "usage: datamesh worker --controller URL [--transport URL] [--id NAME]\n"
+     "\n"
+     "Takes the pipelines of a controller started with --transport kafka://...\n"
+     "--external-workers and runs their tasks. Workers share each pipeline's input\n"
+     "partitions through its Kafka consumer group; when one stops or dies, the others\n"
+     "take its partitions over from the committed offsets. Reports its status to the\n"
+     "controller (GET /api/v1/workers). SIGINT or SIGTERM leaves the groups cleanly.\n"
+     "\n"
+     "  --controller URL  the controller's API (default $DATAMESH_SERVER, else\n"
+     "                    http://127.0.0.1:8080)\n"
+     "  --transport URL   the Kafka cluster (default: the controller's)\n"
+     "  --id NAME         this worker's name in reports (default host-pid)\n",
+     dm_cmd_worker},
 };
 
 const int dm_cli_n_commands = (int)(sizeof(dm_cli_commands) / sizeof(dm_cli_commands[0]));

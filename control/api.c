@@ -210,6 +210,33 @@ static void on_catalog(void *ctx, const dm_http_request_t *req, dm_http_response
     dm_http_json(res, 200, json_pack("{s:o}", "items", items));
 }
 
+/* Tasks that run in `datamesh worker` processes show in their pipeline's status as the
+ * workers report them; the overall state follows theirs. */
+static void merge_worker_units(json_t *st, const char *pipeline)
+{
+    json_t *units = dm_api_workers_units(pipeline);
+    if (json_array_size(units)) {
+        json_t *all = json_object_get(st, "units");
+        json_array_extend(all, units);
+        int failed = 0, retrying = 0, running = 0;
+        size_t i;
+        json_t *u;
+        json_array_foreach(all, i, u)
+        {
+            const char *s = json_string_value(json_object_get(u, "state"));
+            failed += s && !strcmp(s, "failed");
+            retrying += s && !strcmp(s, "retrying");
+            running += s && !strcmp(s, "running");
+        }
+        json_object_set_new(st, "state",
+                            json_string(failed     ? "failed"
+                                        : retrying ? "degraded"
+                                        : running  ? "running"
+                                                   : "ready"));
+    }
+    json_decref(units);
+}
+
 /* GET /api/v1/{kind}/{name}/status */
 static void on_status(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
@@ -226,6 +253,7 @@ static void on_status(void *ctx, const dm_http_request_t *req, dm_http_response_
     if (k != DM_KIND_SOURCE) json_decref(obj);
     json_t *st = api->rt ? dm_runtime_status(api->rt, dm_kind_name((dm_kind_t)k), name)
                          : json_pack("{s:s, s:[]}", "state", "pending", "units");
+    if (k == DM_KIND_PIPELINE) merge_worker_units(st, name);
     json_object_set_new(st, "kind", json_string(dm_kind_name((dm_kind_t)k)));
     json_object_set_new(st, "name", json_string(name));
     dm_http_json(res, 200, st);

@@ -15,6 +15,14 @@ dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t
  * ingesting events into it. */
 dm_err_t dm_api_data_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt);
 
+/* The worker routes (control/api_workers.c): the tasks `datamesh worker` processes run,
+ * and the status they report. Registered before dm_api_register. */
+dm_err_t dm_api_workers_register(dm_http_server_t *http, dm_runtime_t *rt);
+
+/* The task units workers reported for pipeline in the last 30 s, each with its worker's
+ * name (new reference): what a pipeline's status shows when its tasks run in workers. */
+json_t *dm_api_workers_units(const char *pipeline);
+
 /* Replies with err as {"error_code", "message"} and the status for its code. */
 void dm_api_reply_error(dm_http_response_t *res, const dm_error_t *err);
 

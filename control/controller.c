@@ -176,7 +176,9 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
                                    "version=\"" DM_VERSION "\""),
                   1);
 
-    if (dm_runtime_new(c->data_dir, c->store, c->metrics, &c->runtime, err)) goto fail;
+    dm_runtime_options_t ropt = {.transport = opt->transport,
+                                 .external_tasks = opt->external_tasks};
+    if (dm_runtime_new_with(c->data_dir, &ropt, c->store, c->metrics, &c->runtime, err)) goto fail;
 
     dm_http_options_t hopt = {.listen = opt->listen ? opt->listen : "127.0.0.1:8080",
                               .metrics = c->metrics};
@@ -184,6 +186,7 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
     if (!c->http) goto fail;
     if (dm_http_route(c->http, "GET", "/healthz", on_healthz, c) ||
         dm_http_route(c->http, "GET", "/metrics", on_metrics, c) ||
+        dm_api_workers_register(c->http, c->runtime) || /* before /api/v1/{kind}/… */
         dm_api_register(c->http, c->store, c->runtime) ||
         dm_registry_api_new(c->http, reg_db, reg_mode, &c->registry, err) ||
         dm_http_server_start(c->http, err))

@@ -93,6 +93,9 @@ struct dm_runtime {
     dm_proc_env_t env;
     pthread_mutex_t url_mu; /* guards registry_url (sinks read it from their threads) */
     char registry_url[256]; /* the controller's registry API, for sinks */
+    char *transport_url;    /* NULL: the embedded log in DATA/log */
+    bool external_tasks;    /* pipeline tasks run in `datamesh worker` processes */
+    json_t *worker_tasks;   /* "Pipeline/name" → what a worker needs to run it */
 };
 
 /* ---- schemas ---------------------------------------------------------------- */
@@ -860,6 +863,26 @@ static void start_iceberg_sink(dm_runtime_t *rt, unit_t *u, const json_t *settin
     unit_start(u);
 }
 
+/* What a `datamesh worker` needs to run a pipeline's tasks (see dm_runtime_worker_tasks). */
+static json_t *worker_task(const json_t *doc, const char *group, const char *input,
+                           int32_t partitions, int64_t in_id, const char *out, int64_t out_id,
+                           const char *dlq)
+{
+    json_t *steps = json_array();
+    size_t i;
+    json_t *step;
+    json_array_foreach(json_object_get(json_object_get(doc, "spec"), "steps"), i, step)
+    {
+        const char *kind;
+        json_t *conf = step_config(step, &kind);
+        json_array_append_new(steps, json_pack("{s:s, s:o}", "kind", kind, "config", conf));
+    }
+    return json_pack("{s:s, s:s, s:s, s:i, s:I, s:s?, s:I, s:s, s:o}", "pipeline", meta_name(doc),
+                     "group", group, "input", input, "partitions", (int)partitions,
+                     "input_schema_id", (json_int_t)in_id, "output", out, "output_schema_id",
+                     (json_int_t)out_id, "dead_letter", dlq, "steps", steps);
+}
+
 static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
                            const json_t *stored_sinks)
 {
@@ -1084,8 +1107,16 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
         dm_task_set_output_schema_id(u->task, (uint32_t)out_id);
         memcpy(u->tables, tables, sizeof(tables));
         u->n_tables = n_tables;
+        if (rt->external_tasks) {
+            dm_unit_set(&u->st, "external", "run by datamesh worker processes (group %s)", group);
+            continue;
+        }
         unit_start(u);
     }
+    if (rt->external_tasks && out_schema)
+        json_object_set_new(
+            rt->worker_tasks, owner,
+            worker_task(doc, group, input, in_parts, in_id, out_topic, out_id, dlq));
     free(specs); /* tasks opened their processors; the settings live in u->owned */
     json_decref(configs);
     json_decref(timing);
@@ -1215,6 +1246,7 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     {
         stop_units(rt, json_string_value(x));
         json_object_del(rt->running, json_string_value(x));
+        json_object_del(rt->worker_tasks, json_string_value(x));
     }
     /* Start what is not running: sources first, then pipelines whose input
      * exists (a pipeline may read another's derived source). */
@@ -1491,6 +1523,28 @@ json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
 dm_err_t dm_runtime_new(const char *data_dir, dm_store_t *store, dm_metrics_t *metrics,
                         dm_runtime_t **out, dm_error_t *err)
 {
+    return dm_runtime_new_with(data_dir, NULL, store, metrics, out, err);
+}
+
+json_t *dm_runtime_worker_tasks(dm_runtime_t *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    json_t *tasks = json_array();
+    const char *key;
+    json_t *t;
+    json_object_foreach(rt->worker_tasks, key, t) json_array_append(tasks, t);
+    /* Only scheme and brokers: settings after '?' may hold credentials. */
+    const char *url = rt->transport_url ? rt->transport_url : "embedded";
+    json_t *out = json_pack("{s:s%, s:b, s:o}", "transport", url, strcspn(url, "?"), "external",
+                            rt->external_tasks, "tasks", tasks);
+    pthread_mutex_unlock(&rt->mu);
+    return out;
+}
+
+dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *opt,
+                             dm_store_t *store, dm_metrics_t *metrics, dm_runtime_t **out,
+                             dm_error_t *err)
+{
     *out = NULL;
     dm_runtime_t *rt = calloc(1, sizeof(*rt));
     if (!rt) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
@@ -1501,9 +1555,12 @@ dm_err_t dm_runtime_new(const char *data_dir, dm_store_t *store, dm_metrics_t *m
     rt->metrics = metrics;
     rt->running = json_object();
     rt->env = (dm_proc_env_t){env_table, rt};
+    rt->worker_tasks = json_object();
+    if (opt && opt->transport) rt->transport_url = strdup(opt->transport);
+    rt->external_tasks = opt && opt->external_tasks;
     char path[4200];
     snprintf(path, sizeof(path), "embedded:%s/log", data_dir);
-    dm_err_t rc = dm_transport_open(path, &rt->t, err);
+    dm_err_t rc = dm_transport_open(rt->transport_url ? rt->transport_url : path, &rt->t, err);
     if (!rc) rc = dm_pool_new(rt->t, 0, &rt->pool, err);
     if (!rc) {
         snprintf(path, sizeof(path), "%s/registry.db", data_dir);
@@ -1533,6 +1590,8 @@ void dm_runtime_free(dm_runtime_t *rt)
     if (rt->t) dm_transport_close(rt->t);
     dm_schema_registry_close(rt->reg);
     json_decref(rt->running);
+    json_decref(rt->worker_tasks);
+    free(rt->transport_url);
     pthread_mutex_destroy(&rt->mu);
     pthread_mutex_destroy(&rt->url_mu);
     free(rt->data_dir);

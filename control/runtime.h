@@ -19,6 +19,7 @@
 #define DM_CONTROL_RUNTIME_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "control/store.h"
 #include "core/error.h"
@@ -31,6 +32,22 @@ typedef struct dm_runtime dm_runtime_t;
  * the store holds. */
 dm_err_t dm_runtime_new(const char *data_dir, dm_store_t *store, dm_metrics_t *metrics,
                         dm_runtime_t **out, dm_error_t *err);
+
+/* Where the runtime runs what it runs (dm_runtime_new_with). */
+typedef struct dm_runtime_options {
+    const char *transport; /* transport URL (kafka://…); NULL: the embedded log in DATA/log */
+    bool external_tasks;   /* pipeline tasks run in `datamesh worker` processes, not here */
+} dm_runtime_options_t;
+
+/* dm_runtime_new with options (opt may be NULL: the defaults). */
+dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *opt,
+                             dm_store_t *store, dm_metrics_t *metrics, dm_runtime_t **out,
+                             dm_error_t *err);
+
+/* What workers run: {transport, external, tasks: [{pipeline, group, input, partitions,
+ * input_schema_id, output, output_schema_id, dead_letter, steps: [{kind, config}]}]}
+ * (new reference). Tasks are listed only when they run externally. */
+json_t *dm_runtime_worker_tasks(dm_runtime_t *rt);
 
 /* Reconciles running units with the store. Errors of individual units show
  * in their status; an error here means the runtime itself failed. */

@@ -45,6 +45,8 @@ static const struct {
     {DM_ERR_LOG_PARTITION, "DM_ERR_LOG_PARTITION", "no such partition"},
     {DM_ERR_TRANSPORT, "DM_ERR_TRANSPORT", "transport error"},
     {DM_ERR_TRANSPORT_BACKEND, "DM_ERR_TRANSPORT_BACKEND", "unknown transport backend"},
+    {DM_ERR_TRANSPORT_FENCED, "DM_ERR_TRANSPORT_FENCED", "producer fenced by a newer instance"},
+    {DM_ERR_TRANSPORT_BROKER, "DM_ERR_TRANSPORT_BROKER", "Kafka broker error"},
     {DM_ERR_ENGINE, "DM_ERR_ENGINE", "engine error"},
     {DM_ERR_CONNECTOR, "DM_ERR_CONNECTOR", "connector error"},
     {DM_ERR_CONTROL, "DM_ERR_CONTROL", "control plane error"},

@@ -60,6 +60,8 @@ typedef enum {
     /* transport: -400 .. -499 */
     DM_ERR_TRANSPORT = -400,
     DM_ERR_TRANSPORT_BACKEND = -401, /* unknown backend or bad transport URL */
+    DM_ERR_TRANSPORT_FENCED = -402,  /* a newer producer took over this transactional id */
+    DM_ERR_TRANSPORT_BROKER = -403, /* the cluster refused or failed a request (its words follow) */
 
     /* engine: -500 .. -599 */
     DM_ERR_ENGINE = -500,

@@ -17,6 +17,7 @@ struct dm_transport_txn {
 /* The backends, in one list (a Kafka backend adds one line). */
 static const dm_transport_ops_t *const backends[] = {
     &dm_transport_embedded,
+    &dm_transport_kafka,
 };
 
 dm_err_t dm_transport_open(const char *url, dm_transport_t **out, dm_error_t *err)
@@ -34,7 +35,8 @@ dm_err_t dm_transport_open(const char *url, dm_transport_t **out, dm_error_t *er
                 ops = backends[i];
         if (!ops)
             return dm_error_set(err, DM_ERR_TRANSPORT_BACKEND,
-                                "transport '%.*s' is not available (have: embedded)", (int)sl, url);
+                                "transport '%.*s' is not available (have: embedded, kafka)",
+                                (int)sl, url);
         location = colon + 1;
         if (!strncmp(location, "//", 2)) location += 2;
     } else {
@@ -62,6 +64,11 @@ void dm_transport_close(dm_transport_t *t)
 const char *dm_transport_backend(const dm_transport_t *t)
 {
     return t->ops->name;
+}
+
+void *dm_transport_state(const dm_transport_t *t)
+{
+    return t->state;
 }
 
 dm_err_t dm_transport_create_topic(dm_transport_t *t, const dm_topic_config_t *conf,

@@ -65,6 +65,7 @@ typedef struct dm_topic_config {
     int64_t segment_bytes;
     dm_transport_compression_t compression;
     const char *schema_subject; /* the Avro subject of the topic's records (may be NULL) */
+    int32_t replication;        /* copies of each partition (Kafka); 0 = the cluster's default */
 } dm_topic_config_t;
 
 typedef struct dm_partition_description {
@@ -150,9 +151,13 @@ typedef struct dm_transport_txn dm_transport_txn_t;
 /* The embedded-log backend. */
 extern const dm_transport_ops_t dm_transport_embedded;
 
+/* The Kafka backend (transport/kafka/, librdkafka): "kafka://host:port[,host:port…]". */
+extern const dm_transport_ops_t dm_transport_kafka;
+
 /* Opens a transport from a URL: "embedded:DIR" (or a plain directory path) for the embedded
- * log in DIR. DM_ERR_TRANSPORT_BACKEND for schemes no backend serves (kafka:// until the
- * Kafka backend exists). Free with dm_transport_close. */
+ * log in DIR, "kafka://host:port[,host:port…][?setting=value&…]" for a Kafka cluster (the
+ * settings are librdkafka's). DM_ERR_TRANSPORT_BACKEND for schemes no backend serves. Free
+ * with dm_transport_close. */
 dm_err_t dm_transport_open(const char *url, dm_transport_t **out, dm_error_t *err);
 
 /* Closes the backend (flushing what it must) and frees t. No call may run concurrently, and
@@ -160,8 +165,12 @@ dm_err_t dm_transport_open(const char *url, dm_transport_t **out, dm_error_t *er
  * backend's batches point into the log's segment mappings). */
 void dm_transport_close(dm_transport_t *t);
 
-/* Name of the backend ("embedded"). */
+/* Name of the backend ("embedded", "kafka"). */
 const char *dm_transport_backend(const dm_transport_t *t);
+
+/* The backend's own state (what its open made): for backend-specific calls such as the
+ * Kafka group membership of workers (transport/kafka/kafka.h). */
+void *dm_transport_state(const dm_transport_t *t);
 
 /* Creates a topic. DM_ERR_LOG_TOPIC_EXISTS / DM_ERR_LOG_BAD_NAME from the embedded log. */
 dm_err_t dm_transport_create_topic(dm_transport_t *t, const dm_topic_config_t *conf,
