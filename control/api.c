@@ -72,6 +72,17 @@ static void redact(json_t *j, int depth)
     }
 }
 
+/* A deep copy of j with its secrets masked; j is released. Documents from the
+ * store share their nested values with its cache, so they are never changed
+ * in place. */
+static json_t *redacted(json_t *j)
+{
+    json_t *copy = json_deep_copy(j);
+    json_decref(j);
+    redact(copy, 0);
+    return copy;
+}
+
 static int kind_of(const dm_http_request_t *req, dm_http_response_t *res)
 {
     const char *plural = dm_http_param(req, "kind");
@@ -149,7 +160,7 @@ static void on_list(void *ctx, const dm_http_request_t *req, dm_http_response_t 
         dm_api_reply_error(res, &err);
         return;
     }
-    redact(items, 0);
+    items = redacted(items);
     dm_http_json(res, 200, json_pack("{s:o}", "items", items));
 }
 
@@ -172,7 +183,7 @@ static void on_get(void *ctx, const dm_http_request_t *req, dm_http_response_t *
         dm_api_reply_error(res, &err);
         return;
     }
-    redact(obj, 0);
+    obj = redacted(obj);
     dm_http_json(res, 200, obj);
 }
 
@@ -206,7 +217,7 @@ static void on_catalog(void *ctx, const dm_http_request_t *req, dm_http_response
         dm_api_reply_error(res, &err);
         return;
     }
-    redact(items, 0);
+    items = redacted(items);
     dm_http_json(res, 200, json_pack("{s:o}", "items", items));
 }
 

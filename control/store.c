@@ -15,6 +15,11 @@ struct dm_store {
     pthread_mutex_t mu;
     pthread_t owner; /* thread holding an open transaction */
     bool in_txn;
+    /* Parsed documents by kind (name → document with status), filled by the
+     * first list of a kind and kept up to date by put and delete; dropped on
+     * rollback. Lists hand out shallow copies, so callers may change the top
+     * level (not deeper) without touching the cache. */
+    json_t *cache[DM_KIND_COUNT];
 };
 
 #define SCHEMA_VERSION 1
@@ -88,9 +93,18 @@ dm_store_t *dm_store_open(const char *path, dm_error_t *err)
     return s;
 }
 
+static void cache_drop(dm_store_t *s)
+{
+    for (int k = 0; k < DM_KIND_COUNT; k++) {
+        json_decref(s->cache[k]);
+        s->cache[k] = NULL;
+    }
+}
+
 void dm_store_close(dm_store_t *s)
 {
     if (!s) return;
+    cache_drop(s);
     if (s->db) sqlite3_close(s->db);
     pthread_mutex_destroy(&s->mu);
     free(s->path);
@@ -133,6 +147,7 @@ dm_err_t dm_store_commit(dm_store_t *s, dm_error_t *err)
 
 void dm_store_rollback(dm_store_t *s)
 {
+    cache_drop(s); /* it may hold documents put in the transaction */
     exec(s, "ROLLBACK", NULL);
     s->in_txn = false;
     pthread_mutex_unlock(&s->mu);
@@ -150,20 +165,18 @@ static json_t *row_object(sqlite3_stmt *st)
     return doc;
 }
 
-dm_err_t dm_store_get(dm_store_t *s, dm_kind_t kind, const char *name, json_t **out,
-                      dm_error_t *err)
+/* One row as a document (lock held). */
+static dm_err_t get_row(dm_store_t *s, dm_kind_t kind, const char *name, json_t **out,
+                        dm_error_t *err)
 {
     *out = NULL;
-    bool locked = lock(s);
     sqlite3_stmt *st;
     dm_err_t rc = DM_OK;
     if (sqlite3_prepare_v2(s->db,
                            "SELECT doc, generation, created_ms, updated_ms FROM objects "
                            "WHERE kind = ?1 AND name = ?2",
                            -1, &st, NULL) != SQLITE_OK) {
-        rc = sql_fail(s, err, "get");
-        unlock(s, locked);
-        return rc;
+        return sql_fail(s, err, "get");
     }
     sqlite3_bind_text(st, 1, dm_kind_name(kind), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
@@ -181,27 +194,29 @@ dm_err_t dm_store_get(dm_store_t *s, dm_kind_t kind, const char *name, json_t **
         rc = sql_fail(s, err, "get");
     }
     sqlite3_finalize(st);
+    return rc;
+}
+
+dm_err_t dm_store_get(dm_store_t *s, dm_kind_t kind, const char *name, json_t **out,
+                      dm_error_t *err)
+{
+    bool locked = lock(s);
+    dm_err_t rc = get_row(s, kind, name, out, err);
     unlock(s, locked);
     return rc;
 }
 
-dm_err_t dm_store_list(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err)
-{
-    return dm_store_list_containing(s, kind, NULL, out, err);
-}
-
-dm_err_t dm_store_list_containing(dm_store_t *s, dm_kind_t kind, const char *text, json_t **out,
-                                  dm_error_t *err)
+/* The documents of a kind from the table, optionally only those containing text (lock held). */
+static dm_err_t list_rows(dm_store_t *s, dm_kind_t kind, const char *text, json_t **out,
+                          dm_error_t *err)
 {
     *out = NULL;
-    bool locked = lock(s);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
                            "SELECT doc, generation, created_ms, updated_ms FROM objects "
                            "WHERE kind = ?1 AND (?2 IS NULL OR instr(doc, ?2) > 0) ORDER BY name",
                            -1, &st, NULL) != SQLITE_OK) {
         dm_err_t rc = sql_fail(s, err, "list");
-        unlock(s, locked);
         return rc;
     }
     sqlite3_bind_text(st, 1, dm_kind_name(kind), -1, SQLITE_STATIC);
@@ -214,6 +229,66 @@ dm_err_t dm_store_list_containing(dm_store_t *s, dm_kind_t kind, const char *tex
     }
     dm_err_t rc = r == SQLITE_DONE ? DM_OK : sql_fail(s, err, "list");
     sqlite3_finalize(st);
+    if (rc)
+        json_decref(a);
+    else
+        *out = a;
+    return rc;
+}
+
+dm_err_t dm_store_list_containing(dm_store_t *s, dm_kind_t kind, const char *text, json_t **out,
+                                  dm_error_t *err)
+{
+    bool locked = lock(s);
+    dm_err_t rc = list_rows(s, kind, text, out, err);
+    unlock(s, locked);
+    return rc;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+dm_err_t dm_store_list(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err)
+{
+    *out = NULL;
+    bool locked = lock(s);
+    dm_err_t rc = DM_OK;
+    if (!s->cache[kind]) {
+        json_t *all;
+        if ((rc = list_rows(s, kind, NULL, &all, err))) {
+            unlock(s, locked);
+            return rc;
+        }
+        s->cache[kind] = json_object();
+        size_t i;
+        json_t *d;
+        json_array_foreach(all, i, d)
+        {
+            const char *name =
+                json_string_value(json_object_get(json_object_get(d, "metadata"), "name"));
+            if (name) json_object_set(s->cache[kind], name, d);
+        }
+        json_decref(all);
+    }
+    size_t n = json_object_size(s->cache[kind]), i = 0;
+    const char **names = malloc((n ? n : 1) * sizeof(*names));
+    json_t *a = json_array();
+    const char *name;
+    json_t *d;
+    if (names) {
+        json_object_foreach(s->cache[kind], name, d) names[i++] = name;
+        qsort(names, n, sizeof(*names), cmp_key);
+        for (i = 0; i < n; i++) {
+            json_t *o = json_object();
+            json_object_update(o, json_object_get(s->cache[kind], names[i]));
+            json_array_append_new(a, o);
+        }
+    } else {
+        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    free(names);
     unlock(s, locked);
     if (rc)
         json_decref(a);
@@ -246,6 +321,16 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
         if (sqlite3_step(st) != SQLITE_DONE) rc = sql_fail(s, err, "put");
         sqlite3_finalize(st);
     }
+    if (s->cache[kind]) {
+        /* Keep the cache as the table now is (generation and times included). */
+        json_t *fresh = NULL;
+        if (!rc && get_row(s, kind, name, &fresh, NULL) == DM_OK)
+            json_object_set_new(s->cache[kind], name, fresh);
+        else {
+            json_decref(s->cache[kind]);
+            s->cache[kind] = NULL;
+        }
+    }
     unlock(s, locked);
     free(text);
     return rc;
@@ -268,6 +353,7 @@ dm_err_t dm_store_delete(dm_store_t *s, dm_kind_t kind, const char *name, dm_err
             rc = dm_error_set(err, DM_ERR_NOT_FOUND, "%s '%s' not found", dm_kind_name(kind), name);
         sqlite3_finalize(st);
     }
+    if (s->cache[kind]) json_object_del(s->cache[kind], name);
     unlock(s, locked);
     return rc;
 }
