@@ -463,7 +463,9 @@ dm_err_t dm_catalog_source(dm_store_t *store, const char *name, json_t **out, dm
 {
     *out = NULL;
     /* Only pipelines that mention the name can read or publish it. */
-    char *quoted = json_dumps(json_string(name), JSON_ENCODE_ANY);
+    json_t *jname = json_string(name);
+    char *quoted = json_dumps(jname, JSON_ENCODE_ANY);
+    json_decref(jname);
     json_t *pipelines = NULL, *sources = json_array(), *doc = NULL;
     dm_err_t rc = quoted
                       ? dm_store_list_containing(store, DM_KIND_PIPELINE, quoted, &pipelines, err)
