@@ -7,7 +7,9 @@
 
 #include "cli/cli.h"
 #include "control/controller.h"
+#include "core/config.h"
 #include "core/log.h"
+#include "engine/state.h"
 
 int dm_cmd_up(int argc, char **argv)
 {
@@ -17,6 +19,7 @@ int dm_cmd_up(int argc, char **argv)
                                              {"demo", no_argument, NULL, 'D'},
                                              {"transport", required_argument, NULL, 'T'},
                                              {"external-workers", no_argument, NULL, 'X'},
+                                             {"state-memory", required_argument, NULL, 'M'},
                                              {NULL, 0, NULL, 0}};
     optind = 1;
     int ch;
@@ -27,6 +30,16 @@ int dm_cmd_up(int argc, char **argv)
         case 'D': opt.demo = true; break;
         case 'T': opt.transport = optarg; break;
         case 'X': opt.external_tasks = true; break;
+        case 'M': {
+            int64_t bytes;
+            if (dm_parse_size(optarg, &bytes) || bytes < 0) {
+                dm_cli_errorf("up", "--state-memory: '%s' is not a size (like 512MiB or 2GiB)",
+                              optarg);
+                return DM_EXIT_USAGE;
+            }
+            dm_state_set_budget((size_t)bytes);
+            break;
+        }
         default: return DM_EXIT_USAGE;
         }
     }

@@ -4,6 +4,7 @@
 
 #include <rocksdb/c.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ struct dm_state {
     entry_t **buckets;
     size_t n_buckets, n_entries;
     size_t mem_bytes, spill_bytes;
+    size_t accounted; /* the part of process_bytes that is this store's */
     entry_t **dirty;
     size_t n_dirty, cap_dirty;
     /* spill */
@@ -37,6 +39,31 @@ struct dm_state {
     char *last_read; /* what dm_state_get returned from RocksDB, freed on the next call */
     size_t n_spilled;
 };
+
+/* The process-wide budget: state every store holds in memory, summed at
+ * commits, and the most it may reach before committing stores spill. */
+static _Atomic size_t process_bytes;
+static _Atomic size_t process_budget = (size_t)1 << 30;
+
+void dm_state_set_budget(size_t bytes)
+{
+    atomic_store(&process_budget, bytes);
+}
+
+size_t dm_state_process_bytes(void)
+{
+    return atomic_load(&process_bytes);
+}
+
+/* Brings process_bytes up to date with this store's memory use. */
+static void account(dm_state_t *s)
+{
+    if (s->mem_bytes >= s->accounted)
+        atomic_fetch_add(&process_bytes, s->mem_bytes - s->accounted);
+    else
+        atomic_fetch_sub(&process_bytes, s->accounted - s->mem_bytes);
+    s->accounted = s->mem_bytes;
+}
 
 static size_t entry_bytes(const entry_t *e)
 {
@@ -86,6 +113,8 @@ static void close_db(dm_state_t *s)
 void dm_state_free(dm_state_t *s)
 {
     if (!s) return;
+    s->mem_bytes = 0;
+    account(s);
     for (size_t b = 0; s->buckets && b < s->n_buckets; b++)
         for (entry_t *e = s->buckets[b], *next; e; e = next) {
             next = e->next;
@@ -373,8 +402,15 @@ dm_err_t dm_state_commit(dm_state_t *s, dm_error_t *err)
         unlink_entry(s, e);
     }
     s->n_dirty = 0;
-    if (s->dir && s->mem_bytes > s->spill_bytes) return spill(s, err);
-    return DM_OK;
+    account(s);
+    /* Spill past the store's own limit, or while the process is past its
+     * budget (a store with little in memory is left alone: spilling it frees
+     * nothing worth a RocksDB write). */
+    size_t budget = atomic_load(&process_budget);
+    bool over = budget && atomic_load(&process_bytes) > budget && s->mem_bytes > (64u << 10);
+    dm_err_t rc = s->dir && (s->mem_bytes > s->spill_bytes || over) ? spill(s, err) : DM_OK;
+    account(s);
+    return rc;
 }
 
 size_t dm_state_memory_bytes(const dm_state_t *s)

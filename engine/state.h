@@ -60,6 +60,15 @@ size_t dm_state_n_changes(const dm_state_t *s);
  * forgets them, and spills to RocksDB when memory use is past the limit. */
 dm_err_t dm_state_commit(dm_state_t *s, dm_error_t *err);
 
+/* The process-wide memory budget for state (default 1 GiB; 0 = none): when
+ * the stores together hold more at a commit, the committing store spills to
+ * RocksDB (when it has a spill directory), so state memory stays near the
+ * budget however many tasks keep state. */
+void dm_state_set_budget(size_t bytes);
+
+/* State bytes all stores of the process hold in memory, as of their last commit. */
+size_t dm_state_process_bytes(void);
+
 /* Bytes of keys and values held in memory. */
 size_t dm_state_memory_bytes(const dm_state_t *s);
 

@@ -129,6 +129,47 @@ static void test_spill_to_rocksdb(void)
     CHECK(system(cmd) == 0);
 }
 
+/* Many stores each under their own limit, together over the process budget:
+ * committing stores spill until the sum is back near the budget. */
+static void test_process_budget(void)
+{
+    char dir[] = "/tmp/dm-state-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    enum { STORES = 8, KEYS = 4000 };
+    dm_state_t *st[STORES];
+    dm_error_t err = {0};
+    size_t base = dm_state_process_bytes();
+    dm_state_set_budget(512 << 10);
+    for (int i = 0; i < STORES; i++) {
+        char path[300];
+        snprintf(path, sizeof(path), "%s/s%d", dir, i);
+        REQUIRE(dm_state_new(path, 64 << 20, &st[i], &err) == DM_OK); /* own limit: far away */
+        for (int k = 0; k < KEYS; k++) {
+            char key[16], v[48];
+            snprintf(key, sizeof(key), "k%d", k);
+            snprintf(v, sizeof(v), "value-%d-of-store-%d", k, i);
+            CHECK(dm_state_put(st[i], key, strlen(key), v, strlen(v), &err) == DM_OK);
+        }
+        CHECK(dm_state_commit(st[i], &err) == DM_OK);
+    }
+    /* Each store holds ~250 KiB; without a budget 8 would hold ~2 MiB. */
+    CHECK(dm_state_process_bytes() - base < (512 << 10) + (400 << 10));
+    size_t spilled = 0;
+    for (int i = 0; i < STORES; i++)
+        spilled += dm_state_spilled(st[i]);
+    CHECK(spilled >= (STORES - 3) * KEYS);
+    char buf[64];
+    CHECK(get_text(st[0], "k3999", buf, sizeof(buf)));
+    CHECK_STR_EQ(buf, "value-3999-of-store-0");
+    for (int i = 0; i < STORES; i++)
+        dm_state_free(st[i]);
+    CHECK_EQ_INT(dm_state_process_bytes(), base);
+    dm_state_set_budget((size_t)1 << 30);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 static void test_timers(void)
 {
     dm_timers_t h = {0};
@@ -187,6 +228,7 @@ int main(void)
 {
     RUN(test_memory_and_changes);
     RUN(test_spill_to_rocksdb);
+    RUN(test_process_budget);
     RUN(test_timers);
     RUN(test_values_as_bytes);
     return check_summary();
