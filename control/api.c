@@ -175,6 +175,13 @@ static void on_get(void *ctx, const dm_http_request_t *req, dm_http_response_t *
     if (k == DM_KIND_SOURCE) {
         /* Sources come from the catalog: declared or derived. */
         dm_catalog_source(((api_t *)ctx)->store, name, &obj, &err);
+        api_t *api = ctx;
+        if (obj && api->rt) {
+            /* Its schema history, from the registry (subject NAME-value). */
+            char subject[300];
+            snprintf(subject, sizeof(subject), "%s-value", name);
+            json_object_set_new(obj, "schemas", dm_runtime_schema_versions(api->rt, subject));
+        }
 
     } else {
         dm_store_get(((api_t *)ctx)->store, (dm_kind_t)k, name, &obj, &err);

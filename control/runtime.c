@@ -178,6 +178,30 @@ dm_err_t dm_runtime_schema_by_id(dm_runtime_t *rt, int64_t id, char **schema, dm
     return rc;
 }
 
+json_t *dm_runtime_schema_versions(dm_runtime_t *rt, const char *subject)
+{
+    json_t *out = json_array();
+    int *versions = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&rt->mu);
+    if (dm_schema_registry_versions(rt->reg, subject, false, &versions, &n, NULL) == DM_OK)
+        for (size_t i = 0; i < n; i++) {
+            int64_t id = 0;
+            char *text = NULL;
+            if (dm_schema_registry_get_version(rt->reg, subject, versions[i], &id, NULL, &text,
+                                               NULL) == DM_OK) {
+                json_t *schema = json_loads(text, JSON_DECODE_ANY, NULL);
+                json_array_append_new(out, json_pack("{s:i, s:I, s:o}", "version", versions[i],
+                                                     "id", (json_int_t)id, "schema",
+                                                     schema ? schema : json_string(text)));
+            }
+            free(text);
+        }
+    pthread_mutex_unlock(&rt->mu);
+    free(versions);
+    return out;
+}
+
 dm_transport_t *dm_runtime_transport(dm_runtime_t *rt)
 {
     return rt->t;

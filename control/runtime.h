@@ -90,6 +90,10 @@ const struct dm_avro_schema *dm_runtime_schema(dm_runtime_t *rt, int64_t id, dm_
 /* The schema text for a registry id (malloc'd). */
 dm_err_t dm_runtime_schema_by_id(dm_runtime_t *rt, int64_t id, char **schema, dm_error_t *err);
 
+/* Every live version of subject as [{version, id, schema}], oldest first
+ * (empty when the subject has none): the catalog's schema history. */
+json_t *dm_runtime_schema_versions(dm_runtime_t *rt, const char *subject);
+
 /* Stops every unit (each commits what it finished) and closes the transport. */
 void dm_runtime_free(dm_runtime_t *rt);
 

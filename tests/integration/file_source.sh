@@ -111,6 +111,11 @@ st=$(state_of cut)
 [[ $st == *"cut short"* ]] && ok truncated_avro_named || bad truncated_avro_named "$st"
 c=$(count cut)
 [[ $c -gt 0 && $c -lt 20000 ]] && ok truncated_avro_keeps_blocks_before || bad truncated_avro_keeps_blocks_before "$c"
+# The catalog keeps every schema version of a source.
+sed 's/{name: value, type: double}]}/{name: value, type: double}, {name: unit, type: string, default: "C"}]}/' "$data/specs.yaml" >"$data/specs2.yaml"
+out=$("$bin" apply -f "$data/specs2.yaml" 2>&1) && ok apply_new_schema || bad apply_new_schema "$out"
+got=$(curl -s "$DATAMESH_SERVER/api/v1/sources/once" | python3 -c 'import json,sys; d=json.load(sys.stdin); print([v["version"] for v in d["schemas"]], [f["name"] for f in d["schemas"][-1]["schema"]["fields"]][-1])')
+[[ $got == "[1, 2] unit" ]] && ok catalog_schema_versions || bad catalog_schema_versions "$got"
 stop
 
 # The dead-letter topic holds the two bad lines with their reason and place.
