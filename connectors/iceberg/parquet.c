@@ -172,6 +172,60 @@ static int bit_width_of(uint32_t max)
     return w;
 }
 
+/* ---- decimals ---------------------------------------------------------------- */
+
+bool dm_pq_decimal_from_be(const uint8_t *p, size_t n, uint8_t dec[16])
+{
+    uint8_t sign = n && (p[0] & 0x80) ? 0xff : 0;
+    /* Bytes beyond 16 may only repeat the sign. */
+    while (n > 16) {
+        if (p[0] != sign) return false;
+        p++, n--;
+    }
+    if (n == 16 && ((p[0] & 0x80) ? 0xff : 0) != sign) return false;
+    memset(dec, sign, 16 - n);
+    memcpy(dec + 16 - n, p, n);
+    return true;
+}
+
+void dm_pq_decimal_from_int(int64_t v, uint8_t dec[16])
+{
+    memset(dec, v < 0 ? 0xff : 0, 8);
+    for (int i = 0; i < 8; i++)
+        dec[15 - i] = (uint8_t)((uint64_t)v >> (8 * i));
+}
+
+int64_t dm_pq_decimal_to_int(const uint8_t dec[16])
+{
+    uint64_t v = 0;
+    for (int i = 8; i < 16; i++)
+        v = v << 8 | dec[i];
+    return (int64_t)v;
+}
+
+uint32_t dm_pq_decimal_minimal(const uint8_t dec[16], uint8_t out[16])
+{
+    /* Drop leading bytes that only repeat the sign of the byte after them. */
+    int i = 0;
+    while (i < 15 &&
+           ((dec[i] == 0 && !(dec[i + 1] & 0x80)) || (dec[i] == 0xff && (dec[i + 1] & 0x80))))
+        i++;
+    memcpy(out, dec + i, (size_t)(16 - i));
+    return (uint32_t)(16 - i);
+}
+
+bool dm_pq_decimal_digits_ok(const uint8_t dec[16], int precision)
+{
+    unsigned __int128 u = 0;
+    for (int i = 0; i < 16; i++)
+        u = u << 8 | dec[i];
+    if (dec[0] & 0x80) u = ~u + 1; /* magnitude of a negative value */
+    unsigned __int128 limit = 1;
+    for (int i = 0; i < precision; i++)
+        limit *= 10;
+    return u < limit;
+}
+
 /* ---- values and statistics -------------------------------------------------- */
 
 /* The PLAIN bytes of a value, without BYTE_ARRAY's length prefix. */
@@ -230,6 +284,10 @@ static int compare(const column_t *c, const uint8_t *a, uint32_t al, const uint8
         return (x > y) - (x < y);
     }
     default: {
+        /* Decimal FIXED values are signed big-endian of one width: the sign
+         * byte decides first. */
+        if (c->def.logical == DM_PQ_LT_DECIMAL && al && bl && (a[0] ^ b[0]) & 0x80)
+            return (a[0] & 0x80) ? -1 : 1;
         int r = memcmp(a, b, al < bl ? al : bl);
         return r ? r : (al > bl) - (al < bl);
     }
@@ -407,10 +465,27 @@ static void typed_to_bound(column_t *c)
     c->typed_set = false;
 }
 
+/* A decimal's 16 bytes narrowed to the column's physical type: INT32, INT64
+ * or the FIXED length (big-endian, the low bytes). */
+static const dm_pq_value_t *narrow_decimal(const column_t *c, const dm_pq_value_t *v,
+                                           dm_pq_value_t *tmp)
+{
+    *tmp = *v;
+    if (c->def.type == DM_PQ_INT32)
+        tmp->u.i32 = (int32_t)dm_pq_decimal_to_int(v->u.dec);
+    else if (c->def.type == DM_PQ_INT64)
+        tmp->u.i64 = dm_pq_decimal_to_int(v->u.dec);
+    else
+        tmp->u.s.p = v->u.dec + 16 - c->width, tmp->u.s.len = (uint32_t)c->width;
+    return tmp;
+}
+
 static dm_err_t add_value(dm_pq_writer_t *w, column_t *c, const dm_pq_value_t *v)
 {
     dm_err_t rc = grow((void **)&c->levels, &c->cap_rows, w->rows + 1, 1);
     if (rc) return rc;
+    dm_pq_value_t narrowed;
+    if (c->def.logical == DM_PQ_LT_DECIMAL && !v->null) v = narrow_decimal(c, v, &narrowed);
     if (v->null) {
         c->levels[w->rows] = 0;
         c->nulls++;
@@ -776,9 +851,16 @@ static void schema_element(dm_thrift_writer_t *t, const dm_pq_column_t *c)
     if (c->type == DM_PQ_FIXED) dm_thrift_i32(t, 2, c->fixed_len);
     dm_thrift_i32(t, 3, c->optional ? 1 : 0);
     dm_thrift_string(t, 4, c->name);
-    /* converted_type for older readers: UTF8 0, DATE 6, TIMESTAMP_MICROS 10. */
+    /* converted_type for older readers: UTF8 0, DECIMAL 5 (with scale and
+     * precision), DATE 6, TIME_MICROS 8, TIMESTAMP_MICROS 10. */
     if (c->logical == DM_PQ_LT_STRING) dm_thrift_i32(t, 6, 0);
+    if (c->logical == DM_PQ_LT_DECIMAL) {
+        dm_thrift_i32(t, 6, 5);
+        dm_thrift_i32(t, 7, c->scale);
+        dm_thrift_i32(t, 8, c->precision);
+    }
     if (c->logical == DM_PQ_LT_DATE) dm_thrift_i32(t, 6, 6);
+    if (c->logical == DM_PQ_LT_TIME) dm_thrift_i32(t, 6, 8);
     if (c->logical == DM_PQ_LT_TIMESTAMP_UTC) dm_thrift_i32(t, 6, 10);
     dm_thrift_i32(t, 9, c->field_id);
     if (c->logical != DM_PQ_LT_NONE) {
@@ -787,8 +869,13 @@ static void schema_element(dm_thrift_writer_t *t, const dm_pq_column_t *c)
         case DM_PQ_LT_STRING: dm_thrift_struct_begin(t, 1); break;
         case DM_PQ_LT_DATE: dm_thrift_struct_begin(t, 6); break;
         case DM_PQ_LT_UUID: dm_thrift_struct_begin(t, 14); break;
-        default: /* TIMESTAMP {isAdjustedToUTC, unit: MICROS} */
-            dm_thrift_struct_begin(t, 8);
+        case DM_PQ_LT_DECIMAL: /* DECIMAL {scale, precision} */
+            dm_thrift_struct_begin(t, 5);
+            dm_thrift_i32(t, 1, c->scale);
+            dm_thrift_i32(t, 2, c->precision);
+            break;
+        default: /* TIME (7) or TIMESTAMP (8) {isAdjustedToUTC, unit: MICROS} */
+            dm_thrift_struct_begin(t, c->logical == DM_PQ_LT_TIME ? 7 : 8);
             dm_thrift_bool(t, 1, c->logical == DM_PQ_LT_TIMESTAMP_UTC);
             dm_thrift_struct_begin(t, 2);
             dm_thrift_struct_begin(t, 2);
@@ -898,6 +985,21 @@ static int plain_width(const dm_pq_column_t *c)
     }
 }
 
+/* A decimal column's physical type must hold its precision (the spec's
+ * limits: INT32 up to 9 digits, INT64 up to 18, FIXED by its length). */
+static bool decimal_column_ok(const dm_pq_column_t *c)
+{
+    if (c->logical != DM_PQ_LT_DECIMAL) return true;
+    if (c->precision < 1 || c->precision > 38 || c->scale < 0 || c->scale > c->precision)
+        return false;
+    switch (c->type) {
+    case DM_PQ_INT32: return c->precision <= 9;
+    case DM_PQ_INT64: return c->precision <= 18;
+    case DM_PQ_FIXED: return c->fixed_len >= 1 && c->fixed_len <= 16;
+    default: return false;
+    }
+}
+
 dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
                           const dm_pq_options_t *opts, dm_pq_writer_t **wp, dm_error_t *err)
 {
@@ -933,7 +1035,8 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
             c->dict_allowed = !opts->no_dictionary && cols[i].type != DM_PQ_BOOLEAN;
             c->dict_on = c->dict_allowed;
         }
-        if (!w->names[i] || (cols[i].type == DM_PQ_FIXED && cols[i].fixed_len <= 0)) {
+        if (!w->names[i] || (cols[i].type == DM_PQ_FIXED && cols[i].fixed_len <= 0) ||
+            !decimal_column_ok(&cols[i])) {
             dm_pq_writer_abort(w);
             return dm_error_set(err, DM_ERR_INVALID, "parquet: bad column %zu (%s)", i,
                                 cols[i].name ? cols[i].name : "?");
@@ -972,7 +1075,13 @@ dm_err_t dm_pq_writer_add_row(dm_pq_writer_t *w, const dm_pq_value_t *vals, dm_e
         if (vals[i].null && !c->def.optional)
             return dm_error_set(err, DM_ERR_INVALID, "parquet: null in required column %s",
                                 c->def.name);
-        if (c->def.type == DM_PQ_FIXED && !vals[i].null && vals[i].u.s.len != (uint32_t)c->width)
+        if (c->def.logical == DM_PQ_LT_DECIMAL && !vals[i].null &&
+            !dm_pq_decimal_digits_ok(vals[i].u.dec, c->def.precision))
+            return dm_error_set(err, DM_ERR_INVALID,
+                                "parquet: column %s: decimal value has more than %d digits",
+                                c->def.name, c->def.precision);
+        if (c->def.type == DM_PQ_FIXED && c->def.logical != DM_PQ_LT_DECIMAL && !vals[i].null &&
+            vals[i].u.s.len != (uint32_t)c->width)
             return dm_error_set(err, DM_ERR_INVALID, "parquet: column %s wants %d bytes, not %u",
                                 c->def.name, c->width, vals[i].u.s.len);
     }
@@ -1001,6 +1110,31 @@ int64_t dm_pq_writer_size_estimate(const dm_pq_writer_t *w)
     return pos + (w->bg_running ? w->back_bytes : 0) + w->buffered_bytes;
 }
 
+/* A decimal bound from its Parquet form (little-endian INT32 / INT64,
+ * big-endian FIXED) to Iceberg's (the fewest big-endian bytes). */
+static uint32_t iceberg_decimal(const column_t *c, uint8_t *b, uint32_t len)
+{
+    uint8_t dec[16];
+    if (c->def.type == DM_PQ_INT32) {
+        int32_t x;
+        memcpy(&x, b, 4);
+        dm_pq_decimal_from_int(x, dec);
+    } else if (c->def.type == DM_PQ_INT64) {
+        int64_t x;
+        memcpy(&x, b, 8);
+        dm_pq_decimal_from_int(x, dec);
+    } else if (!dm_pq_decimal_from_be(b, len, dec)) {
+        return len;
+    }
+    return dm_pq_decimal_minimal(dec, b);
+}
+
+static void iceberg_decimal_bounds(const column_t *c, dm_pq_column_stats_t *s)
+{
+    s->min_len = iceberg_decimal(c, s->min, s->min_len);
+    s->max_len = iceberg_decimal(c, s->max, s->max_len);
+}
+
 dm_err_t dm_pq_writer_close(dm_pq_writer_t *w, dm_pq_column_stats_t *stats, int64_t *file_bytes,
                             dm_error_t *err)
 {
@@ -1020,6 +1154,8 @@ dm_err_t dm_pq_writer_close(dm_pq_writer_t *w, dm_pq_column_stats_t *stats, int6
                 memcpy(stats[i].max, b->max, b->max_len);
                 stats[i].min_len = b->min_len;
                 stats[i].max_len = b->max_len;
+                if (w->cols[i].def.logical == DM_PQ_LT_DECIMAL)
+                    iceberg_decimal_bounds(&w->cols[i], &stats[i]);
             }
         }
     if (!rc && file_bytes) *file_bytes = w->pos;

@@ -46,6 +46,8 @@ typedef enum dm_pq_logical {
     DM_PQ_LT_TIMESTAMP_UTC,   /* INT64 microseconds, adjusted to UTC */
     DM_PQ_LT_TIMESTAMP_LOCAL, /* INT64 microseconds, not adjusted */
     DM_PQ_LT_UUID,            /* FIXED[16] */
+    DM_PQ_LT_TIME,            /* INT64 microseconds since midnight, not adjusted */
+    DM_PQ_LT_DECIMAL,         /* INT32 / INT64 / FIXED unscaled values; see dm_pq_value_t */
 } dm_pq_logical_t;
 
 /* Page compression, numbered as parquet.thrift's CompressionCodec. */
@@ -62,6 +64,7 @@ typedef struct dm_pq_column {
     dm_pq_logical_t logical;
     int32_t fixed_len; /* DM_PQ_FIXED */
     bool optional;
+    int32_t precision, scale; /* DM_PQ_LT_DECIMAL */
 } dm_pq_column_t;
 
 typedef struct dm_pq_options {
@@ -78,7 +81,10 @@ typedef struct dm_pq_options {
 } dm_pq_options_t;
 
 /* One cell. Strings and bytes are borrowed until dm_pq_writer_add_row returns
- * (the writer copies them). Timestamps are microseconds, dates days. */
+ * (the writer copies them). Timestamps are microseconds, dates days.
+ * Decimals, whatever their physical type, are the unscaled value in dec: 16
+ * bytes, big-endian two's complement (the writer narrows them to INT32,
+ * INT64 or the column's FIXED length; the reader widens them back). */
 typedef struct dm_pq_value {
     bool null;
     union {
@@ -91,11 +97,13 @@ typedef struct dm_pq_value {
             const uint8_t *p;
             uint32_t len;
         } s;
+        uint8_t dec[16];
     } u;
 } dm_pq_value_t;
 
 /* Per-column results of a whole file, for Iceberg's manifest. Bounds are in
- * Iceberg's single-value serialization (little-endian numbers, raw bytes). */
+ * Iceberg's single-value serialization (little-endian numbers, raw bytes,
+ * decimals as their unscaled value in the fewest big-endian bytes). */
 typedef struct dm_pq_column_stats {
     int64_t compressed_bytes;
     int64_t values; /* including nulls */
@@ -136,6 +144,17 @@ void dm_pq_writer_abort(dm_pq_writer_t *w);
 /* Appends the RLE/bit-packed hybrid encoding of n values of bit_width bits
  * (no length prefix). Exposed for tests. */
 dm_err_t dm_pq_rle_encode(const uint32_t *vals, size_t n, int bit_width, dm_buf_t *out);
+
+/* Decimal values (dm_pq_value_t.u.dec) from and to other forms. from_be
+ * sign-extends n big-endian two's complement bytes (false when the value
+ * needs more than 16); to_int gives the low 64 bits; minimal writes the
+ * value in the fewest big-endian bytes (Iceberg's serialization) and
+ * returns how many; digits_ok says whether |value| < 10^precision. */
+bool dm_pq_decimal_from_be(const uint8_t *p, size_t n, uint8_t dec[16]);
+void dm_pq_decimal_from_int(int64_t v, uint8_t dec[16]);
+int64_t dm_pq_decimal_to_int(const uint8_t dec[16]);
+uint32_t dm_pq_decimal_minimal(const uint8_t dec[16], uint8_t out[16]);
+bool dm_pq_decimal_digits_ok(const uint8_t dec[16], int precision);
 
 /* ---- reading --------------------------------------------------------------------- */
 

@@ -22,39 +22,54 @@ static const dm_avro_node_t *unwrap(const dm_avro_node_t *n, bool *nullable)
     return one;
 }
 
-static dm_err_t map_type(const dm_avro_node_t *n, dm_ice_type_t *t, int32_t *fixed_len)
+/* The Iceberg type of an Avro type (logical types included) into f. */
+static dm_err_t map_type(const dm_avro_node_t *n, dm_ice_field_t *f)
 {
-    *fixed_len = 0;
-    switch (n->type) {
-    case DM_AVRO_BOOLEAN: *t = DM_ICE_BOOLEAN; return DM_OK;
-    case DM_AVRO_INT:
-        if (n->logical == DM_AVRO_LT_DATE)
-            *t = DM_ICE_DATE;
-        else if (n->logical == DM_AVRO_LT_NONE)
-            *t = DM_ICE_INT;
-        else
-            return DM_ERR_UNSUPPORTED;
+    f->fixed_len = f->precision = f->scale = 0;
+    if (n->logical == DM_AVRO_LT_DECIMAL &&
+        (n->type == DM_AVRO_BYTES || n->type == DM_AVRO_FIXED)) {
+        if (n->precision < 1 || n->precision > DM_ICE_DECIMAL_MAX_PRECISION) return DM_ERR_RANGE;
+        f->type = DM_ICE_DECIMAL, f->precision = n->precision, f->scale = n->scale;
         return DM_OK;
-    case DM_AVRO_LONG:
+    }
+    switch (n->type) {
+    case DM_AVRO_BOOLEAN: f->type = DM_ICE_BOOLEAN; return DM_OK;
+    case DM_AVRO_INT:
         switch (n->logical) {
-        case DM_AVRO_LT_NONE: *t = DM_ICE_LONG; return DM_OK;
-        case DM_AVRO_LT_TIMESTAMP_MILLIS:
-        case DM_AVRO_LT_TIMESTAMP_MICROS: *t = DM_ICE_TIMESTAMPTZ; return DM_OK;
-        case DM_AVRO_LT_LOCAL_TIMESTAMP_MILLIS:
-        case DM_AVRO_LT_LOCAL_TIMESTAMP_MICROS: *t = DM_ICE_TIMESTAMP; return DM_OK;
+        case DM_AVRO_LT_NONE: f->type = DM_ICE_INT; return DM_OK;
+        case DM_AVRO_LT_DATE: f->type = DM_ICE_DATE; return DM_OK;
+        case DM_AVRO_LT_TIME_MILLIS: f->type = DM_ICE_TIME; return DM_OK;
         default: return DM_ERR_UNSUPPORTED;
         }
-    case DM_AVRO_FLOAT: *t = DM_ICE_FLOAT; return DM_OK;
-    case DM_AVRO_DOUBLE: *t = DM_ICE_DOUBLE; return DM_OK;
+    case DM_AVRO_LONG:
+        switch (n->logical) {
+        case DM_AVRO_LT_NONE: f->type = DM_ICE_LONG; return DM_OK;
+        case DM_AVRO_LT_TIME_MICROS: f->type = DM_ICE_TIME; return DM_OK;
+        case DM_AVRO_LT_TIMESTAMP_MILLIS:
+        case DM_AVRO_LT_TIMESTAMP_MICROS: f->type = DM_ICE_TIMESTAMPTZ; return DM_OK;
+        case DM_AVRO_LT_LOCAL_TIMESTAMP_MILLIS:
+        case DM_AVRO_LT_LOCAL_TIMESTAMP_MICROS: f->type = DM_ICE_TIMESTAMP; return DM_OK;
+        default: return DM_ERR_UNSUPPORTED;
+        }
+    case DM_AVRO_FLOAT: f->type = DM_ICE_FLOAT; return DM_OK;
+    case DM_AVRO_DOUBLE: f->type = DM_ICE_DOUBLE; return DM_OK;
     case DM_AVRO_STRING:
-    case DM_AVRO_ENUM: *t = DM_ICE_STRING; return DM_OK;
+        /* A uuid string becomes Iceberg's uuid (16 bytes); readers show it as
+         * the same text. */
+        f->type = n->logical == DM_AVRO_LT_UUID ? DM_ICE_UUID : DM_ICE_STRING;
+        return DM_OK;
+    case DM_AVRO_ENUM: f->type = DM_ICE_STRING; return DM_OK;
     case DM_AVRO_BYTES:
         if (n->logical != DM_AVRO_LT_NONE) return DM_ERR_UNSUPPORTED;
-        *t = DM_ICE_BINARY;
+        f->type = DM_ICE_BINARY;
         return DM_OK;
     case DM_AVRO_FIXED:
+        if (n->logical == DM_AVRO_LT_UUID && n->size == 16) {
+            f->type = DM_ICE_UUID;
+            return DM_OK;
+        }
         if (n->logical != DM_AVRO_LT_NONE) return DM_ERR_UNSUPPORTED;
-        *t = DM_ICE_FIXED, *fixed_len = (int32_t)n->size;
+        f->type = DM_ICE_FIXED, f->fixed_len = (int32_t)n->size;
         return DM_OK;
     default: return DM_ERR_UNSUPPORTED;
     }
@@ -90,12 +105,21 @@ dm_err_t dm_ice_schema_from_avro(const dm_avro_node_t *row, int32_t next_id, dm_
         bool nullable;
         const dm_avro_node_t *n = unwrap(row->fields[i].type, &nullable);
         dm_ice_field_t *f = &out->fields[i];
-        if (!n || map_type(n, &f->type, &f->fixed_len)) {
+        dm_err_t mrc = n ? map_type(n, f) : DM_ERR_UNSUPPORTED;
+        if (mrc == DM_ERR_RANGE) {
+            out->n = i;
+            dm_ice_schema_free(out);
+            return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                                "iceberg: field %s is a decimal of precision %d; Iceberg decimals "
+                                "hold at most %d digits",
+                                row->fields[i].name, n->precision, DM_ICE_DECIMAL_MAX_PRECISION);
+        }
+        if (mrc) {
             out->n = i;
             dm_ice_schema_free(out);
             return dm_error_set(err, DM_ERR_UNSUPPORTED,
                                 "iceberg: field %s has a type the sink does not map to a column "
-                                "(nested records, arrays, maps, decimals and multi-type unions "
+                                "(nested records, arrays, maps, durations and multi-type unions "
                                 "are not supported)",
                                 row->fields[i].name);
         }
@@ -107,10 +131,23 @@ dm_err_t dm_ice_schema_from_avro(const dm_avro_node_t *row, int32_t next_id, dm_
     return DM_OK;
 }
 
-static bool widens(dm_ice_type_t from, dm_ice_type_t to)
+/* Iceberg's type promotions: int -> long, float -> double, and a decimal
+ * to a larger precision of the same scale. */
+static bool widens(const dm_ice_field_t *from, const dm_ice_field_t *to)
 {
-    return from == to || (from == DM_ICE_INT && to == DM_ICE_LONG) ||
-           (from == DM_ICE_FLOAT && to == DM_ICE_DOUBLE);
+    if (from->type == DM_ICE_DECIMAL && to->type == DM_ICE_DECIMAL)
+        return from->scale == to->scale && to->precision >= from->precision;
+    return from->type == to->type || (from->type == DM_ICE_INT && to->type == DM_ICE_LONG) ||
+           (from->type == DM_ICE_FLOAT && to->type == DM_ICE_DOUBLE);
+}
+
+/* A type change that needs nothing: the same type, or a table column made
+ * before uuid strings mapped to uuid (the text is kept). */
+static bool same_type(const dm_ice_field_t *t, const dm_ice_field_t *s)
+{
+    if (t->type == DM_ICE_STRING && s->type == DM_ICE_UUID) return true;
+    return t->type == s->type && t->fixed_len == s->fixed_len && t->precision == s->precision &&
+           t->scale == s->scale;
 }
 
 dm_err_t dm_ice_schema_evolve(const dm_ice_schema_t *table, int32_t last_id,
@@ -125,16 +162,16 @@ dm_err_t dm_ice_schema_evolve(const dm_ice_schema_t *table, int32_t last_id,
         const dm_ice_field_t *sf = &source->fields[i];
         dm_ice_field_t *tf = (dm_ice_field_t *)dm_ice_schema_find(out, sf->name);
         if (tf) {
-            if (tf->type == sf->type && tf->fixed_len == sf->fixed_len) continue;
-            if (!widens(tf->type, sf->type)) {
+            if (same_type(tf, sf)) continue;
+            if (!widens(tf, sf)) {
                 char a[32], b[32];
                 dm_ice_schema_free(out);
                 return dm_error_set(err, DM_ERR_SCHEMA_INCOMPATIBLE,
                                     "iceberg: column %s is %s in the table and %s in the source",
-                                    sf->name, dm_ice_type_name(tf->type, tf->fixed_len, a),
-                                    dm_ice_type_name(sf->type, sf->fixed_len, b));
+                                    sf->name, dm_ice_type_name(tf, a), dm_ice_type_name(sf, b));
             }
             tf->type = sf->type; /* promotion: int -> long, float -> double */
+            tf->precision = sf->precision;
             *changed = true;
             continue;
         }
@@ -171,7 +208,9 @@ dm_err_t dm_ice_source_init(dm_ice_source_t *src, uint32_t id, const dm_avro_sch
     }
     src->n_cols = table->n;
     src->field_of = calloc(table->n + 1, sizeof(int));
-    if (!src->field_of) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    src->scratch = malloc(16 * (table->n + 1));
+    if (!src->field_of || !src->scratch)
+        return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
     for (size_t i = 0; i < table->n; i++)
         src->field_of[i] = dm_avro_field_index(src->row, table->fields[i].name);
     return dm_avro_codec_new(schema, NULL, NULL, 0, &src->codec, err);
@@ -181,12 +220,65 @@ void dm_ice_source_free(dm_ice_source_t *src)
 {
     dm_avro_codec_free(src->codec);
     free(src->field_of);
+    free(src->scratch);
     memset(src, 0, sizeof(*src));
 }
 
+/* An Avro decimal (big-endian two's complement bytes of the unscaled value)
+ * into the 16 bytes of u.dec, checked against the column's precision. */
+static dm_err_t convert_decimal(const dm_ice_field_t *f, const dm_avro_node_t *n,
+                                const dm_avro_value_t *v, dm_pq_value_t *out, dm_error_t *err)
+{
+    if (n->logical != DM_AVRO_LT_DECIMAL || n->scale != f->scale)
+        return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH,
+                            "iceberg: column %s is decimal with scale %d; the value is not",
+                            f->name, f->scale);
+    if (!dm_pq_decimal_from_be(v->u.p, v->len, out->u.dec) ||
+        !dm_pq_decimal_digits_ok(out->u.dec, f->precision))
+        return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH,
+                            "iceberg: column %s: decimal value has more than %d digits", f->name,
+                            f->precision);
+    return DM_OK;
+}
+
+static int hex_digit(uint8_t c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* A uuid string (8-4-4-4-12 hex digits) into its 16 bytes, kept in copy or
+ * else in the source's scratch for this column (valid until its next row). */
+static dm_err_t convert_uuid(const dm_ice_field_t *f, const dm_avro_value_t *v, dm_arena_t *copy,
+                             uint8_t *scratch, dm_pq_value_t *out, dm_error_t *err)
+{
+    uint8_t b[16];
+    size_t k = 0;
+    bool ok = v->len == 36;
+    for (size_t i = 0; ok && i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            ok = v->u.p[i] == '-';
+            continue;
+        }
+        int h = hex_digit(v->u.p[i]), l = i + 1 < 36 ? hex_digit(v->u.p[i + 1]) : -1;
+        ok = h >= 0 && l >= 0;
+        if (ok) b[k++] = (uint8_t)(h << 4 | l);
+        i++;
+    }
+    if (!ok || k != 16)
+        return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "iceberg: column %s: '%.*s' is not a uuid",
+                            f->name, (int)(v->len > 40 ? 40 : v->len), (const char *)v->u.p);
+    uint8_t *p = copy ? dm_arena_memdup(copy, b, 16) : memcpy(scratch, b, 16);
+    if (!p) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    out->u.s.p = p, out->u.s.len = 16;
+    return DM_OK;
+}
+
 static dm_err_t convert(const dm_ice_field_t *f, const dm_avro_node_t *type,
-                        const dm_avro_value_t *v, dm_arena_t *copy, dm_pq_value_t *out,
-                        dm_error_t *err)
+                        const dm_avro_value_t *v, dm_arena_t *copy, uint8_t *scratch,
+                        dm_pq_value_t *out, dm_error_t *err)
 {
     memset(out, 0, sizeof(*out));
     if (v->type == DM_AVRO_NULL || v->type == DM_AVRO_ABSENT) {
@@ -197,6 +289,13 @@ static dm_err_t convert(const dm_ice_field_t *f, const dm_avro_node_t *type,
         return DM_OK;
     }
     const dm_avro_node_t *n = type->type == DM_AVRO_UNION ? type->branches[v->branch] : type;
+    if (f->type == DM_ICE_DECIMAL) return convert_decimal(f, n, v, out, err);
+    if (f->type == DM_ICE_UUID && v->type == DM_AVRO_STRING)
+        return convert_uuid(f, v, copy, scratch, out, err);
+    if (f->type == DM_ICE_TIME && v->type == DM_AVRO_INT) {
+        out->u.i64 = (int64_t)v->u.i * 1000; /* time-millis */
+        return DM_OK;
+    }
     switch (v->type) {
     case DM_AVRO_BOOLEAN: out->u.b = v->u.b; break;
     case DM_AVRO_INT:
@@ -250,8 +349,8 @@ dm_err_t dm_ice_row_convert(const dm_ice_source_t *src, const dm_ice_schema_t *t
                                     f->name);
             continue;
         }
-        dm_err_t rc =
-            convert(f, src->row->fields[fi].type, &row->u.v[fi], copy_arena, &out[i], err);
+        dm_err_t rc = convert(f, src->row->fields[fi].type, &row->u.v[fi], copy_arena,
+                              src->scratch + 16 * i, &out[i], err);
         if (rc) return rc;
     }
     return DM_OK;

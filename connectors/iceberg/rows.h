@@ -17,6 +17,7 @@ typedef struct dm_ice_source {
     bool envelope;             /* op / before / after change events */
     int op, before, after;     /* envelope field indexes */
     int *field_of;             /* table column -> row field index, -1 when absent */
+    uint8_t *scratch;          /* 16 bytes per column: a converted uuid of the last row */
     size_t n_cols;
 } dm_ice_source_t;
 
@@ -46,8 +47,9 @@ void dm_ice_source_free(dm_ice_source_t *src);
 
 /* Converts a row record value into table columns (out: table->n cells).
  * copy_arena: when not NULL, strings are copied there (rows kept past the
- * batch). A missing or null value in a required column is DM_ERR_SCHEMA_MISMATCH
- * naming it. */
+ * batch); without it, values may point into the batch and into src's
+ * scratch (valid until the next conversion). A missing or null value in a required column is
+ * DM_ERR_SCHEMA_MISMATCH naming it. */
 dm_err_t dm_ice_row_convert(const dm_ice_source_t *src, const dm_ice_schema_t *table,
                             const dm_avro_value_t *row, dm_arena_t *copy_arena, dm_pq_value_t *out,
                             dm_error_t *err);
