@@ -48,7 +48,9 @@ static const char *CDC =
     "{\"type\":\"record\",\"name\":\"Envelope\",\"fields\":["
     "{\"name\":\"before\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"Row\",\"fields\":["
     "{\"name\":\"id\",\"type\":\"long\"},{\"name\":\"name\",\"type\":\"string\"},"
-    "{\"name\":\"qty\",\"type\":[\"null\",\"int\"]}]}]},"
+    "{\"name\":\"qty\",\"type\":[\"null\",\"int\"]},"
+    "{\"name\":\"price\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\","
+    "\"precision\":10,\"scale\":2}}]}]},"
     "{\"name\":\"after\",\"type\":[\"null\",\"Row\"]},"
     "{\"name\":\"op\",\"type\":\"string\"},{\"name\":\"ts_ms\",\"type\":\"long\"}]}";
 
@@ -366,14 +368,30 @@ static void test_append_evolve_restart(void)
 typedef struct row {
     bool live;
     char name[24];
-    int qty; /* -1 = null */
+    int qty;   /* -1 = null */
+    int cents; /* price: a decimal(10, 2) as Postgres numeric columns arrive */
 } row_t;
+
+/* A decimal's unscaled value as Avro JSON bytes: big-endian two's
+ * complement, fewest bytes, each byte a \u00XX code point. */
+static void decimal_json(char *out, size_t cap, int v)
+{
+    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    int i = 0;
+    while (i < 3 && ((b[i] == 0 && !(b[i + 1] & 0x80)) || (b[i] == 0xff && (b[i + 1] & 0x80))))
+        i++;
+    size_t o = 0;
+    for (; i < 4 && o + 7 < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "\\u00%02x", b[i]);
+}
 
 static void row_json(char *out, size_t cap, long id, const row_t *r)
 {
-    char q[24] = "null";
+    char q[24] = "null", p[40] = "";
     if (r->qty >= 0) snprintf(q, sizeof(q), "{\"int\":%d}", r->qty);
-    snprintf(out, cap, "{\"Row\":{\"id\":%ld,\"name\":\"%s\",\"qty\":%s}}", id, r->name, q);
+    decimal_json(p, sizeof(p), r->cents);
+    snprintf(out, cap, "{\"Row\":{\"id\":%ld,\"name\":\"%s\",\"qty\":%s,\"price\":\"%s\"}}", id,
+             r->name, q, p);
 }
 
 static void test_upsert_cdc(void)
@@ -409,7 +427,7 @@ static void test_upsert_cdc(void)
             seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
             long id = (long)((seed >> 33) % KEYS);
             row_t *s = &state[id], old = *s;
-            char b[160] = "null", a[160] = "null";
+            char b[256] = "null", a[256] = "null";
             const char *op;
             if (!s->live) {
                 op = "c";
@@ -423,6 +441,8 @@ static void test_upsert_cdc(void)
             if (s->live) {
                 snprintf(s->name, sizeof(s->name), "n%d-%d", w, k);
                 s->qty = (int)((seed >> 40) % 7) - 1;
+                /* Quarters: exact as doubles, so readers' numbers compare exactly. */
+                s->cents = ((int)((seed >> 8) % 80001) - 40000) * 25;
                 row_json(a, sizeof(a), id, s);
             }
             if (old.live) row_json(b, sizeof(b), id, &old);
@@ -441,7 +461,7 @@ static void test_upsert_cdc(void)
     size_t n_again = 0;
     for (long id = 0; id < KEYS; id++) {
         if (!state[id].live) continue;
-        char a[160];
+        char a[256];
         row_json(a, sizeof(a), id, &state[id]);
         if (asprintf(&again[n_again++], "{\"before\":null,\"after\":%s,\"op\":\"r\",\"ts_ms\":0}",
                      a) < 0)
@@ -462,9 +482,11 @@ static void test_upsert_cdc(void)
         if (!state[id].live) continue;
         fprintf(e, "{\"id\":\"%ld\",\"name\":\"%s\",\"qty\":", id, state[id].name);
         if (state[id].qty >= 0)
-            fprintf(e, "%d}\n", state[id].qty);
+            fprintf(e, "%d", state[id].qty);
         else
-            fprintf(e, "null}\n");
+            fprintf(e, "null");
+        fprintf(e, ",\"price\":%s%d.%02d}\n", state[id].cents < 0 ? "-" : "",
+                abs(state[id].cents) / 100, abs(state[id].cents) % 100);
     }
     fclose(e);
     CHECK_EQ_INT(readers_check(&c, expected, "id", -1), 0);
