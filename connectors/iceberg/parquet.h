@@ -1,9 +1,9 @@
 /* connectors/iceberg/parquet.h — the project's Parquet file writer.
  *
- * Flat schemas: every column is a top-level primitive, REQUIRED or OPTIONAL
- * (nested records are not written as groups; the Iceberg sink maps a source
- * record's top-level fields to columns and refuses nested types by name).
- * Each column carries its Iceberg field id in the Parquet schema.
+ * Columns are primitives, REQUIRED or OPTIONAL, and groups (structs) of
+ * them, given in pre-order; a leaf's definition level counts its present
+ * optional ancestors. Repeated fields (lists, maps) are not written. Each
+ * column carries its Iceberg field id in the Parquet schema.
  *
  * Rows are buffered per row group (cut when the buffered, uncompressed bytes
  * reach row_group_bytes). At a cut each column chunk is written as an optional
@@ -65,6 +65,9 @@ typedef struct dm_pq_column {
     int32_t fixed_len; /* DM_PQ_FIXED */
     bool optional;
     int32_t precision, scale; /* DM_PQ_LT_DECIMAL */
+    /* A group (a struct) when > 0: the next n_children columns of its
+     * subtree, in pre-order, are its fields; type and logical are unused. */
+    int32_t n_children;
 } dm_pq_column_t;
 
 typedef struct dm_pq_options {
@@ -122,8 +125,10 @@ typedef struct dm_pq_writer dm_pq_writer_t;
 dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
                           const dm_pq_options_t *opts, dm_pq_writer_t **w, dm_error_t *err);
 
-/* Adds one row: vals[i] for column i. A null in a required column is
- * DM_ERR_INVALID naming the column. May write a row group. */
+/* Adds one row: vals[i] for column i, groups included (a group's null says
+ * the struct is null; the fields under a null group are then ignored). A
+ * null in a required column of a present struct is DM_ERR_INVALID naming the
+ * column. May write a row group. */
 dm_err_t dm_pq_writer_add_row(dm_pq_writer_t *w, const dm_pq_value_t *vals, dm_error_t *err);
 
 /* Rows added so far. */

@@ -32,6 +32,7 @@ typedef enum dm_ice_type {
     DM_ICE_TIMESTAMPTZ, /* with zone (stored in UTC) */
     DM_ICE_TIME,        /* microseconds since midnight (i64) */
     DM_ICE_DECIMAL,     /* decimal(precision, scale): the unscaled value in u.dec */
+    DM_ICE_STRUCT,      /* its fields follow it; the value's null says the struct is null */
     /* Types from here on hold their bytes in u.s (borrowed); the ones above
      * are inline in the value. */
     DM_ICE_STRING,
@@ -47,8 +48,13 @@ typedef struct dm_ice_field {
     int32_t fixed_len;
     bool required;
     int32_t precision, scale; /* DM_ICE_DECIMAL */
+    int32_t n_children;       /* DM_ICE_STRUCT: its fields, the entries after it */
 } dm_ice_field_t;
 
+/* A schema's fields in pre-order: a struct's n_children fields follow it
+ * (each with its own subtree), so fields[] is also the list of columns the
+ * Parquet writer takes and a row has one value per entry. Names are unique
+ * among siblings; dm_ice_schema_find looks at the top level only. */
 typedef struct dm_ice_schema {
     int32_t id;
     dm_ice_field_t *fields;
@@ -76,7 +82,10 @@ void dm_ice_schema_free(dm_ice_schema_t *s);
 /* Deep copy. */
 dm_err_t dm_ice_schema_copy(const dm_ice_schema_t *from, dm_ice_schema_t *to);
 
-/* The field with this name / id, or NULL. */
+/* The entry after field i's subtree (its next sibling, or the end). */
+size_t dm_ice_schema_skip(const dm_ice_schema_t *s, size_t i);
+
+/* The top-level field with this name / any field with this id, or NULL. */
 const dm_ice_field_t *dm_ice_schema_find(const dm_ice_schema_t *s, const char *name);
 const dm_ice_field_t *dm_ice_schema_find_id(const dm_ice_schema_t *s, int32_t id);
 

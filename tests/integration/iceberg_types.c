@@ -345,6 +345,180 @@ static void test_refusals(void)
     dm_avro_schema_free(as);
 }
 
+/* ---- structs ------------------------------------------------------------------ */
+
+static const char *nested_json =
+    "{\"type\":\"record\",\"name\":\"n\",\"fields\":["
+    "{\"name\":\"id\",\"type\":\"long\"},"
+    "{\"name\":\"addr\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"Addr\",\"fields\":["
+    "{\"name\":\"street\",\"type\":\"string\"},{\"name\":\"zip\",\"type\":\"int\"},"
+    "{\"name\":\"geo\",\"type\":{\"type\":\"record\",\"name\":\"Geo\",\"fields\":["
+    "{\"name\":\"lat\",\"type\":\"double\"},{\"name\":\"lon\",\"type\":[\"null\",\"double\"]}]}}"
+    "]}]},"
+    "{\"name\":\"meta\",\"type\":{\"type\":\"record\",\"name\":\"Meta\",\"fields\":["
+    "{\"name\":\"price\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":9,"
+    "\"scale\":2}},{\"name\":\"tag\",\"type\":[\"null\",\"string\"]}]}},"
+    "{\"name\":\"id2\",\"type\":\"string\"}"
+    "]}";
+
+/* Rows with a nullable struct (holding a required struct with a nullable
+ * field), a required struct and columns after them, through the row mapping
+ * into Parquet groups; DuckDB and hyparquet read every value and the field
+ * id of every schema element. */
+static int write_nested(const char *path, int rows)
+{
+    dm_error_t err = {0};
+    dm_avro_schema_t *as;
+    if (dm_avro_schema_parse(nested_json, strlen(nested_json), &as, &err)) {
+        printf("    schema: %s\n", err.message);
+        return -1;
+    }
+    dm_ice_schema_t ts;
+    if (dm_ice_schema_from_avro(as->root, 1, &ts, &err)) {
+        printf("    map: %s\n", err.message);
+        return -1;
+    }
+    /* id addr street zip geo lat lon meta price tag id2 */
+    if (ts.n != 11 || ts.fields[1].type != DM_ICE_STRUCT || ts.fields[1].n_children != 3 ||
+        ts.fields[4].n_children != 2 || ts.fields[7].n_children != 2 || ts.fields[10].id != 11) {
+        printf("    unexpected table schema (%zu entries)\n", ts.n);
+        return -1;
+    }
+    dm_ice_source_t src;
+    if (dm_ice_source_init(&src, 1, as, &ts, &err)) return -1;
+    dm_pq_column_t cols[11];
+    for (size_t c = 0; c < ts.n; c++)
+        cols[c] = dm_ice_parquet_column(&ts.fields[c]);
+    FILE *f = fopen(path, "wb");
+    char exp[600];
+    snprintf(exp, sizeof(exp), "%s.jsonl", path);
+    FILE *e = fopen(exp, "w");
+    if (!f || !e) return -1;
+    dm_pq_options_t o = {.codec = DM_PQ_SNAPPY, .row_group_bytes = 32 << 10, .page_bytes = 4 << 10};
+    dm_pq_writer_t *w;
+    if (dm_pq_writer_new(f, cols, ts.n, &o, &w, &err)) {
+        printf("    writer: %s\n", err.message);
+        return -1;
+    }
+    for (int i = 0; i < rows; i++) {
+        char street[32], tag[32], id2[32];
+        uint8_t pb[16];
+        int sl = snprintf(street, sizeof(street), "street %d", i % 97);
+        int tl = snprintf(tag, sizeof(tag), "tag-%d", i % 5);
+        int il = snprintf(id2, sizeof(id2), "k%d", i);
+        bool anull = i % 4 == 1, lnull = i % 3 == 0, tnull = i % 5 == 2;
+        double lat = (i % 180) - 89.5, lon = (i % 360) * 0.5 - 90;
+        __int128 price = (__int128)((int64_t)i * 7919 % 100001) - 50000;
+        dm_avro_value_t geo[2] = {
+            {.type = DM_AVRO_DOUBLE, .u.d = lat},
+            lnull ? (dm_avro_value_t){.type = DM_AVRO_NULL}
+                  : (dm_avro_value_t){.type = DM_AVRO_DOUBLE, .branch = 1, .u.d = lon}};
+        dm_avro_value_t addr[3] = {
+            {.type = DM_AVRO_STRING, .len = (uint32_t)sl, .u.p = (uint8_t *)street},
+            {.type = DM_AVRO_INT, .u.i = 10000 + i},
+            {.type = DM_AVRO_RECORD, .len = 2, .u.v = geo}};
+        dm_avro_value_t meta[2] = {
+            {.type = DM_AVRO_BYTES, .len = short_bytes(price, pb), .u.p = pb},
+            tnull ? (dm_avro_value_t){.type = DM_AVRO_NULL}
+                  : (dm_avro_value_t){.type = DM_AVRO_STRING,
+                                      .branch = 1,
+                                      .len = (uint32_t)tl,
+                                      .u.p = (uint8_t *)tag}};
+        dm_avro_value_t fv[4] = {
+            {.type = DM_AVRO_LONG, .u.l = i},
+            anull ? (dm_avro_value_t){.type = DM_AVRO_NULL}
+                  : (dm_avro_value_t){.type = DM_AVRO_RECORD, .branch = 1, .len = 3, .u.v = addr},
+            {.type = DM_AVRO_RECORD, .len = 2, .u.v = meta},
+            {.type = DM_AVRO_STRING, .len = (uint32_t)il, .u.p = (uint8_t *)id2}};
+        dm_avro_value_t rec = {.type = DM_AVRO_RECORD, .len = 4, .u.v = fv};
+        dm_pq_value_t row[11];
+        if (dm_ice_row_convert(&src, &ts, &rec, NULL, row, &err) ||
+            dm_pq_writer_add_row(w, row, &err)) {
+            printf("    row %d: %s\n", i, err.message);
+            return -1;
+        }
+        char pt[64], pu[64];
+        dec_text(price, 2, pt), dec_unscaled(price, pu);
+        fprintf(e, "{\"id\":\"%d\",\"addr\":", i);
+        if (anull)
+            fprintf(e, "null");
+        else {
+            fprintf(e, "{\"street\":\"%s\",\"zip\":%d,\"geo\":{\"lat\":%.17g,\"lon\":", street,
+                    10000 + i, lat);
+            if (lnull)
+                fprintf(e, "null}}");
+            else
+                fprintf(e, "%.17g}}", lon);
+        }
+        fprintf(e, ",\"price\":\"%s\",\"price_u\":\"%s\",\"tag\":", pt, pu);
+        if (tnull)
+            fprintf(e, "null");
+        else
+            fprintf(e, "\"%s\"", tag);
+        fprintf(e, ",\"id2\":\"%s\"}\n", id2);
+    }
+    dm_pq_column_stats_t st[11];
+    int rc = dm_pq_writer_close(w, st, NULL, &err) ? -1 : 0;
+    if (rc) printf("    close: %s\n", err.message);
+    fclose(f);
+    fclose(e);
+    /* Leaf statistics count every row; the nulls of a field under a null
+     * struct count as nulls. */
+    if (!rc && (st[2].values != rows || st[2].nulls != (rows + 2) / 4 || st[1].values != 0)) {
+        printf("    street stats: %lld values, %lld nulls\n", (long long)st[2].values,
+               (long long)st[2].nulls);
+        rc = -2;
+    }
+    dm_ice_source_free(&src);
+    dm_ice_schema_free(&ts);
+    dm_avro_schema_free(as);
+    return rc;
+}
+
+static void test_structs_read_back(void)
+{
+    char path[600], cmd[2048];
+    snprintf(path, sizeof(path), "%s/nested.parquet", dir);
+    CHECK_EQ_INT(write_nested(path, 3000), 0);
+    snprintf(cmd, sizeof(cmd), "cd %s && node read_nested.mjs %s %s.jsonl", readers, path, path);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
+/* The nested table schema as metadata writes it ("struct" types with their
+ * fields and ids) and back; a changed struct is refused by evolution. */
+static void test_struct_schema_json(void)
+{
+    dm_error_t err = {0};
+    dm_avro_schema_t *as;
+    REQUIRE(dm_avro_schema_parse(nested_json, strlen(nested_json), &as, &err) == DM_OK);
+    dm_ice_schema_t ts, back, evolved;
+    REQUIRE(dm_ice_schema_from_avro(as->root, 1, &ts, &err) == DM_OK);
+    json_t *j = dm_ice_schema_to_json(&ts);
+    char *text = json_dumps(j, JSON_COMPACT);
+    CHECK_CONTAINS(text,
+                   "{\"id\":5,\"name\":\"geo\",\"required\":true,\"type\":{\"type\":\"struct\","
+                   "\"fields\":[{\"id\":6,\"name\":\"lat\"");
+    CHECK_EQ_INT(dm_ice_schema_from_json(j, &back, &err), DM_OK);
+    CHECK_EQ_INT((int)back.n, 11);
+    CHECK_EQ_INT(back.fields[4].n_children, 2);
+    CHECK_EQ_INT(back.fields[10].id, 11);
+    CHECK(dm_ice_schema_find(&back, "lat") == NULL); /* top level only */
+    CHECK(dm_ice_schema_find(&back, "id2") == &back.fields[10]);
+    bool changed = true;
+    CHECK_EQ_INT(dm_ice_schema_evolve(&back, 11, &ts, &evolved, &changed, &err), DM_OK);
+    CHECK(!changed);
+    dm_ice_schema_free(&evolved);
+    back.fields[6].type = DM_ICE_FLOAT; /* geo.lat differs */
+    CHECK_EQ_INT(dm_ice_schema_evolve(&back, 11, &ts, &evolved, &changed, &err),
+                 DM_ERR_SCHEMA_INCOMPATIBLE);
+    CHECK_CONTAINS(err.message, "struct column addr changed");
+    free(text);
+    json_decref(j);
+    dm_ice_schema_free(&back);
+    dm_ice_schema_free(&ts);
+    dm_avro_schema_free(as);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "%s/iceberg_types.XXXXXX",
@@ -362,6 +536,8 @@ int main(void)
     RUN(test_schema_json);
     RUN(test_refusals);
     RUN(test_logical_types_read_back);
+    RUN(test_struct_schema_json);
+    RUN(test_structs_read_back);
     int rc = check_summary();
     if (rc == 0) {
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
