@@ -1268,6 +1268,11 @@ dm_err_t dm_iceberg_compact(const dm_iceberg_sink_config_t *conf, int64_t *files
         rc = dm_ice_table_open(k.catalog, conf->warehouse, ns, name, NULL, "", NULL, &k.table, err);
     free(ns);
     free(name);
+    for (size_t f = 0; !rc && f < k.table->schema.n; f++)
+        if (k.table->schema.fields[f].type == DM_ICE_STRUCT)
+            rc = dm_error_set(err, DM_ERR_UNSUPPORTED,
+                              "iceberg: %s has struct column %s; compaction reads flat tables only",
+                              conf->table, k.table->schema.fields[f].name);
     if (!rc) {
         k.n_key = k.table->schema.n_keys;
         k.key_cols = calloc(k.n_key + 1, sizeof(size_t));

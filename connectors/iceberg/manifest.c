@@ -192,6 +192,9 @@ static json_t *kv_list(const dm_ice_data_file_t *f, int which)
     for (size_t i = 0; i < f->n_cols; i++) {
         const dm_pq_column_stats_t *s = &f->stats[i];
         json_t *v = NULL;
+        /* A struct column has no chunk of its own (every data file has rows,
+         * so a leaf always counts values): its fields carry the metrics. */
+        if (!s->values && !s->compressed_bytes) continue;
         switch (which) {
         case 0: v = json_integer(s->compressed_bytes); break;
         case 1: v = json_integer(s->values); break;

@@ -43,6 +43,9 @@ typedef struct chunk_meta {
 
 typedef struct column {
     dm_pq_column_t def;
+    bool group;      /* a struct: no values, no chunk */
+    int parent;      /* enclosing group's column index, -1 at the top */
+    uint8_t max_def; /* definition level of a present value */
     int width;       /* bytes of a PLAIN value; 0 for BYTE_ARRAY (length-prefixed) */
     uint8_t *levels; /* definition level per buffered row */
     size_t cap_rows;
@@ -100,7 +103,9 @@ struct dm_pq_writer {
     chunk_meta_t *chunks; /* n_cols per written row group */
     int64_t *group_rows, *group_offset;
     size_t n_groups, cap_groups;
-    dm_buf_t header; /* the footer */
+    dm_buf_t header;     /* the footer */
+    uint8_t *row_levels; /* per column, for the row being added */
+    bool *row_present;
     scratch_t sc[2];
     char **kv; /* owned copies of opts.kv */
     dm_error_t *err;
@@ -172,6 +177,60 @@ static int bit_width_of(uint32_t max)
     return w;
 }
 
+/* ---- decimals ---------------------------------------------------------------- */
+
+bool dm_pq_decimal_from_be(const uint8_t *p, size_t n, uint8_t dec[16])
+{
+    uint8_t sign = n && (p[0] & 0x80) ? 0xff : 0;
+    /* Bytes beyond 16 may only repeat the sign. */
+    while (n > 16) {
+        if (p[0] != sign) return false;
+        p++, n--;
+    }
+    if (n == 16 && ((p[0] & 0x80) ? 0xff : 0) != sign) return false;
+    memset(dec, sign, 16 - n);
+    memcpy(dec + 16 - n, p, n);
+    return true;
+}
+
+void dm_pq_decimal_from_int(int64_t v, uint8_t dec[16])
+{
+    memset(dec, v < 0 ? 0xff : 0, 8);
+    for (int i = 0; i < 8; i++)
+        dec[15 - i] = (uint8_t)((uint64_t)v >> (8 * i));
+}
+
+int64_t dm_pq_decimal_to_int(const uint8_t dec[16])
+{
+    uint64_t v = 0;
+    for (int i = 8; i < 16; i++)
+        v = v << 8 | dec[i];
+    return (int64_t)v;
+}
+
+uint32_t dm_pq_decimal_minimal(const uint8_t dec[16], uint8_t out[16])
+{
+    /* Drop leading bytes that only repeat the sign of the byte after them. */
+    int i = 0;
+    while (i < 15 &&
+           ((dec[i] == 0 && !(dec[i + 1] & 0x80)) || (dec[i] == 0xff && (dec[i + 1] & 0x80))))
+        i++;
+    memcpy(out, dec + i, (size_t)(16 - i));
+    return (uint32_t)(16 - i);
+}
+
+bool dm_pq_decimal_digits_ok(const uint8_t dec[16], int precision)
+{
+    unsigned __int128 u = 0;
+    for (int i = 0; i < 16; i++)
+        u = u << 8 | dec[i];
+    if (dec[0] & 0x80) u = ~u + 1; /* magnitude of a negative value */
+    unsigned __int128 limit = 1;
+    for (int i = 0; i < precision; i++)
+        limit *= 10;
+    return u < limit;
+}
+
 /* ---- values and statistics -------------------------------------------------- */
 
 /* The PLAIN bytes of a value, without BYTE_ARRAY's length prefix. */
@@ -230,6 +289,10 @@ static int compare(const column_t *c, const uint8_t *a, uint32_t al, const uint8
         return (x > y) - (x < y);
     }
     default: {
+        /* Decimal FIXED values are signed big-endian of one width: the sign
+         * byte decides first. */
+        if (c->def.logical == DM_PQ_LT_DECIMAL && al && bl && (a[0] ^ b[0]) & 0x80)
+            return (a[0] & 0x80) ? -1 : 1;
         int r = memcmp(a, b, al < bl ? al : bl);
         return r ? r : (al > bl) - (al < bl);
     }
@@ -407,17 +470,36 @@ static void typed_to_bound(column_t *c)
     c->typed_set = false;
 }
 
-static dm_err_t add_value(dm_pq_writer_t *w, column_t *c, const dm_pq_value_t *v)
+/* A decimal's 16 bytes narrowed to the column's physical type: INT32, INT64
+ * or the FIXED length (big-endian, the low bytes). */
+static const dm_pq_value_t *narrow_decimal(const column_t *c, const dm_pq_value_t *v,
+                                           dm_pq_value_t *tmp)
+{
+    *tmp = *v;
+    if (c->def.type == DM_PQ_INT32)
+        tmp->u.i32 = (int32_t)dm_pq_decimal_to_int(v->u.dec);
+    else if (c->def.type == DM_PQ_INT64)
+        tmp->u.i64 = dm_pq_decimal_to_int(v->u.dec);
+    else
+        tmp->u.s.p = v->u.dec + 16 - c->width, tmp->u.s.len = (uint32_t)c->width;
+    return tmp;
+}
+
+/* Buffers a leaf's value at definition level (max_def: present; less:
+ * null here or above). */
+static dm_err_t add_value(dm_pq_writer_t *w, column_t *c, const dm_pq_value_t *v, uint8_t level)
 {
     dm_err_t rc = grow((void **)&c->levels, &c->cap_rows, w->rows + 1, 1);
     if (rc) return rc;
-    if (v->null) {
-        c->levels[w->rows] = 0;
+    if (level < c->max_def) {
+        c->levels[w->rows] = level;
         c->nulls++;
         w->buffered_bytes++;
         return DM_OK;
     }
-    c->levels[w->rows] = 1;
+    dm_pq_value_t narrowed;
+    if (c->def.logical == DM_PQ_LT_DECIMAL) v = narrow_decimal(c, v, &narrowed);
+    c->levels[w->rows] = level;
     /* Only BYTE_ARRAY values need their offsets kept; fixed widths compute them. */
     if (!c->width) rc = grow((void **)&c->offs, &c->cap_vals, c->n_vals + 1, sizeof(uint32_t));
     if (!rc && c->dict_on)
@@ -560,7 +642,7 @@ static dm_err_t data_page(dm_pq_writer_t *w, scratch_t *sc, column_t *c, chunk_m
     dm_buf_t *pg = &sc->page;
     dm_buf_reset(pg);
     dm_err_t rc = DM_OK;
-    if (c->def.optional) {
+    if (c->max_def > 0) {
         /* v1 pages prefix the levels with their length (4 bytes, little endian). */
         uint8_t zero[4] = {0};
         if ((rc = dm_buf_append(pg, zero, 4))) return rc;
@@ -569,7 +651,7 @@ static dm_err_t data_page(dm_pq_writer_t *w, scratch_t *sc, column_t *c, chunk_m
         if (!lv) return DM_ERR_NOMEM;
         for (size_t r = r0; r < r1; r++)
             lv[r - r0] = c->levels[r];
-        rc = dm_pq_rle_encode(lv, r1 - r0, 1, pg);
+        rc = dm_pq_rle_encode(lv, r1 - r0, bit_width_of(c->max_def), pg);
         free(lv);
         if (rc) return rc;
         uint32_t n = (uint32_t)(pg->len - at);
@@ -622,7 +704,7 @@ static dm_err_t write_chunk(dm_pq_writer_t *w, scratch_t *sc, column_t *c, chunk
     size_t r0 = 0, v0 = 0, v = 0;
     int64_t bytes = 0;
     for (size_t r = 0; r < rows; r++) {
-        if (c->levels[r]) {
+        if (c->levels[r] == c->max_def) {
             bytes += m->dict ? 1 : c->width ? c->width : (int64_t)(value_end(c, v) - c->offs[v]);
             v++;
         }
@@ -658,7 +740,7 @@ static void compress_columns(scratch_t *sc, int k)
 {
     dm_pq_writer_t *w = sc->w;
     for (size_t i = 0; i < w->n_cols && !sc->rc; i++) {
-        if (w->back[i].worker != k) continue;
+        if (w->back[i].worker != k || w->back[i].group) continue;
         sc->rc = write_chunk(w, sc, &w->back[i], &w->chunks[w->n_groups * w->n_cols + i],
                              w->back_rows, i);
         if (sc->rc == DM_ERR_NOMEM) dm_error_set(&sc->err, sc->rc, "parquet: out of memory");
@@ -715,6 +797,7 @@ static dm_err_t flush_back(dm_pq_writer_t *w, dm_error_t *err)
     for (size_t i = 0; i < w->n_cols; i++) {
         column_t *c = &w->back[i];
         chunk_meta_t *m = &w->chunks[g * w->n_cols + i];
+        if (c->group) continue;
         m->offset += w->pos;
         m->data_offset += w->pos;
         if (m->dict_offset >= 0) m->dict_offset += w->pos;
@@ -772,13 +855,28 @@ static dm_err_t cut_group(dm_pq_writer_t *w, bool background, dm_error_t *err)
 static void schema_element(dm_thrift_writer_t *t, const dm_pq_column_t *c)
 {
     dm_thrift_elem_struct_begin(t);
+    if (c->n_children > 0) { /* a group: repetition, name, children, field id */
+        dm_thrift_i32(t, 3, c->optional ? 1 : 0);
+        dm_thrift_string(t, 4, c->name);
+        dm_thrift_i32(t, 5, c->n_children);
+        dm_thrift_i32(t, 9, c->field_id);
+        dm_thrift_struct_end(t);
+        return;
+    }
     dm_thrift_i32(t, 1, c->type);
     if (c->type == DM_PQ_FIXED) dm_thrift_i32(t, 2, c->fixed_len);
     dm_thrift_i32(t, 3, c->optional ? 1 : 0);
     dm_thrift_string(t, 4, c->name);
-    /* converted_type for older readers: UTF8 0, DATE 6, TIMESTAMP_MICROS 10. */
+    /* converted_type for older readers: UTF8 0, DECIMAL 5 (with scale and
+     * precision), DATE 6, TIME_MICROS 8, TIMESTAMP_MICROS 10. */
     if (c->logical == DM_PQ_LT_STRING) dm_thrift_i32(t, 6, 0);
+    if (c->logical == DM_PQ_LT_DECIMAL) {
+        dm_thrift_i32(t, 6, 5);
+        dm_thrift_i32(t, 7, c->scale);
+        dm_thrift_i32(t, 8, c->precision);
+    }
     if (c->logical == DM_PQ_LT_DATE) dm_thrift_i32(t, 6, 6);
+    if (c->logical == DM_PQ_LT_TIME) dm_thrift_i32(t, 6, 8);
     if (c->logical == DM_PQ_LT_TIMESTAMP_UTC) dm_thrift_i32(t, 6, 10);
     dm_thrift_i32(t, 9, c->field_id);
     if (c->logical != DM_PQ_LT_NONE) {
@@ -787,8 +885,13 @@ static void schema_element(dm_thrift_writer_t *t, const dm_pq_column_t *c)
         case DM_PQ_LT_STRING: dm_thrift_struct_begin(t, 1); break;
         case DM_PQ_LT_DATE: dm_thrift_struct_begin(t, 6); break;
         case DM_PQ_LT_UUID: dm_thrift_struct_begin(t, 14); break;
-        default: /* TIMESTAMP {isAdjustedToUTC, unit: MICROS} */
-            dm_thrift_struct_begin(t, 8);
+        case DM_PQ_LT_DECIMAL: /* DECIMAL {scale, precision} */
+            dm_thrift_struct_begin(t, 5);
+            dm_thrift_i32(t, 1, c->scale);
+            dm_thrift_i32(t, 2, c->precision);
+            break;
+        default: /* TIME (7) or TIMESTAMP (8) {isAdjustedToUTC, unit: MICROS} */
+            dm_thrift_struct_begin(t, c->logical == DM_PQ_LT_TIME ? 7 : 8);
             dm_thrift_bool(t, 1, c->logical == DM_PQ_LT_TIMESTAMP_UTC);
             dm_thrift_struct_begin(t, 2);
             dm_thrift_struct_begin(t, 2);
@@ -813,8 +916,16 @@ static void column_chunk(dm_thrift_writer_t *t, const dm_pq_writer_t *w, const c
     dm_thrift_i32_elem(t, ENC_PLAIN);
     dm_thrift_i32_elem(t, ENC_RLE);
     if (m->dict) dm_thrift_i32_elem(t, ENC_RLE_DICTIONARY);
-    dm_thrift_list_begin(t, 3, DM_THRIFT_BINARY, 1);
-    dm_thrift_binary_elem(t, c->def.name, strlen(c->def.name));
+    /* path_in_schema: the names from the top group down to the leaf. */
+    const column_t *path[64];
+    uint32_t depth = 0;
+    for (const column_t *p = c; depth < 64; p = &w->cols[p->parent]) {
+        path[depth++] = p;
+        if (p->parent < 0) break;
+    }
+    dm_thrift_list_begin(t, 3, DM_THRIFT_BINARY, depth);
+    while (depth--)
+        dm_thrift_binary_elem(t, path[depth]->def.name, strlen(path[depth]->def.name));
     dm_thrift_i32(t, 4, w->opts.codec);
     dm_thrift_i64(t, 5, m->values);
     dm_thrift_i64(t, 6, m->uncompressed);
@@ -840,9 +951,14 @@ static dm_err_t write_footer(dm_pq_writer_t *w)
     dm_thrift_writer_init(&t, b);
     dm_thrift_i32(&t, 1, 1);
     dm_thrift_list_begin(&t, 2, DM_THRIFT_STRUCT, (uint32_t)w->n_cols + 1);
+    int32_t top = 0, leaves = 0;
+    for (size_t i = 0; i < w->n_cols; i++) {
+        top += w->cols[i].parent < 0;
+        leaves += !w->cols[i].group;
+    }
     dm_thrift_elem_struct_begin(&t);
     dm_thrift_string(&t, 4, "schema");
-    dm_thrift_i32(&t, 5, (int32_t)w->n_cols);
+    dm_thrift_i32(&t, 5, top);
     dm_thrift_struct_end(&t);
     for (size_t i = 0; i < w->n_cols; i++)
         schema_element(&t, &w->cols[i].def);
@@ -850,9 +966,10 @@ static dm_err_t write_footer(dm_pq_writer_t *w)
     dm_thrift_list_begin(&t, 4, DM_THRIFT_STRUCT, (uint32_t)w->n_groups);
     for (size_t g = 0; g < w->n_groups; g++) {
         dm_thrift_elem_struct_begin(&t);
-        dm_thrift_list_begin(&t, 1, DM_THRIFT_STRUCT, (uint32_t)w->n_cols);
+        dm_thrift_list_begin(&t, 1, DM_THRIFT_STRUCT, (uint32_t)leaves);
         int64_t unc = 0, comp = 0;
         for (size_t i = 0; i < w->n_cols; i++) {
+            if (w->cols[i].group) continue;
             const chunk_meta_t *m = &w->chunks[g * w->n_cols + i];
             column_chunk(&t, w, &w->cols[i], m);
             unc += m->uncompressed;
@@ -898,6 +1015,54 @@ static int plain_width(const dm_pq_column_t *c)
     }
 }
 
+/* Finds each column's group and definition level from the pre-order list
+ * (a group's n_children columns follow it, subtrees included). */
+static dm_err_t nest_columns(dm_pq_writer_t *w)
+{
+    int stack[64];
+    int32_t left[64];
+    int depth = 0;
+    for (size_t i = 0; i < w->n_cols; i++) {
+        while (depth > 0 && left[depth - 1] == 0)
+            depth--;
+        int parent = depth ? stack[depth - 1] : -1;
+        if (depth) left[depth - 1]--;
+        const dm_pq_column_t *d = &w->cols[i].def;
+        int level = (parent >= 0 ? w->cols[parent].max_def : 0) + (d->optional ? 1 : 0);
+        if (level > 60) return DM_ERR_INVALID;
+        for (int set = 0; set < 2; set++) {
+            column_t *c = set ? &w->back[i] : &w->cols[i];
+            c->group = d->n_children > 0;
+            c->parent = parent;
+            c->max_def = (uint8_t)level;
+            if (c->group) c->dict_allowed = c->dict_on = false;
+        }
+        if (d->n_children > 0) {
+            if (depth == 64) return DM_ERR_INVALID;
+            stack[depth] = (int)i;
+            left[depth++] = d->n_children;
+        }
+    }
+    while (depth > 0 && left[depth - 1] == 0)
+        depth--;
+    return depth ? DM_ERR_INVALID : DM_OK;
+}
+
+/* A decimal column's physical type must hold its precision (the spec's
+ * limits: INT32 up to 9 digits, INT64 up to 18, FIXED by its length). */
+static bool decimal_column_ok(const dm_pq_column_t *c)
+{
+    if (c->logical != DM_PQ_LT_DECIMAL) return true;
+    if (c->precision < 1 || c->precision > 38 || c->scale < 0 || c->scale > c->precision)
+        return false;
+    switch (c->type) {
+    case DM_PQ_INT32: return c->precision <= 9;
+    case DM_PQ_INT64: return c->precision <= 18;
+    case DM_PQ_FIXED: return c->fixed_len >= 1 && c->fixed_len <= 16;
+    default: return false;
+    }
+}
+
 dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
                           const dm_pq_options_t *opts, dm_pq_writer_t **wp, dm_error_t *err)
 {
@@ -910,8 +1075,11 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
     w->names = calloc(n_cols, sizeof(char *));
     w->file_stats = calloc(n_cols, sizeof(dm_pq_column_stats_t));
     w->file_bound = calloc(n_cols, sizeof(bound_t));
+    w->row_levels = calloc(n_cols, 1);
+    w->row_present = calloc(n_cols, sizeof(bool));
     w->n_cols = n_cols;
-    if (!w->cols || !w->back || !w->names || !w->file_stats || !w->file_bound) {
+    if (!w->cols || !w->back || !w->names || !w->file_stats || !w->file_bound || !w->row_levels ||
+        !w->row_present) {
         dm_pq_writer_abort(w);
         return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
     }
@@ -933,11 +1101,18 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
             c->dict_allowed = !opts->no_dictionary && cols[i].type != DM_PQ_BOOLEAN;
             c->dict_on = c->dict_allowed;
         }
-        if (!w->names[i] || (cols[i].type == DM_PQ_FIXED && cols[i].fixed_len <= 0)) {
+        if (!w->names[i] ||
+            (!cols[i].n_children && cols[i].type == DM_PQ_FIXED && cols[i].fixed_len <= 0) ||
+            !decimal_column_ok(&cols[i])) {
             dm_pq_writer_abort(w);
             return dm_error_set(err, DM_ERR_INVALID, "parquet: bad column %zu (%s)", i,
                                 cols[i].name ? cols[i].name : "?");
         }
+    }
+    if (nest_columns(w)) {
+        dm_pq_writer_abort(w);
+        return dm_error_set(err, DM_ERR_INVALID,
+                            "parquet: the groups' child counts do not match the columns");
     }
     if (opts->n_kv) {
         w->kv = calloc(2 * opts->n_kv, sizeof(char *));
@@ -967,19 +1142,37 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
 dm_err_t dm_pq_writer_add_row(dm_pq_writer_t *w, const dm_pq_value_t *vals, dm_error_t *err)
 {
     w->err = err;
+    /* Each column's definition level in this row: its parent's, plus one
+     * when it is optional and present. Columns under an absent struct are
+     * absent whatever their value says. */
+    uint8_t *level = w->row_levels;
+    bool *present = w->row_present;
     for (size_t i = 0; i < w->n_cols; i++) {
         column_t *c = &w->cols[i];
+        bool up = c->parent < 0 || present[c->parent];
+        uint8_t base = c->parent < 0 ? 0 : level[c->parent];
+        present[i] = up && !vals[i].null;
+        level[i] = (uint8_t)(base + (present[i] && c->def.optional ? 1 : 0));
+        if (!up) continue;
         if (vals[i].null && !c->def.optional)
             return dm_error_set(err, DM_ERR_INVALID, "parquet: null in required column %s",
                                 c->def.name);
-        if (c->def.type == DM_PQ_FIXED && !vals[i].null && vals[i].u.s.len != (uint32_t)c->width)
+        if (vals[i].null || c->group) continue;
+        if (c->def.logical == DM_PQ_LT_DECIMAL &&
+            !dm_pq_decimal_digits_ok(vals[i].u.dec, c->def.precision))
+            return dm_error_set(err, DM_ERR_INVALID,
+                                "parquet: column %s: decimal value has more than %d digits",
+                                c->def.name, c->def.precision);
+        if (c->def.type == DM_PQ_FIXED && c->def.logical != DM_PQ_LT_DECIMAL &&
+            vals[i].u.s.len != (uint32_t)c->width)
             return dm_error_set(err, DM_ERR_INVALID, "parquet: column %s wants %d bytes, not %u",
                                 c->def.name, c->width, vals[i].u.s.len);
     }
     /* Every column takes the value before the row counts, so a failure
      * part-way leaves the row group inconsistent: report it as fatal. */
     for (size_t i = 0; i < w->n_cols; i++) {
-        dm_err_t rc = add_value(w, &w->cols[i], &vals[i]);
+        if (w->cols[i].group) continue;
+        dm_err_t rc = add_value(w, &w->cols[i], &vals[i], level[i]);
         if (rc)
             return dm_error_set(err, rc, "parquet: buffering column %s: %s", w->cols[i].def.name,
                                 dm_err_str(rc));
@@ -1001,6 +1194,31 @@ int64_t dm_pq_writer_size_estimate(const dm_pq_writer_t *w)
     return pos + (w->bg_running ? w->back_bytes : 0) + w->buffered_bytes;
 }
 
+/* A decimal bound from its Parquet form (little-endian INT32 / INT64,
+ * big-endian FIXED) to Iceberg's (the fewest big-endian bytes). */
+static uint32_t iceberg_decimal(const column_t *c, uint8_t *b, uint32_t len)
+{
+    uint8_t dec[16];
+    if (c->def.type == DM_PQ_INT32) {
+        int32_t x;
+        memcpy(&x, b, 4);
+        dm_pq_decimal_from_int(x, dec);
+    } else if (c->def.type == DM_PQ_INT64) {
+        int64_t x;
+        memcpy(&x, b, 8);
+        dm_pq_decimal_from_int(x, dec);
+    } else if (!dm_pq_decimal_from_be(b, len, dec)) {
+        return len;
+    }
+    return dm_pq_decimal_minimal(dec, b);
+}
+
+static void iceberg_decimal_bounds(const column_t *c, dm_pq_column_stats_t *s)
+{
+    s->min_len = iceberg_decimal(c, s->min, s->min_len);
+    s->max_len = iceberg_decimal(c, s->max, s->max_len);
+}
+
 dm_err_t dm_pq_writer_close(dm_pq_writer_t *w, dm_pq_column_stats_t *stats, int64_t *file_bytes,
                             dm_error_t *err)
 {
@@ -1020,6 +1238,8 @@ dm_err_t dm_pq_writer_close(dm_pq_writer_t *w, dm_pq_column_stats_t *stats, int6
                 memcpy(stats[i].max, b->max, b->max_len);
                 stats[i].min_len = b->min_len;
                 stats[i].max_len = b->max_len;
+                if (w->cols[i].def.logical == DM_PQ_LT_DECIMAL)
+                    iceberg_decimal_bounds(&w->cols[i], &stats[i]);
             }
         }
     if (!rc && file_bytes) *file_bytes = w->pos;
@@ -1053,6 +1273,8 @@ void dm_pq_writer_abort(dm_pq_writer_t *w)
     free(w->names);
     free(w->file_stats);
     free(w->file_bound);
+    free(w->row_levels);
+    free(w->row_present);
     for (size_t i = 0; w->kv && i < 2 * w->opts.n_kv; i++)
         free(w->kv[i]);
     free(w->kv);

@@ -1,9 +1,9 @@
 /* connectors/iceberg/parquet.h — the project's Parquet file writer.
  *
- * Flat schemas: every column is a top-level primitive, REQUIRED or OPTIONAL
- * (nested records are not written as groups; the Iceberg sink maps a source
- * record's top-level fields to columns and refuses nested types by name).
- * Each column carries its Iceberg field id in the Parquet schema.
+ * Columns are primitives, REQUIRED or OPTIONAL, and groups (structs) of
+ * them, given in pre-order; a leaf's definition level counts its present
+ * optional ancestors. Repeated fields (lists, maps) are not written. Each
+ * column carries its Iceberg field id in the Parquet schema.
  *
  * Rows are buffered per row group (cut when the buffered, uncompressed bytes
  * reach row_group_bytes). At a cut each column chunk is written as an optional
@@ -46,6 +46,8 @@ typedef enum dm_pq_logical {
     DM_PQ_LT_TIMESTAMP_UTC,   /* INT64 microseconds, adjusted to UTC */
     DM_PQ_LT_TIMESTAMP_LOCAL, /* INT64 microseconds, not adjusted */
     DM_PQ_LT_UUID,            /* FIXED[16] */
+    DM_PQ_LT_TIME,            /* INT64 microseconds since midnight, not adjusted */
+    DM_PQ_LT_DECIMAL,         /* INT32 / INT64 / FIXED unscaled values; see dm_pq_value_t */
 } dm_pq_logical_t;
 
 /* Page compression, numbered as parquet.thrift's CompressionCodec. */
@@ -62,6 +64,10 @@ typedef struct dm_pq_column {
     dm_pq_logical_t logical;
     int32_t fixed_len; /* DM_PQ_FIXED */
     bool optional;
+    int32_t precision, scale; /* DM_PQ_LT_DECIMAL */
+    /* A group (a struct) when > 0: the next n_children columns of its
+     * subtree, in pre-order, are its fields; type and logical are unused. */
+    int32_t n_children;
 } dm_pq_column_t;
 
 typedef struct dm_pq_options {
@@ -78,7 +84,10 @@ typedef struct dm_pq_options {
 } dm_pq_options_t;
 
 /* One cell. Strings and bytes are borrowed until dm_pq_writer_add_row returns
- * (the writer copies them). Timestamps are microseconds, dates days. */
+ * (the writer copies them). Timestamps are microseconds, dates days.
+ * Decimals, whatever their physical type, are the unscaled value in dec: 16
+ * bytes, big-endian two's complement (the writer narrows them to INT32,
+ * INT64 or the column's FIXED length; the reader widens them back). */
 typedef struct dm_pq_value {
     bool null;
     union {
@@ -91,11 +100,13 @@ typedef struct dm_pq_value {
             const uint8_t *p;
             uint32_t len;
         } s;
+        uint8_t dec[16];
     } u;
 } dm_pq_value_t;
 
 /* Per-column results of a whole file, for Iceberg's manifest. Bounds are in
- * Iceberg's single-value serialization (little-endian numbers, raw bytes). */
+ * Iceberg's single-value serialization (little-endian numbers, raw bytes,
+ * decimals as their unscaled value in the fewest big-endian bytes). */
 typedef struct dm_pq_column_stats {
     int64_t compressed_bytes;
     int64_t values; /* including nulls */
@@ -114,8 +125,10 @@ typedef struct dm_pq_writer dm_pq_writer_t;
 dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
                           const dm_pq_options_t *opts, dm_pq_writer_t **w, dm_error_t *err);
 
-/* Adds one row: vals[i] for column i. A null in a required column is
- * DM_ERR_INVALID naming the column. May write a row group. */
+/* Adds one row: vals[i] for column i, groups included (a group's null says
+ * the struct is null; the fields under a null group are then ignored). A
+ * null in a required column of a present struct is DM_ERR_INVALID naming the
+ * column. May write a row group. */
 dm_err_t dm_pq_writer_add_row(dm_pq_writer_t *w, const dm_pq_value_t *vals, dm_error_t *err);
 
 /* Rows added so far. */
@@ -136,6 +149,17 @@ void dm_pq_writer_abort(dm_pq_writer_t *w);
 /* Appends the RLE/bit-packed hybrid encoding of n values of bit_width bits
  * (no length prefix). Exposed for tests. */
 dm_err_t dm_pq_rle_encode(const uint32_t *vals, size_t n, int bit_width, dm_buf_t *out);
+
+/* Decimal values (dm_pq_value_t.u.dec) from and to other forms. from_be
+ * sign-extends n big-endian two's complement bytes (false when the value
+ * needs more than 16); to_int gives the low 64 bits; minimal writes the
+ * value in the fewest big-endian bytes (Iceberg's serialization) and
+ * returns how many; digits_ok says whether |value| < 10^precision. */
+bool dm_pq_decimal_from_be(const uint8_t *p, size_t n, uint8_t dec[16]);
+void dm_pq_decimal_from_int(int64_t v, uint8_t dec[16]);
+int64_t dm_pq_decimal_to_int(const uint8_t dec[16]);
+uint32_t dm_pq_decimal_minimal(const uint8_t dec[16], uint8_t out[16]);
+bool dm_pq_decimal_digits_ok(const uint8_t dec[16], int precision);
 
 /* ---- reading --------------------------------------------------------------------- */
 

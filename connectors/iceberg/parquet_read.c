@@ -198,6 +198,12 @@ static void parse_schema_element(tr_t *t, dm_pq_column_t *c, char **name, int32_
             *name = b ? strndup((const char *)b, n) : NULL;
         } else if (id == 5 && type == DM_THRIFT_I32)
             *children = (int32_t)tr_int(t);
+        else if (id == 6 && type == DM_THRIFT_I32) {
+            if (tr_int(t) == 5) c->logical = DM_PQ_LT_DECIMAL; /* converted_type DECIMAL */
+        } else if (id == 7 && type == DM_THRIFT_I32)
+            c->scale = (int32_t)tr_int(t);
+        else if (id == 8 && type == DM_THRIFT_I32)
+            c->precision = (int32_t)tr_int(t);
         else if (id == 9 && type == DM_THRIFT_I32)
             c->field_id = (int32_t)tr_int(t);
         else
@@ -499,6 +505,31 @@ static dm_err_t page_body(dm_pq_reader_t *r, int codec, const uint8_t *p, size_t
     return DM_OK;
 }
 
+/* Decimal values into dm_pq_value_t's 16-byte form, from INT32, INT64 or
+ * FIXED (the writer's representation). */
+static dm_err_t widen_decimals(const dm_pq_reader_t *r, const dm_pq_column_t *c, dm_pq_value_t *out,
+                               dm_error_t *err)
+{
+    for (int64_t i = 0; i < r->rows; i++) {
+        dm_pq_value_t *v = &out[i];
+        if (v->null) continue;
+        if (c->type == DM_PQ_INT32)
+            dm_pq_decimal_from_int(v->u.i32, v->u.dec);
+        else if (c->type == DM_PQ_INT64)
+            dm_pq_decimal_from_int(v->u.i64, v->u.dec);
+        else if (c->type != DM_PQ_FIXED && c->type != DM_PQ_BYTE_ARRAY)
+            return dm_error_set(err, DM_ERR_UNSUPPORTED, "parquet: %s: decimal column %s is %d",
+                                r->path, c->name, c->type);
+        else {
+            const uint8_t *p = v->u.s.p;
+            uint32_t n = v->u.s.len;
+            if (!dm_pq_decimal_from_be(p, n, v->u.dec))
+                return corrupt(r, "decimal wider than 16 bytes", err);
+        }
+    }
+    return DM_OK;
+}
+
 dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t ci, dm_pq_value_t *out, dm_error_t *err)
 {
     const dm_pq_column_t *c = &r->cols[ci];
@@ -641,5 +672,6 @@ dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t ci, dm_pq_value_t *o
     free(dict);
     free(scratch);
     if (!rc && row != r->rows) rc = corrupt(r, "a column has fewer values than rows", err);
+    if (!rc && c->logical == DM_PQ_LT_DECIMAL) rc = widen_decimals(r, c, out, err);
     return rc;
 }

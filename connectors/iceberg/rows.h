@@ -13,16 +13,21 @@ typedef struct dm_ice_source {
     uint32_t id;
     const dm_avro_schema_t *schema;
     dm_avro_codec_t *codec;
-    const dm_avro_node_t *row; /* the record rows come from (root, or the envelope's after) */
-    bool envelope;             /* op / before / after change events */
-    int op, before, after;     /* envelope field indexes */
-    int *field_of;             /* table column -> row field index, -1 when absent */
+    const dm_avro_node_t *row;      /* the record rows come from (root, or the envelope's after) */
+    bool envelope;                  /* op / before / after change events */
+    int op, before, after;          /* envelope field indexes */
+    int *field_of;                  /* table column -> field index in its record, -1 when absent */
+    int *parent_of;                 /* table column -> its struct's column, -1 at the top */
+    const dm_avro_node_t **node_of; /* table column -> the Avro field's type */
+    const dm_avro_value_t **val_of; /* scratch: a struct column's record value */
+    uint8_t *scratch;               /* 16 bytes per column: a converted uuid of the last row */
     size_t n_cols;
 } dm_ice_source_t;
 
-/* Builds the Iceberg schema of a source's rows: top-level fields become
- * columns with ids from next_id (a nullable union is an optional column);
- * nested types are refused with DM_ERR_UNSUPPORTED naming the field. */
+/* Builds the Iceberg schema of a source's rows: fields become columns with
+ * ids from next_id in pre-order (a nullable union is an optional column, a
+ * nested record a struct followed by its fields); arrays, maps and other
+ * unmapped types are refused with DM_ERR_UNSUPPORTED naming the field. */
 dm_err_t dm_ice_schema_from_avro(const dm_avro_node_t *row, int32_t next_id, dm_ice_schema_t *out,
                                  dm_error_t *err);
 
@@ -46,8 +51,9 @@ void dm_ice_source_free(dm_ice_source_t *src);
 
 /* Converts a row record value into table columns (out: table->n cells).
  * copy_arena: when not NULL, strings are copied there (rows kept past the
- * batch). A missing or null value in a required column is DM_ERR_SCHEMA_MISMATCH
- * naming it. */
+ * batch); without it, values may point into the batch and into src's
+ * scratch (valid until the next conversion). A missing or null value in a required column is
+ * DM_ERR_SCHEMA_MISMATCH naming it. */
 dm_err_t dm_ice_row_convert(const dm_ice_source_t *src, const dm_ice_schema_t *table,
                             const dm_avro_value_t *row, dm_arena_t *copy_arena, dm_pq_value_t *out,
                             dm_error_t *err);

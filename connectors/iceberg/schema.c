@@ -6,48 +6,131 @@
 
 #include "connectors/iceberg/table.h"
 
-static const char *const type_names[] = {"boolean", "int",    "long",      "float",
-                                         "double",  "date",   "timestamp", "timestamptz",
-                                         "string",  "binary", "uuid",      "fixed"};
+static const char *const type_names[] = {
+    [DM_ICE_BOOLEAN] = "boolean",     [DM_ICE_INT] = "int",
+    [DM_ICE_LONG] = "long",           [DM_ICE_FLOAT] = "float",
+    [DM_ICE_DOUBLE] = "double",       [DM_ICE_DATE] = "date",
+    [DM_ICE_TIMESTAMP] = "timestamp", [DM_ICE_TIMESTAMPTZ] = "timestamptz",
+    [DM_ICE_TIME] = "time",           [DM_ICE_DECIMAL] = "decimal",
+    [DM_ICE_STRUCT] = "struct",       [DM_ICE_STRING] = "string",
+    [DM_ICE_BINARY] = "binary",       [DM_ICE_UUID] = "uuid",
+    [DM_ICE_FIXED] = "fixed"};
 
-const char *dm_ice_type_name(dm_ice_type_t t, int32_t fixed_len, char buf[32])
+const char *dm_ice_type_name(const dm_ice_field_t *f, char buf[32])
 {
-    if (t == DM_ICE_FIXED)
-        snprintf(buf, 32, "fixed[%d]", fixed_len);
+    if (f->type == DM_ICE_FIXED)
+        snprintf(buf, 32, "fixed[%d]", f->fixed_len);
+    else if (f->type == DM_ICE_DECIMAL)
+        snprintf(buf, 32, "decimal(%d, %d)", f->precision, f->scale);
     else
-        snprintf(buf, 32, "%s", type_names[t]);
+        snprintf(buf, 32, "%s", type_names[f->type]);
     return buf;
 }
 
-static dm_err_t parse_type(const char *s, dm_ice_type_t *t, int32_t *fixed_len)
+/* Reads a metadata type name into f (type, fixed_len, precision, scale). */
+static dm_err_t parse_type(const char *s, dm_ice_field_t *f)
 {
-    *fixed_len = 0;
-    for (int i = 0; i < 11; i++)
-        if (!strcmp(s, type_names[i])) {
-            *t = (dm_ice_type_t)i;
+    f->fixed_len = f->precision = f->scale = 0;
+    for (int i = 0; i <= DM_ICE_FIXED; i++)
+        if (i != DM_ICE_FIXED && i != DM_ICE_DECIMAL && i != DM_ICE_STRUCT &&
+            !strcmp(s, type_names[i])) {
+            f->type = (dm_ice_type_t)i;
             return DM_OK;
         }
-    if (sscanf(s, "fixed[%d]", fixed_len) == 1 && *fixed_len > 0) {
-        *t = DM_ICE_FIXED;
+    if (sscanf(s, "fixed[%d]", &f->fixed_len) == 1 && f->fixed_len > 0) {
+        f->type = DM_ICE_FIXED;
+        return DM_OK;
+    }
+    if (sscanf(s, "decimal(%d ,%d)", &f->precision, &f->scale) == 2 && f->precision >= 1 &&
+        f->precision <= DM_ICE_DECIMAL_MAX_PRECISION && f->scale >= 0 && f->scale <= f->precision) {
+        f->type = DM_ICE_DECIMAL;
         return DM_OK;
     }
     return DM_ERR_UNSUPPORTED;
 }
 
+size_t dm_ice_schema_skip(const dm_ice_schema_t *s, size_t i)
+{
+    size_t next = i + 1;
+    for (int32_t c = 0; c < s->fields[i].n_children && next < s->n; c++)
+        next = dm_ice_schema_skip(s, next);
+    return next;
+}
+
+/* The fields from *i on, count of them (with their subtrees), as a metadata
+ * "fields" array; *i ends after them. */
+static json_t *fields_to_json(const dm_ice_schema_t *s, size_t *i, size_t count)
+{
+    json_t *fields = json_array();
+    char tb[32];
+    for (size_t k = 0; k < count && *i < s->n; k++) {
+        const dm_ice_field_t *f = &s->fields[(*i)++];
+        json_t *type;
+        if (f->type == DM_ICE_STRUCT)
+            type = json_pack("{s:s, s:o}", "type", "struct", "fields",
+                             fields_to_json(s, i, (size_t)f->n_children));
+        else
+            type = json_string(dm_ice_type_name(f, tb));
+        json_array_append_new(fields, json_pack("{s:i, s:s, s:b, s:o}", "id", f->id, "name",
+                                                f->name, "required", f->required, "type", type));
+    }
+    return fields;
+}
+
 json_t *dm_ice_schema_to_json(const dm_ice_schema_t *s)
 {
-    json_t *fields = json_array(), *ids = json_array();
-    char tb[32];
-    for (size_t i = 0; i < s->n; i++) {
-        const dm_ice_field_t *f = &s->fields[i];
-        json_array_append_new(fields, json_pack("{s:i, s:s, s:b, s:s}", "id", f->id, "name",
-                                                f->name, "required", f->required, "type",
-                                                dm_ice_type_name(f->type, f->fixed_len, tb)));
-    }
-    for (size_t i = 0; i < s->n_keys; i++)
-        json_array_append_new(ids, json_integer(s->key_ids[i]));
+    json_t *ids = json_array();
+    size_t i = 0;
+    json_t *fields = fields_to_json(s, &i, s->n);
+    for (size_t k = 0; k < s->n_keys; k++)
+        json_array_append_new(ids, json_integer(s->key_ids[k]));
     return json_pack("{s:s, s:i, s:o, s:o}", "type", "struct", "schema-id", s->id,
                      "identifier-field-ids", ids, "fields", fields);
+}
+
+/* Appends a metadata "fields" array to s in pre-order (structs' fields
+ * after them); depth bounds hostile nesting. */
+static dm_err_t fields_from_json(const json_t *fields, dm_ice_schema_t *s, size_t *cap, int depth,
+                                 dm_error_t *err)
+{
+    if (depth > 32)
+        return dm_error_set(err, DM_ERR_UNSUPPORTED, "iceberg: table schema nests too deep");
+    for (size_t k = 0; k < json_array_size(fields); k++) {
+        json_t *f = json_array_get(fields, k), *type = json_object_get(f, "type");
+        const char *name = json_string_value(json_object_get(f, "name"));
+        if (s->n == *cap) {
+            size_t ncap = *cap * 2 + 8;
+            dm_ice_field_t *nf = realloc(s->fields, ncap * sizeof(*nf));
+            if (!nf) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+            s->fields = nf, *cap = ncap;
+        }
+        dm_ice_field_t *o = &s->fields[s->n];
+        memset(o, 0, sizeof(*o));
+        const char *kind = json_string_value(json_object_get(type, "type"));
+        bool is_struct = json_is_object(type) && kind && !strcmp(kind, "struct");
+        if (!name ||
+            (!is_struct && (!json_is_string(type) || parse_type(json_string_value(type), o))))
+            return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                                "iceberg: table column %s has a type the sink does not write",
+                                name ? name : "?");
+        o->name = strdup(name);
+        if (!o->name) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+        o->id = (int32_t)json_integer_value(json_object_get(f, "id"));
+        o->required = json_is_true(json_object_get(f, "required"));
+        s->n++;
+        if (is_struct) {
+            size_t at = s->n - 1;
+            json_t *sub = json_object_get(type, "fields");
+            s->fields[at].type = DM_ICE_STRUCT;
+            s->fields[at].n_children = (int32_t)json_array_size(sub);
+            if (!s->fields[at].n_children)
+                return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                                    "iceberg: table column %s is an empty struct", name);
+            dm_err_t rc = fields_from_json(sub, s, cap, depth + 1, err);
+            if (rc) return rc;
+        }
+    }
+    return DM_OK;
 }
 
 dm_err_t dm_ice_schema_from_json(const json_t *j, dm_ice_schema_t *s, dm_error_t *err)
@@ -56,29 +139,17 @@ dm_err_t dm_ice_schema_from_json(const json_t *j, dm_ice_schema_t *s, dm_error_t
     json_t *fields = json_object_get(j, "fields"),
            *ids = json_object_get(j, "identifier-field-ids");
     s->id = (int32_t)json_integer_value(json_object_get(j, "schema-id"));
-    size_t n = json_array_size(fields);
-    s->fields = calloc(n ? n : 1, sizeof(dm_ice_field_t));
+    size_t cap = json_array_size(fields) + 1;
+    s->fields = calloc(cap, sizeof(dm_ice_field_t));
     s->key_ids = calloc(json_array_size(ids) + 1, sizeof(int32_t));
     if (!s->fields || !s->key_ids) {
         dm_ice_schema_free(s);
         return DM_ERR_NOMEM;
     }
-    for (size_t i = 0; i < n; i++) {
-        json_t *f = json_array_get(fields, i);
-        const char *name = json_string_value(json_object_get(f, "name"));
-        const char *type = json_string_value(json_object_get(f, "type"));
-        dm_ice_field_t *o = &s->fields[i];
-        if (!name || !type || parse_type(type, &o->type, &o->fixed_len)) {
-            s->n = i;
-            dm_ice_schema_free(s);
-            return dm_error_set(err, DM_ERR_UNSUPPORTED,
-                                "iceberg: table column %s has a type the sink does not write",
-                                name ? name : "?");
-        }
-        o->name = strdup(name);
-        o->id = (int32_t)json_integer_value(json_object_get(f, "id"));
-        o->required = json_is_true(json_object_get(f, "required"));
-        s->n = i + 1;
+    dm_err_t rc = fields_from_json(fields, s, &cap, 0, err);
+    if (rc) {
+        dm_ice_schema_free(s);
+        return rc;
     }
     for (size_t i = 0; i < json_array_size(ids); i++)
         s->key_ids[s->n_keys++] = (int32_t)json_integer_value(json_array_get(ids, i));
@@ -104,7 +175,7 @@ dm_err_t dm_ice_schema_copy(const dm_ice_schema_t *from, dm_ice_schema_t *to)
 
 const dm_ice_field_t *dm_ice_schema_find(const dm_ice_schema_t *s, const char *name)
 {
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i = dm_ice_schema_skip(s, i))
         if (!strcmp(s->fields[i].name, name)) return &s->fields[i];
     return NULL;
 }
@@ -116,10 +187,23 @@ const dm_ice_field_t *dm_ice_schema_find_id(const dm_ice_schema_t *s, int32_t id
     return NULL;
 }
 
+int32_t dm_ice_decimal_bytes(int32_t precision)
+{
+    unsigned __int128 top = 1; /* 10^precision */
+    for (int i = 0; i < precision; i++)
+        top *= 10;
+    int32_t n = 1;
+    /* n bytes hold signed values below 2^(8n-1). */
+    while (n < 16 && ((unsigned __int128)1 << (8 * n - 1)) < top)
+        n++;
+    return n;
+}
+
 dm_pq_column_t dm_ice_parquet_column(const dm_ice_field_t *f)
 {
     dm_pq_column_t c = {.name = f->name, .field_id = f->id, .optional = !f->required};
     switch (f->type) {
+    case DM_ICE_STRUCT: c.n_children = f->n_children; break;
     case DM_ICE_BOOLEAN: c.type = DM_PQ_BOOLEAN; break;
     case DM_ICE_INT: c.type = DM_PQ_INT32; break;
     case DM_ICE_LONG: c.type = DM_PQ_INT64; break;
@@ -130,6 +214,18 @@ dm_pq_column_t dm_ice_parquet_column(const dm_ice_field_t *f)
     case DM_ICE_TIMESTAMPTZ: c.type = DM_PQ_INT64, c.logical = DM_PQ_LT_TIMESTAMP_UTC; break;
     case DM_ICE_STRING: c.type = DM_PQ_BYTE_ARRAY, c.logical = DM_PQ_LT_STRING; break;
     case DM_ICE_BINARY: c.type = DM_PQ_BYTE_ARRAY; break;
+    case DM_ICE_TIME: c.type = DM_PQ_INT64, c.logical = DM_PQ_LT_TIME; break;
+    case DM_ICE_DECIMAL:
+        /* The spec's choice: INT32 up to 9 digits, INT64 up to 18, else the
+         * fewest bytes that hold every value of the precision. */
+        c.logical = DM_PQ_LT_DECIMAL, c.precision = f->precision, c.scale = f->scale;
+        if (f->precision <= 9)
+            c.type = DM_PQ_INT32;
+        else if (f->precision <= 18)
+            c.type = DM_PQ_INT64;
+        else
+            c.type = DM_PQ_FIXED, c.fixed_len = dm_ice_decimal_bytes(f->precision);
+        break;
     case DM_ICE_UUID: c.type = DM_PQ_FIXED, c.fixed_len = 16, c.logical = DM_PQ_LT_UUID; break;
     case DM_ICE_FIXED: c.type = DM_PQ_FIXED, c.fixed_len = f->fixed_len; break;
     }
@@ -144,8 +240,11 @@ bool dm_ice_value_bytes(dm_ice_type_t t, const dm_pq_value_t *v, uint8_t out[64]
     case DM_ICE_DATE: memcpy(out, &v->u.i32, 4), *len = 4; return true;
     case DM_ICE_FLOAT: memcpy(out, &v->u.f, 4), *len = 4; return true;
     case DM_ICE_LONG:
+    case DM_ICE_TIME:
     case DM_ICE_TIMESTAMP:
     case DM_ICE_TIMESTAMPTZ: memcpy(out, &v->u.i64, 8), *len = 8; return true;
+    case DM_ICE_DECIMAL: *len = dm_pq_decimal_minimal(v->u.dec, out); return true;
+    case DM_ICE_STRUCT: return false;
     case DM_ICE_DOUBLE: memcpy(out, &v->u.d, 8), *len = 8; return true;
     default:
         if (v->u.s.len > 64) return false;

@@ -4,7 +4,9 @@
  * ids), table metadata JSON and catalogs that swap it atomically.
  *
  * Values are dm_pq_value_t in Iceberg's representation: date = days since
- * 1970-01-01 (i32), timestamp = microseconds (i64), string/binary/fixed/uuid
+ * 1970-01-01 (i32), timestamp = microseconds (i64), time = microseconds since
+ * midnight (i64), decimal = the unscaled value as 16 big-endian two's
+ * complement bytes (u.dec, whatever the precision), string/binary/fixed/uuid
  * = bytes. Threads: everything here is used by the sink's own thread.
  */
 #ifndef DM_CONNECTORS_ICEBERG_TABLE_H
@@ -28,6 +30,11 @@ typedef enum dm_ice_type {
     DM_ICE_DATE,
     DM_ICE_TIMESTAMP,   /* without zone */
     DM_ICE_TIMESTAMPTZ, /* with zone (stored in UTC) */
+    DM_ICE_TIME,        /* microseconds since midnight (i64) */
+    DM_ICE_DECIMAL,     /* decimal(precision, scale): the unscaled value in u.dec */
+    DM_ICE_STRUCT,      /* its fields follow it; the value's null says the struct is null */
+    /* Types from here on hold their bytes in u.s (borrowed); the ones above
+     * are inline in the value. */
     DM_ICE_STRING,
     DM_ICE_BINARY,
     DM_ICE_UUID,
@@ -40,8 +47,14 @@ typedef struct dm_ice_field {
     dm_ice_type_t type;
     int32_t fixed_len;
     bool required;
+    int32_t precision, scale; /* DM_ICE_DECIMAL */
+    int32_t n_children;       /* DM_ICE_STRUCT: its fields, the entries after it */
 } dm_ice_field_t;
 
+/* A schema's fields in pre-order: a struct's n_children fields follow it
+ * (each with its own subtree), so fields[] is also the list of columns the
+ * Parquet writer takes and a row has one value per entry. Names are unique
+ * among siblings; dm_ice_schema_find looks at the top level only. */
 typedef struct dm_ice_schema {
     int32_t id;
     dm_ice_field_t *fields;
@@ -50,8 +63,12 @@ typedef struct dm_ice_schema {
     size_t n_keys;
 } dm_ice_schema_t;
 
-/* The type's name in table metadata ("long", "fixed[16]"); buf holds 32. */
-const char *dm_ice_type_name(dm_ice_type_t t, int32_t fixed_len, char buf[32]);
+/* The field's type name in table metadata ("long", "fixed[16]",
+ * "decimal(10, 2)"); buf holds 32. */
+const char *dm_ice_type_name(const dm_ice_field_t *f, char buf[32]);
+
+/* Iceberg's largest decimal precision (the unscaled value fits 16 bytes). */
+#define DM_ICE_DECIMAL_MAX_PRECISION 38
 
 /* The schema as metadata JSON (a "struct" with schema-id). New reference. */
 json_t *dm_ice_schema_to_json(const dm_ice_schema_t *s);
@@ -65,9 +82,15 @@ void dm_ice_schema_free(dm_ice_schema_t *s);
 /* Deep copy. */
 dm_err_t dm_ice_schema_copy(const dm_ice_schema_t *from, dm_ice_schema_t *to);
 
-/* The field with this name / id, or NULL. */
+/* The entry after field i's subtree (its next sibling, or the end). */
+size_t dm_ice_schema_skip(const dm_ice_schema_t *s, size_t i);
+
+/* The top-level field with this name / any field with this id, or NULL. */
 const dm_ice_field_t *dm_ice_schema_find(const dm_ice_schema_t *s, const char *name);
 const dm_ice_field_t *dm_ice_schema_find_id(const dm_ice_schema_t *s, int32_t id);
+
+/* Bytes of a FIXED that holds every decimal of this precision. */
+int32_t dm_ice_decimal_bytes(int32_t precision);
 
 /* The Parquet column for a field (physical type, annotation, field id). */
 dm_pq_column_t dm_ice_parquet_column(const dm_ice_field_t *f);

@@ -105,6 +105,9 @@ const char *dm_ice_transform_name(dm_ice_transform_t t, int32_t param, char buf[
 dm_err_t dm_ice_transform_result(dm_ice_transform_t t, dm_ice_type_t src, dm_ice_type_t *out)
 {
     bool temporal = src == DM_ICE_DATE || src == DM_ICE_TIMESTAMP || src == DM_ICE_TIMESTAMPTZ;
+    /* Not partitioned by yet: their partition values would need their own
+     * manifest types. */
+    if (src == DM_ICE_TIME || src == DM_ICE_DECIMAL || src == DM_ICE_STRUCT) return DM_ERR_INVALID;
     switch (t) {
     case DM_ICE_IDENTITY: *out = src; return DM_OK;
     case DM_ICE_BUCKET:
@@ -259,7 +262,7 @@ static dm_err_t parse_term(char *term, const dm_ice_schema_t *schema, dm_ice_par
     char tb[32];
     if (dm_ice_transform_result(pf->transform, f->type, &res))
         return dm_error_set(err, DM_ERR_CONFIG, "iceberg: partition %s does not apply to %s (%s)",
-                            full, col, dm_ice_type_name(f->type, f->fixed_len, tb));
+                            full, col, dm_ice_type_name(f, tb));
     pf->source_id = f->id;
     char name[256];
     if (pf->transform == DM_ICE_IDENTITY)

@@ -169,10 +169,10 @@ static void test_transforms(void)
 
 static void test_partition_spec(void)
 {
-    dm_ice_field_t fields[] = {{1, "id", DM_ICE_LONG, 0, true},
-                               {2, "ts", DM_ICE_TIMESTAMPTZ, 0, false},
-                               {3, "name", DM_ICE_STRING, 0, false},
-                               {4, "amount", DM_ICE_DOUBLE, 0, false}};
+    dm_ice_field_t fields[] = {{1, "id", DM_ICE_LONG, 0, true, 0, 0, 0},
+                               {2, "ts", DM_ICE_TIMESTAMPTZ, 0, false, 0, 0, 0},
+                               {3, "name", DM_ICE_STRING, 0, false, 0, 0, 0},
+                               {4, "amount", DM_ICE_DOUBLE, 0, false, 0, 0, 0}};
     dm_ice_schema_t schema = {.fields = fields, .n = 4};
     dm_ice_spec_t spec;
     dm_error_t err = {0};

@@ -40,7 +40,8 @@ if (deletes.length) {
          WHERE NOT EXISTS (SELECT 1 FROM del WHERE del.k = d."${keyName}" AND del.seq > t.seq)`;
 }
 const rows = (await con.runAndReadAll(sql)).getRowObjectsJS();
-const norm = v => (v === undefined || v === null) ? null : typeof v === 'bigint' ? v.toString() : v instanceof Date ? (BigInt(v.getTime()) * 1000n).toString() : v;
+const norm = v => (v === undefined || v === null) ? null : typeof v === 'bigint' ? v.toString() : v instanceof Date ? (BigInt(v.getTime()) * 1000n).toString()
+  : typeof v === 'object' && !(v instanceof Uint8Array) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, norm(x)])) : v;
 const got = rows.map(r => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, norm(v)])));
 const expected = readFileSync(expectedPath, 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l));
 const byKey = a => [...a].sort((x, y) => String(x[key]).localeCompare(String(y[key]), 'en', { numeric: true }));
@@ -49,7 +50,7 @@ let bad = 0;
 if (g.length !== e.length) { bad++; console.log(`FAIL duckdb rows: ${g.length} read, ${e.length} expected`); }
 for (let i = 0, shown = 0; i < Math.min(g.length, e.length) && shown < 10; i++) {
   for (const c of Object.keys(e[i])) {
-    if (g[i][c] !== e[i][c]) { bad++; shown++; console.log(`FAIL duckdb row ${i} (${key}=${e[i][key]}) ${c}: ${JSON.stringify(g[i][c])} != ${JSON.stringify(e[i][c])}`); break; }
+    if (JSON.stringify(g[i][c]) !== JSON.stringify(e[i][c])) { bad++; shown++; console.log(`FAIL duckdb row ${i} (${key}=${e[i][key]}) ${c}: ${JSON.stringify(g[i][c])} != ${JSON.stringify(e[i][c])}`); break; }
   }
 }
 console.log(`${bad ? 'FAIL' : 'ok  '} duckdb read ${g.length} rows from ${data.length} data and ${deletes.length} delete files`);

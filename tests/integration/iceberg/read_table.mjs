@@ -11,7 +11,8 @@ import { icebergRead } from 'icebird';
 import './file_fetch.mjs';
 
 const [tableUrl, expectedPath, key, metadataFileName] = process.argv.slice(2);
-const norm = v => (v === undefined || v === null) ? null : typeof v === 'bigint' ? v.toString() : v instanceof Date ? (BigInt(v.getTime()) * 1000n).toString() : v;
+const norm = v => (v === undefined || v === null) ? null : typeof v === 'bigint' ? v.toString() : v instanceof Date ? (BigInt(v.getTime()) * 1000n).toString()
+  : typeof v === 'object' && !(v instanceof Uint8Array) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, norm(x)])) : v;
 const rows = await icebergRead({ tableUrl, metadataFileName });
 const expected = readFileSync(expectedPath, 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l));
 const got = rows.map(r => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, norm(v)])));
@@ -23,7 +24,7 @@ const keys = new Set(g.map(r => String(r[key])));
 if (keys.size !== g.length) { bad++; console.log(`FAIL duplicate keys: ${g.length - keys.size}`); }
 for (let i = 0, shown = 0; i < Math.min(g.length, e.length) && shown < 10; i++) {
   for (const c of Object.keys(e[i])) {
-    if (g[i][c] !== e[i][c]) { bad++; shown++; console.log(`FAIL row ${i} (${key}=${e[i][key]}) ${c}: ${JSON.stringify(g[i][c])} != ${JSON.stringify(e[i][c])}`); break; }
+    if (JSON.stringify(g[i][c]) !== JSON.stringify(e[i][c])) { bad++; shown++; console.log(`FAIL row ${i} (${key}=${e[i][key]}) ${c}: ${JSON.stringify(g[i][c])} != ${JSON.stringify(e[i][c])}`); break; }
   }
 }
 console.log(`${bad ? 'FAIL' : 'ok  '} icebird read ${g.length} rows of ${tableUrl}${metadataFileName ? ' @' + metadataFileName : ''}`);
