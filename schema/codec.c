@@ -54,16 +54,29 @@ enum {
 
 typedef struct plan plan_t;
 
-enum { SK_NONE, SK_VARINT, SK_FIXED, SK_LEN, SK_BOOL, SK_UNION, SK_NODE };
+enum { SK_NONE, SK_VARINT, SK_INT, SK_FIXED, SK_LEN, SK_BOOL, SK_UNION, SK_NODE };
+
+/* One op of a skip run. A skip run is a stretch of consecutive writer fields
+ * the reader does not want, all of simple types, compiled to ops that one
+ * tight loop walks (runs of fixed-size fields merge into one op). */
+enum { SR_END, SR_FIXED, SR_VARINT, SR_INT, SR_LEN, SR_BOOL, SR_ENUM, SR_UNION };
+
+typedef struct skop {
+    uint8_t kind;          /* SR_* */
+    uint32_t n;            /* SR_FIXED: bytes; SR_ENUM: symbols; SR_UNION: branches */
+    const struct skop *br; /* SR_UNION: one op per writer branch, none a union */
+} skop_t;
 
 typedef struct step {
     const plan_t *plan; /* NULL: skip writer field of type w */
     const dm_avro_node_t *w;
     int32_t slot;
-    uint8_t op;       /* plan->op, copied here so the record loop inlines primitives */
-    uint8_t skip;     /* SK_*: how to skip the writer field when slot < 0 */
-    uint32_t size;    /* SK_FIXED: bytes to skip */
-    const char *name; /* for error paths */
+    uint8_t op;          /* plan->op, copied here so the record loop inlines primitives */
+    uint8_t skip;        /* SK_*: how to skip the writer field when slot < 0 */
+    uint32_t size;       /* SK_FIXED: bytes to skip */
+    uint32_t run_fields; /* first step of a skip run: the writer fields it covers */
+    const skop_t *ops;   /* ... and its ops, ending with SR_END */
+    const char *name;    /* for error paths */
 } step_t;
 
 typedef struct fill {
@@ -361,6 +374,78 @@ dm_err_t dm_avro_skip(const dm_avro_node_t *node, const uint8_t *buf, size_t len
     return DM_OK;
 }
 
+/* ---- skip runs --------------------------------------------------------------------- */
+
+/* Steps over one varint without decoding it; NULL when it is not a valid
+ * varint within [p, end). */
+static inline __attribute__((always_inline)) const uint8_t *sr_varint(const uint8_t *p,
+                                                                      const uint8_t *end)
+{
+    if (__builtin_expect(end - p >= 8, 1)) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t stop = ~w & 0x8080808080808080ULL;
+        if (__builtin_expect(stop != 0, 1)) return p + (__builtin_ctzll(stop) >> 3) + 1;
+    }
+    int64_t l;
+    return pv_long(&p, end, &l) ? NULL : p;
+}
+
+/* Skips the fields of one run (ops up to its SR_END); returns the position
+ * after them, or NULL when anything in them is wrong. The fast path reports
+ * no detail: on NULL the record loop skips the same fields again one by one,
+ * which names the byte and the field, so a run must reject exactly what that
+ * path rejects. One switch per field and nothing else per field: the loop
+ * has no end test (SR_END ends it) and a union re-enters the switch with its
+ * branch's op. */
+static const uint8_t *skip_run(const uint8_t *p, const uint8_t *end, const skop_t *op)
+{
+    int64_t l;
+    for (;; op++) {
+        const skop_t *o = op;
+    again:
+        switch (o->kind) {
+        case SR_END: return p;
+        case SR_FIXED:
+            if ((size_t)(end - p) < o->n) return NULL;
+            p += o->n;
+            break;
+        case SR_VARINT:
+            if (!(p = sr_varint(p, end))) return NULL;
+            break;
+        case SR_BOOL:
+            if (p >= end || *p > 1) return NULL;
+            p++;
+            break;
+        case SR_LEN:
+            if (__builtin_expect(p < end && !(*p & 0x81), 1)) { /* one byte, not negative */
+                l = *p++ >> 1;
+            } else if (pv_long(&p, end, &l) || l < 0) {
+                return NULL;
+            }
+            if (l > end - p) return NULL;
+            p += l;
+            break;
+        case SR_INT: {
+            /* up to 4 bytes hold at most 28 bits: in range without decoding */
+            const uint8_t *q = sr_varint(p, end);
+            if (!q) return NULL;
+            if (q - p > 4 && (pv_long(&p, end, &l) || l < INT32_MIN || l > INT32_MAX)) return NULL;
+            p = q;
+            break;
+        }
+        case SR_ENUM:
+            if (pv_long(&p, end, &l) || l < 0 || l >= o->n) return NULL;
+            break;
+        case SR_UNION:
+            if (pv_long(&p, end, &l) || l < 0 || l >= o->n) return NULL;
+            o = &o->br[l]; /* never a union nor SR_END */
+            goto again;
+        default: __builtin_unreachable();
+        }
+    }
+}
+
 /* ---- decoding by plan ------------------------------------------------------------ */
 
 static int dec(dctx_t *c, const plan_t *pl, dm_avro_value_t *out);
@@ -419,9 +504,23 @@ static int dec_record(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
     for (uint32_t k = 0; k < n_steps; k++, s++) {
         dm_avro_value_t *o = s->slot >= 0 ? &v[s->slot] : NULL;
         if (!o) {
+            if (s->ops) {
+                const uint8_t *q = skip_run(p, end, s->ops);
+                if (__builtin_expect(q != NULL, 1)) {
+                    p = q;
+                    k += s->run_fields - 1;
+                    s += s->run_fields - 1;
+                    continue;
+                }
+                /* bad bytes in the run: fall through field by field to name them */
+            }
             switch (s->skip) {
             case SK_VARINT:
                 if ((e = pv_long(&p, end, &l))) goto varint_error;
+                break;
+            case SK_INT:
+                if ((e = pv_long(&p, end, &l))) goto varint_error;
+                if (l < INT32_MIN || l > INT32_MAX) goto int_range;
                 break;
             case SK_LEN:
                 if ((e = pv_long(&p, end, &l))) goto varint_error;
@@ -443,7 +542,7 @@ static int dec_record(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
                 if (l < 0 || l >= s->w->n_branches) goto bad_branch;
                 const dm_avro_node_t *b = s->w->branches[l];
                 if (b->type == DM_AVRO_NULL) break;
-                if (b->type == DM_AVRO_INT || b->type == DM_AVRO_LONG) {
+                if (b->type == DM_AVRO_LONG) {
                     if ((e = pv_long(&p, end, &l))) goto varint_error;
                     break;
                 }
@@ -740,6 +839,68 @@ static const proj_t *proj_kid(const proj_t *p, const char *name)
     return NULL;
 }
 
+/* The skip op of a writer type, false when it is not simple enough for a
+ * skip run (records, arrays, maps, unions of those). */
+static bool skop_of(dm_avro_codec_t *c, const dm_avro_node_t *n, bool in_union, skop_t *op)
+{
+    op->br = NULL;
+    op->n = 0;
+    switch (n->type) {
+    case DM_AVRO_NULL: op->kind = SR_FIXED; return true;
+    case DM_AVRO_FLOAT: op->kind = SR_FIXED, op->n = 4; return true;
+    case DM_AVRO_DOUBLE: op->kind = SR_FIXED, op->n = 8; return true;
+    case DM_AVRO_FIXED: op->kind = SR_FIXED, op->n = n->size; return true;
+    case DM_AVRO_BOOLEAN: op->kind = SR_BOOL; return true;
+    case DM_AVRO_INT: op->kind = SR_INT; return true;
+    case DM_AVRO_LONG: op->kind = SR_VARINT; return true;
+    case DM_AVRO_BYTES:
+    case DM_AVRO_STRING: op->kind = SR_LEN; return true;
+    case DM_AVRO_ENUM: op->kind = SR_ENUM, op->n = n->n_symbols; return true;
+    case DM_AVRO_UNION: {
+        if (in_union || n->n_branches == 0) return false;
+        skop_t *br = dm_arena_calloc(&c->arena, n->n_branches, sizeof(*br));
+        if (!br) return false;
+        for (uint32_t i = 0; i < n->n_branches; i++)
+            if (!skop_of(c, n->branches[i], true, &br[i])) return false;
+        op->kind = SR_UNION, op->n = n->n_branches, op->br = br;
+        return true;
+    }
+    default: return false;
+    }
+}
+
+/* Compiles each stretch of two or more skipped writer fields of simple types
+ * into a skip run on its first step. Runs never cross a field the reader
+ * wants, so a lazy-tail decode that stops after the last wanted field never
+ * starts one it should not. */
+static dm_err_t compile_skip_runs(dm_avro_codec_t *c, plan_t *pl, const dm_avro_node_t *w)
+{
+    skop_t *ops = dm_arena_calloc(&c->arena, w->n_fields + 1, sizeof(*ops));
+    if (!ops) return DM_ERR_NOMEM;
+    for (uint32_t i = 0; i < pl->n_steps;) {
+        uint32_t j = i, n_ops = 0;
+        skop_t op;
+        while (j < pl->n_steps && pl->steps[j].slot < 0 &&
+               skop_of(c, w->fields[j].type, false, &op)) {
+            if (n_ops && op.kind == SR_FIXED && ops[n_ops - 1].kind == SR_FIXED &&
+                op.n <= UINT32_MAX - ops[n_ops - 1].n)
+                ops[n_ops - 1].n += op.n; /* adjacent fixed sizes: one jump */
+            else
+                ops[n_ops++] = op;
+            j++;
+        }
+        if (j - i >= 2) {
+            step_t *s = &pl->steps[i];
+            s->run_fields = j - i;
+            ops[n_ops].kind = SR_END;
+            s->ops = dm_arena_memdup(&c->arena, ops, (n_ops + 1) * sizeof(*ops));
+            if (!s->ops) return DM_ERR_NOMEM;
+        }
+        i = j > i ? j : i + 1;
+    }
+    return DM_OK;
+}
+
 static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_node_t *w,
                                const dm_avro_node_t *r, const proj_t *proj)
 {
@@ -765,7 +926,7 @@ static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_nod
         s->slot = -1;
         s->op = P_SKIP;
         switch (wf->type->type) {
-        case DM_AVRO_INT:
+        case DM_AVRO_INT: s->skip = SK_INT; break;
         case DM_AVRO_LONG: s->skip = SK_VARINT; break;
         case DM_AVRO_BYTES:
         case DM_AVRO_STRING: s->skip = SK_LEN; break;
@@ -808,6 +969,7 @@ static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_nod
         s->op = s->plan->op;
         pl->n_needed = i + 1;
     }
+    if ((rc = compile_skip_runs(c, pl, w))) return rc;
     if (pl->projected || proj) {
         pl->absent =
             dm_arena_calloc(&c->arena, r->n_fields ? r->n_fields : 1, sizeof(dm_avro_value_t));
