@@ -385,7 +385,8 @@ static inline __attribute__((always_inline)) const uint8_t *sr_varint(const uint
         uint64_t w;
         memcpy(&w, p, 8);
         uint64_t stop = ~w & 0x8080808080808080ULL;
-        if (__builtin_expect(stop != 0, 1)) return p + (__builtin_ctzll(stop) >> 3) + 1;
+        /* unsigned all the way: no sign extension on the position's chain */
+        if (__builtin_expect(stop != 0, 1)) return p + ((unsigned)__builtin_ctzll(stop) >> 3) + 1;
     }
     int64_t l;
     return pv_long(&p, end, &l) ? NULL : p;
