@@ -2,7 +2,7 @@
  * whose unwanted fields are skipped in one tight loop must accept and reject
  * exactly what full decoding accepts and rejects, and name the same byte and
  * field when it rejects. Random records, valid and broken, of every simple
- * type and of unions of them; the seed is printed so a failure replays. */
+ * type and of unions of them; the seed is printed and DM_SKIP_SEED replays it. */
 #include <time.h>
 
 #include "check.h"
@@ -102,8 +102,11 @@ static void test_skip_runs_match_full_decoding(void)
     dm_avro_codec_t *full = NULL, *proj = NULL;
     REQUIRE(dm_avro_codec_new(s, NULL, NULL, 0, &full, NULL) == DM_OK);
     REQUIRE(dm_avro_codec_new(s, NULL, paths, 2, &proj, NULL) == DM_OK);
-    rng = (uint64_t)time(NULL) * 2654435761u | 1;
-    printf("    seed %llu\n", (unsigned long long)rng);
+    const char *seed_env = getenv("DM_SKIP_SEED");
+    rng = seed_env ? strtoull(seed_env, NULL, 0) : (uint64_t)time(NULL) * 2654435761u | 1;
+    if (!rng) rng = 1; /* xorshift stays at zero */
+    printf("    seed %llu (replay with DM_SKIP_SEED=%llu)\n", (unsigned long long)rng,
+           (unsigned long long)rng);
     const dm_avro_node_t *root = s->root;
     int k1 = dm_avro_field_index(root, "k1"), k2 = dm_avro_field_index(root, "k2");
     dm_arena_t a;
