@@ -59,12 +59,13 @@ enum { SK_NONE, SK_VARINT, SK_INT, SK_FIXED, SK_LEN, SK_BOOL, SK_UNION, SK_NODE 
 /* One op of a skip run. A skip run is a stretch of consecutive writer fields
  * the reader does not want, all of simple types, compiled to ops that one
  * tight loop walks (runs of fixed-size fields merge into one op). */
-enum { SR_END, SR_FIXED, SR_VARINT, SR_INT, SR_LEN, SR_BOOL, SR_ENUM, SR_UNION };
+enum { SR_END, SR_FIXED, SR_VARINT, SR_INT, SR_LEN, SR_BOOL, SR_ENUM, SR_UNION, SR_OPT_LEN };
 
 typedef struct skop {
     uint8_t kind;          /* SR_* */
-    uint32_t n;            /* SR_FIXED: bytes; SR_ENUM: symbols; SR_UNION: branches */
-    const struct skop *br; /* SR_UNION: one op per writer branch, none a union */
+    uint8_t len_branch;    /* SR_OPT_LEN: which of the two branches is the string */
+    uint32_t n;            /* SR_FIXED: bytes; SR_ENUM: symbols; SR_*UNION: branches */
+    const struct skop *br; /* SR_UNION, SR_OPT_LEN: one op per writer branch, none a union */
 } skop_t;
 
 typedef struct step {
@@ -408,7 +409,7 @@ static const uint8_t *skip_run(const uint8_t *p, const uint8_t *end, const skop_
     static const void *const disp[] = {
         [SR_END] = &&k_end,   [SR_FIXED] = &&k_fixed, [SR_VARINT] = &&k_varint,
         [SR_INT] = &&k_int,   [SR_LEN] = &&k_len,     [SR_BOOL] = &&k_bool,
-        [SR_ENUM] = &&k_enum, [SR_UNION] = &&k_union,
+        [SR_ENUM] = &&k_enum, [SR_UNION] = &&k_union, [SR_OPT_LEN] = &&k_opt_len,
     };
     int64_t l;
     const skop_t *o = op;
@@ -451,6 +452,22 @@ k_int : {
 k_enum:
     if (pv_long(&p, end, &l) || l < 0 || l >= o->n) return NULL;
     NEXT_OP();
+k_opt_len:
+    /* A nullable string: the branch byte and the length byte read together
+     * and the step picked without a jump on the branch (which is data, so
+     * a jump would mispredict half the time). Anything unusual (a long
+     * length, a bad branch, the end near) goes the general union way. */
+    if (__builtin_expect(end - p >= 2, 1)) {
+        unsigned b = p[0], lb = p[1];
+        unsigned is_len = b == 2u * o->len_branch, is_null = b == 2u * (1u - o->len_branch);
+        unsigned bad = ((is_len | is_null) == 0) | (is_len & ((lb & 0x81) != 0));
+        size_t adv = 1 + ((size_t)(1 + (lb >> 1)) & ((size_t)0 - is_len));
+        if (__builtin_expect(!bad && (size_t)(end - p) >= adv, 1)) {
+            p += adv;
+            NEXT_OP();
+        }
+    }
+    goto k_union;
 k_union:
     if (pv_long(&p, end, &l) || l < 0 || l >= o->n) return NULL;
     o = &o->br[l]; /* the branch's op (never a union nor SR_END); op stays on the union */
@@ -856,6 +873,7 @@ static const proj_t *proj_kid(const proj_t *p, const char *name)
 static bool skop_of(dm_avro_codec_t *c, const dm_avro_node_t *n, bool in_union, skop_t *op)
 {
     op->br = NULL;
+    op->len_branch = 0;
     op->n = 0;
     switch (n->type) {
     case DM_AVRO_NULL: op->kind = SR_FIXED; return true;
@@ -875,6 +893,9 @@ static bool skop_of(dm_avro_codec_t *c, const dm_avro_node_t *n, bool in_union, 
         for (uint32_t i = 0; i < n->n_branches; i++)
             if (!skop_of(c, n->branches[i], true, &br[i])) return false;
         op->kind = SR_UNION, op->n = n->n_branches, op->br = br;
+        for (uint32_t i = 0; n->n_branches == 2 && i < 2; i++)
+            if (br[i].kind == SR_LEN && br[1 - i].kind == SR_FIXED && br[1 - i].n == 0)
+                op->kind = SR_OPT_LEN, op->len_branch = (uint8_t)i;
         return true;
     }
     default: return false;
