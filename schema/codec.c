@@ -50,6 +50,7 @@ enum {
     P_STRING_BYTES,
     P_BYTES_STRING,
     P_SKIP,
+    P_OPT_STRING, /* record step only: a nullable string, read without a jump on the branch */
 };
 
 typedef struct plan plan_t;
@@ -72,12 +73,14 @@ typedef struct step {
     const plan_t *plan; /* NULL: skip writer field of type w */
     const dm_avro_node_t *w;
     int32_t slot;
-    uint8_t op;          /* plan->op, copied here so the record loop inlines primitives */
-    uint8_t skip;        /* SK_*: how to skip the writer field when slot < 0 */
-    uint32_t size;       /* SK_FIXED: bytes to skip */
-    uint32_t run_fields; /* first step of a skip run: the writer fields it covers */
-    const skop_t *ops;   /* ... and its ops, ending with SR_END */
-    const char *name;    /* for error paths */
+    uint8_t op;               /* plan->op, copied here so the record loop inlines primitives */
+    uint8_t skip;             /* SK_*: how to skip the writer field when slot < 0 */
+    uint32_t size;            /* SK_FIXED: bytes to skip */
+    uint32_t run_fields;      /* first step of a skip run: the writer fields it covers */
+    const skop_t *ops;        /* ... and its ops, ending with SR_END */
+    uint8_t str_branch;       /* P_OPT_STRING: writer branch of the string; */
+    uint16_t rb_null, rb_str; /* ... reader branches of null and of the string */
+    const char *name;         /* for error paths */
 } step_t;
 
 typedef struct fill {
@@ -623,6 +626,26 @@ static int dec_record(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
             o->type = DM_AVRO_BOOLEAN;
             o->u.b = *p++;
             break;
+        case P_OPT_STRING:
+            /* As SR_OPT_LEN: null or string picked by mask, not by a jump
+             * that would mispredict on half the records. Anything unusual
+             * takes the general union path below. */
+            if (__builtin_expect(end - p >= 2, 1)) {
+                unsigned b = p[0], lb = p[1];
+                unsigned is_str = b == 2u * s->str_branch, is_null = b == 2u * (1u - s->str_branch);
+                unsigned bad = ((is_str | is_null) == 0) | (is_str & ((lb & 0x81) != 0));
+                size_t len = (size_t)(lb >> 1) & ((size_t)0 - is_str);
+                size_t adv = 1 + is_str + len;
+                if (__builtin_expect(!bad && (size_t)(end - p) >= adv, 1)) {
+                    o->type = is_str ? DM_AVRO_STRING : DM_AVRO_NULL;
+                    o->branch = is_str ? s->rb_str : s->rb_null;
+                    o->u.p = p + 2;
+                    o->len = (uint32_t)len;
+                    p += adv;
+                    break;
+                }
+            }
+            __attribute__((fallthrough));
         case P_UNION: {
             /* the common nullable field: branch index, then null or a
              * primitive, without two calls of dec */
@@ -934,6 +957,39 @@ static dm_err_t compile_skip_runs(dm_avro_codec_t *c, plan_t *pl, const dm_avro_
     return DM_OK;
 }
 
+/* The reader branch and plan a writer union branch decodes as. */
+static const plan_t *union_target(const plan_t *b, uint16_t *rb)
+{
+    *rb = 0;
+    if (b && b->op == P_TO_UNION) {
+        *rb = (uint16_t)b->inner_branch;
+        return b->inner;
+    }
+    return b;
+}
+
+/* Marks a step P_OPT_STRING when its writer is a two-branch union of null
+ * and string that decodes as null and string (as itself, or into a reader
+ * union): the commonest nullable column gets a jump-free fast path. */
+static void opt_string_step(step_t *s)
+{
+    const plan_t *pu = s->plan;
+    if (s->op != P_UNION || pu->n_branches != 2) return;
+    uint16_t rb[2];
+    const plan_t *t0 = union_target(pu->branches[0], &rb[0]);
+    const plan_t *t1 = union_target(pu->branches[1], &rb[1]);
+    if (!t0 || !t1) return;
+    for (unsigned i = 0; i < 2; i++) {
+        const plan_t *ts = i ? t1 : t0, *tn = i ? t0 : t1;
+        if (ts->op == P_STRING && tn->op == P_NULL) {
+            s->op = P_OPT_STRING;
+            s->str_branch = (uint8_t)i;
+            s->rb_str = rb[i];
+            s->rb_null = rb[1 - i];
+        }
+    }
+}
+
 static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_node_t *w,
                                const dm_avro_node_t *r, const proj_t *proj)
 {
@@ -1000,6 +1056,7 @@ static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_nod
         cpath_pop(c, mark);
         s->slot = ri;
         s->op = s->plan->op;
+        opt_string_step(s);
         pl->n_needed = i + 1;
     }
     if ((rc = compile_skip_runs(c, pl, w))) return rc;
