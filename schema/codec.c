@@ -50,20 +50,37 @@ enum {
     P_STRING_BYTES,
     P_BYTES_STRING,
     P_SKIP,
+    P_OPT_STRING, /* record step only: a nullable string, read without a jump on the branch */
 };
 
 typedef struct plan plan_t;
 
-enum { SK_NONE, SK_VARINT, SK_FIXED, SK_LEN, SK_BOOL, SK_UNION, SK_NODE };
+enum { SK_NONE, SK_VARINT, SK_INT, SK_FIXED, SK_LEN, SK_BOOL, SK_UNION, SK_NODE };
+
+/* One op of a skip run. A skip run is a stretch of consecutive writer fields
+ * the reader does not want, all of simple types, compiled to ops that one
+ * tight loop walks (runs of fixed-size fields merge into one op). */
+enum { SR_END, SR_FIXED, SR_VARINT, SR_INT, SR_LEN, SR_BOOL, SR_ENUM, SR_UNION, SR_OPT_LEN };
+
+typedef struct skop {
+    uint8_t kind;          /* SR_* */
+    uint8_t len_branch;    /* SR_OPT_LEN: which of the two branches is the string */
+    uint32_t n;            /* SR_FIXED: bytes; SR_ENUM: symbols; SR_*UNION: branches */
+    const struct skop *br; /* SR_UNION, SR_OPT_LEN: one op per writer branch, none a union */
+} skop_t;
 
 typedef struct step {
     const plan_t *plan; /* NULL: skip writer field of type w */
     const dm_avro_node_t *w;
     int32_t slot;
-    uint8_t op;       /* plan->op, copied here so the record loop inlines primitives */
-    uint8_t skip;     /* SK_*: how to skip the writer field when slot < 0 */
-    uint32_t size;    /* SK_FIXED: bytes to skip */
-    const char *name; /* for error paths */
+    uint8_t op;               /* plan->op, copied here so the record loop inlines primitives */
+    uint8_t skip;             /* SK_*: how to skip the writer field when slot < 0 */
+    uint32_t size;            /* SK_FIXED: bytes to skip */
+    uint32_t run_fields;      /* first step of a skip run: the writer fields it covers */
+    const skop_t *ops;        /* ... and its ops, ending with SR_END */
+    uint8_t str_branch;       /* P_OPT_STRING: writer branch of the string; */
+    uint16_t rb_null, rb_str; /* ... reader branches of null and of the string */
+    const char *name;         /* for error paths */
 } step_t;
 
 typedef struct fill {
@@ -361,6 +378,106 @@ dm_err_t dm_avro_skip(const dm_avro_node_t *node, const uint8_t *buf, size_t len
     return DM_OK;
 }
 
+/* ---- skip runs --------------------------------------------------------------------- */
+
+/* Steps over one varint without decoding it; NULL when it is not a valid
+ * varint within [p, end). */
+static inline __attribute__((always_inline)) const uint8_t *sr_varint(const uint8_t *p,
+                                                                      const uint8_t *end)
+{
+    if (__builtin_expect(end - p >= 8, 1)) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t stop = ~w & 0x8080808080808080ULL;
+        /* unsigned all the way: no sign extension on the position's chain */
+        if (__builtin_expect(stop != 0, 1)) return p + ((unsigned)__builtin_ctzll(stop) >> 3) + 1;
+    }
+    int64_t l;
+    return pv_long(&p, end, &l) ? NULL : p;
+}
+
+/* Skips the fields of one run (ops up to its SR_END); returns the position
+ * after them, or NULL when anything in them is wrong. The fast path reports
+ * no detail: on NULL the record loop skips the same fields again one by one,
+ * which names the byte and the field, so a run must reject exactly what that
+ * path rejects.
+ *
+ * Threaded dispatch (GCC's labels as values, which clang has too): each op
+ * ends with its own jump to the next, so the branch predictor learns the
+ * schema's field sequence per op instead of sharing one switch jump that
+ * every field mispredicts on. Measured ~10% faster than a switch on a
+ * 30-field record. */
+static const uint8_t *skip_run(const uint8_t *p, const uint8_t *end, const skop_t *op)
+{
+    static const void *const disp[] = {
+        [SR_END] = &&k_end,   [SR_FIXED] = &&k_fixed, [SR_VARINT] = &&k_varint,
+        [SR_INT] = &&k_int,   [SR_LEN] = &&k_len,     [SR_BOOL] = &&k_bool,
+        [SR_ENUM] = &&k_enum, [SR_UNION] = &&k_union, [SR_OPT_LEN] = &&k_opt_len,
+    };
+    int64_t l;
+    const skop_t *o = op;
+#define NEXT_OP()                                                                                  \
+    do {                                                                                           \
+        o = ++op;                                                                                  \
+        goto *disp[o->kind];                                                                       \
+    } while (0)
+    goto *disp[o->kind];
+k_end:
+    return p;
+k_fixed:
+    if ((size_t)(end - p) < o->n) return NULL;
+    p += o->n;
+    NEXT_OP();
+k_varint:
+    if (!(p = sr_varint(p, end))) return NULL;
+    NEXT_OP();
+k_bool:
+    if (p >= end || *p > 1) return NULL;
+    p++;
+    NEXT_OP();
+k_len:
+    if (__builtin_expect(p < end && !(*p & 0x81), 1)) { /* one byte, not negative */
+        l = *p++ >> 1;
+    } else if (pv_long(&p, end, &l) || l < 0) {
+        return NULL;
+    }
+    if (l > end - p) return NULL;
+    p += l;
+    NEXT_OP();
+k_int : {
+    /* up to 4 bytes hold at most 28 bits: in range without decoding */
+    const uint8_t *q = sr_varint(p, end);
+    if (!q) return NULL;
+    if (q - p > 4 && (pv_long(&p, end, &l) || l < INT32_MIN || l > INT32_MAX)) return NULL;
+    p = q;
+    NEXT_OP();
+}
+k_enum:
+    if (pv_long(&p, end, &l) || l < 0 || l >= o->n) return NULL;
+    NEXT_OP();
+k_opt_len:
+    /* A nullable string: the branch byte and the length byte read together
+     * and the step picked without a jump on the branch (which is data, so
+     * a jump would mispredict half the time). Anything unusual (a long
+     * length, a bad branch, the end near) goes the general union way. */
+    if (__builtin_expect(end - p >= 2, 1)) {
+        unsigned b = p[0], lb = p[1];
+        unsigned is_len = b == 2u * o->len_branch, is_null = b == 2u * (1u - o->len_branch);
+        unsigned bad = ((is_len | is_null) == 0) | (is_len & ((lb & 0x81) != 0));
+        size_t adv = 1 + ((size_t)(1 + (lb >> 1)) & ((size_t)0 - is_len));
+        if (__builtin_expect(!bad && (size_t)(end - p) >= adv, 1)) {
+            p += adv;
+            NEXT_OP();
+        }
+    }
+    goto k_union;
+k_union:
+    if (pv_long(&p, end, &l) || l < 0 || l >= o->n) return NULL;
+    o = &o->br[l]; /* the branch's op (never a union nor SR_END); op stays on the union */
+    goto *disp[o->kind];
+#undef NEXT_OP
+}
+
 /* ---- decoding by plan ------------------------------------------------------------ */
 
 static int dec(dctx_t *c, const plan_t *pl, dm_avro_value_t *out);
@@ -419,9 +536,23 @@ static int dec_record(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
     for (uint32_t k = 0; k < n_steps; k++, s++) {
         dm_avro_value_t *o = s->slot >= 0 ? &v[s->slot] : NULL;
         if (!o) {
+            if (s->ops) {
+                const uint8_t *q = skip_run(p, end, s->ops);
+                if (__builtin_expect(q != NULL, 1)) {
+                    p = q;
+                    k += s->run_fields - 1;
+                    s += s->run_fields - 1;
+                    continue;
+                }
+                /* bad bytes in the run: fall through field by field to name them */
+            }
             switch (s->skip) {
             case SK_VARINT:
                 if ((e = pv_long(&p, end, &l))) goto varint_error;
+                break;
+            case SK_INT:
+                if ((e = pv_long(&p, end, &l))) goto varint_error;
+                if (l < INT32_MIN || l > INT32_MAX) goto int_range;
                 break;
             case SK_LEN:
                 if ((e = pv_long(&p, end, &l))) goto varint_error;
@@ -443,7 +574,7 @@ static int dec_record(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
                 if (l < 0 || l >= s->w->n_branches) goto bad_branch;
                 const dm_avro_node_t *b = s->w->branches[l];
                 if (b->type == DM_AVRO_NULL) break;
-                if (b->type == DM_AVRO_INT || b->type == DM_AVRO_LONG) {
+                if (b->type == DM_AVRO_LONG) {
                     if ((e = pv_long(&p, end, &l))) goto varint_error;
                     break;
                 }
@@ -495,6 +626,26 @@ static int dec_record(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
             o->type = DM_AVRO_BOOLEAN;
             o->u.b = *p++;
             break;
+        case P_OPT_STRING:
+            /* As SR_OPT_LEN: null or string picked by mask, not by a jump
+             * that would mispredict on half the records. Anything unusual
+             * takes the general union path below. */
+            if (__builtin_expect(end - p >= 2, 1)) {
+                unsigned b = p[0], lb = p[1];
+                unsigned is_str = b == 2u * s->str_branch, is_null = b == 2u * (1u - s->str_branch);
+                unsigned bad = ((is_str | is_null) == 0) | (is_str & ((lb & 0x81) != 0));
+                size_t len = (size_t)(lb >> 1) & ((size_t)0 - is_str);
+                size_t adv = 1 + is_str + len;
+                if (__builtin_expect(!bad && (size_t)(end - p) >= adv, 1)) {
+                    o->type = is_str ? DM_AVRO_STRING : DM_AVRO_NULL;
+                    o->branch = is_str ? s->rb_str : s->rb_null;
+                    o->u.p = p + 2;
+                    o->len = (uint32_t)len;
+                    p += adv;
+                    break;
+                }
+            }
+            __attribute__((fallthrough));
         case P_UNION: {
             /* the common nullable field: branch index, then null or a
              * primitive, without two calls of dec */
@@ -740,6 +891,105 @@ static const proj_t *proj_kid(const proj_t *p, const char *name)
     return NULL;
 }
 
+/* The skip op of a writer type, false when it is not simple enough for a
+ * skip run (records, arrays, maps, unions of those). */
+static bool skop_of(dm_avro_codec_t *c, const dm_avro_node_t *n, bool in_union, skop_t *op)
+{
+    op->br = NULL;
+    op->len_branch = 0;
+    op->n = 0;
+    switch (n->type) {
+    case DM_AVRO_NULL: op->kind = SR_FIXED; return true;
+    case DM_AVRO_FLOAT: op->kind = SR_FIXED, op->n = 4; return true;
+    case DM_AVRO_DOUBLE: op->kind = SR_FIXED, op->n = 8; return true;
+    case DM_AVRO_FIXED: op->kind = SR_FIXED, op->n = n->size; return true;
+    case DM_AVRO_BOOLEAN: op->kind = SR_BOOL; return true;
+    case DM_AVRO_INT: op->kind = SR_INT; return true;
+    case DM_AVRO_LONG: op->kind = SR_VARINT; return true;
+    case DM_AVRO_BYTES:
+    case DM_AVRO_STRING: op->kind = SR_LEN; return true;
+    case DM_AVRO_ENUM: op->kind = SR_ENUM, op->n = n->n_symbols; return true;
+    case DM_AVRO_UNION: {
+        if (in_union || n->n_branches == 0) return false;
+        skop_t *br = dm_arena_calloc(&c->arena, n->n_branches, sizeof(*br));
+        if (!br) return false;
+        for (uint32_t i = 0; i < n->n_branches; i++)
+            if (!skop_of(c, n->branches[i], true, &br[i])) return false;
+        op->kind = SR_UNION, op->n = n->n_branches, op->br = br;
+        for (uint32_t i = 0; n->n_branches == 2 && i < 2; i++)
+            if (br[i].kind == SR_LEN && br[1 - i].kind == SR_FIXED && br[1 - i].n == 0)
+                op->kind = SR_OPT_LEN, op->len_branch = (uint8_t)i;
+        return true;
+    }
+    default: return false;
+    }
+}
+
+/* Compiles each stretch of two or more skipped writer fields of simple types
+ * into a skip run on its first step. Runs never cross a field the reader
+ * wants, so a lazy-tail decode that stops after the last wanted field never
+ * starts one it should not. */
+static dm_err_t compile_skip_runs(dm_avro_codec_t *c, plan_t *pl, const dm_avro_node_t *w)
+{
+    skop_t *ops = dm_arena_calloc(&c->arena, w->n_fields + 1, sizeof(*ops));
+    if (!ops) return DM_ERR_NOMEM;
+    for (uint32_t i = 0; i < pl->n_steps;) {
+        uint32_t j = i, n_ops = 0;
+        skop_t op;
+        while (j < pl->n_steps && pl->steps[j].slot < 0 &&
+               skop_of(c, w->fields[j].type, false, &op)) {
+            if (n_ops && op.kind == SR_FIXED && ops[n_ops - 1].kind == SR_FIXED &&
+                op.n <= UINT32_MAX - ops[n_ops - 1].n)
+                ops[n_ops - 1].n += op.n; /* adjacent fixed sizes: one jump */
+            else
+                ops[n_ops++] = op;
+            j++;
+        }
+        if (j - i >= 2) {
+            step_t *s = &pl->steps[i];
+            s->run_fields = j - i;
+            ops[n_ops].kind = SR_END;
+            s->ops = dm_arena_memdup(&c->arena, ops, (n_ops + 1) * sizeof(*ops));
+            if (!s->ops) return DM_ERR_NOMEM;
+        }
+        i = j > i ? j : i + 1;
+    }
+    return DM_OK;
+}
+
+/* The reader branch and plan a writer union branch decodes as. */
+static const plan_t *union_target(const plan_t *b, uint16_t *rb)
+{
+    *rb = 0;
+    if (b && b->op == P_TO_UNION) {
+        *rb = (uint16_t)b->inner_branch;
+        return b->inner;
+    }
+    return b;
+}
+
+/* Marks a step P_OPT_STRING when its writer is a two-branch union of null
+ * and string that decodes as null and string (as itself, or into a reader
+ * union): the commonest nullable column gets a jump-free fast path. */
+static void opt_string_step(step_t *s)
+{
+    const plan_t *pu = s->plan;
+    if (s->op != P_UNION || pu->n_branches != 2) return;
+    uint16_t rb[2];
+    const plan_t *t0 = union_target(pu->branches[0], &rb[0]);
+    const plan_t *t1 = union_target(pu->branches[1], &rb[1]);
+    if (!t0 || !t1) return;
+    for (unsigned i = 0; i < 2; i++) {
+        const plan_t *ts = i ? t1 : t0, *tn = i ? t0 : t1;
+        if (ts->op == P_STRING && tn->op == P_NULL) {
+            s->op = P_OPT_STRING;
+            s->str_branch = (uint8_t)i;
+            s->rb_str = rb[i];
+            s->rb_null = rb[1 - i];
+        }
+    }
+}
+
 static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_node_t *w,
                                const dm_avro_node_t *r, const proj_t *proj)
 {
@@ -765,7 +1015,7 @@ static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_nod
         s->slot = -1;
         s->op = P_SKIP;
         switch (wf->type->type) {
-        case DM_AVRO_INT:
+        case DM_AVRO_INT: s->skip = SK_INT; break;
         case DM_AVRO_LONG: s->skip = SK_VARINT; break;
         case DM_AVRO_BYTES:
         case DM_AVRO_STRING: s->skip = SK_LEN; break;
@@ -806,8 +1056,10 @@ static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_nod
         cpath_pop(c, mark);
         s->slot = ri;
         s->op = s->plan->op;
+        opt_string_step(s);
         pl->n_needed = i + 1;
     }
+    if ((rc = compile_skip_runs(c, pl, w))) return rc;
     if (pl->projected || proj) {
         pl->absent =
             dm_arena_calloc(&c->arena, r->n_fields ? r->n_fields : 1, sizeof(dm_avro_value_t));
