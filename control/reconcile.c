@@ -20,23 +20,10 @@ static bool array_has(const json_t *a, const char *s)
     return false;
 }
 
-/* Sources a pipeline reads: spec.from plus enrich tables. */
+/* Sources a pipeline reads: spec.from plus enrich and join tables. */
 static json_t *pipeline_reads(const json_t *doc)
 {
-    json_t *names = dm_spec_pipeline_inputs(doc);
-    const json_t *steps = json_object_get(json_object_get(doc, "spec"), "steps");
-    size_t i;
-    json_t *step;
-    json_array_foreach(steps, i, step)
-    {
-        const json_t *with = json_object_get(json_object_get(step, "enrich"), "with");
-        if (json_is_string(with) && !array_has(names, json_string_value(with)))
-            json_array_append(names, (json_t *)with);
-        with = json_object_get(json_object_get(step, "join"), "with");
-        if (json_is_string(with) && !array_has(names, json_string_value(with)))
-            json_array_append(names, (json_t *)with);
-    }
-    return names;
+    return dm_spec_pipeline_reads(doc);
 }
 
 /* Desired view: stored objects with the new documents laid over them. */
@@ -459,18 +446,33 @@ dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err)
     return DM_OK;
 }
 
+/* The stored pipelines that read or publish source, found through the edges
+ * index (new array of documents, ordered by name). */
+static dm_err_t pipelines_using(dm_store_t *store, const char *source, json_t **out,
+                                dm_error_t *err)
+{
+    json_t *names;
+    dm_err_t rc = dm_store_edge_pipelines(store, source, NULL, &names, err);
+    if (rc) return rc;
+    json_t *docs = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n)
+    {
+        json_t *doc;
+        if (dm_store_get(store, DM_KIND_PIPELINE, json_string_value(n), &doc, NULL) == DM_OK)
+            json_array_append_new(docs, doc);
+    }
+    json_decref(names);
+    *out = docs;
+    return DM_OK;
+}
+
 dm_err_t dm_catalog_source(dm_store_t *store, const char *name, json_t **out, dm_error_t *err)
 {
     *out = NULL;
-    /* Only pipelines that mention the name can read or publish it. */
-    json_t *jname = json_string(name);
-    char *quoted = json_dumps(jname, JSON_ENCODE_ANY);
-    json_decref(jname);
     json_t *pipelines = NULL, *sources = json_array(), *doc = NULL;
-    dm_err_t rc = quoted
-                      ? dm_store_list_containing(store, DM_KIND_PIPELINE, quoted, &pipelines, err)
-                      : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    free(quoted);
+    dm_err_t rc = pipelines_using(store, name, &pipelines, err);
     if (!rc && dm_store_get(store, DM_KIND_SOURCE, name, &doc, NULL) == DM_OK)
         json_array_append_new(sources, doc);
     else if (!rc)

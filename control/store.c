@@ -24,6 +24,8 @@ struct dm_store {
 
 #define SCHEMA_VERSION 1
 
+static dm_err_t edges_rebuild(dm_store_t *s, dm_error_t *err);
+
 static dm_err_t sql_fail(dm_store_t *s, dm_error_t *err, const char *what)
 {
     return dm_error_set(err, DM_ERR_IO, "controller state %s: %s: %s", s->path, what,
@@ -85,12 +87,95 @@ dm_store_t *dm_store_open(const char *path, dm_error_t *err)
              " kind TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL,"
              " generation INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
              " updated_ms INTEGER NOT NULL, PRIMARY KEY (kind, name));"
+             "CREATE TABLE IF NOT EXISTS edges ("
+             " source TEXT NOT NULL, role TEXT NOT NULL, pipeline TEXT NOT NULL,"
+             " PRIMARY KEY (source, role, pipeline)) WITHOUT ROWID;"
+             "CREATE INDEX IF NOT EXISTS edges_by_pipeline ON edges (pipeline);"
              "PRAGMA user_version = 1;",
-             err)) {
+             err) ||
+        edges_rebuild(s, err)) {
         dm_store_close(s);
         return NULL;
     }
     return s;
+}
+
+/* ---- pipeline → source edges ------------------------------------------------
+ * The edges table says which pipelines read (spec.from, enrich and join
+ * tables) and publish (derived sources) each source, so the catalog and the
+ * reconciler find a source's consumers and publisher with an index lookup
+ * instead of parsing every pipeline. It is derived data: kept current by put
+ * and delete of pipelines in the same transaction, and rebuilt at open. */
+
+static dm_err_t edges_insert(dm_store_t *s, sqlite3_stmt *ins, const char *pipeline,
+                             const json_t *names, const char *role, dm_error_t *err)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n)
+    {
+        if (!json_is_string(n)) continue;
+        sqlite3_reset(ins);
+        sqlite3_bind_text(ins, 1, json_string_value(n), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(ins, 2, role, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, pipeline, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(ins) != SQLITE_DONE) return sql_fail(s, err, "index pipeline edges");
+    }
+    return DM_OK;
+}
+
+/* Replaces the edges of one pipeline by those of doc (NULL: removes them). Lock held. */
+static dm_err_t edges_set(dm_store_t *s, const char *pipeline, const json_t *doc, dm_error_t *err)
+{
+    sqlite3_stmt *del, *ins;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM edges WHERE pipeline = ?1", -1, &del, NULL) !=
+        SQLITE_OK)
+        return sql_fail(s, err, "index pipeline edges");
+    sqlite3_bind_text(del, 1, pipeline, -1, SQLITE_TRANSIENT);
+    int r = sqlite3_step(del);
+    sqlite3_finalize(del);
+    if (r != SQLITE_DONE) return sql_fail(s, err, "index pipeline edges");
+    if (!doc) return DM_OK;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT OR IGNORE INTO edges (source, role, pipeline) "
+                           "VALUES (?1, ?2, ?3)",
+                           -1, &ins, NULL) != SQLITE_OK)
+        return sql_fail(s, err, "index pipeline edges");
+    json_t *reads = dm_spec_pipeline_reads(doc), *outs = dm_spec_pipeline_outputs(doc);
+    dm_err_t rc = edges_insert(s, ins, pipeline, reads, "reads", err);
+    if (!rc) rc = edges_insert(s, ins, pipeline, outs, "publishes", err);
+    json_decref(reads);
+    json_decref(outs);
+    sqlite3_finalize(ins);
+    return rc;
+}
+
+/* Derives the edges from the stored pipelines, so a database written by an
+ * older datamesh (or changed by hand) never answers from a stale index. */
+static dm_err_t edges_rebuild(dm_store_t *s, dm_error_t *err)
+{
+    if (exec(s, "BEGIN IMMEDIATE; DELETE FROM edges;", err)) return DM_ERR_IO;
+    sqlite3_stmt *st;
+    dm_err_t rc = DM_OK;
+    if (sqlite3_prepare_v2(s->db, "SELECT name, doc FROM objects WHERE kind = ?1", -1, &st, NULL) !=
+        SQLITE_OK) {
+        rc = sql_fail(s, err, "index pipeline edges");
+    } else {
+        sqlite3_bind_text(st, 1, dm_kind_name(DM_KIND_PIPELINE), -1, SQLITE_STATIC);
+        int r;
+        while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW) {
+            json_t *doc = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+            if (doc) rc = edges_set(s, (const char *)sqlite3_column_text(st, 0), doc, err);
+            json_decref(doc);
+        }
+        if (!rc && r != SQLITE_DONE) rc = sql_fail(s, err, "index pipeline edges");
+        sqlite3_finalize(st);
+    }
+    if (rc) {
+        exec(s, "ROLLBACK", NULL);
+        return rc;
+    }
+    return exec(s, "COMMIT", err);
 }
 
 static void cache_drop(dm_store_t *s)
@@ -321,6 +406,7 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
         if (sqlite3_step(st) != SQLITE_DONE) rc = sql_fail(s, err, "put");
         sqlite3_finalize(st);
     }
+    if (!rc && kind == DM_KIND_PIPELINE) rc = edges_set(s, name, doc, err);
     if (s->cache[kind]) {
         /* Keep the cache as the table now is (generation and times included). */
         json_t *fresh = NULL;
@@ -353,7 +439,39 @@ dm_err_t dm_store_delete(dm_store_t *s, dm_kind_t kind, const char *name, dm_err
             rc = dm_error_set(err, DM_ERR_NOT_FOUND, "%s '%s' not found", dm_kind_name(kind), name);
         sqlite3_finalize(st);
     }
+    if (!rc && kind == DM_KIND_PIPELINE) rc = edges_set(s, name, NULL, err);
     if (s->cache[kind]) json_object_del(s->cache[kind], name);
+    unlock(s, locked);
+    return rc;
+}
+
+dm_err_t dm_store_edge_pipelines(dm_store_t *s, const char *source, const char *role, json_t **out,
+                                 dm_error_t *err)
+{
+    *out = NULL;
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc = DM_OK;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT DISTINCT pipeline FROM edges WHERE source = ?1 "
+                           "AND (?2 IS NULL OR role = ?2) ORDER BY pipeline",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(s, err, "pipeline edges");
+    } else {
+        sqlite3_bind_text(st, 1, source, -1, SQLITE_TRANSIENT);
+        if (role) sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
+        json_t *a = json_array();
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW)
+            json_array_append_new(a, json_string((const char *)sqlite3_column_text(st, 0)));
+        if (r == SQLITE_DONE)
+            *out = a;
+        else {
+            rc = sql_fail(s, err, "pipeline edges");
+            json_decref(a);
+        }
+        sqlite3_finalize(st);
+    }
     unlock(s, locked);
     return rc;
 }

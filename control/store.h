@@ -40,6 +40,12 @@ dm_err_t dm_store_list(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *
 dm_err_t dm_store_list_containing(dm_store_t *s, dm_kind_t kind, const char *text, json_t **out,
                                   dm_error_t *err);
 
+/* The names of the pipelines that read (role "reads") or publish (role
+ * "publishes"; NULL: either) source, ordered, as a new JSON array of strings.
+ * An index lookup: it does not parse any document. */
+dm_err_t dm_store_edge_pipelines(dm_store_t *s, const char *source, const char *role, json_t **out,
+                                 dm_error_t *err);
+
 /* Inserts or replaces an object (its document: kind, metadata, spec); bumps the
  * generation on replace. Inside a transaction. */
 dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const json_t *doc,
