@@ -31,21 +31,13 @@ typedef struct view {
     json_t *by_kind[DM_KIND_COUNT]; /* name → doc */
 } view_t;
 
+/* The store's own documents (status included, read only), in a map per kind
+ * that the new documents are then laid over. */
 static dm_err_t view_load(dm_store_t *store, view_t *v, dm_error_t *err)
 {
     for (int k = 0; k < DM_KIND_COUNT; k++) {
-        v->by_kind[k] = json_object();
-        json_t *list;
-        dm_err_t rc = dm_store_list(store, (dm_kind_t)k, &list, err);
+        dm_err_t rc = dm_store_docs(store, (dm_kind_t)k, &v->by_kind[k], err);
         if (rc) return rc;
-        size_t i;
-        json_t *o;
-        json_array_foreach(list, i, o)
-        {
-            json_object_del(o, "status");
-            json_object_set(v->by_kind[k], meta_name(o), o);
-        }
-        json_decref(list);
     }
     return DM_OK;
 }
@@ -247,7 +239,9 @@ dm_err_t dm_reconcile_apply(dm_store_t *store, const dm_spec_t *specs, size_t n,
     for (size_t i = 0; i < n; i++) {
         const dm_spec_t *s = &specs[i];
         json_t *old = json_object_get(v.by_kind[s->kind], s->name);
-        const char *action = !old ? "create" : json_equal(old, s->doc) ? "unchanged" : "update";
+        const char *action = !old                             ? "create"
+                             : dm_spec_doc_equal(old, s->doc) ? "unchanged"
+                                                              : "update";
         json_t *item = json_pack("{s:s, s:s, s:s}", "action", action, "kind", dm_kind_name(s->kind),
                                  "name", s->name);
         if (s->kind == DM_KIND_PIPELINE) {

@@ -1178,30 +1178,18 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
 
 /* ---- sync ------------------------------------------------------------------------- */
 
-static json_t *by_name(json_t *list)
-{
-    json_t *o = json_object();
-    size_t i;
-    json_t *d;
-    json_array_foreach(list, i, d)
-    {
-        json_object_del(d, "status");
-        json_object_set(o, meta_name(d), d);
-    }
-    return o;
-}
-
 dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
 {
-    json_t *lists[DM_KIND_COUNT] = {0};
-    for (int k = 0; k < DM_KIND_COUNT; k++)
-        if (dm_store_list(rt->store, (dm_kind_t)k, &lists[k], err)) {
-            for (int j = 0; j < k; j++)
-                json_decref(lists[j]);
-            return err->code;
-        }
-    json_t *sources = by_name(lists[DM_KIND_SOURCE]), *pipelines = by_name(lists[DM_KIND_PIPELINE]);
-    json_t *sinks = by_name(lists[DM_KIND_SINK]);
+    /* The store's documents themselves (no copy per object: at 50,000 objects
+     * the copies were most of the controller's memory peak); read only. */
+    json_t *sources = NULL, *pipelines = NULL, *sinks = NULL;
+    if (dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, err) ||
+        dm_store_docs(rt->store, DM_KIND_PIPELINE, &pipelines, err) ||
+        dm_store_docs(rt->store, DM_KIND_SINK, &sinks, err)) {
+        json_decref(sources);
+        json_decref(pipelines);
+        return err->code;
+    }
     pthread_mutex_lock(&rt->mu);
     /* Which objects changed (or went away) since their units started? A changed
      * source restarts the pipelines that read it, so they pick up its schema. */
@@ -1214,7 +1202,7 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     {
         const json_t *now = !strncmp(key, "Source/", 7) ? json_object_get(sources, key + 7)
                                                         : json_object_get(pipelines, key + 9);
-        if (!now || !json_equal(now, was)) json_array_append_new(stale, json_string(key));
+        if (!now || !dm_spec_doc_equal(now, was)) json_array_append_new(stale, json_string(key));
     }
     json_object_foreach(pipelines, n, d)
     {
@@ -1297,8 +1285,6 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     json_decref(sources);
     json_decref(pipelines);
     json_decref(sinks);
-    for (int k = 0; k < DM_KIND_COUNT; k++)
-        json_decref(lists[k]);
     return DM_OK;
 }
 

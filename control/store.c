@@ -335,27 +335,54 @@ static int cmp_key(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Fills the cache of a kind from the table when it is empty (lock held). */
+static dm_err_t cache_fill(dm_store_t *s, dm_kind_t kind, dm_error_t *err)
+{
+    if (s->cache[kind]) return DM_OK;
+    json_t *all;
+    dm_err_t rc = list_rows(s, kind, NULL, &all, err);
+    if (rc) return rc;
+    s->cache[kind] = json_object();
+    size_t i;
+    json_t *d;
+    json_array_foreach(all, i, d)
+    {
+        const char *name =
+            json_string_value(json_object_get(json_object_get(d, "metadata"), "name"));
+        if (name) json_object_set(s->cache[kind], name, d);
+    }
+    json_decref(all);
+    return DM_OK;
+}
+
+dm_err_t dm_store_docs(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err)
+{
+    *out = NULL;
+    bool locked = lock(s);
+    dm_err_t rc = cache_fill(s, kind, err);
+    if (!rc) {
+        /* A new map holding the cached documents: put replaces a document
+         * rather than changing it, so the caller's stay as they were. */
+        *out = json_object();
+        if (!*out || json_object_update(*out, s->cache[kind]))
+            rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    unlock(s, locked);
+    if (rc) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 dm_err_t dm_store_list(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err)
 {
     *out = NULL;
     bool locked = lock(s);
-    dm_err_t rc = DM_OK;
-    if (!s->cache[kind]) {
-        json_t *all;
-        if ((rc = list_rows(s, kind, NULL, &all, err))) {
-            unlock(s, locked);
-            return rc;
-        }
-        s->cache[kind] = json_object();
-        size_t i;
-        json_t *d;
-        json_array_foreach(all, i, d)
-        {
-            const char *name =
-                json_string_value(json_object_get(json_object_get(d, "metadata"), "name"));
-            if (name) json_object_set(s->cache[kind], name, d);
-        }
-        json_decref(all);
+    dm_err_t rc = cache_fill(s, kind, err);
+    if (rc) {
+        unlock(s, locked);
+        return rc;
     }
     size_t n = json_object_size(s->cache[kind]), i = 0;
     const char **names = malloc((n ? n : 1) * sizeof(*names));

@@ -35,6 +35,12 @@ dm_err_t dm_store_get(dm_store_t *s, dm_kind_t kind, const char *name, json_t **
 /* Every object of a kind, ordered by name, as a new JSON array. */
 dm_err_t dm_store_list(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err);
 
+/* Every object of a kind as a new JSON object name → document (status
+ * included). The documents are shared with the store's cache and must not be
+ * changed; they stay as they are when the store later replaces or deletes the
+ * object. Cheaper than dm_store_list: no copy per object. */
+dm_err_t dm_store_docs(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err);
+
 /* Like dm_store_list, only the objects whose stored JSON contains text (a
  * cheap filter in SQLite before parsing; callers check what they need). */
 dm_err_t dm_store_list_containing(dm_store_t *s, dm_kind_t kind, const char *text, json_t **out,
