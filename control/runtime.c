@@ -14,6 +14,7 @@
 #include "connectors/sink.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "engine/pool.h"
 #include "engine/schema_out.h"
@@ -71,6 +72,7 @@ typedef struct unit {
     int n_tables;
     const char *extra[8]; /* task: topics of route outputs (strings in owned) */
     struct unit *next;
+    struct unit *onext; /* next unit in its owner's bucket of dm_runtime.by_owner */
 } unit_t;
 
 typedef struct schema_entry {
@@ -78,6 +80,13 @@ typedef struct schema_entry {
     dm_avro_schema_t *schema;
     struct schema_entry *next;
 } schema_entry_t;
+
+#define OWNER_BUCKETS 16384 /* a power of two */
+
+static size_t owner_slot(const char *owner)
+{
+    return (size_t)dm_hash64(owner, strlen(owner)) & (OWNER_BUCKETS - 1);
+}
 
 struct dm_runtime {
     char *data_dir;
@@ -96,6 +105,9 @@ struct dm_runtime {
     char *transport_url;    /* NULL: the embedded log in DATA/log */
     bool external_tasks;    /* pipeline tasks run in `datamesh worker` processes */
     json_t *worker_tasks;   /* "Pipeline/name" → what a worker needs to run it */
+    /* Units by a hash of their owner, so the status of one object does not
+     * walk the units of every other (tens of thousands at scale). */
+    unit_t *by_owner[OWNER_BUCKETS];
 };
 
 /* ---- schemas ---------------------------------------------------------------- */
@@ -389,6 +401,9 @@ static unit_t *unit_new(dm_runtime_t *rt, unit_kind_t kind, const char *owner, c
     dm_unit_init(&u->st);
     u->next = rt->units;
     rt->units = u;
+    size_t slot = owner_slot(u->owner);
+    u->onext = rt->by_owner[slot];
+    rt->by_owner[slot] = u;
     return u;
 }
 
@@ -456,6 +471,10 @@ static void stop_units(dm_runtime_t *rt, const char *owner)
             pthread_join(u->th, NULL);
         }
         *pp = u->next;
+        unit_t **op = &rt->by_owner[owner_slot(u->owner)];
+        while (*op && *op != u)
+            op = &(*op)->onext;
+        if (*op) *op = u->onext;
         unit_free(u);
     }
 }
@@ -1479,7 +1498,7 @@ json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
     const char *overall = "idle";
     int failed = 0, retrying = 0, running = 0;
     pthread_mutex_lock(&rt->mu);
-    for (unit_t *u = rt->units; u; u = u->next) {
+    for (unit_t *u = rt->by_owner[owner_slot(owner)]; u; u = u->onext) {
         if (strcmp(u->owner, owner)) continue;
         char state[32], error[512];
         dm_unit_get(&u->st, state, sizeof(state), error, sizeof(error));
