@@ -197,6 +197,11 @@ dm_transport_t *dm_runtime_transport(dm_runtime_t *rt)
 
 /* ---- topics ------------------------------------------------------------------- */
 
+/* Set on the thread running dm_runtime_sync: the topics it creates are made
+ * durable together (one journal fsync) before the sync returns, instead of
+ * one fsync each. */
+static _Thread_local bool sync_defers_topics;
+
 static dm_err_t ensure_topic(dm_runtime_t *rt, const char *name, int32_t partitions,
                              const char *subject, dm_error_t *err)
 {
@@ -210,7 +215,8 @@ static dm_err_t ensure_topic(dm_runtime_t *rt, const char *name, int32_t partiti
                               .partitions = partitions > 0 ? partitions : 1,
                               .fsync = DM_TRANSPORT_FSYNC_INTERVAL,
                               .flush_ms = 1000,
-                              .schema_subject = subject};
+                              .schema_subject = subject,
+                              .defer_durable = sync_defers_topics};
     return dm_transport_create_topic(rt->t, &conf, err);
 }
 
@@ -1209,6 +1215,7 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
         json_decref(pipelines);
         return err->code;
     }
+    sync_defers_topics = true;
     pthread_mutex_lock(&rt->mu);
     /* Which objects changed (or went away) since their units started? A changed
      * source restarts the pipelines that read it, so they pick up its schema. */
@@ -1304,7 +1311,9 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     json_decref(sources);
     json_decref(pipelines);
     json_decref(sinks);
-    return DM_OK;
+    /* Apply returns only once the topics it made survive a crash. */
+    sync_defers_topics = false;
+    return rt->t ? dm_transport_sync_topics(rt->t, err) : DM_OK;
 }
 
 static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
