@@ -20,7 +20,30 @@ struct dm_store {
      * rollback. Lists hand out shallow copies, so callers may change the top
      * level (not deeper) without touching the cache. */
     json_t *cache[DM_KIND_COUNT];
+    /* The statements every put and get runs, compiled once (compiling cost
+     * more than running them); used under the lock, so by one thread at a time. */
+    sqlite3_stmt *stmts[4];
 };
+
+enum { ST_GET, ST_PUT, ST_EDGES_DEL, ST_EDGES_INS };
+
+/* The kept statement which, compiled from sql on first use; NULL on error.
+ * Give it back with release(). Lock held. */
+static sqlite3_stmt *prep(dm_store_t *s, int which, const char *sql)
+{
+    if (!s->stmts[which] && sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                               &s->stmts[which], NULL) != SQLITE_OK) {
+        sqlite3_finalize(s->stmts[which]);
+        s->stmts[which] = NULL;
+    }
+    return s->stmts[which];
+}
+
+static void release(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
 
 #define SCHEMA_VERSION 1
 
@@ -127,26 +150,22 @@ static dm_err_t edges_insert(dm_store_t *s, sqlite3_stmt *ins, const char *pipel
 /* Replaces the edges of one pipeline by those of doc (NULL: removes them). Lock held. */
 static dm_err_t edges_set(dm_store_t *s, const char *pipeline, const json_t *doc, dm_error_t *err)
 {
-    sqlite3_stmt *del, *ins;
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM edges WHERE pipeline = ?1", -1, &del, NULL) !=
-        SQLITE_OK)
-        return sql_fail(s, err, "index pipeline edges");
+    sqlite3_stmt *del = prep(s, ST_EDGES_DEL, "DELETE FROM edges WHERE pipeline = ?1"), *ins;
+    if (!del) return sql_fail(s, err, "index pipeline edges");
     sqlite3_bind_text(del, 1, pipeline, -1, SQLITE_TRANSIENT);
     int r = sqlite3_step(del);
-    sqlite3_finalize(del);
+    release(del);
     if (r != SQLITE_DONE) return sql_fail(s, err, "index pipeline edges");
     if (!doc) return DM_OK;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT OR IGNORE INTO edges (source, role, pipeline) "
-                           "VALUES (?1, ?2, ?3)",
-                           -1, &ins, NULL) != SQLITE_OK)
+    if (!(ins = prep(s, ST_EDGES_INS,
+                     "INSERT OR IGNORE INTO edges (source, role, pipeline) VALUES (?1, ?2, ?3)")))
         return sql_fail(s, err, "index pipeline edges");
     json_t *reads = dm_spec_pipeline_reads(doc), *outs = dm_spec_pipeline_outputs(doc);
     dm_err_t rc = edges_insert(s, ins, pipeline, reads, "reads", err);
     if (!rc) rc = edges_insert(s, ins, pipeline, outs, "publishes", err);
     json_decref(reads);
     json_decref(outs);
-    sqlite3_finalize(ins);
+    release(ins);
     return rc;
 }
 
@@ -190,6 +209,8 @@ void dm_store_close(dm_store_t *s)
 {
     if (!s) return;
     cache_drop(s);
+    for (size_t i = 0; i < sizeof(s->stmts) / sizeof(s->stmts[0]); i++)
+        sqlite3_finalize(s->stmts[i]);
     if (s->db) sqlite3_close(s->db);
     pthread_mutex_destroy(&s->mu);
     free(s->path);
@@ -255,14 +276,11 @@ static dm_err_t get_row(dm_store_t *s, dm_kind_t kind, const char *name, json_t 
                         dm_error_t *err)
 {
     *out = NULL;
-    sqlite3_stmt *st;
     dm_err_t rc = DM_OK;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT doc, generation, created_ms, updated_ms FROM objects "
-                           "WHERE kind = ?1 AND name = ?2",
-                           -1, &st, NULL) != SQLITE_OK) {
-        return sql_fail(s, err, "get");
-    }
+    sqlite3_stmt *st = prep(s, ST_GET,
+                            "SELECT doc, generation, created_ms, updated_ms FROM objects "
+                            "WHERE kind = ?1 AND name = ?2");
+    if (!st) return sql_fail(s, err, "get");
     sqlite3_bind_text(st, 1, dm_kind_name(kind), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
     int r = sqlite3_step(st);
@@ -278,7 +296,7 @@ static dm_err_t get_row(dm_store_t *s, dm_kind_t kind, const char *name, json_t 
     } else {
         rc = sql_fail(s, err, "get");
     }
-    sqlite3_finalize(st);
+    release(st);
     return rc;
 }
 
@@ -415,15 +433,14 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
     char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     if (!text) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     bool locked = lock(s);
-    sqlite3_stmt *st;
     dm_err_t rc = DM_OK;
     int64_t now = dm_wall_ms();
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO objects (kind, name, doc, generation, created_ms, "
-                           "updated_ms) VALUES (?1, ?2, ?3, 1, ?4, ?4) "
-                           "ON CONFLICT (kind, name) DO UPDATE SET doc = excluded.doc, "
-                           "generation = generation + 1, updated_ms = excluded.updated_ms",
-                           -1, &st, NULL) != SQLITE_OK) {
+    sqlite3_stmt *st = prep(s, ST_PUT,
+                            "INSERT INTO objects (kind, name, doc, generation, created_ms, "
+                            "updated_ms) VALUES (?1, ?2, ?3, 1, ?4, ?4) "
+                            "ON CONFLICT (kind, name) DO UPDATE SET doc = excluded.doc, "
+                            "generation = generation + 1, updated_ms = excluded.updated_ms");
+    if (!st) {
         rc = sql_fail(s, err, "put");
     } else {
         sqlite3_bind_text(st, 1, dm_kind_name(kind), -1, SQLITE_STATIC);
@@ -431,7 +448,7 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
         sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 4, now);
         if (sqlite3_step(st) != SQLITE_DONE) rc = sql_fail(s, err, "put");
-        sqlite3_finalize(st);
+        release(st);
     }
     if (!rc && kind == DM_KIND_PIPELINE) rc = edges_set(s, name, doc, err);
     if (s->cache[kind]) {
