@@ -123,6 +123,41 @@ static void test_catalog_source_lineage(void)
     dm_store_close(s);
 }
 
+static void put_kind(dm_store_t *s, dm_kind_t kind, json_t *doc)
+{
+    dm_error_t err = {0};
+    const char *name = json_string_value(json_object_get(json_object_get(doc, "metadata"), "name"));
+    REQUIRE(dm_store_begin(s, &err) == DM_OK);
+    CHECK(dm_store_put(s, kind, name, doc, &err) == DM_OK);
+    CHECK(dm_store_commit(s, &err) == DM_OK);
+    json_decref(doc);
+}
+
+static void test_delete_refused_through_index(void)
+{
+    dm_error_t err = {0};
+    dm_store_t *s = dm_store_open(path, &err);
+    REQUIRE(s);
+    put_kind(s, DM_KIND_SOURCE,
+             json_pack("{s:s, s:{s:s}, s:{s:s}}", "kind", "Source", "metadata", "name", "orders",
+                       "spec", "connector", "ingest"));
+    /* p2 reads clicks, p5 and p7 read orders, p7 enriches with derived5 (p5's). */
+    CHECK(dm_reconcile_delete(s, DM_KIND_SOURCE, "orders", &err) == DM_ERR_EXISTS);
+    CHECK_CONTAINS(err.message, "still used by pipelines: p5, p7");
+    CHECK(dm_reconcile_delete(s, DM_KIND_PIPELINE, "p5", &err) == DM_ERR_EXISTS);
+    CHECK_CONTAINS(err.message, "Pipeline 'p5' is still used by pipelines: p6, p7");
+    CHECK(dm_reconcile_delete(s, DM_KIND_SOURCE, "derived5", &err) == DM_ERR_INVALID);
+    CHECK_CONTAINS(err.message, "published by pipeline p5");
+    CHECK(dm_reconcile_delete(s, DM_KIND_SOURCE, "nowhere", &err) == DM_ERR_NOT_FOUND);
+    /* Readers first, then what they read. */
+    CHECK(dm_reconcile_delete(s, DM_KIND_PIPELINE, "p7", &err) == DM_OK);
+    CHECK(dm_reconcile_delete(s, DM_KIND_PIPELINE, "p6", &err) == DM_OK);
+    CHECK(dm_reconcile_delete(s, DM_KIND_PIPELINE, "p5", &err) == DM_OK);
+    CHECK(dm_reconcile_delete(s, DM_KIND_SOURCE, "orders", &err) == DM_OK);
+    CHECK_STR_EQ(edges(s, "derived5", NULL), "");
+    dm_store_close(s);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -130,6 +165,7 @@ int main(void)
     RUN(test_edges_follow_put_and_delete);
     RUN(test_edges_rebuilt_at_open);
     RUN(test_catalog_source_lineage);
+    RUN(test_delete_refused_through_index);
     char cmd[200];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0) return 1;
