@@ -20,23 +20,10 @@ static bool array_has(const json_t *a, const char *s)
     return false;
 }
 
-/* Sources a pipeline reads: spec.from plus enrich tables. */
+/* Sources a pipeline reads: spec.from plus enrich and join tables. */
 static json_t *pipeline_reads(const json_t *doc)
 {
-    json_t *names = dm_spec_pipeline_inputs(doc);
-    const json_t *steps = json_object_get(json_object_get(doc, "spec"), "steps");
-    size_t i;
-    json_t *step;
-    json_array_foreach(steps, i, step)
-    {
-        const json_t *with = json_object_get(json_object_get(step, "enrich"), "with");
-        if (json_is_string(with) && !array_has(names, json_string_value(with)))
-            json_array_append(names, (json_t *)with);
-        with = json_object_get(json_object_get(step, "join"), "with");
-        if (json_is_string(with) && !array_has(names, json_string_value(with)))
-            json_array_append(names, (json_t *)with);
-    }
-    return names;
+    return dm_spec_pipeline_reads(doc);
 }
 
 /* Desired view: stored objects with the new documents laid over them. */
@@ -44,21 +31,13 @@ typedef struct view {
     json_t *by_kind[DM_KIND_COUNT]; /* name → doc */
 } view_t;
 
+/* The store's own documents (status included, read only), in a map per kind
+ * that the new documents are then laid over. */
 static dm_err_t view_load(dm_store_t *store, view_t *v, dm_error_t *err)
 {
     for (int k = 0; k < DM_KIND_COUNT; k++) {
-        v->by_kind[k] = json_object();
-        json_t *list;
-        dm_err_t rc = dm_store_list(store, (dm_kind_t)k, &list, err);
+        dm_err_t rc = dm_store_docs(store, (dm_kind_t)k, &v->by_kind[k], err);
         if (rc) return rc;
-        size_t i;
-        json_t *o;
-        json_array_foreach(list, i, o)
-        {
-            json_object_del(o, "status");
-            json_object_set(v->by_kind[k], meta_name(o), o);
-        }
-        json_decref(list);
     }
     return DM_OK;
 }
@@ -260,7 +239,9 @@ dm_err_t dm_reconcile_apply(dm_store_t *store, const dm_spec_t *specs, size_t n,
     for (size_t i = 0; i < n; i++) {
         const dm_spec_t *s = &specs[i];
         json_t *old = json_object_get(v.by_kind[s->kind], s->name);
-        const char *action = !old ? "create" : json_equal(old, s->doc) ? "unchanged" : "update";
+        const char *action = !old                             ? "create"
+                             : dm_spec_doc_equal(old, s->doc) ? "unchanged"
+                                                              : "update";
         json_t *item = json_pack("{s:s, s:s, s:s}", "action", action, "kind", dm_kind_name(s->kind),
                                  "name", s->name);
         if (s->kind == DM_KIND_PIPELINE) {
@@ -306,69 +287,100 @@ out:
     return rc;
 }
 
+/* Adds the pipelines (other than self) reading source to the array users, once each. */
+static dm_err_t add_readers(dm_store_t *store, const char *source, const char *self, json_t *users,
+                            dm_error_t *err)
+{
+    json_t *names;
+    dm_err_t rc = dm_store_edge_pipelines(store, source, "reads", &names, err);
+    if (rc) return rc;
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n)
+    {
+        const char *p = json_string_value(n);
+        if ((!self || strcmp(p, self)) && !array_has(users, p)) json_array_append(users, n);
+    }
+    json_decref(names);
+    return DM_OK;
+}
+
+/* Pipelines writing to sink, by a pass over the pipelines (sinks are not in
+ * the edges index: few pipelines have sinks, and deleting one is rare). */
+static dm_err_t add_sink_users(dm_store_t *store, const char *sink, json_t *users, dm_error_t *err)
+{
+    json_t *pipelines;
+    dm_err_t rc = dm_store_docs(store, DM_KIND_PIPELINE, &pipelines, err);
+    if (rc) return rc;
+    const char *pname;
+    json_t *p;
+    json_object_foreach(pipelines, pname, p)
+    {
+        const json_t *to = json_object_get(json_object_get(p, "spec"), "to");
+        size_t i;
+        json_t *out;
+        bool uses = false;
+        json_array_foreach(to, i, out)
+        {
+            const json_t *s = json_object_get(out, "sink");
+            uses |= json_is_string(s) && !strcmp(json_string_value(s), sink);
+        }
+        if (uses) json_array_append_new(users, json_string(pname));
+    }
+    json_decref(pipelines);
+    return DM_OK;
+}
+
 dm_err_t dm_reconcile_delete(dm_store_t *store, dm_kind_t kind, const char *name, dm_error_t *err)
 {
     dm_err_t rc = dm_store_begin(store, err);
     if (rc) return rc;
-    view_t v = {{0}};
-    if ((rc = view_load(store, &v, err))) goto out;
-    if (kind == DM_KIND_SOURCE && !json_object_get(v.by_kind[kind], name)) {
-        json_t *pubs = publishers(&v, err);
-        const char *pub = json_string_value(json_object_get(pubs, name));
-        if (pub)
-            rc = dm_error_set(err, DM_ERR_INVALID,
-                              "source '%s' is derived: it is published by pipeline %s; delete "
-                              "or change that pipeline",
-                              name, pub);
-        json_decref(pubs);
+    json_t *doc = NULL;
+    bool exists = dm_store_get(store, kind, name, &doc, NULL) == DM_OK;
+    if (kind == DM_KIND_SOURCE && !exists) {
+        json_t *pubs;
+        if (!(rc = dm_store_edge_pipelines(store, name, "publishes", &pubs, err))) {
+            if (json_array_size(pubs))
+                rc = dm_error_set(err, DM_ERR_INVALID,
+                                  "source '%s' is derived: it is published by pipeline %s; "
+                                  "delete or change that pipeline",
+                                  name, json_string_value(json_array_get(pubs, 0)));
+            json_decref(pubs);
+        }
         if (rc) goto out;
     }
-    if (!json_object_get(v.by_kind[kind], name)) {
+    if (!exists) {
         rc = dm_error_set(err, DM_ERR_NOT_FOUND, "%s '%s' not found", dm_kind_name(kind), name);
         goto out;
     }
-    if (kind == DM_KIND_SOURCE || kind == DM_KIND_SINK || kind == DM_KIND_PIPELINE) {
-        /* Who still uses it? For a pipeline: who reads what it publishes. */
-        char users[1024] = "";
-        size_t o = 0;
-        json_t *targets = kind == DM_KIND_PIPELINE
-                              ? dm_spec_pipeline_outputs(json_object_get(v.by_kind[kind], name))
-                              : json_pack("[s]", name);
-        const char *pname;
-        json_t *p;
-        json_object_foreach(v.by_kind[DM_KIND_PIPELINE], pname, p)
-        {
-            if (kind == DM_KIND_PIPELINE && !strcmp(pname, name)) continue;
-            bool uses = false;
-            if (kind == DM_KIND_SINK) {
-                const json_t *to = json_object_get(json_object_get(p, "spec"), "to");
-                size_t i;
-                json_t *out;
-                json_array_foreach(to, i, out)
-                {
-                    const json_t *sink = json_object_get(out, "sink");
-                    uses |= json_is_string(sink) && !strcmp(json_string_value(sink), name);
-                }
-            } else {
-                json_t *reads = pipeline_reads(p);
-                size_t i;
-                json_t *t;
-                json_array_foreach(targets, i, t) uses |= array_has(reads, json_string_value(t));
-                json_decref(reads);
-            }
-            if (uses && o < sizeof(users))
-                o += (size_t)snprintf(users + o, sizeof(users) - o, "%s%s", o ? ", " : "", pname);
-        }
-        json_decref(targets);
-        if (o) {
-            rc = dm_error_set(err, DM_ERR_EXISTS, "%s '%s' is still used by pipelines: %s",
-                              dm_kind_name(kind), name, users);
-            goto out;
-        }
+    /* Who still uses it? For a pipeline: who reads what it publishes. */
+    json_t *users = json_array();
+    if (kind == DM_KIND_SOURCE) {
+        rc = add_readers(store, name, NULL, users, err);
+    } else if (kind == DM_KIND_PIPELINE) {
+        json_t *outs = dm_spec_pipeline_outputs(doc);
+        size_t i;
+        json_t *t;
+        json_array_foreach(outs, i, t) if (!rc) rc =
+            add_readers(store, json_string_value(t), name, users, err);
+        json_decref(outs);
+    } else if (kind == DM_KIND_SINK) {
+        rc = add_sink_users(store, name, users, err);
     }
+    if (!rc && json_array_size(users)) {
+        char list[1024] = "";
+        size_t o = 0, i;
+        json_t *u;
+        json_array_foreach(users, i, u) if (o < sizeof(list)) o += (size_t)snprintf(
+            list + o, sizeof(list) - o, "%s%s", o ? ", " : "", json_string_value(u));
+        rc = dm_error_set(err, DM_ERR_EXISTS, "%s '%s' is still used by pipelines: %s",
+                          dm_kind_name(kind), name, list);
+    }
+    json_decref(users);
+    if (rc) goto out;
     rc = dm_store_delete(store, kind, name, err);
 out:
-    view_free(&v);
+    json_decref(doc);
     if (rc)
         dm_store_rollback(store);
     else
@@ -459,18 +471,33 @@ dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err)
     return DM_OK;
 }
 
+/* The stored pipelines that read or publish source, found through the edges
+ * index (new array of documents, ordered by name). */
+static dm_err_t pipelines_using(dm_store_t *store, const char *source, json_t **out,
+                                dm_error_t *err)
+{
+    json_t *names;
+    dm_err_t rc = dm_store_edge_pipelines(store, source, NULL, &names, err);
+    if (rc) return rc;
+    json_t *docs = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n)
+    {
+        json_t *doc;
+        if (dm_store_get(store, DM_KIND_PIPELINE, json_string_value(n), &doc, NULL) == DM_OK)
+            json_array_append_new(docs, doc);
+    }
+    json_decref(names);
+    *out = docs;
+    return DM_OK;
+}
+
 dm_err_t dm_catalog_source(dm_store_t *store, const char *name, json_t **out, dm_error_t *err)
 {
     *out = NULL;
-    /* Only pipelines that mention the name can read or publish it. */
-    json_t *jname = json_string(name);
-    char *quoted = json_dumps(jname, JSON_ENCODE_ANY);
-    json_decref(jname);
     json_t *pipelines = NULL, *sources = json_array(), *doc = NULL;
-    dm_err_t rc = quoted
-                      ? dm_store_list_containing(store, DM_KIND_PIPELINE, quoted, &pipelines, err)
-                      : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    free(quoted);
+    dm_err_t rc = pipelines_using(store, name, &pipelines, err);
     if (!rc && dm_store_get(store, DM_KIND_SOURCE, name, &doc, NULL) == DM_OK)
         json_array_append_new(sources, doc);
     else if (!rc)

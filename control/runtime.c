@@ -14,6 +14,7 @@
 #include "connectors/sink.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "engine/pool.h"
 #include "engine/schema_out.h"
@@ -71,6 +72,7 @@ typedef struct unit {
     int n_tables;
     const char *extra[8]; /* task: topics of route outputs (strings in owned) */
     struct unit *next;
+    struct unit *onext; /* next unit in its owner's bucket of dm_runtime.by_owner */
 } unit_t;
 
 typedef struct schema_entry {
@@ -78,6 +80,13 @@ typedef struct schema_entry {
     dm_avro_schema_t *schema;
     struct schema_entry *next;
 } schema_entry_t;
+
+#define OWNER_BUCKETS 16384 /* a power of two */
+
+static size_t owner_slot(const char *owner)
+{
+    return (size_t)dm_hash64(owner, strlen(owner)) & (OWNER_BUCKETS - 1);
+}
 
 struct dm_runtime {
     char *data_dir;
@@ -96,6 +105,9 @@ struct dm_runtime {
     char *transport_url;    /* NULL: the embedded log in DATA/log */
     bool external_tasks;    /* pipeline tasks run in `datamesh worker` processes */
     json_t *worker_tasks;   /* "Pipeline/name" → what a worker needs to run it */
+    /* Units by a hash of their owner, so the status of one object does not
+     * walk the units of every other (tens of thousands at scale). */
+    unit_t *by_owner[OWNER_BUCKETS];
 };
 
 /* ---- schemas ---------------------------------------------------------------- */
@@ -209,6 +221,11 @@ dm_transport_t *dm_runtime_transport(dm_runtime_t *rt)
 
 /* ---- topics ------------------------------------------------------------------- */
 
+/* Set on the thread running dm_runtime_sync: the topics it creates are made
+ * durable together (one journal fsync) before the sync returns, instead of
+ * one fsync each. */
+static _Thread_local bool sync_defers_topics;
+
 static dm_err_t ensure_topic(dm_runtime_t *rt, const char *name, int32_t partitions,
                              const char *subject, dm_error_t *err)
 {
@@ -222,7 +239,8 @@ static dm_err_t ensure_topic(dm_runtime_t *rt, const char *name, int32_t partiti
                               .partitions = partitions > 0 ? partitions : 1,
                               .fsync = DM_TRANSPORT_FSYNC_INTERVAL,
                               .flush_ms = 1000,
-                              .schema_subject = subject};
+                              .schema_subject = subject,
+                              .defer_durable = sync_defers_topics};
     return dm_transport_create_topic(rt->t, &conf, err);
 }
 
@@ -413,6 +431,9 @@ static unit_t *unit_new(dm_runtime_t *rt, unit_kind_t kind, const char *owner, c
     dm_unit_init(&u->st);
     u->next = rt->units;
     rt->units = u;
+    size_t slot = owner_slot(u->owner);
+    u->onext = rt->by_owner[slot];
+    rt->by_owner[slot] = u;
     return u;
 }
 
@@ -480,6 +501,10 @@ static void stop_units(dm_runtime_t *rt, const char *owner)
             pthread_join(u->th, NULL);
         }
         *pp = u->next;
+        unit_t **op = &rt->by_owner[owner_slot(u->owner)];
+        while (*op && *op != u)
+            op = &(*op)->onext;
+        if (*op) *op = u->onext;
         unit_free(u);
     }
 }
@@ -1202,30 +1227,19 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
 
 /* ---- sync ------------------------------------------------------------------------- */
 
-static json_t *by_name(json_t *list)
-{
-    json_t *o = json_object();
-    size_t i;
-    json_t *d;
-    json_array_foreach(list, i, d)
-    {
-        json_object_del(d, "status");
-        json_object_set(o, meta_name(d), d);
-    }
-    return o;
-}
-
 dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
 {
-    json_t *lists[DM_KIND_COUNT] = {0};
-    for (int k = 0; k < DM_KIND_COUNT; k++)
-        if (dm_store_list(rt->store, (dm_kind_t)k, &lists[k], err)) {
-            for (int j = 0; j < k; j++)
-                json_decref(lists[j]);
-            return err->code;
-        }
-    json_t *sources = by_name(lists[DM_KIND_SOURCE]), *pipelines = by_name(lists[DM_KIND_PIPELINE]);
-    json_t *sinks = by_name(lists[DM_KIND_SINK]);
+    /* The store's documents themselves (no copy per object: at 50,000 objects
+     * the copies were most of the controller's memory peak); read only. */
+    json_t *sources = NULL, *pipelines = NULL, *sinks = NULL;
+    if (dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, err) ||
+        dm_store_docs(rt->store, DM_KIND_PIPELINE, &pipelines, err) ||
+        dm_store_docs(rt->store, DM_KIND_SINK, &sinks, err)) {
+        json_decref(sources);
+        json_decref(pipelines);
+        return err->code;
+    }
+    sync_defers_topics = true;
     pthread_mutex_lock(&rt->mu);
     /* Which objects changed (or went away) since their units started? A changed
      * source restarts the pipelines that read it, so they pick up its schema. */
@@ -1238,7 +1252,7 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     {
         const json_t *now = !strncmp(key, "Source/", 7) ? json_object_get(sources, key + 7)
                                                         : json_object_get(pipelines, key + 9);
-        if (!now || !json_equal(now, was)) json_array_append_new(stale, json_string(key));
+        if (!now || !dm_spec_doc_equal(now, was)) json_array_append_new(stale, json_string(key));
     }
     json_object_foreach(pipelines, n, d)
     {
@@ -1321,9 +1335,9 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     json_decref(sources);
     json_decref(pipelines);
     json_decref(sinks);
-    for (int k = 0; k < DM_KIND_COUNT; k++)
-        json_decref(lists[k]);
-    return DM_OK;
+    /* Apply returns only once the topics it made survive a crash. */
+    sync_defers_topics = false;
+    return rt->t ? dm_transport_sync_topics(rt->t, err) : DM_OK;
 }
 
 static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
@@ -1517,7 +1531,7 @@ json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
     const char *overall = "idle";
     int failed = 0, retrying = 0, running = 0;
     pthread_mutex_lock(&rt->mu);
-    for (unit_t *u = rt->units; u; u = u->next) {
+    for (unit_t *u = rt->by_owner[owner_slot(owner)]; u; u = u->onext) {
         if (strcmp(u->owner, owner)) continue;
         char state[32], error[512];
         dm_unit_get(&u->st, state, sizeof(state), error, sizeof(error));

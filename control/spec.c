@@ -682,3 +682,47 @@ json_t *dm_spec_pipeline_outputs(const json_t *doc)
     }
     return names;
 }
+
+/* Whether array a holds the string s. */
+static bool names_have(const json_t *a, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i,
+                       v) if (json_is_string(v) && !strcmp(json_string_value(v), s)) return true;
+    return false;
+}
+
+json_t *dm_spec_pipeline_reads(const json_t *doc)
+{
+    json_t *names = dm_spec_pipeline_inputs(doc);
+    const json_t *steps = json_object_get(json_object_get(doc, "spec"), "steps");
+    size_t i;
+    json_t *step;
+    json_array_foreach(steps, i, step)
+    {
+        static const char *const with_steps[] = {"enrich", "join"};
+        for (size_t k = 0; k < 2; k++) {
+            const json_t *with = json_object_get(json_object_get(step, with_steps[k]), "with");
+            if (json_is_string(with) && !names_have(names, json_string_value(with)))
+                json_array_append(names, (json_t *)with);
+        }
+    }
+    return names;
+}
+
+bool dm_spec_doc_equal(const json_t *a, const json_t *b)
+{
+    if (a == b) return true;
+    size_t na = 0, nb = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)a, k, v)
+    {
+        if (!strcmp(k, "status")) continue;
+        na++;
+        if (!json_equal(v, json_object_get(b, k))) return false;
+    }
+    json_object_foreach((json_t *)b, k, v) nb += strcmp(k, "status") != 0;
+    return na == nb;
+}

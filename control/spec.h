@@ -10,6 +10,7 @@
 #define DM_CONTROL_SPEC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "control/yaml.h"
 #include "core/error.h"
@@ -49,6 +50,14 @@ json_t *dm_spec_pipeline_inputs(const json_t *pipeline_doc);
 
 /* The names of the sources a pipeline publishes (to[].source), new JSON array. */
 json_t *dm_spec_pipeline_outputs(const json_t *pipeline_doc);
+
+/* Whether two documents say the same, their "status" (what the store adds)
+ * aside. */
+bool dm_spec_doc_equal(const json_t *a, const json_t *b);
+
+/* Every source a pipeline reads: its inputs plus the sources its enrich and
+ * join steps look up, each once (new JSON array of strings). */
+json_t *dm_spec_pipeline_reads(const json_t *pipeline_doc);
 
 /* True when name is a valid object name: 1–63 characters of a-z, 0-9, '-',
  * '_' and '.', starting and ending with a letter or digit. */

@@ -20,9 +20,34 @@ struct dm_store {
      * rollback. Lists hand out shallow copies, so callers may change the top
      * level (not deeper) without touching the cache. */
     json_t *cache[DM_KIND_COUNT];
+    /* The statements every put and get runs, compiled once (compiling cost
+     * more than running them); used under the lock, so by one thread at a time. */
+    sqlite3_stmt *stmts[4];
 };
 
+enum { ST_GET, ST_PUT, ST_EDGES_DEL, ST_EDGES_INS };
+
+/* The kept statement which, compiled from sql on first use; NULL on error.
+ * Give it back with release(). Lock held. */
+static sqlite3_stmt *prep(dm_store_t *s, int which, const char *sql)
+{
+    if (!s->stmts[which] && sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                               &s->stmts[which], NULL) != SQLITE_OK) {
+        sqlite3_finalize(s->stmts[which]);
+        s->stmts[which] = NULL;
+    }
+    return s->stmts[which];
+}
+
+static void release(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
 #define SCHEMA_VERSION 1
+
+static dm_err_t edges_rebuild(dm_store_t *s, dm_error_t *err);
 
 static dm_err_t sql_fail(dm_store_t *s, dm_error_t *err, const char *what)
 {
@@ -85,12 +110,91 @@ dm_store_t *dm_store_open(const char *path, dm_error_t *err)
              " kind TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL,"
              " generation INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
              " updated_ms INTEGER NOT NULL, PRIMARY KEY (kind, name));"
+             "CREATE TABLE IF NOT EXISTS edges ("
+             " source TEXT NOT NULL, role TEXT NOT NULL, pipeline TEXT NOT NULL,"
+             " PRIMARY KEY (source, role, pipeline)) WITHOUT ROWID;"
+             "CREATE INDEX IF NOT EXISTS edges_by_pipeline ON edges (pipeline);"
              "PRAGMA user_version = 1;",
-             err)) {
+             err) ||
+        edges_rebuild(s, err)) {
         dm_store_close(s);
         return NULL;
     }
     return s;
+}
+
+/* ---- pipeline → source edges ------------------------------------------------
+ * The edges table says which pipelines read (spec.from, enrich and join
+ * tables) and publish (derived sources) each source, so the catalog and the
+ * reconciler find a source's consumers and publisher with an index lookup
+ * instead of parsing every pipeline. It is derived data: kept current by put
+ * and delete of pipelines in the same transaction, and rebuilt at open. */
+
+static dm_err_t edges_insert(dm_store_t *s, sqlite3_stmt *ins, const char *pipeline,
+                             const json_t *names, const char *role, dm_error_t *err)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n)
+    {
+        if (!json_is_string(n)) continue;
+        sqlite3_reset(ins);
+        sqlite3_bind_text(ins, 1, json_string_value(n), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(ins, 2, role, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, pipeline, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(ins) != SQLITE_DONE) return sql_fail(s, err, "index pipeline edges");
+    }
+    return DM_OK;
+}
+
+/* Replaces the edges of one pipeline by those of doc (NULL: removes them). Lock held. */
+static dm_err_t edges_set(dm_store_t *s, const char *pipeline, const json_t *doc, dm_error_t *err)
+{
+    sqlite3_stmt *del = prep(s, ST_EDGES_DEL, "DELETE FROM edges WHERE pipeline = ?1"), *ins;
+    if (!del) return sql_fail(s, err, "index pipeline edges");
+    sqlite3_bind_text(del, 1, pipeline, -1, SQLITE_TRANSIENT);
+    int r = sqlite3_step(del);
+    release(del);
+    if (r != SQLITE_DONE) return sql_fail(s, err, "index pipeline edges");
+    if (!doc) return DM_OK;
+    if (!(ins = prep(s, ST_EDGES_INS,
+                     "INSERT OR IGNORE INTO edges (source, role, pipeline) VALUES (?1, ?2, ?3)")))
+        return sql_fail(s, err, "index pipeline edges");
+    json_t *reads = dm_spec_pipeline_reads(doc), *outs = dm_spec_pipeline_outputs(doc);
+    dm_err_t rc = edges_insert(s, ins, pipeline, reads, "reads", err);
+    if (!rc) rc = edges_insert(s, ins, pipeline, outs, "publishes", err);
+    json_decref(reads);
+    json_decref(outs);
+    release(ins);
+    return rc;
+}
+
+/* Derives the edges from the stored pipelines, so a database written by an
+ * older datamesh (or changed by hand) never answers from a stale index. */
+static dm_err_t edges_rebuild(dm_store_t *s, dm_error_t *err)
+{
+    if (exec(s, "BEGIN IMMEDIATE; DELETE FROM edges;", err)) return DM_ERR_IO;
+    sqlite3_stmt *st;
+    dm_err_t rc = DM_OK;
+    if (sqlite3_prepare_v2(s->db, "SELECT name, doc FROM objects WHERE kind = ?1", -1, &st, NULL) !=
+        SQLITE_OK) {
+        rc = sql_fail(s, err, "index pipeline edges");
+    } else {
+        sqlite3_bind_text(st, 1, dm_kind_name(DM_KIND_PIPELINE), -1, SQLITE_STATIC);
+        int r;
+        while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW) {
+            json_t *doc = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+            if (doc) rc = edges_set(s, (const char *)sqlite3_column_text(st, 0), doc, err);
+            json_decref(doc);
+        }
+        if (!rc && r != SQLITE_DONE) rc = sql_fail(s, err, "index pipeline edges");
+        sqlite3_finalize(st);
+    }
+    if (rc) {
+        exec(s, "ROLLBACK", NULL);
+        return rc;
+    }
+    return exec(s, "COMMIT", err);
 }
 
 static void cache_drop(dm_store_t *s)
@@ -105,6 +209,8 @@ void dm_store_close(dm_store_t *s)
 {
     if (!s) return;
     cache_drop(s);
+    for (size_t i = 0; i < sizeof(s->stmts) / sizeof(s->stmts[0]); i++)
+        sqlite3_finalize(s->stmts[i]);
     if (s->db) sqlite3_close(s->db);
     pthread_mutex_destroy(&s->mu);
     free(s->path);
@@ -170,14 +276,11 @@ static dm_err_t get_row(dm_store_t *s, dm_kind_t kind, const char *name, json_t 
                         dm_error_t *err)
 {
     *out = NULL;
-    sqlite3_stmt *st;
     dm_err_t rc = DM_OK;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT doc, generation, created_ms, updated_ms FROM objects "
-                           "WHERE kind = ?1 AND name = ?2",
-                           -1, &st, NULL) != SQLITE_OK) {
-        return sql_fail(s, err, "get");
-    }
+    sqlite3_stmt *st = prep(s, ST_GET,
+                            "SELECT doc, generation, created_ms, updated_ms FROM objects "
+                            "WHERE kind = ?1 AND name = ?2");
+    if (!st) return sql_fail(s, err, "get");
     sqlite3_bind_text(st, 1, dm_kind_name(kind), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
     int r = sqlite3_step(st);
@@ -193,7 +296,7 @@ static dm_err_t get_row(dm_store_t *s, dm_kind_t kind, const char *name, json_t 
     } else {
         rc = sql_fail(s, err, "get");
     }
-    sqlite3_finalize(st);
+    release(st);
     return rc;
 }
 
@@ -250,27 +353,54 @@ static int cmp_key(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Fills the cache of a kind from the table when it is empty (lock held). */
+static dm_err_t cache_fill(dm_store_t *s, dm_kind_t kind, dm_error_t *err)
+{
+    if (s->cache[kind]) return DM_OK;
+    json_t *all;
+    dm_err_t rc = list_rows(s, kind, NULL, &all, err);
+    if (rc) return rc;
+    s->cache[kind] = json_object();
+    size_t i;
+    json_t *d;
+    json_array_foreach(all, i, d)
+    {
+        const char *name =
+            json_string_value(json_object_get(json_object_get(d, "metadata"), "name"));
+        if (name) json_object_set(s->cache[kind], name, d);
+    }
+    json_decref(all);
+    return DM_OK;
+}
+
+dm_err_t dm_store_docs(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err)
+{
+    *out = NULL;
+    bool locked = lock(s);
+    dm_err_t rc = cache_fill(s, kind, err);
+    if (!rc) {
+        /* A new map holding the cached documents: put replaces a document
+         * rather than changing it, so the caller's stay as they were. */
+        *out = json_object();
+        if (!*out || json_object_update(*out, s->cache[kind]))
+            rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    unlock(s, locked);
+    if (rc) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 dm_err_t dm_store_list(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err)
 {
     *out = NULL;
     bool locked = lock(s);
-    dm_err_t rc = DM_OK;
-    if (!s->cache[kind]) {
-        json_t *all;
-        if ((rc = list_rows(s, kind, NULL, &all, err))) {
-            unlock(s, locked);
-            return rc;
-        }
-        s->cache[kind] = json_object();
-        size_t i;
-        json_t *d;
-        json_array_foreach(all, i, d)
-        {
-            const char *name =
-                json_string_value(json_object_get(json_object_get(d, "metadata"), "name"));
-            if (name) json_object_set(s->cache[kind], name, d);
-        }
-        json_decref(all);
+    dm_err_t rc = cache_fill(s, kind, err);
+    if (rc) {
+        unlock(s, locked);
+        return rc;
     }
     size_t n = json_object_size(s->cache[kind]), i = 0;
     const char **names = malloc((n ? n : 1) * sizeof(*names));
@@ -303,15 +433,14 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
     char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     if (!text) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     bool locked = lock(s);
-    sqlite3_stmt *st;
     dm_err_t rc = DM_OK;
     int64_t now = dm_wall_ms();
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO objects (kind, name, doc, generation, created_ms, "
-                           "updated_ms) VALUES (?1, ?2, ?3, 1, ?4, ?4) "
-                           "ON CONFLICT (kind, name) DO UPDATE SET doc = excluded.doc, "
-                           "generation = generation + 1, updated_ms = excluded.updated_ms",
-                           -1, &st, NULL) != SQLITE_OK) {
+    sqlite3_stmt *st = prep(s, ST_PUT,
+                            "INSERT INTO objects (kind, name, doc, generation, created_ms, "
+                            "updated_ms) VALUES (?1, ?2, ?3, 1, ?4, ?4) "
+                            "ON CONFLICT (kind, name) DO UPDATE SET doc = excluded.doc, "
+                            "generation = generation + 1, updated_ms = excluded.updated_ms");
+    if (!st) {
         rc = sql_fail(s, err, "put");
     } else {
         sqlite3_bind_text(st, 1, dm_kind_name(kind), -1, SQLITE_STATIC);
@@ -319,8 +448,9 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
         sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 4, now);
         if (sqlite3_step(st) != SQLITE_DONE) rc = sql_fail(s, err, "put");
-        sqlite3_finalize(st);
+        release(st);
     }
+    if (!rc && kind == DM_KIND_PIPELINE) rc = edges_set(s, name, doc, err);
     if (s->cache[kind]) {
         /* Keep the cache as the table now is (generation and times included). */
         json_t *fresh = NULL;
@@ -353,7 +483,39 @@ dm_err_t dm_store_delete(dm_store_t *s, dm_kind_t kind, const char *name, dm_err
             rc = dm_error_set(err, DM_ERR_NOT_FOUND, "%s '%s' not found", dm_kind_name(kind), name);
         sqlite3_finalize(st);
     }
+    if (!rc && kind == DM_KIND_PIPELINE) rc = edges_set(s, name, NULL, err);
     if (s->cache[kind]) json_object_del(s->cache[kind], name);
+    unlock(s, locked);
+    return rc;
+}
+
+dm_err_t dm_store_edge_pipelines(dm_store_t *s, const char *source, const char *role, json_t **out,
+                                 dm_error_t *err)
+{
+    *out = NULL;
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc = DM_OK;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT DISTINCT pipeline FROM edges WHERE source = ?1 "
+                           "AND (?2 IS NULL OR role = ?2) ORDER BY pipeline",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(s, err, "pipeline edges");
+    } else {
+        sqlite3_bind_text(st, 1, source, -1, SQLITE_TRANSIENT);
+        if (role) sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
+        json_t *a = json_array();
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW)
+            json_array_append_new(a, json_string((const char *)sqlite3_column_text(st, 0)));
+        if (r == SQLITE_DONE)
+            *out = a;
+        else {
+            rc = sql_fail(s, err, "pipeline edges");
+            json_decref(a);
+        }
+        sqlite3_finalize(st);
+    }
     unlock(s, locked);
     return rc;
 }

@@ -35,10 +35,22 @@ dm_err_t dm_store_get(dm_store_t *s, dm_kind_t kind, const char *name, json_t **
 /* Every object of a kind, ordered by name, as a new JSON array. */
 dm_err_t dm_store_list(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err);
 
+/* Every object of a kind as a new JSON object name → document (status
+ * included). The documents are shared with the store's cache and must not be
+ * changed; they stay as they are when the store later replaces or deletes the
+ * object. Cheaper than dm_store_list: no copy per object. */
+dm_err_t dm_store_docs(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err);
+
 /* Like dm_store_list, only the objects whose stored JSON contains text (a
  * cheap filter in SQLite before parsing; callers check what they need). */
 dm_err_t dm_store_list_containing(dm_store_t *s, dm_kind_t kind, const char *text, json_t **out,
                                   dm_error_t *err);
+
+/* The names of the pipelines that read (role "reads") or publish (role
+ * "publishes"; NULL: either) source, ordered, as a new JSON array of strings.
+ * An index lookup: it does not parse any document. */
+dm_err_t dm_store_edge_pipelines(dm_store_t *s, const char *source, const char *role, json_t **out,
+                                 dm_error_t *err);
 
 /* Inserts or replaces an object (its document: kind, metadata, spec); bumps the
  * generation on replace. Inside a transaction. */

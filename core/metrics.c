@@ -10,7 +10,8 @@
  * tens of thousands of tasks stays linear; a family (one name) keeps its kind
  * in a second hash, to refuse one name with two kinds. */
 typedef struct family {
-    char *name;
+    char *name; /* shared by its series, as is help: families live as long as the registry */
+    char *help;
     dm_metric_kind_t kind;
     size_t series;
     struct family *hnext;
@@ -95,9 +96,7 @@ dm_metrics_t *dm_metrics_new(void)
 
 static void metric_free(dm_metric_t *x)
 {
-    free(x->name);
-    free(x->help);
-    free(x->labels);
+    free(x->labels); /* name and help are the family's */
     free(x);
 }
 
@@ -112,6 +111,7 @@ void dm_metrics_free(dm_metrics_t *m)
         for (family_t *f = m->fbuckets[i], *next; f; f = next) {
             next = f->hnext;
             free(f->name);
+            free(f->help);
             free(f);
         }
     free(m->buckets);
@@ -132,7 +132,8 @@ static dm_metric_t *get(dm_metrics_t *m, dm_metric_kind_t kind, const char *name
         if (!strcmp(x->name, name) && !strcmp(x->labels, labels)) found = x;
     if (!fam && !clash) {
         fam = calloc(1, sizeof(*fam));
-        if (fam && !(fam->name = strdup(name))) {
+        if (fam && (!(fam->name = strdup(name)) || !(fam->help = strdup(help ? help : "")))) {
+            free(fam->name);
             free(fam);
             fam = NULL;
         }
@@ -147,12 +148,12 @@ static dm_metric_t *get(dm_metrics_t *m, dm_metric_kind_t kind, const char *name
         dm_metric_t *x = calloc(1, sizeof(*x));
         if (x) {
             x->kind = kind;
-            x->name = strdup(name);
-            x->help = strdup(help ? help : "");
+            x->name = fam->name;
+            x->help = fam->help;
             x->labels = strdup(labels);
             x->scale = 1;
             x->age = ++m->created;
-            if (!x->name || !x->help || !x->labels) {
+            if (!x->labels) {
                 metric_free(x);
                 x = NULL;
             } else {

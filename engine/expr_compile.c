@@ -1018,7 +1018,10 @@ dm_err_t dm_expr_compile(const char *text, const dm_avro_node_t *record, dm_expr
     *out = NULL;
     dm_expr_t *e = calloc(1, sizeof(*e));
     if (!e) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    dm_arena_init(&e->arena, 4096);
+    /* Sized from the text (growing geometrically when that is short): one
+     * compiled expression per filter/project step of every pipeline. */
+    size_t text_len = strlen(text);
+    dm_arena_init(&e->arena, text_len < 256 ? text_len * 8 + 512 : 4096);
     e->text = dm_arena_strdup(&e->arena, text);
     parser_t ps = {.e = e, .record = record, .text = e->text, .cur = e->text, .err = err};
     if (!record || record->type != DM_AVRO_RECORD) {

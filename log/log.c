@@ -733,8 +733,32 @@ static dm_err_t conf_check(const dm_log_topic_conf_t *conf, dm_error_t *err)
     return DM_OK;
 }
 
+static dm_err_t create_topics(dm_log_t *log, const dm_log_topic_conf_t *confs, size_t n, bool wait,
+                              dm_error_t *err);
+
 dm_err_t dm_log_topic_create_many(dm_log_t *log, const dm_log_topic_conf_t *confs, size_t n,
                                   dm_error_t *err)
+{
+    return create_topics(log, confs, n, true, err);
+}
+
+dm_err_t dm_log_topic_create_deferred(dm_log_t *log, const dm_log_topic_conf_t *conf,
+                                      dm_error_t *err)
+{
+    return create_topics(log, conf, 1, false, err);
+}
+
+dm_err_t dm_log_journal_sync(dm_log_t *log, dm_error_t *err)
+{
+    pthread_mutex_lock(&log->commit_mu);
+    uint64_t lsn = log->lsn;
+    pthread_mutex_unlock(&log->commit_mu);
+    return wait_durable(log, lsn, err);
+}
+
+/* Journals confs[0..n); wait: returns once the records are durable (one fsync for all). */
+static dm_err_t create_topics(dm_log_t *log, const dm_log_topic_conf_t *confs, size_t n, bool wait,
+                              dm_error_t *err)
 {
     for (size_t i = 0; i < n; i++) {
         dm_err_t rc = conf_check(&confs[i], err);
@@ -769,6 +793,7 @@ dm_err_t dm_log_topic_create_many(dm_log_t *log, const dm_log_topic_conf_t *conf
     }
     uint64_t lsn = log->lsn;
     pthread_mutex_unlock(&log->commit_mu);
+    if (!wait) return rc; /* the caller's dm_log_journal_sync makes them durable */
     /* one fsync for all of them (and for the ones written before a failure) */
     dm_err_t src = wait_durable(log, lsn, rc ? NULL : err);
     return rc ? rc : src;

@@ -131,6 +131,17 @@ dm_err_t dm_log_topic_create(dm_log_t *log, const dm_log_topic_conf_t *conf, dm_
 dm_err_t dm_log_topic_create_many(dm_log_t *log, const dm_log_topic_conf_t *confs, size_t n,
                                   dm_error_t *err);
 
+/* Creates a topic whose definition is journaled but not yet durable: a crash
+ * before the next dm_log_journal_sync (or any durable commit) may lose it. For
+ * callers creating many topics at once (the controller applying thousands of
+ * specs), who then make them durable together. DM_ERR_LOG_TOPIC_EXISTS. */
+dm_err_t dm_log_topic_create_deferred(dm_log_t *log, const dm_log_topic_conf_t *conf,
+                                      dm_error_t *err);
+
+/* Makes every journal record written so far durable (one fsync; nothing when
+ * they already are). Any thread. */
+dm_err_t dm_log_journal_sync(dm_log_t *log, dm_error_t *err);
+
 /* Deletes a topic and its data. The caller makes sure no other thread uses the topic. */
 dm_err_t dm_log_topic_delete(dm_log_t *log, const char *name, dm_error_t *err);
 

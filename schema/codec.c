@@ -1313,7 +1313,9 @@ dm_err_t dm_avro_codec_new(const dm_avro_schema_t *writer, const dm_avro_schema_
     *out = NULL;
     dm_avro_codec_t *c = calloc(1, sizeof(*c));
     if (!c) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    dm_arena_init(&c->arena, 8192);
+    /* Small first chunk, growing geometrically: one codec per task, and a
+     * controller runs thousands of tasks over small schemas. */
+    dm_arena_init(&c->arena, 1024);
     c->writer = writer;
     c->reader = reader ? reader : writer;
     c->rroot = c->reader->root;

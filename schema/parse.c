@@ -592,7 +592,10 @@ dm_err_t dm_avro_schema_parse(const char *json, size_t len, dm_avro_schema_t **o
         json_decref(root);
         return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     }
-    dm_arena_init(&s->arena, 8192);
+    /* The tree is a few times the text: a small first chunk (growing
+     * geometrically) keeps the thousands of small schemas a controller
+     * holds from costing 8 KiB each. */
+    dm_arena_init(&s->arena, len < 3000 ? len * 2 + 1024 : 8192);
     pctx_t p = {.s = s, .err = err};
     path_push(&p, "$");
     char *text = dm_arena_strndup(&s->arena, json, len);

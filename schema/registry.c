@@ -14,14 +14,29 @@
  * (PRAGMA user_version 2).
  */
 #include <jansson.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "schema/dm_schema_registry.h"
 
+/* Prepared statements kept for the handle's life: compiling the SQL cost more
+ * than running it (a registration runs six statements), so each text is
+ * compiled once. A slot in use by one thread makes another compile its own. */
+#define STMT_CACHE 32
+
+typedef struct stmt_slot {
+    const char *sql; /* the literal it was prepared from (compared by address) */
+    sqlite3_stmt *st;
+    bool busy;
+} stmt_slot_t;
+
 struct dm_schema_registry {
     sqlite3 *db;
+    pthread_mutex_t mu; /* guards the slots */
+    stmt_slot_t slots[STMT_CACHE];
 };
 
 static const char *const migration = "CREATE TABLE IF NOT EXISTS schemas ("
@@ -51,6 +66,7 @@ dm_err_t dm_schema_registry_open(const char *path, dm_schema_registry_t **out, d
     *out = NULL;
     dm_schema_registry_t *r = calloc(1, sizeof(*r));
     if (!r) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&r->mu, NULL);
     if (sqlite3_open(path, &r->db) != SQLITE_OK) {
         dm_err_t rc = dm_error_set(err, DM_ERR_IO, "schema registry: open %s: %s", path,
                                    r->db ? sqlite3_errmsg(r->db) : "out of memory");
@@ -79,17 +95,66 @@ dm_err_t dm_schema_registry_open(const char *path, dm_schema_registry_t **out, d
 void dm_schema_registry_close(dm_schema_registry_t *r)
 {
     if (!r) return;
+    for (int i = 0; i < STMT_CACHE; i++)
+        sqlite3_finalize(r->slots[i].st);
     sqlite3_close(r->db);
+    pthread_mutex_destroy(&r->mu);
     free(r);
 }
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
+/* A statement for sql (a string literal), from the cache when its slot is
+ * free; give it back with done(). */
 static sqlite3_stmt *prep(dm_schema_registry_t *r, const char *sql)
 {
+    pthread_mutex_lock(&r->mu);
+    stmt_slot_t *free_slot = NULL;
+    for (int i = 0; i < STMT_CACHE; i++) {
+        stmt_slot_t *sl = &r->slots[i];
+        if (sl->sql == sql && !sl->busy) {
+            sl->busy = true;
+            pthread_mutex_unlock(&r->mu);
+            return sl->st;
+        }
+        if (!sl->sql && !free_slot) free_slot = sl;
+    }
+    if (free_slot) { /* claimed (busy) before unlocking */
+        free_slot->sql = sql;
+        free_slot->busy = true;
+    }
+    pthread_mutex_unlock(&r->mu);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) return NULL;
+    if (sqlite3_prepare_v3(r->db, sql, -1, free_slot ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) !=
+        SQLITE_OK) {
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (free_slot) {
+        pthread_mutex_lock(&r->mu);
+        free_slot->st = st;
+        free_slot->busy = st != NULL;
+        if (!st) free_slot->sql = NULL;
+        pthread_mutex_unlock(&r->mu);
+    }
     return st;
+}
+
+/* Gives back a statement from prep (NULL is fine). */
+static void done(dm_schema_registry_t *r, sqlite3_stmt *st)
+{
+    if (!st) return;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < STMT_CACHE; i++)
+        if (r->slots[i].st == st) {
+            r->slots[i].busy = false;
+            pthread_mutex_unlock(&r->mu);
+            return;
+        }
+    pthread_mutex_unlock(&r->mu);
+    done(r, st);
 }
 
 static char *dup_col(sqlite3_stmt *st, int col)
@@ -133,7 +198,7 @@ static dm_err_t migrate_identity(dm_schema_registry_t *r, dm_error_t *err)
 {
     sqlite3_stmt *v = prep(r, "PRAGMA user_version");
     int version = v && sqlite3_step(v) == SQLITE_ROW ? sqlite3_column_int(v, 0) : 0;
-    sqlite3_finalize(v);
+    done(r, v);
     if (version >= 2) return DM_OK;
     sqlite3_stmt *sel = NULL, *upd = NULL;
     dm_err_t rc = sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
@@ -153,8 +218,8 @@ static dm_err_t migrate_identity(dm_schema_registry_t *r, dm_error_t *err)
         sqlite3_reset(upd);
         free(id);
     }
-    sqlite3_finalize(sel);
-    sqlite3_finalize(upd);
+    done(r, sel);
+    done(r, upd);
     if (!rc &&
         sqlite3_exec(r->db, "PRAGMA user_version = 2; COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = sql_err(r, err, "migrating");
@@ -172,7 +237,7 @@ dm_err_t dm_schema_registry_get_level(dm_schema_registry_t *r, const char *subje
     *level = DM_COMPAT_BACKWARD;
     if (sqlite3_step(st) == SQLITE_ROW)
         dm_schema_compat_level_parse((const char *)sqlite3_column_text(st, 0), level);
-    sqlite3_finalize(st);
+    done(r, st);
     return DM_OK;
 }
 
@@ -185,7 +250,7 @@ dm_err_t dm_schema_registry_set_level(dm_schema_registry_t *r, const char *subje
     sqlite3_bind_text(st, 1, subject ? subject : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, dm_schema_compat_level_name(level), -1, SQLITE_STATIC);
     int s = sqlite3_step(st);
-    sqlite3_finalize(st);
+    done(r, st);
     return s == SQLITE_DONE ? DM_OK : sql_err(r, err, "setting the level");
 }
 
@@ -216,7 +281,7 @@ static dm_err_t live_schemas(dm_schema_registry_t *r, const char *subject, dm_av
         rc = dm_avro_schema_parse(text, strlen(text), &(*out)[*n], err);
         if (!rc) (*n)++;
     }
-    sqlite3_finalize(st);
+    done(r, st);
     return rc;
 }
 
@@ -271,7 +336,7 @@ static dm_err_t find_version(dm_schema_registry_t *r, const char *subject, const
         if (id) *id = sqlite3_column_int64(st, 0);
         if (version) *version = sqlite3_column_int(st, 1);
     }
-    sqlite3_finalize(st);
+    done(r, st);
     return DM_OK;
 }
 
@@ -305,7 +370,7 @@ dm_err_t dm_schema_registry_register(dm_schema_registry_t *r, const char *subjec
     sqlite3_bind_int64(st, 2, (sqlite3_int64)fp);
     sqlite3_bind_text(st, 3, schema_json, -1, SQLITE_TRANSIENT);
     int s = sqlite3_step(st);
-    sqlite3_finalize(st);
+    done(r, st);
     if (s != SQLITE_DONE) {
         rc = sql_err(r, err, "storing the schema");
         goto rollback;
@@ -327,7 +392,7 @@ dm_err_t dm_schema_registry_register(dm_schema_registry_t *r, const char *subjec
     } else {
         s = SQLITE_ERROR;
     }
-    sqlite3_finalize(st);
+    done(r, st);
     if (s != SQLITE_DONE) {
         rc = sql_err(r, err, "adding the version");
         goto rollback;
@@ -357,7 +422,7 @@ dm_err_t dm_schema_registry_get_by_id(dm_schema_registry_t *r, int64_t id, char 
         *schema = dup_col(st, 0);
     else
         rc = dm_error_set(err, DM_ERR_NOT_FOUND, "schema id %lld not found", (long long)id);
-    sqlite3_finalize(st);
+    done(r, st);
     return rc;
 }
 
@@ -381,7 +446,7 @@ dm_err_t dm_schema_registry_get_version(dm_schema_registry_t *r, const char *sub
                          : dm_error_set(err, DM_ERR_NOT_FOUND, "subject \"%s\" has no version %d",
                                         subject, version);
     }
-    sqlite3_finalize(st);
+    done(r, st);
     return rc;
 }
 
@@ -433,7 +498,7 @@ dm_err_t dm_schema_registry_subjects(dm_schema_registry_t *r, bool include_delet
         }
         (*subjects)[(*n)++] = dup_col(st, 0);
     }
-    sqlite3_finalize(st);
+    done(r, st);
     return rc;
 }
 
@@ -462,7 +527,7 @@ dm_err_t dm_schema_registry_versions(dm_schema_registry_t *r, const char *subjec
         }
         (*versions)[(*n)++] = sqlite3_column_int(st, 0);
     }
-    sqlite3_finalize(st);
+    done(r, st);
     if (!rc && *n == 0)
         rc = dm_error_set(err, DM_ERR_NOT_FOUND, "subject \"%s\" not found", subject);
     return rc;
@@ -478,13 +543,13 @@ dm_err_t dm_schema_registry_delete_version(dm_schema_registry_t *r, const char *
     sqlite3_bind_text(st, 1, subject, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 2, version);
     if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_finalize(st);
+        done(r, st);
         return dm_error_set(err, DM_ERR_NOT_FOUND, "subject \"%s\" has no version %d", subject,
                             version);
     }
     int v = sqlite3_column_int(st, 0);
     bool deleted = sqlite3_column_int(st, 1) != 0;
-    sqlite3_finalize(st);
+    done(r, st);
     if (permanent && !deleted)
         return dm_error_set(err, DM_ERR_INVALID,
                             "version %d of \"%s\" must be soft-deleted before a permanent delete",
@@ -498,7 +563,7 @@ dm_err_t dm_schema_registry_delete_version(dm_schema_registry_t *r, const char *
     sqlite3_bind_text(st, 1, subject, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 2, v);
     int s = sqlite3_step(st);
-    sqlite3_finalize(st);
+    done(r, st);
     return s == SQLITE_DONE ? DM_OK : sql_err(r, err, "deleting a version");
 }
 
@@ -528,7 +593,7 @@ dm_err_t dm_schema_registry_delete_subject(dm_schema_registry_t *r, const char *
     if (!st) return sql_err(r, err, "deleting a subject");
     sqlite3_bind_text(st, 1, subject, -1, SQLITE_TRANSIENT);
     int s = sqlite3_step(st);
-    sqlite3_finalize(st);
+    done(r, st);
     if (s != SQLITE_DONE) return sql_err(r, err, "deleting a subject");
     if (count) *count = (size_t)sqlite3_changes(r->db);
     return DM_OK;

@@ -38,7 +38,13 @@ static dm_err_t emb_create_topic(void *state, const dm_topic_config_t *c, dm_err
         .compression = (dm_batch_comp_t)c->compression,
         .schema_subject = c->schema_subject,
     };
-    return dm_log_topic_create(state, &lc, err);
+    return c->defer_durable ? dm_log_topic_create_deferred(state, &lc, err)
+                            : dm_log_topic_create(state, &lc, err);
+}
+
+static dm_err_t emb_sync_topics(void *state, dm_error_t *err)
+{
+    return dm_log_journal_sync(state, err);
 }
 
 static dm_err_t emb_describe_topic(void *state, const char *topic, dm_topic_description_t *out,
@@ -239,4 +245,5 @@ const dm_transport_ops_t dm_transport_embedded = {
     .txn_offsets = emb_txn_offsets,
     .txn_commit = emb_txn_commit,
     .txn_abort = emb_txn_abort,
+    .sync_topics = emb_sync_topics,
 };

@@ -77,6 +77,11 @@ dm_err_t dm_transport_create_topic(dm_transport_t *t, const dm_topic_config_t *c
     return t->ops->create_topic(t->state, conf, err);
 }
 
+dm_err_t dm_transport_sync_topics(dm_transport_t *t, dm_error_t *err)
+{
+    return t->ops->sync_topics ? t->ops->sync_topics(t->state, err) : DM_OK;
+}
+
 dm_err_t dm_transport_describe_topic(dm_transport_t *t, const char *topic,
                                      dm_topic_description_t *out, dm_error_t *err)
 {

@@ -66,6 +66,9 @@ typedef struct dm_topic_config {
     dm_transport_compression_t compression;
     const char *schema_subject; /* the Avro subject of the topic's records (may be NULL) */
     int32_t replication;        /* copies of each partition (Kafka); 0 = the cluster's default */
+    /* true: create may return before the topic's definition is durable, which
+     * dm_transport_sync_topics then makes it (many topics, one fsync). */
+    bool defer_durable;
 } dm_topic_config_t;
 
 typedef struct dm_partition_description {
@@ -143,6 +146,8 @@ typedef struct dm_transport_ops {
                       dm_error_t *err);
     void (*unwatch)(void *state, const char *topic, int32_t partition, dm_transport_wake_fn fn,
                     void *ctx, uint64_t id);
+    /* optional (NULL: every create is durable when it returns) */
+    dm_err_t (*sync_topics)(void *state, dm_error_t *err);
 } dm_transport_ops_t;
 
 typedef struct dm_transport dm_transport_t;
@@ -175,6 +180,10 @@ void *dm_transport_state(const dm_transport_t *t);
 /* Creates a topic. DM_ERR_LOG_TOPIC_EXISTS / DM_ERR_LOG_BAD_NAME from the embedded log. */
 dm_err_t dm_transport_create_topic(dm_transport_t *t, const dm_topic_config_t *conf,
                                    dm_error_t *err);
+
+/* Makes the topics created with defer_durable so far durable (a crash after
+ * this returns keeps them). */
+dm_err_t dm_transport_sync_topics(dm_transport_t *t, dm_error_t *err);
 
 /* Describes a topic; free out with dm_transport_description_free. */
 dm_err_t dm_transport_describe_topic(dm_transport_t *t, const char *topic,
