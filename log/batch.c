@@ -277,9 +277,16 @@ void dm_batch_set_base_offset(uint8_t *p, int64_t base_offset)
 /* Varint with a one-byte fast path: almost every length and delta in a batch is < 128. */
 static inline int rd_u64(const uint8_t **r, const uint8_t *end, uint64_t *v)
 {
-    if (*r < end && **r < 0x80) {
-        *v = **r;
-        (*r)++;
+    const uint8_t *p = *r;
+    if (p < end && p[0] < 0x80) {
+        *v = p[0];
+        *r = p + 1;
+        return 0;
+    }
+    /* two bytes: lengths 64..8191 (a value of a few hundred bytes, zigzagged) */
+    if (end - p >= 2 && p[1] < 0x80) {
+        *v = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
+        *r = p + 2;
         return 0;
     }
     int k = dm_varint_decode_u64(*r, end, v);
@@ -344,9 +351,13 @@ dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_
         *recs = nr;
         *cap = ncap;
     }
+    /* The count and the array live in locals through the loop: through the pointers the
+     * compiler would reload and store them around every record it writes. */
+    dm_log_record_t *out = *recs;
+    size_t k = *n;
     const uint8_t *r = payload, *end = payload + stored;
     for (uint32_t i = 0; i < h->count; i++) {
-        dm_log_record_t *rec = &(*recs)[*n];
+        dm_log_record_t *rec = &out[k];
         int64_t tsd;
         uint64_t od, nh;
         if (rd_i64(&r, end, &tsd) || rd_u64(&r, end, &od)) goto corrupt;
@@ -357,7 +368,10 @@ dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_
         rec->n_headers = (uint32_t)nh;
         if (nh) {
             dm_log_header_t *hs = dm_arena_alloc(arena, nh * sizeof(*hs));
-            if (!hs) return dm_error_set(err, DM_ERR_NOMEM, "record headers");
+            if (!hs) {
+                *n = k;
+                return dm_error_set(err, DM_ERR_NOMEM, "record headers");
+            }
             for (uint64_t j = 0; j < nh; j++) {
                 const uint8_t *kp;
                 int32_t kl;
@@ -370,8 +384,9 @@ dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_
         }
         rec->offset = h->base_offset + (int64_t)od;
         rec->timestamp = h->first_ts + tsd;
-        if (rec->offset >= min_offset) (*n)++;
+        if (rec->offset >= min_offset) k++;
     }
+    *n = k;
     if (r != end) goto corrupt;
     return DM_OK;
 corrupt:
