@@ -51,29 +51,103 @@ static inline uint8_t *put_bytes(uint8_t *w, const void *p, int64_t len)
     return w;
 }
 
-/* Writes the records section into out (appending); returns the bytes written. */
+static inline int64_t rec_ts(const dm_log_record_t *r, int64_t now_ms)
+{
+    return r->timestamp > 0 ? r->timestamp : now_ms;
+}
+
+static inline int64_t rec_rel(const int64_t *rel, size_t i)
+{
+    return rel ? rel[i] : (int64_t)i;
+}
+
+static inline __attribute__((always_inline)) uint8_t *
+put_record(uint8_t *w, const dm_log_record_t *r, int64_t tsd, int64_t rel)
+{
+    w = put_varint(w, dm_zigzag_encode64(tsd));
+    w = put_varint(w, (uint64_t)rel);
+    w = put_bytes(w, r->key, r->key ? r->key_len : -1);
+    w = put_bytes(w, r->value, r->value ? r->value_len : -1);
+    if (r->n_headers == 0) {
+        *w = 0;
+        return w + 1;
+    }
+    w = put_varint(w, r->n_headers);
+    for (uint32_t j = 0; j < r->n_headers; j++) {
+        const dm_log_header_t *hd = &r->headers[j];
+        w = put_bytes(w, hd->key, hd->key_len);
+        w = put_bytes(w, hd->value, hd->value ? hd->value_len : -1);
+    }
+    return w;
+}
+
+/* Writes the records section into out (appending), for compression. rel NULL = 0..n-1. */
 static dm_err_t encode_records(dm_buf_t *out, const dm_log_record_t *records, size_t n,
-                               const int64_t *ts, const int64_t *rel, int64_t first_ts)
+                               int64_t now_ms, const int64_t *rel, int64_t first_ts)
 {
     size_t need = 0;
     for (size_t i = 0; i < n; i++)
         need += record_max_size(&records[i]);
     if (dm_buf_reserve(out, need)) return DM_ERR_NOMEM;
     uint8_t *w = out->data + out->len;
+    for (size_t i = 0; i < n; i++)
+        w = put_record(w, &records[i], rec_ts(&records[i], now_ms) - first_ts, rec_rel(rel, i));
+    out->len = (size_t)(w - out->data);
+    return DM_OK;
+}
+
+/* Fills bytes [16, 56) of a batch header. */
+static void header_tail(uint8_t *t, uint8_t attributes, size_t n, int64_t first, int64_t last,
+                        uint64_t txn_id, size_t payload_len, int64_t last_rel)
+{
+    memset(t, 0, DM_BATCH_HEADER_SIZE - 16);
+    t[0] = DM_BATCH_MAGIC;
+    t[1] = attributes;
+    dm_wr32(t + 4, (uint32_t)n);
+    dm_wr64(t + 8, (uint64_t)first);
+    dm_wr64(t + 16, (uint64_t)last);
+    dm_wr64(t + 24, txn_id);
+    dm_wr32(t + 32, (uint32_t)payload_len);
+    dm_wr32(t + 36, (uint32_t)last_rel);
+}
+
+/* Bytes a record without headers can take beyond its key and value: four varints. */
+#define PLAIN_PREFIX_MAX (4 * DM_VARINT_MAX)
+
+/* Encodes an uncompressed batch in one pass over the records, growing out as it goes
+ * (a reused buffer is large enough after the first batch), then checksums it while it is
+ * still in cache. */
+static dm_err_t encode_plain(dm_buf_t *out, const dm_log_record_t *records, size_t n,
+                             const int64_t *rel, int64_t now_ms, int64_t first, int64_t last,
+                             uint8_t attributes, uint64_t txn_id)
+{
+    size_t hdr_at = out->len;
+    if (dm_buf_reserve(out, DM_BATCH_HEADER_SIZE + n * (PLAIN_PREFIX_MAX + 8))) return DM_ERR_NOMEM;
+    uint8_t *w = out->data + hdr_at + DM_BATCH_HEADER_SIZE;
+    uint8_t *end = out->data + out->cap;
     for (size_t i = 0; i < n; i++) {
         const dm_log_record_t *r = &records[i];
-        w = put_varint(w, dm_zigzag_encode64(ts[i] - first_ts));
-        w = put_varint(w, (uint64_t)rel[i]);
-        w = put_bytes(w, r->key, r->key ? r->key_len : -1);
-        w = put_bytes(w, r->value, r->value ? r->value_len : -1);
-        w = put_varint(w, r->n_headers);
-        for (uint32_t j = 0; j < r->n_headers; j++) {
-            const dm_log_header_t *hd = &r->headers[j];
-            w = put_bytes(w, hd->key, hd->key_len);
-            w = put_bytes(w, hd->value, hd->value ? hd->value_len : -1);
+        size_t need = r->n_headers ? record_max_size(r)
+                                   : PLAIN_PREFIX_MAX + (r->key_len > 0 ? (size_t)r->key_len : 0) +
+                                         (r->value_len > 0 ? (size_t)r->value_len : 0);
+        if ((size_t)(end - w) < need) {
+            out->len = (size_t)(w - out->data);
+            if (out->len - hdr_at + need > DM_BATCH_MAX_BYTES + PLAIN_PREFIX_MAX)
+                return DM_ERR_RANGE;
+            if (dm_buf_reserve(out, need + out->len / 2)) return DM_ERR_NOMEM;
+            w = out->data + out->len;
+            end = out->data + out->cap;
         }
+        w = put_record(w, r, first == last ? 0 : rec_ts(r, now_ms) - first, rec_rel(rel, i));
     }
-    out->len = (size_t)(w - out->data);
+    size_t payload_len = (size_t)(w - out->data) - hdr_at - DM_BATCH_HEADER_SIZE;
+    if (DM_BATCH_HEADER_SIZE + payload_len > DM_BATCH_MAX_BYTES) return DM_ERR_RANGE;
+    uint8_t *h = out->data + hdr_at;
+    dm_wr64(h, 0);
+    dm_wr32(h + 8, (uint32_t)(DM_BATCH_HEADER_SIZE + payload_len));
+    header_tail(h + 16, attributes, n, first, last, txn_id, payload_len, rec_rel(rel, n - 1));
+    dm_wr32(h + 12, dm_crc32c(0, h + 16, DM_BATCH_HEADER_SIZE - 16 + payload_len));
+    out->len = hdr_at + DM_BATCH_HEADER_SIZE + payload_len;
     return DM_OK;
 }
 
@@ -84,57 +158,53 @@ static dm_err_t encode_common(dm_buf_t *out, dm_buf_t *scratch, int64_t base_off
 {
     if (n == 0 || n > UINT32_MAX)
         return dm_error_set(err, DM_ERR_INVALID, "batch of %zu records", n);
-    /* Timestamps: small on-stack array for typical batches, scratch memory otherwise. */
     int64_t first = INT64_MAX, last = INT64_MIN;
-    int64_t stack_ts[256], *ts = stack_ts;
-    int64_t *heap_ts = NULL;
-    if (n > 256) {
-        heap_ts = malloc(n * sizeof(int64_t));
-        if (!heap_ts) return dm_error_set(err, DM_ERR_NOMEM, "batch timestamps");
-        ts = heap_ts;
-    }
     for (size_t i = 0; i < n; i++) {
-        ts[i] = records[i].timestamp > 0 ? records[i].timestamp : now_ms;
-        if (ts[i] < first) first = ts[i];
-        if (ts[i] > last) last = ts[i];
+        int64_t ts = rec_ts(&records[i], now_ms);
+        if (ts < first) first = ts;
+        if (ts > last) last = ts;
     }
     size_t hdr_at = out->len;
+    uint8_t attributes = (uint8_t)comp | (txn_id ? DM_BATCH_ATTR_TXN : 0);
+    if (comp == DM_BATCH_COMP_NONE) {
+        dm_err_t rc = encode_plain(out, records, n, rel, now_ms, first, last, attributes, txn_id);
+        if (rc) {
+            out->len = hdr_at;
+            return rc == DM_ERR_NOMEM
+                       ? dm_error_set(err, rc, "encoding a batch of %zu records", n)
+                       : dm_error_set(err, rc, "batch of %zu records exceeds the %u byte limit", n,
+                                      DM_BATCH_MAX_BYTES);
+        }
+        dm_wr64(out->data + hdr_at, (uint64_t)base_offset);
+        return DM_OK;
+    }
     dm_err_t rc = dm_buf_reserve(out, DM_BATCH_HEADER_SIZE);
     if (rc) goto fail_nomem;
     memset(out->data + hdr_at, 0, DM_BATCH_HEADER_SIZE);
     out->len += DM_BATCH_HEADER_SIZE;
-    size_t payload_len;
-    if (comp == DM_BATCH_COMP_NONE) {
-        if (encode_records(out, records, n, ts, rel, first)) goto fail_nomem;
-        payload_len = out->len - hdr_at - DM_BATCH_HEADER_SIZE;
-    } else {
-        dm_buf_reset(scratch);
-        if (encode_records(scratch, records, n, ts, rel, first)) goto fail_nomem;
-        payload_len = scratch->len;
-        size_t bound = comp == DM_BATCH_COMP_ZSTD ? ZSTD_compressBound(payload_len)
-                                                  : (size_t)LZ4_compressBound((int)payload_len);
-        if (dm_buf_reserve(out, bound)) goto fail_nomem;
-        size_t clen;
-        if (comp == DM_BATCH_COMP_ZSTD) {
-            clen = ZSTD_compress(out->data + out->len, bound, scratch->data, payload_len, 1);
-            if (ZSTD_isError(clen)) {
-                out->len = hdr_at;
-                free(heap_ts);
-                return dm_error_set(err, DM_ERR_INTERNAL, "zstd: %s", ZSTD_getErrorName(clen));
-            }
-        } else {
-            int c = LZ4_compress_default((const char *)scratch->data, (char *)out->data + out->len,
-                                         (int)payload_len, (int)bound);
-            if (c <= 0) {
-                out->len = hdr_at;
-                free(heap_ts);
-                return dm_error_set(err, DM_ERR_INTERNAL, "lz4 compression failed");
-            }
-            clen = (size_t)c;
+    dm_buf_reset(scratch);
+    if (encode_records(scratch, records, n, now_ms, rel, first)) goto fail_nomem;
+    size_t payload_len = scratch->len;
+    size_t bound = comp == DM_BATCH_COMP_ZSTD ? ZSTD_compressBound(payload_len)
+                                              : (size_t)LZ4_compressBound((int)payload_len);
+    if (dm_buf_reserve(out, bound)) goto fail_nomem;
+    size_t clen;
+    if (comp == DM_BATCH_COMP_ZSTD) {
+        clen = ZSTD_compress(out->data + out->len, bound, scratch->data, payload_len, 1);
+        if (ZSTD_isError(clen)) {
+            out->len = hdr_at;
+            return dm_error_set(err, DM_ERR_INTERNAL, "zstd: %s", ZSTD_getErrorName(clen));
         }
-        out->len += clen;
+    } else {
+        int c = LZ4_compress_default((const char *)scratch->data, (char *)out->data + out->len,
+                                     (int)payload_len, (int)bound);
+        if (c <= 0) {
+            out->len = hdr_at;
+            return dm_error_set(err, DM_ERR_INTERNAL, "lz4 compression failed");
+        }
+        clen = (size_t)c;
     }
-    free(heap_ts);
+    out->len += clen;
     size_t length = out->len - hdr_at;
     if (length > DM_BATCH_MAX_BYTES) {
         out->len = hdr_at;
@@ -144,18 +214,10 @@ static dm_err_t encode_common(dm_buf_t *out, dm_buf_t *scratch, int64_t base_off
     uint8_t *h = out->data + hdr_at;
     dm_wr64(h, (uint64_t)base_offset);
     dm_wr32(h + 8, (uint32_t)length);
-    h[16] = DM_BATCH_MAGIC;
-    h[17] = (uint8_t)comp | (txn_id ? DM_BATCH_ATTR_TXN : 0);
-    dm_wr32(h + 20, (uint32_t)n);
-    dm_wr64(h + 24, (uint64_t)first);
-    dm_wr64(h + 32, (uint64_t)last);
-    dm_wr64(h + 40, txn_id);
-    dm_wr32(h + 48, (uint32_t)payload_len);
-    dm_wr32(h + 52, (uint32_t)rel[n - 1]);
+    header_tail(h + 16, attributes, n, first, last, txn_id, payload_len, rec_rel(rel, n - 1));
     dm_wr32(h + 12, dm_crc32c(0, h + 16, length - 16));
     return DM_OK;
 fail_nomem:
-    free(heap_ts);
     out->len = hdr_at;
     return dm_error_set(err, DM_ERR_NOMEM, "encoding a batch of %zu records", n);
 }
@@ -163,16 +225,7 @@ fail_nomem:
 dm_err_t dm_batch_encode(dm_buf_t *out, dm_buf_t *scratch, const dm_log_record_t *records, size_t n,
                          dm_batch_comp_t comp, uint64_t txn_id, int64_t now_ms, dm_error_t *err)
 {
-    int64_t stack_rel[256] = {0}, *rel = stack_rel;
-    if (n > 256) {
-        rel = malloc(n * sizeof(int64_t));
-        if (!rel) return dm_error_set(err, DM_ERR_NOMEM, "batch offsets");
-    }
-    for (size_t i = 0; i < n; i++)
-        rel[i] = (int64_t)i;
-    dm_err_t rc = encode_common(out, scratch, 0, records, n, rel, comp, txn_id, now_ms, err);
-    if (rel != stack_rel) free(rel);
-    return rc;
+    return encode_common(out, scratch, 0, records, n, NULL, comp, txn_id, now_ms, err);
 }
 
 dm_err_t dm_batch_encode_at(dm_buf_t *out, dm_buf_t *scratch, int64_t base_offset,
@@ -224,9 +277,16 @@ void dm_batch_set_base_offset(uint8_t *p, int64_t base_offset)
 /* Varint with a one-byte fast path: almost every length and delta in a batch is < 128. */
 static inline int rd_u64(const uint8_t **r, const uint8_t *end, uint64_t *v)
 {
-    if (*r < end && **r < 0x80) {
-        *v = **r;
-        (*r)++;
+    const uint8_t *p = *r;
+    if (p < end && p[0] < 0x80) {
+        *v = p[0];
+        *r = p + 1;
+        return 0;
+    }
+    /* two bytes: lengths 64..8191 (a value of a few hundred bytes, zigzagged) */
+    if (end - p >= 2 && p[1] < 0x80) {
+        *v = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
+        *r = p + 2;
         return 0;
     }
     int k = dm_varint_decode_u64(*r, end, v);
@@ -291,9 +351,13 @@ dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_
         *recs = nr;
         *cap = ncap;
     }
+    /* The count and the array live in locals through the loop: through the pointers the
+     * compiler would reload and store them around every record it writes. */
+    dm_log_record_t *out = *recs;
+    size_t k = *n;
     const uint8_t *r = payload, *end = payload + stored;
     for (uint32_t i = 0; i < h->count; i++) {
-        dm_log_record_t *rec = &(*recs)[*n];
+        dm_log_record_t *rec = &out[k];
         int64_t tsd;
         uint64_t od, nh;
         if (rd_i64(&r, end, &tsd) || rd_u64(&r, end, &od)) goto corrupt;
@@ -304,7 +368,10 @@ dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_
         rec->n_headers = (uint32_t)nh;
         if (nh) {
             dm_log_header_t *hs = dm_arena_alloc(arena, nh * sizeof(*hs));
-            if (!hs) return dm_error_set(err, DM_ERR_NOMEM, "record headers");
+            if (!hs) {
+                *n = k;
+                return dm_error_set(err, DM_ERR_NOMEM, "record headers");
+            }
             for (uint64_t j = 0; j < nh; j++) {
                 const uint8_t *kp;
                 int32_t kl;
@@ -317,8 +384,9 @@ dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_
         }
         rec->offset = h->base_offset + (int64_t)od;
         rec->timestamp = h->first_ts + tsd;
-        if (rec->offset >= min_offset) (*n)++;
+        if (rec->offset >= min_offset) k++;
     }
+    *n = k;
     if (r != end) goto corrupt;
     return DM_OK;
 corrupt:

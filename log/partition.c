@@ -597,6 +597,7 @@ void dm_partition_fetch_release(dm_log_fetch_t *f)
 dm_err_t dm_partition_read(dm_log_t *log, dm_partition_t *p, int64_t offset, size_t max_bytes,
                            int timeout_ms, dm_log_fetch_t *f, dm_error_t *err)
 {
+    size_t keep = f->cap; /* size the record array like the last fetch's: no regrowth */
     f->n = 0;
     f->cap = 0;
     f->records = NULL;
@@ -604,6 +605,7 @@ dm_err_t dm_partition_read(dm_log_t *log, dm_partition_t *p, int64_t offset, siz
     f->batches = NULL;
     fetch_release(f);
     dm_arena_reset(&f->arena);
+    if (keep && (f->records = dm_arena_alloc(&f->arena, keep * sizeof(*f->records)))) f->cap = keep;
     dm_err_t rc = dm_partition_ensure_open(log, p, err);
     if (rc) return rc;
     pthread_mutex_lock(&p->mu);

@@ -88,6 +88,57 @@ static void test_batch_roundtrip(void)
     }
 }
 
+/* Records far larger than the encoder's first guess, some with keys and headers, encoded
+ * after a batch already in the buffer (a transaction appends batch after batch): the
+ * buffer grows mid-batch and both batches decode back byte for byte. */
+static void test_batch_grows_and_appends(void)
+{
+    static uint8_t big[20000];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)(i * 7 + 3);
+    dm_log_header_t hs[1] = {{"h", 1, big, 300}};
+    dm_log_record_t r[40];
+    for (int i = 0; i < 40; i++)
+        r[i] = (dm_log_record_t){.key = i % 3 ? big + i : NULL,
+                                 .key_len = i % 3 ? i : -1,
+                                 .value = big + i,
+                                 .value_len = 100 + i * 450,
+                                 .timestamp = i % 2 ? 5000 + i : 0,
+                                 .headers = i % 5 ? NULL : hs,
+                                 .n_headers = i % 5 ? 0 : 1};
+    dm_buf_t out = DM_BUF_INIT, scratch = DM_BUF_INIT;
+    REQUIRE(dm_batch_encode(&out, &scratch, r, 3, DM_BATCH_COMP_NONE, 0, 9, NULL) == 0);
+    size_t second = out.len;
+    REQUIRE(dm_batch_encode(&out, &scratch, r, 40, DM_BATCH_COMP_NONE, 0, 9, NULL) == 0);
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    size_t at[2] = {0, second}, counts[2] = {3, 40};
+    for (int b = 0; b < 2; b++) {
+        dm_batch_hdr_t h;
+        REQUIRE(dm_batch_parse_header(out.data + at[b], out.len - at[b], &h) == 0);
+        CHECK_EQ_INT(h.count, counts[b]);
+        CHECK_EQ_INT(h.first_ts, 9);
+        CHECK(dm_batch_crc_ok(out.data + at[b], &h));
+        dm_log_record_t *recs = NULL;
+        size_t n = 0, cap = 0;
+        REQUIRE(dm_batch_decode(out.data + at[b], &h, 0, &a, &recs, &n, &cap, NULL) == 0);
+        REQUIRE(n == counts[b]);
+        for (size_t i = 0; i < n; i++) {
+            CHECK_EQ_INT(recs[i].offset, i);
+            CHECK_EQ_INT(recs[i].timestamp, r[i].timestamp ? r[i].timestamp : 9);
+            CHECK_EQ_INT(recs[i].key_len, r[i].key_len);
+            CHECK_EQ_INT(recs[i].value_len, r[i].value_len);
+            CHECK(!memcmp(recs[i].value, r[i].value, (size_t)r[i].value_len));
+            CHECK_EQ_INT(recs[i].n_headers, r[i].n_headers);
+            if (r[i].n_headers) CHECK(!memcmp(recs[i].headers[0].value, big, 300));
+        }
+    }
+    CHECK_EQ_INT(at[1] + dm_rd32(out.data + at[1] + 8), out.len);
+    dm_arena_destroy(&a);
+    dm_buf_free(&out);
+    dm_buf_free(&scratch);
+}
+
 static void test_batch_crc_matches_core(void)
 {
     static uint8_t buf[100000];
@@ -381,6 +432,7 @@ static void test_delete_topic(void)
 int main(void)
 {
     RUN(test_batch_roundtrip);
+    RUN(test_batch_grows_and_appends);
     RUN(test_batch_crc_matches_core);
     RUN(test_topic_names);
     RUN(test_produce_read_restart);
