@@ -344,44 +344,22 @@ static dm_err_t produce_dead(runner_t *r, dm_error_t *err)
     char processor[64];
     snprintf(processor, sizeof(processor), "sink:%s", r->c->ops->name);
     dm_record_t *recs = calloc(rj->n, sizeof(*recs));
-    dm_record_header_t *hdrs = calloc(rj->n * 5, sizeof(*hdrs));
-    char(*nums)[2][24] = calloc(rj->n, sizeof(*nums));
+    dm_dlq_record_t *dls = calloc(rj->n, sizeof(*dls));
     dm_err_t rc = DM_OK;
-    if (!recs || !hdrs || !nums) {
+    if (!recs || !dls) {
         rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         goto out;
     }
-    const char *topic = r->c->env.topic;
     for (size_t i = 0; i < rj->n; i++) {
         const reject_t *d = &rj->items[i];
-        const dm_record_t *src = &r->recs[d->index];
-        dm_record_header_t *h = &hdrs[i * 5];
-        int np = snprintf(nums[i][0], sizeof(nums[i][0]), "%d", r->rec_part[d->index]);
-        int no = snprintf(nums[i][1], sizeof(nums[i][1]), "%lld", (long long)src->offset);
-        h[0] = (dm_record_header_t){DM_DLQ_REASON, (uint32_t)strlen(DM_DLQ_REASON),
-                                    (const uint8_t *)d->reason, (int32_t)strlen(d->reason)};
-        h[1] = (dm_record_header_t){DM_DLQ_PROCESSOR, (uint32_t)strlen(DM_DLQ_PROCESSOR),
-                                    (const uint8_t *)processor, (int32_t)strlen(processor)};
-        h[2] = (dm_record_header_t){DM_DLQ_TOPIC, (uint32_t)strlen(DM_DLQ_TOPIC),
-                                    (const uint8_t *)topic, (int32_t)strlen(topic)};
-        h[3] = (dm_record_header_t){DM_DLQ_PARTITION, (uint32_t)strlen(DM_DLQ_PARTITION),
-                                    (const uint8_t *)nums[i][0], np};
-        h[4] = (dm_record_header_t){DM_DLQ_OFFSET, (uint32_t)strlen(DM_DLQ_OFFSET),
-                                    (const uint8_t *)nums[i][1], no};
-        recs[i] = (dm_record_t){.timestamp = src->timestamp,
-                                .key = src->key,
-                                .key_len = src->key_len,
-                                .value = src->value,
-                                .value_len = src->value_len,
-                                .headers = h,
-                                .n_headers = 5};
+        dm_dlq_record_make(&recs[i], &dls[i], &r->recs[d->index], d->reason, processor,
+                           r->c->env.topic, r->rec_part[d->index]);
     }
     rc = dm_transport_produce(r->c->transport, r->c->dead_letter_topic, 0, recs, rj->n, NULL, err);
     if (rc) dm_error_prefix(err, "writing dead letters to %s", r->c->dead_letter_topic);
 out:
     free(recs);
-    free(hdrs);
-    free(nums);
+    free(dls);
     return rc;
 }
 

@@ -747,50 +747,55 @@ static dm_err_t produce_output(dm_task_t *task, dm_transport_txn_t *txn, dm_erro
     return rc;
 }
 
+static dm_record_header_t header(const char *name, const char *value, int len)
+{
+    return (dm_record_header_t){name, (uint32_t)strlen(name), (const uint8_t *)value,
+                                len < 0 ? (int32_t)strlen(value) : len};
+}
+
+void dm_dlq_record_make(dm_record_t *out, dm_dlq_record_t *dl, const dm_record_t *src,
+                        const char *reason, const char *processor, const char *topic,
+                        int32_t partition)
+{
+    int np = snprintf(dl->partition, sizeof(dl->partition), "%d", partition);
+    int no = snprintf(dl->offset, sizeof(dl->offset), "%lld", (long long)src->offset);
+    dl->h[0] = header(DM_DLQ_REASON, reason, -1);
+    dl->h[1] = header(DM_DLQ_PROCESSOR, processor, -1);
+    dl->h[2] = header(DM_DLQ_TOPIC, topic, -1);
+    dl->h[3] = header(DM_DLQ_PARTITION, dl->partition, np);
+    dl->h[4] = header(DM_DLQ_OFFSET, dl->offset, no);
+    *out = (dm_record_t){.timestamp = src->timestamp,
+                         .key = src->key,
+                         .key_len = src->key_len,
+                         .value = src->value,
+                         .value_len = src->value_len,
+                         .headers = dl->h,
+                         .n_headers = 5};
+}
+
 /* Adds dead letters: the input record as it was, with the reason in headers. */
 static dm_err_t produce_dead(dm_task_t *task, dm_transport_txn_t *txn, dm_error_t *err)
 {
     if (!task->n_dlq) return DM_OK;
     dm_record_t *recs = calloc(task->n_dlq, sizeof(*recs));
-    dm_record_header_t *hdrs = calloc(task->n_dlq * 5, sizeof(*hdrs));
-    char(*nums)[2][24] = calloc(task->n_dlq, sizeof(*nums));
+    dm_dlq_record_t *dls = calloc(task->n_dlq, sizeof(*dls));
     dm_err_t rc = DM_OK;
-    if (!recs || !hdrs || !nums) {
+    if (!recs || !dls) {
         rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         goto out;
     }
+    const input_t *in = &task->in[task->cur];
     for (size_t i = 0; i < task->n_dlq; i++) {
         const dlq_item_t *d = &task->dlq[i];
-        const dm_record_t *src = &task->fetch.records[d->fetch_index];
-        dm_record_header_t *h = &hdrs[i * 5];
-        const input_t *in = &task->in[task->cur];
-        int np = snprintf(nums[i][0], sizeof(nums[i][0]), "%d", in->partition);
-        int no = snprintf(nums[i][1], sizeof(nums[i][1]), "%lld", (long long)src->offset);
-        h[0] = (dm_record_header_t){DM_DLQ_REASON, (uint32_t)strlen(DM_DLQ_REASON),
-                                    (const uint8_t *)d->reason, (int32_t)strlen(d->reason)};
-        h[1] = (dm_record_header_t){DM_DLQ_PROCESSOR, (uint32_t)strlen(DM_DLQ_PROCESSOR),
-                                    (const uint8_t *)d->processor, (int32_t)strlen(d->processor)};
-        h[2] = (dm_record_header_t){DM_DLQ_TOPIC, (uint32_t)strlen(DM_DLQ_TOPIC),
-                                    (const uint8_t *)in->topic, (int32_t)strlen(in->topic)};
-        h[3] = (dm_record_header_t){DM_DLQ_PARTITION, (uint32_t)strlen(DM_DLQ_PARTITION),
-                                    (const uint8_t *)nums[i][0], np};
-        h[4] = (dm_record_header_t){DM_DLQ_OFFSET, (uint32_t)strlen(DM_DLQ_OFFSET),
-                                    (const uint8_t *)nums[i][1], no};
-        recs[i] = (dm_record_t){.timestamp = src->timestamp,
-                                .key = src->key,
-                                .key_len = src->key_len,
-                                .value = src->value,
-                                .value_len = src->value_len,
-                                .headers = h,
-                                .n_headers = 5};
+        dm_dlq_record_make(&recs[i], &dls[i], &task->fetch.records[d->fetch_index], d->reason,
+                           d->processor, in->topic, in->partition);
     }
     rc = dm_transport_txn_produce(txn, task->conf.dead_letter_topic,
                                   task->conf.input_partition % task->dlq_partitions, recs,
                                   task->n_dlq, err);
 out:
     free(recs);
-    free(hdrs);
-    free(nums);
+    free(dls);
     return rc;
 }
 

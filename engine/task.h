@@ -138,4 +138,17 @@ void dm_task_free(dm_task_t *task);
 #define DM_DLQ_PARTITION "dm.input.partition"
 #define DM_DLQ_OFFSET    "dm.input.offset"
 
+/* The headers of one dead letter and the text of its numbers; it must live
+ * until the record made with it is produced. */
+typedef struct dm_dlq_record {
+    dm_record_header_t h[5];
+    char partition[24], offset[24];
+} dm_dlq_record_t;
+
+/* Makes *out the dead letter of src (read from topic/partition): its key,
+ * value and timestamp as they were, the reason and the processor in headers. */
+void dm_dlq_record_make(dm_record_t *out, dm_dlq_record_t *dl, const dm_record_t *src,
+                        const char *reason, const char *processor, const char *topic,
+                        int32_t partition);
+
 #endif
