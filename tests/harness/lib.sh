@@ -39,3 +39,29 @@ dm_controller_start() {
   echo "controller did not start:"; cat "$log"
   return 1
 }
+
+# The common frame of an end-to-end script: ok/bad with pass/fail counts, a
+# temporary $data directory, a free $port with DATAMESH_SERVER pointing at it,
+# start [ARGS] / stop of a controller on $data/dm (a clean stop: exit 0 and no
+# sanitizer report), and cleanup on exit. End the script with dm_e2e_summary.
+dm_e2e_setup() {
+  pass=0 fail=0
+  data=$(mktemp -d)
+  port=$(dm_free_port)
+  export DATAMESH_SERVER=http://127.0.0.1:$port
+  pid=
+  trap 'kill -9 $pid 2>/dev/null; rm -rf "$data"' EXIT
+}
+ok() { echo "ok   $1"; pass=$((pass+1)); }
+bad() { echo "FAIL $1: ${2:0:800}"; fail=$((fail+1)); }
+start() { dm_controller_start "$data/dm" "$port" "$data/up.log" "$@"; pid=$dm_pid; }
+stop() {
+  kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; local rc=$?
+  if [[ $rc -ne 0 ]] || grep -q "Sanitizer" "$data/up.log"; then
+    bad clean_stop "exit $rc: $(grep -A5 Sanitizer "$data/up.log" | head -20)"
+  fi
+}
+dm_e2e_summary() {
+  printf '%d passed, %d failed\n' "$pass" "$fail"
+  [[ $fail -eq 0 ]]
+}

@@ -7,19 +7,7 @@
 set -u
 bin=${DM_BIN:?}
 source "$(dirname "$0")/../harness/lib.sh"
-pass=0 fail=0
-ok() { echo "ok   $1"; pass=$((pass+1)); }
-bad() { echo "FAIL $1: ${2:0:800}"; fail=$((fail+1)); }
-data=$(mktemp -d)
-port=$(dm_free_port)
-export DATAMESH_SERVER=http://127.0.0.1:$port
-pid=
-start() { dm_controller_start "$data/dm" "$port" "$data/up.log"; pid=$dm_pid; }
-stop() {
-  kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; local rc=$?
-  if [[ $rc -ne 0 ]] || grep -q "Sanitizer" "$data/up.log"; then bad clean_stop "exit $rc: $(grep -A5 Sanitizer "$data/up.log" | head -20)"; fi
-}
-trap 'kill -9 $pid 2>/dev/null; rm -rf "$data"' EXIT
+dm_e2e_setup
 state_of() { curl -s "$DATAMESH_SERVER/api/v1/sources/$1/status"; }
 wait_state() { # wait_state SOURCE STATE SECONDS
   for _ in $(seq $(($3 * 10))); do [[ $(state_of "$1") == *"\"state\":\"$2\""* ]] && return 0; sleep 0.1; done
@@ -121,6 +109,4 @@ stop
 # The dead-letter topic holds the two bad lines with their reason and place.
 dump=$("$bin" log dump --data "$data/dm/log" source.once.dlq 2>&1)
 [[ $dump == *"once.jsonl:4"* && $dump == *"once.jsonl:5"* && $dump == *"dm.error.reason"* ]] && ok dead_letters_with_place || bad dead_letters_with_place "$dump"
-pass_fail_line=$(printf '%d passed, %d failed' "$pass" "$fail")
-echo "$pass_fail_line"
-[[ $fail -eq 0 ]]
+dm_e2e_summary

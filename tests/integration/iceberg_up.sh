@@ -5,19 +5,7 @@
 set -u
 bin=${DM_BIN:?}
 source "$(dirname "$0")/../harness/lib.sh"
-pass=0 fail=0
-ok() { echo "ok   $1"; pass=$((pass+1)); }
-bad() { echo "FAIL $1: ${2:0:800}"; fail=$((fail+1)); }
-data=$(mktemp -d)
-port=$(dm_free_port)
-export DATAMESH_SERVER=http://127.0.0.1:$port
-pid=
-start() { dm_controller_start "$data/dm" "$port" "$data/up.log"; pid=$dm_pid; }
-stop() {
-  kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; local rc=$?
-  if [[ $rc -ne 0 ]] || grep -q "Sanitizer" "$data/up.log"; then bad clean_stop "exit $rc: $(grep -A5 Sanitizer "$data/up.log" | head -20)"; fi
-}
-trap 'kill -9 $pid 2>/dev/null; rm -rf "$data"' EXIT
+dm_e2e_setup
 # Rows the table holds, from its snapshots' summaries.
 rows() {
   python3 - "$data/lake" <<'PY'
@@ -66,5 +54,4 @@ sleep 1.5
 st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/orders-lake/status")
 [[ $st == *'orders-lake/sink/0'* ]] && ok sink_in_status || bad sink_in_status "$st"
 stop
-printf '%d passed, %d failed\n' "$pass" "$fail"
-[[ $fail -eq 0 ]]
+dm_e2e_summary

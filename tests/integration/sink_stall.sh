@@ -6,17 +6,10 @@
 set -u
 bin=${DM_BIN:?}
 source "$(dirname "$0")/../harness/lib.sh"
-pass=0 fail=0
-ok() { echo "ok   $1"; pass=$((pass+1)); }
-bad() { echo "FAIL $1: ${2:0:800}"; fail=$((fail+1)); }
-data=$(mktemp -d)
-port=$(dm_free_port)
+dm_e2e_setup
 dead=$(dm_free_port) # nothing listens there
-export DATAMESH_SERVER=http://127.0.0.1:$port
-pid=
-trap 'kill -9 $pid 2>/dev/null; rm -rf "$data"' EXIT
 rss_kib() { awk '/RssAnon/ {print $2}' "/proc/$pid/status"; } # heap: mapped log segments are the page cache
-dm_controller_start "$data/dm" "$port" "$data/up.log"; pid=$dm_pid
+start
 cat >"$data/specs.yaml" <<YAML
 kind: Source
 metadata: {name: clicks, owner: web}
@@ -59,5 +52,4 @@ else
 fi
 kill -TERM "$pid"; wait "$pid"; rc=$?
 [[ $rc -eq 0 ]] && ! grep -q Sanitizer "$data/up.log" && ok clean_stop_while_retrying || bad clean_stop_while_retrying "exit $rc"
-printf '%d passed, %d failed\n' "$pass" "$fail"
-[[ $fail -eq 0 ]]
+dm_e2e_summary

@@ -7,20 +7,8 @@
 set -u
 bin=${DM_BIN:?}
 source "$(dirname "$0")/../harness/lib.sh"
-pass=0 fail=0
-ok() { echo "ok   $1"; pass=$((pass+1)); }
-bad() { echo "FAIL $1: ${2:0:800}"; fail=$((fail+1)); }
-data=$(mktemp -d)
-port=$(dm_free_port)
-export DATAMESH_SERVER=http://127.0.0.1:$port
+dm_e2e_setup
 export DM_E2E_PG_PASSWORD=e2e-s3cret-pw
-pid=
-start() { dm_controller_start "$data/dm" "$port" "$data/up.log"; pid=$dm_pid; }
-stop() {
-  kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; local rc=$?
-  if [[ $rc -ne 0 ]] || grep -q "Sanitizer" "$data/up.log"; then bad clean_stop "exit $rc: $(grep -A5 Sanitizer "$data/up.log" | head -20)"; fi
-}
-trap 'kill -9 $pid 2>/dev/null; rm -rf "$data"' EXIT
 q() { psql -X -q -t -A "$DM_PG_DSN" -c "$1" 2>&1; }
 
 cat >"$data/specs.yaml" <<YAML
@@ -87,5 +75,4 @@ sed 's/linger: 100ms/lingr: 100ms/' "$data/specs.yaml" >"$data/bad.yaml"
 r=$("$bin" apply -f "$data/bad.yaml" 2>&1)
 [[ $r == *lingr* && $r == *linger* ]] && ok unknown_setting_refused || bad unknown_setting_refused "$r"
 stop
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+dm_e2e_summary
