@@ -6,11 +6,6 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *meta_name(const json_t *doc)
-{
-    return json_string_value(json_object_get(json_object_get(doc, "metadata"), "name"));
-}
-
 static bool array_has(const json_t *a, const char *s)
 {
     size_t i;
@@ -21,10 +16,6 @@ static bool array_has(const json_t *a, const char *s)
 }
 
 /* Sources a pipeline reads: spec.from plus enrich and join tables. */
-static json_t *pipeline_reads(const json_t *doc)
-{
-    return dm_spec_pipeline_reads(doc);
-}
 
 /* Desired view: stored objects with the new documents laid over them. */
 typedef struct view {
@@ -91,7 +82,7 @@ static dm_err_t check_references(const view_t *v, dm_error_t *err)
     json_t *p;
     json_object_foreach(v->by_kind[DM_KIND_PIPELINE], pname, p)
     {
-        json_t *reads = pipeline_reads(p);
+        json_t *reads = dm_spec_pipeline_reads(p);
         size_t i;
         json_t *src;
         json_array_foreach(reads, i, src)
@@ -168,7 +159,7 @@ static void plan_data_plane(json_t *steps, const view_t *v, const dm_spec_t *s, 
         json_t *p;
         json_object_foreach(v->by_kind[DM_KIND_PIPELINE], pname, p)
         {
-            json_t *reads = pipeline_reads(p);
+            json_t *reads = dm_spec_pipeline_reads(p);
             if (array_has(reads, s->name)) {
                 snprintf(detail, sizeof(detail), "reads the updated source %s; keeps its position",
                          s->name);
@@ -407,10 +398,10 @@ static void add_derived(json_t *sources, const json_t *pipelines, const char *on
             if (json_object_get(md, "owner"))
                 json_object_set(meta, "owner", json_object_get(md, "owner"));
             json_object_set_new(meta, "description",
-                                json_pack("s+", "published by pipeline ", meta_name(p)));
+                                json_pack("s+", "published by pipeline ", dm_spec_name(p)));
             json_array_append_new(sources, json_pack("{s:s, s:o, s:{s:s, s:s}}", "kind", "Source",
                                                      "metadata", meta, "spec", "connector",
-                                                     "derived", "derived_from", meta_name(p)));
+                                                     "derived", "derived_from", dm_spec_name(p)));
         }
         json_decref(outs);
     }
@@ -424,7 +415,7 @@ static void add_lineage(json_t *sources, const json_t *pipelines)
     json_t *p;
     json_array_foreach(pipelines, i, p)
     {
-        json_t *reads = pipeline_reads(p);
+        json_t *reads = dm_spec_pipeline_reads(p);
         size_t k;
         json_t *r;
         json_array_foreach(reads, k, r)
@@ -434,7 +425,7 @@ static void add_lineage(json_t *sources, const json_t *pipelines)
                 list = json_array();
                 json_object_set_new(consumers_of, json_string_value(r), list);
             }
-            json_array_append_new(list, json_pack("s+", "pipeline:", meta_name(p)));
+            json_array_append_new(list, json_pack("s+", "pipeline:", dm_spec_name(p)));
         }
         json_decref(reads);
     }
@@ -443,7 +434,7 @@ static void add_lineage(json_t *sources, const json_t *pipelines)
     {
         const json_t *spec = json_object_get(s, "spec");
         const char *derived = json_string_value(json_object_get(spec, "derived_from"));
-        json_t *consumers = json_object_get(consumers_of, meta_name(s));
+        json_t *consumers = json_object_get(consumers_of, dm_spec_name(s));
         json_object_set_new(s, "producers",
                             derived
                                 ? json_pack("[s+]", "pipeline:", derived)

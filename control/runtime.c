@@ -1,119 +1,21 @@
 /* control/runtime.c — stored specs to running units. */
-#include "control/runtime.h"
-
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "connectors/connector.h"
-#include "connectors/datagen/datagen.h"
-#include "connectors/file/file.h"
-#include "connectors/iceberg/iceberg.h"
-#include "connectors/postgres/postgres.h"
-#include "connectors/sink.h"
-#include "connectors/unit.h"
-#include "core/clock.h"
-#include "core/hash.h"
-#include "core/log.h"
-#include "engine/pool.h"
-#include "engine/schema_out.h"
-#include "engine/table.h"
-#include "engine/task.h"
-#include "schema/dm_schema_registry.h"
-
-typedef enum { U_DATAGEN, U_TASK, U_TABLE, U_SINK, U_FILE_SOURCE, U_PGSOURCE } unit_kind_t;
+#include "control/runtime_internal.h"
 
 static const char *const unit_kinds[] = {"connector", "task",      "table",
                                          "sink",      "connector", "connector"};
-
-typedef struct unit {
-    unit_kind_t kind;
-    char owner[160]; /* "Source/plays", "Pipeline/us-plays" */
-    char name[256];
-    dm_unit_status_t st;
-    pthread_t th;
-    bool started;
-    dm_job_t *job;   /* task: its job in the worker pool (no thread of its own) */
-    int64_t backoff; /* task: ms before the next try after a failed step */
-    dm_runtime_t *rt;
-    /* datagen */
-    dm_datagen_source_t dg;
-    /* task */
-    dm_task_t *task;
-    /* table reader */
-    dm_table_t *table;
-    char topic[256];
-    int32_t partitions;
-    /* file source */
-    dm_file_source_t fsrc;
-    dm_file_source_config_t fsrc_conf;
-    /* file sink */
-    dm_file_sink_t sink;
-    dm_file_sink_config_t sink_conf;
-    /* iceberg sink (its own loop: its offsets live in the table) */
-    dm_iceberg_sink_t ice;
-    dm_iceberg_sink_config_t ice_conf;
-    const char *ice_key[16]; /* the source's key fields, borrowed from owned */
-    /* other sink types: the common runner (connectors/sink.h) */
-    dm_sink_run_config_t run;
-    void *run_conf;                   /* the type's config struct */
-    dm_strlist_t run_keys;            /* the input source's key fields */
-    dm_schema_registry_t *run_reg;    /* this thread's registry handle */
-    struct schema_entry *run_schemas; /* schemas it looked up by id */
-    /* postgres source */
-    dm_pg_source_t *pg;
-    dm_postgres_config_t pg_conf;
-    dm_pg_callbacks_t pg_cb;
-    char group[300];
-    json_t *owned;          /* JSON the unit's config strings point into */
-    _Atomic bool ready;     /* table: caught up with its topic once */
-    struct unit *tables[8]; /* task: the tables its enrich steps read */
-    int n_tables;
-    const char *extra[8]; /* task: topics of route outputs (strings in owned) */
-    struct unit *next;
-    struct unit *onext; /* next unit in its owner's bucket of dm_runtime.by_owner */
-} unit_t;
-
-typedef struct schema_entry {
-    int64_t id;
-    dm_avro_schema_t *schema;
-    struct schema_entry *next;
-} schema_entry_t;
-
-#define OWNER_BUCKETS 16384 /* a power of two */
 
 static size_t owner_slot(const char *owner)
 {
     return (size_t)dm_hash64(owner, strlen(owner)) & (OWNER_BUCKETS - 1);
 }
 
-struct dm_runtime {
-    char *data_dir;
-    dm_store_t *store;
-    dm_metrics_t *metrics;
-    dm_transport_t *t;
-    dm_schema_registry_t *reg;
-    pthread_mutex_t mu;
-    unit_t *units;
-    schema_entry_t *schemas; /* parsed once, kept for the runtime's life */
-    json_t *running;         /* "Kind/name" → the document its units run */
-    dm_pool_t *pool;         /* runs the task units */
-    dm_proc_env_t env;
-    pthread_mutex_t url_mu; /* guards registry_url (sinks read it from their threads) */
-    char registry_url[256]; /* the controller's registry API, for sinks */
-    char *transport_url;    /* NULL: the embedded log in DATA/log */
-    bool external_tasks;    /* pipeline tasks run in `datamesh worker` processes */
-    json_t *worker_tasks;   /* "Pipeline/name" → what a worker needs to run it */
-    /* Units by a hash of their owner, so the status of one object does not
-     * walk the units of every other (tens of thousands at scale). */
-    unit_t *by_owner[OWNER_BUCKETS];
-};
-
 /* ---- schemas ---------------------------------------------------------------- */
 
-/* The parsed schema of a registry id (cached). Lock held. */
-static dm_avro_schema_t *schema_of(dm_runtime_t *rt, int64_t id, dm_error_t *err)
+dm_avro_schema_t *dm_runtime_schema_locked(dm_runtime_t *rt, int64_t id, dm_error_t *err)
 {
     for (schema_entry_t *e = rt->schemas; e; e = e->next)
         if (e->id == id) return e->schema;
@@ -152,7 +54,7 @@ static dm_avro_schema_t *register_schema(dm_runtime_t *rt, const char *subject, 
                      msg);
     }
     dm_schema_compat_report_free(&report);
-    return rc ? NULL : schema_of(rt, *id, err);
+    return rc ? NULL : dm_runtime_schema_locked(rt, *id, err);
 }
 
 dm_err_t dm_runtime_source_schema(dm_runtime_t *rt, const char *source, char **schema, int64_t *id,
@@ -177,7 +79,7 @@ dm_err_t dm_runtime_subject_id(dm_runtime_t *rt, const char *subject, int64_t *i
 const dm_avro_schema_t *dm_runtime_schema(dm_runtime_t *rt, int64_t id, dm_error_t *err)
 {
     pthread_mutex_lock(&rt->mu);
-    const dm_avro_schema_t *s = schema_of(rt, id, err);
+    const dm_avro_schema_t *s = dm_runtime_schema_locked(rt, id, err);
     pthread_mutex_unlock(&rt->mu);
     return s;
 }
@@ -519,11 +421,6 @@ static void unit_failed(dm_runtime_t *rt, const char *owner, const char *what, c
 
 /* ---- sources -------------------------------------------------------------------- */
 
-static const char *meta_name(const json_t *doc)
-{
-    return json_string_value(json_object_get(json_object_get(doc, "metadata"), "name"));
-}
-
 /* The JSON of a record holding the key fields of a value schema. */
 static char *key_schema_json(const dm_avro_schema_t *s, const json_t *key)
 {
@@ -583,6 +480,18 @@ static void start_file_source(dm_runtime_t *rt, const char *owner, const char *n
 
 /* ---- postgres sources: the runtime lends topics and the registry ---------------- */
 
+/* Takes the runtime's lock from a unit's own thread. The runtime may hold it
+ * while stopping this very unit (and joining its thread), so give up once the
+ * unit is asked to stop. */
+static bool lock_unless_stopping(unit_t *u)
+{
+    while (pthread_mutex_trylock(&u->rt->mu) != 0) {
+        if (atomic_load(&u->st.stop)) return false;
+        dm_sleep_ms(5);
+    }
+    return true;
+}
+
 static dm_err_t pg_ensure_topic(void *ctx, const char *topic, int32_t partitions,
                                 const char *subject, dm_error_t *err)
 {
@@ -590,17 +499,13 @@ static dm_err_t pg_ensure_topic(void *ctx, const char *topic, int32_t partitions
     return ensure_topic(u->rt, topic, partitions, subject, err);
 }
 
-/* Runs on the source's thread while the runtime may hold its lock to stop
- * this very unit: wait for the lock only while not asked to stop. */
+/* Registers a table's schema for the source (on the source's thread). */
 static dm_err_t pg_register_schema(void *ctx, const char *subject, const char *json, uint32_t *id,
                                    dm_error_t *err)
 {
     unit_t *u = ctx;
-    while (pthread_mutex_trylock(&u->rt->mu) != 0) {
-        if (atomic_load(&u->st.stop))
-            return dm_error_set(err, DM_ERR_AGAIN, "stopping while registering %s", subject);
-        dm_sleep_ms(5);
-    }
+    if (!lock_unless_stopping(u))
+        return dm_error_set(err, DM_ERR_AGAIN, "stopping while registering %s", subject);
     int64_t sid = 0;
     dm_avro_schema_t *s = register_schema(u->rt, subject, json, &sid, err);
     pthread_mutex_unlock(&u->rt->mu);
@@ -611,7 +516,7 @@ static dm_err_t pg_register_schema(void *ctx, const char *subject, const char *j
 static void start_postgres(dm_runtime_t *rt, const json_t *doc, const char *owner,
                            int32_t partitions)
 {
-    const char *name = meta_name(doc);
+    const char *name = dm_spec_name(doc);
     char uname[300];
     snprintf(uname, sizeof(uname), "%s/connector/postgres", name);
     unit_t *u = unit_new(rt, U_PGSOURCE, owner, uname);
@@ -650,7 +555,7 @@ dm_err_t dm_runtime_source_snapshot(dm_runtime_t *rt, const char *source, const 
 
 static void start_source(dm_runtime_t *rt, const json_t *doc)
 {
-    const char *name = meta_name(doc);
+    const char *name = dm_spec_name(doc);
     char owner[160];
     snprintf(owner, sizeof(owner), "Source/%s", name);
     const json_t *spec = json_object_get(doc, "spec");
@@ -710,10 +615,7 @@ static void start_source(dm_runtime_t *rt, const json_t *doc)
     unit_start(u);
 }
 
-/* A pipeline step of the spec ({"filter": "expr"}, {"project": [...]},
- * {"enrich": {...}}) as its processor's settings (new reference); *kind gets
- * the step's name. */
-static json_t *step_config(const json_t *step, const char **kind)
+json_t *dm_runtime_step_config(const json_t *step, const char **kind)
 {
     *kind = json_object_iter_key(json_object_iter((json_t *)step));
     const json_t *arg = json_object_get(step, *kind);
@@ -804,7 +706,7 @@ static dm_err_t start_table(dm_runtime_t *rt, const char *owner, const char *sou
     int64_t id;
     if (dm_schema_registry_get_version(rt->reg, subject, -1, &id, NULL, NULL, err))
         return err->code;
-    dm_avro_schema_t *schema = schema_of(rt, id, err);
+    dm_avro_schema_t *schema = dm_runtime_schema_locked(rt, id, err);
     if (!schema) return err->code;
     char uname[300];
     snprintf(uname, sizeof(uname), "%s/table/%s", owner + strlen("Pipeline/"), source);
@@ -865,17 +767,13 @@ static dm_err_t setup_runner_sink(dm_runtime_t *rt, unit_t *u, const dm_sink_ops
 /* ---- iceberg sinks ------------------------------------------------------------------ */
 
 /* The schema of a registry id, for an iceberg sink meeting a newer version.
- * Runs on the sink's thread while the runtime may hold its lock to stop this
- * very unit: wait for the lock only while not asked to stop. */
+ * Runs on the sink's thread. */
 static const dm_avro_schema_t *iceberg_schema(void *ctx, uint32_t id)
 {
     unit_t *u = ctx;
-    while (pthread_mutex_trylock(&u->rt->mu) != 0) {
-        if (atomic_load(&u->st.stop)) return NULL;
-        dm_sleep_ms(5);
-    }
+    if (!lock_unless_stopping(u)) return NULL;
     dm_error_t err = {0};
-    const dm_avro_schema_t *s = schema_of(u->rt, id, &err);
+    const dm_avro_schema_t *s = dm_runtime_schema_locked(u->rt, id, &err);
     pthread_mutex_unlock(&u->rt->mu);
     return s; /* parsed schemas live as long as the runtime */
 }
@@ -923,19 +821,19 @@ static json_t *worker_task(const json_t *doc, const char *group, const char *inp
     json_array_foreach(json_object_get(json_object_get(doc, "spec"), "steps"), i, step)
     {
         const char *kind;
-        json_t *conf = step_config(step, &kind);
+        json_t *conf = dm_runtime_step_config(step, &kind);
         json_array_append_new(steps, json_pack("{s:s, s:o}", "kind", kind, "config", conf));
     }
-    return json_pack("{s:s, s:s, s:s, s:i, s:I, s:s?, s:I, s:s, s:o}", "pipeline", meta_name(doc),
-                     "group", group, "input", input, "partitions", (int)partitions,
-                     "input_schema_id", (json_int_t)in_id, "output", out, "output_schema_id",
-                     (json_int_t)out_id, "dead_letter", dlq, "steps", steps);
+    return json_pack("{s:s, s:s, s:s, s:i, s:I, s:s?, s:I, s:s, s:o}", "pipeline",
+                     dm_spec_name(doc), "group", group, "input", input, "partitions",
+                     (int)partitions, "input_schema_id", (json_int_t)in_id, "output", out,
+                     "output_schema_id", (json_int_t)out_id, "dead_letter", dlq, "steps", steps);
 }
 
 static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
                            const json_t *stored_sinks)
 {
-    const char *name = meta_name(doc);
+    const char *name = dm_spec_name(doc);
     char owner[160];
     snprintf(owner, sizeof(owner), "Pipeline/%s", name);
     const json_t *spec = json_object_get(doc, "spec");
@@ -949,7 +847,7 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
     if (dm_schema_registry_get_version(rt->reg, subject, -1, &in_id, NULL, NULL, &err))
         return unit_failed(rt, owner, "input",
                            "the input source has no registered schema yet (is it running?)");
-    dm_avro_schema_t *in_schema = schema_of(rt, in_id, &err);
+    dm_avro_schema_t *in_schema = dm_runtime_schema_locked(rt, in_id, &err);
     int32_t in_parts = topic_partitions(rt, input);
     if (!in_schema || in_parts <= 0) return unit_failed(rt, owner, "input", err.message);
     /* A union: the other sources, each read as the first one's schema. Task
@@ -965,7 +863,7 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
         int64_t id = 0;
         snprintf(subj, sizeof(subj), "%s-value", src);
         if (dm_schema_registry_get_version(rt->reg, subj, -1, &id, NULL, NULL, &err) == DM_OK)
-            u_schema[k] = schema_of(rt, id, &err);
+            u_schema[k] = dm_runtime_schema_locked(rt, id, &err);
         u_id[k] = (uint32_t)id;
         u_parts[k] = topic_partitions(rt, src);
         if (!u_schema[k] || u_parts[k] <= 0) {
@@ -987,7 +885,7 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
         int64_t id = 0;
         snprintf(subj, sizeof(subj), "%s-value", jwith);
         if (dm_schema_registry_get_version(rt->reg, subj, -1, &id, NULL, NULL, &err) == DM_OK)
-            j_schema = schema_of(rt, id, &err);
+            j_schema = dm_runtime_schema_locked(rt, id, &err);
         j_id = (uint32_t)id;
         j_parts = topic_partitions(rt, jwith);
         if (!j_schema || j_parts <= 0) {
@@ -1009,7 +907,7 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
     for (size_t i = 0; i < n_steps; i++) {
         const json_t *step = json_array_get(steps, i);
         const char *kind;
-        json_t *conf = step_config(step, &kind);
+        json_t *conf = dm_runtime_step_config(step, &kind);
         const json_t *arg = json_object_get(step, kind);
         json_array_append_new(configs, conf);
         specs[i] = (dm_task_step_spec_t){dm_proc_find(kind), conf};
@@ -1338,189 +1236,6 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     /* Apply returns only once the topics it made survive a crash. */
     sync_defers_topics = false;
     return rt->t ? dm_transport_sync_topics(rt->t, err) : DM_OK;
-}
-
-static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
-{
-    (void)rt;
-    const char *kind = json_string_value(json_object_get(doc, "kind"));
-    const char *name = meta_name(doc);
-    const json_t *spec = json_object_get(doc, "spec");
-    if (!strcmp(kind, "Source")) {
-        const char *c = json_string_value(json_object_get(spec, "connector"));
-        if (strcmp(c, "datagen") && strcmp(c, "ingest") && strcmp(c, "file") &&
-            strcmp(c, "postgres"))
-            return dm_error_set(err, DM_ERR_UNSUPPORTED,
-                                "Source %s: connector '%s' validates but cannot run in this "
-                                "version yet (running connectors: datagen, ingest, file, "
-                                "postgres)",
-                                name, c);
-        if (!strcmp(c, "postgres")) return DM_OK; /* its schemas come from the database */
-        if (!json_object_get(spec, "schema"))
-            return dm_error_set(err, DM_ERR_CONFIG, "Source %s: needs a schema", name);
-        return DM_OK;
-    }
-    if (strcmp(kind, "Pipeline")) return DM_OK;
-    size_t i;
-    json_t *step;
-    json_array_foreach(json_object_get(spec, "steps"), i, step)
-    {
-        const char *k = json_object_iter_key(json_object_iter(step));
-        if (!dm_proc_find(k))
-            return dm_error_set(err, DM_ERR_UNSUPPORTED,
-                                "Pipeline %s: spec.steps[%zu]: step '%s' is not available in this "
-                                "version yet (available: filter, project, enrich, aggregate, "
-                                "dedupe, route, join)",
-                                name, i, k);
-    }
-    int derived = 0;
-    json_t *o;
-    json_array_foreach(json_object_get(spec, "to"), i, o) derived +=
-        json_object_get(o, "source") != NULL;
-    if (derived > 1)
-        return dm_error_set(err, DM_ERR_UNSUPPORTED,
-                            "Pipeline %s: publishing more than one derived source is not available "
-                            "in this version yet",
-                            name);
-    return DM_OK;
-}
-
-/* What a dry open of a pipeline's chain needs: source schemas and keys from
- * the request being applied, else from the registry and the store. */
-typedef struct check_ctx {
-    dm_runtime_t *rt;
-    const json_t *batch; /* name → Source document in this apply */
-    dm_avro_schema_t *owned[16];
-    dm_table_t *tables[8];
-    int n_owned, n_tables;
-} check_ctx_t;
-
-static const dm_avro_schema_t *check_schema(check_ctx_t *c, const char *source, const json_t **key,
-                                            dm_error_t *err)
-{
-    const json_t *doc = json_object_get(c->batch, source);
-    json_t *stored = NULL;
-    if (!doc && dm_store_get(c->rt->store, DM_KIND_SOURCE, source, &stored, NULL) == DM_OK)
-        doc = stored;
-    *key = json_object_get(json_object_get(doc, "spec"), "key");
-    const json_t *schema = json_object_get(json_object_get(doc, "spec"), "schema");
-    const dm_avro_schema_t *out = NULL;
-    if (schema && json_object_get(c->batch, source) && c->n_owned < 16) {
-        char *text = json_dumps(schema, JSON_COMPACT);
-        if (text && dm_avro_schema_parse(text, strlen(text), &c->owned[c->n_owned], err) == DM_OK)
-            out = c->owned[c->n_owned++];
-        free(text);
-    } else {
-        char subject[300];
-        int64_t id;
-        snprintf(subject, sizeof(subject), "%s-value", source);
-        if (dm_schema_registry_get_version(c->rt->reg, subject, -1, &id, NULL, NULL, err) == DM_OK)
-            out = schema_of(c->rt, id, err);
-    }
-    json_decref(stored); /* key points into it only while it lives: callers copy at once */
-    if (stored) *key = NULL;
-    return out;
-}
-
-static dm_table_t *check_table(void *ctx, const char *source, dm_error_t *err)
-{
-    check_ctx_t *c = ctx;
-    const json_t *key;
-    json_t *stored = NULL;
-    const dm_avro_schema_t *s = check_schema(c, source, &key, err);
-    if (!s) {
-        if (!err->message[0])
-            dm_error_set(err, DM_ERR_NOT_FOUND, "source '%s' has no schema yet", source);
-        return NULL;
-    }
-    if (!key && dm_store_get(c->rt->store, DM_KIND_SOURCE, source, &stored, NULL) == DM_OK)
-        key = json_object_get(json_object_get(stored, "spec"), "key");
-    const char *k = json_string_value(json_array_get(key, 0));
-    dm_table_t *t = NULL;
-    if (!k)
-        dm_error_set(err, DM_ERR_INVALID,
-                     "enrich with %s: the source has no key (spec.key) to look up by", source);
-    else if (c->n_tables < 8 && dm_table_new(source, s, k, &t, err) == DM_OK)
-        c->tables[c->n_tables++] = t;
-    json_decref(stored);
-    return t;
-}
-
-/* Opens the pipeline's processors once against its input schema, so that a
- * bad expression or field is refused when the spec is applied. */
-static dm_err_t check_chain(dm_runtime_t *rt, const json_t *doc, const json_t *batch,
-                            dm_error_t *err)
-{
-    const json_t *spec = json_object_get(doc, "spec");
-    const json_t *from = json_object_get(spec, "from");
-    const char *input =
-        json_is_string(from) ? json_string_value(from) : json_string_value(json_array_get(from, 0));
-    check_ctx_t c = {.rt = rt, .batch = batch};
-    const json_t *key;
-    dm_error_t ignore = {0};
-    const dm_avro_schema_t *s = input ? check_schema(&c, input, &key, &ignore) : NULL;
-    dm_err_t rc = DM_OK;
-    /* A union: every other source must read as the first (fields by name). */
-    for (size_t k = 1; s && json_is_array(from) && k < json_array_size(from) && !rc; k++) {
-        const char *other = json_string_value(json_array_get(from, k));
-        const dm_avro_schema_t *o = check_schema(&c, other, &key, &ignore);
-        dm_avro_schema_t *reader = NULL;
-        if (o && (rc = dm_task_union_reader(s, o, &reader, err)))
-            dm_error_prefix(err, "Pipeline %s: spec.from[%zu]: source %s cannot be read as %s",
-                            meta_name(doc), k, other, input);
-        dm_avro_schema_free(reader);
-    }
-    if (!rc && s) {
-        dm_proc_env_t env = {check_table, &c};
-        const dm_avro_node_t *node = s->root;
-        dm_proc_t *procs[64] = {0};
-        size_t n = 0, i;
-        json_t *step;
-        json_array_foreach(json_object_get(spec, "steps"), i, step)
-        {
-            if (n == 64) break;
-            const char *kind;
-            json_t *conf = step_config(step, &kind);
-            const char *with = json_string_value(json_object_get(conf, "with"));
-            const dm_avro_schema_t *other = n == 0 && !strcmp(kind, "join") && with
-                                                ? check_schema(&c, with, &key, &ignore)
-                                                : NULL;
-            rc = dm_proc_open2(dm_proc_find(kind), &env, conf, node, other ? other->root : NULL,
-                               &procs[n], err);
-            json_decref(conf);
-            if (rc) {
-                dm_error_prefix(err, "Pipeline %s: spec.steps[%zu].%s", meta_name(doc), i, kind);
-                break;
-            }
-            if (procs[n]->output) node = procs[n]->output->root;
-            n++;
-        }
-        for (size_t k = 0; k < n; k++)
-            dm_proc_close(procs[k]);
-    }
-    for (int k = 0; k < c.n_tables; k++)
-        dm_table_free(c.tables[k]);
-    for (int k = 0; k < c.n_owned; k++)
-        dm_avro_schema_free(c.owned[k]);
-    return rc;
-}
-
-dm_err_t dm_runtime_check(dm_runtime_t *rt, const json_t *const *docs, size_t n, dm_error_t *err)
-{
-    json_t *batch = json_object();
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(json_string_value(json_object_get(docs[i], "kind")), "Source"))
-            json_object_set(batch, meta_name(docs[i]), (json_t *)docs[i]);
-    dm_err_t rc = DM_OK;
-    pthread_mutex_lock(&rt->mu);
-    for (size_t i = 0; i < n && !rc; i++) {
-        rc = check_one(rt, docs[i], err);
-        if (!rc && !strcmp(json_string_value(json_object_get(docs[i], "kind")), "Pipeline"))
-            rc = check_chain(rt, docs[i], batch, err);
-    }
-    pthread_mutex_unlock(&rt->mu);
-    json_decref(batch);
-    return rc;
 }
 
 json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)

@@ -653,6 +653,11 @@ void dm_spec_clear(dm_spec_t *spec)
     memset(spec, 0, sizeof(*spec));
 }
 
+const char *dm_spec_name(const json_t *doc)
+{
+    return json_string_value(json_object_get(json_object_get(doc, "metadata"), "name"));
+}
+
 json_t *dm_spec_pipeline_inputs(const json_t *doc)
 {
     const json_t *from = json_object_get(json_object_get(doc, "spec"), "from");

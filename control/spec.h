@@ -48,6 +48,9 @@ void dm_spec_clear(dm_spec_t *spec);
 /* The names of the sources a pipeline reads (spec.from), as a new JSON array. */
 json_t *dm_spec_pipeline_inputs(const json_t *pipeline_doc);
 
+/* metadata.name of a stored document (NULL when it has none). */
+const char *dm_spec_name(const json_t *doc);
+
 /* The names of the sources a pipeline publishes (to[].source), new JSON array. */
 json_t *dm_spec_pipeline_outputs(const json_t *pipeline_doc);
 
