@@ -309,21 +309,19 @@ dm_err_t dm_store_get(dm_store_t *s, dm_kind_t kind, const char *name, json_t **
     return rc;
 }
 
-/* The documents of a kind from the table, optionally only those containing text (lock held). */
-static dm_err_t list_rows(dm_store_t *s, dm_kind_t kind, const char *text, json_t **out,
-                          dm_error_t *err)
+/* The documents of a kind from the table (lock held). */
+static dm_err_t list_rows(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err)
 {
     *out = NULL;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db,
                            "SELECT doc, generation, created_ms, updated_ms FROM objects "
-                           "WHERE kind = ?1 AND (?2 IS NULL OR instr(doc, ?2) > 0) ORDER BY name",
+                           "WHERE kind = ?1 ORDER BY name",
                            -1, &st, NULL) != SQLITE_OK) {
         dm_err_t rc = sql_fail(s, err, "list");
         return rc;
     }
     sqlite3_bind_text(st, 1, dm_kind_name(kind), -1, SQLITE_STATIC);
-    if (text) sqlite3_bind_text(st, 2, text, -1, SQLITE_TRANSIENT);
     json_t *a = json_array();
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -339,15 +337,6 @@ static dm_err_t list_rows(dm_store_t *s, dm_kind_t kind, const char *text, json_
     return rc;
 }
 
-dm_err_t dm_store_list_containing(dm_store_t *s, dm_kind_t kind, const char *text, json_t **out,
-                                  dm_error_t *err)
-{
-    bool locked = lock(s);
-    dm_err_t rc = list_rows(s, kind, text, out, err);
-    unlock(s, locked);
-    return rc;
-}
-
 static int cmp_key(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -358,7 +347,7 @@ static dm_err_t cache_fill(dm_store_t *s, dm_kind_t kind, dm_error_t *err)
 {
     if (s->cache[kind]) return DM_OK;
     json_t *all;
-    dm_err_t rc = list_rows(s, kind, NULL, &all, err);
+    dm_err_t rc = list_rows(s, kind, &all, err);
     if (rc) return rc;
     s->cache[kind] = json_object();
     size_t i;

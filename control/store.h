@@ -41,11 +41,6 @@ dm_err_t dm_store_list(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *
  * object. Cheaper than dm_store_list: no copy per object. */
 dm_err_t dm_store_docs(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err);
 
-/* Like dm_store_list, only the objects whose stored JSON contains text (a
- * cheap filter in SQLite before parsing; callers check what they need). */
-dm_err_t dm_store_list_containing(dm_store_t *s, dm_kind_t kind, const char *text, json_t **out,
-                                  dm_error_t *err);
-
 /* The names of the pipelines that read (role "reads") or publish (role
  * "publishes"; NULL: either) source, ordered, as a new JSON array of strings.
  * An index lookup: it does not parse any document. */

@@ -13,7 +13,6 @@ typedef struct family {
     char *name; /* shared by its series, as is help: families live as long as the registry */
     char *help;
     dm_metric_kind_t kind;
-    size_t series;
     struct family *hnext;
 } family_t;
 
@@ -162,7 +161,6 @@ static dm_metric_t *get(dm_metrics_t *m, dm_metric_kind_t kind, const char *name
                 size_t i = series_slot(m, name, labels);
                 x->hnext = m->buckets[i];
                 m->buckets[i] = x;
-                fam->series++;
                 found = x;
                 if (++m->n > m->n_buckets) rehash(m, m->n_buckets * 2);
             }
@@ -218,8 +216,6 @@ void dm_metrics_remove_matching(dm_metrics_t *m, const char *match)
         dm_metric_t *x = *pp;
         if (strstr(x->labels, match)) {
             *pp = x->next;
-            family_t *f = family_of(m, x->name);
-            if (f) f->series--;
             metric_free(x);
             m->n--;
         } else {

@@ -34,8 +34,7 @@ typedef struct reader {
     dm_emit_t emit;
     dm_arena_t arena;
     char group[300];
-    int64_t pos;  /* committed position */
-    int64_t line; /* JSON lines: number of the line at pos (1-based) */
+    int64_t pos; /* committed position */
     int64_t rejected;
     char last_rejected[700];
 } reader_t;
@@ -130,14 +129,13 @@ static void run_jsonl(reader_t *r)
     const dm_file_source_config_t *conf = r->src->conf;
     int fd = open_retrying(r);
     if (fd < 0) return;
-    r->line = line_at(fd, r->pos);
+    int64_t line = line_at(fd, r->pos); /* to name lines after a restart */
     dm_unit_set(r->st, "running", NULL);
     size_t cap = 1 << 20;
     char *buf = malloc(cap);
     size_t have = 0;         /* bytes in buf, starting at file offset r->pos + consumed */
     int64_t consumed = 0;    /* bytes of buf already taken as lines */
     int64_t buf_at = r->pos; /* file offset of buf[0] */
-    int64_t line = r->line;
     dm_error_t err = {0};
     while (buf && !atomic_load(&r->st->stop)) {
         if (have == cap) {
