@@ -49,8 +49,8 @@ struct dm_task {
     int32_t out_partitions, dlq_partitions;
     /* per step, reused */
     dm_buf_t out_bytes;
-    size_t *out_offsets; /* where each output record's value starts in out_bytes */
-    size_t out_cap;
+    size_t n_out, out_cap; /* output records of this step; room for */
+    bool chunked;          /* the chain runs a fetch in chunks (see CHUNK) */
     dm_record_t *out_recs;
     int32_t *out_part;
     dlq_item_t *dlq;
@@ -204,9 +204,11 @@ static dm_err_t open_time_and_state(dm_task_t *task, dm_error_t *err)
                                    conf->other_inputs[0].topic);
     }
     size_t extra = 0;
+    task->chunked = true;
     for (size_t i = 0; i < conf->n_steps; i++) {
         dm_proc_t *p = task->procs[i];
         task->timed |= p->ops->on_watermark != NULL;
+        task->chunked &= !p->ops->on_watermark && !p->ops->on_timer && !p->ops->stateful;
         if (p->ops->stateful) {
             task->stateful = true;
             if (!conf->state_topic)
@@ -587,13 +589,14 @@ static dm_err_t event_time(dm_task_t *task, dm_row_t *row, char *reason, size_t 
     return DM_OK;
 }
 
-/* Decodes the fetched records into rows[0]; undecodable ones become dead letters. */
-static dm_err_t decode_input(dm_task_t *task, dm_error_t *err)
+/* Decodes fetched records [lo, hi) into rows[0]; undecodable ones become
+ * dead letters. */
+static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *err)
 {
     dm_rows_t *rows = &task->rows[0];
     const input_t *in = &task->in[task->cur];
     rows->schema = in->other ? in->writer->root : task->conf.input_schema->root;
-    for (size_t i = 0; i < task->fetch.n; i++) {
+    for (size_t i = lo; i < hi; i++) {
         const dm_record_t *rec = &task->fetch.records[i];
         char reason[300];
         uint32_t id;
@@ -668,42 +671,40 @@ static dm_err_t run_chain(dm_task_t *task, int64_t wm, int64_t now_ms, dm_error_
     return DM_OK;
 }
 
-/* Encodes the chain's output rows into out_bytes / out_recs. */
+/* Appends the chain's output rows to out_bytes / out_recs. The records'
+ * values hold offsets into out_bytes (which may move as it grows) until
+ * output_pointers turns them into pointers. */
 static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
 {
     dm_rows_t *rows = &task->rows[task->conf.n_steps];
-    if (rows->n > task->out_cap) {
-        size_t cap = rows->n;
-        size_t *o = realloc(task->out_offsets, cap * sizeof(*o));
-        if (o) task->out_offsets = o;
+    if (task->n_out + rows->n > task->out_cap) {
+        size_t cap = task->out_cap ? task->out_cap : 1024;
+        while (cap < task->n_out + rows->n)
+            cap *= 2;
         dm_record_t *r = realloc(task->out_recs, cap * sizeof(*r));
         if (r) task->out_recs = r;
         int32_t *pp = realloc(task->out_part, cap * sizeof(*pp));
         if (pp) task->out_part = pp;
         uint16_t *w = realloc(task->out_which, cap * sizeof(*w));
         if (w) task->out_which = w;
-        if (!o || !r || !pp || !w) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        if (!r || !pp || !w) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         task->out_cap = cap;
-    }
-    dm_buf_reset(&task->out_bytes);
-    for (uint32_t i = 0; i < rows->n; i++) {
-        task->out_offsets[i] = task->out_bytes.len;
-        dm_err_t rc = dm_wire_put_header(&task->out_bytes, task->conf.output_schema_id);
-        if (!rc)
-            rc = dm_avro_encode(task->out_schema, &rows->records[i].value, &task->out_bytes, err);
-        if (rc)
-            return dm_error_prefix(err, "task %s: encoding the output of offset %lld",
-                                   task->conf.name, (long long)rows->records[i].offset);
     }
     for (uint32_t i = 0; i < rows->n; i++) {
         const dm_row_t *row = &rows->records[i];
-        size_t end = i + 1 < rows->n ? task->out_offsets[i + 1] : task->out_bytes.len;
-        task->out_recs[i] = (dm_record_t){
+        size_t start = task->out_bytes.len;
+        dm_err_t rc = dm_wire_put_header(&task->out_bytes, task->conf.output_schema_id);
+        if (!rc) rc = dm_avro_encode(task->out_schema, &row->value, &task->out_bytes, err);
+        if (rc)
+            return dm_error_prefix(err, "task %s: encoding the output of offset %lld",
+                                   task->conf.name, (long long)row->offset);
+        size_t k = task->n_out++;
+        task->out_recs[k] = (dm_record_t){
             .timestamp = row->timestamp,
             .key = row->key,
             .key_len = row->key ? (int32_t)row->key_len : -1,
-            .value = task->out_bytes.data + task->out_offsets[i],
-            .value_len = (int32_t)(end - task->out_offsets[i]),
+            .value = (const uint8_t *)(uintptr_t)start, /* an offset for now */
+            .value_len = (int32_t)(task->out_bytes.len - start),
         };
         /* Keyed records go by key hash; keyless ones stay on the input's partition. */
         uint16_t which = row->output;
@@ -711,22 +712,29 @@ static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
             return dm_error_set(err, DM_ERR_INTERNAL, "task %s: a record went to output %u of %zu",
                                 task->conf.name, which, task->conf.n_extra_topics + 1);
         int32_t parts = which ? task->extra_partitions[which - 1] : task->out_partitions;
-        task->out_which[i] = which;
+        task->out_which[k] = which;
         if (parts <= 0) { /* the main output is not written */
-            task->out_part[i] = -1;
+            task->out_part[k] = -1;
             continue;
         }
-        task->out_part[i] = row->key
+        task->out_part[k] = row->key
                                 ? (int32_t)(dm_hash64(row->key, row->key_len) % (uint64_t)parts)
                                 : task->conf.input_partition % parts;
     }
     return DM_OK;
 }
 
+/* Turns the output records' value offsets into pointers, once out_bytes is whole. */
+static void output_pointers(dm_task_t *task)
+{
+    for (size_t i = 0; i < task->n_out; i++)
+        task->out_recs[i].value = task->out_bytes.data + (uintptr_t)task->out_recs[i].value;
+}
+
 /* Adds outputs to the transaction, one produce per output partition. */
 static dm_err_t produce_output(dm_task_t *task, dm_transport_txn_t *txn, dm_error_t *err)
 {
-    size_t n = task->rows[task->conf.n_steps].n;
+    size_t n = task->n_out;
     if (!n) return DM_OK;
     dm_record_t *group = malloc(n * sizeof(*group));
     if (!group) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
@@ -932,6 +940,33 @@ static dm_err_t fetch_some(dm_task_t *task, int timeout_ms, bool *input, dm_erro
     return DM_OK;
 }
 
+/* Records per chunk of a chain that runs in chunks: a chunk's decoded rows
+ * are still in cache when the steps read them, where a whole fetch (tens of
+ * thousands of records) would have left the cache before the first step. */
+#define CHUNK 512
+
+/* Decodes the fetch, runs the chain and encodes its output. A chain whose
+ * steps keep no state and ignore time runs in chunks of CHUNK records (the
+ * arenas keep growing, so everything stays valid until the commit); one that
+ * reacts to watermarks sees the fetch whole, so that the watermark moves once
+ * per fetch as it always did. */
+static dm_err_t run_fetch(dm_task_t *task, int64_t now, dm_error_t *err)
+{
+    size_t n = task->fetch.n, lo = 0;
+    size_t chunk = task->chunked ? CHUNK : n;
+    do {
+        size_t hi = n - lo < chunk ? n : lo + chunk;
+        for (size_t i = 0; i <= task->conf.n_steps; i++)
+            task->rows[i].n = 0;
+        dm_err_t rc = decode_input(task, lo, hi, err);
+        if (!rc) rc = run_chain(task, advance_watermark(task), now, err);
+        if (!rc) rc = encode_output(task, err);
+        if (rc) return rc;
+        lo = hi;
+    } while (lo < n);
+    return DM_OK;
+}
+
 dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_error_t *err)
 {
     *processed = 0;
@@ -953,11 +988,11 @@ dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_err
     for (size_t i = 0; i <= task->conf.n_steps; i++)
         dm_rows_reset(&task->rows[i]);
     task->n_dlq = 0;
+    task->n_out = 0;
+    dm_buf_reset(&task->out_bytes);
     task->broken = task->stateful; /* until the commit: state may run ahead of the log */
-    if ((rc = decode_input(task, err)) ||
-        (rc = run_chain(task, advance_watermark(task), now, err)) ||
-        (rc = encode_output(task, err)))
-        return rc;
+    if ((rc = run_fetch(task, now, err))) return rc;
+    output_pointers(task);
     dm_transport_txn_t *txn;
     if ((rc = dm_transport_txn_begin(task->t, &txn, err))) return rc;
     dm_tp_offset_t next = {in->topic, in->partition, next_offset};
@@ -976,7 +1011,7 @@ dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_err
     size_t n_in = input ? task->fetch.n : 0;
     *processed = n_in;
     add(task->m_in, n_in);
-    add(task->m_out, task->rows[task->conf.n_steps].n);
+    add(task->m_out, task->n_out);
     add(task->m_dead, task->n_dlq);
     if (task->m_latency) dm_metric_observe(task->m_latency, (dm_now_ns() - t0) / 1000);
     if (task->n_dlq)
@@ -1002,7 +1037,6 @@ void dm_task_free(dm_task_t *task)
     dm_dead_letters_free(&task->dead);
     if (task->fetch.impl) dm_transport_batch_free(task->t, &task->fetch);
     dm_buf_free(&task->out_bytes);
-    free(task->out_offsets);
     free(task->out_recs);
     free(task->out_part);
     free(task->out_which);
