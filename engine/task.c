@@ -596,6 +596,8 @@ static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *
     dm_rows_t *rows = &task->rows[0];
     const input_t *in = &task->in[task->cur];
     rows->schema = in->other ? in->writer->root : task->conf.input_schema->root;
+    if (dm_rows_reserve(rows, (uint32_t)(hi - lo)))
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     for (size_t i = lo; i < hi; i++) {
         const dm_record_t *rec = &task->fetch.records[i];
         char reason[300];
@@ -606,29 +608,30 @@ static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *
         if (rc) {
             snprintf(reason, sizeof(reason), "value is not in the Confluent wire format (%s)",
                      rc == DM_ERR_TRUNCATED ? "shorter than 5 bytes" : "magic byte is not 0");
-        } else if (id != task->in[task->cur].schema_id) {
+        } else if (id != in->schema_id) {
             snprintf(reason, sizeof(reason), "value has schema id %u, the topic's is %u", id,
-                     task->in[task->cur].schema_id);
+                     in->schema_id);
             rc = DM_ERR_SCHEMA_MISMATCH;
         } else {
-            dm_row_t *row = dm_rows_push(rows);
-            if (!row) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+            /* filled in place (room reserved above); counted once it decoded */
+            dm_row_t *row = &rows->records[rows->n];
             dm_error_t derr;
-            rc = dm_avro_decode(task->in[task->cur].codec, rec->value + DM_WIRE_HEADER,
+            rc = dm_avro_decode(in->codec, rec->value + DM_WIRE_HEADER,
                                 (size_t)rec->value_len - DM_WIRE_HEADER, NULL, &rows->arena,
                                 &row->value, &derr);
             if (rc) {
-                rows->n--;
                 snprintf(reason, sizeof(reason), "%s", derr.message);
             } else {
                 row->key = rec->key;
                 row->key_len = rec->key_len < 0 ? 0 : (uint32_t)rec->key_len;
+                row->flags = 0;
                 row->timestamp = rec->timestamp;
-                row->partition = task->in[task->cur].partition;
+                row->partition = in->partition;
+                row->output = 0;
+                row->input = in->other;
                 row->offset = rec->offset;
-                row->input = task->in[task->cur].other;
-                if (task->event_time && (rc = event_time(task, row, reason, sizeof(reason))))
-                    rows->n--;
+                if (!task->event_time || !(rc = event_time(task, row, reason, sizeof(reason))))
+                    rows->n++;
             }
         }
         if (rc && add_dead(task, i, "decode", reason))

@@ -104,8 +104,9 @@ struct plan {
     const proj_t *proj;
     uint32_t n_out;
     uint32_t n_steps;
-    uint32_t n_needed;       /* steps up to the last one that fills a slot */
-    dm_avro_value_t *absent; /* projected record: n_out values, all DM_AVRO_ABSENT */
+    uint32_t n_needed; /* steps up to the last one that fills a slot */
+    uint32_t *absent;  /* projected record: the slots no step or default fills */
+    uint32_t n_absent;
     step_t *steps;
     fill_t *fills;
     uint32_t n_fills;
@@ -525,7 +526,8 @@ static int dec_record(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
     if (++c->depth > MAX_DEPTH) return fail(c, DM_ERR_SCHEMA_MISMATCH, "nesting too deep");
     dm_avro_value_t *v = dm_arena_alloc(c->arena, (pl->n_out ? pl->n_out : 1) * sizeof(*v));
     if (!v) return fail(c, DM_ERR_NOMEM, "out of memory");
-    if (pl->projected) memcpy(v, pl->absent, pl->n_out * sizeof(*v));
+    for (uint32_t k = 0; k < pl->n_absent; k++)
+        v[pl->absent[k]] = (dm_avro_value_t){.type = DM_AVRO_ABSENT};
     const step_t *s = pl->steps;
     uint32_t n_steps = c->lazy_tail && c->depth == 1 ? pl->n_needed : pl->n_steps;
     const uint8_t *p = c->p, *const end = c->end;
@@ -990,6 +992,24 @@ static void opt_string_step(step_t *s)
     }
 }
 
+/* The slots of a projected record that decoding leaves absent: only those
+ * are written per record (a copy of the whole record's worth of absent
+ * values cost more than the fields it decoded). */
+static dm_err_t absent_slots(dm_avro_codec_t *c, plan_t *pl)
+{
+    if (!pl->projected) return DM_OK;
+    bool *filled = dm_arena_calloc(&c->arena, pl->n_out ? pl->n_out : 1, sizeof(bool));
+    pl->absent = dm_arena_calloc(&c->arena, pl->n_out ? pl->n_out : 1, sizeof(uint32_t));
+    if (!filled || !pl->absent) return DM_ERR_NOMEM;
+    for (uint32_t i = 0; i < pl->n_steps; i++)
+        if (pl->steps[i].slot >= 0) filled[pl->steps[i].slot] = true;
+    for (uint32_t i = 0; i < pl->n_fills; i++)
+        filled[pl->fills[i].slot] = true;
+    for (uint32_t k = 0; k < pl->n_out; k++)
+        if (!filled[k]) pl->absent[pl->n_absent++] = k;
+    return DM_OK;
+}
+
 static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_node_t *w,
                                const dm_avro_node_t *r, const proj_t *proj)
 {
@@ -1060,13 +1080,6 @@ static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_nod
         pl->n_needed = i + 1;
     }
     if ((rc = compile_skip_runs(c, pl, w))) return rc;
-    if (pl->projected || proj) {
-        pl->absent =
-            dm_arena_calloc(&c->arena, r->n_fields ? r->n_fields : 1, sizeof(dm_avro_value_t));
-        if (!pl->absent) return DM_ERR_NOMEM;
-        for (uint32_t k = 0; k < r->n_fields; k++)
-            pl->absent[k].type = DM_AVRO_ABSENT;
-    }
     for (uint32_t k = 0; k < r->n_fields; k++) {
         if (matched[k]) continue;
         const dm_avro_field_t *rf = &r->fields[k];
@@ -1088,7 +1101,7 @@ static dm_err_t compile_record(dm_avro_codec_t *c, plan_t *pl, const dm_avro_nod
                     .arena = &c->arena};
         if (dec(&d, dp, &f->value)) return cerr(c, DM_ERR_INTERNAL, "bad default");
     }
-    return DM_OK;
+    return absent_slots(c, pl);
 }
 
 static int find_reader_branch(const dm_avro_node_t *w, const dm_avro_node_t *r, bool exact)
