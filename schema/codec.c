@@ -550,12 +550,18 @@ static int dec_record(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
             }
             switch (s->skip) {
             case SK_VARINT:
+            case SK_INT: {
+                /* stepped over by its stop bit; up to 4 bytes (28 bits) an
+                 * int is in range without decoding it */
+                const uint8_t *q = sr_varint(p, end);
+                if (__builtin_expect(q && (s->skip == SK_VARINT || q - p <= 4), 1)) {
+                    p = q;
+                    break;
+                }
                 if ((e = pv_long(&p, end, &l))) goto varint_error;
+                if (s->skip == SK_INT && (l < INT32_MIN || l > INT32_MAX)) goto int_range;
                 break;
-            case SK_INT:
-                if ((e = pv_long(&p, end, &l))) goto varint_error;
-                if (l < INT32_MIN || l > INT32_MAX) goto int_range;
-                break;
+            }
             case SK_LEN:
                 if ((e = pv_long(&p, end, &l))) goto varint_error;
                 if (l < 0) goto negative_length;
