@@ -999,6 +999,9 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
         /* State, event time, route outputs and union inputs (engine/task.h). */
         if (stateful) tc.state_topic = json_string_value(json_object_get(u->owned, "state"));
         tc.state_dir = json_string_value(json_object_get(u->owned, "state_dir"));
+        int64_t spill = 0; /* validated at apply (spec.state.spill) */
+        if (!dm_spec_state_spill(json_object_get(spec, "state"), &spill))
+            tc.state_spill_bytes = (size_t)spill;
         tc.event_time = json_string_value(json_object_get(ut, "time"));
         tc.extra_topics = u->extra;
         tc.n_extra_topics = json_array_size(extra);

@@ -48,6 +48,7 @@ spec:
         time: ms
         group_by: [page]
         aggregates: ["count(*) AS n", "count(distinct user) AS users", "max(ms) AS last"]
+  state: {spill: 64KiB}
   to: [{source: page-counts}]
 ---
 kind: Pipeline
