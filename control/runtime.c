@@ -999,6 +999,13 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
         /* State, event time, route outputs and union inputs (engine/task.h). */
         if (stateful) tc.state_topic = json_string_value(json_object_get(u->owned, "state"));
         tc.state_dir = json_string_value(json_object_get(u->owned, "state_dir"));
+        /* spec.idle_timeout (validated at apply): 0 = an input holds the
+         * watermark back only while it brings records */
+        const json_t *idle = json_object_get(spec, "idle_timeout");
+        int64_t idle_ms = json_is_integer(idle) ? json_integer_value(idle) : 0;
+        if (json_is_string(idle) && dm_parse_duration_ms(json_string_value(idle), &idle_ms))
+            idle_ms = 0;
+        if (idle) tc.idle_timeout_ms = idle_ms > 0 ? idle_ms : 1;
         int64_t spill = 0; /* validated at apply (spec.state.spill) */
         if (!dm_spec_state_spill(json_object_get(spec, "state"), &spill))
             tc.state_spill_bytes = (size_t)spill;

@@ -538,9 +538,10 @@ dm_err_t dm_spec_state_spill(const json_t *state, int64_t *bytes)
 
 static dm_err_t check_pipeline(vctx_t *v, const json_t *spec)
 {
-    static const char *const keys[] = {"from", "steps", "to", "state", NULL};
+    static const char *const keys[] = {"from", "steps", "to", "state", "idle_timeout", NULL};
     dm_err_t rc = check_keys(v, spec, "spec", keys);
     if (rc) return rc;
+    if ((rc = need_duration(v, spec, "idle_timeout", "spec", false))) return rc;
     const json_t *state = json_object_get(spec, "state");
     if (state && (rc = check_state(v, state))) return rc;
     const json_t *from = json_object_get(spec, "from");

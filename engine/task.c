@@ -32,7 +32,9 @@ typedef struct input {
     dm_avro_schema_t *reader; /* union inputs: the primary shape under their name */
     dm_avro_codec_t *codec;
     int64_t position, lag;
-    bool other; /* the join's other source */
+    bool other;        /* the join's other source */
+    int64_t max_event; /* largest event time read from this input; INT64_MIN before any */
+    int64_t last_ms;   /* wall clock of its last records (of the task's start before any) */
 } input_t;
 
 struct dm_task {
@@ -63,7 +65,7 @@ struct dm_task {
     bool timed;                  /* some step reacts to watermarks */
     bool stateful;               /* some step keeps state */
     bool broken;                 /* a step failed after state changed: restore first */
-    int64_t max_event_time;      /* largest event time read; INT64_MIN before any */
+    int64_t max_event_time;      /* what the watermark follows (see event_basis) */
     int64_t logged_max_event;    /* what the state topic holds */
     int64_t watermark;
     dm_buf_t state_bytes;
@@ -331,6 +333,8 @@ static dm_err_t restore_state(dm_task_t *task, dm_error_t *err)
     if (rc) return dm_error_prefix(err, "task %s: restoring state", conf->name);
     task->logged_max_event = task->max_event_time;
     task->watermark = watermark_of(task, task->max_event_time);
+    for (size_t i = 0; i < task->n_in; i++) /* no input holds it below where it was */
+        task->in[i].max_event = task->max_event_time;
     for (size_t i = 0; i < conf->n_steps; i++) {
         dm_proc_t *p = task->procs[i];
         p->watermark = task->watermark;
@@ -395,6 +399,8 @@ static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths,
                       .other = true};
     for (size_t i = 0; i < task->n_in; i++) {
         input_t *in = &task->in[i];
+        in->max_event = INT64_MIN;
+        in->last_ms = dm_wall_ms();
         dm_err_t rc = i && !in->other
                           ? dm_task_union_reader(conf->input_schema, in->writer, &in->reader, err)
                           : DM_OK;
@@ -898,14 +904,37 @@ static int64_t next_timer(const dm_task_t *task)
     return due;
 }
 
+/* The event time the watermark follows: the smallest of the inputs' largest
+ * event times, so that a slow input's records are not late for windows a
+ * fast one would close; an input that brought nothing for idle_timeout_ms
+ * stops holding it back until it brings records again. When every input is
+ * idle, the largest. */
+static int64_t event_basis(const dm_task_t *task, int64_t now_ms)
+{
+    int64_t idle =
+        task->conf.idle_timeout_ms > 0 ? task->conf.idle_timeout_ms : DM_TASK_IDLE_TIMEOUT_MS;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (size_t i = 0; i < task->n_in; i++) {
+        const input_t *in = &task->in[i];
+        if (in->max_event > hi) hi = in->max_event;
+        if (now_ms - in->last_ms <= idle && in->max_event < lo) lo = in->max_event;
+    }
+    return lo == INT64_MAX ? hi : lo;
+}
+
 /* The watermark the decoded input brings, INT64_MIN when it does not move. */
 static int64_t advance_watermark(dm_task_t *task)
 {
     if (!task->timed) return INT64_MIN;
-    const dm_rows_t *in = &task->rows[0];
-    for (uint32_t i = 0; i < in->n; i++)
-        if (in->records[i].timestamp > task->max_event_time)
-            task->max_event_time = in->records[i].timestamp;
+    const dm_rows_t *rows = &task->rows[0];
+    input_t *cur = &task->in[task->cur];
+    int64_t now = dm_wall_ms();
+    if (task->fetch.n) cur->last_ms = now;
+    for (uint32_t i = 0; i < rows->n; i++)
+        if (rows->records[i].timestamp > cur->max_event)
+            cur->max_event = rows->records[i].timestamp;
+    int64_t basis = event_basis(task, now);
+    if (basis > task->max_event_time) task->max_event_time = basis; /* it never goes back */
     int64_t wm = watermark_of(task, task->max_event_time);
     if (wm <= task->watermark) return INT64_MIN;
     task->watermark = wm;

@@ -69,6 +69,7 @@ static void test_good_specs(void)
                           "        group_by: [country]\n"
                           "        aggregates: [\"count(*) AS n\", \"sum(amount) AS total\"]\n"
                           "  state: {spill: 16MiB}\n"
+                          "  idle_timeout: 45s\n"
                           "  to: [{source: per-country}]\n";
     REQUIRE(validate_text(windows, &s, &err) == DM_OK);
     int64_t spill = 0;
@@ -211,6 +212,9 @@ static const struct {
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], state: {ttl: 5m}, to: [{source: "
      "b}]}\n",
      "spec.state.ttl: unknown key 'ttl'; allowed: spill"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a, b], idle_timeout: soon, to: [{source: "
+     "c}]}\n",
+     "spec.idle_timeout: expected a duration"},
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{map: x}], to: [{source: "
      "b}]}\n",
      "spec.steps[0].map: unknown key 'map'; allowed: filter, project, enrich, aggregate, dedupe, "
