@@ -680,9 +680,10 @@ static dm_err_t run_chain(dm_task_t *task, int64_t wm, int64_t now_ms, dm_error_
     return DM_OK;
 }
 
-/* Appends the chain's output rows to out_bytes / out_recs. The records'
- * values hold offsets into out_bytes (which may move as it grows) until
- * output_pointers turns them into pointers. */
+/* Appends the chain's output rows to out_bytes / out_recs: their keys as
+ * they are and their values encoded, so that nothing of them stays in the
+ * rows' arenas. The records hold offsets into out_bytes (which may move as
+ * it grows) until output_pointers turns them into pointers. */
 static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
 {
     dm_rows_t *rows = &task->rows[task->conf.n_steps];
@@ -701,6 +702,9 @@ static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
     }
     for (uint32_t i = 0; i < rows->n; i++) {
         const dm_row_t *row = &rows->records[i];
+        size_t key_at = task->out_bytes.len;
+        if (row->key && dm_buf_append(&task->out_bytes, row->key, row->key_len))
+            return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         size_t start = task->out_bytes.len;
         dm_err_t rc = dm_wire_put_header(&task->out_bytes, task->conf.output_schema_id);
         if (!rc) rc = dm_avro_encode(task->out_schema, &row->value, &task->out_bytes, err);
@@ -710,9 +714,9 @@ static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
         size_t k = task->n_out++;
         task->out_recs[k] = (dm_record_t){
             .timestamp = row->timestamp,
-            .key = row->key,
+            .key = (const uint8_t *)(uintptr_t)key_at, /* offsets for now */
             .key_len = row->key ? (int32_t)row->key_len : -1,
-            .value = (const uint8_t *)(uintptr_t)start, /* an offset for now */
+            .value = (const uint8_t *)(uintptr_t)start,
             .value_len = (int32_t)(task->out_bytes.len - start),
         };
         /* Keyed records go by key hash; keyless ones stay on the input's partition. */
@@ -736,8 +740,11 @@ static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
 /* Turns the output records' value offsets into pointers, once out_bytes is whole. */
 static void output_pointers(dm_task_t *task)
 {
-    for (size_t i = 0; i < task->n_out; i++)
-        task->out_recs[i].value = task->out_bytes.data + (uintptr_t)task->out_recs[i].value;
+    for (size_t i = 0; i < task->n_out; i++) {
+        dm_record_t *r = &task->out_recs[i];
+        r->value = task->out_bytes.data + (uintptr_t)r->value;
+        r->key = r->key_len < 0 ? NULL : task->out_bytes.data + (uintptr_t)r->key;
+    }
 }
 
 /* Adds outputs to the transaction, one produce per output partition. */
@@ -978,10 +985,11 @@ static dm_err_t fetch_some(dm_task_t *task, int timeout_ms, bool *input, dm_erro
 #define CHUNK 512
 
 /* Decodes the fetch, runs the chain and encodes its output. A chain whose
- * steps keep no state and ignore time runs in chunks of CHUNK records (the
- * arenas keep growing, so everything stays valid until the commit); one that
- * reacts to watermarks sees the fetch whole, so that the watermark moves once
- * per fetch as it always did. */
+ * steps keep no state and ignore time runs in chunks of CHUNK records, its
+ * arenas reset for each (the output has copied all it needs, and dead
+ * letters refer to the fetch), so a chunk's memory is the last one's and
+ * stays in cache; one that reacts to watermarks sees the fetch whole, so
+ * that the watermark moves once per fetch as it always did. */
 static dm_err_t run_fetch(dm_task_t *task, int64_t now, dm_error_t *err)
 {
     size_t n = task->fetch.n, lo = 0;
@@ -989,7 +997,7 @@ static dm_err_t run_fetch(dm_task_t *task, int64_t now, dm_error_t *err)
     do {
         size_t hi = n - lo < chunk ? n : lo + chunk;
         for (size_t i = 0; i <= task->conf.n_steps; i++)
-            task->rows[i].n = 0;
+            dm_rows_reset(&task->rows[i]);
         dm_err_t rc = decode_input(task, lo, hi, err);
         if (!rc) rc = run_chain(task, advance_watermark(task), now, err);
         if (!rc) rc = encode_output(task, err);
