@@ -45,7 +45,9 @@ struct dm_task {
     dm_proc_t **procs;
     proc_metrics_t *pm;
     const dm_avro_node_t *out_schema;
-    dm_rows_t *rows; /* rows[0]: decoded input; rows[i + 1]: output of procs[i] */
+    dm_rows_t *rows;    /* rows[0]: decoded input; rows[i + 1]: output of procs[i] */
+    size_t join_step;   /* the step that reads the other inputs (join), if any */
+    dm_rows_t *decoded; /* where this step's input was decoded */
     dm_dead_letters_t dead;
     dm_transport_batch_t fetch;
     int32_t out_partitions, dlq_partitions;
@@ -456,15 +458,22 @@ dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t 
     }
     const dm_avro_node_t *schema = conf->input_schema->root;
     dm_rows_init(&task->rows[0], schema);
-    if (conf->n_other_inputs && (!conf->n_steps || !conf->steps[0].ops->two_inputs)) {
+    /* One step may read a second source (a join); its records enter the
+     * chain at that step. */
+    size_t joins = 0;
+    for (size_t i = 0; i < conf->n_steps; i++)
+        if (conf->steps[i].ops->two_inputs && !joins++) task->join_step = i;
+    if (joins > 1 || (conf->n_other_inputs && !joins)) {
         rc = dm_error_set(err, DM_ERR_INVALID,
-                          "task %s: a second source is read only by a first step that joins",
+                          joins > 1 ? "task %s: only one step may read a second source (one join)"
+                                    : "task %s: a second source is read only by a step that joins",
                           conf->name);
         goto fail;
     }
     for (size_t i = 0; i < conf->n_steps; i++) {
-        const dm_avro_node_t *other =
-            i == 0 && conf->n_other_inputs ? conf->other_inputs[0].schema->root : NULL;
+        const dm_avro_node_t *other = joins && i == task->join_step && conf->n_other_inputs
+                                          ? conf->other_inputs[0].schema->root
+                                          : NULL;
         rc = dm_proc_open2(conf->steps[i].ops, conf->env, conf->steps[i].config, schema, other,
                            &task->procs[i], err);
         if (rc) {
@@ -583,7 +592,7 @@ static dm_err_t event_time(dm_task_t *task, dm_row_t *row, char *reason, size_t 
     dm_expr_value_t v;
     dm_error_t e;
     const dm_expr_t *et = task->in[task->cur].other ? task->other_event_time : task->event_time;
-    if (dm_expr_eval(et, &row->value, &task->rows[0].arena, &v, &e)) {
+    if (dm_expr_eval(et, &row->value, &task->decoded->arena, &v, &e)) {
         snprintf(reason, cap, "%s", e.message);
         return DM_ERR_INVALID;
     }
@@ -599,9 +608,12 @@ static dm_err_t event_time(dm_task_t *task, dm_row_t *row, char *reason, size_t 
  * dead letters. */
 static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *err)
 {
-    dm_rows_t *rows = &task->rows[0];
     const input_t *in = &task->in[task->cur];
-    rows->schema = in->other ? in->writer->root : task->conf.input_schema->root;
+    /* the join's other source enters the chain at the join, its rows marked */
+    dm_rows_t *rows = &task->rows[in->other ? task->join_step : 0];
+    task->decoded = rows;
+    if (rows == &task->rows[0])
+        rows->schema = in->other ? in->writer->root : task->conf.input_schema->root;
     if (dm_rows_reserve(rows, (uint32_t)(hi - lo)))
         return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     for (size_t i = lo; i < hi; i++) {
@@ -933,7 +945,7 @@ static int64_t event_basis(const dm_task_t *task, int64_t now_ms)
 static int64_t advance_watermark(dm_task_t *task)
 {
     if (!task->timed) return INT64_MIN;
-    const dm_rows_t *rows = &task->rows[0];
+    const dm_rows_t *rows = task->decoded;
     input_t *cur = &task->in[task->cur];
     int64_t now = dm_wall_ms();
     if (task->fetch.n) cur->last_ms = now;

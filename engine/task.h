@@ -79,7 +79,7 @@ typedef struct dm_task_config {
      * that brings no records for idle_timeout_ms stops holding it back. */
     const dm_task_input_t *more_inputs;
     size_t n_more_inputs;
-    /* Join: the partitions of the other source the first step (a processor
+    /* Join: the partitions of the other source the joining step (a processor
      * with two_inputs) reads; all of one schema, decoded as it is. */
     const dm_task_input_t *other_inputs;
     size_t n_other_inputs;
