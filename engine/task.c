@@ -744,7 +744,8 @@ static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
         }
         task->out_part[k] = row->key
                                 ? (int32_t)(dm_hash64(row->key, row->key_len) % (uint64_t)parts)
-                                : task->conf.input_partition % parts;
+                            : parts == 1 ? 0
+                                         : task->conf.input_partition % parts;
     }
     return DM_OK;
 }
@@ -764,6 +765,11 @@ static dm_err_t produce_output(dm_task_t *task, dm_transport_txn_t *txn, dm_erro
 {
     size_t n = task->n_out;
     if (!n) return DM_OK;
+    /* The common case, one output partition: the records as they are. */
+    if (!task->conf.n_extra_topics && task->out_partitions == 1)
+        return task->conf.output_topic ? dm_transport_txn_produce(txn, task->conf.output_topic, 0,
+                                                                  task->out_recs, n, err)
+                                       : DM_OK;
     dm_record_t *group = malloc(n * sizeof(*group));
     if (!group) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     dm_err_t rc = DM_OK;

@@ -973,10 +973,13 @@ dm_err_t dm_avro_decode(const dm_avro_codec_t *codec, const uint8_t *buf, size_t
     c.start = c.p = buf;
     c.end = buf + len;
     c.arena = arena;
+    /* a flat record whose end the caller knows: straight to its loop */
+    const plan_t *root = codec->root;
+    if (!consumed && root->flat && dec_flat(&c, root, out) == 0) return DM_OK;
     c.depth = 0;
     c.lazy_tail = !consumed;
     c.n_trail = 0;
-    if (dec(&c, codec->root, out)) return report(&c, err);
+    if (dec(&c, root, out)) return report(&c, err);
     if (consumed) *consumed = (size_t)(c.p - buf);
     return DM_OK;
 }
