@@ -872,10 +872,11 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
         }
     }
 
-    /* A join as the first step: the partitions of the source it joins with,
-     * task p reading q = p, p + n, ... of them. */
-    const json_t *join0 =
-        json_object_get(json_array_get(json_object_get(spec, "steps"), 0), "join");
+    /* A join (one per pipeline, at any step): the partitions of the source it
+     * joins with, task p reading q = p, p + n, ... of them. */
+    const json_t *join0 = NULL;
+    for (size_t k = 0; !join0 && k < json_array_size(json_object_get(spec, "steps")); k++)
+        join0 = json_object_get(json_array_get(json_object_get(spec, "steps"), k), "join");
     const char *jwith = json_string_value(json_object_get(join0, "with"));
     const dm_avro_schema_t *j_schema = NULL;
     uint32_t j_id = 0;
@@ -999,6 +1000,16 @@ static void start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *st
         /* State, event time, route outputs and union inputs (engine/task.h). */
         if (stateful) tc.state_topic = json_string_value(json_object_get(u->owned, "state"));
         tc.state_dir = json_string_value(json_object_get(u->owned, "state_dir"));
+        /* spec.idle_timeout (validated at apply): 0 = an input holds the
+         * watermark back only while it brings records */
+        const json_t *idle = json_object_get(spec, "idle_timeout");
+        int64_t idle_ms = json_is_integer(idle) ? json_integer_value(idle) : 0;
+        if (json_is_string(idle) && dm_parse_duration_ms(json_string_value(idle), &idle_ms))
+            idle_ms = 0;
+        if (idle) tc.idle_timeout_ms = idle_ms > 0 ? idle_ms : 1;
+        int64_t spill = 0; /* validated at apply (spec.state.spill) */
+        if (!dm_spec_state_spill(json_object_get(spec, "state"), &spill))
+            tc.state_spill_bytes = (size_t)spill;
         tc.event_time = json_string_value(json_object_get(ut, "time"));
         tc.extra_topics = u->extra;
         tc.n_extra_topics = json_array_size(extra);
@@ -1158,11 +1169,12 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
         snprintf(pk, sizeof(pk), "Pipeline/%s", n);
         json_t *reads = dm_spec_pipeline_inputs(d);
         /* A join reads its other source too: restart when that one changes. */
-        const json_t *jw = json_object_get(
-            json_object_get(json_array_get(json_object_get(json_object_get(d, "spec"), "steps"), 0),
-                            "join"),
-            "with");
-        if (json_is_string(jw)) json_array_append(reads, (json_t *)jw);
+        const json_t *steps = json_object_get(json_object_get(d, "spec"), "steps");
+        for (size_t k = 0; k < json_array_size(steps); k++) {
+            const json_t *jw =
+                json_object_get(json_object_get(json_array_get(steps, k), "join"), "with");
+            if (json_is_string(jw)) json_array_append(reads, (json_t *)jw);
+        }
         size_t i;
         json_t *s;
         json_array_foreach(reads, i, s)

@@ -143,6 +143,7 @@ static dm_err_t check_chain(dm_runtime_t *rt, const json_t *doc, const json_t *b
         const dm_avro_node_t *node = s->root;
         dm_proc_t *procs[64] = {0};
         size_t n = 0, i;
+        bool joined = false;
         json_t *step;
         json_array_foreach(json_object_get(spec, "steps"), i, step)
         {
@@ -150,9 +151,11 @@ static dm_err_t check_chain(dm_runtime_t *rt, const json_t *doc, const json_t *b
             const char *kind;
             json_t *conf = dm_runtime_step_config(step, &kind);
             const char *with = json_string_value(json_object_get(conf, "with"));
-            const dm_avro_schema_t *other = n == 0 && !strcmp(kind, "join") && with
+            /* the first join reads its source; a second one is refused by its open */
+            const dm_avro_schema_t *other = !joined && !strcmp(kind, "join") && with
                                                 ? check_schema(&c, with, &key, &ignore)
                                                 : NULL;
+            joined |= !strcmp(kind, "join");
             rc = dm_proc_open2(dm_proc_find(kind), &env, conf, node, other ? other->root : NULL,
                                &procs[n], err);
             json_decref(conf);

@@ -504,11 +504,46 @@ static dm_err_t check_step(vctx_t *v, const json_t *step, size_t i)
     return DM_OK;
 }
 
+/* spec.state: {spill: SIZE} — memory each stateful step's store may hold
+ * before it spills to RocksDB ("64MiB", "512KiB", or bytes). */
+#define SPILL_MIN ((int64_t)64 << 10)
+#define SPILL_MAX ((int64_t)1 << 40)
+
+static dm_err_t check_state(vctx_t *v, const json_t *state)
+{
+    static const char *const keys[] = {"spill", NULL};
+    dm_err_t rc = check_keys(v, state, "spec.state", keys);
+    if (rc) return rc;
+    int64_t bytes;
+    rc = dm_spec_state_spill(state, &bytes);
+    if (rc == DM_ERR_CONFIG_TYPE)
+        return fail(v, rc, "spec.state.spill", "expected a size (\"64MiB\") or a number of bytes");
+    if (rc == DM_ERR_CONFIG_RANGE)
+        return fail(v, rc, "spec.state.spill", "must be between 64KiB and 1TiB");
+    return rc;
+}
+
+dm_err_t dm_spec_state_spill(const json_t *state, int64_t *bytes)
+{
+    *bytes = 0;
+    const json_t *spill = json_object_get(state, "spill");
+    if (!spill) return DM_OK;
+    if (json_is_integer(spill))
+        *bytes = json_integer_value(spill);
+    else if (!json_is_string(spill) || dm_parse_size(json_string_value(spill), bytes))
+        return DM_ERR_CONFIG_TYPE;
+    if (*bytes < SPILL_MIN || *bytes > SPILL_MAX) return DM_ERR_CONFIG_RANGE;
+    return DM_OK;
+}
+
 static dm_err_t check_pipeline(vctx_t *v, const json_t *spec)
 {
-    static const char *const keys[] = {"from", "steps", "to", NULL};
+    static const char *const keys[] = {"from", "steps", "to", "state", "idle_timeout", NULL};
     dm_err_t rc = check_keys(v, spec, "spec", keys);
     if (rc) return rc;
+    if ((rc = need_duration(v, spec, "idle_timeout", "spec", false))) return rc;
+    const json_t *state = json_object_get(spec, "state");
+    if (state && (rc = check_state(v, state))) return rc;
     const json_t *from = json_object_get(spec, "from");
     if (!from) return fail(v, DM_ERR_CONFIG_MISSING, "spec.from", "required key 'from' is missing");
     if (json_is_string(from)) {

@@ -62,6 +62,10 @@ bool dm_spec_doc_equal(const json_t *a, const json_t *b);
  * join steps look up, each once (new JSON array of strings). */
 json_t *dm_spec_pipeline_reads(const json_t *pipeline_doc);
 
+/* A pipeline's spec.state.spill in bytes (0 when absent). DM_ERR_CONFIG_TYPE
+ * when it is not a size, DM_ERR_CONFIG_RANGE outside 64KiB..1TiB. */
+dm_err_t dm_spec_state_spill(const json_t *state, int64_t *bytes);
+
 /* True when name is a valid object name: 1–63 characters of a-z, 0-9, '-',
  * '_' and '.', starting and ending with a letter or digit. */
 int dm_spec_name_valid(const char *name);

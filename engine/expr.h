@@ -82,6 +82,28 @@ dm_err_t dm_expr_eval(const dm_expr_t *e, const dm_avro_value_t *record, dm_aren
 dm_err_t dm_expr_eval_filter(const dm_expr_t *e, const dm_avro_value_t *record, dm_arena_t *arena,
                              bool *keep, dm_error_t *err);
 
+/* Batch evaluation (engine/expr_vec.c): the common shapes (fields,
+ * literals, comparisons, AND/OR/NOT, IS NULL, arithmetic) run over many
+ * records at once. Record i is the value at (const char *)first + i * stride.
+ * A record the batch form leaves to the caller (the expression has other
+ * parts, or this record could fail: overflow, division by zero) is "slow":
+ * evaluate it with dm_expr_eval / dm_expr_eval_filter, which give the same
+ * result or name the error. Nothing is allocated. */
+
+/* True when e has a batch form (else every record is slow). */
+bool dm_expr_batchable(const dm_expr_t *e);
+
+#define DM_EXPR_KEEP_SLOW 2
+
+/* keep[i]: 1 keep (TRUE), 0 drop (FALSE or NULL), DM_EXPR_KEEP_SLOW. */
+void dm_expr_filter_batch(const dm_expr_t *e, const dm_avro_value_t *first, size_t stride,
+                          uint32_t n, uint8_t *keep);
+
+/* out[i]: the value of record i (already widened to the static type) unless
+ * slow[i] is true. */
+void dm_expr_eval_batch(const dm_expr_t *e, const dm_avro_value_t *first, size_t stride, uint32_t n,
+                        dm_expr_value_t *out, bool *slow);
+
 /* The name of a type ("long", "string"). */
 const char *dm_expr_type_name(dm_expr_type_t t);
 

@@ -1041,6 +1041,7 @@ dm_err_t dm_expr_compile(const char *text, const dm_avro_node_t *record, dm_expr
     }
     e->paths = ps.paths;
     e->n_paths = ps.n_paths;
+    dm_expr_vec_compile(e);
     *out = e;
     return DM_OK;
 }

@@ -91,13 +91,20 @@ struct node {
     uint32_t n_kids;
 };
 
+struct vop; /* expr_vec.c */
+
 struct dm_expr {
     dm_arena_t arena;
     char *text;
     node_t *root;
     const char **paths;
     size_t n_paths;
+    const struct vop *vec; /* the batch program, NULL when the shape has none */
+    uint32_t n_vec;
 };
+
+/* Compiles e's batch program when its shape has one (expr_vec.c). */
+void dm_expr_vec_compile(dm_expr_t *e);
 
 /* Parses an ISO-8601 date or timestamp ("2026-11-22", "2026-11-22T01:02:03.5Z",
  * "... +02:00") into ms since the epoch. False when it is not one. */

@@ -31,21 +31,32 @@ static size_t filter_paths(const dm_proc_t *p, const char *const **paths)
     return dm_expr_paths(p->state, paths);
 }
 
+/* The predicate runs over the whole batch first (engine/expr_vec.c); the
+ * records it leaves to the tree walker are evaluated one by one. Rows are
+ * copied whether kept or not and the output count advanced by the verdict,
+ * so the copy does not jump on the data. */
 static dm_err_t filter_process(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *out,
                                dm_dead_letters_t *dead, dm_error_t *err)
 {
+    if (!in->n) return DM_OK;
+    uint8_t *keep = dm_arena_alloc(&out->arena, in->n);
+    if (!keep || dm_rows_reserve(out, in->n))
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    dm_expr_filter_batch(p->state, &in->records[0].value, sizeof(dm_row_t), in->n, keep);
     dm_error_t rec_err;
     for (uint32_t i = 0; i < in->n; i++) {
-        bool keep;
-        if (dm_expr_eval_filter(p->state, &in->records[i].value, &out->arena, &keep, &rec_err)) {
-            if (dm_dead_letters_add(dead, i, rec_err.message))
-                return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-            continue;
+        unsigned k = keep[i];
+        if (__builtin_expect(k == DM_EXPR_KEEP_SLOW, 0)) {
+            bool yes;
+            if (dm_expr_eval_filter(p->state, &in->records[i].value, &out->arena, &yes, &rec_err)) {
+                if (dm_dead_letters_add(dead, i, rec_err.message))
+                    return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+                continue;
+            }
+            k = yes;
         }
-        if (!keep) continue;
-        dm_row_t *r = dm_rows_push(out);
-        if (!r) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-        *r = in->records[i];
+        out->records[out->n] = in->records[i];
+        out->n += k;
     }
     return DM_OK;
 }

@@ -82,8 +82,7 @@ static dm_err_t join_open(dm_proc_t *p, const json_t *config, const dm_avro_node
     if (!p->other)
         return dm_error_set(err, DM_ERR_INVALID,
                             "join reads the records of %s too: the source must exist and the join "
-                            "be the pipeline's first "
-                            "step",
+                            "be the pipeline's only one",
                             with);
     join_t *j = calloc(1, sizeof(*j));
     if (!j) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");

@@ -322,19 +322,48 @@ static void expr_to_avro(const dm_expr_value_t *v, bool nullable, dm_avro_value_
     }
 }
 
+/* Computed columns of the whole batch, one column at a time (the batch form
+ * of engine/expr_vec.c); the records it leaves over are evaluated per record
+ * in project_process. NULL columns for kept fields. */
+static dm_err_t compute_columns(const project_t *pr, const dm_rows_t *in, dm_rows_t *out,
+                                dm_expr_value_t **vals, bool **slow)
+{
+    for (size_t c = 0; c < pr->n; c++) {
+        vals[c] = NULL;
+        slow[c] = NULL;
+        if (!pr->cols[c].expr || !dm_expr_batchable(pr->cols[c].expr)) continue;
+        vals[c] = dm_arena_alloc(&out->arena, in->n * sizeof(**vals));
+        slow[c] = dm_arena_alloc(&out->arena, in->n * sizeof(**slow));
+        if (!vals[c] || !slow[c]) return DM_ERR_NOMEM;
+        dm_expr_eval_batch(pr->cols[c].expr, &in->records[0].value, sizeof(dm_row_t), in->n,
+                           vals[c], slow[c]);
+    }
+    return DM_OK;
+}
+
 static dm_err_t project_process(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *out,
                                 dm_dead_letters_t *dead, dm_error_t *err)
 {
     const project_t *pr = p->state;
+    if (!in->n) return DM_OK;
+    dm_expr_value_t **batch = dm_arena_alloc(&out->arena, pr->n * sizeof(*batch));
+    bool **slow = dm_arena_alloc(&out->arena, pr->n * sizeof(*slow));
+    dm_avro_value_t *all = dm_arena_alloc(&out->arena, (size_t)in->n * pr->n * sizeof(*all));
+    if (!batch || !slow || !all || dm_rows_reserve(out, in->n) ||
+        compute_columns(pr, in, out, batch, slow))
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     dm_error_t rec_err;
     for (uint32_t i = 0; i < in->n; i++) {
         const dm_row_t *src = &in->records[i];
-        dm_avro_value_t *vals = dm_arena_alloc(&out->arena, pr->n * sizeof(*vals));
-        if (!vals) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        dm_avro_value_t *vals = all + (size_t)i * pr->n;
         bool failed = false;
         for (size_t c = 0; c < pr->n && !failed; c++) {
             const column_t *col = &pr->cols[c];
             if (col->expr) {
+                if (batch[c] && !slow[c][i]) {
+                    expr_to_avro(&batch[c][i], col->expr_nullable, &vals[c]);
+                    continue;
+                }
                 dm_expr_value_t v;
                 if (dm_expr_eval(col->expr, &src->value, &out->arena, &v, &rec_err)) {
                     failed = true;
@@ -365,8 +394,7 @@ static dm_err_t project_process(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *ou
                 return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
             continue;
         }
-        dm_row_t *r = dm_rows_push(out);
-        if (!r) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        dm_row_t *r = &out->records[out->n++];
         *r = *src;
         r->value = (dm_avro_value_t){.type = DM_AVRO_RECORD, .len = (uint32_t)pr->n, .u.v = vals};
     }

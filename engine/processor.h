@@ -92,7 +92,9 @@ typedef struct dm_proc_ops {
      * output = i + 1 goes to extra output i, output 0 to the main output. */
     size_t (*outputs)(const dm_proc_t *p, const char *const **names);
     /* Reads a second source too (join): open gets its schema in p->other and
-     * process gets its records marked input = 1. Only a chain's first step. */
+     * process gets its records marked input = 1 (they enter the chain at
+     * this step: the steps before it see only the first source's). One
+     * step of a chain at most. */
     bool two_inputs;
 } dm_proc_ops_t;
 

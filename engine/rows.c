@@ -11,15 +11,23 @@ void dm_rows_init(dm_rows_t *b, const dm_avro_node_t *schema)
     b->schema = schema;
 }
 
+dm_err_t dm_rows_reserve(dm_rows_t *b, uint32_t n)
+{
+    if (b->cap - b->n >= n) return DM_OK;
+    uint64_t cap = b->cap ? b->cap : 1024;
+    while (cap - b->n < n)
+        cap *= 2;
+    if (cap > UINT32_MAX) return DM_ERR_NOMEM;
+    dm_row_t *r = realloc(b->records, cap * sizeof(*r));
+    if (!r) return DM_ERR_NOMEM;
+    b->records = r;
+    b->cap = (uint32_t)cap;
+    return DM_OK;
+}
+
 dm_row_t *dm_rows_push(dm_rows_t *b)
 {
-    if (b->n == b->cap) {
-        uint32_t cap = b->cap ? b->cap * 2 : 1024;
-        dm_row_t *r = realloc(b->records, cap * sizeof(*r));
-        if (!r) return NULL;
-        b->records = r;
-        b->cap = cap;
-    }
+    if (b->n == b->cap && dm_rows_reserve(b, 1)) return NULL;
     dm_row_t *r = &b->records[b->n++];
     memset(r, 0, sizeof(*r));
     r->partition = -1;

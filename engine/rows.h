@@ -44,6 +44,10 @@ void dm_rows_init(dm_rows_t *b, const dm_avro_node_t *schema);
 /* Appends a record slot (zeroed, partition -1) and returns it; NULL when out of memory. */
 dm_row_t *dm_rows_push(dm_rows_t *b);
 
+/* Makes room for n more records without pushing them (so a processor can
+ * fill out->records[out->n ...] in a loop); DM_ERR_NOMEM when it cannot. */
+dm_err_t dm_rows_reserve(dm_rows_t *b, uint32_t n);
+
 /* Forgets the records and everything in the arena; keeps the memory. */
 void dm_rows_reset(dm_rows_t *b);
 

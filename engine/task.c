@@ -32,7 +32,9 @@ typedef struct input {
     dm_avro_schema_t *reader; /* union inputs: the primary shape under their name */
     dm_avro_codec_t *codec;
     int64_t position, lag;
-    bool other; /* the join's other source */
+    bool other;        /* the join's other source */
+    int64_t max_event; /* largest event time read from this input; INT64_MIN before any */
+    int64_t last_ms;   /* wall clock of its last records (of the task's start before any) */
 } input_t;
 
 struct dm_task {
@@ -43,14 +45,16 @@ struct dm_task {
     dm_proc_t **procs;
     proc_metrics_t *pm;
     const dm_avro_node_t *out_schema;
-    dm_rows_t *rows; /* rows[0]: decoded input; rows[i + 1]: output of procs[i] */
+    dm_rows_t *rows;    /* rows[0]: decoded input; rows[i + 1]: output of procs[i] */
+    size_t join_step;   /* the step that reads the other inputs (join), if any */
+    dm_rows_t *decoded; /* where this step's input was decoded */
     dm_dead_letters_t dead;
     dm_transport_batch_t fetch;
     int32_t out_partitions, dlq_partitions;
     /* per step, reused */
     dm_buf_t out_bytes;
-    size_t *out_offsets; /* where each output record's value starts in out_bytes */
-    size_t out_cap;
+    size_t n_out, out_cap; /* output records of this step; room for */
+    bool chunked;          /* the chain runs a fetch in chunks (see CHUNK) */
     dm_record_t *out_recs;
     int32_t *out_part;
     dlq_item_t *dlq;
@@ -63,7 +67,7 @@ struct dm_task {
     bool timed;                  /* some step reacts to watermarks */
     bool stateful;               /* some step keeps state */
     bool broken;                 /* a step failed after state changed: restore first */
-    int64_t max_event_time;      /* largest event time read; INT64_MIN before any */
+    int64_t max_event_time;      /* what the watermark follows (see event_basis) */
     int64_t logged_max_event;    /* what the state topic holds */
     int64_t watermark;
     dm_buf_t state_bytes;
@@ -204,9 +208,11 @@ static dm_err_t open_time_and_state(dm_task_t *task, dm_error_t *err)
                                    conf->other_inputs[0].topic);
     }
     size_t extra = 0;
+    task->chunked = true;
     for (size_t i = 0; i < conf->n_steps; i++) {
         dm_proc_t *p = task->procs[i];
         task->timed |= p->ops->on_watermark != NULL;
+        task->chunked &= !p->ops->on_watermark && !p->ops->on_timer && !p->ops->stateful;
         if (p->ops->stateful) {
             task->stateful = true;
             if (!conf->state_topic)
@@ -329,6 +335,8 @@ static dm_err_t restore_state(dm_task_t *task, dm_error_t *err)
     if (rc) return dm_error_prefix(err, "task %s: restoring state", conf->name);
     task->logged_max_event = task->max_event_time;
     task->watermark = watermark_of(task, task->max_event_time);
+    for (size_t i = 0; i < task->n_in; i++) /* no input holds it below where it was */
+        task->in[i].max_event = task->max_event_time;
     for (size_t i = 0; i < conf->n_steps; i++) {
         dm_proc_t *p = task->procs[i];
         p->watermark = task->watermark;
@@ -393,6 +401,8 @@ static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths,
                       .other = true};
     for (size_t i = 0; i < task->n_in; i++) {
         input_t *in = &task->in[i];
+        in->max_event = INT64_MIN;
+        in->last_ms = dm_wall_ms();
         dm_err_t rc = i && !in->other
                           ? dm_task_union_reader(conf->input_schema, in->writer, &in->reader, err)
                           : DM_OK;
@@ -448,15 +458,22 @@ dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t 
     }
     const dm_avro_node_t *schema = conf->input_schema->root;
     dm_rows_init(&task->rows[0], schema);
-    if (conf->n_other_inputs && (!conf->n_steps || !conf->steps[0].ops->two_inputs)) {
+    /* One step may read a second source (a join); its records enter the
+     * chain at that step. */
+    size_t joins = 0;
+    for (size_t i = 0; i < conf->n_steps; i++)
+        if (conf->steps[i].ops->two_inputs && !joins++) task->join_step = i;
+    if (joins > 1 || (conf->n_other_inputs && !joins)) {
         rc = dm_error_set(err, DM_ERR_INVALID,
-                          "task %s: a second source is read only by a first step that joins",
+                          joins > 1 ? "task %s: only one step may read a second source (one join)"
+                                    : "task %s: a second source is read only by a step that joins",
                           conf->name);
         goto fail;
     }
     for (size_t i = 0; i < conf->n_steps; i++) {
-        const dm_avro_node_t *other =
-            i == 0 && conf->n_other_inputs ? conf->other_inputs[0].schema->root : NULL;
+        const dm_avro_node_t *other = joins && i == task->join_step && conf->n_other_inputs
+                                          ? conf->other_inputs[0].schema->root
+                                          : NULL;
         rc = dm_proc_open2(conf->steps[i].ops, conf->env, conf->steps[i].config, schema, other,
                            &task->procs[i], err);
         if (rc) {
@@ -575,7 +592,7 @@ static dm_err_t event_time(dm_task_t *task, dm_row_t *row, char *reason, size_t 
     dm_expr_value_t v;
     dm_error_t e;
     const dm_expr_t *et = task->in[task->cur].other ? task->other_event_time : task->event_time;
-    if (dm_expr_eval(et, &row->value, &task->rows[0].arena, &v, &e)) {
+    if (dm_expr_eval(et, &row->value, &task->decoded->arena, &v, &e)) {
         snprintf(reason, cap, "%s", e.message);
         return DM_ERR_INVALID;
     }
@@ -587,13 +604,19 @@ static dm_err_t event_time(dm_task_t *task, dm_row_t *row, char *reason, size_t 
     return DM_OK;
 }
 
-/* Decodes the fetched records into rows[0]; undecodable ones become dead letters. */
-static dm_err_t decode_input(dm_task_t *task, dm_error_t *err)
+/* Decodes fetched records [lo, hi) into rows[0]; undecodable ones become
+ * dead letters. */
+static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *err)
 {
-    dm_rows_t *rows = &task->rows[0];
     const input_t *in = &task->in[task->cur];
-    rows->schema = in->other ? in->writer->root : task->conf.input_schema->root;
-    for (size_t i = 0; i < task->fetch.n; i++) {
+    /* the join's other source enters the chain at the join, its rows marked */
+    dm_rows_t *rows = &task->rows[in->other ? task->join_step : 0];
+    task->decoded = rows;
+    if (rows == &task->rows[0])
+        rows->schema = in->other ? in->writer->root : task->conf.input_schema->root;
+    if (dm_rows_reserve(rows, (uint32_t)(hi - lo)))
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    for (size_t i = lo; i < hi; i++) {
         const dm_record_t *rec = &task->fetch.records[i];
         char reason[300];
         uint32_t id;
@@ -603,29 +626,30 @@ static dm_err_t decode_input(dm_task_t *task, dm_error_t *err)
         if (rc) {
             snprintf(reason, sizeof(reason), "value is not in the Confluent wire format (%s)",
                      rc == DM_ERR_TRUNCATED ? "shorter than 5 bytes" : "magic byte is not 0");
-        } else if (id != task->in[task->cur].schema_id) {
+        } else if (id != in->schema_id) {
             snprintf(reason, sizeof(reason), "value has schema id %u, the topic's is %u", id,
-                     task->in[task->cur].schema_id);
+                     in->schema_id);
             rc = DM_ERR_SCHEMA_MISMATCH;
         } else {
-            dm_row_t *row = dm_rows_push(rows);
-            if (!row) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+            /* filled in place (room reserved above); counted once it decoded */
+            dm_row_t *row = &rows->records[rows->n];
             dm_error_t derr;
-            rc = dm_avro_decode(task->in[task->cur].codec, rec->value + DM_WIRE_HEADER,
+            rc = dm_avro_decode(in->codec, rec->value + DM_WIRE_HEADER,
                                 (size_t)rec->value_len - DM_WIRE_HEADER, NULL, &rows->arena,
                                 &row->value, &derr);
             if (rc) {
-                rows->n--;
                 snprintf(reason, sizeof(reason), "%s", derr.message);
             } else {
                 row->key = rec->key;
                 row->key_len = rec->key_len < 0 ? 0 : (uint32_t)rec->key_len;
+                row->flags = 0;
                 row->timestamp = rec->timestamp;
-                row->partition = task->in[task->cur].partition;
+                row->partition = in->partition;
+                row->output = 0;
+                row->input = in->other;
                 row->offset = rec->offset;
-                row->input = task->in[task->cur].other;
-                if (task->event_time && (rc = event_time(task, row, reason, sizeof(reason))))
-                    rows->n--;
+                if (!task->event_time || !(rc = event_time(task, row, reason, sizeof(reason))))
+                    rows->n++;
             }
         }
         if (rc && add_dead(task, i, "decode", reason))
@@ -668,42 +692,44 @@ static dm_err_t run_chain(dm_task_t *task, int64_t wm, int64_t now_ms, dm_error_
     return DM_OK;
 }
 
-/* Encodes the chain's output rows into out_bytes / out_recs. */
+/* Appends the chain's output rows to out_bytes / out_recs: their keys as
+ * they are and their values encoded, so that nothing of them stays in the
+ * rows' arenas. The records hold offsets into out_bytes (which may move as
+ * it grows) until output_pointers turns them into pointers. */
 static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
 {
     dm_rows_t *rows = &task->rows[task->conf.n_steps];
-    if (rows->n > task->out_cap) {
-        size_t cap = rows->n;
-        size_t *o = realloc(task->out_offsets, cap * sizeof(*o));
-        if (o) task->out_offsets = o;
+    if (task->n_out + rows->n > task->out_cap) {
+        size_t cap = task->out_cap ? task->out_cap : 1024;
+        while (cap < task->n_out + rows->n)
+            cap *= 2;
         dm_record_t *r = realloc(task->out_recs, cap * sizeof(*r));
         if (r) task->out_recs = r;
         int32_t *pp = realloc(task->out_part, cap * sizeof(*pp));
         if (pp) task->out_part = pp;
         uint16_t *w = realloc(task->out_which, cap * sizeof(*w));
         if (w) task->out_which = w;
-        if (!o || !r || !pp || !w) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        if (!r || !pp || !w) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         task->out_cap = cap;
-    }
-    dm_buf_reset(&task->out_bytes);
-    for (uint32_t i = 0; i < rows->n; i++) {
-        task->out_offsets[i] = task->out_bytes.len;
-        dm_err_t rc = dm_wire_put_header(&task->out_bytes, task->conf.output_schema_id);
-        if (!rc)
-            rc = dm_avro_encode(task->out_schema, &rows->records[i].value, &task->out_bytes, err);
-        if (rc)
-            return dm_error_prefix(err, "task %s: encoding the output of offset %lld",
-                                   task->conf.name, (long long)rows->records[i].offset);
     }
     for (uint32_t i = 0; i < rows->n; i++) {
         const dm_row_t *row = &rows->records[i];
-        size_t end = i + 1 < rows->n ? task->out_offsets[i + 1] : task->out_bytes.len;
-        task->out_recs[i] = (dm_record_t){
+        size_t key_at = task->out_bytes.len;
+        if (row->key && dm_buf_append(&task->out_bytes, row->key, row->key_len))
+            return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        size_t start = task->out_bytes.len;
+        dm_err_t rc = dm_wire_put_header(&task->out_bytes, task->conf.output_schema_id);
+        if (!rc) rc = dm_avro_encode(task->out_schema, &row->value, &task->out_bytes, err);
+        if (rc)
+            return dm_error_prefix(err, "task %s: encoding the output of offset %lld",
+                                   task->conf.name, (long long)row->offset);
+        size_t k = task->n_out++;
+        task->out_recs[k] = (dm_record_t){
             .timestamp = row->timestamp,
-            .key = row->key,
+            .key = (const uint8_t *)(uintptr_t)key_at, /* offsets for now */
             .key_len = row->key ? (int32_t)row->key_len : -1,
-            .value = task->out_bytes.data + task->out_offsets[i],
-            .value_len = (int32_t)(end - task->out_offsets[i]),
+            .value = (const uint8_t *)(uintptr_t)start,
+            .value_len = (int32_t)(task->out_bytes.len - start),
         };
         /* Keyed records go by key hash; keyless ones stay on the input's partition. */
         uint16_t which = row->output;
@@ -711,23 +737,39 @@ static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
             return dm_error_set(err, DM_ERR_INTERNAL, "task %s: a record went to output %u of %zu",
                                 task->conf.name, which, task->conf.n_extra_topics + 1);
         int32_t parts = which ? task->extra_partitions[which - 1] : task->out_partitions;
-        task->out_which[i] = which;
+        task->out_which[k] = which;
         if (parts <= 0) { /* the main output is not written */
-            task->out_part[i] = -1;
+            task->out_part[k] = -1;
             continue;
         }
-        task->out_part[i] = row->key
+        task->out_part[k] = row->key
                                 ? (int32_t)(dm_hash64(row->key, row->key_len) % (uint64_t)parts)
-                                : task->conf.input_partition % parts;
+                            : parts == 1 ? 0
+                                         : task->conf.input_partition % parts;
     }
     return DM_OK;
+}
+
+/* Turns the output records' value offsets into pointers, once out_bytes is whole. */
+static void output_pointers(dm_task_t *task)
+{
+    for (size_t i = 0; i < task->n_out; i++) {
+        dm_record_t *r = &task->out_recs[i];
+        r->value = task->out_bytes.data + (uintptr_t)r->value;
+        r->key = r->key_len < 0 ? NULL : task->out_bytes.data + (uintptr_t)r->key;
+    }
 }
 
 /* Adds outputs to the transaction, one produce per output partition. */
 static dm_err_t produce_output(dm_task_t *task, dm_transport_txn_t *txn, dm_error_t *err)
 {
-    size_t n = task->rows[task->conf.n_steps].n;
+    size_t n = task->n_out;
     if (!n) return DM_OK;
+    /* The common case, one output partition: the records as they are. */
+    if (!task->conf.n_extra_topics && task->out_partitions == 1)
+        return task->conf.output_topic ? dm_transport_txn_produce(txn, task->conf.output_topic, 0,
+                                                                  task->out_recs, n, err)
+                                       : DM_OK;
     dm_record_t *group = malloc(n * sizeof(*group));
     if (!group) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     dm_err_t rc = DM_OK;
@@ -887,14 +929,37 @@ static int64_t next_timer(const dm_task_t *task)
     return due;
 }
 
+/* The event time the watermark follows: the smallest of the inputs' largest
+ * event times, so that a slow input's records are not late for windows a
+ * fast one would close; an input that brought nothing for idle_timeout_ms
+ * stops holding it back until it brings records again. When every input is
+ * idle, the largest. */
+static int64_t event_basis(const dm_task_t *task, int64_t now_ms)
+{
+    int64_t idle =
+        task->conf.idle_timeout_ms > 0 ? task->conf.idle_timeout_ms : DM_TASK_IDLE_TIMEOUT_MS;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (size_t i = 0; i < task->n_in; i++) {
+        const input_t *in = &task->in[i];
+        if (in->max_event > hi) hi = in->max_event;
+        if (now_ms - in->last_ms <= idle && in->max_event < lo) lo = in->max_event;
+    }
+    return lo == INT64_MAX ? hi : lo;
+}
+
 /* The watermark the decoded input brings, INT64_MIN when it does not move. */
 static int64_t advance_watermark(dm_task_t *task)
 {
     if (!task->timed) return INT64_MIN;
-    const dm_rows_t *in = &task->rows[0];
-    for (uint32_t i = 0; i < in->n; i++)
-        if (in->records[i].timestamp > task->max_event_time)
-            task->max_event_time = in->records[i].timestamp;
+    const dm_rows_t *rows = task->decoded;
+    input_t *cur = &task->in[task->cur];
+    int64_t now = dm_wall_ms();
+    if (task->fetch.n) cur->last_ms = now;
+    for (uint32_t i = 0; i < rows->n; i++)
+        if (rows->records[i].timestamp > cur->max_event)
+            cur->max_event = rows->records[i].timestamp;
+    int64_t basis = event_basis(task, now);
+    if (basis > task->max_event_time) task->max_event_time = basis; /* it never goes back */
     int64_t wm = watermark_of(task, task->max_event_time);
     if (wm <= task->watermark) return INT64_MIN;
     task->watermark = wm;
@@ -932,6 +997,34 @@ static dm_err_t fetch_some(dm_task_t *task, int timeout_ms, bool *input, dm_erro
     return DM_OK;
 }
 
+/* Records per chunk of a chain that runs in chunks: a chunk's decoded rows
+ * are still in cache when the steps read them, where a whole fetch (tens of
+ * thousands of records) would have left the cache before the first step. */
+#define CHUNK 512
+
+/* Decodes the fetch, runs the chain and encodes its output. A chain whose
+ * steps keep no state and ignore time runs in chunks of CHUNK records, its
+ * arenas reset for each (the output has copied all it needs, and dead
+ * letters refer to the fetch), so a chunk's memory is the last one's and
+ * stays in cache; one that reacts to watermarks sees the fetch whole, so
+ * that the watermark moves once per fetch as it always did. */
+static dm_err_t run_fetch(dm_task_t *task, int64_t now, dm_error_t *err)
+{
+    size_t n = task->fetch.n, lo = 0;
+    size_t chunk = task->chunked ? CHUNK : n;
+    do {
+        size_t hi = n - lo < chunk ? n : lo + chunk;
+        for (size_t i = 0; i <= task->conf.n_steps; i++)
+            dm_rows_reset(&task->rows[i]);
+        dm_err_t rc = decode_input(task, lo, hi, err);
+        if (!rc) rc = run_chain(task, advance_watermark(task), now, err);
+        if (!rc) rc = encode_output(task, err);
+        if (rc) return rc;
+        lo = hi;
+    } while (lo < n);
+    return DM_OK;
+}
+
 dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_error_t *err)
 {
     *processed = 0;
@@ -953,11 +1046,11 @@ dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_err
     for (size_t i = 0; i <= task->conf.n_steps; i++)
         dm_rows_reset(&task->rows[i]);
     task->n_dlq = 0;
+    task->n_out = 0;
+    dm_buf_reset(&task->out_bytes);
     task->broken = task->stateful; /* until the commit: state may run ahead of the log */
-    if ((rc = decode_input(task, err)) ||
-        (rc = run_chain(task, advance_watermark(task), now, err)) ||
-        (rc = encode_output(task, err)))
-        return rc;
+    if ((rc = run_fetch(task, now, err))) return rc;
+    output_pointers(task);
     dm_transport_txn_t *txn;
     if ((rc = dm_transport_txn_begin(task->t, &txn, err))) return rc;
     dm_tp_offset_t next = {in->topic, in->partition, next_offset};
@@ -976,7 +1069,7 @@ dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_err
     size_t n_in = input ? task->fetch.n : 0;
     *processed = n_in;
     add(task->m_in, n_in);
-    add(task->m_out, task->rows[task->conf.n_steps].n);
+    add(task->m_out, task->n_out);
     add(task->m_dead, task->n_dlq);
     if (task->m_latency) dm_metric_observe(task->m_latency, (dm_now_ns() - t0) / 1000);
     if (task->n_dlq)
@@ -1002,7 +1095,6 @@ void dm_task_free(dm_task_t *task)
     dm_dead_letters_free(&task->dead);
     if (task->fetch.impl) dm_transport_batch_free(task->t, &task->fetch);
     dm_buf_free(&task->out_bytes);
-    free(task->out_offsets);
     free(task->out_recs);
     free(task->out_part);
     free(task->out_which);

@@ -74,15 +74,21 @@ typedef struct dm_task_config {
     const char *const *extra_topics;
     size_t n_extra_topics;
     /* Union: more inputs read into the same chain, each with its own offset
-     * in the group; input_topic/partition stays the first. The watermark
-     * follows the fastest input. */
+     * in the group; input_topic/partition stays the first. With several
+     * inputs (union or join) the watermark follows the slowest input; one
+     * that brings no records for idle_timeout_ms stops holding it back. */
     const dm_task_input_t *more_inputs;
     size_t n_more_inputs;
-    /* Join: the partitions of the other source the first step (a processor
+    /* Join: the partitions of the other source the joining step (a processor
      * with two_inputs) reads; all of one schema, decoded as it is. */
     const dm_task_input_t *other_inputs;
     size_t n_other_inputs;
+    int64_t idle_timeout_ms; /* 0 = DM_TASK_IDLE_TIMEOUT_MS */
 } dm_task_config_t;
+
+/* How long an input of several may bring nothing before it stops holding
+ * the watermark back, unless the config says otherwise. */
+#define DM_TASK_IDLE_TIMEOUT_MS 30000
 
 typedef struct dm_task dm_task_t;
 

@@ -48,6 +48,7 @@ spec:
         time: ms
         group_by: [page]
         aggregates: ["count(*) AS n", "count(distinct user) AS users", "max(ms) AS last"]
+  state: {spill: 64KiB}
   to: [{source: page-counts}]
 ---
 kind: Pipeline
@@ -150,6 +151,7 @@ metadata: {name: paid-clicks, owner: shop}
 spec:
   from: [clicks]
   steps:
+    - filter: "page != '/none'"
     - join: {with: payments, on: user, within: 10s, time: ms}
     - project: [user, page, paid, "payments_ms - ms AS delay"]
   to: [{source: paid-clicks}]
@@ -170,9 +172,9 @@ sleep 1
 r=$(curl -s -X POST --data '[{"user":"e","paid":2,"ms":26500,"card":"visa"}]' "$DATAMESH_SERVER/api/v1/sources/payments/events")
 [[ $r == '{"accepted":1}' ]] || bad ingest_payments_v2 "$r"
 if wait_count paid-clicks 2 20; then ok join_follows_joined_source_schema; else bad join_follows_joined_source_schema "$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/paid-clicks/status"; tail -5 "$data/up.log")"; fi
-printf 'kind: Pipeline\nmetadata: {name: bad-join}\nspec:\n  from: [clicks]\n  steps: [{filter: "ms > 0"}, {join: {with: payments, on: user, within: 10s}}]\n  to: [{source: bad-join}]\n' >"$data/bad-join.yaml"
+printf 'kind: Pipeline\nmetadata: {name: bad-join}\nspec:\n  from: [clicks]\n  steps: [{filter: "ms > 0"}, {join: {with: payments, on: user, within: 10s}}, {join: {with: payments, on: user, within: 10s}}]\n  to: [{source: bad-join}]\n' >"$data/bad-join.yaml"
 r=$("$bin" apply -f "$data/bad-join.yaml" 2>&1)
-[[ $r == *'first step'* ]] && ok join_first_step_only || bad join_first_step_only "$r"
+[[ $r == *'only one'* ]] && ok one_join_per_pipeline || bad one_join_per_pipeline "$r"
 st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/page-counts/status")
 [[ $st == *'"state":"running"'* ]] && ok pipeline_running || bad pipeline_running "$st"
 stop

@@ -68,8 +68,15 @@ static void test_good_specs(void)
                           "        time: ts\n"
                           "        group_by: [country]\n"
                           "        aggregates: [\"count(*) AS n\", \"sum(amount) AS total\"]\n"
+                          "  state: {spill: 16MiB}\n"
+                          "  idle_timeout: 45s\n"
                           "  to: [{source: per-country}]\n";
     REQUIRE(validate_text(windows, &s, &err) == DM_OK);
+    int64_t spill = 0;
+    CHECK(dm_spec_state_spill(json_object_get(json_object_get(s.doc, "spec"), "state"), &spill) ==
+          DM_OK);
+    CHECK_EQ_INT(spill, 16 << 20);
+    CHECK(dm_spec_state_spill(NULL, &spill) == DM_OK && spill == 0); /* absent: the default */
     out = dm_spec_pipeline_outputs(s.doc);
     CHECK_EQ_INT(json_array_size(out), 2);
     CHECK_STR_EQ(json_string_value(json_array_get(out, 1)), "big");
@@ -196,6 +203,18 @@ static const struct {
      "spec.to: required key 'to' is missing"},
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [], to: [{source: b}]}\n",
      "spec.from: must list at least one item"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], state: {spill: 1KiB}, to: [{source: "
+     "b}]}\n",
+     "t.yaml:3:34: spec.state.spill: must be between 64KiB and 1TiB"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], state: {spill: lots}, to: [{source: "
+     "b}]}\n",
+     "spec.state.spill: expected a size (\"64MiB\") or a number of bytes"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], state: {ttl: 5m}, to: [{source: "
+     "b}]}\n",
+     "spec.state.ttl: unknown key 'ttl'; allowed: spill"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a, b], idle_timeout: soon, to: [{source: "
+     "c}]}\n",
+     "spec.idle_timeout: expected a duration"},
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{map: x}], to: [{source: "
      "b}]}\n",
      "spec.steps[0].map: unknown key 'map'; allowed: filter, project, enrich, aggregate, dedupe, "

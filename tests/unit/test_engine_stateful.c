@@ -473,6 +473,80 @@ static void test_union_of_two_sources(void)
     rm_dir();
 }
 
+/* With two inputs the watermark follows the slower one, until it has brought
+ * nothing for the idle timeout. */
+static dm_err_t new_union_windows_task(dm_transport_t *t, const dm_avro_schema_t *taps,
+                                       dm_task_t **task, dm_error_t *err)
+{
+    static dm_task_step_spec_t steps[1];
+    steps[0] = (dm_task_step_spec_t){&dm_proc_aggregate, aggregate_conf};
+    static dm_task_input_t more;
+    more = (dm_task_input_t){"taps", 0, taps, 9};
+    dm_task_config_t conf = {.name = "union-windows/0",
+                             .group = "pipeline.union-windows",
+                             .input_topic = "plays",
+                             .input_schema = schema,
+                             .input_schema_id = SCHEMA_ID,
+                             .output_topic = "windows",
+                             .output_schema_id = OUT_SCHEMA_ID,
+                             .dead_letter_topic = "windows.dlq",
+                             .steps = steps,
+                             .n_steps = 1,
+                             .state_topic = "windows.state",
+                             .event_time = "ts",
+                             .more_inputs = &more,
+                             .n_more_inputs = 1,
+                             .idle_timeout_ms = 300};
+    return dm_task_new(t, &conf, task, err);
+}
+
+static int64_t windows_written(dm_transport_t *t)
+{
+    int64_t s, end;
+    dm_error_t err = {0};
+    dm_transport_offsets(t, "windows", 0, &s, &end, &err);
+    return end;
+}
+
+static void test_watermark_waits_for_the_slower_input(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/dm-stateful-XXXXXX");
+    REQUIRE(mkdtemp(dir));
+    dm_transport_t *t = open_transport();
+    REQUIRE(t);
+    create_topics(t);
+    dm_error_t err = {0};
+    REQUIRE(dm_transport_create_topic(t, &(dm_topic_config_t){.name = "taps", .partitions = 1},
+                                      &err) == DM_OK);
+    dm_avro_schema_t *taps;
+    REQUIRE(dm_avro_schema_parse(taps_json, strlen(taps_json), &taps, &err) == DM_OK);
+    produce_taps(t, taps, 1, 1); /* taps reached event time 10 ... */
+    produce(t, 1, 250);          /* ... plays 2500: two windows of plays are complete */
+    dm_task_t *task;
+    REQUIRE(new_union_windows_task(t, taps, &task, &err) == DM_OK);
+    drain_union(task);
+    CHECK_EQ_INT(windows_written(t), 0); /* the taps hold them open */
+    CHECK(dm_task_watermark(task) <= 10);
+    /* Taps bring nothing for longer than the idle timeout: the next plays
+     * close the windows the plays completed. */
+    usleep(400 * 1000);
+    produce(t, 251, 1);
+    drain_union(task);
+    CHECK_EQ_INT(dm_task_watermark(task), 2510);
+    CHECK_EQ_INT(windows_written(t), 2 * 3); /* windows [0, 1000) and [1000, 2000), 3 groups */
+    /* Taps come back behind the plays: they hold the watermark again, and it
+     * does not go back. */
+    produce_taps(t, taps, 255, 1); /* 2550 */
+    produce(t, 252, 100);          /* up to 3510 */
+    drain_union(task);
+    CHECK_EQ_INT(dm_task_watermark(task), 2550);
+    CHECK_EQ_INT(windows_written(t), 2 * 3);
+    dm_task_free(task);
+    dm_avro_schema_free(taps);
+    dm_transport_close(t);
+    rm_dir();
+}
+
 /* ---- join ------------------------------------------------------------------------------- */
 
 static const char *pays_json = "{\"type\": \"record\", \"name\": \"Pay\", \"fields\": [{\"name\": "
@@ -575,6 +649,83 @@ static void test_join_across_a_restart(void)
     int wrong = 0;
     for (int id = 0; id < 100; id++)
         wrong += counts[id] != (id % 2 == 0);
+    CHECK_EQ_INT(wrong, 0);
+    CHECK_EQ_INT(bad, 0);
+    dm_task_free(task);
+    json_decref(conf);
+    dm_avro_schema_free(pays);
+    dm_transport_close(t);
+    rm_dir();
+}
+
+/* A join after a filter: the payments enter the chain at the join, the
+ * plays are filtered first; a second join in a chain is refused. */
+static void test_join_after_a_filter(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/dm-stateful-XXXXXX");
+    REQUIRE(mkdtemp(dir));
+    dm_transport_t *t = open_transport();
+    REQUIRE(t);
+    create_topics(t);
+    dm_error_t err = {0};
+    REQUIRE(dm_transport_create_topic(t, &(dm_topic_config_t){.name = "pays", .partitions = 1},
+                                      &err) == DM_OK);
+    dm_avro_schema_t *pays;
+    REQUIRE(dm_avro_schema_parse(pays_json, strlen(pays_json), &pays, &err) == DM_OK);
+    json_t *conf = json_pack("{s:s, s:s, s:s, s:s}", "with", "pays", "on", "id", "within", "10s",
+                             "time", "ts");
+    produce(t, 0, 100);
+    produce_pays(t, pays, 0, 100); /* even ids 0..98 */
+    dm_task_step_spec_t steps[] = {
+        {&dm_proc_filter, filter_conf}, {&dm_proc_join, conf}, {&dm_proc_join, conf}};
+    dm_task_input_t other = {"pays", 0, pays, 11};
+    dm_task_config_t c = {.name = "join/0",
+                          .group = "pipeline.join",
+                          .input_topic = "plays",
+                          .input_schema = schema,
+                          .input_schema_id = SCHEMA_ID,
+                          .output_topic = "windows",
+                          .output_schema_id = OUT_SCHEMA_ID,
+                          .dead_letter_topic = "windows.dlq",
+                          .steps = steps,
+                          .n_steps = 3,
+                          .max_batch_bytes = 1024,
+                          .state_topic = "windows.state",
+                          .event_time = "ts",
+                          .other_inputs = &other,
+                          .n_other_inputs = 1};
+    dm_task_t *task;
+    CHECK(dm_task_new(t, &c, &task, &err) == DM_ERR_INVALID);
+    CHECK_CONTAINS(err.message, "one join");
+    c.n_steps = 2;
+    REQUIRE(dm_task_new(t, &c, &task, &err) == DM_OK);
+    drain_union(task);
+    const dm_avro_node_t *node = dm_task_output_schema(task);
+    int counts[100] = {0}, bad = 0;
+    int64_t off = 0, s0, end;
+    dm_transport_offsets(t, "windows", 0, &s0, &end, &err);
+    dm_transport_batch_t b = {0};
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    while (off < end) {
+        REQUIRE(dm_transport_fetch(t, "windows", 0, off, 1 << 20, 0, &b, &err) == DM_OK);
+        for (size_t i = 0; i < b.n; i++) {
+            dm_avro_value_t v;
+            if (dm_avro_decode_node(node, b.records[i].value + 5,
+                                    (size_t)b.records[i].value_len - 5, NULL, &a, &v, &err) ||
+                v.u.v[0].u.l < 0 || v.u.v[0].u.l >= 100) {
+                bad++;
+                continue;
+            }
+            counts[v.u.v[0].u.l]++;
+        }
+        off = b.next_offset;
+    }
+    dm_transport_batch_free(t, &b);
+    dm_arena_destroy(&a);
+    int wrong = 0;
+    for (int id = 0; id < 100; id++) /* paid (even) and from the US (not every 7th) */
+        wrong += counts[id] != (id % 2 == 0 && id % 7 != 0);
     CHECK_EQ_INT(wrong, 0);
     CHECK_EQ_INT(bad, 0);
     dm_task_free(task);
@@ -825,7 +976,9 @@ int main(void)
     RUN(test_route_to_several_topics);
     RUN(test_failed_step_restores_state);
     RUN(test_union_of_two_sources);
+    RUN(test_watermark_waits_for_the_slower_input);
     RUN(test_join_across_a_restart);
+    RUN(test_join_after_a_filter);
     RUN(test_processing_time_timer_without_input);
     RUN(test_exactly_once_windows_under_sigkill);
     json_decref(filter_conf);

@@ -24,6 +24,7 @@ static const char *schema_json =
 
 static dm_avro_schema_t *schema;
 static char dir[256];
+static bool keyed; /* produce: even ids get the key "k<id>" */
 
 /* Produces n plays with ids from first; every 10th has qty 0 (division by
  * zero in the chain), every 7th is from FR (filtered out). */
@@ -49,14 +50,21 @@ static void produce(dm_transport_t *t, int64_t first, int n, bool corrupt_one)
         REQUIRE(dm_avro_encode(schema->root, &v, &bytes, &err) == DM_OK);
     }
     dm_record_t *recs = calloc((size_t)n, sizeof(*recs));
+    char(*keys)[16] = calloc((size_t)n, sizeof(*keys));
     for (int i = 0; i < n; i++) {
         size_t end = i + 1 < n ? starts[i + 1] : bytes.len;
         recs[i] = (dm_record_t){.value = bytes.data + starts[i],
                                 .value_len = (int32_t)(end - starts[i]),
                                 .key_len = -1};
+        if (keyed && (first + i) % 2 == 0) {
+            int kl = snprintf(keys[i], sizeof(keys[i]), "k%lld", (long long)(first + i));
+            recs[i].key = (const uint8_t *)keys[i];
+            recs[i].key_len = kl;
+        }
     }
     dm_error_t err = {0};
     REQUIRE(dm_transport_produce(t, "plays", 0, recs, (size_t)n, NULL, &err) == DM_OK);
+    free(keys);
     free(recs);
     free(starts);
     dm_buf_free(&bytes);
@@ -78,6 +86,8 @@ static dm_transport_t *open_transport(void)
 
 static json_t *filter_conf, *project_conf;
 
+static size_t batch_bytes = 2048;
+
 static dm_err_t new_task(dm_transport_t *t, dm_metrics_t *m, dm_task_t **task, dm_error_t *err)
 {
     static dm_task_step_spec_t steps[2];
@@ -94,7 +104,7 @@ static dm_err_t new_task(dm_transport_t *t, dm_metrics_t *m, dm_task_t **task, d
                              .dead_letter_topic = "us-plays.dlq",
                              .steps = steps,
                              .n_steps = 2,
-                             .max_batch_bytes = 2048,
+                             .max_batch_bytes = batch_bytes,
                              .metrics = m};
     return dm_task_new(t, &conf, task, err);
 }
@@ -228,6 +238,67 @@ static void test_chain_dead_letters_and_resume(void)
     CHECK(system(cmd) == 0);
 }
 
+/* One fetch of thousands of records runs in chunks (engine/task.c CHUNK):
+ * outputs, their keys and the dead letters' offsets must come out as from
+ * one batch. */
+static void test_large_fetch_in_chunks(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/dm-task-XXXXXX");
+    REQUIRE(mkdtemp(dir));
+    dm_transport_t *t = open_transport();
+    REQUIRE(t);
+    create_topics(t);
+    keyed = true;
+    produce(t, 1, 3000, true);
+    keyed = false;
+    batch_bytes = 1 << 20;
+    dm_task_t *task;
+    dm_error_t err = {0};
+    REQUIRE(new_task(t, NULL, &task, &err) == DM_OK);
+    size_t n;
+    REQUIRE(dm_task_step(task, 0, &n, &err) == DM_OK);
+    CHECK_EQ_INT(n, 3000); /* one fetch, one commit */
+    batch_bytes = 2048;
+    dm_transport_batch_t b = {0};
+    int wrong = 0, total = 0, dead = 0;
+    REQUIRE(dm_transport_fetch(t, "us-plays", 0, 0, 1 << 22, 0, &b, &err) == DM_OK);
+    int64_t last = 0;
+    for (size_t i = 0; i < b.n; i++, total++) {
+        int64_t id = 0;
+        dm_varint_decode_i64(b.records[i].value + 5, b.records[i].value + b.records[i].value_len,
+                             &id);
+        char want[16];
+        int kl = snprintf(want, sizeof(want), "k%lld", (long long)id);
+        bool key_ok = id % 2 ? b.records[i].key_len == -1
+                             : b.records[i].key_len == kl && !memcmp(b.records[i].key, want, kl);
+        wrong += id <= last || id % 7 == 0 || id % 10 == 0 || id == 4 || !key_ok;
+        last = id;
+    }
+    REQUIRE(dm_transport_fetch(t, "us-plays.dlq", 0, 0, 1 << 22, 0, &b, &err) == DM_OK);
+    for (size_t i = 0; i < b.n; i++, dead++) {
+        const dm_record_header_t *h = &b.records[i].headers[4]; /* dm.input.offset */
+        char off[24] = "";
+        memcpy(off, h->value, h->value_len < 23 ? (size_t)h->value_len : 23);
+        int64_t id = atoll(off) + 1;
+        wrong += !(id == 4 || (id % 10 == 0 && id % 7 != 0));
+    }
+    dm_transport_batch_free(t, &b);
+    int want = 0, want_dead = 0;
+    for (int id = 1; id <= 3000; id++) {
+        bool bad = id == 4 || (id % 10 == 0 && id % 7 != 0);
+        want_dead += bad;
+        want += !bad && id % 7 != 0;
+    }
+    CHECK_EQ_INT(total, want);
+    CHECK_EQ_INT(dead, want_dead);
+    CHECK_EQ_INT(wrong, 0);
+    dm_task_free(task);
+    dm_transport_close(t);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 /* The child runs the task forever over a growing input; the parent kills it. */
 static int notify_fd = -1; /* the child writes a byte here after each commit */
 
@@ -345,6 +416,7 @@ int main(void)
     filter_conf = json_pack("{s:s}", "expr", "country = 'US'");
     project_conf = json_pack("{s:[s,s]}", "columns", "id", "amount * 100 / qty AS cents");
     RUN(test_chain_dead_letters_and_resume);
+    RUN(test_large_fetch_in_chunks);
     RUN(test_exactly_once_under_sigkill);
     json_decref(filter_conf);
     json_decref(project_conf);

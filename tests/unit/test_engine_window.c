@@ -518,7 +518,7 @@ static void test_interval_join(void)
                               "{\"with\": \"payments\", \"on\": \"user\", "
                               "\"within\": \"5s\"}",
                               e, sizeof(e)),
-                   "the join be the pipeline's first step");
+                   "the join be the pipeline's only one");
     json_t *bad = json_loads("{\"with\": \"payments\", \"on\": \"paid\", \"within\": 10}", 0, NULL);
     dm_proc_t *q = NULL;
     CHECK(dm_proc_open2(&dm_proc_join, NULL, bad, schema->root, pay->root, &q, &err) != DM_OK);
