@@ -10,6 +10,15 @@
 #include <string.h>
 #include <zstd.h>
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+typedef __m128i blk16_t;
+#else
+typedef struct {
+    uint64_t a, b;
+} blk16_t;
+#endif
+
 #include "core/crc32c.h"
 #include "core/varint.h"
 
@@ -27,7 +36,7 @@ static size_t record_max_size(const dm_log_record_t *r)
     return s;
 }
 
-static inline uint8_t *put_varint(uint8_t *w, uint64_t v)
+static inline __attribute__((always_inline)) uint8_t *put_varint(uint8_t *w, uint64_t v)
 {
     if (v < 0x80) {
         *w = (uint8_t)v;
@@ -41,11 +50,66 @@ static inline uint8_t *put_varint(uint8_t *w, uint64_t v)
     return w + dm_varint_encode_u64(v, w);
 }
 
-static inline uint8_t *put_bytes(uint8_t *w, const void *p, int64_t len)
+static inline __attribute__((always_inline)) blk16_t ld16(const uint8_t *p)
+{
+    blk16_t v;
+    memcpy(&v, p, 16);
+    return v;
+}
+
+static inline __attribute__((always_inline)) void st16(uint8_t *p, blk16_t v)
+{
+    memcpy(p, &v, 16);
+}
+
+/* Copies a key or value. Most are short: a few 16-byte blocks, inline and overlapping at
+ * the end, cost less than a call into memcpy for each (which was a fifth of encoding a
+ * batch of 100-byte values). Reads and writes only [0, n) of both; loads come before
+ * stores so the blocks stay in registers. */
+static inline __attribute__((always_inline)) void copy_bytes(uint8_t *d, const uint8_t *s, size_t n)
+{
+    if (n > 128 || n < 16) {
+        memcpy(d, s, n);
+    } else if (n > 64) {
+        blk16_t a0 = ld16(s);
+        blk16_t a1 = ld16(s + 16);
+        blk16_t a2 = ld16(s + 32);
+        blk16_t a3 = ld16(s + 48);
+        blk16_t b0 = ld16(s + n - 64);
+        blk16_t b1 = ld16(s + n - 48);
+        blk16_t b2 = ld16(s + n - 32);
+        blk16_t b3 = ld16(s + n - 16);
+        st16(d, a0);
+        st16(d + 16, a1);
+        st16(d + 32, a2);
+        st16(d + 48, a3);
+        st16(d + n - 64, b0);
+        st16(d + n - 48, b1);
+        st16(d + n - 32, b2);
+        st16(d + n - 16, b3);
+    } else if (n > 32) {
+        blk16_t a0 = ld16(s);
+        blk16_t a1 = ld16(s + 16);
+        blk16_t b0 = ld16(s + n - 32);
+        blk16_t b1 = ld16(s + n - 16);
+        st16(d, a0);
+        st16(d + 16, a1);
+        st16(d + n - 32, b0);
+        st16(d + n - 16, b1);
+    } else {
+        blk16_t a0 = ld16(s);
+        blk16_t b0 = ld16(s + n - 16);
+        st16(d, a0);
+        st16(d + n - 16, b0);
+    }
+}
+
+static inline __attribute__((always_inline)) uint8_t *put_bytes(uint8_t *w, const void *p,
+                                                                int64_t len)
 {
     w = put_varint(w, dm_zigzag_encode64(len < 0 ? -1 : len));
     if (len > 0) {
-        memcpy(w, p, (size_t)len);
+        copy_bytes(w, p, (size_t)len);
         w += len;
     }
     return w;
@@ -111,34 +175,24 @@ static void header_tail(uint8_t *t, uint8_t attributes, size_t n, int64_t first,
     dm_wr32(t + 36, (uint32_t)last_rel);
 }
 
-/* Bytes a record without headers can take beyond its key and value: four varints. */
-#define PLAIN_PREFIX_MAX (4 * DM_VARINT_MAX)
-
-/* Encodes an uncompressed batch in one pass over the records, growing out as it goes
- * (a reused buffer is large enough after the first batch), then checksums it while it is
- * still in cache. */
+/* Encodes an uncompressed batch in one pass over the records into space reserved once for
+ * the whole batch (need: an upper bound of its size, from encode_common), then checksums it
+ * while it is still in cache. */
 static dm_err_t encode_plain(dm_buf_t *out, const dm_log_record_t *records, size_t n,
                              const int64_t *rel, int64_t now_ms, int64_t first, int64_t last,
-                             uint8_t attributes, uint64_t txn_id)
+                             uint8_t attributes, uint64_t txn_id, size_t need)
 {
     size_t hdr_at = out->len;
-    if (dm_buf_reserve(out, DM_BATCH_HEADER_SIZE + n * (PLAIN_PREFIX_MAX + 8))) return DM_ERR_NOMEM;
+    if (dm_buf_reserve(out, DM_BATCH_HEADER_SIZE + need)) return DM_ERR_NOMEM;
     uint8_t *w = out->data + hdr_at + DM_BATCH_HEADER_SIZE;
-    uint8_t *end = out->data + out->cap;
-    for (size_t i = 0; i < n; i++) {
-        const dm_log_record_t *r = &records[i];
-        size_t need = r->n_headers ? record_max_size(r)
-                                   : PLAIN_PREFIX_MAX + (r->key_len > 0 ? (size_t)r->key_len : 0) +
-                                         (r->value_len > 0 ? (size_t)r->value_len : 0);
-        if ((size_t)(end - w) < need) {
-            out->len = (size_t)(w - out->data);
-            if (out->len - hdr_at + need > DM_BATCH_MAX_BYTES + PLAIN_PREFIX_MAX)
-                return DM_ERR_RANGE;
-            if (dm_buf_reserve(out, need + out->len / 2)) return DM_ERR_NOMEM;
-            w = out->data + out->len;
-            end = out->data + out->cap;
-        }
-        w = put_record(w, r, first == last ? 0 : rec_ts(r, now_ms) - first, rec_rel(rel, i));
+    if (first == last && !rel) {
+        /* the common case: one timestamp, offsets 0..n-1 */
+        for (size_t i = 0; i < n; i++)
+            w = put_record(w, &records[i], 0, (int64_t)i);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            w = put_record(w, &records[i], first == last ? 0 : rec_ts(&records[i], now_ms) - first,
+                           rec_rel(rel, i));
     }
     size_t payload_len = (size_t)(w - out->data) - hdr_at - DM_BATCH_HEADER_SIZE;
     if (DM_BATCH_HEADER_SIZE + payload_len > DM_BATCH_MAX_BYTES) return DM_ERR_RANGE;
@@ -158,16 +212,34 @@ static dm_err_t encode_common(dm_buf_t *out, dm_buf_t *scratch, int64_t base_off
 {
     if (n == 0 || n > UINT32_MAX)
         return dm_error_set(err, DM_ERR_INVALID, "batch of %zu records", n);
+    /* One pass for the timestamp range and the batch's size bound: the bytes of keys, values
+     * and headers, plus the most their varints can take. */
     int64_t first = INT64_MAX, last = INT64_MIN;
+    uint64_t data_bytes = 0, need = 0;
     for (size_t i = 0; i < n; i++) {
-        int64_t ts = rec_ts(&records[i], now_ms);
+        const dm_log_record_t *r = &records[i];
+        int64_t ts = rec_ts(r, now_ms);
         if (ts < first) first = ts;
         if (ts > last) last = ts;
+        uint64_t d = (r->key && r->key_len > 0 ? (uint64_t)r->key_len : 0) +
+                     (r->value && r->value_len > 0 ? (uint64_t)r->value_len : 0);
+        if (r->n_headers) {
+            uint64_t m = record_max_size(r);
+            need += m;
+            data_bytes += m - 4 * DM_VARINT_MAX - 2 * DM_VARINT_MAX * r->n_headers;
+        } else {
+            data_bytes += d;
+            need += d + 4 * DM_VARINT_MAX + 1;
+        }
     }
     size_t hdr_at = out->len;
+    if (data_bytes > DM_BATCH_MAX_BYTES)
+        return dm_error_set(err, DM_ERR_RANGE, "batch of %zu records exceeds the %u byte limit", n,
+                            DM_BATCH_MAX_BYTES);
     uint8_t attributes = (uint8_t)comp | (txn_id ? DM_BATCH_ATTR_TXN : 0);
     if (comp == DM_BATCH_COMP_NONE) {
-        dm_err_t rc = encode_plain(out, records, n, rel, now_ms, first, last, attributes, txn_id);
+        dm_err_t rc = encode_plain(out, records, n, rel, now_ms, first, last, attributes, txn_id,
+                                   (size_t)need);
         if (rc) {
             out->len = hdr_at;
             return rc == DM_ERR_NOMEM
