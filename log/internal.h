@@ -44,7 +44,8 @@ typedef struct dm_segment {
     uint64_t last_pos;  /* position of the last batch (for the seal entry) */
     int64_t last_base;  /* base offset of the last batch */
     bool sealed;
-    bool needs_sync; /* sealed with data not yet fsynced (commit_mu) */
+    bool needs_sync;       /* sealed with data not yet fsynced (commit_mu) */
+    uint64_t prealloc_end; /* the data file has blocks reserved up to here (commit_mu) */
     /* fd cache (log->fdcache.mu): open fds and a read-only mapping of the data file, so
      * reads point into the page cache without copying */
     int fd, idx_fd;
