@@ -546,13 +546,14 @@ static dm_err_t read_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, 
             }
             int64_t last = h.base_offset + h.last_offset_delta;
             if (last >= offset) {
-                if (!dm_batch_crc_ok(win + off, &h))
+                bool crc_bad;
+                dm_err_t rc = dm_batch_check_decode(win + off, &h, offset, &f->arena, &f->records,
+                                                    &f->n, &f->cap, &crc_bad, err);
+                if (crc_bad)
                     return dm_error_set(err, DM_ERR_LOG_CORRUPT,
                                         TP ": batch at offsets %" PRId64 "..%" PRId64
                                            " (segment %" PRId64 " byte %" PRIu64 ") fails its CRC",
                                         TPA(p), h.base_offset, last, s->base, pos + off);
-                dm_err_t rc = dm_batch_decode(win + off, &h, offset, &f->arena, &f->records, &f->n,
-                                              &f->cap, err);
                 if (rc) return dm_error_prefix(err, TP, TPA(p));
                 if (f->n_batches == f->cap_batches) {
                     size_t ncap = f->cap_batches ? f->cap_batches * 2 : 16;
