@@ -239,7 +239,8 @@ void dm_partition_info(dm_log_t *log, dm_partition_t *p, dm_log_partition_info_t
 void dm_partition_destroy(dm_log_t *log, dm_partition_t *p);
 
 /* ---- compaction (log/compact.c) ---- */
-/* Compacts the sealed segments of p; returns segments rewritten. Background thread. */
+/* Compacts the sealed segments of p, then merges small neighbours; returns segments
+ * rewritten or merged away. Background thread. */
 int dm_compact_partition(dm_log_t *log, dm_partition_t *p, int64_t now_ms);
 
 /* ---- journal (log/journal.c) ---- */

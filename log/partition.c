@@ -49,6 +49,37 @@ static dm_err_t push_segment(dm_partition_t *p, dm_segment_t *s)
 
 /* ==== opening and recovery ============================================================ */
 
+/* Completes a merge of small segments that was decided (its <first>.log.merged-<end> file
+ * complete and durable, see log/compact.c) when the process stopped: the segments after
+ * first and before end go, the merged file takes first's name. */
+static int finish_merge(dm_partition_t *p, const char *name)
+{
+    char *stop;
+    long long first = strtoll(name, &stop, 10), end = strtoll(name + 32, NULL, 10);
+    DIR *d = opendir(p->dir);
+    if (!d) return -1;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l != 24 || (strcmp(de->d_name + 20, ".log") && strcmp(de->d_name + 20, ".idx")))
+            continue;
+        long long b = strtoll(de->d_name, NULL, 10);
+        if (b > first && b < end) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", p->dir, de->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+    char from[4096], to[4096];
+    snprintf(from, sizeof(from), "%s/%s", p->dir, name);
+    snprintf(to, sizeof(to), "%s/%020lld.log", p->dir, first);
+    if (rename(from, to)) return -1;
+    fsync_dir(p->dir);
+    DM_WARN("log", TP ": finished merging the segments from %lld to %lld", TPA(p), first, end);
+    return 0;
+}
+
 dm_err_t dm_partition_scan(dm_log_t *log, dm_partition_t *p, dm_error_t *err)
 {
     if (p->n_segs || p->crc_end >= 0) return DM_OK; /* scanned already */
@@ -64,7 +95,19 @@ dm_err_t dm_partition_scan(dm_log_t *log, dm_partition_t *p, dm_error_t *err)
     struct dirent *de;
     while ((de = readdir(d))) {
         size_t l = strlen(de->d_name);
-        if (l > 8 && !strcmp(de->d_name + l - 8, ".cleaned")) {
+        if (l == 52 && !strncmp(de->d_name + 20, ".log.merged-", 12)) {
+            if (finish_merge(p, de->d_name)) {
+                free(bases);
+                closedir(d);
+                return dm_error_set(err, DM_ERR_IO, "%s/%s: cannot finish a merge: %s", p->dir,
+                                    de->d_name, strerror(errno));
+            }
+            rewinddir(d); /* files were removed and renamed: list again */
+            n = 0;
+            continue;
+        }
+        if ((l > 8 && !strcmp(de->d_name + l - 8, ".merging")) ||
+            (l > 8 && !strcmp(de->d_name + l - 8, ".cleaned"))) {
             /* leftover of a compaction that did not finish: the original is intact */
             char path[4096];
             snprintf(path, sizeof(path), "%s/%s", p->dir, de->d_name);
