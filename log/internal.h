@@ -46,6 +46,7 @@ typedef struct dm_segment {
     bool sealed;
     bool needs_sync;       /* sealed with data not yet fsynced (commit_mu) */
     uint64_t prealloc_end; /* the data file has blocks reserved up to here (commit_mu) */
+    uint64_t populated;    /* readers filled the mapping's page tables up to here (atomic) */
     /* fd cache (log->fdcache.mu): open fds and a read-only mapping of the data file, so
      * reads point into the page cache without copying */
     int fd, idx_fd;

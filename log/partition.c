@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -519,6 +520,38 @@ static dm_err_t read_exact(int fd, dm_buf_t *b, size_t at, uint64_t pos, size_t 
  * records are decoded the pread buffer is never refilled: the read stops instead.
  * *mapped = the records point into s->map. *more = the segment ended before anything was
  * decoded or the byte budget used. Caller holds seg_lock and a pin on s. */
+/* A reader going through a mapped segment meets a page fault every few pages (the
+ * kernel maps up to 64 KiB around a faulting page); ahead of a reader with much left to
+ * read, the page tables are filled POPULATE_WINDOW at a time with one madvise instead
+ * (which also lets the decoder's prefetches reach the next pages: a prefetch of an
+ * unmapped page is dropped). Tailing readers, close to the end, fault as before. */
+#define POPULATE_WINDOW (4u << 20)
+#define POPULATE_MIN    (256u << 10)
+
+static void populate_ahead(dm_segment_t *s, uint64_t pos, uint64_t limit)
+{
+#ifdef MADV_POPULATE_READ
+    static int unsupported; /* kernels before 5.14 */
+    if (__atomic_load_n(&unsupported, __ATOMIC_RELAXED)) return;
+    uint64_t done = __atomic_load_n(&s->populated, __ATOMIC_RELAXED);
+    if (done > pos + POPULATE_MIN) return; /* well ahead of this reader already */
+    uint64_t from = pos & ~(uint64_t)4095;
+    if (done > from) from = done;
+    /* the page holding the last committed byte lies inside the file */
+    uint64_t end = (limit + 4095) & ~(uint64_t)4095, to = from + POPULATE_WINDOW;
+    if (to > end) to = end;
+    if (to < from + POPULATE_MIN) return; /* near the end: a tailing reader */
+    if (madvise(s->map + from, to - from, MADV_POPULATE_READ) == 0)
+        __atomic_store_n(&s->populated, to, __ATOMIC_RELAXED);
+    else if (errno == EINVAL)
+        __atomic_store_n(&unsupported, 1, __ATOMIC_RELAXED);
+#else
+    (void)s;
+    (void)pos;
+    (void)limit;
+#endif
+}
+
 static dm_err_t read_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, int64_t offset,
                              int64_t stable, uint64_t limit, size_t max_bytes, dm_log_fetch_t *f,
                              bool *more, bool *mapped, dm_error_t *err)
@@ -526,6 +559,7 @@ static dm_err_t read_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, 
     *more = false;
     *mapped = s->map && limit <= s->map_len;
     uint64_t pos = dm_segment_lookup(s, offset);
+    if (*mapped) populate_ahead(s, pos, limit);
     size_t used = 0;
     bool checked_entry = false;
     for (;;) {
