@@ -361,9 +361,21 @@ static int merge_run(dm_log_t *log, dm_partition_t *p, dm_segment_t **run, size_
         dm_segment_path(run[i], "idx", path, sizeof(path));
         unlink(path);
     }
-    if (rename(merged, lpath) || rename(iclean, ipath))
-        DM_WARN("log", "topic=%s partition=%d segment=%" PRId64 ": finishing a merge: %s",
-                p->topic->name, p->id, first->base, strerror(errno));
+    if (rename(merged, lpath)) {
+        /* The old segments stay in use (pinned, their files open); the next open finishes
+         * the merge from the .merged file. */
+        DM_ERROR("log",
+                 "topic=%s partition=%d segment=%" PRId64
+                 ": finishing a merge: %s (finished at the next open)",
+                 p->topic->name, p->id, first->base, strerror(errno));
+        unlink(iclean);
+        free(ns);
+        dm_buf_free(&m.data);
+        dm_buf_free(&m.idx);
+        return 0;
+    }
+    if (rename(iclean, ipath)) /* the old index still describes a valid prefix */
+        unlink(iclean);
     fsync_dir_of(p);
     ns->size = m.data.len;
     ns->next_offset = last->next_offset;
