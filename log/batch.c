@@ -27,7 +27,7 @@ static size_t record_max_size(const dm_log_record_t *r)
     return s;
 }
 
-static inline uint8_t *put_varint(uint8_t *w, uint64_t v)
+static inline __attribute__((always_inline)) uint8_t *put_varint(uint8_t *w, uint64_t v)
 {
     if (v < 0x80) {
         *w = (uint8_t)v;
@@ -41,7 +41,8 @@ static inline uint8_t *put_varint(uint8_t *w, uint64_t v)
     return w + dm_varint_encode_u64(v, w);
 }
 
-static inline uint8_t *put_bytes(uint8_t *w, const void *p, int64_t len)
+static inline __attribute__((always_inline)) uint8_t *put_bytes(uint8_t *w, const void *p,
+                                                                int64_t len)
 {
     w = put_varint(w, dm_zigzag_encode64(len < 0 ? -1 : len));
     if (len > 0) {
@@ -111,41 +112,75 @@ static void header_tail(uint8_t *t, uint8_t attributes, size_t n, int64_t first,
     dm_wr32(t + 36, (uint32_t)last_rel);
 }
 
-/* Bytes a record without headers can take beyond its key and value: four varints. */
-#define PLAIN_PREFIX_MAX (4 * DM_VARINT_MAX)
-
-/* Encodes an uncompressed batch in one pass over the records, growing out as it goes
- * (a reused buffer is large enough after the first batch), then checksums it while it is
- * still in cache. */
+/* Encodes an uncompressed batch into space reserved once for the whole batch (need: an
+ * upper bound of its size, from encode_common), then checksums it while it is still in
+ * cache. */
 static dm_err_t encode_plain(dm_buf_t *out, const dm_log_record_t *records, size_t n,
                              const int64_t *rel, int64_t now_ms, int64_t first, int64_t last,
-                             uint8_t attributes, uint64_t txn_id)
+                             uint8_t attributes, uint64_t txn_id, size_t need)
 {
     size_t hdr_at = out->len;
-    if (dm_buf_reserve(out, DM_BATCH_HEADER_SIZE + n * (PLAIN_PREFIX_MAX + 8))) return DM_ERR_NOMEM;
+    if (dm_buf_reserve(out, DM_BATCH_HEADER_SIZE + need)) return DM_ERR_NOMEM;
     uint8_t *w = out->data + hdr_at + DM_BATCH_HEADER_SIZE;
-    uint8_t *end = out->data + out->cap;
-    for (size_t i = 0; i < n; i++) {
-        const dm_log_record_t *r = &records[i];
-        size_t need = r->n_headers ? record_max_size(r)
-                                   : PLAIN_PREFIX_MAX + (r->key_len > 0 ? (size_t)r->key_len : 0) +
-                                         (r->value_len > 0 ? (size_t)r->value_len : 0);
-        if ((size_t)(end - w) < need) {
-            out->len = (size_t)(w - out->data);
-            if (out->len - hdr_at + need > DM_BATCH_MAX_BYTES + PLAIN_PREFIX_MAX)
-                return DM_ERR_RANGE;
-            if (dm_buf_reserve(out, need + out->len / 2)) return DM_ERR_NOMEM;
-            w = out->data + out->len;
-            end = out->data + out->cap;
-        }
-        w = put_record(w, r, first == last ? 0 : rec_ts(r, now_ms) - first, rec_rel(rel, i));
-    }
+    for (size_t i = 0; i < n; i++)
+        w = put_record(w, &records[i], first == last ? 0 : rec_ts(&records[i], now_ms) - first,
+                       rec_rel(rel, i));
     size_t payload_len = (size_t)(w - out->data) - hdr_at - DM_BATCH_HEADER_SIZE;
     if (DM_BATCH_HEADER_SIZE + payload_len > DM_BATCH_MAX_BYTES) return DM_ERR_RANGE;
     uint8_t *h = out->data + hdr_at;
     dm_wr64(h, 0);
     dm_wr32(h + 8, (uint32_t)(DM_BATCH_HEADER_SIZE + payload_len));
     header_tail(h + 16, attributes, n, first, last, txn_id, payload_len, rec_rel(rel, n - 1));
+    dm_wr32(h + 12, dm_crc32c(0, h + 16, DM_BATCH_HEADER_SIZE - 16 + payload_len));
+    out->len = hdr_at + DM_BATCH_HEADER_SIZE + payload_len;
+    return DM_OK;
+}
+
+/* The common produce: uncompressed, offsets 0..n-1, and the first record's timestamp the
+ * smallest (all "now", or ascending). One pass over the records, growing out as needed (a
+ * reused buffer is large enough after the first batch): a first pass for the timestamp
+ * range and the size reads the 64 KB record array from L2 once more, a tenth of the
+ * encoding time. Returns DM_ERR_AGAIN, having written nothing, when a later record has an
+ * earlier timestamp: the caller then takes the general path. */
+static dm_err_t encode_plain_one_pass(dm_buf_t *out, const dm_log_record_t *records, size_t n,
+                                      int64_t now_ms, uint8_t attributes, uint64_t txn_id)
+{
+    size_t hdr_at = out->len;
+    if (dm_buf_reserve(out, DM_BATCH_HEADER_SIZE + n * (4 * DM_VARINT_MAX + 1)))
+        return DM_ERR_NOMEM;
+    int64_t first = rec_ts(&records[0], now_ms), last = first;
+    uint8_t *w = out->data + hdr_at + DM_BATCH_HEADER_SIZE, *end = out->data + out->cap;
+    for (size_t i = 0; i < n; i++) {
+        const dm_log_record_t *r = &records[i];
+        int64_t ts = rec_ts(r, now_ms);
+        if (ts < first) return DM_ERR_AGAIN;
+        if (ts > last) last = ts;
+        size_t need = r->n_headers ? record_max_size(r)
+                                   : 4 * DM_VARINT_MAX + 1 +
+                                         (r->key && r->key_len > 0 ? (size_t)r->key_len : 0) +
+                                         (r->value && r->value_len > 0 ? (size_t)r->value_len : 0);
+        if ((size_t)(end - w) < need) {
+            out->len = (size_t)(w - out->data);
+            if (out->len - hdr_at + need > DM_BATCH_MAX_BYTES + 4 * DM_VARINT_MAX + 1) {
+                out->len = hdr_at;
+                return DM_ERR_RANGE;
+            }
+            if (dm_buf_reserve(out, need + out->len / 2)) {
+                out->len = hdr_at;
+                return DM_ERR_NOMEM;
+            }
+            w = out->data + out->len;
+            end = out->data + out->cap;
+            out->len = hdr_at;
+        }
+        w = put_record(w, r, ts - first, (int64_t)i);
+    }
+    size_t payload_len = (size_t)(w - out->data) - hdr_at - DM_BATCH_HEADER_SIZE;
+    if (DM_BATCH_HEADER_SIZE + payload_len > DM_BATCH_MAX_BYTES) return DM_ERR_RANGE;
+    uint8_t *h = out->data + hdr_at;
+    dm_wr64(h, 0);
+    dm_wr32(h + 8, (uint32_t)(DM_BATCH_HEADER_SIZE + payload_len));
+    header_tail(h + 16, attributes, n, first, last, txn_id, payload_len, (int64_t)n - 1);
     dm_wr32(h + 12, dm_crc32c(0, h + 16, DM_BATCH_HEADER_SIZE - 16 + payload_len));
     out->len = hdr_at + DM_BATCH_HEADER_SIZE + payload_len;
     return DM_OK;
@@ -158,16 +193,47 @@ static dm_err_t encode_common(dm_buf_t *out, dm_buf_t *scratch, int64_t base_off
 {
     if (n == 0 || n > UINT32_MAX)
         return dm_error_set(err, DM_ERR_INVALID, "batch of %zu records", n);
+    if (comp == DM_BATCH_COMP_NONE && !rel) {
+        size_t at = out->len;
+        dm_err_t rc =
+            encode_plain_one_pass(out, records, n, now_ms, txn_id ? DM_BATCH_ATTR_TXN : 0, txn_id);
+        if (rc == DM_OK) {
+            dm_wr64(out->data + at, (uint64_t)base_offset);
+            return DM_OK;
+        }
+        if (rc == DM_ERR_NOMEM) return dm_error_set(err, rc, "encoding a batch of %zu records", n);
+        if (rc == DM_ERR_RANGE)
+            return dm_error_set(err, rc, "batch of %zu records exceeds the %u byte limit", n,
+                                DM_BATCH_MAX_BYTES);
+    }
+    /* One pass for the timestamp range and the batch's size bound: the bytes of keys, values
+     * and headers, plus the most their varints can take. */
     int64_t first = INT64_MAX, last = INT64_MIN;
+    uint64_t data_bytes = 0, need = 0;
     for (size_t i = 0; i < n; i++) {
-        int64_t ts = rec_ts(&records[i], now_ms);
+        const dm_log_record_t *r = &records[i];
+        int64_t ts = rec_ts(r, now_ms);
         if (ts < first) first = ts;
         if (ts > last) last = ts;
+        uint64_t d = (r->key && r->key_len > 0 ? (uint64_t)r->key_len : 0) +
+                     (r->value && r->value_len > 0 ? (uint64_t)r->value_len : 0);
+        if (r->n_headers) {
+            uint64_t m = record_max_size(r);
+            need += m;
+            data_bytes += m - 4 * DM_VARINT_MAX - 2 * DM_VARINT_MAX * r->n_headers;
+        } else {
+            data_bytes += d;
+            need += d + 4 * DM_VARINT_MAX + 1;
+        }
     }
     size_t hdr_at = out->len;
+    if (data_bytes > DM_BATCH_MAX_BYTES)
+        return dm_error_set(err, DM_ERR_RANGE, "batch of %zu records exceeds the %u byte limit", n,
+                            DM_BATCH_MAX_BYTES);
     uint8_t attributes = (uint8_t)comp | (txn_id ? DM_BATCH_ATTR_TXN : 0);
     if (comp == DM_BATCH_COMP_NONE) {
-        dm_err_t rc = encode_plain(out, records, n, rel, now_ms, first, last, attributes, txn_id);
+        dm_err_t rc = encode_plain(out, records, n, rel, now_ms, first, last, attributes, txn_id,
+                                   (size_t)need);
         if (rc) {
             out->len = hdr_at;
             return rc == DM_ERR_NOMEM
@@ -314,6 +380,159 @@ static inline int get_bytes(const uint8_t **r, const uint8_t *end, const uint8_t
     return 0;
 }
 
+/* Makes room for count more records in *recs (from the arena). */
+static dm_err_t grow_records(dm_arena_t *arena, dm_log_record_t **recs, size_t *n, size_t *cap,
+                             uint32_t count, dm_error_t *err)
+{
+    if (*n + count <= *cap) return DM_OK;
+    size_t ncap = *cap ? *cap : 1024;
+    while (ncap < *n + count)
+        ncap *= 2;
+    dm_log_record_t *nr = dm_arena_alloc(arena, ncap * sizeof(*nr));
+    if (!nr) return dm_error_set(err, DM_ERR_NOMEM, "record array");
+    if (*n) memcpy(nr, *recs, *n * sizeof(*nr));
+    *recs = nr;
+    *cap = ncap;
+    return DM_OK;
+}
+
+static dm_err_t not_parsing(const dm_batch_hdr_t *h, dm_error_t *err)
+{
+    return dm_error_set(err, DM_ERR_CORRUPT, "offset %lld: records of the batch do not parse",
+                        (long long)h->base_offset);
+}
+
+/* Where decoding of a batch's records stands. The cursor and the count live in this local
+ * struct through the loop: through the caller's pointers the compiler would reload and
+ * store them around every record it writes. */
+typedef struct dec {
+    const uint8_t *r, *end; /* next record, end of the records section */
+    dm_log_record_t *out;
+    size_t k;   /* records kept in out */
+    uint32_t i; /* records decoded */
+} dec_t;
+
+enum { DEC_CORRUPT = 1, DEC_NOMEM = 2 };
+
+/* How far ahead of the record being decoded its bytes are prefetched: a check chunk. */
+#define DEC_PREFETCH (16 << 10)
+
+/* A varint of one or two bytes, the caller having made sure two bytes are there: false for
+ * longer ones (the general path reads those). */
+static inline __attribute__((always_inline)) bool rd_short(const uint8_t **r, uint64_t *v)
+{
+    const uint8_t *p = *r;
+    if (p[0] < 0x80) {
+        *v = p[0];
+        *r = p + 1;
+        return true;
+    }
+    if (p[1] < 0x80) {
+        *v = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
+        *r = p + 2;
+        return true;
+    }
+    return false;
+}
+
+/* Decodes the records that start before limit. 0, DEC_CORRUPT or DEC_NOMEM. */
+static int decode_run(dec_t *d, const dm_batch_hdr_t *h, int64_t min_offset, dm_arena_t *arena,
+                      const uint8_t *limit)
+{
+    const uint8_t *r = d->r, *end = d->end;
+    dm_log_record_t *out = d->out;
+    size_t k = d->k;
+    uint32_t i = d->i;
+    int bad = 0;
+    size_t stride = 0; /* length of the last record (see below) */
+    for (; i < h->count && r < limit; i++) {
+        dm_log_record_t *rec = &out[k];
+        /* Bring in the bytes a chunk ahead while this one is decoded: the CRC of the next
+         * chunk then runs from cache instead of waiting on memory. */
+        __builtin_prefetch(r + DEC_PREFETCH);
+        __builtin_prefetch(r + DEC_PREFETCH + 64);
+        if (end - r >= 16) {
+            /* The common shape: varints of one or two bytes, no headers. Anything else
+             * (or anything wrong) takes the general path below from the same place. */
+            const uint8_t *q = r;
+            uint64_t tz, od, kz, vz;
+            int64_t kl, vl;
+            if (!rd_short(&q, &tz) || !rd_short(&q, &od) || !rd_short(&q, &kz)) goto general;
+            kl = dm_zigzag_decode64(kz);
+            if (kl < -1 || kl > end - q - 3) goto general;
+            rec->key = kl < 0 ? NULL : q;
+            q += kl > 0 ? kl : 0;
+            if (!rd_short(&q, &vz)) goto general;
+            vl = dm_zigzag_decode64(vz);
+            if (vl < -1 || vl >= end - q || q[vl > 0 ? vl : 0] != 0) goto general;
+            rec->value = vl < 0 ? NULL : q;
+            /* Where the next record starts depends on this one's lengths, read from memory:
+             * a chain of loads through the batch. Records of a batch tend to have one size,
+             * so step by the last size when it matches: the branch is predicted, and the
+             * empty asm hides from the compiler that stride == rl there, so the next
+             * record's loads do not wait for this one's. */
+            size_t rl = (size_t)(q + (vl > 0 ? vl : 0) + 1 - r);
+            if (__builtin_expect(rl == stride, 1)) {
+                __asm__("" : "+r"(stride));
+                r += stride;
+            } else {
+                stride = rl;
+                r += rl;
+            }
+            rec->key_len = (int32_t)kl;
+            rec->value_len = (int32_t)vl;
+            rec->headers = NULL;
+            rec->n_headers = 0;
+            rec->offset = h->base_offset + (int64_t)od;
+            rec->timestamp = h->first_ts + dm_zigzag_decode64(tz);
+            k += rec->offset >= min_offset;
+            continue;
+        }
+    general:;
+        int64_t tsd;
+        uint64_t od, nh;
+        if (rd_i64(&r, end, &tsd) || rd_u64(&r, end, &od) ||
+            get_bytes(&r, end, &rec->key, &rec->key_len) ||
+            get_bytes(&r, end, &rec->value, &rec->value_len) || rd_u64(&r, end, &nh) ||
+            nh > (uint64_t)(end - r)) {
+            bad = DEC_CORRUPT;
+            break;
+        }
+        rec->headers = NULL;
+        rec->n_headers = (uint32_t)nh;
+        if (nh) {
+            dm_log_header_t *hs = dm_arena_alloc(arena, nh * sizeof(*hs));
+            if (!hs) {
+                bad = DEC_NOMEM;
+                break;
+            }
+            for (uint64_t j = 0; j < nh; j++) {
+                const uint8_t *kp;
+                int32_t kl;
+                if (get_bytes(&r, end, &kp, &kl) || kl < 0) {
+                    bad = DEC_CORRUPT;
+                    break;
+                }
+                hs[j].key = (const char *)kp;
+                hs[j].key_len = (uint32_t)kl;
+                if (get_bytes(&r, end, &hs[j].value, &hs[j].value_len)) {
+                    bad = DEC_CORRUPT;
+                    break;
+                }
+            }
+            if (bad) break;
+            rec->headers = hs;
+        }
+        rec->offset = h->base_offset + (int64_t)od;
+        rec->timestamp = h->first_ts + tsd;
+        if (rec->offset >= min_offset) k++;
+    }
+    d->r = r;
+    d->k = k;
+    d->i = i;
+    return bad;
+}
+
 dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_offset,
                          dm_arena_t *arena, dm_log_record_t **recs, size_t *n, size_t *cap,
                          dm_error_t *err)
@@ -341,57 +560,56 @@ dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_
         payload = dst;
         stored = h->payload_len;
     }
-    if (*n + h->count > *cap) {
-        size_t ncap = *cap ? *cap : 1024;
-        while (ncap < *n + h->count)
-            ncap *= 2;
-        dm_log_record_t *nr = dm_arena_alloc(arena, ncap * sizeof(*nr));
-        if (!nr) return dm_error_set(err, DM_ERR_NOMEM, "record array");
-        if (*n) memcpy(nr, *recs, *n * sizeof(*nr));
-        *recs = nr;
-        *cap = ncap;
-    }
-    /* The count and the array live in locals through the loop: through the pointers the
-     * compiler would reload and store them around every record it writes. */
-    dm_log_record_t *out = *recs;
-    size_t k = *n;
-    const uint8_t *r = payload, *end = payload + stored;
-    for (uint32_t i = 0; i < h->count; i++) {
-        dm_log_record_t *rec = &out[k];
-        int64_t tsd;
-        uint64_t od, nh;
-        if (rd_i64(&r, end, &tsd) || rd_u64(&r, end, &od)) goto corrupt;
-        if (get_bytes(&r, end, &rec->key, &rec->key_len)) goto corrupt;
-        if (get_bytes(&r, end, &rec->value, &rec->value_len)) goto corrupt;
-        if (rd_u64(&r, end, &nh) || nh > (uint64_t)(end - r)) goto corrupt;
-        rec->headers = NULL;
-        rec->n_headers = (uint32_t)nh;
-        if (nh) {
-            dm_log_header_t *hs = dm_arena_alloc(arena, nh * sizeof(*hs));
-            if (!hs) {
-                *n = k;
-                return dm_error_set(err, DM_ERR_NOMEM, "record headers");
-            }
-            for (uint64_t j = 0; j < nh; j++) {
-                const uint8_t *kp;
-                int32_t kl;
-                if (get_bytes(&r, end, &kp, &kl) || kl < 0) goto corrupt;
-                hs[j].key = (const char *)kp;
-                hs[j].key_len = (uint32_t)kl;
-                if (get_bytes(&r, end, &hs[j].value, &hs[j].value_len)) goto corrupt;
-            }
-            rec->headers = hs;
-        }
-        rec->offset = h->base_offset + (int64_t)od;
-        rec->timestamp = h->first_ts + tsd;
-        if (rec->offset >= min_offset) k++;
-    }
-    *n = k;
-    if (r != end) goto corrupt;
+    dm_err_t rc = grow_records(arena, recs, n, cap, h->count, err);
+    if (rc) return rc;
+    dec_t d = {.r = payload, .end = payload + stored, .out = *recs, .k = *n};
+    int bad = decode_run(&d, h, min_offset, arena, d.end);
+    if (bad == DEC_NOMEM) return dm_error_set(err, DM_ERR_NOMEM, "record headers");
+    if (bad || d.i != h->count || d.r != d.end) return not_parsing(h, err);
+    *n = d.k;
     return DM_OK;
-corrupt:
-    return dm_error_set(err, DM_ERR_CORRUPT, "offset %lld: records of the batch do not parse",
-                        (long long)h->base_offset);
+}
+
+/* CRC and decoding go through the batch together, a chunk at a time: the chunk the CRC
+ * has just pulled in from memory is still in the first-level cache when the records in it
+ * are decoded. Decoding one after the other made every record's varints an L2 (or memory)
+ * access, and the records' chain of lengths made those accesses serial. */
+#define CHECK_CHUNK (16u << 10)
+
+dm_err_t dm_batch_check_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_offset,
+                               dm_arena_t *arena, dm_log_record_t **recs, size_t *n, size_t *cap,
+                               bool *crc_bad, dm_error_t *err)
+{
+    *crc_bad = false;
+    if ((h->attributes & DM_BATCH_COMP_MASK) != DM_BATCH_COMP_NONE) {
+        /* the checksum covers the compressed bytes: check them before inflating */
+        if (!dm_batch_crc_ok(p, h)) {
+            *crc_bad = true;
+            return DM_ERR_CORRUPT;
+        }
+        return dm_batch_decode(p, h, min_offset, arena, recs, n, cap, err);
+    }
+    dm_err_t rc = grow_records(arena, recs, n, cap, h->count, err);
+    if (rc) return rc;
+    const uint8_t *payload = p + DM_BATCH_HEADER_SIZE, *end = p + h->length;
+    dec_t d = {.r = payload, .end = end, .out = *recs, .k = *n};
+    uint32_t crc = dm_crc32c(0, p + 16, DM_BATCH_HEADER_SIZE - 16);
+    int bad = 0;
+    for (const uint8_t *c = payload; c < end;) {
+        const uint8_t *ce = (size_t)(end - c) > CHECK_CHUNK ? c + CHECK_CHUNK : end;
+        crc = dm_crc32c(crc, c, (size_t)(ce - c));
+        if (!bad) bad = decode_run(&d, h, min_offset, arena, ce);
+        c = ce;
+    }
+    /* A damaged batch is reported as failing its CRC whatever the decoding made of it. */
+    if (crc != h->crc) {
+        *crc_bad = true;
+        return DM_ERR_CORRUPT;
+    }
+    if (bad == DEC_NOMEM) return dm_error_set(err, DM_ERR_NOMEM, "record headers");
+    if (bad || d.i != h->count || d.r != d.end) return not_parsing(h, err);
+    *n = d.k;
+    return DM_OK;
 }
 
 const char *dm_batch_comp_name(dm_batch_comp_t c)

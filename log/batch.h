@@ -112,6 +112,13 @@ dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_
                          dm_arena_t *arena, dm_log_record_t **recs, size_t *n, size_t *cap,
                          dm_error_t *err);
 
+/* dm_batch_decode of a complete batch whose CRC is not checked yet, checking it on the way
+ * (one pass over the bytes instead of two). On a CRC mismatch *crc_bad is set and it
+ * returns DM_ERR_CORRUPT without a message: the caller names the batch's place. */
+dm_err_t dm_batch_check_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_offset,
+                               dm_arena_t *arena, dm_log_record_t **recs, size_t *n, size_t *cap,
+                               bool *crc_bad, dm_error_t *err);
+
 /* Name of a compression ("none", "zstd", "lz4"); parse returns -1 for unknown names. */
 const char *dm_batch_comp_name(dm_batch_comp_t c);
 int dm_batch_comp_parse(const char *name);

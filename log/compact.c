@@ -7,6 +7,7 @@
  * delete_retention_ms old, then dropped. Writers never wait: they only touch the active
  * segment, and the segment array is locked only for the pointer swap. A crash leaves either
  * the old or the new file under each name; leftover .cleaned files are removed on open.
+ * Then runs of small neighbouring segments are merged into one (see "merging" below).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -268,6 +269,187 @@ static int rewrite_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, pa
     return 1;
 }
 
+/* ==== merging small neighbours ==========================================================
+ *
+ * After compaction by key many sealed segments hold little. Adjacent ones are merged into
+ * one of up to segment_bytes: their batches are copied byte for byte (offsets are in the
+ * batches, so every record keeps its offset) into a new file under the first one's base,
+ * with its index rebuilt. The steps, each one leaving a state recovery completes:
+ *   1. <first>.log.merging (and <first>.idx.cleaned) written and fsynced;
+ *   2. renamed to <first>.log.merged-<end> (end: the base after the run): the merge is
+ *      decided — from here on, recovery finishes it (dm_partition_scan);
+ *   3. the later segments' files are unlinked, .merged-<end> renamed over <first>.log and
+ *      the index over <first>.idx;
+ *   4. the segment array swaps the run for the merged segment.
+ * The segments of the run stay pinned throughout, so readers holding them (their fds and
+ * mappings) read the old files undisturbed; writers only touch the active segment. */
+
+typedef struct merge_ctx {
+    dm_buf_t data, idx;
+    int64_t base, max_ts;
+    uint64_t since_idx, interval;
+} merge_ctx_t;
+
+static int merge_batch(void *ctx, const uint8_t *p, const dm_batch_hdr_t *h)
+{
+    merge_ctx_t *m = ctx;
+    size_t at = m->data.len;
+    if (dm_buf_append(&m->data, p, h->length)) return -1;
+    if (h->last_ts > m->max_ts) m->max_ts = h->last_ts;
+    if (at == 0 || m->since_idx >= m->interval) {
+        uint8_t e[DM_IDX_ENTRY_SIZE];
+        dm_wr32(e, (uint32_t)(h->base_offset - m->base));
+        dm_wr32(e + 4, (uint32_t)at);
+        dm_wr64(e + 8, (uint64_t)m->max_ts);
+        if (dm_buf_append(&m->idx, e, sizeof(e))) return -1;
+        m->since_idx = 0;
+    }
+    m->since_idx += h->length;
+    return 0;
+}
+
+static void fsync_dir_of(const dm_partition_t *p)
+{
+    int fd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* Merges run[0..n) (adjacent sealed segments, pinned and referenced by the caller). Returns
+ * 1 when merged. */
+static int merge_run(dm_log_t *log, dm_partition_t *p, dm_segment_t **run, size_t n)
+{
+    dm_segment_t *first = run[0], *last = run[n - 1];
+    merge_ctx_t m = {.data = DM_BUF_INIT,
+                     .idx = DM_BUF_INIT,
+                     .base = first->base,
+                     .max_ts = INT64_MIN,
+                     .interval = (uint64_t)log->opt.index_interval_bytes};
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        uint8_t *d = read_all(log, run[i]);
+        ok = d && for_batches(d, run[i]->size, merge_batch, &m) == 0;
+        free(d);
+    }
+    char lpath[4096], ipath[4096], merging[4200], merged[4300], iclean[4200];
+    dm_segment_path(first, "log", lpath, sizeof(lpath));
+    dm_segment_path(first, "idx", ipath, sizeof(ipath));
+    snprintf(merging, sizeof(merging), "%s.merging", lpath);
+    snprintf(merged, sizeof(merged), "%s.merged-%020" PRId64, lpath, last->next_offset);
+    snprintf(iclean, sizeof(iclean), "%s.cleaned", ipath);
+    dm_segment_t *ns = ok ? dm_segment_new(p, first->base) : NULL;
+    if (!ns || write_file(merging, m.data.data ? m.data.data : (const uint8_t *)"", m.data.len) ||
+        write_file(iclean, m.idx.data ? m.idx.data : (const uint8_t *)"", m.idx.len) ||
+        rename(merging, merged)) {
+        if (ok)
+            DM_WARN("log", "topic=%s partition=%d segment=%" PRId64 ": merge not written: %s",
+                    p->topic->name, p->id, first->base, strerror(errno));
+        unlink(merging);
+        unlink(iclean);
+        free(ns);
+        dm_buf_free(&m.data);
+        dm_buf_free(&m.idx);
+        return 0;
+    }
+    fsync_dir_of(p); /* step 2 is durable: recovery completes the merge from here */
+    for (size_t i = 1; i < n; i++) {
+        char path[4096];
+        dm_segment_path(run[i], "log", path, sizeof(path));
+        unlink(path);
+        dm_segment_path(run[i], "idx", path, sizeof(path));
+        unlink(path);
+    }
+    if (rename(merged, lpath)) {
+        /* The old segments stay in use (pinned, their files open); the next open finishes
+         * the merge from the .merged file. */
+        DM_ERROR("log",
+                 "topic=%s partition=%d segment=%" PRId64
+                 ": finishing a merge: %s (finished at the next open)",
+                 p->topic->name, p->id, first->base, strerror(errno));
+        unlink(iclean);
+        free(ns);
+        dm_buf_free(&m.data);
+        dm_buf_free(&m.idx);
+        return 0;
+    }
+    if (rename(iclean, ipath)) /* the old index still describes a valid prefix */
+        unlink(iclean);
+    fsync_dir_of(p);
+    ns->size = m.data.len;
+    ns->next_offset = last->next_offset;
+    ns->max_ts = m.max_ts;
+    ns->created_ms = last->created_ms;
+    ns->sealed = true;
+    ns->idx_loaded = false; /* loaded (and checked) on first use */
+    uint64_t bytes = m.data.len;
+    dm_buf_free(&m.data);
+    dm_buf_free(&m.idx);
+    pthread_rwlock_wrlock(&p->seg_lock);
+    size_t at = 0;
+    while (at < p->n_segs && p->segs[at] != first)
+        at++;
+    /* the run is still in place: only this thread removes sealed segments of a compacted
+     * partition, and topic delete waits for it (bg_mu) */
+    p->segs[at] = ns;
+    memmove(p->segs + at + 1, p->segs + at + n, (p->n_segs - at - n) * sizeof(*p->segs));
+    p->n_segs -= n - 1;
+    pthread_rwlock_unlock(&p->seg_lock);
+    /* the array's references; the files are gone or replaced already */
+    for (size_t i = 0; i < n; i++)
+        dm_segment_unref(log, run[i]);
+    DM_INFO("log",
+            "topic=%s partition=%d: merged %zu segments from %" PRId64 " into one of %" PRIu64
+            " bytes",
+            p->topic->name, p->id, n, first->base, bytes);
+    return 1;
+}
+
+/* Merges runs of adjacent sealed, committed, synced segments that fit in segment_bytes
+ * together. Returns the segments merged away. Background thread. */
+static int merge_small(dm_log_t *log, dm_partition_t *p, int64_t stable)
+{
+    uint64_t limit = (uint64_t)p->topic->conf.segment_bytes;
+    int merged = 0;
+    for (size_t from = 0;;) {
+        dm_segment_t *run[64];
+        size_t n = 0;
+        uint64_t total = 0;
+        pthread_rwlock_rdlock(&p->seg_lock);
+        /* the first run at or after from */
+        for (; from + 1 < p->n_segs && n < 2; from++) {
+            n = 0;
+            total = 0;
+            for (size_t i = from; i + 1 < p->n_segs && n < 64; i++) {
+                dm_segment_t *s = p->segs[i];
+                if (p->segs[i + 1]->base > stable || !s->sealed ||
+                    __atomic_load_n(&s->needs_sync, __ATOMIC_ACQUIRE) || total + s->size > limit)
+                    break;
+                run[n++] = s;
+                total += s->size;
+            }
+            if (n >= 2) break;
+        }
+        for (size_t i = 0; i < n && n >= 2; i++)
+            dm_segment_ref(run[i]);
+        pthread_rwlock_unlock(&p->seg_lock);
+        if (n < 2) break;
+        size_t pinned = 0;
+        while (pinned < n && dm_fdcache_pin(&log->fdcache, run[pinned], NULL) == DM_OK)
+            pinned++;
+        int done = pinned == n ? merge_run(log, p, run, n) : 0;
+        for (size_t i = 0; i < pinned; i++)
+            dm_fdcache_unpin(&log->fdcache, run[i]);
+        for (size_t i = 0; i < n; i++)
+            dm_segment_unref(log, run[i]);
+        if (!done) break;
+        merged += (int)n - 1;
+        from++; /* the merged segment is full enough or last of its run */
+    }
+    return merged;
+}
+
 int dm_compact_partition(dm_log_t *log, dm_partition_t *p, int64_t now_ms)
 {
     if (dm_partition_ensure_open(log, p, NULL)) return 0;
@@ -332,5 +514,6 @@ int dm_compact_partition(dm_log_t *log, dm_partition_t *p, int64_t now_ms)
     for (size_t i = 0; i < n; i++)
         dm_segment_unref(log, segs[i]);
     free(segs);
+    if (ok) rewritten += merge_small(log, p, stable);
     return rewritten;
 }

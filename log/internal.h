@@ -44,7 +44,9 @@ typedef struct dm_segment {
     uint64_t last_pos;  /* position of the last batch (for the seal entry) */
     int64_t last_base;  /* base offset of the last batch */
     bool sealed;
-    bool needs_sync; /* sealed with data not yet fsynced (commit_mu) */
+    bool needs_sync;       /* sealed with data not yet fsynced (commit_mu) */
+    uint64_t prealloc_end; /* the data file has blocks reserved up to here (commit_mu) */
+    uint64_t populated;    /* readers filled the mapping's page tables up to here (atomic) */
     /* fd cache (log->fdcache.mu): open fds and a read-only mapping of the data file, so
      * reads point into the page cache without copying */
     int fd, idx_fd;
@@ -238,7 +240,8 @@ void dm_partition_info(dm_log_t *log, dm_partition_t *p, dm_log_partition_info_t
 void dm_partition_destroy(dm_log_t *log, dm_partition_t *p);
 
 /* ---- compaction (log/compact.c) ---- */
-/* Compacts the sealed segments of p; returns segments rewritten. Background thread. */
+/* Compacts the sealed segments of p, then merges small neighbours; returns segments
+ * rewritten or merged away. Background thread. */
 int dm_compact_partition(dm_log_t *log, dm_partition_t *p, int64_t now_ms);
 
 /* ---- journal (log/journal.c) ---- */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +50,37 @@ static dm_err_t push_segment(dm_partition_t *p, dm_segment_t *s)
 
 /* ==== opening and recovery ============================================================ */
 
+/* Completes a merge of small segments that was decided (its <first>.log.merged-<end> file
+ * complete and durable, see log/compact.c) when the process stopped: the segments after
+ * first and before end go, the merged file takes first's name. */
+static int finish_merge(dm_partition_t *p, const char *name)
+{
+    char *stop;
+    long long first = strtoll(name, &stop, 10), end = strtoll(name + 32, NULL, 10);
+    DIR *d = opendir(p->dir);
+    if (!d) return -1;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l != 24 || (strcmp(de->d_name + 20, ".log") && strcmp(de->d_name + 20, ".idx")))
+            continue;
+        long long b = strtoll(de->d_name, NULL, 10);
+        if (b > first && b < end) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", p->dir, de->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+    char from[4096], to[4096];
+    snprintf(from, sizeof(from), "%s/%s", p->dir, name);
+    snprintf(to, sizeof(to), "%s/%020lld.log", p->dir, first);
+    if (rename(from, to)) return -1;
+    fsync_dir(p->dir);
+    DM_WARN("log", TP ": finished merging the segments from %lld to %lld", TPA(p), first, end);
+    return 0;
+}
+
 dm_err_t dm_partition_scan(dm_log_t *log, dm_partition_t *p, dm_error_t *err)
 {
     if (p->n_segs || p->crc_end >= 0) return DM_OK; /* scanned already */
@@ -64,7 +96,19 @@ dm_err_t dm_partition_scan(dm_log_t *log, dm_partition_t *p, dm_error_t *err)
     struct dirent *de;
     while ((de = readdir(d))) {
         size_t l = strlen(de->d_name);
-        if (l > 8 && !strcmp(de->d_name + l - 8, ".cleaned")) {
+        if (l == 52 && !strncmp(de->d_name + 20, ".log.merged-", 12)) {
+            if (finish_merge(p, de->d_name)) {
+                free(bases);
+                closedir(d);
+                return dm_error_set(err, DM_ERR_IO, "%s/%s: cannot finish a merge: %s", p->dir,
+                                    de->d_name, strerror(errno));
+            }
+            rewinddir(d); /* files were removed and renamed: list again */
+            n = 0;
+            continue;
+        }
+        if ((l > 8 && !strcmp(de->d_name + l - 8, ".merging")) ||
+            (l > 8 && !strcmp(de->d_name + l - 8, ".cleaned"))) {
             /* leftover of a compaction that did not finish: the original is intact */
             char path[4096];
             snprintf(path, sizeof(path), "%s/%s", p->dir, de->d_name);
@@ -476,6 +520,38 @@ static dm_err_t read_exact(int fd, dm_buf_t *b, size_t at, uint64_t pos, size_t 
  * records are decoded the pread buffer is never refilled: the read stops instead.
  * *mapped = the records point into s->map. *more = the segment ended before anything was
  * decoded or the byte budget used. Caller holds seg_lock and a pin on s. */
+/* A reader going through a mapped segment meets a page fault every few pages (the
+ * kernel maps up to 64 KiB around a faulting page); ahead of a reader with much left to
+ * read, the page tables are filled POPULATE_WINDOW at a time with one madvise instead
+ * (which also lets the decoder's prefetches reach the next pages: a prefetch of an
+ * unmapped page is dropped). Tailing readers, close to the end, fault as before. */
+#define POPULATE_WINDOW (4u << 20)
+#define POPULATE_MIN    (256u << 10)
+
+static void populate_ahead(dm_segment_t *s, uint64_t pos, uint64_t limit)
+{
+#ifdef MADV_POPULATE_READ
+    static int unsupported; /* kernels before 5.14 */
+    if (__atomic_load_n(&unsupported, __ATOMIC_RELAXED)) return;
+    uint64_t done = __atomic_load_n(&s->populated, __ATOMIC_RELAXED);
+    if (done > pos + POPULATE_MIN) return; /* well ahead of this reader already */
+    uint64_t from = pos & ~(uint64_t)4095;
+    if (done > from) from = done;
+    /* the page holding the last committed byte lies inside the file */
+    uint64_t end = (limit + 4095) & ~(uint64_t)4095, to = from + POPULATE_WINDOW;
+    if (to > end) to = end;
+    if (to < from + POPULATE_MIN) return; /* near the end: a tailing reader */
+    if (madvise(s->map + from, to - from, MADV_POPULATE_READ) == 0)
+        __atomic_store_n(&s->populated, to, __ATOMIC_RELAXED);
+    else if (errno == EINVAL)
+        __atomic_store_n(&unsupported, 1, __ATOMIC_RELAXED);
+#else
+    (void)s;
+    (void)pos;
+    (void)limit;
+#endif
+}
+
 static dm_err_t read_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, int64_t offset,
                              int64_t stable, uint64_t limit, size_t max_bytes, dm_log_fetch_t *f,
                              bool *more, bool *mapped, dm_error_t *err)
@@ -483,6 +559,7 @@ static dm_err_t read_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, 
     *more = false;
     *mapped = s->map && limit <= s->map_len;
     uint64_t pos = dm_segment_lookup(s, offset);
+    if (*mapped) populate_ahead(s, pos, limit);
     size_t used = 0;
     bool checked_entry = false;
     for (;;) {
@@ -546,13 +623,14 @@ static dm_err_t read_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, 
             }
             int64_t last = h.base_offset + h.last_offset_delta;
             if (last >= offset) {
-                if (!dm_batch_crc_ok(win + off, &h))
+                bool crc_bad;
+                dm_err_t rc = dm_batch_check_decode(win + off, &h, offset, &f->arena, &f->records,
+                                                    &f->n, &f->cap, &crc_bad, err);
+                if (crc_bad)
                     return dm_error_set(err, DM_ERR_LOG_CORRUPT,
                                         TP ": batch at offsets %" PRId64 "..%" PRId64
                                            " (segment %" PRId64 " byte %" PRIu64 ") fails its CRC",
                                         TPA(p), h.base_offset, last, s->base, pos + off);
-                dm_err_t rc = dm_batch_decode(win + off, &h, offset, &f->arena, &f->records, &f->n,
-                                              &f->cap, err);
                 if (rc) return dm_error_prefix(err, TP, TPA(p));
                 if (f->n_batches == f->cap_batches) {
                     size_t ncap = f->cap_batches ? f->cap_batches * 2 : 16;

@@ -59,8 +59,11 @@ static void lru_push_head(dm_fdcache_t *c, dm_segment_t *s)
     s->in_lru = true;
 }
 
+static void prealloc_release(dm_segment_t *s);
+
 static void close_fds(dm_fdcache_t *c, dm_segment_t *s)
 {
+    if (s->fd >= 0) prealloc_release(s); /* an unpinned segment: no append is running */
     if (s->map) {
         munmap(s->map, s->map_len);
         s->map = NULL;
@@ -524,6 +527,7 @@ dm_err_t dm_segment_truncate_at(dm_log_t *log, dm_segment_t *s, int64_t offset, 
     dm_err_t rc = walk_batches(log, s, pos, expect, cut, false, NULL, &bad);
     if (rc) return dm_error_set(err, rc, "truncating");
     if (s->n_idx == 0) s->since_idx = 0;
+    s->prealloc_end = 0; /* the truncate frees reserved blocks */
     if (ftruncate(s->fd, (off_t)cut) || ftruncate(s->idx_fd, 0))
         return dm_error_set(err, DM_ERR_IO, "truncate segment %" PRId64 ": %s", s->base,
                             strerror(errno));
@@ -536,10 +540,46 @@ dm_err_t dm_segment_truncate_at(dm_log_t *log, dm_segment_t *s, int64_t offset, 
 
 /* ==== append and lookup ============================================================ */
 
+/* Reserves disk blocks ahead of the writes of a busy segment (fallocate, keeping the file
+ * size): a write(2) into reserved blocks skips the file system's per-page delayed
+ * allocation, about 15% of its cost on ext4. Only past PREALLOC_FROM bytes of data, and
+ * never more ahead than what the segment holds (at most PREALLOC_MAX), so the many small
+ * topics reserve nothing; sealing gives back what was not used. A failure (no support, no
+ * space) only means the writes take the slower path, which reports a full disk itself. */
+#define PREALLOC_FROM (1u << 20)
+#define PREALLOC_MAX  (8u << 20)
+
+static void prealloc_ahead(dm_segment_t *s, uint64_t end)
+{
+    if (end <= s->prealloc_end || end < PREALLOC_FROM) return;
+    uint64_t from = s->prealloc_end > s->size ? s->prealloc_end : s->size;
+    uint64_t step = s->size < PREALLOC_MAX ? s->size : PREALLOC_MAX;
+    uint64_t limit = (uint64_t)s->part->topic->conf.segment_bytes;
+    uint64_t to = end + step;
+    if (to > limit && end <= limit) to = limit;
+    if (to < end) to = end;
+    if (fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) == 0)
+        s->prealloc_end = to;
+    else
+        s->prealloc_end = end; /* try again one step later */
+}
+
+/* Gives back blocks reserved past the data (a sealed or truncated segment). */
+static void prealloc_release(dm_segment_t *s)
+{
+    /* A truncate to the current size frees blocks past the end (a hole punch does not:
+     * file systems only punch inside the file's size). */
+    if (s->prealloc_end > s->size && ftruncate(s->fd, (off_t)s->size)) {
+        /* nothing lost: the blocks stay reserved until the segment is deleted */
+    }
+    s->prealloc_end = 0;
+}
+
 dm_err_t dm_segment_append(dm_log_t *log, dm_segment_t *s, const uint8_t *data, size_t len,
                            dm_error_t *err)
 {
     uint64_t at = s->size;
+    prealloc_ahead(s, at + len);
     size_t done = 0;
     while (done < len) {
         ssize_t w = pwrite(s->fd, data + done, len - done, (off_t)(at + done));
@@ -548,6 +588,7 @@ dm_err_t dm_segment_append(dm_log_t *log, dm_segment_t *s, const uint8_t *data, 
             int e = w < 0 ? errno : ENOSPC;
             if (ftruncate(s->fd, (off_t)at)) { /* keep going: the caller reports e */
             }
+            s->prealloc_end = 0; /* the truncate freed the reserved blocks */
             return dm_error_set(err, e == ENOSPC || e == EFBIG ? DM_ERR_NO_SPACE : DM_ERR_IO,
                                 "topic=%s partition=%d: write segment %" PRId64 " at byte %" PRIu64
                                 ": %s",
@@ -607,6 +648,7 @@ dm_err_t dm_segment_seal(dm_log_t *log, dm_segment_t *s, dm_error_t *err)
     }
     dm_err_t rc = idx_write_from(s, s->idx_flushed, err);
     if (rc) return rc;
+    prealloc_release(s);
     /* No fsync here: the next sync of the partition covers it (needs_sync), so a roll
      * costs no more than the topic's fsync policy asks for. */
     s->needs_sync = true;

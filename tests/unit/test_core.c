@@ -217,6 +217,67 @@ static void test_crc32c_hw_sw_agree_and_chain(void)
     CHECK_EQ_U64(whole, dm_crc32c_sw(0, data, sizeof(data)));
 }
 
+/* Every implementation the CPU runs (folding over 512-bit and 128-bit registers, the crc32
+ * instruction, the table) gives the RFC 3720 values and the table's result for every
+ * alignment 0..63 with every length 0..300 (the paths' thresholds and tails) and random
+ * lengths up to 64 KiB, with a non-zero starting CRC too. */
+static void test_crc32c_every_impl_matches_table(void)
+{
+    size_t n_impls;
+    const dm_crc32c_impl_t *impls = dm_crc32c_impls(&n_impls);
+    CHECK(n_impls >= 1);
+    CHECK(impls[n_impls - 1].available); /* the table always is */
+    static uint8_t data[(64 << 10) + 64];
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < sizeof(data); i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        data[i] = (uint8_t)x;
+    }
+    static const uint8_t pdu[48] = {0x01, 0xc0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x14, 0x00, 0x00, 0x00,
+                                    0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x14, 0x00, 0x00,
+                                    0x00, 0x18, 0x28, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                    0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+    uint8_t zeros[32] = {0}, ones[32], inc[32];
+    memset(ones, 0xff, sizeof(ones));
+    for (int i = 0; i < 32; i++)
+        inc[i] = (uint8_t)i;
+    for (size_t k = 0; k < n_impls; k++) {
+        const dm_crc32c_impl_t *im = &impls[k];
+        if (!im->available) {
+            printf("  crc32c %s: not on this CPU\n", im->name);
+            continue;
+        }
+        CHECK_EQ_U64(im->fn(0, zeros, 32), 0x8A9136AA);
+        CHECK_EQ_U64(im->fn(0, ones, 32), 0x62A8AB43);
+        CHECK_EQ_U64(im->fn(0, inc, 32), 0x46DD794E);
+        CHECK_EQ_U64(im->fn(0, pdu, 48), 0xD9963A56);
+        CHECK_EQ_U64(im->fn(0, "123456789", 9), 0xE3069283);
+        size_t bad = 0, cases = 0;
+        for (size_t off = 0; off < 64; off++) {
+            for (size_t len = 0; len <= 300; len++, cases++)
+                if (im->fn(0, data + off, len) != dm_crc32c_sw(0, data + off, len)) bad++;
+            for (int r = 0; r < 8; r++, cases++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                size_t len = (size_t)(x % ((64 << 10) + 1));
+                uint32_t seed = (uint32_t)(x >> 32);
+                if (im->fn(seed, data + off, len) != dm_crc32c_sw(seed, data + off, len)) {
+                    if (!bad)
+                        printf("  crc32c %s: offset %zu length %zu differs\n", im->name, off, len);
+                    bad++;
+                }
+            }
+        }
+        /* the longest input and the chaining property */
+        size_t all = sizeof(data) - 64;
+        cases++;
+        if (im->fn(im->fn(0, data, 777), data + 777, all - 777) != dm_crc32c_sw(0, data, all))
+            bad++;
+        printf("  crc32c %s: %zu cases, %zu differ from the table\n", im->name, cases, bad);
+        CHECK_EQ_U64(bad, 0);
+    }
+}
+
 static void test_hash_is_stable(void)
 {
     /* XXH3-64 of the empty input is a published constant. */
@@ -322,6 +383,7 @@ int main(void)
     RUN(test_varint_edges);
     RUN(test_crc32c_rfc3720_vectors);
     RUN(test_crc32c_hw_sw_agree_and_chain);
+    RUN(test_crc32c_every_impl_matches_table);
     RUN(test_hash_is_stable);
     RUN(test_clock_and_iso8601);
     RUN(test_log_format_and_level);

@@ -1,5 +1,6 @@
 /* tests/unit/test_log_maint.c — retention by size and time, compaction by key (with
- * tombstones), and compaction running while a writer appends. */
+ * tombstones), compaction running while a writer appends, and the merging of the small
+ * segments compaction leaves. */
 #include <pthread.h>
 
 #include "check.h"
@@ -276,6 +277,224 @@ static void test_compaction_with_writer(void)
     free(dir);
 }
 
+/* ---- merging small segments ---------------------------------------------------------- */
+
+typedef struct mwriter {
+    dm_log_t *log;
+    volatile int stop;
+    int written, failed;
+    int64_t last_off;
+} mwriter_t;
+
+static void *mwriter_main(void *arg)
+{
+    mwriter_t *w = arg;
+    while (!w->stop || w->written < 50) {
+        char val[32];
+        snprintf(val, sizeof(val), "w%d", w->written);
+        dm_log_record_t r = {.key = (const uint8_t *)"w",
+                             .key_len = 1,
+                             .value = (const uint8_t *)val,
+                             .value_len = (int32_t)strlen(val)};
+        int64_t off;
+        if (dm_log_produce(w->log, "m", 0, &r, 1, &off, NULL))
+            w->failed++;
+        else
+            w->last_off = off;
+        w->written++;
+    }
+    return NULL;
+}
+
+/* The value at off must be want. */
+static int read_at(dm_log_t *log, int64_t off, const char *want)
+{
+    dm_log_fetch_t f;
+    dm_log_fetch_init(&f);
+    int ok = dm_log_read(log, "m", 0, off, 1, 0, &f, NULL) == 0 && f.n > 0 &&
+             f.records[0].offset == off && f.records[0].value_len == (int32_t)strlen(want) &&
+             !memcmp(f.records[0].value, want, strlen(want));
+    dm_log_fetch_free(&f);
+    return ok;
+}
+
+/* Segment files of topic m holding offsets below end (the concurrent producer adds
+ * segments past it). */
+static int segments_below(const char *dir, int64_t end)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/topics", dir);
+    DIR *d = opendir(path);
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (!strncmp(de->d_name, "m.", 2)) break;
+    if (!d || !de) {
+        if (d) closedir(d);
+        return -1;
+    }
+    snprintf(path + strlen(path), sizeof(path) - strlen(path), "/%s", de->d_name);
+    closedir(d);
+    d = opendir(path);
+    int n = 0;
+    while (d && (de = readdir(d)))
+        if (strlen(de->d_name) == 24 && !strcmp(de->d_name + 20, ".log") &&
+            strtoll(de->d_name, NULL, 10) < end)
+            n++;
+    if (d) closedir(d);
+    return n;
+}
+
+/* After compaction by key leaves many small segments, a maintenance pass merges
+ * neighbours: the segment count drops, every key's latest value reads back at the offset
+ * it was written at (before and after a restart), and a producer on the same partition
+ * keeps committing throughout. */
+static void test_compaction_merges_small_segments(void)
+{
+    char *dir = tu_tmpdir("maint");
+    dm_log_t *log = open_log(dir);
+    REQUIRE(log);
+    dm_error_t err = {0};
+    REQUIRE(dm_log_topic_create(log,
+                                &(dm_log_topic_conf_t){.name = "m",
+                                                       .compact = true,
+                                                       .segment_bytes = 4096,
+                                                       .delete_retention_ms = 60000},
+                                &err) == 0);
+    enum { KEYS = 20, ROUNDS = 40 };
+    int64_t latest[KEYS];
+    char want[KEYS][48];
+    for (int round = 0; round < ROUNDS; round++)
+        for (int k = 0; k < KEYS; k++) {
+            char key[8];
+            snprintf(key, sizeof(key), "k%02d", k);
+            snprintf(want[k], sizeof(want[k]), "round %d of key %d, some padding", round, k);
+            dm_log_record_t r = {.key = (const uint8_t *)key,
+                                 .key_len = 3,
+                                 .value = (const uint8_t *)want[k],
+                                 .value_len = (int32_t)strlen(want[k])};
+            REQUIRE(dm_log_produce(log, "m", 0, &r, 1, &latest[k], &err) == 0);
+        }
+    REQUIRE(dm_log_journal_sync(log, &err) == 0); /* sealed segments synced: mergeable */
+    int64_t end;
+    REQUIRE(dm_log_offsets(log, "m", 0, NULL, &end, &err) == 0);
+    int before = segments_below(dir, end);
+    mwriter_t w = {.log = log};
+    pthread_t th;
+    pthread_create(&th, NULL, mwriter_main, &w);
+    int n = dm_log_maintain(log, dm_wall_ms());
+    w.stop = 1;
+    pthread_join(th, NULL);
+    int after = segments_below(dir, end);
+    printf("    %d segments -> %d (maintenance: %d), %d records produced meanwhile\n", before,
+           after, n, w.written);
+    CHECK(before > 10);
+    CHECK(after > 0 && after <= before / 3);
+    CHECK_EQ_INT(w.failed, 0);
+    int bad = 0;
+    for (int k = 0; k < KEYS; k++)
+        bad += !read_at(log, latest[k], want[k]);
+    CHECK_EQ_INT(bad, 0);
+    char last_w[32];
+    snprintf(last_w, sizeof(last_w), "w%d", w.written - 1);
+    CHECK(read_at(log, w.last_off, last_w));
+    dm_log_close(log);
+    tu_capture_logs();
+    log = open_log(dir);
+    REQUIRE(log);
+    bad = 0;
+    for (int k = 0; k < KEYS; k++)
+        bad += !read_at(log, latest[k], want[k]);
+    dm_log_set_sink(NULL, NULL);
+    CHECK_EQ_INT(bad, 0);
+    CHECK(read_at(log, w.last_off, last_w));
+    CHECK_EQ_INT(segments_below(dir, end), after);
+    CHECK(strstr(tu_logbuf, "damaged") == NULL);
+    dm_log_close(log);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* A merge decided before a crash (its <first>.log.merged-<end> complete, the old segments
+ * still there) is finished by the next open: one segment instead of the run, every
+ * record readable once at its offset. A .merging file (not decided) is dropped. */
+static void test_merge_finished_by_recovery(void)
+{
+    char *dir = tu_tmpdir("maint");
+    dm_log_t *log = open_log(dir);
+    REQUIRE(log);
+    dm_error_t err = {0};
+    REQUIRE(dm_log_topic_create(log, &(dm_log_topic_conf_t){.name = "m", .segment_bytes = 1024},
+                                &err) == 0);
+    char want[60][48];
+    for (int i = 0; i < 60; i++) {
+        snprintf(want[i], sizeof(want[i]), "record %d with some padding", i);
+        dm_log_record_t r = {.key_len = -1,
+                             .value = (const uint8_t *)want[i],
+                             .value_len = (int32_t)strlen(want[i])};
+        REQUIRE(dm_log_produce(log, "m", 0, &r, 1, NULL, &err) == 0);
+    }
+    dm_log_close(log);
+    /* the run: every segment file but the active (last) one */
+    char pdir[4200];
+    snprintf(pdir, sizeof(pdir), "%s/topics", dir);
+    DIR *d = opendir(pdir);
+    struct dirent *de;
+    while ((de = readdir(d)) && strncmp(de->d_name, "m.", 2))
+        ;
+    REQUIRE(de);
+    snprintf(pdir + strlen(pdir), sizeof(pdir) - strlen(pdir), "/%s", de->d_name);
+    closedir(d);
+    int before = segments_below(dir, INT64_MAX);
+    REQUIRE(before >= 4);
+    int64_t bases[64];
+    int nb = 0;
+    d = opendir(pdir);
+    while ((de = readdir(d)) && nb < 64)
+        if (strlen(de->d_name) == 24 && !strcmp(de->d_name + 20, ".log"))
+            bases[nb++] = strtoll(de->d_name, NULL, 10);
+    closedir(d);
+    for (int i = 0; i < nb; i++) /* sort */
+        for (int j = i + 1; j < nb; j++)
+            if (bases[j] < bases[i]) {
+                int64_t t = bases[i];
+                bases[i] = bases[j];
+                bases[j] = t;
+            }
+    char out[4400], in[4400], cmd[9000];
+    snprintf(out, sizeof(out), "%s/%020lld.log.merged-%020lld", pdir, (long long)bases[0],
+             (long long)bases[nb - 1]);
+    for (int i = 0; i < nb - 1; i++) {
+        snprintf(in, sizeof(in), "%s/%020lld.log", pdir, (long long)bases[i]);
+        snprintf(cmd, sizeof(cmd), "cat %s >> %s", in, out);
+        REQUIRE(system(cmd) == 0);
+    }
+    snprintf(cmd, sizeof(cmd), "echo junk > %s/%020lld.log.merging", pdir, (long long)bases[0]);
+    REQUIRE(system(cmd) == 0);
+    tu_capture_logs();
+    log = open_log(dir);
+    REQUIRE(log);
+    int bad = 0;
+    for (int i = 0; i < 60; i++)
+        bad += !read_at(log, i, want[i]);
+    int64_t start, end;
+    dm_log_offsets(log, "m", 0, &start, &end, &err);
+    dm_log_set_sink(NULL, NULL);
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(start, 0);
+    CHECK_EQ_INT(end, 60);
+    CHECK_EQ_INT(segments_below(dir, INT64_MAX), 2);
+    CHECK(strstr(tu_logbuf, "finished merging") != NULL);
+    d = opendir(pdir);
+    int leftovers = 0;
+    while ((de = readdir(d)))
+        leftovers += strstr(de->d_name, "merg") != NULL;
+    closedir(d);
+    CHECK_EQ_INT(leftovers, 0);
+    dm_log_close(log);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     dm_log_set_level(DM_LOG_WARN);
@@ -283,5 +502,7 @@ int main(void)
     RUN(test_retention_by_time);
     RUN(test_compaction);
     RUN(test_compaction_with_writer);
+    RUN(test_compaction_merges_small_segments);
+    RUN(test_merge_finished_by_recovery);
     return check_summary();
 }
