@@ -437,6 +437,24 @@ static dm_err_t grow_ptrs(dm_pq_value_t ***a, size_t *cap, size_t n)
     return DM_OK;
 }
 
+/* Copies a list's or map's entries (and their bytes) into the checkpoint's
+ * arena. */
+static dm_err_t keep_entries(sink_t *k, dm_pq_value_t *v)
+{
+    dm_pq_entry_t *e = dm_arena_memdup(&k->rows_arena, v->u.rep.e, v->u.rep.n * sizeof(*e));
+    if (!e) return DM_ERR_NOMEM;
+    for (uint32_t j = 0; j < v->u.rep.n; j++) {
+        k->buffered_bytes += (int64_t)sizeof(*e);
+        if (e[j].v.null || k->table->schema.fields[e[j].col].type < DM_ICE_STRING) continue;
+        k->buffered_bytes += e[j].v.u.s.len;
+        if (!e[j].v.u.s.len) continue;
+        if (!(e[j].v.u.s.p = dm_arena_memdup(&k->rows_arena, e[j].v.u.s.p, e[j].v.u.s.len)))
+            return DM_ERR_NOMEM;
+    }
+    v->u.rep.e = e;
+    return DM_OK;
+}
+
 /* Copies a row (or the key columns of one) into the checkpoint's arena. */
 static dm_pq_value_t *keep_row(sink_t *k, const dm_pq_value_t *row, const size_t *cols, size_t n)
 {
@@ -444,12 +462,17 @@ static dm_pq_value_t *keep_row(sink_t *k, const dm_pq_value_t *row, const size_t
     if (!out) return NULL;
     for (size_t i = 0; i < n; i++) {
         size_t c = cols ? cols[i] : i;
+        dm_ice_type_t t = k->table->schema.fields[c].type;
         out[i] = row[c];
-        if (!row[c].null && k->table->schema.fields[c].type >= DM_ICE_STRING && row[c].u.s.len) {
+        if (!row[c].null && (t == DM_ICE_LIST || t == DM_ICE_MAP)) {
+            if (keep_entries(k, &out[i])) return NULL;
+            continue;
+        }
+        if (!row[c].null && t >= DM_ICE_STRING && row[c].u.s.len) {
             out[i].u.s.p = dm_arena_memdup(&k->rows_arena, row[c].u.s.p, row[c].u.s.len);
             if (!out[i].u.s.p) return NULL;
         }
-        k->buffered_bytes += 16 + (int64_t)(out[i].null ? 0 : out[i].u.s.len);
+        k->buffered_bytes += 16 + (int64_t)(out[i].null || t < DM_ICE_STRING ? 0 : out[i].u.s.len);
     }
     return out;
 }
@@ -976,6 +999,9 @@ static dm_err_t start(sink_t *k, dm_error_t *err)
         if (!f)
             rc = dm_error_set(err, DM_ERR_CONFIG,
                               "iceberg: primary key column %s is not in the source", key[i]);
+        else if (dm_ice_type_nested(f->type))
+            rc = dm_error_set(err, DM_ERR_CONFIG,
+                              "iceberg: primary key column %s is a struct, list or map", key[i]);
         else if (!f->required && k->upsert)
             rc = dm_error_set(err, DM_ERR_CONFIG, "iceberg: primary key column %s is nullable",
                               key[i]);
@@ -1269,9 +1295,9 @@ dm_err_t dm_iceberg_compact(const dm_iceberg_sink_config_t *conf, int64_t *files
     free(ns);
     free(name);
     for (size_t f = 0; !rc && f < k.table->schema.n; f++)
-        if (k.table->schema.fields[f].type == DM_ICE_STRUCT)
+        if (dm_ice_type_nested(k.table->schema.fields[f].type))
             rc = dm_error_set(err, DM_ERR_UNSUPPORTED,
-                              "iceberg: %s has struct column %s; compaction reads flat tables only",
+                              "iceberg: %s has nested column %s; compaction reads flat tables only",
                               conf->table, k.table->schema.fields[f].name);
     if (!rc) {
         k.n_key = k.table->schema.n_keys;

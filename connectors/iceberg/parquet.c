@@ -983,7 +983,9 @@ dm_err_t dm_pq_writer_close(dm_pq_writer_t *w, dm_pq_column_stats_t *stats, int6
         for (size_t i = 0; i < w->n_cols; i++) {
             const bound_t *b = &w->file_bound[i];
             stats[i] = w->file_stats[i];
-            stats[i].has_bounds = b->set && !b->unbounded;
+            /* No bounds under lists and maps: Iceberg keeps none for
+             * repeated fields (a bound of all elements filters no rows). */
+            stats[i].has_bounds = b->set && !b->unbounded && !w->cols[i].max_rep;
             stats[i].bounds_truncated = b->unbounded;
             if (stats[i].has_bounds) {
                 memcpy(stats[i].min, b->min, b->min_len);

@@ -511,7 +511,7 @@ static void test_struct_schema_json(void)
     back.fields[6].type = DM_ICE_FLOAT; /* geo.lat differs */
     CHECK_EQ_INT(dm_ice_schema_evolve(&back, 11, &ts, &evolved, &changed, &err),
                  DM_ERR_SCHEMA_INCOMPATIBLE);
-    CHECK_CONTAINS(err.message, "struct column addr changed");
+    CHECK_CONTAINS(err.message, "nested column addr");
     free(text);
     json_decref(j);
     dm_ice_schema_free(&back);
