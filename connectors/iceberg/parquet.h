@@ -193,11 +193,13 @@ bool dm_pq_decimal_digits_ok(const uint8_t dec[16], int precision);
 
 /* ---- reading --------------------------------------------------------------------- */
 
-/* A Parquet file in memory, for compaction: flat schemas (top-level
- * primitive columns), v1 data pages, PLAIN / RLE_DICTIONARY values, RLE
- * definition levels, uncompressed / snappy / zstd pages — what this writer
- * writes, and what most writers write for flat tables. Anything else is
- * DM_ERR_UNSUPPORTED naming the file and column; bad bytes DM_ERR_CORRUPT. */
+/* A Parquet file in memory, for compaction: primitives, structs and lists
+ * and maps in the LogicalTypes spec's 3-level form (described as the writer
+ * takes them: a LIST or MAP group with its element, or key and value, as
+ * children), v1 data pages, PLAIN / RLE_DICTIONARY values, RLE repetition
+ * and definition levels, uncompressed / snappy / zstd pages — what this
+ * writer writes. Anything else is DM_ERR_UNSUPPORTED naming the file and
+ * column; bad bytes DM_ERR_CORRUPT. */
 typedef struct dm_pq_reader dm_pq_reader_t;
 
 dm_err_t dm_pq_reader_open(const char *path, dm_pq_reader_t **r, dm_error_t *err);
@@ -208,8 +210,28 @@ size_t dm_pq_reader_n_columns(const dm_pq_reader_t *r);
 /* Column i's description (name and field id; type and optional). */
 const dm_pq_column_t *dm_pq_reader_column(const dm_pq_reader_t *r, size_t i);
 
-/* Decodes every value of column i into out (dm_pq_reader_rows entries).
- * Byte values point into the reader, valid until it is freed. */
+/* Decodes every value of column i, a leaf with no list or map above it, into
+ * out (dm_pq_reader_rows entries). Byte values point into the reader, valid
+ * until it is freed. */
 dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t i, dm_pq_value_t *out, dm_error_t *err);
+
+/* Every level entry of a leaf column: n of them, each with its definition
+ * and repetition level and its value (null unless the definition level is
+ * max_def). Free with dm_pq_leaf_free. */
+typedef struct dm_pq_leaf {
+    dm_pq_value_t *vals;
+    uint8_t *defs, *reps;
+    size_t n;
+    uint8_t max_def, max_rep;
+} dm_pq_leaf_t;
+
+/* Reads leaf column i (DM_ERR_INVALID for a group). Byte values point into
+ * the reader. */
+dm_err_t dm_pq_reader_read_leaf(dm_pq_reader_t *r, size_t i, dm_pq_leaf_t *out, dm_error_t *err);
+void dm_pq_leaf_free(dm_pq_leaf_t *l);
+
+/* Column i's definition level when present (its optional ancestors and
+ * itself, plus one per list or map above it). */
+uint8_t dm_pq_reader_max_def(const dm_pq_reader_t *r, size_t i);
 
 #endif
