@@ -807,6 +807,12 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
                                 cols[i].name ? cols[i].name : "?");
         }
     }
+    w->flat = true;
+    for (size_t i = 0; i < n_cols; i++) {
+        column_t *c = &w->cols[i];
+        c->check = c->def.logical == DM_PQ_LT_DECIMAL || c->def.type == DM_PQ_FIXED;
+        if (cols[i].n_children) w->flat = false;
+    }
     if (nest_columns(w)) {
         dm_pq_writer_abort(w);
         return dm_error_set(err, DM_ERR_INVALID,
@@ -875,9 +881,42 @@ static dm_err_t check_entries(dm_pq_writer_t *w, size_t i, const dm_pq_value_t *
     return DM_OK;
 }
 
+/* A row is in: count it, send full pages, cut the row group when full. */
+static dm_err_t row_added(dm_pq_writer_t *w, dm_error_t *err)
+{
+    w->rows++;
+    w->added_rows++;
+    dm_err_t rc = w->page_due ? send_due_pages(w, err) : DM_OK;
+    if (!rc && w->group_bytes >= w->opts.row_group_bytes) rc = cut_group(w, err);
+    return rc;
+}
+
+/* The short path of a schema without groups: a value is present at level 1
+ * (optional) or 0 (required), a null at 0. */
+static dm_err_t add_flat_row(dm_pq_writer_t *w, const dm_pq_value_t *vals, dm_error_t *err)
+{
+    for (size_t i = 0; i < w->n_cols; i++) {
+        const column_t *c = &w->cols[i];
+        if (vals[i].null && !c->def.optional)
+            return dm_error_set(err, DM_ERR_INVALID, "parquet: null in required column %s",
+                                c->def.name);
+        dm_err_t rc = !vals[i].null && c->check ? check_value(c, &vals[i], err) : DM_OK;
+        if (rc) return rc;
+    }
+    for (size_t i = 0; i < w->n_cols; i++) {
+        column_t *c = &w->cols[i];
+        dm_err_t rc = add_value(w, c, &vals[i], vals[i].null ? 0 : c->max_def, 0);
+        if (rc)
+            return dm_error_set(err, rc, "parquet: buffering column %s: %s", c->def.name,
+                                dm_err_str(rc));
+    }
+    return row_added(w, err);
+}
+
 dm_err_t dm_pq_writer_add_row(dm_pq_writer_t *w, const dm_pq_value_t *vals, dm_error_t *err)
 {
     w->err = err;
+    if (w->flat) return add_flat_row(w, vals, err);
     /* Each column's definition level in this row: its parent's, plus one
      * when it is optional and present. Columns under an absent struct are
      * absent whatever their value says; columns under a list or map come
@@ -897,8 +936,8 @@ dm_err_t dm_pq_writer_add_row(dm_pq_writer_t *w, const dm_pq_value_t *vals, dm_e
                                 c->def.name);
         if (vals[i].null) continue;
         dm_err_t rc = c->container ? check_entries(w, i, &vals[i], level[i], err)
-                      : c->group   ? DM_OK
-                                   : check_value(c, &vals[i], err);
+                      : c->check   ? check_value(c, &vals[i], err)
+                                   : DM_OK;
         if (rc) return rc;
     }
     /* Every column takes the value before the row counts, so a failure
@@ -926,11 +965,7 @@ dm_err_t dm_pq_writer_add_row(dm_pq_writer_t *w, const dm_pq_value_t *vals, dm_e
     if (rc)
         return dm_error_set(err, rc, "parquet: buffering column %s: %s", w->cols[at].def.name,
                             dm_err_str(rc));
-    w->rows++;
-    w->added_rows++;
-    if (w->page_due && (rc = send_due_pages(w, err))) return rc;
-    if (w->group_bytes >= w->opts.row_group_bytes) return cut_group(w, err);
-    return DM_OK;
+    return row_added(w, err);
 }
 
 int64_t dm_pq_writer_rows(const dm_pq_writer_t *w)

@@ -44,6 +44,7 @@ typedef struct pq_column {
     uint8_t max_def, max_rep;     /* levels of a present value */
     uint8_t child_def, child_rep; /* groups: what its children start from */
     int width;                    /* bytes of a PLAIN value; 0 for BYTE_ARRAY */
+    bool check;                   /* values need check_value (decimals, FIXED) */
     /* Entries and values not yet sent as pages: the whole chunk while its
      * dictionary is undecided, a page's worth at most once it is PLAIN. */
     uint8_t *defs, *reps;
@@ -101,6 +102,7 @@ struct dm_pq_writer {
     int64_t inflight;    /* uncompressed bytes of cut row groups not yet written (atomic) */
     int64_t added_rows;
     bool page_due; /* some column has a full page */
+    bool flat;     /* no groups: rows take the short path */
     uint8_t *row_levels;
     bool *row_present, *row_seen;
     char **kv; /* owned copies of opts.kv */

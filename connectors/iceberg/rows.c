@@ -357,6 +357,42 @@ static void map_fields(dm_ice_source_t *src, const dm_ice_schema_t *table, size_
     }
 }
 
+/* Top-level columns whose Avro value is copied as is (the hot path of flat
+ * rows): no logical type to convert, no promotion, no nesting. */
+enum { FAST_NONE, FAST_I32, FAST_I64, FAST_F32, FAST_F64, FAST_BOOL, FAST_BYTES };
+
+static uint8_t fast_kind(const dm_ice_field_t *f, const dm_avro_node_t *type)
+{
+    bool nullable;
+    const dm_avro_node_t *n = type ? unwrap(type, &nullable) : NULL;
+    if (!n) return FAST_NONE;
+    bool plain = n->logical == DM_AVRO_LT_NONE;
+    switch (f->type) {
+    case DM_ICE_INT: return n->type == DM_AVRO_INT && plain ? FAST_I32 : FAST_NONE;
+    case DM_ICE_DATE:
+        return n->type == DM_AVRO_INT && n->logical == DM_AVRO_LT_DATE ? FAST_I32 : FAST_NONE;
+    case DM_ICE_LONG: return n->type == DM_AVRO_LONG && plain ? FAST_I64 : FAST_NONE;
+    case DM_ICE_TIMESTAMPTZ:
+        return n->type == DM_AVRO_LONG && n->logical == DM_AVRO_LT_TIMESTAMP_MICROS ? FAST_I64
+                                                                                    : FAST_NONE;
+    case DM_ICE_TIMESTAMP:
+        return n->type == DM_AVRO_LONG && n->logical == DM_AVRO_LT_LOCAL_TIMESTAMP_MICROS
+                   ? FAST_I64
+                   : FAST_NONE;
+    case DM_ICE_FLOAT: return n->type == DM_AVRO_FLOAT ? FAST_F32 : FAST_NONE;
+    case DM_ICE_DOUBLE: return n->type == DM_AVRO_DOUBLE ? FAST_F64 : FAST_NONE;
+    case DM_ICE_BOOLEAN: return n->type == DM_AVRO_BOOLEAN ? FAST_BOOL : FAST_NONE;
+    case DM_ICE_STRING: return n->type == DM_AVRO_STRING && plain ? FAST_BYTES : FAST_NONE;
+    case DM_ICE_BINARY: return n->type == DM_AVRO_BYTES && plain ? FAST_BYTES : FAST_NONE;
+    default: return FAST_NONE;
+    }
+}
+
+/* The Avro type a fast column's value has when present. */
+static const uint8_t fast_avro[] = {
+    [FAST_I32] = DM_AVRO_INT,    [FAST_I64] = DM_AVRO_LONG,     [FAST_F32] = DM_AVRO_FLOAT,
+    [FAST_F64] = DM_AVRO_DOUBLE, [FAST_BOOL] = DM_AVRO_BOOLEAN, [FAST_BYTES] = 0};
+
 dm_err_t dm_ice_source_init(dm_ice_source_t *src, uint32_t id, const dm_avro_schema_t *schema,
                             const dm_ice_schema_t *table, dm_error_t *err)
 {
@@ -379,13 +415,17 @@ dm_err_t dm_ice_source_init(dm_ice_source_t *src, uint32_t id, const dm_avro_sch
     src->val_of = calloc(table->n + 1, sizeof(*src->val_of));
     src->outer_of = calloc(table->n + 1, sizeof(int));
     src->level_of = calloc(table->n + 1, 1);
+    src->fast_of = calloc(table->n + 1, 1);
     src->scratch = malloc(16 * (table->n + 1));
     dm_arena_init(&src->arena, 0);
     if (!src->field_of || !src->parent_of || !src->node_of || !src->val_of || !src->outer_of ||
-        !src->level_of || !src->scratch)
+        !src->level_of || !src->fast_of || !src->scratch)
         return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
     size_t i = 0;
     map_fields(src, table, &i, table->n, src->row, -1, -1);
+    for (size_t k = 0; k < table->n; k++)
+        if (src->parent_of[k] < 0 && src->outer_of[k] < 0 && src->field_of[k] >= 0)
+            src->fast_of[k] = fast_kind(&table->fields[k], src->node_of[k]);
     return dm_avro_codec_new(schema, NULL, NULL, 0, &src->codec, err);
 }
 
@@ -398,6 +438,7 @@ void dm_ice_source_free(dm_ice_source_t *src)
     free(src->val_of);
     free(src->outer_of);
     free(src->level_of);
+    free(src->fast_of);
     free(src->scratch);
     free(src->entries);
     dm_arena_destroy(&src->arena);
@@ -644,6 +685,29 @@ dm_err_t dm_ice_row_convert(dm_ice_source_t *src, const dm_ice_schema_t *table,
     for (size_t i = 0; i < table->n; i++) {
         const dm_ice_field_t *f = &table->fields[i];
         bool in_source = i < src->n_cols;
+        uint8_t fk = in_source ? src->fast_of[i] : FAST_NONE;
+        if (fk && !(fk == FAST_BYTES && copy_arena)) {
+            /* The value as it is; anything unexpected takes the general path. */
+            const dm_avro_value_t *v = &row->u.v[src->field_of[i]];
+            dm_pq_value_t *o = &out[i];
+            if (v->type == DM_AVRO_NULL && !f->required) {
+                *o = (dm_pq_value_t){.null = true};
+                continue;
+            }
+            if (fk == FAST_BYTES ? v->type == DM_AVRO_STRING || v->type == DM_AVRO_BYTES
+                                 : v->type == fast_avro[fk]) {
+                *o = (dm_pq_value_t){0};
+                switch (fk) {
+                case FAST_I32: o->u.i32 = v->u.i; break;
+                case FAST_I64: o->u.i64 = v->u.l; break;
+                case FAST_F32: o->u.f = v->u.f; break;
+                case FAST_F64: o->u.d = v->u.d; break;
+                case FAST_BOOL: o->u.b = v->u.b; break;
+                default: o->u.s.p = v->u.p, o->u.s.len = v->len; break;
+                }
+                continue;
+            }
+        }
         if (in_source && src->outer_of[i] >= 0) {
             /* Under a list or map: its entries carry the values. */
             memset(&out[i], 0, sizeof(out[i]));

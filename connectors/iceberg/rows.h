@@ -22,6 +22,7 @@ typedef struct dm_ice_source {
     const dm_avro_value_t **val_of; /* scratch: a struct column's record value */
     int *outer_of;                  /* table column -> the list or map enclosing it, -1 if none */
     uint8_t *level_of;              /* scratch: a column's definition level in the row */
+    uint8_t *fast_of;               /* a top-level column copied as is (see rows.c), 0 if not */
     uint8_t *scratch;               /* 16 bytes per column: a converted uuid of the last row */
     size_t n_cols;
     /* scratch of a row's lists and maps: their striped entries, and the
