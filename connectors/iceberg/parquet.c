@@ -522,10 +522,9 @@ static dm_err_t send_page(dm_pq_writer_t *w, size_t ci, size_t r0, size_t r1, si
     dm_err_t rc = r1 - r0 > INT32_MAX ? DM_ERR_RANGE : DM_OK;
     if (!rc && c->max_rep) rc = dm_buf_append(&j->reps, c->reps + r0, r1 - r0);
     if (!rc && c->max_def) rc = dm_buf_append(&j->defs, c->defs + r0, r1 - r0);
-    if (rc) {
-    } else if (dict) {
+    if (!rc && dict) {
         rc = dm_buf_append(&j->body, c->idx + v0, (v1 - v0) * sizeof(uint32_t));
-    } else if (v1 > v0) {
+    } else if (!rc && v1 > v0) {
         size_t a = c->width ? v0 * (size_t)c->width : c->offs[v0];
         size_t b = c->width ? v1 * (size_t)c->width : value_end(c, v1 - 1);
         if (a == 0 && b == c->plain.len) {
@@ -590,14 +589,16 @@ static dm_err_t send_pages(dm_pq_writer_t *w, size_t ci, bool dict, bool final, 
         dm_buf_reset(&c->plain);
         return rc;
     }
-    /* The rest moves to the front; its value offsets shift with it. */
-    size_t a = c->width ? v0 * (size_t)c->width : (v0 < c->n_vals ? c->offs[v0] : c->plain.len);
+    /* The rest moves to the front; its value offsets shift with it. (When
+     * the last page took every value its bytes went to the job: plain is
+     * empty then, and so is the rest's share of it.) */
+    size_t a = v0 == c->n_vals ? c->plain.len : c->width ? v0 * (size_t)c->width : c->offs[v0];
     memmove(c->defs, c->defs + r0, c->n_lv - r0);
     if (c->max_rep) memmove(c->reps, c->reps + r0, c->n_lv - r0);
     if (!c->width)
         for (size_t k = v0; k < c->n_vals; k++)
             c->offs[k - v0] = c->offs[k] - (uint32_t)a;
-    memmove(c->plain.data, c->plain.data + a, c->plain.len - a);
+    if (c->plain.len > a) memmove(c->plain.data, c->plain.data + a, c->plain.len - a);
     c->plain.len -= a;
     c->n_lv -= r0;
     c->n_vals -= v0;
