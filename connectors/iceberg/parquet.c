@@ -441,6 +441,33 @@ static dm_err_t add_value(dm_pq_writer_t *w, column_t *c, const dm_pq_value_t *v
         w->group_bytes++;
         return DM_OK;
     }
+    if (c->number && !c->dict_on) {
+        /* A number once its chunk has no dictionary: its bytes and its bound. */
+        if (c->plain.cap - c->plain.len < 8 && (rc = dm_buf_reserve(&c->plain, 8))) return rc;
+        uint8_t *d = c->plain.data + c->plain.len;
+        switch (c->def.type) {
+        case DM_PQ_INT32: memcpy(d, &v->u.i32, 4), typed_int(c, v->u.i32); break;
+        case DM_PQ_INT64: memcpy(d, &v->u.i64, 8), typed_int(c, v->u.i64); break;
+        case DM_PQ_FLOAT:
+            memcpy(d, &v->u.f, 4);
+            if (isnan(v->u.f))
+                c->nans++;
+            else
+                typed_real(c, v->u.f);
+            break;
+        default:
+            memcpy(d, &v->u.d, 8);
+            if (isnan(v->u.d))
+                c->nans++;
+            else
+                typed_real(c, v->u.d);
+        }
+        c->plain.len += (size_t)c->width;
+        c->n_vals++;
+        w->group_bytes += c->width + 1;
+        if ((int64_t)c->plain.len >= w->opts.page_bytes) c->page_due = w->page_due = true;
+        return DM_OK;
+    }
     dm_pq_value_t narrowed;
     if (c->def.logical == DM_PQ_LT_DECIMAL) v = narrow_decimal(c, v, &narrowed);
     /* Only BYTE_ARRAY values need their offsets kept; fixed widths compute them. */
@@ -812,6 +839,7 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
     for (size_t i = 0; i < n_cols; i++) {
         column_t *c = &w->cols[i];
         c->check = c->def.logical == DM_PQ_LT_DECIMAL || c->def.type == DM_PQ_FIXED;
+        c->number = !cols[i].n_children && typed_column(c) && c->def.logical != DM_PQ_LT_DECIMAL;
         if (cols[i].n_children) w->flat = false;
     }
     if (nest_columns(w)) {

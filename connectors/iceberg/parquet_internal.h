@@ -45,6 +45,7 @@ typedef struct pq_column {
     uint8_t child_def, child_rep; /* groups: what its children start from */
     int width;                    /* bytes of a PLAIN value; 0 for BYTE_ARRAY */
     bool check;                   /* values need check_value (decimals, FIXED) */
+    bool number;                  /* INT32 / INT64 / FLOAT / DOUBLE, not a decimal */
     /* Entries and values not yet sent as pages: the whole chunk while its
      * dictionary is undecided, a page's worth at most once it is PLAIN. */
     uint8_t *defs, *reps;
