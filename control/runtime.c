@@ -792,7 +792,9 @@ static void start_iceberg_sink(dm_runtime_t *rt, unit_t *u, const json_t *settin
     }
     snprintf(u->topic, sizeof(u->topic), "%s", out_topic);
     snprintf(u->group, sizeof(u->group), "sink.%s.%zu", pipeline, index);
-    u->owned = json_deep_copy(json_is_array(key) ? key : json_array());
+    json_t *none = json_is_array(key) ? NULL : json_array(); /* a source without a key */
+    u->owned = json_deep_copy(none ? none : key);
+    json_decref(none);
     size_t n = json_array_size(u->owned) < 16 ? json_array_size(u->owned) : 16;
     for (size_t i = 0; i < n; i++)
         u->ice_key[i] = json_string_value(json_array_get(u->owned, i));

@@ -437,6 +437,24 @@ static dm_err_t grow_ptrs(dm_pq_value_t ***a, size_t *cap, size_t n)
     return DM_OK;
 }
 
+/* Copies a list's or map's entries (and their bytes) into the checkpoint's
+ * arena. */
+static dm_err_t keep_entries(sink_t *k, dm_pq_value_t *v)
+{
+    dm_pq_entry_t *e = dm_arena_memdup(&k->rows_arena, v->u.rep.e, v->u.rep.n * sizeof(*e));
+    if (!e) return DM_ERR_NOMEM;
+    for (uint32_t j = 0; j < v->u.rep.n; j++) {
+        k->buffered_bytes += (int64_t)sizeof(*e);
+        if (e[j].v.null || k->table->schema.fields[e[j].col].type < DM_ICE_STRING) continue;
+        k->buffered_bytes += e[j].v.u.s.len;
+        if (!e[j].v.u.s.len) continue;
+        if (!(e[j].v.u.s.p = dm_arena_memdup(&k->rows_arena, e[j].v.u.s.p, e[j].v.u.s.len)))
+            return DM_ERR_NOMEM;
+    }
+    v->u.rep.e = e;
+    return DM_OK;
+}
+
 /* Copies a row (or the key columns of one) into the checkpoint's arena. */
 static dm_pq_value_t *keep_row(sink_t *k, const dm_pq_value_t *row, const size_t *cols, size_t n)
 {
@@ -444,12 +462,17 @@ static dm_pq_value_t *keep_row(sink_t *k, const dm_pq_value_t *row, const size_t
     if (!out) return NULL;
     for (size_t i = 0; i < n; i++) {
         size_t c = cols ? cols[i] : i;
+        dm_ice_type_t t = k->table->schema.fields[c].type;
         out[i] = row[c];
-        if (!row[c].null && k->table->schema.fields[c].type >= DM_ICE_STRING && row[c].u.s.len) {
+        if (!row[c].null && (t == DM_ICE_LIST || t == DM_ICE_MAP)) {
+            if (keep_entries(k, &out[i])) return NULL;
+            continue;
+        }
+        if (!row[c].null && t >= DM_ICE_STRING && row[c].u.s.len) {
             out[i].u.s.p = dm_arena_memdup(&k->rows_arena, row[c].u.s.p, row[c].u.s.len);
             if (!out[i].u.s.p) return NULL;
         }
-        k->buffered_bytes += 16 + (int64_t)(out[i].null ? 0 : out[i].u.s.len);
+        k->buffered_bytes += 16 + (int64_t)(out[i].null || t < DM_ICE_STRING ? 0 : out[i].u.s.len);
     }
     return out;
 }
@@ -976,6 +999,9 @@ static dm_err_t start(sink_t *k, dm_error_t *err)
         if (!f)
             rc = dm_error_set(err, DM_ERR_CONFIG,
                               "iceberg: primary key column %s is not in the source", key[i]);
+        else if (dm_ice_type_nested(f->type))
+            rc = dm_error_set(err, DM_ERR_CONFIG,
+                              "iceberg: primary key column %s is a struct, list or map", key[i]);
         else if (!f->required && k->upsert)
             rc = dm_error_set(err, DM_ERR_CONFIG, "iceberg: primary key column %s is nullable",
                               key[i]);
@@ -1159,54 +1185,188 @@ static json_t *entry_file(json_t *e)
     return json_object_get(e, "data_file");
 }
 
-/* Reads a file's rows into table order: column index of each file column by
- * field id (-1 when the table no longer has it). Calls fn for every row. */
+/* A file being read back: its columns mapped to the table's by field id,
+ * each leaf's entries, and a cursor per leaf. */
+typedef struct file_rows {
+    dm_pq_reader_t *r;
+    size_t nc;
+    int *to;            /* file column -> table column, -1 when the table has none */
+    dm_pq_leaf_t *leaf; /* per file column (leaves only) */
+    size_t *pos;        /* per file column: the next entry */
+    size_t *end;        /* per file column: after its subtree */
+    dm_pq_entry_t *entries;
+    size_t n_entries, cap_entries;
+} file_rows_t;
+
+/* A value read back as the table's column wants it: int files in a long
+ * column, float in double (promoted columns). */
+static dm_pq_value_t promote(const sink_t *k, const file_rows_t *f, size_t c, dm_pq_value_t v)
+{
+    dm_ice_type_t tt = k->table->schema.fields[f->to[c]].type;
+    dm_pq_type_t ft = dm_pq_reader_column(f->r, c)->type;
+    if (!v.null && tt == DM_ICE_LONG && ft == DM_PQ_INT32) v.u.i64 = v.u.i32;
+    if (!v.null && tt == DM_ICE_DOUBLE && ft == DM_PQ_FLOAT) v.u.d = v.u.f;
+    return v;
+}
+
+/* The first leaf of column c's subtree (c itself for a leaf). */
+static size_t first_leaf(const file_rows_t *f, size_t c)
+{
+    while (c + 1 < f->end[c] && dm_pq_reader_column(f->r, c)->n_children)
+        c++;
+    return c;
+}
+
+/* Whether group c is present in the current row: its first leaf's next
+ * entry reaches c's definition level. */
+static bool group_present(const file_rows_t *f, size_t c)
+{
+    size_t l = first_leaf(f, c);
+    return f->pos[l] < f->leaf[l].n && f->leaf[l].defs[f->pos[l]] >= dm_pq_reader_max_def(f->r, c);
+}
+
+static dm_err_t add_entry(file_rows_t *f, const dm_pq_entry_t *e, dm_error_t *err)
+{
+    if (f->n_entries == f->cap_entries) {
+        size_t cap = f->cap_entries ? f->cap_entries * 2 : 256;
+        dm_pq_entry_t *ne = realloc(f->entries, cap * sizeof(*ne));
+        if (!ne) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+        f->entries = ne, f->cap_entries = cap;
+    }
+    f->entries[f->n_entries++] = *e;
+    return DM_OK;
+}
+
+/* Assembles the next row into table order: leaves take their next entry,
+ * structs are null when their leaves say so, a list or map takes its
+ * leaves' entries up to the next row (repetition level 0) as they are. */
+static dm_err_t next_row(sink_t *k, file_rows_t *f, dm_pq_value_t *row, dm_error_t *err)
+{
+    size_t nt = k->table->schema.n;
+    for (size_t t = 0; t < nt; t++)
+        row[t] = (dm_pq_value_t){.null = true};
+    f->n_entries = 0;
+    for (size_t c = 0; c < f->nc;) {
+        const dm_pq_column_t *d = dm_pq_reader_column(f->r, c);
+        bool container =
+            d->n_children && (d->logical == DM_PQ_LT_LIST || d->logical == DM_PQ_LT_MAP);
+        if (!d->n_children) {
+            if (f->pos[c] >= f->leaf[c].n)
+                return dm_error_set(err, DM_ERR_CORRUPT, "iceberg: a column ends early");
+            dm_pq_value_t v = f->leaf[c].vals[f->pos[c]++];
+            if (f->to[c] >= 0) row[f->to[c]] = promote(k, f, c, v);
+            c++;
+            continue;
+        }
+        bool present = group_present(f, c);
+        if (f->to[c] >= 0) row[f->to[c]].null = !present;
+        if (!container) {
+            c++; /* a struct: its fields follow */
+            continue;
+        }
+        size_t start = f->n_entries;
+        for (size_t l = c + 1; l < f->end[c]; l++) {
+            if (dm_pq_reader_column(f->r, l)->n_children) continue;
+            dm_pq_leaf_t *lf = &f->leaf[l];
+            do {
+                if (f->pos[l] >= lf->n)
+                    return dm_error_set(err, DM_ERR_CORRUPT, "iceberg: a column ends early");
+                size_t i = f->pos[l]++;
+                dm_pq_entry_t e = {.col = (uint32_t)f->to[l],
+                                   .rep = lf->reps[i],
+                                   .def = lf->defs[i],
+                                   .v = promote(k, f, l, lf->vals[i])};
+                if (present) {
+                    dm_err_t rc = add_entry(f, &e, err);
+                    if (rc) return rc;
+                }
+            } while (f->pos[l] < lf->n && lf->reps[f->pos[l]] != 0);
+        }
+        if (present && f->to[c] >= 0) row[f->to[c]].u.rep.n = (uint32_t)(f->n_entries - start);
+        c = f->end[c];
+    }
+    /* Entries were appended in column order: point each list or map at its run. */
+    size_t off = 0;
+    for (size_t t = 0; t < nt; t++) {
+        dm_ice_type_t tt = k->table->schema.fields[t].type;
+        if ((tt != DM_ICE_LIST && tt != DM_ICE_MAP) || row[t].null || !row[t].u.rep.n) continue;
+        row[t].u.rep.e = f->entries + off;
+        off += row[t].u.rep.n;
+    }
+    return DM_OK;
+}
+
+/* Maps a file's columns to the table's by field id; a nested column must
+ * match the table's kind (the sink never changes inside nested columns). */
+static dm_err_t map_file(sink_t *k, file_rows_t *f, dm_error_t *err)
+{
+    f->nc = dm_pq_reader_n_columns(f->r);
+    f->to = calloc(f->nc + 1, sizeof(int));
+    f->leaf = calloc(f->nc + 1, sizeof(dm_pq_leaf_t));
+    f->pos = calloc(f->nc + 1, sizeof(size_t));
+    f->end = calloc(f->nc + 1, sizeof(size_t));
+    if (!f->to || !f->leaf || !f->pos || !f->end)
+        return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    /* Subtree ends, from the child counts (pre-order). */
+    for (size_t c = f->nc; c-- > 0;) {
+        size_t e = c + 1;
+        for (int32_t ch = 0; ch < dm_pq_reader_column(f->r, c)->n_children && e < f->nc; ch++)
+            e = f->end[e];
+        f->end[c] = e;
+    }
+    for (size_t c = 0; c < f->nc; c++) {
+        const dm_pq_column_t *d = dm_pq_reader_column(f->r, c);
+        const dm_ice_field_t *tf = dm_ice_schema_find_id(&k->table->schema, d->field_id);
+        f->to[c] = tf ? (int)(tf - k->table->schema.fields) : -1;
+        bool nested = d->n_children > 0;
+        if (tf && nested != dm_ice_type_nested(tf->type))
+            return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                                "iceberg: column %s is nested in the file and not in the table "
+                                "(or the other way round)",
+                                d->name);
+        if (!tf && nested)
+            return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                                "iceberg: nested column %s (field id %d) is not in the table",
+                                d->name, d->field_id);
+        if (!nested) {
+            dm_err_t rc = dm_pq_reader_read_leaf(f->r, c, &f->leaf[c], err);
+            if (rc) return rc;
+        }
+    }
+    return DM_OK;
+}
+
+static void file_rows_free(file_rows_t *f)
+{
+    for (size_t c = 0; f->leaf && c < f->nc; c++)
+        dm_pq_leaf_free(&f->leaf[c]);
+    free(f->leaf);
+    free(f->to);
+    free(f->pos);
+    free(f->end);
+    free(f->entries);
+    dm_pq_reader_free(f->r);
+}
+
+/* Reads a file's rows into table order (columns matched by field id; ones
+ * the table no longer has are dropped) and calls fn for every row. */
 static dm_err_t read_rows(sink_t *k, const char *uri,
                           dm_err_t (*fn)(sink_t *k, const dm_pq_value_t *row, void *ctx,
                                          dm_error_t *err),
                           void *ctx, dm_error_t *err)
 {
-    dm_pq_reader_t *r;
-    dm_err_t rc = dm_pq_reader_open(dm_ice_local_path(uri), &r, err);
+    file_rows_t f = {0};
+    dm_err_t rc = dm_pq_reader_open(dm_ice_local_path(uri), &f.r, err);
     if (rc) return rc;
-    size_t nc = dm_pq_reader_n_columns(r), nt = k->table->schema.n;
-    int64_t rows = dm_pq_reader_rows(r);
-    dm_pq_value_t **cols = calloc(nc + 1, sizeof(*cols));
-    int *to = calloc(nc + 1, sizeof(int));
-    dm_pq_value_t *row = calloc(nt + 1, sizeof(*row));
-    if (!cols || !to || !row) rc = dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
-    for (size_t c = 0; !rc && c < nc; c++) {
-        const dm_ice_field_t *f =
-            dm_ice_schema_find_id(&k->table->schema, dm_pq_reader_column(r, c)->field_id);
-        to[c] = f ? (int)(f - k->table->schema.fields) : -1;
-        if (to[c] < 0) continue;
-        cols[c] = malloc(((size_t)rows + 1) * sizeof(dm_pq_value_t));
-        if (!cols[c])
-            rc = dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
-        else
-            rc = dm_pq_reader_read_column(r, c, cols[c], err);
-    }
+    int64_t rows = dm_pq_reader_rows(f.r);
+    dm_pq_value_t *row = calloc(k->table->schema.n + 1, sizeof(*row));
+    rc = row ? map_file(k, &f, err) : dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
     for (int64_t i = 0; !rc && i < rows; i++) {
-        for (size_t t = 0; t < nt; t++)
-            row[t] = (dm_pq_value_t){.null = true};
-        for (size_t c = 0; c < nc; c++) {
-            if (to[c] < 0) continue;
-            dm_pq_value_t v = cols[c][i];
-            /* Promoted columns: int files in a long column, float in double. */
-            dm_ice_type_t tt = k->table->schema.fields[to[c]].type;
-            dm_pq_type_t ft = dm_pq_reader_column(r, c)->type;
-            if (!v.null && tt == DM_ICE_LONG && ft == DM_PQ_INT32) v.u.i64 = cols[c][i].u.i32;
-            if (!v.null && tt == DM_ICE_DOUBLE && ft == DM_PQ_FLOAT) v.u.d = cols[c][i].u.f;
-            row[to[c]] = v;
-        }
-        rc = fn(k, row, ctx, err);
+        rc = next_row(k, &f, row, err);
+        if (!rc) rc = fn(k, row, ctx, err);
     }
-    for (size_t c = 0; cols && c < nc; c++)
-        free(cols[c]);
-    free(cols);
-    free(to);
     free(row);
-    dm_pq_reader_free(r);
+    file_rows_free(&f);
     if (rc) dm_error_prefix(err, "compacting %s", uri);
     return rc;
 }
@@ -1268,11 +1428,6 @@ dm_err_t dm_iceberg_compact(const dm_iceberg_sink_config_t *conf, int64_t *files
         rc = dm_ice_table_open(k.catalog, conf->warehouse, ns, name, NULL, "", NULL, &k.table, err);
     free(ns);
     free(name);
-    for (size_t f = 0; !rc && f < k.table->schema.n; f++)
-        if (k.table->schema.fields[f].type == DM_ICE_STRUCT)
-            rc = dm_error_set(err, DM_ERR_UNSUPPORTED,
-                              "iceberg: %s has struct column %s; compaction reads flat tables only",
-                              conf->table, k.table->schema.fields[f].name);
     if (!rc) {
         k.n_key = k.table->schema.n_keys;
         k.key_cols = calloc(k.n_key + 1, sizeof(size_t));

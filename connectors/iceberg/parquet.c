@@ -1,115 +1,30 @@
-/* connectors/iceberg/parquet.c — Parquet writer (see parquet.h).
+/* connectors/iceberg/parquet.c — Parquet writer, the caller's side (see
+ * parquet.h; the worker thread and the footer are in parquet_pages.c).
  *
- * A row group is buffered column by column: definition levels (one byte per
- * row), the PLAIN encoding of the non-null values, and while it stays small a
- * dictionary with one index per value. At the cut each chunk picks dictionary
- * or PLAIN (whichever is smaller), is split into pages of about page_bytes,
- * and its statistics are folded into the file's.
+ * Each leaf column buffers its level entries (definition levels, and
+ * repetition levels under lists and maps), the PLAIN encoding of its
+ * values, and while it stays small a dictionary with one index per value.
+ * A column without a dictionary sends a page as soon as it holds
+ * page_bytes; at a row group's cut the rest is sent (dictionary or PLAIN,
+ * whichever is smaller) and the chunk's statistics are folded into the
+ * file's.
  */
 #include "connectors/iceberg/parquet.h"
 
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
-#include <snappy-c.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zstd.h>
 
-#include "connectors/iceberg/thrift.h"
+#include "connectors/iceberg/parquet_internal.h"
 #include "core/hash.h"
 #include "core/varint.h"
 
-#define BOUND_MAX      64        /* longest min/max kept in statistics */
-#define DICT_PROBE     8192      /* values seen before judging a chunk's dictionary */
-#define PARALLEL_BYTES (1 << 20) /* row groups from this size compress on two threads */
+#define DICT_PROBE 8192 /* values seen before judging a chunk's dictionary */
 
-enum { ENC_PLAIN = 0, ENC_RLE = 3, ENC_RLE_DICTIONARY = 8 };
-enum { PAGE_DATA = 0, PAGE_DICTIONARY = 2 };
-
-typedef struct bound {
-    bool set, unbounded; /* unbounded: a value too long to keep was seen */
-    uint8_t min[BOUND_MAX], max[BOUND_MAX];
-    uint32_t min_len, max_len;
-} bound_t;
-
-/* What the footer needs about one written column chunk. */
-typedef struct chunk_meta {
-    int64_t offset, data_offset, dict_offset; /* dict_offset -1: none */
-    int64_t values, uncompressed, compressed, nulls;
-    bool dict;
-    bound_t bound;
-} chunk_meta_t;
-
-typedef struct column {
-    dm_pq_column_t def;
-    bool group;      /* a struct: no values, no chunk */
-    int parent;      /* enclosing group's column index, -1 at the top */
-    uint8_t max_def; /* definition level of a present value */
-    int width;       /* bytes of a PLAIN value; 0 for BYTE_ARRAY (length-prefixed) */
-    uint8_t *levels; /* definition level per buffered row */
-    size_t cap_rows;
-    dm_buf_t plain;
-    uint32_t *offs; /* BYTE_ARRAY: start of each value in plain */
-    uint32_t *idx;  /* dictionary index of each value, while dict_on */
-    size_t n_vals, cap_vals, cap_idx;
-    bool dict_on, dict_allowed;
-    dm_buf_t dict; /* PLAIN encoding of the dictionary's entries */
-    uint32_t *dict_off, dict_n, dict_cap;
-    uint32_t *slots; /* open addressing: entry + 1, 0 = empty */
-    uint32_t *tags;  /* the entry's hash per slot: most misses end without touching dict */
-    uint32_t n_slots;
-    int64_t nulls, nans;
-    bound_t bound;
-    bool typed_set; /* typed bounds of numbers, folded into bound at the chunk's end */
-    int64_t imin, imax;
-    double dmin, dmax;
-    dm_buf_t out; /* the chunk's pages, compressed, until the row group is written */
-    int worker;   /* which scratch compresses it */
-} column_t;
-
-/* What compressing a chunk needs, one per worker: a row group's chunks are
- * compressed by two threads (the caller's and one more), then written in
- * column order. */
-typedef struct scratch {
-    struct dm_pq_writer *w;
-    dm_buf_t page, packed, header;
-    ZSTD_CCtx *zctx; /* reused: a context per page would cost more than small pages */
-    dm_error_t err;
-    dm_err_t rc;
-} scratch_t;
-
-/* Two sets of column buffers: the caller fills cols while a background
- * thread compresses and writes the previous row group from back. */
-struct dm_pq_writer {
-    FILE *out;
-    int64_t pos; /* bytes written; advanced by the flushing thread (atomically) */
-    dm_pq_options_t opts;
-    column_t *cols, *back;
-    char **names;
-    size_t n_cols;
-    size_t rows; /* buffered in the current row group */
-    int64_t buffered_bytes;
-    size_t back_rows; /* the row group being flushed */
-    int64_t back_bytes;
-    pthread_t bg;
-    bool bg_running;
-    dm_err_t bg_rc;
-    dm_error_t bg_err;
-    int64_t added_rows;
-    int64_t total_rows; /* written in row groups */
-    dm_pq_column_stats_t *file_stats;
-    bound_t *file_bound;
-    chunk_meta_t *chunks; /* n_cols per written row group */
-    int64_t *group_rows, *group_offset;
-    size_t n_groups, cap_groups;
-    dm_buf_t header;     /* the footer */
-    uint8_t *row_levels; /* per column, for the row being added */
-    bool *row_present;
-    scratch_t sc[2];
-    char **kv; /* owned copies of opts.kv */
-    dm_error_t *err;
-};
+typedef pq_bound_t bound_t;
+typedef pq_column_t column_t;
+#define BOUND_MAX PQ_BOUND_MAX
 
 /* ---- encodings ------------------------------------------------------------- */
 
@@ -299,7 +214,7 @@ static int compare(const column_t *c, const uint8_t *a, uint32_t al, const uint8
     }
 }
 
-static void bound_add(const column_t *c, bound_t *bd, const uint8_t *p, uint32_t len)
+void pq_bound_add(const column_t *c, bound_t *bd, const uint8_t *p, uint32_t len)
 {
     if (bd->unbounded) return;
     if (len > BOUND_MAX) {
@@ -317,12 +232,12 @@ static void bound_add(const column_t *c, bound_t *bd, const uint8_t *p, uint32_t
     bd->set = true;
 }
 
-static void bound_merge(const column_t *c, bound_t *into, const bound_t *from)
+void pq_bound_merge(const column_t *c, bound_t *into, const bound_t *from)
 {
     if (from->unbounded) into->unbounded = true;
     if (!from->set || into->unbounded) return;
-    bound_add(c, into, from->min, from->min_len);
-    bound_add(c, into, from->max, from->max_len);
+    pq_bound_add(c, into, from->min, from->min_len);
+    pq_bound_add(c, into, from->max, from->max_len);
 }
 
 /* ---- buffering a row group ------------------------------------------------- */
@@ -428,6 +343,13 @@ static dm_err_t dict_add(dm_pq_writer_t *w, column_t *c, const uint8_t *enc, siz
     return DM_OK;
 }
 
+/* Numbers are bounded here, as they come; bytes and booleans by the worker. */
+static bool typed_column(const column_t *c)
+{
+    return c->def.type == DM_PQ_INT32 || c->def.type == DM_PQ_INT64 || c->def.type == DM_PQ_FLOAT ||
+           c->def.type == DM_PQ_DOUBLE;
+}
+
 static inline void typed_int(column_t *c, int64_t x)
 {
     if (!c->typed_set)
@@ -465,8 +387,8 @@ static void typed_to_bound(column_t *c)
     } else {
         memcpy(lo, &c->dmin, 8), memcpy(hi, &c->dmax, 8);
     }
-    bound_add(c, &c->bound, lo, n);
-    bound_add(c, &c->bound, hi, n);
+    pq_bound_add(c, &c->bound, lo, n);
+    pq_bound_add(c, &c->bound, hi, n);
     c->typed_set = false;
 }
 
@@ -484,22 +406,70 @@ static const dm_pq_value_t *narrow_decimal(const column_t *c, const dm_pq_value_
         tmp->u.s.p = v->u.dec + 16 - c->width, tmp->u.s.len = (uint32_t)c->width;
     return tmp;
 }
-
-/* Buffers a leaf's value at definition level (max_def: present; less:
- * null here or above). */
-static dm_err_t add_value(dm_pq_writer_t *w, column_t *c, const dm_pq_value_t *v, uint8_t level)
+/* Checks a present value against its column (decimal digits, fixed length). */
+static dm_err_t check_value(const column_t *c, const dm_pq_value_t *v, dm_error_t *err)
 {
-    dm_err_t rc = grow((void **)&c->levels, &c->cap_rows, w->rows + 1, 1);
-    if (rc) return rc;
-    if (level < c->max_def) {
-        c->levels[w->rows] = level;
+    if (c->def.logical == DM_PQ_LT_DECIMAL && !dm_pq_decimal_digits_ok(v->u.dec, c->def.precision))
+        return dm_error_set(err, DM_ERR_INVALID,
+                            "parquet: column %s: decimal value has more than %d digits",
+                            c->def.name, c->def.precision);
+    if (c->def.type == DM_PQ_FIXED && c->def.logical != DM_PQ_LT_DECIMAL &&
+        v->u.s.len != (uint32_t)c->width)
+        return dm_error_set(err, DM_ERR_INVALID, "parquet: column %s wants %d bytes, not %u",
+                            c->def.name, c->width, v->u.s.len);
+    return DM_OK;
+}
+
+/* Buffers one level entry of a leaf: a value when def is the column's
+ * maximum, else a null (here or above) or an empty list. */
+static dm_err_t add_value(dm_pq_writer_t *w, column_t *c, const dm_pq_value_t *v, uint8_t def,
+                          uint8_t rep)
+{
+    dm_err_t rc = DM_OK;
+    if (c->n_lv == c->cap_lv) {
+        size_t cap = c->cap_lv;
+        if ((rc = grow((void **)&c->defs, &cap, c->n_lv + 1, 1))) return rc;
+        if (c->max_rep && (rc = grow((void **)&c->reps, &c->cap_lv, c->n_lv + 1, 1))) return rc;
+        c->cap_lv = cap;
+    }
+    c->defs[c->n_lv] = def;
+    if (c->max_rep) c->reps[c->n_lv] = rep;
+    c->n_lv++;
+    c->chunk_lv++;
+    if (def < c->max_def) {
         c->nulls++;
-        w->buffered_bytes++;
+        w->group_bytes++;
+        return DM_OK;
+    }
+    if (c->number && !c->dict_on) {
+        /* A number once its chunk has no dictionary: its bytes and its bound. */
+        if (c->plain.cap - c->plain.len < 8 && (rc = dm_buf_reserve(&c->plain, 8))) return rc;
+        uint8_t *d = c->plain.data + c->plain.len;
+        switch (c->def.type) {
+        case DM_PQ_INT32: memcpy(d, &v->u.i32, 4), typed_int(c, v->u.i32); break;
+        case DM_PQ_INT64: memcpy(d, &v->u.i64, 8), typed_int(c, v->u.i64); break;
+        case DM_PQ_FLOAT:
+            memcpy(d, &v->u.f, 4);
+            if (isnan(v->u.f))
+                c->nans++;
+            else
+                typed_real(c, v->u.f);
+            break;
+        default:
+            memcpy(d, &v->u.d, 8);
+            if (isnan(v->u.d))
+                c->nans++;
+            else
+                typed_real(c, v->u.d);
+        }
+        c->plain.len += (size_t)c->width;
+        c->n_vals++;
+        w->group_bytes += c->width + 1;
+        if ((int64_t)c->plain.len >= w->opts.page_bytes) c->page_due = w->page_due = true;
         return DM_OK;
     }
     dm_pq_value_t narrowed;
     if (c->def.logical == DM_PQ_LT_DECIMAL) v = narrow_decimal(c, v, &narrowed);
-    c->levels[w->rows] = level;
     /* Only BYTE_ARRAY values need their offsets kept; fixed widths compute them. */
     if (!c->width) rc = grow((void **)&c->offs, &c->cap_vals, c->n_vals + 1, sizeof(uint32_t));
     if (!rc && c->dict_on)
@@ -535,7 +505,9 @@ static dm_err_t add_value(dm_pq_writer_t *w, column_t *c, const dm_pq_value_t *v
     /* Mostly distinct values make a dictionary that costs more than it saves:
      * give it up early for this chunk. */
     if (c->dict_on && c->n_vals == DICT_PROBE && c->dict_n > DICT_PROBE / 2) dict_drop(c);
-    w->buffered_bytes += (int64_t)(c->plain.len - start) + 1;
+    w->group_bytes += (int64_t)(c->plain.len - start) + 1;
+    if (!c->dict_on && (int64_t)c->plain.len >= w->opts.page_bytes)
+        c->page_due = w->page_due = true;
     /* Numbers keep typed bounds (a compare per value is on the hot path);
      * they become bytes when the chunk is written. */
     switch (c->def.type) {
@@ -553,173 +525,110 @@ static dm_err_t add_value(dm_pq_writer_t *w, column_t *c, const dm_pq_value_t *v
         else
             typed_real(c, v->u.f);
         break;
-    default: bound_add(c, &c->bound, p, (uint32_t)len);
+    default: break; /* bytes and booleans: the worker bounds them from the pages */
     }
     return DM_OK;
 }
 
-/* ---- writing pages and chunks ------------------------------------------------ */
-
-static dm_err_t write_out(dm_pq_writer_t *w, const void *p, size_t len, dm_error_t *err)
-{
-    if (len && fwrite(p, 1, len, w->out) != len)
-        return dm_error_set(err, DM_ERR_IO, "parquet: write failed: %s", strerror(errno));
-    __atomic_fetch_add(&w->pos, (int64_t)len, __ATOMIC_RELAXED);
-    return DM_OK;
-}
-
-static dm_err_t compress(dm_pq_writer_t *w, scratch_t *sc, const dm_buf_t *in, dm_buf_t *out)
-{
-    dm_buf_reset(out);
-    if (w->opts.codec == DM_PQ_SNAPPY) {
-        size_t n = snappy_max_compressed_length(in->len);
-        if (dm_buf_reserve(out, n)) return DM_ERR_NOMEM;
-        if (snappy_compress((const char *)in->data, in->len, (char *)out->data, &n) != SNAPPY_OK)
-            return dm_error_set(&sc->err, DM_ERR_INTERNAL, "parquet: snappy compression failed");
-        out->len = n;
-    } else if (w->opts.codec == DM_PQ_ZSTD) {
-        size_t n = ZSTD_compressBound(in->len);
-        if (dm_buf_reserve(out, n)) return DM_ERR_NOMEM;
-        if (!sc->zctx && !(sc->zctx = ZSTD_createCCtx())) return DM_ERR_NOMEM;
-        n = ZSTD_compressCCtx(sc->zctx, out->data, n, in->data, in->len, w->opts.zstd_level);
-        if (ZSTD_isError(n))
-            return dm_error_set(&sc->err, DM_ERR_INTERNAL, "parquet: zstd: %s",
-                                ZSTD_getErrorName(n));
-        out->len = n;
-    } else {
-        return dm_buf_append(out, in->data, in->len);
-    }
-    return DM_OK;
-}
-
-/* Appends sc->page to the chunk as one page: header, then the compressed
- * body. Offsets are relative to the chunk until the row group is written. */
-static dm_err_t write_page(dm_pq_writer_t *w, scratch_t *sc, column_t *c, chunk_meta_t *m, int type,
-                           int32_t num_values, int encoding)
-{
-    dm_err_t rc = compress(w, sc, &sc->page, &sc->packed);
-    if (rc) return rc;
-    if (sc->page.len > INT32_MAX || sc->packed.len > INT32_MAX)
-        return dm_error_set(&sc->err, DM_ERR_RANGE, "parquet: page larger than 2 GiB");
-    dm_buf_reset(&sc->header);
-    dm_thrift_writer_t t;
-    dm_thrift_writer_init(&t, &sc->header);
-    dm_thrift_i32(&t, 1, type);
-    dm_thrift_i32(&t, 2, (int32_t)sc->page.len);
-    dm_thrift_i32(&t, 3, (int32_t)sc->packed.len);
-    if (type == PAGE_DATA) {
-        dm_thrift_struct_begin(&t, 5);
-        dm_thrift_i32(&t, 1, num_values);
-        dm_thrift_i32(&t, 2, encoding);
-        dm_thrift_i32(&t, 3, ENC_RLE);
-        dm_thrift_i32(&t, 4, ENC_RLE);
-        dm_thrift_struct_end(&t);
-    } else {
-        dm_thrift_struct_begin(&t, 7);
-        dm_thrift_i32(&t, 1, num_values);
-        dm_thrift_i32(&t, 2, ENC_PLAIN);
-        dm_thrift_struct_end(&t);
-    }
-    if ((rc = dm_thrift_writer_finish(&t))) return rc;
-    if (type == PAGE_DATA && m->data_offset < 0) m->data_offset = (int64_t)c->out.len;
-    if (type == PAGE_DICTIONARY) m->dict_offset = (int64_t)c->out.len;
-    if ((rc = dm_buf_append(&c->out, sc->header.data, sc->header.len))) return rc;
-    if ((rc = dm_buf_append(&c->out, sc->packed.data, sc->packed.len))) return rc;
-    m->uncompressed += (int64_t)(sc->header.len + sc->page.len);
-    m->compressed += (int64_t)(sc->header.len + sc->packed.len);
-    return DM_OK;
-}
+/* ---- pages and row groups ----------------------------------------------------- */
 
 static size_t value_end(const column_t *c, size_t v)
 {
     return v + 1 < c->n_vals ? c->offs[v + 1] : c->plain.len;
 }
 
-/* One data page for rows [r0, r1) holding values [v0, v1). */
-static dm_err_t data_page(dm_pq_writer_t *w, scratch_t *sc, column_t *c, chunk_meta_t *m, size_t r0,
-                          size_t r1, size_t v0, size_t v1, int bit_width)
+/* Sends a data page of entries [r0, r1) holding values [v0, v1): the raw
+ * parts go to the worker, which encodes and compresses them. When the page
+ * takes every buffered value its bytes change hands instead of being copied. */
+static dm_err_t send_page(dm_pq_writer_t *w, size_t ci, size_t r0, size_t r1, size_t v0, size_t v1,
+                          bool dict, int bit_width, dm_error_t *err)
 {
-    dm_buf_t *pg = &sc->page;
-    dm_buf_reset(pg);
-    dm_err_t rc = DM_OK;
-    if (c->max_def > 0) {
-        /* v1 pages prefix the levels with their length (4 bytes, little endian). */
-        uint8_t zero[4] = {0};
-        if ((rc = dm_buf_append(pg, zero, 4))) return rc;
-        size_t at = pg->len;
-        uint32_t *lv = malloc((r1 - r0) * sizeof(uint32_t));
-        if (!lv) return DM_ERR_NOMEM;
-        for (size_t r = r0; r < r1; r++)
-            lv[r - r0] = c->levels[r];
-        rc = dm_pq_rle_encode(lv, r1 - r0, bit_width_of(c->max_def), pg);
-        free(lv);
-        if (rc) return rc;
-        uint32_t n = (uint32_t)(pg->len - at);
-        uint8_t l[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
-        memcpy(pg->data + at - 4, l, 4);
-    }
-    if (m->dict) {
-        uint8_t bw = (uint8_t)bit_width;
-        rc = dm_buf_append(pg, &bw, 1);
-        if (!rc) rc = dm_pq_rle_encode(c->idx + v0, v1 - v0, bit_width, pg);
-    } else if (c->def.type == DM_PQ_BOOLEAN) {
-        size_t nb = (v1 - v0 + 7) / 8;
-        if (!(rc = dm_buf_reserve(pg, nb))) {
-            memset(pg->data + pg->len, 0, nb);
-            for (size_t v = v0; v < v1; v++)
-                if (c->plain.data[v]) pg->data[pg->len + (v - v0) / 8] |= 1 << ((v - v0) % 8);
-            pg->len += nb;
-        }
-    } else if (v1 > v0) {
+    column_t *c = &w->cols[ci];
+    pq_job_t *j = pq_job_get(w);
+    if (!j) return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
+    dm_err_t rc = r1 - r0 > INT32_MAX ? DM_ERR_RANGE : DM_OK;
+    if (!rc && c->max_rep) rc = dm_buf_append(&j->reps, c->reps + r0, r1 - r0);
+    if (!rc && c->max_def) rc = dm_buf_append(&j->defs, c->defs + r0, r1 - r0);
+    if (!rc && dict) {
+        rc = dm_buf_append(&j->body, c->idx + v0, (v1 - v0) * sizeof(uint32_t));
+    } else if (!rc && v1 > v0) {
         size_t a = c->width ? v0 * (size_t)c->width : c->offs[v0];
         size_t b = c->width ? v1 * (size_t)c->width : value_end(c, v1 - 1);
-        rc = dm_buf_append(pg, c->plain.data + a, b - a);
+        if (a == 0 && b == c->plain.len) {
+            dm_buf_t t = j->body;
+            j->body = c->plain;
+            c->plain = t;
+            dm_buf_reset(&c->plain);
+        } else {
+            rc = dm_buf_append(&j->body, c->plain.data + a, b - a);
+        }
     }
-    if (rc) return rc;
-    return write_page(w, sc, c, m, PAGE_DATA, (int32_t)(r1 - r0),
-                      m->dict ? ENC_RLE_DICTIONARY : ENC_PLAIN);
+    if (rc) {
+        pq_job_discard(j);
+        return dm_error_set(err, rc, "parquet: column %s: page: %s", c->def.name, dm_err_str(rc));
+    }
+    j->kind = PQ_JOB_PAGE;
+    j->col = ci;
+    j->page_type = PQ_PAGE_DATA;
+    j->num_values = (int32_t)(r1 - r0);
+    j->encoding = dict ? PQ_ENC_RLE_DICTIONARY : PQ_ENC_PLAIN;
+    j->bit_width = bit_width;
+    return pq_enqueue(w, j, err);
 }
 
-static dm_err_t write_chunk(dm_pq_writer_t *w, scratch_t *sc, column_t *c, chunk_meta_t *m,
-                            size_t rows, size_t col)
+/* Sends the column's buffered entries as pages of about page_bytes, each
+ * ending at a row boundary; final sends the rest too, else the rest stays
+ * buffered (moved to the front). */
+static dm_err_t send_pages(dm_pq_writer_t *w, size_t ci, bool dict, bool final, dm_error_t *err)
 {
-    memset(m, 0, sizeof(*m));
-    dm_buf_reset(&c->out);
-    m->offset = 0;
-    m->data_offset = m->dict_offset = -1;
-    m->values = (int64_t)rows;
-    m->nulls = c->nulls;
-    typed_to_bound(c);
-    m->bound = c->bound;
-    int bit_width = bit_width_of(c->dict_n ? c->dict_n - 1 : 0);
-    m->dict = c->dict_on && c->dict_n > 0 &&
-              c->dict.len + c->n_vals * (size_t)bit_width / 8 < c->plain.len;
-    dm_err_t rc;
-    if (m->dict) {
-        dm_buf_reset(&sc->page);
-        if ((rc = dm_buf_append(&sc->page, c->dict.data, c->dict.len))) return rc;
-        if ((rc = write_page(w, sc, c, m, PAGE_DICTIONARY, (int32_t)c->dict_n, ENC_PLAIN)))
-            return rc;
+    column_t *c = &w->cols[ci];
+    int bw = dict ? bit_width_of(c->dict_n ? c->dict_n - 1 : 0) : 0;
+    if (!dict && !c->max_rep && (int64_t)c->plain.len < 2 * w->opts.page_bytes) {
+        /* Every entry ends a row and the buffer is about a page: one page,
+         * without walking it. */
+        if (!c->n_lv && c->streamed) return DM_OK;
+        dm_err_t rc = send_page(w, ci, 0, c->n_lv, 0, c->n_vals, false, 0, err);
+        c->streamed = true;
+        c->n_lv = c->n_vals = 0;
+        dm_buf_reset(&c->plain);
+        return rc;
     }
     size_t r0 = 0, v0 = 0, v = 0;
     int64_t bytes = 0;
-    for (size_t r = 0; r < rows; r++) {
-        if (c->levels[r] == c->max_def) {
-            bytes += m->dict ? 1 : c->width ? c->width : (int64_t)(value_end(c, v) - c->offs[v]);
+    dm_err_t rc = DM_OK;
+    for (size_t r = 0; r < c->n_lv && !rc; r++) {
+        if (c->defs[r] == c->max_def) {
+            bytes += dict ? 1 : c->width ? c->width : (int64_t)(value_end(c, v) - c->offs[v]);
             v++;
         }
-        if (bytes >= w->opts.page_bytes || r + 1 == rows) {
-            if ((rc = data_page(w, sc, c, m, r0, r + 1, v0, v, bit_width))) return rc;
+        bool row_end = r + 1 == c->n_lv || !c->max_rep || c->reps[r + 1] == 0;
+        if (bytes >= w->opts.page_bytes && row_end) {
+            rc = send_page(w, ci, r0, r + 1, v0, v, dict, bw, err);
             r0 = r + 1, v0 = v, bytes = 0;
+            c->streamed = true;
         }
     }
-    if (rows == 0 && (rc = data_page(w, sc, c, m, 0, 0, 0, 0, bit_width))) return rc;
-    dm_pq_column_stats_t *f = &w->file_stats[col];
-    f->compressed_bytes += m->compressed;
-    f->values += m->values;
-    f->nulls += c->nulls;
-    f->nans += c->nans;
-    bound_merge(c, &w->file_bound[col], &c->bound);
+    if (rc) return rc;
+    if (final) {
+        if (r0 < c->n_lv || !c->streamed)
+            rc = send_page(w, ci, r0, c->n_lv, v0, c->n_vals, dict, bw, err);
+        c->n_lv = c->n_vals = 0;
+        dm_buf_reset(&c->plain);
+        return rc;
+    }
+    /* The rest moves to the front; its value offsets shift with it. (When
+     * the last page took every value its bytes went to the job: plain is
+     * empty then, and so is the rest's share of it.) */
+    size_t a = v0 == c->n_vals ? c->plain.len : c->width ? v0 * (size_t)c->width : c->offs[v0];
+    memmove(c->defs, c->defs + r0, c->n_lv - r0);
+    if (c->max_rep) memmove(c->reps, c->reps + r0, c->n_lv - r0);
+    if (!c->width)
+        for (size_t k = v0; k < c->n_vals; k++)
+            c->offs[k - v0] = c->offs[k] - (uint32_t)a;
+    if (c->plain.len > a) memmove(c->plain.data, c->plain.data + a, c->plain.len - a);
+    c->plain.len -= a;
+    c->n_lv -= r0;
+    c->n_vals -= v0;
     return DM_OK;
 }
 
@@ -727,277 +636,82 @@ static void column_reset(column_t *c)
 {
     dm_buf_reset(&c->plain);
     dm_buf_reset(&c->dict);
-    c->n_vals = 0;
+    c->n_vals = c->n_lv = 0;
     c->dict_n = 0;
-    c->nulls = c->nans = 0;
+    c->chunk_lv = c->nulls = c->nans = 0;
+    c->streamed = c->page_due = false;
     memset(&c->bound, 0, sizeof(c->bound));
+    c->typed_set = false;
     dict_drop(c);
     c->dict_on = c->dict_allowed;
 }
 
-/* Compresses the chunks of the current row group assigned to worker k. */
-static void compress_columns(scratch_t *sc, int k)
+/* Sends the full pages of the columns that have one. */
+static dm_err_t send_due_pages(dm_pq_writer_t *w, dm_error_t *err)
 {
-    dm_pq_writer_t *w = sc->w;
-    for (size_t i = 0; i < w->n_cols && !sc->rc; i++) {
-        if (w->back[i].worker != k || w->back[i].group) continue;
-        sc->rc = write_chunk(w, sc, &w->back[i], &w->chunks[w->n_groups * w->n_cols + i],
-                             w->back_rows, i);
-        if (sc->rc == DM_ERR_NOMEM) dm_error_set(&sc->err, sc->rc, "parquet: out of memory");
-    }
-}
-
-static void *compress_worker(void *arg)
-{
-    compress_columns(arg, 1);
-    return NULL;
-}
-
-/* Compresses and writes the row group in back (on the flushing thread, or
- * the caller's when it is the last). */
-static dm_err_t flush_back(dm_pq_writer_t *w, dm_error_t *err)
-{
-    if (w->back_rows == 0) return DM_OK;
-    size_t g = w->n_groups;
-    if (g == w->cap_groups) {
-        size_t cap = g ? g * 2 : 8;
-        chunk_meta_t *ch = realloc(w->chunks, cap * w->n_cols * sizeof(*ch));
-        if (ch) w->chunks = ch;
-        int64_t *gr = realloc(w->group_rows, cap * sizeof(int64_t));
-        if (gr) w->group_rows = gr;
-        int64_t *go = realloc(w->group_offset, cap * sizeof(int64_t));
-        if (go) w->group_offset = go;
-        if (!ch || !gr || !go) return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
-        w->cap_groups = cap;
-    }
-    w->group_offset[g] = w->pos;
-    w->group_rows[g] = (int64_t)w->back_rows;
-    /* Balance the columns over the two workers by their bytes; small row
-     * groups are not worth a thread. */
-    int64_t load[2] = {0, 0};
-    bool two = w->n_cols > 1 && w->back_bytes >= PARALLEL_BYTES;
+    w->page_due = false;
     for (size_t i = 0; i < w->n_cols; i++) {
-        column_t *c = &w->back[i];
-        c->worker = two && load[1] < load[0] ? 1 : 0;
-        load[c->worker] += (int64_t)c->plain.len + (int64_t)w->back_rows;
-    }
-    w->sc[0].rc = w->sc[1].rc = DM_OK;
-    pthread_t th;
-    bool started = two && pthread_create(&th, NULL, compress_worker, &w->sc[1]) == 0;
-    if (!started)
-        for (size_t i = 0; i < w->n_cols; i++)
-            w->cols[i].worker = 0;
-    compress_columns(&w->sc[0], 0);
-    if (started) pthread_join(th, NULL);
-    for (int k = 0; k < 2; k++)
-        if (w->sc[k].rc) {
-            if (err) *err = w->sc[k].err;
-            return w->sc[k].rc;
-        }
-    for (size_t i = 0; i < w->n_cols; i++) {
-        column_t *c = &w->back[i];
-        chunk_meta_t *m = &w->chunks[g * w->n_cols + i];
-        if (c->group) continue;
-        m->offset += w->pos;
-        m->data_offset += w->pos;
-        if (m->dict_offset >= 0) m->dict_offset += w->pos;
-        dm_err_t rc = write_out(w, c->out.data, c->out.len, err);
+        if (!w->cols[i].page_due) continue;
+        w->cols[i].page_due = false;
+        dm_err_t rc = send_pages(w, i, false, false, err);
         if (rc) return rc;
-        dm_buf_reset(&c->out);
-        column_reset(c);
     }
-    w->n_groups++;
-    w->total_rows += (int64_t)w->back_rows;
-    w->back_rows = 0;
     return DM_OK;
 }
 
-static void *flush_main(void *arg)
+/* Ends the current row group: each chunk's last pages (a dictionary chunk
+ * all of them), then the job that writes the group. */
+static dm_err_t cut_group(dm_pq_writer_t *w, dm_error_t *err)
 {
-    dm_pq_writer_t *w = arg;
-    w->bg_rc = flush_back(w, &w->bg_err);
-    return NULL;
-}
-
-/* Waits for the row group being flushed; its error, if any, is the answer. */
-static dm_err_t join_flush(dm_pq_writer_t *w, dm_error_t *err)
-{
-    if (!w->bg_running) return DM_OK;
-    pthread_join(w->bg, NULL);
-    w->bg_running = false;
-    if (w->bg_rc && err) *err = w->bg_err;
-    return w->bg_rc;
-}
-
-/* Ends the current row group: its buffers become back and are flushed, on a
- * thread of their own (background) or right here. */
-static dm_err_t cut_group(dm_pq_writer_t *w, bool background, dm_error_t *err)
-{
-    dm_err_t rc = join_flush(w, err);
-    if (rc || w->rows == 0) return rc;
-    column_t *t = w->back;
-    w->back = w->cols;
-    w->cols = t; /* flushed and reset last time: ready to fill */
-    w->back_rows = w->rows;
-    w->back_bytes = w->buffered_bytes;
+    if (w->rows == 0) return DM_OK;
+    pq_job_t *g = pq_job_get(w);
+    if (g) g->metas = calloc(w->n_cols, sizeof(pq_chunk_meta_t));
+    if (!g || !g->metas) {
+        pq_job_discard(g);
+        return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
+    }
+    dm_err_t rc = DM_OK;
+    for (size_t i = 0; i < w->n_cols && !rc; i++) {
+        column_t *c = &w->cols[i];
+        if (c->group) continue;
+        pq_chunk_meta_t *m = &g->metas[i];
+        typed_to_bound(c);
+        int bw = bit_width_of(c->dict_n ? c->dict_n - 1 : 0);
+        m->dict = !c->streamed && c->dict_on && c->dict_n > 0 &&
+                  c->dict.len + c->n_vals * (size_t)bw / 8 < c->plain.len;
+        if (m->dict) {
+            pq_job_t *d = pq_job_get(w);
+            if (!d || dm_buf_append(&d->body, c->dict.data, c->dict.len)) {
+                pq_job_discard(d);
+                rc = dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
+                break;
+            }
+            d->kind = PQ_JOB_PAGE, d->col = i, d->page_type = PQ_PAGE_DICTIONARY;
+            d->num_values = (int32_t)c->dict_n, d->encoding = PQ_ENC_PLAIN;
+            if ((rc = pq_enqueue(w, d, err))) break;
+        }
+        if ((rc = send_pages(w, i, m->dict, true, err))) break;
+        m->values = c->chunk_lv;
+        m->nulls = c->nulls;
+        m->bound = c->bound;
+        dm_pq_column_stats_t *f = &w->file_stats[i];
+        f->values += c->chunk_lv;
+        f->nulls += c->nulls;
+        f->nans += c->nans;
+        if (typed_column(c)) pq_bound_merge(c, &w->file_bound[i], &c->bound);
+        column_reset(c);
+    }
+    if (rc) {
+        pq_job_discard(g);
+        return rc;
+    }
+    g->kind = PQ_JOB_GROUP;
+    g->rows = (int64_t)w->rows;
+    g->bytes = w->group_bytes;
+    __atomic_fetch_add(&w->inflight, w->group_bytes, __ATOMIC_RELAXED);
     w->rows = 0;
-    w->buffered_bytes = 0;
-    w->bg_rc = DM_OK;
-    if (background && pthread_create(&w->bg, NULL, flush_main, w) == 0) {
-        w->bg_running = true;
-        return DM_OK;
-    }
-    return flush_back(w, err);
-}
-
-/* ---- footer ----------------------------------------------------------------- */
-
-static void schema_element(dm_thrift_writer_t *t, const dm_pq_column_t *c)
-{
-    dm_thrift_elem_struct_begin(t);
-    if (c->n_children > 0) { /* a group: repetition, name, children, field id */
-        dm_thrift_i32(t, 3, c->optional ? 1 : 0);
-        dm_thrift_string(t, 4, c->name);
-        dm_thrift_i32(t, 5, c->n_children);
-        dm_thrift_i32(t, 9, c->field_id);
-        dm_thrift_struct_end(t);
-        return;
-    }
-    dm_thrift_i32(t, 1, c->type);
-    if (c->type == DM_PQ_FIXED) dm_thrift_i32(t, 2, c->fixed_len);
-    dm_thrift_i32(t, 3, c->optional ? 1 : 0);
-    dm_thrift_string(t, 4, c->name);
-    /* converted_type for older readers: UTF8 0, DECIMAL 5 (with scale and
-     * precision), DATE 6, TIME_MICROS 8, TIMESTAMP_MICROS 10. */
-    if (c->logical == DM_PQ_LT_STRING) dm_thrift_i32(t, 6, 0);
-    if (c->logical == DM_PQ_LT_DECIMAL) {
-        dm_thrift_i32(t, 6, 5);
-        dm_thrift_i32(t, 7, c->scale);
-        dm_thrift_i32(t, 8, c->precision);
-    }
-    if (c->logical == DM_PQ_LT_DATE) dm_thrift_i32(t, 6, 6);
-    if (c->logical == DM_PQ_LT_TIME) dm_thrift_i32(t, 6, 8);
-    if (c->logical == DM_PQ_LT_TIMESTAMP_UTC) dm_thrift_i32(t, 6, 10);
-    dm_thrift_i32(t, 9, c->field_id);
-    if (c->logical != DM_PQ_LT_NONE) {
-        dm_thrift_struct_begin(t, 10); /* LogicalType union */
-        switch (c->logical) {
-        case DM_PQ_LT_STRING: dm_thrift_struct_begin(t, 1); break;
-        case DM_PQ_LT_DATE: dm_thrift_struct_begin(t, 6); break;
-        case DM_PQ_LT_UUID: dm_thrift_struct_begin(t, 14); break;
-        case DM_PQ_LT_DECIMAL: /* DECIMAL {scale, precision} */
-            dm_thrift_struct_begin(t, 5);
-            dm_thrift_i32(t, 1, c->scale);
-            dm_thrift_i32(t, 2, c->precision);
-            break;
-        default: /* TIME (7) or TIMESTAMP (8) {isAdjustedToUTC, unit: MICROS} */
-            dm_thrift_struct_begin(t, c->logical == DM_PQ_LT_TIME ? 7 : 8);
-            dm_thrift_bool(t, 1, c->logical == DM_PQ_LT_TIMESTAMP_UTC);
-            dm_thrift_struct_begin(t, 2);
-            dm_thrift_struct_begin(t, 2);
-            dm_thrift_struct_end(t);
-            dm_thrift_struct_end(t);
-            break;
-        }
-        dm_thrift_struct_end(t);
-        dm_thrift_struct_end(t);
-    }
-    dm_thrift_struct_end(t);
-}
-
-static void column_chunk(dm_thrift_writer_t *t, const dm_pq_writer_t *w, const column_t *c,
-                         const chunk_meta_t *m)
-{
-    dm_thrift_elem_struct_begin(t);
-    dm_thrift_i64(t, 2, m->offset);
-    dm_thrift_struct_begin(t, 3); /* ColumnMetaData */
-    dm_thrift_i32(t, 1, c->def.type);
-    dm_thrift_list_begin(t, 2, DM_THRIFT_I32, m->dict ? 3 : 2);
-    dm_thrift_i32_elem(t, ENC_PLAIN);
-    dm_thrift_i32_elem(t, ENC_RLE);
-    if (m->dict) dm_thrift_i32_elem(t, ENC_RLE_DICTIONARY);
-    /* path_in_schema: the names from the top group down to the leaf. */
-    const column_t *path[64];
-    uint32_t depth = 0;
-    for (const column_t *p = c; depth < 64; p = &w->cols[p->parent]) {
-        path[depth++] = p;
-        if (p->parent < 0) break;
-    }
-    dm_thrift_list_begin(t, 3, DM_THRIFT_BINARY, depth);
-    while (depth--)
-        dm_thrift_binary_elem(t, path[depth]->def.name, strlen(path[depth]->def.name));
-    dm_thrift_i32(t, 4, w->opts.codec);
-    dm_thrift_i64(t, 5, m->values);
-    dm_thrift_i64(t, 6, m->uncompressed);
-    dm_thrift_i64(t, 7, m->compressed);
-    dm_thrift_i64(t, 9, m->data_offset);
-    if (m->dict_offset >= 0) dm_thrift_i64(t, 11, m->dict_offset);
-    dm_thrift_struct_begin(t, 12); /* Statistics */
-    dm_thrift_i64(t, 3, m->nulls);
-    if (m->bound.set && !m->bound.unbounded) {
-        dm_thrift_binary(t, 5, m->bound.max, m->bound.max_len);
-        dm_thrift_binary(t, 6, m->bound.min, m->bound.min_len);
-    }
-    dm_thrift_struct_end(t);
-    dm_thrift_struct_end(t);
-    dm_thrift_struct_end(t);
-}
-
-static dm_err_t write_footer(dm_pq_writer_t *w)
-{
-    dm_buf_t *b = &w->header;
-    dm_buf_reset(b);
-    dm_thrift_writer_t t;
-    dm_thrift_writer_init(&t, b);
-    dm_thrift_i32(&t, 1, 1);
-    dm_thrift_list_begin(&t, 2, DM_THRIFT_STRUCT, (uint32_t)w->n_cols + 1);
-    int32_t top = 0, leaves = 0;
-    for (size_t i = 0; i < w->n_cols; i++) {
-        top += w->cols[i].parent < 0;
-        leaves += !w->cols[i].group;
-    }
-    dm_thrift_elem_struct_begin(&t);
-    dm_thrift_string(&t, 4, "schema");
-    dm_thrift_i32(&t, 5, top);
-    dm_thrift_struct_end(&t);
-    for (size_t i = 0; i < w->n_cols; i++)
-        schema_element(&t, &w->cols[i].def);
-    dm_thrift_i64(&t, 3, w->total_rows);
-    dm_thrift_list_begin(&t, 4, DM_THRIFT_STRUCT, (uint32_t)w->n_groups);
-    for (size_t g = 0; g < w->n_groups; g++) {
-        dm_thrift_elem_struct_begin(&t);
-        dm_thrift_list_begin(&t, 1, DM_THRIFT_STRUCT, (uint32_t)leaves);
-        int64_t unc = 0, comp = 0;
-        for (size_t i = 0; i < w->n_cols; i++) {
-            if (w->cols[i].group) continue;
-            const chunk_meta_t *m = &w->chunks[g * w->n_cols + i];
-            column_chunk(&t, w, &w->cols[i], m);
-            unc += m->uncompressed;
-            comp += m->compressed;
-        }
-        dm_thrift_i64(&t, 2, unc);
-        dm_thrift_i64(&t, 3, w->group_rows[g]);
-        dm_thrift_i64(&t, 5, w->group_offset[g]);
-        dm_thrift_i64(&t, 6, comp);
-        dm_thrift_struct_end(&t);
-    }
-    if (w->opts.n_kv) {
-        dm_thrift_list_begin(&t, 5, DM_THRIFT_STRUCT, (uint32_t)w->opts.n_kv);
-        for (size_t i = 0; i < w->opts.n_kv; i++) {
-            dm_thrift_elem_struct_begin(&t);
-            dm_thrift_string(&t, 1, w->opts.kv[2 * i]);
-            dm_thrift_string(&t, 2, w->opts.kv[2 * i + 1]);
-            dm_thrift_struct_end(&t);
-        }
-    }
-    dm_thrift_string(&t, 6, "datamesh version " DM_VERSION);
-    dm_err_t rc = dm_thrift_writer_finish(&t);
-    if (rc) return rc;
-    uint32_t n = (uint32_t)b->len;
-    uint8_t tail[8] = {
-        (uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24), 'P', 'A', 'R', '1'};
-    if ((rc = dm_buf_append(b, tail, 8))) return rc;
-    return write_out(w, b->data, b->len, w->err);
+    w->group_bytes = 0;
+    return pq_enqueue(w, g, err);
 }
 
 /* ---- public API ------------------------------------------------------------- */
@@ -1015,36 +729,48 @@ static int plain_width(const dm_pq_column_t *c)
     }
 }
 
-/* Finds each column's group and definition level from the pre-order list
- * (a group's n_children columns follow it, subtrees included). */
+/* Finds each column's group, subtree end and levels from the pre-order list
+ * (a group's n_children columns follow it, subtrees included). A list has
+ * one child, a map two with a required key; both add a repeated level. */
 static dm_err_t nest_columns(dm_pq_writer_t *w)
 {
     int stack[64];
     int32_t left[64];
     int depth = 0;
-    for (size_t i = 0; i < w->n_cols; i++) {
+    for (size_t i = 0; i <= w->n_cols; i++) {
         while (depth > 0 && left[depth - 1] == 0)
-            depth--;
+            w->cols[stack[--depth]].end = i;
+        if (i == w->n_cols) break;
         int parent = depth ? stack[depth - 1] : -1;
         if (depth) left[depth - 1]--;
-        const dm_pq_column_t *d = &w->cols[i].def;
-        int level = (parent >= 0 ? w->cols[parent].max_def : 0) + (d->optional ? 1 : 0);
-        if (level > 60) return DM_ERR_INVALID;
-        for (int set = 0; set < 2; set++) {
-            column_t *c = set ? &w->back[i] : &w->cols[i];
-            c->group = d->n_children > 0;
-            c->parent = parent;
-            c->max_def = (uint8_t)level;
-            if (c->group) c->dict_allowed = c->dict_on = false;
-        }
-        if (d->n_children > 0) {
+        column_t *c = &w->cols[i];
+        const column_t *pc = parent >= 0 ? &w->cols[parent] : NULL;
+        const dm_pq_column_t *d = &c->def;
+        int def = (pc ? pc->child_def : 0) + (d->optional ? 1 : 0);
+        int rep = pc ? pc->child_rep : 0;
+        c->group = d->n_children > 0;
+        c->container = c->group && (d->logical == DM_PQ_LT_LIST || d->logical == DM_PQ_LT_MAP);
+        if (c->group && !c->container && d->logical != DM_PQ_LT_NONE) return DM_ERR_INVALID;
+        if (d->logical == DM_PQ_LT_LIST && d->n_children != 1) return DM_ERR_INVALID;
+        if (d->logical == DM_PQ_LT_MAP && (d->n_children != 2 || w->cols[i + 1].def.optional))
+            return DM_ERR_INVALID;
+        if ((!c->group && (d->logical == DM_PQ_LT_LIST || d->logical == DM_PQ_LT_MAP)) ||
+            def + (c->container ? 1 : 0) > 60 || rep + 1 > 60)
+            return DM_ERR_INVALID;
+        c->parent = parent;
+        c->outer = pc && pc->outer >= 0 ? pc->outer : c->container ? (int)i : -1;
+        c->max_def = (uint8_t)def;
+        c->max_rep = (uint8_t)rep;
+        c->child_def = (uint8_t)(def + (c->container ? 1 : 0));
+        c->child_rep = (uint8_t)(rep + (c->container ? 1 : 0));
+        c->end = i + 1;
+        if (c->group) c->dict_allowed = c->dict_on = false;
+        if (c->group) {
             if (depth == 64) return DM_ERR_INVALID;
             stack[depth] = (int)i;
             left[depth++] = d->n_children;
         }
     }
-    while (depth > 0 && left[depth - 1] == 0)
-        depth--;
     return depth ? DM_ERR_INVALID : DM_OK;
 }
 
@@ -1070,22 +796,23 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
     if (n_cols == 0) return dm_error_set(err, DM_ERR_INVALID, "parquet: a file needs columns");
     dm_pq_writer_t *w = calloc(1, sizeof(*w));
     if (!w) return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv_work, NULL);
+    pthread_cond_init(&w->cv_room, NULL);
     w->cols = calloc(n_cols, sizeof(column_t));
-    w->back = calloc(n_cols, sizeof(column_t));
     w->names = calloc(n_cols, sizeof(char *));
     w->file_stats = calloc(n_cols, sizeof(dm_pq_column_stats_t));
     w->file_bound = calloc(n_cols, sizeof(bound_t));
     w->row_levels = calloc(n_cols, 1);
     w->row_present = calloc(n_cols, sizeof(bool));
+    w->row_seen = calloc(n_cols, sizeof(bool));
     w->n_cols = n_cols;
-    if (!w->cols || !w->back || !w->names || !w->file_stats || !w->file_bound || !w->row_levels ||
-        !w->row_present) {
+    if (!w->cols || !w->names || !w->file_stats || !w->file_bound || !w->row_levels ||
+        !w->row_present || !w->row_seen) {
         dm_pq_writer_abort(w);
         return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
     }
     w->out = out;
-    w->n_cols = n_cols;
-    w->sc[0].w = w->sc[1].w = w;
     w->opts = *opts;
     if (!w->opts.row_group_bytes) w->opts.row_group_bytes = 128 << 20;
     if (!w->opts.page_bytes) w->opts.page_bytes = 1 << 20;
@@ -1093,14 +820,13 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
     if (!w->opts.zstd_level) w->opts.zstd_level = 3;
     for (size_t i = 0; i < n_cols; i++) {
         w->names[i] = strdup(cols[i].name ? cols[i].name : "");
-        for (int set = 0; set < 2; set++) {
-            column_t *c = set ? &w->back[i] : &w->cols[i];
-            c->def = cols[i];
-            c->def.name = w->names[i];
-            c->width = plain_width(&cols[i]);
-            c->dict_allowed = !opts->no_dictionary && cols[i].type != DM_PQ_BOOLEAN;
-            c->dict_on = c->dict_allowed;
-        }
+        column_t *c = &w->cols[i];
+        c->def = cols[i];
+        c->def.name = w->names[i];
+        c->width = plain_width(&cols[i]);
+        c->dict_allowed = !opts->no_dictionary && cols[i].type != DM_PQ_BOOLEAN;
+        c->dict_on = c->dict_allowed;
+        c->wmeta.data_offset = c->wmeta.dict_offset = -1;
         if (!w->names[i] ||
             (!cols[i].n_children && cols[i].type == DM_PQ_FIXED && cols[i].fixed_len <= 0) ||
             !decimal_column_ok(&cols[i])) {
@@ -1109,10 +835,18 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
                                 cols[i].name ? cols[i].name : "?");
         }
     }
+    w->flat = true;
+    for (size_t i = 0; i < n_cols; i++) {
+        column_t *c = &w->cols[i];
+        c->check = c->def.logical == DM_PQ_LT_DECIMAL || c->def.type == DM_PQ_FIXED;
+        c->number = !cols[i].n_children && typed_column(c) && c->def.logical != DM_PQ_LT_DECIMAL;
+        if (cols[i].n_children) w->flat = false;
+    }
     if (nest_columns(w)) {
         dm_pq_writer_abort(w);
         return dm_error_set(err, DM_ERR_INVALID,
-                            "parquet: the groups' child counts do not match the columns");
+                            "parquet: the groups do not match the columns (child counts, a list "
+                            "with one child, a map with a required key and a value)");
     }
     if (opts->n_kv) {
         w->kv = calloc(2 * opts->n_kv, sizeof(char *));
@@ -1130,7 +864,7 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
         w->opts.kv = (const char *const *)w->kv;
     }
     w->err = err;
-    dm_err_t rc = write_out(w, "PAR1", 4, err);
+    dm_err_t rc = pq_write_magic(w, err);
     if (rc) {
         dm_pq_writer_abort(w);
         return rc;
@@ -1139,16 +873,88 @@ dm_err_t dm_pq_writer_new(FILE *out, const dm_pq_column_t *cols, size_t n_cols,
     return DM_OK;
 }
 
+/* Checks the entries of present list or map i (which reached definition
+ * level at) before anything of the row is buffered: every one names a leaf
+ * under it, has levels in range, starts its column's run with repetition 0
+ * and only then; a value exactly at the leaf's maximum; every leaf has one. */
+static dm_err_t check_entries(dm_pq_writer_t *w, size_t i, const dm_pq_value_t *v, uint8_t at,
+                              dm_error_t *err)
+{
+    const column_t *c = &w->cols[i];
+    for (size_t j = i + 1; j < c->end; j++)
+        w->row_seen[j] = false;
+    for (uint32_t k = 0; k < v->u.rep.n; k++) {
+        const dm_pq_entry_t *e = &v->u.rep.e[k];
+        const column_t *lc = e->col > i && e->col < c->end ? &w->cols[e->col] : NULL;
+        if (!lc || lc->group)
+            return dm_error_set(err, DM_ERR_INVALID,
+                                "parquet: %s: an entry for column %u, not a "
+                                "leaf of it",
+                                c->def.name, e->col);
+        if (e->def > lc->max_def || e->def < at || e->rep > lc->max_rep ||
+            (e->rep == 0) == w->row_seen[e->col])
+            return dm_error_set(err, DM_ERR_INVALID,
+                                "parquet: column %s: entry with levels rep %u def %u out of order "
+                                "or range",
+                                lc->def.name, e->rep, e->def);
+        w->row_seen[e->col] = true;
+        if (e->def == lc->max_def) {
+            dm_err_t rc = check_value(lc, &e->v, err);
+            if (rc) return rc;
+        }
+    }
+    for (size_t j = i + 1; j < c->end; j++)
+        if (!w->cols[j].group && !w->row_seen[j])
+            return dm_error_set(err, DM_ERR_INVALID, "parquet: column %s: no entry in a row",
+                                w->cols[j].def.name);
+    return DM_OK;
+}
+
+/* A row is in: count it, send full pages, cut the row group when full. */
+static dm_err_t row_added(dm_pq_writer_t *w, dm_error_t *err)
+{
+    w->rows++;
+    w->added_rows++;
+    dm_err_t rc = w->page_due ? send_due_pages(w, err) : DM_OK;
+    if (!rc && w->group_bytes >= w->opts.row_group_bytes) rc = cut_group(w, err);
+    return rc;
+}
+
+/* The short path of a schema without groups: a value is present at level 1
+ * (optional) or 0 (required), a null at 0. */
+static dm_err_t add_flat_row(dm_pq_writer_t *w, const dm_pq_value_t *vals, dm_error_t *err)
+{
+    for (size_t i = 0; i < w->n_cols; i++) {
+        const column_t *c = &w->cols[i];
+        if (vals[i].null && !c->def.optional)
+            return dm_error_set(err, DM_ERR_INVALID, "parquet: null in required column %s",
+                                c->def.name);
+        dm_err_t rc = !vals[i].null && c->check ? check_value(c, &vals[i], err) : DM_OK;
+        if (rc) return rc;
+    }
+    for (size_t i = 0; i < w->n_cols; i++) {
+        column_t *c = &w->cols[i];
+        dm_err_t rc = add_value(w, c, &vals[i], vals[i].null ? 0 : c->max_def, 0);
+        if (rc)
+            return dm_error_set(err, rc, "parquet: buffering column %s: %s", c->def.name,
+                                dm_err_str(rc));
+    }
+    return row_added(w, err);
+}
+
 dm_err_t dm_pq_writer_add_row(dm_pq_writer_t *w, const dm_pq_value_t *vals, dm_error_t *err)
 {
     w->err = err;
+    if (w->flat) return add_flat_row(w, vals, err);
     /* Each column's definition level in this row: its parent's, plus one
      * when it is optional and present. Columns under an absent struct are
-     * absent whatever their value says. */
+     * absent whatever their value says; columns under a list or map come
+     * from its entries. */
     uint8_t *level = w->row_levels;
     bool *present = w->row_present;
     for (size_t i = 0; i < w->n_cols; i++) {
         column_t *c = &w->cols[i];
+        if (c->outer >= 0 && c->outer != (int)i) continue;
         bool up = c->parent < 0 || present[c->parent];
         uint8_t base = c->parent < 0 ? 0 : level[c->parent];
         present[i] = up && !vals[i].null;
@@ -1157,30 +963,38 @@ dm_err_t dm_pq_writer_add_row(dm_pq_writer_t *w, const dm_pq_value_t *vals, dm_e
         if (vals[i].null && !c->def.optional)
             return dm_error_set(err, DM_ERR_INVALID, "parquet: null in required column %s",
                                 c->def.name);
-        if (vals[i].null || c->group) continue;
-        if (c->def.logical == DM_PQ_LT_DECIMAL &&
-            !dm_pq_decimal_digits_ok(vals[i].u.dec, c->def.precision))
-            return dm_error_set(err, DM_ERR_INVALID,
-                                "parquet: column %s: decimal value has more than %d digits",
-                                c->def.name, c->def.precision);
-        if (c->def.type == DM_PQ_FIXED && c->def.logical != DM_PQ_LT_DECIMAL &&
-            vals[i].u.s.len != (uint32_t)c->width)
-            return dm_error_set(err, DM_ERR_INVALID, "parquet: column %s wants %d bytes, not %u",
-                                c->def.name, c->width, vals[i].u.s.len);
+        if (vals[i].null) continue;
+        dm_err_t rc = c->container ? check_entries(w, i, &vals[i], level[i], err)
+                      : c->check   ? check_value(c, &vals[i], err)
+                                   : DM_OK;
+        if (rc) return rc;
     }
     /* Every column takes the value before the row counts, so a failure
      * part-way leaves the row group inconsistent: report it as fatal. */
-    for (size_t i = 0; i < w->n_cols; i++) {
-        if (w->cols[i].group) continue;
-        dm_err_t rc = add_value(w, &w->cols[i], &vals[i], level[i]);
-        if (rc)
-            return dm_error_set(err, rc, "parquet: buffering column %s: %s", w->cols[i].def.name,
-                                dm_err_str(rc));
+    dm_err_t rc = DM_OK;
+    size_t at = 0;
+    for (size_t i = 0; i < w->n_cols && !rc; i++) {
+        column_t *c = &w->cols[i];
+        at = i;
+        if (c->container && present[i]) {
+            for (uint32_t k = 0; k < vals[i].u.rep.n && !rc; k++) {
+                const dm_pq_entry_t *e = &vals[i].u.rep.e[k];
+                at = e->col;
+                rc = add_value(w, &w->cols[e->col], &e->v, e->def, e->rep);
+            }
+            i = c->end - 1;
+        } else if (c->container) {
+            for (size_t j = i + 1; j < c->end && !rc; j++)
+                if (!w->cols[j].group) rc = add_value(w, &w->cols[at = j], NULL, level[i], 0);
+            i = c->end - 1;
+        } else if (!c->group) {
+            rc = add_value(w, c, &vals[i], level[i], 0);
+        }
     }
-    w->rows++;
-    w->added_rows++;
-    if (w->buffered_bytes >= w->opts.row_group_bytes) return cut_group(w, true, err);
-    return DM_OK;
+    if (rc)
+        return dm_error_set(err, rc, "parquet: buffering column %s: %s", w->cols[at].def.name,
+                            dm_err_str(rc));
+    return row_added(w, err);
 }
 
 int64_t dm_pq_writer_rows(const dm_pq_writer_t *w)
@@ -1190,8 +1004,8 @@ int64_t dm_pq_writer_rows(const dm_pq_writer_t *w)
 
 int64_t dm_pq_writer_size_estimate(const dm_pq_writer_t *w)
 {
-    int64_t pos = __atomic_load_n(&w->pos, __ATOMIC_RELAXED);
-    return pos + (w->bg_running ? w->back_bytes : 0) + w->buffered_bytes;
+    return __atomic_load_n(&w->pos, __ATOMIC_RELAXED) +
+           __atomic_load_n(&w->inflight, __ATOMIC_RELAXED) + w->group_bytes;
 }
 
 /* A decimal bound from its Parquet form (little-endian INT32 / INT64,
@@ -1223,15 +1037,19 @@ dm_err_t dm_pq_writer_close(dm_pq_writer_t *w, dm_pq_column_stats_t *stats, int6
                             dm_error_t *err)
 {
     w->err = err;
-    dm_err_t rc = cut_group(w, false, err);
-    if (!rc) rc = write_footer(w);
+    dm_err_t rc = cut_group(w, err);
+    dm_err_t wrc = pq_worker_stop(w, rc != DM_OK, rc ? NULL : err);
+    if (!rc) rc = wrc;
+    if (!rc) rc = pq_write_footer(w, err);
     if (!rc && fflush(w->out))
         rc = dm_error_set(err, DM_ERR_IO, "parquet: flush failed: %s", strerror(errno));
     if (!rc && stats)
         for (size_t i = 0; i < w->n_cols; i++) {
             const bound_t *b = &w->file_bound[i];
             stats[i] = w->file_stats[i];
-            stats[i].has_bounds = b->set && !b->unbounded;
+            /* No bounds under lists and maps: Iceberg keeps none for
+             * repeated fields (a bound of all elements filters no rows). */
+            stats[i].has_bounds = b->set && !b->unbounded && !w->cols[i].max_rep;
             stats[i].bounds_truncated = b->unbounded;
             if (stats[i].has_bounds) {
                 memcpy(stats[i].min, b->min, b->min_len);
@@ -1243,7 +1061,6 @@ dm_err_t dm_pq_writer_close(dm_pq_writer_t *w, dm_pq_column_stats_t *stats, int6
             }
         }
     if (!rc && file_bytes) *file_bytes = w->pos;
-    if (rc == DM_ERR_NOMEM) dm_error_set(err, rc, "parquet: out of memory");
     dm_pq_writer_abort(w);
     return rc;
 }
@@ -1251,12 +1068,12 @@ dm_err_t dm_pq_writer_close(dm_pq_writer_t *w, dm_pq_column_stats_t *stats, int6
 void dm_pq_writer_abort(dm_pq_writer_t *w)
 {
     if (!w) return;
-    join_flush(w, NULL); /* never free what the flushing thread uses */
-    for (size_t i = 0; i < 2 * w->n_cols; i++) {
-        column_t *c = i < w->n_cols ? (w->cols ? &w->cols[i] : NULL)
-                                    : (w->back ? &w->back[i - w->n_cols] : NULL);
-        if (!c) continue;
-        free(c->levels);
+    pq_worker_stop(w, true, NULL); /* never free what the worker uses */
+    pq_worker_free(w);
+    for (size_t i = 0; w->cols && i < w->n_cols; i++) {
+        column_t *c = &w->cols[i];
+        free(c->defs);
+        free(c->reps);
         dm_buf_free(&c->plain);
         free(c->offs);
         free(c->idx);
@@ -1267,7 +1084,6 @@ void dm_pq_writer_abort(dm_pq_writer_t *w)
         dm_buf_free(&c->out);
     }
     free(w->cols);
-    free(w->back);
     for (size_t i = 0; w->names && i < w->n_cols; i++)
         free(w->names[i]);
     free(w->names);
@@ -1275,18 +1091,16 @@ void dm_pq_writer_abort(dm_pq_writer_t *w)
     free(w->file_bound);
     free(w->row_levels);
     free(w->row_present);
+    free(w->row_seen);
     for (size_t i = 0; w->kv && i < 2 * w->opts.n_kv; i++)
         free(w->kv[i]);
     free(w->kv);
-    for (int k = 0; k < 2; k++) {
-        ZSTD_freeCCtx(w->sc[k].zctx);
-        dm_buf_free(&w->sc[k].page);
-        dm_buf_free(&w->sc[k].packed);
-        dm_buf_free(&w->sc[k].header);
-    }
     free(w->chunks);
     free(w->group_rows);
     free(w->group_offset);
-    dm_buf_free(&w->header);
+    dm_buf_free(&w->footer);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv_work);
+    pthread_cond_destroy(&w->cv_room);
     free(w);
 }

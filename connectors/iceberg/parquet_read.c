@@ -1,5 +1,6 @@
-/* connectors/iceberg/parquet_read.c — reading flat Parquet files (see
- * parquet.h), for compaction. Every length and offset is checked against the
+/* connectors/iceberg/parquet_read.c — reading Parquet files (see parquet.h),
+ * for compaction: primitives, structs, and lists and maps in the LogicalTypes
+ * spec's 3-level form. Every length and offset is checked against the
  * file's bytes. */
 #include <errno.h>
 #include <snappy-c.h>
@@ -163,11 +164,14 @@ struct dm_pq_reader {
     char *path;
     uint8_t *data;
     size_t len;
-    dm_pq_column_t *cols;
+    dm_pq_column_t *cols; /* groups included; a list's or map's repeated group is not a column */
     char **names;
     size_t n_cols;
+    int *leaf_of;               /* column -> its chunk index among the leaves, -1 for groups */
+    uint8_t *max_def, *max_rep; /* per column, as the writer counts them */
+    size_t n_leaves;
     int64_t rows;
-    chunk_t *chunks; /* n_groups * n_cols */
+    chunk_t *chunks; /* n_groups * n_leaves */
     size_t n_groups;
     uint8_t **bufs; /* decompressed pages values may point into */
     size_t n_bufs;
@@ -178,11 +182,16 @@ static dm_err_t corrupt(const dm_pq_reader_t *r, const char *what, dm_error_t *e
     return dm_error_set(err, DM_ERR_CORRUPT, "parquet: %s: %s", r->path, what);
 }
 
-static void parse_schema_element(tr_t *t, dm_pq_column_t *c, char **name, int32_t *children)
+/* A schema element: its column description, name, child count, repetition
+ * (0 required, 1 optional, 2 repeated) and, for LIST / MAP groups (logical
+ * or converted type), DM_PQ_LT_LIST or DM_PQ_LT_MAP in c->logical. */
+static void parse_schema_element(tr_t *t, dm_pq_column_t *c, char **name, int32_t *children,
+                                 int *repetition)
 {
     int16_t id;
     uint8_t type;
     tr_push(t);
+    *repetition = 0;
     while (tr_field(t, &id, &type)) {
         const uint8_t *b;
         size_t n;
@@ -190,23 +199,37 @@ static void parse_schema_element(tr_t *t, dm_pq_column_t *c, char **name, int32_
             c->type = (dm_pq_type_t)tr_int(t);
         else if (id == 2 && type == DM_THRIFT_I32)
             c->fixed_len = (int32_t)tr_int(t);
-        else if (id == 3 && type == DM_THRIFT_I32)
-            c->optional = tr_int(t) == 1;
-        else if (id == 4 && type == DM_THRIFT_BINARY) {
+        else if (id == 3 && type == DM_THRIFT_I32) {
+            *repetition = (int)tr_int(t);
+            c->optional = *repetition == 1;
+        } else if (id == 4 && type == DM_THRIFT_BINARY) {
             tr_binary(t, &b, &n);
             free(*name);
             *name = b ? strndup((const char *)b, n) : NULL;
         } else if (id == 5 && type == DM_THRIFT_I32)
             *children = (int32_t)tr_int(t);
         else if (id == 6 && type == DM_THRIFT_I32) {
-            if (tr_int(t) == 5) c->logical = DM_PQ_LT_DECIMAL; /* converted_type DECIMAL */
+            int64_t ct = tr_int(t); /* converted_type DECIMAL 5, MAP 1, LIST 3 */
+            if (ct == 5) c->logical = DM_PQ_LT_DECIMAL;
+            if (ct == 1) c->logical = DM_PQ_LT_MAP;
+            if (ct == 3) c->logical = DM_PQ_LT_LIST;
         } else if (id == 7 && type == DM_THRIFT_I32)
             c->scale = (int32_t)tr_int(t);
         else if (id == 8 && type == DM_THRIFT_I32)
             c->precision = (int32_t)tr_int(t);
         else if (id == 9 && type == DM_THRIFT_I32)
             c->field_id = (int32_t)tr_int(t);
-        else
+        else if (id == 10 && type == DM_THRIFT_STRUCT) {
+            /* LogicalType union: MAP is its field 2, LIST field 3 */
+            int16_t lid;
+            uint8_t lt;
+            tr_push(t);
+            while (tr_field(t, &lid, &lt)) {
+                if (lid == 2) c->logical = DM_PQ_LT_MAP;
+                if (lid == 3) c->logical = DM_PQ_LT_LIST;
+                tr_skip(t, lt, 0);
+            }
+        } else
             tr_skip(t, type, 0);
     }
 }
@@ -247,7 +270,7 @@ static void parse_row_group(tr_t *t, dm_pq_reader_t *r, size_t g)
         uint32_t n;
         uint8_t et;
         tr_list(t, &n, &et);
-        if (n != r->n_cols || et != DM_THRIFT_STRUCT) {
+        if (n != r->n_leaves || et != DM_THRIFT_STRUCT) {
             t->bad = true;
             return;
         }
@@ -257,12 +280,94 @@ static void parse_row_group(tr_t *t, dm_pq_reader_t *r, size_t g)
             tr_push(t);
             while (tr_field(t, &cid, &ct)) {
                 if (cid == 3 && ct == DM_THRIFT_STRUCT)
-                    parse_column_meta(t, &r->chunks[g * r->n_cols + c]);
+                    parse_column_meta(t, &r->chunks[g * r->n_leaves + c]);
                 else
                     tr_skip(t, ct, 0);
             }
         }
     }
+}
+
+typedef struct element {
+    dm_pq_column_t c;
+    char *name;
+    int32_t children;
+    int repetition;
+} element_t;
+
+/* Turns schema elements from *k on (one subtree) into columns: a LIST or MAP
+ * group and its repeated group become one column (children: the element,
+ * or the key and value); levels are counted as the writer counts them. */
+static dm_err_t to_columns(dm_pq_reader_t *r, element_t *el, size_t n, size_t *k, uint8_t def,
+                           uint8_t rep, int depth, dm_error_t *err)
+{
+    if (*k >= n || depth > 32) return corrupt(r, "schema nesting", err);
+    element_t *e = &el[(*k)++];
+    if (e->repetition == 2 || !e->name)
+        return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                            "parquet: %s: repeated field %s outside a 3-level LIST or MAP group",
+                            r->path, e->name ? e->name : "?");
+    size_t at = r->n_cols++;
+    r->cols[at] = e->c;
+    r->names[at] = e->name;
+    e->name = NULL;
+    r->cols[at].name = r->names[at];
+    def = (uint8_t)(def + (e->c.optional ? 1 : 0));
+    r->max_def[at] = def, r->max_rep[at] = rep;
+    r->leaf_of[at] = -1;
+    if (e->children <= 0) {
+        r->leaf_of[at] = (int)r->n_leaves++;
+        r->cols[at].n_children = 0;
+        if (e->c.logical == DM_PQ_LT_LIST || e->c.logical == DM_PQ_LT_MAP)
+            return corrupt(r, "a LIST or MAP annotation on a primitive", err);
+        return DM_OK;
+    }
+    int32_t children = e->children;
+    bool container = e->c.logical == DM_PQ_LT_LIST || e->c.logical == DM_PQ_LT_MAP;
+    if (container) {
+        element_t *mid = *k < n ? &el[*k] : NULL;
+        if (e->children != 1 || !mid || mid->repetition != 2 || mid->children <= 0 ||
+            mid->children != (e->c.logical == DM_PQ_LT_LIST ? 1 : 2))
+            return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                                "parquet: %s: %s is not a 3-level LIST or MAP group", r->path,
+                                r->names[at]);
+        (*k)++;
+        children = mid->children;
+        def++, rep++;
+    } else {
+        r->cols[at].logical = DM_PQ_LT_NONE;
+    }
+    r->cols[at].n_children = children;
+    for (int32_t c = 0; c < children; c++) {
+        dm_err_t rc = to_columns(r, el, n, k, def, rep, depth + 1, err);
+        if (rc) return rc;
+    }
+    return DM_OK;
+}
+
+/* The schema list (n elements, the root first) into columns. */
+static dm_err_t parse_schema(dm_pq_reader_t *r, tr_t *t, uint32_t n, dm_error_t *err)
+{
+    element_t *el = calloc(n, sizeof(*el));
+    r->cols = calloc(n, sizeof(dm_pq_column_t));
+    r->names = calloc(n, sizeof(char *));
+    r->leaf_of = calloc(n, sizeof(int));
+    r->max_def = calloc(n, 1);
+    r->max_rep = calloc(n, 1);
+    dm_err_t rc = DM_OK;
+    if (!el || !r->cols || !r->names || !r->leaf_of || !r->max_def || !r->max_rep)
+        rc = dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
+    for (uint32_t i = 0; !rc && i < n && !t->bad; i++)
+        parse_schema_element(t, &el[i].c, &el[i].name, &el[i].children, &el[i].repetition);
+    if (!rc && t->bad) rc = corrupt(r, "footer schema", err);
+    size_t k = 1;
+    while (!rc && k < n)
+        rc = to_columns(r, el, n, &k, 0, 0, 0, err);
+    if (!rc && (size_t)el[0].children > n) rc = corrupt(r, "footer schema", err);
+    for (uint32_t i = 0; el && i < n; i++)
+        free(el[i].name);
+    free(el);
+    return rc;
 }
 
 static dm_err_t parse_footer(dm_pq_reader_t *r, const uint8_t *p, size_t len, dm_error_t *err)
@@ -276,35 +381,16 @@ static dm_err_t parse_footer(dm_pq_reader_t *r, const uint8_t *p, size_t len, dm
             uint8_t et;
             tr_list(&t, &n, &et);
             if (n < 2 || et != DM_THRIFT_STRUCT) return corrupt(r, "footer schema", err);
-            r->n_cols = n - 1;
-            r->cols = calloc(n, sizeof(dm_pq_column_t));
-            r->names = calloc(n, sizeof(char *));
-            if (!r->cols || !r->names)
-                return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
-            dm_pq_column_t root = {0};
-            char *root_name = NULL;
-            int32_t children = 0;
-            parse_schema_element(&t, &root, &root_name, &children);
-            free(root_name);
-            if ((uint32_t)children != n - 1)
-                return dm_error_set(err, DM_ERR_UNSUPPORTED,
-                                    "parquet: %s: nested schemas are not read", r->path);
-            for (uint32_t i = 0; i + 1 < n && !t.bad; i++) {
-                int32_t ch = 0;
-                parse_schema_element(&t, &r->cols[i], &r->names[i], &ch);
-                r->cols[i].name = r->names[i];
-                if (ch || !r->names[i])
-                    return dm_error_set(err, DM_ERR_UNSUPPORTED,
-                                        "parquet: %s: nested schemas are not read", r->path);
-            }
+            dm_err_t rc = parse_schema(r, &t, n, err);
+            if (rc) return rc;
         } else if (id == 3 && type == DM_THRIFT_I64) {
             r->rows = tr_int(&t);
-        } else if (id == 4 && type == DM_THRIFT_LIST && r->n_cols) {
+        } else if (id == 4 && type == DM_THRIFT_LIST && r->n_leaves) {
             uint32_t n;
             uint8_t et;
             tr_list(&t, &n, &et);
             r->n_groups = n;
-            r->chunks = calloc((size_t)n * r->n_cols + 1, sizeof(chunk_t));
+            r->chunks = calloc((size_t)n * r->n_leaves + 1, sizeof(chunk_t));
             if (!r->chunks) return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
             for (uint32_t g = 0; g < n && !t.bad; g++)
                 parse_row_group(&t, r, g);
@@ -312,8 +398,8 @@ static dm_err_t parse_footer(dm_pq_reader_t *r, const uint8_t *p, size_t len, dm
             tr_skip(&t, type, 0);
         }
     }
-    if (t.bad || !r->n_cols) return corrupt(r, "bad footer", err);
-    for (size_t i = 0; i < r->n_groups * r->n_cols; i++) {
+    if (t.bad || !r->n_leaves) return corrupt(r, "bad footer", err);
+    for (size_t i = 0; i < r->n_groups * r->n_leaves; i++) {
         chunk_t *c = &r->chunks[i];
         if (c->start < 4 || c->len < 0 || (uint64_t)(c->start + c->len) > r->len)
             return corrupt(r, "a column chunk lies outside the file", err);
@@ -371,6 +457,9 @@ void dm_pq_reader_free(dm_pq_reader_t *r)
         free(r->names[i]);
     free(r->names);
     free(r->cols);
+    free(r->leaf_of);
+    free(r->max_def);
+    free(r->max_rep);
     free(r->chunks);
     free(r->data);
     free(r->path);
@@ -385,6 +474,11 @@ int64_t dm_pq_reader_rows(const dm_pq_reader_t *r)
 size_t dm_pq_reader_n_columns(const dm_pq_reader_t *r)
 {
     return r->n_cols;
+}
+
+uint8_t dm_pq_reader_max_def(const dm_pq_reader_t *r, size_t i)
+{
+    return r->max_def[i];
 }
 
 const dm_pq_column_t *dm_pq_reader_column(const dm_pq_reader_t *r, size_t i)
@@ -508,9 +602,9 @@ static dm_err_t page_body(dm_pq_reader_t *r, int codec, const uint8_t *p, size_t
 /* Decimal values into dm_pq_value_t's 16-byte form, from INT32, INT64 or
  * FIXED (the writer's representation). */
 static dm_err_t widen_decimals(const dm_pq_reader_t *r, const dm_pq_column_t *c, dm_pq_value_t *out,
-                               dm_error_t *err)
+                               size_t n, dm_error_t *err)
 {
-    for (int64_t i = 0; i < r->rows; i++) {
+    for (size_t i = 0; i < n; i++) {
         dm_pq_value_t *v = &out[i];
         if (v->null) continue;
         if (c->type == DM_PQ_INT32)
@@ -522,24 +616,71 @@ static dm_err_t widen_decimals(const dm_pq_reader_t *r, const dm_pq_column_t *c,
                                 r->path, c->name, c->type);
         else {
             const uint8_t *p = v->u.s.p;
-            uint32_t n = v->u.s.len;
-            if (!dm_pq_decimal_from_be(p, n, v->u.dec))
+            uint32_t len = v->u.s.len;
+            if (!dm_pq_decimal_from_be(p, len, v->u.dec))
                 return corrupt(r, "decimal wider than 16 bytes", err);
         }
     }
     return DM_OK;
 }
 
-dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t ci, dm_pq_value_t *out, dm_error_t *err)
+static int level_width(uint8_t max)
 {
+    int w = 0;
+    while (max >> w)
+        w++;
+    return w;
+}
+
+/* Reads one page's levels (4-byte length, RLE) into out (n of them), each
+ * at most max; *p advances past them. */
+static bool page_levels(const uint8_t **p, const uint8_t *end, uint8_t max, uint32_t *tmp,
+                        uint8_t *out, size_t n)
+{
+    if (end - *p < 4) return false;
+    const uint8_t *b = *p;
+    uint32_t len =
+        (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    if (len > (size_t)(end - b) - 4 || !rle_decode(b + 4, b + 4 + len, level_width(max), tmp, n))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (tmp[i] > max) return false;
+        out[i] = (uint8_t)tmp[i];
+    }
+    *p = b + 4 + len;
+    return true;
+}
+
+dm_err_t dm_pq_reader_read_leaf(dm_pq_reader_t *r, size_t ci, dm_pq_leaf_t *out, dm_error_t *err)
+{
+    memset(out, 0, sizeof(*out));
     const dm_pq_column_t *c = &r->cols[ci];
-    int64_t row = 0;
+    if (r->leaf_of[ci] < 0)
+        return dm_error_set(err, DM_ERR_INVALID, "parquet: %s: column %s is a group", r->path,
+                            c->name);
+    size_t li = (size_t)r->leaf_of[ci];
+    uint8_t max_def = r->max_def[ci], max_rep = r->max_rep[ci];
+    out->max_def = max_def, out->max_rep = max_rep;
+    uint64_t total = 0;
+    for (size_t g = 0; g < r->n_groups; g++) {
+        int64_t v = r->chunks[g * r->n_leaves + li].values;
+        if (v < 0 || (uint64_t)v > r->len * 8 + 8) return corrupt(r, "chunk value count", err);
+        total += (uint64_t)v;
+    }
+    out->vals = calloc(total + 1, sizeof(dm_pq_value_t));
+    out->defs = malloc(total + 1);
+    out->reps = calloc(total + 1, 1);
+    if (!out->vals || !out->defs || !out->reps) {
+        dm_pq_leaf_free(out);
+        return dm_error_set(err, DM_ERR_NOMEM, "parquet: out of memory");
+    }
+    size_t at = 0;
     dm_pq_value_t *dict = NULL;
     size_t n_dict = 0;
     uint32_t *scratch = NULL;
     dm_err_t rc = DM_OK;
     for (size_t g = 0; g < r->n_groups && !rc; g++) {
-        const chunk_t *ch = &r->chunks[g * r->n_cols + ci];
+        const chunk_t *ch = &r->chunks[g * r->n_leaves + li];
         const uint8_t *p = r->data + ch->start, *end = p + ch->len;
         int64_t got = 0;
         free(dict);
@@ -598,8 +739,8 @@ dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t ci, dm_pq_value_t *o
                                   r->path, ptype, c->name);
                 break;
             }
-            if (row + nvals > r->rows) {
-                rc = corrupt(r, "more values than rows", err);
+            if (at + (size_t)nvals > total) {
+                rc = corrupt(r, "more values than the chunk says", err);
                 break;
             }
             uint32_t *lv = realloc(scratch, ((size_t)nvals + 1) * sizeof(uint32_t));
@@ -608,27 +749,19 @@ dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t ci, dm_pq_value_t *o
                 break;
             }
             scratch = lv;
-            size_t present = (size_t)nvals;
-            if (c->optional) {
-                if (bend - bp < 4) {
-                    rc = corrupt(r, "definition levels", err);
-                    break;
-                }
-                uint32_t dl = (uint32_t)bp[0] | (uint32_t)bp[1] << 8 | (uint32_t)bp[2] << 16 |
-                              (uint32_t)bp[3] << 24;
-                if (dl > (size_t)(bend - bp) - 4 ||
-                    !rle_decode(bp + 4, bp + 4 + dl, 1, lv, (size_t)nvals)) {
-                    rc = corrupt(r, "definition levels", err);
-                    break;
-                }
-                bp += 4 + dl;
-                present = 0;
-                for (int32_t k = 0; k < nvals; k++)
-                    present += lv[k] != 0;
-            } else {
-                for (int32_t k = 0; k < nvals; k++)
-                    lv[k] = 1;
+            uint8_t *defs = out->defs + at, *reps = out->reps + at;
+            if (max_rep && !page_levels(&bp, bend, max_rep, lv, reps, (size_t)nvals)) {
+                rc = corrupt(r, "repetition levels", err);
+                break;
             }
+            if (max_def && !page_levels(&bp, bend, max_def, lv, defs, (size_t)nvals)) {
+                rc = corrupt(r, "definition levels", err);
+                break;
+            }
+            if (!max_def) memset(defs, 0, (size_t)nvals);
+            size_t present = 0;
+            for (int32_t k = 0; k < nvals; k++)
+                present += defs[k] == max_def;
             uint32_t *idx = NULL;
             if (enc == 8 || enc == 2) { /* RLE_DICTIONARY, PLAIN_DICTIONARY */
                 idx = malloc((present + 1) * sizeof(uint32_t));
@@ -648,9 +781,9 @@ dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t ci, dm_pq_value_t *o
             }
             size_t vi = 0;
             for (int32_t k = 0; k < nvals && !rc; k++) {
-                dm_pq_value_t *v = &out[row + k];
+                dm_pq_value_t *v = &out->vals[at + (size_t)k];
                 memset(v, 0, sizeof(*v));
-                if (!lv[k]) {
+                if (defs[k] != max_def) {
                     v->null = true;
                     continue;
                 }
@@ -665,13 +798,41 @@ dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t ci, dm_pq_value_t *o
                 vi++;
             }
             free(idx);
-            row += nvals;
+            at += (size_t)nvals;
             got += nvals;
         }
     }
     free(dict);
     free(scratch);
-    if (!rc && row != r->rows) rc = corrupt(r, "a column has fewer values than rows", err);
-    if (!rc && c->logical == DM_PQ_LT_DECIMAL) rc = widen_decimals(r, c, out, err);
+    out->n = at;
+    if (!rc && at != total) rc = corrupt(r, "a column has fewer values than its chunks say", err);
+    if (!rc && c->logical == DM_PQ_LT_DECIMAL) rc = widen_decimals(r, c, out->vals, at, err);
+    if (rc) dm_pq_leaf_free(out);
     return rc;
+}
+
+void dm_pq_leaf_free(dm_pq_leaf_t *l)
+{
+    free(l->vals);
+    free(l->defs);
+    free(l->reps);
+    memset(l, 0, sizeof(*l));
+}
+
+dm_err_t dm_pq_reader_read_column(dm_pq_reader_t *r, size_t ci, dm_pq_value_t *out, dm_error_t *err)
+{
+    if (r->leaf_of[ci] < 0 || r->max_rep[ci])
+        return dm_error_set(err, DM_ERR_INVALID,
+                            "parquet: %s: column %s is not a column of one value per row", r->path,
+                            r->cols[ci].name);
+    dm_pq_leaf_t l;
+    dm_err_t rc = dm_pq_reader_read_leaf(r, ci, &l, err);
+    if (rc) return rc;
+    if (l.n != (size_t)r->rows) {
+        dm_pq_leaf_free(&l);
+        return corrupt(r, "a column has fewer values than rows", err);
+    }
+    memcpy(out, l.vals, l.n * sizeof(*out));
+    dm_pq_leaf_free(&l);
+    return DM_OK;
 }

@@ -6,15 +6,23 @@
 
 #include "connectors/iceberg/table.h"
 
-static const char *const type_names[] = {
-    [DM_ICE_BOOLEAN] = "boolean",     [DM_ICE_INT] = "int",
-    [DM_ICE_LONG] = "long",           [DM_ICE_FLOAT] = "float",
-    [DM_ICE_DOUBLE] = "double",       [DM_ICE_DATE] = "date",
-    [DM_ICE_TIMESTAMP] = "timestamp", [DM_ICE_TIMESTAMPTZ] = "timestamptz",
-    [DM_ICE_TIME] = "time",           [DM_ICE_DECIMAL] = "decimal",
-    [DM_ICE_STRUCT] = "struct",       [DM_ICE_STRING] = "string",
-    [DM_ICE_BINARY] = "binary",       [DM_ICE_UUID] = "uuid",
-    [DM_ICE_FIXED] = "fixed"};
+static const char *const type_names[] = {[DM_ICE_BOOLEAN] = "boolean",
+                                         [DM_ICE_INT] = "int",
+                                         [DM_ICE_LONG] = "long",
+                                         [DM_ICE_FLOAT] = "float",
+                                         [DM_ICE_DOUBLE] = "double",
+                                         [DM_ICE_DATE] = "date",
+                                         [DM_ICE_TIMESTAMP] = "timestamp",
+                                         [DM_ICE_TIMESTAMPTZ] = "timestamptz",
+                                         [DM_ICE_TIME] = "time",
+                                         [DM_ICE_DECIMAL] = "decimal",
+                                         [DM_ICE_STRUCT] = "struct",
+                                         [DM_ICE_LIST] = "list",
+                                         [DM_ICE_MAP] = "map",
+                                         [DM_ICE_STRING] = "string",
+                                         [DM_ICE_BINARY] = "binary",
+                                         [DM_ICE_UUID] = "uuid",
+                                         [DM_ICE_FIXED] = "fixed"};
 
 const char *dm_ice_type_name(const dm_ice_field_t *f, char buf[32])
 {
@@ -32,7 +40,7 @@ static dm_err_t parse_type(const char *s, dm_ice_field_t *f)
 {
     f->fixed_len = f->precision = f->scale = 0;
     for (int i = 0; i <= DM_ICE_FIXED; i++)
-        if (i != DM_ICE_FIXED && i != DM_ICE_DECIMAL && i != DM_ICE_STRUCT &&
+        if (i != DM_ICE_FIXED && i != DM_ICE_DECIMAL && !dm_ice_type_nested((dm_ice_type_t)i) &&
             !strcmp(s, type_names[i])) {
             f->type = (dm_ice_type_t)i;
             return DM_OK;
@@ -57,20 +65,42 @@ size_t dm_ice_schema_skip(const dm_ice_schema_t *s, size_t i)
     return next;
 }
 
+static json_t *fields_to_json(const dm_ice_schema_t *s, size_t *i, size_t count);
+
+/* The type of field *i as metadata spells it (a name, or a struct, list or
+ * map object); *i ends after its subtree. */
+static json_t *type_to_json(const dm_ice_schema_t *s, size_t *i)
+{
+    const dm_ice_field_t *f = &s->fields[(*i)++];
+    char tb[32];
+    if (f->type == DM_ICE_STRUCT)
+        return json_pack("{s:s, s:o}", "type", "struct", "fields",
+                         fields_to_json(s, i, (size_t)f->n_children));
+    if (f->type == DM_ICE_LIST && *i < s->n) {
+        const dm_ice_field_t *e = &s->fields[*i];
+        json_t *et = type_to_json(s, i);
+        return json_pack("{s:s, s:i, s:o, s:b}", "type", "list", "element-id", e->id, "element", et,
+                         "element-required", e->required);
+    }
+    if (f->type == DM_ICE_MAP && *i + 1 < s->n) {
+        const dm_ice_field_t *k = &s->fields[*i];
+        json_t *kt = type_to_json(s, i);
+        const dm_ice_field_t *v = &s->fields[*i];
+        json_t *vt = type_to_json(s, i);
+        return json_pack("{s:s, s:i, s:o, s:i, s:o, s:b}", "type", "map", "key-id", k->id, "key",
+                         kt, "value-id", v->id, "value", vt, "value-required", v->required);
+    }
+    return json_string(dm_ice_type_name(f, tb));
+}
+
 /* The fields from *i on, count of them (with their subtrees), as a metadata
  * "fields" array; *i ends after them. */
 static json_t *fields_to_json(const dm_ice_schema_t *s, size_t *i, size_t count)
 {
     json_t *fields = json_array();
-    char tb[32];
     for (size_t k = 0; k < count && *i < s->n; k++) {
-        const dm_ice_field_t *f = &s->fields[(*i)++];
-        json_t *type;
-        if (f->type == DM_ICE_STRUCT)
-            type = json_pack("{s:s, s:o}", "type", "struct", "fields",
-                             fields_to_json(s, i, (size_t)f->n_children));
-        else
-            type = json_string(dm_ice_type_name(f, tb));
+        const dm_ice_field_t *f = &s->fields[*i];
+        json_t *type = type_to_json(s, i);
         json_array_append_new(fields, json_pack("{s:i, s:s, s:b, s:o}", "id", f->id, "name",
                                                 f->name, "required", f->required, "type", type));
     }
@@ -88,47 +118,78 @@ json_t *dm_ice_schema_to_json(const dm_ice_schema_t *s)
                      "identifier-field-ids", ids, "fields", fields);
 }
 
-/* Appends a metadata "fields" array to s in pre-order (structs' fields
- * after them); depth bounds hostile nesting. */
 static dm_err_t fields_from_json(const json_t *fields, dm_ice_schema_t *s, size_t *cap, int depth,
-                                 dm_error_t *err)
+                                 dm_error_t *err);
+
+/* Appends a field (name, id, required) whose type is read from type; a
+ * struct's fields, a list's element or a map's key and value follow it. */
+static dm_err_t field_from_json(const char *name, json_int_t id, bool required, const json_t *type,
+                                dm_ice_schema_t *s, size_t *cap, int depth, dm_error_t *err)
 {
     if (depth > 32)
         return dm_error_set(err, DM_ERR_UNSUPPORTED, "iceberg: table schema nests too deep");
-    for (size_t k = 0; k < json_array_size(fields); k++) {
-        json_t *f = json_array_get(fields, k), *type = json_object_get(f, "type");
-        const char *name = json_string_value(json_object_get(f, "name"));
-        if (s->n == *cap) {
-            size_t ncap = *cap * 2 + 8;
-            dm_ice_field_t *nf = realloc(s->fields, ncap * sizeof(*nf));
-            if (!nf) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
-            s->fields = nf, *cap = ncap;
-        }
-        dm_ice_field_t *o = &s->fields[s->n];
-        memset(o, 0, sizeof(*o));
-        const char *kind = json_string_value(json_object_get(type, "type"));
-        bool is_struct = json_is_object(type) && kind && !strcmp(kind, "struct");
-        if (!name ||
-            (!is_struct && (!json_is_string(type) || parse_type(json_string_value(type), o))))
+    if (s->n == *cap) {
+        size_t ncap = *cap * 2 + 8;
+        dm_ice_field_t *nf = realloc(s->fields, ncap * sizeof(*nf));
+        if (!nf) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+        s->fields = nf, *cap = ncap;
+    }
+    size_t at = s->n;
+    dm_ice_field_t *o = &s->fields[at];
+    memset(o, 0, sizeof(*o));
+    const char *kind =
+        json_is_object(type) ? json_string_value(json_object_get(type, "type")) : NULL;
+    dm_ice_type_t nested = !kind                     ? DM_ICE_BOOLEAN
+                           : !strcmp(kind, "struct") ? DM_ICE_STRUCT
+                           : !strcmp(kind, "list")   ? DM_ICE_LIST
+                           : !strcmp(kind, "map")    ? DM_ICE_MAP
+                                                     : DM_ICE_BOOLEAN;
+    if (!name || (nested == DM_ICE_BOOLEAN &&
+                  (!json_is_string(type) || parse_type(json_string_value(type), o))))
+        return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                            "iceberg: table column %s has a type the sink does not write",
+                            name ? name : "?");
+    o->name = strdup(name);
+    if (!o->name) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    o->id = (int32_t)id;
+    o->required = required;
+    s->n++;
+    if (nested == DM_ICE_BOOLEAN) return DM_OK;
+    s->fields[at].type = nested;
+    if (nested == DM_ICE_STRUCT) {
+        json_t *sub = json_object_get(type, "fields");
+        s->fields[at].n_children = (int32_t)json_array_size(sub);
+        if (!s->fields[at].n_children)
             return dm_error_set(err, DM_ERR_UNSUPPORTED,
-                                "iceberg: table column %s has a type the sink does not write",
-                                name ? name : "?");
-        o->name = strdup(name);
-        if (!o->name) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
-        o->id = (int32_t)json_integer_value(json_object_get(f, "id"));
-        o->required = json_is_true(json_object_get(f, "required"));
-        s->n++;
-        if (is_struct) {
-            size_t at = s->n - 1;
-            json_t *sub = json_object_get(type, "fields");
-            s->fields[at].type = DM_ICE_STRUCT;
-            s->fields[at].n_children = (int32_t)json_array_size(sub);
-            if (!s->fields[at].n_children)
-                return dm_error_set(err, DM_ERR_UNSUPPORTED,
-                                    "iceberg: table column %s is an empty struct", name);
-            dm_err_t rc = fields_from_json(sub, s, cap, depth + 1, err);
-            if (rc) return rc;
-        }
+                                "iceberg: table column %s is an empty struct", name);
+        return fields_from_json(sub, s, cap, depth + 1, err);
+    }
+    if (nested == DM_ICE_LIST) {
+        s->fields[at].n_children = 1;
+        return field_from_json("element", json_integer_value(json_object_get(type, "element-id")),
+                               json_is_true(json_object_get(type, "element-required")),
+                               json_object_get(type, "element"), s, cap, depth + 1, err);
+    }
+    s->fields[at].n_children = 2;
+    dm_err_t rc = field_from_json("key", json_integer_value(json_object_get(type, "key-id")), true,
+                                  json_object_get(type, "key"), s, cap, depth + 1, err);
+    if (rc) return rc;
+    return field_from_json("value", json_integer_value(json_object_get(type, "value-id")),
+                           json_is_true(json_object_get(type, "value-required")),
+                           json_object_get(type, "value"), s, cap, depth + 1, err);
+}
+
+/* Appends a metadata "fields" array to s in pre-order. */
+static dm_err_t fields_from_json(const json_t *fields, dm_ice_schema_t *s, size_t *cap, int depth,
+                                 dm_error_t *err)
+{
+    for (size_t k = 0; k < json_array_size(fields); k++) {
+        json_t *f = json_array_get(fields, k);
+        dm_err_t rc = field_from_json(json_string_value(json_object_get(f, "name")),
+                                      json_integer_value(json_object_get(f, "id")),
+                                      json_is_true(json_object_get(f, "required")),
+                                      json_object_get(f, "type"), s, cap, depth, err);
+        if (rc) return rc;
     }
     return DM_OK;
 }
@@ -204,6 +265,8 @@ dm_pq_column_t dm_ice_parquet_column(const dm_ice_field_t *f)
     dm_pq_column_t c = {.name = f->name, .field_id = f->id, .optional = !f->required};
     switch (f->type) {
     case DM_ICE_STRUCT: c.n_children = f->n_children; break;
+    case DM_ICE_LIST: c.n_children = 1, c.logical = DM_PQ_LT_LIST; break;
+    case DM_ICE_MAP: c.n_children = 2, c.logical = DM_PQ_LT_MAP; break;
     case DM_ICE_BOOLEAN: c.type = DM_PQ_BOOLEAN; break;
     case DM_ICE_INT: c.type = DM_PQ_INT32; break;
     case DM_ICE_LONG: c.type = DM_PQ_INT64; break;
@@ -244,7 +307,9 @@ bool dm_ice_value_bytes(dm_ice_type_t t, const dm_pq_value_t *v, uint8_t out[64]
     case DM_ICE_TIMESTAMP:
     case DM_ICE_TIMESTAMPTZ: memcpy(out, &v->u.i64, 8), *len = 8; return true;
     case DM_ICE_DECIMAL: *len = dm_pq_decimal_minimal(v->u.dec, out); return true;
-    case DM_ICE_STRUCT: return false;
+    case DM_ICE_STRUCT:
+    case DM_ICE_LIST:
+    case DM_ICE_MAP: return false;
     case DM_ICE_DOUBLE: memcpy(out, &v->u.d, 8), *len = 8; return true;
     default:
         if (v->u.s.len > 64) return false;

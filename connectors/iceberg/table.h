@@ -33,6 +33,8 @@ typedef enum dm_ice_type {
     DM_ICE_TIME,        /* microseconds since midnight (i64) */
     DM_ICE_DECIMAL,     /* decimal(precision, scale): the unscaled value in u.dec */
     DM_ICE_STRUCT,      /* its fields follow it; the value's null says the struct is null */
+    DM_ICE_LIST,        /* its element follows it (a field named "element") */
+    DM_ICE_MAP,         /* its key and value follow it ("key", required, and "value") */
     /* Types from here on hold their bytes in u.s (borrowed); the ones above
      * are inline in the value. */
     DM_ICE_STRING,
@@ -48,13 +50,15 @@ typedef struct dm_ice_field {
     int32_t fixed_len;
     bool required;
     int32_t precision, scale; /* DM_ICE_DECIMAL */
-    int32_t n_children;       /* DM_ICE_STRUCT: its fields, the entries after it */
+    int32_t n_children;       /* STRUCT: its fields; LIST: 1 (element); MAP: 2 (key, value) */
 } dm_ice_field_t;
 
 /* A schema's fields in pre-order: a struct's n_children fields follow it
- * (each with its own subtree), so fields[] is also the list of columns the
- * Parquet writer takes and a row has one value per entry. Names are unique
- * among siblings; dm_ice_schema_find looks at the top level only. */
+ * (each with its own subtree), a list's element, a map's key and value (the
+ * element, key and value ids are their field ids), so fields[] is also the
+ * list of columns the Parquet writer takes and a row has one value per
+ * entry. Names are unique among siblings; dm_ice_schema_find looks at the
+ * top level only. */
 typedef struct dm_ice_schema {
     int32_t id;
     dm_ice_field_t *fields;
@@ -73,8 +77,9 @@ const char *dm_ice_type_name(const dm_ice_field_t *f, char buf[32]);
 /* The schema as metadata JSON (a "struct" with schema-id). New reference. */
 json_t *dm_ice_schema_to_json(const dm_ice_schema_t *s);
 
-/* Reads a schema object of table metadata. Nested types are refused with
- * DM_ERR_UNSUPPORTED naming the field. Free with dm_ice_schema_free. */
+/* Reads a schema object of table metadata (structs, lists and maps
+ * included). Unknown types are refused with DM_ERR_UNSUPPORTED naming the
+ * field. Free with dm_ice_schema_free. */
 dm_err_t dm_ice_schema_from_json(const json_t *j, dm_ice_schema_t *s, dm_error_t *err);
 
 void dm_ice_schema_free(dm_ice_schema_t *s);
@@ -84,6 +89,12 @@ dm_err_t dm_ice_schema_copy(const dm_ice_schema_t *from, dm_ice_schema_t *to);
 
 /* The entry after field i's subtree (its next sibling, or the end). */
 size_t dm_ice_schema_skip(const dm_ice_schema_t *s, size_t i);
+
+/* Whether a type nests other fields (struct, list, map). */
+static inline bool dm_ice_type_nested(dm_ice_type_t t)
+{
+    return t == DM_ICE_STRUCT || t == DM_ICE_LIST || t == DM_ICE_MAP;
+}
 
 /* The top-level field with this name / any field with this id, or NULL. */
 const dm_ice_field_t *dm_ice_schema_find(const dm_ice_schema_t *s, const char *name);

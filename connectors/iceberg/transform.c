@@ -107,7 +107,8 @@ dm_err_t dm_ice_transform_result(dm_ice_transform_t t, dm_ice_type_t src, dm_ice
     bool temporal = src == DM_ICE_DATE || src == DM_ICE_TIMESTAMP || src == DM_ICE_TIMESTAMPTZ;
     /* Not partitioned by yet: their partition values would need their own
      * manifest types. */
-    if (src == DM_ICE_TIME || src == DM_ICE_DECIMAL || src == DM_ICE_STRUCT) return DM_ERR_INVALID;
+    if (src == DM_ICE_TIME || src == DM_ICE_DECIMAL || dm_ice_type_nested(src))
+        return DM_ERR_INVALID;
     switch (t) {
     case DM_ICE_IDENTITY: *out = src; return DM_OK;
     case DM_ICE_BUCKET:

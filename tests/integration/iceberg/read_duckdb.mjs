@@ -40,7 +40,11 @@ if (deletes.length) {
          WHERE NOT EXISTS (SELECT 1 FROM del WHERE del.k = d."${keyName}" AND del.seq > t.seq)`;
 }
 const rows = (await con.runAndReadAll(sql)).getRowObjectsJS();
+// Lists as arrays; maps (JS Maps, or DuckDB's [{key, value}] entries) as objects.
+const isEntries = v => v.length > 0 && v.every(e => e && typeof e === 'object' && !Array.isArray(e) && Object.keys(e).join() === 'key,value');
 const norm = v => (v === undefined || v === null) ? null : typeof v === 'bigint' ? v.toString() : v instanceof Date ? (BigInt(v.getTime()) * 1000n).toString()
+  : Array.isArray(v) ? (isEntries(v) ? Object.fromEntries(v.map(e => [String(e.key), norm(e.value)])) : v.map(norm))
+  : v instanceof Map ? Object.fromEntries([...v].map(([k, x]) => [String(k), norm(x)]))
   : typeof v === 'object' && !(v instanceof Uint8Array) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, norm(x)])) : v;
 const got = rows.map(r => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, norm(v)])));
 const expected = readFileSync(expectedPath, 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l));
