@@ -36,6 +36,7 @@ typedef struct project {
     size_t n;
     const char **paths; /* read paths, for projection pushdown */
     size_t n_paths;
+    const dm_avro_node_t *input;
 } project_t;
 
 static bool is_path(const char *s)
@@ -288,6 +289,7 @@ out:
         project_free(pr);
         return rc;
     }
+    pr->input = input;
     p->state = pr;
     return DM_OK;
 }
@@ -399,6 +401,40 @@ static dm_err_t project_process(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *ou
         r->value = (dm_avro_value_t){.type = DM_AVRO_RECORD, .len = (uint32_t)pr->n, .u.v = vals};
     }
     return DM_OK;
+}
+
+/* Whether path (a column's path or an expression's) starts at field name. */
+static bool path_in(const char *path, const char *name)
+{
+    size_t n = strlen(name);
+    return !strncmp(path, name, n) && (path[n] == '\0' || path[n] == '.');
+}
+
+size_t dm_proc_project_passthrough(const dm_proc_t *p, const char **names, size_t cap)
+{
+    const project_t *pr = p->state;
+    size_t n = 0;
+    for (size_t c = 0; c < pr->n && n < cap; c++) {
+        const column_t *col = &pr->cols[c];
+        if (col->expr || col->n_steps != 1 || col->wrap_null) continue;
+        const char *name = pr->input->fields[col->steps[0]].name;
+        bool read = false;
+        for (size_t k = 0; k < pr->n && !read; k++) {
+            const column_t *o = &pr->cols[k];
+            if (o->expr) {
+                const char *const *paths;
+                size_t np = dm_expr_paths(o->expr, &paths);
+                for (size_t j = 0; j < np && !read; j++)
+                    read = path_in(paths[j], name);
+            } else {
+                read = o->n_steps > 1 && o->steps[0] == col->steps[0];
+            }
+        }
+        for (size_t k = 0; k < n && !read; k++)
+            read = !strcmp(names[k], name);
+        if (!read) names[n++] = name;
+    }
+    return n;
 }
 
 static void project_close(dm_proc_t *p)

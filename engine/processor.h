@@ -138,6 +138,13 @@ dm_err_t dm_proc_duration(const json_t *config, const char *name, int64_t def, i
 /* Built-ins. */
 extern const dm_proc_ops_t dm_proc_filter;
 extern const dm_proc_ops_t dm_proc_project;
+
+/* The input fields an open project step p keeps whole under their own type
+ * (selected or renamed, top level, not wrapped as nullable) and that none of
+ * its computed or nested columns reads: the fields a task may decode as their
+ * bytes and copy into the output (dm_avro_codec_new_raw). Fills up to cap
+ * names (owned by p's input schema); returns how many. */
+size_t dm_proc_project_passthrough(const dm_proc_t *p, const char **names, size_t cap);
 extern const dm_proc_ops_t dm_proc_enrich;
 extern const dm_proc_ops_t dm_proc_aggregate;
 extern const dm_proc_ops_t dm_proc_dedupe;

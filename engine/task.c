@@ -375,6 +375,45 @@ dm_err_t dm_task_union_reader(const dm_avro_schema_t *primary, const dm_avro_sch
     return DM_OK;
 }
 
+/* Whether one of paths starts at top-level field name. */
+static bool reads_field(const char *const *paths, size_t n, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < n; i++)
+        if (!strncmp(paths[i], name, len) && (paths[i][len] == '\0' || paths[i][len] == '.'))
+            return true;
+    return false;
+}
+
+/* Fields the decoder may leave as their bytes for the encoder to copy
+ * (dm_avro_codec_new_raw): in a chain of filters ending in a project, on a
+ * single input, those the project passes through and nothing else reads.
+ * Any other chain may read or reshape what it is given: none. Fills up to
+ * cap names (owned by the input schema); returns how many. */
+static size_t raw_fields(dm_task_t *task, const char **names, size_t cap)
+{
+    size_t last = task->conf.n_steps - 1;
+    if (task->n_in != 1 || !task->conf.n_steps || task->procs[last]->ops != &dm_proc_project)
+        return 0;
+    for (size_t i = 0; i < last; i++)
+        if (task->procs[i]->ops != &dm_proc_filter || !task->procs[i]->ops->read_paths) return 0;
+    size_t n = dm_proc_project_passthrough(task->procs[last], names, cap), kept = 0;
+    for (size_t k = 0; k < n; k++) {
+        bool read = false;
+        const char *const *ps;
+        for (size_t i = 0; i < last && !read; i++) {
+            size_t np = task->procs[i]->ops->read_paths(task->procs[i], &ps);
+            read = reads_field(ps, np, names[k]);
+        }
+        if (!read && task->event_time) {
+            size_t np = dm_expr_paths(task->event_time, &ps);
+            read = reads_field(ps, np, names[k]);
+        }
+        if (!read) names[kept++] = names[k];
+    }
+    return kept;
+}
+
 /* Compiles each input's decoder: the first reads its own schema, union
  * inputs read theirs as the first's shape. */
 static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths, dm_error_t *err)
@@ -408,8 +447,14 @@ static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths,
                           : DM_OK;
         if (!rc && in->other) /* read whole: the join keeps and emits every field */
             rc = dm_avro_codec_new(in->writer, NULL, NULL, 0, &in->codec, err);
-        else if (!rc)
+        else if (!rc && !in->reader) {
+            const char *raw[64];
+            size_t n_raw = raw_fields(task, raw, 64);
+            rc = dm_avro_codec_new_raw(in->writer, NULL, paths, n_paths, raw, n_raw, &in->codec,
+                                       err);
+        } else if (!rc) {
             rc = dm_avro_codec_new(in->writer, in->reader, paths, n_paths, &in->codec, err);
+        }
         if (rc)
             return dm_error_prefix(err, "task %s: input %s cannot be read as %s", conf->name,
                                    in->topic, conf->input_topic);

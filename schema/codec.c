@@ -80,6 +80,7 @@ typedef struct step {
     const skop_t *ops;        /* ... and its ops, ending with SR_END */
     uint8_t str_branch;       /* P_OPT_STRING: writer branch of the string; */
     uint16_t rb_null, rb_str; /* ... reader branches of null and of the string */
+    bool raw;                 /* the value is the field's bytes (DM_AVRO_ENCODED) */
     const char *name;         /* for error paths */
 } step_t;
 
@@ -100,6 +101,13 @@ enum {
     F_BYTES,
     F_BOOL,
     F_OPT_STRING,
+    /* a raw field (step_t.raw): stepped over as checked as its decode, kept as its bytes */
+    F_RAW_INT,
+    F_RAW_LONG,
+    F_RAW_FIXED,
+    F_RAW_LEN,
+    F_RAW_BOOL,
+    F_RAW_OPT_STRING,
 };
 
 typedef struct fop {
@@ -162,6 +170,7 @@ struct dm_avro_codec {
     plan_t *root;
     memo_t *memo;
     size_t n_memo, cap_memo;
+    bool root_recurs; /* the root plan is reached again from inside itself */
     dm_error_t *err;
     char path[512];
     size_t plen;
@@ -552,85 +561,145 @@ static int dec_array(dctx_t *c, const plan_t *pl, dm_avro_value_t *out, bool map
  * the same bytes the general way, which names the error. */
 static int dec_flat(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
 {
+    /* Threaded dispatch as in skip_run: each op ends with its own jump to
+     * the next, so the predictor learns the schema's field sequence. */
+    static const void *const disp[] = {
+        [F_END] = &&f_end,
+        [F_SKIP_INT] = &&f_skip_int,
+        [F_SKIP_LONG] = &&f_skip_long,
+        [F_SKIP_LEN] = &&f_skip_len,
+        [F_SKIP_FIXED] = &&f_skip_fixed,
+        [F_SKIP_BOOL] = &&f_skip_bool,
+        [F_INT] = &&f_int,
+        [F_LONG] = &&f_long,
+        [F_FLOAT] = &&f_float,
+        [F_DOUBLE] = &&f_double,
+        [F_STRING] = &&f_string,
+        [F_BYTES] = &&f_string,
+        [F_BOOL] = &&f_bool,
+        [F_OPT_STRING] = &&f_opt_string,
+        [F_RAW_INT] = &&f_raw_int,
+        [F_RAW_LONG] = &&f_raw_long,
+        [F_RAW_FIXED] = &&f_raw_fixed,
+        [F_RAW_LEN] = &&f_raw_len,
+        [F_RAW_BOOL] = &&f_raw_bool,
+        [F_RAW_OPT_STRING] = &&f_raw_opt_string,
+    };
     dm_avro_value_t *v = dm_arena_alloc(c->arena, (pl->n_out ? pl->n_out : 1) * sizeof(*v));
     if (!v) return 1;
     const uint8_t *p = c->p, *q, *const end = c->end;
     int64_t l;
-    for (const fop_t *f = pl->flat;; f++) {
-        dm_avro_value_t *o = &v[f->slot];
-        switch (f->kind) {
-        case F_END: goto done;
-        case F_SKIP_LONG:
-            if (!(q = sr_varint(p, end))) return 1;
-            p = q;
-            break;
-        case F_SKIP_INT: /* up to 4 bytes (28 bits) is in range */
-            if (!(q = sr_varint(p, end)) || q - p > 4) return 1;
-            p = q;
-            break;
-        case F_SKIP_LEN:
-            if (pv_long(&p, end, &l) || l < 0 || l > end - p) return 1;
-            p += l;
-            break;
-        case F_SKIP_FIXED:
-            if ((size_t)(end - p) < f->size) return 1;
-            p += f->size;
-            break;
-        case F_SKIP_BOOL:
-            if (p >= end || *p > 1) return 1;
-            p++;
-            break;
-        case F_INT:
-            if (pv_long(&p, end, &l) || l < INT32_MIN || l > INT32_MAX) return 1;
-            *o = (dm_avro_value_t){.type = DM_AVRO_INT, .u.i = (int32_t)l};
-            break;
-        case F_LONG:
-            if (pv_long(&p, end, &l)) return 1;
-            *o = (dm_avro_value_t){.type = DM_AVRO_LONG, .u.l = l};
-            break;
-        case F_FLOAT:
-            if (end - p < 4) return 1;
-            *o = (dm_avro_value_t){.type = DM_AVRO_FLOAT};
-            memcpy(&o->u.f, p, 4);
-            p += 4;
-            break;
-        case F_DOUBLE:
-            if (end - p < 8) return 1;
-            *o = (dm_avro_value_t){.type = DM_AVRO_DOUBLE};
-            memcpy(&o->u.d, p, 8);
-            p += 8;
-            break;
-        case F_STRING:
-        case F_BYTES:
-            if (pv_long(&p, end, &l) || l < 0 || l > end - p || l > UINT32_MAX) return 1;
-            *o = (dm_avro_value_t){.type = f->kind == F_STRING ? DM_AVRO_STRING : DM_AVRO_BYTES,
-                                   .len = (uint32_t)l,
-                                   .u.p = p};
-            p += l;
-            break;
-        case F_BOOL:
-            if (p >= end || *p > 1) return 1;
-            *o = (dm_avro_value_t){.type = DM_AVRO_BOOLEAN, .u.b = *p++};
-            break;
-        case F_OPT_STRING: { /* as P_OPT_STRING in dec_record */
-            if (end - p < 2) return 1;
-            unsigned b = p[0], lb = p[1];
-            unsigned is_str = b == 2u * f->str_branch, is_null = b == 2u * (1u - f->str_branch);
-            unsigned bad = ((is_str | is_null) == 0) | (is_str & ((lb & 0x81) != 0));
-            size_t len = (size_t)(lb >> 1) & ((size_t)0 - is_str);
-            size_t adv = 1 + is_str + len;
-            if (bad || (size_t)(end - p) < adv) return 1;
-            *o = (dm_avro_value_t){.type = is_str ? DM_AVRO_STRING : DM_AVRO_NULL,
-                                   .branch = is_str ? f->rb_str : f->rb_null,
-                                   .len = (uint32_t)len,
-                                   .u.p = p + 2};
-            p += adv;
-            break;
-        }
-        default: return 1;
-        }
-    }
-done:
+    const fop_t *f = pl->flat;
+    dm_avro_value_t *o = &v[f->slot];
+#define NEXT_OP()                                                                                  \
+    do {                                                                                           \
+        f++;                                                                                       \
+        o = &v[f->slot];                                                                           \
+        goto *disp[f->kind];                                                                       \
+    } while (0)
+    goto *disp[f->kind];
+f_skip_long:
+    if (!(q = sr_varint(p, end))) return 1;
+    p = q;
+    NEXT_OP();
+f_skip_int: /* up to 4 bytes (28 bits) is in range */
+    if (!(q = sr_varint(p, end)) || q - p > 4) return 1;
+    p = q;
+    NEXT_OP();
+f_skip_len:
+    if (pv_long(&p, end, &l) || l < 0 || l > end - p) return 1;
+    p += l;
+    NEXT_OP();
+f_skip_fixed:
+    if ((size_t)(end - p) < f->size) return 1;
+    p += f->size;
+    NEXT_OP();
+f_skip_bool:
+    if (p >= end || *p > 1) return 1;
+    p++;
+    NEXT_OP();
+f_int:
+    if (pv_long(&p, end, &l) || l < INT32_MIN || l > INT32_MAX) return 1;
+    *o = (dm_avro_value_t){.type = DM_AVRO_INT, .u.i = (int32_t)l};
+    NEXT_OP();
+f_long:
+    if (pv_long(&p, end, &l)) return 1;
+    *o = (dm_avro_value_t){.type = DM_AVRO_LONG, .u.l = l};
+    NEXT_OP();
+f_float:
+    if (end - p < 4) return 1;
+    *o = (dm_avro_value_t){.type = DM_AVRO_FLOAT};
+    memcpy(&o->u.f, p, 4);
+    p += 4;
+    NEXT_OP();
+f_double:
+    if (end - p < 8) return 1;
+    *o = (dm_avro_value_t){.type = DM_AVRO_DOUBLE};
+    memcpy(&o->u.d, p, 8);
+    p += 8;
+    NEXT_OP();
+f_string: /* and bytes */
+    if (pv_long(&p, end, &l) || l < 0 || l > end - p || l > UINT32_MAX) return 1;
+    *o = (dm_avro_value_t){
+        .type = f->kind == F_STRING ? DM_AVRO_STRING : DM_AVRO_BYTES, .len = (uint32_t)l, .u.p = p};
+    p += l;
+    NEXT_OP();
+f_bool:
+    if (p >= end || *p > 1) return 1;
+    *o = (dm_avro_value_t){.type = DM_AVRO_BOOLEAN, .u.b = *p++};
+    NEXT_OP();
+f_opt_string : { /* as P_OPT_STRING in dec_record */
+    if (end - p < 2) return 1;
+    unsigned b = p[0], lb = p[1];
+    unsigned is_str = b == 2u * f->str_branch, is_null = b == 2u * (1u - f->str_branch);
+    unsigned bad = ((is_str | is_null) == 0) | (is_str & ((lb & 0x81) != 0));
+    size_t len = (size_t)(lb >> 1) & ((size_t)0 - is_str);
+    size_t adv = 1 + is_str + len;
+    if (bad || (size_t)(end - p) < adv) return 1;
+    *o = (dm_avro_value_t){.type = is_str ? DM_AVRO_STRING : DM_AVRO_NULL,
+                           .branch = is_str ? f->rb_str : f->rb_null,
+                           .len = (uint32_t)len,
+                           .u.p = p + 2};
+    p += adv;
+    NEXT_OP();
+}
+    /* Raw fields: the same checks as their decoding above (anything else
+     * goes the general way, which decodes and names the error). */
+f_raw_int:
+    if (!(q = sr_varint(p, end)) || q - p > 4) return 1;
+    goto raw;
+f_raw_long:
+    if (!(q = sr_varint(p, end))) return 1;
+    goto raw;
+f_raw_fixed:
+    if ((size_t)(end - p) < f->size) return 1;
+    q = p + f->size;
+    goto raw;
+f_raw_len:
+    q = p;
+    if (pv_long(&q, end, &l) || l < 0 || l > end - q || l > UINT32_MAX) return 1;
+    q += l;
+    goto raw;
+f_raw_bool:
+    if (p >= end || *p > 1) return 1;
+    q = p + 1;
+    goto raw;
+f_raw_opt_string : {
+    if (end - p < 2) return 1;
+    unsigned b = p[0], lb = p[1];
+    unsigned is_str = b == 2u * f->str_branch, is_null = b == 2u * (1u - f->str_branch);
+    unsigned bad = ((is_str | is_null) == 0) | (is_str & ((lb & 0x81) != 0));
+    size_t adv = 1 + is_str + ((size_t)(lb >> 1) & ((size_t)0 - is_str));
+    if (bad || (size_t)(end - p) < adv) return 1;
+    q = p + adv;
+    goto raw;
+}
+raw:
+    *o = (dm_avro_value_t){.type = DM_AVRO_ENCODED, .len = (uint32_t)(q - p), .u.p = p};
+    p = q;
+    NEXT_OP();
+f_end:
+#undef NEXT_OP
     for (uint32_t k = 0; k < pl->n_absent; k++)
         v[pl->absent[k]] = (dm_avro_value_t){.type = DM_AVRO_ABSENT};
     for (uint32_t k = 0; k < pl->n_fills; k++)
@@ -727,6 +796,7 @@ static int dec_record(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
         }
         o->flags = 0;
         o->branch = 0;
+        const uint8_t *from = p; /* a raw field's bytes start here */
         switch (s->op) {
         case P_INT:
             if ((e = pv_long(&p, end, &l))) goto varint_error;
@@ -820,6 +890,10 @@ static int dec_record(dctx_t *c, const plan_t *pl, dm_avro_value_t *out)
             p = c->p;
             break;
         }
+        /* decoded only to check it as any record is checked: kept as bytes */
+        if (s->raw)
+            *o = (dm_avro_value_t){
+                .type = DM_AVRO_ENCODED, .len = (uint32_t)(p - from), .u.p = from};
     }
     c->p = p;
     for (uint32_t k = 0; k < pl->n_fills; k++)
@@ -1166,6 +1240,23 @@ static dm_err_t flat_ops(dm_avro_codec_t *c, plan_t *pl)
             continue;
         }
         f->slot = (uint32_t)s->slot;
+        if (s->raw) {
+            switch (s->op) {
+            case P_INT: f->kind = F_RAW_INT; break;
+            case P_LONG: f->kind = F_RAW_LONG; break;
+            case P_FLOAT: f->kind = F_RAW_FIXED, f->size = 4; break;
+            case P_DOUBLE: f->kind = F_RAW_FIXED, f->size = 8; break;
+            case P_STRING:
+            case P_BYTES: f->kind = F_RAW_LEN; break;
+            case P_BOOL: f->kind = F_RAW_BOOL; break;
+            case P_OPT_STRING:
+                f->kind = F_RAW_OPT_STRING;
+                f->str_branch = s->str_branch;
+                break;
+            default: return DM_OK; /* not flat */
+            }
+            continue;
+        }
         switch (s->op) {
         case P_INT: f->kind = F_INT; break;
         case P_LONG: f->kind = F_LONG; break;
@@ -1309,6 +1400,7 @@ static dm_err_t compile(dm_avro_codec_t *c, const dm_avro_node_t *w, const dm_av
     for (size_t i = 0; i < c->n_memo; i++) {
         memo_t *m = &c->memo[i];
         if (m->w == w && m->r == r && m->proj == proj) {
+            if (i == 0) c->root_recurs = true;
             if (m->plan->failed)
                 return cerr(c, DM_ERR_SCHEMA_INCOMPATIBLE, "%s cannot be read as %s", node_desc(w),
                             node_desc(r));
@@ -1498,9 +1590,36 @@ static dm_err_t proj_add(dm_avro_codec_t *c, proj_t *root, const char *path)
     }
 }
 
+/* Marks the root record's steps of the fields named in raw, where the
+ * writer's bytes are the reader's (the same type node), and recompiles its
+ * flat loop. */
+static dm_err_t mark_raw(dm_avro_codec_t *c, plan_t *root, const char *const *raw, size_t n_raw)
+{
+    if (!n_raw || root->op != P_RECORD || c->root_recurs) return DM_OK;
+    bool any = false;
+    for (uint32_t i = 0; i < root->n_steps; i++) {
+        step_t *s = &root->steps[i];
+        if (s->slot < 0) continue;
+        const dm_avro_field_t *rf = &root->r->fields[s->slot];
+        for (size_t k = 0; k < n_raw && !s->raw; k++)
+            s->raw = !strcmp(raw[k], rf->name) && rf->type == s->w;
+        any |= s->raw;
+    }
+    if (!any) return DM_OK;
+    root->flat = NULL;
+    return flat_ops(c, root);
+}
+
 dm_err_t dm_avro_codec_new(const dm_avro_schema_t *writer, const dm_avro_schema_t *reader,
                            const char *const *paths, size_t n_paths, dm_avro_codec_t **out,
                            dm_error_t *err)
+{
+    return dm_avro_codec_new_raw(writer, reader, paths, n_paths, NULL, 0, out, err);
+}
+
+dm_err_t dm_avro_codec_new_raw(const dm_avro_schema_t *writer, const dm_avro_schema_t *reader,
+                               const char *const *paths, size_t n_paths, const char *const *raw,
+                               size_t n_raw, dm_avro_codec_t **out, dm_error_t *err)
 {
     *out = NULL;
     dm_avro_codec_t *c = calloc(1, sizeof(*c));
@@ -1522,6 +1641,7 @@ dm_err_t dm_avro_codec_new(const dm_avro_schema_t *writer, const dm_avro_schema_
     }
     const plan_t *root = NULL;
     if (!rc) rc = compile(c, writer->root, c->rroot, proj, &root);
+    if (!rc) rc = mark_raw(c, (plan_t *)root, raw, n_raw);
     free(c->memo);
     c->memo = NULL;
     c->err = NULL;

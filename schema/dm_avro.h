@@ -43,7 +43,8 @@ typedef enum dm_avro_type {
     DM_AVRO_MAP,
     DM_AVRO_UNION,
     DM_AVRO_FIXED,
-    DM_AVRO_ABSENT = 0xff, /* value type of a field left out by projection */
+    DM_AVRO_ENCODED = 0xfe, /* value type of a field passed through as its bytes (codec_new_raw) */
+    DM_AVRO_ABSENT = 0xff,  /* value type of a field left out by projection */
 } dm_avro_type_t;
 
 typedef enum dm_avro_logical {
@@ -190,6 +191,19 @@ typedef struct dm_avro_codec dm_avro_codec_t;
 dm_err_t dm_avro_codec_new(const dm_avro_schema_t *writer, const dm_avro_schema_t *reader,
                            const char *const *paths, size_t n_paths, dm_avro_codec_t **out,
                            dm_error_t *err);
+
+/* As dm_avro_codec_new, and the top-level fields named in raw (reader names,
+ * also wanted by paths) come out as DM_AVRO_ENCODED values: u.p and len hold
+ * the field's bytes as written, checked as a decode would check them but not
+ * converted, so that dm_avro_encode copies them instead of encoding again
+ * (a record passed through with a few fields kept). A raw name is decoded as
+ * usual when its writer and reader types are not the same node (schema
+ * resolution would change the bytes) or when the root record recurs inside
+ * itself. Nothing but dm_avro_encode understands an ENCODED value: only ask
+ * for fields that no one reads. Errors as dm_avro_codec_new. */
+dm_err_t dm_avro_codec_new_raw(const dm_avro_schema_t *writer, const dm_avro_schema_t *reader,
+                               const char *const *paths, size_t n_paths, const char *const *raw,
+                               size_t n_raw, dm_avro_codec_t **out, dm_error_t *err);
 
 /* Frees a codec. NULL is allowed. */
 void dm_avro_codec_free(dm_avro_codec_t *c);

@@ -43,6 +43,8 @@ static inline int put_raw(ectx_t *e, const void *p, size_t n)
 
 static int enc(ectx_t *e, const dm_avro_node_t *n, const dm_avro_value_t *v)
 {
+    /* bytes a raw codec kept as they were written (union branch included) */
+    if (v->type == DM_AVRO_ENCODED) return put_raw(e, v->u.p, v->len);
     if (n->type == DM_AVRO_UNION) {
         if (v->branch >= n->n_branches)
             return efail(e, DM_ERR_SCHEMA_MISMATCH, "union branch index out of range");
@@ -85,9 +87,18 @@ static int enc(ectx_t *e, const dm_avro_node_t *n, const dm_avro_value_t *v)
             dm_buf_t *b = e->out;
             /* the common primitives inline, writing through a local pointer
              * into room reserved up front; the rest through enc */
-            if (fv->type == ft->type &&
-                (ft->type == DM_AVRO_LONG || ft->type == DM_AVRO_INT ||
-                 ft->type == DM_AVRO_DOUBLE || ft->type == DM_AVRO_STRING)) {
+            if (fv->type == DM_AVRO_ENCODED) {
+                /* fields passed through as bytes: a run of them that sat
+                 * side by side in the input is one copy */
+                const uint8_t *from = fv->u.p;
+                size_t len = fv->len;
+                while (i + 1 < n->n_fields && v->u.v[i + 1].type == DM_AVRO_ENCODED &&
+                       v->u.v[i + 1].u.p == from + len)
+                    len += v->u.v[++i].len;
+                rc = put_raw(e, from, len);
+            } else if (fv->type == ft->type &&
+                       (ft->type == DM_AVRO_LONG || ft->type == DM_AVRO_INT ||
+                        ft->type == DM_AVRO_DOUBLE || ft->type == DM_AVRO_STRING)) {
                 size_t need = DM_VARINT_MAX + (ft->type == DM_AVRO_STRING ? fv->len : 0);
                 if (b->cap - b->len < need && dm_buf_reserve(b, need)) {
                     rc = efail(e, DM_ERR_NOMEM, "out of memory");

@@ -46,7 +46,7 @@ const char *dm_avro_type_name(dm_avro_type_t t)
 {
     if ((unsigned)t < sizeof(type_names) / sizeof(type_names[0]) && type_names[t])
         return type_names[t];
-    return t == DM_AVRO_ABSENT ? "absent" : "?";
+    return t == DM_AVRO_ABSENT ? "absent" : t == DM_AVRO_ENCODED ? "encoded" : "?";
 }
 
 /* ---- path and errors ------------------------------------------------------------ */
