@@ -258,6 +258,7 @@ dm_err_t dm_iceberg_compact(const dm_iceberg_sink_config_t *conf, int64_t *files
     sink_t k = {.s = &s};
     dm_arena_init(&k.rows_arena, 0);
     dm_arena_init(&k.batch_arena, 0);
+    dm_arena_init(&k.sort_arena, 0);
     char *ns = NULL, *name = NULL;
     json_t *entries = NULL;
     *files_in = *rows_out = 0;

@@ -208,6 +208,7 @@ static dm_err_t finish_file(sink_t *k, int content, const dm_pq_value_t *part, c
     size_t np = k->table->spec.n;
     if (!rc) {
         d->content = content;
+        d->sort_order_id = content == DM_ICE_CONTENT_DATA && k->sort.n ? k->sort_order_id : 0;
         d->records = rows;
         d->bytes = bytes;
         d->stats = stats;
@@ -266,12 +267,24 @@ static void table_columns(const sink_t *k, dm_pq_column_t *cols, int32_t *ids)
     }
 }
 
+/* sort_by: the file's buffered rows go to its writer in the table's order. */
+static dm_err_t write_sorted(sink_t *k, part_writer_t *pw, dm_error_t *err)
+{
+    if (dm_ice_sort_rows(&k->sort, pw->rows, pw->n_rows))
+        return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    dm_err_t rc = DM_OK;
+    for (size_t i = 0; !rc && i < pw->n_rows; i++)
+        rc = dm_pq_writer_add_row(pw->w, pw->rows[i], err);
+    return rc;
+}
+
 dm_err_t dm_ice_sink_close_writer(sink_t *k, part_writer_t *pw, dm_error_t *err)
 {
     size_t n = k->table->schema.n;
     int32_t *ids = malloc(n * sizeof(int32_t));
     dm_pq_column_t *cols = malloc(n * sizeof(dm_pq_column_t));
     dm_err_t rc = ids && cols ? DM_OK : dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    if (!rc && pw->n_rows) rc = write_sorted(k, pw, err);
     if (!rc) {
         table_columns(k, cols, ids);
         rc = finish_file(k, DM_ICE_CONTENT_DATA, pw->values, pw->path, pw->f, pw->w, ids, n, err);
@@ -285,7 +298,53 @@ dm_err_t dm_ice_sink_close_writer(sink_t *k, part_writer_t *pw, dm_error_t *err)
     dm_buf_free(&pw->key);
     free(pw->values);
     free(pw->bytes);
+    free(pw->rows);
     memset(pw, 0, sizeof(*pw));
+    return rc;
+}
+
+static dm_pq_value_t *copy_row(sink_t *k, dm_arena_t *arena, int64_t *bytes,
+                               const dm_pq_value_t *row, const size_t *cols, size_t n);
+
+/* Closes every open file (each one sorted run) and frees the rows they
+ * buffered. */
+static dm_err_t close_writers(sink_t *k, dm_error_t *err)
+{
+    dm_err_t rc = DM_OK;
+    while (!rc && k->n_writers) {
+        rc = dm_ice_sink_close_writer(k, &k->writers[k->n_writers - 1], err);
+        k->n_writers--;
+    }
+    if (!rc) {
+        dm_arena_reset(&k->sort_arena);
+        k->sort_bytes = 0;
+    }
+    return rc;
+}
+
+/* sort_by: keeps a copy of the row for its file, which closes (sorted) at
+ * target_file_size; when the sort buffer fills every open file closes early. */
+static dm_err_t buffer_sorted(sink_t *k, part_writer_t *pw, const dm_pq_value_t *row,
+                              dm_error_t *err)
+{
+    if (pw->n_rows == pw->cap_rows) {
+        size_t cap = pw->cap_rows ? pw->cap_rows * 2 : 1024;
+        const dm_pq_value_t **r = realloc(pw->rows, cap * sizeof(*r));
+        if (!r) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+        pw->rows = r;
+        pw->cap_rows = cap;
+    }
+    int64_t bytes = (int64_t)sizeof(void *);
+    const dm_pq_value_t *copy = copy_row(k, &k->sort_arena, &bytes, row, NULL, k->table->schema.n);
+    if (!copy) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    pw->rows[pw->n_rows++] = copy;
+    pw->row_bytes += bytes;
+    k->sort_bytes += bytes;
+    k->pending = true;
+    if (k->sort_bytes >= k->s->conf->sort_buffer) return close_writers(k, err);
+    if (pw->row_bytes < k->s->conf->target_file_size) return DM_OK;
+    dm_err_t rc = dm_ice_sink_close_writer(k, pw, err);
+    *pw = k->writers[--k->n_writers];
     return rc;
 }
 
@@ -352,6 +411,7 @@ dm_err_t dm_ice_sink_write_row(sink_t *k, const dm_pq_value_t *row, dm_error_t *
         }
         k->n_writers++;
     }
+    if (k->sort.n) return buffer_sorted(k, pw, row, err);
     if ((rc = dm_pq_writer_add_row(pw->w, row, err))) return rc;
     k->pending = true;
     if (dm_pq_writer_size_estimate(pw->w) >= k->s->conf->target_file_size) {
@@ -390,42 +450,50 @@ static dm_err_t grow_ptrs(dm_pq_value_t ***a, size_t *cap, size_t n)
 
 /* Copies a list's or map's entries (and their bytes) into the checkpoint's
  * arena. */
-static dm_err_t keep_entries(sink_t *k, dm_pq_value_t *v)
+static dm_err_t keep_entries(sink_t *k, dm_arena_t *arena, int64_t *bytes, dm_pq_value_t *v)
 {
-    dm_pq_entry_t *e = dm_arena_memdup(&k->rows_arena, v->u.rep.e, v->u.rep.n * sizeof(*e));
+    dm_pq_entry_t *e = dm_arena_memdup(arena, v->u.rep.e, v->u.rep.n * sizeof(*e));
     if (!e) return DM_ERR_NOMEM;
     for (uint32_t j = 0; j < v->u.rep.n; j++) {
-        k->buffered_bytes += (int64_t)sizeof(*e);
+        *bytes += (int64_t)sizeof(*e);
         if (e[j].v.null || k->table->schema.fields[e[j].col].type < DM_ICE_STRING) continue;
-        k->buffered_bytes += e[j].v.u.s.len;
+        *bytes += e[j].v.u.s.len;
         if (!e[j].v.u.s.len) continue;
-        if (!(e[j].v.u.s.p = dm_arena_memdup(&k->rows_arena, e[j].v.u.s.p, e[j].v.u.s.len)))
+        if (!(e[j].v.u.s.p = dm_arena_memdup(arena, e[j].v.u.s.p, e[j].v.u.s.len)))
             return DM_ERR_NOMEM;
     }
     v->u.rep.e = e;
     return DM_OK;
 }
 
-/* Copies a row (or the key columns of one) into the checkpoint's arena. */
-static dm_pq_value_t *keep_row(sink_t *k, const dm_pq_value_t *row, const size_t *cols, size_t n)
+/* Copies a row (or the key columns of one) into arena, adding its size to
+ * *bytes. */
+static dm_pq_value_t *copy_row(sink_t *k, dm_arena_t *arena, int64_t *bytes,
+                               const dm_pq_value_t *row, const size_t *cols, size_t n)
 {
-    dm_pq_value_t *out = dm_arena_alloc(&k->rows_arena, (n + 1) * sizeof(*out));
+    dm_pq_value_t *out = dm_arena_alloc(arena, (n + 1) * sizeof(*out));
     if (!out) return NULL;
     for (size_t i = 0; i < n; i++) {
         size_t c = cols ? cols[i] : i;
         dm_ice_type_t t = k->table->schema.fields[c].type;
         out[i] = row[c];
         if (!row[c].null && (t == DM_ICE_LIST || t == DM_ICE_MAP)) {
-            if (keep_entries(k, &out[i])) return NULL;
+            if (keep_entries(k, arena, bytes, &out[i])) return NULL;
             continue;
         }
         if (!row[c].null && t >= DM_ICE_STRING && row[c].u.s.len) {
-            out[i].u.s.p = dm_arena_memdup(&k->rows_arena, row[c].u.s.p, row[c].u.s.len);
+            out[i].u.s.p = dm_arena_memdup(arena, row[c].u.s.p, row[c].u.s.len);
             if (!out[i].u.s.p) return NULL;
         }
-        k->buffered_bytes += 16 + (int64_t)(out[i].null || t < DM_ICE_STRING ? 0 : out[i].u.s.len);
+        *bytes += 16 + (int64_t)(out[i].null || t < DM_ICE_STRING ? 0 : out[i].u.s.len);
     }
     return out;
+}
+
+/* Copies a row (or the key columns of one) into the checkpoint's arena. */
+static dm_pq_value_t *keep_row(sink_t *k, const dm_pq_value_t *row, const size_t *cols, size_t n)
+{
+    return copy_row(k, &k->rows_arena, &k->buffered_bytes, row, cols, n);
 }
 
 /* Forgets the buffered version of the row's key and records a delete for
@@ -588,8 +656,11 @@ static void discard(sink_t *k)
         dm_buf_free(&pw->key);
         free(pw->values);
         free(pw->bytes);
+        free(pw->rows);
     }
     k->n_writers = 0;
+    dm_arena_reset(&k->sort_arena);
+    k->sort_bytes = 0;
     for (size_t i = 0; i < k->n_files; i++)
         dm_ice_data_file_free(k->files[i]);
     k->n_files = 0;
@@ -627,10 +698,7 @@ static dm_err_t commit(sink_t *k, dm_error_t *err)
     dm_err_t rc = DM_OK;
     for (size_t i = 0; i < k->n_rows && !rc; i++)
         if (k->rows[i]) rc = dm_ice_sink_write_row(k, k->rows[i], err);
-    while (!rc && k->n_writers) {
-        rc = dm_ice_sink_close_writer(k, &k->writers[k->n_writers - 1], err);
-        k->n_writers--;
-    }
+    if (!rc) rc = close_writers(k, err);
     if (!rc) rc = write_deletes(k, err);
     if (rc) {
         dm_ice_sink_discard_files(k);
@@ -717,6 +785,14 @@ dm_err_t dm_ice_sink_reset_sources(sink_t *k, dm_error_t *err)
         const dm_ice_field_t *f =
             dm_ice_schema_find_id(&k->table->schema, k->table->schema.key_ids[i]);
         k->key_cols[i] = (size_t)(f - k->table->schema.fields);
+    }
+    for (size_t i = 0; i < k->sort.n; i++) {
+        const dm_ice_field_t *f = dm_ice_schema_find_id(&k->table->schema, k->sort.f[i].source_id);
+        if (!f)
+            return dm_error_set(err, DM_ERR_CORRUPT, "iceberg: sort field %d has no source column",
+                                k->sort.f[i].source_id);
+        k->sort.f[i].col = (size_t)(f - k->table->schema.fields);
+        k->sort.f[i].type = f->type;
     }
     free(k->part_cols);
     k->part_cols = calloc(k->table->spec.n + 1, sizeof(size_t));
@@ -931,6 +1007,39 @@ dm_err_t dm_ice_sink_open_catalog(sink_t *k, char **ns, char **name, dm_error_t 
     return rc;
 }
 
+/* sort_by against the table: an existing table keeps its own default sort
+ * order, so a sort_by that differs from it is refused (naming both) rather
+ * than writing files that claim an order the table does not have. */
+static dm_err_t use_sort_order(sink_t *k, dm_error_t *err)
+{
+    const char *by = k->s->conf->sort_by;
+    if (!by || !*by) return DM_OK;
+    dm_err_t rc = dm_ice_sort_parse(by, &k->table->schema, &k->sort, err);
+    if (rc) return rc;
+    json_t *meta = k->table->meta, *have = NULL, *o;
+    json_int_t id = json_integer_value(json_object_get(meta, "default-sort-order-id"));
+    size_t i;
+    json_array_foreach(json_object_get(meta, "sort-orders"), i, o)
+    {
+        if (json_integer_value(json_object_get(o, "order-id")) == id)
+            have = json_object_get(o, "fields");
+    }
+    json_t *want = dm_ice_sort_fields_json(&k->sort);
+    if (!want) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    if (!have || !json_equal(have, want)) {
+        char *h = have ? json_dumps(have, JSON_COMPACT) : NULL;
+        rc = dm_error_set(err, DM_ERR_CONFIG,
+                          "iceberg: table %s exists with default sort order %lld %s; sort_by "
+                          "'%s' asks for another (an existing table keeps its order: set "
+                          "sort_by to it or leave it empty)",
+                          k->s->conf->table, (long long)id, h ? h : "(missing)", by);
+        free(h);
+    }
+    json_decref(want);
+    k->sort_order_id = (int32_t)id;
+    return rc;
+}
+
 /* Opens catalog and table, decides the mode and the key, and finds where to
  * resume. */
 static dm_err_t start(sink_t *k, dm_error_t *err)
@@ -965,9 +1074,20 @@ static dm_err_t start(sink_t *k, dm_error_t *err)
         rc = dm_error_set(err, DM_ERR_CONFIG,
                           "iceberg: upserts (change events) need a primary key: "
                           "set primary_key or the source's key");
+    /* A new table gets sort_by as its order (checked against the table below). */
+    json_t *sort_fields = NULL;
+    if (!rc && c->sort_by && *c->sort_by) {
+        dm_ice_sort_t want;
+        if (!(rc = dm_ice_sort_parse(c->sort_by, &schema, &want, err))) {
+            sort_fields = dm_ice_sort_fields_json(&want);
+            dm_ice_sort_free(&want);
+            if (!sort_fields) rc = dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+        }
+    }
     if (!rc)
-        rc = dm_ice_table_open(k->catalog, c->warehouse, ns, name, &schema, c->partition_by, NULL,
-                               &k->table, err);
+        rc = dm_ice_table_open_sorted(k->catalog, c->warehouse, ns, name, &schema, c->partition_by,
+                                      sort_fields, NULL, &k->table, err);
+    json_decref(sort_fields);
     dm_ice_schema_free(&schema);
     free(ns);
     free(name);
@@ -981,6 +1101,7 @@ static dm_err_t start(sink_t *k, dm_error_t *err)
                             "iceberg: table %s has no identifier fields to upsert by", c->table);
     k->key_cols = calloc(k->n_key + 1, sizeof(size_t));
     if (!k->key_cols) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    if ((rc = use_sort_order(k, err))) return rc;
     if ((rc = dm_ice_sink_reset_sources(k, err))) return rc;
     /* Deletes are partitioned like data: the partition must follow from the key. */
     for (size_t i = 0; k->upsert && i < k->table->spec.n; i++) {
@@ -1022,6 +1143,8 @@ void dm_ice_sink_free(sink_t *k)
     keymap_free(&k->deleted);
     dm_arena_destroy(&k->rows_arena);
     dm_arena_destroy(&k->batch_arena);
+    dm_arena_destroy(&k->sort_arena);
+    dm_ice_sort_free(&k->sort);
     dm_buf_free(&k->scratch);
     for (size_t i = 0; i < k->n_sources; i++)
         dm_ice_source_free(&k->sources[i]);
@@ -1051,6 +1174,7 @@ void dm_iceberg_sink_run(const dm_iceberg_sink_t *s, dm_unit_status_t *status)
     dm_transport_batch_t b = {0};
     dm_arena_init(&k.rows_arena, 1 << 20);
     dm_arena_init(&k.batch_arena, 0);
+    dm_arena_init(&k.sort_arena, 1 << 20);
     k.pos = calloc((size_t)s->partitions, sizeof(int64_t));
     k.committed = calloc((size_t)s->partitions, sizeof(int64_t));
     int64_t backoff = 200;
@@ -1069,6 +1193,7 @@ void dm_iceberg_sink_run(const dm_iceberg_sink_t *s, dm_unit_status_t *status)
                 k = (sink_t){.s = s, .status = status};
                 dm_arena_init(&k.rows_arena, 1 << 20);
                 dm_arena_init(&k.batch_arena, 0);
+                dm_arena_init(&k.sort_arena, 1 << 20);
                 k.pos = calloc((size_t)s->partitions, sizeof(int64_t));
                 k.committed = calloc((size_t)s->partitions, sizeof(int64_t));
                 if (config || dm_unit_sleep(status, backoff)) break;

@@ -10,6 +10,7 @@
 
 #include "connectors/iceberg/iceberg.h"
 #include "connectors/iceberg/rows.h"
+#include "connectors/iceberg/sort.h"
 #include "connectors/iceberg/table.h"
 #include "connectors/unit.h"
 #include "core/arena.h"
@@ -22,6 +23,9 @@ typedef struct part_writer {
     char *path;            /* local path */
     FILE *f;
     dm_pq_writer_t *w;
+    const dm_pq_value_t **rows; /* sort_by: the file's rows (in sort_arena) until it closes */
+    size_t n_rows, cap_rows;
+    int64_t row_bytes; /* their size, for target_file_size */
 } part_writer_t;
 
 /* A set of byte strings (encoded keys) mapped to an index. */
@@ -63,6 +67,10 @@ typedef struct sink {
     dm_buf_t scratch;
     dm_pq_value_t *row; /* one converted row */
     char *schema_kv;    /* the table schema as JSON, for Parquet footers */
+    dm_ice_sort_t sort; /* sort_by: the table's default order (n = 0: unsorted) */
+    int32_t sort_order_id;
+    dm_arena_t sort_arena; /* rows of the open files, while sorting */
+    int64_t sort_bytes;
 } sink_t;
 
 /* Finds k in the map or adds it with val; *slot_val points at its value. */
