@@ -77,8 +77,10 @@ dm_err_t dm_ice_sort_parse(const char *text, const dm_ice_schema_t *schema, dm_i
     for (;;) {
         s = next_word(s, col, sizeof(col));
         if (!*col) break;
-        if (!strcmp(col, ","))
+        if (!strcmp(col, ",")) {
+            dm_ice_sort_free(out);
             return dm_error_set(err, DM_ERR_CONFIG, "iceberg: sort_by has an empty column");
+        }
         const dm_ice_field_t *fd = dm_ice_schema_find(schema, col);
         if (!fd) {
             dm_ice_sort_free(out);
