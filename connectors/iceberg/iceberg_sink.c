@@ -334,8 +334,10 @@ static dm_err_t buffer_sorted(sink_t *k, part_writer_t *pw, const dm_pq_value_t 
         pw->rows = r;
         pw->cap_rows = cap;
     }
+    /* Upserted rows are already kept (until the commit ends): no second copy. */
     int64_t bytes = (int64_t)sizeof(void *);
-    const dm_pq_value_t *copy = copy_row(k, &k->sort_arena, &bytes, row, NULL, k->table->schema.n);
+    const dm_pq_value_t *copy =
+        k->rows_kept ? row : copy_row(k, &k->sort_arena, &bytes, row, NULL, k->table->schema.n);
     if (!copy) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
     pw->rows[pw->n_rows++] = copy;
     pw->row_bytes += bytes;
@@ -696,9 +698,11 @@ static bool already_committed(const sink_t *k)
 static dm_err_t commit(sink_t *k, dm_error_t *err)
 {
     dm_err_t rc = DM_OK;
+    k->rows_kept = true;
     for (size_t i = 0; i < k->n_rows && !rc; i++)
         if (k->rows[i]) rc = dm_ice_sink_write_row(k, k->rows[i], err);
     if (!rc) rc = close_writers(k, err);
+    k->rows_kept = false;
     if (!rc) rc = write_deletes(k, err);
     if (rc) {
         dm_ice_sink_discard_files(k);

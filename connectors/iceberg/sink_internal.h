@@ -71,6 +71,7 @@ typedef struct sink {
     int32_t sort_order_id;
     dm_arena_t sort_arena; /* rows of the open files, while sorting */
     int64_t sort_bytes;
+    bool rows_kept; /* the rows being written live in rows_arena until the commit ends */
 } sink_t;
 
 /* Finds k in the map or adds it with val; *slot_val points at its value. */
