@@ -34,6 +34,8 @@ typedef struct dm_iceberg_sink_config {
     int64_t commit_interval; /* checkpoint at least this often (ms) */
     int compression;
     int64_t compression_level; /* zstd level */
+    char *sort_by;             /* "country, amount desc nulls last": a new table's sort order */
+    int64_t sort_buffer;       /* rows buffered for sorting before a data file closes early */
 } dm_iceberg_sink_config_t;
 
 extern const dm_config_table_t dm_iceberg_sink_config_table;

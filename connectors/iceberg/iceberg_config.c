@@ -90,6 +90,21 @@ static const dm_config_field_t fields[] = {
      .max = 19,
      .help = "zstd level: 1 is fast and already 3-4x smaller than the rows; higher trades "
              "throughput for size"},
+    {.name = "sort_by",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_iceberg_sink_config_t, sort_by),
+     .def = "",
+     .help = "sort order of a new table: top-level columns, each optionally followed by asc or "
+             "desc and nulls first or nulls last, comma-separated; every data file's rows are "
+             "sorted by it"},
+    {.name = "sort_buffer",
+     .type = DM_CFG_SIZE,
+     .offset = offsetof(dm_iceberg_sink_config_t, sort_buffer),
+     .def = "64MiB",
+     .min = 65536,
+     .max = 68719476736.0,
+     .help = "with sort_by: rows buffered for sorting; data files close early (each a sorted "
+             "run) when it fills"},
 };
 
 const dm_config_table_t dm_iceberg_sink_config_table = {"iceberg sink", fields,

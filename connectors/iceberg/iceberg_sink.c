@@ -26,6 +26,7 @@
 
 #include "connectors/iceberg/iceberg.h"
 #include "connectors/iceberg/rows.h"
+#include "connectors/iceberg/sink_internal.h"
 #include "connectors/iceberg/table.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
@@ -38,59 +39,9 @@
 #define MAX_OPEN_PARTITIONS 512
 #define COMMIT_ATTEMPTS     10
 
-typedef struct part_writer {
-    dm_buf_t key;          /* encoded partition tuple */
-    dm_pq_value_t *values; /* the tuple, bytes owned by key_copy */
-    uint8_t *bytes;        /* copies of byte values */
-    char *path;            /* local path */
-    FILE *f;
-    dm_pq_writer_t *w;
-} part_writer_t;
-
-/* A set of byte strings (encoded keys) mapped to an index. */
-typedef struct keymap {
-    dm_buf_t bytes;
-    uint32_t *off, *len, *val;
-    size_t n, cap;
-    uint32_t *slots, n_slots;
-} keymap_t;
-
-typedef struct sink {
-    const dm_iceberg_sink_t *s;
-    dm_unit_status_t *status;
-    dm_ice_catalog_t *catalog;
-    dm_ice_table_t *table;
-    dm_ice_source_t *sources;
-    size_t n_sources;
-    bool upsert;
-    size_t *key_cols; /* table column index of each primary key column */
-    size_t n_key;
-    size_t *part_cols; /* table column index of each partition source */
-    /* the open checkpoint */
-    part_writer_t *writers;
-    size_t n_writers;
-    dm_ice_data_file_t **files;
-    size_t n_files;
-    dm_arena_t rows_arena; /* upsert: buffered rows and keys */
-    dm_pq_value_t **rows;
-    size_t n_rows, cap_rows;
-    keymap_t row_of_key;      /* key -> buffered row (UINT32_MAX: deleted) */
-    keymap_t deleted;         /* keys whose earlier versions must go */
-    dm_pq_value_t **del_keys; /* their key columns */
-    size_t n_del, cap_del;
-    int64_t buffered_bytes;
-    int64_t *pos, *committed;
-    int64_t opened_ms;
-    bool pending; /* anything to commit (rows, deletes) */
-    dm_arena_t batch_arena;
-    dm_buf_t scratch;
-    dm_pq_value_t *row; /* one converted row */
-    char *schema_kv;    /* the table schema as JSON, for Parquet footers */
-} sink_t;
-
 /* ---- small helpers ----------------------------------------------------------- */
 
-static dm_err_t keymap_find_or_add(keymap_t *m, const uint8_t *k, size_t len, uint32_t val,
+dm_err_t dm_ice_keymap_find_or_add(keymap_t *m, const uint8_t *k, size_t len, uint32_t val,
                                    uint32_t **slot_val, bool *found)
 {
     if ((m->n + 1) * 2 > m->n_slots) {
@@ -257,6 +208,7 @@ static dm_err_t finish_file(sink_t *k, int content, const dm_pq_value_t *part, c
     size_t np = k->table->spec.n;
     if (!rc) {
         d->content = content;
+        d->sort_order_id = content == DM_ICE_CONTENT_DATA && k->sort.n ? k->sort_order_id : 0;
         d->records = rows;
         d->bytes = bytes;
         d->stats = stats;
@@ -315,12 +267,24 @@ static void table_columns(const sink_t *k, dm_pq_column_t *cols, int32_t *ids)
     }
 }
 
-static dm_err_t close_writer(sink_t *k, part_writer_t *pw, dm_error_t *err)
+/* sort_by: the file's buffered rows go to its writer in the table's order. */
+static dm_err_t write_sorted(sink_t *k, part_writer_t *pw, dm_error_t *err)
+{
+    if (dm_ice_sort_rows(&k->sort, pw->rows, pw->n_rows))
+        return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    dm_err_t rc = DM_OK;
+    for (size_t i = 0; !rc && i < pw->n_rows; i++)
+        rc = dm_pq_writer_add_row(pw->w, pw->rows[i], err);
+    return rc;
+}
+
+dm_err_t dm_ice_sink_close_writer(sink_t *k, part_writer_t *pw, dm_error_t *err)
 {
     size_t n = k->table->schema.n;
     int32_t *ids = malloc(n * sizeof(int32_t));
     dm_pq_column_t *cols = malloc(n * sizeof(dm_pq_column_t));
     dm_err_t rc = ids && cols ? DM_OK : dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    if (!rc && pw->n_rows) rc = write_sorted(k, pw, err);
     if (!rc) {
         table_columns(k, cols, ids);
         rc = finish_file(k, DM_ICE_CONTENT_DATA, pw->values, pw->path, pw->f, pw->w, ids, n, err);
@@ -334,12 +298,60 @@ static dm_err_t close_writer(sink_t *k, part_writer_t *pw, dm_error_t *err)
     dm_buf_free(&pw->key);
     free(pw->values);
     free(pw->bytes);
+    free(pw->rows);
     memset(pw, 0, sizeof(*pw));
     return rc;
 }
 
+static dm_pq_value_t *copy_row(sink_t *k, dm_arena_t *arena, int64_t *bytes,
+                               const dm_pq_value_t *row, const size_t *cols, size_t n);
+
+/* Closes every open file (each one sorted run) and frees the rows they
+ * buffered. */
+static dm_err_t close_writers(sink_t *k, dm_error_t *err)
+{
+    dm_err_t rc = DM_OK;
+    while (!rc && k->n_writers) {
+        rc = dm_ice_sink_close_writer(k, &k->writers[k->n_writers - 1], err);
+        k->n_writers--;
+    }
+    if (!rc) {
+        dm_arena_reset(&k->sort_arena);
+        k->sort_bytes = 0;
+    }
+    return rc;
+}
+
+/* sort_by: keeps a copy of the row for its file, which closes (sorted) at
+ * target_file_size; when the sort buffer fills every open file closes early. */
+static dm_err_t buffer_sorted(sink_t *k, part_writer_t *pw, const dm_pq_value_t *row,
+                              dm_error_t *err)
+{
+    if (pw->n_rows == pw->cap_rows) {
+        size_t cap = pw->cap_rows ? pw->cap_rows * 2 : 1024;
+        const dm_pq_value_t **r = realloc(pw->rows, cap * sizeof(*r));
+        if (!r) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+        pw->rows = r;
+        pw->cap_rows = cap;
+    }
+    /* Upserted rows are already kept (until the commit ends): no second copy. */
+    int64_t bytes = (int64_t)sizeof(void *);
+    const dm_pq_value_t *copy =
+        k->rows_kept ? row : copy_row(k, &k->sort_arena, &bytes, row, NULL, k->table->schema.n);
+    if (!copy) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    pw->rows[pw->n_rows++] = copy;
+    pw->row_bytes += bytes;
+    k->sort_bytes += bytes;
+    k->pending = true;
+    if (k->sort_bytes >= k->s->conf->sort_buffer) return close_writers(k, err);
+    if (pw->row_bytes < k->s->conf->target_file_size) return DM_OK;
+    dm_err_t rc = dm_ice_sink_close_writer(k, pw, err);
+    *pw = k->writers[--k->n_writers];
+    return rc;
+}
+
 /* Writes one row to its partition's open file, rolling it at target_file_size. */
-static dm_err_t write_row(sink_t *k, const dm_pq_value_t *row, dm_error_t *err)
+dm_err_t dm_ice_sink_write_row(sink_t *k, const dm_pq_value_t *row, dm_error_t *err)
 {
     size_t np = k->table->spec.n;
     dm_pq_value_t part[np + 1];
@@ -401,10 +413,11 @@ static dm_err_t write_row(sink_t *k, const dm_pq_value_t *row, dm_error_t *err)
         }
         k->n_writers++;
     }
+    if (k->sort.n) return buffer_sorted(k, pw, row, err);
     if ((rc = dm_pq_writer_add_row(pw->w, row, err))) return rc;
     k->pending = true;
     if (dm_pq_writer_size_estimate(pw->w) >= k->s->conf->target_file_size) {
-        rc = close_writer(k, pw, err);
+        rc = dm_ice_sink_close_writer(k, pw, err);
         *pw = k->writers[--k->n_writers];
     }
     return rc;
@@ -412,7 +425,7 @@ static dm_err_t write_row(sink_t *k, const dm_pq_value_t *row, dm_error_t *err)
 
 /* ---- upsert buffering and delete files ------------------------------------------ */
 
-static dm_err_t encode_key(sink_t *k, const dm_pq_value_t *row, dm_buf_t *out, dm_error_t *err)
+dm_err_t dm_ice_sink_encode_key(sink_t *k, const dm_pq_value_t *row, dm_buf_t *out, dm_error_t *err)
 {
     dm_buf_reset(out);
     for (size_t i = 0; i < k->n_key; i++) {
@@ -439,57 +452,66 @@ static dm_err_t grow_ptrs(dm_pq_value_t ***a, size_t *cap, size_t n)
 
 /* Copies a list's or map's entries (and their bytes) into the checkpoint's
  * arena. */
-static dm_err_t keep_entries(sink_t *k, dm_pq_value_t *v)
+static dm_err_t keep_entries(sink_t *k, dm_arena_t *arena, int64_t *bytes, dm_pq_value_t *v)
 {
-    dm_pq_entry_t *e = dm_arena_memdup(&k->rows_arena, v->u.rep.e, v->u.rep.n * sizeof(*e));
+    dm_pq_entry_t *e = dm_arena_memdup(arena, v->u.rep.e, v->u.rep.n * sizeof(*e));
     if (!e) return DM_ERR_NOMEM;
     for (uint32_t j = 0; j < v->u.rep.n; j++) {
-        k->buffered_bytes += (int64_t)sizeof(*e);
+        *bytes += (int64_t)sizeof(*e);
         if (e[j].v.null || k->table->schema.fields[e[j].col].type < DM_ICE_STRING) continue;
-        k->buffered_bytes += e[j].v.u.s.len;
+        *bytes += e[j].v.u.s.len;
         if (!e[j].v.u.s.len) continue;
-        if (!(e[j].v.u.s.p = dm_arena_memdup(&k->rows_arena, e[j].v.u.s.p, e[j].v.u.s.len)))
+        if (!(e[j].v.u.s.p = dm_arena_memdup(arena, e[j].v.u.s.p, e[j].v.u.s.len)))
             return DM_ERR_NOMEM;
     }
     v->u.rep.e = e;
     return DM_OK;
 }
 
-/* Copies a row (or the key columns of one) into the checkpoint's arena. */
-static dm_pq_value_t *keep_row(sink_t *k, const dm_pq_value_t *row, const size_t *cols, size_t n)
+/* Copies a row (or the key columns of one) into arena, adding its size to
+ * *bytes. */
+static dm_pq_value_t *copy_row(sink_t *k, dm_arena_t *arena, int64_t *bytes,
+                               const dm_pq_value_t *row, const size_t *cols, size_t n)
 {
-    dm_pq_value_t *out = dm_arena_alloc(&k->rows_arena, (n + 1) * sizeof(*out));
+    dm_pq_value_t *out = dm_arena_alloc(arena, (n + 1) * sizeof(*out));
     if (!out) return NULL;
     for (size_t i = 0; i < n; i++) {
         size_t c = cols ? cols[i] : i;
         dm_ice_type_t t = k->table->schema.fields[c].type;
         out[i] = row[c];
         if (!row[c].null && (t == DM_ICE_LIST || t == DM_ICE_MAP)) {
-            if (keep_entries(k, &out[i])) return NULL;
+            if (keep_entries(k, arena, bytes, &out[i])) return NULL;
             continue;
         }
         if (!row[c].null && t >= DM_ICE_STRING && row[c].u.s.len) {
-            out[i].u.s.p = dm_arena_memdup(&k->rows_arena, row[c].u.s.p, row[c].u.s.len);
+            out[i].u.s.p = dm_arena_memdup(arena, row[c].u.s.p, row[c].u.s.len);
             if (!out[i].u.s.p) return NULL;
         }
-        k->buffered_bytes += 16 + (int64_t)(out[i].null || t < DM_ICE_STRING ? 0 : out[i].u.s.len);
+        *bytes += 16 + (int64_t)(out[i].null || t < DM_ICE_STRING ? 0 : out[i].u.s.len);
     }
     return out;
+}
+
+/* Copies a row (or the key columns of one) into the checkpoint's arena. */
+static dm_pq_value_t *keep_row(sink_t *k, const dm_pq_value_t *row, const size_t *cols, size_t n)
+{
+    return copy_row(k, &k->rows_arena, &k->buffered_bytes, row, cols, n);
 }
 
 /* Forgets the buffered version of the row's key and records a delete for
  * the versions in earlier snapshots. */
 static dm_err_t buffer_delete(sink_t *k, const dm_pq_value_t *row, dm_error_t *err)
 {
-    dm_err_t rc = encode_key(k, row, &k->scratch, err);
+    dm_err_t rc = dm_ice_sink_encode_key(k, row, &k->scratch, err);
     if (rc) return rc;
     uint32_t *v;
     bool found;
-    if (keymap_find_or_add(&k->row_of_key, k->scratch.data, k->scratch.len, UINT32_MAX, &v, &found))
+    if (dm_ice_keymap_find_or_add(&k->row_of_key, k->scratch.data, k->scratch.len, UINT32_MAX, &v,
+                                  &found))
         return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
     if (found && *v != UINT32_MAX) k->rows[*v] = NULL;
     *v = UINT32_MAX;
-    if (keymap_find_or_add(&k->deleted, k->scratch.data, k->scratch.len, 0, &v, &found))
+    if (dm_ice_keymap_find_or_add(&k->deleted, k->scratch.data, k->scratch.len, 0, &v, &found))
         return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
     if (!found) {
         dm_pq_value_t *keyrow = keep_row(k, row, k->key_cols, k->n_key);
@@ -504,11 +526,12 @@ static dm_err_t buffer_delete(sink_t *k, const dm_pq_value_t *row, dm_error_t *e
 /* Buffers the row as its key's latest version. */
 static dm_err_t buffer_upsert(sink_t *k, const dm_pq_value_t *row, dm_error_t *err)
 {
-    dm_err_t rc = encode_key(k, row, &k->scratch, err);
+    dm_err_t rc = dm_ice_sink_encode_key(k, row, &k->scratch, err);
     if (rc) return rc;
     uint32_t *v;
     bool found;
-    if (keymap_find_or_add(&k->row_of_key, k->scratch.data, k->scratch.len, UINT32_MAX, &v, &found))
+    if (dm_ice_keymap_find_or_add(&k->row_of_key, k->scratch.data, k->scratch.len, UINT32_MAX, &v,
+                                  &found))
         return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
     if (found && *v != UINT32_MAX) k->rows[*v] = NULL;
     dm_pq_value_t *copy = keep_row(k, row, NULL, k->table->schema.n);
@@ -635,8 +658,11 @@ static void discard(sink_t *k)
         dm_buf_free(&pw->key);
         free(pw->values);
         free(pw->bytes);
+        free(pw->rows);
     }
     k->n_writers = 0;
+    dm_arena_reset(&k->sort_arena);
+    k->sort_bytes = 0;
     for (size_t i = 0; i < k->n_files; i++)
         dm_ice_data_file_free(k->files[i]);
     k->n_files = 0;
@@ -649,7 +675,7 @@ static void discard(sink_t *k)
     k->opened_ms = dm_wall_ms();
 }
 
-static void discard_files(sink_t *k)
+void dm_ice_sink_discard_files(sink_t *k)
 {
     for (size_t i = 0; i < k->n_files; i++)
         unlink(dm_ice_local_path(k->files[i]->path));
@@ -672,15 +698,14 @@ static bool already_committed(const sink_t *k)
 static dm_err_t commit(sink_t *k, dm_error_t *err)
 {
     dm_err_t rc = DM_OK;
+    k->rows_kept = true;
     for (size_t i = 0; i < k->n_rows && !rc; i++)
-        if (k->rows[i]) rc = write_row(k, k->rows[i], err);
-    while (!rc && k->n_writers) {
-        rc = close_writer(k, &k->writers[k->n_writers - 1], err);
-        k->n_writers--;
-    }
+        if (k->rows[i]) rc = dm_ice_sink_write_row(k, k->rows[i], err);
+    if (!rc) rc = close_writers(k, err);
+    k->rows_kept = false;
     if (!rc) rc = write_deletes(k, err);
     if (rc) {
-        discard_files(k);
+        dm_ice_sink_discard_files(k);
         discard(k);
         return rc;
     }
@@ -692,7 +717,7 @@ static dm_err_t commit(sink_t *k, dm_error_t *err)
     if (!sorted || !cp) {
         free(sorted);
         free(cp);
-        discard_files(k);
+        dm_ice_sink_discard_files(k);
         discard(k);
         return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
     }
@@ -711,7 +736,7 @@ static dm_err_t commit(sink_t *k, dm_error_t *err)
             /* A replay of a checkpoint the table holds: a no-op. */
             DM_INFO("sink", "sink=iceberg table=%s: checkpoint %s already committed", sink_name(k),
                     cp);
-            discard_files(k);
+            dm_ice_sink_discard_files(k);
             rc = DM_OK;
             break;
         }
@@ -727,7 +752,7 @@ static dm_err_t commit(sink_t *k, dm_error_t *err)
     free(sorted);
     if (rc) {
         dm_error_prefix(err, "commit of checkpoint %s", cp);
-        discard_files(k);
+        dm_ice_sink_discard_files(k);
     } else {
         for (int32_t p = 0; p < k->s->partitions; p++) {
             dm_tp_offset_t o = {k->s->topic, p, k->pos[p]};
@@ -742,7 +767,7 @@ static dm_err_t commit(sink_t *k, dm_error_t *err)
 
 /* ---- sources and schema evolution --------------------------------------------------- */
 
-static dm_err_t reset_sources(sink_t *k, dm_error_t *err)
+dm_err_t dm_ice_sink_reset_sources(sink_t *k, dm_error_t *err)
 {
     for (size_t i = 0; i < k->n_sources; i++) {
         dm_ice_source_t *src = &k->sources[i];
@@ -764,6 +789,14 @@ static dm_err_t reset_sources(sink_t *k, dm_error_t *err)
         const dm_ice_field_t *f =
             dm_ice_schema_find_id(&k->table->schema, k->table->schema.key_ids[i]);
         k->key_cols[i] = (size_t)(f - k->table->schema.fields);
+    }
+    for (size_t i = 0; i < k->sort.n; i++) {
+        const dm_ice_field_t *f = dm_ice_schema_find_id(&k->table->schema, k->sort.f[i].source_id);
+        if (!f)
+            return dm_error_set(err, DM_ERR_CORRUPT, "iceberg: sort field %d has no source column",
+                                k->sort.f[i].source_id);
+        k->sort.f[i].col = (size_t)(f - k->table->schema.fields);
+        k->sort.f[i].type = f->type;
     }
     free(k->part_cols);
     k->part_cols = calloc(k->table->spec.n + 1, sizeof(size_t));
@@ -807,7 +840,7 @@ static dm_err_t evolve_to(sink_t *k, const dm_avro_schema_t *schema, bool *chang
     if (!rc && *changed) {
         DM_INFO("sink", "sink=iceberg table=%s: schema evolved to id %d (%zu columns)",
                 sink_name(k), k->table->schema.id, k->table->schema.n);
-        rc = reset_sources(k, err);
+        rc = dm_ice_sink_reset_sources(k, err);
     }
     return rc;
 }
@@ -865,7 +898,7 @@ static dm_err_t process(sink_t *k, const dm_transport_batch_t *b, size_t at, int
     const dm_ice_schema_t *ts = &k->table->schema;
     if (!src->envelope) {
         if ((rc = dm_ice_row_convert(src, ts, &v, NULL, k->row, err))) goto fail;
-        return k->upsert ? buffer_upsert(k, k->row, err) : write_row(k, k->row, err);
+        return k->upsert ? buffer_upsert(k, k->row, err) : dm_ice_sink_write_row(k, k->row, err);
     }
     const dm_avro_value_t *op = &v.u.v[src->op];
     char o = op->type == DM_AVRO_STRING && op->len >= 1 ? (char)op->u.p[0] : '?';
@@ -885,7 +918,7 @@ static dm_err_t process(sink_t *k, const dm_transport_batch_t *b, size_t at, int
         }
         if (!k->upsert) {
             if ((rc = dm_ice_row_convert(src, ts, after, NULL, k->row, err))) goto fail;
-            return write_row(k, k->row, err);
+            return dm_ice_sink_write_row(k, k->row, err);
         }
         /* An update may change the key: the before image's key goes too. */
         if (o == 'u' && before && before->type == DM_AVRO_RECORD) {
@@ -954,7 +987,7 @@ static void warn_spec(const sink_t *k)
 }
 
 /* Opens the catalog the settings name and splits the table name. */
-static dm_err_t open_catalog(sink_t *k, char **ns, char **name, dm_error_t *err)
+dm_err_t dm_ice_sink_open_catalog(sink_t *k, char **ns, char **name, dm_error_t *err)
 {
     const dm_iceberg_sink_config_t *c = k->s->conf;
     char *uri = NULL;
@@ -978,13 +1011,46 @@ static dm_err_t open_catalog(sink_t *k, char **ns, char **name, dm_error_t *err)
     return rc;
 }
 
+/* sort_by against the table: an existing table keeps its own default sort
+ * order, so a sort_by that differs from it is refused (naming both) rather
+ * than writing files that claim an order the table does not have. */
+static dm_err_t use_sort_order(sink_t *k, dm_error_t *err)
+{
+    const char *by = k->s->conf->sort_by;
+    if (!by || !*by) return DM_OK;
+    dm_err_t rc = dm_ice_sort_parse(by, &k->table->schema, &k->sort, err);
+    if (rc) return rc;
+    json_t *meta = k->table->meta, *have = NULL, *o;
+    json_int_t id = json_integer_value(json_object_get(meta, "default-sort-order-id"));
+    size_t i;
+    json_array_foreach(json_object_get(meta, "sort-orders"), i, o)
+    {
+        if (json_integer_value(json_object_get(o, "order-id")) == id)
+            have = json_object_get(o, "fields");
+    }
+    json_t *want = dm_ice_sort_fields_json(&k->sort);
+    if (!want) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    if (!have || !json_equal(have, want)) {
+        char *h = have ? json_dumps(have, JSON_COMPACT) : NULL;
+        rc = dm_error_set(err, DM_ERR_CONFIG,
+                          "iceberg: table %s exists with default sort order %lld %s; sort_by "
+                          "'%s' asks for another (an existing table keeps its order: set "
+                          "sort_by to it or leave it empty)",
+                          k->s->conf->table, (long long)id, h ? h : "(missing)", by);
+        free(h);
+    }
+    json_decref(want);
+    k->sort_order_id = (int32_t)id;
+    return rc;
+}
+
 /* Opens catalog and table, decides the mode and the key, and finds where to
  * resume. */
 static dm_err_t start(sink_t *k, dm_error_t *err)
 {
     const dm_iceberg_sink_config_t *c = k->s->conf;
     char *ns = NULL, *name = NULL;
-    dm_err_t rc = open_catalog(k, &ns, &name, err);
+    dm_err_t rc = dm_ice_sink_open_catalog(k, &ns, &name, err);
     bool envelope = false;
     const dm_avro_node_t *row = dm_ice_row_node(k->s->schema->root, &envelope);
     k->upsert = c->mode == DM_ICEBERG_MODE_UPSERT || (c->mode == DM_ICEBERG_MODE_AUTO && envelope);
@@ -1012,9 +1078,20 @@ static dm_err_t start(sink_t *k, dm_error_t *err)
         rc = dm_error_set(err, DM_ERR_CONFIG,
                           "iceberg: upserts (change events) need a primary key: "
                           "set primary_key or the source's key");
+    /* A new table gets sort_by as its order (checked against the table below). */
+    json_t *sort_fields = NULL;
+    if (!rc && c->sort_by && *c->sort_by) {
+        dm_ice_sort_t want;
+        if (!(rc = dm_ice_sort_parse(c->sort_by, &schema, &want, err))) {
+            sort_fields = dm_ice_sort_fields_json(&want);
+            dm_ice_sort_free(&want);
+            if (!sort_fields) rc = dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+        }
+    }
     if (!rc)
-        rc = dm_ice_table_open(k->catalog, c->warehouse, ns, name, &schema, c->partition_by, NULL,
-                               &k->table, err);
+        rc = dm_ice_table_open_sorted(k->catalog, c->warehouse, ns, name, &schema, c->partition_by,
+                                      sort_fields, NULL, &k->table, err);
+    json_decref(sort_fields);
     dm_ice_schema_free(&schema);
     free(ns);
     free(name);
@@ -1028,7 +1105,8 @@ static dm_err_t start(sink_t *k, dm_error_t *err)
                             "iceberg: table %s has no identifier fields to upsert by", c->table);
     k->key_cols = calloc(k->n_key + 1, sizeof(size_t));
     if (!k->key_cols) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
-    if ((rc = reset_sources(k, err))) return rc;
+    if ((rc = use_sort_order(k, err))) return rc;
+    if ((rc = dm_ice_sink_reset_sources(k, err))) return rc;
     /* Deletes are partitioned like data: the partition must follow from the key. */
     for (size_t i = 0; k->upsert && i < k->table->spec.n; i++) {
         bool in_key = false;
@@ -1058,7 +1136,7 @@ static void resume_positions(sink_t *k)
     memcpy(k->committed, k->pos, (size_t)k->s->partitions * sizeof(int64_t));
 }
 
-static void sink_free(sink_t *k)
+void dm_ice_sink_free(sink_t *k)
 {
     discard(k);
     free(k->writers);
@@ -1069,6 +1147,8 @@ static void sink_free(sink_t *k)
     keymap_free(&k->deleted);
     dm_arena_destroy(&k->rows_arena);
     dm_arena_destroy(&k->batch_arena);
+    dm_arena_destroy(&k->sort_arena);
+    dm_ice_sort_free(&k->sort);
     dm_buf_free(&k->scratch);
     for (size_t i = 0; i < k->n_sources; i++)
         dm_ice_source_free(&k->sources[i]);
@@ -1098,6 +1178,7 @@ void dm_iceberg_sink_run(const dm_iceberg_sink_t *s, dm_unit_status_t *status)
     dm_transport_batch_t b = {0};
     dm_arena_init(&k.rows_arena, 1 << 20);
     dm_arena_init(&k.batch_arena, 0);
+    dm_arena_init(&k.sort_arena, 1 << 20);
     k.pos = calloc((size_t)s->partitions, sizeof(int64_t));
     k.committed = calloc((size_t)s->partitions, sizeof(int64_t));
     int64_t backoff = 200;
@@ -1112,10 +1193,11 @@ void dm_iceberg_sink_run(const dm_iceberg_sink_t *s, dm_unit_status_t *status)
                 bool config = err.code <= DM_ERR_CONFIG && err.code > DM_ERR_SCHEMA;
                 dm_unit_set(status, config ? "failed" : "retrying", "%s", err.message);
                 DM_WARN("sink", "sink=iceberg table=%s: %s", s->conf->table, err.message);
-                sink_free(&k);
+                dm_ice_sink_free(&k);
                 k = (sink_t){.s = s, .status = status};
                 dm_arena_init(&k.rows_arena, 1 << 20);
                 dm_arena_init(&k.batch_arena, 0);
+                dm_arena_init(&k.sort_arena, 1 << 20);
                 k.pos = calloc((size_t)s->partitions, sizeof(int64_t));
                 k.committed = calloc((size_t)s->partitions, sizeof(int64_t));
                 if (config || dm_unit_sleep(status, backoff)) break;
@@ -1150,7 +1232,7 @@ void dm_iceberg_sink_run(const dm_iceberg_sink_t *s, dm_unit_status_t *status)
             /* Start the checkpoint over from what the table holds. */
             dm_unit_set(status, "retrying", "%s", err.message);
             DM_WARN("sink", "sink=iceberg table=%s: %s", s->conf->table, err.message);
-            discard_files(&k);
+            dm_ice_sink_discard_files(&k);
             discard(&k);
             dm_error_t rerr = {0};
             if (!dm_ice_table_refresh(k.table, &rerr))
@@ -1168,326 +1250,6 @@ void dm_iceberg_sink_run(const dm_iceberg_sink_t *s, dm_unit_status_t *status)
     if (started && k.pending && commit(&k, &err))
         DM_WARN("sink", "sink=iceberg table=%s: final commit: %s", s->conf->table, err.message);
     dm_transport_batch_free(s->transport, &b);
-    sink_free(&k);
+    dm_ice_sink_free(&k);
     if (strcmp(status->state, "failed")) dm_unit_set(status, "stopped", NULL);
-}
-
-/* ---- compaction --------------------------------------------------------------------- */
-
-static int64_t entry_seq(json_t *e)
-{
-    json_t *s = json_object_get(e, "sequence_number");
-    return json_integer_value(json_is_object(s) ? json_object_get(s, "long") : s);
-}
-
-static json_t *entry_file(json_t *e)
-{
-    return json_object_get(e, "data_file");
-}
-
-/* A file being read back: its columns mapped to the table's by field id,
- * each leaf's entries, and a cursor per leaf. */
-typedef struct file_rows {
-    dm_pq_reader_t *r;
-    size_t nc;
-    int *to;            /* file column -> table column, -1 when the table has none */
-    dm_pq_leaf_t *leaf; /* per file column (leaves only) */
-    size_t *pos;        /* per file column: the next entry */
-    size_t *end;        /* per file column: after its subtree */
-    dm_pq_entry_t *entries;
-    size_t n_entries, cap_entries;
-} file_rows_t;
-
-/* A value read back as the table's column wants it: int files in a long
- * column, float in double (promoted columns). */
-static dm_pq_value_t promote(const sink_t *k, const file_rows_t *f, size_t c, dm_pq_value_t v)
-{
-    dm_ice_type_t tt = k->table->schema.fields[f->to[c]].type;
-    dm_pq_type_t ft = dm_pq_reader_column(f->r, c)->type;
-    if (!v.null && tt == DM_ICE_LONG && ft == DM_PQ_INT32) v.u.i64 = v.u.i32;
-    if (!v.null && tt == DM_ICE_DOUBLE && ft == DM_PQ_FLOAT) v.u.d = v.u.f;
-    return v;
-}
-
-/* The first leaf of column c's subtree (c itself for a leaf). */
-static size_t first_leaf(const file_rows_t *f, size_t c)
-{
-    while (c + 1 < f->end[c] && dm_pq_reader_column(f->r, c)->n_children)
-        c++;
-    return c;
-}
-
-/* Whether group c is present in the current row: its first leaf's next
- * entry reaches c's definition level. */
-static bool group_present(const file_rows_t *f, size_t c)
-{
-    size_t l = first_leaf(f, c);
-    return f->pos[l] < f->leaf[l].n && f->leaf[l].defs[f->pos[l]] >= dm_pq_reader_max_def(f->r, c);
-}
-
-static dm_err_t add_entry(file_rows_t *f, const dm_pq_entry_t *e, dm_error_t *err)
-{
-    if (f->n_entries == f->cap_entries) {
-        size_t cap = f->cap_entries ? f->cap_entries * 2 : 256;
-        dm_pq_entry_t *ne = realloc(f->entries, cap * sizeof(*ne));
-        if (!ne) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
-        f->entries = ne, f->cap_entries = cap;
-    }
-    f->entries[f->n_entries++] = *e;
-    return DM_OK;
-}
-
-/* Assembles the next row into table order: leaves take their next entry,
- * structs are null when their leaves say so, a list or map takes its
- * leaves' entries up to the next row (repetition level 0) as they are. */
-static dm_err_t next_row(sink_t *k, file_rows_t *f, dm_pq_value_t *row, dm_error_t *err)
-{
-    size_t nt = k->table->schema.n;
-    for (size_t t = 0; t < nt; t++)
-        row[t] = (dm_pq_value_t){.null = true};
-    f->n_entries = 0;
-    for (size_t c = 0; c < f->nc;) {
-        const dm_pq_column_t *d = dm_pq_reader_column(f->r, c);
-        bool container =
-            d->n_children && (d->logical == DM_PQ_LT_LIST || d->logical == DM_PQ_LT_MAP);
-        if (!d->n_children) {
-            if (f->pos[c] >= f->leaf[c].n)
-                return dm_error_set(err, DM_ERR_CORRUPT, "iceberg: a column ends early");
-            dm_pq_value_t v = f->leaf[c].vals[f->pos[c]++];
-            if (f->to[c] >= 0) row[f->to[c]] = promote(k, f, c, v);
-            c++;
-            continue;
-        }
-        bool present = group_present(f, c);
-        if (f->to[c] >= 0) row[f->to[c]].null = !present;
-        if (!container) {
-            c++; /* a struct: its fields follow */
-            continue;
-        }
-        size_t start = f->n_entries;
-        for (size_t l = c + 1; l < f->end[c]; l++) {
-            if (dm_pq_reader_column(f->r, l)->n_children) continue;
-            dm_pq_leaf_t *lf = &f->leaf[l];
-            do {
-                if (f->pos[l] >= lf->n)
-                    return dm_error_set(err, DM_ERR_CORRUPT, "iceberg: a column ends early");
-                size_t i = f->pos[l]++;
-                dm_pq_entry_t e = {.col = (uint32_t)f->to[l],
-                                   .rep = lf->reps[i],
-                                   .def = lf->defs[i],
-                                   .v = promote(k, f, l, lf->vals[i])};
-                if (present) {
-                    dm_err_t rc = add_entry(f, &e, err);
-                    if (rc) return rc;
-                }
-            } while (f->pos[l] < lf->n && lf->reps[f->pos[l]] != 0);
-        }
-        if (present && f->to[c] >= 0) row[f->to[c]].u.rep.n = (uint32_t)(f->n_entries - start);
-        c = f->end[c];
-    }
-    /* Entries were appended in column order: point each list or map at its run. */
-    size_t off = 0;
-    for (size_t t = 0; t < nt; t++) {
-        dm_ice_type_t tt = k->table->schema.fields[t].type;
-        if ((tt != DM_ICE_LIST && tt != DM_ICE_MAP) || row[t].null || !row[t].u.rep.n) continue;
-        row[t].u.rep.e = f->entries + off;
-        off += row[t].u.rep.n;
-    }
-    return DM_OK;
-}
-
-/* Maps a file's columns to the table's by field id; a nested column must
- * match the table's kind (the sink never changes inside nested columns). */
-static dm_err_t map_file(sink_t *k, file_rows_t *f, dm_error_t *err)
-{
-    f->nc = dm_pq_reader_n_columns(f->r);
-    f->to = calloc(f->nc + 1, sizeof(int));
-    f->leaf = calloc(f->nc + 1, sizeof(dm_pq_leaf_t));
-    f->pos = calloc(f->nc + 1, sizeof(size_t));
-    f->end = calloc(f->nc + 1, sizeof(size_t));
-    if (!f->to || !f->leaf || !f->pos || !f->end)
-        return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
-    /* Subtree ends, from the child counts (pre-order). */
-    for (size_t c = f->nc; c-- > 0;) {
-        size_t e = c + 1;
-        for (int32_t ch = 0; ch < dm_pq_reader_column(f->r, c)->n_children && e < f->nc; ch++)
-            e = f->end[e];
-        f->end[c] = e;
-    }
-    for (size_t c = 0; c < f->nc; c++) {
-        const dm_pq_column_t *d = dm_pq_reader_column(f->r, c);
-        const dm_ice_field_t *tf = dm_ice_schema_find_id(&k->table->schema, d->field_id);
-        f->to[c] = tf ? (int)(tf - k->table->schema.fields) : -1;
-        bool nested = d->n_children > 0;
-        if (tf && nested != dm_ice_type_nested(tf->type))
-            return dm_error_set(err, DM_ERR_UNSUPPORTED,
-                                "iceberg: column %s is nested in the file and not in the table "
-                                "(or the other way round)",
-                                d->name);
-        if (!tf && nested)
-            return dm_error_set(err, DM_ERR_UNSUPPORTED,
-                                "iceberg: nested column %s (field id %d) is not in the table",
-                                d->name, d->field_id);
-        if (!nested) {
-            dm_err_t rc = dm_pq_reader_read_leaf(f->r, c, &f->leaf[c], err);
-            if (rc) return rc;
-        }
-    }
-    return DM_OK;
-}
-
-static void file_rows_free(file_rows_t *f)
-{
-    for (size_t c = 0; f->leaf && c < f->nc; c++)
-        dm_pq_leaf_free(&f->leaf[c]);
-    free(f->leaf);
-    free(f->to);
-    free(f->pos);
-    free(f->end);
-    free(f->entries);
-    dm_pq_reader_free(f->r);
-}
-
-/* Reads a file's rows into table order (columns matched by field id; ones
- * the table no longer has are dropped) and calls fn for every row. */
-static dm_err_t read_rows(sink_t *k, const char *uri,
-                          dm_err_t (*fn)(sink_t *k, const dm_pq_value_t *row, void *ctx,
-                                         dm_error_t *err),
-                          void *ctx, dm_error_t *err)
-{
-    file_rows_t f = {0};
-    dm_err_t rc = dm_pq_reader_open(dm_ice_local_path(uri), &f.r, err);
-    if (rc) return rc;
-    int64_t rows = dm_pq_reader_rows(f.r);
-    dm_pq_value_t *row = calloc(k->table->schema.n + 1, sizeof(*row));
-    rc = row ? map_file(k, &f, err) : dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
-    for (int64_t i = 0; !rc && i < rows; i++) {
-        rc = next_row(k, &f, row, err);
-        if (!rc) rc = fn(k, row, ctx, err);
-    }
-    free(row);
-    file_rows_free(&f);
-    if (rc) dm_error_prefix(err, "compacting %s", uri);
-    return rc;
-}
-
-/* Records the newest delete sequence number per key. */
-static dm_err_t add_delete(sink_t *k, const dm_pq_value_t *row, void *ctx, dm_error_t *err)
-{
-    uint32_t seq = (uint32_t)(uintptr_t)ctx, *v;
-    bool found;
-    dm_err_t rc = encode_key(k, row, &k->scratch, err);
-    if (rc) return rc;
-    if (keymap_find_or_add(&k->deleted, k->scratch.data, k->scratch.len, seq, &v, &found))
-        return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
-    if (*v < seq) *v = seq;
-    return DM_OK;
-}
-
-typedef struct keep_ctx {
-    uint32_t seq;
-    int64_t kept;
-} keep_ctx_t;
-
-/* Writes a data row unless a newer equality delete removes its key. */
-static dm_err_t keep_row_unless_deleted(sink_t *k, const dm_pq_value_t *row, void *ctx,
-                                        dm_error_t *err)
-{
-    keep_ctx_t *kc = ctx;
-    if (k->n_key && k->deleted.n) {
-        dm_err_t rc = encode_key(k, row, &k->scratch, err);
-        if (rc) return rc;
-        uint32_t h =
-            (uint32_t)dm_hash64(k->scratch.data, k->scratch.len) & (k->deleted.n_slots - 1);
-        for (; k->deleted.slots[h]; h = (h + 1) & (k->deleted.n_slots - 1)) {
-            uint32_t i = k->deleted.slots[h] - 1;
-            if (k->deleted.len[i] == k->scratch.len &&
-                !memcmp(k->deleted.bytes.data + k->deleted.off[i], k->scratch.data,
-                        k->scratch.len)) {
-                if (k->deleted.val[i] > kc->seq) return DM_OK; /* deleted after it was written */
-                break;
-            }
-        }
-    }
-    kc->kept++;
-    return write_row(k, row, err);
-}
-
-dm_err_t dm_iceberg_compact(const dm_iceberg_sink_config_t *conf, int64_t *files_in,
-                            int64_t *rows_out, dm_error_t *err)
-{
-    dm_iceberg_sink_t s = {.conf = conf, .group = "compaction"};
-    sink_t k = {.s = &s};
-    dm_arena_init(&k.rows_arena, 0);
-    dm_arena_init(&k.batch_arena, 0);
-    char *ns = NULL, *name = NULL;
-    json_t *entries = NULL;
-    *files_in = *rows_out = 0;
-    dm_err_t rc = open_catalog(&k, &ns, &name, err);
-    if (!rc)
-        rc = dm_ice_table_open(k.catalog, conf->warehouse, ns, name, NULL, "", NULL, &k.table, err);
-    free(ns);
-    free(name);
-    if (!rc) {
-        k.n_key = k.table->schema.n_keys;
-        k.key_cols = calloc(k.n_key + 1, sizeof(size_t));
-        rc = k.key_cols ? reset_sources(&k, err)
-                        : dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
-    }
-    if (!rc) rc = dm_ice_table_files(k.table, &entries, err);
-    size_t i;
-    json_t *e;
-    /* Deletes first: the newest sequence number that deleted each key. */
-    json_array_foreach(entries, i, e)
-    {
-        json_t *f = entry_file(e);
-        if (rc || json_integer_value(json_object_get(f, "content")) == DM_ICE_CONTENT_DATA)
-            continue;
-        json_t *ids = json_object_get(json_object_get(f, "equality_ids"), "array");
-        bool same =
-            json_integer_value(json_object_get(f, "content")) == DM_ICE_CONTENT_EQ_DELETES &&
-            json_array_size(ids) == k.n_key;
-        for (size_t j = 0; same && j < k.n_key; j++)
-            if (json_integer_value(json_array_get(ids, j)) != k.table->schema.key_ids[j])
-                same = false;
-        if (!same)
-            rc = dm_error_set(err, DM_ERR_UNSUPPORTED,
-                              "iceberg: compaction applies equality deletes on the table's key "
-                              "only; %s is another kind",
-                              json_string_value(json_object_get(f, "file_path")));
-        else
-            rc = read_rows(&k, json_string_value(json_object_get(f, "file_path")), add_delete,
-                           (void *)(uintptr_t)entry_seq(e), err);
-        (*files_in)++;
-    }
-    json_array_foreach(entries, i, e)
-    {
-        json_t *f = entry_file(e);
-        if (rc || json_integer_value(json_object_get(f, "content")) != DM_ICE_CONTENT_DATA)
-            continue;
-        keep_ctx_t kc = {.seq = (uint32_t)entry_seq(e)};
-        rc = read_rows(&k, json_string_value(json_object_get(f, "file_path")),
-                       keep_row_unless_deleted, &kc, err);
-        *rows_out += kc.kept;
-        (*files_in)++;
-    }
-    while (!rc && k.n_writers) {
-        rc = close_writer(&k, &k.writers[k.n_writers - 1], err);
-        k.n_writers--;
-    }
-    if (!rc && *files_in) {
-        json_t *extra =
-            json_pack("{s:s}", "datamesh.compaction", "rewrote live files, applied deletes");
-        dm_ice_commit_t c = {.data = k.files, .n_data = k.n_files, .replace = true, .extra = extra};
-        rc = dm_ice_table_commit(k.table, &c, err);
-        if (rc == DM_ERR_AGAIN)
-            dm_error_set(err, rc,
-                         "iceberg: %s changed during compaction; nothing was changed, run it again",
-                         conf->table);
-        json_decref(extra);
-    }
-    if (rc) discard_files(&k);
-    json_decref(entries);
-    sink_free(&k);
-    return rc;
 }

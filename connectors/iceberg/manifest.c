@@ -242,13 +242,16 @@ static json_t *entry_json(const dm_ice_schema_t *schema, const dm_ice_spec_t *sp
         eq = branch("array", ids);
     }
     json_t *df = json_pack(
-        "{s:i, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:n, s:o, s:n}",
+        "{s:i, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:n, s:o, s:o}",
         "content", f->content, "file_path", f->path, "file_format", "PARQUET", "partition", part,
         "record_count", (json_int_t)f->records, "file_size_in_bytes", (json_int_t)f->bytes,
         "column_sizes", kv_list(f, 0), "value_counts", kv_list(f, 1), "null_value_counts",
         kv_list(f, 2), "nan_value_counts", kv_list(f, 3), "lower_bounds", kv_list(f, 4),
         "upper_bounds", kv_list(f, 5), "key_metadata", "split_offsets", "equality_ids", eq,
-        "sort_order_id");
+        "sort_order_id",
+        f->content == DM_ICE_CONTENT_DATA && f->sort_order_id
+            ? branch("int", json_integer(f->sort_order_id))
+            : json_null());
     return json_pack("{s:i, s:o, s:o, s:o, s:o}", "status", 1, "snapshot_id",
                      branch("long", json_integer(snapshot_id)), "sequence_number",
                      branch("long", json_integer(seq)), "file_sequence_number",

@@ -101,7 +101,8 @@ dm_err_t dm_ice_table_refresh(dm_ice_table_t *t, dm_error_t *err)
 }
 
 static json_t *new_metadata(const dm_ice_table_t *t, const dm_ice_schema_t *schema,
-                            const dm_ice_spec_t *spec, json_t *properties)
+                            const dm_ice_spec_t *spec, json_t *properties,
+                            const json_t *sort_fields)
 {
     char uuid[37];
     dm_ice_uuid(uuid);
@@ -110,15 +111,21 @@ static json_t *new_metadata(const dm_ice_table_t *t, const dm_ice_schema_t *sche
         if (schema->fields[i].id > last_col) last_col = schema->fields[i].id;
     json_t *props = properties ? json_deep_copy(properties) : json_object();
     json_object_set_new(props, "write.format.default", json_string("parquet"));
+    /* Order 0 is "unsorted" (always kept); a sort order is order 1 and the default. */
+    json_t *orders = json_pack("[{s:i, s:[]}]", "order-id", 0, "fields");
+    bool sorted = sort_fields && json_array_size(sort_fields);
+    if (orders && sorted)
+        json_array_append_new(
+            orders, json_pack("{s:i, s:O}", "order-id", 1, "fields", (json_t *)sort_fields));
     return json_pack("{s:i, s:s, s:s, s:i, s:I, s:i, s:i, s:[o], s:i, s:[o], s:i, s:i, "
-                     "s:[{s:i, s:[]}], s:o, s:{}, s:[], s:[], s:[]}",
+                     "s:o, s:o, s:{}, s:[], s:[], s:[]}",
                      "format-version", 2, "table-uuid", uuid, "location", t->location,
                      "last-sequence-number", 0, "last-updated-ms", (json_int_t)dm_wall_ms(),
                      "last-column-id", last_col, "current-schema-id", schema->id, "schemas",
                      dm_ice_schema_to_json(schema), "default-spec-id", spec->id, "partition-specs",
                      dm_ice_spec_to_json(spec), "last-partition-id", 999 + (int)spec->n,
-                     "default-sort-order-id", 0, "sort-orders", "order-id", 0, "fields",
-                     "properties", props, "refs", "snapshots", "snapshot-log", "metadata-log");
+                     "default-sort-order-id", sorted ? 1 : 0, "sort-orders", orders, "properties",
+                     props, "refs", "snapshots", "snapshot-log", "metadata-log");
 }
 
 /* Swaps in a new metadata document through the catalog. */
@@ -149,6 +156,15 @@ dm_err_t dm_ice_table_open(dm_ice_catalog_t *catalog, const char *warehouse, con
                            const char *partition_by, json_t *properties, dm_ice_table_t **out,
                            dm_error_t *err)
 {
+    return dm_ice_table_open_sorted(catalog, warehouse, ns, name, schema, partition_by, NULL,
+                                    properties, out, err);
+}
+
+dm_err_t dm_ice_table_open_sorted(dm_ice_catalog_t *catalog, const char *warehouse, const char *ns,
+                                  const char *name, const dm_ice_schema_t *schema,
+                                  const char *partition_by, const json_t *sort_fields,
+                                  json_t *properties, dm_ice_table_t **out, dm_error_t *err)
+{
     *out = NULL;
     dm_ice_table_t *t = calloc(1, sizeof(*t));
     if (!t) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
@@ -167,7 +183,7 @@ dm_err_t dm_ice_table_open(dm_ice_catalog_t *catalog, const char *warehouse, con
         if (rc != DM_ERR_NOT_FOUND || !schema) break;
         dm_ice_spec_t spec;
         if ((rc = dm_ice_spec_parse(partition_by, schema, &spec, err))) break;
-        json_t *meta = new_metadata(t, schema, &spec, properties);
+        json_t *meta = new_metadata(t, schema, &spec, properties, sort_fields);
         dm_ice_spec_free(&spec);
         rc = meta ? swap(t, meta, err) : dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
         if (rc != DM_ERR_AGAIN) break;

@@ -192,6 +192,7 @@ typedef struct dm_ice_data_file {
     dm_pq_column_stats_t *stats;
     int32_t *eq_ids; /* equality delete files: the key's field ids */
     size_t n_eq;
+    int32_t sort_order_id; /* data files: the order their rows follow (0: unsorted) */
 } dm_ice_data_file_t;
 
 void dm_ice_data_file_free(dm_ice_data_file_t *f);
@@ -288,6 +289,14 @@ dm_err_t dm_ice_table_open(dm_ice_catalog_t *catalog, const char *warehouse, con
                            const char *name, const dm_ice_schema_t *schema,
                            const char *partition_by, json_t *properties, dm_ice_table_t **out,
                            dm_error_t *err);
+
+/* dm_ice_table_open, and a new table gets the sort order sort_fields (an
+ * Iceberg sort order's "fields" array; NULL or empty: unsorted) as order 1
+ * and its default-sort-order-id. An existing table keeps its own order. */
+dm_err_t dm_ice_table_open_sorted(dm_ice_catalog_t *catalog, const char *warehouse, const char *ns,
+                                  const char *name, const dm_ice_schema_t *schema,
+                                  const char *partition_by, const json_t *sort_fields,
+                                  json_t *properties, dm_ice_table_t **out, dm_error_t *err);
 
 void dm_ice_table_free(dm_ice_table_t *t);
 
