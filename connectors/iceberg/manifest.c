@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "connectors/iceberg/sort.h"
 #include "connectors/iceberg/table.h"
 #include "core/arena.h"
 #include "core/buf.h"
@@ -305,25 +306,6 @@ static dm_err_t write_avro(const char *path, const char *schema_text,
     return rc;
 }
 
-static int compare_part(dm_ice_type_t t, const dm_pq_value_t *a, const dm_pq_value_t *b)
-{
-    switch (t) {
-    case DM_ICE_BOOLEAN: return (int)a->u.b - (int)b->u.b;
-    case DM_ICE_INT:
-    case DM_ICE_DATE: return (a->u.i32 > b->u.i32) - (a->u.i32 < b->u.i32);
-    case DM_ICE_LONG:
-    case DM_ICE_TIMESTAMP:
-    case DM_ICE_TIMESTAMPTZ: return (a->u.i64 > b->u.i64) - (a->u.i64 < b->u.i64);
-    case DM_ICE_FLOAT: return (a->u.f > b->u.f) - (a->u.f < b->u.f);
-    case DM_ICE_DOUBLE: return (a->u.d > b->u.d) - (a->u.d < b->u.d);
-    default: {
-        uint32_t n = a->u.s.len < b->u.s.len ? a->u.s.len : b->u.s.len;
-        int r = memcmp(a->u.s.p, b->u.s.p, n);
-        return r ? r : (a->u.s.len > b->u.s.len) - (a->u.s.len < b->u.s.len);
-    }
-    }
-}
-
 /* The manifest list's per-partition-field summary of a manifest's files. */
 static json_t *partition_summaries(const dm_ice_schema_t *schema, const dm_ice_spec_t *spec,
                                    dm_ice_data_file_t *const *files, size_t n)
@@ -339,8 +321,8 @@ static json_t *partition_summaries(const dm_ice_schema_t *schema, const dm_ice_s
                 nulls = true;
                 continue;
             }
-            if (!lo || compare_part(t, v, lo) < 0) lo = v;
-            if (!hi || compare_part(t, v, hi) > 0) hi = v;
+            if (!lo || dm_ice_value_compare(t, v, lo) < 0) lo = v;
+            if (!hi || dm_ice_value_compare(t, v, hi) > 0) hi = v;
         }
         uint8_t b[64];
         uint32_t len;

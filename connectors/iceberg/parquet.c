@@ -84,14 +84,6 @@ dm_err_t dm_pq_rle_encode(const uint32_t *vals, size_t n, int bit_width, dm_buf_
     return DM_OK;
 }
 
-static int bit_width_of(uint32_t max)
-{
-    int w = 1;
-    while (w < 32 && (max >> w))
-        w++;
-    return w;
-}
-
 /* ---- decimals ---------------------------------------------------------------- */
 
 bool dm_pq_decimal_from_be(const uint8_t *p, size_t n, uint8_t dec[16])
@@ -582,7 +574,7 @@ static dm_err_t send_page(dm_pq_writer_t *w, size_t ci, size_t r0, size_t r1, si
 static dm_err_t send_pages(dm_pq_writer_t *w, size_t ci, bool dict, bool final, dm_error_t *err)
 {
     column_t *c = &w->cols[ci];
-    int bw = dict ? bit_width_of(c->dict_n ? c->dict_n - 1 : 0) : 0;
+    int bw = dict ? pq_bit_width(c->dict_n ? c->dict_n - 1 : 0) : 0;
     if (!dict && !c->max_rep && (int64_t)c->plain.len < 2 * w->opts.page_bytes) {
         /* Every entry ends a row and the buffer is about a page: one page,
          * without walking it. */
@@ -676,7 +668,7 @@ static dm_err_t cut_group(dm_pq_writer_t *w, dm_error_t *err)
         if (c->group) continue;
         pq_chunk_meta_t *m = &g->metas[i];
         typed_to_bound(c);
-        int bw = bit_width_of(c->dict_n ? c->dict_n - 1 : 0);
+        int bw = pq_bit_width(c->dict_n ? c->dict_n - 1 : 0);
         m->dict = !c->streamed && c->dict_on && c->dict_n > 0 &&
                   c->dict.len + c->n_vals * (size_t)bw / 8 < c->plain.len;
         if (m->dict) {

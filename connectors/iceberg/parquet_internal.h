@@ -163,4 +163,13 @@ dm_err_t pq_write_magic(dm_pq_writer_t *w, dm_error_t *err);
 /* Writes the footer and the tail after the last row group. */
 dm_err_t pq_write_footer(dm_pq_writer_t *w, dm_error_t *err);
 
+/* Bits that hold every value up to max (at least 1): the width of levels and indexes. */
+static inline int pq_bit_width(uint32_t max)
+{
+    int w = 1;
+    while (w < 32 && (max >> w))
+        w++;
+    return w;
+}
+
 #endif

@@ -52,14 +52,6 @@ static dm_err_t compress(dm_pq_writer_t *w, const dm_buf_t *in, dm_buf_t *out, d
     return DM_OK;
 }
 
-static int bit_width_of(uint32_t max)
-{
-    int w = 1;
-    while (w < 32 && (max >> w))
-        w++;
-    return w;
-}
-
 /* Appends levels as v1 pages want them: a 4-byte length, then RLE. */
 static dm_err_t put_levels(dm_pq_writer_t *w, dm_buf_t *pg, const dm_buf_t *lv, int max)
 {
@@ -75,7 +67,7 @@ static dm_err_t put_levels(dm_pq_writer_t *w, dm_buf_t *pg, const dm_buf_t *lv, 
     size_t at = pg->len;
     for (size_t i = 0; i < lv->len; i++)
         w->wlv32[i] = lv->data[i];
-    if ((rc = dm_pq_rle_encode(w->wlv32, lv->len, bit_width_of((uint32_t)max), pg))) return rc;
+    if ((rc = dm_pq_rle_encode(w->wlv32, lv->len, pq_bit_width((uint32_t)max), pg))) return rc;
     uint32_t len = (uint32_t)(pg->len - at);
     uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
     memcpy(pg->data + at - 4, l, 4);

@@ -141,8 +141,7 @@ static int cmp_bytes(const uint8_t *a, uint32_t la, const uint8_t *b, uint32_t l
     return (la > lb) - (la < lb);
 }
 
-/* Two non-null values of one type. */
-static int cmp_value(dm_ice_type_t t, const dm_pq_value_t *a, const dm_pq_value_t *b)
+int dm_ice_value_compare(dm_ice_type_t t, const dm_pq_value_t *a, const dm_pq_value_t *b)
 {
     switch (t) {
     case DM_ICE_BOOLEAN: return (int)a->u.b - (int)b->u.b;
@@ -176,7 +175,7 @@ int dm_ice_sort_compare(const dm_ice_sort_t *o, const dm_pq_value_t *a, const dm
             if (!f->nulls_first) c = -c;
             return c; /* the null order holds whatever the direction */
         }
-        c = cmp_value(f->type, x, y);
+        c = dm_ice_value_compare(f->type, x, y);
         if (c) return f->desc ? -(c > 0 ? 1 : -1) : (c > 0 ? 1 : -1);
     }
     return 0;

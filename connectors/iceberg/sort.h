@@ -44,4 +44,8 @@ int dm_ice_sort_compare(const dm_ice_sort_t *o, const dm_pq_value_t *a, const dm
  * arrival order. DM_ERR_NOMEM when the scratch array cannot be had. */
 dm_err_t dm_ice_sort_rows(const dm_ice_sort_t *o, const dm_pq_value_t **rows, size_t n);
 
+/* Two non-null values of one Iceberg type in Iceberg's order (numbers by value, -0 before
+ * +0 and NaN last, decimals signed, strings and binary bytewise): <0, 0 or >0. */
+int dm_ice_value_compare(dm_ice_type_t t, const dm_pq_value_t *a, const dm_pq_value_t *b);
+
 #endif
