@@ -112,6 +112,23 @@ static void header_tail(uint8_t *t, uint8_t attributes, size_t n, int64_t first,
     dm_wr32(t + 36, (uint32_t)last_rel);
 }
 
+/* Ends an uncompressed batch whose records were written from hdr_at + header up to w: the
+ * header (base offset left 0 for the caller) and the CRC, while the bytes are in cache. */
+static dm_err_t finish_plain(dm_buf_t *out, size_t hdr_at, const uint8_t *w, uint8_t attributes,
+                             size_t n, int64_t first, int64_t last, uint64_t txn_id,
+                             int64_t last_rel)
+{
+    size_t payload_len = (size_t)(w - out->data) - hdr_at - DM_BATCH_HEADER_SIZE;
+    if (DM_BATCH_HEADER_SIZE + payload_len > DM_BATCH_MAX_BYTES) return DM_ERR_RANGE;
+    uint8_t *h = out->data + hdr_at;
+    dm_wr64(h, 0);
+    dm_wr32(h + 8, (uint32_t)(DM_BATCH_HEADER_SIZE + payload_len));
+    header_tail(h + 16, attributes, n, first, last, txn_id, payload_len, last_rel);
+    dm_wr32(h + 12, dm_crc32c(0, h + 16, DM_BATCH_HEADER_SIZE - 16 + payload_len));
+    out->len = hdr_at + DM_BATCH_HEADER_SIZE + payload_len;
+    return DM_OK;
+}
+
 /* Encodes an uncompressed batch into space reserved once for the whole batch (need: an
  * upper bound of its size, from encode_common), then checksums it while it is still in
  * cache. */
@@ -125,15 +142,7 @@ static dm_err_t encode_plain(dm_buf_t *out, const dm_log_record_t *records, size
     for (size_t i = 0; i < n; i++)
         w = put_record(w, &records[i], first == last ? 0 : rec_ts(&records[i], now_ms) - first,
                        rec_rel(rel, i));
-    size_t payload_len = (size_t)(w - out->data) - hdr_at - DM_BATCH_HEADER_SIZE;
-    if (DM_BATCH_HEADER_SIZE + payload_len > DM_BATCH_MAX_BYTES) return DM_ERR_RANGE;
-    uint8_t *h = out->data + hdr_at;
-    dm_wr64(h, 0);
-    dm_wr32(h + 8, (uint32_t)(DM_BATCH_HEADER_SIZE + payload_len));
-    header_tail(h + 16, attributes, n, first, last, txn_id, payload_len, rec_rel(rel, n - 1));
-    dm_wr32(h + 12, dm_crc32c(0, h + 16, DM_BATCH_HEADER_SIZE - 16 + payload_len));
-    out->len = hdr_at + DM_BATCH_HEADER_SIZE + payload_len;
-    return DM_OK;
+    return finish_plain(out, hdr_at, w, attributes, n, first, last, txn_id, rec_rel(rel, n - 1));
 }
 
 /* The common produce: uncompressed, offsets 0..n-1, and the first record's timestamp the
@@ -175,15 +184,15 @@ static dm_err_t encode_plain_one_pass(dm_buf_t *out, const dm_log_record_t *reco
         }
         w = put_record(w, r, ts - first, (int64_t)i);
     }
-    size_t payload_len = (size_t)(w - out->data) - hdr_at - DM_BATCH_HEADER_SIZE;
-    if (DM_BATCH_HEADER_SIZE + payload_len > DM_BATCH_MAX_BYTES) return DM_ERR_RANGE;
-    uint8_t *h = out->data + hdr_at;
-    dm_wr64(h, 0);
-    dm_wr32(h + 8, (uint32_t)(DM_BATCH_HEADER_SIZE + payload_len));
-    header_tail(h + 16, attributes, n, first, last, txn_id, payload_len, (int64_t)n - 1);
-    dm_wr32(h + 12, dm_crc32c(0, h + 16, DM_BATCH_HEADER_SIZE - 16 + payload_len));
-    out->len = hdr_at + DM_BATCH_HEADER_SIZE + payload_len;
-    return DM_OK;
+    return finish_plain(out, hdr_at, w, attributes, n, first, last, txn_id, (int64_t)n - 1);
+}
+
+/* The error of a batch that could not be encoded: no memory, or over the size limit. */
+static dm_err_t encode_failed(dm_err_t rc, size_t n, dm_error_t *err)
+{
+    if (rc == DM_ERR_NOMEM) return dm_error_set(err, rc, "encoding a batch of %zu records", n);
+    return dm_error_set(err, rc, "batch of %zu records exceeds the %u byte limit", n,
+                        DM_BATCH_MAX_BYTES);
 }
 
 static dm_err_t encode_common(dm_buf_t *out, dm_buf_t *scratch, int64_t base_offset,
@@ -201,10 +210,7 @@ static dm_err_t encode_common(dm_buf_t *out, dm_buf_t *scratch, int64_t base_off
             dm_wr64(out->data + at, (uint64_t)base_offset);
             return DM_OK;
         }
-        if (rc == DM_ERR_NOMEM) return dm_error_set(err, rc, "encoding a batch of %zu records", n);
-        if (rc == DM_ERR_RANGE)
-            return dm_error_set(err, rc, "batch of %zu records exceeds the %u byte limit", n,
-                                DM_BATCH_MAX_BYTES);
+        if (rc != DM_ERR_AGAIN) return encode_failed(rc, n, err);
     }
     /* One pass for the timestamp range and the batch's size bound: the bytes of keys, values
      * and headers, plus the most their varints can take. */
@@ -227,19 +233,14 @@ static dm_err_t encode_common(dm_buf_t *out, dm_buf_t *scratch, int64_t base_off
         }
     }
     size_t hdr_at = out->len;
-    if (data_bytes > DM_BATCH_MAX_BYTES)
-        return dm_error_set(err, DM_ERR_RANGE, "batch of %zu records exceeds the %u byte limit", n,
-                            DM_BATCH_MAX_BYTES);
+    if (data_bytes > DM_BATCH_MAX_BYTES) return encode_failed(DM_ERR_RANGE, n, err);
     uint8_t attributes = (uint8_t)comp | (txn_id ? DM_BATCH_ATTR_TXN : 0);
     if (comp == DM_BATCH_COMP_NONE) {
         dm_err_t rc = encode_plain(out, records, n, rel, now_ms, first, last, attributes, txn_id,
                                    (size_t)need);
         if (rc) {
             out->len = hdr_at;
-            return rc == DM_ERR_NOMEM
-                       ? dm_error_set(err, rc, "encoding a batch of %zu records", n)
-                       : dm_error_set(err, rc, "batch of %zu records exceeds the %u byte limit", n,
-                                      DM_BATCH_MAX_BYTES);
+            return encode_failed(rc, n, err);
         }
         dm_wr64(out->data + hdr_at, (uint64_t)base_offset);
         return DM_OK;
@@ -285,7 +286,7 @@ static dm_err_t encode_common(dm_buf_t *out, dm_buf_t *scratch, int64_t base_off
     return DM_OK;
 fail_nomem:
     out->len = hdr_at;
-    return dm_error_set(err, DM_ERR_NOMEM, "encoding a batch of %zu records", n);
+    return encode_failed(DM_ERR_NOMEM, n, err);
 }
 
 dm_err_t dm_batch_encode(dm_buf_t *out, dm_buf_t *scratch, const dm_log_record_t *records, size_t n,
@@ -396,12 +397,6 @@ static dm_err_t grow_records(dm_arena_t *arena, dm_log_record_t **recs, size_t *
     return DM_OK;
 }
 
-static dm_err_t not_parsing(const dm_batch_hdr_t *h, dm_error_t *err)
-{
-    return dm_error_set(err, DM_ERR_CORRUPT, "offset %lld: records of the batch do not parse",
-                        (long long)h->base_offset);
-}
-
 /* Where decoding of a batch's records stands. The cursor and the count live in this local
  * struct through the loop: through the caller's pointers the compiler would reload and
  * store them around every record it writes. */
@@ -413,6 +408,18 @@ typedef struct dec {
 } dec_t;
 
 enum { DEC_CORRUPT = 1, DEC_NOMEM = 2 };
+
+/* The outcome of decoding a whole batch: every record read, the section used up exactly. */
+static dm_err_t decode_end(const dec_t *d, int bad, const dm_batch_hdr_t *h, size_t *n,
+                           dm_error_t *err)
+{
+    if (bad == DEC_NOMEM) return dm_error_set(err, DM_ERR_NOMEM, "record headers");
+    if (bad || d->i != h->count || d->r != d->end)
+        return dm_error_set(err, DM_ERR_CORRUPT, "offset %lld: records of the batch do not parse",
+                            (long long)h->base_offset);
+    *n = d->k;
+    return DM_OK;
+}
 
 /* How far ahead of the record being decoded its bytes are prefetched: a check chunk. */
 #define DEC_PREFETCH (16 << 10)
@@ -564,10 +571,7 @@ dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_
     if (rc) return rc;
     dec_t d = {.r = payload, .end = payload + stored, .out = *recs, .k = *n};
     int bad = decode_run(&d, h, min_offset, arena, d.end);
-    if (bad == DEC_NOMEM) return dm_error_set(err, DM_ERR_NOMEM, "record headers");
-    if (bad || d.i != h->count || d.r != d.end) return not_parsing(h, err);
-    *n = d.k;
-    return DM_OK;
+    return decode_end(&d, bad, h, n, err);
 }
 
 /* CRC and decoding go through the batch together, a chunk at a time: the chunk the CRC
@@ -606,10 +610,7 @@ dm_err_t dm_batch_check_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_
         *crc_bad = true;
         return DM_ERR_CORRUPT;
     }
-    if (bad == DEC_NOMEM) return dm_error_set(err, DM_ERR_NOMEM, "record headers");
-    if (bad || d.i != h->count || d.r != d.end) return not_parsing(h, err);
-    *n = d.k;
-    return DM_OK;
+    return decode_end(&d, bad, h, n, err);
 }
 
 const char *dm_batch_comp_name(dm_batch_comp_t c)
