@@ -55,8 +55,7 @@ static dm_err_t push_segment(dm_partition_t *p, dm_segment_t *s)
  * first and before end go, the merged file takes first's name. */
 static int finish_merge(dm_partition_t *p, const char *name)
 {
-    char *stop;
-    long long first = strtoll(name, &stop, 10), end = strtoll(name + 32, NULL, 10);
+    long long first = strtoll(name, NULL, 10), end = strtoll(name + 32, NULL, 10);
     DIR *d = opendir(p->dir);
     if (!d) return -1;
     struct dirent *de;
@@ -107,8 +106,8 @@ dm_err_t dm_partition_scan(dm_log_t *log, dm_partition_t *p, dm_error_t *err)
             n = 0;
             continue;
         }
-        if ((l > 8 && !strcmp(de->d_name + l - 8, ".merging")) ||
-            (l > 8 && !strcmp(de->d_name + l - 8, ".cleaned"))) {
+        if (l > 8 &&
+            (!strcmp(de->d_name + l - 8, ".merging") || !strcmp(de->d_name + l - 8, ".cleaned"))) {
             /* leftover of a compaction that did not finish: the original is intact */
             char path[4096];
             snprintf(path, sizeof(path), "%s/%s", p->dir, de->d_name);
@@ -514,12 +513,6 @@ static dm_err_t read_exact(int fd, dm_buf_t *b, size_t at, uint64_t pos, size_t 
     return DM_OK;
 }
 
-/* Reads committed batches of segment s from the index position before offset, decoding
- * records >= offset into f. Records point into the segment's mapping (no copy at all) or,
- * when it has none, into f->buf (one pread); either way never one copy per record. Once
- * records are decoded the pread buffer is never refilled: the read stops instead.
- * *mapped = the records point into s->map. *more = the segment ended before anything was
- * decoded or the byte budget used. Caller holds seg_lock and a pin on s. */
 /* A reader going through a mapped segment meets a page fault every few pages (the
  * kernel maps up to 64 KiB around a faulting page); ahead of a reader with much left to
  * read, the page tables are filled POPULATE_WINDOW at a time with one madvise instead
@@ -552,6 +545,12 @@ static void populate_ahead(dm_segment_t *s, uint64_t pos, uint64_t limit)
 #endif
 }
 
+/* Reads committed batches of segment s from the index position before offset, decoding
+ * records >= offset into f. Records point into the segment's mapping (no copy at all) or,
+ * when it has none, into f->buf (one pread); either way never one copy per record. Once
+ * records are decoded the pread buffer is never refilled: the read stops instead.
+ * *mapped = the records point into s->map. *more = the segment ended before anything was
+ * decoded or the byte budget used. Caller holds seg_lock and a pin on s. */
 static dm_err_t read_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, int64_t offset,
                              int64_t stable, uint64_t limit, size_t max_bytes, dm_log_fetch_t *f,
                              bool *more, bool *mapped, dm_error_t *err)
