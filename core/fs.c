@@ -2,9 +2,11 @@
 #include "core/fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 dm_err_t dm_mkdirs(const char *path, bool parents_only, dm_error_t *err)
 {
@@ -23,4 +25,13 @@ dm_err_t dm_mkdirs(const char *path, bool parents_only, dm_error_t *err)
         *p = '/';
     }
     return DM_OK;
+}
+
+void dm_fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
 }

@@ -11,4 +11,8 @@
  * DM_ERR_IO names the directory that could not be made. */
 dm_err_t dm_mkdirs(const char *path, bool parents_only, dm_error_t *err);
 
+/* Makes the entries of directory path (files created, renamed or removed in it) durable.
+ * Best effort: a directory that cannot be opened or synced is left as it is. */
+void dm_fsync_dir(const char *path);
+
 #endif

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "log/internal.h"
@@ -308,15 +309,6 @@ static int merge_batch(void *ctx, const uint8_t *p, const dm_batch_hdr_t *h)
     return 0;
 }
 
-static void fsync_dir_of(const dm_partition_t *p)
-{
-    int fd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 /* Merges run[0..n) (adjacent sealed segments, pinned and referenced by the caller). Returns
  * 1 when merged. */
 static int merge_run(dm_log_t *log, dm_partition_t *p, dm_segment_t **run, size_t n)
@@ -353,7 +345,7 @@ static int merge_run(dm_log_t *log, dm_partition_t *p, dm_segment_t **run, size_
         dm_buf_free(&m.idx);
         return 0;
     }
-    fsync_dir_of(p); /* step 2 is durable: recovery completes the merge from here */
+    dm_fsync_dir(p->dir); /* step 2 is durable: recovery completes the merge from here */
     for (size_t i = 1; i < n; i++) {
         char path[4096];
         dm_segment_path(run[i], "log", path, sizeof(path));
@@ -376,7 +368,7 @@ static int merge_run(dm_log_t *log, dm_partition_t *p, dm_segment_t **run, size_
     }
     if (rename(iclean, ipath)) /* the old index still describes a valid prefix */
         unlink(iclean);
-    fsync_dir_of(p);
+    dm_fsync_dir(p->dir);
     ns->size = m.data.len;
     ns->next_offset = last->next_offset;
     ns->max_ts = m.max_ts;

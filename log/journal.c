@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/crc32c.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "log/internal.h"
 
@@ -507,11 +508,7 @@ dm_err_t dm_journal_checkpoint(dm_log_t *log, dm_error_t *err)
         unlink(tmp);
         goto out;
     }
-    int dfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
+    dm_fsync_dir(log->dir);
     if (log->journal_fd >= 0) close(log->journal_fd);
     log->journal_fd = fd;
     log->journal_size = out.len;

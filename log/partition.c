@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "log/internal.h"
 
@@ -24,15 +25,6 @@ static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return x < y ? -1 : x > y;
-}
-
-static void fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
 }
 
 static dm_err_t push_segment(dm_partition_t *p, dm_segment_t *s)
@@ -75,7 +67,7 @@ static int finish_merge(dm_partition_t *p, const char *name)
     snprintf(from, sizeof(from), "%s/%s", p->dir, name);
     snprintf(to, sizeof(to), "%s/%020lld.log", p->dir, first);
     if (rename(from, to)) return -1;
-    fsync_dir(p->dir);
+    dm_fsync_dir(p->dir);
     DM_WARN("log", TP ": finished merging the segments from %lld to %lld", TPA(p), first, end);
     return 0;
 }
@@ -216,7 +208,7 @@ dm_err_t dm_partition_ensure_open(dm_log_t *log, dm_partition_t *p, dm_error_t *
                 TPA(p), before - after, end, p->next - 1);
         p->next = end;
         if (p->crc_end > end) p->crc_end = end;
-        fsync_dir(p->dir);
+        dm_fsync_dir(p->dir);
     } else if (p->next < end) {
         DM_ERROR("log",
                  TP ": committed offsets %" PRId64 "..%" PRId64
@@ -251,7 +243,7 @@ static dm_err_t new_segment(dm_log_t *log, dm_partition_t *p, int64_t base, dm_e
     snprintf(tdir, sizeof(tdir), "%s/topics", log->dir);
     if (mkdir(p->dir, 0755) == 0) {
         if (sync_dirs)
-            fsync_dir(tdir);
+            dm_fsync_dir(tdir);
         else
             p->dir_dirty = 2;
     } else if (errno != EEXIST)
@@ -265,7 +257,7 @@ static dm_err_t new_segment(dm_log_t *log, dm_partition_t *p, int64_t base, dm_e
         return rc;
     }
     if (sync_dirs)
-        fsync_dir(p->dir);
+        dm_fsync_dir(p->dir);
     else if (!p->dir_dirty)
         p->dir_dirty = 1;
     pthread_rwlock_wrlock(&p->seg_lock);
@@ -464,11 +456,11 @@ dm_err_t dm_partition_fsync(dm_log_t *log, dm_partition_t *p, dm_error_t *err)
      * created: sync them with the data. 2 = the topics directory too. */
     int dd = __atomic_exchange_n(&p->dir_dirty, 0, __ATOMIC_ACQ_REL);
     if (dd) {
-        fsync_dir(p->dir);
+        dm_fsync_dir(p->dir);
         if (dd == 2) {
             char tdir[4096];
             snprintf(tdir, sizeof(tdir), "%s/topics", log->dir);
-            fsync_dir(tdir);
+            dm_fsync_dir(tdir);
         }
     }
     dm_err_t rc = DM_OK;
