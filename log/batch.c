@@ -159,11 +159,17 @@ static dm_err_t encode_plain_one_pass(dm_buf_t *out, const dm_log_record_t *reco
         return DM_ERR_NOMEM;
     int64_t first = rec_ts(&records[0], now_ms), last = first;
     uint8_t *w = out->data + hdr_at + DM_BATCH_HEADER_SIZE, *end = out->data + out->cap;
+    /* the shape of the first record, which a uniform batch's records all have */
+    int64_t key_len0 = records[0].key ? records[0].key_len : -1;
+    int64_t value_len0 = records[0].value ? records[0].value_len : -1;
+    bool uniform = true;
     for (size_t i = 0; i < n; i++) {
         const dm_log_record_t *r = &records[i];
         int64_t ts = rec_ts(r, now_ms);
         if (ts < first) return DM_ERR_AGAIN;
         if (ts > last) last = ts;
+        uniform &= r->n_headers == 0 && (r->key ? r->key_len : -1) == key_len0 &&
+                   (r->value ? r->value_len : -1) == value_len0;
         size_t need = r->n_headers ? record_max_size(r)
                                    : 4 * DM_VARINT_MAX + 1 +
                                          (r->key && r->key_len > 0 ? (size_t)r->key_len : 0) +
@@ -184,6 +190,7 @@ static dm_err_t encode_plain_one_pass(dm_buf_t *out, const dm_log_record_t *reco
         }
         w = put_record(w, r, ts - first, (int64_t)i);
     }
+    if (uniform && first == last) attributes |= DM_BATCH_ATTR_UNIFORM;
     return finish_plain(out, hdr_at, w, attributes, n, first, last, txn_id, (int64_t)n - 1);
 }
 
@@ -540,6 +547,67 @@ static int decode_run(dec_t *d, const dm_batch_hdr_t *h, int64_t min_offset, dm_
     return bad;
 }
 
+/* Bytes the offset deltas 0..n-1 take as varints. */
+static uint64_t offset_delta_bytes(uint64_t n)
+{
+    uint64_t b = n;
+    for (uint64_t from = 1u << 7; from < n && from; from <<= 7)
+        b += n - from;
+    return b;
+}
+
+/* Decodes a uniform batch (DM_BATCH_ATTR_UNIFORM) from its first record's shape: record i
+ * starts where i alone says, so the records are filled without reading the others' lengths
+ * (the walk through them is what costs in decode_run). The shape is checked against the
+ * section's size, so no record can point outside it whatever the bytes claim. DEC_CORRUPT
+ * when the batch is not what the bit says; the caller then decodes it the general way. */
+static int decode_uniform(dec_t *d, const dm_batch_hdr_t *h, int64_t min_offset)
+{
+    const uint8_t *payload = d->r, *end = d->end, *r = payload;
+    int64_t tsd;
+    uint64_t od, nh;
+    const uint8_t *key, *value;
+    int32_t key_len, value_len;
+    if (h->first_ts != h->last_ts || h->last_offset_delta != h->count - 1 ||
+        rd_i64(&r, end, &tsd) || tsd != 0 || rd_u64(&r, end, &od) || od != 0 ||
+        get_bytes(&r, end, &key, &key_len) || get_bytes(&r, end, &value, &value_len) ||
+        rd_u64(&r, end, &nh) || nh != 0)
+        return DEC_CORRUPT;
+    /* record i: ts_delta (1 byte), offset delta i (varint), then rest bytes the same for all */
+    uint64_t rest = (uint64_t)(r - payload) - 2;
+    if (rest * h->count + h->count + offset_delta_bytes(h->count) != (uint64_t)(end - payload))
+        return DEC_CORRUPT;
+    size_t key_at = key ? (size_t)(key - payload) - 2 : 0;
+    size_t value_at = value ? (size_t)(value - payload) - 2 : 0;
+    uint32_t i = 0;
+    if (min_offset > h->base_offset)
+        i = min_offset - h->base_offset >= (int64_t)h->count
+                ? h->count
+                : (uint32_t)(min_offset - h->base_offset);
+    const uint8_t *p = payload + (uint64_t)i * (rest + 1) + offset_delta_bytes(i);
+    dm_log_record_t *out = d->out + d->k;
+    for (uint32_t j = i; j < h->count; j++) {
+        size_t body = 1 + (j < (1u << 7)    ? 1
+                           : j < (1u << 14) ? 2
+                           : j < (1u << 21) ? 3
+                           : j < (1u << 28) ? 4
+                                            : 5);
+        *out++ = (dm_log_record_t){
+            .offset = h->base_offset + j,
+            .timestamp = h->first_ts,
+            .key = key ? p + body + key_at : NULL,
+            .key_len = key_len,
+            .value = value ? p + body + value_at : NULL,
+            .value_len = value_len,
+        };
+        p += body + rest;
+    }
+    d->k += h->count - i;
+    d->i = h->count;
+    d->r = end;
+    return 0;
+}
+
 dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_offset,
                          dm_arena_t *arena, dm_log_record_t **recs, size_t *n, size_t *cap,
                          dm_error_t *err)
@@ -570,6 +638,8 @@ dm_err_t dm_batch_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_t min_
     dm_err_t rc = grow_records(arena, recs, n, cap, h->count, err);
     if (rc) return rc;
     dec_t d = {.r = payload, .end = payload + stored, .out = *recs, .k = *n};
+    if ((h->attributes & DM_BATCH_ATTR_UNIFORM) && !decode_uniform(&d, h, min_offset))
+        return decode_end(&d, 0, h, n, err);
     int bad = decode_run(&d, h, min_offset, arena, d.end);
     return decode_end(&d, bad, h, n, err);
 }
@@ -585,8 +655,10 @@ dm_err_t dm_batch_check_decode(const uint8_t *p, const dm_batch_hdr_t *h, int64_
                                bool *crc_bad, dm_error_t *err)
 {
     *crc_bad = false;
-    if ((h->attributes & DM_BATCH_COMP_MASK) != DM_BATCH_COMP_NONE) {
-        /* the checksum covers the compressed bytes: check them before inflating */
+    if ((h->attributes & DM_BATCH_COMP_MASK) != DM_BATCH_COMP_NONE ||
+        (h->attributes & DM_BATCH_ATTR_UNIFORM)) {
+        /* the checksum covers the compressed bytes: check them before inflating; a uniform
+         * batch has no lengths to walk, so the CRC pass alone brings its bytes in */
         if (!dm_batch_crc_ok(p, h)) {
             *crc_bad = true;
             return DM_ERR_CORRUPT;

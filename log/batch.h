@@ -6,7 +6,8 @@
  *   [8]  u32 length            bytes of the whole batch, header included
  *   [12] u32 crc               CRC32C of bytes [16, length)
  *   [16] u8  magic (1)
- *   [17] u8  attributes        bits 0-2 compression (0 none, 1 zstd, 2 lz4), bit 4 transactional
+ *   [17] u8  attributes        bits 0-2 compression (0 none, 1 zstd, 2 lz4), bit 4 transactional,
+ *                              bit 5 uniform (below)
  *   [18] u16 reserved (0)
  *   [20] u32 count             records in the batch
  *   [24] i64 first_timestamp   ms since the epoch
@@ -20,6 +21,12 @@
  * null), key, zigzag value_len (-1 = null: a tombstone), value, varint n_headers, then per
  * header zigzag key_len, key, zigzag value_len, value. Decoding points into the batch bytes;
  * nothing is copied per record.
+ *
+ * A uniform batch (attribute bit 5, set by the encoder when it holds) has records of one
+ * shape: offset deltas 0..count-1, one timestamp (ts_delta 0), the same key length and the
+ * same value length, no headers. Record i then starts at a place computed from i alone, so
+ * a reader fills the records without walking the chain of lengths. The bit only promises
+ * what the bytes already say: a reader that ignores it decodes the same records.
  */
 #ifndef DM_LOG_BATCH_H
 #define DM_LOG_BATCH_H
@@ -42,8 +49,9 @@ typedef enum {
     DM_BATCH_COMP_LZ4 = 2,
 } dm_batch_comp_t;
 
-#define DM_BATCH_COMP_MASK 0x07
-#define DM_BATCH_ATTR_TXN  0x10
+#define DM_BATCH_COMP_MASK    0x07
+#define DM_BATCH_ATTR_TXN     0x10
+#define DM_BATCH_ATTR_UNIFORM 0x20
 
 /* One header of a record; points into batch bytes (or the producer's memory). */
 typedef struct dm_log_header {
