@@ -5,9 +5,11 @@
  * Each iteration forks a child that opens the log (recovering what the last child left),
  * then runs transactions as fast as it can: transaction i writes 1 + i%7 records "i:j" to
  * out/(i%2), three to out2/0 and commits group g's offset on in/0 as i+1 — the shape of an
- * exactly-once task. After each commit it reports i through a pipe. The parent kills it with
- * SIGKILL after a random 0..25 ms (during recovery, appends, journal writes, checkpoints,
- * segment rolls), recovers the log itself and checks:
+ * exactly-once task; every 4th transaction also writes one 4 KB record "i:0..." to big/0,
+ * a topic that grows past the size where space is reserved ahead of the writer (a crash
+ * leaves that space as zeros after the data). After each commit it reports i through a pipe. The
+ * parent kills it with SIGKILL after a random 0..25 ms (during recovery, appends, journal writes,
+ * checkpoints, segment rolls), recovers the log itself and checks:
  *   - every commit the child saw succeed is there (G = group offset > last reported i);
  *   - every record of every transaction i < G is there exactly once, in order;
  *   - no record of a transaction >= G is visible (it was not committed).
@@ -43,7 +45,11 @@ static void create_topics(dm_log_t *log)
             .name = "out2", .fsync = pol, .compression = DM_BATCH_COMP_LZ4, .segment_bytes = 65536},
         NULL);
     dm_log_topic_create(log, &(dm_log_topic_conf_t){.name = "in", .fsync = pol}, NULL);
+    dm_log_topic_create(log, &(dm_log_topic_conf_t){.name = "big", .fsync = pol}, NULL);
 }
+
+#define BIG_EVERY 4
+#define BIG_BYTES 4096
 
 static dm_log_options_t options(void)
 {
@@ -65,6 +71,8 @@ static void child(const char *dir, int wfd)
     dm_log_group_offset(log, "g", "in", 0, &next, NULL);
     char vals[10][32];
     dm_log_record_t r[10];
+    static char big[BIG_BYTES];
+    memset(big, 'x', sizeof(big));
     for (int64_t i = next;; i++) {
         int n = 1 + (int)(i % 7);
         for (int j = 0; j < 10; j++) {
@@ -74,10 +82,18 @@ static void child(const char *dir, int wfd)
                                      .value = (const uint8_t *)vals[j],
                                      .value_len = l};
         }
+        int l = snprintf(big, 32, "%lld:0", (long long)i);
+        big[l] = 'x';
         dm_log_txn_t *txn;
         if (dm_log_txn_begin(log, &txn, &err) ||
             dm_log_txn_produce(txn, "out", (int32_t)(i % 2), r, (size_t)n, &err) ||
             dm_log_txn_produce(txn, "out2", 0, r, 3, &err) ||
+            (i % BIG_EVERY == 0 &&
+             dm_log_txn_produce(txn, "big", 0,
+                                &(dm_log_record_t){.value = (const uint8_t *)big,
+                                                   .value_len = BIG_BYTES,
+                                                   .key_len = -1},
+                                1, &err)) ||
             dm_log_txn_offset(txn, "g", "in", 0, i + 1, &err) ||
             dm_log_txn_commit(txn, NULL, &err)) {
             fprintf(stderr, "child: txn %lld: %s\n", (long long)i, err.message);
@@ -140,7 +156,7 @@ static int scan(dm_log_t *log, const char *topic, int32_t part, int64_t G, int *
     return rc;
 }
 
-static long cuts_uncommitted, cuts_torn, cuts_journal;
+static long cuts_uncommitted, cuts_torn, cuts_journal, cuts_reserved;
 
 static void count_logs(void)
 {
@@ -150,11 +166,13 @@ static void count_logs(void)
         cuts_torn++;
     for (const char *p = tu_logbuf; (p = strstr(p, "torn bytes")); p++)
         cuts_journal++;
+    for (const char *p = tu_logbuf; (p = strstr(p, "reserved ahead of the writer")); p++)
+        cuts_reserved++;
 }
 
 static int verify(const char *dir, int64_t acked, int64_t *G_out)
 {
-    dm_log_set_level(DM_LOG_WARN);
+    dm_log_set_level(DM_LOG_INFO);
     tu_capture_logs();
     dm_log_t *log;
     dm_error_t err = {0};
@@ -167,6 +185,7 @@ static int verify(const char *dir, int64_t acked, int64_t *G_out)
     for (int32_t p = 0; p < 2; p++) /* open (recover) every partition now */
         dm_log_offsets(log, "out", p, NULL, NULL, NULL);
     dm_log_offsets(log, "out2", 0, NULL, NULL, NULL);
+    dm_log_offsets(log, "big", 0, NULL, NULL, NULL);
     count_logs();
     dm_log_set_sink(NULL, NULL);
     dm_log_set_level(DM_LOG_ERROR);
@@ -180,19 +199,23 @@ static int verify(const char *dir, int64_t acked, int64_t *G_out)
         rc = -1;
     }
     int *c_out = calloc((size_t)G + 1, sizeof(int)), *c_out2 = calloc((size_t)G + 1, sizeof(int));
-    int64_t l0 = 0, l1 = 0, l2 = 0;
+    int *c_big = calloc((size_t)G + 1, sizeof(int));
+    int64_t l0 = 0, l1 = 0, l2 = 0, l3 = 0;
     if (!rc) rc = scan(log, "out", 0, G, c_out, &l0);
     if (!rc) rc = scan(log, "out", 1, G, c_out, &l1);
     if (!rc) rc = scan(log, "out2", 0, G, c_out2, &l2);
+    if (!rc) rc = scan(log, "big", 0, G, c_big, &l3);
     for (int64_t i = 0; i < G && !rc; i++) {
-        if (c_out[i] != 1 + i % 7 || c_out2[i] != 3) {
-            printf("    transaction %lld: %d+%d records, want %lld+3\n", (long long)i, c_out[i],
-                   c_out2[i], (long long)(1 + i % 7));
+        int want_big = i % BIG_EVERY == 0;
+        if (c_out[i] != 1 + i % 7 || c_out2[i] != 3 || c_big[i] != want_big) {
+            printf("    transaction %lld: %d+%d+%d records, want %lld+3+%d\n", (long long)i,
+                   c_out[i], c_out2[i], c_big[i], (long long)(1 + i % 7), want_big);
             rc = -1;
         }
     }
     free(c_out);
     free(c_out2);
+    free(c_big);
     if (rand() % 2)
         dm_log_close(log);
     else
@@ -258,8 +281,8 @@ int main(int argc, char **argv)
         printf("ok   crash_log: %d iterations, %lld committed transactions checked, %.1f s\n",
                iterations, total_commits, secs);
         printf("     recoveries cut: %ld uncommitted tails, %ld torn segment tails, %ld torn "
-               "journal tails\n",
-               cuts_uncommitted, cuts_torn, cuts_journal);
+               "journal tails, %ld tails of space reserved ahead\n",
+               cuts_uncommitted, cuts_torn, cuts_journal, cuts_reserved);
     }
     free(dir);
     printf("%d passed, %d failed\n", failed ? 0 : 1, failed);

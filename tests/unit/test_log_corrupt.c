@@ -114,6 +114,80 @@ static void test_torn_tail_garbage(void)
     free(dir);
 }
 
+/* A busy segment has space reserved ahead of its data (the file extended with zeros); a
+ * crash leaves those zeros after the last batch. Recovery cuts them without calling them
+ * torn; junk before the zeros is still a torn tail. */
+static void test_reserved_tail_after_crash(void)
+{
+    for (int junk = 0; junk < 2; junk++) {
+        char *dir = setup(10, 0);
+        REQUIRE(dir);
+        char seg[4096];
+        REQUIRE(tu_segment_file(dir, "t", 0, "log", 0, seg, sizeof(seg)) == 0);
+        long size = file_size(seg);
+        int fd = open(seg, O_WRONLY);
+        REQUIRE(fd >= 0);
+        if (junk) REQUIRE(pwrite(fd, "\x01\x02\x03\x04\x05\x06\x07", 7, size) == 7);
+        REQUIRE(ftruncate(fd, size + (3 << 20)) == 0);
+        close(fd);
+        tu_capture_logs();
+        dm_error_t err = {0};
+        dm_log_t *log = open_log(dir, &err);
+        REQUIRE(log);
+        int64_t end;
+        dm_log_offsets(log, "t", 0, NULL, &end, &err);
+        dm_log_set_sink(NULL, NULL);
+        CHECK_EQ_INT(end, 1000);
+        CHECK(junk ? strstr(tu_logbuf, "torn") != NULL : strstr(tu_logbuf, "torn") == NULL);
+        CHECK_EQ_INT(file_size(seg), size);
+        CHECK_EQ_INT(read_range(log, 0, 1000, &err), 1000);
+        dm_log_record_t r = {.value = (const uint8_t *)"v1000", .value_len = 5, .key_len = -1};
+        int64_t base;
+        REQUIRE(dm_log_produce(log, "t", 0, &r, 1, &base, &err) == 0);
+        CHECK_EQ_INT(base, 1000);
+        CHECK_EQ_INT(read_range(log, 0, 1001, &err), 1001);
+        dm_log_close(log);
+        tu_rmrf(dir);
+        free(dir);
+    }
+}
+
+/* The space reserved ahead of a busy segment's writer is given back at close, and sizes
+ * count data only. */
+static void test_reserved_space_given_back(void)
+{
+    char *dir = setup(1, 0);
+    REQUIRE(dir);
+    dm_error_t err = {0};
+    dm_log_t *log = open_log(dir, &err);
+    REQUIRE(log);
+    static char val[10000];
+    dm_log_record_t r[100];
+    for (int i = 0; i < 100; i++)
+        r[i] = (dm_log_record_t){
+            .value = (const uint8_t *)val, .value_len = sizeof(val), .key_len = -1};
+    for (int b = 0; b < 4; b++) /* 4 MB */
+        REQUIRE(dm_log_produce(log, "t", 0, r, 100, NULL, &err) == 0);
+    dm_log_topic_info_t info;
+    REQUIRE(dm_log_topic_describe(log, "t", &info, &err) == 0);
+    char seg[4096];
+    REQUIRE(tu_segment_file(dir, "t", 0, "log", 0, seg, sizeof(seg)) == 0);
+    int64_t data = info.parts[0].size_bytes;
+    free(info.parts);
+    CHECK(file_size(seg) > data); /* reserved ahead while the writer is busy */
+    CHECK(data > 4000000 && data < 4100000);
+    dm_log_close(log);
+    CHECK_EQ_INT(file_size(seg), data);
+    log = open_log(dir, &err);
+    REQUIRE(log);
+    int64_t end;
+    dm_log_offsets(log, "t", 0, NULL, &end, &err);
+    CHECK_EQ_INT(end, 500);
+    dm_log_close(log);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 static void test_truncated_committed_batch(void)
 {
     char *dir = setup(10, 0);
@@ -333,6 +407,8 @@ int main(void)
 {
     dm_log_set_level(DM_LOG_INFO);
     RUN(test_torn_tail_garbage);
+    RUN(test_reserved_tail_after_crash);
+    RUN(test_reserved_space_given_back);
     RUN(test_truncated_committed_batch);
     RUN(test_uncommitted_batch_cut);
     RUN(test_flipped_byte_in_sealed_segment);
