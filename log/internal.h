@@ -45,8 +45,13 @@ typedef struct dm_segment {
     int64_t last_base;  /* base offset of the last batch */
     bool sealed;
     bool needs_sync;       /* sealed with data not yet fsynced (commit_mu) */
-    uint64_t prealloc_end; /* the data file has blocks reserved up to here (commit_mu) */
-    uint64_t populated;    /* readers filled the mapping's page tables up to here (atomic) */
+    uint64_t prealloc_end; /* space asked for ahead of the writer up to here (commit_mu) */
+    uint64_t warm_end;     /* page cache faulted in up to here (log/warm.c; atomic, a hint) */
+    /* The warmer extends the data file only under prep_mu and while prep_gen is what it
+     * was when asked; every cut of the file takes prep_mu and bumps prep_gen. */
+    pthread_mutex_t prep_mu;
+    uint32_t prep_gen;
+    uint64_t populated; /* readers filled the mapping's page tables up to here (atomic) */
     /* fd cache (log->fdcache.mu): open fds and a read-only mapping of the data file, so
      * reads point into the page cache without copying */
     int fd, idx_fd;
@@ -114,6 +119,27 @@ typedef struct dm_group_off {
     struct dm_group_off *next;
 } dm_group_off_t;
 
+/* Page cache of busy segments comes in folios of this size where it can (prealloc_ahead). */
+#define DM_HUGE_PAGE (2u << 20)
+
+/* A thread that faults page cache in ahead of busy writers (log/warm.c). */
+typedef struct dm_warm_req {
+    dm_segment_t *s; /* pinned and referenced while queued */
+    uint64_t from, to;
+    uint32_t gen; /* s->prep_gen when asked */
+} dm_warm_req_t;
+
+#define DM_WARM_QUEUE 64
+
+typedef struct dm_warmer {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    pthread_t thread;
+    bool started, stopping;
+    dm_warm_req_t q[DM_WARM_QUEUE];
+    unsigned head, n;
+} dm_warmer_t;
+
 struct dm_log {
     char *dir;
     int lock_fd;
@@ -151,7 +177,19 @@ struct dm_log {
     pthread_mutex_t bg_mu;
     pthread_cond_t bg_cond;
     uint32_t sweep_cursor;
+    dm_warmer_t warm;
 };
+
+/* ---- page cache ahead of writers (log/warm.c) ---- */
+void dm_warmer_init(dm_warmer_t *w);
+/* Reserves [from, to) of s's data file (extending it) and faults the 2 MiB folios
+ * starting there in through its mapping — on the warmer thread, or right here when the log
+ * runs without background threads. The caller holds a pin on s; the request takes its own. */
+void dm_warm_ahead(dm_log_t *log, dm_segment_t *s, uint64_t from, uint64_t to);
+/* The same for the pieces starting in [from, to) not faulted in yet, on this thread. */
+void dm_warm_now(dm_segment_t *s, uint64_t from, uint64_t to);
+/* Stops the thread and drops what is queued. */
+void dm_warmer_stop(dm_log_t *log);
 
 /* ---- fd cache (log/segment.c) ---- */
 void dm_fdcache_init(dm_fdcache_t *c, int max_open);

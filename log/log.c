@@ -1113,6 +1113,8 @@ static void log_free(dm_log_t *log)
     pthread_mutex_destroy(&log->groups_mu);
     pthread_mutex_destroy(&log->bg_mu);
     pthread_cond_destroy(&log->bg_cond);
+    pthread_mutex_destroy(&log->warm.mu);
+    pthread_cond_destroy(&log->warm.cond);
     free(log->dir);
     free(log);
 }
@@ -1145,6 +1147,7 @@ dm_err_t dm_log_open(const char *dir, const dm_log_options_t *opt, dm_log_t **ou
     pthread_mutex_init(&log->groups_mu, NULL);
     pthread_mutex_init(&log->bg_mu, NULL);
     pthread_cond_init(&log->bg_cond, NULL);
+    dm_warmer_init(&log->warm);
     snprintf(path, sizeof(path), "%s/LOCK", dir);
     log->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (log->lock_fd < 0) {
@@ -1183,6 +1186,7 @@ static void stop_bg(dm_log_t *log)
     pthread_mutex_unlock(&log->bg_mu);
     if (log->bg_started) pthread_join(log->bg, NULL);
     log->bg_started = false;
+    dm_warmer_stop(log);
 }
 
 void dm_log_close(dm_log_t *log)

@@ -60,6 +60,7 @@ static void lru_push_head(dm_fdcache_t *c, dm_segment_t *s)
 }
 
 static void prealloc_release(dm_segment_t *s);
+static int cut_file(dm_segment_t *s, uint64_t size);
 
 static void close_fds(dm_fdcache_t *c, dm_segment_t *s)
 {
@@ -94,24 +95,23 @@ static void evict(dm_fdcache_t *c, int want_free)
     }
 }
 
-#define HUGE_PAGE (2u << 20)
-
 /* Maps len bytes of the file read-only at an address aligned to 2 MiB, asking for huge
  * pages: the page cache of a segment then comes in 2 MiB folios where it can (see
  * prealloc_ahead), each mapped by one page-table entry instead of 512. NULL on failure. */
 static void *map_aligned(int fd, size_t len)
 {
-    uint8_t *area =
-        mmap(NULL, len + HUGE_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    uint8_t *area = mmap(NULL, len + DM_HUGE_PAGE, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (area == MAP_FAILED) return NULL;
-    uint8_t *at = (uint8_t *)(((uintptr_t)area + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    uint8_t *at =
+        (uint8_t *)(((uintptr_t)area + DM_HUGE_PAGE - 1) & ~(uintptr_t)(DM_HUGE_PAGE - 1));
     void *m = mmap(at, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
     if (m == MAP_FAILED) {
-        munmap(area, len + HUGE_PAGE);
+        munmap(area, len + DM_HUGE_PAGE);
         return NULL;
     }
     if (at > area) munmap(area, (size_t)(at - area));
-    size_t tail = (size_t)(area + len + HUGE_PAGE - (at + len));
+    size_t tail = (size_t)(area + len + DM_HUGE_PAGE - (at + len));
     if (tail) munmap(at + len, tail);
 #ifdef MADV_HUGEPAGE
     madvise(at, len, MADV_HUGEPAGE); /* only a preference: without it, 4 KiB pages */
@@ -205,6 +205,7 @@ dm_segment_t *dm_segment_new(dm_partition_t *part, int64_t base)
     s->fd = s->idx_fd = -1;
     s->last_base = -1;
     atomic_init(&s->refs, 1);
+    pthread_mutex_init(&s->prep_mu, NULL);
     return s;
 }
 
@@ -240,6 +241,7 @@ void dm_segment_unref(dm_log_t *log, dm_segment_t *s)
         dm_segment_path(s, "idx", path, sizeof(path));
         unlink(path);
     }
+    pthread_mutex_destroy(&s->prep_mu);
     free(s->idx);
     free(s);
 }
@@ -574,8 +576,7 @@ dm_err_t dm_segment_truncate_at(dm_log_t *log, dm_segment_t *s, int64_t offset, 
     dm_err_t rc = walk_batches(log, s, pos, expect, cut, false, NULL, &bad);
     if (rc) return dm_error_set(err, rc, "truncating");
     if (s->n_idx == 0) s->since_idx = 0;
-    s->prealloc_end = 0; /* the truncate frees reserved blocks */
-    if (ftruncate(s->fd, (off_t)cut) || ftruncate(s->idx_fd, 0))
+    if (cut_file(s, cut) || ftruncate(s->idx_fd, 0))
         return dm_error_set(err, DM_ERR_IO, "truncate segment %" PRId64 ": %s", s->base,
                             strerror(errno));
     rc = idx_write_from(s, 0, err);
@@ -591,32 +592,44 @@ dm_err_t dm_segment_truncate_at(dm_log_t *log, dm_segment_t *s, int64_t offset, 
  * in 2 MiB folios. The file is extended (fallocate) to the end of the next 2 MiB
  * boundary past the write plus one more, and each new 2 MiB is faulted in once through
  * the segment's mapping (MADV_HUGEPAGE): on blocks not yet written the kernel makes a
- * zeroed 2 MiB folio without any I/O. The writes then land in those folios — write(2)
- * into a large folio costs half as much as into 512 small ones, with no per-page delayed
+ * zeroed 2 MiB folio without any I/O (on the warmer thread: making a huge page can take
+ * milliseconds, which the commit must not wait for). The writes then land in those folios —
+ * write(2) into a large folio costs half as much as into 512 small ones, with no per-page delayed
  * allocation — and readers find the data mapped by one page-table entry per 2 MiB instead
  * of faulting 4 KiB pages in. Only past PREALLOC_FROM bytes of data, so the many small
  * topics reserve nothing; sealing, closing and recovery cut the file back to its data
  * (recovery knows reserved space by its zeros). A failure (no support, no space) only
  * means the writes take the slower path, which reports a full disk itself. */
-#define PREALLOC_FROM (1u << 20)
+#define PREALLOC_FROM  (1u << 20)
+#define PREALLOC_AHEAD (4u << 20)
 
-static void prealloc_ahead(dm_segment_t *s, uint64_t end)
+static void prealloc_ahead(dm_log_t *log, dm_segment_t *s, uint64_t at, uint64_t end)
 {
-    if (end <= s->prealloc_end || end < PREALLOC_FROM) return;
-    uint64_t from = s->prealloc_end > s->size ? s->prealloc_end : s->size;
-    uint64_t limit = (uint64_t)s->part->topic->conf.segment_bytes;
-    uint64_t to = ((end + HUGE_PAGE - 1) & ~(uint64_t)(HUGE_PAGE - 1)) + HUGE_PAGE;
-    if (to > limit && end <= limit) to = limit;
-    if (to < end) to = end;
-    if (fallocate(s->fd, 0, (off_t)from, (off_t)(to - from))) {
-        s->prealloc_end = end; /* try again one step later */
-        return;
+    if (end < PREALLOC_FROM) return;
+    if (end + PREALLOC_AHEAD / 2 > s->prealloc_end) {
+        uint64_t from = s->prealloc_end > s->size ? s->prealloc_end : s->size;
+        uint64_t limit = (uint64_t)s->part->topic->conf.segment_bytes;
+        uint64_t to = ((end + DM_HUGE_PAGE - 1) & ~(uint64_t)(DM_HUGE_PAGE - 1)) + PREALLOC_AHEAD;
+        if (to > limit) to = limit > end ? limit : end;
+        if (to > from) {
+            dm_warm_ahead(log, s, from, to);
+            s->prealloc_end = to;
+        }
     }
-    s->prealloc_end = to;
-    if (!s->map) return;
-    for (uint64_t c = (from + HUGE_PAGE - 1) & ~(uint64_t)(HUGE_PAGE - 1); c < to && c < s->map_len;
-         c += HUGE_PAGE)
-        (void)*(volatile const uint8_t *)(s->map + c);
+    /* a writer faster than the warmer faults in the pieces it is about to start itself */
+    dm_warm_now(s, at, end);
+}
+
+/* Cuts the data file to size, taking back what was reserved ahead of the writer. */
+static int cut_file(dm_segment_t *s, uint64_t size)
+{
+    pthread_mutex_lock(&s->prep_mu);
+    int rc = ftruncate(s->fd, (off_t)size);
+    __atomic_store_n(&s->prep_gen, s->prep_gen + 1, __ATOMIC_RELAXED);
+    s->prealloc_end = 0;
+    __atomic_store_n(&s->warm_end, 0, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&s->prep_mu);
+    return rc;
 }
 
 /* Gives back blocks reserved past the data (a sealed or truncated segment). */
@@ -624,26 +637,24 @@ static void prealloc_release(dm_segment_t *s)
 {
     /* A truncate to the current size frees blocks past the end (a hole punch does not:
      * file systems only punch inside the file's size). */
-    if (s->prealloc_end > 0 && ftruncate(s->fd, (off_t)s->size)) {
+    if (s->prealloc_end > 0 && cut_file(s, s->size)) {
         /* nothing lost: recovery cuts the zeros, and the blocks go with the segment */
     }
-    s->prealloc_end = 0;
 }
 
 dm_err_t dm_segment_append(dm_log_t *log, dm_segment_t *s, const uint8_t *data, size_t len,
                            dm_error_t *err)
 {
     uint64_t at = s->size;
-    prealloc_ahead(s, at + len);
+    prealloc_ahead(log, s, at, at + len);
     size_t done = 0;
     while (done < len) {
         ssize_t w = pwrite(s->fd, data + done, len - done, (off_t)(at + done));
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
             int e = w < 0 ? errno : ENOSPC;
-            if (ftruncate(s->fd, (off_t)at)) { /* keep going: the caller reports e */
+            if (cut_file(s, at)) { /* keep going: the caller reports e */
             }
-            s->prealloc_end = 0; /* the truncate freed the reserved blocks */
             return dm_error_set(err, e == ENOSPC || e == EFBIG ? DM_ERR_NO_SPACE : DM_ERR_IO,
                                 "topic=%s partition=%d: write segment %" PRId64 " at byte %" PRIu64
                                 ": %s",
