@@ -7,12 +7,16 @@
  * out/(i%2), three to out2/0 and commits group g's offset on in/0 as i+1 — the shape of an
  * exactly-once task; every 4th transaction also writes one 4 KB record "i:0..." to big/0,
  * a topic that grows past the size where space is reserved ahead of the writer (a crash
- * leaves that space as zeros after the data). After each commit it reports i through a pipe. The
- * parent kills it with SIGKILL after a random 0..25 ms (during recovery, appends, journal writes,
- * checkpoints, segment rolls), recovers the log itself and checks:
+ * leaves that space as zeros after the data); and one record keyed k<i%50> to kv/0, a
+ * compacted topic of small segments that the child compacts and merges every 100
+ * transactions (so kills land in compactions too). After each commit it reports i through a pipe.
+ * The parent kills it with SIGKILL after a random 0..25 ms (during recovery, appends, journal
+ * writes, checkpoints, segment rolls), recovers the log itself and checks:
  *   - every commit the child saw succeed is there (G = group offset > last reported i);
  *   - every record of every transaction i < G is there exactly once, in order;
- *   - no record of a transaction >= G is visible (it was not committed).
+ *   - no record of a transaction >= G is visible (it was not committed);
+ *   - in kv, at most one record per transaction, in order, and for every key the record of
+ *     the last committed transaction with that key (compaction keeps the latest).
  * The data directory starts afresh every 25 iterations to keep each check short. The
  * fsync policy alternates between never and always by cycle.
  */
@@ -46,14 +50,25 @@ static void create_topics(dm_log_t *log)
         NULL);
     dm_log_topic_create(log, &(dm_log_topic_conf_t){.name = "in", .fsync = pol}, NULL);
     dm_log_topic_create(log, &(dm_log_topic_conf_t){.name = "big", .fsync = pol}, NULL);
+    /* interval fsync whatever the cycle: only fsynced segments are merged */
+    dm_log_topic_create(log,
+                        &(dm_log_topic_conf_t){.name = "kv",
+                                               .compact = true,
+                                               .delete_retention_ms = 1,
+                                               .flush_ms = 2,
+                                               .segment_bytes = 2048},
+                        NULL);
 }
+
+#define KEYS 50
 
 #define BIG_EVERY 4
 #define BIG_BYTES 4096
 
 static dm_log_options_t options(void)
 {
-    return (dm_log_options_t){.journal_max_bytes = 32768, .index_interval_bytes = 1024};
+    return (dm_log_options_t){
+        .journal_max_bytes = 32768, .index_interval_bytes = 1024, .retention_check_ms = 1};
 }
 
 static void child(const char *dir, int wfd)
@@ -82,6 +97,8 @@ static void child(const char *dir, int wfd)
                                      .value = (const uint8_t *)vals[j],
                                      .value_len = l};
         }
+        char kv_key[16];
+        snprintf(kv_key, sizeof(kv_key), "k%d", (int)(i % KEYS));
         int l = snprintf(big, 32, "%lld:0", (long long)i);
         big[l] = 'x';
         dm_log_txn_t *txn;
@@ -94,12 +111,19 @@ static void child(const char *dir, int wfd)
                                                    .value_len = BIG_BYTES,
                                                    .key_len = -1},
                                 1, &err)) ||
+            dm_log_txn_produce(txn, "kv", 0,
+                               &(dm_log_record_t){.key = (const uint8_t *)kv_key,
+                                                  .key_len = (int32_t)strlen(kv_key),
+                                                  .value = (const uint8_t *)vals[0],
+                                                  .value_len = (int32_t)strlen(vals[0])},
+                               1, &err) ||
             dm_log_txn_offset(txn, "g", "in", 0, i + 1, &err) ||
             dm_log_txn_commit(txn, NULL, &err)) {
             fprintf(stderr, "child: txn %lld: %s\n", (long long)i, err.message);
             _exit(4);
         }
         if (write(wfd, &i, sizeof(i)) != sizeof(i)) _exit(5);
+        if (i % 100 == 99) dm_log_maintain(log, dm_wall_ms()); /* compact and merge kv now */
     }
 }
 
@@ -156,7 +180,8 @@ static int scan(dm_log_t *log, const char *topic, int32_t part, int64_t G, int *
     return rc;
 }
 
-static long cuts_uncommitted, cuts_torn, cuts_journal, cuts_reserved;
+static long cuts_uncommitted, cuts_torn, cuts_journal, cuts_reserved, merges_finished;
+static long long kv_written, kv_kept;
 
 static void count_logs(void)
 {
@@ -168,6 +193,8 @@ static void count_logs(void)
         cuts_journal++;
     for (const char *p = tu_logbuf; (p = strstr(p, "reserved ahead of the writer")); p++)
         cuts_reserved++;
+    for (const char *p = tu_logbuf; (p = strstr(p, "finished merging")); p++)
+        merges_finished++;
 }
 
 static int verify(const char *dir, int64_t acked, int64_t *G_out)
@@ -186,6 +213,7 @@ static int verify(const char *dir, int64_t acked, int64_t *G_out)
         dm_log_offsets(log, "out", p, NULL, NULL, NULL);
     dm_log_offsets(log, "out2", 0, NULL, NULL, NULL);
     dm_log_offsets(log, "big", 0, NULL, NULL, NULL);
+    dm_log_offsets(log, "kv", 0, NULL, NULL, NULL);
     count_logs();
     dm_log_set_sink(NULL, NULL);
     dm_log_set_level(DM_LOG_ERROR);
@@ -199,12 +227,27 @@ static int verify(const char *dir, int64_t acked, int64_t *G_out)
         rc = -1;
     }
     int *c_out = calloc((size_t)G + 1, sizeof(int)), *c_out2 = calloc((size_t)G + 1, sizeof(int));
-    int *c_big = calloc((size_t)G + 1, sizeof(int));
-    int64_t l0 = 0, l1 = 0, l2 = 0, l3 = 0;
+    int *c_big = calloc((size_t)G + 1, sizeof(int)), *c_kv = calloc((size_t)G + 1, sizeof(int));
+    int64_t l0 = 0, l1 = 0, l2 = 0, l3 = 0, l4 = 0;
     if (!rc) rc = scan(log, "out", 0, G, c_out, &l0);
     if (!rc) rc = scan(log, "out", 1, G, c_out, &l1);
     if (!rc) rc = scan(log, "out2", 0, G, c_out2, &l2);
     if (!rc) rc = scan(log, "big", 0, G, c_big, &l3);
+    if (!rc) rc = scan(log, "kv", 0, G, c_kv, &l4);
+    for (int64_t i = G - 1; i >= 0 && i >= G - KEYS && !rc; i--)
+        if (c_kv[i] != 1) { /* the last transaction of each key */
+            printf("    kv: the record of transaction %lld (the latest of key k%d) is %s\n",
+                   (long long)i, (int)(i % KEYS), c_kv[i] ? "there twice" : "gone");
+            rc = -1;
+        }
+    kv_written += G;
+    for (int64_t i = 0; i < G; i++)
+        kv_kept += c_kv[i];
+    for (int64_t i = 0; i < G && !rc; i++)
+        if (c_kv[i] > 1) {
+            printf("    kv: transaction %lld appears %d times\n", (long long)i, c_kv[i]);
+            rc = -1;
+        }
     for (int64_t i = 0; i < G && !rc; i++) {
         int want_big = i % BIG_EVERY == 0;
         if (c_out[i] != 1 + i % 7 || c_out2[i] != 3 || c_big[i] != want_big) {
@@ -216,6 +259,7 @@ static int verify(const char *dir, int64_t acked, int64_t *G_out)
     free(c_out);
     free(c_out2);
     free(c_big);
+    free(c_kv);
     if (rand() % 2)
         dm_log_close(log);
     else
@@ -283,6 +327,8 @@ int main(int argc, char **argv)
         printf("     recoveries cut: %ld uncommitted tails, %ld torn segment tails, %ld torn "
                "journal tails, %ld tails of space reserved ahead\n",
                cuts_uncommitted, cuts_torn, cuts_journal, cuts_reserved);
+        printf("     compaction: kv kept %lld of %lld records; %ld merges finished by recovery\n",
+               kv_kept, kv_written, merges_finished);
     }
     free(dir);
     printf("%d passed, %d failed\n", failed ? 0 : 1, failed);
