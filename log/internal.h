@@ -122,6 +122,12 @@ typedef struct dm_group_off {
 /* Page cache of busy segments comes in folios of this size where it can (prealloc_ahead). */
 #define DM_HUGE_PAGE (2u << 20)
 
+/* x rounded up to a multiple of DM_HUGE_PAGE. */
+static inline uint64_t dm_huge_up(uint64_t x)
+{
+    return (x + DM_HUGE_PAGE - 1) & ~(uint64_t)(DM_HUGE_PAGE - 1);
+}
+
 /* A thread that faults page cache in ahead of busy writers (log/warm.c). */
 typedef struct dm_warm_req {
     dm_segment_t *s; /* pinned and referenced while queued */

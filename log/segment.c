@@ -103,8 +103,7 @@ static void *map_aligned(int fd, size_t len)
     uint8_t *area = mmap(NULL, len + DM_HUGE_PAGE, PROT_NONE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (area == MAP_FAILED) return NULL;
-    uint8_t *at =
-        (uint8_t *)(((uintptr_t)area + DM_HUGE_PAGE - 1) & ~(uintptr_t)(DM_HUGE_PAGE - 1));
+    uint8_t *at = (uint8_t *)(uintptr_t)dm_huge_up((uintptr_t)area);
     void *m = mmap(at, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
     if (m == MAP_FAILED) {
         munmap(area, len + DM_HUGE_PAGE);
@@ -588,18 +587,13 @@ dm_err_t dm_segment_truncate_at(dm_log_t *log, dm_segment_t *s, int64_t offset, 
 
 /* ==== append and lookup ============================================================ */
 
-/* Reserves disk blocks ahead of the writes of a busy segment, and gives them page cache
- * in 2 MiB folios. The file is extended (fallocate) to the end of the next 2 MiB
- * boundary past the write plus one more, and each new 2 MiB is faulted in once through
- * the segment's mapping (MADV_HUGEPAGE): on blocks not yet written the kernel makes a
- * zeroed 2 MiB folio without any I/O (on the warmer thread: making a huge page can take
- * milliseconds, which the commit must not wait for). The writes then land in those folios —
- * write(2) into a large folio costs half as much as into 512 small ones, with no per-page delayed
- * allocation — and readers find the data mapped by one page-table entry per 2 MiB instead
- * of faulting 4 KiB pages in. Only past PREALLOC_FROM bytes of data, so the many small
- * topics reserve nothing; sealing, closing and recovery cut the file back to its data
- * (recovery knows reserved space by its zeros). A failure (no support, no space) only
- * means the writes take the slower path, which reports a full disk itself. */
+/* Space and page cache ahead of the writes of a busy segment: when a write comes within
+ * 2 MiB of what was asked for, ask for up to the 2 MiB boundary past it plus
+ * PREALLOC_AHEAD. The warmer (log/warm.c) extends the file over that and makes its 2 MiB
+ * folios; why, and what it costs, is there. Only past PREALLOC_FROM bytes of data, so the
+ * many small topics reserve nothing; sealing, closing and recovery cut the file back to
+ * its data (recovery knows reserved space by its zeros). A failure (no support, no space)
+ * only means the writes take the slower path, which reports a full disk itself. */
 #define PREALLOC_FROM  (1u << 20)
 #define PREALLOC_AHEAD (4u << 20)
 
@@ -609,7 +603,7 @@ static void prealloc_ahead(dm_log_t *log, dm_segment_t *s, uint64_t at, uint64_t
     if (end + PREALLOC_AHEAD / 2 > s->prealloc_end) {
         uint64_t from = s->prealloc_end > s->size ? s->prealloc_end : s->size;
         uint64_t limit = (uint64_t)s->part->topic->conf.segment_bytes;
-        uint64_t to = ((end + DM_HUGE_PAGE - 1) & ~(uint64_t)(DM_HUGE_PAGE - 1)) + PREALLOC_AHEAD;
+        uint64_t to = dm_huge_up(end) + PREALLOC_AHEAD;
         if (to > limit) to = limit > end ? limit : end;
         if (to > from) {
             dm_warm_ahead(log, s, from, to);

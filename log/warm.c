@@ -3,7 +3,10 @@
  * prealloc_ahead (log/segment.c) asks for a busy segment's next few MiB; here the data file
  * is extended over them (fallocate: blocks reserved, no per-page allocation when written)
  * and the new 2 MiB pieces are faulted in through the segment's huge-page mapping, so the
- * kernel makes each a single zeroed 2 MiB folio before the writer reaches it. Both can
+ * kernel makes each a single zeroed 2 MiB folio before the writer reaches it, without I/O.
+ * The writes then land in those folios — write(2) into a large folio costs about half of
+ * writing into 512 small ones — and readers find the data mapped by one page-table entry
+ * per 2 MiB instead of faulting 4 KiB pages in. Both steps can
  * take milliseconds — fallocate waits for the file system's journal, a huge page may need
  * zeroing or compaction — which is why a thread of its own does them rather than the
  * committing one. MADV_POPULATE_READ instead of a plain load: a range cut off the file
@@ -26,8 +29,7 @@ void dm_warmer_init(dm_warmer_t *w)
 static void populate(dm_segment_t *s, uint64_t from, uint64_t to)
 {
 #ifdef MADV_POPULATE_READ
-    for (uint64_t c = (from + DM_HUGE_PAGE - 1) & ~(uint64_t)(DM_HUGE_PAGE - 1);
-         c < to && c < s->map_len; c += DM_HUGE_PAGE) {
+    for (uint64_t c = dm_huge_up(from); c < to && c < s->map_len; c += DM_HUGE_PAGE) {
         if (madvise(s->map + c, 4096, MADV_POPULATE_READ)) break;
         uint64_t done = c + DM_HUGE_PAGE, seen = __atomic_load_n(&s->warm_end, __ATOMIC_RELAXED);
         while (seen < done && !__atomic_compare_exchange_n(&s->warm_end, &seen, done, true,
