@@ -110,4 +110,49 @@ dm_avro_schema_t *dm_runtime_schema_locked(dm_runtime_t *rt, int64_t id, dm_erro
  * its processor's settings (new reference); *kind gets the step's name. */
 json_t *dm_runtime_step_config(const json_t *step, const char **kind);
 
+/* ---- shared by runtime*.c (the lock held unless said otherwise) ---------------- */
+
+/* Registers text under subject; returns the parsed schema (cached for the
+ * runtime's life) and its id, or NULL with err (incompatibility explained). */
+dm_avro_schema_t *dm_runtime_register_schema(dm_runtime_t *rt, const char *subject,
+                                             const char *text, int64_t *id, dm_error_t *err);
+
+/* Creates topic name unless it exists. */
+dm_err_t dm_runtime_ensure_topic(dm_runtime_t *rt, const char *name, int32_t partitions,
+                                 const char *subject, dm_error_t *err);
+
+/* Partitions of topic name; 0 when it does not exist. */
+int32_t dm_runtime_topic_partitions(dm_runtime_t *rt, const char *name);
+
+/* A new unit of owner, linked into the runtime's lists (not started). */
+unit_t *dm_runtime_unit_new(dm_runtime_t *rt, unit_kind_t kind, const char *owner,
+                            const char *name);
+
+/* Starts u on a thread of its own running thread_main(u), or, when
+ * thread_main is NULL, as a job of the worker pool (a task). */
+void dm_runtime_unit_start(unit_t *u, void *(*thread_main)(void *));
+
+/* A failed unit that only carries the reason, so status shows it. */
+void dm_runtime_unit_failed(dm_runtime_t *rt, const char *owner, const char *what, const char *msg);
+
+/* Takes the runtime's lock from a unit's own thread; false when the unit is
+ * asked to stop meanwhile (the runtime may hold the lock while joining it). */
+bool dm_runtime_lock_unless_stopping(unit_t *u);
+
+/* One step of a task unit on a pool worker (engine/pool.h). */
+dm_job_next_t dm_runtime_task_step(void *arg, dm_job_wait_t *w);
+
+/* The table an enrich step reads (dm_proc_env_t.table). */
+dm_table_t *dm_runtime_env_table(void *ctx, const char *source, dm_error_t *err);
+
+/* Releases what a sink unit on the common runner holds. */
+void dm_runtime_free_runner_sink(unit_t *u);
+
+/* Starts the units of a Source document. */
+void dm_runtime_start_source(dm_runtime_t *rt, const json_t *doc);
+
+/* Starts the units of a Pipeline document; stored_sources/sinks: name → doc. */
+void dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
+                               const json_t *stored_sinks);
+
 #endif
