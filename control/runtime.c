@@ -194,6 +194,9 @@ void dm_runtime_unit_start(unit_t *u, void *(*thread_main)(void *))
 static void unit_free(unit_t *u)
 {
     if (u->kind == U_TASK) dm_task_free(u->task);
+    if (u->pt) dm_plan_task_release(u->pt);
+    free(u->pt);
+    dm_runtime_plan_unref(u->plan);
     if (u->kind == U_TABLE) dm_table_free(u->table);
     if (u->kind == U_SINK) dm_config_free(&dm_file_sink_config_table, &u->sink_conf);
     if (u->kind == U_FILE_SOURCE) dm_config_free(&dm_file_source_config_table, &u->fsrc_conf);
@@ -349,24 +352,37 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
         if (!pending) break;
         dm_sleep_ms(20);
     }
-    for (int round = 0; round < 16; round++) {
-        bool progress = false;
+    /* Level-triggered: a pipeline starts as soon as what it reads exists; one
+     * that waits says why (status) and the reconciler tries again. A round
+     * may create the derived sources the next round's pipelines read. */
+    for (bool progress = true; progress;) {
+        progress = false;
         json_object_foreach(pipelines, n, d)
         {
             char pk[200];
             snprintf(pk, sizeof(pk), "Pipeline/%s", n);
             if (json_object_get(rt->running, pk)) continue;
-            json_t *reads = dm_spec_pipeline_inputs(d);
-            const char *input = json_string_value(json_array_get(reads, 0));
-            bool ready = input && dm_runtime_topic_partitions(rt, input) > 0;
-            json_decref(reads);
-            if (!ready && round < 15) continue;
-            dm_runtime_start_pipeline(rt, d, sources, sinks);
+            dm_error_t e = {0};
+            dm_err_t rc = dm_runtime_start_pipeline(rt, d, sources, sinks, &e);
+            if (rc == DM_ERR_AGAIN) {
+                json_t *was = json_object_get(rt->waiting, pk);
+                if (!was || strcmp(json_string_value(was), e.message))
+                    DM_INFO("control", "pipeline=%s: not started yet: %s", n, e.message);
+                json_object_set_new(rt->waiting, pk, json_string(e.message));
+                continue;
+            }
+            if (rc) DM_ERROR("control", "pipeline=%s: %s", n, e.message);
+            json_object_del(rt->waiting, pk);
             json_object_set(rt->running, pk, d);
             progress = true;
         }
-        if (!progress) break;
     }
+    /* Forget the waits of pipelines that are gone. */
+    const char *wk;
+    json_t *wv;
+    void *tmp;
+    json_object_foreach_safe(rt->waiting, tmp, wk, wv) if (!json_object_get(pipelines, wk + 9))
+        json_object_del(rt->waiting, wk);
     pthread_mutex_unlock(&rt->mu);
     json_decref(stale);
     json_decref(sources);
@@ -401,16 +417,39 @@ json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
         json_array_append_new(units, j);
     }
     bool known = json_object_get(rt->running, owner) != NULL;
+    const char *waiting = json_string_value(json_object_get(rt->waiting, owner));
+    json_t *reason = waiting ? json_string(waiting) : NULL;
     pthread_mutex_unlock(&rt->mu);
     overall = failed     ? "failed"
               : retrying ? "degraded"
               : running  ? "running"
               : known    ? "ready"
                          : "pending";
-    return json_pack("{s:s, s:o}", "state", overall, "units", units);
+    json_t *out = json_pack("{s:s, s:o}", "state", overall, "units", units);
+    if (reason) json_object_set_new(out, "reason", reason);
+    return out;
 }
 
 /* ---- life --------------------------------------------------------------------------- */
+
+/* The reconciler thread: while some pipeline waits for what it reads (a
+ * source whose connector has not made its topic or schema yet), syncs again
+ * every half second, so it starts once it can without another apply. */
+static void *reconcile_main(void *arg)
+{
+    dm_runtime_t *rt = arg;
+    while (!atomic_load(&rt->stopping)) {
+        for (int i = 0; i < 5 && !atomic_load(&rt->stopping); i++)
+            dm_sleep_ms(100);
+        pthread_mutex_lock(&rt->mu);
+        bool waiting = json_object_size(rt->waiting) > 0;
+        pthread_mutex_unlock(&rt->mu);
+        dm_error_t err = {0};
+        if (waiting && !atomic_load(&rt->stopping) && dm_runtime_sync(rt, &err))
+            DM_WARN("control", "reconciler: %s", err.message);
+    }
+    return NULL;
+}
 
 dm_err_t dm_runtime_new(const char *data_dir, dm_store_t *store, dm_metrics_t *metrics,
                         dm_runtime_t **out, dm_error_t *err)
@@ -448,6 +487,7 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
     rt->running = json_object();
     rt->env = (dm_proc_env_t){dm_runtime_env_table, rt};
     rt->worker_tasks = json_object();
+    rt->waiting = json_object();
     if (opt && opt->transport) rt->transport_url = strdup(opt->transport);
     rt->external_tasks = opt && opt->external_tasks;
     char path[4200];
@@ -459,6 +499,8 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
         rc = dm_schema_registry_open(path, &rt->reg, err);
     }
     if (!rc) rc = dm_runtime_sync(rt, err);
+    if (!rc && pthread_create(&rt->reconciler, NULL, reconcile_main, rt) == 0)
+        rt->reconciling = true;
     if (rc) {
         dm_runtime_free(rt);
         return rc;
@@ -470,6 +512,8 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
 void dm_runtime_free(dm_runtime_t *rt)
 {
     if (!rt) return;
+    atomic_store(&rt->stopping, true);
+    if (rt->reconciling) pthread_join(rt->reconciler, NULL);
     pthread_mutex_lock(&rt->mu);
     stop_units(rt, NULL);
     pthread_mutex_unlock(&rt->mu);
@@ -483,6 +527,7 @@ void dm_runtime_free(dm_runtime_t *rt)
     dm_schema_registry_close(rt->reg);
     json_decref(rt->running);
     json_decref(rt->worker_tasks);
+    json_decref(rt->waiting);
     free(rt->transport_url);
     pthread_mutex_destroy(&rt->mu);
     pthread_mutex_destroy(&rt->url_mu);

@@ -49,6 +49,15 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
  * (new reference). Tasks are listed only when they run externally. */
 json_t *dm_runtime_worker_tasks(dm_runtime_t *rt);
 
+/* The plan a Pipeline document compiles to against the registry and the
+ * topics as they are, without registering or creating anything (schema ids
+ * of outputs not registered yet are 0): JSON (new reference) and, when text
+ * is not NULL, the explanation for people (malloc'd). sources/sinks: name →
+ * document, the stored ones plus any being applied. NULL with err when it
+ * does not compile (DM_ERR_AGAIN: a source it reads does not exist yet). */
+json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *sources,
+                        const json_t *sinks, char **text, dm_error_t *err);
+
 /* Reconciles running units with the store. Errors of individual units show
  * in their status; an error here means the runtime itself failed. */
 dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err);

@@ -149,7 +149,7 @@ static dm_err_t check_chain(dm_runtime_t *rt, const json_t *doc, const json_t *b
         {
             if (n == 64) break;
             const char *kind;
-            json_t *conf = dm_runtime_step_config(step, &kind);
+            json_t *conf = dm_plan_step_settings(step, &kind);
             const char *with = json_string_value(json_object_get(conf, "with"));
             /* the first join reads its source; a second one is refused by its open */
             const dm_avro_schema_t *other = !joined && !strcmp(kind, "join") && with

@@ -21,9 +21,16 @@
 #include "engine/task.h"
 #include "schema/dm_schema_registry.h"
 
+#include "control/plan.h"
 #include "control/runtime.h"
 
 typedef enum { U_DATAGEN, U_TASK, U_TABLE, U_SINK, U_FILE_SOURCE, U_PGSOURCE } unit_kind_t;
+
+/* A pipeline's plan, shared by its units (they borrow its strings). */
+typedef struct plan_ref {
+    dm_pipeline_plan_t *plan;
+    int refs;
+} plan_ref_t;
 
 typedef struct unit {
     unit_kind_t kind;
@@ -39,6 +46,8 @@ typedef struct unit {
     dm_datagen_source_t dg;
     /* task */
     dm_task_t *task;
+    plan_ref_t *plan;   /* tasks, tables and sinks of a pipeline: its plan */
+    dm_plan_task_t *pt; /* task: the config it was opened with */
     /* table reader */
     dm_table_t *table;
     char topic[256];
@@ -68,7 +77,6 @@ typedef struct unit {
     _Atomic bool ready;     /* table: caught up with its topic once */
     struct unit *tables[8]; /* task: the tables its enrich steps read */
     int n_tables;
-    const char *extra[8]; /* task: topics of route outputs (strings in owned) */
     struct unit *next;
     struct unit *onext; /* next unit in its owner's bucket of dm_runtime.by_owner */
 } unit_t;
@@ -97,7 +105,11 @@ struct dm_runtime {
     char registry_url[256]; /* the controller's registry API, for sinks */
     char *transport_url;    /* NULL: the embedded log in DATA/log */
     bool external_tasks;    /* pipeline tasks run in `datamesh worker` processes */
-    json_t *worker_tasks;   /* "Pipeline/name" → what a worker needs to run it */
+    json_t *worker_tasks;   /* "Pipeline/name" → its plan, for workers */
+    json_t *waiting;        /* "Pipeline/name" → why it cannot start yet */
+    pthread_t reconciler;   /* syncs again while some pipeline waits */
+    bool reconciling;
+    _Atomic bool stopping;
     /* Units by a hash of their owner, so the status of one object does not
      * walk the units of every other (tens of thousands at scale). */
     unit_t *by_owner[OWNER_BUCKETS];
@@ -105,10 +117,6 @@ struct dm_runtime {
 
 /* The parsed schema of a registry id, cached for the runtime's life (lock held). */
 dm_avro_schema_t *dm_runtime_schema_locked(dm_runtime_t *rt, int64_t id, dm_error_t *err);
-
-/* A pipeline step of the spec ({"filter": "expr"}, {"project": [...]}, …) as
- * its processor's settings (new reference); *kind gets the step's name. */
-json_t *dm_runtime_step_config(const json_t *step, const char **kind);
 
 /* ---- shared by runtime*.c (the lock held unless said otherwise) ---------------- */
 
@@ -151,8 +159,23 @@ void dm_runtime_free_runner_sink(unit_t *u);
 /* Starts the units of a Source document. */
 void dm_runtime_start_source(dm_runtime_t *rt, const json_t *doc);
 
-/* Starts the units of a Pipeline document; stored_sources/sinks: name → doc. */
-void dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
-                               const json_t *stored_sinks);
+/* Compiles a Pipeline document against the registry (registering what it
+ * writes) and starts its units; stored_sources/sinks: name → doc.
+ * DM_ERR_AGAIN (err says why) when it cannot start yet: nothing started. */
+dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
+                                   const json_t *stored_sources, const json_t *stored_sinks,
+                                   dm_error_t *err);
+
+/* The plan compiler's view of the runtime: the registry, topics and the
+ * given documents (name → doc). dry: look schemas up without registering. */
+typedef struct dm_runtime_plan_ctx {
+    dm_runtime_t *rt;
+    const json_t *sources, *sinks;
+    bool dry;
+} dm_runtime_plan_ctx_t;
+dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c);
+
+/* Drops a unit's hold on its pipeline's plan (freed with the last one). */
+void dm_runtime_plan_unref(plan_ref_t *ref);
 
 #endif

@@ -150,5 +150,7 @@ extern const dm_proc_ops_t dm_proc_aggregate;
 extern const dm_proc_ops_t dm_proc_dedupe;
 extern const dm_proc_ops_t dm_proc_route;
 extern const dm_proc_ops_t dm_proc_join;
+/* Internal (plans insert it before a re-key topic; specs cannot name it). */
+extern const dm_proc_ops_t dm_proc_rekey;
 
 #endif
