@@ -44,9 +44,8 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
                              dm_store_t *store, dm_metrics_t *metrics, dm_runtime_t **out,
                              dm_error_t *err);
 
-/* What workers run: {transport, external, tasks: [{pipeline, group, input, partitions,
- * input_schema_id, output, output_schema_id, dead_letter, steps: [{kind, config}]}]}
- * (new reference). Tasks are listed only when they run externally. */
+/* What workers run: {transport, external, tasks: [plan, …]} with each pipeline's plan as
+ * JSON (dm_plan_to_json; new reference). Plans are listed only when tasks run externally. */
 json_t *dm_runtime_worker_tasks(dm_runtime_t *rt);
 
 /* The plan a Pipeline document compiles to against the registry and the
