@@ -75,7 +75,7 @@ static void redact(json_t *j, int depth)
 /* A deep copy of j with its secrets masked; j is released. Documents from the
  * store share their nested values with its cache, so they are never changed
  * in place. */
-static json_t *redacted(json_t *j)
+json_t *dm_api_redacted(json_t *j)
 {
     json_t *copy = json_deep_copy(j);
     json_decref(j);
@@ -160,7 +160,7 @@ static void on_list(void *ctx, const dm_http_request_t *req, dm_http_response_t 
         dm_api_reply_error(res, &err);
         return;
     }
-    items = redacted(items);
+    items = dm_api_redacted(items);
     dm_http_json(res, 200, json_pack("{s:o}", "items", items));
 }
 
@@ -190,7 +190,7 @@ static void on_get(void *ctx, const dm_http_request_t *req, dm_http_response_t *
         dm_api_reply_error(res, &err);
         return;
     }
-    obj = redacted(obj);
+    obj = dm_api_redacted(obj);
     dm_http_json(res, 200, obj);
 }
 
@@ -224,7 +224,7 @@ static void on_catalog(void *ctx, const dm_http_request_t *req, dm_http_response
         dm_api_reply_error(res, &err);
         return;
     }
-    items = redacted(items);
+    items = dm_api_redacted(items);
     dm_http_json(res, 200, json_pack("{s:o}", "items", items));
 }
 
@@ -282,6 +282,7 @@ dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t
     static api_t api;
     api = (api_t){store, rt};
     dm_err_t rc = dm_api_data_register(http, store, rt);
+    rc = rc ? rc : dm_api_plan_register(http, store, rt);
     rc = rc ? rc : dm_http_route(http, "POST", "/api/v1/apply", on_apply, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/catalog", on_catalog, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/{kind}", on_list, &api);

@@ -172,6 +172,8 @@ typedef struct dm_runtime_plan_ctx {
     dm_runtime_t *rt;
     const json_t *sources, *sinks;
     bool dry;
+    const json_t *batch; /* a dry run: name → document being applied (may be NULL) */
+    json_t *owned;       /* a dry run: schemas it parsed, freed after */
 } dm_runtime_plan_ctx_t;
 dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c);
 

@@ -239,10 +239,17 @@ static void start_iceberg_sink(dm_runtime_t *rt, unit_t *u, const json_t *settin
 
 /* ---- the plan compiler's view of the runtime ------------------------------------------ */
 
+static dm_err_t batch_schema(dm_runtime_plan_ctx_t *c, const char *subject, int64_t *id,
+                             const dm_avro_schema_t **schema, dm_error_t *err);
+
 static dm_err_t env_latest(void *ctx, const char *subject, int64_t *id,
                            const dm_avro_schema_t **schema, dm_error_t *err)
 {
     dm_runtime_plan_ctx_t *c = ctx;
+    if (c->batch) {
+        dm_err_t brc = batch_schema(c, subject, id, schema, err);
+        if (brc != DM_ERR_NOT_FOUND) return brc;
+    }
     dm_err_t rc = dm_schema_registry_get_version(c->rt->reg, subject, -1, id, NULL, NULL, err);
     if (rc) return rc;
     *schema = dm_runtime_schema_locked(c->rt, *id, err);
@@ -282,7 +289,13 @@ static dm_err_t env_register(void *ctx, const char *subject, const char *text, i
 static int32_t env_partitions(void *ctx, const char *topic)
 {
     dm_runtime_plan_ctx_t *c = ctx;
-    return dm_runtime_topic_partitions(c->rt, topic);
+    int32_t n = dm_runtime_topic_partitions(c->rt, topic);
+    /* a dry run: a source being applied gets the partitions it asks for */
+    const json_t *parts =
+        json_object_get(json_object_get(json_object_get(c->sources, topic), "spec"), "partitions");
+    if (!n && c->batch && json_object_get(c->sources, topic))
+        n = json_is_integer(parts) ? (int32_t)json_integer_value(parts) : 1;
+    return n;
 }
 
 static const json_t *env_source(void *ctx, const char *name)
@@ -392,7 +405,7 @@ dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
     const char *name = dm_spec_name(doc);
     char owner[160];
     snprintf(owner, sizeof(owner), "Pipeline/%s", name);
-    dm_runtime_plan_ctx_t pc = {rt, stored_sources, stored_sinks, false};
+    dm_runtime_plan_ctx_t pc = {rt, stored_sources, stored_sinks, false, NULL, NULL};
     dm_plan_env_t env = dm_runtime_plan_env(&pc);
     dm_pipeline_plan_t *plan = NULL;
     dm_err_t rc = dm_plan_compile(doc, &env, &plan, err);
@@ -455,7 +468,12 @@ dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
             dm_runtime_unit_start(u, NULL);
         }
     }
-    if (rt->external_tasks) json_object_set_new(rt->worker_tasks, owner, dm_plan_to_json(plan));
+    if (rt->external_tasks) {
+        /* Workers run the tasks; sinks run here (and their settings stay here). */
+        json_t *pj = dm_plan_to_json(plan);
+        json_object_set_new(pj, "sinks", json_array());
+        json_object_set_new(rt->worker_tasks, owner, pj);
+    }
     dm_error_t e = {0};
     const dm_avro_schema_t *out_schema = dm_runtime_schema_locked(rt, plan->output_schema_id, &e);
     for (size_t i = 0; i < plan->n_sinks; i++) {
@@ -475,18 +493,67 @@ void dm_runtime_plan_unref(plan_ref_t *ref)
     free(ref);
 }
 
-json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *sources,
-                        const json_t *sinks, char **text, dm_error_t *err)
+/* A dry run's schema of a source being applied: its inline schema, parsed
+ * once per run (kept in the context's list). */
+static dm_err_t batch_schema(dm_runtime_plan_ctx_t *c, const char *subject, int64_t *id,
+                             const dm_avro_schema_t **schema, dm_error_t *err)
 {
-    dm_runtime_plan_ctx_t pc = {rt, sources, sinks, true};
+    size_t len = strlen(subject);
+    if (!c->batch || len < 7 || strcmp(subject + len - 6, "-value")) return DM_ERR_NOT_FOUND;
+    char name[300];
+    snprintf(name, sizeof(name), "%.*s", (int)(len - 6), subject);
+    const json_t *inline_schema =
+        json_object_get(json_object_get(json_object_get(c->batch, name), "spec"), "schema");
+    if (!inline_schema) return DM_ERR_NOT_FOUND;
+    char *text = json_dumps(inline_schema, JSON_COMPACT);
+    dm_avro_schema_t *s = NULL;
+    dm_err_t rc = text ? dm_avro_schema_parse(text, strlen(text), &s, err) : DM_ERR_NOMEM;
+    *id = 0;
+    dm_error_t e = {0};
+    if (!rc) dm_schema_registry_lookup(c->rt->reg, subject, text, id, NULL, &e);
+    free(text);
+    if (rc) return dm_error_prefix(err, "source %s: spec.schema", name);
+    json_array_append_new(c->owned, json_integer((json_int_t)(intptr_t)s));
+    *schema = s;
+    return DM_OK;
+}
+
+json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch, char **text,
+                        dm_error_t *err)
+{
+    json_t *sources = NULL, *sinks = NULL;
+    if (dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, err) ||
+        dm_store_docs(rt->store, DM_KIND_SINK, &sinks, err)) {
+        json_decref(sources);
+        return NULL;
+    }
+    /* What the request applies takes the place of what is stored. */
+    json_t *all_sources = json_copy(sources), *all_sinks = json_copy(sinks);
+    const char *n;
+    json_t *d;
+    json_object_foreach((json_t *)batch, n, d)
+    {
+        const char *kind = json_string_value(json_object_get(d, "kind"));
+        if (kind && !strcmp(kind, "Source")) json_object_set(all_sources, dm_spec_name(d), d);
+        if (kind && !strcmp(kind, "Sink")) json_object_set(all_sinks, dm_spec_name(d), d);
+    }
+    dm_runtime_plan_ctx_t pc = {rt, all_sources, all_sinks, true, batch, json_array()};
     dm_plan_env_t env = dm_runtime_plan_env(&pc);
     dm_pipeline_plan_t *plan = NULL;
     pthread_mutex_lock(&rt->mu);
     dm_err_t rc = dm_plan_compile(doc, &env, &plan, err);
     pthread_mutex_unlock(&rt->mu);
-    if (rc) return NULL;
-    json_t *j = dm_plan_to_json(plan);
-    if (text) *text = dm_plan_explain(plan);
+    json_t *j = rc ? NULL : dm_plan_to_json(plan);
+    if (j && text) *text = dm_plan_explain(plan);
     dm_plan_free(plan);
+    size_t i;
+    json_t *x;
+    json_array_foreach(pc.owned, i, x)
+        dm_avro_schema_free((dm_avro_schema_t *)(intptr_t)json_integer_value(x));
+    json_decref(pc.owned);
+    json_decref(all_sources);
+    json_decref(all_sinks);
+    json_decref(sources);
+    json_decref(sinks);
     return j;
 }

@@ -8,7 +8,11 @@
  * the input. An empty list (a global aggregate) gives every record the same
  * key: one partition holds them all. The key bytes are the values as the
  * state stores encode them (dm_state_put_value), so the two sides of a join
- * re-keyed by fields of the same type land together. Values pass through
+ * re-keyed by fields of the same type land together. The record's own key
+ * travels behind them: [4-byte little-endian length n][n bytes of the new
+ * key][the old key]; the task writing a re-key topic partitions by the new
+ * key, the task reading it gives rows their old key back (engine/task.c), so
+ * what a pipeline finally writes keeps its source's keys. Values pass through
  * unchanged; a key that cannot be evaluated sends the record to the dead
  * letters with the reason.
  */
@@ -87,17 +91,23 @@ static dm_err_t rekey_process(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *out,
         }
         if (bad) continue;
         /* A global key is one byte, so that it is a key (hashed to one partition). */
-        size_t len = r->key.len ? r->key.len : 1;
-        uint8_t *key = dm_arena_alloc(&out->arena, len);
+        uint32_t n = r->key.len ? (uint32_t)r->key.len : 1;
+        const dm_row_t *row = &in->records[i];
+        uint8_t *key = dm_arena_alloc(&out->arena, 4 + n + row->key_len);
         if (!key) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        key[0] = (uint8_t)n;
+        key[1] = (uint8_t)(n >> 8);
+        key[2] = (uint8_t)(n >> 16);
+        key[3] = (uint8_t)(n >> 24);
         if (r->key.len)
-            memcpy(key, r->key.data, len);
+            memcpy(key + 4, r->key.data, n);
         else
-            key[0] = 0;
+            key[4] = 0;
+        if (row->key_len) memcpy(key + 4 + n, row->key, row->key_len);
         dm_row_t *o = &out->records[out->n++];
-        *o = in->records[i];
+        *o = *row;
         o->key = key;
-        o->key_len = (uint32_t)len;
+        o->key_len = 4 + n + row->key_len;
     }
     return DM_OK;
 }

@@ -667,6 +667,18 @@ static dm_err_t event_time(dm_task_t *task, dm_row_t *row, char *reason, size_t 
     return DM_OK;
 }
 
+/* A record of a re-key topic: its key back as the source had it (behind the
+ * new key; engine/proc_rekey.c). */
+static void rekeyed_key(dm_row_t *row)
+{
+    const uint8_t *k = row->key;
+    if (!k || row->key_len < 4) return;
+    uint32_t n = (uint32_t)k[0] | (uint32_t)k[1] << 8 | (uint32_t)k[2] << 16 | (uint32_t)k[3] << 24;
+    if (n > row->key_len - 4) return;
+    row->key_len -= 4 + n;
+    row->key = row->key_len ? k + 4 + n : NULL;
+}
+
 /* A re-key topic's watermark marker: what the task writing it has reached. */
 static void read_marker(dm_task_t *task, const dm_record_t *rec)
 {
@@ -729,6 +741,7 @@ static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *
             } else {
                 row->key = rec->key;
                 row->key_len = rec->key_len < 0 ? 0 : (uint32_t)rec->key_len;
+                if (task->prod_wm) rekeyed_key(row);
                 row->flags = 0;
                 row->timestamp = rec->timestamp;
                 row->partition = in->partition;
@@ -829,8 +842,18 @@ static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
             task->out_part[k] = -1;
             continue;
         }
-        task->out_part[k] = row->key
-                                ? (int32_t)(dm_hash64(row->key, row->key_len) % (uint64_t)parts)
+        /* A re-key topic goes by the new key only (engine/proc_rekey.c). */
+        const uint8_t *hk = row->key;
+        uint32_t hlen = row->key_len;
+        if (task->conf.watermark_out && !which && hk && hlen >= 4) {
+            uint32_t n = (uint32_t)hk[0] | (uint32_t)hk[1] << 8 | (uint32_t)hk[2] << 16 |
+                         (uint32_t)hk[3] << 24;
+            if (n <= hlen - 4) {
+                hk += 4;
+                hlen = n;
+            }
+        }
+        task->out_part[k] = hk           ? (int32_t)(dm_hash64(hk, hlen) % (uint64_t)parts)
                             : parts == 1 ? 0
                                          : task->conf.input_partition % parts;
     }
