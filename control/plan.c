@@ -133,14 +133,19 @@ const dm_proc_ops_t *dm_plan_proc_find(const char *kind)
     return kind ? dm_proc_find(kind) : NULL;
 }
 
-typedef struct compiler {
+typedef struct compiler compiler_t;
+static dm_err_t add_step(compiler_t *c, dm_plan_stage_t *s, int index, const char *kind,
+                         json_t *config);
+static char **reads_of(const dm_proc_t *p);
+
+struct compiler {
     const dm_plan_env_t *env;
     dm_pipeline_plan_t *plan;
     dm_table_t *tables[8];         /* for opening enrich steps (schemas only) */
     const dm_avro_node_t *ins[16]; /* the record schema each stage reads */
     int n_tables;
     dm_error_t *err;
-} compiler_t;
+};
 
 /* The latest schema of a source and its partitions; DM_ERR_AGAIN while the
  * source has neither yet. */
@@ -286,6 +291,20 @@ static dm_plan_stage_t *new_stage(compiler_t *c, const char *name, const char *g
     return s;
 }
 
+/* The internal re-key step by `by`, read against node (the fields it reads). */
+static dm_err_t add_rekey(compiler_t *c, dm_plan_stage_t *s, const json_t *by,
+                          const dm_avro_node_t *node)
+{
+    json_t *conf = json_pack("{s:O}", "by", by);
+    dm_proc_t *p = NULL;
+    dm_err_t rc = dm_proc_open(&dm_proc_rekey, NULL, conf, node, &p, c->err);
+    if (!rc) rc = add_step(c, s, -1, "rekey", conf);
+    else json_decref(conf);
+    if (!rc) s->steps[s->n_steps - 1].reads = reads_of(p);
+    dm_proc_close(p);
+    return rc;
+}
+
 static dm_err_t add_step(compiler_t *c, dm_plan_stage_t *s, int index, const char *kind,
                          json_t *config)
 {
@@ -325,7 +344,7 @@ static dm_err_t split(compiler_t *c, size_t *cur, int index, const json_t *by,
     for (size_t i = 0; i < s->n_more; i++)
         if (s->more[i].partitions > parts) parts = s->more[i].partitions;
     if (!json_array_size(by)) parts = 1; /* a global aggregate: one task sees everything */
-    dm_err_t rc = add_step(c, s, -1, "rekey", json_pack("{s:O}", "by", by));
+    dm_err_t rc = add_rekey(c, s, by, node);
     if (rc) return rc;
     s->output = strdup(topic);
     s->writes_rekey = true;
@@ -358,7 +377,7 @@ static dm_err_t split_join_side(compiler_t *c, size_t cur, int index, const char
     if (!w) return dm_error_set(c->err, DM_ERR_NOMEM, "out of memory");
     w->input = (dm_plan_input_t){strdup(with), with_in->schema_id, with_in->partitions};
     if (plan->n_stages - 1 < 16) c->ins[plan->n_stages - 1] = with_schema->root;
-    dm_err_t rc = add_step(c, w, -1, "rekey", json_pack("{s:O}", "by", by));
+    dm_err_t rc = add_rekey(c, w, by, with_schema->root);
     if (rc) return rc;
     w->output = strdup(topic);
     w->writes_rekey = true;
@@ -483,7 +502,6 @@ static dm_err_t compile(compiler_t *c, const json_t *doc)
             if (need) {
                 rc = split(c, &cur, (int)i, by, node, same, &tasks);
                 if (!rc && two) rc = split_join_side(c, cur, (int)i, with, by, other, &other_in);
-                same = NULL;
             } else if (two) {
                 plan->stages[cur].other = other_in;
                 other_in.topic = NULL;
