@@ -298,8 +298,10 @@ static dm_err_t add_rekey(compiler_t *c, dm_plan_stage_t *s, const json_t *by,
     json_t *conf = json_pack("{s:O}", "by", by);
     dm_proc_t *p = NULL;
     dm_err_t rc = dm_proc_open(&dm_proc_rekey, NULL, conf, node, &p, c->err);
-    if (!rc) rc = add_step(c, s, -1, "rekey", conf);
-    else json_decref(conf);
+    if (!rc)
+        rc = add_step(c, s, -1, "rekey", conf);
+    else
+        json_decref(conf);
     if (!rc) s->steps[s->n_steps - 1].reads = reads_of(p);
     dm_proc_close(p);
     return rc;

@@ -10,7 +10,8 @@
     "{\"name\":\"country\",\"type\":\"string\"},{\"name\":\"amount\",\"type\":\"double\"},"        \
     "{\"name\":\"ts\",\"type\":\"long\"}]}"
 #define MOVIE                                                                                      \
-    "{\"type\":\"record\",\"name\":\"Movie\",\"fields\":[{\"name\":\"movie_id\",\"type\":\"long\"}," \
+    "{\"type\":\"record\",\"name\":\"Movie\",\"fields\":[{\"name\":\"movie_id\",\"type\":"         \
+    "\"long\"},"                                                                                   \
     "{\"name\":\"title\",\"type\":\"string\"}]}"
 
 /* The stand-in: sources a, b (EV, 4 partitions, key id), m (MOVIE, key movie_id,
@@ -78,8 +79,8 @@ static fake_t fake_new(int32_t parts)
     fake_t f = {.parts = parts, .next_id = 100};
     dm_avro_schema_parse(EV, strlen(EV), &f.ev, NULL);
     dm_avro_schema_parse(MOVIE, strlen(MOVIE), &f.movie, NULL);
-    f.sources = json_pack("{s:{s:{s:[s]}}, s:{s:{s:[s]}}, s:{s:{s:[s]}}}", "a", "spec", "key",
-                          "id", "b", "spec", "key", "id", "m", "spec", "key", "movie_id");
+    f.sources = json_pack("{s:{s:{s:[s]}}, s:{s:{s:[s]}}, s:{s:{s:[s]}}}", "a", "spec", "key", "id",
+                          "b", "spec", "key", "id", "m", "spec", "key", "movie_id");
     f.registered = json_object();
     return f;
 }
@@ -92,8 +93,7 @@ static void fake_free(fake_t *f)
     json_decref(f->registered);
 }
 
-static dm_err_t compile(fake_t *f, const char *doc_json, dm_pipeline_plan_t **plan,
-                        dm_error_t *err)
+static dm_err_t compile(fake_t *f, const char *doc_json, dm_pipeline_plan_t **plan, dm_error_t *err)
 {
     dm_plan_env_t env = {f_latest, f_register, f_partitions, f_source, f_sink, f};
     json_t *doc = json_loads(doc_json, 0, NULL);
@@ -105,7 +105,7 @@ static dm_err_t compile(fake_t *f, const char *doc_json, dm_pipeline_plan_t **pl
 
 #define PIPE(from, steps)                                                                          \
     "{\"kind\":\"Pipeline\",\"metadata\":{\"name\":\"p\"},\"spec\":{\"from\":" from                \
-    ",\"steps\":" steps ",\"to\":[{\"source\":\"out\"},{\"sink\":{\"type\":\"file\",\"path\":"    \
+    ",\"steps\":" steps ",\"to\":[{\"source\":\"out\"},{\"sink\":{\"type\":\"file\",\"path\":"     \
     "\"o.jsonl\"}}]}}"
 
 /* Every step kind, alone and together, survives to_json → from_json → to_json. */
