@@ -5,7 +5,9 @@
  *        &limit=N&timeout_ms=T  → {"records": [{partition, offset, timestamp,
  *        key, value}], "positions": {"P": next offset, …}}; values as plain JSON
  *   POST /api/v1/sources/{name}/events  with a JSON array of records (or one
- *        object) → validated against the source's schema, all written or none
+ *        object) → handed to the source's connector when it takes requests
+ *        (dm_source_ops_t.push: ingest validates them against the source's
+ *        schema and writes all or none); the errors become HTTP statuses here
  */
 #include <stdio.h>
 #include <stdlib.h>

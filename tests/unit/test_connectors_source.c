@@ -68,22 +68,30 @@ static void test_registry_lists_complete_ops(void)
             CHECK(ops->open && ops->run && ops->close && !ops->push);
         else
             CHECK(ops->push && !ops->open && !ops->run);
-        /* names are unique, found by both look-ups, one of DESIGN.md's, listed */
+        /* names are unique, found by both look-ups (spec validation uses the
+         * second), listed among the available ones */
         for (size_t j = 0; j < i; j++)
             CHECK(strcmp(list[j]->def.name, ops->def.name) != 0);
         CHECK(dm_source_ops_find(ops->def.name) == ops);
         CHECK(dm_source_connector_find(ops->def.name) == &ops->def);
-        bool designed = false;
-        for (size_t k = 0; dm_source_connector_names[k]; k++)
-            designed |= !strcmp(dm_source_connector_names[k], ops->def.name);
-        CHECK(designed);
         CHECK_CONTAINS(available, ops->def.name);
     }
-    /* named in DESIGN.md, not built yet: refused by the look-ups */
+    /* DESIGN.md's connectors: the built ones are registered; the others
+     * (mysql, cockroachdb) are refused by the look-ups and not listed */
+    size_t designed = 0, built = 0;
+    for (size_t k = 0; dm_source_connector_names[k]; k++, designed++) {
+        const char *c = dm_source_connector_names[k];
+        if (dm_source_ops_find(c)) {
+            built++;
+        } else {
+            CHECK(dm_source_connector_find(c) == NULL);
+            CHECK(strstr(available, c) == NULL);
+        }
+    }
+    CHECK(built > 0 && built <= n);
+    CHECK(designed > built);
     CHECK(dm_source_ops_find("mysql") == NULL);
-    CHECK(dm_source_connector_find("cockroachdb") == NULL);
     CHECK(dm_source_ops_find(NULL) == NULL);
-    CHECK(strstr(available, "mysql") == NULL);
 }
 
 /* Every connector's defaults parse; a config missing what it requires, or with
