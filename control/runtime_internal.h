@@ -36,11 +36,9 @@ typedef struct unit {
     dm_runtime_t *rt;
     /* source connector (connectors/source.h): the runtime knows only its ops */
     const dm_source_ops_t *src_ops;
-    void *src_state;         /* from ops->open, released by ops->close */
-    void *src_conf;          /* its config struct (ops->def.config), owned */
-    dm_source_env_t src_env; /* what the runtime lends it; strings in this unit */
-    dm_strlist_t src_keys;   /* spec.key, strings in owned */
-    char src_dlq[300];       /* source.NAME.dlq */
+    void *src_state;              /* from ops->open, released by ops->close */
+    void *src_conf;               /* its config struct (ops->def.config), owned */
+    struct source_lent *src_lent; /* the env it was lent and what that points to, owned */
     /* task */
     dm_task_t *task;
     /* table reader */

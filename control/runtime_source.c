@@ -13,6 +13,24 @@
 
 #include "control/runtime_internal.h"
 
+/* What a running source was lent: its env and the strings the env points to,
+ * alive until the source is closed. */
+typedef struct source_lent {
+    dm_source_env_t env;
+    char name[256];
+    char dead_letter_topic[300];
+    json_t *key;       /* spec.key, copied */
+    dm_strlist_t keys; /* strings in key */
+} source_lent_t;
+
+static void lent_free(source_lent_t *l)
+{
+    if (!l) return;
+    json_decref(l->key);
+    free(l->keys.items);
+    free(l);
+}
+
 static void *source_main(void *arg)
 {
     unit_t *u = arg;
@@ -27,8 +45,8 @@ void dm_runtime_free_source(unit_t *u)
     if (u->src_conf) dm_config_free(u->src_ops->def.config, u->src_conf);
     free(u->src_conf);
     u->src_conf = NULL;
-    free(u->src_keys.items);
-    u->src_keys = (dm_strlist_t){0};
+    lent_free(u->src_lent);
+    u->src_lent = NULL;
 }
 
 /* ---- what the runtime lends a source (dm_source_env_t) ------------------------- */
@@ -155,36 +173,38 @@ void dm_runtime_start_source(dm_runtime_t *rt, const json_t *doc)
     unit_t *u = dm_runtime_unit_new(rt, U_SOURCE, owner, uname);
     if (!u) return;
     u->src_ops = ops;
-    snprintf(u->topic, sizeof(u->topic), "%s", name);
-    snprintf(u->src_dlq, sizeof(u->src_dlq), "%s", dlq);
-    u->owned =
-        json_deep_copy(json_object_get(spec, "key") ? json_object_get(spec, "key") : json_array());
-    u->src_keys.n = json_array_size(u->owned);
-    u->src_keys.items = calloc(u->src_keys.n ? u->src_keys.n : 1, sizeof(char *));
-    for (size_t i = 0; u->src_keys.items && i < u->src_keys.n; i++)
-        u->src_keys.items[i] = (char *)json_string_value(json_array_get(u->owned, i));
+    source_lent_t *l = u->src_lent = calloc(1, sizeof(*l));
     u->src_conf = calloc(1, ops->def.config_size ? ops->def.config_size : 1);
-    if (!u->src_keys.items || !u->src_conf) {
+    const json_t *key = json_object_get(spec, "key");
+    if (l) {
+        l->key = json_deep_copy(key ? key : json_array());
+        l->keys.n = json_array_size(l->key);
+        l->keys.items = calloc(l->keys.n ? l->keys.n : 1, sizeof(char *));
+    }
+    if (!l || !l->key || !l->keys.items || !u->src_conf) {
         dm_unit_set(&u->st, "failed", "out of memory");
         return;
     }
+    for (size_t i = 0; i < l->keys.n; i++)
+        l->keys.items[i] = (char *)json_string_value(json_array_get(l->key, i));
     if (dm_config_defaults(ops->def.config, u->src_conf, &err) ||
         dm_config_apply_json(ops->def.config, u->src_conf, json_object_get(spec, "config"), NULL,
                              &err)) {
         dm_unit_set(&u->st, "failed", "%s", err.message);
         return;
     }
-    /* The unit lends the strings: they live until the source is closed. */
-    env.name = u->topic;
-    env.topic = u->topic;
-    env.key_fields = &u->src_keys;
-    env.metrics = rt->metrics;
-    env.dead_letter_topic = ops->dead_letters ? u->src_dlq : NULL;
-    env.ensure_topic = env_ensure_topic;
-    env.register_schema = env_register_schema;
-    env.ctx = u;
-    u->src_env = env;
-    if (ops->open(u->src_conf, &u->src_env, &u->src_state, &err)) {
+    snprintf(l->name, sizeof(l->name), "%s", name);
+    snprintf(l->dead_letter_topic, sizeof(l->dead_letter_topic), "%s", dlq);
+    l->env = env;
+    l->env.name = l->name;
+    l->env.topic = l->name;
+    l->env.key_fields = &l->keys;
+    l->env.metrics = rt->metrics;
+    l->env.dead_letter_topic = ops->dead_letters ? l->dead_letter_topic : NULL;
+    l->env.ensure_topic = env_ensure_topic;
+    l->env.register_schema = env_register_schema;
+    l->env.ctx = u;
+    if (ops->open(u->src_conf, &l->env, &u->src_state, &err)) {
         u->src_state = NULL;
         dm_unit_set(&u->st, "failed", "%s", err.message);
         DM_ERROR("control", "source=%s connector=%s: %s", name, ops->def.name, err.message);
