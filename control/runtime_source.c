@@ -177,7 +177,7 @@ void dm_runtime_start_source(dm_runtime_t *rt, const json_t *doc)
     u->src_conf = calloc(1, ops->def.config_size ? ops->def.config_size : 1);
     const json_t *key = json_object_get(spec, "key");
     if (l) {
-        l->key = json_deep_copy(key ? key : json_array());
+        l->key = key ? json_deep_copy(key) : json_array();
         l->keys.n = json_array_size(l->key);
         l->keys.items = calloc(l->keys.n ? l->keys.n : 1, sizeof(char *));
     }
