@@ -5,8 +5,7 @@
 
 #include "control/runtime_internal.h"
 
-static const char *const unit_kinds[] = {"connector", "task",      "table",
-                                         "sink",      "connector", "connector"};
+static const char *const unit_kinds[] = {"connector", "task", "table", "sink"};
 
 static size_t owner_slot(const char *owner)
 {
@@ -199,19 +198,10 @@ static void unit_free(unit_t *u)
     dm_runtime_plan_unref(u->plan);
     if (u->kind == U_TABLE) dm_table_free(u->table);
     if (u->kind == U_SINK) dm_config_free(&dm_file_sink_config_table, &u->sink_conf);
-    if (u->kind == U_FILE_SOURCE) dm_config_free(&dm_file_source_config_table, &u->fsrc_conf);
     if (u->kind == U_SINK && u->run.ops) dm_runtime_free_runner_sink(u);
     if (u->kind == U_SINK && u->ice.conf)
         dm_config_free(&dm_iceberg_sink_config_table, &u->ice_conf);
-    if (u->kind == U_PGSOURCE) {
-        dm_pg_source_free(u->pg);
-        dm_config_free(&dm_postgres_config_table, &u->pg_conf);
-    }
-    if (u->kind == U_DATAGEN && u->dg.key_fields) {
-        dm_strlist_t *k = (dm_strlist_t *)u->dg.key_fields;
-        free(k->items);
-        free(k);
-    }
+    if (u->kind == U_SOURCE) dm_runtime_free_source(u);
     json_decref(u->owned);
     dm_unit_destroy(&u->st);
     free(u);
@@ -336,13 +326,14 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
         dm_runtime_start_source(rt, d);
         json_object_set(rt->running, sk, d);
     }
-    /* Let new datagen sources commit their first batch before the pipelines
-     * that read them (and the tables enrich keeps) start: a table then starts
-     * with its rows instead of filling while the first events pass. */
+    /* Let new sources that produce at once (ops->await_first_commit: datagen)
+     * commit their first batch before the pipelines that read them (and the
+     * tables enrich keeps) start: a table then starts with its rows instead of
+     * filling while the first events pass. */
     for (int waited = 0; waited < 150; waited++) {
         bool pending = false;
         for (unit_t *u = rt->units; u; u = u->next) {
-            if (u->kind != U_DATAGEN || !u->started) continue;
+            if (u->kind != U_SOURCE || !u->started || !u->src_ops->await_first_commit) continue;
             char state[32], error[8];
             dm_unit_get(&u->st, state, sizeof(state), error, sizeof(error));
             if (atomic_load(&u->st.position) == 0 &&
@@ -413,7 +404,8 @@ json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
                       "state", state, "position", (json_int_t)atomic_load(&u->st.position), "lag",
                       (json_int_t)atomic_load(&u->st.lag));
         if (error[0]) json_object_set_new(j, "error", json_string(error));
-        if (u->kind == U_PGSOURCE) json_object_set_new(j, "postgres", dm_pg_source_status(u->pg));
+        if (u->kind == U_SOURCE && u->src_state && u->src_ops->status_json)
+            json_object_set_new(j, u->src_ops->def.name, u->src_ops->status_json(u->src_state));
         json_array_append_new(units, j);
     }
     bool known = json_object_get(rt->running, owner) != NULL;

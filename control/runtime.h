@@ -1,7 +1,8 @@
 /* control/runtime.h — what runs: the data plane inside `datamesh up`.
  *
  * The runtime turns the stored specs into running units: a topic and a
- * registered schema per source, a connector thread per datagen source, a task
+ * registered schema per source, a connector thread per source that runs one
+ * (connectors/source.h), a task
  * per input partition of each pipeline (a fused chain, exactly once), a table
  * reader per source that enrich looks up in, and a sink thread per sink. It
  * owns the transport (the embedded log in DATA/log) and its own handle on the
@@ -71,12 +72,22 @@ dm_err_t dm_runtime_check(dm_runtime_t *rt, const json_t *const *docs, size_t n,
 /* Status of an object: {state, units: [{name, state, error, position, lag}]}. */
 json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name);
 
-/* Asks the running postgres source to snapshot table ("schema.table"; NULL:
- * every table it captures), optionally the key range [from, to] (either NULL:
- * open; see dm_pg_source_request_snapshot). DM_ERR_NOT_FOUND when source is
- * not a running postgres source or does not capture table. */
+/* Asks the running source to snapshot table ("schema.table"; NULL: every
+ * table it captures), optionally the key range [from, to] (either NULL: open;
+ * see dm_source_ops_t.snapshot). DM_ERR_NOT_FOUND when source is not running,
+ * its connector takes no snapshot requests, or it does not capture table. */
 dm_err_t dm_runtime_source_snapshot(dm_runtime_t *rt, const char *source, const char *table,
                                     const char *from, const char *to, dm_error_t *err);
+
+/* Hands a request body to the connector of a source filled through the API
+ * (dm_source_ops_t.push: ingest), with the source's latest registered schemas
+ * and its topic; spec is the source's stored spec. *accepted gets how many
+ * records were written (all or none). Errors as dm_source_ops_t.push, and
+ * DM_ERR_UNSUPPORTED when the connector does not take requests, DM_ERR_AGAIN
+ * when the source has no schema or topic yet. Any thread; takes the runtime's
+ * lock only to look the schemas up. */
+dm_err_t dm_runtime_source_push(dm_runtime_t *rt, const char *source, const json_t *spec,
+                                const void *body, size_t len, size_t *accepted, dm_error_t *err);
 
 /* The transport, for reading and writing sources through the API. */
 dm_transport_t *dm_runtime_transport(dm_runtime_t *rt);

@@ -16,15 +16,16 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
     const json_t *spec = json_object_get(doc, "spec");
     if (!strcmp(kind, "Source")) {
         const char *c = json_string_value(json_object_get(spec, "connector"));
-        if (strcmp(c, "datagen") && strcmp(c, "ingest") && strcmp(c, "file") &&
-            strcmp(c, "postgres"))
+        const dm_source_ops_t *ops = dm_source_ops_find(c);
+        if (!ops) {
+            char list[256];
+            dm_source_connectors_available(list, sizeof(list));
             return dm_error_set(err, DM_ERR_UNSUPPORTED,
                                 "Source %s: connector '%s' validates but cannot run in this "
-                                "version yet (running connectors: datagen, ingest, file, "
-                                "postgres)",
-                                name, c);
-        if (!strcmp(c, "postgres")) return DM_OK; /* its schemas come from the database */
-        if (!json_object_get(spec, "schema"))
+                                "version yet (running connectors: %s)",
+                                name, c ? c : "", list);
+        }
+        if (ops->def.needs_schema && !json_object_get(spec, "schema"))
             return dm_error_set(err, DM_ERR_CONFIG, "Source %s: needs a schema", name);
         return DM_OK;
     }

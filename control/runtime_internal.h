@@ -6,11 +6,10 @@
 #include <pthread.h>
 
 #include "connectors/connector.h"
-#include "connectors/datagen/datagen.h"
 #include "connectors/file/file.h"
 #include "connectors/iceberg/iceberg.h"
-#include "connectors/postgres/postgres.h"
 #include "connectors/sink.h"
+#include "connectors/source.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
 #include "core/hash.h"
@@ -24,7 +23,7 @@
 #include "control/plan.h"
 #include "control/runtime.h"
 
-typedef enum { U_DATAGEN, U_TASK, U_TABLE, U_SINK, U_FILE_SOURCE, U_PGSOURCE } unit_kind_t;
+typedef enum { U_SOURCE, U_TASK, U_TABLE, U_SINK } unit_kind_t;
 
 /* A pipeline's plan, shared by its units (they borrow its strings). */
 typedef struct plan_ref {
@@ -42,8 +41,11 @@ typedef struct unit {
     dm_job_t *job;   /* task: its job in the worker pool (no thread of its own) */
     int64_t backoff; /* task: ms before the next try after a failed step */
     dm_runtime_t *rt;
-    /* datagen */
-    dm_datagen_source_t dg;
+    /* source connector (connectors/source.h): the runtime knows only its ops */
+    const dm_source_ops_t *src_ops;
+    void *src_state;              /* from ops->open, released by ops->close */
+    void *src_conf;               /* its config struct (ops->def.config), owned */
+    struct source_lent *src_lent; /* the env it was lent and what that points to, owned */
     /* task */
     dm_task_t *task;
     plan_ref_t *plan;   /* tasks, tables and sinks of a pipeline: its plan */
@@ -52,9 +54,6 @@ typedef struct unit {
     dm_table_t *table;
     char topic[256];
     int32_t partitions;
-    /* file source */
-    dm_file_source_t fsrc;
-    dm_file_source_config_t fsrc_conf;
     /* file sink */
     dm_file_sink_t sink;
     dm_file_sink_config_t sink_conf;
@@ -68,10 +67,6 @@ typedef struct unit {
     dm_strlist_t run_keys;            /* the input source's key fields */
     dm_schema_registry_t *run_reg;    /* this thread's registry handle */
     struct schema_entry *run_schemas; /* schemas it looked up by id */
-    /* postgres source */
-    dm_pg_source_t *pg;
-    dm_postgres_config_t pg_conf;
-    dm_pg_callbacks_t pg_cb;
     char group[300];
     json_t *owned;          /* JSON the unit's config strings point into */
     _Atomic bool ready;     /* table: caught up with its topic once */
@@ -155,6 +150,10 @@ dm_table_t *dm_runtime_env_table(void *ctx, const char *source, dm_error_t *err)
 
 /* Releases what a sink unit on the common runner holds. */
 void dm_runtime_free_runner_sink(unit_t *u);
+
+/* Closes a source unit's connector and frees its config (its thread, if it
+ * had one, has returned). */
+void dm_runtime_free_source(unit_t *u);
 
 /* Starts the units of a Source document. */
 void dm_runtime_start_source(dm_runtime_t *rt, const json_t *doc);

@@ -248,7 +248,8 @@ static dm_err_t check_source(vctx_t *v, const json_t *spec)
     if (rc) return rc;
     const char *connector;
     if ((rc = need_string(v, spec, "connector", "spec", true, &connector))) return rc;
-    bool known = false;
+    /* registered, or named in DESIGN.md (refused below when not built yet) */
+    bool known = dm_source_connector_find(connector) != NULL;
     for (size_t i = 0; dm_source_connector_names[i]; i++)
         known |= !strcmp(dm_source_connector_names[i], connector);
     if (!known) {
