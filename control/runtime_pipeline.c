@@ -151,11 +151,7 @@ void dm_runtime_free_runner_sink(unit_t *u)
 
 json_t *dm_runtime_step_config(const json_t *step, const char **kind)
 {
-    *kind = json_object_iter_key(json_object_iter((json_t *)step));
-    const json_t *arg = json_object_get(step, *kind);
-    if (!strcmp(*kind, "filter")) return json_pack("{s:O}", "expr", arg);
-    if (!strcmp(*kind, "project")) return json_pack("{s:O}", "columns", arg);
-    return json_deep_copy(arg);
+    return dm_proc_step_config(step, kind, NULL, NULL);
 }
 
 /* ---- pipelines ------------------------------------------------------------------- */
