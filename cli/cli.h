@@ -47,6 +47,7 @@ int dm_cmd_delete(int argc, char **argv);
 int dm_cmd_consume(int argc, char **argv);
 int dm_cmd_produce(int argc, char **argv);
 int dm_cmd_snapshot(int argc, char **argv); /* cli/cmd_snapshot.c */
+int dm_cmd_plugins(int argc, char **argv);  /* cli/cmd_plugins.c */
 
 /* `datamesh schema register|check|list|show` (cli/cmd_schema_registry.c). */
 int dm_cmd_schema_registry(int argc, char **argv);
