@@ -34,8 +34,7 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
     json_array_foreach(json_object_get(spec, "steps"), i, step)
     {
         /* The kinds, and the list of available ones, come from engine/processor.c. */
-        const char *k;
-        json_t *conf = dm_proc_step_config(step, &k, NULL, err);
+        json_t *conf = dm_proc_step_config(step, NULL, NULL, err);
         json_decref(conf);
         if (!conf) return dm_error_prefix(err, "Pipeline %s: spec.steps[%zu]", name, i);
     }
