@@ -68,6 +68,15 @@ const dm_cli_command_t dm_cli_commands[] = {
      "schema ids it reads and writes, its state, re-keying and sinks. With -f, the\n"
      "pipelines of a spec file as they would run if applied (nothing is applied).\n",
      dm_cmd_explain},
+    {"plugins", "list the source connectors, sinks and processors with their settings",
+     "usage: datamesh plugins [-o table|json|yaml] [--docs]\n"
+     "\n"
+     "Lists every source connector, sink type and processor (pipeline step) this\n"
+     "binary has, with a summary and its settings: key, type, default, range and help,\n"
+     "as declared by the plugin and enforced when a spec is applied. Works without a\n"
+     "controller (GET /api/v1/plugins answers the same). --docs prints the Markdown\n"
+     "reference instead (docs/plugins-reference.md).\n",
+     dm_cmd_plugins},
     {"sql", "run a streaming SQL statement", "usage: datamesh sql \"SELECT ...\"\n", NULL},
     {"lineage", "show which pipelines read and write which sources and fields",
      "usage: datamesh lineage SOURCE|PIPELINE [--fields]\n", NULL},

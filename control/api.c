@@ -1,4 +1,4 @@
-/* control/api.c — /api/v1: apply, list, get, delete, catalog search.
+/* control/api.c — /api/v1: apply, list, get, delete, catalog search, plugins.
  *
  * Every answer is JSON; errors are {"error_code": N, "message": "..."}. Secrets
  * never leave: DSNs are redacted and any password/token/secret value is "***".
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "control/plugins.h"
 #include "control/reconcile.h"
 #include "control/runtime.h"
 #include "control/yaml.h"
@@ -212,6 +213,14 @@ static void on_delete(void *ctx, const dm_http_request_t *req, dm_http_response_
         json_pack("{s:s, s:s, s:s}", "action", "delete", "kind", dm_kind_name(k), "name", name));
 }
 
+/* GET /api/v1/plugins — every connector, sink and processor with its settings
+ * (control/plugins.h; what `datamesh plugins -o json` prints). */
+static void on_plugins(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    (void)ctx, (void)req;
+    dm_http_json(res, 200, dm_plugins_json());
+}
+
 /* GET /api/v1/catalog?q=TEXT — search sources. */
 static void on_catalog(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
@@ -285,6 +294,7 @@ dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t
     rc = rc ? rc : dm_api_plan_register(http, store, rt);
     rc = rc ? rc : dm_http_route(http, "POST", "/api/v1/apply", on_apply, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/catalog", on_catalog, &api);
+    rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/plugins", on_plugins, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/{kind}", on_list, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/{kind}/{name}", on_get, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/{kind}/{name}/status", on_status, &api);

@@ -119,12 +119,8 @@ static void *push(void *arr, size_t *n, size_t size)
 
 json_t *dm_plan_step_settings(const json_t *step, const char **kind)
 {
-    *kind = json_object_iter_key(json_object_iter((json_t *)step));
-    const json_t *arg = json_object_get(step, *kind);
-    if (!*kind) return json_object();
-    if (!strcmp(*kind, "filter")) return json_pack("{s:O}", "expr", arg);
-    if (!strcmp(*kind, "project")) return json_pack("{s:O}", "columns", arg);
-    return json_deep_copy(arg);
+    json_t *conf = dm_proc_step_config(step, kind, NULL, NULL);
+    return conf ? conf : json_object();
 }
 
 const dm_proc_ops_t *dm_plan_proc_find(const char *kind)
@@ -259,7 +255,9 @@ static json_t *step_key(const char *kind, const json_t *conf)
 {
     if (!strcmp(kind, "aggregate")) {
         const json_t *g = json_object_get(conf, "group_by");
-        return json_is_array(g) ? json_deep_copy(g) : json_array();
+        return json_is_array(g)    ? json_deep_copy(g)
+               : json_is_string(g) ? json_pack("[O]", g)
+                                   : json_array();
     }
     const char *field = !strcmp(kind, "join") ? "on" : "key";
     const json_t *k = json_object_get(conf, field);

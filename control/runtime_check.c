@@ -34,13 +34,10 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
     json_t *step;
     json_array_foreach(json_object_get(spec, "steps"), i, step)
     {
-        const char *k = json_object_iter_key(json_object_iter(step));
-        if (!dm_proc_find(k))
-            return dm_error_set(err, DM_ERR_UNSUPPORTED,
-                                "Pipeline %s: spec.steps[%zu]: step '%s' is not available in this "
-                                "version yet (available: filter, project, enrich, aggregate, "
-                                "dedupe, route, join)",
-                                name, i, k);
+        /* The kinds, and the list of available ones, come from engine/processor.c. */
+        json_t *conf = dm_proc_step_config(step, NULL, NULL, err);
+        json_decref(conf);
+        if (!conf) return dm_error_prefix(err, "Pipeline %s: spec.steps[%zu]", name, i);
     }
     int derived = 0;
     json_t *o;

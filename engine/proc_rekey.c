@@ -16,6 +16,7 @@
  * unchanged; a key that cannot be evaluated sends the record to the dead
  * letters with the reason.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,16 +42,27 @@ static void rekey_free(rekey_t *r)
     free(r);
 }
 
-static dm_err_t rekey_open(dm_proc_t *p, const json_t *config, const dm_avro_node_t *input,
+typedef struct rekey_conf {
+    dm_strlist_t by;
+} rekey_conf_t;
+
+static const dm_config_field_t rekey_fields[] = {
+    {.name = "by",
+     .type = DM_CFG_EXPR_LIST,
+     .offset = offsetof(rekey_conf_t, by),
+     .flags = DM_CFG_REQUIRED,
+     .help = "the key's expressions (the stateful step's group_by, key or on); [] = one key"},
+};
+DM_CONFIG_TABLE(rekey_table, "rekey step", rekey_fields);
+
+static dm_err_t rekey_open(dm_proc_t *p, const void *config, const dm_avro_node_t *input,
                            dm_avro_schema_t **output, dm_error_t *err)
 {
-    const json_t *by = json_object_get(config, "by");
-    if (!json_is_array(by))
-        return dm_error_set(err, DM_ERR_CONFIG, "rekey needs a list of key expressions (\"by\")");
+    const rekey_conf_t *c = config;
     rekey_t *r = calloc(1, sizeof(*r));
     if (!r) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     dm_err_t rc =
-        json_array_size(by) ? dm_proc_columns(by, "by", input, &r->by, &r->n_by, NULL, err) : DM_OK;
+        c->by.n ? dm_proc_columns(&c->by, "by", input, &r->by, &r->n_by, NULL, err) : DM_OK;
     for (size_t i = 0; !rc && i < r->n_by; i++)
         if (dm_proc_add_paths(r->by[i].expr, &r->paths, &r->n_paths))
             rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
@@ -119,6 +131,9 @@ static void rekey_close(dm_proc_t *p)
 
 const dm_proc_ops_t dm_proc_rekey = {
     .name = "rekey",
+    .summary = "internal: keys records by a stateful step's key before a re-key topic",
+    .config = &rekey_table,
+    .config_size = sizeof(rekey_conf_t),
     .open = rekey_open,
     .read_paths = rekey_paths,
     .process = rekey_process,
