@@ -171,10 +171,18 @@ typedef struct dm_runtime_plan_ctx {
     dm_runtime_t *rt;
     const json_t *sources, *sinks;
     bool dry;
-    const json_t *batch; /* a dry run: name → document being applied (may be NULL) */
-    json_t *owned;       /* a dry run: schemas it parsed, freed after */
+    const json_t *batch;       /* a dry run: name → Source document being applied (may be NULL) */
+    json_t *owned;             /* a dry run: schemas it parsed, freed after */
+    const json_t *batch_sinks; /* a dry run: name → Sink document being applied (may be NULL) */
 } dm_runtime_plan_ctx_t;
 dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c);
+
+/* dm_runtime_plan with the lock held and the stored documents given (name →
+ * doc): DM_OK with *plan_json (and *text, when not NULL), or the error. */
+dm_err_t dm_runtime_plan_locked(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
+                                const json_t *stored_sinks, const json_t *batch_sources,
+                                const json_t *batch_sinks, json_t **plan_json, char **text,
+                                dm_error_t *err);
 
 /* Drops a unit's hold on its pipeline's plan (freed with the last one). */
 void dm_runtime_plan_unref(plan_ref_t *ref);

@@ -291,23 +291,25 @@ static int32_t env_partitions(void *ctx, const char *topic)
     dm_runtime_plan_ctx_t *c = ctx;
     int32_t n = dm_runtime_topic_partitions(c->rt, topic);
     /* a dry run: a source being applied gets the partitions it asks for */
-    const json_t *parts =
-        json_object_get(json_object_get(json_object_get(c->sources, topic), "spec"), "partitions");
-    if (!n && c->batch && json_object_get(c->sources, topic))
-        n = json_is_integer(parts) ? (int32_t)json_integer_value(parts) : 1;
+    const json_t *src = json_object_get(c->batch, topic);
+    const json_t *parts = json_object_get(json_object_get(src, "spec"), "partitions");
+    if (!n && src) n = json_is_integer(parts) ? (int32_t)json_integer_value(parts) : 1;
     return n;
 }
 
+/* Documents: those being applied take the place of the stored ones. */
 static const json_t *env_source(void *ctx, const char *name)
 {
     dm_runtime_plan_ctx_t *c = ctx;
-    return json_object_get(c->sources, name);
+    const json_t *d = json_object_get(c->batch, name);
+    return d ? d : json_object_get(c->sources, name);
 }
 
 static const json_t *env_sink(void *ctx, const char *name)
 {
     dm_runtime_plan_ctx_t *c = ctx;
-    return json_object_get(c->sinks, name);
+    const json_t *d = json_object_get(c->batch_sinks, name);
+    return d ? d : json_object_get(c->sinks, name);
 }
 
 dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c)
@@ -405,7 +407,7 @@ dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
     const char *name = dm_spec_name(doc);
     char owner[160];
     snprintf(owner, sizeof(owner), "Pipeline/%s", name);
-    dm_runtime_plan_ctx_t pc = {rt, stored_sources, stored_sinks, false, NULL, NULL};
+    dm_runtime_plan_ctx_t pc = {rt, stored_sources, stored_sinks, false, NULL, NULL, NULL};
     dm_plan_env_t env = dm_runtime_plan_env(&pc);
     dm_pipeline_plan_t *plan = NULL;
     dm_err_t rc = dm_plan_compile(doc, &env, &plan, err);
@@ -518,41 +520,39 @@ static dm_err_t batch_schema(dm_runtime_plan_ctx_t *c, const char *subject, int6
     return DM_OK;
 }
 
-json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch, char **text,
-                        dm_error_t *err)
+dm_err_t dm_runtime_plan_locked(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
+                                const json_t *stored_sinks, const json_t *batch_sources,
+                                const json_t *batch_sinks, json_t **plan_json, char **text,
+                                dm_error_t *err)
 {
-    json_t *sources = NULL, *sinks = NULL;
-    if (dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, err) ||
-        dm_store_docs(rt->store, DM_KIND_SINK, &sinks, err)) {
-        json_decref(sources);
-        return NULL;
-    }
-    /* What the request applies takes the place of what is stored. */
-    json_t *all_sources = json_copy(sources), *all_sinks = json_copy(sinks);
-    const char *n;
-    json_t *d;
-    json_object_foreach((json_t *)batch, n, d)
-    {
-        const char *kind = json_string_value(json_object_get(d, "kind"));
-        if (kind && !strcmp(kind, "Source")) json_object_set(all_sources, dm_spec_name(d), d);
-        if (kind && !strcmp(kind, "Sink")) json_object_set(all_sinks, dm_spec_name(d), d);
-    }
-    dm_runtime_plan_ctx_t pc = {rt, all_sources, all_sinks, true, batch, json_array()};
+    dm_runtime_plan_ctx_t pc = {rt,           stored_sources, stored_sinks, true, batch_sources,
+                                json_array(), batch_sinks};
     dm_plan_env_t env = dm_runtime_plan_env(&pc);
     dm_pipeline_plan_t *plan = NULL;
-    pthread_mutex_lock(&rt->mu);
     dm_err_t rc = dm_plan_compile(doc, &env, &plan, err);
-    pthread_mutex_unlock(&rt->mu);
-    json_t *j = rc ? NULL : dm_plan_to_json(plan);
-    if (j && text) *text = dm_plan_explain(plan);
+    if (!rc && plan_json) *plan_json = dm_plan_to_json(plan);
+    if (!rc && text) *text = dm_plan_explain(plan);
     dm_plan_free(plan);
     size_t i;
     json_t *x;
     json_array_foreach(pc.owned, i, x)
         dm_avro_schema_free((dm_avro_schema_t *)(intptr_t)json_integer_value(x));
     json_decref(pc.owned);
-    json_decref(all_sources);
-    json_decref(all_sinks);
+    return rc;
+}
+
+json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch_sources,
+                        const json_t *batch_sinks, char **text, dm_error_t *err)
+{
+    json_t *sources = NULL, *sinks = NULL, *j = NULL;
+    if (dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, err) ||
+        dm_store_docs(rt->store, DM_KIND_SINK, &sinks, err)) {
+        json_decref(sources);
+        return NULL;
+    }
+    pthread_mutex_lock(&rt->mu);
+    dm_runtime_plan_locked(rt, doc, sources, sinks, batch_sources, batch_sinks, &j, text, err);
+    pthread_mutex_unlock(&rt->mu);
     json_decref(sources);
     json_decref(sinks);
     return j;
