@@ -195,11 +195,8 @@ static void unit_free(unit_t *u)
 {
     if (u->kind == U_TASK) dm_task_free(u->task);
     if (u->kind == U_TABLE) dm_table_free(u->table);
-    if (u->kind == U_SINK) dm_config_free(&dm_file_sink_config_table, &u->sink_conf);
     if (u->kind == U_FILE_SOURCE) dm_config_free(&dm_file_source_config_table, &u->fsrc_conf);
     if (u->kind == U_SINK && u->run.ops) dm_runtime_free_runner_sink(u);
-    if (u->kind == U_SINK && u->ice.conf)
-        dm_config_free(&dm_iceberg_sink_config_table, &u->ice_conf);
     if (u->kind == U_PGSOURCE) {
         dm_pg_source_free(u->pg);
         dm_config_free(&dm_postgres_config_table, &u->pg_conf);

@@ -8,12 +8,7 @@
 static void *sink_main(void *arg)
 {
     unit_t *u = arg;
-    if (u->run.ops)
-        dm_sink_run(&u->run, &u->st);
-    else if (u->ice.conf)
-        dm_iceberg_sink_run(&u->ice, &u->st);
-    else
-        dm_file_sink_run(&u->sink, &u->st);
+    dm_sink_run(&u->run, &u->st);
     return NULL;
 }
 
@@ -296,54 +291,6 @@ static dm_err_t setup_runner_sink(dm_runtime_t *rt, unit_t *u, const dm_sink_ops
                                  .schema_ctx = u,
                                  .registry_ctx = u};
     return DM_OK;
-}
-
-/* ---- iceberg sinks ------------------------------------------------------------------ */
-
-/* The schema of a registry id, for an iceberg sink meeting a newer version.
- * Runs on the sink's thread. */
-static const dm_avro_schema_t *iceberg_schema(void *ctx, uint32_t id)
-{
-    unit_t *u = ctx;
-    if (!dm_runtime_lock_unless_stopping(u)) return NULL;
-    dm_error_t err = {0};
-    const dm_avro_schema_t *s = dm_runtime_schema_locked(u->rt, id, &err);
-    pthread_mutex_unlock(&u->rt->mu);
-    return s; /* parsed schemas live as long as the runtime */
-}
-
-static void start_iceberg_sink(dm_runtime_t *rt, unit_t *u, const json_t *settings,
-                               const json_t *key, const char *out_topic,
-                               const dm_avro_schema_t *out_schema, int64_t out_id, size_t index,
-                               const char *pipeline)
-{
-    dm_error_t err = {0};
-    dm_config_defaults(&dm_iceberg_sink_config_table, &u->ice_conf, &err);
-    if (dm_config_apply_json(&dm_iceberg_sink_config_table, &u->ice_conf, settings, NULL, &err)) {
-        dm_config_free(&dm_iceberg_sink_config_table, &u->ice_conf);
-        dm_unit_set(&u->st, "failed", "%s", err.message);
-        return;
-    }
-    snprintf(u->topic, sizeof(u->topic), "%s", out_topic);
-    snprintf(u->group, sizeof(u->group), "sink.%s.%zu", pipeline, index);
-    json_t *none = json_is_array(key) ? NULL : json_array(); /* a source without a key */
-    u->owned = json_deep_copy(none ? none : key);
-    json_decref(none);
-    size_t n = json_array_size(u->owned) < 16 ? json_array_size(u->owned) : 16;
-    for (size_t i = 0; i < n; i++)
-        u->ice_key[i] = json_string_value(json_array_get(u->owned, i));
-    u->ice = (dm_iceberg_sink_t){.transport = rt->t,
-                                 .topic = u->topic,
-                                 .partitions = dm_runtime_topic_partitions(rt, out_topic),
-                                 .group = u->group,
-                                 .schema = out_schema,
-                                 .schema_id = (uint32_t)out_id,
-                                 .key = u->ice_key,
-                                 .n_key = n,
-                                 .schema_lookup = iceberg_schema,
-                                 .schema_lookup_ctx = u,
-                                 .conf = &u->ice_conf};
-    dm_runtime_unit_start(u, sink_main);
 }
 
 /* What a `datamesh worker` needs to run a pipeline's tasks (see dm_runtime_worker_tasks). */
@@ -630,43 +577,24 @@ void dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t
         if (!u) break;
         json_t *settings = json_deep_copy(sink);
         json_object_del(settings, "type");
-        const dm_sink_ops_t *ops =
-            dm_sink_ops_find(json_string_value(json_object_get(sink, "type")));
-        if (ops) {
-            /* Every type but file runs on the common runner. */
-            snprintf(u->group, sizeof(u->group), "sink.%s.%zu", name, k - 1);
-            const json_t *src = json_object_get(json_object_get(stored_sources, input), "spec");
-            if (setup_runner_sink(rt, u, ops, settings, json_object_get(src, "key"), out_topic,
-                                  out_schema, out_id, dlq, &err))
-                dm_unit_set(&u->st, "failed", "%s", err.message);
-            else
-                dm_runtime_unit_start(u, sink_main);
+        const char *type = json_string_value(json_object_get(sink, "type"));
+        const dm_sink_ops_t *ops = dm_sink_ops_find(type);
+        if (!ops) {
+            char have[200];
+            dm_sink_types_available(have, sizeof(have));
+            dm_unit_set(&u->st, "failed", "sink type %s is not available (available: %s)",
+                        type ? type : "(none)", have);
             json_decref(settings);
             continue;
         }
-        if (!strcmp(json_string_value(json_object_get(sink, "type")), "iceberg")) {
-            const json_t *src = json_object_get(json_object_get(stored_sources, input), "spec");
-            start_iceberg_sink(rt, u, settings, json_object_get(src, "key"), out_topic, out_schema,
-                               out_id, k - 1, name);
-            json_decref(settings);
-            continue;
-        }
-        dm_config_defaults(&dm_file_sink_config_table, &u->sink_conf, &err);
-        if (dm_config_apply_json(&dm_file_sink_config_table, &u->sink_conf, settings, NULL, &err)) {
-            json_decref(settings);
-            dm_unit_set(&u->st, "failed", "%s", err.message);
-            continue;
-        }
-        json_decref(settings);
-        snprintf(u->topic, sizeof(u->topic), "%s", out_topic);
+        /* Every sink type runs on the common runner. */
         snprintf(u->group, sizeof(u->group), "sink.%s.%zu", name, k - 1);
-        u->sink = (dm_file_sink_t){.transport = rt->t,
-                                   .topic = u->topic,
-                                   .partitions = dm_runtime_topic_partitions(rt, out_topic),
-                                   .group = u->group,
-                                   .schema = out_schema,
-                                   .schema_id = (uint32_t)out_id,
-                                   .conf = &u->sink_conf};
-        dm_runtime_unit_start(u, sink_main);
+        const json_t *src = json_object_get(json_object_get(stored_sources, input), "spec");
+        if (setup_runner_sink(rt, u, ops, settings, json_object_get(src, "key"), out_topic,
+                              out_schema, out_id, dlq, &err))
+            dm_unit_set(&u->st, "failed", "%s", err.message);
+        else
+            dm_runtime_unit_start(u, sink_main);
+        json_decref(settings);
     }
 }

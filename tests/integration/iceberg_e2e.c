@@ -22,6 +22,7 @@
 
 #include "check.h"
 #include "connectors/iceberg/iceberg.h"
+#include "iceberg_run.h"
 #include "connectors/iceberg/table.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
@@ -149,7 +150,7 @@ static char *current(const dm_iceberg_sink_config_t *c, char *checkpoint, size_t
 }
 
 typedef struct run {
-    dm_iceberg_sink_t sink;
+    ice_sink_t sink;
     dm_unit_status_t st;
     pthread_t th;
 } run_t;
@@ -157,11 +158,11 @@ typedef struct run {
 static void *run_main(void *a)
 {
     run_t *r = a;
-    dm_iceberg_sink_run(&r->sink, &r->st);
+    ice_sink_run(&r->sink, &r->st);
     return NULL;
 }
 
-static void run_start(run_t *r, const dm_iceberg_sink_t *s)
+static void run_start(run_t *r, const ice_sink_t *s)
 {
     memset(r, 0, sizeof(*r));
     r->sink = *s;
@@ -294,6 +295,7 @@ static void config(dm_iceberg_sink_config_t *c, const char *sub, const char *tab
     c->partition_by = strdup(partition_by);
     c->catalog = catalog;
     c->commit_interval = 150;
+    c->common.linger_ms = 20;
     c->target_file_size = 65536;
     c->row_group_size = 65536;
 }
@@ -309,15 +311,15 @@ static void test_append_evolve_restart(void)
     REQUIRE(ss.s[0] && ss.s[1]);
     dm_iceberg_sink_config_t c = {0};
     config(&c, "wh1", "db.plays", DM_ICEBERG_CATALOG_FILE, "bucket(4, i), day(ts)");
-    dm_iceberg_sink_t sink = {.transport = t,
-                              .topic = "plays",
-                              .partitions = 2,
-                              .group = "sink-plays",
-                              .schema = ss.s[0],
-                              .schema_id = 11,
-                              .schema_lookup = lookup,
-                              .schema_lookup_ctx = &ss,
-                              .conf = &c};
+    ice_sink_t sink = {.transport = t,
+                       .topic = "plays",
+                       .partitions = 2,
+                       .group = "sink-plays",
+                       .schema = ss.s[0],
+                       .schema_id = 11,
+                       .schema_lookup = lookup,
+                       .schema_lookup_ctx = &ss,
+                       .conf = &c};
     char expected[700], want[64];
     snprintf(expected, sizeof(expected), "%s/plays.jsonl", dir);
     FILE *e = fopen(expected, "w");
@@ -418,13 +420,13 @@ static void test_append_structs(void)
     REQUIRE(schema);
     dm_iceberg_sink_config_t c = {0};
     config(&c, "wh5", "db.people", DM_ICEBERG_CATALOG_FILE, "bucket(2, id)");
-    dm_iceberg_sink_t sink = {.transport = t,
-                              .topic = "people",
-                              .partitions = 1,
-                              .group = "sink-people",
-                              .schema = schema,
-                              .schema_id = 51,
-                              .conf = &c};
+    ice_sink_t sink = {.transport = t,
+                       .topic = "people",
+                       .partitions = 1,
+                       .group = "sink-people",
+                       .schema = schema,
+                       .schema_id = 51,
+                       .conf = &c};
     enum { N = 600 };
     char *json[N];
     char expected[700];
@@ -554,15 +556,15 @@ static void test_upsert_lists(void)
     dm_iceberg_sink_config_t c = {0};
     config(&c, "wh6", "db.lists", DM_ICEBERG_CATALOG_SQLITE, "bucket(3, id)");
     static const char *const key[] = {"id"};
-    dm_iceberg_sink_t sink = {.transport = t,
-                              .topic = "lists",
-                              .partitions = 1,
-                              .group = "sink-lists",
-                              .schema = schema,
-                              .schema_id = 61,
-                              .key = key,
-                              .n_key = 1,
-                              .conf = &c};
+    ice_sink_t sink = {.transport = t,
+                       .topic = "lists",
+                       .partitions = 1,
+                       .group = "sink-lists",
+                       .schema = schema,
+                       .schema_id = 61,
+                       .key = key,
+                       .n_key = 1,
+                       .conf = &c};
     enum { KEYS = 96, WAVES = 3 };
     int ver[KEYS];
     bool live[KEYS] = {0};
@@ -661,15 +663,15 @@ static void test_upsert_cdc(void)
     dm_iceberg_sink_config_t c = {0};
     config(&c, "wh2", "shop.orders", DM_ICEBERG_CATALOG_SQLITE, "bucket(8, id)");
     static const char *const key[] = {"id"};
-    dm_iceberg_sink_t sink = {.transport = t,
-                              .topic = "orders",
-                              .partitions = 1,
-                              .group = "sink-orders",
-                              .schema = schema,
-                              .schema_id = 21,
-                              .key = key,
-                              .n_key = 1,
-                              .conf = &c};
+    ice_sink_t sink = {.transport = t,
+                       .topic = "orders",
+                       .partitions = 1,
+                       .group = "sink-orders",
+                       .schema = schema,
+                       .schema_id = 21,
+                       .key = key,
+                       .n_key = 1,
+                       .conf = &c};
     enum { KEYS = 300, WAVES = 6, OPS = 400 };
     row_t state[KEYS] = {0};
     uint64_t seed = 42;
@@ -790,16 +792,16 @@ static void test_sigkill_during_commits(void)
         pid_t pid = fork();
         if (pid == 0) {
             dm_transport_t *ct = open_transport();
-            dm_iceberg_sink_t sink = {.transport = ct,
-                                      .topic = "crash",
-                                      .partitions = 2,
-                                      .group = "sink-crash",
-                                      .schema = s1,
-                                      .schema_id = 31,
-                                      .conf = &c};
+            ice_sink_t sink = {.transport = ct,
+                               .topic = "crash",
+                               .partitions = 2,
+                               .group = "sink-crash",
+                               .schema = s1,
+                               .schema_id = 31,
+                               .conf = &c};
             dm_unit_status_t st;
             dm_unit_init(&st);
-            dm_iceberg_sink_run(&sink, &st);
+            ice_sink_run(&sink, &st);
             _exit(0);
         }
         seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -820,13 +822,13 @@ static void test_sigkill_during_commits(void)
     CHECK(progressed > 0);
     t = open_transport();
     REQUIRE(t);
-    dm_iceberg_sink_t sink = {.transport = t,
-                              .topic = "crash",
-                              .partitions = 2,
-                              .group = "sink-crash",
-                              .schema = s1,
-                              .schema_id = 31,
-                              .conf = &c};
+    ice_sink_t sink = {.transport = t,
+                       .topic = "crash",
+                       .partitions = 2,
+                       .group = "sink-crash",
+                       .schema = s1,
+                       .schema_id = 31,
+                       .conf = &c};
     run_t r;
     run_start(&r, &sink);
     snprintf(want, sizeof(want), "0:%lld,1:%lld", (long long)ends[0], (long long)ends[1]);
@@ -861,13 +863,13 @@ static void test_postgres_catalog(void)
     int64_t ends[2] = {0, 0};
     REQUIRE(play_rows(t, "pgplays", 0, 2000, s1, 41, true, e, ends) == 0);
     fclose(e);
-    dm_iceberg_sink_t sink = {.transport = t,
-                              .topic = "pgplays",
-                              .partitions = 2,
-                              .group = "sink-pg",
-                              .schema = s1,
-                              .schema_id = 41,
-                              .conf = &c};
+    ice_sink_t sink = {.transport = t,
+                       .topic = "pgplays",
+                       .partitions = 2,
+                       .group = "sink-pg",
+                       .schema = s1,
+                       .schema_id = 41,
+                       .conf = &c};
     run_t r;
     run_start(&r, &sink);
     snprintf(want, sizeof(want), "0:%lld,1:%lld", (long long)ends[0], (long long)ends[1]);
