@@ -9,7 +9,10 @@
  *   upsert: change events (c/u/d) into a bucket-partitioned table through the
  *           SQLite catalog; the table equals the final source state
  *   crash:  SIGKILL of the sink process during commits, 20 times; then no
- *           duplicate and no lost row */
+ *           duplicate and no lost row
+ *   versions: v1, v2 (a new column with a default) and v1 again in one topic
+ *           through one run: every row lands, the table evolves once; a record
+ *           of an incompatible version is a dead letter with the reason */
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -26,6 +29,7 @@
 #include "connectors/iceberg/table.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
+#include "engine/task.h"
 #include "schema/dm_avro.h"
 #include "schema/wire.h"
 #include "transport/transport.h"
@@ -360,6 +364,95 @@ static void test_append_evolve_restart(void)
     CHECK_EQ_INT(json_integer_value(json_object_get(m, "last-column-id")), 8);
     json_decref(m);
     free(loc);
+    dm_config_free(&dm_iceberg_sink_config_table, &c);
+    for (size_t i = 0; i < ss.n; i++)
+        dm_avro_schema_free(ss.s[i]);
+    dm_transport_close(t);
+}
+
+/* One run over a topic holding v1 rows, one row of an incompatible version
+ * (s became an int), v2 rows (a new column "extra" with a default) and v1
+ * rows again: the table gains the column once, every v1 and v2 row lands
+ * (v1 rows with extra null), the incompatible row goes to the dead-letter
+ * topic naming the column, and nothing is retried forever. */
+static const char *V3_INCOMPATIBLE =
+    "{\"type\":\"record\",\"name\":\"Play\",\"fields\":["
+    "{\"name\":\"i\",\"type\":\"int\"},{\"name\":\"l\",\"type\":\"long\"},"
+    "{\"name\":\"s\",\"type\":\"int\"},{\"name\":\"d\",\"type\":\"double\"},"
+    "{\"name\":\"b\",\"type\":\"boolean\"},{\"name\":\"n\",\"type\":[\"null\",\"string\"]},"
+    "{\"name\":\"ts\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}}]}";
+
+static void test_schema_versions_and_dead_letters(void)
+{
+    dm_transport_t *t = open_transport();
+    REQUIRE(t);
+    dm_error_t err = {0};
+    REQUIRE(dm_transport_create_topic(t, &(dm_topic_config_t){.name = "vers", .partitions = 2},
+                                      &err) == DM_OK);
+    REQUIRE(dm_transport_create_topic(t, &(dm_topic_config_t){.name = "vers.dlq", .partitions = 1},
+                                      &err) == DM_OK);
+    schemas_t ss = {
+        .ids = {71, 72, 73}, .s = {parse(V1), parse(V2), parse(V3_INCOMPATIBLE)}, .n = 3};
+    REQUIRE(ss.s[0] && ss.s[1] && ss.s[2]);
+    dm_iceberg_sink_config_t c = {0};
+    config(&c, "wh7", "db.vers", DM_ICEBERG_CATALOG_SQLITE, "bucket(2, i)");
+    ice_sink_t sink = {.transport = t,
+                       .topic = "vers",
+                       .partitions = 2,
+                       .group = "sink-vers",
+                       .schema = ss.s[0],
+                       .schema_id = 71,
+                       .schema_lookup = lookup,
+                       .schema_lookup_ctx = &ss,
+                       .dead_letter_topic = "vers.dlq",
+                       .conf = &c};
+    char expected[700], want[64];
+    snprintf(expected, sizeof(expected), "%s/vers.jsonl", dir);
+    FILE *e = fopen(expected, "w");
+    REQUIRE(e);
+    int64_t ends[2] = {0, 0};
+    REQUIRE(play_rows(t, "vers", 0, 400, ss.s[0], 71, false, e, ends) == 0);
+    char *bad = "{\"i\":100000,\"l\":1,\"s\":5,\"d\":0.5,\"b\":true,\"n\":null,\"ts\":0}";
+    REQUIRE(produce(t, "vers", 0, ss.s[2], 73, &bad, 1) == 0);
+    int64_t bad_offset = ends[0]++;
+    REQUIRE(play_rows(t, "vers", 400, 800, ss.s[1], 72, true, e, ends) == 0);
+    REQUIRE(play_rows(t, "vers", 800, 900, ss.s[0], 71, false, e, ends) == 0);
+    fclose(e);
+    run_t r;
+    run_start(&r, &sink);
+    snprintf(want, sizeof(want), "0:%lld,1:%lld", (long long)ends[0], (long long)ends[1]);
+    CHECK_EQ_INT(run_wait(&r, want, 60000), 0);
+    run_stop(&r);
+    CHECK_EQ_INT(readers_check(&c, expected, "i", 900), 0);
+    char cp[256];
+    char *loc = current(&c, cp, sizeof(cp), NULL);
+    REQUIRE(loc);
+    json_t *m = json_load_file(dm_ice_local_path(loc), 0, NULL);
+    CHECK_EQ_INT(json_integer_value(json_object_get(m, "current-schema-id")), 1);
+    CHECK_EQ_INT(json_integer_value(json_object_get(m, "last-column-id")), 8);
+    json_decref(m);
+    free(loc);
+    dm_transport_batch_t b = {0};
+    CHECK(!dm_transport_fetch(t, "vers.dlq", 0, 0, 1 << 20, 1000, &b, &err));
+    CHECK_EQ_INT(b.n, 1);
+    for (size_t i = 0; i < b.n; i++) {
+        char reason[512] = "", offset[32] = "", part[32] = "";
+        for (uint32_t h = 0; h < b.records[i].n_headers; h++) {
+            const dm_record_header_t *hd = &b.records[i].headers[h];
+            const char *v = (const char *)hd->value;
+            if (!strncmp(hd->key, DM_DLQ_REASON, hd->key_len))
+                snprintf(reason, sizeof(reason), "%.*s", hd->value_len, v);
+            else if (!strncmp(hd->key, DM_DLQ_OFFSET, hd->key_len))
+                snprintf(offset, sizeof(offset), "%.*s", hd->value_len, v);
+            else if (!strncmp(hd->key, DM_DLQ_PARTITION, hd->key_len))
+                snprintf(part, sizeof(part), "%.*s", hd->value_len, v);
+        }
+        CHECK_CONTAINS(reason, "schema id 73");
+        CHECK_CONTAINS(reason, "column s is string in the table and int in the source");
+        CHECK_EQ_INT(atoll(offset), bad_offset);
+        CHECK_STR_EQ(part, "0");
+    }
+    dm_transport_batch_free(t, &b);
     dm_config_free(&dm_iceberg_sink_config_table, &c);
     for (size_t i = 0; i < ss.n; i++)
         dm_avro_schema_free(ss.s[i]);
@@ -923,6 +1016,7 @@ int main(int argc, char **argv)
         RUN(test_postgres_catalog);
     } else {
         RUN(test_append_evolve_restart);
+        RUN(test_schema_versions_and_dead_letters);
         RUN(test_upsert_cdc);
         RUN(test_append_structs);
         RUN(test_upsert_lists);
