@@ -440,8 +440,8 @@ static void test_two_schema_versions_and_a_dead_letter(void)
         CHECK_STR_EQ(doc_field("vers", sid, "name"), id == 26 ? "<missing>" : v2 ? "v2" : "v1");
         if (id == 26) continue;
         pthread_mutex_lock(&es.mu);
-        json_t *d = json_object_get(json_object_get(json_object_get(es.indices, "vers"), "docs"),
-                                    sid);
+        json_t *d =
+            json_object_get(json_object_get(json_object_get(es.indices, "vers"), "docs"), sid);
         json_t *country = json_object_get(d, "country");
         bool shape = v2 ? json_is_string(country) && !strcmp(json_string_value(country), "SE")
                         : country == NULL && json_object_size(d) == 6;
