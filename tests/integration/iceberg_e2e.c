@@ -872,6 +872,7 @@ static void test_sigkill_during_commits(void)
     dm_iceberg_sink_config_t c = {0};
     config(&c, "wh3", "db.crash", DM_ICEBERG_CATALOG_FILE, "");
     c.commit_interval = 20;
+    c.common.batch_records = 500; /* a commit every batch or so: kills land in commits */
     uint64_t seed = 7;
     int progressed = 0, last_snaps = 0;
     /* Each round adds input and kills the sink a few milliseconds into it,
