@@ -355,12 +355,13 @@ static bool seen(const runner_t *r, uint32_t id)
     return false;
 }
 
-/* Remembers the value schema ids of the batch just written. */
+/* Remembers the value schema ids the sink met in the batch just written
+ * (not those of records it never got: they could not be decoded). */
 static void mark_seen(runner_t *r)
 {
     for (size_t i = 0; i < r->n; i++) {
         uint32_t id = value_id(&r->recs[i]);
-        if (!id || seen(r, id)) continue;
+        if (!id || dm_sink_rejected(&r->undecodable, i) || seen(r, id)) continue;
         if (r->n_seen == r->cap_seen) {
             size_t cap = r->cap_seen ? r->cap_seen * 2 : 8;
             uint32_t *grown = realloc(r->seen, cap * sizeof(*grown));
