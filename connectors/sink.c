@@ -339,15 +339,6 @@ static dm_err_t fill(runner_t *r, dm_transport_batch_t *b, dm_error_t *err)
 
 /* ---- schema versions ---------------------------------------------------------------- */
 
-/* The schema id in a record value's wire header; 0 for tombstones and values
- * without one. */
-static uint32_t value_id(const dm_record_t *rec)
-{
-    uint32_t id;
-    if (rec->value_len < 0 || dm_wire_get_header(rec->value, (size_t)rec->value_len, &id)) return 0;
-    return id;
-}
-
 static bool seen(const runner_t *r, uint32_t id)
 {
     for (size_t i = 0; i < r->n_seen; i++)
@@ -360,8 +351,9 @@ static bool seen(const runner_t *r, uint32_t id)
 static void mark_seen(runner_t *r)
 {
     for (size_t i = 0; i < r->n; i++) {
-        uint32_t id = value_id(&r->recs[i]);
-        if (!id || dm_sink_rejected(&r->undecodable, i) || seen(r, id)) continue;
+        if (dm_sink_rejected(&r->undecodable, i)) continue;
+        uint32_t id = r->items[i].value_schema_id;
+        if (!id || seen(r, id)) continue;
         if (r->n_seen == r->cap_seen) {
             size_t cap = r->cap_seen ? r->cap_seen * 2 : 8;
             uint32_t *grown = realloc(r->seen, cap * sizeof(*grown));
@@ -373,18 +365,45 @@ static void mark_seen(runner_t *r)
     }
 }
 
-/* Ends the batch before the first record (past the first) whose schema id no
- * earlier batch had: a new schema version starts a batch, so sinks meet it
- * after everything before it is written (the iceberg sink commits there and
- * evolves its table; an Avro file rolls). What is cut off is read again. */
+/* Decodes every record of the batch; those that cannot be rows are dead
+ * letters whatever the destination says. */
+static void decode_batch(runner_t *r)
+{
+    rejects_reset(&r->undecodable, r->n);
+    for (size_t i = 0; i < r->n; i++) {
+        char why[300];
+        if (decode_one(r, i, why, sizeof(why))) dm_sink_reject(&r->undecodable, i, "%s", why);
+    }
+}
+
+/* The value schema id of the first record the sink will be handed when no
+ * earlier batch had it; 0 otherwise. */
+static uint32_t new_version_first(const runner_t *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (dm_sink_rejected(&r->undecodable, i)) continue;
+        uint32_t id = r->items[i].value_schema_id;
+        return id && !seen(r, id) ? id : 0;
+    }
+    return 0;
+}
+
+/* Ends the decoded batch before the first record the sink would be handed
+ * after another one and whose schema id no earlier batch had: a new schema
+ * version starts a batch, so a sink meets it before anything else of its
+ * batch, after everything before it is written (the iceberg sink commits
+ * there and evolves its table; an Avro file rolls). What is cut off is read
+ * again. Undecodable records do not count: the sink never gets them. */
 static void cut_at_new_schema(runner_t *r)
 {
-    if (r->n < 2) return;
-    uint32_t first = value_id(&r->recs[0]);
+    uint32_t allowed = new_version_first(r);
+    bool handed = false;
     size_t cut = r->n;
-    for (size_t i = 1; i < r->n && cut == r->n; i++) {
-        uint32_t id = value_id(&r->recs[i]);
-        if (id && id != first && !seen(r, id)) cut = i;
+    for (size_t i = 0; i < r->n && cut == r->n; i++) {
+        if (dm_sink_rejected(&r->undecodable, i)) continue;
+        uint32_t id = r->items[i].value_schema_id;
+        if (handed && id && id != allowed && !seen(r, id)) cut = i;
+        handed = true;
     }
     if (cut == r->n) return;
     /* Backwards, so each partition resumes at its first record cut off. */
@@ -395,6 +414,11 @@ static void cut_at_new_schema(runner_t *r)
     for (size_t i = 0; i < cut; i++)
         r->bytes += (r->recs[i].key_len > 0 ? r->recs[i].key_len : 0) +
                     (r->recs[i].value_len > 0 ? r->recs[i].value_len : 0);
+    /* Dead letters beyond the cut are found again when those are read. */
+    size_t keep = 0;
+    while (keep < r->undecodable.n && r->undecodable.items[keep].index < cut)
+        keep++;
+    r->undecodable.n = keep;
 }
 
 /* ---- dead letters ----------------------------------------------------------------- */
@@ -547,13 +571,12 @@ static bool deliver(runner_t *r)
     const bool cp = c->ops->checkpoint != NULL;
     dm_error_t err = {0};
     int64_t backoff = 200;
+    decode_batch(r);
+    cut_at_new_schema(r);
     /* A new schema version starts a new checkpoint. r->offsets still holds
      * the last written batch's ends, which that checkpoint commits. */
-    if (cp && r->open) {
-        uint32_t id = value_id(&r->recs[0]);
-        if (id && !seen(r, id) && checkpoint(r, true, &err))
-            return rewind_to_positions(r, "committing before a new schema version", &err, &backoff);
-    }
+    if (cp && r->open && new_version_first(r) && checkpoint(r, true, &err))
+        return rewind_to_positions(r, "committing before a new schema version", &err, &backoff);
     size_t n_off = 0;
     for (int32_t p = 0; p < c->env.partitions; p++)
         r->offsets[n_off++] = (dm_tp_offset_t){c->env.topic, p, r->pos[p]};
@@ -562,12 +585,6 @@ static bool deliver(runner_t *r)
                          .offsets = r->offsets,
                          .n_offsets = n_off,
                          .bytes = r->bytes};
-    /* Records that cannot be rows are dead letters whatever the destination says. */
-    rejects_reset(&r->undecodable, r->n);
-    for (size_t i = 0; i < r->n; i++) {
-        char why[300];
-        if (decode_one(r, i, why, sizeof(why))) dm_sink_reject(&r->undecodable, i, "%s", why);
-    }
     bool written = false;
     while (!atomic_load(&r->status->stop)) {
         uint64_t t0 = dm_now_ns();
@@ -676,7 +693,6 @@ void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
                 break;
             continue;
         }
-        cut_at_new_schema(&r);
         r.avg_record = r.bytes / (int64_t)r.n + 16;
         if (!deliver(&r)) break;
         if (!r.running) dm_unit_set(status, "running", NULL);

@@ -24,8 +24,10 @@
  * Schema versions: records are decoded by their own writer schema (the id in
  * their wire header), so a topic may hold several versions of its source. A
  * record whose value schema id no earlier batch had starts a batch of its own:
- * a sink meets a new schema version at the start of a batch, after everything
- * before it was written (and, for a checkpointing sink, committed).
+ * a sink meets a new schema version before any other record it is handed in
+ * that batch, after everything before it was written (and, for a
+ * checkpointing sink, committed). Records that cannot be decoded go to the
+ * dead-letter topic and do not count.
  *
  * Delivery: at-least-once with idempotent writes (upsert / index by key); a sink
  * that stores the offsets in its destination atomically with the rows (positions

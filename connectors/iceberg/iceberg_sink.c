@@ -930,9 +930,7 @@ static dm_err_t process(sink_t *k, const dm_sink_record_t *r, dm_error_t *err)
     const dm_avro_value_t *v = r->value;
     if (!src->envelope) {
         if ((rc = convert(k, src, v, err))) return rc;
-        if (!k->upsert) return dm_ice_sink_write_row(k, k->row, err);
-        if ((rc = dm_ice_sink_encode_key(k, k->row, &k->scratch, err))) return rc;
-        return buffer_upsert(k, k->row, err);
+        return k->upsert ? buffer_upsert(k, k->row, err) : dm_ice_sink_write_row(k, k->row, err);
     }
     char o = op_of(src, v);
     const dm_avro_value_t *after = &v->u.v[src->after];
@@ -945,11 +943,12 @@ static dm_err_t process(sink_t *k, const dm_sink_record_t *r, dm_error_t *err)
             return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "iceberg: op %c without after", o);
         if ((rc = convert(k, src, after, err))) return rc;
         if (!k->upsert) return dm_ice_sink_write_row(k, k->row, err);
-        if ((rc = dm_ice_sink_encode_key(k, k->row, &k->scratch, err))) return rc;
         /* An update may change the key: the before image's key goes too. Its
-         * conversion overwrites k->row, so after is converted again below
-         * (it converted once: it will again). */
+         * conversion overwrites k->row, so after (its key checked first) is
+         * converted again below (it converted once: it will again). Buffering
+         * checks the key before it changes anything. */
         if (o == 'u' && before && before->type == DM_AVRO_RECORD) {
+            if ((rc = dm_ice_sink_encode_key(k, k->row, &k->scratch, err))) return rc;
             if ((rc = convert(k, src, before, err))) return rc;
             if ((rc = dm_ice_sink_encode_key(k, k->row, &k->scratch, err))) return rc;
             if ((rc = buffer_delete(k, k->row, err))) return rc;

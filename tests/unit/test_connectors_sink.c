@@ -106,12 +106,16 @@ static struct {
     int due_at;           /* commit when this many rows are staged */
     int fail_checkpoints; /* checkpoints to fail (the open one is lost) */
     int forced, commits;
+    uint32_t met[16]; /* value schema ids written so far */
+    int n_met;
+    int late_versions; /* records of a new version met past a batch's start */
 } ck = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void ck_reset(int due_at)
 {
     pthread_mutex_lock(&ck.mu);
     ck.n_staged = ck.n_committed = ck.forced = ck.commits = ck.fail_checkpoints = 0;
+    ck.n_met = ck.late_versions = 0;
     ck.stored_next = -1;
     ck.due_at = due_at;
     pthread_mutex_unlock(&ck.mu);
@@ -133,9 +137,22 @@ static dm_err_t ck_write(void *state, const dm_sink_batch_t *b, dm_sink_rejects_
     (void)state;
     (void)err;
     pthread_mutex_lock(&ck.mu);
-    for (size_t i = 0; i < b->n; i++)
-        if (!dm_sink_rejected(rj, i) && b->records[i].row && ck.n_staged < 256)
-            ck.staged[ck.n_staged++] = b->records[i].row->u.v[0].u.l;
+    bool handed = false;
+    for (size_t i = 0; i < b->n; i++) {
+        if (dm_sink_rejected(rj, i) || !b->records[i].row) continue;
+        /* The contract a checkpointing sink relies on: a new version only at
+         * the start of a batch. */
+        uint32_t id = b->records[i].value_schema_id;
+        int m = 0;
+        while (m < ck.n_met && ck.met[m] != id)
+            m++;
+        if (m == ck.n_met && ck.n_met < 16) {
+            ck.met[ck.n_met++] = id;
+            if (handed) ck.late_versions++;
+        }
+        handed = true;
+        if (ck.n_staged < 256) ck.staged[ck.n_staged++] = b->records[i].row->u.v[0].u.l;
+    }
     ck.pending_next = b->offsets[0].offset;
     pthread_mutex_unlock(&ck.mu);
     return DM_OK;
@@ -614,8 +631,33 @@ static void test_checkpointing_sink(void)
     CHECK_EQ_INT(committed(), 23);
     for (int i = 0; i < committed(); i++)
         CHECK_EQ_INT(ck.committed[i], i);
+    CHECK_EQ_INT(ck.late_versions, 0);
     start_ops = &mem_ops;
     dm_metrics_free(m);
+}
+
+/* A record of a new version that cannot be decoded (a dead letter) does not
+ * make its version known: the next good record of it still starts a batch. */
+static void test_undecodable_new_version_stays_unknown(void)
+{
+    ck_reset(1000);
+    start_ops = &ck_ops;
+    produce_rows("undec", 0, 3);
+    uint8_t broken[] = {0, 0, 0, 0, 3, 0xff}; /* schema id 3 (v2), a cut varint */
+    dm_record_t junk = {.key_len = -1, .value = broken, .value_len = sizeof(broken)};
+    dm_error_t err = {0};
+    dm_transport_produce(t, "undec", 0, &junk, 1, NULL, &err);
+    produce_rows("undec", 3, 2);
+    produce_rows_v2("undec", 5, 2);
+    runner_t r;
+    start(&r, "undec", "1000", "50ms", NULL);
+    dm_sleep_ms(400);
+    stop(&r); /* commits what is open */
+    CHECK_EQ_INT(committed(), 7);
+    for (int i = 0; i < committed(); i++)
+        CHECK_EQ_INT(ck.committed[i], i);
+    CHECK_EQ_INT(ck.late_versions, 0);
+    start_ops = &mem_ops;
 }
 
 static void test_open_failing_for_good_fails_the_unit(void)
@@ -639,7 +681,8 @@ int main(void)
     snprintf(url, sizeof(url), "embedded:%s", dir);
     dm_error_t err = {0};
     if (dm_transport_open(url, &t, &err)) return 1;
-    const char *topics[] = {"dlq", "size", "time", "down", "mixed", "resume", "versions", "ckpt"};
+    const char *topics[] = {"dlq",    "size",     "time", "down", "mixed",
+                            "resume", "versions", "ckpt", "undec"};
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
         dm_transport_create_topic(t, &(dm_topic_config_t){.name = topics[i], .partitions = 1},
                                   &err);
@@ -655,6 +698,7 @@ int main(void)
     RUN(test_reads_every_partition);
     RUN(test_new_schema_version_starts_a_batch);
     RUN(test_checkpointing_sink);
+    RUN(test_undecodable_new_version_stays_unknown);
     RUN(test_open_failing_for_good_fails_the_unit);
     dm_transport_close(t);
     dm_avro_schema_free(row);
