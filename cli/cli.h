@@ -7,6 +7,10 @@
 #define DM_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+#include "core/error.h"
 
 #define DM_EXIT_OK     0
 #define DM_EXIT_FAILED 1
@@ -47,6 +51,15 @@ int dm_cmd_delete(int argc, char **argv);
 int dm_cmd_consume(int argc, char **argv);
 int dm_cmd_produce(int argc, char **argv);
 int dm_cmd_snapshot(int argc, char **argv); /* cli/cmd_snapshot.c */
+int dm_cmd_plugins(int argc, char **argv);  /* cli/cmd_plugins.c */
+
+int dm_cmd_explain(int argc, char **argv); /* cli/cmd_explain.c */
+
+/* Loads the spec documents of a file or of a directory's *.yaml|yml|json files
+ * (schema files inlined, each document validated; errors name file:line:col)
+ * and appends them to body as a YAML stream; *count grows by how many
+ * (cli/cmd_apply.c). */
+dm_err_t dm_cli_add_specs(const char *path, dm_buf_t *body, size_t *count, dm_error_t *err);
 
 /* `datamesh schema register|check|list|show` (cli/cmd_schema_registry.c). */
 int dm_cmd_schema_registry(int argc, char **argv);

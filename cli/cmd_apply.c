@@ -110,7 +110,7 @@ static dm_err_t add_file(const char *path, dm_buf_t *body, size_t *count, dm_err
     return rc;
 }
 
-static dm_err_t add_path(const char *path, dm_buf_t *body, size_t *count, dm_error_t *err)
+dm_err_t dm_cli_add_specs(const char *path, dm_buf_t *body, size_t *count, dm_error_t *err)
 {
     struct stat st;
     if (stat(path, &st) != 0) return dm_error_set(err, DM_ERR_IO, "%s: %s", path, strerror(errno));
@@ -168,7 +168,7 @@ int dm_cmd_apply(int argc, char **argv)
     size_t count = 0;
     dm_err_t rc = DM_OK;
     for (size_t i = 0; i < n_paths && !rc; i++)
-        rc = add_path(paths[i], &body, &count, &err);
+        rc = dm_cli_add_specs(paths[i], &body, &count, &err);
     free(paths);
     if (!rc && !count) rc = dm_error_set(&err, DM_ERR_INVALID, "no spec documents found");
     if (rc) {

@@ -1,14 +1,16 @@
 /* cli/cmd_worker.c — `datamesh worker`: runs a controller's pipeline tasks over Kafka.
  *
  * The controller (datamesh up --transport kafka://… --external-workers) lists what to run
- * at GET /api/v1/workers/tasks. For each pipeline the worker joins the pipeline's consumer
+ * at GET /api/v1/workers/tasks: the plan of every pipeline (control/plan.h), the same plan
+ * the embedded runtime runs. For each stage of a plan the worker joins the stage's consumer
  * group on its input topic (transport/kafka/kafka.h): Kafka assigns it some partitions,
- * and it runs a task instance per assigned partition on its own thread, exactly as
- * `datamesh up` would, committing outputs and input offsets in one Kafka transaction. When
- * a worker joins, leaves or dies, the group moves partitions; a task stops before its
- * partition is given away, and the next owner starts from the committed offsets (and its
- * transactional id fences a zombie). Every couple of seconds the worker reports its units
- * to POST /api/v1/workers/{id}/status and looks for changed pipelines.
+ * and it runs a task instance per assigned partition on its own thread, configured by
+ * dm_plan_task_config exactly as `datamesh up` does (unions, joins, state, event time,
+ * routes, re-keying; enrich tables are kept by the worker itself), committing outputs and input
+ * offsets in one Kafka transaction. When a worker joins, leaves or dies, the group moves
+ * partitions; a task stops before its partition is given away, and the next owner starts from the
+ * committed offsets (and its transactional id fences a zombie). Every couple of seconds the worker
+ * reports its units to POST /api/v1/workers/{id}/status and looks for changed pipelines.
  *
  * Threads: the main thread polls the groups (assignment callbacks run there) and talks to
  * the controller; each task instance runs on its own thread.
@@ -24,18 +26,23 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "connectors/unit.h"
+#include "control/plan.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "engine/table.h"
 #include "engine/task.h"
 #include "transport/kafka/kafka.h"
 
 typedef struct wpipe wpipe_t;
+typedef struct wstage wstage_t;
 
-/* One task instance: a partition of a pipeline's input. */
+/* One task instance: a partition of a stage's input. */
 typedef struct wtask {
-    wpipe_t *pipe;
+    wstage_t *stage;
     int32_t partition;
     char name[300];
+    dm_plan_task_t pt;
+    bool configured;
     dm_task_t *task;
     dm_unit_status_t st;
     pthread_t th;
@@ -43,14 +50,43 @@ typedef struct wtask {
     struct wtask *next;
 } wtask_t;
 
-struct wpipe {
-    char *name;
-    json_t *desc; /* the controller's description; task configs point into it */
-    dm_avro_schema_t *schema;
-    dm_task_step_spec_t *steps;
-    size_t n_steps;
+/* One stage of a pipeline's plan: a consumer group on its input topic. */
+struct wstage {
+    wpipe_t *pipe;
+    size_t index;
     dm_kafka_member_t *member;
     wtask_t *tasks;
+};
+
+/* A table kept up to date for the enrich steps of a pipeline. */
+typedef struct wtable {
+    wpipe_t *pipe;
+    const dm_plan_table_t *def;
+    dm_table_t *table;
+    dm_unit_status_t st;
+    _Atomic bool ready;
+    pthread_t th;
+    bool started;
+} wtable_t;
+
+/* Parsed schemas by registry id, fetched from the controller once. */
+typedef struct wschema {
+    int64_t id;
+    dm_avro_schema_t *schema;
+    struct wschema *next;
+} wschema_t;
+
+struct wpipe {
+    char *name;
+    json_t *desc; /* the controller's plan as JSON */
+    dm_pipeline_plan_t *plan;
+    const char *server;
+    pthread_mutex_t schemas_mu;
+    wschema_t *schemas;
+    wstage_t *stages;
+    wtable_t *tables;
+    size_t n_tables;
+    dm_proc_env_t env;
     char error[512]; /* why the pipeline cannot run here */
     dm_transport_t *t;
     struct wpipe *next;
@@ -71,35 +107,92 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
-/* ---- task instances ------------------------------------------------------------------ */
+/* ---- schemas and tables ------------------------------------------------------------------ */
 
-static dm_err_t open_task(wtask_t *w, dm_error_t *err)
+/* A schema by registry id, from the controller (any thread of the pipeline). */
+static const dm_avro_schema_t *pipe_schema(void *ctx, int64_t id, dm_error_t *err)
 {
-    wpipe_t *p = w->pipe;
-    const json_t *d = p->desc;
-    dm_task_config_t tc = {
-        .name = w->name,
-        .group = json_string_value(json_object_get(d, "group")),
-        .input_topic = json_string_value(json_object_get(d, "input")),
-        .input_partition = w->partition,
-        .input_schema = p->schema,
-        .input_schema_id = (uint32_t)json_integer_value(json_object_get(d, "input_schema_id")),
-        .output_topic = json_string_value(json_object_get(d, "output")),
-        .output_schema_id = (uint32_t)json_integer_value(json_object_get(d, "output_schema_id")),
-        .dead_letter_topic = json_string_value(json_object_get(d, "dead_letter")),
-        .steps = p->steps,
-        .n_steps = p->n_steps,
-    };
-    return dm_task_new(p->t, &tc, &w->task, err);
+    wpipe_t *p = ctx;
+    pthread_mutex_lock(&p->schemas_mu);
+    for (wschema_t *e = p->schemas; e; e = e->next)
+        if (e->id == id) {
+            pthread_mutex_unlock(&p->schemas_mu);
+            return e->schema;
+        }
+    pthread_mutex_unlock(&p->schemas_mu);
+    char path[64];
+    snprintf(path, sizeof(path), "/schemas/ids/%lld", (long long)id);
+    long status;
+    json_t *reply = NULL;
+    if (dm_client_call(p->server, "GET", path, NULL, 0, &status, &reply, err)) return NULL;
+    const char *text = json_string_value(json_object_get(reply, "schema"));
+    dm_avro_schema_t *s = NULL;
+    if (!text)
+        dm_error_set(err, DM_ERR_NOT_FOUND, "the registry has no schema %lld", (long long)id);
+    else
+        dm_avro_schema_parse(text, strlen(text), &s, err);
+    json_decref(reply);
+    wschema_t *e = s ? calloc(1, sizeof(*e)) : NULL;
+    if (!e) {
+        dm_avro_schema_free(s);
+        return NULL;
+    }
+    e->id = id;
+    e->schema = s;
+    pthread_mutex_lock(&p->schemas_mu);
+    e->next = p->schemas;
+    p->schemas = e;
+    pthread_mutex_unlock(&p->schemas_mu);
+    return s;
 }
+
+static dm_table_t *pipe_table(void *ctx, const char *source, dm_error_t *err)
+{
+    wpipe_t *p = ctx;
+    for (size_t i = 0; i < p->n_tables; i++)
+        if (p->tables[i].table && !strcmp(p->tables[i].def->source, source))
+            return p->tables[i].table;
+    dm_error_set(err, DM_ERR_NOT_FOUND, "no table for source '%s'", source);
+    return NULL;
+}
+
+static void *table_main(void *arg)
+{
+    wtable_t *w = arg;
+    char name[300];
+    snprintf(name, sizeof(name), "%s/table/%s", w->pipe->name, w->def->source);
+    dm_plan_table_follow(w->table, w->pipe->t, w->def->source, w->def->partitions, name, &w->st,
+                         &w->ready);
+    return NULL;
+}
+
+static bool tables_ready(const wpipe_t *p)
+{
+    for (size_t i = 0; i < p->n_tables; i++)
+        if (!atomic_load(&p->tables[i].ready)) return false;
+    return true;
+}
+
+/* ---- task instances ------------------------------------------------------------------ */
 
 static void *task_main(void *arg)
 {
     wtask_t *w = arg;
+    wpipe_t *p = w->stage->pipe;
     dm_error_t err = {0};
     int64_t backoff = 100;
     while (!atomic_load(&w->st.stop)) {
-        if (!w->task && open_task(w, &err)) {
+        if (!tables_ready(p)) { /* enrich starts once its tables hold what their sources had */
+            dm_unit_set(&w->st, "starting", "waiting for the enrich tables to load");
+            if (dm_unit_sleep(&w->st, 50)) break;
+            continue;
+        }
+        if (!w->configured && dm_plan_task_config(p->plan, w->stage->index, w->partition,
+                                                  pipe_schema, p, NULL, &w->pt, &err) == DM_OK) {
+            w->pt.conf.env = &p->env;
+            w->configured = true;
+        }
+        if (!w->task && (!w->configured || dm_task_new(p->t, &w->pt.conf, &w->task, &err))) {
             dm_unit_set(&w->st, "retrying", "%s", err.message);
             if (dm_unit_sleep(&w->st, 1000)) break;
             continue;
@@ -128,31 +221,36 @@ static void *task_main(void *arg)
     return NULL;
 }
 
-static void task_start(wpipe_t *p, int32_t partition)
+static void task_start(wstage_t *s, int32_t partition)
 {
     wtask_t *w = calloc(1, sizeof(*w));
     if (!w) return;
-    w->pipe = p;
+    w->stage = s;
     w->partition = partition;
-    snprintf(w->name, sizeof(w->name), "%s/task/%d", p->name, partition);
+    const dm_plan_stage_t *ps = &s->pipe->plan->stages[s->index];
+    if (s->index == 0)
+        snprintf(w->name, sizeof(w->name), "%s/task/%d", s->pipe->name, partition);
+    else
+        snprintf(w->name, sizeof(w->name), "%s/%s/task/%d", s->pipe->name, ps->name, partition);
     dm_unit_init(&w->st);
-    w->next = p->tasks;
-    p->tasks = w;
+    w->next = s->tasks;
+    s->tasks = w;
     if (pthread_create(&w->th, NULL, task_main, w) == 0)
         w->started = true;
     else
         dm_unit_set(&w->st, "failed", "cannot start a thread");
 }
 
-static void task_stop(wpipe_t *p, int32_t partition)
+static void task_stop(wstage_t *s, int32_t partition)
 {
-    for (wtask_t **pp = &p->tasks; *pp; pp = &(*pp)->next) {
+    for (wtask_t **pp = &s->tasks; *pp; pp = &(*pp)->next) {
         wtask_t *w = *pp;
         if (w->partition != partition) continue;
         atomic_store(&w->st.stop, true);
         if (w->started) pthread_join(w->th, NULL); /* finishes its transaction */
         *pp = w->next;
         dm_task_free(w->task);
+        dm_plan_task_release(&w->pt);
         dm_unit_destroy(&w->st);
         free(w);
         return;
@@ -162,13 +260,16 @@ static void task_stop(wpipe_t *p, int32_t partition)
 /* The group's assignment changes (main thread, inside the member's poll). */
 static void on_assignment(void *ctx, int change, int32_t partition)
 {
-    wpipe_t *p = ctx;
+    wstage_t *s = ctx;
+    const char *stage = s->pipe->plan->stages[s->index].name;
     if (change > 0) {
-        DM_INFO("worker", "pipeline=%s: partition %d is mine", p->name, partition);
-        task_start(p, partition);
+        DM_INFO("worker", "pipeline=%s stage=%s: partition %d is mine", s->pipe->name, stage,
+                partition);
+        task_start(s, partition);
     } else {
-        DM_INFO("worker", "pipeline=%s: partition %d goes to another worker", p->name, partition);
-        task_stop(p, partition);
+        DM_INFO("worker", "pipeline=%s stage=%s: partition %d goes to another worker",
+                s->pipe->name, stage, partition);
+        task_stop(s, partition);
     }
 }
 
@@ -176,63 +277,83 @@ static void on_assignment(void *ctx, int change, int32_t partition)
 
 static void pipe_free(wpipe_t *p)
 {
-    dm_kafka_member_free(p->member, on_assignment, p); /* revokes: stops every task */
-    while (p->tasks)
-        task_stop(p, p->tasks->partition);
-    dm_avro_schema_free(p->schema);
-    free(p->steps);
+    for (size_t i = 0; p->stages && p->plan && i < p->plan->n_stages; i++) {
+        wstage_t *s = &p->stages[i];
+        dm_kafka_member_free(s->member, on_assignment, s); /* revokes: stops every task */
+        while (s->tasks)
+            task_stop(s, s->tasks->partition);
+    }
+    for (size_t i = 0; i < p->n_tables; i++) {
+        wtable_t *w = &p->tables[i];
+        atomic_store(&w->st.stop, true);
+        if (w->started) pthread_join(w->th, NULL);
+        dm_table_free(w->table);
+        dm_unit_destroy(&w->st);
+    }
+    free(p->tables);
+    free(p->stages);
+    while (p->schemas) {
+        wschema_t *e = p->schemas;
+        p->schemas = e->next;
+        dm_avro_schema_free(e->schema);
+        free(e);
+    }
+    pthread_mutex_destroy(&p->schemas_mu);
+    dm_plan_free(p->plan);
     json_decref(p->desc);
     free(p->name);
     free(p);
 }
 
-/* Prepares a pipeline from its description and joins its group. A pipeline that cannot
- * run here keeps the reason in p->error (reported, retried on the next change). */
+/* Prepares a pipeline from its plan: its enrich tables, then a consumer group per
+ * stage. A pipeline that cannot run here keeps the reason in p->error (reported,
+ * retried on the next change). */
 static wpipe_t *pipe_new(worker_t *wk, json_t *desc)
 {
     wpipe_t *p = calloc(1, sizeof(*p));
     if (!p) return NULL;
-    p->name = strdup(json_string_value(json_object_get(desc, "pipeline")));
+    const char *name = json_string_value(json_object_get(desc, "pipeline"));
+    p->name = strdup(name ? name : "?");
     p->desc = json_incref(desc);
     p->t = wk->t;
+    p->server = wk->server;
+    p->env = (dm_proc_env_t){pipe_table, p};
+    pthread_mutex_init(&p->schemas_mu, NULL);
     dm_error_t err = {0};
-    const json_t *steps = json_object_get(desc, "steps");
-    p->n_steps = json_array_size(steps);
-    p->steps = calloc(p->n_steps ? p->n_steps : 1, sizeof(*p->steps));
-    for (size_t i = 0; i < p->n_steps; i++) {
-        const json_t *s = json_array_get(steps, i);
-        const char *kind = json_string_value(json_object_get(s, "kind"));
-        p->steps[i] =
-            (dm_task_step_spec_t){kind ? dm_proc_find(kind) : NULL, json_object_get(s, "config")};
-        if (!kind || !p->steps[i].ops || !strcmp(kind, "enrich")) {
-            snprintf(p->error, sizeof(p->error),
-                     "step %zu (%s) cannot run in a worker yet (enrich tables run inside "
-                     "datamesh up)",
-                     i + 1, kind ? kind : "?");
-            return p;
-        }
-    }
-    char path[64];
-    snprintf(path, sizeof(path), "/schemas/ids/%lld",
-             (long long)json_integer_value(json_object_get(desc, "input_schema_id")));
-    long status;
-    json_t *reply = NULL;
-    if (dm_client_call(wk->server, "GET", path, NULL, 0, &status, &reply, &err)) {
-        snprintf(p->error, sizeof(p->error), "input schema: %s", err.message);
+    if (dm_plan_from_json(desc, &p->plan, &err)) {
+        snprintf(p->error, sizeof(p->error), "%s", err.message);
         return p;
     }
-    const char *text = json_string_value(json_object_get(reply, "schema"));
-    if (!text || dm_avro_schema_parse(text, strlen(text), &p->schema, &err))
-        snprintf(p->error, sizeof(p->error), "input schema: %s",
-                 text ? err.message : "the registry answer has no schema");
-    json_decref(reply);
-    if (p->error[0]) return p;
-    if (dm_kafka_member_new(wk->t, json_string_value(json_object_get(desc, "group")),
-                            json_string_value(json_object_get(desc, "input")), &p->member, &err))
-        snprintf(p->error, sizeof(p->error), "%s", err.message);
-    else
-        DM_INFO("worker", "worker=%s pipeline=%s: joined group %s", wk->id, p->name,
-                json_string_value(json_object_get(desc, "group")));
+    p->tables = calloc(p->plan->n_tables + 1, sizeof(*p->tables));
+    p->stages = calloc(p->plan->n_stages, sizeof(*p->stages));
+    if (!p->tables || !p->stages) {
+        snprintf(p->error, sizeof(p->error), "out of memory");
+        return p;
+    }
+    for (size_t i = 0; i < p->plan->n_tables; i++, p->n_tables++) {
+        wtable_t *w = &p->tables[i];
+        w->pipe = p;
+        w->def = &p->plan->tables[i];
+        dm_unit_init(&w->st);
+        const dm_avro_schema_t *s = pipe_schema(p, w->def->schema_id, &err);
+        if (!s || dm_table_new(w->def->source, s, w->def->key, &w->table, &err)) {
+            snprintf(p->error, sizeof(p->error), "table %s: %s", w->def->source, err.message);
+            p->n_tables++;
+            return p;
+        }
+        if (pthread_create(&w->th, NULL, table_main, w) == 0) w->started = true;
+    }
+    for (size_t i = 0; i < p->plan->n_stages; i++) {
+        wstage_t *s = &p->stages[i];
+        const dm_plan_stage_t *ps = &p->plan->stages[i];
+        s->pipe = p;
+        s->index = i;
+        if (dm_kafka_member_new(wk->t, ps->group, ps->input.topic, &s->member, &err)) {
+            snprintf(p->error, sizeof(p->error), "stage %s: %s", ps->name, err.message);
+            return p;
+        }
+        DM_INFO("worker", "worker=%s pipeline=%s: joined group %s", wk->id, p->name, ps->group);
+    }
     return p;
 }
 
@@ -278,16 +399,17 @@ static void report(worker_t *wk)
         if (p->error[0])
             json_array_append_new(units, json_pack("{s:s, s:s, s:s}", "name", p->name, "state",
                                                    "failed", "error", p->error));
-        for (wtask_t *w = p->tasks; w; w = w->next) {
-            char state[32], error[512];
-            dm_unit_get(&w->st, state, sizeof(state), error, sizeof(error));
-            json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "name", w->name, "pipeline",
-                                  p->name, "state", state, "partition", (int)w->partition,
-                                  "position", (json_int_t)atomic_load(&w->st.position), "lag",
-                                  (json_int_t)atomic_load(&w->st.lag));
-            if (error[0]) json_object_set_new(j, "error", json_string(error));
-            json_array_append_new(units, j);
-        }
+        for (size_t k = 0; p->stages && p->plan && k < p->plan->n_stages; k++)
+            for (wtask_t *w = p->stages[k].tasks; w; w = w->next) {
+                char state[32], error[512];
+                dm_unit_get(&w->st, state, sizeof(state), error, sizeof(error));
+                json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "name", w->name, "pipeline",
+                                      p->name, "state", state, "partition", (int)w->partition,
+                                      "position", (json_int_t)atomic_load(&w->st.position), "lag",
+                                      (json_int_t)atomic_load(&w->st.lag));
+                if (error[0]) json_object_set_new(j, "error", json_string(error));
+                json_array_append_new(units, j);
+            }
     }
     json_t *body = json_pack("{s:o}", "units", units);
     char *text = json_dumps(body, JSON_COMPACT);
@@ -374,10 +496,15 @@ int dm_cmd_worker(int argc, char **argv)
     while (!stopping) {
         int n = 0;
         for (wpipe_t *p = wk.pipes; p; p = p->next)
-            n += p->member != NULL;
+            for (size_t k = 0; p->stages && p->plan && k < p->plan->n_stages; k++)
+                n += p->stages[k].member != NULL;
         for (wpipe_t *p = wk.pipes; p && !stopping; p = p->next)
-            if (p->member && dm_kafka_member_poll(p->member, 100 / n, on_assignment, p, &err))
-                DM_ERROR("worker", "pipeline=%s: %s", p->name, err.message);
+            for (size_t k = 0; p->stages && p->plan && k < p->plan->n_stages; k++) {
+                wstage_t *s = &p->stages[k];
+                if (s->member && dm_kafka_member_poll(s->member, 100 / n > 0 ? 100 / n : 1,
+                                                      on_assignment, s, &err))
+                    DM_ERROR("worker", "pipeline=%s: %s", p->name, err.message);
+            }
         if (!n) dm_sleep_ms(100);
         uint64_t now = dm_now_ns();
         if (now - last_report > 2000000000ull) {

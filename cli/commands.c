@@ -60,6 +60,23 @@ const dm_cli_command_t dm_cli_commands[] = {
      "JSON array: --from '[1, \"a\"]'). --wait follows the progress (rows, chunks, %)\n"
      "until it is done; --status only shows the snapshots in progress.\n",
      dm_cmd_snapshot},
+    {"explain", "show the plan a pipeline runs: stages, fused chains, topics, schemas",
+     "usage: datamesh explain PIPELINE | -f FILE|DIR [-o text|json] [--server URL]\n"
+     "\n"
+     "Prints what the pipeline compiles to: its stages (a task per input partition each),\n"
+     "the fused chain of steps of each with the input fields they read, the topics and\n"
+     "schema ids it reads and writes, its state, re-keying and sinks. With -f, the\n"
+     "pipelines of a spec file as they would run if applied (nothing is applied).\n",
+     dm_cmd_explain},
+    {"plugins", "list the source connectors, sinks and processors with their settings",
+     "usage: datamesh plugins [-o table|json|yaml] [--docs]\n"
+     "\n"
+     "Lists every source connector, sink type and processor (pipeline step) this\n"
+     "binary has, with a summary and its settings: key, type, default, range and help,\n"
+     "as declared by the plugin and enforced when a spec is applied. Works without a\n"
+     "controller (GET /api/v1/plugins answers the same). --docs prints the Markdown\n"
+     "reference instead (docs/plugins-reference.md).\n",
+     dm_cmd_plugins},
     {"sql", "run a streaming SQL statement", "usage: datamesh sql \"SELECT ...\"\n", NULL},
     {"lineage", "show which pipelines read and write which sources and fields",
      "usage: datamesh lineage SOURCE|PIPELINE [--fields]\n", NULL},

@@ -4,7 +4,8 @@
  * the control plane validates `spec.config` of a Source, and the flattened
  * settings of a `sink: {type: …}`, against it, so unknown keys and bad values
  * are refused when a spec is applied, not when a task starts. The lists are in
- * connectors/registry.c, one line per connector.
+ * connectors/registry.c, one line per connector: a source connector's
+ * definition is the `def` of its dm_source_ops_t (connectors/source.h).
  */
 #ifndef DM_CONNECTORS_CONNECTOR_H
 #define DM_CONNECTORS_CONNECTOR_H
@@ -29,7 +30,7 @@ extern const char *const dm_source_connector_names[];
 /* Every sink type a Pipeline may write to (DESIGN.md), NULL-terminated. */
 extern const char *const dm_sink_type_names[];
 
-/* The available source connector called name, or NULL. */
+/* The available source connector called name (the def of its ops), or NULL. */
 const dm_connector_def_t *dm_source_connector_find(const char *name);
 
 /* The available sink type called name, or NULL. */

@@ -13,6 +13,7 @@
 #include "connectors/pgsink/pgsink.h"
 #include "connectors/postgres/postgres.h"
 #include "connectors/sink.h"
+#include "connectors/source.h"
 
 const char *const dm_source_connector_names[] = {"postgres", "mysql", "cockroachdb", "ingest",
                                                  "datagen",  "file",  NULL};
@@ -20,15 +21,12 @@ const char *const dm_source_connector_names[] = {"postgres", "mysql", "cockroach
 const char *const dm_sink_type_names[] = {"topic",    "kafka", "iceberg", "elasticsearch",
                                           "postgres", "file",  NULL};
 
-static const dm_connector_def_t sources[] = {
-    {"datagen", "synthetic events from the source's schema", &dm_datagen_config_table,
-     sizeof(dm_datagen_config_t), true},
-    {"ingest", "events POSTed to /api/v1/sources/{name}/events", &dm_ingest_config_table,
-     sizeof(dm_ingest_config_t), true},
-    {"file", "JSON lines or Avro container files", &dm_file_source_config_table,
-     sizeof(dm_file_source_config_t), true},
-    {"postgres", "change data capture through logical replication", &dm_postgres_config_table,
-     sizeof(dm_postgres_config_t), false},
+/* Source connectors: one line each (connectors/source.h). */
+static const dm_source_ops_t *const sources[] = {
+    &dm_datagen_source_ops,
+    &dm_ingest_source_ops,
+    &dm_file_source_ops,
+    &dm_postgres_source_ops,
 };
 
 static const dm_connector_def_t sinks[] = {
@@ -58,9 +56,23 @@ static const dm_connector_def_t *find(const dm_connector_def_t *defs, size_t n, 
     return NULL;
 }
 
+const dm_source_ops_t *dm_source_ops_find(const char *name)
+{
+    for (size_t i = 0; name && i < N(sources); i++)
+        if (!strcmp(sources[i]->def.name, name)) return sources[i];
+    return NULL;
+}
+
+const dm_source_ops_t *const *dm_source_ops_list(size_t *n)
+{
+    *n = N(sources);
+    return sources;
+}
+
 const dm_connector_def_t *dm_source_connector_find(const char *name)
 {
-    return find(sources, N(sources), name);
+    const dm_source_ops_t *ops = dm_source_ops_find(name);
+    return ops ? &ops->def : NULL;
 }
 
 const dm_connector_def_t *dm_sink_type_find(const char *name)
@@ -85,7 +97,10 @@ static void names(const dm_connector_def_t *defs, size_t n, char *out, size_t ca
 
 void dm_source_connectors_available(char *out, size_t cap)
 {
-    names(sources, N(sources), out, cap);
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < N(sources) && o < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? ", " : "", sources[i]->def.name);
 }
 
 void dm_sink_types_available(char *out, size_t cap)

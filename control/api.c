@@ -1,4 +1,4 @@
-/* control/api.c — /api/v1: apply, list, get, delete, catalog search.
+/* control/api.c — /api/v1: apply, list, get, delete, catalog search, plugins.
  *
  * Every answer is JSON; errors are {"error_code": N, "message": "..."}. Secrets
  * never leave: DSNs are redacted and any password/token/secret value is "***".
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "control/plugins.h"
 #include "control/reconcile.h"
 #include "control/runtime.h"
 #include "control/yaml.h"
@@ -75,7 +76,7 @@ static void redact(json_t *j, int depth)
 /* A deep copy of j with its secrets masked; j is released. Documents from the
  * store share their nested values with its cache, so they are never changed
  * in place. */
-static json_t *redacted(json_t *j)
+json_t *dm_api_redacted(json_t *j)
 {
     json_t *copy = json_deep_copy(j);
     json_decref(j);
@@ -160,7 +161,7 @@ static void on_list(void *ctx, const dm_http_request_t *req, dm_http_response_t 
         dm_api_reply_error(res, &err);
         return;
     }
-    items = redacted(items);
+    items = dm_api_redacted(items);
     dm_http_json(res, 200, json_pack("{s:o}", "items", items));
 }
 
@@ -190,7 +191,7 @@ static void on_get(void *ctx, const dm_http_request_t *req, dm_http_response_t *
         dm_api_reply_error(res, &err);
         return;
     }
-    obj = redacted(obj);
+    obj = dm_api_redacted(obj);
     dm_http_json(res, 200, obj);
 }
 
@@ -212,6 +213,14 @@ static void on_delete(void *ctx, const dm_http_request_t *req, dm_http_response_
         json_pack("{s:s, s:s, s:s}", "action", "delete", "kind", dm_kind_name(k), "name", name));
 }
 
+/* GET /api/v1/plugins — every connector, sink and processor with its settings
+ * (control/plugins.h; what `datamesh plugins -o json` prints). */
+static void on_plugins(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    (void)ctx, (void)req;
+    dm_http_json(res, 200, dm_plugins_json());
+}
+
 /* GET /api/v1/catalog?q=TEXT — search sources. */
 static void on_catalog(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
@@ -224,7 +233,7 @@ static void on_catalog(void *ctx, const dm_http_request_t *req, dm_http_response
         dm_api_reply_error(res, &err);
         return;
     }
-    items = redacted(items);
+    items = dm_api_redacted(items);
     dm_http_json(res, 200, json_pack("{s:o}", "items", items));
 }
 
@@ -282,8 +291,10 @@ dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t
     static api_t api;
     api = (api_t){store, rt};
     dm_err_t rc = dm_api_data_register(http, store, rt);
+    rc = rc ? rc : dm_api_plan_register(http, store, rt);
     rc = rc ? rc : dm_http_route(http, "POST", "/api/v1/apply", on_apply, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/catalog", on_catalog, &api);
+    rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/plugins", on_plugins, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/{kind}", on_list, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/{kind}/{name}", on_get, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/{kind}/{name}/status", on_status, &api);

@@ -23,6 +23,13 @@ dm_err_t dm_api_workers_register(dm_http_server_t *http, dm_runtime_t *rt);
  * name (new reference): what a pipeline's status shows when its tasks run in workers. */
 json_t *dm_api_workers_units(const char *pipeline);
 
+/* The plan routes (control/api_plan.c): GET /api/v1/pipelines/{name}/plan and
+ * POST /api/v1/plan (the plans of the pipelines in a request, not applied). */
+dm_err_t dm_api_plan_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt);
+
+/* A deep copy of j with secrets (passwords, tokens, DSN passwords) masked; j is released. */
+json_t *dm_api_redacted(json_t *j);
+
 /* Replies with err as {"error_code", "message"} and the status for its code. */
 void dm_api_reply_error(dm_http_response_t *res, const dm_error_t *err);
 

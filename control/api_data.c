@@ -5,18 +5,18 @@
  *        &limit=N&timeout_ms=T  → {"records": [{partition, offset, timestamp,
  *        key, value}], "positions": {"P": next offset, …}}; values as plain JSON
  *   POST /api/v1/sources/{name}/events  with a JSON array of records (or one
- *        object) → validated against the source's schema, all written or none
+ *        object) → handed to the source's connector when it takes requests
+ *        (dm_source_ops_t.push: ingest validates them against the source's
+ *        schema and writes all or none); the errors become HTTP statuses here
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "connectors/emit.h"
-#include "connectors/ingest/ingest.h"
+#include "connectors/source.h"
 #include "control/api.h"
 #include "control/reconcile.h"
 #include "core/clock.h"
-#include "core/hash.h"
 #include "schema/dm_avro.h"
 #include "schema/wire.h"
 
@@ -143,6 +143,17 @@ static void on_records(void *ctx, const dm_http_request_t *req, dm_http_response
     dm_http_json(res, 200, json_pack("{s:o, s:o}", "records", records, "positions", positions));
 }
 
+/* Names of the connectors whose sources take events through the API. */
+static void push_connectors(char *out, size_t cap)
+{
+    size_t n, o = 0;
+    const dm_source_ops_t *const *list = dm_source_ops_list(&n);
+    out[0] = '\0';
+    for (size_t i = 0; i < n && o < cap; i++)
+        if (list[i]->push)
+            o += (size_t)snprintf(out + o, cap - o, "%s%s", o ? ", " : "", list[i]->def.name);
+}
+
 static void on_events(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
     data_api_t *api = ctx;
@@ -151,98 +162,30 @@ static void on_events(void *ctx, const dm_http_request_t *req, dm_http_response_
     if (!src) return;
     const json_t *spec = json_object_get(src, "spec");
     const char *connector = json_string_value(json_object_get(spec, "connector"));
-    if (!connector || strcmp(connector, "ingest") != 0) {
+    const dm_source_ops_t *ops = dm_source_ops_find(connector);
+    if (!ops || !ops->push) {
+        char takes[128];
+        push_connectors(takes, sizeof(takes));
+        bool derived = !connector || !strcmp(connector, "derived");
         dm_http_error(res, 409, 40901,
-                      "source '%s' is filled by its %s %s; only ingest sources take events", name,
-                      connector && strcmp(connector, "derived") ? connector : "pipeline",
-                      connector && strcmp(connector, "derived") ? "connector" : "");
+                      "source '%s' is filled by its %s %s; only %s sources take events", name,
+                      derived ? "pipeline" : connector, derived ? "" : "connector", takes);
         json_decref(src);
         return;
     }
     dm_error_t err = {0};
-    dm_ingest_config_t conf;
-    dm_config_defaults(&dm_ingest_config_table, &conf, &err);
-    dm_config_apply_json(&dm_ingest_config_table, &conf, json_object_get(spec, "config"), NULL,
-                         &err);
-    if ((int64_t)req->body_len > conf.max_bytes) {
-        dm_http_error(res, 413, 41300,
-                      "request body larger than %lld bytes (the source's max_bytes)",
-                      (long long)conf.max_bytes);
-        json_decref(src);
-        return;
+    size_t accepted = 0;
+    if (dm_runtime_source_push(api->rt, name, spec, req->body, req->body_len, &accepted, &err)) {
+        switch (err.code) {
+        case DM_ERR_RANGE: dm_http_error(res, 413, 41300, "%s", err.message); break;
+        case DM_ERR_AGAIN: dm_http_error(res, 503, 50300, "%s", err.message); break;
+        case DM_ERR_NOMEM: dm_http_error(res, 500, 50000, "%s", err.message); break;
+        case DM_ERR_SCHEMA_MISMATCH: dm_http_error(res, 400, 40001, "%s", err.message); break;
+        default: dm_http_error(res, 400, 40000, "%s", err.message); break;
+        }
+    } else {
+        dm_http_json(res, 200, json_pack("{s:I}", "accepted", (json_int_t)accepted));
     }
-    json_error_t jerr;
-    json_t *body =
-        req->body_len ? json_loadb((const char *)req->body, req->body_len, 0, &jerr) : NULL;
-    if (!body) {
-        dm_http_error(res, 400, 40000, "body is not JSON: line %d column %d: %s",
-                      req->body_len ? jerr.line : 1, req->body_len ? jerr.column : 1,
-                      req->body_len ? jerr.text : "empty body");
-        json_decref(src);
-        return;
-    }
-    if (json_is_object(body)) body = json_pack("[o]", body);
-    size_t n = json_array_size(body);
-    if (!json_is_array(body) || n == 0 || (int64_t)n > conf.max_records) {
-        dm_http_error(res, 400, 40000, "send a JSON array of 1 to %lld records",
-                      (long long)conf.max_records);
-        json_decref(body);
-        json_decref(src);
-        return;
-    }
-    char subject[300];
-    int64_t vid = 0, kid = 0;
-    snprintf(subject, sizeof(subject), "%s-value", name);
-    const dm_avro_schema_t *vs = NULL, *ks = NULL;
-    if (!dm_runtime_subject_id(api->rt, subject, &vid, &err))
-        vs = dm_runtime_schema(api->rt, vid, &err);
-    snprintf(subject, sizeof(subject), "%s-key", name);
-    dm_error_t kerr = {0};
-    if (!dm_runtime_subject_id(api->rt, subject, &kid, &kerr))
-        ks = dm_runtime_schema(api->rt, kid, &kerr);
-    dm_transport_t *t = dm_runtime_transport(api->rt);
-    dm_topic_description_t d;
-    int32_t parts = 0;
-    if (vs && !dm_transport_describe_topic(t, name, &d, &err)) {
-        parts = d.n_partitions;
-        dm_transport_description_free(&d);
-    }
-    if (!vs || parts <= 0) {
-        dm_http_error(res, 503, 50300, "source '%s' is not ready: %s", name, err.message);
-        json_decref(body);
-        json_decref(src);
-        return;
-    }
-    /* Validate and encode every record before writing any. */
-    dm_arena_t arena;
-    dm_arena_init(&arena, 0);
-    dm_emit_t emit = {.t = t,
-                      .topic = name,
-                      .partitions = parts,
-                      .schema = vs,
-                      .schema_id = (uint32_t)vid,
-                      .key_schema = ks,
-                      .key_schema_id = (uint32_t)kid};
-    dm_emit_init(&emit);
-    dm_err_t rc = DM_OK;
-    size_t i;
-    for (i = 0; i < n && !rc; i++) {
-        char *text = json_dumps(json_array_get(body, i), JSON_COMPACT | JSON_ENCODE_ANY);
-        dm_avro_value_t v;
-        rc = dm_avro_from_json_text(vs->root, text, strlen(text), DM_AVRO_JSON_PLAIN, &arena, &v,
-                                    &err);
-        free(text);
-        if (!rc) rc = dm_emit_add(&emit, &v, 0, &err);
-    }
-    if (rc)
-        dm_http_error(res, 400, 40001, "record %zu: %s", i - 1, err.message);
-    else if (dm_emit_commit(&emit, NULL, 0, &err))
-        dm_http_error(res, 503, 50301, "writing to source '%s': %s", name, err.message);
-    else
-        dm_http_json(res, 200, json_pack("{s:I}", "accepted", (json_int_t)n));
-    dm_emit_free(&emit);
-    dm_arena_destroy(&arena);
-    json_decref(body);
     json_decref(src);
 }
 

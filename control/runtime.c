@@ -5,8 +5,7 @@
 
 #include "control/runtime_internal.h"
 
-static const char *const unit_kinds[] = {"connector", "task",      "table",
-                                         "sink",      "connector", "connector"};
+static const char *const unit_kinds[] = {"connector", "task", "table", "sink"};
 
 static size_t owner_slot(const char *owner)
 {
@@ -194,18 +193,12 @@ void dm_runtime_unit_start(unit_t *u, void *(*thread_main)(void *))
 static void unit_free(unit_t *u)
 {
     if (u->kind == U_TASK) dm_task_free(u->task);
+    if (u->pt) dm_plan_task_release(u->pt);
+    free(u->pt);
+    dm_runtime_plan_unref(u->plan);
     if (u->kind == U_TABLE) dm_table_free(u->table);
-    if (u->kind == U_FILE_SOURCE) dm_config_free(&dm_file_source_config_table, &u->fsrc_conf);
     if (u->kind == U_SINK && u->run.ops) dm_runtime_free_runner_sink(u);
-    if (u->kind == U_PGSOURCE) {
-        dm_pg_source_free(u->pg);
-        dm_config_free(&dm_postgres_config_table, &u->pg_conf);
-    }
-    if (u->kind == U_DATAGEN && u->dg.key_fields) {
-        dm_strlist_t *k = (dm_strlist_t *)u->dg.key_fields;
-        free(k->items);
-        free(k);
-    }
+    if (u->kind == U_SOURCE) dm_runtime_free_source(u);
     json_decref(u->owned);
     dm_unit_destroy(&u->st);
     free(u);
@@ -330,13 +323,14 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
         dm_runtime_start_source(rt, d);
         json_object_set(rt->running, sk, d);
     }
-    /* Let new datagen sources commit their first batch before the pipelines
-     * that read them (and the tables enrich keeps) start: a table then starts
-     * with its rows instead of filling while the first events pass. */
+    /* Let new sources that produce at once (ops->await_first_commit: datagen)
+     * commit their first batch before the pipelines that read them (and the
+     * tables enrich keeps) start: a table then starts with its rows instead of
+     * filling while the first events pass. */
     for (int waited = 0; waited < 150; waited++) {
         bool pending = false;
         for (unit_t *u = rt->units; u; u = u->next) {
-            if (u->kind != U_DATAGEN || !u->started) continue;
+            if (u->kind != U_SOURCE || !u->started || !u->src_ops->await_first_commit) continue;
             char state[32], error[8];
             dm_unit_get(&u->st, state, sizeof(state), error, sizeof(error));
             if (atomic_load(&u->st.position) == 0 &&
@@ -346,24 +340,37 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
         if (!pending) break;
         dm_sleep_ms(20);
     }
-    for (int round = 0; round < 16; round++) {
-        bool progress = false;
+    /* Level-triggered: a pipeline starts as soon as what it reads exists; one
+     * that waits says why (status) and the reconciler tries again. A round
+     * may create the derived sources the next round's pipelines read. */
+    for (bool progress = true; progress;) {
+        progress = false;
         json_object_foreach(pipelines, n, d)
         {
             char pk[200];
             snprintf(pk, sizeof(pk), "Pipeline/%s", n);
             if (json_object_get(rt->running, pk)) continue;
-            json_t *reads = dm_spec_pipeline_inputs(d);
-            const char *input = json_string_value(json_array_get(reads, 0));
-            bool ready = input && dm_runtime_topic_partitions(rt, input) > 0;
-            json_decref(reads);
-            if (!ready && round < 15) continue;
-            dm_runtime_start_pipeline(rt, d, sources, sinks);
+            dm_error_t e = {0};
+            dm_err_t rc = dm_runtime_start_pipeline(rt, d, sources, sinks, &e);
+            if (rc == DM_ERR_AGAIN) {
+                json_t *was = json_object_get(rt->waiting, pk);
+                if (!was || strcmp(json_string_value(was), e.message))
+                    DM_INFO("control", "pipeline=%s: not started yet: %s", n, e.message);
+                json_object_set_new(rt->waiting, pk, json_string(e.message));
+                continue;
+            }
+            if (rc) DM_ERROR("control", "pipeline=%s: %s", n, e.message);
+            json_object_del(rt->waiting, pk);
             json_object_set(rt->running, pk, d);
             progress = true;
         }
-        if (!progress) break;
     }
+    /* Forget the waits of pipelines that are gone. */
+    const char *wk;
+    json_t *wv;
+    void *tmp;
+    json_object_foreach_safe(rt->waiting, tmp, wk, wv) if (!json_object_get(pipelines, wk + 9))
+        json_object_del(rt->waiting, wk);
     pthread_mutex_unlock(&rt->mu);
     json_decref(stale);
     json_decref(sources);
@@ -394,20 +401,44 @@ json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
                       "state", state, "position", (json_int_t)atomic_load(&u->st.position), "lag",
                       (json_int_t)atomic_load(&u->st.lag));
         if (error[0]) json_object_set_new(j, "error", json_string(error));
-        if (u->kind == U_PGSOURCE) json_object_set_new(j, "postgres", dm_pg_source_status(u->pg));
+        if (u->kind == U_SOURCE && u->src_state && u->src_ops->status_json)
+            json_object_set_new(j, u->src_ops->def.name, u->src_ops->status_json(u->src_state));
         json_array_append_new(units, j);
     }
     bool known = json_object_get(rt->running, owner) != NULL;
+    const char *waiting = json_string_value(json_object_get(rt->waiting, owner));
+    json_t *reason = waiting ? json_string(waiting) : NULL;
     pthread_mutex_unlock(&rt->mu);
     overall = failed     ? "failed"
               : retrying ? "degraded"
               : running  ? "running"
               : known    ? "ready"
                          : "pending";
-    return json_pack("{s:s, s:o}", "state", overall, "units", units);
+    json_t *out = json_pack("{s:s, s:o}", "state", overall, "units", units);
+    if (reason) json_object_set_new(out, "reason", reason);
+    return out;
 }
 
 /* ---- life --------------------------------------------------------------------------- */
+
+/* The reconciler thread: while some pipeline waits for what it reads (a
+ * source whose connector has not made its topic or schema yet), syncs again
+ * every half second, so it starts once it can without another apply. */
+static void *reconcile_main(void *arg)
+{
+    dm_runtime_t *rt = arg;
+    while (!atomic_load(&rt->stopping)) {
+        for (int i = 0; i < 5 && !atomic_load(&rt->stopping); i++)
+            dm_sleep_ms(100);
+        pthread_mutex_lock(&rt->mu);
+        bool waiting = json_object_size(rt->waiting) > 0;
+        pthread_mutex_unlock(&rt->mu);
+        dm_error_t err = {0};
+        if (waiting && !atomic_load(&rt->stopping) && dm_runtime_sync(rt, &err))
+            DM_WARN("control", "reconciler: %s", err.message);
+    }
+    return NULL;
+}
 
 dm_err_t dm_runtime_new(const char *data_dir, dm_store_t *store, dm_metrics_t *metrics,
                         dm_runtime_t **out, dm_error_t *err)
@@ -445,6 +476,7 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
     rt->running = json_object();
     rt->env = (dm_proc_env_t){dm_runtime_env_table, rt};
     rt->worker_tasks = json_object();
+    rt->waiting = json_object();
     if (opt && opt->transport) rt->transport_url = strdup(opt->transport);
     rt->external_tasks = opt && opt->external_tasks;
     char path[4200];
@@ -456,6 +488,8 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
         rc = dm_schema_registry_open(path, &rt->reg, err);
     }
     if (!rc) rc = dm_runtime_sync(rt, err);
+    if (!rc && pthread_create(&rt->reconciler, NULL, reconcile_main, rt) == 0)
+        rt->reconciling = true;
     if (rc) {
         dm_runtime_free(rt);
         return rc;
@@ -467,6 +501,8 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
 void dm_runtime_free(dm_runtime_t *rt)
 {
     if (!rt) return;
+    atomic_store(&rt->stopping, true);
+    if (rt->reconciling) pthread_join(rt->reconciler, NULL);
     pthread_mutex_lock(&rt->mu);
     stop_units(rt, NULL);
     pthread_mutex_unlock(&rt->mu);
@@ -480,6 +516,7 @@ void dm_runtime_free(dm_runtime_t *rt)
     dm_schema_registry_close(rt->reg);
     json_decref(rt->running);
     json_decref(rt->worker_tasks);
+    json_decref(rt->waiting);
     free(rt->transport_url);
     pthread_mutex_destroy(&rt->mu);
     pthread_mutex_destroy(&rt->url_mu);

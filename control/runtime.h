@@ -1,7 +1,8 @@
 /* control/runtime.h — what runs: the data plane inside `datamesh up`.
  *
  * The runtime turns the stored specs into running units: a topic and a
- * registered schema per source, a connector thread per datagen source, a task
+ * registered schema per source, a connector thread per source that runs one
+ * (connectors/source.h), a task
  * per input partition of each pipeline (a fused chain, exactly once), a table
  * reader per source that enrich looks up in, and a sink thread per sink. It
  * owns the transport (the embedded log in DATA/log) and its own handle on the
@@ -44,10 +45,19 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
                              dm_store_t *store, dm_metrics_t *metrics, dm_runtime_t **out,
                              dm_error_t *err);
 
-/* What workers run: {transport, external, tasks: [{pipeline, group, input, partitions,
- * input_schema_id, output, output_schema_id, dead_letter, steps: [{kind, config}]}]}
- * (new reference). Tasks are listed only when they run externally. */
+/* What workers run: {transport, external, tasks: [plan, …]} with each pipeline's plan as
+ * JSON (dm_plan_to_json; new reference). Plans are listed only when tasks run externally. */
 json_t *dm_runtime_worker_tasks(dm_runtime_t *rt);
+
+/* The plan a Pipeline document compiles to against the registry and the
+ * topics as they are, without registering or creating anything (schema ids
+ * of outputs not registered yet are 0): JSON (new reference) and, when text
+ * is not NULL, the explanation for people (malloc'd). batch: name → document
+ * of the Sources and Sinks being applied with it (may be NULL), which take the
+ * place of the stored ones. NULL with err when it does not compile
+ * (DM_ERR_AGAIN: a source it reads does not exist yet). */
+json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch, char **text,
+                        dm_error_t *err);
 
 /* Reconciles running units with the store. Errors of individual units show
  * in their status; an error here means the runtime itself failed. */
@@ -62,12 +72,22 @@ dm_err_t dm_runtime_check(dm_runtime_t *rt, const json_t *const *docs, size_t n,
 /* Status of an object: {state, units: [{name, state, error, position, lag}]}. */
 json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name);
 
-/* Asks the running postgres source to snapshot table ("schema.table"; NULL:
- * every table it captures), optionally the key range [from, to] (either NULL:
- * open; see dm_pg_source_request_snapshot). DM_ERR_NOT_FOUND when source is
- * not a running postgres source or does not capture table. */
+/* Asks the running source to snapshot table ("schema.table"; NULL: every
+ * table it captures), optionally the key range [from, to] (either NULL: open;
+ * see dm_source_ops_t.snapshot). DM_ERR_NOT_FOUND when source is not running,
+ * its connector takes no snapshot requests, or it does not capture table. */
 dm_err_t dm_runtime_source_snapshot(dm_runtime_t *rt, const char *source, const char *table,
                                     const char *from, const char *to, dm_error_t *err);
+
+/* Hands a request body to the connector of a source filled through the API
+ * (dm_source_ops_t.push: ingest), with the source's latest registered schemas
+ * and its topic; spec is the source's stored spec. *accepted gets how many
+ * records were written (all or none). Errors as dm_source_ops_t.push, and
+ * DM_ERR_UNSUPPORTED when the connector does not take requests, DM_ERR_AGAIN
+ * when the source has no schema or topic yet. Any thread; takes the runtime's
+ * lock only to look the schemas up. */
+dm_err_t dm_runtime_source_push(dm_runtime_t *rt, const char *source, const json_t *spec,
+                                const void *body, size_t len, size_t *accepted, dm_error_t *err);
 
 /* The transport, for reading and writing sources through the API. */
 dm_transport_t *dm_runtime_transport(dm_runtime_t *rt);

@@ -16,15 +16,16 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
     const json_t *spec = json_object_get(doc, "spec");
     if (!strcmp(kind, "Source")) {
         const char *c = json_string_value(json_object_get(spec, "connector"));
-        if (strcmp(c, "datagen") && strcmp(c, "ingest") && strcmp(c, "file") &&
-            strcmp(c, "postgres"))
+        const dm_source_ops_t *ops = dm_source_ops_find(c);
+        if (!ops) {
+            char list[256];
+            dm_source_connectors_available(list, sizeof(list));
             return dm_error_set(err, DM_ERR_UNSUPPORTED,
                                 "Source %s: connector '%s' validates but cannot run in this "
-                                "version yet (running connectors: datagen, ingest, file, "
-                                "postgres)",
-                                name, c);
-        if (!strcmp(c, "postgres")) return DM_OK; /* its schemas come from the database */
-        if (!json_object_get(spec, "schema"))
+                                "version yet (running connectors: %s)",
+                                name, c ? c : "", list);
+        }
+        if (ops->def.needs_schema && !json_object_get(spec, "schema"))
             return dm_error_set(err, DM_ERR_CONFIG, "Source %s: needs a schema", name);
         return DM_OK;
     }
@@ -33,13 +34,10 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, dm_error_t *err)
     json_t *step;
     json_array_foreach(json_object_get(spec, "steps"), i, step)
     {
-        const char *k = json_object_iter_key(json_object_iter(step));
-        if (!dm_proc_find(k))
-            return dm_error_set(err, DM_ERR_UNSUPPORTED,
-                                "Pipeline %s: spec.steps[%zu]: step '%s' is not available in this "
-                                "version yet (available: filter, project, enrich, aggregate, "
-                                "dedupe, route, join)",
-                                name, i, k);
+        /* The kinds, and the list of available ones, come from engine/processor.c. */
+        json_t *conf = dm_proc_step_config(step, NULL, NULL, err);
+        json_decref(conf);
+        if (!conf) return dm_error_prefix(err, "Pipeline %s: spec.steps[%zu]", name, i);
     }
     int derived = 0;
     json_t *o;
@@ -149,7 +147,7 @@ static dm_err_t check_chain(dm_runtime_t *rt, const json_t *doc, const json_t *b
         {
             if (n == 64) break;
             const char *kind;
-            json_t *conf = dm_runtime_step_config(step, &kind);
+            json_t *conf = dm_plan_step_settings(step, &kind);
             const char *with = json_string_value(json_object_get(conf, "with"));
             /* the first join reads its source; a second one is refused by its open */
             const dm_avro_schema_t *other = !joined && !strcmp(kind, "join") && with

@@ -6,10 +6,9 @@
 #include <pthread.h>
 
 #include "connectors/connector.h"
-#include "connectors/datagen/datagen.h"
 #include "connectors/file/file.h"
-#include "connectors/postgres/postgres.h"
 #include "connectors/sink.h"
+#include "connectors/source.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
 #include "core/hash.h"
@@ -20,9 +19,16 @@
 #include "engine/task.h"
 #include "schema/dm_schema_registry.h"
 
+#include "control/plan.h"
 #include "control/runtime.h"
 
-typedef enum { U_DATAGEN, U_TASK, U_TABLE, U_SINK, U_FILE_SOURCE, U_PGSOURCE } unit_kind_t;
+typedef enum { U_SOURCE, U_TASK, U_TABLE, U_SINK } unit_kind_t;
+
+/* A pipeline's plan, shared by its units (they borrow its strings). */
+typedef struct plan_ref {
+    dm_pipeline_plan_t *plan;
+    int refs;
+} plan_ref_t;
 
 typedef struct unit {
     unit_kind_t kind;
@@ -34,33 +40,30 @@ typedef struct unit {
     dm_job_t *job;   /* task: its job in the worker pool (no thread of its own) */
     int64_t backoff; /* task: ms before the next try after a failed step */
     dm_runtime_t *rt;
-    /* datagen */
-    dm_datagen_source_t dg;
+    /* source connector (connectors/source.h): the runtime knows only its ops */
+    const dm_source_ops_t *src_ops;
+    void *src_state;              /* from ops->open, released by ops->close */
+    void *src_conf;               /* its config struct (ops->def.config), owned */
+    struct source_lent *src_lent; /* the env it was lent and what that points to, owned */
     /* task */
     dm_task_t *task;
+    plan_ref_t *plan;   /* tasks, tables and sinks of a pipeline: its plan */
+    dm_plan_task_t *pt; /* task: the config it was opened with */
     /* table reader */
     dm_table_t *table;
     char topic[256];
     int32_t partitions;
-    /* file source */
-    dm_file_source_t fsrc;
-    dm_file_source_config_t fsrc_conf;
     /* sinks: every type on the common runner (connectors/sink.h) */
     dm_sink_run_config_t run;
     void *run_conf;                   /* the type's config struct */
     dm_strlist_t run_keys;            /* the input source's key fields */
     dm_schema_registry_t *run_reg;    /* this thread's registry handle */
     struct schema_entry *run_schemas; /* schemas it looked up by id */
-    /* postgres source */
-    dm_pg_source_t *pg;
-    dm_postgres_config_t pg_conf;
-    dm_pg_callbacks_t pg_cb;
     char group[300];
     json_t *owned;          /* JSON the unit's config strings point into */
     _Atomic bool ready;     /* table: caught up with its topic once */
     struct unit *tables[8]; /* task: the tables its enrich steps read */
     int n_tables;
-    const char *extra[8]; /* task: topics of route outputs (strings in owned) */
     struct unit *next;
     struct unit *onext; /* next unit in its owner's bucket of dm_runtime.by_owner */
 } unit_t;
@@ -89,7 +92,11 @@ struct dm_runtime {
     char registry_url[256]; /* the controller's registry API, for sinks */
     char *transport_url;    /* NULL: the embedded log in DATA/log */
     bool external_tasks;    /* pipeline tasks run in `datamesh worker` processes */
-    json_t *worker_tasks;   /* "Pipeline/name" → what a worker needs to run it */
+    json_t *worker_tasks;   /* "Pipeline/name" → its plan, for workers */
+    json_t *waiting;        /* "Pipeline/name" → why it cannot start yet */
+    pthread_t reconciler;   /* syncs again while some pipeline waits */
+    bool reconciling;
+    _Atomic bool stopping;
     /* Units by a hash of their owner, so the status of one object does not
      * walk the units of every other (tens of thousands at scale). */
     unit_t *by_owner[OWNER_BUCKETS];
@@ -97,10 +104,6 @@ struct dm_runtime {
 
 /* The parsed schema of a registry id, cached for the runtime's life (lock held). */
 dm_avro_schema_t *dm_runtime_schema_locked(dm_runtime_t *rt, int64_t id, dm_error_t *err);
-
-/* A pipeline step of the spec ({"filter": "expr"}, {"project": [...]}, …) as
- * its processor's settings (new reference); *kind gets the step's name. */
-json_t *dm_runtime_step_config(const json_t *step, const char **kind);
 
 /* ---- shared by runtime*.c (the lock held unless said otherwise) ---------------- */
 
@@ -140,11 +143,32 @@ dm_table_t *dm_runtime_env_table(void *ctx, const char *source, dm_error_t *err)
 /* Releases what a sink unit on the common runner holds. */
 void dm_runtime_free_runner_sink(unit_t *u);
 
+/* Closes a source unit's connector and frees its config (its thread, if it
+ * had one, has returned). */
+void dm_runtime_free_source(unit_t *u);
+
 /* Starts the units of a Source document. */
 void dm_runtime_start_source(dm_runtime_t *rt, const json_t *doc);
 
-/* Starts the units of a Pipeline document; stored_sources/sinks: name → doc. */
-void dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
-                               const json_t *stored_sinks);
+/* Compiles a Pipeline document against the registry (registering what it
+ * writes) and starts its units; stored_sources/sinks: name → doc.
+ * DM_ERR_AGAIN (err says why) when it cannot start yet: nothing started. */
+dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
+                                   const json_t *stored_sources, const json_t *stored_sinks,
+                                   dm_error_t *err);
+
+/* The plan compiler's view of the runtime: the registry, topics and the
+ * given documents (name → doc). dry: look schemas up without registering. */
+typedef struct dm_runtime_plan_ctx {
+    dm_runtime_t *rt;
+    const json_t *sources, *sinks;
+    bool dry;
+    const json_t *batch; /* a dry run: name → document being applied (may be NULL) */
+    json_t *owned;       /* a dry run: schemas it parsed, freed after */
+} dm_runtime_plan_ctx_t;
+dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c);
+
+/* Drops a unit's hold on its pipeline's plan (freed with the last one). */
+void dm_runtime_plan_unref(plan_ref_t *ref);
 
 #endif

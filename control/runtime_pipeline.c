@@ -52,38 +52,7 @@ dm_job_next_t dm_runtime_task_step(void *arg, dm_job_wait_t *w)
 static void *table_main(void *arg)
 {
     unit_t *u = arg;
-    dm_transport_t *t = u->rt->t;
-    int64_t *pos = calloc((size_t)u->partitions, sizeof(int64_t));
-    dm_transport_batch_t b = {0};
-    dm_error_t err = {0};
-    for (int32_t p = 0; p < u->partitions; p++) {
-        int64_t end;
-        dm_transport_offsets(t, u->topic, p, &pos[p], &end, &err);
-    }
-    dm_unit_set(&u->st, "running", NULL);
-    while (!atomic_load(&u->st.stop)) {
-        int64_t lag = 0;
-        for (int32_t p = 0; p < u->partitions && !atomic_load(&u->st.stop); p++) {
-            if (dm_transport_fetch(t, u->topic, p, pos[p], 1 << 20, u->partitions == 1 ? 200 : 50,
-                                   &b, &err)) {
-                dm_unit_set(&u->st, "retrying", "%s", err.message);
-                dm_unit_sleep(&u->st, 500);
-                continue;
-            }
-            for (size_t i = 0; i < b.n; i++)
-                if (dm_table_apply(u->table, &b.records[i], &err))
-                    DM_WARN("engine", "%s: skipped offset %lld: %s", u->name,
-                            (long long)b.records[i].offset, err.message);
-            if (b.next_offset > pos[p]) pos[p] = b.next_offset;
-            lag += b.high_watermark - pos[p];
-        }
-        atomic_store(&u->st.position, (int64_t)dm_table_size(u->table));
-        atomic_store(&u->st.lag, lag);
-        if (lag == 0) atomic_store(&u->ready, true);
-    }
-    dm_transport_batch_free(t, &b);
-    free(pos);
-    dm_unit_set(&u->st, "stopped", NULL);
+    dm_plan_table_follow(u->table, u->rt->t, u->topic, u->partitions, u->name, &u->st, &u->ready);
     return NULL;
 }
 
@@ -144,65 +113,7 @@ void dm_runtime_free_runner_sink(unit_t *u)
     }
 }
 
-json_t *dm_runtime_step_config(const json_t *step, const char **kind)
-{
-    *kind = json_object_iter_key(json_object_iter((json_t *)step));
-    const json_t *arg = json_object_get(step, *kind);
-    if (!strcmp(*kind, "filter")) return json_pack("{s:O}", "expr", arg);
-    if (!strcmp(*kind, "project")) return json_pack("{s:O}", "columns", arg);
-    return json_deep_copy(arg);
-}
-
-/* ---- pipelines ------------------------------------------------------------------- */
-
-/* The compacted topic a pipeline's stateful steps checkpoint their state to. */
-static dm_err_t ensure_state_topic(dm_runtime_t *rt, const char *name, int32_t partitions,
-                                   dm_error_t *err)
-{
-    dm_topic_description_t d;
-    if (dm_transport_describe_topic(rt->t, name, &d, NULL) == DM_OK) {
-        dm_transport_description_free(&d);
-        return DM_OK;
-    }
-    dm_topic_config_t conf = {.name = name,
-                              .partitions = partitions > 0 ? partitions : 1,
-                              .compact = true,
-                              .fsync = DM_TRANSPORT_FSYNC_INTERVAL,
-                              .flush_ms = 1000};
-    return dm_transport_create_topic(rt->t, &conf, err);
-}
-
-/* What a pipeline's time-based and routing steps need from its tasks: whether
- * state is kept, the event-time field (the first `time` of a stateful step,
- * when the pipeline's input has it; else record timestamps are event time)
- * and the route's output names (new reference, in "extra"). */
-static json_t *pipeline_time_and_outputs(const json_t *steps, const dm_avro_node_t *input)
-{
-    json_t *r = json_pack("{s:b, s:n, s:[]}", "stateful", 0, "time", "extra");
-    size_t i;
-    json_t *step;
-    json_array_foreach(steps, i, step)
-    {
-        const char *kind = json_object_iter_key(json_object_iter(step));
-        const json_t *arg = json_object_get(step, kind);
-        const dm_proc_ops_t *ops = kind ? dm_proc_find(kind) : NULL;
-        if (ops && ops->stateful) {
-            json_object_set_new(r, "stateful", json_true());
-            const char *time = json_string_value(json_object_get(arg, "time"));
-            dm_expr_t *e = NULL;
-            if (time && json_is_null(json_object_get(r, "time")) &&
-                dm_expr_compile(time, input, &e, NULL) == DM_OK)
-                json_object_set_new(r, "time", json_string(time));
-            dm_expr_free(e);
-        }
-        const char *name;
-        json_t *x;
-        if (kind && !strcmp(kind, "route"))
-            json_object_foreach(json_object_get(arg, "outputs"), name, x)
-                json_array_append_new(json_object_get(r, "extra"), json_string(name));
-    }
-    return r;
-}
+/* ---- tables ------------------------------------------------------------------------ */
 
 /* The table an enrich step reads (found among the running table units). */
 dm_table_t *dm_runtime_env_table(void *ctx, const char *source, dm_error_t *err)
@@ -214,42 +125,24 @@ dm_table_t *dm_runtime_env_table(void *ctx, const char *source, dm_error_t *err)
     return NULL;
 }
 
-/* Starts a table reader for an enrich source of pipeline owner. */
-static dm_err_t start_table(dm_runtime_t *rt, const char *owner, const char *source,
-                            const json_t *stored_sources, unit_t **table_unit, dm_error_t *err)
+/* Starts a table reader for an enrich table of a pipeline's plan. */
+static dm_err_t start_table(dm_runtime_t *rt, const char *owner, plan_ref_t *ref,
+                            const dm_plan_table_t *t, unit_t **table_unit, dm_error_t *err)
 {
-    for (unit_t *u = rt->units; u; u = u->next)
-        if (u->kind == U_TABLE && !strcmp(u->owner, owner) &&
-            !strcmp(dm_table_name(u->table), source)) {
-            *table_unit = u;
-            return DM_OK;
-        }
-    const json_t *src = json_object_get(stored_sources, source);
-    const json_t *key = json_object_get(json_object_get(src, "spec"), "key");
-    if (!json_array_size(key))
-        return dm_error_set(err, DM_ERR_INVALID,
-                            "enrich with %s: the source has no key (spec.key) to look up by",
-                            source);
-    char subject[300];
-    snprintf(subject, sizeof(subject), "%s-value", source);
-    int64_t id;
-    if (dm_schema_registry_get_version(rt->reg, subject, -1, &id, NULL, NULL, err))
-        return err->code;
-    dm_avro_schema_t *schema = dm_runtime_schema_locked(rt, id, err);
+    dm_avro_schema_t *schema = dm_runtime_schema_locked(rt, t->schema_id, err);
     if (!schema) return err->code;
     char uname[300];
-    snprintf(uname, sizeof(uname), "%s/table/%s", owner + strlen("Pipeline/"), source);
+    snprintf(uname, sizeof(uname), "%s/table/%s", ref->plan->name, t->source);
     unit_t *u = dm_runtime_unit_new(rt, U_TABLE, owner, uname);
     if (!u) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    dm_err_t rc =
-        dm_table_new(source, schema, json_string_value(json_array_get(key, 0)), &u->table, err);
+    dm_err_t rc = dm_table_new(t->source, schema, t->key, &u->table, err);
     if (rc) {
         dm_unit_set(&u->st, "failed", "%s", err->message);
         u->kind = U_TASK; /* nothing to free but the status */
         return rc;
     }
-    snprintf(u->topic, sizeof(u->topic), "%s", source);
-    u->partitions = dm_runtime_topic_partitions(rt, source);
+    snprintf(u->topic, sizeof(u->topic), "%s", t->source);
+    u->partitions = t->partitions;
     dm_runtime_unit_start(u, table_main);
     *table_unit = u;
     return DM_OK;
@@ -293,308 +186,309 @@ static dm_err_t setup_runner_sink(dm_runtime_t *rt, unit_t *u, const dm_sink_ops
     return DM_OK;
 }
 
-/* What a `datamesh worker` needs to run a pipeline's tasks (see dm_runtime_worker_tasks). */
-static json_t *worker_task(const json_t *doc, const char *group, const char *input,
-                           int32_t partitions, int64_t in_id, const char *out, int64_t out_id,
-                           const char *dlq)
+/* ---- the plan compiler's view of the runtime ------------------------------------------ */
+
+static dm_err_t batch_schema(dm_runtime_plan_ctx_t *c, const char *subject, int64_t *id,
+                             const dm_avro_schema_t **schema, dm_error_t *err);
+
+static dm_err_t env_latest(void *ctx, const char *subject, int64_t *id,
+                           const dm_avro_schema_t **schema, dm_error_t *err)
 {
-    json_t *steps = json_array();
-    size_t i;
-    json_t *step;
-    json_array_foreach(json_object_get(json_object_get(doc, "spec"), "steps"), i, step)
-    {
-        const char *kind;
-        json_t *conf = dm_runtime_step_config(step, &kind);
-        json_array_append_new(steps, json_pack("{s:s, s:o}", "kind", kind, "config", conf));
+    dm_runtime_plan_ctx_t *c = ctx;
+    if (c->batch) {
+        dm_err_t brc = batch_schema(c, subject, id, schema, err);
+        if (brc != DM_ERR_NOT_FOUND) return brc;
     }
-    return json_pack("{s:s, s:s, s:s, s:i, s:I, s:s?, s:I, s:s, s:o}", "pipeline",
-                     dm_spec_name(doc), "group", group, "input", input, "partitions",
-                     (int)partitions, "input_schema_id", (json_int_t)in_id, "output", out,
-                     "output_schema_id", (json_int_t)out_id, "dead_letter", dlq, "steps", steps);
+    dm_err_t rc = dm_schema_registry_get_version(c->rt->reg, subject, -1, id, NULL, NULL, err);
+    if (rc) return rc;
+    *schema = dm_runtime_schema_locked(c->rt, *id, err);
+    return *schema ? DM_OK : err->code;
 }
 
-void dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
-                               const json_t *stored_sinks)
+static dm_err_t env_register(void *ctx, const char *subject, const char *text, int64_t *id,
+                             dm_error_t *err)
+{
+    dm_runtime_plan_ctx_t *c = ctx;
+    if (!c->dry)
+        return dm_runtime_register_schema(c->rt, subject, text, id, err) ? DM_OK : err->code;
+    /* A dry run: the id the registry has for this text under subject, else 0 (new). */
+    *id = 0;
+    dm_error_t e = {0};
+    if (dm_schema_registry_lookup(c->rt->reg, subject, text, id, NULL, &e) == DM_OK) return DM_OK;
+    *id = 0;
+    dm_schema_compat_report_t report = {0};
+    dm_err_t rc = dm_schema_registry_check(c->rt->reg, subject, text, &report, &e);
+    if (rc == DM_ERR_SCHEMA_INCOMPATIBLE) {
+        char msg[900] = "";
+        size_t o = 0;
+        for (size_t i = 0; i < report.n && o < sizeof(msg); i++)
+            o += (size_t)snprintf(msg + o, sizeof(msg) - o, "%s%s", i ? "; " : "",
+                                  report.messages[i]);
+        rc = dm_error_set(err, rc, "schema of %s is incompatible with its earlier versions: %s",
+                          subject, msg);
+    } else if (rc == DM_ERR_SCHEMA_PARSE) {
+        rc = dm_error_set(err, rc, "schema of %s: %s", subject, e.message);
+    } else {
+        rc = DM_OK; /* compatible, or a subject that does not exist yet */
+    }
+    dm_schema_compat_report_free(&report);
+    return rc;
+}
+
+static int32_t env_partitions(void *ctx, const char *topic)
+{
+    dm_runtime_plan_ctx_t *c = ctx;
+    int32_t n = dm_runtime_topic_partitions(c->rt, topic);
+    /* a dry run: a source being applied gets the partitions it asks for */
+    const json_t *parts =
+        json_object_get(json_object_get(json_object_get(c->sources, topic), "spec"), "partitions");
+    if (!n && c->batch && json_object_get(c->sources, topic))
+        n = json_is_integer(parts) ? (int32_t)json_integer_value(parts) : 1;
+    return n;
+}
+
+static const json_t *env_source(void *ctx, const char *name)
+{
+    dm_runtime_plan_ctx_t *c = ctx;
+    return json_object_get(c->sources, name);
+}
+
+static const json_t *env_sink(void *ctx, const char *name)
+{
+    dm_runtime_plan_ctx_t *c = ctx;
+    return json_object_get(c->sinks, name);
+}
+
+dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c)
+{
+    return (dm_plan_env_t){env_latest, env_register, env_partitions, env_source, env_sink, c};
+}
+
+/* ---- pipelines ------------------------------------------------------------------------- */
+
+static const dm_avro_schema_t *task_schema(void *ctx, int64_t id, dm_error_t *err)
+{
+    return dm_runtime_schema_locked(ctx, id, err);
+}
+
+/* Creates the topics a plan needs. */
+static dm_err_t ensure_plan_topics(dm_runtime_t *rt, const dm_pipeline_plan_t *plan,
+                                   dm_error_t *err)
+{
+    for (size_t i = 0; i < plan->n_topics; i++) {
+        const dm_plan_topic_t *t = &plan->topics[i];
+        dm_err_t rc;
+        if (t->compact) {
+            dm_topic_description_t d;
+            if (dm_transport_describe_topic(rt->t, t->name, &d, NULL) == DM_OK) {
+                dm_transport_description_free(&d);
+                continue;
+            }
+            dm_topic_config_t conf = {.name = t->name,
+                                      .partitions = t->partitions,
+                                      .compact = true,
+                                      .fsync = DM_TRANSPORT_FSYNC_INTERVAL,
+                                      .flush_ms = 1000};
+            rc = dm_transport_create_topic(rt->t, &conf, err);
+        } else {
+            rc = dm_runtime_ensure_topic(rt, t->name, t->partitions, t->subject, err);
+        }
+        if (rc) return dm_error_prefix(err, "topic %s", t->name);
+    }
+    return DM_OK;
+}
+
+static plan_ref_t *plan_ref(plan_ref_t *ref)
+{
+    ref->refs++;
+    return ref;
+}
+
+/* Starts a sink of the plan on its unit. */
+static void start_sink(dm_runtime_t *rt, const char *owner, plan_ref_t *ref,
+                       const dm_plan_sink_t *k, const dm_avro_schema_t *out_schema)
+{
+    const dm_pipeline_plan_t *plan = ref->plan;
+    unit_t *u = dm_runtime_unit_new(rt, U_SINK, owner, k->name);
+    if (!u) return;
+    u->plan = plan_ref(ref);
+    snprintf(u->group, sizeof(u->group), "%s", k->group);
+    json_t *keys = json_array();
+    for (size_t i = 0; k->key && k->key[i]; i++)
+        json_array_append_new(keys, json_string(k->key[i]));
+    dm_error_t err = {0};
+    /* Every sink type runs on the common runner. */
+    const dm_sink_ops_t *ops = dm_sink_ops_find(k->type);
+    if (!ops) {
+        char have[200];
+        dm_sink_types_available(have, sizeof(have));
+        dm_unit_set(&u->st, "failed", "sink type %s is not available (available: %s)",
+                    k->type ? k->type : "(none)", have);
+    } else if (setup_runner_sink(rt, u, ops, k->settings, keys, plan->output, out_schema,
+                                 plan->output_schema_id, plan->dead_letter, &err)) {
+        dm_unit_set(&u->st, "failed", "%s", err.message);
+    } else {
+        dm_runtime_unit_start(u, sink_main);
+    }
+    json_decref(keys);
+}
+
+dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
+                                   const json_t *stored_sources, const json_t *stored_sinks,
+                                   dm_error_t *err)
 {
     const char *name = dm_spec_name(doc);
     char owner[160];
     snprintf(owner, sizeof(owner), "Pipeline/%s", name);
-    const json_t *spec = json_object_get(doc, "spec");
-    const json_t *from = json_object_get(spec, "from");
-    const char *input =
-        json_is_string(from) ? json_string_value(from) : json_string_value(json_array_get(from, 0));
-    dm_error_t err = {0};
-    char subject[300];
-    snprintf(subject, sizeof(subject), "%s-value", input);
-    int64_t in_id;
-    if (dm_schema_registry_get_version(rt->reg, subject, -1, &in_id, NULL, NULL, &err))
-        return dm_runtime_unit_failed(
-            rt, owner, "input", "the input source has no registered schema yet (is it running?)");
-    dm_avro_schema_t *in_schema = dm_runtime_schema_locked(rt, in_id, &err);
-    int32_t in_parts = dm_runtime_topic_partitions(rt, input);
-    if (!in_schema || in_parts <= 0) return dm_runtime_unit_failed(rt, owner, "input", err.message);
-    /* A union: the other sources, each read as the first one's schema. Task
-     * p reads partition p of the first and partitions q = p, p + n, ... of the others. */
-    size_t n_from = json_is_array(from) ? json_array_size(from) : 1;
-    const dm_avro_schema_t *u_schema[16] = {0};
-    uint32_t u_id[16] = {0};
-    int32_t u_parts[16] = {0};
-    if (n_from > 16)
-        return dm_runtime_unit_failed(rt, owner, "input", "a union reads at most 16 sources");
-    for (size_t k = 1; k < n_from; k++) {
-        const char *src = json_string_value(json_array_get(from, k));
-        char subj[300], msg[600];
-        int64_t id = 0;
-        snprintf(subj, sizeof(subj), "%s-value", src);
-        if (dm_schema_registry_get_version(rt->reg, subj, -1, &id, NULL, NULL, &err) == DM_OK)
-            u_schema[k] = dm_runtime_schema_locked(rt, id, &err);
-        u_id[k] = (uint32_t)id;
-        u_parts[k] = dm_runtime_topic_partitions(rt, src);
-        if (!u_schema[k] || u_parts[k] <= 0) {
-            snprintf(msg, sizeof(msg), "source %s has no registered schema or topic yet", src);
-            return dm_runtime_unit_failed(rt, owner, "input", msg);
-        }
+    dm_runtime_plan_ctx_t pc = {rt, stored_sources, stored_sinks, false, NULL, NULL};
+    dm_plan_env_t env = dm_runtime_plan_env(&pc);
+    dm_pipeline_plan_t *plan = NULL;
+    dm_err_t rc = dm_plan_compile(doc, &env, &plan, err);
+    if (rc == DM_ERR_AGAIN) return rc;
+    if (!rc) rc = ensure_plan_topics(rt, plan, err);
+    if (rc) {
+        dm_runtime_unit_failed(rt, owner, "plan", err->message);
+        dm_plan_free(plan);
+        return DM_OK; /* failed for good: its status says why */
     }
-
-    /* A join (one per pipeline, at any step): the partitions of the source it
-     * joins with, task p reading q = p, p + n, ... of them. */
-    const json_t *join0 = NULL;
-    for (size_t k = 0; !join0 && k < json_array_size(json_object_get(spec, "steps")); k++)
-        join0 = json_object_get(json_array_get(json_object_get(spec, "steps"), k), "join");
-    const char *jwith = json_string_value(json_object_get(join0, "with"));
-    const dm_avro_schema_t *j_schema = NULL;
-    uint32_t j_id = 0;
-    int32_t j_parts = 0;
-    if (jwith) {
-        char subj[300], msg[600];
-        int64_t id = 0;
-        snprintf(subj, sizeof(subj), "%s-value", jwith);
-        if (dm_schema_registry_get_version(rt->reg, subj, -1, &id, NULL, NULL, &err) == DM_OK)
-            j_schema = dm_runtime_schema_locked(rt, id, &err);
-        j_id = (uint32_t)id;
-        j_parts = dm_runtime_topic_partitions(rt, jwith);
-        if (!j_schema || j_parts <= 0) {
-            snprintf(msg, sizeof(msg),
-                     "join with %s: the source has no registered schema or "
-                     "topic yet",
-                     jwith);
-            return dm_runtime_unit_failed(rt, owner, "join", msg);
-        }
+    plan_ref_t *ref = calloc(1, sizeof(*ref));
+    if (!ref) {
+        dm_plan_free(plan);
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     }
-
-    /* Steps: spec syntax to processor settings. */
-    const json_t *steps = json_object_get(spec, "steps");
-    size_t n_steps = json_array_size(steps);
-    dm_task_step_spec_t *specs = calloc(n_steps ? n_steps : 1, sizeof(*specs));
-    json_t *configs = json_array();
+    ref->plan = plan;
+    ref->refs = 1; /* ours, until the units hold it */
     unit_t *tables[8];
     int n_tables = 0;
-    for (size_t i = 0; i < n_steps; i++) {
-        const json_t *step = json_array_get(steps, i);
-        const char *kind;
-        json_t *conf = dm_runtime_step_config(step, &kind);
-        const json_t *arg = json_object_get(step, kind);
-        json_array_append_new(configs, conf);
-        specs[i] = (dm_task_step_spec_t){dm_proc_find(kind), conf};
-        unit_t *tu = NULL;
-        if (!strcmp(kind, "enrich") &&
-            start_table(rt, owner, json_string_value(json_object_get(arg, "with")), stored_sources,
-                        &tu, &err)) {
-            free(specs);
-            json_decref(configs);
-            return dm_runtime_unit_failed(rt, owner, "enrich", err.message);
-        }
-        if (tu && n_tables < 8) tables[n_tables++] = tu;
+    for (size_t i = 0; i < plan->n_tables && n_tables < 8; i++) {
+        dm_error_t e = {0};
+        if (start_table(rt, owner, ref, &plan->tables[i], &tables[n_tables], &e))
+            dm_runtime_unit_failed(rt, owner, "enrich", e.message);
+        else
+            tables[n_tables++]->plan = plan_ref(ref);
     }
-    /* Output topic: the derived source, else one of the pipeline's own. */
-    char out_topic[300] = "", dlq[300];
-    const json_t *to = json_object_get(spec, "to");
-    size_t i;
-    json_t *o;
-    json_array_foreach(to, i, o) if (json_is_string(json_object_get(o, "source"))) snprintf(
-        out_topic, sizeof(out_topic), "%s", json_string_value(json_object_get(o, "source")));
-    bool derived = out_topic[0] != '\0';
-    if (!derived) snprintf(out_topic, sizeof(out_topic), "pipeline.%s.out", name);
-    snprintf(dlq, sizeof(dlq), "pipeline.%s.dlq", name);
-    char out_subject[320];
-    snprintf(out_subject, sizeof(out_subject), "%s-value", out_topic);
-    json_t *timing = pipeline_time_and_outputs(steps, in_schema->root);
-    json_t *extra = json_object_get(timing, "extra");
-    bool stateful = json_is_true(json_object_get(timing, "stateful"));
-    char state_topic[300];
-    snprintf(state_topic, sizeof(state_topic), "pipeline.%s.state", name);
-    dm_err_t trc = dm_runtime_ensure_topic(rt, out_topic, in_parts, out_subject, &err);
-    if (!trc) trc = dm_runtime_ensure_topic(rt, dlq, 1, NULL, &err);
-    if (!trc && stateful) trc = ensure_state_topic(rt, state_topic, in_parts, &err);
-    if (!trc && json_array_size(extra) > 8)
-        trc = dm_error_set(&err, DM_ERR_UNSUPPORTED, "a route has more than 8 outputs");
-    for (size_t x = 0; !trc && x < json_array_size(extra); x++) {
-        const char *topic = json_string_value(json_array_get(extra, x));
-        char subj[320];
-        snprintf(subj, sizeof(subj), "%s-value", topic);
-        trc = dm_runtime_ensure_topic(rt, topic, in_parts, subj, &err);
-    }
-    if (trc) {
-        free(specs);
-        json_decref(configs);
-        json_decref(timing);
-        return dm_runtime_unit_failed(rt, owner, "topics", err.message);
-    }
-    int64_t out_id = 0;
-    dm_avro_schema_t *out_schema = NULL;
-    char group[300];
-    snprintf(group, sizeof(group), "pipeline.%s", name);
-    for (int32_t p = 0; p < in_parts; p++) {
-        char uname[300];
-        snprintf(uname, sizeof(uname), "%s/task/%d", name, p);
-        unit_t *u = dm_runtime_unit_new(rt, U_TASK, owner, uname);
-        if (!u) break;
-        /* The unit keeps the strings its task borrows. */
-        u->owned = json_pack("{s:O, s:s, s:s, s:O, s:s}", "configs", configs, "out", out_topic,
-                             "dlq", dlq, "timing", timing, "state", state_topic);
-        char sdir[4400];
-        snprintf(sdir, sizeof(sdir), "%s/state/%s/%d", rt->data_dir, name, p);
-        json_object_set_new(u->owned, "state_dir", json_string(sdir));
-        const json_t *ut = json_object_get(u->owned, "timing");
-        json_object_set_new(u->owned, "from", json_deep_copy(from));
-        const json_t *uf = json_object_get(u->owned, "from");
-        dm_task_input_t more[64];
-        size_t n_more = 0;
-        for (size_t k = 1; k < n_from; k++)
-            for (int32_t q = p; q < u_parts[k] && n_more < 64; q += in_parts)
-                more[n_more++] = (dm_task_input_t){json_string_value(json_array_get(uf, k)), q,
-                                                   u_schema[k], u_id[k]};
-        for (size_t x = 0; x < json_array_size(extra); x++)
-            u->extra[x] = json_string_value(json_array_get(json_object_get(ut, "extra"), x));
-        snprintf(u->topic, sizeof(u->topic), "%s", input);
-        snprintf(u->group, sizeof(u->group), "%s", group);
-        dm_task_config_t tc = {.name = u->name,
-                               .group = u->group,
-                               .input_topic = u->topic,
-                               .input_partition = p,
-                               .input_schema = in_schema,
-                               .input_schema_id = (uint32_t)in_id,
-                               .output_topic = json_string_value(json_object_get(u->owned, "out")),
-                               .dead_letter_topic =
-                                   json_string_value(json_object_get(u->owned, "dlq")),
-                               .steps = specs,
-                               .n_steps = n_steps,
-                               .metrics = rt->metrics,
-                               .env = &rt->env};
-        /* State, event time, route outputs and union inputs (engine/task.h). */
-        if (stateful) tc.state_topic = json_string_value(json_object_get(u->owned, "state"));
-        tc.state_dir = json_string_value(json_object_get(u->owned, "state_dir"));
-        /* spec.idle_timeout (validated at apply): 0 = an input holds the
-         * watermark back only while it brings records */
-        const json_t *idle = json_object_get(spec, "idle_timeout");
-        int64_t idle_ms = json_is_integer(idle) ? json_integer_value(idle) : 0;
-        if (json_is_string(idle) && dm_parse_duration_ms(json_string_value(idle), &idle_ms))
-            idle_ms = 0;
-        if (idle) tc.idle_timeout_ms = idle_ms > 0 ? idle_ms : 1;
-        int64_t spill = 0; /* validated at apply (spec.state.spill) */
-        if (!dm_spec_state_spill(json_object_get(spec, "state"), &spill))
-            tc.state_spill_bytes = (size_t)spill;
-        tc.event_time = json_string_value(json_object_get(ut, "time"));
-        tc.extra_topics = u->extra;
-        tc.n_extra_topics = json_array_size(extra);
-        tc.more_inputs = more;
-        tc.n_more_inputs = n_more;
-        dm_task_input_t other[64];
-        size_t n_other = 0;
-        if (jwith) json_object_set_new(u->owned, "join_with", json_string(jwith));
-        for (int32_t q = p; jwith && q < j_parts && n_other < 64; q += in_parts)
-            other[n_other++] = (dm_task_input_t){
-                json_string_value(json_object_get(u->owned, "join_with")), q, j_schema, j_id};
-        tc.other_inputs = other;
-        tc.n_other_inputs = n_other;
-        if (dm_task_new(rt->t, &tc, &u->task, &err)) {
-            dm_unit_set(&u->st, "failed", "%s", err.message);
-            break;
-        }
-        if (!out_schema) {
-            /* Register what the chain writes (the derived source's schema). */
-            char *text =
-                dm_task_output_schema(u->task) == in_schema->root ? strdup(in_schema->json) : NULL;
-            if (!text) {
-                json_t *seen = json_object();
-                json_t *j = dm_schema_type_json(dm_task_output_schema(u->task), seen);
-                text = json_dumps(j, JSON_COMPACT);
-                json_decref(j);
-                json_decref(seen);
+    for (size_t s = 0; s < plan->n_stages; s++) {
+        const dm_plan_stage_t *st = &plan->stages[s];
+        for (int32_t p = 0; p < st->input.partitions; p++) {
+            dm_plan_task_t *pt = calloc(1, sizeof(*pt));
+            dm_error_t e = {0};
+            if (!pt || dm_plan_task_config(plan, s, p, task_schema, rt, rt->data_dir, pt, &e)) {
+                dm_runtime_unit_failed(rt, owner, pt ? pt->name : "task",
+                                       pt ? e.message : "out of memory");
+                if (pt) dm_plan_task_release(pt);
+                free(pt);
+                continue;
             }
-            out_schema = dm_runtime_register_schema(rt, out_subject, text, &out_id, &err);
-            /* Route outputs carry the same records: the same schema and id. */
-            for (size_t x = 0; out_schema && x < json_array_size(extra); x++) {
-                char subj[320];
-                int64_t xid = 0;
-                snprintf(subj, sizeof(subj), "%s-value",
-                         json_string_value(json_array_get(extra, x)));
-                if (!dm_runtime_register_schema(rt, subj, text, &xid, &err)) {
-                    out_schema = NULL;
-                } else if (xid != out_id) {
-                    dm_error_set(&err, DM_ERR_SCHEMA_INCOMPATIBLE,
-                                 "route output %s already has another schema (id %lld, the "
-                                 "pipeline writes id %lld)",
-                                 json_string_value(json_array_get(extra, x)), (long long)xid,
-                                 (long long)out_id);
-                    out_schema = NULL;
-                }
-            }
-            free(text);
-            if (!out_schema) {
-                dm_unit_set(&u->st, "failed", "paused: %s", err.message);
+            unit_t *u = dm_runtime_unit_new(rt, U_TASK, owner, pt->name);
+            if (!u) {
+                dm_plan_task_release(pt);
+                free(pt);
                 break;
             }
+            u->plan = plan_ref(ref);
+            u->pt = pt;
+            pt->conf.metrics = rt->metrics;
+            pt->conf.env = &rt->env;
+            if (rt->external_tasks) {
+                dm_unit_set(&u->st, "external", "run by datamesh worker processes (group %s)",
+                            st->group);
+                continue;
+            }
+            if (dm_task_new(rt->t, &pt->conf, &u->task, &e)) {
+                dm_unit_set(&u->st, "failed", "%s", e.message);
+                continue;
+            }
+            memcpy(u->tables, tables, sizeof(tables));
+            u->n_tables = n_tables;
+            dm_runtime_unit_start(u, NULL);
         }
-        dm_task_set_output_schema_id(u->task, (uint32_t)out_id);
-        memcpy(u->tables, tables, sizeof(tables));
-        u->n_tables = n_tables;
-        if (rt->external_tasks) {
-            dm_unit_set(&u->st, "external", "run by datamesh worker processes (group %s)", group);
-            continue;
-        }
-        dm_runtime_unit_start(u, NULL);
     }
-    if (rt->external_tasks && out_schema)
-        json_object_set_new(
-            rt->worker_tasks, owner,
-            worker_task(doc, group, input, in_parts, in_id, out_topic, out_id, dlq));
-    free(specs); /* tasks opened their processors; the settings live in u->owned */
-    json_decref(configs);
-    json_decref(timing);
-    if (!out_schema) return;
-    /* Sinks read the output topic. */
-    size_t k = 0;
-    json_array_foreach(to, i, o)
-    {
-        const json_t *sink = json_object_get(o, "sink");
-        if (!sink) continue;
-        if (json_is_string(sink))
-            sink = json_object_get(json_object_get(stored_sinks, json_string_value(sink)), "spec");
-        char uname[300];
-        snprintf(uname, sizeof(uname), "%s/sink/%zu", name, k++);
-        unit_t *u = dm_runtime_unit_new(rt, U_SINK, owner, uname);
-        if (!u) break;
-        json_t *settings = json_deep_copy(sink);
-        json_object_del(settings, "type");
-        const char *type = json_string_value(json_object_get(sink, "type"));
-        const dm_sink_ops_t *ops = dm_sink_ops_find(type);
-        if (!ops) {
-            char have[200];
-            dm_sink_types_available(have, sizeof(have));
-            dm_unit_set(&u->st, "failed", "sink type %s is not available (available: %s)",
-                        type ? type : "(none)", have);
-            json_decref(settings);
-            continue;
-        }
-        /* Every sink type runs on the common runner. */
-        snprintf(u->group, sizeof(u->group), "sink.%s.%zu", name, k - 1);
-        const json_t *src = json_object_get(json_object_get(stored_sources, input), "spec");
-        if (setup_runner_sink(rt, u, ops, settings, json_object_get(src, "key"), out_topic,
-                              out_schema, out_id, dlq, &err))
-            dm_unit_set(&u->st, "failed", "%s", err.message);
+    if (rt->external_tasks) {
+        /* Workers run the tasks; sinks run here (and their settings stay here). */
+        json_t *pj = dm_plan_to_json(plan);
+        json_object_set_new(pj, "sinks", json_array());
+        json_object_set_new(rt->worker_tasks, owner, pj);
+    }
+    dm_error_t e = {0};
+    const dm_avro_schema_t *out_schema = dm_runtime_schema_locked(rt, plan->output_schema_id, &e);
+    for (size_t i = 0; i < plan->n_sinks; i++) {
+        if (out_schema)
+            start_sink(rt, owner, ref, &plan->sinks[i], out_schema);
         else
-            dm_runtime_unit_start(u, sink_main);
-        json_decref(settings);
+            dm_runtime_unit_failed(rt, owner, plan->sinks[i].name, e.message);
     }
+    dm_runtime_plan_unref(ref);
+    return DM_OK;
+}
+
+void dm_runtime_plan_unref(plan_ref_t *ref)
+{
+    if (!ref || --ref->refs > 0) return;
+    dm_plan_free(ref->plan);
+    free(ref);
+}
+
+/* A dry run's schema of a source being applied: its inline schema, parsed
+ * once per run (kept in the context's list). */
+static dm_err_t batch_schema(dm_runtime_plan_ctx_t *c, const char *subject, int64_t *id,
+                             const dm_avro_schema_t **schema, dm_error_t *err)
+{
+    size_t len = strlen(subject);
+    if (!c->batch || len < 7 || strcmp(subject + len - 6, "-value")) return DM_ERR_NOT_FOUND;
+    char name[300];
+    snprintf(name, sizeof(name), "%.*s", (int)(len - 6), subject);
+    const json_t *inline_schema =
+        json_object_get(json_object_get(json_object_get(c->batch, name), "spec"), "schema");
+    if (!inline_schema) return DM_ERR_NOT_FOUND;
+    char *text = json_dumps(inline_schema, JSON_COMPACT);
+    dm_avro_schema_t *s = NULL;
+    dm_err_t rc = text ? dm_avro_schema_parse(text, strlen(text), &s, err) : DM_ERR_NOMEM;
+    *id = 0;
+    dm_error_t e = {0};
+    if (!rc) dm_schema_registry_lookup(c->rt->reg, subject, text, id, NULL, &e);
+    free(text);
+    if (rc) return dm_error_prefix(err, "source %s: spec.schema", name);
+    json_array_append_new(c->owned, json_integer((json_int_t)(intptr_t)s));
+    *schema = s;
+    return DM_OK;
+}
+
+json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch, char **text,
+                        dm_error_t *err)
+{
+    json_t *sources = NULL, *sinks = NULL;
+    if (dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, err) ||
+        dm_store_docs(rt->store, DM_KIND_SINK, &sinks, err)) {
+        json_decref(sources);
+        return NULL;
+    }
+    /* What the request applies takes the place of what is stored. */
+    json_t *all_sources = json_copy(sources), *all_sinks = json_copy(sinks);
+    const char *n;
+    json_t *d;
+    json_object_foreach((json_t *)batch, n, d)
+    {
+        const char *kind = json_string_value(json_object_get(d, "kind"));
+        if (kind && !strcmp(kind, "Source")) json_object_set(all_sources, dm_spec_name(d), d);
+        if (kind && !strcmp(kind, "Sink")) json_object_set(all_sinks, dm_spec_name(d), d);
+    }
+    dm_runtime_plan_ctx_t pc = {rt, all_sources, all_sinks, true, batch, json_array()};
+    dm_plan_env_t env = dm_runtime_plan_env(&pc);
+    dm_pipeline_plan_t *plan = NULL;
+    pthread_mutex_lock(&rt->mu);
+    dm_err_t rc = dm_plan_compile(doc, &env, &plan, err);
+    pthread_mutex_unlock(&rt->mu);
+    json_t *j = rc ? NULL : dm_plan_to_json(plan);
+    if (j && text) *text = dm_plan_explain(plan);
+    dm_plan_free(plan);
+    size_t i;
+    json_t *x;
+    json_array_foreach(pc.owned, i, x)
+        dm_avro_schema_free((dm_avro_schema_t *)(intptr_t)json_integer_value(x));
+    json_decref(pc.owned);
+    json_decref(all_sources);
+    json_decref(all_sinks);
+    json_decref(sources);
+    json_decref(sinks);
+    return j;
 }

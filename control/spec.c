@@ -11,6 +11,7 @@
 #include "connectors/connector.h"
 #include "core/config.h"
 #include "core/redact.h"
+#include "engine/processor.h"
 
 static const char *const kind_names[] = {"Source", "Pipeline", "Processor", "Sink"};
 static const char *const kind_plurals[] = {"sources", "pipelines", "processors", "sinks"};
@@ -34,14 +35,7 @@ int dm_kind_parse(const char *text)
 
 int dm_spec_name_valid(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > 63) return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && ((i == 0 || i == n - 1) || (c != '-' && c != '_' && c != '.'))) return 0;
-    }
-    return strstr(s, "..") == NULL;
+    return dm_config_name_valid(s);
 }
 
 /* ---- validation context ---- */
@@ -248,7 +242,8 @@ static dm_err_t check_source(vctx_t *v, const json_t *spec)
     if (rc) return rc;
     const char *connector;
     if ((rc = need_string(v, spec, "connector", "spec", true, &connector))) return rc;
-    bool known = false;
+    /* registered, or named in DESIGN.md (refused below when not built yet) */
+    bool known = dm_source_connector_find(connector) != NULL;
     for (size_t i = 0; dm_source_connector_names[i]; i++)
         known |= !strcmp(dm_source_connector_names[i], connector);
     if (!known) {
@@ -336,172 +331,13 @@ static dm_err_t need_duration(vctx_t *v, const json_t *obj, const char *key, con
                 "milliseconds");
 }
 
-/* aggregate: {window: {type, size, slide, gap, lateness}, time, group_by, aggregates} */
-static dm_err_t check_aggregate(vctx_t *v, const json_t *arg, const char *p)
-{
-    static const char *const keys[] = {"window", "time", "group_by", "aggregates", NULL};
-    dm_err_t rc = check_keys(v, arg, p, keys);
-    if (rc) return rc;
-    char wp[160], q[200];
-    snprintf(wp, sizeof(wp), "%s.window", p);
-    const json_t *w = json_object_get(arg, "window");
-    if (!w) return fail(v, DM_ERR_CONFIG_MISSING, wp, "required key 'window' is missing");
-    static const char *const wkeys[] = {"type", "size", "slide", "gap", "lateness", NULL};
-    if ((rc = check_keys(v, w, wp, wkeys))) return rc;
-    const char *type;
-    if ((rc = need_string(v, w, "type", wp, true, &type))) return rc;
-    static const char *const types[] = {"tumbling", "hopping", "session", NULL};
-    bool known = false;
-    for (size_t i = 0; types[i]; i++)
-        known |= !strcmp(types[i], type);
-    snprintf(q, sizeof(q), "%s.type", wp);
-    if (!known)
-        return fail(v, DM_ERR_CONFIG_RANGE, q, "'%s' is not one of: tumbling, hopping, session",
-                    type);
-    bool session = !strcmp(type, "session");
-    if ((rc = need_duration(v, w, session ? "gap" : "size", wp, true)) ||
-        (rc = need_duration(v, w, "slide", wp, !strcmp(type, "hopping"))) ||
-        (rc = need_duration(v, w, "lateness", wp, false)))
-        return rc;
-    const char *wrong = session                     ? (json_object_get(w, "size")    ? "size"
-                                                       : json_object_get(w, "slide") ? "slide"
-                                                                                     : NULL)
-                        : json_object_get(w, "gap") ? "gap"
-                        : !strcmp(type, "tumbling") && json_object_get(w, "slide") ? "slide"
-                                                                                   : NULL;
-    if (wrong) {
-        snprintf(q, sizeof(q), "%s.%s", wp, wrong);
-        return fail(v, DM_ERR_CONFIG, q, "a %s window has no %s", type, wrong);
-    }
-    if ((rc = need_string(v, arg, "time", p, false, NULL))) return rc;
-    const json_t *g = json_object_get(arg, "group_by");
-    snprintf(q, sizeof(q), "%s.group_by", p);
-    if (g && (rc = need_string_list(v, g, q, false))) return rc;
-    snprintf(q, sizeof(q), "%s.aggregates", p);
-    const json_t *a = json_object_get(arg, "aggregates");
-    if (!a) return fail(v, DM_ERR_CONFIG_MISSING, q, "required key 'aggregates' is missing");
-    return need_string_list(v, a, q, true);
-}
-
-/* dedupe: {key: field | [fields], within, time} */
-static dm_err_t check_dedupe(vctx_t *v, const json_t *arg, const char *p)
-{
-    static const char *const keys[] = {"key", "within", "time", NULL};
-    dm_err_t rc = check_keys(v, arg, p, keys);
-    if (rc) return rc;
-    char q[200];
-    snprintf(q, sizeof(q), "%s.key", p);
-    const json_t *k = json_object_get(arg, "key");
-    if (!k) return fail(v, DM_ERR_CONFIG_MISSING, q, "required key 'key' is missing");
-    if (!(json_is_string(k) && json_string_length(k)) && (rc = need_string_list(v, k, q, true)))
-        return rc;
-    if ((rc = need_duration(v, arg, "within", p, true))) return rc;
-    return need_string(v, arg, "time", p, false, NULL);
-}
-
-/* route: {outputs: {name: expression, ...}, default: name} */
-static dm_err_t check_route(vctx_t *v, const json_t *arg, const char *p)
-{
-    static const char *const keys[] = {"outputs", "default", NULL};
-    dm_err_t rc = check_keys(v, arg, p, keys);
-    if (rc) return rc;
-    char q[200];
-    snprintf(q, sizeof(q), "%s.outputs", p);
-    const json_t *o = json_object_get(arg, "outputs");
-    if (!o) return fail(v, DM_ERR_CONFIG_MISSING, q, "required key 'outputs' is missing");
-    if (!json_is_object(o) || !json_object_size(o))
-        return fail(v, DM_ERR_CONFIG_TYPE, q, "expected a mapping of output names to expressions");
-    const char *name;
-    json_t *e;
-    json_object_foreach((json_t *)o, name, e)
-    {
-        char np[300];
-        snprintf(np, sizeof(np), "%s.%s", q, name);
-        if ((rc = need_name(v, name, np))) return rc;
-        if (!json_is_string(e) || !json_string_length(e))
-            return fail(v, DM_ERR_CONFIG_TYPE, np, "expected an expression, got %s", type_of(e));
-    }
-    const char *def;
-    if ((rc = need_string(v, arg, "default", p, false, &def))) return rc;
-    snprintf(q, sizeof(q), "%s.default", p);
-    return def ? need_name(v, def, q) : DM_OK;
-}
-
-/* join: {with: source, on: field, within: 5m, time: field} */
-static dm_err_t check_join(vctx_t *v, const json_t *arg, const char *p)
-{
-    static const char *const keys[] = {"with", "on", "within", "time", NULL};
-    dm_err_t rc = check_keys(v, arg, p, keys);
-    if (rc) return rc;
-    const char *with;
-    if ((rc = need_string(v, arg, "with", p, true, &with))) return rc;
-    char q[200];
-    snprintf(q, sizeof(q), "%s.with", p);
-    if ((rc = need_name(v, with, q))) return rc;
-    if ((rc = need_string(v, arg, "on", p, true, NULL))) return rc;
-    if ((rc = need_duration(v, arg, "within", p, true))) return rc;
-    return need_string(v, arg, "time", p, false, NULL);
-}
-
+/* A step is validated by its processor's config table (engine/processor.c):
+ * the kinds, settings, shorthands and messages are declared there once. */
 static dm_err_t check_step(vctx_t *v, const json_t *step, size_t i)
 {
     char path[64];
     snprintf(path, sizeof(path), "spec.steps[%zu]", i);
-    static const char *const kinds[] = {"filter", "project", "enrich", "aggregate", "dedupe",
-                                        "route",  "join",    "sql",    "processor", NULL};
-    if (!json_is_object(step) || json_object_size(step) != 1) {
-        char list[128];
-        join_list(kinds, list, sizeof(list));
-        return fail(v, DM_ERR_CONFIG, path, "each step is a mapping with one key, one of: %s",
-                    list);
-    }
-    dm_err_t rc = check_keys(v, step, path, kinds);
-    if (rc) return rc;
-    const char *kind = json_object_iter_key(json_object_iter((json_t *)step));
-    const json_t *arg = json_object_get(step, kind);
-    char p[128];
-    snprintf(p, sizeof(p), "%s.%s", path, kind);
-    if (!strcmp(kind, "filter") || !strcmp(kind, "sql")) {
-        if (!json_is_string(arg) || !json_string_length(arg))
-            return fail(v, DM_ERR_CONFIG_TYPE, p, "expected %s as a non-empty string, got %s",
-                        !strcmp(kind, "sql") ? "a SQL statement" : "an expression", type_of(arg));
-        return DM_OK;
-    }
-    if (!strcmp(kind, "project")) return need_string_list(v, arg, p, true);
-    if (!strcmp(kind, "enrich")) {
-        static const char *const keys[] = {"with", "on", "fields", NULL};
-        if ((rc = check_keys(v, arg, p, keys))) return rc;
-        const char *with;
-        if ((rc = need_string(v, arg, "with", p, true, &with))) return rc;
-        char wp[160];
-        snprintf(wp, sizeof(wp), "%s.with", p);
-        if ((rc = need_name(v, with, wp))) return rc;
-        const json_t *on = json_object_get(arg, "on");
-        char op[160];
-        snprintf(op, sizeof(op), "%s.on", p);
-        if (!on) return fail(v, DM_ERR_CONFIG_MISSING, op, "required key 'on' is missing");
-        if (!json_is_string(on) && (rc = need_string_list(v, on, op, true))) return rc;
-        const json_t *fields = json_object_get(arg, "fields");
-        snprintf(op, sizeof(op), "%s.fields", p);
-        if (fields && (rc = need_string_list(v, fields, op, true))) return rc;
-        return DM_OK;
-    }
-    if (!strcmp(kind, "aggregate")) return check_aggregate(v, arg, p);
-    if (!strcmp(kind, "dedupe")) return check_dedupe(v, arg, p);
-    if (!strcmp(kind, "route")) return check_route(v, arg, p);
-    if (!strcmp(kind, "join")) return check_join(v, arg, p);
-    /* processor */
-    static const char *const keys[] = {"name", "config", NULL};
-    if ((rc = check_keys(v, arg, p, keys))) return rc;
-    const char *name;
-    if ((rc = need_string(v, arg, "name", p, true, &name))) return rc;
-    const json_t *config = json_object_get(arg, "config");
-    if (config && !json_is_object(config)) {
-        char cp[160];
-        snprintf(cp, sizeof(cp), "%s.config", p);
-        return fail(v, DM_ERR_CONFIG_TYPE, cp, "expected a mapping, got %s", type_of(config));
-    }
-    return DM_OK;
+    return dm_proc_step_check(step, path, dm_spec_locate, (void *)v->doc, v->err);
 }
 
 /* spec.state: {spill: SIZE} — memory each stateful step's store may hold

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +24,70 @@ const char *dm_cfg_type_name(dm_cfg_type_t type)
     case DM_CFG_DURATION: return "duration";
     case DM_CFG_SIZE: return "size";
     case DM_CFG_STRING_LIST: return "list of strings";
+    case DM_CFG_NAME: return "name";
+    case DM_CFG_EXPR: return "expression";
+    case DM_CFG_FIELD_LIST: return "list of fields";
+    case DM_CFG_EXPR_LIST: return "list of expressions";
+    case DM_CFG_EXPR_MAP: return "mapping of names to expressions";
+    case DM_CFG_OBJECT: return "object";
     }
     return "?";
 }
+
+/* What a value of the type must be, as a message reads it ("an integer"). */
+static const char *type_expected(dm_cfg_type_t type)
+{
+    switch (type) {
+    case DM_CFG_BOOL: return "a boolean";
+    case DM_CFG_INT: return "an integer";
+    case DM_CFG_DOUBLE: return "a number";
+    case DM_CFG_STRING:
+    case DM_CFG_SECRET: return "a string";
+    case DM_CFG_ENUM: return "one of its values as a string";
+    case DM_CFG_DURATION:
+        return "a duration (\"500ms\", \"10s\", \"5m\", \"1h\", \"1d\") or a number of "
+               "milliseconds";
+    case DM_CFG_SIZE: return "a size (\"64MiB\") or a number of bytes";
+    case DM_CFG_STRING_LIST: return "a list of strings";
+    case DM_CFG_NAME: return "a name";
+    case DM_CFG_EXPR: return "an expression as a non-empty string";
+    case DM_CFG_FIELD_LIST: return "a list of fields";
+    case DM_CFG_EXPR_LIST: return "a list of expressions";
+    case DM_CFG_EXPR_MAP: return "a mapping of names to expressions";
+    case DM_CFG_OBJECT: return "a mapping";
+    }
+    return "?";
+}
+
+/* The kind of a JSON value, as a message reads it ("a list"). */
+static const char *json_kind(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: return "a mapping";
+    case JSON_ARRAY: return "a list";
+    case JSON_STRING: return json_string_length(j) ? "a string" : "an empty string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "?";
+}
+
+bool dm_config_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && ((i == 0 || i == n - 1) || (c != '-' && c != '_' && c != '.'))) return false;
+    }
+    return strstr(s, "..") == NULL;
+}
+
+#define NAME_RULE "use 1-63 of a-z 0-9 - _ . starting and ending with a letter or digit"
 
 /* ---- text parsers ---- */
 
@@ -86,15 +148,31 @@ dm_err_t dm_parse_size(const char *text, int64_t *out)
 
 /* ---- helpers ---- */
 
-static void where(const dm_config_source_t *src, const json_t *node, const char *key, char *out,
-                  size_t cap)
+/* "LOCATION: PATH.KEY" for messages. With a shorthand (see
+ * dm_config_source_t), the shorthand field is the object's path itself. */
+static void where(const dm_config_source_t *src, const char *key, char *out, size_t cap)
 {
-    (void)node;
     char loc[256] = "", full[512];
     const char *path = src && src->path ? src->path : "";
-    snprintf(full, sizeof(full), "%s%s%s", path, path[0] && key[0] ? "." : "", key);
+    size_t sl = src && src->shorthand ? strlen(src->shorthand) : 0;
+    if (sl && !strncmp(key, src->shorthand, sl) && (!key[sl] || key[sl] == '[' || key[sl] == '.'))
+        snprintf(full, sizeof(full), "%s%s", path, key + sl);
+    else
+        snprintf(full, sizeof(full), "%s%s%s", path, path[0] && key[0] ? "." : "", key);
     if (src && src->locate) src->locate(src->locate_ctx, full, loc, sizeof(loc));
     snprintf(out, cap, "%s%s%s", loc, loc[0] ? ": " : "", full);
+}
+
+dm_err_t dm_config_fail(const dm_config_source_t *src, const char *key, dm_err_t code,
+                        dm_error_t *err, const char *fmt, ...)
+{
+    char at[512], msg[700];
+    where(src, key, at, sizeof(at));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return dm_error_set(err, code, "%s: %s", at, msg);
 }
 
 static void list_allowed(const dm_config_table_t *t, char *out, size_t cap)
@@ -118,6 +196,25 @@ static bool has_bounds(const dm_config_field_t *f)
     return f->min != 0 || f->max != 0;
 }
 
+/* Lists and mappings: min and max count items. */
+static bool counts_items(const dm_config_field_t *f)
+{
+    return f->type == DM_CFG_STRING_LIST || f->type == DM_CFG_FIELD_LIST ||
+           f->type == DM_CFG_EXPR_LIST || f->type == DM_CFG_EXPR_MAP;
+}
+
+static bool is_list(const dm_config_field_t *f)
+{
+    return f->type == DM_CFG_STRING_LIST || f->type == DM_CFG_FIELD_LIST ||
+           f->type == DM_CFG_EXPR_LIST;
+}
+
+static bool holds_text(const dm_config_field_t *f)
+{
+    return f->type == DM_CFG_STRING || f->type == DM_CFG_SECRET || f->type == DM_CFG_NAME ||
+           f->type == DM_CFG_EXPR;
+}
+
 static const dm_config_field_t *find_field(const dm_config_table_t *t, const char *name)
 {
     for (size_t i = 0; i < t->n_fields; i++)
@@ -125,19 +222,38 @@ static const dm_config_field_t *find_field(const dm_config_table_t *t, const cha
     return NULL;
 }
 
+static void free_list(dm_strlist_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+static void free_map(dm_strmap_t *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->keys[i]);
+        free(m->values[i]);
+    }
+    free(m->keys);
+    free(m->values);
+    memset(m, 0, sizeof(*m));
+}
+
 static void free_field(const dm_config_field_t *f, void *obj)
 {
-    if (f->type == DM_CFG_STRING || f->type == DM_CFG_SECRET) {
+    if (holds_text(f)) {
         char **s = FIELD(obj, f, char *);
         free(*s);
         *s = NULL;
-    } else if (f->type == DM_CFG_STRING_LIST) {
-        dm_strlist_t *l = FIELD(obj, f, dm_strlist_t);
-        for (size_t i = 0; i < l->n; i++)
-            free(l->items[i]);
-        free(l->items);
-        l->items = NULL;
-        l->n = 0;
+    } else if (is_list(f)) {
+        free_list(FIELD(obj, f, dm_strlist_t));
+    } else if (f->type == DM_CFG_EXPR_MAP) {
+        free_map(FIELD(obj, f, dm_strmap_t));
+    } else if (f->type == DM_CFG_OBJECT) {
+        dm_config_free(f->table, FIELD(obj, f, char));
     }
 }
 
@@ -147,6 +263,20 @@ static dm_err_t check_range(const dm_config_field_t *f, double v, const char *at
     if (!has_bounds(f) || (v >= f->min && v <= f->max)) return DM_OK;
     return dm_error_set(err, DM_ERR_CONFIG_RANGE, "%s: %s is out of range [%.17g, %.17g]", at,
                         shown, f->min, f->max);
+}
+
+static dm_err_t check_count(const dm_config_field_t *f, size_t n, const char *at, dm_error_t *err)
+{
+    if (f->min > 0 && (double)n < f->min) {
+        if (f->min == 1)
+            return dm_error_set(err, DM_ERR_CONFIG_RANGE, "%s: must list at least one item", at);
+        return dm_error_set(err, DM_ERR_CONFIG_RANGE, "%s: must list at least %.17g items, got %zu",
+                            at, f->min, n);
+    }
+    if (f->max > 0 && (double)n > f->max)
+        return dm_error_set(err, DM_ERR_CONFIG_RANGE, "%s: lists %zu items, at most %.17g", at, n,
+                            f->max);
+    return DM_OK;
 }
 
 /* Sets f from text. `at` names the place for messages. */
@@ -193,6 +323,16 @@ static dm_err_t set_from_text(const dm_config_field_t *f, void *obj, const char 
         *FIELD(obj, f, double) = v;
         return DM_OK;
     }
+    case DM_CFG_NAME:
+        if (!dm_config_name_valid(text))
+            return dm_error_set(err, DM_ERR_CONFIG_RANGE,
+                                "%s: '%s' is not a valid name: " NAME_RULE, at, text);
+        /* fall through */
+    case DM_CFG_EXPR:
+        if (!*text)
+            return dm_error_set(err, DM_ERR_CONFIG_TYPE, "%s: expected %s, got an empty string", at,
+                                type_expected(f->type));
+        /* fall through */
     case DM_CFG_STRING:
     case DM_CFG_SECRET: {
         char *copy = strdup(text);
@@ -228,6 +368,28 @@ static dm_err_t set_from_text(const dm_config_field_t *f, void *obj, const char 
         *FIELD(obj, f, int64_t) = v;
         return DM_OK;
     }
+    case DM_CFG_FIELD_LIST:
+    case DM_CFG_EXPR_LIST: {
+        /* One item: an expression may hold commas. */
+        if (!*text)
+            return dm_error_set(err, DM_ERR_CONFIG_TYPE, "%s: expected %s, got an empty string", at,
+                                type_expected(f->type));
+        dm_strlist_t l = {calloc(1, sizeof(char *)), 0};
+        if (l.items) l.items[0] = strdup(text);
+        if (!l.items || !l.items[0]) {
+            free(l.items);
+            return dm_error_set(err, DM_ERR_NOMEM, "%s: out of memory", at);
+        }
+        l.n = 1;
+        dm_err_t rc = check_count(f, 1, at, err);
+        if (rc) {
+            free_list(&l);
+            return rc;
+        }
+        free_field(f, obj);
+        *FIELD(obj, f, dm_strlist_t) = l;
+        return DM_OK;
+    }
     case DM_CFG_STRING_LIST: {
         dm_strlist_t l = {0};
         const char *p = text;
@@ -242,19 +404,26 @@ static dm_err_t set_from_text(const dm_config_field_t *f, void *obj, const char 
             char *item = items ? strndup(p, n) : NULL;
             if (!item) {
                 if (items) l.items = items;
-                for (size_t i = 0; i < l.n; i++)
-                    free(l.items[i]);
-                free(l.items);
+                free_list(&l);
                 return dm_error_set(err, DM_ERR_NOMEM, "%s: out of memory", at);
             }
             l.items = items;
             l.items[l.n++] = item;
             p = comma ? comma + 1 : p + n;
         }
+        dm_err_t rc = check_count(f, l.n, at, err);
+        if (rc) {
+            free_list(&l);
+            return rc;
+        }
         free_field(f, obj);
         *FIELD(obj, f, dm_strlist_t) = l;
         return DM_OK;
     }
+    case DM_CFG_EXPR_MAP:
+    case DM_CFG_OBJECT:
+        return dm_error_set(err, DM_ERR_CONFIG_TYPE, "%s: expected %s; it cannot be given as text",
+                            at, type_expected(f->type));
     }
     return dm_error_set(err, DM_ERR_INTERNAL, "%s: unknown config type", at);
 }
@@ -265,6 +434,11 @@ dm_err_t dm_config_defaults(const dm_config_table_t *t, void *obj, dm_error_t *e
 {
     for (size_t i = 0; i < t->n_fields; i++) {
         const dm_config_field_t *f = &t->fields[i];
+        if (f->type == DM_CFG_OBJECT) {
+            dm_err_t rc = dm_config_defaults(f->table, FIELD(obj, f, char), err);
+            if (rc) return rc;
+            continue;
+        }
         if (!f->def) continue;
         char at[160];
         snprintf(at, sizeof(at), "%s default of %s", t->name, f->name);
@@ -274,19 +448,102 @@ dm_err_t dm_config_defaults(const dm_config_table_t *t, void *obj, dm_error_t *e
     return DM_OK;
 }
 
-static dm_err_t apply_value(const dm_config_field_t *f, void *obj, const json_t *v, const char *at,
-                            dm_error_t *err)
+/* A JSON array (or, for field and expression lists, one string) as a list. */
+static dm_err_t apply_list(const dm_config_field_t *f, void *obj, const json_t *v,
+                           const dm_config_source_t *src, const char *key, const char *at,
+                           dm_error_t *err)
 {
-    char num[64];
+    if (json_is_string(v)) return set_from_text(f, obj, json_string_value(v), at, err);
+    size_t n = json_array_size(v);
+    dm_strlist_t l = {calloc(n ? n : 1, sizeof(char *)), 0};
+    if (!l.items) return dm_error_set(err, DM_ERR_NOMEM, "%s: out of memory", at);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *item = json_array_get(v, i);
+        bool ok =
+            json_is_string(item) && (f->type == DM_CFG_STRING_LIST || json_string_length(item));
+        if (!ok) {
+            free_list(&l);
+            char ik[300];
+            snprintf(ik, sizeof(ik), "%s[%zu]", key, i);
+            if (f->type == DM_CFG_STRING_LIST)
+                return dm_config_fail(src, ik, DM_ERR_CONFIG_TYPE, err, "expected a string");
+            return dm_config_fail(src, ik, DM_ERR_CONFIG_TYPE, err,
+                                  "expected a non-empty string, got %s", json_kind(item));
+        }
+        l.items[l.n] = strdup(json_string_value(item));
+        if (!l.items[l.n++]) {
+            free_list(&l);
+            return dm_error_set(err, DM_ERR_NOMEM, "%s: out of memory", at);
+        }
+    }
+    dm_err_t rc = check_count(f, l.n, at, err);
+    if (rc) {
+        free_list(&l);
+        return rc;
+    }
+    free_field(f, obj);
+    *FIELD(obj, f, dm_strlist_t) = l;
+    return DM_OK;
+}
+
+/* A JSON object of names to expressions, in the order written. */
+static dm_err_t apply_map(const dm_config_field_t *f, void *obj, const json_t *v,
+                          const dm_config_source_t *src, const char *key, const char *at,
+                          dm_error_t *err)
+{
+    size_t n = json_object_size(v);
+    dm_strmap_t m = {calloc(n ? n : 1, sizeof(char *)), calloc(n ? n : 1, sizeof(char *)), 0};
+    dm_err_t rc =
+        m.keys && m.values ? DM_OK : dm_error_set(err, DM_ERR_NOMEM, "%s: out of memory", at);
+    const char *name;
+    json_t *e;
+    json_object_foreach((json_t *)v, name, e)
+    {
+        if (rc) break;
+        char ek[300];
+        snprintf(ek, sizeof(ek), "%s.%s", key, name);
+        if (!dm_config_name_valid(name))
+            rc = dm_config_fail(src, ek, DM_ERR_CONFIG_RANGE, err,
+                                "'%s' is not a valid name: " NAME_RULE, name);
+        else if (!json_is_string(e) || !json_string_length(e))
+            rc = dm_config_fail(src, ek, DM_ERR_CONFIG_TYPE, err, "expected an expression, got %s",
+                                json_kind(e));
+        else {
+            m.keys[m.n] = strdup(name);
+            m.values[m.n] = strdup(json_string_value(e));
+            if (!m.keys[m.n++] || !m.values[m.n - 1])
+                rc = dm_error_set(err, DM_ERR_NOMEM, "%s: out of memory", at);
+        }
+    }
+    if (!rc) rc = check_count(f, m.n, at, err);
+    if (rc) {
+        free_map(&m);
+        return rc;
+    }
+    free_field(f, obj);
+    *FIELD(obj, f, dm_strmap_t) = m;
+    return DM_OK;
+}
+
+static dm_err_t apply_object(const dm_config_table_t *t, void *obj, const json_t *json,
+                             const dm_config_source_t *src, dm_error_t *err);
+
+/* Applies the value v of field f, found under key in the object src places. */
+static dm_err_t apply_value(const dm_config_field_t *f, void *obj, const json_t *v,
+                            const dm_config_source_t *src, const char *key, dm_error_t *err)
+{
+    char at[512], num[64];
+    where(src, key, at, sizeof(at));
     switch (json_typeof(v)) {
     case JSON_STRING:
-        if (f->type == DM_CFG_BOOL || f->type == DM_CFG_INT || f->type == DM_CFG_DOUBLE)
-            return dm_error_set(err, DM_ERR_CONFIG_TYPE, "%s: expected %s %s, got a string", at,
-                                f->type == DM_CFG_INT ? "an" : "a", dm_cfg_type_name(f->type));
+        if (f->type == DM_CFG_BOOL || f->type == DM_CFG_INT || f->type == DM_CFG_DOUBLE ||
+            f->type == DM_CFG_EXPR_MAP || f->type == DM_CFG_OBJECT)
+            break;
+        if (is_list(f)) return apply_list(f, obj, v, src, key, at, err);
         return set_from_text(f, obj, json_string_value(v), at, err);
     case JSON_INTEGER:
-        if (f->type == DM_CFG_STRING || f->type == DM_CFG_SECRET || f->type == DM_CFG_ENUM ||
-            f->type == DM_CFG_BOOL || f->type == DM_CFG_STRING_LIST)
+        if (f->type != DM_CFG_INT && f->type != DM_CFG_DOUBLE && f->type != DM_CFG_DURATION &&
+            f->type != DM_CFG_SIZE)
             break;
         snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return set_from_text(f, obj, num, at, err);
@@ -307,37 +564,63 @@ static dm_err_t apply_value(const dm_config_field_t *f, void *obj, const json_t 
         if (f->type != DM_CFG_BOOL) break;
         *FIELD(obj, f, bool) = json_is_true(v);
         return DM_OK;
-    case JSON_ARRAY: {
-        if (f->type != DM_CFG_STRING_LIST) break;
-        size_t n = json_array_size(v);
-        dm_strlist_t l = {calloc(n ? n : 1, sizeof(char *)), 0};
-        if (!l.items) return dm_error_set(err, DM_ERR_NOMEM, "%s: out of memory", at);
-        for (size_t i = 0; i < n; i++) {
-            const json_t *item = json_array_get(v, i);
-            if (!json_is_string(item)) {
-                for (size_t j = 0; j < l.n; j++)
-                    free(l.items[j]);
-                free(l.items);
-                return dm_error_set(err, DM_ERR_CONFIG_TYPE, "%s[%zu]: expected a string", at, i);
-            }
-            l.items[l.n++] = strdup(json_string_value(item));
-        }
+    case JSON_ARRAY:
+        if (!is_list(f)) break;
+        return apply_list(f, obj, v, src, key, at, err);
+    case JSON_NULL:
         free_field(f, obj);
-        *FIELD(obj, f, dm_strlist_t) = l;
+        if (f->type == DM_CFG_OBJECT) return dm_config_defaults(f->table, FIELD(obj, f, char), err);
         return DM_OK;
+    case JSON_OBJECT: {
+        if (f->type == DM_CFG_EXPR_MAP) return apply_map(f, obj, v, src, key, at, err);
+        if (f->type != DM_CFG_OBJECT) break;
+        char path[512];
+        where(&(dm_config_source_t){.path = src ? src->path : NULL,
+                                    .shorthand = src ? src->shorthand : NULL},
+              key, path, sizeof(path));
+        dm_config_source_t sub = {.path = path,
+                                  .locate = src ? src->locate : NULL,
+                                  .locate_ctx = src ? src->locate_ctx : NULL};
+        return apply_object(f->table, FIELD(obj, f, char), v, &sub, err);
     }
-    case JSON_NULL: free_field(f, obj); return DM_OK;
-    case JSON_OBJECT: break;
     }
-    return dm_error_set(err, DM_ERR_CONFIG_TYPE, "%s: expected %s", at, dm_cfg_type_name(f->type));
+    return dm_error_set(err, DM_ERR_CONFIG_TYPE, "%s: expected %s, got %s", at,
+                        type_expected(f->type), json_kind(v));
 }
 
-dm_err_t dm_config_apply_json(const dm_config_table_t *t, void *obj, const json_t *json,
-                              const dm_config_source_t *src, dm_error_t *err)
+static bool is_unset(const dm_config_field_t *f, const void *obj)
 {
-    char at[512];
+    if (holds_text(f)) return *CFIELD(obj, f, char *) == NULL;
+    if (is_list(f)) return CFIELD(obj, f, dm_strlist_t)->items == NULL;
+    if (f->type == DM_CFG_EXPR_MAP) return CFIELD(obj, f, dm_strmap_t)->keys == NULL;
+    return false;
+}
+
+/* Required fields: text, lists and mappings must be set; the others (numbers,
+ * durations, enums, objects) must have been given in json when it is known. */
+static dm_err_t check_required(const dm_config_table_t *t, const void *obj, const json_t *json,
+                               bool json_known, const dm_config_source_t *src, dm_error_t *err)
+{
+    for (size_t i = 0; i < t->n_fields; i++) {
+        const dm_config_field_t *f = &t->fields[i];
+        if (!(f->flags & DM_CFG_REQUIRED)) continue;
+        const json_t *v = json_object_get(json, f->name);
+        bool missing = is_unset(f, obj) || (json_known && !holds_text(f) && !is_list(f) &&
+                                            f->type != DM_CFG_EXPR_MAP && (!v || json_is_null(v)));
+        if (missing)
+            return dm_config_fail(src, f->name, DM_ERR_CONFIG_MISSING, err,
+                                  "required key '%s' is missing (%s)", f->name,
+                                  f->help ? f->help : dm_cfg_type_name(f->type));
+    }
+    return DM_OK;
+}
+
+static dm_err_t apply_object(const dm_config_table_t *t, void *obj, const json_t *json,
+                             const dm_config_source_t *src, dm_error_t *err)
+{
     if (json && !json_is_object(json)) {
-        where(src, json, "", at, sizeof(at));
+        char at[512];
+        where(src, "", at, sizeof(at));
         return dm_error_set(err, DM_ERR_CONFIG_TYPE, "%s: %s settings must be an object", at,
                             t->name);
     }
@@ -345,44 +628,32 @@ dm_err_t dm_config_apply_json(const dm_config_table_t *t, void *obj, const json_
     json_t *value;
     json_object_foreach((json_t *)json, key, value)
     {
-        where(src, value, key, at, sizeof(at));
         const dm_config_field_t *f = find_field(t, key);
         if (!f) {
             char allowed[1024];
             list_allowed(t, allowed, sizeof(allowed));
-            return dm_error_set(err, DM_ERR_CONFIG_UNKNOWN_KEY,
-                                "%s: unknown key '%s' for %s; allowed: %s", at, key, t->name,
-                                allowed);
+            return dm_config_fail(src, key, DM_ERR_CONFIG_UNKNOWN_KEY, err,
+                                  "unknown key '%s' for %s; allowed: %s", key, t->name, allowed);
         }
-        dm_err_t rc = apply_value(f, obj, value, at, err);
+        dm_err_t rc = apply_value(f, obj, value, src, key, err);
         if (rc) return rc;
     }
-    return dm_config_check_required(t, obj, src, err);
+    dm_err_t rc = check_required(t, obj, json, true, src, err);
+    for (size_t i = 0; !rc && i < t->n_fields; i++)
+        if (t->fields[i].check) rc = t->fields[i].check(obj, json, src, err);
+    return rc;
 }
 
-static bool is_unset(const dm_config_field_t *f, const void *obj)
+dm_err_t dm_config_apply_json(const dm_config_table_t *t, void *obj, const json_t *json,
+                              const dm_config_source_t *src, dm_error_t *err)
 {
-    switch (f->type) {
-    case DM_CFG_STRING:
-    case DM_CFG_SECRET: return *CFIELD(obj, f, char *) == NULL;
-    case DM_CFG_STRING_LIST: return CFIELD(obj, f, dm_strlist_t)->items == NULL;
-    default: return false;
-    }
+    return apply_object(t, obj, json, src, err);
 }
 
 dm_err_t dm_config_check_required(const dm_config_table_t *t, const void *obj,
                                   const dm_config_source_t *src, dm_error_t *err)
 {
-    for (size_t i = 0; i < t->n_fields; i++) {
-        const dm_config_field_t *f = &t->fields[i];
-        if ((f->flags & DM_CFG_REQUIRED) && is_unset(f, obj)) {
-            char at[512];
-            where(src, NULL, f->name, at, sizeof(at));
-            return dm_error_set(err, DM_ERR_CONFIG_MISSING, "%s: required key '%s' is missing (%s)",
-                                at, f->name, f->help ? f->help : dm_cfg_type_name(f->type));
-        }
-    }
-    return DM_OK;
+    return check_required(t, obj, NULL, false, src, err);
 }
 
 dm_err_t dm_config_set_text(const dm_config_table_t *t, void *obj, const char *name,
@@ -412,19 +683,33 @@ static json_t *value_json(const dm_config_field_t *f, const void *obj)
     case DM_CFG_DURATION:
     case DM_CFG_SIZE: return json_integer(*CFIELD(obj, f, int64_t));
     case DM_CFG_DOUBLE: return json_real(*CFIELD(obj, f, double));
-    case DM_CFG_STRING: {
+    case DM_CFG_STRING:
+    case DM_CFG_NAME:
+    case DM_CFG_EXPR: {
         const char *s = *CFIELD(obj, f, char *);
         return s ? json_string(s) : json_null();
     }
     case DM_CFG_SECRET: return *CFIELD(obj, f, char *) ? json_string("***") : json_null();
     case DM_CFG_ENUM: return json_string(f->enum_values[*CFIELD(obj, f, int)]);
-    case DM_CFG_STRING_LIST: {
+    case DM_CFG_STRING_LIST:
+    case DM_CFG_FIELD_LIST:
+    case DM_CFG_EXPR_LIST: {
         const dm_strlist_t *l = CFIELD(obj, f, dm_strlist_t);
+        if (!l->items && f->type != DM_CFG_STRING_LIST) return json_null();
         json_t *a = json_array();
         for (size_t i = 0; i < l->n; i++)
             json_array_append_new(a, json_string(l->items[i]));
         return a;
     }
+    case DM_CFG_EXPR_MAP: {
+        const dm_strmap_t *m = CFIELD(obj, f, dm_strmap_t);
+        if (!m->keys) return json_null();
+        json_t *o = json_object();
+        for (size_t i = 0; i < m->n; i++)
+            json_object_set_new(o, m->keys[i], json_string(m->values[i]));
+        return o;
+    }
+    case DM_CFG_OBJECT: return dm_config_dump_json(f->table, CFIELD(obj, f, char));
     }
     return json_null();
 }
@@ -445,7 +730,10 @@ json_t *dm_config_describe_json(const dm_config_table_t *t)
         json_t *o = json_pack("{s:s, s:s, s:b}", "name", f->name, "type", dm_cfg_type_name(f->type),
                               "required", (f->flags & DM_CFG_REQUIRED) != 0);
         if (f->def) json_object_set_new(o, "default", json_string(f->def));
-        if (has_bounds(f)) {
+        if (counts_items(f)) {
+            if (f->min > 0) json_object_set_new(o, "min_items", json_integer((json_int_t)f->min));
+            if (f->max > 0) json_object_set_new(o, "max_items", json_integer((json_int_t)f->max));
+        } else if (has_bounds(f)) {
             json_object_set_new(o, "min", json_real(f->min));
             json_object_set_new(o, "max", json_real(f->max));
         }
@@ -456,28 +744,56 @@ json_t *dm_config_describe_json(const dm_config_table_t *t)
             json_object_set_new(o, "values", vals);
         }
         if (f->help) json_object_set_new(o, "help", json_string(f->help));
+        if (f->type == DM_CFG_OBJECT)
+            json_object_set_new(o, "fields", dm_config_describe_json(f->table));
         json_array_append_new(a, o);
     }
     return a;
+}
+
+/* Writes text into a Markdown table cell: "|" escaped, newlines as spaces. */
+static dm_err_t cell(dm_buf_t *out, const char *text)
+{
+    dm_err_t rc = DM_OK;
+    for (const char *p = text; *p && !rc; p++)
+        rc =
+            *p == '|' ? dm_buf_printf(out, "\\|") : dm_buf_printf(out, "%c", *p == '\n' ? ' ' : *p);
+    return rc;
+}
+
+static dm_err_t describe_rows(const dm_config_table_t *t, const char *prefix, dm_buf_t *out)
+{
+    dm_err_t rc = DM_OK;
+    for (size_t i = 0; i < t->n_fields && !rc; i++) {
+        const dm_config_field_t *f = &t->fields[i];
+        char range[512] = "";
+        if (f->enum_values)
+            list_enum(f, range, sizeof(range));
+        else if (counts_items(f) && f->max > 0)
+            snprintf(range, sizeof(range), "%.17g … %.17g items", f->min, f->max);
+        else if (counts_items(f) && f->min > 0)
+            snprintf(range, sizeof(range), "at least %.17g item%s", f->min, f->min == 1 ? "" : "s");
+        else if (!counts_items(f) && has_bounds(f))
+            snprintf(range, sizeof(range), "%.17g … %.17g", f->min, f->max);
+        rc = dm_buf_printf(out, "| `%s%s` | %s | ", prefix, f->name, dm_cfg_type_name(f->type));
+        if (!rc) rc = cell(out, f->flags & DM_CFG_REQUIRED ? "required" : f->def ? f->def : "");
+        if (!rc) rc = dm_buf_printf(out, " | ");
+        if (!rc) rc = cell(out, range);
+        if (!rc) rc = dm_buf_printf(out, " | ");
+        if (!rc) rc = cell(out, f->help ? f->help : "");
+        if (!rc) rc = dm_buf_printf(out, " |\n");
+        if (!rc && f->type == DM_CFG_OBJECT) {
+            char sub[256];
+            snprintf(sub, sizeof(sub), "%s%s.", prefix, f->name);
+            rc = describe_rows(f->table, sub, out);
+        }
+    }
+    return rc;
 }
 
 dm_err_t dm_config_describe_markdown(const dm_config_table_t *t, dm_buf_t *out)
 {
     dm_err_t rc = dm_buf_printf(out, "| key | type | default | range / values | description |\n"
                                      "|---|---|---|---|---|\n");
-    for (size_t i = 0; i < t->n_fields && !rc; i++) {
-        const dm_config_field_t *f = &t->fields[i];
-        char range[512] = "";
-        if (f->enum_values)
-            list_enum(f, range, sizeof(range));
-        else if (has_bounds(f))
-            snprintf(range, sizeof(range), "%.17g … %.17g", f->min, f->max);
-        rc =
-            dm_buf_printf(out, "| `%s` | %s | %s | %s | %s |\n", f->name, dm_cfg_type_name(f->type),
-                          f->flags & DM_CFG_REQUIRED ? "required"
-                          : f->def                   ? f->def
-                                                     : "",
-                          range, f->help ? f->help : "");
-    }
-    return rc;
+    return rc ? rc : describe_rows(t, "", out);
 }

@@ -38,6 +38,16 @@ typedef enum {
     DM_CFG_DURATION, /* int64_t milliseconds; "250ms", "5s", "2m", "1h", "1d" or a number of ms */
     DM_CFG_SIZE,     /* int64_t bytes; "512", "64KiB", "16MiB", "1GiB", "1GB" */
     DM_CFG_STRING_LIST, /* dm_strlist_t; a JSON array of strings or comma-separated text */
+    DM_CFG_NAME,        /* char *: an object's name (a source, an output): 1-63 of a-z 0-9 - _ .,
+                           starting and ending with a letter or digit */
+    DM_CFG_EXPR,        /* char *: an expression over the input record, a non-empty string; it is
+                           compiled by its user against the record schema */
+    DM_CFG_FIELD_LIST,  /* dm_strlist_t: field paths ("a.b", "a.b AS c"); one string is a list of
+                           one (never split at commas); min/max bound the number of items */
+    DM_CFG_EXPR_LIST,   /* dm_strlist_t: expressions ("expr", "expr AS name"); as FIELD_LIST */
+    DM_CFG_EXPR_MAP,    /* dm_strmap_t: a mapping of names (as DM_CFG_NAME) to expressions, in the
+                           order written; min/max bound the number of entries */
+    DM_CFG_OBJECT,      /* a nested struct at offset, declared by .table (e.g. a window) */
 } dm_cfg_type_t;
 
 enum {
@@ -49,22 +59,41 @@ typedef struct dm_strlist {
     size_t n;
 } dm_strlist_t;
 
+/* A mapping of names to text (DM_CFG_EXPR_MAP), in the order written. */
+typedef struct dm_strmap {
+    char **keys;
+    char **values;
+    size_t n;
+} dm_strmap_t;
+
+typedef struct dm_config_table dm_config_table_t;
+typedef struct dm_config_source dm_config_source_t;
+
 typedef struct dm_config_field {
     const char *name;
     dm_cfg_type_t type;
-    size_t offset;                  /* offsetof the member in the target struct */
-    const char *def;                /* default as text; NULL = no value (or required) */
-    double min, max;                /* bounds for numbers, durations and sizes; both 0 = none */
+    size_t offset;   /* offsetof the member in the target struct */
+    const char *def; /* default as text; NULL = no value (or required) */
+    double min, max; /* bounds for numbers, durations and sizes (both 0 = none); for lists and
+                        mappings the number of items (max 0 = no upper bound) */
     const char *const *enum_values; /* NULL-terminated, for DM_CFG_ENUM */
+    const dm_config_table_t *table; /* DM_CFG_OBJECT: the nested settings */
     const char *help;
     unsigned flags;
+    /* Optional: checks this field against the others of its object, once the
+     * whole object is applied and its required fields found (a window's type
+     * against its size, slide and gap). obj is the struct, json the object as
+     * written (NULL when none was: tells a key given from a default), src
+     * places messages (dm_config_fail). */
+    dm_err_t (*check)(void *obj, const json_t *json, const dm_config_source_t *src,
+                      dm_error_t *err);
 } dm_config_field_t;
 
-typedef struct dm_config_table {
+struct dm_config_table {
     const char *name; /* who owns it, for messages: "datagen connector" */
     const dm_config_field_t *fields;
     size_t n_fields;
-} dm_config_table_t;
+};
 
 #define DM_CONFIG_TABLE(var, label, fields_array)                                                  \
     static const dm_config_table_t var = {label, fields_array,                                     \
@@ -76,11 +105,15 @@ typedef struct dm_config_table {
  * when it does not know. */
 typedef void (*dm_config_locate_fn)(void *ctx, const char *path, char *out, size_t cap);
 
-typedef struct dm_config_source {
+struct dm_config_source {
     const char *path;           /* field path of the object, e.g. "spec.config" ("" = top) */
     dm_config_locate_fn locate; /* optional */
     void *locate_ctx;
-} dm_config_source_t;
+    /* Optional: the settings were written as the bare value of this one field
+     * (a pipeline step's shorthand, `filter: "x > 1"`), so messages about it
+     * name path itself ("spec.steps[0].filter", not "….filter.expr"). */
+    const char *shorthand;
+};
 
 /* Sets every field of obj to its default (fields without one are zeroed). */
 dm_err_t dm_config_defaults(const dm_config_table_t *t, void *obj, dm_error_t *err);
@@ -97,7 +130,9 @@ dm_err_t dm_config_apply_json(const dm_config_table_t *t, void *obj, const json_
 dm_err_t dm_config_set_text(const dm_config_table_t *t, void *obj, const char *name,
                             const char *text, dm_error_t *err);
 
-/* Checks that required fields are set. */
+/* Checks that required fields are set. Only fields that hold text, lists or
+ * mappings can be told unset here; dm_config_apply_json also finds required
+ * numbers, durations, enums and objects missing from the JSON it applies. */
 dm_err_t dm_config_check_required(const dm_config_table_t *t, const void *obj,
                                   const dm_config_source_t *src, dm_error_t *err);
 
@@ -122,5 +157,17 @@ dm_err_t dm_parse_size(const char *text, int64_t *out);
 
 /* Name of a type as users read it ("integer", "duration"). */
 const char *dm_cfg_type_name(dm_cfg_type_t type);
+
+/* Sets err to "LOCATION: PATH.KEY: message" for a setting of the object src
+ * describes (key may be a dotted path or "list[2]"; "" names the object);
+ * returns code. For a table's check function. */
+dm_err_t dm_config_fail(const dm_config_source_t *src, const char *key, dm_err_t code,
+                        dm_error_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* True when s is a valid object name: 1-63 of a-z 0-9 - _ . starting and
+ * ending with a letter or digit, no "..". Used for sources, pipelines and the
+ * outputs processors publish. */
+bool dm_config_name_valid(const char *s);
 
 #endif

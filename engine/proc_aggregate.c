@@ -21,7 +21,9 @@
  * distinct keeps the distinct values of each window in its state.
  */
 #include <ctype.h>
+#include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,57 +110,131 @@ static void aggregate_free(aggregate_t *a)
 
 /* ---- settings -------------------------------------------------------------------------- */
 
-static dm_err_t parse_window(aggregate_t *a, const json_t *w, dm_error_t *err)
+typedef struct window_conf {
+    int type; /* wtype_t */
+    int64_t size, slide, gap, lateness;
+} window_conf_t;
+
+typedef struct aggregate_conf {
+    window_conf_t window;
+    char *time;
+    dm_strlist_t group_by, aggregates;
+} aggregate_conf_t;
+
+#define YEAR_MS 31536000000.0
+
+static bool given(const json_t *json, const char *key)
 {
-    if (!json_is_object(w))
-        return dm_error_set(
-            err, DM_ERR_CONFIG,
-            "aggregate needs a window ({\"type\": \"tumbling\", \"size\": \"1m\"})");
-    const char *type = json_string_value(json_object_get(w, "type"));
-    if (!type)
-        return dm_error_set(err, DM_ERR_CONFIG,
-                            "window.type is required: tumbling, hopping or session");
-    dm_err_t rc;
-    if ((rc = dm_proc_duration(w, "lateness", 0, &a->lateness, err)))
-        return dm_error_prefix(err, "window");
-    if (!strcmp(type, "tumbling") || !strcmp(type, "hopping")) {
-        a->type = type[0] == 't' ? W_TUMBLING : W_HOPPING;
-        if ((rc = dm_proc_duration(w, "size", 0, &a->size, err)))
-            return dm_error_prefix(err, "window");
-        if (a->size <= 0)
-            return dm_error_set(err, DM_ERR_CONFIG, "window.size is required for a %s window",
-                                type);
-        if (json_object_get(w, "gap"))
-            return dm_error_set(err, DM_ERR_CONFIG, "window.gap is for session windows");
-        a->slide = a->size;
-        if (a->type == W_HOPPING) {
-            if ((rc = dm_proc_duration(w, "slide", 0, &a->slide, err)))
-                return dm_error_prefix(err, "window");
-            if (a->slide <= 0 || a->slide > a->size)
-                return dm_error_set(err, DM_ERR_CONFIG,
-                                    "window.slide of a hopping window must be more than 0 and at "
-                                    "most its size");
-        } else if (json_object_get(w, "slide")) {
-            return dm_error_set(err, DM_ERR_CONFIG,
-                                "window.slide is for hopping windows (tumbling ones slide by "
-                                "their size)");
-        }
-        return DM_OK;
-    }
-    if (!strcmp(type, "session")) {
-        a->type = W_SESSION;
-        if ((rc = dm_proc_duration(w, "gap", 0, &a->gap, err)))
-            return dm_error_prefix(err, "window");
-        if (a->gap <= 0)
-            return dm_error_set(err, DM_ERR_CONFIG, "window.gap is required for a session window");
-        if (json_object_get(w, "size") || json_object_get(w, "slide"))
-            return dm_error_set(err, DM_ERR_CONFIG,
-                                "a session window has a gap, not a size or slide");
-        return DM_OK;
-    }
-    return dm_error_set(err, DM_ERR_CONFIG,
-                        "window.type '%s' is not one of: tumbling, hopping, session", type);
+    const json_t *v = json_object_get(json, key);
+    return v && !json_is_null(v);
 }
+
+/* Which of size, slide and gap a window takes depends on its type. */
+static dm_err_t check_window(void *obj, const json_t *json, const dm_config_source_t *src,
+                             dm_error_t *err)
+{
+    const window_conf_t *w = obj;
+    static const char *const names[] = {"tumbling", "hopping", "session"};
+    const char *type = names[w->type];
+    if (w->type == W_SESSION) {
+        if (!given(json, "gap"))
+            return dm_config_fail(src, "gap", DM_ERR_CONFIG_MISSING, err,
+                                  "required key 'gap' is missing (a session window closes after "
+                                  "this long without records of its group)");
+        if (given(json, "size") || given(json, "slide"))
+            return dm_config_fail(src, given(json, "size") ? "size" : "slide", DM_ERR_CONFIG, err,
+                                  "a session window has no %s (it has a gap)",
+                                  given(json, "size") ? "size" : "slide");
+        return DM_OK;
+    }
+    if (!given(json, "size"))
+        return dm_config_fail(src, "size", DM_ERR_CONFIG_MISSING, err,
+                              "required key 'size' is missing (a %s window's length)", type);
+    if (given(json, "gap"))
+        return dm_config_fail(src, "gap", DM_ERR_CONFIG, err,
+                              "a %s window has no gap (gaps are for session windows)", type);
+    if (w->type == W_TUMBLING && given(json, "slide"))
+        return dm_config_fail(src, "slide", DM_ERR_CONFIG, err,
+                              "a tumbling window has no slide (it moves by its size; a hopping "
+                              "window slides)");
+    if (w->type == W_HOPPING && !given(json, "slide"))
+        return dm_config_fail(src, "slide", DM_ERR_CONFIG_MISSING, err,
+                              "required key 'slide' is missing (a hopping window starts every "
+                              "slide)");
+    if (w->type == W_HOPPING && w->slide > w->size)
+        return dm_config_fail(src, "slide", DM_ERR_CONFIG_RANGE, err,
+                              "a hopping window's slide (%" PRId64 " ms) must be at most its size "
+                              "(%" PRId64 " ms)",
+                              w->slide, w->size);
+    return DM_OK;
+}
+
+static const char *const window_types[] = {"tumbling", "hopping", "session", NULL};
+
+static const dm_config_field_t window_fields[] = {
+    {.name = "type",
+     .type = DM_CFG_ENUM,
+     .offset = offsetof(window_conf_t, type),
+     .enum_values = window_types,
+     .flags = DM_CFG_REQUIRED,
+     .help = "tumbling: back to back; hopping: one starting every slide; session: per group, "
+             "while records arrive less than gap apart",
+     .check = check_window},
+    {.name = "size",
+     .type = DM_CFG_DURATION,
+     .offset = offsetof(window_conf_t, size),
+     .min = 1,
+     .max = YEAR_MS,
+     .help = "length of a tumbling or hopping window (required for them)"},
+    {.name = "slide",
+     .type = DM_CFG_DURATION,
+     .offset = offsetof(window_conf_t, slide),
+     .min = 1,
+     .max = YEAR_MS,
+     .help = "how often a hopping window starts (required for it; at most its size)"},
+    {.name = "gap",
+     .type = DM_CFG_DURATION,
+     .offset = offsetof(window_conf_t, gap),
+     .min = 1,
+     .max = YEAR_MS,
+     .help = "a session closes after this long without records of its group (required for "
+             "session windows)"},
+    {.name = "lateness",
+     .type = DM_CFG_DURATION,
+     .offset = offsetof(window_conf_t, lateness),
+     .def = "0",
+     .min = 0,
+     .max = YEAR_MS,
+     .help = "how long after its end a window waits for records out of order before it is "
+             "emitted"},
+};
+DM_CONFIG_TABLE(window_table, "aggregate window", window_fields);
+
+static const dm_config_field_t aggregate_fields[] = {
+    {.name = "window",
+     .type = DM_CFG_OBJECT,
+     .offset = offsetof(aggregate_conf_t, window),
+     .table = &window_table,
+     .flags = DM_CFG_REQUIRED,
+     .help = "the windows records are counted in"},
+    {.name = "time",
+     .type = DM_CFG_EXPR,
+     .offset = offsetof(aggregate_conf_t, time),
+     .help = "event-time field (long ms since the epoch, or a timestamp); default: the record "
+             "timestamp"},
+    {.name = "group_by",
+     .type = DM_CFG_EXPR_LIST,
+     .offset = offsetof(aggregate_conf_t, group_by),
+     .help = "the group columns (\"path\" or \"expr AS name\"); none: one group"},
+    {.name = "aggregates",
+     .type = DM_CFG_EXPR_LIST,
+     .offset = offsetof(aggregate_conf_t, aggregates),
+     .min = 1,
+     .flags = DM_CFG_REQUIRED,
+     .help = "count(*), count(x), count(distinct x), sum(x), min(x), max(x), avg(x), each "
+             "optionally \"AS name\""},
+};
+DM_CONFIG_TABLE(aggregate_table, "aggregate step", aggregate_fields);
 
 static const char *fn_name(afn_t f)
 {
@@ -279,24 +355,27 @@ static dm_err_t check_names(const json_t *fields, dm_error_t *err)
     return DM_OK;
 }
 
-static dm_err_t aggregate_open(dm_proc_t *p, const json_t *config, const dm_avro_node_t *input,
+static dm_err_t aggregate_open(dm_proc_t *p, const void *config, const dm_avro_node_t *input,
                                dm_avro_schema_t **output, dm_error_t *err)
 {
+    const aggregate_conf_t *c = config;
     aggregate_t *a = calloc(1, sizeof(*a));
     if (!a) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     json_t *fields = json_array();
-    dm_err_t rc = parse_window(a, json_object_get(config, "window"), err);
-    const json_t *time = json_object_get(config, "time");
-    if (!rc && time) {
-        if (!json_is_string(time)) {
-            rc = dm_error_set(err, DM_ERR_CONFIG, "'time': expected the event-time field");
-        } else if (!(rc = dm_expr_compile(json_string_value(time), input, &a->time, err))) {
+    dm_err_t rc = DM_OK;
+    a->type = (wtype_t)c->window.type;
+    a->size = c->window.size;
+    a->slide = a->type == W_HOPPING ? c->window.slide : c->window.size;
+    a->gap = c->window.gap;
+    a->lateness = c->window.lateness;
+    if (c->time) {
+        if (!(rc = dm_expr_compile(c->time, input, &a->time, err))) {
             dm_expr_type_t t = dm_expr_result_type(a->time);
             if (t != DM_EXPR_LONG && t != DM_EXPR_TIMESTAMP)
                 rc = dm_error_set(err, DM_ERR_INVALID,
                                   "'time': '%s' is a %s; event time must be a long (ms since the "
                                   "epoch) or a timestamp",
-                                  json_string_value(time), dm_expr_type_name(t));
+                                  c->time, dm_expr_type_name(t));
             else if (dm_proc_add_paths(a->time, &a->paths, &a->n_paths))
                 rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         } else {
@@ -307,33 +386,21 @@ static dm_err_t aggregate_open(dm_proc_t *p, const json_t *config, const dm_avro
     json_array_append_new(fields, json_pack("{s:s, s:O}", "name", "window_start", "type", ts));
     json_array_append_new(fields, json_pack("{s:s, s:O}", "name", "window_end", "type", ts));
     json_decref(ts);
-    const json_t *group = json_object_get(config, "group_by");
-    if (!rc && group && json_array_size(group)) {
-        rc = dm_proc_columns(group, "group_by", input, &a->keys, &a->n_keys, fields, err);
+    if (!rc && c->group_by.n) {
+        rc = dm_proc_columns(&c->group_by, "group_by", input, &a->keys, &a->n_keys, fields, err);
         for (size_t i = 0; !rc && i < a->n_keys; i++)
             if (dm_proc_add_paths(a->keys[i].expr, &a->paths, &a->n_paths))
                 rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     }
-    const json_t *aggs = json_object_get(config, "aggregates");
-    if (!rc && (!json_is_array(aggs) || !json_array_size(aggs)))
-        rc = dm_error_set(err, DM_ERR_CONFIG,
-                          "aggregate needs a list of aggregates ([\"count(*) AS n\", ...])");
+    const dm_strlist_t *aggs = &c->aggregates;
     if (!rc) {
-        a->aggs = calloc(json_array_size(aggs), sizeof(*a->aggs));
-        a->args = calloc(json_array_size(aggs), sizeof(*a->args));
+        a->aggs = calloc(aggs->n ? aggs->n : 1, sizeof(*a->aggs));
+        a->args = calloc(aggs->n ? aggs->n : 1, sizeof(*a->args));
         if (!a->aggs || !a->args) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     }
-    size_t i;
-    json_t *item;
-    json_array_foreach(aggs, i, item)
-    {
-        if (rc) break;
-        if (!json_is_string(item)) {
-            rc = dm_error_set(err, DM_ERR_CONFIG, "aggregates[%zu]: expected a string", i);
-            break;
-        }
+    for (size_t i = 0; !rc && i < aggs->n; i++) {
         a->n_aggs = i + 1;
-        rc = parse_agg(a, i, json_string_value(item), input, fields, err);
+        rc = parse_agg(a, i, aggs->items[i], input, fields, err);
     }
     if (!rc) rc = check_names(fields, err);
     if (!rc) {
@@ -926,6 +993,9 @@ static void aggregate_close(dm_proc_t *p)
 
 const dm_proc_ops_t dm_proc_aggregate = {
     .name = "aggregate",
+    .summary = "windowed aggregation on event time (tumbling, hopping, session windows)",
+    .config = &aggregate_table,
+    .config_size = sizeof(aggregate_conf_t),
     .open = aggregate_open,
     .read_paths = aggregate_paths,
     .process = aggregate_process,

@@ -1,6 +1,7 @@
 /* engine/proc_dedupe.c — drops repeats of a key within a time window.
  *
- * Settings: {"key": ["order_id"], "within": "10m", "time": "ts"}
+ * Settings: {"key": ["order_id"], "within": "10m", "time": "ts"} (key: one
+ * field or a list)
  * The first record of a key passes; records with the same key whose event
  * time is less than `within` after that first one are duplicates and do not
  * pass (the processor's records-out metric counts what passed). A key is
@@ -12,6 +13,7 @@
  * State: key values as bytes → event time of the first record (8 bytes); a
  * timer per key for when it expires.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,31 +43,50 @@ static void dedupe_free(dedupe_t *d)
     free(d);
 }
 
-static dm_err_t dedupe_open(dm_proc_t *p, const json_t *config, const dm_avro_node_t *input,
+typedef struct dedupe_conf {
+    dm_strlist_t key;
+    int64_t within;
+    char *time;
+} dedupe_conf_t;
+
+static const dm_config_field_t dedupe_fields[] = {
+    {.name = "key",
+     .type = DM_CFG_EXPR_LIST,
+     .offset = offsetof(dedupe_conf_t, key),
+     .min = 1,
+     .flags = DM_CFG_REQUIRED,
+     .help = "what makes two records repeats: a field, or a list of fields or expressions"},
+    {.name = "within",
+     .type = DM_CFG_DURATION,
+     .offset = offsetof(dedupe_conf_t, within),
+     .min = 1,
+     .max = 31536000000.0,
+     .flags = DM_CFG_REQUIRED,
+     .help = "repeats of a key less than this long (event time) after its first record are "
+             "dropped"},
+    {.name = "time",
+     .type = DM_CFG_EXPR,
+     .offset = offsetof(dedupe_conf_t, time),
+     .help = "event-time field (long ms or timestamp); default: the record timestamp"},
+};
+DM_CONFIG_TABLE(dedupe_table, "dedupe step", dedupe_fields);
+
+static dm_err_t dedupe_open(dm_proc_t *p, const void *config, const dm_avro_node_t *input,
                             dm_avro_schema_t **output, dm_error_t *err)
 {
+    const dedupe_conf_t *c = config;
     dedupe_t *d = calloc(1, sizeof(*d));
     if (!d) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    const json_t *key = json_object_get(config, "key");
-    json_t *one = json_is_string(key) ? json_pack("[O]", key) : NULL;
-    dm_err_t rc = dm_proc_columns(one ? one : key, "key", input, &d->keys, &d->n_keys, NULL, err);
-    json_decref(one);
-    if (!rc) rc = dm_proc_duration(config, "within", 0, &d->within, err);
-    if (!rc && d->within <= 0)
-        rc = dm_error_set(err, DM_ERR_CONFIG,
-                          "dedupe needs the time window to drop repeats in (\"within\": \"10m\")");
-    const json_t *time = json_object_get(config, "time");
-    if (!rc && time) {
-        if (!json_is_string(time))
-            rc = dm_error_set(err, DM_ERR_CONFIG, "'time': expected the event-time field");
-        else if ((rc = dm_expr_compile(json_string_value(time), input, &d->time, err)))
+    dm_err_t rc = dm_proc_columns(&c->key, "key", input, &d->keys, &d->n_keys, NULL, err);
+    d->within = c->within;
+    if (!rc && c->time) {
+        if ((rc = dm_expr_compile(c->time, input, &d->time, err)))
             dm_error_prefix(err, "'time'");
         else if (dm_expr_result_type(d->time) != DM_EXPR_LONG &&
                  dm_expr_result_type(d->time) != DM_EXPR_TIMESTAMP)
             rc = dm_error_set(err, DM_ERR_INVALID,
                               "'time': '%s' is a %s; event time must be a long or a timestamp",
-                              json_string_value(time),
-                              dm_expr_type_name(dm_expr_result_type(d->time)));
+                              c->time, dm_expr_type_name(dm_expr_result_type(d->time)));
     }
     for (size_t i = 0; !rc && i < d->n_keys; i++)
         if (dm_proc_add_paths(d->keys[i].expr, &d->paths, &d->n_paths))
@@ -229,6 +250,9 @@ static void dedupe_close(dm_proc_t *p)
 
 const dm_proc_ops_t dm_proc_dedupe = {
     .name = "dedupe",
+    .summary = "drops repeats of a key within a time window",
+    .config = &dedupe_table,
+    .config_size = sizeof(dedupe_conf_t),
     .open = dedupe_open,
     .read_paths = dedupe_paths,
     .process = dedupe_process,

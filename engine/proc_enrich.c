@@ -7,6 +7,7 @@
  * table's key field. Added fields are nullable: a key with no row adds NULLs.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,16 +55,36 @@ static bool nullable(const dm_avro_node_t *n)
     return false;
 }
 
-static dm_err_t enrich_open(dm_proc_t *p, const json_t *config, const dm_avro_node_t *input,
+typedef struct enrich_conf {
+    char *with, *on;
+    dm_strlist_t fields;
+} enrich_conf_t;
+
+static const dm_config_field_t enrich_fields[] = {
+    {.name = "with",
+     .type = DM_CFG_NAME,
+     .offset = offsetof(enrich_conf_t, with),
+     .flags = DM_CFG_REQUIRED,
+     .help = "the keyed source to look up in (a table kept up to date from it)"},
+    {.name = "on",
+     .type = DM_CFG_EXPR,
+     .offset = offsetof(enrich_conf_t, on),
+     .flags = DM_CFG_REQUIRED,
+     .help = "the stream field (or expression) matched against the table's key"},
+    {.name = "fields",
+     .type = DM_CFG_FIELD_LIST,
+     .offset = offsetof(enrich_conf_t, fields),
+     .min = 1,
+     .help = "the table's fields to add (\"title\", \"year AS released\"); default: every field "
+             "but the key"},
+};
+DM_CONFIG_TABLE(enrich_table, "enrich step", enrich_fields);
+
+static dm_err_t enrich_open(dm_proc_t *p, const void *config, const dm_avro_node_t *input,
                             dm_avro_schema_t **output, dm_error_t *err)
 {
-    const char *with = json_string_value(json_object_get(config, "with"));
-    const json_t *on = json_object_get(config, "on");
-    const json_t *fields = json_object_get(config, "fields");
-    if (!with)
-        return dm_error_set(err, DM_ERR_CONFIG, "enrich needs the source to look up in (\"with\")");
-    if (!json_is_string(on))
-        return dm_error_set(err, DM_ERR_CONFIG, "enrich needs the stream field to match (\"on\")");
+    const enrich_conf_t *c = config;
+    const char *with = c->with;
     if (!p->env || !p->env->table)
         return dm_error_set(err, DM_ERR_UNSUPPORTED, "enrich: no tables are available here");
     enrich_t *e = calloc(1, sizeof(*e));
@@ -76,7 +97,7 @@ static dm_err_t enrich_open(dm_proc_t *p, const json_t *config, const dm_avro_no
         goto out;
     }
     const dm_avro_node_t *tr = dm_table_schema(e->table)->root;
-    if ((rc = dm_expr_compile(json_string_value(on), input, &e->on, err))) goto out;
+    if ((rc = dm_expr_compile(c->on, input, &e->on, err))) goto out;
     e->n_in = input->n_fields;
     for (uint32_t i = 0; i < input->n_fields; i++) {
         json_t *jf = json_pack("{s:s, s:o}", "name", input->fields[i].name, "type",
@@ -86,23 +107,25 @@ static dm_err_t enrich_open(dm_proc_t *p, const json_t *config, const dm_avro_no
         json_array_append_new(out_fields, jf);
     }
     /* Fields to add: all non-key fields of the table unless listed. */
-    json_t *wanted = json_is_array(fields) ? json_incref((json_t *)fields) : json_array();
-    if (!json_array_size(wanted))
-        for (uint32_t i = 0; i < tr->n_fields; i++)
-            if (strcmp(tr->fields[i].name, dm_table_key_field(e->table)) != 0)
-                json_array_append_new(wanted, json_string(tr->fields[i].name));
-    e->fields = calloc(json_array_size(wanted) ? json_array_size(wanted) : 1, sizeof(*e->fields));
-    const char **paths = calloc(json_array_size(wanted) + 1, sizeof(char *));
-    size_t i;
-    json_t *w;
-    json_array_foreach(wanted, i, w)
-    {
-        if (!json_is_string(w)) {
-            rc = dm_error_set(err, DM_ERR_CONFIG, "enrich fields[%zu]: expected a field name", i);
-            break;
-        }
+    size_t n_wanted = c->fields.n ? c->fields.n : tr->n_fields;
+    const char **wanted = calloc(n_wanted + 1, sizeof(char *));
+    e->fields = calloc(n_wanted + 1, sizeof(*e->fields));
+    const char **paths = calloc(n_wanted + 1, sizeof(char *));
+    if (!wanted || !e->fields || !paths) {
+        free(wanted);
+        free(paths);
+        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    n_wanted = 0;
+    for (size_t i = 0; i < c->fields.n; i++)
+        wanted[n_wanted++] = c->fields.items[i];
+    for (uint32_t i = 0; !c->fields.n && i < tr->n_fields; i++)
+        if (strcmp(tr->fields[i].name, dm_table_key_field(e->table)) != 0)
+            wanted[n_wanted++] = tr->fields[i].name;
+    for (size_t i = 0; i < n_wanted; i++) {
         char text[256], *alias = NULL;
-        snprintf(text, sizeof(text), "%s", json_string_value(w));
+        snprintf(text, sizeof(text), "%s", wanted[i]);
         char *as = strcasestr(text, " as ");
         if (as) {
             *as = '\0';
@@ -137,7 +160,7 @@ static dm_err_t enrich_open(dm_proc_t *p, const json_t *config, const dm_avro_no
     if (!rc)
         rc = dm_avro_codec_new(dm_table_schema(e->table), NULL, paths, e->n_fields, &e->codec, err);
     free(paths);
-    json_decref(wanted);
+    free(wanted);
     if (!rc) {
         const char *space = input->space && *input->space ? input->space : "";
         char ns[512];
@@ -228,6 +251,9 @@ static void enrich_close(dm_proc_t *p)
 
 const dm_proc_ops_t dm_proc_enrich = {
     .name = "enrich",
+    .summary = "adds fields of the latest row of a keyed source (stream–table lookup)",
+    .config = &enrich_table,
+    .config_size = sizeof(enrich_conf_t),
     .open = enrich_open,
     .read_paths = NULL, /* every input field flows out: the whole record is read */
     .process = enrich_process,

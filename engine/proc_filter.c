@@ -1,23 +1,36 @@
 /* engine/proc_filter.c — keeps the records for which an expression is TRUE.
- * Settings: {"expr": "country = 'US' AND amount > 0"}. The output schema is
- * the input's; values pass through without a copy. */
+ * Settings: {"expr": "country = 'US' AND amount > 0"}, or in a spec
+ * `- filter: "country = 'US'"` (the shorthand). The output schema is the
+ * input's; values pass through without a copy. */
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "engine/expr.h"
 #include "engine/processor.h"
 
-static dm_err_t filter_open(dm_proc_t *p, const json_t *config, const dm_avro_node_t *input,
+typedef struct filter_conf {
+    char *expr;
+} filter_conf_t;
+
+static const dm_config_field_t filter_fields[] = {
+    {.name = "expr",
+     .type = DM_CFG_EXPR,
+     .offset = offsetof(filter_conf_t, expr),
+     .flags = DM_CFG_REQUIRED,
+     .help = "the condition a record must meet to pass (TRUE; FALSE and NULL drop it)"},
+};
+DM_CONFIG_TABLE(filter_table, "filter step", filter_fields);
+
+static dm_err_t filter_open(dm_proc_t *p, const void *config, const dm_avro_node_t *input,
                             dm_avro_schema_t **output, dm_error_t *err)
 {
-    const json_t *expr = json_object_get(config, "expr");
-    if (!json_is_string(expr))
-        return dm_error_set(err, DM_ERR_CONFIG, "filter needs an expression (\"expr\": \"...\")");
+    const filter_conf_t *c = config;
     dm_expr_t *e;
-    dm_err_t rc = dm_expr_compile(json_string_value(expr), input, &e, err);
+    dm_err_t rc = dm_expr_compile(c->expr, input, &e, err);
     if (rc) return rc;
     if (dm_expr_result_type(e) != DM_EXPR_BOOL && dm_expr_result_type(e) != DM_EXPR_NULL) {
         dm_error_set(err, DM_ERR_INVALID, "expression '%s': a filter needs a boolean, got %s",
-                     json_string_value(expr), dm_expr_type_name(dm_expr_result_type(e)));
+                     c->expr, dm_expr_type_name(dm_expr_result_type(e)));
         dm_expr_free(e);
         return DM_ERR_INVALID;
     }
@@ -68,6 +81,10 @@ static void filter_close(dm_proc_t *p)
 
 const dm_proc_ops_t dm_proc_filter = {
     .name = "filter",
+    .summary = "keeps the records for which an expression is TRUE",
+    .config = &filter_table,
+    .config_size = sizeof(filter_conf_t),
+    .shorthand = "expr",
     .open = filter_open,
     .read_paths = filter_paths,
     .process = filter_process,

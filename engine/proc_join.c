@@ -14,6 +14,7 @@
  * State: [side][key bytes] → the side's records of that key: (event time,
  * Avro binary of the record) each; a timer per record for its expiry.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,19 +67,42 @@ static dm_err_t compile_side(side_t *s, const char *on, const char *time, const 
     return DM_OK;
 }
 
-static dm_err_t join_open(dm_proc_t *p, const json_t *config, const dm_avro_node_t *input,
+typedef struct join_conf {
+    char *with, *on, *time;
+    int64_t within;
+} join_conf_t;
+
+static const dm_config_field_t join_fields[] = {
+    {.name = "with",
+     .type = DM_CFG_NAME,
+     .offset = offsetof(join_conf_t, with),
+     .flags = DM_CFG_REQUIRED,
+     .help = "the source to join with (its records enter the chain at this step)"},
+    {.name = "on",
+     .type = DM_CFG_EXPR,
+     .offset = offsetof(join_conf_t, on),
+     .flags = DM_CFG_REQUIRED,
+     .help = "the field both sides match on"},
+    {.name = "within",
+     .type = DM_CFG_DURATION,
+     .offset = offsetof(join_conf_t, within),
+     .min = 1,
+     .max = 31536000000.0,
+     .flags = DM_CFG_REQUIRED,
+     .help = "how far apart in event time two records may be and still join"},
+    {.name = "time",
+     .type = DM_CFG_EXPR,
+     .offset = offsetof(join_conf_t, time),
+     .help = "event-time field, in both sources (long ms or timestamp); default: record "
+             "timestamps"},
+};
+DM_CONFIG_TABLE(join_table, "join step", join_fields);
+
+static dm_err_t join_open(dm_proc_t *p, const void *config, const dm_avro_node_t *input,
                           dm_avro_schema_t **output, dm_error_t *err)
 {
-    const char *with = json_string_value(json_object_get(config, "with"));
-    const char *on = json_string_value(json_object_get(config, "on"));
-    const json_t *time = json_object_get(config, "time");
-    if (!with)
-        return dm_error_set(err, DM_ERR_CONFIG, "join needs the source to join with (\"with\")");
-    if (!on)
-        return dm_error_set(err, DM_ERR_CONFIG,
-                            "join needs the field both sides match on (\"on\")");
-    if (time && !json_is_string(time))
-        return dm_error_set(err, DM_ERR_CONFIG, "'time': expected the event-time field");
+    const join_conf_t *c = config;
+    const char *with = c->with, *on = c->on, *time = c->time;
     if (!p->other)
         return dm_error_set(err, DM_ERR_INVALID,
                             "join reads the records of %s too: the source must exist and the join "
@@ -88,15 +112,12 @@ static dm_err_t join_open(dm_proc_t *p, const json_t *config, const dm_avro_node
     if (!j) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     j->s[0].schema = input;
     j->s[1].schema = p->other;
-    dm_err_t rc = dm_proc_duration(config, "within", 0, &j->within, err);
-    if (!rc && j->within <= 0)
-        rc =
-            dm_error_set(err, DM_ERR_CONFIG,
-                         "join needs the time bound between matching records (\"within\": \"5m\")");
+    j->within = c->within;
+    dm_err_t rc = DM_OK;
     char what[300];
     snprintf(what, sizeof(what), "source %s", with);
-    if (!rc) rc = compile_side(&j->s[0], on, json_string_value(time), "the stream", err);
-    if (!rc) rc = compile_side(&j->s[1], on, json_string_value(time), what, err);
+    if (!rc) rc = compile_side(&j->s[0], on, time, "the stream", err);
+    if (!rc) rc = compile_side(&j->s[1], on, time, what, err);
     if (!rc && dm_expr_result_type(j->s[0].on) != dm_expr_result_type(j->s[1].on) &&
         dm_expr_result_type(j->s[0].on) != DM_EXPR_NULL &&
         dm_expr_result_type(j->s[1].on) != DM_EXPR_NULL)
@@ -350,6 +371,9 @@ static void join_close(dm_proc_t *p)
 
 const dm_proc_ops_t dm_proc_join = {
     .name = "join",
+    .summary = "stream–stream interval join with another source",
+    .config = &join_table,
+    .config_size = sizeof(join_conf_t),
     .open = join_open,
     .read_paths = NULL, /* every field of both sides flows out */
     .process = join_process,

@@ -1,6 +1,7 @@
 /* engine/proc_project.c — select, rename, compute and drop fields.
  *
- * Settings: {"columns": [...]} where each column is
+ * Settings: {"columns": [...]} (in a spec `- project: [...]`, the shorthand)
+ * where each column is
  *   "path"             keep a field (nested paths too: "after.title" → title)
  *   "path AS name"     keep it under another name
  *   "expr AS name"     compute a field (its type comes from the expression)
@@ -11,6 +12,7 @@
  * way may be null. Kept values are not copied.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,45 +178,49 @@ static dm_err_t add_column(project_t *pr, column_t *c, dm_error_t *err)
     return DM_OK;
 }
 
-static dm_err_t project_open(dm_proc_t *p, const json_t *config, const dm_avro_node_t *input,
+typedef struct project_conf {
+    dm_strlist_t columns;
+} project_conf_t;
+
+static const dm_config_field_t project_fields[] = {
+    {.name = "columns",
+     .type = DM_CFG_EXPR_LIST,
+     .offset = offsetof(project_conf_t, columns),
+     .min = 1,
+     .flags = DM_CFG_REQUIRED,
+     .help = "the output fields in order: \"path\", \"path AS name\", \"expr AS name\", \"*\" "
+             "(every input field), \"-name\" (leave one out of *)"},
+};
+DM_CONFIG_TABLE(project_table, "project step", project_fields);
+
+/* Whether the columns leave name out of "*" ("-name"). */
+static bool dropped(const dm_strlist_t *columns, const char *name)
+{
+    for (size_t k = 0; k < columns->n; k++) {
+        const char *s = columns->items[k];
+        while (isspace((unsigned char)*s))
+            s++;
+        if (s[0] == '-' && !strcmp(s + 1, name)) return true;
+    }
+    return false;
+}
+
+static dm_err_t project_open(dm_proc_t *p, const void *config, const dm_avro_node_t *input,
                              dm_avro_schema_t **output, dm_error_t *err)
 {
-    const json_t *columns = json_object_get(config, "columns");
-    if (!json_is_array(columns) || !json_array_size(columns))
-        return dm_error_set(err, DM_ERR_CONFIG, "project needs a non-empty list of columns");
+    const dm_strlist_t *columns = &((const project_conf_t *)config)->columns;
     project_t *pr = calloc(1, sizeof(*pr));
     if (!pr) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     json_t *seen = json_object(), *fields = json_array();
     dm_err_t rc = DM_OK;
-    /* Names dropped from "*". */
-    size_t i;
-    json_t *item;
-    json_array_foreach(columns, i, item)
-    {
-        if (!json_is_string(item)) {
-            rc = dm_error_set(err, DM_ERR_CONFIG, "columns[%zu]: expected a string", i);
-            goto out;
-        }
-    }
-    json_array_foreach(columns, i, item)
-    {
+    for (size_t i = 0; i < columns->n; i++) {
         char text[1024];
-        snprintf(text, sizeof(text), "%s", json_string_value(item));
+        snprintf(text, sizeof(text), "%s", columns->items[i]);
         trim_in_place(text);
         if (text[0] == '-') continue;
         if (!strcmp(text, "*")) {
             for (uint32_t f = 0; f < input->n_fields && !rc; f++) {
-                bool dropped = false;
-                size_t k;
-                json_t *d;
-                json_array_foreach(columns, k, d)
-                {
-                    const char *s = json_string_value(d);
-                    while (isspace((unsigned char)*s))
-                        s++;
-                    if (s[0] == '-' && !strcmp(s + 1, input->fields[f].name)) dropped = true;
-                }
-                if (dropped) continue;
+                if (dropped(columns, input->fields[f].name)) continue;
                 column_t c = {.name = strdup(input->fields[f].name), .n_steps = 1};
                 c.steps[0] = f;
                 rc = add_column(pr, &c, err);
@@ -444,6 +450,10 @@ static void project_close(dm_proc_t *p)
 
 const dm_proc_ops_t dm_proc_project = {
     .name = "project",
+    .summary = "selects, renames, computes and drops fields",
+    .config = &project_table,
+    .config_size = sizeof(project_conf_t),
+    .shorthand = "columns",
     .open = project_open,
     .read_paths = project_paths,
     .process = project_process,

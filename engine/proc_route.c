@@ -8,6 +8,7 @@
  * names it for specs and lineage). The output schema is the input's; values
  * pass through without a copy, marked with their output (row->output).
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,62 +37,75 @@ static void route_free(route_t *r)
     free(r);
 }
 
-static dm_err_t route_open(dm_proc_t *p, const json_t *config, const dm_avro_node_t *input,
+typedef struct route_conf {
+    dm_strmap_t outputs;
+    char *def;
+} route_conf_t;
+
+/* The default output takes what no expression matches: it has none. */
+static dm_err_t check_default(void *obj, const json_t *json, const dm_config_source_t *src,
+                              dm_error_t *err)
+{
+    const route_conf_t *c = obj;
+    for (size_t i = 0; c->def && i < c->outputs.n; i++)
+        if (!strcmp(c->outputs.keys[i], c->def)) {
+            char key[300];
+            snprintf(key, sizeof(key), "outputs.%s", c->def);
+            return dm_config_fail(src, key, DM_ERR_CONFIG, err,
+                                  "'%s' is the default output, which takes what no expression "
+                                  "matches; it has no expression",
+                                  c->def);
+        }
+    return DM_OK;
+}
+
+static const dm_config_field_t route_fields[] = {
+    {.name = "outputs",
+     .type = DM_CFG_EXPR_MAP,
+     .offset = offsetof(route_conf_t, outputs),
+     .min = 1,
+     .max = 0xfffe,
+     .flags = DM_CFG_REQUIRED,
+     .help = "output name → condition, tried in the order written; each output is published as "
+             "a derived source of that name"},
+    {.name = "default",
+     .type = DM_CFG_NAME,
+     .offset = offsetof(route_conf_t, def),
+     .help = "names the main output (`to:`), which takes records no condition matches",
+     .check = check_default},
+};
+DM_CONFIG_TABLE(route_table, "route step", route_fields);
+
+static dm_err_t route_open(dm_proc_t *p, const void *config, const dm_avro_node_t *input,
                            dm_avro_schema_t **output, dm_error_t *err)
 {
-    const json_t *outputs = json_object_get(config, "outputs");
-    if (!json_is_object(outputs) || !json_object_size(outputs))
-        return dm_error_set(err, DM_ERR_CONFIG,
-                            "route needs outputs, each a name and an expression "
-                            "({\"outputs\": {\"big\": \"amount > 100\"}})");
-    const json_t *def = json_object_get(config, "default");
-    if (def && !json_is_string(def))
-        return dm_error_set(err, DM_ERR_CONFIG, "'default': expected an output name");
-    if (json_object_size(outputs) > 0xfffe)
-        return dm_error_set(err, DM_ERR_CONFIG, "route: too many outputs");
+    const dm_strmap_t *outputs = &((const route_conf_t *)config)->outputs;
     route_t *r = calloc(1, sizeof(*r));
-    size_t n = json_object_size(outputs);
+    size_t n = outputs->n;
     if (r) {
-        r->exprs = calloc(n, sizeof(*r->exprs));
-        r->names = calloc(n, sizeof(*r->names));
+        r->exprs = calloc(n ? n : 1, sizeof(*r->exprs));
+        r->names = calloc(n ? n : 1, sizeof(*r->names));
     }
     if (!r || !r->exprs || !r->names) {
         if (r) route_free(r);
         return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     }
     dm_err_t rc = DM_OK;
-    const char *name;
-    json_t *e;
-    json_object_foreach((json_t *)outputs, name, e)
-    {
-        if (def && !strcmp(name, json_string_value(def))) {
-            rc = dm_error_set(err, DM_ERR_CONFIG,
-                              "outputs.%s: the default output takes what no expression matches; "
-                              "it has no expression",
-                              name);
-            break;
-        }
-        if (!json_is_string(e)) {
-            rc = dm_error_set(err, DM_ERR_CONFIG, "outputs.%s: expected an expression", name);
-            break;
-        }
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *name = outputs->keys[i], *text = outputs->values[i];
         dm_expr_t *x;
-        if ((rc = dm_expr_compile(json_string_value(e), input, &x, err))) {
+        if ((rc = dm_expr_compile(text, input, &x, err))) {
             dm_error_prefix(err, "outputs.%s", name);
             break;
         }
         r->exprs[r->n] = x;
         r->names[r->n++] = strdup(name);
-        if (dm_expr_result_type(x) != DM_EXPR_BOOL && dm_expr_result_type(x) != DM_EXPR_NULL) {
+        if (dm_expr_result_type(x) != DM_EXPR_BOOL && dm_expr_result_type(x) != DM_EXPR_NULL)
             rc = dm_error_set(err, DM_ERR_INVALID,
                               "outputs.%s: expression '%s' must be a boolean, it is a %s", name,
-                              json_string_value(e), dm_expr_type_name(dm_expr_result_type(x)));
-            break;
-        }
-        if (dm_proc_add_paths(x, &r->paths, &r->n_paths)) {
+                              text, dm_expr_type_name(dm_expr_result_type(x)));
+        else if (dm_proc_add_paths(x, &r->paths, &r->n_paths))
             rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-            break;
-        }
     }
     if (rc) {
         route_free(r);
@@ -152,6 +166,9 @@ static void route_close(dm_proc_t *p)
 
 const dm_proc_ops_t dm_proc_route = {
     .name = "route",
+    .summary = "sends each record to the first output whose condition it meets",
+    .config = &route_table,
+    .config_size = sizeof(route_conf_t),
     .open = route_open,
     .read_paths = route_paths,
     .process = route_process,

@@ -82,26 +82,18 @@ void dm_proc_expr_to_avro(const dm_expr_value_t *v, bool nullable, dm_arena_t *a
     }
 }
 
-dm_err_t dm_proc_columns(const json_t *list, const char *what, const dm_avro_node_t *input,
+dm_err_t dm_proc_columns(const dm_strlist_t *list, const char *what, const dm_avro_node_t *input,
                          dm_proc_column_t **cols, size_t *n, json_t *fields_out, dm_error_t *err)
 {
     *cols = NULL;
     *n = 0;
-    if (!json_is_array(list) || !json_array_size(list))
-        return dm_error_set(err, DM_ERR_CONFIG, "'%s': expected a non-empty list", what);
-    dm_proc_column_t *c = calloc(json_array_size(list), sizeof(*c));
+    if (!list->n) return dm_error_set(err, DM_ERR_CONFIG, "'%s': expected a non-empty list", what);
+    dm_proc_column_t *c = calloc(list->n, sizeof(*c));
     if (!c) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    size_t i;
-    json_t *item;
     dm_err_t rc = DM_OK;
-    json_array_foreach(list, i, item)
-    {
-        if (!json_is_string(item)) {
-            rc = dm_error_set(err, DM_ERR_CONFIG, "%s[%zu]: expected a string", what, i);
-            break;
-        }
+    for (size_t i = 0; i < list->n; i++) {
         char text[1024], *expr, *alias;
-        snprintf(text, sizeof(text), "%s", json_string_value(item));
+        snprintf(text, sizeof(text), "%s", list->items[i]);
         dm_proc_split_as(text, &expr, &alias);
         const char *name = alias ? alias : dm_proc_path_name(expr);
         if (!name) {
@@ -132,7 +124,7 @@ dm_err_t dm_proc_columns(const json_t *list, const char *what, const dm_avro_nod
         }
     }
     if (rc) {
-        dm_proc_columns_free(c, json_array_size(list));
+        dm_proc_columns_free(c, list->n);
         *n = 0;
         return rc;
     }

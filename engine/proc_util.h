@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "core/arena.h"
+#include "core/config.h"
 #include "engine/expr.h"
 #include "schema/dm_avro.h"
 
@@ -26,9 +27,10 @@ bool dm_proc_valid_name(const char *s);
 void dm_proc_expr_to_avro(const dm_expr_value_t *v, bool nullable, dm_arena_t *arena, bool copy,
                           dm_avro_value_t *out);
 
-/* Evaluates a list of expressions ("path" or "expr AS name") into compiled
- * expressions and names; appends {"name", "type"} fields to fields_out (may be
- * NULL). what names the setting in errors ("group_by"). */
+/* Compiles a list of expressions ("path" or "expr AS name", as a
+ * DM_CFG_EXPR_LIST setting holds them) into expressions and names; appends
+ * {"name", "type"} fields to fields_out (may be NULL). what names the setting
+ * in errors ("group_by"). */
 typedef struct dm_proc_column {
     char *name;
     dm_expr_t *expr;
@@ -36,7 +38,7 @@ typedef struct dm_proc_column {
     bool nullable;
 } dm_proc_column_t;
 
-dm_err_t dm_proc_columns(const json_t *list, const char *what, const dm_avro_node_t *input,
+dm_err_t dm_proc_columns(const dm_strlist_t *list, const char *what, const dm_avro_node_t *input,
                          dm_proc_column_t **cols, size_t *n, json_t *fields_out, dm_error_t *err);
 
 void dm_proc_columns_free(dm_proc_column_t *cols, size_t n);

@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "engine/rows.h"
 #include "engine/state.h"
@@ -60,12 +61,24 @@ void dm_dead_letters_reset(dm_dead_letters_t *d);
 void dm_dead_letters_free(dm_dead_letters_t *d);
 
 typedef struct dm_proc_ops {
-    const char *name; /* as written in specs: "filter" */
-    /* Opens an instance: config is the step's settings (JSON), input the
-     * record schema it reads. Sets *output to the schema it writes (new; the
-     * engine frees it with dm_avro_schema_free) and may keep state in
-     * p->state. Errors name the setting and the problem. */
-    dm_err_t (*open)(dm_proc_t *p, const json_t *config, const dm_avro_node_t *input,
+    const char *name;    /* as written in specs: "filter" */
+    const char *summary; /* one line for `datamesh plugins`, the API and the docs */
+    /* Its settings, declared once (core/config.h): they drive parsing,
+     * validation at apply, the API's description and docs/plugins-reference.md.
+     * config_size is sizeof the struct the table fills. NULL: it takes no
+     * settings (open gets an empty struct). */
+    const dm_config_table_t *config;
+    size_t config_size;
+    /* The setting a step written as a bare value stands for: `- filter: "x"`
+     * is {"expr": "x"} when shorthand is "expr". NULL: the step's value must
+     * be a mapping of settings. */
+    const char *shorthand;
+    /* Opens an instance: config is the step's settings parsed by the table
+     * (the struct .config fills; valid until close), input the record schema
+     * it reads. Sets *output to the schema it writes (new; the engine frees it
+     * with dm_avro_schema_free) and may keep state in p->state. Errors name
+     * the setting and the problem. */
+    dm_err_t (*open)(dm_proc_t *p, const void *config, const dm_avro_node_t *input,
                      dm_avro_schema_t **output, dm_error_t *err);
     /* Field paths of the input this processor reads; NULL = all. Lets the
      * engine decode only what the fused chain needs. */
@@ -101,6 +114,7 @@ typedef struct dm_proc_ops {
 struct dm_proc {
     const dm_proc_ops_t *ops;
     const dm_proc_env_t *env; /* may be NULL */
+    void *conf;               /* the settings parsed by ops->config (owned) */
     void *state;
     const dm_avro_node_t *input;
     const dm_avro_node_t *other; /* two_inputs: the second source's record schema */
@@ -110,11 +124,53 @@ struct dm_proc {
     int64_t timer_at;  /* wall-clock ms of the processing-time timer; 0 = none */
 };
 
+/* ---- the registry: one list of step kinds (engine/processor.c) ---- */
+
 /* The built-in processor called name, or NULL. */
 const dm_proc_ops_t *dm_proc_find(const char *name);
 
-/* Opens a processor instance (env may be NULL). On success *out is ready for
- * process(); free it with dm_proc_close. */
+/* The built-in processors, in the order docs and messages list them; *n gets
+ * how many. */
+const dm_proc_ops_t *const *dm_proc_list(size_t *n);
+
+/* Comma-separated names of the step kinds this version runs ("filter,
+ * project, …"), and of every step kind a spec may name (those plus the ones
+ * DESIGN.md plans and this version refuses: sql, processor). */
+void dm_proc_kinds_available(char *out, size_t cap);
+void dm_proc_kinds_all(char *out, size_t cap);
+
+/* Turns a pipeline step of a spec ({"filter": "x > 1"}, {"project": [...]},
+ * {"aggregate": {...}}) into its processor's settings object (new reference)
+ * through the shorthand. *kind gets the step's name and *ops its processor
+ * (both optional). NULL with err set when the step is not a one-key mapping,
+ * names no step kind, a kind not available in this version yet ("…(available:
+ * filter, …)", DM_ERR_UNSUPPORTED), or a value neither a mapping nor the
+ * processor's shorthand. err may be NULL. */
+json_t *dm_proc_step_config(const json_t *step, const char **kind, const dm_proc_ops_t **ops,
+                            dm_error_t *err);
+
+/* Validates a spec step against its processor's config table without an input
+ * schema: unknown keys, types, bounds, required keys and the checks the table
+ * declares. path names the step ("spec.steps[2]"); messages read
+ * "LOCATION: spec.steps[2].aggregate.window: …" with locate (optional)
+ * placing paths in the spec text. */
+dm_err_t dm_proc_step_check(const json_t *step, const char *path, dm_config_locate_fn locate,
+                            void *locate_ctx, dm_error_t *err);
+
+/* Parses settings (a JSON object; NULL = none) with ops' table into a new
+ * struct (*conf; release with dm_proc_settings_free). src places messages
+ * (NULL: keys named bare). */
+dm_err_t dm_proc_settings_parse(const dm_proc_ops_t *ops, const json_t *settings,
+                                const dm_config_source_t *src, void **conf, dm_error_t *err);
+
+/* Frees what dm_proc_settings_parse made (NULL is fine). */
+void dm_proc_settings_free(const dm_proc_ops_t *ops, void *conf);
+
+/* ---- instances ---- */
+
+/* Opens a processor instance (env may be NULL): config is the step's settings
+ * object (as dm_proc_step_config gives), parsed with ops' table first. On
+ * success *out is ready for process(); free it with dm_proc_close. */
 dm_err_t dm_proc_open(const dm_proc_ops_t *ops, const dm_proc_env_t *env, const json_t *config,
                       const dm_avro_node_t *input, dm_proc_t **out, dm_error_t *err);
 
@@ -129,11 +185,6 @@ void dm_proc_close(dm_proc_t *p);
 /* Gives a stateful instance an empty store that spills to RocksDB in dir past
  * bytes (dir NULL: memory only), replacing the one it has. */
 dm_err_t dm_proc_reset_state(dm_proc_t *p, const char *dir, size_t bytes, dm_error_t *err);
-
-/* A duration setting: a string ("500ms", "10s", "5m", "1h", "1d") or a number
- * of milliseconds; absent gives def. Errors name the setting. */
-dm_err_t dm_proc_duration(const json_t *config, const char *name, int64_t def, int64_t *out,
-                          dm_error_t *err);
 
 /* Built-ins. */
 extern const dm_proc_ops_t dm_proc_filter;
@@ -150,5 +201,7 @@ extern const dm_proc_ops_t dm_proc_aggregate;
 extern const dm_proc_ops_t dm_proc_dedupe;
 extern const dm_proc_ops_t dm_proc_route;
 extern const dm_proc_ops_t dm_proc_join;
+/* Internal (plans insert it before a re-key topic; specs cannot name it). */
+extern const dm_proc_ops_t dm_proc_rekey;
 
 #endif

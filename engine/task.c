@@ -74,6 +74,9 @@ struct dm_task {
     dm_record_t *state_recs;
     size_t n_state, cap_state;
     dm_metric_t *m_in, *m_out, *m_dead, *m_lag, *m_latency, *m_wm;
+    /* re-keying: the watermark of each task writing the input (reader), and
+     * when its last marker came */
+    int64_t *prod_wm, *prod_last_ms;
     dm_metric_t **m_state; /* per step: bytes of state in memory */
 };
 
@@ -209,6 +212,7 @@ static dm_err_t open_time_and_state(dm_task_t *task, dm_error_t *err)
     }
     size_t extra = 0;
     task->chunked = true;
+    task->timed = conf->watermark_out; /* its watermark goes downstream */
     for (size_t i = 0; i < conf->n_steps; i++) {
         dm_proc_t *p = task->procs[i];
         task->timed |= p->ops->on_watermark != NULL;
@@ -548,6 +552,20 @@ dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t 
         rc = err ? err->code : DM_ERR_NOT_FOUND;
         goto fail;
     }
+    if (conf->watermark_producers > 0) {
+        size_t n = (size_t)conf->watermark_producers;
+        task->prod_wm = malloc(n * sizeof(int64_t));
+        task->prod_last_ms = malloc(n * sizeof(int64_t));
+        if (!task->prod_wm || !task->prod_last_ms) {
+            rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        /* a writer not heard from yet holds the watermark back for idle_timeout */
+        for (size_t i = 0; i < n; i++) {
+            task->prod_wm[i] = INT64_MIN;
+            task->prod_last_ms[i] = dm_wall_ms();
+        }
+    }
     if ((rc = resume_positions(task, err))) goto fail;
     if ((rc = restore_state(task, err))) goto fail;
     register_metrics(task);
@@ -649,6 +667,39 @@ static dm_err_t event_time(dm_task_t *task, dm_row_t *row, char *reason, size_t 
     return DM_OK;
 }
 
+/* A record of a re-key topic: its key back as the source had it (behind the
+ * new key; engine/proc_rekey.c). */
+static void rekeyed_key(dm_row_t *row)
+{
+    const uint8_t *k = row->key;
+    if (!k || row->key_len < 4) return;
+    uint32_t n = (uint32_t)k[0] | (uint32_t)k[1] << 8 | (uint32_t)k[2] << 16 | (uint32_t)k[3] << 24;
+    if (n > row->key_len - 4) return;
+    row->key_len -= 4 + n;
+    row->key = row->key_len ? k + 4 + n : NULL;
+}
+
+/* A re-key topic's watermark marker: what the task writing it has reached. */
+static void read_marker(dm_task_t *task, const dm_record_t *rec)
+{
+    int64_t wm = INT64_MIN, producer = -1;
+    for (uint32_t h = 0; h < rec->n_headers; h++) {
+        const dm_record_header_t *x = &rec->headers[h];
+        char text[24];
+        if (x->value_len <= 0 || x->value_len >= (int32_t)sizeof(text)) continue;
+        memcpy(text, x->value, (size_t)x->value_len);
+        text[x->value_len] = '\0';
+        if (x->key_len == strlen(DM_WM_HEADER) && !memcmp(x->key, DM_WM_HEADER, x->key_len))
+            wm = strtoll(text, NULL, 10);
+        else if (x->key_len == strlen(DM_WM_PRODUCER) &&
+                 !memcmp(x->key, DM_WM_PRODUCER, x->key_len))
+            producer = strtoll(text, NULL, 10);
+    }
+    if (producer < 0 || producer >= task->conf.watermark_producers) return;
+    if (wm > task->prod_wm[producer]) task->prod_wm[producer] = wm;
+    task->prod_last_ms[producer] = dm_wall_ms();
+}
+
 /* Decodes fetched records [lo, hi) into rows[0]; undecodable ones become
  * dead letters. */
 static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *err)
@@ -666,7 +717,10 @@ static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *
         char reason[300];
         uint32_t id;
         dm_err_t rc;
-        if (rec->value_len < 0) continue; /* tombstones carry no event */
+        if (rec->value_len < 0) { /* tombstones carry no event; markers a watermark */
+            if (task->prod_wm) read_marker(task, rec);
+            continue;
+        }
         rc = dm_wire_get_header(rec->value, (size_t)rec->value_len, &id);
         if (rc) {
             snprintf(reason, sizeof(reason), "value is not in the Confluent wire format (%s)",
@@ -687,6 +741,7 @@ static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *
             } else {
                 row->key = rec->key;
                 row->key_len = rec->key_len < 0 ? 0 : (uint32_t)rec->key_len;
+                if (task->prod_wm) rekeyed_key(row);
                 row->flags = 0;
                 row->timestamp = rec->timestamp;
                 row->partition = in->partition;
@@ -787,8 +842,18 @@ static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
             task->out_part[k] = -1;
             continue;
         }
-        task->out_part[k] = row->key
-                                ? (int32_t)(dm_hash64(row->key, row->key_len) % (uint64_t)parts)
+        /* A re-key topic goes by the new key only (engine/proc_rekey.c). */
+        const uint8_t *hk = row->key;
+        uint32_t hlen = row->key_len;
+        if (task->conf.watermark_out && !which && hk && hlen >= 4) {
+            uint32_t n = (uint32_t)hk[0] | (uint32_t)hk[1] << 8 | (uint32_t)hk[2] << 16 |
+                         (uint32_t)hk[3] << 24;
+            if (n <= hlen - 4) {
+                hk += 4;
+                hlen = n;
+            }
+        }
+        task->out_part[k] = hk           ? (int32_t)(dm_hash64(hk, hlen) % (uint64_t)parts)
                             : parts == 1 ? 0
                                          : task->conf.input_partition % parts;
     }
@@ -963,6 +1028,27 @@ static dm_err_t recover(dm_task_t *task, dm_error_t *err)
     return rc;
 }
 
+/* A task writing a re-key topic: its watermark to every partition of it, so
+ * the tasks reading it know how far this one has come (engine/task.h). */
+static dm_err_t produce_watermark(dm_task_t *task, dm_transport_txn_t *txn, dm_error_t *err)
+{
+    if (!task->conf.watermark_out || !task->conf.output_topic || task->watermark == INT64_MIN)
+        return DM_OK;
+    char wm[24], producer[24];
+    int nw = snprintf(wm, sizeof(wm), "%lld", (long long)task->watermark);
+    int np = snprintf(producer, sizeof(producer), "%d", task->conf.watermark_producer);
+    dm_record_header_t h[2] = {header(DM_WM_HEADER, wm, nw), header(DM_WM_PRODUCER, producer, np)};
+    dm_record_t marker = {.timestamp = task->watermark > 0 ? task->watermark : 0,
+                          .key_len = -1,
+                          .value_len = -1,
+                          .headers = h,
+                          .n_headers = 2};
+    dm_err_t rc = DM_OK;
+    for (int32_t p = 0; p < task->out_partitions && !rc; p++)
+        rc = dm_transport_txn_produce(txn, task->conf.output_topic, p, &marker, 1, err);
+    return rc;
+}
+
 /* The earliest processing-time timer of the chain, 0 when none. */
 static int64_t next_timer(const dm_task_t *task)
 {
@@ -992,6 +1078,20 @@ static int64_t event_basis(const dm_task_t *task, int64_t now_ms)
     return lo == INT64_MAX ? hi : lo;
 }
 
+/* A task reading a re-key topic: the smallest watermark of the tasks writing
+ * it, leaving out those idle for idle_timeout_ms (the largest when all are). */
+static int64_t producer_basis(const dm_task_t *task, int64_t now_ms)
+{
+    int64_t idle =
+        task->conf.idle_timeout_ms > 0 ? task->conf.idle_timeout_ms : DM_TASK_IDLE_TIMEOUT_MS;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (int32_t i = 0; i < task->conf.watermark_producers; i++) {
+        if (task->prod_wm[i] > hi) hi = task->prod_wm[i];
+        if (now_ms - task->prod_last_ms[i] <= idle && task->prod_wm[i] < lo) lo = task->prod_wm[i];
+    }
+    return lo == INT64_MAX ? hi : lo;
+}
+
 /* The watermark the decoded input brings, INT64_MIN when it does not move. */
 static int64_t advance_watermark(dm_task_t *task)
 {
@@ -1003,7 +1103,7 @@ static int64_t advance_watermark(dm_task_t *task)
     for (uint32_t i = 0; i < rows->n; i++)
         if (rows->records[i].timestamp > cur->max_event)
             cur->max_event = rows->records[i].timestamp;
-    int64_t basis = event_basis(task, now);
+    int64_t basis = task->prod_wm ? producer_basis(task, now) : event_basis(task, now);
     if (basis > task->max_event_time) task->max_event_time = basis; /* it never goes back */
     int64_t wm = watermark_of(task, task->max_event_time);
     if (wm <= task->watermark) return INT64_MIN;
@@ -1101,6 +1201,7 @@ dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_err
     dm_tp_offset_t next = {in->topic, in->partition, next_offset};
     if ((rc = produce_output(task, txn, err)) || (rc = produce_dead(task, txn, err)) ||
         (rc = produce_state(task, txn, err)) ||
+        (input && (rc = produce_watermark(task, txn, err))) ||
         (rc = dm_transport_txn_offsets(txn, task->conf.group, &next, 1, err))) {
         dm_transport_txn_abort(txn);
         return rc;
@@ -1144,6 +1245,8 @@ void dm_task_free(dm_task_t *task)
     free(task->out_part);
     free(task->out_which);
     free(task->extra_partitions);
+    free(task->prod_wm);
+    free(task->prod_last_ms);
     free(task->m_state);
     free(task->state_recs);
     dm_buf_free(&task->state_bytes);

@@ -84,7 +84,20 @@ typedef struct dm_task_config {
     const dm_task_input_t *other_inputs;
     size_t n_other_inputs;
     int64_t idle_timeout_ms; /* 0 = DM_TASK_IDLE_TIMEOUT_MS */
+    /* Re-keying (control/plan.h). A task writing a re-key topic sends its
+     * watermark with every step that read records, as a marker (no key, no
+     * value; headers DM_WM_HEADER and DM_WM_PRODUCER = its input partition)
+     * to every partition of its output, in the same transaction. A task
+     * reading a re-key topic is told how many tasks write it: its watermark
+     * is the smallest of theirs (an idle one, as an idle input, stops holding
+     * it back), not its own records' event times. */
+    bool watermark_out;
+    int32_t watermark_producer; /* this task's number in its markers */
+    int32_t watermark_producers;
 } dm_task_config_t;
+
+#define DM_WM_HEADER   "dm.watermark"
+#define DM_WM_PRODUCER "dm.producer"
 
 /* How long an input of several may bring nothing before it stops holding
  * the watermark back, unless the config says otherwise. */

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "connectors/source.h"
 #include "core/config.h"
 
 typedef struct dm_datagen_config {
@@ -66,5 +67,8 @@ typedef struct dm_datagen_source {
  * a restart continues the same sequence with no gap and no duplicate. Runs on
  * the unit's thread; errors are retried and shown in status. */
 void dm_datagen_source_run(const dm_datagen_source_t *src, struct dm_unit_status *status);
+
+/* The datagen connector (registered in connectors/registry.c). */
+extern const dm_source_ops_t dm_datagen_source_ops;
 
 #endif

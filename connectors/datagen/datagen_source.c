@@ -112,3 +112,47 @@ void dm_datagen_source_run(const dm_datagen_source_t *src, dm_unit_status_t *sta
     dm_arena_destroy(&arena);
     dm_datagen_free(g);
 }
+
+/* ---- the connector ------------------------------------------------------------ */
+
+static dm_err_t datagen_open(const void *conf, const dm_source_env_t *env, void **state,
+                             dm_error_t *err)
+{
+    dm_datagen_source_t *src = calloc(1, sizeof(*src));
+    if (!src) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    *src = (dm_datagen_source_t){.transport = env->transport,
+                                 .topic = env->topic,
+                                 .partitions = env->partitions,
+                                 .schema = env->value_schema,
+                                 .schema_id = env->value_schema_id,
+                                 .key_schema = env->key_schema,
+                                 .key_schema_id = env->key_schema_id,
+                                 .key_fields = env->key_fields,
+                                 .conf = *(const dm_datagen_config_t *)conf};
+    *state = src;
+    return DM_OK;
+}
+
+static void datagen_run(void *state, dm_unit_status_t *status)
+{
+    dm_datagen_source_run(state, status);
+}
+
+static void datagen_close(void *state)
+{
+    free(state);
+}
+
+const dm_source_ops_t dm_datagen_source_ops = {
+    .def = {.name = "datagen",
+            .summary = "synthetic events from the source's schema",
+            .config = &dm_datagen_config_table,
+            .config_size = sizeof(dm_datagen_config_t),
+            .needs_schema = true},
+    .runs_thread = true,
+    /* it produces at once: pipelines and their enrich tables start with rows */
+    .await_first_commit = true,
+    .open = datagen_open,
+    .run = datagen_run,
+    .close = datagen_close,
+};

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "connectors/sink.h"
+#include "connectors/source.h"
 #include "core/config.h"
 
 enum { DM_FILE_JSONL = 0, DM_FILE_AVRO = 1 };
@@ -52,6 +53,9 @@ typedef struct dm_file_source {
  * record. Avro files are resolved to the source's schema; JSON lines are plain
  * JSON objects of it. Runs on the unit's thread. */
 void dm_file_source_run(const dm_file_source_t *src, struct dm_unit_status *status);
+
+/* The file connector (registered in connectors/registry.c). */
+extern const dm_source_ops_t dm_file_source_ops;
 
 /* The file sink on the common runner: JSON lines (one plain-JSON object of
  * each whole value) or Avro container files (one schema each: a new schema

@@ -333,3 +333,46 @@ void dm_file_source_run(const dm_file_source_t *src, dm_unit_status_t *status)
     dm_emit_free(&r.emit);
     dm_arena_destroy(&r.arena);
 }
+
+/* ---- the connector ------------------------------------------------------------ */
+
+static dm_err_t file_open(const void *conf, const dm_source_env_t *env, void **state,
+                          dm_error_t *err)
+{
+    dm_file_source_t *src = calloc(1, sizeof(*src));
+    if (!src) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    *src = (dm_file_source_t){.transport = env->transport,
+                              .topic = env->topic,
+                              .partitions = env->partitions,
+                              .schema = env->value_schema,
+                              .schema_id = env->value_schema_id,
+                              .key_schema = env->key_schema,
+                              .key_schema_id = env->key_schema_id,
+                              .dead_letter_topic = env->dead_letter_topic,
+                              .conf = conf};
+    *state = src;
+    return DM_OK;
+}
+
+static void file_run(void *state, dm_unit_status_t *status)
+{
+    dm_file_source_run(state, status);
+}
+
+static void file_close(void *state)
+{
+    free(state);
+}
+
+const dm_source_ops_t dm_file_source_ops = {
+    .def = {.name = "file",
+            .summary = "JSON lines or Avro container files",
+            .config = &dm_file_source_config_table,
+            .config_size = sizeof(dm_file_source_config_t),
+            .needs_schema = true},
+    .runs_thread = true,
+    .dead_letters = true, /* lines that are not records of the schema */
+    .open = file_open,
+    .run = file_run,
+    .close = file_close,
+};

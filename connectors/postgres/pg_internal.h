@@ -59,7 +59,7 @@ struct dm_pg_source {
     char *name, *state_topic, *group;
     int32_t partitions;
     const dm_postgres_config_t *conf;
-    dm_pg_callbacks_t cb;
+    dm_source_env_t env; /* borrowed strings are not used: name is copied */
     dm_unit_status_t *status;
 
     pthread_mutex_t mu; /* requests and stats: shared with the API */

@@ -256,15 +256,15 @@ static dm_err_t publish_schemas(dm_pg_source_t *src, dm_pg_table_t *t, dm_error_
     char *vj = NULL, *kj = NULL, subject[300];
     dm_err_t rc = dm_pg_table_schema_json(t, src->db, &vj, &kj, err);
     snprintf(subject, sizeof(subject), "%s-value", t->topic);
-    if (!rc) rc = src->cb.ensure_topic(src->cb.ctx, t->topic, src->partitions, subject, err);
-    if (!rc) rc = src->cb.register_schema(src->cb.ctx, subject, vj, &t->value_id, err);
+    if (!rc) rc = src->env.ensure_topic(src->env.ctx, t->topic, src->partitions, subject, err);
+    if (!rc) rc = src->env.register_schema(src->env.ctx, subject, vj, &t->value_id, err);
     dm_avro_schema_free(t->value_schema);
     dm_avro_schema_free(t->key_schema);
     t->value_schema = t->key_schema = NULL;
     if (!rc) rc = dm_avro_schema_parse(vj, strlen(vj), &t->value_schema, err);
     if (!rc && kj) {
         snprintf(subject, sizeof(subject), "%s-key", t->topic);
-        rc = src->cb.register_schema(src->cb.ctx, subject, kj, &t->key_id, err);
+        rc = src->env.register_schema(src->env.ctx, subject, kj, &t->key_id, err);
         if (!rc) rc = dm_avro_schema_parse(kj, strlen(kj), &t->key_schema, err);
     }
     free(vj);
@@ -1070,7 +1070,7 @@ static dm_err_t setup(dm_pg_source_t *src, dm_error_t *err)
     if ((rc = ensure_signal_table(src, err)) || (rc = load_tables(src, err))) return rc;
     if (!src->n_tables)
         return dm_error_set(err, DM_ERR_NOT_FOUND, "source %s: no table matches tables", src->name);
-    rc = src->cb.ensure_topic(src->cb.ctx, src->state_topic, 1, NULL, err);
+    rc = src->env.ensure_topic(src->env.ctx, src->state_topic, 1, NULL, err);
     bool found = false, created = false;
     if (!rc) rc = load_state(src, &found, err);
     if (!rc) rc = ensure_publication(src, err);
@@ -1183,17 +1183,17 @@ void dm_pg_source_run(dm_pg_source_t *src, dm_unit_status_t *status)
 
 /* ---- life and the API -------------------------------------------------------------------- */
 
-dm_err_t dm_pg_source_new(dm_transport_t *t, const char *name, int32_t partitions,
-                          const dm_postgres_config_t *conf, const dm_pg_callbacks_t *cb,
+dm_err_t dm_pg_source_new(const dm_source_env_t *env, const dm_postgres_config_t *conf,
                           dm_pg_source_t **out, dm_error_t *err)
 {
     dm_pg_source_t *src = calloc(1, sizeof(*src));
     if (!src) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    src->t = t;
+    const char *name = env->name;
+    src->t = env->transport;
     src->name = strdup(name);
-    src->partitions = partitions > 0 ? partitions : 1;
+    src->partitions = env->partitions > 0 ? env->partitions : 1;
     src->conf = conf;
-    src->cb = *cb;
+    src->env = *env;
     if (asprintf(&src->state_topic, "__dm_pg_state.%s", name) < 0) src->state_topic = NULL;
     if (asprintf(&src->group, "connector.%s", name) < 0) src->group = NULL;
     split_name(conf->signal_table, &src->signal_schema, &src->signal_name);
@@ -1201,18 +1201,18 @@ dm_err_t dm_pg_source_new(dm_transport_t *t, const char *name, int32_t partition
     dm_arena_init(&src->arena, 0);
     src->stats = json_object();
     src->requests = json_array();
-    if (cb->metrics) {
+    if (env->metrics) {
         char labels[300], esc[256];
         dm_metrics_escape(name, esc, sizeof(esc));
         snprintf(labels, sizeof(labels), "pg_source=\"%s\"", esc);
-        src->m_lag_bytes = dm_metrics_gauge(cb->metrics, "datamesh_postgres_slot_lag_bytes",
+        src->m_lag_bytes = dm_metrics_gauge(env->metrics, "datamesh_postgres_slot_lag_bytes",
                                             "WAL the slot holds beyond what is confirmed", labels);
-        src->m_lag_ms = dm_metrics_gauge(cb->metrics, "datamesh_postgres_slot_lag_milliseconds",
+        src->m_lag_ms = dm_metrics_gauge(env->metrics, "datamesh_postgres_slot_lag_milliseconds",
                                          "age of the oldest change not yet in the topics", labels);
-        src->m_events = dm_metrics_counter(cb->metrics, "datamesh_postgres_events_total",
+        src->m_events = dm_metrics_counter(env->metrics, "datamesh_postgres_events_total",
                                            "change events committed to the topics", labels);
         src->m_snapshot_rows =
-            dm_metrics_counter(cb->metrics, "datamesh_postgres_snapshot_rows_total",
+            dm_metrics_counter(env->metrics, "datamesh_postgres_snapshot_rows_total",
                                "snapshot rows committed to the topics", labels);
     }
     *out = src;
@@ -1284,11 +1284,11 @@ json_t *dm_pg_source_status(dm_pg_source_t *src)
 void dm_pg_source_free(dm_pg_source_t *src)
 {
     if (!src) return;
-    if (src->cb.metrics) {
+    if (src->env.metrics) {
         char labels[300], esc[256];
         dm_metrics_escape(src->name, esc, sizeof(esc));
         snprintf(labels, sizeof(labels), "pg_source=\"%s\"", esc);
-        dm_metrics_remove_matching(src->cb.metrics, labels);
+        dm_metrics_remove_matching(src->env.metrics, labels);
     }
     session_end(src);
     dm_pg_snapshots_clear(src);

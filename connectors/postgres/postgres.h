@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "connectors/source.h"
 #include "core/config.h"
 
 enum { DM_PG_SNAPSHOT_INITIAL = 0, DM_PG_SNAPSHOT_NEVER = 1, DM_PG_SNAPSHOT_ON_DEMAND = 2 };
@@ -31,26 +32,18 @@ struct dm_transport;
 struct dm_unit_status;
 struct json_t;
 
-/* What the runtime lends the source: topic creation and schema registration
- * (subject <topic>-value / <topic>-key, compatibility-checked). Called on the
- * source's thread; a callback may fail with DM_ERR_AGAIN when the runtime is
- * busy, and the source retries. */
-typedef struct dm_pg_callbacks {
-    void *ctx;
-    struct dm_metrics *metrics; /* where the source's metrics go (may be NULL) */
-    dm_err_t (*ensure_topic)(void *ctx, const char *topic, int32_t partitions, const char *subject,
-                             dm_error_t *err);
-    dm_err_t (*register_schema)(void *ctx, const char *subject, const char *json, uint32_t *id,
-                                dm_error_t *err);
-} dm_pg_callbacks_t;
-
 typedef struct dm_pg_source dm_pg_source_t;
 
-/* Makes a source called name (the catalog name: its topic when it captures
- * one table, the prefix of its topics otherwise) that produces into
- * transport. conf and cb are borrowed and must outlive the source. */
-dm_err_t dm_pg_source_new(struct dm_transport *t, const char *name, int32_t partitions,
-                          const dm_postgres_config_t *conf, const dm_pg_callbacks_t *cb,
+/* Makes a source called env->name (the catalog name: its topic when it
+ * captures one table, the prefix of its topics otherwise) that produces into
+ * env->transport, env->partitions partitions per topic. What the runtime lends
+ * (connectors/source.h): topic creation and schema registration (subjects
+ * <topic>-value / <topic>-key, compatibility-checked), called on the source's
+ * thread; a callback failing with DM_ERR_AGAIN is retried. env's schemas are
+ * not used (the tables' schemas come from the database). env is copied, its
+ * callbacks' ctx and metrics borrowed; conf is borrowed; both must outlive
+ * the source. */
+dm_err_t dm_pg_source_new(const dm_source_env_t *env, const dm_postgres_config_t *conf,
                           dm_pg_source_t **out, dm_error_t *err);
 
 /* Streams changes (and runs snapshots) until status->stop is set: each batch of
@@ -75,5 +68,8 @@ struct json_t *dm_pg_source_status(dm_pg_source_t *src);
 
 /* Frees the source (after dm_pg_source_run returned). NULL is allowed. */
 void dm_pg_source_free(dm_pg_source_t *src);
+
+/* The postgres connector (registered in connectors/registry.c). */
+extern const dm_source_ops_t dm_postgres_source_ops;
 
 #endif

@@ -48,6 +48,25 @@ check consumers_listed 0 'plays +playback-team +datagen +connector:datagen +pipe
 check schema_file_inlined 0 '"name": "device"' -- "$bin" get sources plays -o json
 check describe_yaml 0 '^  name: us-plays' -- "$bin" describe pipelines us-plays
 check get_yaml 0 'filter: "country = .US. AND amount > 0"' -- "$bin" get pipelines -o yaml
+# The plugins endpoint answers what `datamesh plugins -o json` prints.
+check plugins_api 0 '"name":"route"' -- curl -s "$DATAMESH_SERVER/api/v1/plugins"
+if diff <(curl -s "$DATAMESH_SERVER/api/v1/plugins" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))') \
+        <("$bin" plugins -o json | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))') >/dev/null; then
+  ok plugins_api_equals_cli
+else
+  bad plugins_api_equals_cli "GET /api/v1/plugins differs from datamesh plugins -o json"
+fi
+# A step kind this version refuses names the ones it has, from the registry.
+cat > "$data/sqlstep.yaml" <<'YAML'
+kind: Pipeline
+metadata: {name: sqlstep}
+spec:
+  from: [plays]
+  steps:
+    - sql: "SELECT * FROM input"
+  to: [{source: sqlstep-out}]
+YAML
+check step_not_available 1 "spec.steps\[0\]\.sql: step 'sql' is not available in this version yet \(available: filter, project, enrich, aggregate, dedupe, route, join\)" -- "$bin" apply -f "$data/sqlstep.yaml"
 check search_field 0 '"name":"movies"' -- curl -s "$DATAMESH_SERVER/api/v1/catalog?q=title"
 out=$(curl -s "$DATAMESH_SERVER/api/v1/catalog?q=gold")
 [[ $out == *'"plays"'* && $out != *'"movies"'* ]] && ok search_label || bad search_label "$out"

@@ -38,7 +38,7 @@ typedef struct fixture {
     dm_schema_registry_t *reg;
     pthread_mutex_t reg_mu;
     dm_postgres_config_t conf;
-    dm_pg_callbacks_t cb;
+    dm_source_env_t env;
     dm_pg_source_t *src;
     dm_unit_status_t st;
     pthread_t th;
@@ -111,8 +111,14 @@ static void fixture_open(fixture_t *f, const char *name, const char *config_json
     if (dm_config_apply_json(&dm_postgres_config_table, &f->conf, c, NULL, &err))
         printf("    config: %s\n", err.message);
     json_decref(c);
-    f->cb = (dm_pg_callbacks_t){f, NULL, ensure_topic, register_schema};
-    dm_pg_source_new(f->t, name, 1, &f->conf, &f->cb, &f->src, &err);
+    f->env = (dm_source_env_t){.name = f->name,
+                               .transport = f->t,
+                               .topic = f->name,
+                               .partitions = 1,
+                               .ensure_topic = ensure_topic,
+                               .register_schema = register_schema,
+                               .ctx = f};
+    dm_pg_source_new(&f->env, &f->conf, &f->src, &err);
 }
 
 static void *run_main(void *arg)

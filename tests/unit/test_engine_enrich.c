@@ -141,7 +141,7 @@ static void test_enrich_errors(void)
         const char *want;
     } cases[] = {
         {"{\"with\": \"films\", \"on\": \"movie_id\"}", "no source named 'films'"},
-        {"{\"with\": \"movies\"}", "enrich needs the stream field to match"},
+        {"{\"with\": \"movies\"}", "on: required key 'on' is missing"},
         {"{\"with\": \"movies\", \"on\": \"film\"}", "no field 'film' in Play"},
         {"{\"with\": \"movies\", \"on\": \"movie_id\", \"fields\": [\"rating\"]}",
          "source movies has no field 'rating'"},

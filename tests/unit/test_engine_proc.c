@@ -176,10 +176,10 @@ static void test_open_errors(void)
         const char *conf;
         const char *want;
     } cases[] = {
-        {&dm_proc_filter, "{}", "filter needs an expression"},
+        {&dm_proc_filter, "{}", "expr: required key 'expr' is missing"},
         {&dm_proc_filter, "{\"expr\": \"amount + 1\"}", "a filter needs a boolean, got double"},
         {&dm_proc_filter, "{\"expr\": \"colour = 'red'\"}", "no field 'colour' in Play"},
-        {&dm_proc_project, "{\"columns\": []}", "project needs a non-empty list of columns"},
+        {&dm_proc_project, "{\"columns\": []}", "columns: must list at least one item"},
         {&dm_proc_project, "{\"columns\": [\"amount * 2\"]}",
          "column 'amount * 2' is computed: name it with AS"},
         {&dm_proc_project, "{\"columns\": [\"id\", \"movie_id AS id\"]}",

@@ -259,7 +259,7 @@ static void test_windows_span_a_restart(void)
  * aggregate before it has changed its state for that batch. */
 static int flaky_calls;
 
-static dm_err_t flaky_open(dm_proc_t *p, const json_t *config, const dm_avro_node_t *input,
+static dm_err_t flaky_open(dm_proc_t *p, const void *config, const dm_avro_node_t *input,
                            dm_avro_schema_t **output, dm_error_t *err)
 {
     (void)p, (void)config, (void)input, (void)err;
@@ -782,7 +782,7 @@ static void test_route_to_several_topics(void)
 
 /* A processor that passes records and emits one marker record from its
  * processing-time timer, 30 ms after it opened. */
-static dm_err_t ticker_open(dm_proc_t *p, const json_t *config, const dm_avro_node_t *input,
+static dm_err_t ticker_open(dm_proc_t *p, const void *config, const dm_avro_node_t *input,
                             dm_avro_schema_t **output, dm_error_t *err)
 {
     (void)config, (void)input, (void)err;

@@ -319,12 +319,12 @@ static void test_aggregate_settings_errors(void)
         open_error(&dm_proc_aggregate,
                    "{\"window\": {\"type\": \"tumbling\"}, \"aggregates\": [\"count(*)\"]}", e,
                    sizeof(e)),
-        "window.size is required");
+        "window.size: required key 'size' is missing");
     CHECK_CONTAINS(open_error(&dm_proc_aggregate,
                               "{\"window\": {\"type\": \"tumbling\", \"size\": \"1x\"}, "
                               "\"aggregates\": [\"count(*)\"]}",
                               e, sizeof(e)),
-                   "'size': expected a duration");
+                   "window.size: expected a duration");
     CHECK_CONTAINS(open_error(&dm_proc_aggregate,
                               "{\"window\": {\"type\": \"session\", \"gap\": \"1m\"}, "
                               "\"aggregates\": [\"sum(country)\"]}",
@@ -339,7 +339,7 @@ static void test_aggregate_settings_errors(void)
                               "{\"window\": {\"type\": \"hopping\", \"size\": \"1m\", \"slide\": "
                               "\"2m\"}, \"aggregates\": [\"count(*)\"]}",
                               e, sizeof(e)),
-                   "slide of a hopping window");
+                   "window.slide: a hopping window's slide (120000 ms) must be at most its size");
     CHECK_CONTAINS(open_error(&dm_proc_aggregate,
                               "{\"window\": {\"type\": \"tumbling\", \"size\": \"1m\"}, "
                               "\"aggregates\": [\"median(amount)\"]}",
@@ -398,7 +398,7 @@ static void test_dedupe(void)
     dm_proc_close(p);
     char e[512];
     CHECK_CONTAINS(open_error(&dm_proc_dedupe, "{\"key\": [\"user\"]}", e, sizeof(e)),
-                   "\"within\"");
+                   "within: required key 'within' is missing");
     CHECK_CONTAINS(
         open_error(&dm_proc_dedupe, "{\"key\": [\"nope\"], \"within\": 5}", e, sizeof(e)), "nope");
 }
