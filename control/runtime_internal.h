@@ -7,7 +7,6 @@
 
 #include "connectors/connector.h"
 #include "connectors/file/file.h"
-#include "connectors/iceberg/iceberg.h"
 #include "connectors/sink.h"
 #include "connectors/source.h"
 #include "connectors/unit.h"
@@ -54,14 +53,7 @@ typedef struct unit {
     dm_table_t *table;
     char topic[256];
     int32_t partitions;
-    /* file sink */
-    dm_file_sink_t sink;
-    dm_file_sink_config_t sink_conf;
-    /* iceberg sink (its own loop: its offsets live in the table) */
-    dm_iceberg_sink_t ice;
-    dm_iceberg_sink_config_t ice_conf;
-    const char *ice_key[16]; /* the source's key fields, borrowed from owned */
-    /* other sink types: the common runner (connectors/sink.h) */
+    /* sinks: every type on the common runner (connectors/sink.h) */
     dm_sink_run_config_t run;
     void *run_conf;                   /* the type's config struct */
     dm_strlist_t run_keys;            /* the input source's key fields */

@@ -8,12 +8,7 @@
 static void *sink_main(void *arg)
 {
     unit_t *u = arg;
-    if (u->run.ops)
-        dm_sink_run(&u->run, &u->st);
-    else if (u->ice.conf)
-        dm_iceberg_sink_run(&u->ice, &u->st);
-    else
-        dm_file_sink_run(&u->sink, &u->st);
+    dm_sink_run(&u->run, &u->st);
     return NULL;
 }
 
@@ -191,52 +186,6 @@ static dm_err_t setup_runner_sink(dm_runtime_t *rt, unit_t *u, const dm_sink_ops
     return DM_OK;
 }
 
-/* ---- iceberg sinks ------------------------------------------------------------------ */
-
-/* The schema of a registry id, for an iceberg sink meeting a newer version.
- * Runs on the sink's thread. */
-static const dm_avro_schema_t *iceberg_schema(void *ctx, uint32_t id)
-{
-    unit_t *u = ctx;
-    if (!dm_runtime_lock_unless_stopping(u)) return NULL;
-    dm_error_t err = {0};
-    const dm_avro_schema_t *s = dm_runtime_schema_locked(u->rt, id, &err);
-    pthread_mutex_unlock(&u->rt->mu);
-    return s; /* parsed schemas live as long as the runtime */
-}
-
-static void start_iceberg_sink(dm_runtime_t *rt, unit_t *u, const json_t *settings,
-                               const json_t *key, const char *out_topic,
-                               const dm_avro_schema_t *out_schema, int64_t out_id)
-{
-    dm_error_t err = {0};
-    dm_config_defaults(&dm_iceberg_sink_config_table, &u->ice_conf, &err);
-    if (dm_config_apply_json(&dm_iceberg_sink_config_table, &u->ice_conf, settings, NULL, &err)) {
-        dm_config_free(&dm_iceberg_sink_config_table, &u->ice_conf);
-        dm_unit_set(&u->st, "failed", "%s", err.message);
-        return;
-    }
-    snprintf(u->topic, sizeof(u->topic), "%s", out_topic);
-    json_t *none = json_is_array(key) ? NULL : json_array(); /* a source without a key */
-    u->owned = json_deep_copy(none ? none : key);
-    json_decref(none);
-    size_t n = json_array_size(u->owned) < 16 ? json_array_size(u->owned) : 16;
-    for (size_t i = 0; i < n; i++)
-        u->ice_key[i] = json_string_value(json_array_get(u->owned, i));
-    u->ice = (dm_iceberg_sink_t){.transport = rt->t,
-                                 .topic = u->topic,
-                                 .partitions = dm_runtime_topic_partitions(rt, out_topic),
-                                 .group = u->group,
-                                 .schema = out_schema,
-                                 .schema_id = (uint32_t)out_id,
-                                 .key = u->ice_key,
-                                 .n_key = n,
-                                 .schema_lookup = iceberg_schema,
-                                 .schema_lookup_ctx = u,
-                                 .conf = &u->ice_conf};
-    dm_runtime_unit_start(u, sink_main);
-}
-
 /* ---- the plan compiler's view of the runtime ------------------------------------------ */
 
 static dm_err_t batch_schema(dm_runtime_plan_ctx_t *c, const char *subject, int64_t *id,
@@ -370,32 +319,18 @@ static void start_sink(dm_runtime_t *rt, const char *owner, plan_ref_t *ref,
     for (size_t i = 0; k->key && k->key[i]; i++)
         json_array_append_new(keys, json_string(k->key[i]));
     dm_error_t err = {0};
+    /* Every sink type runs on the common runner. */
     const dm_sink_ops_t *ops = dm_sink_ops_find(k->type);
-    if (ops) {
-        if (setup_runner_sink(rt, u, ops, k->settings, keys, plan->output, out_schema,
-                              plan->output_schema_id, plan->dead_letter, &err))
-            dm_unit_set(&u->st, "failed", "%s", err.message);
-        else
-            dm_runtime_unit_start(u, sink_main);
-    } else if (k->type && !strcmp(k->type, "iceberg")) {
-        start_iceberg_sink(rt, u, k->settings, keys, plan->output, out_schema,
-                           plan->output_schema_id);
+    if (!ops) {
+        char have[200];
+        dm_sink_types_available(have, sizeof(have));
+        dm_unit_set(&u->st, "failed", "sink type %s is not available (available: %s)",
+                    k->type ? k->type : "(none)", have);
+    } else if (setup_runner_sink(rt, u, ops, k->settings, keys, plan->output, out_schema,
+                                 plan->output_schema_id, plan->dead_letter, &err)) {
+        dm_unit_set(&u->st, "failed", "%s", err.message);
     } else {
-        dm_config_defaults(&dm_file_sink_config_table, &u->sink_conf, &err);
-        if (dm_config_apply_json(&dm_file_sink_config_table, &u->sink_conf, k->settings, NULL,
-                                 &err)) {
-            dm_unit_set(&u->st, "failed", "%s", err.message);
-        } else {
-            snprintf(u->topic, sizeof(u->topic), "%s", plan->output);
-            u->sink = (dm_file_sink_t){.transport = rt->t,
-                                       .topic = u->topic,
-                                       .partitions = dm_runtime_topic_partitions(rt, plan->output),
-                                       .group = u->group,
-                                       .schema = out_schema,
-                                       .schema_id = (uint32_t)plan->output_schema_id,
-                                       .conf = &u->sink_conf};
-            dm_runtime_unit_start(u, sink_main);
-        }
+        dm_runtime_unit_start(u, sink_main);
     }
     json_decref(keys);
 }
