@@ -7,6 +7,7 @@
 #define DM_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define DM_EXIT_OK     0
 #define DM_EXIT_FAILED 1
@@ -47,6 +48,13 @@ int dm_cmd_delete(int argc, char **argv);
 int dm_cmd_consume(int argc, char **argv);
 int dm_cmd_produce(int argc, char **argv);
 int dm_cmd_snapshot(int argc, char **argv); /* cli/cmd_snapshot.c */
+
+int dm_cmd_token(int argc, char **argv); /* cli/cmd_token.c */
+int dm_cmd_audit(int argc, char **argv); /* cli/cmd_audit.c */
+
+/* Milliseconds since the epoch as an ISO-8601 UTC time ("-" for 0) into out
+ * (cli/cmd_token.c). */
+void dm_cli_format_ms(long long ms, char *out, size_t cap);
 
 /* `datamesh schema register|check|list|show` (cli/cmd_schema_registry.c). */
 int dm_cmd_schema_registry(int argc, char **argv);
