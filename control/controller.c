@@ -272,6 +272,11 @@ uint16_t dm_controller_port(const dm_controller_t *c)
     return dm_http_server_port(c->http);
 }
 
+const dm_http_server_t *dm_controller_http(const dm_controller_t *c)
+{
+    return c->http;
+}
+
 void dm_controller_stop(dm_controller_t *c)
 {
     if (!c) return;

@@ -35,6 +35,10 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
 /* The HTTP port in use. */
 uint16_t dm_controller_port(const dm_controller_t *c);
 
+/* The controller's HTTP server (its routes are what tests enumerate). */
+struct dm_http_server;
+const struct dm_http_server *dm_controller_http(const dm_controller_t *c);
+
 /* Stops serving, releases the lock and frees the controller. */
 void dm_controller_stop(dm_controller_t *c);
 
