@@ -334,7 +334,7 @@ dm_err_t dm_auth_authenticate(dm_auth_t *a, const char *authorization, dm_princi
     OPENSSL_cleanse(token, sizeof(token));
     if (!hashed) return dm_error_set(err, DM_ERR_INTERNAL, "auth: cannot hash the token");
 
-    memset(out->token, 0, sizeof(out->token));
+    /* out is filled only on success: a refused request stays "-" in the audit log. */
     if (!strcmp(id, a->internal_id)) {
         if (!dm_auth_equal(hash, a->internal_hash, 64))
             return dm_error_set(err, DM_ERR_PERMISSION, "unknown or invalid token");
