@@ -135,8 +135,8 @@ static void on_apply(void *ctx, const dm_http_request_t *req, dm_http_response_t
     dm_principal_t *who = req->principal;
     bool dry = query_true(req, "dry_run");
     if (who && !who->detail[0] && !rc) {
-        size_t used =
-            (size_t)snprintf(who->detail, sizeof(who->detail), "%s", dry ? "dry-run apply" : "apply");
+        size_t used = (size_t)snprintf(who->detail, sizeof(who->detail), "%s",
+                                       dry ? "dry-run apply" : "apply");
         for (size_t i = 0; i < n && used < sizeof(who->detail); i++)
             used += (size_t)snprintf(who->detail + used, sizeof(who->detail) - used, "%s %s %s",
                                      i ? "," : "", dm_kind_name(specs[i].kind), specs[i].name);
