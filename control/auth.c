@@ -395,11 +395,13 @@ int64_t dm_auth_parse_duration(const char *text)
 dm_err_t dm_auth_bootstrap(dm_auth_t *a, const char *data_dir, dm_error_t *err)
 {
     if (!a->opt.enabled) return DM_OK;
-    int64_t n = 0;
-    dm_err_t rc = dm_store_token_count(a->store, &n, err);
+    int64_t n = 0, admins = 0;
+    dm_err_t rc = dm_store_token_count(a->store, NULL, dm_wall_ms(), &n, err);
+    if (!rc) rc = dm_store_token_count(a->store, "admin", dm_wall_ms(), &admins, err);
     if (rc) return rc;
-    if (n > 0) {
-        DM_INFO("auth", "tokens=%lld: authentication on", (long long)n);
+    if (admins > 0) {
+        DM_INFO("auth", "tokens=%lld admins=%lld: authentication on", (long long)n,
+                (long long)admins);
         return DM_OK;
     }
     char path[4200], token[TOKEN_LEN + 1];

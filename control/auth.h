@@ -110,9 +110,11 @@ bool dm_auth_enabled(const dm_auth_t *a);
  * no rule. Call after every route is added, before the server starts. */
 dm_err_t dm_auth_attach(dm_auth_t *a, dm_http_server_t *http, dm_error_t *err);
 
-/* With auth enabled and no token in the store yet: creates an admin token and
- * writes it to DATA_DIR/admin.token (mode 0600), logging the path, never the
- * token. Otherwise does nothing. */
+/* With auth enabled and no usable (unrevoked, unexpired) admin token in the
+ * store — the first start, or every admin token revoked or expired: creates an
+ * admin token and writes it to DATA_DIR/admin.token (mode 0600), logging the
+ * path, never the token. Otherwise does nothing. Whoever can read the data
+ * directory can change the store anyway, so this gives no one more power. */
 dm_err_t dm_auth_bootstrap(dm_auth_t *a, const char *data_dir, dm_error_t *err);
 
 /* A token the controller uses for its own calls to its API (the kafka sink's

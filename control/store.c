@@ -671,16 +671,21 @@ dm_err_t dm_store_token_touch(dm_store_t *s, const char *id, int64_t now_ms, dm_
                      "note token use", err);
 }
 
-dm_err_t dm_store_token_count(dm_store_t *s, int64_t *n, dm_error_t *err)
+dm_err_t dm_store_token_count(dm_store_t *s, const char *role, int64_t now_ms, int64_t *n,
+                              dm_error_t *err)
 {
     bool locked = lock(s);
     sqlite3_stmt *st;
     dm_err_t rc = DM_OK;
     *n = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM tokens WHERE revoked_ms = 0", -1, &st,
-                           NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT count(*) FROM tokens WHERE revoked_ms = 0 AND "
+                           "(expires_ms = 0 OR expires_ms > ?1) AND (?2 IS NULL OR role = ?2)",
+                           -1, &st, NULL) != SQLITE_OK) {
         rc = sql_fail(s, err, "count tokens");
     } else {
+        sqlite3_bind_int64(st, 1, now_ms);
+        if (role) sqlite3_bind_text(st, 2, role, -1, SQLITE_TRANSIENT);
         if (sqlite3_step(st) == SQLITE_ROW)
             *n = sqlite3_column_int64(st, 0);
         else

@@ -82,8 +82,9 @@ dm_err_t dm_store_token_revoke(dm_store_t *s, const char *id, int64_t now_ms, dm
 /* Records a use of the token at now_ms. */
 dm_err_t dm_store_token_touch(dm_store_t *s, const char *id, int64_t now_ms, dm_error_t *err);
 
-/* How many tokens are not revoked (expired ones count). */
-dm_err_t dm_store_token_count(dm_store_t *s, int64_t *n, dm_error_t *err);
+/* How many tokens of role (NULL: any) are usable at now_ms: not revoked, not expired. */
+dm_err_t dm_store_token_count(dm_store_t *s, const char *role, int64_t now_ms, int64_t *n,
+                              dm_error_t *err);
 
 /* ---- audit log ---- */
 

@@ -30,7 +30,8 @@ p2=$(dm_free_port)
 ipid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$p2/healthz" >/dev/null && break; sleep 0.05; done
 curl -fs "http://127.0.0.1:$p2/healthz" >/dev/null && ok insecure_allows_public || bad insecure_allows_public "$(cat "$data/open.log")"
-kill -TERM $ipid; wait $ipid
+kill -TERM $ipid; wait $ipid || bad insecure_clean_stop "$(tail -5 "$data/open.log")"
+grep -q Sanitizer "$data/open.log" && bad insecure_sanitizer "$(grep -A5 Sanitizer "$data/open.log")"
 
 # ---- first start with --auth ----
 start --auth
@@ -129,6 +130,17 @@ check audit_json 0 '"outcome": "ok"' -- "$bin" audit -o json -n 5
 check audit_unknown_token 0 '^[0-9TZ:-]+ +- +- +none +127\.0\.0\.1 +GET +/api/v1/sources +401 +denied +malformed token' -- "$bin" audit --outcome denied
 check audit_viewer_refused 1 'needs an admin' -- "$bin" audit --token "$VIEWER"
 
+# ---- hostile Authorization headers: answered, never a crash ----
+big=$(head -c 60000 /dev/zero | tr '\0' 'a')
+r=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $big" "$S/api/v1/sources")
+[[ $r == 401 || $r == 431 || $r == 413 || $r == 400 ]] && ok huge_token_refused || bad huge_token_refused "$r"
+r=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Basic $(head -c 3000 /dev/zero | tr '\0' 'A')" "$S/api/v1/sources")
+[[ $r == 401 ]] && ok huge_basic_refused || bad huge_basic_refused "$r"
+r=$(printf 'GET /api/v1/sources HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \x01\xff\x00zz\r\n\r\n' | timeout 5 python3 -c '
+import socket,sys; s=socket.create_connection(("127.0.0.1",'"$port"')); s.sendall(sys.stdin.buffer.read()); print(s.recv(100).decode(errors="replace").split("\r\n")[0])')
+[[ $r == 'HTTP/1.1 4'* ]] && ok binary_header_refused || bad binary_header_refused "$r"
+check alive_after_hostile 0 '"status":"ok"' -- curl -s "$S/healthz"
+
 # ---- tokens never in logs, answers or errors ----
 leaks=""
 for t in "$ADMIN" "$GROWTH" "$VIEWER" "$WEB" "$SHORT"; do
@@ -160,6 +172,7 @@ check tls_bad_key 1 'tls-key .*not a PEM file' -- "$bin" up --data "$data/x" --l
 check tls_half 1 '--tls-cert and --tls-key go together' -- "$bin" up --data "$data/x" --listen 127.0.0.1:0 --tls-cert "$data/cert.pem"
 kill -TERM $tpid; wait $tpid || bad tls_clean_stop "$(tail -5 "$data/tls.log")"
 grep -qF "$ADMIN" "$data/tls.log" && bad tls_log_no_token "leak" || ok tls_log_no_token
+grep -q Sanitizer "$data/tls.log" && bad tls_sanitizer "$(grep -A5 Sanitizer "$data/tls.log")"
 
 # ---- failed authentication is limited (last: it blocks 127.0.0.1 for a minute) ----
 start --auth

@@ -197,6 +197,62 @@ static void test_tokens_authenticate(void)
     dm_store_close(s);
 }
 
+/* Hostile Authorization values: random bytes, random mutations of a right token,
+ * under both schemes. Nothing crashes (ASan runs this), nothing but the right
+ * token passes, and no answer echoes what was sent. */
+static void test_hostile_headers(void)
+{
+    dm_store_t *s = open_store("hostile");
+    REQUIRE(s);
+    dm_error_t err = {0};
+    dm_auth_t *a = dm_auth_new(s, &(dm_auth_options_t){.enabled = true}, &err);
+    REQUIRE(a);
+    char tok[128];
+    dm_store_token_t row;
+    REQUIRE(dm_auth_token_create(a, "t", DM_ROLE_VIEWER, 0, NULL, tok, sizeof(tok), &row, &err) ==
+            DM_OK);
+    static const char *const schemes[] = {"Bearer ", "Basic ", "bearer ", "", "Basic x:"};
+    uint64_t x = 88172645463325252ull;
+    int passed = 0;
+    for (int i = 0; i < 20000; i++) {
+        char v[1200];
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        const char *scheme = schemes[x % 5];
+        size_t o = (size_t)snprintf(v, sizeof(v), "%s", scheme);
+        if (x % 3 == 0) {
+            /* A right token with one byte changed, cut or extended. */
+            o += (size_t)snprintf(v + o, sizeof(v) - o, "%s", tok);
+            size_t at = (x >> 8) % 81;
+            if ((x >> 20) % 3 == 0)
+                v[strlen(scheme) + at] = (char)(1 + (x >> 24) % 255);
+            else if ((x >> 20) % 3 == 1)
+                v[strlen(scheme) + at] = '\0';
+            else
+                snprintf(v + o, sizeof(v) - o, "%c", (char)('0' + (x >> 24) % 70));
+        } else {
+            size_t n = (x >> 8) % 1100;
+            for (size_t k = 0; k < n && o + 1 < sizeof(v); k++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                v[o++] = (char)(1 + x % 255);
+            }
+            v[o] = '\0';
+        }
+        dm_principal_t p = {0};
+        dm_error_t e = {0};
+        dm_err_t rc = dm_auth_authenticate(a, v, &p, &e);
+        CHECK(rc == DM_OK || rc == DM_ERR_PERMISSION || rc == DM_ERR_NOT_FOUND);
+        if (rc == DM_OK) {
+            passed++;
+            CHECK(strstr(v, tok) != NULL); /* only the right token, unchanged */
+        } else {
+            CHECK(strstr(e.message, tok) == NULL);
+        }
+    }
+    CHECK(passed < 20000);
+    dm_auth_free(a);
+    dm_store_close(s);
+}
+
 static void test_bootstrap_writes_admin_token(void)
 {
     dm_store_t *s = open_store("boot");
@@ -222,10 +278,18 @@ static void test_bootstrap_writes_admin_token(void)
     bearer(hdr, sizeof(hdr), tok);
     CHECK(dm_auth_authenticate(a, hdr, &p, &err) == DM_OK);
     CHECK_EQ_INT(p.role, DM_ROLE_ADMIN);
-    /* A second start does not make another. */
+    /* A second start does not make another, nor does a token of another role. */
     unlink(path);
     REQUIRE(dm_auth_bootstrap(a, sub, &err) == DM_OK);
     CHECK(access(path, F_OK) != 0);
+    /* Every admin token revoked: the next start writes a new one (no lock-out). */
+    char other[128];
+    dm_store_token_t orow;
+    REQUIRE(dm_auth_token_create(a, "t", DM_ROLE_EDITOR, 0, NULL, other, sizeof(other), &orow,
+                                 &err) == DM_OK);
+    REQUIRE(dm_store_token_revoke(s, p.token, dm_wall_ms(), &err) == DM_OK);
+    REQUIRE(dm_auth_bootstrap(a, sub, &err) == DM_OK);
+    CHECK(access(path, F_OK) == 0);
     dm_auth_free(a);
     dm_store_close(s);
 }
@@ -694,6 +758,7 @@ int main(void)
     RUN(test_equal_is_exact);
     RUN(test_parse_duration);
     RUN(test_tokens_authenticate);
+    RUN(test_hostile_headers);
     RUN(test_bootstrap_writes_admin_token);
     RUN(test_unruled_route_refused);
     RUN(test_failed_auth_rate_limited);
