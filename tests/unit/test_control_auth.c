@@ -20,6 +20,7 @@
 #include "control/store.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/redact.h"
 
 static char dir[] = "/tmp/dm-test-auth-XXXXXX";
 
@@ -249,6 +250,35 @@ static void test_hostile_headers(void)
         }
     }
     CHECK(passed < 20000);
+    dm_auth_free(a);
+    dm_store_close(s);
+}
+
+/* The controller hands its in-memory token to sinks inside the registry URL;
+ * sinks show URLs through dm_redact_dsn, which must mask it. */
+static void test_internal_token_redacted(void)
+{
+    dm_store_t *s = open_store("internal");
+    REQUIRE(s);
+    dm_error_t err = {0};
+    dm_auth_t *a = dm_auth_new(s, &(dm_auth_options_t){.enabled = true}, &err);
+    REQUIRE(a);
+    const char *tok = dm_auth_internal_token(a);
+    char url[300], shown[300], hdr[300];
+    snprintf(url, sizeof(url), "https://datamesh:%s@127.0.0.1:8080", tok);
+    dm_redact_dsn(url, shown, sizeof(shown));
+    CHECK(strstr(shown, tok) == NULL);
+    CHECK(strstr(shown, tok + 20) == NULL);
+    CHECK_CONTAINS(shown, "127.0.0.1:8080");
+    /* It authenticates as the controller itself, and is in no store. */
+    dm_principal_t p = {0};
+    bearer(hdr, sizeof(hdr), tok);
+    CHECK(dm_auth_authenticate(a, hdr, &p, &err) == DM_OK);
+    CHECK_STR_EQ(p.token, "internal");
+    CHECK_EQ_INT(p.role, DM_ROLE_ADMIN);
+    int64_t n = -1;
+    CHECK(dm_store_token_count(s, NULL, dm_wall_ms(), &n, &err) == DM_OK);
+    CHECK_EQ_INT(n, 0);
     dm_auth_free(a);
     dm_store_close(s);
 }
@@ -759,6 +789,7 @@ int main(void)
     RUN(test_parse_duration);
     RUN(test_tokens_authenticate);
     RUN(test_hostile_headers);
+    RUN(test_internal_token_redacted);
     RUN(test_bootstrap_writes_admin_token);
     RUN(test_unruled_route_refused);
     RUN(test_failed_auth_rate_limited);
