@@ -152,8 +152,8 @@ static char *read_pem(const char *path, const char *what, dm_error_t *err)
         return NULL;
     }
     char *text = calloc(1, 1 << 20);
-    size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
-    bool bad = !text || ferror(f) || !feof(f) || !strstr(text, "-----BEGIN ");
+    bool bad = !text || (fread(text, 1, (1 << 20) - 1, f), ferror(f)) || !feof(f) ||
+               !strstr(text, "-----BEGIN ");
     fclose(f);
     if (bad) {
         dm_error_set(err, DM_ERR_INVALID, "%s %s: not a PEM file (or larger than 1 MiB)", what,
@@ -161,7 +161,6 @@ static char *read_pem(const char *path, const char *what, dm_error_t *err)
         free(text);
         return NULL;
     }
-    (void)n;
     return text;
 }
 
