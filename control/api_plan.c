@@ -29,6 +29,9 @@ static json_t *one_plan(plan_api_t *api, const json_t *doc, const json_t *source
     json_t *out = json_pack("{s:s, s:o, s:s}", "pipeline", dm_spec_name(doc), "plan",
                             dm_api_redacted(plan), "explain", text ? text : "");
     free(text);
+    if (!out)
+        dm_error_set(err, DM_ERR_INTERNAL, "Pipeline %s: the plan is not valid JSON text",
+                     dm_spec_name(doc));
     return out;
 }
 
@@ -89,7 +92,9 @@ static void on_post_plan(void *ctx, const dm_http_request_t *req, dm_http_respon
         if (!kind || strcmp(kind, "Pipeline")) continue;
         json_t *p = one_plan(api, specs[i].doc, batch, batch_sinks, &err);
         if (!p) {
-            rc = err.code ? err.code : DM_ERR_INTERNAL;
+            rc = err.code ? err.code
+                          : dm_error_set(&err, DM_ERR_INTERNAL, "Pipeline %s: no plan",
+                                         dm_spec_name(specs[i].doc));
             break;
         }
         json_array_append_new(plans, p);

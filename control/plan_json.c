@@ -332,9 +332,10 @@ char *dm_plan_explain(const dm_pipeline_plan_t *plan)
         }
         if (!s->n_steps) put(&b, "      (none: records pass as they are)\n");
         if (s->state_topic) put(&b, "    state: %s (compacted)\n", s->state_topic);
-        char id[24];
+        char buf[24];
+        const char *id = id_text(s->output_schema_id, buf, sizeof(buf));
         put(&b, "    writes %s%s, schema id %s\n", s->output, s->writes_rekey ? " (re-keyed)" : "",
-            id_text(s->output_schema_id, id, sizeof(id)));
+            id);
         for (size_t k = 0; k < s->n_extra; k++)
             put(&b, "    route output %s, schema id %s\n", s->extra[k], id);
     }
