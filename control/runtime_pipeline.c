@@ -375,7 +375,7 @@ dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
             dm_plan_task_t *pt = calloc(1, sizeof(*pt));
             dm_error_t e = {0};
             if (!pt || dm_plan_task_config(plan, s, p, task_schema, rt, rt->data_dir, pt, &e)) {
-                dm_runtime_unit_failed(rt, owner, pt ? pt->name : "task",
+                dm_runtime_unit_failed(rt, owner, pt && pt->name ? pt->name : "task",
                                        pt ? e.message : "out of memory");
                 if (pt) dm_plan_task_release(pt);
                 free(pt);
