@@ -214,6 +214,10 @@ static dm_err_t env_register(void *ctx, const char *subject, const char *text, i
     /* A dry run: the id the registry has for this text under subject, else 0 (new). */
     *id = 0;
     dm_error_t e = {0};
+    int64_t latest = 0;
+    if (dm_schema_registry_get_version(c->rt->reg, subject, -1, &latest, NULL, NULL, &e) ==
+        DM_ERR_NOT_FOUND)
+        return DM_OK; /* a new subject: nothing to be compatible with */
     if (dm_schema_registry_lookup(c->rt->reg, subject, text, id, NULL, &e) == DM_OK) return DM_OK;
     *id = 0;
     dm_schema_compat_report_t report = {0};
