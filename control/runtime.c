@@ -253,6 +253,44 @@ bool dm_runtime_lock_unless_stopping(unit_t *u)
 
 /* ---- sync ------------------------------------------------------------------------- */
 
+/* Level-triggered: a pipeline starts as soon as what it reads exists; one
+ * that waits says why (status) and the reconciler tries again. A round may
+ * create the derived sources the next round's pipelines read. Lock held. */
+static void start_pipelines(dm_runtime_t *rt, const json_t *pipelines, const json_t *sources,
+                            const json_t *sinks)
+{
+    const char *n;
+    json_t *d;
+    for (bool progress = true; progress;) {
+        progress = false;
+        json_object_foreach((json_t *)pipelines, n, d)
+        {
+            char pk[200];
+            snprintf(pk, sizeof(pk), "Pipeline/%s", n);
+            if (json_object_get(rt->running, pk)) continue;
+            dm_error_t e = {0};
+            dm_err_t rc = dm_runtime_start_pipeline(rt, d, sources, sinks, &e);
+            if (rc == DM_ERR_AGAIN) {
+                json_t *was = json_object_get(rt->waiting, pk);
+                if (!was || strcmp(json_string_value(was), e.message))
+                    DM_INFO("control", "pipeline=%s: not started yet: %s", n, e.message);
+                json_object_set_new(rt->waiting, pk, json_string(e.message));
+                continue;
+            }
+            if (rc) DM_ERROR("control", "pipeline=%s: %s", n, e.message);
+            json_object_del(rt->waiting, pk);
+            json_object_set(rt->running, pk, d);
+            progress = true;
+        }
+    }
+    /* Forget the waits of pipelines that are gone. */
+    const char *wk;
+    json_t *wv;
+    void *tmp;
+    json_object_foreach_safe(rt->waiting, tmp, wk, wv) if (!json_object_get(pipelines, wk + 9))
+        json_object_del(rt->waiting, wk);
+}
+
 dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
 {
     /* The store's documents themselves (no copy per object: at 50,000 objects
@@ -340,37 +378,7 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
         if (!pending) break;
         dm_sleep_ms(20);
     }
-    /* Level-triggered: a pipeline starts as soon as what it reads exists; one
-     * that waits says why (status) and the reconciler tries again. A round
-     * may create the derived sources the next round's pipelines read. */
-    for (bool progress = true; progress;) {
-        progress = false;
-        json_object_foreach(pipelines, n, d)
-        {
-            char pk[200];
-            snprintf(pk, sizeof(pk), "Pipeline/%s", n);
-            if (json_object_get(rt->running, pk)) continue;
-            dm_error_t e = {0};
-            dm_err_t rc = dm_runtime_start_pipeline(rt, d, sources, sinks, &e);
-            if (rc == DM_ERR_AGAIN) {
-                json_t *was = json_object_get(rt->waiting, pk);
-                if (!was || strcmp(json_string_value(was), e.message))
-                    DM_INFO("control", "pipeline=%s: not started yet: %s", n, e.message);
-                json_object_set_new(rt->waiting, pk, json_string(e.message));
-                continue;
-            }
-            if (rc) DM_ERROR("control", "pipeline=%s: %s", n, e.message);
-            json_object_del(rt->waiting, pk);
-            json_object_set(rt->running, pk, d);
-            progress = true;
-        }
-    }
-    /* Forget the waits of pipelines that are gone. */
-    const char *wk;
-    json_t *wv;
-    void *tmp;
-    json_object_foreach_safe(rt->waiting, tmp, wk, wv) if (!json_object_get(pipelines, wk + 9))
-        json_object_del(rt->waiting, wk);
+    start_pipelines(rt, pipelines, sources, sinks);
     pthread_mutex_unlock(&rt->mu);
     json_decref(stale);
     json_decref(sources);
@@ -433,9 +441,26 @@ static void *reconcile_main(void *arg)
         pthread_mutex_lock(&rt->mu);
         bool waiting = json_object_size(rt->waiting) > 0;
         pthread_mutex_unlock(&rt->mu);
+        if (!waiting || atomic_load(&rt->stopping)) continue;
+        /* Only the waiting pipelines: what changed is the next apply's sync. */
+        json_t *sources = NULL, *pipelines = NULL, *sinks = NULL;
         dm_error_t err = {0};
-        if (waiting && !atomic_load(&rt->stopping) && dm_runtime_sync(rt, &err))
+        if (dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, &err) ||
+            dm_store_docs(rt->store, DM_KIND_PIPELINE, &pipelines, &err) ||
+            dm_store_docs(rt->store, DM_KIND_SINK, &sinks, &err)) {
             DM_WARN("control", "reconciler: %s", err.message);
+        } else {
+            sync_defers_topics = true;
+            pthread_mutex_lock(&rt->mu);
+            start_pipelines(rt, pipelines, sources, sinks);
+            pthread_mutex_unlock(&rt->mu);
+            sync_defers_topics = false;
+            if (rt->t && dm_transport_sync_topics(rt->t, &err))
+                DM_WARN("control", "reconciler: %s", err.message);
+        }
+        json_decref(sources);
+        json_decref(pipelines);
+        json_decref(sinks);
     }
     return NULL;
 }
