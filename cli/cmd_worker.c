@@ -180,10 +180,9 @@ static void *task_main(void *arg)
     wtask_t *w = arg;
     wpipe_t *p = w->stage->pipe;
     dm_error_t err = {0};
-    int64_t backoff = 100;
     while (!atomic_load(&w->st.stop)) {
         if (!tables_ready(p)) { /* enrich starts once its tables hold what their sources had */
-            dm_unit_set(&w->st, "starting", "waiting for the enrich tables to load");
+            dm_unit_set(&w->st, DM_UNIT_STARTING, "waiting for the enrich tables to load");
             if (dm_unit_sleep(&w->st, 50)) break;
             continue;
         }
@@ -193,11 +192,10 @@ static void *task_main(void *arg)
             w->configured = true;
         }
         if (!w->task && (!w->configured || dm_task_new(p->t, &w->pt.conf, &w->task, &err))) {
-            dm_unit_set(&w->st, "retrying", "%s", err.message);
-            if (dm_unit_sleep(&w->st, 1000)) break;
+            if (!dm_unit_retry(&w->st, &err, "%s: opening", w->name)) break;
             continue;
         }
-        dm_unit_set(&w->st, "running", NULL);
+        dm_unit_ok(&w->st);
         size_t n;
         dm_err_t rc = dm_task_step(w->task, 200, &n, &err);
         if (rc == DM_ERR_TRANSPORT_FENCED) {
@@ -207,17 +205,15 @@ static void *task_main(void *arg)
             dm_task_free(w->task);
             w->task = NULL;
         }
-        if (rc) {
-            dm_unit_set(&w->st, "retrying", "%s", err.message);
-            if (dm_unit_sleep(&w->st, backoff)) break;
-            if (backoff < 10000) backoff *= 2;
+        if (rc) { /* the failure policy (connectors/unit.h) */
+            if (!dm_unit_retry(&w->st, &err, "%s", w->name)) break;
             continue;
         }
-        backoff = 100;
+        dm_unit_ok(&w->st);
         atomic_store(&w->st.position, dm_task_position(w->task));
         atomic_store(&w->st.lag, dm_task_lag(w->task));
     }
-    dm_unit_set(&w->st, "stopped", NULL);
+    if (dm_unit_state(&w->st) != DM_UNIT_FAILED) dm_unit_set(&w->st, DM_UNIT_STOPPED, NULL);
     return NULL;
 }
 
@@ -238,7 +234,7 @@ static void task_start(wstage_t *s, int32_t partition)
     if (pthread_create(&w->th, NULL, task_main, w) == 0)
         w->started = true;
     else
-        dm_unit_set(&w->st, "failed", "cannot start a thread");
+        dm_unit_set(&w->st, DM_UNIT_FAILED, "cannot start a thread");
 }
 
 static void task_stop(wstage_t *s, int32_t partition)

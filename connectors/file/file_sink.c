@@ -134,7 +134,7 @@ void dm_file_sink_run(const dm_file_sink_t *s, dm_unit_status_t *status)
     int64_t backoff = 200;
     while (!atomic_load(&status->stop)) {
         if (!o.f && open_out(s, &o, &err)) {
-            dm_unit_set(status, "retrying", "%s", err.message);
+            dm_unit_set(status, DM_UNIT_RETRYING, "%s", err.message);
             if (dm_unit_sleep(status, backoff)) break;
             if (backoff < 10000) backoff *= 2;
             continue;
@@ -152,7 +152,7 @@ void dm_file_sink_run(const dm_file_sink_t *s, dm_unit_status_t *status)
             atomic_store(&status->lag, b.high_watermark - pos[p]);
         }
         if (rc) {
-            dm_unit_set(status, "retrying", "%s", err.message);
+            dm_unit_set(status, DM_UNIT_RETRYING, "%s", err.message);
             DM_WARN("sink", "topic=%s sink=file path=%s: %s", s->topic, s->conf->path, err.message);
             close_out(&o, NULL);
             if (dm_unit_sleep(status, backoff)) break;
@@ -160,7 +160,7 @@ void dm_file_sink_run(const dm_file_sink_t *s, dm_unit_status_t *status)
             continue;
         }
         backoff = 200;
-        dm_unit_set(status, "running", NULL);
+        dm_unit_set(status, DM_UNIT_RUNNING, NULL);
         if (o.bytes >= s->conf->roll_bytes || dm_wall_ms() - o.opened_ms >= s->conf->roll_ms) {
             close_out(&o, NULL);
             roll_aside(s->conf->path);
@@ -171,5 +171,5 @@ void dm_file_sink_run(const dm_file_sink_t *s, dm_unit_status_t *status)
     dm_buf_free(&line);
     dm_arena_destroy(&arena);
     free(pos);
-    dm_unit_set(status, "stopped", NULL);
+    dm_unit_set(status, DM_UNIT_STOPPED, NULL);
 }

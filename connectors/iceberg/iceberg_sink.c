@@ -1186,12 +1186,12 @@ void dm_iceberg_sink_run(const dm_iceberg_sink_t *s, dm_unit_status_t *status)
     while (!atomic_load(&status->stop)) {
         if (!started) {
             if (!k.pos || !k.committed) {
-                dm_unit_set(status, "failed", "iceberg: out of memory");
+                dm_unit_set(status, DM_UNIT_FAILED, "iceberg: out of memory");
                 break;
             }
             if (start(&k, &err)) {
                 bool config = err.code <= DM_ERR_CONFIG && err.code > DM_ERR_SCHEMA;
-                dm_unit_set(status, config ? "failed" : "retrying", "%s", err.message);
+                dm_unit_set(status, config ? DM_UNIT_FAILED : DM_UNIT_RETRYING, "%s", err.message);
                 DM_WARN("sink", "sink=iceberg table=%s: %s", s->conf->table, err.message);
                 dm_ice_sink_free(&k);
                 k = (sink_t){.s = s, .status = status};
@@ -1230,7 +1230,7 @@ void dm_iceberg_sink_run(const dm_iceberg_sink_t *s, dm_unit_status_t *status)
         if (!rc && due(&k)) rc = commit(&k, &err);
         if (rc) {
             /* Start the checkpoint over from what the table holds. */
-            dm_unit_set(status, "retrying", "%s", err.message);
+            dm_unit_set(status, DM_UNIT_RETRYING, "%s", err.message);
             DM_WARN("sink", "sink=iceberg table=%s: %s", s->conf->table, err.message);
             dm_ice_sink_discard_files(&k);
             discard(&k);
@@ -1244,12 +1244,12 @@ void dm_iceberg_sink_run(const dm_iceberg_sink_t *s, dm_unit_status_t *status)
             continue;
         }
         backoff = 200;
-        dm_unit_set(status, "running", NULL);
+        dm_unit_set(status, DM_UNIT_RUNNING, NULL);
     }
     /* A clean stop commits what it has, so nothing is read twice. */
     if (started && k.pending && commit(&k, &err))
         DM_WARN("sink", "sink=iceberg table=%s: final commit: %s", s->conf->table, err.message);
     dm_transport_batch_free(s->transport, &b);
     dm_ice_sink_free(&k);
-    if (strcmp(status->state, "failed")) dm_unit_set(status, "stopped", NULL);
+    if (dm_unit_state(status) != DM_UNIT_FAILED) dm_unit_set(status, DM_UNIT_STOPPED, NULL);
 }

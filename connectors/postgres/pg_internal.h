@@ -108,6 +108,7 @@ struct dm_pg_source {
 };
 
 /* pg_source.c */
+
 dm_err_t dm_pg_exec(dm_pg_source_t *src, const char *what, PGresult **out, const char *sql, int n,
                     const char *const *params, dm_error_t *err);
 int dm_pg_table_index(dm_pg_source_t *src, const char *qualified);

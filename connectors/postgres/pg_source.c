@@ -80,9 +80,10 @@ dm_err_t dm_pg_exec(dm_pg_source_t *src, const char *what, PGresult **out, const
     char msg[400];
     result_message(src->q, r, msg, sizeof(msg));
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    dm_err_t code = state && !strcmp(state, "42501")    ? DM_ERR_PERMISSION
-                    : PQstatus(src->q) != CONNECTION_OK ? DM_ERR_AGAIN
-                                                        : DM_ERR_CONNECTOR;
+    dm_err_t code = state && !strcmp(state, "42501") ? DM_ERR_PERMISSION
+                    : PQstatus(src->q) != CONNECTION_OK || dm_pg_sqlstate_transient(state)
+                        ? DM_ERR_AGAIN
+                        : DM_ERR_CONNECTOR;
     PQclear(r);
     return dm_error_set(err, code, "%s: %s", what, msg);
 }
@@ -143,8 +144,9 @@ static dm_err_t read_password(dm_pg_source_t *src, dm_error_t *err)
     } else if (c->password_file && *c->password_file) {
         FILE *f = fopen(c->password_file, "r");
         if (!f)
-            return dm_error_set(err, DM_ERR_IO, "source %s: cannot read password_file %s: %s",
-                                src->name, c->password_file, strerror(errno));
+            return dm_error_set_retriable(err, DM_ERR_IO,
+                                          "source %s: cannot read password_file %s: %s", src->name,
+                                          c->password_file, strerror(errno));
         char line[1024] = "";
         if (!fgets(line, sizeof(line), f)) line[0] = '\0';
         fclose(f);
@@ -547,9 +549,14 @@ static dm_err_t ensure_slot(dm_pg_source_t *src, bool *created, dm_error_t *err)
         result_message(src->repl, r, msg, sizeof(msg));
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         bool perm = state && !strcmp(state, "42501");
+        bool again =
+            !perm && (dm_pg_sqlstate_transient(state) || PQstatus(src->repl) != CONNECTION_OK);
         PQclear(r);
         return dm_error_set(
-            err, perm ? DM_ERR_PERMISSION : DM_ERR_CONNECTOR,
+            err,
+            perm    ? DM_ERR_PERMISSION
+            : again ? DM_ERR_AGAIN
+                    : DM_ERR_CONNECTOR,
             "source %s: creating replication slot %s%s: %s", src->name, src->conf->slot,
             perm ? " needs the REPLICATION attribute (ALTER ROLE … REPLICATION)" : "", msg);
     }
@@ -1131,7 +1138,7 @@ static dm_err_t session(dm_pg_source_t *src, bool *streamed, dm_error_t *err)
     dm_err_t rc = setup(src, err);
     if (rc) return rc;
     *streamed = true;
-    dm_unit_set(src->status, "running", NULL);
+    dm_unit_set(src->status, DM_UNIT_RUNNING, NULL);
     DM_INFO("connector", "source=%s connector=postgres: streaming %d table(s) from slot %s",
             src->name, src->n_tables, src->conf->slot);
     src->last_heartbeat_ns = 0;
@@ -1168,21 +1175,21 @@ static dm_err_t session(dm_pg_source_t *src, bool *streamed, dm_error_t *err)
 void dm_pg_source_run(dm_pg_source_t *src, dm_unit_status_t *status)
 {
     src->status = status;
-    int64_t backoff = 250;
+    dm_unit_backoff(status, 250, 30000);
     while (!atomic_load(&status->stop)) {
         dm_error_t err = {0};
         bool streamed = false;
         dm_err_t rc = session(src, &streamed, &err);
         session_end(src);
         if (!rc || atomic_load(&status->stop)) break;
-        if (streamed) backoff = 250;
-        bool fatal = rc == DM_ERR_PERMISSION || rc == DM_ERR_CONFIG;
-        dm_unit_set(status, fatal ? "failed" : "retrying", "%s", err.message);
-        DM_WARN("connector", "%s; retrying in %lld ms", err.message, (long long)backoff);
-        if (dm_unit_sleep(status, fatal ? 5000 : backoff)) break;
-        if (backoff < 30000) backoff *= 2;
+        if (streamed) status->backoff_ms = 0; /* it ran: the backoff starts over */
+        /* The failure policy (connectors/unit.h): a server down or restarting,
+         * a connection lost, a slot in use are retried; a missing privilege,
+         * table or setting is not (the status names it; the source starts
+         * again when its spec changes). */
+        if (!dm_unit_retry(status, &err, NULL)) break;
     }
-    dm_unit_set(status, "stopped", NULL);
+    if (dm_unit_state(status) != DM_UNIT_FAILED) dm_unit_set(status, DM_UNIT_STOPPED, NULL);
 }
 
 /* ---- life and the API -------------------------------------------------------------------- */
