@@ -192,7 +192,7 @@ static void *task_main(void *arg)
             w->configured = true;
         }
         if (!w->task && (!w->configured || dm_task_new(p->t, &w->pt.conf, &w->task, &err))) {
-            if (!dm_unit_retry(&w->st, &err, "%s: opening", w->name)) break;
+            if (!dm_unit_retry(&w->st, &err, "opening")) break;
             continue;
         }
         dm_unit_ok(&w->st);
@@ -206,7 +206,7 @@ static void *task_main(void *arg)
             w->task = NULL;
         }
         if (rc) { /* the failure policy (connectors/unit.h) */
-            if (!dm_unit_retry(&w->st, &err, "%s", w->name)) break;
+            if (!dm_unit_retry(&w->st, &err, NULL)) break;
             continue;
         }
         dm_unit_ok(&w->st);
@@ -229,6 +229,7 @@ static void task_start(wstage_t *s, int32_t partition)
     else
         snprintf(w->name, sizeof(w->name), "%s/%s/task/%d", s->pipe->name, ps->name, partition);
     dm_unit_init(&w->st);
+    dm_unit_name(&w->st, w->name);
     w->next = s->tasks;
     s->tasks = w;
     if (pthread_create(&w->th, NULL, task_main, w) == 0)

@@ -31,6 +31,11 @@ void dm_unit_init(dm_unit_status_t *s)
     s->backoff_max_ms = DM_UNIT_BACKOFF_MAX_MS;
 }
 
+void dm_unit_name(dm_unit_status_t *s, const char *name)
+{
+    snprintf(s->name, sizeof(s->name), "%s", name);
+}
+
 void dm_unit_destroy(dm_unit_status_t *s)
 {
     pthread_mutex_destroy(&s->mu);
@@ -104,14 +109,15 @@ static int64_t failure_v(dm_unit_status_t *s, const dm_error_t *err, const char 
     const char *msg = err && err->message[0] ? err->message : "unknown error";
     if (!dm_unit_should_retry(err)) {
         dm_unit_set(s, DM_UNIT_FAILED, "%s%s%s", prefix, sep, msg);
-        DM_ERROR("unit", "%s%s%s; stopped (%s)", prefix, sep, msg,
-                 err && err->fatal ? "fatal" : "retrying cannot help");
+        DM_ERROR("unit", "unit=%s: %s%s%s; stopped (%s)", s->name[0] ? s->name : "-", prefix, sep,
+                 msg, err && err->fatal ? "fatal" : "retrying cannot help");
         return -1;
     }
     int64_t wait = s->backoff_ms ? s->backoff_ms : s->backoff_min_ms;
     s->backoff_ms = wait * 2 > s->backoff_max_ms ? s->backoff_max_ms : wait * 2;
     dm_unit_set(s, DM_UNIT_RETRYING, "%s%s%s", prefix, sep, msg);
-    DM_WARN("unit", "%s%s%s; retrying in %lld ms", prefix, sep, msg, (long long)wait);
+    DM_WARN("unit", "unit=%s: %s%s%s; retrying in %lld ms", s->name[0] ? s->name : "-", prefix, sep,
+            msg, (long long)wait);
     return wait;
 }
 

@@ -56,6 +56,7 @@ typedef struct dm_unit_status {
     _Atomic int64_t position; /* records produced / next offset read */
     _Atomic int64_t lag;      /* records behind the input's end, when known */
     _Atomic bool stop;        /* set by the runtime: finish the current step and return */
+    char name[200];           /* for logs: "p/task/0" (dm_unit_name; empty until set) */
     /* the failure policy (the unit's thread only) */
     int64_t backoff_min_ms, backoff_max_ms;
     int64_t backoff_ms; /* the next wait; 0 after a success */
@@ -68,6 +69,10 @@ const char *dm_unit_state_name(dm_unit_state_t state);
 /* Initialises s: "starting", no error, the default backoff bounds. */
 void dm_unit_init(dm_unit_status_t *s);
 void dm_unit_destroy(dm_unit_status_t *s);
+
+/* Names the unit in the policy's log lines (the runtime does, before the
+ * unit's thread starts). */
+void dm_unit_name(dm_unit_status_t *s, const char *name);
 
 /* Sets the state and (printf-style, may be NULL) the error. Any thread. */
 void dm_unit_set(dm_unit_status_t *s, dm_unit_state_t state, const char *fmt, ...)

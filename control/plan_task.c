@@ -121,7 +121,7 @@ void dm_plan_table_follow(dm_table_t *table, dm_transport_t *t, const char *topi
         for (int32_t p = 0; p < partitions && !atomic_load(&st->stop); p++) {
             if (dm_transport_fetch(t, topic, p, pos[p], 1 << 20, partitions == 1 ? 200 : 50, &b,
                                    &err)) {
-                failed = !dm_unit_retry(st, &err, "%s: reading %s/%d", name, topic, p);
+                failed = !dm_unit_retry(st, &err, "reading %s/%d", topic, p);
                 lag = -1; /* not known this round */
                 break;
             }

@@ -165,6 +165,7 @@ unit_t *dm_runtime_unit_new(dm_runtime_t *rt, unit_kind_t kind, const char *owne
     snprintf(u->owner, sizeof(u->owner), "%s", owner);
     snprintf(u->name, sizeof(u->name), "%s", name);
     dm_unit_init(&u->st);
+    dm_unit_name(&u->st, u->name);
     u->next = rt->units;
     rt->units = u;
     size_t slot = owner_slot(u->owner);

@@ -34,7 +34,7 @@ dm_job_next_t dm_runtime_task_step(void *arg, dm_job_wait_t *w)
         }
     size_t n = 0;
     if (dm_task_step(u->task, 0, &n, &err)) { /* the failure policy (connectors/unit.h) */
-        w->sleep_ms = dm_unit_failure(&u->st, &err, "%s", u->name);
+        w->sleep_ms = dm_unit_failure(&u->st, &err, NULL);
         return w->sleep_ms < 0 ? DM_JOB_DONE : DM_JOB_SLEEP;
     }
     dm_unit_ok(&u->st);
