@@ -394,8 +394,9 @@ static void report(worker_t *wk)
     json_t *units = json_array();
     for (wpipe_t *p = wk->pipes; p; p = p->next) {
         if (p->error[0])
-            json_array_append_new(units, json_pack("{s:s, s:s, s:s}", "name", p->name, "state",
-                                                   "failed", "error", p->error));
+            json_array_append_new(units,
+                                  json_pack("{s:s, s:s, s:s}", "name", p->name, "state",
+                                            dm_unit_state_name(DM_UNIT_FAILED), "error", p->error));
         for (size_t k = 0; p->stages && p->plan && k < p->plan->n_stages; k++)
             for (wtask_t *w = p->stages[k].tasks; w; w = w->next) {
                 char state[32], error[512];
