@@ -78,9 +78,11 @@ dm_err_t dm_client_call(const char *server, const char *method, const char *path
     CURLcode cc = curl_easy_perform(c);
     dm_err_t rc = DM_OK;
     if (cc != CURLE_OK) {
-        rc = dm_error_set(err, cc == CURLE_OPERATION_TIMEDOUT ? DM_ERR_TIMEOUT : DM_ERR_IO,
-                          "cannot reach the controller at %s: %s%s", server, curl_easy_strerror(cc),
-                          cc == CURLE_COULDNT_CONNECT ? " (is `datamesh up` running?)" : "");
+        /* retriable: a controller restarting comes back (a worker waits for it) */
+        rc = dm_error_set_retriable(
+            err, cc == CURLE_OPERATION_TIMEDOUT ? DM_ERR_TIMEOUT : DM_ERR_IO,
+            "cannot reach the controller at %s: %s%s", server, curl_easy_strerror(cc),
+            cc == CURLE_COULDNT_CONNECT ? " (is `datamesh up` running?)" : "");
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
         json_error_t jerr;
@@ -99,6 +101,7 @@ dm_err_t dm_client_call(const char *server, const char *method, const char *path
                               *status == 401 && !client_token
                                   ? " (no token given: --token or $DATAMESH_TOKEN)"
                                   : "");
+            if (err && (*status >= 500 || *status == 429)) err->retriable = true;
             json_decref(*out);
             *out = NULL;
         }

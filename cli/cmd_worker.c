@@ -180,10 +180,9 @@ static void *task_main(void *arg)
     wtask_t *w = arg;
     wpipe_t *p = w->stage->pipe;
     dm_error_t err = {0};
-    int64_t backoff = 100;
     while (!atomic_load(&w->st.stop)) {
         if (!tables_ready(p)) { /* enrich starts once its tables hold what their sources had */
-            dm_unit_set(&w->st, "starting", "waiting for the enrich tables to load");
+            dm_unit_set(&w->st, DM_UNIT_STARTING, "waiting for the enrich tables to load");
             if (dm_unit_sleep(&w->st, 50)) break;
             continue;
         }
@@ -197,11 +196,10 @@ static void *task_main(void *arg)
             }
         }
         if (!w->task && (!w->configured || dm_task_new(p->t, &w->pt.conf, &w->task, &err))) {
-            dm_unit_set(&w->st, "retrying", "%s", err.message);
-            if (dm_unit_sleep(&w->st, 1000)) break;
+            if (!dm_unit_retry(&w->st, &err, "opening")) break;
             continue;
         }
-        dm_unit_set(&w->st, "running", NULL);
+        dm_unit_ok(&w->st);
         size_t n;
         dm_err_t rc = dm_task_step(w->task, 200, &n, &err);
         if (rc == DM_ERR_TRANSPORT_FENCED) {
@@ -211,17 +209,15 @@ static void *task_main(void *arg)
             dm_task_free(w->task);
             w->task = NULL;
         }
-        if (rc) {
-            dm_unit_set(&w->st, "retrying", "%s", err.message);
-            if (dm_unit_sleep(&w->st, backoff)) break;
-            if (backoff < 10000) backoff *= 2;
+        if (rc) { /* the failure policy (connectors/unit.h) */
+            if (!dm_unit_retry(&w->st, &err, NULL)) break;
             continue;
         }
-        backoff = 100;
+        dm_unit_ok(&w->st);
         atomic_store(&w->st.position, dm_task_position(w->task));
         atomic_store(&w->st.lag, dm_task_lag(w->task));
     }
-    dm_unit_set(&w->st, "stopped", NULL);
+    if (dm_unit_state(&w->st) != DM_UNIT_FAILED) dm_unit_set(&w->st, DM_UNIT_STOPPED, NULL);
     return NULL;
 }
 
@@ -237,12 +233,13 @@ static void task_start(wstage_t *s, int32_t partition)
     else
         snprintf(w->name, sizeof(w->name), "%s/%s/task/%d", s->pipe->name, ps->name, partition);
     dm_unit_init(&w->st);
+    dm_unit_name(&w->st, w->name);
     w->next = s->tasks;
     s->tasks = w;
     if (pthread_create(&w->th, NULL, task_main, w) == 0)
         w->started = true;
     else
-        dm_unit_set(&w->st, "failed", "cannot start a thread");
+        dm_unit_set(&w->st, DM_UNIT_FAILED, "cannot start a thread");
 }
 
 static void task_stop(wstage_t *s, int32_t partition)
@@ -401,8 +398,9 @@ static void report(worker_t *wk)
     json_t *units = json_array();
     for (wpipe_t *p = wk->pipes; p; p = p->next) {
         if (p->error[0])
-            json_array_append_new(units, json_pack("{s:s, s:s, s:s}", "name", p->name, "state",
-                                                   "failed", "error", p->error));
+            json_array_append_new(units,
+                                  json_pack("{s:s, s:s, s:s}", "name", p->name, "state",
+                                            dm_unit_state_name(DM_UNIT_FAILED), "error", p->error));
         for (size_t k = 0; p->stages && p->plan && k < p->plan->n_stages; k++)
             for (wtask_t *w = p->stages[k].tasks; w; w = w->next) {
                 char state[32], error[512];

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "core/clock.h"
-#include "core/hash.h"
 #include "engine/task.h"
 #include "schema/wire.h"
 
@@ -16,7 +15,9 @@ void dm_emit_init(dm_emit_t *e)
     e->start = NULL;
     e->ts = NULL;
     e->dead = NULL;
+    e->dead_hdrs = NULL;
     e->round_robin = 0;
+    dm_txn_builder_init(&e->txn, e->t);
 }
 
 static dm_err_t grow(dm_emit_t *e, dm_error_t *err)
@@ -79,8 +80,10 @@ dm_err_t dm_emit_dead(dm_emit_t *e, const void *raw, size_t len, const char *rea
     if (e->n_dead == e->cap_dead) {
         size_t cap = e->cap_dead ? e->cap_dead * 2 : 16;
         size_t *d = realloc(e->dead, cap * 4 * sizeof(size_t));
-        if (!d) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-        e->dead = d;
+        if (d) e->dead = d;
+        dm_record_header_t *h = realloc(e->dead_hdrs, cap * 2 * sizeof(*h));
+        if (h) e->dead_hdrs = h;
+        if (!d || !h) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         e->cap_dead = cap;
     }
     size_t *d = &e->dead[e->n_dead * 4];
@@ -104,90 +107,67 @@ size_t dm_emit_pending(const dm_emit_t *e)
     return e->n + e->n_dead;
 }
 
-static int32_t partition_of(dm_emit_t *e, const dm_record_t *r)
+/* Adds the pending records to the transaction: keyed ones by key hash,
+ * keyless ones spread round-robin. */
+static dm_err_t add_records(dm_emit_t *e, dm_error_t *err)
 {
-    if (e->partitions <= 1) return 0;
-    if (r->key_len > 0)
-        return (int32_t)(dm_hash64(r->key, (size_t)r->key_len) % (uint64_t)e->partitions);
-    return (int32_t)(e->round_robin++ % (uint64_t)e->partitions);
-}
-
-/* Produces the pending records, grouped by partition, into txn. */
-static dm_err_t produce_records(dm_emit_t *e, dm_transport_txn_t *txn, dm_error_t *err)
-{
-    dm_record_t *recs = calloc(e->n ? e->n : 1, sizeof(*recs));
-    int32_t *part = calloc(e->n ? e->n : 1, sizeof(*part));
-    dm_record_t *group = calloc(e->n ? e->n : 1, sizeof(*group));
-    dm_err_t rc = recs && part && group ? DM_OK : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    if (!e->n) return DM_OK;
+    int topic;
+    dm_err_t rc =
+        dm_txn_builder_topic(&e->txn, e->topic, e->partitions > 0 ? e->partitions : 1, &topic, err);
     for (size_t i = 0; i < e->n && !rc; i++) {
         const size_t *s = &e->start[i * 3];
-        recs[i] = (dm_record_t){.timestamp = e->ts[i],
-                                .key = s[1] > s[0] ? e->bytes.data + s[0] : NULL,
-                                .key_len = s[1] > s[0] ? (int32_t)(s[1] - s[0]) : -1,
-                                .value = e->bytes.data + s[1],
-                                .value_len = (int32_t)(s[2] - s[1])};
-        part[i] = partition_of(e, &recs[i]);
+        dm_record_t r = {.timestamp = e->ts[i],
+                         .key = s[1] > s[0] ? e->bytes.data + s[0] : NULL,
+                         .key_len = s[1] > s[0] ? (int32_t)(s[1] - s[0]) : -1,
+                         .value = e->bytes.data + s[1],
+                         .value_len = (int32_t)(s[2] - s[1])};
+        int32_t keyless = 0;
+        if (e->partitions > 1 && r.key_len <= 0)
+            keyless = (int32_t)(e->round_robin++ % (uint64_t)e->partitions);
+        rc = dm_txn_builder_add_keyed(&e->txn, topic, &r, keyless, err);
     }
-    for (int32_t p = 0; p < e->partitions && !rc; p++) {
-        size_t k = 0;
-        for (size_t i = 0; i < e->n; i++)
-            if (part[i] == p) group[k++] = recs[i];
-        if (k) rc = dm_transport_txn_produce(txn, e->topic, p, group, k, err);
-    }
-    free(recs);
-    free(part);
-    free(group);
     return rc;
 }
 
-static dm_err_t produce_dead(dm_emit_t *e, dm_transport_txn_t *txn, dm_error_t *err)
+/* Adds the dead letters (partition 0 of the dead-letter topic) with the
+ * reason and where each came from in headers. */
+static dm_err_t add_dead(dm_emit_t *e, dm_error_t *err)
 {
     if (!e->n_dead) return DM_OK;
-    dm_record_t *recs = calloc(e->n_dead, sizeof(*recs));
-    dm_record_header_t *h = calloc(e->n_dead * 2, sizeof(*h));
-    if (!recs || !h) {
-        free(recs);
-        free(h);
-        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    }
+    int topic;
+    dm_err_t rc = dm_txn_builder_topic(&e->txn, e->dead_letter_topic, 1, &topic, err);
     int64_t now = dm_wall_ms();
-    for (size_t i = 0; i < e->n_dead; i++) {
+    for (size_t i = 0; i < e->n_dead && !rc; i++) {
         const size_t *d = &e->dead[i * 4];
-        h[i * 2] = (dm_record_header_t){DM_DLQ_REASON, (uint32_t)strlen(DM_DLQ_REASON),
-                                        e->bytes.data + d[1], (int32_t)(d[2] - d[1])};
-        h[i * 2 + 1] = (dm_record_header_t){DM_DLQ_SOURCE, (uint32_t)strlen(DM_DLQ_SOURCE),
-                                            e->bytes.data + d[2], (int32_t)(d[3] - d[2])};
-        recs[i] = (dm_record_t){.timestamp = now,
-                                .key_len = -1,
-                                .value = e->bytes.data + d[0],
-                                .value_len = (int32_t)(d[1] - d[0]),
-                                .headers = &h[i * 2],
-                                .n_headers = 2};
+        dm_record_header_t *h = &e->dead_hdrs[i * 2];
+        h[0] = (dm_record_header_t){DM_DLQ_REASON, (uint32_t)strlen(DM_DLQ_REASON),
+                                    e->bytes.data + d[1], (int32_t)(d[2] - d[1])};
+        h[1] = (dm_record_header_t){DM_DLQ_SOURCE, (uint32_t)strlen(DM_DLQ_SOURCE),
+                                    e->bytes.data + d[2], (int32_t)(d[3] - d[2])};
+        dm_record_t r = {.timestamp = now,
+                         .key_len = -1,
+                         .value = e->bytes.data + d[0],
+                         .value_len = (int32_t)(d[1] - d[0]),
+                         .headers = h,
+                         .n_headers = 2};
+        rc = dm_txn_builder_add(&e->txn, topic, 0, &r, err);
     }
-    dm_err_t rc = dm_transport_txn_produce(txn, e->dead_letter_topic, 0, recs, e->n_dead, err);
-    free(recs);
-    free(h);
     return rc;
 }
 
 dm_err_t dm_emit_commit(dm_emit_t *e, const char *group, int64_t position, dm_error_t *err)
 {
     if (!dm_emit_pending(e) && !group) return DM_OK;
-    dm_transport_txn_t *txn = NULL;
     uint64_t rr = e->round_robin;
-    dm_err_t rc = dm_transport_txn_begin(e->t, &txn, err);
-    if (!rc) rc = produce_records(e, txn, err);
-    if (!rc) rc = produce_dead(e, txn, err);
-    if (!rc && group) {
-        dm_tp_offset_t pos = {e->topic, 0, position};
-        rc = dm_transport_txn_offsets(txn, group, &pos, 1, err);
-    }
-    if (txn) {
-        if (rc)
-            dm_transport_txn_abort(txn);
-        else
-            rc = dm_transport_txn_commit(txn, err);
-    }
+    dm_tp_offset_t pos = {e->topic, 0, position};
+    dm_err_t rc = add_records(e, err);
+    if (!rc) rc = add_dead(e, err);
+    if (!rc && group) rc = dm_txn_builder_offsets(&e->txn, group, &pos, 1, err);
+    if (!rc)
+        rc = dm_txn_builder_commit(&e->txn, err);
+    else
+        dm_txn_builder_clear(&e->txn);
     if (rc) {
         e->round_robin = rr; /* a retry spreads the same way */
         return rc;
@@ -208,5 +188,7 @@ void dm_emit_free(dm_emit_t *e)
     free(e->start);
     free(e->ts);
     free(e->dead);
+    free(e->dead_hdrs);
+    dm_txn_builder_destroy(&e->txn);
     dm_emit_init(e);
 }

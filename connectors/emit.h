@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "schema/dm_avro.h"
 #include "transport/transport.h"
+#include "transport/txn_builder.h"
 
 /* Header names on a source's dead letters (beside the engine's dm.error.reason). */
 #define DM_DLQ_SOURCE "dm.source.position" /* "path:line" or "path#record" */
@@ -35,10 +36,12 @@ typedef struct dm_emit {
     int64_t *ts;
     size_t *dead; /* per dead letter: payload start, end, reason start, where start, end */
     uint64_t round_robin;
+    dm_txn_builder_t txn;          /* the commit's transaction, memory reused */
+    dm_record_header_t *dead_hdrs; /* two per dead letter, cap_dead of them */
 } dm_emit_t;
 
-/* Sets up e with the fields above filled by the caller (bytes and lists are
- * initialised here). */
+/* Sets up e with the fields above filled by the caller (bytes, lists and the
+ * transaction builder are initialised here; e->t must be set). */
 void dm_emit_init(dm_emit_t *e);
 
 /* Adds one record (v conforms to e->schema); ts in ms since the epoch, 0 = now. */
@@ -61,6 +64,7 @@ dm_err_t dm_emit_commit(dm_emit_t *e, const char *group, int64_t position, dm_er
 /* Drops what is pending. */
 void dm_emit_clear(dm_emit_t *e);
 
+/* Releases what e holds (pending records are dropped); e may be set up again. */
 void dm_emit_free(dm_emit_t *e);
 
 #endif

@@ -23,11 +23,15 @@ dm_err_t dm_sink_read_secret(const char *env, const char *file, char *out, size_
     out[0] = '\0';
     if (env) {
         const char *v = getenv(env);
-        if (!v) return dm_error_set(err, DM_ERR_CONFIG, "environment variable %s is not set", env);
+        if (!v) /* retriable: a secret may be provided after the sink started */
+            return dm_error_set_retriable(err, DM_ERR_CONFIG, "environment variable %s is not set",
+                                          env);
         snprintf(out, cap, "%s", v);
     } else if (file) {
         FILE *f = fopen(file, "r");
-        if (!f) return dm_error_set(err, DM_ERR_IO, "cannot read %s: %s", file, strerror(errno));
+        if (!f)
+            return dm_error_set_retriable(err, DM_ERR_IO, "cannot read %s: %s", file,
+                                          strerror(errno));
         if (!fgets(out, (int)cap, f)) out[0] = '\0';
         fclose(f);
         out[strcspn(out, "\r\n")] = '\0';
@@ -489,12 +493,20 @@ static void open_metrics(runner_t *r)
                              labels, bounds, sizeof(bounds) / sizeof(bounds[0]), 1e6);
 }
 
-/* Sets "retrying" with the destination's words (secrets out) and waits. */
+/* The failure policy (connectors/unit.h) with the destination's words
+ * (secrets out): "retrying" and a wait, or "failed" when retrying cannot
+ * help. True: stop (failed, or stopped while waiting). */
 static bool retry_wait(runner_t *r, const char *what, const dm_error_t *err, int64_t *backoff)
 {
     char clean[DM_ERROR_MSG_MAX + 64];
     dm_redact_dsn(err->message, clean, sizeof(clean));
-    dm_unit_set(r->status, "retrying", "%s: %s", what, clean);
+    if (!dm_unit_should_retry(err)) {
+        dm_unit_set(r->status, DM_UNIT_FAILED, "%s: %s", what, clean);
+        DM_ERROR("sink", "%s sink=%s: %s: %s; stopped (retrying cannot help)", r->label,
+                 r->c->ops->name, what, clean);
+        return true;
+    }
+    dm_unit_set(r->status, DM_UNIT_RETRYING, "%s: %s", what, clean);
     r->running = false;
     DM_WARN("sink", "%s sink=%s: %s: %s; retrying in %lld ms", r->label, r->c->ops->name, what,
             clean, (long long)*backoff);
@@ -647,7 +659,7 @@ static bool open_sink(runner_t *r)
         if (err.fatal) {
             char clean[DM_ERROR_MSG_MAX + 64];
             dm_redact_dsn(err.message, clean, sizeof(clean));
-            dm_unit_set(r->status, "failed", "%s", clean);
+            dm_unit_set(r->status, DM_UNIT_FAILED, "%s", clean);
             DM_ERROR("sink", "%s sink=%s: cannot start: %s", r->label, c->ops->name, clean);
             r->failed = true;
             return false;
@@ -669,12 +681,14 @@ void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
     dm_transport_batch_t b = {0};
     dm_error_t err = {0};
     open_metrics(&r);
-    dm_unit_set(status, "starting", NULL);
+    dm_unit_set(status, DM_UNIT_STARTING, NULL);
     if (open_sink(&r)) start_positions(&r);
-    if (r.state) dm_unit_set(status, "running", NULL);
+    /* opening or reading the positions failed for good */
+    r.failed |= dm_unit_state(status) == DM_UNIT_FAILED;
+    if (r.state && !r.failed) dm_unit_set(status, DM_UNIT_RUNNING, NULL);
     r.running = true;
     int64_t backoff = 200;
-    while (r.state && !atomic_load(&status->stop)) {
+    while (r.state && !r.failed && !atomic_load(&status->stop)) {
         dm_arena_reset(&r.arena);
         r.n = 0;
         r.bytes = 0;
@@ -695,7 +709,7 @@ void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
         }
         r.avg_record = r.bytes / (int64_t)r.n + 16;
         if (!deliver(&r)) break;
-        if (!r.running) dm_unit_set(status, "running", NULL);
+        if (!r.running) dm_unit_set(status, DM_UNIT_RUNNING, NULL);
         r.running = true;
     }
     /* A clean stop commits what is open, so nothing is read twice. */
@@ -721,5 +735,6 @@ void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
     free(r.rejects.marked);
     free(r.undecodable.items);
     free(r.undecodable.marked);
-    if (!r.failed) dm_unit_set(status, "stopped", NULL);
+    if (!r.failed && dm_unit_state(status) != DM_UNIT_FAILED)
+        dm_unit_set(status, DM_UNIT_STOPPED, NULL);
 }

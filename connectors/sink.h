@@ -179,7 +179,8 @@ typedef struct dm_sink_ops {
 
 /* Reads a secret (password, API key) from the environment variable env or,
  * when env is NULL, from file (first line); out gets "" when both are NULL.
- * Errors name the variable or file, never the value. */
+ * Errors name the variable or file, never the value; they are retriable (a
+ * secret may be provided after the sink started). */
 dm_err_t dm_sink_read_secret(const char *env, const char *file, char *out, size_t cap,
                              dm_error_t *err);
 

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "control/auth.h"
+#include "connectors/unit.h"
 #include "control/plugins.h"
 #include "control/reconcile.h"
 #include "control/runtime.h"
@@ -261,9 +262,9 @@ static void merge_worker_units(json_t *st, const char *pipeline)
         json_array_foreach(all, i, u)
         {
             const char *s = json_string_value(json_object_get(u, "state"));
-            failed += s && !strcmp(s, "failed");
-            retrying += s && !strcmp(s, "retrying");
-            running += s && !strcmp(s, "running");
+            failed += s && !strcmp(s, dm_unit_state_name(DM_UNIT_FAILED));
+            retrying += s && !strcmp(s, dm_unit_state_name(DM_UNIT_RETRYING));
+            running += s && !strcmp(s, dm_unit_state_name(DM_UNIT_RUNNING));
         }
         json_object_set_new(st, "state",
                             json_string(failed     ? "failed"

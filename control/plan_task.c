@@ -125,23 +125,25 @@ void dm_plan_table_follow(dm_table_t *table, dm_transport_t *t, const char *topi
     dm_transport_batch_t b = {0};
     dm_error_t err = {0};
     if (!pos) {
-        dm_unit_set(st, "failed", "out of memory");
+        dm_unit_set(st, DM_UNIT_FAILED, "out of memory");
         return;
     }
     for (int32_t p = 0; p < partitions; p++) {
         int64_t end;
         dm_transport_offsets(t, topic, p, &pos[p], &end, &err);
     }
-    dm_unit_set(st, "running", NULL);
-    while (!atomic_load(&st->stop)) {
+    dm_unit_set(st, DM_UNIT_RUNNING, NULL);
+    bool failed = false;
+    while (!failed && !atomic_load(&st->stop)) {
         int64_t lag = 0;
         for (int32_t p = 0; p < partitions && !atomic_load(&st->stop); p++) {
             if (dm_transport_fetch(t, topic, p, pos[p], 1 << 20, partitions == 1 ? 200 : 50, &b,
                                    &err)) {
-                dm_unit_set(st, "retrying", "%s", err.message);
-                dm_unit_sleep(st, 500);
-                continue;
+                failed = !dm_unit_retry(st, &err, "reading %s/%d", topic, p);
+                lag = -1; /* not known this round */
+                break;
             }
+            dm_unit_ok(st);
             for (size_t i = 0; i < b.n; i++)
                 if (dm_table_apply(table, &b.records[i], &err))
                     DM_WARN("engine", "%s: skipped offset %lld of %s/%d: %s", name,
@@ -149,11 +151,12 @@ void dm_plan_table_follow(dm_table_t *table, dm_transport_t *t, const char *topi
             if (b.next_offset > pos[p]) pos[p] = b.next_offset;
             lag += b.high_watermark - pos[p];
         }
+        if (lag < 0) continue;
         atomic_store(&st->position, (int64_t)dm_table_size(table));
         atomic_store(&st->lag, lag);
         if (lag == 0) atomic_store(ready, true);
     }
     dm_transport_batch_free(t, &b);
     free(pos);
-    dm_unit_set(st, "stopped", NULL);
+    if (dm_unit_state(st) != DM_UNIT_FAILED) dm_unit_set(st, DM_UNIT_STOPPED, NULL);
 }

@@ -165,6 +165,7 @@ unit_t *dm_runtime_unit_new(dm_runtime_t *rt, unit_kind_t kind, const char *owne
     snprintf(u->owner, sizeof(u->owner), "%s", owner);
     snprintf(u->name, sizeof(u->name), "%s", name);
     dm_unit_init(&u->st);
+    dm_unit_name(&u->st, u->name);
     u->next = rt->units;
     rt->units = u;
     size_t slot = owner_slot(u->owner);
@@ -176,18 +177,17 @@ unit_t *dm_runtime_unit_new(dm_runtime_t *rt, unit_kind_t kind, const char *owne
 void dm_runtime_unit_start(unit_t *u, void *(*thread_main)(void *))
 {
     if (!thread_main) { /* a task: a job of the worker pool, no thread of its own */
-        u->backoff = 100;
         u->job = dm_pool_add(u->rt->pool, u->name, dm_runtime_task_step, u);
         if (u->job)
             u->started = true;
         else
-            dm_unit_set(&u->st, "failed", "out of memory");
+            dm_unit_set(&u->st, DM_UNIT_FAILED, "out of memory");
         return;
     }
     if (pthread_create(&u->th, NULL, thread_main, u) == 0)
         u->started = true;
     else
-        dm_unit_set(&u->st, "failed", "cannot start a thread");
+        dm_unit_set(&u->st, DM_UNIT_FAILED, "cannot start a thread");
 }
 
 static void unit_free(unit_t *u)
@@ -218,7 +218,7 @@ static void stop_units(dm_runtime_t *rt, const char *owner)
         }
         if (u->job) {
             dm_pool_remove(rt->pool, u->job);
-            dm_unit_set(&u->st, "stopped", NULL);
+            dm_unit_set(&u->st, DM_UNIT_STOPPED, NULL);
         } else if (u->started) {
             pthread_join(u->th, NULL);
         }
@@ -235,7 +235,7 @@ static void stop_units(dm_runtime_t *rt, const char *owner)
 void dm_runtime_unit_failed(dm_runtime_t *rt, const char *owner, const char *what, const char *msg)
 {
     unit_t *u = dm_runtime_unit_new(rt, U_TASK, owner, what);
-    if (u) dm_unit_set(&u->st, "failed", "%s", msg);
+    if (u) dm_unit_set(&u->st, DM_UNIT_FAILED, "%s", msg);
     DM_ERROR("control", "%s: %s: %s", owner, what, msg);
 }
 
@@ -369,10 +369,9 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
         bool pending = false;
         for (unit_t *u = rt->units; u; u = u->next) {
             if (u->kind != U_SOURCE || !u->started || !u->src_ops->await_first_commit) continue;
-            char state[32], error[8];
-            dm_unit_get(&u->st, state, sizeof(state), error, sizeof(error));
+            dm_unit_state_t state = dm_unit_state(&u->st);
             if (atomic_load(&u->st.position) == 0 &&
-                (!strcmp(state, "starting") || !strcmp(state, "running")))
+                (state == DM_UNIT_STARTING || state == DM_UNIT_RUNNING))
                 pending = true;
         }
         if (!pending) break;
@@ -400,10 +399,10 @@ json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
     for (unit_t *u = rt->by_owner[owner_slot(owner)]; u; u = u->onext) {
         if (strcmp(u->owner, owner)) continue;
         char state[32], error[512];
-        dm_unit_get(&u->st, state, sizeof(state), error, sizeof(error));
-        failed += !strcmp(state, "failed");
-        retrying += !strcmp(state, "retrying");
-        running += !strcmp(state, "running");
+        dm_unit_state_t s = dm_unit_get(&u->st, state, sizeof(state), error, sizeof(error));
+        failed += s == DM_UNIT_FAILED;
+        retrying += s == DM_UNIT_RETRYING;
+        running += s == DM_UNIT_RUNNING;
         json_t *j =
             json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", u->name, "kind", unit_kinds[u->kind],
                       "state", state, "position", (json_int_t)atomic_load(&u->st.position), "lag",

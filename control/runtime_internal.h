@@ -37,8 +37,7 @@ typedef struct unit {
     dm_unit_status_t st;
     pthread_t th;
     bool started;
-    dm_job_t *job;   /* task: its job in the worker pool (no thread of its own) */
-    int64_t backoff; /* task: ms before the next try after a failed step */
+    dm_job_t *job; /* task: its job in the worker pool (no thread of its own) */
     dm_runtime_t *rt;
     /* source connector (connectors/source.h): the runtime knows only its ops */
     const dm_source_ops_t *src_ops;

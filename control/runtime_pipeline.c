@@ -22,21 +22,17 @@ dm_job_next_t dm_runtime_task_step(void *arg, dm_job_wait_t *w)
     /* A stream–table join starts once its tables hold what their sources had. */
     for (int i = 0; i < u->n_tables; i++)
         if (!atomic_load(&u->tables[i]->ready)) {
-            dm_unit_set(&u->st, "starting", "waiting for table %s to load", u->tables[i]->topic);
+            dm_unit_set(&u->st, DM_UNIT_STARTING, "waiting for table %s to load",
+                        u->tables[i]->topic);
             w->sleep_ms = 20;
             return DM_JOB_SLEEP;
         }
     size_t n = 0;
-    if (dm_task_step(u->task, 0, &n, &err)) {
-        dm_unit_set(&u->st, "retrying", "%s", err.message);
-        DM_WARN("engine", "%s: %s; retrying in %lld ms", u->name, err.message,
-                (long long)u->backoff);
-        w->sleep_ms = u->backoff;
-        if (u->backoff < 10000) u->backoff *= 2;
-        return DM_JOB_SLEEP;
+    if (dm_task_step(u->task, 0, &n, &err)) { /* the failure policy (connectors/unit.h) */
+        w->sleep_ms = dm_unit_failure(&u->st, &err, NULL);
+        return w->sleep_ms < 0 ? DM_JOB_DONE : DM_JOB_SLEEP;
     }
-    if (u->backoff != 100 || strcmp(u->st.state, "running")) dm_unit_set(&u->st, "running", NULL);
-    u->backoff = 100;
+    dm_unit_ok(&u->st);
     atomic_store(&u->st.position, dm_task_position(u->task));
     atomic_store(&u->st.lag, dm_task_lag(u->task));
     if (n) return DM_JOB_AGAIN;
@@ -137,7 +133,7 @@ static dm_err_t start_table(dm_runtime_t *rt, const char *owner, plan_ref_t *ref
     if (!u) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     dm_err_t rc = dm_table_new(t->source, schema, t->key, &u->table, err);
     if (rc) {
-        dm_unit_set(&u->st, "failed", "%s", err->message);
+        dm_unit_set(&u->st, DM_UNIT_FAILED, "%s", err->message);
         u->kind = U_TASK; /* nothing to free but the status */
         return rc;
     }
@@ -328,11 +324,11 @@ static void start_sink(dm_runtime_t *rt, const char *owner, plan_ref_t *ref,
     if (!ops) {
         char have[200];
         dm_sink_types_available(have, sizeof(have));
-        dm_unit_set(&u->st, "failed", "sink type %s is not available (available: %s)",
+        dm_unit_set(&u->st, DM_UNIT_FAILED, "sink type %s is not available (available: %s)",
                     k->type ? k->type : "(none)", have);
     } else if (setup_runner_sink(rt, u, ops, k->settings, keys, plan->output, out_schema,
                                  plan->output_schema_id, plan->dead_letter, &err)) {
-        dm_unit_set(&u->st, "failed", "%s", err.message);
+        dm_unit_set(&u->st, DM_UNIT_FAILED, "%s", err.message);
     } else {
         dm_runtime_unit_start(u, sink_main);
     }
@@ -396,12 +392,12 @@ dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
             pt->conf.metrics = rt->metrics;
             pt->conf.env = &rt->env;
             if (rt->external_tasks) {
-                dm_unit_set(&u->st, "external", "run by datamesh worker processes (group %s)",
+                dm_unit_set(&u->st, DM_UNIT_EXTERNAL, "run by datamesh worker processes (group %s)",
                             st->group);
                 continue;
             }
             if (dm_task_new(rt->t, &pt->conf, &u->task, &e)) {
-                dm_unit_set(&u->st, "failed", "%s", e.message);
+                dm_unit_set(&u->st, DM_UNIT_FAILED, "%s", e.message);
                 continue;
             }
             memcpy(u->tables, tables, sizeof(tables));

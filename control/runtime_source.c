@@ -182,7 +182,7 @@ void dm_runtime_start_source(dm_runtime_t *rt, const json_t *doc)
         l->keys.items = calloc(l->keys.n ? l->keys.n : 1, sizeof(char *));
     }
     if (!l || !l->key || !l->keys.items || !u->src_conf) {
-        dm_unit_set(&u->st, "failed", "out of memory");
+        dm_unit_set(&u->st, DM_UNIT_FAILED, "out of memory");
         return;
     }
     for (size_t i = 0; i < l->keys.n; i++)
@@ -190,7 +190,7 @@ void dm_runtime_start_source(dm_runtime_t *rt, const json_t *doc)
     if (dm_config_defaults(ops->def.config, u->src_conf, &err) ||
         dm_config_apply_json(ops->def.config, u->src_conf, json_object_get(spec, "config"), NULL,
                              &err)) {
-        dm_unit_set(&u->st, "failed", "%s", err.message);
+        dm_unit_set(&u->st, DM_UNIT_FAILED, "%s", err.message);
         return;
     }
     snprintf(l->name, sizeof(l->name), "%s", name);
@@ -206,7 +206,7 @@ void dm_runtime_start_source(dm_runtime_t *rt, const json_t *doc)
     l->env.ctx = u;
     if (ops->open(u->src_conf, &l->env, &u->src_state, &err)) {
         u->src_state = NULL;
-        dm_unit_set(&u->st, "failed", "%s", err.message);
+        dm_unit_set(&u->st, DM_UNIT_FAILED, "%s", err.message);
         DM_ERROR("control", "source=%s connector=%s: %s", name, ops->def.name, err.message);
         return;
     }

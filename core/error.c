@@ -75,7 +75,8 @@ dm_err_t dm_error_setv(dm_error_t *err, dm_err_t code, const char *fmt, va_list 
 {
     if (!err) return code;
     err->code = code;
-    err->retriable = code == DM_ERR_TIMEOUT || code == DM_ERR_AGAIN;
+    err->retriable = code == DM_ERR_TIMEOUT || code == DM_ERR_AGAIN || code == DM_ERR_NO_SPACE ||
+                     code == DM_ERR_TRANSPORT_BROKER || code == DM_ERR_TRANSPORT_FENCED;
     err->fatal = false;
     if (fmt)
         vsnprintf(err->message, sizeof(err->message), fmt, ap);
@@ -90,6 +91,16 @@ dm_err_t dm_error_set(dm_error_t *err, dm_err_t code, const char *fmt, ...)
     va_start(ap, fmt);
     dm_error_setv(err, code, fmt, ap);
     va_end(ap);
+    return code;
+}
+
+dm_err_t dm_error_set_retriable(dm_error_t *err, dm_err_t code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    dm_error_setv(err, code, fmt, ap);
+    va_end(ap);
+    if (err) err->retriable = true;
     return code;
 }
 

@@ -91,10 +91,21 @@ const char *dm_err_str(dm_err_t code);
 
 /* Fills err (which may be NULL) with code and a printf-style message and
  * returns code, so that `return dm_error_set(err, DM_ERR_IO, "...")` reads well.
- * retriable is set for DM_ERR_TIMEOUT and DM_ERR_AGAIN. */
+ * retriable is set for the codes that always name a transient condition:
+ * DM_ERR_TIMEOUT, DM_ERR_AGAIN, DM_ERR_NO_SPACE (space may be freed),
+ * DM_ERR_TRANSPORT_BROKER (a Kafka broker down
+ * or refusing for now) and DM_ERR_TRANSPORT_FENCED (the unit reopens from its
+ * committed offsets); fatal is cleared. */
 dm_err_t dm_error_set(dm_error_t *err, dm_err_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* dm_error_set for a condition that may pass (a peer down, a connection
+ * refused, a file not there yet): also sets retriable, so a unit retries
+ * with backoff instead of failing (connectors/unit.h). */
+dm_err_t dm_error_set_retriable(dm_error_t *err, dm_err_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* dm_error_set with a va_list. */
 dm_err_t dm_error_setv(dm_error_t *err, dm_err_t code, const char *fmt, va_list ap);
 
 /* Puts context in front of an existing message: "topic=x: <old message>".

@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "core/clock.h"
-#include "core/hash.h"
 #include "core/log.h"
 #include "engine/expr.h"
 #include "schema/wire.h"
+#include "transport/txn_builder.h"
 
 typedef struct proc_metrics {
     dm_metric_t *in, *out, *dead;
@@ -78,6 +78,15 @@ struct dm_task {
      * when its last marker came */
     int64_t *prod_wm, *prod_last_ms;
     dm_metric_t **m_state; /* per step: bytes of state in memory */
+    /* the step's transaction: topics declared once, memory reused */
+    dm_txn_builder_t txn;
+    int txn_out, txn_dlq, txn_state; /* topic handles; -1: not written */
+    int *txn_extra;
+    dm_record_t *dlq_recs; /* the step's dead letters as records (cap_dlq of them) */
+    dm_dlq_record_t *dlq_hdrs;
+    dm_record_t marker; /* the step's watermark marker */
+    dm_record_header_t marker_h[2];
+    char marker_wm[24], marker_producer[24];
 };
 
 /* Key of the task's own record in the state topic (steps use 0..254). */
@@ -252,6 +261,8 @@ static dm_err_t open_time_and_state(dm_task_t *task, dm_error_t *err)
                                 "task %s: state topic %s has %d partition(s); input partition %d "
                                 "needs its own",
                                 conf->name, conf->state_topic, n, conf->input_partition);
+        dm_err_t rc = dm_txn_builder_topic(&task->txn, conf->state_topic, n, &task->txn_state, err);
+        if (rc) return rc;
     }
     return DM_OK;
 }
@@ -485,6 +496,26 @@ static dm_err_t resume_positions(dm_task_t *task, dm_error_t *err)
     return DM_OK;
 }
 
+/* The topics a step's transaction writes, declared once to its builder (the
+ * state topic is declared where its partitions are checked). */
+static dm_err_t declare_topics(dm_task_t *task, dm_error_t *err)
+{
+    const dm_task_config_t *conf = &task->conf;
+    dm_txn_builder_t *b = &task->txn;
+    dm_err_t rc = DM_OK;
+    if (conf->output_topic)
+        rc = dm_txn_builder_topic(b, conf->output_topic, task->out_partitions, &task->txn_out, err);
+    if (!rc)
+        rc = dm_txn_builder_topic(b, conf->dead_letter_topic, task->dlq_partitions, &task->txn_dlq,
+                                  err);
+    task->txn_extra = calloc(conf->n_extra_topics + 1, sizeof(int));
+    if (!rc && !task->txn_extra) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < conf->n_extra_topics && !rc; i++)
+        rc = dm_txn_builder_topic(b, conf->extra_topics[i], task->extra_partitions[i],
+                                  &task->txn_extra[i], err);
+    return rc;
+}
+
 dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t **out,
                      dm_error_t *err)
 {
@@ -496,6 +527,8 @@ dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t 
     if (!task) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     task->t = t;
     task->conf = *conf;
+    dm_txn_builder_init(&task->txn, t);
+    task->txn_out = task->txn_dlq = task->txn_state = -1;
     if (!task->conf.max_batch_bytes) task->conf.max_batch_bytes = 1 << 20;
     task->procs = calloc(conf->n_steps ? conf->n_steps : 1, sizeof(*task->procs));
     task->pm = calloc(conf->n_steps ? conf->n_steps : 1, sizeof(*task->pm));
@@ -552,6 +585,7 @@ dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t 
         rc = err ? err->code : DM_ERR_NOT_FOUND;
         goto fail;
     }
+    if ((rc = declare_topics(task, err))) goto fail;
     if (conf->watermark_producers > 0) {
         size_t n = (size_t)conf->watermark_producers;
         task->prod_wm = malloc(n * sizeof(int64_t));
@@ -638,8 +672,12 @@ static dm_err_t add_dead(dm_task_t *task, size_t fetch_idx, const char *processo
     if (task->n_dlq == task->cap_dlq) {
         size_t cap = task->cap_dlq ? task->cap_dlq * 2 : 16;
         dlq_item_t *d = realloc(task->dlq, cap * sizeof(*d));
-        if (!d) return DM_ERR_NOMEM;
-        task->dlq = d;
+        if (d) task->dlq = d;
+        dm_record_t *r = realloc(task->dlq_recs, cap * sizeof(*r));
+        if (r) task->dlq_recs = r;
+        dm_dlq_record_t *h = realloc(task->dlq_hdrs, cap * sizeof(*h));
+        if (h) task->dlq_hdrs = h;
+        if (!d || !r || !h) return DM_ERR_NOMEM;
         task->cap_dlq = cap;
     }
     dlq_item_t *d = &task->dlq[task->n_dlq++];
@@ -853,7 +891,7 @@ static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
                 hlen = n;
             }
         }
-        task->out_part[k] = hk           ? (int32_t)(dm_hash64(hk, hlen) % (uint64_t)parts)
+        task->out_part[k] = hk           ? dm_txn_key_partition(hk, hlen, parts)
                             : parts == 1 ? 0
                                          : task->conf.input_partition % parts;
     }
@@ -870,33 +908,26 @@ static void output_pointers(dm_task_t *task)
     }
 }
 
-/* Adds outputs to the transaction, one produce per output partition. */
-static dm_err_t produce_output(dm_task_t *task, dm_transport_txn_t *txn, dm_error_t *err)
+/* Adds the outputs to the step's transaction: the main output's records as
+ * they are when it has one partition and there are no other outputs (the
+ * common case), else each to the partition encode_output chose. */
+static dm_err_t add_output(dm_task_t *task, dm_error_t *err)
 {
     size_t n = task->n_out;
     if (!n) return DM_OK;
-    /* The common case, one output partition: the records as they are. */
     if (!task->conf.n_extra_topics && task->out_partitions == 1)
-        return task->conf.output_topic ? dm_transport_txn_produce(txn, task->conf.output_topic, 0,
-                                                                  task->out_recs, n, err)
-                                       : DM_OK;
-    dm_record_t *group = malloc(n * sizeof(*group));
-    if (!group) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    dm_err_t rc = DM_OK;
-    for (size_t w = 0; w <= task->conf.n_extra_topics && !rc; w++) {
-        const char *topic = w ? task->conf.extra_topics[w - 1] : task->conf.output_topic;
-        int32_t parts = w ? task->extra_partitions[w - 1] : task->out_partitions;
-        if (!topic) continue;
-        for (int32_t p = 0; p < parts && !rc; p++) {
-            size_t k = 0;
-            for (size_t i = 0; i < n; i++)
-                if (task->out_part[i] == p && task->out_which[i] == w)
-                    group[k++] = task->out_recs[i];
-            if (k) rc = dm_transport_txn_produce(txn, topic, p, group, k, err);
-        }
+        return task->txn_out >= 0
+                   ? dm_txn_builder_add_batch(&task->txn, task->txn_out, 0, task->out_recs, n, err)
+                   : DM_OK;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t w = task->out_which[i];
+        int topic = w ? task->txn_extra[w - 1] : task->txn_out;
+        if (topic < 0 || task->out_part[i] < 0) continue; /* the main output is not written */
+        dm_err_t rc =
+            dm_txn_builder_add(&task->txn, topic, task->out_part[i], &task->out_recs[i], err);
+        if (rc) return rc;
     }
-    free(group);
-    return rc;
+    return DM_OK;
 }
 
 static dm_record_header_t header(const char *name, const char *value, int len)
@@ -925,30 +956,21 @@ void dm_dlq_record_make(dm_record_t *out, dm_dlq_record_t *dl, const dm_record_t
                          .n_headers = 5};
 }
 
-/* Adds dead letters: the input record as it was, with the reason in headers. */
-static dm_err_t produce_dead(dm_task_t *task, dm_transport_txn_t *txn, dm_error_t *err)
+/* Adds the dead letters: the input records as they were, with the reason in
+ * headers (records and headers kept in the task, cap_dlq of them). */
+static dm_err_t add_dead_letters(dm_task_t *task, dm_error_t *err)
 {
     if (!task->n_dlq) return DM_OK;
-    dm_record_t *recs = calloc(task->n_dlq, sizeof(*recs));
-    dm_dlq_record_t *dls = calloc(task->n_dlq, sizeof(*dls));
-    dm_err_t rc = DM_OK;
-    if (!recs || !dls) {
-        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-        goto out;
-    }
     const input_t *in = &task->in[task->cur];
     for (size_t i = 0; i < task->n_dlq; i++) {
         const dlq_item_t *d = &task->dlq[i];
-        dm_dlq_record_make(&recs[i], &dls[i], &task->fetch.records[d->fetch_index], d->reason,
-                           d->processor, in->topic, in->partition);
+        dm_dlq_record_make(&task->dlq_recs[i], &task->dlq_hdrs[i],
+                           &task->fetch.records[d->fetch_index], d->reason, d->processor, in->topic,
+                           in->partition);
     }
-    rc = dm_transport_txn_produce(txn, task->conf.dead_letter_topic,
-                                  task->conf.input_partition % task->dlq_partitions, recs,
-                                  task->n_dlq, err);
-out:
-    free(recs);
-    free(dls);
-    return rc;
+    return dm_txn_builder_add_batch(&task->txn, task->txn_dlq,
+                                    task->conf.input_partition % task->dlq_partitions,
+                                    task->dlq_recs, task->n_dlq, err);
 }
 
 /* ---- state in the transaction ------------------------------------------------ */
@@ -988,7 +1010,7 @@ static int add_state_record(void *ctx, const uint8_t *key, size_t klen, const ui
 }
 
 /* Adds the stores' changes and the task's event time to the transaction. */
-static dm_err_t produce_state(dm_task_t *task, dm_transport_txn_t *txn, dm_error_t *err)
+static dm_err_t add_state(dm_task_t *task, dm_error_t *err)
 {
     if (!task->stateful) return DM_OK;
     dm_buf_reset(&task->state_bytes);
@@ -1014,7 +1036,7 @@ static dm_err_t produce_state(dm_task_t *task, dm_transport_txn_t *txn, dm_error
         r->key = task->state_bytes.data + (uintptr_t)r->key;
         r->value = r->value_len < 0 ? NULL : task->state_bytes.data + (uintptr_t)r->value;
     }
-    return dm_transport_txn_produce(txn, task->conf.state_topic, task->conf.input_partition,
+    return dm_txn_builder_add_batch(&task->txn, task->txn_state, task->conf.input_partition,
                                     task->state_recs, task->n_state, err);
 }
 
@@ -1030,22 +1052,23 @@ static dm_err_t recover(dm_task_t *task, dm_error_t *err)
 
 /* A task writing a re-key topic: its watermark to every partition of it, so
  * the tasks reading it know how far this one has come (engine/task.h). */
-static dm_err_t produce_watermark(dm_task_t *task, dm_transport_txn_t *txn, dm_error_t *err)
+static dm_err_t add_watermark(dm_task_t *task, dm_error_t *err)
 {
-    if (!task->conf.watermark_out || !task->conf.output_topic || task->watermark == INT64_MIN)
+    if (!task->conf.watermark_out || task->txn_out < 0 || task->watermark == INT64_MIN)
         return DM_OK;
-    char wm[24], producer[24];
-    int nw = snprintf(wm, sizeof(wm), "%lld", (long long)task->watermark);
-    int np = snprintf(producer, sizeof(producer), "%d", task->conf.watermark_producer);
-    dm_record_header_t h[2] = {header(DM_WM_HEADER, wm, nw), header(DM_WM_PRODUCER, producer, np)};
-    dm_record_t marker = {.timestamp = task->watermark > 0 ? task->watermark : 0,
-                          .key_len = -1,
-                          .value_len = -1,
-                          .headers = h,
-                          .n_headers = 2};
+    int nw = snprintf(task->marker_wm, sizeof(task->marker_wm), "%lld", (long long)task->watermark);
+    int np = snprintf(task->marker_producer, sizeof(task->marker_producer), "%d",
+                      task->conf.watermark_producer);
+    task->marker_h[0] = header(DM_WM_HEADER, task->marker_wm, nw);
+    task->marker_h[1] = header(DM_WM_PRODUCER, task->marker_producer, np);
+    task->marker = (dm_record_t){.timestamp = task->watermark > 0 ? task->watermark : 0,
+                                 .key_len = -1,
+                                 .value_len = -1,
+                                 .headers = task->marker_h,
+                                 .n_headers = 2};
     dm_err_t rc = DM_OK;
     for (int32_t p = 0; p < task->out_partitions && !rc; p++)
-        rc = dm_transport_txn_produce(txn, task->conf.output_topic, p, &marker, 1, err);
+        rc = dm_txn_builder_add(&task->txn, task->txn_out, p, &task->marker, err);
     return rc;
 }
 
@@ -1196,17 +1219,14 @@ dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_err
     task->broken = task->stateful; /* until the commit: state may run ahead of the log */
     if ((rc = run_fetch(task, now, err))) return rc;
     output_pointers(task);
-    dm_transport_txn_t *txn;
-    if ((rc = dm_transport_txn_begin(task->t, &txn, err))) return rc;
     dm_tp_offset_t next = {in->topic, in->partition, next_offset};
-    if ((rc = produce_output(task, txn, err)) || (rc = produce_dead(task, txn, err)) ||
-        (rc = produce_state(task, txn, err)) ||
-        (input && (rc = produce_watermark(task, txn, err))) ||
-        (rc = dm_transport_txn_offsets(txn, task->conf.group, &next, 1, err))) {
-        dm_transport_txn_abort(txn);
+    if ((rc = add_output(task, err)) || (rc = add_dead_letters(task, err)) ||
+        (rc = add_state(task, err)) || (input && (rc = add_watermark(task, err))) ||
+        (rc = dm_txn_builder_offsets(&task->txn, task->conf.group, &next, 1, err))) {
+        dm_txn_builder_clear(&task->txn);
         return rc;
     }
-    if ((rc = dm_transport_txn_commit(txn, err)))
+    if ((rc = dm_txn_builder_commit(&task->txn, err)))
         return dm_error_prefix(err, "task %s: commit", task->conf.name);
     in->position = next_offset;
     task->logged_max_event = task->max_event_time;
@@ -1253,6 +1273,10 @@ void dm_task_free(dm_task_t *task)
     dm_expr_free(task->event_time);
     dm_expr_free(task->other_event_time);
     free(task->dlq);
+    free(task->dlq_recs);
+    free(task->dlq_hdrs);
+    free(task->txn_extra);
+    dm_txn_builder_destroy(&task->txn);
     free(task->rows);
     free(task->procs);
     free(task->pm);

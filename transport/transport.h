@@ -21,6 +21,10 @@
  *   dm_transport_txn_commit(x, &err);                                  // all or nothing
  *   dm_transport_batch_free(t, &b);
  *
+ * Sources, tasks and connectors do not call the txn_* functions themselves: they group
+ * records by (topic, partition) and commit them with their offsets through one builder,
+ * transport/txn_builder.h.
+ *
  * Threads: a transport is shared by all threads; a batch and a transaction belong to one
  * thread at a time.
  */

@@ -39,7 +39,7 @@ void dm_datagen_source_run(const dm_datagen_source_t *src, dm_unit_status_t *sta
     dm_error_t err = {0};
     dm_datagen_t *g = NULL;
     if (dm_datagen_new(src->schema, &src->conf, src->key_fields, &g, &err)) {
-        dm_unit_set(status, "failed", "%s", err.message);
+        dm_unit_set(status, DM_UNIT_FAILED, "%s", err.message);
         return;
     }
     dm_arena_t arena;
@@ -65,18 +65,18 @@ void dm_datagen_source_run(const dm_datagen_source_t *src, dm_unit_status_t *sta
         }
     }
     atomic_store(&status->position, done);
-    dm_unit_set(status, "running", NULL);
+    dm_unit_set(status, DM_UNIT_RUNNING, NULL);
     int64_t per_tick = src->conf.rate * TICK_MS / 1000;
     if (per_tick < 1) per_tick = 1;
     int64_t tick_ms = src->conf.rate * TICK_MS / 1000 >= 1 ? TICK_MS : 1000 / src->conf.rate;
     uint64_t next = dm_now_ns();
-    int64_t backoff = 100;
+    dm_unit_backoff(status, 100, 5000);
     while (!atomic_load(&status->stop)) {
         int64_t n = per_tick;
         if (src->conf.max_events && (int64_t)dm_datagen_count(g) + n > src->conf.max_events)
             n = src->conf.max_events - (int64_t)dm_datagen_count(g);
         if (n <= 0) {
-            dm_unit_set(status, "done", NULL);
+            dm_unit_set(status, DM_UNIT_DONE, NULL);
             break;
         }
         uint64_t before = dm_datagen_count(g);
@@ -89,16 +89,11 @@ void dm_datagen_source_run(const dm_datagen_source_t *src, dm_unit_status_t *sta
                 dm_datagen_next(g, &arena, &v, &e2);
                 if ((i & 1023) == 1023) dm_arena_reset(&arena);
             }
-            dm_unit_set(status, "retrying", "writing to topic %s: %s", src->topic, err.message);
-            DM_WARN("connector", "source=%s connector=datagen: %s; retrying in %lld ms", src->topic,
-                    err.message, (long long)backoff);
-            if (dm_unit_sleep(status, backoff)) break;
-            if (backoff < 5000) backoff *= 2;
+            if (!dm_unit_retry(status, &err, "writing to topic %s", src->topic)) break;
             continue;
         }
-        backoff = 100;
         atomic_store(&status->position, (int64_t)dm_datagen_count(g));
-        dm_unit_set(status, "running", NULL);
+        dm_unit_ok(status);
         next += (uint64_t)tick_ms * 1000000;
         uint64_t now = dm_now_ns();
         if (next > now) {
@@ -107,7 +102,7 @@ void dm_datagen_source_run(const dm_datagen_source_t *src, dm_unit_status_t *sta
             next = now; /* behind: do not try to catch up in a burst */
         }
     }
-    if (!strcmp(status->state, "running")) dm_unit_set(status, "stopped", NULL);
+    if (dm_unit_state(status) == DM_UNIT_RUNNING) dm_unit_set(status, DM_UNIT_STOPPED, NULL);
     dm_emit_free(&emit);
     dm_arena_destroy(&arena);
     dm_datagen_free(g);

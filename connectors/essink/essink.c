@@ -168,15 +168,19 @@ static dm_err_t ensure_index(essink_t *s, const dm_avro_node_t *t, dm_error_t *e
         char why[400];
         error_reason(&s->resp, why, sizeof(why));
         /* Someone else may have created it in between. */
-        if (status >= 300 && !strstr(why, "resource_already_exists_exception"))
-            return dm_error_set(err, DM_ERR_CONNECTOR,
-                                "elasticsearch sink: creating index %s: HTTP %ld: %s",
-                                s->conf->index, status, why);
+        if (status >= 300 && !strstr(why, "resource_already_exists_exception")) {
+            dm_error_set(err, DM_ERR_CONNECTOR,
+                         "elasticsearch sink: creating index %s: HTTP %ld: %s", s->conf->index,
+                         status, why);
+            err->retriable = status == 429 || status >= 500; /* the cluster busy or starting */
+            return err->code;
+        }
         DM_INFO("sink", "%s sink=elasticsearch: created index %s", s->env->name, s->conf->index);
     } else if (status >= 300) {
-        return dm_error_set(err, DM_ERR_CONNECTOR,
-                            "elasticsearch sink: checking index %s: HTTP %ld", s->conf->index,
-                            status);
+        dm_error_set(err, DM_ERR_CONNECTOR, "elasticsearch sink: checking index %s: HTTP %ld",
+                     s->conf->index, status);
+        err->retriable = status == 429 || status >= 500;
+        return err->code;
     }
     s->mapped = t;
     return DM_OK;

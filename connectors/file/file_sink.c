@@ -172,6 +172,7 @@ static dm_err_t file_write(void *state, const dm_sink_batch_t *b, dm_sink_reject
         }
         if (rc) {
             *err = one;
+            err->retriable = true; /* the file could not be written: the disk may come back */
             undo_batch(s);
             return dm_error_prefix(err, "topic %s partition %d offset %lld", s->env->topic,
                                    r->partition, (long long)r->rec->offset);
@@ -191,6 +192,7 @@ static dm_err_t file_flush(void *state, const dm_sink_batch_t *b, dm_error_t *er
         rc = dm_error_set(err, DM_ERR_IO, "file sink: writing %s: %s", s->conf->path,
                           strerror(errno));
     if (rc) {
+        err->retriable = true;
         undo_batch(s);
         return rc;
     }

@@ -43,10 +43,10 @@ typedef struct reader {
 static void set_done(reader_t *r)
 {
     if (r->rejected)
-        dm_unit_set(r->st, "done", "%lld records rejected to %s; last: %s", (long long)r->rejected,
-                    r->src->dead_letter_topic, r->last_rejected);
+        dm_unit_set(r->st, DM_UNIT_DONE, "%lld records rejected to %s; last: %s",
+                    (long long)r->rejected, r->src->dead_letter_topic, r->last_rejected);
     else
-        dm_unit_set(r->st, "done", NULL);
+        dm_unit_set(r->st, DM_UNIT_DONE, NULL);
 }
 
 /* Commits what is pending with position pos, retrying while the log refuses.
@@ -54,15 +54,9 @@ static void set_done(reader_t *r)
 static bool commit(reader_t *r, int64_t pos)
 {
     dm_error_t err = {0};
-    int64_t backoff = 100;
-    while (dm_emit_commit(&r->emit, r->group, pos, &err)) {
-        dm_unit_set(r->st, "retrying", "writing to topic %s: %s", r->src->topic, err.message);
-        DM_WARN("connector", "source=%s connector=file: %s; retrying in %lld ms", r->src->topic,
-                err.message, (long long)backoff);
-        if (dm_unit_sleep(r->st, backoff)) return false;
-        if (backoff < 5000) backoff *= 2;
-    }
-    if (backoff != 100) dm_unit_set(r->st, "running", NULL);
+    while (dm_emit_commit(&r->emit, r->group, pos, &err))
+        if (!dm_unit_retry(r->st, &err, "writing to topic %s", r->src->topic)) return false;
+    dm_unit_ok(r->st);
     r->pos = pos;
     atomic_store(&r->st->position, pos);
     dm_arena_reset(&r->arena);
@@ -89,7 +83,7 @@ static dm_err_t take_line(reader_t *r, const char *p, size_t len, int64_t line, 
                 why.message, r->src->dead_letter_topic);
         r->rejected++;
         snprintf(r->last_rejected, sizeof(r->last_rejected), "%s: %s", where, why.message);
-        dm_unit_set(r->st, "running", "last rejected record: %s", r->last_rejected);
+        dm_unit_set(r->st, DM_UNIT_RUNNING, "last rejected record: %s", r->last_rejected);
         return dm_emit_dead(&r->emit, p, len, why.message, where, err);
     }
     return DM_OK;
@@ -111,15 +105,16 @@ static int64_t line_at(int fd, int64_t end)
     return line;
 }
 
+/* Opens the file, retrying while it cannot be (it may not be there yet). */
 static int open_retrying(reader_t *r)
 {
-    int64_t backoff = 100;
+    dm_error_t err = {0};
     for (;;) {
         int fd = open(r->src->conf->path, O_RDONLY | O_CLOEXEC);
         if (fd >= 0) return fd;
-        dm_unit_set(r->st, "retrying", "cannot open %s: %s", r->src->conf->path, strerror(errno));
-        if (dm_unit_sleep(r->st, backoff)) return -1;
-        if (backoff < 5000) backoff *= 2;
+        dm_error_set_retriable(&err, DM_ERR_IO, "cannot open %s: %s", r->src->conf->path,
+                               strerror(errno));
+        if (!dm_unit_retry(r->st, &err, NULL)) return -1;
     }
 }
 
@@ -130,7 +125,7 @@ static void run_jsonl(reader_t *r)
     int fd = open_retrying(r);
     if (fd < 0) return;
     int64_t line = line_at(fd, r->pos); /* to name lines after a restart */
-    dm_unit_set(r->st, "running", NULL);
+    dm_unit_set(r->st, DM_UNIT_RUNNING, NULL);
     size_t cap = 1 << 20;
     char *buf = malloc(cap);
     size_t have = 0;         /* bytes in buf, starting at file offset r->pos + consumed */
@@ -169,8 +164,9 @@ static void run_jsonl(reader_t *r)
         }
         ssize_t got = pread(fd, buf + have, cap - have, buf_at + (int64_t)have);
         if (got < 0) {
-            dm_unit_set(r->st, "retrying", "reading %s: %s", conf->path, strerror(errno));
-            if (dm_unit_sleep(r->st, 1000)) break;
+            dm_error_t rerr = {0};
+            dm_error_set_retriable(&rerr, DM_ERR_IO, "reading %s: %s", conf->path, strerror(errno));
+            if (!dm_unit_retry(r->st, &rerr, NULL)) break;
             continue;
         }
         have += (size_t)got;
@@ -216,7 +212,7 @@ static void run_jsonl(reader_t *r)
         }
     }
 out:
-    if (err.code) dm_unit_set(r->st, "failed", "%s", err.message);
+    if (err.code) dm_unit_set(r->st, DM_UNIT_FAILED, "%s", err.message);
     free(buf);
     close(fd);
 }
@@ -239,7 +235,7 @@ static void run_avro(reader_t *r)
 {
     const dm_file_source_config_t *conf = r->src->conf;
     dm_error_t err = {0};
-    dm_unit_set(r->st, "running", NULL);
+    dm_unit_set(r->st, DM_UNIT_RUNNING, NULL);
     while (!atomic_load(&r->st->stop)) {
         int fd = open_retrying(r);
         if (fd < 0) return;
@@ -250,7 +246,7 @@ static void run_avro(reader_t *r)
         dm_err_t rc = data ? dm_avro_file_reader_new(data, len, &fr, &err) : DM_ERR_TRUNCATED;
         if (!rc) rc = dm_avro_file_reader_set_reader(fr, r->src->schema, NULL, 0, &err);
         if (rc && rc != DM_ERR_TRUNCATED) {
-            dm_unit_set(r->st, "failed", "%s: %s", conf->path, err.message);
+            dm_unit_set(r->st, DM_UNIT_FAILED, "%s: %s", conf->path, err.message);
             dm_avro_file_reader_free(fr);
             if (data) munmap((void *)data, len);
             return;
@@ -270,7 +266,8 @@ static void run_avro(reader_t *r)
             if (rc || !got) break;
             n++;
             if (dm_emit_add(&r->emit, &v, 0, &err)) {
-                dm_unit_set(r->st, "failed", "%s#%lld: %s", conf->path, (long long)n, err.message);
+                dm_unit_set(r->st, DM_UNIT_FAILED, "%s#%lld: %s", conf->path, (long long)n,
+                            err.message);
                 rc = err.code;
                 break;
             }
@@ -285,13 +282,13 @@ static void run_avro(reader_t *r)
         if (!committed || atomic_load(&r->st->stop)) return;
         if (rc == DM_ERR_TRUNCATED && !conf->follow) {
             /* The records before the cut are in; the rest of the file is not readable. */
-            dm_unit_set(r->st, "failed", "%s is cut short after record %lld: %s", conf->path,
+            dm_unit_set(r->st, DM_UNIT_FAILED, "%s is cut short after record %lld: %s", conf->path,
                         (long long)n, err.message);
             return;
         }
         if (rc && rc != DM_ERR_TRUNCATED) {
-            if (!strcmp(r->st->state, "running"))
-                dm_unit_set(r->st, "failed", "%s: %s", conf->path, err.message);
+            if (dm_unit_state(r->st) == DM_UNIT_RUNNING)
+                dm_unit_set(r->st, DM_UNIT_FAILED, "%s: %s", conf->path, err.message);
             return;
         }
         if (!conf->follow) {
@@ -310,6 +307,7 @@ static void run_avro(reader_t *r)
 void dm_file_source_run(const dm_file_source_t *src, dm_unit_status_t *status)
 {
     reader_t r = {.src = src, .st = status};
+    dm_unit_backoff(status, 100, 5000);
     dm_arena_init(&r.arena, 0);
     r.emit = (dm_emit_t){.t = src->transport,
                          .topic = src->topic,
@@ -328,8 +326,8 @@ void dm_file_source_run(const dm_file_source_t *src, dm_unit_status_t *status)
         run_avro(&r);
     else
         run_jsonl(&r);
-    if (!strcmp(status->state, "running") || !strcmp(status->state, "retrying"))
-        dm_unit_set(status, "stopped", NULL);
+    if (dm_unit_state(status) == DM_UNIT_RUNNING || dm_unit_state(status) == DM_UNIT_RETRYING)
+        dm_unit_set(status, DM_UNIT_STOPPED, NULL);
     dm_emit_free(&r.emit);
     dm_arena_destroy(&r.arena);
 }

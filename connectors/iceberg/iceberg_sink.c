@@ -1209,6 +1209,7 @@ static dm_err_t ice_open(const void *conf, const dm_sink_env_t *env, void **stat
     if (rc) {
         /* Settings (and schemas) the table can never take stop the unit. */
         err->fatal = (rc <= DM_ERR_CONFIG && rc > DM_ERR_SCHEMA) || permanent(rc);
+        err->retriable = !err->fatal; /* the catalog or the store may come back */
         ice_close(k);
         return rc;
     }
@@ -1224,7 +1225,10 @@ static dm_err_t ice_positions(void *state, int64_t *next, dm_error_t *err)
 {
     sink_t *k = state;
     dm_err_t rc = dm_ice_table_refresh(k->table, err);
-    if (rc) return rc;
+    if (rc) {
+        err->retriable = !permanent(rc);
+        return rc;
+    }
     if (!table_offsets(k, next))
         for (int32_t p = 0; p < k->env->partitions; p++)
             next[p] = -1;
@@ -1252,6 +1256,7 @@ static dm_err_t ice_write(void *state, const dm_sink_batch_t *b, dm_sink_rejects
                             r->partition, r->rec->offset);
             dm_ice_sink_discard_files(k);
             discard(k);
+            err->retriable = true; /* not a refusal of the record: try the batch again */
             return rc;
         }
     }
@@ -1276,6 +1281,7 @@ static dm_err_t ice_checkpoint(void *state, bool force, bool *committed, dm_erro
     dm_err_t rc = commit(k, err);
     if (rc) {
         DM_WARN("sink", "sink=iceberg table=%s: %s", sink_name(k), err->message);
+        err->retriable = !permanent(rc); /* written again from the table's positions */
         return rc;
     }
     *committed = true;

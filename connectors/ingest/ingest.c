@@ -86,6 +86,7 @@ dm_err_t dm_ingest_push(const dm_ingest_config_t *conf, const dm_source_env_t *e
     if (!rc && (rc = dm_emit_commit(&emit, NULL, 0, err))) {
         dm_error_prefix(err, "writing to source '%s'", env->name);
         err->code = rc = DM_ERR_AGAIN; /* nothing was written: the client may retry */
+        err->retriable = true;
     }
     if (!rc) *accepted = n;
     dm_emit_free(&emit);

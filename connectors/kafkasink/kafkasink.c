@@ -93,20 +93,23 @@ static dm_err_t register_schema(kafkasink_t *s, const char *subject, const char 
     CURLcode rc = curl_easy_perform(s->curl);
     curl_slist_free_all(h);
     free(body);
-    if (rc != CURLE_OK)
-        return dm_error_set(err, DM_ERR_CONNECTOR, "kafka sink: schema registry %s: %s", shown,
-                            curl_easy_strerror(rc));
+    if (rc != CURLE_OK) /* the registry down or unreachable: passes */
+        return dm_error_set_retriable(err, DM_ERR_CONNECTOR, "kafka sink: schema registry %s: %s",
+                                      shown, curl_easy_strerror(rc));
     long status = 0;
     curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
     json_t *j = json_loadb((const char *)s->resp.data, s->resp.len, 0, NULL);
     json_t *got = json_object_get(j, "id");
     dm_err_t out = DM_OK;
-    if (status != 200 || !json_is_integer(got))
+    if (status != 200 || !json_is_integer(got)) {
         out = dm_error_set(
             err, DM_ERR_CONNECTOR, "kafka sink: registering %s in %s: HTTP %ld: %s", subject, shown,
             status, json_string_value(json_object_get(j, "message")) ?: "no id in the answer");
-    else
+        /* the registry busy or starting passes */
+        if (err && (status == 429 || status >= 500)) err->retriable = true;
+    } else {
         *id = (uint32_t)json_integer_value(got);
+    }
     json_decref(j);
     return out;
 }
@@ -283,8 +286,8 @@ static dm_err_t kafka_write(void *state, const dm_sink_batch_t *b, dm_sink_rejec
             dm_sink_reject(rj, i, "kafka sink: %s", rd_kafka_err2str(e));
         } else if (e) {
             drop_producer(s);
-            return dm_error_set(err, DM_ERR_CONNECTOR, "kafka sink: producing to %s: %s",
-                                s->conf->topic, rd_kafka_err2str(e));
+            return dm_error_set_retriable(err, DM_ERR_CONNECTOR, "kafka sink: producing to %s: %s",
+                                          s->conf->topic, rd_kafka_err2str(e));
         }
     }
     /* Written means acknowledged by every in-sync replica. */
@@ -292,7 +295,8 @@ static dm_err_t kafka_write(void *state, const dm_sink_batch_t *b, dm_sink_rejec
     char fatal[256];
     if (rd_kafka_fatal_error(s->rk, fatal, sizeof(fatal))) {
         drop_producer(s); /* a new producer (and producer id) for the retry */
-        return dm_error_set(err, DM_ERR_CONNECTOR, "kafka sink: producer failed: %s", fatal);
+        return dm_error_set_retriable(err, DM_ERR_CONNECTOR, "kafka sink: producer failed: %s",
+                                      fatal);
     }
     rd_kafka_resp_err_t retry = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (size_t i = 0; i < b->n; i++) {
@@ -305,11 +309,12 @@ static dm_err_t kafka_write(void *state, const dm_sink_batch_t *b, dm_sink_rejec
     }
     if (retry) {
         if (rd_kafka_outq_len(s->rk) > 0) drop_producer(s);
-        return dm_error_set(err, DM_ERR_CONNECTOR, "kafka sink: writing to %s at %s: %s%s%s",
-                            s->conf->topic, s->conf->brokers,
-                            retry == RD_KAFKA_RESP_ERR__IN_PROGRESS ? "not acknowledged in time"
-                                                                    : rd_kafka_err2str(retry),
-                            s->last_error[0] ? "; " : "", s->last_error);
+        return dm_error_set_retriable(
+            err, DM_ERR_CONNECTOR, "kafka sink: writing to %s at %s: %s%s%s", s->conf->topic,
+            s->conf->brokers,
+            retry == RD_KAFKA_RESP_ERR__IN_PROGRESS ? "not acknowledged in time"
+                                                    : rd_kafka_err2str(retry),
+            s->last_error[0] ? "; " : "", s->last_error);
     }
     return DM_OK;
 }

@@ -23,6 +23,7 @@
 #include "core/buf.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "connectors/postgres/pg_types.h"
 #include "core/redact.h"
 #include "schema/dm_avro.h"
 
@@ -70,7 +71,11 @@ static dm_err_t pg_error(pgsink_t *s, const char *what, dm_error_t *err)
         char *p = strstr(msg, s->password);
         if (p) memset(p, '*', strlen(s->password));
     }
-    return dm_error_set(err, DM_ERR_CONNECTOR, "postgres sink: %s: %s", what, msg);
+    dm_error_set(err, DM_ERR_CONNECTOR, "postgres sink: %s: %s", what, msg);
+    /* a server restarting or a connection lost passes: retried (connectors/unit.h) */
+    if (err && (PQstatus(s->conn) != CONNECTION_OK || dm_pg_sqlstate_transient(s->sqlstate)))
+        err->retriable = true;
+    return DM_ERR_CONNECTOR;
 }
 
 static dm_err_t exec(pgsink_t *s, const char *sql, const char *what, dm_error_t *err)
@@ -853,8 +858,12 @@ static dm_err_t write_bisect(pgsink_t *s, const dm_sink_batch_t *b, dm_sink_reje
         return exec(s, sql, "releasing a savepoint", err);
     }
     bool data = data_refused(s);
-    if (PQstatus(s->conn) != CONNECTION_OK || !data)
-        return dm_error_set(err, part.code ? part.code : DM_ERR_CONNECTOR, "%s", part.message);
+    if (PQstatus(s->conn) != CONNECTION_OK || !data) {
+        if (err) *err = part; /* with whether it may pass */
+        dm_err_t code = part.code ? part.code : DM_ERR_CONNECTOR;
+        if (err) err->code = code;
+        return code;
+    }
     s->ensured = NULL; /* the rollback may have undone its DDL */
     snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT %s; RELEASE SAVEPOINT %s", sp, sp);
     if ((rc = exec(s, sql, "rollback to savepoint", err))) return rc;

@@ -11,6 +11,7 @@
 #include "connectors/postgres/postgres.h"
 #include "connectors/unit.h"
 #include "transport/transport.h"
+#include "transport/txn_builder.h"
 
 /* A table being snapshotted: where the next chunk starts. */
 typedef struct pg_snap {
@@ -89,6 +90,7 @@ struct dm_pg_source {
     dm_buf_t key; /* scratch for one event's key */
     pg_pending_t *pend;
     size_t n_pend, cap_pend;
+    dm_txn_builder_t txn; /* the batch's transaction, memory reused */
 
     /* the transaction being decoded */
     bool in_txn, skip_txn;
@@ -106,6 +108,7 @@ struct dm_pg_source {
 };
 
 /* pg_source.c */
+
 dm_err_t dm_pg_exec(dm_pg_source_t *src, const char *what, PGresult **out, const char *sql, int n,
                     const char *const *params, dm_error_t *err);
 int dm_pg_table_index(dm_pg_source_t *src, const char *qualified);

@@ -21,7 +21,6 @@
 
 #include "connectors/postgres/pg_internal.h"
 #include "core/clock.h"
-#include "core/hash.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/redact.h"
@@ -81,9 +80,10 @@ dm_err_t dm_pg_exec(dm_pg_source_t *src, const char *what, PGresult **out, const
     char msg[400];
     result_message(src->q, r, msg, sizeof(msg));
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    dm_err_t code = state && !strcmp(state, "42501")    ? DM_ERR_PERMISSION
-                    : PQstatus(src->q) != CONNECTION_OK ? DM_ERR_AGAIN
-                                                        : DM_ERR_CONNECTOR;
+    dm_err_t code = state && !strcmp(state, "42501") ? DM_ERR_PERMISSION
+                    : PQstatus(src->q) != CONNECTION_OK || dm_pg_sqlstate_transient(state)
+                        ? DM_ERR_AGAIN
+                        : DM_ERR_CONNECTOR;
     PQclear(r);
     return dm_error_set(err, code, "%s: %s", what, msg);
 }
@@ -144,8 +144,9 @@ static dm_err_t read_password(dm_pg_source_t *src, dm_error_t *err)
     } else if (c->password_file && *c->password_file) {
         FILE *f = fopen(c->password_file, "r");
         if (!f)
-            return dm_error_set(err, DM_ERR_IO, "source %s: cannot read password_file %s: %s",
-                                src->name, c->password_file, strerror(errno));
+            return dm_error_set_retriable(err, DM_ERR_IO,
+                                          "source %s: cannot read password_file %s: %s", src->name,
+                                          c->password_file, strerror(errno));
         char line[1024] = "";
         if (!fgets(line, sizeof(line), f)) line[0] = '\0';
         fclose(f);
@@ -548,9 +549,14 @@ static dm_err_t ensure_slot(dm_pg_source_t *src, bool *created, dm_error_t *err)
         result_message(src->repl, r, msg, sizeof(msg));
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         bool perm = state && !strcmp(state, "42501");
+        bool again =
+            !perm && (dm_pg_sqlstate_transient(state) || PQstatus(src->repl) != CONNECTION_OK);
         PQclear(r);
         return dm_error_set(
-            err, perm ? DM_ERR_PERMISSION : DM_ERR_CONNECTOR,
+            err,
+            perm    ? DM_ERR_PERMISSION
+            : again ? DM_ERR_AGAIN
+                    : DM_ERR_CONNECTOR,
             "source %s: creating replication slot %s%s: %s", src->name, src->conf->slot,
             perm ? " needs the REPLICATION attribute (ALTER ROLE … REPLICATION)" : "", msg);
     }
@@ -625,9 +631,8 @@ dm_err_t dm_pg_emit(dm_pg_source_t *src, int table, const dm_pg_event_t *ev, dm_
     p->klen = key->len;
     p->table = table;
     p->partition = ev->op == 't' ? -1
-                   : p->has_key
-                       ? (int32_t)(dm_hash64(key->data, key->len) % (uint64_t)src->partitions)
-                       : 0;
+                   : p->has_key  ? dm_txn_key_partition(key->data, key->len, src->partitions)
+                                 : 0;
     src->n_pend++;
     return DM_OK;
 }
@@ -658,32 +663,39 @@ static dm_err_t send_feedback(dm_pg_source_t *src, dm_error_t *err)
 
 static void update_stats(dm_pg_source_t *src);
 
+/* Adds the batch's events to the transaction, each table's to its topic's
+ * partition by key (a truncate to every partition). */
+static dm_err_t add_batch(dm_pg_source_t *src, int64_t now, dm_error_t *err)
+{
+    int topic = -1, topic_of = -1; /* the handle of table topic_of */
+    for (size_t i = 0; i < src->n_pend; i++) {
+        const pg_pending_t *p = &src->pend[i];
+        dm_err_t rc;
+        if (p->table != topic_of &&
+            (rc = dm_txn_builder_topic(&src->txn, src->tables[p->table].topic, src->partitions,
+                                       &topic, err)))
+            return rc;
+        topic_of = p->table;
+        dm_record_t r = {.timestamp = now,
+                         .key = p->has_key ? src->bytes.data + p->kstart : NULL,
+                         .key_len = p->has_key ? (int32_t)p->klen : -1,
+                         .value = src->bytes.data + p->vstart,
+                         .value_len = (int32_t)p->vlen};
+        for (int32_t part = p->partition < 0 ? 0 : p->partition;
+             part < (p->partition < 0 ? src->partitions : p->partition + 1); part++)
+            if ((rc = dm_txn_builder_add(&src->txn, topic, part, &r, err))) return rc;
+    }
+    return DM_OK;
+}
+
 /* Commits the batch, the position and the snapshot progress in one
  * transaction, then tells the server what is flushed. */
 static dm_err_t flush(dm_pg_source_t *src, dm_error_t *err)
 {
     if (!src->n_pend && position_equal(&src->next, &src->durable) && !src->snaps_dirty)
         return DM_OK;
-    dm_record_t *recs = calloc(src->n_pend + 1, sizeof(*recs));
-    if (!recs) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     int64_t now = dm_wall_ms();
-    dm_transport_txn_t *txn = NULL;
-    dm_err_t rc = dm_transport_txn_begin(src->t, &txn, err);
-    for (int ti = 0; ti < src->n_tables && !rc; ti++) {
-        for (int32_t part = 0; part < src->partitions && !rc; part++) {
-            size_t k = 0;
-            for (size_t i = 0; i < src->n_pend; i++) {
-                const pg_pending_t *p = &src->pend[i];
-                if (p->table != ti || (p->partition != part && p->partition != -1)) continue;
-                recs[k++] = (dm_record_t){.timestamp = now,
-                                          .key = p->has_key ? src->bytes.data + p->kstart : NULL,
-                                          .key_len = p->has_key ? (int32_t)p->klen : -1,
-                                          .value = src->bytes.data + p->vstart,
-                                          .value_len = (int32_t)p->vlen};
-            }
-            if (k) rc = dm_transport_txn_produce(txn, src->tables[ti].topic, part, recs, k, err);
-        }
-    }
+    dm_err_t rc = add_batch(src, now, err);
     json_t *state =
         json_pack("{s:I, s:I, s:I, s:o}", "commit_lsn", (json_int_t)src->next.commit_lsn,
                   "partial_final", (json_int_t)src->next.partial_final, "partial_lsn",
@@ -691,25 +703,24 @@ static dm_err_t flush(dm_pg_source_t *src, dm_error_t *err)
     char *text = state ? json_dumps(state, JSON_COMPACT) : NULL;
     json_decref(state);
     if (!rc && !text) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    int state_topic = -1;
+    if (!rc) rc = dm_txn_builder_topic(&src->txn, src->state_topic, 1, &state_topic, err);
     if (!rc) {
         dm_record_t s = {.timestamp = now,
                          .key_len = -1,
                          .value = (const uint8_t *)text,
                          .value_len = (int32_t)strlen(text)};
-        rc = dm_transport_txn_produce(txn, src->state_topic, 0, &s, 1, err);
+        rc = dm_txn_builder_add(&src->txn, state_topic, 0, &s, err);
     }
     if (!rc) {
         dm_tp_offset_t off = {src->state_topic, 0, (int64_t)src->next.commit_lsn};
-        rc = dm_transport_txn_offsets(txn, src->group, &off, 1, err);
+        rc = dm_txn_builder_offsets(&src->txn, src->group, &off, 1, err);
     }
-    if (txn) {
-        if (rc)
-            dm_transport_txn_abort(txn);
-        else
-            rc = dm_transport_txn_commit(txn, err);
-    }
+    if (!rc)
+        rc = dm_txn_builder_commit(&src->txn, err);
+    else
+        dm_txn_builder_clear(&src->txn);
     free(text);
-    free(recs);
     if (rc) return dm_error_prefix(err, "source %s: writing a batch", src->name), rc;
     if (src->m_events) dm_metric_add(src->m_events, src->n_pend);
     src->durable = src->next;
@@ -1127,7 +1138,7 @@ static dm_err_t session(dm_pg_source_t *src, bool *streamed, dm_error_t *err)
     dm_err_t rc = setup(src, err);
     if (rc) return rc;
     *streamed = true;
-    dm_unit_set(src->status, "running", NULL);
+    dm_unit_set(src->status, DM_UNIT_RUNNING, NULL);
     DM_INFO("connector", "source=%s connector=postgres: streaming %d table(s) from slot %s",
             src->name, src->n_tables, src->conf->slot);
     src->last_heartbeat_ns = 0;
@@ -1164,21 +1175,21 @@ static dm_err_t session(dm_pg_source_t *src, bool *streamed, dm_error_t *err)
 void dm_pg_source_run(dm_pg_source_t *src, dm_unit_status_t *status)
 {
     src->status = status;
-    int64_t backoff = 250;
+    dm_unit_backoff(status, 250, 30000);
     while (!atomic_load(&status->stop)) {
         dm_error_t err = {0};
         bool streamed = false;
         dm_err_t rc = session(src, &streamed, &err);
         session_end(src);
         if (!rc || atomic_load(&status->stop)) break;
-        if (streamed) backoff = 250;
-        bool fatal = rc == DM_ERR_PERMISSION || rc == DM_ERR_CONFIG;
-        dm_unit_set(status, fatal ? "failed" : "retrying", "%s", err.message);
-        DM_WARN("connector", "%s; retrying in %lld ms", err.message, (long long)backoff);
-        if (dm_unit_sleep(status, fatal ? 5000 : backoff)) break;
-        if (backoff < 30000) backoff *= 2;
+        if (streamed) status->backoff_ms = 0; /* it ran: the backoff starts over */
+        /* The failure policy (connectors/unit.h): a server down or restarting,
+         * a connection lost, a slot in use are retried; a missing privilege,
+         * table or setting is not (the status names it; the source starts
+         * again when its spec changes). */
+        if (!dm_unit_retry(status, &err, NULL)) break;
     }
-    dm_unit_set(status, "stopped", NULL);
+    if (dm_unit_state(status) != DM_UNIT_FAILED) dm_unit_set(status, DM_UNIT_STOPPED, NULL);
 }
 
 /* ---- life and the API -------------------------------------------------------------------- */
@@ -1190,6 +1201,7 @@ dm_err_t dm_pg_source_new(const dm_source_env_t *env, const dm_postgres_config_t
     if (!src) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     const char *name = env->name;
     src->t = env->transport;
+    dm_txn_builder_init(&src->txn, src->t);
     src->name = strdup(name);
     src->partitions = env->partitions > 0 ? env->partitions : 1;
     src->conf = conf;
@@ -1296,6 +1308,7 @@ void dm_pg_source_free(dm_pg_source_t *src)
     if (src->password) memset(src->password, 0, strlen(src->password));
     free(src->password);
     free(src->pend);
+    dm_txn_builder_destroy(&src->txn);
     dm_buf_free(&src->bytes);
     dm_buf_free(&src->key);
     dm_arena_destroy(&src->arena);

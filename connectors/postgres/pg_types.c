@@ -533,3 +533,16 @@ dm_err_t dm_pg_value_from_text(const dm_pg_type_t *t, const char *text, size_t l
     if (t->kind == DM_PGK_ARRAY) return conv_array(t, text, len, arena, out, err);
     return conv_scalar(t->kind, t->precision, t->scale, text, len, arena, out, err);
 }
+
+bool dm_pg_sqlstate_transient(const char *sqlstate)
+{
+    if (!sqlstate) return false;
+    /* 08 connection exception, 40 transaction rollback (serialization,
+     * deadlock), 53 insufficient resources, 57 operator intervention
+     * (shutdown, cancel), 58 system error, 55006 object in use (a slot held
+     * by another session) */
+    static const char *const classes[] = {"08", "40", "53", "57", "58"};
+    for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+        if (!strncmp(sqlstate, classes[i], 2)) return true;
+    return !strcmp(sqlstate, "55006");
+}

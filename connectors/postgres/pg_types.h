@@ -83,6 +83,11 @@ dm_err_t dm_pg_type_avro_json(const dm_pg_type_t *t, bool *interval_defined, dm_
 dm_err_t dm_pg_value_from_text(const dm_pg_type_t *t, const char *text, size_t len,
                                dm_arena_t *arena, dm_avro_value_t *out, dm_error_t *err);
 
+/* Whether a server error of SQLSTATE sqlstate (may be NULL) names a condition
+ * that passes (connection, resources, shutdown, serialization, an object in
+ * use): the postgres source and sink retry those and fail on the others. */
+bool dm_pg_sqlstate_transient(const char *sqlstate);
+
 /* Days since 1970-01-01 of a proleptic Gregorian date. */
 int64_t dm_pg_days_from_civil(int64_t y, int m, int d);
 

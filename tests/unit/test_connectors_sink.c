@@ -31,6 +31,7 @@ static const dm_config_table_t mem_table = {"memory sink", mem_fields,
 static struct {
     pthread_mutex_t mu;
     int fail_next;      /* writes to refuse, as if the destination were down */
+    bool fail_for_good; /* refuse every write with an error retrying cannot fix */
     size_t batches[64]; /* sizes of the batches written */
     int n_batches;
     int64_t ids[1024]; /* rows written, in order (-id - 1 for deletes) */
@@ -54,8 +55,12 @@ static dm_err_t mem_write(void *state, const dm_sink_batch_t *b, dm_sink_rejects
     if (mem.fail_next > 0) {
         mem.fail_next--;
         pthread_mutex_unlock(&mem.mu);
-        return dm_error_set(err, DM_ERR_CONNECTOR,
-                            "cannot connect: host=db password=hunter2 refused");
+        return dm_error_set_retriable(err, DM_ERR_CONNECTOR,
+                                      "cannot connect: host=db password=hunter2 refused");
+    }
+    if (mem.fail_for_good) {
+        pthread_mutex_unlock(&mem.mu);
+        return dm_error_set(err, DM_ERR_CONNECTOR, "column id of table t is a date");
     }
     for (size_t i = 0; i < b->n; i++) {
         if (dm_sink_rejected(rj, i)) continue;
@@ -88,6 +93,7 @@ static void mem_reset(void)
 {
     pthread_mutex_lock(&mem.mu);
     mem.fail_next = 0;
+    mem.fail_for_good = false;
     mem.n_batches = 0;
     mem.n_ids = 0;
     pthread_mutex_unlock(&mem.mu);
@@ -170,6 +176,7 @@ static dm_err_t ck_checkpoint(void *state, bool force, bool *committed, dm_error
             ck.fail_checkpoints--;
             ck.n_staged = 0; /* the open checkpoint is gone */
             rc = dm_error_set(err, DM_ERR_IO, "commit failed: disk on fire");
+            err->retriable = true; /* a destination that may come back */
         } else {
             for (int i = 0; i < ck.n_staged && ck.n_committed < 256; i++)
                 ck.committed[ck.n_committed++] = ck.staged[i];
@@ -418,6 +425,29 @@ static void test_retries_while_down_with_secrets_out(void)
                    "datamesh_sink_batch_seconds_count{sink=\"down\",type=\"memory\"} 1");
     dm_buf_free(&text);
     dm_metrics_free(m);
+}
+
+/* The failure policy: an error not known to pass stops the sink as failed
+ * with the reason, writing nothing and committing no offset. */
+static void test_fails_when_retrying_cannot_help(void)
+{
+    mem_reset();
+    mem.fail_for_good = true;
+    produce_rows("never", 0, 5);
+    runner_t r;
+    start(&r, "never", "1000", "10ms", NULL);
+    char state[32] = "", error[512] = "";
+    for (int i = 0; i < 400 && strcmp(state, "failed"); i++) {
+        dm_unit_get(&r.st, state, sizeof(state), error, sizeof(error));
+        dm_sleep_ms(5);
+    }
+    CHECK_STR_EQ(state, "failed");
+    CHECK_STR_EQ(error, "writing: column id of table t is a date");
+    dm_sleep_ms(100); /* the runner has returned: its end does not hide the failure */
+    dm_unit_get(&r.st, state, sizeof(state), error, sizeof(error));
+    CHECK_STR_EQ(state, "failed");
+    stop(&r);
+    CHECK_EQ_INT(written(), 0);
 }
 
 static void test_dead_letters_and_envelopes(void)
@@ -681,8 +711,8 @@ int main(void)
     snprintf(url, sizeof(url), "embedded:%s", dir);
     dm_error_t err = {0};
     if (dm_transport_open(url, &t, &err)) return 1;
-    const char *topics[] = {"dlq",    "size",     "time", "down", "mixed",
-                            "resume", "versions", "ckpt", "undec"};
+    const char *topics[] = {"dlq",   "size",   "time",     "down", "never",
+                            "mixed", "resume", "versions", "ckpt", "undec"};
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
         dm_transport_create_topic(t, &(dm_topic_config_t){.name = topics[i], .partitions = 1},
                                   &err);
@@ -693,6 +723,7 @@ int main(void)
     RUN(test_batches_by_size);
     RUN(test_batches_by_time);
     RUN(test_retries_while_down_with_secrets_out);
+    RUN(test_fails_when_retrying_cannot_help);
     RUN(test_dead_letters_and_envelopes);
     RUN(test_resumes_from_committed_offsets);
     RUN(test_reads_every_partition);

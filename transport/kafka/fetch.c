@@ -115,8 +115,8 @@ static kpart_t *position(kfetch_t *f, const char *topic, int32_t partition, int6
     rd_kafka_error_t *e = rd_kafka_incremental_assign(f->c, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {
-        dm_error_set(err, DM_ERR_TRANSPORT, "topic=%s partition=%d: assigning: %s", topic,
-                     partition, rd_kafka_error_string(e));
+        dm_error_set_retriable(err, DM_ERR_TRANSPORT, "topic=%s partition=%d: assigning: %s", topic,
+                               partition, rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         rd_kafka_queue_destroy(q);
         return NULL;

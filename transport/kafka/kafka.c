@@ -41,7 +41,11 @@ dm_err_t dm_kafka_error(dm_error_t *err, rd_kafka_resp_err_t code, const char *f
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    return dm_error_set(err, rc, "%s: %s", what, rd_kafka_err2str(code));
+    dm_error_set(err, rc, "%s: %s", what, rd_kafka_err2str(code));
+    /* what the cluster answered may change (a broker back, a leader elected,
+     * a new topic's metadata spread): retried by the unit (connectors/unit.h) */
+    err->retriable = true;
+    return rc;
 }
 
 dm_err_t dm_kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value, dm_error_t *err)
@@ -234,7 +238,9 @@ static dm_err_t topic_result(const rd_kafka_topic_result_t *r, const char *what,
     const char *msg = rd_kafka_topic_result_error_string(r);
     dm_err_t rc =
         e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS ? DM_ERR_LOG_TOPIC_EXISTS : dm_kafka_code(e);
-    return dm_error_set(err, rc, "%s: %s", what, msg ? msg : rd_kafka_err2str(e));
+    dm_error_set(err, rc, "%s: %s", what, msg ? msg : rd_kafka_err2str(e));
+    if (err) err->retriable = rc != DM_ERR_LOG_TOPIC_EXISTS;
+    return rc;
 }
 
 /* The topic settings Kafka has for the transport's: Kafka's own defaults (the broker's)
