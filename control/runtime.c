@@ -43,17 +43,20 @@ dm_avro_schema_t *dm_runtime_register_schema(dm_runtime_t *rt, const char *subje
 {
     dm_schema_compat_report_t report = {0};
     dm_err_t rc = dm_schema_registry_register(rt->reg, subject, text, id, NULL, &report, err);
-    if (rc == DM_ERR_SCHEMA_INCOMPATIBLE) {
-        char msg[900] = "";
-        size_t o = 0;
-        for (size_t i = 0; i < report.n && o < sizeof(msg); i++)
-            o += (size_t)snprintf(msg + o, sizeof(msg) - o, "%s%s", i ? "; " : "",
-                                  report.messages[i]);
-        dm_error_set(err, rc, "schema of %s is incompatible with its earlier versions: %s", subject,
-                     msg);
-    }
+    if (rc == DM_ERR_SCHEMA_INCOMPATIBLE) dm_runtime_incompatible(err, subject, &report);
     dm_schema_compat_report_free(&report);
     return rc ? NULL : dm_runtime_schema_locked(rt, *id, err);
+}
+
+dm_err_t dm_runtime_incompatible(dm_error_t *err, const char *subject,
+                                 const dm_schema_compat_report_t *report)
+{
+    char msg[900] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < report->n && o < sizeof(msg); i++)
+        o += (size_t)snprintf(msg + o, sizeof(msg) - o, "%s%s", i ? "; " : "", report->messages[i]);
+    return dm_error_set(err, DM_ERR_SCHEMA_INCOMPATIBLE,
+                        "schema of %s is incompatible with its earlier versions: %s", subject, msg);
 }
 
 dm_err_t dm_runtime_source_schema(dm_runtime_t *rt, const char *source, char **schema, int64_t *id,

@@ -111,6 +111,10 @@ dm_avro_schema_t *dm_runtime_schema_locked(dm_runtime_t *rt, int64_t id, dm_erro
 dm_avro_schema_t *dm_runtime_register_schema(dm_runtime_t *rt, const char *subject,
                                              const char *text, int64_t *id, dm_error_t *err);
 
+/* Sets err to subject's incompatibility, the report's reasons joined. */
+dm_err_t dm_runtime_incompatible(dm_error_t *err, const char *subject,
+                                 const dm_schema_compat_report_t *report);
+
 /* Creates topic name unless it exists. */
 dm_err_t dm_runtime_ensure_topic(dm_runtime_t *rt, const char *name, int32_t partitions,
                                  const char *subject, dm_error_t *err);

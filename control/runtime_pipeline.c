@@ -219,13 +219,7 @@ static dm_err_t env_register(void *ctx, const char *subject, const char *text, i
     dm_schema_compat_report_t report = {0};
     dm_err_t rc = dm_schema_registry_check(c->rt->reg, subject, text, &report, &e);
     if (rc == DM_ERR_SCHEMA_INCOMPATIBLE) {
-        char msg[900] = "";
-        size_t o = 0;
-        for (size_t i = 0; i < report.n && o < sizeof(msg); i++)
-            o += (size_t)snprintf(msg + o, sizeof(msg) - o, "%s%s", i ? "; " : "",
-                                  report.messages[i]);
-        rc = dm_error_set(err, rc, "schema of %s is incompatible with its earlier versions: %s",
-                          subject, msg);
+        rc = dm_runtime_incompatible(err, subject, &report);
     } else if (rc == DM_ERR_SCHEMA_PARSE) {
         rc = dm_error_set(err, rc, "schema of %s: %s", subject, e.message);
     } else {
