@@ -79,7 +79,20 @@ const dm_cli_command_t dm_cli_commands[] = {
      dm_cmd_plugins},
     {"sql", "run a streaming SQL statement", "usage: datamesh sql \"SELECT ...\"\n", NULL},
     {"lineage", "show which pipelines read and write which sources and fields",
-     "usage: datamesh lineage SOURCE|PIPELINE [--fields]\n", NULL},
+     "usage: datamesh lineage NODE [--upstream|--downstream|--both] [--depth N]\n"
+     "                        [-o table|json|dot] [--server URL]\n"
+     "\n"
+     "NODE is a source (plays), a field of one (plays.country; nested: orders.after.id),\n"
+     "a pipeline (us-plays), or a node id from an earlier answer (pipeline:us-plays,\n"
+     "sink:us-plays/sink/0). --downstream answers \"what breaks if I change this\": every\n"
+     "pipeline, derived field and sink column that depends on it, directly or through\n"
+     "other pipelines; --upstream where it comes from; --both (the default) both.\n"
+     "Edges use OpenLineage's vocabulary: DIRECT (IDENTITY, TRANSFORMATION, AGGREGATION),\n"
+     "INDIRECT (FILTER, JOIN, GROUP_BY, WINDOW, SORT), and DATASET (INPUT, OUTPUT,\n"
+     "CAPTURE) between sources, pipelines, sinks and captured tables.\n"
+     "  --depth N  follow at most N edges (default: no limit)\n"
+     "  -o dot     Graphviz: datamesh lineage plays -o dot | dot -Tsvg > plays.svg\n",
+     dm_cmd_lineage},
     {"schema", "register, check and inspect Avro schemas",
      "usage: datamesh schema compat --level LEVEL NEW.avsc OLD.avsc [OLDER.avsc ...]\n"
      "       datamesh schema fingerprint FILE.avsc\n"

@@ -27,6 +27,17 @@ json_t *dm_api_workers_units(const char *pipeline);
  * POST /api/v1/plan (the plans of the pipelines in a request, not applied). */
 dm_err_t dm_api_plan_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt);
 
+/* The lineage route (control/api_lineage.c): GET /api/v1/lineage. Registered
+ * before the routes of kinds. */
+dm_err_t dm_api_lineage_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt);
+
+struct dm_lineage;
+/* The lineage graph of what the store holds now: the plans its pipelines
+ * compile to against rt's registry (free *out with dm_lineage_free);
+ * *problems (new array) gets [{pipeline, error}] for those left out. */
+dm_err_t dm_api_lineage_graph(dm_store_t *store, dm_runtime_t *rt, struct dm_lineage **out,
+                              json_t **problems, dm_error_t *err);
+
 /* A deep copy of j with secrets (passwords, tokens, DSN passwords) masked; j is released. */
 json_t *dm_api_redacted(json_t *j);
 
