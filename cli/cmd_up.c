@@ -20,6 +20,7 @@ int dm_cmd_up(int argc, char **argv)
                                              {"transport", required_argument, NULL, 'T'},
                                              {"external-workers", no_argument, NULL, 'X'},
                                              {"state-memory", required_argument, NULL, 'M'},
+                                             {"openlineage", required_argument, NULL, 'O'},
                                              {NULL, 0, NULL, 0}};
     optind = 1;
     int ch;
@@ -30,6 +31,7 @@ int dm_cmd_up(int argc, char **argv)
         case 'D': opt.demo = true; break;
         case 'T': opt.transport = optarg; break;
         case 'X': opt.external_tasks = true; break;
+        case 'O': opt.openlineage = optarg; break;
         case 'M': {
             int64_t bytes;
             if (dm_parse_size(optarg, &bytes) || bytes < 0) {

@@ -8,7 +8,7 @@ const dm_cli_command_t dm_cli_commands[] = {
     {"up", "start the controller and workers on this machine",
      "usage: datamesh up [--data DIR] [--listen HOST:PORT] [--demo]\n"
      "                   [--transport kafka://HOST:PORT[,HOST:PORT...]] [--external-workers]\n"
-     "                   [--state-memory SIZE]\n"
+     "                   [--state-memory SIZE] [--openlineage URL]\n"
      "\n"
      "Starts the control plane (API, catalog, schema registry) and the workers in one\n"
      "process. State lives in the data directory. SIGINT or SIGTERM stops it cleanly.\n"
@@ -19,7 +19,10 @@ const dm_cli_command_t dm_cli_commands[] = {
      "  --transport URL     run every topic on Kafka (default: the embedded log)\n"
      "  --external-workers  leave pipeline tasks to `datamesh worker` processes\n"
      "  --state-memory SIZE keyed state all pipelines may keep in memory before it spills\n"
-     "                      to RocksDB (default 1GiB)\n",
+     "                      to RocksDB (default 1GiB)\n"
+     "  --openlineage URL   send OpenLineage run events (START, RUNNING, COMPLETE) with\n"
+     "                      column lineage for every pipeline and source: http(s)://...\n"
+     "                      (POST, e.g. Marquez's /api/v1/lineage) or file:///path (JSON lines)\n",
      dm_cmd_up},
     {"apply", "create or update sources, pipelines, processors and sinks from specs",
      "usage: datamesh apply -f FILE|DIR [-f ...] [--dry-run] [--server URL]\n"

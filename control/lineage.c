@@ -1059,3 +1059,81 @@ json_t *dm_lineage_column_lineage(const dm_lineage_t *g, const char *pipeline)
     }
     return out;
 }
+
+/* The top-level fields of dataset node ds: [{name, type}]. */
+static json_t *dataset_fields(const dm_lineage_t *g, size_t ds)
+{
+    json_t *fields = json_array();
+    char prefix[700];
+    snprintf(prefix, sizeof(prefix), "%s.", g->nodes[ds].id);
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const lnode_t *n = &g->nodes[i];
+        if (n->dataset != ds || strchr(n->path, '.')) continue;
+        json_array_append_new(fields, json_pack("{s:s, s:O}", "name", n->path, "type",
+                                                json_object_get(n->attrs, "type")
+                                                    ? json_object_get(n->attrs, "type")
+                                                    : json_null()));
+    }
+    return fields;
+}
+
+json_t *dm_lineage_job(const dm_lineage_t *g, const char *pipeline)
+{
+    char id[600];
+    snprintf(id, sizeof(id), "pipeline:%s", pipeline);
+    size_t p = node_find(g, id);
+    if (p == NONE) return NULL;
+    json_t *inputs = json_array(), *outputs = json_array();
+    for (size_t k = g->in_off[p]; k < g->in_off[p + 1]; k++) {
+        const ledge_t *e = &g->edges[g->in_list[k]];
+        if (e->kind != K_INPUT) continue;
+        json_t *d = node_json(g, e->from);
+        json_object_set_new(d, "fields", dataset_fields(g, e->from));
+        json_array_append_new(inputs, d);
+    }
+    json_t *columns = dm_lineage_column_lineage(g, pipeline);
+    for (size_t k = g->out_off[p]; k < g->out_off[p + 1]; k++) {
+        const ledge_t *e = &g->edges[g->out_list[k]];
+        if (e->kind != K_OUTPUT) continue;
+        json_t *d = node_json(g, e->to);
+        json_object_set_new(d, "fields", dataset_fields(g, e->to));
+        json_t *cl = json_object_get(columns, g->nodes[e->to].id);
+        json_object_set_new(d, "columns", cl ? json_incref(cl) : json_object());
+        json_array_append_new(outputs, d);
+    }
+    json_decref(columns);
+    return json_pack("{s:s, s:o, s:o}", "pipeline", pipeline, "inputs", inputs, "outputs", outputs);
+}
+
+json_t *dm_lineage_source_job(const dm_lineage_t *g, const char *source)
+{
+    size_t s = node_find(g, source);
+    if (s == NONE || strcmp(g->nodes[s].kind, "source")) return NULL;
+    json_t *inputs = json_array(), *columns = json_object();
+    for (size_t k = g->in_off[s]; k < g->in_off[s + 1]; k++) {
+        const ledge_t *e = &g->edges[g->in_list[k]];
+        if (e->kind != K_CAPTURE) continue;
+        json_t *d = node_json(g, e->from);
+        json_object_set_new(d, "fields", dataset_fields(g, e->from));
+        json_array_append_new(inputs, d);
+    }
+    /* the captured columns feeding the source's fields */
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].dataset != s) continue;
+        for (size_t k = g->in_off[i]; k < g->in_off[i + 1]; k++) {
+            const ledge_t *e = &g->edges[g->in_list[k]];
+            const lnode_t *from = &g->nodes[e->from];
+            if (from->dataset == NONE || strcmp(g->nodes[from->dataset].kind, "table")) continue;
+            json_t *list = json_object_get(columns, g->nodes[i].path);
+            if (!list) json_object_set_new(columns, g->nodes[i].path, list = json_array());
+            json_array_append_new(list,
+                                  json_pack("{s:s, s:s, s:s, s:s}", "dataset",
+                                            g->nodes[from->dataset].id, "field", from->path, "type",
+                                            type_of(e->kind), "subtype", kind_name(e->kind)));
+        }
+    }
+    json_t *out = node_json(g, s);
+    json_object_set_new(out, "fields", dataset_fields(g, s));
+    json_object_set_new(out, "columns", columns);
+    return json_pack("{s:s, s:o, s:[o]}", "source", source, "inputs", inputs, "outputs", out);
+}

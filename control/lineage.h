@@ -88,4 +88,17 @@ const json_t *dm_lineage_problems(const dm_lineage_t *g);
  * such pipeline). */
 json_t *dm_lineage_column_lineage(const dm_lineage_t *g, const char *pipeline);
 
+/* What pipeline reads and writes, for an OpenLineage job: {pipeline,
+ * inputs: [DATASET], outputs: [DATASET + columns]} where DATASET is its node
+ * (id, kind, name, namespace for captured tables, …) with fields [{name,
+ * type}] (top level), and columns the column lineage of that output as
+ * dm_lineage_column_lineage gives it (new reference; NULL when there is no
+ * such pipeline). */
+json_t *dm_lineage_job(const dm_lineage_t *g, const char *pipeline);
+
+/* The same for the connector job of a source: inputs are the tables it
+ * captures (empty for other connectors), the one output the source with the
+ * columns each of its fields comes from. NULL when there is no such source. */
+json_t *dm_lineage_source_job(const dm_lineage_t *g, const char *source);
+
 #endif

@@ -5,6 +5,7 @@
  * postgres CDC source with its table's columns — and the queries over it. */
 #include "check.h"
 #include "control/lineage.h"
+#include "control/openlineage.h"
 
 #define DEVICE                                                                                     \
     "{\"name\":\"device\",\"type\":{\"type\":\"record\",\"name\":\"Device\",\"fields\":["          \
@@ -475,6 +476,120 @@ static void test_problem_reported(void)
     reg_free(&r);
 }
 
+static const json_t *at(const json_t *j, const char *path)
+{
+    char buf[300];
+    snprintf(buf, sizeof(buf), "%s", path);
+    char *save;
+    for (char *k = strtok_r(buf, ".", &save); k && j; k = strtok_r(NULL, ".", &save))
+        j = json_is_array(j) ? json_array_get(j, (size_t)atoi(k)) : json_object_get(j, k);
+    return j;
+}
+
+static bool str_at(const json_t *j, const char *path, const char *want)
+{
+    const char *v = json_string_value(at(j, path));
+    if (!v || strcmp(v, want))
+        printf("    %s: '%s', expected '%s'\n", path, v ? v : "(none)", want);
+    return v && !strcmp(v, want);
+}
+
+/* The RunEvent's required members and facet shapes (OpenLineage 2-0-2). */
+static void test_openlineage_event(void)
+{
+    reg_t r;
+    dm_lineage_t *g = world(&r);
+    REQUIRE(g);
+    dm_openlineage_options_t opt = {.ns = "datamesh://127.0.0.1:8080"};
+    char run[37], again[37], other[37];
+    dm_openlineage_uuid("Pipeline/us-plays/1", run);
+    dm_openlineage_uuid("Pipeline/us-plays/1", again);
+    dm_openlineage_uuid("Pipeline/us-plays/2", other);
+    CHECK(!strcmp(run, again) && strcmp(run, other));
+    CHECK(strlen(run) == 36 && run[8] == '-' && run[13] == '-' && run[14] == '5' &&
+          run[18] == '-' && strchr("89ab", run[19]) && run[23] == '-');
+    json_t *job = dm_lineage_job(g, "us-plays");
+    REQUIRE(job);
+    json_t *ev = dm_openlineage_event(&opt, "START", "pipeline.us-plays", "PIPELINE", run, job,
+                                      1796658000123LL);
+    json_decref(job);
+    REQUIRE(ev);
+    CHECK(str_at(ev, "eventType", "START"));
+    CHECK(str_at(ev, "eventTime", "2026-12-07T15:40:00.123Z"));
+    CHECK(json_is_string(at(ev, "producer")));
+    CHECK(str_at(ev, "schemaURL",
+                 "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"));
+    CHECK(str_at(ev, "run.runId", run));
+    CHECK(str_at(ev, "job.namespace", "datamesh://127.0.0.1:8080"));
+    CHECK(str_at(ev, "job.name", "pipeline.us-plays"));
+    CHECK(str_at(ev, "job.facets.jobType.processingType", "STREAMING"));
+    CHECK(str_at(ev, "job.facets.jobType.jobType", "PIPELINE"));
+    CHECK(json_is_string(at(ev, "job.facets.jobType._producer")));
+    CHECK(json_is_string(at(ev, "job.facets.jobType._schemaURL")));
+    /* inputs: plays and the enrich table's source, with their schema */
+    const json_t *inputs = at(ev, "inputs");
+    CHECK_EQ_INT(json_array_size(inputs), 2);
+    bool plays = false;
+    size_t i;
+    json_t *d;
+    json_array_foreach(inputs, i, d)
+    {
+        if (strcmp(json_string_value(at(d, "name")), "plays")) continue;
+        plays = true;
+        CHECK(str_at(d, "namespace", "datamesh://127.0.0.1:8080"));
+        CHECK(str_at(d, "facets.schema.fields.0.name", "id"));
+        CHECK(str_at(d, "facets.schema.fields.0.type", "long"));
+        CHECK(json_is_string(at(d, "facets.schema._schemaURL")));
+    }
+    CHECK(plays);
+    /* outputs: the derived source and the file sink, with column lineage */
+    const json_t *out = NULL;
+    json_array_foreach(at(ev, "outputs"), i, d)
+    {
+        if (!strcmp(json_string_value(at(d, "name")), "us-plays")) out = d;
+    }
+    REQUIRE(out);
+    CHECK_EQ_INT(json_array_size(at(ev, "outputs")), 2);
+    CHECK(json_is_string(at(out, "facets.columnLineage._schemaURL")));
+    const json_t *cents = at(out, "facets.columnLineage.fields.cents.inputFields");
+    bool amount = false;
+    json_array_foreach(cents, i, d)
+    {
+        if (strcmp(json_string_value(at(d, "field")), "amount")) continue;
+        CHECK(str_at(d, "namespace", "datamesh://127.0.0.1:8080"));
+        CHECK(str_at(d, "name", "plays"));
+        size_t k;
+        json_t *t;
+        json_array_foreach(at(d, "transformations"), k, t)
+        {
+            if (!strcmp(json_string_value(at(t, "subtype")), "TRANSFORMATION")) {
+                amount = true;
+                CHECK(str_at(t, "type", "DIRECT"));
+                CHECK(json_is_boolean(at(t, "masking")));
+            }
+        }
+    }
+    CHECK(amount);
+    json_decref(ev);
+    /* a CDC source's connector job: the table, named as OpenLineage names Postgres tables */
+    job = dm_lineage_source_job(g, "orders");
+    REQUIRE(job);
+    opt.topic_ns = "kafka://127.0.0.1:9092";
+    ev = dm_openlineage_event(&opt, "RUNNING", "source.orders", "CONNECTOR", run, job, 0);
+    json_decref(job);
+    CHECK(str_at(ev, "inputs.0.namespace", "postgres://db.example:5433"));
+    CHECK(str_at(ev, "inputs.0.name", "shop.public.orders"));
+    CHECK(str_at(ev, "outputs.0.namespace", "kafka://127.0.0.1:9092"));
+    CHECK(str_at(ev, "outputs.0.name", "orders"));
+    /* field names hold dots: look "after.amount" up as one key */
+    CHECK(str_at(json_object_get(at(ev, "outputs.0.facets.columnLineage.fields"), "after.amount"),
+                 "inputFields.0.field", "amount"));
+    json_decref(ev);
+    CHECK(dm_lineage_source_job(g, "nope") == NULL);
+    dm_lineage_free(g);
+    reg_free(&r);
+}
+
 int main(void)
 {
     RUN(test_filter_project_enrich);
@@ -483,5 +598,6 @@ int main(void)
     RUN(test_cdc_table_columns);
     RUN(test_queries);
     RUN(test_problem_reported);
+    RUN(test_openlineage_event);
     return check_summary();
 }
