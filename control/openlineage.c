@@ -232,6 +232,7 @@ static bool send_one(dm_openlineage_t *ol, const char *text, dm_error_t *err)
     CURL *c = ol->curl;
     curl_easy_reset(c);
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
     curl_easy_setopt(c, CURLOPT_URL, ol->url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
