@@ -536,7 +536,7 @@ static dm_err_t run_stage(builder_t *b, const dm_plan_stage_t *s, bool *done, dm
                 b->saved[b->n_saved].topic = outs[o];
                 rc = fstate_copy(&b->saved[b->n_saved++].st, &st);
             }
-            bool dataset = !strcmp(outs[o], b->plan->output) || o > 0;
+            bool dataset = o > 0 || (b->plan->output && !strcmp(outs[o], b->plan->output));
             if (!dataset || rc) continue;
             size_t ds = node_find(b->g, outs[o]);
             if (ds != NONE) rc = write_dataset(b, ds, &st);
@@ -599,9 +599,18 @@ static dm_err_t add_plan(dm_lineage_t *g, const dm_lineage_env_t *env,
             dataset_add(g, plan->output, strcmp(plan->output, own) ? "source" : "topic", out_root);
         rc = out_ds == NONE ? DM_ERR_NOMEM : edge_add(g, pnode, out_ds, K_OUTPUT, NONE);
     }
-    for (size_t x = 0; last && x < last->n_extra && !rc; x++) {
-        size_t ds = dataset_add(g, last->extra[x], "source", out_root);
-        rc = ds == NONE ? DM_ERR_NOMEM : edge_add(g, pnode, ds, K_OUTPUT, NONE);
+    /* route outputs: the records of the stage that routes them, with its schema */
+    for (size_t s = 0; s < plan->n_stages && !rc; s++) {
+        const dm_plan_stage_t *st = &plan->stages[s];
+        dm_avro_schema_t *mine = NULL;
+        const dm_avro_schema_t *sch = st == last    ? out_schema
+                                      : st->n_extra ? stage_output_schema(st, &mine)
+                                                    : NULL;
+        for (size_t x = 0; x < st->n_extra && !rc; x++) {
+            size_t ds = dataset_add(g, st->extra[x], "source", sch ? sch->root : NULL);
+            rc = ds == NONE ? DM_ERR_NOMEM : edge_add(g, pnode, ds, K_OUTPUT, NONE);
+        }
+        dm_avro_schema_free(mine);
     }
     for (size_t k = 0; k < plan->n_sinks && !rc; k++) {
         const dm_plan_sink_t *sk = &plan->sinks[k];

@@ -189,6 +189,11 @@ static dm_lineage_t *world(reg_t *r)
                        "\"joined\"}]}"),
         PIPE("routed", "{\"from\":[\"plays\"],\"steps\":[{\"route\":{\"outputs\":{\"big\":"
                        "\"amount > 100\"},\"default\":\"rest\"}}],\"to\":[{\"source\":\"rest\"}]}"),
+        PIPE("route-agg",
+             "{\"from\":[\"plays\"],\"steps\":[{\"route\":{\"outputs\":{\"huge\":"
+             "\"amount > 1000\"}}},{\"aggregate\":{\"window\":{\"type\":\"tumbling\","
+             "\"size\":\"1m\"},\"time\":\"ts\",\"group_by\":[\"country\"],"
+             "\"aggregates\":[\"count(*) AS n\"]}}],\"to\":[{\"source\":\"agg-rest\"}]}"),
         PIPE("order-totals",
              "{\"from\":[\"orders\"],\"steps\":[{\"project\":[\"after.id AS order_id\","
              "\"after.amount AS amount\"]}],\"to\":[{\"source\":\"order-totals\"}]}"),
@@ -352,6 +357,11 @@ static void test_union_join_route(void)
     CHECK(has_edge(all, "plays.amount", "big.id", "FILTER", "routed"));
     CHECK(has_edge(all, "plays.id", "rest.id", "IDENTITY", "routed"));
     CHECK(has_edge(all, "pipeline:routed", "big", "OUTPUT", NULL));
+    /* a route in a stage before a re-key: its output has the routed records' fields */
+    CHECK(has_edge(all, "plays.country", "huge.country", "IDENTITY", "route-agg"));
+    CHECK(has_edge(all, "plays.amount", "huge.id", "FILTER", "route-agg"));
+    CHECK(has_edge(all, "plays.country", "agg-rest.country", "IDENTITY", "route-agg"));
+    CHECK(has_edge(all, "pipeline:route-agg", "huge", "OUTPUT", NULL));
     json_decref(all);
     dm_lineage_free(g);
     reg_free(&r);
