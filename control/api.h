@@ -32,11 +32,17 @@ dm_err_t dm_api_plan_register(dm_http_server_t *http, dm_store_t *store, dm_runt
 dm_err_t dm_api_lineage_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt);
 
 struct dm_lineage;
-/* The lineage graph of what the store holds now: the plans its pipelines
- * compile to against rt's registry (free *out with dm_lineage_free);
- * *problems (new array) gets [{pipeline, error}] for those left out. */
-dm_err_t dm_api_lineage_graph(dm_store_t *store, dm_runtime_t *rt, struct dm_lineage **out,
-                              json_t **problems, dm_error_t *err);
+/* Gives fn (on the caller's thread, under the graph's lock: keep it short) the
+ * lineage graph of what the store holds now, with problems ([{pipeline,
+ * error}] for pipelines left out): the one computed last when nothing it was
+ * computed from changed (control/api_lineage.c), else a new one. Both are
+ * borrowed for the call. Errors: the store's, or out of memory. */
+typedef void (*dm_api_lineage_fn)(void *ctx, const struct dm_lineage *g, const json_t *problems);
+dm_err_t dm_api_lineage_with(dm_store_t *store, dm_runtime_t *rt, dm_api_lineage_fn fn, void *ctx,
+                             dm_error_t *err);
+
+/* Frees the kept graph (the controller, when it stops). */
+void dm_api_lineage_forget(void);
 
 /* A deep copy of j with secrets (passwords, tokens, DSN passwords) masked; j is released. */
 json_t *dm_api_redacted(json_t *j);

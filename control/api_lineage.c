@@ -2,18 +2,31 @@
  *
  * Answers {node, direction, depth, nodes, edges, problems} (control/lineage.h):
  * the part of the lineage graph reachable from node. Without node, the whole
- * graph. The graph is computed for each request from the plans the stored
- * pipelines compile to against the registry as it is now, so it follows every
- * apply, delete and schema version without being told; pipelines that cannot
- * compile yet (a source without a schema) are listed under problems.
+ * graph. The graph is computed from the plans the stored pipelines compile to
+ * against the registry as it is now; pipelines that cannot compile yet (a
+ * source without a schema) are listed under problems.
+ *
+ * Computing it costs a dry-run compile per pipeline, so the last graph is kept
+ * and used again while a fingerprint of what it was computed from is the same:
+ * the name and generation of every Source, Pipeline and Sink (any apply or
+ * delete changes it) and the latest schema id of every source and derived
+ * source (a new schema version does), checked on every request; at most every
+ * 30 s it is computed anew regardless, for schema versions of topics no spec
+ * names (the tables of a multi-table capture), and every second while some
+ * pipeline cannot compile.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "control/api.h"
 #include "control/lineage.h"
 #include "control/spec.h"
+#include "core/clock.h"
+#include "core/hash.h"
+
+#define CACHE_MAX_AGE_MS 30000
 
 typedef struct lineage_api {
     dm_store_t *store;
@@ -32,8 +45,9 @@ static const dm_avro_schema_t *env_subject_schema(void *ctx, const char *subject
     return dm_runtime_schema(ctx, id, NULL);
 }
 
-dm_err_t dm_api_lineage_graph(dm_store_t *store, dm_runtime_t *rt, dm_lineage_t **out,
-                              json_t **problems, dm_error_t *err)
+/* Builds the graph of what the store holds now. */
+static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, dm_lineage_t **out,
+                            json_t **problems, dm_error_t *err)
 {
     *out = NULL;
     *problems = json_array();
@@ -67,6 +81,111 @@ dm_err_t dm_api_lineage_graph(dm_store_t *store, dm_runtime_t *rt, dm_lineage_t 
     return rc;
 }
 
+/* What the graph is computed from, in 64 bits (see the top of the file). */
+static uint64_t fingerprint(dm_store_t *store, dm_runtime_t *rt)
+{
+    uint64_t h = 0x243f6a8885a308d3ull;
+    const dm_kind_t kinds[] = {DM_KIND_SOURCE, DM_KIND_PIPELINE, DM_KIND_SINK};
+    for (int k = 0; k < 3; k++) {
+        json_t *docs = NULL;
+        if (dm_store_docs(store, kinds[k], &docs, NULL)) return 0;
+        const char *name;
+        json_t *doc;
+        json_object_foreach(docs, name, doc)
+        {
+            int64_t v[3] = {
+                k,
+                json_integer_value(json_object_get(json_object_get(doc, "status"), "generation")),
+                0};
+            if (kinds[k] == DM_KIND_SOURCE) {
+                char subject[400];
+                snprintf(subject, sizeof(subject), "%s-value", name);
+                dm_runtime_subject_id(rt, subject, &v[2], NULL);
+            }
+            h = dm_hash64_seed(name, strlen(name), h);
+            h = dm_hash64_seed(v, sizeof(v), h);
+            /* a derived source: its schema is registered once its pipeline runs */
+            size_t i;
+            json_t *to;
+            json_array_foreach(json_object_get(json_object_get(doc, "spec"), "to"), i, to)
+            {
+                const char *src = json_string_value(json_object_get(to, "source"));
+                char subject[400];
+                int64_t id = 0;
+                if (!src) continue;
+                snprintf(subject, sizeof(subject), "%s-value", src);
+                dm_runtime_subject_id(rt, subject, &id, NULL);
+                h = dm_hash64_seed(&id, sizeof(id), h);
+            }
+        }
+        json_decref(docs);
+    }
+    return h ? h : 1;
+}
+
+static struct {
+    pthread_mutex_t mu;
+    dm_lineage_t *g;
+    json_t *problems;
+    uint64_t fp;
+    int64_t at_ms;
+} cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+dm_err_t dm_api_lineage_with(dm_store_t *store, dm_runtime_t *rt, dm_api_lineage_fn fn, void *ctx,
+                             dm_error_t *err)
+{
+    pthread_mutex_lock(&cache.mu);
+    uint64_t fp = fingerprint(store, rt);
+    int64_t now = dm_wall_ms();
+    dm_err_t rc = DM_OK;
+    /* while some pipeline cannot compile, what it waits for may not show in fp */
+    int64_t max_age = json_array_size(cache.problems) ? 1000 : CACHE_MAX_AGE_MS;
+    if (!cache.g || !fp || fp != cache.fp || now - cache.at_ms >= max_age) {
+        dm_lineage_t *g = NULL;
+        json_t *problems = NULL;
+        rc = build_graph(store, rt, &g, &problems, err);
+        if (!rc) {
+            dm_lineage_free(cache.g);
+            json_decref(cache.problems);
+            cache.g = g;
+            cache.problems = problems;
+            cache.fp = fp;
+            cache.at_ms = now;
+        } else {
+            json_decref(problems);
+        }
+    }
+    if (!rc) fn(ctx, cache.g, cache.problems);
+    pthread_mutex_unlock(&cache.mu);
+    return rc;
+}
+
+void dm_api_lineage_forget(void)
+{
+    pthread_mutex_lock(&cache.mu);
+    dm_lineage_free(cache.g);
+    json_decref(cache.problems);
+    cache.g = NULL;
+    cache.problems = NULL;
+    pthread_mutex_unlock(&cache.mu);
+}
+
+typedef struct query {
+    const char *node;
+    dm_lineage_dir_t dir;
+    int depth;
+    json_t *out;
+    dm_error_t *err;
+} query_t;
+
+static void run_query(void *ctx, const dm_lineage_t *g, const json_t *problems)
+{
+    query_t *q = ctx;
+    q->out = q->node && *q->node ? dm_lineage_query(g, q->node, q->dir, q->depth, q->err)
+                                 : dm_lineage_to_json(g);
+    if (q->out) json_object_set(q->out, "problems", (json_t *)problems);
+}
+
 static void on_lineage(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
     lineage_api_t *api = ctx;
@@ -96,23 +215,12 @@ static void on_lineage(void *ctx, const dm_http_request_t *req, dm_http_response
             return;
         }
     }
-    dm_lineage_t *g = NULL;
-    json_t *problems = NULL;
-    if (dm_api_lineage_graph(api->store, api->rt, &g, &problems, &err)) {
-        json_decref(problems);
+    query_t q = {node, (dm_lineage_dir_t)dir, (int)depth, NULL, &err};
+    if (dm_api_lineage_with(api->store, api->rt, run_query, &q, &err) || !q.out) {
         dm_api_reply_error(res, &err);
         return;
     }
-    json_t *out = node && *node ? dm_lineage_query(g, node, (dm_lineage_dir_t)dir, (int)depth, &err)
-                                : dm_lineage_to_json(g);
-    dm_lineage_free(g);
-    if (!out) {
-        json_decref(problems);
-        dm_api_reply_error(res, &err);
-        return;
-    }
-    json_object_set_new(out, "problems", problems);
-    dm_http_json(res, 200, out);
+    dm_http_json(res, 200, q.out);
 }
 
 dm_err_t dm_api_lineage_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt)

@@ -233,6 +233,7 @@ void dm_controller_stop(dm_controller_t *c)
     if (!c) return;
     dm_http_server_free(c->http); /* first: no handler runs after this */
     dm_openlineage_stop(c->openlineage);
+    dm_api_lineage_forget();
     dm_runtime_free(c->runtime); /* stops every unit; each commits what it finished */
     dm_store_close(c->store);
     dm_registry_api_free(c->registry);

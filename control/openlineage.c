@@ -338,17 +338,22 @@ static void report(dm_openlineage_t *ol, const char *kind, const char *name, con
                                   job ? job : json_null()));
 }
 
-static void compare(dm_openlineage_t *ol, int64_t now)
+typedef struct compare_ctx {
+    dm_openlineage_t *ol;
+    int64_t now;
+} compare_ctx_t;
+
+/* Reports what changed since the last time, against graph g (under its lock). */
+static void compare_with(void *ctx, const dm_lineage_t *g, const json_t *problems)
 {
-    dm_lineage_t *g = NULL;
-    json_t *problems = NULL, *sources = NULL, *pipelines = NULL;
+    (void)problems;
+    compare_ctx_t *c = ctx;
+    dm_openlineage_t *ol = c->ol;
+    json_t *sources = NULL, *pipelines = NULL;
     dm_error_t err = {0};
-    if (dm_api_lineage_graph(ol->store, ol->rt, &g, &problems, &err) ||
-        dm_store_docs(ol->store, DM_KIND_SOURCE, &sources, &err) ||
+    if (dm_store_docs(ol->store, DM_KIND_SOURCE, &sources, &err) ||
         dm_store_docs(ol->store, DM_KIND_PIPELINE, &pipelines, &err)) {
-        DM_WARN("openlineage", "url=%s: cannot compute lineage: %s", ol->url, err.message);
-        dm_lineage_free(g);
-        json_decref(problems);
+        DM_WARN("openlineage", "url=%s: cannot read the store: %s", ol->url, err.message);
         json_decref(sources);
         return;
     }
@@ -356,9 +361,9 @@ static void compare(dm_openlineage_t *ol, int64_t now)
     const char *name;
     json_t *doc;
     json_object_foreach(sources, name, doc)
-        report(ol, "Source", name, doc, dm_lineage_source_job(g, name), current, now);
+        report(ol, "Source", name, doc, dm_lineage_source_job(g, name), current, c->now);
     json_object_foreach(pipelines, name, doc)
-        report(ol, "Pipeline", name, doc, dm_lineage_job(g, name), current, now);
+        report(ol, "Pipeline", name, doc, dm_lineage_job(g, name), current, c->now);
     /* what was reported and is gone now */
     json_t *was;
     json_object_foreach(ol->known, name, was)
@@ -369,14 +374,20 @@ static void compare(dm_openlineage_t *ol, int64_t now)
                                          json_string_value(json_object_get(was, "job_name")),
                                          json_string_value(json_object_get(was, "job_type")),
                                          json_string_value(json_object_get(was, "run")),
-                                         json_is_object(job) ? job : NULL, now));
+                                         json_is_object(job) ? job : NULL, c->now));
     }
     json_decref(ol->known);
     ol->known = current;
-    dm_lineage_free(g);
-    json_decref(problems);
     json_decref(sources);
     json_decref(pipelines);
+}
+
+static void compare(dm_openlineage_t *ol, int64_t now)
+{
+    compare_ctx_t c = {ol, now};
+    dm_error_t err = {0};
+    if (dm_api_lineage_with(ol->store, ol->rt, compare_with, &c, &err))
+        DM_WARN("openlineage", "url=%s: cannot compute lineage: %s", ol->url, err.message);
 }
 
 static void *run(void *arg)
