@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "connectors/iceberg/iceberg.h"
+#include "tests/integration/iceberg_run.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
 #include "core/varint.h"
@@ -174,14 +175,14 @@ static double cpu_seconds(void)
 }
 
 typedef struct run {
-    dm_iceberg_sink_t sink;
+    ice_sink_t sink;
     dm_unit_status_t st;
 } run_t;
 
 static void *run_main(void *a)
 {
     run_t *r = a;
-    dm_iceberg_sink_run(&r->sink, &r->st);
+    ice_sink_run(&r->sink, &r->st);
     return NULL;
 }
 
@@ -226,6 +227,7 @@ int main(void)
     conf.table = strdup("bench.six");
     conf.compression = getenv("DM_BENCH_CODEC") ? atoi(getenv("DM_BENCH_CODEC")) : 0;
     conf.commit_interval = 3600000; /* one checkpoint: the file-size rolls and the final one */
+    conf.common.linger_ms = 50;     /* the last batch waits no longer than the old loop did */
     run_t r = {.sink = {.transport = t,
                         .topic = "in",
                         .partitions = 1,

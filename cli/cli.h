@@ -62,6 +62,13 @@ int dm_cmd_lineage(int argc, char **argv); /* cli/cmd_lineage.c */
  * (cli/cmd_apply.c). */
 dm_err_t dm_cli_add_specs(const char *path, dm_buf_t *body, size_t *count, dm_error_t *err);
 
+int dm_cmd_token(int argc, char **argv); /* cli/cmd_token.c */
+int dm_cmd_audit(int argc, char **argv); /* cli/cmd_audit.c */
+
+/* Milliseconds since the epoch as an ISO-8601 UTC time ("-" for 0) into out
+ * (cli/cmd_token.c). */
+void dm_cli_format_ms(long long ms, char *out, size_t cap);
+
 /* `datamesh schema register|check|list|show` (cli/cmd_schema_registry.c). */
 int dm_cmd_schema_registry(int argc, char **argv);
 

@@ -7,6 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *client_token, *client_cacert;
+
+void dm_client_set_token(const char *token)
+{
+    client_token = token && *token ? token : NULL;
+}
+
+void dm_client_set_cacert(const char *path)
+{
+    client_cacert = path && *path ? path : NULL;
+}
+
 const char *dm_client_server(const char *flag)
 {
     if (flag && *flag) return flag;
@@ -44,6 +56,13 @@ dm_err_t dm_client_call(const char *server, const char *method, const char *path
     dm_buf_t resp = DM_BUF_INIT;
     struct curl_slist *headers = NULL;
     if (body) headers = curl_slist_append(headers, "Content-Type: application/yaml");
+    if (client_token) {
+        char auth[512];
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", client_token);
+        headers = curl_slist_append(headers, auth);
+        memset(auth, 0, sizeof(auth));
+    }
+    if (client_cacert) curl_easy_setopt(c, CURLOPT_CAINFO, client_cacert);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
@@ -71,11 +90,15 @@ dm_err_t dm_client_call(const char *server, const char *method, const char *path
                               method, path, *status);
         } else if (*status >= 300) {
             const char *msg = json_string_value(json_object_get(*out, "message"));
-            dm_err_t code = *status == 404   ? DM_ERR_NOT_FOUND
-                            : *status == 409 ? DM_ERR_EXISTS
-                            : *status >= 500 ? DM_ERR_IO
-                                             : DM_ERR_INVALID;
-            rc = dm_error_set(err, code, "%s", msg ? msg : "request failed");
+            dm_err_t code = *status == 401 || *status == 403 ? DM_ERR_PERMISSION
+                            : *status == 404                 ? DM_ERR_NOT_FOUND
+                            : *status == 409                 ? DM_ERR_EXISTS
+                            : *status >= 500                 ? DM_ERR_IO
+                                                             : DM_ERR_INVALID;
+            rc = dm_error_set(err, code, "%s%s", msg ? msg : "request failed",
+                              *status == 401 && !client_token
+                                  ? " (no token given: --token or $DATAMESH_TOKEN)"
+                                  : "");
             json_decref(*out);
             *out = NULL;
         }

@@ -20,6 +20,10 @@ int dm_cmd_up(int argc, char **argv)
                                              {"transport", required_argument, NULL, 'T'},
                                              {"external-workers", no_argument, NULL, 'X'},
                                              {"state-memory", required_argument, NULL, 'M'},
+                                             {"auth", no_argument, NULL, 'A'},
+                                             {"insecure", no_argument, NULL, 'I'},
+                                             {"tls-cert", required_argument, NULL, 'C'},
+                                             {"tls-key", required_argument, NULL, 'K'},
                                              {"openlineage", required_argument, NULL, 'O'},
                                              {NULL, 0, NULL, 0}};
     optind = 1;
@@ -31,6 +35,10 @@ int dm_cmd_up(int argc, char **argv)
         case 'D': opt.demo = true; break;
         case 'T': opt.transport = optarg; break;
         case 'X': opt.external_tasks = true; break;
+        case 'A': opt.auth = true; break;
+        case 'I': opt.insecure = true; break;
+        case 'C': opt.tls_cert = optarg; break;
+        case 'K': opt.tls_key = optarg; break;
         case 'O': opt.openlineage = optarg; break;
         case 'M': {
             int64_t bytes;
@@ -69,8 +77,9 @@ int dm_cmd_up(int argc, char **argv)
         dm_cli_errorf("up", "%s", err.message);
         return DM_EXIT_FAILED;
     }
-    printf("datamesh up: serving http://%s (data %s, topics on %s); Ctrl-C stops\n", opt.listen,
-           opt.data_dir, opt.transport ? "kafka" : "the embedded log");
+    printf("datamesh up: serving %s://%s (data %s, topics on %s%s); Ctrl-C stops\n",
+           opt.tls_cert ? "https" : "http", opt.listen, opt.data_dir,
+           opt.transport ? "kafka" : "the embedded log", opt.auth ? ", API tokens required" : "");
     fflush(stdout);
 
     int sig = 0;

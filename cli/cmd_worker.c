@@ -187,10 +187,14 @@ static void *task_main(void *arg)
             if (dm_unit_sleep(&w->st, 50)) break;
             continue;
         }
-        if (!w->configured && dm_plan_task_config(p->plan, w->stage->index, w->partition,
-                                                  pipe_schema, p, NULL, &w->pt, &err) == DM_OK) {
-            w->pt.conf.env = &p->env;
-            w->configured = true;
+        if (!w->configured) {
+            if (dm_plan_task_config(p->plan, w->stage->index, w->partition, pipe_schema, p, NULL,
+                                    &w->pt, &err) == DM_OK) {
+                w->pt.conf.env = &p->env;
+                w->configured = true;
+            } else {
+                dm_plan_task_release(&w->pt); /* what it made before failing */
+            }
         }
         if (!w->task && (!w->configured || dm_task_new(p->t, &w->pt.conf, &w->task, &err))) {
             dm_unit_set(&w->st, "retrying", "%s", err.message);

@@ -8,7 +8,8 @@ const dm_cli_command_t dm_cli_commands[] = {
     {"up", "start the controller and workers on this machine",
      "usage: datamesh up [--data DIR] [--listen HOST:PORT] [--demo]\n"
      "                   [--transport kafka://HOST:PORT[,HOST:PORT...]] [--external-workers]\n"
-     "                   [--state-memory SIZE] [--openlineage URL]\n"
+     "                   [--state-memory SIZE] [--auth] [--insecure]\n"
+     "                   [--tls-cert FILE.pem --tls-key FILE.pem] [--openlineage URL]\n"
      "\n"
      "Starts the control plane (API, catalog, schema registry) and the workers in one\n"
      "process. State lives in the data directory. SIGINT or SIGTERM stops it cleanly.\n"
@@ -20,6 +21,11 @@ const dm_cli_command_t dm_cli_commands[] = {
      "  --external-workers  leave pipeline tasks to `datamesh worker` processes\n"
      "  --state-memory SIZE keyed state all pipelines may keep in memory before it spills\n"
      "                      to RocksDB (default 1GiB)\n"
+     "  --auth              require API tokens; the first start writes an admin token to\n"
+     "                      DIR/admin.token (mode 0600). See docs/security.md\n"
+     "  --insecure          allow a non-loopback --listen without --auth\n"
+     "  --tls-cert FILE     serve HTTPS with this PEM certificate (chain) ...\n"
+     "  --tls-key FILE      ... and its PEM private key\n"
      "  --openlineage URL   send OpenLineage run events (START, RUNNING, COMPLETE) with\n"
      "                      column lineage for every pipeline and source: http(s)://...\n"
      "                      (POST, e.g. Marquez's /api/v1/lineage) or file:///path (JSON lines)\n",
@@ -119,6 +125,23 @@ const dm_cli_command_t dm_cli_commands[] = {
      dm_cmd_iceberg},
     {"log", "inspect the embedded log's data directory without a controller",
      "usage: datamesh log topics|describe|dump --data DIR ...\n", dm_cmd_log},
+    {"token", "create, list and revoke API tokens (admins)",
+     "usage: datamesh token create --owner TEAM --role viewer|editor|admin [--expires 30d]\n"
+     "                             [--description TEXT] [--server URL]\n"
+     "       datamesh token list [-o table|json|yaml] [--server URL]\n"
+     "       datamesh token revoke ID [--server URL]\n"
+     "\n"
+     "create prints the new token alone on its last line (shown once; only its hash is\n"
+     "stored). Send it with --token TOKEN or $DATAMESH_TOKEN, or as\n"
+     "`Authorization: Bearer TOKEN`. --expires takes d, h, m or s.\n",
+     dm_cmd_token},
+    {"audit", "show the audit log: who changed what, when, from where (admins)",
+     "usage: datamesh audit [--since 1h] [--who TEAM|TOKEN_ID] [--outcome ok|denied|failed]\n"
+     "                      [-n N] [-o table|json|yaml] [--server URL]\n"
+     "\n"
+     "Every mutating request, every refused one and every read of a sensitive source's\n"
+     "records, newest N (default 100) oldest first.\n",
+     dm_cmd_audit},
     {"bench", "run a built-in benchmark", "usage: datamesh bench NAME\n", NULL},
     {"worker", "run tasks for a remote controller (distributed mode)",
      "usage: datamesh worker --controller URL [--transport URL] [--id NAME]\n"

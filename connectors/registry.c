@@ -42,11 +42,9 @@ static const dm_connector_def_t sinks[] = {
      &dm_iceberg_sink_config_table, sizeof(dm_iceberg_sink_config_t), false},
 };
 
-/* Sink types that run on the common runner (connectors/sink.h); file has its own. */
+/* Every sink type: each runs on the common runner (connectors/sink.h). */
 static const dm_sink_ops_t *const sink_ops[] = {
-    &dm_pgsink_ops,
-    &dm_essink_ops,
-    &dm_kafkasink_ops,
+    &dm_pgsink_ops, &dm_essink_ops, &dm_kafkasink_ops, &dm_file_sink_ops, &dm_iceberg_sink_ops,
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

@@ -117,6 +117,15 @@ typedef struct runner {
     dm_sink_rejects_t rejects;     /* this attempt's */
     dm_sink_rejects_t undecodable; /* records that are no rows */
     bool running;
+    bool failed; /* open failed for good */
+    /* Value schema ids handed to the sink in earlier batches. */
+    uint32_t *seen;
+    size_t n_seen, cap_seen;
+    /* A checkpointing sink (ops->checkpoint): whether it holds written
+     * records not yet committed, and how many (metrics count them once
+     * committed). */
+    bool open;
+    uint64_t staged_records, staged_bytes;
     dm_metric_t *m_records, *m_bytes, *m_retries, *m_dead, *m_latency, *m_lag;
     char label[200];
 } runner_t;
@@ -223,6 +232,7 @@ static dm_err_t decode_one(runner_t *r, size_t i, char *why, size_t why_cap)
     }
     it->value_schema_id = id;
     it->value_schema = e->schema;
+    it->value = v;
     it->row_schema = e->row;
     if (!e->row) {
         snprintf(why, why_cap, "value is a %s, not a record",
@@ -280,7 +290,10 @@ static dm_err_t fill(runner_t *r, dm_transport_batch_t *b, dm_error_t *err)
     const dm_sink_run_config_t *c = r->c;
     const dm_sink_common_config_t *cc = c->conf;
     int32_t parts = c->env.partitions;
-    uint64_t first_ns = 0;
+    uint64_t first_ns = 0, start_ns = dm_now_ns();
+    /* A checkpointing sink with written records is asked now and then
+     * whether its checkpoint is due, also when no record comes. */
+    int64_t idle_ms = cc->linger_ms > 100 ? cc->linger_ms : 100;
     while (!atomic_load(&r->status->stop)) {
         bool got = false;
         int64_t lag = 0;
@@ -318,8 +331,94 @@ static dm_err_t fill(runner_t *r, dm_transport_batch_t *b, dm_error_t *err)
         if (r->n >= (size_t)cc->batch_records || r->bytes >= cc->batch_bytes) return DM_OK;
         if (first_ns && (int64_t)((dm_now_ns() - first_ns) / 1000000) >= cc->linger_ms)
             return DM_OK;
+        if (r->open && !r->n && (int64_t)((dm_now_ns() - start_ns) / 1000000) >= idle_ms)
+            return DM_OK;
     }
     return DM_OK;
+}
+
+/* ---- schema versions ---------------------------------------------------------------- */
+
+static bool seen(const runner_t *r, uint32_t id)
+{
+    for (size_t i = 0; i < r->n_seen; i++)
+        if (r->seen[i] == id) return true;
+    return false;
+}
+
+/* Remembers the value schema ids the sink met in the batch just written
+ * (not those of records it never got: they could not be decoded). */
+static void mark_seen(runner_t *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (dm_sink_rejected(&r->undecodable, i)) continue;
+        uint32_t id = r->items[i].value_schema_id;
+        if (!id || seen(r, id)) continue;
+        if (r->n_seen == r->cap_seen) {
+            size_t cap = r->cap_seen ? r->cap_seen * 2 : 8;
+            uint32_t *grown = realloc(r->seen, cap * sizeof(*grown));
+            if (!grown) return; /* only costs an extra cut later */
+            r->seen = grown;
+            r->cap_seen = cap;
+        }
+        r->seen[r->n_seen++] = id;
+    }
+}
+
+/* Decodes every record of the batch; those that cannot be rows are dead
+ * letters whatever the destination says. */
+static void decode_batch(runner_t *r)
+{
+    rejects_reset(&r->undecodable, r->n);
+    for (size_t i = 0; i < r->n; i++) {
+        char why[300];
+        if (decode_one(r, i, why, sizeof(why))) dm_sink_reject(&r->undecodable, i, "%s", why);
+    }
+}
+
+/* The value schema id of the first record the sink will be handed when no
+ * earlier batch had it; 0 otherwise. */
+static uint32_t new_version_first(const runner_t *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (dm_sink_rejected(&r->undecodable, i)) continue;
+        uint32_t id = r->items[i].value_schema_id;
+        return id && !seen(r, id) ? id : 0;
+    }
+    return 0;
+}
+
+/* Ends the decoded batch before the first record the sink would be handed
+ * after another one and whose schema id no earlier batch had: a new schema
+ * version starts a batch, so a sink meets it before anything else of its
+ * batch, after everything before it is written (the iceberg sink commits
+ * there and evolves its table; an Avro file rolls). What is cut off is read
+ * again. Undecodable records do not count: the sink never gets them. */
+static void cut_at_new_schema(runner_t *r)
+{
+    uint32_t allowed = new_version_first(r);
+    bool handed = false;
+    size_t cut = r->n;
+    for (size_t i = 0; i < r->n && cut == r->n; i++) {
+        if (dm_sink_rejected(&r->undecodable, i)) continue;
+        uint32_t id = r->items[i].value_schema_id;
+        if (handed && id && id != allowed && !seen(r, id)) cut = i;
+        handed = true;
+    }
+    if (cut == r->n) return;
+    /* Backwards, so each partition resumes at its first record cut off. */
+    for (size_t i = r->n; i-- > cut;)
+        r->pos[r->rec_part[i]] = r->recs[i].offset;
+    r->n = cut;
+    r->bytes = 0;
+    for (size_t i = 0; i < cut; i++)
+        r->bytes += (r->recs[i].key_len > 0 ? r->recs[i].key_len : 0) +
+                    (r->recs[i].value_len > 0 ? r->recs[i].value_len : 0);
+    /* Dead letters beyond the cut are found again when those are read. */
+    size_t keep = 0;
+    while (keep < r->undecodable.n && r->undecodable.items[keep].index < cut)
+        keep++;
+    r->undecodable.n = keep;
 }
 
 /* ---- dead letters ----------------------------------------------------------------- */
@@ -430,11 +529,54 @@ static void start_positions(runner_t *r)
     }
 }
 
-/* Writes the assembled batch until it is written (or stop). */
+/* Gives up the open checkpoint of a checkpointing sink after an error (the
+ * sink dropped it): waits, then reads again from the positions the
+ * destination holds. False when stopped meanwhile. */
+static bool rewind_to_positions(runner_t *r, const char *what, const dm_error_t *err,
+                                int64_t *backoff)
+{
+    r->open = false;
+    r->staged_records = r->staged_bytes = 0;
+    if (retry_wait(r, what, err, backoff)) return false;
+    start_positions(r);
+    return !atomic_load(&r->status->stop);
+}
+
+/* Asks a checkpointing sink to commit its open checkpoint (when due, or now
+ * when force); once committed, the group offsets follow (for lag only: the
+ * sink resumes from its own positions) and the records count as written. */
+static dm_err_t checkpoint(runner_t *r, bool force, dm_error_t *err)
+{
+    const dm_sink_run_config_t *c = r->c;
+    bool committed = false;
+    dm_err_t rc = c->ops->checkpoint(r->state, force, &committed, err);
+    if (rc || !committed) return rc;
+    r->open = false;
+    dm_error_t ignored = {0};
+    size_t n_off = 0;
+    for (int32_t p = 0; p < c->env.partitions; p++)
+        if (r->offsets[p].topic) n_off++;
+    if (n_off) dm_transport_group_commit(c->transport, c->env.group, r->offsets, n_off, &ignored);
+    if (r->m_records) dm_metric_add(r->m_records, r->staged_records);
+    if (r->m_bytes) dm_metric_add(r->m_bytes, r->staged_bytes);
+    r->staged_records = r->staged_bytes = 0;
+    return DM_OK;
+}
+
+/* Writes the assembled batch until it is written (or stop). False only when
+ * stopped. */
 static bool deliver(runner_t *r)
 {
     const dm_sink_run_config_t *c = r->c;
+    const bool cp = c->ops->checkpoint != NULL;
     dm_error_t err = {0};
+    int64_t backoff = 200;
+    decode_batch(r);
+    cut_at_new_schema(r);
+    /* A new schema version starts a new checkpoint. r->offsets still holds
+     * the last written batch's ends, which that checkpoint commits. */
+    if (cp && r->open && new_version_first(r) && checkpoint(r, true, &err))
+        return rewind_to_positions(r, "committing before a new schema version", &err, &backoff);
     size_t n_off = 0;
     for (int32_t p = 0; p < c->env.partitions; p++)
         r->offsets[n_off++] = (dm_tp_offset_t){c->env.topic, p, r->pos[p]};
@@ -443,13 +585,6 @@ static bool deliver(runner_t *r)
                          .offsets = r->offsets,
                          .n_offsets = n_off,
                          .bytes = r->bytes};
-    /* Records that cannot be rows are dead letters whatever the destination says. */
-    rejects_reset(&r->undecodable, r->n);
-    for (size_t i = 0; i < r->n; i++) {
-        char why[300];
-        if (decode_one(r, i, why, sizeof(why))) dm_sink_reject(&r->undecodable, i, "%s", why);
-    }
-    int64_t backoff = 200;
     bool written = false;
     while (!atomic_load(&r->status->stop)) {
         uint64_t t0 = dm_now_ns();
@@ -458,12 +593,19 @@ static bool deliver(runner_t *r)
             dm_sink_reject(&r->rejects, r->undecodable.items[i].index, "%s",
                            r->undecodable.items[i].reason);
         if (c->ops->write(r->state, &b, &r->rejects, &err)) {
+            if (cp) return rewind_to_positions(r, "writing", &err, &backoff);
             if (retry_wait(r, "writing", &err, &backoff)) return false;
             continue;
         }
-        if (produce_dead(r, &err)) {
-            if (retry_wait(r, "dead letters", &err, &backoff)) return false;
-            continue;
+        if (cp) r->open = true;
+        /* Only the dead letters are sent again: the rows are written. */
+        bool dead_sent = false;
+        while (!(dead_sent = !produce_dead(r, &err)))
+            if (retry_wait(r, "dead letters", &err, &backoff)) break;
+        if (!dead_sent) {
+            /* Stopped with dead letters unsent: nothing of this batch may commit. */
+            r->open = false;
+            return false;
         }
         if (c->ops->flush && c->ops->flush(r->state, &b, &err)) {
             if (retry_wait(r, "flushing", &err, &backoff)) return false;
@@ -474,15 +616,45 @@ static bool deliver(runner_t *r)
         break;
     }
     if (!written) return false; /* stopped first */
+    mark_seen(r);
+    if (r->m_dead) dm_metric_add(r->m_dead, r->rejects.n);
+    atomic_fetch_add(&r->status->position, (int64_t)r->n);
+    if (cp) {
+        r->staged_records += r->n - r->rejects.n;
+        r->staged_bytes += (uint64_t)r->bytes;
+        if (checkpoint(r, false, &err)) return rewind_to_positions(r, "committing", &err, &backoff);
+        return true;
+    }
     /* Group offsets: where at-least-once sinks resume (exactly-once ones read
      * their own positions first). */
     while (dm_transport_group_commit(c->transport, c->env.group, r->offsets, n_off, &err))
         if (retry_wait(r, "committing offsets", &err, &backoff)) return false;
     if (r->m_records) dm_metric_add(r->m_records, r->n - r->rejects.n);
     if (r->m_bytes) dm_metric_add(r->m_bytes, (uint64_t)r->bytes);
-    if (r->m_dead) dm_metric_add(r->m_dead, r->rejects.n);
-    atomic_fetch_add(&r->status->position, (int64_t)r->n);
     return true;
+}
+
+/* Opens the sink, retrying with backoff; false when stopped or when open
+ * failed for good (err->fatal: the unit is "failed"). */
+static bool open_sink(runner_t *r)
+{
+    const dm_sink_run_config_t *c = r->c;
+    dm_error_t err = {0};
+    int64_t backoff = 200;
+    while (!atomic_load(&r->status->stop)) {
+        if (!c->ops->open(c->conf, &c->env, &r->state, &err)) return true;
+        r->state = NULL;
+        if (err.fatal) {
+            char clean[DM_ERROR_MSG_MAX + 64];
+            dm_redact_dsn(err.message, clean, sizeof(clean));
+            dm_unit_set(r->status, "failed", "%s", clean);
+            DM_ERROR("sink", "%s sink=%s: cannot start: %s", r->label, c->ops->name, clean);
+            r->failed = true;
+            return false;
+        }
+        if (retry_wait(r, "opening", &err, &backoff)) return false;
+    }
+    return false;
 }
 
 void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
@@ -498,15 +670,10 @@ void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
     dm_error_t err = {0};
     open_metrics(&r);
     dm_unit_set(status, "starting", NULL);
-    int64_t backoff = 200;
-    while (!atomic_load(&status->stop) && !r.state) {
-        if (!c->ops->open(c->conf, &c->env, &r.state, &err)) break;
-        r.state = NULL;
-        if (retry_wait(&r, "opening", &err, &backoff)) break;
-    }
-    if (r.state) start_positions(&r);
+    if (open_sink(&r)) start_positions(&r);
     if (r.state) dm_unit_set(status, "running", NULL);
     r.running = true;
+    int64_t backoff = 200;
     while (r.state && !atomic_load(&status->stop)) {
         dm_arena_reset(&r.arena);
         r.n = 0;
@@ -518,11 +685,24 @@ void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
             if (retry_wait(&r, "reading", &err, &backoff)) break;
             continue;
         }
-        if (!r.n) continue;
+        if (!r.n) {
+            /* Idle: a checkpoint may be due by age. */
+            backoff = 200;
+            if (r.open && checkpoint(&r, false, &err) &&
+                !rewind_to_positions(&r, "committing", &err, &backoff))
+                break;
+            continue;
+        }
         r.avg_record = r.bytes / (int64_t)r.n + 16;
         if (!deliver(&r)) break;
         if (!r.running) dm_unit_set(status, "running", NULL);
         r.running = true;
+    }
+    /* A clean stop commits what is open, so nothing is read twice. */
+    if (r.state && r.open && checkpoint(&r, true, &err)) {
+        char clean[DM_ERROR_MSG_MAX + 64];
+        dm_redact_dsn(err.message, clean, sizeof(clean));
+        DM_WARN("sink", "%s sink=%s: final commit: %s", r.label, c->ops->name, clean);
     }
     if (r.state) c->ops->close(r.state);
     dm_transport_batch_free(c->transport, &b);
@@ -533,6 +713,7 @@ void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
     free(r.pos);
     free(r.saved);
     free(r.offsets);
+    free(r.seen);
     for (size_t i = 0; i < r.n_codecs; i++)
         dm_avro_codec_free(r.codecs[i].codec);
     free(r.codecs);
@@ -540,5 +721,5 @@ void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
     free(r.rejects.marked);
     free(r.undecodable.items);
     free(r.undecodable.marked);
-    dm_unit_set(status, "stopped", NULL);
+    if (!r.failed) dm_unit_set(status, "stopped", NULL);
 }

@@ -21,9 +21,17 @@
  *     what the pipeline keeps producing (that is the backpressure);
  *   - counts records, bytes, retries, dead letters and batch latency.
  *
+ * Schema versions: records are decoded by their own writer schema (the id in
+ * their wire header), so a topic may hold several versions of its source. A
+ * record whose value schema id no earlier batch had starts a batch of its own:
+ * a sink meets a new schema version before any other record it is handed in
+ * that batch, after everything before it was written (and, for a
+ * checkpointing sink, committed). Records that cannot be decoded go to the
+ * dead-letter topic and do not count.
+ *
  * Delivery: at-least-once with idempotent writes (upsert / index by key); a sink
  * that stores the offsets in its destination atomically with the rows (positions
- * + flush) is exactly-once.
+ * + flush, or positions + checkpoint) is exactly-once.
  */
 #ifndef DM_CONNECTORS_SINK_H
 #define DM_CONNECTORS_SINK_H
@@ -86,6 +94,7 @@ typedef struct dm_sink_record {
     uint32_t value_schema_id;                  /* 0 for tombstones */
     const struct dm_avro_schema *value_schema; /* the whole value's schema, or NULL */
     const struct dm_avro_node *row_schema;     /* the row's record schema, or NULL */
+    const struct dm_avro_value *value; /* the whole decoded value (the envelope itself), or NULL */
     const struct dm_avro_value *row; /* flat value, or the envelope's after (before for deletes) */
     const struct dm_avro_node *key_schema; /* the key's record schema, or NULL */
     uint32_t key_schema_id;                /* its registry id (0: none) */
@@ -140,7 +149,9 @@ typedef struct dm_sink_ops {
     const dm_config_table_t *config;
     size_t config_size;
     /* Prepares the sink; should not fail only because the destination is down
-     * (connect lazily in write) unless the runner may retry it. */
+     * (connect lazily in write) unless the runner may retry it. An error with
+     * err->fatal set (settings that can never work) stops the unit as
+     * "failed"; any other is retried with backoff. */
     dm_err_t (*open)(const void *conf, const dm_sink_env_t *env, void **state, dm_error_t *err);
     /* Optional: the next offset of each partition that the destination itself
      * stored (next[p] = -1 when it holds none). Called after open, before reading. */
@@ -152,6 +163,17 @@ typedef struct dm_sink_ops {
     /* Optional: makes the written batch durable together with b->offsets. An
      * error means the batch will be written again. */
     dm_err_t (*flush)(void *state, const dm_sink_batch_t *b, dm_error_t *err);
+    /* Optional, instead of flush, for a sink that gathers several batches into
+     * one open checkpoint and commits it atomically with the offsets of the
+     * last batch written (iceberg: files and positions in one snapshot). The
+     * runner calls it after every written batch and when no record came for
+     * a while (force false: commit if due by the sink's own measure: size,
+     * age), and before a batch bringing a new schema version and at a clean
+     * stop (force true: commit what is open). *committed tells whether
+     * everything written so far is now durable (true also when nothing was
+     * open). An error here, or from write, means the open checkpoint is gone
+     * (the sink dropped it): the runner reads again from positions. */
+    dm_err_t (*checkpoint)(void *state, bool force, bool *committed, dm_error_t *err);
     void (*close)(void *state);
 } dm_sink_ops_t;
 
@@ -175,7 +197,8 @@ typedef struct dm_sink_run_config {
 } dm_sink_run_config_t;
 
 /* Runs the sink until status->stop: reads, batches, writes, retries, dead
- * letters, commits. Runs on the unit's thread; returns when stopped. */
+ * letters, commits. Runs on the unit's thread; returns when stopped, or when
+ * open failed for good (state "failed" with the reason). */
 void dm_sink_run(const dm_sink_run_config_t *c, struct dm_unit_status *status);
 
 #endif

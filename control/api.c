@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "control/auth.h"
 #include "control/plugins.h"
 #include "control/reconcile.h"
 #include "control/runtime.h"
@@ -131,8 +132,17 @@ static void on_apply(void *ctx, const dm_http_request_t *req, dm_http_response_t
         rc = docs_j ? dm_runtime_check(api->rt, docs_j, n, &err) : DM_ERR_NOMEM;
         free(docs_j);
     }
-    json_t *plan = NULL;
+    /* What the audit log says this request did (an editor's guard said it already). */
+    dm_principal_t *who = req->principal;
     bool dry = query_true(req, "dry_run");
+    if (who && !who->detail[0] && !rc) {
+        size_t used = (size_t)snprintf(who->detail, sizeof(who->detail), "%s",
+                                       dry ? "dry-run apply" : "apply");
+        for (size_t i = 0; i < n && used < sizeof(who->detail); i++)
+            used += (size_t)snprintf(who->detail + used, sizeof(who->detail) - used, "%s %s %s",
+                                     i ? "," : "", dm_kind_name(specs[i].kind), specs[i].name);
+    }
+    json_t *plan = NULL;
     if (!rc) rc = dm_reconcile_apply(store, specs, n, dry, &plan, &err);
     if (!rc && !dry && api->rt) rc = dm_runtime_sync(api->rt, &err);
     if (rc) {

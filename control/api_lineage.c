@@ -62,7 +62,7 @@ static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, dm_lineage_t **
     json_object_foreach(rc ? NULL : pipelines, name, doc)
     {
         dm_error_t e = {0};
-        json_t *j = dm_runtime_plan(rt, doc, NULL, NULL, &e);
+        json_t *j = dm_runtime_plan(rt, doc, NULL, NULL, NULL, &e);
         if (j && dm_plan_from_json(j, &plans[k], &e) == DM_OK)
             k++;
         else

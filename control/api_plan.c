@@ -20,14 +20,18 @@ typedef struct plan_api {
     dm_runtime_t *rt;
 } plan_api_t;
 
-static json_t *one_plan(plan_api_t *api, const json_t *doc, const json_t *batch, dm_error_t *err)
+static json_t *one_plan(plan_api_t *api, const json_t *doc, const json_t *sources,
+                        const json_t *sinks, dm_error_t *err)
 {
     char *text = NULL;
-    json_t *plan = dm_runtime_plan(api->rt, doc, batch, &text, err);
+    json_t *plan = dm_runtime_plan(api->rt, doc, sources, sinks, &text, err);
     if (!plan) return NULL;
     json_t *out = json_pack("{s:s, s:o, s:s}", "pipeline", dm_spec_name(doc), "plan",
                             dm_api_redacted(plan), "explain", text ? text : "");
     free(text);
+    if (!out)
+        dm_error_set(err, DM_ERR_INTERNAL, "Pipeline %s: the plan is not valid JSON text",
+                     dm_spec_name(doc));
     return out;
 }
 
@@ -45,7 +49,7 @@ static void on_get_plan(void *ctx, const dm_http_request_t *req, dm_http_respons
         dm_api_reply_error(res, &err);
         return;
     }
-    json_t *out = one_plan(api, doc, NULL, &err);
+    json_t *out = one_plan(api, doc, NULL, NULL, &err);
     json_decref(doc);
     if (!out) {
         dm_api_reply_error(res, &err);
@@ -75,18 +79,22 @@ static void on_post_plan(void *ctx, const dm_http_request_t *req, dm_http_respon
     size_t valid = 0;
     for (; valid < n && !rc; valid++)
         rc = dm_spec_validate(&docs[valid], &specs[valid], &err);
-    json_t *batch = json_object(), *plans = json_array();
+    json_t *batch = json_object(), *batch_sinks = json_object(), *plans = json_array();
     for (size_t i = 0; !rc && i < n; i++) {
         const char *kind = json_string_value(json_object_get(specs[i].doc, "kind"));
-        if (kind && (!strcmp(kind, "Source") || !strcmp(kind, "Sink")))
+        if (kind && !strcmp(kind, "Source"))
             json_object_set(batch, dm_spec_name(specs[i].doc), specs[i].doc);
+        if (kind && !strcmp(kind, "Sink"))
+            json_object_set(batch_sinks, dm_spec_name(specs[i].doc), specs[i].doc);
     }
     for (size_t i = 0; !rc && i < n; i++) {
         const char *kind = json_string_value(json_object_get(specs[i].doc, "kind"));
         if (!kind || strcmp(kind, "Pipeline")) continue;
-        json_t *p = one_plan(api, specs[i].doc, batch, &err);
+        json_t *p = one_plan(api, specs[i].doc, batch, batch_sinks, &err);
         if (!p) {
-            rc = err.code ? err.code : DM_ERR_INTERNAL;
+            rc = err.code ? err.code
+                          : dm_error_set(&err, DM_ERR_INTERNAL, "Pipeline %s: no plan",
+                                         dm_spec_name(specs[i].doc));
             break;
         }
         json_array_append_new(plans, p);
@@ -99,6 +107,7 @@ static void on_post_plan(void *ctx, const dm_http_request_t *req, dm_http_respon
         dm_http_json(res, 200, json_pack("{s:O}", "plans", plans));
     json_decref(plans);
     json_decref(batch);
+    json_decref(batch_sinks);
     for (size_t i = 0; specs && i < valid; i++)
         dm_spec_clear(&specs[i]);
     free(specs);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "control/api.h"
+#include "control/auth.h"
 #include "control/demo.h"
 #include "control/reconcile.h"
 #include "control/http.h"
@@ -31,6 +32,9 @@ struct dm_controller {
     dm_http_server_t *http;
     dm_store_t *store;
     dm_registry_api_t *registry;
+    dm_auth_t *auth;
+    bool tls;
+    char *tls_cert_pem, *tls_key_pem; /* kept while the server runs */
     dm_runtime_t *runtime;
     dm_openlineage_t *openlineage;
     dm_metrics_t *metrics;
@@ -122,16 +126,44 @@ static dm_err_t lock_data_dir(dm_controller_t *c, dm_error_t *err)
     return DM_OK;
 }
 
-/* Tells the runtime's sinks where this controller's registry API answers. */
+/* Tells the runtime's sinks where this controller's registry API answers.
+ * With auth on, the URL carries the controller's in-memory token as basic-auth
+ * password (sinks show URLs through dm_redact_dsn, which masks it). */
 static void set_registry_url(dm_controller_t *c, const char *listen)
 {
-    char host[200] = "127.0.0.1", url[300];
+    char host[200] = "127.0.0.1", url[400], cred[160] = "";
     const char *colon = strrchr(listen, ':');
     size_t n = colon ? (size_t)(colon - listen) : 0;
     if (n && n < sizeof(host) && strncmp(listen, "0.0.0.0", n) && strncmp(listen, "[::]", n))
         snprintf(host, sizeof(host), "%.*s", (int)n, listen);
-    snprintf(url, sizeof(url), "http://%s:%u", host, dm_http_server_port(c->http));
+    if (dm_auth_enabled(c->auth))
+        snprintf(cred, sizeof(cred), "datamesh:%s@", dm_auth_internal_token(c->auth));
+    snprintf(url, sizeof(url), "%s://%s%s:%u", c->tls ? "https" : "http", cred, host,
+             dm_http_server_port(c->http));
     dm_runtime_set_registry_url(c->runtime, url);
+    memset(url, 0, sizeof(url));
+    memset(cred, 0, sizeof(cred));
+}
+
+/* The whole of a small file (a PEM certificate or key) as a new string. */
+static char *read_pem(const char *path, const char *what, dm_error_t *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        dm_error_set(err, DM_ERR_IO, "%s %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    char *text = calloc(1, 1 << 20);
+    bool bad = !text || (fread(text, 1, (1 << 20) - 1, f), ferror(f)) || !feof(f) ||
+               !strstr(text, "-----BEGIN ");
+    fclose(f);
+    if (bad) {
+        dm_error_set(err, DM_ERR_INVALID, "%s %s: not a PEM file (or larger than 1 MiB)", what,
+                     path);
+        free(text);
+        return NULL;
+    }
+    return text;
 }
 
 /* The OpenLineage exporter: jobs and the controller's own sources in the
@@ -203,20 +235,53 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
 
     dm_http_options_t hopt = {.listen = opt->listen ? opt->listen : "127.0.0.1:8080",
                               .metrics = c->metrics};
-    c->http = dm_http_server_new(&hopt, err);
-    if (!c->http) goto fail;
-    if (dm_http_route(c->http, "GET", "/healthz", on_healthz, c) ||
-        dm_http_route(c->http, "GET", "/metrics", on_metrics, c) ||
-        dm_api_workers_register(c->http, c->runtime) || /* before /api/v1/{kind}/… */
-        dm_api_register(c->http, c->store, c->runtime) ||
-        dm_registry_api_new(c->http, reg_db, reg_mode, &c->registry, err) ||
-        dm_http_server_start(c->http, err))
+    if (!opt->auth && !opt->insecure && !dm_http_listen_is_loopback(hopt.listen)) {
+        dm_error_set(err, DM_ERR_PERMISSION,
+                     "refusing to listen on %s without --auth: anyone who reaches it could "
+                     "change and read everything (add --auth for API tokens, or --insecure)",
+                     hopt.listen);
         goto fail;
+    }
+    if (!opt->tls_cert != !opt->tls_key) {
+        dm_error_set(err, DM_ERR_INVALID, "--tls-cert and --tls-key go together");
+        goto fail;
+    }
+    char *cert = NULL, *key = NULL;
+    if (opt->tls_cert) {
+        cert = read_pem(opt->tls_cert, "--tls-cert", err);
+        key = cert ? read_pem(opt->tls_key, "--tls-key", err) : NULL;
+        if (!key) {
+            free(cert);
+            goto fail;
+        }
+        hopt.tls_cert_pem = cert;
+        hopt.tls_key_pem = key;
+        c->tls = true;
+    }
+    c->auth = dm_auth_new(c->store, &(dm_auth_options_t){.enabled = opt->auth}, err);
+    c->http = c->auth ? dm_http_server_new(&hopt, err) : NULL;
+    dm_err_t hrc = c->http ? DM_OK : DM_ERR_INVALID;
+    if (!hrc &&
+        (dm_http_route(c->http, "GET", "/healthz", on_healthz, c) ||
+         dm_http_route(c->http, "GET", "/metrics", on_metrics, c) ||
+         dm_auth_api_register(c->http, c->auth, c->store) || /* before /api/v1/{kind}/… */
+         dm_api_workers_register(c->http, c->runtime) ||     /* before /api/v1/{kind}/… */
+         dm_api_register(c->http, c->store, c->runtime) ||
+         dm_registry_api_new(c->http, reg_db, reg_mode, &c->registry, err) ||
+         dm_auth_attach(c->auth, c->http, err) || dm_auth_bootstrap(c->auth, c->data_dir, err) ||
+         dm_http_server_start(c->http, err)))
+        hrc = DM_ERR_INVALID;
+    /* libmicrohttpd keeps the PEM pointers for the daemon's life: the key is
+     * wiped and freed only after the server stops. */
+    c->tls_cert_pem = cert;
+    c->tls_key_pem = key;
+    if (hrc) goto fail;
     set_registry_url(c, hopt.listen);
     if (opt->demo && load_demo(c, err)) goto fail;
     if (opt->openlineage && start_openlineage(c, opt, hopt.listen, err)) goto fail;
     atomic_store(&c->ready, true);
-    DM_INFO("control", "listen=%s data=%s: controller ready", hopt.listen, c->data_dir);
+    DM_INFO("control", "listen=%s data=%s auth=%s tls=%s: controller ready", hopt.listen,
+            c->data_dir, opt->auth ? "on" : "off", c->tls ? "on" : "off");
     return c;
 fail:
     dm_controller_stop(c);
@@ -228,12 +293,21 @@ uint16_t dm_controller_port(const dm_controller_t *c)
     return dm_http_server_port(c->http);
 }
 
+const dm_http_server_t *dm_controller_http(const dm_controller_t *c)
+{
+    return c->http;
+}
+
 void dm_controller_stop(dm_controller_t *c)
 {
     if (!c) return;
     dm_http_server_free(c->http); /* first: no handler runs after this */
     dm_openlineage_stop(c->openlineage);
     dm_api_lineage_forget();
+    dm_auth_free(c->auth);
+    if (c->tls_key_pem) memset(c->tls_key_pem, 0, strlen(c->tls_key_pem));
+    free(c->tls_key_pem);
+    free(c->tls_cert_pem);
     dm_runtime_free(c->runtime); /* stops every unit; each commits what it finished */
     dm_store_close(c->store);
     dm_registry_api_free(c->registry);

@@ -20,16 +20,25 @@ typedef struct dm_controller_options {
     bool demo;
     const char *transport;   /* transport URL (kafka://…); NULL: the embedded log */
     bool external_tasks;     /* pipeline tasks run in `datamesh worker` processes */
+    bool auth;               /* require API tokens (control/auth.h) */
+    bool insecure;           /* allow a non-loopback listen address without auth */
+    const char *tls_cert;    /* PEM certificate file: serve HTTPS (with tls_key) */
+    const char *tls_key;     /* PEM private key file */
     const char *openlineage; /* send OpenLineage events there (http(s)://, file://); NULL: none */
 } dm_controller_options_t;
 
 /* Creates the data directory if needed, takes its lock and starts serving.
  * NULL with err set when the directory is unusable or locked by another
- * controller, or the address cannot be bound. */
+ * controller, the address cannot be bound, or it is not a loopback address
+ * while neither auth nor insecure is set. */
 dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_error_t *err);
 
 /* The HTTP port in use. */
 uint16_t dm_controller_port(const dm_controller_t *c);
+
+/* The controller's HTTP server (its routes are what tests enumerate). */
+struct dm_http_server;
+const struct dm_http_server *dm_controller_http(const dm_controller_t *c);
 
 /* Stops serving, releases the lock and frees the controller. */
 void dm_controller_stop(dm_controller_t *c);

@@ -30,6 +30,7 @@ struct dm_http_server {
     struct MHD_Daemon *daemon;
     route_t routes[MAX_ROUTES];
     size_t n_routes;
+    dm_http_guard_t guard;    /* .before NULL: no access control */
     dm_metric_t *by_class[6]; /* requests by status class 1xx..5xx */
 };
 
@@ -118,6 +119,48 @@ dm_err_t dm_http_route(dm_http_server_t *s, const char *method, const char *patt
     r->ctx = ctx;
     s->n_routes++;
     return DM_OK;
+}
+
+void dm_http_set_guard(dm_http_server_t *s, const dm_http_guard_t *guard)
+{
+    s->guard = *guard;
+}
+
+size_t dm_http_route_count(const dm_http_server_t *s)
+{
+    return s->n_routes;
+}
+
+void dm_http_route_at(const dm_http_server_t *s, size_t i, const char **method,
+                      const char **pattern)
+{
+    *method = s->routes[i].method;
+    *pattern = s->routes[i].pattern;
+}
+
+bool dm_http_listen_is_loopback(const char *listen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (!listen || parse_listen(listen, &ss, &len, NULL)) return false;
+    if (ss.ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+    return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+}
+
+void dm_http_remote(const dm_http_request_t *req, char *out, size_t cap)
+{
+    snprintf(out, cap, "?");
+    const union MHD_ConnectionInfo *info =
+        req->conn ? MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+    if (!info || !info->client_addr) return;
+    const struct sockaddr *sa = info->client_addr;
+    char text[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, text, sizeof(text));
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, text, sizeof(text));
+    snprintf(out, cap, "%s", text);
 }
 
 /* Splits a path into segments in place; returns the count or -1 if too many. */
@@ -240,6 +283,12 @@ static enum MHD_Result send_response(dm_http_server_t *s, struct MHD_Connection 
     MHD_add_response_header(r, "Content-Type",
                             res->content_type ? res->content_type : "application/json");
     if (res->location[0]) MHD_add_response_header(r, "Location", res->location);
+    if (res->authenticate[0]) MHD_add_response_header(r, "WWW-Authenticate", res->authenticate);
+    if (res->retry_after_s > 0) {
+        char v[16];
+        snprintf(v, sizeof(v), "%d", res->retry_after_s);
+        MHD_add_response_header(r, "Retry-After", v);
+    }
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)res->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -299,7 +348,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
     }
     if (found) {
-        found->fn(found->ctx, &req, &res);
+        req.route_method = found->method;
+        req.route_pattern = found->pattern;
+        /* The guard sees every routed request; a route it has no rule for is
+         * refused there, so an endpoint cannot be added unguarded. */
+        if (!s->guard.before || s->guard.before(s->guard.ctx, &req, &res))
+            found->fn(found->ctx, &req, &res);
+        if (s->guard.after) s->guard.after(s->guard.ctx, &req, &res);
     } else if (path_known) {
         dm_http_error(&res, 405, 40500, "method %s not allowed on %s", method, url);
     } else {
@@ -337,6 +392,11 @@ dm_err_t dm_http_server_start(dm_http_server_t *s, dm_error_t *err)
 {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (s->addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    bool tls = s->opt.tls_cert_pem && s->opt.tls_key_pem;
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return dm_error_set(err, DM_ERR_UNSUPPORTED,
+                            "http: this libmicrohttpd was built without TLS (GnuTLS)");
+    if (tls) flags |= MHD_USE_TLS;
 #ifdef MHD_USE_EPOLL
     flags |= MHD_USE_EPOLL;
 #endif
@@ -346,12 +406,16 @@ dm_err_t dm_http_server_start(dm_http_server_t *s, dm_error_t *err)
         s->opt.timeout_s, MHD_OPTION_CONNECTION_LIMIT, s->opt.max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->opt.max_connections / 2,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        /* Last: without TLS the list ends at the first MHD_OPTION_END. */
+        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->opt.tls_cert_pem,
+        MHD_OPTION_HTTPS_MEM_KEY, s->opt.tls_key_pem, MHD_OPTION_END);
     if (!s->daemon)
         return dm_error_set(err, DM_ERR_IO,
                             "http: cannot listen on %s (address in use, or not an address of "
-                            "this machine)",
-                            s->opt.listen);
+                            "this machine%s)",
+                            s->opt.listen,
+                            tls ? ", or the TLS certificate and key do not load or match" : "");
     return DM_OK;
 }
 

@@ -10,6 +10,7 @@
 #ifndef DM_CONTROL_HTTP_H
 #define DM_CONTROL_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,21 +31,39 @@ typedef struct dm_http_request {
     size_t n_params;
     const char *param_names[DM_HTTP_MAX_PARAMS];
     char *param_values[DM_HTTP_MAX_PARAMS]; /* URL-decoded path segments */
+    const char *route_method;               /* the matched route's method ("GET", "*") */
+    const char *route_pattern; /* the matched route's pattern ("/api/v1/{kind}/{name}") */
+    void *principal;           /* who sent it: set by the guard (control/auth.h), else NULL */
 } dm_http_request_t;
 
 typedef struct dm_http_response {
     int status;
     const char *content_type; /* static string; default application/json */
     dm_buf_t body;
-    char location[256]; /* optional Location header */
+    char location[256];    /* optional Location header */
+    char authenticate[64]; /* optional WWW-Authenticate header (with a 401) */
+    int retry_after_s;     /* > 0: a Retry-After header (with a 429 or 503) */
 } dm_http_response_t;
 
 /* Handles one request; fills res (status defaults to 200). Runs on a server thread. */
 typedef void (*dm_http_handler_fn)(void *ctx, const dm_http_request_t *req,
                                    dm_http_response_t *res);
 
+/* Access control around every routed request (control/auth.c installs one).
+ * before runs first: true lets the handler run, false means it filled res (401,
+ * 403, 429, …) and the handler is skipped. after runs once the answer is known,
+ * whether the handler ran or not, and releases whatever before put in
+ * req->principal. Both run on server threads, concurrently. */
+typedef struct dm_http_guard {
+    bool (*before)(void *ctx, dm_http_request_t *req, dm_http_response_t *res);
+    void (*after)(void *ctx, dm_http_request_t *req, const dm_http_response_t *res);
+    void *ctx;
+} dm_http_guard_t;
+
 typedef struct dm_http_options {
     const char *listen;       /* "127.0.0.1:8080", "[::1]:8080" or ":8080" */
+    const char *tls_cert_pem; /* PEM text of the certificate (chain): serve HTTPS; NULL: HTTP */
+    const char *tls_key_pem;  /* PEM text of its private key (with tls_cert_pem) */
     size_t max_body;          /* bytes; 0 = 16 MiB */
     unsigned threads;         /* 0 = 4 */
     unsigned timeout_s;       /* idle connection timeout; 0 = 30 */
@@ -58,6 +77,21 @@ dm_http_server_t *dm_http_server_new(const dm_http_options_t *opt, dm_error_t *e
 /* Adds a route. method "GET", "POST", …; "*" matches any method. Call before start. */
 dm_err_t dm_http_route(dm_http_server_t *s, const char *method, const char *pattern,
                        dm_http_handler_fn fn, void *ctx);
+
+/* Installs the access guard (copied). Call before start; at most one. */
+void dm_http_set_guard(dm_http_server_t *s, const dm_http_guard_t *guard);
+
+/* The number of routes added so far. */
+size_t dm_http_route_count(const dm_http_server_t *s);
+
+/* The method and pattern of route i (0 ≤ i < dm_http_route_count); pointers stay
+ * valid until the server is freed. */
+void dm_http_route_at(const dm_http_server_t *s, size_t i, const char **method,
+                      const char **pattern);
+
+/* Whether listen ("HOST:PORT") names a loopback address only (127.0.0.0/8, ::1,
+ * localhost, or an empty host, which this server binds to 127.0.0.1). */
+bool dm_http_listen_is_loopback(const char *listen);
 
 /* Starts listening. DM_ERR_IO naming the address when it cannot bind. */
 dm_err_t dm_http_server_start(dm_http_server_t *s, dm_error_t *err);
@@ -73,6 +107,9 @@ const char *dm_http_param(const dm_http_request_t *req, const char *name);
 
 /* A query-string argument, or NULL. */
 const char *dm_http_query(const dm_http_request_t *req, const char *name);
+
+/* The client's address as text ("127.0.0.1", "::1"; "?" when unknown) in out. */
+void dm_http_remote(const dm_http_request_t *req, char *out, size_t cap);
 
 /* A request header, or NULL. */
 const char *dm_http_header(const dm_http_request_t *req, const char *name);

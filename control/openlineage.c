@@ -321,7 +321,10 @@ static void report(dm_openlineage_t *ol, const char *kind, const char *name, con
     bool pipeline = !strcmp(kind, "Pipeline");
     snprintf(job_name, sizeof(job_name), "%s.%s", pipeline ? "pipeline" : "source", name);
     char *text = job ? json_dumps(job, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    uint64_t sig = text ? dm_hash64(text, strlen(text)) : 0;
+    /* a new generation of the spec, or a change of what it reads and writes */
+    json_int_t gen =
+        json_integer_value(json_object_get(json_object_get(doc, "status"), "generation"));
+    uint64_t sig = dm_hash64_seed(text ? text : "", text ? strlen(text) : 0, (uint64_t)gen);
     free(text);
     char sigs[24];
     snprintf(sigs, sizeof(sigs), "%016" PRIx64, sig);

@@ -5,7 +5,8 @@
  * source.NAME):
  *   START     when it is deployed (and for everything deployed when the
  *             controller starts: consumers see the same runId again)
- *   RUNNING   when its spec or an input schema changes what it reads/writes
+ *   RUNNING   when its spec changes (a new generation), or an input schema
+ *             changes what it reads/writes
  *   COMPLETE  when it is deleted
  * Each event carries eventTime, producer, schemaURL, run.runId (a UUID derived
  * from the object's name and creation time: the same for the whole

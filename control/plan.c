@@ -443,11 +443,18 @@ static dm_err_t compile(compiler_t *c, const json_t *doc)
     const dm_avro_schema_t *in_schema = NULL;
     if (!rc)
         rc = source_input(c, json_string_value(json_array_get(from, 0)), &s0->input, &in_schema);
+    /* A union: every other source must read as the first (fields by name). */
     for (size_t k = 1; !rc && k < n_from; k++) {
         dm_plan_input_t *m = push(&s0->more, &s0->n_more, sizeof(*m));
-        const dm_avro_schema_t *ignore;
-        rc = m ? source_input(c, json_string_value(json_array_get(from, k)), m, &ignore)
+        const dm_avro_schema_t *other = NULL;
+        const char *src = json_string_value(json_array_get(from, k));
+        rc = m ? source_input(c, src, m, &other)
                : dm_error_set(c->err, DM_ERR_NOMEM, "out of memory");
+        dm_avro_schema_t *reader = NULL;
+        if (!rc && (rc = dm_task_union_reader(in_schema, other, &reader, c->err)))
+            dm_error_prefix(c->err, "spec.from[%zu]: source %s cannot be read as %s", k, src,
+                            json_string_value(json_array_get(from, 0)));
+        dm_avro_schema_free(reader);
     }
     if (rc) {
         json_decref(from);

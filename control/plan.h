@@ -161,21 +161,21 @@ char *dm_plan_explain(const dm_pipeline_plan_t *plan);
 /* Looks up a parsed schema by registry id (borrowed; lives as long as the caller). */
 typedef const dm_avro_schema_t *(*dm_plan_schema_fn)(void *ctx, int64_t id, dm_error_t *err);
 
-/* What one task instance needs beyond its config: arrays the config points to. */
+/* One task instance's config and what it points to (each allocated to size:
+ * a controller holds one per partition of tens of thousands of pipelines). */
 typedef struct dm_plan_task {
     dm_task_config_t conf;
-    char name[300];
-    char state_dir[4400];
+    char *name;      /* "PIPELINE/task/P", "PIPELINE/STAGE/task/P" */
+    char *state_dir; /* NULL: state in memory only */
     dm_task_step_spec_t *steps;
-    dm_task_input_t more[64];
-    dm_task_input_t other[64];
-    const char *extra[16];
+    dm_task_input_t *more, *other;
+    const char **extra;
 } dm_plan_task_t;
 
 /* Fills t with the task config of partition p of stage s (p < its input's
  * partitions). Strings and settings point into plan, which must outlive the
  * task; schemas come from schema (by id). data_dir: where state spills (NULL:
- * memory only). Free with dm_plan_task_release. */
+ * memory only). Release with dm_plan_task_release, also after an error. */
 dm_err_t dm_plan_task_config(const dm_pipeline_plan_t *plan, size_t s, int32_t p,
                              dm_plan_schema_fn schema, void *schema_ctx, const char *data_dir,
                              dm_plan_task_t *t, dm_error_t *err);

@@ -282,10 +282,19 @@ static void put(dm_buf_t *b, const char *f, ...)
     if (n > 0) dm_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
+/* A schema id, or "new" where a dry run would register a new version. */
+static const char *id_text(int64_t id, char *buf, size_t cap)
+{
+    if (id <= 0) return "new";
+    snprintf(buf, cap, "%lld", (long long)id);
+    return buf;
+}
+
 static void put_input(dm_buf_t *b, const char *what, const dm_plan_input_t *in)
 {
-    put(b, "    %-7s %s (%d partition%s, schema id %lld)\n", what, in->topic, (int)in->partitions,
-        in->partitions == 1 ? "" : "s", (long long)in->schema_id);
+    char id[24];
+    put(b, "    %-7s %s (%d partition%s, schema id %s)\n", what, in->topic, (int)in->partitions,
+        in->partitions == 1 ? "" : "s", id_text(in->schema_id, id, sizeof(id)));
 }
 
 char *dm_plan_explain(const dm_pipeline_plan_t *plan)
@@ -323,11 +332,12 @@ char *dm_plan_explain(const dm_pipeline_plan_t *plan)
         }
         if (!s->n_steps) put(&b, "      (none: records pass as they are)\n");
         if (s->state_topic) put(&b, "    state: %s (compacted)\n", s->state_topic);
-        put(&b, "    writes %s%s, schema id %lld\n", s->output,
-            s->writes_rekey ? " (re-keyed)" : "", (long long)s->output_schema_id);
+        char buf[24];
+        const char *id = id_text(s->output_schema_id, buf, sizeof(buf));
+        put(&b, "    writes %s%s, schema id %s\n", s->output, s->writes_rekey ? " (re-keyed)" : "",
+            id);
         for (size_t k = 0; k < s->n_extra; k++)
-            put(&b, "    route output %s, schema id %lld\n", s->extra[k],
-                (long long)s->output_schema_id);
+            put(&b, "    route output %s, schema id %s\n", s->extra[k], id);
     }
     if (plan->n_tables) put(&b, "\ntables (enrich):\n");
     for (size_t i = 0; i < plan->n_tables; i++)
@@ -344,9 +354,10 @@ char *dm_plan_explain(const dm_pipeline_plan_t *plan)
         put(&b, "    %s: %s, group %s\n", plan->sinks[i].name,
             plan->sinks[i].type ? plan->sinks[i].type : "?", plan->sinks[i].group);
     const dm_plan_stage_t *last = &plan->stages[plan->n_stages - 1];
+    char oid[24];
     if (last->output_schema)
-        put(&b, "\noutput schema (id %lld):\n    %s\n", (long long)plan->output_schema_id,
-            last->output_schema);
+        put(&b, "\noutput schema (id %s):\n    %s\n",
+            id_text(plan->output_schema_id, oid, sizeof(oid)), last->output_schema);
     dm_buf_append(&b, "", 1);
     return (char *)b.data;
 }

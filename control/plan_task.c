@@ -1,5 +1,6 @@
 /* control/plan_task.c — one task instance of a plan: what the embedded
  * runtime and `datamesh worker` both hand to dm_task_new. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +12,29 @@
 /* Task p of a stage reads partitions q = p, p + n, … of a further input (n:
  * the stage's tasks), so every partition of it is read by one task. */
 static dm_err_t map_input(const dm_plan_input_t *in, int32_t p, int32_t n, dm_plan_schema_fn schema,
-                          void *ctx, dm_task_input_t *out, size_t *k, size_t cap, dm_error_t *err)
+                          void *ctx, dm_task_input_t **out, size_t *k, dm_error_t *err)
 {
     const dm_avro_schema_t *s = schema(ctx, in->schema_id, err);
     if (!s) return dm_error_prefix(err, "schema %lld of %s", (long long)in->schema_id, in->topic);
-    for (int32_t q = p; q < in->partitions && *k < cap; q += n)
-        out[(*k)++] = (dm_task_input_t){in->topic, q, s, (uint32_t)in->schema_id};
+    size_t add = p < in->partitions ? (size_t)((in->partitions - 1 - p) / n + 1) : 0;
+    dm_task_input_t *a = realloc(*out, (*k + add + 1) * sizeof(*a));
+    if (!a) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    *out = a;
+    for (int32_t q = p; q < in->partitions; q += n)
+        a[(*k)++] = (dm_task_input_t){in->topic, q, s, (uint32_t)in->schema_id};
     return DM_OK;
+}
+
+static char *printed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *printed(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *out = NULL;
+    if (vasprintf(&out, fmt, ap) < 0) out = NULL;
+    va_end(ap);
+    return out;
 }
 
 dm_err_t dm_plan_task_config(const dm_pipeline_plan_t *plan, size_t s, int32_t p,
@@ -27,16 +44,19 @@ dm_err_t dm_plan_task_config(const dm_pipeline_plan_t *plan, size_t s, int32_t p
     memset(t, 0, sizeof(*t));
     const dm_plan_stage_t *st = &plan->stages[s];
     bool main = s == 0;
-    if (main)
-        snprintf(t->name, sizeof(t->name), "%s/task/%d", plan->name, p);
-    else
-        snprintf(t->name, sizeof(t->name), "%s/%s/task/%d", plan->name, st->name, p);
+    t->name = main ? printed("%s/task/%d", plan->name, p)
+                   : printed("%s/%s/task/%d", plan->name, st->name, p);
+    if (data_dir)
+        t->state_dir = main ? printed("%s/state/%s/%d", data_dir, plan->name, p)
+                            : printed("%s/state/%s/%s/%d", data_dir, plan->name, st->name, p);
+    t->steps = calloc(st->n_steps ? st->n_steps : 1, sizeof(*t->steps));
+    t->extra = calloc(st->n_extra + 1, sizeof(*t->extra));
+    if (!t->name || (data_dir && !t->state_dir) || !t->steps || !t->extra)
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     const dm_avro_schema_t *in = schema(schema_ctx, st->input.schema_id, err);
     if (!in)
         return dm_error_prefix(err, "schema %lld of %s", (long long)st->input.schema_id,
                                st->input.topic);
-    t->steps = calloc(st->n_steps ? st->n_steps : 1, sizeof(*t->steps));
-    if (!t->steps) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < st->n_steps; i++) {
         const dm_proc_ops_t *ops = dm_plan_proc_find(st->steps[i].kind);
         if (!ops)
@@ -48,19 +68,12 @@ dm_err_t dm_plan_task_config(const dm_pipeline_plan_t *plan, size_t s, int32_t p
     int32_t n = st->input.partitions;
     dm_err_t rc = DM_OK;
     for (size_t k = 0; !rc && k < st->n_more; k++)
-        rc = map_input(&st->more[k], p, n, schema, schema_ctx, t->more, &n_more, 64, err);
+        rc = map_input(&st->more[k], p, n, schema, schema_ctx, &t->more, &n_more, err);
     if (!rc && st->other.topic)
-        rc = map_input(&st->other, p, n, schema, schema_ctx, t->other, &n_other, 64, err);
+        rc = map_input(&st->other, p, n, schema, schema_ctx, &t->other, &n_other, err);
     if (rc) return rc;
-    for (size_t x = 0; x < st->n_extra && x < 16; x++)
+    for (size_t x = 0; x < st->n_extra; x++)
         t->extra[x] = st->extra[x];
-    if (data_dir) {
-        if (main)
-            snprintf(t->state_dir, sizeof(t->state_dir), "%s/state/%s/%d", data_dir, plan->name, p);
-        else
-            snprintf(t->state_dir, sizeof(t->state_dir), "%s/state/%s/%s/%d", data_dir, plan->name,
-                     st->name, p);
-    }
     t->conf = (dm_task_config_t){
         .name = t->name,
         .group = st->group,
@@ -74,7 +87,7 @@ dm_err_t dm_plan_task_config(const dm_pipeline_plan_t *plan, size_t s, int32_t p
         .steps = t->steps,
         .n_steps = st->n_steps,
         .state_topic = st->state_topic,
-        .state_dir = data_dir ? t->state_dir : NULL,
+        .state_dir = t->state_dir,
         .state_spill_bytes = (size_t)plan->state_spill_bytes,
         .event_time = st->event_time,
         .extra_topics = t->extra,
@@ -93,8 +106,13 @@ dm_err_t dm_plan_task_config(const dm_pipeline_plan_t *plan, size_t s, int32_t p
 
 void dm_plan_task_release(dm_plan_task_t *t)
 {
+    free(t->name);
+    free(t->state_dir);
     free(t->steps);
-    t->steps = NULL;
+    free(t->more);
+    free(t->other);
+    free(t->extra);
+    memset(t, 0, sizeof(*t));
 }
 
 /* ---- tables -------------------------------------------------------------------------------- */

@@ -197,10 +197,7 @@ static void unit_free(unit_t *u)
     free(u->pt);
     dm_runtime_plan_unref(u->plan);
     if (u->kind == U_TABLE) dm_table_free(u->table);
-    if (u->kind == U_SINK) dm_config_free(&dm_file_sink_config_table, &u->sink_conf);
     if (u->kind == U_SINK && u->run.ops) dm_runtime_free_runner_sink(u);
-    if (u->kind == U_SINK && u->ice.conf)
-        dm_config_free(&dm_iceberg_sink_config_table, &u->ice_conf);
     if (u->kind == U_SOURCE) dm_runtime_free_source(u);
     json_decref(u->owned);
     dm_unit_destroy(&u->st);

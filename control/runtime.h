@@ -52,12 +52,12 @@ json_t *dm_runtime_worker_tasks(dm_runtime_t *rt);
 /* The plan a Pipeline document compiles to against the registry and the
  * topics as they are, without registering or creating anything (schema ids
  * of outputs not registered yet are 0): JSON (new reference) and, when text
- * is not NULL, the explanation for people (malloc'd). batch: name → document
- * of the Sources and Sinks being applied with it (may be NULL), which take the
- * place of the stored ones. NULL with err when it does not compile
- * (DM_ERR_AGAIN: a source it reads does not exist yet). */
-json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch, char **text,
-                        dm_error_t *err);
+ * is not NULL, the explanation for people (malloc'd). batch_sources /
+ * batch_sinks: name → document of the Sources and Sinks being applied with it
+ * (either may be NULL), which take the place of the stored ones. NULL with err
+ * when it does not compile (DM_ERR_AGAIN: a source it reads does not exist yet). */
+json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch_sources,
+                        const json_t *batch_sinks, char **text, dm_error_t *err);
 
 /* Reconciles running units with the store. Errors of individual units show
  * in their status; an error here means the runtime itself failed. */

@@ -7,7 +7,6 @@
 
 #include "connectors/connector.h"
 #include "connectors/file/file.h"
-#include "connectors/iceberg/iceberg.h"
 #include "connectors/sink.h"
 #include "connectors/source.h"
 #include "connectors/unit.h"
@@ -54,14 +53,7 @@ typedef struct unit {
     dm_table_t *table;
     char topic[256];
     int32_t partitions;
-    /* file sink */
-    dm_file_sink_t sink;
-    dm_file_sink_config_t sink_conf;
-    /* iceberg sink (its own loop: its offsets live in the table) */
-    dm_iceberg_sink_t ice;
-    dm_iceberg_sink_config_t ice_conf;
-    const char *ice_key[16]; /* the source's key fields, borrowed from owned */
-    /* other sink types: the common runner (connectors/sink.h) */
+    /* sinks: every type on the common runner (connectors/sink.h) */
     dm_sink_run_config_t run;
     void *run_conf;                   /* the type's config struct */
     dm_strlist_t run_keys;            /* the input source's key fields */
@@ -171,10 +163,18 @@ typedef struct dm_runtime_plan_ctx {
     dm_runtime_t *rt;
     const json_t *sources, *sinks;
     bool dry;
-    const json_t *batch; /* a dry run: name → document being applied (may be NULL) */
-    json_t *owned;       /* a dry run: schemas it parsed, freed after */
+    const json_t *batch;       /* a dry run: name → Source document being applied (may be NULL) */
+    json_t *owned;             /* a dry run: schemas it parsed, freed after */
+    const json_t *batch_sinks; /* a dry run: name → Sink document being applied (may be NULL) */
 } dm_runtime_plan_ctx_t;
 dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c);
+
+/* dm_runtime_plan with the lock held and the stored documents given (name →
+ * doc): DM_OK with *plan_json (and *text, when not NULL), or the error. */
+dm_err_t dm_runtime_plan_locked(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
+                                const json_t *stored_sinks, const json_t *batch_sources,
+                                const json_t *batch_sinks, json_t **plan_json, char **text,
+                                dm_error_t *err);
 
 /* Drops a unit's hold on its pipeline's plan (freed with the last one). */
 void dm_runtime_plan_unref(plan_ref_t *ref);

@@ -8,12 +8,7 @@
 static void *sink_main(void *arg)
 {
     unit_t *u = arg;
-    if (u->run.ops)
-        dm_sink_run(&u->run, &u->st);
-    else if (u->ice.conf)
-        dm_iceberg_sink_run(&u->ice, &u->st);
-    else
-        dm_file_sink_run(&u->sink, &u->st);
+    dm_sink_run(&u->run, &u->st);
     return NULL;
 }
 
@@ -191,52 +186,6 @@ static dm_err_t setup_runner_sink(dm_runtime_t *rt, unit_t *u, const dm_sink_ops
     return DM_OK;
 }
 
-/* ---- iceberg sinks ------------------------------------------------------------------ */
-
-/* The schema of a registry id, for an iceberg sink meeting a newer version.
- * Runs on the sink's thread. */
-static const dm_avro_schema_t *iceberg_schema(void *ctx, uint32_t id)
-{
-    unit_t *u = ctx;
-    if (!dm_runtime_lock_unless_stopping(u)) return NULL;
-    dm_error_t err = {0};
-    const dm_avro_schema_t *s = dm_runtime_schema_locked(u->rt, id, &err);
-    pthread_mutex_unlock(&u->rt->mu);
-    return s; /* parsed schemas live as long as the runtime */
-}
-
-static void start_iceberg_sink(dm_runtime_t *rt, unit_t *u, const json_t *settings,
-                               const json_t *key, const char *out_topic,
-                               const dm_avro_schema_t *out_schema, int64_t out_id)
-{
-    dm_error_t err = {0};
-    dm_config_defaults(&dm_iceberg_sink_config_table, &u->ice_conf, &err);
-    if (dm_config_apply_json(&dm_iceberg_sink_config_table, &u->ice_conf, settings, NULL, &err)) {
-        dm_config_free(&dm_iceberg_sink_config_table, &u->ice_conf);
-        dm_unit_set(&u->st, "failed", "%s", err.message);
-        return;
-    }
-    snprintf(u->topic, sizeof(u->topic), "%s", out_topic);
-    json_t *none = json_is_array(key) ? NULL : json_array(); /* a source without a key */
-    u->owned = json_deep_copy(none ? none : key);
-    json_decref(none);
-    size_t n = json_array_size(u->owned) < 16 ? json_array_size(u->owned) : 16;
-    for (size_t i = 0; i < n; i++)
-        u->ice_key[i] = json_string_value(json_array_get(u->owned, i));
-    u->ice = (dm_iceberg_sink_t){.transport = rt->t,
-                                 .topic = u->topic,
-                                 .partitions = dm_runtime_topic_partitions(rt, out_topic),
-                                 .group = u->group,
-                                 .schema = out_schema,
-                                 .schema_id = (uint32_t)out_id,
-                                 .key = u->ice_key,
-                                 .n_key = n,
-                                 .schema_lookup = iceberg_schema,
-                                 .schema_lookup_ctx = u,
-                                 .conf = &u->ice_conf};
-    dm_runtime_unit_start(u, sink_main);
-}
-
 /* ---- the plan compiler's view of the runtime ------------------------------------------ */
 
 static dm_err_t batch_schema(dm_runtime_plan_ctx_t *c, const char *subject, int64_t *id,
@@ -265,6 +214,10 @@ static dm_err_t env_register(void *ctx, const char *subject, const char *text, i
     /* A dry run: the id the registry has for this text under subject, else 0 (new). */
     *id = 0;
     dm_error_t e = {0};
+    int64_t latest = 0;
+    if (dm_schema_registry_get_version(c->rt->reg, subject, -1, &latest, NULL, NULL, &e) ==
+        DM_ERR_NOT_FOUND)
+        return DM_OK; /* a new subject: nothing to be compatible with */
     if (dm_schema_registry_lookup(c->rt->reg, subject, text, id, NULL, &e) == DM_OK) return DM_OK;
     *id = 0;
     dm_schema_compat_report_t report = {0};
@@ -291,23 +244,25 @@ static int32_t env_partitions(void *ctx, const char *topic)
     dm_runtime_plan_ctx_t *c = ctx;
     int32_t n = dm_runtime_topic_partitions(c->rt, topic);
     /* a dry run: a source being applied gets the partitions it asks for */
-    const json_t *parts =
-        json_object_get(json_object_get(json_object_get(c->sources, topic), "spec"), "partitions");
-    if (!n && c->batch && json_object_get(c->sources, topic))
-        n = json_is_integer(parts) ? (int32_t)json_integer_value(parts) : 1;
+    const json_t *src = json_object_get(c->batch, topic);
+    const json_t *parts = json_object_get(json_object_get(src, "spec"), "partitions");
+    if (!n && src) n = json_is_integer(parts) ? (int32_t)json_integer_value(parts) : 1;
     return n;
 }
 
+/* Documents: those being applied take the place of the stored ones. */
 static const json_t *env_source(void *ctx, const char *name)
 {
     dm_runtime_plan_ctx_t *c = ctx;
-    return json_object_get(c->sources, name);
+    const json_t *d = json_object_get(c->batch, name);
+    return d ? d : json_object_get(c->sources, name);
 }
 
 static const json_t *env_sink(void *ctx, const char *name)
 {
     dm_runtime_plan_ctx_t *c = ctx;
-    return json_object_get(c->sinks, name);
+    const json_t *d = json_object_get(c->batch_sinks, name);
+    return d ? d : json_object_get(c->sinks, name);
 }
 
 dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c)
@@ -368,32 +323,18 @@ static void start_sink(dm_runtime_t *rt, const char *owner, plan_ref_t *ref,
     for (size_t i = 0; k->key && k->key[i]; i++)
         json_array_append_new(keys, json_string(k->key[i]));
     dm_error_t err = {0};
+    /* Every sink type runs on the common runner. */
     const dm_sink_ops_t *ops = dm_sink_ops_find(k->type);
-    if (ops) {
-        if (setup_runner_sink(rt, u, ops, k->settings, keys, plan->output, out_schema,
-                              plan->output_schema_id, plan->dead_letter, &err))
-            dm_unit_set(&u->st, "failed", "%s", err.message);
-        else
-            dm_runtime_unit_start(u, sink_main);
-    } else if (k->type && !strcmp(k->type, "iceberg")) {
-        start_iceberg_sink(rt, u, k->settings, keys, plan->output, out_schema,
-                           plan->output_schema_id);
+    if (!ops) {
+        char have[200];
+        dm_sink_types_available(have, sizeof(have));
+        dm_unit_set(&u->st, "failed", "sink type %s is not available (available: %s)",
+                    k->type ? k->type : "(none)", have);
+    } else if (setup_runner_sink(rt, u, ops, k->settings, keys, plan->output, out_schema,
+                                 plan->output_schema_id, plan->dead_letter, &err)) {
+        dm_unit_set(&u->st, "failed", "%s", err.message);
     } else {
-        dm_config_defaults(&dm_file_sink_config_table, &u->sink_conf, &err);
-        if (dm_config_apply_json(&dm_file_sink_config_table, &u->sink_conf, k->settings, NULL,
-                                 &err)) {
-            dm_unit_set(&u->st, "failed", "%s", err.message);
-        } else {
-            snprintf(u->topic, sizeof(u->topic), "%s", plan->output);
-            u->sink = (dm_file_sink_t){.transport = rt->t,
-                                       .topic = u->topic,
-                                       .partitions = dm_runtime_topic_partitions(rt, plan->output),
-                                       .group = u->group,
-                                       .schema = out_schema,
-                                       .schema_id = (uint32_t)plan->output_schema_id,
-                                       .conf = &u->sink_conf};
-            dm_runtime_unit_start(u, sink_main);
-        }
+        dm_runtime_unit_start(u, sink_main);
     }
     json_decref(keys);
 }
@@ -405,7 +346,7 @@ dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
     const char *name = dm_spec_name(doc);
     char owner[160];
     snprintf(owner, sizeof(owner), "Pipeline/%s", name);
-    dm_runtime_plan_ctx_t pc = {rt, stored_sources, stored_sinks, false, NULL, NULL};
+    dm_runtime_plan_ctx_t pc = {rt, stored_sources, stored_sinks, false, NULL, NULL, NULL};
     dm_plan_env_t env = dm_runtime_plan_env(&pc);
     dm_pipeline_plan_t *plan = NULL;
     dm_err_t rc = dm_plan_compile(doc, &env, &plan, err);
@@ -438,7 +379,7 @@ dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
             dm_plan_task_t *pt = calloc(1, sizeof(*pt));
             dm_error_t e = {0};
             if (!pt || dm_plan_task_config(plan, s, p, task_schema, rt, rt->data_dir, pt, &e)) {
-                dm_runtime_unit_failed(rt, owner, pt ? pt->name : "task",
+                dm_runtime_unit_failed(rt, owner, pt && pt->name ? pt->name : "task",
                                        pt ? e.message : "out of memory");
                 if (pt) dm_plan_task_release(pt);
                 free(pt);
@@ -518,41 +459,39 @@ static dm_err_t batch_schema(dm_runtime_plan_ctx_t *c, const char *subject, int6
     return DM_OK;
 }
 
-json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch, char **text,
-                        dm_error_t *err)
+dm_err_t dm_runtime_plan_locked(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
+                                const json_t *stored_sinks, const json_t *batch_sources,
+                                const json_t *batch_sinks, json_t **plan_json, char **text,
+                                dm_error_t *err)
 {
-    json_t *sources = NULL, *sinks = NULL;
-    if (dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, err) ||
-        dm_store_docs(rt->store, DM_KIND_SINK, &sinks, err)) {
-        json_decref(sources);
-        return NULL;
-    }
-    /* What the request applies takes the place of what is stored. */
-    json_t *all_sources = json_copy(sources), *all_sinks = json_copy(sinks);
-    const char *n;
-    json_t *d;
-    json_object_foreach((json_t *)batch, n, d)
-    {
-        const char *kind = json_string_value(json_object_get(d, "kind"));
-        if (kind && !strcmp(kind, "Source")) json_object_set(all_sources, dm_spec_name(d), d);
-        if (kind && !strcmp(kind, "Sink")) json_object_set(all_sinks, dm_spec_name(d), d);
-    }
-    dm_runtime_plan_ctx_t pc = {rt, all_sources, all_sinks, true, batch, json_array()};
+    dm_runtime_plan_ctx_t pc = {rt,           stored_sources, stored_sinks, true, batch_sources,
+                                json_array(), batch_sinks};
     dm_plan_env_t env = dm_runtime_plan_env(&pc);
     dm_pipeline_plan_t *plan = NULL;
-    pthread_mutex_lock(&rt->mu);
     dm_err_t rc = dm_plan_compile(doc, &env, &plan, err);
-    pthread_mutex_unlock(&rt->mu);
-    json_t *j = rc ? NULL : dm_plan_to_json(plan);
-    if (j && text) *text = dm_plan_explain(plan);
+    if (!rc && plan_json) *plan_json = dm_plan_to_json(plan);
+    if (!rc && text) *text = dm_plan_explain(plan);
     dm_plan_free(plan);
     size_t i;
     json_t *x;
     json_array_foreach(pc.owned, i, x)
         dm_avro_schema_free((dm_avro_schema_t *)(intptr_t)json_integer_value(x));
     json_decref(pc.owned);
-    json_decref(all_sources);
-    json_decref(all_sinks);
+    return rc;
+}
+
+json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch_sources,
+                        const json_t *batch_sinks, char **text, dm_error_t *err)
+{
+    json_t *sources = NULL, *sinks = NULL, *j = NULL;
+    if (dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, err) ||
+        dm_store_docs(rt->store, DM_KIND_SINK, &sinks, err)) {
+        json_decref(sources);
+        return NULL;
+    }
+    pthread_mutex_lock(&rt->mu);
+    dm_runtime_plan_locked(rt, doc, sources, sinks, batch_sources, batch_sinks, &j, text, err);
+    pthread_mutex_unlock(&rt->mu);
     json_decref(sources);
     json_decref(sinks);
     return j;

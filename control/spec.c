@@ -476,8 +476,10 @@ static dm_err_t check_metadata(vctx_t *v, const json_t *md, const char **name)
     {
         char p[512];
         snprintf(p, sizeof(p), "metadata.labels.%s", k);
-        if (!json_is_string(val))
-            return fail(v, DM_ERR_CONFIG_TYPE, p, "label values are strings, got %s", type_of(val));
+        /* Booleans too: `sensitive: true` (control/auth.h) reads as YAML writes it. */
+        if (!json_is_string(val) && !json_is_boolean(val))
+            return fail(v, DM_ERR_CONFIG_TYPE, p, "label values are strings or booleans, got %s",
+                        type_of(val));
     }
     return DM_OK;
 }

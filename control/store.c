@@ -114,6 +114,18 @@ dm_store_t *dm_store_open(const char *path, dm_error_t *err)
              " source TEXT NOT NULL, role TEXT NOT NULL, pipeline TEXT NOT NULL,"
              " PRIMARY KEY (source, role, pipeline)) WITHOUT ROWID;"
              "CREATE INDEX IF NOT EXISTS edges_by_pipeline ON edges (pipeline);"
+             "CREATE TABLE IF NOT EXISTS tokens ("
+             " id TEXT PRIMARY KEY, hash TEXT NOT NULL, owner TEXT NOT NULL,"
+             " role TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',"
+             " created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL DEFAULT 0,"
+             " last_used_ms INTEGER NOT NULL DEFAULT 0, revoked_ms INTEGER NOT NULL DEFAULT 0);"
+             "CREATE TABLE IF NOT EXISTS audit ("
+             " seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,"
+             " token TEXT NOT NULL, owner TEXT NOT NULL, role TEXT NOT NULL,"
+             " remote TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,"
+             " detail TEXT NOT NULL, status INTEGER NOT NULL, outcome TEXT NOT NULL,"
+             " reason TEXT NOT NULL);"
+             "CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at_ms);"
              "PRAGMA user_version = 1;",
              err) ||
         edges_rebuild(s, err)) {
@@ -501,6 +513,269 @@ dm_err_t dm_store_edge_pipelines(dm_store_t *s, const char *source, const char *
             *out = a;
         else {
             rc = sql_fail(s, err, "pipeline edges");
+            json_decref(a);
+        }
+        sqlite3_finalize(st);
+    }
+    unlock(s, locked);
+    return rc;
+}
+
+/* ---- API tokens -------------------------------------------------------------
+ * A token's secret is never stored: only its SHA-256 (hex), looked up by the
+ * token's public id. control/auth.c makes and checks tokens; these functions
+ * only keep the rows. */
+
+/* One statement, prepared and stepped once with the binds done by the caller's
+ * bind function; DM_OK when it ran to completion. Lock held. */
+static dm_err_t run_once(dm_store_t *s, sqlite3_stmt *st, const char *what, dm_error_t *err)
+{
+    int r = sqlite3_step(st);
+    dm_err_t rc = r == SQLITE_DONE || r == SQLITE_ROW ? DM_OK : sql_fail(s, err, what);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+dm_err_t dm_store_token_put(dm_store_t *s, const dm_store_token_t *t, dm_error_t *err)
+{
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc;
+    if (sqlite3_prepare_v2(
+            s->db,
+            "INSERT INTO tokens (id, hash, owner, role, description, created_ms, "
+            "expires_ms, last_used_ms, revoked_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,0,0)",
+            -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(s, err, "add token");
+    } else {
+        sqlite3_bind_text(st, 1, t->id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, t->hash, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, t->owner, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 4, t->role, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 5, t->description, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 6, t->created_ms);
+        sqlite3_bind_int64(st, 7, t->expires_ms);
+        rc = run_once(s, st, "add token", err);
+    }
+    unlock(s, locked);
+    return rc;
+}
+
+static void token_row(sqlite3_stmt *st, dm_store_token_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    snprintf(t->id, sizeof(t->id), "%s", (const char *)sqlite3_column_text(st, 0));
+    snprintf(t->hash, sizeof(t->hash), "%s", (const char *)sqlite3_column_text(st, 1));
+    snprintf(t->owner, sizeof(t->owner), "%s", (const char *)sqlite3_column_text(st, 2));
+    snprintf(t->role, sizeof(t->role), "%s", (const char *)sqlite3_column_text(st, 3));
+    snprintf(t->description, sizeof(t->description), "%s",
+             (const char *)sqlite3_column_text(st, 4));
+    t->created_ms = sqlite3_column_int64(st, 5);
+    t->expires_ms = sqlite3_column_int64(st, 6);
+    t->last_used_ms = sqlite3_column_int64(st, 7);
+    t->revoked_ms = sqlite3_column_int64(st, 8);
+}
+
+#define TOKEN_COLUMNS                                                                              \
+    "id, hash, owner, role, description, created_ms, expires_ms, last_used_ms, revoked_ms"
+
+dm_err_t dm_store_token_get(dm_store_t *s, const char *id, dm_store_token_t *out, dm_error_t *err)
+{
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc = DM_OK;
+    if (sqlite3_prepare_v2(s->db, "SELECT " TOKEN_COLUMNS " FROM tokens WHERE id = ?1", -1, &st,
+                           NULL) != SQLITE_OK) {
+        rc = sql_fail(s, err, "get token");
+    } else {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+            token_row(st, out);
+        else if (r == SQLITE_DONE)
+            rc = dm_error_set(err, DM_ERR_NOT_FOUND, "token %s not found", id);
+        else
+            rc = sql_fail(s, err, "get token");
+        sqlite3_finalize(st);
+    }
+    unlock(s, locked);
+    return rc;
+}
+
+dm_err_t dm_store_token_list(dm_store_t *s, dm_store_token_t **out, size_t *n, dm_error_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc = DM_OK;
+    if (sqlite3_prepare_v2(s->db, "SELECT " TOKEN_COLUMNS " FROM tokens ORDER BY created_ms, id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(s, err, "list tokens");
+    } else {
+        size_t cap = 0;
+        int r;
+        while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW) {
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 16;
+                dm_store_token_t *grown = realloc(*out, cap * sizeof(**out));
+                if (!grown) {
+                    rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                *out = grown;
+            }
+            token_row(st, &(*out)[(*n)++]);
+        }
+        if (!rc && r != SQLITE_DONE) rc = sql_fail(s, err, "list tokens");
+        sqlite3_finalize(st);
+    }
+    unlock(s, locked);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+/* Sets one integer column of a token's row (column is a constant of this file). */
+static dm_err_t token_set(dm_store_t *s, const char *sql, const char *id, int64_t v,
+                          const char *what, dm_error_t *err)
+{
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(s, err, what);
+    } else {
+        sqlite3_bind_int64(st, 1, v);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+        rc = run_once(s, st, what, err);
+        if (!rc && sqlite3_changes(s->db) == 0)
+            rc = dm_error_set(err, DM_ERR_NOT_FOUND, "token %s not found (or already revoked)", id);
+    }
+    unlock(s, locked);
+    return rc;
+}
+
+dm_err_t dm_store_token_revoke(dm_store_t *s, const char *id, int64_t now_ms, dm_error_t *err)
+{
+    return token_set(s, "UPDATE tokens SET revoked_ms = ?1 WHERE id = ?2 AND revoked_ms = 0", id,
+                     now_ms, "revoke token", err);
+}
+
+dm_err_t dm_store_token_touch(dm_store_t *s, const char *id, int64_t now_ms, dm_error_t *err)
+{
+    return token_set(s, "UPDATE tokens SET last_used_ms = ?1 WHERE id = ?2", id, now_ms,
+                     "note token use", err);
+}
+
+dm_err_t dm_store_token_count(dm_store_t *s, const char *role, int64_t now_ms, int64_t *n,
+                              dm_error_t *err)
+{
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc = DM_OK;
+    *n = 0;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT count(*) FROM tokens WHERE revoked_ms = 0 AND "
+                           "(expires_ms = 0 OR expires_ms > ?1) AND (?2 IS NULL OR role = ?2)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(s, err, "count tokens");
+    } else {
+        sqlite3_bind_int64(st, 1, now_ms);
+        if (role) sqlite3_bind_text(st, 2, role, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *n = sqlite3_column_int64(st, 0);
+        else
+            rc = sql_fail(s, err, "count tokens");
+        sqlite3_finalize(st);
+    }
+    unlock(s, locked);
+    return rc;
+}
+
+/* ---- audit log --------------------------------------------------------------
+ * Append-only rows; the oldest go once the table holds more than
+ * DM_STORE_AUDIT_KEEP entries, so the log is retained, not unbounded. */
+
+#define DM_STORE_AUDIT_KEEP 100000
+
+dm_err_t dm_store_audit_add(dm_store_t *s, const dm_store_audit_t *e, dm_error_t *err)
+{
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO audit (at_ms, token, owner, role, remote, method, path, "
+                           "detail, status, outcome, reason) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,"
+                           "?10,?11)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(s, err, "audit");
+    } else {
+        const char *text[] = {e->token, e->owner,  e->role,    e->remote, e->method,
+                              e->path,  e->detail, e->outcome, e->reason};
+        int col[] = {2, 3, 4, 5, 6, 7, 8, 10, 11};
+        sqlite3_bind_int64(st, 1, e->at_ms);
+        for (size_t i = 0; i < sizeof(col) / sizeof(col[0]); i++)
+            sqlite3_bind_text(st, col[i], text[i] ? text[i] : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 9, e->status);
+        rc = run_once(s, st, "audit", err);
+        int64_t seq = sqlite3_last_insert_rowid(s->db);
+        if (!rc && seq % 1000 == 0) {
+            char sql[128];
+            snprintf(sql, sizeof(sql), "DELETE FROM audit WHERE seq <= %lld",
+                     (long long)(seq - DM_STORE_AUDIT_KEEP));
+            exec(s, sql, NULL);
+        }
+    }
+    unlock(s, locked);
+    return rc;
+}
+
+dm_err_t dm_store_audit_query(dm_store_t *s, const dm_store_audit_filter_t *f, json_t **out,
+                              dm_error_t *err)
+{
+    *out = NULL;
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc = DM_OK;
+    /* Newest first, then given back oldest first: the last N entries in order. */
+    if (sqlite3_prepare_v2(
+            s->db,
+            "SELECT seq, at_ms, token, owner, role, remote, method, path, detail, status, outcome,"
+            " reason FROM (SELECT * FROM audit WHERE at_ms >= ?1"
+            " AND (?2 IS NULL OR token = ?2 OR owner = ?2)"
+            " AND (?3 IS NULL OR outcome = ?3) ORDER BY seq DESC LIMIT ?4) ORDER BY seq",
+            -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(s, err, "audit query");
+    } else {
+        sqlite3_bind_int64(st, 1, f->since_ms);
+        if (f->who) sqlite3_bind_text(st, 2, f->who, -1, SQLITE_TRANSIENT);
+        if (f->outcome) sqlite3_bind_text(st, 3, f->outcome, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 4, f->limit > 0 ? f->limit : 100);
+        json_t *a = json_array();
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            static const char *const names[] = {"token",  "owner", "role",   "remote",
+                                                "method", "path",  "detail", NULL};
+            json_t *o = json_pack("{s:I, s:I}", "seq", (json_int_t)sqlite3_column_int64(st, 0),
+                                  "at_ms", (json_int_t)sqlite3_column_int64(st, 1));
+            for (int i = 0; names[i]; i++)
+                json_object_set_new(o, names[i],
+                                    json_string((const char *)sqlite3_column_text(st, 2 + i)));
+            json_object_set_new(o, "status", json_integer(sqlite3_column_int(st, 9)));
+            json_object_set_new(o, "outcome",
+                                json_string((const char *)sqlite3_column_text(st, 10)));
+            json_object_set_new(o, "reason",
+                                json_string((const char *)sqlite3_column_text(st, 11)));
+            json_array_append_new(a, o);
+        }
+        if (r == SQLITE_DONE)
+            *out = a;
+        else {
+            rc = sql_fail(s, err, "audit query");
             json_decref(a);
         }
         sqlite3_finalize(st);

@@ -55,4 +55,64 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
 /* Removes an object; DM_ERR_NOT_FOUND when absent. Inside a transaction. */
 dm_err_t dm_store_delete(dm_store_t *s, dm_kind_t kind, const char *name, dm_error_t *err);
 
+/* ---- API tokens (control/auth.c makes and checks them) ---- */
+
+typedef struct dm_store_token {
+    char id[32];           /* public part of the token, names it in lists and the audit log */
+    char hash[72];         /* hex SHA-256 of the whole token; the token itself is never stored */
+    char owner[64];        /* the team it acts for */
+    char role[16];         /* viewer | editor | admin */
+    char description[128]; /* free text from `token create --description` */
+    int64_t created_ms, expires_ms;   /* expires_ms 0: never */
+    int64_t last_used_ms, revoked_ms; /* 0: never used / not revoked */
+} dm_store_token_t;
+
+/* Adds a token row (last use and revocation start at 0). DM_ERR_IO when the id exists. */
+dm_err_t dm_store_token_put(dm_store_t *s, const dm_store_token_t *t, dm_error_t *err);
+
+/* The row of token id, or DM_ERR_NOT_FOUND. */
+dm_err_t dm_store_token_get(dm_store_t *s, const char *id, dm_store_token_t *out, dm_error_t *err);
+
+/* Every token row, oldest first, in a new array (*n rows; free() it). */
+dm_err_t dm_store_token_list(dm_store_t *s, dm_store_token_t **out, size_t *n, dm_error_t *err);
+
+/* Marks a token revoked at now_ms; DM_ERR_NOT_FOUND when absent or already revoked. */
+dm_err_t dm_store_token_revoke(dm_store_t *s, const char *id, int64_t now_ms, dm_error_t *err);
+
+/* Records a use of the token at now_ms. */
+dm_err_t dm_store_token_touch(dm_store_t *s, const char *id, int64_t now_ms, dm_error_t *err);
+
+/* How many tokens of role (NULL: any) are usable at now_ms: not revoked, not expired. */
+dm_err_t dm_store_token_count(dm_store_t *s, const char *role, int64_t now_ms, int64_t *n,
+                              dm_error_t *err);
+
+/* ---- audit log ---- */
+
+typedef struct dm_store_audit {
+    int64_t at_ms;
+    const char *token, *owner, *role; /* who: token id ("-" without one), team, role */
+    const char *remote;               /* the client's address */
+    const char *method, *path;        /* what */
+    const char *detail;               /* what, in words ("apply Source plays") */
+    int status;                       /* HTTP status of the answer */
+    const char *outcome;              /* "ok", "denied" or "failed" */
+    const char *reason;               /* the error message when not ok */
+} dm_store_audit_t;
+
+/* Appends an audit entry (strings copied; NULL stored as ""). Keeps the newest
+ * 100,000 entries. */
+dm_err_t dm_store_audit_add(dm_store_t *s, const dm_store_audit_t *e, dm_error_t *err);
+
+typedef struct dm_store_audit_filter {
+    int64_t since_ms;    /* entries at or after; 0: all */
+    const char *who;     /* a token id or a team; NULL: everyone */
+    const char *outcome; /* "ok", "denied", "failed"; NULL: any */
+    int64_t limit;       /* the newest N (0: 100) */
+} dm_store_audit_filter_t;
+
+/* The newest matching entries, oldest first, as a new JSON array of
+ * {seq, at_ms, token, owner, role, remote, method, path, detail, status, outcome, reason}. */
+dm_err_t dm_store_audit_query(dm_store_t *s, const dm_store_audit_filter_t *f, json_t **out,
+                              dm_error_t *err);
+
 #endif

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "connectors/sink.h"
 #include "connectors/source.h"
 #include "core/config.h"
 
@@ -18,6 +19,7 @@ typedef struct dm_file_source_config {
 } dm_file_source_config_t;
 
 typedef struct dm_file_sink_config {
+    dm_sink_common_config_t common; /* batching and retries (connectors/sink.h) */
     char *path;
     int format;
     int64_t roll_bytes; /* start a new file past this size */
@@ -55,22 +57,12 @@ void dm_file_source_run(const dm_file_source_t *src, struct dm_unit_status *stat
 /* The file connector (registered in connectors/registry.c). */
 extern const dm_source_ops_t dm_file_source_ops;
 
-/* A file sink reading a topic. */
-typedef struct dm_file_sink {
-    struct dm_transport *transport;
-    const char *topic;
-    int32_t partitions;
-    const char *group; /* where its read offsets are committed */
-    const struct dm_avro_schema *schema;
-    uint32_t schema_id;
-    const dm_file_sink_config_t *conf;
-} dm_file_sink_t;
-
-/* Writes the topic's records to conf->path until status->stop: JSON lines
- * (one plain-JSON object per record) or an Avro container file. After each
- * batch the file is flushed and fsynced, then the offsets are committed
- * (at-least-once: after a crash the last batch may be written again). Files
- * roll to PATH.N by size or age. Runs on the unit's thread. */
-void dm_file_sink_run(const dm_file_sink_t *sink, struct dm_unit_status *status);
+/* The file sink on the common runner: JSON lines (one plain-JSON object of
+ * each whole value) or Avro container files (one schema each: a new schema
+ * version rolls the file). Each batch is flushed and fsynced before its
+ * offsets are committed (at-least-once: after a crash the last batch may be
+ * written again; a failed write is cut back off the file first). Files roll
+ * to PATH.N by size or age. Callbacks run on the sink unit's thread. */
+extern const dm_sink_ops_t dm_file_sink_ops;
 
 #endif

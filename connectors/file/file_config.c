@@ -30,6 +30,7 @@ const dm_config_table_t dm_file_source_config_table = {
 static const char *const codecs[] = {"null", "deflate", "snappy", "zstandard", NULL};
 
 static const dm_config_field_t sink_fields[] = {
+    DM_SINK_COMMON_FIELDS(dm_file_sink_config_t),
     {.name = "path",
      .type = DM_CFG_STRING,
      .offset = offsetof(dm_file_sink_config_t, path),

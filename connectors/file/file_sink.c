@@ -1,4 +1,11 @@
-/* connectors/file/file_sink.c — JSON lines and Avro container files from a topic. */
+/* connectors/file/file_sink.c — JSON lines and Avro container files from a
+ * topic, on the common sink runner (connectors/sink.h): batching, dead
+ * letters, metrics, retries and decoding by schema id come from there.
+ *
+ * Each record is written in its own writer schema's shape: a JSON line of the
+ * whole value (a change event stays an envelope), or the value's Avro bytes
+ * as they are. An Avro container holds one schema, so a record of another
+ * schema version closes the file (kept as PATH.N) and starts a new one. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,21 +14,30 @@
 #include <unistd.h>
 
 #include "connectors/file/file.h"
-#include "connectors/unit.h"
+#include "connectors/sink.h"
+#include "core/arena.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/fs.h"
-#include "core/log.h"
 #include "schema/dm_avro.h"
 #include "schema/dm_avro_container.h"
 #include "schema/wire.h"
-#include "transport/transport.h"
 
 typedef struct out_file {
     FILE *f;
     dm_avro_file_writer_t *w;
+    uint32_t schema_id; /* avro: the container's schema */
     int64_t opened_ms;
     int64_t bytes;
 } out_file_t;
+
+typedef struct file_sink {
+    const dm_file_sink_config_t *conf;
+    const dm_sink_env_t *env;
+    out_file_t o;
+    int64_t batch_start; /* size of the open file before this batch's records */
+    dm_buf_t line;
+} file_sink_t;
 
 /* Moves PATH aside to the first free PATH.N. */
 static void roll_aside(const char *path)
@@ -38,138 +54,165 @@ static void roll_aside(const char *path)
     }
 }
 
-static dm_err_t open_out(const dm_file_sink_t *s, out_file_t *o, dm_error_t *err)
+/* Opens PATH for the records of schema (avro: a new container of it). */
+static dm_err_t open_out(file_sink_t *s, const dm_avro_schema_t *schema, uint32_t id,
+                         dm_error_t *err)
 {
-    dm_err_t rc = dm_mkdirs(s->conf->path, true, err);
-    if (rc) dm_error_prefix(err, "file sink %s", s->conf->path);
-    if (rc) return rc;
+    const dm_file_sink_config_t *c = s->conf;
+    out_file_t *o = &s->o;
+    dm_err_t rc = dm_mkdirs(c->path, true, err);
+    if (rc) return dm_error_prefix(err, "file sink %s", c->path);
     /* An Avro container cannot be appended to without its sync marker: start
      * a new file and keep the old one as PATH.N. */
-    if (s->conf->format == DM_FILE_AVRO) roll_aside(s->conf->path);
-    o->f = fopen(s->conf->path, s->conf->format == DM_FILE_AVRO ? "wb" : "ab");
+    if (c->format == DM_FILE_AVRO) roll_aside(c->path);
+    o->f = fopen(c->path, c->format == DM_FILE_AVRO ? "wb" : "ab");
     if (!o->f)
-        return dm_error_set(err, DM_ERR_IO, "file sink: cannot open %s: %s", s->conf->path,
+        return dm_error_set(err, DM_ERR_IO, "file sink: cannot open %s: %s", c->path,
                             strerror(errno));
     struct stat st;
     o->bytes = fstat(fileno(o->f), &st) == 0 ? st.st_size : 0;
     o->opened_ms = dm_wall_ms();
-    if (s->conf->format == DM_FILE_AVRO) {
+    o->schema_id = id;
+    if (c->format == DM_FILE_AVRO) {
         static const dm_avro_file_codec_t codecs[] = {DM_AVRO_FILE_NULL, DM_AVRO_FILE_DEFLATE,
                                                       DM_AVRO_FILE_SNAPPY, DM_AVRO_FILE_ZSTD};
-        rc = dm_avro_file_writer_new(o->f, s->schema, codecs[s->conf->codec], 0, &o->w, err);
+        rc = dm_avro_file_writer_new(o->f, schema, codecs[c->codec], 0, &o->w, err);
         if (rc) {
             fclose(o->f);
-            o->f = NULL;
+            memset(o, 0, sizeof(*o));
+            return dm_error_prefix(err, "file sink %s", c->path);
         }
+        o->bytes = ftello(o->f);
     }
-    return rc;
+    s->batch_start = o->bytes;
+    return DM_OK;
 }
 
-static dm_err_t close_out(out_file_t *o, dm_error_t *err)
+static dm_err_t close_out(file_sink_t *s, dm_error_t *err)
 {
+    out_file_t *o = &s->o;
     dm_err_t rc = DM_OK;
     if (o->w) rc = dm_avro_file_writer_close(o->w, err);
     if (o->f) {
-        if (fflush(o->f) || fsync(fileno(o->f)))
-            rc = dm_error_set(err, DM_ERR_IO, "file sink: flushing: %s", strerror(errno));
+        if ((fflush(o->f) || fsync(fileno(o->f))) && !rc)
+            rc = dm_error_set(err, DM_ERR_IO, "file sink: flushing %s: %s", s->conf->path,
+                              strerror(errno));
         fclose(o->f);
     }
     memset(o, 0, sizeof(*o));
     return rc;
 }
 
-/* Writes one fetched batch. */
-static dm_err_t write_batch(const dm_file_sink_t *s, out_file_t *o, const dm_transport_batch_t *b,
-                            dm_arena_t *arena, dm_buf_t *line, dm_error_t *err)
+/* After a failed write: closes the file and cuts it back to where this batch
+ * began, so the batch written again leaves no partial line or block. */
+static void undo_batch(file_sink_t *s)
 {
-    for (size_t i = 0; i < b->n; i++) {
-        const dm_record_t *r = &b->records[i];
-        if (r->value_len < 0) continue; /* tombstones have no row to write */
-        uint32_t id;
-        if (dm_wire_get_header(r->value, (size_t)r->value_len, &id) || id != s->schema_id)
-            return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH,
-                                "topic %s offset %lld: value is not schema id %u", s->topic,
-                                (long long)r->offset, s->schema_id);
-        const uint8_t *avro = r->value + DM_WIRE_HEADER;
-        size_t len = (size_t)r->value_len - DM_WIRE_HEADER;
-        dm_err_t rc;
-        if (o->w) {
-            rc = dm_avro_file_writer_append_raw(o->w, avro, len, err);
-            o->bytes += (int64_t)len;
-        } else {
-            dm_arena_reset(arena);
-            dm_avro_value_t v;
-            dm_buf_reset(line);
-            rc = dm_avro_decode_node(s->schema->root, avro, len, NULL, arena, &v, err);
-            if (!rc) rc = dm_avro_to_json(s->schema->root, &v, DM_AVRO_JSON_PLAIN, line, err);
-            if (!rc) rc = dm_buf_append_u8(line, '\n');
-            if (!rc && fwrite(line->data, 1, line->len, o->f) != line->len)
-                rc = dm_error_set(err, DM_ERR_IO, "file sink: writing %s: %s", s->conf->path,
-                                  strerror(errno));
-            o->bytes += (int64_t)line->len;
-        }
-        if (rc) return rc;
+    bool had = s->o.f != NULL;
+    close_out(s, NULL);
+    if (had && truncate(s->conf->path, s->batch_start) != 0) {
+        /* Nothing more to do: the batch is written again after the cut-off part. */
     }
-    if (o->w) return dm_avro_file_writer_flush(o->w, err);
-    if (fflush(o->f) || fsync(fileno(o->f)))
-        return dm_error_set(err, DM_ERR_IO, "file sink: writing %s: %s", s->conf->path,
-                            strerror(errno));
+}
+
+static dm_err_t file_open(const void *conf, const dm_sink_env_t *env, void **state, dm_error_t *err)
+{
+    file_sink_t *s = calloc(1, sizeof(*s));
+    if (!s) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    s->conf = conf;
+    s->env = env;
+    s->line = (dm_buf_t)DM_BUF_INIT;
+    *state = s;
+    return DM_OK; /* the file opens with the first record */
+}
+
+/* Writes one record's value; DM_ERR_SCHEMA_MISMATCH when it cannot be (it is
+ * a dead letter then), other errors when the file cannot be written. */
+static dm_err_t write_one(file_sink_t *s, const dm_sink_record_t *r, dm_error_t *err)
+{
+    const dm_file_sink_config_t *c = s->conf;
+    dm_err_t rc;
+    if (c->format == DM_FILE_AVRO && s->o.f && s->o.schema_id != r->value_schema_id) {
+        /* One schema per container: a new version rolls the file. */
+        if ((rc = close_out(s, err))) return rc;
+    }
+    if (!s->o.f && (rc = open_out(s, r->value_schema, r->value_schema_id, err))) return rc;
+    const uint8_t *avro = r->rec->value + DM_WIRE_HEADER;
+    size_t len = (size_t)r->rec->value_len - DM_WIRE_HEADER;
+    if (s->o.w) {
+        rc = dm_avro_file_writer_append_raw(s->o.w, avro, len, err);
+        if (rc) return rc == DM_ERR_IO || rc == DM_ERR_NOMEM ? rc : DM_ERR_SCHEMA_MISMATCH;
+        s->o.bytes += (int64_t)len;
+        return DM_OK;
+    }
+    dm_buf_reset(&s->line);
+    rc = dm_avro_to_json(r->value_schema->root, r->value, DM_AVRO_JSON_PLAIN, &s->line, err);
+    if (rc) return rc == DM_ERR_NOMEM ? rc : DM_ERR_SCHEMA_MISMATCH;
+    if ((rc = dm_buf_append_u8(&s->line, '\n')))
+        return dm_error_set(err, rc, "file sink: out of memory");
+    if (fwrite(s->line.data, 1, s->line.len, s->o.f) != s->line.len)
+        return dm_error_set(err, DM_ERR_IO, "file sink: writing %s: %s", c->path, strerror(errno));
+    s->o.bytes += (int64_t)s->line.len;
     return DM_OK;
 }
 
-void dm_file_sink_run(const dm_file_sink_t *s, dm_unit_status_t *status)
+static dm_err_t file_write(void *state, const dm_sink_batch_t *b, dm_sink_rejects_t *rj,
+                           dm_error_t *err)
 {
-    dm_error_t err = {0};
-    int64_t *pos = calloc((size_t)s->partitions, sizeof(int64_t));
-    dm_transport_batch_t b = {0};
-    dm_arena_t arena;
-    dm_arena_init(&arena, 0);
-    dm_buf_t line = DM_BUF_INIT;
-    out_file_t o = {0};
-    for (int32_t p = 0; p < s->partitions; p++) {
-        int64_t end;
-        if (dm_transport_group_offset(s->transport, s->group, s->topic, p, &pos[p], &err))
-            dm_transport_offsets(s->transport, s->topic, p, &pos[p], &end, &err);
-    }
-    int64_t backoff = 200;
-    while (!atomic_load(&status->stop)) {
-        if (!o.f && open_out(s, &o, &err)) {
-            dm_unit_set(status, "retrying", "%s", err.message);
-            if (dm_unit_sleep(status, backoff)) break;
-            if (backoff < 10000) backoff *= 2;
+    file_sink_t *s = state;
+    s->batch_start = s->o.f ? s->o.bytes : 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const dm_sink_record_t *r = &b->records[i];
+        /* Tombstones have no value to write (the delete came as an event). */
+        if (dm_sink_rejected(rj, i) || r->rec->value_len < 0 || !r->value) continue;
+        dm_error_t one = {0};
+        dm_err_t rc = write_one(s, r, &one);
+        if (rc == DM_ERR_SCHEMA_MISMATCH) {
+            dm_sink_reject(rj, i, "file sink: %s", one.message);
             continue;
-        }
-        dm_err_t rc = DM_OK;
-        for (int32_t p = 0; p < s->partitions && !rc && !atomic_load(&status->stop); p++) {
-            rc = dm_transport_fetch(s->transport, s->topic, p, pos[p], 1 << 20,
-                                    s->partitions == 1 ? 200 : 50, &b, &err);
-            if (rc || (b.n == 0 && b.next_offset <= pos[p])) continue;
-            if ((rc = write_batch(s, &o, &b, &arena, &line, &err))) break;
-            dm_tp_offset_t next = {s->topic, p, b.next_offset};
-            if ((rc = dm_transport_group_commit(s->transport, s->group, &next, 1, &err))) break;
-            pos[p] = b.next_offset;
-            atomic_fetch_add(&status->position, (int64_t)b.n);
-            atomic_store(&status->lag, b.high_watermark - pos[p]);
         }
         if (rc) {
-            dm_unit_set(status, "retrying", "%s", err.message);
-            DM_WARN("sink", "topic=%s sink=file path=%s: %s", s->topic, s->conf->path, err.message);
-            close_out(&o, NULL);
-            if (dm_unit_sleep(status, backoff)) break;
-            if (backoff < 10000) backoff *= 2;
-            continue;
-        }
-        backoff = 200;
-        dm_unit_set(status, "running", NULL);
-        if (o.bytes >= s->conf->roll_bytes || dm_wall_ms() - o.opened_ms >= s->conf->roll_ms) {
-            close_out(&o, NULL);
-            roll_aside(s->conf->path);
+            *err = one;
+            undo_batch(s);
+            return dm_error_prefix(err, "topic %s partition %d offset %lld", s->env->topic,
+                                   r->partition, (long long)r->rec->offset);
         }
     }
-    close_out(&o, NULL);
-    dm_transport_batch_free(s->transport, &b);
-    dm_buf_free(&line);
-    dm_arena_destroy(&arena);
-    free(pos);
-    dm_unit_set(status, "stopped", NULL);
+    return DM_OK;
 }
+
+/* Makes the batch durable (flushed and fsynced), then rolls by size or age. */
+static dm_err_t file_flush(void *state, const dm_sink_batch_t *b, dm_error_t *err)
+{
+    (void)b;
+    file_sink_t *s = state;
+    if (!s->o.f) return DM_OK;
+    dm_err_t rc = s->o.w ? dm_avro_file_writer_flush(s->o.w, err) : DM_OK;
+    if (!rc && (fflush(s->o.f) || fsync(fileno(s->o.f))))
+        rc = dm_error_set(err, DM_ERR_IO, "file sink: writing %s: %s", s->conf->path,
+                          strerror(errno));
+    if (rc) {
+        undo_batch(s);
+        return rc;
+    }
+    if (s->o.bytes >= s->conf->roll_bytes || dm_wall_ms() - s->o.opened_ms >= s->conf->roll_ms) {
+        if ((rc = close_out(s, err))) return rc;
+        roll_aside(s->conf->path);
+    }
+    return DM_OK;
+}
+
+static void file_close(void *state)
+{
+    file_sink_t *s = state;
+    close_out(s, NULL);
+    dm_buf_free(&s->line);
+    free(s);
+}
+
+const dm_sink_ops_t dm_file_sink_ops = {.name = "file",
+                                        .config = &dm_file_sink_config_table,
+                                        .config_size = sizeof(dm_file_sink_config_t),
+                                        .open = file_open,
+                                        .write = file_write,
+                                        .flush = file_flush,
+                                        .close = file_close};

@@ -254,8 +254,8 @@ static dm_err_t keep_row_unless_deleted(sink_t *k, const dm_pq_value_t *row, voi
 dm_err_t dm_iceberg_compact(const dm_iceberg_sink_config_t *conf, int64_t *files_in,
                             int64_t *rows_out, dm_error_t *err)
 {
-    dm_iceberg_sink_t s = {.conf = conf, .group = "compaction"};
-    sink_t k = {.s = &s};
+    dm_sink_env_t env = {.group = "compaction"};
+    sink_t k = {.conf = conf, .env = &env};
     dm_arena_init(&k.rows_arena, 0);
     dm_arena_init(&k.batch_arena, 0);
     dm_arena_init(&k.sort_arena, 0);

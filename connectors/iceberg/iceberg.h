@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "connectors/sink.h"
 #include "core/config.h"
 
 enum {
@@ -20,6 +21,7 @@ enum { DM_ICEBERG_MODE_AUTO = 0, DM_ICEBERG_MODE_APPEND = 1, DM_ICEBERG_MODE_UPS
 enum { DM_ICEBERG_ZSTD = 0, DM_ICEBERG_SNAPPY = 1, DM_ICEBERG_UNCOMPRESSED = 2 };
 
 typedef struct dm_iceberg_sink_config {
+    dm_sink_common_config_t common; /* batching and retries (connectors/sink.h) */
     int catalog;        /* file (version files), sqlite or postgres (JDBC catalog layout) */
     char *catalog_uri;  /* sqlite: the database file (default WAREHOUSE/catalog.db) */
     char *catalog_dsn;  /* postgres: libpq connection string (a secret) */
@@ -40,35 +42,18 @@ typedef struct dm_iceberg_sink_config {
 
 extern const dm_config_table_t dm_iceberg_sink_config_table;
 
-struct dm_transport;
-struct dm_unit_status;
-struct dm_avro_schema;
-
-/* Resolves a schema id met in the topic (a newer source schema) to its
- * schema; NULL when unknown. Called on the sink's thread. */
-typedef const struct dm_avro_schema *(*dm_iceberg_schema_fn)(void *ctx, uint32_t id);
-
-/* An Iceberg sink reading a topic. */
-typedef struct dm_iceberg_sink {
-    struct dm_transport *transport;
-    const char *topic;
-    int32_t partitions;
-    const char *group; /* its id in snapshot summaries; its offsets are committed there too */
-    const struct dm_avro_schema *schema;
-    uint32_t schema_id;
-    const char *const *key; /* the source's key fields (primary key unless configured) */
-    size_t n_key;
-    dm_iceberg_schema_fn schema_lookup; /* optional: schema evolution */
-    void *schema_lookup_ctx;
-    const dm_iceberg_sink_config_t *conf;
-} dm_iceberg_sink_t;
-
-/* Writes the topic into the table until status->stop. Resumes from the
- * offsets recorded in the table's last snapshot by this sink (group), so a
- * crash anywhere neither loses nor duplicates rows; commits when a data file
- * reaches target_file_size or commit_interval passes. Runs on the unit's
- * thread. */
-void dm_iceberg_sink_run(const dm_iceberg_sink_t *sink, struct dm_unit_status *status);
+/* The Iceberg sink on the common runner. It keeps one open checkpoint over
+ * several batches (ops->checkpoint) and commits it — data and delete files
+ * with the next input offsets in the snapshot summary — when a data file
+ * reaches target_file_size, when commit_interval passed, before a new schema
+ * version and at a clean stop. Its positions are read from this sink's
+ * (env->group) last snapshot, so a crash anywhere neither loses nor
+ * duplicates rows. A record of a new schema id evolves the table (new
+ * columns, widened types); records the table can never take (an
+ * incompatible schema, a value its column cannot hold) are dead letters.
+ * Settings that can never work (a bad table name, sort_by, primary key) stop
+ * the unit at open (err->fatal). Callbacks run on the sink unit's thread. */
+extern const dm_sink_ops_t dm_iceberg_sink_ops;
 
 /* Compacts the table conf names (datamesh iceberg compact): reads every live
  * data file, drops the rows its equality deletes remove, writes the rest

@@ -8,6 +8,7 @@ static const char *const modes[] = {"auto", "append", "upsert", NULL};
 static const char *const codecs[] = {"zstd", "snappy", "none", NULL};
 
 static const dm_config_field_t fields[] = {
+    DM_SINK_COMMON_FIELDS(dm_iceberg_sink_config_t),
     {.name = "catalog",
      .type = DM_CFG_ENUM,
      .offset = offsetof(dm_iceberg_sink_config_t, catalog),

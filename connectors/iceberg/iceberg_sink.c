@@ -1,15 +1,16 @@
-/* connectors/iceberg/iceberg_sink.c — the Iceberg sink unit.
+/* connectors/iceberg/iceberg_sink.c — the Iceberg sink, a sink type on the
+ * common runner (connectors/sink.h: it reads, batches, decodes by schema id
+ * and sends dead letters; this file turns batches into table commits).
  *
- * One checkpoint at a time: records are converted to table rows and written
- * to an open Parquet file per partition (append mode), or buffered with their
- * latest version per key (upsert mode); at the checkpoint (a file reached
- * target_file_size, or commit_interval passed) the files are closed, delete
- * files written, and one snapshot is committed through the catalog carrying
- * the next input offsets in its summary. The table, not the consumer group,
- * is the source of truth for where to resume: a restart reads the offsets of
- * this sink's last snapshot, so a crash before the catalog swap rewrites the
- * checkpoint (its orphan files are never referenced) and a crash after it
- * does not repeat it.
+ * One checkpoint at a time, over as many batches as it takes: records are converted to table rows
+ * and written to an open Parquet file per partition (append mode), or buffered with their latest
+ * version per key (upsert mode); at the checkpoint (a file reached target_file_size, or
+ * commit_interval passed) the files are closed, delete files written, and one snapshot is committed
+ * through the catalog carrying the next input offsets in its summary (the runner's checkpoint
+ * callback decides when). The table, not the consumer group, is the source of truth for where to
+ * resume: a restart reads the offsets of this sink's last snapshot, so a crash before the catalog
+ * swap rewrites the checkpoint (its orphan files are never referenced) and a crash after it does
+ * not repeat it.
  *
  * Why buffering in upsert mode: an equality delete only applies to data with
  * a smaller sequence number, so a key inserted and updated within one
@@ -28,7 +29,6 @@
 #include "connectors/iceberg/rows.h"
 #include "connectors/iceberg/sink_internal.h"
 #include "connectors/iceberg/table.h"
-#include "connectors/unit.h"
 #include "core/clock.h"
 #include "core/fs.h"
 #include "core/hash.h"
@@ -123,7 +123,7 @@ static dm_err_t key_append(dm_buf_t *b, dm_ice_type_t t, const dm_pq_value_t *v)
 
 static const char *sink_name(const sink_t *k)
 {
-    return k->s->conf->table;
+    return k->conf->table;
 }
 
 /* ---- partition writers ----------------------------------------------------------- */
@@ -146,9 +146,9 @@ static dm_err_t partition_of(sink_t *k, const dm_pq_value_t *row, dm_pq_value_t 
 static dm_pq_options_t parquet_options(const sink_t *k)
 {
     static const dm_pq_codec_t codecs[] = {DM_PQ_ZSTD, DM_PQ_SNAPPY, DM_PQ_UNCOMPRESSED};
-    dm_pq_options_t o = {.codec = codecs[k->s->conf->compression],
-                         .row_group_bytes = k->s->conf->row_group_size,
-                         .zstd_level = (int)k->s->conf->compression_level};
+    dm_pq_options_t o = {.codec = codecs[k->conf->compression],
+                         .row_group_bytes = k->conf->row_group_size,
+                         .zstd_level = (int)k->conf->compression_level};
     return o;
 }
 
@@ -343,8 +343,8 @@ static dm_err_t buffer_sorted(sink_t *k, part_writer_t *pw, const dm_pq_value_t 
     pw->row_bytes += bytes;
     k->sort_bytes += bytes;
     k->pending = true;
-    if (k->sort_bytes >= k->s->conf->sort_buffer) return close_writers(k, err);
-    if (pw->row_bytes < k->s->conf->target_file_size) return DM_OK;
+    if (k->sort_bytes >= k->conf->sort_buffer) return close_writers(k, err);
+    if (pw->row_bytes < k->conf->target_file_size) return DM_OK;
     dm_err_t rc = dm_ice_sink_close_writer(k, pw, err);
     *pw = k->writers[--k->n_writers];
     return rc;
@@ -416,7 +416,7 @@ dm_err_t dm_ice_sink_write_row(sink_t *k, const dm_pq_value_t *row, dm_error_t *
     if (k->sort.n) return buffer_sorted(k, pw, row, err);
     if ((rc = dm_pq_writer_add_row(pw->w, row, err))) return rc;
     k->pending = true;
-    if (dm_pq_writer_size_estimate(pw->w) >= k->s->conf->target_file_size) {
+    if (dm_pq_writer_size_estimate(pw->w) >= k->conf->target_file_size) {
         rc = dm_ice_sink_close_writer(k, pw, err);
         *pw = k->writers[--k->n_writers];
     }
@@ -617,7 +617,7 @@ static dm_err_t write_deletes(sink_t *k, dm_error_t *err)
 static char *checkpoint_text(const sink_t *k)
 {
     dm_buf_t b = DM_BUF_INIT;
-    for (int32_t p = 0; p < k->s->partitions; p++)
+    for (int32_t p = 0; p < k->env->partitions; p++)
         dm_buf_printf(&b, "%s%d:%" PRId64, p ? "," : "", p, k->pos[p]);
     const char *s;
     if (dm_buf_cstr(&b, &s)) {
@@ -630,16 +630,16 @@ static char *checkpoint_text(const sink_t *k)
 /* Reads this sink's offsets from the table; false when it has none. */
 static bool table_offsets(const sink_t *k, int64_t *out)
 {
-    const char *cp = dm_ice_table_sink_summary(k->table, k->s->group, "datamesh.checkpoint");
+    const char *cp = dm_ice_table_sink_summary(k->table, k->env->group, "datamesh.checkpoint");
     if (!cp) return false;
-    for (int32_t p = 0; p < k->s->partitions; p++)
+    for (int32_t p = 0; p < k->env->partitions; p++)
         out[p] = 0;
     while (*cp) {
         char *end;
         long p = strtol(cp, &end, 10);
         if (*end != ':') break;
         long long off = strtoll(end + 1, &end, 10);
-        if (p >= 0 && p < k->s->partitions) out[p] = off;
+        if (p >= 0 && p < k->env->partitions) out[p] = off;
         cp = *end == ',' ? end + 1 : end;
         if (!*end) break;
     }
@@ -685,16 +685,16 @@ void dm_ice_sink_discard_files(sink_t *k)
  * committed offset at or past ours): committing again would duplicate it. */
 static bool already_committed(const sink_t *k)
 {
-    int64_t *have = calloc((size_t)k->s->partitions, sizeof(int64_t));
+    int64_t *have = calloc((size_t)k->env->partitions, sizeof(int64_t));
     bool covered = have && table_offsets(k, have);
-    for (int32_t p = 0; covered && p < k->s->partitions; p++)
+    for (int32_t p = 0; covered && p < k->env->partitions; p++)
         if (have[p] < k->pos[p]) covered = false;
     free(have);
     return covered;
 }
 
 /* Ends the checkpoint: closes the files, writes deletes, commits a snapshot
- * with the offsets, then (best effort, for lag reporting) the group. */
+ * with the offsets (the runner then commits the group, for lag only). */
 static dm_err_t commit(sink_t *k, dm_error_t *err)
 {
     dm_err_t rc = DM_OK;
@@ -725,7 +725,7 @@ static dm_err_t commit(sink_t *k, dm_error_t *err)
     for (size_t i = 0; i < k->n_files; i++)
         sorted[k->files[i]->content == DM_ICE_CONTENT_DATA ? a++ : b++] = k->files[i];
     json_t *extra =
-        json_pack("{s:s, s:s}", "datamesh.sink", k->s->group, "datamesh.checkpoint", cp);
+        json_pack("{s:s, s:s}", "datamesh.sink", k->env->group, "datamesh.checkpoint", cp);
     dm_ice_commit_t c = {.data = sorted,
                          .n_data = nd,
                          .deletes = sorted + nd,
@@ -753,12 +753,6 @@ static dm_err_t commit(sink_t *k, dm_error_t *err)
     if (rc) {
         dm_error_prefix(err, "commit of checkpoint %s", cp);
         dm_ice_sink_discard_files(k);
-    } else {
-        for (int32_t p = 0; p < k->s->partitions; p++) {
-            dm_tp_offset_t o = {k->s->topic, p, k->pos[p]};
-            dm_transport_group_commit(k->s->transport, k->s->group, &o, 1, NULL);
-            k->committed[p] = k->pos[p];
-        }
     }
     free(cp);
     discard(k);
@@ -845,113 +839,140 @@ static dm_err_t evolve_to(sink_t *k, const dm_avro_schema_t *schema, bool *chang
     return rc;
 }
 
-/* The prepared source for a schema id, adding (and evolving to) new ones. */
-static dm_err_t source_for(sink_t *k, uint32_t id, const dm_transport_batch_t *b, size_t at,
-                           int32_t p, dm_ice_source_t **out, dm_error_t *err)
+/* Whether an error converting or evolving to a record's schema can never go
+ * away for that record (it is a dead letter then), rather than the table or
+ * the disk failing (the checkpoint is tried again). */
+static bool permanent(dm_err_t rc)
 {
+    return rc == DM_ERR_SCHEMA_MISMATCH || rc == DM_ERR_SCHEMA_INCOMPATIBLE ||
+           rc == DM_ERR_UNSUPPORTED || rc == DM_ERR_RANGE || rc == DM_ERR_INVALID;
+}
+
+/* The prepared source for a record's schema, adding (and evolving the table
+ * to) new ones. The runner starts a batch at a new schema version after the
+ * open checkpoint committed, so the table evolves between checkpoints. A
+ * schema the table can never take is remembered (DM_ERR_SCHEMA_INCOMPATIBLE
+ * with the reason): its records are dead letters. */
+static dm_err_t source_for(sink_t *k, const dm_sink_record_t *r, dm_ice_source_t **out,
+                           dm_error_t *err)
+{
+    uint32_t id = r->value_schema_id;
     for (size_t i = 0; i < k->n_sources; i++)
         if (k->sources[i].id == id) {
             *out = &k->sources[i];
             return DM_OK;
         }
-    const dm_avro_schema_t *schema = id == k->s->schema_id ? k->s->schema : NULL;
-    if (!schema && k->s->schema_lookup) schema = k->s->schema_lookup(k->s->schema_lookup_ctx, id);
-    if (!schema)
-        return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH,
-                            "topic %s partition %d offset %" PRId64 ": unknown schema id %u",
-                            k->s->topic, p, b->records[at].offset, id);
-    /* Rows before this record belong to the old schema's checkpoint. */
-    dm_err_t rc = DM_OK;
-    if (k->pending && (rc = commit(k, err))) return rc;
+    for (size_t i = 0; i < k->n_bad; i++)
+        if (k->bad[i].id == id)
+            return dm_error_set(err, DM_ERR_SCHEMA_INCOMPATIBLE, "%s", k->bad[i].reason);
+    if (k->pending)
+        return dm_error_set(err, DM_ERR_INTERNAL,
+                            "iceberg: schema id %u met inside an open checkpoint; starting it over",
+                            id);
     bool changed = false;
-    if ((rc = evolve_to(k, schema, &changed, err))) return rc;
-    dm_ice_source_t *ss = realloc(k->sources, (k->n_sources + 1) * sizeof(*ss));
-    if (!ss) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
-    k->sources = ss;
-    if ((rc = dm_ice_source_init(&ss[k->n_sources], id, schema, &k->table->schema, err))) return rc;
-    *out = &ss[k->n_sources++];
-    return DM_OK;
+    dm_err_t rc = evolve_to(k, r->value_schema, &changed, err);
+    dm_ice_source_t *ss = NULL;
+    if (!rc && !(ss = realloc(k->sources, (k->n_sources + 1) * sizeof(*ss))))
+        rc = dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    if (!rc) {
+        k->sources = ss;
+        rc = dm_ice_source_init(&ss[k->n_sources], id, r->value_schema, &k->table->schema, err);
+        if (rc) dm_ice_source_free(&ss[k->n_sources]);
+    }
+    if (!rc) {
+        *out = &ss[k->n_sources++];
+        return DM_OK;
+    }
+    if (!permanent(rc)) return rc;
+    bad_schema_t *bad = realloc(k->bad, (k->n_bad + 1) * sizeof(*bad));
+    if (!bad) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    k->bad = bad;
+    bad[k->n_bad].id = id;
+    snprintf(bad[k->n_bad].reason, sizeof(bad[k->n_bad].reason),
+             "schema id %u cannot be written to table %s: %s", id, k->conf->table, err->message);
+    DM_WARN("sink", "sink=iceberg table=%s: %s; its records go to the dead-letter topic",
+            sink_name(k), bad[k->n_bad].reason);
+    rc = dm_error_set(err, DM_ERR_SCHEMA_INCOMPATIBLE, "%s", bad[k->n_bad].reason);
+    k->n_bad++;
+    return rc;
 }
 
 /* ---- records ---------------------------------------------------------------------- */
 
-static dm_err_t process(sink_t *k, const dm_transport_batch_t *b, size_t at, int32_t p,
+/* The op letter of a change event ('?' when unreadable). */
+static char op_of(const dm_ice_source_t *src, const dm_avro_value_t *v)
+{
+    const dm_avro_value_t *op = &v->u.v[src->op];
+    if (op->type == DM_AVRO_STRING && op->len >= 1) return (char)op->u.p[0];
+    const dm_avro_node_t *on = src->schema->root->fields[src->op].type;
+    if (op->type == DM_AVRO_ENUM && on->type == DM_AVRO_ENUM && (uint32_t)op->u.i < on->n_symbols)
+        return on->symbols[op->u.i][0];
+    return '?';
+}
+
+/* Converts row into k->row; a record the table cannot hold is refused
+ * (permanent error) before anything of it is applied. */
+static dm_err_t convert(sink_t *k, dm_ice_source_t *src, const dm_avro_value_t *row,
                         dm_error_t *err)
 {
-    const dm_record_t *r = &b->records[at];
-    if (r->value_len < 0) return DM_OK; /* a tombstone: the delete came as an event before it */
-    uint32_t id;
-    if (dm_wire_get_header(r->value, (size_t)r->value_len, &id))
-        return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH,
-                            "topic %s partition %d offset %" PRId64
-                            ": value is not in the wire format",
-                            k->s->topic, p, r->offset);
+    return dm_ice_row_convert(src, &k->table->schema, row, NULL, k->row, err);
+}
+
+/* Applies one record to the open checkpoint. A permanent error means the
+ * record was not applied at all (its conversion, and the keys it needs, are
+ * checked first); any other means the checkpoint must be dropped. */
+static dm_err_t process(sink_t *k, const dm_sink_record_t *r, dm_error_t *err)
+{
+    if (r->rec->value_len < 0 || !r->value) return DM_OK; /* a tombstone: its event came first */
     dm_ice_source_t *src = NULL;
-    dm_err_t rc = source_for(k, id, b, at, p, &src, err);
+    dm_err_t rc = source_for(k, r, &src, err);
     if (rc) return rc;
-    dm_avro_value_t v;
-    rc = dm_avro_decode(src->codec, r->value + DM_WIRE_HEADER,
-                        (size_t)r->value_len - DM_WIRE_HEADER, NULL, &k->batch_arena, &v, err);
-    if (rc)
-        return dm_error_prefix(err, "topic %s partition %d offset %" PRId64, k->s->topic, p,
-                               r->offset);
-    const dm_ice_schema_t *ts = &k->table->schema;
+    const dm_avro_value_t *v = r->value;
     if (!src->envelope) {
-        if ((rc = dm_ice_row_convert(src, ts, &v, NULL, k->row, err))) goto fail;
+        if ((rc = convert(k, src, v, err))) return rc;
         return k->upsert ? buffer_upsert(k, k->row, err) : dm_ice_sink_write_row(k, k->row, err);
     }
-    const dm_avro_value_t *op = &v.u.v[src->op];
-    char o = op->type == DM_AVRO_STRING && op->len >= 1 ? (char)op->u.p[0] : '?';
-    if (op->type == DM_AVRO_ENUM) {
-        const dm_avro_node_t *on = src->schema->root->fields[src->op].type;
-        o = on->type == DM_AVRO_ENUM ? on->symbols[op->u.i][0] : '?';
-    }
-    const dm_avro_value_t *after = &v.u.v[src->after];
-    const dm_avro_value_t *before = src->before >= 0 ? &v.u.v[src->before] : NULL;
+    char o = op_of(src, v);
+    const dm_avro_value_t *after = &v->u.v[src->after];
+    const dm_avro_value_t *before = src->before >= 0 ? &v->u.v[src->before] : NULL;
     switch (o) {
     case 'c':
     case 'r':
     case 'u':
-        if (after->type != DM_AVRO_RECORD) {
-            rc = dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "iceberg: op %c without after", o);
-            goto fail;
-        }
-        if (!k->upsert) {
-            if ((rc = dm_ice_row_convert(src, ts, after, NULL, k->row, err))) goto fail;
-            return dm_ice_sink_write_row(k, k->row, err);
-        }
-        /* An update may change the key: the before image's key goes too. */
+        if (after->type != DM_AVRO_RECORD)
+            return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "iceberg: op %c without after", o);
+        if ((rc = convert(k, src, after, err))) return rc;
+        if (!k->upsert) return dm_ice_sink_write_row(k, k->row, err);
+        /* An update may change the key: the before image's key goes too. Its
+         * conversion overwrites k->row, so after (its key checked first) is
+         * converted again below (it converted once: it will again). Buffering
+         * checks the key before it changes anything. */
         if (o == 'u' && before && before->type == DM_AVRO_RECORD) {
-            if ((rc = dm_ice_row_convert(src, ts, before, NULL, k->row, err))) goto fail;
-            if ((rc = buffer_delete(k, k->row, err))) goto fail;
+            if ((rc = dm_ice_sink_encode_key(k, k->row, &k->scratch, err))) return rc;
+            if ((rc = convert(k, src, before, err))) return rc;
+            if ((rc = dm_ice_sink_encode_key(k, k->row, &k->scratch, err))) return rc;
+            if ((rc = buffer_delete(k, k->row, err))) return rc;
+            if ((rc = convert(k, src, after, err))) return rc;
         }
-        if ((rc = dm_ice_row_convert(src, ts, after, NULL, k->row, err))) goto fail;
         /* A snapshot read ('r') may repeat a row an earlier snapshot wrote. */
-        if ((o == 'u' || o == 'r') && (rc = buffer_delete(k, k->row, err))) goto fail;
-        if ((rc = buffer_upsert(k, k->row, err))) goto fail;
-        return DM_OK;
+        if ((o == 'u' || o == 'r') && (rc = buffer_delete(k, k->row, err))) return rc;
+        return buffer_upsert(k, k->row, err);
     case 'd':
         if (!k->upsert) return DM_OK; /* append mode keeps history only */
-        if (!before || before->type != DM_AVRO_RECORD) {
-            rc =
-                dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "iceberg: delete without a before image");
-            goto fail;
-        }
-        if ((rc = dm_ice_row_convert(src, ts, before, NULL, k->row, err))) goto fail;
+        if (!before || before->type != DM_AVRO_RECORD)
+            return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH,
+                                "iceberg: delete without a before image");
+        if ((rc = convert(k, src, before, err))) return rc;
         return buffer_delete(k, k->row, err);
     case 't':
         /* A truncate has no key to delete by; it is logged, not applied. */
         DM_WARN("sink",
                 "sink=iceberg table=%s: truncate at topic %s partition %d offset %" PRId64
                 " is not applied to the table",
-                sink_name(k), k->s->topic, p, r->offset);
+                sink_name(k), k->env->topic, r->partition, r->rec->offset);
         return DM_OK;
-    default:
-        rc = dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "iceberg: unknown op '%c'", o);
-        goto fail;
+    default: return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "iceberg: unknown op '%c'", o);
     }
-fail:
-    return dm_error_prefix(err, "topic %s partition %d offset %" PRId64, k->s->topic, p, r->offset);
 }
 
 /* ---- the unit ---------------------------------------------------------------------- */
@@ -972,7 +993,7 @@ static dm_err_t split_table(const char *full, char **ns, char **name, dm_error_t
 static void warn_spec(const sink_t *k)
 {
     dm_ice_spec_t want;
-    if (dm_ice_spec_parse(k->s->conf->partition_by, &k->table->schema, &want, NULL)) return;
+    if (dm_ice_spec_parse(k->conf->partition_by, &k->table->schema, &want, NULL)) return;
     bool same = want.n == k->table->spec.n;
     for (size_t i = 0; same && i < want.n; i++)
         same = want.fields[i].source_id == k->table->spec.fields[i].source_id &&
@@ -989,7 +1010,7 @@ static void warn_spec(const sink_t *k)
 /* Opens the catalog the settings name and splits the table name. */
 dm_err_t dm_ice_sink_open_catalog(sink_t *k, char **ns, char **name, dm_error_t *err)
 {
-    const dm_iceberg_sink_config_t *c = k->s->conf;
+    const dm_iceberg_sink_config_t *c = k->conf;
     char *uri = NULL;
     dm_err_t rc = split_table(c->table, ns, name, err);
     if (!rc && c->catalog == DM_ICEBERG_CATALOG_SQLITE) {
@@ -1016,7 +1037,7 @@ dm_err_t dm_ice_sink_open_catalog(sink_t *k, char **ns, char **name, dm_error_t 
  * than writing files that claim an order the table does not have. */
 static dm_err_t use_sort_order(sink_t *k, dm_error_t *err)
 {
-    const char *by = k->s->conf->sort_by;
+    const char *by = k->conf->sort_by;
     if (!by || !*by) return DM_OK;
     dm_err_t rc = dm_ice_sort_parse(by, &k->table->schema, &k->sort, err);
     if (rc) return rc;
@@ -1036,7 +1057,7 @@ static dm_err_t use_sort_order(sink_t *k, dm_error_t *err)
                           "iceberg: table %s exists with default sort order %lld %s; sort_by "
                           "'%s' asks for another (an existing table keeps its order: set "
                           "sort_by to it or leave it empty)",
-                          k->s->conf->table, (long long)id, h ? h : "(missing)", by);
+                          k->conf->table, (long long)id, h ? h : "(missing)", by);
         free(h);
     }
     json_decref(want);
@@ -1048,18 +1069,20 @@ static dm_err_t use_sort_order(sink_t *k, dm_error_t *err)
  * resume. */
 static dm_err_t start(sink_t *k, dm_error_t *err)
 {
-    const dm_iceberg_sink_config_t *c = k->s->conf;
+    const dm_iceberg_sink_config_t *c = k->conf;
     char *ns = NULL, *name = NULL;
     dm_err_t rc = dm_ice_sink_open_catalog(k, &ns, &name, err);
     bool envelope = false;
-    const dm_avro_node_t *row = dm_ice_row_node(k->s->schema->root, &envelope);
+    const dm_avro_node_t *row = dm_ice_row_node(k->env->value_schema->root, &envelope);
     k->upsert = c->mode == DM_ICEBERG_MODE_UPSERT || (c->mode == DM_ICEBERG_MODE_AUTO && envelope);
     dm_ice_schema_t schema = {0};
     if (!rc) rc = dm_ice_schema_from_avro(row, 1, &schema, err);
     /* The primary key: configured, or the source's key. */
-    const char *const *key =
-        c->primary_key.n ? (const char *const *)c->primary_key.items : k->s->key;
-    size_t n_key = c->primary_key.n ? c->primary_key.n : k->s->n_key;
+    const dm_strlist_t *source_key = k->env->key_fields;
+    const char *const *key = c->primary_key.n ? (const char *const *)c->primary_key.items
+                             : source_key     ? (const char *const *)source_key->items
+                                              : NULL;
+    size_t n_key = c->primary_key.n ? c->primary_key.n : source_key ? source_key->n : 0;
     for (size_t i = 0; !rc && i < n_key; i++) {
         const dm_ice_field_t *f = dm_ice_schema_find(&schema, key[i]);
         if (!f)
@@ -1098,7 +1121,7 @@ static dm_err_t start(sink_t *k, dm_error_t *err)
     if (rc) return rc;
     warn_spec(k);
     bool changed;
-    if ((rc = evolve_to(k, k->s->schema, &changed, err))) return rc;
+    if ((rc = evolve_to(k, k->env->value_schema, &changed, err))) return rc;
     k->n_key = k->table->schema.n_keys;
     if (k->upsert && !k->n_key)
         return dm_error_set(err, DM_ERR_CONFIG,
@@ -1119,21 +1142,6 @@ static dm_err_t start(sink_t *k, dm_error_t *err)
                                 k->table->spec.fields[i].name);
     }
     return DM_OK;
-}
-
-/* Where to read from: this sink's offsets in the table, else the group's,
- * else the start of the topic. */
-static void resume_positions(sink_t *k)
-{
-    dm_error_t err = {0};
-    if (!table_offsets(k, k->pos))
-        for (int32_t p = 0; p < k->s->partitions; p++) {
-            int64_t end;
-            if (dm_transport_group_offset(k->s->transport, k->s->group, k->s->topic, p, &k->pos[p],
-                                          &err))
-                dm_transport_offsets(k->s->transport, k->s->topic, p, &k->pos[p], &end, &err);
-        }
-    memcpy(k->committed, k->pos, (size_t)k->s->partitions * sizeof(int64_t));
 }
 
 void dm_ice_sink_free(sink_t *k)
@@ -1160,96 +1168,125 @@ void dm_ice_sink_free(sink_t *k)
     dm_ice_table_free(k->table);
     dm_ice_catalog_close(k->catalog);
     free(k->pos);
-    free(k->committed);
 }
 
 static bool due(const sink_t *k)
 {
     if (!k->pending) return false;
     if (k->n_files) return true; /* a file reached target_file_size */
-    if (k->upsert && k->buffered_bytes >= k->s->conf->target_file_size) return true;
-    return dm_wall_ms() - k->opened_ms >= k->s->conf->commit_interval;
+    if (k->upsert && k->buffered_bytes >= k->conf->target_file_size) return true;
+    return dm_wall_ms() - k->opened_ms >= k->conf->commit_interval;
 }
 
-void dm_iceberg_sink_run(const dm_iceberg_sink_t *s, dm_unit_status_t *status)
+/* ---- the sink type (connectors/sink.h) -------------------------------------------------- */
+
+static void ice_close(void *state)
 {
-    sink_t k = {.s = s, .status = status};
-    dm_error_t err = {0};
-    dm_transport_batch_t b = {0};
-    dm_arena_init(&k.rows_arena, 1 << 20);
-    dm_arena_init(&k.batch_arena, 0);
-    dm_arena_init(&k.sort_arena, 1 << 20);
-    k.pos = calloc((size_t)s->partitions, sizeof(int64_t));
-    k.committed = calloc((size_t)s->partitions, sizeof(int64_t));
-    int64_t backoff = 200;
-    bool started = false;
-    while (!atomic_load(&status->stop)) {
-        if (!started) {
-            if (!k.pos || !k.committed) {
-                dm_unit_set(status, "failed", "iceberg: out of memory");
-                break;
-            }
-            if (start(&k, &err)) {
-                bool config = err.code <= DM_ERR_CONFIG && err.code > DM_ERR_SCHEMA;
-                dm_unit_set(status, config ? "failed" : "retrying", "%s", err.message);
-                DM_WARN("sink", "sink=iceberg table=%s: %s", s->conf->table, err.message);
-                dm_ice_sink_free(&k);
-                k = (sink_t){.s = s, .status = status};
-                dm_arena_init(&k.rows_arena, 1 << 20);
-                dm_arena_init(&k.batch_arena, 0);
-                dm_arena_init(&k.sort_arena, 1 << 20);
-                k.pos = calloc((size_t)s->partitions, sizeof(int64_t));
-                k.committed = calloc((size_t)s->partitions, sizeof(int64_t));
-                if (config || dm_unit_sleep(status, backoff)) break;
-                if (backoff < 10000) backoff *= 2;
-                continue;
-            }
-            resume_positions(&k);
-            k.opened_ms = dm_wall_ms();
-            started = true;
-        }
-        dm_err_t rc = DM_OK;
-        for (int32_t p = 0; p < s->partitions && !rc && !atomic_load(&status->stop); p++) {
-            rc = dm_transport_fetch(s->transport, s->topic, p, k.pos[p], 1 << 20,
-                                    s->partitions == 1 ? 200 : 50, &b, &err);
-            if (rc || (b.n == 0 && b.next_offset <= k.pos[p])) continue;
-            dm_arena_reset(&k.batch_arena);
-            for (size_t i = 0; i < b.n && !rc; i++) {
-                if (b.records[i].offset < k.pos[p]) continue;
-                if (!(rc = process(&k, &b, i, p, &err))) k.pos[p] = b.records[i].offset + 1;
-                /* A rolled file ends the checkpoint, even mid-batch. */
-                if (!rc && k.n_files && due(&k)) rc = commit(&k, &err);
-            }
-            if (!rc) {
-                k.pos[p] = b.next_offset;
-                atomic_fetch_add(&status->position, (int64_t)b.n);
-                atomic_store(&status->lag, b.high_watermark - k.pos[p]);
-            }
-            if (!rc && due(&k)) rc = commit(&k, &err);
-        }
-        if (!rc && due(&k)) rc = commit(&k, &err);
-        if (rc) {
-            /* Start the checkpoint over from what the table holds. */
-            dm_unit_set(status, "retrying", "%s", err.message);
-            DM_WARN("sink", "sink=iceberg table=%s: %s", s->conf->table, err.message);
-            dm_ice_sink_discard_files(&k);
-            discard(&k);
-            dm_error_t rerr = {0};
-            if (!dm_ice_table_refresh(k.table, &rerr))
-                resume_positions(&k);
-            else
-                memcpy(k.pos, k.committed, (size_t)s->partitions * sizeof(int64_t));
-            if (dm_unit_sleep(status, backoff)) break;
-            if (backoff < 10000) backoff *= 2;
+    sink_t *k = state;
+    /* Files of a checkpoint that did not commit are never referenced. */
+    dm_ice_sink_discard_files(k);
+    dm_ice_sink_free(k);
+    free(k->bad);
+    free(k);
+}
+
+/* Opens catalog and table (created, or evolved to the topic's schema). Errors
+ * that settings cause are fatal: retrying cannot fix them. */
+static dm_err_t ice_open(const void *conf, const dm_sink_env_t *env, void **state, dm_error_t *err)
+{
+    sink_t *k = calloc(1, sizeof(*k));
+    if (!k) return dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    k->conf = conf;
+    k->env = env;
+    dm_arena_init(&k->rows_arena, 1 << 20);
+    dm_arena_init(&k->batch_arena, 0);
+    dm_arena_init(&k->sort_arena, 1 << 20);
+    k->pos = calloc((size_t)(env->partitions > 0 ? env->partitions : 1), sizeof(int64_t));
+    dm_err_t rc = k->pos ? DM_OK : dm_error_set(err, DM_ERR_NOMEM, "iceberg: out of memory");
+    if (!rc && !env->value_schema)
+        rc = dm_error_set(err, DM_ERR_CONFIG, "iceberg: topic %s has no value schema", env->topic);
+    if (!rc) rc = start(k, err);
+    if (rc) {
+        /* Settings (and schemas) the table can never take stop the unit. */
+        err->fatal = (rc <= DM_ERR_CONFIG && rc > DM_ERR_SCHEMA) || permanent(rc);
+        ice_close(k);
+        return rc;
+    }
+    k->opened_ms = dm_wall_ms();
+    *state = k;
+    return DM_OK;
+}
+
+/* This sink's offsets in the table's newest snapshot it made (-1 each when
+ * it has none: the runner falls back to the group). Re-reads the table
+ * first: after a failed commit another writer may have moved it. */
+static dm_err_t ice_positions(void *state, int64_t *next, dm_error_t *err)
+{
+    sink_t *k = state;
+    dm_err_t rc = dm_ice_table_refresh(k->table, err);
+    if (rc) return rc;
+    if (!table_offsets(k, next))
+        for (int32_t p = 0; p < k->env->partitions; p++)
+            next[p] = -1;
+    return DM_OK;
+}
+
+/* Adds the batch to the open checkpoint; records the table cannot take are
+ * rejected. Any other error drops the open checkpoint. */
+static dm_err_t ice_write(void *state, const dm_sink_batch_t *b, dm_sink_rejects_t *rj,
+                          dm_error_t *err)
+{
+    sink_t *k = state;
+    for (size_t i = 0; i < b->n; i++) {
+        if (dm_sink_rejected(rj, i)) continue;
+        const dm_sink_record_t *r = &b->records[i];
+        dm_error_t one = {0};
+        dm_err_t rc = process(k, r, &one);
+        if (rc && permanent(rc)) {
+            dm_sink_reject(rj, i, "%s", one.message);
             continue;
         }
-        backoff = 200;
-        dm_unit_set(status, "running", NULL);
+        if (rc) {
+            *err = one;
+            dm_error_prefix(err, "topic %s partition %d offset %" PRId64, k->env->topic,
+                            r->partition, r->rec->offset);
+            dm_ice_sink_discard_files(k);
+            discard(k);
+            return rc;
+        }
     }
-    /* A clean stop commits what it has, so nothing is read twice. */
-    if (started && k.pending && commit(&k, &err))
-        DM_WARN("sink", "sink=iceberg table=%s: final commit: %s", s->conf->table, err.message);
-    dm_transport_batch_free(s->transport, &b);
-    dm_ice_sink_free(&k);
-    if (strcmp(status->state, "failed")) dm_unit_set(status, "stopped", NULL);
+    for (size_t i = 0; i < b->n_offsets; i++)
+        if (b->offsets[i].partition >= 0 && b->offsets[i].partition < k->env->partitions)
+            k->pos[b->offsets[i].partition] = b->offsets[i].offset;
+    return DM_OK;
 }
+
+/* Commits the open checkpoint when due (or now when force). commit() drops
+ * the checkpoint whether it succeeds or not. */
+static dm_err_t ice_checkpoint(void *state, bool force, bool *committed, dm_error_t *err)
+{
+    sink_t *k = state;
+    *committed = false;
+    if (!k->pending) {
+        /* Nothing to make durable: every record so far was skipped or refused. */
+        *committed = true;
+        return DM_OK;
+    }
+    if (!force && !due(k)) return DM_OK;
+    dm_err_t rc = commit(k, err);
+    if (rc) {
+        DM_WARN("sink", "sink=iceberg table=%s: %s", sink_name(k), err->message);
+        return rc;
+    }
+    *committed = true;
+    return DM_OK;
+}
+
+const dm_sink_ops_t dm_iceberg_sink_ops = {.name = "iceberg",
+                                           .config = &dm_iceberg_sink_config_table,
+                                           .config_size = sizeof(dm_iceberg_sink_config_t),
+                                           .open = ice_open,
+                                           .positions = ice_positions,
+                                           .write = ice_write,
+                                           .checkpoint = ice_checkpoint,
+                                           .close = ice_close};

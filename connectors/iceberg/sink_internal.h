@@ -12,7 +12,7 @@
 #include "connectors/iceberg/rows.h"
 #include "connectors/iceberg/sort.h"
 #include "connectors/iceberg/table.h"
-#include "connectors/unit.h"
+#include "connectors/sink.h"
 #include "core/arena.h"
 #include "core/buf.h"
 
@@ -36,9 +36,16 @@ typedef struct keymap {
     uint32_t *slots, n_slots;
 } keymap_t;
 
+/* A source schema id the table cannot take (an incompatible change, an
+ * unmapped type): its records are dead letters with the reason. */
+typedef struct bad_schema {
+    uint32_t id;
+    char reason[300];
+} bad_schema_t;
+
 typedef struct sink {
-    const dm_iceberg_sink_t *s;
-    dm_unit_status_t *status;
+    const dm_iceberg_sink_config_t *conf;
+    const dm_sink_env_t *env; /* topic, partitions, group (its id in snapshots), schemas, key */
     dm_ice_catalog_t *catalog;
     dm_ice_table_t *table;
     dm_ice_source_t *sources;
@@ -60,7 +67,9 @@ typedef struct sink {
     dm_pq_value_t **del_keys; /* their key columns */
     size_t n_del, cap_del;
     int64_t buffered_bytes;
-    int64_t *pos, *committed;
+    bad_schema_t *bad;
+    size_t n_bad;
+    int64_t *pos; /* next offset per partition once the open checkpoint commits */
     int64_t opened_ms;
     bool pending; /* anything to commit (rows, deletes) */
     dm_arena_t batch_arena;

@@ -216,7 +216,7 @@ static void cluster_stop(void)
 static char *dir;
 static dm_transport_t *t;
 static su_schemas_t schemas;
-static dm_avro_schema_t *row, *key;
+static dm_avro_schema_t *row, *key, *row2;
 static dm_strlist_t id_key = {(char *[]){"id"}, 1};
 static dm_metrics_t *metrics;
 
@@ -227,6 +227,13 @@ static const char *ROW =
     "{\"name\":\"tags\",\"type\":{\"type\":\"array\",\"items\":\"string\"}},"
     "{\"name\":\"color\",\"type\":{\"type\":\"enum\",\"name\":\"Color\",\"symbols\":[\"RED\","
     "\"BLUE\"]}}]}";
+static const char *ROW_V2 =
+    "{\"type\":\"record\",\"name\":\"Doc\",\"fields\":[{\"name\":\"id\",\"type\":\"long\"},"
+    "{\"name\":\"name\",\"type\":\"string\"},{\"name\":\"score\",\"type\":\"double\"},"
+    "{\"name\":\"ts\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}},"
+    "{\"name\":\"tags\",\"type\":{\"type\":\"array\",\"items\":\"string\"}},"
+    "{\"name\":\"color\",\"type\":{\"type\":\"enum\",\"name\":\"Color\",\"symbols\":[\"RED\","
+    "\"BLUE\"]}},{\"name\":\"country\",\"type\":\"string\",\"default\":\"US\"}]}";
 static const char *KEY =
     "{\"type\":\"record\",\"name\":\"DocKey\",\"fields\":[{\"name\":\"id\",\"type\":\"long\"}]}";
 
@@ -396,6 +403,67 @@ static void test_partial_item_failures(void)
     free_config(c);
 }
 
+/* A topic holding two versions of the source (v2 adds "country" with a
+ * default), through the type the registry names: v1 documents keep their
+ * shape, v2 documents carry the new field, and a v2 document the index
+ * refuses is a dead letter with Elasticsearch's reason while the rest land. */
+static void test_two_schema_versions_and_a_dead_letter(void)
+{
+    dm_error_t err = {0};
+    dm_transport_create_topic(t, &(dm_topic_config_t){.name = "vers", .partitions = 1}, &err);
+    dm_transport_create_topic(t, &(dm_topic_config_t){.name = "vers.dlq", .partitions = 1}, &err);
+    for (int id = 21; id < 29; id++) {
+        if (id < 24 || id == 28) {
+            produce("vers", id, "v1");
+            continue;
+        }
+        char k[64], v[400];
+        snprintf(k, sizeof(k), "{\"id\":%d}", id);
+        snprintf(v, sizeof(v),
+                 "{\"id\":%d,\"name\":\"%s\",\"score\":1.5,\"ts\":\"2024-05-01T10:00:00Z\","
+                 "\"tags\":[],\"color\":\"RED\",\"country\":\"SE\"}",
+                 id, id == 26 ? "bad" : "v2");
+        su_produce(t, "vers", 0, key, 2, k, row2, 3, v);
+    }
+    dm_essink_config_t *c = config("vers", NULL, NULL, NULL, NULL);
+    su_runner_t r;
+    runner(&r, c, "vers", "sink.vers");
+    r.c.ops = dm_sink_ops_find("elasticsearch");
+    r.c.dead_letter_topic = "vers.dlq";
+    su_start(&r);
+    CHECK(su_wait_position(&r, 8, 20000));
+    su_stop(&r);
+    for (int id = 21; id < 29; id++) {
+        char sid[16];
+        snprintf(sid, sizeof(sid), "%d", id);
+        bool v2 = id >= 24 && id < 28;
+        CHECK_STR_EQ(doc_field("vers", sid, "name"), id == 26 ? "<missing>" : v2 ? "v2" : "v1");
+        if (id == 26) continue;
+        pthread_mutex_lock(&es.mu);
+        json_t *d =
+            json_object_get(json_object_get(json_object_get(es.indices, "vers"), "docs"), sid);
+        json_t *country = json_object_get(d, "country");
+        bool shape = v2 ? json_is_string(country) && !strcmp(json_string_value(country), "SE")
+                        : country == NULL && json_object_size(d) == 6;
+        pthread_mutex_unlock(&es.mu);
+        CHECK(shape);
+    }
+    dm_transport_batch_t b = {0};
+    CHECK(!dm_transport_fetch(t, "vers.dlq", 0, 0, 1 << 20, 1000, &b, &err));
+    CHECK_EQ_INT(b.n, 1);
+    for (size_t i = 0; i < b.n; i++)
+        for (uint32_t h = 0; h < b.records[i].n_headers; h++) {
+            const dm_record_header_t *hd = &b.records[i].headers[h];
+            char val[400];
+            snprintf(val, sizeof(val), "%.*s", hd->value_len, (const char *)hd->value);
+            if (!strncmp(hd->key, DM_DLQ_REASON, hd->key_len))
+                CHECK_CONTAINS(val, "mapper_parsing_exception");
+            if (!strncmp(hd->key, DM_DLQ_OFFSET, hd->key_len)) CHECK_STR_EQ(val, "5");
+        }
+    dm_transport_batch_free(t, &b);
+    free_config(c);
+}
+
 static void test_waits_while_the_cluster_is_down(void)
 {
     dm_error_t err = {0};
@@ -449,8 +517,10 @@ int main(void)
     dm_transport_create_topic(t, &(dm_topic_config_t){.name = "dlq", .partitions = 1}, &err);
     row = su_schema(&schemas, 1, ROW);
     key = su_schema(&schemas, 2, KEY);
+    row2 = su_schema(&schemas, 3, ROW_V2);
     RUN(test_bulk_index_update_delete_with_throttling);
     RUN(test_partial_item_failures);
+    RUN(test_two_schema_versions_and_a_dead_letter);
     RUN(test_waits_while_the_cluster_is_down);
     cluster_stop();
     dm_transport_close(t);

@@ -9,7 +9,10 @@
  *   upsert: change events (c/u/d) into a bucket-partitioned table through the
  *           SQLite catalog; the table equals the final source state
  *   crash:  SIGKILL of the sink process during commits, 20 times; then no
- *           duplicate and no lost row */
+ *           duplicate and no lost row
+ *   versions: v1, v2 (a new column with a default) and v1 again in one topic
+ *           through one run: every row lands, the table evolves once; a record
+ *           of an incompatible version is a dead letter with the reason */
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -22,9 +25,11 @@
 
 #include "check.h"
 #include "connectors/iceberg/iceberg.h"
+#include "iceberg_run.h"
 #include "connectors/iceberg/table.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
+#include "engine/task.h"
 #include "schema/dm_avro.h"
 #include "schema/wire.h"
 #include "transport/transport.h"
@@ -149,7 +154,7 @@ static char *current(const dm_iceberg_sink_config_t *c, char *checkpoint, size_t
 }
 
 typedef struct run {
-    dm_iceberg_sink_t sink;
+    ice_sink_t sink;
     dm_unit_status_t st;
     pthread_t th;
 } run_t;
@@ -157,11 +162,11 @@ typedef struct run {
 static void *run_main(void *a)
 {
     run_t *r = a;
-    dm_iceberg_sink_run(&r->sink, &r->st);
+    ice_sink_run(&r->sink, &r->st);
     return NULL;
 }
 
-static void run_start(run_t *r, const dm_iceberg_sink_t *s)
+static void run_start(run_t *r, const ice_sink_t *s)
 {
     memset(r, 0, sizeof(*r));
     r->sink = *s;
@@ -294,6 +299,7 @@ static void config(dm_iceberg_sink_config_t *c, const char *sub, const char *tab
     c->partition_by = strdup(partition_by);
     c->catalog = catalog;
     c->commit_interval = 150;
+    c->common.linger_ms = 20;
     c->target_file_size = 65536;
     c->row_group_size = 65536;
 }
@@ -309,15 +315,15 @@ static void test_append_evolve_restart(void)
     REQUIRE(ss.s[0] && ss.s[1]);
     dm_iceberg_sink_config_t c = {0};
     config(&c, "wh1", "db.plays", DM_ICEBERG_CATALOG_FILE, "bucket(4, i), day(ts)");
-    dm_iceberg_sink_t sink = {.transport = t,
-                              .topic = "plays",
-                              .partitions = 2,
-                              .group = "sink-plays",
-                              .schema = ss.s[0],
-                              .schema_id = 11,
-                              .schema_lookup = lookup,
-                              .schema_lookup_ctx = &ss,
-                              .conf = &c};
+    ice_sink_t sink = {.transport = t,
+                       .topic = "plays",
+                       .partitions = 2,
+                       .group = "sink-plays",
+                       .schema = ss.s[0],
+                       .schema_id = 11,
+                       .schema_lookup = lookup,
+                       .schema_lookup_ctx = &ss,
+                       .conf = &c};
     char expected[700], want[64];
     snprintf(expected, sizeof(expected), "%s/plays.jsonl", dir);
     FILE *e = fopen(expected, "w");
@@ -358,6 +364,95 @@ static void test_append_evolve_restart(void)
     CHECK_EQ_INT(json_integer_value(json_object_get(m, "last-column-id")), 8);
     json_decref(m);
     free(loc);
+    dm_config_free(&dm_iceberg_sink_config_table, &c);
+    for (size_t i = 0; i < ss.n; i++)
+        dm_avro_schema_free(ss.s[i]);
+    dm_transport_close(t);
+}
+
+/* One run over a topic holding v1 rows, one row of an incompatible version
+ * (s became an int), v2 rows (a new column "extra" with a default) and v1
+ * rows again: the table gains the column once, every v1 and v2 row lands
+ * (v1 rows with extra null), the incompatible row goes to the dead-letter
+ * topic naming the column, and nothing is retried forever. */
+static const char *V3_INCOMPATIBLE =
+    "{\"type\":\"record\",\"name\":\"Play\",\"fields\":["
+    "{\"name\":\"i\",\"type\":\"int\"},{\"name\":\"l\",\"type\":\"long\"},"
+    "{\"name\":\"s\",\"type\":\"int\"},{\"name\":\"d\",\"type\":\"double\"},"
+    "{\"name\":\"b\",\"type\":\"boolean\"},{\"name\":\"n\",\"type\":[\"null\",\"string\"]},"
+    "{\"name\":\"ts\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}}]}";
+
+static void test_schema_versions_and_dead_letters(void)
+{
+    dm_transport_t *t = open_transport();
+    REQUIRE(t);
+    dm_error_t err = {0};
+    REQUIRE(dm_transport_create_topic(t, &(dm_topic_config_t){.name = "vers", .partitions = 2},
+                                      &err) == DM_OK);
+    REQUIRE(dm_transport_create_topic(t, &(dm_topic_config_t){.name = "vers.dlq", .partitions = 1},
+                                      &err) == DM_OK);
+    schemas_t ss = {
+        .ids = {71, 72, 73}, .s = {parse(V1), parse(V2), parse(V3_INCOMPATIBLE)}, .n = 3};
+    REQUIRE(ss.s[0] && ss.s[1] && ss.s[2]);
+    dm_iceberg_sink_config_t c = {0};
+    config(&c, "wh7", "db.vers", DM_ICEBERG_CATALOG_SQLITE, "bucket(2, i)");
+    ice_sink_t sink = {.transport = t,
+                       .topic = "vers",
+                       .partitions = 2,
+                       .group = "sink-vers",
+                       .schema = ss.s[0],
+                       .schema_id = 71,
+                       .schema_lookup = lookup,
+                       .schema_lookup_ctx = &ss,
+                       .dead_letter_topic = "vers.dlq",
+                       .conf = &c};
+    char expected[700], want[64];
+    snprintf(expected, sizeof(expected), "%s/vers.jsonl", dir);
+    FILE *e = fopen(expected, "w");
+    REQUIRE(e);
+    int64_t ends[2] = {0, 0};
+    REQUIRE(play_rows(t, "vers", 0, 400, ss.s[0], 71, false, e, ends) == 0);
+    char *bad = "{\"i\":100000,\"l\":1,\"s\":5,\"d\":0.5,\"b\":true,\"n\":null,\"ts\":0}";
+    REQUIRE(produce(t, "vers", 0, ss.s[2], 73, &bad, 1) == 0);
+    int64_t bad_offset = ends[0]++;
+    REQUIRE(play_rows(t, "vers", 400, 800, ss.s[1], 72, true, e, ends) == 0);
+    REQUIRE(play_rows(t, "vers", 800, 900, ss.s[0], 71, false, e, ends) == 0);
+    fclose(e);
+    run_t r;
+    run_start(&r, &sink);
+    snprintf(want, sizeof(want), "0:%lld,1:%lld", (long long)ends[0], (long long)ends[1]);
+    CHECK_EQ_INT(run_wait(&r, want, 60000), 0);
+    run_stop(&r);
+    CHECK_EQ_INT(readers_check(&c, expected, "i", 900), 0);
+    char cp[256];
+    char *loc = current(&c, cp, sizeof(cp), NULL);
+    REQUIRE(loc);
+    json_t *m = json_load_file(dm_ice_local_path(loc), 0, NULL);
+    CHECK_EQ_INT(json_integer_value(json_object_get(m, "current-schema-id")), 1);
+    CHECK_EQ_INT(json_integer_value(json_object_get(m, "last-column-id")), 8);
+    json_decref(m);
+    free(loc);
+    dm_transport_batch_t b = {0};
+    CHECK(!dm_transport_fetch(t, "vers.dlq", 0, 0, 1 << 20, 1000, &b, &err));
+    CHECK_EQ_INT(b.n, 1);
+    for (size_t i = 0; i < b.n; i++) {
+        char reason[512] = "", offset[32] = "", part[32] = "";
+        for (uint32_t h = 0; h < b.records[i].n_headers; h++) {
+            const dm_record_header_t *hd = &b.records[i].headers[h];
+            const char *v = (const char *)hd->value;
+            if (!strncmp(hd->key, DM_DLQ_REASON, hd->key_len))
+                snprintf(reason, sizeof(reason), "%.*s", hd->value_len, v);
+            else if (!strncmp(hd->key, DM_DLQ_OFFSET, hd->key_len))
+                snprintf(offset, sizeof(offset), "%.*s", hd->value_len, v);
+            else if (!strncmp(hd->key, DM_DLQ_PARTITION, hd->key_len))
+                snprintf(part, sizeof(part), "%.*s", hd->value_len, v);
+        }
+        CHECK_CONTAINS(reason, "schema id 73");
+        CHECK_CONTAINS(reason, "column s is string in the table and int in the source");
+        CHECK_EQ_INT(atoll(offset), bad_offset);
+        CHECK_STR_EQ(part, "0");
+    }
+    dm_transport_batch_free(t, &b);
     dm_config_free(&dm_iceberg_sink_config_table, &c);
     for (size_t i = 0; i < ss.n; i++)
         dm_avro_schema_free(ss.s[i]);
@@ -418,13 +513,13 @@ static void test_append_structs(void)
     REQUIRE(schema);
     dm_iceberg_sink_config_t c = {0};
     config(&c, "wh5", "db.people", DM_ICEBERG_CATALOG_FILE, "bucket(2, id)");
-    dm_iceberg_sink_t sink = {.transport = t,
-                              .topic = "people",
-                              .partitions = 1,
-                              .group = "sink-people",
-                              .schema = schema,
-                              .schema_id = 51,
-                              .conf = &c};
+    ice_sink_t sink = {.transport = t,
+                       .topic = "people",
+                       .partitions = 1,
+                       .group = "sink-people",
+                       .schema = schema,
+                       .schema_id = 51,
+                       .conf = &c};
     enum { N = 600 };
     char *json[N];
     char expected[700];
@@ -554,15 +649,15 @@ static void test_upsert_lists(void)
     dm_iceberg_sink_config_t c = {0};
     config(&c, "wh6", "db.lists", DM_ICEBERG_CATALOG_SQLITE, "bucket(3, id)");
     static const char *const key[] = {"id"};
-    dm_iceberg_sink_t sink = {.transport = t,
-                              .topic = "lists",
-                              .partitions = 1,
-                              .group = "sink-lists",
-                              .schema = schema,
-                              .schema_id = 61,
-                              .key = key,
-                              .n_key = 1,
-                              .conf = &c};
+    ice_sink_t sink = {.transport = t,
+                       .topic = "lists",
+                       .partitions = 1,
+                       .group = "sink-lists",
+                       .schema = schema,
+                       .schema_id = 61,
+                       .key = key,
+                       .n_key = 1,
+                       .conf = &c};
     enum { KEYS = 96, WAVES = 3 };
     int ver[KEYS];
     bool live[KEYS] = {0};
@@ -661,15 +756,15 @@ static void test_upsert_cdc(void)
     dm_iceberg_sink_config_t c = {0};
     config(&c, "wh2", "shop.orders", DM_ICEBERG_CATALOG_SQLITE, "bucket(8, id)");
     static const char *const key[] = {"id"};
-    dm_iceberg_sink_t sink = {.transport = t,
-                              .topic = "orders",
-                              .partitions = 1,
-                              .group = "sink-orders",
-                              .schema = schema,
-                              .schema_id = 21,
-                              .key = key,
-                              .n_key = 1,
-                              .conf = &c};
+    ice_sink_t sink = {.transport = t,
+                       .topic = "orders",
+                       .partitions = 1,
+                       .group = "sink-orders",
+                       .schema = schema,
+                       .schema_id = 21,
+                       .key = key,
+                       .n_key = 1,
+                       .conf = &c};
     enum { KEYS = 300, WAVES = 6, OPS = 400 };
     row_t state[KEYS] = {0};
     uint64_t seed = 42;
@@ -777,6 +872,7 @@ static void test_sigkill_during_commits(void)
     dm_iceberg_sink_config_t c = {0};
     config(&c, "wh3", "db.crash", DM_ICEBERG_CATALOG_FILE, "");
     c.commit_interval = 20;
+    c.common.batch_records = 500; /* a commit every batch or so: kills land in commits */
     uint64_t seed = 7;
     int progressed = 0, last_snaps = 0;
     /* Each round adds input and kills the sink a few milliseconds into it,
@@ -790,16 +886,16 @@ static void test_sigkill_during_commits(void)
         pid_t pid = fork();
         if (pid == 0) {
             dm_transport_t *ct = open_transport();
-            dm_iceberg_sink_t sink = {.transport = ct,
-                                      .topic = "crash",
-                                      .partitions = 2,
-                                      .group = "sink-crash",
-                                      .schema = s1,
-                                      .schema_id = 31,
-                                      .conf = &c};
+            ice_sink_t sink = {.transport = ct,
+                               .topic = "crash",
+                               .partitions = 2,
+                               .group = "sink-crash",
+                               .schema = s1,
+                               .schema_id = 31,
+                               .conf = &c};
             dm_unit_status_t st;
             dm_unit_init(&st);
-            dm_iceberg_sink_run(&sink, &st);
+            ice_sink_run(&sink, &st);
             _exit(0);
         }
         seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -820,13 +916,13 @@ static void test_sigkill_during_commits(void)
     CHECK(progressed > 0);
     t = open_transport();
     REQUIRE(t);
-    dm_iceberg_sink_t sink = {.transport = t,
-                              .topic = "crash",
-                              .partitions = 2,
-                              .group = "sink-crash",
-                              .schema = s1,
-                              .schema_id = 31,
-                              .conf = &c};
+    ice_sink_t sink = {.transport = t,
+                       .topic = "crash",
+                       .partitions = 2,
+                       .group = "sink-crash",
+                       .schema = s1,
+                       .schema_id = 31,
+                       .conf = &c};
     run_t r;
     run_start(&r, &sink);
     snprintf(want, sizeof(want), "0:%lld,1:%lld", (long long)ends[0], (long long)ends[1]);
@@ -861,13 +957,13 @@ static void test_postgres_catalog(void)
     int64_t ends[2] = {0, 0};
     REQUIRE(play_rows(t, "pgplays", 0, 2000, s1, 41, true, e, ends) == 0);
     fclose(e);
-    dm_iceberg_sink_t sink = {.transport = t,
-                              .topic = "pgplays",
-                              .partitions = 2,
-                              .group = "sink-pg",
-                              .schema = s1,
-                              .schema_id = 41,
-                              .conf = &c};
+    ice_sink_t sink = {.transport = t,
+                       .topic = "pgplays",
+                       .partitions = 2,
+                       .group = "sink-pg",
+                       .schema = s1,
+                       .schema_id = 41,
+                       .conf = &c};
     run_t r;
     run_start(&r, &sink);
     snprintf(want, sizeof(want), "0:%lld,1:%lld", (long long)ends[0], (long long)ends[1]);
@@ -921,6 +1017,7 @@ int main(int argc, char **argv)
         RUN(test_postgres_catalog);
     } else {
         RUN(test_append_evolve_restart);
+        RUN(test_schema_versions_and_dead_letters);
         RUN(test_upsert_cdc);
         RUN(test_append_structs);
         RUN(test_upsert_lists);

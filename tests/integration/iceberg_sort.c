@@ -16,6 +16,7 @@
 
 #include "check.h"
 #include "connectors/iceberg/iceberg.h"
+#include "iceberg_run.h"
 #include "connectors/iceberg/table.h"
 #include "connectors/unit.h"
 #include "core/clock.h"
@@ -192,7 +193,7 @@ static char *current(const dm_iceberg_sink_config_t *c, char *checkpoint, size_t
 }
 
 typedef struct run {
-    dm_iceberg_sink_t sink;
+    ice_sink_t sink;
     dm_unit_status_t st;
     pthread_t th;
 } run_t;
@@ -200,11 +201,11 @@ typedef struct run {
 static void *run_main(void *a)
 {
     run_t *r = a;
-    dm_iceberg_sink_run(&r->sink, &r->st);
+    ice_sink_run(&r->sink, &r->st);
     return NULL;
 }
 
-static void run_start(run_t *r, const dm_iceberg_sink_t *s)
+static void run_start(run_t *r, const ice_sink_t *s)
 {
     memset(r, 0, sizeof(*r));
     r->sink = *s;
@@ -253,6 +254,7 @@ static void config(dm_iceberg_sink_config_t *c, const char *sub, const char *par
     free(c->sort_by);
     c->sort_by = strdup(sort_by);
     c->commit_interval = 150;
+    c->common.linger_ms = 20;
 }
 
 /* Every data file sorted (hyparquet and DuckDB), the order in metadata and
@@ -324,16 +326,16 @@ static dm_transport_t *open_transport(const char *sub)
     return t;
 }
 
-static dm_iceberg_sink_t sink_of(dm_transport_t *t, const dm_avro_schema_t *s,
-                                 const dm_iceberg_sink_config_t *c)
+static ice_sink_t sink_of(dm_transport_t *t, const dm_avro_schema_t *s,
+                          const dm_iceberg_sink_config_t *c)
 {
-    return (dm_iceberg_sink_t){.transport = t,
-                               .topic = "sales",
-                               .partitions = 1,
-                               .group = "sink-sales",
-                               .schema = s,
-                               .schema_id = 7,
-                               .conf = c};
+    return (ice_sink_t){.transport = t,
+                        .topic = "sales",
+                        .partitions = 1,
+                        .group = "sink-sales",
+                        .schema = s,
+                        .schema_id = 7,
+                        .conf = c};
 }
 
 /* Random order over three commits: three sorted files; then a sort_by that
@@ -346,7 +348,7 @@ static void test_sorted_commits(void)
     REQUIRE(s);
     dm_iceberg_sink_config_t c = {0};
     config(&c, "wh1", "", "country, amount DESC NULLS LAST");
-    dm_iceberg_sink_t sink = sink_of(t, s, &c);
+    ice_sink_t sink = sink_of(t, s, &c);
     char expected[700], error[512];
     snprintf(expected, sizeof(expected), "%s/sales1.jsonl", dir);
     FILE *e = fopen(expected, "w");
@@ -393,7 +395,7 @@ static void test_small_sort_buffer(void)
     dm_iceberg_sink_config_t c = {0};
     config(&c, "wh2", "bucket(2, id)", "country asc nulls first, amount desc nulls last");
     c.sort_buffer = 65536;
-    dm_iceberg_sink_t sink = sink_of(t, s, &c);
+    ice_sink_t sink = sink_of(t, s, &c);
     char expected[700], error[512];
     snprintf(expected, sizeof(expected), "%s/sales2.jsonl", dir);
     FILE *e = fopen(expected, "w");
@@ -450,7 +452,7 @@ static void test_sorted_upserts(void)
     dm_iceberg_sink_config_t c = {0};
     config(&c, "wh4", "", "country, amount desc nulls last");
     static const char *const key[] = {"id"};
-    dm_iceberg_sink_t sink = sink_of(t, s, &c);
+    ice_sink_t sink = sink_of(t, s, &c);
     sink.key = key;
     sink.n_key = 1;
     enum { KEYS = 300, WAVES = 3, OPS = 400 };
@@ -516,7 +518,7 @@ static void test_bad_sort_by(void)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         dm_iceberg_sink_config_t c = {0};
         config(&c, "wh3", "", bad[i][0]);
-        dm_iceberg_sink_t sink = sink_of(t, s, &c);
+        ice_sink_t sink = sink_of(t, s, &c);
         char error[512];
         run_t r;
         run_start(&r, &sink);

@@ -7,13 +7,14 @@
 #include "check.h"
 #include "connectors/kafkasink/kafkasink.h"
 #include "control/controller.h"
+#include "engine/task.h"
 #include "sink_util.h"
 
 static const char *brokers;
 static char *dir;
 static dm_transport_t *t;
 static su_schemas_t schemas;
-static dm_avro_schema_t *row, *key;
+static dm_avro_schema_t *row, *key, *row2;
 static dm_strlist_t id_key = {(char *[]){"id"}, 1};
 static dm_controller_t *ctl;
 static char registry[128];
@@ -21,6 +22,10 @@ static char registry[128];
 static const char *ROW =
     "{\"type\":\"record\",\"name\":\"Event\",\"namespace\":\"ext\",\"fields\":["
     "{\"name\":\"id\",\"type\":\"long\"},{\"name\":\"what\",\"type\":\"string\"}]}";
+static const char *ROW_V2 =
+    "{\"type\":\"record\",\"name\":\"Event\",\"namespace\":\"ext\",\"fields\":["
+    "{\"name\":\"id\",\"type\":\"long\"},{\"name\":\"what\",\"type\":\"string\"},"
+    "{\"name\":\"region\",\"type\":\"string\",\"default\":\"eu\"}]}";
 static const char *KEY =
     "{\"type\":\"record\",\"name\":\"EventKey\",\"namespace\":\"ext\",\"fields\":["
     "{\"name\":\"id\",\"type\":\"long\"}]}";
@@ -46,11 +51,11 @@ static void create_topic(const char *name, int partitions)
     REQUIRE(!"the mock did not create the topic");
 }
 
-/* The id the controller's registry holds for subject (latest version). */
-static long registry_id(const char *subject)
+/* The id the controller's registry holds for subject at version ("latest", "1"). */
+static long registry_id_at(const char *subject, const char *version)
 {
     char cmd[400], out[4096] = "";
-    snprintf(cmd, sizeof(cmd), "curl -fs %s/subjects/%s/versions/latest", registry, subject);
+    snprintf(cmd, sizeof(cmd), "curl -fs %s/subjects/%s/versions/%s", registry, subject, version);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t n = fread(out, 1, sizeof(out) - 1, p);
@@ -58,6 +63,11 @@ static long registry_id(const char *subject)
     pclose(p);
     const char *id = strstr(out, "\"id\":");
     return id ? atol(id + 5) : -1;
+}
+
+static long registry_id(const char *subject)
+{
+    return registry_id_at(subject, "latest");
 }
 
 typedef struct kmsg {
@@ -202,6 +212,86 @@ static void test_writes_wire_format_and_registers_schemas(void)
     free(c);
 }
 
+/* A topic holding two versions of the source (v2 adds "region" with a
+ * default), through the type the registry names: both versions are
+ * registered under the target subject (v2 as version 2) and every record
+ * carries its own version's id there; a v2 record too large for Kafka is a
+ * dead letter with librdkafka's reason while the rest land. */
+static void test_two_schema_versions_and_a_dead_letter(void)
+{
+    create_topic("ext2", 3);
+    dm_error_t err = {0};
+    dm_transport_create_topic(t, &(dm_topic_config_t){.name = "vers", .partitions = 1}, &err);
+    dm_transport_create_topic(t, &(dm_topic_config_t){.name = "vers.dlq", .partitions = 1}, &err);
+    size_t big_len = 1200000;
+    char *big = malloc(big_len + 100);
+    REQUIRE(big);
+    for (int id = 31; id < 39; id++) {
+        char k[64], v[200];
+        snprintf(k, sizeof(k), "{\"id\":%d}", id);
+        if (id < 34 || id == 38) {
+            snprintf(v, sizeof(v), "{\"id\":%d,\"what\":\"v1\"}", id);
+            su_produce(t, "vers", 0, key, 2, k, row, 1, v);
+        } else if (id == 36) {
+            int o = snprintf(big, 100, "{\"id\":%d,\"what\":\"", id);
+            memset(big + o, 'x', big_len);
+            snprintf(big + o + big_len, 100, "\",\"region\":\"us\"}");
+            su_produce(t, "vers", 0, key, 2, k, row2, 3, big);
+        } else {
+            snprintf(v, sizeof(v), "{\"id\":%d,\"what\":\"v2\",\"region\":\"us\"}", id);
+            su_produce(t, "vers", 0, key, 2, k, row2, 3, v);
+        }
+    }
+    free(big);
+    dm_kafkasink_config_t *c = config(brokers, "ext2", NULL);
+    su_runner_t r;
+    runner(&r, c, "vers");
+    r.c.ops = dm_sink_ops_find("kafka");
+    r.c.dead_letter_topic = "vers.dlq";
+    r.c.env.group = "sink.vers";
+    su_start(&r);
+    CHECK(su_wait_position(&r, 8, 30000));
+    su_stop(&r);
+    long v1id = registry_id_at("ext2-value", "1"), v2id = registry_id_at("ext2-value", "2");
+    CHECK(v1id > 0);
+    CHECK(v2id > 0 && v2id != v1id);
+    kmsg_t msgs[16];
+    int n = kcat_read("ext2", msgs, 16);
+    CHECK_EQ_INT(n, 7);
+    int seen = 0;
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    for (int i = 0; i < n; i++) {
+        kmsg_t *m = &msgs[i];
+        REQUIRE(m->value_len > 5 && m->value[0] == 0);
+        bool v2 = wire_id(m->value) == (uint32_t)v2id;
+        CHECK(v2 || wire_id(m->value) == (uint32_t)v1id);
+        dm_avro_value_t v;
+        REQUIRE(!dm_avro_decode_node((v2 ? row2 : row)->root, m->value + 5,
+                                     (size_t)m->value_len - 5, NULL, &a, &v, &err));
+        int64_t id = v.u.v[0].u.l;
+        CHECK_EQ_INT(v2, id >= 34 && id < 38);
+        if (v2) CHECK(v.u.v[2].len == 2 && !memcmp(v.u.v[2].u.p, "us", 2));
+        if (id >= 31 && id < 39) seen |= 1 << (id - 31);
+    }
+    dm_arena_destroy(&a);
+    CHECK_EQ_INT(seen, 0xff & ~(1 << 5)); /* all but 36 */
+    dm_transport_batch_t b = {0};
+    CHECK(!dm_transport_fetch(t, "vers.dlq", 0, 0, 4 << 20, 1000, &b, &err));
+    CHECK_EQ_INT(b.n, 1);
+    for (size_t i = 0; i < b.n; i++)
+        for (uint32_t h = 0; h < b.records[i].n_headers; h++) {
+            const dm_record_header_t *hd = &b.records[i].headers[h];
+            char val[400];
+            snprintf(val, sizeof(val), "%.*s", hd->value_len, (const char *)hd->value);
+            if (!strncmp(hd->key, DM_DLQ_REASON, hd->key_len)) CHECK_CONTAINS(val, "too large");
+            if (!strncmp(hd->key, DM_DLQ_OFFSET, hd->key_len)) CHECK_STR_EQ(val, "5");
+        }
+    dm_transport_batch_free(t, &b);
+    dm_config_free(&dm_kafkasink_config_table, c);
+    free(c);
+}
+
 static void test_unreachable_cluster_is_retried(void)
 {
     dm_error_t err = {0};
@@ -247,7 +337,9 @@ int main(void)
     dm_transport_create_topic(t, &(dm_topic_config_t){.name = "dlq", .partitions = 1}, &err);
     row = su_schema(&schemas, 1, ROW);
     key = su_schema(&schemas, 2, KEY);
+    row2 = su_schema(&schemas, 3, ROW_V2);
     RUN(test_writes_wire_format_and_registers_schemas);
+    RUN(test_two_schema_versions_and_a_dead_letter);
     RUN(test_unreachable_cluster_is_retried);
     dm_transport_close(t);
     dm_controller_stop(ctl);

@@ -124,7 +124,8 @@ PY
 [[ $r == ok ]] && ok event_shapes || bad event_shapes "$r"
 
 # a spec change: RUNNING, same run; a delete: COMPLETE, same run
-sed 's/"amount \* 100 AS cents"/"amount * 100 AS cents", country/' "$data/specs.yaml" >"$data/specs2.yaml"
+sed "s/filter: \"country = 'US'\"/filter: \"country = 'US' AND amount > 0\"/" "$data/specs.yaml" >"$data/specs2.yaml"
+grep -q "amount > 0" "$data/specs2.yaml" || bad spec_change_made "sed left the spec as it was"
 r=$("$bin" apply -f "$data/specs2.yaml" 2>&1) && ok apply_change || bad apply_change "$r"
 wait_event RUNNING pipeline.us-plays 10 && ok running_on_change || bad running_on_change "$(tail -c 600 "$data/events.jsonl")"
 r=$("$bin" delete pipelines us-plays 2>&1) && ok delete || bad delete "$r"

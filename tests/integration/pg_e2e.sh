@@ -87,6 +87,46 @@ done
 [[ $st == *'"state":"failed"'* && ( $st == *"CREATE privilege"* || $st == *REPLICATION* ) ]] \
   && ok missing_privilege_named || bad missing_privilege_named "$st"
 
+# A postgres source and a pipeline reading it into a postgres sink, applied in one
+# request: the pipeline waits (saying why) until the connector has made the source's
+# topic and schema, then starts by itself, and the rows land.
+psql -c "CREATE TABLE items (id int PRIMARY KEY, name text, price int)" \
+     -c "INSERT INTO items SELECT g, 'n' || g, g * 10 FROM generate_series(1, 20) g" \
+     -c "CREATE SCHEMA copies" || exit 1
+cat >"$data/together.yaml" <<YAML
+kind: Source
+metadata: {name: items, owner: commerce}
+spec:
+  connector: postgres
+  config: {dsn: "$DM_PG_DSN", password_env: DM_E2E_PG_PASSWORD, tables: [public.items],
+           slot: items, publication: items, snapshot: initial, heartbeat: 500ms}
+---
+kind: Pipeline
+metadata: {name: items-copy, owner: commerce}
+spec:
+  from: [items]
+  steps: [{filter: "after.price >= 50"}]
+  to:
+    - sink: {type: postgres, dsn: "$DM_PG_DSN", table: copies.items, password_env: DM_E2E_PG_PASSWORD, linger: 100ms}
+YAML
+out=$("$bin" apply -f "$data/together.yaml" 2>&1) && ok apply_source_and_pipeline_together || bad apply_source_and_pipeline_together "$out"
+st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/items-copy/status")
+[[ $st == *'"state":"pending"'* && $st == *'waiting for source items'* ]] || [[ $st == *'"state":"running"'* ]] \
+  && ok pending_says_why || bad pending_says_why "$st"
+for _ in $(seq 100); do
+  st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/items-copy/status")
+  [[ $st == *'"state":"running"'* ]] && break
+  sleep 0.2
+done
+[[ $st == *'"state":"running"'* ]] && ok pipeline_starts_when_source_exists || bad pipeline_starts_when_source_exists "$st"
+n=
+for _ in $(seq 100); do
+  n=$(psql -tA -c "SELECT count(*) FROM copies.items" 2>/dev/null)
+  [[ $n == 16 ]] && break
+  sleep 0.2
+done
+[[ $n == 16 ]] && ok rows_land_in_sink || bad rows_land_in_sink "rows: '$n'; $(curl -s "$DATAMESH_SERVER/api/v1/pipelines/items-copy/status")"
+
 all=$(cat "$data/up.log"; curl -s "$DATAMESH_SERVER/api/v1/sources/orders"; curl -s "$DATAMESH_SERVER/api/v1/sources/orders/status")
 [[ $all != *"$DM_E2E_PG_PASSWORD"* ]] && ok password_never_shown || bad password_never_shown "found in logs or API"
 

@@ -265,6 +265,63 @@ static void test_refused_rows_become_dead_letters(void)
     free_config(c);
 }
 
+/* A topic holding two versions of the source (v2 adds "extra" with a
+ * default) interleaved, through the type the registry names: every row
+ * lands, the table gains the column, v2 rows fill it and v1 rows leave it
+ * NULL; a v2 row the server refuses (a NUL in text) is a dead letter with
+ * the server's words while the rest land. */
+static void test_two_schema_versions_and_a_dead_letter(void)
+{
+    topic("vers", 1);
+    topic("vers.dlq", 1);
+    char v[700], k[64];
+    for (int id = 100; id < 113; id++) {
+        snprintf(k, sizeof(k), "{\"id\":%d}", id);
+        if (id < 105 || id > 110) {
+            row_json(v, sizeof(v), id, "v1");
+            su_produce(t, "vers", 0, key, 2, k, row, 1, v);
+            continue;
+        }
+        snprintf(v, sizeof(v),
+                 "{\"id\":%d,\"name\":\"%s\",\"amount\":1,\"ok\":false,\"day\":\"2024-01-01\","
+                 "\"ts\":\"2024-01-01T00:00:00Z\",\"price\":\"0.01\",\"tags\":[],\"note\":null,"
+                 "\"kind\":\"A\",\"extra\":%d}",
+                 id, id == 108 ? "nul \\u0000 inside" : "v2", id * 2);
+        su_produce(t, "vers", 0, key, 2, k, row2, 3, v);
+    }
+    dm_pgsink_config_t *c = config("public.vers", NULL, NULL);
+    su_runner_t r;
+    runner(&r, c, "vers", "sink.vers", row, 1, &id_key);
+    r.c.ops = dm_sink_ops_find("postgres");
+    r.c.dead_letter_topic = "vers.dlq";
+    su_start(&r);
+    CHECK(su_wait_position(&r, 13, 20000));
+    su_stop(&r);
+    CHECK_STR_EQ(query1("SELECT count(*), count(extra), sum(extra) FROM vers"), "12|5|1074");
+    CHECK_STR_EQ(query1("SELECT string_agg(name, ',' ORDER BY id) FROM vers WHERE extra IS NULL"),
+                 "v1,v1,v1,v1,v1,v1,v1");
+    CHECK_STR_EQ(query1("SELECT count(*) FROM vers WHERE id = 108"), "0");
+    dm_transport_batch_t b = {0};
+    dm_error_t err = {0};
+    CHECK(!dm_transport_fetch(t, "vers.dlq", 0, 0, 1 << 20, 1000, &b, &err));
+    CHECK_EQ_INT(b.n, 1);
+    for (size_t i = 0; i < b.n; i++) {
+        bool reason = false, where = false;
+        for (uint32_t h = 0; h < b.records[i].n_headers; h++) {
+            const dm_record_header_t *hd = &b.records[i].headers[h];
+            char val[400];
+            snprintf(val, sizeof(val), "%.*s", hd->value_len, (const char *)hd->value);
+            if (!strncmp(hd->key, DM_DLQ_REASON, hd->key_len))
+                reason = strstr(val, "0x00") || strstr(val, "invalid byte");
+            if (!strncmp(hd->key, DM_DLQ_OFFSET, hd->key_len)) where = !strcmp(val, "8");
+        }
+        CHECK(reason);
+        CHECK(where);
+    }
+    dm_transport_batch_free(t, &b);
+    free_config(c);
+}
+
 static const char *PLAIN =
     "{\"type\":\"record\",\"name\":\"Plain\",\"fields\":[{\"name\":\"id\",\"type\":\"long\"},"
     "{\"name\":\"ts\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-micros\"}},"
@@ -496,6 +553,7 @@ int main(void)
     RUN(test_evolution_adds_columns);
     RUN(test_change_events);
     RUN(test_refused_rows_become_dead_letters);
+    RUN(test_two_schema_versions_and_a_dead_letter);
     RUN(test_binary_copy_types);
     RUN(test_retries_until_the_destination_answers);
     RUN(test_sigkill_loses_nothing_duplicates_nothing);

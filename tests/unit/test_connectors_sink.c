@@ -1,7 +1,10 @@
 /* The common sink runner with a sink that keeps what it is given in memory:
  * batching by size and by time, retries while the destination is down (with
  * its words, secrets out), dead letters for refused and undecodable records,
- * change-event envelopes, metrics. */
+ * change-event envelopes, metrics; a new schema version starting a batch; a
+ * checkpointing sink (several batches per commit, commits when due, idle,
+ * forced before a new schema version and at stop, a lost checkpoint read
+ * again from its positions); an open that fails for good. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -90,15 +93,154 @@ static void mem_reset(void)
     pthread_mutex_unlock(&mem.mu);
 }
 
+/* ---- a checkpointing sink ------------------------------------------------------------- */
+
+/* Keeps written rows staged until checkpoint commits them with the offsets
+ * (as iceberg keeps files until a snapshot); positions are the committed ones. */
+static struct {
+    pthread_mutex_t mu;
+    int64_t staged[256], committed[256];
+    int n_staged, n_committed;
+    int64_t stored_next; /* next offset the "destination" holds (-1: none) */
+    int64_t pending_next;
+    int due_at;           /* commit when this many rows are staged */
+    int fail_checkpoints; /* checkpoints to fail (the open one is lost) */
+    int forced, commits;
+    uint32_t met[16]; /* value schema ids written so far */
+    int n_met;
+    int late_versions; /* records of a new version met past a batch's start */
+} ck = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void ck_reset(int due_at)
+{
+    pthread_mutex_lock(&ck.mu);
+    ck.n_staged = ck.n_committed = ck.forced = ck.commits = ck.fail_checkpoints = 0;
+    ck.n_met = ck.late_versions = 0;
+    ck.stored_next = -1;
+    ck.due_at = due_at;
+    pthread_mutex_unlock(&ck.mu);
+}
+
+static dm_err_t ck_positions(void *state, int64_t *next, dm_error_t *err)
+{
+    (void)state;
+    (void)err;
+    pthread_mutex_lock(&ck.mu);
+    next[0] = ck.stored_next;
+    pthread_mutex_unlock(&ck.mu);
+    return DM_OK;
+}
+
+static dm_err_t ck_write(void *state, const dm_sink_batch_t *b, dm_sink_rejects_t *rj,
+                         dm_error_t *err)
+{
+    (void)state;
+    (void)err;
+    pthread_mutex_lock(&ck.mu);
+    bool handed = false;
+    for (size_t i = 0; i < b->n; i++) {
+        if (dm_sink_rejected(rj, i) || !b->records[i].row) continue;
+        /* The contract a checkpointing sink relies on: a new version only at
+         * the start of a batch. */
+        uint32_t id = b->records[i].value_schema_id;
+        int m = 0;
+        while (m < ck.n_met && ck.met[m] != id)
+            m++;
+        if (m == ck.n_met && ck.n_met < 16) {
+            ck.met[ck.n_met++] = id;
+            if (handed) ck.late_versions++;
+        }
+        handed = true;
+        if (ck.n_staged < 256) ck.staged[ck.n_staged++] = b->records[i].row->u.v[0].u.l;
+    }
+    ck.pending_next = b->offsets[0].offset;
+    pthread_mutex_unlock(&ck.mu);
+    return DM_OK;
+}
+
+static dm_err_t ck_checkpoint(void *state, bool force, bool *committed, dm_error_t *err)
+{
+    (void)state;
+    dm_err_t rc = DM_OK;
+    *committed = false;
+    pthread_mutex_lock(&ck.mu);
+    if (force) ck.forced++;
+    if (ck.n_staged && (force || ck.n_staged >= ck.due_at)) {
+        if (ck.fail_checkpoints > 0) {
+            ck.fail_checkpoints--;
+            ck.n_staged = 0; /* the open checkpoint is gone */
+            rc = dm_error_set(err, DM_ERR_IO, "commit failed: disk on fire");
+        } else {
+            for (int i = 0; i < ck.n_staged && ck.n_committed < 256; i++)
+                ck.committed[ck.n_committed++] = ck.staged[i];
+            ck.n_staged = 0;
+            ck.stored_next = ck.pending_next;
+            ck.commits++;
+            *committed = true;
+        }
+    } else if (!ck.n_staged) {
+        *committed = true;
+    }
+    pthread_mutex_unlock(&ck.mu);
+    return rc;
+}
+
+static const dm_sink_ops_t ck_ops = {.name = "checkpointing",
+                                     .config = &mem_table,
+                                     .config_size = sizeof(mem_conf_t),
+                                     .open = mem_open,
+                                     .positions = ck_positions,
+                                     .write = ck_write,
+                                     .checkpoint = ck_checkpoint,
+                                     .close = mem_close};
+
+static int committed(void)
+{
+    pthread_mutex_lock(&ck.mu);
+    int n = ck.n_committed;
+    pthread_mutex_unlock(&ck.mu);
+    return n;
+}
+
+static bool wait_committed(int n, int ms)
+{
+    for (int i = 0; i < ms / 10 && committed() < n; i++)
+        dm_sleep_ms(10);
+    return committed() >= n;
+}
+
+/* A sink whose settings can never work. */
+static dm_err_t broken_open(const void *conf, const dm_sink_env_t *env, void **state,
+                            dm_error_t *err)
+{
+    (void)conf;
+    (void)env;
+    (void)state;
+    dm_error_set(err, DM_ERR_CONFIG, "table 'x' must be NAMESPACE.TABLE");
+    err->fatal = true;
+    return DM_ERR_CONFIG;
+}
+
+static const dm_sink_ops_t broken_ops = {.name = "broken",
+                                         .config = &mem_table,
+                                         .config_size = sizeof(mem_conf_t),
+                                         .open = broken_open,
+                                         .write = mem_write,
+                                         .close = mem_close};
+
 /* ---- the topic and the runner ----------------------------------------------------------- */
 
 static dm_transport_t *t;
-static dm_avro_schema_t *row, *env_schema;
+static dm_avro_schema_t *row, *row2, *env_schema;
 static char dir[] = "/tmp/dm-test-sink.XXXXXX";
 
 static const char *ROW =
     "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"id\",\"type\":"
     "\"long\"},{\"name\":\"s\",\"type\":\"string\"}]}";
+static const char *ROW2 =
+    "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"id\",\"type\":"
+    "\"long\"},{\"name\":\"s\",\"type\":\"string\"},{\"name\":\"n\",\"type\":\"long\","
+    "\"default\":0}]}";
 static const char *ENV =
     "{\"type\":\"record\",\"name\":\"E\",\"fields\":[{\"name\":\"before\",\"type\":[\"null\","
     "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"id\",\"type\":\"long\"},{\"name\":"
@@ -108,7 +250,7 @@ static const char *ENV =
 static const dm_avro_schema_t *lookup(void *ctx, uint32_t id)
 {
     (void)ctx;
-    return id == 1 ? row : id == 2 ? env_schema : NULL;
+    return id == 1 ? row : id == 2 ? env_schema : id == 3 ? row2 : NULL;
 }
 
 static void produce_json(const char *topic, const dm_avro_schema_t *s, uint32_t id,
@@ -152,6 +294,8 @@ static void *run_main(void *arg)
     return NULL;
 }
 
+static const dm_sink_ops_t *start_ops = &mem_ops; /* the type start() runs */
+
 static void start(runner_t *r, const char *topic, const char *batch_records, const char *linger,
                   dm_metrics_t *metrics)
 {
@@ -162,7 +306,7 @@ static void start(runner_t *r, const char *topic, const char *batch_records, con
     dm_config_set_text(&mem_table, &r->conf, "linger", linger, &err);
     dm_config_set_text(&mem_table, &r->conf, "retry_max", "100ms", &err);
     r->c = (dm_sink_run_config_t){.transport = t,
-                                  .ops = &mem_ops,
+                                  .ops = start_ops,
                                   .conf = &r->conf,
                                   .dead_letter_topic = "dlq",
                                   .metrics = metrics,
@@ -391,6 +535,145 @@ static void test_reads_every_partition(void)
     }
 }
 
+/* Rows i in [from, from + n) of schema version 2 (id 3: a field more). */
+static void produce_rows_v2(const char *topic, int from, int n)
+{
+    for (int i = from; i < from + n; i++) {
+        char j[100];
+        snprintf(j, sizeof(j), "{\"id\":%d,\"s\":\"v2\",\"n\":%d}", i, i * 10);
+        produce_json(topic, row2, 3, j);
+    }
+}
+
+static void test_new_schema_version_starts_a_batch(void)
+{
+    mem_reset();
+    produce_rows("versions", 0, 3);
+    produce_rows_v2("versions", 3, 3);
+    produce_rows("versions", 6, 2); /* v1 again: known by then, no cut */
+    produce_rows_v2("versions", 8, 2);
+    runner_t r;
+    start(&r, "versions", "1000", "50ms", NULL);
+    CHECK(wait_written(10, 5000));
+    stop(&r);
+    CHECK_EQ_INT(written(), 10);
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ_INT(mem.ids[i], i);
+    CHECK_EQ_INT(mem.n_batches, 2);
+    CHECK_EQ_INT(mem.batches[0], 3);
+    CHECK_EQ_INT(mem.batches[1], 7);
+    int64_t off = -1;
+    dm_error_t err = {0};
+    CHECK(!dm_transport_group_offset(t, "versions", "versions", 0, &off, &err));
+    CHECK_EQ_INT(off, 10);
+}
+
+static void test_checkpointing_sink(void)
+{
+    dm_metrics_t *m = dm_metrics_new();
+    runner_t r;
+    dm_error_t err = {0};
+    int64_t off = -1;
+    /* Batches of 3, a commit once 6 rows are staged, the rest at the stop. */
+    ck_reset(6);
+    start_ops = &ck_ops;
+    produce_rows("ckpt", 0, 10);
+    start(&r, "ckpt", "3", "10ms", m);
+    CHECK(wait_committed(6, 5000));
+    dm_sleep_ms(100);
+    CHECK_EQ_INT(committed(), 6); /* 4 staged, not due */
+    CHECK(!dm_transport_group_offset(t, "ckpt", "ckpt", 0, &off, &err));
+    CHECK_EQ_INT(off, 6); /* the group follows commits only */
+    stop(&r);
+    CHECK_EQ_INT(committed(), 10);
+    CHECK_EQ_INT(ck.stored_next, 10);
+    CHECK_EQ_INT(ck.commits, 2);
+    dm_buf_t text = DM_BUF_INIT;
+    dm_metrics_render(m, &text);
+    dm_buf_append_u8(&text, 0);
+    CHECK_CONTAINS((char *)text.data,
+                   "datamesh_sink_records_total{sink=\"ckpt\",type=\"checkpointing\"} 10");
+    dm_buf_free(&text);
+    /* A lost checkpoint: read again from the stored positions, each row once. */
+    ck.fail_checkpoints = 1;
+    ck.due_at = 4;
+    produce_rows("ckpt", 10, 8);
+    start(&r, "ckpt", "4", "10ms", m);
+    CHECK(wait_committed(18, 5000));
+    stop(&r);
+    CHECK_EQ_INT(committed(), 18);
+    dm_metrics_render(m, &text);
+    dm_buf_append_u8(&text, 0);
+    CHECK_CONTAINS((char *)text.data,
+                   "datamesh_sink_retries_total{sink=\"ckpt\",type=\"checkpointing\"} 1");
+    dm_buf_free(&text);
+    for (int i = 0; i < committed(); i++)
+        CHECK_EQ_INT(ck.committed[i], i);
+    /* Idle: a due checkpoint commits without new records or a stop. */
+    ck.due_at = 2;
+    produce_rows("ckpt", 18, 1);
+    start(&r, "ckpt", "100", "10ms", NULL);
+    dm_sleep_ms(300);
+    CHECK_EQ_INT(committed(), 18); /* 1 staged, not due */
+    pthread_mutex_lock(&ck.mu);
+    ck.due_at = 1;
+    pthread_mutex_unlock(&ck.mu);
+    CHECK(wait_committed(19, 3000)); /* asked again while idle */
+    /* A new schema version: what is open commits first (forced). */
+    ck.due_at = 100;
+    int forced = ck.forced;
+    produce_rows("ckpt", 19, 2);
+    dm_sleep_ms(200);
+    produce_rows_v2("ckpt", 21, 2);
+    CHECK(wait_committed(21, 3000));
+    CHECK(ck.forced > forced);
+    stop(&r);
+    CHECK_EQ_INT(committed(), 23);
+    for (int i = 0; i < committed(); i++)
+        CHECK_EQ_INT(ck.committed[i], i);
+    CHECK_EQ_INT(ck.late_versions, 0);
+    start_ops = &mem_ops;
+    dm_metrics_free(m);
+}
+
+/* A record of a new version that cannot be decoded (a dead letter) does not
+ * make its version known: the next good record of it still starts a batch. */
+static void test_undecodable_new_version_stays_unknown(void)
+{
+    ck_reset(1000);
+    start_ops = &ck_ops;
+    produce_rows("undec", 0, 3);
+    uint8_t broken[] = {0, 0, 0, 0, 3, 0xff}; /* schema id 3 (v2), a cut varint */
+    dm_record_t junk = {.key_len = -1, .value = broken, .value_len = sizeof(broken)};
+    dm_error_t err = {0};
+    dm_transport_produce(t, "undec", 0, &junk, 1, NULL, &err);
+    produce_rows("undec", 3, 2);
+    produce_rows_v2("undec", 5, 2);
+    runner_t r;
+    start(&r, "undec", "1000", "50ms", NULL);
+    dm_sleep_ms(400);
+    stop(&r); /* commits what is open */
+    CHECK_EQ_INT(committed(), 7);
+    for (int i = 0; i < committed(); i++)
+        CHECK_EQ_INT(ck.committed[i], i);
+    CHECK_EQ_INT(ck.late_versions, 0);
+    start_ops = &mem_ops;
+}
+
+static void test_open_failing_for_good_fails_the_unit(void)
+{
+    runner_t r;
+    start_ops = &broken_ops;
+    start(&r, "size", "10", "10ms", NULL);
+    pthread_join(r.th, NULL); /* returns by itself */
+    char state[32], error[300];
+    dm_unit_get(&r.st, state, sizeof(state), error, sizeof(error));
+    CHECK_STR_EQ(state, "failed");
+    CHECK_CONTAINS(error, "NAMESPACE.TABLE");
+    dm_unit_destroy(&r.st);
+    start_ops = &mem_ops;
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -398,22 +681,29 @@ int main(void)
     snprintf(url, sizeof(url), "embedded:%s", dir);
     dm_error_t err = {0};
     if (dm_transport_open(url, &t, &err)) return 1;
-    const char *topics[] = {"dlq", "size", "time", "down", "mixed", "resume"};
+    const char *topics[] = {"dlq",    "size",     "time", "down", "mixed",
+                            "resume", "versions", "ckpt", "undec"};
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
         dm_transport_create_topic(t, &(dm_topic_config_t){.name = topics[i], .partitions = 1},
                                   &err);
     dm_transport_create_topic(t, &(dm_topic_config_t){.name = "parts", .partitions = 3}, &err);
     dm_avro_schema_parse(ROW, strlen(ROW), &row, &err);
     dm_avro_schema_parse(ENV, strlen(ENV), &env_schema, &err);
+    dm_avro_schema_parse(ROW2, strlen(ROW2), &row2, &err);
     RUN(test_batches_by_size);
     RUN(test_batches_by_time);
     RUN(test_retries_while_down_with_secrets_out);
     RUN(test_dead_letters_and_envelopes);
     RUN(test_resumes_from_committed_offsets);
     RUN(test_reads_every_partition);
+    RUN(test_new_schema_version_starts_a_batch);
+    RUN(test_checkpointing_sink);
+    RUN(test_undecodable_new_version_stays_unknown);
+    RUN(test_open_failing_for_good_fails_the_unit);
     dm_transport_close(t);
     dm_avro_schema_free(row);
     dm_avro_schema_free(env_schema);
+    dm_avro_schema_free(row2);
     char cmd[200];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd)) {

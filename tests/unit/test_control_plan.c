@@ -250,6 +250,19 @@ static void test_routes_tables_sinks(void)
     CHECK(plan->output_schema_id >= 100);
     /* the enriched output is a new schema: registered, its id on the stage */
     CHECK_EQ_INT(plan->stages[0].output_schema_id, plan->output_schema_id);
+    char *text = dm_plan_explain(plan), want[64];
+    snprintf(want, sizeof(want), "route output us, schema id %lld\n",
+             (long long)plan->output_schema_id);
+    CHECK(strstr(text, want) != NULL);
+    free(text);
+    /* a dry run's new schemas read "new", on every line */
+    plan->stages[0].output_schema_id = 0;
+    text = dm_plan_explain(plan);
+    CHECK(strstr(text, "route output us, schema id new\n") != NULL);
+    json_t *js = json_string(text); /* NULL unless valid UTF-8 throughout */
+    CHECK(js != NULL);
+    json_decref(js);
+    free(text);
     dm_plan_free(plan);
     fake_free(&f);
 }

@@ -155,7 +155,7 @@ static const struct {
     {"kind: Source\nmetadata: {name: a, labels: [x]}\nspec: {}\n",
      "metadata.labels: expected a mapping, got a list"},
     {"kind: Source\nmetadata: {name: a, labels: {tier: 1}}\nspec: {}\n",
-     "metadata.labels.tier: label values are strings, got an integer"},
+     "metadata.labels.tier: label values are strings or booleans, got an integer"},
     /* sources */
     {"kind: Source\nmetadata: {name: a}\nspec: {}\n",
      "spec.connector: required key 'connector' is missing"},

@@ -3,6 +3,9 @@
 const { SchemaRegistry, SchemaType } = require('@kafkajs/confluent-schema-registry');
 
 const host = process.env.DATAMESH_SERVER;
+// With `datamesh up --auth`: basic auth with the API token as password, as
+// Confluent clients send basic.auth.user.info.
+const token = process.env.DATAMESH_REGISTRY_TOKEN;
 let passed = 0, failed = 0;
 function check(name, cond, detail) {
   if (cond) { passed++; console.log(`ok   ${name}`); }
@@ -10,7 +13,8 @@ function check(name, cond, detail) {
 }
 
 (async () => {
-  const registry = new SchemaRegistry({ host });
+  const registry = new SchemaRegistry(
+    token ? { host, auth: { username: 'datamesh', password: token } } : { host });
   const v1 = {
     type: 'record', name: 'Play', namespace: 'demo',
     fields: [{ name: 'id', type: 'long' }, { name: 'country', type: 'string' }],

@@ -1,0 +1,794 @@
+/* control/auth.c — tokens, the rule table, the guard around every request,
+ * the audit log and the limit on failed authentication (see auth.h). */
+#include "control/auth.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "control/reconcile.h"
+#include "control/yaml.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+/* ---- the rule table -----------------------------------------------------------
+ * One line per route the controller serves. A route added without a line here
+ * stops the controller at start (dm_auth_attach) and is answered 500 by the
+ * guard, so a new endpoint cannot be served before someone decides who may
+ * call it. tests/unit/test_control_auth.c checks every line against every role. */
+
+static const dm_auth_rule_t rules[] = {
+    /* controller.c */
+    {"GET", "/healthz", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
+    {"GET", "/metrics", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    /* api_auth.c */
+    {"POST", "/api/v1/tokens", DM_ACCESS_ADMIN, DM_SCOPE_NONE, true},
+    {"GET", "/api/v1/tokens", DM_ACCESS_ADMIN, DM_SCOPE_NONE, false},
+    {"DELETE", "/api/v1/tokens/{id}", DM_ACCESS_ADMIN, DM_SCOPE_NONE, true},
+    {"GET", "/api/v1/audit", DM_ACCESS_ADMIN, DM_SCOPE_NONE, false},
+    {"GET", "/api/v1/whoami", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    /* api_workers.c: the tasks carry whole plans, sink settings included */
+    {"GET", "/api/v1/workers/tasks", DM_ACCESS_ADMIN, DM_SCOPE_NONE, false},
+    {"POST", "/api/v1/workers/{id}/status", DM_ACCESS_ADMIN, DM_SCOPE_NONE, false},
+    {"GET", "/api/v1/workers", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    /* api_data.c */
+    {"GET", "/api/v1/sources/{name}/records", DM_ACCESS_RECORDS, DM_SCOPE_SOURCE, false},
+    {"POST", "/api/v1/sources/{name}/snapshot", DM_ACCESS_WRITE, DM_SCOPE_SOURCE, true},
+    {"POST", "/api/v1/sources/{name}/events", DM_ACCESS_WRITE, DM_SCOPE_SOURCE, true},
+    /* api.c */
+    {"POST", "/api/v1/apply", DM_ACCESS_WRITE, DM_SCOPE_APPLY, true},
+    {"GET", "/api/v1/catalog", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"GET", "/api/v1/{kind}", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"GET", "/api/v1/{kind}/{name}", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"GET", "/api/v1/{kind}/{name}/status", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"DELETE", "/api/v1/{kind}/{name}", DM_ACCESS_WRITE, DM_SCOPE_OBJECT, true},
+    /* plans (control/api_plan.c): compiled dry, nothing changes */
+    {"GET", "/api/v1/pipelines/{name}/plan", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"POST", "/api/v1/plan", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    /* lineage (control/api_lineage.c): names of sources, fields and pipelines, as the catalog */
+    {"GET", "/api/v1/lineage", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    /* plugins (control/plugins.c) */
+    {"GET", "/api/v1/plugins", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    /* registry_api.c: the Confluent-compatible schema registry */
+    {"GET", "/subjects", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"GET", "/subjects/{subject}/versions", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"POST", "/subjects/{subject}/versions", DM_ACCESS_WRITE, DM_SCOPE_SUBJECT, true},
+    {"GET", "/subjects/{subject}/versions/{version}", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"DELETE", "/subjects/{subject}/versions/{version}", DM_ACCESS_WRITE, DM_SCOPE_SUBJECT, true},
+    {"GET", "/subjects/{subject}/versions/{version}/schema", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"POST", "/subjects/{subject}", DM_ACCESS_READ, DM_SCOPE_NONE, false}, /* lookup */
+    {"DELETE", "/subjects/{subject}", DM_ACCESS_WRITE, DM_SCOPE_SUBJECT, true},
+    {"GET", "/schemas/ids/{id}", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"POST", "/compatibility/subjects/{subject}/versions", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"POST", "/compatibility/subjects/{subject}/versions/{version}", DM_ACCESS_READ, DM_SCOPE_NONE,
+     false},
+    {"GET", "/config", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"PUT", "/config", DM_ACCESS_ADMIN, DM_SCOPE_NONE, true},
+    {"GET", "/config/{subject}", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"PUT", "/config/{subject}", DM_ACCESS_WRITE, DM_SCOPE_SUBJECT, true},
+    {"GET", "/mode", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"PUT", "/mode", DM_ACCESS_ADMIN, DM_SCOPE_NONE, true},
+};
+
+const dm_auth_rule_t *dm_auth_rules(size_t *n)
+{
+    *n = sizeof(rules) / sizeof(rules[0]);
+    return rules;
+}
+
+const dm_auth_rule_t *dm_auth_rule(const char *method, const char *pattern)
+{
+    if (!method || !pattern) return NULL;
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+        if (!strcmp(rules[i].method, method) && !strcmp(rules[i].pattern, pattern))
+            return &rules[i];
+    return NULL;
+}
+
+const char *dm_role_name(dm_role_t role)
+{
+    switch (role) {
+    case DM_ROLE_VIEWER: return "viewer";
+    case DM_ROLE_EDITOR: return "editor";
+    case DM_ROLE_ADMIN: return "admin";
+    default: return "none";
+    }
+}
+
+int dm_role_parse(const char *text)
+{
+    if (!text) return -1;
+    for (int r = DM_ROLE_VIEWER; r <= DM_ROLE_ADMIN; r++)
+        if (!strcmp(text, dm_role_name((dm_role_t)r))) return r;
+    return -1;
+}
+
+/* ---- tokens ---------------------------------------------------------------- */
+
+#define TOKEN_PREFIX     "dmt_"
+#define TOKEN_ID_HEX     12
+#define TOKEN_SECRET_HEX 64
+#define TOKEN_LEN        (4 + TOKEN_ID_HEX + 1 + TOKEN_SECRET_HEX)
+#define TOUCH_EVERY_MS   60000 /* last use is written at most once a minute per token */
+
+/* Failed authentications of one client address in the current window. */
+typedef struct fail_slot {
+    char addr[64];
+    uint64_t window_start_ns;
+    unsigned fails;
+} fail_slot_t;
+
+#define FAIL_SLOTS 256
+
+struct dm_auth {
+    dm_store_t *store;
+    dm_auth_options_t opt;
+    char internal_token[TOKEN_LEN + 1];
+    char internal_id[TOKEN_ID_HEX + 1];
+    char internal_hash[65];
+    pthread_mutex_t mu; /* guards fails */
+    fail_slot_t fails[FAIL_SLOTS];
+};
+
+bool dm_auth_equal(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+static void to_hex(const uint8_t *p, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* Hex SHA-256 of text into out[65]. */
+static bool sha256_hex(const char *text, size_t len, char *out)
+{
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    if (!EVP_Digest(text, len, md, &n, EVP_sha256(), NULL) || n != 32) return false;
+    to_hex(md, 32, out);
+    return true;
+}
+
+static bool random_hex(char *out, size_t hex_digits)
+{
+    uint8_t b[64];
+    if (hex_digits / 2 > sizeof(b) || RAND_bytes(b, (int)(hex_digits / 2)) != 1) return false;
+    to_hex(b, hex_digits / 2, out);
+    OPENSSL_cleanse(b, sizeof(b));
+    return true;
+}
+
+/* A new token in out[TOKEN_LEN + 1], its id in id[TOKEN_ID_HEX + 1], its hash in hash[65]. */
+static bool make_token(char *out, char *id, char *hash)
+{
+    char secret[TOKEN_SECRET_HEX + 1];
+    if (!random_hex(id, TOKEN_ID_HEX) || !random_hex(secret, TOKEN_SECRET_HEX)) return false;
+    snprintf(out, TOKEN_LEN + 1, TOKEN_PREFIX "%s_%s", id, secret);
+    OPENSSL_cleanse(secret, sizeof(secret));
+    return sha256_hex(out, TOKEN_LEN, hash);
+}
+
+static bool all_hex(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isxdigit((unsigned char)p[i]) || isupper((unsigned char)p[i])) return false;
+    return true;
+}
+
+dm_auth_t *dm_auth_new(dm_store_t *store, const dm_auth_options_t *opt, dm_error_t *err)
+{
+    dm_auth_t *a = calloc(1, sizeof(*a));
+    if (!a) {
+        dm_error_set(err, DM_ERR_NOMEM, "auth: out of memory");
+        return NULL;
+    }
+    a->store = store;
+    a->opt = *opt;
+    if (!a->opt.max_failures) a->opt.max_failures = 10;
+    if (!a->opt.window_s) a->opt.window_s = 60;
+    pthread_mutex_init(&a->mu, NULL);
+    if (!make_token(a->internal_token, a->internal_id, a->internal_hash)) {
+        dm_error_set(err, DM_ERR_INTERNAL, "auth: no randomness to make tokens from");
+        dm_auth_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void dm_auth_free(dm_auth_t *a)
+{
+    if (!a) return;
+    OPENSSL_cleanse(a->internal_token, sizeof(a->internal_token));
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}
+
+bool dm_auth_enabled(const dm_auth_t *a)
+{
+    return a->opt.enabled;
+}
+
+const char *dm_auth_internal_token(const dm_auth_t *a)
+{
+    return a->internal_token;
+}
+
+dm_err_t dm_auth_token_create(dm_auth_t *a, const char *owner, dm_role_t role, int64_t expires_ms,
+                              const char *description, char *token, size_t cap,
+                              dm_store_token_t *row, dm_error_t *err)
+{
+    if (!owner || !dm_spec_name_valid(owner))
+        return dm_error_set(err, DM_ERR_INVALID,
+                            "owner '%s' is not a team name (1-63 characters of a-z, 0-9, '-', "
+                            "'_', '.')",
+                            owner ? owner : "");
+    if (role < DM_ROLE_VIEWER || role > DM_ROLE_ADMIN)
+        return dm_error_set(err, DM_ERR_INVALID, "role must be viewer, editor or admin");
+    if (cap < TOKEN_LEN + 1) return dm_error_set(err, DM_ERR_INVALID, "token buffer too small");
+    if (description && strlen(description) >= sizeof(row->description))
+        return dm_error_set(err, DM_ERR_INVALID, "description longer than %zu characters",
+                            sizeof(row->description) - 1);
+    memset(row, 0, sizeof(*row));
+    if (!make_token(token, row->id, row->hash))
+        return dm_error_set(err, DM_ERR_INTERNAL, "auth: no randomness to make tokens from");
+    snprintf(row->owner, sizeof(row->owner), "%s", owner);
+    snprintf(row->role, sizeof(row->role), "%s", dm_role_name(role));
+    snprintf(row->description, sizeof(row->description), "%s", description ? description : "");
+    row->created_ms = dm_wall_ms();
+    row->expires_ms = expires_ms;
+    dm_err_t rc = dm_store_token_put(a->store, row, err);
+    if (rc) OPENSSL_cleanse(token, cap);
+    return rc;
+}
+
+/* The token inside an Authorization header value (Bearer, or Basic with the
+ * token as password) into out; false with the reason in err. */
+static bool token_of(const char *h, char *out, size_t cap, dm_error_t *err)
+{
+    while (*h == ' ')
+        h++;
+    if (!strncasecmp(h, "Bearer ", 7)) {
+        h += 7;
+        while (*h == ' ')
+            h++;
+        size_t n = strlen(h);
+        while (n && h[n - 1] == ' ')
+            n--;
+        if (n >= cap) n = cap - 1; /* too long to be a token: fails the format check */
+        memcpy(out, h, n);
+        out[n] = '\0';
+        return true;
+    }
+    if (!strncasecmp(h, "Basic ", 6)) {
+        h += 6;
+        while (*h == ' ')
+            h++;
+        size_t n = strlen(h);
+        uint8_t dec[512];
+        if (n == 0 || n % 4 || n > 4 * (sizeof(dec) - 1) / 3) {
+            dm_error_set(err, DM_ERR_PERMISSION, "basic auth: credentials are not base64");
+            return false;
+        }
+        int len = EVP_DecodeBlock(dec, (const uint8_t *)h, (int)n);
+        if (len < 0) {
+            dm_error_set(err, DM_ERR_PERMISSION, "basic auth: credentials are not base64");
+            return false;
+        }
+        while (len > 0 && h[n - 1] == '=' && dec[len - 1] == 0) { /* padding decodes to NULs */
+            len--;
+            n--;
+        }
+        const uint8_t *colon = memchr(dec, ':', (size_t)len);
+        if (!colon) {
+            OPENSSL_cleanse(dec, sizeof(dec));
+            dm_error_set(err, DM_ERR_PERMISSION,
+                         "basic auth: expected USER:TOKEN (the token is the password)");
+            return false;
+        }
+        size_t tn = (size_t)len - (size_t)(colon + 1 - dec);
+        if (tn >= cap) tn = cap - 1;
+        memcpy(out, colon + 1, tn);
+        out[tn] = '\0';
+        OPENSSL_cleanse(dec, sizeof(dec));
+        return true;
+    }
+    dm_error_set(err, DM_ERR_PERMISSION,
+                 "unsupported Authorization scheme: send 'Bearer TOKEN' (or basic auth with the "
+                 "token as password)");
+    return false;
+}
+
+dm_err_t dm_auth_authenticate(dm_auth_t *a, const char *authorization, dm_principal_t *out,
+                              dm_error_t *err)
+{
+    if (!authorization || !*authorization)
+        return dm_error_set(err, DM_ERR_NOT_FOUND,
+                            "authentication required: send Authorization: Bearer TOKEN "
+                            "(datamesh --token TOKEN or $DATAMESH_TOKEN)");
+    char token[TOKEN_LEN + 2];
+    if (!token_of(authorization, token, sizeof(token), err)) return DM_ERR_PERMISSION;
+    dm_err_t rc = DM_OK;
+    char hash[65], id[TOKEN_ID_HEX + 1];
+    size_t n = strlen(token);
+    if (n != TOKEN_LEN || strncmp(token, TOKEN_PREFIX, 4) || token[4 + TOKEN_ID_HEX] != '_' ||
+        !all_hex(token + 4, TOKEN_ID_HEX) || !all_hex(token + 5 + TOKEN_ID_HEX, TOKEN_SECRET_HEX)) {
+        OPENSSL_cleanse(token, sizeof(token));
+        return dm_error_set(err, DM_ERR_PERMISSION,
+                            "malformed token (expected dmt_ID_SECRET, as `datamesh token create` "
+                            "prints)");
+    }
+    memcpy(id, token + 4, TOKEN_ID_HEX);
+    id[TOKEN_ID_HEX] = '\0';
+    bool hashed = sha256_hex(token, n, hash);
+    OPENSSL_cleanse(token, sizeof(token));
+    if (!hashed) return dm_error_set(err, DM_ERR_INTERNAL, "auth: cannot hash the token");
+
+    /* out is filled only on success: a refused request stays "-" in the audit log. */
+    if (!strcmp(id, a->internal_id)) {
+        if (!dm_auth_equal(hash, a->internal_hash, 64))
+            return dm_error_set(err, DM_ERR_PERMISSION, "unknown or invalid token");
+        snprintf(out->token, sizeof(out->token), "internal");
+        snprintf(out->owner, sizeof(out->owner), "datamesh");
+        out->role = DM_ROLE_ADMIN;
+        return DM_OK;
+    }
+    dm_store_token_t row;
+    dm_error_t serr = {0};
+    rc = dm_store_token_get(a->store, id, &row, &serr);
+    if (rc == DM_ERR_NOT_FOUND) {
+        /* Same work and the same answer as a wrong secret: an id alone tells nothing. */
+        memset(&row, 0, sizeof(row));
+        memset(row.hash, '0', 64);
+    } else if (rc) {
+        return dm_error_set(err, DM_ERR_INTERNAL, "auth: %s", serr.message);
+    }
+    if (!dm_auth_equal(hash, row.hash, 64) || rc)
+        return dm_error_set(err, DM_ERR_PERMISSION, "unknown or invalid token");
+    int64_t now = dm_wall_ms();
+    if (row.revoked_ms) return dm_error_set(err, DM_ERR_PERMISSION, "token %s was revoked", row.id);
+    if (row.expires_ms && now >= row.expires_ms)
+        return dm_error_set(err, DM_ERR_PERMISSION, "token %s expired", row.id);
+    int role = dm_role_parse(row.role);
+    if (role < 0)
+        return dm_error_set(err, DM_ERR_PERMISSION, "token %s has no valid role ('%s')", row.id,
+                            row.role);
+    if (now - row.last_used_ms >= TOUCH_EVERY_MS) dm_store_token_touch(a->store, row.id, now, NULL);
+    snprintf(out->token, sizeof(out->token), "%s", row.id);
+    snprintf(out->owner, sizeof(out->owner), "%s", row.owner);
+    out->role = (dm_role_t)role;
+    return DM_OK;
+}
+
+int64_t dm_auth_parse_duration(const char *text)
+{
+    if (!text || !*text) return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || v <= 0) return -1;
+    long long unit = 1000;
+    if (!strcmp(end, "d"))
+        unit = 86400000LL;
+    else if (!strcmp(end, "h"))
+        unit = 3600000LL;
+    else if (!strcmp(end, "m"))
+        unit = 60000LL;
+    else if (*end && strcmp(end, "s"))
+        return -1;
+    if (v > INT64_MAX / unit) return -1;
+    return (int64_t)(v * unit);
+}
+
+/* ---- first start ------------------------------------------------------------ */
+
+dm_err_t dm_auth_bootstrap(dm_auth_t *a, const char *data_dir, dm_error_t *err)
+{
+    if (!a->opt.enabled) return DM_OK;
+    int64_t n = 0, admins = 0;
+    dm_err_t rc = dm_store_token_count(a->store, NULL, dm_wall_ms(), &n, err);
+    if (!rc) rc = dm_store_token_count(a->store, "admin", dm_wall_ms(), &admins, err);
+    if (rc) return rc;
+    if (admins > 0) {
+        DM_INFO("auth", "tokens=%lld admins=%lld: authentication on", (long long)n,
+                (long long)admins);
+        return DM_OK;
+    }
+    char path[4200], token[TOKEN_LEN + 1];
+    snprintf(path, sizeof(path), "%s/admin.token", data_dir);
+    /* The file first: a token nobody can read would lock everyone out. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return dm_error_set(err, DM_ERR_IO, "auth: cannot write %s: %s", path, strerror(errno));
+    dm_store_token_t row;
+    if (fchmod(fd, 0600) ||
+        (rc = dm_auth_token_create(a, "admin", DM_ROLE_ADMIN, 0, "first admin (datamesh up --auth)",
+                                   token, sizeof(token), &row, err))) {
+        if (!rc) rc = dm_error_set(err, DM_ERR_IO, "auth: chmod %s: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        return rc;
+    }
+    char line[TOKEN_LEN + 2];
+    int len = snprintf(line, sizeof(line), "%s\n", token);
+    bool ok = write(fd, line, (size_t)len) == len && fsync(fd) == 0;
+    OPENSSL_cleanse(token, sizeof(token));
+    OPENSSL_cleanse(line, sizeof(line));
+    if (close(fd) || !ok) {
+        dm_store_token_revoke(a->store, row.id, dm_wall_ms(), NULL);
+        unlink(path);
+        return dm_error_set(err, DM_ERR_IO, "auth: cannot write %s", path);
+    }
+    DM_INFO("auth",
+            "token=%s owner=admin role=admin: no token existed; wrote the first admin "
+            "token to %s (mode 0600)",
+            row.id, path);
+    return DM_OK;
+}
+
+/* ---- rate limit on failed authentication ----------------------------------- */
+
+/* The slot of addr (a free or the oldest one when it has none). Lock held. */
+static fail_slot_t *slot_of(dm_auth_t *a, const char *addr, bool create)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = addr; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    fail_slot_t *oldest = NULL;
+    for (unsigned i = 0; i < 8; i++) {
+        fail_slot_t *s = &a->fails[(h + i) % FAIL_SLOTS];
+        if (!strcmp(s->addr, addr)) return s;
+        if (!oldest || s->window_start_ns < oldest->window_start_ns) oldest = s;
+    }
+    if (!create) return NULL;
+    memset(oldest, 0, sizeof(*oldest));
+    snprintf(oldest->addr, sizeof(oldest->addr), "%s", addr);
+    return oldest;
+}
+
+/* Seconds addr must wait before it may try again (0: it may now). */
+static int blocked_for(dm_auth_t *a, const char *addr)
+{
+    uint64_t now = dm_now_ns(), window = (uint64_t)a->opt.window_s * 1000000000ull;
+    pthread_mutex_lock(&a->mu);
+    fail_slot_t *s = slot_of(a, addr, false);
+    int wait = 0;
+    if (s && s->fails >= a->opt.max_failures && now - s->window_start_ns < window)
+        wait = (int)((window - (now - s->window_start_ns)) / 1000000000ull) + 1;
+    pthread_mutex_unlock(&a->mu);
+    return wait;
+}
+
+static void note_failure(dm_auth_t *a, const char *addr)
+{
+    uint64_t now = dm_now_ns(), window = (uint64_t)a->opt.window_s * 1000000000ull;
+    pthread_mutex_lock(&a->mu);
+    fail_slot_t *s = slot_of(a, addr, true);
+    if (!s->window_start_ns || now - s->window_start_ns >= window) {
+        s->window_start_ns = now;
+        s->fails = 0;
+    }
+    s->fails++;
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* ---- the guard ---------------------------------------------------------------- */
+
+/* metadata.owner of a document, or NULL. */
+static const char *owner_of(const json_t *doc)
+{
+    return json_string_value(json_object_get(json_object_get(doc, "metadata"), "owner"));
+}
+
+/* A label's value as text ("true" for a boolean true), or NULL. */
+static const char *label_of(const json_t *doc, const char *name)
+{
+    const json_t *v =
+        json_object_get(json_object_get(json_object_get(doc, "metadata"), "labels"), name);
+    if (json_is_true(v)) return "true";
+    return json_string_value(v);
+}
+
+static bool refuse(dm_http_response_t *res, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool refuse(dm_http_response_t *res, int status, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    dm_http_error(res, status, status * 100, "%s", msg);
+    if (status == 401)
+        snprintf(res->authenticate, sizeof(res->authenticate), "Bearer realm=\"datamesh\"");
+    return false;
+}
+
+/* An editor may change an object that has no owner yet (it does not exist) or
+ * that its team owns. what names it ("Pipeline us-plays"). */
+static bool editor_owns(const dm_principal_t *p, const json_t *existing, const char *what,
+                        dm_http_response_t *res)
+{
+    if (!existing) return true;
+    const char *owner = owner_of(existing);
+    if (owner && !strcmp(owner, p->owner)) return true;
+    return refuse(res, 403,
+                  "%s is owned by team '%s'; token %s acts for team '%s' (an editor "
+                  "changes only its team's objects)",
+                  what, owner ? owner : "(none)", p->token, p->owner);
+}
+
+/* The catalog entry of source name (declared or derived; new reference), or NULL. */
+static json_t *source_doc(dm_auth_t *a, const char *name)
+{
+    json_t *doc = NULL;
+    if (name) dm_catalog_source(a->store, name, &doc, NULL);
+    return doc;
+}
+
+/* The editor checks of an apply: every document names the editor's team as
+ * owner, replaces only objects of that team, and its pipelines read no other
+ * team's private source. Also fills p->detail (for admins the apply handler
+ * does, from the documents it parses anyway). A body that does not parse is
+ * left to the handler, which refuses it with positions. */
+static bool check_apply(dm_auth_t *a, dm_principal_t *p, const dm_http_request_t *req,
+                        dm_http_response_t *res)
+{
+    dm_spec_doc_t *docs = NULL;
+    size_t n = 0;
+    const char *text = req->body ? (const char *)req->body : "";
+    if (dm_spec_load("<request>", text, req->body_len, &docs, &n, NULL)) return true;
+    bool editor = p->role == DM_ROLE_EDITOR, ok = true;
+    size_t used = (size_t)snprintf(p->detail, sizeof(p->detail), "apply");
+    for (size_t i = 0; i < n && ok; i++) {
+        const json_t *root = docs[i].root;
+        int kind = dm_kind_parse(json_string_value(json_object_get(root, "kind")));
+        const char *name = dm_spec_name(root);
+        if (kind < 0 || !name) continue; /* invalid: the handler says why */
+        if (used < sizeof(p->detail))
+            used += (size_t)snprintf(p->detail + used, sizeof(p->detail) - used, "%s %s %s",
+                                     i ? "," : "", dm_kind_name((dm_kind_t)kind), name);
+        if (!editor) continue;
+        const char *owner = owner_of(root);
+        if (!owner || strcmp(owner, p->owner)) {
+            ok = refuse(res, 403,
+                        "%s %s: metadata.owner is '%s'; token %s acts for team '%s' (an editor "
+                        "applies objects of its own team only)",
+                        dm_kind_name((dm_kind_t)kind), name, owner ? owner : "(not set)", p->token,
+                        p->owner);
+            break;
+        }
+        json_t *existing = NULL;
+        if (kind == DM_KIND_SOURCE)
+            existing = source_doc(a, name);
+        else
+            dm_store_get(a->store, (dm_kind_t)kind, name, &existing, NULL);
+        char what[200];
+        snprintf(what, sizeof(what), "%s %s", dm_kind_name((dm_kind_t)kind), name);
+        ok = editor_owns(p, existing, what, res);
+        json_decref(existing);
+        if (!ok || kind != DM_KIND_PIPELINE) continue;
+        json_t *reads = dm_spec_pipeline_reads(root);
+        size_t k;
+        json_t *r;
+        json_array_foreach(reads, k, r)
+        {
+            json_t *src = source_doc(a, json_string_value(r));
+            const char *access = src ? label_of(src, "access") : NULL;
+            const char *sowner = src ? owner_of(src) : NULL;
+            if (ok && access && !strcmp(access, "private") && (!sowner || strcmp(sowner, p->owner)))
+                ok = refuse(res, 403,
+                            "Pipeline %s reads source '%s', which team '%s' keeps private "
+                            "(access: private); token %s acts for team '%s'",
+                            name, json_string_value(r), sowner ? sowner : "(none)", p->token,
+                            p->owner);
+            json_decref(src);
+        }
+        json_decref(reads);
+    }
+    dm_spec_docs_free(docs, n);
+    return ok;
+}
+
+/* The checks of a WRITE rule for an editor (admins pass before this). */
+static bool check_write(dm_auth_t *a, dm_principal_t *p, const dm_auth_rule_t *rule,
+                        const dm_http_request_t *req, dm_http_response_t *res)
+{
+    switch (rule->scope) {
+    case DM_SCOPE_APPLY: return check_apply(a, p, req, res);
+    case DM_SCOPE_OBJECT: {
+        int kind = dm_kind_parse(dm_http_param(req, "kind"));
+        const char *name = dm_http_param(req, "name");
+        if (kind < 0 || !name) return true; /* the handler answers 404 */
+        json_t *existing = NULL;
+        if (kind == DM_KIND_SOURCE)
+            existing = source_doc(a, name);
+        else
+            dm_store_get(a->store, (dm_kind_t)kind, name, &existing, NULL);
+        char what[200];
+        snprintf(what, sizeof(what), "%s %s", dm_kind_name((dm_kind_t)kind), name);
+        bool ok = editor_owns(p, existing, what, res);
+        json_decref(existing);
+        return ok;
+    }
+    case DM_SCOPE_SOURCE:
+    case DM_SCOPE_SUBJECT: {
+        char name[300];
+        const char *param = dm_http_param(req, rule->scope == DM_SCOPE_SOURCE ? "name" : "subject");
+        snprintf(name, sizeof(name), "%s", param ? param : "");
+        if (rule->scope == DM_SCOPE_SUBJECT) {
+            /* NAME-value and NAME-key are source NAME's (TopicNameStrategy); a
+             * subject of no source has no owner to protect. */
+            size_t n = strlen(name);
+            if (n > 6 && !strcmp(name + n - 6, "-value"))
+                name[n - 6] = '\0';
+            else if (n > 4 && !strcmp(name + n - 4, "-key"))
+                name[n - 4] = '\0';
+            else
+                return true;
+        }
+        json_t *src = source_doc(a, name);
+        char what[320];
+        snprintf(what, sizeof(what), "Source %s", name);
+        bool ok = editor_owns(p, src, what, res);
+        json_decref(src);
+        return ok;
+    }
+    case DM_SCOPE_NONE: break;
+    }
+    return refuse(res, 403, "%s %s needs an admin; token %s is %s", req->method, req->path,
+                  p->token, dm_role_name(p->role));
+}
+
+/* Records of a sensitive source: its team and admins. Reads of them are audited. */
+static bool check_records(dm_auth_t *a, dm_principal_t *p, const dm_http_request_t *req,
+                          dm_http_response_t *res)
+{
+    const char *name = dm_http_param(req, "name");
+    json_t *src = source_doc(a, name);
+    const char *sensitive = src ? label_of(src, "sensitive") : NULL;
+    bool ok = true;
+    if (sensitive && !strcmp(sensitive, "true")) {
+        p->audit = true;
+        snprintf(p->detail, sizeof(p->detail), "read records of sensitive source %s", name);
+        const char *owner = owner_of(src);
+        if (p->role != DM_ROLE_ADMIN && (!owner || strcmp(owner, p->owner)))
+            ok = refuse(res, 403,
+                        "source '%s' is sensitive: its records are for team '%s' and admins; "
+                        "token %s acts for team '%s'",
+                        name, owner ? owner : "(none)", p->token, p->owner);
+    }
+    json_decref(src);
+    return ok;
+}
+
+static bool on_before(void *ctx, dm_http_request_t *req, dm_http_response_t *res)
+{
+    dm_auth_t *a = ctx;
+    dm_principal_t *p = calloc(1, sizeof(*p));
+    if (!p) {
+        dm_http_error(res, 503, 50300, "out of memory");
+        return false;
+    }
+    req->principal = p;
+    snprintf(p->token, sizeof(p->token), "-");
+    snprintf(p->owner, sizeof(p->owner), "-");
+    dm_http_remote(req, p->remote, sizeof(p->remote));
+    const dm_auth_rule_t *rule = dm_auth_rule(req->route_method, req->route_pattern);
+    if (!rule)
+        return refuse(res, 500,
+                      "endpoint %s %s has no access rule (control/auth.c); refused until it has "
+                      "one",
+                      req->route_method ? req->route_method : "?",
+                      req->route_pattern ? req->route_pattern : "?");
+    if (!a->opt.enabled) {
+        p->role = DM_ROLE_ADMIN;
+        return true;
+    }
+    if (rule->access == DM_ACCESS_PUBLIC) return true;
+    int wait = blocked_for(a, p->remote);
+    if (wait) {
+        res->retry_after_s = wait;
+        return refuse(res, 429, "too many failed authentications from %s; try again in %d s",
+                      p->remote, wait);
+    }
+    dm_error_t err = {0};
+    dm_err_t rc = dm_auth_authenticate(a, dm_http_header(req, "Authorization"), p, &err);
+    if (rc == DM_ERR_NOT_FOUND) return refuse(res, 401, "%s", err.message);
+    if (rc == DM_ERR_INTERNAL) return refuse(res, 503, "%s", err.message);
+    if (rc) {
+        note_failure(a, p->remote);
+        return refuse(res, 401, "%s", err.message);
+    }
+    switch (rule->access) {
+    case DM_ACCESS_PUBLIC:
+    case DM_ACCESS_READ: return true;
+    case DM_ACCESS_RECORDS: return check_records(a, p, req, res);
+    case DM_ACCESS_ADMIN:
+        if (p->role == DM_ROLE_ADMIN) return true;
+        return refuse(res, 403, "%s %s needs an admin; token %s is %s", req->method, req->path,
+                      p->token, dm_role_name(p->role));
+    case DM_ACCESS_WRITE:
+        if (p->role == DM_ROLE_VIEWER)
+            return refuse(res, 403, "%s %s needs an editor or admin; token %s is a viewer",
+                          req->method, req->path, p->token);
+        if (p->role == DM_ROLE_ADMIN) return true;
+        return check_write(a, p, rule, req, res);
+    }
+    return refuse(res, 500, "unknown access rule");
+}
+
+/* The error message of an answer, if it is the API's error shape. */
+static void reason_of(const dm_http_response_t *res, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (res->status < 400 || !res->body.len) return;
+    json_t *j = json_loadb((const char *)res->body.data, res->body.len, 0, NULL);
+    const char *m = json_string_value(json_object_get(j, "message"));
+    snprintf(out, cap, "%s", m ? m : "");
+    json_decref(j);
+}
+
+static void on_after(void *ctx, dm_http_request_t *req, const dm_http_response_t *res)
+{
+    dm_auth_t *a = ctx;
+    dm_principal_t *p = req->principal;
+    if (!p) return;
+    const dm_auth_rule_t *rule = dm_auth_rule(req->route_method, req->route_pattern);
+    bool denied = res->status == 401 || res->status == 403;
+    if ((rule && rule->audit) || p->audit || denied) {
+        char reason[512];
+        reason_of(res, reason, sizeof(reason));
+        dm_store_audit_t e = {.at_ms = dm_wall_ms(),
+                              .token = p->token,
+                              .owner = p->owner,
+                              .role = dm_role_name(p->role),
+                              .remote = p->remote,
+                              .method = req->method,
+                              .path = req->path,
+                              .detail = p->detail,
+                              .status = res->status,
+                              .outcome = res->status < 400 ? "ok"
+                                         : denied          ? "denied"
+                                                           : "failed",
+                              .reason = reason};
+        dm_error_t err = {0};
+        if (dm_store_audit_add(a->store, &e, &err))
+            DM_ERROR("auth", "method=%s path=%s: cannot write the audit log: %s", req->method,
+                     req->path, err.message);
+    }
+    free(p);
+    req->principal = NULL;
+}
+
+dm_err_t dm_auth_attach(dm_auth_t *a, dm_http_server_t *http, dm_error_t *err)
+{
+    for (size_t i = 0; i < dm_http_route_count(http); i++) {
+        const char *method, *pattern;
+        dm_http_route_at(http, i, &method, &pattern);
+        if (!dm_auth_rule(method, pattern))
+            return dm_error_set(err, DM_ERR_INTERNAL,
+                                "auth: endpoint %s %s has no access rule in control/auth.c", method,
+                                pattern);
+    }
+    dm_http_set_guard(http, &(dm_http_guard_t){.before = on_before, .after = on_after, .ctx = a});
+    return DM_OK;
+}
