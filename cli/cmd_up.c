@@ -24,6 +24,7 @@ int dm_cmd_up(int argc, char **argv)
                                              {"insecure", no_argument, NULL, 'I'},
                                              {"tls-cert", required_argument, NULL, 'C'},
                                              {"tls-key", required_argument, NULL, 'K'},
+                                             {"openlineage", required_argument, NULL, 'O'},
                                              {NULL, 0, NULL, 0}};
     optind = 1;
     int ch;
@@ -38,6 +39,7 @@ int dm_cmd_up(int argc, char **argv)
         case 'I': opt.insecure = true; break;
         case 'C': opt.tls_cert = optarg; break;
         case 'K': opt.tls_key = optarg; break;
+        case 'O': opt.openlineage = optarg; break;
         case 'M': {
             int64_t bytes;
             if (dm_parse_size(optarg, &bytes) || bytes < 0) {

@@ -9,7 +9,7 @@ const dm_cli_command_t dm_cli_commands[] = {
      "usage: datamesh up [--data DIR] [--listen HOST:PORT] [--demo]\n"
      "                   [--transport kafka://HOST:PORT[,HOST:PORT...]] [--external-workers]\n"
      "                   [--state-memory SIZE] [--auth] [--insecure]\n"
-     "                   [--tls-cert FILE.pem --tls-key FILE.pem]\n"
+     "                   [--tls-cert FILE.pem --tls-key FILE.pem] [--openlineage URL]\n"
      "\n"
      "Starts the control plane (API, catalog, schema registry) and the workers in one\n"
      "process. State lives in the data directory. SIGINT or SIGTERM stops it cleanly.\n"
@@ -25,7 +25,10 @@ const dm_cli_command_t dm_cli_commands[] = {
      "                      DIR/admin.token (mode 0600). See docs/security.md\n"
      "  --insecure          allow a non-loopback --listen without --auth\n"
      "  --tls-cert FILE     serve HTTPS with this PEM certificate (chain) ...\n"
-     "  --tls-key FILE      ... and its PEM private key\n",
+     "  --tls-key FILE      ... and its PEM private key\n"
+     "  --openlineage URL   send OpenLineage run events (START, RUNNING, COMPLETE) with\n"
+     "                      column lineage for every pipeline and source: http(s)://...\n"
+     "                      (POST, e.g. Marquez's /api/v1/lineage) or file:///path (JSON lines)\n",
      dm_cmd_up},
     {"apply", "create or update sources, pipelines, processors and sinks from specs",
      "usage: datamesh apply -f FILE|DIR [-f ...] [--dry-run] [--server URL]\n"
@@ -85,7 +88,20 @@ const dm_cli_command_t dm_cli_commands[] = {
      dm_cmd_plugins},
     {"sql", "run a streaming SQL statement", "usage: datamesh sql \"SELECT ...\"\n", NULL},
     {"lineage", "show which pipelines read and write which sources and fields",
-     "usage: datamesh lineage SOURCE|PIPELINE [--fields]\n", NULL},
+     "usage: datamesh lineage NODE [--upstream|--downstream|--both] [--depth N]\n"
+     "                        [-o table|json|dot] [--server URL]\n"
+     "\n"
+     "NODE is a source (plays), a field of one (plays.country; nested: orders.after.id),\n"
+     "a pipeline (us-plays), or a node id from an earlier answer (pipeline:us-plays,\n"
+     "sink:us-plays/sink/0). --downstream answers \"what breaks if I change this\": every\n"
+     "pipeline, derived field and sink column that depends on it, directly or through\n"
+     "other pipelines; --upstream where it comes from; --both (the default) both.\n"
+     "Edges use OpenLineage's vocabulary: DIRECT (IDENTITY, TRANSFORMATION, AGGREGATION),\n"
+     "INDIRECT (FILTER, JOIN, GROUP_BY, WINDOW, SORT), and DATASET (INPUT, OUTPUT,\n"
+     "CAPTURE) between sources, pipelines, sinks and captured tables.\n"
+     "  --depth N  follow at most N edges (default: no limit)\n"
+     "  -o dot     Graphviz: datamesh lineage plays -o dot | dot -Tsvg > plays.svg\n",
+     dm_cmd_lineage},
     {"schema", "register, check and inspect Avro schemas",
      "usage: datamesh schema compat --level LEVEL NEW.avsc OLD.avsc [OLDER.avsc ...]\n"
      "       datamesh schema fingerprint FILE.avsc\n"

@@ -27,6 +27,23 @@ json_t *dm_api_workers_units(const char *pipeline);
  * POST /api/v1/plan (the plans of the pipelines in a request, not applied). */
 dm_err_t dm_api_plan_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt);
 
+/* The lineage route (control/api_lineage.c): GET /api/v1/lineage. Registered
+ * before the routes of kinds. */
+dm_err_t dm_api_lineage_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt);
+
+struct dm_lineage;
+/* Gives fn (on the caller's thread, under the graph's lock: keep it short) the
+ * lineage graph of what the store holds now, with problems ([{pipeline,
+ * error}] for pipelines left out): the one computed last when nothing it was
+ * computed from changed (control/api_lineage.c), else a new one. Both are
+ * borrowed for the call. Errors: the store's, or out of memory. */
+typedef void (*dm_api_lineage_fn)(void *ctx, const struct dm_lineage *g, const json_t *problems);
+dm_err_t dm_api_lineage_with(dm_store_t *store, dm_runtime_t *rt, dm_api_lineage_fn fn, void *ctx,
+                             dm_error_t *err);
+
+/* Frees the kept graph (the controller, when it stops). */
+void dm_api_lineage_forget(void);
+
 /* A deep copy of j with secrets (passwords, tokens, DSN passwords) masked; j is released. */
 json_t *dm_api_redacted(json_t *j);
 

@@ -57,6 +57,8 @@ static const dm_auth_rule_t rules[] = {
     /* plans (control/api_plan.c): compiled dry, nothing changes */
     {"GET", "/api/v1/pipelines/{name}/plan", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     {"POST", "/api/v1/plan", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    /* lineage (control/api_lineage.c): names of sources, fields and pipelines, as the catalog */
+    {"GET", "/api/v1/lineage", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* plugins (control/plugins.c) */
     {"GET", "/api/v1/plugins", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* registry_api.c: the Confluent-compatible schema registry */

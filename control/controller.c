@@ -17,6 +17,7 @@
 #include "control/demo.h"
 #include "control/reconcile.h"
 #include "control/http.h"
+#include "control/openlineage.h"
 #include "control/registry_api.h"
 #include "control/runtime.h"
 #include "control/store.h"
@@ -35,6 +36,7 @@ struct dm_controller {
     bool tls;
     char *tls_cert_pem, *tls_key_pem; /* kept while the server runs */
     dm_runtime_t *runtime;
+    dm_openlineage_t *openlineage;
     dm_metrics_t *metrics;
     dm_metric_t *objects[DM_KIND_COUNT];
     int64_t started_ms;
@@ -164,6 +166,25 @@ static char *read_pem(const char *path, const char *what, dm_error_t *err)
     return text;
 }
 
+/* The OpenLineage exporter: jobs and the controller's own sources in the
+ * namespace datamesh://HOST:PORT, topics in the Kafka cluster's when they live there. */
+static dm_err_t start_openlineage(dm_controller_t *c, const dm_controller_options_t *opt,
+                                  const char *listen, dm_error_t *err)
+{
+    char ns[300], host[200] = "127.0.0.1";
+    const char *colon = strrchr(listen, ':');
+    size_t n = colon ? (size_t)(colon - listen) : 0;
+    if (n && n < sizeof(host)) snprintf(host, sizeof(host), "%.*s", (int)n, listen);
+    snprintf(ns, sizeof(ns), "datamesh://%s:%u", host, dm_http_server_port(c->http));
+    dm_openlineage_options_t o = {
+        .url = opt->openlineage,
+        .ns = ns,
+        .topic_ns =
+            opt->transport && !strncmp(opt->transport, "kafka://", 8) ? opt->transport : NULL,
+    };
+    return dm_openlineage_start(&o, c->store, c->runtime, c->metrics, &c->openlineage, err);
+}
+
 dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_error_t *err)
 {
     dm_controller_t *c = calloc(1, sizeof(*c));
@@ -257,6 +278,7 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
     if (hrc) goto fail;
     set_registry_url(c, hopt.listen);
     if (opt->demo && load_demo(c, err)) goto fail;
+    if (opt->openlineage && start_openlineage(c, opt, hopt.listen, err)) goto fail;
     atomic_store(&c->ready, true);
     DM_INFO("control", "listen=%s data=%s auth=%s tls=%s: controller ready", hopt.listen,
             c->data_dir, opt->auth ? "on" : "off", c->tls ? "on" : "off");
@@ -280,6 +302,8 @@ void dm_controller_stop(dm_controller_t *c)
 {
     if (!c) return;
     dm_http_server_free(c->http); /* first: no handler runs after this */
+    dm_openlineage_stop(c->openlineage);
+    dm_api_lineage_forget();
     dm_auth_free(c->auth);
     if (c->tls_key_pem) memset(c->tls_key_pem, 0, strlen(c->tls_key_pem));
     free(c->tls_key_pem);

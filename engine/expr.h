@@ -71,6 +71,10 @@ bool dm_expr_nullable(const dm_expr_t *e);
  * pushdown into the Avro decoder. Valid while e lives. */
 size_t dm_expr_paths(const dm_expr_t *e, const char *const **paths);
 
+/* True when e is a field path alone ("after.title"): its value is the
+ * field's, unchanged (lineage tells IDENTITY from TRANSFORMATION by it). */
+bool dm_expr_is_field(const dm_expr_t *e);
+
 /* Evaluates e on one decoded record value. Errors at run time (division by
  * zero, a CAST that fails) return DM_ERR_INVALID naming the expression; the
  * engine sends such a record to the dead-letter topic. */

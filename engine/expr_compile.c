@@ -1063,6 +1063,11 @@ bool dm_expr_nullable(const dm_expr_t *e)
     return e->root->nullable;
 }
 
+bool dm_expr_is_field(const dm_expr_t *e)
+{
+    return e->root->kind == N_FIELD && e->n_paths == 1;
+}
+
 size_t dm_expr_paths(const dm_expr_t *e, const char *const **paths)
 {
     *paths = e->paths;

@@ -986,6 +986,30 @@ static dm_err_t aggregate_restore(dm_proc_t *p, dm_error_t *err)
     return DM_OK;
 }
 
+/* Output fields in order: window_start, window_end, the group_by columns,
+ * then the aggregates (as open lays them out). The windows are made of the
+ * event time; the group columns decide the groups. */
+static dm_err_t aggregate_field_deps(const dm_proc_t *p, dm_field_deps_t *deps)
+{
+    const aggregate_t *a = p->state;
+    const dm_avro_node_t *out = p->output->root;
+    dm_err_t rc = DM_OK;
+    for (int w = 0; w < 2 && !rc; w++)
+        rc = dm_field_deps_add_expr(deps, out->fields[w].name, a->time, DM_DEP_MAIN, NULL,
+                                    DM_DEP_TRANSFORMATION);
+    if (!rc) rc = dm_field_deps_add_expr(deps, NULL, a->time, DM_DEP_MAIN, NULL, DM_DEP_WINDOW);
+    for (size_t k = 0; k < a->n_keys && !rc; k++) {
+        const dm_expr_t *e = a->keys[k].expr;
+        rc = dm_field_deps_add_expr(deps, a->keys[k].name, e, DM_DEP_MAIN, NULL,
+                                    dm_expr_is_field(e) ? DM_DEP_IDENTITY : DM_DEP_TRANSFORMATION);
+        if (!rc) rc = dm_field_deps_add_expr(deps, NULL, e, DM_DEP_MAIN, NULL, DM_DEP_GROUP_BY);
+    }
+    for (size_t i = 0; i < a->n_aggs && !rc; i++)
+        rc = dm_field_deps_add_expr(deps, out->fields[2 + a->n_keys + i].name, a->aggs[i].arg,
+                                    DM_DEP_MAIN, NULL, DM_DEP_AGGREGATION);
+    return rc;
+}
+
 static void aggregate_close(dm_proc_t *p)
 {
     if (p->state) aggregate_free(p->state);
@@ -1003,4 +1027,5 @@ const dm_proc_ops_t dm_proc_aggregate = {
     .stateful = true,
     .on_watermark = aggregate_watermark,
     .restore = aggregate_restore,
+    .field_deps = aggregate_field_deps,
 };

@@ -244,6 +244,27 @@ static dm_err_t enrich_process(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *out
     return DM_OK;
 }
 
+/* The stream's fields pass through; each added field is the table's field
+ * unchanged; which row is found depends on `on` and the table's key. */
+static dm_err_t enrich_field_deps(const dm_proc_t *p, dm_field_deps_t *deps)
+{
+    const enrich_t *e = p->state;
+    const char *source = dm_table_name(e->table);
+    const dm_avro_node_t *tr = dm_table_schema(e->table)->root;
+    dm_err_t rc = DM_OK;
+    for (uint32_t i = 0; i < e->n_in && !rc; i++)
+        rc = dm_field_deps_add(deps, p->input->fields[i].name, p->input->fields[i].name,
+                               DM_DEP_MAIN, NULL, DM_DEP_IDENTITY);
+    for (size_t f = 0; f < e->n_fields && !rc; f++)
+        rc = dm_field_deps_add(deps, e->fields[f].name, tr->fields[e->fields[f].table_index].name,
+                               DM_DEP_TABLE, source, DM_DEP_IDENTITY);
+    if (!rc) rc = dm_field_deps_add_expr(deps, NULL, e->on, DM_DEP_MAIN, NULL, DM_DEP_JOIN);
+    if (!rc)
+        rc = dm_field_deps_add(deps, NULL, dm_table_key_field(e->table), DM_DEP_TABLE, source,
+                               DM_DEP_JOIN);
+    return rc;
+}
+
 static void enrich_close(dm_proc_t *p)
 {
     if (p->state) enrich_free(p->state);
@@ -258,4 +279,5 @@ const dm_proc_ops_t dm_proc_enrich = {
     .read_paths = NULL, /* every input field flows out: the whole record is read */
     .process = enrich_process,
     .close = enrich_close,
+    .field_deps = enrich_field_deps,
 };

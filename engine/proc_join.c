@@ -369,12 +369,38 @@ static void join_close(dm_proc_t *p)
     if (p->state) join_free(p->state);
 }
 
+/* Output fields: every field of the stream, then every field of the other
+ * source but its `on` (as open lays them out), each unchanged; which pairs
+ * there are depends on `on` of both sides and their event times. */
+static dm_err_t join_field_deps(const dm_proc_t *p, dm_field_deps_t *deps)
+{
+    const join_t *j = p->state;
+    const dm_avro_node_t *out = p->output->root;
+    uint32_t o = 0;
+    dm_err_t rc = DM_OK;
+    for (uint32_t i = 0; i < p->input->n_fields && !rc && o < out->n_fields; i++, o++)
+        rc = dm_field_deps_add(deps, out->fields[o].name, p->input->fields[i].name, DM_DEP_MAIN,
+                               NULL, DM_DEP_IDENTITY);
+    for (uint32_t i = 0; i < p->other->n_fields && !rc && o < out->n_fields; i++) {
+        if ((int)i == j->right_key) continue;
+        rc = dm_field_deps_add(deps, out->fields[o++].name, p->other->fields[i].name, DM_DEP_OTHER,
+                               NULL, DM_DEP_IDENTITY);
+    }
+    for (int side = 0; side < 2 && !rc; side++) {
+        dm_field_dep_side_t sd = side ? DM_DEP_OTHER : DM_DEP_MAIN;
+        rc = dm_field_deps_add_expr(deps, NULL, j->s[side].on, sd, NULL, DM_DEP_JOIN);
+        if (!rc) rc = dm_field_deps_add_expr(deps, NULL, j->s[side].time, sd, NULL, DM_DEP_WINDOW);
+    }
+    return rc;
+}
+
 const dm_proc_ops_t dm_proc_join = {
     .name = "join",
     .summary = "stream–stream interval join with another source",
     .config = &join_table,
     .config_size = sizeof(join_conf_t),
     .open = join_open,
+    .field_deps = join_field_deps,
     .read_paths = NULL, /* every field of both sides flows out */
     .process = join_process,
     .close = join_close,

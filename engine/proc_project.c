@@ -29,6 +29,7 @@ typedef struct column {
     uint32_t n_steps;
     bool wrap_null;  /* output type is ["null", input type] */
     dm_expr_t *expr; /* computed field, or NULL */
+    char *path;      /* kept field: its input path (for lineage) */
     bool expr_nullable;
     dm_expr_type_t expr_type;
 } column_t;
@@ -96,6 +97,7 @@ static void project_free(project_t *pr)
 {
     for (size_t i = 0; i < pr->n; i++) {
         free(pr->cols[i].name);
+        free(pr->cols[i].path);
         dm_expr_free(pr->cols[i].expr);
     }
     for (size_t i = 0; i < pr->n_paths; i++)
@@ -168,6 +170,7 @@ static dm_err_t add_column(project_t *pr, column_t *c, dm_error_t *err)
             dm_error_set(err, DM_ERR_INVALID,
                          "two output columns are named '%s'; rename one with AS", c->name);
             free(c->name);
+            free(c->path);
             dm_expr_free(c->expr);
             return DM_ERR_INVALID;
         }
@@ -221,7 +224,9 @@ static dm_err_t project_open(dm_proc_t *p, const void *config, const dm_avro_nod
         if (!strcmp(text, "*")) {
             for (uint32_t f = 0; f < input->n_fields && !rc; f++) {
                 if (dropped(columns, input->fields[f].name)) continue;
-                column_t c = {.name = strdup(input->fields[f].name), .n_steps = 1};
+                column_t c = {.name = strdup(input->fields[f].name),
+                              .path = strdup(input->fields[f].name),
+                              .n_steps = 1};
                 c.steps[0] = f;
                 rc = add_column(pr, &c, err);
                 if (!rc) rc = add_path(pr, input->fields[f].name);
@@ -242,6 +247,7 @@ static dm_err_t project_open(dm_proc_t *p, const void *config, const dm_avro_nod
             if ((rc = resolve(input, expr, &c, &leaf, err))) goto out;
             const char *dot = strrchr(expr, '.');
             c.name = strdup(alias ? alias : dot ? dot + 1 : expr);
+            c.path = strdup(expr);
             json_t *type = dm_schema_type_json(leaf, seen);
             if (c.wrap_null) type = json_pack("[s, o]", "null", type);
             json_t *jf = json_pack("{s:s, s:o}", "name", c.name, "type", type);
@@ -273,6 +279,7 @@ static dm_err_t project_open(dm_proc_t *p, const void *config, const dm_avro_nod
             rc = dm_error_set(err, DM_ERR_INVALID,
                               "column name '%s' is not an Avro name (letters, digits, _)", c.name);
             free(c.name);
+            free(c.path);
             dm_expr_free(c.expr);
             goto out;
         }
@@ -443,6 +450,25 @@ size_t dm_proc_project_passthrough(const dm_proc_t *p, const char **names, size_
     return n;
 }
 
+/* A kept column is its input path unchanged; a computed one is made of the
+ * paths its expression reads (a path alone, "x AS y" spelled as an
+ * expression, is still unchanged). */
+static dm_err_t project_field_deps(const dm_proc_t *p, dm_field_deps_t *deps)
+{
+    const project_t *pr = p->state;
+    dm_err_t rc = DM_OK;
+    for (size_t c = 0; c < pr->n && !rc; c++) {
+        const column_t *col = &pr->cols[c];
+        if (!col->expr)
+            rc = dm_field_deps_add(deps, col->name, col->path, DM_DEP_MAIN, NULL, DM_DEP_IDENTITY);
+        else
+            rc = dm_field_deps_add_expr(deps, col->name, col->expr, DM_DEP_MAIN, NULL,
+                                        dm_expr_is_field(col->expr) ? DM_DEP_IDENTITY
+                                                                    : DM_DEP_TRANSFORMATION);
+    }
+    return rc;
+}
+
 static void project_close(dm_proc_t *p)
 {
     if (p->state) project_free(p->state);
@@ -458,4 +484,5 @@ const dm_proc_ops_t dm_proc_project = {
     .read_paths = project_paths,
     .process = project_process,
     .close = project_close,
+    .field_deps = project_field_deps,
 };

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "engine/expr.h"
 
 /* ---- the registry ------------------------------------------------------------------ */
 
@@ -274,4 +275,73 @@ void dm_dead_letters_free(dm_dead_letters_t *d)
 {
     free(d->items);
     memset(d, 0, sizeof(*d));
+}
+
+/* ---- lineage dependencies ---- */
+
+dm_err_t dm_field_deps_add(dm_field_deps_t *d, const char *output, const char *input,
+                           dm_field_dep_side_t side, const char *source, dm_field_dep_kind_t kind)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        const dm_field_dep_t *x = &d->items[i];
+        if (x->side == side && x->kind == kind && !strcmp(x->input, input) &&
+            (x->output == output || (x->output && output && !strcmp(x->output, output))) &&
+            (x->source == source || (x->source && source && !strcmp(x->source, source))))
+            return DM_OK; /* already there */
+    }
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 8;
+        dm_field_dep_t *items = realloc(d->items, cap * sizeof(*items));
+        if (!items) return DM_ERR_NOMEM;
+        d->items = items;
+        d->cap = cap;
+    }
+    dm_field_dep_t *x = &d->items[d->n];
+    *x = (dm_field_dep_t){output ? strdup(output) : NULL, strdup(input),
+                          source ? strdup(source) : NULL, side, kind};
+    if (!x->input || (output && !x->output) || (source && !x->source)) {
+        free(x->output);
+        free(x->input);
+        free(x->source);
+        return DM_ERR_NOMEM;
+    }
+    d->n++;
+    return DM_OK;
+}
+
+dm_err_t dm_field_deps_add_expr(dm_field_deps_t *d, const char *output, const struct dm_expr *e,
+                                dm_field_dep_side_t side, const char *source,
+                                dm_field_dep_kind_t kind)
+{
+    if (!e) return DM_OK;
+    const char *const *paths;
+    size_t n = dm_expr_paths(e, &paths);
+    for (size_t i = 0; i < n; i++) {
+        dm_err_t rc = dm_field_deps_add(d, output, paths[i], side, source, kind);
+        if (rc) return rc;
+    }
+    return DM_OK;
+}
+
+void dm_field_deps_free(dm_field_deps_t *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->items[i].output);
+        free(d->items[i].input);
+        free(d->items[i].source);
+    }
+    free(d->items);
+    *d = (dm_field_deps_t){0};
+}
+
+const char *dm_field_dep_kind_name(dm_field_dep_kind_t kind)
+{
+    static const char *const names[] = {"IDENTITY", "TRANSFORMATION", "AGGREGATION", "FILTER",
+                                        "JOIN",     "GROUP_BY",       "WINDOW",      "SORT"};
+    return (unsigned)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
+}
+
+bool dm_field_dep_direct(dm_field_dep_kind_t kind)
+{
+    return kind <= DM_DEP_AGGREGATION;
 }

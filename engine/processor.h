@@ -60,6 +60,61 @@ dm_err_t dm_dead_letters_add(dm_dead_letters_t *d, uint32_t index, const char *r
 void dm_dead_letters_reset(dm_dead_letters_t *d);
 void dm_dead_letters_free(dm_dead_letters_t *d);
 
+/* ---- lineage: which input fields each output field comes from ----
+ * OpenLineage's vocabulary: the first three are DIRECT (the output's value is
+ * made of the input's), the others INDIRECT (the input decides which records
+ * or groups there are, not the values). */
+typedef enum dm_field_dep_kind {
+    DM_DEP_IDENTITY,       /* copied unchanged (maybe renamed) */
+    DM_DEP_TRANSFORMATION, /* computed from it */
+    DM_DEP_AGGREGATION,    /* computed from many records' values */
+    DM_DEP_FILTER,         /* decides which records pass */
+    DM_DEP_JOIN,           /* decides which records are matched */
+    DM_DEP_GROUP_BY,       /* decides the groups */
+    DM_DEP_WINDOW,         /* decides the windows (event time) */
+    DM_DEP_SORT,           /* decides the order */
+} dm_field_dep_kind_t;
+
+/* Which input a dependency reads. */
+typedef enum dm_field_dep_side {
+    DM_DEP_MAIN,  /* the step's input (the chain's records) */
+    DM_DEP_OTHER, /* a two-input step's second source (join) */
+    DM_DEP_TABLE, /* the table of source .source (enrich) */
+} dm_field_dep_side_t;
+
+/* One dependency: output field `output` (NULL: every output field, as
+ * indirect dependencies are) reads input path `input` of `side`. Strings
+ * are owned by the list. */
+typedef struct dm_field_dep {
+    char *output;
+    char *input;
+    char *source; /* DM_DEP_TABLE: the source whose table it is; else NULL */
+    dm_field_dep_side_t side;
+    dm_field_dep_kind_t kind;
+} dm_field_dep_t;
+
+typedef struct dm_field_deps {
+    dm_field_dep_t *items;
+    size_t n, cap;
+} dm_field_deps_t;
+
+/* Adds a dependency (strings copied; source may be NULL); DM_ERR_NOMEM when
+ * it cannot. */
+dm_err_t dm_field_deps_add(dm_field_deps_t *d, const char *output, const char *input,
+                           dm_field_dep_side_t side, const char *source, dm_field_dep_kind_t kind);
+
+/* Adds one dependency of `kind` on every path expression e reads. */
+struct dm_expr;
+dm_err_t dm_field_deps_add_expr(dm_field_deps_t *d, const char *output, const struct dm_expr *e,
+                                dm_field_dep_side_t side, const char *source,
+                                dm_field_dep_kind_t kind);
+
+void dm_field_deps_free(dm_field_deps_t *d);
+
+/* "IDENTITY", "FILTER", …; and whether kind is DIRECT. */
+const char *dm_field_dep_kind_name(dm_field_dep_kind_t kind);
+bool dm_field_dep_direct(dm_field_dep_kind_t kind);
+
 typedef struct dm_proc_ops {
     const char *name;    /* as written in specs: "filter" */
     const char *summary; /* one line for `datamesh plugins`, the API and the docs */
@@ -109,6 +164,14 @@ typedef struct dm_proc_ops {
      * this step: the steps before it see only the first source's). One
      * step of a chain at most. */
     bool two_inputs;
+    /* Optional: where each output field of the open instance comes from, for
+     * lineage: appends to deps, per output field, the input paths it is made of
+     * (IDENTITY, TRANSFORMATION, AGGREGATION), and with output NULL the paths
+     * that decide which records, groups or windows there are (FILTER, JOIN,
+     * GROUP_BY, WINDOW). NULL: the processor passes its input's fields through
+     * unchanged (filter, dedupe, route) and the paths read_paths gives decide
+     * which records pass (FILTER). Controller's thread. */
+    dm_err_t (*field_deps)(const dm_proc_t *p, dm_field_deps_t *deps);
 } dm_proc_ops_t;
 
 struct dm_proc {

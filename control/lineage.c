@@ -1,0 +1,1148 @@
+/* control/lineage.c — the lineage graph computed from plans (control/lineage.h).
+ *
+ * Building walks each plan's stages the way a task runs them: the records'
+ * state is, per top-level field, the list of graph fields it comes from and
+ * how (an "origin"), plus the fields that decided which records there are
+ * (indirect origins). A step opened against the current schema answers
+ * field_deps; each output field's origins are its inputs' origins composed
+ * with the dependency's kind. Where a stage writes a dataset (the derived
+ * source, the output topic, route outputs) the origins become edges; re-key
+ * topics only carry the state to the stage that reads them.
+ */
+#include "control/lineage.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/processor.h"
+#include "engine/table.h"
+
+#define NONE SIZE_MAX
+
+/* Edge kinds beyond the field dependencies of engine/processor.h. */
+enum { K_INPUT = DM_DEP_SORT + 1, K_OUTPUT, K_CAPTURE };
+
+typedef struct lnode {
+    char *id;
+    const char *kind; /* source, topic, field, pipeline, sink, column, table */
+    size_t dataset;   /* fields and columns: their dataset; else NONE */
+    char *path;       /* fields and columns: the path inside it */
+    json_t *attrs;    /* more members of its JSON (owned; may be NULL) */
+    size_t *kids;     /* nested fields, one level down */
+    size_t n_kids;
+} lnode_t;
+
+typedef struct ledge {
+    size_t from, to;
+    int kind;
+    size_t pipeline; /* the pipeline's node, NONE for none */
+} ledge_t;
+
+struct dm_lineage {
+    lnode_t *nodes;
+    size_t n_nodes, cap_nodes;
+    ledge_t *edges;
+    size_t n_edges, cap_edges;
+    json_t *index; /* id → node index */
+    json_t *seen;  /* edge keys already added */
+    size_t *out_off, *out_list, *in_off, *in_list;
+    json_t *problems;
+};
+
+/* ---- nodes and edges ------------------------------------------------------------- */
+
+static size_t node_find(const dm_lineage_t *g, const char *id)
+{
+    json_t *i = json_object_get(g->index, id);
+    return i ? (size_t)json_integer_value(i) : NONE;
+}
+
+/* The node id, added with kind unless it exists; NONE when out of memory. */
+static size_t node_add(dm_lineage_t *g, const char *id, const char *kind, size_t dataset,
+                       const char *path)
+{
+    size_t i = node_find(g, id);
+    if (i != NONE) return i;
+    if (g->n_nodes == g->cap_nodes) {
+        size_t cap = g->cap_nodes ? g->cap_nodes * 2 : 64;
+        lnode_t *n = realloc(g->nodes, cap * sizeof(*n));
+        if (!n) return NONE;
+        g->nodes = n;
+        g->cap_nodes = cap;
+    }
+    lnode_t *n = &g->nodes[g->n_nodes];
+    *n = (lnode_t){strdup(id), kind, dataset, path ? strdup(path) : NULL, NULL, NULL, 0};
+    if (!n->id || json_object_set_new(g->index, id, json_integer((json_int_t)g->n_nodes))) {
+        free(n->id);
+        free(n->path);
+        return NONE;
+    }
+    return g->n_nodes++;
+}
+
+static void node_attr(dm_lineage_t *g, size_t i, const char *key, json_t *value)
+{
+    if (!g->nodes[i].attrs) g->nodes[i].attrs = json_object();
+    json_object_set_new(g->nodes[i].attrs, key, value);
+}
+
+static dm_err_t edge_add(dm_lineage_t *g, size_t from, size_t to, int kind, size_t pipeline)
+{
+    if (from == NONE || to == NONE || from == to) return DM_OK;
+    char key[96];
+    snprintf(key, sizeof(key), "%zu,%zu,%d,%zu", from, to, kind, pipeline);
+    if (json_object_get(g->seen, key)) return DM_OK;
+    if (g->n_edges == g->cap_edges) {
+        size_t cap = g->cap_edges ? g->cap_edges * 2 : 128;
+        ledge_t *e = realloc(g->edges, cap * sizeof(*e));
+        if (!e) return DM_ERR_NOMEM;
+        g->edges = e;
+        g->cap_edges = cap;
+    }
+    g->edges[g->n_edges++] = (ledge_t){from, to, kind, pipeline};
+    return json_object_set_new(g->seen, key, json_true()) ? DM_ERR_NOMEM : DM_OK;
+}
+
+/* The record inside a node: itself, or the one non-null branch of a union. */
+static const dm_avro_node_t *record_of(const dm_avro_node_t *n)
+{
+    if (n && n->type == DM_AVRO_UNION) {
+        const dm_avro_node_t *r = NULL;
+        for (uint32_t i = 0; i < n->n_branches; i++)
+            if (n->branches[i]->type != DM_AVRO_NULL) {
+                if (r) return NULL;
+                r = n->branches[i];
+            }
+        n = r;
+    }
+    return n && n->type == DM_AVRO_RECORD ? n : NULL;
+}
+
+static const char *type_name(const dm_avro_node_t *n)
+{
+    static const char *const names[] = {"null",   "boolean", "int",    "long",   "float",
+                                        "double", "bytes",   "string", "record", "enum",
+                                        "array",  "map",     "union",  "fixed"};
+    if (n->type == DM_AVRO_UNION && n->n_branches == 2 && n->branches[0]->type == DM_AVRO_NULL)
+        n = n->branches[1];
+    if (n->logical == DM_AVRO_LT_TIMESTAMP_MILLIS || n->logical == DM_AVRO_LT_TIMESTAMP_MICROS)
+        return "timestamp";
+    return (unsigned)n->type < sizeof(names) / sizeof(names[0]) ? names[n->type] : "?";
+}
+
+/* Adds the fields of record (nested records too) under node ds. */
+static dm_err_t add_fields(dm_lineage_t *g, size_t ds, const dm_avro_node_t *record,
+                           const char *prefix, size_t parent, int depth)
+{
+    const char *kind = strcmp(g->nodes[ds].kind, "source") && strcmp(g->nodes[ds].kind, "topic")
+                           ? "column"
+                           : "field";
+    for (uint32_t f = 0; record && f < record->n_fields && depth < 16; f++) {
+        char path[1024], id[1600];
+        snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", record->fields[f].name);
+        snprintf(id, sizeof(id), "%s.%s", g->nodes[ds].id, path);
+        bool fresh = node_find(g, id) == NONE;
+        size_t i = node_add(g, id, kind, ds, path);
+        if (i == NONE) return DM_ERR_NOMEM;
+        if (!fresh) continue;
+        node_attr(g, i, "type", json_string(type_name(record->fields[f].type)));
+        if (parent != NONE) {
+            lnode_t *p = &g->nodes[parent];
+            size_t *k = realloc(p->kids, (p->n_kids + 1) * sizeof(*k));
+            if (!k) return DM_ERR_NOMEM;
+            p->kids = k;
+            p->kids[p->n_kids++] = i;
+        }
+        dm_err_t rc = add_fields(g, ds, record_of(record->fields[f].type), path, i, depth + 1);
+        if (rc) return rc;
+    }
+    return DM_OK;
+}
+
+/* A dataset node (source, topic, sink, table) with the fields of record. */
+static size_t dataset_add(dm_lineage_t *g, const char *id, const char *kind,
+                          const dm_avro_node_t *record)
+{
+    size_t i = node_add(g, id, kind, NONE, NULL);
+    if (i != NONE && add_fields(g, i, record_of(record), "", NONE, 0)) return NONE;
+    return i;
+}
+
+/* The field node at path of dataset ds, or its nearest enclosing field. */
+static size_t field_at(const dm_lineage_t *g, size_t ds, const char *path)
+{
+    char id[1600];
+    snprintf(id, sizeof(id), "%s.%s", g->nodes[ds].id, path);
+    for (;;) {
+        size_t i = node_find(g, id);
+        if (i != NONE) return i;
+        char *dot = strrchr(id + strlen(g->nodes[ds].id) + 1, '.');
+        if (!dot) return NONE;
+        *dot = '\0';
+    }
+}
+
+/* Edge from → to, and when it copies a record unchanged, the same between
+ * their nested fields of the same names. */
+static dm_err_t field_edge(dm_lineage_t *g, size_t from, size_t to, int kind, size_t pipeline)
+{
+    dm_err_t rc = edge_add(g, from, to, kind, pipeline);
+    if (rc || kind != DM_DEP_IDENTITY) return rc;
+    const lnode_t *a = &g->nodes[from], *b = &g->nodes[to];
+    for (size_t i = 0; i < a->n_kids && !rc; i++) {
+        const char *an = strrchr(g->nodes[a->kids[i]].path, '.');
+        an = an ? an + 1 : g->nodes[a->kids[i]].path;
+        for (size_t j = 0; j < b->n_kids && !rc; j++) {
+            const char *bn = strrchr(g->nodes[b->kids[j]].path, '.');
+            if (!strcmp(an, bn ? bn + 1 : g->nodes[b->kids[j]].path))
+                rc = field_edge(g, a->kids[i], b->kids[j], kind, pipeline);
+        }
+    }
+    return rc;
+}
+
+/* ---- records as they flow through a plan ---------------------------------------------- */
+
+typedef struct origin {
+    size_t node;
+    int kind;
+} origin_t;
+
+typedef struct olist {
+    origin_t *v;
+    size_t n, cap;
+} olist_t;
+
+static dm_err_t olist_add(olist_t *l, size_t node, int kind)
+{
+    if (node == NONE) return DM_OK;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].node == node && l->v[i].kind == kind) return DM_OK;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4;
+        origin_t *v = realloc(l->v, cap * sizeof(*v));
+        if (!v) return DM_ERR_NOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = (origin_t){node, kind};
+    return DM_OK;
+}
+
+/* Per top-level field of the records, where it comes from. */
+typedef struct fstate {
+    const dm_avro_node_t *schema;
+    char **names;
+    olist_t *from;
+    size_t n;
+    olist_t indirect; /* fields that decided which records there are */
+} fstate_t;
+
+static void fstate_clear(fstate_t *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->names[i]);
+        free(s->from[i].v);
+    }
+    free(s->names);
+    free(s->from);
+    free(s->indirect.v);
+    *s = (fstate_t){0};
+}
+
+/* An empty state with one (origin-less) entry per field of schema. */
+static dm_err_t fstate_init(fstate_t *s, const dm_avro_node_t *schema)
+{
+    *s = (fstate_t){.schema = schema};
+    const dm_avro_node_t *r = record_of(schema);
+    size_t n = r ? r->n_fields : 0;
+    s->names = calloc(n ? n : 1, sizeof(*s->names));
+    s->from = calloc(n ? n : 1, sizeof(*s->from));
+    if (!s->names || !s->from) return DM_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!(s->names[s->n++] = strdup(r->fields[i].name))) return DM_ERR_NOMEM;
+    return DM_OK;
+}
+
+static dm_err_t fstate_copy(fstate_t *dst, const fstate_t *src)
+{
+    dm_err_t rc = fstate_init(dst, src->schema);
+    for (size_t i = 0; i < dst->n && !rc; i++)
+        for (size_t k = 0; k < src->from[i].n && !rc; k++)
+            rc = olist_add(&dst->from[i], src->from[i].v[k].node, src->from[i].v[k].kind);
+    for (size_t k = 0; k < src->indirect.n && !rc; k++)
+        rc = olist_add(&dst->indirect, src->indirect.v[k].node, src->indirect.v[k].kind);
+    return rc;
+}
+
+/* Records read from dataset ds: every field is the dataset's own. */
+static dm_err_t fstate_of_dataset(const dm_lineage_t *g, fstate_t *s, size_t ds,
+                                  const dm_avro_node_t *schema)
+{
+    dm_err_t rc = fstate_init(s, schema);
+    for (size_t i = 0; i < s->n && !rc; i++)
+        rc = olist_add(&s->from[i], field_at(g, ds, s->names[i]), DM_DEP_IDENTITY);
+    return rc;
+}
+
+/* Where input path comes from in state s: the origins of its top-level
+ * field, or, for a nested path of a field copied unchanged, the nested field. */
+static dm_err_t resolve(const dm_lineage_t *g, const fstate_t *s, const char *path, olist_t *out)
+{
+    const char *dot = strchr(path, '.');
+    size_t head = dot ? (size_t)(dot - path) : strlen(path);
+    for (size_t i = 0; i < s->n; i++) {
+        if (strlen(s->names[i]) != head || strncmp(s->names[i], path, head)) continue;
+        for (size_t k = 0; k < s->from[i].n; k++) {
+            origin_t o = s->from[i].v[k];
+            if (dot && o.kind == DM_DEP_IDENTITY && g->nodes[o.node].dataset != NONE) {
+                char sub[1400];
+                snprintf(sub, sizeof(sub), "%s.%s", g->nodes[o.node].path, dot + 1);
+                size_t nested = field_at(g, g->nodes[o.node].dataset, sub);
+                if (nested != NONE) o.node = nested;
+            }
+            dm_err_t rc = olist_add(out, o.node, o.kind);
+            if (rc) return rc;
+        }
+        return DM_OK;
+    }
+    return DM_OK;
+}
+
+/* ---- building from plans -------------------------------------------------------------- */
+
+/* A topic a plan's stage wrote, for the stages reading it. */
+typedef struct saved {
+    const char *topic;
+    fstate_t st;
+} saved_t;
+
+typedef struct builder {
+    dm_lineage_t *g;
+    const dm_lineage_env_t *env;
+    const dm_pipeline_plan_t *plan;
+    size_t pnode;
+    saved_t saved[64];
+    size_t n_saved;
+    dm_proc_t *opened[128];
+    size_t n_opened;
+    dm_table_t *tables[8];
+    int n_tables;
+} builder_t;
+
+static const dm_avro_schema_t *schema_of(builder_t *b, const char *topic, int64_t id)
+{
+    dm_error_t e = {0};
+    const dm_avro_schema_t *s = id > 0 ? b->env->schema(b->env->ctx, id, &e) : NULL;
+    if (!s) {
+        char subject[400];
+        snprintf(subject, sizeof(subject), "%s-value", topic);
+        s = b->env->subject_schema(b->env->ctx, subject);
+    }
+    return s;
+}
+
+static const saved_t *saved_find(const builder_t *b, const char *topic)
+{
+    for (size_t i = 0; i < b->n_saved; i++)
+        if (!strcmp(b->saved[i].topic, topic)) return &b->saved[i];
+    return NULL;
+}
+
+/* Whether a stage of the plan writes topic. */
+static bool plan_writes(const dm_pipeline_plan_t *plan, const char *topic)
+{
+    for (size_t s = 0; s < plan->n_stages; s++)
+        if (plan->stages[s].output && !strcmp(plan->stages[s].output, topic)) return true;
+    return false;
+}
+
+/* The dataset node of an outside topic the plan reads (a source). */
+static size_t input_dataset(builder_t *b, const char *topic, int64_t id)
+{
+    const dm_avro_schema_t *s = schema_of(b, topic, id);
+    size_t ds = dataset_add(b->g, topic, "source", s ? s->root : NULL);
+    if (ds != NONE) edge_add(b->g, ds, b->pnode, K_INPUT, NONE);
+    return ds;
+}
+
+/* The records of a topic a stage reads: from an earlier stage, else a source. */
+static dm_err_t topic_state(builder_t *b, const dm_plan_input_t *in, fstate_t *st, bool *ready,
+                            dm_error_t *err)
+{
+    *ready = true;
+    if (plan_writes(b->plan, in->topic)) {
+        const saved_t *sv = saved_find(b, in->topic);
+        if (!sv) {
+            *ready = false;
+            return DM_OK;
+        }
+        return fstate_copy(st, &sv->st) ? dm_error_set(err, DM_ERR_NOMEM, "out of memory") : DM_OK;
+    }
+    const dm_avro_schema_t *s = schema_of(b, in->topic, in->schema_id);
+    if (!s)
+        return dm_error_set(err, DM_ERR_NOT_FOUND, "source %s has no registered schema", in->topic);
+    size_t ds = input_dataset(b, in->topic, in->schema_id);
+    if (ds == NONE) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    return fstate_of_dataset(b->g, st, ds, s->root)
+               ? dm_error_set(err, DM_ERR_NOMEM, "out of memory")
+               : DM_OK;
+}
+
+static dm_table_t *builder_table(void *ctx, const char *source, dm_error_t *err)
+{
+    builder_t *b = ctx;
+    for (int i = 0; i < b->n_tables; i++)
+        if (!strcmp(dm_table_name(b->tables[i]), source)) return b->tables[i];
+    for (size_t i = 0; i < b->plan->n_tables && b->n_tables < 8; i++) {
+        const dm_plan_table_t *t = &b->plan->tables[i];
+        if (strcmp(t->source, source)) continue;
+        const dm_avro_schema_t *s = schema_of(b, t->source, t->schema_id);
+        if (!s) break;
+        if (dm_table_new(source, s, t->key, &b->tables[b->n_tables], err)) return NULL;
+        input_dataset(b, t->source, t->schema_id);
+        return b->tables[b->n_tables++];
+    }
+    dm_error_set(err, DM_ERR_NOT_FOUND, "the plan has no table of source %s", source);
+    return NULL;
+}
+
+/* The state of the records an enrich step looks up: the table source's own fields. */
+static dm_err_t table_state(builder_t *b, const char *source, fstate_t *st)
+{
+    for (size_t i = 0; i < b->plan->n_tables; i++) {
+        const dm_plan_table_t *t = &b->plan->tables[i];
+        if (strcmp(t->source, source)) continue;
+        const dm_avro_schema_t *s = schema_of(b, t->source, t->schema_id);
+        size_t ds = s ? input_dataset(b, t->source, t->schema_id) : NONE;
+        if (ds != NONE) return fstate_of_dataset(b->g, st, ds, s->root);
+    }
+    return fstate_init(st, NULL);
+}
+
+/* One step: opens it against st's schema and replaces st with what it writes. */
+static dm_err_t run_step(builder_t *b, const dm_plan_stage_t *s, const dm_plan_step_t *step,
+                         fstate_t *st, fstate_t *other, dm_error_t *err)
+{
+    const dm_proc_ops_t *ops = dm_plan_proc_find(step->kind);
+    if (!ops)
+        return dm_error_set(err, DM_ERR_UNSUPPORTED, "step '%s' is not available", step->kind);
+    if (b->n_opened == sizeof(b->opened) / sizeof(b->opened[0]))
+        return dm_error_set(err, DM_ERR_UNSUPPORTED, "more than 128 steps");
+    dm_proc_env_t penv = {builder_table, b};
+    dm_proc_t *p = NULL;
+    const dm_avro_node_t *other_node = ops->two_inputs && s->other.topic ? other->schema : NULL;
+    dm_err_t rc = dm_proc_open2(ops, &penv, step->config, st->schema, other_node, &p, err);
+    if (rc) return dm_error_prefix(err, "step %d (%s)", step->index, step->kind);
+    b->opened[b->n_opened++] = p;
+    const dm_avro_node_t *out = p->output ? p->output->root : st->schema;
+    fstate_t next;
+    if (fstate_init(&next, out)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < st->indirect.n && !rc; k++)
+        rc = olist_add(&next.indirect, st->indirect.v[k].node, st->indirect.v[k].kind);
+    if (ops->field_deps) {
+        dm_field_deps_t deps = {0};
+        rc = rc ? rc : ops->field_deps(p, &deps);
+        for (size_t d = 0; d < deps.n && !rc; d++) {
+            const dm_field_dep_t *dep = &deps.items[d];
+            fstate_t table = {0};
+            const fstate_t *side = st;
+            if (dep->side == DM_DEP_OTHER) side = other;
+            if (dep->side == DM_DEP_TABLE) {
+                rc = table_state(b, dep->source ? dep->source : "", &table);
+                side = &table;
+            }
+            olist_t from = {0};
+            if (!rc) rc = resolve(b->g, side, dep->input, &from);
+            for (size_t k = 0; k < from.n && !rc; k++) {
+                if (!dm_field_dep_direct(dep->kind)) {
+                    rc = olist_add(&next.indirect, from.v[k].node, dep->kind);
+                    continue;
+                }
+                int kind = (int)dep->kind > from.v[k].kind ? (int)dep->kind : from.v[k].kind;
+                for (size_t i = 0; i < next.n && !rc; i++)
+                    if (dep->output && !strcmp(next.names[i], dep->output))
+                        rc = olist_add(&next.from[i], from.v[k].node, kind);
+            }
+            free(from.v);
+            fstate_clear(&table);
+        }
+        dm_field_deps_free(&deps);
+    } else {
+        /* Fields pass through unchanged (by name); what it reads picks records. */
+        for (size_t i = 0; i < next.n && !rc; i++)
+            rc = resolve(b->g, st, next.names[i], &next.from[i]);
+        const char *const *paths = NULL;
+        size_t n = step->index >= 0 && ops->read_paths ? ops->read_paths(p, &paths) : 0;
+        for (size_t k = 0; k < n && !rc; k++) {
+            olist_t from = {0};
+            rc = resolve(b->g, st, paths[k], &from);
+            for (size_t j = 0; j < from.n && !rc; j++)
+                rc = olist_add(&next.indirect, from.v[j].node, DM_DEP_FILTER);
+            free(from.v);
+        }
+    }
+    fstate_clear(st);
+    *st = next;
+    return rc ? dm_error_set(err, rc, "out of memory") : DM_OK;
+}
+
+/* Edges into the fields of dataset ds from where st's fields come from. */
+static dm_err_t write_dataset(builder_t *b, size_t ds, const fstate_t *st)
+{
+    dm_lineage_t *g = b->g;
+    dm_err_t rc = DM_OK;
+    for (size_t i = 0; i < st->n && !rc; i++) {
+        size_t to = field_at(g, ds, st->names[i]);
+        if (to == NONE) continue;
+        for (size_t k = 0; k < st->from[i].n && !rc; k++)
+            rc = field_edge(g, st->from[i].v[k].node, to, st->from[i].v[k].kind, b->pnode);
+        for (size_t k = 0; k < st->indirect.n && !rc; k++)
+            rc = edge_add(g, st->indirect.v[k].node, to, st->indirect.v[k].kind, b->pnode);
+    }
+    return rc;
+}
+
+/* Runs stage s when the topics it reads are known; *done says whether it ran. */
+static dm_err_t run_stage(builder_t *b, const dm_plan_stage_t *s, bool *done, dm_error_t *err)
+{
+    fstate_t st = {0}, other = {0};
+    bool ready = true, r2 = true;
+    dm_err_t rc = topic_state(b, &s->input, &st, &ready, err);
+    if (!rc && ready && s->other.topic) rc = topic_state(b, &s->other, &other, &r2, err);
+    *done = !rc && ready && r2;
+    /* union: further sources give their fields of the same names */
+    for (size_t m = 0; *done && m < s->n_more && !rc; m++) {
+        fstate_t more = {0};
+        bool r3 = true;
+        rc = topic_state(b, &s->more[m], &more, &r3, err);
+        for (size_t i = 0; !rc && i < st.n; i++)
+            rc = resolve(b->g, &more, st.names[i], &st.from[i]);
+        for (size_t k = 0; !rc && k < more.indirect.n; k++)
+            rc = olist_add(&st.indirect, more.indirect.v[k].node, more.indirect.v[k].kind);
+        fstate_clear(&more);
+    }
+    for (size_t i = 0; *done && i < s->n_steps && !rc; i++)
+        rc = run_step(b, s, &s->steps[i], &st, &other, err);
+    if (!rc && *done) {
+        const char *outs[17] = {s->output};
+        size_t n_outs = s->output ? 1 : 0;
+        for (size_t x = 0; x < s->n_extra && n_outs < 17; x++)
+            outs[n_outs++] = s->extra[x];
+        for (size_t o = 0; o < n_outs && !rc; o++) {
+            if (b->n_saved < 64 && !saved_find(b, outs[o])) {
+                b->saved[b->n_saved].topic = outs[o];
+                rc = fstate_copy(&b->saved[b->n_saved++].st, &st);
+            }
+            bool dataset = o > 0 || (b->plan->output && !strcmp(outs[o], b->plan->output));
+            if (!dataset || rc) continue;
+            size_t ds = node_find(b->g, outs[o]);
+            if (ds != NONE) rc = write_dataset(b, ds, &st);
+        }
+        if (rc) rc = dm_error_set(err, rc, "out of memory");
+    }
+    fstate_clear(&st);
+    fstate_clear(&other);
+    return rc;
+}
+
+static const dm_avro_schema_t *stage_output_schema(const dm_plan_stage_t *s,
+                                                   dm_avro_schema_t **owned)
+{
+    *owned = NULL;
+    if (!s->output_schema) return NULL;
+    dm_error_t e = {0};
+    dm_avro_schema_parse(s->output_schema, strlen(s->output_schema), owned, &e);
+    return *owned;
+}
+
+/* The pipeline node, its datasets and sinks, then its field edges. */
+static dm_err_t add_plan(dm_lineage_t *g, const dm_lineage_env_t *env,
+                         const dm_pipeline_plan_t *plan)
+{
+    char id[600];
+    snprintf(id, sizeof(id), "pipeline:%s", plan->name);
+    size_t pnode = node_add(g, id, "pipeline", NONE, NULL);
+    if (pnode == NONE) return DM_ERR_NOMEM;
+    node_attr(g, pnode, "name", json_string(plan->name));
+    json_t *steps = json_array();
+    for (size_t s = 0; s < plan->n_stages; s++)
+        for (size_t i = 0; i < plan->stages[s].n_steps; i++) {
+            const dm_plan_step_t *st = &plan->stages[s].steps[i];
+            if (st->index < 0) continue;
+            json_t *reads = json_array();
+            for (char **r = st->reads; r && *r; r++)
+                json_array_append_new(reads, json_string(*r));
+            json_array_append_new(steps, json_pack("{s:i, s:s, s:o, s:s}", "index", st->index,
+                                                   "kind", st->kind, "reads", reads, "stage",
+                                                   plan->stages[s].name));
+        }
+    node_attr(g, pnode, "steps", steps);
+
+    /* What it writes: the last stage's output (a source, or its own topic), route
+     * outputs, sinks. Their fields are the schema the stage writes. */
+    const dm_plan_stage_t *last = plan->n_stages ? &plan->stages[plan->n_stages - 1] : NULL;
+    for (size_t s = 0; s < plan->n_stages; s++)
+        if (plan->stages[s].output && !strcmp(plan->stages[s].output, plan->output))
+            last = &plan->stages[s];
+    dm_avro_schema_t *owned = NULL;
+    const dm_avro_schema_t *out_schema = last ? stage_output_schema(last, &owned) : NULL;
+    const dm_avro_node_t *out_root = out_schema ? out_schema->root : NULL;
+    dm_err_t rc = DM_OK;
+    size_t out_ds = NONE;
+    if (plan->output) {
+        char own[600];
+        snprintf(own, sizeof(own), "pipeline.%s.out", plan->name);
+        out_ds =
+            dataset_add(g, plan->output, strcmp(plan->output, own) ? "source" : "topic", out_root);
+        rc = out_ds == NONE ? DM_ERR_NOMEM : edge_add(g, pnode, out_ds, K_OUTPUT, NONE);
+    }
+    /* route outputs: the records of the stage that routes them, with its schema */
+    for (size_t s = 0; s < plan->n_stages && !rc; s++) {
+        const dm_plan_stage_t *st = &plan->stages[s];
+        dm_avro_schema_t *mine = NULL;
+        const dm_avro_schema_t *sch = st == last    ? out_schema
+                                      : st->n_extra ? stage_output_schema(st, &mine)
+                                                    : NULL;
+        for (size_t x = 0; x < st->n_extra && !rc; x++) {
+            size_t ds = dataset_add(g, st->extra[x], "source", sch ? sch->root : NULL);
+            rc = ds == NONE ? DM_ERR_NOMEM : edge_add(g, pnode, ds, K_OUTPUT, NONE);
+        }
+        dm_avro_schema_free(mine);
+    }
+    for (size_t k = 0; k < plan->n_sinks && !rc; k++) {
+        const dm_plan_sink_t *sk = &plan->sinks[k];
+        snprintf(id, sizeof(id), "sink:%s", sk->name);
+        size_t ds = dataset_add(g, id, "sink", out_root);
+        if (ds == NONE) {
+            rc = DM_ERR_NOMEM;
+            break;
+        }
+        node_attr(g, ds, "name", json_string(sk->name));
+        node_attr(g, ds, "type", json_string(sk->type ? sk->type : ""));
+        node_attr(g, ds, "pipeline", json_string(plan->name));
+        rc = edge_add(g, pnode, ds, K_OUTPUT, NONE);
+        /* a sink writes the output's fields as they are */
+        if (out_ds != NONE && out_root) {
+            const dm_avro_node_t *r = record_of(out_root);
+            for (uint32_t f = 0; r && f < r->n_fields && !rc; f++)
+                rc = field_edge(g, field_at(g, out_ds, r->fields[f].name),
+                                field_at(g, ds, r->fields[f].name), DM_DEP_IDENTITY, pnode);
+        }
+    }
+    dm_avro_schema_free(owned);
+    if (rc) return rc;
+
+    /* Field edges: stages in the order their inputs become known. */
+    builder_t b = {.g = g, .env = env, .plan = plan, .pnode = pnode};
+    bool *ran = calloc(plan->n_stages ? plan->n_stages : 1, sizeof(bool));
+    if (!ran) return DM_ERR_NOMEM;
+    dm_error_t err = {0};
+    size_t n_ran = 0;
+    for (bool progress = true; progress && n_ran < plan->n_stages && !rc;) {
+        progress = false;
+        for (size_t s = 0; s < plan->n_stages && !rc; s++) {
+            if (ran[s]) continue;
+            rc = run_stage(&b, &plan->stages[s], &ran[s], &err);
+            if (ran[s]) progress = true, n_ran++;
+        }
+    }
+    if (!rc && n_ran < plan->n_stages)
+        rc = dm_error_set(&err, DM_ERR_INVALID, "a stage reads a topic no stage writes");
+    if (rc && rc != DM_ERR_NOMEM) {
+        json_array_append_new(
+            g->problems, json_pack("{s:s, s:s}", "pipeline", plan->name, "error", err.message));
+        rc = DM_OK;
+    }
+    free(ran);
+    for (size_t i = 0; i < b.n_opened; i++)
+        dm_proc_close(b.opened[i]);
+    for (int i = 0; i < b.n_tables; i++)
+        dm_table_free(b.tables[i]);
+    for (size_t i = 0; i < b.n_saved; i++)
+        fstate_clear(&b.saved[i].st);
+    return rc;
+}
+
+/* ---- sources: their fields, and the tables a change-data source captures ------------ */
+
+/* Value of key in a libpq-style "k=v k=v" connection string (into out). */
+static bool dsn_get(const char *dsn, const char *key, char *out, size_t cap)
+{
+    size_t kl = strlen(key);
+    for (const char *p = dsn; p && *p;) {
+        while (*p == ' ')
+            p++;
+        if (!strncmp(p, key, kl) && p[kl] == '=') {
+            const char *v = p + kl + 1, *end = strchr(v, ' ');
+            size_t n = end ? (size_t)(end - v) : strlen(v);
+            snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), v);
+            return true;
+        }
+        p = strchr(p, ' ');
+    }
+    return false;
+}
+
+/* The topic of a captured table: the source's own for one table, else
+ * SOURCE.schema.table with characters a topic cannot hold as '_'. */
+static void table_topic(const char *source, const char *table, size_t n_tables, char *out,
+                        size_t cap)
+{
+    if (n_tables == 1) {
+        snprintf(out, cap, "%s", source);
+        return;
+    }
+    snprintf(out, cap, "%s.%s", source, table);
+    for (char *c = out + strlen(source) + 1; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '.' || *c == '_' || *c == '-'))
+            *c = '_';
+}
+
+/* A source capturing database tables (spec.config.tables, records with an
+ * `after` row): a table node per table with its columns, each feeding the
+ * `before` and `after` fields of the same name. */
+static dm_err_t add_tables(dm_lineage_t *g, const dm_lineage_env_t *env, const char *name,
+                           const json_t *spec)
+{
+    const json_t *conf = json_object_get(spec, "config");
+    const json_t *tables = json_object_get(conf, "tables");
+    const char *connector = json_string_value(json_object_get(spec, "connector"));
+    const char *dsn = json_string_value(json_object_get(conf, "dsn"));
+    char host[256] = "localhost", port[32] = "5432", db[256] = "";
+    if (dsn) {
+        dsn_get(dsn, "host", host, sizeof(host));
+        dsn_get(dsn, "port", port, sizeof(port));
+        dsn_get(dsn, "dbname", db, sizeof(db));
+    }
+    size_t i;
+    json_t *t;
+    json_array_foreach(tables, i, t)
+    {
+        const char *table = json_string_value(t);
+        if (!table || strchr(table, '*'))
+            continue; /* which tables a pattern matches is the
+                        database's to say */
+        char topic[600], subject[700], id[800];
+        table_topic(name, table, json_array_size(tables), topic, sizeof(topic));
+        snprintf(subject, sizeof(subject), "%s-value", topic);
+        const dm_avro_schema_t *s = env->subject_schema(env->ctx, subject);
+        const dm_avro_node_t *env_rec = s ? record_of(s->root) : NULL;
+        int after = env_rec ? dm_avro_field_index(env_rec, "after") : -1;
+        if (after < 0) continue;
+        size_t src = dataset_add(g, topic, "source", s->root);
+        snprintf(id, sizeof(id), "table:%s/%s", name, table);
+        size_t tn = dataset_add(g, id, "table", env_rec->fields[after].type);
+        if (src == NONE || tn == NONE) return DM_ERR_NOMEM;
+        char ns[400], full[600];
+        snprintf(ns, sizeof(ns), "%s://%s:%s", connector ? connector : "db", host, port);
+        snprintf(full, sizeof(full), "%s%s%s", db, *db ? "." : "", table);
+        node_attr(g, tn, "namespace", json_string(ns));
+        node_attr(g, tn, "name", json_string(full));
+        node_attr(g, tn, "source", json_string(name));
+        dm_err_t rc = edge_add(g, tn, src, K_CAPTURE, NONE);
+        const dm_avro_node_t *row = record_of(env_rec->fields[after].type);
+        for (uint32_t f = 0; row && f < row->n_fields && !rc; f++) {
+            char col[400];
+            snprintf(col, sizeof(col), "%s.%s", id, row->fields[f].name);
+            size_t c = node_find(g, col);
+            const char *sides[] = {"before", "after"};
+            for (int sd = 0; sd < 2 && !rc; sd++) {
+                char path[400];
+                snprintf(path, sizeof(path), "%s.%s", sides[sd], row->fields[f].name);
+                size_t to = field_at(g, src, path);
+                if (to != NONE && strcmp(g->nodes[to].path, path)) to = NONE;
+                rc = edge_add(g, c, to, DM_DEP_IDENTITY, NONE);
+            }
+        }
+        if (rc) return rc;
+    }
+    return DM_OK;
+}
+
+static dm_err_t add_source(dm_lineage_t *g, const dm_lineage_env_t *env, const char *name,
+                           const json_t *doc)
+{
+    char subject[400];
+    snprintf(subject, sizeof(subject), "%s-value", name);
+    const dm_avro_schema_t *s = env->subject_schema(env->ctx, subject);
+    size_t i = dataset_add(g, name, "source", s ? s->root : NULL);
+    if (i == NONE) return DM_ERR_NOMEM;
+    const json_t *spec = json_object_get(doc, "spec");
+    const json_t *meta = json_object_get(doc, "metadata");
+    const char *connector = json_string_value(json_object_get(spec, "connector"));
+    const char *owner = json_string_value(json_object_get(meta, "owner"));
+    if (connector) node_attr(g, i, "connector", json_string(connector));
+    if (owner) node_attr(g, i, "owner", json_string(owner));
+    if (json_is_array(json_object_get(json_object_get(spec, "config"), "tables")))
+        return add_tables(g, env, name, spec);
+    return DM_OK;
+}
+
+/* ---- adjacency ------------------------------------------------------------------------ */
+
+static dm_err_t build_adjacency(dm_lineage_t *g)
+{
+    size_t n = g->n_nodes, m = g->n_edges;
+    g->out_off = calloc(n + 1, sizeof(size_t));
+    g->in_off = calloc(n + 1, sizeof(size_t));
+    g->out_list = calloc(m ? m : 1, sizeof(size_t));
+    g->in_list = calloc(m ? m : 1, sizeof(size_t));
+    if (!g->out_off || !g->in_off || !g->out_list || !g->in_list) return DM_ERR_NOMEM;
+    for (size_t e = 0; e < m; e++) {
+        g->out_off[g->edges[e].from + 1]++;
+        g->in_off[g->edges[e].to + 1]++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        g->out_off[i + 1] += g->out_off[i];
+        g->in_off[i + 1] += g->in_off[i];
+    }
+    size_t *fo = calloc(n ? n : 1, sizeof(size_t)), *fi = calloc(n ? n : 1, sizeof(size_t));
+    if (!fo || !fi) {
+        free(fo);
+        free(fi);
+        return DM_ERR_NOMEM;
+    }
+    for (size_t e = 0; e < m; e++) {
+        size_t a = g->edges[e].from, b = g->edges[e].to;
+        g->out_list[g->out_off[a] + fo[a]++] = e;
+        g->in_list[g->in_off[b] + fi[b]++] = e;
+    }
+    free(fo);
+    free(fi);
+    return DM_OK;
+}
+
+dm_err_t dm_lineage_build(const json_t *sources, dm_pipeline_plan_t *const *plans, size_t n_plans,
+                          const dm_lineage_env_t *env, dm_lineage_t **out, dm_error_t *err)
+{
+    *out = NULL;
+    dm_lineage_t *g = calloc(1, sizeof(*g));
+    if (!g) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    g->index = json_object();
+    g->seen = json_object();
+    g->problems = json_array();
+    dm_err_t rc = g->index && g->seen && g->problems ? DM_OK : DM_ERR_NOMEM;
+    const char *name;
+    json_t *doc;
+    json_object_foreach((json_t *)sources, name, doc)
+    {
+        if (!rc) rc = add_source(g, env, name, doc);
+    }
+    for (size_t i = 0; i < n_plans && !rc; i++)
+        if (plans[i]) rc = add_plan(g, env, plans[i]);
+    if (!rc) rc = build_adjacency(g);
+    json_decref(g->seen);
+    g->seen = NULL;
+    if (rc) {
+        dm_lineage_free(g);
+        return dm_error_set(err, rc, "lineage: out of memory while building the graph");
+    }
+    *out = g;
+    return DM_OK;
+}
+
+void dm_lineage_free(dm_lineage_t *g)
+{
+    if (!g) return;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        free(g->nodes[i].id);
+        free(g->nodes[i].path);
+        free(g->nodes[i].kids);
+        json_decref(g->nodes[i].attrs);
+    }
+    free(g->nodes);
+    free(g->edges);
+    json_decref(g->index);
+    json_decref(g->seen);
+    json_decref(g->problems);
+    free(g->out_off);
+    free(g->out_list);
+    free(g->in_off);
+    free(g->in_list);
+    free(g);
+}
+
+const json_t *dm_lineage_problems(const dm_lineage_t *g)
+{
+    return g->problems;
+}
+
+/* ---- queries ---------------------------------------------------------------------------- */
+
+int dm_lineage_dir_parse(const char *text)
+{
+    if (!text) return -1;
+    if (!strcmp(text, "upstream")) return DM_LINEAGE_UPSTREAM;
+    if (!strcmp(text, "downstream")) return DM_LINEAGE_DOWNSTREAM;
+    if (!strcmp(text, "both")) return DM_LINEAGE_BOTH;
+    return -1;
+}
+
+static json_t *node_json(const dm_lineage_t *g, size_t i)
+{
+    const lnode_t *n = &g->nodes[i];
+    json_t *j = json_pack("{s:s, s:s}", "id", n->id, "kind", n->kind);
+    if (n->dataset != NONE) {
+        json_object_set_new(j, "dataset", json_string(g->nodes[n->dataset].id));
+        json_object_set_new(j, "path", json_string(n->path));
+    }
+    if (n->attrs) json_object_update(j, n->attrs);
+    if (!json_object_get(j, "name")) json_object_set_new(j, "name", json_string(n->id));
+    return j;
+}
+
+static const char *kind_name(int kind)
+{
+    if (kind == K_INPUT) return "INPUT";
+    if (kind == K_OUTPUT) return "OUTPUT";
+    if (kind == K_CAPTURE) return "CAPTURE";
+    return dm_field_dep_kind_name((dm_field_dep_kind_t)kind);
+}
+
+static const char *type_of(int kind)
+{
+    if (kind >= K_INPUT) return "DATASET";
+    return dm_field_dep_direct((dm_field_dep_kind_t)kind) ? "DIRECT" : "INDIRECT";
+}
+
+static json_t *edge_json(const dm_lineage_t *g, const ledge_t *e)
+{
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s}", "from", g->nodes[e->from].id, "to", g->nodes[e->to].id,
+                  "type", type_of(e->kind), "subtype", kind_name(e->kind));
+    if (e->pipeline != NONE) {
+        const json_t *pn = json_object_get(g->nodes[e->pipeline].attrs, "name");
+        json_object_set_new(j, "pipeline", json_copy((json_t *)pn));
+    }
+    return j;
+}
+
+/* Seeds for node: an id, a source and/or pipeline name, or SOURCE.path. */
+static size_t resolve_seeds(const dm_lineage_t *g, const char *node, size_t *seeds, size_t cap,
+                            dm_error_t *err)
+{
+    size_t n = 0, i = node_find(g, node);
+    if (i != NONE) seeds[n++] = i;
+    char id[700];
+    snprintf(id, sizeof(id), "pipeline:%s", node);
+    if (strncmp(node, "pipeline:", 9) && (i = node_find(g, id)) != NONE && n < cap) seeds[n++] = i;
+    if (n) return n;
+    /* SOURCE.path where SOURCE is the longest dataset name that fits */
+    char buf[700];
+    snprintf(buf, sizeof(buf), "%s", node);
+    for (char *dot = strrchr(buf, '.'); dot; dot = strrchr(buf, '.')) {
+        *dot = '\0';
+        size_t ds = node_find(g, buf);
+        if (ds == NONE || g->nodes[ds].dataset != NONE) continue;
+        dm_error_set(err, DM_ERR_NOT_FOUND, "lineage: %s %s has no field '%s'", g->nodes[ds].kind,
+                     buf, node + strlen(buf) + 1);
+        return 0;
+    }
+    dm_error_set(err, DM_ERR_NOT_FOUND,
+                 "lineage: no source, field or pipeline named '%s' (a field is SOURCE.FIELD, "
+                 "nested SOURCE.a.b)",
+                 node);
+    return 0;
+}
+
+/* Breadth-first from the seeds along out (down) or in (up) edges, at most
+ * depth hops; marks reached nodes and the edges followed. */
+static void walk(const dm_lineage_t *g, const size_t *seeds, size_t n_seeds, bool down, int depth,
+                 char *node_in, char *edge_in)
+{
+    size_t *queue = malloc((g->n_nodes + 1) * sizeof(size_t));
+    int *dist = malloc((g->n_nodes + 1) * sizeof(int));
+    if (!queue || !dist) {
+        free(queue);
+        free(dist);
+        return;
+    }
+    for (size_t i = 0; i < g->n_nodes; i++)
+        dist[i] = -1;
+    size_t head = 0, tail = 0;
+    for (size_t s = 0; s < n_seeds; s++)
+        if (dist[seeds[s]] < 0) {
+            dist[seeds[s]] = 0;
+            queue[tail++] = seeds[s];
+            node_in[seeds[s]] = 1;
+        }
+    while (head < tail) {
+        size_t u = queue[head++];
+        if (depth >= 0 && dist[u] >= depth) continue;
+        const size_t *off = down ? g->out_off : g->in_off, *list = down ? g->out_list : g->in_list;
+        for (size_t k = off[u]; k < off[u + 1]; k++) {
+            const ledge_t *e = &g->edges[list[k]];
+            size_t v = down ? e->to : e->from;
+            edge_in[list[k]] = 1;
+            node_in[v] = 1;
+            if (dist[v] < 0) {
+                dist[v] = dist[u] + 1;
+                queue[tail++] = v;
+            }
+        }
+    }
+    free(queue);
+    free(dist);
+}
+
+/* Adds i's nested fields (all levels) to seeds. */
+static void add_nested(const dm_lineage_t *g, size_t i, size_t *seeds, size_t *n, size_t cap)
+{
+    for (size_t k = 0; k < g->nodes[i].n_kids && *n < cap; k++) {
+        seeds[(*n)++] = g->nodes[i].kids[k];
+        add_nested(g, g->nodes[i].kids[k], seeds, n, cap);
+    }
+}
+
+json_t *dm_lineage_query(const dm_lineage_t *g, const char *node, dm_lineage_dir_t dir, int depth,
+                         dm_error_t *err)
+{
+    size_t cap = g->n_nodes + 2;
+    size_t *seeds = malloc(cap * sizeof(size_t));
+    char *node_in = calloc(g->n_nodes + 1, 1), *edge_in = calloc(g->n_edges + 1, 1);
+    if (!seeds || !node_in || !edge_in) {
+        free(seeds);
+        free(node_in);
+        free(edge_in);
+        dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    size_t n = resolve_seeds(g, node, seeds, cap, err);
+    json_t *out = NULL;
+    if (n) {
+        for (size_t s = 0, n0 = n; s < n0; s++)
+            add_nested(g, seeds[s], seeds, &n, cap);
+        if (dir != DM_LINEAGE_UPSTREAM) walk(g, seeds, n, true, depth, node_in, edge_in);
+        if (dir != DM_LINEAGE_DOWNSTREAM) walk(g, seeds, n, false, depth, node_in, edge_in);
+        /* the pipelines that make the field edges followed */
+        for (size_t e = 0; e < g->n_edges; e++)
+            if (edge_in[e] && g->edges[e].pipeline != NONE) node_in[g->edges[e].pipeline] = 1;
+        json_t *nodes = json_array(), *edges = json_array();
+        for (size_t i = 0; i < g->n_nodes; i++)
+            if (node_in[i]) json_array_append_new(nodes, node_json(g, i));
+        for (size_t e = 0; e < g->n_edges; e++)
+            if (edge_in[e]) json_array_append_new(edges, edge_json(g, &g->edges[e]));
+        static const char *const dirs[] = {"upstream", "downstream", "both"};
+        out = json_pack("{s:s, s:s, s:i, s:o, s:o}", "node", node, "direction", dirs[dir], "depth",
+                        depth, "nodes", nodes, "edges", edges);
+    }
+    free(seeds);
+    free(node_in);
+    free(edge_in);
+    return out;
+}
+
+json_t *dm_lineage_to_json(const dm_lineage_t *g)
+{
+    json_t *nodes = json_array(), *edges = json_array();
+    for (size_t i = 0; i < g->n_nodes; i++)
+        json_array_append_new(nodes, node_json(g, i));
+    for (size_t e = 0; e < g->n_edges; e++)
+        json_array_append_new(edges, edge_json(g, &g->edges[e]));
+    return json_pack("{s:o, s:o}", "nodes", nodes, "edges", edges);
+}
+
+json_t *dm_lineage_column_lineage(const dm_lineage_t *g, const char *pipeline)
+{
+    char id[600];
+    snprintf(id, sizeof(id), "pipeline:%s", pipeline);
+    size_t p = node_find(g, id);
+    if (p == NONE) return NULL;
+    json_t *out = json_object();
+    for (size_t e = 0; e < g->n_edges; e++) {
+        const ledge_t *x = &g->edges[e];
+        const lnode_t *from = &g->nodes[x->from], *to = &g->nodes[x->to];
+        if (x->pipeline != p || from->dataset == NONE || to->dataset == NONE) continue;
+        const char *ds = g->nodes[to->dataset].id;
+        json_t *fields = json_object_get(out, ds);
+        if (!fields) json_object_set_new(out, ds, fields = json_object());
+        json_t *list = json_object_get(fields, to->path);
+        if (!list) json_object_set_new(fields, to->path, list = json_array());
+        json_array_append_new(
+            list, json_pack("{s:s, s:s, s:s, s:s}", "dataset", g->nodes[from->dataset].id, "field",
+                            from->path, "type", type_of(x->kind), "subtype", kind_name(x->kind)));
+    }
+    return out;
+}
+
+/* The top-level fields of dataset node ds: [{name, type}]. */
+static json_t *dataset_fields(const dm_lineage_t *g, size_t ds)
+{
+    json_t *fields = json_array();
+    char prefix[700];
+    snprintf(prefix, sizeof(prefix), "%s.", g->nodes[ds].id);
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const lnode_t *n = &g->nodes[i];
+        if (n->dataset != ds || strchr(n->path, '.')) continue;
+        json_array_append_new(fields, json_pack("{s:s, s:O}", "name", n->path, "type",
+                                                json_object_get(n->attrs, "type")
+                                                    ? json_object_get(n->attrs, "type")
+                                                    : json_null()));
+    }
+    return fields;
+}
+
+json_t *dm_lineage_job(const dm_lineage_t *g, const char *pipeline)
+{
+    char id[600];
+    snprintf(id, sizeof(id), "pipeline:%s", pipeline);
+    size_t p = node_find(g, id);
+    if (p == NONE) return NULL;
+    json_t *inputs = json_array(), *outputs = json_array();
+    for (size_t k = g->in_off[p]; k < g->in_off[p + 1]; k++) {
+        const ledge_t *e = &g->edges[g->in_list[k]];
+        if (e->kind != K_INPUT) continue;
+        json_t *d = node_json(g, e->from);
+        json_object_set_new(d, "fields", dataset_fields(g, e->from));
+        json_array_append_new(inputs, d);
+    }
+    json_t *columns = dm_lineage_column_lineage(g, pipeline);
+    for (size_t k = g->out_off[p]; k < g->out_off[p + 1]; k++) {
+        const ledge_t *e = &g->edges[g->out_list[k]];
+        if (e->kind != K_OUTPUT) continue;
+        json_t *d = node_json(g, e->to);
+        json_object_set_new(d, "fields", dataset_fields(g, e->to));
+        json_t *cl = json_object_get(columns, g->nodes[e->to].id);
+        json_object_set_new(d, "columns", cl ? json_incref(cl) : json_object());
+        json_array_append_new(outputs, d);
+    }
+    json_decref(columns);
+    return json_pack("{s:s, s:o, s:o}", "pipeline", pipeline, "inputs", inputs, "outputs", outputs);
+}
+
+json_t *dm_lineage_source_job(const dm_lineage_t *g, const char *source)
+{
+    size_t s = node_find(g, source);
+    if (s == NONE || strcmp(g->nodes[s].kind, "source")) return NULL;
+    json_t *inputs = json_array(), *columns = json_object();
+    for (size_t k = g->in_off[s]; k < g->in_off[s + 1]; k++) {
+        const ledge_t *e = &g->edges[g->in_list[k]];
+        if (e->kind != K_CAPTURE) continue;
+        json_t *d = node_json(g, e->from);
+        json_object_set_new(d, "fields", dataset_fields(g, e->from));
+        json_array_append_new(inputs, d);
+    }
+    /* the captured columns feeding the source's fields */
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].dataset != s) continue;
+        for (size_t k = g->in_off[i]; k < g->in_off[i + 1]; k++) {
+            const ledge_t *e = &g->edges[g->in_list[k]];
+            const lnode_t *from = &g->nodes[e->from];
+            if (from->dataset == NONE || strcmp(g->nodes[from->dataset].kind, "table")) continue;
+            json_t *list = json_object_get(columns, g->nodes[i].path);
+            if (!list) json_object_set_new(columns, g->nodes[i].path, list = json_array());
+            json_array_append_new(list,
+                                  json_pack("{s:s, s:s, s:s, s:s}", "dataset",
+                                            g->nodes[from->dataset].id, "field", from->path, "type",
+                                            type_of(e->kind), "subtype", kind_name(e->kind)));
+        }
+    }
+    json_t *out = node_json(g, s);
+    json_object_set_new(out, "fields", dataset_fields(g, s));
+    json_object_set_new(out, "columns", columns);
+    return json_pack("{s:s, s:o, s:[o]}", "source", source, "inputs", inputs, "outputs", out);
+}
