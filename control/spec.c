@@ -59,21 +59,6 @@ static dm_err_t fail(vctx_t *v, dm_err_t code, const char *path, const char *fmt
     return dm_error_set(v->err, code, "%s: %s: %s", loc, path[0] ? path : "(document)", msg);
 }
 
-static const char *type_of(const json_t *j)
-{
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: return "a mapping";
-    case JSON_ARRAY: return "a list";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "?";
-}
-
 static void join_list(const char *const *items, char *out, size_t cap)
 {
     size_t o = 0;
@@ -87,7 +72,8 @@ static dm_err_t check_keys(vctx_t *v, const json_t *obj, const char *path,
                            const char *const *allowed)
 {
     if (!json_is_object(obj))
-        return fail(v, DM_ERR_CONFIG_TYPE, path, "expected a mapping, got %s", type_of(obj));
+        return fail(v, DM_ERR_CONFIG_TYPE, path, "expected a mapping, got %s",
+                    dm_config_json_kind(obj));
     const char *key;
     json_t *val;
     json_object_foreach((json_t *)obj, key, val)
@@ -118,7 +104,7 @@ static dm_err_t need_string(vctx_t *v, const json_t *obj, const char *key, const
         return DM_OK;
     }
     if (!json_is_string(s))
-        return fail(v, DM_ERR_CONFIG_TYPE, p, "expected a string, got %s", type_of(s));
+        return fail(v, DM_ERR_CONFIG_TYPE, p, "expected a string, got %s", dm_config_json_kind(s));
     if (required && !json_string_length(s))
         return fail(v, DM_ERR_CONFIG_RANGE, p, "must not be empty");
     if (out) *out = json_string_value(s);
@@ -129,7 +115,7 @@ static dm_err_t need_string_list(vctx_t *v, const json_t *list, const char *path
 {
     if (!json_is_array(list))
         return fail(v, DM_ERR_CONFIG_TYPE, path, "expected a list of strings, got %s",
-                    type_of(list));
+                    dm_config_json_kind(list));
     if (nonempty && !json_array_size(list))
         return fail(v, DM_ERR_CONFIG_RANGE, path, "must list at least one item");
     size_t i;
@@ -140,7 +126,7 @@ static dm_err_t need_string_list(vctx_t *v, const json_t *list, const char *path
         snprintf(p, sizeof(p), "%s[%zu]", path, i);
         if (!json_is_string(it) || !json_string_length(it))
             return fail(v, DM_ERR_CONFIG_TYPE, p, "expected a non-empty string, got %s",
-                        type_of(it));
+                        dm_config_json_kind(it));
     }
     return DM_OK;
 }
@@ -193,7 +179,8 @@ static dm_err_t check_inline_schema(vctx_t *v, const json_t *schema, const json_
 {
     if (!json_is_object(schema))
         return fail(v, DM_ERR_CONFIG_TYPE, "spec.schema",
-                    "expected an Avro record schema (a mapping), got %s", type_of(schema));
+                    "expected an Avro record schema (a mapping), got %s",
+                    dm_config_json_kind(schema));
     if (json_object_get(schema, "file") && json_object_size(schema) == 1)
         return fail(v, DM_ERR_CONFIG, "spec.schema.file",
                     "schema files are read by `datamesh apply -f`; over the API send the "
@@ -267,7 +254,7 @@ static dm_err_t check_source(vctx_t *v, const json_t *spec)
                   json_integer_value(parts) > 1024))
         return fail(v, DM_ERR_CONFIG_RANGE, "spec.partitions",
                     "expected an integer from 1 to 1024, got %s",
-                    json_is_integer(parts) ? "a value out of range" : type_of(parts));
+                    json_is_integer(parts) ? "a value out of range" : dm_config_json_kind(parts));
     const json_t *schema = json_object_get(spec, "schema");
     if (!schema && def->needs_schema)
         return fail(v, DM_ERR_CONFIG_MISSING, "spec.schema",
@@ -285,7 +272,7 @@ static dm_err_t check_sink_settings(vctx_t *v, const json_t *sink, const char *p
 {
     if (!json_is_object(sink))
         return fail(v, DM_ERR_CONFIG_TYPE, path, "expected a mapping with a type, got %s",
-                    type_of(sink));
+                    dm_config_json_kind(sink));
     const char *type;
     dm_err_t rc = need_string(v, sink, "type", path, true, &type);
     if (rc) return rc;
@@ -399,7 +386,7 @@ static dm_err_t check_pipeline(vctx_t *v, const json_t *spec)
     if (steps) {
         if (!json_is_array(steps))
             return fail(v, DM_ERR_CONFIG_TYPE, "spec.steps", "expected a list, got %s",
-                        type_of(steps));
+                        dm_config_json_kind(steps));
         size_t i;
         json_t *step;
         json_array_foreach(steps, i, step) if ((rc = check_step(v, step, i))) return rc;
@@ -425,7 +412,7 @@ static dm_err_t check_pipeline(vctx_t *v, const json_t *spec)
             snprintf(q, sizeof(q), "%s.source", p);
             if (!json_is_string(src))
                 return fail(v, DM_ERR_CONFIG_TYPE, q, "expected a source name, got %s",
-                            type_of(src));
+                            dm_config_json_kind(src));
             if ((rc = need_name(v, json_string_value(src), q))) return rc;
             continue;
         }
@@ -450,7 +437,7 @@ static dm_err_t check_processor(vctx_t *v, const json_t *spec)
     const json_t *config = json_object_get(spec, "config");
     if (config && !json_is_object(config))
         return fail(v, DM_ERR_CONFIG_TYPE, "spec.config", "expected a mapping, got %s",
-                    type_of(config));
+                    dm_config_json_kind(config));
     return DM_OK;
 }
 
@@ -469,7 +456,7 @@ static dm_err_t check_metadata(vctx_t *v, const json_t *md, const char **name)
     if (!labels) return DM_OK;
     if (!json_is_object(labels))
         return fail(v, DM_ERR_CONFIG_TYPE, "metadata.labels", "expected a mapping, got %s",
-                    type_of(labels));
+                    dm_config_json_kind(labels));
     const char *k;
     json_t *val;
     json_object_foreach((json_t *)labels, k, val)
@@ -479,7 +466,7 @@ static dm_err_t check_metadata(vctx_t *v, const json_t *md, const char **name)
         /* Booleans too: `sensitive: true` (control/auth.h) reads as YAML writes it. */
         if (!json_is_string(val) && !json_is_boolean(val))
             return fail(v, DM_ERR_CONFIG_TYPE, p, "label values are strings or booleans, got %s",
-                        type_of(val));
+                        dm_config_json_kind(val));
     }
     return DM_OK;
 }

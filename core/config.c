@@ -59,8 +59,7 @@ static const char *type_expected(dm_cfg_type_t type)
     return "?";
 }
 
-/* The kind of a JSON value, as a message reads it ("a list"). */
-static const char *json_kind(const json_t *j)
+const char *dm_config_json_kind(const json_t *j)
 {
     switch (json_typeof(j)) {
     case JSON_OBJECT: return "a mapping";
@@ -468,7 +467,7 @@ static dm_err_t apply_list(const dm_config_field_t *f, void *obj, const json_t *
             if (f->type == DM_CFG_STRING_LIST)
                 return dm_config_fail(src, ik, DM_ERR_CONFIG_TYPE, err, "expected a string");
             return dm_config_fail(src, ik, DM_ERR_CONFIG_TYPE, err,
-                                  "expected a non-empty string, got %s", json_kind(item));
+                                  "expected a non-empty string, got %s", dm_config_json_kind(item));
         }
         l.items[l.n] = strdup(json_string_value(item));
         if (!l.items[l.n++]) {
@@ -507,7 +506,7 @@ static dm_err_t apply_map(const dm_config_field_t *f, void *obj, const json_t *v
                                 "'%s' is not a valid name: " NAME_RULE, name);
         else if (!json_is_string(e) || !json_string_length(e))
             rc = dm_config_fail(src, ek, DM_ERR_CONFIG_TYPE, err, "expected an expression, got %s",
-                                json_kind(e));
+                                dm_config_json_kind(e));
         else {
             m.keys[m.n] = strdup(name);
             m.values[m.n] = strdup(json_string_value(e));
@@ -585,7 +584,7 @@ static dm_err_t apply_value(const dm_config_field_t *f, void *obj, const json_t 
     }
     }
     return dm_error_set(err, DM_ERR_CONFIG_TYPE, "%s: expected %s, got %s", at,
-                        type_expected(f->type), json_kind(v));
+                        type_expected(f->type), dm_config_json_kind(v));
 }
 
 static bool is_unset(const dm_config_field_t *f, const void *obj)

@@ -170,4 +170,8 @@ dm_err_t dm_config_fail(const dm_config_source_t *src, const char *key, dm_err_t
  * outputs processors publish. */
 bool dm_config_name_valid(const char *s);
 
+/* The kind of a JSON value as a message reads it: "a mapping", "a list", "a
+ * string" ("an empty string"), "an integer", "a number", "a boolean", "null". */
+const char *dm_config_json_kind(const json_t *j);
+
 #endif

@@ -62,21 +62,6 @@ static bool is_planned(const char *kind)
     return false;
 }
 
-static const char *json_kind(const json_t *j)
-{
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: return "a mapping";
-    case JSON_ARRAY: return "a list";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "?";
-}
-
 /* The step's kind and processor; err names the problem relative to the step
  * ("unknown key 'map'; …") for the caller to place. */
 static dm_err_t step_kind(const json_t *step, const char **kind, const dm_proc_ops_t **ops,
@@ -113,7 +98,7 @@ static json_t *step_settings(const dm_proc_ops_t *ops, const json_t *arg, bool *
     if (json_is_object(arg)) return json_deep_copy(arg);
     if (!ops->shorthand) {
         dm_error_set(err, DM_ERR_CONFIG_TYPE, "expected a mapping of settings, got %s",
-                     json_kind(arg));
+                     dm_config_json_kind(arg));
         return NULL;
     }
     *shorthand = true;
