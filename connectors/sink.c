@@ -136,6 +136,9 @@ typedef struct runner {
      * records not yet committed, and how many (metrics count them once
      * committed). */
     bool open;
+    /* The batch has a value schema id no earlier batch had (else the
+     * version checks below skip their loops). */
+    bool unseen;
     uint64_t staged_records, staged_bytes;
     dm_metric_t *m_records, *m_bytes, *m_retries, *m_dead, *m_latency, *m_lag;
     char label[200];
@@ -204,20 +207,19 @@ static char op_letter(const dm_avro_node_t *t, const dm_avro_value_t *v)
 }
 
 /* Decodes record i of the batch; a reason in why when it cannot be a row. */
-static dm_err_t decode_one(runner_t *r, size_t i, char *why, size_t why_cap)
+static dm_err_t decode_one(runner_t *r, size_t i, dm_error_t *err, char *why, size_t why_cap)
 {
     dm_sink_record_t *it = &r->items[i];
     const dm_record_t *rec = &r->recs[i];
-    dm_error_t err; /* cleared, not zeroed: 500 bytes per record add up */
-    dm_error_clear(&err);
     uint32_t id;
+    err->message[0] = '\0';
     *it = (dm_sink_record_t){.rec = rec, .partition = r->rec_part[i]};
     if (rec->key_len > 0 && !dm_wire_get_header(rec->key, (size_t)rec->key_len, &id)) {
-        codec_entry_t *k = codec_for(r, id, &err);
+        codec_entry_t *k = codec_for(r, id, err);
         dm_avro_value_t *kv = dm_arena_alloc(&r->arena, sizeof(*kv));
         if (k && kv &&
             !dm_avro_decode(k->codec, rec->key + DM_WIRE_HEADER,
-                            (size_t)rec->key_len - DM_WIRE_HEADER, NULL, &r->arena, kv, &err) &&
+                            (size_t)rec->key_len - DM_WIRE_HEADER, NULL, &r->arena, kv, err) &&
             kv->type == DM_AVRO_RECORD) {
             it->key_schema = k->schema->root;
             it->key_schema_id = id;
@@ -234,12 +236,12 @@ static dm_err_t decode_one(runner_t *r, size_t i, char *why, size_t why_cap)
         snprintf(why, why_cap, "value is not in the Confluent wire format");
         return DM_ERR_SCHEMA_MISMATCH;
     }
-    codec_entry_t *e = codec_for(r, id, &err);
+    codec_entry_t *e = codec_for(r, id, err);
     dm_avro_value_t *v = dm_arena_alloc(&r->arena, sizeof(*v));
     if (!e || !v ||
         dm_avro_decode(e->codec, rec->value + DM_WIRE_HEADER,
-                       (size_t)rec->value_len - DM_WIRE_HEADER, NULL, &r->arena, v, &err)) {
-        snprintf(why, why_cap, "%s", err.message[0] ? err.message : "out of memory");
+                       (size_t)rec->value_len - DM_WIRE_HEADER, NULL, &r->arena, v, err)) {
+        snprintf(why, why_cap, "%s", err->message[0] ? err->message : "out of memory");
         return DM_ERR_SCHEMA_MISMATCH;
     }
     it->value_schema_id = id;
@@ -403,6 +405,7 @@ static bool seen(const runner_t *r, uint32_t id)
  * (not those of records it never got: they could not be decoded). */
 static void mark_seen(runner_t *r)
 {
+    if (!r->unseen) return;
     for (size_t i = 0; i < r->n; i++) {
         if (dm_sink_rejected(&r->undecodable, i)) continue;
         uint32_t id = r->items[i].value_schema_id;
@@ -422,10 +425,25 @@ static void mark_seen(runner_t *r)
  * letters whatever the destination says. */
 static void decode_batch(runner_t *r)
 {
+    /* One error for the batch: zeroing its 500 bytes per record shows. */
+    dm_error_t err;
+    dm_error_clear(&err);
+    uint32_t known = 0; /* the last id found among the seen ones */
     rejects_reset(&r->undecodable, r->n);
+    r->unseen = false;
     for (size_t i = 0; i < r->n; i++) {
         char why[300];
-        if (decode_one(r, i, why, sizeof(why))) dm_sink_reject(&r->undecodable, i, "%s", why);
+        if (decode_one(r, i, &err, why, sizeof(why))) {
+            dm_sink_reject(&r->undecodable, i, "%s", why);
+            continue;
+        }
+        uint32_t id = r->items[i].value_schema_id;
+        if (id && id != known) {
+            if (seen(r, id))
+                known = id;
+            else
+                r->unseen = true;
+        }
     }
 }
 
@@ -433,6 +451,7 @@ static void decode_batch(runner_t *r)
  * earlier batch had it; 0 otherwise. */
 static uint32_t new_version_first(const runner_t *r)
 {
+    if (!r->unseen) return 0;
     for (size_t i = 0; i < r->n; i++) {
         if (dm_sink_rejected(&r->undecodable, i)) continue;
         uint32_t id = r->items[i].value_schema_id;
@@ -449,6 +468,7 @@ static uint32_t new_version_first(const runner_t *r)
  * again. Undecodable records do not count: the sink never gets them. */
 static void cut_at_new_schema(runner_t *r)
 {
+    if (!r->unseen) return;
     uint32_t allowed = new_version_first(r);
     bool handed = false;
     size_t cut = r->n;
