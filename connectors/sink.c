@@ -114,6 +114,17 @@ typedef struct runner {
     dm_sink_record_t *items;
     size_t n, cap;
     int64_t bytes;
+    /* The last fetch. The batch's records [from_fetch, n) point into it (no
+     * copy): they are copied into the arena only if another fetch into it
+     * comes before the batch is written. Records of it not taken (past
+     * batch_records) are taken by the next batch straight from it while
+     * nothing was fetched since and its partition still resumes at
+     * fetch_resume. */
+    dm_transport_batch_t fetch;
+    size_t from_fetch;
+    int32_t fetch_part; /* -1: nothing left in it to take */
+    size_t fetch_next;  /* its first record not taken */
+    int64_t fetch_resume;
     int64_t avg_record; /* bytes per record seen so far, to size fetches */
     int64_t *pos;       /* next offset to read per partition */
     int64_t *saved;     /* where reading resumes if the batch being filled is dropped */
@@ -129,6 +140,9 @@ typedef struct runner {
      * records not yet committed, and how many (metrics count them once
      * committed). */
     bool open;
+    /* The batch has a value schema id no earlier batch had (else the
+     * version checks below skip their loops). */
+    bool unseen;
     uint64_t staged_records, staged_bytes;
     dm_metric_t *m_records, *m_bytes, *m_retries, *m_dead, *m_latency, *m_lag;
     char label[200];
@@ -197,19 +211,19 @@ static char op_letter(const dm_avro_node_t *t, const dm_avro_value_t *v)
 }
 
 /* Decodes record i of the batch; a reason in why when it cannot be a row. */
-static dm_err_t decode_one(runner_t *r, size_t i, char *why, size_t why_cap)
+static dm_err_t decode_one(runner_t *r, size_t i, dm_error_t *err, char *why, size_t why_cap)
 {
     dm_sink_record_t *it = &r->items[i];
     const dm_record_t *rec = &r->recs[i];
-    dm_error_t err = {0};
     uint32_t id;
+    err->message[0] = '\0';
     *it = (dm_sink_record_t){.rec = rec, .partition = r->rec_part[i]};
     if (rec->key_len > 0 && !dm_wire_get_header(rec->key, (size_t)rec->key_len, &id)) {
-        codec_entry_t *k = codec_for(r, id, &err);
+        codec_entry_t *k = codec_for(r, id, err);
         dm_avro_value_t *kv = dm_arena_alloc(&r->arena, sizeof(*kv));
         if (k && kv &&
             !dm_avro_decode(k->codec, rec->key + DM_WIRE_HEADER,
-                            (size_t)rec->key_len - DM_WIRE_HEADER, NULL, &r->arena, kv, &err) &&
+                            (size_t)rec->key_len - DM_WIRE_HEADER, NULL, &r->arena, kv, err) &&
             kv->type == DM_AVRO_RECORD) {
             it->key_schema = k->schema->root;
             it->key_schema_id = id;
@@ -226,12 +240,12 @@ static dm_err_t decode_one(runner_t *r, size_t i, char *why, size_t why_cap)
         snprintf(why, why_cap, "value is not in the Confluent wire format");
         return DM_ERR_SCHEMA_MISMATCH;
     }
-    codec_entry_t *e = codec_for(r, id, &err);
+    codec_entry_t *e = codec_for(r, id, err);
     dm_avro_value_t *v = dm_arena_alloc(&r->arena, sizeof(*v));
     if (!e || !v ||
         dm_avro_decode(e->codec, rec->value + DM_WIRE_HEADER,
-                       (size_t)rec->value_len - DM_WIRE_HEADER, NULL, &r->arena, v, &err)) {
-        snprintf(why, why_cap, "%s", err.message[0] ? err.message : "out of memory");
+                       (size_t)rec->value_len - DM_WIRE_HEADER, NULL, &r->arena, v, err)) {
+        snprintf(why, why_cap, "%s", err->message[0] ? err->message : "out of memory");
         return DM_ERR_SCHEMA_MISMATCH;
     }
     it->value_schema_id = id;
@@ -259,40 +273,80 @@ static dm_err_t decode_one(runner_t *r, size_t i, char *why, size_t why_cap)
 
 /* ---- reading -------------------------------------------------------------------- */
 
-static dm_err_t add_record(runner_t *r, int32_t p, const dm_record_t *src)
+static dm_err_t grow(runner_t *r, size_t n)
 {
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 1024;
-        dm_record_t *recs = realloc(r->recs, cap * sizeof(*recs));
-        if (recs) r->recs = recs;
-        int32_t *parts = realloc(r->rec_part, cap * sizeof(*parts));
-        if (parts) r->rec_part = parts;
-        dm_sink_record_t *items = realloc(r->items, cap * sizeof(*items));
-        if (items) r->items = items;
-        if (!recs || !parts || !items) return DM_ERR_NOMEM;
-        r->cap = cap;
+    if (r->n + n <= r->cap) return DM_OK;
+    size_t cap = r->cap ? r->cap : 1024;
+    while (cap < r->n + n)
+        cap *= 2;
+    dm_record_t *recs = realloc(r->recs, cap * sizeof(*recs));
+    if (recs) r->recs = recs;
+    int32_t *parts = realloc(r->rec_part, cap * sizeof(*parts));
+    if (parts) r->rec_part = parts;
+    dm_sink_record_t *items = realloc(r->items, cap * sizeof(*items));
+    if (items) r->items = items;
+    if (!recs || !parts || !items) return DM_ERR_NOMEM;
+    r->cap = cap;
+    return DM_OK;
+}
+
+/* The last fetch is about to be fetched into again: the batch's records that
+ * point into it get their own copy in the batch's arena (and what it had left
+ * is read again). With one fetch per batch (the common case) this copies
+ * nothing. */
+static dm_err_t keep_fetched(runner_t *r)
+{
+    for (size_t i = r->from_fetch; i < r->n; i++) {
+        dm_record_t *d = &r->recs[i];
+        if (d->key_len > 0 && !(d->key = dm_arena_memdup(&r->arena, d->key, (size_t)d->key_len)))
+            return DM_ERR_NOMEM;
+        if (d->value_len > 0 &&
+            !(d->value = dm_arena_memdup(&r->arena, d->value, (size_t)d->value_len)))
+            return DM_ERR_NOMEM;
     }
-    /* The transport's batch is reused by the next fetch: keep our own copy. */
-    dm_record_t *d = &r->recs[r->n];
-    *d = (dm_record_t){.offset = src->offset,
-                       .timestamp = src->timestamp,
-                       .key_len = src->key_len,
-                       .value_len = src->value_len};
-    if (src->key_len > 0 && !(d->key = dm_arena_memdup(&r->arena, src->key, (size_t)src->key_len)))
-        return DM_ERR_NOMEM;
-    if (src->value_len > 0 &&
-        !(d->value = dm_arena_memdup(&r->arena, src->value, (size_t)src->value_len)))
-        return DM_ERR_NOMEM;
-    r->rec_part[r->n++] = p;
-    r->bytes += (src->key_len > 0 ? src->key_len : 0) + (src->value_len > 0 ? src->value_len : 0);
+    r->from_fetch = SIZE_MAX;
+    r->fetch_part = -1;
+    return DM_OK;
+}
+
+/* Adds records [from, from + take) of the last fetch (partition p) to the
+ * batch, pointing into the fetch, and moves p's position past them; the rest
+ * stays in the fetch for the next batch. */
+static dm_err_t take_fetched(runner_t *r, int32_t p, size_t from, size_t take)
+{
+    const dm_transport_batch_t *b = &r->fetch;
+    if (grow(r, take)) return DM_ERR_NOMEM;
+    if (take && r->from_fetch > r->n) r->from_fetch = r->n;
+    for (size_t i = from; i < from + take; i++) {
+        const dm_record_t *src = &b->records[i];
+        r->recs[r->n] = (dm_record_t){.offset = src->offset,
+                                      .timestamp = src->timestamp,
+                                      .key = src->key,
+                                      .key_len = src->key_len,
+                                      .value = src->value,
+                                      .value_len = src->value_len};
+        r->rec_part[r->n++] = p;
+        r->bytes +=
+            (src->key_len > 0 ? src->key_len : 0) + (src->value_len > 0 ? src->value_len : 0);
+    }
+    size_t end = from + take;
+    /* What was not taken is read again for the next batch (from the fetch
+     * while nothing else was fetched). */
+    int64_t next =
+        end < b->n ? (take ? b->records[end - 1].offset + 1 : r->pos[p]) : b->next_offset;
+    if (next > r->pos[p]) r->pos[p] = next;
+    r->fetch_part = end < b->n ? p : -1;
+    r->fetch_next = end;
+    r->fetch_resume = r->pos[p];
     return DM_OK;
 }
 
 /* Fills the batch until it is big enough or old enough (or stop). */
-static dm_err_t fill(runner_t *r, dm_transport_batch_t *b, dm_error_t *err)
+static dm_err_t fill(runner_t *r, dm_error_t *err)
 {
     const dm_sink_run_config_t *c = r->c;
     const dm_sink_common_config_t *cc = c->conf;
+    dm_transport_batch_t *b = &r->fetch;
     int32_t parts = c->env.partitions;
     uint64_t first_ns = 0, start_ns = dm_now_ns();
     /* A checkpointing sink with written records is asked now and then
@@ -302,31 +356,32 @@ static dm_err_t fill(runner_t *r, dm_transport_batch_t *b, dm_error_t *err)
         bool got = false;
         int64_t lag = 0;
         for (int32_t p = 0; p < parts; p++) {
-            int64_t waited = first_ns ? (int64_t)((dm_now_ns() - first_ns) / 1000000) : 0;
-            int wait = (int)(cc->linger_ms - waited);
-            if (wait > 100 / parts) wait = 100 / parts;
-            if (wait < 0 || got) wait = 0;
-            /* Ask for about what the batch still takes: what is fetched past
-             * batch_records is read again for the next batch. */
-            int64_t want = ((int64_t)cc->batch_records - (int64_t)r->n) * r->avg_record * 5 / 4;
-            if (want > cc->batch_bytes - r->bytes) want = cc->batch_bytes - r->bytes;
-            if (want < 65536) want = 65536;
-            dm_err_t rc = dm_transport_fetch(c->transport, c->env.topic, p, r->pos[p], (size_t)want,
-                                             wait, b, err);
-            if (rc)
-                return dm_error_prefix(err, "reading %s/%d at offset %lld", c->env.topic, p,
-                                       (long long)r->pos[p]);
-            size_t take = b->n;
+            size_t from = 0;
+            if (r->fetch_part == p && r->fetch_resume == r->pos[p] && r->fetch_next < b->n) {
+                from = r->fetch_next; /* what the last fetch had past the last batch */
+            } else {
+                int64_t waited = first_ns ? (int64_t)((dm_now_ns() - first_ns) / 1000000) : 0;
+                int wait = (int)(cc->linger_ms - waited);
+                if (wait > 100 / parts) wait = 100 / parts;
+                if (wait < 0 || got) wait = 0;
+                /* Ask for about what the batch still takes: what is fetched
+                 * past batch_records is taken by the next batch. */
+                int64_t want = ((int64_t)cc->batch_records - (int64_t)r->n) * r->avg_record * 5 / 4;
+                if (want > cc->batch_bytes - r->bytes) want = cc->batch_bytes - r->bytes;
+                if (want < 65536) want = 65536;
+                if (keep_fetched(r)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+                dm_err_t rc = dm_transport_fetch(c->transport, c->env.topic, p, r->pos[p],
+                                                 (size_t)want, wait, b, err);
+                if (rc)
+                    return dm_error_prefix(err, "reading %s/%d at offset %lld", c->env.topic, p,
+                                           (long long)r->pos[p]);
+            }
+            size_t take = b->n - from;
             if (take > (size_t)cc->batch_records - r->n) take = (size_t)cc->batch_records - r->n;
-            for (size_t i = 0; i < take; i++)
-                if (add_record(r, p, &b->records[i]))
-                    return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-            /* What was not taken is read again for the next batch. */
-            int64_t next = take < b->n ? b->records[take - 1].offset + 1 : b->next_offset;
-            if (take == 0 && b->n) next = r->pos[p];
-            if (next > r->pos[p]) r->pos[p] = next;
+            if (take_fetched(r, p, from, take))
+                return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
             lag += b->high_watermark > r->pos[p] ? b->high_watermark - r->pos[p] : 0;
-            if (b->n) got = true;
+            if (b->n > from) got = true;
             if (r->n && !first_ns) first_ns = dm_now_ns();
             if (r->n >= (size_t)cc->batch_records || r->bytes >= cc->batch_bytes) break;
         }
@@ -354,6 +409,7 @@ static bool seen(const runner_t *r, uint32_t id)
  * (not those of records it never got: they could not be decoded). */
 static void mark_seen(runner_t *r)
 {
+    if (!r->unseen) return;
     for (size_t i = 0; i < r->n; i++) {
         if (dm_sink_rejected(&r->undecodable, i)) continue;
         uint32_t id = r->items[i].value_schema_id;
@@ -373,10 +429,25 @@ static void mark_seen(runner_t *r)
  * letters whatever the destination says. */
 static void decode_batch(runner_t *r)
 {
+    /* One error for the batch: zeroing its 500 bytes per record shows. */
+    dm_error_t err;
+    dm_error_clear(&err);
+    uint32_t known = 0; /* the last id found among the seen ones */
     rejects_reset(&r->undecodable, r->n);
+    r->unseen = false;
     for (size_t i = 0; i < r->n; i++) {
         char why[300];
-        if (decode_one(r, i, why, sizeof(why))) dm_sink_reject(&r->undecodable, i, "%s", why);
+        if (decode_one(r, i, &err, why, sizeof(why))) {
+            dm_sink_reject(&r->undecodable, i, "%s", why);
+            continue;
+        }
+        uint32_t id = r->items[i].value_schema_id;
+        if (id && id != known) {
+            if (seen(r, id))
+                known = id;
+            else
+                r->unseen = true;
+        }
     }
 }
 
@@ -384,6 +455,7 @@ static void decode_batch(runner_t *r)
  * earlier batch had it; 0 otherwise. */
 static uint32_t new_version_first(const runner_t *r)
 {
+    if (!r->unseen) return 0;
     for (size_t i = 0; i < r->n; i++) {
         if (dm_sink_rejected(&r->undecodable, i)) continue;
         uint32_t id = r->items[i].value_schema_id;
@@ -400,6 +472,7 @@ static uint32_t new_version_first(const runner_t *r)
  * again. Undecodable records do not count: the sink never gets them. */
 static void cut_at_new_schema(runner_t *r)
 {
+    if (!r->unseen) return;
     uint32_t allowed = new_version_first(r);
     bool handed = false;
     size_t cut = r->n;
@@ -671,14 +744,13 @@ static bool open_sink(runner_t *r)
 
 void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
 {
-    runner_t r = {.c = c, .status = status, .avg_record = 256};
+    runner_t r = {.c = c, .status = status, .avg_record = 256, .fetch_part = -1};
     int32_t parts = c->env.partitions > 0 ? c->env.partitions : 1;
     snprintf(r.label, sizeof(r.label), "%s", c->env.name ? c->env.name : c->env.group);
     dm_arena_init(&r.arena, 1 << 20);
     r.pos = calloc((size_t)parts, sizeof(int64_t));
     r.saved = calloc((size_t)parts, sizeof(int64_t));
     r.offsets = calloc((size_t)parts, sizeof(dm_tp_offset_t));
-    dm_transport_batch_t b = {0};
     dm_error_t err = {0};
     open_metrics(&r);
     dm_unit_set(status, DM_UNIT_STARTING, NULL);
@@ -692,8 +764,9 @@ void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
         dm_arena_reset(&r.arena);
         r.n = 0;
         r.bytes = 0;
+        r.from_fetch = SIZE_MAX;
         memcpy(r.saved, r.pos, (size_t)parts * sizeof(int64_t));
-        if (fill(&r, &b, &err)) {
+        if (fill(&r, &err)) {
             memcpy(r.pos, r.saved, (size_t)parts * sizeof(int64_t));
             backoff = 200;
             if (retry_wait(&r, "reading", &err, &backoff)) break;
@@ -719,7 +792,7 @@ void dm_sink_run(const dm_sink_run_config_t *c, dm_unit_status_t *status)
         DM_WARN("sink", "%s sink=%s: final commit: %s", r.label, c->ops->name, clean);
     }
     if (r.state) c->ops->close(r.state);
-    dm_transport_batch_free(c->transport, &b);
+    dm_transport_batch_free(c->transport, &r.fetch);
     dm_arena_destroy(&r.arena);
     free(r.recs);
     free(r.rec_part);

@@ -8,7 +8,9 @@
  *   - reads every partition of the input topic from where the sink left off
  *     (positions the destination stored itself, else the group's committed
  *     offsets, else the start of the topic);
- *   - batches by size (records, bytes) and time (linger);
+ *   - batches by size (records, bytes) and time (linger), without copying
+ *     records: a batch points into the transport's last fetch and copies
+ *     into its arena only when it needs another fetch first;
  *   - decodes each record (Confluent wire format; keys and values by schema id;
  *     Debezium-shaped envelopes unwrapped into a row and a delete flag);
  *   - hands the batch to write, sends the records it rejected for good to the

@@ -160,14 +160,16 @@ static dm_err_t file_write(void *state, const dm_sink_batch_t *b, dm_sink_reject
 {
     file_sink_t *s = state;
     s->batch_start = s->o.f ? s->o.bytes : 0;
+    dm_error_t one; /* one for the batch: zeroing its 500 bytes per record shows */
+    dm_error_clear(&one);
     for (size_t i = 0; i < b->n; i++) {
         const dm_sink_record_t *r = &b->records[i];
         /* Tombstones have no value to write (the delete came as an event). */
         if (dm_sink_rejected(rj, i) || r->rec->value_len < 0 || !r->value) continue;
-        dm_error_t one = {0};
         dm_err_t rc = write_one(s, r, &one);
         if (rc == DM_ERR_SCHEMA_MISMATCH) {
             dm_sink_reject(rj, i, "file sink: %s", one.message);
+            dm_error_clear(&one);
             continue;
         }
         if (rc) {

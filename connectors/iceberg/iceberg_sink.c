@@ -1241,13 +1241,15 @@ static dm_err_t ice_write(void *state, const dm_sink_batch_t *b, dm_sink_rejects
                           dm_error_t *err)
 {
     sink_t *k = state;
+    dm_error_t one; /* one for the batch: zeroing its 500 bytes per record shows */
+    dm_error_clear(&one);
     for (size_t i = 0; i < b->n; i++) {
         if (dm_sink_rejected(rj, i)) continue;
         const dm_sink_record_t *r = &b->records[i];
-        dm_error_t one = {0};
         dm_err_t rc = process(k, r, &one);
         if (rc && permanent(rc)) {
             dm_sink_reject(rj, i, "%s", one.message);
+            dm_error_clear(&one);
             continue;
         }
         if (rc) {

@@ -36,6 +36,7 @@ static struct {
     int n_batches;
     int64_t ids[1024]; /* rows written, in order (-id - 1 for deletes) */
     int n_ids;
+    int bad_strings; /* rows whose string is not the one their id was written with */
 } mem = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static dm_err_t mem_open(const void *conf, const dm_sink_env_t *env, void **state, dm_error_t *err)
@@ -70,6 +71,14 @@ static dm_err_t mem_write(void *state, const dm_sink_batch_t *b, dm_sink_rejects
             dm_sink_reject(rj, i, "the destination refuses 'bad'");
             continue;
         }
+        /* Rows named "row-ID" must carry their own id (bytes intact). */
+        if (r->row && r->row->u.v[1].len > 4 && !memcmp(r->row->u.v[1].u.p, "row-", 4)) {
+            char want[32];
+            int len = snprintf(want, sizeof(want), "row-%lld", (long long)id);
+            if (r->row->u.v[1].len != (uint32_t)len ||
+                memcmp(r->row->u.v[1].u.p, want, (size_t)len))
+                mem.bad_strings++;
+        }
         if (mem.n_ids < 1024) mem.ids[mem.n_ids++] = r->is_delete ? -id - 1 : id;
     }
     if (mem.n_batches < 64) mem.batches[mem.n_batches++] = b->n;
@@ -96,6 +105,7 @@ static void mem_reset(void)
     mem.fail_for_good = false;
     mem.n_batches = 0;
     mem.n_ids = 0;
+    mem.bad_strings = 0;
     pthread_mutex_unlock(&mem.mu);
 }
 
@@ -565,6 +575,83 @@ static void test_reads_every_partition(void)
     }
 }
 
+/* Batches point into the transport's fetches instead of copying each record:
+ * records a fetch had past batch_records are taken by the next batch, and a
+ * batch that needs another fetch first copies what it holds of the last one.
+ * Many records per fetch over three partitions and small batches cross every
+ * one of those paths; each row must arrive once, in its partition's order,
+ * with its bytes intact. */
+static void test_batches_point_into_fetches(void)
+{
+    mem_reset();
+    dm_error_t err = {0};
+    for (int p = 0; p < 3; p++)
+        for (int i = 0; i < 300; i += 50) {
+            dm_record_t recs[50];
+            dm_buf_t bufs[50];
+            for (int k = 0; k < 50; k++) {
+                int id = p * 1000 + i + k;
+                char j[100];
+                snprintf(j, sizeof(j), "{\"id\":%d,\"s\":\"row-%d\"}", id, id);
+                dm_arena_t a;
+                dm_arena_init(&a, 0);
+                dm_avro_value_t v;
+                bufs[k] = (dm_buf_t)DM_BUF_INIT;
+                dm_wire_put_header(&bufs[k], 1);
+                dm_avro_from_json_text(row->root, j, strlen(j), DM_AVRO_JSON_PLAIN, &a, &v, &err);
+                dm_avro_encode(row->root, &v, &bufs[k], &err);
+                dm_arena_destroy(&a);
+                recs[k] = (dm_record_t){
+                    .key_len = -1, .value = bufs[k].data, .value_len = (int32_t)bufs[k].len};
+            }
+            CHECK(!dm_transport_produce(t, "fetches", p, recs, 50, NULL, &err));
+            for (int k = 0; k < 50; k++)
+                dm_buf_free(&bufs[k]);
+        }
+    runner_t r;
+    memset(&r, 0, sizeof(r));
+    dm_config_defaults(&mem_table, &r.conf, &err);
+    dm_config_set_text(&mem_table, &r.conf, "batch_records", "64", &err);
+    dm_config_set_text(&mem_table, &r.conf, "linger", "10ms", &err);
+    r.c = (dm_sink_run_config_t){.transport = t,
+                                 .ops = &mem_ops,
+                                 .conf = &r.conf,
+                                 .dead_letter_topic = "dlq",
+                                 .env = {.name = "fetches",
+                                         .topic = "fetches",
+                                         .partitions = 3,
+                                         .group = "fetches",
+                                         .value_schema = row,
+                                         .value_schema_id = 1,
+                                         .schema_by_id = lookup}};
+    dm_unit_init(&r.st);
+    pthread_create(&r.th, NULL, run_main, &r);
+    CHECK(wait_written(900, 10000));
+    dm_sleep_ms(50);
+    stop(&r);
+    CHECK_EQ_INT(written(), 900);
+    CHECK_EQ_INT(mem.bad_strings, 0);
+    int seen[3000] = {0}, last[3] = {-1, -1, -1};
+    for (int i = 0; i < written(); i++) {
+        int64_t id = mem.ids[i];
+        CHECK(id >= 0 && id < 3000);
+        if (id < 0 || id >= 3000) continue;
+        seen[id]++;
+        CHECK(id % 1000 > last[id / 1000]); /* in its partition's order */
+        last[id / 1000] = (int)(id % 1000);
+    }
+    for (int p = 0; p < 3; p++)
+        for (int i = 0; i < 300; i++)
+            CHECK_EQ_INT(seen[p * 1000 + i], 1);
+    for (int i = 0; i < mem.n_batches; i++)
+        CHECK(mem.batches[i] <= 64);
+    for (int p = 0; p < 3; p++) {
+        int64_t off = -1;
+        CHECK(!dm_transport_group_offset(t, "fetches", "fetches", p, &off, &err));
+        CHECK_EQ_INT(off, 300);
+    }
+}
+
 /* Rows i in [from, from + n) of schema version 2 (id 3: a field more). */
 static void produce_rows_v2(const char *topic, int from, int n)
 {
@@ -717,6 +804,7 @@ int main(void)
         dm_transport_create_topic(t, &(dm_topic_config_t){.name = topics[i], .partitions = 1},
                                   &err);
     dm_transport_create_topic(t, &(dm_topic_config_t){.name = "parts", .partitions = 3}, &err);
+    dm_transport_create_topic(t, &(dm_topic_config_t){.name = "fetches", .partitions = 3}, &err);
     dm_avro_schema_parse(ROW, strlen(ROW), &row, &err);
     dm_avro_schema_parse(ENV, strlen(ENV), &env_schema, &err);
     dm_avro_schema_parse(ROW2, strlen(ROW2), &row2, &err);
@@ -727,6 +815,7 @@ int main(void)
     RUN(test_dead_letters_and_envelopes);
     RUN(test_resumes_from_committed_offsets);
     RUN(test_reads_every_partition);
+    RUN(test_batches_point_into_fetches);
     RUN(test_new_schema_version_starts_a_batch);
     RUN(test_checkpointing_sink);
     RUN(test_undecodable_new_version_stays_unknown);
