@@ -88,5 +88,18 @@ spec_with g1 '      - {name: id, type: long}
 out=$("$bin" apply -f "$data/g4.yaml" 2>&1) && [[ $out == *'register  Schema g1-value'* ]] && ok compatible_change || bad compatible_change "$out"
 [[ $(curl -s "$DATAMESH_SERVER/subjects/g1-value/versions") == '[1,2]' ]] && ok second_version || bad second_version "$(curl -s "$DATAMESH_SERVER/subjects/g1-value/versions")"
 
+# Only what apply registers is checked: the registry moves on (a version without
+# s, registered beside datamesh at level NONE), and re-applying the unchanged
+# source, which registers nothing, is still accepted; changing its schema is
+# checked against that latest version and refused.
+reg() { curl -s -X "$1" -H 'Content-Type: application/vnd.schemaregistry.v1+json' --data "$3" "$DATAMESH_SERVER$2"; }
+reg PUT /config/g1-value '{"compatibility": "NONE"}' >/dev/null
+reg POST /subjects/g1-value/versions '{"schema": "{\"type\": \"record\", \"name\": \"R\", \"fields\": [{\"name\": \"id\", \"type\": \"long\"}, {\"name\": \"n\", \"type\": \"int\", \"default\": 0}]}"}' >/dev/null
+reg PUT /config/g1-value '{"compatibility": "BACKWARD"}' >/dev/null
+[[ $(curl -s "$DATAMESH_SERVER/subjects/g1-value/versions") == '[1,2,3]' ]] || bad registry_moved_on "$(curl -s "$DATAMESH_SERVER/subjects/g1-value/versions")"
+out=$("$bin" apply -f "$data/g4.yaml" 2>&1) && [[ $out == *'unchanged Source g1'* ]] && ok unchanged_source_not_checked || bad unchanged_source_not_checked "$out"
+sed 's/default: 0}/default: 1}/' "$data/g4.yaml" >"$data/g5.yaml"
+refused checked_against_latest "$data/g5.yaml" 'subject "g1-value": BACKWARD: new schema reading old schema #1: $.s: reader field "s" has no default value'
+
 stop
 dm_e2e_summary
