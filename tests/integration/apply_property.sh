@@ -13,6 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../harness/lib.sh"
 dm_e2e_setup
 mkdir -p "$data/out" "$data/lake"
+cd "$data" # a mutated sink path is relative: keep what it writes in the run's directory
 start
 cases=${DM_PROPERTY_CASES:-2000}
 seed=${DM_PROPERTY_SEED:-$RANDOM$RANDOM}
