@@ -6,6 +6,7 @@
 #ifndef DM_CLI_CLI_H
 #define DM_CLI_CLI_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -59,8 +60,16 @@ int dm_cmd_lineage(int argc, char **argv); /* cli/cmd_lineage.c */
 /* Loads the spec documents of a file or of a directory's *.yaml|yml|json files
  * (schema files inlined, each document validated; errors name file:line:col)
  * and appends them to body as a YAML stream; *count grows by how many
- * (cli/cmd_apply.c). */
-dm_err_t dm_cli_add_specs(const char *path, dm_buf_t *body, size_t *count, dm_error_t *err);
+ * (cli/cmd_apply.c). where (may be NULL) receives, per "Kind name", the
+ * file:line:col of each field path of the document, for the server's errors
+ * (dm_cli_locate_error). */
+dm_err_t dm_cli_add_specs(const char *path, dm_buf_t *body, size_t *count, json_t *where,
+                          dm_error_t *err);
+
+/* Prefixes a server error about a document ("Source x: spec.schema: …") with
+ * the file:line:col of that path (or its nearest located parent) from where
+ * (filled by dm_cli_add_specs); other messages are left as they are. */
+void dm_cli_locate_error(const json_t *where, dm_error_t *err);
 
 int dm_cmd_token(int argc, char **argv); /* cli/cmd_token.c */
 int dm_cmd_audit(int argc, char **argv); /* cli/cmd_audit.c */

@@ -61,11 +61,21 @@ static dm_err_t inline_schema(dm_spec_doc_t *doc, const char *spec_path, dm_erro
         json_t *parsed = json_loadb((const char *)text.data, text.len, 0, &jerr);
         char loc[300];
         dm_spec_locate(doc, "spec.schema.file", loc, sizeof(loc));
+        dm_avro_schema_t *avro = NULL;
+        char apath[256];
+        dm_error_t e = {0};
         if (!parsed)
             rc = dm_error_set(err, DM_ERR_SCHEMA_PARSE, "%s: spec.schema.file: %s:%d:%d: %s", loc,
                               path, jerr.line, jerr.column, jerr.text);
-        else
+        else if ((rc = dm_spec_schema_parse(parsed, &avro, apath, sizeof(apath), &e)))
+            /* The file holds the schema: name it (the Avro path is in the message). */
+            dm_error_set(err, rc, "%s: spec.schema.file: %s: not a valid Avro schema: %s", loc,
+                         path, e.message);
+        dm_avro_schema_free(avro);
+        if (parsed && !rc)
             json_object_set_new(spec, "schema", parsed);
+        else
+            json_decref(parsed);
     } else {
         char loc[300];
         dm_spec_locate(doc, "spec.schema.file", loc, sizeof(loc));
@@ -86,8 +96,53 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Records where each field path of doc was written, under "Kind name". */
+static void remember_positions(const dm_spec_doc_t *doc, json_t *where)
+{
+    const char *kind = json_string_value(json_object_get(doc->root, "kind"));
+    const char *name = dm_spec_name(doc->root);
+    if (!where || !kind || !name) return;
+    char key[400], loc[300];
+    snprintf(key, sizeof(key), "%s %s", kind, name);
+    json_t *paths = json_object();
+    for (size_t i = 0; i < doc->n_pos; i++) {
+        dm_spec_locate((void *)doc, doc->pos[i].path, loc, sizeof(loc));
+        json_object_set_new(paths, doc->pos[i].path, json_string(loc));
+    }
+    dm_spec_locate((void *)doc, "", loc, sizeof(loc));
+    json_object_set_new(paths, "", json_string(loc));
+    json_object_set_new(where, key, paths);
+}
+
+void dm_cli_locate_error(const json_t *where, dm_error_t *err)
+{
+    /* "Kind name: path: message" */
+    const char *msg = err->message;
+    const char *sp = strchr(msg, ' ');
+    const char *c1 = sp ? strstr(sp, ": ") : NULL;
+    if (!where || !c1) return;
+    char key[400];
+    snprintf(key, sizeof(key), "%.*s", (int)(c1 - msg), msg);
+    const json_t *paths = json_object_get(where, key);
+    if (!paths) return;
+    const char *p = c1 + 2, *c2 = strstr(p, ": ");
+    char path[512] = "";
+    if (c2 && !strncmp(p, "spec", 4) && !strchr("abcdefghijklmnopqrstuvwxyz", p[4]))
+        snprintf(path, sizeof(path), "%.*s", (int)(c2 - p), p);
+    /* the path, else its nearest parent that was written */
+    const json_t *loc = NULL;
+    while (!(loc = json_object_get(paths, path))) {
+        char *cut = path + strlen(path);
+        while (cut > path && *cut != '.' && *cut != '[')
+            cut--;
+        *cut = '\0';
+    }
+    dm_error_prefix(err, "%s", json_string_value(loc));
+}
+
 /* Loads, inlines and validates one file, appending its documents to body. */
-static dm_err_t add_file(const char *path, dm_buf_t *body, size_t *count, dm_error_t *err)
+static dm_err_t add_file(const char *path, dm_buf_t *body, size_t *count, json_t *where,
+                         dm_error_t *err)
 {
     dm_buf_t text = DM_BUF_INIT;
     dm_err_t rc = read_file(path, &text, err);
@@ -100,6 +155,7 @@ static dm_err_t add_file(const char *path, dm_buf_t *body, size_t *count, dm_err
         if (!rc) rc = dm_spec_validate(&docs[i], &spec, err);
         if (rc) break;
         dm_spec_clear(&spec);
+        remember_positions(&docs[i], where);
         char *json = json_dumps(docs[i].root, JSON_COMPACT);
         rc = dm_buf_printf(body, "---\n%s\n", json);
         free(json);
@@ -110,11 +166,12 @@ static dm_err_t add_file(const char *path, dm_buf_t *body, size_t *count, dm_err
     return rc;
 }
 
-dm_err_t dm_cli_add_specs(const char *path, dm_buf_t *body, size_t *count, dm_error_t *err)
+dm_err_t dm_cli_add_specs(const char *path, dm_buf_t *body, size_t *count, json_t *where,
+                          dm_error_t *err)
 {
     struct stat st;
     if (stat(path, &st) != 0) return dm_error_set(err, DM_ERR_IO, "%s: %s", path, strerror(errno));
-    if (!S_ISDIR(st.st_mode)) return add_file(path, body, count, err);
+    if (!S_ISDIR(st.st_mode)) return add_file(path, body, count, where, err);
     DIR *d = opendir(path);
     if (!d) return dm_error_set(err, DM_ERR_IO, "%s: %s", path, strerror(errno));
     char **names = NULL;
@@ -131,7 +188,7 @@ dm_err_t dm_cli_add_specs(const char *path, dm_buf_t *body, size_t *count, dm_er
     for (size_t i = 0; i < n; i++) {
         char full[8192];
         snprintf(full, sizeof(full), "%s/%s", path, names[i]);
-        if (!rc) rc = add_file(full, body, count, err);
+        if (!rc) rc = add_file(full, body, count, where, err);
         free(names[i]);
     }
     free(names);
@@ -167,13 +224,15 @@ int dm_cmd_apply(int argc, char **argv)
     dm_error_t err = {0};
     size_t count = 0;
     dm_err_t rc = DM_OK;
+    json_t *where = json_object();
     for (size_t i = 0; i < n_paths && !rc; i++)
-        rc = dm_cli_add_specs(paths[i], &body, &count, &err);
+        rc = dm_cli_add_specs(paths[i], &body, &count, where, &err);
     free(paths);
     if (!rc && !count) rc = dm_error_set(&err, DM_ERR_INVALID, "no spec documents found");
     if (rc) {
         dm_cli_errorf("apply", "%s", err.message);
         dm_buf_free(&body);
+        json_decref(where);
         return DM_EXIT_FAILED;
     }
     long status;
@@ -182,6 +241,8 @@ int dm_cmd_apply(int argc, char **argv)
                         dry ? "/api/v1/apply?dry_run=true" : "/api/v1/apply",
                         (const char *)body.data, body.len, &status, &resp, &err);
     dm_buf_free(&body);
+    if (rc) dm_cli_locate_error(where, &err);
+    json_decref(where);
     if (rc) {
         dm_cli_errorf("apply", "%s", err.message);
         return DM_EXIT_FAILED;

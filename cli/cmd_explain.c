@@ -51,7 +51,7 @@ int dm_cmd_explain(int argc, char **argv)
     if (file) {
         dm_buf_t body = DM_BUF_INIT;
         size_t count = 0;
-        rc = dm_cli_add_specs(file, &body, &count, &err);
+        rc = dm_cli_add_specs(file, &body, &count, NULL, &err);
         if (!rc && !count) rc = dm_error_set(&err, DM_ERR_INVALID, "%s: no spec documents", file);
         if (!rc)
             rc = dm_client_call(dm_client_server(server), "POST", "/api/v1/plan",

@@ -115,6 +115,11 @@ dm_avro_schema_t *dm_runtime_register_schema(dm_runtime_t *rt, const char *subje
 dm_err_t dm_runtime_incompatible(dm_error_t *err, const char *subject,
                                  const dm_schema_compat_report_t *report);
 
+/* The JSON of the record that holds a source's key fields (spec.key) of its
+ * value schema s, as it is registered under NAME-key (malloc'd; NULL when out
+ * of memory). Key names that are not fields of s are skipped. */
+char *dm_runtime_key_schema_json(const dm_avro_schema_t *s, const json_t *key);
+
 /* Creates topic name unless it exists. */
 dm_err_t dm_runtime_ensure_topic(dm_runtime_t *rt, const char *name, int32_t partitions,
                                  const char *subject, dm_error_t *err);

@@ -75,8 +75,7 @@ static dm_err_t env_register_schema(void *ctx, const char *subject, const char *
 
 /* ---- schemas and topics of a source whose spec carries its schema --------------- */
 
-/* The JSON of a record holding the key fields of a value schema. */
-static char *key_schema_json(const dm_avro_schema_t *s, const json_t *key)
+char *dm_runtime_key_schema_json(const dm_avro_schema_t *s, const json_t *key)
 {
     json_t *seen = json_object(), *fields = json_array();
     size_t i;
@@ -122,7 +121,7 @@ static dm_err_t declare_schemas(dm_runtime_t *rt, const char *name, const json_t
     dm_avro_schema_t *key_schema = NULL;
     if (json_array_size(key)) {
         *what = "key schema";
-        char *kt = key_schema_json(schema, key);
+        char *kt = dm_runtime_key_schema_json(schema, key);
         key_schema = kt ? dm_runtime_register_schema(rt, key_subject, kt, &key_id, err) : NULL;
         free(kt);
         if (!key_schema) return err->code ? err->code : DM_ERR_NOMEM;

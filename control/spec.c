@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/redact.h"
 #include "engine/processor.h"
+#include "schema/dm_avro.h"
 
 static const char *const kind_names[] = {"Source", "Pipeline", "Processor", "Sink"};
 static const char *const kind_plurals[] = {"sources", "pipelines", "processors", "sinks"};
@@ -175,6 +176,54 @@ static dm_err_t check_config(vctx_t *v, const dm_connector_def_t *def, const jso
 
 /* ---- kinds ---- */
 
+/* Where the Avro parser's message points: the first "$…" path in it ("$",
+ * "$.fields[1].default"), copied to out; "" when it names none. */
+static void avro_path_of(const char *msg, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const char *d = strchr(msg, '$');
+    if (!d) return;
+    size_t n = 1;
+    while (d[n] && (isalnum((unsigned char)d[n]) || strchr("._[]", d[n])))
+        n++;
+    while (n > 1 && d[n - 1] == '.')
+        n--;
+    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), d);
+}
+
+dm_err_t dm_spec_schema_parse(const json_t *schema, dm_avro_schema_t **out, char *avro_path,
+                              size_t cap, dm_error_t *err)
+{
+    *out = NULL;
+    if (cap) avro_path[0] = '\0';
+    char *text = json_dumps(schema, JSON_COMPACT);
+    if (!text) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    dm_error_t e = {0};
+    dm_err_t rc = dm_avro_schema_parse(text, strlen(text), out, &e);
+    free(text);
+    if (!rc) return DM_OK;
+    if (cap) avro_path_of(e.message, avro_path, cap);
+    if (err) *err = e;
+    return rc;
+}
+
+/* The full Avro parse (schema/parse.c, as `datamesh schema compat` does it):
+ * undefined types, defaults of the wrong type, duplicate fields, invalid
+ * names. The error points at the spec's text for the Avro path the parser
+ * names ($.fields[1].default -> spec.schema.fields[1].default). */
+static dm_err_t check_avro(vctx_t *v, const json_t *schema)
+{
+    char apath[256];
+    dm_avro_schema_t *s = NULL;
+    dm_error_t e = {0};
+    dm_err_t rc = dm_spec_schema_parse(schema, &s, apath, sizeof(apath), &e);
+    dm_avro_schema_free(s);
+    if (!rc) return DM_OK;
+    char p[300];
+    snprintf(p, sizeof(p), "spec.schema%s", apath[0] ? apath + 1 : "");
+    return fail(v, rc, p, "not a valid Avro schema: %s", e.message);
+}
+
 static dm_err_t check_inline_schema(vctx_t *v, const json_t *schema, const json_t *key)
 {
     if (!json_is_object(schema))
@@ -204,7 +253,8 @@ static dm_err_t check_inline_schema(vctx_t *v, const json_t *schema, const json_
             return fail(v, DM_ERR_CONFIG, p, "field '%s' needs a type",
                         json_string_value(json_object_get(f, "name")));
     }
-    if (!key) return DM_OK;
+    dm_err_t rc = check_avro(v, schema);
+    if (rc || !key) return rc;
     json_t *k;
     json_array_foreach(key, i, k)
     {

@@ -14,6 +14,7 @@
 
 #include "control/yaml.h"
 #include "core/error.h"
+#include "schema/dm_avro.h"
 
 typedef enum {
     DM_KIND_SOURCE = 0,
@@ -69,5 +70,13 @@ dm_err_t dm_spec_state_spill(const json_t *state, int64_t *bytes);
 /* True when name is a valid object name: 1–63 characters of a-z, 0-9, '-',
  * '_' and '.', starting and ending with a letter or digit. */
 int dm_spec_name_valid(const char *name);
+
+/* Parses a source's schema (spec.schema, a JSON value) with the full Avro
+ * parser. On success *out holds it (free with dm_avro_schema_free). On
+ * DM_ERR_SCHEMA_PARSE avro_path (cap bytes, may be 0) receives the Avro path
+ * the parser's message names ("$.fields[1].default", "" when none) and err
+ * the parser's message. */
+dm_err_t dm_spec_schema_parse(const json_t *schema, dm_avro_schema_t **out, char *avro_path,
+                              size_t cap, dm_error_t *err);
 
 #endif

@@ -277,9 +277,15 @@ static dm_err_t define_named(pctx_t *p, json_t *obj, const char *space, dm_avro_
     if (nsj && !json_is_null(nsj) && !json_is_string(nsj))
         return perr(p, "attribute \"namespace\" must be a string");
     ns = nsj && json_is_string(nsj) ? json_string_value(nsj) : space;
-    if (!valid_fullname(name)) return perr(p, "\"%s\" is not a valid name", name);
-    if (ns && *ns && !strchr(name, '.') && !valid_fullname(ns))
+    /* The path names the attribute at fault ($.name), so a spec can point at it. */
+    if (!valid_fullname(name)) {
+        path_push(p, ".name");
+        return perr(p, "\"%s\" is not a valid name", name);
+    }
+    if (ns && *ns && !strchr(name, '.') && !valid_fullname(ns)) {
+        path_push(p, nsj && json_is_string(nsj) ? ".namespace" : ".name");
         return perr(p, "\"%s\" is not a valid namespace", ns);
+    }
     if (!strchr(name, '.') && primitive_type(name) >= 0)
         return perr(p, "\"%s\" is a primitive type and cannot be redefined", name);
     char *full = make_fullname(p, name, ns);
@@ -317,10 +323,18 @@ static dm_err_t parse_record(pctx_t *p, json_t *obj, const char *space, dm_avro_
         dm_avro_field_t *f = &n->fields[i];
         if (!json_is_object(fj)) return perr(p, "a field must be a JSON object");
         if ((rc = get_string(p, fj, "name", true, &f->name))) return rc;
-        if (!valid_name(f->name)) return perr(p, "\"%s\" is not a valid field name", f->name);
+        if (!valid_name(f->name)) {
+            path_push(p, ".name");
+            return perr(p, "\"%s\" is not a valid field name", f->name);
+        }
         for (size_t k = 0; k < i; k++)
-            if (strcmp(n->fields[k].name, f->name) == 0)
-                return perr(p, "field \"%s\" appears twice in record %s", f->name, n->fullname);
+            if (strcmp(n->fields[k].name, f->name) == 0) {
+                path_push(p, ".name");
+                return perr(p,
+                            "field \"%s\" appears twice in record %s (first as "
+                            "fields[%zu])",
+                            f->name, n->fullname, k);
+            }
         if ((rc = get_string(p, fj, "doc", false, &f->doc))) return rc;
         if ((rc = get_aliases(p, fj, NULL, false, &f->aliases, &f->n_aliases))) return rc;
         const char *order;

@@ -278,6 +278,27 @@ static const struct {
      "spec.library: required key 'library' is missing"},
     {"kind: Sink\nmetadata: {name: s}\nspec: {type: topic}\n",
      "publish to a topic with `- source: NAME` in `to`"},
+    /* the full Avro parse of an inline schema (issue 26): located at the field */
+    {"kind: Source\nmetadata: {name: a}\nspec:\n  connector: ingest\n  schema:\n    type: record\n"
+     "    name: R\n    fields:\n      - {name: a, type: long}\n      - {name: b, type: nope}\n",
+     "t.yaml:10:25: spec.schema.fields[1].type: not a valid Avro schema: $.fields[1].type: type "
+     "\"nope\" is used but never defined"},
+    {"kind: Source\nmetadata: {name: a}\nspec:\n  connector: ingest\n  schema:\n    type: record\n"
+     "    name: R\n    fields:\n      - {name: a, type: long}\n"
+     "      - {name: b, type: long, default: \"x\"}\n",
+     "t.yaml:10:40: spec.schema.fields[1].default: not a valid Avro schema: invalid default for "
+     "field \"b\" ($.fields[1].default): $.fields[1].default: expected long, got a string"},
+    {"kind: Source\nmetadata: {name: a}\nspec:\n  connector: ingest\n  schema:\n    type: record\n"
+     "    name: R\n    fields:\n      - {name: a, type: long}\n      - {name: a, type: int}\n",
+     "t.yaml:10:16: spec.schema.fields[1].name: not a valid Avro schema: $.fields[1].name: field "
+     "\"a\" appears twice in record R (first as fields[0])"},
+    {"kind: Source\nmetadata: {name: a}\nspec:\n  connector: ingest\n  schema:\n    type: record\n"
+     "    name: \"9R\"\n    fields: [{name: a, type: long}]\n",
+     "t.yaml:7:11: spec.schema.name: not a valid Avro schema: $.name: \"9R\" is not a valid name"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {connector: ingest, key: [a], schema: {type: "
+     "record, "
+     "name: R, fields: [{name: a, type: {type: enum, name: E, symbols: [X, X]}}]}}\n",
+     "spec.schema.fields[0].type"},
     {"kind: Sink\nmetadata: {name: s}\nspec: {type: elasticsearch, url: \"http://h:9200\"}\n",
      "required key 'index' is missing"},
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], to: [{sink: {type: postgres, dsn: x, "
