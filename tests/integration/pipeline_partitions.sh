@@ -43,7 +43,7 @@ kind: Pipeline
 metadata: {name: agg$P, owner: test}
 spec:
   from: [a$P, b$P]
-  idle_timeout: 300ms
+  idle_timeout: 2s
   steps:
     - aggregate: {window: {type: tumbling, size: 10s}, time: ts, group_by: [country], aggregates: ["count(*) AS n"]}
   to: [{source: agg$P-out}]
@@ -52,7 +52,7 @@ kind: Pipeline
 metadata: {name: dd$P, owner: test}
 spec:
   from: [a$P]
-  idle_timeout: 300ms
+  idle_timeout: 2s
   steps:
     - dedupe: {key: [country], within: 1h, time: ts}
   to: [{source: dd$P-out}]
@@ -61,7 +61,7 @@ kind: Pipeline
 metadata: {name: jn$P, owner: test}
 spec:
   from: [a$P]
-  idle_timeout: 300ms
+  idle_timeout: 2s
   steps:
     - join: {with: b$P, on: country, within: 1h, time: ts}
   to: [{source: jn$P-out}]

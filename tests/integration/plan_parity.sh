@@ -4,6 +4,9 @@
 # outputs, enrich with a table, dedupe) runs in `datamesh up` on the embedded log and
 # with `--transport kafka:// --external-workers` plus two `datamesh worker`s on the mock
 # cluster; both run the same plan, so every output is the same multiset of records.
+# The stateful pipelines give an upstream task 10 s (idle_timeout) before it stops
+# holding windows back: a worker that is slow to get its partitions (ASan, a rebalance)
+# must not have its records arrive after the windows closed.
 # Then one worker is killed (-9) while more events arrive: the other takes its
 # partitions over and nothing is lost. (The mock keeps no offsets committed inside
 # transactions, so after a failover the survivor replays moved partitions from their
@@ -67,7 +70,7 @@ kind: Pipeline
 metadata: {name: jn, owner: shop}
 spec:
   from: [orders]
-  idle_timeout: 300ms
+  idle_timeout: 10s
   steps: [{join: {with: pays, on: id, within: 1h, time: ts}}]
   to: [{source: jn-out}]
 ---
@@ -75,7 +78,7 @@ kind: Pipeline
 metadata: {name: ag, owner: shop}
 spec:
   from: [orders]
-  idle_timeout: 300ms
+  idle_timeout: 10s
   steps: [{aggregate: {window: {type: tumbling, size: 10s}, time: ts, group_by: [country], aggregates: ["count(*) AS n", "sum(amount) AS total"]}}]
   to: [{source: ag-out}]
 ---
@@ -97,7 +100,7 @@ kind: Pipeline
 metadata: {name: dd, owner: shop}
 spec:
   from: [orders]
-  idle_timeout: 300ms
+  idle_timeout: 10s
   steps: [{dedupe: {key: [country], within: 1h, time: ts}}, {project: [country]}]
   to: [{source: dd-out}]
 YAML
