@@ -117,12 +117,6 @@ static void *push(void *arr, size_t *n, size_t size)
 
 /* ---- compiling ---------------------------------------------------------------------- */
 
-json_t *dm_plan_step_settings(const json_t *step, const char **kind)
-{
-    json_t *conf = dm_proc_step_config(step, kind, NULL, NULL);
-    return conf ? conf : json_object();
-}
-
 const dm_proc_ops_t *dm_plan_proc_find(const char *kind)
 {
     if (kind && !strcmp(kind, "rekey")) return &dm_proc_rekey;
@@ -477,13 +471,11 @@ static dm_err_t compile(compiler_t *c, const json_t *doc)
     bool joined = false;
     const json_t *steps = json_object_get(spec, "steps");
     for (size_t i = 0; !rc && i < json_array_size(steps); i++) {
-        const char *kind;
-        json_t *conf = dm_plan_step_settings(json_array_get(steps, i), &kind);
-        const dm_proc_ops_t *ops = dm_proc_find(kind ? kind : "");
-        if (!ops) {
-            json_decref(conf);
-            rc = dm_error_set(c->err, DM_ERR_UNSUPPORTED,
-                              "spec.steps[%zu]: step '%s' is not available", i, kind ? kind : "?");
+        const char *kind = NULL;
+        const dm_proc_ops_t *ops = NULL;
+        json_t *conf = dm_proc_step_config(json_array_get(steps, i), &kind, &ops, c->err);
+        if (!conf) {
+            rc = dm_error_prefix(c->err, "spec.steps[%zu]", i);
             break;
         }
         if (!strcmp(kind, "enrich") &&

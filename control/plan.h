@@ -131,10 +131,6 @@ typedef struct dm_plan_env {
     void *ctx;
 } dm_plan_env_t;
 
-/* A spec step ({"filter": "expr"}, {"project": [...]}, {"aggregate": {...}})
- * as its processor's settings (new reference); *kind gets the step's name. */
-json_t *dm_plan_step_settings(const json_t *step, const char **kind);
-
 /* The processor of a plan step's kind (the built-ins and the internal rekey). */
 const dm_proc_ops_t *dm_plan_proc_find(const char *kind);
 

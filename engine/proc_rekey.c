@@ -9,10 +9,8 @@
  * key: one partition holds them all. The key bytes are the values as the
  * state stores encode them (dm_state_put_value), so the two sides of a join
  * re-keyed by fields of the same type land together. The record's own key
- * travels behind them: [4-byte little-endian length n][n bytes of the new
- * key][the old key]; the task writing a re-key topic partitions by the new
- * key, the task reading it gives rows their old key back (engine/task.c), so
- * what a pipeline finally writes keeps its source's keys. Values pass through
+ * travels behind them (engine/rekey.h), so what a pipeline finally writes
+ * keeps its source's keys. Values pass through
  * unchanged; a key that cannot be evaluated sends the record to the dead
  * letters with the reason.
  */
@@ -23,6 +21,7 @@
 #include "engine/expr.h"
 #include "engine/proc_util.h"
 #include "engine/processor.h"
+#include "engine/rekey.h"
 #include "engine/state.h"
 
 typedef struct rekey {
@@ -105,21 +104,18 @@ static dm_err_t rekey_process(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *out,
         /* A global key is one byte, so that it is a key (hashed to one partition). */
         uint32_t n = r->key.len ? (uint32_t)r->key.len : 1;
         const dm_row_t *row = &in->records[i];
-        uint8_t *key = dm_arena_alloc(&out->arena, 4 + n + row->key_len);
+        uint8_t *key = dm_arena_alloc(&out->arena, DM_REKEY_PREFIX + n + row->key_len);
         if (!key) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-        key[0] = (uint8_t)n;
-        key[1] = (uint8_t)(n >> 8);
-        key[2] = (uint8_t)(n >> 16);
-        key[3] = (uint8_t)(n >> 24);
+        dm_rekey_put_len(key, n);
         if (r->key.len)
-            memcpy(key + 4, r->key.data, n);
+            memcpy(key + DM_REKEY_PREFIX, r->key.data, n);
         else
-            key[4] = 0;
-        if (row->key_len) memcpy(key + 4 + n, row->key, row->key_len);
+            key[DM_REKEY_PREFIX] = 0;
+        if (row->key_len) memcpy(key + DM_REKEY_PREFIX + n, row->key, row->key_len);
         dm_row_t *o = &out->records[out->n++];
         *o = *row;
         o->key = key;
-        o->key_len = 4 + n + row->key_len;
+        o->key_len = DM_REKEY_PREFIX + n + row->key_len;
     }
     return DM_OK;
 }

@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "engine/expr.h"
+#include "engine/rekey.h"
 #include "schema/wire.h"
 #include "transport/txn_builder.h"
 
@@ -705,18 +706,6 @@ static dm_err_t event_time(dm_task_t *task, dm_row_t *row, char *reason, size_t 
     return DM_OK;
 }
 
-/* A record of a re-key topic: its key back as the source had it (behind the
- * new key; engine/proc_rekey.c). */
-static void rekeyed_key(dm_row_t *row)
-{
-    const uint8_t *k = row->key;
-    if (!k || row->key_len < 4) return;
-    uint32_t n = (uint32_t)k[0] | (uint32_t)k[1] << 8 | (uint32_t)k[2] << 16 | (uint32_t)k[3] << 24;
-    if (n > row->key_len - 4) return;
-    row->key_len -= 4 + n;
-    row->key = row->key_len ? k + 4 + n : NULL;
-}
-
 /* A re-key topic's watermark marker: what the task writing it has reached. */
 static void read_marker(dm_task_t *task, const dm_record_t *rec)
 {
@@ -779,7 +768,11 @@ static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *
             } else {
                 row->key = rec->key;
                 row->key_len = rec->key_len < 0 ? 0 : (uint32_t)rec->key_len;
-                if (task->prod_wm) rekeyed_key(row);
+                const uint8_t *new_key; /* a re-key topic's: its source's key back */
+                uint32_t new_len;
+                if (task->prod_wm)
+                    dm_rekey_split(row->key, row->key_len, &new_key, &new_len, &row->key,
+                                   &row->key_len);
                 row->flags = 0;
                 row->timestamp = rec->timestamp;
                 row->partition = in->partition;
@@ -881,16 +874,10 @@ static dm_err_t encode_output(dm_task_t *task, dm_error_t *err)
             continue;
         }
         /* A re-key topic goes by the new key only (engine/proc_rekey.c). */
-        const uint8_t *hk = row->key;
-        uint32_t hlen = row->key_len;
-        if (task->conf.watermark_out && !which && hk && hlen >= 4) {
-            uint32_t n = (uint32_t)hk[0] | (uint32_t)hk[1] << 8 | (uint32_t)hk[2] << 16 |
-                         (uint32_t)hk[3] << 24;
-            if (n <= hlen - 4) {
-                hk += 4;
-                hlen = n;
-            }
-        }
+        const uint8_t *hk = row->key, *old_key;
+        uint32_t hlen = row->key_len, old_len;
+        if (task->conf.watermark_out && !which)
+            dm_rekey_split(row->key, row->key_len, &hk, &hlen, &old_key, &old_len);
         task->out_part[k] = hk           ? dm_txn_key_partition(hk, hlen, parts)
                             : parts == 1 ? 0
                                          : task->conf.input_partition % parts;
