@@ -162,5 +162,25 @@ spec:
   to: [{source: bad2}]
 YAML
 r=$("$bin" apply -f "$data/bad2.yaml" 2>&1) && bad error_order_by "accepted" || { [[ $r == *"ORDER BY on a stream"* && $r == *"hint"* ]] && ok error_order_by || bad error_order_by "$r"; }
+# datamesh sql: a push query printing rows as they come, cleaned up on exit
+out=$(timeout 60 "$bin" sql "SELECT id, amount * 2 AS twice FROM plays WHERE country = 'FR'" -n 1 -o json 2>&1)
+[[ $out == '{"id":3,"twice":8}' ]] && ok push_query || bad push_query "$out"
+left=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines")
+[[ $left != *sql-query-* ]] && ok push_query_cleaned_up || bad push_query_cleaned_up "$left"
+cat >"$data/script.sql" <<'SQL'
+-- a derived source in SQL, then its plan
+CREATE SOURCE fr_plays WITH (owner = 'growth', description = 'plays in France')
+  AS SELECT id, amount FROM plays WHERE country = 'FR';
+EXPLAIN SELECT id FROM plays WHERE amount > 1;
+SQL
+out=$("$bin" sql -f "$data/script.sql" 2>&1)
+[[ $out == *"created source fr_plays"* && $out == *"fused chain"* && $out == *'filter {"expr":"amount > 1"}'* ]] \
+  && ok sql_script || bad sql_script "$out"
+expect create_source_as "$(rows fr_plays 1 20)" '{"amount": 4, "id": 3}'
+out=$("$bin" sql "SELECT id FROM plays WHERE amout > 1" 2>&1)
+[[ $out == *"SQL line 1, column 28: no column 'amout' in plays; did you mean 'amount'?"* && $out == *"^"* ]] \
+  && ok push_query_error || bad push_query_error "$out"
+out=$("$bin" sql "DROP SOURCE fr_plays; SHOW SOURCES" 2>&1)
+[[ $out == *"dropped source fr_plays"* && $out == *'"plays-eu"'* ]] && ok drop_and_show || bad drop_and_show "$out"
 stop
 dm_e2e_summary
