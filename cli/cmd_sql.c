@@ -1,16 +1,13 @@
 /* cli/cmd_sql.c — `datamesh sql "STATEMENT" | -f FILE.sql`: streaming SQL
  * through the controller's API (docs/sql.md).
  *
- *   SELECT …              a push query: a temporary pipeline publishing its rows
- *                         (checked first with POST /api/v1/plan), whose rows are
- *                         printed as they come; deleted on exit (Ctrl-C, -n N)
- *   CREATE SOURCE n … AS  POST /api/v1/apply of a Pipeline `n` with spec.sql
- *   DROP SOURCE n         DELETE /api/v1/pipelines/n (the pipeline publishing it)
- *   EXPLAIN SELECT …      POST /api/v1/plan: the plan the query compiles to
- *   SHOW SOURCES          GET /api/v1/sources
- *   DESCRIBE n            GET /api/v1/sources/n
- * Statements are parsed here first, so syntax errors show at line:col without
- * a round trip; the controller checks columns against the registry. */
+ *   SELECT …     a push query: a temporary pipeline publishing its rows (checked
+ *                first with POST /api/v1/plan), whose rows are printed as they
+ *                come; deleted on exit (Ctrl-C, -n N)
+ *   the others   POST /api/v1/sql, one statement at a time (CREATE SOURCE … AS,
+ *                DROP SOURCE, EXPLAIN, SHOW SOURCES, DESCRIBE)
+ * The script is parsed here first, so syntax errors show at line:col before
+ * anything runs; the controller checks columns against the registry. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -66,23 +63,6 @@ static int call(const opts_t *o, const char *method, const char *path, const cha
     return DM_EXIT_OK;
 }
 
-static int explain(const opts_t *o, const char *query)
-{
-    char *doc = pipeline_doc("sql-explain", NULL, NULL, query);
-    json_t *resp;
-    int rc = call(o, "POST", "/api/v1/plan", doc, &resp);
-    free(doc);
-    if (rc) return rc;
-    const json_t *p = json_array_get(json_object_get(resp, "plans"), 0);
-    if (!p) p = resp;
-    if (o->json)
-        dm_out_json(stdout, json_object_get(p, "plan"));
-    else
-        fputs(json_string_value(json_object_get(p, "explain")) ?: "", stdout);
-    json_decref(resp);
-    return DM_EXIT_OK;
-}
-
 /* One row: JSON, or the values in columns of 18 characters (a header first). */
 static void print_row(const opts_t *o, const json_t *row, bool *header)
 {
@@ -112,14 +92,17 @@ static void print_row(const opts_t *o, const json_t *row, bool *header)
 /* A push query: a temporary pipeline whose output is printed until Ctrl-C
  * or -n rows, then deleted. Its records are read from the beginning of the
  * sources (a new pipeline starts there). */
-static int push_query(const opts_t *o, const char *query)
+static int push_query(const opts_t *o, const char *query, const char *in_place)
 {
     char name[96];
     snprintf(name, sizeof(name), "sql-query-%ld-%ld", (long)getpid(), (long)time(NULL));
     char *doc =
         pipeline_doc(name, NULL, "a push query of datamesh sql (deleted when it ends)", query);
     json_t *resp;
-    int rc = call(o, "POST", "/api/v1/plan", doc, &resp); /* errors before anything is made */
+    /* errors before anything is made, at line:col of the script */
+    char *check = pipeline_doc(name, NULL, NULL, in_place ? in_place : query);
+    int rc = call(o, "POST", "/api/v1/plan", check, &resp);
+    free(check);
     json_decref(resp);
     if (!rc) rc = call(o, "POST", "/api/v1/apply", doc, &resp);
     free(doc);
@@ -183,39 +166,89 @@ static int push_query(const opts_t *o, const char *query)
     return rc;
 }
 
+/* A statement as text again ('' in strings), to send on its own. */
+static void stmt_text(const dm_sql_stmt_t *st, dm_buf_t *b)
+{
+    switch (st->kind) {
+    case DM_SQL_CREATE_SOURCE:
+        dm_buf_printf(b, "CREATE SOURCE \"%s\"", st->name);
+        if (st->owner || st->description) {
+            const char *keys[] = {"owner", "description"}, *vals[] = {st->owner, st->description};
+            bool first = true;
+            dm_buf_append_str(b, " WITH (");
+            for (int k = 0; k < 2; k++) {
+                if (!vals[k]) continue;
+                dm_buf_printf(b, "%s%s = '", first ? "" : ", ", keys[k]);
+                for (const char *c = vals[k]; *c; c++)
+                    dm_buf_append_str(b, *c == '\'' ? "''" : (char[]){*c, 0});
+                dm_buf_append_str(b, "'");
+                first = false;
+            }
+            dm_buf_append_str(b, ")");
+        }
+        dm_buf_printf(b, " AS %s", st->query);
+        break;
+    case DM_SQL_DROP_SOURCE: dm_buf_printf(b, "DROP SOURCE \"%s\"", st->name); break;
+    case DM_SQL_DESCRIBE: dm_buf_printf(b, "DESCRIBE \"%s\"", st->name); break;
+    case DM_SQL_SHOW_SOURCES: dm_buf_append_str(b, "SHOW SOURCES"); break;
+    case DM_SQL_EXPLAIN: dm_buf_printf(b, "EXPLAIN %s", st->query); break;
+    case DM_SQL_SELECT: dm_buf_append_str(b, st->query); break;
+    }
+}
+
+static void print_result(const opts_t *o, const json_t *r)
+{
+    const char *kind = json_string_value(json_object_get(r, "kind"));
+    if (!kind) return;
+    if (!strcmp(kind, "explain")) {
+        if (o->json)
+            dm_out_json(stdout, json_object_get(r, "plan"));
+        else
+            fputs(json_string_value(json_object_get(r, "explain")) ?: "", stdout);
+    } else if (!strcmp(kind, "create source") || !strcmp(kind, "drop source")) {
+        printf("%s %s (pipeline %s)\n",
+               !strcmp(kind, "create source") ? "created source" : "dropped source",
+               json_string_value(json_object_get(r, "source")),
+               json_string_value(json_object_get(r, "pipeline")));
+    } else if (!strcmp(kind, "show sources") && !o->json) {
+        printf("%-28s %-16s %s\n", "NAME", "OWNER", "DESCRIPTION");
+        size_t i;
+        json_t *s;
+        json_array_foreach(json_object_get(r, "sources"), i, s)
+        {
+            const json_t *meta = json_object_get(s, "metadata");
+            const char *name = json_string_value(json_object_get(s, "name"));
+            if (!name) name = json_string_value(json_object_get(meta, "name"));
+            const char *owner = json_string_value(json_object_get(s, "owner"));
+            if (!owner) owner = json_string_value(json_object_get(meta, "owner"));
+            const char *desc = json_string_value(json_object_get(s, "description"));
+            if (!desc) desc = json_string_value(json_object_get(meta, "description"));
+            printf("%-28s %-16s %s\n", name ? name : "?", owner ? owner : "", desc ? desc : "");
+        }
+    } else {
+        dm_out_json(stdout, !strcmp(kind, "describe")       ? json_object_get(r, "source")
+                            : !strcmp(kind, "show sources") ? json_object_get(r, "sources")
+                                                            : r);
+    }
+}
+
+/* A statement other than a push query: POST /api/v1/sql with its text. */
 static int run(const opts_t *o, const dm_sql_stmt_t *st)
 {
+    if (st->kind == DM_SQL_SELECT) {
+        char *in_place = dm_sql_stmt_query_in_place(st);
+        int rc = push_query(o, st->query, in_place);
+        free(in_place);
+        return rc;
+    }
+    dm_buf_t b = DM_BUF_INIT;
+    stmt_text(st, &b);
+    const char *text = "";
+    dm_buf_cstr(&b, &text);
     json_t *resp = NULL;
-    char path[600], esc[512];
-    int rc;
-    switch (st->kind) {
-    case DM_SQL_SELECT: return push_query(o, st->query);
-    case DM_SQL_EXPLAIN: return explain(o, st->query);
-    case DM_SQL_CREATE_SOURCE: {
-        char *doc = pipeline_doc(st->name, st->owner, st->description, st->query);
-        rc = call(o, "POST", "/api/v1/apply", doc, &resp);
-        free(doc);
-        if (!rc) printf("created source %s (pipeline %s)\n", st->name, st->name);
-        break;
-    }
-    case DM_SQL_DROP_SOURCE:
-        dm_client_escape(st->name, esc, sizeof(esc));
-        snprintf(path, sizeof(path), "/api/v1/pipelines/%s", esc);
-        rc = call(o, "DELETE", path, NULL, &resp);
-        if (!rc) printf("dropped source %s (pipeline %s)\n", st->name, st->name);
-        break;
-    case DM_SQL_SHOW_SOURCES:
-        rc = call(o, "GET", "/api/v1/sources", NULL, &resp);
-        if (!rc) dm_out_json(stdout, resp);
-        break;
-    case DM_SQL_DESCRIBE:
-        dm_client_escape(st->name, esc, sizeof(esc));
-        snprintf(path, sizeof(path), "/api/v1/sources/%s", esc);
-        rc = call(o, "GET", path, NULL, &resp);
-        if (!rc) dm_out_json(stdout, resp);
-        break;
-    default: rc = DM_EXIT_USAGE;
-    }
+    int rc = call(o, "POST", "/api/v1/sql", text, &resp);
+    dm_buf_free(&b);
+    if (!rc) print_result(o, json_array_get(json_object_get(resp, "results"), 0));
     json_decref(resp);
     return rc;
 }

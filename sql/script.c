@@ -18,6 +18,20 @@ void dm_sql_stmts_free(dm_sql_stmt_t *stmts, size_t n)
     free(stmts);
 }
 
+char *dm_sql_stmt_query_in_place(const dm_sql_stmt_t *st)
+{
+    if (!st->query) return NULL;
+    int nl = st->query_line > 1 ? st->query_line - 1 : 0;
+    int sp = st->query_col > 1 ? st->query_col - 1 : 0;
+    size_t len = strlen(st->query);
+    char *s = malloc((size_t)nl + (size_t)sp + len + 1);
+    if (!s) return NULL;
+    memset(s, '\n', (size_t)nl);
+    memset(s + nl, ' ', (size_t)sp);
+    memcpy(s + nl + sp, st->query, len + 1);
+    return s;
+}
+
 /* A string literal's text, '' unescaped. */
 static char *unquote(const sql_tok_t *t)
 {
@@ -72,6 +86,8 @@ static bool parse_with(sql_parser_t *ps, dm_sql_stmt_t *st)
 static bool parse_query_text(sql_parser_t *ps, dm_sql_stmt_t *st)
 {
     uint32_t start = ps->t.off;
+    st->query_line = ps->t.line;
+    st->query_col = ps->t.col;
     if (!dm_sql_is_kw(&ps->t, "select"))
         return dm_sql_fail_at(ps, ps->t.line, ps->t.col, "expected SELECT");
     if (!dm_sql_parse_query(ps)) return false;

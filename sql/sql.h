@@ -49,11 +49,12 @@ typedef enum dm_sql_kind {
 /* One statement of a script; strings malloc'd, owned by the statement list. */
 typedef struct dm_sql_stmt {
     dm_sql_kind_t kind;
-    char *name;        /* CREATE / DROP / DESCRIBE: the source */
-    char *owner;       /* CREATE … WITH (owner = '…'); NULL when not given */
-    char *description; /* CREATE … WITH (description = '…'); NULL when not given */
-    char *query;       /* SELECT, CREATE … AS, EXPLAIN: the query's text */
-    int line, col;     /* where the statement starts in the script */
+    char *name;                /* CREATE / DROP / DESCRIBE: the source */
+    char *owner;               /* CREATE … WITH (owner = '…'); NULL when not given */
+    char *description;         /* CREATE … WITH (description = '…'); NULL when not given */
+    char *query;               /* SELECT, CREATE … AS, EXPLAIN: the query's text */
+    int line, col;             /* where the statement starts in the script */
+    int query_line, query_col; /* where its query starts */
 } dm_sql_stmt_t;
 
 /* Splits a script into its statements (`;` between them) and parses each
@@ -61,6 +62,11 @@ typedef struct dm_sql_stmt {
  * dm_sql_stmts_free (also after an error: *out is NULL then). */
 dm_err_t dm_sql_script_parse(const char *text, dm_sql_stmt_t **out, size_t *n, dm_error_t *err);
 void dm_sql_stmts_free(dm_sql_stmt_t *stmts, size_t n);
+
+/* The statement's query preceded by as many line breaks and spaces as put it
+ * where it was in the script, so that compiling it names line:col of the
+ * script. malloc'd; NULL when it has no query. */
+char *dm_sql_stmt_query_in_place(const dm_sql_stmt_t *st);
 
 /* Where a query finds its sources. */
 typedef struct dm_sql_catalog {

@@ -181,6 +181,16 @@ out=$("$bin" sql "SELECT id FROM plays WHERE amout > 1" 2>&1)
 [[ $out == *"SQL line 1, column 28: no column 'amout' in plays; did you mean 'amount'?"* && $out == *"^"* ]] \
   && ok push_query_error || bad push_query_error "$out"
 out=$("$bin" sql "DROP SOURCE fr_plays; SHOW SOURCES" 2>&1)
-[[ $out == *"dropped source fr_plays"* && $out == *'"plays-eu"'* ]] && ok drop_and_show || bad drop_and_show "$out"
+[[ $out == *"dropped source fr_plays"* && $out == *plays-eu*playback* ]] && ok drop_and_show || bad drop_and_show "$out"
+# POST /api/v1/sql: statements in order; an error names the statement, line and column
+r=$(curl -s -X POST --data "EXPLAIN SELECT id FROM plays WHERE amount > 1; DESCRIBE movies" "$DATAMESH_SERVER/api/v1/sql")
+/usr/bin/python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])["results"]
+assert [x["kind"] for x in r] == ["explain", "describe"], r
+assert "fused chain" in r[0]["explain"] and r[0]["plan"]["stages"], r[0]
+assert json.dumps(r[1]["source"]).find("title") > 0, r[1]' "$r" 2>"$data/err" && ok api_sql || bad api_sql "$(cat "$data/err") $r"
+code=$(curl -s -o "$data/e.json" -w '%{http_code}' -X POST --data '{"sql": "SHOW SOURCES;\nSELECT id FROM plays WHERE amout = 1"}' "$DATAMESH_SERVER/api/v1/sql")
+[[ $code == 400 ]] && grep -q "SQL line 2, column 28: no column 'amout'" "$data/e.json" && ok api_sql_error_position || bad api_sql_error_position "$code $(cat "$data/e.json")"
 stop
 dm_e2e_summary
