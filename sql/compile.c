@@ -905,6 +905,15 @@ static bool post_only(const sql_expr_t *e)
     return false;
 }
 
+/* The name in "expr AS name" (the last AS: expressions hold CAST(x AS t)). */
+static const char *last_as(const char *item)
+{
+    const char *found = NULL;
+    for (const char *p = strstr(item, " AS "); p; p = strstr(p + 1, " AS "))
+        found = p;
+    return found;
+}
+
 /* ---- one SELECT ----------------------------------------------------------------------------- */
 
 static json_t *step1(const char *kind, json_t *conf)
@@ -1215,9 +1224,9 @@ static bool compile_select(cc_t *c, sql_select_t *s, json_t *from, json_t *steps
     }
     /* output names are unique */
     for (size_t i = 0; ok && i < json_array_size(cols); i++) {
-        const char *a = strstr(json_string_value(json_array_get(cols, i)), " AS ");
+        const char *a = last_as(json_string_value(json_array_get(cols, i)));
         for (size_t k = 0; a && k < i; k++) {
-            const char *b = strstr(json_string_value(json_array_get(cols, k)), " AS ");
+            const char *b = last_as(json_string_value(json_array_get(cols, k)));
             if (b && !strcmp(a, b)) {
                 ok = fail(c, s->items[i < (size_t)s->n_items ? i : 0].e->line,
                           s->items[i < (size_t)s->n_items ? i : 0].e->col, DM_ERR_INVALID,
@@ -1297,6 +1306,21 @@ static bool compile_select(cc_t *c, sql_select_t *s, json_t *from, json_t *steps
             if (having) add_filter(steps, &having, 1);
         }
         bool identity = star && json_array_size(cols) == 1;
+        if (agg) { /* the aggregate's own output, in its order: no project */
+            json_t *same = json_array();
+            json_array_append_new(same, json_string("window_start AS window_start"));
+            json_array_append_new(same, json_string("window_end AS window_end"));
+            for (size_t k = 0; k < json_array_size(group); k++) {
+                const char *g = last_as(json_string_value(json_array_get(group, k)));
+                json_array_append_new(same, json_pack("s++", g + 4, " AS ", g + 4));
+            }
+            for (size_t k = 0; k < json_array_size(aggs); k++) {
+                const char *g = last_as(json_string_value(json_array_get(aggs, k)));
+                json_array_append_new(same, json_pack("s++", g + 4, " AS ", g + 4));
+            }
+            identity = json_equal(same, cols);
+            json_decref(same);
+        }
         if (json_array_size(cols) && !identity)
             json_array_append_new(steps, json_pack("{s:O}", "project", cols));
     }

@@ -146,15 +146,21 @@ static void test_windows(void)
                "{\"from\":[\"plays\"],\"steps\":[{\"aggregate\":{\"aggregates\":[\"count(*) AS "
                "plays\",\"sum(amount) AS total\"],\"group_by\":[\"country AS country\"],\"time\":"
                "\"ts\",\"window\":{\"size\":60000,\"type\":\"tumbling\"}}},{\"filter\":\"plays > "
-               "1\"},{\"project\":[\"window_start AS window_start\",\"window_end AS "
-               "window_end\",\"country AS country\",\"plays AS plays\",\"total AS total\"]}]}"));
+               "1\"}]}"));
+    /* expressions over aggregates and another order: a project after the aggregate */
+    CHECK(same("SELECT country, window_start, SUM(amount) * 2 AS twice, CAST(country AS VARCHAR) "
+               "AS c FROM TABLE(TUMBLE(TABLE plays, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) "
+               "GROUP BY window_start, window_end, country",
+               "{\"from\":[\"plays\"],\"steps\":[{\"aggregate\":{\"aggregates\":[\"sum(amount) AS "
+               "agg1\"],\"group_by\":[\"country AS country\"],\"time\":\"ts\",\"window\":{\"size\":"
+               "60000,\"type\":\"tumbling\"}}},{\"project\":[\"country AS country\",\"window_start "
+               "AS window_start\",\"(agg1 * 2) AS twice\",\"CAST(country AS string) AS c\"]}]}"));
     CHECK(same("SELECT window_start, window_end, COUNT(DISTINCT user) AS users FROM "
                "TABLE(HOP(TABLE plays, DESCRIPTOR(ts), INTERVAL '10' SECONDS, INTERVAL '1' "
                "MINUTE)) GROUP BY window_start, window_end",
                "{\"from\":[\"plays\"],\"steps\":[{\"aggregate\":{\"aggregates\":[\"count(distinct "
                "user) AS users\"],\"group_by\":[],\"time\":\"ts\",\"window\":{\"size\":60000,"
-               "\"slide\":10000,\"type\":\"hopping\"}}},{\"project\":[\"window_start AS "
-               "window_start\",\"window_end AS window_end\",\"users AS users\"]}]}"));
+               "\"slide\":10000,\"type\":\"hopping\"}}}]}"));
     CHECK(same("SELECT country, COUNT(*) FROM plays GROUP BY country",
                "SQL line 1, column 1: an aggregate over a stream without a window never ends"));
     CHECK(same("SELECT window_start, window_end, amount, COUNT(*) AS n FROM "
