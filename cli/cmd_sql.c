@@ -63,7 +63,7 @@ static int call(const opts_t *o, const char *method, const char *path, const cha
     return DM_EXIT_OK;
 }
 
-/* One row: JSON, or the values in columns of 18 characters (a header first). */
+/* One row: JSON, or the values in columns of 24 characters (a header first). */
 static void print_row(const opts_t *o, const json_t *row, bool *header)
 {
     if (o->json) {
@@ -75,7 +75,7 @@ static void print_row(const opts_t *o, const json_t *row, bool *header)
     const char *k;
     json_t *v;
     if (!*header) {
-        json_object_foreach((json_t *)row, k, v) printf("%-18.18s ", k);
+        json_object_foreach((json_t *)row, k, v) printf("%-24.24s ", k);
         putchar('\n');
         *header = true;
     }
@@ -83,7 +83,7 @@ static void print_row(const opts_t *o, const json_t *row, bool *header)
     {
         char *s = json_is_string(v) ? strdup(json_string_value(v))
                                     : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        printf("%-18.18s ", s ? s : "");
+        printf("%-24.24s ", s ? s : "");
         free(s);
     }
     putchar('\n');
