@@ -599,6 +599,12 @@ static json_t *inputs_of_expanded(const json_t *doc);
 
 json_t *dm_spec_pipeline_expand(const json_t *doc)
 {
+    /* most pipelines hold no SQL: the document itself, not a copy */
+    const json_t *sp = json_object_get(doc, "spec");
+    bool has_sql = json_object_get(sp, "sql") != NULL;
+    for (size_t i = 0; !has_sql && i < json_array_size(json_object_get(sp, "steps")); i++)
+        has_sql = json_object_get(json_array_get(json_object_get(sp, "steps"), i), "sql") != NULL;
+    if (!has_sql) return json_incref((json_t *)doc);
     json_t *x = json_deep_copy(doc);
     json_t *spec = json_object_get(x, "spec");
     const json_t *sql = json_object_get(spec, "sql");

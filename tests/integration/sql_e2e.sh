@@ -42,6 +42,14 @@ spec:
   schema: {type: record, name: PlayEu, namespace: eu, fields: [{name: ts, type: long}, {name: amount, type: long}, {name: country, type: string}, {name: movie_id, type: long}, {name: id, type: long}]}
 ---
 kind: Source
+metadata: {name: payments, owner: billing}
+spec:
+  connector: ingest
+  key: [id]
+  partitions: 2
+  schema: {type: record, name: Payment, fields: [{name: id, type: long}, {name: paid, type: double}, {name: ts, type: long}]}
+---
+kind: Source
 metadata: {name: movies, owner: catalog}
 spec:
   connector: ingest
@@ -83,6 +91,16 @@ spec:
   to: [{source: per-minute}]
 ---
 kind: Pipeline
+metadata: {name: paid-plays, owner: growth}
+spec:
+  sql: >
+    SELECT p.id, y.paid, y.ts AS paid_at
+    FROM plays p JOIN payments y
+      ON p.id = y.id AND y.ts BETWEEN p.ts - INTERVAL '5' SECOND AND p.ts
+  idle_timeout: 5s
+  to: [{source: paid-plays}]
+---
+kind: Pipeline
 metadata: {name: doubled, owner: growth}
 spec:
   from: [plays]
@@ -99,6 +117,8 @@ post plays '[{"id":1,"movie_id":1,"country":"US","amount":2,"ts":1000},
              {"id":4,"movie_id":2,"country":"US","amount":0,"ts":4000}]' >/dev/null
 post plays-eu '[{"ts":5000,"amount":5,"country":"DE","movie_id":1,"id":5},
                 {"ts":6000,"amount":0,"country":"DE","movie_id":1,"id":6}]' >/dev/null
+# interval join: a payment at most 5 s before its play joins; one after it does not
+post payments '[{"id":1,"paid":1.5,"ts":500},{"id":2,"paid":2.5,"ts":2500},{"id":3,"paid":3.5,"ts":3000},{"id":9,"paid":9.5,"ts":1000}]' >/dev/null
 sleep 0.5
 # moves event time past the first window on every partition (left out by the other queries)
 close=$(/usr/bin/python3 -c 'import json; print(json.dumps([{"id":100+i,"movie_id":1,"country":"ZZ","amount":0,"ts":25000} for i in range(16)]))')
@@ -110,6 +130,8 @@ expect union_reordered_fields "$(rows all-plays 4 20)" '{"country": "DE", "id": 
 {"country": "FR", "id": 3}
 {"country": "US", "id": 1}
 {"country": "US", "id": 2}'
+expect interval_join "$(rows paid-plays 2 20)" '{"id": 1, "paid": 1.5, "paid_at": 500}
+{"id": 3, "paid": 3.5, "paid_at": 3000}'
 expect sql_step "$(rows doubled 3 20)" '{"id": 1, "twice": 4}
 {"id": 2, "twice": 6}
 {"id": 3, "twice": 8}'
