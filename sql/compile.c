@@ -1055,9 +1055,8 @@ static bool compile_select(cc_t *c, sql_select_t *s, json_t *from, json_t *steps
         else
             post[n_post++] = x;
     }
-    /* the join steps; their fields are known once every expression is emitted,
-     * so emit the rest first */
-    json_t *later = json_array();
+    /* the join steps' fields are known once every expression is emitted, so
+     * the steps are put together after that */
     char *time = NULL;
     if (ok && c->window) {
         ty_t t;
@@ -1338,7 +1337,6 @@ static bool compile_select(cc_t *c, sql_select_t *s, json_t *from, json_t *steps
     json_decref(group);
     json_decref(aggs);
     json_decref(cols);
-    json_decref(later);
     return ok && !c->failed;
 }
 
