@@ -9,6 +9,7 @@
 #include <mariadb_rpl.h> /* needs mysql.h first */
 #include <pthread.h>
 
+#include "connectors/dblog.h"
 #include "connectors/mysql/my_table.h"
 #include "connectors/mysql/mysql.h"
 #include "connectors/unit.h"
@@ -47,8 +48,9 @@ struct dm_my_source {
     dm_source_env_t env;
     dm_unit_status_t *status;
 
-    pthread_mutex_t mu; /* stats, shared with the API */
+    pthread_mutex_t mu; /* stats and snapshot requests, shared with the API */
     json_t *stats;
+    json_t *requests; /* [{table, from, to}] from the API, for the source's thread */
 
     /* the source's thread only */
     MYSQL *q, *repl;
@@ -64,6 +66,16 @@ struct dm_my_source {
 
     my_position_t durable, next;
     char file[256]; /* the binlog file being read */
+
+    /* snapshots (connectors/dblog.h) */
+    dm_dblog_t dblog;
+    char signal_sql[300]; /* `db`.`table` of the signal table */
+    dm_my_table_t signal; /* its columns, from its table map */
+    MYSQL_RES *chunk_res; /* the rows of the chunk in flight */
+    MYSQL_ROW *chunk_rows;
+    unsigned long *chunk_lens; /* chunk_n × n_cols lengths */
+    int chunk_n, chunk_table;
+    uint64_t last_chunk_ns;
 
     /* the transaction being decoded */
     bool in_txn, standalone;
@@ -102,5 +114,30 @@ dm_err_t dm_my_check_tables(dm_my_source_t *src, dm_error_t *err);
 /* The topic of db.table. */
 void dm_my_table_topic(const dm_my_source_t *src, const char *db, const char *table, char *out,
                        size_t cap);
+
+/* my_source.c */
+/* Adds an event of table to the batch. */
+dm_err_t dm_my_emit(dm_my_source_t *src, int table, const dm_my_event_t *ev, dm_error_t *err);
+/* Adds a captured table's model from information_schema, registering its
+ * schemas (nothing when the table is known already). */
+dm_err_t dm_my_add_table_from_schema(dm_my_source_t *src, const char *db, const char *name,
+                                     dm_error_t *err);
+/* The position the batch will commit, as source.position shows it. */
+void dm_my_position_text(const dm_my_source_t *src, char *out, size_t cap);
+
+/* my_snapshot.c */
+extern const dm_dblog_ops_t dm_my_dblog_ops;
+/* A table's model from information_schema (for a table not yet seen in a
+ * table map): the same types and metadata its table map will carry. */
+dm_err_t dm_my_table_from_schema(dm_my_source_t *src, const char *db, const char *table,
+                                 dm_my_table_t *t, dm_error_t *err);
+/* A value of the text protocol (SELECT) as a decoded binlog value; s NULL is
+ * SQL NULL. Strings point into s. */
+dm_err_t dm_my_value_from_text(const dm_my_col_t *c, const char *s, size_t n, dm_my_value_t *v,
+                               dm_error_t *err);
+/* The key of a row as text that the SELECT side and the binlog side agree on. */
+bool dm_my_key_text(const dm_my_table_t *t, const dm_my_value_t *row, dm_buf_t *out);
+/* Creates the signal table when missing (and sets src->signal_sql). */
+dm_err_t dm_my_ensure_signal_table(dm_my_source_t *src, dm_error_t *err);
 
 #endif

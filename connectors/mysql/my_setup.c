@@ -238,6 +238,7 @@ dm_err_t dm_my_check_tables(dm_my_source_t *src, dm_error_t *err)
             dm_my_table_topic(src, row[0], row[1], topic, sizeof(topic));
             snprintf(subject, sizeof(subject), "%s-value", topic);
             rc = src->env.ensure_topic(src->env.ctx, topic, src->partitions, subject, err);
+            if (!rc) rc = dm_my_add_table_from_schema(src, row[0], row[1], err);
         }
         mysql_free_result(res);
     }

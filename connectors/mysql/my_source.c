@@ -63,6 +63,62 @@ static dm_err_t publish_schemas(dm_my_source_t *src, dm_my_table_t *t, dm_error_
     return rc;
 }
 
+/* Adds (or replaces) the model of a captured table, registering its schemas
+ * when they changed. Takes t. *index gets its index. */
+static dm_err_t put_table(dm_my_source_t *src, dm_my_table_t *t, int *index, dm_error_t *err)
+{
+    int ti = table_index(src, t->db, t->name);
+    if (ti >= 0 && dm_my_table_same(t, &src->tables[ti])) {
+        dm_my_table_clear(t);
+        *index = ti;
+        return DM_OK;
+    }
+    dm_my_table_topic(src, t->db, t->name, t->topic, sizeof(t->topic));
+    for (int i = 0; i < t->n_cols; i++)
+        if (t->cols[i].type == DM_MYT_GEOMETRY || t->cols[i].type == DM_MYT_DECIMAL) {
+            if (!src->warned_unknown)
+                DM_WARN("connector",
+                        "source=%s connector=mysql: column %s.%s.%s (binlog type %u) has no Avro "
+                        "mapping; its values are sent as hex strings (this warning is shown once)",
+                        src->name, t->db, t->name, t->cols[i].name, t->cols[i].type);
+            src->warned_unknown = true;
+        }
+    dm_err_t rc = publish_schemas(src, t, err);
+    if (rc) {
+        dm_my_table_clear(t);
+        return rc;
+    }
+    if (ti < 0) {
+        dm_my_table_t *grown = realloc(src->tables, ((size_t)src->n_tables + 1) * sizeof(*grown));
+        if (!grown) {
+            dm_my_table_clear(t);
+            return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        }
+        src->tables = grown;
+        ti = src->n_tables++;
+        DM_INFO("connector", "source=%s connector=mysql: capturing %s.%s into %s (schema id %u)",
+                src->name, t->db, t->name, t->topic, t->value_id);
+    } else {
+        DM_INFO("connector", "source=%s connector=mysql: table %s.%s changed; schema id %u",
+                src->name, t->db, t->name, t->value_id);
+        if (dm_dblog_busy(&src->dblog, ti)) dm_dblog_abort(&src->dblog);
+        dm_my_table_clear(&src->tables[ti]);
+    }
+    src->tables[ti] = *t;
+    *index = ti;
+    return DM_OK;
+}
+
+dm_err_t dm_my_add_table_from_schema(dm_my_source_t *src, const char *db, const char *name,
+                                     dm_error_t *err)
+{
+    if (table_index(src, db, name) >= 0) return DM_OK;
+    dm_my_table_t t;
+    int ti;
+    dm_err_t rc = dm_my_table_from_schema(src, db, name, &t, err);
+    return rc ? rc : put_table(src, &t, &ti, err);
+}
+
 /* A table map: the table's columns as the binlog has them at this point. A
  * change of columns (DDL earlier in the binlog) is a new schema version,
  * through the registry's compatibility check. */
@@ -80,48 +136,24 @@ static dm_err_t on_table_map(dm_my_source_t *src, const uint8_t *body, size_t le
         m->table_id = tm.table_id;
     }
     m->table = -1;
+    char sdb[130] = "", stable[130] = "";
+    const char *dot = strchr(src->conf->signal_table, '.');
+    if (dot) {
+        snprintf(sdb, sizeof(sdb), "%.*s", (int)(dot - src->conf->signal_table),
+                 src->conf->signal_table);
+        snprintf(stable, sizeof(stable), "%s", dot + 1);
+    }
+    if (!strcmp(tm.db, sdb) && !strcmp(tm.table, stable)) { /* watermarks */
+        dm_my_table_clear(&src->signal);
+        m->table = -2;
+        rc = dm_my_table_from_map(&tm, &src->signal, err);
+        return rc ? (dm_error_prefix(err, "source %s", src->name), rc) : DM_OK;
+    }
     if (!dm_my_captured(src, tm.db, tm.table)) return DM_OK;
-    int ti = table_index(src, tm.db, tm.table);
     dm_my_table_t t;
     rc = dm_my_table_from_map(&tm, &t, err);
     if (rc) return dm_error_prefix(err, "source %s", src->name), rc;
-    if (ti >= 0 && dm_my_table_same(&t, &src->tables[ti])) {
-        dm_my_table_clear(&t);
-        m->table = ti;
-        return DM_OK;
-    }
-    dm_my_table_topic(src, t.db, t.name, t.topic, sizeof(t.topic));
-    for (int i = 0; i < t.n_cols; i++)
-        if (t.cols[i].type == DM_MYT_GEOMETRY || t.cols[i].type == DM_MYT_DECIMAL) {
-            if (!src->warned_unknown)
-                DM_WARN("connector",
-                        "source=%s connector=mysql: column %s.%s.%s (binlog type %u) has no Avro "
-                        "mapping; its values are sent as hex strings (this warning is shown once)",
-                        src->name, t.db, t.name, t.cols[i].name, t.cols[i].type);
-            src->warned_unknown = true;
-        }
-    if ((rc = publish_schemas(src, &t, err))) {
-        dm_my_table_clear(&t);
-        return rc;
-    }
-    if (ti < 0) {
-        dm_my_table_t *grown = realloc(src->tables, ((size_t)src->n_tables + 1) * sizeof(*grown));
-        if (!grown) {
-            dm_my_table_clear(&t);
-            return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-        }
-        src->tables = grown;
-        ti = src->n_tables++;
-        DM_INFO("connector", "source=%s connector=mysql: capturing %s.%s into %s (schema id %u)",
-                src->name, t.db, t.name, t.topic, t.value_id);
-    } else {
-        DM_INFO("connector", "source=%s connector=mysql: table %s.%s changed; schema id %u",
-                src->name, t.db, t.name, t.value_id);
-        dm_my_table_clear(&src->tables[ti]);
-    }
-    src->tables[ti] = t;
-    m->table = ti;
-    return DM_OK;
+    return put_table(src, &t, &m->table, err);
 }
 
 /* ---- the batch --------------------------------------------------------------------------- */
@@ -136,7 +168,7 @@ static void position_text(const my_position_t *p, bool mariadb, char *out, size_
     snprintf(out, cap, "gtid=%s;file=%s:%" PRIu64, g, p->file, p->pos);
 }
 
-static dm_err_t emit(dm_my_source_t *src, int table, const dm_my_event_t *ev, dm_error_t *err)
+dm_err_t dm_my_emit(dm_my_source_t *src, int table, const dm_my_event_t *ev, dm_error_t *err)
 {
     if (src->n_pend == src->cap_pend) {
         size_t cap = src->cap_pend ? src->cap_pend * 2 : 1024;
@@ -166,6 +198,11 @@ static dm_err_t emit(dm_my_source_t *src, int table, const dm_my_event_t *ev, dm
     return DM_OK;
 }
 
+void dm_my_position_text(const dm_my_source_t *src, char *out, size_t cap)
+{
+    position_text(&src->next, src->mariadb, out, cap);
+}
+
 static json_t *position_json(const my_position_t *p)
 {
     char g[400];
@@ -180,10 +217,11 @@ static void update_stats(dm_my_source_t *src)
     char pos[700];
     position_text(&src->durable, src->mariadb, pos, sizeof(pos));
     double secs = src->last_commit_ms ? (double)(dm_wall_ms() - src->last_commit_ms) / 1e3 : 0.0;
-    json_t *st = json_pack("{s:s, s:s, s:I, s:I, s:f}", "position", pos, "flavor",
-                           src->mariadb ? "mariadb" : "mysql", "server_id",
-                           (json_int_t)src->server_id, "events", (json_int_t)src->events_total,
-                           "seconds_since_last_commit", secs < 0 ? 0.0 : secs);
+    json_t *st =
+        json_pack("{s:s, s:s, s:I, s:I, s:f, s:o}", "position", pos, "flavor",
+                  src->mariadb ? "mariadb" : "mysql", "server_id", (json_int_t)src->server_id,
+                  "events", (json_int_t)src->events_total, "seconds_since_last_commit",
+                  secs < 0 ? 0.0 : secs, "snapshots", dm_dblog_status(&src->dblog));
     pthread_mutex_lock(&src->mu);
     json_decref(src->stats);
     src->stats = st;
@@ -197,7 +235,8 @@ static dm_err_t flush(dm_my_source_t *src, dm_error_t *err)
         snprintf(src->next.partial_gtid, sizeof(src->next.partial_gtid), "%s", src->txn_id);
         src->next.partial_rows = src->row;
     }
-    if (!src->n_pend && !memcmp(&src->next, &src->durable, sizeof(src->next))) return DM_OK;
+    if (!src->n_pend && !memcmp(&src->next, &src->durable, sizeof(src->next)) && !src->dblog.dirty)
+        return DM_OK;
     int64_t now = dm_wall_ms();
     dm_err_t rc = DM_OK;
     int topic = -1, topic_of = -1;
@@ -218,6 +257,7 @@ static dm_err_t flush(dm_my_source_t *src, dm_error_t *err)
             rc = dm_txn_builder_add(&src->txn, topic, part, &r, err);
     }
     json_t *state = position_json(&src->next);
+    json_object_set_new(state, "snapshots", dm_dblog_json(&src->dblog));
     char *text = state ? json_dumps(state, JSON_COMPACT) : NULL;
     json_decref(state);
     if (!rc && !text) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
@@ -241,6 +281,7 @@ static dm_err_t flush(dm_my_source_t *src, dm_error_t *err)
         dm_metric_set(src->m_lag_ms, now - src->last_commit_ms);
     src->events_total += src->n_pend;
     src->durable = src->next;
+    src->dblog.dirty = false;
     src->n_pend = 0;
     dm_buf_reset(&src->bytes);
     dm_arena_reset(&src->arena);
@@ -255,6 +296,7 @@ static dm_err_t load_state(dm_my_source_t *src, bool *found, dm_error_t *err)
 {
     *found = false;
     memset(&src->durable, 0, sizeof(src->durable));
+    dm_dblog_clear(&src->dblog);
     int64_t start, end;
     dm_err_t rc = dm_transport_offsets(src->t, src->state_topic, 0, &start, &end, err);
     if (rc || end <= start) return rc;
@@ -279,6 +321,7 @@ static dm_err_t load_state(dm_my_source_t *src, bool *found, dm_error_t *err)
             snprintf(p->partial_gtid, sizeof(p->partial_gtid), "%s",
                      json_string_value(json_object_get(j, "partial_gtid")) ?: "");
             p->partial_rows = json_integer_value(json_object_get(j, "partial_rows"));
+            dm_dblog_load(&src->dblog, json_object_get(j, "snapshots"));
             json_decref(j);
             *found = !rc;
         }
@@ -346,6 +389,46 @@ static bool socket_idle(dm_my_source_t *src)
     return pfd.fd < 0 || poll(&pfd, 1, 0) == 0;
 }
 
+/* Moves snapshot requests from the API into the queue. */
+static dm_err_t take_requests(dm_my_source_t *src, dm_error_t *err)
+{
+    pthread_mutex_lock(&src->mu);
+    json_t *reqs = src->requests;
+    src->requests = json_array();
+    pthread_mutex_unlock(&src->mu);
+    dm_err_t rc = DM_OK;
+    size_t i;
+    json_t *q;
+    json_array_foreach(reqs, i, q)
+    {
+        const char *table = json_string_value(json_object_get(q, "table"));
+        const json_t *from = json_object_get(q, "from"), *to = json_object_get(q, "to");
+        for (int t = 0; t < src->n_tables && !rc; t++) {
+            char name[300];
+            snprintf(name, sizeof(name), "%s.%s", src->tables[t].db, src->tables[t].name);
+            if (table && strcmp(table, name)) continue;
+            rc = dm_dblog_add(&src->dblog, name, src->tables[t].n_key, from, to, 0, err);
+            if (rc == DM_ERR_INVALID) { /* a bad range: say so, keep streaming */
+                DM_WARN("connector", "%s; snapshot request dropped", err->message);
+                rc = DM_OK;
+            }
+        }
+        if (rc) break;
+    }
+    json_decref(reqs);
+    return rc;
+}
+
+/* Between transactions: commit the batch, take snapshot requests, start the
+ * next snapshot chunk. */
+static dm_err_t tick(dm_my_source_t *src, dm_error_t *err)
+{
+    dm_err_t rc = flush(src, err);
+    if (!rc) rc = take_requests(src, err);
+    if (!rc && !src->dblog.active && src->dblog.n_snaps) rc = dm_dblog_step(&src->dblog, err);
+    return rc;
+}
+
 static dm_err_t commit_txn(dm_my_source_t *src, uint64_t next_pos, dm_error_t *err)
 {
     if (!src->in_txn) return DM_OK;
@@ -365,7 +448,7 @@ static dm_err_t commit_txn(dm_my_source_t *src, uint64_t next_pos, dm_error_t *e
     n->partial_rows = 0;
     src->last_commit_ms = src->commit_ms;
     if (src->n_pend >= BATCH_EVENTS || src->bytes.len >= BATCH_BYTES || socket_idle(src))
-        return flush(src, err);
+        return tick(src, err);
     return DM_OK;
 }
 
@@ -395,6 +478,7 @@ static dm_err_t on_truncate(dm_my_source_t *src, const char *db, const char *stm
     const char *tdb = *b ? a : db, *tname = *b ? b : a;
     int ti = table_index(src, tdb, tname);
     if (ti < 0) return DM_OK;
+    dm_dblog_saw_truncate(&src->dblog, ti);
     char pos[700];
     position_text(&src->next, src->mariadb, pos, sizeof(pos));
     dm_my_event_t ev = {.op = 't',
@@ -406,7 +490,7 @@ static dm_err_t on_truncate(dm_my_source_t *src, const char *db, const char *stm
                         .server_id = src->txn_server,
                         .commit_ms = src->commit_ms,
                         .now_ms = dm_wall_ms()};
-    return emit(src, ti, &ev, err);
+    return dm_my_emit(src, ti, &ev, err);
 }
 
 /* A QUERY event body: thread id, time, schema length, error code, status
@@ -454,6 +538,32 @@ static dm_err_t on_query(dm_my_source_t *src, const MARIADB_RPL_EVENT *ev, const
     return rc;
 }
 
+/* Rows written to the signal table: snapshot watermarks. */
+static dm_err_t on_signal_rows(dm_my_source_t *src, const dm_my_rows_t *rows, dm_error_t *err)
+{
+    if (rows->op != 'c' || !src->signal.n_cols) return DM_OK;
+    dm_my_table_map_t tm = {.db = src->signal.db,
+                            .table = src->signal.name,
+                            .n_cols = (uint32_t)src->signal.n_cols,
+                            .cols = src->signal.cols,
+                            .has_names = true};
+    const uint8_t *p = rows->rows;
+    while (p < rows->end) {
+        dm_my_value_t *v = dm_arena_calloc(&src->arena, tm.n_cols + 1, sizeof(*v));
+        uint32_t missing;
+        if (!v) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        dm_err_t rc =
+            dm_my_row_decode(&tm, rows->present, &p, rows->end, &src->arena, v, &missing, err);
+        if (rc) return rc;
+        if (v[0].kind != DM_MYV_BYTES) continue;
+        char id[200];
+        snprintf(id, sizeof(id), "%.*s", (int)v[0].n, v[0].s);
+        bool done;
+        if ((rc = dm_dblog_signal(&src->dblog, id, &done, err))) return rc;
+    }
+    return DM_OK;
+}
+
 static dm_err_t on_rows(dm_my_source_t *src, const MARIADB_RPL_EVENT *ev, const uint8_t *body,
                         size_t len, dm_error_t *err)
 {
@@ -465,6 +575,7 @@ static dm_err_t on_rows(dm_my_source_t *src, const MARIADB_RPL_EVENT *ev, const 
         return dm_error_set(err, DM_ERR_CORRUPT,
                             "source %s: rows of table id %" PRIu64 " without its table map",
                             src->name, rows.table_id);
+    if (m->table == -2) return on_signal_rows(src, &rows, err);
     if (m->table < 0) return DM_OK;
     dm_my_table_t *t = &src->tables[m->table];
     if (rows.n_cols != (uint32_t)t->n_cols)
@@ -533,12 +644,18 @@ static dm_err_t on_rows(dm_my_source_t *src, const MARIADB_RPL_EVENT *ev, const 
             del.op = 'd';
             del.after = NULL;
             del.row = src->row;
-            if ((rc = emit(src, m->table, &del, err))) return rc;
+            if ((rc = dm_my_emit(src, m->table, &del, err))) return rc;
             e.op = 'c';
             e.before = NULL;
         }
         e.row = src->row++;
-        if ((rc = emit(src, m->table, &e, err))) return rc;
+        if ((rc = dm_my_emit(src, m->table, &e, err))) return rc;
+        for (int side = 0; side < 2 && dm_dblog_busy(&src->dblog, m->table); side++) {
+            const dm_my_value_t *r = side ? after : before;
+            dm_buf_reset(&src->key); /* free between events */
+            if (r && dm_my_key_text(t, r, &src->key))
+                dm_dblog_saw(&src->dblog, m->table, src->key.data, src->key.len);
+        }
         if (src->n_pend >= SPLIT_EVENTS || src->bytes.len >= 4 * BATCH_BYTES) {
             if ((rc = flush(src, err))) return rc;
             position = dm_arena_strdup(&src->arena, pos);
@@ -599,7 +716,7 @@ static dm_err_t on_event(dm_my_source_t *src, const MARIADB_RPL_EVENT *ev, dm_er
     case XID_EVENT:
         src->commit_ms = (int64_t)ev->timestamp * 1000;
         return commit_txn(src, ev->next_event_pos, err);
-    case HEARTBEAT_LOG_EVENT: return src->in_txn ? DM_OK : flush(src, err);
+    case HEARTBEAT_LOG_EVENT: return src->in_txn ? DM_OK : tick(src, err);
     case WRITE_ROWS_COMPRESSED_EVENT_V1:
     case UPDATE_ROWS_COMPRESSED_EVENT_V1:
     case DELETE_ROWS_COMPRESSED_EVENT_V1:
@@ -620,6 +737,8 @@ static dm_err_t on_event(dm_my_source_t *src, const MARIADB_RPL_EVENT *ev, dm_er
 
 static void session_end(dm_my_source_t *src)
 {
+    dm_dblog_abort(&src->dblog);
+    dm_my_table_clear(&src->signal);
     if (src->rpl) mariadb_rpl_close(src->rpl);
     if (src->repl) mysql_close(src->repl);
     if (src->q) mysql_close(src->q);
@@ -701,14 +820,25 @@ static dm_err_t session(dm_my_source_t *src, bool *streamed, dm_error_t *err)
 {
     dm_err_t rc = dm_my_connect(src, &src->q, err);
     if (!rc) rc = dm_my_check_settings(src, err);
+    if (!rc)
+        rc = dm_my_query(src, "setting the session time zone", "SET time_zone = '+00:00'", NULL,
+                         err);
+    if (!rc) rc = dm_my_ensure_signal_table(src, err);
     if (!rc) rc = dm_my_check_tables(src, err);
     if (!rc) rc = src->env.ensure_topic(src->env.ctx, src->state_topic, 1, NULL, err);
     bool found = false;
     if (!rc) rc = load_state(src, &found, err);
     if (!rc && !found) rc = current_position(src, err);
-    if (!rc) rc = start_stream(src, err);
-    if (rc) return rc;
+    if (!rc && !found && src->conf->snapshot == DM_MY_SNAPSHOT_INITIAL)
+        for (int i = 0; i < src->n_tables && !rc; i++) {
+            char q[300];
+            snprintf(q, sizeof(q), "%s.%s", src->tables[i].db, src->tables[i].name);
+            rc = dm_dblog_add(&src->dblog, q, src->tables[i].n_key, NULL, NULL, 0, err);
+        }
     src->next = src->durable;
+    if (!rc) rc = start_stream(src, err);
+    if (!rc) rc = tick(src, err); /* the first snapshot chunk */
+    if (rc) return rc;
     *streamed = true;
     dm_unit_set(src->status, DM_UNIT_RUNNING, NULL);
     update_stats(src);
@@ -765,7 +895,12 @@ dm_err_t dm_my_source_new(const dm_source_env_t *env, const dm_mysql_config_t *c
     if (asprintf(&src->group, "connector.%s", env->name) < 0) src->group = NULL;
     pthread_mutex_init(&src->mu, NULL);
     dm_arena_init(&src->arena, 0);
+    char who[300], tag[64];
+    snprintf(who, sizeof(who), "source=%s connector=mysql", env->name);
+    snprintf(tag, sizeof(tag), "dm%u", src->server_id);
+    dm_dblog_init(&src->dblog, &dm_my_dblog_ops, src, who, tag, conf->chunk_size);
     src->stats = json_object();
+    src->requests = json_array();
     if (env->metrics) {
         char labels[300], esc[256];
         dm_metrics_escape(env->name, esc, sizeof(esc));
@@ -783,8 +918,46 @@ dm_err_t dm_my_source_new(const dm_source_env_t *env, const dm_mysql_config_t *c
 dm_err_t dm_my_source_request_snapshot(dm_my_source_t *src, const char *table, const char *from,
                                        const char *to, dm_error_t *err)
 {
-    return dm_error_set(err, DM_ERR_NOT_IMPLEMENTED, "source %s: snapshots are not available yet",
-                        src->name);
+    if (table) {
+        const char *dot = strchr(table, '.');
+        char db[130] = "", name[130] = "";
+        if (dot) {
+            snprintf(db, sizeof(db), "%.*s", (int)(dot - table), table);
+            snprintf(name, sizeof(name), "%s", dot + 1);
+        }
+        if (!dot || !dm_my_captured(src, db, name) || !strcmp(name, "*"))
+            return dm_error_set(err, DM_ERR_NOT_FOUND,
+                                "source %s does not capture table %s (write it as db.table)",
+                                src->name, table);
+    }
+    json_t *bounds[2] = {NULL, NULL};
+    const char *text[2] = {from, to};
+    for (int b = 0; b < 2; b++) {
+        if (!text[b] || !*text[b]) continue;
+        if (text[b][0] != '[') {
+            bounds[b] = json_string(text[b]);
+            continue;
+        }
+        json_error_t je;
+        if (!(bounds[b] = json_loads(text[b], 0, &je))) {
+            json_decref(bounds[0]);
+            return dm_error_set(err, DM_ERR_INVALID, "key bound '%.60s': not a JSON array: %s",
+                                text[b], je.text);
+        }
+    }
+    json_t *req =
+        json_pack("{s:o, s:o, s:o}", "table", table ? json_string(table) : json_null(), "from",
+                  bounds[0] ? bounds[0] : json_null(), "to", bounds[1] ? bounds[1] : json_null());
+    dm_err_t rc = DM_OK;
+    pthread_mutex_lock(&src->mu);
+    if (json_array_size(src->requests) >= 64)
+        rc = dm_error_set(err, DM_ERR_AGAIN, "source %s: too many snapshot requests waiting",
+                          src->name);
+    else
+        json_array_append(src->requests, req);
+    pthread_mutex_unlock(&src->mu);
+    json_decref(req);
+    return rc;
 }
 
 json_t *dm_my_source_status(dm_my_source_t *src)
@@ -805,6 +978,8 @@ void dm_my_source_free(dm_my_source_t *src)
         dm_metrics_remove_matching(src->env.metrics, labels);
     }
     session_end(src);
+    dm_dblog_destroy(&src->dblog);
+    json_decref(src->requests);
     if (src->password) memset(src->password, 0, strlen(src->password));
     free(src->password);
     free(src->pend);

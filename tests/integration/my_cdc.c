@@ -112,7 +112,7 @@ static void fixture_open(fixture_t *f, const char *name, int partitions, const c
     json_object_set_new(c, "port", json_integer(atoi(getenv("DM_MARIADB_PORT"))));
     json_object_set_new(c, "user", json_string(getenv("DM_MARIADB_USER")));
     json_object_set_new(c, "password_env", json_string("DM_MARIADB_PASSWORD"));
-    json_object_set_new(c, "snapshot", json_string("never"));
+    if (!json_object_get(c, "snapshot")) json_object_set_new(c, "snapshot", json_string("never"));
     if (dm_config_apply_json(&dm_mysql_config_table, &f->conf, c, NULL, &err))
         printf("    config: %s\n", err.message);
     json_decref(c);
@@ -656,6 +656,121 @@ static void test_purged_position(void)
     fixture_close(&f);
 }
 
+/* A writer changing the table while it is snapshotted. */
+static void *writer_main(void *arg)
+{
+    int *rounds = arg;
+    MYSQL *w = mysql_init(NULL);
+    if (!mysql_real_connect(w, getenv("DM_MARIADB_HOST"), getenv("DM_MARIADB_USER"),
+                            getenv("DM_MARIADB_PASSWORD"), NULL,
+                            (unsigned)atoi(getenv("DM_MARIADB_PORT")), NULL, 0))
+        return NULL;
+    char q[200];
+    for (int i = 0; i < *rounds; i++) {
+        int id = (i * 7919) % 5000;
+        snprintf(q, sizeof(q), "UPDATE shop.snap SET n = n + 1, s = 'w%d' WHERE id = %d", i, id);
+        mysql_query(w, q);
+        if (i % 5 == 0) {
+            snprintf(q, sizeof(q), "DELETE FROM shop.snap WHERE id = %d", (id + 13) % 5000);
+            mysql_query(w, q);
+        }
+        if (i % 3 == 0) {
+            snprintf(q, sizeof(q), "INSERT INTO shop.snap VALUES (%d, %d, 'new')", 5000 + i, i);
+            mysql_query(w, q);
+        }
+        dm_sleep_ms(2);
+    }
+    mysql_close(w);
+    return NULL;
+}
+
+static int snapshots_pending(fixture_t *f)
+{
+    json_t *st = dm_my_source_status(f->src);
+    int n = (int)json_array_size(json_object_get(st, "snapshots"));
+    json_decref(st);
+    return n;
+}
+
+/* The initial snapshot (DBLog: chunks between watermarks, no locks) of a
+ * table written to meanwhile, stopped and resumed halfway: the topic folds to
+ * exactly the table. Then a snapshot on demand of a key range. */
+static void test_snapshot_concurrent(void)
+{
+    sql("CREATE TABLE shop.snap (id INT PRIMARY KEY, n INT, s VARCHAR(20))");
+    sql("INSERT INTO shop.snap SELECT seq, seq, 'init' FROM shop.seq_0_to_4999");
+    fixture_t f;
+    fixture_open(&f, "snap", 1,
+                 "{\"tables\": [\"shop.snap\"], \"snapshot\": \"initial\", \"chunk_size\": 400}");
+    char error[512];
+    CHECK_STR_EQ(fixture_start(&f, error, sizeof(error)), "running");
+    int rounds = 600;
+    pthread_t w;
+    pthread_create(&w, NULL, writer_main, &rounds);
+    REQUIRE(wait_records(&f, "snap", 1, 1500, 20000));
+    fixture_stop(&f); /* halfway: resumes from the last chunk committed */
+    CHECK_STR_EQ(fixture_start(&f, error, sizeof(error)), "running");
+    pthread_join(w, NULL);
+    for (int i = 0; i < 3000 && snapshots_pending(&f); i++)
+        dm_sleep_ms(10);
+    CHECK_EQ_INT(snapshots_pending(&f), 0);
+    sql("INSERT INTO shop.snap VALUES (99999, 0, 'last')");
+    dm_sleep_ms(100);
+    json_t *evs = NULL;
+    json_t *state = json_object();
+    for (int tries = 0; tries < 100; tries++) { /* until the last insert is in */
+        json_decref(evs);
+        evs = read_topic(&f, "snap", 1);
+        json_t *last = json_array_get(evs, json_array_size(evs) - 1);
+        if (last && !strcmp(field(last, "after", "id"), "99999")) break;
+        dm_sleep_ms(100);
+    }
+    size_t i;
+    json_t *e;
+    int reads = 0;
+    json_array_foreach(evs, i, e)
+    {
+        const char *o = op(e);
+        if (!strcmp(o, "r")) reads++;
+        const char *k = field(e, strcmp(o, "d") ? "after" : "before", "id");
+        if (!strcmp(o, "d"))
+            json_object_del(state, k);
+        else {
+            char v[100];
+            snprintf(v, sizeof(v), "%s/%s", field(e, "after", "n"), field(e, "after", "s"));
+            json_object_set_new(state, k, json_string(v));
+        }
+    }
+    CHECK(reads >= 4000);
+    /* the table as it is */
+    mysql_query(db, "SELECT id, n, s FROM shop.snap");
+    MYSQL_RES *r = mysql_store_result(db);
+    MYSQL_ROW row;
+    int rows = 0, wrong = 0;
+    while ((row = mysql_fetch_row(r))) {
+        rows++;
+        char v[100];
+        snprintf(v, sizeof(v), "%s/\"%s\"", row[1], row[2]);
+        const char *got = json_string_value(json_object_get(state, row[0]));
+        if (!got || strcmp(got, v)) {
+            if (wrong++ < 5) printf("    id %s: table %s, topic %s\n", row[0], v, got ? got : "-");
+        }
+    }
+    mysql_free_result(r);
+    CHECK_EQ_INT(wrong, 0);
+    CHECK_EQ_INT(json_object_size(state), rows);
+    json_decref(evs);
+    json_decref(state);
+    /* on demand: ids 10..19 */
+    int64_t before = topic_size(&f, "snap", 1);
+    dm_error_t err = {0};
+    CHECK_EQ_INT(dm_my_source_request_snapshot(f.src, "shop.snap", "10", "19", &err), DM_OK);
+    CHECK_EQ_INT(dm_my_source_request_snapshot(f.src, "shop.other", NULL, NULL, &err),
+                 DM_ERR_NOT_FOUND);
+    REQUIRE(wait_records(&f, "snap", 1, before + 8, 15000)); /* 10..19 less those deleted */
+    fixture_close(&f);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/dm_my_cdc.XXXXXX");
@@ -668,6 +783,7 @@ int main(void)
     RUN(test_resume_exactly_once);
     RUN(test_large_transaction);
     RUN(test_partitions);
+    RUN(test_snapshot_concurrent);
     RUN(test_dead_server);
     RUN(test_purged_position);
     mysql_close(db);
