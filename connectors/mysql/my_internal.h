@@ -65,7 +65,8 @@ struct dm_my_source {
     bool warned_unknown;
 
     my_position_t durable, next;
-    char file[256]; /* the binlog file being read */
+    bool unsaved_start; /* a first start whose position is not committed yet */
+    char file[256];     /* the binlog file being read */
 
     /* snapshots (connectors/dblog.h) */
     dm_dblog_t dblog;

@@ -235,7 +235,8 @@ static dm_err_t flush(dm_my_source_t *src, dm_error_t *err)
         snprintf(src->next.partial_gtid, sizeof(src->next.partial_gtid), "%s", src->txn_id);
         src->next.partial_rows = src->row;
     }
-    if (!src->n_pend && !memcmp(&src->next, &src->durable, sizeof(src->next)) && !src->dblog.dirty)
+    if (!src->n_pend && !memcmp(&src->next, &src->durable, sizeof(src->next)) &&
+        !src->dblog.dirty && !src->unsaved_start)
         return DM_OK;
     int64_t now = dm_wall_ms();
     dm_err_t rc = DM_OK;
@@ -282,6 +283,7 @@ static dm_err_t flush(dm_my_source_t *src, dm_error_t *err)
     src->events_total += src->n_pend;
     src->durable = src->next;
     src->dblog.dirty = false;
+    src->unsaved_start = false;
     src->n_pend = 0;
     dm_buf_reset(&src->bytes);
     dm_arena_reset(&src->arena);
@@ -829,6 +831,9 @@ static dm_err_t session(dm_my_source_t *src, bool *streamed, dm_error_t *err)
     bool found = false;
     if (!rc) rc = load_state(src, &found, err);
     if (!rc && !found) rc = current_position(src, err);
+    /* A first start commits where it starts at once: a restart before the
+     * first change must not skip the changes made meanwhile. */
+    src->unsaved_start = !found;
     if (!rc && !found && src->conf->snapshot == DM_MY_SNAPSHOT_INITIAL)
         for (int i = 0; i < src->n_tables && !rc; i++) {
             char q[300];
