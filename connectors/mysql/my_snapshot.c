@@ -177,23 +177,31 @@ dm_err_t dm_my_table_from_schema(dm_my_source_t *src, const char *db, const char
 
 /* ---- values from the text protocol ------------------------------------------------------- */
 
+/* [-]H+:MM:SS[.ffffff] → microseconds (by hand: sscanf was a top cost). */
 static int64_t parse_clock(const char *s, const char *end, bool *ok)
 {
-    /* [-]H+:MM:SS[.ffffff] → microseconds */
     bool neg = s < end && *s == '-';
     if (neg) s++;
-    long long h = 0, m = 0, sec = 0, us = 0;
-    int digits = 0;
-    char buf[64];
-    snprintf(buf, sizeof(buf), "%.*s", (int)(end - s), s);
-    const char *dot = strchr(buf, '.');
-    *ok = sscanf(buf, "%lld:%lld:%lld", &h, &m, &sec) == 3;
-    if (dot)
-        for (const char *p = dot + 1; *p && digits < 6; p++, digits++)
-            us = us * 10 + (*p - '0');
-    for (; dot && digits < 6; digits++)
+    int64_t part[3] = {0, 0, 0}, us = 0;
+    int k = 0, digits = 0;
+    *ok = s < end;
+    for (; s < end && *ok; s++) {
+        if (*s >= '0' && *s <= '9')
+            part[k] = part[k] * 10 + (*s - '0');
+        else if (*s == ':' && k < 2)
+            k++;
+        else if (*s == '.' && k == 2)
+            break;
+        else
+            *ok = false;
+    }
+    *ok = *ok && k == 2;
+    if (s < end && *s == '.')
+        for (s++; s < end && digits < 6 && *s >= '0' && *s <= '9'; s++, digits++)
+            us = us * 10 + (*s - '0');
+    for (; digits < 6; digits++)
         us *= 10;
-    int64_t v = ((h * 60 + m) * 60 + sec) * 1000000LL + us;
+    int64_t v = ((part[0] * 60 + part[1]) * 60 + part[2]) * 1000000LL + us;
     return neg ? -v : v;
 }
 
@@ -203,7 +211,9 @@ dm_err_t dm_my_value_from_text(const dm_my_col_t *c, const char *s, size_t n, dm
     memset(v, 0, sizeof(*v));
     if (!s) return DM_OK; /* NULL */
     char buf[128];
-    snprintf(buf, sizeof(buf), "%.*s", (int)(n < sizeof(buf) ? n : sizeof(buf) - 1), s);
+    size_t bl = n < sizeof(buf) ? n : sizeof(buf) - 1;
+    memcpy(buf, s, bl);
+    buf[bl] = '\0';
     bool ok = true;
     switch (c->type) {
     case DM_MYT_TINY:
@@ -239,7 +249,15 @@ dm_err_t dm_my_value_from_text(const dm_my_col_t *c, const char *s, size_t n, dm
     case DM_MYT_TIMESTAMP:
     case DM_MYT_TIMESTAMP2: {
         int y = 0, mo = 0, d = 0;
-        ok = sscanf(buf, "%d-%d-%d", &y, &mo, &d) == 3;
+        /* YYYY-MM-DD by hand: sscanf was a top cost of snapshots */
+        ok = n >= 10 && s[4] == '-' && s[7] == '-';
+        for (int i = 0; ok && i < 10; i++)
+            ok = i == 4 || i == 7 || (s[i] >= '0' && s[i] <= '9');
+        if (ok) {
+            y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+            mo = (s[5] - '0') * 10 + (s[6] - '0');
+            d = (s[8] - '0') * 10 + (s[9] - '0');
+        }
         if (ok && (!mo || !d)) {
             v->kind = DM_MYV_ZERO;
             return DM_OK;
@@ -445,9 +463,21 @@ static dm_my_value_t *chunk_values(dm_my_source_t *src, int r, dm_error_t *err)
 static bool ops_row_key(void *ctx, int r, dm_buf_t *out)
 {
     dm_my_source_t *src = ctx;
-    dm_error_t err = {0};
-    dm_my_value_t *v = chunk_values(src, r, &err);
-    return v && dm_my_key_text(&src->tables[src->chunk_table], v, out);
+    const dm_my_table_t *t = &src->tables[src->chunk_table];
+    dm_my_value_t v[64];
+    if (t->n_cols > 64) { /* wide tables: the whole row */
+        dm_error_t err = {0};
+        dm_my_value_t *all = chunk_values(src, r, &err);
+        return all && dm_my_key_text(t, all, out);
+    }
+    MYSQL_ROW row = src->chunk_rows[r];
+    const unsigned long *lens = src->chunk_lens + (size_t)r * (size_t)t->n_cols;
+    for (int k = 0; k < t->n_key; k++) { /* only the key columns are converted */
+        int c = t->key[k];
+        if (dm_my_value_from_text(&t->cols[c], row[c], row[c] ? lens[c] : 0, &v[c], NULL))
+            return false;
+    }
+    return dm_my_key_text(t, v, out);
 }
 
 static json_t *ops_row_key_json(void *ctx, int r)
