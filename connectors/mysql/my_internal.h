@@ -66,6 +66,7 @@ struct dm_my_source {
 
     my_position_t durable, next;
     bool unsaved_start; /* a first start whose position is not committed yet */
+    bool purged;        /* the last session found its position purged */
     char file[256];     /* the binlog file being read */
 
     /* snapshots (connectors/dblog.h) */

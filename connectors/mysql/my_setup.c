@@ -120,7 +120,8 @@ dm_err_t dm_my_check_settings(dm_my_source_t *src, dm_error_t *err)
     dm_err_t rc = dm_my_query(src, "reading the binlog settings",
                               "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', "
                               "'binlog_format', 'binlog_row_image', 'binlog_row_metadata', "
-                              "'version', 'gtid_mode')",
+                              "'version', 'gtid_mode', 'log_bin_compress', "
+                              "'binlog_transaction_compression')",
                               &res, err);
     if (rc) return rc;
     const char *version = variable(res, "version");
@@ -147,6 +148,15 @@ dm_err_t dm_my_check_settings(dm_my_source_t *src, dm_error_t *err)
                           "source %s: the server's %s is %s, the binlog connector needs %s: %s",
                           src->name, need[i].name, v ? v : "not available", need[i].want,
                           need[i].fix);
+    }
+    const char *compress[] = {"log_bin_compress", "binlog_transaction_compression"};
+    for (int i = 0; i < 2 && !rc; i++) {
+        const char *v = variable(res, compress[i]);
+        if (v && !strcasecmp(v, "ON"))
+            rc = dm_error_set(err, DM_ERR_CONFIG,
+                              "source %s: the server's %s is ON; the binlog connector reads "
+                              "uncompressed events: SET GLOBAL %s = OFF",
+                              src->name, compress[i], compress[i]);
     }
     mysql_free_result(res);
     if (rc) return rc;

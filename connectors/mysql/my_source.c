@@ -726,6 +726,7 @@ static dm_err_t on_event(dm_my_source_t *src, const MARIADB_RPL_EVENT *ev, dm_er
     case UPDATE_ROWS_COMPRESSED_EVENT:
     case DELETE_ROWS_COMPRESSED_EVENT:
     case QUERY_COMPRESSED_EVENT:
+    case 40: /* MySQL's TRANSACTION_PAYLOAD_EVENT: a compressed transaction */
         return dm_error_set(
             err, DM_ERR_CONFIG,
             "source %s: the binlog is compressed (log_bin_compress=ON); the "
@@ -763,14 +764,18 @@ static dm_err_t repl_error(dm_my_source_t *src, dm_error_t *err)
 {
     unsigned e = mysql_errno(src->repl);
     const char *msg = mysql_error(src->repl);
-    if (e == ER_MASTER_FATAL_ERROR_READING_BINLOG) {
+    /* 1236 also says "a replica with the same server_id connected": only a
+     * position the server cannot find is final. */
+    if (e == ER_MASTER_FATAL_ERROR_READING_BINLOG &&
+        (strstr(msg, "purged") || strstr(msg, "Could not find") || strstr(msg, "could not find"))) {
         char pos[700];
         position_text(&src->durable, src->mariadb, pos, sizeof(pos));
+        src->purged = true;
         return dm_error_set(err, DM_ERR_NOT_FOUND,
                             "source %s: the server no longer has the binlog at the source's "
                             "position (%s): %s. The changes since are lost to this source; "
-                            "delete the source's state to start from the current position "
-                            "with a new snapshot (snapshot: initial)",
+                            "set on_purged: snapshot to start from the current position with "
+                            "a new snapshot",
                             src->name, pos, msg);
     }
     if (e == ER_SPECIFIC_ACCESS_DENIED_ERROR || e == ER_ACCESS_DENIED_ERROR)
@@ -828,13 +833,22 @@ static dm_err_t session(dm_my_source_t *src, bool *streamed, dm_error_t *err)
     if (!rc) rc = dm_my_ensure_signal_table(src, err);
     if (!rc) rc = dm_my_check_tables(src, err);
     if (!rc) rc = src->env.ensure_topic(src->env.ctx, src->state_topic, 1, NULL, err);
-    bool found = false;
+    bool found = false, fresh = src->purged && src->conf->on_purged == DM_MY_PURGED_SNAPSHOT;
     if (!rc) rc = load_state(src, &found, err);
+    if (!rc && fresh) { /* on_purged: snapshot — start over where the binlog is now */
+        DM_WARN("connector",
+                "source=%s connector=mysql: the binlog at the source's position was purged; "
+                "starting from the current position with a new snapshot of every table",
+                src->name);
+        found = false;
+        dm_dblog_clear(&src->dblog);
+    }
+    src->purged = false;
     if (!rc && !found) rc = current_position(src, err);
     /* A first start commits where it starts at once: a restart before the
      * first change must not skip the changes made meanwhile. */
     src->unsaved_start = !found;
-    if (!rc && !found && src->conf->snapshot == DM_MY_SNAPSHOT_INITIAL)
+    if (!rc && !found && (src->conf->snapshot == DM_MY_SNAPSHOT_INITIAL || fresh))
         for (int i = 0; i < src->n_tables && !rc; i++) {
             char q[300];
             snprintf(q, sizeof(q), "%s.%s", src->tables[i].db, src->tables[i].name);
@@ -872,6 +886,7 @@ void dm_my_source_run(dm_my_source_t *src, dm_unit_status_t *status)
         session_end(src);
         if (!rc || atomic_load(&status->stop)) break;
         if (streamed) status->backoff_ms = 0;
+        if (src->purged && src->conf->on_purged == DM_MY_PURGED_SNAPSHOT) continue;
         /* The failure policy (connectors/unit.h): a server down or restarting
          * is retried; a missing setting, privilege or purged position is not
          * (the status names it and the statement that fixes it). */

@@ -23,7 +23,10 @@ typedef struct dm_mysql_config {
     int64_t heartbeat_ms;
     char *signal_table; /* "db.table": snapshot watermarks */
     int64_t chunk_size; /* rows per snapshot chunk */
+    int on_purged;      /* DM_MY_PURGED_FAIL or DM_MY_PURGED_SNAPSHOT */
 } dm_mysql_config_t;
+
+enum { DM_MY_PURGED_FAIL = 0, DM_MY_PURGED_SNAPSHOT = 1 };
 
 extern const dm_config_table_t dm_mysql_config_table;
 

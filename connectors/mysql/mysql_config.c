@@ -6,6 +6,7 @@
 #include "connectors/mysql/mysql.h"
 
 static const char *const snapshot_modes[] = {"initial", "never", "on_demand", NULL};
+static const char *const purged_modes[] = {"fail", "snapshot", NULL};
 
 static const dm_config_field_t fields[] = {
     {.name = "host",
@@ -71,6 +72,13 @@ static const dm_config_field_t fields[] = {
      .min = 1,
      .max = 1000000,
      .help = "rows per snapshot chunk (memory is bounded by one chunk)"},
+    {.name = "on_purged",
+     .type = DM_CFG_ENUM,
+     .offset = offsetof(dm_mysql_config_t, on_purged),
+     .def = "fail",
+     .enum_values = purged_modes,
+     .help = "when the binlog at the source's position is purged: fail, or snapshot (start "
+             "from the current position with a new snapshot of every table)"},
 };
 
 const dm_config_table_t dm_mysql_config_table = {"mysql connector", fields,

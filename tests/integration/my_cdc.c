@@ -300,6 +300,13 @@ static void test_refuses_missing_settings(void)
     CHECK_CONTAINS(error, "SET GLOBAL binlog_format = 'ROW'");
     fixture_close(&f);
     sql("SET GLOBAL binlog_format = 'ROW'");
+    sql("SET GLOBAL log_bin_compress = ON");
+    fixture_open(&f, "refused3", 1, "{\"tables\": [\"shop.orders\"]}");
+    state = fixture_start(&f, error, sizeof(error));
+    CHECK_STR_EQ(state, "failed");
+    CHECK_CONTAINS(error, "SET GLOBAL log_bin_compress = OFF");
+    fixture_close(&f);
+    sql("SET GLOBAL log_bin_compress = OFF");
     /* a table that is not there */
     fixture_open(&f, "missing", 1, "{\"tables\": [\"shop.nope\"]}");
     state = fixture_start(&f, error, sizeof(error));
@@ -659,6 +666,18 @@ static void test_purged_position(void)
     }
     CHECK_STR_EQ(state, "failed");
     CHECK_CONTAINS(error, "no longer has the binlog");
+    CHECK_CONTAINS(error, "on_purged: snapshot");
+    fixture_stop(&f);
+    /* on_purged: snapshot starts over with a snapshot: the table is whole again */
+    f.conf.on_purged = DM_MY_PURGED_SNAPSHOT;
+    int64_t before = topic_size(&f, "purged", 1);
+    CHECK_STR_EQ(fixture_start(&f, error, sizeof(error)), "running");
+    REQUIRE(wait_records(&f, "purged", 1, before + 3, 15000)); /* r events of ids 1, 2, 3 */
+    json_t *evs = read_topic(&f, "purged", 1);
+    json_t *final = json_array_get(evs, json_array_size(evs) - 1);
+    CHECK_STR_EQ(op(final), "r");
+    CHECK_STR_EQ(field(final, "after", "id"), "3");
+    json_decref(evs);
     fixture_close(&f);
 }
 
