@@ -579,6 +579,8 @@ static void test_dead_server(void)
 {
     const char *restart = getenv("DM_MARIADB_KILL"), *start = getenv("DM_MARIADB_START");
     REQUIRE(restart && start);
+    sql("SET GLOBAL innodb_flush_log_at_trx_commit = 1"); /* what was acknowledged survives */
+    sql("SET GLOBAL sync_binlog = 1");
     sql("CREATE TABLE shop.dead (id INT PRIMARY KEY)");
     fixture_t f;
     fixture_open(&f, "dead", 2, "{\"tables\": [\"shop.dead\"]}");
@@ -595,7 +597,8 @@ static void test_dead_server(void)
     }
     CHECK_STR_EQ(state, "retrying");
     CHECK(strstr(error, "binlog stream ended") || strstr(error, "cannot connect"));
-    setenv("DM_MARIADB_OPTS", "--binlog-row-metadata=FULL", 1);
+    setenv("DM_MARIADB_OPTS",
+           "--binlog-row-metadata=FULL --innodb-flush-log-at-trx-commit=1 --sync-binlog=1", 1);
     CHECK(system(start) == 0);
     db_connect();
     for (int i = 100; i < 200; i++)

@@ -3,7 +3,8 @@
 # MariaDB: a mysql source (3 partitions) and a pipeline reading it into a file
 # sink, applied in one request; the initial snapshot and the changes reach the
 # topic and the file; status and metrics; `datamesh snapshot` of a key range;
-# two SIGKILLs of datamesh during a workload and the topic still folds to
+# two SIGKILLs of datamesh and a MariaDB restart during a workload (split in
+# three parts) and the topic still folds to
 # exactly the table with no (gtid, row) twice; the password never shows.
 set -u
 bin=${DM_BIN:?}
@@ -27,6 +28,9 @@ wait_count() { # wait_count SOURCE N SECONDS
   return 1
 }
 
+# Durable commits: the server is killed below, and what it acknowledged must
+# survive in its tables as in its binlog (the harness starts it lax).
+my -e "SET GLOBAL innodb_flush_log_at_trx_commit = 1; SET GLOBAL sync_binlog = 1" || exit 1
 my -e "SET GLOBAL binlog_row_metadata = 'FULL'; CREATE USER 'cdc'@'%' IDENTIFIED BY '$DM_E2E_MY_PASSWORD';
        GRANT ALL ON *.* TO 'cdc'@'%'; CREATE DATABASE shop;
        CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(40), qty INT, price DECIMAL(8,2));
@@ -75,14 +79,23 @@ wait_count orders 63 30 && ok key_range_snapshot || bad key_range_snapshot "$(ta
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$DATAMESH_SERVER/api/v1/sources/orders/snapshot?table=shop.nope")
 [[ $code == 404 ]] && ok snapshot_unknown_table_404 || bad snapshot_unknown_table_404 "$code"
 
-# A workload with two SIGKILLs of datamesh in the middle.
+# A workload with two SIGKILLs of datamesh and a MariaDB restart in the middle.
 ( for i in $(seq 1 300); do
     echo "INSERT INTO shop.orders VALUES ($((1000 + i)), 'w', $i, 1); UPDATE shop.orders SET qty = qty + 1 WHERE id = $((i % 50 + 1));"
     [[ $((i % 7)) -eq 0 ]] && echo "DELETE FROM shop.orders WHERE id = $((1000 + i - 3));"
   done ) >"$data/work.sql"
 split -n l/3 "$data/work.sql" "$data/work."
+k=0
 for part in "$data"/work.a?; do
   my <"$part" || bad workload "$part"
+  k=$((k + 1))
+  if [[ $k -eq 2 ]]; then # the server dies and comes back
+    bash -c "$DM_MARIADB_KILL" &&
+      DM_MARIADB_OPTS="--binlog-row-metadata=FULL --innodb-flush-log-at-trx-commit=1 --sync-binlog=1" \
+        bash -c "$DM_MARIADB_START" \
+      || bad mariadb_restart "$(tail -5 "$data/up.log")"
+    continue
+  fi
   kill -9 "$pid"; wait "$pid" 2>/dev/null
   dm_controller_start "$data" "$port" "$data/up.log" || exit 1
   pid=$dm_pid
@@ -117,7 +130,7 @@ my -e "SELECT id, qty FROM shop.orders ORDER BY id" | tr '\t' ' ' >"$data/table.
 if cmp -s "$data/fold.txt" "$data/table.txt" && grep -q "dup 0" "$data/fold.err"; then
   ok killed_twice_folds_to_table
 else
-  bad killed_twice_folds_to_table "$(cat "$data/fold.err"; diff "$data/fold.txt" "$data/table.txt" | head -10)"
+  bad killed_twice_folds_to_table "$(cat "$data/fold.err"; wc -l "$data/fold.txt" "$data/table.txt" "$data/all.jsonl"; diff "$data/fold.txt" "$data/table.txt" | head -10; grep -E "WARN|ERROR" "$data/up.log" | tail -5)"
 fi
 
 all=$(cat "$data/up.log"; curl -s "$DATAMESH_SERVER/api/v1/sources/orders"; curl -s "$DATAMESH_SERVER/api/v1/sources/orders/status")
