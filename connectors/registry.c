@@ -10,6 +10,7 @@
 #include "connectors/iceberg/iceberg.h"
 #include "connectors/ingest/ingest.h"
 #include "connectors/kafkasink/kafkasink.h"
+#include "connectors/mysql/mysql.h"
 #include "connectors/pgsink/pgsink.h"
 #include "connectors/postgres/postgres.h"
 #include "connectors/sink.h"
@@ -23,10 +24,8 @@ const char *const dm_sink_type_names[] = {"topic",    "kafka", "iceberg", "elast
 
 /* Source connectors: one line each (connectors/source.h). */
 static const dm_source_ops_t *const sources[] = {
-    &dm_datagen_source_ops,
-    &dm_ingest_source_ops,
-    &dm_file_source_ops,
-    &dm_postgres_source_ops,
+    &dm_datagen_source_ops,  &dm_ingest_source_ops, &dm_file_source_ops,
+    &dm_postgres_source_ops, &dm_mysql_source_ops,
 };
 
 static const dm_connector_def_t sinks[] = {

@@ -7,38 +7,12 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 
+#include "connectors/dblog.h"
 #include "connectors/postgres/pg_table.h"
 #include "connectors/postgres/postgres.h"
 #include "connectors/unit.h"
 #include "transport/transport.h"
 #include "transport/txn_builder.h"
-
-/* A table being snapshotted: where the next chunk starts. */
-typedef struct pg_snap {
-    char *table;          /* "schema.table" */
-    json_t *after;        /* key of the last row read (array of text values), NULL at the start */
-    json_t *from, *until; /* the key range asked for (inclusive bounds), NULL: open */
-    int64_t rows, chunks, total;
-} pg_snap_t;
-
-typedef struct pg_chunk_slot {
-    uint64_t hash; /* of the row's key text; 0 = empty */
-    int row;
-} pg_chunk_slot_t;
-
-/* The chunk between its watermarks. */
-typedef struct pg_chunk {
-    bool active, window_open, truncated;
-    int table; /* index in src->tables */
-    int snap;  /* index in src->snaps */
-    char lw[80], hw[80];
-    PGresult *res; /* the rows, columns in table order */
-    int n_rows;
-    bool *dropped;
-    int n_dropped;
-    pg_chunk_slot_t *slots; /* rows by key */
-    size_t n_slots;
-} pg_chunk_t;
 
 /* One encoded record of the batch (offsets into src->bytes). */
 typedef struct pg_pending {
@@ -78,10 +52,10 @@ struct dm_pg_source {
     bool warned_unknown;
 
     pg_position_t durable, next;
-    pg_snap_t *snaps;
-    int n_snaps;
-    bool snaps_dirty;
-    pg_chunk_t chunk;
+    dm_dblog_t dblog;    /* the snapshots (connectors/dblog.h) */
+    PGresult *chunk_res; /* the rows of the chunk in flight */
+    int chunk_table;     /* ... of this table */
+    uint64_t chunk_lsn;  /* the high watermark's LSN while its rows go out */
     uint64_t last_chunk_ns;
 
     /* the batch */
@@ -114,9 +88,9 @@ dm_err_t dm_pg_exec(dm_pg_source_t *src, const char *what, PGresult **out, const
 int dm_pg_table_index(dm_pg_source_t *src, const char *qualified);
 dm_err_t dm_pg_emit(dm_pg_source_t *src, int table, const dm_pg_event_t *ev, dm_error_t *err);
 
-/* pg_snapshot.c */
-/* Starts the next chunk when one is due (writes the low watermark, reads the
- * chunk, writes the high watermark). */
+/* pg_snapshot.c: the postgres side of connectors/dblog.h */
+extern const dm_dblog_ops_t dm_pg_dblog_ops;
+/* Starts the next chunk when one is due. */
 dm_err_t dm_pg_snapshot_step(dm_pg_source_t *src, dm_error_t *err);
 /* A row of the signal table came through the log: a watermark of the chunk? */
 dm_err_t dm_pg_snapshot_signal(dm_pg_source_t *src, const char *id, uint64_t lsn, dm_error_t *err);
@@ -124,10 +98,6 @@ dm_err_t dm_pg_snapshot_signal(dm_pg_source_t *src, const char *id, uint64_t lsn
 void dm_pg_snapshot_saw(dm_pg_source_t *src, int table, const dm_pgoutput_datum_t *row);
 void dm_pg_snapshot_saw_truncate(dm_pg_source_t *src, int table);
 void dm_pg_snapshot_abort(dm_pg_source_t *src);
-/* The pending snapshots as JSON (for the state record), and back. */
-json_t *dm_pg_snapshots_json(dm_pg_source_t *src);
-void dm_pg_snapshots_load(dm_pg_source_t *src, const json_t *list);
-void dm_pg_snapshots_clear(dm_pg_source_t *src);
 dm_err_t dm_pg_snapshot_add(dm_pg_source_t *src, const char *table, const json_t *from,
                             const json_t *until, dm_error_t *err);
 

@@ -575,7 +575,7 @@ static dm_err_t load_state(dm_pg_source_t *src, bool *found, dm_error_t *err)
 {
     *found = false;
     memset(&src->durable, 0, sizeof(src->durable));
-    dm_pg_snapshots_clear(src);
+    dm_dblog_clear(&src->dblog);
     int64_t start, end;
     dm_err_t rc = dm_transport_offsets(src->t, src->state_topic, 0, &start, &end, err);
     if (rc || end <= start) return rc;
@@ -595,7 +595,7 @@ static dm_err_t load_state(dm_pg_source_t *src, bool *found, dm_error_t *err)
                 (uint64_t)json_integer_value(json_object_get(j, "partial_final"));
             src->durable.partial_lsn =
                 (uint64_t)json_integer_value(json_object_get(j, "partial_lsn"));
-            dm_pg_snapshots_load(src, json_object_get(j, "snapshots"));
+            dm_dblog_load(&src->dblog, json_object_get(j, "snapshots"));
             json_decref(j);
             *found = true;
         }
@@ -692,14 +692,14 @@ static dm_err_t add_batch(dm_pg_source_t *src, int64_t now, dm_error_t *err)
  * transaction, then tells the server what is flushed. */
 static dm_err_t flush(dm_pg_source_t *src, dm_error_t *err)
 {
-    if (!src->n_pend && position_equal(&src->next, &src->durable) && !src->snaps_dirty)
+    if (!src->n_pend && position_equal(&src->next, &src->durable) && !src->dblog.dirty)
         return DM_OK;
     int64_t now = dm_wall_ms();
     dm_err_t rc = add_batch(src, now, err);
     json_t *state =
         json_pack("{s:I, s:I, s:I, s:o}", "commit_lsn", (json_int_t)src->next.commit_lsn,
                   "partial_final", (json_int_t)src->next.partial_final, "partial_lsn",
-                  (json_int_t)src->next.partial_lsn, "snapshots", dm_pg_snapshots_json(src));
+                  (json_int_t)src->next.partial_lsn, "snapshots", dm_dblog_json(&src->dblog));
     char *text = state ? json_dumps(state, JSON_COMPACT) : NULL;
     json_decref(state);
     if (!rc && !text) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
@@ -724,7 +724,7 @@ static dm_err_t flush(dm_pg_source_t *src, dm_error_t *err)
     if (rc) return dm_error_prefix(err, "source %s: writing a batch", src->name), rc;
     if (src->m_events) dm_metric_add(src->m_events, src->n_pend);
     src->durable = src->next;
-    src->snaps_dirty = false;
+    src->dblog.dirty = false;
     src->n_pend = 0;
     dm_buf_reset(&src->bytes);
     dm_arena_reset(&src->arena);
@@ -765,7 +765,7 @@ static dm_err_t on_relation(dm_pg_source_t *src, const dm_pgoutput_msg_t *m, dm_
     }
     DM_INFO("connector", "source=%s connector=postgres: table %s.%s changed; schema id %u",
             src->name, t.schema, t.name, t.value_id);
-    if (src->chunk.active && src->chunk.table == ti) dm_pg_snapshot_abort(src);
+    if (dm_dblog_busy(&src->dblog, ti)) dm_pg_snapshot_abort(src);
     dm_pg_table_clear(&src->tables[ti]);
     src->tables[ti] = t;
     return DM_OK;
@@ -970,18 +970,7 @@ static void update_stats(dm_pg_source_t *src)
         behind && src->last_commit_ms ? (double)(dm_wall_ms() - src->last_commit_ms) / 1e3 : 0.0;
     if (secs < 0) secs = 0;
     if (src->m_lag_ms) dm_metric_set(src->m_lag_ms, (int64_t)(secs * 1000));
-    json_t *snaps = json_array();
-    for (int i = 0; i < src->n_snaps; i++) {
-        const pg_snap_t *s = &src->snaps[i];
-        double pct = s->total > 0 ? 100.0 * (double)s->rows / (double)s->total : 0.0;
-        json_t *j =
-            json_pack("{s:s, s:I, s:I, s:I, s:f}", "table", s->table, "rows", (json_int_t)s->rows,
-                      "chunks", (json_int_t)s->chunks, "estimated_rows", (json_int_t)s->total,
-                      "percent", pct > 99.9 ? 99.9 : pct);
-        if (s->from) json_object_set(j, "from", s->from);
-        if (s->until) json_object_set(j, "to", s->until);
-        json_array_append_new(snaps, j);
-    }
+    json_t *snaps = dm_dblog_status(&src->dblog);
     json_t *st =
         json_pack("{s:s, s:s, s:I, s:I, s:f, s:o}", "slot", src->conf->slot, "lsn", lsn,
                   "slot_lag_bytes", (json_int_t)atomic_load(&src->status->lag), "stream_lag_bytes",
@@ -1211,6 +1200,9 @@ dm_err_t dm_pg_source_new(const dm_source_env_t *env, const dm_postgres_config_t
     split_name(conf->signal_table, &src->signal_schema, &src->signal_name);
     pthread_mutex_init(&src->mu, NULL);
     dm_arena_init(&src->arena, 0);
+    char who[300];
+    snprintf(who, sizeof(who), "source=%s connector=postgres", name);
+    dm_dblog_init(&src->dblog, &dm_pg_dblog_ops, src, who, conf->slot, conf->chunk_size);
     src->stats = json_object();
     src->requests = json_array();
     if (env->metrics) {
@@ -1303,7 +1295,7 @@ void dm_pg_source_free(dm_pg_source_t *src)
         dm_metrics_remove_matching(src->env.metrics, labels);
     }
     session_end(src);
-    dm_pg_snapshots_clear(src);
+    dm_dblog_destroy(&src->dblog);
     json_decref(src->requests);
     if (src->password) memset(src->password, 0, strlen(src->password));
     free(src->password);

@@ -1,0 +1,85 @@
+/* connectors/mysql/mysql_config.c — the mysql connector's settings. The
+ * password never sits in a spec: it comes from an environment variable or a
+ * file, so specs, the API and logs cannot leak it. */
+#include <stddef.h>
+
+#include "connectors/mysql/mysql.h"
+
+static const char *const snapshot_modes[] = {"initial", "never", "on_demand", NULL};
+static const char *const purged_modes[] = {"fail", "snapshot", NULL};
+
+static const dm_config_field_t fields[] = {
+    {.name = "host",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_mysql_config_t, host),
+     .def = "127.0.0.1",
+     .help = "server host"},
+    {.name = "port",
+     .type = DM_CFG_INT,
+     .offset = offsetof(dm_mysql_config_t, port),
+     .def = "3306",
+     .min = 1,
+     .max = 65535,
+     .help = "server port"},
+    {.name = "user",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_mysql_config_t, user),
+     .flags = DM_CFG_REQUIRED,
+     .help = "user with REPLICATION SLAVE, REPLICATION CLIENT and SELECT on the tables"},
+    {.name = "password_env",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_mysql_config_t, password_env),
+     .help = "environment variable holding the password"},
+    {.name = "password_file",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_mysql_config_t, password_file),
+     .help = "file holding the password"},
+    {.name = "tables",
+     .type = DM_CFG_STRING_LIST,
+     .offset = offsetof(dm_mysql_config_t, tables),
+     .flags = DM_CFG_REQUIRED,
+     .help = "tables to capture: db.table or db.*"},
+    {.name = "server_id",
+     .type = DM_CFG_INT,
+     .offset = offsetof(dm_mysql_config_t, server_id),
+     .def = "0",
+     .min = 0,
+     .max = 4294967295LL,
+     .help = "replica server id, unique among the server's replicas (0: derived from the name)"},
+    {.name = "snapshot",
+     .type = DM_CFG_ENUM,
+     .offset = offsetof(dm_mysql_config_t, snapshot),
+     .def = "initial",
+     .enum_values = snapshot_modes,
+     .help = "initial, never or on_demand"},
+    {.name = "heartbeat",
+     .type = DM_CFG_DURATION,
+     .offset = offsetof(dm_mysql_config_t, heartbeat_ms),
+     .def = "1s",
+     .min = 100,
+     .max = 60000,
+     .help = "the server's heartbeat period on a quiet binlog (bounds how fast a dead "
+             "connection is noticed)"},
+    {.name = "signal_table",
+     .type = DM_CFG_STRING,
+     .offset = offsetof(dm_mysql_config_t, signal_table),
+     .def = "datamesh.datamesh_signal",
+     .help = "table for snapshot watermarks (created when missing)"},
+    {.name = "chunk_size",
+     .type = DM_CFG_INT,
+     .offset = offsetof(dm_mysql_config_t, chunk_size),
+     .def = "32768",
+     .min = 1,
+     .max = 1000000,
+     .help = "rows per snapshot chunk (memory is bounded by one chunk)"},
+    {.name = "on_purged",
+     .type = DM_CFG_ENUM,
+     .offset = offsetof(dm_mysql_config_t, on_purged),
+     .def = "fail",
+     .enum_values = purged_modes,
+     .help = "when the binlog at the source's position is purged: fail, or snapshot (start "
+             "from the current position with a new snapshot of every table)"},
+};
+
+const dm_config_table_t dm_mysql_config_table = {"mysql connector", fields,
+                                                 sizeof(fields) / sizeof(fields[0])};
