@@ -297,6 +297,15 @@ static void on_status(void *ctx, const dm_http_request_t *req, dm_http_response_
     dm_http_json(res, 200, st);
 }
 
+/* GET /api/v1/schema-changes[?pipeline=NAME]: what pipelines did when a
+ * source they read changed its schema (docs/schema-evolution.md). */
+static void on_schema_changes(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    api_t *api = ctx;
+    const char *p = dm_http_query(req, "pipeline");
+    dm_http_json(res, 200, api->rt ? dm_runtime_schema_changes(api->rt, p) : json_array());
+}
+
 dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt)
 {
     static api_t api;
@@ -304,6 +313,7 @@ dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t
     dm_err_t rc = dm_api_data_register(http, store, rt);
     rc = rc ? rc : dm_api_plan_register(http, store, rt);
     rc = rc ? rc : dm_api_lineage_register(http, store, rt);
+    rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/schema-changes", on_schema_changes, &api);
     rc = rc ? rc : dm_http_route(http, "POST", "/api/v1/apply", on_apply, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/catalog", on_catalog, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/plugins", on_plugins, &api);

@@ -429,6 +429,96 @@ json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
     return out;
 }
 
+/* ---- schema changes ------------------------------------------------------------------ */
+
+void dm_runtime_note_schema_change(dm_runtime_t *rt, const char *owner, const char *policy,
+                                   const char *action, const char *what)
+{
+    json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s}", "ts_ms", (json_int_t)dm_wall_ms(),
+                          "pipeline", strchr(owner, '/') ? strchr(owner, '/') + 1 : owner, "policy",
+                          policy, "action", action, "what", what);
+    pthread_mutex_lock(&rt->restart_mu);
+    json_array_append_new(rt->schema_changes, e);
+    while (json_array_size(rt->schema_changes) > 1000)
+        json_array_remove(rt->schema_changes, 0);
+    pthread_mutex_unlock(&rt->restart_mu);
+}
+
+json_t *dm_runtime_schema_changes(dm_runtime_t *rt, const char *pipeline)
+{
+    json_t *out = json_array();
+    pthread_mutex_lock(&rt->restart_mu);
+    size_t i;
+    json_t *e;
+    json_array_foreach(rt->schema_changes, i, e)
+    {
+        const char *p = json_string_value(json_object_get(e, "pipeline"));
+        if (!pipeline || (p && !strcmp(p, pipeline))) json_array_append(out, e);
+    }
+    pthread_mutex_unlock(&rt->restart_mu);
+    return out;
+}
+
+void dm_runtime_request_restart(dm_runtime_t *rt, const char *owner, const char *what)
+{
+    pthread_mutex_lock(&rt->restart_mu);
+    bool first = !json_object_get(rt->restarts, owner);
+    json_object_set_new(rt->restarts, owner, json_string(what));
+    pthread_mutex_unlock(&rt->restart_mu);
+    if (first) DM_INFO("control", "%s: %s: recompiling on the new version", owner, what);
+}
+
+/* Recompiles and restarts the pipelines whose tasks met a new schema
+ * version: their units stop (every task has committed up to where it is, the
+ * ones that met the version just before it), and start again from the plan
+ * compiled on the subject's latest version, each task from its committed
+ * position. The reconciler's thread. */
+static void restart_requested(dm_runtime_t *rt)
+{
+    pthread_mutex_lock(&rt->restart_mu);
+    json_t *todo = rt->restarts;
+    rt->restarts = json_object();
+    pthread_mutex_unlock(&rt->restart_mu);
+    if (!json_object_size(todo)) {
+        json_decref(todo);
+        return;
+    }
+    json_t *sources = NULL, *pipelines = NULL, *sinks = NULL;
+    dm_error_t err = {0};
+    if (dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, &err) ||
+        dm_store_docs(rt->store, DM_KIND_PIPELINE, &pipelines, &err) ||
+        dm_store_docs(rt->store, DM_KIND_SINK, &sinks, &err)) {
+        DM_WARN("control", "reconciler: %s", err.message);
+        pthread_mutex_lock(&rt->restart_mu); /* try again next round */
+        json_object_update_missing(rt->restarts, todo);
+        pthread_mutex_unlock(&rt->restart_mu);
+    } else {
+        int64_t t0 = dm_wall_ms();
+        sync_defers_topics = true;
+        pthread_mutex_lock(&rt->mu);
+        const char *owner;
+        json_t *what;
+        json_object_foreach(todo, owner, what)
+        {
+            stop_units(rt, owner);
+            json_object_del(rt->running, owner);
+            json_object_del(rt->worker_tasks, owner);
+        }
+        start_pipelines(rt, pipelines, sources, sinks);
+        pthread_mutex_unlock(&rt->mu);
+        sync_defers_topics = false;
+        if (rt->t && dm_transport_sync_topics(rt->t, &err))
+            DM_WARN("control", "reconciler: %s", err.message);
+        json_object_foreach(todo, owner, what)
+            DM_INFO("control", "%s: restarted on the new schema version in %lld ms", owner,
+                    (long long)(dm_wall_ms() - t0));
+    }
+    json_decref(todo);
+    json_decref(sources);
+    json_decref(pipelines);
+    json_decref(sinks);
+}
+
 /* ---- life --------------------------------------------------------------------------- */
 
 /* The reconciler thread: while some pipeline waits for what it reads (a
@@ -440,6 +530,7 @@ static void *reconcile_main(void *arg)
     while (!atomic_load(&rt->stopping)) {
         for (int i = 0; i < 5 && !atomic_load(&rt->stopping); i++)
             dm_sleep_ms(100);
+        restart_requested(rt);
         pthread_mutex_lock(&rt->mu);
         bool waiting = json_object_size(rt->waiting) > 0;
         pthread_mutex_unlock(&rt->mu);
@@ -504,6 +595,9 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
     rt->env = (dm_proc_env_t){dm_runtime_env_table, rt};
     rt->worker_tasks = json_object();
     rt->waiting = json_object();
+    pthread_mutex_init(&rt->restart_mu, NULL);
+    rt->restarts = json_object();
+    rt->schema_changes = json_array();
     if (opt && opt->transport) rt->transport_url = strdup(opt->transport);
     rt->external_tasks = opt && opt->external_tasks;
     char path[4200];
@@ -544,6 +638,9 @@ void dm_runtime_free(dm_runtime_t *rt)
     json_decref(rt->running);
     json_decref(rt->worker_tasks);
     json_decref(rt->waiting);
+    json_decref(rt->restarts);
+    json_decref(rt->schema_changes);
+    pthread_mutex_destroy(&rt->restart_mu);
     free(rt->transport_url);
     pthread_mutex_destroy(&rt->mu);
     pthread_mutex_destroy(&rt->url_mu);

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "engine/expr.h"
 #include "engine/rekey.h"
+#include "schema/dm_schema_compat.h"
 #include "schema/wire.h"
 #include "transport/txn_builder.h"
 
@@ -768,6 +769,17 @@ static dm_avro_codec_t *other_version(dm_task_t *task, input_t *in, uint32_t id,
     dm_error_t e = {0};
     const dm_avro_schema_t *writer = task->conf.schema_by_id(task->conf.schema_ctx, id, &e);
     const dm_avro_schema_t *reader = in->reader ? in->reader : in->writer;
+    /* Checked whole first: a codec resolves union branches only per value,
+     * so it takes a writer whose values it may not read. */
+    dm_schema_compat_report_t report = {0};
+    if (writer && !dm_schema_can_read(reader->root, writer->root, &report, "$")) {
+        snprintf(v->why, sizeof(v->why), "%s",
+                 report.n ? report.messages[0] : "resolution cannot read it");
+        dm_schema_compat_report_free(&report);
+        *why = v->why;
+        return NULL;
+    }
+    dm_schema_compat_report_free(&report);
     /* the join's other source is read whole, as the join keeps every field */
     if (!writer || dm_avro_codec_new(writer, reader, in->other ? NULL : task->paths,
                                      in->other ? 0 : task->n_paths, &v->codec, &e)) {

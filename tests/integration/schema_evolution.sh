@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Schema evolution end to end against a real PostgreSQL (docs/schema-evolution.md):
+# a postgres source over 2 partitions feeds pipelines under each spec.schema_change
+# policy while ALTER TABLE ADD COLUMN, DROP COLUMN and a type widening happen
+# mid-stream, with a SIGKILL of the controller right after the first change.
+# Derived sources (exactly once) must hold every row exactly once, under the
+# schema their policy says; the postgres sink's table must equal the source
+# table (the new column filled from the change on); `fail` pauses at the first
+# record of the new version; a filter naming a dropped column pauses an
+# `evolve` pipeline naming the field and keeps a `lenient` one running; an
+# incompatible change stops only the source with the registry's reason.
+set -u
+bin=${DM_BIN:?}
+source "$(dirname "$0")/../harness/lib.sh"
+dm_e2e_setup
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+psql() { "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 "$DM_PG_DSN" "$@"; }
+
+# ids SOURCE N: "COUNT DISTINCT" of the after.id values among the first N records
+# (waits up to 60 s for them), one line.
+ids() {
+  for _ in $(seq 100); do # the derived source's topic may not exist yet
+    "$bin" consume "$1" --from-beginning -n 1 >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  for _ in $(seq 150); do # until N are there, or 30 s
+    [[ $("$bin" consume "$1" --from-beginning -n "$2" 2>/dev/null | wc -l) -ge $2 ]] && break
+    sleep 0.2
+  done
+  "$bin" consume "$1" --from-beginning -n "$2" 2>/dev/null | python3 -c '
+import json, sys
+ids = [json.loads(l)["after"]["id"] for l in sys.stdin if l.strip()]
+print(len(ids), len(set(ids)))'
+}
+# records SOURCE N: the records themselves
+records() { timeout 60 "$bin" consume "$1" --from-beginning -n "$2" 2>/dev/null; }
+# count SOURCE N PYEXPR: how many of the first N records' "after" (a) make PYEXPR true
+count() {
+  records "$1" "$2" | python3 -c '
+import json, sys
+print(sum(1 for l in sys.stdin if l.strip() and (lambda a: '"$3"')(json.loads(l)["after"])))'
+}
+# wait_status PIPELINE TEXT: until its status contains TEXT (60 s)
+wait_status() {
+  for _ in $(seq 300); do
+    st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/$1/status")
+    [[ $st == *"$2"* ]] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+psql -c "CREATE TABLE plays (id int PRIMARY KEY, country text, amount int, note text)" \
+     -c "INSERT INTO plays SELECT g, 'US', g, 'n' || g FROM generate_series(1, 200) g" \
+     -c "CREATE SCHEMA copies" || exit 1
+start || exit 1
+
+pipe() { # pipe NAME POLICY FILTER [more "to" entries]
+  cat <<YAML
+---
+kind: Pipeline
+metadata: {name: $1, owner: t}
+spec:
+  from: [plays]
+  schema_change: $2
+  steps: [{filter: "$3"}]
+  to:
+    - source: $1-out
+$4
+YAML
+}
+{
+  cat <<YAML
+kind: Source
+metadata: {name: plays, owner: t}
+spec:
+  connector: postgres
+  partitions: 2
+  config: {dsn: "$DM_PG_DSN", tables: [public.plays], snapshot: initial, heartbeat: 200ms}
+YAML
+  pipe ev evolve "after.amount >= 0" "    - sink: {type: postgres, dsn: \"$DM_PG_DSN\", table: copies.ev, linger: 100ms}"
+  pipe le lenient "after.amount >= 0" "    - sink: {type: file, path: \"$data/le.jsonl\", format: jsonl}"
+  pipe fr freeze "after.amount >= 0" ""
+  pipe fa fail "after.amount >= 0" ""
+  pipe nd evolve "after.note IS NULL OR after.note <> 'x'" ""
+  pipe nl lenient "after.note IS NULL OR after.note <> 'x'" ""
+} >"$data/specs.yaml"
+out=$("$bin" apply -f "$data/specs.yaml" 2>&1) && ok apply || bad apply "$out"
+bads=$fail
+for p in ev le fr fa nd nl; do
+  r=$(ids $p-out 200)
+  [[ $r == "200 200" ]] || bad "snapshot_$p" "$r $(tail -5 "$data/up.log")"
+done
+[[ $fail == "$bads" ]] && ok snapshot_through_every_pipeline
+
+# ADD COLUMN mid-stream: rows before it, the change, rows after it, then the
+# controller is killed while the pipelines switch.
+psql -c "INSERT INTO plays SELECT g, 'US', g, 'n' || g FROM generate_series(201, 300) g" \
+     -c "ALTER TABLE plays ADD COLUMN tier text" \
+     -c "INSERT INTO plays SELECT g, 'US', g, 'n' || g, 'gold' FROM generate_series(301, 400) g"
+sleep 0.3
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+start || exit 1
+
+r=$(ids ev-out 400) && [[ $r == "400 400" ]] && ok evolve_add_column_exactly_once || bad evolve_add_column_exactly_once "$r"
+n=$(records ev-out 400 | grep -c '"tier":"gold"')
+[[ $n == 100 ]] && ok evolve_new_column_from_the_change_on || bad evolve_new_column_from_the_change_on "$n"
+r=$(ids le-out 400) && [[ $r == "400 400" ]] && ok lenient_add_column_exactly_once || bad lenient_add_column_exactly_once "$r"
+r=$(ids fr-out 400) && [[ $r == "400 400" ]] && ok freeze_exactly_once || bad freeze_exactly_once "$r"
+n=$(records fr-out 400 | grep -c 'tier')
+[[ $n == 0 ]] && ok freeze_keeps_its_schema || bad freeze_keeps_its_schema "$n records have tier"
+wait_status fa 'paused (schema_change: fail)' && [[ $st == *"has schema id"* ]] \
+  && ok fail_pauses_with_reason || bad fail_pauses_with_reason "$st"
+r=$(timeout 5 "$bin" consume fa-out --from-beginning -n 400 2>/dev/null | wc -l)
+[[ $r == 300 ]] && ok fail_stops_exactly_at_the_change || bad fail_stops_exactly_at_the_change "$r records"
+sub=$(curl -s "$DATAMESH_SERVER/subjects/ev-out-value/versions")
+[[ $sub == "[1,2]" ]] && ok derived_source_new_version || bad derived_source_new_version "$sub"
+
+# DROP COLUMN and a type widening.
+psql -c "ALTER TABLE plays DROP COLUMN note" \
+     -c "INSERT INTO plays SELECT g, 'US', g, 'gold' FROM generate_series(401, 500) g" \
+     -c "ALTER TABLE plays ALTER COLUMN amount TYPE bigint" \
+     -c "INSERT INTO plays SELECT g, 'US', 5000000000 + g, 'gold' FROM generate_series(501, 600) g"
+r=$(ids ev-out 600) && [[ $r == "600 600" ]] && ok evolve_drop_and_widen_exactly_once || bad evolve_drop_and_widen_exactly_once "$r"
+n=$(count ev-out 600 'a["id"] > 500 and a["amount"] == 5000000000 + a["id"]')
+[[ $n == 100 ]] && ok widened_values || bad widened_values "$n"
+r=$(ids le-out 600) && [[ $r == "600 600" ]] && ok lenient_drop_exactly_once || bad lenient_drop_exactly_once "$r"
+n=$(count le-out 600 'a["id"] > 400 and "note" in a and a["note"] is None')
+[[ $n == 200 ]] && ok lenient_keeps_dropped_as_null || bad lenient_keeps_dropped_as_null "$n"
+# freeze reads the version without note as its old reader (note: null), but
+# no int reader reads a long: it pauses at the widening, naming the field
+r=$(ids fr-out 500) && [[ $r == "500 500" ]] && ok freeze_reads_later_versions || bad freeze_reads_later_versions "$r"
+wait_status fr 'paused (schema_change: freeze)' && [[ $st == *amount* ]] \
+  && ok freeze_pauses_where_resolution_cannot_read || bad freeze_pauses_where_resolution_cannot_read "$st"
+r=$(ids nl-out 600) && [[ $r == "600 600" ]] && ok lenient_filter_on_dropped_field || bad lenient_filter_on_dropped_field "$r"
+wait_status nd '"state":"failed"' && [[ $st == *note* ]] \
+  && ok evolve_filter_on_dropped_field_pauses || bad evolve_filter_on_dropped_field_pauses "$st"
+r=$(timeout 5 "$bin" consume nd-out --from-beginning -n 600 2>/dev/null | wc -l)
+[[ $r == 400 ]] && ok dropped_field_pause_is_exact || bad dropped_field_pause_is_exact "$r records"
+
+# The postgres sink's table equals the source table.
+for _ in $(seq 150); do
+  [[ $(psql -tA -c "SELECT count(*) FROM copies.ev" 2>/dev/null) == 600 ]] && break
+  sleep 0.2
+done
+d=$(psql -tA -c "SELECT count(*) FROM (SELECT id, country, amount::bigint, tier FROM plays
+                 EXCEPT SELECT id, country, amount::bigint, tier FROM copies.ev) x" 2>&1)
+c=$(psql -tA -c "SELECT count(*), count(tier) FROM copies.ev" 2>&1)
+[[ $d == 0 && $c == "600|300" ]] && ok postgres_sink_equals_source || bad postgres_sink_equals_source "diff $d, $c"
+
+# The file sink wrote every record (a new schema id is no retry loop).
+n=$(python3 -c '
+import json, sys
+print(len({json.loads(l)["after"]["id"] for l in open(sys.argv[1]) if l.strip()}))' "$data/le.jsonl" 2>&1)
+st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/le/status")
+[[ $n == 600 && $st != *retrying* && $st != *failed* ]] && ok file_sink_follows_versions || bad file_sink_follows_versions "$n: $st"
+
+h=$(curl -s "$DATAMESH_SERVER/api/v1/schema-changes")
+[[ $h == *'"pipeline":"ev"'*'"action":"restart"'* && $h == *'"pipeline":"fa"'* ]] \
+  && ok schema_change_history || bad schema_change_history "$h"
+
+# An incompatible change stops only the source, with the registry's reason.
+psql -c "ALTER TABLE plays ALTER COLUMN country TYPE int USING 1" \
+     -c "INSERT INTO plays VALUES (601, 1, 1, 'gold')"
+for _ in $(seq 150); do
+  st=$(curl -s "$DATAMESH_SERVER/api/v1/sources/plays/status")
+  [[ $st == *incompatible* ]] && break
+  sleep 0.2
+done
+[[ $st == *incompatible* && $st == *"ALTER COLUMN country TYPE integer (was text)"* ]] && ok incompatible_change_stops_source || bad incompatible_change_stops_source "$st"
+st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/ev/status")
+[[ $st != *failed* ]] && ok pipelines_unaffected || bad pipelines_unaffected "$st"
+stop
+[[ $fail == 0 ]] || grep -E "WARN|ERROR" "$data/up.log" | tail -30
+dm_e2e_summary
