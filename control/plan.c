@@ -162,10 +162,12 @@ static dm_err_t source_input(compiler_t *c, const char *source, dm_plan_input_t 
 
 /* The pipeline's own reader of its first source under lenient, freeze and
  * fail (control/evolve.h): kept under pipeline.NAME.input, registered through
- * the compatibility check. in and *schema hold the source's latest version
- * and get the reader. newest_id: under lenient the latest version's id (only
- * later versions are new), under freeze and fail the reader's. A dry run that
- * would register a new reader keeps the latest. */
+ * the compatibility check (freeze and fail: at the first compile; lenient:
+ * by the runtime before it restarts the pipeline on a new version, so a
+ * pipeline that never met a change costs no subject). in and *schema hold the source's latest
+ * version and get the reader. newest_id: under lenient the latest version's id (only later versions
+ * are new), under freeze and fail the reader's. A dry run that would register a new reader keeps
+ * the latest. */
 static dm_err_t pipeline_reader(compiler_t *c, dm_plan_input_t *in, const dm_avro_schema_t **schema)
 {
     in->newest_id = in->schema_id;
@@ -183,6 +185,8 @@ static dm_err_t pipeline_reader(compiler_t *c, dm_plan_input_t *in, const dm_avr
         *schema = pinned;
         return DM_OK;
     }
+    if (!pinned && c->plan->schema_change == DM_SCHEMA_CHANGE_LENIENT)
+        return DM_OK; /* pinned by the runtime when a change first comes (runtime.c) */
     char *text = NULL;
     int dropped = 0;
     if ((rc = dm_evolve_lenient_reader((*schema)->json, pinned ? pinned->json : NULL, &text,

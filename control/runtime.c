@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control/evolve.h"
 #include "control/runtime_internal.h"
 
 static const char *const unit_kinds[] = {"connector", "task", "table", "sink"};
@@ -468,6 +469,29 @@ void dm_runtime_request_restart(dm_runtime_t *rt, const char *owner, const char 
     if (first) DM_INFO("control", "%s: %s: recompiling on the new version", owner, what);
 }
 
+/* A lenient pipeline meeting its first schema change: the reader it ran
+ * with becomes its own (pipeline.NAME.input), so that the recompiled plan
+ * keeps the fields the new version dropped (control/evolve.h). Lock held. */
+static void pin_reader(dm_runtime_t *rt, const char *owner)
+{
+    const dm_pipeline_plan_t *plan = NULL;
+    for (unit_t *u = rt->by_owner[owner_slot(owner)]; u && !plan; u = u->onext)
+        if (!strcmp(u->owner, owner) && u->plan) plan = u->plan->plan;
+    if (!plan || plan->schema_change != DM_SCHEMA_CHANGE_LENIENT || !plan->n_stages) return;
+    char subject[300];
+    dm_evolve_reader_subject(plan->name, subject, sizeof(subject));
+    int64_t id = 0;
+    dm_error_t err = {0};
+    if (dm_schema_registry_get_version(rt->reg, subject, -1, &id, NULL, NULL, &err) !=
+        DM_ERR_NOT_FOUND)
+        return; /* pinned already (or the registry cannot say: the next change tries again) */
+    char *text = NULL;
+    if (dm_schema_registry_get_by_id(rt->reg, plan->stages[0].input.schema_id, &text, &err) ||
+        !dm_runtime_register_schema(rt, subject, text, &id, &err))
+        DM_WARN("control", "%s: keeping its reader schema as %s: %s", owner, subject, err.message);
+    free(text);
+}
+
 /* Recompiles and restarts the pipelines whose tasks met a new schema
  * version: their units stop (every task has committed up to where it is, the
  * ones that met the version just before it), and start again from the plan
@@ -500,6 +524,7 @@ static void restart_requested(dm_runtime_t *rt)
         json_t *what;
         json_object_foreach(todo, owner, what)
         {
+            pin_reader(rt, owner);
             stop_units(rt, owner);
             json_object_del(rt->running, owner);
             json_object_del(rt->worker_tasks, owner);
