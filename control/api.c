@@ -306,6 +306,25 @@ static void on_schema_changes(void *ctx, const dm_http_request_t *req, dm_http_r
     dm_http_json(res, 200, api->rt ? dm_runtime_schema_changes(api->rt, p) : json_array());
 }
 
+/* POST /api/v1/sources/{name}/schema-plan with a new Avro value schema: what
+ * the change would do (docs/schema-evolution.md); changes nothing. */
+static void on_schema_plan(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    api_t *api = ctx;
+    dm_error_t err = {0};
+    char *text = strndup(req->body ? (const char *)req->body : "", req->body_len);
+    json_t *out = text && api->rt
+                      ? dm_runtime_schema_plan(api->rt, dm_http_param(req, "name"), text, &err)
+                      : NULL;
+    free(text);
+    if (!out) {
+        if (!err.code) dm_error_set(&err, DM_ERR_UNSUPPORTED, "no runtime");
+        dm_api_reply_error(res, &err);
+        return;
+    }
+    dm_http_json(res, 200, out);
+}
+
 dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt)
 {
     static api_t api;
@@ -314,6 +333,9 @@ dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t
     rc = rc ? rc : dm_api_plan_register(http, store, rt);
     rc = rc ? rc : dm_api_lineage_register(http, store, rt);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/schema-changes", on_schema_changes, &api);
+    rc = rc ? rc
+            : dm_http_route(http, "POST", "/api/v1/sources/{name}/schema-plan", on_schema_plan,
+                            &api);
     rc = rc ? rc : dm_http_route(http, "POST", "/api/v1/apply", on_apply, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/catalog", on_catalog, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/plugins", on_plugins, &api);

@@ -61,6 +61,7 @@ static const dm_auth_rule_t rules[] = {
     {"GET", "/api/v1/lineage", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* schema changes met by pipelines (control/api.c) */
     {"GET", "/api/v1/schema-changes", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"POST", "/api/v1/sources/{name}/schema-plan", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* plugins (control/plugins.c) */
     {"GET", "/api/v1/plugins", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* registry_api.c: the Confluent-compatible schema registry */

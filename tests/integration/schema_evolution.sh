@@ -117,6 +117,40 @@ r=$(timeout 5 "$bin" consume fa-out --from-beginning -n 400 2>/dev/null | wc -l)
 sub=$(curl -s "$DATAMESH_SERVER/subjects/ev-out-value/versions")
 [[ $sub == "[1,2]" ]] && ok derived_source_new_version || bad derived_source_new_version "$sub"
 
+# The impact of dropping note, before it happens (schema plan asks the controller).
+curl -s "$DATAMESH_SERVER/subjects/plays-value/versions/latest/schema" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+for f in s["fields"]:
+    if f["name"] in ("before", "after"):
+        for b in f["type"]:
+            if isinstance(b, dict):
+                b["fields"] = [x for x in b["fields"] if x["name"] != sys.argv[1]]
+                if sys.argv[2]:
+                    for x in b["fields"]:
+                        if x["name"] == "country": x["type"] = ["null", "int"]
+json.dump(s, open(sys.argv[3], "w"))' note "" "$data/drop.avsc"
+out=$("$bin" schema plan plays "$data/drop.avsc" 2>&1)
+[[ $out == *"dropped  after.note"* && $out == *"pipeline nd (schema_change: evolve): restarts on the new version, then pauses"* \
+   && $out == *"pauses: steps[0] (filter) reads after.note, which the new version drops"* \
+   && $out == *"steps[0] (filter) reads after.note as null from the change on"* \
+   && $out == *"pipeline ev (schema_change: evolve): restarts on the new version at its first record"* \
+   && $out == *"sink ev/sink/0 (postgres)"* && $out == *"pipeline fa (schema_change: fail): pauses"* ]] \
+  && ok schema_plan_impact || bad schema_plan_impact "$out $("$bin" schema plan plays "$data/drop.avsc" -o json 2>&1 | tr -d ' \n')"
+curl -s "$DATAMESH_SERVER/subjects/plays-value/versions/latest/schema" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+for f in s["fields"]:
+    if f["name"] in ("before", "after"):
+        for b in f["type"]:
+            if isinstance(b, dict):
+                for x in b["fields"]:
+                    if x["name"] == "country": x["type"] = ["null", "int"]
+json.dump(s, open(sys.argv[1], "w"))' "$data/bad.avsc"
+out=$("$bin" schema plan plays "$data/bad.avsc" 2>&1); rc=$?
+[[ $rc != 0 && $out == *"REFUSED by the registry"* && $out == *"after.country"* ]] \
+  && ok schema_plan_refused || bad schema_plan_refused "rc $rc: $out"
+
 # DROP COLUMN and a type widening.
 psql -c "ALTER TABLE plays DROP COLUMN note" \
      -c "INSERT INTO plays SELECT g, 'US', g, 'gold' FROM generate_series(401, 500) g" \
