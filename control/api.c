@@ -103,6 +103,42 @@ static bool query_true(const dm_http_request_t *req, const char *name)
     return v && (!strcmp(v, "true") || !strcmp(v, "1") || !*v);
 }
 
+/* A dry run of Sources whose schema changes: what each pipeline reading
+ * them will do (docs/schema-evolution.md), as "impact" steps of the plan. */
+static void add_schema_impact(dm_runtime_t *rt, const dm_spec_t *specs, size_t n, json_t *steps)
+{
+    for (size_t i = 0; i < n; i++) {
+        const json_t *schema = json_object_get(json_object_get(specs[i].doc, "spec"), "schema");
+        if (specs[i].kind != DM_KIND_SOURCE || !json_is_object(schema)) continue;
+        char *text = json_dumps(schema, JSON_COMPACT);
+        dm_error_t e = {0};
+        json_t *impact = text ? dm_runtime_schema_plan(rt, specs[i].name, text, &e) : NULL;
+        free(text);
+        if (!impact || !json_array_size(json_object_get(impact, "changes"))) {
+            json_decref(impact); /* a new source, or its schema as it is */
+            continue;
+        }
+        size_t k;
+        json_t *p;
+        json_array_foreach(json_object_get(impact, "pipelines"), k, p)
+        {
+            char detail[1500];
+            size_t o = (size_t)snprintf(detail, sizeof(detail), "schema_change: %s: %s",
+                                        json_string_value(json_object_get(p, "policy")),
+                                        json_string_value(json_object_get(p, "action")));
+            size_t j;
+            json_t *x;
+            json_array_foreach(json_object_get(p, "effects"), j, x) if (o < sizeof(detail)) o +=
+                (size_t)snprintf(detail + o, sizeof(detail) - o, "; %s", json_string_value(x));
+            json_array_append_new(
+                steps,
+                json_pack("{s:s, s:s, s:s, s:s}", "action", "impact", "kind", "Pipeline", "name",
+                          json_string_value(json_object_get(p, "pipeline")), "detail", detail));
+        }
+        json_decref(impact);
+    }
+}
+
 /* POST /api/v1/apply[?dry_run=true] with YAML or JSON documents. */
 static void on_apply(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
@@ -146,6 +182,7 @@ static void on_apply(void *ctx, const dm_http_request_t *req, dm_http_response_t
     json_t *plan = NULL;
     if (!rc) rc = dm_reconcile_apply(store, specs, n, dry, &plan, &err);
     if (!rc && !dry && api->rt) rc = dm_runtime_sync(api->rt, &err);
+    if (!rc && dry && api->rt && json_is_array(plan)) add_schema_impact(api->rt, specs, n, plan);
     if (rc) {
         if (!err.message[0]) dm_error_set(&err, rc, "apply failed");
         dm_api_reply_error(res, &err);

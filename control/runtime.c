@@ -295,6 +295,8 @@ static void start_pipelines(dm_runtime_t *rt, const json_t *pipelines, const jso
         json_object_del(rt->waiting, wk);
 }
 
+static void pin_reader(dm_runtime_t *rt, const char *owner);
+
 dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
 {
     /* The store's documents themselves (no copy per object: at 50,000 objects
@@ -351,6 +353,7 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     json_t *x;
     json_array_foreach(stale, i, x)
     {
+        if (!strncmp(json_string_value(x), "Pipeline/", 9)) pin_reader(rt, json_string_value(x));
         stop_units(rt, json_string_value(x));
         json_object_del(rt->running, json_string_value(x));
         json_object_del(rt->worker_tasks, json_string_value(x));
