@@ -79,7 +79,9 @@ spec:
   config: {dsn: "$DM_PG_DSN", tables: [public.plays], snapshot: initial, heartbeat: 200ms}
 YAML
   pipe ev evolve "after.amount >= 0" "    - sink: {type: postgres, dsn: \"$DM_PG_DSN\", table: copies.ev, linger: 100ms}"
-  pipe le lenient "after.amount >= 0" "    - sink: {type: file, path: \"$data/le.jsonl\", format: jsonl}"
+  pipe le lenient "after.amount >= 0" "    - sink: {type: file, path: \"$data/le.jsonl\", format: jsonl}
+    - sink: {type: file, path: \"$data/le.avro\", format: avro}
+    - sink: {type: iceberg, warehouse: \"$data/lake\", table: shop.plays, catalog: sqlite, commit_interval: 1s, primary_key: [id]}"
   pipe fr freeze "after.amount >= 0" ""
   pipe fa fail "after.amount >= 0" ""
   pipe nd evolve "after.note IS NULL OR after.note <> 'x'" ""
@@ -189,6 +191,34 @@ import json, sys
 print(len({json.loads(l)["after"]["id"] for l in open(sys.argv[1]) if l.strip()}))' "$data/le.jsonl" 2>&1)
 st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/le/status")
 [[ $n == 600 && $st != *retrying* && $st != *failed* ]] && ok file_sink_follows_versions || bad file_sink_follows_versions "$n: $st"
+
+# Avro container files: one per schema version, every record in one of them.
+n=0
+for f in "$data"/le.avro*; do n=$((n + $("$bin" avro cat "$f" 2>/dev/null | wc -l))); done
+[[ $n -ge 600 && $(ls "$data"/le.avro* | wc -l) -ge 3 ]] && ok avro_file_sink_rolls_per_version || bad avro_file_sink_rolls_per_version "$n records in $(ls "$data"/le.avro*)"
+
+# The Iceberg table evolved: new column ids for tier, note kept (lenient), every row.
+ice() {
+  python3 - "$data/lake" <<'PY'
+import json, sqlite3, sys, os
+db = os.path.join(sys.argv[1], "catalog.db")
+loc = sqlite3.connect(db).execute("select metadata_location from iceberg_tables where table_name='plays'").fetchone()
+m = json.load(open(loc[0].replace("file://", "")))
+cur = [s for s in m["schemas"] if s["schema-id"] == m["current-schema-id"]][0]
+names = []
+def walk(fields, prefix):
+    for f in fields:
+        names.append(prefix + f["name"])
+        t = f["type"]
+        if isinstance(t, dict) and t.get("type") == "struct": walk(t["fields"], prefix + f["name"] + ".")
+walk(cur["fields"], "")
+rows = sum(int(s["summary"].get("added-records", 0)) for s in m.get("snapshots", []))
+print(len(m["schemas"]), rows, " ".join(n for n in names if n.endswith(("tier", "note", "amount"))))
+PY
+}
+for _ in $(seq 100); do [[ $(ice 2>/dev/null | cut -d' ' -f2) -ge 600 ]] && break; sleep 0.2; done
+r=$(ice 2>&1)
+[[ $r == [2-9]" 600 "* && $r == *tier* && $r == *note* ]] && ok iceberg_table_evolves || bad iceberg_table_evolves "$r"
 
 h=$(curl -s "$DATAMESH_SERVER/api/v1/schema-changes")
 [[ $h == *'"pipeline":"ev"'*'"action":"restart"'* && $h == *'"pipeline":"fa"'* ]] \
