@@ -463,13 +463,19 @@ json_t *dm_runtime_schema_changes(dm_runtime_t *rt, const char *pipeline)
     return out;
 }
 
-void dm_runtime_request_restart(dm_runtime_t *rt, const char *owner, const char *what)
+bool dm_runtime_request_restart(dm_runtime_t *rt, const char *owner, const char *what)
 {
     pthread_mutex_lock(&rt->restart_mu);
-    bool first = !json_object_get(rt->restarts, owner);
-    json_object_set_new(rt->restarts, owner, json_string(what));
+    const char *last = json_string_value(json_object_get(rt->last_restart, owner));
+    bool again = last && !strcmp(last, what);
+    bool first = !again && !json_object_get(rt->restarts, owner);
+    if (!again) {
+        json_object_set_new(rt->restarts, owner, json_string(what));
+        json_object_set_new(rt->last_restart, owner, json_string(what));
+    }
     pthread_mutex_unlock(&rt->restart_mu);
     if (first) DM_INFO("control", "%s: %s: recompiling on the new version", owner, what);
+    return !again;
 }
 
 /* A lenient pipeline meeting its first schema change: the reader it ran
@@ -625,6 +631,7 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
     rt->waiting = json_object();
     pthread_mutex_init(&rt->restart_mu, NULL);
     rt->restarts = json_object();
+    rt->last_restart = json_object();
     rt->schema_changes = json_array();
     if (opt && opt->transport) rt->transport_url = strdup(opt->transport);
     rt->external_tasks = opt && opt->external_tasks;
@@ -667,6 +674,7 @@ void dm_runtime_free(dm_runtime_t *rt)
     json_decref(rt->worker_tasks);
     json_decref(rt->waiting);
     json_decref(rt->restarts);
+    json_decref(rt->last_restart);
     json_decref(rt->schema_changes);
     pthread_mutex_destroy(&rt->restart_mu);
     free(rt->transport_url);

@@ -104,15 +104,19 @@ struct dm_runtime {
      * and restarts them from their committed positions. */
     pthread_mutex_t restart_mu;
     json_t *restarts;
+    json_t *last_restart; /* "Pipeline/name" → what its last restart was for */
     /* Schema changes met and what was done, newest last (capped): served by
      * GET /api/v1/schema-changes. Under restart_mu. */
     json_t *schema_changes;
 };
 
 /* Asks the reconciler to recompile and restart owner ("Pipeline/name")
- * because of what (a task's message); records the change. Any thread; takes
- * no lock but restart_mu. */
-void dm_runtime_request_restart(dm_runtime_t *rt, const char *owner, const char *what);
+ * because of what (a task's message). False, asking nothing, when the last
+ * restart of owner was for the very same what: the recompiled plan did not
+ * make that record readable (its schema id is no version of the source's
+ * subject), and restarting again would loop. Any thread; takes no lock but
+ * restart_mu. */
+bool dm_runtime_request_restart(dm_runtime_t *rt, const char *owner, const char *what);
 
 /* Records a schema change met by owner and the action taken (restart,
  * pause, ...). Any thread; takes no lock but restart_mu. */

@@ -23,15 +23,20 @@ static dm_job_next_t schema_changed(unit_t *u, const dm_error_t *err, dm_job_wai
     dm_plan_schema_change_t policy = u->plan->plan->schema_change;
     const char *name = dm_spec_schema_changes[policy];
     atomic_store(&u->st.position, dm_task_position(u->task));
+    const char *why = "";
     if (err->code == DM_ERR_SCHEMA_NEW_VERSION &&
         (policy == DM_SCHEMA_CHANGE_EVOLVE || policy == DM_SCHEMA_CHANGE_LENIENT)) {
-        dm_unit_set(&u->st, DM_UNIT_STARTING, "%s; restarting on the new version (%s)",
-                    err->message, name);
-        dm_runtime_note_schema_change(u->rt, u->owner, name, "restart", err->message);
-        dm_runtime_request_restart(u->rt, u->owner, err->message);
-        return DM_JOB_DONE;
+        if (dm_runtime_request_restart(u->rt, u->owner, err->message)) {
+            dm_unit_set(&u->st, DM_UNIT_STARTING, "%s; restarting on the new version (%s)",
+                        err->message, name);
+            dm_runtime_note_schema_change(u->rt, u->owner, name, "restart", err->message);
+            return DM_JOB_DONE;
+        }
+        why = " (still after recompiling on the latest version: the id is no version of the "
+              "source's schema)";
     }
-    dm_unit_set(&u->st, DM_UNIT_FAILED, "paused (schema_change: %s): %s", name, err->message);
+    dm_unit_set(&u->st, DM_UNIT_FAILED, "paused (schema_change: %s): %s%s", name, err->message,
+                why);
     dm_runtime_note_schema_change(u->rt, u->owner, name, "pause", err->message);
     DM_ERROR("control", "%s: paused (schema_change: %s): %s", u->owner, name, err->message);
     w->sleep_ms = 0;
