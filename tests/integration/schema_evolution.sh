@@ -87,6 +87,10 @@ YAML
   pipe nd evolve "after.note IS NULL OR after.note <> 'x'" ""
   pipe nl lenient "after.note IS NULL OR after.note <> 'x'" ""
 } >"$data/specs.yaml"
+pipe bad sometimes "after.amount >= 0" "" >"$data/bad.yaml"
+out=$("$bin" apply -f "$data/bad.yaml" 2>&1)
+[[ $? != 0 && $out == *"bad.yaml:6:"*"spec.schema_change: unknown policy 'sometimes'; one of: lenient, evolve, freeze, fail"* ]] \
+  && ok unknown_policy_refused || bad unknown_policy_refused "$out"
 out=$("$bin" apply -f "$data/specs.yaml" 2>&1) && ok apply || bad apply "$out"
 bads=$fail
 for p in ev le fr fa nd nl; do
