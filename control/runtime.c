@@ -438,6 +438,17 @@ json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
 void dm_runtime_note_schema_change(dm_runtime_t *rt, const char *owner, const char *policy,
                                    const char *action, const char *what)
 {
+    if (rt->metrics) { /* for alert rules: a pause is one to page on */
+        char labels[400], esc[200];
+        dm_metrics_escape(strchr(owner, '/') ? strchr(owner, '/') + 1 : owner, esc, sizeof(esc));
+        snprintf(labels, sizeof(labels), "pipeline=\"%s\",policy=\"%s\",action=\"%s\"", esc, policy,
+                 action);
+        dm_metric_t *c = dm_metrics_counter(rt->metrics, "datamesh_pipeline_schema_changes_total",
+                                            "schema changes a pipeline met, by what it did "
+                                            "(restart, pause)",
+                                            labels);
+        if (c) dm_metric_add(c, 1);
+    }
     json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s}", "ts_ms", (json_int_t)dm_wall_ms(),
                           "pipeline", strchr(owner, '/') ? strchr(owner, '/') + 1 : owner, "policy",
                           policy, "action", action, "what", what);

@@ -227,6 +227,9 @@ r=$(ice 2>&1)
 h=$(curl -s "$DATAMESH_SERVER/api/v1/schema-changes")
 [[ $h == *'"pipeline":"ev"'*'"action":"restart"'* && $h == *'"pipeline":"fa"'* ]] \
   && ok schema_change_history || bad schema_change_history "$h"
+m=$(curl -s "$DATAMESH_SERVER/metrics" | grep datamesh_pipeline_schema_changes_total)
+[[ $m == *'{pipeline="fa",policy="fail",action="pause"}'* && $m == *'{pipeline="ev",policy="evolve",action="restart"}'* ]] \
+  && ok schema_change_metrics || bad schema_change_metrics "$m"
 
 # A re-applied Source spec: the dry run says what each pipeline will do; a
 # lenient pipeline whose filter names the dropped field keeps running (NULL).
