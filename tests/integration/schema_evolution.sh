@@ -243,7 +243,7 @@ spec:
 YAML
 }
 src ', {name: note, type: ["null", string], default: null}' >"$data/clicks1.yaml"
-src '' >"$data/clicks2.yaml"
+src ', {name: page, type: ["null", string], default: null}' >"$data/clicks2.yaml"
 cat >"$data/cl.yaml" <<YAML
 kind: Pipeline
 metadata: {name: cl, owner: t}
@@ -251,6 +251,14 @@ spec:
   from: [clicks]
   steps: [{filter: "note IS NULL OR note <> 'x'"}]
   to: [{source: cl-out}]
+---
+kind: Pipeline
+metadata: {name: pj, owner: t}
+spec:
+  from: [clicks]
+  schema_change: evolve
+  steps: [{project: ["*"]}]
+  to: [{source: pj-out}]
 YAML
 "$bin" apply -f "$data/clicks1.yaml" >/dev/null && "$bin" apply -f "$data/cl.yaml" >/dev/null
 curl -s -X POST --data '[{"user":"a","note":"n"},{"user":"b","note":null}]' "$DATAMESH_SERVER/api/v1/sources/clicks/events" >/dev/null
@@ -259,7 +267,7 @@ out=$("$bin" apply -f "$data/clicks2.yaml" --dry-run 2>&1)
   && ok dry_run_prints_impact || bad dry_run_prints_impact "$out"
 "$bin" apply -f "$data/clicks2.yaml" >/dev/null
 sleep 1
-curl -s -X POST --data '[{"user":"c"},{"user":"d"}]' "$DATAMESH_SERVER/api/v1/sources/clicks/events" >/dev/null
+curl -s -X POST --data '[{"user":"c","page":"p1"},{"user":"d","page":"p2"}]' "$DATAMESH_SERVER/api/v1/sources/clicks/events" >/dev/null
 for _ in $(seq 100); do
   n=$(timeout 5 "$bin" consume cl-out --from-beginning -n 4 2>/dev/null | wc -l)
   [[ $n -ge 4 ]] && break
@@ -267,8 +275,15 @@ for _ in $(seq 100); do
 done
 got=$(timeout 5 "$bin" consume cl-out --from-beginning -n 4 2>/dev/null | tr -d '\n')
 st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/cl/status")
-[[ $got == *'"user":"d","note":null'* && $st == *'"state":"running"'* ]] \
+[[ $got == *'"user":"d","page":"p2","note":null'* && $st == *'"state":"running"'* ]] \
   && ok reapplied_source_lenient_keeps_dropped || bad reapplied_source_lenient_keeps_dropped "$got $st"
+for _ in $(seq 100); do
+  [[ $(timeout 5 "$bin" consume pj-out --from-beginning -n 4 2>/dev/null | wc -l) -ge 4 ]] && break
+  sleep 0.2
+done
+got=$(timeout 5 "$bin" consume pj-out --from-beginning -n 4 2>/dev/null | tr -d '\n')
+[[ $got == *'"user":"a","note":"n"'* && $got == *'"user":"d","page":"p2"}'* ]] \
+  && ok project_star_picks_up_added_fields || bad project_star_picks_up_added_fields "$got $(curl -s "$DATAMESH_SERVER/api/v1/pipelines/pj/status")"
 
 # An incompatible change stops only the source, with the registry's reason.
 psql -c "ALTER TABLE plays ALTER COLUMN country TYPE int USING 1" \
