@@ -285,15 +285,30 @@ got=$(timeout 5 "$bin" consume pj-out --from-beginning -n 4 2>/dev/null | tr -d 
 [[ $got == *'"user":"a","note":"n"'* && $got == *'"user":"d","page":"p2"}'* ]] \
   && ok project_star_picks_up_added_fields || bad project_star_picks_up_added_fields "$got $(curl -s "$DATAMESH_SERVER/api/v1/pipelines/pj/status")"
 
+# A rename is seen as a drop and an add.
+psql -c "ALTER TABLE plays RENAME COLUMN country TO region" \
+     -c "INSERT INTO plays SELECT g, 'EU', g, 'gold' FROM generate_series(601, 650) g"
+r=$(ids ev-out 650) && [[ $r == "650 650" ]] && ok rename_exactly_once || bad rename_exactly_once "$r"
+n=$(count ev-out 650 'a["id"] > 600 and a.get("region") == "EU" and "country" not in a')
+[[ $n == 50 ]] && ok evolve_rename_is_drop_and_add || bad evolve_rename_is_drop_and_add "$n"
+n=$(count le-out 650 'a["id"] > 600 and a.get("region") == "EU" and a["country"] is None')
+[[ $n == 50 ]] && ok lenient_rename_keeps_old_name_as_null || bad lenient_rename_keeps_old_name_as_null "$n"
+for _ in $(seq 150); do
+  [[ $(psql -tA -c "SELECT count(*) FROM copies.ev" 2>/dev/null) == 650 ]] && break
+  sleep 0.2
+done
+c=$(psql -tA -c "SELECT count(*), count(region), count(country) FROM copies.ev" 2>&1)
+[[ $c == "650|50|600" ]] && ok postgres_sink_rename_adds_column || bad postgres_sink_rename_adds_column "$c"
+
 # An incompatible change stops only the source, with the registry's reason.
-psql -c "ALTER TABLE plays ALTER COLUMN country TYPE int USING 1" \
-     -c "INSERT INTO plays VALUES (601, 1, 1, 'gold')"
+psql -c "ALTER TABLE plays ALTER COLUMN region TYPE int USING 1" \
+     -c "INSERT INTO plays VALUES (651, 1, 1, 'gold')"
 for _ in $(seq 150); do
   st=$(curl -s "$DATAMESH_SERVER/api/v1/sources/plays/status")
   [[ $st == *incompatible* ]] && break
   sleep 0.2
 done
-[[ $st == *incompatible* && $st == *"ALTER COLUMN country TYPE integer (was text)"* ]] && ok incompatible_change_stops_source || bad incompatible_change_stops_source "$st"
+[[ $st == *incompatible* && $st == *"ALTER COLUMN region TYPE integer (was text)"* ]] && ok incompatible_change_stops_source || bad incompatible_change_stops_source "$st"
 st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/ev/status")
 [[ $st != *failed* ]] && ok pipelines_unaffected || bad pipelines_unaffected "$st"
 stop
