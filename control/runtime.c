@@ -542,6 +542,9 @@ static void restart_requested(dm_runtime_t *rt)
         pthread_mutex_lock(&rt->mu);
         const char *owner;
         json_t *what;
+        /* every unit told first, so their threads wind down together */
+        for (unit_t *u = rt->units; u; u = u->next)
+            if (json_object_get(todo, u->owner)) atomic_store(&u->st.stop, true);
         json_object_foreach(todo, owner, what)
         {
             pin_reader(rt, owner);
@@ -549,14 +552,18 @@ static void restart_requested(dm_runtime_t *rt)
             json_object_del(rt->running, owner);
             json_object_del(rt->worker_tasks, owner);
         }
+        int64_t stopped = dm_wall_ms();
         start_pipelines(rt, pipelines, sources, sinks);
         pthread_mutex_unlock(&rt->mu);
         sync_defers_topics = false;
         if (rt->t && dm_transport_sync_topics(rt->t, &err))
             DM_WARN("control", "reconciler: %s", err.message);
         json_object_foreach(todo, owner, what)
-            DM_INFO("control", "%s: restarted on the new schema version in %lld ms", owner,
-                    (long long)(dm_wall_ms() - t0));
+            DM_INFO("control",
+                    "%s: restarted on the new schema version in %lld ms (stopping %lld, "
+                    "compiling and starting %lld)",
+                    owner, (long long)(dm_wall_ms() - t0), (long long)(stopped - t0),
+                    (long long)(dm_wall_ms() - stopped));
     }
     json_decref(todo);
     json_decref(sources);
