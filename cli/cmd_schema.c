@@ -2,12 +2,15 @@
  *
  *   schema compat --level LEVEL NEW.avsc OLD.avsc [OLDER.avsc ...]
  *   schema fingerprint FILE.avsc
+ *   schema plan SOURCE NEW.avsc [-o json]   (with the controller: a change's impact)
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/client.h"
+#include "cli/output.h"
 #include "schema/dm_schema_compat.h"
 
 static int cmd_compat(int argc, char **argv)
@@ -101,6 +104,85 @@ static int cmd_fingerprint(int argc, char **argv)
     return rc;
 }
 
+/* `schema plan SOURCE NEW.avsc`: what giving SOURCE the schema in NEW.avsc
+ * would do (docs/schema-evolution.md), asked of the controller; changes
+ * nothing. Exit 1 when the registry would refuse it. */
+static int cmd_plan(int argc, char **argv)
+{
+    const char *format = "text", *server = NULL;
+    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
+                                             {"server", required_argument, NULL, 's'},
+                                             {NULL, 0, NULL, 0}};
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
+        if (ch == 'o' && (!strcmp(optarg, "json") || !strcmp(optarg, "text")))
+            format = optarg;
+        else if (ch == 's')
+            server = optarg;
+        else
+            return DM_EXIT_USAGE;
+    }
+    if (argc - optind != 2) {
+        dm_cli_errorf("schema", "usage: datamesh schema plan SOURCE NEW.avsc [-o json]");
+        return DM_EXIT_USAGE;
+    }
+    dm_avro_schema_t *schema = NULL;
+    dm_error_t err = {0};
+    if (dm_avro_schema_parse_file(argv[optind + 1], &schema, &err)) {
+        dm_cli_errorf("schema", "%s", err.message);
+        return DM_EXIT_USAGE;
+    }
+    char path[600], esc[400];
+    dm_client_escape(argv[optind], esc, sizeof(esc));
+    snprintf(path, sizeof(path), "/api/v1/sources/%s/schema-plan", esc);
+    long status = 0;
+    json_t *resp = NULL;
+    dm_err_t rc = dm_client_call(dm_client_server(server), "POST", path, schema->json,
+                                 strlen(schema->json), &status, &resp, &err);
+    dm_avro_schema_free(schema);
+    if (rc) {
+        dm_cli_errorf("schema", "%s", err.message);
+        return DM_EXIT_FAILED;
+    }
+    bool ok = json_is_true(json_object_get(resp, "compatible"));
+    if (!strcmp(format, "json")) {
+        dm_out_json(stdout, resp);
+    } else {
+        printf("source %s (%s, now schema id %lld): %s\n", argv[optind],
+               json_string_value(json_object_get(resp, "subject")),
+               (long long)json_integer_value(json_object_get(resp, "current_id")),
+               ok ? "compatible" : "REFUSED by the registry");
+        size_t i;
+        json_t *x;
+        json_array_foreach(json_object_get(resp, "reasons"), i, x)
+            printf("  %s\n", json_string_value(x));
+        json_array_foreach(json_object_get(resp, "changes"), i, x)
+        {
+            const char *c = json_string_value(json_object_get(x, "change"));
+            /* the types as their JSON text */
+            const char *from = json_string_value(json_object_get(x, "from"));
+            const char *to = json_string_value(json_object_get(x, "to"));
+            printf("  %-8s %s %s%s%s\n", c, json_string_value(json_object_get(x, "field")),
+                   from && strcmp(c, "added") ? from : "", !strcmp(c, "type") ? " -> " : "",
+                   to && strcmp(c, "dropped") ? to : "");
+        }
+        json_array_foreach(json_object_get(resp, "pipelines"), i, x)
+        {
+            printf("pipeline %s (schema_change: %s): %s\n",
+                   json_string_value(json_object_get(x, "pipeline")),
+                   json_string_value(json_object_get(x, "policy")),
+                   json_string_value(json_object_get(x, "action")));
+            size_t j;
+            json_t *e;
+            json_array_foreach(json_object_get(x, "effects"), j, e)
+                printf("  %s\n", json_string_value(e));
+        }
+    }
+    json_decref(resp);
+    return ok ? DM_EXIT_OK : DM_EXIT_FAILED;
+}
+
 int dm_cmd_schema(int argc, char **argv)
 {
     if (argc < 2) {
@@ -110,6 +192,7 @@ int dm_cmd_schema(int argc, char **argv)
     }
     if (strcmp(argv[1], "compat") == 0) return cmd_compat(argc - 1, argv + 1);
     if (strcmp(argv[1], "fingerprint") == 0) return cmd_fingerprint(argc - 1, argv + 1);
+    if (strcmp(argv[1], "plan") == 0) return cmd_plan(argc - 1, argv + 1);
     if (!strcmp(argv[1], "register") || !strcmp(argv[1], "check") || !strcmp(argv[1], "list") ||
         !strcmp(argv[1], "show"))
         return dm_cmd_schema_registry(argc, argv);

@@ -103,6 +103,42 @@ static bool query_true(const dm_http_request_t *req, const char *name)
     return v && (!strcmp(v, "true") || !strcmp(v, "1") || !*v);
 }
 
+/* A dry run of Sources whose schema changes: what each pipeline reading
+ * them will do (docs/schema-evolution.md), as "impact" steps of the plan. */
+static void add_schema_impact(dm_runtime_t *rt, const dm_spec_t *specs, size_t n, json_t *steps)
+{
+    for (size_t i = 0; i < n; i++) {
+        const json_t *schema = json_object_get(json_object_get(specs[i].doc, "spec"), "schema");
+        if (specs[i].kind != DM_KIND_SOURCE || !json_is_object(schema)) continue;
+        char *text = json_dumps(schema, JSON_COMPACT);
+        dm_error_t e = {0};
+        json_t *impact = text ? dm_runtime_schema_plan(rt, specs[i].name, text, &e) : NULL;
+        free(text);
+        if (!impact || !json_array_size(json_object_get(impact, "changes"))) {
+            json_decref(impact); /* a new source, or its schema as it is */
+            continue;
+        }
+        size_t k;
+        json_t *p;
+        json_array_foreach(json_object_get(impact, "pipelines"), k, p)
+        {
+            char detail[1500];
+            size_t o = (size_t)snprintf(detail, sizeof(detail), "schema_change: %s: %s",
+                                        json_string_value(json_object_get(p, "policy")),
+                                        json_string_value(json_object_get(p, "action")));
+            size_t j;
+            json_t *x;
+            json_array_foreach(json_object_get(p, "effects"), j, x) if (o < sizeof(detail)) o +=
+                (size_t)snprintf(detail + o, sizeof(detail) - o, "; %s", json_string_value(x));
+            json_array_append_new(
+                steps,
+                json_pack("{s:s, s:s, s:s, s:s}", "action", "impact", "kind", "Pipeline", "name",
+                          json_string_value(json_object_get(p, "pipeline")), "detail", detail));
+        }
+        json_decref(impact);
+    }
+}
+
 /* POST /api/v1/apply[?dry_run=true] with YAML or JSON documents. */
 static void on_apply(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
@@ -146,6 +182,7 @@ static void on_apply(void *ctx, const dm_http_request_t *req, dm_http_response_t
     json_t *plan = NULL;
     if (!rc) rc = dm_reconcile_apply(store, specs, n, dry, &plan, &err);
     if (!rc && !dry && api->rt) rc = dm_runtime_sync(api->rt, &err);
+    if (!rc && dry && api->rt && json_is_array(plan)) add_schema_impact(api->rt, specs, n, plan);
     if (rc) {
         if (!err.message[0]) dm_error_set(&err, rc, "apply failed");
         dm_api_reply_error(res, &err);
@@ -297,6 +334,34 @@ static void on_status(void *ctx, const dm_http_request_t *req, dm_http_response_
     dm_http_json(res, 200, st);
 }
 
+/* GET /api/v1/schema-changes[?pipeline=NAME]: what pipelines did when a
+ * source they read changed its schema (docs/schema-evolution.md). */
+static void on_schema_changes(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    api_t *api = ctx;
+    const char *p = dm_http_query(req, "pipeline");
+    dm_http_json(res, 200, api->rt ? dm_runtime_schema_changes(api->rt, p) : json_array());
+}
+
+/* POST /api/v1/sources/{name}/schema-plan with a new Avro value schema: what
+ * the change would do (docs/schema-evolution.md); changes nothing. */
+static void on_schema_plan(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    api_t *api = ctx;
+    dm_error_t err = {0};
+    char *text = strndup(req->body ? (const char *)req->body : "", req->body_len);
+    json_t *out = text && api->rt
+                      ? dm_runtime_schema_plan(api->rt, dm_http_param(req, "name"), text, &err)
+                      : NULL;
+    free(text);
+    if (!out) {
+        if (!err.code) dm_error_set(&err, DM_ERR_UNSUPPORTED, "no runtime");
+        dm_api_reply_error(res, &err);
+        return;
+    }
+    dm_http_json(res, 200, out);
+}
+
 dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt)
 {
     static api_t api;
@@ -305,6 +370,10 @@ dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t
     rc = rc ? rc : dm_api_plan_register(http, store, rt);
     rc = rc ? rc : dm_api_lineage_register(http, store, rt);
     rc = rc ? rc : dm_api_sql_register(http, store, rt);
+    rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/schema-changes", on_schema_changes, &api);
+    rc = rc ? rc
+            : dm_http_route(http, "POST", "/api/v1/sources/{name}/schema-plan", on_schema_plan,
+                            &api);
     rc = rc ? rc : dm_http_route(http, "POST", "/api/v1/apply", on_apply, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/catalog", on_catalog, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/plugins", on_plugins, &api);

@@ -61,6 +61,9 @@ static const dm_auth_rule_t rules[] = {
     {"POST", "/api/v1/plan", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* lineage (control/api_lineage.c): names of sources, fields and pipelines, as the catalog */
     {"GET", "/api/v1/lineage", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    /* schema changes met by pipelines (control/api.c) */
+    {"GET", "/api/v1/schema-changes", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"POST", "/api/v1/sources/{name}/schema-plan", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* plugins (control/plugins.c) */
     {"GET", "/api/v1/plugins", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* SQL (control/api_sql.c): EXPLAIN, SHOW, DESCRIBE any token; CREATE, DROP the owner's editor

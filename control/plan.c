@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control/evolve.h"
 #include "control/spec.h"
 #include "core/config.h"
 #include "engine/schema_out.h"
@@ -134,6 +135,7 @@ struct compiler {
     dm_pipeline_plan_t *plan;
     dm_table_t *tables[8];         /* for opening enrich steps (schemas only) */
     const dm_avro_node_t *ins[16]; /* the record schema each stage reads */
+    dm_avro_schema_t *reader;      /* the pipeline's own reader of its first source, if parsed */
     int n_tables;
     dm_error_t *err;
 };
@@ -157,6 +159,52 @@ static dm_err_t source_input(compiler_t *c, const char *source, dm_plan_input_t 
                             "waiting for source %s: its topic does not exist yet", source);
     in->topic = strdup(source);
     return DM_OK;
+}
+
+/* The pipeline's own reader of its first source under lenient, freeze and
+ * fail (control/evolve.h): kept under pipeline.NAME.input, registered through
+ * the compatibility check (freeze and fail: at the first compile; lenient:
+ * by the runtime before it restarts the pipeline on a new version, so a
+ * pipeline that never met a change costs no subject). in and *schema hold the source's latest
+ * version and get the reader. newest_id: under lenient the latest version's id (only later versions
+ * are new), under freeze and fail the reader's. A dry run that would register a new reader keeps
+ * the latest. */
+static dm_err_t pipeline_reader(compiler_t *c, dm_plan_input_t *in, const dm_avro_schema_t **schema)
+{
+    in->newest_id = in->schema_id;
+    if (c->plan->schema_change == DM_SCHEMA_CHANGE_EVOLVE) return DM_OK;
+    char subject[300];
+    dm_evolve_reader_subject(c->plan->name, subject, sizeof(subject));
+    const dm_avro_schema_t *pinned = NULL;
+    int64_t pid = 0;
+    dm_error_t e = {0};
+    dm_err_t rc = c->env->latest(c->env->ctx, subject, &pid, &pinned, &e);
+    if (rc && rc != DM_ERR_NOT_FOUND) return dm_error_set(c->err, rc, "%s: %s", subject, e.message);
+    if (pinned && c->plan->schema_change != DM_SCHEMA_CHANGE_LENIENT) {
+        /* every later version is new to it, registered before this compile or not */
+        in->schema_id = in->newest_id = pid;
+        *schema = pinned;
+        return DM_OK;
+    }
+    if (!pinned && c->plan->schema_change == DM_SCHEMA_CHANGE_LENIENT)
+        return DM_OK; /* pinned by the runtime when a change first comes (runtime.c) */
+    char *text = NULL;
+    int dropped = 0;
+    if ((rc = dm_evolve_lenient_reader((*schema)->json, pinned ? pinned->json : NULL, &text,
+                                       &dropped, c->err)))
+        return dm_error_prefix(c->err, "the reader schema of source %s", in->topic);
+    int64_t id = 0;
+    rc = c->env->register_schema(c->env->ctx, subject, text, &id, c->err);
+    if (!rc && id > 0 && id != in->schema_id) {
+        rc = dm_avro_schema_parse(text, strlen(text), &c->reader, c->err);
+        if (!rc) {
+            in->schema_id = id;
+            *schema = c->reader;
+            if (id > in->newest_id) in->newest_id = id;
+        }
+    }
+    free(text);
+    return rc;
 }
 
 static dm_table_t *compile_table(void *ctx, const char *source, dm_error_t *err)
@@ -349,7 +397,7 @@ static dm_err_t split(compiler_t *c, size_t *cur, int index, const json_t *by,
     int64_t id = s->output_schema_id;
     dm_plan_stage_t *n = new_stage(c, sname, topic);
     if (!n) return dm_error_set(c->err, DM_ERR_NOMEM, "out of memory");
-    n->input = (dm_plan_input_t){strdup(topic), id, parts};
+    n->input = (dm_plan_input_t){strdup(topic), id, parts, 0};
     n->watermark_producers = producers;
     *cur = plan->n_stages - 1;
     if (*cur < 16) c->ins[*cur] = node;
@@ -370,7 +418,7 @@ static dm_err_t split_join_side(compiler_t *c, size_t cur, int index, const char
     int32_t parts = plan->stages[cur].input.partitions;
     dm_plan_stage_t *w = new_stage(c, sname, topic);
     if (!w) return dm_error_set(c->err, DM_ERR_NOMEM, "out of memory");
-    w->input = (dm_plan_input_t){strdup(with), with_in->schema_id, with_in->partitions};
+    w->input = (dm_plan_input_t){strdup(with), with_in->schema_id, with_in->partitions, 0};
     if (plan->n_stages - 1 < 16) c->ins[plan->n_stages - 1] = with_schema->root;
     dm_err_t rc = add_rekey(c, w, by, with_schema->root);
     if (rc) return rc;
@@ -379,7 +427,7 @@ static dm_err_t split_join_side(compiler_t *c, size_t cur, int index, const char
     if ((rc = register_output(c, w, with_schema->root, with_schema))) return rc;
     if ((rc = add_topic(c, topic, parts, false, true))) return rc;
     dm_plan_stage_t *s = &plan->stages[cur];
-    s->other = (dm_plan_input_t){strdup(topic), w->output_schema_id, parts};
+    s->other = (dm_plan_input_t){strdup(topic), w->output_schema_id, parts, 0};
     /* the joining stage hears watermarks from both sides' writers, the other
      * side's numbered after the stream's */
     plan->stages[plan->n_stages - 1].producer_base = s->watermark_producers;
@@ -480,6 +528,7 @@ static dm_err_t compile(compiler_t *c, const json_t *doc)
     const dm_avro_schema_t *in_schema = NULL;
     if (!rc)
         rc = source_input(c, json_string_value(json_array_get(from, 0)), &s0->input, &in_schema);
+    if (!rc) rc = pipeline_reader(c, &s0->input, &in_schema);
     /* A union: every other source must read as the first (fields by name). */
     for (size_t k = 1; !rc && k < n_from; k++) {
         dm_plan_input_t *m = push(&s0->more, &s0->n_more, sizeof(*m));
@@ -674,6 +723,8 @@ dm_err_t dm_plan_compile(const json_t *doc, const dm_plan_env_t *env, dm_pipelin
     int64_t spill = 0;
     if (!dm_spec_state_spill(json_object_get(spec, "state"), &spill))
         plan->state_spill_bytes = spill;
+    int policy = dm_spec_schema_change(json_string_value(json_object_get(spec, "schema_change")));
+    plan->schema_change = policy > 0 ? (dm_plan_schema_change_t)policy : DM_SCHEMA_CHANGE_LENIENT;
     compiler_t c = {.env = env, .plan = plan, .err = err};
     dm_err_t rc = DM_OK;
     json_t *sql_doc = NULL;
@@ -697,6 +748,7 @@ dm_err_t dm_plan_compile(const json_t *doc, const dm_plan_env_t *env, dm_pipelin
     json_decref(sql_doc);
     for (int i = 0; i < c.n_tables; i++)
         dm_table_free(c.tables[i]);
+    dm_avro_schema_free(c.reader);
     if (rc) {
         if (rc != DM_ERR_AGAIN) dm_error_prefix(err, "Pipeline %s", plan->name);
         dm_plan_free(plan);

@@ -37,9 +37,20 @@
 /* One topic a stage reads. */
 typedef struct dm_plan_input {
     char *topic;
-    int64_t schema_id; /* writer schema of its values (the latest registered) */
+    int64_t schema_id; /* the schema the chain reads its values as (the latest registered,
+                          or under lenient / freeze / fail the pipeline's own reader) */
     int32_t partitions;
+    int64_t newest_id; /* values of ids above it are schema versions the plan did not know
+                          (0: schema_id) */
 } dm_plan_input_t;
+
+/* spec.schema_change (docs/schema-evolution.md), as dm_spec_schema_changes names them. */
+typedef enum dm_plan_schema_change {
+    DM_SCHEMA_CHANGE_LENIENT = 0,
+    DM_SCHEMA_CHANGE_EVOLVE,
+    DM_SCHEMA_CHANGE_FREEZE,
+    DM_SCHEMA_CHANGE_FAIL,
+} dm_plan_schema_change_t;
 
 /* One step of the pipeline with its processor settings. */
 typedef struct dm_plan_step {
@@ -103,6 +114,7 @@ typedef struct dm_pipeline_plan {
     int64_t output_schema_id;
     int64_t idle_timeout_ms;   /* 0: DM_TASK_IDLE_TIMEOUT_MS */
     int64_t state_spill_bytes; /* 0: the engine's default */
+    dm_plan_schema_change_t schema_change;
     dm_plan_stage_t *stages;
     size_t n_stages;
     dm_plan_table_t *tables;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "control/plan.h"
+#include "control/spec.h"
 #include "core/buf.h"
 
 /* ---- to JSON --------------------------------------------------------------------------- */
@@ -27,8 +28,11 @@ static json_t *strv_json(char *const *v)
 static json_t *input_json(const dm_plan_input_t *in)
 {
     if (!in->topic) return json_null();
-    return json_pack("{s:s, s:I, s:i}", "topic", in->topic, "schema_id", (json_int_t)in->schema_id,
-                     "partitions", (int)in->partitions);
+    json_t *j = json_pack("{s:s, s:I, s:i}", "topic", in->topic, "schema_id",
+                          (json_int_t)in->schema_id, "partitions", (int)in->partitions);
+    if (in->newest_id && in->newest_id != in->schema_id)
+        json_object_set_new(j, "newest_id", json_integer(in->newest_id));
+    return j;
 }
 
 static json_t *stage_json(const dm_plan_stage_t *s)
@@ -77,12 +81,13 @@ json_t *dm_plan_to_json(const dm_pipeline_plan_t *plan)
                                                str_or_null(k->type), "group", k->group, "settings",
                                                k->settings, "key", strv_json(k->key)));
     }
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "pipeline", plan->name,
-                     "dead_letter", plan->dead_letter, "output", plan->output, "output_schema_id",
-                     (json_int_t)plan->output_schema_id, "idle_timeout_ms",
+    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:o, s:o, s:o, s:o}", "pipeline",
+                     plan->name, "dead_letter", plan->dead_letter, "output", plan->output,
+                     "output_schema_id", (json_int_t)plan->output_schema_id, "idle_timeout_ms",
                      (json_int_t)plan->idle_timeout_ms, "state_spill_bytes",
-                     (json_int_t)plan->state_spill_bytes, "stages", stages, "tables", tables,
-                     "topics", topics, "sinks", sinks);
+                     (json_int_t)plan->state_spill_bytes, "schema_change",
+                     dm_spec_schema_changes[plan->schema_change], "stages", stages, "tables",
+                     tables, "topics", topics, "sinks", sinks);
 }
 
 /* ---- from JSON --------------------------------------------------------------------------- */
@@ -150,6 +155,7 @@ static void get_input(reader_t *r, const json_t *v, const char *path, dm_plan_in
     in->topic = get_str(r, v, path, "topic", false);
     in->schema_id = get_int(r, v, path, "schema_id");
     in->partitions = (int32_t)get_int(r, v, path, "partitions");
+    if (json_object_get(v, "newest_id")) in->newest_id = get_int(r, v, path, "newest_id");
     if (!r->rc && in->partitions <= 0)
         r->rc = dm_error_set(r->err, DM_ERR_INVALID, "plan: %s.partitions must be positive", path);
 }
@@ -215,6 +221,12 @@ dm_err_t dm_plan_from_json(const json_t *j, dm_pipeline_plan_t **out, dm_error_t
     plan->output_schema_id = get_int(&r, j, "plan", "output_schema_id");
     plan->idle_timeout_ms = get_int(&r, j, "plan", "idle_timeout_ms");
     plan->state_spill_bytes = get_int(&r, j, "plan", "state_spill_bytes");
+    char *policy = get_str(&r, j, "plan", "schema_change", true);
+    int pi = dm_spec_schema_change(policy);
+    if (pi < 0 && !r.rc)
+        r.rc = dm_error_set(err, DM_ERR_INVALID, "plan: schema_change '%s' is no policy", policy);
+    plan->schema_change = pi < 0 ? DM_SCHEMA_CHANGE_LENIENT : (dm_plan_schema_change_t)pi;
+    free(policy);
     const json_t *stages = get_array(&r, j, "plan", "stages");
     if (!r.rc && !json_array_size(stages))
         r.rc = dm_error_set(err, DM_ERR_INVALID, "plan: stages is empty");

@@ -100,6 +100,11 @@ dm_err_t dm_plan_task_config(const dm_pipeline_plan_t *plan, size_t s, int32_t p
         .watermark_out = st->writes_rekey,
         .watermark_producer = st->producer_base + p,
         .watermark_producers = st->watermark_producers,
+        .schema_by_id = schema,
+        .schema_ctx = schema_ctx,
+        .schema_policy = plan->schema_change == DM_SCHEMA_CHANGE_FREEZE ? DM_TASK_SCHEMA_RESOLVE
+                                                                        : DM_TASK_SCHEMA_STOP,
+        .input_newest_id = (uint32_t)st->input.newest_id,
     };
     return DM_OK;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control/evolve.h"
 #include "control/runtime_internal.h"
 
 static const char *const unit_kinds[] = {"connector", "task", "table", "sink"};
@@ -294,6 +295,8 @@ static void start_pipelines(dm_runtime_t *rt, const json_t *pipelines, const jso
         json_object_del(rt->waiting, wk);
 }
 
+static void pin_reader(dm_runtime_t *rt, const char *owner);
+
 dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
 {
     /* The store's documents themselves (no copy per object: at 50,000 objects
@@ -352,6 +355,7 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     json_t *x;
     json_array_foreach(stale, i, x)
     {
+        if (!strncmp(json_string_value(x), "Pipeline/", 9)) pin_reader(rt, json_string_value(x));
         stop_units(rt, json_string_value(x));
         json_object_del(rt->running, json_string_value(x));
         json_object_del(rt->worker_tasks, json_string_value(x));
@@ -431,6 +435,144 @@ json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
     return out;
 }
 
+/* ---- schema changes ------------------------------------------------------------------ */
+
+void dm_runtime_note_schema_change(dm_runtime_t *rt, const char *owner, const char *policy,
+                                   const char *action, const char *what)
+{
+    if (rt->metrics) { /* for alert rules: a pause is one to page on */
+        char labels[400], esc[200];
+        dm_metrics_escape(strchr(owner, '/') ? strchr(owner, '/') + 1 : owner, esc, sizeof(esc));
+        snprintf(labels, sizeof(labels), "pipeline=\"%s\",policy=\"%s\",action=\"%s\"", esc, policy,
+                 action);
+        dm_metric_t *c = dm_metrics_counter(rt->metrics, "datamesh_pipeline_schema_changes_total",
+                                            "schema changes a pipeline met, by what it did "
+                                            "(restart, pause)",
+                                            labels);
+        if (c) dm_metric_add(c, 1);
+    }
+    json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s}", "ts_ms", (json_int_t)dm_wall_ms(),
+                          "pipeline", strchr(owner, '/') ? strchr(owner, '/') + 1 : owner, "policy",
+                          policy, "action", action, "what", what);
+    pthread_mutex_lock(&rt->restart_mu);
+    json_array_append_new(rt->schema_changes, e);
+    while (json_array_size(rt->schema_changes) > 1000)
+        json_array_remove(rt->schema_changes, 0);
+    pthread_mutex_unlock(&rt->restart_mu);
+}
+
+json_t *dm_runtime_schema_changes(dm_runtime_t *rt, const char *pipeline)
+{
+    json_t *out = json_array();
+    pthread_mutex_lock(&rt->restart_mu);
+    size_t i;
+    json_t *e;
+    json_array_foreach(rt->schema_changes, i, e)
+    {
+        const char *p = json_string_value(json_object_get(e, "pipeline"));
+        if (!pipeline || (p && !strcmp(p, pipeline))) json_array_append(out, e);
+    }
+    pthread_mutex_unlock(&rt->restart_mu);
+    return out;
+}
+
+bool dm_runtime_request_restart(dm_runtime_t *rt, const char *owner, const char *what)
+{
+    pthread_mutex_lock(&rt->restart_mu);
+    const char *last = json_string_value(json_object_get(rt->last_restart, owner));
+    bool again = last && !strcmp(last, what);
+    bool first = !again && !json_object_get(rt->restarts, owner);
+    if (!again) {
+        json_object_set_new(rt->restarts, owner, json_string(what));
+        json_object_set_new(rt->last_restart, owner, json_string(what));
+    }
+    pthread_mutex_unlock(&rt->restart_mu);
+    if (first) DM_INFO("control", "%s: %s: recompiling on the new version", owner, what);
+    return !again;
+}
+
+/* A lenient pipeline meeting its first schema change: the reader it ran
+ * with becomes its own (pipeline.NAME.input), so that the recompiled plan
+ * keeps the fields the new version dropped (control/evolve.h). Lock held. */
+static void pin_reader(dm_runtime_t *rt, const char *owner)
+{
+    const dm_pipeline_plan_t *plan = NULL;
+    for (unit_t *u = rt->by_owner[owner_slot(owner)]; u && !plan; u = u->onext)
+        if (!strcmp(u->owner, owner) && u->plan) plan = u->plan->plan;
+    if (!plan || plan->schema_change != DM_SCHEMA_CHANGE_LENIENT || !plan->n_stages) return;
+    char subject[300];
+    dm_evolve_reader_subject(plan->name, subject, sizeof(subject));
+    int64_t id = 0;
+    dm_error_t err = {0};
+    if (dm_schema_registry_get_version(rt->reg, subject, -1, &id, NULL, NULL, &err) !=
+        DM_ERR_NOT_FOUND)
+        return; /* pinned already (or the registry cannot say: the next change tries again) */
+    char *text = NULL;
+    if (dm_schema_registry_get_by_id(rt->reg, plan->stages[0].input.schema_id, &text, &err) ||
+        !dm_runtime_register_schema(rt, subject, text, &id, &err))
+        DM_WARN("control", "%s: keeping its reader schema as %s: %s", owner, subject, err.message);
+    free(text);
+}
+
+/* Recompiles and restarts the pipelines whose tasks met a new schema
+ * version: their units stop (every task has committed up to where it is, the
+ * ones that met the version just before it), and start again from the plan
+ * compiled on the subject's latest version, each task from its committed
+ * position. The reconciler's thread. */
+static void restart_requested(dm_runtime_t *rt)
+{
+    pthread_mutex_lock(&rt->restart_mu);
+    json_t *todo = rt->restarts;
+    rt->restarts = json_object();
+    pthread_mutex_unlock(&rt->restart_mu);
+    if (!json_object_size(todo)) {
+        json_decref(todo);
+        return;
+    }
+    json_t *sources = NULL, *pipelines = NULL, *sinks = NULL;
+    dm_error_t err = {0};
+    if (dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, &err) ||
+        dm_store_docs(rt->store, DM_KIND_PIPELINE, &pipelines, &err) ||
+        dm_store_docs(rt->store, DM_KIND_SINK, &sinks, &err)) {
+        DM_WARN("control", "reconciler: %s", err.message);
+        pthread_mutex_lock(&rt->restart_mu); /* try again next round */
+        json_object_update_missing(rt->restarts, todo);
+        pthread_mutex_unlock(&rt->restart_mu);
+    } else {
+        int64_t t0 = dm_wall_ms();
+        sync_defers_topics = true;
+        pthread_mutex_lock(&rt->mu);
+        const char *owner;
+        json_t *what;
+        /* every unit told first, so their threads wind down together */
+        for (unit_t *u = rt->units; u; u = u->next)
+            if (json_object_get(todo, u->owner)) atomic_store(&u->st.stop, true);
+        json_object_foreach(todo, owner, what)
+        {
+            pin_reader(rt, owner);
+            stop_units(rt, owner);
+            json_object_del(rt->running, owner);
+            json_object_del(rt->worker_tasks, owner);
+        }
+        int64_t stopped = dm_wall_ms();
+        start_pipelines(rt, pipelines, sources, sinks);
+        pthread_mutex_unlock(&rt->mu);
+        sync_defers_topics = false;
+        if (rt->t && dm_transport_sync_topics(rt->t, &err))
+            DM_WARN("control", "reconciler: %s", err.message);
+        json_object_foreach(todo, owner, what)
+            DM_INFO("control",
+                    "%s: restarted on the new schema version in %lld ms (stopping %lld, "
+                    "compiling and starting %lld)",
+                    owner, (long long)(dm_wall_ms() - t0), (long long)(stopped - t0),
+                    (long long)(dm_wall_ms() - stopped));
+    }
+    json_decref(todo);
+    json_decref(sources);
+    json_decref(pipelines);
+    json_decref(sinks);
+}
+
 /* ---- life --------------------------------------------------------------------------- */
 
 /* The reconciler thread: while some pipeline waits for what it reads (a
@@ -442,6 +584,7 @@ static void *reconcile_main(void *arg)
     while (!atomic_load(&rt->stopping)) {
         for (int i = 0; i < 5 && !atomic_load(&rt->stopping); i++)
             dm_sleep_ms(100);
+        restart_requested(rt);
         pthread_mutex_lock(&rt->mu);
         bool waiting = json_object_size(rt->waiting) > 0;
         pthread_mutex_unlock(&rt->mu);
@@ -506,6 +649,10 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
     rt->env = (dm_proc_env_t){dm_runtime_env_table, rt};
     rt->worker_tasks = json_object();
     rt->waiting = json_object();
+    pthread_mutex_init(&rt->restart_mu, NULL);
+    rt->restarts = json_object();
+    rt->last_restart = json_object();
+    rt->schema_changes = json_array();
     if (opt && opt->transport) rt->transport_url = strdup(opt->transport);
     rt->external_tasks = opt && opt->external_tasks;
     char path[4200];
@@ -546,6 +693,10 @@ void dm_runtime_free(dm_runtime_t *rt)
     json_decref(rt->running);
     json_decref(rt->worker_tasks);
     json_decref(rt->waiting);
+    json_decref(rt->restarts);
+    json_decref(rt->last_restart);
+    json_decref(rt->schema_changes);
+    pthread_mutex_destroy(&rt->restart_mu);
     free(rt->transport_url);
     pthread_mutex_destroy(&rt->mu);
     pthread_mutex_destroy(&rt->url_mu);

@@ -72,6 +72,19 @@ dm_err_t dm_runtime_check(dm_runtime_t *rt, const json_t *const *docs, size_t n,
 /* Status of an object: {state, units: [{name, state, error, position, lag}]}. */
 json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name);
 
+/* The schema changes the pipelines met since the controller started, oldest
+ * first: [{ts_ms, pipeline, policy, action (restart | pause), what}], only
+ * pipeline's when it is not NULL (docs/schema-evolution.md). New reference. */
+json_t *dm_runtime_schema_changes(dm_runtime_t *rt, const char *pipeline);
+
+/* The impact of giving source the value schema new_schema (Avro JSON), before
+ * it happens (control/runtime_evolve.c): {source, subject, current_id,
+ * compatible, reasons, changes: [{field, change, from, to}], pipelines:
+ * [{pipeline, policy, action, effects}]}. NULL with err when new_schema does
+ * not parse or the source has no schema. New reference. */
+json_t *dm_runtime_schema_plan(dm_runtime_t *rt, const char *source, const char *new_schema,
+                               dm_error_t *err);
+
 /* Asks the running source to snapshot table ("schema.table"; NULL: every
  * table it captures), optionally the key range [from, to] (either NULL: open;
  * see dm_source_ops_t.snapshot). DM_ERR_NOT_FOUND when source is not running,

@@ -99,7 +99,29 @@ struct dm_runtime {
     /* Units by a hash of their owner, so the status of one object does not
      * walk the units of every other (tens of thousands at scale). */
     unit_t *by_owner[OWNER_BUCKETS];
+    /* Pipelines whose tasks met a new schema version of their input (evolve,
+     * lenient): "Pipeline/name" → what they met. The reconciler recompiles
+     * and restarts them from their committed positions. */
+    pthread_mutex_t restart_mu;
+    json_t *restarts;
+    json_t *last_restart; /* "Pipeline/name" → what its last restart was for */
+    /* Schema changes met and what was done, newest last (capped): served by
+     * GET /api/v1/schema-changes. Under restart_mu. */
+    json_t *schema_changes;
 };
+
+/* Asks the reconciler to recompile and restart owner ("Pipeline/name")
+ * because of what (a task's message). False, asking nothing, when the last
+ * restart of owner was for the very same what: the recompiled plan did not
+ * make that record readable (its schema id is no version of the source's
+ * subject), and restarting again would loop. Any thread; takes no lock but
+ * restart_mu. */
+bool dm_runtime_request_restart(dm_runtime_t *rt, const char *owner, const char *what);
+
+/* Records a schema change met by owner and the action taken (restart,
+ * pause, ...). Any thread; takes no lock but restart_mu. */
+void dm_runtime_note_schema_change(dm_runtime_t *rt, const char *owner, const char *policy,
+                                   const char *action, const char *what);
 
 /* The parsed schema of a registry id, cached for the runtime's life (lock held). */
 dm_avro_schema_t *dm_runtime_schema_locked(dm_runtime_t *rt, int64_t id, dm_error_t *err);

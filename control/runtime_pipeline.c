@@ -4,12 +4,43 @@
 #include <string.h>
 
 #include "control/runtime_internal.h"
+#include "control/spec.h"
 
 static void *sink_main(void *arg)
 {
     unit_t *u = arg;
     dm_sink_run(&u->run, &u->st);
     return NULL;
+}
+
+/* A task met a schema version of its input it does not read (engine/task.h),
+ * having committed everything before it. evolve and lenient: the pipeline is
+ * recompiled on the new version and restarted from there by the reconciler;
+ * fail (and freeze, when its reader cannot read the version): the task
+ * pauses there with the reason. */
+static dm_job_next_t schema_changed(unit_t *u, const dm_error_t *err, dm_job_wait_t *w)
+{
+    dm_plan_schema_change_t policy = u->plan->plan->schema_change;
+    const char *name = dm_spec_schema_changes[policy];
+    atomic_store(&u->st.position, dm_task_position(u->task));
+    const char *why = "";
+    if (err->code == DM_ERR_SCHEMA_NEW_VERSION &&
+        (policy == DM_SCHEMA_CHANGE_EVOLVE || policy == DM_SCHEMA_CHANGE_LENIENT)) {
+        if (dm_runtime_request_restart(u->rt, u->owner, err->message)) {
+            dm_unit_set(&u->st, DM_UNIT_STARTING, "%s; restarting on the new version (%s)",
+                        err->message, name);
+            dm_runtime_note_schema_change(u->rt, u->owner, name, "restart", err->message);
+            return DM_JOB_DONE;
+        }
+        why = " (still after recompiling on the latest version: the id is no version of the "
+              "source's schema)";
+    }
+    dm_unit_set(&u->st, DM_UNIT_FAILED, "paused (schema_change: %s): %s%s", name, err->message,
+                why);
+    dm_runtime_note_schema_change(u->rt, u->owner, name, "pause", err->message);
+    DM_ERROR("control", "%s: paused (schema_change: %s): %s", u->owner, name, err->message);
+    w->sleep_ms = 0;
+    return DM_JOB_DONE;
 }
 
 /* One step of a task unit on a pool worker: a batch when there is input,
@@ -28,7 +59,10 @@ dm_job_next_t dm_runtime_task_step(void *arg, dm_job_wait_t *w)
             return DM_JOB_SLEEP;
         }
     size_t n = 0;
-    if (dm_task_step(u->task, 0, &n, &err)) { /* the failure policy (connectors/unit.h) */
+    dm_err_t rc = dm_task_step(u->task, 0, &n, &err);
+    if (rc == DM_ERR_SCHEMA_NEW_VERSION || rc == DM_ERR_SCHEMA_INCOMPATIBLE)
+        return schema_changed(u, &err, w);
+    if (rc) { /* the failure policy (connectors/unit.h) */
         w->sleep_ms = dm_unit_failure(&u->st, &err, NULL);
         return w->sleep_ms < 0 ? DM_JOB_DONE : DM_JOB_SLEEP;
     }
@@ -267,6 +301,21 @@ static const dm_avro_schema_t *task_schema(void *ctx, int64_t id, dm_error_t *er
     return dm_runtime_schema_locked(ctx, id, err);
 }
 
+/* The same for a running task (other schema versions of its input), on a
+ * pool worker: the lock is given up when the unit is being stopped, as the
+ * runtime may hold it while removing this very job. */
+static const dm_avro_schema_t *unit_schema(void *ctx, int64_t id, dm_error_t *err)
+{
+    unit_t *u = ctx;
+    if (!dm_runtime_lock_unless_stopping(u)) {
+        dm_error_set(err, DM_ERR_AGAIN, "stopping while looking up schema id %lld", (long long)id);
+        return NULL;
+    }
+    const dm_avro_schema_t *s = dm_runtime_schema_locked(u->rt, id, err);
+    pthread_mutex_unlock(&u->rt->mu);
+    return s;
+}
+
 /* Creates the topics a plan needs. */
 static dm_err_t ensure_plan_topics(dm_runtime_t *rt, const dm_pipeline_plan_t *plan,
                                    dm_error_t *err)
@@ -385,6 +434,8 @@ dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
             u->pt = pt;
             pt->conf.metrics = rt->metrics;
             pt->conf.env = &rt->env;
+            pt->conf.schema_by_id = unit_schema;
+            pt->conf.schema_ctx = u;
             if (rt->external_tasks) {
                 dm_unit_set(&u->st, DM_UNIT_EXTERNAL, "run by datamesh worker processes (group %s)",
                             st->group);

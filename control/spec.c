@@ -422,11 +422,30 @@ dm_err_t dm_spec_state_spill(const json_t *state, int64_t *bytes)
     return DM_OK;
 }
 
+const char *const dm_spec_schema_changes[] = {"lenient", "evolve", "freeze", "fail", NULL};
+
+int dm_spec_schema_change(const char *policy)
+{
+    if (!policy) return 0; /* lenient, the default */
+    for (int i = 0; dm_spec_schema_changes[i]; i++)
+        if (!strcmp(policy, dm_spec_schema_changes[i])) return i;
+    return -1;
+}
+
 static dm_err_t check_pipeline(vctx_t *v, const json_t *spec)
 {
-    static const char *const keys[] = {"from", "steps", "to", "state", "idle_timeout", "sql", NULL};
+    static const char *const keys[] = {"from", "steps",         "to", "state", "idle_timeout",
+                                       "sql",  "schema_change", NULL};
     dm_err_t rc = check_keys(v, spec, "spec", keys);
     if (rc) return rc;
+    const char *policy = NULL;
+    if ((rc = need_string(v, spec, "schema_change", "spec", false, &policy))) return rc;
+    if (policy && dm_spec_schema_change(policy) < 0) {
+        char list[200];
+        join_list(dm_spec_schema_changes, list, sizeof(list));
+        return fail(v, DM_ERR_CONFIG_RANGE, "spec.schema_change", "unknown policy '%s'; one of: %s",
+                    policy, list);
+    }
     if ((rc = need_duration(v, spec, "idle_timeout", "spec", false))) return rc;
     const json_t *state = json_object_get(spec, "state");
     if (state && (rc = check_state(v, state))) return rc;

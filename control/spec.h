@@ -74,6 +74,15 @@ json_t *dm_spec_pipeline_reads(const json_t *pipeline_doc);
  * when it is not a size, DM_ERR_CONFIG_RANGE outside 64KiB..1TiB. */
 dm_err_t dm_spec_state_spill(const json_t *state, int64_t *bytes);
 
+/* A pipeline's spec.schema_change: what it does when a source it reads gets
+ * a new schema version (docs/schema-evolution.md). The names, in the order
+ * of dm_plan_schema_change_t (control/plan.h), NULL-terminated. */
+extern const char *const dm_spec_schema_changes[];
+
+/* The index of policy in dm_spec_schema_changes (NULL: lenient, 0); -1 when
+ * it is none of them. */
+int dm_spec_schema_change(const char *policy);
+
 /* True when name is a valid object name: 1–63 characters of a-z, 0-9, '-',
  * '_' and '.', starting and ending with a letter or digit. */
 int dm_spec_name_valid(const char *name);

@@ -35,6 +35,7 @@ static const struct {
     {DM_ERR_SCHEMA_PARSE, "DM_ERR_SCHEMA_PARSE", "invalid schema"},
     {DM_ERR_SCHEMA_MISMATCH, "DM_ERR_SCHEMA_MISMATCH", "data does not match schema"},
     {DM_ERR_SCHEMA_INCOMPATIBLE, "DM_ERR_SCHEMA_INCOMPATIBLE", "incompatible schema"},
+    {DM_ERR_SCHEMA_NEW_VERSION, "DM_ERR_SCHEMA_NEW_VERSION", "new schema version"},
     {DM_ERR_LOG, "DM_ERR_LOG", "log error"},
     {DM_ERR_LOG_CORRUPT, "DM_ERR_LOG_CORRUPT", "corrupt log data"},
     {DM_ERR_LOG_OFFSET_RANGE, "DM_ERR_LOG_OFFSET_RANGE", "offset out of range"},

@@ -46,6 +46,7 @@ typedef enum {
     DM_ERR_SCHEMA_PARSE = -201,
     DM_ERR_SCHEMA_MISMATCH = -202,     /* data does not match its schema */
     DM_ERR_SCHEMA_INCOMPATIBLE = -203, /* compatibility check failed */
+    DM_ERR_SCHEMA_NEW_VERSION = -204,  /* input of a schema version newer than the reader's */
 
     /* log: -300 .. -399 */
     DM_ERR_LOG = -300,

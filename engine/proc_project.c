@@ -196,6 +196,18 @@ static const dm_config_field_t project_fields[] = {
 };
 DM_CONFIG_TABLE(project_table, "project step", project_fields);
 
+/* Gives an output field whose type is a union starting with null the default
+ * null, so that a later version adding such a field (a column added to the
+ * source, passed on by "*") stays compatible with this one. Returns field. */
+static json_t *null_default(json_t *field)
+{
+    const json_t *t = json_object_get(field, "type");
+    const json_t *first = json_is_array(t) ? json_array_get(t, 0) : NULL;
+    if (json_is_string(first) && !strcmp(json_string_value(first), "null"))
+        json_object_set_new(field, "default", json_null());
+    return field;
+}
+
 /* Whether the columns leave name out of "*" ("-name"). */
 static bool dropped(const dm_strlist_t *columns, const char *name)
 {
@@ -232,8 +244,9 @@ static dm_err_t project_open(dm_proc_t *p, const void *config, const dm_avro_nod
                 if (!rc) rc = add_path(pr, input->fields[f].name);
                 if (!rc)
                     json_array_append_new(
-                        fields, json_pack("{s:s, s:o}", "name", input->fields[f].name, "type",
-                                          dm_schema_type_json(input->fields[f].type, seen)));
+                        fields,
+                        null_default(json_pack("{s:s, s:o}", "name", input->fields[f].name, "type",
+                                               dm_schema_type_json(input->fields[f].type, seen))));
             }
             if (rc) goto out;
             continue;
@@ -251,8 +264,7 @@ static dm_err_t project_open(dm_proc_t *p, const void *config, const dm_avro_nod
             json_t *type = dm_schema_type_json(leaf, seen);
             if (c.wrap_null) type = json_pack("[s, o]", "null", type);
             json_t *jf = json_pack("{s:s, s:o}", "name", c.name, "type", type);
-            if (c.wrap_null) json_object_set_new(jf, "default", json_null());
-            json_array_append_new(fields, jf);
+            json_array_append_new(fields, null_default(jf));
             if ((rc = add_path(pr, expr))) goto out;
         } else {
             if (!alias) {

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "engine/expr.h"
 #include "engine/rekey.h"
+#include "schema/dm_schema_compat.h"
 #include "schema/wire.h"
 #include "transport/txn_builder.h"
 
@@ -24,11 +25,21 @@ typedef struct dlq_item {
     const char *processor;
 } dlq_item_t;
 
+/* A decoder for values of another schema version than the input's. */
+typedef struct version_codec {
+    uint32_t id;
+    dm_avro_codec_t *codec; /* NULL: resolution cannot read it (why says so) */
+    char why[240];
+} version_codec_t;
+
 /* One input partition: the first is the config's input, more for a union. */
 typedef struct input {
     const char *topic;
     int32_t partition;
     uint32_t schema_id;
+    uint32_t newest_id; /* ids above it are versions the plan did not know */
+    version_codec_t *versions;
+    size_t n_versions;
     const dm_avro_schema_t *writer;
     dm_avro_schema_t *reader; /* union inputs: the primary shape under their name */
     dm_avro_codec_t *codec;
@@ -85,6 +96,8 @@ struct dm_task {
     int *txn_extra;
     dm_record_t *dlq_recs; /* the step's dead letters as records (cap_dlq of them) */
     dm_dlq_record_t *dlq_hdrs;
+    const char **paths; /* the fields the chain reads (decoder projection) */
+    size_t n_paths;
     dm_record_t marker; /* the step's watermark marker */
     dm_record_header_t marker_h[2];
     char marker_wm[24], marker_producer[24];
@@ -441,6 +454,7 @@ static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths,
     task->in[0] = (input_t){.topic = conf->input_topic,
                             .partition = conf->input_partition,
                             .schema_id = conf->input_schema_id,
+                            .newest_id = conf->input_newest_id,
                             .writer = conf->input_schema};
     for (size_t i = 0; i < conf->n_more_inputs; i++)
         task->in[i + 1] = (input_t){.topic = conf->more_inputs[i].topic,
@@ -454,6 +468,9 @@ static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths,
                       .schema_id = conf->other_inputs[i].schema_id,
                       .writer = conf->other_inputs[i].schema,
                       .other = true};
+    for (size_t i = 0; i < task->n_in; i++)
+        if (task->in[i].newest_id < task->in[i].schema_id)
+            task->in[i].newest_id = task->in[i].schema_id;
     for (size_t i = 0; i < task->n_in; i++) {
         input_t *in = &task->in[i];
         in->max_event = INT64_MIN;
@@ -574,8 +591,9 @@ dm_err_t dm_task_new(dm_transport_t *t, const dm_task_config_t *conf, dm_task_t 
         dm_error_set(err, rc, "out of memory");
         goto fail;
     }
+    task->paths = paths; /* kept: other schema versions' decoders read the same */
+    task->n_paths = n_paths;
     rc = open_inputs(task, paths, n_paths, err);
-    free(paths);
     if (rc) goto fail;
     if (conf->output_topic &&
         (task->out_partitions = partitions_of(t, conf->output_topic, err)) <= 0) {
@@ -727,11 +745,99 @@ static void read_marker(dm_task_t *task, const dm_record_t *rec)
     task->prod_last_ms[producer] = dm_wall_ms();
 }
 
+/* ---- schema versions ------------------------------------------------------ */
+
+/* The decoder for values written with schema id, another version than the
+ * input's: Avro resolution into the schema the chain reads (a union input's
+ * reader when it has one), projected to the fields the chain reads. Built
+ * once per id; NULL when there is none (*why says why: no lookup, not in the
+ * registry, or resolution cannot read it). */
+static dm_avro_codec_t *other_version(dm_task_t *task, input_t *in, uint32_t id, const char **why)
+{
+    for (size_t k = 0; k < in->n_versions; k++)
+        if (in->versions[k].id == id) {
+            *why = in->versions[k].why;
+            return in->versions[k].codec;
+        }
+    *why = "";
+    if (!task->conf.schema_by_id) return NULL;
+    version_codec_t *grown = realloc(in->versions, (in->n_versions + 1) * sizeof(*grown));
+    if (!grown) return NULL;
+    in->versions = grown;
+    version_codec_t *v = &in->versions[in->n_versions++];
+    *v = (version_codec_t){.id = id};
+    dm_error_t e = {0};
+    const dm_avro_schema_t *writer = task->conf.schema_by_id(task->conf.schema_ctx, id, &e);
+    const dm_avro_schema_t *reader = in->reader ? in->reader : in->writer;
+    /* Checked whole first: a codec resolves union branches only per value,
+     * so it takes a writer whose values it may not read. */
+    dm_schema_compat_report_t report = {0};
+    if (writer && !dm_schema_can_read(reader->root, writer->root, &report, "$")) {
+        snprintf(v->why, sizeof(v->why), "%s",
+                 report.n ? report.messages[0] : "resolution cannot read it");
+        dm_schema_compat_report_free(&report);
+        *why = v->why;
+        return NULL;
+    }
+    dm_schema_compat_report_free(&report);
+    /* the join's other source is read whole, as the join keeps every field */
+    if (!writer || dm_avro_codec_new(writer, reader, in->other ? NULL : task->paths,
+                                     in->other ? 0 : task->n_paths, &v->codec, &e)) {
+        snprintf(v->why, sizeof(v->why), "%s", e.message);
+        v->codec = NULL;
+    }
+    *why = v->why;
+    return v->codec;
+}
+
+/* The first fetched record the task must not read with what it has: of a
+ * schema version newer than any its plan knew (under DM_TASK_SCHEMA_STOP), or
+ * one resolution cannot read (under DM_TASK_SCHEMA_RESOLVE). Returns its
+ * index (fetch.n: none) and fills err with what to say when stopping there. */
+static size_t first_new_version(dm_task_t *task, input_t *in, dm_error_t *err)
+{
+    const dm_transport_batch_t *f = &task->fetch;
+    if (!task->conf.schema_by_id) return f->n;
+    uint32_t fine = in->schema_id; /* the last id found readable */
+    for (size_t i = 0; i < f->n; i++) {
+        const dm_record_t *rec = &f->records[i];
+        uint32_t id;
+        if (rec->value_len < 0 || dm_wire_get_header(rec->value, (size_t)rec->value_len, &id) ||
+            id == fine || id == in->schema_id)
+            continue;
+        const char *why = "";
+        bool resolve = task->conf.schema_policy == DM_TASK_SCHEMA_RESOLVE;
+        if (id <= in->newest_id) { /* an older version: resolution reads it, or a dead letter */
+            fine = id;
+            continue;
+        }
+        if (resolve && other_version(task, in, id, &why)) {
+            fine = id;
+            continue;
+        }
+        if (resolve)
+            dm_error_set(err, DM_ERR_SCHEMA_INCOMPATIBLE,
+                         "task %s: %s/%d offset %lld has schema id %u, which the pipeline's "
+                         "frozen reader schema (id %u) cannot read: %s",
+                         task->conf.name, in->topic, in->partition, (long long)rec->offset, id,
+                         in->schema_id, why);
+        else
+            dm_error_set(err, DM_ERR_SCHEMA_NEW_VERSION,
+                         "task %s: %s/%d offset %lld has schema id %u, a version newer than the "
+                         "pipeline reads (id %u)",
+                         task->conf.name, in->topic, in->partition, (long long)rec->offset, id,
+                         in->schema_id);
+        err->fatal = true;
+        return i;
+    }
+    return f->n;
+}
+
 /* Decodes fetched records [lo, hi) into rows[0]; undecodable ones become
  * dead letters. */
 static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *err)
 {
-    const input_t *in = &task->in[task->cur];
+    input_t *in = &task->in[task->cur];
     /* the join's other source enters the chain at the join, its rows marked */
     dm_rows_t *rows = &task->rows[in->other ? task->join_step : 0];
     task->decoded = rows;
@@ -744,6 +850,8 @@ static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *
         char reason[300];
         uint32_t id;
         dm_err_t rc;
+        dm_avro_codec_t *codec = in->codec;
+        const char *why = "";
         if (rec->value_len < 0) { /* tombstones carry no event; markers a watermark */
             if (task->prod_wm) read_marker(task, rec);
             continue;
@@ -752,15 +860,15 @@ static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *
         if (rc) {
             snprintf(reason, sizeof(reason), "value is not in the Confluent wire format (%s)",
                      rc == DM_ERR_TRUNCATED ? "shorter than 5 bytes" : "magic byte is not 0");
-        } else if (id != in->schema_id) {
-            snprintf(reason, sizeof(reason), "value has schema id %u, the topic's is %u", id,
-                     in->schema_id);
+        } else if (id != in->schema_id && !(codec = other_version(task, in, id, &why))) {
+            snprintf(reason, sizeof(reason), "value has schema id %u, the topic's is %u%s%s", id,
+                     in->schema_id, why[0] ? ": " : "", why);
             rc = DM_ERR_SCHEMA_MISMATCH;
         } else {
             /* filled in place (room reserved above); counted once it decoded */
             dm_row_t *row = &rows->records[rows->n];
             dm_error_t derr;
-            rc = dm_avro_decode(in->codec, rec->value + DM_WIRE_HEADER,
+            rc = dm_avro_decode(codec, rec->value + DM_WIRE_HEADER,
                                 (size_t)rec->value_len - DM_WIRE_HEADER, NULL, &rows->arena,
                                 &row->value, &derr);
             if (rc) {
@@ -1196,6 +1304,17 @@ dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_err
     input_t *in = &task->in[task->cur];
     int64_t now = due ? dm_wall_ms() : 0;
     if (!input && !(due && now >= due)) return DM_OK;
+    /* A new schema version: this step ends just before its first record. */
+    dm_error_t stop = {0};
+    size_t cut = input ? first_new_version(task, in, &stop) : 0;
+    if (input && cut < task->fetch.n) {
+        if (cut == 0) {
+            if (err) *err = stop;
+            return stop.code;
+        }
+        task->fetch.next_offset = task->fetch.records[cut].offset;
+        task->fetch.n = cut;
+    }
     int64_t next_offset = input ? task->fetch.next_offset : in->position;
     uint64_t t0 = dm_now_ns();
     for (size_t i = 0; i <= task->conf.n_steps; i++)
@@ -1230,6 +1349,10 @@ dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_err
                 task->conf.name, task->n_dlq, task->conf.dead_letter_topic,
                 (long long)task->fetch.records[task->dlq[0].fetch_index].offset,
                 task->dlq[0].reason);
+    if (stop.code) { /* committed up to the new version: now say so */
+        if (err) *err = stop;
+        return stop.code;
+    }
     return DM_OK;
 }
 
@@ -1243,7 +1366,11 @@ void dm_task_free(dm_task_t *task)
     for (size_t i = 0; task->in && i < task->n_in; i++) {
         dm_avro_codec_free(task->in[i].codec);
         dm_avro_schema_free(task->in[i].reader);
+        for (size_t k = 0; k < task->in[i].n_versions; k++)
+            dm_avro_codec_free(task->in[i].versions[k].codec);
+        free(task->in[i].versions);
     }
+    free(task->paths);
     free(task->in);
     dm_dead_letters_free(&task->dead);
     if (task->fetch.impl) dm_transport_batch_free(task->t, &task->fetch);

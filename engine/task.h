@@ -45,6 +45,13 @@ typedef struct dm_task_input {
     uint32_t schema_id;
 } dm_task_input_t;
 
+/* What a task does with an input value of a schema version newer than any
+ * its plan knew (docs/schema-evolution.md). */
+typedef enum dm_task_schema_policy {
+    DM_TASK_SCHEMA_STOP = 0, /* end the step before it: DM_ERR_SCHEMA_NEW_VERSION */
+    DM_TASK_SCHEMA_RESOLVE,  /* read it as the input schema (Avro resolution): freeze */
+} dm_task_schema_policy_t;
+
 typedef struct dm_task_config {
     const char *name;  /* for logs and metrics: "us-plays/0" */
     const char *group; /* consumer group holding the input offset */
@@ -94,6 +101,23 @@ typedef struct dm_task_config {
     bool watermark_out;
     int32_t watermark_producer; /* this task's number in its markers */
     int32_t watermark_producers;
+    /* Schema versions. A value carries the registry id of the schema it was
+     * written with; input_schema is what the chain reads. A value of another
+     * id is read by Avro resolution into input_schema when its id is at most
+     * input_newest_id (a version the plan knew: an older one still unread),
+     * or under DM_TASK_SCHEMA_RESOLVE. A newer one under DM_TASK_SCHEMA_STOP
+     * ends the step just before it (what came before is committed, so the
+     * switch is at an exact position) and dm_task_step returns
+     * DM_ERR_SCHEMA_NEW_VERSION naming topic, partition, offset and ids; the
+     * caller recompiles the plan (evolve, lenient) or pauses (fail). One that
+     * resolution cannot read under RESOLVE stops the same way with
+     * DM_ERR_SCHEMA_INCOMPATIBLE. Without schema_by_id, values of another id
+     * are dead letters. schema_by_id runs on the task's thread; what it
+     * returns must outlive the task. */
+    const dm_avro_schema_t *(*schema_by_id)(void *ctx, int64_t id, dm_error_t *err);
+    void *schema_ctx;
+    dm_task_schema_policy_t schema_policy;
+    uint32_t input_newest_id; /* 0 = input_schema_id */
 } dm_task_config_t;
 
 #define DM_WM_HEADER   "dm.watermark"

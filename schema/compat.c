@@ -149,9 +149,17 @@ static void check(kctx_t *k, const dm_avro_node_t *r, const dm_avro_node_t *w)
             const dm_avro_node_t *wb = w->branches[i];
             if (r->type == DM_AVRO_UNION) {
                 bool ok = false;
-                for (uint32_t j = 0; j < r->n_branches && !ok; j++)
+                const dm_avro_node_t *same = NULL; /* the branch meant to read it */
+                for (uint32_t j = 0; j < r->n_branches && !ok; j++) {
                     ok = quietly(k, r->branches[j], wb);
-                if (!ok)
+                    if (r->branches[j]->type == wb->type && wb->type == DM_AVRO_RECORD &&
+                        r->branches[j]->fullname && wb->fullname &&
+                        !strcmp(r->branches[j]->fullname, wb->fullname))
+                        same = r->branches[j];
+                }
+                if (!ok && same) /* say which of its fields cannot be read */
+                    check(k, same, wb);
+                else if (!ok)
                     add(k, "reader union has no branch that can read writer union branch %s",
                         desc(wb));
             } else {

@@ -147,6 +147,34 @@ static json_t *field_mapping(const dm_avro_node_t *t)
     }
 }
 
+/* A new schema version of the rows (docs/schema-evolution.md): its fields
+ * added to the index's mapping. Elasticsearch keeps the fields it has and
+ * refuses a changed type; that refusal is logged, not fatal: documents still
+ * index, their new fields mapped dynamically. */
+static void put_mapping(essink_t *s, const dm_avro_node_t *t)
+{
+    char path[600], why[400];
+    snprintf(path, sizeof(path), "%s/_mapping", s->conf->index);
+    json_t *m = field_mapping(t);
+    char *text = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(m);
+    dm_buf_t body = DM_BUF_INIT;
+    dm_buf_append_str(&body, text ? text : "{}");
+    free(text);
+    long status = 0;
+    dm_error_t e = {0};
+    dm_err_t rc = request(s, "PUT", path, NULL, &body, &status, &e);
+    dm_buf_free(&body);
+    if (!rc && status < 300) {
+        DM_INFO("sink", "%s sink=elasticsearch: mapping of %s updated to the new schema version",
+                s->env->name, s->conf->index);
+        return;
+    }
+    error_reason(&s->resp, why, sizeof(why));
+    DM_WARN("sink", "%s sink=elasticsearch: updating the mapping of %s: %s", s->env->name,
+            s->conf->index, rc ? e.message : why);
+}
+
 /* Creates the index with a mapping of row schema t when it is missing. */
 static dm_err_t ensure_index(essink_t *s, const dm_avro_node_t *t, dm_error_t *err)
 {
@@ -181,6 +209,8 @@ static dm_err_t ensure_index(essink_t *s, const dm_avro_node_t *t, dm_error_t *e
                      s->conf->index, status);
         err->retriable = status == 429 || status >= 500;
         return err->code;
+    } else if (s->mapped) {
+        put_mapping(s, t);
     }
     s->mapped = t;
     return DM_OK;

@@ -140,6 +140,17 @@ static const dm_avro_node_t *nonnull(const dm_avro_node_t *t)
     return only;
 }
 
+/* How wide a number column type is (information_schema's spelling), for
+ * widening a column when its field is promoted; 0 for other types. */
+static int number_rank(const char *type)
+{
+    static const char *const order[] = {"smallint", "integer", "bigint", "real",
+                                        "double precision"};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(type, order[i])) return i + 1;
+    return 0;
+}
+
 /* The column type of an Avro field type. */
 static void column_type(const dm_avro_node_t *field, char *out, size_t cap)
 {
@@ -434,7 +445,8 @@ static dm_err_t ensure_table(pgsink_t *s, const dm_avro_node_t *t, dm_error_t *e
     dm_buf_t *q = &s->sql;
     q->len = 0;
     dm_buf_printf(q,
-                  "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND "
+                  "SELECT column_name, data_type FROM information_schema.columns WHERE "
+                  "table_schema = %s AND "
                   "table_name = %s",
                   s->schema_lit, s->table_lit);
     const char *sql;
@@ -460,13 +472,23 @@ static dm_err_t ensure_table(pgsink_t *s, const dm_avro_node_t *t, dm_error_t *e
         dm_buf_append_str(q, s->n_keys ? "))" : ")");
     } else {
         /* Compatible evolution: new fields become new (nullable) columns;
-         * dropped fields keep their column and get NULL. */
+         * dropped fields keep their column and get NULL; a number widened
+         * (int to long, float to double: Avro's promotions) widens its column. */
         for (uint32_t i = 0; i < t->n_fields; i++) {
-            bool found = false;
-            for (int j = 0; j < have && !found; j++)
-                found = !strcmp(PQgetvalue(r, j, 0), t->fields[i].name);
-            if (found) continue;
+            int found = -1;
+            for (int j = 0; j < have && found < 0; j++)
+                if (!strcmp(PQgetvalue(r, j, 0), t->fields[i].name)) found = j;
             column_type(t->fields[i].type, type, sizeof(type));
+            if (found >= 0) {
+                const char *was = PQgetvalue(r, found, 1);
+                if (number_rank(type) > number_rank(was) && number_rank(was) > 0) {
+                    dm_buf_printf(q, "%sALTER TABLE %s ALTER COLUMN %s TYPE %s", q->len ? "; " : "",
+                                  s->target, quote_ident(s, t->fields[i].name), type);
+                    DM_INFO("sink", "%s sink=postgres: widening column %s of %s from %s to %s",
+                            s->env->name, t->fields[i].name, s->conf->table, was, type);
+                }
+                continue;
+            }
             dm_buf_printf(q, "%sALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", q->len ? "; " : "",
                           s->target, quote_ident(s, t->fields[i].name), type);
             DM_INFO("sink", "%s sink=postgres: adding column %s %s to %s", s->env->name,

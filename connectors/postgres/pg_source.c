@@ -736,6 +736,57 @@ static dm_err_t flush(dm_pg_source_t *src, dm_error_t *err)
 
 /* ---- the stream -------------------------------------------------------------------------- */
 
+/* A column's type as Postgres spells it ("integer", "character varying(20)"). */
+static void type_text(dm_pg_source_t *src, const dm_pg_column_t *c, char *out, size_t cap)
+{
+    char oid[16], mod[16];
+    snprintf(oid, sizeof(oid), "%u", c->type_oid);
+    snprintf(mod, sizeof(mod), "%d", c->typmod);
+    const char *p[2] = {oid, mod};
+    PGresult *r = NULL;
+    dm_error_t e = {0};
+    snprintf(out, cap, "type %u", c->type_oid);
+    if (dm_pg_exec(src, "naming a column type", &r, "SELECT format_type($1::oid, $2::int)", 2, p,
+                   &e) == DM_OK &&
+        PQntuples(r) == 1)
+        snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
+/* What an ALTER TABLE did to the columns, as DDL-ish text: "ADD COLUMN tier
+ * text, DROP COLUMN note, ALTER COLUMN amount TYPE bigint (was integer)".
+ * pgoutput carries the new columns, not the statement. */
+static void describe_change(dm_pg_source_t *src, const dm_pg_table_t *was, const dm_pg_table_t *now,
+                            char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    char a[128], b[128];
+    for (int i = 0; i < now->n_cols && o < cap; i++) {
+        const dm_pg_column_t *c = &now->cols[i], *old = NULL;
+        for (int j = 0; j < was->n_cols && !old; j++)
+            if (!strcmp(was->cols[j].name, c->name)) old = &was->cols[j];
+        type_text(src, c, a, sizeof(a));
+        if (!old) {
+            o +=
+                (size_t)snprintf(out + o, cap - o, "%sADD COLUMN %s %s", o ? ", " : "", c->name, a);
+        } else if (old->type_oid != c->type_oid || old->typmod != c->typmod) {
+            type_text(src, old, b, sizeof(b));
+            o += (size_t)snprintf(out + o, cap - o, "%sALTER COLUMN %s TYPE %s (was %s)",
+                                  o ? ", " : "", c->name, a, b);
+        }
+    }
+    for (int j = 0; j < was->n_cols && o < cap; j++) {
+        bool kept = false;
+        for (int i = 0; i < now->n_cols && !kept; i++)
+            kept = !strcmp(was->cols[j].name, now->cols[i].name);
+        if (!kept)
+            o += (size_t)snprintf(out + o, cap - o, "%sDROP COLUMN %s", o ? ", " : "",
+                                  was->cols[j].name);
+    }
+    if (!out[0]) snprintf(out, cap, "key or column order changed");
+}
+
 static dm_err_t on_relation(dm_pg_source_t *src, const dm_pgoutput_msg_t *m, dm_error_t *err)
 {
     if (!strcmp(m->nspname, src->signal_schema) && !strcmp(m->relname, src->signal_name)) {
@@ -759,10 +810,14 @@ static dm_err_t on_relation(dm_pg_source_t *src, const dm_pgoutput_msg_t *m, dm_
         return DM_OK;
     }
     /* The table changed (ALTER TABLE): a new schema version, compatibility-checked. */
+    char change[600];
+    describe_change(src, &src->tables[ti], &t, change, sizeof(change));
     if ((rc = publish_schemas(src, &t, err))) {
         dm_pg_table_clear(&t);
-        return rc;
+        return dm_error_prefix(err, "after ALTER TABLE %s.%s (%s)", m->nspname, m->relname, change);
     }
+    DM_INFO("connector", "source=%s connector=postgres: ALTER TABLE %s.%s: %s", src->name,
+            m->nspname, m->relname, change);
     DM_INFO("connector", "source=%s connector=postgres: table %s.%s changed; schema id %u",
             src->name, t.schema, t.name, t.value_id);
     if (dm_dblog_busy(&src->dblog, ti)) dm_pg_snapshot_abort(src);

@@ -23,6 +23,7 @@ typedef struct cluster {
     uint16_t port;
     pthread_mutex_t mu;
     json_t *indices;   /* name -> {"mappings": …, "docs": {id: source}} */
+    int mapping_puts;  /* PUT /{index}/_mapping requests answered */
     int fail_bulk_429; /* answer this many _bulk requests with 429 */
     int bulks;
     json_t *busy_once; /* ids whose first index answer is an item-level 429 */
@@ -157,6 +158,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         ret = bulk(c, &u->body);
     } else if (!strcmp(method, "HEAD")) {
         ret = answer(c, json_object_get(es.indices, name) ? 200 : 404, NULL);
+    } else if (!strcmp(method, "PUT") && strstr(name, "/_mapping")) {
+        /* PUT /{index}/_mapping: new fields join the mapping's properties */
+        char idx[256];
+        snprintf(idx, sizeof(idx), "%.*s", (int)(strstr(name, "/_mapping") - name), name);
+        json_t *doc = json_loadb((const char *)u->body.data, u->body.len, 0, NULL);
+        json_t *m = json_object_get(json_object_get(es.indices, idx), "mappings");
+        json_t *props = json_object_get(m, "properties");
+        if (!props || !json_is_object(json_object_get(doc, "properties"))) {
+            ret = answer(c, 404, es_error("index_not_found_exception", "no such index", 404));
+        } else {
+            json_object_update_missing(props, json_object_get(doc, "properties"));
+            es.mapping_puts++;
+            ret = answer(c, 200, json_pack("{s:b}", "acknowledged", 1));
+        }
+        json_decref(doc);
     } else if (!strcmp(method, "PUT")) {
         json_t *doc = json_loadb((const char *)u->body.data, u->body.len, 0, NULL);
         if (json_object_get(es.indices, name)) {
@@ -448,6 +464,15 @@ static void test_two_schema_versions_and_a_dead_letter(void)
         pthread_mutex_unlock(&es.mu);
         CHECK(shape);
     }
+    /* the new version's field joined the mapping */
+    pthread_mutex_lock(&es.mu);
+    json_t *props = json_object_get(
+        json_object_get(json_object_get(json_object_get(es.indices, "vers"), "mappings"),
+                        "properties"),
+        "country");
+    CHECK(props != NULL);
+    CHECK(es.mapping_puts >= 1);
+    pthread_mutex_unlock(&es.mu);
     dm_transport_batch_t b = {0};
     CHECK(!dm_transport_fetch(t, "vers.dlq", 0, 0, 1 << 20, 1000, &b, &err));
     CHECK_EQ_INT(b.n, 1);
