@@ -61,6 +61,10 @@ static const dm_auth_rule_t rules[] = {
     {"GET", "/api/v1/lineage", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* plugins (control/plugins.c) */
     {"GET", "/api/v1/plugins", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    /* alerts and dashboards (control/api_alerts.c): names, thresholds and metric values */
+    {"GET", "/api/v1/alerts/rules", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"GET", "/api/v1/alerts", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"GET", "/api/v1/pipelines/{name}/dashboard", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* registry_api.c: the Confluent-compatible schema registry */
     {"GET", "/subjects", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     {"GET", "/subjects/{subject}/versions", DM_ACCESS_READ, DM_SCOPE_NONE, false},
