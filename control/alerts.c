@@ -371,8 +371,11 @@ static void pipeline_rules(gen_t *g, const json_t *spec)
                                                            "sink", p));
         t.age = true;
         r->cond[r->n_cond++] = cond(t, ">", o->stale_commit);
+        /* records waiting: a batch read and not written yet (the records
+         * gauge counts only what is not read yet, and stops moving while the
+         * sink retries one batch) */
         r->cond[r->n_cond++] = cond(
-            term1(DM_ALERT_SUM, sel_prefix("datamesh_sink_input_lag_records", "sink", p)), ">", 0);
+            term1(DM_ALERT_MAX, sel_prefix("datamesh_sink_input_lag_seconds", "sink", p)), ">", 0);
     }
 }
 
