@@ -198,6 +198,12 @@ static void rfc3339(int64_t ms, char *out, size_t cap)
     snprintf(out, cap, "%s.%03dZ", base, (int)(ms % 1000));
 }
 
+/* The label naming the alert's object: "pipeline" or "source". */
+static const char *kind_label(const alert_t *a)
+{
+    return !strcmp(a->rule.kind, "Pipeline") ? "pipeline" : "source";
+}
+
 /* The labels an alert carries (alertname, severity, owner, the object, the
  * rule, extra ones): new reference. */
 static json_t *alert_labels(const alert_t *a)
@@ -500,8 +506,8 @@ void dm_alert_eval_tick(dm_alert_eval_t *ev, const dm_alert_rules_t *rules,
         } else if (a->state == ST_FIRING) {
             a->state = ST_RESOLVED;
             a->resolved_at = now;
-            DM_INFO("alerts", "%s %s=%s severity=%s: resolved", a->rule.alert, a->rule.kind,
-                    a->rule.object, a->rule.severity);
+            DM_INFO("alerts", "%s=%s alert=%s severity=%s: resolved", kind_label(a), a->rule.object,
+                    a->rule.alert, a->rule.severity);
             json_array_append_new(resolved, alert_webhook_json(a, ev->external_url));
         } else if (a->state == ST_PENDING) {
             a->state = ST_INACTIVE;
