@@ -294,6 +294,21 @@ static void start_pipelines(dm_runtime_t *rt, const json_t *pipelines, const jso
         json_object_del(rt->waiting, wk);
 }
 
+/* Whether two documents say the same but for spec.alerts: alert thresholds
+ * are read by the evaluator from the store, so changing them restarts
+ * nothing. */
+static bool same_but_alerts(const json_t *a, const json_t *b)
+{
+    if (dm_spec_doc_equal(a, b)) return true;
+    json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
+    json_object_del(json_object_get(x, "spec"), "alerts");
+    json_object_del(json_object_get(y, "spec"), "alerts");
+    bool same = x && y && dm_spec_doc_equal(x, y);
+    json_decref(x);
+    json_decref(y);
+    return same;
+}
+
 dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
 {
     /* The store's documents themselves (no copy per object: at 50,000 objects
@@ -319,7 +334,7 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     {
         const json_t *now = !strncmp(key, "Source/", 7) ? json_object_get(sources, key + 7)
                                                         : json_object_get(pipelines, key + 9);
-        if (!now || !dm_spec_doc_equal(now, was)) json_array_append_new(stale, json_string(key));
+        if (!now || !same_but_alerts(now, was)) json_array_append_new(stale, json_string(key));
     }
     json_object_foreach(pipelines, n, d)
     {

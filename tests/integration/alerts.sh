@@ -229,6 +229,11 @@ prom_quiet() { [[ -z $(prom DatameshPipelineLagHigh warning) && -z $(prom Datame
 until_ok 30 prom_quiet
 [[ -z $(prom DatameshPipelineLagHigh warning) && -z $(prom DatameshSinkCommitStale critical) ]] && ok prometheus_resolved || bad prometheus_resolved "$(curl -s "http://127.0.0.1:$pport/api/v1/alerts")"
 
+# ---- new thresholds apply with the next read of the rules
+sed -i 's/lag_seconds: {warning: 3, critical: 3600}/lag_seconds: {warning: 7, critical: 3600}/' "$data/specs.yaml"
+out=$("$bin" apply -f "$data/specs.yaml" 2>&1) && "$bin" alerts rules | grep -q 'lag_seconds{sink=~\\"orders-pg/.\*\\"}) > 7"' \
+  && ok thresholds_reapplied || bad thresholds_reapplied "$out $("$bin" alerts rules | grep -m2 LagHigh -A1)"
+
 # ---- spec.alerts is checked at apply, located in the file
 cat >"$data/bad.yaml" <<'YAML'
 kind: Pipeline
