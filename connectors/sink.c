@@ -591,10 +591,13 @@ static void note_written(runner_t *r, bool committed)
     if (r->m_commit && committed) dm_metric_set(r->m_commit, now);
     if (r->m_lag_s) dm_metric_set(r->m_lag_s, 0);
     if (!r->m_e2e) return;
+    dm_metric_local_t l;
+    memset(&l, 0, sizeof(l));
     for (size_t i = 0; i < r->n; i++) {
         int64_t ts = r->recs[i].timestamp;
-        if (ts > 0) dm_metric_observe(r->m_e2e, (uint64_t)(now > ts ? now - ts : 0));
+        if (ts > 0) dm_metric_local_observe(r->m_e2e, &l, (uint64_t)(now > ts ? now - ts : 0));
     }
+    dm_metric_observe_local(r->m_e2e, &l);
 }
 
 /* The failure policy (connectors/unit.h) with the destination's words

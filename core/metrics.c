@@ -228,6 +228,28 @@ void dm_metric_observe(dm_metric_t *h, uint64_t v)
     atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
 }
 
+void dm_metric_local_observe(const dm_metric_t *h, dm_metric_local_t *l, uint64_t v)
+{
+    double x = (double)v / h->scale;
+    for (size_t i = 0; i < h->n_bounds; i++)
+        if (x <= h->bounds[i]) {
+            l->buckets[i]++;
+            break;
+        }
+    l->count++;
+    l->sum += v;
+}
+
+void dm_metric_observe_local(dm_metric_t *h, const dm_metric_local_t *l)
+{
+    if (!l->count) return;
+    for (size_t i = 0; i < h->n_bounds; i++)
+        if (l->buckets[i])
+            atomic_fetch_add_explicit(&h->buckets[i], l->buckets[i], memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, l->count, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum, l->sum, memory_order_relaxed);
+}
+
 void dm_metrics_remove_matching(dm_metrics_t *m, const char *match)
 {
     pthread_mutex_lock(&m->mu);

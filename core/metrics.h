@@ -100,6 +100,18 @@ static inline void dm_metric_gauge_add(dm_metric_t *g, int64_t v)
 /* Records one observation (in the histogram's integer unit). */
 void dm_metric_observe(dm_metric_t *h, uint64_t v);
 
+/* Observations gathered without atomics (one thread, e.g. a batch's records),
+ * then added to the histogram at once: a per-record loop pays no atomic
+ * operation. Zero-initialise, dm_metric_local_observe each value, then
+ * dm_metric_observe_local. */
+typedef struct dm_metric_local {
+    uint64_t buckets[DM_HIST_BUCKETS];
+    uint64_t count, sum;
+} dm_metric_local_t;
+
+void dm_metric_local_observe(const dm_metric_t *h, dm_metric_local_t *l, uint64_t v);
+void dm_metric_observe_local(dm_metric_t *h, const dm_metric_local_t *l);
+
 /* Appends every metric in the Prometheus text exposition format (0.0.4). */
 dm_err_t dm_metrics_render(dm_metrics_t *m, dm_buf_t *out);
 

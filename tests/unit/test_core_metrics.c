@@ -112,10 +112,35 @@ static void test_time_and_age_gauges(void)
     dm_metrics_free(m);
 }
 
+/* Observations gathered locally land as if observed one by one. */
+static void test_local_observations(void)
+{
+    static const double bounds[] = {0.1, 1, 10};
+    dm_metrics_t *m = dm_metrics_new();
+    dm_metric_t *a = dm_metrics_histogram(m, "datamesh_h_a", "a", NULL, bounds, 3, 1e3);
+    dm_metric_t *b = dm_metrics_histogram(m, "datamesh_h_b", "b", NULL, bounds, 3, 1e3);
+    REQUIRE(a && b);
+    static const uint64_t ms[] = {50, 100, 101, 999, 5000, 60000, 0};
+    dm_metric_local_t l;
+    memset(&l, 0, sizeof(l));
+    for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+        dm_metric_observe(a, ms[i]);
+        dm_metric_local_observe(b, &l, ms[i]);
+    }
+    dm_metric_observe_local(b, &l);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_U64(atomic_load(&b->buckets[i]), atomic_load(&a->buckets[i]));
+    CHECK_EQ_U64(atomic_load(&b->count), 7);
+    CHECK_EQ_U64(atomic_load(&b->sum), atomic_load(&a->sum));
+    CHECK_EQ_U64(atomic_load(&b->buckets[0]), 3); /* 0, 50 and 100 ms are <= 0.1 s */
+    dm_metrics_free(m);
+}
+
 int main(void)
 {
     RUN(test_counter_concurrent);
     RUN(test_render);
     RUN(test_time_and_age_gauges);
+    RUN(test_local_observations);
     return check_summary();
 }
