@@ -1232,6 +1232,8 @@ dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_err
     if ((rc = dm_txn_builder_commit(&task->txn, err)))
         return dm_error_prefix(err, "task %s: commit", task->conf.name);
     in->position = next_offset;
+    /* Committed: when nothing is left behind it, no record waits any more. */
+    if (task->m_lag_s && input && !dm_task_lag(task)) dm_metric_set(task->m_lag_s, 0);
     task->logged_max_event = task->max_event_time;
     if (task->stateful && (rc = commit_stores(task, err))) return rc;
     task->broken = false;
