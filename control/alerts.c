@@ -392,11 +392,10 @@ static void source_rules(gen_t *g, const json_t *spec)
         for (int i = 0; i < 2; i++)
             if ((r = add(g, "DatameshSourceLagHigh", "lag", sev[i], 5 * 60000,
                          "the oldest change not yet in its topic is older than its threshold"))) {
-                dm_alert_term_t t =
-                    term1(DM_ALERT_MAX,
-                          sel_eq("datamesh_postgres_slot_lag_milliseconds", "pg_source", s));
-                t.div = 1000;
-                r->cond[r->n_cond++] = cond(t, ">", thr[i]);
+                r->cond[r->n_cond++] =
+                    cond(term1(DM_ALERT_MAX,
+                               sel_eq("datamesh_postgres_slot_lag_seconds", "pg_source", s)),
+                         ">", thr[i]);
             }
         if ((r = add(g, "DatameshPostgresSlotWalRetained", "slot_wal", "warning", 5 * 60000,
                      "its replication slot holds more WAL than the threshold on the server"))) {

@@ -118,8 +118,9 @@ static void register_metrics(dm_task_t *task)
         "age of the oldest input record not processed yet (its timestamp to now; 0 caught up)",
         labels, DM_GAUGE_AGE_MS);
     if (task->timed) {
-        task->m_wm = dm_metrics_gauge(m, "datamesh_task_watermark_ms",
-                                      "event-time watermark of the task", labels);
+        task->m_wm =
+            dm_metrics_time_gauge(m, "datamesh_task_watermark_timestamp_seconds",
+                                  "event-time watermark of the task", labels, DM_GAUGE_TIME_MS);
         task->m_wm_lag = dm_metrics_time_gauge(m, "datamesh_task_watermark_lag_seconds",
                                                "how far the event-time watermark is behind now",
                                                labels, DM_GAUGE_AGE_MS);

@@ -45,7 +45,14 @@ PY
 python3 "$data/receiver.py" "$data/hooks" "$hport" & hpid=$!
 
 q "CREATE SCHEMA shop" >/dev/null
+q "CREATE TABLE shop.items (id int PRIMARY KEY, name text); INSERT INTO shop.items VALUES (1, 'a')" >/dev/null
 cat >"$data/specs.yaml" <<YAML
+kind: Source
+metadata: {name: items, owner: catalog}
+spec:
+  connector: postgres
+  config: {dsn: "$DM_PG_DSN", tables: [shop.items], snapshot: initial, heartbeat: 500ms}
+---
 kind: Source
 metadata: {name: orders, owner: shop}
 spec:
@@ -68,6 +75,17 @@ spec:
     for: 2s
     window: 10s
     labels: {team: shop-oncall}
+---
+kind: Pipeline
+metadata: {name: order-counts, owner: shop}
+spec:
+  from: [orders]
+  steps:
+    - aggregate:
+        window: {type: tumbling, size: 2s}
+        group_by: [id]
+        aggregates: ["count(*) AS n"]
+  to: [{source: order-counts}]
 YAML
 start --alert-webhook "http://127.0.0.1:$hport/hook?token=hook-s3cret" --alert-interval 500ms
 out=$("$bin" apply -f "$data/specs.yaml" 2>&1) && ok apply || bad apply "$out"
@@ -77,6 +95,10 @@ done
 [[ $(q "SELECT count(*) FROM shop.orders") -gt 20 ]] && ok sink_writes || bad sink_writes "$(q "SELECT count(*) FROM shop.orders")"
 
 # ---- what datamesh serves passes Prometheus's own checks
+slot_metrics() { curl -fs "$DATAMESH_SERVER/metrics" | grep -q 'datamesh_postgres_slot_lag_bytes{pg_source="items"}'; }
+wm_metrics() { curl -fs "$DATAMESH_SERVER/metrics" | grep -q 'datamesh_task_watermark_lag_seconds{task="order-counts/'; }
+until_ok 30 wm_metrics || bad watermark_metrics "$(curl -fs "$DATAMESH_SERVER/api/v1/pipelines/order-counts/status")"
+until_ok 30 slot_metrics || bad postgres_source_metrics "$(tail -5 "$data/up.log")"
 curl -fs "$DATAMESH_SERVER/metrics" >"$data/metrics.txt"
 out=$(promtool check metrics <"$data/metrics.txt" 2>&1) && ok promtool_check_metrics || bad promtool_check_metrics "$out"
 for m in datamesh_task_input_lag_seconds datamesh_sink_input_lag_seconds datamesh_sink_last_commit_timestamp_seconds \
@@ -86,6 +108,8 @@ done
 "$bin" alerts rules >"$data/rules.yml" 2>&1 && ok cli_alerts_rules || bad cli_alerts_rules "$(head -5 "$data/rules.yml")"
 cmp -s "$data/rules.yml" <(curl -fs "$DATAMESH_SERVER/api/v1/alerts/rules") && ok rules_cli_equals_api || bad rules_cli_equals_api ""
 out=$(promtool check rules "$data/rules.yml" 2>&1) && ok promtool_check_rules || bad promtool_check_rules "$out"
+grep -q 'name: "datamesh.source.items"' "$data/rules.yml" && grep -q DatameshPostgresSlotWalRetained "$data/rules.yml" \
+  && ok source_rules || bad source_rules "$(grep name: "$data/rules.yml")"
 grep -q 'owner: "shop"' "$data/rules.yml" && grep -q 'team: "shop-oncall"' "$data/rules.yml" && grep -q 'severity: critical' "$data/rules.yml" \
   && ok rules_labelled || bad rules_labelled "$(head -30 "$data/rules.yml")"
 grep -q '> 3$\|> 3"' "$data/rules.yml" && grep -q 'for: 2s' "$data/rules.yml" && ok rules_overridden || bad rules_overridden "$(grep -m3 expr "$data/rules.yml")"
@@ -95,9 +119,13 @@ d = json.load(open(sys.argv[1]))
 assert d["templating"]["list"][0]["type"] == "datasource", d["templating"]
 assert len(d["panels"]) >= 8, len(d["panels"])
 assert all(t["datasource"]["uid"] == "${datasource}" for p in d["panels"] for t in p["targets"])
-' "$data/dash.json" && ok dashboard || bad dashboard "$(head -c 400 "$data/dash.json")"
+ ' "$data/dash.json" && ok dashboard || bad dashboard "$(head -c 400 "$data/dash.json")"
+curl -fs "$DATAMESH_SERVER/api/v1/pipelines/order-counts/dashboard" >"$data/dash2.json"
+grep -q 'Watermark lag' "$data/dash2.json" && ! grep -q 'Watermark lag' "$data/dash.json" && ! grep -q 'datamesh_sink' "$data/dash2.json" \
+  && ok dashboard_only_present_metrics || bad dashboard_only_present_metrics "$(grep -o '"title": *"[^"]*"' "$data/dash2.json")"
+out=$("$bin" alerts dashboard nosuch 2>&1) && bad dashboard_unknown_pipeline "$out" || ok dashboard_unknown_pipeline
 # Every metric a rule or a panel names is in /metrics (a typo in a rule fails here).
-names=$(grep -oh 'datamesh_[a-z_]*{' "$data/rules.yml" "$data/dash.json" | tr -d '{' | sort -u)
+names=$(grep -oh 'datamesh_[a-z_]*{' "$data/rules.yml" "$data/dash.json" "$data/dash2.json" | tr -d '{' | sort -u)
 missing=
 for n in $names; do grep -q "^$n[{ ]" "$data/metrics.txt" || missing="$missing $n"; done
 [[ -z $missing && $(wc -w <<<"$names") -ge 10 ]] && ok every_named_metric_exists || bad every_named_metric_exists "missing:$missing"

@@ -76,8 +76,7 @@ static void test_rules_from_catalog(void)
                  "/ (sum(rate(datamesh_task_records_in_total{task=~\"us\\\\.plays/.*\"}[10m]))) "
                  "> 0.01");
     dm_alert_rule_expr(find(r, "orders", "DatameshSourceLagHigh", "warning"), expr, sizeof(expr));
-    CHECK_STR_EQ(expr,
-                 "max(datamesh_postgres_slot_lag_milliseconds{pg_source=\"orders\"}) / 1000 > 300");
+    CHECK_STR_EQ(expr, "max(datamesh_postgres_slot_lag_seconds{pg_source=\"orders\"}) > 300");
     CHECK(find(r, "orders", "DatameshPostgresSlotWalRetained", NULL) != NULL);
     CHECK(find(r, "plays", "DatameshPostgresSlotWalRetained", NULL) == NULL);
     dm_alert_rule_expr(find(r, "plays", "DatameshSourceStopped", NULL), expr, sizeof(expr));
