@@ -244,12 +244,13 @@ static dm_alert_sel_t sel_eq(const char *metric, const char *label, const char *
     return s;
 }
 
-/* A unit metric of the object: kind and object labels. */
+/* A unit metric of the object: object and kind labels (object first: the
+ * samples' index files them by it). */
 static dm_alert_sel_t sel_unit(const char *metric, const char *kind, const char *object)
 {
-    dm_alert_sel_t s = sel_eq(metric, "kind", kind);
-    s.m[1].label = "object";
-    snprintf(s.m[1].value, sizeof(s.m[1].value), "%s", object);
+    dm_alert_sel_t s = sel_eq(metric, "object", object);
+    s.m[1].label = "kind";
+    snprintf(s.m[1].value, sizeof(s.m[1].value), "%s", kind);
     s.n_m = 2;
     return s;
 }
@@ -537,7 +538,6 @@ static void put_term(out_t *w, const dm_alert_term_t *t, int64_t window_ms)
         }
     }
     put(w, ")");
-    if (t->div > 0) put(w, " / %g", t->div);
 }
 
 void dm_alert_rule_expr(const dm_alert_rule_t *r, char *buf, size_t cap)
@@ -658,6 +658,30 @@ static const char *parse_labels(const char *s, const char *end, json_t *labels)
     }
 }
 
+/* Files sample i under the keys its rules look it up by. */
+static dm_err_t index_sample(dm_alert_samples_t *s, size_t i)
+{
+    static const char *const by_prefix[] = {"task", "sink"}, *const whole[] = {"pg_source",
+                                                                               "object"};
+    if (!s->index && !(s->index = json_object())) return DM_ERR_NOMEM;
+    const dm_alert_sample_t *x = &s->items[i];
+    for (int k = 0; k < 4; k++) {
+        const char *label = k < 2 ? by_prefix[k] : whole[k - 2];
+        const char *v = json_string_value(json_object_get(x->labels, label));
+        if (!v) continue;
+        const char *slash = k < 2 ? strchr(v, '/') : NULL;
+        if (k < 2 && !slash) continue;
+        char key[512];
+        snprintf(key, sizeof(key), "%s|%s|%.*s", x->name, label,
+                 slash ? (int)(slash - v + 1) : (int)strlen(v), v);
+        json_t *list = json_object_get(s->index, key);
+        if (!list && (!(list = json_array()) || json_object_set_new(s->index, key, list)))
+            return DM_ERR_NOMEM;
+        if (json_array_append_new(list, json_integer((json_int_t)i))) return DM_ERR_NOMEM;
+    }
+    return DM_OK;
+}
+
 dm_err_t dm_alert_samples_parse(const char *text, size_t len, dm_alert_samples_t *out)
 {
     const char *p = text, *end = text + len;
@@ -706,9 +730,18 @@ dm_err_t dm_alert_samples_parse(const char *text, size_t len, dm_alert_samples_t
         }
         x->labels = labels;
         x->value = v;
+        if (index_sample(out, out->n)) return DM_ERR_NOMEM;
         out->n++;
     }
     return DM_OK;
+}
+
+const json_t *dm_alert_samples_lookup(const dm_alert_samples_t *s, const char *metric,
+                                      const char *label, const char *value)
+{
+    char key[512];
+    snprintf(key, sizeof(key), "%s|%s|%s", metric, label, value);
+    return s->index ? json_object_get(s->index, key) : NULL;
 }
 
 void dm_alert_samples_free(dm_alert_samples_t *s)
@@ -717,6 +750,7 @@ void dm_alert_samples_free(dm_alert_samples_t *s)
         free(s->items[i].name);
         json_decref(s->items[i].labels);
     }
+    json_decref(s->index);
     free(s->items);
     *s = (dm_alert_samples_t){0};
 }

@@ -57,8 +57,7 @@ typedef struct dm_alert_term {
     dm_alert_fn_t fn;
     dm_alert_sel_t sel[2]; /* joined with `or` */
     int n_sel;
-    bool age;   /* time() - the reduced value */
-    double div; /* the reduced value divided by this (0: 1) */
+    bool age; /* time() - the reduced value */
 } dm_alert_term_t;
 
 /* term op threshold, or term / den op threshold when ratio. */
@@ -125,7 +124,18 @@ typedef struct dm_alert_sample {
 typedef struct dm_alert_samples {
     dm_alert_sample_t *items;
     size_t n, cap;
+    /* "metric|label|value" → [index, …]: the samples a rule's first matcher can
+     * match (task and sink values up to their first '/', the object's name;
+     * pg_source and object whole), so evaluating thousands of objects' rules
+     * does not scan every sample for each */
+    json_t *index;
 } dm_alert_samples_t;
+
+/* The samples of metric whose label is value (a task or sink label: the
+ * "NAME/" prefix of its values) as a JSON array of indexes (borrowed), or
+ * NULL when there are none. */
+const json_t *dm_alert_samples_lookup(const dm_alert_samples_t *s, const char *metric,
+                                      const char *label, const char *value);
 
 /* Parses exposition text (0.0.4) into samples (appended to out). Lines
  * that do not parse are skipped. */

@@ -220,6 +220,9 @@ until_ok 30 is prom DatameshPipelineLagHigh warning firing
 [[ $(prom DatameshPipelineLagHigh warning) == firing ]] && ok prometheus_lag_firing || bad prometheus_lag_firing "$(curl -s "http://127.0.0.1:$pport/api/v1/alerts")"
 until_ok 30 is prom DatameshSinkCommitStale critical firing
 [[ $(prom DatameshSinkCommitStale critical) == firing ]] && ok prometheus_stale_commit_firing || bad prometheus_stale_commit_firing "$(curl -s "http://127.0.0.1:$pport/api/v1/alerts")"
+# the sink starts over again and again (backoff 200 ms, 400 ms, ...): more than 3 in the 10 s window
+s=$(ours DatameshPipelineRestartLoop warning)
+[[ $s == firing || $s == resolved ]] && ok datamesh_restart_loop_fired || bad datamesh_restart_loop_fired "state '$s'"
 out=$("$bin" alerts --state firing 2>&1)
 [[ $out == *DatameshPipelineLagHigh*orders-pg*shop*firing* ]] && ok cli_alerts || bad cli_alerts "$out"
 st=$(curl -fs "$DATAMESH_SERVER/api/v1/pipelines/orders-pg/status")
