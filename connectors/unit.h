@@ -53,15 +53,17 @@ typedef struct dm_unit_status {
     pthread_mutex_t mu;
     dm_unit_state_t state;
     char error[512];
-    _Atomic int64_t position;  /* records produced / next offset read */
-    _Atomic int64_t lag;       /* records behind the input's end, when known */
-    _Atomic bool stop;         /* set by the runtime: finish the current step and return */
-    _Atomic uint64_t errors;   /* failed attempts (dm_unit_set to retrying or failed) */
-    _Atomic uint64_t restarts; /* of them, those tried again (retrying) */
-    char name[200];            /* for logs: "p/task/0" (dm_unit_name; empty until set) */
+    _Atomic int64_t position; /* records produced / next offset read */
+    _Atomic int64_t lag;      /* records behind the input's end, when known */
+    _Atomic bool stop;        /* set by the runtime: finish the current step and return */
+    char name[200];           /* for logs: "p/task/0" (dm_unit_name; empty until set) */
     /* the failure policy (the unit's thread only) */
     int64_t backoff_min_ms, backoff_max_ms;
     int64_t backoff_ms; /* the next wait; 0 after a success */
+
+    /* counted by dm_unit_set for the alert rules (datamesh_unit_*; any thread reads) */
+    _Atomic uint64_t errors;   /* failed attempts (set to retrying or failed) */
+    _Atomic uint64_t restarts; /* of them, those tried again (retrying) */
 } dm_unit_status_t;
 
 /* The state's name as the API and `datamesh worker` show it ("retrying");

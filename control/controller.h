@@ -18,15 +18,17 @@ typedef struct dm_controller_options {
     const char *data_dir; /* default ./.datamesh */
     const char *listen;   /* default 127.0.0.1:8080 */
     bool demo;
-    const char *transport;     /* transport URL (kafka://…); NULL: the embedded log */
-    bool external_tasks;       /* pipeline tasks run in `datamesh worker` processes */
-    bool auth;                 /* require API tokens (control/auth.h) */
-    bool insecure;             /* allow a non-loopback listen address without auth */
-    const char *tls_cert;      /* PEM certificate file: serve HTTPS (with tls_key) */
-    const char *tls_key;       /* PEM private key file */
-    const char *openlineage;   /* send OpenLineage events there (http(s)://, file://); NULL: none */
-    const char *alert_webhook; /* Alertmanager-format webhook for alerts; NULL: none */
-    int64_t alert_interval_ms; /* how often the alert rules are evaluated; 0: 15 s */
+    const char *transport;   /* transport URL (kafka://…); NULL: the embedded log */
+    bool external_tasks;     /* pipeline tasks run in `datamesh worker` processes */
+    bool auth;               /* require API tokens (control/auth.h) */
+    bool insecure;           /* allow a non-loopback listen address without auth */
+    const char *tls_cert;    /* PEM certificate file: serve HTTPS (with tls_key) */
+    const char *tls_key;     /* PEM private key file */
+    const char *openlineage; /* send OpenLineage events there (http(s)://, file://); NULL: none */
+
+    /* alerts (control/api_alerts.h) */
+    const char *alert_webhook; /* Alertmanager-format webhook receiver; NULL: none */
+    int64_t alert_interval_ms; /* how often the rules are evaluated; 0: 15 s */
 } dm_controller_options_t;
 
 /* Creates the data directory if needed, takes its lock and starts serving.
