@@ -44,16 +44,15 @@ void dm_client_escape(const char *s, char *out, size_t cap)
     out[o] = '\0';
 }
 
-dm_err_t dm_client_call(const char *server, const char *method, const char *path, const char *body,
-                        size_t body_len, long *status, json_t **out, dm_error_t *err)
+/* Sends one request; the answer's body lands in resp whatever its status. */
+static dm_err_t request(const char *server, const char *method, const char *path, const char *body,
+                        size_t body_len, long *status, dm_buf_t *resp, dm_error_t *err)
 {
-    *out = NULL;
     *status = 0;
     char url[4096];
     snprintf(url, sizeof(url), "%s%s", server, path);
     CURL *c = curl_easy_init();
     if (!c) return dm_error_set(err, DM_ERR_NOMEM, "cannot start an HTTP client");
-    dm_buf_t resp = DM_BUF_INIT;
     struct curl_slist *headers = NULL;
     if (body) headers = curl_slist_append(headers, "Content-Type: application/yaml");
     if (client_token) {
@@ -66,7 +65,7 @@ dm_err_t dm_client_call(const char *server, const char *method, const char *path
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -85,29 +84,60 @@ dm_err_t dm_client_call(const char *server, const char *method, const char *path
             cc == CURLE_COULDNT_CONNECT ? " (is `datamesh up` running?)" : "");
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    }
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(c);
+    return rc;
+}
+
+/* An error answer's message (the API's error shape) as err. */
+static dm_err_t answer_error(const char *method, const char *path, long status, const json_t *j,
+                             dm_error_t *err)
+{
+    const char *msg = json_string_value(json_object_get(j, "message"));
+    dm_err_t code = status == 401 || status == 403 ? DM_ERR_PERMISSION
+                    : status == 404                ? DM_ERR_NOT_FOUND
+                    : status == 409                ? DM_ERR_EXISTS
+                    : status >= 500                ? DM_ERR_IO
+                                                   : DM_ERR_INVALID;
+    dm_error_set(err, code, "%s%s", msg ? msg : "request failed",
+                 status == 401 && !client_token ? " (no token given: --token or $DATAMESH_TOKEN)"
+                                                : "");
+    if (err && (status >= 500 || status == 429)) err->retriable = true;
+    (void)method;
+    (void)path;
+    return code;
+}
+
+dm_err_t dm_client_get_text(const char *server, const char *path, dm_buf_t *out, dm_error_t *err)
+{
+    long status;
+    dm_err_t rc = request(server, "GET", path, NULL, 0, &status, out, err);
+    if (rc || status < 300) return rc;
+    json_t *j = out->len ? json_loadb((const char *)out->data, out->len, 0, NULL) : NULL;
+    rc = answer_error("GET", path, status, j, err);
+    json_decref(j);
+    return rc;
+}
+
+dm_err_t dm_client_call(const char *server, const char *method, const char *path, const char *body,
+                        size_t body_len, long *status, json_t **out, dm_error_t *err)
+{
+    *out = NULL;
+    dm_buf_t resp = DM_BUF_INIT;
+    dm_err_t rc = request(server, method, path, body, body_len, status, &resp, err);
+    if (!rc) {
         json_error_t jerr;
         *out = resp.len ? json_loadb((const char *)resp.data, resp.len, 0, &jerr) : json_null();
         if (!*out) {
             rc = dm_error_set(err, DM_ERR_INVALID, "%s %s: HTTP %ld with a body that is not JSON",
                               method, path, *status);
         } else if (*status >= 300) {
-            const char *msg = json_string_value(json_object_get(*out, "message"));
-            dm_err_t code = *status == 401 || *status == 403 ? DM_ERR_PERMISSION
-                            : *status == 404                 ? DM_ERR_NOT_FOUND
-                            : *status == 409                 ? DM_ERR_EXISTS
-                            : *status >= 500                 ? DM_ERR_IO
-                                                             : DM_ERR_INVALID;
-            rc = dm_error_set(err, code, "%s%s", msg ? msg : "request failed",
-                              *status == 401 && !client_token
-                                  ? " (no token given: --token or $DATAMESH_TOKEN)"
-                                  : "");
-            if (err && (*status >= 500 || *status == 429)) err->retriable = true;
+            rc = answer_error(method, path, *status, *out, err);
             json_decref(*out);
             *out = NULL;
         }
     }
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(c);
     dm_buf_free(&resp);
     return rc;
 }

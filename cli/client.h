@@ -27,6 +27,10 @@ void dm_client_set_cacert(const char *path);
 dm_err_t dm_client_call(const char *server, const char *method, const char *path, const char *body,
                         size_t body_len, long *status, json_t **out, dm_error_t *err);
 
+/* GETs path and appends the answer's body, whatever its type (a rules
+ * file is YAML), to out; a non-2xx answer is an error as dm_client_call's. */
+dm_err_t dm_client_get_text(const char *server, const char *path, dm_buf_t *out, dm_error_t *err);
+
 /* URL-escapes s into out. */
 void dm_client_escape(const char *s, char *out, size_t cap);
 

@@ -25,6 +25,8 @@ int dm_cmd_up(int argc, char **argv)
                                              {"tls-cert", required_argument, NULL, 'C'},
                                              {"tls-key", required_argument, NULL, 'K'},
                                              {"openlineage", required_argument, NULL, 'O'},
+                                             {"alert-webhook", required_argument, NULL, 'W'},
+                                             {"alert-interval", required_argument, NULL, 'E'},
                                              {NULL, 0, NULL, 0}};
     optind = 1;
     int ch;
@@ -40,6 +42,17 @@ int dm_cmd_up(int argc, char **argv)
         case 'C': opt.tls_cert = optarg; break;
         case 'K': opt.tls_key = optarg; break;
         case 'O': opt.openlineage = optarg; break;
+        case 'W': opt.alert_webhook = optarg; break;
+        case 'E':
+            if (dm_parse_duration_ms(optarg, &opt.alert_interval_ms) ||
+                opt.alert_interval_ms < 100) {
+                dm_cli_errorf("up",
+                              "--alert-interval: '%s' is not a duration of 100ms or more "
+                              "(like 15s or 1m)",
+                              optarg);
+                return DM_EXIT_USAGE;
+            }
+            break;
         case 'M': {
             int64_t bytes;
             if (dm_parse_size(optarg, &bytes) || bytes < 0) {

@@ -10,6 +10,7 @@ const dm_cli_command_t dm_cli_commands[] = {
      "                   [--transport kafka://HOST:PORT[,HOST:PORT...]] [--external-workers]\n"
      "                   [--state-memory SIZE] [--auth] [--insecure]\n"
      "                   [--tls-cert FILE.pem --tls-key FILE.pem] [--openlineage URL]\n"
+     "                   [--alert-webhook URL] [--alert-interval DURATION]\n"
      "\n"
      "Starts the control plane (API, catalog, schema registry) and the workers in one\n"
      "process. State lives in the data directory. SIGINT or SIGTERM stops it cleanly.\n"
@@ -28,7 +29,10 @@ const dm_cli_command_t dm_cli_commands[] = {
      "  --tls-key FILE      ... and its PEM private key\n"
      "  --openlineage URL   send OpenLineage run events (START, RUNNING, COMPLETE) with\n"
      "                      column lineage for every pipeline and source: http(s)://...\n"
-     "                      (POST, e.g. Marquez's /api/v1/lineage) or file:///path (JSON lines)\n",
+     "                      (POST, e.g. Marquez's /api/v1/lineage) or file:///path (JSON lines)\n"
+     "  --alert-webhook URL send alerts that fire and resolve there, in Alertmanager's webhook\n"
+     "                      format, with retries (see docs/alerts.md)\n"
+     "  --alert-interval D  how often the alert rules are evaluated (default 15s)\n",
      dm_cmd_up},
     {"apply", "create or update sources, pipelines, processors and sinks from specs",
      "usage: datamesh apply -f FILE|DIR [-f ...] [--dry-run] [--server URL]\n"
@@ -94,6 +98,15 @@ const dm_cli_command_t dm_cli_commands[] = {
      "SELECT ... applies a pipeline publishing it; DROP SOURCE, EXPLAIN SELECT ..., SHOW\n"
      "SOURCES, DESCRIBE name. See docs/sql.md.\n",
      dm_cmd_sql},
+    {"alerts", "show pending, firing and resolved alerts; the rules; dashboards",
+     "usage: datamesh alerts [--state pending|firing|resolved] [-o table|json] [--server URL]\n"
+     "       datamesh alerts rules                 the Prometheus rules file for the catalog\n"
+     "       datamesh alerts dashboard PIPELINE    its Grafana dashboard (JSON)\n"
+     "\n"
+     "Every pipeline and source has default alert rules (lag, stalled, dead letters,\n"
+     "restart loop, failed, stale sink commit; source lag, slot WAL, stopped), tuned per\n"
+     "object with spec.alerts. The controller evaluates them itself; see docs/alerts.md.\n",
+     dm_cmd_alerts},
     {"lineage", "show which pipelines read and write which sources and fields",
      "usage: datamesh lineage NODE [--upstream|--downstream|--both] [--depth N]\n"
      "                        [-o table|json|dot] [--server URL]\n"

@@ -145,6 +145,7 @@ typedef struct runner {
     bool unseen;
     uint64_t staged_records, staged_bytes;
     dm_metric_t *m_records, *m_bytes, *m_retries, *m_dead, *m_latency, *m_lag;
+    dm_metric_t *m_lag_s, *m_commit, *m_e2e; /* time lag, last commit, source → sink latency */
     char label[200];
 } runner_t;
 
@@ -564,6 +565,39 @@ static void open_metrics(runner_t *r)
     r->m_latency =
         dm_metrics_histogram(m, "datamesh_sink_batch_seconds", "time to write and flush one batch",
                              labels, bounds, sizeof(bounds) / sizeof(bounds[0]), 1e6);
+    r->m_lag_s = dm_metrics_time_gauge(
+        m, "datamesh_sink_input_lag_seconds",
+        "age of the oldest record read for the destination and not written yet (0: none)", labels,
+        DM_GAUGE_AGE_MS);
+    r->m_commit = dm_metrics_time_gauge(
+        m, "datamesh_sink_last_commit_timestamp_seconds",
+        "when the sink last wrote a batch for good (its start before the first)", labels,
+        DM_GAUGE_TIME_MS);
+    if (r->m_commit) dm_metric_set(r->m_commit, dm_wall_ms());
+    static const double e2e_bounds[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1,   2.5,
+                                        5,    10,   30,  60,   300, 900, 3600};
+    r->m_e2e = dm_metrics_histogram(
+        m, "datamesh_sink_end_to_end_seconds",
+        "from a record's timestamp (its source commit) to the sink writing it for good", labels,
+        e2e_bounds, sizeof(e2e_bounds) / sizeof(e2e_bounds[0]), 1e3);
+}
+
+/* After a batch is written: each record's time from its source commit to
+ * now, and no record waiting any more; committed: the batch is also
+ * committed for good (a checkpointing sink commits in checkpoint()). */
+static void note_written(runner_t *r, bool committed)
+{
+    int64_t now = dm_wall_ms();
+    if (r->m_commit && committed) dm_metric_set(r->m_commit, now);
+    if (r->m_lag_s) dm_metric_set(r->m_lag_s, 0);
+    if (!r->m_e2e) return;
+    dm_metric_local_t l;
+    memset(&l, 0, sizeof(l));
+    for (size_t i = 0; i < r->n; i++) {
+        int64_t ts = r->recs[i].timestamp;
+        if (ts > 0) dm_metric_local_observe(r->m_e2e, &l, (uint64_t)(now > ts ? now - ts : 0));
+    }
+    dm_metric_observe_local(r->m_e2e, &l);
 }
 
 /* The failure policy (connectors/unit.h) with the destination's words
@@ -637,6 +671,7 @@ static dm_err_t checkpoint(runner_t *r, bool force, dm_error_t *err)
     dm_err_t rc = c->ops->checkpoint(r->state, force, &committed, err);
     if (rc || !committed) return rc;
     r->open = false;
+    if (r->m_commit) dm_metric_set(r->m_commit, dm_wall_ms());
     dm_error_t ignored = {0};
     size_t n_off = 0;
     for (int32_t p = 0; p < c->env.partitions; p++)
@@ -658,6 +693,7 @@ static bool deliver(runner_t *r)
     int64_t backoff = 200;
     decode_batch(r);
     cut_at_new_schema(r);
+    if (r->m_lag_s && r->n) dm_metric_set(r->m_lag_s, r->recs[0].timestamp);
     /* A new schema version starts a new checkpoint. r->offsets still holds
      * the last written batch's ends, which that checkpoint commits. */
     if (cp && r->open && new_version_first(r) && checkpoint(r, true, &err))
@@ -708,6 +744,7 @@ static bool deliver(runner_t *r)
         r->staged_records += r->n - r->rejects.n;
         r->staged_bytes += (uint64_t)r->bytes;
         if (checkpoint(r, false, &err)) return rewind_to_positions(r, "committing", &err, &backoff);
+        note_written(r, false);
         return true;
     }
     /* Group offsets: where at-least-once sinks resume (exactly-once ones read
@@ -716,6 +753,7 @@ static bool deliver(runner_t *r)
         if (retry_wait(r, "committing offsets", &err, &backoff)) return false;
     if (r->m_records) dm_metric_add(r->m_records, r->n - r->rejects.n);
     if (r->m_bytes) dm_metric_add(r->m_bytes, (uint64_t)r->bytes);
+    note_written(r, true);
     return true;
 }
 

@@ -44,6 +44,11 @@ void dm_unit_destroy(dm_unit_status_t *s)
 static void set_v(dm_unit_status_t *s, dm_unit_state_t state, const char *fmt, va_list ap)
 {
     pthread_mutex_lock(&s->mu);
+    /* Every failed attempt is an error; one that is tried again a restart
+     * (from the unit's durable position). A unit stays failed once. */
+    if (state == DM_UNIT_RETRYING || (state == DM_UNIT_FAILED && s->state != DM_UNIT_FAILED))
+        atomic_fetch_add(&s->errors, 1);
+    if (state == DM_UNIT_RETRYING) atomic_fetch_add(&s->restarts, 1);
     s->state = state;
     if (fmt)
         vsnprintf(s->error, sizeof(s->error), fmt, ap);

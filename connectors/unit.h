@@ -60,6 +60,10 @@ typedef struct dm_unit_status {
     /* the failure policy (the unit's thread only) */
     int64_t backoff_min_ms, backoff_max_ms;
     int64_t backoff_ms; /* the next wait; 0 after a success */
+
+    /* counted by dm_unit_set for the alert rules (datamesh_unit_*; any thread reads) */
+    _Atomic uint64_t errors;   /* failed attempts (set to retrying or failed) */
+    _Atomic uint64_t restarts; /* of them, those tried again (retrying) */
 } dm_unit_status_t;
 
 /* The state's name as the API and `datamesh worker` show it ("retrying");

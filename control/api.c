@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "control/api_alerts.h"
 #include "control/auth.h"
 #include "connectors/unit.h"
 #include "control/plugins.h"
@@ -329,6 +330,7 @@ static void on_status(void *ctx, const dm_http_request_t *req, dm_http_response_
     json_t *st = api->rt ? dm_runtime_status(api->rt, dm_kind_name((dm_kind_t)k), name)
                          : json_pack("{s:s, s:[]}", "state", "pending", "units");
     if (k == DM_KIND_PIPELINE) merge_worker_units(st, name);
+    json_object_set_new(st, "alerts", dm_api_alerts_of(dm_kind_name((dm_kind_t)k), name));
     json_object_set_new(st, "kind", json_string(dm_kind_name((dm_kind_t)k)));
     json_object_set_new(st, "name", json_string(name));
     dm_http_json(res, 200, st);

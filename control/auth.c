@@ -69,6 +69,10 @@ static const dm_auth_rule_t rules[] = {
     /* SQL (control/api_sql.c): EXPLAIN, SHOW, DESCRIBE any token; CREATE, DROP the owner's editor
      */
     {"POST", "/api/v1/sql", DM_ACCESS_SQL, DM_SCOPE_NONE, true},
+    /* alerts and dashboards (control/api_alerts.c): names, thresholds and metric values */
+    {"GET", "/api/v1/alerts/rules", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"GET", "/api/v1/alerts", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"GET", "/api/v1/pipelines/{name}/dashboard", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* registry_api.c: the Confluent-compatible schema registry */
     {"GET", "/subjects", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     {"GET", "/subjects/{subject}/versions", DM_ACCESS_READ, DM_SCOPE_NONE, false},

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "control/api.h"
+#include "control/api_alerts.h"
 #include "control/auth.h"
 #include "control/demo.h"
 #include "control/reconcile.h"
@@ -37,6 +38,7 @@ struct dm_controller {
     char *tls_cert_pem, *tls_key_pem; /* kept while the server runs */
     dm_runtime_t *runtime;
     dm_openlineage_t *openlineage;
+    dm_alerts_service_t *alerts;
     dm_metrics_t *metrics;
     dm_metric_t *objects[DM_KIND_COUNT];
     int64_t started_ms;
@@ -56,8 +58,10 @@ static void on_healthz(void *ctx, const dm_http_request_t *req, dm_http_response
                            (json_int_t)(dm_wall_ms() - c->started_ms)));
 }
 
-/* GET /metrics — Prometheus text format. */
-static void on_metrics(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+/* Everything GET /metrics serves: the registry's metrics and the units'
+ * health. What the alert evaluator reads too (the same text Prometheus
+ * scrapes, so both evaluate the same numbers). */
+static dm_err_t render_metrics(void *ctx, dm_buf_t *out)
 {
     dm_controller_t *c = ctx;
     for (int k = 0; k < DM_KIND_COUNT; k++) {
@@ -67,9 +71,18 @@ static void on_metrics(void *ctx, const dm_http_request_t *req, dm_http_response
             json_decref(list);
         }
     }
+    dm_err_t rc = dm_metrics_render(c->metrics, out);
+    if (!rc && c->runtime) rc = dm_runtime_render_metrics(c->runtime, out);
+    return rc;
+}
+
+/* GET /metrics — Prometheus text format. */
+static void on_metrics(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    dm_controller_t *c = ctx;
     res->status = 200;
     res->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    if (dm_metrics_render(c->metrics, &res->body))
+    if (render_metrics(c, &res->body))
         dm_http_error(res, 500, 50000, "out of memory rendering metrics");
 }
 
@@ -258,6 +271,13 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
         hopt.tls_key_pem = key;
         c->tls = true;
     }
+    char self_url[300];
+    snprintf(self_url, sizeof(self_url), "%s://%s", c->tls ? "https" : "http", hopt.listen);
+    dm_alert_eval_options_t aopt = {
+        .webhook = opt->alert_webhook, .external_url = self_url, .metrics = c->metrics};
+    c->alerts =
+        dm_alerts_service_start(c->store, render_metrics, c, &aopt, opt->alert_interval_ms, err);
+    if (!c->alerts) goto fail;
     c->auth = dm_auth_new(c->store, &(dm_auth_options_t){.enabled = opt->auth}, err);
     c->http = c->auth ? dm_http_server_new(&hopt, err) : NULL;
     dm_err_t hrc = c->http ? DM_OK : DM_ERR_INVALID;
@@ -266,6 +286,7 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
          dm_http_route(c->http, "GET", "/metrics", on_metrics, c) ||
          dm_auth_api_register(c->http, c->auth, c->store) || /* before /api/v1/{kind}/… */
          dm_api_workers_register(c->http, c->runtime) ||     /* before /api/v1/{kind}/… */
+         dm_api_alerts_register(c->http, c->alerts) ||       /* before /api/v1/{kind}/… */
          dm_api_register(c->http, c->store, c->runtime) ||
          dm_registry_api_new(c->http, reg_db, reg_mode, &c->registry, err) ||
          dm_auth_attach(c->auth, c->http, err) || dm_auth_bootstrap(c->auth, c->data_dir, err) ||
@@ -303,6 +324,7 @@ void dm_controller_stop(dm_controller_t *c)
     if (!c) return;
     dm_http_server_free(c->http); /* first: no handler runs after this */
     dm_openlineage_stop(c->openlineage);
+    dm_alerts_service_stop(c->alerts); /* before the runtime and store it reads */
     dm_api_lineage_forget();
     dm_auth_free(c->auth);
     if (c->tls_key_pem) memset(c->tls_key_pem, 0, strlen(c->tls_key_pem));

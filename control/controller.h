@@ -25,6 +25,10 @@ typedef struct dm_controller_options {
     const char *tls_cert;    /* PEM certificate file: serve HTTPS (with tls_key) */
     const char *tls_key;     /* PEM private key file */
     const char *openlineage; /* send OpenLineage events there (http(s)://, file://); NULL: none */
+
+    /* alerts (control/api_alerts.h) */
+    const char *alert_webhook; /* Alertmanager-format webhook receiver; NULL: none */
+    int64_t alert_interval_ms; /* how often the rules are evaluated; 0: 15 s */
 } dm_controller_options_t;
 
 /* Creates the data directory if needed, takes its lock and starts serving.

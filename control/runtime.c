@@ -296,6 +296,20 @@ static void start_pipelines(dm_runtime_t *rt, const json_t *pipelines, const jso
 }
 
 static void pin_reader(dm_runtime_t *rt, const char *owner);
+/* Whether two documents say the same but for spec.alerts: alert thresholds
+ * are read by the evaluator from the store, so changing them restarts
+ * nothing. */
+static bool same_but_alerts(const json_t *a, const json_t *b)
+{
+    if (dm_spec_doc_equal(a, b)) return true;
+    json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
+    json_object_del(json_object_get(x, "spec"), "alerts");
+    json_object_del(json_object_get(y, "spec"), "alerts");
+    bool same = x && y && dm_spec_doc_equal(x, y);
+    json_decref(x);
+    json_decref(y);
+    return same;
+}
 
 dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
 {
@@ -322,7 +336,7 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     {
         const json_t *now = !strncmp(key, "Source/", 7) ? json_object_get(sources, key + 7)
                                                         : json_object_get(pipelines, key + 9);
-        if (!now || !dm_spec_doc_equal(now, was)) json_array_append_new(stale, json_string(key));
+        if (!now || !same_but_alerts(now, was)) json_array_append_new(stale, json_string(key));
     }
     json_object_foreach(pipelines, n, d)
     {
@@ -571,6 +585,45 @@ static void restart_requested(dm_runtime_t *rt)
     json_decref(sources);
     json_decref(pipelines);
     json_decref(sinks);
+}
+
+/* The units' health as Prometheus text: errors and restarts (counters that
+ * start over with the unit) and whether it failed, labelled with the kind and
+ * name of the object it runs for. Rendered on each scrape from the units as
+ * they are, so nothing lingers for units that are gone. */
+dm_err_t dm_runtime_render_metrics(dm_runtime_t *rt, dm_buf_t *out)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fams[] = {
+        {"datamesh_unit_errors_total", "counter",
+         "failed attempts of a unit (connector, task, table, sink) since it started"},
+        {"datamesh_unit_restarts_total", "counter",
+         "times a unit started over from its durable position after an error"},
+        {"datamesh_unit_failed", "gauge",
+         "1 while a unit is stopped by an error that retrying cannot fix"},
+    };
+    dm_err_t rc = DM_OK;
+    pthread_mutex_lock(&rt->mu);
+    for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]) && !rc; f++) {
+        rc = dm_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", fams[f].name, fams[f].help,
+                           fams[f].name, fams[f].type);
+        for (unit_t *u = rt->units; u && !rc; u = u->next) {
+            char kind[32], object[256], unit[400];
+            const char *slash = strchr(u->owner, '/');
+            if (!slash) continue;
+            snprintf(kind, sizeof(kind), "%.*s", (int)(slash - u->owner), u->owner);
+            dm_metrics_escape(slash + 1, object, sizeof(object));
+            dm_metrics_escape(u->name, unit, sizeof(unit));
+            uint64_t v = f == 0   ? atomic_load(&u->st.errors)
+                         : f == 1 ? atomic_load(&u->st.restarts)
+                                  : dm_unit_state(&u->st) == DM_UNIT_FAILED;
+            rc = dm_buf_printf(out, "%s{kind=\"%s\",object=\"%s\",unit=\"%s\"} %llu\n",
+                               fams[f].name, kind, object, unit, (unsigned long long)v);
+        }
+    }
+    pthread_mutex_unlock(&rt->mu);
+    return rc;
 }
 
 /* ---- life --------------------------------------------------------------------------- */

@@ -127,6 +127,10 @@ dm_err_t dm_runtime_schema_by_id(dm_runtime_t *rt, int64_t id, char **schema, dm
  * (empty when the subject has none): the catalog's schema history. */
 json_t *dm_runtime_schema_versions(dm_runtime_t *rt, const char *subject);
 
+/* Appends the units' health in the Prometheus text format (errors,
+ * restarts, failed; labels kind, object, unit). Takes the runtime's lock. */
+dm_err_t dm_runtime_render_metrics(dm_runtime_t *rt, dm_buf_t *out);
+
 /* Stops every unit (each commits what it finished) and closes the transport. */
 void dm_runtime_free(dm_runtime_t *rt);
 

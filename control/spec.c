@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "connectors/connector.h"
+#include "control/alerts.h"
 #include "core/config.h"
 #include "core/redact.h"
 #include "engine/processor.h"
@@ -273,11 +274,22 @@ static dm_err_t check_inline_schema(vctx_t *v, const json_t *schema, const json_
     return DM_OK;
 }
 
+/* spec.alerts: the object's overrides of its default alert rules (control/alerts.c). */
+static dm_err_t check_alerts(vctx_t *v, const char *kind, const json_t *spec)
+{
+    const json_t *alerts = json_object_get(spec, "alerts");
+    if (!alerts) return DM_OK;
+    return dm_alerts_check_spec(kind, alerts, "spec.alerts", dm_spec_locate, (void *)v->doc,
+                                v->err);
+}
+
 static dm_err_t check_source(vctx_t *v, const json_t *spec)
 {
-    static const char *const keys[] = {"connector", "schema", "key", "partitions", "config", NULL};
+    static const char *const keys[] = {"connector", "schema", "key", "partitions",
+                                       "config",    "alerts", NULL};
     dm_err_t rc = check_keys(v, spec, "spec", keys);
     if (rc) return rc;
+    if ((rc = check_alerts(v, "Source", spec))) return rc;
     const char *connector;
     if ((rc = need_string(v, spec, "connector", "spec", true, &connector))) return rc;
     /* registered, or named in DESIGN.md (refused below when not built yet) */
@@ -434,8 +446,8 @@ int dm_spec_schema_change(const char *policy)
 
 static dm_err_t check_pipeline(vctx_t *v, const json_t *spec)
 {
-    static const char *const keys[] = {"from", "steps",         "to", "state", "idle_timeout",
-                                       "sql",  "schema_change", NULL};
+    static const char *const keys[] = {"from", "steps",         "to",     "state", "idle_timeout",
+                                       "sql",  "schema_change", "alerts", NULL};
     dm_err_t rc = check_keys(v, spec, "spec", keys);
     if (rc) return rc;
     const char *policy = NULL;
@@ -446,6 +458,7 @@ static dm_err_t check_pipeline(vctx_t *v, const json_t *spec)
         return fail(v, DM_ERR_CONFIG_RANGE, "spec.schema_change", "unknown policy '%s'; one of: %s",
                     policy, list);
     }
+    if ((rc = check_alerts(v, "Pipeline", spec))) return rc;
     if ((rc = need_duration(v, spec, "idle_timeout", "spec", false))) return rc;
     const json_t *state = json_object_get(spec, "state");
     if (state && (rc = check_state(v, state))) return rc;

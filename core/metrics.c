@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
+
 /* Series are found by (name, labels) in a hash, so registering the metrics of
  * tens of thousands of tasks stays linear; a family (one name) keeps its kind
  * in a second hash, to refuse one name with two kinds. */
@@ -182,6 +184,24 @@ dm_metric_t *dm_metrics_gauge(dm_metrics_t *m, const char *name, const char *hel
     return get(m, DM_METRIC_GAUGE, name, help, labels);
 }
 
+dm_metric_t *dm_metrics_time_gauge(dm_metrics_t *m, const char *name, const char *help,
+                                   const char *labels, dm_gauge_form_t form)
+{
+    dm_metric_t *g = get(m, DM_METRIC_GAUGE, name, help, labels);
+    if (g) g->form = form;
+    return g;
+}
+
+double dm_metric_gauge_value(const dm_metric_t *g, int64_t now_ms)
+{
+    int64_t v = atomic_load_explicit(&g->gauge, memory_order_relaxed);
+    switch (g->form) {
+    case DM_GAUGE_TIME_MS: return (double)v / 1e3;
+    case DM_GAUGE_AGE_MS: return v > 0 && now_ms > v ? (double)(now_ms - v) / 1e3 : 0.0;
+    default: return (double)v;
+    }
+}
+
 dm_metric_t *dm_metrics_histogram(dm_metrics_t *m, const char *name, const char *help,
                                   const char *labels, const double *bounds, size_t n_bounds,
                                   double scale)
@@ -206,6 +226,28 @@ void dm_metric_observe(dm_metric_t *h, uint64_t v)
         }
     atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
+}
+
+void dm_metric_local_observe(const dm_metric_t *h, dm_metric_local_t *l, uint64_t v)
+{
+    double x = (double)v / h->scale;
+    for (size_t i = 0; i < h->n_bounds; i++)
+        if (x <= h->bounds[i]) {
+            l->buckets[i]++;
+            break;
+        }
+    l->count++;
+    l->sum += v;
+}
+
+void dm_metric_observe_local(dm_metric_t *h, const dm_metric_local_t *l)
+{
+    if (!l->count) return;
+    for (size_t i = 0; i < h->n_bounds; i++)
+        if (l->buckets[i])
+            atomic_fetch_add_explicit(&h->buckets[i], l->buckets[i], memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, l->count, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum, l->sum, memory_order_relaxed);
 }
 
 void dm_metrics_remove_matching(dm_metrics_t *m, const char *match)
@@ -243,7 +285,7 @@ void dm_metrics_escape(const char *v, char *out, size_t cap)
     out[o] = '\0';
 }
 
-static dm_err_t render_one(const dm_metric_t *x, dm_buf_t *out)
+static dm_err_t render_one(const dm_metric_t *x, int64_t now_ms, dm_buf_t *out)
 {
     const char *l = x->labels;
     bool has = l[0] != '\0';
@@ -252,6 +294,9 @@ static dm_err_t render_one(const dm_metric_t *x, dm_buf_t *out)
         return dm_buf_printf(out, "%s%s%s%s %llu\n", x->name, has ? "{" : "", l, has ? "}" : "",
                              (unsigned long long)atomic_load(&x->count));
     case DM_METRIC_GAUGE:
+        if (x->form != DM_GAUGE_PLAIN)
+            return dm_buf_printf(out, "%s%s%s%s %.3f\n", x->name, has ? "{" : "", l, has ? "}" : "",
+                                 dm_metric_gauge_value(x, now_ms));
         return dm_buf_printf(out, "%s%s%s%s %lld\n", x->name, has ? "{" : "", l, has ? "}" : "",
                              (long long)atomic_load(&x->gauge));
     case DM_METRIC_HISTOGRAM: {
@@ -294,6 +339,7 @@ dm_err_t dm_metrics_render(dm_metrics_t *m, dm_buf_t *out)
     /* One HELP/TYPE block per name, all its label sets under it: the series
      * sorted by name (stable, so newest first within a name). */
     dm_metric_t **all = malloc((m->n ? m->n : 1) * sizeof(*all));
+    int64_t now_ms = dm_wall_ms();
     size_t n = 0;
     if (!all) rc = DM_ERR_NOMEM;
     for (dm_metric_t *x = m->head; x && all; x = x->next)
@@ -304,7 +350,7 @@ dm_err_t dm_metrics_render(dm_metrics_t *m, dm_buf_t *out)
         if (!i || strcmp(all[i - 1]->name, x->name))
             rc = dm_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", x->name, x->help, x->name,
                                kinds[x->kind]);
-        if (!rc) rc = render_one(x, out);
+        if (!rc) rc = render_one(x, now_ms, out);
     }
     free(all);
     pthread_mutex_unlock(&m->mu);

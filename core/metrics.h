@@ -19,6 +19,13 @@
 
 typedef enum { DM_METRIC_COUNTER, DM_METRIC_GAUGE, DM_METRIC_HISTOGRAM } dm_metric_kind_t;
 
+/* What a gauge holds and how it renders. A time gauge holds a wall-clock
+ * instant in ms and renders it in seconds since the epoch; an age gauge holds
+ * the wall-clock instant something began (0: nothing) and renders how long ago
+ * that was, in seconds, at the time it is read: an age keeps growing while the
+ * thread that set it is stuck, which is what a lag alert must see. */
+typedef enum { DM_GAUGE_PLAIN = 0, DM_GAUGE_TIME_MS, DM_GAUGE_AGE_MS } dm_gauge_form_t;
+
 #define DM_HIST_BUCKETS 16
 
 typedef struct dm_metric {
@@ -32,7 +39,8 @@ typedef struct dm_metric {
     _Atomic uint64_t sum;                      /* histogram: sum of observations (integer units) */
     const double *bounds;                      /* histogram upper bounds, ascending */
     size_t n_bounds;
-    double scale; /* histogram: rendered value = stored / scale (e.g. µs → s) */
+    double scale;         /* histogram: rendered value = stored / scale (e.g. µs → s) */
+    dm_gauge_form_t form; /* gauges: how the value renders */
     struct dm_metric *next;
     struct dm_metric *hnext; /* registry's hash chain (name, labels) */
     uint64_t age;            /* creation rank: newer series render first */
@@ -53,6 +61,15 @@ dm_metric_t *dm_metrics_counter(dm_metrics_t *m, const char *name, const char *h
                                 const char *labels);
 dm_metric_t *dm_metrics_gauge(dm_metrics_t *m, const char *name, const char *help,
                               const char *labels);
+
+/* A gauge holding a wall-clock time in ms (dm_wall_ms), rendered as seconds
+ * since the epoch (form DM_GAUGE_TIME_MS) or as seconds elapsed since then, 0
+ * while it holds 0 (DM_GAUGE_AGE_MS). Set it with dm_metric_set. */
+dm_metric_t *dm_metrics_time_gauge(dm_metrics_t *m, const char *name, const char *help,
+                                   const char *labels, dm_gauge_form_t form);
+
+/* The value a gauge renders now (its form applied), in its rendered unit. */
+double dm_metric_gauge_value(const dm_metric_t *g, int64_t now_ms);
 
 /* A histogram of integer observations (e.g. microseconds) with the given
  * upper bounds in rendered units; scale converts observations to those units
@@ -82,6 +99,18 @@ static inline void dm_metric_gauge_add(dm_metric_t *g, int64_t v)
 
 /* Records one observation (in the histogram's integer unit). */
 void dm_metric_observe(dm_metric_t *h, uint64_t v);
+
+/* Observations gathered without atomics (one thread, e.g. a batch's records),
+ * then added to the histogram at once: a per-record loop pays no atomic
+ * operation. Zero-initialise, dm_metric_local_observe each value, then
+ * dm_metric_observe_local. */
+typedef struct dm_metric_local {
+    uint64_t buckets[DM_HIST_BUCKETS];
+    uint64_t count, sum;
+} dm_metric_local_t;
+
+void dm_metric_local_observe(const dm_metric_t *h, dm_metric_local_t *l, uint64_t v);
+void dm_metric_observe_local(dm_metric_t *h, const dm_metric_local_t *l);
 
 /* Appends every metric in the Prometheus text exposition format (0.0.4). */
 dm_err_t dm_metrics_render(dm_metrics_t *m, dm_buf_t *out);

@@ -86,6 +86,7 @@ struct dm_task {
     dm_record_t *state_recs;
     size_t n_state, cap_state;
     dm_metric_t *m_in, *m_out, *m_dead, *m_lag, *m_latency, *m_wm;
+    dm_metric_t *m_lag_s, *m_wm_lag; /* age gauges: oldest unprocessed record, watermark */
     /* re-keying: the watermark of each task writing the input (reader), and
      * when its last marker came */
     int64_t *prod_wm, *prod_last_ms;
@@ -125,9 +126,18 @@ static void register_metrics(dm_task_t *task)
     task->m_latency = dm_metrics_histogram(m, "datamesh_task_batch_seconds",
                                            "time to process and commit one batch", labels,
                                            latency_bounds, 10, 1e6);
-    if (task->timed)
-        task->m_wm = dm_metrics_gauge(m, "datamesh_task_watermark_ms",
-                                      "event-time watermark of the task", labels);
+    task->m_lag_s = dm_metrics_time_gauge(
+        m, "datamesh_task_input_lag_seconds",
+        "age of the oldest input record not processed yet (its timestamp to now; 0 caught up)",
+        labels, DM_GAUGE_AGE_MS);
+    if (task->timed) {
+        task->m_wm =
+            dm_metrics_time_gauge(m, "datamesh_task_watermark_timestamp_seconds",
+                                  "event-time watermark of the task", labels, DM_GAUGE_TIME_MS);
+        task->m_wm_lag = dm_metrics_time_gauge(m, "datamesh_task_watermark_lag_seconds",
+                                               "how far the event-time watermark is behind now",
+                                               labels, DM_GAUGE_AGE_MS);
+    }
     for (size_t i = 0; i < task->conf.n_steps; i++) {
         snprintf(labels, sizeof(labels), "task=\"%s\",processor=\"%s\",step=\"%zu\"", esc,
                  task->procs[i]->ops->name, i);
@@ -1227,6 +1237,7 @@ static int64_t advance_watermark(dm_task_t *task)
     if (wm <= task->watermark) return INT64_MIN;
     task->watermark = wm;
     if (task->m_wm) dm_metric_set(task->m_wm, wm);
+    if (task->m_wm_lag) dm_metric_set(task->m_wm_lag, wm > 0 ? wm : 0);
     return wm;
 }
 
@@ -1257,6 +1268,12 @@ static dm_err_t fetch_some(dm_task_t *task, int timeout_ms, bool *input, dm_erro
     for (size_t i = 0; i < task->n_in; i++)
         lag += task->in[i].lag;
     if (task->m_lag) dm_metric_set(task->m_lag, lag);
+    /* The fetch starts at the oldest record not processed: its timestamp is
+     * what the time lag counts from, until a step commits past it. */
+    if (task->m_lag_s && *input && task->fetch.n)
+        dm_metric_set(task->m_lag_s, task->fetch.records[0].timestamp);
+    else if (task->m_lag_s && !lag)
+        dm_metric_set(task->m_lag_s, 0);
     return DM_OK;
 }
 
@@ -1335,6 +1352,8 @@ dm_err_t dm_task_step(dm_task_t *task, int timeout_ms, size_t *processed, dm_err
     if ((rc = dm_txn_builder_commit(&task->txn, err)))
         return dm_error_prefix(err, "task %s: commit", task->conf.name);
     in->position = next_offset;
+    /* Committed: when nothing is left behind it, no record waits any more. */
+    if (task->m_lag_s && input && !dm_task_lag(task)) dm_metric_set(task->m_lag_s, 0);
     task->logged_max_event = task->max_event_time;
     if (task->stateful && (rc = commit_stores(task, err))) return rc;
     task->broken = false;

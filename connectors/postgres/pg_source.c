@@ -1266,8 +1266,9 @@ dm_err_t dm_pg_source_new(const dm_source_env_t *env, const dm_postgres_config_t
         snprintf(labels, sizeof(labels), "pg_source=\"%s\"", esc);
         src->m_lag_bytes = dm_metrics_gauge(env->metrics, "datamesh_postgres_slot_lag_bytes",
                                             "WAL the slot holds beyond what is confirmed", labels);
-        src->m_lag_ms = dm_metrics_gauge(env->metrics, "datamesh_postgres_slot_lag_milliseconds",
-                                         "age of the oldest change not yet in the topics", labels);
+        src->m_lag_ms = dm_metrics_time_gauge(env->metrics, "datamesh_postgres_slot_lag_seconds",
+                                              "age of the oldest change not yet in the topics",
+                                              labels, DM_GAUGE_TIME_MS);
         src->m_events = dm_metrics_counter(env->metrics, "datamesh_postgres_events_total",
                                            "change events committed to the topics", labels);
         src->m_snapshot_rows =

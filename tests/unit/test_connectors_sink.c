@@ -282,7 +282,11 @@ static void produce_json(const char *topic, const dm_avro_schema_t *s, uint32_t 
     if (dm_avro_from_json_text(s->root, json, strlen(json), DM_AVRO_JSON_PLAIN, &a, &v, &err) ||
         dm_avro_encode(s->root, &v, &b, &err))
         fprintf(stderr, "encode %s: %s\n", json, err.message);
-    dm_record_t r = {.key_len = -1, .value = b.data, .value_len = (int32_t)b.len};
+    /* committed by its "source" 2 s ago: what the time lag and end-to-end latency count from */
+    dm_record_t r = {.timestamp = dm_wall_ms() - 2000,
+                     .key_len = -1,
+                     .value = b.data,
+                     .value_len = (int32_t)b.len};
     dm_transport_produce(t, topic, 0, &r, 1, NULL, &err);
     dm_buf_free(&b);
     dm_arena_destroy(&a);
@@ -413,6 +417,16 @@ static void test_retries_while_down_with_secrets_out(void)
         dm_sleep_ms(5);
     }
     CHECK_STR_EQ(state, "retrying");
+    dm_buf_t lagging = DM_BUF_INIT;
+    dm_metrics_render(m, &lagging);
+    dm_buf_append_u8(&lagging, 0);
+    /* a batch waits while the destination is down: its age is the time lag */
+    const char *lag = strstr((char *)lagging.data,
+                             "datamesh_sink_input_lag_seconds{sink=\"down\",type=\"memory\"} ");
+    CHECK(lag && strtod(lag + strlen("datamesh_sink_input_lag_seconds{sink=\"down\",type="
+                                     "\"memory\"} "),
+                        NULL) >= 2.0);
+    dm_buf_free(&lagging);
     CHECK_CONTAINS(error, "cannot connect");
     CHECK_CONTAINS(error, "password=***");
     CHECK(!strstr(error, "hunter2"));
@@ -433,6 +447,16 @@ static void test_retries_while_down_with_secrets_out(void)
                    "datamesh_sink_records_total{sink=\"down\",type=\"memory\"} 20");
     CHECK_CONTAINS((char *)text.data,
                    "datamesh_sink_batch_seconds_count{sink=\"down\",type=\"memory\"} 1");
+    /* written: nothing waits, every record's source → sink time observed (about 2 s) */
+    CHECK_CONTAINS((char *)text.data,
+                   "datamesh_sink_input_lag_seconds{sink=\"down\",type=\"memory\"} 0.000\n");
+    CHECK_CONTAINS((char *)text.data,
+                   "datamesh_sink_end_to_end_seconds_count{sink=\"down\",type=\"memory\"} 20\n");
+    CHECK_CONTAINS((char *)text.data, "datamesh_sink_end_to_end_seconds_bucket{sink=\"down\","
+                                      "type=\"memory\",le=\"1\"} 0\n");
+    CHECK_CONTAINS((char *)text.data, "datamesh_sink_end_to_end_seconds_bucket{sink=\"down\","
+                                      "type=\"memory\",le=\"5\"} 20\n");
+    CHECK_CONTAINS((char *)text.data, "datamesh_sink_last_commit_timestamp_seconds{sink=\"down\"");
     dm_buf_free(&text);
     dm_metrics_free(m);
 }

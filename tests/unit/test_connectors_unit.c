@@ -252,6 +252,26 @@ static void test_datagen_without_its_topic_fails(void)
     dm_unit_destroy(&r.st);
 }
 
+/* Errors and restarts are counted for the alert rules: every failed attempt
+ * is an error, one tried again a restart; a unit stays failed once. */
+static void test_errors_and_restarts_counted(void)
+{
+    dm_unit_status_t st;
+    dm_unit_init(&st);
+    dm_unit_set(&st, DM_UNIT_RUNNING, NULL);
+    dm_unit_set(&st, DM_UNIT_RETRYING, "down");
+    dm_unit_set(&st, DM_UNIT_RETRYING, "down");
+    dm_unit_set(&st, DM_UNIT_RUNNING, NULL);
+    CHECK_EQ_U64(atomic_load(&st.errors), 2);
+    CHECK_EQ_U64(atomic_load(&st.restarts), 2);
+    dm_unit_set(&st, DM_UNIT_FAILED, "bad");
+    dm_unit_set(&st, DM_UNIT_FAILED, "bad again");
+    dm_unit_set(&st, DM_UNIT_STARTING, "waiting");
+    CHECK_EQ_U64(atomic_load(&st.errors), 3);
+    CHECK_EQ_U64(atomic_load(&st.restarts), 2);
+    dm_unit_destroy(&st);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -269,6 +289,7 @@ int main(void)
     RUN(test_retry_wait_ends_at_stop);
     RUN(test_file_source_retries_until_its_file_appears);
     RUN(test_datagen_without_its_topic_fails);
+    RUN(test_errors_and_restarts_counted);
     dm_transport_close(t);
     dm_avro_schema_free(schema);
     char cmd[200];

@@ -317,6 +317,13 @@ static const struct {
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], to: [{sink: {type: postgres, dsn: x, "
      "table: t, linger: 2h}}]}\n",
      "spec.to[0].sink.linger: "},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec:\n  from: [a]\n  alerts:\n"
+     "    lag_seconds: {warning: 900, critical: 60}\n",
+     "t.yaml:6:18: spec.alerts.lag_seconds: warning (900) is above critical (60)"},
+    {"kind: Source\nmetadata: {name: a}\nspec:\n  connector: datagen\n  alerts: {disabled: "
+     "[lag, stalled]}\n",
+     "spec.alerts.disabled[1]: 'stalled' is not a rule of a Source; rules: lag, slot_wal, "
+     "stopped, restart_loop"},
 };
 
 static void test_bad_specs(void)

@@ -216,6 +216,8 @@ static void test_chain_dead_letters_and_resume(void)
     const char *s;
     dm_buf_cstr(&text, &s);
     CHECK_CONTAINS(s, "datamesh_task_records_in_total{task=\"us-plays/0\"} 100");
+    CHECK_CONTAINS(s,
+                   "datamesh_task_input_lag_seconds{task=\"us-plays/0\"} 0.000\n"); /* caught up */
     CHECK_CONTAINS(s, "datamesh_processor_dead_letters_total{task=\"us-plays/"
                       "0\",processor=\"project\",step=\"1\"}");
     dm_buf_free(&text);
