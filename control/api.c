@@ -158,6 +158,39 @@ static void on_apply(void *ctx, const dm_http_request_t *req, dm_http_response_t
     dm_spec_docs_free(docs, n);
 }
 
+/* ?connector=C&owner=O&name=TEXT (in the name) keep the objects that match; ?offset=N&limit=M then
+ * keep one page of them (the UI pages a big catalog this way); *total is the
+ * count before paging. Takes items, returns the page. */
+static json_t *filter_page(const dm_http_request_t *req, json_t *items, size_t *total)
+{
+    const char *connector = dm_http_query(req, "connector"), *owner = dm_http_query(req, "owner");
+    const char *name = dm_http_query(req, "name");
+    const char *off_s = dm_http_query(req, "offset"), *lim_s = dm_http_query(req, "limit");
+    long off = off_s ? strtol(off_s, NULL, 10) : 0, lim = lim_s ? strtol(lim_s, NULL, 10) : -1;
+    json_t *kept = json_array();
+    size_t i;
+    json_t *s;
+    json_array_foreach(items, i, s)
+    {
+        const char *c = json_string_value(json_object_get(json_object_get(s, "spec"), "connector"));
+        const char *o = json_string_value(json_object_get(json_object_get(s, "metadata"), "owner"));
+        if (connector && *connector && (!c || strcmp(c, connector))) continue;
+        if (owner && *owner && (!o || strcmp(o, owner))) continue;
+        const char *n = dm_spec_name(s);
+        if (name && *name && (!n || !strcasestr(n, name))) continue;
+        json_array_append(kept, s);
+    }
+    json_decref(items);
+    *total = json_array_size(kept);
+    if (off <= 0 && lim < 0) return kept;
+    json_t *page = json_array();
+    for (size_t k = off > 0 ? (size_t)off : 0;
+         k < json_array_size(kept) && (lim < 0 || json_array_size(page) < (size_t)lim); k++)
+        json_array_append(page, json_array_get(kept, k));
+    json_decref(kept);
+    return page;
+}
+
 /* GET /api/v1/{kind} */
 static void on_list(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
@@ -172,8 +205,9 @@ static void on_list(void *ctx, const dm_http_request_t *req, dm_http_response_t 
         dm_api_reply_error(res, &err);
         return;
     }
-    items = dm_api_redacted(items);
-    dm_http_json(res, 200, json_pack("{s:o}", "items", items));
+    size_t total = 0;
+    items = dm_api_redacted(filter_page(req, items, &total));
+    dm_http_json(res, 200, json_pack("{s:o, s:I}", "items", items, "total", (json_int_t)total));
 }
 
 /* GET /api/v1/{kind}/{name} */
@@ -244,8 +278,9 @@ static void on_catalog(void *ctx, const dm_http_request_t *req, dm_http_response
         dm_api_reply_error(res, &err);
         return;
     }
-    items = dm_api_redacted(items);
-    dm_http_json(res, 200, json_pack("{s:o}", "items", items));
+    size_t total = 0;
+    items = dm_api_redacted(filter_page(req, items, &total));
+    dm_http_json(res, 200, json_pack("{s:o, s:I}", "items", items, "total", (json_int_t)total));
 }
 
 /* Tasks that run in `datamesh worker` processes show in their pipeline's status as the

@@ -21,6 +21,7 @@
 #include "control/registry_api.h"
 #include "control/runtime.h"
 #include "control/store.h"
+#include "control/ui.h"
 #include "core/clock.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -268,8 +269,8 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
          dm_api_workers_register(c->http, c->runtime) ||     /* before /api/v1/{kind}/… */
          dm_api_register(c->http, c->store, c->runtime) ||
          dm_registry_api_new(c->http, reg_db, reg_mode, &c->registry, err) ||
-         dm_auth_attach(c->auth, c->http, err) || dm_auth_bootstrap(c->auth, c->data_dir, err) ||
-         dm_http_server_start(c->http, err)))
+         dm_ui_register(c->http) || dm_auth_attach(c->auth, c->http, err) ||
+         dm_auth_bootstrap(c->auth, c->data_dir, err) || dm_http_server_start(c->http, err)))
         hrc = DM_ERR_INVALID;
     /* libmicrohttpd keeps the PEM pointers for the daemon's life: the key is
      * wiped and freed only after the server stops. */
