@@ -26,7 +26,7 @@ export async function editorPage(main, params, query, current) {
   const out = h('div', { id: 'editor-out', 'aria-live': 'polite' });
   const numbers = (bad) => {
     const n = area.value.split('\n').length;
-    clear(gutter, Array.from({ length: n }, (_, i) => h('span', { class: i + 1 === bad ? 'bad' : '' }, String(i + 1) + '\n')));
+    clear(gutter, Array.from({ length: n }, (_, i) => h('span', { class: i + 1 === bad ? 'bad' : '' }, String(i + 1))));
     gutter.scrollTop = area.scrollTop;
   };
   area.addEventListener('input', () => numbers());
@@ -83,7 +83,7 @@ export function locate(text, msg) {
   if (!m) return null;
   const line = findPath(text.split('\n'), m[1]);
   if (!line) return null;
-  const c = msg.match(/expression '([^']*)': column (\d+)/);
+  const c = msg.match(/expression '(.*)': column (\d+)/);
   const row = text.split('\n')[line - 1];
   const col = c && row.indexOf(c[1]) >= 0 ? row.indexOf(c[1]) + +c[2] : row.search(/\S/) + 1;
   return { line, col };

@@ -81,9 +81,9 @@ export async function sourcePage(main, [name], query, current) {
     const selA = h('select', { 'aria-label': 'from version', id: 'diff-a' }, versions.map(v => h('option', { value: v, selected: v === a }, 'v' + v)));
     const selB = h('select', { 'aria-label': 'to version', id: 'diff-b' }, versions.map(v => h('option', { value: v, selected: v === b }, 'v' + v)));
     const out = h('div');
-    const show = () => {
+    const show = chosen => {
       const va = all.find(x => x.version === +selA.value), vb = all.find(x => x.version === +selB.value);
-      setQuery({ a: selA.value, b: selB.value });
+      if (chosen) setQuery({ a: selA.value, b: selB.value });
       const sa = JSON.parse(va.schema), sb = JSON.parse(vb.schema);
       const d = diffSchemas(sa, sb);
       clear(out,
@@ -93,13 +93,13 @@ export async function sourcePage(main, [name], query, current) {
         h('pre', { class: 'code diff' }, lineDiff(JSON.stringify(sa, null, 2), JSON.stringify(sb, null, 2)).map(([k, t]) =>
           h('span', { class: 'd' + k }, (k === '+' ? '+ ' : k === '-' ? '- ' : '  ') + t + '\n'))));
     };
-    selA.addEventListener('change', show); selB.addEventListener('change', show);
+    selA.addEventListener('change', () => show(true)); selB.addEventListener('change', () => show(true));
     clear(body,
       h('dl', { class: 'facts' }, h('dt', {}, 'Subject'), h('dd', {}, h('code', {}, subject)),
         h('dt', {}, 'Compatibility'), h('dd', { id: 'compat' }, level.compatibilityLevel || level.compatibility || '–'),
         h('dt', {}, 'Versions'), h('dd', {}, all.map(v => `v${v.version} (id ${v.id})`).join(', '))),
       h('div', { class: 'toolbar' }, 'Diff ', selA, ' → ', selB), out);
-    show();
+    show(false);
   }
 
   async function tail() {
