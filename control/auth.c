@@ -51,6 +51,8 @@ static const dm_auth_rule_t rules[] = {
     {"GET", "/api/v1/sources/{name}/partitions", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* records of the pipeline's inputs: the handler applies the sensitive-source rule */
     {"GET", "/api/v1/pipelines/{name}/deadletters", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    /* the last hour of a pipeline's numbers (control/history.c), as /metrics */
+    {"GET", "/api/v1/pipelines/{name}/history", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* api.c */
     {"POST", "/api/v1/apply", DM_ACCESS_WRITE, DM_SCOPE_APPLY, true},
     {"GET", "/api/v1/catalog", DM_ACCESS_READ, DM_SCOPE_NONE, false},

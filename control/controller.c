@@ -15,6 +15,7 @@
 #include "control/api.h"
 #include "control/auth.h"
 #include "control/demo.h"
+#include "control/history.h"
 #include "control/reconcile.h"
 #include "control/http.h"
 #include "control/openlineage.h"
@@ -38,6 +39,7 @@ struct dm_controller {
     char *tls_cert_pem, *tls_key_pem; /* kept while the server runs */
     dm_runtime_t *runtime;
     dm_openlineage_t *openlineage;
+    dm_history_t *history; /* the last hour of every pipeline, for the UI */
     dm_metrics_t *metrics;
     dm_metric_t *objects[DM_KIND_COUNT];
     int64_t started_ms;
@@ -233,6 +235,7 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
     dm_runtime_options_t ropt = {.transport = opt->transport,
                                  .external_tasks = opt->external_tasks};
     if (dm_runtime_new_with(c->data_dir, &ropt, c->store, c->metrics, &c->runtime, err)) goto fail;
+    if (!(c->history = dm_history_start(c->store, c->runtime, c->metrics, err))) goto fail;
 
     dm_http_options_t hopt = {.listen = opt->listen ? opt->listen : "127.0.0.1:8080",
                               .metrics = c->metrics};
@@ -269,8 +272,9 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
          dm_api_workers_register(c->http, c->runtime) ||     /* before /api/v1/{kind}/… */
          dm_api_register(c->http, c->store, c->runtime) ||
          dm_registry_api_new(c->http, reg_db, reg_mode, &c->registry, err) ||
-         dm_ui_register(c->http) || dm_auth_attach(c->auth, c->http, err) ||
-         dm_auth_bootstrap(c->auth, c->data_dir, err) || dm_http_server_start(c->http, err)))
+         dm_ui_register(c->http) || dm_history_register(c->http, c->history) ||
+         dm_auth_attach(c->auth, c->http, err) || dm_auth_bootstrap(c->auth, c->data_dir, err) ||
+         dm_http_server_start(c->http, err)))
         hrc = DM_ERR_INVALID;
     /* libmicrohttpd keeps the PEM pointers for the daemon's life: the key is
      * wiped and freed only after the server stops. */
@@ -304,6 +308,7 @@ void dm_controller_stop(dm_controller_t *c)
     if (!c) return;
     dm_http_server_free(c->http); /* first: no handler runs after this */
     dm_openlineage_stop(c->openlineage);
+    dm_history_stop(c->history); /* before the runtime and metrics it reads */
     dm_api_lineage_forget();
     dm_auth_free(c->auth);
     if (c->tls_key_pem) memset(c->tls_key_pem, 0, strlen(c->tls_key_pem));

@@ -5,6 +5,7 @@
 import { api, clear, h, go, link, every, setQuery, table, tabs, badge, fmtNum, fmtTime, errorBox, lineageLink,
   sourceLink, yamlOf, session } from './lib.js';
 import { drawGraph } from './graph.js';
+import { lineChart, rates } from './chart.js';
 
 const PAGE = 50;
 
@@ -58,11 +59,12 @@ export async function pipelinePage(main, [name], query, current) {
     tabBar, body);
   const pick = t => { setQuery({ tab: t === 'graph' ? null : t }, true); draw(t); };
   let stopTab = () => {};
+  api(`/api/v1/pipelines/${enc}/status`).then(st => clear(document.getElementById('pipeline-state') || h('span'), badge(st.state)), () => {});
   function draw(t) {
     stopTab(); stopTab = () => {};
-    clear(tabBar, tabs([['graph', 'Graph'], ['status', 'Status'], ['spec', 'Spec'], ['plan', 'Plan'], ['dead', 'Dead letters']], t, pick));
+    clear(tabBar, tabs([['graph', 'Graph'], ['dashboard', 'Dashboard'], ['status', 'Status'], ['spec', 'Spec'], ['plan', 'Plan'], ['dead', 'Dead letters']], t, pick));
     clear(body, h('p', { class: 'muted' }, 'Loading…'));
-    ({ graph, status: statusView, spec: specView, plan: planView, dead: deadView }[t] || graph)().catch(e => clear(body, errorBox(e)));
+    ({ graph, dashboard, status: statusView, spec: specView, plan: planView, dead: deadView }[t] || graph)().catch(e => clear(body, errorBox(e)));
   }
 
   async function graph() {
@@ -100,6 +102,38 @@ export async function pipelinePage(main, [name], query, current) {
         ariaLabel: `graph of pipeline ${name}`,
         onNode: n => n.href && go(n.href),
       }));
+    });
+  }
+
+  // Charts of the last hour from the controller's own history (no Prometheus).
+  async function dashboard() {
+    const out = h('div', { id: 'dashboard' });
+    clear(body, out);
+    let stopped = false;
+    stopTab = () => { stopped = true; };
+    every(3000, async () => {
+      if (stopped) return;
+      let hist;
+      try { hist = await api(`/api/v1/pipelines/${enc}/history`); }
+      catch (e) { if (!stopped) clear(out, h('p', { class: 'muted' }, e.message)); return; }
+      if (stopped || !current()) return;
+      const sm = hist.samples;
+      const steps = sm.length ? sm[sm.length - 1].steps : [];
+      const lastStep = steps.length - 1;
+      const sumDead = x => x.steps.reduce((a, st) => a + st.dead, 0);
+      clear(out,
+        h('p', { class: 'muted' }, `${sm.length} samples, one every ${Math.round(hist.interval_ms / 1000)} s (the last ${hist.keep} are kept)`),
+        h('div', { class: 'charts' },
+          lineChart('Records/s', [
+            { name: 'in', points: rates(sm, x => x.consumed) },
+            { name: 'out', points: lastStep >= 0 ? rates(sm, x => (x.steps[lastStep] || {}).out || 0) : [] }], { unit: '/s' }),
+          lineChart('Lag (records)', [{ name: 'lag', points: sm.map(x => [x.t, x.lag]) }]),
+          lineChart('Dead letters/s', [{ name: 'dead', points: rates(sm, sumDead) }], { unit: '/s' })),
+        h('h2', {}, 'Processors'),
+        h('div', { class: 'charts' }, steps.map((st, i) => lineChart(`${st.step}. ${st.processor}`, [
+          { name: 'in', points: rates(sm, x => (x.steps[i] || {}).in || 0) },
+          { name: 'out', points: rates(sm, x => (x.steps[i] || {}).out || 0) },
+          { name: 'dead', points: rates(sm, x => (x.steps[i] || {}).dead || 0) }], { unit: '/s' }))));
     });
   }
 

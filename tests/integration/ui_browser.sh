@@ -7,6 +7,7 @@ set -u
 source "$(dirname "$0")/../harness/lib.sh"
 dm_e2e_setup
 bash "$DM_SOURCE_DIR/tests/ui/install" || { echo "FAIL install: playwright-core or chromium missing"; exit 1; }
+export DATAMESH_HISTORY_INTERVAL_MS=500 # dashboards move within the test
 start --demo || exit 1
 port2=$(dm_free_port)
 dm_controller_start "$data/auth" "$port2" "$data/auth.log" --auth --demo || exit 1

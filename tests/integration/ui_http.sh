@@ -11,6 +11,7 @@ dm_e2e_setup
 base=http://127.0.0.1:$port
 
 # ---- without --auth: pages and assets ----------------------------------------
+export DATAMESH_HISTORY_INTERVAL_MS=200
 start --demo || exit 1
 hdr=$(curl -s -D - -o "$data/index" "$base/")
 [[ $hdr == *"200 OK"* && $hdr == *"Content-Type: text/html; charset=utf-8"* ]] && grep -q '<script type="module" src="/ui/app.js">' "$data/index" \
@@ -64,6 +65,21 @@ j=$(curl -s -w ' %{http_code}' "$base/api/v1/pipelines/nope/deadletters")
 [[ $j == *' 404' ]] && ok deadletters_unknown_404 || bad deadletters_unknown_404 "$j"
 j=$(curl -s -X POST "$base/api/v1/session")
 [[ $j == *'"auth":false'* ]] && ok session_without_auth || bad session_without_auth "$j"
+# The last hour of a pipeline: samples every DATAMESH_HISTORY_INTERVAL_MS (200 ms here).
+check_history='import json,sys
+d=json.loads(sys.argv[1]); s=d["samples"]
+assert d["interval_ms"]==200 and len(s)>=3, len(s)
+assert [x["processor"] for x in s[-1]["steps"]]==["filter","project","enrich"]
+assert s[-1]["consumed"]>s[0]["consumed"] and s[-1]["steps"][0]["in"]>s[0]["steps"][0]["in"]
+assert all(a["t"]<b["t"] for a,b in zip(s,s[1:]))'
+for _ in $(seq 50); do
+  j=$(curl -s "$base/api/v1/pipelines/us-plays/history")
+  python3 -c "$check_history" "$j" 2>/dev/null && break
+  sleep 0.2
+done
+python3 -c "$check_history" "$j" && ok history_moves || bad history_moves "$j"
+j=$(curl -s -w ' %{http_code}' "$base/api/v1/pipelines/nope/history")
+[[ $j == *' 404' && $j == *'no history'* ]] && ok history_unknown_404 || bad history_unknown_404 "$j"
 stop
 
 # ---- with --auth: signing in --------------------------------------------------

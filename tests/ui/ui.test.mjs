@@ -150,6 +150,21 @@ const rowsText = async (page, sel) => page.$$eval(sel, trs => trs.map(t => t.inn
     await shot(page, '06-pipeline-status');
   });
 
+  await step('dashboard charts move', async () => {
+    await page.click('.tabs button:text-is("Dashboard")');
+    await page.waitForURL(/tab=dashboard/);
+    await page.waitForFunction(() => {
+      const l = document.querySelector('#dashboard figure .legend.l0');
+      return l && /^in [1-9][\d.]*\/s$/.test(l.textContent);
+    }, null, T);
+    const charts = await page.$$eval('#dashboard figcaption strong', t => t.map(x => x.textContent));
+    for (const want of ['Records/s', 'Lag (records)', 'Dead letters/s', '0. filter', '1. project', '2. enrich'])
+      expect(charts.includes(want), `chart ${want} in ${charts}`);
+    const pts = await page.$eval('#dashboard svg.chart polyline.l0', p => p.getAttribute('points').split(' ').length);
+    expect(pts >= 2, 'points ' + pts);
+    await shot(page, '07-pipeline-dashboard');
+  });
+
   await step('lineage of a field, drill-down and direction', async () => {
     await page.click('h1 a.lineage-link');
     await page.waitForURL(/\/lineage\?node=pipeline%3Aus-plays$/);
@@ -160,7 +175,7 @@ const rowsText = async (page, sel) => page.$$eval(sel, trs => trs.map(t => t.inn
     const edges = await rowsText(page, 'table.lineage-edges tbody tr');
     expect(edges.some(e => e.startsWith('movies.title\tus-plays.title\tDIRECT IDENTITY\tus-plays')), 'edges ' + edges);
     await page.waitForSelector('#lineage-fields li');
-    await shot(page, '07-lineage-field');
+    await shot(page, '07b-lineage-field');
     await page.click('table.lineage-edges a:text-is("plays.country")');
     await page.waitForURL(/node=plays\.country/);
     await page.selectOption('#lineage-direction', 'downstream');
