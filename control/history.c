@@ -29,7 +29,8 @@ typedef struct series {
     size_t n_steps;
     step_count_t steps[MAX_STEPS]; /* the layout: step and processor of each */
     size_t head, count;
-    int64_t *v;    /* KEEP * width */
+    size_t alloc;  /* rows allocated: grows to KEEP (rows fill in order until then) */
+    int64_t *v;    /* alloc * width */
     uint64_t seen; /* the sampling round that last saw the pipeline */
 } series_t;
 
@@ -133,7 +134,7 @@ static series_t *series_for(dm_history_t *h, const char *name, const step_count_
         same =
             s->steps[i].step == steps[i].step && !strcmp(s->steps[i].processor, steps[i].processor);
     if (same) return s;
-    int64_t *v = calloc(KEEP * width_of(n_steps), sizeof(int64_t));
+    int64_t *v = calloc(8 * width_of(n_steps), sizeof(int64_t));
     if (!v) return NULL;
     if (!s) {
         if (h->n == h->cap) {
@@ -157,10 +158,29 @@ static series_t *series_for(dm_history_t *h, const char *name, const step_count_
     }
     free(s->v);
     s->v = v;
+    s->alloc = 8;
     s->n_steps = n_steps;
     memcpy(s->steps, steps, n_steps * sizeof(*steps));
     s->head = s->count = 0;
     return s;
+}
+
+/* The row the next sample goes to: rows grow until KEEP, then the oldest is
+ * overwritten. NULL when out of memory. Lock held. */
+static int64_t *next_row(series_t *s)
+{
+    size_t w = width_of(s->n_steps);
+    if (s->count == s->alloc && s->alloc < KEEP) {
+        size_t alloc = s->alloc * 2 < KEEP ? s->alloc * 2 : KEEP;
+        int64_t *v = realloc(s->v, alloc * w * sizeof(int64_t));
+        if (!v) return NULL;
+        s->v = v;
+        s->alloc = alloc;
+    }
+    int64_t *row = s->v + s->head * w;
+    s->head = (s->head + 1) % KEEP;
+    if (s->count < KEEP) s->count++;
+    return row;
 }
 
 /* Drops the series of pipelines the last round did not see (deleted). Lock held. */
@@ -230,9 +250,9 @@ void dm_history_sample(dm_history_t *h)
         qsort(steps, n_steps, sizeof(steps[0]), by_step);
         pthread_mutex_lock(&h->mu);
         series_t *s = series_for(h, name, steps, n_steps);
-        if (s) {
-            s->seen = h->round;
-            int64_t *row = s->v + s->head * width_of(n_steps);
+        int64_t *row = s ? next_row(s) : NULL;
+        if (s) s->seen = h->round;
+        if (row) {
             row[0] = now;
             row[1] = consumed;
             row[2] = lag;
@@ -241,8 +261,6 @@ void dm_history_sample(dm_history_t *h)
                 row[4 + 3 * k] = steps[k].out;
                 row[5 + 3 * k] = steps[k].dead;
             }
-            s->head = (s->head + 1) % KEEP;
-            if (s->count < KEEP) s->count++;
         }
         pthread_mutex_unlock(&h->mu);
     }

@@ -11,8 +11,9 @@
  * consumed (the sum of their input positions), their lag, and per processor
  * step the records in, out and dead-lettered (the controller's own counters,
  * datamesh_processor_*_total). Values are totals; rates are their differences.
- * Memory: 8 bytes × (3 + 3 × steps) × 120 per pipeline (about 12 KiB for
- * three steps). A restart starts the history afresh.
+ * Memory: 8 bytes × (3 + 3 × steps) per sample, up to 120 samples per
+ * pipeline (about 12 KiB for three steps after an hour). A restart starts the
+ * history afresh.
  */
 #ifndef DM_CONTROL_HISTORY_H
 #define DM_CONTROL_HISTORY_H

@@ -78,6 +78,20 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 python3 -c "$check_history" "$j" && ok history_moves || bad history_moves "$j"
+# After 120 samples the oldest go: the window slides, still 120, in order.
+for _ in $(seq 200); do
+  j=$(curl -s "$base/api/v1/pipelines/us-plays/history")
+  n=$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])["samples"]))' "$j")
+  [[ $n -ge 120 ]] && break
+  sleep 0.25
+done
+sleep 1
+j2=$(curl -s "$base/api/v1/pipelines/us-plays/history")
+python3 -c 'import json,sys
+a=json.loads(sys.argv[1])["samples"]; b=json.loads(sys.argv[2])["samples"]
+assert len(a)==120 and len(b)==120, (len(a), len(b))
+assert b[0]["t"]>a[0]["t"] and all(x["t"]<y["t"] for x,y in zip(b,b[1:]))
+assert b[-1]["consumed"]>=b[0]["consumed"]' "$j" "$j2" && ok history_window_slides || bad history_window_slides "$n samples"
 j=$(curl -s -w ' %{http_code}' "$base/api/v1/pipelines/nope/history")
 [[ $j == *' 404' && $j == *'no history'* ]] && ok history_unknown_404 || bad history_unknown_404 "$j"
 stop
