@@ -5,7 +5,7 @@
 // small and layered by nature.
 import { s, h } from './lib.js';
 
-const W = 210, GAPX = 140, GAPY = 26, PAD = 16, LINE = 16;
+const W = 182, GAPX = 130, GAPY = 26, PAD = 16, LINE = 16;
 
 // nodes: [{id, title, lines: [text], kind, href, col?}], edges: [{from, to, label, kind}]
 export function drawGraph(nodes, edges, { onNode, selected, ariaLabel = 'graph' } = {}) {
@@ -50,11 +50,9 @@ export function drawGraph(nodes, edges, { onNode, selected, ariaLabel = 'graph' 
     const x1 = a.x + W, y1 = a.y + a.h / 2, x2 = b.x, y2 = b.y + b.h / 2, mx = (x1 + x2) / 2;
     const g = s('g', { class: 'edge ' + (e.kind || ''), 'data-from': e.from, 'data-to': e.to });
     g.append(s('path', { d: `M${x1} ${y1} C${mx} ${y1} ${mx} ${y2} ${x2 - 2} ${y2}`, 'marker-end': 'url(#arrow)' }));
-    if (e.label) { // a quarter along the curve: fanned-in edges keep their labels apart
-      const t = 0.25, u = 1 - t;
-      const lx = u * u * u * x1 + 3 * u * u * t * mx + 3 * u * t * t * mx + t * t * t * x2;
-      const ly = u * u * u * y1 + 3 * u * u * t * y1 + 3 * u * t * t * y2 + t * t * t * y2;
-      g.append(s('text', { x: lx + 4, y: ly - 5, 'text-anchor': 'start', class: 'edge-label' }, e.label));
+    if (e.label) { // by the edge's start: fanned-in edges keep their labels apart, clear of the target
+      const ly = y1 + (y2 - y1) * 0.2 - 5;
+      g.append(s('text', { x: x1 + 6, y: ly, 'text-anchor': 'start', class: 'edge-label' }, e.label));
     }
     if (e.title) g.append(s('title', {}, e.title));
     svg.append(g);
@@ -64,8 +62,8 @@ export function drawGraph(nodes, edges, { onNode, selected, ariaLabel = 'graph' 
     const g = s('g', { class: `node ${n.kind || ''}${selected === n.id ? ' selected' : ''}`, transform: `translate(${p.x} ${p.y})`,
       tabindex: onNode || n.href ? 0 : null, role: onNode || n.href ? 'link' : null, 'data-id': n.id, 'aria-label': `${n.kind || 'node'} ${n.title}` });
     g.append(s('rect', { width: W, height: p.h, rx: 6 }),
-      s('text', { x: 10, y: 19, class: 'node-title' }, clip(n.title, 27)),
-      ...(n.lines || []).map((l, i) => s('text', { x: 10, y: 37 + i * LINE, class: 'node-line' }, clip(l, 32))),
+      s('text', { x: 10, y: 19, class: 'node-title' }, clip(n.title, 24)),
+      ...(n.lines || []).map((l, i) => s('text', { x: 10, y: 37 + i * LINE, class: 'node-line' }, clip(l, 29))),
       s('title', {}, [n.title, ...(n.lines || [])].join('\n')));
     const act = () => onNode ? onNode(n) : null;
     if (onNode) {

@@ -43,6 +43,12 @@ done
 missing=$(grep -ho "from '\./[a-z]*\.js'" "$DM_SOURCE_DIR"/ui/*.js | sort -u | sed "s/from '\.\///; s/'//" | while read -r m; do
   [[ $(curl -s -o /dev/null -w '%{http_code}' "$base/ui/$m") == 200 ]] || echo "$m"; done)
 [[ -z $missing ]] && ok imports_served || bad imports_served "$missing"
+# A first load (index and every asset) stays under 300 KB.
+total=0
+for f in "$DM_SOURCE_DIR"/ui/*.{html,js,css,svg}; do
+  n=$(curl -s -o /dev/null -w '%{size_download}' "$base/ui/$(basename "$f")"); total=$((total + n))
+done
+((total > 10000 && total < 300000)) && ok "first_load_${total}_bytes" || bad first_load_under_300k "$total"
 # Catalog paging for the UI.
 j=$(curl -s "$base/api/v1/catalog?limit=1&offset=1")
 python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["total"]==3 and len(d["items"])==1' "$j" 2>/dev/null \
