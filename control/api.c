@@ -5,6 +5,7 @@
  */
 #include "control/api.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,17 +268,52 @@ static void on_plugins(void *ctx, const dm_http_request_t *req, dm_http_response
 }
 
 /* GET /api/v1/catalog?q=TEXT — search sources. */
+/* The whole catalog, built once per change of the store: building it for
+ * 50,000 sources costs seconds, and the UI pages and searches it often. The
+ * array and its entries are shared by the requests and never changed. */
+static pthread_mutex_t catalog_mu = PTHREAD_MUTEX_INITIALIZER;
+static json_t *catalog_cached;
+static const dm_store_t *catalog_store;
+static uint64_t catalog_changes;
+
+/* The current catalog (new reference), or NULL with err set. */
+static json_t *catalog_now(dm_store_t *store, dm_error_t *err)
+{
+    uint64_t changes = dm_store_changes(store);
+    pthread_mutex_lock(&catalog_mu);
+    json_t *all = catalog_cached && catalog_store == store && catalog_changes == changes
+                      ? json_incref(catalog_cached)
+                      : NULL;
+    pthread_mutex_unlock(&catalog_mu);
+    if (all || dm_catalog_sources(store, &all, err)) return all;
+    pthread_mutex_lock(&catalog_mu);
+    json_decref(catalog_cached);
+    catalog_cached = json_incref(all);
+    catalog_store = store;
+    catalog_changes = changes; /* read before building: a change meanwhile rebuilds next time */
+    pthread_mutex_unlock(&catalog_mu);
+    return all;
+}
+
+void dm_api_catalog_forget(void)
+{
+    pthread_mutex_lock(&catalog_mu);
+    json_decref(catalog_cached);
+    catalog_cached = NULL;
+    pthread_mutex_unlock(&catalog_mu);
+}
+
 static void on_catalog(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
     const char *q = dm_http_query(req, "q");
     dm_error_t err = {0};
-    json_t *items;
-    dm_err_t rc = q && *q ? dm_catalog_search(((api_t *)ctx)->store, q, &items, &err)
-                          : dm_catalog_sources(((api_t *)ctx)->store, &items, &err);
-    if (rc) {
+    json_t *all = catalog_now(((api_t *)ctx)->store, &err);
+    if (!all) {
         dm_api_reply_error(res, &err);
         return;
     }
+    json_t *items = q && *q ? dm_catalog_match(all, q) : json_incref(all);
+    json_decref(all);
     size_t total = 0;
     items = dm_api_redacted(filter_page(req, items, &total));
     dm_http_json(res, 200, json_pack("{s:o, s:I}", "items", items, "total", (json_int_t)total));

@@ -750,6 +750,19 @@ static bool check_records(dm_auth_t *a, dm_principal_t *p, const dm_http_request
     return ok;
 }
 
+/* Whether a request that changes something comes from a page of another site:
+ * browsers send Origin on such requests; the CLI and other clients send none.
+ * This guards the API without --auth too (a page elsewhere could otherwise
+ * make a browser POST to a controller on loopback). */
+static bool cross_site(const dm_http_request_t *req)
+{
+    if (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD")) return false;
+    const char *origin = dm_http_header(req, "Origin"), *host = dm_http_header(req, "Host");
+    if (!origin) return false;
+    const char *sep = strstr(origin, "://");
+    return !sep || !host || strcmp(sep + 3, host) != 0;
+}
+
 static bool on_before(void *ctx, dm_http_request_t *req, dm_http_response_t *res)
 {
     dm_auth_t *a = ctx;
@@ -769,6 +782,11 @@ static bool on_before(void *ctx, dm_http_request_t *req, dm_http_response_t *res
                       "one",
                       req->route_method ? req->route_method : "?",
                       req->route_pattern ? req->route_pattern : "?");
+    if (cross_site(req))
+        return refuse(res, 403,
+                      "%s %s from another site (Origin %s) refused: only the UI's own pages "
+                      "and clients that send no Origin may change things",
+                      req->method, req->path, dm_http_header(req, "Origin"));
     if (!a->opt.enabled) {
         p->role = DM_ROLE_ADMIN;
         return true;

@@ -310,6 +310,7 @@ void dm_controller_stop(dm_controller_t *c)
     dm_openlineage_stop(c->openlineage);
     dm_history_stop(c->history); /* before the runtime and metrics it reads */
     dm_api_lineage_forget();
+    dm_api_catalog_forget();
     dm_auth_free(c->auth);
     if (c->tls_key_pem) memset(c->tls_key_pem, 0, strlen(c->tls_key_pem));
     free(c->tls_key_pem);

@@ -2,7 +2,7 @@
 // labels, connector, producers and consumers. Search (name, owner, label,
 // field) and filters run on the server, a page at a time, so a catalog of tens
 // of thousands of sources stays quick. State lives in the URL.
-import { api, clear, h, link, sourceLink, pipelineLink, setQuery, go, table, fmtNum, errorBox } from './lib.js';
+import { api, clear, h, sourceLink, pipelineLink, setQuery, go, table, fmtNum, errorBox } from './lib.js';
 
 const PAGE = 50;
 
@@ -75,5 +75,3 @@ export function who(list) {
     return [i ? ', ' : '', el];
   });
 }
-
-export { link };

@@ -36,7 +36,7 @@ export async function lineagePage(main, params, query, current) {
   let nodes = g.nodes, edges = g.edges;
   // The whole graph is big: without a node, show datasets and pipelines only.
   if (!node) {
-    nodes = nodes.filter(n => n.kind !== 'field' && !/^(sink|table):.*\..+/.test(n.id) || n.kind === 'sink' || n.kind === 'table');
+    nodes = nodes.filter(n => n.kind !== 'field' && n.kind !== 'column');
     const ids = new Set(nodes.map(n => n.id));
     edges = edges.filter(e => ids.has(e.from) && ids.has(e.to));
   }

@@ -7,10 +7,9 @@ import { fieldsOf, diffSchemas, lineDiff } from './schema.js';
 
 export async function sourcePage(main, [name], query, current) {
   const tab = query.get('tab') || 'overview';
-  const src = await api('/api/v1/catalog?' + new URLSearchParams({ q: name }))
-    .then(r => r.items.find(s => s.metadata && s.metadata.name === name));
+  // The catalog entry (declared or derived) with its producers and consumers.
+  const src = await api(`/api/v1/sources/${encodeURIComponent(name)}`);
   if (!current()) return;
-  if (!src) { clear(main, h('h1', {}, name), errorBox('source ' + name + ' is not in the catalog')); return; }
   const md = src.metadata || {}, spec = src.spec || {};
   const body = h('div', { class: 'tab-body' });
   const pick = t => { setQuery({ tab: t === 'overview' ? null : t }, true); draw(t); };
@@ -41,7 +40,7 @@ export async function sourcePage(main, [name], query, current) {
         h('dt', {}, 'Consumers'), h('dd', { id: 'consumers' }, who(src.consumers))),
       h('h2', {}, 'Status'), status,
       h('h2', {}, 'Partitions'), parts,
-      spec.connector !== 'derived' ? [h('h2', {}, 'Spec'), h('pre', { class: 'code' }, yamlOf(src.kind ? { kind: src.kind, metadata: md, spec } : src))] : null);
+      spec.connector !== 'derived' ? [h('h2', {}, 'Spec'), h('pre', { class: 'code' }, yamlOf({ kind: src.kind, metadata: md, spec }))] : null);
     let stop = false;
     leaveTab = () => { stop = true; };
     const tick = async () => {

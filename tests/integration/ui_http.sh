@@ -71,6 +71,18 @@ j=$(curl -s -w ' %{http_code}' "$base/api/v1/pipelines/nope/deadletters")
 [[ $j == *' 404' ]] && ok deadletters_unknown_404 || bad deadletters_unknown_404 "$j"
 j=$(curl -s -X POST "$base/api/v1/session")
 [[ $j == *'"auth":false'* ]] && ok session_without_auth || bad session_without_auth "$j"
+# Without --auth, a page of another site cannot make a browser change anything.
+spec0='kind: Source
+metadata: {name: evil, owner: x}
+spec: {connector: ingest, schema: {type: record, name: E, fields: [{name: id, type: long}]}}'
+j=$(curl -s -w ' %{http_code}' -H 'Origin: http://evil.example' -H 'Content-Type: text/plain' --data-binary "$spec0" "$base/api/v1/apply")
+[[ $j == *' 403' && $j == *'another site'* ]] && ok cross_site_post_403 || bad cross_site_post_403 "$j"
+j=$(curl -s -w ' %{http_code}' -H 'Origin: null' -X DELETE "$base/api/v1/pipelines/us-plays")
+[[ $j == *' 403' ]] && ok null_origin_403 || bad null_origin_403 "$j"
+j=$(curl -s -w ' %{http_code}' -H "Origin: $base" --data-binary "$spec0" "$base/api/v1/apply?dry_run=true")
+[[ $j == *' 200' ]] && ok same_origin_post_ok || bad same_origin_post_ok "$j"
+j=$(curl -s -o /dev/null -w '%{http_code}' -H 'Origin: http://evil.example' "$base/api/v1/catalog")
+[[ $j == 200 ]] && ok cross_site_get_ok || bad cross_site_get_ok "$j"
 # The last hour of a pipeline: samples every DATAMESH_HISTORY_INTERVAL_MS (200 ms here).
 check_history='import json,sys
 d=json.loads(sys.argv[1]); s=d["samples"]
