@@ -81,6 +81,14 @@ j=$(curl -s -w ' %{http_code}' -H 'Origin: null' -X DELETE "$base/api/v1/pipelin
 [[ $j == *' 403' ]] && ok null_origin_403 || bad null_origin_403 "$j"
 j=$(curl -s -w ' %{http_code}' -H "Origin: $base" --data-binary "$spec0" "$base/api/v1/apply?dry_run=true")
 [[ $j == *' 200' ]] && ok same_origin_post_ok || bad same_origin_post_ok "$j"
+# The catalog the endpoint keeps follows every change at once.
+total_of() { curl -s "$base/api/v1/catalog?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
+t0=$(total_of)
+curl -s -o /dev/null --data-binary "${spec0//evil/kept}" "$base/api/v1/apply"
+t1=$(total_of); hit=$(curl -s "$base/api/v1/catalog?q=kept" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')
+curl -s -o /dev/null -X DELETE "$base/api/v1/sources/kept"
+t2=$(total_of)
+[[ $t0 == 3 && $t1 == 4 && $hit == 1 && $t2 == 3 ]] && ok catalog_follows_changes || bad catalog_follows_changes "$t0 $t1 $hit $t2"
 j=$(curl -s -o /dev/null -w '%{http_code}' -H 'Origin: http://evil.example' "$base/api/v1/catalog")
 [[ $j == 200 ]] && ok cross_site_get_ok || bad cross_site_get_ok "$j"
 # The last hour of a pipeline: samples every DATAMESH_HISTORY_INTERVAL_MS (200 ms here).
