@@ -1,6 +1,6 @@
 // ui/editor.js — write or change specs (YAML, several documents), see the
 // plan a dry run gives or the error at its line:col, then apply (confirmed).
-import { api, clear, h, go, link, errorBox, yamlOf, session } from './lib.js';
+import { api, clear, h, link, yamlOf, session } from './lib.js';
 
 const EXAMPLE = `kind: Pipeline
 metadata: {name: fr-plays, owner: growth, description: "plays from France"}

@@ -3,7 +3,7 @@
 // refreshed live; the status of every unit with its reason; the spec and the
 // plan; its dead letters.
 import { api, clear, h, go, link, every, setQuery, table, tabs, badge, fmtNum, fmtTime, errorBox, lineageLink,
-  sourceLink, yamlOf, session } from './lib.js';
+  sourceLink, yamlOf } from './lib.js';
 import { drawGraph } from './graph.js';
 import { lineChart, rates } from './chart.js';
 

@@ -1,6 +1,6 @@
 // ui/registry.js — the schema registry (the Confluent-compatible API at the
 // root): subjects, their versions and schemas, compatibility levels.
-import { api, clear, h, link, setQuery, table, errorBox } from './lib.js';
+import { api, clear, h, link, table, errorBox } from './lib.js';
 import { fieldsOf } from './schema.js';
 
 export async function registryPage(main, params, query, current) {

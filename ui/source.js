@@ -1,6 +1,6 @@
 // ui/source.js — one source: overview (owner, producers, consumers,
 // partitions), fields, schema versions with a diff, and a live tail.
-import { api, clear, h, every, onLeave, setQuery, table, tabs, fmtNum, fmtBytes, fmtTime, errorBox, badge,
+import { api, clear, h, onLeave, setQuery, table, tabs, fmtNum, fmtBytes, fmtTime, errorBox, badge,
   lineageLink, yamlOf, ApiError } from './lib.js';
 import { who } from './catalog.js';
 import { fieldsOf, diffSchemas, lineDiff } from './schema.js';
