@@ -54,7 +54,7 @@ export async function pipelinePage(main, [name], query, current) {
   clear(main,
     h('div', { class: 'crumbs' }, link('/pipelines', 'Pipelines'), ' / pipeline'),
     h('h1', {}, name, ' ', h('span', { id: 'pipeline-state' }), ' ', lineageLink('pipeline:' + name, 'lineage →')),
-    h('p', { class: 'lead' }, md.description || '', md.owner ? ` · owner ${md.owner}` : ''),
+    h('p', { class: 'lead' }, [md.description, md.owner && `owner ${md.owner}`].filter(Boolean).join(' · ')),
     h('div', { class: 'actions' }, link('/editor?pipeline=' + enc, 'Edit spec'), ' ', del),
     tabBar, body);
   const pick = t => { setQuery({ tab: t === 'graph' ? null : t }, true); draw(t); };

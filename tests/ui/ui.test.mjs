@@ -36,7 +36,7 @@ async function newPage(label) {
   page.on('dialog', d => d.accept());
   return { context, page };
 }
-const shot = (page, name) => page.screenshot({ path: `${out}/${name}.png`, fullPage: true });
+const shot = (page, name, fullPage = true) => page.screenshot({ path: `${out}/${name}.png`, fullPage });
 const rowsText = async (page, sel) => page.$$eval(sel, trs => trs.map(t => t.innerText));
 
 // ---- the demo, without --auth ---------------------------------------------------
@@ -214,6 +214,24 @@ const rowsText = async (page, sel) => page.$$eval(sel, trs => trs.map(t => t.inn
     expect(!names.includes('fr-plays') && names.includes('us-plays'), 'after delete ' + names);
   });
 
+  await step('dead letters of a failing step, found and shown', async () => {
+    // A step that fails on every record it gets: each becomes a dead letter with the reason.
+    const spec = "kind: Pipeline\nmetadata: {name: dl-demo, owner: growth}\nspec:\n  from: [plays]\n  steps:\n" +
+      "    - filter: \"country = 'JP'\"\n    - project: [id, \"movie_id / (movie_id - movie_id) AS boom\"]\n  to:\n    - source: dl-demo\n";
+    const r = await page.evaluate(async body => (await fetch('/api/v1/apply', { method: 'POST', body })).status, spec);
+    expect(r === 200, 'apply ' + r);
+    await page.goto(demo + '/pipelines/dl-demo');
+    await page.waitForFunction(() => /^[1-9]\d* records$/.test(document.querySelector('#pipeline-graph .node.dlq .node-line')?.textContent || ''), null, T);
+    await page.click('#pipeline-graph .node.dlq');
+    await page.waitForURL(/\/pipelines\/dl-demo\?tab=dead$/);
+    await page.waitForSelector('table.dead tbody tr td .reason');
+    const rows = await rowsText(page, 'table.dead tbody tr');
+    expect(rows.every(x => x.includes('division by zero') && /\tproject\t/.test(x) && /plays\[[01]\]@\d+/.test(x) && x.includes('"country":"JP"')), 'dead letters ' + rows.slice(0, 2));
+    await shot(page, '09-dead-letters', false);
+    await page.click('button:text-is("Delete…")');
+    await page.waitForURL(/\/pipelines$/);
+  });
+
   await step('schema registry', async () => {
     await page.click('nav a:text-is("Schema registry")');
     await page.waitForSelector('#subjects li');
@@ -222,7 +240,7 @@ const rowsText = async (page, sel) => page.$$eval(sel, trs => trs.map(t => t.inn
     await page.waitForSelector('.registry-detail table');
     const d = await page.innerText('.registry-detail');
     expect(d.includes('BACKWARD') && d.includes('country'), d);
-    await shot(page, '09-registry');
+    await shot(page, '09b-registry');
   });
   await page.context().close();
 }
