@@ -758,9 +758,12 @@ static bool cross_site(const dm_http_request_t *req)
 {
     if (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD")) return false;
     const char *origin = dm_http_header(req, "Origin"), *host = dm_http_header(req, "Host");
+    /* Behind a reverse proxy the page's host is the proxy's; a page of another
+     * site cannot set this header (it would need CORS, which is not served). */
+    const char *fwd = dm_http_header(req, "X-Forwarded-Host");
     if (!origin) return false;
     const char *sep = strstr(origin, "://");
-    return !sep || !host || strcmp(sep + 3, host) != 0;
+    return !sep || ((!host || strcmp(sep + 3, host)) && (!fwd || strcmp(sep + 3, fwd)));
 }
 
 static bool on_before(void *ctx, dm_http_request_t *req, dm_http_response_t *res)

@@ -81,6 +81,8 @@ j=$(curl -s -w ' %{http_code}' -H 'Origin: null' -X DELETE "$base/api/v1/pipelin
 [[ $j == *' 403' ]] && ok null_origin_403 || bad null_origin_403 "$j"
 j=$(curl -s -w ' %{http_code}' -H "Origin: $base" --data-binary "$spec0" "$base/api/v1/apply?dry_run=true")
 [[ $j == *' 200' ]] && ok same_origin_post_ok || bad same_origin_post_ok "$j"
+j=$(curl -s -w ' %{http_code}' -H "Origin: https://dm.example" -H "X-Forwarded-Host: dm.example" --data-binary "$spec0" "$base/api/v1/apply?dry_run=true")
+[[ $j == *' 200' ]] && ok proxied_origin_ok || bad proxied_origin_ok "$j"
 # The catalog the endpoint keeps follows every change at once.
 total_of() { curl -s "$base/api/v1/catalog?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
 t0=$(total_of)
