@@ -68,21 +68,32 @@ static json_t *render(data_api_t *api, const uint8_t *p, int32_t len, dm_arena_t
     return j ? j : json_null();
 }
 
+/* The topic of the request's source {name} described into d (free it with
+ * dm_transport_description_free); its name, or NULL with the reply sent (404
+ * for no such source, 409 when it has no topic yet). */
+static const char *source_topic(data_api_t *api, const dm_http_request_t *req,
+                                dm_http_response_t *res, dm_topic_description_t *d)
+{
+    const char *name = dm_http_param(req, "name");
+    json_t *src = find_source(api, name, res);
+    if (!src) return NULL;
+    json_decref(src);
+    if (dm_transport_describe_topic(dm_runtime_transport(api->rt), name, d, NULL)) {
+        dm_http_error(res, 409, 40900,
+                      "source '%s' has no topic yet (its producer has not started)", name);
+        return NULL;
+    }
+    return name;
+}
+
 static void on_records(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
     data_api_t *api = ctx;
-    const char *name = dm_http_param(req, "name");
-    json_t *src = find_source(api, name, res);
-    if (!src) return;
-    json_decref(src);
-    dm_transport_t *t = dm_runtime_transport(api->rt);
     dm_topic_description_t d;
+    const char *name = source_topic(api, req, res, &d);
+    if (!name) return;
+    dm_transport_t *t = dm_runtime_transport(api->rt);
     dm_error_t err = {0};
-    if (dm_transport_describe_topic(t, name, &d, &err)) {
-        dm_http_error(res, 409, 40900,
-                      "source '%s' has no topic yet (its producer has not started)", name);
-        return;
-    }
     int32_t parts = d.n_partitions;
     dm_transport_description_free(&d);
     const char *from = dm_http_query(req, "from");
@@ -224,17 +235,8 @@ static void on_snapshot(void *ctx, const dm_http_request_t *req, dm_http_respons
 static void on_partitions(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
     data_api_t *api = ctx;
-    const char *name = dm_http_param(req, "name");
-    json_t *src = find_source(api, name, res);
-    if (!src) return;
-    json_decref(src);
     dm_topic_description_t d;
-    dm_error_t err = {0};
-    if (dm_transport_describe_topic(dm_runtime_transport(api->rt), name, &d, &err)) {
-        dm_http_error(res, 409, 40900,
-                      "source '%s' has no topic yet (its producer has not started)", name);
-        return;
-    }
+    if (!source_topic(api, req, res, &d)) return;
     json_t *parts = json_array();
     int64_t records = 0, bytes = 0;
     for (int32_t i = 0; i < d.n_partitions; i++) {

@@ -22,6 +22,7 @@
 #include "control/session.h"
 #include "control/yaml.h"
 #include "core/clock.h"
+#include "core/hex.h"
 #include "core/log.h"
 
 /* ---- the rule table -----------------------------------------------------------
@@ -171,23 +172,13 @@ bool dm_auth_equal(const void *a, const void *b, size_t n)
     return CRYPTO_memcmp(a, b, n) == 0;
 }
 
-static void to_hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* Hex SHA-256 of text into out[65]. */
 static bool sha256_hex(const char *text, size_t len, char *out)
 {
     uint8_t md[EVP_MAX_MD_SIZE];
     unsigned n = 0;
     if (!EVP_Digest(text, len, md, &n, EVP_sha256(), NULL) || n != 32) return false;
-    to_hex(md, 32, out);
+    dm_hex_encode(md, 32, out);
     return true;
 }
 
@@ -195,7 +186,7 @@ static bool random_hex(char *out, size_t hex_digits)
 {
     uint8_t b[64];
     if (hex_digits / 2 > sizeof(b) || RAND_bytes(b, (int)(hex_digits / 2)) != 1) return false;
-    to_hex(b, hex_digits / 2, out);
+    dm_hex_encode(b, hex_digits / 2, out);
     OPENSSL_cleanse(b, sizeof(b));
     return true;
 }

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hex.h"
+
 typedef struct slot {
     bool used;
     char hash[65]; /* SHA-256 of the session id, hex */
@@ -23,21 +25,11 @@ struct dm_sessions {
     slot_t slots[DM_SESSION_MAX];
 };
 
-static void to_hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static bool random_hex(char *out)
 {
     uint8_t b[DM_SESSION_ID_HEX / 2];
     if (RAND_bytes(b, (int)sizeof(b)) != 1) return false;
-    to_hex(b, sizeof(b), out);
+    dm_hex_encode(b, sizeof(b), out);
     OPENSSL_cleanse(b, sizeof(b));
     return true;
 }
@@ -49,7 +41,7 @@ static bool hash_of(const char *id, char *out)
     uint8_t md[EVP_MAX_MD_SIZE];
     unsigned n = 0;
     if (!EVP_Digest(id, DM_SESSION_ID_HEX, md, &n, EVP_sha256(), NULL) || n != 32) return false;
-    to_hex(md, 32, out);
+    dm_hex_encode(md, 32, out);
     return true;
 }
 
