@@ -60,7 +60,10 @@ export class ApiError extends Error {
 }
 
 // Calls the API; JSON in and out. Throws ApiError with the server's message.
-export async function api(path, { method = 'GET', body, headers = {}, raw = false, signal } = {}) {
+// Requests of the page shown; leaving it aborts those still in flight.
+let pageCtrl = new AbortController();
+
+export async function api(path, { method = 'GET', body, headers = {}, raw = false, signal = pageCtrl.signal } = {}) {
   const hdrs = { Accept: 'application/json', ...headers };
   if (method !== 'GET' && method !== 'HEAD' && session.csrf) hdrs['X-CSRF-Token'] = session.csrf;
   if (body !== undefined && typeof body !== 'string') { body = JSON.stringify(body); hdrs['Content-Type'] = 'application/json'; }
@@ -103,14 +106,19 @@ export function setQuery(params, push = false) {
 // Cleanups of the current page (timers, live tails), run when it is left.
 let cleanups = [];
 export function onLeave(fn) { cleanups.push(fn); }
-export function leave() { const c = cleanups; cleanups = []; for (const f of c) { try { f(); } catch (e) { console.warn(e); } } }
+export function leave() {
+  pageCtrl.abort();
+  pageCtrl = new AbortController();
+  const c = cleanups; cleanups = [];
+  for (const f of c) { try { f(); } catch (e) { console.warn(e); } }
+}
 
 // Runs fn every ms while the page is shown (and once now).
 export function every(ms, fn) {
   let stop = false, timer = null;
   const tick = async () => {
     if (stop) return;
-    try { await fn(); } catch (e) { if (!(e instanceof ApiError)) console.warn(e); }
+    try { await fn(); } catch (e) { if (!(e instanceof ApiError) && e.name !== 'AbortError') console.warn(e); }
     if (!stop) timer = setTimeout(tick, ms);
   };
   tick();

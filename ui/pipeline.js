@@ -2,7 +2,7 @@
 // fused stages → outputs and sinks) with records/s and lag on every edge,
 // refreshed live; the status of every unit with its reason; the spec and the
 // plan; its dead letters.
-import { api, clear, h, go, link, every, setQuery, table, tabs, badge, fmtNum, fmtTime, errorBox, lineageLink,
+import { api, clear, h, go, leave, link, every, setQuery, table, tabs, badge, fmtNum, fmtTime, errorBox, lineageLink,
   sourceLink, yamlOf } from './lib.js';
 import { drawGraph } from './graph.js';
 import { lineChart, rates } from './chart.js';
@@ -49,7 +49,9 @@ export async function pipelinePage(main, [name], query, current) {
   const tabBar = h('div');
   const del = h('button', { class: 'danger', onclick: async () => {
     if (!confirm(`Delete pipeline ${name}? Its tasks stop; its derived source and topics stay.`)) return;
-    try { await api(`/api/v1/pipelines/${enc}`, { method: 'DELETE' }); go('/pipelines'); } catch (e) { alert(e.message); }
+    leave(); // stop this page's polling first: it would ask for what is being deleted
+    try { await api(`/api/v1/pipelines/${enc}`, { method: 'DELETE' }); go('/pipelines'); }
+    catch (e) { alert(e.message); go(location.pathname + location.search, true); }
   } }, 'Delete…');
   clear(main,
     h('div', { class: 'crumbs' }, link('/pipelines', 'Pipelines'), ' / pipeline'),
