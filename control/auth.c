@@ -104,6 +104,7 @@ static const dm_auth_rule_t rules[] = {
     {"GET", "/registry", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
     {"GET", "/editor", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
     {"GET", "/signin", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
+    {"GET", "/sql", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
     /* the UI's sessions (control/api_session.c): signing in takes a token in
      * the Authorization header; signing out needs only the cookie (and CSRF) */
     {"POST", "/api/v1/session", DM_ACCESS_READ, DM_SCOPE_NONE, true},

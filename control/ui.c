@@ -13,7 +13,7 @@
 /* The page URLs of the single-page app; each answers index.html. */
 static const char *const pages[] = {
     "/",        "/catalog",  "/sources/{name}", "/pipelines", "/pipelines/{name}",
-    "/lineage", "/registry", "/editor",         "/signin",
+    "/lineage", "/registry", "/editor",         "/signin",    "/sql",
 };
 
 const dm_ui_asset_t *dm_ui_asset(const char *name)

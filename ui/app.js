@@ -9,6 +9,7 @@ import { lineagePage } from './lineage.js';
 import { registryPage } from './registry.js';
 import { editorPage } from './editor.js';
 import { signinPage, signOut } from './signin.js';
+import { sqlPage } from './sql.js';
 
 const routes = [
   [/^\/$/, 'catalog', catalogPage],
@@ -19,6 +20,7 @@ const routes = [
   [/^\/lineage$/, 'lineage', lineagePage],
   [/^\/registry$/, 'registry', registryPage],
   [/^\/editor$/, 'editor', editorPage],
+  [/^\/sql$/, 'sql', sqlPage],
   [/^\/signin$/, 'signin', signinPage],
 ];
 

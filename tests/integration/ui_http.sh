@@ -20,7 +20,7 @@ hdr=$(curl -s -D - -o "$data/index" "$base/")
   && ok csp_strict || bad csp_strict "$hdr"
 [[ $hdr == *"X-Content-Type-Options: nosniff"* && $hdr == *"Cache-Control: no-cache"* ]] && ok nosniff_nocache || bad nosniff_nocache "$hdr"
 ! grep -qi '<script>\|<script [^>]*>[^<]\|<style\|style="\| on[a-z]*="' "$data/index" && ok no_inline_script_or_style || bad no_inline_script_or_style "$(cat "$data/index")"
-for page in /catalog /sources/plays /pipelines /pipelines/us-plays /lineage "/lineage?node=plays.country" /registry /editor /signin; do
+for page in /catalog /sources/plays /pipelines /pipelines/us-plays /lineage "/lineage?node=plays.country" /registry /editor /signin /sql; do
   code=$(curl -s -o "$data/p" -w '%{http_code} %{content_type}' "$base$page")
   [[ $code == "200 text/html; charset=utf-8" ]] && cmp -s "$data/p" "$data/index" && ok "page $page" || bad "page $page" "$code"
 done

@@ -232,6 +232,26 @@ const rowsText = async (page, sel) => page.$$eval(sel, trs => trs.map(t => t.inn
     await page.waitForURL(/\/pipelines$/);
   });
 
+  await step('SQL: explain and show sources, an error at its line and column', async () => {
+    await page.click('nav a:text-is("SQL")');
+    await page.waitForURL(/\/sql$/);
+    await page.fill('#sql', "EXPLAIN SELECT id, country FROM plays WHERE country = 'US';\nSHOW SOURCES;\n");
+    await page.click('#sql-run');
+    await page.waitForSelector('#sql-out .sql-result pre');
+    const text = await page.innerText('#sql-out');
+    expect(text.includes('1. explain') && text.includes('fused chain') && text.includes("country = 'US'"), 'explain ' + text.slice(0, 300));
+    const srcs = await rowsText(page, 'table.sql-sources tbody tr');
+    expect(srcs.some(r => r.startsWith('plays\tplayback-team\tdatagen')) && srcs.some(r => r.startsWith('movies')), 'sources ' + srcs);
+    await shot(page, '09c-sql');
+    allowHttpErrors = true;
+    await page.fill('#sql', 'SHOW SOURCES;\nSELECT FROM x;');
+    await page.click('#sql-run');
+    await page.waitForSelector('#sql-out .error');
+    expect((await page.innerText('#sql-out .error')).includes('SQL line 2, column 8'), 'error');
+    expect((await page.innerText('#sql-excerpt')).includes('   2 | SELECT FROM x;'), 'excerpt');
+    allowHttpErrors = false;
+  });
+
   await step('schema registry', async () => {
     await page.click('nav a:text-is("Schema registry")');
     await page.waitForSelector('#subjects li');

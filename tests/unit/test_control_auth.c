@@ -582,9 +582,19 @@ static void test_critical_rules_pinned(void)
     /* Public: /healthz, the UI's pages and assets (they hold no data) and
      * signing out (it only ends the caller's own session). Nothing else. */
     static const char *const public_routes[] = {
-        "GET /healthz",        "GET /",          "GET /ui/{file}",        "GET /catalog",
-        "GET /sources/{name}", "GET /pipelines", "GET /pipelines/{name}", "GET /lineage",
-        "GET /registry",       "GET /editor",    "GET /signin",           "DELETE /api/v1/session",
+        "GET /healthz",
+        "GET /",
+        "GET /ui/{file}",
+        "GET /catalog",
+        "GET /sources/{name}",
+        "GET /pipelines",
+        "GET /pipelines/{name}",
+        "GET /lineage",
+        "GET /registry",
+        "GET /editor",
+        "GET /signin",
+        "DELETE /api/v1/session",
+        "GET /sql",
     };
     size_t n;
     const dm_auth_rule_t *rules = dm_auth_rules(&n);
