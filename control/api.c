@@ -5,6 +5,7 @@
  */
 #include "control/api.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,39 @@ static void on_apply(void *ctx, const dm_http_request_t *req, dm_http_response_t
     dm_spec_docs_free(docs, n);
 }
 
+/* ?connector=C&owner=O&name=TEXT (in the name) keep the objects that match; ?offset=N&limit=M then
+ * keep one page of them (the UI pages a big catalog this way); *total is the
+ * count before paging. Takes items, returns the page. */
+static json_t *filter_page(const dm_http_request_t *req, json_t *items, size_t *total)
+{
+    const char *connector = dm_http_query(req, "connector"), *owner = dm_http_query(req, "owner");
+    const char *name = dm_http_query(req, "name");
+    const char *off_s = dm_http_query(req, "offset"), *lim_s = dm_http_query(req, "limit");
+    long off = off_s ? strtol(off_s, NULL, 10) : 0, lim = lim_s ? strtol(lim_s, NULL, 10) : -1;
+    json_t *kept = json_array();
+    size_t i;
+    json_t *s;
+    json_array_foreach(items, i, s)
+    {
+        const char *c = json_string_value(json_object_get(json_object_get(s, "spec"), "connector"));
+        const char *o = json_string_value(json_object_get(json_object_get(s, "metadata"), "owner"));
+        if (connector && *connector && (!c || strcmp(c, connector))) continue;
+        if (owner && *owner && (!o || strcmp(o, owner))) continue;
+        const char *n = dm_spec_name(s);
+        if (name && *name && (!n || !strcasestr(n, name))) continue;
+        json_array_append(kept, s);
+    }
+    json_decref(items);
+    *total = json_array_size(kept);
+    if (off <= 0 && lim < 0) return kept;
+    json_t *page = json_array();
+    for (size_t k = off > 0 ? (size_t)off : 0;
+         k < json_array_size(kept) && (lim < 0 || json_array_size(page) < (size_t)lim); k++)
+        json_array_append(page, json_array_get(kept, k));
+    json_decref(kept);
+    return page;
+}
+
 /* GET /api/v1/{kind} */
 static void on_list(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
@@ -210,8 +244,9 @@ static void on_list(void *ctx, const dm_http_request_t *req, dm_http_response_t 
         dm_api_reply_error(res, &err);
         return;
     }
-    items = dm_api_redacted(items);
-    dm_http_json(res, 200, json_pack("{s:o}", "items", items));
+    size_t total = 0;
+    items = dm_api_redacted(filter_page(req, items, &total));
+    dm_http_json(res, 200, json_pack("{s:o, s:I}", "items", items, "total", (json_int_t)total));
 }
 
 /* GET /api/v1/{kind}/{name} */
@@ -271,19 +306,55 @@ static void on_plugins(void *ctx, const dm_http_request_t *req, dm_http_response
 }
 
 /* GET /api/v1/catalog?q=TEXT — search sources. */
+/* The whole catalog, built once per change of the store: building it for
+ * 50,000 sources costs seconds, and the UI pages and searches it often. The
+ * array and its entries are shared by the requests and never changed. */
+static pthread_mutex_t catalog_mu = PTHREAD_MUTEX_INITIALIZER;
+static json_t *catalog_cached;
+static const dm_store_t *catalog_store;
+static uint64_t catalog_changes;
+
+/* The current catalog (new reference), or NULL with err set. */
+static json_t *catalog_now(dm_store_t *store, dm_error_t *err)
+{
+    uint64_t changes = dm_store_changes(store);
+    pthread_mutex_lock(&catalog_mu);
+    json_t *all = catalog_cached && catalog_store == store && catalog_changes == changes
+                      ? json_incref(catalog_cached)
+                      : NULL;
+    pthread_mutex_unlock(&catalog_mu);
+    if (all || dm_catalog_sources(store, &all, err)) return all;
+    pthread_mutex_lock(&catalog_mu);
+    json_decref(catalog_cached);
+    catalog_cached = json_incref(all);
+    catalog_store = store;
+    catalog_changes = changes; /* read before building: a change meanwhile rebuilds next time */
+    pthread_mutex_unlock(&catalog_mu);
+    return all;
+}
+
+void dm_api_catalog_forget(void)
+{
+    pthread_mutex_lock(&catalog_mu);
+    json_decref(catalog_cached);
+    catalog_cached = NULL;
+    pthread_mutex_unlock(&catalog_mu);
+}
+
 static void on_catalog(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
     const char *q = dm_http_query(req, "q");
     dm_error_t err = {0};
-    json_t *items;
-    dm_err_t rc = q && *q ? dm_catalog_search(((api_t *)ctx)->store, q, &items, &err)
-                          : dm_catalog_sources(((api_t *)ctx)->store, &items, &err);
-    if (rc) {
+    json_t *all = catalog_now(((api_t *)ctx)->store, &err);
+    if (!all) {
         dm_api_reply_error(res, &err);
         return;
     }
-    items = dm_api_redacted(items);
-    dm_http_json(res, 200, json_pack("{s:o}", "items", items));
+    json_t *items = q && *q ? dm_catalog_match(all, q) : json_incref(all);
+    json_decref(all);
+    size_t total = 0;
+    items = dm_api_redacted(filter_page(req, items, &total));
+    dm_http_json(res, 200, json_pack("{s:o, s:I}", "items", items, "total", (json_int_t)total));
 }
 
 /* Tasks that run in `datamesh worker` processes show in their pipeline's status as the

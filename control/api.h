@@ -57,6 +57,10 @@ dm_err_t dm_api_lineage_with(dm_store_t *store, dm_runtime_t *rt, dm_api_lineage
 /* Frees the kept graph (the controller, when it stops). */
 void dm_api_lineage_forget(void);
 
+/* Drops the catalog the catalog endpoint keeps between changes (at controller
+ * stop, before its store closes). */
+void dm_api_catalog_forget(void);
+
 /* A deep copy of j with secrets (passwords, tokens, DSN passwords) masked; j is released. */
 json_t *dm_api_redacted(json_t *j);
 

@@ -172,5 +172,6 @@ dm_err_t dm_auth_api_register(dm_http_server_t *http, dm_auth_t *a, dm_store_t *
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/tokens", on_list, &api);
     rc = rc ? rc : dm_http_route(http, "DELETE", "/api/v1/tokens/{id}", on_revoke, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/audit", on_audit, &api);
+    rc = rc ? rc : dm_auth_session_api_register(http, a);
     return rc ? rc : dm_http_route(http, "GET", "/api/v1/whoami", on_whoami, &api);
 }

@@ -4,6 +4,11 @@
  *   GET  /api/v1/sources/{name}/records?from=earliest|latest&positions=P:O,…
  *        &limit=N&timeout_ms=T  → {"records": [{partition, offset, timestamp,
  *        key, value}], "positions": {"P": next offset, …}}; values as plain JSON
+ *   GET  /api/v1/sources/{name}/partitions → {"partitions": [{partition,
+ *        start_offset, end_offset, records, size_bytes}], records, size_bytes}
+ *   GET  /api/v1/pipelines/{name}/deadletters?limit=N → the newest N dead
+ *        letters: {"items": [{partition, offset, timestamp, reason, processor,
+ *        input: {topic, partition, offset}, key, value}], "total"}
  *   POST /api/v1/sources/{name}/events  with a JSON array of records (or one
  *        object) → handed to the source's connector when it takes requests
  *        (dm_source_ops_t.push: ingest validates them against the source's
@@ -15,8 +20,10 @@
 
 #include "connectors/source.h"
 #include "control/api.h"
+#include "control/auth.h"
 #include "control/reconcile.h"
 #include "core/clock.h"
+#include "engine/task.h"
 #include "schema/dm_avro.h"
 #include "schema/wire.h"
 
@@ -61,21 +68,32 @@ static json_t *render(data_api_t *api, const uint8_t *p, int32_t len, dm_arena_t
     return j ? j : json_null();
 }
 
+/* The topic of the request's source {name} described into d (free it with
+ * dm_transport_description_free); its name, or NULL with the reply sent (404
+ * for no such source, 409 when it has no topic yet). */
+static const char *source_topic(data_api_t *api, const dm_http_request_t *req,
+                                dm_http_response_t *res, dm_topic_description_t *d)
+{
+    const char *name = dm_http_param(req, "name");
+    json_t *src = find_source(api, name, res);
+    if (!src) return NULL;
+    json_decref(src);
+    if (dm_transport_describe_topic(dm_runtime_transport(api->rt), name, d, NULL)) {
+        dm_http_error(res, 409, 40900,
+                      "source '%s' has no topic yet (its producer has not started)", name);
+        return NULL;
+    }
+    return name;
+}
+
 static void on_records(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
     data_api_t *api = ctx;
-    const char *name = dm_http_param(req, "name");
-    json_t *src = find_source(api, name, res);
-    if (!src) return;
-    json_decref(src);
-    dm_transport_t *t = dm_runtime_transport(api->rt);
     dm_topic_description_t d;
+    const char *name = source_topic(api, req, res, &d);
+    if (!name) return;
+    dm_transport_t *t = dm_runtime_transport(api->rt);
     dm_error_t err = {0};
-    if (dm_transport_describe_topic(t, name, &d, &err)) {
-        dm_http_error(res, 409, 40900,
-                      "source '%s' has no topic yet (its producer has not started)", name);
-        return;
-    }
     int32_t parts = d.n_partitions;
     dm_transport_description_free(&d);
     const char *from = dm_http_query(req, "from");
@@ -213,6 +231,152 @@ static void on_snapshot(void *ctx, const dm_http_request_t *req, dm_http_respons
     json_decref(body);
 }
 
+/* GET /api/v1/sources/{name}/partitions: where each partition starts and ends. */
+static void on_partitions(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    data_api_t *api = ctx;
+    dm_topic_description_t d;
+    if (!source_topic(api, req, res, &d)) return;
+    json_t *parts = json_array();
+    int64_t records = 0, bytes = 0;
+    for (int32_t i = 0; i < d.n_partitions; i++) {
+        const dm_partition_description_t *p = &d.partitions[i];
+        records += p->end_offset - p->start_offset;
+        bytes += p->size_bytes;
+        json_array_append_new(
+            parts, json_pack("{s:i, s:I, s:I, s:I, s:I}", "partition", p->partition, "start_offset",
+                             (json_int_t)p->start_offset, "end_offset", (json_int_t)p->end_offset,
+                             "records", (json_int_t)(p->end_offset - p->start_offset), "size_bytes",
+                             (json_int_t)p->size_bytes));
+    }
+    json_t *out = json_pack("{s:o, s:I, s:I, s:b, s:I}", "partitions", parts, "records",
+                            (json_int_t)records, "size_bytes", (json_int_t)bytes, "compact",
+                            d.config.compact, "retention_ms", (json_int_t)d.config.retention_ms);
+    dm_transport_description_free(&d);
+    dm_http_json(res, 200, out);
+}
+
+/* Whether the caller may see the records of every source pipeline reads: a
+ * sensitive one's are for its team and admins (its dead letters are its
+ * records). Replies 403 when not. */
+static bool may_read_inputs(data_api_t *api, const dm_http_request_t *req, const json_t *pipeline,
+                            dm_http_response_t *res)
+{
+    const dm_principal_t *who = req->principal;
+    if (!who || who->role == DM_ROLE_ADMIN) return true;
+    json_t *reads = dm_spec_pipeline_reads(pipeline);
+    bool ok = true;
+    size_t i;
+    json_t *r;
+    json_array_foreach(reads, i, r)
+    {
+        json_t *src = NULL;
+        if (!ok || dm_catalog_source(api->store, json_string_value(r), &src, NULL)) continue;
+        const json_t *md = json_object_get(src, "metadata");
+        const json_t *sens = json_object_get(json_object_get(md, "labels"), "sensitive");
+        const char *owner = json_string_value(json_object_get(md, "owner"));
+        if ((json_is_true(sens) ||
+             (json_is_string(sens) && !strcmp(json_string_value(sens), "true"))) &&
+            (!owner || strcmp(owner, who->owner))) {
+            dm_http_error(res, 403, 40300,
+                          "the dead letters of this pipeline are records of sensitive source "
+                          "'%s': for team '%s' and admins; token %s acts for team '%s'",
+                          json_string_value(r), owner ? owner : "(none)", who->token, who->owner);
+            ok = false;
+        }
+        json_decref(src);
+    }
+    json_decref(reads);
+    return ok;
+}
+
+/* A header's value as a JSON string (null when absent). */
+static json_t *header_of(const dm_record_t *r, const char *name)
+{
+    for (uint32_t i = 0; i < r->n_headers; i++) {
+        const dm_record_header_t *h = &r->headers[i];
+        if (h->key_len == strlen(name) && !memcmp(h->key, name, h->key_len))
+            return h->value_len < 0 ? json_null()
+                                    : json_stringn((const char *)h->value, (size_t)h->value_len);
+    }
+    return json_null();
+}
+
+/* GET /api/v1/pipelines/{name}/deadletters: the newest dead letters, with why. */
+static void on_deadletters(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    data_api_t *api = ctx;
+    const char *name = dm_http_param(req, "name");
+    json_t *pipeline = NULL;
+    dm_error_t err = {0};
+    if (dm_store_get(api->store, DM_KIND_PIPELINE, name, &pipeline, &err)) {
+        dm_api_reply_error(res, &err);
+        return;
+    }
+    bool ok = may_read_inputs(api, req, pipeline, res);
+    json_decref(pipeline);
+    if (!ok) return;
+    const char *limit_s = dm_http_query(req, "limit");
+    long limit = limit_s ? strtol(limit_s, NULL, 10) : 100;
+    if (limit < 1 || limit > 1000) limit = limit < 1 ? 1 : 1000;
+    char topic[320];
+    snprintf(topic, sizeof(topic), "pipeline.%s.dlq", name);
+    dm_transport_t *t = dm_runtime_transport(api->rt);
+    dm_topic_description_t d;
+    json_t *items = json_array();
+    int64_t total = 0;
+    if (dm_transport_describe_topic(t, topic, &d, &err)) {
+        dm_http_json(
+            res, 200,
+            json_pack("{s:o, s:I, s:s}", "items", items, "total", (json_int_t)0, "topic", topic));
+        return;
+    }
+    dm_transport_batch_t b = {0};
+    dm_arena_t arena;
+    dm_arena_init(&arena, 0);
+    dm_buf_t tmp = DM_BUF_INIT;
+    for (int32_t i = 0; i < d.n_partitions; i++) {
+        const dm_partition_description_t *p = &d.partitions[i];
+        total += p->end_offset - p->start_offset;
+        int64_t pos =
+            p->end_offset - limit > p->start_offset ? p->end_offset - limit : p->start_offset;
+        while (pos < p->end_offset) {
+            if (dm_transport_fetch(t, topic, p->partition, pos, 256 * 1024, 0, &b, &err) || !b.n)
+                break;
+            for (size_t k = 0; k < b.n; k++) {
+                const dm_record_t *r = &b.records[k];
+                dm_arena_reset(&arena);
+                json_t *in_p = header_of(r, DM_DLQ_PARTITION), *in_o = header_of(r, DM_DLQ_OFFSET);
+                json_t *input = json_pack(
+                    "{s:o, s:I, s:I}", "topic", header_of(r, DM_DLQ_TOPIC), "partition",
+                    (json_int_t)(json_is_string(in_p) ? strtoll(json_string_value(in_p), NULL, 10)
+                                                      : -1),
+                    "offset",
+                    (json_int_t)(json_is_string(in_o) ? strtoll(json_string_value(in_o), NULL, 10)
+                                                      : -1));
+                json_decref(in_p);
+                json_decref(in_o);
+                json_array_append_new(
+                    items,
+                    json_pack("{s:i, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "partition", p->partition,
+                              "offset", (json_int_t)r->offset, "timestamp",
+                              (json_int_t)r->timestamp, "reason", header_of(r, DM_DLQ_REASON),
+                              "processor", header_of(r, DM_DLQ_PROCESSOR), "input", input, "key",
+                              render(api, r->key, r->key_len, &arena, &tmp), "value",
+                              render(api, r->value, r->value_len, &arena, &tmp)));
+            }
+            pos = b.next_offset;
+        }
+    }
+    dm_transport_batch_free(t, &b);
+    dm_transport_description_free(&d);
+    dm_arena_destroy(&arena);
+    dm_buf_free(&tmp);
+    dm_http_json(
+        res, 200,
+        json_pack("{s:o, s:I, s:s}", "items", items, "total", (json_int_t)total, "topic", topic));
+}
+
 dm_err_t dm_api_data_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt)
 {
     static data_api_t api;
@@ -221,5 +385,10 @@ dm_err_t dm_api_data_register(dm_http_server_t *http, dm_store_t *store, dm_runt
     dm_err_t rc = dm_http_route(http, "GET", "/api/v1/sources/{name}/records", on_records, &api);
     rc =
         rc ? rc : dm_http_route(http, "POST", "/api/v1/sources/{name}/snapshot", on_snapshot, &api);
-    return rc ? rc : dm_http_route(http, "POST", "/api/v1/sources/{name}/events", on_events, &api);
+    rc = rc ? rc : dm_http_route(http, "POST", "/api/v1/sources/{name}/events", on_events, &api);
+    rc = rc ? rc
+            : dm_http_route(http, "GET", "/api/v1/sources/{name}/partitions", on_partitions, &api);
+    return rc ? rc
+              : dm_http_route(http, "GET", "/api/v1/pipelines/{name}/deadletters", on_deadletters,
+                              &api);
 }

@@ -20,8 +20,10 @@
 
 #include "control/api.h"
 #include "control/reconcile.h"
+#include "control/session.h"
 #include "control/yaml.h"
 #include "core/clock.h"
+#include "core/hex.h"
 #include "core/log.h"
 #include "sql/sql.h"
 
@@ -49,6 +51,11 @@ static const dm_auth_rule_t rules[] = {
     {"GET", "/api/v1/sources/{name}/records", DM_ACCESS_RECORDS, DM_SCOPE_SOURCE, false},
     {"POST", "/api/v1/sources/{name}/snapshot", DM_ACCESS_WRITE, DM_SCOPE_SOURCE, true},
     {"POST", "/api/v1/sources/{name}/events", DM_ACCESS_WRITE, DM_SCOPE_SOURCE, true},
+    {"GET", "/api/v1/sources/{name}/partitions", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    /* records of the pipeline's inputs: the handler applies the sensitive-source rule */
+    {"GET", "/api/v1/pipelines/{name}/deadletters", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    /* the last hour of a pipeline's numbers (control/history.c), as /metrics */
+    {"GET", "/api/v1/pipelines/{name}/history", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* api.c */
     {"POST", "/api/v1/apply", DM_ACCESS_WRITE, DM_SCOPE_APPLY, true},
     {"GET", "/api/v1/catalog", DM_ACCESS_READ, DM_SCOPE_NONE, false},
@@ -92,6 +99,24 @@ static const dm_auth_rule_t rules[] = {
     {"PUT", "/config/{subject}", DM_ACCESS_WRITE, DM_SCOPE_SUBJECT, true},
     {"GET", "/mode", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     {"PUT", "/mode", DM_ACCESS_ADMIN, DM_SCOPE_NONE, true},
+    /* the web UI (control/ui.c): its pages and assets hold no data; the data
+     * they show comes from the endpoints above, under their own rules */
+    {"GET", "/", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
+    {"GET", "/ui/{file}", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
+    {"GET", "/catalog", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
+    {"GET", "/sources/{name}", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
+    {"GET", "/pipelines", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
+    {"GET", "/pipelines/{name}", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
+    {"GET", "/lineage", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
+    {"GET", "/registry", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
+    {"GET", "/editor", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
+    {"GET", "/signin", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
+    {"GET", "/sql", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, false},
+    /* the UI's sessions (control/api_session.c): signing in takes a token in
+     * the Authorization header; signing out needs only the cookie (and CSRF) */
+    {"POST", "/api/v1/session", DM_ACCESS_READ, DM_SCOPE_NONE, true},
+    {"GET", "/api/v1/session", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"DELETE", "/api/v1/session", DM_ACCESS_PUBLIC, DM_SCOPE_NONE, true},
 };
 
 const dm_auth_rule_t *dm_auth_rules(size_t *n)
@@ -152,21 +177,12 @@ struct dm_auth {
     char internal_hash[65];
     pthread_mutex_t mu; /* guards fails */
     fail_slot_t fails[FAIL_SLOTS];
+    dm_sessions_t *sessions; /* the UI's signed-in browsers */
 };
 
 bool dm_auth_equal(const void *a, const void *b, size_t n)
 {
     return CRYPTO_memcmp(a, b, n) == 0;
-}
-
-static void to_hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * n] = '\0';
 }
 
 /* Hex SHA-256 of text into out[65]. */
@@ -175,7 +191,7 @@ static bool sha256_hex(const char *text, size_t len, char *out)
     uint8_t md[EVP_MAX_MD_SIZE];
     unsigned n = 0;
     if (!EVP_Digest(text, len, md, &n, EVP_sha256(), NULL) || n != 32) return false;
-    to_hex(md, 32, out);
+    dm_hex_encode(md, 32, out);
     return true;
 }
 
@@ -183,7 +199,7 @@ static bool random_hex(char *out, size_t hex_digits)
 {
     uint8_t b[64];
     if (hex_digits / 2 > sizeof(b) || RAND_bytes(b, (int)(hex_digits / 2)) != 1) return false;
-    to_hex(b, hex_digits / 2, out);
+    dm_hex_encode(b, hex_digits / 2, out);
     OPENSSL_cleanse(b, sizeof(b));
     return true;
 }
@@ -217,6 +233,12 @@ dm_auth_t *dm_auth_new(dm_store_t *store, const dm_auth_options_t *opt, dm_error
     if (!a->opt.max_failures) a->opt.max_failures = 10;
     if (!a->opt.window_s) a->opt.window_s = 60;
     pthread_mutex_init(&a->mu, NULL);
+    a->sessions = dm_sessions_new();
+    if (!a->sessions) {
+        dm_error_set(err, DM_ERR_NOMEM, "auth: out of memory");
+        dm_auth_free(a);
+        return NULL;
+    }
     if (!make_token(a->internal_token, a->internal_id, a->internal_hash)) {
         dm_error_set(err, DM_ERR_INTERNAL, "auth: no randomness to make tokens from");
         dm_auth_free(a);
@@ -229,6 +251,7 @@ void dm_auth_free(dm_auth_t *a)
 {
     if (!a) return;
     OPENSSL_cleanse(a->internal_token, sizeof(a->internal_token));
+    dm_sessions_free(a->sessions);
     pthread_mutex_destroy(&a->mu);
     free(a);
 }
@@ -236,6 +259,11 @@ void dm_auth_free(dm_auth_t *a)
 bool dm_auth_enabled(const dm_auth_t *a)
 {
     return a->opt.enabled;
+}
+
+dm_sessions_t *dm_auth_sessions(dm_auth_t *a)
+{
+    return a->sessions;
 }
 
 const char *dm_auth_internal_token(const dm_auth_t *a)
@@ -503,6 +531,40 @@ static void note_failure(dm_auth_t *a, const char *addr)
 
 /* ---- the guard ---------------------------------------------------------------- */
 
+/* A request of the UI signed in with session cookie sid: it acts as the token
+ * the session opened with, as long as that token is still valid. DM_ERR_NOT_FOUND
+ * when the session does not exist (ended, signed out, the controller restarted):
+ * that is no credentials, not a failed guess. *csrf_bad when the request changes
+ * something without the session's X-CSRF-Token. */
+static dm_err_t authenticate_session(dm_auth_t *a, const dm_http_request_t *req, const char *sid,
+                                     dm_principal_t *out, bool *csrf_bad, dm_error_t *err)
+{
+    dm_session_info_t s;
+    int64_t now = dm_wall_ms();
+    if (!dm_sessions_find(a->sessions, sid, now, &s))
+        return dm_error_set(err, DM_ERR_NOT_FOUND,
+                            "session ended (signed out, expired or the controller restarted): "
+                            "sign in again");
+    dm_store_token_t row;
+    dm_error_t serr = {0};
+    dm_err_t rc = dm_store_token_get(a->store, s.token, &row, &serr);
+    if (rc && rc != DM_ERR_NOT_FOUND)
+        return dm_error_set(err, DM_ERR_INTERNAL, "auth: %s", serr.message);
+    int role = rc ? -1 : dm_role_parse(row.role);
+    if (rc || row.revoked_ms || (row.expires_ms && now >= row.expires_ms) || role < 0) {
+        dm_sessions_close(a->sessions, sid);
+        return dm_error_set(err, DM_ERR_NOT_FOUND,
+                            "session ended: its token %s was revoked or expired; sign in again",
+                            s.token);
+    }
+    snprintf(out->token, sizeof(out->token), "%s", row.id);
+    snprintf(out->owner, sizeof(out->owner), "%s", row.owner);
+    out->role = (dm_role_t)role;
+    *csrf_bad = strcmp(req->method, "GET") && strcmp(req->method, "HEAD") &&
+                !dm_sessions_csrf_ok(&s, dm_http_header(req, DM_SESSION_HEADER));
+    return DM_OK;
+}
+
 /* metadata.owner of a document, or NULL. */
 static const char *owner_of(const json_t *doc)
 {
@@ -759,6 +821,22 @@ static bool check_records(dm_auth_t *a, dm_principal_t *p, const dm_http_request
     return ok;
 }
 
+/* Whether a request that changes something comes from a page of another site:
+ * browsers send Origin on such requests; the CLI and other clients send none.
+ * This guards the API without --auth too (a page elsewhere could otherwise
+ * make a browser POST to a controller on loopback). */
+static bool cross_site(const dm_http_request_t *req)
+{
+    if (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD")) return false;
+    const char *origin = dm_http_header(req, "Origin"), *host = dm_http_header(req, "Host");
+    /* Behind a reverse proxy the page's host is the proxy's; a page of another
+     * site cannot set this header (it would need CORS, which is not served). */
+    const char *fwd = dm_http_header(req, "X-Forwarded-Host");
+    if (!origin) return false;
+    const char *sep = strstr(origin, "://");
+    return !sep || ((!host || strcmp(sep + 3, host)) && (!fwd || strcmp(sep + 3, fwd)));
+}
+
 static bool on_before(void *ctx, dm_http_request_t *req, dm_http_response_t *res)
 {
     dm_auth_t *a = ctx;
@@ -778,6 +856,11 @@ static bool on_before(void *ctx, dm_http_request_t *req, dm_http_response_t *res
                       "one",
                       req->route_method ? req->route_method : "?",
                       req->route_pattern ? req->route_pattern : "?");
+    if (cross_site(req))
+        return refuse(res, 403,
+                      "%s %s from another site (Origin %s) refused: only the UI's own pages "
+                      "and clients that send no Origin may change things",
+                      req->method, req->path, dm_http_header(req, "Origin"));
     if (!a->opt.enabled) {
         p->role = DM_ROLE_ADMIN;
         return true;
@@ -790,7 +873,18 @@ static bool on_before(void *ctx, dm_http_request_t *req, dm_http_response_t *res
                       p->remote, wait);
     }
     dm_error_t err = {0};
-    dm_err_t rc = dm_auth_authenticate(a, dm_http_header(req, "Authorization"), p, &err);
+    /* A bearer token (or basic auth) first; else the UI's session cookie. */
+    const char *authorization = dm_http_header(req, "Authorization");
+    const char *sid =
+        authorization && *authorization ? NULL : dm_http_cookie(req, DM_SESSION_COOKIE);
+    bool csrf_bad = false;
+    dm_err_t rc = sid ? authenticate_session(a, req, sid, p, &csrf_bad, &err)
+                      : dm_auth_authenticate(a, authorization, p, &err);
+    if (!rc && csrf_bad)
+        return refuse(res, 403,
+                      "%s %s: a signed-in page's request that changes something must carry its "
+                      "session's " DM_SESSION_HEADER " header (cross-site requests cannot)",
+                      req->method, req->path);
     if (rc == DM_ERR_NOT_FOUND) return refuse(res, 401, "%s", err.message);
     if (rc == DM_ERR_INTERNAL) return refuse(res, 503, "%s", err.message);
     if (rc) {

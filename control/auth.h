@@ -118,6 +118,14 @@ dm_err_t dm_auth_attach(dm_auth_t *a, dm_http_server_t *http, dm_error_t *err);
  * directory can change the store anyway, so this gives no one more power. */
 dm_err_t dm_auth_bootstrap(dm_auth_t *a, const char *data_dir, dm_error_t *err);
 
+/* The UI's browser sessions (control/session.h); owned by a. */
+struct dm_sessions;
+struct dm_sessions *dm_auth_sessions(dm_auth_t *a);
+
+/* The UI's session routes (control/api_session.c): POST/GET/DELETE
+ * /api/v1/session. dm_auth_api_register adds them. */
+dm_err_t dm_auth_session_api_register(dm_http_server_t *http, dm_auth_t *a);
+
 /* A token the controller uses for its own calls to its API (the kafka sink's
  * schema registry calls); admin, kept in memory only, valid until exit. */
 const char *dm_auth_internal_token(const dm_auth_t *a);

@@ -16,12 +16,14 @@
 #include "control/api_alerts.h"
 #include "control/auth.h"
 #include "control/demo.h"
+#include "control/history.h"
 #include "control/reconcile.h"
 #include "control/http.h"
 #include "control/openlineage.h"
 #include "control/registry_api.h"
 #include "control/runtime.h"
 #include "control/store.h"
+#include "control/ui.h"
 #include "core/clock.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -39,6 +41,7 @@ struct dm_controller {
     dm_runtime_t *runtime;
     dm_openlineage_t *openlineage;
     dm_alerts_service_t *alerts;
+    dm_history_t *history; /* the last hour of every pipeline, for the UI */
     dm_metrics_t *metrics;
     dm_metric_t *objects[DM_KIND_COUNT];
     int64_t started_ms;
@@ -245,6 +248,7 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
     dm_runtime_options_t ropt = {.transport = opt->transport,
                                  .external_tasks = opt->external_tasks};
     if (dm_runtime_new_with(c->data_dir, &ropt, c->store, c->metrics, &c->runtime, err)) goto fail;
+    if (!(c->history = dm_history_start(c->store, c->runtime, c->metrics, err))) goto fail;
 
     dm_http_options_t hopt = {.listen = opt->listen ? opt->listen : "127.0.0.1:8080",
                               .metrics = c->metrics};
@@ -289,6 +293,7 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
          dm_api_alerts_register(c->http, c->alerts) ||       /* before /api/v1/{kind}/… */
          dm_api_register(c->http, c->store, c->runtime) ||
          dm_registry_api_new(c->http, reg_db, reg_mode, &c->registry, err) ||
+         dm_ui_register(c->http) || dm_history_register(c->http, c->history) ||
          dm_auth_attach(c->auth, c->http, err) || dm_auth_bootstrap(c->auth, c->data_dir, err) ||
          dm_http_server_start(c->http, err)))
         hrc = DM_ERR_INVALID;
@@ -325,7 +330,9 @@ void dm_controller_stop(dm_controller_t *c)
     dm_http_server_free(c->http); /* first: no handler runs after this */
     dm_openlineage_stop(c->openlineage);
     dm_alerts_service_stop(c->alerts); /* before the runtime and store it reads */
+    dm_history_stop(c->history);       /* before the runtime and metrics it reads */
     dm_api_lineage_forget();
+    dm_api_catalog_forget();
     dm_auth_free(c->auth);
     if (c->tls_key_pem) memset(c->tls_key_pem, 0, strlen(c->tls_key_pem));
     free(c->tls_key_pem);

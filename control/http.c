@@ -249,6 +249,24 @@ const char *dm_http_header(const dm_http_request_t *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+const char *dm_http_cookie(const dm_http_request_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+bool dm_http_add_header(dm_http_response_t *res, const char *name, const char *value)
+{
+    if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n")) return false;
+    size_t room = sizeof(res->headers) - res->headers_len;
+    int n = snprintf(res->headers + res->headers_len, room, "%s: %s\n", name, value);
+    if (n < 0 || (size_t)n >= room) {
+        res->headers[res->headers_len] = '\0';
+        return false;
+    }
+    res->headers_len += (size_t)n;
+    return true;
+}
+
 void dm_http_json(dm_http_response_t *res, int status, json_t *body)
 {
     res->status = status;
@@ -288,6 +306,13 @@ static enum MHD_Result send_response(dm_http_server_t *s, struct MHD_Connection 
         char v[16];
         snprintf(v, sizeof(v), "%d", res->retry_after_s);
         MHD_add_response_header(r, "Retry-After", v);
+    }
+    for (char *line = res->headers; *line;) { /* "Name: value\n" lines */
+        char *colon = strchr(line, ':'), *end = strchr(line, '\n');
+        if (!colon || !end) break;
+        *colon = *end = '\0';
+        MHD_add_response_header(r, line, colon + 2);
+        line = end + 1;
     }
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)res->status, r);
     MHD_destroy_response(r);
@@ -330,8 +355,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return ret;
     }
 
-    dm_http_request_t req = {
-        .method = method, .path = url, .conn = conn, .body = p->body.data, .body_len = p->body.len};
+    dm_http_request_t req = {.method = method,
+                             .path = url,
+                             .conn = conn,
+                             .body = p->body.data,
+                             .body_len = p->body.len,
+                             .tls = s->opt.tls_cert_pem != NULL};
     bool path_known = false;
     const route_t *found = NULL;
     for (size_t i = 0; i < s->n_routes && !found; i++) {

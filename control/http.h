@@ -34,6 +34,7 @@ typedef struct dm_http_request {
     const char *route_method;               /* the matched route's method ("GET", "*") */
     const char *route_pattern; /* the matched route's pattern ("/api/v1/{kind}/{name}") */
     void *principal;           /* who sent it: set by the guard (control/auth.h), else NULL */
+    bool tls;                  /* it came over HTTPS */
 } dm_http_request_t;
 
 typedef struct dm_http_response {
@@ -43,6 +44,8 @@ typedef struct dm_http_response {
     char location[256];    /* optional Location header */
     char authenticate[64]; /* optional WWW-Authenticate header (with a 401) */
     int retry_after_s;     /* > 0: a Retry-After header (with a 429 or 503) */
+    char headers[1536];    /* more headers, "Name: value\n" each (dm_http_add_header) */
+    size_t headers_len;
 } dm_http_response_t;
 
 /* Handles one request; fills res (status defaults to 200). Runs on a server thread. */
@@ -113,6 +116,13 @@ void dm_http_remote(const dm_http_request_t *req, char *out, size_t cap);
 
 /* A request header, or NULL. */
 const char *dm_http_header(const dm_http_request_t *req, const char *name);
+
+/* A cookie the request carries, or NULL. */
+const char *dm_http_cookie(const dm_http_request_t *req, const char *name);
+
+/* Adds a response header. false (and nothing added) when res has no room left
+ * or name/value hold a line break. */
+bool dm_http_add_header(dm_http_response_t *res, const char *name, const char *value);
 
 /* Sets status and a JSON body {"error_code": code, "message": msg} (the
  * Confluent registry's error shape, used by every endpoint). */

@@ -537,6 +537,13 @@ dm_err_t dm_catalog_search(dm_store_t *store, const char *q, json_t **out, dm_er
     json_t *all;
     dm_err_t rc = dm_catalog_sources(store, &all, err);
     if (rc) return rc;
+    *out = dm_catalog_match(all, q);
+    json_decref(all);
+    return DM_OK;
+}
+
+json_t *dm_catalog_match(const json_t *all, const char *q)
+{
     json_t *hits = json_array();
     size_t i;
     json_t *s;
@@ -553,7 +560,5 @@ dm_err_t dm_catalog_search(dm_store_t *store, const char *q, json_t **out, dm_er
         hit |= schema_has_field(json_object_get(json_object_get(s, "spec"), "schema"), q, 0);
         if (hit) json_array_append(hits, s);
     }
-    json_decref(all);
-    *out = hits;
-    return DM_OK;
+    return hits;
 }

@@ -38,4 +38,8 @@ dm_err_t dm_catalog_source(dm_store_t *store, const char *name, json_t **out, dm
  * contain q (case-insensitive). New array. */
 dm_err_t dm_catalog_search(dm_store_t *store, const char *q, json_t **out, dm_error_t *err);
 
+/* The sources of catalog all (an array from dm_catalog_sources) that match q
+ * as dm_catalog_search does, as a new array sharing all's entries. */
+json_t *dm_catalog_match(const json_t *all, const char *q);
+
 #endif

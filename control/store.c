@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ struct dm_store {
      * rollback. Lists hand out shallow copies, so callers may change the top
      * level (not deeper) without touching the cache. */
     json_t *cache[DM_KIND_COUNT];
+    _Atomic uint64_t changes; /* bumped by every put, delete and rollback */
     /* The statements every put and get runs, compiled once (compiling cost
      * more than running them); used under the lock, so by one thread at a time. */
     sqlite3_stmt *stmts[4];
@@ -263,8 +265,14 @@ dm_err_t dm_store_commit(dm_store_t *s, dm_error_t *err)
     return rc;
 }
 
+uint64_t dm_store_changes(dm_store_t *s)
+{
+    return atomic_load(&s->changes);
+}
+
 void dm_store_rollback(dm_store_t *s)
 {
+    atomic_fetch_add(&s->changes, 1);
     cache_drop(s); /* it may hold documents put in the transaction */
     exec(s, "ROLLBACK", NULL);
     s->in_txn = false;
@@ -434,6 +442,7 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
     char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     if (!text) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     bool locked = lock(s);
+    atomic_fetch_add(&s->changes, 1);
     dm_err_t rc = DM_OK;
     int64_t now = dm_wall_ms();
     sqlite3_stmt *st = prep(s, ST_PUT,
@@ -470,6 +479,7 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
 dm_err_t dm_store_delete(dm_store_t *s, dm_kind_t kind, const char *name, dm_error_t *err)
 {
     bool locked = lock(s);
+    atomic_fetch_add(&s->changes, 1);
     sqlite3_stmt *st;
     dm_err_t rc = DM_OK;
     if (sqlite3_prepare_v2(s->db, "DELETE FROM objects WHERE kind = ?1 AND name = ?2", -1, &st,

@@ -55,6 +55,11 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
 /* Removes an object; DM_ERR_NOT_FOUND when absent. Inside a transaction. */
 dm_err_t dm_store_delete(dm_store_t *s, dm_kind_t kind, const char *name, dm_error_t *err);
 
+/* A number that changes whenever an object is put or deleted (or a
+ * transaction rolled back): equal numbers mean nothing changed in between, so
+ * whatever was computed from the objects still holds. */
+uint64_t dm_store_changes(dm_store_t *s);
+
 /* ---- API tokens (control/auth.c makes and checks them) ---- */
 
 typedef struct dm_store_token {

@@ -82,6 +82,32 @@ static void test_edges_follow_put_and_delete(void)
     dm_store_close(s);
 }
 
+/* The change number moves on every put, delete and rollback, and only then:
+ * the catalog endpoint keeps its catalog while it stays. */
+static void test_changes_number(void)
+{
+    dm_error_t err = {0};
+    dm_store_t *s = dm_store_open(path, &err);
+    REQUIRE(s);
+    uint64_t c0 = dm_store_changes(s);
+    json_t *list;
+    REQUIRE(dm_store_list(s, DM_KIND_PIPELINE, &list, &err) == DM_OK);
+    json_decref(list);
+    CHECK(dm_store_changes(s) == c0); /* reading changes nothing */
+    put(s, pipeline("c1", "orders", NULL, "c1-out"));
+    uint64_t c1 = dm_store_changes(s);
+    CHECK(c1 != c0);
+    REQUIRE(dm_store_begin(s, &err) == DM_OK);
+    CHECK(dm_store_delete(s, DM_KIND_PIPELINE, "c1", &err) == DM_OK);
+    CHECK(dm_store_commit(s, &err) == DM_OK);
+    uint64_t c2 = dm_store_changes(s);
+    CHECK(c2 != c1);
+    REQUIRE(dm_store_begin(s, &err) == DM_OK);
+    dm_store_rollback(s);
+    CHECK(dm_store_changes(s) != c2);
+    dm_store_close(s);
+}
+
 static void test_edges_rebuilt_at_open(void)
 {
     dm_error_t err = {0};
@@ -164,6 +190,7 @@ int main(void)
     snprintf(path, sizeof(path), "%s/controller.db", dir);
     RUN(test_edges_follow_put_and_delete);
     RUN(test_edges_rebuilt_at_open);
+    RUN(test_changes_number);
     RUN(test_catalog_source_lineage);
     RUN(test_delete_refused_through_index);
     char cmd[200];
