@@ -268,12 +268,31 @@ static size_t put_utf8(uint8_t *o, uint32_t cp)
 /* The string at d->p (its opening quote), checked and unescaped into the arena
  * with a NUL after it (not counted). Unescaping never makes a string longer,
  * so the copy is sized by the escaped text. */
-static int string(jd_t *d, const uint8_t **out, size_t *out_len)
+static int string(jd_t *d, const uint8_t **out, size_t *out_len, bool borrow)
 {
     const uint8_t *s = ++d->p, *q = s;
-    /* the common case: no escapes — find the end, then copy once */
+    /* the common case: plain ASCII without escapes — find the end eight bytes
+     * at a time (a quote, a backslash, a control byte or a high bit stops it),
+     * then copy once */
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (d->end - q >= 8) {
+        uint64_t w, quote, bs;
+        memcpy(&w, q, 8);
+        quote = w ^ (ones * '"');
+        bs = w ^ (ones * '\\');
+        if ((((quote - ones) & ~quote) | ((bs - ones) & ~bs) | ((w - ones * 0x20) & ~w) | w) &
+            highs)
+            break;
+        q += 8;
+    }
     while (q < d->end && *q != '"' && *q != '\\' && *q >= 0x20 && *q < 0x80)
         q++;
+    if (q < d->end && *q == '"' && borrow) {
+        *out = s; /* in the input, not NUL-terminated: a key to compare */
+        *out_len = (size_t)(q - s);
+        d->p = q + 1;
+        return 0;
+    }
     if (q < d->end && *q == '"') {
         uint8_t *b = dm_arena_alloc(d->arena, (size_t)(q - s) + 1);
         if (!b) return oom(d);
@@ -351,13 +370,15 @@ static int string(jd_t *d, const uint8_t **out, size_t *out_len)
     return 0;
 }
 
-/* A key: as string(), but a NUL in it is refused (as jansson does). */
-static int key(jd_t *d, const uint8_t **k, size_t *kl)
+/* A key: as string(), but a NUL in it is refused (as jansson does). borrow:
+ * a key without escapes may point into the input (it is only compared). */
+static int key_of(jd_t *d, const uint8_t **k, size_t *kl, bool borrow)
 {
     if (d->p >= d->end || *d->p != '"') return syntax(d, "expected a string as an object key");
     const uint8_t *at = d->p;
-    if (string(d, k, kl)) return -1;
-    if (memchr(*k, 0, *kl)) {
+    if (string(d, k, kl, borrow)) return -1;
+    /* only an unescaped copy can hold a NUL */
+    if ((*k < d->start || *k >= d->end || !borrow) && memchr(*k, 0, *kl)) {
         d->p = at;
         return syntax(d, "NUL byte in an object key");
     }
@@ -366,6 +387,11 @@ static int key(jd_t *d, const uint8_t **k, size_t *kl)
     d->p++;
     ws(d);
     return 0;
+}
+
+static int key(jd_t *d, const uint8_t **k, size_t *kl)
+{
+    return key_of(d, k, kl, true);
 }
 
 typedef struct num {
@@ -531,7 +557,7 @@ static int skip(jd_t *d)
             return syntax(d, "expected ',' or ']'");
         }
         break;
-    case '"': rc = string(d, &k, &kl); break;
+    case '"': rc = string(d, &k, &kl, true); break;
     case 't': rc = literal(d, "true", 4) ? 0 : syntax(d, "invalid token"); break;
     case 'f': rc = literal(d, "false", 5) ? 0 : syntax(d, "invalid token"); break;
     case 'n': rc = literal(d, "null", 4) ? 0 : syntax(d, "invalid token"); break;
@@ -555,7 +581,7 @@ static int string_value(jd_t *d, const dm_avro_node_t *n, const uint8_t **s, siz
         }
         return syntax(d, "premature end of input");
     }
-    return string(d, s, len);
+    return string(d, s, len, false);
 }
 
 static int latin1(jd_t *d, const dm_avro_node_t *n, const uint8_t *at, const uint8_t *s, size_t sl,
@@ -585,7 +611,7 @@ static int int_value(jd_t *d, const dm_avro_node_t *n, dm_avro_value_t *out)
     if (at < d->end && *at == '"' && d->mode == DM_AVRO_JSON_PLAIN && n->logical) {
         const uint8_t *s;
         size_t sl;
-        if (string(d, &s, &sl)) return -1;
+        if (string(d, &s, &sl, false)) return -1;
         const char *c = (const char *)s;
         bool whole = strlen(c) == sl;
         int64_t x;
@@ -643,7 +669,7 @@ static int real_value(jd_t *d, const dm_avro_node_t *n, dm_avro_value_t *out)
     } else if (at < d->end && *at == '"') {
         const uint8_t *s;
         size_t sl;
-        if (string(d, &s, &sl)) return -1;
+        if (string(d, &s, &sl, false)) return -1;
         if (sl == 3 && memcmp(s, "NaN", 3) == 0)
             v = NAN;
         else if (sl == 8 && memcmp(s, "Infinity", 8) == 0)
@@ -732,7 +758,7 @@ static int decimal_value(jd_t *d, const dm_avro_node_t *n, dm_avro_value_t *out)
     if (*at == '"') {
         const uint8_t *str;
         size_t sl;
-        if (string(d, &str, &sl)) return -1;
+        if (string(d, &str, &sl, false)) return -1;
         if (strlen((const char *)str) != sl)
             return mismatch(d, n, at, "(decimal digits, no NUL)", "a string");
         s = (const char *)str;
@@ -812,7 +838,7 @@ static int map_value(jd_t *d, const dm_avro_node_t *n, dm_avro_value_t *out)
             if (len + 2 > cap && !(v = grow(d, v, len, &cap))) return oom(d);
             const uint8_t *k, *kat = d->p;
             size_t kl;
-            if (key(d, &k, &kl)) return -1;
+            if (key_of(d, &k, &kl, false)) return -1;
             for (size_t i = 0; i < len; i += 2)
                 if (v[i].len == kl && memcmp(v[i].u.p, k, kl) == 0) {
                     d->p = kat;
@@ -849,9 +875,10 @@ static int field_index(const dm_avro_node_t *n, const uint8_t *k, size_t kl, uin
     for (uint32_t j = 0; j < n->n_fields; j++) {
         uint32_t i = hint + j < n->n_fields ? hint + j : hint + j - n->n_fields;
         const char *name = n->fields[i].name;
-        if (name[0] == (char)(kl ? k[0] : 0) && strncmp(name, (const char *)k, kl) == 0 &&
-            name[kl] == '\0')
-            return (int)i;
+        size_t j = 0; /* k holds no NUL: a shorter name stops at its own */
+        while (j < kl && name[j] == (char)k[j])
+            j++;
+        if (j == kl && name[kl] == '\0') return (int)i;
     }
     return -1;
 }
