@@ -1232,3 +1232,59 @@ dm_err_t dm_avro_json_decode(const dm_avro_node_t *node, const char *json, size_
     if (!d.failed) dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "$: mismatch");
     return err && err->code ? err->code : DM_ERR_SCHEMA_MISMATCH;
 }
+
+dm_err_t dm_avro_json_each(const char *json, size_t len,
+                           dm_err_t (*fn)(void *ctx, size_t i, const char *elem, size_t elem_len,
+                                          dm_error_t *err),
+                           void *ctx, size_t *count, dm_error_t *err)
+{
+    jd_t d = {.p = (const uint8_t *)json,
+              .start = (const uint8_t *)json,
+              .end = (const uint8_t *)json + len,
+              .err = err};
+    dm_arena_t scratch; /* escaped keys and strings being checked */
+    dm_arena_init(&scratch, 0);
+    d.arena = &scratch;
+    size_t n = 0;
+    dm_err_t rc = DM_OK;
+    ws(&d);
+    bool array = d.p < d.end && *d.p == '[';
+    if (array) {
+        d.p++;
+        ws(&d);
+        if (d.p < d.end && *d.p == ']') {
+            d.p++;
+            goto end;
+        }
+    }
+    for (;;) {
+        ws(&d);
+        const uint8_t *at = d.p;
+        if (skip(&d)) goto fail;
+        if ((rc = fn(ctx, n, (const char *)at, (size_t)(d.p - at), err))) goto out;
+        n++;
+        dm_arena_reset(&scratch);
+        if (!array) break;
+        ws(&d);
+        if (d.p < d.end && *d.p == ',') {
+            d.p++;
+            continue;
+        }
+        if (d.p < d.end && *d.p == ']') {
+            d.p++;
+            break;
+        }
+        syntax(&d, "expected ',' or ']'");
+        goto fail;
+    }
+end:
+    ws(&d);
+    if (d.p == d.end) goto out;
+    syntax(&d, "end of file expected");
+fail:
+    rc = err && err->code ? err->code : DM_ERR_INVALID;
+out:
+    dm_arena_destroy(&scratch);
+    if (count) *count = n;
+    return rc;
+}
