@@ -109,6 +109,7 @@ void dm_warm_ahead(dm_log_t *log, dm_segment_t *s, uint64_t from, uint64_t to)
     pthread_mutex_lock(&w->mu);
     if (!w->started && !w->stopping) {
         w->started = pthread_create(&w->thread, NULL, warm_main, log) == 0;
+        if (w->started) pthread_setname_np(w->thread, "dm-log-warm");
     }
     if (w->started && !w->stopping && w->n < DM_WARM_QUEUE &&
         dm_fdcache_pin(&log->fdcache, s, NULL) == DM_OK) {
