@@ -503,6 +503,7 @@ static int json_checked, json_variants, json_rejected;
 static bool json_agree(int c, const dm_avro_node_t *root, const char *text, size_t len,
                        dm_avro_json_mode_t mode, const char *what)
 {
+    if (!text) text = ""; /* an empty copy */
     if (memmem(text, len, "\\u0000", 6)) return true;
     dm_arena_t a;
     dm_arena_init(&a, 0);
@@ -537,7 +538,7 @@ static bool has_zero_byte(const dm_avro_node_t *n, const dm_avro_value_t *v, int
     if (n->type == DM_AVRO_UNION) n = n->branches[v->branch];
     switch (n->type) {
     case DM_AVRO_BYTES:
-    case DM_AVRO_FIXED: return memchr(v->u.p, 0, v->len) != NULL;
+    case DM_AVRO_FIXED: return v->len && memchr(v->u.p, 0, v->len) != NULL;
     case DM_AVRO_RECORD:
         for (uint32_t i = 0; i < n->n_fields; i++)
             if (has_zero_byte(n->fields[i].type, &v->u.v[i], depth + 1)) return true;
