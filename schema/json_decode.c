@@ -570,6 +570,7 @@ static int skip(jd_t *d)
 /* ---- values ------------------------------------------------------------------------- */
 
 static int value(jd_t *d, const dm_avro_node_t *n, dm_avro_value_t *out);
+static int field_value(jd_t *d, const dm_avro_node_t *t, dm_avro_value_t *out);
 
 /* A whole string value, for the types that read one. */
 static int string_value(jd_t *d, const dm_avro_node_t *n, const uint8_t **s, size_t *len)
@@ -869,6 +870,47 @@ static int map_value(jd_t *d, const dm_avro_node_t *n, dm_avro_value_t *out)
     return 0;
 }
 
+/* A field's value: plain strings, longs, doubles and booleans (most fields of
+ * most events) read directly, everything else through value(). Same checks,
+ * same results. */
+static int field_value(jd_t *d, const dm_avro_node_t *t, dm_avro_value_t *out)
+{
+    if (d->p < d->end && d->depth < MAX_DEPTH) {
+        uint8_t c = *d->p;
+        if (t->type == DM_AVRO_STRING && c == '"') {
+            const uint8_t *s;
+            size_t sl;
+            if (string(d, &s, &sl, false)) return -1;
+            *out = (dm_avro_value_t){.type = DM_AVRO_STRING, .len = (uint32_t)sl};
+            out->u.p = s;
+            return 0;
+        }
+        if (t->type == DM_AVRO_LONG && !t->logical && (c == '-' || (c >= '0' && c <= '9'))) {
+            const uint8_t *at = d->p;
+            num_t num;
+            if (number(d, &num)) return -1;
+            if (num.real) return mismatch(d, t, at, NULL, "a number");
+            *out = (dm_avro_value_t){.type = DM_AVRO_LONG};
+            out->u.l = num.i;
+            return 0;
+        }
+        if (t->type == DM_AVRO_DOUBLE && (c == '-' || (c >= '0' && c <= '9'))) {
+            num_t num;
+            if (number(d, &num)) return -1;
+            *out = (dm_avro_value_t){.type = DM_AVRO_DOUBLE};
+            out->u.d = num.d;
+            return 0;
+        }
+        if (t->type == DM_AVRO_BOOLEAN && (c == 't' || c == 'f') &&
+            (c == 't' ? literal(d, "true", 4) : literal(d, "false", 5))) {
+            *out = (dm_avro_value_t){.type = DM_AVRO_BOOLEAN};
+            out->u.b = c == 't';
+            return 0;
+        }
+    }
+    return value(d, t, out);
+}
+
 /* The field of record n named k: the one expected next first. */
 static int field_index(const dm_avro_node_t *n, const uint8_t *k, size_t kl, uint32_t hint)
 {
@@ -924,7 +966,7 @@ static int record_value(jd_t *d, const dm_avro_node_t *n, dm_avro_value_t *out)
                 return syntax(d, "duplicate object key");
             }
             seen[i] = 1;
-            if (value(d, n->fields[i].type, &v[i])) return -1;
+            if (field_value(d, n->fields[i].type, &v[i])) return -1;
             pop(d, mark);
             next = (uint32_t)i + 1;
             ws(d);
