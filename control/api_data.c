@@ -48,24 +48,40 @@ static json_t *find_source(data_api_t *api, const char *name, dm_http_response_t
     return found;
 }
 
-/* Renders a wire-format value as plain JSON (or null / a note when it is not one). */
-static json_t *render(data_api_t *api, const uint8_t *p, int32_t len, dm_arena_t *arena,
-                      dm_buf_t *tmp)
+/* Appends a small jansson value's text to out (the rare paths below). */
+static void put_jansson(dm_buf_t *out, json_t *j)
 {
-    if (len < 0) return json_null();
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    dm_buf_append_str(out, text ? text : "null");
+    free(text);
+    json_decref(j);
+}
+
+/* Appends a wire-format value as plain JSON, written straight from the
+ * decoded record (no DOM); null when there is none, the bytes as a string
+ * when they are not in the wire format, a note when they cannot be decoded. */
+static void render(data_api_t *api, const uint8_t *p, int32_t len, dm_arena_t *arena, dm_buf_t *out)
+{
+    if (len < 0) {
+        dm_buf_append_str(out, "null");
+        return;
+    }
     uint32_t id;
     dm_error_t err = {0};
-    if (dm_wire_get_header(p, (size_t)len, &id)) return json_stringn((const char *)p, (size_t)len);
+    if (dm_wire_get_header(p, (size_t)len, &id)) {
+        put_jansson(out, json_stringn((const char *)p, (size_t)len));
+        return;
+    }
     const dm_avro_schema_t *s = dm_runtime_schema(api->rt, id, &err);
     dm_avro_value_t v;
-    dm_buf_reset(tmp);
+    size_t mark = out->len;
     if (!s ||
         dm_avro_decode_node(s->root, p + DM_WIRE_HEADER, (size_t)len - DM_WIRE_HEADER, NULL, arena,
                             &v, &err) ||
-        dm_avro_to_json(s->root, &v, DM_AVRO_JSON_PLAIN, tmp, &err))
-        return json_pack("{s:s}", "undecodable", err.message);
-    json_t *j = json_loadb((const char *)tmp->data, tmp->len, JSON_DECODE_ANY, NULL);
-    return j ? j : json_null();
+        dm_avro_to_json(s->root, &v, DM_AVRO_JSON_PLAIN, out, &err)) {
+        out->len = mark;
+        put_jansson(out, json_pack("{s:s}", "undecodable", err.message));
+    }
 }
 
 /* The topic of the request's source {name} described into d (free it with
@@ -120,45 +136,49 @@ static void on_records(void *ctx, const dm_http_request_t *req, dm_http_response
         s = *end == ',' ? end + 1 : end;
         if (!*end) break;
     }
-    json_t *records = json_array();
+    /* The answer is written as text as it is read:
+     * {"records":[{"partition":P,"offset":O,"timestamp":T,"key":K,"value":V},...],
+     *  "positions":{"P":O,...}} */
+    dm_buf_t *out = &res->body;
+    dm_buf_reset(out);
+    dm_buf_append_str(out, "{\"records\":[");
+    long n = 0;
     dm_transport_batch_t b = {0};
     dm_arena_t arena;
     dm_arena_init(&arena, 0);
-    dm_buf_t tmp = DM_BUF_INIT;
     uint64_t deadline = dm_now_ns() + (uint64_t)timeout * 1000000;
     for (;;) {
-        for (int32_t p = 0; p < parts && (long)json_array_size(records) < limit; p++) {
+        for (int32_t p = 0; p < parts && n < limit; p++) {
             uint64_t now = dm_now_ns();
             int wait = now < deadline ? (int)((deadline - now) / 1000000 / (uint64_t)parts) : 0;
-            if (dm_transport_fetch(t, name, p, pos[p], 256 * 1024,
-                                   json_array_size(records) ? 0 : wait, &b, &err))
+            if (dm_transport_fetch(t, name, p, pos[p], 256 * 1024, n ? 0 : wait, &b, &err))
                 continue;
-            for (size_t i = 0; i < b.n && (long)json_array_size(records) < limit; i++) {
+            for (size_t i = 0; i < b.n && n < limit; i++) {
                 const dm_record_t *r = &b.records[i];
                 dm_arena_reset(&arena);
-                json_t *key = render(api, r->key, r->key_len, &arena, &tmp);
-                json_t *value = render(api, r->value, r->value_len, &arena, &tmp);
-                json_array_append_new(records, json_pack("{s:i, s:I, s:I, s:o, s:o}", "partition",
-                                                         p, "offset", (json_int_t)r->offset,
-                                                         "timestamp", (json_int_t)r->timestamp,
-                                                         "key", key, "value", value));
+                dm_buf_printf(out,
+                              "%s{\"partition\":%d,\"offset\":%lld,\"timestamp\":%lld,\"key\":",
+                              n ? "," : "", p, (long long)r->offset, (long long)r->timestamp);
+                render(api, r->key, r->key_len, &arena, out);
+                dm_buf_append_str(out, ",\"value\":");
+                render(api, r->value, r->value_len, &arena, out);
+                dm_buf_append_u8(out, '}');
+                n++;
                 pos[p] = r->offset + 1;
             }
-            if (b.n && (long)json_array_size(records) < limit) pos[p] = b.next_offset;
+            if (b.n && n < limit) pos[p] = b.next_offset;
         }
-        if (json_array_size(records) || dm_now_ns() >= deadline) break;
+        if (n || dm_now_ns() >= deadline) break;
     }
-    json_t *positions = json_object();
-    for (int32_t p = 0; p < parts; p++) {
-        char k[16];
-        snprintf(k, sizeof(k), "%d", p);
-        json_object_set_new(positions, k, json_integer(pos[p]));
-    }
+    dm_buf_append_str(out, "],\"positions\":{");
+    for (int32_t p = 0; p < parts; p++)
+        dm_buf_printf(out, "%s\"%d\":%lld", p ? "," : "", p, (long long)pos[p]);
+    dm_buf_append_str(out, "}}");
+    res->status = 200;
+    res->content_type = "application/json";
     dm_transport_batch_free(t, &b);
     dm_arena_destroy(&arena);
-    dm_buf_free(&tmp);
     free(pos);
-    dm_http_json(res, 200, json_pack("{s:o, s:o}", "records", records, "positions", positions));
 }
 
 /* Names of the connectors whose sources take events through the API. */

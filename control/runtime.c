@@ -188,9 +188,14 @@ void dm_runtime_unit_start(unit_t *u, void *(*thread_main)(void *))
             dm_unit_set(&u->st, DM_UNIT_FAILED, "out of memory");
         return;
     }
-    if (pthread_create(&u->th, NULL, thread_main, u) == 0)
+    if (pthread_create(&u->th, NULL, thread_main, u) == 0) {
+        /* top -H shows the unit (at most 15 bytes of its name), not the thread
+         * that started it (an HTTP worker, "MHD-worker") */
+        char tn[16];
+        snprintf(tn, sizeof(tn), "%s", u->name);
+        pthread_setname_np(u->th, tn);
         u->started = true;
-    else
+    } else
         dm_unit_set(&u->st, DM_UNIT_FAILED, "cannot start a thread");
 }
 
@@ -717,8 +722,10 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
         rc = dm_schema_registry_open(path, &rt->reg, err);
     }
     if (!rc) rc = dm_runtime_sync(rt, err);
-    if (!rc && pthread_create(&rt->reconciler, NULL, reconcile_main, rt) == 0)
+    if (!rc && pthread_create(&rt->reconciler, NULL, reconcile_main, rt) == 0) {
+        pthread_setname_np(rt->reconciler, "dm-reconcile");
         rt->reconciling = true;
+    }
     if (rc) {
         dm_runtime_free(rt);
         return rc;

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -333,6 +334,9 @@ dm_err_t dm_pool_new(dm_transport_t *t, int n_threads, dm_pool_t **out, dm_error
     pthread_cond_init(&p->idle, NULL);
     for (int i = 0; i < n_threads; i++) {
         if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) break;
+        char tn[16];
+        snprintf(tn, sizeof(tn), "dm-worker-%u", (unsigned)i);
+        pthread_setname_np(p->threads[i], tn);
         p->n_threads++;
     }
     if (!p->n_threads) {

@@ -52,6 +52,7 @@ typedef struct dm_segment {
     pthread_mutex_t prep_mu;
     uint32_t prep_gen;
     uint64_t populated; /* readers filled the mapping's page tables up to here (atomic) */
+    uint64_t trimmed;   /* the mapping's pages below this were let go (atomic; dm_segment_trim) */
     /* fd cache (log->fdcache.mu): open fds and a read-only mapping of the data file, so
      * reads point into the page cache without copying */
     int fd, idx_fd;
@@ -121,6 +122,14 @@ typedef struct dm_group_off {
 
 /* Page cache of busy segments comes in folios of this size where it can (prealloc_ahead). */
 #define DM_HUGE_PAGE (2u << 20)
+
+/* Keeps a segment's mapping resident only around where it is being written and
+ * read: the pages more than DM_RESIDENT_WINDOW below pos are let go (the page
+ * cache keeps them; a later read faults them in again). Without it every byte
+ * written or read through a mapping stays in the process's RSS (RssFile)
+ * until the segment is closed. Any thread; cheap when nothing is due. */
+void dm_segment_trim(dm_segment_t *s, uint64_t pos);
+#define DM_RESIDENT_WINDOW (4u << 20)
 
 /* x rounded up to a multiple of DM_HUGE_PAGE. */
 static inline uint64_t dm_huge_up(uint64_t x)

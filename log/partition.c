@@ -550,7 +550,10 @@ static dm_err_t read_segment(dm_log_t *log, dm_partition_t *p, dm_segment_t *s, 
     *more = false;
     *mapped = s->map && limit <= s->map_len;
     uint64_t pos = dm_segment_lookup(s, offset);
-    if (*mapped) populate_ahead(s, pos, limit);
+    if (*mapped) {
+        populate_ahead(s, pos, limit);
+        dm_segment_trim(s, pos);
+    }
     size_t used = 0;
     bool checked_entry = false;
     for (;;) {

@@ -69,6 +69,7 @@ static void close_fds(dm_fdcache_t *c, dm_segment_t *s)
         munmap(s->map, s->map_len);
         s->map = NULL;
         s->map_len = 0;
+        __atomic_store_n(&s->trimmed, 0, __ATOMIC_RELAXED); /* a new mapping starts empty */
     }
     if (s->fd >= 0) {
         close(s->fd);

@@ -26,6 +26,23 @@ void dm_warmer_init(dm_warmer_t *w)
     pthread_cond_init(&w->cond, NULL);
 }
 
+void dm_segment_trim(dm_segment_t *s, uint64_t pos)
+{
+    if (!s->map || pos <= DM_RESIDENT_WINDOW) return;
+    uint64_t keep = (pos - DM_RESIDENT_WINDOW) & ~(uint64_t)(DM_HUGE_PAGE - 1);
+    if (keep > s->map_len) keep = s->map_len & ~(uint64_t)(DM_HUGE_PAGE - 1);
+    uint64_t done = __atomic_load_n(&s->trimmed, __ATOMIC_RELAXED);
+    /* in steps of 4 MiB: one madvise per step, whoever gets there first */
+    if (keep < done + (4u << 20) ||
+        !__atomic_compare_exchange_n(&s->trimmed, &done, keep, false, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED))
+        return;
+    /* a shared read-only file mapping: only the page-table entries go, and the
+     * pages stay in the page cache; records still pointing here fault them
+     * back in */
+    madvise(s->map + done, keep - done, MADV_DONTNEED);
+}
+
 static void populate(dm_segment_t *s, uint64_t from, uint64_t to)
 {
 #ifdef MADV_POPULATE_READ
@@ -48,6 +65,7 @@ void dm_warm_now(dm_segment_t *s, uint64_t from, uint64_t to)
     uint64_t done = __atomic_load_n(&s->warm_end, __ATOMIC_RELAXED);
     if (!s->map || done >= to) return;
     populate(s, from > done ? from : done, to);
+    dm_segment_trim(s, from);
 }
 
 static void *warm_main(void *arg)
@@ -67,7 +85,10 @@ static void *warm_main(void *arg)
         bool ok = __atomic_load_n(&r.s->prep_gen, __ATOMIC_RELAXED) == r.gen &&
                   fallocate(r.s->fd, 0, (off_t)r.from, (off_t)(r.to - r.from)) == 0;
         pthread_mutex_unlock(&r.s->prep_mu);
-        if (ok) populate(r.s, r.from, r.to);
+        if (ok) {
+            populate(r.s, r.from, r.to);
+            dm_segment_trim(r.s, r.from);
+        }
         dm_fdcache_unpin(&log->fdcache, r.s);
         dm_segment_unref(log, r.s);
         pthread_mutex_lock(&w->mu);
@@ -88,6 +109,7 @@ void dm_warm_ahead(dm_log_t *log, dm_segment_t *s, uint64_t from, uint64_t to)
     pthread_mutex_lock(&w->mu);
     if (!w->started && !w->stopping) {
         w->started = pthread_create(&w->thread, NULL, warm_main, log) == 0;
+        if (w->started) pthread_setname_np(w->thread, "dm-log-warm");
     }
     if (w->started && !w->stopping && w->n < DM_WARM_QUEUE &&
         dm_fdcache_pin(&log->fdcache, s, NULL) == DM_OK) {

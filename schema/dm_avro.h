@@ -257,12 +257,24 @@ typedef enum dm_avro_json_mode {
     DM_AVRO_JSON_DEFAULT,
 } dm_avro_json_mode_t;
 
-/* Converts JSON text to a value of node, allocated in arena. A mismatch
- * returns DM_ERR_SCHEMA_MISMATCH naming the field path and the expected type.
- * Strings are copied into arena. */
+/* Converts JSON text to a value of node, allocated in arena, in one pass
+ * without a DOM (schema/json_decode.c). A mismatch returns
+ * DM_ERR_SCHEMA_MISMATCH naming the field path, the expected type and the
+ * line, column and byte; text that is not JSON DM_ERR_INVALID, with where.
+ * A key given twice in an object is refused. Strings are copied into arena. */
 dm_err_t dm_avro_from_json_text(const dm_avro_node_t *node, const char *json, size_t len,
                                 dm_avro_json_mode_t mode, dm_arena_t *arena, dm_avro_value_t *out,
                                 dm_error_t *err);
+
+/* Walks JSON text holding an array of values (or one value that is not an
+ * array) without building it: fn gets each element's own bytes, checked to be
+ * JSON, in order, with its index; a non-zero return stops the walk and is
+ * returned. Syntax errors (DM_ERR_INVALID) name the line, column and byte.
+ * *count (may be NULL) gets the number of elements handed to fn. */
+dm_err_t dm_avro_json_each(const char *json, size_t len,
+                           dm_err_t (*fn)(void *ctx, size_t i, const char *elem, size_t elem_len,
+                                          dm_error_t *err),
+                           void *ctx, size_t *count, dm_error_t *err);
 
 /* Appends v (a value of node) to out as JSON text. Projected-out fields are
  * left out of records. */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "schema/internal.h"
+#include "schema/json_internal.h"
 
 typedef struct jctx {
     dm_avro_json_mode_t mode;
@@ -108,7 +109,7 @@ static bool parse_digits(const char **s, int n, int *out)
     return true;
 }
 
-static bool parse_date(const char **s, int64_t *days)
+bool dm_avro_json_parse_date(const char **s, int64_t *days)
 {
     int y, m, d;
     if (!parse_digits(s, 4, &y) || **s != '-') return false;
@@ -121,7 +122,7 @@ static bool parse_date(const char **s, int64_t *days)
 }
 
 /* HH:MM:SS[.frac] → microseconds of the day. */
-static bool parse_time(const char **s, int64_t *us)
+bool dm_avro_json_parse_time(const char **s, int64_t *us)
 {
     int h, mi, se;
     if (!parse_digits(s, 2, &h) || **s != ':') return false;
@@ -147,13 +148,13 @@ static bool parse_time(const char **s, int64_t *us)
 }
 
 /* ISO-8601 date-time → microseconds since the epoch (UTC unless an offset). */
-static bool parse_timestamp(const char *s, int64_t *us)
+bool dm_avro_json_parse_timestamp(const char *s, int64_t *us)
 {
     int64_t days, tod = 0;
-    if (!parse_date(&s, &days)) return false;
+    if (!dm_avro_json_parse_date(&s, &days)) return false;
     if (*s == 'T' || *s == ' ') {
         s++;
-        if (!parse_time(&s, &tod)) return false;
+        if (!dm_avro_json_parse_time(&s, &tod)) return false;
     }
     int64_t off = 0;
     if (*s == 'Z') {
@@ -171,10 +172,17 @@ static bool parse_timestamp(const char *s, int64_t *us)
     return true;
 }
 
-static int64_t floordiv(int64_t a, int64_t b)
+int64_t dm_avro_json_floordiv(int64_t a, int64_t b)
 {
     int64_t q = a / b;
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/* v as exactly n decimal digits at o (v < 10^n). */
+static void put_digits(char *o, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        o[i] = (char)('0' + v % 10);
 }
 
 static void fmt_timestamp(dm_buf_t *out, int64_t us, bool zone)
@@ -189,16 +197,31 @@ static void fmt_timestamp(dm_buf_t *out, int64_t us, bool zone)
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);
     int64_t secs = tod / 1000000, frac = tod % 1000000;
-    dm_buf_printf(out, "\"%04" PRId64 "-%02u-%02uT%02d:%02d:%02d", y, m, d, (int)(secs / 3600),
-                  (int)(secs / 60 % 60), (int)(secs % 60));
-    if (frac) dm_buf_printf(out, ".%06d", (int)frac);
+    if (y < 0 || y > 9999) {
+        dm_buf_printf(out, "\"%04" PRId64 "-%02u-%02uT%02d:%02d:%02d", y, m, d, (int)(secs / 3600),
+                      (int)(secs / 60 % 60), (int)(secs % 60));
+    } else {
+        char t[24] = "\"YYYY-MM-DDTHH:MM:SS";
+        put_digits(t + 1, (unsigned)y, 4);
+        put_digits(t + 6, m, 2);
+        put_digits(t + 9, d, 2);
+        put_digits(t + 12, (unsigned)(secs / 3600), 2);
+        put_digits(t + 15, (unsigned)(secs / 60 % 60), 2);
+        put_digits(t + 18, (unsigned)(secs % 60), 2);
+        dm_buf_append(out, t, 20);
+    }
+    if (frac) {
+        char f[8] = ".";
+        put_digits(f + 1, (unsigned)frac, 6);
+        dm_buf_append(out, f, 7);
+    }
     dm_buf_append_str(out, zone ? "Z\"" : "\"");
 }
 
 /* ---- decimals --------------------------------------------------------------------------- */
 
 /* Parses "[-]digits[.digits]" into an unscaled integer at the given scale. */
-static bool parse_decimal(const char *s, int scale, __int128 *out)
+bool dm_avro_json_parse_decimal(const char *s, int scale, __int128 *out)
 {
     bool neg = false;
     if (*s == '-' || *s == '+') neg = *s++ == '-';
@@ -225,7 +248,7 @@ static bool parse_decimal(const char *s, int scale, __int128 *out)
     return true;
 }
 
-static uint8_t *decimal_bytes(jctx_t *c, __int128 v, uint32_t fixed, uint32_t *len)
+uint8_t *dm_avro_json_decimal_bytes(dm_arena_t *arena, __int128 v, uint32_t fixed, uint32_t *len)
 {
     uint8_t tmp[16];
     for (int i = 15; i >= 0; i--, v >>= 8)
@@ -237,9 +260,9 @@ static uint8_t *decimal_bytes(jctx_t *c, __int128 v, uint32_t fixed, uint32_t *l
                               (tmp[start] == 0xff && (tmp[start + 1] & 0x80))))
             start++;
         *len = 16 - start;
-        return dm_arena_memdup(c->arena, tmp + start, *len);
+        return dm_arena_memdup(arena, tmp + start, *len);
     }
-    uint8_t *b = dm_arena_alloc(c->arena, fixed);
+    uint8_t *b = dm_arena_alloc(arena, fixed);
     if (!b) return NULL;
     uint8_t sign = (tmp[0] & 0x80) ? 0xff : 0;
     for (uint32_t i = 0; i < fixed; i++) {
@@ -311,22 +334,24 @@ static int conv_int(jctx_t *c, const dm_avro_node_t *n, const json_t *j, dm_avro
         int64_t x;
         switch (n->logical) {
         case DM_AVRO_LT_DATE:
-            if (!parse_date(&s, &x) || *s) return jfail(c, n, j, "(date as YYYY-MM-DD)");
+            if (!dm_avro_json_parse_date(&s, &x) || *s)
+                return jfail(c, n, j, "(date as YYYY-MM-DD)");
             v = x;
             break;
         case DM_AVRO_LT_TIME_MILLIS:
         case DM_AVRO_LT_TIME_MICROS:
-            if (!parse_time(&s, &x) || *s) return jfail(c, n, j, "(time as HH:MM:SS[.fff])");
+            if (!dm_avro_json_parse_time(&s, &x) || *s)
+                return jfail(c, n, j, "(time as HH:MM:SS[.fff])");
             v = n->logical == DM_AVRO_LT_TIME_MILLIS ? x / 1000 : x;
             break;
         case DM_AVRO_LT_TIMESTAMP_MILLIS:
         case DM_AVRO_LT_LOCAL_TIMESTAMP_MILLIS:
         case DM_AVRO_LT_TIMESTAMP_MICROS:
         case DM_AVRO_LT_LOCAL_TIMESTAMP_MICROS:
-            if (!parse_timestamp(s, &x)) return jfail(c, n, j, "(ISO-8601 timestamp)");
+            if (!dm_avro_json_parse_timestamp(s, &x)) return jfail(c, n, j, "(ISO-8601 timestamp)");
             v = (n->logical == DM_AVRO_LT_TIMESTAMP_MILLIS ||
                  n->logical == DM_AVRO_LT_LOCAL_TIMESTAMP_MILLIS)
-                    ? floordiv(x, 1000)
+                    ? dm_avro_json_floordiv(x, 1000)
                     : x;
             break;
         default: return jfail(c, n, j, NULL);
@@ -359,7 +384,9 @@ static int conv_union(jctx_t *c, const dm_avro_node_t *n, const json_t *j, dm_av
             }
         return jfail(c, n, j, "(union without null)");
     }
-    if (c->mode == DM_AVRO_JSON_AVRO || (json_is_object(j) && json_object_size(j) == 1)) {
+    if (c->mode == DM_AVRO_JSON_AVRO && !(json_is_object(j) && json_object_size(j) == 1))
+        return jfail(c, n, j, "(a union value as {\"type\": value})");
+    if (json_is_object(j) && json_object_size(j) == 1) {
         const char *key = json_object_iter_key(json_object_iter((json_t *)j));
         for (uint32_t i = 0; key && i < n->n_branches; i++) {
             const dm_avro_node_t *b = n->branches[i];
@@ -486,9 +513,10 @@ static int conv(jctx_t *c, const dm_avro_node_t *n, const json_t *j, dm_avro_val
             else
                 s = json_string_value(j);
             __int128 v;
-            if (!parse_decimal(s, n->scale, &v))
+            if (!dm_avro_json_parse_decimal(s, n->scale, &v))
                 return jfail(c, n, j, "(decimal digits within the scale)");
-            out->u.p = decimal_bytes(c, v, n->type == DM_AVRO_FIXED ? n->size : 0, &out->len);
+            out->u.p = dm_avro_json_decimal_bytes(
+                c->arena, v, n->type == DM_AVRO_FIXED ? n->size : 0, &out->len);
             return out->u.p ? 0 : jfail(c, n, j, "(out of memory)");
         }
         if (!json_is_string(j)) return jfail(c, n, j, NULL);
@@ -612,12 +640,14 @@ dm_err_t dm_avro_from_json_value(const dm_avro_node_t *node, const json_t *j,
     return DM_OK;
 }
 
-dm_err_t dm_avro_from_json_text(const dm_avro_node_t *node, const char *json, size_t len,
-                                dm_avro_json_mode_t mode, dm_arena_t *arena, dm_avro_value_t *out,
-                                dm_error_t *err)
+dm_err_t dm_avro_from_json_dom(const dm_avro_node_t *node, const char *json, size_t len,
+                               dm_avro_json_mode_t mode, bool reject_duplicates, dm_arena_t *arena,
+                               dm_avro_value_t *out, dm_error_t *err)
 {
     json_error_t jerr;
-    json_t *j = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    json_t *j = json_loadb(
+        json, len,
+        JSON_DECODE_ANY | JSON_ALLOW_NUL | (reject_duplicates ? JSON_REJECT_DUPLICATES : 0), &jerr);
     if (!j)
         return dm_error_set(err, DM_ERR_INVALID, "JSON line %d column %d: %s", jerr.line,
                             jerr.column, jerr.text);
@@ -627,26 +657,53 @@ dm_err_t dm_avro_from_json_text(const dm_avro_node_t *node, const char *json, si
     return rc;
 }
 
+dm_err_t dm_avro_from_json_text(const dm_avro_node_t *node, const char *json, size_t len,
+                                dm_avro_json_mode_t mode, dm_arena_t *arena, dm_avro_value_t *out,
+                                dm_error_t *err)
+{
+    /* defaults are small, rare and parsed once: the DOM path reads them */
+    if (mode == DM_AVRO_JSON_DEFAULT)
+        return dm_avro_from_json_dom(node, json, len, mode, false, arena, out, err);
+    return dm_avro_json_decode(node, json, len, mode, arena, out, err);
+}
+
 /* ---- value → JSON ----------------------------------------------------------------------- */
+
+/* Bytes that need no escaping in a JSON string (UTF-8 passes through; bytes
+ * and fixed, written as code points 0-255, escape their high half). */
+static const uint8_t plain_byte[256] = {
+    [0x20 ... 0x21] = 3, /* safe in both, '"' and '\\' excepted */
+    [0x23 ... 0x5b] = 3,
+    [0x5d ... 0x7e] = 3,
+    [0x80 ... 0xff] = 1, /* safe in strings only */
+};
 
 static void put_string(dm_buf_t *out, const uint8_t *p, size_t len, bool latin1)
 {
     static const char hex[] = "0123456789abcdef";
-    dm_buf_reserve(out, len + 2);
-    dm_buf_append_u8(out, '"');
-    for (size_t i = 0; i < len; i++) {
-        uint8_t ch = p[i];
+    uint8_t need = latin1 ? 2 : 1;
+    if (dm_buf_reserve(out, len + 2)) return;
+    out->data[out->len++] = '"';
+    size_t i = 0;
+    while (i < len) {
+        size_t run = i;
+        while (run < len && (plain_byte[p[run]] & need))
+            run++;
+        if (run > i) {
+            dm_buf_append(out, p + i, run - i);
+            i = run;
+            if (i == len) break;
+        }
+        uint8_t ch = p[i++];
         if (ch == '"' || ch == '\\') {
             uint8_t esc[2] = {'\\', ch};
             dm_buf_append(out, esc, 2);
         } else if (ch == '\n' || ch == '\t' || ch == '\r') {
             uint8_t esc[2] = {'\\', ch == '\n' ? 'n' : ch == '\t' ? 't' : 'r'};
             dm_buf_append(out, esc, 2);
-        } else if (ch < 0x20 || ch == 0x7f || (latin1 && ch >= 0x80)) {
+        } else {
             char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
             dm_buf_append(out, esc, 6);
-        } else {
-            dm_buf_append_u8(out, ch);
         }
     }
     dm_buf_append_u8(out, '"');
@@ -660,10 +717,14 @@ static void put_double(dm_buf_t *out, double d, bool single)
         dm_buf_append_str(out, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
     } else {
         char tmp[40];
-        snprintf(tmp, sizeof(tmp), single ? "%.9g" : "%.17g", d);
-        if (!strpbrk(tmp, ".eE")) strcat(tmp, ".0");
-        dm_buf_append_str(out, tmp);
+        dm_buf_append(out, tmp, dm_avro_json_format_double(d, single, tmp));
     }
+}
+
+static void put_i64(dm_buf_t *out, int64_t x)
+{
+    char tmp[24];
+    dm_buf_append(out, tmp, dm_avro_json_format_i64(x, tmp));
 }
 
 static int emit(const dm_avro_node_t *n, const dm_avro_value_t *v, dm_avro_json_mode_t mode,
@@ -714,7 +775,7 @@ static int emit(const dm_avro_node_t *n, const dm_avro_value_t *v, dm_avro_json_
                              n->logical == DM_AVRO_LT_LOCAL_TIMESTAMP_MICROS)) {
             fmt_timestamp(out, x, n->logical == DM_AVRO_LT_TIMESTAMP_MICROS);
         } else {
-            dm_buf_printf(out, "%" PRId64, x);
+            put_i64(out, x);
         }
         return 0;
     }

@@ -73,12 +73,15 @@ static dm_err_t take_line(reader_t *r, const char *p, size_t len, int64_t line, 
         lead++;
     if (lead == len) return DM_OK; /* blank lines carry nothing */
     dm_avro_value_t v;
-    dm_error_t why = {0};
-    char where[4200];
-    snprintf(where, sizeof(where), "%s:%lld", r->src->conf->path, (long long)line);
+    dm_error_t why;
+    why.code = DM_OK; /* the 500-byte message is written only on failure */
+    why.retriable = why.fatal = false;
+    why.message[0] = '\0';
     if (dm_avro_from_json_text(r->src->schema->root, p, len, DM_AVRO_JSON_PLAIN, &r->arena, &v,
                                &why) ||
         dm_emit_add(&r->emit, &v, 0, &why)) {
+        char where[4200]; /* path:line, named only for a rejected line */
+        snprintf(where, sizeof(where), "%s:%lld", r->src->conf->path, (long long)line);
         DM_WARN("connector", "source=%s connector=file: %s: %s (sent to %s)", r->src->topic, where,
                 why.message, r->src->dead_letter_topic);
         r->rejected++;

@@ -9,37 +9,30 @@
 #include "core/arena.h"
 #include "schema/dm_avro.h"
 
-/* Validates and encodes every record of records into emit; the first that
- * fails names its index. */
-static dm_err_t add_records(const dm_source_env_t *env, const json_t *records, dm_emit_t *emit,
-                            dm_arena_t *arena, dm_error_t *err)
+typedef struct adding {
+    const dm_ingest_config_t *conf;
+    const dm_source_env_t *env;
+    dm_emit_t *emit;
+    dm_arena_t *arena;
+    bool array; /* the body is an array (else one object) */
+} adding_t;
+
+/* One record of the body, read straight from its bytes (no DOM), validated
+ * and encoded into the batch; a failure names the record's index. */
+static dm_err_t add_record(void *ctx, size_t i, const char *elem, size_t len, dm_error_t *err)
 {
-    char stack[4096], *text = stack;
-    size_t cap = sizeof(stack);
-    dm_err_t rc = DM_OK;
-    for (size_t i = 0; i < json_array_size(records) && !rc; i++) {
-        const json_t *r = json_array_get(records, i);
-        size_t len = json_dumpb(r, text, cap, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (len > cap) { /* a large record: one buffer, reused for the rest */
-            char *bigger = realloc(text == stack ? NULL : text, len);
-            if (!bigger) {
-                rc = dm_error_set(err, DM_ERR_NOMEM, "record %zu: out of memory", i);
-                break;
-            }
-            text = bigger;
-            cap = len;
-            len = json_dumpb(r, text, cap, JSON_COMPACT | JSON_ENCODE_ANY);
-        }
-        dm_avro_value_t v;
-        rc = dm_avro_from_json_text(env->value_schema->root, text, len, DM_AVRO_JSON_PLAIN, arena,
-                                    &v, err);
-        if (!rc) rc = dm_emit_add(emit, &v, 0, err);
-        if (rc) {
-            if (rc != DM_ERR_NOMEM) err->code = rc = DM_ERR_SCHEMA_MISMATCH;
-            dm_error_prefix(err, "record %zu", i);
-        }
+    adding_t *a = ctx;
+    if ((int64_t)i >= a->conf->max_records || (!a->array && elem[0] != '{'))
+        return dm_error_set(err, DM_ERR_INVALID, "send a JSON array of 1 to %lld records",
+                            (long long)a->conf->max_records);
+    dm_avro_value_t v;
+    dm_err_t rc = dm_avro_from_json_text(a->env->value_schema->root, elem, len, DM_AVRO_JSON_PLAIN,
+                                         a->arena, &v, err);
+    if (!rc) rc = dm_emit_add(a->emit, &v, 0, err);
+    if (rc) {
+        if (rc != DM_ERR_NOMEM) err->code = rc = DM_ERR_SCHEMA_MISMATCH;
+        dm_error_prefix(err, "record %zu", i); /* line, column and byte: within the record */
     }
-    if (text != stack) free(text);
     return rc;
 }
 
@@ -53,24 +46,10 @@ dm_err_t dm_ingest_push(const dm_ingest_config_t *conf, const dm_source_env_t *e
         return dm_error_set(err, DM_ERR_RANGE,
                             "request body larger than %lld bytes (the source's max_bytes)",
                             (long long)conf->max_bytes);
-    json_error_t jerr;
-    json_t *records = len ? json_loadb(body, len, 0, &jerr) : NULL;
-    if (!records)
-        return dm_error_set(err, DM_ERR_INVALID, "body is not JSON: line %d column %d: %s",
-                            len ? jerr.line : 1, len ? jerr.column : 1,
-                            len ? jerr.text : "empty body");
-    if (json_is_object(records)) records = json_pack("[o]", records);
-    size_t n = json_array_size(records);
-    if (!json_is_array(records) || n == 0 || (int64_t)n > conf->max_records) {
-        json_decref(records);
-        return dm_error_set(err, DM_ERR_INVALID, "send a JSON array of 1 to %lld records",
-                            (long long)conf->max_records);
-    }
-    if (!env->value_schema || env->partitions <= 0) {
-        json_decref(records);
+    if (!len) return dm_error_set(err, DM_ERR_INVALID, "body is not JSON: empty body");
+    if (!env->value_schema || env->partitions <= 0)
         return dm_error_set(err, DM_ERR_AGAIN, "source '%s' is not ready: it has no %s yet",
                             env->name, env->value_schema ? "topic" : "schema");
-    }
     /* Validate and encode every record before writing any. */
     dm_arena_t arena;
     dm_arena_init(&arena, 0);
@@ -82,7 +61,20 @@ dm_err_t dm_ingest_push(const dm_ingest_config_t *conf, const dm_source_env_t *e
                       .key_schema = env->key_schema,
                       .key_schema_id = env->key_schema_id};
     dm_emit_init(&emit);
-    dm_err_t rc = add_records(env, records, &emit, &arena, err);
+    adding_t a = {.conf = conf, .env = env, .emit = &emit, .arena = &arena};
+    for (size_t i = 0; i < len; i++) {
+        char c = ((const char *)body)[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
+        a.array = c == '[';
+        break;
+    }
+    size_t n = 0;
+    dm_err_t rc = dm_avro_json_each(body, len, add_record, &a, &n, err);
+    if (rc == DM_ERR_INVALID && strncmp(err->message, "JSON", 4) == 0)
+        dm_error_prefix(err, "body is not JSON");
+    if (!rc && n == 0)
+        rc = dm_error_set(err, DM_ERR_INVALID, "send a JSON array of 1 to %lld records",
+                          (long long)conf->max_records);
     if (!rc && (rc = dm_emit_commit(&emit, NULL, 0, err))) {
         dm_error_prefix(err, "writing to source '%s'", env->name);
         err->code = rc = DM_ERR_AGAIN; /* nothing was written: the client may retry */
@@ -91,7 +83,6 @@ dm_err_t dm_ingest_push(const dm_ingest_config_t *conf, const dm_source_env_t *e
     if (!rc) *accepted = n;
     dm_emit_free(&emit);
     dm_arena_destroy(&arena);
-    json_decref(records);
     return rc;
 }
 

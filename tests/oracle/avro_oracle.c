@@ -32,6 +32,7 @@
 
 #include "schema/dm_avro_container.h"
 #include "schema/dm_schema_compat.h"
+#include "schema/json_internal.h"
 
 #define VALUES_PER_CASE 3
 
@@ -491,6 +492,152 @@ static bool avroc_round_trip(int c, avro_value_iface_t *iface, const dm_avro_cod
     return ok;
 }
 
+/* ---- JSON ------------------------------------------------------------------------- */
+
+static int json_checked, json_variants, json_rejected;
+
+/* Both JSON readers on text: the DOM-free one must accept and refuse what the
+ * jansson path does (duplicate keys refused by both) and give equal values.
+ * Text with a \u0000 escape is left out: there the new reader is stricter on
+ * purpose (an enum symbol or a date no longer matches a string cut at the NUL). */
+static bool json_agree(int c, const dm_avro_node_t *root, const char *text, size_t len,
+                       dm_avro_json_mode_t mode, const char *what)
+{
+    if (!text) text = ""; /* an empty copy */
+    if (memmem(text, len, "\\u0000", 6)) return true;
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    dm_avro_value_t vo, vn;
+    dm_error_t eo = {0}, en = {0};
+    dm_err_t ro = dm_avro_from_json_dom(root, text, len, mode, true, &a, &vo, &eo);
+    dm_err_t rn = dm_avro_from_json_text(root, text, len, mode, &a, &vn, &en);
+    bool ok = true;
+    json_variants++;
+    json_rejected += rn != 0;
+    if (!ro != !rn) {
+        failf(c,
+              "%s: jansson path %s, DOM-free reader %s\n    old: %s\n    new: %s\n    text: %.*s",
+              what, ro ? "refuses" : "accepts", rn ? "refuses" : "accepts", eo.message, en.message,
+              (int)(len < 600 ? len : 600), text);
+        ok = false;
+    } else if (!ro && !dm_avro_value_equal(root, &vo, &vn)) {
+        failf(c, "%s: the two readers give different values\n    text: %.*s", what,
+              (int)(len < 600 ? len : 600), text);
+        ok = false;
+    }
+    dm_arena_destroy(&a);
+    return ok;
+}
+
+/* True when a bytes or fixed value in v holds a zero byte: avro-c's JSON
+ * writer ends such a value at its first zero (it treats it as a C string), so
+ * its text cannot be compared. */
+static bool has_zero_byte(const dm_avro_node_t *n, const dm_avro_value_t *v, int depth)
+{
+    if (depth > 64) return true;
+    if (n->type == DM_AVRO_UNION) n = n->branches[v->branch];
+    switch (n->type) {
+    case DM_AVRO_BYTES:
+    case DM_AVRO_FIXED: return v->len && memchr(v->u.p, 0, v->len) != NULL;
+    case DM_AVRO_RECORD:
+        for (uint32_t i = 0; i < n->n_fields; i++)
+            if (has_zero_byte(n->fields[i].type, &v->u.v[i], depth + 1)) return true;
+        return false;
+    case DM_AVRO_ARRAY:
+        for (uint32_t i = 0; i < v->len; i++)
+            if (has_zero_byte(n->items, &v->u.v[i], depth + 1)) return true;
+        return false;
+    case DM_AVRO_MAP:
+        for (uint32_t i = 0; i < v->len; i++)
+            if (has_zero_byte(n->items, &v->u.v[2 * i + 1], depth + 1)) return true;
+        return false;
+    default: return false;
+    }
+}
+
+/* One value through JSON: our writer's text (the spec's encoding) reads back
+ * as the value; avro-c's JSON of the same bytes reads back as the value; the
+ * readers agree on that text, on plain JSON and on broken copies of it. */
+static bool json_case(int c, avro_value_iface_t *iface, const dm_avro_node_t *root,
+                      const dm_avro_value_t *orig, const uint8_t *bin, size_t len)
+{
+    bool ok = true;
+    dm_buf_t text = DM_BUF_INIT, plain = DM_BUF_INIT;
+    dm_error_t err = {0};
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    dm_avro_value_t back;
+    if (dm_avro_to_json(root, orig, DM_AVRO_JSON_AVRO, &text, &err) ||
+        dm_avro_to_json(root, orig, DM_AVRO_JSON_PLAIN, &plain, &err)) {
+        failf(c, "we cannot write our own value as JSON: %s", err.message);
+        ok = false;
+        goto out;
+    }
+    if (dm_avro_from_json_text(root, (const char *)text.data, text.len, DM_AVRO_JSON_AVRO, &a,
+                               &back, &err)) {
+        failf(c, "our JSON does not read back: %s\n    text: %.*s", err.message, (int)text.len,
+              text.data);
+        ok = false;
+    } else if (!dm_avro_value_equal(root, orig, &back)) {
+        failf(c, "our JSON reads back as another value\n    text: %.*s", (int)text.len, text.data);
+        ok = false;
+    }
+    /* avro-c's JSON encoding of the same bytes */
+    avro_value_t v;
+    avro_generic_value_new(iface, &v);
+    avro_reader_t r = avro_reader_memory((const char *)bin, (int64_t)len);
+    char *theirs = NULL;
+    if (!has_zero_byte(root, orig, 0) && !avro_value_read(r, &v) &&
+        !avro_value_to_json(&v, 1, &theirs) && theirs) {
+        if (dm_avro_from_json_text(root, theirs, strlen(theirs), DM_AVRO_JSON_AVRO, &a, &back,
+                                   &err)) {
+            failf(c, "avro-c's JSON does not read: %s\n    text: %s", err.message, theirs);
+            ok = false;
+        } else if (!dm_avro_value_equal(root, orig, &back)) {
+            failf(c, "avro-c's JSON reads as another value\n    text: %s", theirs);
+            ok = false;
+        }
+        ok &= json_agree(c, root, theirs, strlen(theirs), DM_AVRO_JSON_AVRO, "avro-c's JSON");
+    }
+    free(theirs);
+    avro_reader_free(r);
+    avro_value_decref(&v);
+    json_checked++;
+    ok &= json_agree(c, root, (const char *)text.data, text.len, DM_AVRO_JSON_AVRO, "our JSON");
+    ok &= json_agree(c, root, (const char *)plain.data, plain.len, DM_AVRO_JSON_PLAIN,
+                     "our plain JSON");
+    /* broken copies: cut short, a byte replaced, a piece inserted */
+    static const char *const pieces[] = {
+        "{",         "}",       "[",   "]",       "\"",   ",",
+        ":",         "\\",      "\\u", "\\ud800", "\xff", "\xc3",
+        "1e999",     "-",       "0.5", "null",    "true", "99999999999999999999",
+        "\"k0\":1,", "\\u00e9", " "};
+    dm_buf_t *srcs[2] = {&text, &plain};
+    for (int i = 0; i < 12 && ok; i++) {
+        dm_buf_t *src = srcs[i % 2];
+        dm_buf_t m = DM_BUF_INIT;
+        size_t at = src->len ? rnd((unsigned)src->len) : 0;
+        unsigned how = rnd(3);
+        dm_buf_append(&m, src->data, at);
+        if (how == 1 || how == 2) {
+            const char *pc = pieces[rnd(sizeof(pieces) / sizeof(pieces[0]))];
+            dm_buf_append(&m, pc, strlen(pc));
+        }
+        if (how != 0) {
+            size_t from = at + (how == 1 && at < src->len);
+            dm_buf_append(&m, src->data + from, src->len - from);
+        }
+        ok &= json_agree(c, root, (const char *)m.data, m.len,
+                         i % 2 ? DM_AVRO_JSON_PLAIN : DM_AVRO_JSON_AVRO, "a broken copy");
+        dm_buf_free(&m);
+    }
+out:
+    dm_arena_destroy(&a);
+    dm_buf_free(&text);
+    dm_buf_free(&plain);
+    return ok;
+}
+
 /* Container files across: ours → avro-c and avro-c → ours. */
 static bool avroc_containers(int c, const char *dir, avro_schema_t as, avro_value_iface_t *iface,
                              const dm_avro_schema_t *s, dm_buf_t *bins, size_t *offs, int n)
@@ -879,7 +1026,9 @@ int main(int argc, char **argv)
             avro_value_iface_t *iface = avro_generic_class_from_schema(as);
             for (int i = 0; i < VALUES_PER_CASE && ok; i++)
                 ok = avroc_round_trip(c, iface, codec, s->root, &vals[i], bins.data + offs[i],
-                                      offs[i + 1] - offs[i]);
+                                      offs[i + 1] - offs[i]) &&
+                     json_case(c, iface, s->root, &vals[i], bins.data + offs[i],
+                               offs[i + 1] - offs[i]);
             if (ok) avroc_ok++;
             if (ok && c % 10 == 0) {
                 if (avroc_containers(c, dir, as, iface, s, &bins, offs, VALUES_PER_CASE))
@@ -945,6 +1094,9 @@ int main(int argc, char **argv)
     }
     printf("avro-c: %d/%d cases identical, %d container round trips\n", avroc_ok, cases,
            containers_ok);
+    printf("json: %d values through JSON both ways (ours and avro-c's text), %d texts read by "
+           "both readers (%d refused by both)\n",
+           json_checked, json_variants, json_rejected);
     printf("resolution: %d cases read with an evolved reader schema (compared by python3-avro)\n",
            evolved);
     printf("compatibility: %d evolved schemas (%d incompatible one way or both), verdicts "
