@@ -89,10 +89,12 @@ spec:
 YAML
 start --alert-webhook "http://127.0.0.1:$hport/hook?token=hook-s3cret" --alert-interval 500ms
 out=$("$bin" apply -f "$data/specs.yaml" 2>&1) && ok apply || bad apply "$out"
+# rows in shop.orders, 0 until the sink has created it
+rows() { local n; n=$(q "SELECT count(*) FROM shop.orders"); [[ $n =~ ^[0-9]+$ ]] && echo "$n" || echo 0; }
 for _ in $(seq 200); do
-  [[ $(q "SELECT count(*) FROM shop.orders" 2>/dev/null) -gt 20 ]] && break; sleep 0.1
+  (($(rows) > 20)) && break; sleep 0.1
 done
-[[ $(q "SELECT count(*) FROM shop.orders") -gt 20 ]] && ok sink_writes || bad sink_writes "$(q "SELECT count(*) FROM shop.orders")"
+(($(rows) > 20)) && ok sink_writes || bad sink_writes "$(q "SELECT count(*) FROM shop.orders")"
 
 # ---- what datamesh serves passes Prometheus's own checks
 slot_metrics() { curl -fs "$DATAMESH_SERVER/metrics" | grep -q 'datamesh_postgres_slot_lag_bytes{pg_source="items"}'; }
