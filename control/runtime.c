@@ -501,7 +501,7 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
     rt->store = store;
     rt->metrics = metrics;
     rt->running = json_object();
-    rt->env = (dm_proc_env_t){dm_runtime_env_table, rt};
+    rt->env = (dm_proc_env_t){dm_runtime_env_table, rt, metrics};
     rt->worker_tasks = json_object();
     rt->waiting = json_object();
     if (opt && opt->transport) rt->transport_url = strdup(opt->transport);
