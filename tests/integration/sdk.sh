@@ -102,6 +102,30 @@ out=$("$bin" apply -f "$data/unknown.yaml" 2>&1)
 # nothing refused was stored: records still flow through the running one
 post 40 >/dev/null
 if wait_count 396 30 && check_counts 396; then ok still_running_after_refusals; else bad still_running_after_refusals "$(cat "$data/err")"; fi
+
+# The scaffold: sdk new → make → apply → the records pass through unchanged.
+out=$("$bin" sdk new pass-all "$data/pass-all" 2>&1 && make -s -C "$data/pass-all" 2>&1 && make -s -C "$data/pass-all" test 2>&1)
+[[ $? -eq 0 && -f $data/pass-all/pass-all.so && $out == *'ok: 3 records in, 3 out'* ]] && ok scaffold_builds_and_tests || bad scaffold_builds_and_tests "$out"
+cat >"$data/pass.yaml" <<YAML
+kind: Processor
+metadata: {name: pass-all, owner: shop}
+spec: {library: $data/pass-all/pass-all.so}
+---
+kind: Pipeline
+metadata: {name: passed, owner: shop}
+spec:
+  from: [sales]
+  steps: [{processor: {name: pass-all}}]
+  to: [{source: sales-passed}]
+YAML
+out=$("$bin" apply -f "$data/pass.yaml" 2>&1) && ok scaffold_applied || bad scaffold_applied "$out"
+"$bin" consume sales --from-beginning -n 100000 | sort >"$data/sales"
+for _ in $(seq 100); do
+  "$bin" consume sales-passed --from-beginning -n 100000 | sort >"$data/passed"
+  cmp -s "$data/sales" "$data/passed" && break
+  sleep 0.2
+done
+cmp -s "$data/sales" "$data/passed" && ok scaffold_passes_records_through || bad scaffold_passes_records_through "$(wc -l "$data/sales" "$data/passed")"
 stop
 
 dump=$("$bin" log dump --data "$data/dm/log" pipeline.counted.dlq 2>&1)
