@@ -455,7 +455,7 @@ static dm_err_t sdk_open(dm_proc_t *p, const void *config, const dm_avro_node_t 
     snprintf(c->label, sizeof(c->label), "%s", conf->name);
     dm_err_t rc = load(c, conf, err);
     if (rc) goto fail;
-    char *config_text = json_dumps(conf->config ? conf->config : json_object(), JSON_COMPACT);
+    char *config_text = conf->config ? json_dumps(conf->config, JSON_COMPACT) : strdup("{}");
     json_t *seen = json_object();
     json_t *sj = dm_schema_type_json(input, seen);
     char *schema_text = sj ? json_dumps(sj, JSON_COMPACT) : NULL;
