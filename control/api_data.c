@@ -221,5 +221,9 @@ dm_err_t dm_api_data_register(dm_http_server_t *http, dm_store_t *store, dm_runt
     dm_err_t rc = dm_http_route(http, "GET", "/api/v1/sources/{name}/records", on_records, &api);
     rc =
         rc ? rc : dm_http_route(http, "POST", "/api/v1/sources/{name}/snapshot", on_snapshot, &api);
-    return rc ? rc : dm_http_route(http, "POST", "/api/v1/sources/{name}/events", on_events, &api);
+    rc = rc ? rc : dm_http_route(http, "POST", "/api/v1/sources/{name}/events", on_events, &api);
+    /* the emitter's binary batches (connectors/ingest/ingest.h); the
+     * connector tells the two bodies apart */
+    return rc ? rc
+              : dm_http_route(http, "POST", "/api/v1/sources/{name}/events/avro", on_events, &api);
 }

@@ -47,6 +47,7 @@ static const dm_auth_rule_t rules[] = {
     {"GET", "/api/v1/sources/{name}/records", DM_ACCESS_RECORDS, DM_SCOPE_SOURCE, false},
     {"POST", "/api/v1/sources/{name}/snapshot", DM_ACCESS_WRITE, DM_SCOPE_SOURCE, true},
     {"POST", "/api/v1/sources/{name}/events", DM_ACCESS_WRITE, DM_SCOPE_SOURCE, true},
+    {"POST", "/api/v1/sources/{name}/events/avro", DM_ACCESS_WRITE, DM_SCOPE_SOURCE, true},
     /* api.c */
     {"POST", "/api/v1/apply", DM_ACCESS_WRITE, DM_SCOPE_APPLY, true},
     {"GET", "/api/v1/catalog", DM_ACCESS_READ, DM_SCOPE_NONE, false},
