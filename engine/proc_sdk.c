@@ -336,8 +336,9 @@ static const dm_sdk_host_t host = {
 /* ---- the step ------------------------------------------------------------------------- */
 
 /* The variants of the step (see the file's comment), by bits 1 stateful, 2
- * timers, 4 watermarks. */
-static const dm_proc_ops_t variants[8];
+ * timers, 4 watermarks, 8 the library declared the fields it reads (without
+ * that, read_paths is NULL: it reads everything). */
+static const dm_proc_ops_t variants[16];
 
 static void ctx_free(dm_sdk_ctx_t *c)
 {
@@ -508,7 +509,7 @@ static dm_err_t sdk_open(dm_proc_t *p, const void *config, const dm_avro_node_t 
         goto fail;
     }
     int v = (c->def->flags & DM_PROCESSOR_STATEFUL ? 1 : 0) | (c->def->on_timer ? 2 : 0) |
-            (c->def->on_watermark ? 4 : 0);
+            (c->def->on_watermark ? 4 : 0) | (o.reads ? 8 : 0);
     p->ops = &variants[v];
     if ((c->def->flags & DM_PROCESSOR_STATEFUL) && !p->kv &&
         (rc = dm_state_new(NULL, 0, &p->kv, err)))
@@ -619,13 +620,15 @@ static dm_err_t sdk_field_deps(const dm_proc_t *p, dm_field_deps_t *deps)
         .summary = "runs a Processor built with the SDK (a shared library, "                       \
                    "include/datamesh/processor.h)",                                                \
         .config = &sdk_table, .config_size = sizeof(sdk_conf_t), .open = sdk_open,                 \
-        .read_paths = sdk_paths, .process = sdk_process, .close = sdk_close,                       \
+        .read_paths = ((v)&8) ? sdk_paths : NULL, .process = sdk_process, .close = sdk_close,      \
         .field_deps = sdk_field_deps, .stateful = ((v)&1) != 0, .restore = sdk_restore,            \
         .on_timer = ((v)&2) ? sdk_on_timer : NULL,                                                 \
         .on_watermark = ((v)&4) ? sdk_on_watermark : NULL,                                         \
     }
 
-static const dm_proc_ops_t variants[8] = {SDK_OPS(0), SDK_OPS(1), SDK_OPS(2), SDK_OPS(3),
-                                          SDK_OPS(4), SDK_OPS(5), SDK_OPS(6), SDK_OPS(7)};
+static const dm_proc_ops_t variants[16] = {SDK_OPS(0),  SDK_OPS(1),  SDK_OPS(2),  SDK_OPS(3),
+                                           SDK_OPS(4),  SDK_OPS(5),  SDK_OPS(6),  SDK_OPS(7),
+                                           SDK_OPS(8),  SDK_OPS(9),  SDK_OPS(10), SDK_OPS(11),
+                                           SDK_OPS(12), SDK_OPS(13), SDK_OPS(14), SDK_OPS(15)};
 
 const dm_proc_ops_t dm_proc_sdk = SDK_OPS(0);

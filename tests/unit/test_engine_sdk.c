@@ -82,6 +82,7 @@ static void test_passthrough(void)
     REQUIRE(dm_proc_open(&dm_proc_sdk, NULL, conf, schema->root, &p, &err) == DM_OK);
     CHECK(p->output == NULL);
     CHECK(!p->ops->stateful && !p->ops->on_timer && !p->ops->on_watermark);
+    CHECK(p->ops->read_paths == NULL); /* no manifest of reads: it reads everything */
     dm_rows_t in, out;
     load_rows(&in);
     dm_rows_init(&out, schema->root);
