@@ -298,12 +298,14 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
 {
     /* The store's documents themselves (no copy per object: at 50,000 objects
      * the copies were most of the controller's memory peak); read only. */
-    json_t *sources = NULL, *pipelines = NULL, *sinks = NULL;
+    json_t *sources = NULL, *pipelines = NULL, *sinks = NULL, *processors = NULL;
     if (dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, err) ||
         dm_store_docs(rt->store, DM_KIND_PIPELINE, &pipelines, err) ||
-        dm_store_docs(rt->store, DM_KIND_SINK, &sinks, err)) {
+        dm_store_docs(rt->store, DM_KIND_SINK, &sinks, err) ||
+        dm_store_docs(rt->store, DM_KIND_PROCESSOR, &processors, err)) {
         json_decref(sources);
         json_decref(pipelines);
+        json_decref(sinks);
         return err->code;
     }
     sync_defers_topics = true;
@@ -318,7 +320,9 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     json_object_foreach(rt->running, key, was)
     {
         const json_t *now = !strncmp(key, "Source/", 7) ? json_object_get(sources, key + 7)
-                                                        : json_object_get(pipelines, key + 9);
+                            : !strncmp(key, "Processor/", 10)
+                                ? json_object_get(processors, key + 10)
+                                : json_object_get(pipelines, key + 9);
         if (!now || !dm_spec_doc_equal(now, was)) json_array_append_new(stale, json_string(key));
     }
     json_object_foreach(pipelines, n, d)
@@ -332,6 +336,19 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
             const json_t *jw =
                 json_object_get(json_object_get(json_array_get(steps, k), "join"), "with");
             if (json_is_string(jw)) json_array_append(reads, (json_t *)jw);
+        }
+        /* An SDK step's Processor re-applied (a new library: a hot upgrade)
+         * restarts the pipeline from its last commit with the new one. */
+        for (size_t k = 0; k < json_array_size(steps); k++) {
+            const json_t *pn =
+                json_object_get(json_object_get(json_array_get(steps, k), "processor"), "name");
+            char prk[200];
+            snprintf(prk, sizeof(prk), "Processor/%s", json_string_value(pn));
+            size_t j;
+            json_t *x;
+            if (json_is_string(pn))
+                json_array_foreach(stale, j, x) if (!strcmp(json_string_value(x), prk))
+                    json_array_append_new(stale, json_string(pk));
         }
         size_t i;
         json_t *s;
@@ -353,6 +370,12 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
         stop_units(rt, json_string_value(x));
         json_object_del(rt->running, json_string_value(x));
         json_object_del(rt->worker_tasks, json_string_value(x));
+    }
+    json_object_foreach(processors, n, d) /* nothing runs: seen, to tell changes */
+    {
+        char prk[200];
+        snprintf(prk, sizeof(prk), "Processor/%s", n);
+        json_object_set(rt->running, prk, d);
     }
     /* Start what is not running: sources first, then pipelines whose input
      * exists (a pipeline may read another's derived source). */
@@ -386,6 +409,7 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     json_decref(sources);
     json_decref(pipelines);
     json_decref(sinks);
+    json_decref(processors);
     /* Apply returns only once the topics it made survive a crash. */
     sync_defers_topics = false;
     return rt->t ? dm_transport_sync_topics(rt->t, err) : DM_OK;

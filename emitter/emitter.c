@@ -145,6 +145,7 @@ static CURLcode request(CURL *c, const char *url, const char *token, const void 
     }
     if (post) {
         h = curl_slist_append(h, "Content-Type: application/vnd.datamesh.batch");
+        h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
         curl_easy_setopt(c, CURLOPT_POST, 1L);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)post_len);

@@ -126,6 +126,24 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 cmp -s "$data/sales" "$data/passed" && ok scaffold_passes_records_through || bad scaffold_passes_records_through "$(wc -l "$data/sales" "$data/passed")"
+
+# Hot upgrade: the Processor re-applied with another library; the pipeline
+# restarts from its last commit with it (the old one unloaded), and records
+# posted meanwhile and after pass exactly once.
+grep -q 'pass-all.so' "/proc/$pid/maps" && ok old_library_loaded || bad old_library_loaded "$(grep '\.so' /proc/$pid/maps | grep -c sdk)"
+post 40 >/dev/null
+sed "s|$data/pass-all/pass-all.so|$lib/passthrough.so|" "$data/pass.yaml" >"$data/pass2.yaml"
+out=$("$bin" apply -f "$data/pass2.yaml" 2>&1) && ok upgrade_applied || bad upgrade_applied "$out"
+post 40 >/dev/null
+"$bin" consume sales --from-beginning -n 100000 | sort >"$data/sales"
+for _ in $(seq 100); do
+  "$bin" consume sales-passed --from-beginning -n 100000 | sort >"$data/passed"
+  cmp -s "$data/sales" "$data/passed" && break
+  sleep 0.2
+done
+cmp -s "$data/sales" "$data/passed" && ok upgrade_exactly_once || bad upgrade_exactly_once "$(wc -l "$data/sales" "$data/passed")"
+maps=$(grep -o '[^ /]*\.so' "/proc/$pid/maps" | sort -u | tr '\n' ' ')
+[[ $maps == *passthrough.so* && $maps != *pass-all.so* ]] && ok upgrade_swapped_library || bad upgrade_swapped_library "$maps"
 stop
 
 dump=$("$bin" log dump --data "$data/dm/log" pipeline.counted.dlq 2>&1)
