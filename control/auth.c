@@ -568,6 +568,13 @@ static bool check_apply(dm_auth_t *a, dm_principal_t *p, const dm_http_request_t
             used += (size_t)snprintf(p->detail + used, sizeof(p->detail) - used, "%s %s %s",
                                      i ? "," : "", dm_kind_name((dm_kind_t)kind), name);
         if (!editor) continue;
+        if (kind == DM_KIND_PROCESSOR) {
+            ok = refuse(res, 403,
+                        "Processor %s: a Processor loads a native library into the controller and "
+                        "its workers; only an admin token applies one (token %s is an editor)",
+                        name, p->token);
+            break;
+        }
         const char *owner = owner_of(root);
         if (!owner || strcmp(owner, p->owner)) {
             ok = refuse(res, 403,
