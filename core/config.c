@@ -542,8 +542,15 @@ static dm_err_t apply_value(const dm_config_field_t *f, void *obj, const json_t 
     switch (json_typeof(v)) {
     case JSON_STRING:
         if (f->type == DM_CFG_BOOL || f->type == DM_CFG_INT || f->type == DM_CFG_DOUBLE ||
-            f->type == DM_CFG_EXPR_MAP || f->type == DM_CFG_OBJECT || f->type == DM_CFG_JSON)
+            f->type == DM_CFG_EXPR_MAP || f->type == DM_CFG_OBJECT)
             break;
+        if (f->type == DM_CFG_JSON) { /* a word in place of the mapping ("same") */
+            json_t *copy = json_deep_copy(v);
+            if (!copy) return dm_error_set(err, DM_ERR_NOMEM, "%s: out of memory", at);
+            free_field(f, obj);
+            *FIELD(obj, f, json_t *) = copy;
+            return DM_OK;
+        }
         if (is_list(f)) return apply_list(f, obj, v, src, key, at, err);
         return set_from_text(f, obj, json_string_value(v), at, err);
     case JSON_INTEGER:

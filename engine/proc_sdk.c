@@ -454,7 +454,10 @@ static dm_err_t sdk_open(dm_proc_t *p, const void *config, const dm_avro_node_t 
     dm_metrics_escape(conf->name, esc, sizeof(esc));
     snprintf(c->labels, sizeof(c->labels), "processor=\"%s\"", esc);
     snprintf(c->label, sizeof(c->label), "%s", conf->name);
-    dm_err_t rc = load(c, conf, err);
+    dm_err_t rc = conf->config && !json_is_object(conf->config)
+                      ? dm_error_set(err, DM_ERR_CONFIG, "Processor %s: config: expected a mapping",
+                                     conf->name)
+                      : load(c, conf, err);
     if (rc) goto fail;
     char *config_text = conf->config ? json_dumps(conf->config, JSON_COMPACT) : strdup("{}");
     json_t *seen = json_object();

@@ -17,8 +17,8 @@
 /* Every built-in processor, one line each: spec validation, the runtime,
  * `datamesh plugins` and docs/plugins-reference.md all read this list. */
 static const dm_proc_ops_t *const builtins[] = {
-    &dm_proc_filter, &dm_proc_project, &dm_proc_enrich, &dm_proc_aggregate,
-    &dm_proc_dedupe, &dm_proc_route,   &dm_proc_join,   &dm_proc_sdk,
+    &dm_proc_filter, &dm_proc_project, &dm_proc_enrich, &dm_proc_aggregate, &dm_proc_dedupe,
+    &dm_proc_route,  &dm_proc_join,    &dm_proc_sdk,    &dm_proc_lua,
 };
 
 /* Step kinds DESIGN.md names that this version refuses at apply. */

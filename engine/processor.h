@@ -269,6 +269,9 @@ extern const dm_proc_ops_t dm_proc_join;
 /* The `processor` step: an SDK processor's library (engine/proc_sdk.c). */
 extern const dm_proc_ops_t dm_proc_sdk;
 
+/* The `lua` step: a sandboxed Lua function per record (engine/proc_lua.c). */
+extern const dm_proc_ops_t dm_proc_lua;
+
 /* Whether the library of Processor name loads and exports symbol (NULL: the
  * default) for this ABI version; err says why not. Calls nothing in it. */
 dm_err_t dm_proc_sdk_check(const char *name, const char *library, const char *symbol,

@@ -144,8 +144,43 @@ done
 cmp -s "$data/sales" "$data/passed" && ok upgrade_exactly_once || bad upgrade_exactly_once "$(wc -l "$data/sales" "$data/passed")"
 maps=$(grep -o '[^ /]*\.so' "/proc/$pid/maps" | sort -u | tr '\n' ' ')
 [[ $maps == *passthrough.so* && $maps != *pass-all.so* ]] && ok upgrade_swapped_library || bad upgrade_swapped_library "$maps"
+
+# A Lua step over the same source: drops even amounts, upper-cases users,
+# sends negative amounts to the dead letters with the Lua error; a script
+# that does not compile is refused at apply with Lua's message.
+cat >"$data/lua.yaml" <<'YAML'
+kind: Pipeline
+metadata: {name: lua-odd, owner: shop}
+spec:
+  from: [sales]
+  steps:
+    - lua: |
+        function process(r)
+          if r.amount < 0 then error("negative amount " .. r.amount) end
+          if r.amount % 2 == 0 then return nil end
+          r.user = string.upper(r.user)
+          return r
+        end
+  to: [{source: sales-odd}]
+YAML
+out=$("$bin" apply -f "$data/lua.yaml" 2>&1) && ok lua_applied || bad lua_applied "$out"
+"$bin" consume sales --from-beginning -n 100000 >"$data/sales.json"
+want=$(py 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["amount"]>=0 and json.loads(l)["amount"]%2==1))' "$data/sales.json")
+for _ in $(seq 100); do
+  n=$("$bin" consume sales-odd --from-beginning -n 100000 | tee "$data/odd" | wc -l)
+  [[ $n -ge $want ]] && break
+  sleep 0.2
+done
+py 'import json,sys
+rows=[json.loads(l) for l in open(sys.argv[1])]
+assert len(rows)==int(sys.argv[2]), "%d rows, want %s" % (len(rows), sys.argv[2])
+assert all(r["user"].isupper() and r["amount"]%2==1 for r in rows), rows[:3]' "$data/odd" "$want" 2>"$data/err" && ok lua_records || bad lua_records "$(cat "$data/err")"
+out=$("$bin" apply -f <(sed 's/return r$/return r +/' "$data/lua.yaml") 2>&1)
+[[ $? -ne 0 && $out == *'spec.steps[0].lua'*'unexpected symbol'* ]] && ok lua_bad_script_refused || bad lua_bad_script_refused "$out"
 stop
 
 dump=$("$bin" log dump --data "$data/dm/log" pipeline.counted.dlq 2>&1)
 [[ $dump == *'processor counter: amount -1 is below min 0'* ]] && ok dead_letters_with_reason || bad dead_letters_with_reason "${dump:0:600}"
+dump=$("$bin" log dump --data "$data/dm/log" pipeline.lua-odd.dlq 2>&1)
+[[ $dump == *'lua: script:2: negative amount -1'* ]] && ok lua_dead_letters_with_error || bad lua_dead_letters_with_error "${dump:0:600}"
 dm_e2e_summary
