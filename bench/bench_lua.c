@@ -101,15 +101,15 @@ static double run(long n, bool sdk, int round, const char *out, double *cpu)
     snprintf(group, sizeof(group), "%s-%d", sdk ? "sdk" : "builtin", round);
     json_t *filter = json_pack("{s:s}", "expr", "flag AND amount > 50.0");
     json_t *project = json_pack("{s:[s,s,s]}", "columns", "id", "name", "amount * 2 AS doubled");
-    json_t *lua = json_pack(
-        "{s:s, s:{s:s, s:s, s:[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]}}", "script",
-        "function process(r)\n"
-        "  if r.flag and r.amount > 50.0 then\n"
-        "    return {id = r.id, name = r.name, doubled = r.amount * 2}\n"
-        "  end\n"
-        "end",
-        "output", "type", "record", "name", "Out", "fields", "name", "id", "type", "long", "name",
-        "name", "type", "string", "name", "doubled", "type", "double");
+    json_t *lua =
+        json_pack("{s:s, s:{s:s, s:s, s:[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]}}", "script",
+                  "function process(r)\n"
+                  "  if r.flag and r.amount > 50.0 then\n"
+                  "    return {id = r.id, name = r.name, doubled = r.amount * 2}\n"
+                  "  end\n"
+                  "end",
+                  "output", "type", "record", "name", "Out", "fields", "name", "id", "type", "long",
+                  "name", "name", "type", "string", "name", "doubled", "type", "double");
     dm_task_step_spec_t steps[2] = {{&dm_proc_filter, filter}, {&dm_proc_project, project}};
     if (sdk) steps[0] = (dm_task_step_spec_t){&dm_proc_lua, lua};
     dm_error_t err = {0};
@@ -166,8 +166,8 @@ int main(void)
         b[r] = run(n, false, r, "out-builtin", &bc[r]);
         s[r] = run(n, true, r, "out-sdk", &sc[r]);
         order[r] = r;
-        printf("round %d: filter+project %.2f, lua %.2f M events/s (ratio %.2f)\n",
-               r + 1, b[r] / 1e6, s[r] / 1e6, s[r] / b[r]);
+        printf("round %d: filter+project %.2f, lua %.2f M events/s (ratio %.2f)\n", r + 1,
+               b[r] / 1e6, s[r] / 1e6, s[r] / b[r]);
     }
     for (int i = 1; i < rounds; i++)
         for (int j = i; j > 0 && s[order[j]] / b[order[j]] < s[order[j - 1]] / b[order[j - 1]];

@@ -493,8 +493,8 @@ static void *sender(void *arg)
 
 static int check_options(dm_emitter_options_t *o, char *err, size_t errlen)
 {
-    if (!o->batch_records) o->batch_records = 1000;
-    if (!o->batch_bytes) o->batch_bytes = 1 << 20;
+    if (!o->batch_records) o->batch_records = 10000; /* an ingest source's max_records */
+    if (!o->batch_bytes) o->batch_bytes = 4 << 20;   /* half its max_bytes */
     if (!o->linger_ms) o->linger_ms = 5;
     if (!o->queue_bytes) o->queue_bytes = 64 << 20;
     if (!o->max_block_ms) o->max_block_ms = 1000;
@@ -577,11 +577,54 @@ fail:
     return NULL;
 }
 
+/* Queues a framed event (u32 length, Confluent header, value) from enc. */
+static int enqueue(dm_emitter_t *e, dm_buf_t *enc)
+{
+    put_be(enc->data, enc->len - 4, 4);
+    enc->data[4] = DM_WIRE_MAGIC;
+    put_be(enc->data + 5, e->schema_id, 4);
+    pthread_mutex_lock(&e->mu);
+    if (e->o.max_block_ms >= 0 && e->mem_bytes + (int64_t)enc->len > e->o.queue_bytes) {
+        struct timespec ts;
+        deadline(&ts, e->o.max_block_ms);
+        while (!e->stop && e->mem_bytes + (int64_t)enc->len > e->o.queue_bytes)
+            if (pthread_cond_timedwait(&e->room, &e->mu, &ts) == ETIMEDOUT) break;
+    }
+    int rc = DM_EMITTER_OK;
+    if (e->stop) {
+        rc = DM_EMITTER_ERR_CLOSED;
+        set_error("the emitter is being destroyed");
+    } else if (e->mem_bytes + (int64_t)enc->len > e->o.queue_bytes && e->o.max_block_ms >= 0) {
+        rc = DM_EMITTER_ERR_FULL;
+        set_error("source %s: %lld bytes wait for delivery (queue_bytes) for %d ms; not accepted",
+                  e->source, (long long)e->mem_bytes, e->o.max_block_ms);
+    } else if (dm_buf_append(&e->open.data, enc->data, enc->len)) {
+        rc = DM_EMITTER_ERR_FULL;
+        set_error("out of memory");
+    } else {
+        if (!e->open.n) {
+            e->open.first = e->next_seq;
+            e->open_since_ms = now_ms();
+            pthread_cond_signal(&e->wake);
+        }
+        e->open.n++;
+        e->next_seq++;
+        e->mem_bytes += (int64_t)enc->len;
+        e->stats.queued++;
+        if (e->open.n >= (uint32_t)e->o.batch_records ||
+            e->open.data.len >= (size_t)e->o.batch_bytes)
+            seal(e);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+static __thread dm_buf_t enc;
+static __thread dm_arena_t arena;
+static __thread bool arena_ready;
+
 int dm_emitter_send_json(dm_emitter_t *e, const char *record_json, size_t len)
 {
-    static __thread dm_buf_t enc = DM_BUF_INIT;
-    static __thread dm_arena_t arena;
-    static __thread bool arena_ready;
     if (!arena_ready) {
         dm_arena_init(&arena, 16384);
         arena_ready = true;
@@ -600,43 +643,33 @@ int dm_emitter_send_json(dm_emitter_t *e, const char *record_json, size_t len)
         set_error("source %s: %s", e->source, err.message[0] ? err.message : "out of memory");
         return DM_EMITTER_ERR_INVALID;
     }
-    put_be(enc.data, enc.len - 4, 4);
-    enc.data[4] = DM_WIRE_MAGIC;
-    put_be(enc.data + 5, e->schema_id, 4);
-    pthread_mutex_lock(&e->mu);
-    if (e->o.max_block_ms >= 0 && e->mem_bytes + (int64_t)enc.len > e->o.queue_bytes) {
-        struct timespec ts;
-        deadline(&ts, e->o.max_block_ms);
-        while (!e->stop && e->mem_bytes + (int64_t)enc.len > e->o.queue_bytes)
-            if (pthread_cond_timedwait(&e->room, &e->mu, &ts) == ETIMEDOUT) break;
+    return enqueue(e, &enc);
+}
+
+int dm_emitter_send_avro(dm_emitter_t *e, const void *avro, size_t len)
+{
+    if (!arena_ready) {
+        dm_arena_init(&arena, 16384);
+        arena_ready = true;
     }
-    int rc = DM_EMITTER_OK;
-    if (e->stop) {
-        rc = DM_EMITTER_ERR_CLOSED;
-        set_error("the emitter is being destroyed");
-    } else if (e->mem_bytes + (int64_t)enc.len > e->o.queue_bytes && e->o.max_block_ms >= 0) {
-        rc = DM_EMITTER_ERR_FULL;
-        set_error("source %s: %lld bytes wait for delivery (queue_bytes) for %d ms; not accepted",
-                  e->source, (long long)e->mem_bytes, e->o.max_block_ms);
-    } else if (dm_buf_append(&e->open.data, enc.data, enc.len)) {
-        rc = DM_EMITTER_ERR_FULL;
+    last_error[0] = '\0';
+    if (!e || !avro) return set_error("no emitter or no record"), DM_EMITTER_ERR_INVALID;
+    dm_avro_value_t v;
+    dm_error_t err = {0};
+    size_t used = 0;
+    dm_arena_reset(&arena);
+    if (dm_avro_decode_node(e->schema->root, avro, len, &used, &arena, &v, &err) || used != len) {
+        set_error("source %s: not an Avro record of its schema: %s", e->source,
+                  err.message[0] ? err.message : "bytes after the value");
+        return DM_EMITTER_ERR_INVALID;
+    }
+    dm_buf_reset(&enc);
+    uint8_t frame[4 + DM_WIRE_HEADER] = {0};
+    if (dm_buf_append(&enc, frame, sizeof(frame)) || dm_buf_append(&enc, avro, len)) {
         set_error("out of memory");
-    } else {
-        if (!e->open.n) {
-            e->open.first = e->next_seq;
-            e->open_since_ms = now_ms();
-            pthread_cond_signal(&e->wake);
-        }
-        e->open.n++;
-        e->next_seq++;
-        e->mem_bytes += (int64_t)enc.len;
-        e->stats.queued++;
-        if (e->open.n >= (uint32_t)e->o.batch_records ||
-            e->open.data.len >= (size_t)e->o.batch_bytes)
-            seal(e);
+        return DM_EMITTER_ERR_FULL;
     }
-    pthread_mutex_unlock(&e->mu);
-    return rc;
+    return enqueue(e, &enc);
 }
 
 int dm_emitter_flush(dm_emitter_t *e, int timeout_ms)

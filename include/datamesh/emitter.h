@@ -85,6 +85,11 @@ DM_EMITTER_API dm_emitter_t *dm_emitter_new_with(const char *controller_url, con
  * delivered: see flush), else a DM_EMITTER_ERR_* code. */
 DM_EMITTER_API int dm_emitter_send_json(dm_emitter_t *e, const char *record_json, size_t len);
 
+/* Queues one event already encoded: the Avro binary of a record of the
+ * source's schema (without the Confluent header; len bytes, copied). It is
+ * decoded here to check it fits the schema. Return codes as send_json. */
+DM_EMITTER_API int dm_emitter_send_avro(dm_emitter_t *e, const void *avro, size_t len);
+
 /* Waits until every event queued before the call is in the source, at most
  * timeout_ms (-1: no limit). DM_EMITTER_OK or DM_EMITTER_ERR_TIMEOUT. */
 DM_EMITTER_API int dm_emitter_flush(dm_emitter_t *e, int timeout_ms);
