@@ -729,8 +729,9 @@ void dm_emitter_destroy(dm_emitter_t *e)
     if (lost)
         fprintf(stderr,
                 "datamesh emitter: source %s: %llu events were not delivered and are dropped "
-                "(no spool directory)\n",
-                e->source ? e->source : "?", (unsigned long long)lost);
+                "(%s)\n",
+                e->source ? e->source : "?", (unsigned long long)lost,
+                e->spool_fd < 0 ? "no spool directory" : "the spool is full or cannot be written");
     dm_buf_free(&e->open.data);
     if (e->spool_fd >= 0) close(e->spool_fd);
     if (e->curl) curl_easy_cleanup(e->curl);

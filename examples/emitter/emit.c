@@ -3,6 +3,10 @@
  *
  *   emit http://127.0.0.1:8080 clicks [SPOOL_DIR] < events.jsonl
  *
+ * DATAMESH_TOKEN is sent when set; EMIT_QUEUE_BYTES, EMIT_SPOOL_BYTES and
+ * EMIT_MAX_BLOCK_MS set those options. An event refused because the queue
+ * and spool are full stops the input (exit status 1 after the flush).
+ *
  * Build against an installed datamesh:
  *   cc emit.c $(pkg-config --cflags --libs datamesh-emitter) -o emit */
 #include <datamesh/emitter.h>
@@ -20,6 +24,11 @@ int main(int argc, char **argv)
     dm_emitter_options_t o = {.size = sizeof(o),
                               .spool_dir = argc > 3 ? argv[3] : NULL,
                               .token = getenv("DATAMESH_TOKEN")};
+    if (getenv("EMIT_QUEUE_BYTES")) o.queue_bytes = atoll(getenv("EMIT_QUEUE_BYTES"));
+    if (getenv("EMIT_SPOOL_BYTES")) o.spool_bytes = atoll(getenv("EMIT_SPOOL_BYTES"));
+    if (getenv("EMIT_MAX_BLOCK_MS")) o.max_block_ms = atoi(getenv("EMIT_MAX_BLOCK_MS"));
+    if (getenv("EMIT_BATCH_RECORDS")) o.batch_records = atoi(getenv("EMIT_BATCH_RECORDS"));
+    if (getenv("EMIT_BATCH_BYTES")) o.batch_bytes = atoi(getenv("EMIT_BATCH_BYTES"));
     dm_emitter_t *e = dm_emitter_new_with(argv[1], argv[2], &o, err, sizeof(err));
     if (!e) {
         fprintf(stderr, "emit: %s\n", err);
