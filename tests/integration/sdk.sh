@@ -106,6 +106,11 @@ if wait_count 396 30 && check_counts 396; then ok still_running_after_refusals; 
 # The scaffold: sdk new → make → apply → the records pass through unchanged.
 out=$("$bin" sdk new pass-all "$data/pass-all" 2>&1 && make -s -C "$data/pass-all" 2>&1 && make -s -C "$data/pass-all" test 2>&1)
 [[ $? -eq 0 && -f $data/pass-all/pass-all.so && $out == *'ok: 3 records in, 3 out'* ]] && ok scaffold_builds_and_tests || bad scaffold_builds_and_tests "$out"
+out=$("$bin" sdk new pass-all "$data/pass-all" 2>&1)
+[[ $? -ne 0 && $out == *'pass-all.c: File exists'* ]] && ok scaffold_never_overwrites || bad scaffold_never_overwrites "$out"
+out=$("$bin" sdk new 'Bad Name' "$data/bad" 2>&1)
+[[ $? -eq 2 && $out == *"'Bad Name' is not a processor name"* ]] && ok scaffold_bad_name || bad scaffold_bad_name "$out"
+[[ -f $("$bin" sdk include)/datamesh/processor.h && -f $("$bin" sdk include)/datamesh/emitter.h ]] && ok sdk_include || bad sdk_include "$("$bin" sdk include 2>&1)"
 cat >"$data/pass.yaml" <<YAML
 kind: Processor
 metadata: {name: pass-all, owner: shop}
