@@ -138,7 +138,8 @@ cmp -s "$data/sales" "$data/passed" && ok scaffold_passes_records_through || bad
 grep -q 'pass-all.so' "/proc/$pid/maps" && ok old_library_loaded || bad old_library_loaded "$(grep '\.so' /proc/$pid/maps | grep -c sdk)"
 post 40 >/dev/null
 sed "s|$data/pass-all/pass-all.so|$lib/passthrough.so|" "$data/pass.yaml" >"$data/pass2.yaml"
-out=$("$bin" apply -f "$data/pass2.yaml" 2>&1) && ok upgrade_applied || bad upgrade_applied "$out"
+out=$("$bin" apply -f "$data/pass2.yaml" 2>&1)
+[[ $? -eq 0 && $out == *'restart   Pipeline passed — uses the updated Processor pass-all'* ]] && ok upgrade_applied || bad upgrade_applied "$out"
 post 40 >/dev/null
 "$bin" consume sales --from-beginning -n 100000 | sort >"$data/sales"
 for _ in $(seq 100); do
