@@ -183,6 +183,41 @@ assert len(rows)==int(sys.argv[2]), "%d rows, want %s" % (len(rows), sys.argv[2]
 assert all(r["user"].isupper() and r["amount"]%2==1 for r in rows), rows[:3]' "$data/odd" "$want" 2>"$data/err" && ok lua_records || bad lua_records "$(cat "$data/err")"
 out=$("$bin" apply -f <(sed 's/return r$/return r +/' "$data/lua.yaml") 2>&1)
 [[ $? -ne 0 && $out == *'spec.steps[0].lua'*'unexpected symbol'* ]] && ok lua_bad_script_refused || bad lua_bad_script_refused "$out"
+
+# Keyed state and a processing-time timer (tests/sdk/sessions.c): per-user
+# counts flushed 300 ms after a round starts. A SIGKILL while counts are
+# pending: the restarted task restores them and re-arms the timer, and the
+# flushes sum to every user's records exactly.
+cat >"$data/sessions.yaml" <<YAML
+kind: Processor
+metadata: {name: sessions, owner: shop}
+spec: {library: $lib/sessions.so, config: {key: user, gap: 300}}
+---
+kind: Pipeline
+metadata: {name: sessioned, owner: shop}
+spec:
+  from: [sales]
+  steps: [{processor: {name: sessions}}]
+  to: [{source: sales-sessions}]
+YAML
+out=$("$bin" apply -f "$data/sessions.yaml" 2>&1) && ok timers_applied || bad timers_applied "$out"
+sleep 1
+post 40 >/dev/null
+kill -9 "$pid"; wait "$pid" 2>/dev/null
+start || exit 1
+post 40 >/dev/null
+"$bin" consume sales --from-beginning -n 100000 >"$data/sales.json"
+check_sessions() {
+  "$bin" consume sales-sessions --from-beginning -n 100000 >"$data/sess" 2>&1
+  py 'import json,sys,collections
+want=collections.Counter(json.loads(l)["user"] for l in open(sys.argv[1]))
+got=collections.Counter()
+for l in open(sys.argv[2]):
+    r=json.loads(l); got[r["user"]]+=r["n"]
+assert got==want, "flushed %s, records %s" % (dict(got), dict(want))' "$data/sales.json" "$data/sess" 2>"$data/err"
+}
+for _ in $(seq 60); do check_sessions && break; sleep 0.25; done
+check_sessions && ok timers_state_exactly_once_across_sigkill || bad timers_state_exactly_once_across_sigkill "$(cat "$data/err")"
 stop
 
 dump=$("$bin" log dump --data "$data/dm/log" pipeline.counted.dlq 2>&1)
