@@ -439,7 +439,12 @@ static dm_err_t lua_open_proc(dm_proc_t *p, const void *config, const dm_avro_no
         lp->left = lp->budget;
         lua_sethook(lp->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
         if (luaL_loadbufferx(lp->L, code, strlen(code), chunk, "t") || lua_pcall(lp->L, 0, 0, 0)) {
-            rc = dm_error_set(err, DM_ERR_CONFIG, "%s", lua_tostring(lp->L, -1));
+            /* Lua quotes the text near a syntax error: from a file, the file's
+             * bytes stay out of the message (it could be any file). */
+            const char *m = lua_tostring(lp->L, -1);
+            const char *near = conf->file && m ? strstr(m, " near ") : NULL;
+            rc = dm_error_set(err, DM_ERR_CONFIG, "%.*s",
+                              near ? (int)(near - m) : (int)strlen(m ? m : ""), m ? m : "error");
         } else if (lua_getglobal(lp->L, lp->fn_name) != LUA_TFUNCTION) {
             rc = dm_error_set(err, DM_ERR_CONFIG, "the script defines no function %s", lp->fn_name);
         } else {

@@ -126,6 +126,16 @@ static void test_errors_to_dead_letters(void)
     CHECK(run(script("function process(r) return r"), out, sizeof(out), dead, sizeof(dead), &err) !=
           DM_OK);
     CHECK_CONTAINS(err.message, "'end' expected");
+    /* from a file, the text near the error stays out of the message */
+    FILE *f = fopen("/tmp/dm-lua-test-secret.lua", "w");
+    REQUIRE(f != NULL);
+    fputs("root:x:0:0:secret\n", f);
+    fclose(f);
+    CHECK(run(json_pack("{s:s}", "file", "/tmp/dm-lua-test-secret.lua"), out, sizeof(out), dead,
+              sizeof(dead), &err) != DM_OK);
+    CHECK_CONTAINS(err.message, "/tmp/dm-lua-test-secret.lua:1:");
+    CHECK(strstr(err.message, "root") == NULL && strstr(err.message, "secret:") == NULL);
+    unlink("/tmp/dm-lua-test-secret.lua");
     CHECK(run(script("x = 1"), out, sizeof(out), dead, sizeof(dead), &err) != DM_OK);
     CHECK_CONTAINS(err.message, "the script defines no function process");
     CHECK(run(json_pack("{s:s, s:s}", "script", "x", "file", "/x.lua"), out, sizeof(out), dead,
