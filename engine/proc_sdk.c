@@ -15,6 +15,9 @@
  */
 #include <dlfcn.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +92,7 @@ struct dm_sdk_ctx {
     bool has_deps;
     metric_slot_t metrics[16];
     size_t n_metrics;
+    int crashed;      /* the signal a call into the library died of; 0: none */
     char label[64];   /* the Processor's name, for messages */
     char labels[200]; /* its metrics' label set */
 };
@@ -333,6 +337,116 @@ static const dm_sdk_host_t host = {
     .new_record = host_new_record,
 };
 
+/* ---- crash guard ----------------------------------------------------------------------
+ * A library is native code in this process. A call into it runs under a
+ * guard: SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT raised on the calling
+ * thread while the call runs jumps back out of it, the instance is marked
+ * crashed (the library is never called again, not even close), and the step
+ * fails for good with the signal named, so the task stops at its last commit
+ * and its unit's status says what happened; the controller and every other
+ * task keep running. Re-applying the Processor restarts the pipeline. This
+ * is not a process boundary: memory the library corrupted before it crashed
+ * is not protected, and a crash on another thread, or a stack overflow, is
+ * not caught (those signals keep their previous handling). */
+
+static __thread sigjmp_buf *guard_jmp;
+static __thread volatile sig_atomic_t guard_sig;
+static struct sigaction guard_prev[NSIG];
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static const int guarded_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+
+static void on_crash(int sig, siginfo_t *si, void *uc)
+{
+    if (guard_jmp) {
+        guard_sig = sig;
+        siglongjmp(*guard_jmp, 1);
+    }
+    const struct sigaction *p = &guard_prev[sig]; /* not ours: as before */
+    if ((p->sa_flags & SA_SIGINFO) && p->sa_sigaction) {
+        p->sa_sigaction(sig, si, uc);
+    } else if (p->sa_handler != SIG_DFL && p->sa_handler != SIG_IGN) {
+        p->sa_handler(sig);
+    } else {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+}
+
+static void guard_install(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_crash;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof(guarded_signals) / sizeof(guarded_signals[0]); i++)
+        sigaction(guarded_signals[i], &sa, &guard_prev[guarded_signals[i]]);
+}
+
+/* Calls into the library: `call` runs under the guard; on a crash the
+ * instance is marked and the statement after the macro sees c->crashed. */
+#define GUARDED(c, call)                                                                           \
+    do {                                                                                           \
+        sigjmp_buf jb_;                                                                            \
+        sigjmp_buf *saved_ = guard_jmp;                                                            \
+        pthread_once(&guard_once, guard_install);                                                  \
+        if (sigsetjmp(jb_, 1)) {                                                                   \
+            guard_jmp = saved_;                                                                    \
+            (c)->crashed = guard_sig ? guard_sig : SIGSEGV;                                        \
+        } else {                                                                                   \
+            guard_jmp = &jb_;                                                                      \
+            call;                                                                                  \
+            guard_jmp = saved_;                                                                    \
+        }                                                                                          \
+    } while (0)
+
+/* The library's calls, each under the guard in a frame of its own. */
+static int call_open(dm_sdk_ctx_t *c, const dm_processor_open_args_t *a, dm_processor_opened_t *o,
+                     char *msg, size_t len)
+{
+    volatile int r = -1;
+    GUARDED(c, r = c->def->open(a, o, msg, len));
+    return r;
+}
+
+static int call_process(dm_sdk_ctx_t *c, dm_sdk_batch_t *b, char *msg, size_t len)
+{
+    volatile int r = -1;
+    GUARDED(c, r = c->def->process(c->self, b, msg, len));
+    return r;
+}
+
+static int call_timer(dm_sdk_ctx_t *c, int64_t at, bool watermark, dm_sdk_batch_t *b, char *msg,
+                      size_t len)
+{
+    volatile int r = -1;
+    if (watermark)
+        GUARDED(c, r = c->def->on_watermark(c->self, at, b, msg, len));
+    else
+        GUARDED(c, r = c->def->on_timer(c->self, at, b, msg, len));
+    return r;
+}
+
+static int call_restore(dm_sdk_ctx_t *c, char *msg, size_t len)
+{
+    volatile int r = -1;
+    GUARDED(c, r = c->def->restore(c->self, msg, len));
+    return r;
+}
+
+static void call_close(dm_sdk_ctx_t *c)
+{
+    GUARDED(c, c->def->close(c->self));
+}
+
+static dm_err_t crashed(const dm_sdk_ctx_t *c, const char *what, dm_error_t *err)
+{
+    return dm_error_set(err, DM_ERR_INTERNAL,
+                        "Processor %s crashed (%s) in %s(): the task stopped at its last commit; "
+                        "fix the library and apply the Processor again",
+                        c->label, sigabbrev_np(c->crashed) ? sigabbrev_np(c->crashed) : "signal",
+                        what);
+}
+
 /* ---- the step ------------------------------------------------------------------------- */
 
 /* The variants of the step (see the file's comment), by bits 1 stateful, 2
@@ -343,7 +457,7 @@ static const dm_proc_ops_t variants[16];
 static void ctx_free(dm_sdk_ctx_t *c)
 {
     if (!c) return;
-    if (c->opened && c->def->close) c->def->close(c->self);
+    if (c->opened && c->def->close && !c->crashed) call_close(c);
     for (size_t i = 0; i < c->n_reads; i++)
         free(c->reads[i]);
     free(c->reads);
@@ -352,7 +466,7 @@ static void ctx_free(dm_sdk_ctx_t *c)
         free((char *)c->deps[i].input);
     }
     free(c->deps);
-    if (c->lib) dlclose(c->lib);
+    if (c->lib && !c->crashed) dlclose(c->lib); /* a crashed library stays mapped */
     free(c);
 }
 
@@ -479,9 +593,15 @@ static dm_err_t sdk_open(dm_proc_t *p, const void *config, const dm_avro_node_t 
                                      .ctx = c};
     dm_processor_opened_t o = {0};
     char msg[512] = "";
-    int orc = c->def->open(&args, &o, msg, sizeof(msg));
+    int orc = call_open(c, &args, &o, msg, sizeof(msg));
     free(config_text);
     free(schema_text);
+    if (c->crashed) {
+        rc = dm_error_set(
+            err, DM_ERR_INVALID, "Processor %s crashed (%s) in open(); the library is not used",
+            conf->name, sigabbrev_np(c->crashed) ? sigabbrev_np(c->crashed) : "signal");
+        goto fail;
+    }
     if (orc) {
         rc = dm_error_set(err, DM_ERR_CONFIG, "Processor %s refused its settings: %s", conf->name,
                           msg[0] ? msg : "(no message)");
@@ -550,29 +670,36 @@ static dm_err_t sdk_process(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *out,
     dm_sdk_ctx_t *c = p->state;
     if (!in->n) return DM_OK;
     if (dm_rows_reserve(out, in->n)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    if (c->crashed) return crashed(c, "process", err);
     dm_sdk_batch_t b = {c, in, out, dead, dm_wall_ms()};
     char msg[512] = "";
-    if (c->def->process(c->self, &b, msg, sizeof(msg))) return failed(c, "process", msg, err);
+    int rc = call_process(c, &b, msg, sizeof(msg));
+    if (c->crashed) return crashed(c, "process", err);
+    if (rc) return failed(c, "process", msg, err);
     return DM_OK;
 }
 
 static dm_err_t sdk_on_timer(dm_proc_t *p, int64_t now_ms, dm_rows_t *out, dm_error_t *err)
 {
     dm_sdk_ctx_t *c = p->state;
+    if (c->crashed) return crashed(c, "on_timer", err);
     dm_sdk_batch_t b = {c, NULL, out, NULL, now_ms};
     char msg[512] = "";
-    if (c->def->on_timer(c->self, now_ms, &b, msg, sizeof(msg)))
-        return failed(c, "on_timer", msg, err);
+    int rc = call_timer(c, now_ms, false, &b, msg, sizeof(msg));
+    if (c->crashed) return crashed(c, "on_timer", err);
+    if (rc) return failed(c, "on_timer", msg, err);
     return DM_OK;
 }
 
 static dm_err_t sdk_on_watermark(dm_proc_t *p, int64_t wm, dm_rows_t *out, dm_error_t *err)
 {
     dm_sdk_ctx_t *c = p->state;
+    if (c->crashed) return crashed(c, "on_watermark", err);
     dm_sdk_batch_t b = {c, NULL, out, NULL, wm};
     char msg[512] = "";
-    if (c->def->on_watermark(c->self, wm, &b, msg, sizeof(msg)))
-        return failed(c, "on_watermark", msg, err);
+    int rc = call_timer(c, wm, true, &b, msg, sizeof(msg));
+    if (c->crashed) return crashed(c, "on_watermark", err);
+    if (rc) return failed(c, "on_watermark", msg, err);
     return DM_OK;
 }
 
@@ -581,8 +708,10 @@ static dm_err_t sdk_restore(dm_proc_t *p, dm_error_t *err)
     dm_sdk_ctx_t *c = p->state;
     p->timer_at = 0; /* the processor re-arms it from its state */
     char msg[512] = "";
-    if (c->def->restore && c->def->restore(c->self, msg, sizeof(msg)))
-        return failed(c, "restore", msg, err);
+    if (c->crashed) return crashed(c, "restore", err);
+    int rc = c->def->restore ? call_restore(c, msg, sizeof(msg)) : 0;
+    if (c->crashed) return crashed(c, "restore", err);
+    if (rc) return failed(c, "restore", msg, err);
     return DM_OK;
 }
 

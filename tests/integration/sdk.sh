@@ -218,6 +218,39 @@ assert got==want, "flushed %s, records %s" % (dict(got), dict(want))' "$data/sal
 }
 for _ in $(seq 60); do check_sessions && break; sleep 0.25; done
 check_sessions && ok timers_state_exactly_once_across_sigkill || bad timers_state_exactly_once_across_sigkill "$(cat "$data/err")"
+
+# A library that crashes (tests/sdk/crasher.c: SIGSEGV on amount 666): its
+# task stops at its last commit with the signal in the pipeline's status; the
+# controller and the other pipelines keep running.
+cat >"$data/crash.yaml" <<YAML
+kind: Processor
+metadata: {name: crasher, owner: shop}
+spec: {library: $lib/crasher.so}
+---
+kind: Pipeline
+metadata: {name: crashy, owner: shop}
+spec:
+  from: [sales]
+  steps: [{processor: {name: crasher}}]
+  to: [{source: sales-crashy}]
+YAML
+out=$("$bin" apply -f "$data/crash.yaml" 2>&1) && ok crasher_applied || bad crasher_applied "$out"
+curl -s -X POST --data '[{"user":"crash","amount":666,"seq":-5}]' "$DATAMESH_SERVER/api/v1/sources/sales/events" >/dev/null
+for _ in $(seq 100); do
+  st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/crashy/status")
+  [[ $st == *'crashed (SEGV) in process()'* ]] && break
+  sleep 0.2
+done
+[[ $st == *'Processor crasher crashed (SEGV) in process(): the task stopped at its last commit'* ]] && ok crash_shown_in_status || bad crash_shown_in_status "$st"
+curl -fs "$DATAMESH_SERVER/healthz" >/dev/null && kill -0 "$pid" && ok controller_survives_crash || bad controller_survives_crash "$(tail -5 "$data/up.log")"
+post 40 >/dev/null
+"$bin" consume sales --from-beginning -n 100000 | sort >"$data/sales"
+for _ in $(seq 100); do
+  "$bin" consume sales-passed --from-beginning -n 100000 | sort >"$data/passed"
+  cmp -s "$data/sales" "$data/passed" && break
+  sleep 0.2
+done
+[[ -s $data/sales ]] && cmp -s "$data/sales" "$data/passed" && ok others_run_after_crash || bad others_run_after_crash "$(wc -l "$data/sales" "$data/passed")"
 stop
 
 dump=$("$bin" log dump --data "$data/dm/log" pipeline.counted.dlq 2>&1)
