@@ -131,7 +131,7 @@ enum { DM_LOG_LEVEL_ERROR = 0, DM_LOG_LEVEL_WARN, DM_LOG_LEVEL_INFO, DM_LOG_LEVE
 /* Every call takes the ctx given at open (valid until close) or the batch
  * given to process/on_timer/on_watermark (valid during that call). Return
  * codes: 0 success, -1 failure (out of memory, a store error: return -1 from
- * process and the task retries the batch from its last commit). */
+ * process, and the task stops at its last commit). */
 typedef struct dm_sdk_host {
     uint32_t abi_version; /* DM_PROCESSOR_ABI_VERSION */
     uint32_t size;        /* sizeof the host's struct: check before using a later member */
@@ -235,9 +235,12 @@ typedef struct dm_processor {
     int (*open)(const dm_processor_open_args_t *args, dm_processor_opened_t *out, char *err,
                 size_t errlen);
     /* One batch: for each record, host->emit / emit_value / dead (or nothing:
-     * dropped on purpose). Returns 0, or -1 to fail the batch (it is retried
-     * from the last checkpoint; a processor failing the same batch again
-     * stops its task with the message in err). */
+     * dropped on purpose). Returns 0, or -1 with a message in err: nothing
+     * of the batch is written and the task stops at its last commit with the
+     * message in its status (a record that cannot be handled belongs in the
+     * dead letters instead). A crash in any call (SIGSEGV, SIGABRT, …) stops
+     * the task the same way, naming the signal; the library is not called
+     * again until the Processor is applied again. */
     int (*process)(void *self, dm_sdk_batch_t *batch, char *err, size_t errlen);
     /* Optional (NULL): the timer passed; may emit (emit_value with UINT32_MAX). */
     int (*on_timer)(void *self, int64_t now_ms, dm_sdk_batch_t *batch, char *err, size_t errlen);
