@@ -56,6 +56,7 @@ int dm_cmd_plugins(int argc, char **argv);  /* cli/cmd_plugins.c */
 int dm_cmd_sdk(int argc, char **argv);      /* cli/cmd_sdk.c */
 
 int dm_cmd_explain(int argc, char **argv); /* cli/cmd_explain.c */
+int dm_cmd_sql(int argc, char **argv);     /* cli/cmd_sql.c */
 int dm_cmd_lineage(int argc, char **argv); /* cli/cmd_lineage.c */
 
 /* Loads the spec documents of a file or of a directory's *.yaml|yml|json files

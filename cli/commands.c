@@ -86,7 +86,14 @@ const dm_cli_command_t dm_cli_commands[] = {
      "controller (GET /api/v1/plugins answers the same). --docs prints the Markdown\n"
      "reference instead (docs/plugins-reference.md).\n",
      dm_cmd_plugins},
-    {"sql", "run a streaming SQL statement", "usage: datamesh sql \"SELECT ...\"\n", NULL},
+    {"sql", "run streaming SQL: push queries, CREATE SOURCE … AS SELECT, EXPLAIN, …",
+     "usage: datamesh sql \"STATEMENT\" | -f FILE.sql [-o table|json] [-n N] [--from-beginning]\n"
+     "                    [--server URL]\n"
+     "SELECT runs a push query (a temporary pipeline, deleted on exit) and prints its rows\n"
+     "as they come; CREATE SOURCE name [WITH (owner = 'team', description = '...')] AS\n"
+     "SELECT ... applies a pipeline publishing it; DROP SOURCE, EXPLAIN SELECT ..., SHOW\n"
+     "SOURCES, DESCRIBE name. See docs/sql.md.\n",
+     dm_cmd_sql},
     {"lineage", "show which pipelines read and write which sources and fields",
      "usage: datamesh lineage NODE [--upstream|--downstream|--both] [--depth N]\n"
      "                        [-o table|json|dot] [--server URL]\n"

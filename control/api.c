@@ -304,6 +304,7 @@ dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t
     dm_err_t rc = dm_api_data_register(http, store, rt);
     rc = rc ? rc : dm_api_plan_register(http, store, rt);
     rc = rc ? rc : dm_api_lineage_register(http, store, rt);
+    rc = rc ? rc : dm_api_sql_register(http, store, rt);
     rc = rc ? rc : dm_http_route(http, "POST", "/api/v1/apply", on_apply, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/catalog", on_catalog, &api);
     rc = rc ? rc : dm_http_route(http, "GET", "/api/v1/plugins", on_plugins, &api);

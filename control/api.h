@@ -31,6 +31,19 @@ dm_err_t dm_api_plan_register(dm_http_server_t *http, dm_store_t *store, dm_runt
  * before the routes of kinds. */
 dm_err_t dm_api_lineage_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt);
 
+/* The SQL route (control/api_sql.c): POST /api/v1/sql, a script of statements. */
+dm_err_t dm_api_sql_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt);
+
+/* The script of a POST /api/v1/sql body (the text, or {"sql": "…"}); malloc'd,
+ * NULL when it is neither (the auth guard reads it too). */
+char *dm_api_sql_text(const void *body, size_t len);
+
+struct dm_sql_stmt;
+/* The Pipeline document of a CREATE SOURCE (or EXPLAIN) statement: spec.sql
+ * and to: [{source: name}], owner from WITH (owner = …) else default_owner
+ * (else "sql"). New reference. */
+json_t *dm_api_sql_pipeline_doc(const struct dm_sql_stmt *st, const char *default_owner);
+
 struct dm_lineage;
 /* Gives fn (on the caller's thread, under the graph's lock: keep it short) the
  * lineage graph of what the store holds now, with problems ([{pipeline,

@@ -18,10 +18,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "control/api.h"
 #include "control/reconcile.h"
 #include "control/yaml.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "sql/sql.h"
 
 /* ---- the rule table -----------------------------------------------------------
  * One line per route the controller serves. A route added without a line here
@@ -62,6 +64,9 @@ static const dm_auth_rule_t rules[] = {
     {"GET", "/api/v1/lineage", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* plugins (control/plugins.c) */
     {"GET", "/api/v1/plugins", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    /* SQL (control/api_sql.c): EXPLAIN, SHOW, DESCRIBE any token; CREATE, DROP the owner's editor
+     */
+    {"POST", "/api/v1/sql", DM_ACCESS_SQL, DM_SCOPE_NONE, true},
     /* registry_api.c: the Confluent-compatible schema registry */
     {"GET", "/subjects", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     {"GET", "/subjects/{subject}/versions", DM_ACCESS_READ, DM_SCOPE_NONE, false},
@@ -616,6 +621,73 @@ static bool check_apply(dm_auth_t *a, dm_principal_t *p, const dm_http_request_t
     return ok;
 }
 
+/* A SQL script: statements that read pass for any token; CREATE SOURCE and
+ * DROP SOURCE change Pipeline NAME, so they need an editor of its owner team
+ * (CREATE: the owner in WITH, else the token's team) or an admin, and a
+ * CREATE reads no other team's private source. A script that does not parse
+ * is left to the handler, which refuses it at line:col. */
+static bool check_sql(dm_auth_t *a, dm_principal_t *p, const dm_http_request_t *req,
+                      dm_http_response_t *res)
+{
+    char *text = dm_api_sql_text(req->body, req->body_len);
+    dm_sql_stmt_t *st = NULL;
+    size_t n = 0;
+    if (!text || dm_sql_script_parse(text, &st, &n, NULL)) {
+        free(text);
+        return true;
+    }
+    bool ok = true;
+    size_t used = (size_t)snprintf(p->detail, sizeof(p->detail), "sql");
+    for (size_t i = 0; i < n && ok; i++) {
+        bool create = st[i].kind == DM_SQL_CREATE_SOURCE, drop = st[i].kind == DM_SQL_DROP_SOURCE;
+        if (!create && !drop) continue;
+        if (used < sizeof(p->detail))
+            used += (size_t)snprintf(p->detail + used, sizeof(p->detail) - used, "%s %s %s",
+                                     i ? "," : "", create ? "create source" : "drop source",
+                                     st[i].name);
+        if (p->role == DM_ROLE_ADMIN) continue;
+        if (p->role == DM_ROLE_VIEWER) {
+            ok = refuse(res, 403, "%s SOURCE %s needs an editor or admin; token %s is a viewer",
+                        create ? "CREATE" : "DROP", st[i].name, p->token);
+            break;
+        }
+        if (create && st[i].owner && strcmp(st[i].owner, p->owner)) {
+            ok = refuse(res, 403,
+                        "CREATE SOURCE %s: owner is '%s'; token %s acts for team '%s' (an editor "
+                        "creates objects of its own team only)",
+                        st[i].name, st[i].owner, p->token, p->owner);
+            break;
+        }
+        json_t *existing = NULL;
+        dm_store_get(a->store, DM_KIND_PIPELINE, st[i].name, &existing, NULL);
+        char what[200];
+        snprintf(what, sizeof(what), "Pipeline %s", st[i].name);
+        ok = editor_owns(p, existing, what, res);
+        json_decref(existing);
+        if (!ok || !create) continue;
+        json_t *reads = dm_sql_reads(st[i].query, false, NULL);
+        size_t k;
+        json_t *r;
+        json_array_foreach(reads, k, r)
+        {
+            json_t *src = source_doc(a, json_string_value(r));
+            const char *access = src ? label_of(src, "access") : NULL;
+            const char *sowner = src ? owner_of(src) : NULL;
+            if (ok && access && !strcmp(access, "private") && (!sowner || strcmp(sowner, p->owner)))
+                ok = refuse(res, 403,
+                            "CREATE SOURCE %s reads source '%s', which team '%s' keeps private "
+                            "(access: private); token %s acts for team '%s'",
+                            st[i].name, json_string_value(r), sowner ? sowner : "(none)", p->token,
+                            p->owner);
+            json_decref(src);
+        }
+        json_decref(reads);
+    }
+    dm_sql_stmts_free(st, n);
+    free(text);
+    return ok;
+}
+
 /* The checks of a WRITE rule for an editor (admins pass before this). */
 static bool check_write(dm_auth_t *a, dm_principal_t *p, const dm_auth_rule_t *rule,
                         const dm_http_request_t *req, dm_http_response_t *res)
@@ -730,6 +802,7 @@ static bool on_before(void *ctx, dm_http_request_t *req, dm_http_response_t *res
     case DM_ACCESS_PUBLIC:
     case DM_ACCESS_READ: return true;
     case DM_ACCESS_RECORDS: return check_records(a, p, req, res);
+    case DM_ACCESS_SQL: return check_sql(a, p, req, res);
     case DM_ACCESS_ADMIN:
         if (p->role == DM_ROLE_ADMIN) return true;
         return refuse(res, 403, "%s %s needs an admin; token %s is %s", req->method, req->path,

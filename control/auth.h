@@ -53,6 +53,7 @@ typedef enum {
     DM_ACCESS_RECORDS, /* any valid token; a sensitive source's records: its team or admin */
     DM_ACCESS_WRITE,   /* an editor of the object's owner team, or an admin */
     DM_ACCESS_ADMIN,   /* admins only */
+    DM_ACCESS_SQL,     /* a SQL script: any token reads; CREATE / DROP as WRITE on their pipeline */
 } dm_access_t;
 
 /* What a WRITE or RECORDS rule's object is, to find its owner. */

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "engine/schema_out.h"
 #include "engine/table.h"
+#include "sql/sql.h"
 
 /* ---- small owned strings and lists ------------------------------------------------ */
 
@@ -463,6 +464,48 @@ static dm_err_t compile_sinks(compiler_t *c, const json_t *spec, const json_t *k
     return DM_OK;
 }
 
+/* The SQL catalog at compile time: a source's latest schema and its key. */
+static dm_err_t sql_source(void *ctx, const char *name, const dm_avro_node_t **schema,
+                           const json_t **key, dm_error_t *err)
+{
+    const dm_plan_env_t *env = ctx;
+    char subject[300];
+    snprintf(subject, sizeof(subject), "%s-value", name);
+    const json_t *doc = env->source_doc(env->ctx, name);
+    int64_t id = 0;
+    const dm_avro_schema_t *s = NULL;
+    dm_error_t e = {0};
+    dm_err_t rc = env->latest(env->ctx, subject, &id, &s, &e);
+    if (rc == DM_ERR_NOT_FOUND && doc)
+        return dm_error_set(err, DM_ERR_AGAIN,
+                            "waiting for source %s: it has no registered schema yet", name);
+    if (rc == DM_ERR_NOT_FOUND) return dm_error_set(err, rc, "no source '%s'", name);
+    if (rc) return dm_error_set(err, rc, "source %s: %s", name, e.message);
+    *schema = s->root;
+    *key = json_object_get(json_object_get(doc, "spec"), "key");
+    return DM_OK;
+}
+
+/* Replaces the sql step at steps[i] by the steps it compiles to against the
+ * chain's records there (node). */
+static dm_err_t expand_sql_step(compiler_t *c, json_t *steps, size_t i, const dm_avro_node_t *node)
+{
+    const char *q = json_string_value(json_object_get(json_array_get(steps, i), "sql"));
+    if (!q)
+        return dm_error_set(c->err, DM_ERR_CONFIG_TYPE,
+                            "spec.steps[%zu].sql: expected a query (SELECT … FROM input …)", i);
+    dm_sql_catalog_t cat = {sql_source, (void *)c->env};
+    json_t *out = NULL;
+    dm_err_t rc = dm_sql_compile(q, &cat, true, node, &out, c->err);
+    if (rc) return rc == DM_ERR_AGAIN ? rc : dm_error_prefix(c->err, "spec.steps[%zu].sql", i);
+    json_array_remove(steps, i);
+    size_t k;
+    json_t *st;
+    json_array_foreach(json_object_get(out, "steps"), k, st) json_array_insert(steps, i + k, st);
+    json_decref(out);
+    return DM_OK;
+}
+
 static dm_err_t compile(compiler_t *c, const json_t *doc)
 {
     dm_pipeline_plan_t *plan = c->plan;
@@ -513,8 +556,16 @@ static dm_err_t compile(compiler_t *c, const json_t *doc)
     dm_proc_t *opened[64] = {0};
     size_t n_opened = 0;
     bool joined = false;
-    const json_t *steps = json_object_get(spec, "steps");
+    /* sql steps are replaced by their steps as the chain reaches them */
+    json_t *steps = json_is_array(json_object_get(spec, "steps"))
+                        ? json_deep_copy(json_object_get(spec, "steps"))
+                        : json_array();
     for (size_t i = 0; !rc && i < json_array_size(steps); i++) {
+        while (!rc && i < json_array_size(steps) &&
+               json_object_get(json_array_get(steps, i), "sql") &&
+               json_object_size(json_array_get(steps, i)) == 1)
+            rc = expand_sql_step(c, steps, i, node);
+        if (rc || i >= json_array_size(steps)) break;
         const char *kind = NULL;
         const dm_proc_ops_t *ops = NULL;
         json_t *conf = dm_proc_step_config(json_array_get(steps, i), &kind, &ops, c->err);
@@ -646,6 +697,7 @@ static dm_err_t compile(compiler_t *c, const json_t *doc)
     if (!rc) rc = compile_sinks(c, spec, src_key);
     json_decref(part_key);
     json_decref(from);
+    json_decref(steps);
     return rc;
 }
 
@@ -670,7 +722,26 @@ dm_err_t dm_plan_compile(const json_t *doc, const dm_plan_env_t *env, dm_pipelin
     if (!dm_spec_state_spill(json_object_get(spec, "state"), &spill))
         plan->state_spill_bytes = spill;
     compiler_t c = {.env = env, .plan = plan, .err = err};
-    dm_err_t rc = compile(&c, doc);
+    dm_err_t rc = DM_OK;
+    json_t *sql_doc = NULL;
+    const json_t *sql = json_object_get(spec, "sql");
+    if (json_is_string(sql)) {
+        /* A pipeline in SQL compiles into from and steps, then as any other. */
+        dm_sql_catalog_t cat = {sql_source, (void *)env};
+        json_t *out = NULL;
+        rc = dm_sql_compile(json_string_value(sql), &cat, false, NULL, &out, err);
+        if (rc && rc != DM_ERR_AGAIN) dm_error_prefix(err, "spec.sql");
+        if (!rc) {
+            sql_doc = json_deep_copy(doc);
+            json_t *sp = json_object_get(sql_doc, "spec");
+            json_object_set(sp, "from", json_object_get(out, "from"));
+            json_object_set(sp, "steps", json_object_get(out, "steps"));
+            json_object_del(sp, "sql");
+        }
+        json_decref(out);
+    }
+    if (!rc) rc = compile(&c, sql_doc ? sql_doc : doc);
+    json_decref(sql_doc);
     for (int i = 0; i < c.n_tables; i++)
         dm_table_free(c.tables[i]);
     if (rc) {

@@ -331,7 +331,8 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
         snprintf(pk, sizeof(pk), "Pipeline/%s", n);
         json_t *reads = dm_spec_pipeline_inputs(d);
         /* A join reads its other source too: restart when that one changes. */
-        const json_t *steps = json_object_get(json_object_get(d, "spec"), "steps");
+        json_t *expanded = dm_spec_pipeline_expand(d); /* SQL's joins too */
+        const json_t *steps = json_object_get(json_object_get(expanded, "spec"), "steps");
         for (size_t k = 0; k < json_array_size(steps); k++) {
             const json_t *jw =
                 json_object_get(json_object_get(json_array_get(steps, k), "join"), "with");
@@ -350,6 +351,7 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
                 json_array_foreach(stale, j, x) if (!strcmp(json_string_value(x), prk))
                     json_array_append_new(stale, json_string(pk));
         }
+        json_decref(expanded);
         size_t i;
         json_t *s;
         json_array_foreach(reads, i, s)

@@ -13,6 +13,7 @@
 #include "core/redact.h"
 #include "engine/processor.h"
 #include "schema/dm_avro.h"
+#include "sql/sql.h"
 
 static const char *const kind_names[] = {"Source", "Pipeline", "Processor", "Sink"};
 static const char *const kind_plurals[] = {"sources", "pipelines", "processors", "sinks"};
@@ -374,6 +375,18 @@ static dm_err_t check_step(vctx_t *v, const json_t *step, size_t i)
 {
     char path[64];
     snprintf(path, sizeof(path), "spec.steps[%zu]", i);
+    const json_t *sql = json_object_get(step, "sql");
+    if (sql && json_object_size(step) == 1) {
+        /* A sql step: its syntax and names here, its columns when the plan compiles. */
+        snprintf(path, sizeof(path), "spec.steps[%zu].sql", i);
+        if (!json_is_string(sql))
+            return fail(v, DM_ERR_CONFIG_TYPE, path, "expected a query (SELECT … FROM input …)");
+        dm_error_t e = {0};
+        json_t *out = NULL;
+        dm_err_t rc = dm_sql_compile(json_string_value(sql), NULL, true, NULL, &out, &e);
+        json_decref(out);
+        return rc ? fail(v, rc, path, "%s", e.message) : DM_OK;
+    }
     return dm_proc_step_check(step, path, dm_spec_locate, (void *)v->doc, v->err);
 }
 
@@ -411,15 +424,29 @@ dm_err_t dm_spec_state_spill(const json_t *state, int64_t *bytes)
 
 static dm_err_t check_pipeline(vctx_t *v, const json_t *spec)
 {
-    static const char *const keys[] = {"from", "steps", "to", "state", "idle_timeout", NULL};
+    static const char *const keys[] = {"from", "steps", "to", "state", "idle_timeout", "sql", NULL};
     dm_err_t rc = check_keys(v, spec, "spec", keys);
     if (rc) return rc;
     if ((rc = need_duration(v, spec, "idle_timeout", "spec", false))) return rc;
     const json_t *state = json_object_get(spec, "state");
     if (state && (rc = check_state(v, state))) return rc;
     const json_t *from = json_object_get(spec, "from");
-    if (!from) return fail(v, DM_ERR_CONFIG_MISSING, "spec.from", "required key 'from' is missing");
-    if (json_is_string(from)) {
+    const json_t *sql = json_object_get(spec, "sql");
+    if (sql) {
+        /* A pipeline in SQL: the query stands for from and steps. */
+        if (from || json_object_get(spec, "steps"))
+            return fail(v, DM_ERR_CONFIG, from ? "spec.from" : "spec.steps",
+                        "spec.sql stands for from and steps: give one or the other");
+        if (!json_is_string(sql))
+            return fail(v, DM_ERR_CONFIG_TYPE, "spec.sql", "expected a query (SELECT …)");
+        dm_error_t e = {0};
+        json_t *out = NULL;
+        rc = dm_sql_compile(json_string_value(sql), NULL, false, NULL, &out, &e);
+        json_decref(out);
+        if (rc) return fail(v, rc, "spec.sql", "%s", e.message);
+    } else if (!from) {
+        return fail(v, DM_ERR_CONFIG_MISSING, "spec.from", "required key 'from' is missing");
+    } else if (json_is_string(from)) {
         if ((rc = need_name(v, json_string_value(from), "spec.from"))) return rc;
     } else {
         if ((rc = need_string_list(v, from, "spec.from", true))) return rc;
@@ -568,7 +595,59 @@ const char *dm_spec_name(const json_t *doc)
     return json_string_value(json_object_get(json_object_get(doc, "metadata"), "name"));
 }
 
+static json_t *inputs_of_expanded(const json_t *doc);
+
+json_t *dm_spec_pipeline_expand(const json_t *doc)
+{
+    /* most pipelines hold no SQL: the document itself, not a copy */
+    const json_t *sp = json_object_get(doc, "spec");
+    bool has_sql = json_object_get(sp, "sql") != NULL;
+    for (size_t i = 0; !has_sql && i < json_array_size(json_object_get(sp, "steps")); i++)
+        has_sql = json_object_get(json_array_get(json_object_get(sp, "steps"), i), "sql") != NULL;
+    if (!has_sql) return json_incref((json_t *)doc);
+    json_t *x = json_deep_copy(doc);
+    json_t *spec = json_object_get(x, "spec");
+    const json_t *sql = json_object_get(spec, "sql");
+    if (json_is_string(sql)) {
+        json_t *out = NULL;
+        if (!dm_sql_compile(json_string_value(sql), NULL, false, NULL, &out, NULL)) {
+            json_object_set(spec, "from", json_object_get(out, "from"));
+            json_object_set(spec, "steps", json_object_get(out, "steps"));
+            json_object_del(spec, "sql");
+        }
+        json_decref(out);
+    }
+    json_t *steps = json_object_get(spec, "steps");
+    for (size_t i = 0; i < json_array_size(steps);) {
+        const json_t *q = json_object_get(json_array_get(steps, i), "sql");
+        json_t *out = NULL;
+        if (!json_is_string(q) ||
+            dm_sql_compile(json_string_value(q), NULL, true, NULL, &out, NULL)) {
+            i++;
+            continue;
+        }
+        json_array_remove(steps, i);
+        size_t k;
+        json_t *st;
+        json_array_foreach(json_object_get(out, "steps"), k, st) json_array_insert(steps, i++, st);
+        json_decref(out);
+    }
+    return x;
+}
+
 json_t *dm_spec_pipeline_inputs(const json_t *doc)
+{
+    const json_t *sql = json_object_get(json_object_get(doc, "spec"), "sql");
+    if (json_is_string(sql)) {
+        json_t *x = dm_spec_pipeline_expand(doc);
+        json_t *in = inputs_of_expanded(x);
+        json_decref(x);
+        return in;
+    }
+    return inputs_of_expanded(doc);
+}
+
+static json_t *inputs_of_expanded(const json_t *doc)
 {
     const json_t *from = json_object_get(json_object_get(doc, "spec"), "from");
     if (json_is_string(from)) return json_pack("[O]", from);
@@ -608,8 +687,9 @@ static bool names_have(const json_t *a, const char *s)
     return false;
 }
 
-json_t *dm_spec_pipeline_reads(const json_t *doc)
+json_t *dm_spec_pipeline_reads(const json_t *given)
 {
+    json_t *doc = dm_spec_pipeline_expand(given);
     json_t *names = dm_spec_pipeline_inputs(doc);
     const json_t *steps = json_object_get(json_object_get(doc, "spec"), "steps");
     size_t i;
@@ -623,6 +703,7 @@ json_t *dm_spec_pipeline_reads(const json_t *doc)
                 json_array_append(names, (json_t *)with);
         }
     }
+    json_decref(doc);
     return names;
 }
 

@@ -46,6 +46,13 @@ dm_err_t dm_spec_validate(const dm_spec_doc_t *doc, dm_spec_t *out, dm_error_t *
 /* Releases out->doc. */
 void dm_spec_clear(dm_spec_t *spec);
 
+/* A Pipeline document (new reference, read-only: the document itself when it
+ * holds no SQL, else a copy) whose spec.sql and sql steps are replaced by the
+ * from and steps they compile to (by syntax alone: what is read and in which
+ * steps, not the columns); a query that does not parse is left as it is
+ * (validation names its error). */
+json_t *dm_spec_pipeline_expand(const json_t *pipeline_doc);
+
 /* The names of the sources a pipeline reads (spec.from), as a new JSON array. */
 json_t *dm_spec_pipeline_inputs(const json_t *pipeline_doc);
 

@@ -18,8 +18,11 @@
  *
  * State: one entry per group (key: the group_by values as bytes), holding the
  * group's open windows and their accumulators; a timer per window end. Count
- * distinct keeps the distinct values of each window in its state.
+ * distinct keeps the distinct values of each window in its state. Within one
+ * batch a group is decoded once and written back once, at the end of the batch
+ * (up to GROUPS_CACHED groups at a time), not once per record.
  */
+#include "core/hash.h"
 #include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
@@ -59,6 +62,16 @@ typedef struct window {
     acc_t *accs;
 } window_t;
 
+/* A group's open windows, decoded from its state entry. */
+typedef struct group {
+    dm_buf_t key; /* the group_by values as bytes: the state key */
+    window_t *wins;
+    size_t n_wins, cap_wins;
+} group_t;
+
+#define GROUPS_CACHED 256
+#define GROUP_SLOTS   512 /* the cache's hash index: a power of two, at most half full */
+
 typedef struct aggregate {
     wtype_t type;
     int64_t size, slide, gap, lateness;
@@ -70,10 +83,12 @@ typedef struct aggregate {
     const char **paths;
     size_t n_paths;
     dm_timers_t timers;
-    dm_buf_t key, val;
-    window_t *wins;
-    size_t n_wins, cap_wins;
-    dm_expr_value_t *args; /* per record: the aggregates' argument values */
+    dm_buf_t key, val; /* the current record's group key; an encoded group */
+    group_t one;       /* the group a watermark or restore works on */
+    group_t *cached;   /* the groups this batch touched, GROUPS_CACHED of them */
+    size_t n_cached;
+    uint16_t index[GROUP_SLOTS]; /* cached group + 1 by key hash; 0 = free */
+    dm_expr_value_t *args;       /* per record: the aggregates' argument values */
 } aggregate_t;
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -82,14 +97,15 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-static void free_windows(aggregate_t *a)
+static void free_group(aggregate_t *a, group_t *g)
 {
-    for (size_t w = 0; w < a->cap_wins; w++) {
-        for (size_t k = 0; a->wins[w].accs && k < a->n_aggs; k++)
-            dm_buf_free(&a->wins[w].accs[k].set);
-        free(a->wins[w].accs);
+    for (size_t w = 0; w < g->cap_wins; w++) {
+        for (size_t k = 0; g->wins[w].accs && k < a->n_aggs; k++)
+            dm_buf_free(&g->wins[w].accs[k].set);
+        free(g->wins[w].accs);
     }
-    free(a->wins);
+    free(g->wins);
+    dm_buf_free(&g->key);
 }
 
 static void aggregate_free(aggregate_t *a)
@@ -103,7 +119,10 @@ static void aggregate_free(aggregate_t *a)
     dm_timers_free(&a->timers);
     dm_buf_free(&a->key);
     dm_buf_free(&a->val);
-    free_windows(a);
+    free_group(a, &a->one);
+    for (size_t i = 0; a->cached && i < GROUPS_CACHED; i++)
+        free_group(a, &a->cached[i]);
+    free(a->cached);
     free(a->args);
     free(a);
 }
@@ -396,7 +415,9 @@ static dm_err_t aggregate_open(dm_proc_t *p, const void *config, const dm_avro_n
     if (!rc) {
         a->aggs = calloc(aggs->n ? aggs->n : 1, sizeof(*a->aggs));
         a->args = calloc(aggs->n ? aggs->n : 1, sizeof(*a->args));
-        if (!a->aggs || !a->args) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        a->cached = calloc(GROUPS_CACHED, sizeof(*a->cached));
+        if (!a->aggs || !a->args || !a->cached)
+            rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     }
     for (size_t i = 0; !rc && i < aggs->n; i++) {
         a->n_aggs = i + 1;
@@ -465,24 +486,24 @@ static bool get_f64(const uint8_t **p, const uint8_t *end, double *d)
     return true;
 }
 
-/* Makes room for n windows, each with fresh accumulators. */
-static dm_err_t reserve_windows(aggregate_t *a, size_t n)
+/* Makes room for n windows in g, each with fresh accumulators. */
+static dm_err_t reserve_windows(aggregate_t *a, group_t *g, size_t n)
 {
-    if (n <= a->cap_wins) return DM_OK;
-    size_t cap = a->cap_wins ? a->cap_wins : 4;
+    if (n <= g->cap_wins) return DM_OK;
+    size_t cap = g->cap_wins ? g->cap_wins : 4;
     while (cap < n)
         cap *= 2;
-    window_t *w = realloc(a->wins, cap * sizeof(*w));
+    window_t *w = realloc(g->wins, cap * sizeof(*w));
     if (!w) return DM_ERR_NOMEM;
-    a->wins = w;
-    for (size_t i = a->cap_wins; i < cap; i++) {
+    g->wins = w;
+    for (size_t i = g->cap_wins; i < cap; i++) {
         w[i].accs = calloc(a->n_aggs, sizeof(acc_t));
         if (!w[i].accs) {
-            a->cap_wins = i;
+            g->cap_wins = i;
             return DM_ERR_NOMEM;
         }
     }
-    a->cap_wins = cap;
+    g->cap_wins = cap;
     return DM_OK;
 }
 
@@ -506,15 +527,15 @@ static void own_string(acc_t *c)
     c->v.u.s = (const char *)c->set.data;
 }
 
-static dm_err_t decode_windows(aggregate_t *a, const uint8_t *p, size_t len)
+static dm_err_t decode_windows(aggregate_t *a, group_t *g, const uint8_t *p, size_t len)
 {
     const uint8_t *end = p + len;
-    a->n_wins = 0;
+    g->n_wins = 0;
     int64_t n;
     if (!get_i64(&p, end, &n) || n < 0 || n > 1 << 20) return DM_ERR_CORRUPT;
-    if (reserve_windows(a, (size_t)n)) return DM_ERR_NOMEM;
+    if (reserve_windows(a, g, (size_t)n)) return DM_ERR_NOMEM;
     for (int64_t w = 0; w < n; w++) {
-        window_t *win = &a->wins[w];
+        window_t *win = &g->wins[w];
         if (!get_i64(&p, end, &win->start) || !get_i64(&p, end, &win->end)) return DM_ERR_CORRUPT;
         for (size_t k = 0; k < a->n_aggs; k++) {
             acc_t *c = &win->accs[k];
@@ -551,19 +572,19 @@ static dm_err_t decode_windows(aggregate_t *a, const uint8_t *p, size_t len)
             }
         }
     }
-    a->n_wins = (size_t)n;
+    g->n_wins = (size_t)n;
     return p == end ? DM_OK : DM_ERR_CORRUPT;
 }
 
-static dm_err_t encode_windows(aggregate_t *a, dm_buf_t *out)
+static dm_err_t encode_windows(aggregate_t *a, const group_t *g, dm_buf_t *out)
 {
     dm_buf_reset(out);
     size_t live = 0;
-    for (size_t w = 0; w < a->n_wins; w++)
-        live += a->wins[w].start != INT64_MIN;
+    for (size_t w = 0; w < g->n_wins; w++)
+        live += g->wins[w].start != INT64_MIN;
     put_i64(out, (int64_t)live);
-    for (size_t w = 0; w < a->n_wins; w++) {
-        const window_t *win = &a->wins[w];
+    for (size_t w = 0; w < g->n_wins; w++) {
+        const window_t *win = &g->wins[w];
         if (win->start == INT64_MIN) continue; /* emitted or merged away */
         put_i64(out, win->start);
         put_i64(out, win->end);
@@ -711,10 +732,10 @@ static dm_err_t merge_window(aggregate_t *a, window_t *dst, window_t *src)
     return DM_OK;
 }
 
-static window_t *new_window(aggregate_t *a, int64_t start, int64_t end)
+static window_t *new_window(aggregate_t *a, group_t *g, int64_t start, int64_t end)
 {
-    if (reserve_windows(a, a->n_wins + 1)) return NULL;
-    window_t *w = &a->wins[a->n_wins++];
+    if (reserve_windows(a, g, g->n_wins + 1)) return NULL;
+    window_t *w = &g->wins[g->n_wins++];
     w->start = start;
     w->end = end;
     for (size_t k = 0; k < a->n_aggs; k++)
@@ -722,17 +743,17 @@ static window_t *new_window(aggregate_t *a, int64_t start, int64_t end)
     return w;
 }
 
-/* Adds the current record (time t, arguments in a->args) to the group's
- * windows, creating and merging windows and setting timers. */
-static dm_err_t add_to_windows(aggregate_t *a, int64_t t, int64_t wm)
+/* Adds the current record (time t, arguments in a->args) to g's windows,
+ * creating and merging windows and setting timers. */
+static dm_err_t add_to_windows(aggregate_t *a, group_t *g, int64_t t, int64_t wm)
 {
-    const void *key = a->key.data;
-    size_t klen = a->key.len;
+    const void *key = g->key.data;
+    size_t klen = g->key.len;
     if (a->type == W_SESSION) {
         window_t *into = NULL;
         int64_t s = t, e = t + a->gap;
-        for (size_t w = 0; w < a->n_wins; w++) {
-            window_t *win = &a->wins[w];
+        for (size_t w = 0; w < g->n_wins; w++) {
+            window_t *win = &g->wins[w];
             if (win->start == INT64_MIN || win->start > e || win->end < s) continue;
             if (!into) {
                 into = win;
@@ -742,15 +763,15 @@ static dm_err_t add_to_windows(aggregate_t *a, int64_t t, int64_t wm)
             if (rc) return rc;
         }
         bool created = !into;
-        if (created && !(into = new_window(a, s, e))) return DM_ERR_NOMEM;
+        if (created && !(into = new_window(a, g, s, e))) return DM_ERR_NOMEM;
         int64_t before = into->end;
         if (s < into->start) into->start = s;
         if (e > into->end) into->end = e;
         /* Merged windows may still overlap others now that this one grew. */
         for (bool again = true; again;) {
             again = false;
-            for (size_t w = 0; w < a->n_wins; w++) {
-                window_t *win = &a->wins[w];
+            for (size_t w = 0; w < g->n_wins; w++) {
+                window_t *win = &g->wins[w];
                 if (win == into || win->start == INT64_MIN || win->start > into->end ||
                     win->end < into->start)
                     continue;
@@ -769,10 +790,10 @@ static dm_err_t add_to_windows(aggregate_t *a, int64_t t, int64_t wm)
         int64_t e = s + a->size;
         if (wm != INT64_MIN && e + a->lateness <= wm) continue; /* emitted already */
         window_t *win = NULL;
-        for (size_t w = 0; w < a->n_wins && !win; w++)
-            if (a->wins[w].start == s) win = &a->wins[w];
+        for (size_t w = 0; w < g->n_wins && !win; w++)
+            if (g->wins[w].start == s) win = &g->wins[w];
         if (!win) {
-            if (!(win = new_window(a, s, e))) return DM_ERR_NOMEM;
+            if (!(win = new_window(a, g, s, e))) return DM_ERR_NOMEM;
             if (dm_timers_push(&a->timers, e + a->lateness, key, klen)) return DM_ERR_NOMEM;
         }
         dm_err_t rc = accumulate(a, win);
@@ -790,15 +811,16 @@ static bool too_late(const aggregate_t *a, int64_t t, int64_t wm)
     return latest_end + a->lateness <= wm;
 }
 
-static dm_err_t load_group(aggregate_t *a, dm_state_t *kv, dm_error_t *err)
+/* Decodes the windows of the group g->key names from the state. */
+static dm_err_t load_group(aggregate_t *a, group_t *g, dm_state_t *kv, dm_error_t *err)
 {
     const uint8_t *v;
     size_t vlen;
     bool found;
-    a->n_wins = 0;
-    dm_err_t rc = dm_state_get(kv, a->key.data, a->key.len, &v, &vlen, &found, err);
+    g->n_wins = 0;
+    dm_err_t rc = dm_state_get(kv, g->key.data, g->key.len, &v, &vlen, &found, err);
     if (rc || !found) return rc;
-    rc = decode_windows(a, v, vlen);
+    rc = decode_windows(a, g, v, vlen);
     if (rc)
         return dm_error_set(err, rc == DM_ERR_NOMEM ? rc : DM_ERR_CORRUPT,
                             rc == DM_ERR_NOMEM ? "out of memory"
@@ -806,14 +828,66 @@ static dm_err_t load_group(aggregate_t *a, dm_state_t *kv, dm_error_t *err)
     return DM_OK;
 }
 
-static dm_err_t store_group(aggregate_t *a, dm_state_t *kv, dm_error_t *err)
+static dm_err_t store_group(aggregate_t *a, const group_t *g, dm_state_t *kv, dm_error_t *err)
 {
     size_t live = 0;
-    for (size_t w = 0; w < a->n_wins; w++)
-        live += a->wins[w].start != INT64_MIN;
-    if (!live) return dm_state_del(kv, a->key.data, a->key.len, err);
-    if (encode_windows(a, &a->val)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    return dm_state_put(kv, a->key.data, a->key.len, a->val.data, a->val.len, err);
+    for (size_t w = 0; w < g->n_wins; w++)
+        live += g->wins[w].start != INT64_MIN;
+    if (!live) return dm_state_del(kv, g->key.data, g->key.len, err);
+    if (encode_windows(a, g, &a->val)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    return dm_state_put(kv, g->key.data, g->key.len, a->val.data, a->val.len, err);
+}
+
+/* Empties the batch's cache of groups; keeps their memory for the next batch
+ * unless a count distinct set grew large. */
+static void forget_groups(aggregate_t *a)
+{
+    for (size_t i = 0; i < a->n_cached; i++) {
+        group_t *g = &a->cached[i];
+        for (size_t w = 0; w < g->n_wins; w++)
+            for (size_t k = 0; k < a->n_aggs; k++)
+                if (g->wins[w].accs[k].set.cap > 65536) dm_buf_free(&g->wins[w].accs[k].set);
+    }
+    a->n_cached = 0;
+    memset(a->index, 0, sizeof(a->index));
+}
+
+/* Writes the batch's groups back to the state and empties the cache. */
+static dm_err_t flush_groups(aggregate_t *a, dm_state_t *kv, dm_error_t *err)
+{
+    dm_err_t rc = DM_OK;
+    for (size_t i = 0; i < a->n_cached && !rc; i++)
+        rc = store_group(a, &a->cached[i], kv, err);
+    forget_groups(a);
+    return rc;
+}
+
+/* The group of the current record's key (a->key): from the batch's cache, or
+ * loaded from the state into it (writing the cache back first when full). */
+static dm_err_t find_group(aggregate_t *a, dm_state_t *kv, group_t **out, dm_error_t *err)
+{
+    size_t slot = dm_hash64(a->key.data, a->key.len) & (GROUP_SLOTS - 1);
+    for (; a->index[slot]; slot = (slot + 1) & (GROUP_SLOTS - 1)) {
+        group_t *g = &a->cached[a->index[slot] - 1];
+        if (g->key.len == a->key.len && !memcmp(g->key.data, a->key.data, a->key.len)) {
+            *out = g;
+            return DM_OK;
+        }
+    }
+    if (a->n_cached == GROUPS_CACHED) {
+        dm_err_t rc = flush_groups(a, kv, err);
+        if (rc) return rc;
+        return find_group(a, kv, out, err);
+    }
+    group_t *g = &a->cached[a->n_cached];
+    dm_buf_reset(&g->key);
+    if (dm_buf_append(&g->key, a->key.data, a->key.len))
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    dm_err_t rc = load_group(a, g, kv, err);
+    if (rc) return rc;
+    a->index[slot] = (uint16_t)++a->n_cached;
+    *out = g;
+    return DM_OK;
 }
 
 static dm_err_t aggregate_process(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *out,
@@ -822,6 +896,7 @@ static dm_err_t aggregate_process(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *
     aggregate_t *a = p->state;
     dm_error_t rec_err;
     char reason[256];
+    forget_groups(a); /* what a batch that failed half-way left */
     for (uint32_t i = 0; i < in->n; i++) {
         const dm_row_t *row = &in->records[i];
         int64_t t = row->timestamp;
@@ -866,17 +941,19 @@ static dm_err_t aggregate_process(dm_proc_t *p, const dm_rows_t *in, dm_rows_t *
                 return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
             continue;
         }
-        dm_err_t rc = load_group(a, p->kv, err);
-        if (!rc && (rc = add_to_windows(a, t, p->watermark)))
+        group_t *g = NULL;
+        dm_err_t rc = find_group(a, p->kv, &g, err);
+        if (!rc && (rc = add_to_windows(a, g, t, p->watermark)))
             return dm_error_set(err, rc, "aggregate: out of memory or corrupt state");
-        if (rc || (rc = store_group(a, p->kv, err))) return rc;
+        if (rc) return rc;
     }
-    return DM_OK;
+    return flush_groups(a, p->kv, err);
 }
 
 /* ---- emitting ------------------------------------------------------------------------------ */
 
-static dm_err_t emit(aggregate_t *a, const window_t *win, dm_rows_t *out, dm_error_t *err)
+static dm_err_t emit(aggregate_t *a, const group_t *g, const window_t *win, dm_rows_t *out,
+                     dm_error_t *err)
 {
     uint32_t n = (uint32_t)(2 + a->n_keys + a->n_aggs);
     dm_avro_value_t *vals = dm_arena_calloc(&out->arena, n, sizeof(*vals));
@@ -884,7 +961,7 @@ static dm_err_t emit(aggregate_t *a, const window_t *win, dm_rows_t *out, dm_err
     if (!r) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     vals[0] = (dm_avro_value_t){.type = DM_AVRO_LONG, .u.l = win->start};
     vals[1] = (dm_avro_value_t){.type = DM_AVRO_LONG, .u.l = win->end};
-    const uint8_t *p = a->key.data, *end = p + a->key.len;
+    const uint8_t *p = g->key.data, *end = p + g->key.len;
     for (size_t k = 0; k < a->n_keys; k++) {
         dm_expr_value_t v;
         if (dm_state_get_value(&p, end, &v))
@@ -933,24 +1010,25 @@ static int cmp_start(const void *x, const void *y)
 static dm_err_t aggregate_watermark(dm_proc_t *p, int64_t wm, dm_rows_t *out, dm_error_t *err)
 {
     aggregate_t *a = p->state;
+    group_t *g = &a->one;
     dm_timer_t t;
     while (dm_timers_pop_due(&a->timers, wm, &t)) {
-        dm_buf_reset(&a->key);
-        dm_err_t rc = dm_buf_append(&a->key, t.key, t.klen) ? DM_ERR_NOMEM : DM_OK;
+        dm_buf_reset(&g->key);
+        dm_err_t rc = dm_buf_append(&g->key, t.key, t.klen) ? DM_ERR_NOMEM : DM_OK;
         free(t.key);
         if (rc) return dm_error_set(err, rc, "out of memory");
-        if ((rc = load_group(a, p->kv, err))) return rc;
-        if (!a->n_wins) continue; /* a timer of windows emitted or merged already */
-        qsort(a->wins, a->n_wins, sizeof(*a->wins), cmp_start);
+        if ((rc = load_group(a, g, p->kv, err))) return rc;
+        if (!g->n_wins) continue; /* a timer of windows emitted or merged already */
+        qsort(g->wins, g->n_wins, sizeof(*g->wins), cmp_start);
         bool changed = false;
-        for (size_t w = 0; w < a->n_wins; w++) {
-            window_t *win = &a->wins[w];
+        for (size_t w = 0; w < g->n_wins; w++) {
+            window_t *win = &g->wins[w];
             if (win->end + a->lateness > wm) continue;
-            if ((rc = emit(a, win, out, err))) return rc;
+            if ((rc = emit(a, g, win, out, err))) return rc;
             win->start = INT64_MIN;
             changed = true;
         }
-        if (changed && (rc = store_group(a, p->kv, err))) return rc;
+        if (changed && (rc = store_group(a, g, p->kv, err))) return rc;
     }
     return DM_OK;
 }
@@ -965,9 +1043,10 @@ static int restore_group(void *ctx, const uint8_t *key, size_t klen, const uint8
 {
     restore_ctx_t *c = ctx;
     aggregate_t *a = c->a;
-    if ((c->rc = decode_windows(a, val, vlen))) return 1;
-    for (size_t w = 0; w < a->n_wins; w++)
-        if ((c->rc = dm_timers_push(&a->timers, a->wins[w].end + a->lateness, key, klen))) return 1;
+    group_t *g = &a->one;
+    if ((c->rc = decode_windows(a, g, val, vlen))) return 1;
+    for (size_t w = 0; w < g->n_wins; w++)
+        if ((c->rc = dm_timers_push(&a->timers, g->wins[w].end + a->lateness, key, klen))) return 1;
     return 0;
 }
 

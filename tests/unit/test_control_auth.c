@@ -413,6 +413,7 @@ static bool allowed(const dm_auth_rule_t *r, caller_t who)
     case DM_ACCESS_RECORDS: return who == EDITOR_A || who == ADMIN;
     case DM_ACCESS_WRITE: return who == ADMIN || (who == EDITOR_A && r->scope != DM_SCOPE_NONE);
     case DM_ACCESS_ADMIN: return who == ADMIN;
+    case DM_ACCESS_SQL: return who == EDITOR_A || who == ADMIN; /* the body: a CREATE of team-a */
     }
     return false;
 }
@@ -460,6 +461,8 @@ static const char *body_for(const char *pattern)
         return "kind: Source\nmetadata: {name: secret, owner: team-a, labels: {sensitive: true}}\n"
                "spec: {connector: ingest, schema: {type: record, name: S, fields: [{name: id, "
                "type: long}]}}\n";
+    if (!strcmp(pattern, "/api/v1/sql"))
+        return "CREATE SOURCE open_ids WITH (owner = 'team-a') AS SELECT id FROM open";
     return "{}";
 }
 
@@ -558,6 +561,7 @@ static void test_critical_rules_pinned(void)
     } pins[] = {
         {"GET", "/healthz", DM_ACCESS_PUBLIC},
         {"POST", "/api/v1/apply", DM_ACCESS_WRITE},
+        {"POST", "/api/v1/sql", DM_ACCESS_SQL},
         {"DELETE", "/api/v1/{kind}/{name}", DM_ACCESS_WRITE},
         {"GET", "/api/v1/sources/{name}/records", DM_ACCESS_RECORDS},
         {"POST", "/api/v1/sources/{name}/events", DM_ACCESS_WRITE},
@@ -613,6 +617,35 @@ static void test_matrix_every_route_every_role(void)
         }
     }
     CHECK(checked == n_routes * N_CALLERS);
+}
+
+/* SQL: a viewer explains and lists; CREATE and DROP need the owner team's editor. */
+static void test_sql_statements_by_role(void)
+{
+    REQUIRE(ctl);
+    reply_t r =
+        call("POST", "/api/v1/sql", "EXPLAIN SELECT id FROM open; SHOW SOURCES", hdrs[VIEWER_B]);
+    CHECK(r.status != 401 && r.status != 403);
+    r = call("POST", "/api/v1/sql", "SHOW SOURCES; CREATE SOURCE v AS SELECT id FROM open",
+             hdrs[VIEWER_B]);
+    CHECK_EQ_INT(r.status, 403);
+    CHECK_CONTAINS(r.body, "needs an editor");
+    r = call("POST", "/api/v1/sql",
+             "CREATE SOURCE b_ids WITH (owner = 'team-a') AS SELECT id FROM open", hdrs[EDITOR_B]);
+    CHECK_EQ_INT(r.status, 403);
+    CHECK_CONTAINS(r.body, "own team");
+    r = call("POST", "/api/v1/sql",
+             "CREATE SOURCE a_ids WITH (owner = 'team-a') AS SELECT id FROM open", hdrs[EDITOR_A]);
+    CHECK_EQ_INT(r.status, 200);
+    r = call("POST", "/api/v1/sql", "DROP SOURCE a_ids", hdrs[EDITOR_B]);
+    CHECK_EQ_INT(r.status, 403);
+    CHECK_CONTAINS(r.body, "owned by team 'team-a'");
+    r = call("POST", "/api/v1/sql", "CREATE SOURCE p_ids AS SELECT id FROM private",
+             hdrs[EDITOR_B]);
+    CHECK_EQ_INT(r.status, 403);
+    CHECK_CONTAINS(r.body, "private");
+    r = call("POST", "/api/v1/sql", "DROP SOURCE a_ids", hdrs[EDITOR_A]);
+    CHECK_EQ_INT(r.status, 200);
 }
 
 static void test_records_of_open_source_for_viewers(void)
@@ -805,6 +838,7 @@ int main(void)
     RUN(test_critical_rules_pinned);
     RUN(test_matrix_every_route_every_role);
     RUN(test_records_of_open_source_for_viewers);
+    RUN(test_sql_statements_by_role);
     RUN(test_editor_cannot_give_away_or_read_private);
     RUN(test_mutations_audited);
     RUN(test_tokens_never_in_logs_or_answers);

@@ -215,6 +215,19 @@ static const struct {
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a, b], idle_timeout: soon, to: [{source: "
      "c}]}\n",
      "spec.idle_timeout: expected a duration"},
+    /* SQL: spec.sql stands for from and steps; its syntax is checked at apply */
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {sql: \"SELECT * FROM a\", from: [a], to: "
+     "[{source: b}]}\n",
+     "spec.from: spec.sql stands for from and steps: give one or the other"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {sql: \"SELECT id FROM a WHERE\", to: [{source: "
+     "b}]}\n",
+     "spec.sql: SQL line 1, column 23: expected an expression, found the end of the query"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {sql: \"SELECT id FROM a ORDER BY id\", to: "
+     "[{source: b}]}\n",
+     "spec.sql: SQL line 1, column 18: ORDER BY on a stream"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{sql: \"SELECT id FROM a\"}], "
+     "to: [{source: b}]}\n",
+     "spec.steps[0].sql: SQL line 1, column 16: a sql step reads its input: FROM input"},
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{map: x}], to: [{source: "
      "b}]}\n",
      "spec.steps[0].map: unknown key 'map'; allowed: filter, project, enrich, aggregate, dedupe, "

@@ -1,0 +1,1 @@
+SELECT p.id, m.title FROM plays p LEFT JOIN movies m ON p.movie_id = m.movie_id WHERE p.country = 'US'

@@ -1,0 +1,1 @@
+SELECT id FROM plays UNION ALL SELECT id FROM movies /* c */ -- x

@@ -1,0 +1,1 @@
+SELECT window_start, window_end, country, COUNT(*) AS n, AVG(amount) FROM TABLE(HOP(TABLE plays, DESCRIPTOR(ts), INTERVAL '10' SECOND, INTERVAL '1' MINUTE)) GROUP BY window_start, window_end, country HAVING COUNT(*) > 2
