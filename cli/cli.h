@@ -54,6 +54,7 @@ int dm_cmd_consume(int argc, char **argv);
 int dm_cmd_produce(int argc, char **argv);
 int dm_cmd_snapshot(int argc, char **argv); /* cli/cmd_snapshot.c */
 int dm_cmd_plugins(int argc, char **argv);  /* cli/cmd_plugins.c */
+int dm_cmd_sdk(int argc, char **argv);      /* cli/cmd_sdk.c */
 
 int dm_cmd_explain(int argc, char **argv); /* cli/cmd_explain.c */
 int dm_cmd_sql(int argc, char **argv);     /* cli/cmd_sql.c */

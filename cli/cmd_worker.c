@@ -318,7 +318,7 @@ static wpipe_t *pipe_new(worker_t *wk, json_t *desc)
     p->desc = json_incref(desc);
     p->t = wk->t;
     p->server = wk->server;
-    p->env = (dm_proc_env_t){pipe_table, p};
+    p->env = (dm_proc_env_t){pipe_table, p, NULL};
     pthread_mutex_init(&p->schemas_mu, NULL);
     dm_error_t err = {0};
     if (dm_plan_from_json(desc, &p->plan, &err)) {

@@ -177,6 +177,14 @@ const dm_cli_command_t dm_cli_commands[] = {
      "  --transport URL   the Kafka cluster (default: the controller's)\n"
      "  --id NAME         this worker's name in reports (default host-pid)\n",
      dm_cmd_worker},
+    {"sdk", "scaffold a processor project; print the SDK header directory",
+     "usage: datamesh sdk new NAME DIR | datamesh sdk include\n"
+     "\n"
+     "new writes DIR/NAME.c (a processor that passes records through, with where to\n"
+     "change them), a Makefile (`make -C DIR` builds DIR/NAME.so, `make -C DIR test`\n"
+     "runs it through a small host), the test and a README with the specs that use it.\n"
+     "include prints the directory holding datamesh/processor.h (and emitter.h).\n",
+     dm_cmd_sdk},
 };
 
 const int dm_cli_n_commands = (int)(sizeof(dm_cli_commands) / sizeof(dm_cli_commands[0]));

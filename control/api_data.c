@@ -84,6 +84,17 @@ static void render(data_api_t *api, const uint8_t *p, int32_t len, dm_arena_t *a
     }
 }
 
+/* A record's key or value as a jansson value, for answers built with jansson
+ * (dead letters); tmp is scratch. */
+static json_t *render_json(data_api_t *api, const uint8_t *p, int32_t len, dm_arena_t *arena,
+                           dm_buf_t *tmp)
+{
+    dm_buf_reset(tmp);
+    render(api, p, len, arena, tmp);
+    json_t *j = json_loadb((const char *)tmp->data, tmp->len, JSON_DECODE_ANY, NULL);
+    return j ? j : json_null();
+}
+
 /* The topic of the request's source {name} described into d (free it with
  * dm_transport_description_free); its name, or NULL with the reply sent (404
  * for no such source, 409 when it has no topic yet). */
@@ -382,8 +393,8 @@ static void on_deadletters(void *ctx, const dm_http_request_t *req, dm_http_resp
                               "offset", (json_int_t)r->offset, "timestamp",
                               (json_int_t)r->timestamp, "reason", header_of(r, DM_DLQ_REASON),
                               "processor", header_of(r, DM_DLQ_PROCESSOR), "input", input, "key",
-                              render(api, r->key, r->key_len, &arena, &tmp), "value",
-                              render(api, r->value, r->value_len, &arena, &tmp)));
+                              render_json(api, r->key, r->key_len, &arena, &tmp), "value",
+                              render_json(api, r->value, r->value_len, &arena, &tmp)));
             }
             pos = b.next_offset;
         }
@@ -408,7 +419,11 @@ dm_err_t dm_api_data_register(dm_http_server_t *http, dm_store_t *store, dm_runt
     rc = rc ? rc : dm_http_route(http, "POST", "/api/v1/sources/{name}/events", on_events, &api);
     rc = rc ? rc
             : dm_http_route(http, "GET", "/api/v1/sources/{name}/partitions", on_partitions, &api);
+    rc = rc ? rc
+            : dm_http_route(http, "GET", "/api/v1/pipelines/{name}/deadletters", on_deadletters,
+                            &api);
+    /* the emitter's binary batches (connectors/ingest/ingest.h); the
+     * connector tells the two bodies apart */
     return rc ? rc
-              : dm_http_route(http, "GET", "/api/v1/pipelines/{name}/deadletters", on_deadletters,
-                              &api);
+              : dm_http_route(http, "POST", "/api/v1/sources/{name}/events/avro", on_events, &api);
 }

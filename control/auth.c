@@ -56,6 +56,7 @@ static const dm_auth_rule_t rules[] = {
     {"GET", "/api/v1/pipelines/{name}/deadletters", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* the last hour of a pipeline's numbers (control/history.c), as /metrics */
     {"GET", "/api/v1/pipelines/{name}/history", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    {"POST", "/api/v1/sources/{name}/events/avro", DM_ACCESS_WRITE, DM_SCOPE_SOURCE, true},
     /* api.c */
     {"POST", "/api/v1/apply", DM_ACCESS_WRITE, DM_SCOPE_APPLY, true},
     {"GET", "/api/v1/catalog", DM_ACCESS_READ, DM_SCOPE_NONE, false},
@@ -641,6 +642,13 @@ static bool check_apply(dm_auth_t *a, dm_principal_t *p, const dm_http_request_t
             used += (size_t)snprintf(p->detail + used, sizeof(p->detail) - used, "%s %s %s",
                                      i ? "," : "", dm_kind_name((dm_kind_t)kind), name);
         if (!editor) continue;
+        if (kind == DM_KIND_PROCESSOR) {
+            ok = refuse(res, 403,
+                        "Processor %s: a Processor loads a native library into the controller and "
+                        "its workers; only an admin token applies one (token %s is an editor)",
+                        name, p->token);
+            break;
+        }
         const char *owner = owner_of(root);
         if (!owner || strcmp(owner, p->owner)) {
             ok = refuse(res, 403,

@@ -431,7 +431,7 @@ static dm_err_t run_step(builder_t *b, const dm_plan_stage_t *s, const dm_plan_s
         return dm_error_set(err, DM_ERR_UNSUPPORTED, "step '%s' is not available", step->kind);
     if (b->n_opened == sizeof(b->opened) / sizeof(b->opened[0]))
         return dm_error_set(err, DM_ERR_UNSUPPORTED, "more than 128 steps");
-    dm_proc_env_t penv = {builder_table, b};
+    dm_proc_env_t penv = {builder_table, b, NULL};
     dm_proc_t *p = NULL;
     const dm_avro_node_t *other_node = ops->two_inputs && s->other.topic ? other->schema : NULL;
     dm_err_t rc = dm_proc_open2(ops, &penv, step->config, st->schema, other_node, &p, err);

@@ -372,6 +372,50 @@ static char **reads_of(const dm_proc_t *p)
     return v;
 }
 
+/* A `processor` step's settings made complete from its Processor object:
+ * the library and symbol, and the object's config with the step's laid over
+ * it, so the plan runs anywhere without the catalog. */
+static dm_err_t resolve_sdk_step(compiler_t *c, size_t i, json_t *conf)
+{
+    const char *name = json_string_value(json_object_get(conf, "name"));
+    if (json_object_get(conf, "library") || json_object_get(conf, "symbol"))
+        return dm_error_set(c->err, DM_ERR_CONFIG,
+                            "spec.steps[%zu].processor: library and symbol come from the "
+                            "Processor object, not the step",
+                            i);
+    const json_t *doc =
+        name && c->env->processor_doc ? c->env->processor_doc(c->env->ctx, name) : NULL;
+    if (!doc)
+        return dm_error_set(c->err, DM_ERR_NOT_FOUND,
+                            "spec.steps[%zu].processor.name: no Processor named %s (apply a "
+                            "`kind: Processor` object first, or in the same request)",
+                            i, name ? name : "(none)");
+    const json_t *spec = json_object_get(doc, "spec");
+    const json_t *defaults = json_object_get(spec, "config");
+    json_t *merged = json_is_object(defaults) ? json_deep_copy(defaults) : json_object();
+    const json_t *own = json_object_get(conf, "config");
+    if (json_is_object(own)) json_object_update(merged, (json_t *)own);
+    json_object_set_new(conf, "config", merged);
+    json_object_set(conf, "library", json_object_get(spec, "library"));
+    const json_t *sym = json_object_get(spec, "symbol");
+    if (json_is_string(sym)) json_object_set(conf, "symbol", (json_t *)sym);
+    return DM_OK;
+}
+
+/* The state topic of stage cur (made once). */
+static dm_err_t stage_state_topic(compiler_t *c, size_t cur, int32_t tasks)
+{
+    dm_plan_stage_t *s = &c->plan->stages[cur];
+    if (s->state_topic) return DM_OK;
+    char st[400];
+    if (cur == 0)
+        snprintf(st, sizeof(st), "pipeline.%s.state", c->plan->name);
+    else
+        snprintf(st, sizeof(st), "pipeline.%s.state.%s", c->plan->name, s->name);
+    s->state_topic = strdup(st);
+    return add_topic(c, st, tasks, true, false);
+}
+
 /* Splits the chain before step index (a stateful step keyed by `by`): the
  * current stage re-keys into pipeline.NAME.rekey.S and a new stage reads it.
  * *cur, *node and *tasks move to the new stage. */
@@ -557,7 +601,7 @@ static dm_err_t compile(compiler_t *c, const json_t *doc)
     c->ins[0] = node; /* node is still this source's own schema */
     size_t cur = 0;
     int32_t tasks = in_parts;
-    dm_proc_env_t penv = {compile_table, c};
+    dm_proc_env_t penv = {compile_table, c, NULL};
     dm_proc_t *opened[64] = {0};
     size_t n_opened = 0;
     bool joined = false;
@@ -580,6 +624,10 @@ static dm_err_t compile(compiler_t *c, const json_t *doc)
         }
         if (!strcmp(kind, "enrich") &&
             (rc = add_table(c, json_string_value(json_object_get(conf, "with"))))) {
+            json_decref(conf);
+            break;
+        }
+        if (ops == &dm_proc_sdk && (rc = resolve_sdk_step(c, i, conf))) {
             json_decref(conf);
             break;
         }
@@ -614,15 +662,7 @@ static dm_err_t compile(compiler_t *c, const json_t *doc)
                 json_decref(conf);
                 break;
             }
-            if (!s->state_topic) {
-                char st[400];
-                if (cur == 0)
-                    snprintf(st, sizeof(st), "pipeline.%s.state", name);
-                else
-                    snprintf(st, sizeof(st), "pipeline.%s.state.%s", name, s->name);
-                s->state_topic = strdup(st);
-                rc = add_topic(c, st, tasks, true, false);
-            }
+            rc = stage_state_topic(c, cur, tasks);
             /* Event time: the first stateful step's `time`, where a stage's input
              * has it; the stages re-keying into this one need it too, for the
              * watermarks they send. */
@@ -653,6 +693,13 @@ static dm_err_t compile(compiler_t *c, const json_t *doc)
             break;
         }
         dm_plan_stage_t *s = &plan->stages[cur];
+        /* An SDK processor that keeps state (its library says so at open)
+         * keeps it per task, by the records' partition: no re-key. */
+        if (p->ops->stateful && !ops->stateful && (rc = stage_state_topic(c, cur, tasks))) {
+            dm_proc_close(p);
+            json_decref(conf);
+            break;
+        }
         if ((rc = add_step(c, s, (int)i, kind, conf))) break;
         s->steps[s->n_steps - 1].reads = reads_of(p);
         /* Route outputs. */

@@ -141,6 +141,10 @@ typedef struct dm_plan_env {
     const json_t *(*source_doc)(void *ctx, const char *name);
     const json_t *(*sink_doc)(void *ctx, const char *name);
     void *ctx;
+    /* The stored (or applied) document of Processor name; NULL when none (or
+     * when the callback is NULL). A `processor` step's plan settings carry
+     * its library, symbol and config. */
+    const json_t *(*processor_doc)(void *ctx, const char *name);
 } dm_plan_env_t;
 
 /* The processor of a plan step's kind (the built-ins and the internal rekey). */

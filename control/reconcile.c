@@ -169,6 +169,29 @@ static void plan_data_plane(json_t *steps, const view_t *v, const dm_spec_t *s, 
         }
         return;
     }
+    if (s->kind == DM_KIND_PROCESSOR && old) {
+        /* Pipelines with a step of it restart with the new library (control/runtime.c). */
+        const char *pname;
+        json_t *p;
+        json_object_foreach(v->by_kind[DM_KIND_PIPELINE], pname, p)
+        {
+            size_t i;
+            json_t *st;
+            bool uses = false;
+            json_array_foreach(json_object_get(json_object_get(p, "spec"), "steps"), i, st)
+            {
+                const char *n =
+                    json_string_value(json_object_get(json_object_get(st, "processor"), "name"));
+                uses |= n && !strcmp(n, s->name);
+            }
+            if (!uses) continue;
+            snprintf(detail, sizeof(detail),
+                     "uses the updated Processor %s; resumes from its last commit with it",
+                     s->name);
+            step_add(steps, "restart", "Pipeline", pname, detail);
+        }
+        return;
+    }
     if (s->kind != DM_KIND_PIPELINE) return;
     json_t *in = dm_spec_pipeline_inputs(s->doc);
     const char *input = json_string_value(json_array_get(in, 0));

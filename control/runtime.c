@@ -320,12 +320,14 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
 {
     /* The store's documents themselves (no copy per object: at 50,000 objects
      * the copies were most of the controller's memory peak); read only. */
-    json_t *sources = NULL, *pipelines = NULL, *sinks = NULL;
+    json_t *sources = NULL, *pipelines = NULL, *sinks = NULL, *processors = NULL;
     if (dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, err) ||
         dm_store_docs(rt->store, DM_KIND_PIPELINE, &pipelines, err) ||
-        dm_store_docs(rt->store, DM_KIND_SINK, &sinks, err)) {
+        dm_store_docs(rt->store, DM_KIND_SINK, &sinks, err) ||
+        dm_store_docs(rt->store, DM_KIND_PROCESSOR, &processors, err)) {
         json_decref(sources);
         json_decref(pipelines);
+        json_decref(sinks);
         return err->code;
     }
     sync_defers_topics = true;
@@ -340,7 +342,9 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     json_object_foreach(rt->running, key, was)
     {
         const json_t *now = !strncmp(key, "Source/", 7) ? json_object_get(sources, key + 7)
-                                                        : json_object_get(pipelines, key + 9);
+                            : !strncmp(key, "Processor/", 10)
+                                ? json_object_get(processors, key + 10)
+                                : json_object_get(pipelines, key + 9);
         if (!now || !same_but_alerts(now, was)) json_array_append_new(stale, json_string(key));
     }
     json_object_foreach(pipelines, n, d)
@@ -355,6 +359,19 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
             const json_t *jw =
                 json_object_get(json_object_get(json_array_get(steps, k), "join"), "with");
             if (json_is_string(jw)) json_array_append(reads, (json_t *)jw);
+        }
+        /* An SDK step's Processor re-applied (a new library: a hot upgrade)
+         * restarts the pipeline from its last commit with the new one. */
+        for (size_t k = 0; k < json_array_size(steps); k++) {
+            const json_t *pn =
+                json_object_get(json_object_get(json_array_get(steps, k), "processor"), "name");
+            char prk[200];
+            snprintf(prk, sizeof(prk), "Processor/%s", json_string_value(pn));
+            size_t j;
+            json_t *x;
+            if (json_is_string(pn))
+                json_array_foreach(stale, j, x) if (!strcmp(json_string_value(x), prk))
+                    json_array_append_new(stale, json_string(pk));
         }
         json_decref(expanded);
         size_t i;
@@ -378,6 +395,12 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
         stop_units(rt, json_string_value(x));
         json_object_del(rt->running, json_string_value(x));
         json_object_del(rt->worker_tasks, json_string_value(x));
+    }
+    json_object_foreach(processors, n, d) /* nothing runs: seen, to tell changes */
+    {
+        char prk[200];
+        snprintf(prk, sizeof(prk), "Processor/%s", n);
+        json_object_set(rt->running, prk, d);
     }
     /* Start what is not running: sources first, then pipelines whose input
      * exists (a pipeline may read another's derived source). */
@@ -411,6 +434,7 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     json_decref(sources);
     json_decref(pipelines);
     json_decref(sinks);
+    json_decref(processors);
     /* Apply returns only once the topics it made survive a crash. */
     sync_defers_topics = false;
     return rt->t ? dm_transport_sync_topics(rt->t, err) : DM_OK;
@@ -704,7 +728,7 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
     rt->store = store;
     rt->metrics = metrics;
     rt->running = json_object();
-    rt->env = (dm_proc_env_t){dm_runtime_env_table, rt};
+    rt->env = (dm_proc_env_t){dm_runtime_env_table, rt, metrics};
     rt->worker_tasks = json_object();
     rt->waiting = json_object();
     pthread_mutex_init(&rt->restart_mu, NULL);

@@ -97,6 +97,9 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, const json_t *sto
             return DM_OK;
         return check_source_schemas(rt, name, spec, err);
     }
+    if (!strcmp(kind, "Processor"))
+        return dm_proc_sdk_check(name, json_string_value(json_object_get(spec, "library")),
+                                 json_string_value(json_object_get(spec, "symbol")), err);
     if (strcmp(kind, "Pipeline")) return DM_OK;
     size_t i;
     json_t *step;
@@ -130,11 +133,12 @@ static dm_err_t check_one(dm_runtime_t *rt, const json_t *doc, const json_t *sto
  * waits for it. */
 static dm_err_t check_plan(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
                            const json_t *stored_sinks, const json_t *batch,
-                           const json_t *batch_sinks, dm_error_t *err)
+                           const json_t *batch_sinks, const json_t *batch_processors,
+                           dm_error_t *err)
 {
     dm_error_t e = {0};
     dm_err_t rc = dm_runtime_plan_locked(rt, doc, stored_sources, stored_sinks, batch, batch_sinks,
-                                         NULL, NULL, &e);
+                                         batch_processors, NULL, NULL, &e);
     if (rc == DM_ERR_AGAIN || !rc) return DM_OK;
     *err = e;
     return rc;
@@ -142,7 +146,7 @@ static dm_err_t check_plan(dm_runtime_t *rt, const json_t *doc, const json_t *st
 
 dm_err_t dm_runtime_check(dm_runtime_t *rt, const json_t *const *docs, size_t n, dm_error_t *err)
 {
-    json_t *batch = json_object(), *batch_sinks = json_object();
+    json_t *batch = json_object(), *batch_sinks = json_object(), *batch_procs = json_object();
     json_t *sources = NULL, *sinks = NULL;
     for (size_t i = 0; i < n; i++) {
         const char *kind = json_string_value(json_object_get(docs[i], "kind"));
@@ -150,6 +154,8 @@ dm_err_t dm_runtime_check(dm_runtime_t *rt, const json_t *const *docs, size_t n,
             json_object_set(batch, dm_spec_name(docs[i]), (json_t *)docs[i]);
         if (!strcmp(kind, "Sink"))
             json_object_set(batch_sinks, dm_spec_name(docs[i]), (json_t *)docs[i]);
+        if (!strcmp(kind, "Processor"))
+            json_object_set(batch_procs, dm_spec_name(docs[i]), (json_t *)docs[i]);
     }
     dm_err_t rc = dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, err);
     if (!rc) rc = dm_store_docs(rt->store, DM_KIND_SINK, &sinks, err);
@@ -157,12 +163,13 @@ dm_err_t dm_runtime_check(dm_runtime_t *rt, const json_t *const *docs, size_t n,
     for (size_t i = 0; i < n && !rc; i++) {
         rc = check_one(rt, docs[i], sources, err);
         if (!rc && !strcmp(json_string_value(json_object_get(docs[i], "kind")), "Pipeline"))
-            rc = check_plan(rt, docs[i], sources, sinks, batch, batch_sinks, err);
+            rc = check_plan(rt, docs[i], sources, sinks, batch, batch_sinks, batch_procs, err);
     }
     pthread_mutex_unlock(&rt->mu);
     json_decref(sources);
     json_decref(sinks);
     json_decref(batch);
     json_decref(batch_sinks);
+    json_decref(batch_procs);
     return rc;
 }

@@ -196,6 +196,8 @@ typedef struct dm_runtime_plan_ctx {
     const json_t *batch;       /* a dry run: name → Source document being applied (may be NULL) */
     json_t *owned;             /* a dry run: schemas it parsed, freed after */
     const json_t *batch_sinks; /* a dry run: name → Sink document being applied (may be NULL) */
+    const json_t *batch_processors; /* name → Processor document being applied (may be NULL) */
+    json_t *processors;             /* stored Processor documents, loaded when first asked for */
 } dm_runtime_plan_ctx_t;
 dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c);
 
@@ -203,8 +205,8 @@ dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c);
  * doc): DM_OK with *plan_json (and *text, when not NULL), or the error. */
 dm_err_t dm_runtime_plan_locked(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
                                 const json_t *stored_sinks, const json_t *batch_sources,
-                                const json_t *batch_sinks, json_t **plan_json, char **text,
-                                dm_error_t *err);
+                                const json_t *batch_sinks, const json_t *batch_processors,
+                                json_t **plan_json, char **text, dm_error_t *err);
 
 /* Drops a unit's hold on its pipeline's plan (freed with the last one). */
 void dm_runtime_plan_unref(plan_ref_t *ref);

@@ -289,9 +289,21 @@ static const json_t *env_sink(void *ctx, const char *name)
     return d ? d : json_object_get(c->sinks, name);
 }
 
+static const json_t *env_processor(void *ctx, const char *name)
+{
+    dm_runtime_plan_ctx_t *c = ctx;
+    const json_t *d = json_object_get(c->batch_processors, name);
+    if (d) return d;
+    dm_error_t e = {0};
+    if (!c->processors && dm_store_docs(c->rt->store, DM_KIND_PROCESSOR, &c->processors, &e))
+        return NULL;
+    return json_object_get(c->processors, name);
+}
+
 dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c)
 {
-    return (dm_plan_env_t){env_latest, env_register, env_partitions, env_source, env_sink, c};
+    return (dm_plan_env_t){env_latest, env_register, env_partitions, env_source, env_sink,
+                           c,          env_processor};
 }
 
 /* ---- pipelines ------------------------------------------------------------------------- */
@@ -385,10 +397,12 @@ dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
     const char *name = dm_spec_name(doc);
     char owner[160];
     snprintf(owner, sizeof(owner), "Pipeline/%s", name);
-    dm_runtime_plan_ctx_t pc = {rt, stored_sources, stored_sinks, false, NULL, NULL, NULL};
+    dm_runtime_plan_ctx_t pc = {rt,   stored_sources, stored_sinks, false, NULL,
+                                NULL, NULL,           NULL,         NULL};
     dm_plan_env_t env = dm_runtime_plan_env(&pc);
     dm_pipeline_plan_t *plan = NULL;
     dm_err_t rc = dm_plan_compile(doc, &env, &plan, err);
+    json_decref(pc.processors);
     if (rc == DM_ERR_AGAIN) return rc;
     if (!rc) rc = ensure_plan_topics(rt, plan, err);
     if (rc) {
@@ -502,11 +516,11 @@ static dm_err_t batch_schema(dm_runtime_plan_ctx_t *c, const char *subject, int6
 
 dm_err_t dm_runtime_plan_locked(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
                                 const json_t *stored_sinks, const json_t *batch_sources,
-                                const json_t *batch_sinks, json_t **plan_json, char **text,
-                                dm_error_t *err)
+                                const json_t *batch_sinks, const json_t *batch_processors,
+                                json_t **plan_json, char **text, dm_error_t *err)
 {
-    dm_runtime_plan_ctx_t pc = {rt,           stored_sources, stored_sinks, true, batch_sources,
-                                json_array(), batch_sinks};
+    dm_runtime_plan_ctx_t pc = {rt,           stored_sources, stored_sinks,     true, batch_sources,
+                                json_array(), batch_sinks,    batch_processors, NULL};
     dm_plan_env_t env = dm_runtime_plan_env(&pc);
     dm_pipeline_plan_t *plan = NULL;
     dm_err_t rc = dm_plan_compile(doc, &env, &plan, err);
@@ -518,6 +532,7 @@ dm_err_t dm_runtime_plan_locked(dm_runtime_t *rt, const json_t *doc, const json_
     json_array_foreach(pc.owned, i, x)
         dm_avro_schema_free((dm_avro_schema_t *)(intptr_t)json_integer_value(x));
     json_decref(pc.owned);
+    json_decref(pc.processors);
     return rc;
 }
 
@@ -531,7 +546,8 @@ json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch
         return NULL;
     }
     pthread_mutex_lock(&rt->mu);
-    dm_runtime_plan_locked(rt, doc, sources, sinks, batch_sources, batch_sinks, &j, text, err);
+    dm_runtime_plan_locked(rt, doc, sources, sinks, batch_sources, batch_sinks, NULL, &j, text,
+                           err);
     pthread_mutex_unlock(&rt->mu);
     json_decref(sources);
     json_decref(sinks);

@@ -30,6 +30,7 @@ const char *dm_cfg_type_name(dm_cfg_type_t type)
     case DM_CFG_EXPR_LIST: return "list of expressions";
     case DM_CFG_EXPR_MAP: return "mapping of names to expressions";
     case DM_CFG_OBJECT: return "object";
+    case DM_CFG_JSON: return "mapping";
     }
     return "?";
 }
@@ -54,7 +55,8 @@ static const char *type_expected(dm_cfg_type_t type)
     case DM_CFG_FIELD_LIST: return "a list of fields";
     case DM_CFG_EXPR_LIST: return "a list of expressions";
     case DM_CFG_EXPR_MAP: return "a mapping of names to expressions";
-    case DM_CFG_OBJECT: return "a mapping";
+    case DM_CFG_OBJECT:
+    case DM_CFG_JSON: return "a mapping";
     }
     return "?";
 }
@@ -253,6 +255,9 @@ static void free_field(const dm_config_field_t *f, void *obj)
         free_map(FIELD(obj, f, dm_strmap_t));
     } else if (f->type == DM_CFG_OBJECT) {
         dm_config_free(f->table, FIELD(obj, f, char));
+    } else if (f->type == DM_CFG_JSON) {
+        json_decref(*FIELD(obj, f, json_t *));
+        *FIELD(obj, f, json_t *) = NULL;
     }
 }
 
@@ -421,6 +426,7 @@ static dm_err_t set_from_text(const dm_config_field_t *f, void *obj, const char 
     }
     case DM_CFG_EXPR_MAP:
     case DM_CFG_OBJECT:
+    case DM_CFG_JSON:
         return dm_error_set(err, DM_ERR_CONFIG_TYPE, "%s: expected %s; it cannot be given as text",
                             at, type_expected(f->type));
     }
@@ -538,6 +544,13 @@ static dm_err_t apply_value(const dm_config_field_t *f, void *obj, const json_t 
         if (f->type == DM_CFG_BOOL || f->type == DM_CFG_INT || f->type == DM_CFG_DOUBLE ||
             f->type == DM_CFG_EXPR_MAP || f->type == DM_CFG_OBJECT)
             break;
+        if (f->type == DM_CFG_JSON) { /* a word in place of the mapping ("same") */
+            json_t *copy = json_deep_copy(v);
+            if (!copy) return dm_error_set(err, DM_ERR_NOMEM, "%s: out of memory", at);
+            free_field(f, obj);
+            *FIELD(obj, f, json_t *) = copy;
+            return DM_OK;
+        }
         if (is_list(f)) return apply_list(f, obj, v, src, key, at, err);
         return set_from_text(f, obj, json_string_value(v), at, err);
     case JSON_INTEGER:
@@ -572,6 +585,13 @@ static dm_err_t apply_value(const dm_config_field_t *f, void *obj, const json_t 
         return DM_OK;
     case JSON_OBJECT: {
         if (f->type == DM_CFG_EXPR_MAP) return apply_map(f, obj, v, src, key, at, err);
+        if (f->type == DM_CFG_JSON) {
+            json_t *copy = json_deep_copy(v);
+            if (!copy) return dm_error_set(err, DM_ERR_NOMEM, "%s: out of memory", at);
+            free_field(f, obj);
+            *FIELD(obj, f, json_t *) = copy;
+            return DM_OK;
+        }
         if (f->type != DM_CFG_OBJECT) break;
         char path[512];
         where(&(dm_config_source_t){.path = src ? src->path : NULL,
@@ -592,6 +612,7 @@ static bool is_unset(const dm_config_field_t *f, const void *obj)
     if (holds_text(f)) return *CFIELD(obj, f, char *) == NULL;
     if (is_list(f)) return CFIELD(obj, f, dm_strlist_t)->items == NULL;
     if (f->type == DM_CFG_EXPR_MAP) return CFIELD(obj, f, dm_strmap_t)->keys == NULL;
+    if (f->type == DM_CFG_JSON) return *CFIELD(obj, f, json_t *) == NULL;
     return false;
 }
 
@@ -709,6 +730,10 @@ static json_t *value_json(const dm_config_field_t *f, const void *obj)
         return o;
     }
     case DM_CFG_OBJECT: return dm_config_dump_json(f->table, CFIELD(obj, f, char));
+    case DM_CFG_JSON: {
+        json_t *j = (json_t *)*CFIELD(obj, f, json_t *);
+        return j ? json_incref(j) : json_null();
+    }
     }
     return json_null();
 }

@@ -48,6 +48,8 @@ typedef enum {
     DM_CFG_EXPR_MAP,    /* dm_strmap_t: a mapping of names (as DM_CFG_NAME) to expressions, in the
                            order written; min/max bound the number of entries */
     DM_CFG_OBJECT,      /* a nested struct at offset, declared by .table (e.g. a window) */
+    DM_CFG_JSON,        /* json_t *: a mapping of anything (or a string), kept as written (an SDK
+                           processor's own settings, which it checks itself); owned by the struct */
 } dm_cfg_type_t;
 
 enum {

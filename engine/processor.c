@@ -17,12 +17,12 @@
 /* Every built-in processor, one line each: spec validation, the runtime,
  * `datamesh plugins` and docs/plugins-reference.md all read this list. */
 static const dm_proc_ops_t *const builtins[] = {
-    &dm_proc_filter, &dm_proc_project, &dm_proc_enrich, &dm_proc_aggregate,
-    &dm_proc_dedupe, &dm_proc_route,   &dm_proc_join,
+    &dm_proc_filter, &dm_proc_project, &dm_proc_enrich, &dm_proc_aggregate, &dm_proc_dedupe,
+    &dm_proc_route,  &dm_proc_join,    &dm_proc_sdk,    &dm_proc_lua,
 };
 
 /* Step kinds DESIGN.md names that this version refuses at apply. */
-static const char *const planned[] = {"sql", "processor"};
+static const char *const planned[] = {"sql"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -205,7 +205,8 @@ dm_err_t dm_proc_open2(const dm_proc_ops_t *ops, const dm_proc_env_t *env, const
     if (!rc && ops->stateful) rc = dm_state_new(NULL, 0, &p->kv, err);
     if (!rc) rc = ops->open(p, p->conf, input, &p->output, err);
     if (rc) {
-        dm_error_prefix(err, "processor %s", ops->name);
+        /* an SDK step names its Processor object itself */
+        if (ops != &dm_proc_sdk) dm_error_prefix(err, "processor %s", ops->name);
         dm_state_free(p->kv);
         dm_proc_settings_free(ops, p->conf);
         free(p);

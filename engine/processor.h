@@ -42,6 +42,8 @@ typedef struct dm_proc_env {
      * set when there is none. */
     dm_table_t *(*table)(void *ctx, const char *source, dm_error_t *err);
     void *ctx;
+    /* Where SDK processors' own metrics go (NULL: not exported). */
+    struct dm_metrics *metrics;
 } dm_proc_env_t;
 
 /* Records a processor could not handle: input index in the batch and why. */
@@ -264,6 +266,16 @@ extern const dm_proc_ops_t dm_proc_aggregate;
 extern const dm_proc_ops_t dm_proc_dedupe;
 extern const dm_proc_ops_t dm_proc_route;
 extern const dm_proc_ops_t dm_proc_join;
+/* The `processor` step: an SDK processor's library (engine/proc_sdk.c). */
+extern const dm_proc_ops_t dm_proc_sdk;
+
+/* The `lua` step: a sandboxed Lua function per record (engine/proc_lua.c). */
+extern const dm_proc_ops_t dm_proc_lua;
+
+/* Whether the library of Processor name loads and exports symbol (NULL: the
+ * default) for this ABI version; err says why not. Calls nothing in it. */
+dm_err_t dm_proc_sdk_check(const char *name, const char *library, const char *symbol,
+                           dm_error_t *err);
 /* Internal (plans insert it before a re-key topic; specs cannot name it). */
 extern const dm_proc_ops_t dm_proc_rekey;
 

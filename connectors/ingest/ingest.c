@@ -8,6 +8,7 @@
 #include "connectors/emit.h"
 #include "core/arena.h"
 #include "schema/dm_avro.h"
+#include "schema/wire.h"
 
 typedef struct adding {
     const dm_ingest_config_t *conf;
@@ -36,6 +37,109 @@ static dm_err_t add_record(void *ctx, size_t i, const char *elem, size_t len, dm
     return rc;
 }
 
+static uint64_t get_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* A binary batch (DM_INGEST_BATCH_MAGIC, see ingest.h): decoded against the
+ * source's schema, records a producer already delivered skipped, and the
+ * rest written with the producer's next sequence number, in one
+ * transaction. */
+static dm_err_t push_binary(const dm_ingest_config_t *conf, const dm_source_env_t *env,
+                            const uint8_t *b, size_t len, size_t *accepted, dm_error_t *err)
+{
+    size_t o = 4;
+    if (len < o + 1 || b[o] == 0 || b[o] > 64 || len < o + 1 + b[o] + 12)
+        return dm_error_set(err, DM_ERR_INVALID, "binary batch: truncated header");
+    char producer[65], group[400];
+    memcpy(producer, b + o + 1, b[o]);
+    producer[b[o]] = '\0';
+    for (const char *p = producer; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+            return dm_error_set(err, DM_ERR_INVALID,
+                                "binary batch: producer id is not of a-z 0-9 - _");
+    o += 1 + b[o];
+    int64_t first = (int64_t)get_be(b + o, 8);
+    uint32_t n = (uint32_t)get_be(b + o + 8, 4);
+    o += 12;
+    if (first < 0 || n == 0 || (int64_t)n > conf->max_records)
+        return dm_error_set(err, DM_ERR_INVALID,
+                            "binary batch: send 1 to %lld records from a sequence number >= 0",
+                            (long long)conf->max_records);
+    if (!env->value_schema || env->partitions <= 0)
+        return dm_error_set(err, DM_ERR_AGAIN, "source '%s' is not ready: it has no %s yet",
+                            env->name, env->value_schema ? "topic" : "schema");
+    snprintf(group, sizeof(group), "producer.%s", producer);
+    int64_t next = 0;
+    if (dm_transport_group_offset(env->transport, group, env->topic, 0, &next, NULL)) next = 0;
+    uint32_t skip = next <= first ? 0 : next - first >= n ? n : (uint32_t)(next - first);
+    if (skip == n) { /* delivered before (a retry): nothing to write */
+        *accepted = n;
+        return DM_OK;
+    }
+    dm_arena_t arena;
+    dm_arena_init(&arena, 0);
+    dm_emit_t emit = {.t = env->transport,
+                      .topic = env->topic,
+                      .partitions = env->partitions,
+                      .schema = env->value_schema,
+                      .schema_id = env->value_schema_id,
+                      .key_schema = env->key_schema,
+                      .key_schema_id = env->key_schema_id};
+    dm_emit_init(&emit);
+    dm_err_t rc = DM_OK;
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        if (len - o < 4) {
+            rc = dm_error_set(err, DM_ERR_INVALID, "binary batch: record %u: truncated", i);
+            break;
+        }
+        size_t rl = (size_t)get_be(b + o, 4);
+        o += 4;
+        if (rl > len - o || rl < DM_WIRE_HEADER || b[o] != DM_WIRE_MAGIC) {
+            rc = dm_error_set(err, DM_ERR_INVALID,
+                              "binary batch: record %u: not a Confluent-framed Avro value", i);
+            break;
+        }
+        uint32_t id = (uint32_t)get_be(b + o + 1, 4);
+        if (id != env->value_schema_id) {
+            rc = dm_error_set(err, DM_ERR_SCHEMA_MISMATCH,
+                              "record %u: schema id %u is not source %s's current schema id %u "
+                              "(fetch the latest)",
+                              i, id, env->name, env->value_schema_id);
+            break;
+        }
+        dm_avro_value_t v;
+        size_t used = 0;
+        rc = dm_avro_decode_node(env->value_schema->root, b + o + DM_WIRE_HEADER,
+                                 rl - DM_WIRE_HEADER, &used, &arena, &v, err);
+        if (!rc && used != rl - DM_WIRE_HEADER)
+            rc = dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "%zu bytes after the value",
+                              rl - DM_WIRE_HEADER - used);
+        if (!rc && i >= skip) rc = dm_emit_add(&emit, &v, 0, err);
+        if (rc) {
+            if (rc != DM_ERR_NOMEM) err->code = rc = DM_ERR_SCHEMA_MISMATCH;
+            dm_error_prefix(err, "record %u", i);
+        }
+        o += rl;
+    }
+    if (!rc && o != len)
+        rc = dm_error_set(err, DM_ERR_INVALID, "binary batch: %zu bytes after record %u", len - o,
+                          n - 1);
+    if (!rc && (rc = dm_emit_commit(&emit, group, first + n, err))) {
+        dm_error_prefix(err, "writing to source '%s'", env->name);
+        err->code = rc = DM_ERR_AGAIN;
+        err->retriable = true;
+    }
+    if (!rc) *accepted = n;
+    dm_emit_free(&emit);
+    dm_arena_destroy(&arena);
+    return rc;
+}
+
 dm_err_t dm_ingest_push(const dm_ingest_config_t *conf, const dm_source_env_t *env,
                         const void *body, size_t len, size_t *accepted, dm_error_t *err)
 {
@@ -46,6 +150,8 @@ dm_err_t dm_ingest_push(const dm_ingest_config_t *conf, const dm_source_env_t *e
         return dm_error_set(err, DM_ERR_RANGE,
                             "request body larger than %lld bytes (the source's max_bytes)",
                             (long long)conf->max_bytes);
+    if (len >= 4 && !memcmp(body, DM_INGEST_BATCH_MAGIC, 4))
+        return push_binary(conf, env, body, len, accepted, err);
     if (!len) return dm_error_set(err, DM_ERR_INVALID, "body is not JSON: empty body");
     if (!env->value_schema || env->partitions <= 0)
         return dm_error_set(err, DM_ERR_AGAIN, "source '%s' is not ready: it has no %s yet",

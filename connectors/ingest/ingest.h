@@ -32,6 +32,19 @@ extern const dm_config_table_t dm_ingest_config_table;
 dm_err_t dm_ingest_push(const dm_ingest_config_t *conf, const dm_source_env_t *env,
                         const void *body, size_t len, size_t *accepted, dm_error_t *err);
 
+/* A body starting with these 4 bytes is a binary batch (what the emitter
+ * library sends, POST /api/v1/sources/{name}/events/avro), all integers
+ * big-endian:
+ *   "DMB1" | u8 n, n bytes producer id (a-z 0-9 - _) | u64 first sequence
+ *   number | u32 count | count × (u32 length, a Confluent-framed Avro value:
+ *   0x00, u32 schema id, the value)
+ * The values must carry the source's current schema id. The producer's next
+ * sequence number is committed as group producer.ID's offset with the
+ * records, in one transaction: records numbered below it were delivered
+ * before and are skipped, so a producer retrying a batch writes it once.
+ * One producer sends one batch at a time. */
+#define DM_INGEST_BATCH_MAGIC "DMB1"
+
 /* The ingest connector (registered in connectors/registry.c). */
 extern const dm_source_ops_t dm_ingest_source_ops;
 

@@ -66,7 +66,7 @@ spec:
     - processor: {name: my-scorer}
   to: [{source: sqlstep-out}]
 YAML
-check step_not_available 1 "spec.steps\[0\]\.processor: step 'processor' is not available in this version yet \(available: filter, project, enrich, aggregate, dedupe, route, join\)" -- "$bin" apply -f "$data/sqlstep.yaml"
+check processor_step_needs_its_object 1 "spec.steps\[0\]\.processor\.name: no Processor named my-scorer" -- "$bin" apply -f "$data/sqlstep.yaml"
 check search_field 0 '"name":"movies"' -- curl -s "$DATAMESH_SERVER/api/v1/catalog?q=title"
 out=$(curl -s "$DATAMESH_SERVER/api/v1/catalog?q=gold")
 [[ $out == *'"plays"'* && $out != *'"movies"'* ]] && ok search_label || bad search_label "$out"

@@ -694,6 +694,13 @@ static void test_editor_cannot_give_away_or_read_private(void)
                      hdrs[EDITOR_A]);
     CHECK_EQ_INT(r.status, 403);
     CHECK_CONTAINS(r.body, "metadata.owner is 'team-b'");
+    /* A Processor loads native code: admins only, even of the editor's own team. */
+    r = call("POST", "/api/v1/apply?dry_run=true",
+             "kind: Processor\nmetadata: {name: p, owner: team-a}\n"
+             "spec: {library: /nonexistent/p.so}\n",
+             hdrs[EDITOR_A]);
+    CHECK_EQ_INT(r.status, 403);
+    CHECK_CONTAINS(r.body, "only an admin token applies one");
     /* Taking another team's object over. */
     r = call("POST", "/api/v1/apply",
              "kind: Source\nmetadata: {name: open, owner: team-b}\n"

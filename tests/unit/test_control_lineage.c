@@ -120,7 +120,7 @@ static const dm_avro_schema_t *l_subject(void *ctx, const char *subject)
 /* Compiles a pipeline as the runtime does and creates the topics it writes. */
 static dm_err_t apply(reg_t *r, const char *doc_json)
 {
-    dm_plan_env_t env = {f_latest, f_register, f_partitions, f_source, f_sink, r};
+    dm_plan_env_t env = {f_latest, f_register, f_partitions, f_source, f_sink, r, NULL};
     json_t *doc = json_loads(doc_json, 0, NULL);
     dm_error_t err = {0};
     dm_pipeline_plan_t *plan = NULL;

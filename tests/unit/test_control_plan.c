@@ -95,7 +95,7 @@ static void fake_free(fake_t *f)
 
 static dm_err_t compile(fake_t *f, const char *doc_json, dm_pipeline_plan_t **plan, dm_error_t *err)
 {
-    dm_plan_env_t env = {f_latest, f_register, f_partitions, f_source, f_sink, f};
+    dm_plan_env_t env = {f_latest, f_register, f_partitions, f_source, f_sink, f, NULL};
     json_t *doc = json_loads(doc_json, 0, NULL);
     if (!doc) return dm_error_set(err, DM_ERR_INVALID, "bad test document");
     dm_err_t rc = dm_plan_compile(doc, &env, plan, err);

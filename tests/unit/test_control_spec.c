@@ -231,7 +231,7 @@ static const struct {
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{map: x}], to: [{source: "
      "b}]}\n",
      "spec.steps[0].map: unknown key 'map'; allowed: filter, project, enrich, aggregate, dedupe, "
-     "route, join, sql, processor"},
+     "route, join, processor, lua, sql"},
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], steps: [{join: {with: b, on: id}}], "
      "to: [{source: c}]}\n",
      "spec.steps[0].join.within: required key 'within' is missing"},

@@ -79,7 +79,7 @@ static void test_table(void)
 
 static void test_enrich(void)
 {
-    dm_proc_env_t env = {lookup, NULL};
+    dm_proc_env_t env = {lookup, NULL, NULL};
     json_t *conf = json_pack("{s:s, s:s, s:[s,s]}", "with", "movies", "on", "movie_id", "fields",
                              "title AS movie_title", "year");
     dm_proc_t *p;
@@ -135,7 +135,7 @@ static void test_enrich(void)
 
 static void test_enrich_errors(void)
 {
-    dm_proc_env_t env = {lookup, NULL};
+    dm_proc_env_t env = {lookup, NULL, NULL};
     const struct {
         const char *conf;
         const char *want;

@@ -71,15 +71,17 @@ static const struct {
     /* the step itself */
     {"{\"map\": \"x\"}", DM_ERR_CONFIG_UNKNOWN_KEY,
      "s.yaml@spec.steps[2].map: spec.steps[2].map: unknown key 'map'; allowed: filter, project, "
-     "enrich, aggregate, dedupe, route, join, sql, processor"},
+     "enrich, aggregate, dedupe, route, join, processor, lua, sql"},
     {"{\"filter\": \"a\", \"project\": [\"a\"]}", DM_ERR_CONFIG,
      "spec.steps[2]: each step is a mapping with one key, one of: filter, project"},
     {"[1]", DM_ERR_CONFIG, "spec.steps[2]: each step is a mapping with one key"},
     {"{\"sql\": \"SELECT 1\"}", DM_ERR_UNSUPPORTED,
      "spec.steps[2].sql: step 'sql' is not available in this version yet (available: filter, "
-     "project, enrich, aggregate, dedupe, route, join)"},
-    {"{\"processor\": {\"name\": \"x\"}}", DM_ERR_UNSUPPORTED,
-     "step 'processor' is not available in this version yet"},
+     "project, enrich, aggregate, dedupe, route, join, processor, lua)"},
+    {"{\"processor\": {\"config\": {}}}", DM_ERR_CONFIG_MISSING,
+     "spec.steps[2].processor.name: required key 'name' is missing"},
+    {"{\"processor\": {\"name\": \"x\", \"config\": 3}}", DM_ERR_CONFIG_TYPE,
+     "spec.steps[2].processor.config: expected a mapping, got an integer"},
     /* filter */
     {"{\"filter\": 3}", DM_ERR_CONFIG_TYPE,
      "s.yaml@spec.steps[2].filter: spec.steps[2].filter: expected an expression as a non-empty "
@@ -328,7 +330,8 @@ static void test_step_config(void)
     CHECK(ops == NULL);
     CHECK_EQ_INT(err.code, DM_ERR_UNSUPPORTED);
     CHECK_CONTAINS(err.message, "step 'sql' is not available in this version yet (available: "
-                                "filter, project, enrich, aggregate, dedupe, route, join)");
+                                "filter, project, enrich, aggregate, dedupe, route, join, "
+                                "processor, lua)");
     json_decref(step);
     step = json_pack("{s:i}", "join", 5);
     CHECK(dm_proc_step_config(step, NULL, NULL, &err) == NULL);
@@ -342,7 +345,7 @@ static void test_registry(void)
 {
     size_t n;
     const dm_proc_ops_t *const *list = dm_proc_list(&n);
-    CHECK_EQ_INT(n, 7);
+    CHECK_EQ_INT(n, 9);
     for (size_t i = 0; i < n; i++) {
         CHECK(dm_proc_find(list[i]->name) == list[i]);
         CHECK(list[i]->summary && *list[i]->summary);
@@ -354,9 +357,10 @@ static void test_registry(void)
     CHECK(dm_proc_find("sql") == NULL);
     char kinds[256];
     dm_proc_kinds_available(kinds, sizeof(kinds));
-    CHECK_STR_EQ(kinds, "filter, project, enrich, aggregate, dedupe, route, join");
+    CHECK_STR_EQ(kinds, "filter, project, enrich, aggregate, dedupe, route, join, processor, lua");
     dm_proc_kinds_all(kinds, sizeof(kinds));
-    CHECK_STR_EQ(kinds, "filter, project, enrich, aggregate, dedupe, route, join, sql, processor");
+    CHECK_STR_EQ(kinds,
+                 "filter, project, enrich, aggregate, dedupe, route, join, processor, lua, sql");
 }
 
 /* Settings reaching open without spec validation (a worker's plan) are
