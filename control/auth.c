@@ -40,8 +40,8 @@ static const dm_auth_rule_t rules[] = {
     {"GET", "/api/v1/audit", DM_ACCESS_ADMIN, DM_SCOPE_NONE, false},
     {"GET", "/api/v1/whoami", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* api_workers.c: the tasks carry whole plans, sink settings included */
-    {"GET", "/api/v1/workers/tasks", DM_ACCESS_ADMIN, DM_SCOPE_NONE, false},
-    {"POST", "/api/v1/workers/{id}/status", DM_ACCESS_ADMIN, DM_SCOPE_NONE, false},
+    {"GET", "/api/v1/workers/tasks", DM_ACCESS_WORKER, DM_SCOPE_NONE, false},
+    {"POST", "/api/v1/workers/{id}/status", DM_ACCESS_WORKER, DM_SCOPE_NONE, false},
     {"GET", "/api/v1/workers", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* api_data.c */
     {"GET", "/api/v1/sources/{name}/records", DM_ACCESS_RECORDS, DM_SCOPE_SOURCE, false},
@@ -103,6 +103,7 @@ const char *dm_role_name(dm_role_t role)
     case DM_ROLE_VIEWER: return "viewer";
     case DM_ROLE_EDITOR: return "editor";
     case DM_ROLE_ADMIN: return "admin";
+    case DM_ROLE_WORKER: return "worker";
     default: return "none";
     }
 }
@@ -110,7 +111,7 @@ const char *dm_role_name(dm_role_t role)
 int dm_role_parse(const char *text)
 {
     if (!text) return -1;
-    for (int r = DM_ROLE_VIEWER; r <= DM_ROLE_ADMIN; r++)
+    for (int r = DM_ROLE_VIEWER; r <= DM_ROLE_WORKER; r++)
         if (!strcmp(text, dm_role_name((dm_role_t)r))) return r;
     return -1;
 }
@@ -240,8 +241,8 @@ dm_err_t dm_auth_token_create(dm_auth_t *a, const char *owner, dm_role_t role, i
                             "owner '%s' is not a team name (1-63 characters of a-z, 0-9, '-', "
                             "'_', '.')",
                             owner ? owner : "");
-    if (role < DM_ROLE_VIEWER || role > DM_ROLE_ADMIN)
-        return dm_error_set(err, DM_ERR_INVALID, "role must be viewer, editor or admin");
+    if (role < DM_ROLE_VIEWER || role > DM_ROLE_WORKER)
+        return dm_error_set(err, DM_ERR_INVALID, "role must be viewer, editor, admin or worker");
     if (cap < TOKEN_LEN + 1) return dm_error_set(err, DM_ERR_INVALID, "token buffer too small");
     if (description && strlen(description) >= sizeof(row->description))
         return dm_error_set(err, DM_ERR_INVALID, "description longer than %zu characters",
@@ -680,6 +681,20 @@ static bool check_records(dm_auth_t *a, dm_principal_t *p, const dm_http_request
     return ok;
 }
 
+/* What a worker token may call: its own endpoints, and the schema registry
+ * (reading it; registering under the subjects of its team's sources, as an
+ * editor of the team may — never deleting or reconfiguring). */
+static bool worker_may(const dm_auth_rule_t *rule)
+{
+    if (rule->access == DM_ACCESS_WORKER) return true;
+    if (rule->access == DM_ACCESS_ADMIN || rule->access == DM_ACCESS_RECORDS) return false;
+    if (rule->access == DM_ACCESS_WRITE && strcmp(rule->method, "POST")) return false;
+    static const char *const registry[] = {"/subjects", "/schemas/", "/compatibility/"};
+    for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+        if (!strncmp(rule->pattern, registry[i], strlen(registry[i]))) return true;
+    return !strcmp(rule->pattern, "/api/v1/whoami");
+}
+
 static bool on_before(void *ctx, dm_http_request_t *req, dm_http_response_t *res)
 {
     dm_auth_t *a = ctx;
@@ -718,9 +733,18 @@ static bool on_before(void *ctx, dm_http_request_t *req, dm_http_response_t *res
         note_failure(a, p->remote);
         return refuse(res, 401, "%s", err.message);
     }
+    if (p->role == DM_ROLE_WORKER && !worker_may(rule))
+        return refuse(res, 403,
+                      "%s %s: token %s is a worker's (it fetches its team's tasks, reports their "
+                      "status and uses the schema registry, nothing else)",
+                      req->method, req->path, p->token);
     switch (rule->access) {
     case DM_ACCESS_PUBLIC:
     case DM_ACCESS_READ: return true;
+    case DM_ACCESS_WORKER:
+        if (p->role == DM_ROLE_ADMIN || p->role == DM_ROLE_WORKER) return true;
+        return refuse(res, 403, "%s %s needs a worker or admin token; token %s is %s", req->method,
+                      req->path, p->token, dm_role_name(p->role));
     case DM_ACCESS_RECORDS: return check_records(a, p, req, res);
     case DM_ACCESS_ADMIN:
         if (p->role == DM_ROLE_ADMIN) return true;

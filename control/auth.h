@@ -39,9 +39,11 @@ typedef enum {
     DM_ROLE_VIEWER = 1,
     DM_ROLE_EDITOR = 2,
     DM_ROLE_ADMIN = 3,
+    DM_ROLE_WORKER = 4, /* `datamesh worker`: its team's pipelines' tasks, status reports and
+                           the schema registry; nothing else (not a rank above admin) */
 } dm_role_t;
 
-/* "viewer", "editor", "admin" ("none" for DM_ROLE_NONE). */
+/* "viewer", "editor", "admin", "worker" ("none" for DM_ROLE_NONE). */
 const char *dm_role_name(dm_role_t role);
 
 /* The role named text, or -1. */
@@ -53,6 +55,7 @@ typedef enum {
     DM_ACCESS_RECORDS, /* any valid token; a sensitive source's records: its team or admin */
     DM_ACCESS_WRITE,   /* an editor of the object's owner team, or an admin */
     DM_ACCESS_ADMIN,   /* admins only */
+    DM_ACCESS_WORKER,  /* workers (their team's pipelines) and admins */
 } dm_access_t;
 
 /* What a WRITE or RECORDS rule's object is, to find its owner. */

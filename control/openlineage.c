@@ -86,9 +86,15 @@ static void dataset_name(const dm_openlineage_options_t *opt, const json_t *d, c
     const char *kind = json_string_value(json_object_get(d, "kind"));
     *name = json_string_value(json_object_get(d, "id"));
     *ns = opt->ns;
+    const char *sink_ns = json_string_value(json_object_get(d, "namespace"));
+    const char *sink_name = json_string_value(json_object_get(d, "dataset_name"));
     if (kind && !strcmp(kind, "table")) {
         *ns = json_string_value(json_object_get(d, "namespace"));
         *name = json_string_value(json_object_get(d, "name"));
+    } else if (kind && !strcmp(kind, "sink") && sink_ns && sink_name) {
+        /* where the sink writes, as its plugin names it (dm_sink_ops_t.lineage) */
+        *ns = sink_ns;
+        *name = sink_name;
     } else if (kind && (!strcmp(kind, "source") || !strcmp(kind, "topic")) && opt->topic_ns) {
         *ns = opt->topic_ns;
     }

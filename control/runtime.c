@@ -473,13 +473,27 @@ dm_err_t dm_runtime_new(const char *data_dir, dm_store_t *store, dm_metrics_t *m
     return dm_runtime_new_with(data_dir, NULL, store, metrics, out, err);
 }
 
-json_t *dm_runtime_worker_tasks(dm_runtime_t *rt)
+json_t *dm_runtime_worker_tasks(dm_runtime_t *rt, const char *team)
 {
     pthread_mutex_lock(&rt->mu);
     json_t *tasks = json_array();
     const char *key;
     json_t *t;
-    json_object_foreach(rt->worker_tasks, key, t) json_array_append(tasks, t);
+    json_object_foreach(rt->worker_tasks, key, t)
+    {
+        if (team) {
+            /* a worker token: only its team's pipelines */
+            json_t *doc = NULL;
+            const char *name = json_string_value(json_object_get(t, "pipeline"));
+            if (!name || dm_store_get(rt->store, DM_KIND_PIPELINE, name, &doc, NULL)) continue;
+            const char *owner =
+                json_string_value(json_object_get(json_object_get(doc, "metadata"), "owner"));
+            bool ours = owner && !strcmp(owner, team);
+            json_decref(doc);
+            if (!ours) continue;
+        }
+        json_array_append(tasks, t);
+    }
     /* Only scheme and brokers: settings after '?' may hold credentials. */
     const char *url = rt->transport_url ? rt->transport_url : "embedded";
     json_t *out = json_pack("{s:s%, s:b, s:o}", "transport", url, strcspn(url, "?"), "external",

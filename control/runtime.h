@@ -46,8 +46,9 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
                              dm_error_t *err);
 
 /* What workers run: {transport, external, tasks: [plan, …]} with each pipeline's plan as
- * JSON (dm_plan_to_json; new reference). Plans are listed only when tasks run externally. */
-json_t *dm_runtime_worker_tasks(dm_runtime_t *rt);
+ * JSON (dm_plan_to_json; new reference). Plans are listed only when tasks run externally.
+ * team non-NULL: only the pipelines whose metadata.owner is that team (a worker token's). */
+json_t *dm_runtime_worker_tasks(dm_runtime_t *rt, const char *team);
 
 /* The plan a Pipeline document compiles to against the registry and the
  * topics as they are, without registering or creating anything (schema ids
