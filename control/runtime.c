@@ -391,6 +391,32 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     return rt->t ? dm_transport_sync_topics(rt->t, err) : DM_OK;
 }
 
+const char *dm_runtime_state(dm_runtime_t *rt, const char *kind, const char *name, char *error,
+                             size_t cap)
+{
+    char owner[200];
+    snprintf(owner, sizeof(owner), "%s/%s", kind, name);
+    int failed = 0, retrying = 0, running = 0;
+    if (cap) error[0] = '\0';
+    pthread_mutex_lock(&rt->mu);
+    for (unit_t *u = rt->by_owner[owner_slot(owner)]; u; u = u->onext) {
+        if (strcmp(u->owner, owner)) continue;
+        char state[32], e[512];
+        dm_unit_state_t s = dm_unit_get(&u->st, state, sizeof(state), e, sizeof(e));
+        if (s == DM_UNIT_FAILED && !failed && cap) snprintf(error, cap, "%s: %s", u->name, e);
+        failed += s == DM_UNIT_FAILED;
+        retrying += s == DM_UNIT_RETRYING;
+        running += s == DM_UNIT_RUNNING;
+    }
+    bool known = json_object_get(rt->running, owner) != NULL;
+    pthread_mutex_unlock(&rt->mu);
+    return failed     ? "failed"
+           : retrying ? "degraded"
+           : running  ? "running"
+           : known    ? "ready"
+                      : "pending";
+}
+
 json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
 {
     char owner[200];

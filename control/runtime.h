@@ -70,6 +70,12 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err);
  * are the documents of one apply. */
 dm_err_t dm_runtime_check(dm_runtime_t *rt, const json_t *const *docs, size_t n, dm_error_t *err);
 
+/* The overall state of an object as dm_runtime_status names it ("running",
+ * "failed", "degraded", "ready", "pending"), without building its JSON; error
+ * gets the first failed unit's error ("" when none). Any thread. */
+const char *dm_runtime_state(dm_runtime_t *rt, const char *kind, const char *name, char *error,
+                             size_t cap);
+
 /* Status of an object: {state, units: [{name, state, error, position, lag}]}. */
 json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name);
 

@@ -100,11 +100,12 @@ static void setup(void)
     read_token(path, admin, sizeof(admin));
     /* an editor of team fuzz, made through the API as a user would */
     char req[1024], reply[65536];
+    const char *body = "{\"owner\":\"fuzz\",\"role\":\"editor\"}";
     int n = snprintf(req, sizeof(req),
                      "POST /api/v1/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-                     "Content-Type: application/json\r\nContent-Length: 35\r\nConnection: "
-                     "close\r\n\r\n{\"owner\":\"fuzz\",\"role\":\"editor\"}  ",
-                     admin);
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\nConnection: "
+                     "close\r\n\r\n%s",
+                     admin, strlen(body), body);
     size_t got;
     if (roundtrip((const uint8_t *)req, (size_t)n, reply, sizeof(reply), &got) != 201) abort();
     const char *t = strstr(reply, "\"token\":\"");
