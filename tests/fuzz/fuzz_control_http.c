@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,16 +138,20 @@ static size_t expand(const uint8_t *in, size_t size, uint8_t *out)
     return o;
 }
 
-/* Whether the tokens appear in the request only as "Bearer TOKEN" (a token the
- * input put in a body may be echoed back as the value it was given). */
+/* Whether the tokens appear in the request only in header lines
+ * "Authorization: Bearer TOKEN" (a token the input put in the path or a body
+ * may be echoed back as the value it was given: that is not a leak). */
 static bool only_as_bearer(const uint8_t *req, size_t n)
 {
     const char *tokens[] = {admin, editor};
+    static const char header[] = "\nAuthorization: Bearer ";
+    size_t hl = sizeof(header) - 1;
     for (int t = 0; t < 2; t++) {
         size_t len = strlen(tokens[t]);
         for (const uint8_t *p = req; (p = memmem(p, n - (size_t)(p - req), tokens[t], len));
              p += len)
-            if (p - req < 7 || memcmp(p - 7, "Bearer ", 7) != 0) return false;
+            if ((size_t)(p - req) < hl || strncasecmp((const char *)p - hl, header, hl) != 0)
+                return false;
     }
     return true;
 }
