@@ -499,6 +499,11 @@ dm_err_t dm_runtime_new(const char *data_dir, dm_store_t *store, dm_metrics_t *m
     return dm_runtime_new_with(data_dir, NULL, store, metrics, out, err);
 }
 
+uint64_t dm_runtime_registry_changes(dm_runtime_t *rt)
+{
+    return rt->reg ? dm_schema_registry_changes(rt->reg) : 0;
+}
+
 json_t *dm_runtime_worker_tasks(dm_runtime_t *rt, const char *team)
 {
     pthread_mutex_lock(&rt->mu);

@@ -121,6 +121,9 @@ dm_err_t dm_runtime_schema_by_id(dm_runtime_t *rt, int64_t id, char **schema, dm
  * (empty when the subject has none): the catalog's schema history. */
 json_t *dm_runtime_schema_versions(dm_runtime_t *rt, const char *subject);
 
+/* A number that changes whenever the registry changes (dm_schema_registry_changes). */
+uint64_t dm_runtime_registry_changes(dm_runtime_t *rt);
+
 /* Stops every unit (each commits what it finished) and closes the transport. */
 void dm_runtime_free(dm_runtime_t *rt);
 

@@ -2,6 +2,7 @@
 #include "control/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ struct dm_store {
      * rollback. Lists hand out shallow copies, so callers may change the top
      * level (not deeper) without touching the cache. */
     json_t *cache[DM_KIND_COUNT];
+    _Atomic uint64_t changes; /* puts and deletes of objects (dm_store_changes) */
     /* The statements every put and get runs, compiled once (compiling cost
      * more than running them); used under the lock, so by one thread at a time. */
     sqlite3_stmt *stmts[4];
@@ -464,6 +466,7 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
     }
     unlock(s, locked);
     free(text);
+    atomic_fetch_add(&s->changes, 1);
     return rc;
 }
 
@@ -486,8 +489,14 @@ dm_err_t dm_store_delete(dm_store_t *s, dm_kind_t kind, const char *name, dm_err
     }
     if (!rc && kind == DM_KIND_PIPELINE) rc = edges_set(s, name, NULL, err);
     if (s->cache[kind]) json_object_del(s->cache[kind], name);
+    atomic_fetch_add(&s->changes, 1);
     unlock(s, locked);
     return rc;
+}
+
+uint64_t dm_store_changes(dm_store_t *s)
+{
+    return atomic_load(&s->changes);
 }
 
 dm_err_t dm_store_edge_pipelines(dm_store_t *s, const char *source, const char *role, json_t **out,

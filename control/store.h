@@ -7,6 +7,7 @@
 #ifndef DM_CONTROL_STORE_H
 #define DM_CONTROL_STORE_H
 
+#include <stdint.h>
 #include <jansson.h>
 
 #include "control/spec.h"
@@ -31,6 +32,11 @@ void dm_store_rollback(dm_store_t *s);
  * transaction or alone (then it locks for itself). */
 dm_err_t dm_store_get(dm_store_t *s, dm_kind_t kind, const char *name, json_t **out,
                       dm_error_t *err);
+
+/* How many puts and deletes of objects this handle has made: a cheap "has
+ * anything changed" for caches of what the objects imply (a rolled-back
+ * change counts too). Any thread. */
+uint64_t dm_store_changes(dm_store_t *s);
 
 /* Every object of a kind, ordered by name, as a new JSON array. */
 dm_err_t dm_store_list(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err);
