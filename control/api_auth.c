@@ -148,7 +148,7 @@ static void on_audit(void *ctx, const dm_http_request_t *req, dm_http_response_t
     }
     json_t *items;
     dm_error_t err = {0};
-    if (dm_store_audit_query(api->store, &f, &items, &err)) {
+    if (dm_auth_audit_query(api->auth, &f, &items, &err)) {
         dm_api_reply_error(res, &err);
         return;
     }

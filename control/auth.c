@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "control/audit.h"
 #include "control/reconcile.h"
 #include "control/yaml.h"
 #include "core/clock.h"
@@ -141,6 +142,14 @@ struct dm_auth {
     char internal_hash[65];
     pthread_mutex_t mu; /* guards fails */
     fail_slot_t fails[FAIL_SLOTS];
+    /* The audit topic (dm_auth_audit_to), opened by a thread of its own (a
+     * Kafka cluster may take its time); until then, or if it cannot be made,
+     * the store's table. audit_mu orders writes and the switch. */
+    pthread_mutex_t audit_mu;
+    dm_audit_t *audit;
+    pthread_t audit_th;
+    bool audit_started;
+    dm_transport_t *audit_t;
 };
 
 bool dm_auth_equal(const void *a, const void *b, size_t n)
@@ -206,6 +215,7 @@ dm_auth_t *dm_auth_new(dm_store_t *store, const dm_auth_options_t *opt, dm_error
     if (!a->opt.max_failures) a->opt.max_failures = 10;
     if (!a->opt.window_s) a->opt.window_s = 60;
     pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->audit_mu, NULL);
     if (!make_token(a->internal_token, a->internal_id, a->internal_hash)) {
         dm_error_set(err, DM_ERR_INTERNAL, "auth: no randomness to make tokens from");
         dm_auth_free(a);
@@ -218,8 +228,51 @@ void dm_auth_free(dm_auth_t *a)
 {
     if (!a) return;
     OPENSSL_cleanse(a->internal_token, sizeof(a->internal_token));
+    if (a->audit_started) pthread_join(a->audit_th, NULL);
+    dm_audit_free(a->audit);
+    pthread_mutex_destroy(&a->audit_mu);
     pthread_mutex_destroy(&a->mu);
     free(a);
+}
+
+/* Opens the audit topic, then switches the log to it, moving what the store
+ * took meanwhile (under audit_mu: no entry is written between the two). */
+static void *audit_open_main(void *arg)
+{
+    dm_auth_t *a = arg;
+    dm_audit_t *audit;
+    dm_error_t err = {0};
+    if (dm_audit_open(a->audit_t, NULL, &audit, &err)) {
+        DM_WARN("auth", "audit log kept in the controller store: %s", err.message);
+        return NULL;
+    }
+    pthread_mutex_lock(&a->audit_mu);
+    if (dm_audit_move_from_store(audit, a->store, &err))
+        DM_WARN("auth", "audit: %s (those entries stay in the controller store)", err.message);
+    a->audit = audit;
+    pthread_mutex_unlock(&a->audit_mu);
+    DM_INFO("auth", "topic=%s: audit log", DM_AUDIT_TOPIC);
+    return NULL;
+}
+
+dm_err_t dm_auth_audit_to(dm_auth_t *a, dm_transport_t *t, dm_error_t *err)
+{
+    if (a->audit_started) return dm_error_set(err, DM_ERR_INVALID, "audit: already started");
+    a->audit_t = t;
+    if (pthread_create(&a->audit_th, NULL, audit_open_main, a))
+        return dm_error_set(err, DM_ERR_NOMEM, "audit: cannot start a thread");
+    a->audit_started = true;
+    return DM_OK;
+}
+
+dm_err_t dm_auth_audit_query(dm_auth_t *a, const dm_store_audit_filter_t *f, json_t **out,
+                             dm_error_t *err)
+{
+    pthread_mutex_lock(&a->audit_mu);
+    dm_err_t rc = a->audit ? dm_audit_query(a->audit, f, out, err)
+                           : dm_store_audit_query(a->store, f, out, err);
+    pthread_mutex_unlock(&a->audit_mu);
+    return rc;
 }
 
 bool dm_auth_enabled(const dm_auth_t *a)
@@ -795,7 +848,11 @@ static void on_after(void *ctx, dm_http_request_t *req, const dm_http_response_t
                                                            : "failed",
                               .reason = reason};
         dm_error_t err = {0};
-        if (dm_store_audit_add(a->store, &e, &err))
+        pthread_mutex_lock(&a->audit_mu);
+        dm_err_t arc =
+            a->audit ? dm_audit_add(a->audit, &e, &err) : dm_store_audit_add(a->store, &e, &err);
+        pthread_mutex_unlock(&a->audit_mu);
+        if (arc)
             DM_ERROR("auth", "method=%s path=%s: cannot write the audit log: %s", req->method,
                      req->path, err.message);
     }

@@ -149,4 +149,18 @@ int64_t dm_auth_parse_duration(const char *text);
  * before the /api/v1/{kind} routes. */
 dm_err_t dm_auth_api_register(dm_http_server_t *http, dm_auth_t *a, dm_store_t *store);
 
+/* Moves the audit log to the internal topic _datamesh.audit of t
+ * (control/audit.h): a thread of its own opens (or makes) the topic, which a
+ * Kafka cluster may take a while to do, then moves the entries the store took
+ * until then into it; from then on entries go to the topic. If the topic
+ * cannot be made, the log stays in the store (a warning says why). t must
+ * outlive a. Call once, before serving. */
+struct dm_transport;
+dm_err_t dm_auth_audit_to(dm_auth_t *a, struct dm_transport *t, dm_error_t *err);
+
+/* The newest audit entries matching f, oldest first (the topic's, or the
+ * store's when there is no topic): see dm_store_audit_query. */
+dm_err_t dm_auth_audit_query(dm_auth_t *a, const dm_store_audit_filter_t *f, json_t **out,
+                             dm_error_t *err);
+
 #endif

@@ -743,6 +743,14 @@ dm_err_t dm_store_audit_add(dm_store_t *s, const dm_store_audit_t *e, dm_error_t
     return rc;
 }
 
+dm_err_t dm_store_audit_clear(dm_store_t *s, dm_error_t *err)
+{
+    bool locked = lock(s);
+    dm_err_t rc = exec(s, "DELETE FROM audit", err);
+    unlock(s, locked);
+    return rc;
+}
+
 dm_err_t dm_store_audit_query(dm_store_t *s, const dm_store_audit_filter_t *f, json_t **out,
                               dm_error_t *err)
 {

@@ -116,6 +116,9 @@ typedef struct dm_store_audit_filter {
     int64_t limit;       /* the newest N (0: 100) */
 } dm_store_audit_filter_t;
 
+/* Deletes every audit entry (they moved to the audit topic, control/audit.h). */
+dm_err_t dm_store_audit_clear(dm_store_t *s, dm_error_t *err);
+
 /* The newest matching entries, oldest first, as a new JSON array of
  * {seq, at_ms, token, owner, role, remote, method, path, detail, status, outcome, reason}. */
 dm_err_t dm_store_audit_query(dm_store_t *s, const dm_store_audit_filter_t *f, json_t **out,

@@ -27,6 +27,7 @@ mk_topic() {
 }
 for t in plays us others; do mk_topic $t 2 || exit 1; done
 mk_topic pipeline.us.dlq 1 && mk_topic pipeline.others.dlq 1 || exit 1
+mk_topic _datamesh.audit 1 || exit 1 # the controller's audit log (the mock cannot create topics)
 
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
   -addext "subjectAltName=IP:127.0.0.1" -keyout "$data/key.pem" -out "$data/cert.pem" 2>"$data/openssl.log" \
