@@ -52,9 +52,10 @@ static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, dm_lineage_t **
 {
     *out = NULL;
     *problems = json_array();
-    json_t *sources = NULL, *pipelines = NULL;
+    json_t *sources = NULL, *pipelines = NULL, *sinks = NULL;
     dm_err_t rc = dm_store_docs(store, DM_KIND_SOURCE, &sources, err);
     if (!rc) rc = dm_store_docs(store, DM_KIND_PIPELINE, &pipelines, err);
+    if (!rc) rc = dm_store_docs(store, DM_KIND_SINK, &sinks, err);
     size_t n = json_object_size(pipelines), k = 0;
     dm_pipeline_plan_t **plans = calloc(n ? n : 1, sizeof(*plans));
     if (!rc && !plans) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
@@ -63,7 +64,8 @@ static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, dm_lineage_t **
     json_object_foreach(rc ? NULL : pipelines, name, doc)
     {
         dm_error_t e = {0};
-        json_t *j = dm_runtime_plan(rt, doc, NULL, NULL, NULL, &e);
+        /* the maps read once: per pipeline they would cost O(objects) each */
+        json_t *j = dm_runtime_plan_among(rt, doc, sources, sinks, &e);
         if (j && dm_plan_from_json(j, &plans[k], &e) == DM_OK)
             k++;
         else
@@ -79,6 +81,7 @@ static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, dm_lineage_t **
     free(plans);
     json_decref(sources);
     json_decref(pipelines);
+    json_decref(sinks);
     return rc;
 }
 

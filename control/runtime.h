@@ -60,6 +60,13 @@ json_t *dm_runtime_worker_tasks(dm_runtime_t *rt, const char *team);
 json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch_sources,
                         const json_t *batch_sinks, char **text, dm_error_t *err);
 
+/* dm_runtime_plan against stored sources and sinks the caller read once
+ * (name → document maps, as dm_store_docs gives them): for compiling many
+ * pipelines in a row (lineage), where reading the store's maps per pipeline
+ * would cost O(objects) each. */
+json_t *dm_runtime_plan_among(dm_runtime_t *rt, const json_t *doc, const json_t *sources,
+                              const json_t *sinks, dm_error_t *err);
+
 /* Reconciles running units with the store. Errors of individual units show
  * in their status; an error here means the runtime itself failed. */
 dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err);

@@ -470,6 +470,16 @@ dm_err_t dm_runtime_plan_locked(dm_runtime_t *rt, const json_t *doc, const json_
     return rc;
 }
 
+json_t *dm_runtime_plan_among(dm_runtime_t *rt, const json_t *doc, const json_t *sources,
+                              const json_t *sinks, dm_error_t *err)
+{
+    json_t *j = NULL;
+    pthread_mutex_lock(&rt->mu);
+    dm_runtime_plan_locked(rt, doc, sources, sinks, NULL, NULL, &j, NULL, err);
+    pthread_mutex_unlock(&rt->mu);
+    return j;
+}
+
 json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch_sources,
                         const json_t *batch_sinks, char **text, dm_error_t *err)
 {
