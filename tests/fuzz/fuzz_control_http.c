@@ -11,7 +11,9 @@
  * unexpected error; 503 "not ready" is an answer), a hang (no answer within 20 s:
  * libFuzzer's -timeout should be above that), or a token in an answer that is
  * not the token endpoint's. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -83,6 +85,16 @@ static int roundtrip(const uint8_t *data, size_t size, char *reply, size_t cap, 
     return status;
 }
 
+/* At the end of a run: the controller stopped and its data directory gone. */
+static void teardown(void)
+{
+    dm_controller_stop(ctl);
+    ctl = NULL;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", data_dir);
+    if (system(cmd)) fprintf(stderr, "fuzz_control_http: could not remove %s\n", data_dir);
+}
+
 static void setup(void)
 {
     dm_log_set_level(DM_LOG_ERROR);
@@ -96,6 +108,7 @@ static void setup(void)
         abort();
     }
     port = dm_controller_port(ctl);
+    atexit(teardown);
     char path[128];
     snprintf(path, sizeof(path), "%s/admin.token", data_dir);
     read_token(path, admin, sizeof(admin));
