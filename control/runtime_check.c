@@ -206,8 +206,8 @@ static dm_err_t check_plan(dm_runtime_t *rt, const json_t *doc, const json_t *st
                            const json_t *batch_sinks, dm_error_t *err)
 {
     dm_error_t e = {0};
-    dm_err_t rc = dm_runtime_plan_locked(rt, doc, stored_sources, stored_sinks, batch, batch_sinks,
-                                         NULL, NULL, &e);
+    dm_err_t rc =
+        dm_runtime_plan_check_locked(rt, doc, stored_sources, stored_sinks, batch, batch_sinks, &e);
     if (rc == DM_ERR_AGAIN || !rc) return DM_OK;
     *err = e;
     return rc;

@@ -174,11 +174,18 @@ typedef struct dm_runtime_plan_ctx {
     const json_t *batch;       /* a dry run: name → Source document being applied (may be NULL) */
     json_t *owned;             /* a dry run: schemas it parsed, freed after */
     const json_t *batch_sinks; /* a dry run: name → Sink document being applied (may be NULL) */
+    json_t *registered;        /* a dry run: subject → schema text it would register (or NULL) */
 } dm_runtime_plan_ctx_t;
 dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c);
 
 /* dm_runtime_plan with the lock held and the stored documents given (name →
  * doc): DM_OK with *plan_json (and *text, when not NULL), or the error. */
+/* The same, and each sink's settings checked against the records it will get
+ * (dm_sink_ops_t.check): what apply runs. */
+dm_err_t dm_runtime_plan_check_locked(dm_runtime_t *rt, const json_t *doc,
+                                      const json_t *stored_sources, const json_t *stored_sinks,
+                                      const json_t *batch_sources, const json_t *batch_sinks,
+                                      dm_error_t *err);
 dm_err_t dm_runtime_plan_locked(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
                                 const json_t *stored_sinks, const json_t *batch_sources,
                                 const json_t *batch_sinks, json_t **plan_json, char **text,

@@ -63,10 +63,29 @@ refused schema_file "$data/file.yaml" "file.yaml:5:18: spec.schema.file: $data/b
 r=$(curl -s -w ' %{http_code}' -X POST --data-binary @"$data/undefined.yaml" "$DATAMESH_SERVER/api/v1/apply")
 [[ $r == *'<request>:11:25: spec.schema.fields[1].type: not a valid Avro schema'*' 400' ]] && ok api_refuses || bad api_refuses "$r"
 
+# A sink setting naming a column the pipeline's records do not have: refused at
+# the sink, with the setting named (the sink would stop on it when it opens).
+cat >"$data/sortby.yaml" <<'YAML'
+kind: Source
+metadata: {name: x7}
+spec:
+  connector: ingest
+  schema: {type: record, name: X7, fields: [{name: id, type: long}]}
+---
+kind: Pipeline
+metadata: {name: x7-lake}
+spec:
+  from: [x7]
+  to: [{sink: {type: iceberg, warehouse: lake, table: db.x7, sort_by: "nope desc"}}]
+YAML
+refused iceberg_sort_by_column "$data/sortby.yaml" "sortby.yaml:11:15: Pipeline x7-lake: spec.to[0].sink: sort_by: iceberg: sort_by column nope is not a column of the table"
+sed 's/sort_by: "nope desc"/primary_key: [nope]/' "$data/sortby.yaml" >"$data/pk.yaml"
+refused iceberg_primary_key_column "$data/pk.yaml" "Pipeline x7-lake: spec.to[0].sink: primary_key[0]: iceberg: column nope is not in the rows"
+
 # Nothing of the refused specs exists: no source, no subject, no topic.
 srcs=$(curl -s "$DATAMESH_SERVER/api/v1/sources")
 subj=$(curl -s "$DATAMESH_SERVER/subjects")
-[[ $srcs != *'"x'[1-6]'"'* && $subj == '[]' ]] && ok nothing_created || bad nothing_created "$srcs $subj"
+[[ $srcs != *'"x'[1-7]'"'* && $subj == '[]' ]] && ok nothing_created || bad nothing_created "$srcs $subj"
 
 # Compatibility with the subject's live versions (BACKWARD by default).
 spec_with g1 '      - {name: id, type: long}
