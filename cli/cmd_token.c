@@ -59,7 +59,7 @@ static int token_create(int argc, char **argv)
     }
     if (!owner || !role || optind < argc) {
         dm_cli_errorf("token", "usage: datamesh token create --owner TEAM --role "
-                               "viewer|editor|admin [--expires 30d] [--description TEXT]");
+                               "viewer|editor|admin|worker [--expires 30d] [--description TEXT]");
         return DM_EXIT_USAGE;
     }
     json_t *req = json_pack("{s:s, s:s}", "owner", owner, "role", role);

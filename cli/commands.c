@@ -146,7 +146,7 @@ const dm_cli_command_t dm_cli_commands[] = {
     {"log", "inspect the embedded log's data directory without a controller",
      "usage: datamesh log topics|describe|dump --data DIR ...\n", dm_cmd_log},
     {"token", "create, list and revoke API tokens (admins)",
-     "usage: datamesh token create --owner TEAM --role viewer|editor|admin [--expires 30d]\n"
+     "usage: datamesh token create --owner TEAM --role viewer|editor|admin|worker [--expires 30d]\n"
      "                             [--description TEXT] [--server URL]\n"
      "       datamesh token list [-o table|json|yaml] [--server URL]\n"
      "       datamesh token revoke ID [--server URL]\n"

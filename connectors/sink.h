@@ -177,6 +177,17 @@ typedef struct dm_sink_ops {
      * (the sink dropped it): the runner reads again from positions. */
     dm_err_t (*checkpoint)(void *state, bool force, bool *committed, dm_error_t *err);
     void (*close)(void *state);
+    /* Optional, for lineage (control/lineage.c; any thread, no I/O): names
+     * the dataset the sink writes per OpenLineage's naming spec from its
+     * settings as the plan holds them — sets "namespace" and "name" on
+     * dataset (never a secret: no password, no user) — and "sort": [column,
+     * …] when the destination keeps its rows ordered by those columns. */
+    void (*lineage)(const json_t *settings, json_t *dataset);
+    /* Optional, at apply (any thread, no I/O): whether settings that name
+     * columns name columns of the records the sink will get (value: their
+     * schema), so that what would stop the sink when it opens refuses the
+     * apply instead. The error names the setting ("sort_by: …"). */
+    dm_err_t (*check)(const json_t *settings, const struct dm_avro_schema *value, dm_error_t *err);
 } dm_sink_ops_t;
 
 /* Reads a secret (password, API key) from the environment variable env or,

@@ -13,6 +13,7 @@
 
 #include "control/api_alerts.h"
 #include "control/auth.h"
+#include "connectors/source.h"
 #include "connectors/unit.h"
 #include "control/plugins.h"
 #include "control/reconcile.h"
@@ -384,6 +385,49 @@ static void merge_worker_units(json_t *st, const char *pipeline)
     json_decref(units);
 }
 
+/* A source without running units says why (issue 26: no "not ready" without
+ * a reason): a derived one follows the pipeline that fills it (its state is
+ * that pipeline's), one whose connector takes events through the API waits
+ * for them, one whose connector finished is done. */
+static void source_reason(api_t *api, const char *name, json_t *st)
+{
+    const char *state = json_string_value(json_object_get(st, "state"));
+    if (json_object_get(st, "reason") || !state || !strcmp(state, "running") ||
+        !strcmp(state, "failed") || !strcmp(state, "degraded"))
+        return;
+    json_t *doc = NULL;
+    if (dm_catalog_source(api->store, name, &doc, NULL) || !doc) {
+        json_object_set_new(st, "reason", json_string("no such source in the catalog"));
+        return;
+    }
+    const json_t *spec = json_object_get(doc, "spec");
+    const char *connector = json_string_value(json_object_get(spec, "connector"));
+    const dm_source_ops_t *ops = connector ? dm_source_ops_find(connector) : NULL;
+    const char *pipeline = json_string_value(json_object_get(spec, "derived_from"));
+    char why[600];
+    why[0] = '\0';
+    if (pipeline && api->rt) {
+        json_t *ps = dm_runtime_status(api->rt, "Pipeline", pipeline);
+        merge_worker_units(ps, pipeline);
+        const char *pstate = json_string_value(json_object_get(ps, "state"));
+        const char *preason = json_string_value(json_object_get(ps, "reason"));
+        json_object_set_new(st, "state", json_string(pstate ? pstate : "pending"));
+        snprintf(why, sizeof(why), "filled by pipeline %s, which is %s%s%s", pipeline,
+                 pstate ? pstate : "pending", preason ? ": " : "", preason ? preason : "");
+        json_decref(ps);
+    } else if (ops && ops->push) {
+        snprintf(why, sizeof(why), "takes events at POST /api/v1/sources/%s/events (%s connector)",
+                 name, connector);
+    } else if (json_array_size(json_object_get(st, "units"))) {
+        snprintf(why, sizeof(why), "its %s connector read everything it had (done)",
+                 connector ? connector : "");
+    } else {
+        snprintf(why, sizeof(why), "its %s connector has not started", connector ? connector : "");
+    }
+    json_object_set_new(st, "reason", json_string(why));
+    json_decref(doc);
+}
+
 /* GET /api/v1/{kind}/{name}/status */
 static void on_status(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
@@ -402,6 +446,7 @@ static void on_status(void *ctx, const dm_http_request_t *req, dm_http_response_
                          : json_pack("{s:s, s:[]}", "state", "pending", "units");
     if (k == DM_KIND_PIPELINE) merge_worker_units(st, name);
     json_object_set_new(st, "alerts", dm_api_alerts_of(dm_kind_name((dm_kind_t)k), name));
+    if (k == DM_KIND_SOURCE) source_reason(api, name, st);
     json_object_set_new(st, "kind", json_string(dm_kind_name((dm_kind_t)k)));
     json_object_set_new(st, "name", json_string(name));
     dm_http_json(res, 200, st);

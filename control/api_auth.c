@@ -1,6 +1,6 @@
 /* control/api_auth.c — tokens and the audit log through the API.
  *
- *   POST   /api/v1/tokens       {"owner": TEAM, "role": viewer|editor|admin,
+ *   POST   /api/v1/tokens       {"owner": TEAM, "role": viewer|editor|admin|worker,
  *                                "expires": "30d" (optional), "description": TEXT}
  *                               → 201 {id, owner, role, …, "token": TOKEN}: the only
  *                                 answer that ever holds a token
@@ -33,9 +33,10 @@ static void on_create(void *ctx, const dm_http_request_t *req, dm_http_response_
     json_t *body =
         req->body_len ? json_loadb((const char *)req->body, req->body_len, 0, &je) : NULL;
     if (!json_is_object(body)) {
-        dm_http_error(res, 400, 40000,
-                      "send {\"owner\": TEAM, \"role\": \"viewer|editor|admin\", \"expires\": "
-                      "\"30d\"}");
+        dm_http_error(
+            res, 400, 40000,
+            "send {\"owner\": TEAM, \"role\": \"viewer|editor|admin|worker\", \"expires\": "
+            "\"30d\"}");
         json_decref(body);
         return;
     }
@@ -48,7 +49,7 @@ static void on_create(void *ctx, const dm_http_request_t *req, dm_http_response_
     if (!owner || role < 0 || ttl < 0) {
         dm_http_error(res, 400, 40000, "%s",
                       !owner     ? "owner (the token's team) is required"
-                      : role < 0 ? "role must be viewer, editor or admin"
+                      : role < 0 ? "role must be viewer, editor, admin or worker"
                                  : "expires must be a duration like 30d, 12h, 15m or 90s");
         json_decref(body);
         return;
@@ -147,7 +148,7 @@ static void on_audit(void *ctx, const dm_http_request_t *req, dm_http_response_t
     }
     json_t *items;
     dm_error_t err = {0};
-    if (dm_store_audit_query(api->store, &f, &items, &err)) {
+    if (dm_auth_audit_query(api->auth, &f, &items, &err)) {
         dm_api_reply_error(res, &err);
         return;
     }

@@ -14,6 +14,7 @@
  *        (dm_source_ops_t.push: ingest validates them against the source's
  *        schema and writes all or none); the errors become HTTP statuses here
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,9 +114,66 @@ static const char *source_topic(data_api_t *api, const dm_http_request_t *req,
     return name;
 }
 
+/* A whole-number query argument in [min, max] (def when absent); false with a
+ * 400 naming it otherwise. */
+static bool query_long(const dm_http_request_t *req, const char *arg, long def, long min, long max,
+                       long *out, dm_http_response_t *res)
+{
+    const char *s = dm_http_query(req, arg);
+    *out = def;
+    if (!s) return true;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < min || v > max) {
+        dm_http_error(res, 400, 40002, "query argument %s=%.40s: expected a whole number %ld..%ld",
+                      arg, s, min, max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* positions=P:O,P:O (a previous answer's positions) into pos; false with a 400. */
+static bool parse_positions(const char *given, int32_t parts, int64_t *pos, dm_http_response_t *res)
+{
+    for (const char *s = given; s && *s;) {
+        char *end;
+        errno = 0;
+        long p = strtol(s, &end, 10);
+        long long o = 0;
+        bool ok = end != s && *end == ':' && !errno;
+        if (ok) {
+            const char *at = end + 1;
+            o = strtoll(at, &end, 10);
+            ok = end != at && !errno && (*end == ',' || !*end) && p >= 0 && p < parts && o >= 0;
+        }
+        if (!ok) {
+            dm_http_error(res, 400, 40002,
+                          "query argument positions=%.60s: expected PARTITION:OFFSET,… with "
+                          "partitions 0..%d and offsets >= 0",
+                          given, parts - 1);
+            return false;
+        }
+        pos[p] = o;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return true;
+}
+
 static void on_records(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
     data_api_t *api = ctx;
+    const char *from = dm_http_query(req, "from");
+    long limit, timeout;
+    if (from && strcmp(from, "earliest") && strcmp(from, "latest") && strcmp(from, "beginning")) {
+        dm_http_error(res, 400, 40002, "query argument from=%.40s: expected earliest or latest",
+                      from);
+        return;
+    }
+    if (!query_long(req, "limit", 100, 1, MAX_LIMIT, &limit, res) ||
+        !query_long(req, "timeout_ms", 0, 0, MAX_TIMEOUT_MS, &timeout, res))
+        return;
     dm_topic_description_t d;
     const char *name = source_topic(api, req, res, &d);
     if (!name) return;
@@ -123,13 +181,6 @@ static void on_records(void *ctx, const dm_http_request_t *req, dm_http_response
     dm_error_t err = {0};
     int32_t parts = d.n_partitions;
     dm_transport_description_free(&d);
-    const char *from = dm_http_query(req, "from");
-    const char *limit_s = dm_http_query(req, "limit"),
-               *timeout_s = dm_http_query(req, "timeout_ms");
-    long limit = limit_s ? strtol(limit_s, NULL, 10) : 100;
-    long timeout = timeout_s ? strtol(timeout_s, NULL, 10) : 0;
-    if (limit < 1 || limit > MAX_LIMIT) limit = limit < 1 ? 1 : MAX_LIMIT;
-    if (timeout < 0 || timeout > MAX_TIMEOUT_MS) timeout = timeout < 0 ? 0 : MAX_TIMEOUT_MS;
     int64_t *pos = calloc((size_t)parts, sizeof(int64_t));
     for (int32_t p = 0; p < parts; p++) {
         int64_t start, end;
@@ -137,15 +188,9 @@ static void on_records(void *ctx, const dm_http_request_t *req, dm_http_response
         pos[p] = from && !strcmp(from, "latest") ? end : start;
     }
     /* positions=P:O,P:O continues a previous read. */
-    const char *given = dm_http_query(req, "positions");
-    for (const char *s = given; s && *s;) {
-        char *end;
-        long p = strtol(s, &end, 10);
-        if (*end != ':') break;
-        long long o = strtoll(end + 1, &end, 10);
-        if (p >= 0 && p < parts && o >= 0) pos[p] = o;
-        s = *end == ',' ? end + 1 : end;
-        if (!*end) break;
+    if (!parse_positions(dm_http_query(req, "positions"), parts, pos, res)) {
+        free(pos);
+        return;
     }
     /* The answer is written as text as it is read:
      * {"records":[{"partition":P,"offset":O,"timestamp":T,"key":K,"value":V},...],

@@ -7,13 +7,14 @@
  * source without a schema) are listed under problems.
  *
  * Computing it costs a dry-run compile per pipeline, so the last graph is kept
- * and used again while a fingerprint of what it was computed from is the same:
+ * and used again while nothing changed: first the store's and the registry's
+ * change counters (constant time); only when one moved, a fingerprint of what
+ * the graph was computed from, which must then differ too:
  * the name and generation of every Source, Pipeline and Sink (any apply or
  * delete changes it) and the latest schema id of every source and derived
- * source (a new schema version does), checked on every request; at most every
- * 30 s it is computed anew regardless, for schema versions of topics no spec
- * names (the tables of a multi-table capture), and every second while some
- * pipeline cannot compile.
+ * source (a new schema version does). Any registration (the tables of a
+ * multi-table capture too, which no spec names) recomputes it; so does every
+ * second while some pipeline cannot compile, and every 10 minutes regardless.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -26,7 +27,7 @@
 #include "core/clock.h"
 #include "core/hash.h"
 
-#define CACHE_MAX_AGE_MS 30000
+#define CACHE_MAX_AGE_MS 600000 /* a safety net: the counters say when anything changed */
 
 typedef struct lineage_api {
     dm_store_t *store;
@@ -51,9 +52,10 @@ static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, dm_lineage_t **
 {
     *out = NULL;
     *problems = json_array();
-    json_t *sources = NULL, *pipelines = NULL;
+    json_t *sources = NULL, *pipelines = NULL, *sinks = NULL;
     dm_err_t rc = dm_store_docs(store, DM_KIND_SOURCE, &sources, err);
     if (!rc) rc = dm_store_docs(store, DM_KIND_PIPELINE, &pipelines, err);
+    if (!rc) rc = dm_store_docs(store, DM_KIND_SINK, &sinks, err);
     size_t n = json_object_size(pipelines), k = 0;
     dm_pipeline_plan_t **plans = calloc(n ? n : 1, sizeof(*plans));
     if (!rc && !plans) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
@@ -62,7 +64,8 @@ static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, dm_lineage_t **
     json_object_foreach(rc ? NULL : pipelines, name, doc)
     {
         dm_error_t e = {0};
-        json_t *j = dm_runtime_plan(rt, doc, NULL, NULL, NULL, &e);
+        /* the maps read once: per pipeline they would cost O(objects) each */
+        json_t *j = dm_runtime_plan_among(rt, doc, sources, sinks, &e);
         if (j && dm_plan_from_json(j, &plans[k], &e) == DM_OK)
             k++;
         else
@@ -78,6 +81,7 @@ static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, dm_lineage_t **
     free(plans);
     json_decref(sources);
     json_decref(pipelines);
+    json_decref(sinks);
     return rc;
 }
 
@@ -128,6 +132,7 @@ static struct {
     dm_lineage_t *g;
     json_t *problems;
     uint64_t fp;
+    uint64_t store_changes, registry_changes; /* the counters when the graph was checked */
     int64_t at_ms;
 } cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -135,12 +140,21 @@ dm_err_t dm_api_lineage_with(dm_store_t *store, dm_runtime_t *rt, dm_api_lineage
                              dm_error_t *err)
 {
     pthread_mutex_lock(&cache.mu);
-    uint64_t fp = fingerprint(store, rt);
+    uint64_t store_changes = dm_store_changes(store),
+             registry_changes = dm_runtime_registry_changes(rt);
+    /* a new schema anywhere (a table of a multi-table capture included) */
+    bool registered = registry_changes != cache.registry_changes;
+    /* nothing was put or deleted: the specs are as they were */
+    uint64_t fp = cache.g && store_changes == cache.store_changes && !registered
+                      ? cache.fp
+                      : fingerprint(store, rt);
+    cache.store_changes = store_changes;
+    cache.registry_changes = registry_changes;
     int64_t now = dm_wall_ms();
     dm_err_t rc = DM_OK;
     /* while some pipeline cannot compile, what it waits for may not show in fp */
     int64_t max_age = json_array_size(cache.problems) ? 1000 : CACHE_MAX_AGE_MS;
-    if (!cache.g || !fp || fp != cache.fp || now - cache.at_ms >= max_age) {
+    if (!cache.g || !fp || fp != cache.fp || registered || now - cache.at_ms >= max_age) {
         dm_lineage_t *g = NULL;
         json_t *problems = NULL;
         rc = build_graph(store, rt, &g, &problems, err);

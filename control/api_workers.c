@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "control/api.h"
+#include "control/auth.h"
 #include "core/clock.h"
 
 typedef struct workers_api {
@@ -30,7 +31,9 @@ typedef struct workers_api {
 static void on_tasks(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
     workers_api_t *w = ctx;
-    dm_http_json(res, 200, dm_runtime_worker_tasks(w->rt));
+    const dm_principal_t *p = req->principal;
+    bool worker = p && p->role == DM_ROLE_WORKER;
+    dm_http_json(res, 200, dm_runtime_worker_tasks(w->rt, worker ? p->owner : NULL));
 }
 
 static void on_report(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)

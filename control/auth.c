@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "control/api.h"
+#include "control/audit.h"
 #include "control/reconcile.h"
 #include "control/session.h"
 #include "control/yaml.h"
@@ -44,8 +45,8 @@ static const dm_auth_rule_t rules[] = {
     {"GET", "/api/v1/audit", DM_ACCESS_ADMIN, DM_SCOPE_NONE, false},
     {"GET", "/api/v1/whoami", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* api_workers.c: the tasks carry whole plans, sink settings included */
-    {"GET", "/api/v1/workers/tasks", DM_ACCESS_ADMIN, DM_SCOPE_NONE, false},
-    {"POST", "/api/v1/workers/{id}/status", DM_ACCESS_ADMIN, DM_SCOPE_NONE, false},
+    {"GET", "/api/v1/workers/tasks", DM_ACCESS_WORKER, DM_SCOPE_NONE, false},
+    {"POST", "/api/v1/workers/{id}/status", DM_ACCESS_WORKER, DM_SCOPE_NONE, false},
     {"GET", "/api/v1/workers", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* api_data.c */
     {"GET", "/api/v1/sources/{name}/records", DM_ACCESS_RECORDS, DM_SCOPE_SOURCE, false},
@@ -141,6 +142,7 @@ const char *dm_role_name(dm_role_t role)
     case DM_ROLE_VIEWER: return "viewer";
     case DM_ROLE_EDITOR: return "editor";
     case DM_ROLE_ADMIN: return "admin";
+    case DM_ROLE_WORKER: return "worker";
     default: return "none";
     }
 }
@@ -148,7 +150,7 @@ const char *dm_role_name(dm_role_t role)
 int dm_role_parse(const char *text)
 {
     if (!text) return -1;
-    for (int r = DM_ROLE_VIEWER; r <= DM_ROLE_ADMIN; r++)
+    for (int r = DM_ROLE_VIEWER; r <= DM_ROLE_WORKER; r++)
         if (!strcmp(text, dm_role_name((dm_role_t)r))) return r;
     return -1;
 }
@@ -179,6 +181,14 @@ struct dm_auth {
     pthread_mutex_t mu; /* guards fails */
     fail_slot_t fails[FAIL_SLOTS];
     dm_sessions_t *sessions; /* the UI's signed-in browsers */
+    /* The audit topic (dm_auth_audit_to), opened by a thread of its own (a
+     * Kafka cluster may take its time); until then, or if it cannot be made,
+     * the store's table. audit_mu orders writes and the switch. */
+    pthread_mutex_t audit_mu;
+    dm_audit_t *audit;
+    pthread_t audit_th;
+    bool audit_started;
+    dm_transport_t *audit_t;
 };
 
 bool dm_auth_equal(const void *a, const void *b, size_t n)
@@ -234,6 +244,7 @@ dm_auth_t *dm_auth_new(dm_store_t *store, const dm_auth_options_t *opt, dm_error
     if (!a->opt.max_failures) a->opt.max_failures = 10;
     if (!a->opt.window_s) a->opt.window_s = 60;
     pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->audit_mu, NULL);
     a->sessions = dm_sessions_new();
     if (!a->sessions) {
         dm_error_set(err, DM_ERR_NOMEM, "auth: out of memory");
@@ -253,8 +264,51 @@ void dm_auth_free(dm_auth_t *a)
     if (!a) return;
     OPENSSL_cleanse(a->internal_token, sizeof(a->internal_token));
     dm_sessions_free(a->sessions);
+    if (a->audit_started) pthread_join(a->audit_th, NULL);
+    dm_audit_free(a->audit);
+    pthread_mutex_destroy(&a->audit_mu);
     pthread_mutex_destroy(&a->mu);
     free(a);
+}
+
+/* Opens the audit topic, then switches the log to it, moving what the store
+ * took meanwhile (under audit_mu: no entry is written between the two). */
+static void *audit_open_main(void *arg)
+{
+    dm_auth_t *a = arg;
+    dm_audit_t *audit;
+    dm_error_t err = {0};
+    if (dm_audit_open(a->audit_t, NULL, &audit, &err)) {
+        DM_WARN("auth", "audit log kept in the controller store: %s", err.message);
+        return NULL;
+    }
+    pthread_mutex_lock(&a->audit_mu);
+    if (dm_audit_move_from_store(audit, a->store, &err))
+        DM_WARN("auth", "audit: %s (those entries stay in the controller store)", err.message);
+    a->audit = audit;
+    pthread_mutex_unlock(&a->audit_mu);
+    DM_INFO("auth", "topic=%s: audit log", DM_AUDIT_TOPIC);
+    return NULL;
+}
+
+dm_err_t dm_auth_audit_to(dm_auth_t *a, dm_transport_t *t, dm_error_t *err)
+{
+    if (a->audit_started) return dm_error_set(err, DM_ERR_INVALID, "audit: already started");
+    a->audit_t = t;
+    if (pthread_create(&a->audit_th, NULL, audit_open_main, a))
+        return dm_error_set(err, DM_ERR_NOMEM, "audit: cannot start a thread");
+    a->audit_started = true;
+    return DM_OK;
+}
+
+dm_err_t dm_auth_audit_query(dm_auth_t *a, const dm_store_audit_filter_t *f, json_t **out,
+                             dm_error_t *err)
+{
+    pthread_mutex_lock(&a->audit_mu);
+    dm_err_t rc = a->audit ? dm_audit_query(a->audit, f, out, err)
+                           : dm_store_audit_query(a->store, f, out, err);
+    pthread_mutex_unlock(&a->audit_mu);
+    return rc;
 }
 
 bool dm_auth_enabled(const dm_auth_t *a)
@@ -281,8 +335,8 @@ dm_err_t dm_auth_token_create(dm_auth_t *a, const char *owner, dm_role_t role, i
                             "owner '%s' is not a team name (1-63 characters of a-z, 0-9, '-', "
                             "'_', '.')",
                             owner ? owner : "");
-    if (role < DM_ROLE_VIEWER || role > DM_ROLE_ADMIN)
-        return dm_error_set(err, DM_ERR_INVALID, "role must be viewer, editor or admin");
+    if (role < DM_ROLE_VIEWER || role > DM_ROLE_WORKER)
+        return dm_error_set(err, DM_ERR_INVALID, "role must be viewer, editor, admin or worker");
     if (cap < TOKEN_LEN + 1) return dm_error_set(err, DM_ERR_INVALID, "token buffer too small");
     if (description && strlen(description) >= sizeof(row->description))
         return dm_error_set(err, DM_ERR_INVALID, "description longer than %zu characters",
@@ -845,6 +899,20 @@ static bool cross_site(const dm_http_request_t *req)
     return !sep || ((!host || strcmp(sep + 3, host)) && (!fwd || strcmp(sep + 3, fwd)));
 }
 
+/* What a worker token may call: its own endpoints, and the schema registry
+ * (reading it; registering under the subjects of its team's sources, as an
+ * editor of the team may — never deleting or reconfiguring). */
+static bool worker_may(const dm_auth_rule_t *rule)
+{
+    if (rule->access == DM_ACCESS_WORKER) return true;
+    if (rule->access == DM_ACCESS_ADMIN || rule->access == DM_ACCESS_RECORDS) return false;
+    if (rule->access == DM_ACCESS_WRITE && strcmp(rule->method, "POST")) return false;
+    static const char *const registry[] = {"/subjects", "/schemas/", "/compatibility/"};
+    for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+        if (!strncmp(rule->pattern, registry[i], strlen(registry[i]))) return true;
+    return !strcmp(rule->pattern, "/api/v1/whoami");
+}
+
 static bool on_before(void *ctx, dm_http_request_t *req, dm_http_response_t *res)
 {
     dm_auth_t *a = ctx;
@@ -899,9 +967,18 @@ static bool on_before(void *ctx, dm_http_request_t *req, dm_http_response_t *res
         note_failure(a, p->remote);
         return refuse(res, 401, "%s", err.message);
     }
+    if (p->role == DM_ROLE_WORKER && !worker_may(rule))
+        return refuse(res, 403,
+                      "%s %s: token %s is a worker's (it fetches its team's tasks, reports their "
+                      "status and uses the schema registry, nothing else)",
+                      req->method, req->path, p->token);
     switch (rule->access) {
     case DM_ACCESS_PUBLIC:
     case DM_ACCESS_READ: return true;
+    case DM_ACCESS_WORKER:
+        if (p->role == DM_ROLE_ADMIN || p->role == DM_ROLE_WORKER) return true;
+        return refuse(res, 403, "%s %s needs a worker or admin token; token %s is %s", req->method,
+                      req->path, p->token, dm_role_name(p->role));
     case DM_ACCESS_RECORDS: return check_records(a, p, req, res);
     case DM_ACCESS_SQL: return check_sql(a, p, req, res);
     case DM_ACCESS_ADMIN:
@@ -953,7 +1030,11 @@ static void on_after(void *ctx, dm_http_request_t *req, const dm_http_response_t
                                                            : "failed",
                               .reason = reason};
         dm_error_t err = {0};
-        if (dm_store_audit_add(a->store, &e, &err))
+        pthread_mutex_lock(&a->audit_mu);
+        dm_err_t arc =
+            a->audit ? dm_audit_add(a->audit, &e, &err) : dm_store_audit_add(a->store, &e, &err);
+        pthread_mutex_unlock(&a->audit_mu);
+        if (arc)
             DM_ERROR("auth", "method=%s path=%s: cannot write the audit log: %s", req->method,
                      req->path, err.message);
     }

@@ -39,9 +39,11 @@ typedef enum {
     DM_ROLE_VIEWER = 1,
     DM_ROLE_EDITOR = 2,
     DM_ROLE_ADMIN = 3,
+    DM_ROLE_WORKER = 4, /* `datamesh worker`: its team's pipelines' tasks, status reports and
+                           the schema registry; nothing else (not a rank above admin) */
 } dm_role_t;
 
-/* "viewer", "editor", "admin" ("none" for DM_ROLE_NONE). */
+/* "viewer", "editor", "admin", "worker" ("none" for DM_ROLE_NONE). */
 const char *dm_role_name(dm_role_t role);
 
 /* The role named text, or -1. */
@@ -54,6 +56,7 @@ typedef enum {
     DM_ACCESS_WRITE,   /* an editor of the object's owner team, or an admin */
     DM_ACCESS_ADMIN,   /* admins only */
     DM_ACCESS_SQL,     /* a SQL script: any token reads; CREATE / DROP as WRITE on their pipeline */
+    DM_ACCESS_WORKER,  /* workers (their team's pipelines) and admins */
 } dm_access_t;
 
 /* What a WRITE or RECORDS rule's object is, to find its owner. */
@@ -154,5 +157,19 @@ int64_t dm_auth_parse_duration(const char *text);
  * DELETE /api/v1/tokens/{id}, GET /api/v1/audit, GET /api/v1/whoami. Add them
  * before the /api/v1/{kind} routes. */
 dm_err_t dm_auth_api_register(dm_http_server_t *http, dm_auth_t *a, dm_store_t *store);
+
+/* Moves the audit log to the internal topic _datamesh.audit of t
+ * (control/audit.h): a thread of its own opens (or makes) the topic, which a
+ * Kafka cluster may take a while to do, then moves the entries the store took
+ * until then into it; from then on entries go to the topic. If the topic
+ * cannot be made, the log stays in the store (a warning says why). t must
+ * outlive a. Call once, before serving. */
+struct dm_transport;
+dm_err_t dm_auth_audit_to(dm_auth_t *a, struct dm_transport *t, dm_error_t *err);
+
+/* The newest audit entries matching f, oldest first (the topic's, or the
+ * store's when there is no topic): see dm_store_audit_query. */
+dm_err_t dm_auth_audit_query(dm_auth_t *a, const dm_store_audit_filter_t *f, json_t **out,
+                             dm_error_t *err);
 
 #endif

@@ -283,6 +283,13 @@ dm_controller_t *dm_controller_start(const dm_controller_options_t *opt, dm_erro
         dm_alerts_service_start(c->store, render_metrics, c, &aopt, opt->alert_interval_ms, err);
     if (!c->alerts) goto fail;
     c->auth = dm_auth_new(c->store, &(dm_auth_options_t){.enabled = opt->auth}, err);
+    if (c->auth && c->runtime) {
+        /* the audit log lives in an internal topic; the store keeps it only if that fails */
+        dm_error_t e = {0};
+        if (dm_auth_audit_to(c->auth, dm_runtime_transport(c->runtime), &e))
+            DM_WARN("control", "audit log kept in the controller store: %s", e.message);
+        /* (the topic is opened in the background; see dm_auth_audit_to) */
+    }
     c->http = c->auth ? dm_http_server_new(&hopt, err) : NULL;
     dm_err_t hrc = c->http ? DM_OK : DM_ERR_INVALID;
     if (!hrc &&

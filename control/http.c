@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 
@@ -290,6 +291,40 @@ void dm_http_error(dm_http_response_t *res, int status, int code, const char *fm
     dm_http_json(res, status, json_pack("{s:i, s:s}", "error_code", code, "message", msg));
 }
 
+/* Whether a request body's Content-Type is one the API reads: JSON (the
+ * registry's application/vnd.schemaregistry.v1+json too), YAML, plain text,
+ * bytes, or curl's default for --data (the body is read as it is). A body in
+ * another format (XML, a multipart form) is refused with 415 naming its type
+ * instead of failing later as unparseable JSON. */
+static bool body_type_ok(const dm_http_request_t *req, dm_http_response_t *res)
+{
+    const char *ct = req->body_len ? dm_http_header(req, "Content-Type") : NULL;
+    if (!ct) return true;
+    static const char *const ok[] = {
+        "application/json",
+        "application/yaml",
+        "application/x-yaml",
+        "text/yaml",
+        "text/x-yaml",
+        "text/plain",
+        "application/octet-stream",
+        "application/x-www-form-urlencoded",
+        "application/x-ndjson",
+    };
+    size_t n = strcspn(ct, ";");
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (strlen(ok[i]) == n && !strncasecmp(ct, ok[i], n)) return true;
+    if (n > 5 && !strncasecmp(ct + n - 5, "+json", 5) && !strncasecmp(ct, "application/", 12))
+        return true;
+    dm_http_error(res, 415, 41500,
+                  "%s %s: Content-Type '%.*s' is not accepted; send the body as application/json "
+                  "(or YAML for /api/v1/apply)",
+                  req->method, req->path, (int)(n > 100 ? 100 : n), ct);
+    return false;
+}
+
 static enum MHD_Result send_response(dm_http_server_t *s, struct MHD_Connection *conn,
                                      dm_http_response_t *res)
 {
@@ -381,7 +416,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req.route_pattern = found->pattern;
         /* The guard sees every routed request; a route it has no rule for is
          * refused there, so an endpoint cannot be added unguarded. */
-        if (!s->guard.before || s->guard.before(s->guard.ctx, &req, &res))
+        if ((!s->guard.before || s->guard.before(s->guard.ctx, &req, &res)) &&
+            body_type_ok(&req, &res))
             found->fn(found->ctx, &req, &res);
         if (s->guard.after) s->guard.after(s->guard.ctx, &req, &res);
     } else if (path_known) {

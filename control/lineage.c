@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "connectors/sink.h"
 #include "engine/processor.h"
 #include "engine/table.h"
 
@@ -623,13 +624,34 @@ static dm_err_t add_plan(dm_lineage_t *g, const dm_lineage_env_t *env,
         node_attr(g, ds, "name", json_string(sk->name));
         node_attr(g, ds, "type", json_string(sk->type ? sk->type : ""));
         node_attr(g, ds, "pipeline", json_string(plan->name));
+        /* where it writes, in OpenLineage's naming, and the order it keeps */
+        const dm_sink_ops_t *ops = sk->type ? dm_sink_ops_find(sk->type) : NULL;
+        if (ops && ops->lineage) {
+            json_t *named = json_object();
+            ops->lineage(sk->settings, named);
+            const char *keys[][2] = {
+                {"namespace", "namespace"}, {"name", "dataset_name"}, {"sort", "sort"}};
+            for (int k = 0; k < 3; k++)
+                if (json_object_get(named, keys[k][0]))
+                    node_attr(g, ds, keys[k][1], json_incref(json_object_get(named, keys[k][0])));
+            json_decref(named);
+        }
         rc = edge_add(g, pnode, ds, K_OUTPUT, NONE);
         /* a sink writes the output's fields as they are */
-        if (out_ds != NONE && out_root) {
-            const dm_avro_node_t *r = record_of(out_root);
-            for (uint32_t f = 0; r && f < r->n_fields && !rc; f++)
-                rc = field_edge(g, field_at(g, out_ds, r->fields[f].name),
-                                field_at(g, ds, r->fields[f].name), DM_DEP_IDENTITY, pnode);
+        const dm_avro_node_t *r = out_root ? record_of(out_root) : NULL;
+        for (uint32_t f = 0; out_ds != NONE && r && f < r->n_fields && !rc; f++)
+            rc = field_edge(g, field_at(g, out_ds, r->fields[f].name),
+                            field_at(g, ds, r->fields[f].name), DM_DEP_IDENTITY, pnode);
+        /* a sort order: its columns decide the order of every row written */
+        size_t si;
+        json_t *col;
+        json_array_foreach(json_object_get(g->nodes[ds].attrs, "sort"), si, col)
+        {
+            const char *c = json_string_value(col);
+            int at = c && r ? dm_avro_field_index(r, c) : -1;
+            for (uint32_t f = 0; at >= 0 && f < r->n_fields && !rc; f++)
+                rc = edge_add(g, field_at(g, out_ds, c), field_at(g, ds, r->fields[f].name),
+                              DM_DEP_SORT, pnode);
         }
     }
     dm_avro_schema_free(owned);

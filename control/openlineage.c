@@ -29,6 +29,9 @@
     "https://openlineage.io/spec/facets/2-0-3/JobTypeJobFacet.json#/$defs/JobTypeJobFacet"
 #define SCHEMA_FACET_URL                                                                           \
     "https://openlineage.io/spec/facets/1-1-1/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet"
+#define ERROR_FACET_URL                                                                            \
+    "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/"                   \
+    "ErrorMessageRunFacet"
 #define COLUMNS_FACET_URL                                                                          \
     "https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/"              \
     "ColumnLineageDatasetFacet"
@@ -48,6 +51,7 @@ struct dm_openlineage {
     char **queue; /* ring of event JSON texts */
     size_t cap, head, n;
     json_t *known;        /* "Pipeline/NAME" → {sig, run, job} last reported */
+    json_t *states;       /* "Pipeline/NAME" → the runtime's state when last looked at */
     uint64_t fingerprint; /* of the store when last compared */
     int64_t last_full_ms;
     int64_t retry_at_ms, backoff_ms;
@@ -86,9 +90,15 @@ static void dataset_name(const dm_openlineage_options_t *opt, const json_t *d, c
     const char *kind = json_string_value(json_object_get(d, "kind"));
     *name = json_string_value(json_object_get(d, "id"));
     *ns = opt->ns;
+    const char *sink_ns = json_string_value(json_object_get(d, "namespace"));
+    const char *sink_name = json_string_value(json_object_get(d, "dataset_name"));
     if (kind && !strcmp(kind, "table")) {
         *ns = json_string_value(json_object_get(d, "namespace"));
         *name = json_string_value(json_object_get(d, "name"));
+    } else if (kind && !strcmp(kind, "sink") && sink_ns && sink_name) {
+        /* where the sink writes, as its plugin names it (dm_sink_ops_t.lineage) */
+        *ns = sink_ns;
+        *name = sink_name;
     } else if (kind && (!strcmp(kind, "source") || !strcmp(kind, "topic")) && opt->topic_ns) {
         *ns = opt->topic_ns;
     }
@@ -393,6 +403,71 @@ static void compare(dm_openlineage_t *ol, int64_t now)
         DM_WARN("openlineage", "url=%s: cannot compute lineage: %s", ol->url, err.message);
 }
 
+/* FAIL when an object's units fail (a unit stopped by an error retrying
+ * cannot fix; the errorMessage run facet says which and why), RUNNING when it
+ * runs again after that. Reads only the runtime's unit states: cheap enough
+ * for every interval. */
+static void check_states(dm_openlineage_t *ol, int64_t now)
+{
+    if (!ol->rt) return;
+    const char *key;
+    json_t *was, *tmp;
+    json_object_foreach_safe(ol->states, tmp, key, was)
+    {
+        if (!json_object_get(ol->known, key)) json_object_del(ol->states, key);
+    }
+    json_object_foreach(ol->known, key, was)
+    {
+        char kind[16], error[600];
+        const char *slash = strchr(key, '/');
+        if (!slash || (size_t)(slash - key) >= sizeof(kind)) continue;
+        snprintf(kind, sizeof(kind), "%.*s", (int)(slash - key), key);
+        const char *state = dm_runtime_state(ol->rt, kind, slash + 1, error, sizeof(error));
+        const char *before = json_string_value(json_object_get(ol->states, key));
+        bool failed = !strcmp(state, "failed"), was_failed = before && !strcmp(before, "failed");
+        const char *type = failed && !was_failed                                    ? "FAIL"
+                           : was_failed && !failed && strcmp(state, "pending") != 0 ? "RUNNING"
+                                                                                    : NULL;
+        if (type) {
+            json_t *job = json_object_get(was, "job");
+            json_t *ev = dm_openlineage_event(&ol->opt, type,
+                                              json_string_value(json_object_get(was, "job_name")),
+                                              json_string_value(json_object_get(was, "job_type")),
+                                              json_string_value(json_object_get(was, "run")),
+                                              json_is_object(job) ? job : NULL, now);
+            if (failed) {
+                json_t *f = facet(ERROR_FACET_URL);
+                json_object_set_new(f, "message", json_string(error));
+                json_object_set_new(f, "programmingLanguage", json_string("C"));
+                json_object_set_new(json_object_get(ev, "run"), "facets",
+                                    json_pack("{s:o}", "errorMessage", f));
+            }
+            enqueue(ol, ev);
+        }
+        json_object_set_new(ol->states, key, json_string(state));
+    }
+}
+
+/* ABORT for everything still reported as deployed: the controller stops
+ * running it (a failed one ended with FAIL already). The next start reports
+ * START again for the same run. */
+static void abort_all(dm_openlineage_t *ol, int64_t now)
+{
+    const char *key;
+    json_t *was;
+    json_object_foreach(ol->known, key, was)
+    {
+        const char *state = json_string_value(json_object_get(ol->states, key));
+        if (state && !strcmp(state, "failed")) continue;
+        json_t *job = json_object_get(was, "job");
+        enqueue(ol, dm_openlineage_event(&ol->opt, "ABORT",
+                                         json_string_value(json_object_get(was, "job_name")),
+                                         json_string_value(json_object_get(was, "job_type")),
+                                         json_string_value(json_object_get(was, "run")),
+                                         json_is_object(job) ? job : NULL, now));
+    }
+}
+
 static void *run(void *arg)
 {
     dm_openlineage_t *ol = arg;
@@ -407,6 +482,7 @@ static void *run(void *arg)
                 ol->fingerprint = fp;
                 ol->last_full_ms = now;
             }
+            check_states(ol, now);
             next = now + interval;
         }
         if (now >= ol->retry_at_ms) flush_queue(ol);
@@ -422,6 +498,8 @@ static void *run(void *arg)
     }
     /* one last look and one last try, so a clean stop reports what changed just before */
     compare(ol, dm_wall_ms());
+    check_states(ol, dm_wall_ms());
+    abort_all(ol, dm_wall_ms());
     flush_queue(ol);
     return NULL;
 }
@@ -454,6 +532,7 @@ dm_err_t dm_openlineage_start(const dm_openlineage_options_t *opt, dm_store_t *s
     ol->cap = opt->queue ? opt->queue : 10000;
     ol->queue = calloc(ol->cap, sizeof(char *));
     ol->known = json_object();
+    ol->states = json_object();
     if (metrics) {
         ol->sent = dm_metrics_counter(metrics, "datamesh_openlineage_events_total",
                                       "OpenLineage events the endpoint took", NULL);
@@ -465,7 +544,8 @@ dm_err_t dm_openlineage_start(const dm_openlineage_options_t *opt, dm_store_t *s
     }
     pthread_mutex_init(&ol->mu, NULL);
     pthread_cond_init(&ol->cv, NULL);
-    if (!ol->url || !ol->ns || !ol->queue || !ol->known || pthread_create(&ol->th, NULL, run, ol)) {
+    if (!ol->url || !ol->ns || !ol->queue || !ol->known || !ol->states ||
+        pthread_create(&ol->th, NULL, run, ol)) {
         pthread_mutex_destroy(&ol->mu);
         pthread_cond_destroy(&ol->cv);
         free(ol->url);
@@ -473,6 +553,7 @@ dm_err_t dm_openlineage_start(const dm_openlineage_options_t *opt, dm_store_t *s
         free(ol->topic_ns);
         free(ol->queue);
         json_decref(ol->known);
+        json_decref(ol->states);
         free(ol);
         return dm_error_set(err, DM_ERR_NOMEM, "openlineage: cannot start its thread");
     }
@@ -497,6 +578,7 @@ void dm_openlineage_stop(dm_openlineage_t *ol)
     pthread_cond_destroy(&ol->cv);
     free(ol->queue);
     json_decref(ol->known);
+    json_decref(ol->states);
     free(ol->url);
     free(ol->ns);
     free(ol->topic_ns);

@@ -68,7 +68,14 @@ static json_t *body_schema(const dm_http_request_t *req, dm_http_response_t *res
     json_t *body =
         req->body_len ? json_loadb((const char *)req->body, req->body_len, 0, &jerr) : NULL;
     if (!body) {
-        fail(res, 422, 42201, "request body is not JSON with a \"schema\" string");
+        if (req->body_len) {
+            char msg[400];
+            snprintf(msg, sizeof(msg),
+                     "request body is not JSON (line %d column %d: %s); send {\"schema\": \"...\"}",
+                     jerr.line, jerr.column, jerr.text);
+            fail(res, 422, 42201, msg);
+        } else
+            fail(res, 422, 42201, "request body is not JSON with a \"schema\" string");
         return NULL;
     }
     const json_t *type = json_object_get(body, "schemaType");

@@ -440,6 +440,32 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     return rt->t ? dm_transport_sync_topics(rt->t, err) : DM_OK;
 }
 
+const char *dm_runtime_state(dm_runtime_t *rt, const char *kind, const char *name, char *error,
+                             size_t cap)
+{
+    char owner[200];
+    snprintf(owner, sizeof(owner), "%s/%s", kind, name);
+    int failed = 0, retrying = 0, running = 0;
+    if (cap) error[0] = '\0';
+    pthread_mutex_lock(&rt->mu);
+    for (unit_t *u = rt->by_owner[owner_slot(owner)]; u; u = u->onext) {
+        if (strcmp(u->owner, owner)) continue;
+        char state[32], e[512];
+        dm_unit_state_t s = dm_unit_get(&u->st, state, sizeof(state), e, sizeof(e));
+        if (s == DM_UNIT_FAILED && !failed && cap) snprintf(error, cap, "%s: %s", u->name, e);
+        failed += s == DM_UNIT_FAILED;
+        retrying += s == DM_UNIT_RETRYING;
+        running += s == DM_UNIT_RUNNING;
+    }
+    bool known = json_object_get(rt->running, owner) != NULL;
+    pthread_mutex_unlock(&rt->mu);
+    return failed     ? "failed"
+           : retrying ? "degraded"
+           : running  ? "running"
+           : known    ? "ready"
+                      : "pending";
+}
+
 json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name)
 {
     char owner[200];
@@ -700,13 +726,32 @@ dm_err_t dm_runtime_new(const char *data_dir, dm_store_t *store, dm_metrics_t *m
     return dm_runtime_new_with(data_dir, NULL, store, metrics, out, err);
 }
 
-json_t *dm_runtime_worker_tasks(dm_runtime_t *rt)
+uint64_t dm_runtime_registry_changes(dm_runtime_t *rt)
+{
+    return rt->reg ? dm_schema_registry_changes(rt->reg) : 0;
+}
+
+json_t *dm_runtime_worker_tasks(dm_runtime_t *rt, const char *team)
 {
     pthread_mutex_lock(&rt->mu);
     json_t *tasks = json_array();
     const char *key;
     json_t *t;
-    json_object_foreach(rt->worker_tasks, key, t) json_array_append(tasks, t);
+    json_object_foreach(rt->worker_tasks, key, t)
+    {
+        if (team) {
+            /* a worker token: only its team's pipelines */
+            json_t *doc = NULL;
+            const char *name = json_string_value(json_object_get(t, "pipeline"));
+            if (!name || dm_store_get(rt->store, DM_KIND_PIPELINE, name, &doc, NULL)) continue;
+            const char *owner =
+                json_string_value(json_object_get(json_object_get(doc, "metadata"), "owner"));
+            bool ours = owner && !strcmp(owner, team);
+            json_decref(doc);
+            if (!ours) continue;
+        }
+        json_array_append(tasks, t);
+    }
     /* Only scheme and brokers: settings after '?' may hold credentials. */
     const char *url = rt->transport_url ? rt->transport_url : "embedded";
     json_t *out = json_pack("{s:s%, s:b, s:o}", "transport", url, strcspn(url, "?"), "external",

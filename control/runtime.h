@@ -46,8 +46,9 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
                              dm_error_t *err);
 
 /* What workers run: {transport, external, tasks: [plan, …]} with each pipeline's plan as
- * JSON (dm_plan_to_json; new reference). Plans are listed only when tasks run externally. */
-json_t *dm_runtime_worker_tasks(dm_runtime_t *rt);
+ * JSON (dm_plan_to_json; new reference). Plans are listed only when tasks run externally.
+ * team non-NULL: only the pipelines whose metadata.owner is that team (a worker token's). */
+json_t *dm_runtime_worker_tasks(dm_runtime_t *rt, const char *team);
 
 /* The plan a Pipeline document compiles to against the registry and the
  * topics as they are, without registering or creating anything (schema ids
@@ -59,6 +60,13 @@ json_t *dm_runtime_worker_tasks(dm_runtime_t *rt);
 json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch_sources,
                         const json_t *batch_sinks, char **text, dm_error_t *err);
 
+/* dm_runtime_plan against stored sources and sinks the caller read once
+ * (name → document maps, as dm_store_docs gives them): for compiling many
+ * pipelines in a row (lineage), where reading the store's maps per pipeline
+ * would cost O(objects) each. */
+json_t *dm_runtime_plan_among(dm_runtime_t *rt, const json_t *doc, const json_t *sources,
+                              const json_t *sinks, dm_error_t *err);
+
 /* Reconciles running units with the store. Errors of individual units show
  * in their status; an error here means the runtime itself failed. */
 dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err);
@@ -68,6 +76,12 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err);
  * opens against its input schema (expressions, fields, enrich tables). docs
  * are the documents of one apply. */
 dm_err_t dm_runtime_check(dm_runtime_t *rt, const json_t *const *docs, size_t n, dm_error_t *err);
+
+/* The overall state of an object as dm_runtime_status names it ("running",
+ * "failed", "degraded", "ready", "pending"), without building its JSON; error
+ * gets the first failed unit's error ("" when none). Any thread. */
+const char *dm_runtime_state(dm_runtime_t *rt, const char *kind, const char *name, char *error,
+                             size_t cap);
 
 /* Status of an object: {state, units: [{name, state, error, position, lag}]}. */
 json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name);
@@ -130,6 +144,8 @@ json_t *dm_runtime_schema_versions(dm_runtime_t *rt, const char *subject);
 /* Appends the units' health in the Prometheus text format (errors,
  * restarts, failed; labels kind, object, unit). Takes the runtime's lock. */
 dm_err_t dm_runtime_render_metrics(dm_runtime_t *rt, dm_buf_t *out);
+/* A number that changes whenever the registry changes (dm_schema_registry_changes). */
+uint64_t dm_runtime_registry_changes(dm_runtime_t *rt);
 
 /* Stops every unit (each commits what it finished) and closes the transport. */
 void dm_runtime_free(dm_runtime_t *rt);

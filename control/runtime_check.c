@@ -8,10 +8,79 @@
 
 #include "control/runtime_internal.h"
 
+/* The record a field's type holds: the type itself, or the record branch of
+ * a union (["null", {record}]); NULL when there is none in the spec's text. */
+static const json_t *record_in(const json_t *type)
+{
+    if (json_is_object(type) && json_is_array(json_object_get(type, "fields"))) return type;
+    size_t i;
+    const json_t *b;
+    json_array_foreach(type, i, b) if (record_in(b)) return record_in(b);
+    return NULL;
+}
+
+/* The spec path of the field an incompatibility names (the report's "$.a.b",
+ * field names from the top record) into out, appended to base: for a schema
+ * "spec.schema.fields[2]" (nested records: ".type.fields[0]", or
+ * ".type[1].fields[0]" in a union), for a key "spec.key[1]" (the key field it
+ * starts with). Stops at the deepest field the spec's text shows; out is base
+ * when the path names none. */
+static void field_spec_path(const json_t *schema, const json_t *key, const char *apath,
+                            const char *base, char *out, size_t cap)
+{
+    size_t o = (size_t)snprintf(out, cap, "%s", base);
+    if (strncmp(apath, "$.", 2)) return;
+    const char *seg = apath + 2;
+    size_t n = strcspn(seg, ".[");
+    if (key) {
+        size_t i;
+        const json_t *k;
+        json_array_foreach(key, i, k)
+        {
+            const char *kn = json_string_value(k);
+            if (kn && strlen(kn) == n && !strncmp(kn, seg, n)) {
+                snprintf(out + o, cap - o, "[%zu]", i);
+                return;
+            }
+        }
+        return;
+    }
+    const json_t *rec = record_in(schema);
+    const char *prefix = "";
+    char branch[32];
+    while (rec && n && o < cap) {
+        const json_t *fields = json_object_get(rec, "fields"), *f, *found = NULL;
+        size_t i, at = 0;
+        json_array_foreach(fields, i, f)
+        {
+            const char *fn = json_string_value(json_object_get(f, "name"));
+            if (fn && strlen(fn) == n && !strncmp(fn, seg, n)) found = f, at = i;
+        }
+        if (!found) return;
+        o += (size_t)snprintf(out + o, cap - o, "%s.fields[%zu]", prefix, at);
+        if (seg[n] != '.') return;
+        seg += n + 1;
+        n = strcspn(seg, ".[");
+        const json_t *type = json_object_get(found, "type");
+        rec = record_in(type);
+        prefix = ".type";
+        if (rec && json_is_array(type)) {
+            size_t b;
+            const json_t *br;
+            json_array_foreach(type, b, br) if (br == rec) break;
+            snprintf(branch, sizeof(branch), ".type[%zu]", b);
+            prefix = branch;
+        }
+    }
+}
+
 /* The registry's verdict on text under subject, as apply's error: the
- * reasons of an incompatibility listed after the subject's level. */
+ * reasons of an incompatibility listed after the subject's level, at the
+ * spec path of the first field they name (schema: the spec's schema JSON;
+ * key: its key list, for the key's subject). */
 static dm_err_t check_subject(dm_runtime_t *rt, const char *name, const char *what,
-                              const char *subject, const char *text, dm_error_t *err)
+                              const char *subject, const char *text, const json_t *schema,
+                              const json_t *key, dm_error_t *err)
 {
     dm_schema_compat_report_t report = {0};
     dm_error_t e = {0};
@@ -22,7 +91,13 @@ static dm_err_t check_subject(dm_runtime_t *rt, const char *name, const char *wh
         for (size_t i = 0; i < report.n && o < sizeof(reasons); i++)
             o += (size_t)snprintf(reasons + o, sizeof(reasons) - o, "%s%s", i ? "; " : "",
                                   report.messages[i]);
-        dm_error_set(err, rc, "Source %s: %s: %s%s%s", name, what, e.message, o ? ": " : "",
+        /* "LEVEL: new schema reading old schema #1: $.n: reason": the field path */
+        char where[400];
+        const char *ap = report.n ? strstr(report.messages[0], ": $") : NULL;
+        char apath[300] = "";
+        if (ap) snprintf(apath, sizeof(apath), "%.*s", (int)strcspn(ap + 2, ": "), ap + 2);
+        field_spec_path(schema, key, apath, what, where, sizeof(where));
+        dm_error_set(err, rc, "Source %s: %s: %s%s%s", name, where, e.message, o ? ": " : "",
                      reasons);
     }
     dm_schema_compat_report_free(&report);
@@ -48,14 +123,14 @@ static dm_err_t check_source_schemas(dm_runtime_t *rt, const char *name, const j
     char subject[300];
     char *text = json_dumps(schema, JSON_COMPACT);
     snprintf(subject, sizeof(subject), "%s-value", name);
-    dm_err_t rc = text ? check_subject(rt, name, "spec.schema", subject, text, err)
+    dm_err_t rc = text ? check_subject(rt, name, "spec.schema", subject, text, schema, NULL, err)
                        : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     free(text);
     const json_t *key = json_object_get(spec, "key");
     if (!rc && json_array_size(key)) {
         char *kt = dm_runtime_key_schema_json(s, key);
         snprintf(subject, sizeof(subject), "%s-key", name);
-        rc = kt ? check_subject(rt, name, "spec.key", subject, kt, err)
+        rc = kt ? check_subject(rt, name, "spec.key", subject, kt, NULL, key, err)
                 : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         free(kt);
     }
@@ -137,8 +212,8 @@ static dm_err_t check_plan(dm_runtime_t *rt, const json_t *doc, const json_t *st
                            dm_error_t *err)
 {
     dm_error_t e = {0};
-    dm_err_t rc = dm_runtime_plan_locked(rt, doc, stored_sources, stored_sinks, batch, batch_sinks,
-                                         batch_processors, NULL, NULL, &e);
+    dm_err_t rc = dm_runtime_plan_check_locked(rt, doc, stored_sources, stored_sinks, batch,
+                                               batch_sinks, batch_processors, &e);
     if (rc == DM_ERR_AGAIN || !rc) return DM_OK;
     *err = e;
     return rc;

@@ -198,11 +198,18 @@ typedef struct dm_runtime_plan_ctx {
     const json_t *batch_sinks; /* a dry run: name → Sink document being applied (may be NULL) */
     const json_t *batch_processors; /* name → Processor document being applied (may be NULL) */
     json_t *processors;             /* stored Processor documents, loaded when first asked for */
+    json_t *registered; /* a dry run: subject → schema text it would register (or NULL) */
 } dm_runtime_plan_ctx_t;
 dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c);
 
 /* dm_runtime_plan with the lock held and the stored documents given (name →
  * doc): DM_OK with *plan_json (and *text, when not NULL), or the error. */
+/* The same, and each sink's settings checked against the records it will get
+ * (dm_sink_ops_t.check): what apply runs. */
+dm_err_t dm_runtime_plan_check_locked(dm_runtime_t *rt, const json_t *doc,
+                                      const json_t *stored_sources, const json_t *stored_sinks,
+                                      const json_t *batch_sources, const json_t *batch_sinks,
+                                      const json_t *batch_processors, dm_error_t *err);
 dm_err_t dm_runtime_plan_locked(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
                                 const json_t *stored_sinks, const json_t *batch_sources,
                                 const json_t *batch_sinks, const json_t *batch_processors,

@@ -243,6 +243,7 @@ static dm_err_t env_register(void *ctx, const char *subject, const char *text, i
         return dm_runtime_register_schema(c->rt, subject, text, id, err) ? DM_OK : err->code;
     /* A dry run: the id the registry has for this text under subject, else 0 (new). */
     *id = 0;
+    if (c->registered) json_object_set_new(c->registered, subject, json_string(text));
     dm_error_t e = {0};
     int64_t latest = 0;
     if (dm_schema_registry_get_version(c->rt->reg, subject, -1, &latest, NULL, NULL, &e) ==
@@ -397,8 +398,7 @@ dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
     const char *name = dm_spec_name(doc);
     char owner[160];
     snprintf(owner, sizeof(owner), "Pipeline/%s", name);
-    dm_runtime_plan_ctx_t pc = {rt,   stored_sources, stored_sinks, false, NULL,
-                                NULL, NULL,           NULL,         NULL};
+    dm_runtime_plan_ctx_t pc = {.rt = rt, .sources = stored_sources, .sinks = stored_sinks};
     dm_plan_env_t env = dm_runtime_plan_env(&pc);
     dm_pipeline_plan_t *plan = NULL;
     dm_err_t rc = dm_plan_compile(doc, &env, &plan, err);
@@ -514,18 +514,76 @@ static dm_err_t batch_schema(dm_runtime_plan_ctx_t *c, const char *subject, int6
     return DM_OK;
 }
 
-dm_err_t dm_runtime_plan_locked(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
-                                const json_t *stored_sinks, const json_t *batch_sources,
-                                const json_t *batch_sinks, const json_t *batch_processors,
-                                json_t **plan_json, char **text, dm_error_t *err)
+/* The spec path of a plan's sink k: spec.to[i].sink, i its place in `to`. */
+static void sink_path(const json_t *doc, size_t k, char *out, size_t cap)
 {
-    dm_runtime_plan_ctx_t pc = {rt,           stored_sources, stored_sinks,     true, batch_sources,
-                                json_array(), batch_sinks,    batch_processors, NULL};
+    size_t i, seen = 0;
+    const json_t *to;
+    snprintf(out, cap, "spec.to");
+    json_array_foreach(json_object_get(json_object_get(doc, "spec"), "to"), i, to)
+    {
+        if (!json_object_get(to, "sink")) continue;
+        if (seen++ == k) {
+            snprintf(out, cap, "spec.to[%zu].sink", i);
+            return;
+        }
+    }
+}
+
+/* Each sink's settings against the schema of the records it reads: the
+ * output topic's, registered already or the one this plan would register. */
+static dm_err_t check_sinks(dm_runtime_t *rt, const json_t *doc, const dm_pipeline_plan_t *plan,
+                            const json_t *registered, dm_error_t *err)
+{
+    dm_err_t rc = DM_OK;
+    dm_avro_schema_t *parsed = NULL;
+    const dm_avro_schema_t *value = NULL;
+    for (size_t k = 0; k < plan->n_sinks && !rc; k++) {
+        const dm_sink_ops_t *ops = dm_sink_ops_find(plan->sinks[k].type);
+        if (!ops || !ops->check) continue;
+        if (!value) {
+            char subject[600];
+            snprintf(subject, sizeof(subject), "%s-value", plan->output);
+            const char *text = json_string_value(json_object_get(registered, subject));
+            dm_error_t e = {0};
+            if (text && !dm_avro_schema_parse(text, strlen(text), &parsed, &e))
+                value = parsed;
+            else if (plan->output_schema_id > 0)
+                value = dm_runtime_schema_locked(rt, plan->output_schema_id, &e);
+            if (!value) break; /* not known before it runs: the sink says so when it opens */
+        }
+        dm_error_t e = {0};
+        if ((rc = ops->check(plan->sinks[k].settings, value, &e))) {
+            char path[64];
+            sink_path(doc, k, path, sizeof(path));
+            dm_error_set(err, rc, "Pipeline %s: %s: %s", plan->name, path, e.message);
+        }
+    }
+    dm_avro_schema_free(parsed);
+    return rc;
+}
+
+static dm_err_t plan_locked(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
+                            const json_t *stored_sinks, const json_t *batch_sources,
+                            const json_t *batch_sinks, const json_t *batch_processors,
+                            json_t **plan_json, char **text, bool sinks, dm_error_t *err)
+{
+    dm_runtime_plan_ctx_t pc = {.rt = rt,
+                                .sources = stored_sources,
+                                .sinks = stored_sinks,
+                                .dry = true,
+                                .batch = batch_sources,
+                                .owned = json_array(),
+                                .batch_sinks = batch_sinks,
+                                .batch_processors = batch_processors,
+                                .registered = sinks ? json_object() : NULL};
     dm_plan_env_t env = dm_runtime_plan_env(&pc);
     dm_pipeline_plan_t *plan = NULL;
     dm_err_t rc = dm_plan_compile(doc, &env, &plan, err);
     if (!rc && plan_json) *plan_json = dm_plan_to_json(plan);
     if (!rc && text) *text = dm_plan_explain(plan);
+    if (!rc && sinks) rc = check_sinks(rt, doc, plan, pc.registered, err);
+    json_decref(pc.registered);
     dm_plan_free(plan);
     size_t i;
     json_t *x;
@@ -534,6 +592,34 @@ dm_err_t dm_runtime_plan_locked(dm_runtime_t *rt, const json_t *doc, const json_
     json_decref(pc.owned);
     json_decref(pc.processors);
     return rc;
+}
+
+dm_err_t dm_runtime_plan_locked(dm_runtime_t *rt, const json_t *doc, const json_t *stored_sources,
+                                const json_t *stored_sinks, const json_t *batch_sources,
+                                const json_t *batch_sinks, const json_t *batch_processors,
+                                json_t **plan_json, char **text, dm_error_t *err)
+{
+    return plan_locked(rt, doc, stored_sources, stored_sinks, batch_sources, batch_sinks,
+                       batch_processors, plan_json, text, false, err);
+}
+
+dm_err_t dm_runtime_plan_check_locked(dm_runtime_t *rt, const json_t *doc,
+                                      const json_t *stored_sources, const json_t *stored_sinks,
+                                      const json_t *batch_sources, const json_t *batch_sinks,
+                                      const json_t *batch_processors, dm_error_t *err)
+{
+    return plan_locked(rt, doc, stored_sources, stored_sinks, batch_sources, batch_sinks,
+                       batch_processors, NULL, NULL, true, err);
+}
+
+json_t *dm_runtime_plan_among(dm_runtime_t *rt, const json_t *doc, const json_t *sources,
+                              const json_t *sinks, dm_error_t *err)
+{
+    json_t *j = NULL;
+    pthread_mutex_lock(&rt->mu);
+    dm_runtime_plan_locked(rt, doc, sources, sinks, NULL, NULL, NULL, &j, NULL, err);
+    pthread_mutex_unlock(&rt->mu);
+    return j;
 }
 
 json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch_sources,

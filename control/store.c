@@ -2,6 +2,7 @@
 #include "control/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -740,6 +741,14 @@ dm_err_t dm_store_audit_add(dm_store_t *s, const dm_store_audit_t *e, dm_error_t
             exec(s, sql, NULL);
         }
     }
+    unlock(s, locked);
+    return rc;
+}
+
+dm_err_t dm_store_audit_clear(dm_store_t *s, dm_error_t *err)
+{
+    bool locked = lock(s);
+    dm_err_t rc = exec(s, "DELETE FROM audit", err);
     unlock(s, locked);
     return rc;
 }

@@ -7,6 +7,7 @@
 #ifndef DM_CONTROL_STORE_H
 #define DM_CONTROL_STORE_H
 
+#include <stdint.h>
 #include <jansson.h>
 
 #include "control/spec.h"
@@ -32,6 +33,11 @@ void dm_store_rollback(dm_store_t *s);
 dm_err_t dm_store_get(dm_store_t *s, dm_kind_t kind, const char *name, json_t **out,
                       dm_error_t *err);
 
+/* How many puts and deletes of objects this handle has made: a cheap "has
+ * anything changed" for caches of what the objects imply (a rolled-back
+ * change counts too). Any thread. */
+uint64_t dm_store_changes(dm_store_t *s);
+
 /* Every object of a kind, ordered by name, as a new JSON array. */
 dm_err_t dm_store_list(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err);
 
@@ -54,11 +60,6 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
 
 /* Removes an object; DM_ERR_NOT_FOUND when absent. Inside a transaction. */
 dm_err_t dm_store_delete(dm_store_t *s, dm_kind_t kind, const char *name, dm_error_t *err);
-
-/* A number that changes whenever an object is put or deleted (or a
- * transaction rolled back): equal numbers mean nothing changed in between, so
- * whatever was computed from the objects still holds. */
-uint64_t dm_store_changes(dm_store_t *s);
 
 /* ---- API tokens (control/auth.c makes and checks them) ---- */
 
@@ -114,6 +115,9 @@ typedef struct dm_store_audit_filter {
     const char *outcome; /* "ok", "denied", "failed"; NULL: any */
     int64_t limit;       /* the newest N (0: 100) */
 } dm_store_audit_filter_t;
+
+/* Deletes every audit entry (they moved to the audit topic, control/audit.h). */
+dm_err_t dm_store_audit_clear(dm_store_t *s, dm_error_t *err);
 
 /* The newest matching entries, oldest first, as a new JSON array of
  * {seq, at_ms, token, owner, role, remote, method, path, detail, status, outcome, reason}. */

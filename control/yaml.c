@@ -169,11 +169,57 @@ void dm_spec_docs_free(dm_spec_doc_t *docs, size_t n)
     free(docs);
 }
 
+/* Refuses flow collections ([ and {) nested deeper than twice the documents'
+ * depth limit before libyaml sees them: its scanner looks at every open flow
+ * level for each token, so 100,000 opening brackets would take minutes
+ * (quadratic) before any depth check could run. Quoted scalars and comments
+ * are skipped; the bound is loose so that a bracket in a plain scalar never
+ * refuses a document the converter's own limit would take. */
+static dm_err_t check_flow_depth(const char *file, const char *text, size_t len, dm_error_t *err)
+{
+    int depth = 0, line = 1, col = 0;
+    char quote = 0, prev = '\n';
+    bool comment = false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i];
+        col++;
+        if (ch == '\n') {
+            line++, col = 0, comment = false;
+            if (quote == 0) prev = ch;
+            continue;
+        }
+        if (comment) continue;
+        if (quote) {
+            if (quote == '"' && ch == '\\' && i + 1 < len)
+                i++, col++;
+            else if (ch == quote)
+                quote = 0;
+            prev = ch;
+            continue;
+        }
+        bool token_start = prev == ' ' || prev == '\t' || prev == '\n' || prev == '[' ||
+                           prev == '{' || prev == ',' || prev == ':';
+        if (ch == '#' && (prev == ' ' || prev == '\t' || prev == '\n'))
+            comment = true;
+        else if ((ch == '"' || ch == '\'') && token_start)
+            quote = ch;
+        else if (ch == '[' || ch == '{') {
+            if (++depth > 2 * MAX_DEPTH)
+                return dm_error_set(err, DM_ERR_INVALID, "%s:%d:%d: nested deeper than %d levels",
+                                    file, line, col, MAX_DEPTH);
+        } else if ((ch == ']' || ch == '}') && depth > 0)
+            depth--;
+        prev = ch;
+    }
+    return DM_OK;
+}
+
 dm_err_t dm_spec_load(const char *file, const char *text, size_t len, dm_spec_doc_t **out,
                       size_t *n_out, dm_error_t *err)
 {
     *out = NULL;
     *n_out = 0;
+    if (text && check_flow_depth(file, text, len, err)) return DM_ERR_INVALID;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     yaml_parser_set_input_string(&parser, (const unsigned char *)(text ? text : ""),
@@ -184,11 +230,19 @@ dm_err_t dm_spec_load(const char *file, const char *text, size_t len, dm_spec_do
     for (;;) {
         yaml_document_t ydoc;
         if (!yaml_parser_load(&parser, &ydoc)) {
-            rc =
-                dm_error_set(err, DM_ERR_INVALID, "%s:%d:%d: %s%s%s", file,
-                             (int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1,
-                             parser.problem ? parser.problem : "malformed YAML",
-                             parser.context ? " " : "", parser.context ? parser.context : "");
+            int line = (int)parser.problem_mark.line + 1, col = (int)parser.problem_mark.column + 1;
+            if (parser.error == YAML_READER_ERROR) {
+                /* the reader (bad UTF-8, a control character) tells only a byte offset */
+                line = 1, col = 1;
+                for (size_t i = 0; text && i < parser.problem_offset && i < len; i++)
+                    if (text[i] == '\n')
+                        line++, col = 1;
+                    else if (((unsigned char)text[i] & 0xc0) != 0x80)
+                        col++;
+            }
+            rc = dm_error_set(err, DM_ERR_INVALID, "%s:%d:%d: %s%s%s", file, line, col,
+                              parser.problem ? parser.problem : "malformed YAML",
+                              parser.context ? " " : "", parser.context ? parser.context : "");
             break;
         }
         yaml_node_t *root = yaml_document_get_root_node(&ydoc);

@@ -97,4 +97,8 @@ dm_err_t dm_schema_registry_set_level(dm_schema_registry_t *r, const char *subje
 dm_err_t dm_schema_registry_get_level(dm_schema_registry_t *r, const char *subject,
                                       dm_schema_compat_level_t *level, dm_error_t *err);
 
+/* A number that changes whenever the database changes, through this handle
+ * or any other (a cheap "has anything changed" for caches). Any thread. */
+uint64_t dm_schema_registry_changes(dm_schema_registry_t *r);
+
 #endif

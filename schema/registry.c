@@ -310,6 +310,21 @@ static dm_err_t check_locked(dm_schema_registry_t *r, const char *subject,
     return rc;
 }
 
+uint64_t dm_schema_registry_changes(dm_schema_registry_t *r)
+{
+    /* data_version moves with other connections' commits, total_changes with this one's */
+    int64_t version = 0;
+    sqlite3_stmt *st;
+    pthread_mutex_lock(&r->mu);
+    if (sqlite3_prepare_v2(r->db, "PRAGMA data_version", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    uint64_t own = (uint64_t)sqlite3_total_changes64(r->db);
+    pthread_mutex_unlock(&r->mu);
+    return ((uint64_t)version << 40) ^ own;
+}
+
 dm_err_t dm_schema_registry_check(dm_schema_registry_t *r, const char *subject,
                                   const char *schema_json, dm_schema_compat_report_t *report,
                                   dm_error_t *err)

@@ -215,10 +215,24 @@ static void file_close(void *state)
     free(s);
 }
 
+/* OpenLineage names a local file namespace "file", name its absolute path (a
+ * relative path is the controller's working directory's, as the sink opens it). */
+static void file_lineage(const json_t *settings, json_t *dataset)
+{
+    const char *path = json_string_value(json_object_get(settings, "path"));
+    if (!path) return;
+    char cwd[4096] = "", full[8192];
+    if (path[0] != '/' && !getcwd(cwd, sizeof(cwd))) cwd[0] = '\0';
+    snprintf(full, sizeof(full), "%s%s%s", cwd, cwd[0] ? "/" : "", path);
+    json_object_set_new(dataset, "namespace", json_string("file"));
+    json_object_set_new(dataset, "name", json_string(full));
+}
+
 const dm_sink_ops_t dm_file_sink_ops = {.name = "file",
                                         .config = &dm_file_sink_config_table,
                                         .config_size = sizeof(dm_file_sink_config_t),
                                         .open = file_open,
                                         .write = file_write,
                                         .flush = file_flush,
-                                        .close = file_close};
+                                        .close = file_close,
+                                        .lineage = file_lineage};

@@ -1290,6 +1290,70 @@ static dm_err_t ice_checkpoint(void *state, bool force, bool *committed, dm_erro
     return DM_OK;
 }
 
+/* Lineage: a table of this sink lives in the directory WAREHOUSE/NS/TABLE, so
+ * OpenLineage names it as a local file location (namespace "file", name the
+ * absolute directory); sort_by's columns are its rows' order (SORT edges). */
+static void ice_lineage(const json_t *settings, json_t *dataset)
+{
+    const char *wh = json_string_value(json_object_get(settings, "warehouse"));
+    const char *table = json_string_value(json_object_get(settings, "table"));
+    const char *dot = table ? strrchr(table, '.') : NULL;
+    if (wh && dot) {
+        char cwd[4096] = "", full[8192];
+        if (wh[0] != '/' && !getcwd(cwd, sizeof(cwd))) cwd[0] = '\0';
+        snprintf(full, sizeof(full), "%s%s%s/%.*s/%s", cwd, cwd[0] ? "/" : "", wh,
+                 (int)(dot - table), table, dot + 1);
+        json_object_set_new(dataset, "namespace", json_string("file"));
+        json_object_set_new(dataset, "name", json_string(full));
+    }
+    /* "col [asc|desc] [nulls first|last], …": the first word of each part */
+    const char *sort = json_string_value(json_object_get(settings, "sort_by"));
+    json_t *cols = json_array();
+    for (const char *p = sort; p && *p;) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, " \t,");
+        if (n) json_array_append_new(cols, json_stringn(p, n));
+        p = strchr(p, ',');
+    }
+    if (json_array_size(cols))
+        json_object_set_new(dataset, "sort", cols);
+    else
+        json_decref(cols);
+}
+
+/* At apply: the columns sort_by and primary_key name are columns of the rows
+ * this schema gives (the sink stops on them when it opens otherwise: sort_by
+ * is parsed against the rows whether the table is new or not). */
+static dm_err_t ice_check(const json_t *settings, const dm_avro_schema_t *value, dm_error_t *err)
+{
+    bool envelope = false;
+    const dm_avro_node_t *row = dm_ice_row_node(value->root, &envelope);
+    dm_ice_schema_t schema = {0};
+    dm_err_t rc = dm_ice_schema_from_avro(row, 1, &schema, err);
+    const char *sort = json_string_value(json_object_get(settings, "sort_by"));
+    if (!rc && sort && *sort) {
+        dm_ice_sort_t order;
+        dm_error_t e = {0};
+        if ((rc = dm_ice_sort_parse(sort, &schema, &order, &e)))
+            dm_error_set(err, rc, "sort_by: %s", e.message);
+        else
+            dm_ice_sort_free(&order);
+    }
+    size_t i;
+    const json_t *k;
+    json_array_foreach(rc ? NULL : json_object_get(settings, "primary_key"), i, k)
+    {
+        const char *col = json_string_value(k);
+        if (col && !dm_ice_schema_find(&schema, col)) {
+            rc = dm_error_set(err, DM_ERR_CONFIG,
+                              "primary_key[%zu]: iceberg: column %s is not in the rows", i, col);
+            break;
+        }
+    }
+    dm_ice_schema_free(&schema);
+    return rc;
+}
+
 const dm_sink_ops_t dm_iceberg_sink_ops = {.name = "iceberg",
                                            .config = &dm_iceberg_sink_config_table,
                                            .config_size = sizeof(dm_iceberg_sink_config_t),
@@ -1297,4 +1361,6 @@ const dm_sink_ops_t dm_iceberg_sink_ops = {.name = "iceberg",
                                            .positions = ice_positions,
                                            .write = ice_write,
                                            .checkpoint = ice_checkpoint,
-                                           .close = ice_close};
+                                           .close = ice_close,
+                                           .lineage = ice_lineage,
+                                           .check = ice_check};

@@ -356,9 +356,22 @@ static dm_err_t kafka_open(const void *conf, const dm_sink_env_t *env, void **st
     return DM_OK;
 }
 
+/* Lineage: OpenLineage's kafka://BOOTSTRAP (the first broker) + the topic. */
+static void kafka_lineage(const json_t *settings, json_t *dataset)
+{
+    const char *brokers = json_string_value(json_object_get(settings, "brokers"));
+    const char *topic = json_string_value(json_object_get(settings, "topic"));
+    if (!brokers || !topic) return;
+    char ns[512];
+    snprintf(ns, sizeof(ns), "kafka://%.*s", (int)strcspn(brokers, ","), brokers);
+    json_object_set_new(dataset, "namespace", json_string(ns));
+    json_object_set_new(dataset, "name", json_string(topic));
+}
+
 const dm_sink_ops_t dm_kafkasink_ops = {.name = "kafka",
                                         .config = &dm_kafkasink_config_table,
                                         .config_size = sizeof(dm_kafkasink_config_t),
                                         .open = kafka_open,
                                         .write = kafka_write,
-                                        .close = kafka_close};
+                                        .close = kafka_close,
+                                        .lineage = kafka_lineage};

@@ -1041,6 +1041,39 @@ static dm_err_t pg_open(const void *conf, const dm_sink_env_t *env, void **state
     return DM_OK;
 }
 
+/* Lineage: OpenLineage's postgres://HOST:PORT + DB.SCHEMA.TABLE, from the
+ * connection string as libpq reads it (key=value or URI; the password is
+ * never read out of it). Without dbname, libpq's default: the user's name. */
+static void pg_lineage(const json_t *settings, json_t *dataset)
+{
+    const char *dsn = json_string_value(json_object_get(settings, "dsn"));
+    const char *table = json_string_value(json_object_get(settings, "table"));
+    if (!dsn || !table) return;
+    PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
+    if (!opts) return;
+    const char *host = NULL, *port = NULL, *db = NULL, *user = NULL;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !*o->val) continue;
+        if (!strcmp(o->keyword, "host")) host = o->val;
+        if (!strcmp(o->keyword, "hostaddr") && !host) host = o->val;
+        if (!strcmp(o->keyword, "port")) port = o->val;
+        if (!strcmp(o->keyword, "dbname")) db = o->val;
+        if (!strcmp(o->keyword, "user")) user = o->val;
+    }
+    char ns[512], name[1024];
+    /* a socket directory is no host name: libpq's default server is localhost */
+    snprintf(ns, sizeof(ns), "postgres://%s:%s", host && host[0] != '/' ? host : "localhost",
+             port ? port : "5432");
+    snprintf(name, sizeof(name), "%s.%s%s",
+             db     ? db
+             : user ? user
+                    : "postgres",
+             strchr(table, '.') ? "" : "public.", table);
+    json_object_set_new(dataset, "namespace", json_string(ns));
+    json_object_set_new(dataset, "name", json_string(name));
+    PQconninfoFree(opts);
+}
+
 const dm_sink_ops_t dm_pgsink_ops = {.name = "postgres",
                                      .config = &dm_pgsink_config_table,
                                      .config_size = sizeof(dm_pgsink_config_t),
@@ -1048,4 +1081,5 @@ const dm_sink_ops_t dm_pgsink_ops = {.name = "postgres",
                                      .positions = pg_positions,
                                      .write = pg_write,
                                      .flush = pg_flush,
-                                     .close = pg_close};
+                                     .close = pg_close,
+                                     .lineage = pg_lineage};

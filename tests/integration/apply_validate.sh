@@ -63,10 +63,29 @@ refused schema_file "$data/file.yaml" "file.yaml:5:18: spec.schema.file: $data/b
 r=$(curl -s -w ' %{http_code}' -X POST --data-binary @"$data/undefined.yaml" "$DATAMESH_SERVER/api/v1/apply")
 [[ $r == *'<request>:11:25: spec.schema.fields[1].type: not a valid Avro schema'*' 400' ]] && ok api_refuses || bad api_refuses "$r"
 
+# A sink setting naming a column the pipeline's records do not have: refused at
+# the sink, with the setting named (the sink would stop on it when it opens).
+cat >"$data/sortby.yaml" <<'YAML'
+kind: Source
+metadata: {name: x7}
+spec:
+  connector: ingest
+  schema: {type: record, name: X7, fields: [{name: id, type: long}]}
+---
+kind: Pipeline
+metadata: {name: x7-lake}
+spec:
+  from: [x7]
+  to: [{sink: {type: iceberg, warehouse: lake, table: db.x7, sort_by: "nope desc"}}]
+YAML
+refused iceberg_sort_by_column "$data/sortby.yaml" "sortby.yaml:11:15: Pipeline x7-lake: spec.to[0].sink: sort_by: iceberg: sort_by column nope is not a column of the table"
+sed 's/sort_by: "nope desc"/primary_key: [nope]/' "$data/sortby.yaml" >"$data/pk.yaml"
+refused iceberg_primary_key_column "$data/pk.yaml" "Pipeline x7-lake: spec.to[0].sink: primary_key[0]: iceberg: column nope is not in the rows"
+
 # Nothing of the refused specs exists: no source, no subject, no topic.
 srcs=$(curl -s "$DATAMESH_SERVER/api/v1/sources")
 subj=$(curl -s "$DATAMESH_SERVER/subjects")
-[[ $srcs != *'"x'[1-6]'"'* && $subj == '[]' ]] && ok nothing_created || bad nothing_created "$srcs $subj"
+[[ $srcs != *'"x'[1-7]'"'* && $subj == '[]' ]] && ok nothing_created || bad nothing_created "$srcs $subj"
 
 # Compatibility with the subject's live versions (BACKWARD by default).
 spec_with g1 '      - {name: id, type: long}
@@ -75,10 +94,25 @@ out=$("$bin" apply -f "$data/g1.yaml" 2>&1) && ok apply_v1 || bad apply_v1 "$out
 spec_with g1 '      - {name: id, type: long}
       - {name: s, type: string}
       - {name: n, type: int}' >"$data/g2.yaml"
-refused incompatible_value "$data/g2.yaml" "g2.yaml:7:5: Source g1: spec.schema: schema is not BACKWARD compatible with subject \"g1-value\": BACKWARD: new schema reading old schema #1: \$.n: reader field \"n\" has no default value"
+# at the offending field's line:col (the third field), with the Avro path
+refused incompatible_value "$data/g2.yaml" "g2.yaml:12:9: Source g1: spec.schema.fields[2]: schema is not BACKWARD compatible with subject \"g1-value\": BACKWARD: new schema reading old schema #1: \$.n: reader field \"n\" has no default value"
 spec_with g1 '      - {name: id, type: long}
       - {name: s, type: string}' 'id, s' >"$data/g3.yaml"
-refused incompatible_key "$data/g3.yaml" "g3.yaml:5:8: Source g1: spec.key: schema is not BACKWARD compatible with subject \"g1-key\""
+refused incompatible_key "$data/g3.yaml" "g3.yaml:5:13: Source g1: spec.key[1]: schema is not BACKWARD compatible with subject \"g1-key\""
+# a nested record's field: the line:col of that field
+spec_with h1 '      - {name: id, type: long}
+      - name: dev
+        type: {type: record, name: Dev, fields: [{name: os, type: string}]}' >"$data/h1.yaml"
+out=$("$bin" apply -f "$data/h1.yaml" 2>&1) && ok apply_nested_v1 || bad apply_nested_v1 "$out"
+spec_with h1 '      - {name: id, type: long}
+      - name: dev
+        type:
+          type: record
+          name: Dev
+          fields:
+            - {name: os, type: string}
+            - {name: ver, type: int}' >"$data/h2.yaml"
+refused incompatible_nested_field "$data/h2.yaml" "h2.yaml:17:15: Source h1: spec.schema.fields[1].type.fields[1]: schema is not BACKWARD compatible"
 v=$(curl -s "$DATAMESH_SERVER/subjects/g1-value/versions") k=$(curl -s "$DATAMESH_SERVER/subjects/g1-key/versions")
 doc=$("$bin" get source g1 -o json 2>&1)
 [[ $v == '[1]' && $k == '[1]' && $doc != *'"n"'* ]] && ok refused_changes_nothing || bad refused_changes_nothing "$v $k $doc"

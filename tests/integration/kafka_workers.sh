@@ -26,7 +26,8 @@ mk_topic() {
   for _ in $(seq 100); do grep -q "^created $1\$" "$DM_KAFKA_MOCK_OUT" && return 0; sleep 0.05; done
   echo "mock did not create $1"; return 1
 }
-mk_topic plays 4 && mk_topic us 4 && mk_topic pipeline.us.dlq 1 || exit 1
+# the controller's audit log topic too (the mock cannot create topics)
+mk_topic plays 4 && mk_topic us 4 && mk_topic pipeline.us.dlq 1 && mk_topic _datamesh.audit 1 || exit 1
 
 N=3000
 cat >"$data/spec.yaml" <<YAML

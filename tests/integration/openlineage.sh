@@ -2,7 +2,8 @@
 # OpenLineage export: `datamesh up --openlineage URL` with the endpoint down at first
 # (the pipeline runs meanwhile; events wait and arrive once it is up), RunEvents checked
 # against the spec's required members and facet shapes, START → RUNNING → COMPLETE with
-# one runId for a pipeline's deployment, and file:// JSON lines.
+# one runId for a pipeline's deployment, and file:// JSON lines; FAIL (with the
+# errorMessage facet) when a unit fails, ABORT for what still runs at a clean stop.
 set -u
 bin=${DM_BIN:?}
 source "$(dirname "$0")/../harness/lib.sh"
@@ -158,6 +159,49 @@ print("ok")
 PY
 )
 [[ $r == ok ]] && ok file_url || bad file_url "$r"
+
+# a unit that fails (upserts keyed by a nullable column: the iceberg sink stops
+# when it opens, retrying cannot help): FAIL with the errorMessage facet; its sink
+# is named as OpenLineage names a table location (namespace file, the table's
+# directory). A clean stop: ABORT for what still ran.
+cat >"$data/lake.yaml" <<YAML
+kind: Source
+metadata: {name: tags, owner: test}
+spec:
+  connector: ingest
+  key: [id]
+  schema: {type: record, name: Tag, fields: [{name: id, type: long}, {name: tag, type: ["null", string]}]}
+---
+kind: Pipeline
+metadata: {name: lake, owner: test}
+spec:
+  from: [tags]
+  to: [{sink: {type: iceberg, warehouse: $data/wh, table: db.plays, mode: upsert, primary_key: [tag]}}]
+YAML
+r=$("$bin" apply -f "$data/lake.yaml" 2>&1) && ok apply_failing_sink || bad apply_failing_sink "$r"
+curl -s -X POST --data '[{"id":3,"tag":"a"}]' "$DATAMESH_SERVER/api/v1/sources/tags/events" >/dev/null
+failed=
+for _ in $(seq 100); do grep -q '"FAIL"' "$data/ol.jsonl" && { failed=1; break; }; sleep 0.1; done
+[[ -n $failed ]] && ok fail_event || bad fail_event "$(tail -c 600 "$data/ol.jsonl")"
+stop
+r=$(py - "$data/ol.jsonl" "$data/wh/db/plays" <<'PY' 2>&1
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1])]
+fail = [e for e in evs if e["eventType"] == "FAIL"]
+assert len(fail) == 1 and fail[0]["job"]["name"] == "pipeline.lake", [e["eventType"] for e in evs]
+f = fail[0]["run"]["facets"]["errorMessage"]
+assert "nullable" in f["message"] and f["programmingLanguage"] and f["_schemaURL"].endswith("ErrorMessageRunFacet"), f
+start = [e for e in evs if e["eventType"] == "START" and e["job"]["name"] == "pipeline.lake"][0]
+assert fail[0]["run"]["runId"] == start["run"]["runId"]
+outs = {(o["namespace"], o["name"]) for o in fail[0]["outputs"]}
+assert ("file", sys.argv[2]) in outs, outs
+aborted = {e["job"]["name"] for e in evs if e["eventType"] == "ABORT"}
+assert "source.plays" in aborted and "source.tags" in aborted and "pipeline.lake" not in aborted, aborted
+print("ok")
+PY
+)
+[[ $r == ok ]] && ok fail_then_abort_on_stop || bad fail_then_abort_on_stop "$r"
+start || exit 1
 out=$("$bin" up --data "$data/x" --listen 127.0.0.1:0 --openlineage ftp://nowhere 2>&1); rc=$?
 [[ $rc -ne 0 && $out == *"expected http://"* ]] && ok bad_url_refused || bad bad_url_refused "$rc $out"
 stop

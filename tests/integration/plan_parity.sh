@@ -155,6 +155,7 @@ mk_topic() {
   echo "mock did not create $1"; return 1
 }
 mkdir -p "$data/k"
+mk_topic _datamesh.audit 1 || bad mk_topic _datamesh.audit # the controller's audit log
 dm_controller_start "$data/k" "$port" "$data/upk.log" --transport "kafka://$brokers" --external-workers || exit 1
 pid=$dm_pid
 # The mock cannot create topics: make every topic the plans name (explain -f, nothing applied).

@@ -54,7 +54,7 @@ GROWTH=$(tail -1 <<<"$out")
 [[ $GROWTH == dmt_* && $out == *'for team growth, role editor, expires 20'* ]] && ok token_create_last_line || bad token_create_last_line "$out"
 VIEWER=$("$bin" token create --owner web --role viewer | tail -1)
 WEB=$("$bin" token create --owner web --role editor | tail -1)
-check token_create_bad_role 1 'role must be viewer, editor or admin' -- "$bin" token create --owner x --role root
+check token_create_bad_role 1 'role must be viewer, editor, admin or worker' -- "$bin" token create --owner x --role root
 check token_create_bad_expiry 1 'expires must be a duration' -- "$bin" token create --owner x --role viewer --expires soon
 check token_create_bad_team 1 'is not a team name' -- "$bin" token create --owner 'Bad Team' --role viewer
 check token_list 0 'growth +editor +active .*growth ci' -- "$bin" token list

@@ -7,6 +7,7 @@
  * again from its positions); an open that fails for good. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -815,6 +816,61 @@ static void test_open_failing_for_good_fails_the_unit(void)
     start_ops = &mem_ops;
 }
 
+/* Each sink names what it writes as OpenLineage's naming spec does, found
+ * through the registry as lineage finds it; no password ever in it. */
+static void lineage_name(const char *type, const char *settings, const char *ns, const char *name)
+{
+    const dm_sink_ops_t *ops = dm_sink_ops_find(type);
+    REQUIRE(ops && ops->lineage);
+    json_t *s = json_loads(settings, 0, NULL), *d = json_object();
+    REQUIRE(s);
+    ops->lineage(s, d);
+    CHECK_STR_EQ(json_string_value(json_object_get(d, "namespace")), ns);
+    const char *got = json_string_value(json_object_get(d, "name"));
+    REQUIRE(got);
+    if (name[0] == '*') /* "*suffix": a path under the working directory */
+        CHECK(got[0] == '/' && strlen(got) > strlen(name + 1) &&
+              !strcmp(got + strlen(got) - strlen(name + 1), name + 1));
+    else
+        CHECK_STR_EQ(got, name);
+    char *all = json_dumps(d, 0);
+    CHECK(!strstr(all, "s3cret"));
+    free(all);
+    json_decref(s);
+    json_decref(d);
+}
+
+static void test_lineage_dataset_names(void)
+{
+    lineage_name("postgres",
+                 "{\"dsn\":\"host=db.example port=5433 dbname=shop user=w password=s3cret\","
+                 "\"table\":\"sales.orders\"}",
+                 "postgres://db.example:5433", "shop.sales.orders");
+    lineage_name("postgres", "{\"dsn\":\"postgresql://w:s3cret@10.0.0.7/dw\",\"table\":\"orders\"}",
+                 "postgres://10.0.0.7:5432", "dw.public.orders");
+    lineage_name("postgres", "{\"dsn\":\"user=etl\",\"table\":\"t\"}", "postgres://localhost:5432",
+                 "etl.public.t");
+    lineage_name("kafka", "{\"brokers\":\"k1:9092,k2:9092\",\"topic\":\"orders\"}",
+                 "kafka://k1:9092", "orders");
+    lineage_name("file", "{\"path\":\"/data/out.jsonl\"}", "file", "/data/out.jsonl");
+    lineage_name("file", "{\"path\":\"out/x.jsonl\"}", "file", "*/out/x.jsonl");
+    lineage_name("iceberg", "{\"warehouse\":\"/lake\",\"table\":\"db.orders\"}", "file",
+                 "/lake/db/orders");
+    /* an iceberg sort order: its columns, in order */
+    json_t *s = json_loads("{\"warehouse\":\"w\",\"table\":\"a.b\","
+                           "\"sort_by\":\"country desc nulls last, ts,id asc\"}",
+                           0, NULL),
+           *d = json_object();
+    dm_sink_ops_find("iceberg")->lineage(s, d);
+    const json_t *sort = json_object_get(d, "sort");
+    REQUIRE(json_array_size(sort) == 3);
+    CHECK_STR_EQ(json_string_value(json_array_get(sort, 0)), "country");
+    CHECK_STR_EQ(json_string_value(json_array_get(sort, 1)), "ts");
+    CHECK_STR_EQ(json_string_value(json_array_get(sort, 2)), "id");
+    json_decref(s);
+    json_decref(d);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -832,6 +888,7 @@ int main(void)
     dm_avro_schema_parse(ROW, strlen(ROW), &row, &err);
     dm_avro_schema_parse(ENV, strlen(ENV), &env_schema, &err);
     dm_avro_schema_parse(ROW2, strlen(ROW2), &row2, &err);
+    RUN(test_lineage_dataset_names);
     RUN(test_batches_by_size);
     RUN(test_batches_by_time);
     RUN(test_retries_while_down_with_secrets_out);

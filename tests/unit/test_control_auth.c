@@ -399,14 +399,27 @@ static void test_failed_auth_rate_limited(void)
 
 /* ---- the matrix: every route of a real controller × every kind of caller ---------- */
 
-typedef enum { ANON, VIEWER_B, EDITOR_B, EDITOR_A, ADMIN, N_CALLERS } caller_t;
-static const char *const caller_names[] = {"anonymous", "viewer(team-b)", "editor(team-b)",
-                                           "editor(team-a)", "admin"};
+typedef enum { ANON, VIEWER_B, EDITOR_B, EDITOR_A, WORKER_A, ADMIN, N_CALLERS } caller_t;
+static const char *const caller_names[] = {"anonymous",      "viewer(team-b)", "editor(team-b)",
+                                           "editor(team-a)", "worker(team-a)", "admin"};
+
+/* A worker token: its endpoints, and the registry (reads; POSTs under its team's subjects). */
+static bool worker_allowed(const dm_auth_rule_t *r)
+{
+    if (r->access == DM_ACCESS_WORKER) return true;
+    bool registry = !strncmp(r->pattern, "/subjects", 9) || !strncmp(r->pattern, "/schemas/", 9) ||
+                    !strncmp(r->pattern, "/compatibility/", 15);
+    if (r->access == DM_ACCESS_READ) return registry || !strcmp(r->pattern, "/api/v1/whoami");
+    if (r->access == DM_ACCESS_WRITE)
+        return registry && !strcmp(r->method, "POST") && r->scope != DM_SCOPE_NONE;
+    return r->access == DM_ACCESS_PUBLIC;
+}
 
 /* Would the rule let this caller through, on objects owned by team-a (the
  * records route reads a sensitive source of team-a)? */
 static bool allowed(const dm_auth_rule_t *r, caller_t who)
 {
+    if (who == WORKER_A) return worker_allowed(r);
     switch (r->access) {
     case DM_ACCESS_PUBLIC: return true;
     case DM_ACCESS_READ: return who != ANON;
@@ -414,6 +427,7 @@ static bool allowed(const dm_auth_rule_t *r, caller_t who)
     case DM_ACCESS_WRITE: return who == ADMIN || (who == EDITOR_A && r->scope != DM_SCOPE_NONE);
     case DM_ACCESS_ADMIN: return who == ADMIN;
     case DM_ACCESS_SQL: return who == EDITOR_A || who == ADMIN; /* the body: a CREATE of team-a */
+    case DM_ACCESS_WORKER: return who == ADMIN;
     }
     return false;
 }
@@ -518,6 +532,7 @@ static void start_controller(void)
     REQUIRE(new_token(hdrs[ADMIN], "team-b", "viewer", hdrs[VIEWER_B], sizeof(hdrs[0])));
     REQUIRE(new_token(hdrs[ADMIN], "team-b", "editor", hdrs[EDITOR_B], sizeof(hdrs[0])));
     REQUIRE(new_token(hdrs[ADMIN], "team-a", "editor", hdrs[EDITOR_A], sizeof(hdrs[0])));
+    REQUIRE(new_token(hdrs[ADMIN], "team-a", "worker", hdrs[WORKER_A], sizeof(hdrs[0])));
     reply_t r = call("POST", "/api/v1/apply", specs, hdrs[ADMIN]);
     if (r.status != 200) printf("    apply: %ld %s\n", r.status, r.body);
     REQUIRE(r.status == 200);
@@ -570,7 +585,8 @@ static void test_critical_rules_pinned(void)
         {"GET", "/api/v1/tokens", DM_ACCESS_ADMIN},
         {"DELETE", "/api/v1/tokens/{id}", DM_ACCESS_ADMIN},
         {"GET", "/api/v1/audit", DM_ACCESS_ADMIN},
-        {"GET", "/api/v1/workers/tasks", DM_ACCESS_ADMIN},
+        {"GET", "/api/v1/workers/tasks", DM_ACCESS_WORKER},
+        {"POST", "/api/v1/workers/{id}/status", DM_ACCESS_WORKER},
         {"POST", "/subjects/{subject}/versions", DM_ACCESS_WRITE},
         {"PUT", "/config", DM_ACCESS_ADMIN},
         {"PUT", "/mode", DM_ACCESS_ADMIN},

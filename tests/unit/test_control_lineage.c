@@ -181,7 +181,8 @@ static dm_lineage_t *world(reg_t *r)
              "{\"from\":[\"us-plays\"],\"steps\":[{\"aggregate\":{\"window\":{\"type\":"
              "\"tumbling\",\"size\":\"1m\"},\"time\":\"ts\",\"group_by\":[\"country\"],"
              "\"aggregates\":[\"count(*) AS n\",\"sum(cents) AS total\"]}}],"
-             "\"to\":[{\"sink\":{\"type\":\"iceberg\",\"table\":\"db.by_country\"}}]}"),
+             "\"to\":[{\"sink\":{\"type\":\"iceberg\",\"table\":\"db.by_country\","
+             "\"warehouse\":\"/wh\",\"sort_by\":\"country desc nulls last, window_start\"}}]}"),
         PIPE("all-plays", "{\"from\":[\"plays\",\"clicks\"],\"steps\":[{\"project\":[\"id\","
                           "\"country\"]}],\"to\":[{\"source\":\"all-plays\"}]}"),
         PIPE("joined", "{\"from\":[\"plays\"],\"steps\":[{\"join\":{\"with\":\"clicks\",\"on\":"
@@ -292,6 +293,28 @@ static void test_chained_aggregate(void)
     snprintf(sc, sizeof(sc), "%s.country", sink);
     CHECK(has_edge(all, "us-plays.country", col, "IDENTITY", "by-country"));
     CHECK(has_edge(all, col, sc, "IDENTITY", "by-country"));
+    /* the table's sort order (sort_by) decides the order of every column written */
+    snprintf(sc, sizeof(sc), "%s.total", sink);
+    CHECK(has_edge(all, col, sc, "SORT", "by-country"));
+    char ws[200];
+    snprintf(ws, sizeof(ws), "%s.window_start", out);
+    CHECK(has_edge(all, ws, sc, "SORT", "by-country"));
+    snprintf(ws, sizeof(ws), "%s.n", out);
+    CHECK(!has_edge(all, ws, sc, "SORT", "by-country")); /* not in sort_by */
+    /* named as OpenLineage names a table's location: namespace file, its directory */
+    size_t ni;
+    json_t *nd;
+    bool named = false;
+    json_array_foreach(json_object_get(all, "nodes"), ni, nd)
+    {
+        if (strcmp(json_string_value(json_object_get(nd, "id")), sink)) continue;
+        named = true;
+        CHECK_STR_EQ(json_string_value(json_object_get(nd, "namespace")), "file");
+        CHECK_STR_EQ(json_string_value(json_object_get(nd, "dataset_name")), "/wh/db/by_country");
+        CHECK_EQ_INT(json_array_size(json_object_get(nd, "sort")), 2);
+    }
+    CHECK(named);
+    snprintf(sc, sizeof(sc), "%s.country", sink);
     CHECK(has_edge(all, "pipeline:by-country", out, "OUTPUT", NULL));
     snprintf(col, sizeof(col), "%s.total", out);
     CHECK(has_edge(all, "us-plays.cents", col, "AGGREGATION", "by-country"));
@@ -560,6 +583,16 @@ static void test_openlineage_event(void)
     }
     REQUIRE(out);
     CHECK_EQ_INT(json_array_size(at(ev, "outputs")), 2);
+    /* the file sink, named per OpenLineage's naming spec: namespace file, its absolute path */
+    bool file_sink = false;
+    json_array_foreach(at(ev, "outputs"), i, d)
+    {
+        const char *name = json_string_value(at(d, "name"));
+        if (strcmp(json_string_value(at(d, "namespace")), "file")) continue;
+        file_sink =
+            name[0] == '/' && strlen(name) > 8 && !strcmp(name + strlen(name) - 8, "/o.jsonl");
+    }
+    CHECK(file_sink);
     CHECK(json_is_string(at(out, "facets.columnLineage._schemaURL")));
     const json_t *cents = at(out, "facets.columnLineage.fields.cents.inputFields");
     bool amount = false;

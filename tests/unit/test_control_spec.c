@@ -3,6 +3,7 @@
 #include "check.h"
 #include "control/spec.h"
 #include "control/yaml.h"
+#include "core/clock.h"
 
 #define GOOD_SOURCE                                                                                \
     "kind: Source\n"                                                                               \
@@ -366,6 +367,38 @@ static void test_hostile_yaml_is_bounded(void)
     memset(deep + 200, ']', 200);
     CHECK(dm_spec_load("deep.yaml", deep, sizeof(deep), &docs, &n, &err) != DM_OK);
     CHECK_CONTAINS(err.message, "nested deeper than");
+    /* 100,000 open brackets (flow mappings too): refused at once, at the
+     * bracket past the limit (libyaml alone takes minutes over them) */
+    size_t big = 200000;
+    char *flow = malloc(big + 4);
+    REQUIRE(flow);
+    const char *openers[] = {"[", "{a: "};
+    for (int o = 0; o < 2; o++) {
+        size_t w = strlen(openers[o]), at = 0;
+        memcpy(flow, "x: ", 3);
+        at = 3;
+        while (at + w <= big) {
+            memcpy(flow + at, openers[o], w);
+            at += w;
+        }
+        uint64_t t0 = dm_now_ns();
+        CHECK(dm_spec_load("flow.yaml", flow, at, &docs, &n, &err) != DM_OK);
+        CHECK(dm_now_ns() - t0 < 1000000000ull);
+        CHECK_CONTAINS(err.message, "nested deeper than");
+        CHECK_CONTAINS(err.message, "flow.yaml:1:");
+    }
+    free(flow);
+    /* brackets in quoted scalars and comments do not count */
+    char quoted[2000];
+    int q = snprintf(quoted, sizeof(quoted), "a: \"");
+    for (int i = 0; i < 300; i++)
+        quoted[q++] = '[';
+    q += snprintf(quoted + q, sizeof(quoted) - (size_t)q, "\"\nb: 1 # ");
+    for (int i = 0; i < 300; i++)
+        quoted[q++] = '{';
+    quoted[q++] = '\n';
+    CHECK(dm_spec_load("quoted.yaml", quoted, (size_t)q, &docs, &n, &err) == DM_OK);
+    dm_spec_docs_free(docs, n);
     /* Binary garbage is an error with a position, not a crash. */
     char junk[256];
     for (int i = 0; i < 256; i++)
