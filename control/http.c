@@ -288,6 +288,7 @@ void dm_http_error(dm_http_response_t *res, int status, int code, const char *fm
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    dm_utf8_repair(msg); /* jansson refuses text that is not UTF-8: the answer would be empty */
     dm_http_json(res, status, json_pack("{s:i, s:s}", "error_code", code, "message", msg));
 }
 

@@ -72,6 +72,30 @@ const char *dm_err_str(dm_err_t code)
     return i < 0 ? "unknown error" : err_table[i].text;
 }
 
+void dm_utf8_repair(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        unsigned c = p[0];
+        size_t n = c < 0x80                 ? 1
+                   : c >= 0xC2 && c <= 0xDF ? 2
+                   : (c & 0xF0) == 0xE0     ? 3
+                   : c >= 0xF0 && c <= 0xF4 ? 4
+                                            : 0;
+        size_t i = 1;
+        while (i < n && (p[i] & 0xC0) == 0x80) /* stops at the terminating NUL */
+            i++;
+        bool ok = n && i == n;
+        if (ok && n == 3) ok = !(c == 0xE0 && p[1] < 0xA0) && !(c == 0xED && p[1] >= 0xA0);
+        if (ok && n == 4) ok = !(c == 0xF0 && p[1] < 0x90) && !(c == 0xF4 && p[1] >= 0x90);
+        if (ok) {
+            p += n;
+        } else {
+            *p++ = '?';
+        }
+    }
+}
+
 dm_err_t dm_error_setv(dm_error_t *err, dm_err_t code, const char *fmt, va_list ap)
 {
     if (!err) return code;
@@ -83,6 +107,7 @@ dm_err_t dm_error_setv(dm_error_t *err, dm_err_t code, const char *fmt, va_list 
         vsnprintf(err->message, sizeof(err->message), fmt, ap);
     else
         snprintf(err->message, sizeof(err->message), "%s", dm_err_str(code));
+    dm_utf8_repair(err->message);
     return code;
 }
 
@@ -117,6 +142,7 @@ dm_err_t dm_error_prefix(dm_error_t *err, const char *fmt, ...)
     char old[DM_ERROR_MSG_MAX];
     memcpy(old, err->message, sizeof(old));
     snprintf(err->message, sizeof(err->message), "%s: %s", prefix, old);
+    dm_utf8_repair(err->message);
     return err->code;
 }
 

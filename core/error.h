@@ -109,6 +109,12 @@ dm_err_t dm_error_set_retriable(dm_error_t *err, dm_err_t code, const char *fmt,
 /* dm_error_set with a va_list. */
 dm_err_t dm_error_setv(dm_error_t *err, dm_err_t code, const char *fmt, va_list ap);
 
+/* Replaces, in place, every byte of s that is not part of a well-formed UTF-8
+ * sequence with '?': a message quoting input, or cut at a byte limit in the
+ * middle of a character, can then go into JSON (which refuses such text).
+ * dm_error_set and dm_error_prefix apply it to what they write. */
+void dm_utf8_repair(char *s);
+
 /* Puts context in front of an existing message: "topic=x: <old message>".
  * Keeps the code; returns it. Safe with err == NULL. */
 dm_err_t dm_error_prefix(dm_error_t *err, const char *fmt, ...)

@@ -73,9 +73,14 @@ for n in range(cases):
         problem = "a 5xx"
     elif status >= 400:
         refused += 1
-        msg = json.loads(resp).get("message", "")
-        if "DM_PROPERTY_VERBOSE" in __import__("os").environ: print("refused:", msg[:150])
-        if not locate.match(msg):
+        try:
+            msg = json.loads(resp).get("message", "")
+        except ValueError:
+            msg = None
+        if "DM_PROPERTY_VERBOSE" in __import__("os").environ: print("refused:", (msg or resp)[:150])
+        if msg is None:
+            problem = "a %d without a JSON answer" % status
+        elif not locate.match(msg):
             problem = "refused without saying where"
         elif objects() != before:
             problem = "refused, but the objects changed"

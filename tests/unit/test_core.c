@@ -36,6 +36,23 @@ static void test_error_set_and_prefix(void)
     CHECK_EQ_INT(strlen(err.message), DM_ERROR_MSG_MAX - 1);
 }
 
+/* Messages quoting input or cut mid-character stay UTF-8 (they go into JSON). */
+static void test_utf8_repair(void)
+{
+    char ok[] = "plain, \xc3\xbf, \xe2\x82\xac, \xf0\x9f\x98\x80";
+    dm_utf8_repair(ok);
+    CHECK_STR_EQ(ok, "plain, \xc3\xbf, \xe2\x82\xac, \xf0\x9f\x98\x80");
+    char cut[] = "field '\xc3";
+    dm_utf8_repair(cut);
+    CHECK_STR_EQ(cut, "field '?");
+    char bad[] = "\xff \xc0\xaf \xed\xa0\x80 \xe2\x82x \xf4\x90\x80\x80";
+    dm_utf8_repair(bad);
+    CHECK_STR_EQ(bad, "? ?? ??? ??x ????");
+    dm_error_t err;
+    dm_error_set(&err, DM_ERR_INVALID, "unexpected '%c' in %s", (char)0xc3, "x");
+    CHECK_STR_EQ(err.message, "unexpected '?' in x");
+}
+
 static void test_arena_alignment_and_growth(void)
 {
     dm_arena_t a;
@@ -377,6 +394,7 @@ static void test_mkdirs(void)
 int main(void)
 {
     RUN(test_error_set_and_prefix);
+    RUN(test_utf8_repair);
     RUN(test_arena_alignment_and_growth);
     RUN(test_arena_reset_reaches_steady_state);
     RUN(test_buf_append_and_detach);
