@@ -1321,15 +1321,31 @@ static void ice_lineage(const json_t *settings, json_t *dataset)
         json_decref(cols);
 }
 
-/* At apply: the columns sort_by and primary_key name are columns of the rows
- * this schema gives (the sink stops on them when it opens otherwise: sort_by
- * is parsed against the rows whether the table is new or not). */
+/* The rows' top-level column names, "a, b, c", for messages (cut at cap). */
+static void column_names(const dm_ice_schema_t *s, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < s->n && len < cap; i = dm_ice_schema_skip(s, i)) {
+        int n = snprintf(out + len, cap - len, "%s%s", len ? ", " : "", s->fields[i].name);
+        if (n < 0) break;
+        len += (size_t)n;
+    }
+    if (len >= cap && cap > 4) memcpy(out + cap - 4, "...", 4);
+}
+
+/* At apply: the columns sort_by, partition_by and primary_key name are
+ * columns of the rows this schema gives, and an upsert key is never null (the
+ * sink stops on them when it opens otherwise: sort_by is parsed against the
+ * rows whether the table is new or not). */
 static dm_err_t ice_check(const json_t *settings, const dm_avro_schema_t *value, dm_error_t *err)
 {
     bool envelope = false;
     const dm_avro_node_t *row = dm_ice_row_node(value->root, &envelope);
     dm_ice_schema_t schema = {0};
     dm_err_t rc = dm_ice_schema_from_avro(row, 1, &schema, err);
+    char cols[256] = "";
+    if (!rc) column_names(&schema, cols, sizeof(cols));
     const char *sort = json_string_value(json_object_get(settings, "sort_by"));
     if (!rc && sort && *sort) {
         dm_ice_sort_t order;
@@ -1339,14 +1355,42 @@ static dm_err_t ice_check(const json_t *settings, const dm_avro_schema_t *value,
         else
             dm_ice_sort_free(&order);
     }
+    const char *part = json_string_value(json_object_get(settings, "partition_by"));
+    if (!rc && part && *part) {
+        dm_ice_spec_t spec;
+        dm_error_t e = {0};
+        if ((rc = dm_ice_spec_parse(part, &schema, &spec, &e)))
+            dm_error_set(err, rc,
+                         "partition_by: %s; the records have the columns %s (partition by "
+                         "one of them, or leave partition_by empty)",
+                         e.message, cols);
+        else
+            dm_ice_spec_free(&spec);
+    }
+    /* As the sink decides when it opens: upsert, or auto with change events. */
+    const char *mode = json_string_value(json_object_get(settings, "mode"));
+    bool upsert =
+        (mode && !strcmp(mode, "upsert")) || ((!mode || !strcmp(mode, "auto")) && envelope);
     size_t i;
     const json_t *k;
     json_array_foreach(rc ? NULL : json_object_get(settings, "primary_key"), i, k)
     {
         const char *col = json_string_value(k);
-        if (col && !dm_ice_schema_find(&schema, col)) {
+        const dm_ice_field_t *f = col ? dm_ice_schema_find(&schema, col) : NULL;
+        if (col && !f) {
             rc = dm_error_set(err, DM_ERR_CONFIG,
-                              "primary_key[%zu]: iceberg: column %s is not in the rows", i, col);
+                              "primary_key[%zu]: iceberg: column %s is not in the rows (they "
+                              "have %s)",
+                              i, col, cols);
+            break;
+        }
+        if (f && upsert && !f->required) {
+            rc = dm_error_set(err, DM_ERR_CONFIG,
+                              "primary_key[%zu]: iceberg: column %s is nullable in the records, "
+                              "and upserts need a key that is never null: make %s required in "
+                              "the schema (a type without null), or set primary_key to "
+                              "required columns",
+                              i, col, col);
             break;
         }
     }

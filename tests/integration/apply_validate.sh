@@ -81,11 +81,30 @@ YAML
 refused iceberg_sort_by_column "$data/sortby.yaml" "sortby.yaml:11:15: Pipeline x7-lake: spec.to[0].sink: sort_by: iceberg: sort_by column nope is not a column of the table"
 sed 's/sort_by: "nope desc"/primary_key: [nope]/' "$data/sortby.yaml" >"$data/pk.yaml"
 refused iceberg_primary_key_column "$data/pk.yaml" "Pipeline x7-lake: spec.to[0].sink: primary_key[0]: iceberg: column nope is not in the rows"
+# partition_by naming a column the records do not have: refused naming the
+# column and the columns they have (a new table would not be created).
+sed 's/sort_by: "nope desc"/partition_by: "day(nope)"/' "$data/sortby.yaml" >"$data/part.yaml"
+refused iceberg_partition_by_column "$data/part.yaml" "part.yaml:11:15: Pipeline x7-lake: spec.to[0].sink: partition_by: iceberg: partition column 'nope' is not in the schema; the records have the columns id (partition by one of them, or leave partition_by empty)"
+# An upsert key column the records may leave null: refused, saying how to fix it.
+cat >"$data/nullkey.yaml" <<'YAML'
+kind: Source
+metadata: {name: x8}
+spec:
+  connector: ingest
+  schema: {type: record, name: X8, fields: [{name: id, type: ["null", long]}, {name: v, type: string}]}
+---
+kind: Pipeline
+metadata: {name: x8-lake}
+spec:
+  from: [x8]
+  to: [{sink: {type: iceberg, warehouse: lake, table: db.x8, mode: upsert, primary_key: [id]}}]
+YAML
+refused iceberg_nullable_upsert_key "$data/nullkey.yaml" "nullkey.yaml:11:15: Pipeline x8-lake: spec.to[0].sink: primary_key[0]: iceberg: column id is nullable in the records, and upserts need a key that is never null: make id required in the schema (a type without null), or set primary_key to required columns"
 
 # Nothing of the refused specs exists: no source, no subject, no topic.
 srcs=$(curl -s "$DATAMESH_SERVER/api/v1/sources")
 subj=$(curl -s "$DATAMESH_SERVER/subjects")
-[[ $srcs != *'"x'[1-7]'"'* && $subj == '[]' ]] && ok nothing_created || bad nothing_created "$srcs $subj"
+[[ $srcs != *'"x'[1-8]'"'* && $subj == '[]' ]] && ok nothing_created || bad nothing_created "$srcs $subj"
 
 # Compatibility with the subject's live versions (BACKWARD by default).
 spec_with g1 '      - {name: id, type: long}

@@ -160,10 +160,10 @@ PY
 )
 [[ $r == ok ]] && ok file_url || bad file_url "$r"
 
-# a unit that fails (upserts keyed by a nullable column: the iceberg sink stops
-# when it opens, retrying cannot help): FAIL with the errorMessage facet; its sink
-# is named as OpenLineage names a table location (namespace file, the table's
-# directory). A clean stop: ABORT for what still ran.
+# a unit that fails (upserts into a table partitioned by a column outside the
+# key: the iceberg sink stops when it opens, retrying cannot help): FAIL with
+# the errorMessage facet; its sink is named as OpenLineage names a table
+# location (namespace file, the table's directory). A clean stop: ABORT for what still ran.
 cat >"$data/lake.yaml" <<YAML
 kind: Source
 metadata: {name: tags, owner: test}
@@ -176,7 +176,7 @@ kind: Pipeline
 metadata: {name: lake, owner: test}
 spec:
   from: [tags]
-  to: [{sink: {type: iceberg, warehouse: $data/wh, table: db.plays, mode: upsert, primary_key: [tag]}}]
+  to: [{sink: {type: iceberg, warehouse: $data/wh, table: db.plays, mode: upsert, primary_key: [id], partition_by: tag}}]
 YAML
 r=$("$bin" apply -f "$data/lake.yaml" 2>&1) && ok apply_failing_sink || bad apply_failing_sink "$r"
 curl -s -X POST --data '[{"id":3,"tag":"a"}]' "$DATAMESH_SERVER/api/v1/sources/tags/events" >/dev/null
@@ -190,7 +190,7 @@ evs = [json.loads(l) for l in open(sys.argv[1])]
 fail = [e for e in evs if e["eventType"] == "FAIL"]
 assert len(fail) == 1 and fail[0]["job"]["name"] == "pipeline.lake", [e["eventType"] for e in evs]
 f = fail[0]["run"]["facets"]["errorMessage"]
-assert "nullable" in f["message"] and f["programmingLanguage"] and f["_schemaURL"].endswith("ErrorMessageRunFacet"), f
+assert "need that column in the primary key" in f["message"] and f["programmingLanguage"] and f["_schemaURL"].endswith("ErrorMessageRunFacet"), f
 start = [e for e in evs if e["eventType"] == "START" and e["job"]["name"] == "pipeline.lake"][0]
 assert fail[0]["run"]["runId"] == start["run"]["runId"]
 outs = {(o["namespace"], o["name"]) for o in fail[0]["outputs"]}
