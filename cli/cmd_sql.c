@@ -34,16 +34,19 @@ typedef struct opts {
     const char *server;
     bool json;
     long count;
+    bool from_beginning; /* a push query reads its sources from their beginning, not their end */
 } opts_t;
 
-/* A Pipeline document running query and publishing source name. */
+/* A Pipeline document running query and publishing source name; start:
+ * "earliest" or "latest" (spec.start), NULL to leave it out. */
 static char *pipeline_doc(const char *name, const char *owner, const char *description,
-                          const char *query)
+                          const char *query, const char *start)
 {
     json_t *meta = json_pack("{s:s, s:s}", "name", name, "owner", owner ? owner : "sql");
     if (description) json_object_set_new(meta, "description", json_string(description));
     json_t *doc = json_pack("{s:s, s:o, s:{s:s, s:[{s:s}]}}", "kind", "Pipeline", "metadata", meta,
                             "spec", "sql", query, "to", "source", name);
+    if (start) json_object_set_new(json_object_get(doc, "spec"), "start", json_string(start));
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     return text;
@@ -96,11 +99,12 @@ static int push_query(const opts_t *o, const char *query, const char *in_place)
 {
     char name[96];
     snprintf(name, sizeof(name), "sql-query-%ld-%ld", (long)getpid(), (long)time(NULL));
-    char *doc =
-        pipeline_doc(name, NULL, "a push query of datamesh sql (deleted when it ends)", query);
+    const char *start = o->from_beginning ? "earliest" : "latest";
+    char *doc = pipeline_doc(name, NULL, "a push query of datamesh sql (deleted when it ends)",
+                             query, start);
     json_t *resp;
     /* errors before anything is made, at line:col of the script */
-    char *check = pipeline_doc(name, NULL, NULL, in_place ? in_place : query);
+    char *check = pipeline_doc(name, NULL, NULL, in_place ? in_place : query, start);
     int rc = call(o, "POST", "/api/v1/plan", check, &resp);
     free(check);
     json_decref(resp);
@@ -280,7 +284,7 @@ int dm_cmd_sql(int argc, char **argv)
                 return DM_EXIT_USAGE;
             }
             break;
-        case 'b': break; /* a push query's pipeline reads its sources from the beginning */
+        case 'b': o.from_beginning = true; break;
         case 's': o.server = optarg; break;
         default: return DM_EXIT_USAGE;
         }

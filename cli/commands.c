@@ -94,9 +94,10 @@ const dm_cli_command_t dm_cli_commands[] = {
      "usage: datamesh sql \"STATEMENT\" | -f FILE.sql [-o table|json] [-n N] [--from-beginning]\n"
      "                    [--server URL]\n"
      "SELECT runs a push query (a temporary pipeline, deleted on exit) and prints its rows\n"
-     "as they come; CREATE SOURCE name [WITH (owner = 'team', description = '...')] AS\n"
-     "SELECT ... applies a pipeline publishing it; DROP SOURCE, EXPLAIN SELECT ..., SHOW\n"
-     "SOURCES, DESCRIBE name. See docs/sql.md.\n",
+     "as they come: of the records appended to its sources from then on, or with\n"
+     "--from-beginning of all their records. CREATE SOURCE name [WITH (owner = 'team',\n"
+     "description = '...')] AS SELECT ... applies a pipeline publishing it; DROP SOURCE,\n"
+     "EXPLAIN SELECT ..., SHOW SOURCES, DESCRIBE name. See docs/sql.md.\n",
      dm_cmd_sql},
     {"alerts", "show pending, firing and resolved alerts; the rules; dashboards",
      "usage: datamesh alerts [--state pending|firing|resolved] [-o table|json] [--server URL]\n"

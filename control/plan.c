@@ -772,6 +772,8 @@ dm_err_t dm_plan_compile(const json_t *doc, const dm_plan_env_t *env, dm_pipelin
         plan->state_spill_bytes = spill;
     int policy = dm_spec_schema_change(json_string_value(json_object_get(spec, "schema_change")));
     plan->schema_change = policy > 0 ? (dm_plan_schema_change_t)policy : DM_SCHEMA_CHANGE_LENIENT;
+    const char *start = json_string_value(json_object_get(spec, "start"));
+    plan->start_latest = start && !strcmp(start, "latest");
     compiler_t c = {.env = env, .plan = plan, .err = err};
     dm_err_t rc = DM_OK;
     json_t *sql_doc = NULL;

@@ -115,6 +115,7 @@ typedef struct dm_pipeline_plan {
     int64_t idle_timeout_ms;   /* 0: DM_TASK_IDLE_TIMEOUT_MS */
     int64_t state_spill_bytes; /* 0: the engine's default */
     dm_plan_schema_change_t schema_change;
+    bool start_latest; /* spec.start: latest — sources read from their end, not their beginning */
     dm_plan_stage_t *stages;
     size_t n_stages;
     dm_plan_table_t *tables;

@@ -81,13 +81,13 @@ json_t *dm_plan_to_json(const dm_pipeline_plan_t *plan)
                                                str_or_null(k->type), "group", k->group, "settings",
                                                k->settings, "key", strv_json(k->key)));
     }
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:o, s:o, s:o, s:o}", "pipeline",
-                     plan->name, "dead_letter", plan->dead_letter, "output", plan->output,
-                     "output_schema_id", (json_int_t)plan->output_schema_id, "idle_timeout_ms",
-                     (json_int_t)plan->idle_timeout_ms, "state_spill_bytes",
-                     (json_int_t)plan->state_spill_bytes, "schema_change",
-                     dm_spec_schema_changes[plan->schema_change], "stages", stages, "tables",
-                     tables, "topics", topics, "sinks", sinks);
+    return json_pack(
+        "{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:b, s:o, s:o, s:o, s:o}", "pipeline", plan->name,
+        "dead_letter", plan->dead_letter, "output", plan->output, "output_schema_id",
+        (json_int_t)plan->output_schema_id, "idle_timeout_ms", (json_int_t)plan->idle_timeout_ms,
+        "state_spill_bytes", (json_int_t)plan->state_spill_bytes, "schema_change",
+        dm_spec_schema_changes[plan->schema_change], "start_latest", plan->start_latest, "stages",
+        stages, "tables", tables, "topics", topics, "sinks", sinks);
 }
 
 /* ---- from JSON --------------------------------------------------------------------------- */
@@ -227,6 +227,7 @@ dm_err_t dm_plan_from_json(const json_t *j, dm_pipeline_plan_t **out, dm_error_t
         r.rc = dm_error_set(err, DM_ERR_INVALID, "plan: schema_change '%s' is no policy", policy);
     plan->schema_change = pi < 0 ? DM_SCHEMA_CHANGE_LENIENT : (dm_plan_schema_change_t)pi;
     free(policy);
+    plan->start_latest = json_is_true(json_object_get(j, "start_latest"));
     const json_t *stages = get_array(&r, j, "plan", "stages");
     if (!r.rc && !json_array_size(stages))
         r.rc = dm_error_set(err, DM_ERR_INVALID, "plan: stages is empty");

@@ -105,6 +105,8 @@ dm_err_t dm_plan_task_config(const dm_pipeline_plan_t *plan, size_t s, int32_t p
         .schema_policy = plan->schema_change == DM_SCHEMA_CHANGE_FREEZE ? DM_TASK_SCHEMA_RESOLVE
                                                                         : DM_TASK_SCHEMA_STOP,
         .input_newest_id = (uint32_t)st->input.newest_id,
+        /* a stage reading a rekey topic reads it whole: it is the pipeline's own */
+        .start_at_end = plan->start_latest && st->watermark_producers == 0,
     };
     return DM_OK;
 }

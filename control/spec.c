@@ -447,7 +447,7 @@ int dm_spec_schema_change(const char *policy)
 static dm_err_t check_pipeline(vctx_t *v, const json_t *spec)
 {
     static const char *const keys[] = {"from", "steps",         "to",     "state", "idle_timeout",
-                                       "sql",  "schema_change", "alerts", NULL};
+                                       "sql",  "schema_change", "alerts", "start", NULL};
     dm_err_t rc = check_keys(v, spec, "spec", keys);
     if (rc) return rc;
     const char *policy = NULL;
@@ -459,6 +459,11 @@ static dm_err_t check_pipeline(vctx_t *v, const json_t *spec)
                     policy, list);
     }
     if ((rc = check_alerts(v, "Pipeline", spec))) return rc;
+    const char *start = NULL;
+    if ((rc = need_string(v, spec, "start", "spec", false, &start))) return rc;
+    if (start && strcmp(start, "earliest") && strcmp(start, "latest"))
+        return fail(v, DM_ERR_CONFIG_RANGE, "spec.start",
+                    "unknown start '%s'; one of: earliest, latest", start);
     if ((rc = need_duration(v, spec, "idle_timeout", "spec", false))) return rc;
     const json_t *state = json_object_get(spec, "state");
     if (state && (rc = check_state(v, state))) return rc;

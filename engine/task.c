@@ -505,7 +505,8 @@ static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths,
     return DM_OK;
 }
 
-/* Every input resumes where the group's last commit left it, or at its start. */
+/* Every input resumes where the group's last commit left it, or at its start
+ * (its end under start_at_end). */
 static dm_err_t resume_positions(dm_task_t *task, dm_error_t *err)
 {
     for (size_t i = 0; i < task->n_in; i++) {
@@ -516,6 +517,7 @@ static dm_err_t resume_positions(dm_task_t *task, dm_error_t *err)
         if (rc == DM_ERR_NOT_FOUND) {
             int64_t end;
             rc = dm_transport_offsets(task->t, in->topic, in->partition, &in->position, &end, err);
+            if (!rc && task->conf.start_at_end) in->position = end;
         } else if (rc && err) {
             *err = e2;
         }

@@ -118,6 +118,9 @@ typedef struct dm_task_config {
     void *schema_ctx;
     dm_task_schema_policy_t schema_policy;
     uint32_t input_newest_id; /* 0 = input_schema_id */
+    /* Where an input without an offset in the group starts: false = its
+     * earliest record, true = its end (only records appended from then on). */
+    bool start_at_end;
 } dm_task_config_t;
 
 #define DM_WM_HEADER   "dm.watermark"

@@ -3,7 +3,9 @@
 # SQL (filter, projection, a LEFT lookup join with a row that has no match), a
 # UNION ALL of two sources whose fields come in another order, a tumbling
 # window with a late record (a dead letter, not a silent drop), a `sql` step in
-# a steps pipeline, field lineage through SQL, and errors at line:col.
+# a steps pipeline, field lineage through SQL, errors at line:col, push queries
+# from the sources' end and --from-beginning, HOP and SESSION windows over 2
+# partitions, and SELECT * following a field added to its source mid-stream.
 set -u
 bin=${DM_BIN:?}
 source "$(dirname "$0")/../harness/lib.sh"
@@ -185,10 +187,27 @@ spec:
 YAML
 r=$("$bin" apply -f "$data/bad2.yaml" 2>&1) && bad error_order_by "accepted" || { [[ $r == *"ORDER BY on a stream"* && $r == *"hint"* ]] && ok error_order_by || bad error_order_by "$r"; }
 # datamesh sql: a push query printing rows as they come, cleaned up on exit
-out=$(timeout 60 "$bin" sql "SELECT id, amount * 2 AS twice FROM plays WHERE country = 'FR'" -n 1 -o json 2>&1)
-[[ $out == '{"id":3,"twice":8}' ]] && ok push_query || bad push_query "$out"
+out=$(timeout 60 "$bin" sql "SELECT id, amount * 2 AS twice FROM plays WHERE country = 'FR'" -n 1 -o json --from-beginning 2>&1)
+[[ $out == '{"id":3,"twice":8}' ]] && ok push_query_from_beginning || bad push_query_from_beginning "$out"
 left=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines")
 [[ $left != *sql-query-* ]] && ok push_query_cleaned_up || bad push_query_cleaned_up "$left"
+# without --from-beginning a push query reads its sources from their end: the
+# NL play already there (id 41) is not its row, one appended once it runs is
+post plays '[{"id":41,"movie_id":1,"country":"NL","amount":10,"ts":30000}]' >/dev/null
+timeout 60 "$bin" sql "SELECT id, amount * 2 AS twice FROM plays WHERE country = 'NL'" -n 1 -o json \
+  >"$data/push.out" 2>&1 &
+push=$!
+q=
+for _ in $(seq 300); do
+  q=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines" | grep -o 'sql-query-[0-9-]*' | head -1)
+  [[ -n $q ]] && [[ $(curl -s "$DATAMESH_SERVER/api/v1/pipelines/$q/status") == *'"state":"running"'* ]] && break
+  sleep 0.1
+done
+sleep 1 # its tasks have taken their positions
+post plays '[{"id":40,"movie_id":1,"country":"NL","amount":20,"ts":30000}]' >/dev/null
+wait "$push"
+[[ $(cat "$data/push.out") == '{"id":40,"twice":40}' ]] && ok push_query_from_latest \
+  || bad push_query_from_latest "$q $(cat "$data/push.out")"
 cat >"$data/script.sql" <<'SQL'
 -- a derived source in SQL, then its plan
 CREATE SOURCE fr_plays WITH (owner = 'growth', description = 'plays in France')
@@ -214,5 +233,110 @@ assert "fused chain" in r[0]["explain"] and r[0]["plan"]["stages"], r[0]
 assert json.dumps(r[1]["source"]).find("title") > 0, r[1]' "$r" 2>"$data/err" && ok api_sql || bad api_sql "$(cat "$data/err") $r"
 code=$(curl -s -o "$data/e.json" -w '%{http_code}' -X POST --data '{"sql": "SHOW SOURCES;\nSELECT id FROM plays WHERE amout = 1"}' "$DATAMESH_SERVER/api/v1/sql")
 [[ $code == 400 ]] && grep -q "SQL line 2, column 28: no column 'amout'" "$data/e.json" && ok api_sql_error_position || bad api_sql_error_position "$code $(cat "$data/e.json")"
+
+# HOP and SESSION windows on deterministic input over 2 partitions (grouped by
+# user: re-keyed, so a user's records meet from both partitions)
+cat >"$data/windows.yaml" <<'YAML'
+kind: Source
+metadata: {name: clicks, owner: web}
+spec:
+  connector: ingest
+  key: [id]
+  partitions: 2
+  schema: {type: record, name: Click, fields: [{name: id, type: long}, {name: user, type: string}, {name: n, type: long}, {name: ts, type: long}]}
+---
+kind: Pipeline
+metadata: {name: hops, owner: web}
+spec:
+  sql: >
+    SELECT window_start, window_end, `user`, COUNT(*) AS c, SUM(n) AS total
+    FROM TABLE(HOP(TABLE clicks, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '10' SECOND))
+    WHERE `user` <> 'zz'
+    GROUP BY window_start, window_end, `user`
+  idle_timeout: 5s
+  to: [{source: hops}]
+---
+kind: Pipeline
+metadata: {name: sessions, owner: web}
+spec:
+  sql: >
+    SELECT window_start, window_end, `user`, COUNT(*) AS c, SUM(n) AS total
+    FROM TABLE(SESSION(TABLE clicks, DESCRIPTOR(ts), INTERVAL '3' SECOND))
+    WHERE `user` <> 'zz'
+    GROUP BY window_start, window_end, `user`
+  idle_timeout: 5s
+  to: [{source: sessions}]
+YAML
+r=$("$bin" apply -f "$data/windows.yaml" 2>&1) && ok apply_windows || bad apply_windows "$r"
+sleep 1
+post clicks '[{"id":1,"user":"a","n":1,"ts":1000},{"id":2,"user":"b","n":2,"ts":1500},
+              {"id":3,"user":"a","n":4,"ts":2000},{"id":4,"user":"b","n":8,"ts":3500},
+              {"id":5,"user":"a","n":16,"ts":6000},{"id":6,"user":"a","n":32,"ts":12000}]' >/dev/null
+sleep 0.5
+close=$(/usr/bin/python3 -c 'import json; print(json.dumps([{"id":100+i,"user":"zz","n":0,"ts":40000} for i in range(16)]))')
+post clicks "$close" >/dev/null
+# window bounds as seconds, so the golden rows read plainly
+secs() { /usr/bin/python3 -c '
+import datetime, json, sys
+def s(v):
+    if isinstance(v, str):
+        v = datetime.datetime.fromisoformat(v.rstrip("Z")).replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
+    return int(v) // 1000
+for l in sys.stdin:
+    r = json.loads(l); r["window_start"] = s(r["window_start"]); r["window_end"] = s(r["window_end"])
+    print(json.dumps(r, sort_keys=True))' | sort; }
+expect hop_window "$(rows hops 6 30 | secs)" '{"c": 1, "total": 32, "user": "a", "window_end": 20, "window_start": 10}
+{"c": 2, "total": 10, "user": "b", "window_end": 10, "window_start": 0}
+{"c": 2, "total": 10, "user": "b", "window_end": 5, "window_start": -5}
+{"c": 2, "total": 48, "user": "a", "window_end": 15, "window_start": 5}
+{"c": 2, "total": 5, "user": "a", "window_end": 5, "window_start": -5}
+{"c": 3, "total": 21, "user": "a", "window_end": 10, "window_start": 0}'
+expect session_window "$(rows sessions 4 30 | secs)" '{"c": 1, "total": 16, "user": "a", "window_end": 9, "window_start": 6}
+{"c": 1, "total": 32, "user": "a", "window_end": 15, "window_start": 12}
+{"c": 2, "total": 10, "user": "b", "window_end": 6, "window_start": 1}
+{"c": 2, "total": 5, "user": "a", "window_end": 5, "window_start": 1}'
+
+# SELECT * follows the source's schema: a nullable field added mid-stream
+# shows up in the rows after it; an explicit column list stays as it was
+cat >"$data/events.yaml" <<'YAML'
+kind: Source
+metadata: {name: events, owner: web}
+spec:
+  connector: ingest
+  key: [id]
+  partitions: 2
+  schema: {type: record, name: Event, fields: [{name: id, type: long}, {name: v, type: long}]}
+---
+kind: Pipeline
+metadata: {name: all-events, owner: web}
+spec:
+  sql: "SELECT * FROM events WHERE v > 0"
+  to: [{source: all-events}]
+---
+kind: Pipeline
+metadata: {name: some-events, owner: web}
+spec:
+  sql: "SELECT id, v FROM events WHERE v > 0"
+  to: [{source: some-events}]
+YAML
+r=$("$bin" apply -f "$data/events.yaml" 2>&1) && ok apply_events || bad apply_events "$r"
+sleep 1
+post events '[{"id":1,"v":1},{"id":2,"v":0},{"id":3,"v":3}]' >/dev/null
+rows all-events 2 20 >/dev/null
+sed -i 's/{name: v, type: long}]}/{name: v, type: long}, {name: tag, type: ["null", string], default: null}]}/' "$data/events.yaml"
+r=$("$bin" apply -f "$data/events.yaml" 2>&1) && ok reapply_events_added_field || bad reapply_events_added_field "$r"
+sleep 1
+r=$(post events '[{"id":4,"v":4,"tag":"x"},{"id":5,"v":5,"tag":null},{"id":6,"v":0,"tag":"y"},{"id":7,"v":7,"tag":"z"}]')
+[[ $r == '{"accepted":4}' ]] || bad ingest_events_v2 "$r"
+expect select_star_follows_schema "$(rows all-events 5 30)" '{"id": 1, "v": 1}
+{"id": 3, "v": 3}
+{"id": 4, "tag": "x", "v": 4}
+{"id": 5, "tag": null, "v": 5}
+{"id": 7, "tag": "z", "v": 7}'
+expect column_list_stays "$(rows some-events 5 30)" '{"id": 1, "v": 1}
+{"id": 3, "v": 3}
+{"id": 4, "v": 4}
+{"id": 5, "v": 5}
+{"id": 7, "v": 7}'
 stop
 dm_e2e_summary

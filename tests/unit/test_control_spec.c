@@ -71,6 +71,7 @@ static void test_good_specs(void)
                           "        aggregates: [\"count(*) AS n\", \"sum(amount) AS total\"]\n"
                           "  state: {spill: 16MiB}\n"
                           "  idle_timeout: 45s\n"
+                          "  start: latest\n"
                           "  to: [{source: per-country}]\n";
     REQUIRE(validate_text(windows, &s, &err) == DM_OK);
     int64_t spill = 0;
@@ -216,6 +217,8 @@ static const struct {
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a, b], idle_timeout: soon, to: [{source: "
      "c}]}\n",
      "spec.idle_timeout: expected a duration"},
+    {"kind: Pipeline\nmetadata: {name: p}\nspec: {from: [a], start: now, to: [{source: b}]}\n",
+     "t.yaml:3:26: spec.start: unknown start 'now'; one of: earliest, latest"},
     /* SQL: spec.sql stands for from and steps; its syntax is checked at apply */
     {"kind: Pipeline\nmetadata: {name: p}\nspec: {sql: \"SELECT * FROM a\", from: [a], to: "
      "[{source: b}]}\n",

@@ -87,6 +87,7 @@ static dm_transport_t *open_transport(void)
 static json_t *filter_conf, *project_conf;
 
 static size_t batch_bytes = 2048;
+static bool start_at_end; /* new_task: conf.start_at_end */
 
 static dm_err_t new_task(dm_transport_t *t, dm_metrics_t *m, dm_task_t **task, dm_error_t *err)
 {
@@ -105,7 +106,8 @@ static dm_err_t new_task(dm_transport_t *t, dm_metrics_t *m, dm_task_t **task, d
                              .steps = steps,
                              .n_steps = 2,
                              .max_batch_bytes = batch_bytes,
-                             .metrics = m};
+                             .metrics = m,
+                             .start_at_end = start_at_end};
     return dm_task_new(t, &conf, task, err);
 }
 
@@ -234,6 +236,49 @@ static void test_chain_dead_letters_and_resume(void)
     CHECK_EQ_INT(counts[101], 1);
     dm_task_free(task);
     dm_metrics_free(m);
+    dm_transport_close(t);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
+/* start_at_end: a group without an offset starts at the input's end (only
+ * records appended from then on); one with an offset resumes at it. */
+static void test_start_at_end(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/dm-task-XXXXXX");
+    REQUIRE(mkdtemp(dir));
+    dm_transport_t *t = open_transport();
+    REQUIRE(t);
+    create_topics(t);
+    produce(t, 1, 20, false);
+    start_at_end = true;
+    dm_task_t *task;
+    dm_error_t err = {0};
+    if (new_task(t, NULL, &task, &err)) printf("    %s\n", err.message);
+    REQUIRE(task);
+    CHECK_EQ_INT(dm_task_position(task), 20);
+    produce(t, 21, 10, false);
+    drain(task, t);
+    int counts[100] = {0};
+    int out = read_output(t, "us-plays", counts, 100, false);
+    for (int id = 1; id <= 20; id++)
+        CHECK_EQ_INT(counts[id], 0);
+    CHECK_EQ_INT(counts[22], 1);
+    CHECK_EQ_INT(counts[29], 1);
+    CHECK_EQ_INT(out, 7); /* 21..30 less 21, 28 (FR) and 30 (qty 0) */
+    dm_task_free(task);
+    /* a new instance resumes at the committed offset, not the end */
+    produce(t, 31, 5, false);
+    REQUIRE(new_task(t, NULL, &task, &err) == DM_OK);
+    CHECK_EQ_INT(dm_task_position(task), 30);
+    drain(task, t);
+    memset(counts, 0, sizeof(counts));
+    read_output(t, "us-plays", counts, 100, false);
+    CHECK_EQ_INT(counts[31], 1);
+    CHECK_EQ_INT(counts[33], 1);
+    dm_task_free(task);
+    start_at_end = false;
     dm_transport_close(t);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -418,6 +463,7 @@ int main(void)
     filter_conf = json_pack("{s:s}", "expr", "country = 'US'");
     project_conf = json_pack("{s:[s,s]}", "columns", "id", "amount * 100 / qty AS cents");
     RUN(test_chain_dead_letters_and_resume);
+    RUN(test_start_at_end);
     RUN(test_large_fetch_in_chunks);
     RUN(test_exactly_once_under_sigkill);
     json_decref(filter_conf);
