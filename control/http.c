@@ -311,6 +311,7 @@ static bool body_type_ok(const dm_http_request_t *req, dm_http_response_t *res)
         "application/octet-stream",
         "application/x-www-form-urlencoded",
         "application/x-ndjson",
+        "application/vnd.datamesh.batch", /* the emitter's binary batches (events/avro) */
     };
     size_t n = strcspn(ct, ";");
     while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
