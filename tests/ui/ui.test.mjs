@@ -252,6 +252,68 @@ const rowsText = async (page, sel) => page.$$eval(sel, trs => trs.map(t => t.inn
     allowHttpErrors = false;
   });
 
+  const pipelinesText = () => page.evaluate(async () => await (await fetch('/api/v1/pipelines')).text());
+  await step('SQL: a push query streams rows; Stop deletes its pipeline', async () => {
+    await page.fill('#sql', 'SELECT id, country, movie_id, amount FROM plays WHERE amount > 0;');
+    await page.check('#sql-from-beginning');
+    await page.fill('#sql-limit', '5000');
+    await page.click('#sql-run');
+    await page.waitForFunction(() => document.querySelectorAll('#sql-rows tr').length >= 3, null, T);
+    const first = await page.$$eval('#sql-rows tr', t => t.length);
+    const heads = await page.$$eval('table.sql-rows thead th', t => t.map(x => x.innerText));
+    expect(heads.join(',') === 'id,country,movie_id,amount', 'columns ' + heads);
+    const row = (await rowsText(page, '#sql-rows tr'))[0].split('\t');
+    expect(/^\d+$/.test(row[0]) && /^[A-Z]{2}$/.test(row[1]) && +row[3] > 0, 'a row ' + row);
+    await page.waitForFunction(n => document.querySelectorAll('#sql-rows tr').length > n, first, T); // still arriving
+    const status = await page.innerText('#sql-push-status');
+    expect(/^\d+ rows · streaming from sql-query-ui-/.test(status), 'status ' + status);
+    expect((await pipelinesText()).includes('sql-query-ui-'), 'the temporary pipeline runs');
+    await shot(page, '09d-sql-push', false);
+    await page.click('#sql-stop');
+    await page.waitForFunction(() => /stopped; pipeline sql-query-ui-\S+ deleted/.test(document.querySelector('#sql-push-status').innerText));
+    const n = await page.$$eval('#sql-rows tr', t => t.length);
+    await page.waitForTimeout(1500);
+    expect(await page.$$eval('#sql-rows tr', t => t.length) === n, 'rows after Stop');
+    for (let i = 0; i < 50 && (await pipelinesText()).includes('sql-query-ui-'); i++) await page.waitForTimeout(200);
+    expect(!(await pipelinesText()).includes('sql-query-ui-'), 'the temporary pipeline is deleted');
+  });
+
+  await step('SQL: a push query with a bad column: its error at the line and column', async () => {
+    allowHttpErrors = true;
+    await page.fill('#sql', '-- plays\n\nSELECT id FROM plays WHERE amout > 1;\n');
+    await page.click('#sql-run');
+    await page.waitForSelector('#sql-out .error');
+    const err = await page.innerText('#sql-out .error');
+    expect(err.includes('line 3, column 28') && err.includes("did you mean 'amount'"), 'error ' + err);
+    expect((await page.innerText('#sql-excerpt')).includes('   3 | SELECT id FROM plays WHERE amout > 1;'), 'excerpt');
+    allowHttpErrors = false;
+    expect(!(await pipelinesText()).includes('sql-query-ui-'), 'nothing applied');
+  });
+
+  await step('SQL: leaving the page deletes a running push query', async () => {
+    await page.fill('#sql', "SELECT id FROM plays WHERE country = 'US'");
+    await page.click('#sql-run');
+    await page.waitForFunction(() => /streaming from/.test(document.querySelector('#sql-push-status')?.innerText || ''), null, T);
+    expect((await pipelinesText()).includes('sql-query-ui-'), 'running');
+    await page.click('nav a:text-is("Catalog")');
+    await page.waitForSelector('table.catalog tbody tr');
+    for (let i = 0; i < 50 && (await pipelinesText()).includes('sql-query-ui-'); i++) await page.waitForTimeout(200);
+    expect(!(await pipelinesText()).includes('sql-query-ui-'), 'deleted on leaving');
+  });
+
+  await step('SQL: create as source makes a source in the catalog', async () => {
+    await page.goto(demo + '/sql');
+    await page.fill('#sql', "SELECT id, country FROM plays WHERE country = 'FR'");
+    await page.fill('#sql-as-name', 'fr-sql');
+    await page.click('#sql-create-as');
+    await page.waitForSelector('#sql-out a[href="/sources/fr-sql"]');
+    expect((await page.inputValue('#sql')).startsWith('CREATE SOURCE "fr-sql" AS SELECT id, country FROM plays'), 'rewritten');
+    await page.click('nav a:text-is("Catalog")');
+    await page.waitForFunction(() => [...document.querySelectorAll('table.catalog tbody tr')].some(r => r.innerText.startsWith('fr-sql')), null, T);
+    const r = await page.evaluate(async () => (await fetch('/api/v1/sql', { method: 'POST', body: 'DROP SOURCE "fr-sql";' })).status);
+    expect(r === 200, 'drop ' + r);
+  });
+
   await step('schema registry', async () => {
     await page.click('nav a:text-is("Schema registry")');
     await page.waitForSelector('#subjects li');
