@@ -160,8 +160,8 @@ function pushQuery(query, { out, fromBeginning, limit, onError, onEnd }) {
         try {
           r = await api(`/api/v1/sources/${encodeURIComponent(name)}/records?${q}`, { signal: ctrl.signal });
         } catch (e) {
-          if (e.status !== 404) throw e;
-          await new Promise(res => setTimeout(res, 200)); // its output is not there yet
+          if (e.status !== 404 && e.status !== 409) throw e;
+          await new Promise(res => setTimeout(res, 200)); // its output (or its topic) is not there yet
           continue;
         }
         for (const rec of r.records || []) if (rows < limit) addRow(rec.value);
