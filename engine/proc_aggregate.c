@@ -869,7 +869,8 @@ static dm_err_t find_group(aggregate_t *a, dm_state_t *kv, group_t **out, dm_err
     size_t slot = dm_hash64(a->key.data, a->key.len) & (GROUP_SLOTS - 1);
     for (; a->index[slot]; slot = (slot + 1) & (GROUP_SLOTS - 1)) {
         group_t *g = &a->cached[a->index[slot] - 1];
-        if (g->key.len == a->key.len && !memcmp(g->key.data, a->key.data, a->key.len)) {
+        if (g->key.len == a->key.len &&
+            (!a->key.len || !memcmp(g->key.data, a->key.data, a->key.len))) { /* "": no group_by */
             *out = g;
             return DM_OK;
         }
@@ -881,7 +882,7 @@ static dm_err_t find_group(aggregate_t *a, dm_state_t *kv, group_t **out, dm_err
     }
     group_t *g = &a->cached[a->n_cached];
     dm_buf_reset(&g->key);
-    if (dm_buf_append(&g->key, a->key.data, a->key.len))
+    if (a->key.len && dm_buf_append(&g->key, a->key.data, a->key.len))
         return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     dm_err_t rc = load_group(a, g, kv, err);
     if (rc) return rc;
