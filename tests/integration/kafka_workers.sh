@@ -88,7 +88,7 @@ st=$(curl -s "$DATAMESH_SERVER/api/v1/pipelines/us/status")
 sleep 2
 kill -9 "$wa"; wait "$wa" 2>/dev/null; wa=
 took=
-for _ in $(seq 400); do
+for _ in $(seq 900); do # 90 s: the dead member's session ends, then a rebalance
   grep -c "partition [0-9] is mine" "$data/wb.log" | grep -q '^4$' && { took=1; break; }
   sleep 0.1
 done

@@ -135,7 +135,7 @@ run_all() {
   mkdir -p "$1"
   for o in $outputs; do
     name=${o%%:*} n=${o##*:}
-    wait_count "$name" "$n" 30 || echo "$name: fewer than $n records" >>"$1/short"
+    wait_count "$name" "$n" 90 || echo "$name: fewer than $n records" >>"$1/short"
     sleep 0.3
     "$bin" consume "$name" --from-beginning -n 100000 2>/dev/null | sort >"$1/$name"
   done
@@ -180,9 +180,9 @@ wa=$!
 wb=$!
 sleep 3
 run_all "$data/kafka"
-[[ ! -s $data/kafka/short ]] && ok kafka_outputs || bad kafka_outputs "$(cat "$data/kafka/short"; tail -5 "$data/wa.log" "$data/wb.log")"
+[[ ! -s $data/kafka/short ]] && ok kafka_outputs || bad kafka_outputs "$(cat "$data/kafka/short"; tail -n 5 "$data/wa.log" "$data/wb.log")"
 grep -q "is mine" "$data/wa.log" && grep -q "is mine" "$data/wb.log" && ok both_workers_run_tasks \
-  || bad both_workers_run_tasks "$(tail -5 "$data/wa.log" "$data/wb.log")"
+  || bad both_workers_run_tasks "$(tail -n 5 "$data/wa.log" "$data/wb.log")"
 grep -q "group pipeline.ag.rekey.0" "$data/wa.log" "$data/wb.log" && ok workers_run_rekey_stages || bad workers_run_rekey_stages "$(grep joined "$data/wa.log")"
 for o in $outputs; do
   name=${o%%:*}
