@@ -164,11 +164,13 @@ void dm_http_remote(const dm_http_request_t *req, char *out, size_t cap)
     snprintf(out, cap, "%s", text);
 }
 
-/* Splits a path into segments in place; returns the count or -1 if too many. */
+/* Splits a path into segments in place; returns the count or -1 if too many.
+ * (strtok_r: the pool's threads match routes at the same time.) */
 static int split(char *path, char **seg)
 {
     int n = 0;
-    for (char *p = strtok(path, "/"); p; p = strtok(NULL, "/")) {
+    char *save = NULL;
+    for (char *p = strtok_r(path, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
         if (n == MAX_SEGMENTS) return -1;
         seg[n++] = p;
     }
