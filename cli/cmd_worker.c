@@ -11,6 +11,10 @@
  * partitions; a task stops before its partition is given away, and the next owner starts from the
  * committed offsets (and its transactional id fences a zombie). Every couple of seconds the worker
  * reports its units to POST /api/v1/workers/{id}/status and looks for changed pipelines.
+ * Each plan carries a generation; a task that meets a schema version its plan does not read
+ * stops just before it and is reported at once (schema_change), the controller recompiles
+ * the plan (evolve, lenient: docs/schema-evolution.md) and lists it with a new generation, and
+ * the worker reloads it, every task starting again from its committed offset.
  *
  * Threads: the main thread polls the groups (assignment callbacks run there) and talks to
  * the controller; each task instance runs on its own thread.
@@ -27,6 +31,7 @@
 #include "cli/client.h"
 #include "connectors/unit.h"
 #include "control/plan.h"
+#include "control/spec.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "engine/table.h"
@@ -47,6 +52,13 @@ typedef struct wtask {
     dm_unit_status_t st;
     pthread_t th;
     bool started;
+    /* A schema version the plan does not read (engine/task.h): the task
+     * stops there, having committed all before it, and the report tells the
+     * controller, which lists a recompiled plan (a new generation) or pauses
+     * the pipeline. Set once by the task's thread before it ends. */
+    _Atomic bool met_change;
+    bool change_incompatible;
+    char change[600];
     struct wtask *next;
 } wtask_t;
 
@@ -78,7 +90,8 @@ typedef struct wschema {
 
 struct wpipe {
     char *name;
-    json_t *desc; /* the controller's plan as JSON */
+    json_t *desc;       /* the controller's plan as JSON */
+    int64_t generation; /* desc's: the controller's count of the plans it listed */
     dm_pipeline_plan_t *plan;
     const char *server;
     pthread_mutex_t schemas_mu;
@@ -91,6 +104,10 @@ struct wpipe {
     dm_transport_t *t;
     struct wpipe *next;
 };
+
+/* Tasks that met a schema change since the main thread last looked: it
+ * reports at once and asks for the recompiled plan sooner. */
+static _Atomic int changes_met;
 
 typedef struct worker {
     const char *server;
@@ -202,6 +219,26 @@ static void *task_main(void *arg)
         dm_unit_ok(&w->st);
         size_t n;
         dm_err_t rc = dm_task_step(w->task, 200, &n, &err);
+        if (rc == DM_ERR_SCHEMA_NEW_VERSION || rc == DM_ERR_SCHEMA_INCOMPATIBLE) {
+            bool resume = rc == DM_ERR_SCHEMA_NEW_VERSION &&
+                          (p->plan->schema_change == DM_SCHEMA_CHANGE_EVOLVE ||
+                           p->plan->schema_change == DM_SCHEMA_CHANGE_LENIENT);
+            const char *policy = dm_spec_schema_changes[p->plan->schema_change];
+            snprintf(w->change, sizeof(w->change), "%s", err.message);
+            w->change_incompatible = rc == DM_ERR_SCHEMA_INCOMPATIBLE;
+            if (resume)
+                dm_unit_set(&w->st, DM_UNIT_STARTING,
+                            "%s; waiting for the plan recompiled on the new version (%s)",
+                            err.message, policy);
+            else
+                dm_unit_set(&w->st, DM_UNIT_FAILED, "paused (schema_change: %s): %s", policy,
+                            err.message);
+            atomic_store(&w->st.position, dm_task_position(w->task));
+            DM_INFO("worker", "%s: %s", w->name, err.message);
+            atomic_store(&w->met_change, true);
+            atomic_fetch_add(&changes_met, 1);
+            return NULL; /* this plan reads no further: the next generation does */
+        }
         if (rc == DM_ERR_TRANSPORT_FENCED) {
             /* Another instance took this partition's transactional id: what this one
              * holds in memory is stale. Start again from the committed offsets. */
@@ -316,6 +353,7 @@ static wpipe_t *pipe_new(worker_t *wk, json_t *desc)
     const char *name = json_string_value(json_object_get(desc, "pipeline"));
     p->name = strdup(name ? name : "?");
     p->desc = json_incref(desc);
+    p->generation = json_integer_value(json_object_get(desc, "generation"));
     p->t = wk->t;
     p->server = wk->server;
     p->env = (dm_proc_env_t){pipe_table, p, NULL};
@@ -410,6 +448,11 @@ static void report(worker_t *wk)
                                       "position", (json_int_t)atomic_load(&w->st.position), "lag",
                                       (json_int_t)atomic_load(&w->st.lag));
                 if (error[0]) json_object_set_new(j, "error", json_string(error));
+                json_object_set_new(j, "generation", json_integer(p->generation));
+                if (atomic_load(&w->met_change))
+                    json_object_set_new(j, "schema_change",
+                                        json_pack("{s:s, s:b}", "message", w->change,
+                                                  "incompatible", w->change_incompatible));
                 json_array_append_new(units, j);
             }
     }
@@ -494,7 +537,7 @@ int dm_cmd_worker(int argc, char **argv)
 
     sync_pipes(&wk, json_object_get(tasks, "tasks"));
     json_decref(tasks);
-    uint64_t last_sync = dm_now_ns(), last_report = 0;
+    uint64_t last_sync = dm_now_ns(), last_report = 0, pending_change = 0;
     while (!stopping) {
         int n = 0;
         for (wpipe_t *p = wk.pipes; p; p = p->next)
@@ -509,11 +552,16 @@ int dm_cmd_worker(int argc, char **argv)
             }
         if (!n) dm_sleep_ms(100);
         uint64_t now = dm_now_ns();
-        if (now - last_report > 2000000000ull) {
+        /* A task met a schema change: tell the controller now, then look
+         * for the recompiled plan every half second until it is there. */
+        bool changed = atomic_exchange(&changes_met, 0) > 0;
+        if (changed) pending_change = now;
+        if (changed || now - last_report > 2000000000ull) {
             report(&wk);
             last_report = now;
         }
-        if (now - last_sync > 5000000000ull) {
+        if (pending_change && now - pending_change > 30000000000ull) pending_change = 0;
+        if (now - last_sync > (pending_change ? 500000000ull : 5000000000ull)) {
             last_sync = now;
             json_t *t = fetch_tasks(&wk, &err);
             if (t)

@@ -3,7 +3,10 @@
  *   GET  /api/v1/workers/tasks        → what workers run: {transport, external, tasks: […]}
  *                                       (dm_runtime_worker_tasks)
  *   POST /api/v1/workers/{id}/status  with {"units": [{name, state, error, position, lag}]}
- *                                     → 204; a worker reports what it runs
+ *                                     → 204; a worker reports what it runs. A unit with
+ *                                       {pipeline, generation, schema_change: {message,
+ *                                       incompatible}} met a schema version it does not
+ *                                       read (dm_runtime_worker_schema_change)
  *   GET  /api/v1/workers              → {"workers": [{worker, age_ms, units}]}: the last
  *                                       report of each worker and how old it is
  *
@@ -53,6 +56,22 @@ static void on_report(void *ctx, const dm_http_request_t *req, dm_http_response_
                       id, MAX_UNITS, body ? "" : ": ", body ? "" : je.text);
         json_decref(body);
         return;
+    }
+    /* A task that met a schema version it does not read: the controller
+     * recompiles (evolve, lenient) and lists the plan with a new generation. */
+    const dm_principal_t *p = req->principal;
+    size_t i;
+    json_t *u;
+    json_array_foreach(units, i, u)
+    {
+        const json_t *sc = json_object_get(u, "schema_change");
+        const char *pipeline = json_string_value(json_object_get(u, "pipeline"));
+        const char *what = json_string_value(json_object_get(sc, "message"));
+        if (api->rt && pipeline && what)
+            dm_runtime_worker_schema_change(
+                api->rt, p && p->role == DM_ROLE_WORKER ? p->owner : NULL, pipeline,
+                json_integer_value(json_object_get(u, "generation")),
+                json_is_true(json_object_get(sc, "incompatible")), what);
     }
     pthread_mutex_lock(&api->mu);
     json_object_set_new(api->reports, id,

@@ -471,6 +471,8 @@ dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
         /* Workers run the tasks; sinks run here (and their settings stay here). */
         json_t *pj = dm_plan_to_json(plan);
         json_object_set_new(pj, "sinks", json_array());
+        /* a worker reloads a plan whose generation changed (cli/cmd_worker.c) */
+        json_object_set_new(pj, "generation", json_integer(++rt->plan_generation));
         json_object_set_new(rt->worker_tasks, owner, pj);
     }
     dm_error_t e = {0};
