@@ -8,7 +8,8 @@
 # it: every record reaches the derived source (the new ones with the new field), none is a
 # dead letter. The fail pipeline pauses at the change, with the reason. (The mock cluster
 # keeps no offsets committed inside transactions, so a reloaded task starts its partition
-# again: this test checks for loss and for the new field, not for duplicates.)
+# again: this test checks for loss and for the new field, not for duplicates.) The history
+# of schema changes survives a restart of the controller.
 set -u
 bin=${DM_BIN:?}
 source "$(dirname "$0")/../harness/lib.sh"
@@ -135,6 +136,13 @@ done
   && ok fail_pause_in_history || bad fail_pause_in_history "$(curl -s "$DATAMESH_SERVER/api/v1/schema-changes")"
 
 kill -TERM "$wa"; wait "$wa"; wa=
+# The history is kept with the catalog: a restarted controller still has it.
+kill -TERM "$pid"; wait "$pid"; pid=
+dm_controller_start "$data" "$port" "$data/up2.log" --transport "kafka://$brokers" --external-workers || exit 1
+pid=$dm_pid
+ch2=$(curl -s "$DATAMESH_SERVER/api/v1/schema-changes")
+[[ $ch2 == "$ch"* && $ch2 == *'"pipeline":"fa"'*'"action":"pause"'* ]] \
+  && ok history_survives_restart || bad history_survives_restart "before: $ch; after: $ch2"
 kill -TERM "$pid"; wait "$pid"; pid=
 grep -q Sanitizer "$data"/*.log && bad no_sanitizer_reports "$(grep -A10 Sanitizer "$data"/*.log | head -30)"
 echo "$pass passed, $fail failed"
