@@ -396,6 +396,55 @@ static wpipe_t *pipe_new(worker_t *wk, json_t *desc)
     return p;
 }
 
+/* Loads desc, a new generation of p's plan (a schema change recompiled it),
+ * in place when it reads through the same consumer groups and topics and
+ * keeps no enrich tables: the tasks stop (each has committed what it did),
+ * the plan is swapped, and the partitions this worker holds start again
+ * from their committed offsets, without leaving the groups (a rebalance
+ * costs seconds: 5 s on the test cluster). False, changing nothing, when it
+ * cannot: the caller stops the pipeline and starts the new plan anew. Main
+ * thread. */
+static bool pipe_reload(wpipe_t *p, json_t *desc)
+{
+    const char *name = json_string_value(json_object_get(desc, "pipeline"));
+    if (!name || strcmp(name, p->name) || p->error[0] || !p->plan || p->n_tables) return false;
+    dm_pipeline_plan_t *plan = NULL;
+    dm_error_t err = {0};
+    if (dm_plan_from_json(desc, &plan, &err)) return false;
+    bool same = plan->n_stages == p->plan->n_stages && !plan->n_tables;
+    for (size_t i = 0; same && i < plan->n_stages; i++) {
+        const dm_plan_stage_t *a = &plan->stages[i], *b = &p->plan->stages[i];
+        same = p->stages[i].member && !strcmp(a->group, b->group) &&
+               !strcmp(a->input.topic, b->input.topic) && !strcmp(a->name, b->name);
+    }
+    size_t n = 0;
+    for (size_t i = 0; same && i < plan->n_stages; i++)
+        for (wtask_t *w = p->stages[i].tasks; w; w = w->next)
+            n++;
+    /* the partitions it holds, as stage index and partition */
+    int64_t *held = same ? calloc(n + 1, sizeof(*held)) : NULL;
+    if (!held) {
+        dm_plan_free(plan);
+        return false;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < plan->n_stages; i++)
+        while (p->stages[i].tasks) {
+            int32_t part = p->stages[i].tasks->partition;
+            held[k++] = (int64_t)i << 32 | (uint32_t)part;
+            task_stop(&p->stages[i], part);
+        }
+    dm_plan_free(p->plan);
+    p->plan = plan;
+    json_decref(p->desc);
+    p->desc = json_incref(desc);
+    p->generation = json_integer_value(json_object_get(desc, "generation"));
+    for (size_t j = 0; j < k; j++)
+        task_start(&p->stages[held[j] >> 32], (int32_t)(uint32_t)held[j]);
+    free(held);
+    return true;
+}
+
 /* Brings the running pipelines in line with the controller's list. */
 static void sync_pipes(worker_t *wk, const json_t *tasks)
 {
@@ -405,6 +454,12 @@ static void sync_pipes(worker_t *wk, const json_t *tasks)
         size_t i;
         json_t *d;
         json_array_foreach(tasks, i, d) keep |= json_equal(d, p->desc);
+        json_array_foreach(tasks, i, d) if (!keep && pipe_reload(p, d))
+        {
+            DM_INFO("worker", "worker=%s pipeline=%s: loaded plan generation %lld in place", wk->id,
+                    p->name, (long long)p->generation);
+            keep = true;
+        }
         if (keep) {
             pp = &p->next;
             continue;

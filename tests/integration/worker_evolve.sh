@@ -116,7 +116,7 @@ wait_ids ev "$((N + 20)) 20" && ok worker_reloads_recompiled_plan \
 kill -0 "$wa" 2>/dev/null && ok same_worker_process || bad same_worker_process "worker exited: $(tail -20 "$data/wa.log")"
 gen2=$(generation ev)
 [[ -n $gen1 && -n $gen2 && $gen1 != "$gen2" ]] && ok task_list_new_generation || bad task_list_new_generation "$gen1 -> $gen2"
-grep -q "pipeline=ev: changed or removed" "$data/wa.log" && ok worker_log_says_reload || bad worker_log_says_reload "$(tail -20 "$data/wa.log")"
+grep -q "pipeline=ev: loaded plan generation $gen2 in place" "$data/wa.log" && ok worker_reloads_in_place || bad worker_reloads_in_place "$(tail -20 "$data/wa.log")"
 dead=$(kcat -C -b "$brokers" -t pipeline.ev.dlq -o beginning -e -q 2>/dev/null | wc -l)
 [[ $dead == 0 ]] && ok no_dead_letters || bad no_dead_letters "$dead"
 ch=$(curl -s "$DATAMESH_SERVER/api/v1/schema-changes")
