@@ -123,6 +123,17 @@ ch=$(curl -s "$DATAMESH_SERVER/api/v1/schema-changes")
 [[ $ch == *'"pipeline":"ev"'*'"action":"restart"'* || $ch == *'"action":"restart"'*'"pipeline":"ev"'* ]] \
   && ok schema_change_history || bad schema_change_history "$ch"
 
+# A late report of the old generation (or of a pipeline the controller does not list) is
+# ignored: no second restart.
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data \
+  "{\"units\":[{\"name\":\"ev/task/0\",\"pipeline\":\"ev\",\"generation\":$gen1,\"schema_change\":{\"message\":\"late\"}},
+               {\"name\":\"no/task/0\",\"pipeline\":\"no\",\"generation\":$gen2,\"schema_change\":{\"message\":\"none\"}}]}" \
+  "$DATAMESH_SERVER/api/v1/workers/wz/status")
+sleep 1
+after=$(curl -s "$DATAMESH_SERVER/api/v1/schema-changes?pipeline=ev")
+[[ $code == 204 && $after != *late* && $(curl -s "$DATAMESH_SERVER/api/v1/schema-changes") != *none* \
+   && $(generation ev) == "$gen2" ]] && ok stale_report_ignored || bad stale_report_ignored "$code $after"
+
 # The fail pipeline pauses at the change, the reason in its status.
 st=
 for _ in $(seq 300); do
