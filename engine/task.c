@@ -772,6 +772,7 @@ static void read_marker(dm_task_t *task, const dm_record_t *rec)
 static dm_avro_codec_t *other_version(dm_task_t *task, input_t *in, uint32_t id, const char **why,
                                       dm_error_t *lookup)
 {
+    lookup->code = DM_OK; /* only the code: decode_input calls this per record */
     for (size_t k = 0; k < in->n_versions; k++)
         if (in->versions[k].id == id) {
             *why = in->versions[k].why;
@@ -836,7 +837,8 @@ static size_t first_new_version(dm_task_t *task, input_t *in, dm_error_t *err)
             fine = id;
             continue;
         }
-        dm_error_t lookup = {0};
+        dm_error_t lookup;
+        lookup.code = DM_OK;
         if (resolve && other_version(task, in, id, &why, &lookup)) {
             fine = id;
             continue;
@@ -868,6 +870,7 @@ static size_t first_new_version(dm_task_t *task, input_t *in, dm_error_t *err)
 static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *err)
 {
     input_t *in = &task->in[task->cur];
+    dm_error_t lookup; /* set by other_version; not cleared per record (520 bytes) */
     /* the join's other source enters the chain at the join, its rows marked */
     dm_rows_t *rows = &task->rows[in->other ? task->join_step : 0];
     task->decoded = rows;
@@ -882,7 +885,6 @@ static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *
         dm_err_t rc;
         dm_avro_codec_t *codec = in->codec;
         const char *why = "";
-        dm_error_t lookup = {0};
         if (rec->value_len < 0) { /* tombstones carry no event; markers a watermark */
             if (task->prod_wm) read_marker(task, rec);
             continue;
@@ -893,7 +895,7 @@ static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *
                      rc == DM_ERR_TRUNCATED ? "shorter than 5 bytes" : "magic byte is not 0");
         } else if (id != in->schema_id && !(codec = other_version(task, in, id, &why, &lookup))) {
             if (lookup.code) { /* no dead letter: the step ends uncommitted */
-                *err = lookup;
+                if (err) *err = lookup;
                 return lookup.code;
             }
             snprintf(reason, sizeof(reason), "value has schema id %u, the topic's is %u%s%s", id,
