@@ -72,6 +72,28 @@ dm_err_t dm_emit_add(dm_emit_t *e, const dm_avro_value_t *v, int64_t ts, dm_erro
     return DM_OK;
 }
 
+dm_err_t dm_emit_add_encoded(dm_emit_t *e, const dm_avro_value_t *v, const void *framed, size_t len,
+                             int64_t ts, dm_error_t *err)
+{
+    if (e->n == e->cap && grow(e, err)) return err->code;
+    if (e->key_schema && !v)
+        return dm_error_set(err, DM_ERR_INTERNAL, "source %s: a keyed record without its value",
+                            e->topic);
+    size_t mark = e->bytes.len;
+    size_t *s = &e->start[e->n * 3];
+    s[0] = mark;
+    dm_err_t rc = e->key_schema ? encode_key(e, v, err) : DM_OK;
+    s[1] = e->bytes.len;
+    if (!rc && (rc = dm_buf_append(&e->bytes, framed, len))) dm_error_set(err, rc, "out of memory");
+    if (rc) {
+        e->bytes.len = mark;
+        return rc;
+    }
+    s[2] = e->bytes.len;
+    e->ts[e->n++] = ts;
+    return DM_OK;
+}
+
 dm_err_t dm_emit_dead(dm_emit_t *e, const void *raw, size_t len, const char *reason,
                       const char *where, dm_error_t *err)
 {
