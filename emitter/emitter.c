@@ -57,7 +57,8 @@ struct dm_emitter {
     dm_emitter_options_t o;
     version_t *cur;           /* atomic: the newest version (never NULL once created) */
     pthread_mutex_t fetch_mu; /* one lookup of the latest version at a time */
-    int64_t checked_ms;       /* when it was last looked up (under fetch_mu) */
+    int64_t checked_ms;       /* the last periodic lookup (under fetch_mu) */
+    int64_t asked_ms;         /* the last lookup for an event that did not fit (fetch_mu) */
     char refresh_said[600];   /* the last lookup's failure, said once (under fetch_mu) */
     char producer[40];
 
@@ -248,28 +249,43 @@ done:
     return rc;
 }
 
-/* Looks up the latest schema unless that was done less than min_age_ms ago
- * (or another thread is doing it): true when the current version changed. A
- * failure is only reported to stderr once: the current version stays. */
-static bool refresh_schema(dm_emitter_t *e, int64_t min_age_ms, int timeout_ms)
+/* Looks up the latest schema, unless *last_ms (the periodic lookups' time or
+ * the sends' own, under fetch_mu) is less than min_age_ms ago: true when the
+ * current version is no longer seen (the version the caller used). The
+ * periodic lookup (wait_ms 0) skips its turn while a send looks it up; a send
+ * waits at most wait_ms for a lookup under way and takes its result. A failure
+ * is reported to stderr once; the current version stays. */
+static bool refresh_schema(dm_emitter_t *e, const version_t *seen, int64_t *last_ms,
+                           int64_t min_age_ms, int timeout_ms, int wait_ms)
 {
-    if (pthread_mutex_trylock(&e->fetch_mu)) return false;
-    bool changed = false;
+    if (wait_ms <= 0) {
+        if (pthread_mutex_trylock(&e->fetch_mu)) return false;
+    } else {
+        struct timespec ts;
+        deadline(&ts, wait_ms);
+        if (pthread_mutex_timedlock(&e->fetch_mu, &ts)) return current(e) != seen;
+    }
     int64_t now = now_ms();
-    if (now - e->checked_ms >= min_age_ms) {
+    if (current(e) == seen && now - *last_ms >= min_age_ms) {
         char err[600];
-        e->checked_ms = now;
+        bool changed;
+        *last_ms = now;
         if (fetch_schema(e, timeout_ms, &changed, err, sizeof(err))) {
             if (strcmp(err, e->refresh_said))
                 fprintf(stderr, "datamesh emitter: source %s: keeping schema id %u: %s\n",
-                        e->source, current(e)->id, err);
+                        e->source, seen->id, err);
             snprintf(e->refresh_said, sizeof(e->refresh_said), "%s", err);
         } else {
             e->refresh_said[0] = '\0';
+            if (changed)
+                fprintf(stderr,
+                        "datamesh emitter: source %s: schema id %u is now %u (a new version; "
+                        "events sent from now on use it)\n",
+                        e->source, seen->id, current(e)->id);
         }
     }
     pthread_mutex_unlock(&e->fetch_mu);
-    return changed;
+    return current(e) != seen;
 }
 
 /* ---- the spool file ------------------------------------------------------------------- */
@@ -474,7 +490,7 @@ static void *sender(void *arg)
         int64_t check = e->o.schema_check_ms;
         if (check > 0 && !e->stop && now_ms() - schema_at >= check) {
             pthread_mutex_unlock(&e->mu);
-            refresh_schema(e, check, e->o.request_timeout_ms);
+            refresh_schema(e, current(e), &e->checked_ms, check, e->o.request_timeout_ms, 0);
             pthread_mutex_lock(&e->mu);
             schema_at = now_ms();
         }
@@ -748,7 +764,7 @@ int dm_emitter_send_json(dm_emitter_t *e, const char *record_json, size_t len)
         /* Perhaps written for a newer version of the source (a field added):
          * look it up (at most once a second) and try that. */
         if (err.code != DM_ERR_NOMEM && e->o.schema_check_ms >= 0 &&
-            refresh_schema(e, 1000, lookup_budget(e))) {
+            refresh_schema(e, v, &e->asked_ms, 1000, lookup_budget(e), lookup_budget(e))) {
             v = current(e);
             err = (dm_error_t){0};
             if (!encode_json(v, record_json, len, &err))
@@ -786,7 +802,7 @@ int dm_emitter_send_avro(dm_emitter_t *e, const void *avro, size_t len)
     dm_error_t err = {0};
     if (check_avro(v, avro, len, &err)) {
         if (err.code != DM_ERR_NOMEM && e->o.schema_check_ms >= 0 &&
-            refresh_schema(e, 1000, lookup_budget(e))) {
+            refresh_schema(e, v, &e->asked_ms, 1000, lookup_budget(e), lookup_budget(e))) {
             v = current(e);
             err = (dm_error_t){0};
             if (!check_avro(v, avro, len, &err)) return enqueue(e, v->id, avro, len);
