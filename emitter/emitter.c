@@ -759,14 +759,17 @@ int dm_emitter_send_json(dm_emitter_t *e, const char *record_json, size_t len)
     last_error[0] = '\0';
     if (!e || !record_json) return set_error("no emitter or no record"), DM_EMITTER_ERR_INVALID;
     version_t *v = current(e);
-    dm_error_t err = {0};
+    dm_error_t err; /* not zeroed whole: that is a 500-byte memset per event */
+    err.code = DM_OK;
+    err.message[0] = '\0';
     if (encode_json(v, record_json, len, &err)) {
         /* Perhaps written for a newer version of the source (a field added):
          * look it up (at most once a second) and try that. */
         if (err.code != DM_ERR_NOMEM && e->o.schema_check_ms >= 0 &&
             refresh_schema(e, v, &e->asked_ms, 1000, lookup_budget(e), lookup_budget(e))) {
             v = current(e);
-            err = (dm_error_t){0};
+            err.code = DM_OK;
+            err.message[0] = '\0';
             if (!encode_json(v, record_json, len, &err))
                 return enqueue(e, v->id, enc.data, enc.len);
         }
@@ -799,12 +802,15 @@ int dm_emitter_send_avro(dm_emitter_t *e, const void *avro, size_t len)
     if (!e || !avro) return set_error("no emitter or no record"), DM_EMITTER_ERR_INVALID;
     /* checked in place (nothing built) and queued as it is */
     version_t *v = current(e);
-    dm_error_t err = {0};
+    dm_error_t err; /* not zeroed whole: that is a 500-byte memset per event */
+    err.code = DM_OK;
+    err.message[0] = '\0';
     if (check_avro(v, avro, len, &err)) {
         if (err.code != DM_ERR_NOMEM && e->o.schema_check_ms >= 0 &&
             refresh_schema(e, v, &e->asked_ms, 1000, lookup_budget(e), lookup_budget(e))) {
             v = current(e);
-            err = (dm_error_t){0};
+            err.code = DM_OK;
+            err.message[0] = '\0';
             if (!check_avro(v, avro, len, &err)) return enqueue(e, v->id, avro, len);
         }
         set_error("source %s: not an Avro record of its schema (id %u): %s", e->source, v->id,

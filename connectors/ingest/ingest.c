@@ -125,8 +125,6 @@ static dm_err_t push_binary(const dm_ingest_config_t *conf, const dm_source_env_
     dm_avro_codec_t *check = NULL, *older = NULL; /* older: records of schema id older_id */
     uint32_t older_id = 0;
     if (!env->key_schema) rc = dm_avro_codec_new_check(env->value_schema, &check, err);
-    if (!rc && !env->key_schema && dm_buf_reserve(&emit.bytes, len)) /* the records' bytes, once */
-        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     for (uint32_t i = 0; i < n && !rc; i++) {
         if (len - o < 4) {
             rc = dm_error_set(err, DM_ERR_INVALID, "binary batch: record %u: truncated", i);
@@ -165,7 +163,8 @@ static dm_err_t push_binary(const dm_ingest_config_t *conf, const dm_source_env_
             continue;
         }
         /* Checked against the schema, then the framed bytes are written as
-         * they came: decoded only when the key must be taken from them. */
+         * they came (lent from the body): decoded only when the key must be
+         * taken from them. */
         const uint8_t *val = b + o + DM_WIRE_HEADER;
         size_t vlen = rl - DM_WIRE_HEADER, used = 0;
         dm_avro_value_t v;
