@@ -396,14 +396,19 @@ static void sync_pipes(worker_t *wk, const json_t *tasks)
 
 /* ---- talking to the controller ---------------------------------------------------------- */
 
-/* One metric of the worker for its report: counters and gauges (a time
- * gauge as the instant it holds, with its form, so that an age keeps growing
- * at the controller's scrape); histograms stay on the worker. */
+/* One metric of the worker for its report: counters and gauges of its tasks
+ * and processors (a time gauge as the instant it holds, with its form, so
+ * that an age keeps growing at the controller's scrape); histograms stay on
+ * the worker. */
 static void report_metric(void *ctx, const dm_metric_t *x)
 {
     static const char *const forms[] = {"plain", "time_ms", "age_ms"};
     json_t *list = ctx;
     if (x->kind == DM_METRIC_HISTOGRAM) return;
+    /* the families the controller takes from workers (control/api_workers.c) */
+    if (strncmp(x->name, "datamesh_task_", 14) && strncmp(x->name, "datamesh_processor_", 19) &&
+        strncmp(x->name, "datamesh_sdk_", 13))
+        return;
     bool counter = x->kind == DM_METRIC_COUNTER;
     json_int_t v = counter ? (json_int_t)atomic_load_explicit(&x->count, memory_order_relaxed)
                            : (json_int_t)atomic_load_explicit(&x->gauge, memory_order_relaxed);

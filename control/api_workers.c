@@ -42,10 +42,15 @@ static void on_tasks(void *ctx, const dm_http_request_t *req, dm_http_response_t
     dm_http_json(res, 200, dm_runtime_worker_tasks(w->rt, worker ? p->owner : NULL));
 }
 
-/* A Prometheus metric name of datamesh's ("datamesh_" and [a-zA-Z0-9_:]). */
+/* A Prometheus name ([a-zA-Z0-9_:]) of a family a worker's tasks make:
+ * datamesh_task_*, datamesh_processor_*, datamesh_sdk_* (a worker cannot set
+ * the controller's own series, such as datamesh_unit_failed). */
 static bool metric_name_ok(const char *s)
 {
-    if (!s || strncmp(s, "datamesh_", 9) || strlen(s) > 200) return false;
+    if (!s || strlen(s) > 200 ||
+        (strncmp(s, "datamesh_task_", 14) && strncmp(s, "datamesh_processor_", 19) &&
+         strncmp(s, "datamesh_sdk_", 13)))
+        return false;
     for (; *s; s++)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
               *s == '_' || *s == ':'))
@@ -84,7 +89,7 @@ static bool labels_ok(const char *s)
 }
 
 /* Sets the worker's metrics in the controller's registry, worker="id" first
- * among their labels. What is not a counter or gauge of a datamesh name with
+ * among their labels. What is not a counter or gauge of a task family with
  * well-formed labels is skipped (counted in *skipped). */
 static void take_metrics(dm_metrics_t *reg, const char *id, const json_t *metrics, int *skipped)
 {
@@ -195,7 +200,8 @@ static void on_report(void *ctx, const dm_http_request_t *req, dm_http_response_
     if (skipped) {
         dm_http_error(res, 400, 40000,
                       "worker %s: %d of the report's metrics were not taken (a counter or gauge "
-                      "named datamesh_…, labels k=\"v\" without worker=, an integer value)",
+                      "named datamesh_task_…, datamesh_processor_… or datamesh_sdk_…, labels "
+                      "k=\"v\" without worker=, an integer value)",
                       id, skipped);
         return;
     }
