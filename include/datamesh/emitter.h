@@ -11,7 +11,8 @@
  * shared or static).
  *
  * What it does: at creation it fetches the source's current schema from the
- * controller's schema registry; each event is validated against it and
+ * controller's schema registry (and newer versions later: schema_check_ms);
+ * each event is validated against it and
  * encoded to Avro (Confluent wire format) on the caller's thread, so a bad
  * event is refused at once with the field named. Events are batched (by
  * count, bytes and linger time) and sent by one background thread to the
