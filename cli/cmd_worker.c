@@ -34,6 +34,7 @@
 #include "control/spec.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "engine/table.h"
 #include "engine/task.h"
 #include "transport/kafka/kafka.h"
@@ -114,6 +115,7 @@ typedef struct worker {
     char id[160];
     dm_transport_t *t;
     wpipe_t *pipes;
+    dm_metrics_t *metrics; /* its tasks' and SDK processors', sent with each report */
 } worker_t;
 
 static volatile sig_atomic_t stopping;
@@ -207,6 +209,7 @@ static void *task_main(void *arg)
             if (dm_plan_task_config(p->plan, w->stage->index, w->partition, pipe_schema, p, NULL,
                                     &w->pt, &err) == DM_OK) {
                 w->pt.conf.env = &p->env;
+                w->pt.conf.metrics = p->env.metrics; /* built-ins' metrics, like SDK ones */
                 w->configured = true;
             } else {
                 dm_plan_task_release(&w->pt); /* what it made before failing */
@@ -356,7 +359,7 @@ static wpipe_t *pipe_new(worker_t *wk, json_t *desc)
     p->generation = json_integer_value(json_object_get(desc, "generation"));
     p->t = wk->t;
     p->server = wk->server;
-    p->env = (dm_proc_env_t){pipe_table, p, NULL};
+    p->env = (dm_proc_env_t){pipe_table, p, wk->metrics};
     pthread_mutex_init(&p->schemas_mu, NULL);
     dm_error_t err = {0};
     if (dm_plan_from_json(desc, &p->plan, &err)) {
@@ -486,6 +489,28 @@ static void sync_pipes(worker_t *wk, const json_t *tasks)
 
 /* ---- talking to the controller ---------------------------------------------------------- */
 
+/* One metric of the worker for its report: counters and gauges of its tasks
+ * and processors (a time gauge as the instant it holds, with its form, so
+ * that an age keeps growing at the controller's scrape); histograms stay on
+ * the worker. */
+static void report_metric(void *ctx, const dm_metric_t *x)
+{
+    static const char *const forms[] = {"plain", "time_ms", "age_ms"};
+    json_t *list = ctx;
+    if (x->kind == DM_METRIC_HISTOGRAM) return;
+    /* the families the controller takes from workers (control/api_workers.c) */
+    if (strncmp(x->name, "datamesh_task_", 14) && strncmp(x->name, "datamesh_processor_", 19) &&
+        strncmp(x->name, "datamesh_sdk_", 13))
+        return;
+    bool counter = x->kind == DM_METRIC_COUNTER;
+    json_int_t v = counter ? (json_int_t)atomic_load_explicit(&x->count, memory_order_relaxed)
+                           : (json_int_t)atomic_load_explicit(&x->gauge, memory_order_relaxed);
+    json_array_append_new(list,
+                          json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "name", x->name, "kind",
+                                    counter ? "counter" : "gauge", "form", forms[x->form], "help",
+                                    x->help, "labels", x->labels ? x->labels : "", "value", v));
+}
+
 static void report(worker_t *wk)
 {
     json_t *units = json_array();
@@ -511,7 +536,9 @@ static void report(worker_t *wk)
                 json_array_append_new(units, j);
             }
     }
-    json_t *body = json_pack("{s:o}", "units", units);
+    json_t *metrics = json_array();
+    if (wk->metrics) dm_metrics_each(wk->metrics, report_metric, metrics);
+    json_t *body = json_pack("{s:o, s:o}", "units", units, "metrics", metrics);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     char path[256], esc[200];
@@ -590,6 +617,7 @@ int dm_cmd_worker(int argc, char **argv)
     printf("datamesh worker %s: running tasks of %s; Ctrl-C stops\n", wk.id, wk.server);
     fflush(stdout);
 
+    wk.metrics = dm_metrics_new(); /* NULL (out of memory): tasks run without metrics */
     sync_pipes(&wk, json_object_get(tasks, "tasks"));
     json_decref(tasks);
     uint64_t last_sync = dm_now_ns(), last_report = 0, pending_change = 0;
@@ -634,5 +662,6 @@ int dm_cmd_worker(int argc, char **argv)
     }
     report(&wk);
     dm_transport_close(wk.t);
+    if (wk.metrics) dm_metrics_free(wk.metrics);
     return DM_EXIT_OK;
 }

@@ -658,6 +658,11 @@ static void restart_requested(dm_runtime_t *rt)
  * start over with the unit) and whether it failed, labelled with the kind and
  * name of the object it runs for. Rendered on each scrape from the units as
  * they are, so nothing lingers for units that are gone. */
+dm_metrics_t *dm_runtime_metrics(dm_runtime_t *rt)
+{
+    return rt->metrics;
+}
+
 dm_err_t dm_runtime_render_metrics(dm_runtime_t *rt, dm_buf_t *out)
 {
     static const struct {

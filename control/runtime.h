@@ -158,6 +158,9 @@ json_t *dm_runtime_schema_versions(dm_runtime_t *rt, const char *subject);
 /* Appends the units' health in the Prometheus text format (errors,
  * restarts, failed; labels kind, object, unit). Takes the runtime's lock. */
 dm_err_t dm_runtime_render_metrics(dm_runtime_t *rt, dm_buf_t *out);
+
+/* The registry the runtime's units report to (what GET /metrics renders). */
+dm_metrics_t *dm_runtime_metrics(dm_runtime_t *rt);
 /* A number that changes whenever the registry changes (dm_schema_registry_changes). */
 uint64_t dm_runtime_registry_changes(dm_runtime_t *rt);
 
