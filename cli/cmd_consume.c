@@ -99,8 +99,11 @@ int dm_cmd_consume(int argc, char **argv)
         const char *last = text ? text + records_len : "";
         json_t *tail = json_loadb(last, len - records_len, 0, NULL);
         json_t *at = json_object_get(tail, "positions");
-        if (!json_is_object(at)) {
-            dm_cli_errorf("consume", "GET %s: the answer does not end with the positions line",
+        if (!json_is_object(at) || json_object_get(tail, "records")) {
+            /* "records" in it: a controller that does not know format= sent one JSON answer */
+            dm_cli_errorf("consume",
+                          "GET %s: the answer does not end with the positions line (a "
+                          "controller older than this datamesh?)",
                           path);
             json_decref(tail);
             dm_buf_free(&body);
