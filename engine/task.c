@@ -45,6 +45,7 @@ typedef struct input {
     dm_avro_codec_t *codec;
     int64_t position, lag;
     bool other;        /* the join's other source */
+    bool replay;       /* dead letters put back (dm_task_input_t.replay) */
     int64_t max_event; /* largest event time read from this input; INT64_MIN before any */
     int64_t last_ms;   /* wall clock of its last records (of the task's start before any) */
 } input_t;
@@ -470,7 +471,9 @@ static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths,
         task->in[i + 1] = (input_t){.topic = conf->more_inputs[i].topic,
                                     .partition = conf->more_inputs[i].partition,
                                     .schema_id = conf->more_inputs[i].schema_id,
-                                    .writer = conf->more_inputs[i].schema};
+                                    .writer = conf->more_inputs[i].schema,
+                                    .replay = conf->more_inputs[i].replay,
+                                    .newest_id = conf->more_inputs[i].replay ? UINT32_MAX : 0};
     for (size_t i = 0; i < conf->n_other_inputs; i++)
         task->in[1 + conf->n_more_inputs + i] =
             (input_t){.topic = conf->other_inputs[i].topic,
@@ -517,7 +520,7 @@ static dm_err_t resume_positions(dm_task_t *task, dm_error_t *err)
         if (rc == DM_ERR_NOT_FOUND) {
             int64_t end;
             rc = dm_transport_offsets(task->t, in->topic, in->partition, &in->position, &end, err);
-            if (!rc && task->conf.start_at_end) in->position = end;
+            if (!rc && task->conf.start_at_end && !in->replay) in->position = end;
         } else if (rc && err) {
             *err = e2;
         }
@@ -1202,6 +1205,7 @@ static int64_t event_basis(const dm_task_t *task, int64_t now_ms)
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (size_t i = 0; i < task->n_in; i++) {
         const input_t *in = &task->in[i];
+        if (in->replay) continue; /* old records: they would hold it back */
         if (in->max_event > hi) hi = in->max_event;
         if (now_ms - in->last_ms <= idle && in->max_event < lo) lo = in->max_event;
     }
@@ -1230,7 +1234,7 @@ static int64_t advance_watermark(dm_task_t *task)
     input_t *cur = &task->in[task->cur];
     int64_t now = dm_wall_ms();
     if (task->fetch.n) cur->last_ms = now;
-    for (uint32_t i = 0; i < rows->n; i++)
+    for (uint32_t i = 0; i < rows->n && !cur->replay; i++)
         if (rows->records[i].timestamp > cur->max_event)
             cur->max_event = rows->records[i].timestamp;
     int64_t basis = task->prod_wm ? producer_basis(task, now) : event_basis(task, now);
@@ -1245,16 +1249,21 @@ static int64_t advance_watermark(dm_task_t *task)
 
 /* Fetches from the inputs in turn, starting after the last one that had
  * records: the first with records is this step's (task->cur). Only the last
- * one tried waits, so a step waits at most timeout_ms. */
+ * one tried that is not a replay input waits (a replay input is empty nearly
+ * always, and waiting on it would not wake for the others), so a step waits
+ * at most timeout_ms. */
 static dm_err_t fetch_some(dm_task_t *task, int timeout_ms, bool *input, dm_error_t *err)
 {
     int64_t lag = 0;
+    size_t waiter = task->n_in - 1;
+    while (waiter > 0 && task->in[(task->next_in + waiter) % task->n_in].replay)
+        waiter--;
     for (size_t k = 0; k < task->n_in; k++) {
         size_t i = (task->next_in + k) % task->n_in;
         input_t *in = &task->in[i];
         dm_err_t rc = dm_transport_fetch(task->t, in->topic, in->partition, in->position,
-                                         task->conf.max_batch_bytes,
-                                         k + 1 == task->n_in ? timeout_ms : 0, &task->fetch, err);
+                                         task->conf.max_batch_bytes, k == waiter ? timeout_ms : 0,
+                                         &task->fetch, err);
         if (rc)
             return dm_error_prefix(err, "task %s: reading %s/%d at offset %lld", task->conf.name,
                                    in->topic, in->partition, (long long)in->position);

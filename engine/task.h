@@ -43,6 +43,11 @@ typedef struct dm_task_input {
     int32_t partition;
     const dm_avro_schema_t *schema; /* writer schema of its values */
     uint32_t schema_id;
+    /* A replay input (pipeline.NAME.replay: dead letters put back after a
+     * fix): read from its start, a value of any schema id is read by
+     * resolution or dead-lettered again (never stops the task), and it takes
+     * no part in the watermark, as its records are old. */
+    bool replay;
 } dm_task_input_t;
 
 /* What a task does with an input value of a schema version newer than any
