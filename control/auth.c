@@ -254,6 +254,7 @@ dm_auth_t *dm_auth_new(dm_store_t *store, const dm_auth_options_t *opt, dm_error
         dm_auth_free(a);
         return NULL;
     }
+    if (store) dm_sessions_keep_in(a->sessions, store, dm_wall_ms()); /* survive a restart */
     if (!make_token(a->internal_token, a->internal_id, a->internal_hash)) {
         dm_error_set(err, DM_ERR_INTERNAL, "auth: no randomness to make tokens from");
         dm_auth_free(a);

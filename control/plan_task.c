@@ -21,7 +21,7 @@ static dm_err_t map_input(const dm_plan_input_t *in, int32_t p, int32_t n, dm_pl
     if (!a) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     *out = a;
     for (int32_t q = p; q < in->partitions; q += n)
-        a[(*k)++] = (dm_task_input_t){in->topic, q, s, (uint32_t)in->schema_id, false};
+        a[(*k)++] = (dm_task_input_t){in->topic, q, s, (uint32_t)in->schema_id};
     return DM_OK;
 }
 
@@ -69,13 +69,6 @@ dm_err_t dm_plan_task_config(const dm_pipeline_plan_t *plan, size_t s, int32_t p
     dm_err_t rc = DM_OK;
     for (size_t k = 0; !rc && k < st->n_more; k++)
         rc = map_input(&st->more[k], p, n, schema, schema_ctx, &t->more, &n_more, err);
-    if (!rc && main && plan->replay) { /* task p reads replay partition p */
-        dm_plan_input_t r = {plan->replay, st->input.schema_id, n, 0};
-        size_t first = n_more;
-        rc = map_input(&r, p, n, schema, schema_ctx, &t->more, &n_more, err);
-        for (size_t k = first; !rc && k < n_more; k++)
-            t->more[k].replay = true;
-    }
     if (!rc && st->other.topic)
         rc = map_input(&st->other, p, n, schema, schema_ctx, &t->other, &n_other, err);
     if (rc) return rc;
@@ -114,6 +107,8 @@ dm_err_t dm_plan_task_config(const dm_pipeline_plan_t *plan, size_t s, int32_t p
         .input_newest_id = (uint32_t)st->input.newest_id,
         /* a stage reading a rekey topic reads it whole: it is the pipeline's own */
         .start_at_end = plan->start_latest && st->watermark_producers == 0,
+        /* the first stage reads the dead letters put back (task p: partition p) */
+        .replay_topic = main ? plan->replay : NULL,
     };
     return DM_OK;
 }

@@ -459,7 +459,7 @@ static size_t raw_fields(dm_task_t *task, const char **names, size_t cap)
 static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths, dm_error_t *err)
 {
     const dm_task_config_t *conf = &task->conf;
-    task->n_in = 1 + conf->n_more_inputs + conf->n_other_inputs;
+    task->n_in = 1 + conf->n_more_inputs + conf->n_other_inputs + (conf->replay_topic != NULL);
     task->in = calloc(task->n_in, sizeof(*task->in));
     if (!task->in) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     task->in[0] = (input_t){.topic = conf->input_topic,
@@ -471,9 +471,7 @@ static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths,
         task->in[i + 1] = (input_t){.topic = conf->more_inputs[i].topic,
                                     .partition = conf->more_inputs[i].partition,
                                     .schema_id = conf->more_inputs[i].schema_id,
-                                    .writer = conf->more_inputs[i].schema,
-                                    .replay = conf->more_inputs[i].replay,
-                                    .newest_id = conf->more_inputs[i].replay ? UINT32_MAX : 0};
+                                    .writer = conf->more_inputs[i].schema};
     for (size_t i = 0; i < conf->n_other_inputs; i++)
         task->in[1 + conf->n_more_inputs + i] =
             (input_t){.topic = conf->other_inputs[i].topic,
@@ -481,6 +479,13 @@ static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths,
                       .schema_id = conf->other_inputs[i].schema_id,
                       .writer = conf->other_inputs[i].schema,
                       .other = true};
+    if (conf->replay_topic) /* last: its wait goes to another input (fetch_some) */
+        task->in[task->n_in - 1] = (input_t){.topic = conf->replay_topic,
+                                             .partition = conf->input_partition,
+                                             .schema_id = conf->input_schema_id,
+                                             .newest_id = UINT32_MAX,
+                                             .writer = conf->input_schema,
+                                             .replay = true};
     for (size_t i = 0; i < task->n_in; i++)
         if (task->in[i].newest_id < task->in[i].schema_id)
             task->in[i].newest_id = task->in[i].schema_id;

@@ -107,5 +107,14 @@ sleep 2
 r=$(replay "{\"positions\":$(pos 5),\"force\":true}")
 [[ $r == *'"count":1'*' 200' ]] && ok force_replays_again || bad force_replays_again "$r"
 wait_for 30 has_ids "0 1 2 3 4 5 5 6 7 8 9 10 11" && ok forced_arrives || bad forced_arrives "$(ids)"
+
+# ---- the CLI -------------------------------------------------------------------------------
+out=$("$bin" deadletters rp 2>/dev/null)
+[[ $(grep -c "division by zero" <<<"$out") -eq 5 && $(grep -c " replayed *$" <<<"$out") -eq 5 && $out == POSITION*REPLAYED* ]] \
+  && ok cli_lists || bad cli_lists "$out"
+out=$("$bin" deadletters replay rp --reason "division by zero" 2>&1)
+[[ $out == "0 replayed into pipeline.rp.replay"* && $(grep -c "^skipped .*replayed already" <<<"$out") -eq 5 ]] && ok cli_replay_skips || bad cli_replay_skips "$out"
+out=$("$bin" deadletters replay rp 2>&1) && bad cli_replay_usage "exit 0" || { [[ $out == *"exactly one"* ]] && ok cli_replay_usage || bad cli_replay_usage "$out"; }
+out=$("$bin" deadletters replay rp 9:9 2>&1) && bad cli_replay_404 "exit 0" || { [[ $out == *"no dead letter at 9:9"* ]] && ok cli_replay_404 || bad cli_replay_404 "$out"; }
 stop
 dm_e2e_summary

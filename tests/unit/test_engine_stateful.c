@@ -481,7 +481,7 @@ static dm_err_t new_union_windows_task(dm_transport_t *t, const dm_avro_schema_t
     static dm_task_step_spec_t steps[1];
     steps[0] = (dm_task_step_spec_t){&dm_proc_aggregate, aggregate_conf};
     static dm_task_input_t more;
-    more = (dm_task_input_t){"taps", 0, taps, 9, false};
+    more = (dm_task_input_t){"taps", 0, taps, 9};
     dm_task_config_t conf = {.name = "union-windows/0",
                              .group = "pipeline.union-windows",
                              .input_topic = "plays",
