@@ -5,8 +5,11 @@
  *        {"reason": "text"}   every dead letter whose reason contains text, or
  *        {"all": true}        every dead letter;
  *        "force": true        also those replayed before
- *        → {"replayed": [{position, partition}], "skipped": [{position, why}],
- *           "topic": "pipeline.NAME.replay"}
+ *        → {"replayed": [{position, partition, reason}], "skipped": [{position, why}],
+ *           "count", "skipped_total", "topic": "pipeline.NAME.replay", "more"}
+ *        (skipped lists the first MAX_LISTED)
+ *        (at most MAX_REPLAY records a request: "more": true when there are
+ *        more to replay; asking again goes on, the replayed ones skipped)
  *
  * A dead letter holds the input record as the task read it (key, value with
  * its schema id, timestamp) and, in headers, the topic/partition/offset it was
@@ -39,6 +42,8 @@
 #include "engine/task.h"
 
 #define DM_REPLAY_OF "dm.replay.of"
+#define MAX_REPLAY   100000 /* records per request; "more": true says ask again */
+#define MAX_LISTED   1000   /* skipped ones listed in an answer */
 
 typedef struct replay_api {
     dm_store_t *store;
@@ -123,15 +128,19 @@ typedef struct choice {
     dm_record_t *recs;      /* to write, in dead-letter order */
     int32_t *rec_partition; /* each one's replay partition */
     size_t n, cap;
+    bool more;        /* stopped at MAX_REPLAY */
+    size_t n_skipped; /* all of them; the first MAX_LISTED are listed */
     json_t *replayed, *skipped, *refused;
     dm_error_t *err;
 } choice_t;
 
-static int skip(json_t *to, const char *pos, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int skip(choice_t *c, json_t *to, const char *pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static int skip(json_t *to, const char *pos, const char *fmt, ...)
+/* Notes a dead letter not replayed, and why (to: c->skipped or c->refused). */
+static int skip(choice_t *c, json_t *to, const char *pos, const char *fmt, ...)
 {
+    if (to == c->skipped && c->n_skipped++ >= MAX_LISTED) return 0;
     char why[600];
     va_list ap;
     va_start(ap, fmt);
@@ -155,20 +164,24 @@ static int consider(void *ctx, int32_t partition, const dm_record_t *r)
     if (c->reason && !strstr(reason, c->reason)) return 0;
     if (!header_text(r, DM_DLQ_TOPIC, topic, sizeof(topic)) ||
         !header_text(r, DM_DLQ_PARTITION, in_part, sizeof(in_part)))
-        return skip(c->positions ? c->refused : c->skipped, pos,
+        return skip(c, c->positions ? c->refused : c->skipped, pos,
                     "the dead letter names no input topic and partition");
     if (!json_object_get(c->allowed, topic))
-        return skip(c->positions ? c->refused : c->skipped, pos,
+        return skip(c, c->positions ? c->refused : c->skipped, pos,
                     "it was read from %s, which is not an input of the pipeline's first stage (a "
                     "later stage's, a join's other side's or a sink's dead letter cannot be put "
                     "back)",
                     topic);
     json_t *before = json_object_get(c->done, pos);
     if (before && !c->force)
-        return skip(c->skipped, pos,
+        return skip(c, c->skipped, pos,
                     "replayed already (into partition %lld of the replay topic); force: true "
                     "replays it again",
                     (long long)json_integer_value(before));
+    if (c->n == MAX_REPLAY) {
+        c->more = true;
+        return 1;
+    }
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 64;
         dm_record_t *recs = realloc(c->recs, cap * sizeof(*recs));
@@ -207,6 +220,11 @@ static int consider(void *ctx, int32_t partition, const dm_record_t *r)
 /* Fills c->positions from the body's "positions"; false with a 400 sent. */
 static bool read_positions(const json_t *list, choice_t *c, dm_http_response_t *res)
 {
+    if (json_array_size(list) > MAX_REPLAY) {
+        dm_http_error(res, 400, 40001, "positions: at most %d per request, not %zu", MAX_REPLAY,
+                      json_array_size(list));
+        return false;
+    }
     if (!json_is_array(list) || !json_array_size(list)) {
         dm_http_error(res, 400, 40001,
                       "positions: expected a non-empty array of \"PARTITION:OFFSET\" strings or "
@@ -388,8 +406,9 @@ static void on_replay(void *ctx, const dm_http_request_t *req, dm_http_response_
         goto done;
     }
     dm_http_json(res, 200,
-                 json_pack("{s:O, s:O, s:s, s:I}", "replayed", c.replayed, "skipped", c.skipped,
-                           "topic", topic, "count", (json_int_t)c.n));
+                 json_pack("{s:O, s:O, s:I, s:s, s:I, s:b}", "replayed", c.replayed, "skipped",
+                           c.skipped, "skipped_total", (json_int_t)c.n_skipped, "topic", topic,
+                           "count", (json_int_t)c.n, "more", c.more));
 done:
     if (locked) pthread_mutex_unlock(&replay_lock);
     json_decref(doc);
