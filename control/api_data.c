@@ -418,9 +418,16 @@ static void on_deadletters(void *ctx, const dm_http_request_t *req, dm_http_resp
         total += p->end_offset - p->start_offset;
         int64_t pos =
             p->end_offset - limit > p->start_offset ? p->end_offset - limit : p->start_offset;
+        int wait_ms = 0; /* Kafka: past a transaction marker, records may come later */
         while (pos < p->end_offset) {
-            if (dm_transport_fetch(t, topic, p->partition, pos, 256 * 1024, 0, &b, &err) || !b.n)
+            if (dm_transport_fetch(t, topic, p->partition, pos, 256 * 1024, wait_ms, &b, &err))
                 break;
+            if (!b.n && b.next_offset <= pos) {
+                if (wait_ms) break;
+                wait_ms = 1000;
+                continue;
+            }
+            wait_ms = 0;
             for (size_t k = 0; k < b.n; k++) {
                 const dm_record_t *r = &b.records[k];
                 dm_arena_reset(&arena);

@@ -80,12 +80,20 @@ static int each_record(dm_transport_t *t, const char *topic,
     for (int32_t i = 0; !stop && i < d.n_partitions; i++) {
         const dm_partition_description_t *p = &d.partitions[i];
         int64_t pos = p->start_offset;
+        int wait_ms = 0;
         while (!stop && pos < p->end_offset) {
-            if (dm_transport_fetch(t, topic, p->partition, pos, 1 << 20, 0, &b, err)) {
+            if (dm_transport_fetch(t, topic, p->partition, pos, 1 << 20, wait_ms, &b, err)) {
                 stop = -1;
                 break;
             }
-            if (b.next_offset <= pos) break;
+            if (b.next_offset <= pos && !b.n) {
+                /* Kafka: what lies past a transaction's marker may not have reached the
+                 * consumer yet; wait for it once before taking this as the end */
+                if (wait_ms) break;
+                wait_ms = 1000;
+                continue;
+            }
+            wait_ms = 0;
             for (size_t k = 0; !stop && k < b.n; k++)
                 if (b.records[k].offset >= pos) stop = fn(ctx, p->partition, &b.records[k]);
             pos = b.next_offset;
