@@ -40,9 +40,10 @@ void dm_cli_errorf(const char *cmd, const char *fmt, ...) __attribute__((format(
 
 /* Subcommands implemented so far. */
 int dm_cmd_up(int argc, char **argv);
-int dm_cmd_alerts(int argc, char **argv); /* cli/cmd_alerts.c */
-int dm_cmd_worker(int argc, char **argv); /* cli/cmd_worker.c */
-int dm_cmd_log(int argc, char **argv);    /* cli/cmd_log.c */
+int dm_cmd_alerts(int argc, char **argv);      /* cli/cmd_alerts.c */
+int dm_cmd_deadletters(int argc, char **argv); /* cli/cmd_deadletters.c */
+int dm_cmd_worker(int argc, char **argv);      /* cli/cmd_worker.c */
+int dm_cmd_log(int argc, char **argv);         /* cli/cmd_log.c */
 int dm_cmd_schema(int argc, char **argv);
 int dm_cmd_avro(int argc, char **argv);
 int dm_cmd_iceberg(int argc, char **argv); /* cli/cmd_iceberg.c */

@@ -178,6 +178,15 @@ const dm_cli_command_t dm_cli_commands[] = {
      "  --transport URL   the Kafka cluster (default: the controller's)\n"
      "  --id NAME         this worker's name in reports (default host-pid)\n",
      dm_cmd_worker},
+    {"deadletters", "list a pipeline's dead letters; replay them after a fix",
+     "usage: datamesh deadletters PIPELINE [-n N] [-o table|json] [--server URL]\n"
+     "       datamesh deadletters replay PIPELINE (P:O ... | --reason TEXT | --all) [--force]\n"
+     "\n"
+     "Lists the newest N (default 100) dead letters: their position P:O in the dead-letter\n"
+     "topic, reason, step and input position, and whether they were replayed. replay puts\n"
+     "the chosen ones (or every one whose reason contains TEXT, or all) back through the\n"
+     "pipeline as it is now; each is replayed once unless --force. See docs/deadletters.md.\n",
+     dm_cmd_deadletters},
     {"sdk", "scaffold a processor project; print the SDK header directory",
      "usage: datamesh sdk new NAME DIR | datamesh sdk include\n"
      "\n"

@@ -15,6 +15,15 @@ dm_err_t dm_api_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t
  * ingesting events into it. */
 dm_err_t dm_api_data_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt);
 
+/* The replay route (control/api_replay.c): POST
+ * /api/v1/pipelines/{name}/deadletters/replay puts chosen dead letters back
+ * into the pipeline's replay topic. */
+dm_err_t dm_api_replay_register(dm_http_server_t *http, dm_store_t *store, dm_runtime_t *rt);
+
+/* The dead letters of pipeline replayed so far: "PARTITION:OFFSET" of the
+ * dead-letter topic → the replay partition (new reference; empty when none). */
+json_t *dm_api_replayed(dm_transport_t *t, const char *pipeline);
+
 /* The worker routes (control/api_workers.c): the tasks `datamesh worker` processes run,
  * and the status they report. Registered before dm_api_register. */
 dm_err_t dm_api_workers_register(dm_http_server_t *http, dm_runtime_t *rt);

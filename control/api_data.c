@@ -11,7 +11,8 @@
  *        start_offset, end_offset, records, size_bytes}], records, size_bytes}
  *   GET  /api/v1/pipelines/{name}/deadletters?limit=N → the newest N dead
  *        letters: {"items": [{partition, offset, timestamp, reason, processor,
- *        input: {topic, partition, offset}, key, value}], "total"}
+ *        input: {topic, partition, offset}, key, value, replayed}], "total"}
+ *        (replayed: put back by control/api_replay.c)
  *   POST /api/v1/sources/{name}/events  with a JSON array of records (or one
  *        object) → handed to the source's connector when it takes requests
  *        (dm_source_ops_t.push: ingest validates them against the source's
@@ -433,14 +434,22 @@ static void on_deadletters(void *ctx, const dm_http_request_t *req, dm_http_resp
     dm_arena_t arena;
     dm_arena_init(&arena, 0);
     dm_buf_t tmp = DM_BUF_INIT;
+    json_t *replayed = dm_api_replayed(t, name);
     for (int32_t i = 0; i < d.n_partitions; i++) {
         const dm_partition_description_t *p = &d.partitions[i];
         total += p->end_offset - p->start_offset;
         int64_t pos =
             p->end_offset - limit > p->start_offset ? p->end_offset - limit : p->start_offset;
+        int wait_ms = 0; /* Kafka: past a transaction marker, records may come later */
         while (pos < p->end_offset) {
-            if (dm_transport_fetch(t, topic, p->partition, pos, 256 * 1024, 0, &b, &err) || !b.n)
+            if (dm_transport_fetch(t, topic, p->partition, pos, 256 * 1024, wait_ms, &b, &err))
                 break;
+            if (!b.n && b.next_offset <= pos) {
+                if (wait_ms) break;
+                wait_ms = 1000;
+                continue;
+            }
+            wait_ms = 0;
             for (size_t k = 0; k < b.n; k++) {
                 const dm_record_t *r = &b.records[k];
                 dm_arena_reset(&arena);
@@ -454,20 +463,24 @@ static void on_deadletters(void *ctx, const dm_http_request_t *req, dm_http_resp
                                                       : -1));
                 json_decref(in_p);
                 json_decref(in_o);
+                char at[48];
+                snprintf(at, sizeof(at), "%d:%lld", p->partition, (long long)r->offset);
                 json_array_append_new(
                     items,
-                    json_pack("{s:i, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "partition", p->partition,
-                              "offset", (json_int_t)r->offset, "timestamp",
+                    json_pack("{s:i, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:b}", "partition",
+                              p->partition, "offset", (json_int_t)r->offset, "timestamp",
                               (json_int_t)r->timestamp, "reason", header_of(r, DM_DLQ_REASON),
                               "processor", header_of(r, DM_DLQ_PROCESSOR), "input", input, "key",
                               render_json(api, r->key, r->key_len, &arena, &tmp), "value",
-                              render_json(api, r->value, r->value_len, &arena, &tmp)));
+                              render_json(api, r->value, r->value_len, &arena, &tmp), "replayed",
+                              json_object_get(replayed, at) != NULL));
             }
             pos = b.next_offset;
         }
     }
     dm_transport_batch_free(t, &b);
     dm_transport_description_free(&d);
+    json_decref(replayed);
     dm_arena_destroy(&arena);
     dm_buf_free(&tmp);
     dm_http_json(
@@ -489,6 +502,7 @@ dm_err_t dm_api_data_register(dm_http_server_t *http, dm_store_t *store, dm_runt
     rc = rc ? rc
             : dm_http_route(http, "GET", "/api/v1/pipelines/{name}/deadletters", on_deadletters,
                             &api);
+    rc = rc ? rc : dm_api_replay_register(http, store, rt);
     /* the emitter's binary batches (connectors/ingest/ingest.h); the
      * connector tells the two bodies apart */
     return rc ? rc

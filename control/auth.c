@@ -57,6 +57,9 @@ static const dm_auth_rule_t rules[] = {
     {"GET", "/api/v1/pipelines/{name}/deadletters", DM_ACCESS_READ, DM_SCOPE_NONE, false},
     /* the last hour of a pipeline's numbers (control/history.c), as /metrics */
     {"GET", "/api/v1/pipelines/{name}/history", DM_ACCESS_READ, DM_SCOPE_NONE, false},
+    /* dead letters put back into the pipeline (control/api_replay.c): its owner's editor */
+    {"POST", "/api/v1/pipelines/{name}/deadletters/replay", DM_ACCESS_WRITE, DM_SCOPE_PIPELINE,
+     true},
     {"POST", "/api/v1/sources/{name}/events/avro", DM_ACCESS_WRITE, DM_SCOPE_SOURCE, true},
     /* api.c */
     {"POST", "/api/v1/apply", DM_ACCESS_WRITE, DM_SCOPE_APPLY, true},
@@ -251,6 +254,7 @@ dm_auth_t *dm_auth_new(dm_store_t *store, const dm_auth_options_t *opt, dm_error
         dm_auth_free(a);
         return NULL;
     }
+    if (store) dm_sessions_keep_in(a->sessions, store, dm_wall_ms()); /* survive a restart */
     if (!make_token(a->internal_token, a->internal_id, a->internal_hash)) {
         dm_error_set(err, DM_ERR_INTERNAL, "auth: no randomness to make tokens from");
         dm_auth_free(a);
@@ -853,6 +857,16 @@ static bool check_write(dm_auth_t *a, dm_principal_t *p, const dm_auth_rule_t *r
         snprintf(what, sizeof(what), "Source %s", name);
         bool ok = editor_owns(p, src, what, res);
         json_decref(src);
+        return ok;
+    }
+    case DM_SCOPE_PIPELINE: {
+        const char *name = dm_http_param(req, "name");
+        json_t *existing = NULL;
+        if (name) dm_store_get(a->store, DM_KIND_PIPELINE, name, &existing, NULL);
+        char what[320];
+        snprintf(what, sizeof(what), "Pipeline %s", name ? name : "");
+        bool ok = editor_owns(p, existing, what, res);
+        json_decref(existing);
         return ok;
     }
     case DM_SCOPE_NONE: break;

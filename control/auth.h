@@ -62,10 +62,11 @@ typedef enum {
 /* What a WRITE or RECORDS rule's object is, to find its owner. */
 typedef enum {
     DM_SCOPE_NONE,
-    DM_SCOPE_OBJECT,  /* path {kind}/{name} */
-    DM_SCOPE_SOURCE,  /* path {name}, a source */
-    DM_SCOPE_SUBJECT, /* path {subject}: NAME-value / NAME-key belong to source NAME */
-    DM_SCOPE_APPLY,   /* the spec documents in the body */
+    DM_SCOPE_OBJECT,   /* path {kind}/{name} */
+    DM_SCOPE_SOURCE,   /* path {name}, a source */
+    DM_SCOPE_SUBJECT,  /* path {subject}: NAME-value / NAME-key belong to source NAME */
+    DM_SCOPE_APPLY,    /* the spec documents in the body */
+    DM_SCOPE_PIPELINE, /* path {name}, a pipeline */
 } dm_scope_t;
 
 typedef struct dm_auth_rule {

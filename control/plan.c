@@ -80,6 +80,7 @@ void dm_plan_free(dm_pipeline_plan_t *plan)
     if (!plan) return;
     free(plan->name);
     free(plan->dead_letter);
+    free(plan->replay);
     free(plan->output);
     for (size_t i = 0; i < plan->n_stages; i++)
         free_stage(&plan->stages[i]);
@@ -743,6 +744,7 @@ static dm_err_t compile(compiler_t *c, const json_t *doc)
     for (size_t k = 0; k < n_opened; k++)
         dm_proc_close(opened[k]);
     if (!rc) rc = add_topic(c, plan->dead_letter, 1, false, false);
+    if (!rc && plan->replay) rc = add_topic(c, plan->replay, in_parts, false, false);
     if (!rc) rc = compile_sinks(c, spec, src_key);
     json_decref(part_key);
     json_decref(from);
@@ -759,6 +761,7 @@ dm_err_t dm_plan_compile(const json_t *doc, const dm_plan_env_t *env, dm_pipelin
     const char *name = dm_spec_name(doc);
     plan->name = strdup(name ? name : "");
     plan->dead_letter = fmt("pipeline.%s.dlq", plan->name, NULL);
+    plan->replay = fmt("pipeline.%s.replay", plan->name, NULL);
     const json_t *spec = json_object_get(doc, "spec");
     /* spec.idle_timeout (validated at apply): 0 = an input holds the watermark
      * back only while it brings records */

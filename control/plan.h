@@ -110,6 +110,9 @@ typedef struct dm_plan_sink {
 typedef struct dm_pipeline_plan {
     char *name;
     char *dead_letter; /* pipeline.NAME.dlq */
+    char *replay;      /* pipeline.NAME.replay: dead letters put back after a fix, read by
+                          the first stage as one more input (one partition per its task);
+                          NULL in plans of older controllers */
     char *output;      /* the topic sinks read (the last stage's output) */
     int64_t output_schema_id;
     int64_t idle_timeout_ms;   /* 0: DM_TASK_IDLE_TIMEOUT_MS */

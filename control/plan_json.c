@@ -82,12 +82,12 @@ json_t *dm_plan_to_json(const dm_pipeline_plan_t *plan)
                                                k->settings, "key", strv_json(k->key)));
     }
     return json_pack(
-        "{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:b, s:o, s:o, s:o, s:o}", "pipeline", plan->name,
-        "dead_letter", plan->dead_letter, "output", plan->output, "output_schema_id",
-        (json_int_t)plan->output_schema_id, "idle_timeout_ms", (json_int_t)plan->idle_timeout_ms,
-        "state_spill_bytes", (json_int_t)plan->state_spill_bytes, "schema_change",
-        dm_spec_schema_changes[plan->schema_change], "start_latest", plan->start_latest, "stages",
-        stages, "tables", tables, "topics", topics, "sinks", sinks);
+        "{s:s, s:s, s:o, s:s, s:I, s:I, s:I, s:s, s:b, s:o, s:o, s:o, s:o}", "pipeline", plan->name,
+        "dead_letter", plan->dead_letter, "replay", str_or_null(plan->replay), "output",
+        plan->output, "output_schema_id", (json_int_t)plan->output_schema_id, "idle_timeout_ms",
+        (json_int_t)plan->idle_timeout_ms, "state_spill_bytes", (json_int_t)plan->state_spill_bytes,
+        "schema_change", dm_spec_schema_changes[plan->schema_change], "start_latest",
+        plan->start_latest, "stages", stages, "tables", tables, "topics", topics, "sinks", sinks);
 }
 
 /* ---- from JSON --------------------------------------------------------------------------- */
@@ -217,6 +217,7 @@ dm_err_t dm_plan_from_json(const json_t *j, dm_pipeline_plan_t **out, dm_error_t
     reader_t r = {err, DM_OK};
     plan->name = get_str(&r, j, "plan", "pipeline", false);
     plan->dead_letter = get_str(&r, j, "plan", "dead_letter", false);
+    plan->replay = get_str(&r, j, "plan", "replay", true);
     plan->output = get_str(&r, j, "plan", "output", false);
     plan->output_schema_id = get_int(&r, j, "plan", "output_schema_id");
     plan->idle_timeout_ms = get_int(&r, j, "plan", "idle_timeout_ms");

@@ -107,6 +107,8 @@ dm_err_t dm_plan_task_config(const dm_pipeline_plan_t *plan, size_t s, int32_t p
         .input_newest_id = (uint32_t)st->input.newest_id,
         /* a stage reading a rekey topic reads it whole: it is the pipeline's own */
         .start_at_end = plan->start_latest && st->watermark_producers == 0,
+        /* the first stage reads the dead letters put back (task p: partition p) */
+        .replay_topic = main ? plan->replay : NULL,
     };
     return DM_OK;
 }

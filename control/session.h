@@ -9,7 +9,10 @@
  * carry the session's CSRF token in the X-CSRF-Token header, which only a
  * page of the UI's own origin can read (GET /api/v1/session).
  *
- * Sessions live in the controller's memory: a restart signs everyone out. A
+ * Sessions live in the controller's memory and, once dm_sessions_keep_in
+ * was called, in its store too (the hash of the id, the team, role, end and
+ * CSRF token; never the id or the API token), so a restart keeps everyone
+ * signed in. A
  * session acts with its token's team and role and ends when that token is
  * revoked or expires (checked on every request), on sign-out, or after
  * DM_SESSION_TTL_MS. The table holds SHA-256 hashes of the ids, not the ids.
@@ -43,6 +46,13 @@ typedef struct dm_session_info {
 
 /* An empty table; NULL when out of memory. */
 dm_sessions_t *dm_sessions_new(void);
+
+struct dm_store;
+/* Keeps the table in store from now on: loads the sessions kept there that
+ * have not ended (dropping the ended ones) and writes every open and end
+ * through. A store error is logged; the session then lives in memory only.
+ * Call once, before the table is used; store must outlive the table. */
+void dm_sessions_keep_in(dm_sessions_t *s, struct dm_store *store, int64_t now_ms);
 
 /* Frees the table (NULL is fine). */
 void dm_sessions_free(dm_sessions_t *s);

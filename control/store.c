@@ -129,6 +129,9 @@ dm_store_t *dm_store_open(const char *path, dm_error_t *err)
              " detail TEXT NOT NULL, status INTEGER NOT NULL, outcome TEXT NOT NULL,"
              " reason TEXT NOT NULL);"
              "CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at_ms);"
+             "CREATE TABLE IF NOT EXISTS kv ("
+             " space TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+             " PRIMARY KEY (space, key)) WITHOUT ROWID;"
              "PRAGMA user_version = 1;",
              err) ||
         edges_rebuild(s, err)) {
@@ -882,5 +885,79 @@ dm_err_t dm_store_schema_changes(dm_store_t *s, const char *pipeline, int64_t li
     }
     sqlite3_finalize(st);
     unlock(s, locked);
+    return rc;
+}
+
+/* ---- small keyed state (sessions, history) ---------------------------------------- */
+
+dm_err_t dm_store_kv_put(dm_store_t *s, const char *space, const char *key, const json_t *value,
+                         dm_error_t *err)
+{
+    char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc;
+    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO kv (space, key, value) VALUES (?1,?2,?3)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(s, err, "keep state");
+    } else {
+        sqlite3_bind_text(st, 1, space, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+        rc = run_once(s, st, "keep state", err);
+    }
+    unlock(s, locked);
+    free(text);
+    return rc;
+}
+
+dm_err_t dm_store_kv_delete(dm_store_t *s, const char *space, const char *key, dm_error_t *err)
+{
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc;
+    if (sqlite3_prepare_v2(s->db,
+                           key ? "DELETE FROM kv WHERE space = ?1 AND key = ?2"
+                               : "DELETE FROM kv WHERE space = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(s, err, "drop state");
+    } else {
+        sqlite3_bind_text(st, 1, space, -1, SQLITE_STATIC);
+        if (key) sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        rc = run_once(s, st, "drop state", err);
+    }
+    unlock(s, locked);
+    return rc;
+}
+
+dm_err_t dm_store_kv_list(dm_store_t *s, const char *space, json_t **out, dm_error_t *err)
+{
+    *out = NULL;
+    json_t *all = json_object();
+    if (!all) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc = DM_OK;
+    if (sqlite3_prepare_v2(s->db, "SELECT key, value FROM kv WHERE space = ?1", -1, &st, NULL) !=
+        SQLITE_OK) {
+        rc = sql_fail(s, err, "read state");
+    } else {
+        sqlite3_bind_text(st, 1, space, -1, SQLITE_STATIC);
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *text = (const char *)sqlite3_column_text(st, 1);
+            json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+            /* a value that does not parse is left out: it is only kept state */
+            if (v) json_object_set_new(all, (const char *)sqlite3_column_text(st, 0), v);
+        }
+        if (r != SQLITE_DONE) rc = sql_fail(s, err, "read state");
+        sqlite3_finalize(st);
+    }
+    unlock(s, locked);
+    if (rc)
+        json_decref(all);
+    else
+        *out = all;
     return rc;
 }

@@ -149,4 +149,18 @@ dm_err_t dm_store_schema_change_add(dm_store_t *s, const dm_store_schema_change_
 dm_err_t dm_store_schema_changes(dm_store_t *s, const char *pipeline, int64_t limit, json_t **out,
                                  dm_error_t *err);
 
+/* ---- small keyed state ---- */
+
+/* Keeps value (JSON, copied as text) under key in space ("session",
+ * "history"): what should outlive a restart of the controller but is no
+ * object of the catalog. Replaces what key held. */
+dm_err_t dm_store_kv_put(dm_store_t *s, const char *space, const char *key, const json_t *value,
+                         dm_error_t *err);
+
+/* Drops key of space (key NULL: all of space). */
+dm_err_t dm_store_kv_delete(dm_store_t *s, const char *space, const char *key, dm_error_t *err);
+
+/* Everything kept in space as a new JSON object key → value. */
+dm_err_t dm_store_kv_list(dm_store_t *s, const char *space, json_t **out, dm_error_t *err);
+
 #endif

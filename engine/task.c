@@ -45,6 +45,7 @@ typedef struct input {
     dm_avro_codec_t *codec;
     int64_t position, lag;
     bool other;        /* the join's other source */
+    bool replay;       /* dead letters put back (dm_task_input_t.replay) */
     int64_t max_event; /* largest event time read from this input; INT64_MIN before any */
     int64_t last_ms;   /* wall clock of its last records (of the task's start before any) */
 } input_t;
@@ -458,7 +459,7 @@ static size_t raw_fields(dm_task_t *task, const char **names, size_t cap)
 static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths, dm_error_t *err)
 {
     const dm_task_config_t *conf = &task->conf;
-    task->n_in = 1 + conf->n_more_inputs + conf->n_other_inputs;
+    task->n_in = 1 + conf->n_more_inputs + conf->n_other_inputs + (conf->replay_topic != NULL);
     task->in = calloc(task->n_in, sizeof(*task->in));
     if (!task->in) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     task->in[0] = (input_t){.topic = conf->input_topic,
@@ -478,6 +479,13 @@ static dm_err_t open_inputs(dm_task_t *task, const char **paths, size_t n_paths,
                       .schema_id = conf->other_inputs[i].schema_id,
                       .writer = conf->other_inputs[i].schema,
                       .other = true};
+    if (conf->replay_topic) /* last: its wait goes to another input (fetch_some) */
+        task->in[task->n_in - 1] = (input_t){.topic = conf->replay_topic,
+                                             .partition = conf->input_partition,
+                                             .schema_id = conf->input_schema_id,
+                                             .newest_id = UINT32_MAX,
+                                             .writer = conf->input_schema,
+                                             .replay = true};
     for (size_t i = 0; i < task->n_in; i++)
         if (task->in[i].newest_id < task->in[i].schema_id)
             task->in[i].newest_id = task->in[i].schema_id;
@@ -517,7 +525,7 @@ static dm_err_t resume_positions(dm_task_t *task, dm_error_t *err)
         if (rc == DM_ERR_NOT_FOUND) {
             int64_t end;
             rc = dm_transport_offsets(task->t, in->topic, in->partition, &in->position, &end, err);
-            if (!rc && task->conf.start_at_end) in->position = end;
+            if (!rc && task->conf.start_at_end && !in->replay) in->position = end;
         } else if (rc && err) {
             *err = e2;
         }
@@ -1227,6 +1235,7 @@ static int64_t event_basis(const dm_task_t *task, int64_t now_ms)
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (size_t i = 0; i < task->n_in; i++) {
         const input_t *in = &task->in[i];
+        if (in->replay) continue; /* old records: they would hold it back */
         if (in->max_event > hi) hi = in->max_event;
         if (now_ms - in->last_ms <= idle && in->max_event < lo) lo = in->max_event;
     }
@@ -1255,7 +1264,7 @@ static int64_t advance_watermark(dm_task_t *task)
     input_t *cur = &task->in[task->cur];
     int64_t now = dm_wall_ms();
     if (task->fetch.n) cur->last_ms = now;
-    for (uint32_t i = 0; i < rows->n; i++)
+    for (uint32_t i = 0; i < rows->n && !cur->replay; i++)
         if (rows->records[i].timestamp > cur->max_event)
             cur->max_event = rows->records[i].timestamp;
     int64_t basis = task->prod_wm ? producer_basis(task, now) : event_basis(task, now);
@@ -1270,16 +1279,21 @@ static int64_t advance_watermark(dm_task_t *task)
 
 /* Fetches from the inputs in turn, starting after the last one that had
  * records: the first with records is this step's (task->cur). Only the last
- * one tried waits, so a step waits at most timeout_ms. */
+ * one tried that is not a replay input waits (a replay input is empty nearly
+ * always, and waiting on it would not wake for the others), so a step waits
+ * at most timeout_ms. */
 static dm_err_t fetch_some(dm_task_t *task, int timeout_ms, bool *input, dm_error_t *err)
 {
     int64_t lag = 0;
+    size_t waiter = task->n_in - 1;
+    while (waiter > 0 && task->in[(task->next_in + waiter) % task->n_in].replay)
+        waiter--;
     for (size_t k = 0; k < task->n_in; k++) {
         size_t i = (task->next_in + k) % task->n_in;
         input_t *in = &task->in[i];
         dm_err_t rc = dm_transport_fetch(task->t, in->topic, in->partition, in->position,
-                                         task->conf.max_batch_bytes,
-                                         k + 1 == task->n_in ? timeout_ms : 0, &task->fetch, err);
+                                         task->conf.max_batch_bytes, k == waiter ? timeout_ms : 0,
+                                         &task->fetch, err);
         if (rc)
             return dm_error_prefix(err, "task %s: reading %s/%d at offset %lld", task->conf.name,
                                    in->topic, in->partition, (long long)in->position);

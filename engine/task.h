@@ -118,6 +118,12 @@ typedef struct dm_task_config {
     void *schema_ctx;
     dm_task_schema_policy_t schema_policy;
     uint32_t input_newest_id; /* 0 = input_schema_id */
+    /* Replay (pipeline.NAME.replay: dead letters put back after a fix): one
+     * more input, partition input_partition, read as the first input. It is
+     * read from its start, a value of any schema id is read by resolution or
+     * dead-lettered again (it never stops the task), and it takes no part in
+     * the watermark, as its records are old. NULL: none. */
+    const char *replay_topic;
     /* Where an input without an offset in the group starts: false = its
      * earliest record, true = its end (only records appended from then on). */
     bool start_at_end;

@@ -130,6 +130,8 @@ export async function pipelinePage(main, [name], query, current) {
             { name: 'in', points: rates(sm, x => x.consumed) },
             { name: 'out', points: lastStep >= 0 ? rates(sm, x => (x.steps[lastStep] || {}).out || 0) : [] }], { unit: '/s' }),
           lineChart('Lag (records)', [{ name: 'lag', points: sm.map(x => [x.t, x.lag]) }]),
+          lineChart('Lag (seconds)', [{ name: 'oldest unprocessed', points: sm.map(x => [x.t, x.lag_seconds || 0]) }], { unit: ' s' }),
+          latencyChart(sm),
           lineChart('Dead letters/s', [{ name: 'dead', points: rates(sm, sumDead) }], { unit: '/s' })),
         h('h2', {}, 'Processors'),
         h('div', { class: 'charts' }, steps.map((st, i) => lineChart(`${st.step}. ${st.processor}`, [
@@ -164,13 +166,56 @@ export async function pipelinePage(main, [name], query, current) {
       h('details', {}, h('summary', {}, 'Plan as JSON'), h('pre', { class: 'code' }, JSON.stringify(p.plan, null, 2))));
   }
 
+  // Dead letters, newest first; chosen ones (or all of a reason) can be put
+  // back through the pipeline as it is now (POST …/deadletters/replay).
   async function deadView() {
     const d = await api(`/api/v1/pipelines/${enc}/deadletters?limit=200`);
     const items = d.items.sort((a, b) => b.timestamp - a.timestamp);
+    const pos = x => `${x.partition}:${x.offset}`;
+    const chosen = new Set();
+    const result = h('div', { id: 'replay-result', role: 'status', 'aria-live': 'polite' });
+    const force = h('input', { type: 'checkbox', id: 'replay-force' });
+    const replayBtn = h('button', { id: 'replay-chosen', disabled: true, onclick: () => replay({ positions: [...chosen] }) }, 'Replay chosen');
+    const reasons = [...new Set(items.map(x => x.reason).filter(Boolean))];
+    const reasonSel = h('select', { id: 'replay-reason', 'aria-label': 'Reason to replay' },
+      h('option', { value: '' }, 'all of a reason…'), reasons.map(r => h('option', { value: r }, r.length > 80 ? r.slice(0, 80) + '…' : r)));
+    const reasonBtn = h('button', { id: 'replay-by-reason', onclick: () => reasonSel.value && replay({ reason: reasonSel.value }) }, 'Replay reason');
+    const refresh = () => { chosen.clear(); replayBtn.disabled = true; replayBtn.textContent = 'Replay chosen'; };
+    const pick = (x, box) => {
+      box.checked ? chosen.add(pos(x)) : chosen.delete(pos(x));
+      replayBtn.disabled = !chosen.size;
+      replayBtn.textContent = chosen.size ? `Replay ${chosen.size} chosen` : 'Replay chosen';
+    };
+    async function replay(what) {
+      if (force.checked) what.force = true;
+      const n = what.positions ? `${what.positions.length} dead letters` : `every dead letter whose reason is "${what.reason}"`;
+      if (!confirm(`Replay ${n} through pipeline ${name} as it is now?`)) return;
+      try {
+        const r = await api(`/api/v1/pipelines/${enc}/deadletters/replay`, { method: 'POST', body: what });
+        clear(result, h('p', { class: 'ok' }, `${r.count} replayed into ${r.topic}`, r.skipped.length ? `, ${r.skipped.length} skipped:` : ''),
+          r.skipped.length ? h('ul', { class: 'skipped' }, r.skipped.slice(0, 20).map(x => h('li', {}, h('code', {}, x.position), ' ', x.why))) : null);
+        refresh();
+        draw2();
+      } catch (e) { clear(result, errorBox(e)); }
+    }
+    const listing = h('div');
+    function draw2(fresh) {
+      const list = fresh || items;
+      clear(listing, table(['', 'Time', 'Reason', 'Processor', 'Input', 'Key', 'Value', 'Replayed'], list.map(x => {
+        const box = h('input', { type: 'checkbox', 'aria-label': `choose dead letter ${pos(x)}`, 'data-pos': pos(x) });
+        box.checked = chosen.has(pos(x));
+        box.addEventListener('change', () => pick(x, box));
+        return [box, fmtTime(x.timestamp), h('span', { class: 'reason' }, x.reason || '–'),
+          x.processor || '–', x.input ? `${x.input.topic}[${x.input.partition}]@${x.input.offset}` : '–',
+          h('code', {}, JSON.stringify(x.key)), h('code', {}, JSON.stringify(x.value)), x.replayed ? h('span', { class: 'replayed' }, 'yes') : ''];
+      }), { class: 'dead', empty: 'no dead letters: every record went through' }));
+      if (!fresh) api(`/api/v1/pipelines/${enc}/deadletters?limit=200`).then(n => { if (current()) draw2(n.items.sort((a, b) => b.timestamp - a.timestamp)); }, () => {});
+    }
     clear(body, h('p', { class: 'muted' }, `${fmtNum(d.total)} dead letters in ${d.topic}; the newest ${items.length} below`),
-      table(['Time', 'Reason', 'Processor', 'Input', 'Key', 'Value'], items.map(x => [fmtTime(x.timestamp), h('span', { class: 'reason' }, x.reason || '–'),
-        x.processor || '–', x.input ? `${x.input.topic}[${x.input.partition}]@${x.input.offset}` : '–',
-        h('code', {}, JSON.stringify(x.key)), h('code', {}, JSON.stringify(x.value))]), { class: 'dead', empty: 'no dead letters: every record went through' }));
+      h('div', { class: 'toolbar replay' }, replayBtn, ' ', reasonSel, ' ', reasonBtn, ' ',
+        h('label', { for: 'replay-force' }, force, ' also replayed ones')),
+      result, listing);
+    draw2(items);
   }
   // What the pipeline did when a source it reads changed its schema
   // (docs/schema-evolution.md), newest first; kept by the controller's store.
@@ -182,6 +227,21 @@ export async function pipelinePage(main, [name], query, current) {
         h('span', { class: 'reason' }, x.what)]), { class: 'schema-changes', empty: 'no schema changes met' }));
   }
   draw(tab);
+}
+
+// End-to-end latency (a record's source commit to its sink's write): the mean
+// between two samples, from the sinks' histogram totals.
+function latencyChart(sm) {
+  const points = [];
+  for (let i = 1; i < sm.length; i++) {
+    const n = (sm[i].e2e_count || 0) - (sm[i - 1].e2e_count || 0);
+    if (n > 0) points.push([sm[i].t, ((sm[i].e2e_sum_seconds || 0) - (sm[i - 1].e2e_sum_seconds || 0)) / n]);
+  }
+  const fig = lineChart('End-to-end latency (s)', [{ name: 'mean', points }], { unit: ' s' });
+  fig.id = 'latency-chart';
+  if (!sm.some(x => x.e2e_count > 0))
+    fig.append(h('p', { class: 'muted' }, 'measured where sinks write; none has written yet'));
+  return fig;
 }
 
 // The plan as nodes and edges, with the live numbers on the edges.

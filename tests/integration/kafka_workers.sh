@@ -28,6 +28,7 @@ mk_topic() {
 }
 # the controller's audit log topic too (the mock cannot create topics)
 mk_topic plays 4 && mk_topic us 4 && mk_topic pipeline.us.dlq 1 && mk_topic _datamesh.audit 1 || exit 1
+mk_topic pipeline.us.replay 4 || exit 1 # dead letters put back (read by the first stage)
 
 N=3000
 cat >"$data/spec.yaml" <<YAML
@@ -125,6 +126,7 @@ kill -TERM "$pid"; wait "$pid"; rc=$?
 pid=
 # Without --external-workers the controller runs the tasks itself, every topic on Kafka.
 mk_topic plays2 2 && mk_topic us2 2 && mk_topic pipeline.us2.dlq 1 || exit 1
+mk_topic pipeline.us2.replay 2 || exit 1
 sed -e 's/name: plays,/name: plays2,/; s/from: \[plays\]/from: [plays2]/; s/name: us,/name: us2,/; s/source: us$/source: us2/' \
     -e 's/partitions: 4/partitions: 2/; s/max_events: [0-9]*/max_events: 500/' "$data/spec.yaml" >"$data/spec2.yaml"
 mkdir -p "$data/in"

@@ -99,7 +99,10 @@ d=json.loads(sys.argv[1]); s=d["samples"]
 assert d["interval_ms"]==200 and len(s)>=3, len(s)
 assert [x["processor"] for x in s[-1]["steps"]]==["filter","project","enrich"]
 assert s[-1]["consumed"]>s[0]["consumed"] and s[-1]["steps"][0]["in"]>s[0]["steps"][0]["in"]
-assert all(a["t"]<b["t"] for a,b in zip(s,s[1:]))'
+assert all(a["t"]<b["t"] for a,b in zip(s,s[1:]))
+assert all(x["lag_seconds"]>=0 for x in s)
+n=s[-1]["e2e_count"]-s[0]["e2e_count"]   # its file sink: source commit to written
+assert n>0 and 0<=(s[-1]["e2e_sum_seconds"]-s[0]["e2e_sum_seconds"])/n<60, n'
 for _ in $(seq 50); do
   j=$(curl -s "$base/api/v1/pipelines/us-plays/history")
   python3 -c "$check_history" "$j" 2>/dev/null && break
@@ -122,6 +125,15 @@ assert b[0]["t"]>a[0]["t"] and all(x["t"]<y["t"] for x,y in zip(b,b[1:]))
 assert b[-1]["consumed"]>=b[0]["consumed"]' "$j" "$j2" && ok history_window_slides || bad history_window_slides "$n samples"
 j=$(curl -s -w ' %{http_code}' "$base/api/v1/pipelines/nope/history")
 [[ $j == *' 404' && $j == *'no history'* ]] && ok history_unknown_404 || bad history_unknown_404 "$j"
+# A restart keeps the history (written to the store at stop): the samples of before are there.
+t_before=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["samples"][-1]["t"])' "$j2")
+stop
+start --demo || exit 1
+j=$(curl -s "$base/api/v1/pipelines/us-plays/history")
+python3 -c 'import json,sys
+s=json.loads(sys.argv[1])["samples"]
+assert any(x["t"]==int(sys.argv[2]) for x in s), (len(s), s[:1])
+assert all(a["t"]<b["t"] for a,b in zip(s,s[1:]))' "$j" "$t_before" && ok history_survives_restart || bad history_survives_restart "${j:0:300}"
 stop
 
 # ---- with --auth: signing in --------------------------------------------------
@@ -160,6 +172,13 @@ body=$(curl -s -b "dm_session=$sid" "$base/api/v1/session")
 [[ $body == *"\"csrf\":\"$csrf\""* && $body == *'"role":"admin"'* ]] && ok session_get || bad session_get "$body"
 code=$(curl -s -o /dev/null -w '%{http_code}' -b "dm_session=$(printf 'a%.0s' $(seq 64))" "$base/api/v1/catalog")
 [[ $code == 401 ]] && ok forged_cookie_401 || bad forged_cookie_401 "$code"
+# A restart keeps the session: same cookie, same CSRF token; the store holds neither id nor token.
+kill -TERM "$pid"; wait "$pid" 2>/dev/null
+dm_controller_start "$data/auth" "$port" "$data/auth.log" --auth || exit 1
+pid=$dm_pid
+body=$(curl -s -b "dm_session=$sid" "$base/api/v1/session")
+[[ $body == *"\"csrf\":\"$csrf\""* && $body == *'"role":"admin"'* ]] && ok session_survives_restart || bad session_survives_restart "$body"
+! grep -rqa --exclude=admin.token -e "$sid" -e "${admin:17}" "$data/auth" && ok store_holds_no_session_id || bad store_holds_no_session_id "$(grep -rla "$sid" "$data/auth")"
 # A viewer's session: its role holds (no apply), and revoking its token ends it.
 v=$(curl -s -X POST -H "Authorization: Bearer $admin" -d '{"owner":"team-v","role":"viewer"}' "$base/api/v1/tokens")
 vtok=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["token"])' "$v"); vid=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$v")

@@ -27,6 +27,7 @@ mk_topic() {
 }
 for t in plays us others; do mk_topic $t 2 || exit 1; done
 mk_topic pipeline.us.dlq 1 && mk_topic pipeline.others.dlq 1 || exit 1
+mk_topic pipeline.us.replay 2 && mk_topic pipeline.others.replay 2 || exit 1 # dead letters put back
 mk_topic _datamesh.audit 1 || exit 1 # the controller's audit log (the mock cannot create topics)
 
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \

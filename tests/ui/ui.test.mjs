@@ -164,10 +164,20 @@ const rowsText = async (page, sel) => page.$$eval(sel, trs => trs.map(t => t.inn
       return l && /^in [1-9][\d.]*\/s$/.test(l.textContent);
     }, null, T);
     const charts = await page.$$eval('#dashboard figcaption strong', t => t.map(x => x.textContent));
-    for (const want of ['Records/s', 'Lag (records)', 'Dead letters/s', '0. filter', '1. project', '2. enrich'])
+    for (const want of ['Records/s', 'Lag (records)', 'Lag (seconds)', 'End-to-end latency (s)', 'Dead letters/s', '0. filter', '1. project', '2. enrich'])
       expect(charts.includes(want), `chart ${want} in ${charts}`);
     const pts = await page.$eval('#dashboard svg.chart polyline.l0', p => p.getAttribute('points').split(' ').length);
     expect(pts >= 2, 'points ' + pts);
+    // us-plays writes a file sink: its end-to-end latency is drawn, a mean in seconds
+    await page.waitForFunction(() => {
+      const c = document.querySelector('#latency-chart');
+      const pl = c && c.querySelector('polyline.l0');
+      return pl && pl.getAttribute('points').split(' ').filter(Boolean).length >= 2 &&
+        /^mean [\d.]+ s$/.test(c.querySelector('.legend.l0').textContent);
+    }, null, T);
+    const lagS = await page.$$eval('#dashboard figure', f => f.filter(x => x.querySelector('strong').textContent === 'Lag (seconds)')
+      .map(x => x.querySelector('polyline.l0').getAttribute('points').split(' ').filter(Boolean).length));
+    expect(lagS.length === 1 && lagS[0] >= 2, 'lag seconds points ' + lagS);
     await shot(page, '07-pipeline-dashboard');
   });
 
@@ -234,6 +244,40 @@ const rowsText = async (page, sel) => page.$$eval(sel, trs => trs.map(t => t.inn
     const rows = await rowsText(page, 'table.dead tbody tr');
     expect(rows.every(x => x.includes('division by zero') && /\tproject\t/.test(x) && /plays\[[01]\]@\d+/.test(x) && x.includes('"country":"JP"')), 'dead letters ' + rows.slice(0, 2));
     await shot(page, '09-dead-letters', false);
+
+    // The fix (the same pipeline without the division), then two chosen dead letters replayed:
+    // they go through the fixed step and arrive in the output, marked replayed in the list.
+    const fixed = spec.replace('"movie_id / (movie_id - movie_id) AS boom"', '"movie_id AS boom"');
+    const f = await page.evaluate(async body => (await fetch('/api/v1/apply', { method: 'POST', body })).status, fixed);
+    expect(f === 200, 'apply fixed ' + f);
+    await page.goto(demo + '/pipelines/dl-demo?tab=dead');
+    await page.waitForSelector('table.dead tbody tr input[type=checkbox]');
+    const boxes = await page.$$('table.dead tbody tr input[type=checkbox]');
+    expect(boxes.length >= 2, 'checkboxes ' + boxes.length);
+    await boxes[0].check();
+    await boxes[1].check();
+    const chosen = await page.$$eval('table.dead tbody tr input:checked', b => b.map(x => x.dataset.pos));
+    expect((await page.innerText('#replay-chosen')) === 'Replay 2 chosen', 'replay button');
+    await page.click('#replay-chosen');
+    await page.waitForSelector('#replay-result .ok');
+    const said = await page.innerText('#replay-result');
+    expect(said.startsWith('2 replayed into pipeline.dl-demo.replay'), 'replay result ' + said);
+    await page.waitForFunction(() => document.querySelectorAll('table.dead .replayed').length === 2, null, T);
+    const ids = await page.evaluate(async want => {
+      const d = await (await fetch('/api/v1/pipelines/dl-demo/deadletters?limit=1000')).json();
+      return d.items.filter(x => want.includes(`${x.partition}:${x.offset}`)).map(x => x.value.id);
+    }, chosen);
+    expect(ids.length === 2, 'chosen ids ' + ids);
+    await page.waitForFunction(async want => {
+      const r = await (await fetch('/api/v1/sources/dl-demo/records?from=earliest&limit=10000')).json();
+      return want.every(id => r.records.filter(x => x.value.id === id && x.value.boom !== undefined).length === 1);
+    }, ids, { timeout: 30000, polling: 500 });
+    await shot(page, '09b-dead-letters-replayed', false);
+    // again: both are skipped as replayed already
+    await page.$$eval('table.dead tbody tr input[type=checkbox]', (b, want) => b.forEach(x => {
+      if (want.includes(x.dataset.pos)) x.click(); }), chosen);
+    await page.click('#replay-chosen');
+    await page.waitForFunction(() => /^0 replayed.*2 skipped/.test(document.querySelector('#replay-result')?.innerText || ''), null, T);
     await page.click('button:text-is("Delete…")');
     await page.waitForURL(/\/pipelines$/);
   });

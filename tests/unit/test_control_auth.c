@@ -493,7 +493,11 @@ static const char *specs =
     "---\n"
     "kind: Source\nmetadata: {name: private, owner: team-a, labels: {access: private}}\n"
     "spec: {connector: ingest, schema: {type: record, name: P, fields: [{name: id, type: "
-    "long}]}}\n";
+    "long}]}}\n"
+    /* the {name} of pipeline routes (dead-letter replay: its owner's editor) */
+    "---\n"
+    "kind: Pipeline\nmetadata: {name: secret, owner: team-a}\n"
+    "spec: {from: [open], to: [{source: secret-out}]}\n";
 
 /* Creates a token through the API as admin; its text into out. */
 static bool new_token(const char *admin, const char *owner, const char *role, char *out, size_t cap)

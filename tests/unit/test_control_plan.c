@@ -362,6 +362,7 @@ static void test_explain_golden(void)
         "    pipeline.p.state.rekey.1: 2 partitions, compacted\n"
         "    out: 2 partitions\n"
         "    pipeline.p.dlq: 1 partition\n"
+        "    pipeline.p.replay: 2 partitions\n"
         "\n"
         "sinks (reading out):\n"
         "    p/sink/0: file, group sink.p.0\n"

@@ -3,7 +3,12 @@
 #include "control/session.h"
 
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "control/store.h"
 
 static dm_session_info_t info_for(const char *token, int64_t expires_ms)
 {
@@ -103,6 +108,61 @@ static void test_ids_unique(void)
     dm_sessions_free(t);
 }
 
+/* Sessions kept in the store outlive the table (a controller restart): a new
+ * table on the same store finds them with their team and CSRF token; an
+ * ended or closed one is gone, also from the store; the store holds no id. */
+static void test_kept_across_restart(void)
+{
+    char dir[] = "/tmp/dm-session-XXXXXX", path[300];
+    REQUIRE(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/state.db", dir);
+    dm_store_t *store = dm_store_open(path, NULL);
+    REQUIRE(store);
+    dm_sessions_t *t = dm_sessions_new();
+    REQUIRE(t);
+    dm_sessions_keep_in(t, store, 1000);
+    dm_session_info_t a = info_for("tok-a", 0), b = info_for("tok-b", 5000), c = info_for("c", 0),
+                      got;
+    char ida[DM_SESSION_ID_HEX + 1], idb[DM_SESSION_ID_HEX + 1], idc[DM_SESSION_ID_HEX + 1];
+    REQUIRE(dm_sessions_open(t, &a, 1000, ida, NULL) == DM_OK);
+    REQUIRE(dm_sessions_open(t, &b, 1000, idb, NULL) == DM_OK);
+    REQUIRE(dm_sessions_open(t, &c, 1000, idc, NULL) == DM_OK);
+    dm_sessions_close(t, idc);
+    dm_sessions_free(t);
+    json_t *kept = NULL;
+    REQUIRE(dm_store_kv_list(store, "session", &kept, NULL) == DM_OK);
+    CHECK_EQ_INT(json_object_size(kept), 2);
+    char *text = json_dumps(kept, 0);
+    CHECK(text && !strstr(text, ida) && !strstr(text, idb)); /* hashes, not ids */
+    free(text);
+    json_decref(kept);
+    /* the restart, after b ended */
+    t = dm_sessions_new();
+    REQUIRE(t);
+    dm_sessions_keep_in(t, store, 6000);
+    REQUIRE(dm_sessions_find(t, ida, 6000, &got));
+    CHECK_STR_EQ(got.token, "tok-a");
+    CHECK_STR_EQ(got.owner, "team-a");
+    CHECK_STR_EQ(got.csrf, a.csrf);
+    CHECK_EQ_INT(got.role, 2);
+    CHECK_EQ_INT(got.expires_ms, a.expires_ms);
+    CHECK(!dm_sessions_find(t, idb, 6000, &got));
+    CHECK(!dm_sessions_find(t, idc, 6000, &got));
+    REQUIRE(dm_store_kv_list(store, "session", &kept, NULL) == DM_OK);
+    CHECK_EQ_INT(json_object_size(kept), 1); /* the ended one dropped */
+    json_decref(kept);
+    dm_sessions_close(t, ida);
+    dm_sessions_free(t);
+    t = dm_sessions_new();
+    dm_sessions_keep_in(t, store, 7000);
+    CHECK(!dm_sessions_find(t, ida, 7000, &got)); /* signed out stays signed out */
+    dm_sessions_free(t);
+    dm_store_close(store);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
     RUN(test_open_find_close);
@@ -110,5 +170,6 @@ int main(void)
     RUN(test_csrf);
     RUN(test_full_table_drops_the_oldest);
     RUN(test_ids_unique);
+    RUN(test_kept_across_restart);
     return check_summary();
 }

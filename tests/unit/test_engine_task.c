@@ -25,6 +25,7 @@ static const char *schema_json =
 static dm_avro_schema_t *schema;
 static char dir[256];
 static bool keyed; /* produce: even ids get the key "k<id>" */
+static const char *produce_to = "plays";
 
 /* Produces n plays with ids from first; every 10th has qty 0 (division by
  * zero in the chain), every 7th is from FR (filtered out). */
@@ -63,7 +64,7 @@ static void produce(dm_transport_t *t, int64_t first, int n, bool corrupt_one)
         }
     }
     dm_error_t err = {0};
-    REQUIRE(dm_transport_produce(t, "plays", 0, recs, (size_t)n, NULL, &err) == DM_OK);
+    REQUIRE(dm_transport_produce(t, produce_to, 0, recs, (size_t)n, NULL, &err) == DM_OK);
     free(keys);
     free(recs);
     free(starts);
@@ -87,7 +88,8 @@ static dm_transport_t *open_transport(void)
 static json_t *filter_conf, *project_conf;
 
 static size_t batch_bytes = 2048;
-static bool start_at_end; /* new_task: conf.start_at_end */
+static bool start_at_end;        /* new_task: conf.start_at_end */
+static const char *replay_topic; /* new_task: conf.replay_topic */
 
 static dm_err_t new_task(dm_transport_t *t, dm_metrics_t *m, dm_task_t **task, dm_error_t *err)
 {
@@ -107,7 +109,8 @@ static dm_err_t new_task(dm_transport_t *t, dm_metrics_t *m, dm_task_t **task, d
                              .n_steps = 2,
                              .max_batch_bytes = batch_bytes,
                              .metrics = m,
-                             .start_at_end = start_at_end};
+                             .start_at_end = start_at_end,
+                             .replay_topic = replay_topic};
     return dm_task_new(t, &conf, task, err);
 }
 
@@ -279,6 +282,68 @@ static void test_start_at_end(void)
     CHECK_EQ_INT(counts[33], 1);
     dm_task_free(task);
     start_at_end = false;
+    dm_transport_close(t);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
+/* A replay input (dead letters put back): read from its start even under
+ * start_at_end, through the same chain (a record that fails again is a dead
+ * letter naming the replay topic), its offset committed in the group. */
+static void test_replay_input(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/dm-task-XXXXXX");
+    REQUIRE(mkdtemp(dir));
+    dm_transport_t *t = open_transport();
+    REQUIRE(t);
+    create_topics(t);
+    dm_error_t err = {0};
+    REQUIRE(dm_transport_create_topic(t,
+                                      &(dm_topic_config_t){.name = "us-plays.replay",
+                                                           .partitions = 1,
+                                                           .fsync = DM_TRANSPORT_FSYNC_NEVER},
+                                      &err) == DM_OK);
+    produce(t, 1, 10, false); /* before the task: start_at_end skips them */
+    produce_to = "us-plays.replay";
+    produce(t, 1, 10, false); /* put back: read whole */
+    produce_to = "plays";
+    start_at_end = true;
+    replay_topic = "us-plays.replay";
+    dm_task_t *task;
+    if (new_task(t, NULL, &task, &err)) printf("    %s\n", err.message);
+    REQUIRE(task);
+    CHECK_EQ_INT(dm_task_position(task), 10);
+    produce(t, 11, 3, false);
+    drain(task, t);
+    for (int guard = 0; guard < 100; guard++) { /* and the replay input */
+        size_t n;
+        REQUIRE(dm_task_step(task, 0, &n, &err) == DM_OK);
+    }
+    int counts[100] = {0};
+    int out = read_output(t, "us-plays", counts, 100, false);
+    for (int id = 1; id <= 13; id++)
+        CHECK_EQ_INT(counts[id], id == 7 || id == 10 ? 0 : 1); /* FR; qty 0 */
+    CHECK_EQ_INT(out, 11);
+    int64_t committed = -1;
+    CHECK(dm_transport_group_offset(t, "pipeline.us-plays", "us-plays.replay", 0, &committed,
+                                    &err) == DM_OK);
+    CHECK_EQ_INT(committed, 10);
+    /* id 10 failed again: its dead letter names the replay topic */
+    dm_transport_batch_t b = {0};
+    REQUIRE(dm_transport_fetch(t, "us-plays.dlq", 0, 0, 1 << 20, 0, &b, &err) == DM_OK);
+    CHECK_EQ_INT(b.n, 1);
+    bool named = false;
+    for (uint32_t i = 0; b.n && i < b.records[0].n_headers; i++) {
+        const dm_record_header_t *h = &b.records[0].headers[i];
+        if (h->key_len == strlen(DM_DLQ_TOPIC) && !memcmp(h->key, DM_DLQ_TOPIC, h->key_len))
+            named = h->value_len == 15 && !memcmp(h->value, "us-plays.replay", 15);
+    }
+    CHECK(named);
+    dm_transport_batch_free(t, &b);
+    dm_task_free(task);
+    start_at_end = false;
+    replay_topic = NULL;
     dm_transport_close(t);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -464,6 +529,7 @@ int main(void)
     project_conf = json_pack("{s:[s,s]}", "columns", "id", "amount * 100 / qty AS cents");
     RUN(test_chain_dead_letters_and_resume);
     RUN(test_start_at_end);
+    RUN(test_replay_input);
     RUN(test_large_fetch_in_chunks);
     RUN(test_exactly_once_under_sigkill);
     json_decref(filter_conf);
