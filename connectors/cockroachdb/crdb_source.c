@@ -324,7 +324,11 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const jso
     }
     const char *topic = json_string_value(json_object_get(msg, "topic"));
     char where[400];
-    snprintf(where, sizeof(where), "%s@%s", topic ? topic : src->conf->table, updated);
+    snprintf(where, sizeof(where), "%s@%s",
+             topic              ? topic
+             : src->conf->table ? src->conf->table
+                                : "",
+             updated);
     /* the key through spec.key, in order */
     const dm_strlist_t *keys = src->env.key_fields;
     if (json_array_size(keyj) != keys->n) {
@@ -394,6 +398,18 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const jso
     if (rc) {
         free(id);
         src->bytes.len = kstart;
+        /* name the column: the row alone against the declared record */
+        const dm_avro_node_t *rownode = src->value->root->fields[1].type->branches[1];
+        const json_t *bad = json_is_object(after) ? after : before;
+        char *rt = bad ? json_dumps(bad, JSON_COMPACT) : NULL;
+        dm_avro_value_t rv;
+        if (rt) {
+            dm_error_t rowerr = {0};
+            if (dm_avro_from_json_text(rownode, rt, strlen(rt), DM_AVRO_JSON_PLAIN, &src->arena,
+                                       &rv, &rowerr))
+                why = rowerr;
+        }
+        free(rt);
         char r[700];
         snprintf(r, sizeof(r), "the row does not fit spec.schema: %s", why.message);
         return add_dead(src, q, msg, r, where, err);
@@ -818,12 +834,12 @@ dm_err_t dm_crdb_source_new(const dm_source_env_t *env, const dm_crdb_config_t *
     dm_txn_builder_init(&src->txn, src->t);
     src->bytes = (dm_buf_t)DM_BUF_INIT;
     dm_arena_init(&src->arena, 0);
-    const char *dot = strrchr(conf->table, '.');
-    snprintf(src->table_name, sizeof(src->table_name), "%s", dot ? dot + 1 : conf->table);
+    const char *table = conf->table ? conf->table : "";
+    const char *dot = strrchr(table, '.');
+    snprintf(src->table_name, sizeof(src->table_name), "%s", dot ? dot + 1 : table);
     if (dot) {
-        const char *first = strchr(conf->table, '.');
-        snprintf(src->table_db, sizeof(src->table_db), "%.*s", (int)(first - conf->table),
-                 conf->table);
+        const char *first = strchr(table, '.');
+        snprintf(src->table_db, sizeof(src->table_db), "%.*s", (int)(first - table), table);
     }
     if (asprintf(&src->state_topic, "__dm_cockroachdb_state.%s", env->name) < 0)
         src->state_topic = NULL;
