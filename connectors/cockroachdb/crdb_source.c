@@ -40,8 +40,13 @@ struct dm_crdb_source {
     char resolved_text[48]; /* as CockroachDB wrote it: the cursor on a restart */
     char job_id[32];        /* the changefeed's job, once created */
     char job_status[64], job_error[400];
-    bool ready;   /* schemas registered, topics made, state read (dm_crdb_source_prepare) */
-    json_t *seen; /* encoded key (hex) → the key's last committed "updated", above resolved */
+    bool ready; /* schemas registered, topics made, state read (dm_crdb_source_prepare) */
+    /* encoded key (hex) → {"u": the key's last committed "updated", "p": partition, "o":
+     * offset}, for changes above the resolved timestamp; window[p] is the first offset of
+     * partition p that may hold one (committed in the state record, so a restart reads
+     * the window back from the topic) */
+    json_t *seen;
+    int64_t *window;
     uint64_t events, dropped, dead, requests;
     dm_txn_builder_t txn;
     dm_buf_t bytes;
@@ -176,9 +181,18 @@ static dm_err_t register_schemas(dm_crdb_source_t *src, dm_error_t *err)
 
 /* ---- the state record ----------------------------------------------------------------- */
 
-static json_t *state_json(const dm_crdb_source_t *src)
+static json_t *state_json(const dm_crdb_source_t *src, const int64_t *window)
 {
-    return json_pack("{s:s, s:s}", "resolved", src->resolved_text, "job_id", src->job_id);
+    json_t *w = json_array();
+    for (int32_t p = 0; p < src->partitions; p++)
+        json_array_append_new(w, json_integer(window[p]));
+    return json_pack("{s:s, s:s, s:o}", "resolved", src->resolved_text, "job_id", src->job_id,
+                     "window", w);
+}
+
+static const char *entry_updated(const json_t *e)
+{
+    return json_string_value(json_object_get(e, "u"));
 }
 
 static dm_err_t load_state(dm_crdb_source_t *src, dm_error_t *err)
@@ -199,6 +213,9 @@ static dm_err_t load_state(dm_crdb_source_t *src, dm_error_t *err)
         if (!rc && res && *res && !(rc = dm_crdb_hlc_parse(res, &src->resolved, err)))
             snprintf(src->resolved_text, sizeof(src->resolved_text), "%s", res);
         if (!rc && job) snprintf(src->job_id, sizeof(src->job_id), "%s", job);
+        const json_t *w = json_object_get(j, "window");
+        for (int32_t p = 0; p < src->partitions && p < (int32_t)json_array_size(w); p++)
+            src->window[p] = json_integer_value(json_array_get(w, p));
         json_decref(j);
     }
     dm_transport_batch_free(src->t, &b);
@@ -206,9 +223,9 @@ static dm_err_t load_state(dm_crdb_source_t *src, dm_error_t *err)
 }
 
 /* Adds the state record and commits everything added, in one transaction. */
-static dm_err_t commit(dm_crdb_source_t *src, dm_error_t *err)
+static dm_err_t commit(dm_crdb_source_t *src, const int64_t *window, dm_error_t *err)
 {
-    json_t *st = state_json(src);
+    json_t *st = state_json(src, window);
     char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
     json_decref(st);
     int topic = -1;
@@ -235,6 +252,9 @@ typedef struct pending {
     size_t kstart, klen, vstart, vlen, rstart, rlen, wstart, wlen;
     int64_t ts;
     bool dead;
+    char updated[48];
+    int32_t partition;
+    int64_t offset; /* where the commit puts it (the source is its topic's one writer) */
 } pending_t;
 
 typedef struct request {
@@ -364,7 +384,7 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const jso
     if (!id) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     hex(src->bytes.data + kstart, klen, id);
     const char *last = json_string_value(json_object_get(q->staged, id));
-    if (!last) last = json_string_value(json_object_get(src->seen, id));
+    if (!last) last = entry_updated(json_object_get(src->seen, id));
     dm_crdb_hlc_t prev;
     if (last && !dm_crdb_hlc_parse(last, &prev, NULL) && dm_crdb_hlc_cmp(hlc, prev) <= 0) {
         free(id);
@@ -430,6 +450,7 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const jso
                      .vstart = vstart,
                      .vlen = src->bytes.len - vstart,
                      .ts = hlc.wall / 1000000};
+    snprintf(p->updated, sizeof(p->updated), "%s", updated);
     json_object_set_new(q->staged, id, json_string(updated));
     free(id);
     q->events++;
@@ -449,10 +470,14 @@ static dm_err_t add_resolved(request_t *q, const char *text, dm_error_t *err)
 }
 
 /* Adds the request's records and dead letters to the transaction. */
-static dm_err_t add_to_txn(dm_crdb_source_t *src, request_t *q, dm_error_t *err)
+static dm_err_t add_to_txn(dm_crdb_source_t *src, request_t *q, int64_t *ends, dm_error_t *err)
 {
     int topic = -1, dlq = -1;
     dm_err_t rc = dm_txn_builder_topic(&src->txn, src->name, src->partitions, &topic, err);
+    for (int32_t part = 0; part < src->partitions && !rc; part++) {
+        int64_t start = 0;
+        rc = dm_transport_offsets(src->t, src->name, part, &start, &ends[part], err);
+    }
     for (size_t i = 0; i < q->n && !rc; i++) {
         const pending_t *p = &q->items[i];
         const uint8_t *b = src->bytes.data;
@@ -480,9 +505,64 @@ static dm_err_t add_to_txn(dm_crdb_source_t *src, request_t *q, dm_error_t *err)
                          .key_len = (int32_t)p->klen,
                          .value = b + p->vstart,
                          .value_len = (int32_t)p->vlen};
-        rc = dm_txn_builder_add(&src->txn, topic,
-                                dm_txn_key_partition(r.key, p->klen, src->partitions), &r, err);
+        pending_t *w = &q->items[i];
+        w->partition = dm_txn_key_partition(r.key, p->klen, src->partitions);
+        w->offset = ends[w->partition]++;
+        rc = dm_txn_builder_add(&src->txn, topic, w->partition, &r, err);
     }
+    return rc;
+}
+
+/* Reads the changes above the resolved timestamp back from the topic (from
+ * the committed window on), so that a restart drops re-deliveries of them
+ * as the running source did. Records of another schema version than the
+ * current one are older than any window and skipped. */
+static dm_err_t load_window(dm_crdb_source_t *src, dm_error_t *err)
+{
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    dm_err_t rc = DM_OK;
+    for (int32_t p = 0; p < src->partitions && !rc; p++) {
+        int64_t start = 0, end = 0, off;
+        if ((rc = dm_transport_offsets(src->t, src->name, p, &start, &end, err))) break;
+        off = src->window[p] > start ? src->window[p] : start;
+        dm_transport_batch_t b = {0};
+        while (off < end && !rc) {
+            if ((rc = dm_transport_fetch(src->t, src->name, p, off, 1 << 20, 0, &b, err)) || !b.n)
+                break;
+            for (size_t i = 0; i < b.n; i++) {
+                const dm_record_t *r = &b.records[i];
+                uint32_t id = 0;
+                dm_avro_value_t v;
+                if (r->key_len <= 0 || r->value_len <= DM_WIRE_HEADER ||
+                    dm_wire_get_header(r->value, (size_t)r->value_len, &id) ||
+                    id != src->value_id ||
+                    dm_avro_decode_node(src->value->root, r->value + DM_WIRE_HEADER,
+                                        (size_t)r->value_len - DM_WIRE_HEADER, NULL, &a, &v, NULL))
+                    continue;
+                const dm_avro_value_t *pos = &v.u.v[3].u.v[3]; /* source.position */
+                char updated[48];
+                snprintf(updated, sizeof(updated), "%.*s", (int)pos->len, (const char *)pos->u.p);
+                dm_crdb_hlc_t h;
+                if (dm_crdb_hlc_parse(updated, &h, NULL) || dm_crdb_hlc_cmp(h, src->resolved) <= 0)
+                    continue;
+                char *key = malloc(2 * (size_t)r->key_len + 1);
+                if (!key) {
+                    rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                hex(r->key, (size_t)r->key_len, key);
+                json_object_set_new(
+                    src->seen, key,
+                    json_pack("{s:s, s:i, s:I}", "u", updated, "p", p, "o", (json_int_t)r->offset));
+                free(key);
+            }
+            off = b.next_offset;
+            dm_arena_reset(&a);
+        }
+        dm_transport_batch_free(src->t, &b);
+    }
+    dm_arena_destroy(&a);
     return rc;
 }
 
@@ -495,8 +575,7 @@ static void prune_seen(dm_crdb_source_t *src)
     json_object_foreach(src->seen, k, v)
     {
         dm_crdb_hlc_t h;
-        if (!dm_crdb_hlc_parse(json_string_value(v), &h, NULL) &&
-            dm_crdb_hlc_cmp(h, src->resolved) > 0)
+        if (!dm_crdb_hlc_parse(entry_updated(v), &h, NULL) && dm_crdb_hlc_cmp(h, src->resolved) > 0)
             json_object_set(keep, k, v);
     }
     json_decref(src->seen);
@@ -547,9 +626,32 @@ static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t l
     snprintf(old_text, sizeof(old_text), "%s", src->resolved_text);
     src->resolved = q.resolved;
     snprintf(src->resolved_text, sizeof(src->resolved_text), "%s", q.resolved_text);
-    if (!rc) rc = add_to_txn(src, &q, err);
+    int64_t *ends = calloc((size_t)src->partitions, sizeof(int64_t));
+    int64_t *window = calloc((size_t)src->partitions, sizeof(int64_t));
+    if (!rc && (!ends || !window)) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    if (!rc) rc = add_to_txn(src, &q, ends, err);
+    if (!rc) { /* the window after this request: where changes above resolved start */
+        for (int32_t p = 0; p < src->partitions; p++)
+            window[p] = ends[p];
+        const char *k;
+        json_t *v;
+        json_object_foreach(src->seen, k, v)
+        {
+            dm_crdb_hlc_t h;
+            int32_t part = (int32_t)json_integer_value(json_object_get(v, "p"));
+            int64_t off = json_integer_value(json_object_get(v, "o"));
+            if (!dm_crdb_hlc_parse(entry_updated(v), &h, NULL) &&
+                dm_crdb_hlc_cmp(h, src->resolved) > 0 && part >= 0 && part < src->partitions &&
+                off < window[part])
+                window[part] = off;
+        }
+        for (size_t i = 0; i < q.n; i++) {
+            const pending_t *p = &q.items[i];
+            if (!p->dead && p->offset < window[p->partition]) window[p->partition] = p->offset;
+        }
+    }
     if (!rc)
-        rc = commit(src, err);
+        rc = commit(src, window, err);
     else
         dm_txn_builder_clear(&src->txn);
     if (rc && rc != DM_ERR_INVALID) {
@@ -561,9 +663,18 @@ static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t l
         src->resolved = old;
         snprintf(src->resolved_text, sizeof(src->resolved_text), "%s", old_text);
     } else {
-        const char *k;
-        json_t *v;
-        json_object_foreach(q.staged, k, v) json_object_set(src->seen, k, v);
+        for (size_t i = 0; i < q.n; i++) {
+            const pending_t *p = &q.items[i];
+            if (p->dead) continue;
+            char *id = malloc(2 * p->klen + 1);
+            if (!id) continue; /* only de-duplication is lost */
+            hex(src->bytes.data + p->kstart, p->klen, id);
+            json_object_set_new(src->seen, id,
+                                json_pack("{s:s, s:i, s:I}", "u", p->updated, "p", p->partition,
+                                          "o", (json_int_t)p->offset));
+            free(id);
+        }
+        memcpy(src->window, window, (size_t)src->partitions * sizeof(int64_t));
         if (dm_crdb_hlc_cmp(old, src->resolved) < 0) prune_seen(src);
         src->events += q.events;
         src->dropped += q.dropped;
@@ -576,6 +687,8 @@ static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t l
     }
     json_decref(q.staged);
     free(q.items);
+    free(ends);
+    free(window);
     json_decref(doc);
     dm_buf_reset(&src->bytes);
     dm_arena_reset(&src->arena);
@@ -775,7 +888,7 @@ static dm_err_t ensure_changefeed(dm_crdb_source_t *src, PGconn **conn, dm_error
         snprintf(src->job_id, sizeof(src->job_id), "%s", PQgetvalue(r, 0, 0));
         snprintf(src->job_status, sizeof(src->job_status), "running");
         dm_error_t cerr = {0};
-        rc = commit(src, &cerr); /* the job id, with the position */
+        rc = commit(src, src->window, &cerr); /* the job id, with the position */
         pthread_mutex_unlock(&src->mu);
         DM_INFO("cockroachdb", "source=%s: created changefeed job %s: %s", src->name, src->job_id,
                 shown);
@@ -831,6 +944,7 @@ dm_err_t dm_crdb_source_new(const dm_source_env_t *env, const dm_crdb_config_t *
     src->name = strdup(env->name);
     pthread_mutex_init(&src->mu, NULL);
     src->seen = json_object();
+    src->window = calloc((size_t)src->partitions, sizeof(int64_t));
     dm_txn_builder_init(&src->txn, src->t);
     src->bytes = (dm_buf_t)DM_BUF_INIT;
     dm_arena_init(&src->arena, 0);
@@ -844,7 +958,7 @@ dm_err_t dm_crdb_source_new(const dm_source_env_t *env, const dm_crdb_config_t *
     if (asprintf(&src->state_topic, "__dm_cockroachdb_state.%s", env->name) < 0)
         src->state_topic = NULL;
     if (asprintf(&src->dlq, "source.%s.dlq", env->name) < 0) src->dlq = NULL;
-    dm_err_t rc = src->name && src->state_topic && src->dlq && src->seen
+    dm_err_t rc = src->name && src->state_topic && src->dlq && src->seen && src->window
                       ? DM_OK
                       : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     if (!rc && env->metrics) {
@@ -878,6 +992,7 @@ dm_err_t dm_crdb_source_prepare(dm_crdb_source_t *src, dm_error_t *err)
     if (!src->ready && !rc) rc = env->ensure_topic(env->ctx, src->state_topic, 1, NULL, err);
     if (!src->ready && !rc) rc = env->ensure_topic(env->ctx, src->dlq, 1, NULL, err);
     if (!src->ready && !rc) rc = load_state(src, err);
+    if (!src->ready && !rc) rc = load_window(src, err);
     if (!src->ready && !rc) src->ready = true;
     if (rc) { /* from the start next time */
         dm_avro_schema_free(src->value);
@@ -907,6 +1022,7 @@ void dm_crdb_source_free(dm_crdb_source_t *src)
     dm_avro_schema_free(src->value);
     dm_avro_schema_free(src->key);
     json_decref(src->seen);
+    free(src->window);
     dm_txn_builder_destroy(&src->txn);
     dm_buf_free(&src->bytes);
     dm_arena_destroy(&src->arena);

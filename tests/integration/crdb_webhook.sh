@@ -107,6 +107,11 @@ for _ in $(seq 100); do [[ $(state orders) == running* ]] && break; sleep 0.1; d
 status=$(curl -s "$api/sources/orders/status")
 echo "$status" | grep -q "\"position\": *\"$T5\"" && ok position_after_restart || bad position_after_restart "$status"
 r=$(post "$creates"); [[ $r == 200* ]] && ok redelivery_after_restart || bad redelivery_after_restart "$r"
+# above the resolved timestamp too: the window is read back from the topic
+r=$(post '{"payload":[
+ {"after":{"id":3,"item":"pear","qty":30},"before":{"id":3,"item":"pear","qty":3},"key":[3],"topic":"orders","updated":"'$T7'"}],
+ "length":1}')
+[[ $r == 200* ]] && ok window_redelivery_after_restart || bad window_redelivery_after_restart "$r"
 got=$(events)
 [[ $got == "$want" ]] && ok no_duplicates_after_restart || bad no_duplicates_after_restart "got: $got"
 
