@@ -631,11 +631,12 @@ static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t l
     if (!rc && (!ends || !window)) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     if (!rc) rc = add_to_txn(src, &q, ends, err);
     if (!rc) { /* the window after this request: where changes above resolved start */
-        for (int32_t p = 0; p < src->partitions; p++)
-            window[p] = ends[p];
+        bool advanced = dm_crdb_hlc_cmp(old, src->resolved) < 0;
+        for (int32_t p = 0; p < src->partitions; p++) /* lower than needed is safe */
+            window[p] = advanced ? ends[p] : src->window[p];
         const char *k;
         json_t *v;
-        json_object_foreach(src->seen, k, v)
+        json_object_foreach(advanced ? src->seen : NULL, k, v) /* once per resolved */
         {
             dm_crdb_hlc_t h;
             int32_t part = (int32_t)json_integer_value(json_object_get(v, "p"));
@@ -991,6 +992,10 @@ dm_err_t dm_crdb_source_prepare(dm_crdb_source_t *src, dm_error_t *err)
         rc = env->ensure_topic(env->ctx, src->name, src->partitions, subject, err);
     if (!src->ready && !rc) rc = env->ensure_topic(env->ctx, src->state_topic, 1, NULL, err);
     if (!src->ready && !rc) rc = env->ensure_topic(env->ctx, src->dlq, 1, NULL, err);
+    for (int32_t p = 0; !src->ready && !rc && p < src->partitions; p++) {
+        int64_t start = 0; /* no change above resolved yet: the window starts at the end */
+        rc = dm_transport_offsets(src->t, src->name, p, &start, &src->window[p], err);
+    }
     if (!src->ready && !rc) rc = load_state(src, err);
     if (!src->ready && !rc) rc = load_window(src, err);
     if (!src->ready && !rc) src->ready = true;
