@@ -61,9 +61,12 @@ dm_err_t dm_crdb_hlc_parse(const char *s, dm_crdb_hlc_t *out, dm_error_t *err)
     const char *p = s ? s : "";
     int64_t wall = 0, logical = 0;
     int digits = 0;
-    for (; *p >= '0' && *p <= '9' && digits < 19; p++, digits++)
-        wall = wall * 10 + (*p - '0');
-    bool ok = digits > 0;
+    bool ok = true;
+    for (; *p >= '0' && *p <= '9' && ok; p++, digits++) {
+        ok = wall <= (INT64_MAX - (*p - '0')) / 10; /* past 2262 in ns: not a timestamp */
+        if (ok) wall = wall * 10 + (*p - '0');
+    }
+    ok = ok && digits > 0;
     if (ok && *p == '.') {
         p++;
         int n = 0;
