@@ -145,4 +145,16 @@ s=$(state nodb)
 all=$(cat "$data/up.log"; curl -s "$api/sources/pgfeed/status"; curl -s "$api/sources/nodb/status")
 grep -q -e "$DM_E2E_PG_PASSWORD" -e "$DM_E2E_CRDB_TOKEN" <<<"$all" && bad secrets_not_shown "found" || ok secrets_not_shown
 stop
+
+# with --auth the webhook needs a token (what token_env puts in
+# webhook_auth_header): without one 401, with one taken
+start --auth || exit 1
+r=$(post '{"resolved":"'$T7'"}'); [[ $r == 401* ]] && ok auth_needs_token || bad auth_needs_token "$r"
+r=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $(cat "$data/dm/admin.token")" \
+  --data-binary '{"resolved":"'$T7'"}' "$api/sources/orders/changefeed")
+for _ in $(seq 50); do [[ $r != 503 ]] && break; sleep 0.1
+  r=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $(cat "$data/dm/admin.token")" \
+    --data-binary '{"resolved":"'$T7'"}' "$api/sources/orders/changefeed"); done
+[[ $r == 200 ]] && ok auth_token_taken || bad auth_token_taken "$r"
+stop
 dm_e2e_summary
