@@ -49,7 +49,7 @@ struct dm_crdb_source {
     int64_t *window;
     uint64_t events, dropped, dead, requests;
     dm_txn_builder_t txn;
-    dm_buf_t bytes;
+    dm_buf_t bytes, text; /* text: a message's key / envelope as JSON, reused */
     dm_arena_t arena;
     dm_metric_t *m_events, *m_dropped, *m_resolved;
 };
@@ -306,6 +306,15 @@ static dm_err_t add_dead(dm_crdb_source_t *src, request_t *q, const json_t *msg,
     return rc ? dm_error_set(err, DM_ERR_NOMEM, "out of memory") : DM_OK;
 }
 
+/* Appends j's compact JSON text to b (no DOM built: straight into the buffer). */
+static dm_err_t put_json(dm_buf_t *b, const json_t *j)
+{
+    size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!n || dm_buf_reserve(b, n + 1)) return DM_ERR_NOMEM;
+    b->len += json_dumpb(j, (char *)b->data + b->len, n, JSON_COMPACT | JSON_ENCODE_ANY);
+    return DM_OK;
+}
+
 static void hex(const uint8_t *b, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
@@ -360,17 +369,19 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const jso
                  json_array_size(keyj), keys->n);
         return add_dead(src, q, msg, why, where, err);
     }
-    json_t *ko = json_object();
-    for (size_t k = 0; k < keys->n; k++)
-        json_object_set(ko, keys->items[k], json_array_get(keyj, k));
-    char *kt = json_dumps(ko, JSON_COMPACT);
-    json_decref(ko);
+    dm_buf_t *kt = &src->text; /* {"k1": key[0], …}: key names are Avro names, no escapes */
+    dm_buf_reset(kt);
+    dm_err_t rc = dm_buf_append_u8(kt, '{');
+    for (size_t k = 0; k < keys->n && !rc; k++) {
+        rc = dm_buf_printf(kt, "%s\"%s\":", k ? "," : "", keys->items[k]);
+        if (!rc) rc = put_json(kt, json_array_get(keyj, k));
+    }
+    if (!rc) rc = dm_buf_append_u8(kt, '}');
     dm_avro_value_t kv;
     dm_error_t why = {0};
-    dm_err_t rc = kt ? dm_avro_from_json_text(src->key->root, kt, strlen(kt), DM_AVRO_JSON_PLAIN,
-                                              &src->arena, &kv, &why)
-                     : DM_ERR_NOMEM;
-    free(kt);
+    if (!rc)
+        rc = dm_avro_from_json_text(src->key->root, (const char *)kt->data, kt->len,
+                                    DM_AVRO_JSON_PLAIN, &src->arena, &kv, &why);
     if (rc == DM_ERR_NOMEM) return dm_error_set(err, rc, "out of memory");
     if (rc) {
         char r[700];
@@ -400,20 +411,33 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const jso
                      : before && !json_is_null(before) ? "u"
                      : before                          ? "c"
                                                        : "u";
-    json_t *source = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "connector", "cockroachdb",
-                               "db", src->table_db, "table", topic ? topic : src->table_name,
-                               "position", updated, "resolved", src->resolved_text, "ts_ms",
-                               (json_int_t)(hlc.wall / 1000000), "snapshot", "false");
-    json_t *ev =
-        json_pack("{s:O, s:O, s:s, s:o, s:I}", "before", before ? before : json_null(), "after",
-                  after, "op", op, "source", source, "ts_ms", (json_int_t)dm_wall_ms());
-    char *vt = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
-    json_decref(ev);
+    /* the envelope's text around the row's: updated and resolved are HLC digits, the
+     * names go through jansson's escaping */
+    dm_buf_t *vt = &src->text;
+    json_t *db = json_string(src->table_db), *table = json_string(topic ? topic : src->table_name);
+    dm_buf_reset(vt);
+    rc = dm_buf_append_str(vt, "{\"before\":");
+    if (!rc) rc = before ? put_json(vt, before) : dm_buf_append_str(vt, "null");
+    if (!rc) rc = dm_buf_append_str(vt, ",\"after\":");
+    if (!rc) rc = put_json(vt, after);
+    if (!rc)
+        rc = dm_buf_printf(vt,
+                           ",\"op\":\"%s\",\"source\":{\"connector\":\"cockroachdb\",\"db\":", op);
+    if (!rc) rc = db ? put_json(vt, db) : DM_ERR_NOMEM;
+    if (!rc) rc = dm_buf_append_str(vt, ",\"table\":");
+    if (!rc) rc = table ? put_json(vt, table) : DM_ERR_NOMEM;
+    if (!rc)
+        rc = dm_buf_printf(vt,
+                           ",\"position\":\"%s\",\"resolved\":\"%s\",\"ts_ms\":%lld,"
+                           "\"snapshot\":\"false\"},\"ts_ms\":%lld}",
+                           updated, src->resolved_text, (long long)(hlc.wall / 1000000),
+                           (long long)dm_wall_ms());
+    json_decref(db);
+    json_decref(table);
     dm_avro_value_t v;
-    rc = vt ? dm_avro_from_json_text(src->value->root, vt, strlen(vt), DM_AVRO_JSON_PLAIN,
-                                     &src->arena, &v, &why)
-            : DM_ERR_NOMEM;
-    free(vt);
+    if (!rc)
+        rc = dm_avro_from_json_text(src->value->root, (const char *)vt->data, vt->len,
+                                    DM_AVRO_JSON_PLAIN, &src->arena, &v, &why);
     if (rc == DM_ERR_NOMEM) {
         free(id);
         return dm_error_set(err, rc, "out of memory");
@@ -951,6 +975,7 @@ dm_err_t dm_crdb_source_new(const dm_source_env_t *env, const dm_crdb_config_t *
     src->window = calloc((size_t)src->partitions, sizeof(int64_t));
     dm_txn_builder_init(&src->txn, src->t);
     src->bytes = (dm_buf_t)DM_BUF_INIT;
+    src->text = (dm_buf_t)DM_BUF_INIT;
     dm_arena_init(&src->arena, 0);
     const char *table = conf->table ? conf->table : "";
     const char *dot = strrchr(table, '.');
@@ -1033,6 +1058,7 @@ void dm_crdb_source_free(dm_crdb_source_t *src)
     free(src->window);
     dm_txn_builder_destroy(&src->txn);
     dm_buf_free(&src->bytes);
+    dm_buf_free(&src->text);
     dm_arena_destroy(&src->arena);
     pthread_mutex_destroy(&src->mu);
     free(src->name);
