@@ -1,5 +1,10 @@
 /* cli/cmd_consume.c — `datamesh consume SOURCE [--from-beginning] [-n N] [-f] [-o json]`:
- * prints one JSON object per line (Avro decoded to plain JSON). */
+ * prints one JSON object per line (Avro decoded to plain JSON).
+ *
+ * The controller writes each record's line straight from its Avro bytes (the
+ * records API's format=values, or format=jsonl with --with-metadata); the lines
+ * are copied to stdout as they came, unparsed. Only the last line of each
+ * answer, the partitions' next positions, is read here. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -72,39 +77,53 @@ int dm_cmd_consume(int argc, char **argv)
         const char *pos = "";
         dm_buf_cstr(&positions, &pos);
         snprintf(path, sizeof(path),
-                 "/api/v1/sources/%s/records?limit=%ld&timeout_ms=%d&from=%s%s%s", esc, want,
-                 follow ? 1000 : 0, beginning ? "earliest" : "latest",
-                 first ? "" : "&positions=", first ? "" : pos);
-        long status;
-        json_t *resp;
+                 "/api/v1/sources/%s/records?format=%s&limit=%ld&timeout_ms=%d&from=%s%s%s", esc,
+                 meta ? "jsonl" : "values", want, follow ? 1000 : 0,
+                 beginning ? "earliest" : "latest", first ? "" : "&positions=", first ? "" : pos);
+        dm_buf_t body = DM_BUF_INIT;
         dm_error_t err = {0};
-        if (dm_client_call(dm_client_server(server), "GET", path, NULL, 0, &status, &resp, &err)) {
+        if (dm_client_get_text(dm_client_server(server), path, &body, &err)) {
             dm_cli_errorf("consume", "%s", err.message);
+            dm_buf_free(&body);
             dm_buf_free(&positions);
             return DM_EXIT_FAILED;
         }
         first = false;
-        size_t i;
-        json_t *r;
-        json_array_foreach(json_object_get(resp, "records"), i, r)
-        {
-            json_t *out = meta ? r : json_object_get(r, "value");
-            char *line = json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY);
-            if (line) {
-                puts(line);
-                free(line);
-            }
-            printed++;
+        /* every line but the last is a record; the last holds the positions */
+        const char *text = (const char *)body.data;
+        size_t len = body.len;
+        while (len && text[len - 1] == '\n')
+            len--;
+        const char *nl = len ? memrchr(text, '\n', len) : NULL;
+        size_t records_len = nl ? (size_t)(nl - text) + 1 : 0;
+        const char *last = text ? text + records_len : "";
+        json_t *tail = json_loadb(last, len - records_len, 0, NULL);
+        json_t *at = json_object_get(tail, "positions");
+        if (!json_is_object(at) || json_object_get(tail, "records")) {
+            /* "records" in it: a controller that does not know format= sent one JSON answer */
+            dm_cli_errorf("consume",
+                          "GET %s: the answer does not end with the positions line (a "
+                          "controller older than this datamesh?)",
+                          path);
+            json_decref(tail);
+            dm_buf_free(&body);
+            dm_buf_free(&positions);
+            return DM_EXIT_FAILED;
         }
+        long got = 0;
+        for (size_t i = 0; i < records_len; i++)
+            got += text[i] == '\n';
+        if (records_len) fwrite(text, 1, records_len, stdout);
+        printed += got;
         fflush(stdout);
-        size_t got = json_array_size(json_object_get(resp, "records"));
         /* Remember where each partition stopped. */
         dm_buf_reset(&positions);
         const char *p;
         json_t *o;
-        json_object_foreach(json_object_get(resp, "positions"), p, o) dm_buf_printf(
+        json_object_foreach(at, p, o) dm_buf_printf(
             &positions, "%s%s:%lld", positions.len ? "," : "", p, (long long)json_integer_value(o));
-        json_decref(resp);
+        json_decref(tail);
+        dm_buf_free(&body);
         if (count > 0 && printed >= count) break;
         if (!follow && got == 0) break;
         if (ferror(stdout)) break;

@@ -11,6 +11,10 @@
  * partitions; a task stops before its partition is given away, and the next owner starts from the
  * committed offsets (and its transactional id fences a zombie). Every couple of seconds the worker
  * reports its units to POST /api/v1/workers/{id}/status and looks for changed pipelines.
+ * Each plan carries a generation; a task that meets a schema version its plan does not read
+ * stops just before it and is reported at once (schema_change), the controller recompiles
+ * the plan (evolve, lenient: docs/schema-evolution.md) and lists it with a new generation, and
+ * the worker reloads it, every task starting again from its committed offset.
  *
  * Threads: the main thread polls the groups (assignment callbacks run there) and talks to
  * the controller; each task instance runs on its own thread.
@@ -27,8 +31,10 @@
 #include "cli/client.h"
 #include "connectors/unit.h"
 #include "control/plan.h"
+#include "control/spec.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "engine/table.h"
 #include "engine/task.h"
 #include "transport/kafka/kafka.h"
@@ -47,6 +53,13 @@ typedef struct wtask {
     dm_unit_status_t st;
     pthread_t th;
     bool started;
+    /* A schema version the plan does not read (engine/task.h): the task
+     * stops there, having committed all before it, and the report tells the
+     * controller, which lists a recompiled plan (a new generation) or pauses
+     * the pipeline. Set once by the task's thread before it ends. */
+    _Atomic bool met_change;
+    bool change_incompatible;
+    char change[600];
     struct wtask *next;
 } wtask_t;
 
@@ -78,7 +91,8 @@ typedef struct wschema {
 
 struct wpipe {
     char *name;
-    json_t *desc; /* the controller's plan as JSON */
+    json_t *desc;       /* the controller's plan as JSON */
+    int64_t generation; /* desc's: the controller's count of the plans it listed */
     dm_pipeline_plan_t *plan;
     const char *server;
     pthread_mutex_t schemas_mu;
@@ -92,11 +106,16 @@ struct wpipe {
     struct wpipe *next;
 };
 
+/* Tasks that met a schema change since the main thread last looked: it
+ * reports at once and asks for the recompiled plan sooner. */
+static _Atomic int changes_met;
+
 typedef struct worker {
     const char *server;
     char id[160];
     dm_transport_t *t;
     wpipe_t *pipes;
+    dm_metrics_t *metrics; /* its tasks' and SDK processors', sent with each report */
 } worker_t;
 
 static volatile sig_atomic_t stopping;
@@ -190,6 +209,7 @@ static void *task_main(void *arg)
             if (dm_plan_task_config(p->plan, w->stage->index, w->partition, pipe_schema, p, NULL,
                                     &w->pt, &err) == DM_OK) {
                 w->pt.conf.env = &p->env;
+                w->pt.conf.metrics = p->env.metrics; /* built-ins' metrics, like SDK ones */
                 w->configured = true;
             } else {
                 dm_plan_task_release(&w->pt); /* what it made before failing */
@@ -202,6 +222,26 @@ static void *task_main(void *arg)
         dm_unit_ok(&w->st);
         size_t n;
         dm_err_t rc = dm_task_step(w->task, 200, &n, &err);
+        if (rc == DM_ERR_SCHEMA_NEW_VERSION || rc == DM_ERR_SCHEMA_INCOMPATIBLE) {
+            bool resume = rc == DM_ERR_SCHEMA_NEW_VERSION &&
+                          (p->plan->schema_change == DM_SCHEMA_CHANGE_EVOLVE ||
+                           p->plan->schema_change == DM_SCHEMA_CHANGE_LENIENT);
+            const char *policy = dm_spec_schema_changes[p->plan->schema_change];
+            snprintf(w->change, sizeof(w->change), "%s", err.message);
+            w->change_incompatible = rc == DM_ERR_SCHEMA_INCOMPATIBLE;
+            if (resume)
+                dm_unit_set(&w->st, DM_UNIT_STARTING,
+                            "%s; waiting for the plan recompiled on the new version (%s)",
+                            err.message, policy);
+            else
+                dm_unit_set(&w->st, DM_UNIT_FAILED, "paused (schema_change: %s): %s", policy,
+                            err.message);
+            atomic_store(&w->st.position, dm_task_position(w->task));
+            DM_INFO("worker", "%s: %s", w->name, err.message);
+            atomic_store(&w->met_change, true);
+            atomic_fetch_add(&changes_met, 1);
+            return NULL; /* this plan reads no further: the next generation does */
+        }
         if (rc == DM_ERR_TRANSPORT_FENCED) {
             /* Another instance took this partition's transactional id: what this one
              * holds in memory is stale. Start again from the committed offsets. */
@@ -316,9 +356,10 @@ static wpipe_t *pipe_new(worker_t *wk, json_t *desc)
     const char *name = json_string_value(json_object_get(desc, "pipeline"));
     p->name = strdup(name ? name : "?");
     p->desc = json_incref(desc);
+    p->generation = json_integer_value(json_object_get(desc, "generation"));
     p->t = wk->t;
     p->server = wk->server;
-    p->env = (dm_proc_env_t){pipe_table, p, NULL};
+    p->env = (dm_proc_env_t){pipe_table, p, wk->metrics};
     pthread_mutex_init(&p->schemas_mu, NULL);
     dm_error_t err = {0};
     if (dm_plan_from_json(desc, &p->plan, &err)) {
@@ -358,6 +399,55 @@ static wpipe_t *pipe_new(worker_t *wk, json_t *desc)
     return p;
 }
 
+/* Loads desc, a new generation of p's plan (a schema change recompiled it),
+ * in place when it reads through the same consumer groups and topics and
+ * keeps no enrich tables: the tasks stop (each has committed what it did),
+ * the plan is swapped, and the partitions this worker holds start again
+ * from their committed offsets, without leaving the groups (a rebalance
+ * costs seconds: 5 s on the test cluster). False, changing nothing, when it
+ * cannot: the caller stops the pipeline and starts the new plan anew. Main
+ * thread. */
+static bool pipe_reload(wpipe_t *p, json_t *desc)
+{
+    const char *name = json_string_value(json_object_get(desc, "pipeline"));
+    if (!name || strcmp(name, p->name) || p->error[0] || !p->plan || p->n_tables) return false;
+    dm_pipeline_plan_t *plan = NULL;
+    dm_error_t err = {0};
+    if (dm_plan_from_json(desc, &plan, &err)) return false;
+    bool same = plan->n_stages == p->plan->n_stages && !plan->n_tables;
+    for (size_t i = 0; same && i < plan->n_stages; i++) {
+        const dm_plan_stage_t *a = &plan->stages[i], *b = &p->plan->stages[i];
+        same = p->stages[i].member && !strcmp(a->group, b->group) &&
+               !strcmp(a->input.topic, b->input.topic) && !strcmp(a->name, b->name);
+    }
+    size_t n = 0;
+    for (size_t i = 0; same && i < plan->n_stages; i++)
+        for (wtask_t *w = p->stages[i].tasks; w; w = w->next)
+            n++;
+    /* the partitions it holds, as stage index and partition */
+    int64_t *held = same ? calloc(n + 1, sizeof(*held)) : NULL;
+    if (!held) {
+        dm_plan_free(plan);
+        return false;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < plan->n_stages; i++)
+        while (p->stages[i].tasks) {
+            int32_t part = p->stages[i].tasks->partition;
+            held[k++] = (int64_t)i << 32 | (uint32_t)part;
+            task_stop(&p->stages[i], part);
+        }
+    dm_plan_free(p->plan);
+    p->plan = plan;
+    json_decref(p->desc);
+    p->desc = json_incref(desc);
+    p->generation = json_integer_value(json_object_get(desc, "generation"));
+    for (size_t j = 0; j < k; j++)
+        task_start(&p->stages[held[j] >> 32], (int32_t)(uint32_t)held[j]);
+    free(held);
+    return true;
+}
+
 /* Brings the running pipelines in line with the controller's list. */
 static void sync_pipes(worker_t *wk, const json_t *tasks)
 {
@@ -367,6 +457,12 @@ static void sync_pipes(worker_t *wk, const json_t *tasks)
         size_t i;
         json_t *d;
         json_array_foreach(tasks, i, d) keep |= json_equal(d, p->desc);
+        json_array_foreach(tasks, i, d) if (!keep && pipe_reload(p, d))
+        {
+            DM_INFO("worker", "worker=%s pipeline=%s: loaded plan generation %lld in place", wk->id,
+                    p->name, (long long)p->generation);
+            keep = true;
+        }
         if (keep) {
             pp = &p->next;
             continue;
@@ -393,6 +489,28 @@ static void sync_pipes(worker_t *wk, const json_t *tasks)
 
 /* ---- talking to the controller ---------------------------------------------------------- */
 
+/* One metric of the worker for its report: counters and gauges of its tasks
+ * and processors (a time gauge as the instant it holds, with its form, so
+ * that an age keeps growing at the controller's scrape); histograms stay on
+ * the worker. */
+static void report_metric(void *ctx, const dm_metric_t *x)
+{
+    static const char *const forms[] = {"plain", "time_ms", "age_ms"};
+    json_t *list = ctx;
+    if (x->kind == DM_METRIC_HISTOGRAM) return;
+    /* the families the controller takes from workers (control/api_workers.c) */
+    if (strncmp(x->name, "datamesh_task_", 14) && strncmp(x->name, "datamesh_processor_", 19) &&
+        strncmp(x->name, "datamesh_sdk_", 13))
+        return;
+    bool counter = x->kind == DM_METRIC_COUNTER;
+    json_int_t v = counter ? (json_int_t)atomic_load_explicit(&x->count, memory_order_relaxed)
+                           : (json_int_t)atomic_load_explicit(&x->gauge, memory_order_relaxed);
+    json_array_append_new(list,
+                          json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "name", x->name, "kind",
+                                    counter ? "counter" : "gauge", "form", forms[x->form], "help",
+                                    x->help, "labels", x->labels ? x->labels : "", "value", v));
+}
+
 static void report(worker_t *wk)
 {
     json_t *units = json_array();
@@ -410,10 +528,17 @@ static void report(worker_t *wk)
                                       "position", (json_int_t)atomic_load(&w->st.position), "lag",
                                       (json_int_t)atomic_load(&w->st.lag));
                 if (error[0]) json_object_set_new(j, "error", json_string(error));
+                json_object_set_new(j, "generation", json_integer(p->generation));
+                if (atomic_load(&w->met_change))
+                    json_object_set_new(j, "schema_change",
+                                        json_pack("{s:s, s:b}", "message", w->change,
+                                                  "incompatible", w->change_incompatible));
                 json_array_append_new(units, j);
             }
     }
-    json_t *body = json_pack("{s:o}", "units", units);
+    json_t *metrics = json_array();
+    if (wk->metrics) dm_metrics_each(wk->metrics, report_metric, metrics);
+    json_t *body = json_pack("{s:o, s:o}", "units", units, "metrics", metrics);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     char path[256], esc[200];
@@ -492,9 +617,10 @@ int dm_cmd_worker(int argc, char **argv)
     printf("datamesh worker %s: running tasks of %s; Ctrl-C stops\n", wk.id, wk.server);
     fflush(stdout);
 
+    wk.metrics = dm_metrics_new(); /* NULL (out of memory): tasks run without metrics */
     sync_pipes(&wk, json_object_get(tasks, "tasks"));
     json_decref(tasks);
-    uint64_t last_sync = dm_now_ns(), last_report = 0;
+    uint64_t last_sync = dm_now_ns(), last_report = 0, pending_change = 0;
     while (!stopping) {
         int n = 0;
         for (wpipe_t *p = wk.pipes; p; p = p->next)
@@ -509,11 +635,16 @@ int dm_cmd_worker(int argc, char **argv)
             }
         if (!n) dm_sleep_ms(100);
         uint64_t now = dm_now_ns();
-        if (now - last_report > 2000000000ull) {
+        /* A task met a schema change: tell the controller now, then look
+         * for the recompiled plan every half second until it is there. */
+        bool changed = atomic_exchange(&changes_met, 0) > 0;
+        if (changed) pending_change = now;
+        if (changed || now - last_report > 2000000000ull) {
             report(&wk);
             last_report = now;
         }
-        if (now - last_sync > 5000000000ull) {
+        if (pending_change && now - pending_change > 30000000000ull) pending_change = 0;
+        if (now - last_sync > (pending_change ? 500000000ull : 5000000000ull)) {
             last_sync = now;
             json_t *t = fetch_tasks(&wk, &err);
             if (t)
@@ -531,5 +662,6 @@ int dm_cmd_worker(int argc, char **argv)
     }
     report(&wk);
     dm_transport_close(wk.t);
+    if (wk.metrics) dm_metrics_free(wk.metrics);
     return DM_EXIT_OK;
 }

@@ -13,6 +13,7 @@ void dm_emit_init(dm_emit_t *e)
     e->bytes = (dm_buf_t)DM_BUF_INIT;
     e->n = e->cap = e->n_dead = e->cap_dead = 0;
     e->start = NULL;
+    e->lent = NULL;
     e->ts = NULL;
     e->dead = NULL;
     e->dead_hdrs = NULL;
@@ -26,8 +27,10 @@ static dm_err_t grow(dm_emit_t *e, dm_error_t *err)
     size_t *start = realloc(e->start, cap * 3 * sizeof(size_t));
     if (start) e->start = start;
     int64_t *ts = start ? realloc(e->ts, cap * sizeof(int64_t)) : NULL;
-    if (!ts) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    e->ts = ts;
+    if (ts) e->ts = ts;
+    const uint8_t **lent = ts ? realloc(e->lent, cap * sizeof(*lent)) : NULL;
+    if (!lent) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    e->lent = lent;
     e->cap = cap;
     return DM_OK;
 }
@@ -68,7 +71,30 @@ dm_err_t dm_emit_add(dm_emit_t *e, const dm_avro_value_t *v, int64_t ts, dm_erro
         return rc;
     }
     s[2] = e->bytes.len;
+    e->lent[e->n] = NULL;
     e->ts[e->n++] = ts > 0 ? ts : dm_wall_ms();
+    return DM_OK;
+}
+
+dm_err_t dm_emit_add_encoded(dm_emit_t *e, const dm_avro_value_t *v, const void *framed, size_t len,
+                             int64_t ts, dm_error_t *err)
+{
+    if (e->n == e->cap && grow(e, err)) return err->code;
+    if (e->key_schema && !v)
+        return dm_error_set(err, DM_ERR_INTERNAL, "source %s: a keyed record without its value",
+                            e->topic);
+    size_t mark = e->bytes.len;
+    size_t *s = &e->start[e->n * 3];
+    s[0] = mark;
+    dm_err_t rc = e->key_schema ? encode_key(e, v, err) : DM_OK;
+    s[1] = e->bytes.len;
+    if (rc) {
+        e->bytes.len = mark;
+        return rc;
+    }
+    s[2] = s[1] + len; /* the value is not in bytes: lent */
+    e->lent[e->n] = framed;
+    e->ts[e->n++] = ts;
     return DM_OK;
 }
 
@@ -120,7 +146,7 @@ static dm_err_t add_records(dm_emit_t *e, dm_error_t *err)
         dm_record_t r = {.timestamp = e->ts[i],
                          .key = s[1] > s[0] ? e->bytes.data + s[0] : NULL,
                          .key_len = s[1] > s[0] ? (int32_t)(s[1] - s[0]) : -1,
-                         .value = e->bytes.data + s[1],
+                         .value = e->lent[i] ? e->lent[i] : e->bytes.data + s[1],
                          .value_len = (int32_t)(s[2] - s[1])};
         int32_t keyless = 0;
         if (e->partitions > 1 && r.key_len <= 0)
@@ -186,6 +212,7 @@ void dm_emit_free(dm_emit_t *e)
 {
     dm_buf_free(&e->bytes);
     free(e->start);
+    free(e->lent);
     free(e->ts);
     free(e->dead);
     free(e->dead_hdrs);

@@ -32,7 +32,8 @@ typedef struct dm_emit {
     /* pending records, private */
     dm_buf_t bytes;
     size_t n, cap, n_dead, cap_dead;
-    size_t *start; /* per record: key start, value start, end */
+    size_t *start;        /* per record: key start, value start, end */
+    const uint8_t **lent; /* per record: its value when borrowed (end - start bytes), else NULL */
     int64_t *ts;
     size_t *dead; /* per dead letter: payload start, end, reason start, where start, end */
     uint64_t round_robin;
@@ -46,6 +47,15 @@ void dm_emit_init(dm_emit_t *e);
 
 /* Adds one record (v conforms to e->schema); ts in ms since the epoch, 0 = now. */
 dm_err_t dm_emit_add(dm_emit_t *e, const dm_avro_value_t *v, int64_t ts, dm_error_t *err);
+
+/* Adds one record whose value is already encoded: framed (len bytes) is a
+ * Confluent-framed value of e->schema under e->schema_id, written as it is
+ * and borrowed, not copied: it must stay valid until commit or clear.
+ * v is the same value decoded, needed only for the key (NULL when e has no
+ * key schema); ts as dm_emit_add, except that 0 is not replaced by now (a
+ * caller adding many records reads the clock once). */
+dm_err_t dm_emit_add_encoded(dm_emit_t *e, const dm_avro_value_t *v, const void *framed, size_t len,
+                             int64_t ts, dm_error_t *err);
 
 /* Adds a dead letter: the raw input, the reason and where it came from.
  * DM_ERR_INVALID when e has no dead-letter topic. */

@@ -81,6 +81,11 @@ typedef struct dm_source_env {
     dm_err_t (*register_schema)(void *ctx, const char *subject, const char *json, uint32_t *id,
                                 dm_error_t *err);
     void *ctx; /* the callbacks' first argument */
+    /* The parsed schema registered as id when it is a live version of subject
+     * (an older one a producer still writes with), else NULL; alive as long
+     * as the runtime. May be NULL (only the current schema is known). Any
+     * thread. */
+    const struct dm_avro_schema *(*schema_version)(void *ctx, const char *subject, uint32_t id);
 } dm_source_env_t;
 
 /* A source connector. Threads: open and close run on the controller's thread

@@ -3,7 +3,10 @@
  *
  *   GET  /api/v1/sources/{name}/records?from=earliest|latest&positions=P:O,…
  *        &limit=N&timeout_ms=T  → {"records": [{partition, offset, timestamp,
- *        key, value}], "positions": {"P": next offset, …}}; values as plain JSON
+ *        key, value}], "positions": {"P": next offset, …}}; values as plain JSON.
+ *        &format=jsonl: one record object a line instead; &format=values: one
+ *        value a line; either ends with the line {"positions": {…}} — a
+ *        reader streams the lines out without parsing them (`datamesh consume`)
  *   GET  /api/v1/sources/{name}/partitions → {"partitions": [{partition,
  *        start_offset, end_offset, records, size_bytes}], records, size_bytes}
  *   GET  /api/v1/pipelines/{name}/deadletters?limit=N → the newest N dead
@@ -165,6 +168,9 @@ static bool parse_positions(const char *given, int32_t parts, int64_t *pos, dm_h
     return true;
 }
 
+/* The shapes of a records answer (query argument format). */
+typedef enum { FORMAT_JSON, FORMAT_JSONL, FORMAT_VALUES, FORMAT_UNKNOWN } records_format_t;
+
 static void on_records(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
     data_api_t *api = ctx;
@@ -178,6 +184,16 @@ static void on_records(void *ctx, const dm_http_request_t *req, dm_http_response
     if (!query_long(req, "limit", 100, 1, MAX_LIMIT, &limit, res) ||
         !query_long(req, "timeout_ms", 0, 0, MAX_TIMEOUT_MS, &timeout, res))
         return;
+    const char *format = dm_http_query(req, "format");
+    records_format_t fmt = !format || !strcmp(format, "json") ? FORMAT_JSON
+                           : !strcmp(format, "jsonl")         ? FORMAT_JSONL
+                           : !strcmp(format, "values")        ? FORMAT_VALUES
+                                                              : FORMAT_UNKNOWN;
+    if (fmt == FORMAT_UNKNOWN) {
+        dm_http_error(res, 400, 40002,
+                      "query argument format=%.40s: expected json, jsonl or values", format);
+        return;
+    }
     dm_topic_description_t d;
     const char *name = source_topic(api, req, res, &d);
     if (!name) return;
@@ -198,10 +214,10 @@ static void on_records(void *ctx, const dm_http_request_t *req, dm_http_response
     }
     /* The answer is written as text as it is read:
      * {"records":[{"partition":P,"offset":O,"timestamp":T,"key":K,"value":V},...],
-     *  "positions":{"P":O,...}} */
+     *  "positions":{"P":O,...}}, or as lines (format=jsonl, values) */
     dm_buf_t *out = &res->body;
     dm_buf_reset(out);
-    dm_buf_append_str(out, "{\"records\":[");
+    if (fmt == FORMAT_JSON) dm_buf_append_str(out, "{\"records\":[");
     long n = 0;
     dm_transport_batch_t b = {0};
     dm_arena_t arena;
@@ -216,13 +232,19 @@ static void on_records(void *ctx, const dm_http_request_t *req, dm_http_response
             for (size_t i = 0; i < b.n && n < limit; i++) {
                 const dm_record_t *r = &b.records[i];
                 dm_arena_reset(&arena);
-                dm_buf_printf(out,
-                              "%s{\"partition\":%d,\"offset\":%lld,\"timestamp\":%lld,\"key\":",
-                              n ? "," : "", p, (long long)r->offset, (long long)r->timestamp);
-                render(api, r->key, r->key_len, &arena, out);
-                dm_buf_append_str(out, ",\"value\":");
-                render(api, r->value, r->value_len, &arena, out);
-                dm_buf_append_u8(out, '}');
+                if (fmt == FORMAT_VALUES) {
+                    render(api, r->value, r->value_len, &arena, out);
+                } else {
+                    dm_buf_printf(out,
+                                  "%s{\"partition\":%d,\"offset\":%lld,\"timestamp\":%lld,\"key\":",
+                                  n && fmt == FORMAT_JSON ? "," : "", p, (long long)r->offset,
+                                  (long long)r->timestamp);
+                    render(api, r->key, r->key_len, &arena, out);
+                    dm_buf_append_str(out, ",\"value\":");
+                    render(api, r->value, r->value_len, &arena, out);
+                    dm_buf_append_u8(out, '}');
+                }
+                if (fmt != FORMAT_JSON) dm_buf_append_u8(out, '\n');
                 n++;
                 pos[p] = r->offset + 1;
             }
@@ -230,12 +252,12 @@ static void on_records(void *ctx, const dm_http_request_t *req, dm_http_response
         }
         if (n || dm_now_ns() >= deadline) break;
     }
-    dm_buf_append_str(out, "],\"positions\":{");
+    dm_buf_append_str(out, fmt == FORMAT_JSON ? "],\"positions\":{" : "{\"positions\":{");
     for (int32_t p = 0; p < parts; p++)
         dm_buf_printf(out, "%s\"%d\":%lld", p ? "," : "", p, (long long)pos[p]);
-    dm_buf_append_str(out, "}}");
+    dm_buf_append_str(out, fmt == FORMAT_JSON ? "}}" : "}}\n");
     res->status = 200;
-    res->content_type = "application/json";
+    res->content_type = fmt == FORMAT_JSON ? "application/json" : "application/x-ndjson";
     dm_transport_batch_free(t, &b);
     dm_arena_destroy(&arena);
     free(pos);

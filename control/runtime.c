@@ -520,9 +520,17 @@ void dm_runtime_note_schema_change(dm_runtime_t *rt, const char *owner, const ch
                                             labels);
         if (c) dm_metric_add(c, 1);
     }
-    json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s}", "ts_ms", (json_int_t)dm_wall_ms(),
-                          "pipeline", strchr(owner, '/') ? strchr(owner, '/') + 1 : owner, "policy",
-                          policy, "action", action, "what", what);
+    /* Kept with the catalog, so the history survives a restart; in memory
+     * only when the store cannot take it (said in the log). */
+    const char *pipeline = strchr(owner, '/') ? strchr(owner, '/') + 1 : owner;
+    int64_t now = dm_wall_ms();
+    dm_error_t err = {0};
+    dm_store_schema_change_t sc = {now, pipeline, policy, action, what};
+    if (rt->store && !dm_store_schema_change_add(rt->store, &sc, &err)) return;
+    if (rt->store)
+        DM_WARN("control", "%s: keeping a schema change in memory only: %s", owner, err.message);
+    json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s}", "ts_ms", (json_int_t)now, "pipeline",
+                          pipeline, "policy", policy, "action", action, "what", what);
     pthread_mutex_lock(&rt->restart_mu);
     json_array_append_new(rt->schema_changes, e);
     while (json_array_size(rt->schema_changes) > 1000)
@@ -532,7 +540,11 @@ void dm_runtime_note_schema_change(dm_runtime_t *rt, const char *owner, const ch
 
 json_t *dm_runtime_schema_changes(dm_runtime_t *rt, const char *pipeline)
 {
-    json_t *out = json_array();
+    json_t *out = NULL;
+    dm_error_t err = {0};
+    if (rt->store && dm_store_schema_changes(rt->store, pipeline, 0, &out, &err))
+        DM_WARN("control", "schema changes: %s", err.message);
+    if (!out) out = json_array();
     pthread_mutex_lock(&rt->restart_mu);
     size_t i;
     json_t *e;
@@ -646,6 +658,11 @@ static void restart_requested(dm_runtime_t *rt)
  * start over with the unit) and whether it failed, labelled with the kind and
  * name of the object it runs for. Rendered on each scrape from the units as
  * they are, so nothing lingers for units that are gone. */
+dm_metrics_t *dm_runtime_metrics(dm_runtime_t *rt)
+{
+    return rt->metrics;
+}
+
 dm_err_t dm_runtime_render_metrics(dm_runtime_t *rt, dm_buf_t *out)
 {
     static const struct {
@@ -760,6 +777,41 @@ json_t *dm_runtime_worker_tasks(dm_runtime_t *rt, const char *team)
     return out;
 }
 
+bool dm_runtime_worker_schema_change(dm_runtime_t *rt, const char *team, const char *pipeline,
+                                     int64_t generation, bool incompatible, const char *what)
+{
+    char owner[300];
+    snprintf(owner, sizeof(owner), "Pipeline/%s", pipeline);
+    pthread_mutex_lock(&rt->mu);
+    const json_t *plan = json_object_get(rt->worker_tasks, owner);
+    const json_t *seen = json_object_get(rt->worker_changes, owner);
+    bool current = plan && json_integer_value(json_object_get(plan, "generation")) == generation &&
+                   !(seen && json_integer_value(seen) == generation);
+    int policy = dm_spec_schema_change(json_string_value(json_object_get(plan, "schema_change")));
+    if (current && team) {
+        json_t *doc = NULL;
+        current = !dm_store_get(rt->store, DM_KIND_PIPELINE, pipeline, &doc, NULL);
+        const char *o =
+            json_string_value(json_object_get(json_object_get(doc, "metadata"), "owner"));
+        current = current && o && !strcmp(o, team);
+        json_decref(doc);
+    }
+    if (current) json_object_set_new(rt->worker_changes, owner, json_integer(generation));
+    pthread_mutex_unlock(&rt->mu);
+    if (!current) return false;
+    if (policy < 0) policy = DM_SCHEMA_CHANGE_LENIENT;
+    const char *name = dm_spec_schema_changes[policy];
+    if (!incompatible &&
+        (policy == DM_SCHEMA_CHANGE_EVOLVE || policy == DM_SCHEMA_CHANGE_LENIENT) &&
+        dm_runtime_request_restart(rt, owner, what)) {
+        dm_runtime_note_schema_change(rt, owner, name, "restart", what);
+        return true;
+    }
+    dm_runtime_note_schema_change(rt, owner, name, "pause", what);
+    DM_ERROR("control", "%s: paused (schema_change: %s): %s (on a worker)", owner, name, what);
+    return true;
+}
+
 dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *opt,
                              dm_store_t *store, dm_metrics_t *metrics, dm_runtime_t **out,
                              dm_error_t *err)
@@ -775,6 +827,9 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
     rt->running = json_object();
     rt->env = (dm_proc_env_t){dm_runtime_env_table, rt, metrics};
     rt->worker_tasks = json_object();
+    rt->worker_changes = json_object();
+    /* generations differ from a previous controller's, so workers reload */
+    rt->plan_generation = dm_wall_ms() * 1000;
     rt->waiting = json_object();
     pthread_mutex_init(&rt->restart_mu, NULL);
     rt->restarts = json_object();
@@ -821,6 +876,7 @@ void dm_runtime_free(dm_runtime_t *rt)
     dm_schema_registry_close(rt->reg);
     json_decref(rt->running);
     json_decref(rt->worker_tasks);
+    json_decref(rt->worker_changes);
     json_decref(rt->waiting);
     json_decref(rt->restarts);
     json_decref(rt->last_restart);

@@ -50,6 +50,19 @@ dm_err_t dm_runtime_new_with(const char *data_dir, const dm_runtime_options_t *o
  * team non-NULL: only the pipelines whose metadata.owner is that team (a worker token's). */
 json_t *dm_runtime_worker_tasks(dm_runtime_t *rt, const char *team);
 
+/* A worker's task of pipeline met a schema version of its input it does not
+ * read (engine/task.h), running the plan of generation (the task list's).
+ * As for a task of this runtime: under evolve and lenient the reconciler
+ * recompiles the plan and lists it with a new generation, which workers
+ * load and run from the committed offsets; otherwise (fail, freeze, or the
+ * same record again after recompiling) the pipeline is noted as paused.
+ * incompatible: DM_ERR_SCHEMA_INCOMPATIBLE (a frozen reader cannot read it).
+ * Reports of another generation than the listed one are stale and ignored,
+ * and each is acted on once. team non-NULL: only that team's pipelines (a
+ * worker token's). Returns false when ignored. Any thread. */
+bool dm_runtime_worker_schema_change(dm_runtime_t *rt, const char *team, const char *pipeline,
+                                     int64_t generation, bool incompatible, const char *what);
+
 /* The plan a Pipeline document compiles to against the registry and the
  * topics as they are, without registering or creating anything (schema ids
  * of outputs not registered yet are 0): JSON (new reference) and, when text
@@ -86,9 +99,10 @@ const char *dm_runtime_state(dm_runtime_t *rt, const char *kind, const char *nam
 /* Status of an object: {state, units: [{name, state, error, position, lag}]}. */
 json_t *dm_runtime_status(dm_runtime_t *rt, const char *kind, const char *name);
 
-/* The schema changes the pipelines met since the controller started, oldest
- * first: [{ts_ms, pipeline, policy, action (restart | pause), what}], only
- * pipeline's when it is not NULL (docs/schema-evolution.md). New reference. */
+/* The schema changes the pipelines met, oldest first (the newest 1000, kept
+ * in the controller's store across restarts): [{ts_ms, pipeline, policy,
+ * action (restart | pause), what}], only pipeline's when it is not NULL
+ * (docs/schema-evolution.md). New reference. */
 json_t *dm_runtime_schema_changes(dm_runtime_t *rt, const char *pipeline);
 
 /* The impact of giving source the value schema new_schema (Avro JSON), before
@@ -150,6 +164,9 @@ json_t *dm_runtime_schema_versions(dm_runtime_t *rt, const char *subject);
 /* Appends the units' health in the Prometheus text format (errors,
  * restarts, failed; labels kind, object, unit). Takes the runtime's lock. */
 dm_err_t dm_runtime_render_metrics(dm_runtime_t *rt, dm_buf_t *out);
+
+/* The registry the runtime's units report to (what GET /metrics renders). */
+dm_metrics_t *dm_runtime_metrics(dm_runtime_t *rt);
 /* A number that changes whenever the registry changes (dm_schema_registry_changes). */
 uint64_t dm_runtime_registry_changes(dm_runtime_t *rt);
 

@@ -87,13 +87,15 @@ struct dm_runtime {
     json_t *running;         /* "Kind/name" → the document its units run */
     dm_pool_t *pool;         /* runs the task units */
     dm_proc_env_t env;
-    pthread_mutex_t url_mu; /* guards registry_url (sinks read it from their threads) */
-    char registry_url[256]; /* the controller's registry API, for sinks */
-    char *transport_url;    /* NULL: the embedded log in DATA/log */
-    bool external_tasks;    /* pipeline tasks run in `datamesh worker` processes */
-    json_t *worker_tasks;   /* "Pipeline/name" → its plan, for workers */
-    json_t *waiting;        /* "Pipeline/name" → why it cannot start yet */
-    pthread_t reconciler;   /* syncs again while some pipeline waits */
+    pthread_mutex_t url_mu;  /* guards registry_url (sinks read it from their threads) */
+    char registry_url[256];  /* the controller's registry API, for sinks */
+    char *transport_url;     /* NULL: the embedded log in DATA/log */
+    bool external_tasks;     /* pipeline tasks run in `datamesh worker` processes */
+    json_t *worker_tasks;    /* "Pipeline/name" → its plan, for workers */
+    int64_t plan_generation; /* the last generation given to a plan in worker_tasks */
+    json_t *worker_changes;  /* "Pipeline/name" → the generation a schema change was met at */
+    json_t *waiting;         /* "Pipeline/name" → why it cannot start yet */
+    pthread_t reconciler;    /* syncs again while some pipeline waits */
     bool reconciling;
     _Atomic bool stopping;
     /* Units by a hash of their owner, so the status of one object does not

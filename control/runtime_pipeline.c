@@ -62,6 +62,9 @@ dm_job_next_t dm_runtime_task_step(void *arg, dm_job_wait_t *w)
     dm_err_t rc = dm_task_step(u->task, 0, &n, &err);
     if (rc == DM_ERR_SCHEMA_NEW_VERSION || rc == DM_ERR_SCHEMA_INCOMPATIBLE)
         return schema_changed(u, &err, w);
+    /* Stopping (a restart on a new version): the failed step committed
+     * nothing, and the next run of the task starts where it had come. */
+    if (rc && atomic_load(&u->st.stop)) return DM_JOB_DONE;
     if (rc) { /* the failure policy (connectors/unit.h) */
         w->sleep_ms = dm_unit_failure(&u->st, &err, NULL);
         return w->sleep_ms < 0 ? DM_JOB_DONE : DM_JOB_SLEEP;
@@ -468,6 +471,8 @@ dm_err_t dm_runtime_start_pipeline(dm_runtime_t *rt, const json_t *doc,
         /* Workers run the tasks; sinks run here (and their settings stay here). */
         json_t *pj = dm_plan_to_json(plan);
         json_object_set_new(pj, "sinks", json_array());
+        /* a worker reloads a plan whose generation changed (cli/cmd_worker.c) */
+        json_object_set_new(pj, "generation", json_integer(++rt->plan_generation));
         json_object_set_new(rt->worker_tasks, owner, pj);
     }
     dm_error_t e = {0};

@@ -261,6 +261,25 @@ dm_err_t dm_runtime_source_receive(dm_runtime_t *rt, const char *source, const v
     return rc;
 }
 
+/* env->schema_version of a push: id's schema when it is a live version of
+ * subject (looked up by its text, so a schema registered under another
+ * subject too still counts). */
+static const dm_avro_schema_t *push_schema_version(void *ctx, const char *subject, uint32_t id)
+{
+    dm_runtime_t *rt = ctx;
+    char *text = NULL;
+    int64_t found = 0;
+    const dm_avro_schema_t *s = NULL;
+    pthread_mutex_lock(&rt->mu);
+    if (!dm_schema_registry_get_by_id(rt->reg, id, &text, NULL) &&
+        !dm_schema_registry_lookup(rt->reg, subject, text, &found, NULL, NULL) &&
+        found == (int64_t)id)
+        s = dm_runtime_schema_locked(rt, id, NULL);
+    pthread_mutex_unlock(&rt->mu);
+    free(text);
+    return s;
+}
+
 dm_err_t dm_runtime_source_push(dm_runtime_t *rt, const char *source, const json_t *spec,
                                 const void *body, size_t len, size_t *accepted, dm_error_t *err)
 {
@@ -278,7 +297,11 @@ dm_err_t dm_runtime_source_push(dm_runtime_t *rt, const char *source, const json
         rc =
             dm_config_apply_json(ops->def.config, conf, json_object_get(spec, "config"), NULL, err);
     /* The latest schemas of the source, parsed once for the runtime's life. */
-    dm_source_env_t env = {.name = source, .transport = rt->t, .topic = source};
+    dm_source_env_t env = {.name = source,
+                           .transport = rt->t,
+                           .topic = source,
+                           .schema_version = push_schema_version,
+                           .ctx = rt};
     dm_strlist_t no_keys = {0};
     env.key_fields = &no_keys;
     char subject[300];

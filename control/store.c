@@ -802,3 +802,85 @@ dm_err_t dm_store_audit_query(dm_store_t *s, const dm_store_audit_filter_t *f, j
     unlock(s, locked);
     return rc;
 }
+
+/* ---- schema-change history ------------------------------------------------------ */
+
+/* Made on first use rather than at open: stores written by an older datamesh
+ * gain it without a migration, and most controllers never need it. */
+static dm_err_t schema_changes_table(dm_store_t *s, dm_error_t *err)
+{
+    return exec(s,
+                "CREATE TABLE IF NOT EXISTS schema_changes ("
+                " seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,"
+                " pipeline TEXT NOT NULL, policy TEXT NOT NULL, action TEXT NOT NULL,"
+                " what TEXT NOT NULL);"
+                "CREATE INDEX IF NOT EXISTS schema_changes_by_pipeline"
+                " ON schema_changes (pipeline, seq);",
+                err);
+}
+
+dm_err_t dm_store_schema_change_add(dm_store_t *s, const dm_store_schema_change_t *e,
+                                    dm_error_t *err)
+{
+    bool locked = lock(s);
+    sqlite3_stmt *st = NULL;
+    dm_err_t rc = schema_changes_table(s, err);
+    if (!rc && sqlite3_prepare_v2(s->db,
+                                  "INSERT INTO schema_changes (at_ms, pipeline, policy, action,"
+                                  " what) VALUES (?1, ?2, ?3, ?4, ?5)",
+                                  -1, &st, NULL) != SQLITE_OK)
+        rc = sql_fail(s, err, "schema change");
+    if (!rc) {
+        const char *text[] = {e->pipeline, e->policy, e->action, e->what};
+        sqlite3_bind_int64(st, 1, e->at_ms);
+        for (int i = 0; i < 4; i++)
+            sqlite3_bind_text(st, 2 + i, text[i] ? text[i] : "", -1, SQLITE_TRANSIENT);
+        rc = run_once(s, st, "schema change", err);
+        int64_t seq = sqlite3_last_insert_rowid(s->db);
+        if (!rc && seq > DM_STORE_SCHEMA_CHANGES_KEEP) {
+            char sql[128];
+            snprintf(sql, sizeof(sql), "DELETE FROM schema_changes WHERE seq <= %lld",
+                     (long long)(seq - DM_STORE_SCHEMA_CHANGES_KEEP));
+            exec(s, sql, NULL);
+        }
+    }
+    unlock(s, locked);
+    return rc;
+}
+
+dm_err_t dm_store_schema_changes(dm_store_t *s, const char *pipeline, int64_t limit, json_t **out,
+                                 dm_error_t *err)
+{
+    *out = NULL;
+    bool locked = lock(s);
+    sqlite3_stmt *st = NULL;
+    dm_err_t rc = schema_changes_table(s, err);
+    if (!rc && sqlite3_prepare_v2(s->db,
+                                  "SELECT at_ms, pipeline, policy, action, what FROM"
+                                  " (SELECT * FROM schema_changes WHERE ?1 IS NULL OR pipeline = ?1"
+                                  " ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
+                                  -1, &st, NULL) != SQLITE_OK)
+        rc = sql_fail(s, err, "schema changes");
+    if (!rc) {
+        if (pipeline) sqlite3_bind_text(st, 1, pipeline, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, limit > 0 ? limit : 1000);
+        json_t *a = json_array();
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW)
+            json_array_append_new(a, json_pack("{s:I, s:s, s:s, s:s, s:s}", "ts_ms",
+                                               (json_int_t)sqlite3_column_int64(st, 0), "pipeline",
+                                               (const char *)sqlite3_column_text(st, 1), "policy",
+                                               (const char *)sqlite3_column_text(st, 2), "action",
+                                               (const char *)sqlite3_column_text(st, 3), "what",
+                                               (const char *)sqlite3_column_text(st, 4)));
+        if (r == SQLITE_DONE) {
+            *out = a;
+        } else {
+            rc = sql_fail(s, err, "schema changes");
+            json_decref(a);
+        }
+    }
+    sqlite3_finalize(st);
+    unlock(s, locked);
+    return rc;
+}

@@ -124,4 +124,29 @@ dm_err_t dm_store_audit_clear(dm_store_t *s, dm_error_t *err);
 dm_err_t dm_store_audit_query(dm_store_t *s, const dm_store_audit_filter_t *f, json_t **out,
                               dm_error_t *err);
 
+/* ---- schema-change history ---- */
+
+/* What a pipeline did when a source it reads changed its schema
+ * (docs/schema-evolution.md): kept with the catalog, so that
+ * GET /api/v1/schema-changes survives a restart. */
+typedef struct dm_store_schema_change {
+    int64_t at_ms;
+    const char *pipeline;
+    const char *policy; /* spec.schema_change: lenient, evolve, freeze, fail */
+    const char *action; /* restart, pause */
+    const char *what;   /* the task's message: topic, partition, offset, ids */
+} dm_store_schema_change_t;
+
+#define DM_STORE_SCHEMA_CHANGES_KEEP 10000
+
+/* Appends an entry (strings copied; NULL stored as ""). Keeps the newest
+ * DM_STORE_SCHEMA_CHANGES_KEEP. */
+dm_err_t dm_store_schema_change_add(dm_store_t *s, const dm_store_schema_change_t *e,
+                                    dm_error_t *err);
+
+/* The newest limit entries (0: 1000) of pipeline (NULL: every pipeline),
+ * oldest first, as a new JSON array of {ts_ms, pipeline, policy, action, what}. */
+dm_err_t dm_store_schema_changes(dm_store_t *s, const char *pipeline, int64_t limit, json_t **out,
+                                 dm_error_t *err);
+
 #endif

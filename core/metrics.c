@@ -331,6 +331,14 @@ static int by_name_then_age(const void *a, const void *b)
     return x->age < y->age ? 1 : x->age > y->age ? -1 : 0;
 }
 
+void dm_metrics_each(dm_metrics_t *m, void (*fn)(void *ctx, const dm_metric_t *x), void *ctx)
+{
+    pthread_mutex_lock(&m->mu);
+    for (dm_metric_t *x = m->head; x; x = x->next)
+        fn(ctx, x);
+    pthread_mutex_unlock(&m->mu);
+}
+
 dm_err_t dm_metrics_render(dm_metrics_t *m, dm_buf_t *out)
 {
     static const char *const kinds[] = {"counter", "gauge", "histogram"};

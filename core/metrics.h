@@ -112,6 +112,11 @@ typedef struct dm_metric_local {
 void dm_metric_local_observe(const dm_metric_t *h, dm_metric_local_t *l, uint64_t v);
 void dm_metric_observe_local(dm_metric_t *h, const dm_metric_local_t *l);
 
+/* Calls fn for every metric, under the registry's lock (fn must not call
+ * into m). For sending a registry's values elsewhere (a worker's to its
+ * controller). */
+void dm_metrics_each(dm_metrics_t *m, void (*fn)(void *ctx, const dm_metric_t *x), void *ctx);
+
 /* Appends every metric in the Prometheus text exposition format (0.0.4). */
 dm_err_t dm_metrics_render(dm_metrics_t *m, dm_buf_t *out);
 

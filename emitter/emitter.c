@@ -43,11 +43,23 @@ typedef struct batch {
     dm_buf_t data; /* n × (u32 length, framed value) */
 } batch_t;
 
+/* One version of the source's schema. The newest is e->cur; older ones stay
+ * (a caller may still be encoding with one) until the emitter is destroyed. */
+typedef struct version {
+    struct version *older;
+    dm_avro_schema_t *schema;
+    dm_avro_codec_t *check; /* checks encoded values in place */
+    uint32_t id;
+} version_t;
+
 struct dm_emitter {
     char *url, *source, *token, *spool_path;
     dm_emitter_options_t o;
-    dm_avro_schema_t *schema;
-    uint32_t schema_id;
+    version_t *cur;           /* atomic: the newest version (never NULL once created) */
+    pthread_mutex_t fetch_mu; /* one lookup of the latest version at a time */
+    int64_t checked_ms;       /* the last periodic lookup (under fetch_mu) */
+    int64_t asked_ms;         /* the last lookup for an event that did not fit (fetch_mu) */
+    char refresh_said[600];   /* the last lookup's failure, said once (under fetch_mu) */
     char producer[40];
 
     pthread_mutex_t mu;
@@ -76,7 +88,9 @@ struct dm_emitter {
     CURL *curl;
 };
 
-static __thread char last_error[512];
+#define TLS_FAST __attribute__((tls_model("initial-exec")))
+
+static __thread char last_error[512] TLS_FAST;
 
 static void set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void set_error(const char *fmt, ...)
@@ -101,6 +115,7 @@ static int64_t now_ms(void)
 
 static void deadline(struct timespec *ts, int64_t ms)
 {
+    if (ms < 0) ms = 0;
     clock_gettime(CLOCK_REALTIME, ts);
     ts->tv_sec += ms / 1000;
     ts->tv_nsec += (ms % 1000) * 1000000;
@@ -164,19 +179,28 @@ static CURLcode request(CURL *c, const char *url, const char *token, const void 
     return rc;
 }
 
-/* The source's latest schema from the registry API. */
-static int fetch_schema(dm_emitter_t *e, char *err, size_t errlen)
+static version_t *current(dm_emitter_t *e)
 {
+    return __atomic_load_n(&e->cur, __ATOMIC_ACQUIRE);
+}
+
+/* Looks up the source's latest schema in the registry API (at most
+ * timeout_ms) and makes it current when its id is new. 0 when the current
+ * version is the latest; *changed set when it was replaced. */
+static int fetch_schema(dm_emitter_t *e, int timeout_ms, bool *changed, char *err, size_t errlen)
+{
+    if (changed) *changed = false;
     CURL *c = curl_easy_init();
     if (!c) return snprintf(err, errlen, "cannot start libcurl"), -1;
     char url[1200];
     snprintf(url, sizeof(url), "%s/subjects/%s-value/versions/latest", e->url, e->source);
     dm_buf_t body = DM_BUF_INIT;
     long status;
-    CURLcode cr = request(c, url, e->token, NULL, 0, e->o.request_timeout_ms, &status, &body);
+    CURLcode cr = request(c, url, e->token, NULL, 0, timeout_ms, &status, &body);
     curl_easy_cleanup(c);
     int rc = -1;
     json_t *j = NULL;
+    version_t *v = NULL;
     if (cr != CURLE_OK) {
         snprintf(err, errlen, "fetching the schema of source %s from %s: %s", e->source, e->url,
                  curl_easy_strerror(cr));
@@ -191,18 +215,77 @@ static int fetch_schema(dm_emitter_t *e, char *err, size_t errlen)
     }
     const char *text = json_string_value(json_object_get(j, "schema"));
     json_int_t id = json_integer_value(json_object_get(j, "id"));
+    version_t *cur = current(e);
+    if (cur && id == (json_int_t)cur->id) {
+        rc = 0;
+        goto done;
+    }
     dm_error_t perr = {0};
-    if (!text || id <= 0 || dm_avro_schema_parse(text, strlen(text), &e->schema, &perr)) {
+    v = calloc(1, sizeof(*v));
+    if (!v) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    if (!text || id <= 0 || dm_avro_schema_parse(text, strlen(text), &v->schema, &perr) ||
+        dm_avro_codec_new_check(v->schema, &v->check, &perr)) {
         snprintf(err, errlen, "source %s: the registry's schema does not parse: %s", e->source,
                  text ? perr.message : "no schema in the answer");
         goto done;
     }
-    e->schema_id = (uint32_t)id;
+    v->id = (uint32_t)id;
+    v->older = cur;
+    __atomic_store_n(&e->cur, v, __ATOMIC_RELEASE);
+    v = NULL;
+    if (changed) *changed = true;
     rc = 0;
 done:
+    if (v) {
+        dm_avro_codec_free(v->check);
+        dm_avro_schema_free(v->schema);
+        free(v);
+    }
     json_decref(j);
     dm_buf_free(&body);
     return rc;
+}
+
+/* Looks up the latest schema, unless *last_ms (the periodic lookups' time or
+ * the sends' own, under fetch_mu) is less than min_age_ms ago: true when the
+ * current version is no longer seen (the version the caller used). The
+ * periodic lookup (wait_ms 0) skips its turn while a send looks it up; a send
+ * waits at most wait_ms for a lookup under way and takes its result. A failure
+ * is reported to stderr once; the current version stays. */
+static bool refresh_schema(dm_emitter_t *e, const version_t *seen, int64_t *last_ms,
+                           int64_t min_age_ms, int timeout_ms, int wait_ms)
+{
+    if (wait_ms <= 0) {
+        if (pthread_mutex_trylock(&e->fetch_mu)) return false;
+    } else {
+        struct timespec ts;
+        deadline(&ts, wait_ms);
+        if (pthread_mutex_timedlock(&e->fetch_mu, &ts)) return current(e) != seen;
+    }
+    int64_t now = now_ms();
+    if (current(e) == seen && now - *last_ms >= min_age_ms) {
+        char err[600];
+        bool changed;
+        *last_ms = now;
+        if (fetch_schema(e, timeout_ms, &changed, err, sizeof(err))) {
+            if (strcmp(err, e->refresh_said))
+                fprintf(stderr, "datamesh emitter: source %s: keeping schema id %u: %s\n",
+                        e->source, seen->id, err);
+            snprintf(e->refresh_said, sizeof(e->refresh_said), "%s", err);
+        } else {
+            e->refresh_said[0] = '\0';
+            if (changed)
+                fprintf(stderr,
+                        "datamesh emitter: source %s: schema id %u is now %u (a new version; "
+                        "events sent from now on use it)\n",
+                        e->source, seen->id, current(e)->id);
+        }
+    }
+    pthread_mutex_unlock(&e->fetch_mu);
+    return current(e) != seen;
 }
 
 /* ---- the spool file ------------------------------------------------------------------- */
@@ -401,8 +484,16 @@ static void *sender(void *arg)
     int64_t backoff = 0;
     char why[600], said[600] = "";
     batch_t spooled = {.data = DM_BUF_INIT};
+    int64_t schema_at = now_ms(); /* the latest schema's last lookup from here */
     pthread_mutex_lock(&e->mu);
     for (;;) {
+        int64_t check = e->o.schema_check_ms;
+        if (check > 0 && !e->stop && now_ms() - schema_at >= check) {
+            pthread_mutex_unlock(&e->mu);
+            refresh_schema(e, current(e), &e->checked_ms, check, e->o.request_timeout_ms, 0);
+            pthread_mutex_lock(&e->mu);
+            schema_at = now_ms();
+        }
         /* what to deliver next: the spool (older), else the oldest sealed batch */
         bool from_spool = e->spool_fd >= 0 && e->spool_read < e->spool_len;
         if (!from_spool && !e->head && e->open.n &&
@@ -414,6 +505,10 @@ static void *sender(void *arg)
             if (e->open.n) {
                 struct timespec ts;
                 deadline(&ts, e->o.linger_ms - (now_ms() - e->open_since_ms));
+                pthread_cond_timedwait(&e->wake, &e->mu, &ts);
+            } else if (check > 0) { /* idle: up to the next schema lookup */
+                struct timespec ts;
+                deadline(&ts, check - (now_ms() - schema_at));
                 pthread_cond_timedwait(&e->wake, &e->mu, &ts);
             } else {
                 pthread_cond_wait(&e->wake, &e->mu);
@@ -500,12 +595,14 @@ static int check_options(dm_emitter_options_t *o, char *err, size_t errlen)
     if (!o->max_block_ms) o->max_block_ms = 1000;
     if (!o->spool_bytes) o->spool_bytes = (int64_t)1 << 30;
     if (!o->request_timeout_ms) o->request_timeout_ms = 10000;
+    if (!o->schema_check_ms) o->schema_check_ms = 10000;
     const char *bad = o->batch_records < 1 || o->batch_records > 100000
                           ? "batch_records (1..100000)"
                       : o->batch_bytes < 1024           ? "batch_bytes (>= 1024)"
                       : o->queue_bytes < o->batch_bytes ? "queue_bytes (>= batch_bytes)"
                       : o->request_timeout_ms < 100     ? "request_timeout_ms (>= 100)"
                       : o->spool_bytes < 4096           ? "spool_bytes (>= 4096)"
+                      : o->schema_check_ms < -1         ? "schema_check_ms (-1 or >= 0)"
                                                         : NULL;
     if (bad) return snprintf(err, errlen, "option %s is out of range", bad), -1;
     return 0;
@@ -541,6 +638,7 @@ dm_emitter_t *dm_emitter_new_with(const char *controller_url, const char *source
     e->spool_fd = -1;
     e->open.data = (dm_buf_t)DM_BUF_INIT;
     pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->fetch_mu, NULL);
     pthread_cond_init(&e->wake, NULL);
     pthread_cond_init(&e->room, NULL);
     pthread_cond_init(&e->done, NULL);
@@ -558,7 +656,10 @@ dm_emitter_t *dm_emitter_new_with(const char *controller_url, const char *source
     }
     for (int i = 0; i < 12; i++)
         snprintf(e->producer + 2 * i, 3, "%02x", rnd[i]);
-    if (check_options(&e->o, err, errlen) || fetch_schema(e, err, errlen)) goto fail;
+    if (check_options(&e->o, err, errlen) ||
+        fetch_schema(e, e->o.request_timeout_ms, NULL, err, errlen))
+        goto fail;
+    e->checked_ms = now_ms();
     if (e->o.spool_dir && spool_open(e, err, errlen)) goto fail;
     e->o.spool_dir = NULL; /* not kept: the path is in spool_path */
     e->o.token = NULL;
@@ -577,31 +678,37 @@ fail:
     return NULL;
 }
 
-/* Queues a framed event (u32 length, Confluent header, value) from enc. */
-static int enqueue(dm_emitter_t *e, dm_buf_t *enc)
+/* Queues one event: value (len bytes of Avro, already checked against the
+ * schema) framed as u32 length, Confluent header, value, written straight
+ * into the open batch. */
+static int enqueue(dm_emitter_t *e, uint32_t schema_id, const void *value, size_t len)
 {
-    put_be(enc->data, enc->len - 4, 4);
-    enc->data[4] = DM_WIRE_MAGIC;
-    put_be(enc->data + 5, e->schema_id, 4);
+    size_t framed = 4 + DM_WIRE_HEADER + len;
     pthread_mutex_lock(&e->mu);
-    if (e->o.max_block_ms >= 0 && e->mem_bytes + (int64_t)enc->len > e->o.queue_bytes) {
+    if (e->o.max_block_ms >= 0 && e->mem_bytes + (int64_t)framed > e->o.queue_bytes) {
         struct timespec ts;
         deadline(&ts, e->o.max_block_ms);
-        while (!e->stop && e->mem_bytes + (int64_t)enc->len > e->o.queue_bytes)
+        while (!e->stop && e->mem_bytes + (int64_t)framed > e->o.queue_bytes)
             if (pthread_cond_timedwait(&e->room, &e->mu, &ts) == ETIMEDOUT) break;
     }
     int rc = DM_EMITTER_OK;
     if (e->stop) {
         rc = DM_EMITTER_ERR_CLOSED;
         set_error("the emitter is being destroyed");
-    } else if (e->mem_bytes + (int64_t)enc->len > e->o.queue_bytes && e->o.max_block_ms >= 0) {
+    } else if (e->mem_bytes + (int64_t)framed > e->o.queue_bytes && e->o.max_block_ms >= 0) {
         rc = DM_EMITTER_ERR_FULL;
         set_error("source %s: %lld bytes wait for delivery (queue_bytes) for %d ms; not accepted",
                   e->source, (long long)e->mem_bytes, e->o.max_block_ms);
-    } else if (dm_buf_append(&e->open.data, enc->data, enc->len)) {
+    } else if (dm_buf_reserve(&e->open.data, framed)) {
         rc = DM_EMITTER_ERR_FULL;
         set_error("out of memory");
     } else {
+        uint8_t *p = e->open.data.data + e->open.data.len;
+        put_be(p, DM_WIRE_HEADER + len, 4);
+        p[4] = DM_WIRE_MAGIC;
+        put_be(p + 5, schema_id, 4);
+        memcpy(p + 4 + DM_WIRE_HEADER, value, len);
+        e->open.data.len += framed;
         if (!e->open.n) {
             e->open.first = e->next_seq;
             e->open_since_ms = now_ms();
@@ -609,7 +716,7 @@ static int enqueue(dm_emitter_t *e, dm_buf_t *enc)
         }
         e->open.n++;
         e->next_seq++;
-        e->mem_bytes += (int64_t)enc->len;
+        e->mem_bytes += (int64_t)framed;
         e->stats.queued++;
         if (e->open.n >= (uint32_t)e->o.batch_records ||
             e->open.data.len >= (size_t)e->o.batch_bytes)
@@ -619,9 +726,29 @@ static int enqueue(dm_emitter_t *e, dm_buf_t *enc)
     return rc;
 }
 
-static __thread dm_buf_t enc;
-static __thread dm_arena_t arena;
-static __thread bool arena_ready;
+/* The JSON path's scratch, per calling thread (initial-exec: no
+ * __tls_get_addr call per event in the shared library). */
+static __thread dm_buf_t enc TLS_FAST;
+static __thread dm_arena_t arena TLS_FAST;
+static __thread bool arena_ready TLS_FAST;
+
+/* Validates and encodes a JSON event with version v into enc. */
+static int encode_json(version_t *v, const char *record_json, size_t len, dm_error_t *err)
+{
+    dm_avro_value_t val;
+    dm_arena_reset(&arena);
+    dm_buf_reset(&enc);
+    return dm_avro_from_json_text(v->schema->root, record_json, len, DM_AVRO_JSON_PLAIN, &arena,
+                                  &val, err) ||
+           dm_avro_encode(v->schema->root, &val, &enc, err);
+}
+
+/* How long a send may wait for a lookup of the latest schema. */
+static int lookup_budget(const dm_emitter_t *e)
+{
+    int t = e->o.request_timeout_ms;
+    return e->o.max_block_ms >= 0 && e->o.max_block_ms < t ? e->o.max_block_ms : t;
+}
 
 int dm_emitter_send_json(dm_emitter_t *e, const char *record_json, size_t len)
 {
@@ -631,19 +758,38 @@ int dm_emitter_send_json(dm_emitter_t *e, const char *record_json, size_t len)
     }
     last_error[0] = '\0';
     if (!e || !record_json) return set_error("no emitter or no record"), DM_EMITTER_ERR_INVALID;
-    dm_avro_value_t v;
-    dm_error_t err = {0};
-    dm_arena_reset(&arena);
-    dm_buf_reset(&enc);
-    uint8_t frame[4 + DM_WIRE_HEADER] = {0};
-    if (dm_avro_from_json_text(e->schema->root, record_json, len, DM_AVRO_JSON_PLAIN, &arena, &v,
-                               &err) ||
-        dm_buf_append(&enc, frame, sizeof(frame)) ||
-        dm_avro_encode(e->schema->root, &v, &enc, &err)) {
+    version_t *v = current(e);
+    dm_error_t err; /* not zeroed whole: that is a 500-byte memset per event */
+    err.code = DM_OK;
+    err.message[0] = '\0';
+    if (encode_json(v, record_json, len, &err)) {
+        /* Perhaps written for a newer version of the source (a field added):
+         * look it up (at most once a second) and try that. */
+        if (err.code != DM_ERR_NOMEM && e->o.schema_check_ms >= 0 &&
+            refresh_schema(e, v, &e->asked_ms, 1000, lookup_budget(e), lookup_budget(e))) {
+            v = current(e);
+            err.code = DM_OK;
+            err.message[0] = '\0';
+            if (!encode_json(v, record_json, len, &err))
+                return enqueue(e, v->id, enc.data, enc.len);
+        }
         set_error("source %s: %s", e->source, err.message[0] ? err.message : "out of memory");
         return DM_EMITTER_ERR_INVALID;
     }
-    return enqueue(e, &enc);
+    return enqueue(e, v->id, enc.data, enc.len);
+}
+
+/* Checks an encoded event against version v. */
+static int check_avro(version_t *v, const void *avro, size_t len, dm_error_t *err)
+{
+    size_t used = 0;
+    dm_avro_value_t val;
+    dm_arena_reset(&arena);
+    if (dm_avro_decode(v->check, avro, len, &used, &arena, &val, err)) return -1;
+    if (used != len)
+        return dm_error_set(err, DM_ERR_SCHEMA_MISMATCH, "%zu bytes after the value", len - used),
+               -1;
+    return 0;
 }
 
 int dm_emitter_send_avro(dm_emitter_t *e, const void *avro, size_t len)
@@ -654,22 +800,24 @@ int dm_emitter_send_avro(dm_emitter_t *e, const void *avro, size_t len)
     }
     last_error[0] = '\0';
     if (!e || !avro) return set_error("no emitter or no record"), DM_EMITTER_ERR_INVALID;
-    dm_avro_value_t v;
-    dm_error_t err = {0};
-    size_t used = 0;
-    dm_arena_reset(&arena);
-    if (dm_avro_decode_node(e->schema->root, avro, len, &used, &arena, &v, &err) || used != len) {
-        set_error("source %s: not an Avro record of its schema: %s", e->source,
-                  err.message[0] ? err.message : "bytes after the value");
+    /* checked in place (nothing built) and queued as it is */
+    version_t *v = current(e);
+    dm_error_t err; /* not zeroed whole: that is a 500-byte memset per event */
+    err.code = DM_OK;
+    err.message[0] = '\0';
+    if (check_avro(v, avro, len, &err)) {
+        if (err.code != DM_ERR_NOMEM && e->o.schema_check_ms >= 0 &&
+            refresh_schema(e, v, &e->asked_ms, 1000, lookup_budget(e), lookup_budget(e))) {
+            v = current(e);
+            err.code = DM_OK;
+            err.message[0] = '\0';
+            if (!check_avro(v, avro, len, &err)) return enqueue(e, v->id, avro, len);
+        }
+        set_error("source %s: not an Avro record of its schema (id %u): %s", e->source, v->id,
+                  err.message);
         return DM_EMITTER_ERR_INVALID;
     }
-    dm_buf_reset(&enc);
-    uint8_t frame[4 + DM_WIRE_HEADER] = {0};
-    if (dm_buf_append(&enc, frame, sizeof(frame)) || dm_buf_append(&enc, avro, len)) {
-        set_error("out of memory");
-        return DM_EMITTER_ERR_FULL;
-    }
-    return enqueue(e, &enc);
+    return enqueue(e, v->id, avro, len);
 }
 
 int dm_emitter_flush(dm_emitter_t *e, int timeout_ms)
@@ -735,7 +883,13 @@ void dm_emitter_destroy(dm_emitter_t *e)
     dm_buf_free(&e->open.data);
     if (e->spool_fd >= 0) close(e->spool_fd);
     if (e->curl) curl_easy_cleanup(e->curl);
-    dm_avro_schema_free(e->schema);
+    for (version_t *v = e->cur, *older; v; v = older) {
+        older = v->older;
+        dm_avro_codec_free(v->check);
+        dm_avro_schema_free(v->schema);
+        free(v);
+    }
+    pthread_mutex_destroy(&e->fetch_mu);
     free(e->url);
     free(e->source);
     free(e->token);

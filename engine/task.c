@@ -763,9 +763,16 @@ static void read_marker(dm_task_t *task, const dm_record_t *rec)
  * input's: Avro resolution into the schema the chain reads (a union input's
  * reader when it has one), projected to the fields the chain reads. Built
  * once per id; NULL when there is none (*why says why: no lookup, not in the
- * registry, or resolution cannot read it). */
-static dm_avro_codec_t *other_version(dm_task_t *task, input_t *in, uint32_t id, const char **why)
+ * registry, or resolution cannot read it). A lookup that failed for now (the
+ * unit stopping, out of memory) is not remembered and fills lookup instead:
+ * the caller ends the step uncommitted, as the version is not known to be
+ * unreadable, and a dead letter for it would lose a record that a later try
+ * reads (the lenient switch under ASan: a task of the pipeline being stopped
+ * for the restart dead-lettered a batch of an older version). */
+static dm_avro_codec_t *other_version(dm_task_t *task, input_t *in, uint32_t id, const char **why,
+                                      dm_error_t *lookup)
 {
+    lookup->code = DM_OK; /* only the code: decode_input calls this per record */
     for (size_t k = 0; k < in->n_versions; k++)
         if (in->versions[k].id == id) {
             *why = in->versions[k].why;
@@ -780,6 +787,13 @@ static dm_avro_codec_t *other_version(dm_task_t *task, input_t *in, uint32_t id,
     *v = (version_codec_t){.id = id};
     dm_error_t e = {0};
     const dm_avro_schema_t *writer = task->conf.schema_by_id(task->conf.schema_ctx, id, &e);
+    if (!writer && (e.retriable || e.code == DM_ERR_NOMEM)) {
+        in->n_versions--;
+        dm_error_set(lookup, e.code, "task %s: %s/%d: schema id %u: %s", task->conf.name, in->topic,
+                     in->partition, id, e.message);
+        lookup->retriable = true;
+        return NULL;
+    }
     const dm_avro_schema_t *reader = in->reader ? in->reader : in->writer;
     /* Checked whole first: a codec resolves union branches only per value,
      * so it takes a writer whose values it may not read. */
@@ -823,9 +837,15 @@ static size_t first_new_version(dm_task_t *task, input_t *in, dm_error_t *err)
             fine = id;
             continue;
         }
-        if (resolve && other_version(task, in, id, &why)) {
+        dm_error_t lookup;
+        lookup.code = DM_OK;
+        if (resolve && other_version(task, in, id, &why, &lookup)) {
             fine = id;
             continue;
+        }
+        if (lookup.code) { /* not known yet: end the step before it, for now */
+            *err = lookup;
+            return i;
         }
         if (resolve)
             dm_error_set(err, DM_ERR_SCHEMA_INCOMPATIBLE,
@@ -850,6 +870,7 @@ static size_t first_new_version(dm_task_t *task, input_t *in, dm_error_t *err)
 static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *err)
 {
     input_t *in = &task->in[task->cur];
+    dm_error_t lookup; /* set by other_version; not cleared per record (520 bytes) */
     /* the join's other source enters the chain at the join, its rows marked */
     dm_rows_t *rows = &task->rows[in->other ? task->join_step : 0];
     task->decoded = rows;
@@ -872,7 +893,11 @@ static dm_err_t decode_input(dm_task_t *task, size_t lo, size_t hi, dm_error_t *
         if (rc) {
             snprintf(reason, sizeof(reason), "value is not in the Confluent wire format (%s)",
                      rc == DM_ERR_TRUNCATED ? "shorter than 5 bytes" : "magic byte is not 0");
-        } else if (id != in->schema_id && !(codec = other_version(task, in, id, &why))) {
+        } else if (id != in->schema_id && !(codec = other_version(task, in, id, &why, &lookup))) {
+            if (lookup.code) { /* no dead letter: the step ends uncommitted */
+                if (err) *err = lookup;
+                return lookup.code;
+            }
             snprintf(reason, sizeof(reason), "value has schema id %u, the topic's is %u%s%s", id,
                      in->schema_id, why[0] ? ": " : "", why);
             rc = DM_ERR_SCHEMA_MISMATCH;

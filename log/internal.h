@@ -127,9 +127,11 @@ typedef struct dm_group_off {
  * read: the pages more than DM_RESIDENT_WINDOW below pos are let go (the page
  * cache keeps them; a later read faults them in again). Without it every byte
  * written or read through a mapping stays in the process's RSS (RssFile)
- * until the segment is closed. Any thread; cheap when nothing is due. */
+ * until the segment is closed. Any thread; cheap when nothing is due. The window
+ * is one folio: a task reads its input within a batch of the writer, so pages
+ * further behind are not read again soon. */
 void dm_segment_trim(dm_segment_t *s, uint64_t pos);
-#define DM_RESIDENT_WINDOW (4u << 20)
+#define DM_RESIDENT_WINDOW (2u << 20)
 
 /* x rounded up to a multiple of DM_HUGE_PAGE. */
 static inline uint64_t dm_huge_up(uint64_t x)

@@ -32,8 +32,8 @@ void dm_segment_trim(dm_segment_t *s, uint64_t pos)
     uint64_t keep = (pos - DM_RESIDENT_WINDOW) & ~(uint64_t)(DM_HUGE_PAGE - 1);
     if (keep > s->map_len) keep = s->map_len & ~(uint64_t)(DM_HUGE_PAGE - 1);
     uint64_t done = __atomic_load_n(&s->trimmed, __ATOMIC_RELAXED);
-    /* in steps of 4 MiB: one madvise per step, whoever gets there first */
-    if (keep < done + (4u << 20) ||
+    /* a folio at a time: one madvise per step, whoever gets there first */
+    if (keep < done + DM_HUGE_PAGE ||
         !__atomic_compare_exchange_n(&s->trimmed, &done, keep, false, __ATOMIC_RELAXED,
                                      __ATOMIC_RELAXED))
         return;

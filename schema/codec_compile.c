@@ -566,9 +566,10 @@ dm_err_t dm_avro_codec_new(const dm_avro_schema_t *writer, const dm_avro_schema_
     return dm_avro_codec_new_raw(writer, reader, paths, n_paths, NULL, 0, out, err);
 }
 
-dm_err_t dm_avro_codec_new_raw(const dm_avro_schema_t *writer, const dm_avro_schema_t *reader,
-                               const char *const *paths, size_t n_paths, const char *const *raw,
-                               size_t n_raw, dm_avro_codec_t **out, dm_error_t *err)
+/* none: decode no field (an empty projection), for dm_avro_codec_new_check. */
+static dm_err_t codec_new(const dm_avro_schema_t *writer, const dm_avro_schema_t *reader,
+                          const char *const *paths, size_t n_paths, const char *const *raw,
+                          size_t n_raw, bool none, dm_avro_codec_t **out, dm_error_t *err)
 {
     *out = NULL;
     dm_avro_codec_t *c = calloc(1, sizeof(*c));
@@ -582,7 +583,7 @@ dm_err_t dm_avro_codec_new_raw(const dm_avro_schema_t *writer, const dm_avro_sch
     c->err = err;
     dm_err_t rc = DM_OK;
     proj_t *proj = NULL;
-    if (n_paths) {
+    if (n_paths || none) {
         proj = dm_arena_calloc(&c->arena, 1, sizeof(*proj));
         if (!proj) rc = DM_ERR_NOMEM;
         for (size_t i = 0; !rc && i < n_paths; i++)
@@ -602,6 +603,19 @@ dm_err_t dm_avro_codec_new_raw(const dm_avro_schema_t *writer, const dm_avro_sch
     c->root = (plan_t *)root;
     *out = c;
     return DM_OK;
+}
+
+dm_err_t dm_avro_codec_new_raw(const dm_avro_schema_t *writer, const dm_avro_schema_t *reader,
+                               const char *const *paths, size_t n_paths, const char *const *raw,
+                               size_t n_raw, dm_avro_codec_t **out, dm_error_t *err)
+{
+    return codec_new(writer, reader, paths, n_paths, raw, n_raw, false, out, err);
+}
+
+dm_err_t dm_avro_codec_new_check(const dm_avro_schema_t *writer, dm_avro_codec_t **out,
+                                 dm_error_t *err)
+{
+    return codec_new(writer, NULL, NULL, 0, NULL, 0, true, out, err);
 }
 
 void dm_avro_codec_free(dm_avro_codec_t *c)

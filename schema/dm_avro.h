@@ -205,6 +205,14 @@ dm_err_t dm_avro_codec_new_raw(const dm_avro_schema_t *writer, const dm_avro_sch
                                const char *const *paths, size_t n_paths, const char *const *raw,
                                size_t n_raw, dm_avro_codec_t **out, dm_error_t *err);
 
+/* A codec that wants no field: dm_avro_decode with it and a consumed pointer
+ * checks every byte of one value of writer as a full decode would (through
+ * the compiled skip runs, several times faster than dm_avro_skip) and gives a
+ * record whose fields are all DM_AVRO_ABSENT — for taking encoded values as
+ * they are once they are known to be valid. Errors as dm_avro_codec_new. */
+dm_err_t dm_avro_codec_new_check(const dm_avro_schema_t *writer, dm_avro_codec_t **out,
+                                 dm_error_t *err);
+
 /* Frees a codec. NULL is allowed. */
 void dm_avro_codec_free(dm_avro_codec_t *c);
 

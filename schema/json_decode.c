@@ -280,9 +280,18 @@ static int string(jd_t *d, const uint8_t **out, size_t *out_len, bool borrow)
         memcpy(&w, q, 8);
         quote = w ^ (ones * '"');
         bs = w ^ (ones * '\\');
-        if ((((quote - ones) & ~quote) | ((bs - ones) & ~bs) | ((w - ones * 0x20) & ~w) | w) &
-            highs)
+        uint64_t stop =
+            (((quote - ones) & ~quote) | ((bs - ones) & ~bs) | ((w - ones * 0x20) & ~w) | w) &
+            highs;
+        if (stop) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* each term's lowest flag is exact (a borrow only flags bytes above
+             * a real match), so the lowest flag is the first stop byte: most
+             * strings are short and end in their first word */
+            q += __builtin_ctzll(stop) >> 3;
+#endif
             break;
+        }
         q += 8;
     }
     while (q < d->end && *q != '"' && *q != '\\' && *q >= 0x20 && *q < 0x80)

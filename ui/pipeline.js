@@ -1,7 +1,7 @@
 // ui/pipeline.js — the pipelines list and one pipeline: its graph (sources →
 // fused stages → outputs and sinks) with records/s and lag on every edge,
 // refreshed live; the status of every unit with its reason; the spec and the
-// plan; its dead letters.
+// plan; its dead letters; the schema changes it met.
 import { api, clear, h, go, leave, link, every, setQuery, table, tabs, badge, fmtNum, fmtTime, errorBox, lineageLink,
   sourceLink, yamlOf } from './lib.js';
 import { drawGraph } from './graph.js';
@@ -64,9 +64,9 @@ export async function pipelinePage(main, [name], query, current) {
   api(`/api/v1/pipelines/${enc}/status`).then(st => clear(document.getElementById('pipeline-state') || h('span'), badge(st.state)), () => {});
   function draw(t) {
     stopTab(); stopTab = () => {};
-    clear(tabBar, tabs([['graph', 'Graph'], ['dashboard', 'Dashboard'], ['status', 'Status'], ['spec', 'Spec'], ['plan', 'Plan'], ['dead', 'Dead letters']], t, pick));
+    clear(tabBar, tabs([['graph', 'Graph'], ['dashboard', 'Dashboard'], ['status', 'Status'], ['spec', 'Spec'], ['plan', 'Plan'], ['dead', 'Dead letters'], ['schema', 'Schema changes']], t, pick));
     clear(body, h('p', { class: 'muted' }, 'Loading…'));
-    ({ graph, dashboard, status: statusView, spec: specView, plan: planView, dead: deadView }[t] || graph)().catch(e => clear(body, errorBox(e)));
+    ({ graph, dashboard, status: statusView, spec: specView, plan: planView, dead: deadView, schema: schemaView }[t] || graph)().catch(e => clear(body, errorBox(e)));
   }
 
   async function graph() {
@@ -171,6 +171,15 @@ export async function pipelinePage(main, [name], query, current) {
       table(['Time', 'Reason', 'Processor', 'Input', 'Key', 'Value'], items.map(x => [fmtTime(x.timestamp), h('span', { class: 'reason' }, x.reason || '–'),
         x.processor || '–', x.input ? `${x.input.topic}[${x.input.partition}]@${x.input.offset}` : '–',
         h('code', {}, JSON.stringify(x.key)), h('code', {}, JSON.stringify(x.value))]), { class: 'dead', empty: 'no dead letters: every record went through' }));
+  }
+  // What the pipeline did when a source it reads changed its schema
+  // (docs/schema-evolution.md), newest first; kept by the controller's store.
+  async function schemaView() {
+    const items = (await api(`/api/v1/schema-changes?pipeline=${enc}`)).reverse();
+    const policy = (doc.spec || {}).schema_change || 'lenient';
+    clear(body, h('p', { class: 'muted' }, `spec.schema_change: ${policy}; ${items.length} change${items.length === 1 ? '' : 's'} met`),
+      table(['Time', 'Policy', 'Action', 'What'], items.map(x => [fmtTime(x.ts_ms), x.policy, h('span', { class: 'badge st-' + (x.action === 'pause' ? 'failed' : 'running') }, x.action),
+        h('span', { class: 'reason' }, x.what)]), { class: 'schema-changes', empty: 'no schema changes met' }));
   }
   draw(tab);
 }

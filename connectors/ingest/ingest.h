@@ -38,7 +38,10 @@ dm_err_t dm_ingest_push(const dm_ingest_config_t *conf, const dm_source_env_t *e
  *   "DMB1" | u8 n, n bytes producer id (a-z 0-9 - _) | u64 first sequence
  *   number | u32 count | count × (u32 length, a Confluent-framed Avro value:
  *   0x00, u32 schema id, the value)
- * The values must carry the source's current schema id. The producer's next
+ * The values carry the source's current schema id (checked in place and
+ * written as they are) or the id of an older live version of its value
+ * subject (read as the current schema and written with it: a producer that
+ * has not yet seen a new version). The producer's next
  * sequence number is committed as group producer.ID's offset with the
  * records, in one transaction: records numbered below it were delivered
  * before and are skipped, so a producer retrying a batch writes it once.

@@ -4,7 +4,8 @@
  *   emit http://127.0.0.1:8080 clicks [SPOOL_DIR] < events.jsonl
  *
  * DATAMESH_TOKEN is sent when set; EMIT_QUEUE_BYTES, EMIT_SPOOL_BYTES and
- * EMIT_MAX_BLOCK_MS set those options. An event refused because the queue
+ * EMIT_MAX_BLOCK_MS (and EMIT_BATCH_RECORDS, EMIT_BATCH_BYTES,
+ * EMIT_SCHEMA_CHECK_MS) set those options. An event refused because the queue
  * and spool are full stops the input (exit status 1 after the flush).
  *
  * Build against an installed datamesh:
@@ -29,6 +30,7 @@ int main(int argc, char **argv)
     if (getenv("EMIT_MAX_BLOCK_MS")) o.max_block_ms = atoi(getenv("EMIT_MAX_BLOCK_MS"));
     if (getenv("EMIT_BATCH_RECORDS")) o.batch_records = atoi(getenv("EMIT_BATCH_RECORDS"));
     if (getenv("EMIT_BATCH_BYTES")) o.batch_bytes = atoi(getenv("EMIT_BATCH_BYTES"));
+    if (getenv("EMIT_SCHEMA_CHECK_MS")) o.schema_check_ms = atoi(getenv("EMIT_SCHEMA_CHECK_MS"));
     dm_emitter_t *e = dm_emitter_new_with(argv[1], argv[2], &o, err, sizeof(err));
     if (!e) {
         fprintf(stderr, "emit: %s\n", err);

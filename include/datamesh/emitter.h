@@ -11,7 +11,8 @@
  * shared or static).
  *
  * What it does: at creation it fetches the source's current schema from the
- * controller's schema registry; each event is validated against it and
+ * controller's schema registry (and newer versions later: schema_check_ms);
+ * each event is validated against it and
  * encoded to Avro (Confluent wire format) on the caller's thread, so a bad
  * event is refused at once with the field named. Events are batched (by
  * count, bytes and linger time) and sent by one background thread to the
@@ -58,14 +59,22 @@ enum {
 typedef struct dm_emitter_options {
     uint32_t size;          /* sizeof(dm_emitter_options_t) */
     const char *token;      /* API token (a controller started with --auth); NULL: none */
-    int batch_records;      /* a batch is sent at this many events (0: 1000) */
-    int batch_bytes;        /* … or this many encoded bytes (0: 1 MiB) */
+    int batch_records;      /* a batch is sent at this many events (0: 10000) */
+    int batch_bytes;        /* … or this many encoded bytes (0: 4 MiB) */
     int linger_ms;          /* … or when its first event is this old (0: 5 ms; -1: no wait) */
     int64_t queue_bytes;    /* events held in memory, not yet delivered (0: 64 MiB) */
     int max_block_ms;       /* send waits at most this long for room (0: 1000; -1: never) */
     const char *spool_dir;  /* where undelivered batches are kept on disk; NULL: memory only */
     int64_t spool_bytes;    /* the spool file's bound (0: 1 GiB) */
     int request_timeout_ms; /* one HTTP request (0: 10000) */
+    /* How often the source's latest schema is looked up (0: 10000 ms; -1:
+     * never): a newer version (a re-applied Source spec, a schema registered
+     * in the registry) is used for the events sent after it is seen, without
+     * a restart. An event that does not fit the current version also looks it
+     * up at once (at most once a second, within max_block_ms) before it is
+     * refused. Events queued before keep the version they were encoded with;
+     * the controller takes every version of the source's subject. */
+    int schema_check_ms;
 } dm_emitter_options_t;
 
 /* A new emitter of events into source through the controller at
@@ -86,8 +95,9 @@ DM_EMITTER_API dm_emitter_t *dm_emitter_new_with(const char *controller_url, con
 DM_EMITTER_API int dm_emitter_send_json(dm_emitter_t *e, const char *record_json, size_t len);
 
 /* Queues one event already encoded: the Avro binary of a record of the
- * source's schema (without the Confluent header; len bytes, copied). It is
- * decoded here to check it fits the schema. Return codes as send_json. */
+ * source's schema (without the Confluent header; len bytes, copied). Every
+ * byte is checked here against the schema (nothing is built); the bytes are
+ * sent as they are. Return codes as send_json. */
 DM_EMITTER_API int dm_emitter_send_avro(dm_emitter_t *e, const void *avro, size_t len);
 
 /* Waits until every event queued before the call is in the source, at most

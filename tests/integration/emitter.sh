@@ -114,5 +114,53 @@ accepted=$(grep -o '^[0-9]* events queued' "$data/emit2.out" | grep -o '^[0-9]*'
 got=$(grep -c '"user":"spool"' "$data/all2")
 uniq=$(grep '"user":"spool"' "$data/all2" | sort -u | wc -l)
 [[ -n $accepted && $accepted -gt 0 && $got -eq $accepted && $uniq -eq $got ]] && ok spooled_delivered_once || bad spooled_delivered_once "accepted ${accepted:-?}, in the source $got ($uniq distinct): $(cat "$data/emit2.out"; tail -5 "$data/emit2.err")"
+
+# A new schema version without a restart: an emitter running on version 1
+# of "views" sees the source re-applied with a field added. An event with
+# the new field is taken at once (it does not fit version 1, so the emitter
+# looks the latest version up before refusing it); the periodic lookup
+# (EMIT_SCHEMA_CHECK_MS) says so; events queued under version 1 and sent
+# after the change are still taken (the ingest side reads an older version
+# of the subject as the current one). Nothing refused, nothing lost.
+views() { # views EXTRA_FIELDS
+  cat >"$data/views.yaml" <<YAML
+kind: Source
+metadata: {name: views, owner: web}
+spec:
+  connector: ingest
+  partitions: 2
+  schema: {type: record, name: View, fields: [{name: user, type: string}, {name: n, type: long}$1]}
+YAML
+  "$bin" apply -f "$data/views.yaml" 2>&1
+}
+out=$(views "") && ok apply_views_v1 || bad apply_views_v1 "$out"
+mkfifo "$data/vfifo"
+EMIT_SCHEMA_CHECK_MS=300 EMIT_BATCH_RECORDS=1 \
+  "$emit" "$DATAMESH_SERVER" views <"$data/vfifo" >"$data/v.out" 2>"$data/v.err" &
+epid=$!
+exec 8>"$data/vfifo"
+for i in 1 2 3; do echo "{\"user\":\"old\",\"n\":$i}" >&8; done
+sleep 0.5
+out=$(views ', {name: country, type: string, default: "?"}') && ok apply_views_v2 || bad apply_views_v2 "$out"
+echo '{"user":"new","n":4,"country":"fr"}' >&8 # does not fit version 1: looked up at once
+for _ in $(seq 50); do grep -q 'is now' "$data/v.err" && break; sleep 0.1; done
+echo '{"user":"new","n":5}' >&8 # version 2, its default
+exec 8>&-
+wait "$epid"; erc=$?
+[[ $erc -eq 0 ]] && grep -q '^5 events queued, 5 delivered, .* 0 refused' "$data/v.out" && ok new_version_without_restart || bad new_version_without_restart "rc $erc: $(cat "$data/v.out" "$data/v.err")"
+grep -q 'source views: schema id [0-9]* is now [0-9]*' "$data/v.err" && ok new_version_said || bad new_version_said "$(cat "$data/v.err")"
+"$bin" consume views --from-beginning -n 100 >"$data/vall" 2>&1
+[[ $(grep -c '"user"' "$data/vall") -eq 5 && $(grep -c '"country":"fr"' "$data/vall") -eq 1 ]] && ok new_field_in_source || bad new_field_in_source "$(cat "$data/vall")"
+# the periodic lookup alone: version 3 registered while the emitter idles
+mkfifo "$data/vfifo3"
+EMIT_SCHEMA_CHECK_MS=200 "$emit" "$DATAMESH_SERVER" views <"$data/vfifo3" >"$data/v3.out" 2>"$data/v3.err" &
+epid=$!
+exec 8>"$data/vfifo3"
+sleep 0.5
+out=$(views ', {name: country, type: string, default: "?"}, {name: lang, type: string, default: "en"}') && ok apply_views_v3 || bad apply_views_v3 "$out"
+for _ in $(seq 50); do grep -q 'is now' "$data/v3.err" && break; sleep 0.1; done
+grep -q 'source views: schema id [0-9]* is now [0-9]*' "$data/v3.err" && ok periodic_lookup || bad periodic_lookup "$(cat "$data/v3.err")"
+exec 8>&-
+wait "$epid"
 stop
 dm_e2e_summary

@@ -104,6 +104,30 @@ sed 's/{name: value, type: double}]}/{name: value, type: double}, {name: unit, t
 out=$("$bin" apply -f "$data/specs2.yaml" 2>&1) && ok apply_new_schema || bad apply_new_schema "$out"
 got=$(curl -s "$DATAMESH_SERVER/api/v1/sources/once" | python3 -c 'import json,sys; d=json.load(sys.stdin); print([v["version"] for v in d["schemas"]], [f["name"] for f in d["schemas"][-1]["schema"]["fields"]][-1])')
 [[ $got == "[1, 2] unit" ]] && ok catalog_schema_versions || bad catalog_schema_versions "$got"
+# consume streams the controller's lines (format=values / jsonl) unparsed: the
+# same values as the JSON answer, the positions line last, -n exact.
+api="$DATAMESH_SERVER/api/v1/sources/once/records?from=earliest&limit=100"
+got=$(python3 - "$api" <<'PY'
+import json, sys, urllib.request
+get = lambda q: urllib.request.urlopen(sys.argv[1] + q).read().decode()
+whole = json.loads(get(""))
+vals, recs = get("&format=values").split("\n"), get("&format=jsonl").split("\n")
+assert vals[-1] == "" and recs[-1] == "", "answers end with a newline"
+vals, recs = vals[:-1], recs[:-1]
+assert json.loads(vals[-1]) == {"positions": whole["positions"]}, vals[-1]
+assert json.loads(recs[-1]) == {"positions": whole["positions"]}, recs[-1]
+assert [json.loads(l) for l in vals[:-1]] == [r["value"] for r in whole["records"]], vals
+assert [json.loads(l) for l in recs[:-1]] == whole["records"], recs
+print("same", len(vals) - 1)
+PY
+)
+[[ $got == "same 3" ]] && ok records_api_lines_match_json || bad records_api_lines_match_json "$got"
+st=$(curl -s -o "$data/bad_format" -w '%{http_code}' "$api&format=xml")
+[[ $st == 400 ]] && grep -q 'format=xml' "$data/bad_format" && ok records_api_bad_format || bad records_api_bad_format "$st $(cat "$data/bad_format")"
+got=$("$bin" consume once --from-beginning -n 10 --with-metadata | python3 -c 'import json,sys; r=[json.loads(l) for l in sys.stdin]; print(len(r), all({"partition", "offset", "timestamp", "key"} <= x.keys() for x in r), sorted(x["value"]["id"] for x in r))')
+[[ $got == "3 True [1, 2, 4]" ]] && ok consume_with_metadata || bad consume_with_metadata "$got"
+c=$("$bin" consume fromavro --from-beginning -n 1500 | grep -c .)
+[[ $c -eq 1500 ]] && ok consume_n_across_answers || bad consume_n_across_answers "$c"
 stop
 
 # The dead-letter topic holds the two bad lines with their reason and place.

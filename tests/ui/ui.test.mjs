@@ -149,6 +149,10 @@ const rowsText = async (page, sel) => page.$$eval(sel, trs => trs.map(t => t.inn
     await page.click('.tabs button:text-is("Dead letters")');
     await page.waitForSelector('table.dead');
     expect((await page.innerText('.tab-body')).includes('pipeline.us-plays.dlq'), 'dead letters');
+    await page.click('.tabs button:text-is("Schema changes")');
+    await page.waitForSelector('table.schema-changes');
+    const sc = await page.innerText('.tab-body');
+    expect(sc.includes('spec.schema_change: lenient; 0 changes met') && sc.includes('no schema changes met'), 'schema changes ' + sc);
     await shot(page, '06-pipeline-status');
   });
 

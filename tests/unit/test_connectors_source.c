@@ -329,6 +329,142 @@ static void test_ingest_refuses_malformed_requests(void)
     CHECK_EQ_INT(count("clicks", 4), before);
 }
 
+/* ---- ingest: binary batches (the emitter's) ------------------------------------------- */
+
+static const char *CLICK2 = "{\"type\": \"record\", \"name\": \"Click\", \"fields\": ["
+                            "{\"name\": \"user\", \"type\": \"string\"},"
+                            "{\"name\": \"page\", \"type\": \"string\"},"
+                            "{\"name\": \"ms\", \"type\": \"long\"},"
+                            "{\"name\": \"country\", \"type\": \"string\", \"default\": \"?\"}]}";
+static dm_avro_schema_t *click2;
+
+/* The registry of the test: id 7 (CLICK) is an older version of bin-value. */
+static const dm_avro_schema_t *older_version(void *ctx, const char *subject, uint32_t id)
+{
+    (void)ctx;
+    return id == 7 && !strcmp(subject, "bin-value") ? value_schema : NULL;
+}
+
+/* Appends a record framed with schema id to a binary batch body. */
+static void batch_add(dm_buf_t *body, const dm_avro_schema_t *s, uint32_t id, const char *json)
+{
+    dm_arena_t arena;
+    dm_arena_init(&arena, 0);
+    dm_avro_value_t v;
+    dm_buf_t rec = DM_BUF_INIT;
+    dm_error_t err = {0};
+    REQUIRE(dm_avro_from_json_text(s->root, json, strlen(json), DM_AVRO_JSON_PLAIN, &arena, &v,
+                                   &err) == DM_OK);
+    REQUIRE(dm_wire_put_header(&rec, id) == DM_OK);
+    REQUIRE(dm_avro_encode(s->root, &v, &rec, &err) == DM_OK);
+    uint8_t len[4] = {(uint8_t)(rec.len >> 24), (uint8_t)(rec.len >> 16), (uint8_t)(rec.len >> 8),
+                      (uint8_t)rec.len};
+    dm_buf_append(body, len, 4);
+    dm_buf_append(body, rec.data, rec.len);
+    dm_buf_free(&rec);
+    dm_arena_destroy(&arena);
+}
+
+static void batch_start(dm_buf_t *body, uint64_t first, uint32_t n)
+{
+    dm_buf_reset(body);
+    dm_buf_append(body, "DMB1\x04prod", 9);
+    uint8_t h[12];
+    for (int i = 0; i < 8; i++)
+        h[i] = (uint8_t)(first >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        h[8 + i] = (uint8_t)(n >> (24 - 8 * i));
+    dm_buf_append(body, h, 12);
+}
+
+static void test_ingest_binary_batches_current_and_older_versions(void)
+{
+    make_topic("bin", 2);
+    dm_ingest_config_t conf = ingest_conf();
+    dm_source_env_t env = {.name = "bin",
+                           .transport = t,
+                           .topic = "bin",
+                           .partitions = 2,
+                           .value_schema = click2,
+                           .value_schema_id = 9,
+                           .key_fields = &(dm_strlist_t){0},
+                           .schema_version = older_version};
+    dm_buf_t body = DM_BUF_INIT;
+    size_t accepted = 0;
+    dm_error_t err = {0};
+    /* one record of the current version (id 9), one of the older (id 7) */
+    batch_start(&body, 0, 2);
+    batch_add(&body, click2, 9, "{\"user\":\"a\",\"page\":\"/\",\"ms\":1,\"country\":\"fr\"}");
+    batch_add(&body, value_schema, 7, "{\"user\":\"b\",\"page\":\"/b\",\"ms\":2}");
+    CHECK(dm_ingest_push(&conf, &env, body.data, body.len, &accepted, &err) == DM_OK);
+    printf("    %s\n", err.message);
+    CHECK_EQ_INT(accepted, 2);
+    CHECK_EQ_INT(count("bin", 2), 2);
+    /* both are written with the current id; the older one got the default */
+    int seen = 0;
+    for (int32_t p = 0; p < 2; p++) {
+        dm_transport_batch_t b = {0};
+        REQUIRE(dm_transport_fetch(t, "bin", p, 0, 1 << 20, 0, &b, NULL) == DM_OK);
+        for (size_t i = 0; i < b.n; i++) {
+            const uint8_t *v = b.records[i].value;
+            CHECK_EQ_INT(v[0], 0);
+            CHECK_EQ_INT(((uint32_t)v[1] << 24 | v[2] << 16 | v[3] << 8 | v[4]), 9);
+            dm_arena_t arena;
+            dm_arena_init(&arena, 0);
+            dm_avro_value_t val;
+            size_t used;
+            REQUIRE(dm_avro_decode_node(click2->root, v + 5, (size_t)b.records[i].value_len - 5,
+                                        &used, &arena, &val, &err) == DM_OK);
+            const dm_avro_value_t *user = &val.u.v[0], *country = &val.u.v[3];
+            if (user->len == 1 && user->u.p[0] == 'b') {
+                CHECK(country->len == 1 && country->u.p[0] == '?');
+                seen |= 2;
+            } else {
+                CHECK(country->len == 2 && !memcmp(country->u.p, "fr", 2));
+                seen |= 1;
+            }
+            dm_arena_destroy(&arena);
+        }
+        dm_transport_batch_free(t, &b);
+    }
+    CHECK_EQ_INT(seen, 3);
+    /* the same batch again (a retry): taken, nothing written */
+    CHECK(dm_ingest_push(&conf, &env, body.data, body.len, &accepted, &err) == DM_OK);
+    CHECK_EQ_INT(count("bin", 2), 2);
+    /* a current-id record whose bytes are not the schema: refused by index, nothing written */
+    batch_start(&body, 2, 2);
+    batch_add(&body, click2, 9, "{\"user\":\"c\",\"page\":\"/\",\"ms\":1,\"country\":\"de\"}");
+    batch_add(&body, value_schema, 9, "{\"user\":\"d\",\"page\":\"/d\",\"ms\":2}");
+    CHECK(dm_ingest_push(&conf, &env, body.data, body.len, &accepted, &err) ==
+          DM_ERR_SCHEMA_MISMATCH);
+    printf("    %s\n", err.message);
+    CHECK(strncmp(err.message, "record 1: ", 10) == 0);
+    CHECK_CONTAINS(err.message, "country");
+    /* an id that is no version of the source */
+    batch_start(&body, 2, 1);
+    batch_add(&body, value_schema, 99, "{\"user\":\"e\",\"page\":\"/e\",\"ms\":2}");
+    CHECK(dm_ingest_push(&conf, &env, body.data, body.len, &accepted, &err) ==
+          DM_ERR_SCHEMA_MISMATCH);
+    printf("    %s\n", err.message);
+    CHECK_CONTAINS(err.message, "record 0: schema id 99 is not source bin's current schema id 9");
+    /* without a registry to ask, an older id is refused the same way */
+    env.schema_version = NULL;
+    batch_start(&body, 2, 1);
+    batch_add(&body, value_schema, 7, "{\"user\":\"f\",\"page\":\"/f\",\"ms\":2}");
+    CHECK(dm_ingest_push(&conf, &env, body.data, body.len, &accepted, &err) ==
+          DM_ERR_SCHEMA_MISMATCH);
+    CHECK_CONTAINS(err.message, "schema id 7 is not source bin's");
+    CHECK_EQ_INT(count("bin", 2), 2);
+    /* keyed: the key is taken from the checked value */
+    dm_source_env_t keyed = ingest_env("clicks", 4);
+    int64_t before = count("clicks", 4);
+    batch_start(&body, 0, 1);
+    batch_add(&body, value_schema, 7, "{\"user\":\"k\",\"page\":\"/k\",\"ms\":3}");
+    CHECK(dm_ingest_push(&conf, &keyed, body.data, body.len, &accepted, &err) == DM_OK);
+    CHECK_EQ_INT(count("clicks", 4), before + 1);
+    dm_buf_free(&body);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -337,7 +473,8 @@ int main(void)
     dm_error_t err = {0};
     if (dm_transport_open(url, &t, &err) ||
         dm_avro_schema_parse(CLICK, strlen(CLICK), &value_schema, &err) ||
-        dm_avro_schema_parse(CLICK_KEY, strlen(CLICK_KEY), &key_schema, &err)) {
+        dm_avro_schema_parse(CLICK_KEY, strlen(CLICK_KEY), &key_schema, &err) ||
+        dm_avro_schema_parse(CLICK2, strlen(CLICK2), &click2, &err)) {
         printf("setup: %s\n", err.message);
         return 1;
     }
@@ -348,9 +485,11 @@ int main(void)
     RUN(test_ingest_writes_all_partitioned_by_key);
     RUN(test_ingest_refuses_a_bad_record_writing_nothing);
     RUN(test_ingest_refuses_malformed_requests);
+    RUN(test_ingest_binary_batches_current_and_older_versions);
     dm_transport_close(t);
     dm_avro_schema_free(value_schema);
     dm_avro_schema_free(key_schema);
+    dm_avro_schema_free(click2);
     char cmd[200];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd)) {

@@ -184,6 +184,43 @@ static void test_delete_refused_through_index(void)
     dm_store_close(s);
 }
 
+/* The schema-change history is kept across a reopen (a controller
+ * restart), filtered by pipeline, newest last. */
+static void test_schema_changes_survive_reopen(void)
+{
+    dm_error_t err = {0};
+    dm_store_t *s = dm_store_open(path, &err);
+    REQUIRE(s);
+    json_t *a = NULL;
+    CHECK(dm_store_schema_changes(s, NULL, 0, &a, &err) == DM_OK);
+    CHECK_EQ_INT((int)json_array_size(a), 0);
+    json_decref(a);
+    dm_store_schema_change_t e = {1000, "le", "lenient", "restart", "plays/0 offset 300"};
+    CHECK(dm_store_schema_change_add(s, &e, &err) == DM_OK);
+    e = (dm_store_schema_change_t){2000, "fa", "fail", "pause", "plays/1 offset 7"};
+    CHECK(dm_store_schema_change_add(s, &e, &err) == DM_OK);
+    e = (dm_store_schema_change_t){3000, "le", "lenient", "restart", NULL};
+    CHECK(dm_store_schema_change_add(s, &e, &err) == DM_OK);
+    dm_store_close(s);
+    s = dm_store_open(path, &err);
+    REQUIRE(s);
+    CHECK(dm_store_schema_changes(s, NULL, 0, &a, &err) == DM_OK);
+    CHECK_EQ_INT((int)json_array_size(a), 3);
+    CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(a, 1), "action")), "pause");
+    json_decref(a);
+    CHECK(dm_store_schema_changes(s, "le", 0, &a, &err) == DM_OK);
+    CHECK_EQ_INT((int)json_array_size(a), 2);
+    CHECK_EQ_INT((int)json_integer_value(json_object_get(json_array_get(a, 1), "ts_ms")), 3000);
+    CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(a, 0), "what")),
+                 "plays/0 offset 300");
+    json_decref(a);
+    CHECK(dm_store_schema_changes(s, "le", 1, &a, &err) == DM_OK);
+    CHECK_EQ_INT((int)json_array_size(a), 1);
+    CHECK_EQ_INT((int)json_integer_value(json_object_get(json_array_get(a, 0), "ts_ms")), 3000);
+    json_decref(a);
+    dm_store_close(s);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -193,6 +230,7 @@ int main(void)
     RUN(test_changes_number);
     RUN(test_catalog_source_lineage);
     RUN(test_delete_refused_through_index);
+    RUN(test_schema_changes_survive_reopen);
     char cmd[200];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0) return 1;

@@ -442,6 +442,49 @@ static void test_projection_with_resolution_and_lazy_tail(void)
     dm_avro_schema_free(r);
 }
 
+/* A check codec (dm_avro_codec_new_check) reads every byte as a decode
+ * would, builds nothing, and names the byte and field of what is wrong. */
+static void test_check_codec(void)
+{
+    dm_avro_schema_t *w =
+        parse("{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"},"
+              "{\"name\":\"b\",\"type\":[\"null\",\"string\"]},{\"name\":\"c\",\"type\":"
+              "{\"type\":\"array\",\"items\":\"long\"}},{\"name\":\"e\",\"type\":"
+              "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"x\",\"y\"]}}]}");
+    REQUIRE(w);
+    uint8_t b[64];
+    size_t n = to_bin(w, "{\"a\":7,\"b\":{\"string\":\"x\"},\"c\":[1,2],\"e\":\"y\"}",
+                      DM_AVRO_JSON_AVRO, b, sizeof(b));
+    REQUIRE(n != (size_t)-1);
+    dm_avro_codec_t *c;
+    REQUIRE(dm_avro_codec_new_check(w, &c, NULL) == DM_OK);
+    dm_arena_t a;
+    dm_arena_init(&a, 0);
+    dm_avro_value_t v;
+    size_t used = 0;
+    CHECK_EQ_INT(dm_avro_decode(c, b, n, &used, &a, &v, NULL), DM_OK);
+    CHECK_EQ_INT(used, n);
+    CHECK_EQ_INT(v.type, DM_AVRO_RECORD);
+    for (uint32_t i = 0; i < v.len; i++)
+        CHECK_EQ_INT(v.u.v[i].type, DM_AVRO_ABSENT);
+    /* every cut is refused, as dm_avro_skip refuses it */
+    for (size_t k = 0; k < n; k++) {
+        dm_error_t err = {0};
+        CHECK(dm_avro_decode(c, b, k, &used, &a, &v, &err) != DM_OK);
+        CHECK(dm_avro_skip(w->root, b, k, &used, NULL) != DM_OK);
+    }
+    /* an enum index out of range names the field */
+    uint8_t bad[64];
+    memcpy(bad, b, n);
+    bad[n - 1] = 0x08; /* index 4 of 2 symbols */
+    dm_error_t err = {0};
+    CHECK_EQ_INT(dm_avro_decode(c, bad, n, &used, &a, &v, &err), DM_ERR_SCHEMA_MISMATCH);
+    CHECK_STR_EQ(err.message, "at byte 9 ($.e): enum index out of range");
+    dm_arena_destroy(&a);
+    dm_avro_codec_free(c);
+    dm_avro_schema_free(w);
+}
+
 static void test_plain_json_duration_and_fixed_decimal(void)
 {
     dm_avro_schema_t *s =
@@ -484,6 +527,7 @@ int main(void)
     RUN(test_projection_with_resolution_and_lazy_tail);
     RUN(test_plain_json);
     RUN(test_plain_json_duration_and_fixed_decimal);
+    RUN(test_check_codec);
     RUN(test_garbage_bytes);
     RUN(test_encode_mismatch_names_path);
     RUN(test_extreme_timestamps);

@@ -3,6 +3,7 @@
  * their limits, nesting, duplicate keys, error positions, and numbers both
  * ways against strtod/printf on random inputs. The random records of every
  * Avro type are in tests/oracle/avro_oracle.c (both readers, avro-c's text). */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +145,41 @@ static void test_numbers_match_strtod(void)
         double want = strtod(t, NULL);
         if (memcmp(&want, &v.u.d, 8) != 0) {
             printf("    %s: %.17g, strtod %.17g\n", t, v.u.d, want);
+            bad++;
+        }
+        dm_arena_reset(&arena);
+    }
+    CHECK_EQ_INT(bad, 0);
+    dm_avro_schema_free(s);
+}
+
+/* Random longs of 1..19 digits read as strtoll reads them (eight digits at a
+ * time where there are eight), and a byte just outside '0'..'9' ('/', ':')
+ * anywhere in the digits refused. */
+static void test_longs_match_strtoll(void)
+{
+    dm_avro_schema_t *s = schema(REC);
+    REQUIRE(s);
+    int bad = 0;
+    for (int i = 0; i < 200000 && bad < 5; i++) {
+        char t[64], num[24];
+        int k = 0, digits = 1 + (int)(rnd64() % 19);
+        if (rnd64() & 1) num[k++] = '-';
+        num[k++] = (char)('1' + rnd64() % 9);
+        for (int j = 1; j < digits; j++)
+            num[k++] = (char)('0' + rnd64() % 10);
+        num[k] = '\0';
+        bool broken = digits > 1 && rnd64() % 4 == 0;
+        if (broken) num[k - 1 - (int)(rnd64() % (uint64_t)(digits - 1))] = rnd64() & 1 ? '/' : ':';
+        int n = snprintf(t, sizeof(t), "{\"id\":%s}", num);
+        errno = 0;
+        char *end;
+        long long want = strtoll(num, &end, 10);
+        bool fits = !broken && !errno && !*end;
+        const char *m = rd(s, t, (size_t)n);
+        if (fits ? *m || val.u.v[0].u.l != want : !*m) {
+            printf("    %s: %s (value %lld, strtoll %lld)\n", t, *m ? m : "accepted",
+                   (long long)val.u.v[0].u.l, want);
             bad++;
         }
         dm_arena_reset(&arena);
@@ -307,6 +343,7 @@ int main(void)
     RUN(test_escapes_and_utf8);
     RUN(test_numbers_at_limits);
     RUN(test_numbers_match_strtod);
+    RUN(test_longs_match_strtoll);
     RUN(test_format_double_round_trips);
     RUN(test_structure_errors_name_where);
     RUN(test_depth_and_size);
