@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "connectors/cockroachdb/cockroachdb.h"
 #include "connectors/connector.h"
 #include "connectors/datagen/datagen.h"
 #include "connectors/essink/essink.h"
@@ -25,7 +26,7 @@ const char *const dm_sink_type_names[] = {"topic",    "kafka", "iceberg", "elast
 /* Source connectors: one line each (connectors/source.h). */
 static const dm_source_ops_t *const sources[] = {
     &dm_datagen_source_ops,  &dm_ingest_source_ops, &dm_file_source_ops,
-    &dm_postgres_source_ops, &dm_mysql_source_ops,
+    &dm_postgres_source_ops, &dm_mysql_source_ops,  &dm_cockroachdb_source_ops,
 };
 
 static const dm_connector_def_t sinks[] = {

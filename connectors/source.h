@@ -65,6 +65,10 @@ typedef struct dm_source_env {
     const dm_strlist_t *key_fields; /* spec.key (never NULL; may be empty) */
     struct dm_metrics *metrics;     /* where the source's metrics go; may be NULL */
     const char *dead_letter_topic;  /* source.NAME.dlq when ops->dead_letters, else NULL */
+    /* spec.schema as JSON text for a connector that builds its own schemas
+     * around it (ops->def.needs_schema false, e.g. cockroachdb); NULL when
+     * the spec has none. */
+    const char *declared_schema;
     /* Creates topic (partitions, values registered under subject, which may be
      * NULL) unless it exists. Any thread. */
     dm_err_t (*ensure_topic)(void *ctx, const char *topic, int32_t partitions, const char *subject,
@@ -127,6 +131,12 @@ typedef struct dm_source_ops {
      * index and the field), DM_ERR_AGAIN when nothing could be written now. */
     dm_err_t (*push)(const void *conf, const dm_source_env_t *env, const void *body, size_t len,
                      size_t *accepted, dm_error_t *err);
+    /* Optional, for a source with a thread that also takes requests (the
+     * cockroachdb webhook at POST /api/v1/sources/{name}/changefeed): hands
+     * it a request body; errors as push. The runtime calls it on API threads
+     * while the source is open (under the runtime's lock, so close waits). */
+    dm_err_t (*receive)(void *state, const void *body, size_t len, size_t *accepted,
+                        dm_error_t *err);
 } dm_source_ops_t;
 
 /* The source connector called name, or NULL (the list is in

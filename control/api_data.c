@@ -17,6 +17,10 @@
  *        object) → handed to the source's connector when it takes requests
  *        (dm_source_ops_t.push: ingest validates them against the source's
  *        schema and writes all or none); the errors become HTTP statuses here
+ *   POST /api/v1/sources/{name}/changefeed  a CockroachDB changefeed's webhook
+ *        body (dm_source_ops_t.receive of a running source): 200 once it is
+ *        committed; 400 for a body that is not a changefeed payload, 503
+ *        when it could not be written (the changefeed retries)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -306,6 +310,28 @@ static void on_events(void *ctx, const dm_http_request_t *req, dm_http_response_
     json_decref(src);
 }
 
+static void on_changefeed(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
+{
+    data_api_t *api = ctx;
+    const char *name = dm_http_param(req, "name");
+    json_t *src = find_source(api, name, res);
+    if (!src) return;
+    json_decref(src);
+    dm_error_t err = {0};
+    size_t accepted = 0;
+    if (dm_runtime_source_receive(api->rt, name, req->body, req->body_len, &accepted, &err)) {
+        switch (err.code) {
+        case DM_ERR_NOT_FOUND: dm_http_error(res, 409, 40902, "%s", err.message); break;
+        case DM_ERR_RANGE: dm_http_error(res, 413, 41300, "%s", err.message); break;
+        case DM_ERR_AGAIN: dm_http_error(res, 503, 50300, "%s", err.message); break;
+        case DM_ERR_NOMEM: dm_http_error(res, 500, 50000, "%s", err.message); break;
+        default: dm_http_error(res, 400, 40000, "%s", err.message); break;
+        }
+    } else {
+        dm_http_json(res, 200, json_pack("{s:I}", "accepted", (json_int_t)accepted));
+    }
+}
+
 /* POST /api/v1/sources/{name}/snapshot[?table=schema.table][&from=K&to=K]: a
  * snapshot of a postgres source's tables, or of a key range of one (a body
  * {"table": ..., "from": ..., "to": ...} works too). */
@@ -497,6 +523,8 @@ dm_err_t dm_api_data_register(dm_http_server_t *http, dm_store_t *store, dm_runt
     rc =
         rc ? rc : dm_http_route(http, "POST", "/api/v1/sources/{name}/snapshot", on_snapshot, &api);
     rc = rc ? rc : dm_http_route(http, "POST", "/api/v1/sources/{name}/events", on_events, &api);
+    rc = rc ? rc
+            : dm_http_route(http, "POST", "/api/v1/sources/{name}/changefeed", on_changefeed, &api);
     rc = rc ? rc
             : dm_http_route(http, "GET", "/api/v1/sources/{name}/partitions", on_partitions, &api);
     rc = rc ? rc

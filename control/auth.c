@@ -61,6 +61,8 @@ static const dm_auth_rule_t rules[] = {
     {"POST", "/api/v1/pipelines/{name}/deadletters/replay", DM_ACCESS_WRITE, DM_SCOPE_PIPELINE,
      true},
     {"POST", "/api/v1/sources/{name}/events/avro", DM_ACCESS_WRITE, DM_SCOPE_SOURCE, true},
+    /* a cockroachdb source's changefeed webhook (its token: the source owner's editor) */
+    {"POST", "/api/v1/sources/{name}/changefeed", DM_ACCESS_WRITE, DM_SCOPE_SOURCE, true},
     /* api.c */
     {"POST", "/api/v1/apply", DM_ACCESS_WRITE, DM_SCOPE_APPLY, true},
     {"GET", "/api/v1/catalog", DM_ACCESS_READ, DM_SCOPE_NONE, false},

@@ -127,6 +127,12 @@ dm_err_t dm_runtime_source_snapshot(dm_runtime_t *rt, const char *source, const 
  * DM_ERR_UNSUPPORTED when the connector does not take requests, DM_ERR_AGAIN
  * when the source has no schema or topic yet. Any thread; takes the runtime's
  * lock only to look the schemas up. */
+/* Hands a request body to the running source's connector (ops->receive:
+ * the cockroachdb webhook); DM_ERR_NOT_FOUND when the source is not running
+ * or its connector takes no such requests. Errors as dm_runtime_source_push.
+ * API threads. */
+dm_err_t dm_runtime_source_receive(dm_runtime_t *rt, const char *source, const void *body,
+                                   size_t len, size_t *accepted, dm_error_t *err);
 dm_err_t dm_runtime_source_push(dm_runtime_t *rt, const char *source, const json_t *spec,
                                 const void *body, size_t len, size_t *accepted, dm_error_t *err);
 

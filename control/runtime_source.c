@@ -21,6 +21,7 @@ typedef struct source_lent {
     char dead_letter_topic[300];
     json_t *key;       /* spec.key, copied */
     dm_strlist_t keys; /* strings in key */
+    char *schema;      /* spec.schema as JSON text (env.declared_schema), or NULL */
 } source_lent_t;
 
 static void lent_free(source_lent_t *l)
@@ -28,6 +29,7 @@ static void lent_free(source_lent_t *l)
     if (!l) return;
     json_decref(l->key);
     free(l->keys.items);
+    free(l->schema);
     free(l);
 }
 
@@ -200,6 +202,9 @@ void dm_runtime_start_source(dm_runtime_t *rt, const json_t *doc)
     l->env.key_fields = &l->keys;
     l->env.metrics = rt->metrics;
     l->env.dead_letter_topic = ops->dead_letters ? l->dead_letter_topic : NULL;
+    if (json_object_get(spec, "schema"))
+        l->schema = json_dumps(json_object_get(spec, "schema"), JSON_COMPACT);
+    l->env.declared_schema = l->schema;
     l->env.ensure_topic = env_ensure_topic;
     l->env.register_schema = env_register_schema;
     l->env.ctx = u;
@@ -229,6 +234,28 @@ dm_err_t dm_runtime_source_snapshot(dm_runtime_t *rt, const char *source, const 
             !strcmp(u->owner, owner)) {
             if (err) err->message[0] = '\0';
             rc = u->src_ops->snapshot(u->src_state, table, from, to, err);
+        }
+    pthread_mutex_unlock(&rt->mu);
+    return rc;
+}
+
+dm_err_t dm_runtime_source_receive(dm_runtime_t *rt, const char *source, const void *body,
+                                   size_t len, size_t *accepted, dm_error_t *err)
+{
+    char owner[200];
+    snprintf(owner, sizeof(owner), "Source/%s", source);
+    *accepted = 0;
+    dm_err_t rc = dm_error_set(err, DM_ERR_NOT_FOUND,
+                               "source %s is not a running source that takes changefeed "
+                               "requests (a cockroachdb source)",
+                               source);
+    pthread_mutex_lock(&rt->mu);
+    for (unit_t *u = rt->units; u; u = u->next)
+        if (u->kind == U_SOURCE && u->src_state && u->src_ops->receive &&
+            !strcmp(u->owner, owner)) {
+            if (err) err->message[0] = '\0';
+            rc = u->src_ops->receive(u->src_state, body, len, accepted, err);
+            break;
         }
     pthread_mutex_unlock(&rt->mu);
     return rc;

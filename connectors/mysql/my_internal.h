@@ -31,8 +31,9 @@ typedef struct my_position {
 typedef struct my_pending {
     size_t kstart, klen, vstart, vlen;
     bool has_key;
-    int table;
-    int32_t partition; /* -1: every partition (truncate) */
+    int table;           /* -1: a dead letter (value: the raw row; key: the reason) */
+    int32_t partition;   /* -1: every partition (truncate) */
+    size_t wstart, wlen; /* a dead letter's table and position */
 } my_pending_t;
 
 typedef struct my_map {
@@ -96,6 +97,8 @@ struct dm_my_source {
     dm_txn_builder_t txn;
     int64_t last_commit_ms;
     uint64_t events_total;
+    uint64_t dead_total; /* rows dead-lettered since the start */
+    size_t n_dead;       /* dead letters in the batch */
 
     struct dm_metric *m_events, *m_lag_ms;
 };
@@ -120,6 +123,12 @@ void dm_my_table_topic(const dm_my_source_t *src, const char *db, const char *ta
 /* my_source.c */
 /* Adds an event of table to the batch. */
 dm_err_t dm_my_emit(dm_my_source_t *src, int table, const dm_my_event_t *ev, dm_error_t *err);
+/* Adds a dead letter to the batch: the raw bytes of a row of table that
+ * could not be decoded or does not fit its schema, with the reason. Fails
+ * with the reason (the source stops) when the source has no dead-letter
+ * topic. */
+dm_err_t dm_my_dead(dm_my_source_t *src, int table, const void *raw, size_t len, const char *reason,
+                    dm_error_t *err);
 /* Adds a captured table's model from information_schema, registering its
  * schemas (nothing when the table is known already). */
 dm_err_t dm_my_add_table_from_schema(dm_my_source_t *src, const char *db, const char *name,

@@ -17,11 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "connectors/emit.h"
 #include "connectors/mysql/my_internal.h"
 #include "core/clock.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "engine/task.h"
 
 #define BATCH_EVENTS 10000 /* flush at a transaction's end beyond this */
 #define SPLIT_EVENTS 50000 /* flush inside a transaction beyond this */
@@ -198,6 +200,47 @@ dm_err_t dm_my_emit(dm_my_source_t *src, int table, const dm_my_event_t *ev, dm_
     return DM_OK;
 }
 
+dm_err_t dm_my_dead(dm_my_source_t *src, int table, const void *raw, size_t len, const char *reason,
+                    dm_error_t *err)
+{
+    const dm_my_table_t *t = &src->tables[table];
+    char where[900];
+    position_text(&src->next, src->mariadb, where, sizeof(where));
+    if (!src->env.dead_letter_topic)
+        return dm_error_set(err, DM_ERR_CORRUPT, "source %s: a row of %s.%s at %s row %d: %s",
+                            src->name, t->db, t->name, where, src->row, reason);
+    if (src->n_pend == src->cap_pend) {
+        size_t cap = src->cap_pend ? src->cap_pend * 2 : 1024;
+        my_pending_t *p = realloc(src->pend, cap * sizeof(*p));
+        if (!p) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        src->pend = p;
+        src->cap_pend = cap;
+    }
+    my_pending_t *p = &src->pend[src->n_pend];
+    size_t mark = src->bytes.len;
+    p->vstart = src->bytes.len;
+    dm_err_t rc = dm_buf_append(&src->bytes, raw, len);
+    p->vlen = len;
+    p->kstart = src->bytes.len;
+    if (!rc) rc = dm_buf_append_str(&src->bytes, reason);
+    p->klen = src->bytes.len - p->kstart;
+    p->wstart = src->bytes.len;
+    if (!rc) rc = dm_buf_printf(&src->bytes, "%s.%s@%s#row=%d", t->db, t->name, where, src->row);
+    p->wlen = src->bytes.len - p->wstart;
+    if (rc) {
+        src->bytes.len = mark;
+        return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    }
+    p->has_key = false;
+    p->table = -1;
+    p->partition = 0;
+    src->n_pend++;
+    src->n_dead++;
+    DM_WARN("mysql", "source=%s: a row of %s.%s at %s goes to %s: %s", src->name, t->db, t->name,
+            where, src->env.dead_letter_topic, reason);
+    return DM_OK;
+}
+
 void dm_my_position_text(const dm_my_source_t *src, char *out, size_t cap)
 {
     position_text(&src->next, src->mariadb, out, cap);
@@ -217,11 +260,11 @@ static void update_stats(dm_my_source_t *src)
     char pos[700];
     position_text(&src->durable, src->mariadb, pos, sizeof(pos));
     double secs = src->last_commit_ms ? (double)(dm_wall_ms() - src->last_commit_ms) / 1e3 : 0.0;
-    json_t *st =
-        json_pack("{s:s, s:s, s:I, s:I, s:f, s:o}", "position", pos, "flavor",
-                  src->mariadb ? "mariadb" : "mysql", "server_id", (json_int_t)src->server_id,
-                  "events", (json_int_t)src->events_total, "seconds_since_last_commit",
-                  secs < 0 ? 0.0 : secs, "snapshots", dm_dblog_status(&src->dblog));
+    json_t *st = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:o}", "position", pos, "flavor",
+                           src->mariadb ? "mariadb" : "mysql", "server_id",
+                           (json_int_t)src->server_id, "events", (json_int_t)src->events_total,
+                           "dead_letters", (json_int_t)src->dead_total, "seconds_since_last_commit",
+                           secs < 0 ? 0.0 : secs, "snapshots", dm_dblog_status(&src->dblog));
     pthread_mutex_lock(&src->mu);
     json_decref(src->stats);
     src->stats = st;
@@ -243,6 +286,30 @@ static dm_err_t flush(dm_my_source_t *src, dm_error_t *err)
     int topic = -1, topic_of = -1;
     for (size_t i = 0; i < src->n_pend && !rc; i++) {
         const my_pending_t *p = &src->pend[i];
+        if (p->table < 0) { /* a dead letter: the reason and where in headers */
+            int dlq = -1;
+            dm_record_header_t *h = dm_arena_alloc(&src->arena, 3 * sizeof(*h));
+            if (!h) {
+                rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+                break;
+            }
+            const uint8_t *b = src->bytes.data;
+            h[0] = (dm_record_header_t){DM_DLQ_REASON, (uint32_t)strlen(DM_DLQ_REASON),
+                                        b + p->kstart, (int32_t)p->klen};
+            h[1] = (dm_record_header_t){DM_DLQ_SOURCE, (uint32_t)strlen(DM_DLQ_SOURCE),
+                                        b + p->wstart, (int32_t)p->wlen};
+            h[2] = (dm_record_header_t){"dm.source.connector", 19, (const uint8_t *)"mysql", 5};
+            dm_record_t r = {.timestamp = now,
+                             .key_len = -1,
+                             .value = b + p->vstart,
+                             .value_len = (int32_t)p->vlen,
+                             .headers = h,
+                             .n_headers = 3};
+            if (!(rc = dm_txn_builder_topic(&src->txn, src->env.dead_letter_topic, 1, &dlq, err)))
+                rc = dm_txn_builder_add(&src->txn, dlq, 0, &r, err);
+            topic_of = -1;
+            continue;
+        }
         if (p->table != topic_of &&
             (rc = dm_txn_builder_topic(&src->txn, src->tables[p->table].topic, src->partitions,
                                        &topic, err)))
@@ -277,10 +344,12 @@ static dm_err_t flush(dm_my_source_t *src, dm_error_t *err)
         dm_txn_builder_clear(&src->txn);
     free(text);
     if (rc) return dm_error_prefix(err, "source %s: writing a batch", src->name), rc;
-    if (src->m_events) dm_metric_add(src->m_events, src->n_pend);
+    if (src->m_events) dm_metric_add(src->m_events, src->n_pend - src->n_dead);
     if (src->m_lag_ms && src->last_commit_ms)
         dm_metric_set(src->m_lag_ms, now - src->last_commit_ms);
-    src->events_total += src->n_pend;
+    src->events_total += src->n_pend - src->n_dead;
+    src->dead_total += src->n_dead;
+    src->n_dead = 0;
     src->durable = src->next;
     src->dblog.dirty = false;
     src->unsaved_start = false;
@@ -580,10 +649,12 @@ static dm_err_t on_rows(dm_my_source_t *src, const MARIADB_RPL_EVENT *ev, const 
     if (m->table == -2) return on_signal_rows(src, &rows, err);
     if (m->table < 0) return DM_OK;
     dm_my_table_t *t = &src->tables[m->table];
-    if (rows.n_cols != (uint32_t)t->n_cols)
-        return dm_error_set(err, DM_ERR_CORRUPT,
-                            "source %s: rows of %s.%s have %u columns, its table map %d", src->name,
-                            t->db, t->name, rows.n_cols, t->n_cols);
+    char why[700];
+    if (rows.n_cols != (uint32_t)t->n_cols) { /* the whole event: its rows cannot be split */
+        snprintf(why, sizeof(why), "a rows event of %u columns, its table map has %d", rows.n_cols,
+                 t->n_cols);
+        return dm_my_dead(src, m->table, rows.rows, (size_t)(rows.end - rows.rows), why, err);
+    }
     /* the table map as the decoder reads it (types, metadata, signedness) */
     dm_my_table_map_t tm = {.db = t->db,
                             .table = t->name,
@@ -596,23 +667,40 @@ static dm_err_t on_rows(dm_my_source_t *src, const MARIADB_RPL_EVENT *ev, const 
     const uint8_t *p = rows.rows;
     while (p < rows.end) {
         dm_my_value_t *before = NULL, *after = NULL;
-        uint32_t missing = 0;
+        uint32_t missing = 0, missing_after = 0;
+        const uint8_t *row_start = p;
         dm_my_value_t *a = dm_arena_calloc(&src->arena, (size_t)t->n_cols + 1, sizeof(*a));
         if (!a) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
         rc = dm_my_row_decode(&tm, rows.present, &p, rows.end, &src->arena, a, &missing, err);
-        if (!rc && missing)
-            rc = dm_error_set(err, DM_ERR_CONFIG,
-                              "source %s: a row of %s.%s lacks %u columns: set binlog_row_image "
-                              "= FULL (SET GLOBAL binlog_row_image = 'FULL')",
-                              src->name, t->db, t->name, missing);
-        if (rc) return rc;
-        if (rows.op == 'u') {
+        if (!rc && rows.op == 'u') {
             before = a;
             after = dm_arena_calloc(&src->arena, (size_t)t->n_cols + 1, sizeof(*after));
             if (!after) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
             rc = dm_my_row_decode(&tm, rows.present_after, &p, rows.end, &src->arena, after,
-                                  &missing, err);
-            if (rc) return rc;
+                                  &missing_after, err);
+        }
+        if (rc == DM_ERR_NOMEM) return rc;
+        if (rc) { /* where the next row starts is unknown: the rest of the event */
+            snprintf(why, sizeof(why), "cannot be decoded: %s", err ? err->message : "");
+            return dm_my_dead(src, m->table, row_start, (size_t)(rows.end - row_start), why, err);
+        }
+        if ((missing || missing_after) && src->skip_rows > 0) { /* dead-lettered before */
+            src->skip_rows--;
+            src->row++;
+            continue;
+        }
+        if (missing || missing_after) { /* a session with binlog_row_image other than FULL */
+            snprintf(why, sizeof(why),
+                     "the row lacks %u of its %d columns (written with binlog_row_image other "
+                     "than FULL: SET GLOBAL binlog_row_image = 'FULL' and in that session)",
+                     missing ? missing : missing_after, t->n_cols);
+            if ((rc = dm_my_dead(src, m->table, row_start, (size_t)(p - row_start), why, err)))
+                return rc;
+            src->row++;
+            continue;
+        }
+        if (rows.op == 'u') {
+            /* decoded above */
         } else if (rows.op == 'd') {
             before = a;
         } else {
@@ -651,7 +739,15 @@ static dm_err_t on_rows(dm_my_source_t *src, const MARIADB_RPL_EVENT *ev, const 
             e.before = NULL;
         }
         e.row = src->row++;
-        if ((rc = dm_my_emit(src, m->table, &e, err))) return rc;
+        if ((rc = dm_my_emit(src, m->table, &e, err))) {
+            if (rc == DM_ERR_NOMEM) return rc;
+            snprintf(why, sizeof(why), "does not fit its schema: %s", err ? err->message : "");
+            src->row--;
+            rc = dm_my_dead(src, m->table, row_start, (size_t)(p - row_start), why, err);
+            src->row++;
+            if (rc) return rc;
+            continue;
+        }
         for (int side = 0; side < 2 && dm_dblog_busy(&src->dblog, m->table); side++) {
             const dm_my_value_t *r = side ? after : before;
             dm_buf_reset(&src->key); /* free between events */
@@ -1053,6 +1149,7 @@ const dm_source_ops_t dm_mysql_source_ops = {
             .config_size = sizeof(dm_mysql_config_t),
             .needs_schema = false /* its schemas come from the binlog's table maps */},
     .runs_thread = true,
+    .dead_letters = true,
     .open = my_open,
     .run = my_run,
     .close = my_close,

@@ -799,6 +799,67 @@ static void test_snapshot_concurrent(void)
     fixture_close(&f);
 }
 
+/* A row that does not fit its table's schema (here: written by a session with
+ * binlog_row_image = MINIMAL, so its images lack columns) goes to the
+ * source's dead letters with the table, the binlog position and the reason,
+ * in the batch's transaction; the source goes on with the next rows. */
+static void test_dead_letters(void)
+{
+    sql("CREATE TABLE shop.bad (id INT PRIMARY KEY, a VARCHAR(10), n INT)");
+    fixture_t f;
+    fixture_open(&f, "bad", 2, "{\"tables\": [\"shop.bad\"]}");
+    f.env.dead_letter_topic = "source.bad.dlq";
+    dm_error_t err = {0};
+    CHECK_EQ_INT(ensure_topic(&f, "source.bad.dlq", 1, NULL, &err), DM_OK);
+    dm_my_source_free(f.src);
+    CHECK_EQ_INT(dm_my_source_new(&f.env, &f.conf, &f.src, &err), DM_OK);
+    char error[512];
+    CHECK_STR_EQ(fixture_start(&f, error, sizeof(error)), "running");
+    sql("INSERT INTO shop.bad VALUES (1, 'one', 1), (2, 'two', 2)");
+    sql("SET SESSION binlog_row_image = 'MINIMAL'");
+    sql("UPDATE shop.bad SET n = 10 WHERE id = 1");
+    sql("SET SESSION binlog_row_image = 'FULL'");
+    sql("UPDATE shop.bad SET n = 20 WHERE id = 2");
+    sql("DELETE FROM shop.bad WHERE id = 1");
+    REQUIRE(wait_records(&f, "bad", 2, 4, 15000));
+    REQUIRE(wait_records(&f, "source.bad.dlq", 1, 1, 15000));
+    char state[32];
+    dm_unit_get(&f.st, state, sizeof(state), error, sizeof(error));
+    CHECK_STR_EQ(state, "running");
+    json_t *evs = read_topic(&f, "bad", 2);
+    CHECK_EQ_INT((int)json_array_size(evs), 4); /* 2 creates, the FULL update, the delete */
+    int updates = 0;
+    for (size_t i = 0; i < json_array_size(evs); i++)
+        if (!strcmp(op(json_array_get(evs, i)), "u")) {
+            updates++;
+            CHECK_STR_EQ(field(json_array_get(evs, i), "after", "n"), "20");
+        }
+    CHECK_EQ_INT(updates, 1);
+    json_decref(evs);
+    CHECK_EQ_INT((int)topic_size(&f, "source.bad.dlq", 1), 1);
+    dm_transport_batch_t b = {0};
+    REQUIRE(dm_transport_fetch(f.t, "source.bad.dlq", 0, 0, 1 << 20, 0, &b, NULL) == DM_OK);
+    REQUIRE(b.n == 1);
+    char reason[700] = "", where[700] = "";
+    for (size_t h = 0; h < b.records[0].n_headers; h++) {
+        const dm_record_header_t *x = &b.records[0].headers[h];
+        char *out = !strncmp(x->key, "dm.error.reason", x->key_len)      ? reason
+                    : !strncmp(x->key, "dm.source.position", x->key_len) ? where
+                                                                         : NULL;
+        if (out) snprintf(out, 700, "%.*s", (int)x->value_len, (const char *)x->value);
+    }
+    CHECK_CONTAINS(reason, "binlog_row_image");
+    CHECK_CONTAINS(reason, "lacks");
+    CHECK_CONTAINS(where, "shop.bad@");
+    CHECK_CONTAINS(where, "file=");
+    CHECK(b.records[0].value_len > 0); /* the row's raw binlog bytes */
+    dm_transport_batch_free(f.t, &b);
+    json_t *st = dm_my_source_status(f.src);
+    CHECK_EQ_INT((int)json_integer_value(json_object_get(st, "dead_letters")), 1);
+    json_decref(st);
+    fixture_close(&f);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/dm_my_cdc.XXXXXX");
@@ -808,6 +869,7 @@ int main(void)
     RUN(test_refuses_missing_privileges);
     RUN(test_types);
     RUN(test_ddl_mid_stream);
+    RUN(test_dead_letters);
     RUN(test_resume_exactly_once);
     RUN(test_large_transaction);
     RUN(test_partitions);

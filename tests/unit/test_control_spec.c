@@ -164,8 +164,8 @@ static const struct {
     {"kind: Source\nmetadata: {name: a}\nspec: {connector: oracle}\n",
      "t.yaml:3:19: spec.connector: 'oracle' is not one of: postgres, mysql, cockroachdb, "
      "ingest, datagen, file"},
-    {"kind: Source\nmetadata: {name: a}\nspec: {connector: cockroachdb}\n",
-     "connector 'cockroachdb' is not available in this version yet (available: datagen"},
+    {"kind: Source\nmetadata: {name: a}\nspec: {connector: cockroachdb, config: {table: t}}\n",
+     "spec.config.dsn: required key 'dsn' is missing (libpq connection string"},
     {"kind: Source\nmetadata: {name: a}\nspec: {connector: datagen}\n",
      "spec.schema: required key 'schema' is missing: a datagen source needs an Avro record"},
     {"kind: Source\nmetadata: {name: a}\nspec: {connector: datagen, schema: {type: string}}\n",
