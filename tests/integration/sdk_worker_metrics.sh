@@ -28,6 +28,7 @@ mk_topic() { # the mock has no CreateTopics: made through its control pipe
   echo "mock did not create $1"; return 1
 }
 mk_topic sales 2 && mk_topic counted 2 && mk_topic pipeline.counting.dlq 1 && mk_topic pipeline.counting.state 2 && mk_topic _datamesh.audit 1 || exit 1
+mk_topic pipeline.counting.replay 2 || exit 1 # dead letters put back (read by the first stage)
 
 N=400
 cat >"$data/spec.yaml" <<YAML
