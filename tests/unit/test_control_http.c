@@ -54,13 +54,12 @@ static void *client_main(void *arg)
             snprintf(want, sizeof(want), "ids %d -", i);
             break;
         case 1:
-            snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/v1/pipelines/p%d/segment/s%d",
-                     port, c->id, i);
+            snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/v1/pipelines/p%d/segment/s%d", port,
+                     c->id, i);
             snprintf(want, sizeof(want), "deep p%d s%d", c->id, i);
             break;
         default:
-            snprintf(url, sizeof(url), "http://127.0.0.1:%u/subjects/x%d-value/versions", port,
-                     i);
+            snprintf(url, sizeof(url), "http://127.0.0.1:%u/subjects/x%d-value/versions", port, i);
             snprintf(want, sizeof(want), "versions x%d-value -", i);
         }
         dm_buf_t body = {0};
@@ -73,9 +72,8 @@ static void *client_main(void *arg)
         dm_buf_append(&body, "", 1);
         if (rc != CURLE_OK || status != 200 || strcmp((char *)body.data, want) != 0) {
             if (!c->wrong)
-                snprintf(c->first_wrong, sizeof(c->first_wrong), "%s -> %ld '%s' (want '%s')",
-                         url, status, rc == CURLE_OK ? (char *)body.data : curl_easy_strerror(rc),
-                         want);
+                snprintf(c->first_wrong, sizeof(c->first_wrong), "%s -> %ld '%s' (want '%s')", url,
+                         status, rc == CURLE_OK ? (char *)body.data : curl_easy_strerror(rc), want);
             c->wrong++;
         }
         dm_buf_free(&body);
@@ -91,8 +89,7 @@ static void test_concurrent_routing(void)
         dm_http_server_new(&(dm_http_options_t){.listen = "127.0.0.1:0", .threads = 4}, &err);
     REQUIRE(s);
     REQUIRE(dm_http_route(s, "GET", "/schemas/ids/{a}", on_echo, "ids") == DM_OK);
-    REQUIRE(dm_http_route(s, "GET", "/api/v1/pipelines/{a}/segment/{b}", on_echo, "deep") ==
-            DM_OK);
+    REQUIRE(dm_http_route(s, "GET", "/api/v1/pipelines/{a}/segment/{b}", on_echo, "deep") == DM_OK);
     REQUIRE(dm_http_route(s, "GET", "/subjects/{a}/versions", on_echo, "versions") == DM_OK);
     REQUIRE(dm_http_server_start(s, &err) == DM_OK);
     port = dm_http_server_port(s);
@@ -105,8 +102,8 @@ static void test_concurrent_routing(void)
     }
     for (int i = 0; i < N; i++) {
         pthread_join(t[i], NULL);
-        if (c[i].wrong) fprintf(stderr, "client %d: %d wrong, first %s\n", i, c[i].wrong,
-                                c[i].first_wrong);
+        if (c[i].wrong)
+            fprintf(stderr, "client %d: %d wrong, first %s\n", i, c[i].wrong, c[i].first_wrong);
         CHECK_EQ_INT(c[i].wrong, 0);
     }
     dm_http_server_free(s);
