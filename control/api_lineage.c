@@ -26,6 +26,7 @@
 #include "control/spec.h"
 #include "core/clock.h"
 #include "core/hash.h"
+#include "core/log.h"
 
 #define CACHE_MAX_AGE_MS 600000 /* a safety net: the counters say when anything changed */
 
@@ -46,42 +47,187 @@ static const dm_avro_schema_t *env_subject_schema(void *ctx, const char *subject
     return dm_runtime_schema(ctx, id, NULL);
 }
 
-/* Builds the graph of what the store holds now. */
-static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, dm_lineage_t **out,
-                            json_t **problems, dm_error_t *err)
+/* ---- each pipeline's part of the graph, kept ---------------------------------------
+ * A fragment (control/lineage.h) per pipeline with its key: the pipeline's
+ * generation and what its compile read (dm_runtime_plan_deps: the subjects'
+ * latest ids, its sources', sinks' and processors' generations). Building
+ * the graph replays a pipeline's fragment while its key holds and the graph
+ * it read is the same, else compiles it and records a new one. Fragments live
+ * here and in the store's lineage table (read once, after a restart). */
+
+typedef struct kept {
+    int64_t generation;
+    json_t *deps;
+    void *frag;
+    size_t len;
+    bool dirty; /* not in the store yet */
+} kept_t;
+
+static void kept_free(kept_t *k)
+{
+    if (!k) return;
+    json_decref(k->deps);
+    free(k->frag);
+    free(k);
+}
+
+static kept_t *kept_get(json_t *kept, const char *name)
+{
+    return (kept_t *)(intptr_t)json_integer_value(json_object_get(kept, name));
+}
+
+static void kept_set(json_t *kept, const char *name, kept_t *k)
+{
+    kept_free(kept_get(kept, name));
+    if (!k)
+        json_object_del(kept, name);
+    else if (json_object_set_new(kept, name, json_integer((json_int_t)(intptr_t)k)))
+        kept_free(k);
+}
+
+/* The store's text of a key: "GENERATION DEPS-JSON". */
+static char *key_text(const kept_t *k)
+{
+    char *deps = json_dumps(k->deps, JSON_COMPACT | JSON_SORT_KEYS);
+    size_t n = deps ? strlen(deps) + 32 : 0;
+    char *out = deps ? malloc(n) : NULL;
+    if (out) snprintf(out, n, "%lld %s", (long long)k->generation, deps);
+    free(deps);
+    return out;
+}
+
+static void on_stored(void *ctx, const char *pipeline, const char *key, const void *frag,
+                      size_t len)
+{
+    char *end;
+    long long gen = strtoll(key, &end, 10);
+    kept_t *k = calloc(1, sizeof(*k));
+    if (!k) return;
+    k->generation = gen;
+    k->deps = *end == ' ' ? json_loads(end + 1, 0, NULL) : NULL;
+    k->frag = len ? malloc(len) : NULL;
+    k->len = len;
+    if (!k->deps || !k->frag) {
+        kept_free(k); /* unreadable: computed again */
+        return;
+    }
+    memcpy(k->frag, frag, len);
+    kept_set(ctx, pipeline, k);
+}
+
+static int64_t generation_of(const json_t *doc)
+{
+    return json_integer_value(json_object_get(json_object_get(doc, "status"), "generation"));
+}
+
+/* Writes the fragments not in the store yet, in one transaction. A failure
+ * only means they are computed again after a restart. */
+static void kept_store(dm_store_t *store, json_t *kept)
+{
+    dm_error_t err = {0};
+    if (dm_store_begin(store, &err)) return;
+    const char *name;
+    json_t *v;
+    dm_err_t rc = DM_OK;
+    json_object_foreach(kept, name, v)
+    {
+        kept_t *k = (kept_t *)(intptr_t)json_integer_value(v);
+        if (!k->dirty || rc) continue;
+        char *key = key_text(k);
+        rc = key ? dm_store_lineage_put(store, name, key, k->frag, k->len, &err) : DM_ERR_NOMEM;
+        free(key);
+    }
+    if (!rc && !dm_store_commit(store, &err)) {
+        json_object_foreach(kept, name, v)((kept_t *)(intptr_t)json_integer_value(v))->dirty =
+            false;
+    } else if (rc) {
+        dm_store_rollback(store);
+    }
+}
+
+typedef struct build_stats {
+    size_t replayed, compiled;
+} build_stats_t;
+
+/* Builds the graph of what the store holds now, from the kept fragments
+ * where they hold. */
+static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, json_t *kept, dm_lineage_t **out,
+                            json_t **problems, build_stats_t *stats, dm_error_t *err)
 {
     *out = NULL;
     *problems = json_array();
-    json_t *sources = NULL, *pipelines = NULL, *sinks = NULL;
+    json_t *sources = NULL, *pipelines = NULL, *sinks = NULL, *processors = NULL;
     dm_err_t rc = dm_store_docs(store, DM_KIND_SOURCE, &sources, err);
     if (!rc) rc = dm_store_docs(store, DM_KIND_PIPELINE, &pipelines, err);
     if (!rc) rc = dm_store_docs(store, DM_KIND_SINK, &sinks, err);
-    size_t n = json_object_size(pipelines), k = 0;
-    dm_pipeline_plan_t **plans = calloc(n ? n : 1, sizeof(*plans));
-    if (!rc && !plans) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    if (!rc) rc = dm_store_docs(store, DM_KIND_PROCESSOR, &processors, err);
+    dm_lineage_env_t env = {env_schema, env_subject_schema, rt};
+    dm_lineage_t *g = NULL;
+    if (!rc) rc = dm_lineage_new(sources, &env, &g, err);
     const char *name;
     json_t *doc;
     json_object_foreach(rc ? NULL : pipelines, name, doc)
     {
+        kept_t *k = kept_get(kept, name);
+        if (k && k->generation == generation_of(doc) &&
+            dm_runtime_plan_deps_hold(rt, k->deps, sources, sinks, processors)) {
+            int r = dm_lineage_replay(g, k->frag, k->len);
+            if (r > 0) {
+                stats->replayed++;
+                continue;
+            }
+            if (r < 0) {
+                rc = dm_error_set(err, DM_ERR_NOMEM, "lineage: out of memory replaying %s", name);
+                break;
+            }
+        }
+        stats->compiled++;
         dm_error_t e = {0};
-        /* the maps read once: per pipeline they would cost O(objects) each */
-        json_t *j = dm_runtime_plan_among(rt, doc, sources, sinks, &e);
-        if (j && dm_plan_from_json(j, &plans[k], &e) == DM_OK)
-            k++;
-        else
+        json_t *deps = NULL;
+        dm_pipeline_plan_t *plan = NULL;
+        json_t *j = dm_runtime_plan_deps(rt, doc, sources, sinks, &deps, &e);
+        if (!j || dm_plan_from_json(j, &plan, &e) != DM_OK) {
+            /* not compiled (yet): a problem, and nothing kept */
             json_array_append_new(*problems,
                                   json_pack("{s:s, s:s}", "pipeline", name, "error", e.message));
+            kept_set(kept, name, NULL);
+            json_decref(deps);
+            json_decref(j);
+            continue;
+        }
         json_decref(j);
+        kept_t *nk = calloc(1, sizeof(*nk));
+        if (!nk) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        if (!rc) rc = dm_lineage_add(g, &env, plan, &nk->frag, &nk->len, err);
+        dm_plan_free(plan);
+        if (rc) {
+            json_decref(deps);
+            kept_free(nk);
+            break;
+        }
+        nk->generation = generation_of(doc);
+        nk->deps = deps;
+        nk->dirty = true;
+        kept_set(kept, name, nk);
     }
-    dm_lineage_env_t env = {env_schema, env_subject_schema, rt};
-    if (!rc) rc = dm_lineage_build(sources, plans, k, &env, out, err);
-    if (!rc) json_array_extend(*problems, (json_t *)dm_lineage_problems(*out));
-    for (size_t i = 0; i < k; i++)
-        dm_plan_free(plans[i]);
-    free(plans);
+    if (!rc) rc = dm_lineage_finish(g, err);
+    if (!rc) json_array_extend(*problems, (json_t *)dm_lineage_problems(g));
+    if (rc) {
+        dm_lineage_free(g);
+        g = NULL;
+    }
+    /* pipelines deleted since (their rows went with them) */
+    void *tmp;
+    json_object_foreach_safe(rc ? NULL : kept, tmp, name, doc)
+    {
+        if (!json_object_get(pipelines, name)) kept_set(kept, name, NULL);
+    }
+    if (!rc) kept_store(store, kept);
+    *out = g;
     json_decref(sources);
     json_decref(pipelines);
     json_decref(sinks);
+    json_decref(processors);
     return rc;
 }
 
@@ -134,6 +280,8 @@ static struct {
     uint64_t fp;
     uint64_t store_changes, registry_changes; /* the counters when the graph was checked */
     int64_t at_ms;
+    json_t *kept;       /* pipeline name → kept_t (see above); NULL until read from the store */
+    build_stats_t last; /* how the last graph was built */
 } cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 dm_err_t dm_api_lineage_with(dm_store_t *store, dm_runtime_t *rt, dm_api_lineage_fn fn, void *ctx,
@@ -157,7 +305,22 @@ dm_err_t dm_api_lineage_with(dm_store_t *store, dm_runtime_t *rt, dm_api_lineage
     if (!cache.g || !fp || fp != cache.fp || registered || now - cache.at_ms >= max_age) {
         dm_lineage_t *g = NULL;
         json_t *problems = NULL;
-        rc = build_graph(store, rt, &g, &problems, err);
+        if (!cache.kept) {
+            cache.kept = json_object();
+            dm_error_t e = {0};
+            if (cache.kept) dm_store_lineage_each(store, on_stored, cache.kept, &e);
+        }
+        build_stats_t stats = {0};
+        uint64_t t0 = dm_now_ns();
+        rc = cache.kept ? build_graph(store, rt, cache.kept, &g, &problems, &stats, err)
+                        : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        cache.last = stats;
+        if (!rc)
+            dm_log(DM_LOG_INFO, "lineage",
+                   "graph of %zu pipelines: %zu replayed from kept fragments, %zu compiled, "
+                   "in %.1f ms",
+                   stats.replayed + stats.compiled, stats.replayed, stats.compiled,
+                   (double)(dm_now_ns() - t0) / 1e6);
         if (!rc) {
             dm_lineage_free(cache.g);
             json_decref(cache.problems);
@@ -181,6 +344,11 @@ void dm_api_lineage_forget(void)
     json_decref(cache.problems);
     cache.g = NULL;
     cache.problems = NULL;
+    const char *name;
+    json_t *v;
+    json_object_foreach(cache.kept, name, v) kept_free((kept_t *)(intptr_t)json_integer_value(v));
+    json_decref(cache.kept);
+    cache.kept = NULL;
     pthread_mutex_unlock(&cache.mu);
 }
 

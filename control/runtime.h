@@ -67,6 +67,20 @@ json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch
 json_t *dm_runtime_plan_among(dm_runtime_t *rt, const json_t *doc, const json_t *sources,
                               const json_t *sinks, dm_error_t *err);
 
+/* dm_runtime_plan_among, and in *deps (new object, also on error) what the
+ * compile read: "s:SUBJECT" → its latest schema id, "t:TOPIC" → 1 when it
+ * exists, "Source:N" / "Sink:N" / "Processor:N" → the document's generation
+ * (0: none). The same document compiles to the same plan while
+ * dm_runtime_plan_deps_hold says they all still hold (lineage keeps each
+ * pipeline's part of its graph while they do). */
+json_t *dm_runtime_plan_deps(dm_runtime_t *rt, const json_t *doc, const json_t *sources,
+                             const json_t *sinks, json_t **deps, dm_error_t *err);
+
+/* Whether every entry of deps is as it was (sources, sinks, processors: the
+ * stored name → document maps now). */
+bool dm_runtime_plan_deps_hold(dm_runtime_t *rt, const json_t *deps, const json_t *sources,
+                               const json_t *sinks, const json_t *processors);
+
 /* Reconciles running units with the store. Errors of individual units show
  * in their status; an error here means the runtime itself failed. */
 dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err);
