@@ -76,10 +76,22 @@ json_t *dm_runtime_plan_among(dm_runtime_t *rt, const json_t *doc, const json_t 
 json_t *dm_runtime_plan_deps(dm_runtime_t *rt, const json_t *doc, const json_t *sources,
                              const json_t *sinks, json_t **deps, dm_error_t *err);
 
-/* Whether every entry of deps is as it was (sources, sinks, processors: the
- * stored name → document maps now). */
-bool dm_runtime_plan_deps_hold(dm_runtime_t *rt, const json_t *deps, const json_t *sources,
-                               const json_t *sinks, const json_t *processors);
+/* What plan deps are checked against, read once for many pipelines:
+ * subjects (subject → latest id) and topics (name → true) filled by
+ * dm_runtime_plan_now; sources, sinks, processors: the stored name → document
+ * maps the caller read (borrowed). */
+typedef struct dm_runtime_plan_now {
+    json_t *subjects, *topics;
+    const json_t *sources, *sinks, *processors;
+} dm_runtime_plan_now_t;
+
+/* Reads the registry's latest ids and the topics (one query each); free them
+ * with dm_runtime_plan_now_clear. */
+dm_err_t dm_runtime_plan_now(dm_runtime_t *rt, dm_runtime_plan_now_t *now, dm_error_t *err);
+void dm_runtime_plan_now_clear(dm_runtime_plan_now_t *now);
+
+/* Whether every entry of deps is as it was. Any thread. */
+bool dm_runtime_plan_deps_hold(const json_t *deps, const dm_runtime_plan_now_t *now);
 
 /* Reconciles running units with the store. Errors of individual units show
  * in their status; an error here means the runtime itself failed. */

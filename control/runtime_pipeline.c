@@ -682,8 +682,33 @@ json_t *dm_runtime_plan_deps(dm_runtime_t *rt, const json_t *doc, const json_t *
     return j;
 }
 
-bool dm_runtime_plan_deps_hold(dm_runtime_t *rt, const json_t *deps, const json_t *sources,
-                               const json_t *sinks, const json_t *processors)
+static int topic_seen(void *ctx, const char *topic)
+{
+    json_object_set_new(ctx, topic, json_true());
+    return 0;
+}
+
+dm_err_t dm_runtime_plan_now(dm_runtime_t *rt, dm_runtime_plan_now_t *now, dm_error_t *err)
+{
+    now->subjects = NULL;
+    now->topics = json_object();
+    if (!now->topics) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    pthread_mutex_lock(&rt->mu);
+    dm_err_t rc = dm_schema_registry_latest_ids(rt->reg, &now->subjects, err);
+    pthread_mutex_unlock(&rt->mu);
+    if (!rc) rc = dm_transport_list_topics(rt->t, topic_seen, now->topics, err);
+    if (rc) dm_runtime_plan_now_clear(now);
+    return rc;
+}
+
+void dm_runtime_plan_now_clear(dm_runtime_plan_now_t *now)
+{
+    json_decref(now->subjects);
+    json_decref(now->topics);
+    now->subjects = now->topics = NULL;
+}
+
+bool dm_runtime_plan_deps_hold(const json_t *deps, const dm_runtime_plan_now_t *now)
 {
     const char *key;
     json_t *v;
@@ -692,22 +717,20 @@ bool dm_runtime_plan_deps_hold(dm_runtime_t *rt, const json_t *deps, const json_
         const char *name = strchr(key, ':');
         if (!name) return false;
         name++;
-        int64_t want = json_integer_value(v), now = 0;
-        if (!strncmp(key, "s:", 2)) {
-            dm_error_t e = {0};
-            if (dm_runtime_subject_id(rt, name, &now, &e)) now = 0;
-        } else if (!strncmp(key, "t:", 2)) {
-            now = dm_runtime_topic_partitions(rt, name) > 0;
-        } else if (!strncmp(key, "Source:", 7)) {
-            now = doc_generation(json_object_get(sources, name));
-        } else if (!strncmp(key, "Sink:", 5)) {
-            now = doc_generation(json_object_get(sinks, name));
-        } else if (!strncmp(key, "Processor:", 10)) {
-            now = doc_generation(json_object_get(processors, name));
-        } else {
+        int64_t want = json_integer_value(v), have = 0;
+        if (!strncmp(key, "s:", 2))
+            have = json_integer_value(json_object_get(now->subjects, name));
+        else if (!strncmp(key, "t:", 2))
+            have = json_object_get(now->topics, name) != NULL;
+        else if (!strncmp(key, "Source:", 7))
+            have = doc_generation(json_object_get(now->sources, name));
+        else if (!strncmp(key, "Sink:", 5))
+            have = doc_generation(json_object_get(now->sinks, name));
+        else if (!strncmp(key, "Processor:", 10))
+            have = doc_generation(json_object_get(now->processors, name));
+        else
             return false;
-        }
-        if (now != want) return false;
+        if (have != want) return false;
     }
     return true;
 }
