@@ -67,7 +67,7 @@ struct dm_lineage {
  * always looked up before the plan changes it or anything under it, so the
  * hash at the first look-up is the hash before. */
 
-enum { OP_END, OP_NODE, OP_KID, OP_ATTR, OP_EDGE, OP_PROBLEM };
+enum { OP_END, OP_NODE, OP_KID, OP_ATTR, OP_EDGE, OP_PROBLEM, OP_ATTR_STR };
 
 typedef struct lbuf {
     unsigned char *p;
@@ -177,7 +177,13 @@ static size_t node_add(dm_lineage_t *g, const char *id, const char *kind, size_t
 
 static void node_attr(dm_lineage_t *g, size_t i, const char *key, json_t *value)
 {
-    if (g->rec) {
+    if (g->rec && json_is_string(value)) {
+        /* most attributes are strings: no JSON to parse when replayed */
+        buf_op(&g->rec->ops, OP_ATTR_STR);
+        buf_str(&g->rec->ops, g->nodes[i].id);
+        buf_str(&g->rec->ops, key);
+        buf_str(&g->rec->ops, json_string_value(value));
+    } else if (g->rec) {
         char *text = value ? json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
         if (!text) g->rec->ops.failed = true;
         buf_op(&g->rec->ops, OP_ATTR);
@@ -1140,7 +1146,7 @@ static bool replay_ops(dm_lineage_t *g, lread_t r, bool apply)
             if (!k) return false;
             p->kids = k;
             p->kids[p->n_kids++] = ki;
-        } else if (op == OP_ATTR) {
+        } else if (op == OP_ATTR || op == OP_ATTR_STR) {
             const char *id = rd_cstr(&r, a, sizeof(a), &null);
             const char *key = rd_cstr(&r, b, sizeof(b), &n2);
             uint32_t len;
@@ -1148,7 +1154,8 @@ static bool replay_ops(dm_lineage_t *g, lread_t r, bool apply)
             if (r.bad || !id || !key || n3) return false;
             if (!apply) continue;
             size_t i = node_lookup(g, id);
-            json_t *v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+            json_t *v = op == OP_ATTR_STR ? json_stringn(text, len)
+                                          : json_loadb(text, len, JSON_DECODE_ANY, NULL);
             if (i == NONE || !v) {
                 json_decref(v);
                 return false;
