@@ -508,7 +508,8 @@ dm_err_t dm_store_lineage_put(dm_store_t *s, const char *pipeline, const char *k
     dm_err_t rc = DM_OK;
     sqlite3_stmt *st = prep(s, ST_LINEAGE_PUT,
                             "INSERT OR REPLACE INTO lineage (pipeline, key, fragment) "
-                            "VALUES (?1, ?2, ?3)");
+                            "SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM objects "
+                            "WHERE kind = 'Pipeline' AND name = ?1)");
     if (!st) {
         rc = sql_fail(s, err, "keep a pipeline's lineage");
     } else {

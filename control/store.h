@@ -64,8 +64,8 @@ dm_err_t dm_store_delete(dm_store_t *s, dm_kind_t kind, const char *name, dm_err
 /* ---- lineage fragments (control/api_lineage.c keeps them) ---- */
 
 /* Keeps pipeline's lineage fragment (bytes copied) under key, replacing the
- * one it had. Alone, or inside a transaction (many at once: one commit). A
- * deleted pipeline's fragment goes with it. */
+ * one it had; nothing when there is no such pipeline (deleted meanwhile). Alone, or inside a
+ * transaction (many at once: one commit). A deleted pipeline's fragment goes with it. */
 dm_err_t dm_store_lineage_put(dm_store_t *s, const char *pipeline, const char *key,
                               const void *frag, size_t len, dm_error_t *err);
 

@@ -241,9 +241,16 @@ static void test_lineage_fragments(void)
     CHECK(dm_store_delete(s, DM_KIND_PIPELINE, "l1", &err) == DM_OK);
     dm_store_rollback(s);
     CHECK_STR_EQ(fragments(s), "l1=2 {}:def");
-    /* a row with no pipeline (left by hand or an older datamesh) goes at open */
+    /* no row for a pipeline that is not there (deleted while its lineage was computed) */
     CHECK(dm_store_lineage_put(s, "ghost", "1 {}", "g", 1, &err) == DM_OK);
+    CHECK_STR_EQ(fragments(s), "l1=2 {}:def");
     dm_store_close(s);
+    /* a row with no pipeline (left by hand or an older datamesh) goes at open */
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd),
+             "sqlite3 %s \"INSERT INTO lineage VALUES ('ghost', '1 {}', x'00')\" 2>/dev/null",
+             path);
+    if (system(cmd) != 0) return; /* no sqlite3 shell */
     s = dm_store_open(path, &err);
     REQUIRE(s);
     CHECK_STR_EQ(fragments(s), "l1=2 {}:def");
