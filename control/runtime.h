@@ -76,6 +76,10 @@ json_t *dm_runtime_plan_among(dm_runtime_t *rt, const json_t *doc, const json_t 
 json_t *dm_runtime_plan_deps(dm_runtime_t *rt, const json_t *doc, const json_t *sources,
                              const json_t *sinks, json_t **deps, dm_error_t *err);
 
+/* Every subject's latest schema id: a new JSON object subject → id, in one
+ * registry query. Any thread. */
+dm_err_t dm_runtime_latest_ids(dm_runtime_t *rt, json_t **out, dm_error_t *err);
+
 /* What plan deps are checked against, read once for many pipelines:
  * subjects (subject → latest id) and topics (name → true) filled by
  * dm_runtime_plan_now; sources, sinks, processors: the stored name → document

@@ -682,6 +682,14 @@ json_t *dm_runtime_plan_deps(dm_runtime_t *rt, const json_t *doc, const json_t *
     return j;
 }
 
+dm_err_t dm_runtime_latest_ids(dm_runtime_t *rt, json_t **out, dm_error_t *err)
+{
+    pthread_mutex_lock(&rt->mu);
+    dm_err_t rc = dm_schema_registry_latest_ids(rt->reg, out, err);
+    pthread_mutex_unlock(&rt->mu);
+    return rc;
+}
+
 static int topic_seen(void *ctx, const char *topic)
 {
     json_object_set_new(ctx, topic, json_true());
@@ -693,9 +701,7 @@ dm_err_t dm_runtime_plan_now(dm_runtime_t *rt, dm_runtime_plan_now_t *now, dm_er
     now->subjects = NULL;
     now->topics = json_object();
     if (!now->topics) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    pthread_mutex_lock(&rt->mu);
-    dm_err_t rc = dm_schema_registry_latest_ids(rt->reg, &now->subjects, err);
-    pthread_mutex_unlock(&rt->mu);
+    dm_err_t rc = dm_runtime_latest_ids(rt, &now->subjects, err);
     if (!rc) rc = dm_transport_list_topics(rt->t, topic_seen, now->topics, err);
     if (rc) dm_runtime_plan_now_clear(now);
     return rc;
