@@ -164,8 +164,8 @@ typedef struct build_stats {
 
 /* Builds the graph of what the store holds now, from the kept fragments
  * where they hold. */
-static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, json_t *kept, dm_lineage_t **out,
-                            json_t **problems, build_stats_t *stats, dm_error_t *err)
+static dm_err_t build_once(dm_store_t *store, dm_runtime_t *rt, json_t *kept, dm_lineage_t **out,
+                           json_t **problems, build_stats_t *stats, dm_error_t *err)
 {
     *out = NULL;
     *problems = json_array();
@@ -203,7 +203,12 @@ static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, json_t *kept, d
                 continue;
             }
             if (r < 0) {
-                rc = dm_error_set(err, DM_ERR_NOMEM, "lineage: out of memory replaying %s", name);
+                /* half replayed: this graph is lost; the next one compiles everything */
+                dm_log(DM_LOG_WARN, "lineage",
+                       "pipeline=%s: its kept fragment failed half way; computing the whole "
+                       "graph again",
+                       name);
+                rc = DM_ERR_AGAIN;
                 break;
             }
         }
@@ -260,6 +265,23 @@ static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, json_t *kept, d
     json_decref(sinks);
     json_decref(processors);
     return rc;
+}
+
+/* build_once; when a fragment fails half way (only out of memory can do
+ * that), once more with nothing kept. */
+static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, json_t *kept, dm_lineage_t **out,
+                            json_t **problems, build_stats_t *stats, dm_error_t *err)
+{
+    dm_err_t rc = build_once(store, rt, kept, out, problems, stats, err);
+    if (rc != DM_ERR_AGAIN) return rc;
+    json_decref(*problems);
+    const char *name;
+    json_t *v;
+    json_object_foreach(kept, name, v) kept_free((kept_t *)(intptr_t)json_integer_value(v));
+    json_object_clear(kept);
+    *stats = (build_stats_t){0};
+    rc = build_once(store, rt, kept, out, problems, stats, err);
+    return rc == DM_ERR_AGAIN ? dm_error_set(err, DM_ERR_NOMEM, "lineage: out of memory") : rc;
 }
 
 /* What the graph is computed from, in 64 bits (see the top of the file). */
