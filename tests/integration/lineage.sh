@@ -179,5 +179,23 @@ line=$(grep "component=lineage graph of" "$data/up.log" | tail -1)
 r=$(has "$data/city3.json" '!pipeline:cities' 2>&1) && [[ $line == *"graph of 2 pipelines: 2 replayed from kept fragments, 0 compiled"* ]] \
   && ok deleted_stays_gone_after_restart || bad deleted_stays_gone_after_restart "$r $line"
 
+# a new schema version of movies: only the pipeline reading it (us-plays, its enrich) is
+# compiled again; by-country reads the same graph and is replayed
+cat >"$data/movies2.yaml" <<'YAML'
+kind: Source
+metadata: {name: movies, owner: test}
+spec:
+  connector: ingest
+  key: [movie_id]
+  schema: {type: record, name: Movie, fields: [{name: movie_id, type: long}, {name: title, type: string},
+           {name: year, type: int, default: 0}]}
+YAML
+r=$("$bin" apply -f "$data/movies2.yaml" 2>&1) && ok apply_movies_v2 || bad apply_movies_v2 "$r"
+"$bin" lineage movies.year --downstream -o json >"$data/year.json" 2>&1
+line=$(grep "component=lineage graph of" "$data/up.log" | tail -1)
+r=$(has "$data/year.json" movies.year 2>&1) \
+  && [[ $line == *"graph of 2 pipelines: 1 replayed from kept fragments, 1 compiled"* ]] \
+  && ok schema_version_recompiles_its_reader || bad schema_version_recompiles_its_reader "$r $line"
+
 stop
 dm_e2e_summary
