@@ -26,6 +26,7 @@
 #include "control/spec.h"
 #include "core/clock.h"
 #include "core/hash.h"
+#include "core/log.h"
 
 #define CACHE_MAX_AGE_MS 600000 /* a safety net: the counters say when anything changed */
 
@@ -34,65 +35,269 @@ typedef struct lineage_api {
     dm_runtime_t *rt;
 } lineage_api_t;
 
+/* The registry as building reads it: the latest ids read once (one query
+ * for thousands of sources), the runtime for the rest. */
+typedef struct env_ctx {
+    dm_runtime_t *rt;
+    const json_t *subjects; /* subject → latest id, or NULL */
+} env_ctx_t;
+
 static const dm_avro_schema_t *env_schema(void *ctx, int64_t id, dm_error_t *err)
 {
-    return dm_runtime_schema(ctx, id, err);
+    return dm_runtime_schema(((env_ctx_t *)ctx)->rt, id, err);
 }
 
 static const dm_avro_schema_t *env_subject_schema(void *ctx, const char *subject)
 {
+    env_ctx_t *c = ctx;
     int64_t id = 0;
-    if (dm_runtime_subject_id(ctx, subject, &id, NULL)) return NULL;
-    return dm_runtime_schema(ctx, id, NULL);
+    if (c->subjects)
+        id = json_integer_value(json_object_get(c->subjects, subject));
+    else if (dm_runtime_subject_id(c->rt, subject, &id, NULL))
+        return NULL;
+    return id ? dm_runtime_schema(c->rt, id, NULL) : NULL;
 }
 
-/* Builds the graph of what the store holds now. */
-static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, dm_lineage_t **out,
-                            json_t **problems, dm_error_t *err)
+/* ---- each pipeline's part of the graph, kept ---------------------------------------
+ * A fragment (control/lineage.h) per pipeline with its key: the pipeline's
+ * generation and what its compile read (dm_runtime_plan_deps: the subjects'
+ * latest ids, its sources', sinks' and processors' generations). Building
+ * the graph replays a pipeline's fragment while its key holds and the graph
+ * it read is the same, else compiles it and records a new one. Fragments live
+ * here and in the store's lineage table (read once, after a restart). */
+
+typedef struct kept {
+    int64_t generation;
+    json_t *deps;
+    void *frag;
+    size_t len;
+    bool dirty; /* not in the store yet */
+} kept_t;
+
+static void kept_free(kept_t *k)
+{
+    if (!k) return;
+    json_decref(k->deps);
+    free(k->frag);
+    free(k);
+}
+
+static kept_t *kept_get(json_t *kept, const char *name)
+{
+    return (kept_t *)(intptr_t)json_integer_value(json_object_get(kept, name));
+}
+
+static void kept_set(json_t *kept, const char *name, kept_t *k)
+{
+    kept_free(kept_get(kept, name));
+    if (!k)
+        json_object_del(kept, name);
+    else if (json_object_set_new(kept, name, json_integer((json_int_t)(intptr_t)k)))
+        kept_free(k);
+}
+
+/* The store's text of a key: "GENERATION DEPS-JSON". */
+static char *key_text(const kept_t *k)
+{
+    char *deps = json_dumps(k->deps, JSON_COMPACT | JSON_SORT_KEYS);
+    size_t n = deps ? strlen(deps) + 32 : 0;
+    char *out = deps ? malloc(n) : NULL;
+    if (out) snprintf(out, n, "%lld %s", (long long)k->generation, deps);
+    free(deps);
+    return out;
+}
+
+static void on_stored(void *ctx, const char *pipeline, const char *key, const void *frag,
+                      size_t len)
+{
+    char *end;
+    long long gen = strtoll(key, &end, 10);
+    kept_t *k = calloc(1, sizeof(*k));
+    if (!k) return;
+    k->generation = gen;
+    k->deps = *end == ' ' ? json_loads(end + 1, 0, NULL) : NULL;
+    k->frag = len ? malloc(len) : NULL;
+    k->len = len;
+    if (!k->deps || !k->frag) {
+        kept_free(k); /* unreadable: computed again */
+        return;
+    }
+    memcpy(k->frag, frag, len);
+    kept_set(ctx, pipeline, k);
+}
+
+static int64_t generation_of(const json_t *doc)
+{
+    return json_integer_value(json_object_get(json_object_get(doc, "status"), "generation"));
+}
+
+/* Writes the fragments not in the store yet, in one transaction. A failure
+ * only means they are computed again after a restart. */
+static void kept_store(dm_store_t *store, json_t *kept)
+{
+    dm_error_t err = {0};
+    if (dm_store_begin(store, &err)) return;
+    const char *name;
+    json_t *v;
+    dm_err_t rc = DM_OK;
+    json_object_foreach(kept, name, v)
+    {
+        kept_t *k = (kept_t *)(intptr_t)json_integer_value(v);
+        if (!k->dirty || rc) continue;
+        char *key = key_text(k);
+        rc = key ? dm_store_lineage_put(store, name, key, k->frag, k->len, &err) : DM_ERR_NOMEM;
+        free(key);
+    }
+    if (!rc && !dm_store_commit(store, &err)) {
+        json_object_foreach(kept, name, v)((kept_t *)(intptr_t)json_integer_value(v))->dirty =
+            false;
+    } else if (rc) {
+        dm_store_rollback(store);
+    }
+}
+
+typedef struct build_stats {
+    size_t replayed, compiled;
+    uint64_t load_ns, sources_ns, check_ns, replay_ns, compile_ns,
+        store_ns; /* where the time went */
+} build_stats_t;
+
+/* Builds the graph of what the store holds now, from the kept fragments
+ * where they hold. */
+static dm_err_t build_once(dm_store_t *store, dm_runtime_t *rt, json_t *kept, dm_lineage_t **out,
+                           json_t **problems, build_stats_t *stats, dm_error_t *err)
 {
     *out = NULL;
     *problems = json_array();
-    json_t *sources = NULL, *pipelines = NULL, *sinks = NULL;
+    json_t *sources = NULL, *pipelines = NULL, *sinks = NULL, *processors = NULL;
     dm_err_t rc = dm_store_docs(store, DM_KIND_SOURCE, &sources, err);
     if (!rc) rc = dm_store_docs(store, DM_KIND_PIPELINE, &pipelines, err);
     if (!rc) rc = dm_store_docs(store, DM_KIND_SINK, &sinks, err);
-    size_t n = json_object_size(pipelines), k = 0;
-    dm_pipeline_plan_t **plans = calloc(n ? n : 1, sizeof(*plans));
-    if (!rc && !plans) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    if (!rc) rc = dm_store_docs(store, DM_KIND_PROCESSOR, &processors, err);
+    dm_lineage_t *g = NULL;
+    dm_runtime_plan_now_t now = {.sources = sources, .sinks = sinks, .processors = processors};
+    uint64_t t = dm_now_ns();
+    /* without them every pipeline is compiled, as before fragments were kept */
+    bool have_now = !rc && !dm_runtime_plan_now(rt, &now, NULL);
+    stats->check_ns += dm_now_ns() - t;
+    env_ctx_t ectx = {rt, have_now ? now.subjects : NULL};
+    dm_lineage_env_t env = {env_schema, env_subject_schema, &ectx};
+    t = dm_now_ns();
+    if (!rc) rc = dm_lineage_new(sources, &env, &g, err);
+    stats->sources_ns = dm_now_ns() - t;
     const char *name;
     json_t *doc;
     json_object_foreach(rc ? NULL : pipelines, name, doc)
     {
+        kept_t *k = kept_get(kept, name);
+        uint64_t t0 = dm_now_ns();
+        bool holds = have_now && k && k->generation == generation_of(doc) &&
+                     dm_runtime_plan_deps_hold(k->deps, &now);
+        uint64_t t1 = dm_now_ns();
+        stats->check_ns += t1 - t0;
+        if (holds) {
+            int r = dm_lineage_replay(g, k->frag, k->len);
+            stats->replay_ns += dm_now_ns() - t1;
+            if (r > 0) {
+                stats->replayed++;
+                continue;
+            }
+            if (r < 0) {
+                /* half replayed: this graph is lost; the next one compiles everything */
+                dm_log(DM_LOG_WARN, "lineage",
+                       "pipeline=%s: its kept fragment failed half way; computing the whole "
+                       "graph again",
+                       name);
+                rc = DM_ERR_AGAIN;
+                break;
+            }
+        }
+        stats->compiled++;
+        t1 = dm_now_ns();
         dm_error_t e = {0};
-        /* the maps read once: per pipeline they would cost O(objects) each */
-        json_t *j = dm_runtime_plan_among(rt, doc, sources, sinks, &e);
-        if (j && dm_plan_from_json(j, &plans[k], &e) == DM_OK)
-            k++;
-        else
+        json_t *deps = NULL;
+        dm_pipeline_plan_t *plan = NULL;
+        json_t *j = dm_runtime_plan_deps(rt, doc, sources, sinks, &deps, &e);
+        if (!j || dm_plan_from_json(j, &plan, &e) != DM_OK) {
+            /* not compiled (yet): a problem, and nothing kept */
             json_array_append_new(*problems,
                                   json_pack("{s:s, s:s}", "pipeline", name, "error", e.message));
+            kept_set(kept, name, NULL);
+            json_decref(deps);
+            json_decref(j);
+            continue;
+        }
         json_decref(j);
+        kept_t *nk = calloc(1, sizeof(*nk));
+        if (!nk) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        if (!rc) rc = dm_lineage_add(g, &env, plan, &nk->frag, &nk->len, err);
+        dm_plan_free(plan);
+        if (rc) {
+            json_decref(deps);
+            kept_free(nk);
+            break;
+        }
+        nk->generation = generation_of(doc);
+        nk->deps = deps;
+        nk->dirty = true;
+        kept_set(kept, name, nk);
+        stats->compile_ns += dm_now_ns() - t1;
     }
-    dm_lineage_env_t env = {env_schema, env_subject_schema, rt};
-    if (!rc) rc = dm_lineage_build(sources, plans, k, &env, out, err);
-    if (!rc) json_array_extend(*problems, (json_t *)dm_lineage_problems(*out));
-    for (size_t i = 0; i < k; i++)
-        dm_plan_free(plans[i]);
-    free(plans);
+    if (!rc) rc = dm_lineage_finish(g, err);
+    if (!rc) json_array_extend(*problems, (json_t *)dm_lineage_problems(g));
+    if (rc) {
+        dm_lineage_free(g);
+        g = NULL;
+    }
+    /* pipelines deleted since (their rows went with them) */
+    void *tmp;
+    json_object_foreach_safe(rc ? NULL : kept, tmp, name, doc)
+    {
+        if (!json_object_get(pipelines, name)) kept_set(kept, name, NULL);
+    }
+    if (have_now) dm_runtime_plan_now_clear(&now);
+    uint64_t t2 = dm_now_ns();
+    if (!rc) kept_store(store, kept);
+    stats->store_ns = dm_now_ns() - t2;
+    *out = g;
     json_decref(sources);
     json_decref(pipelines);
     json_decref(sinks);
+    json_decref(processors);
     return rc;
+}
+
+/* build_once; when a fragment fails half way (only out of memory can do
+ * that), once more with nothing kept. */
+static dm_err_t build_graph(dm_store_t *store, dm_runtime_t *rt, json_t *kept, dm_lineage_t **out,
+                            json_t **problems, build_stats_t *stats, dm_error_t *err)
+{
+    dm_err_t rc = build_once(store, rt, kept, out, problems, stats, err);
+    if (rc != DM_ERR_AGAIN) return rc;
+    json_decref(*problems);
+    const char *name;
+    json_t *v;
+    json_object_foreach(kept, name, v) kept_free((kept_t *)(intptr_t)json_integer_value(v));
+    json_object_clear(kept);
+    *stats = (build_stats_t){0};
+    rc = build_once(store, rt, kept, out, problems, stats, err);
+    return rc == DM_ERR_AGAIN ? dm_error_set(err, DM_ERR_NOMEM, "lineage: out of memory") : rc;
 }
 
 /* What the graph is computed from, in 64 bits (see the top of the file). */
 static uint64_t fingerprint(dm_store_t *store, dm_runtime_t *rt)
 {
     uint64_t h = 0x243f6a8885a308d3ull;
+    /* the latest ids in one query: one per source costs seconds at 30,000 */
+    json_t *ids = NULL;
+    if (dm_runtime_latest_ids(rt, &ids, NULL)) return 0;
     const dm_kind_t kinds[] = {DM_KIND_SOURCE, DM_KIND_PIPELINE, DM_KIND_SINK};
     for (int k = 0; k < 3; k++) {
         json_t *docs = NULL;
-        if (dm_store_docs(store, kinds[k], &docs, NULL)) return 0;
+        if (dm_store_docs(store, kinds[k], &docs, NULL)) {
+            json_decref(ids);
+            return 0;
+        }
         const char *name;
         json_t *doc;
         json_object_foreach(docs, name, doc)
@@ -104,7 +309,7 @@ static uint64_t fingerprint(dm_store_t *store, dm_runtime_t *rt)
             if (kinds[k] == DM_KIND_SOURCE) {
                 char subject[400];
                 snprintf(subject, sizeof(subject), "%s-value", name);
-                dm_runtime_subject_id(rt, subject, &v[2], NULL);
+                v[2] = json_integer_value(json_object_get(ids, subject));
             }
             h = dm_hash64_seed(name, strlen(name), h);
             h = dm_hash64_seed(v, sizeof(v), h);
@@ -118,12 +323,13 @@ static uint64_t fingerprint(dm_store_t *store, dm_runtime_t *rt)
                 int64_t id = 0;
                 if (!src) continue;
                 snprintf(subject, sizeof(subject), "%s-value", src);
-                dm_runtime_subject_id(rt, subject, &id, NULL);
+                id = json_integer_value(json_object_get(ids, subject));
                 h = dm_hash64_seed(&id, sizeof(id), h);
             }
         }
         json_decref(docs);
     }
+    json_decref(ids);
     return h ? h : 1;
 }
 
@@ -134,6 +340,8 @@ static struct {
     uint64_t fp;
     uint64_t store_changes, registry_changes; /* the counters when the graph was checked */
     int64_t at_ms;
+    json_t *kept;       /* pipeline name → kept_t (see above); NULL until read from the store */
+    build_stats_t last; /* how the last graph was built */
 } cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 dm_err_t dm_api_lineage_with(dm_store_t *store, dm_runtime_t *rt, dm_api_lineage_fn fn, void *ctx,
@@ -157,7 +365,28 @@ dm_err_t dm_api_lineage_with(dm_store_t *store, dm_runtime_t *rt, dm_api_lineage
     if (!cache.g || !fp || fp != cache.fp || registered || now - cache.at_ms >= max_age) {
         dm_lineage_t *g = NULL;
         json_t *problems = NULL;
-        rc = build_graph(store, rt, &g, &problems, err);
+        build_stats_t stats = {0};
+        uint64_t t0 = dm_now_ns();
+        if (!cache.kept) {
+            cache.kept = json_object();
+            dm_error_t e = {0};
+            if (cache.kept) dm_store_lineage_each(store, on_stored, cache.kept, &e);
+            stats.load_ns = dm_now_ns() - t0;
+        }
+        rc = cache.kept ? build_graph(store, rt, cache.kept, &g, &problems, &stats, err)
+                        : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        cache.last = stats;
+        if (!rc)
+            dm_log(DM_LOG_INFO, "lineage",
+                   "graph of %zu pipelines: %zu replayed from kept fragments, %zu compiled, "
+                   "in %.1f ms (loading %.1f, sources %.1f, checking keys %.1f, replaying %.1f, "
+                   "compiling %.1f, "
+                   "storing %.1f)",
+                   stats.replayed + stats.compiled, stats.replayed, stats.compiled,
+                   (double)(dm_now_ns() - t0) / 1e6, (double)stats.load_ns / 1e6,
+                   (double)stats.sources_ns / 1e6, (double)stats.check_ns / 1e6,
+                   (double)stats.replay_ns / 1e6, (double)stats.compile_ns / 1e6,
+                   (double)stats.store_ns / 1e6);
         if (!rc) {
             dm_lineage_free(cache.g);
             json_decref(cache.problems);
@@ -181,6 +410,11 @@ void dm_api_lineage_forget(void)
     json_decref(cache.problems);
     cache.g = NULL;
     cache.problems = NULL;
+    const char *name;
+    json_t *v;
+    json_object_foreach(cache.kept, name, v) kept_free((kept_t *)(intptr_t)json_integer_value(v));
+    json_decref(cache.kept);
+    cache.kept = NULL;
     pthread_mutex_unlock(&cache.mu);
 }
 

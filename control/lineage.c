@@ -10,6 +10,7 @@
  * topics only carry the state to the stage that reads them.
  */
 #include "control/lineage.h"
+#include "control/lineage_internal.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -17,47 +18,98 @@
 #include <string.h>
 
 #include "connectors/sink.h"
+#include "core/hash.h"
 #include "engine/processor.h"
 #include "engine/table.h"
 
-#define NONE SIZE_MAX
+/* ---- fragments: what adding one plan did, to be done again ---------------------
+ *
+ * Adding a plan reads the graph (does node X exist, its kind, dataset, path,
+ * nested fields, a sink's sort order) and changes it (nodes, nested-field
+ * links, attributes, edges, problems). The fragment is both lists: a "dep"
+ * per node id the plan looked up, with a hash of that node as it was before
+ * the plan touched it (1: absent), then the changes in order, by node id.
+ * Replaying is exact: when every dep still hashes the same, the plan would
+ * read the same graph and so make the same changes, in the same order (the
+ * first-seen field types and nested-field fallbacks included). A node is
+ * always looked up before the plan changes it or anything under it, so the
+ * hash at the first look-up is the hash before. */
 
-/* Edge kinds beyond the field dependencies of engine/processor.h. */
-enum { K_INPUT = DM_DEP_SORT + 1, K_OUTPUT, K_CAPTURE };
+enum { OP_END, OP_NODE, OP_KID, OP_ATTR, OP_EDGE, OP_PROBLEM, OP_ATTR_STR };
 
-typedef struct lnode {
-    char *id;
-    const char *kind; /* source, topic, field, pipeline, sink, column, table */
-    size_t dataset;   /* fields and columns: their dataset; else NONE */
-    char *path;       /* fields and columns: the path inside it */
-    json_t *attrs;    /* more members of its JSON (owned; may be NULL) */
-    size_t *kids;     /* nested fields, one level down */
-    size_t n_kids;
-} lnode_t;
+typedef struct lbuf {
+    unsigned char *p;
+    size_t n, cap;
+    bool failed;
+} lbuf_t;
 
-typedef struct ledge {
-    size_t from, to;
-    int kind;
-    size_t pipeline; /* the pipeline's node, NONE for none */
-} ledge_t;
+typedef struct lrec {
+    lbuf_t deps, ops;
+    uint32_t n_deps;
+    json_t *looked; /* node ids already looked up by this plan */
+} lrec_t;
 
-struct dm_lineage {
-    lnode_t *nodes;
-    size_t n_nodes, cap_nodes;
-    ledge_t *edges;
-    size_t n_edges, cap_edges;
-    json_t *index; /* id → node index */
-    json_t *seen;  /* edge keys already added */
-    size_t *out_off, *out_list, *in_off, *in_list;
-    json_t *problems;
-};
+static void buf_put(lbuf_t *b, const void *data, size_t n)
+{
+    if (b->failed) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->n + n)
+            cap *= 2;
+        unsigned char *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+}
+
+static void buf_u32(lbuf_t *b, uint32_t v)
+{
+    buf_put(b, &v, sizeof(v));
+}
+
+/* A string; NULL is written as length 0xffffffff. */
+static void buf_str(lbuf_t *b, const char *s)
+{
+    uint32_t n = s ? (uint32_t)strlen(s) : UINT32_MAX;
+    buf_u32(b, n);
+    if (s) buf_put(b, s, n);
+}
+
+static void buf_op(lbuf_t *b, int op)
+{
+    unsigned char c = (unsigned char)op;
+    buf_put(b, &c, 1);
+}
+
+static uint64_t node_hash(const dm_lineage_t *g, size_t i);
 
 /* ---- nodes and edges ------------------------------------------------------------- */
 
+static size_t node_lookup(const dm_lineage_t *g, const char *id)
+{
+    return dm_lineage_node_lookup(g, id);
+}
+
+/* A node looked up while a plan is added: the first look-up of each id is a
+ * dep of its fragment. */
 static size_t node_find(const dm_lineage_t *g, const char *id)
 {
-    json_t *i = json_object_get(g->index, id);
-    return i ? (size_t)json_integer_value(i) : NONE;
+    size_t i = node_lookup(g, id);
+    lrec_t *r = g->rec;
+    if (r && !json_object_get(r->looked, id)) {
+        if (json_object_set_new(r->looked, id, json_true())) r->deps.failed = true;
+        buf_str(&r->deps, id);
+        uint64_t h = node_hash(g, i);
+        buf_put(&r->deps, &h, sizeof(h));
+        r->n_deps++;
+    }
+    return i;
 }
 
 /* The node id, added with kind unless it exists; NONE when out of memory. */
@@ -80,11 +132,33 @@ static size_t node_add(dm_lineage_t *g, const char *id, const char *kind, size_t
         free(n->path);
         return NONE;
     }
+    if (g->rec) {
+        buf_op(&g->rec->ops, OP_NODE);
+        buf_str(&g->rec->ops, id);
+        buf_str(&g->rec->ops, kind);
+        buf_str(&g->rec->ops, dataset != NONE ? g->nodes[dataset].id : NULL);
+        buf_str(&g->rec->ops, path);
+    }
     return g->n_nodes++;
 }
 
 static void node_attr(dm_lineage_t *g, size_t i, const char *key, json_t *value)
 {
+    if (g->rec && json_is_string(value)) {
+        /* most attributes are strings: no JSON to parse when replayed */
+        buf_op(&g->rec->ops, OP_ATTR_STR);
+        buf_str(&g->rec->ops, g->nodes[i].id);
+        buf_str(&g->rec->ops, key);
+        buf_str(&g->rec->ops, json_string_value(value));
+    } else if (g->rec) {
+        char *text = value ? json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        if (!text) g->rec->ops.failed = true;
+        buf_op(&g->rec->ops, OP_ATTR);
+        buf_str(&g->rec->ops, g->nodes[i].id);
+        buf_str(&g->rec->ops, key);
+        buf_str(&g->rec->ops, text ? text : "null");
+        free(text);
+    }
     if (!g->nodes[i].attrs) g->nodes[i].attrs = json_object();
     json_object_set_new(g->nodes[i].attrs, key, value);
 }
@@ -94,6 +168,13 @@ static dm_err_t edge_add(dm_lineage_t *g, size_t from, size_t to, int kind, size
     if (from == NONE || to == NONE || from == to) return DM_OK;
     char key[96];
     snprintf(key, sizeof(key), "%zu,%zu,%d,%zu", from, to, kind, pipeline);
+    if (g->rec) {
+        buf_op(&g->rec->ops, OP_EDGE);
+        buf_str(&g->rec->ops, g->nodes[from].id);
+        buf_str(&g->rec->ops, g->nodes[to].id);
+        buf_u32(&g->rec->ops, (uint32_t)kind);
+        buf_str(&g->rec->ops, pipeline != NONE ? g->nodes[pipeline].id : NULL);
+    }
     if (json_object_get(g->seen, key)) return DM_OK;
     if (g->n_edges == g->cap_edges) {
         size_t cap = g->cap_edges ? g->cap_edges * 2 : 128;
@@ -155,6 +236,11 @@ static dm_err_t add_fields(dm_lineage_t *g, size_t ds, const dm_avro_node_t *rec
             if (!k) return DM_ERR_NOMEM;
             p->kids = k;
             p->kids[p->n_kids++] = i;
+            if (g->rec) {
+                buf_op(&g->rec->ops, OP_KID);
+                buf_str(&g->rec->ops, p->id);
+                buf_str(&g->rec->ops, g->nodes[i].id);
+            }
         }
         dm_err_t rc = add_fields(g, ds, record_of(record->fields[f].type), path, i, depth + 1);
         if (rc) return rc;
@@ -676,6 +762,11 @@ static dm_err_t add_plan(dm_lineage_t *g, const dm_lineage_env_t *env,
     if (rc && rc != DM_ERR_NOMEM) {
         json_array_append_new(
             g->problems, json_pack("{s:s, s:s}", "pipeline", plan->name, "error", err.message));
+        if (g->rec) {
+            buf_op(&g->rec->ops, OP_PROBLEM);
+            buf_str(&g->rec->ops, plan->name);
+            buf_str(&g->rec->ops, err.message);
+        }
         rc = DM_OK;
     }
     free(ran);
@@ -838,8 +929,8 @@ static dm_err_t build_adjacency(dm_lineage_t *g)
     return DM_OK;
 }
 
-dm_err_t dm_lineage_build(const json_t *sources, dm_pipeline_plan_t *const *plans, size_t n_plans,
-                          const dm_lineage_env_t *env, dm_lineage_t **out, dm_error_t *err)
+dm_err_t dm_lineage_new(const json_t *sources, const dm_lineage_env_t *env, dm_lineage_t **out,
+                        dm_error_t *err)
 {
     *out = NULL;
     dm_lineage_t *g = calloc(1, sizeof(*g));
@@ -854,14 +945,258 @@ dm_err_t dm_lineage_build(const json_t *sources, dm_pipeline_plan_t *const *plan
     {
         if (!rc) rc = add_source(g, env, name, doc);
     }
-    for (size_t i = 0; i < n_plans && !rc; i++)
-        if (plans[i]) rc = add_plan(g, env, plans[i]);
-    if (!rc) rc = build_adjacency(g);
-    json_decref(g->seen);
-    g->seen = NULL;
     if (rc) {
         dm_lineage_free(g);
         return dm_error_set(err, rc, "lineage: out of memory while building the graph");
+    }
+    *out = g;
+    return DM_OK;
+}
+
+dm_err_t dm_lineage_add(dm_lineage_t *g, const dm_lineage_env_t *env,
+                        const dm_pipeline_plan_t *plan, void **frag, size_t *frag_len,
+                        dm_error_t *err)
+{
+    lrec_t rec = {0};
+    if (frag) {
+        *frag = NULL;
+        *frag_len = 0;
+        if (!(rec.looked = json_object()))
+            return dm_error_set(err, DM_ERR_NOMEM, "lineage: out of memory");
+        g->rec = &rec;
+    }
+    dm_err_t rc = add_plan(g, env, plan);
+    g->rec = NULL;
+    if (frag && !rc) {
+        /* "DMLF", version 1, the deps, then the changes */
+        lbuf_t out = {0};
+        buf_put(&out, "DMLF\1", 5);
+        buf_u32(&out, rec.n_deps);
+        buf_put(&out, rec.deps.p, rec.deps.n);
+        buf_op(&rec.ops, OP_END);
+        buf_put(&out, rec.ops.p, rec.ops.n);
+        /* a damaged fragment (a bad disk, a hand edit) is never replayed */
+        uint64_t sum = out.failed ? 0 : dm_hash64(out.p, out.n);
+        buf_put(&out, &sum, sizeof(sum));
+        if (out.failed || rec.deps.failed || rec.ops.failed) {
+            free(out.p);
+            rc = DM_ERR_NOMEM;
+        } else {
+            *frag = out.p;
+            *frag_len = out.n;
+        }
+    }
+    free(rec.deps.p);
+    free(rec.ops.p);
+    json_decref(rec.looked);
+    return rc ? dm_error_set(err, rc, "lineage: out of memory while adding pipeline %s", plan->name)
+              : DM_OK;
+}
+
+/* What a node is to a plan reading it: its kind, dataset, path, nested
+ * fields (all levels) and a sink's sort order; 1 when there is no node. */
+static uint64_t node_hash_at(const dm_lineage_t *g, size_t i, int depth)
+{
+    if (i == NONE) return 1;
+    const lnode_t *n = &g->nodes[i];
+    uint64_t h = dm_hash64_seed(n->kind, strlen(n->kind), 0x9e3779b97f4a7c15ull);
+    const char *ds = n->dataset != NONE ? g->nodes[n->dataset].id : "";
+    h = dm_hash64_seed(ds, strlen(ds) + 1, h);
+    if (n->path) h = dm_hash64_seed(n->path, strlen(n->path) + 1, h);
+    const json_t *sort = json_object_get(n->attrs, "sort");
+    if (sort) {
+        char *text = json_dumps(sort, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (text) h = dm_hash64_seed(text, strlen(text), h);
+        free(text);
+    }
+    for (size_t k = 0; k < n->n_kids && depth < 32; k++) {
+        uint64_t kh = node_hash_at(g, n->kids[k], depth + 1);
+        h = dm_hash64_seed(&kh, sizeof(kh), h);
+    }
+    return h;
+}
+
+static uint64_t node_hash(const dm_lineage_t *g, size_t i)
+{
+    return node_hash_at(g, i, 0);
+}
+
+/* A bounds-checked reader of a fragment. */
+typedef struct lread {
+    const unsigned char *p, *end;
+    bool bad;
+} lread_t;
+
+static bool rd(lread_t *r, void *out, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) return !(r->bad = true);
+    memcpy(out, r->p, n);
+    r->p += n;
+    return true;
+}
+
+/* A string as a pointer into the fragment (not terminated) and its length;
+ * *null for a NULL one. */
+static const char *rd_str(lread_t *r, uint32_t *len, bool *null)
+{
+    uint32_t n = 0;
+    *null = false;
+    if (!rd(r, &n, sizeof(n))) return NULL;
+    if (n == UINT32_MAX) {
+        *null = true;
+        *len = 0;
+        return "";
+    }
+    if ((size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const char *s = (const char *)r->p;
+    r->p += n;
+    *len = n;
+    return s;
+}
+
+/* The same as a terminated copy in buf (cap bytes); NULL when it does not fit. */
+static const char *rd_cstr(lread_t *r, char *buf, size_t cap, bool *null)
+{
+    uint32_t n;
+    const char *s = rd_str(r, &n, null);
+    if (!s || n >= cap) {
+        r->bad = true;
+        return NULL;
+    }
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return *null ? NULL : buf;
+}
+
+/* The static kind names nodes point at. */
+static const char *kind_intern(const char *kind)
+{
+    static const char *const kinds[] = {"source", "topic",  "field", "pipeline",
+                                        "sink",   "column", "table"};
+    for (size_t i = 0; kind && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (!strcmp(kinds[i], kind)) return kinds[i];
+    return NULL;
+}
+
+/* Walks the changes of a fragment; applies them when apply, else only checks
+ * that they are well formed. */
+static bool replay_ops(dm_lineage_t *g, lread_t r, bool apply)
+{
+    char a[2048], b[2048], c[2048], d[2048];
+    for (;;) {
+        unsigned char op;
+        bool null, n2, n3, n4;
+        if (!rd(&r, &op, 1)) return false;
+        if (op == OP_END) return true;
+        if (op == OP_NODE) {
+            const char *id = rd_cstr(&r, a, sizeof(a), &null);
+            const char *kind = rd_cstr(&r, b, sizeof(b), &n2);
+            const char *ds = rd_cstr(&r, c, sizeof(c), &n3);
+            const char *path = rd_cstr(&r, d, sizeof(d), &n4);
+            if (r.bad || !id || !kind_intern(kind)) return false;
+            if (!apply) continue;
+            size_t dsi = ds ? node_lookup(g, ds) : NONE;
+            if ((ds && dsi == NONE) || node_add(g, id, kind_intern(kind), dsi, path) == NONE)
+                return false;
+        } else if (op == OP_KID) {
+            const char *parent = rd_cstr(&r, a, sizeof(a), &null);
+            const char *kid = rd_cstr(&r, b, sizeof(b), &n2);
+            if (r.bad || !parent || !kid) return false;
+            if (!apply) continue;
+            size_t pi = node_lookup(g, parent), ki = node_lookup(g, kid);
+            if (pi == NONE || ki == NONE) return false;
+            lnode_t *p = &g->nodes[pi];
+            size_t *k = realloc(p->kids, (p->n_kids + 1) * sizeof(*k));
+            if (!k) return false;
+            p->kids = k;
+            p->kids[p->n_kids++] = ki;
+        } else if (op == OP_ATTR || op == OP_ATTR_STR) {
+            const char *id = rd_cstr(&r, a, sizeof(a), &null);
+            const char *key = rd_cstr(&r, b, sizeof(b), &n2);
+            uint32_t len;
+            const char *text = rd_str(&r, &len, &n3);
+            if (r.bad || !id || !key || n3) return false;
+            if (!apply) continue;
+            size_t i = node_lookup(g, id);
+            json_t *v = op == OP_ATTR_STR ? json_stringn(text, len)
+                                          : json_loadb(text, len, JSON_DECODE_ANY, NULL);
+            if (i == NONE || !v) {
+                json_decref(v);
+                return false;
+            }
+            node_attr(g, i, key, v);
+        } else if (op == OP_EDGE) {
+            const char *from = rd_cstr(&r, a, sizeof(a), &null);
+            const char *to = rd_cstr(&r, b, sizeof(b), &n2);
+            uint32_t kind = 0;
+            rd(&r, &kind, sizeof(kind));
+            const char *pipe = rd_cstr(&r, c, sizeof(c), &n3);
+            if (r.bad || !from || !to || kind > K_CAPTURE) return false;
+            if (!apply) continue;
+            size_t fi = node_lookup(g, from), ti = node_lookup(g, to);
+            size_t pi = pipe ? node_lookup(g, pipe) : NONE;
+            if (fi == NONE || ti == NONE || (pipe && pi == NONE) ||
+                edge_add(g, fi, ti, (int)kind, pi))
+                return false;
+        } else if (op == OP_PROBLEM) {
+            const char *pipe = rd_cstr(&r, a, sizeof(a), &null);
+            const char *msg = rd_cstr(&r, b, sizeof(b), &n2);
+            if (r.bad || !pipe || !msg) return false;
+            if (apply && json_array_append_new(
+                             g->problems, json_pack("{s:s, s:s}", "pipeline", pipe, "error", msg)))
+                return false;
+        } else {
+            return false;
+        }
+    }
+}
+
+int dm_lineage_replay(dm_lineage_t *g, const void *frag, size_t len)
+{
+    uint64_t sum;
+    if (!frag || len < 5 + 4 + sizeof(sum)) return 0;
+    len -= sizeof(sum);
+    memcpy(&sum, (const unsigned char *)frag + len, sizeof(sum));
+    if (dm_hash64(frag, len) != sum) return 0;
+    lread_t r = {frag, (const unsigned char *)frag + len, false};
+    char magic[5];
+    uint32_t n_deps = 0;
+    if (!frag || !rd(&r, magic, 5) || memcmp(magic, "DMLF\1", 5) || !rd(&r, &n_deps, 4)) return 0;
+    char id[2048];
+    for (uint32_t k = 0; k < n_deps; k++) {
+        bool null;
+        uint64_t h = 0;
+        const char *s = rd_cstr(&r, id, sizeof(id), &null);
+        if (!s || !rd(&r, &h, sizeof(h))) return 0;
+        if (node_hash(g, node_lookup(g, s)) != h) return 0;
+    }
+    /* well formed first, so that a damaged fragment changes nothing */
+    if (!replay_ops(g, r, false)) return 0;
+    return replay_ops(g, r, true) ? 1 : -1;
+}
+
+dm_err_t dm_lineage_finish(dm_lineage_t *g, dm_error_t *err)
+{
+    dm_err_t rc = build_adjacency(g);
+    json_decref(g->seen);
+    g->seen = NULL;
+    return rc ? dm_error_set(err, rc, "lineage: out of memory while building the graph") : DM_OK;
+}
+
+dm_err_t dm_lineage_build(const json_t *sources, dm_pipeline_plan_t *const *plans, size_t n_plans,
+                          const dm_lineage_env_t *env, dm_lineage_t **out, dm_error_t *err)
+{
+    dm_lineage_t *g = NULL;
+    dm_err_t rc = dm_lineage_new(sources, env, &g, err);
+    for (size_t i = 0; i < n_plans && !rc; i++)
+        if (plans[i]) rc = dm_lineage_add(g, env, plans[i], NULL, NULL, err);
+    if (!rc) rc = dm_lineage_finish(g, err);
+    if (rc) {
+        dm_lineage_free(g);
+        return rc;
     }
     *out = g;
     return DM_OK;
@@ -891,280 +1226,4 @@ void dm_lineage_free(dm_lineage_t *g)
 const json_t *dm_lineage_problems(const dm_lineage_t *g)
 {
     return g->problems;
-}
-
-/* ---- queries ---------------------------------------------------------------------------- */
-
-int dm_lineage_dir_parse(const char *text)
-{
-    if (!text) return -1;
-    if (!strcmp(text, "upstream")) return DM_LINEAGE_UPSTREAM;
-    if (!strcmp(text, "downstream")) return DM_LINEAGE_DOWNSTREAM;
-    if (!strcmp(text, "both")) return DM_LINEAGE_BOTH;
-    return -1;
-}
-
-static json_t *node_json(const dm_lineage_t *g, size_t i)
-{
-    const lnode_t *n = &g->nodes[i];
-    json_t *j = json_pack("{s:s, s:s}", "id", n->id, "kind", n->kind);
-    if (n->dataset != NONE) {
-        json_object_set_new(j, "dataset", json_string(g->nodes[n->dataset].id));
-        json_object_set_new(j, "path", json_string(n->path));
-    }
-    if (n->attrs) json_object_update(j, n->attrs);
-    if (!json_object_get(j, "name")) json_object_set_new(j, "name", json_string(n->id));
-    return j;
-}
-
-static const char *kind_name(int kind)
-{
-    if (kind == K_INPUT) return "INPUT";
-    if (kind == K_OUTPUT) return "OUTPUT";
-    if (kind == K_CAPTURE) return "CAPTURE";
-    return dm_field_dep_kind_name((dm_field_dep_kind_t)kind);
-}
-
-static const char *type_of(int kind)
-{
-    if (kind >= K_INPUT) return "DATASET";
-    return dm_field_dep_direct((dm_field_dep_kind_t)kind) ? "DIRECT" : "INDIRECT";
-}
-
-static json_t *edge_json(const dm_lineage_t *g, const ledge_t *e)
-{
-    json_t *j =
-        json_pack("{s:s, s:s, s:s, s:s}", "from", g->nodes[e->from].id, "to", g->nodes[e->to].id,
-                  "type", type_of(e->kind), "subtype", kind_name(e->kind));
-    if (e->pipeline != NONE) {
-        const json_t *pn = json_object_get(g->nodes[e->pipeline].attrs, "name");
-        json_object_set_new(j, "pipeline", json_copy((json_t *)pn));
-    }
-    return j;
-}
-
-/* Seeds for node: an id, a source and/or pipeline name, or SOURCE.path. */
-static size_t resolve_seeds(const dm_lineage_t *g, const char *node, size_t *seeds, size_t cap,
-                            dm_error_t *err)
-{
-    size_t n = 0, i = node_find(g, node);
-    if (i != NONE) seeds[n++] = i;
-    char id[700];
-    snprintf(id, sizeof(id), "pipeline:%s", node);
-    if (strncmp(node, "pipeline:", 9) && (i = node_find(g, id)) != NONE && n < cap) seeds[n++] = i;
-    if (n) return n;
-    /* SOURCE.path where SOURCE is the longest dataset name that fits */
-    char buf[700];
-    snprintf(buf, sizeof(buf), "%s", node);
-    for (char *dot = strrchr(buf, '.'); dot; dot = strrchr(buf, '.')) {
-        *dot = '\0';
-        size_t ds = node_find(g, buf);
-        if (ds == NONE || g->nodes[ds].dataset != NONE) continue;
-        dm_error_set(err, DM_ERR_NOT_FOUND, "lineage: %s %s has no field '%s'", g->nodes[ds].kind,
-                     buf, node + strlen(buf) + 1);
-        return 0;
-    }
-    dm_error_set(err, DM_ERR_NOT_FOUND,
-                 "lineage: no source, field or pipeline named '%s' (a field is SOURCE.FIELD, "
-                 "nested SOURCE.a.b)",
-                 node);
-    return 0;
-}
-
-/* Breadth-first from the seeds along out (down) or in (up) edges, at most
- * depth hops; marks reached nodes and the edges followed. */
-static void walk(const dm_lineage_t *g, const size_t *seeds, size_t n_seeds, bool down, int depth,
-                 char *node_in, char *edge_in)
-{
-    size_t *queue = malloc((g->n_nodes + 1) * sizeof(size_t));
-    int *dist = malloc((g->n_nodes + 1) * sizeof(int));
-    if (!queue || !dist) {
-        free(queue);
-        free(dist);
-        return;
-    }
-    for (size_t i = 0; i < g->n_nodes; i++)
-        dist[i] = -1;
-    size_t head = 0, tail = 0;
-    for (size_t s = 0; s < n_seeds; s++)
-        if (dist[seeds[s]] < 0) {
-            dist[seeds[s]] = 0;
-            queue[tail++] = seeds[s];
-            node_in[seeds[s]] = 1;
-        }
-    while (head < tail) {
-        size_t u = queue[head++];
-        if (depth >= 0 && dist[u] >= depth) continue;
-        const size_t *off = down ? g->out_off : g->in_off, *list = down ? g->out_list : g->in_list;
-        for (size_t k = off[u]; k < off[u + 1]; k++) {
-            const ledge_t *e = &g->edges[list[k]];
-            size_t v = down ? e->to : e->from;
-            edge_in[list[k]] = 1;
-            node_in[v] = 1;
-            if (dist[v] < 0) {
-                dist[v] = dist[u] + 1;
-                queue[tail++] = v;
-            }
-        }
-    }
-    free(queue);
-    free(dist);
-}
-
-/* Adds i's nested fields (all levels) to seeds. */
-static void add_nested(const dm_lineage_t *g, size_t i, size_t *seeds, size_t *n, size_t cap)
-{
-    for (size_t k = 0; k < g->nodes[i].n_kids && *n < cap; k++) {
-        seeds[(*n)++] = g->nodes[i].kids[k];
-        add_nested(g, g->nodes[i].kids[k], seeds, n, cap);
-    }
-}
-
-json_t *dm_lineage_query(const dm_lineage_t *g, const char *node, dm_lineage_dir_t dir, int depth,
-                         dm_error_t *err)
-{
-    size_t cap = g->n_nodes + 2;
-    size_t *seeds = malloc(cap * sizeof(size_t));
-    char *node_in = calloc(g->n_nodes + 1, 1), *edge_in = calloc(g->n_edges + 1, 1);
-    if (!seeds || !node_in || !edge_in) {
-        free(seeds);
-        free(node_in);
-        free(edge_in);
-        dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    size_t n = resolve_seeds(g, node, seeds, cap, err);
-    json_t *out = NULL;
-    if (n) {
-        for (size_t s = 0, n0 = n; s < n0; s++)
-            add_nested(g, seeds[s], seeds, &n, cap);
-        if (dir != DM_LINEAGE_UPSTREAM) walk(g, seeds, n, true, depth, node_in, edge_in);
-        if (dir != DM_LINEAGE_DOWNSTREAM) walk(g, seeds, n, false, depth, node_in, edge_in);
-        /* the pipelines that make the field edges followed */
-        for (size_t e = 0; e < g->n_edges; e++)
-            if (edge_in[e] && g->edges[e].pipeline != NONE) node_in[g->edges[e].pipeline] = 1;
-        json_t *nodes = json_array(), *edges = json_array();
-        for (size_t i = 0; i < g->n_nodes; i++)
-            if (node_in[i]) json_array_append_new(nodes, node_json(g, i));
-        for (size_t e = 0; e < g->n_edges; e++)
-            if (edge_in[e]) json_array_append_new(edges, edge_json(g, &g->edges[e]));
-        static const char *const dirs[] = {"upstream", "downstream", "both"};
-        out = json_pack("{s:s, s:s, s:i, s:o, s:o}", "node", node, "direction", dirs[dir], "depth",
-                        depth, "nodes", nodes, "edges", edges);
-    }
-    free(seeds);
-    free(node_in);
-    free(edge_in);
-    return out;
-}
-
-json_t *dm_lineage_to_json(const dm_lineage_t *g)
-{
-    json_t *nodes = json_array(), *edges = json_array();
-    for (size_t i = 0; i < g->n_nodes; i++)
-        json_array_append_new(nodes, node_json(g, i));
-    for (size_t e = 0; e < g->n_edges; e++)
-        json_array_append_new(edges, edge_json(g, &g->edges[e]));
-    return json_pack("{s:o, s:o}", "nodes", nodes, "edges", edges);
-}
-
-json_t *dm_lineage_column_lineage(const dm_lineage_t *g, const char *pipeline)
-{
-    char id[600];
-    snprintf(id, sizeof(id), "pipeline:%s", pipeline);
-    size_t p = node_find(g, id);
-    if (p == NONE) return NULL;
-    json_t *out = json_object();
-    for (size_t e = 0; e < g->n_edges; e++) {
-        const ledge_t *x = &g->edges[e];
-        const lnode_t *from = &g->nodes[x->from], *to = &g->nodes[x->to];
-        if (x->pipeline != p || from->dataset == NONE || to->dataset == NONE) continue;
-        const char *ds = g->nodes[to->dataset].id;
-        json_t *fields = json_object_get(out, ds);
-        if (!fields) json_object_set_new(out, ds, fields = json_object());
-        json_t *list = json_object_get(fields, to->path);
-        if (!list) json_object_set_new(fields, to->path, list = json_array());
-        json_array_append_new(
-            list, json_pack("{s:s, s:s, s:s, s:s}", "dataset", g->nodes[from->dataset].id, "field",
-                            from->path, "type", type_of(x->kind), "subtype", kind_name(x->kind)));
-    }
-    return out;
-}
-
-/* The top-level fields of dataset node ds: [{name, type}]. */
-static json_t *dataset_fields(const dm_lineage_t *g, size_t ds)
-{
-    json_t *fields = json_array();
-    char prefix[700];
-    snprintf(prefix, sizeof(prefix), "%s.", g->nodes[ds].id);
-    for (size_t i = 0; i < g->n_nodes; i++) {
-        const lnode_t *n = &g->nodes[i];
-        if (n->dataset != ds || strchr(n->path, '.')) continue;
-        json_array_append_new(fields, json_pack("{s:s, s:O}", "name", n->path, "type",
-                                                json_object_get(n->attrs, "type")
-                                                    ? json_object_get(n->attrs, "type")
-                                                    : json_null()));
-    }
-    return fields;
-}
-
-json_t *dm_lineage_job(const dm_lineage_t *g, const char *pipeline)
-{
-    char id[600];
-    snprintf(id, sizeof(id), "pipeline:%s", pipeline);
-    size_t p = node_find(g, id);
-    if (p == NONE) return NULL;
-    json_t *inputs = json_array(), *outputs = json_array();
-    for (size_t k = g->in_off[p]; k < g->in_off[p + 1]; k++) {
-        const ledge_t *e = &g->edges[g->in_list[k]];
-        if (e->kind != K_INPUT) continue;
-        json_t *d = node_json(g, e->from);
-        json_object_set_new(d, "fields", dataset_fields(g, e->from));
-        json_array_append_new(inputs, d);
-    }
-    json_t *columns = dm_lineage_column_lineage(g, pipeline);
-    for (size_t k = g->out_off[p]; k < g->out_off[p + 1]; k++) {
-        const ledge_t *e = &g->edges[g->out_list[k]];
-        if (e->kind != K_OUTPUT) continue;
-        json_t *d = node_json(g, e->to);
-        json_object_set_new(d, "fields", dataset_fields(g, e->to));
-        json_t *cl = json_object_get(columns, g->nodes[e->to].id);
-        json_object_set_new(d, "columns", cl ? json_incref(cl) : json_object());
-        json_array_append_new(outputs, d);
-    }
-    json_decref(columns);
-    return json_pack("{s:s, s:o, s:o}", "pipeline", pipeline, "inputs", inputs, "outputs", outputs);
-}
-
-json_t *dm_lineage_source_job(const dm_lineage_t *g, const char *source)
-{
-    size_t s = node_find(g, source);
-    if (s == NONE || strcmp(g->nodes[s].kind, "source")) return NULL;
-    json_t *inputs = json_array(), *columns = json_object();
-    for (size_t k = g->in_off[s]; k < g->in_off[s + 1]; k++) {
-        const ledge_t *e = &g->edges[g->in_list[k]];
-        if (e->kind != K_CAPTURE) continue;
-        json_t *d = node_json(g, e->from);
-        json_object_set_new(d, "fields", dataset_fields(g, e->from));
-        json_array_append_new(inputs, d);
-    }
-    /* the captured columns feeding the source's fields */
-    for (size_t i = 0; i < g->n_nodes; i++) {
-        if (g->nodes[i].dataset != s) continue;
-        for (size_t k = g->in_off[i]; k < g->in_off[i + 1]; k++) {
-            const ledge_t *e = &g->edges[g->in_list[k]];
-            const lnode_t *from = &g->nodes[e->from];
-            if (from->dataset == NONE || strcmp(g->nodes[from->dataset].kind, "table")) continue;
-            json_t *list = json_object_get(columns, g->nodes[i].path);
-            if (!list) json_object_set_new(columns, g->nodes[i].path, list = json_array());
-            json_array_append_new(list,
-                                  json_pack("{s:s, s:s, s:s, s:s}", "dataset",
-                                            g->nodes[from->dataset].id, "field", from->path, "type",
-                                            type_of(e->kind), "subtype", kind_name(e->kind)));
-        }
-    }
-    json_t *out = node_json(g, s);
-    json_object_set_new(out, "fields", dataset_fields(g, s));
-    json_object_set_new(out, "columns", columns);
-    return json_pack("{s:s, s:o, s:[o]}", "source", source, "inputs", inputs, "outputs", out);
 }

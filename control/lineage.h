@@ -58,6 +58,34 @@ dm_err_t dm_lineage_build(const json_t *sources, dm_pipeline_plan_t *const *plan
 
 void dm_lineage_free(dm_lineage_t *g);
 
+/* ---- building one plan at a time, and again from fragments --------------------
+ *
+ * dm_lineage_build is new + add per plan + finish. A fragment is what adding
+ * one plan did to the graph, with what it read of it: replaying fragments in
+ * the order their plans were added gives exactly the graph adding the plans
+ * gives (controllers keep them in the store, control/api_lineage.c), at a
+ * fraction of the cost — no compile, no step opened. */
+
+/* A graph of the sources only (name → Source document); plans come next. */
+dm_err_t dm_lineage_new(const json_t *sources, const dm_lineage_env_t *env, dm_lineage_t **out,
+                        dm_error_t *err);
+
+/* Adds plan (borrowed). When frag is not NULL, *frag (malloc'd, the caller
+ * frees it) and *frag_len receive its fragment. Only out of memory is an
+ * error; a plan whose steps do not open is a problem in the graph. */
+dm_err_t dm_lineage_add(dm_lineage_t *g, const dm_lineage_env_t *env,
+                        const dm_pipeline_plan_t *plan, void **frag, size_t *frag_len,
+                        dm_error_t *err);
+
+/* Replays a fragment: 1 when done; 0 when the graph is not what the plan read
+ * when it was recorded (or the fragment is damaged or of another version) —
+ * nothing changed, add the plan instead; -1 when it failed half way (out of
+ * memory): the graph must be dropped. */
+int dm_lineage_replay(dm_lineage_t *g, const void *frag, size_t len);
+
+/* Ends building: after it, g is read-only and may be queried. */
+dm_err_t dm_lineage_finish(dm_lineage_t *g, dm_error_t *err);
+
 typedef enum { DM_LINEAGE_UPSTREAM, DM_LINEAGE_DOWNSTREAM, DM_LINEAGE_BOTH } dm_lineage_dir_t;
 
 /* Parses "upstream", "downstream", "both"; -1 otherwise. */

@@ -80,6 +80,36 @@ json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch
 json_t *dm_runtime_plan_among(dm_runtime_t *rt, const json_t *doc, const json_t *sources,
                               const json_t *sinks, dm_error_t *err);
 
+/* dm_runtime_plan_among, and in *deps (new object, also on error) what the
+ * compile read: "s:SUBJECT" → its latest schema id, "t:TOPIC" → 1 when it
+ * exists, "Source:N" / "Sink:N" / "Processor:N" → the document's generation
+ * (0: none). The same document compiles to the same plan while
+ * dm_runtime_plan_deps_hold says they all still hold (lineage keeps each
+ * pipeline's part of its graph while they do). */
+json_t *dm_runtime_plan_deps(dm_runtime_t *rt, const json_t *doc, const json_t *sources,
+                             const json_t *sinks, json_t **deps, dm_error_t *err);
+
+/* Every subject's latest schema id: a new JSON object subject → id, in one
+ * registry query. Any thread. */
+dm_err_t dm_runtime_latest_ids(dm_runtime_t *rt, json_t **out, dm_error_t *err);
+
+/* What plan deps are checked against, read once for many pipelines:
+ * subjects (subject → latest id) and topics (name → true) filled by
+ * dm_runtime_plan_now; sources, sinks, processors: the stored name → document
+ * maps the caller read (borrowed). */
+typedef struct dm_runtime_plan_now {
+    json_t *subjects, *topics;
+    const json_t *sources, *sinks, *processors;
+} dm_runtime_plan_now_t;
+
+/* Reads the registry's latest ids and the topics (one query each); free them
+ * with dm_runtime_plan_now_clear. */
+dm_err_t dm_runtime_plan_now(dm_runtime_t *rt, dm_runtime_plan_now_t *now, dm_error_t *err);
+void dm_runtime_plan_now_clear(dm_runtime_plan_now_t *now);
+
+/* Whether every entry of deps is as it was. Any thread. */
+bool dm_runtime_plan_deps_hold(const json_t *deps, const dm_runtime_plan_now_t *now);
+
 /* Reconciles running units with the store. Errors of individual units show
  * in their status; an error here means the runtime itself failed. */
 dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err);

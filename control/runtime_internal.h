@@ -201,6 +201,7 @@ typedef struct dm_runtime_plan_ctx {
     const json_t *batch_processors; /* name → Processor document being applied (may be NULL) */
     json_t *processors;             /* stored Processor documents, loaded when first asked for */
     json_t *registered; /* a dry run: subject → schema text it would register (or NULL) */
+    json_t *deps;       /* a dry run: what the compile read (dm_runtime_plan_deps), or NULL */
 } dm_runtime_plan_ctx_t;
 dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c);
 

@@ -224,10 +224,36 @@ static dm_err_t setup_runner_sink(dm_runtime_t *rt, unit_t *u, const dm_sink_ops
 static dm_err_t batch_schema(dm_runtime_plan_ctx_t *c, const char *subject, int64_t *id,
                              const dm_avro_schema_t **schema, dm_error_t *err);
 
+/* Notes what a compile read, under "KIND:name" (s: a subject's latest id, t:
+ * whether a topic exists, Source:/Sink:/Processor: a document's generation,
+ * 0 when there is none). */
+static void dep_note(dm_runtime_plan_ctx_t *c, const char *kind, const char *name, int64_t value)
+{
+    if (!c->deps) return;
+    char key[700];
+    snprintf(key, sizeof(key), "%s:%s", kind, name);
+    if (!json_object_get(c->deps, key)) json_object_set_new(c->deps, key, json_integer(value));
+}
+
+static int64_t doc_generation(const json_t *doc)
+{
+    return json_integer_value(json_object_get(json_object_get(doc, "status"), "generation"));
+}
+
+static void dep_subject(dm_runtime_plan_ctx_t *c, const char *subject)
+{
+    if (!c->deps) return;
+    int64_t id = 0;
+    dm_error_t e = {0};
+    dm_schema_registry_get_version(c->rt->reg, subject, -1, &id, NULL, NULL, &e);
+    dep_note(c, "s", subject, id);
+}
+
 static dm_err_t env_latest(void *ctx, const char *subject, int64_t *id,
                            const dm_avro_schema_t **schema, dm_error_t *err)
 {
     dm_runtime_plan_ctx_t *c = ctx;
+    dep_subject(c, subject);
     if (c->batch) {
         dm_err_t brc = batch_schema(c, subject, id, schema, err);
         if (brc != DM_ERR_NOT_FOUND) return brc;
@@ -245,6 +271,7 @@ static dm_err_t env_register(void *ctx, const char *subject, const char *text, i
     if (!c->dry)
         return dm_runtime_register_schema(c->rt, subject, text, id, err) ? DM_OK : err->code;
     /* A dry run: the id the registry has for this text under subject, else 0 (new). */
+    dep_subject(c, subject);
     *id = 0;
     if (c->registered) json_object_set_new(c->registered, subject, json_string(text));
     dm_error_t e = {0};
@@ -271,6 +298,7 @@ static int32_t env_partitions(void *ctx, const char *topic)
 {
     dm_runtime_plan_ctx_t *c = ctx;
     int32_t n = dm_runtime_topic_partitions(c->rt, topic);
+    dep_note(c, "t", topic, n > 0);
     /* a dry run: a source being applied gets the partitions it asks for */
     const json_t *src = json_object_get(c->batch, topic);
     const json_t *parts = json_object_get(json_object_get(src, "spec"), "partitions");
@@ -283,14 +311,18 @@ static const json_t *env_source(void *ctx, const char *name)
 {
     dm_runtime_plan_ctx_t *c = ctx;
     const json_t *d = json_object_get(c->batch, name);
-    return d ? d : json_object_get(c->sources, name);
+    d = d ? d : json_object_get(c->sources, name);
+    dep_note(c, "Source", name, doc_generation(d));
+    return d;
 }
 
 static const json_t *env_sink(void *ctx, const char *name)
 {
     dm_runtime_plan_ctx_t *c = ctx;
     const json_t *d = json_object_get(c->batch_sinks, name);
-    return d ? d : json_object_get(c->sinks, name);
+    d = d ? d : json_object_get(c->sinks, name);
+    dep_note(c, "Sink", name, doc_generation(d));
+    return d;
 }
 
 static const json_t *env_processor(void *ctx, const char *name)
@@ -301,7 +333,9 @@ static const json_t *env_processor(void *ctx, const char *name)
     dm_error_t e = {0};
     if (!c->processors && dm_store_docs(c->rt->store, DM_KIND_PROCESSOR, &c->processors, &e))
         return NULL;
-    return json_object_get(c->processors, name);
+    d = json_object_get(c->processors, name);
+    dep_note(c, "Processor", name, doc_generation(d));
+    return d;
 }
 
 dm_plan_env_t dm_runtime_plan_env(dm_runtime_plan_ctx_t *c)
@@ -625,6 +659,91 @@ json_t *dm_runtime_plan_among(dm_runtime_t *rt, const json_t *doc, const json_t 
     dm_runtime_plan_locked(rt, doc, sources, sinks, NULL, NULL, NULL, &j, NULL, err);
     pthread_mutex_unlock(&rt->mu);
     return j;
+}
+
+json_t *dm_runtime_plan_deps(dm_runtime_t *rt, const json_t *doc, const json_t *sources,
+                             const json_t *sinks, json_t **deps, dm_error_t *err)
+{
+    *deps = json_object();
+    dm_runtime_plan_ctx_t pc = {.rt = rt,
+                                .sources = sources,
+                                .sinks = sinks,
+                                .dry = true,
+                                .owned = json_array(),
+                                .deps = *deps};
+    dm_plan_env_t env = dm_runtime_plan_env(&pc);
+    dm_pipeline_plan_t *plan = NULL;
+    json_t *j = NULL;
+    pthread_mutex_lock(&rt->mu);
+    if (!dm_plan_compile(doc, &env, &plan, err)) j = dm_plan_to_json(plan);
+    pthread_mutex_unlock(&rt->mu);
+    dm_plan_free(plan);
+    size_t i;
+    json_t *x;
+    json_array_foreach(pc.owned, i, x)
+        dm_avro_schema_free((dm_avro_schema_t *)(intptr_t)json_integer_value(x));
+    json_decref(pc.owned);
+    json_decref(pc.processors);
+    return j;
+}
+
+dm_err_t dm_runtime_latest_ids(dm_runtime_t *rt, json_t **out, dm_error_t *err)
+{
+    pthread_mutex_lock(&rt->mu);
+    dm_err_t rc = dm_schema_registry_latest_ids(rt->reg, out, err);
+    pthread_mutex_unlock(&rt->mu);
+    return rc;
+}
+
+static int topic_seen(void *ctx, const char *topic)
+{
+    json_object_set_new(ctx, topic, json_true());
+    return 0;
+}
+
+dm_err_t dm_runtime_plan_now(dm_runtime_t *rt, dm_runtime_plan_now_t *now, dm_error_t *err)
+{
+    now->subjects = NULL;
+    now->topics = json_object();
+    if (!now->topics) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    dm_err_t rc = dm_runtime_latest_ids(rt, &now->subjects, err);
+    if (!rc) rc = dm_transport_list_topics(rt->t, topic_seen, now->topics, err);
+    if (rc) dm_runtime_plan_now_clear(now);
+    return rc;
+}
+
+void dm_runtime_plan_now_clear(dm_runtime_plan_now_t *now)
+{
+    json_decref(now->subjects);
+    json_decref(now->topics);
+    now->subjects = now->topics = NULL;
+}
+
+bool dm_runtime_plan_deps_hold(const json_t *deps, const dm_runtime_plan_now_t *now)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)deps, key, v)
+    {
+        const char *name = strchr(key, ':');
+        if (!name) return false;
+        name++;
+        int64_t want = json_integer_value(v), have = 0;
+        if (!strncmp(key, "s:", 2))
+            have = json_integer_value(json_object_get(now->subjects, name));
+        else if (!strncmp(key, "t:", 2))
+            have = json_object_get(now->topics, name) != NULL;
+        else if (!strncmp(key, "Source:", 7))
+            have = doc_generation(json_object_get(now->sources, name));
+        else if (!strncmp(key, "Sink:", 5))
+            have = doc_generation(json_object_get(now->sinks, name));
+        else if (!strncmp(key, "Processor:", 10))
+            have = doc_generation(json_object_get(now->processors, name));
+        else
+            return false;
+        if (have != want) return false;
+    }
+    return true;
 }
 
 json_t *dm_runtime_plan(dm_runtime_t *rt, const json_t *doc, const json_t *batch_sources,

@@ -25,10 +25,10 @@ struct dm_store {
     _Atomic uint64_t changes; /* bumped by every put, delete and rollback */
     /* The statements every put and get runs, compiled once (compiling cost
      * more than running them); used under the lock, so by one thread at a time. */
-    sqlite3_stmt *stmts[4];
+    sqlite3_stmt *stmts[5];
 };
 
-enum { ST_GET, ST_PUT, ST_EDGES_DEL, ST_EDGES_INS };
+enum { ST_GET, ST_PUT, ST_EDGES_DEL, ST_EDGES_INS, ST_LINEAGE_PUT };
 
 /* The kept statement which, compiled from sql on first use; NULL on error.
  * Give it back with release(). Lock held. */
@@ -132,6 +132,10 @@ dm_store_t *dm_store_open(const char *path, dm_error_t *err)
              "CREATE TABLE IF NOT EXISTS kv ("
              " space TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
              " PRIMARY KEY (space, key)) WITHOUT ROWID;"
+             "CREATE TABLE IF NOT EXISTS lineage ("
+             " pipeline TEXT PRIMARY KEY, key TEXT NOT NULL, fragment BLOB NOT NULL);"
+             "DELETE FROM lineage WHERE pipeline NOT IN"
+             " (SELECT name FROM objects WHERE kind = 'Pipeline');"
              "PRAGMA user_version = 1;",
              err) ||
         edges_rebuild(s, err)) {
@@ -480,6 +484,72 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
     return rc;
 }
 
+/* ---- lineage fragments ------------------------------------------------------
+ * What each pipeline adds to the lineage graph (control/lineage.h fragments),
+ * with the key saying what it was computed from. Derived data like the edges:
+ * a deleted pipeline's row goes in the same transaction, rows of pipelines
+ * that are gone are dropped at open, and a stale key only means "compute it
+ * again" (control/api_lineage.c). */
+
+/* Removes pipeline's fragment. Lock held. */
+static dm_err_t lineage_delete(dm_store_t *s, const char *pipeline, dm_error_t *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM lineage WHERE pipeline = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return sql_fail(s, err, "drop a pipeline's lineage");
+    sqlite3_bind_text(st, 1, pipeline, -1, SQLITE_TRANSIENT);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return r == SQLITE_DONE ? DM_OK : sql_fail(s, err, "drop a pipeline's lineage");
+}
+
+dm_err_t dm_store_lineage_put(dm_store_t *s, const char *pipeline, const char *key,
+                              const void *frag, size_t len, dm_error_t *err)
+{
+    bool locked = lock(s);
+    dm_err_t rc = DM_OK;
+    sqlite3_stmt *st = prep(s, ST_LINEAGE_PUT,
+                            "INSERT OR REPLACE INTO lineage (pipeline, key, fragment) "
+                            "SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM objects "
+                            "WHERE kind = 'Pipeline' AND name = ?1)");
+    if (!st) {
+        rc = sql_fail(s, err, "keep a pipeline's lineage");
+    } else {
+        sqlite3_bind_text(st, 1, pipeline, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob64(st, 3, frag, len, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = sql_fail(s, err, "keep a pipeline's lineage");
+        release(st);
+    }
+    unlock(s, locked);
+    return rc;
+}
+
+dm_err_t dm_store_lineage_each(dm_store_t *s, dm_store_lineage_fn fn, void *ctx, dm_error_t *err)
+{
+    bool locked = lock(s);
+    sqlite3_stmt *st;
+    dm_err_t rc = DM_OK;
+    if (sqlite3_prepare_v2(s->db, "SELECT pipeline, key, fragment FROM lineage", -1, &st, NULL) !=
+        SQLITE_OK) {
+        rc = sql_fail(s, err, "read the kept lineage");
+    } else {
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *name = (const char *)sqlite3_column_text(st, 0);
+            const char *key = (const char *)sqlite3_column_text(st, 1);
+            const void *frag = sqlite3_column_blob(st, 2);
+            size_t len = (size_t)sqlite3_column_bytes(st, 2);
+            if (name && key) fn(ctx, name, key, frag, len);
+        }
+        if (r != SQLITE_DONE) rc = sql_fail(s, err, "read the kept lineage");
+        sqlite3_finalize(st);
+    }
+    unlock(s, locked);
+    return rc;
+}
+
 dm_err_t dm_store_delete(dm_store_t *s, dm_kind_t kind, const char *name, dm_error_t *err)
 {
     bool locked = lock(s);
@@ -499,6 +569,7 @@ dm_err_t dm_store_delete(dm_store_t *s, dm_kind_t kind, const char *name, dm_err
         sqlite3_finalize(st);
     }
     if (!rc && kind == DM_KIND_PIPELINE) rc = edges_set(s, name, NULL, err);
+    if (!rc && kind == DM_KIND_PIPELINE) rc = lineage_delete(s, name, err);
     if (s->cache[kind]) json_object_del(s->cache[kind], name);
     unlock(s, locked);
     return rc;

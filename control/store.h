@@ -61,6 +61,21 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
 /* Removes an object; DM_ERR_NOT_FOUND when absent. Inside a transaction. */
 dm_err_t dm_store_delete(dm_store_t *s, dm_kind_t kind, const char *name, dm_error_t *err);
 
+/* ---- lineage fragments (control/api_lineage.c keeps them) ---- */
+
+/* Keeps pipeline's lineage fragment (bytes copied) under key, replacing the
+ * one it had; nothing when there is no such pipeline (deleted meanwhile). Alone, or inside a
+ * transaction (many at once: one commit). A deleted pipeline's fragment goes with it. */
+dm_err_t dm_store_lineage_put(dm_store_t *s, const char *pipeline, const char *key,
+                              const void *frag, size_t len, dm_error_t *err);
+
+/* Called per kept fragment; the strings and bytes live only during the call. */
+typedef void (*dm_store_lineage_fn)(void *ctx, const char *pipeline, const char *key,
+                                    const void *frag, size_t len);
+
+/* Every kept fragment, in no particular order. */
+dm_err_t dm_store_lineage_each(dm_store_t *s, dm_store_lineage_fn fn, void *ctx, dm_error_t *err);
+
 /* ---- API tokens (control/auth.c makes and checks them) ---- */
 
 typedef struct dm_store_token {

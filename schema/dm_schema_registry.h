@@ -17,6 +17,7 @@
 #ifndef DM_SCHEMA_DM_SCHEMA_REGISTRY_H
 #define DM_SCHEMA_DM_SCHEMA_REGISTRY_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "schema/dm_schema_compat.h"
@@ -49,6 +50,10 @@ dm_err_t dm_schema_registry_check(dm_schema_registry_t *r, const char *subject,
 /* The schema text for a global id (*schema malloc'd). DM_ERR_NOT_FOUND. */
 dm_err_t dm_schema_registry_get_by_id(dm_schema_registry_t *r, int64_t id, char **schema,
                                       dm_error_t *err);
+
+/* Every subject's latest (not deleted) schema id, as a new JSON object
+ * subject → id: one query for many subjects (lineage checks thousands). */
+dm_err_t dm_schema_registry_latest_ids(dm_schema_registry_t *r, json_t **out, dm_error_t *err);
 
 /* A live version of subject (version -1 = latest): its id, number and text
  * (any output may be NULL; *schema malloc'd). DM_ERR_NOT_FOUND. */

@@ -465,6 +465,33 @@ dm_err_t dm_schema_registry_get_version(dm_schema_registry_t *r, const char *sub
     return rc;
 }
 
+dm_err_t dm_schema_registry_latest_ids(dm_schema_registry_t *r, json_t **out, dm_error_t *err)
+{
+    *out = json_object();
+    sqlite3_stmt *st = prep(r, "SELECT subject, schema_id FROM versions WHERE deleted = 0 "
+                               "ORDER BY subject, version");
+    if (!st || !*out) {
+        json_decref(*out);
+        *out = NULL;
+        if (st) done(r, st);
+        return st ? dm_error_set(err, DM_ERR_NOMEM, "out of memory")
+                  : sql_err(r, err, "reading the latest versions");
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *subject = (const char *)sqlite3_column_text(st, 0);
+        /* ordered by version: the last one set is the latest */
+        if (subject) json_object_set_new(*out, subject, json_integer(sqlite3_column_int64(st, 1)));
+    }
+    done(r, st);
+    if (rc != SQLITE_DONE) {
+        json_decref(*out);
+        *out = NULL;
+        return sql_err(r, err, "reading the latest versions");
+    }
+    return DM_OK;
+}
+
 dm_err_t dm_schema_registry_lookup(dm_schema_registry_t *r, const char *subject,
                                    const char *schema_json, int64_t *id, int *version,
                                    dm_error_t *err)
