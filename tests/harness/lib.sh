@@ -65,3 +65,11 @@ dm_e2e_summary() {
   printf '%d passed, %d failed\n' "$pass" "$fail"
   [[ $fail -eq 0 ]]
 }
+
+# A topic on the librdkafka mock cluster (it has no CreateTopics): made through
+# the harness's control pipe (tests/harness/with-kafka-mock), NAME PARTITIONS.
+mk_topic() {
+  echo "topic $1 $2 3" >"$DM_KAFKA_MOCK_CTL"
+  for _ in $(seq 100); do grep -q "^created $1\$" "$DM_KAFKA_MOCK_OUT" && return 0; sleep 0.05; done
+  echo "mock did not create $1"; return 1
+}

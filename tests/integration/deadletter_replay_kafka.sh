@@ -11,12 +11,6 @@ bin=${DM_BIN:?}
 source "$(dirname "$0")/../harness/lib.sh"
 dm_e2e_setup
 py() { /usr/bin/python3 -c "$@"; }
-# The mock cannot create topics: make them through its control pipe.
-mk_topic() {
-  echo "topic $1 $2 3" >"$DM_KAFKA_MOCK_CTL"
-  for _ in $(seq 100); do grep -q "^created $1\$" "$DM_KAFKA_MOCK_OUT" && return 0; sleep 0.05; done
-  echo "mock did not create $1"; return 1
-}
 for t in ev:2 rp-out:2 pipeline.rp.dlq:1 pipeline.rp.replay:2 _datamesh.audit:1; do mk_topic "${t%:*}" "${t#*:}" || exit 1; done
 dm_controller_start "$data/dm" "$port" "$data/up.log" --transport "kafka://$DM_KAFKA_BROKERS" || exit 1
 pid=$dm_pid

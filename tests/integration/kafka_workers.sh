@@ -20,12 +20,6 @@ pid= wa= wb=
 trap 'kill -9 $pid $wa $wb 2>/dev/null; rm -rf "$data"' EXIT
 py() { /usr/bin/python3 -c "$@"; }
 
-# The mock has no CreateTopics: make the topics through its control pipe.
-mk_topic() {
-  echo "topic $1 $2 3" >"$DM_KAFKA_MOCK_CTL"
-  for _ in $(seq 100); do grep -q "^created $1\$" "$DM_KAFKA_MOCK_OUT" && return 0; sleep 0.05; done
-  echo "mock did not create $1"; return 1
-}
 # the controller's audit log topic too (the mock cannot create topics)
 mk_topic plays 4 && mk_topic us 4 && mk_topic pipeline.us.dlq 1 && mk_topic _datamesh.audit 1 || exit 1
 mk_topic pipeline.us.replay 4 || exit 1 # dead letters put back (read by the first stage)

@@ -148,12 +148,6 @@ run_all "$data/embedded"
 [[ ! -s $data/embedded/short ]] && ok embedded_outputs || bad embedded_outputs "$(cat "$data/embedded/short"; tail -5 "$data/up.log")"
 stop
 
-# ---- kafka, external workers ----
-mk_topic() {
-  echo "topic $1 $2 3" >"$DM_KAFKA_MOCK_CTL"
-  for _ in $(seq 100); do grep -q "^created $1\$" "$DM_KAFKA_MOCK_OUT" && return 0; sleep 0.05; done
-  echo "mock did not create $1"; return 1
-}
 mkdir -p "$data/k"
 mk_topic _datamesh.audit 1 || bad mk_topic _datamesh.audit # the controller's audit log
 dm_controller_start "$data/k" "$port" "$data/upk.log" --transport "kafka://$brokers" --external-workers || exit 1

@@ -22,11 +22,6 @@ brokers=${DM_KAFKA_BROKERS:?}
 pid= w=
 trap 'kill -9 $pid $w 2>/dev/null; rm -rf "$data"' EXIT
 
-mk_topic() { # the mock has no CreateTopics: made through its control pipe
-  echo "topic $1 $2 3" >"$DM_KAFKA_MOCK_CTL"
-  for _ in $(seq 100); do grep -q "^created $1\$" "$DM_KAFKA_MOCK_OUT" && return 0; sleep 0.05; done
-  echo "mock did not create $1"; return 1
-}
 mk_topic sales 2 && mk_topic counted 2 && mk_topic pipeline.counting.dlq 1 && mk_topic pipeline.counting.state 2 && mk_topic _datamesh.audit 1 || exit 1
 mk_topic pipeline.counting.replay 2 || exit 1 # dead letters put back (read by the first stage)
 

@@ -24,11 +24,6 @@ pid= wa=
 trap 'kill -9 $pid $wa 2>/dev/null; rm -rf "$data"' EXIT
 py() { /usr/bin/python3 -c "$@"; }
 
-mk_topic() {
-  echo "topic $1 $2 3" >"$DM_KAFKA_MOCK_CTL"
-  for _ in $(seq 100); do grep -q "^created $1\$" "$DM_KAFKA_MOCK_OUT" && return 0; sleep 0.05; done
-  echo "mock did not create $1"; return 1
-}
 for t in "plays 2" "ev 2" "fa 2" "pipeline.ev.dlq 1" "pipeline.fa.dlq 1" "pipeline.ev.replay 2" "pipeline.fa.replay 2" "_datamesh.audit 1"; do
   mk_topic $t || exit 1
 done

@@ -20,11 +20,6 @@ pid= w=
 trap 'kill -9 $pid $w 2>/dev/null; rm -rf "$data"' EXIT
 py() { /usr/bin/python3 -c "$@"; }
 
-mk_topic() {
-  echo "topic $1 $2 3" >"$DM_KAFKA_MOCK_CTL"
-  for _ in $(seq 100); do grep -q "^created $1\$" "$DM_KAFKA_MOCK_OUT" && return 0; sleep 0.05; done
-  echo "mock did not create $1"; return 1
-}
 for t in plays us others; do mk_topic $t 2 || exit 1; done
 mk_topic pipeline.us.dlq 1 && mk_topic pipeline.others.dlq 1 || exit 1
 mk_topic pipeline.us.replay 2 && mk_topic pipeline.others.replay 2 || exit 1 # dead letters put back
