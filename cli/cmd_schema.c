@@ -169,9 +169,11 @@ static int cmd_plan(int argc, char **argv)
         }
         json_array_foreach(json_object_get(resp, "pipelines"), i, x)
         {
-            printf("pipeline %s (schema_change: %s): %s\n",
+            const char *via = json_string_value(json_object_get(x, "via"));
+            printf("pipeline %s (schema_change: %s)%s%s: %s\n",
                    json_string_value(json_object_get(x, "pipeline")),
                    json_string_value(json_object_get(x, "policy")),
+                   via ? ", through derived source " : "", via ? via : "",
                    json_string_value(json_object_get(x, "action")));
             size_t j;
             json_t *e;

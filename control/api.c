@@ -133,6 +133,9 @@ static void add_schema_impact(dm_runtime_t *rt, const dm_spec_t *specs, size_t n
             json_t *x;
             json_array_foreach(json_object_get(p, "effects"), j, x) if (o < sizeof(detail)) o +=
                 (size_t)snprintf(detail + o, sizeof(detail) - o, "; %s", json_string_value(x));
+            const char *via = json_string_value(json_object_get(p, "via"));
+            if (via && o < sizeof(detail))
+                snprintf(detail + o, sizeof(detail) - o, "; through derived source %s", via);
             json_array_append_new(
                 steps,
                 json_pack("{s:s, s:s, s:s, s:s}", "action", "impact", "kind", "Pipeline", "name",

@@ -202,6 +202,122 @@ static json_t *pipeline_impact(dm_runtime_t *rt, const json_t *doc, const json_t
     return out;
 }
 
+#define IMPACT_MAX_HOPS 8
+
+/* The schema (JSON text, malloc'd) pipeline doc would publish to its derived
+ * source (*derived, malloc'd) if source had new_text; NULL when it publishes
+ * none or does not compile against it. */
+static char *derived_schema(dm_runtime_t *rt, const json_t *doc, const json_t *sources,
+                            const char *source, const char *new_text, char **derived)
+{
+    *derived = NULL;
+    json_t *schema = json_loads(new_text, 0, NULL);
+    json_t *fake = json_deep_copy(json_object_get(sources, source));
+    if (!fake)
+        fake =
+            json_pack("{s:s, s:{s:s}, s:{}}", "kind", "Source", "metadata", "name", source, "spec");
+    json_t *spec = json_object_get(fake, "spec");
+    char *out = NULL;
+    if (schema && json_is_object(spec)) {
+        json_object_set_new(spec, "schema", schema);
+        schema = NULL;
+        json_t *batch = json_pack("{s:O}", source, fake);
+        dm_error_t e = {0};
+        json_t *plan = batch ? dm_runtime_plan(rt, doc, batch, NULL, NULL, &e) : NULL;
+        json_t *stages = json_object_get(plan, "stages");
+        const json_t *last = json_array_get(stages, json_array_size(stages) - 1);
+        const char *output = json_string_value(json_object_get(plan, "output"));
+        const char *text = json_string_value(json_object_get(last, "output_schema"));
+        if (output && text && strncmp(output, "pipeline.", 9)) {
+            out = strdup(text);
+            *derived = strdup(output);
+        }
+        json_decref(plan);
+        json_decref(batch);
+    }
+    json_decref(schema);
+    json_decref(fake);
+    return out;
+}
+
+/* entry's pipeline publishes derived with the schema it has: its effect
+ * says so instead of a new version. */
+static void keeps_schema(json_t *entry, const char *derived)
+{
+    size_t i;
+    json_t *e;
+    char msg[400];
+    snprintf(msg, sizeof(msg),
+             "derived source %s keeps its schema (the steps do not pass the "
+             "change on)",
+             derived);
+    json_array_foreach(json_object_get(entry, "effects"), i, e)
+    {
+        const char *text = json_string_value(e);
+        if (text && !strncmp(text, "derived source ", 15)) json_string_set(e, msg);
+    }
+}
+
+/* Appends to pipes what every pipeline reading source does when its schema
+ * goes from old_s to new_s (new_text; changes between them), then follows the
+ * derived sources those pipelines publish whose schema the change alters:
+ * their readers are affected too ("via": the derived source, "hop": how far
+ * downstream). Each source once; at most IMPACT_MAX_HOPS deep. */
+static void impact_readers(dm_runtime_t *rt, const json_t *docs, const json_t *sources,
+                           const char *source, const char *via, const json_t *changes,
+                           const dm_avro_schema_t *old_s, const dm_avro_schema_t *new_s,
+                           const char *new_text, json_t *pipes, json_t *seen, int hop)
+{
+    const char *name;
+    json_t *doc;
+    json_object_foreach((json_t *)docs, name, doc)
+    {
+        json_t *reads = dm_spec_pipeline_inputs(doc);
+        bool reading = false;
+        size_t i;
+        json_t *s;
+        json_array_foreach(reads, i, s) reading |= !strcmp(json_string_value(s), source);
+        json_decref(reads);
+        if (!reading) continue;
+        json_t *entry = pipeline_impact(rt, doc, changes, old_s, new_s);
+        if (via) {
+            json_object_set_new(entry, "via", json_string(via));
+            json_object_set_new(entry, "hop", json_integer(hop));
+        }
+        json_array_append_new(pipes, entry);
+        /* does what it publishes change too? (not when it pauses or keeps its schema) */
+        const char *action = json_string_value(json_object_get(entry, "action"));
+        if (hop + 1 >= IMPACT_MAX_HOPS || !action || strncmp(action, "restarts", 8) ||
+            strstr(action, "pauses"))
+            continue;
+        char *derived = NULL;
+        char *next_text = derived_schema(rt, doc, sources, source, new_text, &derived);
+        char *cur_text = NULL;
+        int64_t cur_id = 0;
+        dm_error_t e = {0};
+        dm_avro_schema_t *cur_s = NULL, *next_s = NULL;
+        if (next_text && derived && !json_object_get(seen, derived) &&
+            !dm_runtime_source_schema(rt, derived, &cur_text, &cur_id, &e) &&
+            !dm_avro_schema_parse(cur_text, strlen(cur_text), &cur_s, &e) &&
+            !dm_avro_schema_parse(next_text, strlen(next_text), &next_s, &e)) {
+            json_t *next_changes = field_changes(cur_text, next_text);
+            if (!json_array_size(next_changes)) { /* its steps do not pass the change on */
+                keeps_schema(entry, derived);
+            } else {
+                json_object_set_new(seen, derived, json_true());
+                impact_readers(rt, docs, sources, derived, derived, next_changes, cur_s, next_s,
+                               next_text, pipes, seen, hop + 1);
+            }
+            json_decref(next_changes);
+        }
+        dm_avro_schema_free(cur_s);
+        dm_avro_schema_free(next_s);
+        free(cur_text);
+        free(next_text);
+        free(derived);
+    }
+}
+
 json_t *dm_runtime_schema_plan(dm_runtime_t *rt, const char *source, const char *new_schema,
                                dm_error_t *err)
 {
@@ -235,22 +351,14 @@ json_t *dm_runtime_schema_plan(dm_runtime_t *rt, const char *source, const char 
                             "current_id", (json_int_t)old_id, "compatible", crc == DM_OK, "reasons",
                             reasons, "changes", changes);
     json_t *pipes = json_array();
-    json_t *docs = NULL;
+    json_t *docs = NULL, *sources = NULL;
     if (crc == DM_OK && !dm_avro_schema_parse(old_text, strlen(old_text), &old_s, err) &&
-        !dm_store_docs(rt->store, DM_KIND_PIPELINE, &docs, err)) {
-        const char *name;
-        json_t *doc;
-        json_object_foreach(docs, name, doc)
-        {
-            json_t *reads = dm_spec_pipeline_inputs(doc);
-            bool reading = false;
-            size_t i;
-            json_t *s;
-            json_array_foreach(reads, i, s) reading |= !strcmp(json_string_value(s), source);
-            json_decref(reads);
-            if (reading)
-                json_array_append_new(pipes, pipeline_impact(rt, doc, changes, old_s, new_s));
-        }
+        !dm_store_docs(rt->store, DM_KIND_PIPELINE, &docs, err) &&
+        !dm_store_docs(rt->store, DM_KIND_SOURCE, &sources, err)) {
+        json_t *seen = json_pack("{s:b}", source, 1);
+        impact_readers(rt, docs, sources, source, NULL, changes, old_s, new_s, new_schema, pipes,
+                       seen, 0);
+        json_decref(seen);
     } else if (crc != DM_OK) {
         json_object_set_new(out, "action",
                             json_string("refused: the source stops with the registry's reasons; "
@@ -258,6 +366,7 @@ json_t *dm_runtime_schema_plan(dm_runtime_t *rt, const char *source, const char 
     }
     json_object_set_new(out, "pipelines", pipes);
     json_decref(docs);
+    json_decref(sources);
     free(old_text);
     dm_avro_schema_free(old_s);
     dm_avro_schema_free(new_s);
