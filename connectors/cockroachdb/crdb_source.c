@@ -49,7 +49,8 @@ struct dm_crdb_source {
     int64_t *window;
     uint64_t events, dropped, dead, requests;
     dm_txn_builder_t txn;
-    dm_buf_t bytes, text; /* text: a message's key / envelope as JSON, reused */
+    dm_buf_t bytes, text;       /* text: a message's key / envelope as JSON, reused */
+    char *db_json, *table_json; /* table_db / table_name as JSON strings (escaped once) */
     dm_arena_t arena;
     dm_metric_t *m_events, *m_dropped, *m_resolved;
 };
@@ -249,6 +250,160 @@ static dm_err_t commit(dm_crdb_source_t *src, const int64_t *window, dm_error_t 
     return rc;
 }
 
+/* ---- the webhook body, without a DOM ---------------------------------------------------- */
+
+/* The body is checked to be JSON first (dm_avro_json_each, the decoder's own
+ * syntax check); these then walk its bytes knowing they are well formed: the
+ * wrapper's fields are found by their keys, and the rows' 'after'/'before'
+ * objects and the key's values are handed to the schema decoder as the bytes
+ * they are. */
+typedef struct span {
+    const char *p;
+    size_t n;
+} span_t;
+
+static const char *sk_ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* Past the string whose '"' is at p. */
+static const char *sk_string(const char *p, const char *e)
+{
+    for (p++; p < e; p++) {
+        const char *q = memchr(p, '"', (size_t)(e - p));
+        if (!q) return e;
+        size_t bs = 0; /* an odd run of backslashes escapes the quote */
+        while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\')
+            bs++;
+        p = q;
+        if (!(bs & 1)) return q + 1;
+    }
+    return e;
+}
+
+/* Past the value at p. */
+static const char *sk_value(const char *p, const char *e)
+{
+    if (p >= e) return e;
+    if (*p == '"') return sk_string(p, e);
+    if (*p != '{' && *p != '[') {
+        while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
+               *p != '\n' && *p != '\r')
+            p++;
+        return p;
+    }
+    int depth = 0;
+    while (p < e) {
+        char c = *p;
+        if (c == '"') {
+            p = sk_string(p, e);
+            continue;
+        }
+        if (c == '{' || c == '[') depth++;
+        if ((c == '}' || c == ']') && --depth == 0) return p + 1;
+        p++;
+    }
+    return e;
+}
+
+/* The next member of the object being walked (*pp: inside it, after '{' or a
+ * member): its key's raw bytes (between the quotes) and its value's bytes.
+ * false at the closing '}'. */
+static bool next_member(const char **pp, const char *e, span_t *key, span_t *val)
+{
+    const char *p = sk_ws(*pp, e);
+    if (p < e && *p == ',') p = sk_ws(p + 1, e);
+    if (p >= e || *p != '"') return false;
+    const char *k = p;
+    p = sk_string(p, e);
+    *key = (span_t){k + 1, (size_t)(p - k - 2)};
+    p = sk_ws(p, e);
+    p = sk_ws(p + 1, e); /* ':' */
+    const char *v = p;
+    p = sk_value(p, e);
+    *val = (span_t){v, (size_t)(p - v)};
+    *pp = p;
+    return true;
+}
+
+/* The next element of the array being walked (*pp: inside it). */
+static bool next_element(const char **pp, const char *e, span_t *val)
+{
+    const char *p = sk_ws(*pp, e);
+    if (p < e && *p == ',') p = sk_ws(p + 1, e);
+    if (p >= e || *p == ']') return false;
+    const char *v = p;
+    p = sk_value(p, e);
+    *val = (span_t){v, (size_t)(p - v)};
+    *pp = p;
+    return true;
+}
+
+/* A JSON string's text (s: its raw bytes, between the quotes) into out as a C
+ * string, escapes resolved; truncated to cap - 1 bytes. */
+static void string_text(span_t s, char *out, size_t cap)
+{
+    if (!memchr(s.p, '\\', s.n)) {
+        snprintf(out, cap, "%.*s", (int)s.n, s.p);
+        return;
+    }
+    json_t *j = json_loadb(s.p - 1, s.n + 2, JSON_DECODE_ANY, NULL); /* rare: escapes */
+    snprintf(out, cap, "%s", json_string_value(j) ? json_string_value(j) : "");
+    json_decref(j);
+}
+
+/* The key k (raw) is name: compared as text (escapes resolved). */
+static bool key_is(span_t k, const char *name)
+{
+    size_t n = strlen(name);
+    if (k.n == n && !memcmp(k.p, name, n)) return true;
+    if (!memchr(k.p, '\\', k.n)) return false;
+    char text[64];
+    string_text(k, text, sizeof(text));
+    return !strcmp(text, name);
+}
+
+static bool is_string(span_t v)
+{
+    return v.p && v.n >= 2 && v.p[0] == '"';
+}
+
+static bool is_null(span_t v)
+{
+    return v.p && v.n == 4 && !memcmp(v.p, "null", 4);
+}
+
+/* One message of 'payload': its fields (p NULL when absent). */
+typedef struct message {
+    span_t all, after, before, key, topic, updated, resolved;
+} message_t;
+
+static dm_err_t scan_message(span_t m, size_t i, message_t *out, dm_error_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    out->all = m;
+    const char *p = m.p + 1, *e = m.p + m.n;
+    span_t k, v;
+    static const char *const names[] = {"after", "before", "key", "topic", "updated", "resolved"};
+    span_t *slots[] = {&out->after, &out->before,  &out->key,
+                       &out->topic, &out->updated, &out->resolved};
+    while (next_member(&p, e, &k, &v)) {
+        for (size_t f = 0; f < 6; f++) {
+            if (!key_is(k, names[f])) continue;
+            if (slots[f]->p)
+                return dm_error_set(err, DM_ERR_INVALID,
+                                    "body is not JSON: payload[%zu]: duplicate object key '%s'", i,
+                                    names[f]);
+            *slots[f] = v;
+            break;
+        }
+    }
+    return DM_OK;
+}
+
 /* ---- receiving ------------------------------------------------------------------------ */
 
 typedef struct pending {
@@ -284,16 +439,15 @@ static pending_t *add_pending(request_t *q, dm_error_t *err)
 }
 
 /* A message the source cannot turn into its schema: the message's JSON as
- * the value, the reason and where it came from as headers. */
-static dm_err_t add_dead(dm_crdb_source_t *src, request_t *q, const json_t *msg, const char *reason,
+ * received as the value, the reason and where it came from as headers. */
+static dm_err_t add_dead(dm_crdb_source_t *src, request_t *q, span_t msg, const char *reason,
                          const char *where, dm_error_t *err)
 {
     pending_t *p = add_pending(q, err);
     if (!p) return err->code;
-    char *text = json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY);
     p->dead = true;
     p->vstart = src->bytes.len;
-    dm_err_t rc = dm_buf_append_str(&src->bytes, text ? text : "");
+    dm_err_t rc = dm_buf_append(&src->bytes, msg.p, msg.n);
     p->vlen = src->bytes.len - p->vstart;
     p->rstart = src->bytes.len;
     if (!rc) rc = dm_buf_append_str(&src->bytes, reason);
@@ -301,18 +455,8 @@ static dm_err_t add_dead(dm_crdb_source_t *src, request_t *q, const json_t *msg,
     p->wstart = src->bytes.len;
     if (!rc) rc = dm_buf_append_str(&src->bytes, where);
     p->wlen = src->bytes.len - p->wstart;
-    free(text);
     q->dead++;
     return rc ? dm_error_set(err, DM_ERR_NOMEM, "out of memory") : DM_OK;
-}
-
-/* Appends j's compact JSON text to b (no DOM built: straight into the buffer). */
-static dm_err_t put_json(dm_buf_t *b, const json_t *j)
-{
-    size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!n || dm_buf_reserve(b, n + 1)) return DM_ERR_NOMEM;
-    b->len += json_dumpb(j, (char *)b->data + b->len, n, JSON_COMPACT | JSON_ENCODE_ANY);
-    return DM_OK;
 }
 
 static void hex(const uint8_t *b, size_t n, char *out)
@@ -326,27 +470,27 @@ static void hex(const uint8_t *b, size_t n, char *out)
 }
 
 /* One row message: de-duplicated, encoded in the envelope, or dead-lettered. */
-static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const json_t *msg,
+static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const message_t *msg,
                         dm_error_t *err)
 {
-    const char *updated = json_string_value(json_object_get(msg, "updated"));
-    const json_t *keyj = json_object_get(msg, "key");
-    if (!updated)
+    if (!is_string(msg->updated))
         return dm_error_set(err, DM_ERR_INVALID,
                             "payload[%zu]: no 'updated' timestamp (create the changefeed WITH "
                             "updated)",
                             i);
-    if (!json_is_array(keyj))
+    if (!msg->key.p || msg->key.p[0] != '[')
         return dm_error_set(err, DM_ERR_INVALID,
                             "payload[%zu]: 'key' is not an array (the changefeed's envelope must "
                             "be wrapped, format json)",
                             i);
-    const json_t *after = json_object_get(msg, "after"), *before = json_object_get(msg, "before");
-    if (!after || !(json_is_object(after) || json_is_null(after)))
+    span_t after = msg->after, before = msg->before;
+    if (!after.p || !(after.p[0] == '{' || is_null(after)))
         return dm_error_set(err, DM_ERR_INVALID,
                             "payload[%zu]: 'after' is missing or not an object/null (envelope "
                             "wrapped expected)",
                             i);
+    char updated[100];
+    string_text((span_t){msg->updated.p + 1, msg->updated.n - 2}, updated, sizeof(updated));
     dm_crdb_hlc_t hlc;
     if (dm_crdb_hlc_parse(updated, &hlc, err))
         return dm_error_prefix(err, "payload[%zu].updated", i);
@@ -354,39 +498,48 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const jso
         q->dropped++; /* at or below a resolved timestamp: delivered before */
         return DM_OK;
     }
-    const char *topic = json_string_value(json_object_get(msg, "topic"));
+    char topic[300] = "";
+    bool has_topic = is_string(msg->topic);
+    if (has_topic) string_text((span_t){msg->topic.p + 1, msg->topic.n - 2}, topic, sizeof(topic));
     char where[400];
     snprintf(where, sizeof(where), "%s@%s",
-             topic              ? topic
+             has_topic          ? topic
              : src->conf->table ? src->conf->table
                                 : "",
              updated);
-    /* the key through spec.key, in order */
+    /* the key through spec.key, in order: {"k1": key[0], …} from the key's own bytes (key
+     * names are Avro names, no escapes) */
     const dm_strlist_t *keys = src->env.key_fields;
-    if (json_array_size(keyj) != keys->n) {
-        char why[200];
-        snprintf(why, sizeof(why), "the key has %zu values, spec.key names %zu fields",
-                 json_array_size(keyj), keys->n);
-        return add_dead(src, q, msg, why, where, err);
-    }
-    dm_buf_t *kt = &src->text; /* {"k1": key[0], …}: key names are Avro names, no escapes */
+    dm_buf_t *kt = &src->text;
     dm_buf_reset(kt);
     dm_err_t rc = dm_buf_append_u8(kt, '{');
-    for (size_t k = 0; k < keys->n && !rc; k++) {
-        rc = dm_buf_printf(kt, "%s\"%s\":", k ? "," : "", keys->items[k]);
-        if (!rc) rc = put_json(kt, json_array_get(keyj, k));
+    size_t nkey = 0;
+    const char *kp = msg->key.p + 1, *ke = msg->key.p + msg->key.n;
+    span_t elem;
+    while (next_element(&kp, ke, &elem)) {
+        if (nkey < keys->n && !rc) {
+            rc = dm_buf_printf(kt, "%s\"%s\":", nkey ? "," : "", keys->items[nkey]);
+            if (!rc) rc = dm_buf_append(kt, elem.p, elem.n);
+        }
+        nkey++;
     }
     if (!rc) rc = dm_buf_append_u8(kt, '}');
+    if (rc) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    if (nkey != keys->n) {
+        char why[200];
+        snprintf(why, sizeof(why), "the key has %zu values, spec.key names %zu fields", nkey,
+                 keys->n);
+        return add_dead(src, q, msg->all, why, where, err);
+    }
     dm_avro_value_t kv;
     dm_error_t why = {0};
-    if (!rc)
-        rc = dm_avro_from_json_text(src->key->root, (const char *)kt->data, kt->len,
-                                    DM_AVRO_JSON_PLAIN, &src->arena, &kv, &why);
+    rc = dm_avro_from_json_text(src->key->root, (const char *)kt->data, kt->len, DM_AVRO_JSON_PLAIN,
+                                &src->arena, &kv, &why);
     if (rc == DM_ERR_NOMEM) return dm_error_set(err, rc, "out of memory");
     if (rc) {
         char r[700];
         snprintf(r, sizeof(r), "the key does not fit spec.key: %s", why.message);
-        return add_dead(src, q, msg, r, where, err);
+        return add_dead(src, q, msg->all, r, where, err);
     }
     size_t kstart = src->bytes.len;
     if (dm_wire_put_header(&src->bytes, src->key_id) ||
@@ -407,33 +560,31 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const jso
         return DM_OK;
     }
     /* the envelope */
-    const char *op = json_is_null(after)               ? "d"
-                     : before && !json_is_null(before) ? "u"
-                     : before                          ? "c"
-                                                       : "u";
-    /* the envelope's text around the row's: updated and resolved are HLC digits, the
-     * names go through jansson's escaping */
+    const char *op = is_null(after)                 ? "d"
+                     : before.p && !is_null(before) ? "u"
+                     : before.p                     ? "c"
+                                                    : "u";
+    /* the envelope's text around the row's own bytes: updated and resolved are HLC digits,
+     * the topic is the message's JSON string, db and table were escaped once */
     dm_buf_t *vt = &src->text;
-    json_t *db = json_string(src->table_db), *table = json_string(topic ? topic : src->table_name);
     dm_buf_reset(vt);
     rc = dm_buf_append_str(vt, "{\"before\":");
-    if (!rc) rc = before ? put_json(vt, before) : dm_buf_append_str(vt, "null");
+    if (!rc) rc = before.p ? dm_buf_append(vt, before.p, before.n) : dm_buf_append_str(vt, "null");
     if (!rc) rc = dm_buf_append_str(vt, ",\"after\":");
-    if (!rc) rc = put_json(vt, after);
+    if (!rc) rc = dm_buf_append(vt, after.p, after.n);
     if (!rc)
-        rc = dm_buf_printf(vt,
-                           ",\"op\":\"%s\",\"source\":{\"connector\":\"cockroachdb\",\"db\":", op);
-    if (!rc) rc = db ? put_json(vt, db) : DM_ERR_NOMEM;
+        rc = dm_buf_printf(vt, ",\"op\":\"%s\",\"source\":{\"connector\":\"cockroachdb\",\"db\":%s",
+                           op, src->db_json);
     if (!rc) rc = dm_buf_append_str(vt, ",\"table\":");
-    if (!rc) rc = table ? put_json(vt, table) : DM_ERR_NOMEM;
+    if (!rc)
+        rc = has_topic ? dm_buf_append(vt, msg->topic.p, msg->topic.n)
+                       : dm_buf_append_str(vt, src->table_json);
     if (!rc)
         rc = dm_buf_printf(vt,
                            ",\"position\":\"%s\",\"resolved\":\"%s\",\"ts_ms\":%lld,"
                            "\"snapshot\":\"false\"},\"ts_ms\":%lld}",
                            updated, src->resolved_text, (long long)(hlc.wall / 1000000),
                            (long long)dm_wall_ms());
-    json_decref(db);
-    json_decref(table);
     dm_avro_value_t v;
     if (!rc)
         rc = dm_avro_from_json_text(src->value->root, (const char *)vt->data, vt->len,
@@ -447,19 +598,17 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const jso
         src->bytes.len = kstart;
         /* name the column: the row alone against the declared record */
         const dm_avro_node_t *rownode = src->value->root->fields[1].type->branches[1];
-        const json_t *bad = json_is_object(after) ? after : before;
-        char *rt = bad ? json_dumps(bad, JSON_COMPACT) : NULL;
+        span_t bad = after.p[0] == '{' ? after : before;
         dm_avro_value_t rv;
-        if (rt) {
+        if (bad.p) {
             dm_error_t rowerr = {0};
-            if (dm_avro_from_json_text(rownode, rt, strlen(rt), DM_AVRO_JSON_PLAIN, &src->arena,
-                                       &rv, &rowerr))
+            if (dm_avro_from_json_text(rownode, bad.p, bad.n, DM_AVRO_JSON_PLAIN, &src->arena, &rv,
+                                       &rowerr))
                 why = rowerr;
         }
-        free(rt);
         char r[700];
         snprintf(r, sizeof(r), "the row does not fit spec.schema: %s", why.message);
-        return add_dead(src, q, msg, r, where, err);
+        return add_dead(src, q, msg->all, r, where, err);
     }
     size_t vstart = src->bytes.len;
     if (dm_wire_put_header(&src->bytes, src->value_id) ||
@@ -609,45 +758,80 @@ static void prune_seen(dm_crdb_source_t *src)
     src->seen = keep;
 }
 
+static dm_err_t check_json(void *ctx, size_t i, const char *elem, size_t elem_len, dm_error_t *err)
+{
+    (void)ctx, (void)i, (void)elem, (void)elem_len, (void)err;
+    return DM_OK;
+}
+
+/* The body's messages: resolved timestamps and rows, in order. */
+static dm_err_t read_body(dm_crdb_source_t *src, request_t *q, const char *body, size_t len,
+                          size_t *n, dm_error_t *err)
+{
+    dm_err_t rc = dm_avro_json_each(body, len, check_json, NULL, NULL, err);
+    if (rc) return dm_error_prefix(err, "body is not JSON");
+    const char *p = sk_ws(body, body + len), *e = body + len;
+    span_t k, v, payload = {0}, length = {0}, resolved = {0};
+    if (p < e && *p == '{') {
+        p++;
+        while (next_member(&p, e, &k, &v)) {
+            span_t *slot = key_is(k, "payload")    ? &payload
+                           : key_is(k, "length")   ? &length
+                           : key_is(k, "resolved") ? &resolved
+                                                   : NULL;
+            if (slot && slot->p)
+                return dm_error_set(err, DM_ERR_INVALID,
+                                    "body is not JSON: duplicate object key '%.*s'", (int)k.n, k.p);
+            if (slot) *slot = v;
+        }
+    }
+    if (is_string(resolved)) {
+        char text[100];
+        string_text((span_t){resolved.p + 1, resolved.n - 2}, text, sizeof(text));
+        *n = 1;
+        return add_resolved(q, text, err);
+    }
+    if (!payload.p || payload.p[0] != '[')
+        return dm_error_set(err, DM_ERR_INVALID,
+                            "not a changefeed webhook body: expected {\"payload\": [...], "
+                            "\"length\": N} or {\"resolved\": \"...\"}");
+    size_t count = 0;
+    const char *ap = payload.p + 1, *ae = payload.p + payload.n;
+    while (next_element(&ap, ae, &v))
+        count++;
+    *n = count;
+    if (length.p) {
+        bool integer = !memchr(length.p, '.', length.n) && !memchr(length.p, 'e', length.n) &&
+                       !memchr(length.p, 'E', length.n) &&
+                       (length.p[0] == '-' || (length.p[0] >= '0' && length.p[0] <= '9'));
+        if (!integer || strtoull(length.p, NULL, 10) != count || length.p[0] == '-')
+            return dm_error_set(err, DM_ERR_INVALID,
+                                "'length' says %.*s messages, 'payload' has %zu",
+                                (int)(length.n < 40 ? length.n : 40), length.p, count);
+    }
+    ap = payload.p + 1;
+    for (size_t i = 0; next_element(&ap, ae, &v) && !rc; i++) {
+        message_t m;
+        if (v.p[0] != '{')
+            rc = dm_error_set(err, DM_ERR_INVALID, "payload[%zu] is not an object", i);
+        else if (!(rc = scan_message(v, i, &m, err)) && is_string(m.resolved)) {
+            char text[100];
+            string_text((span_t){m.resolved.p + 1, m.resolved.n - 2}, text, sizeof(text));
+            rc = add_resolved(q, text, err);
+        } else if (!rc) {
+            rc = add_row(src, q, i, &m, err);
+        }
+    }
+    return rc;
+}
+
 static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t len,
                                size_t *accepted, dm_error_t *err)
 {
-    json_error_t je;
-    json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-    if (!doc)
-        return dm_error_set(err, DM_ERR_INVALID, "body is not JSON: line %d, column %d: %s",
-                            je.line, je.column, je.text);
     request_t q = {.staged = json_object(), .resolved = src->resolved};
     snprintf(q.resolved_text, sizeof(q.resolved_text), "%s", src->resolved_text);
-    dm_err_t rc = DM_OK;
-    const json_t *payload = json_object_get(doc, "payload");
-    const json_t *resolved = json_object_get(doc, "resolved");
     size_t n = 0;
-    if (json_is_string(resolved)) {
-        rc = add_resolved(&q, json_string_value(resolved), err);
-        n = 1;
-    } else if (json_is_array(payload)) {
-        const json_t *length = json_object_get(doc, "length");
-        n = json_array_size(payload);
-        if (length && (!json_is_integer(length) || (size_t)json_integer_value(length) != n))
-            rc = dm_error_set(err, DM_ERR_INVALID,
-                              "'length' says %" JSON_INTEGER_FORMAT " messages, 'payload' has %zu",
-                              json_integer_value(length), n);
-        for (size_t i = 0; i < n && !rc; i++) {
-            const json_t *m = json_array_get(payload, i);
-            const json_t *res = json_object_get(m, "resolved");
-            if (!json_is_object(m))
-                rc = dm_error_set(err, DM_ERR_INVALID, "payload[%zu] is not an object", i);
-            else if (json_is_string(res))
-                rc = add_resolved(&q, json_string_value(res), err);
-            else
-                rc = add_row(src, &q, i, m, err);
-        }
-    } else {
-        rc = dm_error_set(err, DM_ERR_INVALID,
-                          "not a changefeed webhook body: expected {\"payload\": [...], "
-                          "\"length\": N} or {\"resolved\": \"...\"}");
-    }
+    dm_err_t rc = read_body(src, &q, body, len, &n, err);
     dm_crdb_hlc_t old = src->resolved;
     char old_text[48];
     snprintf(old_text, sizeof(old_text), "%s", src->resolved_text);
@@ -717,7 +901,6 @@ static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t l
     free(q.items);
     free(ends);
     free(window);
-    json_decref(doc);
     dm_buf_reset(&src->bytes);
     dm_arena_reset(&src->arena);
     return rc;
@@ -959,6 +1142,16 @@ void dm_crdb_source_run(dm_crdb_source_t *src, dm_unit_status_t *status)
 
 /* ---- life ----------------------------------------------------------------------------- */
 
+/* s as a JSON string's text (quoted, escaped), a new string; invalid UTF-8 is
+ * replaced by "" (a table name from the config). */
+static char *json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    char *t = json_dumps(j ? j : json_string(""), JSON_ENCODE_ANY);
+    json_decref(j);
+    return t;
+}
+
 dm_err_t dm_crdb_source_new(const dm_source_env_t *env, const dm_crdb_config_t *conf,
                             dm_crdb_source_t **out, dm_error_t *err)
 {
@@ -984,10 +1177,13 @@ dm_err_t dm_crdb_source_new(const dm_source_env_t *env, const dm_crdb_config_t *
         const char *first = strchr(table, '.');
         snprintf(src->table_db, sizeof(src->table_db), "%.*s", (int)(first - table), table);
     }
+    src->db_json = json_text(src->table_db);
+    src->table_json = json_text(src->table_name);
     if (asprintf(&src->state_topic, "__dm_cockroachdb_state.%s", env->name) < 0)
         src->state_topic = NULL;
     if (asprintf(&src->dlq, "source.%s.dlq", env->name) < 0) src->dlq = NULL;
-    dm_err_t rc = src->name && src->state_topic && src->dlq && src->seen && src->window
+    dm_err_t rc = src->name && src->state_topic && src->dlq && src->seen && src->window &&
+                          src->db_json && src->table_json
                       ? DM_OK
                       : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     if (!rc && env->metrics) {
@@ -1064,6 +1260,8 @@ void dm_crdb_source_free(dm_crdb_source_t *src)
     free(src->name);
     free(src->state_topic);
     free(src->dlq);
+    free(src->db_json);
+    free(src->table_json);
     free(src);
 }
 
