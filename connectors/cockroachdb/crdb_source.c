@@ -347,7 +347,9 @@ static bool next_element(const char **pp, const char *e, span_t *val)
 static void string_text(span_t s, char *out, size_t cap)
 {
     if (!memchr(s.p, '\\', s.n)) {
-        snprintf(out, cap, "%.*s", (int)s.n, s.p);
+        size_t n = s.n < cap - 1 ? s.n : cap - 1;
+        memcpy(out, s.p, n);
+        out[n] = '\0';
         return;
     }
     json_t *j = json_loadb(s.p - 1, s.n + 2, JSON_DECODE_ANY, NULL); /* rare: escapes */
@@ -422,6 +424,7 @@ typedef struct request {
     dm_crdb_hlc_t resolved;
     char resolved_text[48];
     size_t events, dropped, dead;
+    int64_t now_ms; /* the envelopes' ts_ms */
 } request_t;
 
 static pending_t *add_pending(request_t *q, dm_error_t *err)
@@ -469,6 +472,57 @@ static void hex(const uint8_t *b, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* Where a message came from, for its dead letter: topic@updated. */
+static void where_of(const dm_crdb_source_t *src, const char *topic, const char *updated, char *out,
+                     size_t cap)
+{
+    snprintf(out, cap, "%s@%s", topic ? topic : src->conf->table ? src->conf->table : "", updated);
+}
+
+/* The key as the record of spec.key's fields; its elements decoded straight
+ * from their bytes. A mismatch is decoded again as {"k1": key[0], …} text so
+ * that the reason names the field. */
+static dm_err_t decode_key(dm_crdb_source_t *src, span_t key, size_t *count, dm_avro_value_t *out,
+                           dm_error_t *why)
+{
+    const dm_strlist_t *keys = src->env.key_fields;
+    const dm_avro_node_t *rec = src->key->root;
+    dm_avro_value_t *f = dm_arena_alloc(&src->arena, keys->n * sizeof(*f));
+    if (!f) return dm_error_set(why, DM_ERR_NOMEM, "out of memory");
+    size_t n = 0;
+    dm_err_t rc = DM_OK;
+    const char *p = key.p + 1, *e = key.p + key.n;
+    span_t elem;
+    while (next_element(&p, e, &elem)) {
+        if (n < keys->n && !rc)
+            rc = dm_avro_from_json_text(rec->fields[n].type, elem.p, elem.n, DM_AVRO_JSON_PLAIN,
+                                        &src->arena, &f[n], why);
+        n++;
+    }
+    *count = n;
+    *out = (dm_avro_value_t){.type = DM_AVRO_RECORD, .len = (uint32_t)keys->n, .u.v = f};
+    if (n != keys->n || !rc || rc == DM_ERR_NOMEM) return rc;
+    dm_buf_t *kt = &src->text; /* the slow path, for the message */
+    dm_buf_reset(kt);
+    rc = dm_buf_append_u8(kt, '{');
+    p = key.p + 1;
+    for (size_t k = 0; next_element(&p, e, &elem) && !rc; k++) {
+        rc = dm_buf_printf(kt, "%s\"%s\":", k ? "," : "", keys->items[k]);
+        if (!rc) rc = dm_buf_append(kt, elem.p, elem.n);
+    }
+    if (!rc) rc = dm_buf_append_u8(kt, '}');
+    if (rc) return dm_error_set(why, DM_ERR_NOMEM, "out of memory");
+    dm_avro_value_t kv;
+    rc = dm_avro_from_json_text(rec, (const char *)kt->data, kt->len, DM_AVRO_JSON_PLAIN,
+                                &src->arena, &kv, why);
+    return rc ? rc : DM_ERR_SCHEMA_MISMATCH;
+}
+
+static dm_avro_value_t str_value(const char *s, size_t n)
+{
+    return (dm_avro_value_t){.type = DM_AVRO_STRING, .len = (uint32_t)n, .u.p = (const uint8_t *)s};
+}
+
 /* One row message: de-duplicated, encoded in the envelope, or dead-lettered. */
 static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const message_t *msg,
                         dm_error_t *err)
@@ -498,47 +552,27 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const mes
         q->dropped++; /* at or below a resolved timestamp: delivered before */
         return DM_OK;
     }
-    char topic[300] = "";
+    char topic[300] = "", where[400];
     bool has_topic = is_string(msg->topic);
     if (has_topic) string_text((span_t){msg->topic.p + 1, msg->topic.n - 2}, topic, sizeof(topic));
-    char where[400];
-    snprintf(where, sizeof(where), "%s@%s",
-             has_topic          ? topic
-             : src->conf->table ? src->conf->table
-                                : "",
-             updated);
-    /* the key through spec.key, in order: {"k1": key[0], …} from the key's own bytes (key
-     * names are Avro names, no escapes) */
+    const char *tp = has_topic ? topic : NULL;
+    /* the key through spec.key, in order */
     const dm_strlist_t *keys = src->env.key_fields;
-    dm_buf_t *kt = &src->text;
-    dm_buf_reset(kt);
-    dm_err_t rc = dm_buf_append_u8(kt, '{');
-    size_t nkey = 0;
-    const char *kp = msg->key.p + 1, *ke = msg->key.p + msg->key.n;
-    span_t elem;
-    while (next_element(&kp, ke, &elem)) {
-        if (nkey < keys->n && !rc) {
-            rc = dm_buf_printf(kt, "%s\"%s\":", nkey ? "," : "", keys->items[nkey]);
-            if (!rc) rc = dm_buf_append(kt, elem.p, elem.n);
-        }
-        nkey++;
-    }
-    if (!rc) rc = dm_buf_append_u8(kt, '}');
-    if (rc) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    if (nkey != keys->n) {
-        char why[200];
-        snprintf(why, sizeof(why), "the key has %zu values, spec.key names %zu fields", nkey,
-                 keys->n);
-        return add_dead(src, q, msg->all, why, where, err);
-    }
     dm_avro_value_t kv;
     dm_error_t why = {0};
-    rc = dm_avro_from_json_text(src->key->root, (const char *)kt->data, kt->len, DM_AVRO_JSON_PLAIN,
-                                &src->arena, &kv, &why);
+    size_t nkey = 0;
+    dm_err_t rc = decode_key(src, msg->key, &nkey, &kv, &why);
     if (rc == DM_ERR_NOMEM) return dm_error_set(err, rc, "out of memory");
+    if (nkey != keys->n) {
+        char r[200];
+        snprintf(r, sizeof(r), "the key has %zu values, spec.key names %zu fields", nkey, keys->n);
+        where_of(src, tp, updated, where, sizeof(where));
+        return add_dead(src, q, msg->all, r, where, err);
+    }
     if (rc) {
         char r[700];
         snprintf(r, sizeof(r), "the key does not fit spec.key: %s", why.message);
+        where_of(src, tp, updated, where, sizeof(where));
         return add_dead(src, q, msg->all, r, where, err);
     }
     size_t kstart = src->bytes.len;
@@ -547,78 +581,70 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const mes
         return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     size_t klen = src->bytes.len - kstart;
     /* a re-delivery: not newer than the key's last change (this request's or committed) */
-    char *id = malloc(2 * klen + 1);
+    char idbuf[256], *id = 2 * klen + 1 <= sizeof(idbuf) ? idbuf : malloc(2 * klen + 1);
     if (!id) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     hex(src->bytes.data + kstart, klen, id);
     const char *last = json_string_value(json_object_get(q->staged, id));
     if (!last) last = entry_updated(json_object_get(src->seen, id));
     dm_crdb_hlc_t prev;
     if (last && !dm_crdb_hlc_parse(last, &prev, NULL) && dm_crdb_hlc_cmp(hlc, prev) <= 0) {
-        free(id);
+        if (id != idbuf) free(id);
         src->bytes.len = kstart;
         q->dropped++;
         return DM_OK;
     }
-    /* the envelope */
+    /* the envelope, the row images decoded straight from their bytes */
     const char *op = is_null(after)                 ? "d"
                      : before.p && !is_null(before) ? "u"
                      : before.p                     ? "c"
                                                     : "u";
-    /* the envelope's text around the row's own bytes: updated and resolved are HLC digits,
-     * the topic is the message's JSON string, db and table were escaped once */
-    dm_buf_t *vt = &src->text;
-    dm_buf_reset(vt);
-    rc = dm_buf_append_str(vt, "{\"before\":");
-    if (!rc) rc = before.p ? dm_buf_append(vt, before.p, before.n) : dm_buf_append_str(vt, "null");
-    if (!rc) rc = dm_buf_append_str(vt, ",\"after\":");
-    if (!rc) rc = dm_buf_append(vt, after.p, after.n);
-    if (!rc)
-        rc = dm_buf_printf(vt, ",\"op\":\"%s\",\"source\":{\"connector\":\"cockroachdb\",\"db\":%s",
-                           op, src->db_json);
-    if (!rc) rc = dm_buf_append_str(vt, ",\"table\":");
-    if (!rc)
-        rc = has_topic ? dm_buf_append(vt, msg->topic.p, msg->topic.n)
-                       : dm_buf_append_str(vt, src->table_json);
-    if (!rc)
-        rc = dm_buf_printf(vt,
-                           ",\"position\":\"%s\",\"resolved\":\"%s\",\"ts_ms\":%lld,"
-                           "\"snapshot\":\"false\"},\"ts_ms\":%lld}",
-                           updated, src->resolved_text, (long long)(hlc.wall / 1000000),
-                           (long long)dm_wall_ms());
-    dm_avro_value_t v;
-    if (!rc)
-        rc = dm_avro_from_json_text(src->value->root, (const char *)vt->data, vt->len,
-                                    DM_AVRO_JSON_PLAIN, &src->arena, &v, &why);
+    const dm_avro_node_t *env = src->value->root;
+    const dm_avro_node_t *rownode = env->fields[1].type->branches[1];
+    dm_avro_value_t *f = dm_arena_alloc(&src->arena, 12 * sizeof(*f)), *s = f + 5;
+    if (!f) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    span_t img[2] = {before, after};
+    for (int b = 0; b < 2 && !rc; b++) {
+        if (!img[b].p || is_null(img[b])) {
+            f[b] = (dm_avro_value_t){.type = DM_AVRO_NULL, .branch = 0};
+            continue;
+        }
+        rc = dm_avro_from_json_text(rownode, img[b].p, img[b].n, DM_AVRO_JSON_PLAIN, &src->arena,
+                                    &f[b], &why);
+        f[b].branch = 1;
+    }
     if (rc == DM_ERR_NOMEM) {
-        free(id);
+        if (id != idbuf) free(id);
         return dm_error_set(err, rc, "out of memory");
     }
     if (rc) {
-        free(id);
+        if (id != idbuf) free(id);
         src->bytes.len = kstart;
-        /* name the column: the row alone against the declared record */
-        const dm_avro_node_t *rownode = src->value->root->fields[1].type->branches[1];
-        span_t bad = after.p[0] == '{' ? after : before;
-        dm_avro_value_t rv;
-        if (bad.p) {
-            dm_error_t rowerr = {0};
-            if (dm_avro_from_json_text(rownode, bad.p, bad.n, DM_AVRO_JSON_PLAIN, &src->arena, &rv,
-                                       &rowerr))
-                why = rowerr;
-        }
         char r[700];
         snprintf(r, sizeof(r), "the row does not fit spec.schema: %s", why.message);
+        where_of(src, tp, updated, where, sizeof(where));
         return add_dead(src, q, msg->all, r, where, err);
     }
+    f[2] = str_value(op, 1);
+    s[0] = str_value("cockroachdb", 11);
+    s[1] = str_value(src->table_db, strlen(src->table_db));
+    s[2] = has_topic ? str_value(topic, strlen(topic))
+                     : str_value(src->table_name, strlen(src->table_name));
+    s[3] = str_value(updated, strlen(updated));
+    s[4] = str_value(src->resolved_text, strlen(src->resolved_text));
+    s[5] = (dm_avro_value_t){.type = DM_AVRO_LONG, .u.l = hlc.wall / 1000000};
+    s[6] = str_value("false", 5);
+    f[3] = (dm_avro_value_t){.type = DM_AVRO_RECORD, .len = 7, .u.v = s};
+    f[4] = (dm_avro_value_t){.type = DM_AVRO_LONG, .u.l = q->now_ms};
+    dm_avro_value_t v = {.type = DM_AVRO_RECORD, .len = 5, .u.v = f};
     size_t vstart = src->bytes.len;
     if (dm_wire_put_header(&src->bytes, src->value_id) ||
         (rc = dm_avro_encode(src->value->root, &v, &src->bytes, err))) {
-        free(id);
+        if (id != idbuf) free(id);
         return rc ? rc : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     }
     pending_t *p = add_pending(q, err);
     if (!p) {
-        free(id);
+        if (id != idbuf) free(id);
         return err->code;
     }
     *p = (pending_t){.kstart = kstart,
@@ -628,7 +654,7 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const mes
                      .ts = hlc.wall / 1000000};
     snprintf(p->updated, sizeof(p->updated), "%s", updated);
     json_object_set_new(q->staged, id, json_string(updated));
-    free(id);
+    if (id != idbuf) free(id);
     q->events++;
     return DM_OK;
 }
@@ -828,7 +854,7 @@ static dm_err_t read_body(dm_crdb_source_t *src, request_t *q, const char *body,
 static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t len,
                                size_t *accepted, dm_error_t *err)
 {
-    request_t q = {.staged = json_object(), .resolved = src->resolved};
+    request_t q = {.staged = json_object(), .resolved = src->resolved, .now_ms = dm_wall_ms()};
     snprintf(q.resolved_text, sizeof(q.resolved_text), "%s", src->resolved_text);
     size_t n = 0;
     dm_err_t rc = read_body(src, &q, body, len, &n, err);
