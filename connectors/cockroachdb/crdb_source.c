@@ -16,6 +16,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "engine/task.h"
@@ -23,6 +24,79 @@
 #include "schema/wire.h"
 #include "transport/transport.h"
 #include "transport/txn_builder.h"
+
+/* ---- the keys above the resolved timestamp ------------------------------------------- */
+
+/* A key's last change: committed (last, where it was written), and staged by
+ * the request being taken (staged, when staged_req is that request's number). */
+typedef struct seen_entry {
+    uint8_t *key; /* the encoded key (wire header included); NULL: a free slot */
+    uint32_t klen;
+    bool committed;
+    uint64_t hash, staged_req;
+    dm_crdb_hlc_t last, staged;
+    int32_t partition;
+    int64_t offset;
+} seen_entry_t;
+
+typedef struct seen {
+    seen_entry_t *slots; /* open addressing, linear probing; cap a power of two */
+    size_t cap, used;
+} seen_t;
+
+static seen_entry_t *seen_slot(const seen_t *t, const uint8_t *k, size_t kl, uint64_t h)
+{
+    for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        seen_entry_t *e = &t->slots[i];
+        if (!e->key || (e->hash == h && e->klen == kl && !memcmp(e->key, k, kl))) return e;
+    }
+}
+
+static seen_entry_t *seen_find(const seen_t *t, const uint8_t *k, size_t kl)
+{
+    if (!t->cap) return NULL;
+    seen_entry_t *e = seen_slot(t, k, kl, dm_hash64(k, kl));
+    return e->key ? e : NULL;
+}
+
+/* The entry of k, made (zeroed) when new; NULL when out of memory. */
+static seen_entry_t *seen_put(seen_t *t, const uint8_t *k, size_t kl)
+{
+    if (4 * (t->used + 1) > 3 * t->cap) {
+        seen_t g = {.cap = t->cap ? 2 * t->cap : 1024};
+        if (!(g.slots = calloc(g.cap, sizeof(*g.slots)))) return NULL;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->slots[i].key) *seen_slot(&g, NULL, 0, t->slots[i].hash) = t->slots[i];
+        g.used = t->used;
+        free(t->slots);
+        *t = g;
+    }
+    uint64_t h = dm_hash64(k, kl);
+    seen_entry_t *e = seen_slot(t, k, kl, h);
+    if (e->key) return e;
+    uint8_t *copy = malloc(kl ? kl : 1);
+    if (!copy) return NULL;
+    memcpy(copy, k, kl);
+    *e = (seen_entry_t){.key = copy, .klen = (uint32_t)kl, .hash = h};
+    t->used++;
+    return e;
+}
+
+static void seen_free(seen_t *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->slots[i].key);
+    free(t->slots);
+    *t = (seen_t){0};
+}
+
+static size_t seen_count(const seen_t *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->cap; i++)
+        n += t->slots[i].key && t->slots[i].committed;
+    return n;
+}
 
 struct dm_crdb_source {
     dm_transport_t *t;
@@ -41,11 +115,12 @@ struct dm_crdb_source {
     char job_id[32];        /* the changefeed's job, once created */
     char job_status[64], job_error[400];
     bool ready; /* schemas registered, topics made, state read (dm_crdb_source_prepare) */
-    /* encoded key (hex) → {"u": the key's last committed "updated", "p": partition, "o":
-     * offset}, for changes above the resolved timestamp; window[p] is the first offset of
+    /* encoded key → its last committed change (updated, partition, offset), for changes
+     * above the resolved timestamp; window[p] is the first offset of
      * partition p that may hold one (committed in the state record, so a restart reads
      * the window back from the topic) */
-    json_t *seen;
+    seen_t seen;
+    uint64_t request_seq; /* numbers requests (seen_entry_t.staged_req) */
     int64_t *window;
     uint64_t events, dropped, dead, requests;
     dm_txn_builder_t txn;
@@ -192,11 +267,6 @@ static json_t *state_json(const dm_crdb_source_t *src, const int64_t *window)
         json_array_append_new(w, json_integer(window[p]));
     return json_pack("{s:s, s:s, s:o}", "resolved", src->resolved_text, "job_id", src->job_id,
                      "window", w);
-}
-
-static const char *entry_updated(const json_t *e)
-{
-    return json_string_value(json_object_get(e, "u"));
 }
 
 static dm_err_t load_state(dm_crdb_source_t *src, dm_error_t *err)
@@ -412,7 +482,7 @@ typedef struct pending {
     size_t kstart, klen, vstart, vlen, rstart, rlen, wstart, wlen;
     int64_t ts;
     bool dead;
-    char updated[48];
+    dm_crdb_hlc_t hlc;
     int32_t partition;
     int64_t offset; /* where the commit puts it (the source is its topic's one writer) */
 } pending_t;
@@ -420,7 +490,7 @@ typedef struct pending {
 typedef struct request {
     pending_t *items;
     size_t n, cap;
-    json_t *staged; /* key → updated of this request, merged into seen after the commit */
+    uint64_t seq; /* the request's number: seen entries it staged carry it */
     dm_crdb_hlc_t resolved;
     char resolved_text[48];
     size_t events, dropped, dead;
@@ -460,16 +530,6 @@ static dm_err_t add_dead(dm_crdb_source_t *src, request_t *q, span_t msg, const 
     p->wlen = src->bytes.len - p->wstart;
     q->dead++;
     return rc ? dm_error_set(err, DM_ERR_NOMEM, "out of memory") : DM_OK;
-}
-
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
 }
 
 /* Where a message came from, for its dead letter: topic@updated. */
@@ -581,14 +641,12 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const mes
         return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     size_t klen = src->bytes.len - kstart;
     /* a re-delivery: not newer than the key's last change (this request's or committed) */
-    char idbuf[256], *id = 2 * klen + 1 <= sizeof(idbuf) ? idbuf : malloc(2 * klen + 1);
-    if (!id) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    hex(src->bytes.data + kstart, klen, id);
-    const char *last = json_string_value(json_object_get(q->staged, id));
-    if (!last) last = entry_updated(json_object_get(src->seen, id));
-    dm_crdb_hlc_t prev;
-    if (last && !dm_crdb_hlc_parse(last, &prev, NULL) && dm_crdb_hlc_cmp(hlc, prev) <= 0) {
-        if (id != idbuf) free(id);
+    const seen_entry_t *last = seen_find(&src->seen, src->bytes.data + kstart, klen);
+    const dm_crdb_hlc_t *prev = !last                        ? NULL
+                                : last->staged_req == q->seq ? &last->staged
+                                : last->committed            ? &last->last
+                                                             : NULL;
+    if (prev && dm_crdb_hlc_cmp(hlc, *prev) <= 0) {
         src->bytes.len = kstart;
         q->dropped++;
         return DM_OK;
@@ -613,11 +671,9 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const mes
         f[b].branch = 1;
     }
     if (rc == DM_ERR_NOMEM) {
-        if (id != idbuf) free(id);
         return dm_error_set(err, rc, "out of memory");
     }
     if (rc) {
-        if (id != idbuf) free(id);
         src->bytes.len = kstart;
         char r[700];
         snprintf(r, sizeof(r), "the row does not fit spec.schema: %s", why.message);
@@ -639,12 +695,10 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const mes
     size_t vstart = src->bytes.len;
     if (dm_wire_put_header(&src->bytes, src->value_id) ||
         (rc = dm_avro_encode(src->value->root, &v, &src->bytes, err))) {
-        if (id != idbuf) free(id);
         return rc ? rc : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     }
     pending_t *p = add_pending(q, err);
     if (!p) {
-        if (id != idbuf) free(id);
         return err->code;
     }
     *p = (pending_t){.kstart = kstart,
@@ -652,9 +706,11 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const mes
                      .vstart = vstart,
                      .vlen = src->bytes.len - vstart,
                      .ts = hlc.wall / 1000000};
-    snprintf(p->updated, sizeof(p->updated), "%s", updated);
-    json_object_set_new(q->staged, id, json_string(updated));
-    if (id != idbuf) free(id);
+    p->hlc = hlc;
+    seen_entry_t *e = seen_put(&src->seen, src->bytes.data + kstart, klen);
+    if (!e) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    e->staged = hlc;
+    e->staged_req = q->seq;
     q->events++;
     return DM_OK;
 }
@@ -748,16 +804,15 @@ static dm_err_t load_window(dm_crdb_source_t *src, dm_error_t *err)
                 dm_crdb_hlc_t h;
                 if (dm_crdb_hlc_parse(updated, &h, NULL) || dm_crdb_hlc_cmp(h, src->resolved) <= 0)
                     continue;
-                char *key = malloc(2 * (size_t)r->key_len + 1);
-                if (!key) {
+                seen_entry_t *e = seen_put(&src->seen, r->key, (size_t)r->key_len);
+                if (!e) {
                     rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
                     break;
                 }
-                hex(r->key, (size_t)r->key_len, key);
-                json_object_set_new(
-                    src->seen, key,
-                    json_pack("{s:s, s:i, s:I}", "u", updated, "p", p, "o", (json_int_t)r->offset));
-                free(key);
+                e->committed = true;
+                e->last = h;
+                e->partition = p;
+                e->offset = r->offset;
             }
             off = b.next_offset;
             dm_arena_reset(&a);
@@ -772,16 +827,22 @@ static dm_err_t load_window(dm_crdb_source_t *src, dm_error_t *err)
  * re-delivery of them is dropped by the resolved check alone. */
 static void prune_seen(dm_crdb_source_t *src)
 {
-    const char *k;
-    json_t *v, *keep = json_object();
-    json_object_foreach(src->seen, k, v)
-    {
-        dm_crdb_hlc_t h;
-        if (!dm_crdb_hlc_parse(entry_updated(v), &h, NULL) && dm_crdb_hlc_cmp(h, src->resolved) > 0)
-            json_object_set(keep, k, v);
+    seen_t *t = &src->seen;
+    seen_t keep = {0};
+    bool oom = false;
+    for (size_t i = 0; i < t->cap && !oom; i++) {
+        seen_entry_t *e = &t->slots[i];
+        if (!e->key || !e->committed || dm_crdb_hlc_cmp(e->last, src->resolved) <= 0) continue;
+        seen_entry_t *k = seen_put(&keep, e->key, e->klen);
+        if (k) {
+            uint8_t *key = k->key;
+            *k = *e;
+            k->key = key;
+        }
+        oom = !k;
     }
-    json_decref(src->seen);
-    src->seen = keep;
+    seen_free(oom ? &keep : t); /* out of memory: keep all (only memory is lost) */
+    if (!oom) *t = keep;
 }
 
 static dm_err_t check_json(void *ctx, size_t i, const char *elem, size_t elem_len, dm_error_t *err)
@@ -854,7 +915,7 @@ static dm_err_t read_body(dm_crdb_source_t *src, request_t *q, const char *body,
 static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t len,
                                size_t *accepted, dm_error_t *err)
 {
-    request_t q = {.staged = json_object(), .resolved = src->resolved, .now_ms = dm_wall_ms()};
+    request_t q = {.seq = ++src->request_seq, .resolved = src->resolved, .now_ms = dm_wall_ms()};
     snprintf(q.resolved_text, sizeof(q.resolved_text), "%s", src->resolved_text);
     size_t n = 0;
     dm_err_t rc = read_body(src, &q, body, len, &n, err);
@@ -871,17 +932,12 @@ static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t l
         bool advanced = dm_crdb_hlc_cmp(old, src->resolved) < 0;
         for (int32_t p = 0; p < src->partitions; p++) /* lower than needed is safe */
             window[p] = advanced ? ends[p] : src->window[p];
-        const char *k;
-        json_t *v;
-        json_object_foreach(advanced ? src->seen : NULL, k, v) /* once per resolved */
-        {
-            dm_crdb_hlc_t h;
-            int32_t part = (int32_t)json_integer_value(json_object_get(v, "p"));
-            int64_t off = json_integer_value(json_object_get(v, "o"));
-            if (!dm_crdb_hlc_parse(entry_updated(v), &h, NULL) &&
-                dm_crdb_hlc_cmp(h, src->resolved) > 0 && part >= 0 && part < src->partitions &&
-                off < window[part])
-                window[part] = off;
+        for (size_t i = 0; advanced && i < src->seen.cap; i++) { /* once per resolved */
+            const seen_entry_t *e = &src->seen.slots[i];
+            if (e->key && e->committed && dm_crdb_hlc_cmp(e->last, src->resolved) > 0 &&
+                e->partition >= 0 && e->partition < src->partitions &&
+                e->offset < window[e->partition])
+                window[e->partition] = e->offset;
         }
         for (size_t i = 0; i < q.n; i++) {
             const pending_t *p = &q.items[i];
@@ -904,13 +960,12 @@ static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t l
         for (size_t i = 0; i < q.n; i++) {
             const pending_t *p = &q.items[i];
             if (p->dead) continue;
-            char *id = malloc(2 * p->klen + 1);
-            if (!id) continue; /* only de-duplication is lost */
-            hex(src->bytes.data + p->kstart, p->klen, id);
-            json_object_set_new(src->seen, id,
-                                json_pack("{s:s, s:i, s:I}", "u", p->updated, "p", p->partition,
-                                          "o", (json_int_t)p->offset));
-            free(id);
+            seen_entry_t *e = seen_put(&src->seen, src->bytes.data + p->kstart, p->klen);
+            if (!e) continue; /* only de-duplication is lost */
+            e->committed = true;
+            e->last = p->hlc;
+            e->partition = p->partition;
+            e->offset = p->offset;
         }
         memcpy(src->window, window, (size_t)src->partitions * sizeof(int64_t));
         if (dm_crdb_hlc_cmp(old, src->resolved) < 0) prune_seen(src);
@@ -923,7 +978,6 @@ static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t l
         if (src->m_resolved) dm_metric_set(src->m_resolved, src->resolved.wall / 1000000);
         *accepted = n;
     }
-    json_decref(q.staged);
     free(q.items);
     free(ends);
     free(window);
@@ -1190,7 +1244,6 @@ dm_err_t dm_crdb_source_new(const dm_source_env_t *env, const dm_crdb_config_t *
     src->partitions = env->partitions > 0 ? env->partitions : 1;
     src->name = strdup(env->name);
     pthread_mutex_init(&src->mu, NULL);
-    src->seen = json_object();
     src->window = calloc((size_t)src->partitions, sizeof(int64_t));
     dm_txn_builder_init(&src->txn, src->t);
     src->bytes = (dm_buf_t)DM_BUF_INIT;
@@ -1208,10 +1261,10 @@ dm_err_t dm_crdb_source_new(const dm_source_env_t *env, const dm_crdb_config_t *
     if (asprintf(&src->state_topic, "__dm_cockroachdb_state.%s", env->name) < 0)
         src->state_topic = NULL;
     if (asprintf(&src->dlq, "source.%s.dlq", env->name) < 0) src->dlq = NULL;
-    dm_err_t rc = src->name && src->state_topic && src->dlq && src->seen && src->window &&
-                          src->db_json && src->table_json
-                      ? DM_OK
-                      : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    dm_err_t rc =
+        src->name && src->state_topic && src->dlq && src->window && src->db_json && src->table_json
+            ? DM_OK
+            : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     if (!rc && env->metrics) {
         char labels[300];
         snprintf(labels, sizeof(labels), "source=\"%s\"", env->name);
@@ -1261,12 +1314,12 @@ dm_err_t dm_crdb_source_prepare(dm_crdb_source_t *src, dm_error_t *err)
 json_t *dm_crdb_source_status(dm_crdb_source_t *src)
 {
     pthread_mutex_lock(&src->mu);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "position",
-                          src->resolved_text, "job_id", src->job_id, "job_status", src->job_status,
-                          "job_error", src->job_error, "events", (json_int_t)src->events,
-                          "redeliveries_dropped", (json_int_t)src->dropped, "dead_letters",
-                          (json_int_t)src->dead, "requests", (json_int_t)src->requests,
-                          "keys_in_window", (json_int_t)json_object_size(src->seen));
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "position", src->resolved_text,
+                  "job_id", src->job_id, "job_status", src->job_status, "job_error", src->job_error,
+                  "events", (json_int_t)src->events, "redeliveries_dropped",
+                  (json_int_t)src->dropped, "dead_letters", (json_int_t)src->dead, "requests",
+                  (json_int_t)src->requests, "keys_in_window", (json_int_t)seen_count(&src->seen));
     pthread_mutex_unlock(&src->mu);
     return j;
 }
@@ -1276,7 +1329,7 @@ void dm_crdb_source_free(dm_crdb_source_t *src)
     if (!src) return;
     dm_avro_schema_free(src->value);
     dm_avro_schema_free(src->key);
-    json_decref(src->seen);
+    seen_free(&src->seen);
     free(src->window);
     dm_txn_builder_destroy(&src->txn);
     dm_buf_free(&src->bytes);
