@@ -882,32 +882,30 @@ static dm_err_t read_body(dm_crdb_source_t *src, request_t *q, const char *body,
         return dm_error_set(err, DM_ERR_INVALID,
                             "not a changefeed webhook body: expected {\"payload\": [...], "
                             "\"length\": N} or {\"resolved\": \"...\"}");
+    /* one walk: a 'length' that does not match refuses the body after it (nothing
+     * is written either way) */
     size_t count = 0;
     const char *ap = payload.p + 1, *ae = payload.p + payload.n;
-    while (next_element(&ap, ae, &v))
-        count++;
-    *n = count;
-    if (length.p) {
-        bool integer = !memchr(length.p, '.', length.n) && !memchr(length.p, 'e', length.n) &&
-                       !memchr(length.p, 'E', length.n) &&
-                       (length.p[0] == '-' || (length.p[0] >= '0' && length.p[0] <= '9'));
-        if (!integer || strtoull(length.p, NULL, 10) != count || length.p[0] == '-')
-            return dm_error_set(err, DM_ERR_INVALID,
-                                "'length' says %.*s messages, 'payload' has %zu",
-                                (int)(length.n < 40 ? length.n : 40), length.p, count);
-    }
-    ap = payload.p + 1;
-    for (size_t i = 0; next_element(&ap, ae, &v) && !rc; i++) {
+    for (; !rc && next_element(&ap, ae, &v); count++) {
         message_t m;
         if (v.p[0] != '{')
-            rc = dm_error_set(err, DM_ERR_INVALID, "payload[%zu] is not an object", i);
-        else if (!(rc = scan_message(v, i, &m, err)) && is_string(m.resolved)) {
+            rc = dm_error_set(err, DM_ERR_INVALID, "payload[%zu] is not an object", count);
+        else if (!(rc = scan_message(v, count, &m, err)) && is_string(m.resolved)) {
             char text[100];
             string_text((span_t){m.resolved.p + 1, m.resolved.n - 2}, text, sizeof(text));
             rc = add_resolved(q, text, err);
         } else if (!rc) {
-            rc = add_row(src, q, i, &m, err);
+            rc = add_row(src, q, count, &m, err);
         }
+    }
+    *n = count;
+    if (!rc && length.p) {
+        bool integer = !memchr(length.p, '.', length.n) && !memchr(length.p, 'e', length.n) &&
+                       !memchr(length.p, 'E', length.n) &&
+                       (length.p[0] == '-' || (length.p[0] >= '0' && length.p[0] <= '9'));
+        if (!integer || strtoull(length.p, NULL, 10) != count || length.p[0] == '-')
+            rc = dm_error_set(err, DM_ERR_INVALID, "'length' says %.*s messages, 'payload' has %zu",
+                              (int)(length.n < 40 ? length.n : 40), length.p, count);
     }
     return rc;
 }
