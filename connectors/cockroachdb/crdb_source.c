@@ -52,13 +52,6 @@ static seen_entry_t *seen_slot(const seen_t *t, const uint8_t *k, size_t kl, uin
     }
 }
 
-static seen_entry_t *seen_find(const seen_t *t, const uint8_t *k, size_t kl)
-{
-    if (!t->cap) return NULL;
-    seen_entry_t *e = seen_slot(t, k, kl, dm_hash64(k, kl));
-    return e->key ? e : NULL;
-}
-
 /* The entry of k, made (zeroed) when new; NULL when out of memory. */
 static seen_entry_t *seen_put(seen_t *t, const uint8_t *k, size_t kl)
 {
@@ -641,11 +634,13 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const mes
         return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     size_t klen = src->bytes.len - kstart;
     /* a re-delivery: not newer than the key's last change (this request's or committed) */
-    const seen_entry_t *last = seen_find(&src->seen, src->bytes.data + kstart, klen);
-    const dm_crdb_hlc_t *prev = !last                        ? NULL
-                                : last->staged_req == q->seq ? &last->staged
-                                : last->committed            ? &last->last
-                                                             : NULL;
+    /* the key's entry, made now when new (an entry nothing was committed for counts as
+     * absent): the one probe of the table until the commit */
+    seen_entry_t *last = seen_put(&src->seen, src->bytes.data + kstart, klen);
+    if (!last) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    const dm_crdb_hlc_t *prev = last->staged_req == q->seq ? &last->staged
+                                : last->committed          ? &last->last
+                                                           : NULL;
     if (prev && dm_crdb_hlc_cmp(hlc, *prev) <= 0) {
         src->bytes.len = kstart;
         q->dropped++;
@@ -707,10 +702,8 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const mes
                      .vlen = src->bytes.len - vstart,
                      .ts = hlc.wall / 1000000};
     p->hlc = hlc;
-    seen_entry_t *e = seen_put(&src->seen, src->bytes.data + kstart, klen);
-    if (!e) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    e->staged = hlc;
-    e->staged_req = q->seq;
+    last->staged = hlc;
+    last->staged_req = q->seq;
     q->events++;
     return DM_OK;
 }
