@@ -446,11 +446,13 @@ typedef struct message {
     span_t all, after, before, key, topic, updated, resolved;
 } message_t;
 
-static dm_err_t scan_message(span_t m, size_t i, message_t *out, dm_error_t *err)
+/* The message object at start (its '{'; e: the end of the body's bytes); out->all
+ * gets its bytes. */
+static dm_err_t scan_message(const char *start, const char *e, size_t i, message_t *out,
+                             dm_error_t *err)
 {
     memset(out, 0, sizeof(*out));
-    out->all = m;
-    const char *p = m.p + 1, *e = m.p + m.n;
+    const char *p = start + 1;
     span_t k, v;
     static const char *const names[] = {"after", "before", "key", "topic", "updated", "resolved"};
     span_t *slots[] = {&out->after, &out->before,  &out->key,
@@ -466,6 +468,8 @@ static dm_err_t scan_message(span_t m, size_t i, message_t *out, dm_error_t *err
             break;
         }
     }
+    p = sk_ws(p, e);
+    out->all = (span_t){start, (size_t)(p < e ? p + 1 - start : e - start)}; /* past its '}' */
     return DM_OK;
 }
 
@@ -879,16 +883,22 @@ static dm_err_t read_body(dm_crdb_source_t *src, request_t *q, const char *body,
      * is written either way) */
     size_t count = 0;
     const char *ap = payload.p + 1, *ae = payload.p + payload.n;
-    for (; !rc && next_element(&ap, ae, &v); count++) {
+    for (; !rc; count++) { /* each message walked once, not skipped first */
+        ap = sk_ws(ap, ae);
+        if (ap < ae && *ap == ',') ap = sk_ws(ap + 1, ae);
+        if (ap >= ae || *ap == ']') break;
         message_t m;
-        if (v.p[0] != '{')
+        if (*ap != '{') {
             rc = dm_error_set(err, DM_ERR_INVALID, "payload[%zu] is not an object", count);
-        else if (!(rc = scan_message(v, count, &m, err)) && is_string(m.resolved)) {
-            char text[100];
-            string_text((span_t){m.resolved.p + 1, m.resolved.n - 2}, text, sizeof(text));
-            rc = add_resolved(q, text, err);
-        } else if (!rc) {
-            rc = add_row(src, q, count, &m, err);
+        } else if (!(rc = scan_message(ap, ae, count, &m, err))) {
+            ap += m.all.n;
+            if (is_string(m.resolved)) {
+                char text[100];
+                string_text((span_t){m.resolved.p + 1, m.resolved.n - 2}, text, sizeof(text));
+                rc = add_resolved(q, text, err);
+            } else {
+                rc = add_row(src, q, count, &m, err);
+            }
         }
     }
     *n = count;
