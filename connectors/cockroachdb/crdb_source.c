@@ -16,6 +16,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "engine/task.h"
@@ -23,6 +24,72 @@
 #include "schema/wire.h"
 #include "transport/transport.h"
 #include "transport/txn_builder.h"
+
+/* ---- the keys above the resolved timestamp ------------------------------------------- */
+
+/* A key's last change: committed (last, where it was written), and staged by
+ * the request being taken (staged, when staged_req is that request's number). */
+typedef struct seen_entry {
+    uint8_t *key; /* the encoded key (wire header included); NULL: a free slot */
+    uint32_t klen;
+    bool committed;
+    uint64_t hash, staged_req;
+    dm_crdb_hlc_t last, staged;
+    int32_t partition;
+    int64_t offset;
+} seen_entry_t;
+
+typedef struct seen {
+    seen_entry_t *slots; /* open addressing, linear probing; cap a power of two */
+    size_t cap, used;
+} seen_t;
+
+static seen_entry_t *seen_slot(const seen_t *t, const uint8_t *k, size_t kl, uint64_t h)
+{
+    for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        seen_entry_t *e = &t->slots[i];
+        if (!e->key || (e->hash == h && e->klen == kl && !memcmp(e->key, k, kl))) return e;
+    }
+}
+
+/* The entry of k, made (zeroed) when new; NULL when out of memory. */
+static seen_entry_t *seen_put(seen_t *t, const uint8_t *k, size_t kl)
+{
+    if (4 * (t->used + 1) > 3 * t->cap) {
+        seen_t g = {.cap = t->cap ? 2 * t->cap : 1024};
+        if (!(g.slots = calloc(g.cap, sizeof(*g.slots)))) return NULL;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->slots[i].key) *seen_slot(&g, NULL, 0, t->slots[i].hash) = t->slots[i];
+        g.used = t->used;
+        free(t->slots);
+        *t = g;
+    }
+    uint64_t h = dm_hash64(k, kl);
+    seen_entry_t *e = seen_slot(t, k, kl, h);
+    if (e->key) return e;
+    uint8_t *copy = malloc(kl ? kl : 1);
+    if (!copy) return NULL;
+    memcpy(copy, k, kl);
+    *e = (seen_entry_t){.key = copy, .klen = (uint32_t)kl, .hash = h};
+    t->used++;
+    return e;
+}
+
+static void seen_free(seen_t *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->slots[i].key);
+    free(t->slots);
+    *t = (seen_t){0};
+}
+
+static size_t seen_count(const seen_t *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->cap; i++)
+        n += t->slots[i].key && t->slots[i].committed;
+    return n;
+}
 
 struct dm_crdb_source {
     dm_transport_t *t;
@@ -41,15 +108,17 @@ struct dm_crdb_source {
     char job_id[32];        /* the changefeed's job, once created */
     char job_status[64], job_error[400];
     bool ready; /* schemas registered, topics made, state read (dm_crdb_source_prepare) */
-    /* encoded key (hex) → {"u": the key's last committed "updated", "p": partition, "o":
-     * offset}, for changes above the resolved timestamp; window[p] is the first offset of
+    /* encoded key → its last committed change (updated, partition, offset), for changes
+     * above the resolved timestamp; window[p] is the first offset of
      * partition p that may hold one (committed in the state record, so a restart reads
      * the window back from the topic) */
-    json_t *seen;
+    seen_t seen;
+    uint64_t request_seq; /* numbers requests (seen_entry_t.staged_req) */
     int64_t *window;
     uint64_t events, dropped, dead, requests;
     dm_txn_builder_t txn;
-    dm_buf_t bytes, text; /* text: a message's key / envelope as JSON, reused */
+    dm_buf_t bytes, text;       /* text: a message's key / envelope as JSON, reused */
+    char *db_json, *table_json; /* table_db / table_name as JSON strings (escaped once) */
     dm_arena_t arena;
     dm_metric_t *m_events, *m_dropped, *m_resolved;
 };
@@ -193,11 +262,6 @@ static json_t *state_json(const dm_crdb_source_t *src, const int64_t *window)
                      "window", w);
 }
 
-static const char *entry_updated(const json_t *e)
-{
-    return json_string_value(json_object_get(e, "u"));
-}
-
 static dm_err_t load_state(dm_crdb_source_t *src, dm_error_t *err)
 {
     int64_t start = 0, end = 0;
@@ -249,13 +313,173 @@ static dm_err_t commit(dm_crdb_source_t *src, const int64_t *window, dm_error_t 
     return rc;
 }
 
+/* ---- the webhook body, without a DOM ---------------------------------------------------- */
+
+/* The body is checked to be JSON first (dm_avro_json_each, the decoder's own
+ * syntax check); these then walk its bytes knowing they are well formed: the
+ * wrapper's fields are found by their keys, and the rows' 'after'/'before'
+ * objects and the key's values are handed to the schema decoder as the bytes
+ * they are. */
+typedef struct span {
+    const char *p;
+    size_t n;
+} span_t;
+
+static const char *sk_ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* Past the string whose '"' is at p. */
+static const char *sk_string(const char *p, const char *e)
+{
+    for (p++; p < e; p++) {
+        const char *q = memchr(p, '"', (size_t)(e - p));
+        if (!q) return e;
+        size_t bs = 0; /* an odd run of backslashes escapes the quote */
+        while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\')
+            bs++;
+        p = q;
+        if (!(bs & 1)) return q + 1;
+    }
+    return e;
+}
+
+/* Past the value at p. */
+static const char *sk_value(const char *p, const char *e)
+{
+    if (p >= e) return e;
+    if (*p == '"') return sk_string(p, e);
+    if (*p != '{' && *p != '[') {
+        while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
+               *p != '\n' && *p != '\r')
+            p++;
+        return p;
+    }
+    int depth = 0;
+    while (p < e) {
+        char c = *p;
+        if (c == '"') {
+            p = sk_string(p, e);
+            continue;
+        }
+        if (c == '{' || c == '[') depth++;
+        if ((c == '}' || c == ']') && --depth == 0) return p + 1;
+        p++;
+    }
+    return e;
+}
+
+/* The next member of the object being walked (*pp: inside it, after '{' or a
+ * member): its key's raw bytes (between the quotes) and its value's bytes.
+ * false at the closing '}'. */
+static bool next_member(const char **pp, const char *e, span_t *key, span_t *val)
+{
+    const char *p = sk_ws(*pp, e);
+    if (p < e && *p == ',') p = sk_ws(p + 1, e);
+    if (p >= e || *p != '"') return false;
+    const char *k = p;
+    p = sk_string(p, e);
+    *key = (span_t){k + 1, (size_t)(p - k - 2)};
+    p = sk_ws(p, e);
+    p = sk_ws(p + 1, e); /* ':' */
+    const char *v = p;
+    p = sk_value(p, e);
+    *val = (span_t){v, (size_t)(p - v)};
+    *pp = p;
+    return true;
+}
+
+/* The next element of the array being walked (*pp: inside it). */
+static bool next_element(const char **pp, const char *e, span_t *val)
+{
+    const char *p = sk_ws(*pp, e);
+    if (p < e && *p == ',') p = sk_ws(p + 1, e);
+    if (p >= e || *p == ']') return false;
+    const char *v = p;
+    p = sk_value(p, e);
+    *val = (span_t){v, (size_t)(p - v)};
+    *pp = p;
+    return true;
+}
+
+/* A JSON string's text (s: its raw bytes, between the quotes) into out as a C
+ * string, escapes resolved; truncated to cap - 1 bytes. */
+static void string_text(span_t s, char *out, size_t cap)
+{
+    if (!memchr(s.p, '\\', s.n)) {
+        size_t n = s.n < cap - 1 ? s.n : cap - 1;
+        memcpy(out, s.p, n);
+        out[n] = '\0';
+        return;
+    }
+    json_t *j = json_loadb(s.p - 1, s.n + 2, JSON_DECODE_ANY, NULL); /* rare: escapes */
+    snprintf(out, cap, "%s", json_string_value(j) ? json_string_value(j) : "");
+    json_decref(j);
+}
+
+/* The key k (raw) is name: compared as text (escapes resolved). */
+static bool key_is(span_t k, const char *name)
+{
+    size_t n = strlen(name);
+    if (k.n == n && !memcmp(k.p, name, n)) return true;
+    if (!memchr(k.p, '\\', k.n)) return false;
+    char text[64];
+    string_text(k, text, sizeof(text));
+    return !strcmp(text, name);
+}
+
+static bool is_string(span_t v)
+{
+    return v.p && v.n >= 2 && v.p[0] == '"';
+}
+
+static bool is_null(span_t v)
+{
+    return v.p && v.n == 4 && !memcmp(v.p, "null", 4);
+}
+
+/* One message of 'payload': its fields (p NULL when absent). */
+typedef struct message {
+    span_t all, after, before, key, topic, updated, resolved;
+} message_t;
+
+/* The message object at start (its '{'; e: the end of the body's bytes); out->all
+ * gets its bytes. */
+static dm_err_t scan_message(const char *start, const char *e, size_t i, message_t *out,
+                             dm_error_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    const char *p = start + 1;
+    span_t k, v;
+    static const char *const names[] = {"after", "before", "key", "topic", "updated", "resolved"};
+    span_t *slots[] = {&out->after, &out->before,  &out->key,
+                       &out->topic, &out->updated, &out->resolved};
+    while (next_member(&p, e, &k, &v)) {
+        for (size_t f = 0; f < 6; f++) {
+            if (!key_is(k, names[f])) continue;
+            if (slots[f]->p)
+                return dm_error_set(err, DM_ERR_INVALID,
+                                    "body is not JSON: payload[%zu]: duplicate object key '%s'", i,
+                                    names[f]);
+            *slots[f] = v;
+            break;
+        }
+    }
+    p = sk_ws(p, e);
+    out->all = (span_t){start, (size_t)(p < e ? p + 1 - start : e - start)}; /* past its '}' */
+    return DM_OK;
+}
+
 /* ---- receiving ------------------------------------------------------------------------ */
 
 typedef struct pending {
     size_t kstart, klen, vstart, vlen, rstart, rlen, wstart, wlen;
     int64_t ts;
     bool dead;
-    char updated[48];
+    dm_crdb_hlc_t hlc;
     int32_t partition;
     int64_t offset; /* where the commit puts it (the source is its topic's one writer) */
 } pending_t;
@@ -263,10 +487,11 @@ typedef struct pending {
 typedef struct request {
     pending_t *items;
     size_t n, cap;
-    json_t *staged; /* key → updated of this request, merged into seen after the commit */
+    uint64_t seq; /* the request's number: seen entries it staged carry it */
     dm_crdb_hlc_t resolved;
     char resolved_text[48];
     size_t events, dropped, dead;
+    int64_t now_ms; /* the envelopes' ts_ms */
 } request_t;
 
 static pending_t *add_pending(request_t *q, dm_error_t *err)
@@ -284,16 +509,15 @@ static pending_t *add_pending(request_t *q, dm_error_t *err)
 }
 
 /* A message the source cannot turn into its schema: the message's JSON as
- * the value, the reason and where it came from as headers. */
-static dm_err_t add_dead(dm_crdb_source_t *src, request_t *q, const json_t *msg, const char *reason,
+ * received as the value, the reason and where it came from as headers. */
+static dm_err_t add_dead(dm_crdb_source_t *src, request_t *q, span_t msg, const char *reason,
                          const char *where, dm_error_t *err)
 {
     pending_t *p = add_pending(q, err);
     if (!p) return err->code;
-    char *text = json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY);
     p->dead = true;
     p->vstart = src->bytes.len;
-    dm_err_t rc = dm_buf_append_str(&src->bytes, text ? text : "");
+    dm_err_t rc = dm_buf_append(&src->bytes, msg.p, msg.n);
     p->vlen = src->bytes.len - p->vstart;
     p->rstart = src->bytes.len;
     if (!rc) rc = dm_buf_append_str(&src->bytes, reason);
@@ -301,52 +525,83 @@ static dm_err_t add_dead(dm_crdb_source_t *src, request_t *q, const json_t *msg,
     p->wstart = src->bytes.len;
     if (!rc) rc = dm_buf_append_str(&src->bytes, where);
     p->wlen = src->bytes.len - p->wstart;
-    free(text);
     q->dead++;
     return rc ? dm_error_set(err, DM_ERR_NOMEM, "out of memory") : DM_OK;
 }
 
-/* Appends j's compact JSON text to b (no DOM built: straight into the buffer). */
-static dm_err_t put_json(dm_buf_t *b, const json_t *j)
+/* Where a message came from, for its dead letter: topic@updated. */
+static void where_of(const dm_crdb_source_t *src, const char *topic, const char *updated, char *out,
+                     size_t cap)
 {
-    size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!n || dm_buf_reserve(b, n + 1)) return DM_ERR_NOMEM;
-    b->len += json_dumpb(j, (char *)b->data + b->len, n, JSON_COMPACT | JSON_ENCODE_ANY);
-    return DM_OK;
+    snprintf(out, cap, "%s@%s", topic ? topic : src->conf->table ? src->conf->table : "", updated);
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
+/* The key as the record of spec.key's fields; its elements decoded straight
+ * from their bytes. A mismatch is decoded again as {"k1": key[0], …} text so
+ * that the reason names the field. */
+static dm_err_t decode_key(dm_crdb_source_t *src, span_t key, size_t *count, dm_avro_value_t *out,
+                           dm_error_t *why)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
+    const dm_strlist_t *keys = src->env.key_fields;
+    const dm_avro_node_t *rec = src->key->root;
+    dm_avro_value_t *f = dm_arena_alloc(&src->arena, keys->n * sizeof(*f));
+    if (!f) return dm_error_set(why, DM_ERR_NOMEM, "out of memory");
+    size_t n = 0;
+    dm_err_t rc = DM_OK;
+    const char *p = key.p + 1, *e = key.p + key.n;
+    span_t elem;
+    while (next_element(&p, e, &elem)) {
+        if (n < keys->n && !rc)
+            rc = dm_avro_from_json_text(rec->fields[n].type, elem.p, elem.n, DM_AVRO_JSON_PLAIN,
+                                        &src->arena, &f[n], why);
+        n++;
     }
-    out[2 * n] = '\0';
+    *count = n;
+    *out = (dm_avro_value_t){.type = DM_AVRO_RECORD, .len = (uint32_t)keys->n, .u.v = f};
+    if (n != keys->n || !rc || rc == DM_ERR_NOMEM) return rc;
+    dm_buf_t *kt = &src->text; /* the slow path, for the message */
+    dm_buf_reset(kt);
+    rc = dm_buf_append_u8(kt, '{');
+    p = key.p + 1;
+    for (size_t k = 0; next_element(&p, e, &elem) && !rc; k++) {
+        rc = dm_buf_printf(kt, "%s\"%s\":", k ? "," : "", keys->items[k]);
+        if (!rc) rc = dm_buf_append(kt, elem.p, elem.n);
+    }
+    if (!rc) rc = dm_buf_append_u8(kt, '}');
+    if (rc) return dm_error_set(why, DM_ERR_NOMEM, "out of memory");
+    dm_avro_value_t kv;
+    rc = dm_avro_from_json_text(rec, (const char *)kt->data, kt->len, DM_AVRO_JSON_PLAIN,
+                                &src->arena, &kv, why);
+    return rc ? rc : DM_ERR_SCHEMA_MISMATCH;
+}
+
+static dm_avro_value_t str_value(const char *s, size_t n)
+{
+    return (dm_avro_value_t){.type = DM_AVRO_STRING, .len = (uint32_t)n, .u.p = (const uint8_t *)s};
 }
 
 /* One row message: de-duplicated, encoded in the envelope, or dead-lettered. */
-static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const json_t *msg,
+static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const message_t *msg,
                         dm_error_t *err)
 {
-    const char *updated = json_string_value(json_object_get(msg, "updated"));
-    const json_t *keyj = json_object_get(msg, "key");
-    if (!updated)
+    if (!is_string(msg->updated))
         return dm_error_set(err, DM_ERR_INVALID,
                             "payload[%zu]: no 'updated' timestamp (create the changefeed WITH "
                             "updated)",
                             i);
-    if (!json_is_array(keyj))
+    if (!msg->key.p || msg->key.p[0] != '[')
         return dm_error_set(err, DM_ERR_INVALID,
                             "payload[%zu]: 'key' is not an array (the changefeed's envelope must "
                             "be wrapped, format json)",
                             i);
-    const json_t *after = json_object_get(msg, "after"), *before = json_object_get(msg, "before");
-    if (!after || !(json_is_object(after) || json_is_null(after)))
+    span_t after = msg->after, before = msg->before;
+    if (!after.p || !(after.p[0] == '{' || is_null(after)))
         return dm_error_set(err, DM_ERR_INVALID,
                             "payload[%zu]: 'after' is missing or not an object/null (envelope "
                             "wrapped expected)",
                             i);
+    char updated[100];
+    string_text((span_t){msg->updated.p + 1, msg->updated.n - 2}, updated, sizeof(updated));
     dm_crdb_hlc_t hlc;
     if (dm_crdb_hlc_parse(updated, &hlc, err))
         return dm_error_prefix(err, "payload[%zu].updated", i);
@@ -354,39 +609,28 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const jso
         q->dropped++; /* at or below a resolved timestamp: delivered before */
         return DM_OK;
     }
-    const char *topic = json_string_value(json_object_get(msg, "topic"));
-    char where[400];
-    snprintf(where, sizeof(where), "%s@%s",
-             topic              ? topic
-             : src->conf->table ? src->conf->table
-                                : "",
-             updated);
+    char topic[300] = "", where[400];
+    bool has_topic = is_string(msg->topic);
+    if (has_topic) string_text((span_t){msg->topic.p + 1, msg->topic.n - 2}, topic, sizeof(topic));
+    const char *tp = has_topic ? topic : NULL;
     /* the key through spec.key, in order */
     const dm_strlist_t *keys = src->env.key_fields;
-    if (json_array_size(keyj) != keys->n) {
-        char why[200];
-        snprintf(why, sizeof(why), "the key has %zu values, spec.key names %zu fields",
-                 json_array_size(keyj), keys->n);
-        return add_dead(src, q, msg, why, where, err);
-    }
-    dm_buf_t *kt = &src->text; /* {"k1": key[0], …}: key names are Avro names, no escapes */
-    dm_buf_reset(kt);
-    dm_err_t rc = dm_buf_append_u8(kt, '{');
-    for (size_t k = 0; k < keys->n && !rc; k++) {
-        rc = dm_buf_printf(kt, "%s\"%s\":", k ? "," : "", keys->items[k]);
-        if (!rc) rc = put_json(kt, json_array_get(keyj, k));
-    }
-    if (!rc) rc = dm_buf_append_u8(kt, '}');
     dm_avro_value_t kv;
     dm_error_t why = {0};
-    if (!rc)
-        rc = dm_avro_from_json_text(src->key->root, (const char *)kt->data, kt->len,
-                                    DM_AVRO_JSON_PLAIN, &src->arena, &kv, &why);
+    size_t nkey = 0;
+    dm_err_t rc = decode_key(src, msg->key, &nkey, &kv, &why);
     if (rc == DM_ERR_NOMEM) return dm_error_set(err, rc, "out of memory");
+    if (nkey != keys->n) {
+        char r[200];
+        snprintf(r, sizeof(r), "the key has %zu values, spec.key names %zu fields", nkey, keys->n);
+        where_of(src, tp, updated, where, sizeof(where));
+        return add_dead(src, q, msg->all, r, where, err);
+    }
     if (rc) {
         char r[700];
         snprintf(r, sizeof(r), "the key does not fit spec.key: %s", why.message);
-        return add_dead(src, q, msg, r, where, err);
+        where_of(src, tp, updated, where, sizeof(where));
+        return add_dead(src, q, msg->all, r, where, err);
     }
     size_t kstart = src->bytes.len;
     if (dm_wire_put_header(&src->bytes, src->key_id) ||
@@ -394,82 +638,66 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const jso
         return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     size_t klen = src->bytes.len - kstart;
     /* a re-delivery: not newer than the key's last change (this request's or committed) */
-    char *id = malloc(2 * klen + 1);
-    if (!id) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
-    hex(src->bytes.data + kstart, klen, id);
-    const char *last = json_string_value(json_object_get(q->staged, id));
-    if (!last) last = entry_updated(json_object_get(src->seen, id));
-    dm_crdb_hlc_t prev;
-    if (last && !dm_crdb_hlc_parse(last, &prev, NULL) && dm_crdb_hlc_cmp(hlc, prev) <= 0) {
-        free(id);
+    /* the key's entry, made now when new (an entry nothing was committed for counts as
+     * absent): the one probe of the table until the commit */
+    seen_entry_t *last = seen_put(&src->seen, src->bytes.data + kstart, klen);
+    if (!last) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    const dm_crdb_hlc_t *prev = last->staged_req == q->seq ? &last->staged
+                                : last->committed          ? &last->last
+                                                           : NULL;
+    if (prev && dm_crdb_hlc_cmp(hlc, *prev) <= 0) {
         src->bytes.len = kstart;
         q->dropped++;
         return DM_OK;
     }
-    /* the envelope */
-    const char *op = json_is_null(after)               ? "d"
-                     : before && !json_is_null(before) ? "u"
-                     : before                          ? "c"
-                                                       : "u";
-    /* the envelope's text around the row's: updated and resolved are HLC digits, the
-     * names go through jansson's escaping */
-    dm_buf_t *vt = &src->text;
-    json_t *db = json_string(src->table_db), *table = json_string(topic ? topic : src->table_name);
-    dm_buf_reset(vt);
-    rc = dm_buf_append_str(vt, "{\"before\":");
-    if (!rc) rc = before ? put_json(vt, before) : dm_buf_append_str(vt, "null");
-    if (!rc) rc = dm_buf_append_str(vt, ",\"after\":");
-    if (!rc) rc = put_json(vt, after);
-    if (!rc)
-        rc = dm_buf_printf(vt,
-                           ",\"op\":\"%s\",\"source\":{\"connector\":\"cockroachdb\",\"db\":", op);
-    if (!rc) rc = db ? put_json(vt, db) : DM_ERR_NOMEM;
-    if (!rc) rc = dm_buf_append_str(vt, ",\"table\":");
-    if (!rc) rc = table ? put_json(vt, table) : DM_ERR_NOMEM;
-    if (!rc)
-        rc = dm_buf_printf(vt,
-                           ",\"position\":\"%s\",\"resolved\":\"%s\",\"ts_ms\":%lld,"
-                           "\"snapshot\":\"false\"},\"ts_ms\":%lld}",
-                           updated, src->resolved_text, (long long)(hlc.wall / 1000000),
-                           (long long)dm_wall_ms());
-    json_decref(db);
-    json_decref(table);
-    dm_avro_value_t v;
-    if (!rc)
-        rc = dm_avro_from_json_text(src->value->root, (const char *)vt->data, vt->len,
-                                    DM_AVRO_JSON_PLAIN, &src->arena, &v, &why);
+    /* the envelope, the row images decoded straight from their bytes */
+    const char *op = is_null(after)                 ? "d"
+                     : before.p && !is_null(before) ? "u"
+                     : before.p                     ? "c"
+                                                    : "u";
+    const dm_avro_node_t *env = src->value->root;
+    const dm_avro_node_t *rownode = env->fields[1].type->branches[1];
+    dm_avro_value_t *f = dm_arena_alloc(&src->arena, 12 * sizeof(*f)), *s = f + 5;
+    if (!f) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    span_t img[2] = {before, after};
+    for (int b = 0; b < 2 && !rc; b++) {
+        if (!img[b].p || is_null(img[b])) {
+            f[b] = (dm_avro_value_t){.type = DM_AVRO_NULL, .branch = 0};
+            continue;
+        }
+        rc = dm_avro_from_json_text(rownode, img[b].p, img[b].n, DM_AVRO_JSON_PLAIN, &src->arena,
+                                    &f[b], &why);
+        f[b].branch = 1;
+    }
     if (rc == DM_ERR_NOMEM) {
-        free(id);
         return dm_error_set(err, rc, "out of memory");
     }
     if (rc) {
-        free(id);
         src->bytes.len = kstart;
-        /* name the column: the row alone against the declared record */
-        const dm_avro_node_t *rownode = src->value->root->fields[1].type->branches[1];
-        const json_t *bad = json_is_object(after) ? after : before;
-        char *rt = bad ? json_dumps(bad, JSON_COMPACT) : NULL;
-        dm_avro_value_t rv;
-        if (rt) {
-            dm_error_t rowerr = {0};
-            if (dm_avro_from_json_text(rownode, rt, strlen(rt), DM_AVRO_JSON_PLAIN, &src->arena,
-                                       &rv, &rowerr))
-                why = rowerr;
-        }
-        free(rt);
         char r[700];
         snprintf(r, sizeof(r), "the row does not fit spec.schema: %s", why.message);
-        return add_dead(src, q, msg, r, where, err);
+        where_of(src, tp, updated, where, sizeof(where));
+        return add_dead(src, q, msg->all, r, where, err);
     }
+    f[2] = str_value(op, 1);
+    s[0] = str_value("cockroachdb", 11);
+    s[1] = str_value(src->table_db, strlen(src->table_db));
+    s[2] = has_topic ? str_value(topic, strlen(topic))
+                     : str_value(src->table_name, strlen(src->table_name));
+    s[3] = str_value(updated, strlen(updated));
+    s[4] = str_value(src->resolved_text, strlen(src->resolved_text));
+    s[5] = (dm_avro_value_t){.type = DM_AVRO_LONG, .u.l = hlc.wall / 1000000};
+    s[6] = str_value("false", 5);
+    f[3] = (dm_avro_value_t){.type = DM_AVRO_RECORD, .len = 7, .u.v = s};
+    f[4] = (dm_avro_value_t){.type = DM_AVRO_LONG, .u.l = q->now_ms};
+    dm_avro_value_t v = {.type = DM_AVRO_RECORD, .len = 5, .u.v = f};
     size_t vstart = src->bytes.len;
     if (dm_wire_put_header(&src->bytes, src->value_id) ||
         (rc = dm_avro_encode(src->value->root, &v, &src->bytes, err))) {
-        free(id);
         return rc ? rc : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     }
     pending_t *p = add_pending(q, err);
     if (!p) {
-        free(id);
         return err->code;
     }
     *p = (pending_t){.kstart = kstart,
@@ -477,9 +705,9 @@ static dm_err_t add_row(dm_crdb_source_t *src, request_t *q, size_t i, const jso
                      .vstart = vstart,
                      .vlen = src->bytes.len - vstart,
                      .ts = hlc.wall / 1000000};
-    snprintf(p->updated, sizeof(p->updated), "%s", updated);
-    json_object_set_new(q->staged, id, json_string(updated));
-    free(id);
+    p->hlc = hlc;
+    last->staged = hlc;
+    last->staged_req = q->seq;
     q->events++;
     return DM_OK;
 }
@@ -573,16 +801,15 @@ static dm_err_t load_window(dm_crdb_source_t *src, dm_error_t *err)
                 dm_crdb_hlc_t h;
                 if (dm_crdb_hlc_parse(updated, &h, NULL) || dm_crdb_hlc_cmp(h, src->resolved) <= 0)
                     continue;
-                char *key = malloc(2 * (size_t)r->key_len + 1);
-                if (!key) {
+                seen_entry_t *e = seen_put(&src->seen, r->key, (size_t)r->key_len);
+                if (!e) {
                     rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
                     break;
                 }
-                hex(r->key, (size_t)r->key_len, key);
-                json_object_set_new(
-                    src->seen, key,
-                    json_pack("{s:s, s:i, s:I}", "u", updated, "p", p, "o", (json_int_t)r->offset));
-                free(key);
+                e->committed = true;
+                e->last = h;
+                e->partition = p;
+                e->offset = r->offset;
             }
             off = b.next_offset;
             dm_arena_reset(&a);
@@ -597,57 +824,102 @@ static dm_err_t load_window(dm_crdb_source_t *src, dm_error_t *err)
  * re-delivery of them is dropped by the resolved check alone. */
 static void prune_seen(dm_crdb_source_t *src)
 {
-    const char *k;
-    json_t *v, *keep = json_object();
-    json_object_foreach(src->seen, k, v)
-    {
-        dm_crdb_hlc_t h;
-        if (!dm_crdb_hlc_parse(entry_updated(v), &h, NULL) && dm_crdb_hlc_cmp(h, src->resolved) > 0)
-            json_object_set(keep, k, v);
+    seen_t *t = &src->seen;
+    seen_t keep = {0};
+    bool oom = false;
+    for (size_t i = 0; i < t->cap && !oom; i++) {
+        seen_entry_t *e = &t->slots[i];
+        if (!e->key || !e->committed || dm_crdb_hlc_cmp(e->last, src->resolved) <= 0) continue;
+        seen_entry_t *k = seen_put(&keep, e->key, e->klen);
+        if (k) {
+            uint8_t *key = k->key;
+            *k = *e;
+            k->key = key;
+        }
+        oom = !k;
     }
-    json_decref(src->seen);
-    src->seen = keep;
+    seen_free(oom ? &keep : t); /* out of memory: keep all (only memory is lost) */
+    if (!oom) *t = keep;
+}
+
+static dm_err_t check_json(void *ctx, size_t i, const char *elem, size_t elem_len, dm_error_t *err)
+{
+    (void)ctx, (void)i, (void)elem, (void)elem_len, (void)err;
+    return DM_OK;
+}
+
+/* The body's messages: resolved timestamps and rows, in order. */
+static dm_err_t read_body(dm_crdb_source_t *src, request_t *q, const char *body, size_t len,
+                          size_t *n, dm_error_t *err)
+{
+    dm_err_t rc = dm_avro_json_each(body, len, check_json, NULL, NULL, err);
+    if (rc) return dm_error_prefix(err, "body is not JSON");
+    const char *p = sk_ws(body, body + len), *e = body + len;
+    span_t k, v, payload = {0}, length = {0}, resolved = {0};
+    if (p < e && *p == '{') {
+        p++;
+        while (next_member(&p, e, &k, &v)) {
+            span_t *slot = key_is(k, "payload")    ? &payload
+                           : key_is(k, "length")   ? &length
+                           : key_is(k, "resolved") ? &resolved
+                                                   : NULL;
+            if (slot && slot->p)
+                return dm_error_set(err, DM_ERR_INVALID,
+                                    "body is not JSON: duplicate object key '%.*s'", (int)k.n, k.p);
+            if (slot) *slot = v;
+        }
+    }
+    if (is_string(resolved)) {
+        char text[100];
+        string_text((span_t){resolved.p + 1, resolved.n - 2}, text, sizeof(text));
+        *n = 1;
+        return add_resolved(q, text, err);
+    }
+    if (!payload.p || payload.p[0] != '[')
+        return dm_error_set(err, DM_ERR_INVALID,
+                            "not a changefeed webhook body: expected {\"payload\": [...], "
+                            "\"length\": N} or {\"resolved\": \"...\"}");
+    /* one walk: a 'length' that does not match refuses the body after it (nothing
+     * is written either way) */
+    size_t count = 0;
+    const char *ap = payload.p + 1, *ae = payload.p + payload.n;
+    for (; !rc; count++) { /* each message walked once, not skipped first */
+        ap = sk_ws(ap, ae);
+        if (ap < ae && *ap == ',') ap = sk_ws(ap + 1, ae);
+        if (ap >= ae || *ap == ']') break;
+        message_t m;
+        if (*ap != '{') {
+            rc = dm_error_set(err, DM_ERR_INVALID, "payload[%zu] is not an object", count);
+        } else if (!(rc = scan_message(ap, ae, count, &m, err))) {
+            ap += m.all.n;
+            if (is_string(m.resolved)) {
+                char text[100];
+                string_text((span_t){m.resolved.p + 1, m.resolved.n - 2}, text, sizeof(text));
+                rc = add_resolved(q, text, err);
+            } else {
+                rc = add_row(src, q, count, &m, err);
+            }
+        }
+    }
+    *n = count;
+    if (!rc && length.p) {
+        bool integer = !memchr(length.p, '.', length.n) && !memchr(length.p, 'e', length.n) &&
+                       !memchr(length.p, 'E', length.n) &&
+                       (length.p[0] == '-' || (length.p[0] >= '0' && length.p[0] <= '9'));
+        if (!integer || strtoull(length.p, NULL, 10) != count || length.p[0] == '-')
+            rc = dm_error_set(err, DM_ERR_INVALID, "'length' says %.*s messages, 'payload' has %zu",
+                              (int)(length.n < 40 ? length.n : 40), length.p, count);
+    }
+    return rc;
 }
 
 static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t len,
                                size_t *accepted, dm_error_t *err)
 {
-    json_error_t je;
-    json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-    if (!doc)
-        return dm_error_set(err, DM_ERR_INVALID, "body is not JSON: line %d, column %d: %s",
-                            je.line, je.column, je.text);
-    request_t q = {.staged = json_object(), .resolved = src->resolved};
+    request_t q = {.seq = ++src->request_seq, .resolved = src->resolved, .now_ms = dm_wall_ms()};
     snprintf(q.resolved_text, sizeof(q.resolved_text), "%s", src->resolved_text);
-    dm_err_t rc = DM_OK;
-    const json_t *payload = json_object_get(doc, "payload");
-    const json_t *resolved = json_object_get(doc, "resolved");
     size_t n = 0;
-    if (json_is_string(resolved)) {
-        rc = add_resolved(&q, json_string_value(resolved), err);
-        n = 1;
-    } else if (json_is_array(payload)) {
-        const json_t *length = json_object_get(doc, "length");
-        n = json_array_size(payload);
-        if (length && (!json_is_integer(length) || (size_t)json_integer_value(length) != n))
-            rc = dm_error_set(err, DM_ERR_INVALID,
-                              "'length' says %" JSON_INTEGER_FORMAT " messages, 'payload' has %zu",
-                              json_integer_value(length), n);
-        for (size_t i = 0; i < n && !rc; i++) {
-            const json_t *m = json_array_get(payload, i);
-            const json_t *res = json_object_get(m, "resolved");
-            if (!json_is_object(m))
-                rc = dm_error_set(err, DM_ERR_INVALID, "payload[%zu] is not an object", i);
-            else if (json_is_string(res))
-                rc = add_resolved(&q, json_string_value(res), err);
-            else
-                rc = add_row(src, &q, i, m, err);
-        }
-    } else {
-        rc = dm_error_set(err, DM_ERR_INVALID,
-                          "not a changefeed webhook body: expected {\"payload\": [...], "
-                          "\"length\": N} or {\"resolved\": \"...\"}");
-    }
+    dm_err_t rc = read_body(src, &q, body, len, &n, err);
     dm_crdb_hlc_t old = src->resolved;
     char old_text[48];
     snprintf(old_text, sizeof(old_text), "%s", src->resolved_text);
@@ -661,17 +933,12 @@ static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t l
         bool advanced = dm_crdb_hlc_cmp(old, src->resolved) < 0;
         for (int32_t p = 0; p < src->partitions; p++) /* lower than needed is safe */
             window[p] = advanced ? ends[p] : src->window[p];
-        const char *k;
-        json_t *v;
-        json_object_foreach(advanced ? src->seen : NULL, k, v) /* once per resolved */
-        {
-            dm_crdb_hlc_t h;
-            int32_t part = (int32_t)json_integer_value(json_object_get(v, "p"));
-            int64_t off = json_integer_value(json_object_get(v, "o"));
-            if (!dm_crdb_hlc_parse(entry_updated(v), &h, NULL) &&
-                dm_crdb_hlc_cmp(h, src->resolved) > 0 && part >= 0 && part < src->partitions &&
-                off < window[part])
-                window[part] = off;
+        for (size_t i = 0; advanced && i < src->seen.cap; i++) { /* once per resolved */
+            const seen_entry_t *e = &src->seen.slots[i];
+            if (e->key && e->committed && dm_crdb_hlc_cmp(e->last, src->resolved) > 0 &&
+                e->partition >= 0 && e->partition < src->partitions &&
+                e->offset < window[e->partition])
+                window[e->partition] = e->offset;
         }
         for (size_t i = 0; i < q.n; i++) {
             const pending_t *p = &q.items[i];
@@ -694,13 +961,12 @@ static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t l
         for (size_t i = 0; i < q.n; i++) {
             const pending_t *p = &q.items[i];
             if (p->dead) continue;
-            char *id = malloc(2 * p->klen + 1);
-            if (!id) continue; /* only de-duplication is lost */
-            hex(src->bytes.data + p->kstart, p->klen, id);
-            json_object_set_new(src->seen, id,
-                                json_pack("{s:s, s:i, s:I}", "u", p->updated, "p", p->partition,
-                                          "o", (json_int_t)p->offset));
-            free(id);
+            seen_entry_t *e = seen_put(&src->seen, src->bytes.data + p->kstart, p->klen);
+            if (!e) continue; /* only de-duplication is lost */
+            e->committed = true;
+            e->last = p->hlc;
+            e->partition = p->partition;
+            e->offset = p->offset;
         }
         memcpy(src->window, window, (size_t)src->partitions * sizeof(int64_t));
         if (dm_crdb_hlc_cmp(old, src->resolved) < 0) prune_seen(src);
@@ -713,11 +979,9 @@ static dm_err_t receive_locked(dm_crdb_source_t *src, const void *body, size_t l
         if (src->m_resolved) dm_metric_set(src->m_resolved, src->resolved.wall / 1000000);
         *accepted = n;
     }
-    json_decref(q.staged);
     free(q.items);
     free(ends);
     free(window);
-    json_decref(doc);
     dm_buf_reset(&src->bytes);
     dm_arena_reset(&src->arena);
     return rc;
@@ -959,6 +1223,16 @@ void dm_crdb_source_run(dm_crdb_source_t *src, dm_unit_status_t *status)
 
 /* ---- life ----------------------------------------------------------------------------- */
 
+/* s as a JSON string's text (quoted, escaped), a new string; invalid UTF-8 is
+ * replaced by "" (a table name from the config). */
+static char *json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    char *t = json_dumps(j ? j : json_string(""), JSON_ENCODE_ANY);
+    json_decref(j);
+    return t;
+}
+
 dm_err_t dm_crdb_source_new(const dm_source_env_t *env, const dm_crdb_config_t *conf,
                             dm_crdb_source_t **out, dm_error_t *err)
 {
@@ -971,7 +1245,6 @@ dm_err_t dm_crdb_source_new(const dm_source_env_t *env, const dm_crdb_config_t *
     src->partitions = env->partitions > 0 ? env->partitions : 1;
     src->name = strdup(env->name);
     pthread_mutex_init(&src->mu, NULL);
-    src->seen = json_object();
     src->window = calloc((size_t)src->partitions, sizeof(int64_t));
     dm_txn_builder_init(&src->txn, src->t);
     src->bytes = (dm_buf_t)DM_BUF_INIT;
@@ -984,12 +1257,15 @@ dm_err_t dm_crdb_source_new(const dm_source_env_t *env, const dm_crdb_config_t *
         const char *first = strchr(table, '.');
         snprintf(src->table_db, sizeof(src->table_db), "%.*s", (int)(first - table), table);
     }
+    src->db_json = json_text(src->table_db);
+    src->table_json = json_text(src->table_name);
     if (asprintf(&src->state_topic, "__dm_cockroachdb_state.%s", env->name) < 0)
         src->state_topic = NULL;
     if (asprintf(&src->dlq, "source.%s.dlq", env->name) < 0) src->dlq = NULL;
-    dm_err_t rc = src->name && src->state_topic && src->dlq && src->seen && src->window
-                      ? DM_OK
-                      : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    dm_err_t rc =
+        src->name && src->state_topic && src->dlq && src->window && src->db_json && src->table_json
+            ? DM_OK
+            : dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     if (!rc && env->metrics) {
         char labels[300];
         snprintf(labels, sizeof(labels), "source=\"%s\"", env->name);
@@ -1039,12 +1315,12 @@ dm_err_t dm_crdb_source_prepare(dm_crdb_source_t *src, dm_error_t *err)
 json_t *dm_crdb_source_status(dm_crdb_source_t *src)
 {
     pthread_mutex_lock(&src->mu);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "position",
-                          src->resolved_text, "job_id", src->job_id, "job_status", src->job_status,
-                          "job_error", src->job_error, "events", (json_int_t)src->events,
-                          "redeliveries_dropped", (json_int_t)src->dropped, "dead_letters",
-                          (json_int_t)src->dead, "requests", (json_int_t)src->requests,
-                          "keys_in_window", (json_int_t)json_object_size(src->seen));
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "position", src->resolved_text,
+                  "job_id", src->job_id, "job_status", src->job_status, "job_error", src->job_error,
+                  "events", (json_int_t)src->events, "redeliveries_dropped",
+                  (json_int_t)src->dropped, "dead_letters", (json_int_t)src->dead, "requests",
+                  (json_int_t)src->requests, "keys_in_window", (json_int_t)seen_count(&src->seen));
     pthread_mutex_unlock(&src->mu);
     return j;
 }
@@ -1054,7 +1330,7 @@ void dm_crdb_source_free(dm_crdb_source_t *src)
     if (!src) return;
     dm_avro_schema_free(src->value);
     dm_avro_schema_free(src->key);
-    json_decref(src->seen);
+    seen_free(&src->seen);
     free(src->window);
     dm_txn_builder_destroy(&src->txn);
     dm_buf_free(&src->bytes);
@@ -1064,6 +1340,8 @@ void dm_crdb_source_free(dm_crdb_source_t *src)
     free(src->name);
     free(src->state_topic);
     free(src->dlq);
+    free(src->db_json);
+    free(src->table_json);
     free(src);
 }
 

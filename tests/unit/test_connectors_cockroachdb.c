@@ -242,6 +242,165 @@ static void test_receive(void)
     close_source(&f);
 }
 
+/* The reason header of dead letter i of topic. */
+static void dlq_reason(const char *topic, int64_t i, char *out, size_t cap)
+{
+    dm_transport_batch_t b = {0};
+    out[0] = '\0';
+    if (dm_transport_fetch(t, topic, 0, i, 1 << 20, 0, &b, NULL) || !b.n) return;
+    for (uint32_t h = 0; h < b.records[0].n_headers; h++) {
+        const dm_record_header_t *x = &b.records[0].headers[h];
+        if (!strncmp(x->key, "dm.error.reason", x->key_len))
+            snprintf(out, cap, "%.*s", (int)x->value_len, (const char *)x->value);
+    }
+    dm_transport_batch_free(t, &b);
+}
+
+/* Whether some record of topic holds the bytes s (n of them). */
+static bool topic_holds(const char *topic, int32_t partitions, const void *s, size_t n)
+{
+    bool found = false;
+    for (int32_t p = 0; p < partitions && !found; p++) {
+        dm_transport_batch_t b = {0};
+        if (dm_transport_fetch(t, topic, p, 0, 1 << 20, 0, &b, NULL)) continue;
+        for (size_t i = 0; i < b.n && !found; i++)
+            found = b.records[i].value_len > 0 &&
+                    memmem(b.records[i].value, (size_t)b.records[i].value_len, s, n);
+        dm_transport_batch_free(t, &b);
+    }
+    return found;
+}
+
+/* The body is walked from its bytes: any JSON spacing and escapes, the op from
+ * before/after, keys and rows decoded in place, wrappers refused whole. */
+static void test_wire_forms(void)
+{
+    fixture_t f;
+    dm_error_t err = {0};
+    REQUIRE(open_source(&f, "forms", ROW, "id", &err) == DM_OK);
+    size_t n = 0;
+    /* spaced out, keys escaped, fields in any order, a topic with a quote in it */
+    CHECK_EQ_INT(post(&f,
+                      "\n{ \"payload\" : [ { \"upd\\u0061ted\" : \"300.0000000000\" ,\n"
+                      "  \"after\" : { \"qty\" : 5 , \"id\" : 10 } , \"before\" : null ,"
+                      " \"key\" : [ 10 ] , \"topic\" : \"ord\\\"ers\" , \"extra\": [{\"x\":[]}] } ]"
+                      " , \"length\" : 1 }\n",
+                      &n, &err),
+                 DM_OK);
+    CHECK_EQ_INT((int)n, 1);
+    CHECK_EQ_INT((int)count("forms", 2), 1);
+    CHECK(topic_holds("forms", 2, "\x0eord\"ers", 8)); /* source.table */
+    CHECK(topic_holds("forms", 2,
+                      "\x02"
+                      "c\x16"
+                      "cockroachdb",
+                      14)); /* op c (before null) */
+    CHECK_EQ_INT(post(&f,
+                      "{\"payload\":[{\"after\":{\"id\":10,\"qty\":6},\"before\":{\"id\":10,"
+                      "\"qty\":5},\"key\":[10],\"updated\":\"301\"},{\"after\":null,\"before\":"
+                      "{\"id\":10,\"qty\":6},\"key\":[10],\"updated\":\"302\"}],\"length\":2}",
+                      &n, &err),
+                 DM_OK);
+    CHECK_EQ_INT((int)count("forms", 2), 3);
+    CHECK(topic_holds("forms", 2,
+                      "\x02"
+                      "u\x16"
+                      "cockroachdb",
+                      14));
+    CHECK(topic_holds("forms", 2,
+                      "\x02"
+                      "d\x16"
+                      "cockroachdb",
+                      14));
+    /* a key or a before image that does not fit: dead letters naming the field */
+    CHECK_EQ_INT(post(&f,
+                      "{\"payload\":[{\"after\":{\"id\":11,\"qty\":1},\"key\":[\"eleven\"],"
+                      "\"updated\":\"303\"},{\"after\":{\"id\":12,\"qty\":1},\"before\":{\"id\":"
+                      "12,\"qty\":\"one\"},\"key\":[12],\"updated\":\"304\"}],\"length\":2}",
+                      &n, &err),
+                 DM_OK);
+    CHECK_EQ_INT((int)count("forms", 2), 3);
+    CHECK_EQ_INT((int)count("source.forms.dlq", 1), 2);
+    char reason[400];
+    dlq_reason("source.forms.dlq", 0, reason, sizeof(reason));
+    CHECK_CONTAINS(reason, "does not fit spec.key");
+    CHECK_CONTAINS(reason, "$.id");
+    dlq_reason("source.forms.dlq", 1, reason, sizeof(reason));
+    CHECK_CONTAINS(reason, "does not fit spec.schema");
+    CHECK_CONTAINS(reason, "qty");
+    CHECK(topic_holds("source.forms.dlq", 1, "\"one\"", 5)); /* the message as received */
+    /* refused whole, nothing written */
+    const char *refused[] = {
+        "{\"payload\":[],\"payload\":[]}",
+        "{\"payload\":[{\"after\":{\"id\":13,\"qty\":1},\"after\":null,\"key\":[13],"
+        "\"updated\":\"400\"}],\"length\":1}",
+        "{\"payload\":[{\"after\":{\"id\":13,\"qty\":1},\"key\":[13],\"updated\":\"400\"}],"
+        "\"length\":1.0}",
+        "{\"payload\":[{\"after\":{\"id\":13,\"qty\":1},\"key\":[13],\"updated\":\"400\"}],"
+        "\"length\":-1}",
+        "{\"payload\":[{\"after\":{\"id\":13,\"qty\":1},\"key\":[13],\"updated\":\"400\"}",
+        "{\"payload\":[{\"after\":{\"id\":13,\"qty\":1},\"key\":[13],\"updated\":400}]}",
+        "{\"payload\":[{\"after\":{\"id\":13,\"qty\":1},\"key\":13,\"updated\":\"400\"}]}",
+        "{\"payload\":[{\"after\":{\"id\":13,\"qty\":1},\"key\":[13],\"updated\":\"4\xff\"}]}"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        dm_error_t e = {0};
+        CHECK_EQ_INT(post(&f, refused[i], &n, &e), DM_ERR_INVALID);
+        CHECK(e.message[0] != '\0');
+    }
+    dm_error_t e = {0};
+    CHECK_EQ_INT(post(&f, "{\"payload\":[],\"payload\":[]}", &n, &e), DM_ERR_INVALID);
+    CHECK_CONTAINS(e.message, "duplicate");
+    e = (dm_error_t){0};
+    CHECK_EQ_INT(post(&f, refused[4], &n, &e), DM_ERR_INVALID);
+    CHECK_CONTAINS(e.message, "body is not JSON");
+    CHECK_EQ_INT((int)count("forms", 2), 3);
+    CHECK_EQ_INT((int)count("source.forms.dlq", 1), 2);
+    close_source(&f);
+}
+
+/* Truncated and byte-flipped bodies: refused or taken, never read past their
+ * end (ASan), a truncated body writes nothing. */
+static void test_mangled_bodies(void)
+{
+    fixture_t f;
+    dm_error_t err = {0};
+    REQUIRE(open_source(&f, "mangled", ROW, "id", &err) == DM_OK);
+    const char *good = "{\"payload\":[{\"after\":{\"id\":1,\"qty\":1},\"before\":null,\"key\":[1],"
+                       "\"topic\":\"o\\\\\\\"x\",\"updated\":\"500.0000000001\"},{\"resolved\":"
+                       "\"400.0\"},{\"after\":null,\"before\":{\"id\":2,\"qty\":2},\"key\":[2],"
+                       "\"updated\":\"501\"}],\"length\":3}";
+    size_t len = strlen(good), n;
+    for (size_t cut = 0; cut < len; cut++) {
+        char *b = malloc(cut ? cut : 1); /* exactly cut bytes: ASan sees any read past them */
+        memcpy(b, good, cut);
+        dm_error_t e = {0};
+        CHECK_EQ_INT(dm_crdb_receive(f.src, b, cut, &n, &e), DM_ERR_INVALID);
+        free(b);
+    }
+    CHECK_EQ_INT((int)count("mangled", 2), 0);
+    uint32_t seed = 12345;
+    int taken = 0;
+    for (int i = 0; i < 3000; i++) {
+        char *b = malloc(len);
+        memcpy(b, good, len);
+        for (int k = 0; k < 1 + i % 3; k++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 8) % len;
+            static const char alphabet[] = "{}[]\",:\\ 0a-.e";
+            b[at] = alphabet[(seed >> 20) % (sizeof(alphabet) - 1)];
+        }
+        dm_error_t e = {0};
+        dm_err_t rc = dm_crdb_receive(f.src, b, len, &n, &e);
+        CHECK(rc == DM_OK || rc == DM_ERR_INVALID);
+        taken += rc == DM_OK;
+        free(b);
+    }
+    CHECK_EQ_INT(dm_crdb_receive(f.src, good, len, &n, &err), DM_OK);
+    CHECK_EQ_INT((int)n, 3);
+    CHECK(taken > 0);
+    close_source(&f);
+}
+
 static void test_refused_specs(void)
 {
     fixture_t f;
@@ -276,6 +435,8 @@ int main(void)
     RUN(test_hlc);
     RUN(test_changefeed_sql);
     RUN(test_receive);
+    RUN(test_wire_forms);
+    RUN(test_mangled_bodies);
     RUN(test_refused_specs);
     dm_transport_close(t);
     for (uint32_t i = 1; i < next_id; i++)
