@@ -402,6 +402,19 @@ out:
     return rc;
 }
 
+/* The catalog entry of output o (a string) that pipeline p publishes: a
+ * derived source owned by the pipeline's owner (new reference). */
+static json_t *derived_entry(const json_t *p, json_t *o)
+{
+    json_t *meta = json_pack("{s:O}", "name", o);
+    const json_t *md = json_object_get(p, "metadata");
+    if (json_object_get(md, "owner")) json_object_set(meta, "owner", json_object_get(md, "owner"));
+    json_object_set_new(meta, "description",
+                        json_pack("s+", "published by pipeline ", dm_spec_name(p)));
+    return json_pack("{s:s, s:o, s:{s:s, s:s}}", "kind", "Source", "metadata", meta, "spec",
+                     "connector", "derived", "derived_from", dm_spec_name(p));
+}
+
 /* Derived sources (what pipelines publish), owned by their pipeline's owner,
  * appended to sources; only the one called only, when only is not NULL. */
 static void add_derived(json_t *sources, const json_t *pipelines, const char *only)
@@ -413,21 +426,25 @@ static void add_derived(json_t *sources, const json_t *pipelines, const char *on
         json_t *outs = dm_spec_pipeline_outputs(p);
         size_t k;
         json_t *o;
-        json_t *md = json_object_get(p, "metadata");
         json_array_foreach(outs, k, o)
         {
             if (only && strcmp(only, json_string_value(o))) continue;
-            json_t *meta = json_pack("{s:O}", "name", o);
-            if (json_object_get(md, "owner"))
-                json_object_set(meta, "owner", json_object_get(md, "owner"));
-            json_object_set_new(meta, "description",
-                                json_pack("s+", "published by pipeline ", dm_spec_name(p)));
-            json_array_append_new(sources, json_pack("{s:s, s:o, s:{s:s, s:s}}", "kind", "Source",
-                                                     "metadata", meta, "spec", "connector",
-                                                     "derived", "derived_from", dm_spec_name(p)));
+            json_array_append_new(sources, derived_entry(p, o));
         }
         json_decref(outs);
     }
+}
+
+/* Sets producers and consumers (an array, shared; NULL: none) on source entry s. */
+static void set_lineage(json_t *s, json_t *consumers)
+{
+    const json_t *spec = json_object_get(s, "spec");
+    const char *derived = json_string_value(json_object_get(spec, "derived_from"));
+    json_object_set_new(s, "producers",
+                        derived ? json_pack("[s+]", "pipeline:", derived)
+                                : json_pack("[s+]", "connector:",
+                                            json_string_value(json_object_get(spec, "connector"))));
+    json_object_set_new(s, "consumers", consumers ? json_incref(consumers) : json_array());
 }
 
 /* Sets producers and consumers on each source, from one pass over the pipelines. */
@@ -454,17 +471,7 @@ static void add_lineage(json_t *sources, const json_t *pipelines)
     }
     json_t *s;
     json_array_foreach(sources, i, s)
-    {
-        const json_t *spec = json_object_get(s, "spec");
-        const char *derived = json_string_value(json_object_get(spec, "derived_from"));
-        json_t *consumers = json_object_get(consumers_of, dm_spec_name(s));
-        json_object_set_new(s, "producers",
-                            derived
-                                ? json_pack("[s+]", "pipeline:", derived)
-                                : json_pack("[s+]", "connector:",
-                                            json_string_value(json_object_get(spec, "connector"))));
-        json_object_set_new(s, "consumers", consumers ? json_incref(consumers) : json_array());
-    }
+        set_lineage(s, json_object_get(consumers_of, dm_spec_name(s)));
     json_decref(consumers_of);
 }
 
@@ -482,6 +489,176 @@ dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err)
     add_lineage(sources, pipelines);
     json_decref(pipelines);
     *out = sources;
+    return DM_OK;
+}
+
+/* ---- the catalog kept between changes ----------------------------------------
+ * What each entry was built from is kept with it: the store's document (held,
+ * so its address cannot come back as another document's) and the consumers
+ * the entry carries. The store replaces a document on put rather than changing
+ * it, so the same address means the same document. */
+struct dm_catalog {
+    json_t *pipes;   /* pipeline name → [doc, reads, outputs, "pipeline:NAME"] */
+    json_t *entries; /* "s:SOURCE" or "d:PIPELINE:K" → [doc, entry] */
+};
+
+dm_catalog_t *dm_catalog_new(void)
+{
+    dm_catalog_t *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->pipes = json_object();
+    c->entries = json_object();
+    if (!c->pipes || !c->entries) {
+        dm_catalog_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void dm_catalog_free(dm_catalog_t *c)
+{
+    if (!c) return;
+    json_decref(c->pipes);
+    json_decref(c->entries);
+    free(c);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The keys of object o in strcmp order (the store's list order); free() it. */
+static const char **sorted_keys(const json_t *o, size_t *n)
+{
+    *n = json_object_size(o);
+    const char **names = malloc((*n ? *n : 1) * sizeof(*names));
+    if (!names) return NULL;
+    size_t i = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v) names[i++] = k;
+    qsort(names, *n, sizeof(*names), cmp_name);
+    return names;
+}
+
+/* The kept entry under key when it was built from doc with these consumers
+ * (NULL: none), else NULL. Borrowed. */
+static json_t *kept_entry(const dm_catalog_t *c, const char *key, const json_t *doc,
+                          const json_t *consumers)
+{
+    const json_t *k = json_object_get(c->entries, key);
+    if (!k || json_array_get(k, 0) != doc) return NULL;
+    json_t *entry = json_array_get(k, 1);
+    const json_t *had = json_object_get(entry, "consumers");
+    bool same = consumers ? json_equal(had, consumers) : json_array_size(had) == 0;
+    return same ? entry : NULL;
+}
+
+/* Puts entry (built from doc, or kept) into the answer and the new keep. */
+static void take_entry(json_t *all, json_t *keep, const char *key, json_t *doc, json_t *entry)
+{
+    json_array_append(all, entry);
+    json_object_set_new(keep, key, json_pack("[O,O]", doc, entry));
+}
+
+dm_err_t dm_catalog_update(dm_catalog_t *c, dm_store_t *store, json_t **out, size_t *built,
+                           dm_error_t *err)
+{
+    *out = NULL;
+    if (built) *built = 0;
+    json_t *sdocs = NULL, *pdocs = NULL;
+    dm_err_t rc = dm_store_docs(store, DM_KIND_SOURCE, &sdocs, err);
+    if (!rc) rc = dm_store_docs(store, DM_KIND_PIPELINE, &pdocs, err);
+    size_t np = 0, ns = 0, made = 0;
+    const char **pnames = rc ? NULL : sorted_keys(pdocs, &np);
+    const char **snames = rc ? NULL : sorted_keys(sdocs, &ns);
+    json_t *pipes = json_object(), *entries = json_object(), *consumers_of = json_object();
+    json_t *all = json_array();
+    if (!rc && (!pnames || !snames || !pipes || !entries || !consumers_of || !all))
+        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    char key[600];
+    /* Each pipeline's reads and outputs: kept while its document is the same. */
+    for (size_t i = 0; !rc && i < np; i++) {
+        json_t *doc = json_object_get(pdocs, pnames[i]);
+        json_t *p = json_object_get(c->pipes, pnames[i]);
+        if (!p || json_array_get(p, 0) != doc)
+            p = json_pack("[O, o, o, s+]", doc, dm_spec_pipeline_reads(doc),
+                          dm_spec_pipeline_outputs(doc), "pipeline:", dm_spec_name(doc));
+        else
+            json_incref(p);
+        if (!p) {
+            rc = dm_error_set(err, DM_ERR_NOMEM, "catalog: pipeline '%s' gives no lineage",
+                              pnames[i]);
+            break;
+        }
+        json_object_set_new(pipes, pnames[i], p);
+        size_t k;
+        json_t *r;
+        json_array_foreach(json_array_get(p, 1), k, r)
+        {
+            json_t *list = json_object_get(consumers_of, json_string_value(r));
+            if (!list) json_object_set_new(consumers_of, json_string_value(r), list = json_array());
+            json_array_append(list, json_array_get(p, 3));
+        }
+    }
+    /* Declared sources, ordered by name, then what each pipeline publishes. */
+    for (size_t i = 0; !rc && i < ns; i++) {
+        json_t *doc = json_object_get(sdocs, snames[i]);
+        json_t *consumers = json_object_get(consumers_of, dm_spec_name(doc));
+        snprintf(key, sizeof(key), "s:%s", snames[i]);
+        json_t *entry = kept_entry(c, key, doc, consumers);
+        if (entry) {
+            json_incref(entry);
+        } else {
+            entry = json_object();
+            json_object_update(entry, doc);
+            set_lineage(entry, consumers);
+            made++;
+        }
+        take_entry(all, entries, key, doc, entry);
+        json_decref(entry);
+    }
+    for (size_t i = 0; !rc && i < np; i++) {
+        json_t *p = json_object_get(pipes, pnames[i]);
+        json_t *doc = json_array_get(p, 0);
+        size_t k;
+        json_t *o;
+        json_array_foreach(json_array_get(p, 2), k, o)
+        {
+            json_t *consumers = json_object_get(consumers_of, json_string_value(o));
+            snprintf(key, sizeof(key), "d:%s:%zu", pnames[i], k);
+            json_t *entry = kept_entry(c, key, doc, consumers);
+            if (entry) {
+                json_incref(entry);
+            } else {
+                entry = derived_entry(doc, o);
+                set_lineage(entry, consumers);
+                made++;
+            }
+            take_entry(all, entries, key, doc, entry);
+            json_decref(entry);
+        }
+    }
+    if (!rc && json_array_size(all) != json_object_size(entries))
+        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory building the catalog");
+    free(pnames);
+    free(snames);
+    json_decref(sdocs);
+    json_decref(pdocs);
+    json_decref(consumers_of);
+    if (rc) {
+        json_decref(pipes);
+        json_decref(entries);
+        json_decref(all);
+        return rc;
+    }
+    json_decref(c->pipes);
+    json_decref(c->entries);
+    c->pipes = pipes;
+    c->entries = entries;
+    if (built) *built = made;
+    *out = all;
     return DM_OK;
 }
 
