@@ -499,7 +499,13 @@ dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err)
  * it, so the same address means the same document. */
 struct dm_catalog {
     json_t *pipes;   /* pipeline name → [doc, reads, outputs, "pipeline:NAME"] */
-    json_t *entries; /* "s:SOURCE" or "d:PIPELINE:K" → [doc, entry] */
+    json_t *entries; /* "s:SOURCE" or "d:PIPELINE:K" → [doc, entry] (the scan's reuse) */
+    /* The last answer and what replaying the store's changes onto it needs. */
+    json_t *all;       /* declared entries by name, then derived by pipeline */
+    size_t ndeclared;  /* how many of all are declared */
+    json_t *consumers; /* source name → ["pipeline:NAME", …] by name (never changed: replaced) */
+    uint64_t seq;      /* the store's change number all is as of */
+    bool valid;        /* all, consumers and seq go together */
 };
 
 dm_catalog_t *dm_catalog_new(void)
@@ -520,6 +526,8 @@ void dm_catalog_free(dm_catalog_t *c)
     if (!c) return;
     json_decref(c->pipes);
     json_decref(c->entries);
+    json_decref(c->all);
+    json_decref(c->consumers);
     free(c);
 }
 
@@ -562,11 +570,15 @@ static void take_entry(json_t *all, json_t *keep, const char *key, json_t *doc, 
     json_object_set_new(keep, key, json_pack("[O,O]", doc, entry));
 }
 
-dm_err_t dm_catalog_update(dm_catalog_t *c, dm_store_t *store, json_t **out, size_t *built,
-                           dm_error_t *err)
+/* The whole catalog from every document, reusing the entries kept whose
+ * document and consumers are the same. */
+static dm_err_t catalog_scan(dm_catalog_t *c, dm_store_t *store, json_t **out, size_t *built,
+                             dm_error_t *err)
 {
     *out = NULL;
     if (built) *built = 0;
+    c->valid = false;
+    uint64_t seq = dm_store_changes(store); /* before reading: later changes replay next time */
     json_t *sdocs = NULL, *pdocs = NULL;
     dm_err_t rc = dm_store_docs(store, DM_KIND_SOURCE, &sdocs, err);
     if (!rc) rc = dm_store_docs(store, DM_KIND_PIPELINE, &pdocs, err);
@@ -646,8 +658,8 @@ dm_err_t dm_catalog_update(dm_catalog_t *c, dm_store_t *store, json_t **out, siz
     free(snames);
     json_decref(sdocs);
     json_decref(pdocs);
-    json_decref(consumers_of);
     if (rc) {
+        json_decref(consumers_of);
         json_decref(pipes);
         json_decref(entries);
         json_decref(all);
@@ -655,11 +667,250 @@ dm_err_t dm_catalog_update(dm_catalog_t *c, dm_store_t *store, json_t **out, siz
     }
     json_decref(c->pipes);
     json_decref(c->entries);
+    json_decref(c->consumers);
+    json_decref(c->all);
     c->pipes = pipes;
     c->entries = entries;
+    c->consumers = consumers_of;
+    c->all = json_incref(all);
+    c->ndeclared = ns;
+    c->seq = seq;
+    c->valid = true;
     if (built) *built = made;
     *out = all;
     return DM_OK;
+}
+
+/* consumers with every "pipeline:NAME" equal to pstr taken out (a new array). */
+static json_t *consumers_without(const json_t *consumers, const json_t *pstr)
+{
+    json_t *a = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(consumers, i, v) if (!json_equal(v, pstr)) json_array_append(a, v);
+    return a;
+}
+
+/* consumers with pstr put in its place by name (a new array). */
+static json_t *consumers_with(const json_t *consumers, json_t *pstr)
+{
+    json_t *a = json_array();
+    size_t i;
+    json_t *v;
+    bool in = false;
+    json_array_foreach(consumers, i, v)
+    {
+        if (!in && strcmp(json_string_value(v), json_string_value(pstr)) > 0) {
+            json_array_append(a, pstr);
+            in = true;
+        }
+        json_array_append(a, v);
+    }
+    if (!in) json_array_append(a, pstr);
+    return a;
+}
+
+/* Replaces source's consumers in c (an empty list is no entry) and marks it dirty. */
+static void consumers_set(dm_catalog_t *c, const char *source, json_t *list, json_t *dirty)
+{
+    if (json_array_size(list))
+        json_object_set_new(c->consumers, source, list);
+    else {
+        json_object_del(c->consumers, source);
+        json_decref(list);
+    }
+    json_object_set_new(dirty, source, json_true());
+}
+
+/* The names (strings) of set (an object), sorted, as a new array. */
+static json_t *sorted_names(const json_t *set)
+{
+    size_t n = 0;
+    const char **keys = sorted_keys(set, &n);
+    json_t *a = json_array();
+    for (size_t i = 0; keys && i < n; i++)
+        json_array_append_new(a, json_string(keys[i]));
+    free(keys);
+    return a;
+}
+
+/* The declared entry of source doc (new reference). */
+static json_t *declared_entry(dm_catalog_t *c, const json_t *doc)
+{
+    json_t *entry = json_object();
+    json_object_update(entry, (json_t *)doc);
+    set_lineage(entry, json_object_get(c->consumers, dm_spec_name(doc)));
+    return entry;
+}
+
+/* Appends pipeline p's derived entries (p: [doc, reads, outputs, pstr]) to all. */
+static size_t append_group(dm_catalog_t *c, json_t *all, const json_t *p)
+{
+    size_t k;
+    json_t *o;
+    json_array_foreach(json_array_get(p, 2), k, o)
+    {
+        json_t *entry = derived_entry(json_array_get(p, 0), o);
+        set_lineage(entry, json_object_get(c->consumers, json_string_value(o)));
+        json_array_append_new(all, entry);
+    }
+    return k;
+}
+
+/* The catalog from the last answer and the store's changes since: the changed
+ * pipelines' reads move their consumers, then only the entries of changed
+ * sources, of sources whose consumers moved and of changed pipelines are built;
+ * the rest of the last answer is taken as it is, in the same order. */
+static dm_err_t catalog_replay(dm_catalog_t *c, dm_store_t *store, const json_t *changed,
+                               uint64_t now, json_t **out, size_t *built, dm_error_t *err)
+{
+    c->valid = false; /* until the state is whole again */
+    json_t *dirty = json_object();
+    json_t *cps = sorted_names(json_object_get(changed, "Pipeline"));
+    json_t *fresh = json_object(); /* changed pipeline → new [doc, …] (absent: deleted) */
+    dm_err_t rc = DM_OK;
+    size_t i, made = 0;
+    json_t *n;
+    json_array_foreach(cps, i, n)
+    {
+        const char *name = json_string_value(n);
+        json_t *doc = NULL;
+        dm_err_t g = dm_store_get(store, DM_KIND_PIPELINE, name, &doc, err);
+        if (g && g != DM_ERR_NOT_FOUND) {
+            rc = g;
+            break;
+        }
+        if (doc)
+            json_object_set_new(fresh, name,
+                                json_pack("[o, o, o, s+]", doc, dm_spec_pipeline_reads(doc),
+                                          dm_spec_pipeline_outputs(doc),
+                                          "pipeline:", dm_spec_name(doc)));
+        const json_t *old = json_object_get(c->pipes, name);
+        size_t k;
+        json_t *r;
+        json_array_foreach(json_array_get(old, 1), k, r)
+        {
+            const char *src = json_string_value(r);
+            consumers_set(
+                c, src,
+                consumers_without(json_object_get(c->consumers, src), json_array_get(old, 3)),
+                dirty);
+        }
+    }
+    json_array_foreach(cps, i, n)
+    {
+        const char *name = json_string_value(n);
+        json_t *p = json_object_get(fresh, name);
+        if (!p) {
+            json_object_del(c->pipes, name);
+            continue;
+        }
+        json_object_set(c->pipes, name, p);
+        size_t k;
+        json_t *r;
+        json_array_foreach(json_array_get(p, 1), k, r)
+        {
+            const char *src = json_string_value(r);
+            consumers_set(c, src,
+                          consumers_with(json_object_get(c->consumers, src), json_array_get(p, 3)),
+                          dirty);
+        }
+    }
+    const char *name;
+    json_t *v;
+    json_object_foreach((json_t *)json_object_get(changed, "Source"), name, v)
+        json_object_set_new(dirty, name, json_true());
+
+    /* Declared: the last answer's, merged with the dirty ones that exist. */
+    json_t *all = json_array(), *ds = sorted_names(dirty), *rebuilt = json_array();
+    json_array_foreach(ds, i, n)
+    {
+        json_t *doc = NULL;
+        if (rc) break;
+        dm_err_t g = dm_store_get(store, DM_KIND_SOURCE, json_string_value(n), &doc, err);
+        if (g && g != DM_ERR_NOT_FOUND) rc = g;
+        if (doc) {
+            json_array_append_new(rebuilt, declared_entry(c, doc));
+            json_decref(doc);
+        }
+    }
+    size_t j = 0, ndeclared = 0;
+    for (i = 0; !rc && i < c->ndeclared; i++) {
+        json_t *e = json_array_get(c->all, i);
+        const char *en = dm_spec_name(e);
+        for (; j < json_array_size(rebuilt) &&
+               strcmp(dm_spec_name(json_array_get(rebuilt, j)), en) < 0;
+             j++)
+            json_array_append(all, json_array_get(rebuilt, j));
+        if (!json_object_get(dirty, en)) json_array_append(all, e);
+    }
+    for (; !rc && j < json_array_size(rebuilt); j++)
+        json_array_append(all, json_array_get(rebuilt, j));
+    made += json_array_size(rebuilt);
+    ndeclared = json_array_size(all);
+
+    /* Derived: the last answer's groups by pipeline, changed pipelines' groups
+     * built, and entries whose consumers moved built again. */
+    json_t *cp = json_object_get(changed, "Pipeline");
+    size_t f = 0;
+    for (i = c->ndeclared; !rc && i <= json_array_size(c->all); i++) {
+        json_t *e = json_array_get(c->all, i);
+        const char *g =
+            e ? json_string_value(json_object_get(json_object_get(e, "spec"), "derived_from"))
+              : NULL;
+        for (; f < json_array_size(cps) &&
+               (!g || strcmp(json_string_value(json_array_get(cps, f)), g) < 0);
+             f++) {
+            const json_t *p = json_object_get(fresh, json_string_value(json_array_get(cps, f)));
+            if (p) made += append_group(c, all, p);
+        }
+        if (!e) break;
+        if (!g) {
+            rc = dm_error_set(err, DM_ERR_INVALID, "catalog: a derived entry names no pipeline");
+            break;
+        }
+        if (json_object_get(cp, g)) continue; /* built above, or gone */
+        const char *en = dm_spec_name(e);
+        if (!json_object_get(dirty, en)) {
+            json_array_append(all, e);
+            continue;
+        }
+        json_t *entry = derived_entry(json_array_get(json_object_get(c->pipes, g), 0),
+                                      json_object_get(json_object_get(e, "metadata"), "name"));
+        set_lineage(entry, json_object_get(c->consumers, en));
+        json_array_append_new(all, entry);
+        made++;
+    }
+    json_decref(cps);
+    json_decref(fresh);
+    json_decref(ds);
+    json_decref(rebuilt);
+    json_decref(dirty);
+    if (rc) {
+        json_decref(all);
+        return rc;
+    }
+    json_decref(c->all);
+    c->all = json_incref(all);
+    c->ndeclared = ndeclared;
+    c->seq = now;
+    c->valid = true;
+    if (built) *built = made;
+    *out = all;
+    return DM_OK;
+}
+
+dm_err_t dm_catalog_update(dm_catalog_t *c, dm_store_t *store, json_t **out, size_t *built,
+                           dm_error_t *err)
+{
+    json_t *changed = NULL;
+    uint64_t now = 0;
+    if (c->valid && !dm_store_changed_since(store, c->seq, &changed, &now, NULL)) {
+        dm_err_t rc = catalog_replay(c, store, changed, now, out, built, err);
+        json_decref(changed);
+        if (!rc) return rc;
+    }
+    return catalog_scan(c, store, out, built, err);
 }
 
 /* The stored pipelines that read or publish source, found through the edges

@@ -1,7 +1,8 @@
 /* tests/unit/test_control_catalog.c — the catalog kept between changes
  * (dm_catalog_update) gives exactly what a full build (dm_catalog_sources)
- * gives, after random puts, deletes and rollbacks, and builds again only the
- * entries a change touched. */
+ * gives, after random puts, deletes and rollbacks (replaying the store's
+ * changes, or scanning everything when the store no longer remembers them),
+ * and builds again only the entries a change touched. */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -126,6 +127,9 @@ static void test_random_changes(void)
                 dm_store_delete(s, pipe ? DM_KIND_PIPELINE : DM_KIND_SOURCE, name, NULL);
             }
         }
+        if (step % 100 == 99) /* more changes than the store remembers: a scan of everything */
+            for (int k = 0; k < 4100; k++)
+                put(s, DM_KIND_SOURCE, source(k % 3, version++));
         if (rand_r(&seed) % 12 == 0)
             dm_store_rollback(s); /* drops the store's cache: every document is new */
         else
