@@ -757,6 +757,36 @@ static size_t append_group(dm_catalog_t *c, json_t *all, const json_t *p)
     return k;
 }
 
+/* The pipeline a derived entry was published by ("" when none). */
+static const char *derived_of(const json_t *e)
+{
+    const char *g = json_string_value(json_object_get(json_object_get(e, "spec"), "derived_from"));
+    return g ? g : "";
+}
+
+/* The first index in [lo, hi) of all whose name (derived: publishing
+ * pipeline) is not below key; the range is ordered by it. */
+static size_t lower_bound(const json_t *all, size_t lo, size_t hi, const char *key, bool derived)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const json_t *e = json_array_get(all, mid);
+        const char *k = derived ? derived_of(e) : dm_spec_name(e);
+        if (strcmp(k ? k : "", key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Appends from[lo, hi) to to (shared). */
+static void copy_range(json_t *to, const json_t *from, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi; i++)
+        json_array_append(to, json_array_get(from, i));
+}
+
 /* The catalog from the last answer and the store's changes since: the changed
  * pipelines' reads move their consumers, then only the entries of changed
  * sources, of sources whose consumers moved and of changed pipelines are built;
@@ -821,70 +851,86 @@ static dm_err_t catalog_replay(dm_catalog_t *c, dm_store_t *store, const json_t 
     json_object_foreach((json_t *)json_object_get(changed, "Source"), name, v)
         json_object_set_new(dirty, name, json_true());
 
-    /* Declared: the last answer's, merged with the dirty ones that exist. */
-    json_t *all = json_array(), *ds = sorted_names(dirty), *rebuilt = json_array();
+    /* Declared: the last answer's ranges between the dirty names (found by
+     * binary search: the section is ordered by name), each dirty name's entry
+     * built again when the source exists. */
+    json_t *all = json_array(), *ds = sorted_names(dirty);
+    size_t prev = 0;
     json_array_foreach(ds, i, n)
     {
-        json_t *doc = NULL;
         if (rc) break;
-        dm_err_t g = dm_store_get(store, DM_KIND_SOURCE, json_string_value(n), &doc, err);
+        const char *d = json_string_value(n);
+        size_t pos = lower_bound(c->all, prev, c->ndeclared, d, false);
+        copy_range(all, c->all, prev, pos);
+        prev = pos;
+        const char *at = pos < c->ndeclared ? dm_spec_name(json_array_get(c->all, pos)) : NULL;
+        if (at && !strcmp(at, d)) prev++;
+        json_t *doc = NULL;
+        dm_err_t g = dm_store_get(store, DM_KIND_SOURCE, d, &doc, err);
         if (g && g != DM_ERR_NOT_FOUND) rc = g;
         if (doc) {
-            json_array_append_new(rebuilt, declared_entry(c, doc));
+            json_array_append_new(all, declared_entry(c, doc));
             json_decref(doc);
+            made++;
         }
     }
-    size_t j = 0, ndeclared = 0;
-    for (i = 0; !rc && i < c->ndeclared; i++) {
-        json_t *e = json_array_get(c->all, i);
-        const char *en = dm_spec_name(e);
-        for (; j < json_array_size(rebuilt) &&
-               strcmp(dm_spec_name(json_array_get(rebuilt, j)), en) < 0;
-             j++)
-            json_array_append(all, json_array_get(rebuilt, j));
-        if (!json_object_get(dirty, en)) json_array_append(all, e);
-    }
-    for (; !rc && j < json_array_size(rebuilt); j++)
-        json_array_append(all, json_array_get(rebuilt, j));
-    made += json_array_size(rebuilt);
-    ndeclared = json_array_size(all);
+    copy_range(all, c->all, prev, c->ndeclared);
+    size_t ndeclared = json_array_size(all);
 
-    /* Derived: the last answer's groups by pipeline, changed pipelines' groups
-     * built, and entries whose consumers moved built again. */
-    json_t *cp = json_object_get(changed, "Pipeline");
-    size_t f = 0;
-    for (i = c->ndeclared; !rc && i <= json_array_size(c->all); i++) {
-        json_t *e = json_array_get(c->all, i);
-        const char *g =
-            e ? json_string_value(json_object_get(json_object_get(e, "spec"), "derived_from"))
-              : NULL;
-        for (; f < json_array_size(cps) &&
-               (!g || strcmp(json_string_value(json_array_get(cps, f)), g) < 0);
-             f++) {
-            const json_t *p = json_object_get(fresh, json_string_value(json_array_get(cps, f)));
+    /* Derived: groups by pipeline name. Changed pipelines' groups are built
+     * from their new documents; the groups of pipelines publishing a dirty
+     * name (from the edges index) have those entries built again. */
+    json_t *groups = json_object();
+    json_object_foreach((json_t *)json_object_get(changed, "Pipeline"), name, v)
+        json_object_set_new(groups, name, json_true());
+    json_array_foreach(ds, i, n)
+    {
+        json_t *pubs = NULL;
+        if (rc) break;
+        rc = dm_store_edge_pipelines(store, json_string_value(n), "publishes", &pubs, err);
+        size_t k;
+        json_t *pn;
+        json_array_foreach(pubs, k, pn)
+            json_object_set_new(groups, json_string_value(pn), json_true());
+        json_decref(pubs);
+    }
+    json_t *gs = sorted_names(groups);
+    size_t total = json_array_size(c->all);
+    prev = c->ndeclared;
+    json_array_foreach(gs, i, n)
+    {
+        if (rc) break;
+        const char *g = json_string_value(n);
+        size_t pos = lower_bound(c->all, prev, total, g, true), end = pos;
+        while (end < total && !strcmp(derived_of(json_array_get(c->all, end)), g))
+            end++;
+        copy_range(all, c->all, prev, pos);
+        prev = end;
+        if (json_object_get(json_object_get(changed, "Pipeline"), g)) {
+            const json_t *p = json_object_get(fresh, g);
             if (p) made += append_group(c, all, p);
-        }
-        if (!e) break;
-        if (!g) {
-            rc = dm_error_set(err, DM_ERR_INVALID, "catalog: a derived entry names no pipeline");
-            break;
-        }
-        if (json_object_get(cp, g)) continue; /* built above, or gone */
-        const char *en = dm_spec_name(e);
-        if (!json_object_get(dirty, en)) {
-            json_array_append(all, e);
             continue;
         }
-        json_t *entry = derived_entry(json_array_get(json_object_get(c->pipes, g), 0),
-                                      json_object_get(json_object_get(e, "metadata"), "name"));
-        set_lineage(entry, json_object_get(c->consumers, en));
-        json_array_append_new(all, entry);
-        made++;
+        for (size_t k = pos; k < end; k++) {
+            json_t *e = json_array_get(c->all, k);
+            const char *en = dm_spec_name(e);
+            if (!json_object_get(dirty, en)) {
+                json_array_append(all, e);
+                continue;
+            }
+            json_t *entry = derived_entry(json_array_get(json_object_get(c->pipes, g), 0),
+                                          json_object_get(json_object_get(e, "metadata"), "name"));
+            set_lineage(entry, json_object_get(c->consumers, en));
+            json_array_append_new(all, entry);
+            made++;
+        }
     }
+    copy_range(all, c->all, prev, total);
+    json_decref(groups);
+    json_decref(gs);
     json_decref(cps);
     json_decref(fresh);
     json_decref(ds);
-    json_decref(rebuilt);
     json_decref(dirty);
     if (rc) {
         json_decref(all);
