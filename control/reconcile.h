@@ -31,9 +31,11 @@ dm_err_t dm_reconcile_delete(dm_store_t *store, dm_kind_t kind, const char *name
 dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err);
 
 /* The catalog kept between changes: dm_catalog_update gives what
- * dm_catalog_sources would (the same array, entry for entry) but rebuilds only
+ * dm_catalog_sources would (the same array, entry for entry) but builds only
  * the entries whose source document, publishing pipeline or consumers changed
- * since the last update; the others are shared with the previous answer.
+ * since the last update (replaying dm_store_changed_since onto the last
+ * answer; scanning every document, reusing unchanged entries, when the store
+ * no longer remembers); the others are shared with the previous answer.
  * Entries are never changed after they are given out. One caller at a time. */
 typedef struct dm_catalog dm_catalog_t;
 dm_catalog_t *dm_catalog_new(void);
