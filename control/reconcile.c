@@ -805,9 +805,9 @@ static dm_err_t catalog_replay(dm_catalog_t *c, dm_store_t *store, const json_t 
     {
         const char *name = json_string_value(n);
         json_t *doc = NULL;
-        dm_err_t g = dm_store_get(store, DM_KIND_PIPELINE, name, &doc, err);
+        dm_err_t g = dm_store_get(store, DM_KIND_PIPELINE, name, &doc, NULL);
         if (g && g != DM_ERR_NOT_FOUND) {
-            rc = g;
+            rc = dm_error_set(err, g, "catalog: cannot read pipeline '%s'", name);
             break;
         }
         if (doc)
@@ -866,8 +866,9 @@ static dm_err_t catalog_replay(dm_catalog_t *c, dm_store_t *store, const json_t 
         const char *at = pos < c->ndeclared ? dm_spec_name(json_array_get(c->all, pos)) : NULL;
         if (at && !strcmp(at, d)) prev++;
         json_t *doc = NULL;
-        dm_err_t g = dm_store_get(store, DM_KIND_SOURCE, d, &doc, err);
-        if (g && g != DM_ERR_NOT_FOUND) rc = g;
+        dm_err_t g = dm_store_get(store, DM_KIND_SOURCE, d, &doc, NULL);
+        if (g && g != DM_ERR_NOT_FOUND)
+            rc = dm_error_set(err, g, "catalog: cannot read source '%s'", d);
         if (doc) {
             json_array_append_new(all, declared_entry(c, doc));
             json_decref(doc);
