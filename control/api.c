@@ -234,6 +234,55 @@ static json_t *filter_page(const dm_http_request_t *req, json_t *items, size_t *
     return page;
 }
 
+/* The whole catalog, brought up to date once per change of the store: the
+ * UI pages and searches it often, and building it whole for 50,000 sources
+ * costs seconds, so only the entries a change touched are built again
+ * (dm_catalog_update). The array and its entries are shared by the requests
+ * and never changed. One lock: a request that finds the catalog stale waits
+ * for the one bringing it up to date rather than doing the same work. */
+static pthread_mutex_t catalog_mu = PTHREAD_MUTEX_INITIALIZER;
+static dm_catalog_t *catalog_kept;
+static json_t *catalog_cached;
+static const dm_store_t *catalog_store;
+static uint64_t catalog_changes;
+
+/* The current catalog (new reference), or NULL with err set. */
+static json_t *catalog_now(dm_store_t *store, dm_error_t *err)
+{
+    pthread_mutex_lock(&catalog_mu);
+    uint64_t changes = dm_store_changes(store);
+    json_t *all = NULL;
+    if (catalog_cached && catalog_store == store && catalog_changes == changes) {
+        all = json_incref(catalog_cached);
+    } else {
+        if (catalog_store != store) {
+            dm_catalog_free(catalog_kept);
+            catalog_kept = NULL;
+        }
+        if (!catalog_kept && !(catalog_kept = dm_catalog_new()))
+            dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        else if (!dm_catalog_update(catalog_kept, store, &all, NULL, err)) {
+            json_decref(catalog_cached);
+            catalog_cached = json_incref(all);
+            catalog_store = store;
+            catalog_changes = changes; /* read before: a change meanwhile updates next time */
+        }
+    }
+    pthread_mutex_unlock(&catalog_mu);
+    return all;
+}
+
+void dm_api_catalog_forget(void)
+{
+    pthread_mutex_lock(&catalog_mu);
+    json_decref(catalog_cached);
+    catalog_cached = NULL;
+    dm_catalog_free(catalog_kept);
+    catalog_kept = NULL;
+    catalog_store = NULL;
+    pthread_mutex_unlock(&catalog_mu);
+}
+
 /* GET /api/v1/{kind} */
 static void on_list(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
@@ -242,8 +291,11 @@ static void on_list(void *ctx, const dm_http_request_t *req, dm_http_response_t 
     dm_error_t err = {0};
     json_t *items;
     api_t *api = ctx;
-    dm_err_t rc = k == DM_KIND_SOURCE ? dm_catalog_sources(api->store, &items, &err)
-                                      : dm_store_list(api->store, (dm_kind_t)k, &items, &err);
+    dm_err_t rc = DM_OK;
+    if (k == DM_KIND_SOURCE)
+        rc = (items = catalog_now(api->store, &err)) ? DM_OK : err.code;
+    else
+        rc = dm_store_list(api->store, (dm_kind_t)k, &items, &err);
     if (rc) {
         dm_api_reply_error(res, &err);
         return;
@@ -310,41 +362,6 @@ static void on_plugins(void *ctx, const dm_http_request_t *req, dm_http_response
 }
 
 /* GET /api/v1/catalog?q=TEXT — search sources. */
-/* The whole catalog, built once per change of the store: building it for
- * 50,000 sources costs seconds, and the UI pages and searches it often. The
- * array and its entries are shared by the requests and never changed. */
-static pthread_mutex_t catalog_mu = PTHREAD_MUTEX_INITIALIZER;
-static json_t *catalog_cached;
-static const dm_store_t *catalog_store;
-static uint64_t catalog_changes;
-
-/* The current catalog (new reference), or NULL with err set. */
-static json_t *catalog_now(dm_store_t *store, dm_error_t *err)
-{
-    uint64_t changes = dm_store_changes(store);
-    pthread_mutex_lock(&catalog_mu);
-    json_t *all = catalog_cached && catalog_store == store && catalog_changes == changes
-                      ? json_incref(catalog_cached)
-                      : NULL;
-    pthread_mutex_unlock(&catalog_mu);
-    if (all || dm_catalog_sources(store, &all, err)) return all;
-    pthread_mutex_lock(&catalog_mu);
-    json_decref(catalog_cached);
-    catalog_cached = json_incref(all);
-    catalog_store = store;
-    catalog_changes = changes; /* read before building: a change meanwhile rebuilds next time */
-    pthread_mutex_unlock(&catalog_mu);
-    return all;
-}
-
-void dm_api_catalog_forget(void)
-{
-    pthread_mutex_lock(&catalog_mu);
-    json_decref(catalog_cached);
-    catalog_cached = NULL;
-    pthread_mutex_unlock(&catalog_mu);
-}
-
 static void on_catalog(void *ctx, const dm_http_request_t *req, dm_http_response_t *res)
 {
     const char *q = dm_http_query(req, "q");

@@ -402,6 +402,19 @@ out:
     return rc;
 }
 
+/* The catalog entry of output o (a string) that pipeline p publishes: a
+ * derived source owned by the pipeline's owner (new reference). */
+static json_t *derived_entry(const json_t *p, json_t *o)
+{
+    json_t *meta = json_pack("{s:O}", "name", o);
+    const json_t *md = json_object_get(p, "metadata");
+    if (json_object_get(md, "owner")) json_object_set(meta, "owner", json_object_get(md, "owner"));
+    json_object_set_new(meta, "description",
+                        json_pack("s+", "published by pipeline ", dm_spec_name(p)));
+    return json_pack("{s:s, s:o, s:{s:s, s:s}}", "kind", "Source", "metadata", meta, "spec",
+                     "connector", "derived", "derived_from", dm_spec_name(p));
+}
+
 /* Derived sources (what pipelines publish), owned by their pipeline's owner,
  * appended to sources; only the one called only, when only is not NULL. */
 static void add_derived(json_t *sources, const json_t *pipelines, const char *only)
@@ -413,21 +426,25 @@ static void add_derived(json_t *sources, const json_t *pipelines, const char *on
         json_t *outs = dm_spec_pipeline_outputs(p);
         size_t k;
         json_t *o;
-        json_t *md = json_object_get(p, "metadata");
         json_array_foreach(outs, k, o)
         {
             if (only && strcmp(only, json_string_value(o))) continue;
-            json_t *meta = json_pack("{s:O}", "name", o);
-            if (json_object_get(md, "owner"))
-                json_object_set(meta, "owner", json_object_get(md, "owner"));
-            json_object_set_new(meta, "description",
-                                json_pack("s+", "published by pipeline ", dm_spec_name(p)));
-            json_array_append_new(sources, json_pack("{s:s, s:o, s:{s:s, s:s}}", "kind", "Source",
-                                                     "metadata", meta, "spec", "connector",
-                                                     "derived", "derived_from", dm_spec_name(p)));
+            json_array_append_new(sources, derived_entry(p, o));
         }
         json_decref(outs);
     }
+}
+
+/* Sets producers and consumers (an array, shared; NULL: none) on source entry s. */
+static void set_lineage(json_t *s, json_t *consumers)
+{
+    const json_t *spec = json_object_get(s, "spec");
+    const char *derived = json_string_value(json_object_get(spec, "derived_from"));
+    json_object_set_new(s, "producers",
+                        derived ? json_pack("[s+]", "pipeline:", derived)
+                                : json_pack("[s+]", "connector:",
+                                            json_string_value(json_object_get(spec, "connector"))));
+    json_object_set_new(s, "consumers", consumers ? json_incref(consumers) : json_array());
 }
 
 /* Sets producers and consumers on each source, from one pass over the pipelines. */
@@ -454,17 +471,7 @@ static void add_lineage(json_t *sources, const json_t *pipelines)
     }
     json_t *s;
     json_array_foreach(sources, i, s)
-    {
-        const json_t *spec = json_object_get(s, "spec");
-        const char *derived = json_string_value(json_object_get(spec, "derived_from"));
-        json_t *consumers = json_object_get(consumers_of, dm_spec_name(s));
-        json_object_set_new(s, "producers",
-                            derived
-                                ? json_pack("[s+]", "pipeline:", derived)
-                                : json_pack("[s+]", "connector:",
-                                            json_string_value(json_object_get(spec, "connector"))));
-        json_object_set_new(s, "consumers", consumers ? json_incref(consumers) : json_array());
-    }
+        set_lineage(s, json_object_get(consumers_of, dm_spec_name(s)));
     json_decref(consumers_of);
 }
 
@@ -483,6 +490,474 @@ dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err)
     json_decref(pipelines);
     *out = sources;
     return DM_OK;
+}
+
+/* ---- the catalog kept between changes ----------------------------------------
+ * What each entry was built from is kept with it: the store's document (held,
+ * so its address cannot come back as another document's) and the consumers
+ * the entry carries. The store replaces a document on put rather than changing
+ * it, so the same address means the same document. */
+struct dm_catalog {
+    json_t *pipes;   /* pipeline name → [doc, reads, outputs, "pipeline:NAME"] */
+    json_t *entries; /* "s:SOURCE" or "d:PIPELINE:K" → [doc, entry] (the scan's reuse) */
+    /* The last answer and what replaying the store's changes onto it needs. */
+    json_t *all;       /* declared entries by name, then derived by pipeline */
+    size_t ndeclared;  /* how many of all are declared */
+    json_t *consumers; /* source name → ["pipeline:NAME", …] by name (never changed: replaced) */
+    uint64_t seq;      /* the store's change number all is as of */
+    bool valid;        /* all, consumers and seq go together */
+};
+
+dm_catalog_t *dm_catalog_new(void)
+{
+    dm_catalog_t *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->pipes = json_object();
+    c->entries = json_object();
+    if (!c->pipes || !c->entries) {
+        dm_catalog_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void dm_catalog_free(dm_catalog_t *c)
+{
+    if (!c) return;
+    json_decref(c->pipes);
+    json_decref(c->entries);
+    json_decref(c->all);
+    json_decref(c->consumers);
+    free(c);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The keys of object o in strcmp order (the store's list order); free() it. */
+static const char **sorted_keys(const json_t *o, size_t *n)
+{
+    *n = json_object_size(o);
+    const char **names = malloc((*n ? *n : 1) * sizeof(*names));
+    if (!names) return NULL;
+    size_t i = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v) names[i++] = k;
+    qsort(names, *n, sizeof(*names), cmp_name);
+    return names;
+}
+
+/* The kept entry under key when it was built from doc with these consumers
+ * (NULL: none), else NULL. Borrowed. */
+static json_t *kept_entry(const dm_catalog_t *c, const char *key, const json_t *doc,
+                          const json_t *consumers)
+{
+    const json_t *k = json_object_get(c->entries, key);
+    if (!k || json_array_get(k, 0) != doc) return NULL;
+    json_t *entry = json_array_get(k, 1);
+    const json_t *had = json_object_get(entry, "consumers");
+    bool same = consumers ? json_equal(had, consumers) : json_array_size(had) == 0;
+    return same ? entry : NULL;
+}
+
+/* Puts entry (built from doc, or kept) into the answer and the new keep. */
+static void take_entry(json_t *all, json_t *keep, const char *key, json_t *doc, json_t *entry)
+{
+    json_array_append(all, entry);
+    json_object_set_new(keep, key, json_pack("[O,O]", doc, entry));
+}
+
+/* The whole catalog from every document, reusing the entries kept whose
+ * document and consumers are the same. */
+static dm_err_t catalog_scan(dm_catalog_t *c, dm_store_t *store, json_t **out, size_t *built,
+                             dm_error_t *err)
+{
+    *out = NULL;
+    if (built) *built = 0;
+    c->valid = false;
+    uint64_t seq = dm_store_changes(store); /* before reading: later changes replay next time */
+    json_t *sdocs = NULL, *pdocs = NULL;
+    dm_err_t rc = dm_store_docs(store, DM_KIND_SOURCE, &sdocs, err);
+    if (!rc) rc = dm_store_docs(store, DM_KIND_PIPELINE, &pdocs, err);
+    size_t np = 0, ns = 0, made = 0;
+    const char **pnames = rc ? NULL : sorted_keys(pdocs, &np);
+    const char **snames = rc ? NULL : sorted_keys(sdocs, &ns);
+    json_t *pipes = json_object(), *entries = json_object(), *consumers_of = json_object();
+    json_t *all = json_array();
+    if (!rc && (!pnames || !snames || !pipes || !entries || !consumers_of || !all))
+        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+    char key[600];
+    /* Each pipeline's reads and outputs: kept while its document is the same. */
+    for (size_t i = 0; !rc && i < np; i++) {
+        json_t *doc = json_object_get(pdocs, pnames[i]);
+        json_t *p = json_object_get(c->pipes, pnames[i]);
+        if (!p || json_array_get(p, 0) != doc)
+            p = json_pack("[O, o, o, s+]", doc, dm_spec_pipeline_reads(doc),
+                          dm_spec_pipeline_outputs(doc), "pipeline:", dm_spec_name(doc));
+        else
+            json_incref(p);
+        if (!p) {
+            rc = dm_error_set(err, DM_ERR_NOMEM, "catalog: pipeline '%s' gives no lineage",
+                              pnames[i]);
+            break;
+        }
+        json_object_set_new(pipes, pnames[i], p);
+        size_t k;
+        json_t *r;
+        json_array_foreach(json_array_get(p, 1), k, r)
+        {
+            json_t *list = json_object_get(consumers_of, json_string_value(r));
+            if (!list) json_object_set_new(consumers_of, json_string_value(r), list = json_array());
+            json_array_append(list, json_array_get(p, 3));
+        }
+    }
+    /* Declared sources, ordered by name, then what each pipeline publishes. */
+    for (size_t i = 0; !rc && i < ns; i++) {
+        json_t *doc = json_object_get(sdocs, snames[i]);
+        json_t *consumers = json_object_get(consumers_of, dm_spec_name(doc));
+        snprintf(key, sizeof(key), "s:%s", snames[i]);
+        json_t *entry = kept_entry(c, key, doc, consumers);
+        if (entry) {
+            json_incref(entry);
+        } else {
+            entry = json_object();
+            json_object_update(entry, doc);
+            set_lineage(entry, consumers);
+            made++;
+        }
+        take_entry(all, entries, key, doc, entry);
+        json_decref(entry);
+    }
+    for (size_t i = 0; !rc && i < np; i++) {
+        json_t *p = json_object_get(pipes, pnames[i]);
+        json_t *doc = json_array_get(p, 0);
+        size_t k;
+        json_t *o;
+        json_array_foreach(json_array_get(p, 2), k, o)
+        {
+            json_t *consumers = json_object_get(consumers_of, json_string_value(o));
+            snprintf(key, sizeof(key), "d:%s:%zu", pnames[i], k);
+            json_t *entry = kept_entry(c, key, doc, consumers);
+            if (entry) {
+                json_incref(entry);
+            } else {
+                entry = derived_entry(doc, o);
+                set_lineage(entry, consumers);
+                made++;
+            }
+            take_entry(all, entries, key, doc, entry);
+            json_decref(entry);
+        }
+    }
+    if (!rc && json_array_size(all) != json_object_size(entries))
+        rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory building the catalog");
+    free(pnames);
+    free(snames);
+    json_decref(sdocs);
+    json_decref(pdocs);
+    if (rc) {
+        json_decref(consumers_of);
+        json_decref(pipes);
+        json_decref(entries);
+        json_decref(all);
+        return rc;
+    }
+    json_decref(c->pipes);
+    json_decref(c->entries);
+    json_decref(c->consumers);
+    json_decref(c->all);
+    c->pipes = pipes;
+    c->entries = entries;
+    c->consumers = consumers_of;
+    c->all = json_incref(all);
+    c->ndeclared = ns;
+    c->seq = seq;
+    c->valid = true;
+    if (built) *built = made;
+    *out = all;
+    return DM_OK;
+}
+
+/* consumers with every "pipeline:NAME" equal to pstr taken out (a new array). */
+static json_t *consumers_without(const json_t *consumers, const json_t *pstr)
+{
+    json_t *a = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(consumers, i, v) if (!json_equal(v, pstr)) json_array_append(a, v);
+    return a;
+}
+
+/* consumers with pstr put in its place by name (a new array). */
+static json_t *consumers_with(const json_t *consumers, json_t *pstr)
+{
+    json_t *a = json_array();
+    size_t i;
+    json_t *v;
+    bool in = false;
+    json_array_foreach(consumers, i, v)
+    {
+        if (!in && strcmp(json_string_value(v), json_string_value(pstr)) > 0) {
+            json_array_append(a, pstr);
+            in = true;
+        }
+        json_array_append(a, v);
+    }
+    if (!in) json_array_append(a, pstr);
+    return a;
+}
+
+/* Replaces source's consumers in c (an empty list is no entry) and marks it dirty. */
+static void consumers_set(dm_catalog_t *c, const char *source, json_t *list, json_t *dirty)
+{
+    if (json_array_size(list))
+        json_object_set_new(c->consumers, source, list);
+    else {
+        json_object_del(c->consumers, source);
+        json_decref(list);
+    }
+    json_object_set_new(dirty, source, json_true());
+}
+
+/* The names (strings) of set (an object), sorted, as a new array. */
+static json_t *sorted_names(const json_t *set)
+{
+    size_t n = 0;
+    const char **keys = sorted_keys(set, &n);
+    json_t *a = json_array();
+    for (size_t i = 0; keys && i < n; i++)
+        json_array_append_new(a, json_string(keys[i]));
+    free(keys);
+    return a;
+}
+
+/* The declared entry of source doc (new reference). */
+static json_t *declared_entry(dm_catalog_t *c, const json_t *doc)
+{
+    json_t *entry = json_object();
+    json_object_update(entry, (json_t *)doc);
+    set_lineage(entry, json_object_get(c->consumers, dm_spec_name(doc)));
+    return entry;
+}
+
+/* Appends pipeline p's derived entries (p: [doc, reads, outputs, pstr]) to all. */
+static size_t append_group(dm_catalog_t *c, json_t *all, const json_t *p)
+{
+    size_t k;
+    json_t *o;
+    json_array_foreach(json_array_get(p, 2), k, o)
+    {
+        json_t *entry = derived_entry(json_array_get(p, 0), o);
+        set_lineage(entry, json_object_get(c->consumers, json_string_value(o)));
+        json_array_append_new(all, entry);
+    }
+    return k;
+}
+
+/* The pipeline a derived entry was published by ("" when none). */
+static const char *derived_of(const json_t *e)
+{
+    const char *g = json_string_value(json_object_get(json_object_get(e, "spec"), "derived_from"));
+    return g ? g : "";
+}
+
+/* The first index in [lo, hi) of all whose name (derived: publishing
+ * pipeline) is not below key; the range is ordered by it. */
+static size_t lower_bound(const json_t *all, size_t lo, size_t hi, const char *key, bool derived)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const json_t *e = json_array_get(all, mid);
+        const char *k = derived ? derived_of(e) : dm_spec_name(e);
+        if (strcmp(k ? k : "", key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Appends from[lo, hi) to to (shared). */
+static void copy_range(json_t *to, const json_t *from, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi; i++)
+        json_array_append(to, json_array_get(from, i));
+}
+
+/* The catalog from the last answer and the store's changes since: the changed
+ * pipelines' reads move their consumers, then only the entries of changed
+ * sources, of sources whose consumers moved and of changed pipelines are built;
+ * the rest of the last answer is taken as it is, in the same order. */
+static dm_err_t catalog_replay(dm_catalog_t *c, dm_store_t *store, const json_t *changed,
+                               uint64_t now, json_t **out, size_t *built, dm_error_t *err)
+{
+    c->valid = false; /* until the state is whole again */
+    json_t *dirty = json_object();
+    json_t *cps = sorted_names(json_object_get(changed, "Pipeline"));
+    json_t *fresh = json_object(); /* changed pipeline → new [doc, …] (absent: deleted) */
+    dm_err_t rc = DM_OK;
+    size_t i, made = 0;
+    json_t *n;
+    json_array_foreach(cps, i, n)
+    {
+        const char *name = json_string_value(n);
+        json_t *doc = NULL;
+        dm_err_t g = dm_store_get(store, DM_KIND_PIPELINE, name, &doc, NULL);
+        if (g && g != DM_ERR_NOT_FOUND) {
+            rc = dm_error_set(err, g, "catalog: cannot read pipeline '%s'", name);
+            break;
+        }
+        if (doc)
+            json_object_set_new(fresh, name,
+                                json_pack("[o, o, o, s+]", doc, dm_spec_pipeline_reads(doc),
+                                          dm_spec_pipeline_outputs(doc),
+                                          "pipeline:", dm_spec_name(doc)));
+        const json_t *old = json_object_get(c->pipes, name);
+        size_t k;
+        json_t *r;
+        json_array_foreach(json_array_get(old, 1), k, r)
+        {
+            const char *src = json_string_value(r);
+            consumers_set(
+                c, src,
+                consumers_without(json_object_get(c->consumers, src), json_array_get(old, 3)),
+                dirty);
+        }
+    }
+    json_array_foreach(cps, i, n)
+    {
+        const char *name = json_string_value(n);
+        json_t *p = json_object_get(fresh, name);
+        if (!p) {
+            json_object_del(c->pipes, name);
+            continue;
+        }
+        json_object_set(c->pipes, name, p);
+        size_t k;
+        json_t *r;
+        json_array_foreach(json_array_get(p, 1), k, r)
+        {
+            const char *src = json_string_value(r);
+            consumers_set(c, src,
+                          consumers_with(json_object_get(c->consumers, src), json_array_get(p, 3)),
+                          dirty);
+        }
+    }
+    const char *name;
+    json_t *v;
+    json_object_foreach((json_t *)json_object_get(changed, "Source"), name, v)
+        json_object_set_new(dirty, name, json_true());
+
+    /* Declared: the last answer's ranges between the dirty names (found by
+     * binary search: the section is ordered by name), each dirty name's entry
+     * built again when the source exists. */
+    json_t *all = json_array(), *ds = sorted_names(dirty);
+    size_t prev = 0;
+    json_array_foreach(ds, i, n)
+    {
+        if (rc) break;
+        const char *d = json_string_value(n);
+        size_t pos = lower_bound(c->all, prev, c->ndeclared, d, false);
+        copy_range(all, c->all, prev, pos);
+        prev = pos;
+        const char *at = pos < c->ndeclared ? dm_spec_name(json_array_get(c->all, pos)) : NULL;
+        if (at && !strcmp(at, d)) prev++;
+        json_t *doc = NULL;
+        dm_err_t g = dm_store_get(store, DM_KIND_SOURCE, d, &doc, NULL);
+        if (g && g != DM_ERR_NOT_FOUND)
+            rc = dm_error_set(err, g, "catalog: cannot read source '%s'", d);
+        if (doc) {
+            json_array_append_new(all, declared_entry(c, doc));
+            json_decref(doc);
+            made++;
+        }
+    }
+    copy_range(all, c->all, prev, c->ndeclared);
+    size_t ndeclared = json_array_size(all);
+
+    /* Derived: groups by pipeline name. Changed pipelines' groups are built
+     * from their new documents; the groups of pipelines publishing a dirty
+     * name (from the edges index) have those entries built again. */
+    json_t *groups = json_object();
+    json_object_foreach((json_t *)json_object_get(changed, "Pipeline"), name, v)
+        json_object_set_new(groups, name, json_true());
+    json_array_foreach(ds, i, n)
+    {
+        json_t *pubs = NULL;
+        if (rc) break;
+        rc = dm_store_edge_pipelines(store, json_string_value(n), "publishes", &pubs, err);
+        size_t k;
+        json_t *pn;
+        json_array_foreach(pubs, k, pn)
+            json_object_set_new(groups, json_string_value(pn), json_true());
+        json_decref(pubs);
+    }
+    json_t *gs = sorted_names(groups);
+    size_t total = json_array_size(c->all);
+    prev = c->ndeclared;
+    json_array_foreach(gs, i, n)
+    {
+        if (rc) break;
+        const char *g = json_string_value(n);
+        size_t pos = lower_bound(c->all, prev, total, g, true), end = pos;
+        while (end < total && !strcmp(derived_of(json_array_get(c->all, end)), g))
+            end++;
+        copy_range(all, c->all, prev, pos);
+        prev = end;
+        if (json_object_get(json_object_get(changed, "Pipeline"), g)) {
+            const json_t *p = json_object_get(fresh, g);
+            if (p) made += append_group(c, all, p);
+            continue;
+        }
+        for (size_t k = pos; k < end; k++) {
+            json_t *e = json_array_get(c->all, k);
+            const char *en = dm_spec_name(e);
+            if (!json_object_get(dirty, en)) {
+                json_array_append(all, e);
+                continue;
+            }
+            json_t *entry = derived_entry(json_array_get(json_object_get(c->pipes, g), 0),
+                                          json_object_get(json_object_get(e, "metadata"), "name"));
+            set_lineage(entry, json_object_get(c->consumers, en));
+            json_array_append_new(all, entry);
+            made++;
+        }
+    }
+    copy_range(all, c->all, prev, total);
+    json_decref(groups);
+    json_decref(gs);
+    json_decref(cps);
+    json_decref(fresh);
+    json_decref(ds);
+    json_decref(dirty);
+    if (rc) {
+        json_decref(all);
+        return rc;
+    }
+    json_decref(c->all);
+    c->all = json_incref(all);
+    c->ndeclared = ndeclared;
+    c->seq = now;
+    c->valid = true;
+    if (built) *built = made;
+    *out = all;
+    return DM_OK;
+}
+
+dm_err_t dm_catalog_update(dm_catalog_t *c, dm_store_t *store, json_t **out, size_t *built,
+                           dm_error_t *err)
+{
+    json_t *changed = NULL;
+    uint64_t now = 0;
+    if (c->valid && !dm_store_changed_since(store, c->seq, &changed, &now, NULL)) {
+        dm_err_t rc = catalog_replay(c, store, changed, now, out, built, err);
+        json_decref(changed);
+        if (!rc) return rc;
+    }
+    return catalog_scan(c, store, out, built, err);
 }
 
 /* The stored pipelines that read or publish source, found through the edges

@@ -30,6 +30,21 @@ dm_err_t dm_reconcile_delete(dm_store_t *store, dm_kind_t kind, const char *name
  * pipelines publish (derived), each with producers and consumers. New array. */
 dm_err_t dm_catalog_sources(dm_store_t *store, json_t **out, dm_error_t *err);
 
+/* The catalog kept between changes: dm_catalog_update gives what
+ * dm_catalog_sources would (the same array, entry for entry) but builds only
+ * the entries whose source document, publishing pipeline or consumers changed
+ * since the last update (replaying dm_store_changed_since onto the last
+ * answer; scanning every document, reusing unchanged entries, when the store
+ * no longer remembers); the others are shared with the previous answer.
+ * Entries are never changed after they are given out. One caller at a time. */
+typedef struct dm_catalog dm_catalog_t;
+dm_catalog_t *dm_catalog_new(void);
+void dm_catalog_free(dm_catalog_t *c);
+/* The current catalog of store (new array), reusing what c kept; c then keeps
+ * this one. How many entries were built (not reused) in *built when not NULL. */
+dm_err_t dm_catalog_update(dm_catalog_t *c, dm_store_t *store, json_t **out, size_t *built,
+                           dm_error_t *err);
+
 /* One source of the catalog (declared or derived), with its producers and
  * consumers, without building the whole catalog. */
 dm_err_t dm_catalog_source(dm_store_t *store, const char *name, json_t **out, dm_error_t *err);

@@ -26,7 +26,17 @@ struct dm_store {
     /* The statements every put and get runs, compiled once (compiling cost
      * more than running them); used under the lock, so by one thread at a time. */
     sqlite3_stmt *stmts[5];
+    /* The last CHANGE_LOG puts and deletes, slot seq % CHANGE_LOG holding
+     * change number seq (dm_store_changed_since). */
+    struct {
+        uint64_t seq;
+        dm_kind_t kind;
+        char *name;
+    } log[4096];
+    uint64_t log_lost; /* the last change that could not be remembered */
 };
+
+#define CHANGE_LOG 4096
 
 enum { ST_GET, ST_PUT, ST_EDGES_DEL, ST_EDGES_INS, ST_LINEAGE_PUT };
 
@@ -231,6 +241,8 @@ void dm_store_close(dm_store_t *s)
 {
     if (!s) return;
     cache_drop(s);
+    for (size_t i = 0; i < CHANGE_LOG; i++)
+        free(s->log[i].name);
     for (size_t i = 0; i < sizeof(s->stmts) / sizeof(s->stmts[0]); i++)
         sqlite3_finalize(s->stmts[i]);
     if (s->db) sqlite3_close(s->db);
@@ -276,6 +288,47 @@ dm_err_t dm_store_commit(dm_store_t *s, dm_error_t *err)
 uint64_t dm_store_changes(dm_store_t *s)
 {
     return atomic_load(&s->changes);
+}
+
+/* Counts a put or delete of kind/name as the next change and remembers it. Lock held. */
+static void change_logged(dm_store_t *s, dm_kind_t kind, const char *name)
+{
+    uint64_t seq = atomic_fetch_add(&s->changes, 1) + 1;
+    char *copy = strdup(name);
+    size_t slot = seq % CHANGE_LOG;
+    free(s->log[slot].name);
+    s->log[slot].name = copy;
+    s->log[slot].kind = kind;
+    s->log[slot].seq = seq;
+    if (!copy) s->log_lost = seq; /* out of memory: changes up to here are unknown */
+}
+
+dm_err_t dm_store_changed_since(dm_store_t *s, uint64_t since, json_t **out, uint64_t *now,
+                                dm_error_t *err)
+{
+    *out = NULL;
+    bool locked = lock(s);
+    uint64_t to = atomic_load(&s->changes);
+    dm_err_t rc = DM_OK;
+    if (since > to || to - since >= CHANGE_LOG || s->log_lost > since) {
+        rc = dm_error_set(err, DM_ERR_NOT_FOUND, "the store keeps the last %d changes only",
+                          CHANGE_LOG);
+    } else {
+        json_t *all = json_object();
+        for (uint64_t seq = since + 1; all && seq <= to; seq++) {
+            size_t slot = seq % CHANGE_LOG;
+            if (s->log[slot].seq != seq) continue; /* a rollback: no object */
+            const char *kind = dm_kind_name(s->log[slot].kind);
+            json_t *names = json_object_get(all, kind);
+            if (!names) json_object_set_new(all, kind, names = json_object());
+            json_object_set_new(names, s->log[slot].name, json_true());
+        }
+        if (!all) rc = dm_error_set(err, DM_ERR_NOMEM, "out of memory");
+        *out = all;
+        *now = to;
+    }
+    unlock(s, locked);
+    return rc;
 }
 
 void dm_store_rollback(dm_store_t *s)
@@ -450,7 +503,7 @@ dm_err_t dm_store_put(dm_store_t *s, dm_kind_t kind, const char *name, const jso
     char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     if (!text) return dm_error_set(err, DM_ERR_NOMEM, "out of memory");
     bool locked = lock(s);
-    atomic_fetch_add(&s->changes, 1);
+    change_logged(s, kind, name);
     dm_err_t rc = DM_OK;
     int64_t now = dm_wall_ms();
     sqlite3_stmt *st = prep(s, ST_PUT,
@@ -553,7 +606,7 @@ dm_err_t dm_store_lineage_each(dm_store_t *s, dm_store_lineage_fn fn, void *ctx,
 dm_err_t dm_store_delete(dm_store_t *s, dm_kind_t kind, const char *name, dm_error_t *err)
 {
     bool locked = lock(s);
-    atomic_fetch_add(&s->changes, 1);
+    change_logged(s, kind, name);
     sqlite3_stmt *st;
     dm_err_t rc = DM_OK;
     if (sqlite3_prepare_v2(s->db, "DELETE FROM objects WHERE kind = ?1 AND name = ?2", -1, &st,

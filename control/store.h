@@ -38,6 +38,14 @@ dm_err_t dm_store_get(dm_store_t *s, dm_kind_t kind, const char *name, json_t **
  * change counts too). Any thread. */
 uint64_t dm_store_changes(dm_store_t *s);
 
+/* What was put or deleted after change number since (a dm_store_changes
+ * value): a new object {kind name: {object name: true}} in *out (a superset:
+ * rolled-back changes are in it too), and in *now the change number it goes up
+ * to. DM_ERR_NOT_FOUND when the store no longer remembers that far back (it
+ * keeps the last 4,096 changes): then look at everything. Any thread. */
+dm_err_t dm_store_changed_since(dm_store_t *s, uint64_t since, json_t **out, uint64_t *now,
+                                dm_error_t *err);
+
 /* Every object of a kind, ordered by name, as a new JSON array. */
 dm_err_t dm_store_list(dm_store_t *s, dm_kind_t kind, json_t **out, dm_error_t *err);
 
