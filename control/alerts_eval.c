@@ -35,12 +35,17 @@ typedef struct history {
 typedef enum { ST_INACTIVE, ST_PENDING, ST_FIRING, ST_RESOLVED } state_t;
 static const char *const state_names[] = {"inactive", "pending", "firing", "resolved"};
 
-/* One rule's state, kept across ticks by its key (kind/object/alert/severity). */
+/* One rule's state, kept across ticks by its key (kind/object/alert/severity).
+ * Nearly every alert is inactive, and an inactive one is neither shown nor
+ * sent, so only an active one keeps a copy of its rule: at 20,000 pipelines a
+ * copy per alert was ~2.6 KiB times ~180,000 alerts of the controller's
+ * memory. */
 typedef struct alert {
-    char key[256];
-    dm_alert_rule_t rule; /* a copy; labels borrowed from labels below */
-    json_t *labels;       /* owned */
-    history_t *hist[4];   /* per condition: term, denominator */
+    char *key;             /* owned */
+    dm_alert_rule_t *rule; /* owned copy while not inactive (NULL when inactive);
+                              labels borrowed from labels below */
+    json_t *labels;        /* owned; NULL while inactive */
+    history_t *hist[4];    /* per condition: term, denominator */
     state_t state;
     int64_t active_since, fired_at, resolved_at;
     double value;
@@ -177,16 +182,17 @@ static bool compare(double v, const char *op, double thr)
 }
 
 /* Whether every condition holds; value: the first condition's value. */
-static bool holds(alert_t *a, const dm_alert_samples_t *s, int64_t now, double *value)
+static bool holds(alert_t *a, const dm_alert_rule_t *r, const dm_alert_samples_t *s, int64_t now,
+                  double *value)
 {
     bool all = true;
-    for (int i = 0; i < a->rule.n_cond; i++) {
-        const dm_alert_cond_t *c = &a->rule.cond[i];
+    for (int i = 0; i < r->n_cond; i++) {
+        const dm_alert_cond_t *c = &r->cond[i];
         double v, d;
         /* every ranged term is sampled each tick, whatever the others say */
-        bool ok = term_value(&c->a, &a->hist[i * 2], a->rule.window_ms, s, now, &v);
+        bool ok = term_value(&c->a, &a->hist[i * 2], r->window_ms, s, now, &v);
         if (c->ratio) {
-            bool okd = term_value(&c->den, &a->hist[i * 2 + 1], a->rule.window_ms, s, now, &d);
+            bool okd = term_value(&c->den, &a->hist[i * 2 + 1], r->window_ms, s, now, &d);
             ok = ok && okd;
             if (ok) v = v / d; /* IEEE, as PromQL: x/0 is ±Inf, 0/0 NaN */
         }
@@ -215,17 +221,17 @@ static void rfc3339(int64_t ms, char *out, size_t cap)
 /* The label naming the alert's object: "pipeline" or "source". */
 static const char *kind_label(const alert_t *a)
 {
-    return !strcmp(a->rule.kind, "Pipeline") ? "pipeline" : "source";
+    return !strcmp(a->rule->kind, "Pipeline") ? "pipeline" : "source";
 }
 
 /* The labels an alert carries (alertname, severity, owner, the object, the
  * rule, extra ones): new reference. */
 static json_t *alert_labels(const alert_t *a)
 {
-    json_t *l = json_pack("{s:s, s:s, s:s, s:s, s:s}", "alertname", a->rule.alert, "severity",
-                          a->rule.severity, "owner", a->rule.owner,
-                          !strcmp(a->rule.kind, "Pipeline") ? "pipeline" : "source", a->rule.object,
-                          "datamesh_rule", a->rule.id);
+    json_t *l = json_pack("{s:s, s:s, s:s, s:s, s:s}", "alertname", a->rule->alert, "severity",
+                          a->rule->severity, "owner", a->rule->owner,
+                          !strcmp(a->rule->kind, "Pipeline") ? "pipeline" : "source",
+                          a->rule->object, "datamesh_rule", a->rule->id);
     if (a->labels) json_object_update(l, a->labels);
     return l;
 }
@@ -243,7 +249,7 @@ static json_t *alert_webhook_json(const alert_t *a, const char *external_url)
     snprintf(gen, sizeof(gen), "%s/api/v1/alerts", external_url ? external_url : "");
     return json_pack("{s:s, s:o, s:{s:s}, s:s, s:s, s:s, s:s}", "status",
                      a->state == ST_RESOLVED ? "resolved" : "firing", "labels", alert_labels(a),
-                     "annotations", "summary", a->rule.summary, "startsAt", starts, "endsAt", ends,
+                     "annotations", "summary", a->rule->summary, "startsAt", starts, "endsAt", ends,
                      "generatorURL", gen, "fingerprint", fp);
 }
 
@@ -437,6 +443,8 @@ static void alert_free(alert_t *a)
     json_decref(a->labels);
     for (int i = 0; i < 4; i++)
         free(a->hist[i]);
+    free(a->rule);
+    free(a->key);
     free(a);
 }
 
@@ -491,6 +499,27 @@ static bool rehash(dm_alert_eval_t *ev, size_t n)
     return true;
 }
 
+/* An active alert's copy of its rule (labels deep-copied: the rules are
+ * freed after the tick); false when out of memory. */
+static bool keep_rule(alert_t *a, const dm_alert_rule_t *r)
+{
+    if (!a->rule && !(a->rule = malloc(sizeof(*a->rule)))) return false;
+    json_decref(a->labels);
+    *a->rule = *r;
+    a->labels = r->labels ? json_deep_copy(r->labels) : NULL;
+    a->rule->labels = NULL;
+    return true;
+}
+
+/* An inactive alert keeps only its state and history. */
+static void drop_rule(alert_t *a)
+{
+    free(a->rule);
+    a->rule = NULL;
+    json_decref(a->labels);
+    a->labels = NULL;
+}
+
 static alert_t *find_or_add(dm_alert_eval_t *ev, const dm_alert_rule_t *r)
 {
     char key[256];
@@ -501,7 +530,10 @@ static alert_t *find_or_add(dm_alert_eval_t *ev, const dm_alert_rule_t *r)
         if (!strcmp(a->key, key)) return a;
     alert_t *a = calloc(1, sizeof(*a));
     if (!a) return NULL;
-    snprintf(a->key, sizeof(a->key), "%s", key);
+    if (!(a->key = strdup(key))) {
+        free(a);
+        return NULL;
+    }
     a->next = ev->alerts;
     ev->alerts = a;
     a->hnext = ev->buckets[slot];
@@ -521,36 +553,37 @@ void dm_alert_eval_tick(dm_alert_eval_t *ev, const dm_alert_rules_t *rules,
         const dm_alert_rule_t *r = &rules->items[i];
         alert_t *a = find_or_add(ev, r);
         if (!a) continue;
-        json_decref(a->labels);
-        a->rule = *r;
-        a->labels = r->labels ? json_deep_copy(r->labels) : NULL;
-        a->rule.labels = NULL;
         a->seen = true;
         double v = NAN;
-        bool on = holds(a, samples, now, &v);
+        bool on = holds(a, r, samples, now, &v);
         a->value = v;
+        if (on || a->state != ST_INACTIVE) {
+            /* shown or sent below: it keeps this tick's rule */
+            if (!keep_rule(a, r)) continue;
+        }
         if (on) {
             if (a->state == ST_INACTIVE || a->state == ST_RESOLVED) {
                 a->state = ST_PENDING;
                 a->active_since = now;
             }
-            if (a->state == ST_PENDING && now - a->active_since >= a->rule.for_ms) {
+            if (a->state == ST_PENDING && now - a->active_since >= a->rule->for_ms) {
                 a->state = ST_FIRING;
                 a->fired_at = now;
                 a->resolved_at = 0;
-                DM_WARN("alerts", "%s %s=%s severity=%s: firing: %s", a->rule.alert, a->rule.kind,
-                        a->rule.object, a->rule.severity, a->rule.summary);
+                DM_WARN("alerts", "%s %s=%s severity=%s: firing: %s", a->rule->alert, a->rule->kind,
+                        a->rule->object, a->rule->severity, a->rule->summary);
                 json_array_append_new(fired, alert_webhook_json(a, ev->external_url));
             }
         } else if (a->state == ST_FIRING) {
             a->state = ST_RESOLVED;
             a->resolved_at = now;
-            DM_INFO("alerts", "%s=%s alert=%s severity=%s: resolved", kind_label(a), a->rule.object,
-                    a->rule.alert, a->rule.severity);
+            DM_INFO("alerts", "%s=%s alert=%s severity=%s: resolved", kind_label(a),
+                    a->rule->object, a->rule->alert, a->rule->severity);
             json_array_append_new(resolved, alert_webhook_json(a, ev->external_url));
         } else if (a->state == ST_PENDING) {
             a->state = ST_INACTIVE;
         }
+        if (a->state == ST_INACTIVE) drop_rule(a);
     }
     /* Rules gone with their object (deleted, or the rule disabled): a firing
      * one resolves now; all are forgotten. */
@@ -596,18 +629,18 @@ json_t *dm_alert_eval_json(dm_alert_eval_t *ev, const char *kind, const char *ob
     pthread_mutex_lock(&ev->mu);
     for (alert_t *a = ev->alerts; a; a = a->next) {
         if (a->state == ST_INACTIVE) continue;
-        if (kind && strcmp(kind, a->rule.kind)) continue;
-        if (object && strcmp(object, a->rule.object)) continue;
+        if (kind && strcmp(kind, a->rule->kind)) continue;
+        if (object && strcmp(object, a->rule->object)) continue;
         char expr[4096];
-        dm_alert_rule_expr(&a->rule, expr, sizeof(expr));
+        dm_alert_rule_expr(a->rule, expr, sizeof(expr));
         json_t *j = json_pack(
             "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:s, s:o}", "alert",
-            a->rule.alert, "rule", a->rule.id, "severity", a->rule.severity, "kind", a->rule.kind,
-            "object", a->rule.object, "owner", a->rule.owner, "state", state_names[a->state],
-            "value", isfinite(a->value) ? json_real(a->value) : json_null(), "active_since",
-            ms_or_null(a->active_since), "fired_at", ms_or_null(a->fired_at), "resolved_at",
-            ms_or_null(a->resolved_at), "summary", a->rule.summary, "expr", expr, "labels",
-            alert_labels(a));
+            a->rule->alert, "rule", a->rule->id, "severity", a->rule->severity, "kind",
+            a->rule->kind, "object", a->rule->object, "owner", a->rule->owner, "state",
+            state_names[a->state], "value", isfinite(a->value) ? json_real(a->value) : json_null(),
+            "active_since", ms_or_null(a->active_since), "fired_at", ms_or_null(a->fired_at),
+            "resolved_at", ms_or_null(a->resolved_at), "summary", a->rule->summary, "expr", expr,
+            "labels", alert_labels(a));
         json_array_append_new(out, j);
     }
     pthread_mutex_unlock(&ev->mu);
