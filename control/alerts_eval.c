@@ -70,6 +70,7 @@ struct dm_alert_eval {
     char *webhook, *external_url;
     int max_attempts;
     int64_t retry_min_ms;
+    json_t *fired, *resolved; /* this tick's transitions (begin .. end, under mu) */
     note_t *queue, **tail;
     size_t queued;
     bool stop, started;
@@ -542,13 +543,19 @@ static alert_t *find_or_add(dm_alert_eval_t *ev, const dm_alert_rule_t *r)
     return a;
 }
 
-void dm_alert_eval_tick(dm_alert_eval_t *ev, const dm_alert_rules_t *rules,
-                        const dm_alert_samples_t *samples, int64_t now)
+void dm_alert_eval_begin(dm_alert_eval_t *ev)
 {
-    json_t *fired = json_array(), *resolved = json_array();
     pthread_mutex_lock(&ev->mu);
+    ev->fired = json_array();
+    ev->resolved = json_array();
     for (alert_t *a = ev->alerts; a; a = a->next)
         a->seen = false;
+}
+
+void dm_alert_eval_rules(dm_alert_eval_t *ev, const dm_alert_rules_t *rules,
+                         const dm_alert_samples_t *samples, int64_t now)
+{
+    json_t *fired = ev->fired, *resolved = ev->resolved;
     for (size_t i = 0; i < rules->n; i++) {
         const dm_alert_rule_t *r = &rules->items[i];
         alert_t *a = find_or_add(ev, r);
@@ -585,6 +592,11 @@ void dm_alert_eval_tick(dm_alert_eval_t *ev, const dm_alert_rules_t *rules,
         }
         if (a->state == ST_INACTIVE) drop_rule(a);
     }
+}
+
+void dm_alert_eval_end(dm_alert_eval_t *ev, int64_t now)
+{
+    json_t *fired = ev->fired, *resolved = ev->resolved;
     /* Rules gone with their object (deleted, or the rule disabled): a firing
      * one resolves now; all are forgotten. */
     alert_t **pp = &ev->alerts;
@@ -612,7 +624,23 @@ void dm_alert_eval_tick(dm_alert_eval_t *ev, const dm_alert_rules_t *rules,
     if (ev->m_firing) dm_metric_set(ev->m_firing, firing);
     enqueue(ev, "firing", fired);
     enqueue(ev, "resolved", resolved);
+    ev->fired = ev->resolved = NULL;
     pthread_mutex_unlock(&ev->mu);
+}
+
+void dm_alert_eval_abort(dm_alert_eval_t *ev, int64_t now)
+{
+    for (alert_t *a = ev->alerts; a; a = a->next)
+        a->seen = true;
+    dm_alert_eval_end(ev, now);
+}
+
+void dm_alert_eval_tick(dm_alert_eval_t *ev, const dm_alert_rules_t *rules,
+                        const dm_alert_samples_t *samples, int64_t now)
+{
+    dm_alert_eval_begin(ev);
+    dm_alert_eval_rules(ev, rules, samples, now);
+    dm_alert_eval_end(ev, now);
 }
 
 static json_t *ms_or_null(int64_t ms)
