@@ -21,16 +21,52 @@
 #include "core/redact.h"
 
 /* Samples kept per ranged term: a 10 m window at 5 s ticks; with shorter
- * ticks the oldest fall out and the window is what the last 128 ticks span. */
-#define HISTORY 128
+ * ticks the oldest fall out and the window is what the last 128 ticks span.
+ * The ring starts small and grows only while its oldest sample is still in
+ * the window (one older is never read again): a 5 m window at 15 s ticks
+ * keeps 32 samples, not 128 (2 KiB per term, four terms per pipeline). */
+#define HISTORY     128
+#define HISTORY_MIN 8
+
+typedef struct sample {
+    int64_t t;
+    double v;
+} sample_t;
 
 typedef struct history {
-    int64_t t[HISTORY];
-    double v[HISTORY];
+    sample_t *s; /* a ring of cap */
+    size_t cap, head, n;
     double reset_base; /* added to values after a counter went down */
     double last_raw;
-    size_t head, n;
 } history_t;
+
+/* Room for one more sample at now: the ring grows (up to HISTORY) rather than
+ * let go of a sample the window still reads. False when out of memory. */
+static bool history_room(history_t *h, int64_t now, int64_t window)
+{
+    if (h->n < h->cap) return true;
+    if (h->cap == HISTORY || (h->n && now - h->s[h->head].t > window)) {
+        h->head = (h->head + 1) % h->cap; /* the oldest falls out */
+        h->n--;
+        return true;
+    }
+    size_t cap = h->cap ? h->cap * 2 : HISTORY_MIN;
+    sample_t *grown = malloc(cap * sizeof(*grown));
+    if (!grown) return false;
+    for (size_t i = 0; i < h->n; i++)
+        grown[i] = h->s[(h->head + i) % h->cap];
+    free(h->s);
+    h->s = grown;
+    h->cap = cap;
+    h->head = 0;
+    return true;
+}
+
+static void history_free(history_t *h)
+{
+    if (h) free(h->s);
+    free(h);
+}
 
 typedef enum { ST_INACTIVE, ST_PENDING, ST_FIRING, ST_RESOLVED } state_t;
 static const char *const state_names[] = {"inactive", "pending", "firing", "resolved"};
@@ -132,26 +168,23 @@ static bool ranged(history_t *h, double raw, int64_t now, int64_t window, bool r
     if (h->n && raw < h->last_raw) h->reset_base += h->last_raw; /* started over */
     h->last_raw = raw;
     double v = raw + h->reset_base;
-    size_t at = (h->head + h->n) % HISTORY;
-    if (h->n == HISTORY)
-        h->head = (h->head + 1) % HISTORY;
-    else
-        h->n++;
-    h->t[at] = now;
-    h->v[at] = v;
+    if (!history_room(h, now, window)) return false;
+    size_t at = (h->head + h->n) % h->cap;
+    h->n++;
+    h->s[at] = (sample_t){.t = now, .v = v};
     /* the oldest sample inside the window */
     size_t first = h->n;
     for (size_t i = 0; i < h->n; i++) {
-        size_t k = (h->head + i) % HISTORY;
-        if (now - h->t[k] <= window) {
+        size_t k = (h->head + i) % h->cap;
+        if (now - h->s[k].t <= window) {
             first = i;
             break;
         }
     }
     if (first + 1 >= h->n) return false;
-    size_t k = (h->head + first) % HISTORY;
-    double inc = v - h->v[k];
-    double secs = (double)(now - h->t[k]) / 1e3;
+    size_t k = (h->head + first) % h->cap;
+    double inc = v - h->s[k].v;
+    double secs = (double)(now - h->s[k].t) / 1e3;
     if (secs <= 0) return false;
     *out = rate ? inc / secs : inc;
     return true;
@@ -443,7 +476,7 @@ static void alert_free(alert_t *a)
 {
     json_decref(a->labels);
     for (int i = 0; i < 4; i++)
-        free(a->hist[i]);
+        history_free(a->hist[i]);
     free(a->rule);
     free(a->key);
     free(a);
