@@ -455,11 +455,24 @@ dm_alert_rules_t *dm_alert_rules_from_catalog(const json_t *pipelines, const jso
     return rules;
 }
 
+bool dm_alert_rules_add(dm_alert_rules_t *rules, const json_t *doc, bool pipeline)
+{
+    gen_t g = {.rules = rules};
+    object_rules(&g, doc, pipeline);
+    return !g.nomem;
+}
+
+void dm_alert_rules_clear(dm_alert_rules_t *rules)
+{
+    for (size_t i = 0; i < rules->n; i++)
+        json_decref(rules->items[i].labels);
+    rules->n = 0;
+}
+
 void dm_alert_rules_free(dm_alert_rules_t *rules)
 {
     if (!rules) return;
-    for (size_t i = 0; i < rules->n; i++)
-        json_decref(rules->items[i].labels);
+    dm_alert_rules_clear(rules);
     free(rules->items);
     free(rules);
 }

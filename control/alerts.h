@@ -106,6 +106,14 @@ dm_alert_rules_t *dm_alert_rules_from_catalog(const json_t *pipelines, const jso
 
 void dm_alert_rules_free(dm_alert_rules_t *rules);
 
+/* Appends the rules of one stored document (a Pipeline when pipeline, else a
+ * Source; borrowed) to rules, as dm_alert_rules_from_catalog does for each of
+ * its documents. False when out of memory. */
+bool dm_alert_rules_add(dm_alert_rules_t *rules, const json_t *doc, bool pipeline);
+
+/* Empties rules, keeping its storage for the next dm_alert_rules_add. */
+void dm_alert_rules_clear(dm_alert_rules_t *rules);
+
 /* The PromQL expression of a rule into out (cap bytes). */
 void dm_alert_rule_expr(const dm_alert_rule_t *r, char *out, size_t cap);
 
@@ -174,6 +182,18 @@ void dm_alert_eval_free(dm_alert_eval_t *ev);
  * the webhook. */
 void dm_alert_eval_tick(dm_alert_eval_t *ev, const dm_alert_rules_t *rules,
                         const dm_alert_samples_t *samples, int64_t now_ms);
+
+/* The same tick in parts, so the rules need not all be in memory at once:
+ * begin, then rules for each part of the rules (every rule of the tick once),
+ * then end, which forgets the alerts whose rules were not given and queues
+ * the webhook payloads. The evaluator is locked from begin to end; one thread. */
+void dm_alert_eval_begin(dm_alert_eval_t *ev);
+void dm_alert_eval_rules(dm_alert_eval_t *ev, const dm_alert_rules_t *rules,
+                         const dm_alert_samples_t *samples, int64_t now_ms);
+void dm_alert_eval_end(dm_alert_eval_t *ev, int64_t now_ms);
+/* Ends a tick whose rules could not all be given: transitions so far are
+ * queued, no alert is forgotten. */
+void dm_alert_eval_abort(dm_alert_eval_t *ev, int64_t now_ms);
 
 /* The alerts that are pending, firing or resolved (new reference):
  * [{alert, rule, severity, kind, object, owner, state, value, active_since,

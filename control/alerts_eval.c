@@ -21,26 +21,67 @@
 #include "core/redact.h"
 
 /* Samples kept per ranged term: a 10 m window at 5 s ticks; with shorter
- * ticks the oldest fall out and the window is what the last 128 ticks span. */
-#define HISTORY 128
+ * ticks the oldest fall out and the window is what the last 128 ticks span.
+ * The ring starts small and grows only while its oldest sample is still in
+ * the window (one older is never read again): a 5 m window at 15 s ticks
+ * keeps 32 samples, not 128 (2 KiB per term, four terms per pipeline). */
+#define HISTORY     128
+#define HISTORY_MIN 8
+
+typedef struct sample {
+    int64_t t;
+    double v;
+} sample_t;
 
 typedef struct history {
-    int64_t t[HISTORY];
-    double v[HISTORY];
+    sample_t *s; /* a ring of cap */
+    size_t cap, head, n;
     double reset_base; /* added to values after a counter went down */
     double last_raw;
-    size_t head, n;
 } history_t;
+
+/* Room for one more sample at now: the ring grows (up to HISTORY) rather than
+ * let go of a sample the window still reads. False when out of memory. */
+static bool history_room(history_t *h, int64_t now, int64_t window)
+{
+    if (h->n < h->cap) return true;
+    if (h->cap == HISTORY || (h->n && now - h->s[h->head].t > window)) {
+        h->head = (h->head + 1) % h->cap; /* the oldest falls out */
+        h->n--;
+        return true;
+    }
+    size_t cap = h->cap ? h->cap * 2 : HISTORY_MIN;
+    sample_t *grown = malloc(cap * sizeof(*grown));
+    if (!grown) return false;
+    for (size_t i = 0; i < h->n; i++)
+        grown[i] = h->s[(h->head + i) % h->cap];
+    free(h->s);
+    h->s = grown;
+    h->cap = cap;
+    h->head = 0;
+    return true;
+}
+
+static void history_free(history_t *h)
+{
+    if (h) free(h->s);
+    free(h);
+}
 
 typedef enum { ST_INACTIVE, ST_PENDING, ST_FIRING, ST_RESOLVED } state_t;
 static const char *const state_names[] = {"inactive", "pending", "firing", "resolved"};
 
-/* One rule's state, kept across ticks by its key (kind/object/alert/severity). */
+/* One rule's state, kept across ticks by its key (kind/object/alert/severity).
+ * Nearly every alert is inactive, and an inactive one is neither shown nor
+ * sent, so only an active one keeps a copy of its rule: at 20,000 pipelines a
+ * copy per alert was ~2.6 KiB times ~180,000 alerts of the controller's
+ * memory. */
 typedef struct alert {
-    char key[256];
-    dm_alert_rule_t rule; /* a copy; labels borrowed from labels below */
-    json_t *labels;       /* owned */
-    history_t *hist[4];   /* per condition: term, denominator */
+    char *key;             /* owned */
+    dm_alert_rule_t *rule; /* owned copy while not inactive (NULL when inactive);
+                              labels borrowed from labels below */
+    json_t *labels;        /* owned; NULL while inactive */
+    history_t *hist[4];    /* per condition: term, denominator */
     state_t state;
     int64_t active_since, fired_at, resolved_at;
     double value;
@@ -65,6 +106,7 @@ struct dm_alert_eval {
     char *webhook, *external_url;
     int max_attempts;
     int64_t retry_min_ms;
+    json_t *fired, *resolved; /* this tick's transitions (begin .. end, under mu) */
     note_t *queue, **tail;
     size_t queued;
     bool stop, started;
@@ -126,26 +168,23 @@ static bool ranged(history_t *h, double raw, int64_t now, int64_t window, bool r
     if (h->n && raw < h->last_raw) h->reset_base += h->last_raw; /* started over */
     h->last_raw = raw;
     double v = raw + h->reset_base;
-    size_t at = (h->head + h->n) % HISTORY;
-    if (h->n == HISTORY)
-        h->head = (h->head + 1) % HISTORY;
-    else
-        h->n++;
-    h->t[at] = now;
-    h->v[at] = v;
+    if (!history_room(h, now, window)) return false;
+    size_t at = (h->head + h->n) % h->cap;
+    h->n++;
+    h->s[at] = (sample_t){.t = now, .v = v};
     /* the oldest sample inside the window */
     size_t first = h->n;
     for (size_t i = 0; i < h->n; i++) {
-        size_t k = (h->head + i) % HISTORY;
-        if (now - h->t[k] <= window) {
+        size_t k = (h->head + i) % h->cap;
+        if (now - h->s[k].t <= window) {
             first = i;
             break;
         }
     }
     if (first + 1 >= h->n) return false;
-    size_t k = (h->head + first) % HISTORY;
-    double inc = v - h->v[k];
-    double secs = (double)(now - h->t[k]) / 1e3;
+    size_t k = (h->head + first) % h->cap;
+    double inc = v - h->s[k].v;
+    double secs = (double)(now - h->s[k].t) / 1e3;
     if (secs <= 0) return false;
     *out = rate ? inc / secs : inc;
     return true;
@@ -177,16 +216,17 @@ static bool compare(double v, const char *op, double thr)
 }
 
 /* Whether every condition holds; value: the first condition's value. */
-static bool holds(alert_t *a, const dm_alert_samples_t *s, int64_t now, double *value)
+static bool holds(alert_t *a, const dm_alert_rule_t *r, const dm_alert_samples_t *s, int64_t now,
+                  double *value)
 {
     bool all = true;
-    for (int i = 0; i < a->rule.n_cond; i++) {
-        const dm_alert_cond_t *c = &a->rule.cond[i];
+    for (int i = 0; i < r->n_cond; i++) {
+        const dm_alert_cond_t *c = &r->cond[i];
         double v, d;
         /* every ranged term is sampled each tick, whatever the others say */
-        bool ok = term_value(&c->a, &a->hist[i * 2], a->rule.window_ms, s, now, &v);
+        bool ok = term_value(&c->a, &a->hist[i * 2], r->window_ms, s, now, &v);
         if (c->ratio) {
-            bool okd = term_value(&c->den, &a->hist[i * 2 + 1], a->rule.window_ms, s, now, &d);
+            bool okd = term_value(&c->den, &a->hist[i * 2 + 1], r->window_ms, s, now, &d);
             ok = ok && okd;
             if (ok) v = v / d; /* IEEE, as PromQL: x/0 is ±Inf, 0/0 NaN */
         }
@@ -215,17 +255,17 @@ static void rfc3339(int64_t ms, char *out, size_t cap)
 /* The label naming the alert's object: "pipeline" or "source". */
 static const char *kind_label(const alert_t *a)
 {
-    return !strcmp(a->rule.kind, "Pipeline") ? "pipeline" : "source";
+    return !strcmp(a->rule->kind, "Pipeline") ? "pipeline" : "source";
 }
 
 /* The labels an alert carries (alertname, severity, owner, the object, the
  * rule, extra ones): new reference. */
 static json_t *alert_labels(const alert_t *a)
 {
-    json_t *l = json_pack("{s:s, s:s, s:s, s:s, s:s}", "alertname", a->rule.alert, "severity",
-                          a->rule.severity, "owner", a->rule.owner,
-                          !strcmp(a->rule.kind, "Pipeline") ? "pipeline" : "source", a->rule.object,
-                          "datamesh_rule", a->rule.id);
+    json_t *l = json_pack("{s:s, s:s, s:s, s:s, s:s}", "alertname", a->rule->alert, "severity",
+                          a->rule->severity, "owner", a->rule->owner,
+                          !strcmp(a->rule->kind, "Pipeline") ? "pipeline" : "source",
+                          a->rule->object, "datamesh_rule", a->rule->id);
     if (a->labels) json_object_update(l, a->labels);
     return l;
 }
@@ -243,7 +283,7 @@ static json_t *alert_webhook_json(const alert_t *a, const char *external_url)
     snprintf(gen, sizeof(gen), "%s/api/v1/alerts", external_url ? external_url : "");
     return json_pack("{s:s, s:o, s:{s:s}, s:s, s:s, s:s, s:s}", "status",
                      a->state == ST_RESOLVED ? "resolved" : "firing", "labels", alert_labels(a),
-                     "annotations", "summary", a->rule.summary, "startsAt", starts, "endsAt", ends,
+                     "annotations", "summary", a->rule->summary, "startsAt", starts, "endsAt", ends,
                      "generatorURL", gen, "fingerprint", fp);
 }
 
@@ -436,7 +476,9 @@ static void alert_free(alert_t *a)
 {
     json_decref(a->labels);
     for (int i = 0; i < 4; i++)
-        free(a->hist[i]);
+        history_free(a->hist[i]);
+    free(a->rule);
+    free(a->key);
     free(a);
 }
 
@@ -491,6 +533,27 @@ static bool rehash(dm_alert_eval_t *ev, size_t n)
     return true;
 }
 
+/* An active alert's copy of its rule (labels deep-copied: the rules are
+ * freed after the tick); false when out of memory. */
+static bool keep_rule(alert_t *a, const dm_alert_rule_t *r)
+{
+    if (!a->rule && !(a->rule = malloc(sizeof(*a->rule)))) return false;
+    json_decref(a->labels);
+    *a->rule = *r;
+    a->labels = r->labels ? json_deep_copy(r->labels) : NULL;
+    a->rule->labels = NULL;
+    return true;
+}
+
+/* An inactive alert keeps only its state and history. */
+static void drop_rule(alert_t *a)
+{
+    free(a->rule);
+    a->rule = NULL;
+    json_decref(a->labels);
+    a->labels = NULL;
+}
+
 static alert_t *find_or_add(dm_alert_eval_t *ev, const dm_alert_rule_t *r)
 {
     char key[256];
@@ -501,7 +564,10 @@ static alert_t *find_or_add(dm_alert_eval_t *ev, const dm_alert_rule_t *r)
         if (!strcmp(a->key, key)) return a;
     alert_t *a = calloc(1, sizeof(*a));
     if (!a) return NULL;
-    snprintf(a->key, sizeof(a->key), "%s", key);
+    if (!(a->key = strdup(key))) {
+        free(a);
+        return NULL;
+    }
     a->next = ev->alerts;
     ev->alerts = a;
     a->hnext = ev->buckets[slot];
@@ -510,48 +576,60 @@ static alert_t *find_or_add(dm_alert_eval_t *ev, const dm_alert_rule_t *r)
     return a;
 }
 
-void dm_alert_eval_tick(dm_alert_eval_t *ev, const dm_alert_rules_t *rules,
-                        const dm_alert_samples_t *samples, int64_t now)
+void dm_alert_eval_begin(dm_alert_eval_t *ev)
 {
-    json_t *fired = json_array(), *resolved = json_array();
     pthread_mutex_lock(&ev->mu);
+    ev->fired = json_array();
+    ev->resolved = json_array();
     for (alert_t *a = ev->alerts; a; a = a->next)
         a->seen = false;
+}
+
+void dm_alert_eval_rules(dm_alert_eval_t *ev, const dm_alert_rules_t *rules,
+                         const dm_alert_samples_t *samples, int64_t now)
+{
+    json_t *fired = ev->fired, *resolved = ev->resolved;
     for (size_t i = 0; i < rules->n; i++) {
         const dm_alert_rule_t *r = &rules->items[i];
         alert_t *a = find_or_add(ev, r);
         if (!a) continue;
-        json_decref(a->labels);
-        a->rule = *r;
-        a->labels = r->labels ? json_deep_copy(r->labels) : NULL;
-        a->rule.labels = NULL;
         a->seen = true;
         double v = NAN;
-        bool on = holds(a, samples, now, &v);
+        bool on = holds(a, r, samples, now, &v);
         a->value = v;
+        if (on || a->state != ST_INACTIVE) {
+            /* shown or sent below: it keeps this tick's rule */
+            if (!keep_rule(a, r)) continue;
+        }
         if (on) {
             if (a->state == ST_INACTIVE || a->state == ST_RESOLVED) {
                 a->state = ST_PENDING;
                 a->active_since = now;
             }
-            if (a->state == ST_PENDING && now - a->active_since >= a->rule.for_ms) {
+            if (a->state == ST_PENDING && now - a->active_since >= a->rule->for_ms) {
                 a->state = ST_FIRING;
                 a->fired_at = now;
                 a->resolved_at = 0;
-                DM_WARN("alerts", "%s %s=%s severity=%s: firing: %s", a->rule.alert, a->rule.kind,
-                        a->rule.object, a->rule.severity, a->rule.summary);
+                DM_WARN("alerts", "%s %s=%s severity=%s: firing: %s", a->rule->alert, a->rule->kind,
+                        a->rule->object, a->rule->severity, a->rule->summary);
                 json_array_append_new(fired, alert_webhook_json(a, ev->external_url));
             }
         } else if (a->state == ST_FIRING) {
             a->state = ST_RESOLVED;
             a->resolved_at = now;
-            DM_INFO("alerts", "%s=%s alert=%s severity=%s: resolved", kind_label(a), a->rule.object,
-                    a->rule.alert, a->rule.severity);
+            DM_INFO("alerts", "%s=%s alert=%s severity=%s: resolved", kind_label(a),
+                    a->rule->object, a->rule->alert, a->rule->severity);
             json_array_append_new(resolved, alert_webhook_json(a, ev->external_url));
         } else if (a->state == ST_PENDING) {
             a->state = ST_INACTIVE;
         }
+        if (a->state == ST_INACTIVE) drop_rule(a);
     }
+}
+
+void dm_alert_eval_end(dm_alert_eval_t *ev, int64_t now)
+{
+    json_t *fired = ev->fired, *resolved = ev->resolved;
     /* Rules gone with their object (deleted, or the rule disabled): a firing
      * one resolves now; all are forgotten. */
     alert_t **pp = &ev->alerts;
@@ -579,7 +657,23 @@ void dm_alert_eval_tick(dm_alert_eval_t *ev, const dm_alert_rules_t *rules,
     if (ev->m_firing) dm_metric_set(ev->m_firing, firing);
     enqueue(ev, "firing", fired);
     enqueue(ev, "resolved", resolved);
+    ev->fired = ev->resolved = NULL;
     pthread_mutex_unlock(&ev->mu);
+}
+
+void dm_alert_eval_abort(dm_alert_eval_t *ev, int64_t now)
+{
+    for (alert_t *a = ev->alerts; a; a = a->next)
+        a->seen = true;
+    dm_alert_eval_end(ev, now);
+}
+
+void dm_alert_eval_tick(dm_alert_eval_t *ev, const dm_alert_rules_t *rules,
+                        const dm_alert_samples_t *samples, int64_t now)
+{
+    dm_alert_eval_begin(ev);
+    dm_alert_eval_rules(ev, rules, samples, now);
+    dm_alert_eval_end(ev, now);
 }
 
 static json_t *ms_or_null(int64_t ms)
@@ -596,18 +690,18 @@ json_t *dm_alert_eval_json(dm_alert_eval_t *ev, const char *kind, const char *ob
     pthread_mutex_lock(&ev->mu);
     for (alert_t *a = ev->alerts; a; a = a->next) {
         if (a->state == ST_INACTIVE) continue;
-        if (kind && strcmp(kind, a->rule.kind)) continue;
-        if (object && strcmp(object, a->rule.object)) continue;
+        if (kind && strcmp(kind, a->rule->kind)) continue;
+        if (object && strcmp(object, a->rule->object)) continue;
         char expr[4096];
-        dm_alert_rule_expr(&a->rule, expr, sizeof(expr));
+        dm_alert_rule_expr(a->rule, expr, sizeof(expr));
         json_t *j = json_pack(
             "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:s, s:o}", "alert",
-            a->rule.alert, "rule", a->rule.id, "severity", a->rule.severity, "kind", a->rule.kind,
-            "object", a->rule.object, "owner", a->rule.owner, "state", state_names[a->state],
-            "value", isfinite(a->value) ? json_real(a->value) : json_null(), "active_since",
-            ms_or_null(a->active_since), "fired_at", ms_or_null(a->fired_at), "resolved_at",
-            ms_or_null(a->resolved_at), "summary", a->rule.summary, "expr", expr, "labels",
-            alert_labels(a));
+            a->rule->alert, "rule", a->rule->id, "severity", a->rule->severity, "kind",
+            a->rule->kind, "object", a->rule->object, "owner", a->rule->owner, "state",
+            state_names[a->state], "value", isfinite(a->value) ? json_real(a->value) : json_null(),
+            "active_since", ms_or_null(a->active_since), "fired_at", ms_or_null(a->fired_at),
+            "resolved_at", ms_or_null(a->resolved_at), "summary", a->rule->summary, "expr", expr,
+            "labels", alert_labels(a));
         json_array_append_new(out, j);
     }
     pthread_mutex_unlock(&ev->mu);

@@ -1,4 +1,5 @@
 /* control/runtime.c — stored specs to running units. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -435,6 +436,10 @@ dm_err_t dm_runtime_sync(dm_runtime_t *rt, dm_error_t *err)
     json_decref(pipelines);
     json_decref(sinks);
     json_decref(processors);
+    /* Apply's parse trees and plans are free now: their pages go back to the
+     * system rather than stay in glibc's arenas (the controller's RSS after
+     * an apply of thousands of pipelines stayed at the apply's peak). */
+    malloc_trim(0);
     /* Apply returns only once the topics it made survive a crash. */
     sync_defers_topics = false;
     return rt->t ? dm_transport_sync_topics(rt->t, err) : DM_OK;

@@ -380,6 +380,86 @@ static void test_eval_many_pipelines(void)
     json_decref(none);
 }
 
+/* The tick in parts (how the service evaluates thousands of documents without
+ * holding every rule at once): an alert whose rules come in a later part keeps
+ * its state, one whose document is not given is forgotten, an aborted tick
+ * forgets nothing. */
+static void part_tick(dm_alert_eval_t *ev, json_t *docs, const char *text, int64_t t, bool abort)
+{
+    dm_alert_samples_t s = {0};
+    REQUIRE(dm_alert_samples_parse(text, strlen(text), &s) == DM_OK);
+    dm_alert_rules_t *r = calloc(1, sizeof(*r));
+    REQUIRE(r);
+    dm_alert_eval_begin(ev);
+    size_t i;
+    json_t *d;
+    json_array_foreach(docs, i, d)
+    { /* one document per part */
+        CHECK(dm_alert_rules_add(r, d, true));
+        dm_alert_eval_rules(ev, r, &s, t);
+        dm_alert_rules_clear(r);
+        CHECK_EQ_INT((int)r->n, 0);
+    }
+    if (abort)
+        dm_alert_eval_abort(ev, t);
+    else
+        dm_alert_eval_end(ev, t);
+    dm_alert_rules_free(r);
+    dm_alert_samples_free(&s);
+}
+
+static void test_eval_in_parts(void)
+{
+    json_t *pipes = json_array(), *none = json_array();
+    for (int i = 0; i < 2; i++)
+        json_array_append_new(pipes,
+                              json_pack("{s:{s:s, s:s}, s:{s:[s], s:[{s:s}], s:{s:i}}}", "metadata",
+                                        "name", i ? "b" : "a", "owner", "t", "spec", "from", "x",
+                                        "to", "source", "y", "alerts", "for", 0));
+    dm_alert_rules_t *all = dm_alert_rules_from_catalog(pipes, none), *one_by_one = NULL;
+    REQUIRE(all && (one_by_one = calloc(1, sizeof(*one_by_one))));
+    for (size_t i = 0; i < json_array_size(pipes); i++)
+        CHECK(dm_alert_rules_add(one_by_one, json_array_get(pipes, i), true));
+    CHECK_EQ_INT((int)one_by_one->n, (int)all->n);
+    for (size_t i = 0; i < all->n && i < one_by_one->n; i++)
+        CHECK_STR_EQ(one_by_one->items[i].summary, all->items[i].summary);
+    dm_alert_eval_t *ev = dm_alert_eval_new(NULL, NULL);
+    REQUIRE(ev);
+    const char *lag = "datamesh_task_input_lag_seconds{task=\"a/task/0\"} 1000\n"
+                      "datamesh_task_input_lag_seconds{task=\"b/task/0\"} 1000\n";
+    part_tick(ev, pipes, lag, 1000, false);
+    part_tick(ev, pipes, lag, 2000, false);
+    json_t *list = dm_alert_eval_json(ev, "Pipeline", "b");
+    CHECK_EQ_INT((int)json_array_size(list), 2); /* b's lag: warning and critical */
+    CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(list, 0), "state")), "firing");
+    CHECK_CONTAINS(json_string_value(json_object_get(json_array_get(list, 0), "expr")), "b/");
+    json_decref(list);
+    json_t *only_a = json_array();
+    json_array_append(only_a, json_array_get(pipes, 0));
+    part_tick(ev, only_a, lag, 3000, true); /* aborted: b is kept */
+    list = dm_alert_eval_json(ev, "Pipeline", "b");
+    CHECK_EQ_INT((int)json_array_size(list), 2);
+    json_decref(list);
+    part_tick(ev, only_a, lag, 4000, false); /* b is gone */
+    list = dm_alert_eval_json(ev, "Pipeline", "b");
+    CHECK_EQ_INT((int)json_array_size(list), 0);
+    json_decref(list);
+    list = dm_alert_eval_json(ev, "Pipeline", "a");
+    CHECK_EQ_INT((int)json_array_size(list), 2);
+    json_decref(list);
+    const char *calm = "datamesh_task_input_lag_seconds{task=\"a/task/0\"} 0\n";
+    part_tick(ev, only_a, calm, 5000, false);
+    CHECK_STR_EQ(state(ev, "DatameshPipelineLagHigh", NULL), "resolved");
+    part_tick(ev, only_a, calm, 6000, false); /* resolved stays listed until it fires again */
+    CHECK_STR_EQ(state(ev, "DatameshPipelineLagHigh", NULL), "resolved");
+    dm_alert_eval_free(ev);
+    dm_alert_rules_free(all);
+    dm_alert_rules_free(one_by_one);
+    json_decref(only_a);
+    json_decref(pipes);
+    json_decref(none);
+}
+
 static void test_dashboard(void)
 {
     const char *text =
@@ -517,6 +597,7 @@ int main(void)
     RUN(test_eval_lag_pending_firing_resolved);
     RUN(test_eval_rates);
     RUN(test_eval_many_pipelines);
+    RUN(test_eval_in_parts);
     RUN(test_dashboard);
     RUN(test_webhook_retries);
     return check_summary();
