@@ -236,6 +236,16 @@ static bool widens(const dm_ice_field_t *from, const dm_ice_field_t *to)
            (from->type == DM_ICE_FLOAT && to->type == DM_ICE_DOUBLE);
 }
 
+/* Source type s is a narrower form of table type t (a promotion the other
+ * way round): its values are written widened. */
+static bool narrower(const dm_ice_field_t *s, const dm_ice_field_t *t)
+{
+    if (s->type == DM_ICE_DECIMAL && t->type == DM_ICE_DECIMAL)
+        return s->scale == t->scale && s->precision < t->precision;
+    return (s->type == DM_ICE_INT && t->type == DM_ICE_LONG) ||
+           (s->type == DM_ICE_FLOAT && t->type == DM_ICE_DOUBLE);
+}
+
 /* A type change that needs nothing: the same type, or a table column made
  * before uuid strings mapped to uuid (the text is kept). */
 static bool same_type(const dm_ice_field_t *t, const dm_ice_field_t *s)
@@ -269,7 +279,10 @@ dm_err_t dm_ice_schema_evolve(const dm_ice_schema_t *table, int32_t last_id,
                                 sf->name, a, b);
         }
         if (tf) {
-            if (same_type(tf, sf)) continue;
+            /* the same type, or an older, narrower version of the source (records
+             * written before a widening, by another partition's sink): its values
+             * are written widened (int as long, float as double) */
+            if (same_type(tf, sf) || narrower(sf, tf)) continue;
             if (!widens(tf, sf)) {
                 char a[32], b[32];
                 dm_ice_type_name(tf, a), dm_ice_type_name(sf, b); /* before tf is freed */

@@ -519,6 +519,49 @@ static void test_struct_schema_json(void)
     dm_avro_schema_free(as);
 }
 
+/* A table widened by one partition's sink (int -> long) still takes records
+ * of the older, narrower version from another's: nothing changes, the values
+ * are written widened; a narrowing or another type is refused. */
+static void test_evolve_older_narrower_source(void)
+{
+    dm_error_t err = {0};
+    const char *wide = "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"id\","
+                       "\"type\":\"long\"},{\"name\":\"amount\",\"type\":\"long\"},"
+                       "{\"name\":\"price\",\"type\":\"double\"}]}";
+    const char *narrow = "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"id\","
+                         "\"type\":\"long\"},{\"name\":\"amount\",\"type\":\"int\"},"
+                         "{\"name\":\"price\",\"type\":\"float\"}]}";
+    const char *other = "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"id\","
+                        "\"type\":\"long\"},{\"name\":\"amount\",\"type\":\"string\"}]}";
+    dm_avro_schema_t *aw, *an, *ao;
+    REQUIRE(dm_avro_schema_parse(wide, strlen(wide), &aw, &err) == DM_OK);
+    REQUIRE(dm_avro_schema_parse(narrow, strlen(narrow), &an, &err) == DM_OK);
+    REQUIRE(dm_avro_schema_parse(other, strlen(other), &ao, &err) == DM_OK);
+    dm_ice_schema_t tw, tn, to, out;
+    REQUIRE(dm_ice_schema_from_avro(aw->root, 1, &tw, &err) == DM_OK);
+    REQUIRE(dm_ice_schema_from_avro(an->root, 1, &tn, &err) == DM_OK);
+    REQUIRE(dm_ice_schema_from_avro(ao->root, 1, &to, &err) == DM_OK);
+    bool changed = true;
+    CHECK_EQ_INT(dm_ice_schema_evolve(&tw, 3, &tn, &out, &changed, &err), DM_OK);
+    CHECK(!changed); /* the wide table stays */
+    CHECK_EQ_INT(out.fields[1].type, DM_ICE_LONG);
+    dm_ice_schema_free(&out);
+    CHECK_EQ_INT(dm_ice_schema_evolve(&tn, 3, &tw, &out, &changed, &err), DM_OK);
+    CHECK(changed); /* a narrow table widens */
+    CHECK_EQ_INT(out.fields[1].type, DM_ICE_LONG);
+    CHECK_EQ_INT(out.fields[2].type, DM_ICE_DOUBLE);
+    dm_ice_schema_free(&out);
+    CHECK_EQ_INT(dm_ice_schema_evolve(&tw, 3, &to, &out, &changed, &err),
+                 DM_ERR_SCHEMA_INCOMPATIBLE);
+    CHECK_CONTAINS(err.message, "column amount is long in the table and string in the source");
+    dm_ice_schema_free(&tw);
+    dm_ice_schema_free(&tn);
+    dm_ice_schema_free(&to);
+    dm_avro_schema_free(aw);
+    dm_avro_schema_free(an);
+    dm_avro_schema_free(ao);
+}
+
 /* ---- lists and maps --------------------------------------------------------------- */
 
 static const char *lists_json =
@@ -794,6 +837,7 @@ int main(void)
     RUN(test_logical_types_read_back);
     RUN(test_struct_schema_json);
     RUN(test_structs_read_back);
+    RUN(test_evolve_older_narrower_source);
     RUN(test_lists_read_back);
     RUN(test_list_entries_refused);
     RUN(test_lists_reader_damage);
