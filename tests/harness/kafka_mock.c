@@ -15,11 +15,13 @@
 
 static volatile sig_atomic_t stop;
 
+/* Only sets the flag (fclose(stdin) here deadlocked on the lock fgets holds,
+ * and the harness waited for the mock forever). Installed without
+ * SA_RESTART, so a blocked read returns EINTR and fgets gives up. */
 static void on_signal(int sig)
 {
     (void)sig;
     stop = 1;
-    fclose(stdin); /* wakes fgets */
 }
 
 int main(int argc, char **argv)
@@ -45,8 +47,10 @@ int main(int argc, char **argv)
     }
     printf("bootstrap=%s\n", rd_kafka_mock_cluster_bootstraps(mc));
     fflush(stdout);
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
+    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
 
     char line[512];
     while (!stop && fgets(line, sizeof(line), stdin)) {
