@@ -132,12 +132,9 @@ int main(void)
 {
     long n = getenv("DM_BENCH_RECORDS") ? atol(getenv("DM_BENCH_RECORDS")) : 10000000;
     char dir[] = "/tmp/dm-bench-engine-XXXXXX";
-    if (!mkdtemp(dir)) die("mkdtemp", NULL);
-    char url[128], path[160];
-    snprintf(url, sizeof(url), "embedded:%s/log", dir);
+    six_open(dir);
+    char path[160];
     dm_error_t err = {0};
-    if (dm_transport_open(url, &t, &err)) die("open", &err);
-    if (dm_avro_schema_parse(schema_json, strlen(schema_json), &schema, &err)) die("schema", &err);
     create("in");
     create("out");
     create("out2");
@@ -178,11 +175,7 @@ int main(void)
            fused[m] / 1e6, (long long)(out_end / rounds));
     printf("datamesh unfused (topic in between):     %.2f M events/s\n", unfused / 1e6);
     printf("fusion gain: %.2fx\n", fused[m] / unfused);
-    dm_avro_schema_free(schema);
-    dm_transport_close(t);
-    char cmd[200];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "bench_engine: could not remove %s\n", dir);
+    six_close(dir);
     if (out_end != (int64_t)kept * rounds) {
         fprintf(stderr, "bench_engine: outputs differ: %lld vs %d x %ld\n", (long long)out_end,
                 rounds, kept);

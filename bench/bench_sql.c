@@ -156,10 +156,7 @@ static double task_run(long n, const json_t *steps, const char *group, const cha
     int64_t s, before, after;
     dm_transport_offsets(t, out, 0, &s, &before, &err);
     double c0 = cpu_s();
-    while (dm_task_position(task) < n) {
-        size_t k;
-        if (dm_task_step(task, 0, &k, &err)) die("step", &err);
-    }
+    six_drain(task, n);
     double secs = cpu_s() - c0;
     dm_task_free(task);
     dm_transport_offsets(t, out, 0, &s, &after, &err);
@@ -185,13 +182,9 @@ int main(void)
     int rounds = getenv("DM_BENCH_ROUNDS") ? atoi(getenv("DM_BENCH_ROUNDS")) : 3;
     if (rounds < 1 || rounds > 15) rounds = 3;
     char dir[] = "/tmp/dm-bench-sql-XXXXXX";
-    if (!mkdtemp(dir)) die("mkdtemp", NULL);
-    char url[128], path[160];
-    snprintf(url, sizeof(url), "embedded:%s/log", dir);
+    six_open(dir);
+    char path[160];
     snprintf(path, sizeof(path), "%s/floor.out", dir);
-    dm_error_t err = {0};
-    if (dm_transport_open(url, &t, &err)) die("open", &err);
-    if (dm_avro_schema_parse(schema_json, strlen(schema_json), &schema, &err)) die("schema", &err);
     create("in");
     create("dlq");
     produce(n);
@@ -266,11 +259,7 @@ int main(void)
     json_decref(fp_sql);
     json_decref(agg_steps);
     json_decref(agg_sql);
-    dm_avro_schema_free(schema);
-    dm_transport_close(t);
-    char cmd[200];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "bench_sql: could not remove %s\n", dir);
+    six_close(dir);
     if (rc) return rc;
     printf("sql ratio=%.2f target=0.95\n", ratio);
     return 0;

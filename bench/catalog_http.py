@@ -5,20 +5,10 @@ sources and DM_BENCH_PIPELINES (20000) pipelines (each publishing a derived
 source: 50,000 catalog entries), then five times: apply one pipeline again,
 time the first catalog page after it (wall ms and controller CPU-s), then the
 next one (kept). usage: bench/catalog_http.py build/datamesh"""
-import json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+import json, os, shutil, subprocess, sys, tempfile, time
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-def req(base, method, path, body=None, ctype="application/json"):
-    r = urllib.request.Request(base + path, data=body, method=method, headers={"Content-Type": ctype})
-    with urllib.request.urlopen(r, timeout=600) as resp:
-        return resp.status, resp.read()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from control import cpu_s, free_port, req  # the controller bench's helpers
 
 def main():
     binary = os.environ.get("DM_BIN") or sys.argv[1]

@@ -166,4 +166,5 @@ def main():
         except subprocess.TimeoutExpired: proc.kill()
         shutil.rmtree(data, ignore_errors=True)
 
-main()
+if __name__ == "__main__":
+    main()
